@@ -1,0 +1,43 @@
+//! caseclerk: the clerical half of a safeguarding children partnership's rapid reviews.
+//!
+//! Agencies email the partnership's shared inbox; caseclerk watches it, recognises referrals and
+//! agency returns, opens a case with a working-day timeline, sends each letter on the right working
+//! day, chases late agencies, takes decisions from email replies and keeps the tracker.
+//!
+//! # Where things live
+//! The functional core is pure (no I/O, no clock reads, no logging of personal data):
+//! - [`calendar`]: working days, bank holidays, day 0, explained dates.
+//! - [`process`]: a partnership's timeline as data (`config/processes/*.toml`), validated.
+//! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
+//! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
+//! - [`case`]: a case's events folded into its state.
+//! - [`timeline`]: process + case state + now → letters due and the next wake-up.
+//! - [`letters`]: a due letter → rendered subject, text and HTML from `mail-templates/`.
+//!
+//! The imperative shell moves bytes and state:
+//! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
+//! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
+//! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
+//! - [`outbox`]: sends decided letters over SMTP and records the result.
+//! - [`engine`]: one pass (`tick`) and the daemon loop (`run`).
+//! - [`cli`]: the command line.
+//!
+//! A letter is *decided* in [`timeline`], *rendered* in [`letters`], *queued* by [`engine`] and
+//! *sent* by [`outbox`].
+
+pub mod calendar;
+pub mod case;
+pub mod classify;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod devstack;
+pub mod engine;
+pub mod intake;
+pub mod letters;
+pub mod mailbox;
+pub mod outbox;
+pub mod process;
+pub mod store;
+pub mod timeline;
+pub mod tls;
