@@ -1,4 +1,267 @@
-//! Command line (placeholder).
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: `run`, `tick`, `cases`, `timeline`, `triage`, `check`, `demo`.
+//!
+//! Owns parsing arguments, setting up logging (stderr; `RUST_LOG` to tune), choosing the clock
+//! (`--now` gives a fixed one), and turning errors into one clear message and an exit code:
+//! 0 done, 1 something failed while working, 2 bad configuration or arguments.
+//!
+//! Must not: contain business rules; every command is a thin call into the library.
+
+use crate::calendar;
+use crate::clock::{FixedClock, SharedClock, SystemClock};
+use crate::config::{self, Needs};
+use crate::engine::{self, Engine};
+use crate::mailbox::ExistingMail;
+use crate::store::Store;
+use crate::timeline;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "caseclerk", version, about = "The clerical half of a safeguarding partnership's rapid reviews, run from its shared mailbox")]
+struct Cli {
+    /// The configuration file [env: CASECLERK_CONFIG] [default: config/example.toml]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Watch the mailbox (IMAP IDLE) and send letters as they fall due, until stopped.
+    Run {
+        /// Process mail already in the folder the first time (default: leave it for people).
+        #[arg(long)]
+        process_existing: bool,
+    },
+    /// One pass at one instant: fetch new mail, decide, send what is due; then exit.
+    Tick {
+        /// The instant to act at, RFC 3339 (e.g. 2027-01-05T09:30:00Z); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        /// Process mail already in the folder the first time (default: leave it for people).
+        #[arg(long)]
+        process_existing: bool,
+    },
+    /// List the cases with their working-day numbers.
+    Cases {
+        /// Count day numbers at this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Print the planned schedule of a process for a referral received at a given time.
+    Timeline {
+        /// A process id (config/processes/<id>.toml beside the config) or a path to a process file.
+        #[arg(long)]
+        process: String,
+        /// When the referral arrived, RFC 3339 (e.g. 2026-12-22T10:15:00Z).
+        #[arg(long)]
+        received: String,
+    },
+    /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
+    Triage,
+    /// Check the configuration and process file and report every problem.
+    Check,
+    /// Start the bundled local mail stack, run the daemon against it, send a sample referral and
+    /// show the acknowledgement arriving.
+    Demo {
+        /// Exit after the acknowledgement arrives instead of running until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// Run the command line; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("caseclerk=info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Work(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    /// Bad configuration or arguments: exit 2.
+    Usage(String),
+    /// Something failed while working: exit 1.
+    Work(String),
+}
+
+fn work(e: impl std::fmt::Display) -> Failure {
+    Failure::Work(e.to_string())
+}
+
+fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Failure::Usage(format!("{flag} `{s}` is not an RFC 3339 time like 2027-01-05T09:30:00Z ({e})")))
+}
+
+fn clock(now: Option<&str>) -> Result<SharedClock, Failure> {
+    Ok(match now {
+        Some(s) => Arc::new(FixedClock(parse_instant("--now", s)?)),
+        None => Arc::new(SystemClock),
+    })
+}
+
+fn load(cli_config: &Option<PathBuf>, needs: Needs) -> Result<config::Config, Failure> {
+    let path = cli_config.clone().unwrap_or_else(engine::default_config_path);
+    config::load(&path, needs).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Run { process_existing } => {
+            let cfg = load(&cli.config, Needs::Everything)?;
+            let existing = if *process_existing { ExistingMail::Process } else { ExistingMail::Leave };
+            let engine = Engine::open(cfg, Arc::new(SystemClock), existing).await.map_err(work)?;
+            tracing::info!(process = %engine.cfg.process.id, "caseclerk running");
+            engine.run(shutdown_signal()).await.map_err(work)
+        }
+        Command::Tick { now, process_existing } => {
+            let cfg = load(&cli.config, Needs::Everything)?;
+            let existing = if *process_existing { ExistingMail::Process } else { ExistingMail::Leave };
+            let engine = Engine::open(cfg, clock(now.as_deref())?, existing).await.map_err(work)?;
+            let r = engine.tick().await.map_err(work)?;
+            println!(
+                "fetched {} new, processed {}, opened {}, queued {}, sent {}, retrying {}, undelivered {}{}",
+                r.fetch.as_ref().map_or(0, |f| f.stored),
+                r.processed,
+                if r.opened.is_empty() { "none".to_string() } else { r.opened.join(" ") },
+                r.queued,
+                r.sent.sent,
+                r.sent.retrying,
+                r.sent.undelivered,
+                r.next_wake
+                    .map(|w| format!("; next due {}", w.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M")))
+                    .unwrap_or_default()
+            );
+            if let Some(e) = r.fetch_error {
+                return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
+            }
+            Ok(())
+        }
+        Command::Cases { now } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let now = clock(now.as_deref())?.now();
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let cases = store.cases().await.map_err(work)?;
+            if cases.is_empty() {
+                println!("no cases");
+                return Ok(());
+            }
+            println!("{:<14} {:<10} {:<8} {:<24} {:<18} today", "reference", "process", "status", "received", "day 0");
+            let today = calendar::london_date(now);
+            for c in cases {
+                let day = if today < c.day0 {
+                    "before day 0".to_string()
+                } else {
+                    match cfg.calendar.working_day_number(c.day0, today) {
+                        Ok(n) => format!("day {n}"),
+                        Err(e) => format!("? ({e})"),
+                    }
+                };
+                println!(
+                    "{:<14} {:<10} {:<8} {:<24} {:<18} {day}",
+                    c.reference,
+                    c.process,
+                    c.status,
+                    c.received_at.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M"),
+                    c.day0.format("%a %-d %b %Y"),
+                );
+            }
+            Ok(())
+        }
+        Command::Timeline { process, received } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let received = parse_instant("--received", received)?;
+            let base = cfg.file.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            let path = if std::path::Path::new(process).is_file() {
+                PathBuf::from(process)
+            } else {
+                config::process_path(&base, process)
+            };
+            let p = config::load_process(&path, &cfg.templates_dir).map_err(|e| Failure::Usage(e.to_string()))?;
+            let (day0, lines) = timeline::schedule(&p, &cfg.calendar, received, cfg.cutoff).map_err(work)?;
+            print!("{}", timeline::render_schedule(&p, received, &day0, &lines));
+            Ok(())
+        }
+        Command::Triage => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let rows = store.triage().await.map_err(work)?;
+            if rows.is_empty() {
+                println!("nothing waiting for a person");
+            }
+            for r in rows {
+                println!(
+                    "message {:<6} received {}  rule {}  {} bytes",
+                    r.id,
+                    r.internal_date.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M"),
+                    r.rule.as_deref().unwrap_or("-"),
+                    r.size
+                );
+            }
+            Ok(())
+        }
+        Command::Check => {
+            let cfg = load(&cli.config, Needs::Everything)?;
+            println!(
+                "{}: configuration is valid (process {}, {} steps, {} agencies)",
+                cfg.file.display(),
+                cfg.process.id,
+                cfg.process.steps.len(),
+                cfg.agencies.len()
+            );
+            Ok(())
+        }
+        Command::Demo { once } => crate::demo::run(cli.config.clone(), *once).await.map_err(work),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

@@ -1,1 +1,791 @@
-//! engine (placeholder).
+//! The engine: one pass (`tick`) and the daemon loop (`run`).
+//!
+//! Owns the order of work and its transactions. A tick:
+//! 1. fetches new mail into the store (raw bytes + watermark; a mailbox failure is recorded for the
+//!    digest and the tick carries on — deadlines still go out);
+//! 2. classifies each stored message and applies the verdict — open a case, file a reply, note an
+//!    auto-reply, mark a bounced letter undelivered, or list it for a person — in one transaction per
+//!    message;
+//! 3. plans every open case with [`timeline::plan`], renders each due letter with [`letters`], and
+//!    queues it with its events in one transaction per case (unique case/step/recipient key: a
+//!    letter is decided once);
+//! 4. sends what is due through [`outbox`].
+//!
+//! `run` repeats the tick whenever the mailbox watcher signals, when the next letter falls due, or
+//! at least hourly — "sleep until the next due instant or until notified".
+//!
+//! Must not: decide what a message is (that is [`classify`]) or what is due (that is [`timeline`]);
+//! log names, subjects, bodies or addresses (only case references, step ids and hashes).
+
+use crate::calendar;
+use crate::case::{self, CaseState, Event, Recorded};
+use crate::classify::{self, Kind, ReplyKind};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::intake;
+use crate::letters::{self, Compose, OutAttachment, Templates};
+use crate::mailbox::{self, ExistingMail, FetchReport, hash_id};
+use crate::outbox::{self, SendReport};
+use crate::process::StepKind;
+use crate::store::{CaseRow, NewLetter, Store, StoreError};
+use crate::timeline::{self, DueLetter, TimelineError};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Engine errors. Each names the case or message it concerns by reference or id only.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Letters(#[from] letters::LetterError),
+    #[error(transparent)]
+    Outbox(#[from] outbox::OutboxError),
+    #[error("case {reference}: {source}")]
+    Case { reference: String, source: case::CaseError },
+    #[error("case {reference}: {source}")]
+    Timeline { reference: String, source: TimelineError },
+    #[error("another caseclerk is already working on {path} (run and tick take turns; stop the daemon first)")]
+    Locked { path: String },
+    #[error("cannot lock {path}: {source}")]
+    Lock { path: String, source: std::io::Error },
+}
+
+/// What one tick did.
+#[derive(Debug, Default)]
+pub struct TickReport {
+    pub fetch: Option<FetchReport>,
+    pub fetch_error: Option<String>,
+    pub processed: usize,
+    pub opened: Vec<String>,
+    pub queued: usize,
+    pub sent: SendReport,
+    pub next_wake: Option<DateTime<Utc>>,
+}
+
+/// The engine: configuration, store, templates and the one clock.
+pub struct Engine {
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub templates: Templates,
+    pub clock: SharedClock,
+    existing: ExistingMail,
+    install_id: String,
+    _lock: std::fs::File,
+}
+
+fn lock_file(db: &std::path::Path) -> Result<std::fs::File, EngineError> {
+    let path = PathBuf::from(format!("{}.lock", db.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| EngineError::Lock {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| EngineError::Lock {
+            path: path.display().to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked {
+            path: db.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(EngineError::Lock {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+fn to_json(e: &Event) -> serde_json::Value {
+    serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
+}
+
+/// "Tuesday 22 December 2026"
+pub fn long_date(d: NaiveDate) -> String {
+    d.format("%A %-d %B %Y").to_string()
+}
+
+/// "Tuesday 22 December 2026 at 14:03" in London time.
+pub fn long_instant(t: DateTime<Utc>) -> String {
+    t.with_timezone(&calendar::LONDON).format("%A %-d %B %Y at %H:%M").to_string()
+}
+
+/// The one area (borough) named in a referral, if exactly one is (BHR: cases belong to one).
+pub fn detect_area(msg: &intake::Message, areas: &[String]) -> Option<String> {
+    let mut haystack = msg.subject.to_lowercase();
+    haystack.push(' ');
+    haystack.push_str(&msg.body_text.to_lowercase());
+    for a in &msg.attachments {
+        haystack.push(' ');
+        haystack.push_str(&a.filename.to_lowercase());
+    }
+    let found: Vec<&String> = areas.iter().filter(|a| haystack.contains(&a.to_lowercase())).collect();
+    match found.as_slice() {
+        [one] => Some((*one).clone()),
+        _ => None,
+    }
+}
+
+impl Engine {
+    /// Open the store (taking the database lock) and load the templates.
+    pub async fn open(cfg: Config, clock: SharedClock, existing: ExistingMail) -> Result<Engine, EngineError> {
+        let lock = lock_file(&cfg.database)?;
+        let store = Store::open(&cfg.database).await?;
+        let templates = Templates::load(&cfg.templates_dir)?;
+        let install_id = store
+            .meta_or_init("install_id", || {
+                let seed = format!("{:?}{}{:?}", clock.now(), std::process::id(), cfg.database);
+                hex::encode(&Sha256::digest(seed.as_bytes())[..8])
+            })
+            .await?;
+        Ok(Engine {
+            cfg: Arc::new(cfg),
+            store,
+            templates,
+            clock,
+            existing,
+            install_id,
+            _lock: lock,
+        })
+    }
+
+    /// One pass: fetch, classify and apply, plan and queue, send.
+    pub async fn tick(&self) -> Result<TickReport, EngineError> {
+        let now = self.clock.now();
+        let mut report = TickReport::default();
+        match mailbox::fetch_once(&self.cfg.imap, &self.store, self.existing, now).await {
+            Ok(f) => report.fetch = Some(f),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the mailbox; carrying on with what is stored");
+                self.store.record_mailbox_error(&self.cfg.imap.folder, &e.to_string(), now).await?;
+                report.fetch_error = Some(e.to_string());
+            }
+        }
+        self.work(now, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Everything after fetching: classify, plan, queue, send.
+    pub async fn work(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), EngineError> {
+        let (processed, opened) = self.process_messages(now).await?;
+        report.processed = processed;
+        report.opened = opened;
+        let (queued, wake) = self.plan_all(now).await?;
+        report.queued = queued;
+        match outbox::transport(&self.cfg.smtp) {
+            Ok(transport) => report.sent = outbox::send_due(&self.store, &transport, now).await?,
+            Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
+        }
+        let next_send = self.store.next_send_at().await?;
+        report.next_wake = [wake, next_send.filter(|t| *t > now)].into_iter().flatten().min();
+        Ok(())
+    }
+
+    /// Classify and apply every stored message not yet handled. Returns (count, references opened).
+    pub async fn process_messages(&self, now: DateTime<Utc>) -> Result<(usize, Vec<String>), EngineError> {
+        let pending = self.store.pending_messages().await?;
+        let mut opened = Vec::new();
+        let mut case_refs = self.store.case_refs().await?;
+        for m in &pending {
+            let msg = intake::parse(&m.raw);
+            let mut ids: Vec<String> = msg.in_reply_to.clone();
+            ids.extend(msg.references.iter().cloned());
+            ids.sort();
+            ids.dedup();
+            let known = self
+                .store
+                .thread_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|t| classify::Known {
+                    message_id: t.message_id,
+                    case_ref: t.case_ref,
+                    letter: t.step.map(|step| classify::LetterRef {
+                        step,
+                        recipient: t.recipient.unwrap_or_default(),
+                    }),
+                })
+                .collect();
+            let ctx = classify::Context {
+                own_addresses: self.cfg.own_addresses.clone(),
+                own_id_domain: self.cfg.id_domain.clone(),
+                known,
+                case_refs: case_refs.clone(),
+                agencies: self
+                    .cfg
+                    .agencies
+                    .iter()
+                    .map(|a| classify::AgencyContact {
+                        id: a.id.clone(),
+                        addresses: [Some(&a.contact), a.lead.as_ref(), a.deputy.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .map(|c| c.email.to_lowercase())
+                            .collect(),
+                        domains: a.domains.clone(),
+                    })
+                    .collect(),
+            };
+            let verdict = classify::classify(&msg, &ctx);
+            if let Some(reference) = self.apply(m.id, m.internal_date, &msg, &verdict, now).await? {
+                case_refs.push(reference.clone());
+                opened.push(reference);
+            }
+        }
+        Ok((pending.len(), opened))
+    }
+
+    async fn case_id(&self, reference: &str) -> Result<Option<CaseRow>, EngineError> {
+        Ok(self.store.case_by_ref(reference).await?)
+    }
+
+    /// Apply one verdict. Returns the reference of a case it opened.
+    async fn apply(
+        &self,
+        message: i64,
+        received: DateTime<Utc>,
+        msg: &intake::Message,
+        verdict: &classify::Verdict,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, EngineError> {
+        let vjson = serde_json::to_value(verdict).unwrap_or(serde_json::Value::Null);
+        let rule = verdict.rule;
+        let mut tx = self.store.begin().await?;
+        let mut opened = None;
+        match &verdict.kind {
+            Kind::Referral => {
+                let day0 = match self.cfg.calendar.day_zero(received, self.cfg.cutoff) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(message, error = %e, "referral held for a person: day 0 cannot be computed");
+                        Store::file_message(&mut tx, message, "triage", "referral_day0_error", &vjson, None, now)
+                            .await?;
+                        Store::commit(tx).await?;
+                        return Ok(None);
+                    }
+                };
+                let referrer = msg
+                    .reply_to
+                    .first()
+                    .or(msg.from.as_ref())
+                    .map(|a| a.email.to_lowercase());
+                let area = detect_area(msg, &self.cfg.process.areas);
+                let (case_id, reference) = Store::create_case(
+                    &mut tx,
+                    &self.cfg.reference_prefix,
+                    &self.cfg.process.id,
+                    area.as_deref(),
+                    received,
+                    day0.date,
+                    referrer.as_deref(),
+                    now,
+                )
+                .await?;
+                let e = Event::Opened {
+                    reference: reference.clone(),
+                    process: self.cfg.process.id.clone(),
+                    area,
+                    referrer,
+                    received_at: received,
+                    day0: day0.date,
+                    day0_explained: day0.explain(),
+                    message,
+                    message_id: msg.message_id.clone(),
+                    references: msg.references.clone(),
+                };
+                Store::add_event(&mut tx, case_id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                if let Some(id) = &msg.message_id {
+                    Store::add_thread_id(&mut tx, id, case_id, None, None, None).await?;
+                }
+                Store::file_message(&mut tx, message, "filed", rule, &vjson, Some(case_id), now).await?;
+                tracing::info!(case = %reference, message, day0 = %day0.date, "referral opened a case");
+                opened = Some(reference);
+            }
+            Kind::CaseReply {
+                case_ref,
+                in_reply_to_letter,
+                agency,
+                reply,
+            } => {
+                let Some(case) = self.case_id(case_ref).await? else {
+                    Store::file_message(&mut tx, message, "triage", rule, &vjson, None, now).await?;
+                    Store::commit(tx).await?;
+                    return Ok(None);
+                };
+                let agency = in_reply_to_letter
+                    .as_ref()
+                    .and_then(|l| l.recipient.strip_prefix("agency:").map(str::to_string))
+                    .or_else(|| agency.clone());
+                let e = Event::MessageFiled {
+                    message,
+                    rule: rule.to_string(),
+                    verdict: format!("{reply:?}"),
+                    agency: agency.clone(),
+                };
+                Store::add_event(&mut tx, case.id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                if let Some(id) = &msg.message_id {
+                    Store::add_thread_id(&mut tx, id, case.id, None, None, None).await?;
+                }
+                if let (Some(agency), ReplyKind::Return | ReplyKind::NilReturn) = (&agency, reply) {
+                    let state = self.state(&case).await?;
+                    if state.agencies.get(agency).is_some_and(|a| !a.removed) {
+                        let late = timeline::return_deadline(&self.cfg.process, &self.cfg.calendar, &state)
+                            .map_err(|source| EngineError::Timeline {
+                                reference: case.reference.clone(),
+                                source,
+                            })?
+                            .is_some_and(|d| received > d.at);
+                        let e = Event::ReturnReceived {
+                            agency: agency.clone(),
+                            message,
+                            nil: *reply == ReplyKind::NilReturn,
+                            late,
+                        };
+                        Store::add_event(&mut tx, case.id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                        tracing::info!(case = %case.reference, agency = %agency, late, nil = *reply == ReplyKind::NilReturn, "agency return recorded");
+                    }
+                }
+                Store::file_message(&mut tx, message, "filed", rule, &vjson, Some(case.id), now).await?;
+            }
+            Kind::AutoReply { case_ref } => {
+                let case = match case_ref {
+                    Some(r) => self.case_id(r).await?,
+                    None => None,
+                };
+                if let Some(case) = &case {
+                    let agency = msg.from.as_ref().and_then(|f| self.agency_of(&f.email));
+                    let e = Event::AutoReplyNoted { message, agency };
+                    Store::add_event(&mut tx, case.id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                }
+                Store::file_message(&mut tx, message, "recorded", rule, &vjson, case.map(|c| c.id), now).await?;
+            }
+            Kind::Bounce { original_ids, .. } => {
+                let mut matched = None;
+                for id in original_ids {
+                    if let Some(row) = self.store.letter_by_message_id(id).await? {
+                        matched = Some(row);
+                        break;
+                    }
+                }
+                match matched {
+                    Some(row) => {
+                        let reason = "bounced: the recipient's server could not deliver it".to_string();
+                        let mut state_case = None;
+                        if let Some(case_id) = row.case_id {
+                            let e = Event::LetterUndelivered {
+                                step: row.step.clone(),
+                                recipient: row.recipient.clone(),
+                                outbox: row.id,
+                                reason,
+                            };
+                            Store::add_event(&mut tx, case_id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                            state_case = Some(case_id);
+                        }
+                        Store::mark_bounced(&mut tx, row.id).await?;
+                        Store::file_message(&mut tx, message, "recorded", rule, &vjson, state_case, now).await?;
+                        tracing::warn!(outbox = row.id, step = %row.step, "a letter bounced");
+                    }
+                    None => {
+                        Store::file_message(&mut tx, message, "triage", rule, &vjson, None, now).await?;
+                    }
+                }
+            }
+            Kind::SecureNotice { case_ref } => {
+                let case = match case_ref {
+                    Some(r) => self.case_id(r).await?,
+                    None => None,
+                };
+                if let Some(case) = &case {
+                    let e = Event::MessageFiled {
+                        message,
+                        rule: rule.to_string(),
+                        verdict: "secure message: open it in the sender's portal".into(),
+                        agency: msg.from.as_ref().and_then(|f| self.agency_of(&f.email)),
+                    };
+                    Store::add_event(&mut tx, case.id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                }
+                Store::file_message(&mut tx, message, "triage", rule, &vjson, case.map(|c| c.id), now).await?;
+            }
+            Kind::OwnMessage => {
+                Store::file_message(&mut tx, message, "ignored", rule, &vjson, None, now).await?;
+            }
+            Kind::Unmatched => {
+                Store::file_message(&mut tx, message, "triage", rule, &vjson, None, now).await?;
+                tracing::info!(message, rule, "message listed for a person");
+            }
+        }
+        Store::commit(tx).await?;
+        Ok(opened)
+    }
+
+    fn agency_of(&self, email: &str) -> Option<String> {
+        let email = email.to_lowercase();
+        let domain = email.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+        self.cfg
+            .agencies
+            .iter()
+            .find(|a| {
+                a.contact.email == email
+                    || a.lead.as_ref().is_some_and(|l| l.email.eq_ignore_ascii_case(&email))
+                    || a.deputy.as_ref().is_some_and(|l| l.email.eq_ignore_ascii_case(&email))
+            })
+            .or_else(|| self.cfg.agencies.iter().find(|a| a.domains.contains(&domain)))
+            .map(|a| a.id.clone())
+    }
+
+    /// A case's state, from its events.
+    pub async fn state(&self, case: &CaseRow) -> Result<CaseState, EngineError> {
+        let events = self.store.events(case.id).await?;
+        let recorded = events
+            .into_iter()
+            .map(|e| {
+                serde_json::from_value::<Event>(e.data)
+                    .map(|event| Recorded {
+                        at: e.at,
+                        actor: e.actor,
+                        event,
+                    })
+                    .map_err(|err| EngineError::Case {
+                        reference: case.reference.clone(),
+                        source: case::CaseError(format!("event {}: {err}", e.id)),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        case::fold(&recorded).map_err(|source| EngineError::Case {
+            reference: case.reference.clone(),
+            source,
+        })
+    }
+
+    /// Plan every open case and queue what is due. Returns (letters queued, next wake-up).
+    pub async fn plan_all(&self, now: DateTime<Utc>) -> Result<(usize, Option<DateTime<Utc>>), EngineError> {
+        let mut queued = 0;
+        let mut wake: Option<DateTime<Utc>> = None;
+        for case in self.store.open_cases().await? {
+            if case.process != self.cfg.process.id {
+                tracing::warn!(case = %case.reference, "case belongs to another process file; not planned");
+                continue;
+            }
+            let state = self.state(&case).await?;
+            let mut plan = match timeline::plan(&self.cfg.process, self.cfg.as_ref(), &self.cfg.calendar, &state, now) {
+                Ok(p) => p,
+                Err(source) => {
+                    tracing::error!(case = %case.reference, error = %source, "cannot plan this case");
+                    continue;
+                }
+            };
+            timeline::address_receipts(&mut plan, self.cfg.as_ref());
+            for p in &plan.problems {
+                tracing::warn!(case = %case.reference, problem = %p, "planning problem");
+            }
+            if let Some(w) = plan.next_wake {
+                wake = Some(wake.map_or(w, |x| x.min(w)));
+            }
+            if plan.due.is_empty() {
+                continue;
+            }
+            let mut tx = self.store.begin().await?;
+            for due in &plan.due {
+                match self.build_letter(&case, &state, due, now).await {
+                    Ok(letter) => {
+                        if let Some(id) = Store::queue_letter(&mut tx, &letter, now).await? {
+                            let late = (now - due.due.at).num_minutes().max(0);
+                            let e = Event::LetterQueued {
+                                step: due.step.clone(),
+                                recipient: due.key.clone(),
+                                outbox: id,
+                                due_at: due.due.at,
+                                late_minutes: late,
+                            };
+                            Store::add_event(&mut tx, case.id, now, e.kind(), "caseclerk", &to_json(&e)).await?;
+                            Store::add_thread_id(
+                                &mut tx,
+                                &letter.message_id,
+                                case.id,
+                                Some(id),
+                                Some(&due.step),
+                                Some(&due.key),
+                            )
+                            .await?;
+                            queued += 1;
+                            if late > 60 {
+                                tracing::warn!(case = %case.reference, step = %due.step, late_minutes = late, "letter decided late");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(case = %case.reference, step = %due.step, error = %e, "letter could not be prepared");
+                    }
+                }
+            }
+            Store::commit(tx).await?;
+        }
+        Ok((queued, wake))
+    }
+
+    fn message_id(&self, dedupe_key: &str) -> String {
+        let h = hex::encode(&Sha256::digest(dedupe_key.as_bytes())[..8]);
+        format!("caseclerk.{}.{h}@{}", self.install_id, self.cfg.id_domain)
+    }
+
+    /// The data a letter template sees.
+    pub fn letter_data(&self, state: &CaseState, due: &DueLetter) -> serde_json::Value {
+        let cfg = &self.cfg;
+        let agency_json = |id: &str| match cfg.agency(id) {
+            Some(a) => json!({
+                "id": a.id, "name": a.name, "contact": a.contact,
+                "lead": a.lead, "deputy": a.deputy,
+            }),
+            None => json!({ "id": id, "name": id, "contact": null, "lead": null, "deputy": null }),
+        };
+        json!({
+            "partnership": {
+                "name": cfg.partnership_name,
+                "short_name": cfg.short_name,
+                "address": cfg.address,
+            },
+            "process": { "id": cfg.process.id, "name": cfg.process.name },
+            "case": {
+                "reference": state.reference,
+                "received": long_instant(state.received_at),
+                "day0": long_date(state.day0),
+                "area": state.area,
+            },
+            "letter": {
+                "step": due.step,
+                "name": due.step_name,
+                "date": long_date(due.due.date),
+                "day": due.due.day,
+                "explanation": due.due.explanation,
+            },
+            "recipient": due.to,
+            "agency": due.agency.as_deref().map(agency_json),
+            "return_by": due.return_by.as_ref().map(|r| long_instant(r.at)),
+            "missing": due.missing.iter().map(|a| agency_json(a)).collect::<Vec<_>>(),
+            "nil_returns": due.nil_returns.iter().map(|a| agency_json(a)).collect::<Vec<_>>(),
+            "meeting": due.meeting.as_ref().map(|m| json!({
+                "when": long_instant(m.at),
+                "date": long_date(m.date),
+                "day": m.day,
+                "minutes": cfg.process.meeting.as_ref().map(|x| x.minutes),
+            })),
+        })
+    }
+
+    async fn attachments(&self, state: &CaseState, due: &DueLetter) -> Result<Vec<OutAttachment>, EngineError> {
+        let mut out = Vec::new();
+        for name in &due.attach {
+            match name.as_str() {
+                "referral" => {
+                    if let Some(raw) = self.store.message_raw(state.referral_message).await? {
+                        let m = intake::parse(&raw);
+                        out.push(OutAttachment {
+                            filename: format!("{}-referral-email.txt", state.reference),
+                            content_type: "text/plain; charset=utf-8".into(),
+                            data: referral_text(&m).into_bytes(),
+                        });
+                        for a in m.attachments {
+                            out.push(OutAttachment {
+                                filename: a.filename,
+                                content_type: a.content_type,
+                                data: a.data,
+                            });
+                        }
+                    }
+                }
+                "returns" => {
+                    for (id, a) in state.active_agencies() {
+                        let Some(message) = a.return_message.filter(|_| !a.nil) else { continue };
+                        if let Some(raw) = self.store.message_raw(message).await? {
+                            for att in intake::parse(&raw).attachments {
+                                out.push(OutAttachment {
+                                    filename: format!("{id} - {}", att.filename),
+                                    content_type: att.content_type,
+                                    data: att.data,
+                                });
+                            }
+                        }
+                    }
+                }
+                other => {
+                    if let Some(path) = self.cfg.attachments.get(other) {
+                        let data = tokio::fs::read(path).await.map_err(|e| {
+                            letters::LetterError::Compose(format!("attachment {other} ({}): {e}", path.display()))
+                        })?;
+                        out.push(OutAttachment {
+                            filename: path
+                                .file_name()
+                                .map(|f| f.to_string_lossy().into_owned())
+                                .unwrap_or_else(|| other.to_string()),
+                            content_type: content_type_for(path),
+                            data,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Render and compose one due letter into an outbox row.
+    async fn build_letter(
+        &self,
+        case: &CaseRow,
+        state: &CaseState,
+        due: &DueLetter,
+        now: DateTime<Utc>,
+    ) -> Result<NewLetter, EngineError> {
+        let dedupe_key = format!("{}/{}/{}", case.reference, due.step, due.key);
+        let message_id = self.message_id(&dedupe_key);
+        let data = self.letter_data(state, due);
+        let rendered = self.templates.render(&due.template, &data)?;
+        let mut references = state.referral_references.clone();
+        if let Some(id) = &state.referral_message_id {
+            references.push(id.clone());
+        }
+        let calendar = if due.kind == StepKind::Invite {
+            due.meeting.as_ref().map(|m| {
+                letters::invite_ics(&letters::Invite {
+                    uid: format!("{}-meeting@{}", case.reference, self.cfg.id_domain),
+                    summary: format!("{} rapid review meeting", case.reference),
+                    start: m.at,
+                    minutes: self.cfg.process.meeting.as_ref().map_or(120, |x| x.minutes),
+                    organizer: self.cfg.address.clone(),
+                    attendee: due.to.email.clone(),
+                    stamp: now,
+                })
+            })
+        } else {
+            None
+        };
+        let compose = Compose {
+            from_name: self.cfg.partnership_name.clone(),
+            from: self.cfg.address.clone(),
+            to_name: due.to.name.clone(),
+            to: due.to.email.clone(),
+            cc: due.cc.iter().map(|c| (c.name.clone(), c.email.clone())).collect(),
+            subject: letters::subject_with_reference(&rendered.subject, &case.reference),
+            text: rendered.text,
+            html: rendered.html,
+            message_id: message_id.clone(),
+            in_reply_to: state.referral_message_id.clone(),
+            references,
+            date: now,
+            attachments: self.attachments(state, due).await?,
+            calendar,
+        };
+        let raw = letters::compose(&compose)?;
+        let mut envelope_to = vec![due.to.email.clone()];
+        envelope_to.extend(due.cc.iter().map(|c| c.email.clone()));
+        tracing::debug!(case = %case.reference, step = %due.step, to = %hash_id(&due.to.email), "letter prepared");
+        Ok(NewLetter {
+            dedupe_key,
+            case_id: Some(case.id),
+            step: due.step.clone(),
+            recipient: due.key.clone(),
+            message_id,
+            due_at: due.due.at,
+            envelope_from: self.cfg.address.clone(),
+            envelope_to,
+            raw,
+        })
+    }
+
+    /// The daemon: watch the mailbox and tick whenever something may have arrived or fallen due.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), EngineError> {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let watcher = tokio::spawn(mailbox::watch(Arc::new(self.cfg.imap.clone()), notify.clone()));
+        tokio::pin!(shutdown);
+        loop {
+            let wake = match self.tick().await {
+                Ok(r) => {
+                    if r.processed > 0 || r.queued > 0 || r.sent.sent > 0 {
+                        tracing::info!(
+                            processed = r.processed,
+                            opened = r.opened.len(),
+                            queued = r.queued,
+                            sent = r.sent.sent,
+                            retrying = r.sent.retrying,
+                            undelivered = r.sent.undelivered,
+                            "tick"
+                        );
+                    }
+                    r.next_wake
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "tick failed; retrying in a minute");
+                    Some(self.clock.now() + chrono::Duration::minutes(1))
+                }
+            };
+            let now = self.clock.now();
+            // At least hourly, so a day's letters go out even if nothing wakes us.
+            let sleep = wake
+                .map(|w| (w - now).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(3600))
+                .min(Duration::from_secs(3600));
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = &mut shutdown => {
+                    tracing::info!("shutting down");
+                    watcher.abort();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn content_type_for(path: &std::path::Path) -> String {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into(),
+        Some("doc") => "application/msword".into(),
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
+        Some("pdf") => "application/pdf".into(),
+        Some("txt") => "text/plain; charset=utf-8".into(),
+        _ => "application/octet-stream".into(),
+    }
+}
+
+/// The referral email as text, for the screening panel.
+fn referral_text(m: &intake::Message) -> String {
+    let who = |a: &intake::Address| match &a.name {
+        Some(n) => format!("{n} <{}>", a.email),
+        None => a.email.clone(),
+    };
+    let mut out = String::new();
+    if let Some(f) = &m.from {
+        out.push_str(&format!("From: {}\n", who(f)));
+    }
+    if let Some(d) = m.date {
+        out.push_str(&format!("Date: {}\n", long_instant(d)));
+    }
+    out.push_str(&format!("Subject: {}\n", m.subject));
+    if !m.attachments.is_empty() {
+        out.push_str(&format!(
+            "Attachments: {}\n",
+            m.attachments.iter().map(|a| a.filename.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    out.push('\n');
+    out.push_str(&m.body_text);
+    out
+}
+
+/// Resolve the path of a relative config file given on the command line.
+pub fn default_config_path() -> PathBuf {
+    std::env::var_os("CASECLERK_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("config/example.toml"))
+}

@@ -31,6 +31,7 @@ pub mod classify;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod devstack;
 pub mod engine;
 pub mod intake;

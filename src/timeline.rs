@@ -1,1 +1,807 @@
-//! timeline (placeholder).
+//! The timeline: process file + case state + now → the letters due and the next wake-up.
+//!
+//! Owns *deciding* what is due: resolving each step's anchor and offset to a London wall-clock
+//! instant with an explanation ("day 7 = Tue 5 Jan 2027 (skipped …)"), checking the step's pathway
+//! against the case's decisions, fanning a step out to its recipients (one letter per person, or
+//! per agency), and the agency-round rules (who is chased, who is missing, who gets a receipt).
+//! It also lays out the whole planned schedule for `caseclerk timeline`.
+//!
+//! Planning is idempotent: it returns every letter that is due at `now` and not yet decided; the
+//! engine queues them under a unique case/step/recipient key, so planning twice decides nothing
+//! twice. A letter whose due instant passed while the daemon was down comes out here at once; the
+//! engine records how late it is.
+//!
+//! Must not: read the clock, the store or the mail; render or send anything.
+
+use crate::calendar::{self, Calendar, CalendarError};
+use crate::case::CaseState;
+use crate::config::{Agency, Config, Contact};
+use crate::process::{Anchor, Pathway, Process, Role, Roll, Step, StepKind, When};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeSet;
+
+/// Where people come from: the configuration, or a test's fixed list.
+pub trait Directory {
+    /// People in a directory role for a case in `area`.
+    fn people(&self, role: &str, area: Option<&str>) -> Vec<Contact>;
+    /// An agency from the directory.
+    fn agency(&self, id: &str) -> Option<Agency>;
+}
+
+impl Directory for Config {
+    fn people(&self, role: &str, area: Option<&str>) -> Vec<Contact> {
+        Config::people(self, role, area).to_vec()
+    }
+    fn agency(&self, id: &str) -> Option<Agency> {
+        Config::agency(self, id).cloned()
+    }
+}
+
+/// Planning failed: a date could not be computed (usually beyond the holiday data).
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    #[error("{what}: {source}")]
+    Calendar { what: String, source: CalendarError },
+}
+
+/// An instant a step resolves to, with how it was reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub at: DateTime<Utc>,
+    pub date: NaiveDate,
+    /// The working-day number of `date` counted from day 0, when it is on or after day 0.
+    pub day: Option<i32>,
+    /// "day 7 = Tue 5 Jan 2027 (skipped …)" or "2 working days after the screening decision = …".
+    pub explanation: String,
+}
+
+/// One person a letter goes to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Recipient {
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub phone: Option<String>,
+}
+
+/// A letter that is due and not yet decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueLetter {
+    pub step: String,
+    pub step_name: String,
+    pub kind: StepKind,
+    pub template: String,
+    /// The outbox key's recipient part: an address, or `agency:<id>` for per-agency letters.
+    pub key: String,
+    pub to: Recipient,
+    pub cc: Vec<Recipient>,
+    pub due: Resolved,
+    pub attach: Vec<String>,
+    /// The agency this letter is for (agency requests, chasers, receipts).
+    pub agency: Option<String>,
+    /// The return deadline (agency requests and chasers).
+    pub return_by: Option<Resolved>,
+    /// For collations and escalations: agencies that have not returned.
+    pub missing: Vec<String>,
+    /// For collations: agencies that made a nil return.
+    pub nil_returns: Vec<String>,
+    /// For collations: agencies whose return is attached, with the stored message ids.
+    pub returns: Vec<(String, i64)>,
+    /// For invites: the meeting.
+    pub meeting: Option<Resolved>,
+}
+
+/// What the timeline decided at `now`.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub due: Vec<DueLetter>,
+    /// The earliest future instant at which something will fall due.
+    pub next_wake: Option<DateTime<Utc>>,
+    /// Steps that cannot be sent because nobody is configured for a role, and similar.
+    pub problems: Vec<String>,
+}
+
+/// Whether dates depend on what actually happened, or on what is expected to happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Undecided decisions and unscheduled events are unknown: steps anchored on them wait.
+    Actual,
+    /// Decisions are taken on their due date (for the planned schedule).
+    Planned,
+}
+
+enum Base {
+    Instant(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+struct Ctx<'a> {
+    process: &'a Process,
+    cal: &'a Calendar,
+    state: &'a CaseState,
+    mode: Mode,
+}
+
+fn cal_err(what: &str) -> impl FnOnce(CalendarError) -> TimelineError + '_ {
+    move |source| TimelineError::Calendar {
+        what: what.to_string(),
+        source,
+    }
+}
+
+impl Ctx<'_> {
+    fn anchor(&self, a: &Anchor) -> Result<Option<Base>, TimelineError> {
+        Ok(match a {
+            Anchor::ReferralReceived => Some(Base::Instant(self.state.received_at)),
+            Anchor::Referral => Some(Base::Date(self.state.day0)),
+            Anchor::Decision(id) => match self.state.decisions.get(id) {
+                Some((_, at)) => Some(Base::Instant(*at)),
+                None if self.mode == Mode::Planned => match self.process.decision(id) {
+                    Some(d) => self.resolve(&d.due, &format!("decision {id}"))?.map(|r| Base::Instant(r.at)),
+                    None => None,
+                },
+                None => None,
+            },
+            Anchor::Meeting => match self.state.meeting_at {
+                Some(at) => Some(Base::Instant(at)),
+                None => match &self.process.meeting {
+                    Some(m) => self.resolve(&m.when, "meeting")?.map(|r| Base::Instant(r.at)),
+                    None => None,
+                },
+            },
+            Anchor::Step(id) => match self.process.step(id).and_then(|s| s.when.as_ref()) {
+                Some(w) => self.resolve(w, &format!("step {id}"))?.map(|r| Base::Instant(r.at)),
+                None => None,
+            },
+            Anchor::PanelSubmission => self
+                .state
+                .letters
+                .iter()
+                .filter(|((step, _), _)| {
+                    self.process
+                        .step(step)
+                        .is_some_and(|s| s.kind == StepKind::PanelSubmission)
+                })
+                .filter_map(|(_, l)| l.sent_at)
+                .min()
+                .map(Base::Instant),
+            Anchor::PanelResponse => self
+                .state
+                .decisions
+                .get("panel_response")
+                .map(|(_, at)| Base::Instant(*at)),
+            Anchor::LcsprDecision => self
+                .state
+                .decisions
+                .values()
+                .filter(|(o, _)| o == "lcspr")
+                .map(|(_, at)| *at)
+                .min()
+                .map(Base::Instant),
+            Anchor::Publication => None,
+        })
+    }
+
+    /// Resolve a `When` to an instant; `None` when its anchor has not happened yet.
+    fn resolve(&self, w: &When, what: &str) -> Result<Option<Resolved>, TimelineError> {
+        let Some(base) = self.anchor(&w.anchor)? else {
+            return Ok(None);
+        };
+        let cal = self.cal;
+        if w.is_instant() || w.hours != 0 {
+            let start = match base {
+                Base::Instant(t) => t,
+                Base::Date(d) => calendar::london_instant(d, self.process.default_at),
+            };
+            let at = calendar::add_hours(start, w.hours);
+            let date = calendar::london_date(at);
+            let local = at.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M");
+            let explanation = if w.hours == 0 {
+                format!("{} = {local}", w.describe())
+            } else {
+                format!("{} = {local} (elapsed hours, weekends included)", w.describe())
+            };
+            return Ok(Some(Resolved {
+                at,
+                date,
+                day: self.day_number(date)?,
+                explanation,
+            }));
+        }
+        let mut date = match base {
+            Base::Instant(t) => calendar::london_date(t),
+            Base::Date(d) => d,
+        };
+        let mut skipped = Vec::new();
+        if w.months != 0 {
+            date = calendar::add_months(date, w.months).map_err(cal_err(what))?;
+        }
+        if w.weeks != 0 {
+            date = calendar::add_weeks(date, w.weeks);
+        }
+        if w.working_days == 0 || w.months != 0 || w.weeks != 0 {
+            let r = match w.roll {
+                Roll::Next => Some(cal.next_working_day_on_or_after(date).map_err(cal_err(what))?),
+                Roll::Previous => Some(cal.previous_working_day_on_or_before(date).map_err(cal_err(what))?),
+                Roll::None => None,
+            };
+            if let Some(r) = r {
+                date = r.date;
+                skipped.extend(r.skipped);
+            }
+        }
+        if w.working_days != 0 {
+            let r = cal.add_working_days(date, w.working_days).map_err(cal_err(what))?;
+            date = r.date;
+            skipped.extend(r.skipped);
+        }
+        let at = calendar::london_instant(date, w.at.unwrap_or(self.process.default_at));
+        skipped.sort_by_key(|(d, _)| *d);
+        skipped.dedup();
+        let explained = calendar::Reckoning { date, skipped }.explain();
+        let day = self.day_number(date)?;
+        let explanation = match (&w.anchor, day) {
+            (Anchor::Referral, Some(n)) if w.months == 0 && w.weeks == 0 => format!("day {n} = {explained}"),
+            _ => format!("{} = {explained}", w.describe()),
+        };
+        Ok(Some(Resolved {
+            at,
+            date,
+            day,
+            explanation,
+        }))
+    }
+
+    fn day_number(&self, date: NaiveDate) -> Result<Option<i32>, TimelineError> {
+        if date < self.state.day0 {
+            return Ok(None);
+        }
+        self.cal
+            .working_day_number(self.state.day0, date)
+            .map(Some)
+            .map_err(cal_err("day number"))
+    }
+
+    /// Is the step's pathway open for this case?
+    fn on_pathway(&self, p: &Pathway) -> bool {
+        match p {
+            Pathway::Always => true,
+            Pathway::Outcome { decision, outcomes } => match self.state.decisions.get(decision) {
+                Some((o, _)) => outcomes.contains(o),
+                None => match self.mode {
+                    Mode::Planned => true,
+                    Mode::Actual => self
+                        .process
+                        .decision(decision)
+                        .and_then(|d| d.provisional.as_ref())
+                        .is_some_and(|prov| outcomes.contains(prov)),
+                },
+            },
+        }
+    }
+}
+
+fn contact_recipient(c: &Contact, role: &str) -> Recipient {
+    Recipient {
+        name: c.name.clone(),
+        email: c.email.to_lowercase(),
+        role: role.to_string(),
+        phone: c.phone.clone(),
+    }
+}
+
+/// People in `roles` for this case (not the per-agency roles), de-duplicated by address.
+fn expand(
+    roles: &[Role],
+    process: &Process,
+    dir: &dyn Directory,
+    state: &CaseState,
+    agency: Option<&Agency>,
+) -> Vec<Recipient> {
+    let mut out: Vec<Recipient> = Vec::new();
+    let mut push = |r: Recipient| {
+        if !out.iter().any(|x| x.email == r.email) {
+            out.push(r);
+        }
+    };
+    for role in roles {
+        match role {
+            Role::Referrer => {
+                if let Some(e) = state.referrer.as_deref() {
+                    push(Recipient {
+                        name: String::new(),
+                        email: e.to_lowercase(),
+                        role: "referrer".into(),
+                        phone: None,
+                    })
+                }
+            }
+            Role::Agency => {
+                if let Some(a) = agency {
+                    push(contact_recipient(&a.contact, "agency"));
+                }
+            }
+            Role::AgencyLead => {
+                if let Some(l) = agency.and_then(|a| a.lead.as_ref()) {
+                    push(contact_recipient(l, "agency_lead"));
+                }
+            }
+            Role::Attendees => {
+                if let Some(m) = &process.meeting {
+                    for r in expand(&m.attendees, process, dir, state, agency) {
+                        push(Recipient {
+                            role: format!("attendee ({})", r.role),
+                            ..r
+                        });
+                    }
+                }
+            }
+            Role::Directory(name) => {
+                for c in dir.people(name, state.area.as_deref()) {
+                    push(contact_recipient(&c, name));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Everything due for one case at `now`, and when to look again.
+pub fn plan(
+    process: &Process,
+    dir: &dyn Directory,
+    cal: &Calendar,
+    state: &CaseState,
+    now: DateTime<Utc>,
+) -> Result<Plan, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    let mut plan = Plan::default();
+    if state.status == "closed" {
+        return Ok(plan);
+    }
+    let wake = |plan: &mut Plan, at: DateTime<Utc>| {
+        if at > now && plan.next_wake.is_none_or(|w| at < w) {
+            plan.next_wake = Some(at);
+        }
+    };
+    for step in &process.steps {
+        if !ctx.on_pathway(&step.on) {
+            continue;
+        }
+        if step.kind == StepKind::ReturnReceipt {
+            receipts(&ctx, step, &mut plan);
+            continue;
+        }
+        let Some(when) = &step.when else { continue };
+        let Some(due) = ctx.resolve(when, &format!("step {}", step.id))? else {
+            continue;
+        };
+        if due.at > now {
+            wake(&mut plan, due.at);
+            continue;
+        }
+        fan_out(&ctx, dir, step, &due, now, &mut plan)?;
+    }
+    Ok(plan)
+}
+
+fn letter(step: &Step, key: String, to: Recipient, cc: Vec<Recipient>, due: &Resolved) -> DueLetter {
+    DueLetter {
+        step: step.id.clone(),
+        step_name: step.name.clone(),
+        kind: step.kind,
+        template: step.template.clone(),
+        key,
+        to,
+        cc,
+        due: due.clone(),
+        attach: step.attach.clone(),
+        agency: None,
+        return_by: None,
+        missing: Vec::new(),
+        nil_returns: Vec::new(),
+        returns: Vec::new(),
+        meeting: None,
+    }
+}
+
+/// The agency request step a chaser/escalation/collation follows, and its return deadline.
+fn request_of<'a>(ctx: &'a Ctx<'_>, step: &Step) -> Result<Option<(&'a Step, Resolved)>, TimelineError> {
+    let Some(req) = step.follows.as_deref().and_then(|id| ctx.process.step(id)) else {
+        return Ok(None);
+    };
+    let Some(rb) = &req.return_by else { return Ok(None) };
+    Ok(ctx
+        .resolve(rb, &format!("step {} return_by", req.id))?
+        .map(|r| (req, r)))
+}
+
+fn agency_key(id: &str) -> String {
+    format!("agency:{id}")
+}
+
+fn fan_out(
+    ctx: &Ctx<'_>,
+    dir: &dyn Directory,
+    step: &Step,
+    due: &Resolved,
+    now: DateTime<Utc>,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let process = ctx.process;
+    match step.kind {
+        StepKind::AgencyRequest => {
+            let return_by = match &step.return_by {
+                Some(rb) => ctx.resolve(rb, &format!("step {} return_by", step.id))?,
+                None => None,
+            };
+            for (id, _) in state.active_agencies() {
+                let key = agency_key(id);
+                if state.has_letter(&step.id, &key) {
+                    continue;
+                }
+                let Some(agency) = dir.agency(id) else {
+                    plan.problems.push(format!("agency `{id}` is not in the directory"));
+                    continue;
+                };
+                let to = contact_recipient(&agency.contact, "agency");
+                let cc = expand(&step.cc, process, dir, state, Some(&agency));
+                let mut l = letter(step, key, to, cc, due);
+                l.agency = Some(id.clone());
+                l.return_by = return_by.clone();
+                plan.due.push(l);
+            }
+        }
+        StepKind::Chaser => {
+            let Some((req, return_by)) = request_of(ctx, step)? else {
+                return Ok(());
+            };
+            for (id, a) in state.active_agencies() {
+                let key = agency_key(id);
+                if a.returned_at.is_some() || state.has_letter(&step.id, &key) {
+                    continue;
+                }
+                // Only chase an agency that was asked before the chase fell due: one added later
+                // has had no time to answer (the escalation covers it).
+                let asked = state
+                    .letters
+                    .get(&(req.id.clone(), key.clone()))
+                    .is_some_and(|l| l.queued_at <= due.at);
+                if !asked {
+                    continue;
+                }
+                let Some(agency) = dir.agency(id) else { continue };
+                // An agency whose contact is away (an auto-reply was seen) is chased via its deputy.
+                let contact = match (&a.out_of_office_at, &agency.deputy) {
+                    (Some(_), Some(deputy)) => contact_recipient(deputy, "agency deputy"),
+                    _ => contact_recipient(&agency.contact, "agency"),
+                };
+                let cc = expand(&step.cc, process, dir, state, Some(&agency));
+                let mut l = letter(step, key, contact, cc, due);
+                l.agency = Some(id.clone());
+                l.return_by = Some(return_by.clone());
+                plan.due.push(l);
+            }
+        }
+        StepKind::Escalation | StepKind::Collation => {
+            let Some((req, _)) = request_of(ctx, step)? else {
+                return Ok(());
+            };
+            let asked: Vec<&String> = state
+                .active_agencies()
+                .filter(|(id, _)| state.has_letter(&req.id, &agency_key(id)))
+                .map(|(id, _)| id)
+                .collect();
+            let missing: Vec<String> = asked
+                .iter()
+                .filter(|id| state.agencies[id.as_str()].returned_at.is_none_or(|t| t > now))
+                .map(|s| s.to_string())
+                .collect();
+            if step.kind == StepKind::Escalation && missing.is_empty() {
+                return Ok(());
+            }
+            if step.kind == StepKind::Collation && asked.is_empty() {
+                return Ok(());
+            }
+            let nil: Vec<String> = asked
+                .iter()
+                .filter(|id| state.agencies[id.as_str()].nil && state.agencies[id.as_str()].returned_at.is_some())
+                .map(|s| s.to_string())
+                .collect();
+            let cc = expand(&step.cc, process, dir, state, None);
+            for to in expand(&step.to, process, dir, state, None) {
+                if state.has_letter(&step.id, &to.email) {
+                    continue;
+                }
+                let mut l = letter(step, to.email.clone(), to, cc.clone(), due);
+                l.missing = missing.clone();
+                l.nil_returns = nil.clone();
+                plan.due.push(l);
+            }
+        }
+        StepKind::Invite => {
+            let meeting = ctx.anchor(&Anchor::Meeting)?.map(|b| match b {
+                Base::Instant(t) => t,
+                Base::Date(d) => calendar::london_instant(d, process.default_at),
+            });
+            let Some(at) = meeting else { return Ok(()) };
+            let meeting = Resolved {
+                at,
+                date: calendar::london_date(at),
+                day: ctx.day_number(calendar::london_date(at))?,
+                explanation: String::new(),
+            };
+            let cc = expand(&step.cc, process, dir, state, None);
+            for to in expand(&step.to, process, dir, state, None) {
+                if state.has_letter(&step.id, &to.email) {
+                    continue;
+                }
+                let mut l = letter(step, to.email.clone(), to, cc.clone(), due);
+                l.meeting = Some(meeting.clone());
+                plan.due.push(l);
+            }
+        }
+        StepKind::ReturnReceipt => unreachable!("receipts are planned by their events"),
+        StepKind::Letter | StepKind::DecisionRequest | StepKind::PanelSubmission => {
+            let cc = expand(&step.cc, process, dir, state, None);
+            let to = expand(&step.to, process, dir, state, None);
+            if to.is_empty() {
+                plan.problems.push(format!(
+                    "step {}: nobody to send it to (roles: {})",
+                    step.id,
+                    step.to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            for to in to {
+                if state.has_letter(&step.id, &to.email) {
+                    continue;
+                }
+                let cc: Vec<Recipient> = cc.iter().filter(|c| c.email != to.email).cloned().collect();
+                plan.due.push(letter(step, to.email.clone(), to, cc, due));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A receipt for every return that arrived, sent to its agency's contact when it arrives.
+fn receipts(ctx: &Ctx<'_>, step: &Step, plan: &mut Plan) {
+    for (id, a) in ctx.state.active_agencies() {
+        let Some(at) = a.returned_at else { continue };
+        let key = agency_key(id);
+        if ctx.state.has_letter(&step.id, &key) {
+            continue;
+        }
+        let date = calendar::london_date(at);
+        let due = Resolved {
+            at,
+            date,
+            day: ctx.day_number(date).ok().flatten(),
+            explanation: "when the return arrived".into(),
+        };
+        // The recipient is filled in by the engine from the directory (it needs the contact).
+        let mut l = letter(
+            step,
+            key,
+            Recipient {
+                name: String::new(),
+                email: String::new(),
+                role: "agency".into(),
+                phone: None,
+            },
+            Vec::new(),
+            &due,
+        );
+        l.agency = Some(id.clone());
+        plan.due.push(l);
+    }
+}
+
+/// Fill in receipts' recipients from the directory (kept apart so [`receipts`] needs no directory).
+pub fn address_receipts(plan: &mut Plan, dir: &dyn Directory) {
+    plan.due.retain_mut(|l| {
+        if l.kind != StepKind::ReturnReceipt {
+            return true;
+        }
+        match l.agency.as_deref().and_then(|id| dir.agency(id)) {
+            Some(a) => {
+                l.to = contact_recipient(&a.contact, "agency");
+                true
+            }
+            None => false,
+        }
+    });
+}
+
+/// The return deadline of the case's (first) agency request, if it can be known yet.
+pub fn return_deadline(process: &Process, cal: &Calendar, state: &CaseState) -> Result<Option<Resolved>, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    match process.steps.iter().find(|s| s.kind == StepKind::AgencyRequest) {
+        Some(step) => match &step.return_by {
+            Some(rb) => ctx.resolve(rb, &format!("step {} return_by", step.id)),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+// ---- the planned schedule --------------------------------------------------------------------
+
+/// One line of the planned schedule.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    pub what: String,
+    pub id: String,
+    pub kind: &'static str,
+    pub pathway: String,
+    pub when: String,
+    pub resolved: Option<Resolved>,
+    pub template: Option<String>,
+    pub recipients: String,
+}
+
+/// The whole planned schedule for a referral received at `received_at`, assuming every decision is
+/// taken on its due date. Steps anchored on events with no planned date (publication, an LCSPR
+/// decision) are listed without a date.
+pub fn schedule(
+    process: &Process,
+    cal: &Calendar,
+    received_at: DateTime<Utc>,
+    cutoff: Option<chrono::NaiveTime>,
+) -> Result<(calendar::Reckoning, Vec<Scheduled>), TimelineError> {
+    let day0 = cal.day_zero(received_at, cutoff).map_err(cal_err("day 0"))?;
+    let state = CaseState {
+        reference: "RR-PLAN".into(),
+        process: process.id.clone(),
+        area: None,
+        referrer: None,
+        received_at,
+        day0: day0.date,
+        referral_message: 0,
+        referral_message_id: None,
+        referral_references: Vec::new(),
+        status: "open".into(),
+        letters: Default::default(),
+        agencies: Default::default(),
+        decisions: Default::default(),
+        meeting_at: None,
+        messages: Vec::new(),
+    };
+    let ctx = Ctx {
+        process,
+        cal,
+        state: &state,
+        mode: Mode::Planned,
+    };
+    let roles = |rs: &[Role]| rs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let mut out = Vec::new();
+    for d in &process.decisions {
+        out.push(Scheduled {
+            what: format!("{} decided (by reply, quorum {:?})", d.name, d.quorum),
+            id: format!("decision:{}", d.id),
+            kind: "decision",
+            pathway: "every referral".into(),
+            when: d.due.describe(),
+            resolved: ctx.resolve(&d.due, &d.id)?,
+            template: None,
+            recipients: d.voters.clone(),
+        });
+    }
+    if let Some(m) = &process.meeting {
+        out.push(Scheduled {
+            what: format!("Rapid review meeting ({} minutes)", m.minutes),
+            id: "meeting".into(),
+            kind: "meeting",
+            pathway: String::new(),
+            when: m.when.describe(),
+            resolved: ctx.resolve(&m.when, "meeting")?,
+            template: None,
+            recipients: roles(&m.attendees),
+        });
+    }
+    for s in &process.steps {
+        let (when, resolved) = match &s.when {
+            Some(w) => (w.describe(), ctx.resolve(w, &s.id)?),
+            None => ("when each return arrives".to_string(), None),
+        };
+        let mut recipients = roles(&s.to);
+        if !s.cc.is_empty() {
+            recipients.push_str(&format!("; cc {}", roles(&s.cc)));
+        }
+        if let Some(rb) = &s.return_by
+            && let Some(r) = ctx.resolve(rb, &s.id)?
+        {
+            recipients.push_str(&format!("; return by {}", r.explanation));
+        }
+        out.push(Scheduled {
+            what: s.name.clone(),
+            id: s.id.clone(),
+            kind: s.kind.name(),
+            pathway: s.on.to_string(),
+            when,
+            resolved,
+            template: Some(s.template.clone()),
+            recipients,
+        });
+    }
+    for d in &process.deadlines {
+        out.push(Scheduled {
+            what: d.name.clone(),
+            id: format!("deadline:{}", d.id),
+            kind: "deadline",
+            pathway: d.on.to_string(),
+            when: d.when.describe(),
+            resolved: ctx.resolve(&d.when, &d.id)?,
+            template: None,
+            recipients: String::new(),
+        });
+    }
+    // Dated lines in time order; undated ones (waiting on an event) at the end, in file order.
+    out.sort_by(|a, b| match (&a.resolved, &b.resolved) {
+        (Some(x), Some(y)) => x.at.cmp(&y.at),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    Ok((day0, out))
+}
+
+/// Render the planned schedule as the text `caseclerk timeline` prints.
+pub fn render_schedule(process: &Process, received_at: DateTime<Utc>, day0: &calendar::Reckoning, lines: &[Scheduled]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let local = received_at.with_timezone(&calendar::LONDON);
+    let _ = writeln!(out, "{} ({})", process.name, process.id);
+    let _ = writeln!(out, "source: {}", process.source);
+    let _ = writeln!(out, "referral received {}", local.format("%a %-d %b %Y %H:%M %Z"));
+    let _ = writeln!(out, "day 0 = {}", day0.explain());
+    let _ = writeln!(out);
+    for l in lines {
+        let day = match &l.resolved {
+            Some(r) => match r.day {
+                Some(n) => format!("day {n:>2}"),
+                None => "before".to_string(),
+            },
+            None => "  —   ".to_string(),
+        };
+        let at = match &l.resolved {
+            Some(r) => r.at.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M").to_string(),
+            None => "(date not yet known)".to_string(),
+        };
+        let _ = writeln!(out, "{day}  {at:<22}  {} [{}] {}", l.what, l.kind, l.id);
+        if !l.pathway.is_empty() && l.pathway != "every referral" {
+            let _ = writeln!(out, "          pathway: {}", l.pathway);
+        }
+        if let Some(t) = &l.template {
+            let _ = writeln!(out, "          letter: {t}");
+        }
+        if !l.recipients.is_empty() {
+            let _ = writeln!(out, "          to: {}", l.recipients);
+        }
+        match &l.resolved {
+            Some(r) => {
+                let _ = writeln!(out, "          why: {}", r.explanation);
+            }
+            None => {
+                let _ = writeln!(out, "          why: {}", l.when);
+            }
+        }
+    }
+    out
+}
+
+/// All recipients' addresses of a plan, for tests and logs (addresses are hashed by callers).
+pub fn recipients(plan: &Plan) -> BTreeSet<String> {
+    plan.due.iter().map(|l| l.to.email.clone()).collect()
+}
