@@ -193,7 +193,7 @@ impl Ctx<'_> {
                 Base::Instant(t) => t,
                 Base::Date(d) => calendar::london_instant(d, self.process.default_at),
             };
-            let at = calendar::add_hours(start, w.hours);
+            let at = calendar::add_hours(start, w.hours).map_err(cal_err(what))?;
             let date = calendar::london_date(at);
             let local = at.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M");
             let explanation = if w.hours == 0 {
@@ -217,7 +217,7 @@ impl Ctx<'_> {
             date = calendar::add_months(date, w.months).map_err(cal_err(what))?;
         }
         if w.weeks != 0 {
-            date = calendar::add_weeks(date, w.weeks);
+            date = calendar::add_weeks(date, w.weeks).map_err(cal_err(what))?;
         }
         if w.working_days == 0 || w.months != 0 || w.weeks != 0 {
             let r = match w.roll {
@@ -238,7 +238,12 @@ impl Ctx<'_> {
         let at = calendar::london_instant(date, w.at.unwrap_or(self.process.default_at));
         skipped.sort_by_key(|(d, _)| *d);
         skipped.dedup();
-        let explained = calendar::Reckoning { date, skipped }.explain();
+        let explained = calendar::Reckoning {
+            date,
+            skipped,
+            after_cutoff: None,
+        }
+        .explain();
         let day = self.day_number(date)?;
         let explanation = match (&w.anchor, day) {
             (Anchor::Referral, Some(n)) if w.months == 0 && w.weeks == 0 => format!("day {n} = {explained}"),
