@@ -51,7 +51,11 @@ pub enum Event {
         late_minutes: i64,
     },
     /// A letter left for the recipient's server.
-    LetterSent { step: String, recipient: String, outbox: i64 },
+    LetterSent {
+        step: String,
+        recipient: String,
+        outbox: i64,
+    },
     /// A letter could not be delivered (rejected, or bounced later).
     LetterUndelivered {
         step: String,
@@ -60,7 +64,10 @@ pub enum Event {
         reason: String,
     },
     /// An automatic reply (out of office) came back from someone on the case.
-    AutoReplyNoted { message: i64, agency: Option<String> },
+    AutoReplyNoted {
+        message: i64,
+        agency: Option<String>,
+    },
     /// An agency was added to the case.
     AgencyAdded { agency: String, source: String },
     /// An agency was removed from the case.
@@ -163,7 +170,8 @@ pub struct CaseState {
 impl CaseState {
     /// Has the letter for `step` to `recipient` been decided?
     pub fn has_letter(&self, step: &str, recipient: &str) -> bool {
-        self.letters.contains_key(&(step.to_string(), recipient.to_string()))
+        self.letters
+            .contains_key(&(step.to_string(), recipient.to_string()))
     }
 
     /// Agencies currently on the case, in id order.
@@ -195,7 +203,10 @@ pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
         ..
     } = &first.event
     else {
-        return Err(CaseError(format!("the first event is `{}`, not `opened`", first.event.kind())));
+        return Err(CaseError(format!(
+            "the first event is `{}`, not `opened`",
+            first.event.kind()
+        )));
     };
     let mut s = CaseState {
         reference: reference.clone(),
@@ -242,7 +253,9 @@ fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
                 },
             );
         }
-        Event::LetterSent { step, recipient, .. } => {
+        Event::LetterSent {
+            step, recipient, ..
+        } => {
             if let Some(l) = s.letters.get_mut(&(step.clone(), recipient.clone())) {
                 l.sent_at = Some(r.at);
             }
@@ -290,8 +303,11 @@ fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
                 a.return_message = Some(*message);
             }
         }
-        Event::DecisionTaken { decision, outcome, .. } => {
-            s.decisions.insert(decision.clone(), (outcome.clone(), r.at));
+        Event::DecisionTaken {
+            decision, outcome, ..
+        } => {
+            s.decisions
+                .insert(decision.clone(), (outcome.clone(), r.at));
         }
         Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
         Event::StatusChanged { status, .. } => s.status = status.clone(),
@@ -338,7 +354,12 @@ mod tests {
     fn a_history_must_start_with_the_referral() {
         assert!(fold(&[]).is_err());
         let note = rec("2026-12-22T10:00:00Z", Event::Note { text: "x".into() });
-        assert!(fold(&[note]).unwrap_err().to_string().contains("not `opened`"));
+        assert!(
+            fold(&[note])
+                .unwrap_err()
+                .to_string()
+                .contains("not `opened`")
+        );
     }
 
     #[test]

@@ -26,11 +26,23 @@ pub struct AgencyContact {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum Kind {
     OwnMessage,
-    Bounce { original_ids: Vec<String>, failed_recipients: Vec<String> },
-    AutoReply { case_ref: Option<String> },
-    SecureNotice { case_ref: Option<String> },
+    Bounce {
+        original_ids: Vec<String>,
+        failed_recipients: Vec<String>,
+    },
+    AutoReply {
+        case_ref: Option<String>,
+    },
+    SecureNotice {
+        case_ref: Option<String>,
+    },
     Referral,
-    CaseReply { case_ref: String, in_reply_to_letter: Option<LetterRef>, agency: Option<String>, reply: ReplyKind },
+    CaseReply {
+        case_ref: String,
+        in_reply_to_letter: Option<LetterRef>,
+        agency: Option<String>,
+        reply: ReplyKind,
+    },
     Unmatched,
 }
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -20,7 +20,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "caseclerk", version, about = "The clerical half of a safeguarding partnership's rapid reviews, run from its shared mailbox")]
+#[command(
+    name = "caseclerk",
+    version,
+    about = "The clerical half of a safeguarding partnership's rapid reviews, run from its shared mailbox"
+)]
 struct Cli {
     /// The configuration file [env: CASECLERK_CONFIG] [default: config/example.toml]
     #[arg(long, global = true)]
@@ -85,7 +89,10 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -119,7 +126,11 @@ fn work(e: impl std::fmt::Display) -> Failure {
 fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Failure::Usage(format!("{flag} `{s}` is not an RFC 3339 time like 2027-01-05T09:30:00Z ({e})")))
+        .map_err(|e| {
+            Failure::Usage(format!(
+                "{flag} `{s}` is not an RFC 3339 time like 2027-01-05T09:30:00Z ({e})"
+            ))
+        })
 }
 
 fn clock(now: Option<&str>) -> Result<SharedClock, Failure> {
@@ -130,7 +141,9 @@ fn clock(now: Option<&str>) -> Result<SharedClock, Failure> {
 }
 
 fn load(cli_config: &Option<PathBuf>, needs: Needs) -> Result<config::Config, Failure> {
-    let path = cli_config.clone().unwrap_or_else(engine::default_config_path);
+    let path = cli_config
+        .clone()
+        .unwrap_or_else(engine::default_config_path);
     config::load(&path, needs).map_err(|e| Failure::Usage(e.to_string()))
 }
 
@@ -138,27 +151,50 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Run { process_existing } => {
             let cfg = load(&cli.config, Needs::Everything)?;
-            let existing = if *process_existing { ExistingMail::Process } else { ExistingMail::Leave };
-            let engine = Engine::open(cfg, Arc::new(SystemClock), existing).await.map_err(work)?;
+            let existing = if *process_existing {
+                ExistingMail::Process
+            } else {
+                ExistingMail::Leave
+            };
+            let engine = Engine::open(cfg, Arc::new(SystemClock), existing)
+                .await
+                .map_err(work)?;
             tracing::info!(process = %engine.cfg.process.id, "caseclerk running");
             engine.run(shutdown_signal()).await.map_err(work)
         }
-        Command::Tick { now, process_existing } => {
+        Command::Tick {
+            now,
+            process_existing,
+        } => {
             let cfg = load(&cli.config, Needs::Everything)?;
-            let existing = if *process_existing { ExistingMail::Process } else { ExistingMail::Leave };
-            let engine = Engine::open(cfg, clock(now.as_deref())?, existing).await.map_err(work)?;
+            let existing = if *process_existing {
+                ExistingMail::Process
+            } else {
+                ExistingMail::Leave
+            };
+            let engine = Engine::open(cfg, clock(now.as_deref())?, existing)
+                .await
+                .map_err(work)?;
             let r = engine.tick().await.map_err(work)?;
             println!(
                 "fetched {} new, processed {}, opened {}, queued {}, sent {}, retrying {}, undelivered {}{}",
                 r.fetch.as_ref().map_or(0, |f| f.stored),
                 r.processed,
-                if r.opened.is_empty() { "none".to_string() } else { r.opened.join(" ") },
+                if r.opened.is_empty() {
+                    "none".to_string()
+                } else {
+                    r.opened.join(" ")
+                },
                 r.queued,
                 r.sent.sent,
                 r.sent.retrying,
                 r.sent.undelivered,
                 r.next_wake
-                    .map(|w| format!("; next due {}", w.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M")))
+                    .map(|w| format!(
+                        "; next due {}",
+                        w.with_timezone(&calendar::LONDON)
+                            .format("%a %-d %b %Y %H:%M")
+                    ))
                     .unwrap_or_default()
             );
             if let Some(e) = r.fetch_error {
@@ -175,7 +211,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 println!("no cases");
                 return Ok(());
             }
-            println!("{:<14} {:<10} {:<8} {:<24} {:<18} today", "reference", "process", "status", "received", "day 0");
+            println!(
+                "{:<14} {:<10} {:<8} {:<24} {:<18} today",
+                "reference", "process", "status", "received", "day 0"
+            );
             let today = calendar::london_date(now);
             for c in cases {
                 let day = if today < c.day0 {
@@ -191,7 +230,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     c.reference,
                     c.process,
                     c.status,
-                    c.received_at.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M"),
+                    c.received_at
+                        .with_timezone(&calendar::LONDON)
+                        .format("%a %-d %b %Y %H:%M"),
                     c.day0.format("%a %-d %b %Y"),
                 );
             }
@@ -200,14 +241,20 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Timeline { process, received } => {
             let cfg = load(&cli.config, Needs::NoSecrets)?;
             let received = parse_instant("--received", received)?;
-            let base = cfg.file.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            let base = cfg
+                .file
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
             let path = if std::path::Path::new(process).is_file() {
                 PathBuf::from(process)
             } else {
                 config::process_path(&base, process)
             };
-            let p = config::load_process(&path, &cfg.templates_dir).map_err(|e| Failure::Usage(e.to_string()))?;
-            let (day0, lines) = timeline::schedule(&p, &cfg.calendar, received, cfg.cutoff).map_err(work)?;
+            let p = config::load_process(&path, &cfg.templates_dir)
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            let (day0, lines) =
+                timeline::schedule(&p, &cfg.calendar, received, cfg.cutoff).map_err(work)?;
             print!("{}", timeline::render_schedule(&p, received, &day0, &lines));
             Ok(())
         }
@@ -222,7 +269,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 println!(
                     "message {:<6} received {}  rule {}  {} bytes",
                     r.id,
-                    r.internal_date.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M"),
+                    r.internal_date
+                        .with_timezone(&calendar::LONDON)
+                        .format("%a %-d %b %Y %H:%M"),
                     r.rule.as_deref().unwrap_or("-"),
                     r.size
                 );
@@ -240,7 +289,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Demo { once } => crate::demo::run(cli.config.clone(), *once).await.map_err(work),
+        Command::Demo { once } => crate::demo::run(cli.config.clone(), *once)
+            .await
+            .map_err(work),
     }
 }
 
@@ -248,13 +299,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -292,8 +292,11 @@ pub fn load(path: &Path, needs: Needs) -> Result<Config, ConfigError> {
         file: file.clone(),
         problems: vec![p],
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail(format!("cannot read it: {e} (pass --config or set CASECLERK_CONFIG)")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(format!(
+            "cannot read it: {e} (pass --config or set CASECLERK_CONFIG)"
+        ))
+    })?;
     let raw: RawConfig =
         toml::from_str(&text).map_err(|e| fail(format!("not valid: {}", e.to_string().trim())))?;
     let base = path
@@ -343,8 +346,12 @@ pub fn load_calendar(
     let cal = match holidays_file {
         None => Calendar::bundled(),
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("calendar.holidays_file {}: cannot read it: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                format!(
+                    "calendar.holidays_file {}: cannot read it: {e}",
+                    p.display()
+                )
+            })?;
             Calendar::from_govuk_json(&text)
                 .map_err(|e| format!("calendar.holidays_file {}: {e}", p.display()))?
         }
@@ -366,7 +373,9 @@ fn valid_email(e: &str) -> bool {
     };
     !local.is_empty()
         && (domain.contains('.') || domain == "localhost")
-        && !e.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
 }
 
 struct Resolver {
@@ -459,10 +468,8 @@ impl Resolver {
         // The demo's CA is created when the local mail stack starts, so only warn-free check here
         // when it should exist already.
         if self.needs == Needs::Everything && !p.is_file() {
-            self.problems.push(format!(
-                "[{section}] ca_file {}: no such file",
-                p.display()
-            ));
+            self.problems
+                .push(format!("[{section}] ca_file {}: no such file", p.display()));
         }
         Some(p)
     }
@@ -470,7 +477,8 @@ impl Resolver {
     fn contacts(&mut self, owner: &str, list: &[Contact]) {
         for c in list {
             if !valid_email(&c.email) {
-                self.problems.push(format!("{owner}: `{}` is not an email address", c.email));
+                self.problems
+                    .push(format!("{owner}: `{}` is not an email address", c.email));
             }
             if let Some(p) = &c.partner
                 && !matches!(p.as_str(), "la" | "police" | "icb")
@@ -486,12 +494,16 @@ impl Resolver {
         let m = &raw.mailbox;
         let address = m.address.trim().to_lowercase();
         if !valid_email(&address) {
-            self.problems.push(format!("[mailbox] address `{}` is not an email address", m.address));
+            self.problems.push(format!(
+                "[mailbox] address `{}` is not an email address",
+                m.address
+            ));
         }
         let mut own_addresses = vec![address.clone()];
         for a in &m.aliases {
             if !valid_email(a) {
-                self.problems.push(format!("[mailbox] alias `{a}` is not an email address"));
+                self.problems
+                    .push(format!("[mailbox] alias `{a}` is not an email address"));
             }
             own_addresses.push(a.trim().to_lowercase());
         }
@@ -562,7 +574,9 @@ impl Resolver {
         }
         let cutoff = raw.calendar.cutoff.as_deref().and_then(|t| {
             NaiveTime::parse_from_str(t, "%H:%M").ok().or_else(|| {
-                self.problems.push(format!("[calendar] cutoff `{t}` is not a time like \"17:00\""));
+                self.problems.push(format!(
+                    "[calendar] cutoff `{t}` is not a time like \"17:00\""
+                ));
                 None
             })
         });
@@ -607,7 +621,11 @@ impl Resolver {
                     self.problems.push(format!(
                         "[areas.\"{area}\"]: the process {} has no such area (it has: {})",
                         p.id,
-                        if p.areas.is_empty() { "none".into() } else { p.areas.join(", ") }
+                        if p.areas.is_empty() {
+                            "none".into()
+                        } else {
+                            p.areas.join(", ")
+                        }
                     ));
                 }
             }
@@ -636,7 +654,9 @@ impl Resolver {
                 }
             }
             for name in p.attachment_names() {
-                if !RESERVED_ATTACHMENTS.contains(&name.as_str()) && !raw.attachments.contains_key(&name) {
+                if !RESERVED_ATTACHMENTS.contains(&name.as_str())
+                    && !raw.attachments.contains_key(&name)
+                {
                     self.problems.push(format!(
                         "[attachments] {name}: the process attaches it but no file is named"
                     ));
@@ -647,7 +667,10 @@ impl Resolver {
         for (name, p) in &raw.attachments {
             let path = self.path(p);
             if !path.is_file() {
-                self.problems.push(format!("[attachments] {name}: {} is not a file", path.display()));
+                self.problems.push(format!(
+                    "[attachments] {name}: {} is not a file",
+                    path.display()
+                ));
             }
             attachments.insert(name.clone(), path);
         }
@@ -656,18 +679,32 @@ impl Resolver {
         let mut ids = BTreeSet::new();
         for a in &raw.agencies {
             if !ids.insert(a.id.clone()) {
-                self.problems.push(format!("[[agency]] `{}` is listed twice", a.id));
+                self.problems
+                    .push(format!("[[agency]] `{}` is listed twice", a.id));
             }
-            self.contacts(&format!("[[agency]] {}", a.id), std::slice::from_ref(&a.contact));
+            self.contacts(
+                &format!("[[agency]] {}", a.id),
+                std::slice::from_ref(&a.contact),
+            );
             if let Some(l) = &a.lead {
-                self.contacts(&format!("[[agency]] {} lead", a.id), std::slice::from_ref(l));
+                self.contacts(
+                    &format!("[[agency]] {} lead", a.id),
+                    std::slice::from_ref(l),
+                );
             }
             if let Some(d) = &a.deputy {
-                self.contacts(&format!("[[agency]] {} deputy", a.id), std::slice::from_ref(d));
+                self.contacts(
+                    &format!("[[agency]] {} deputy", a.id),
+                    std::slice::from_ref(d),
+                );
             }
         }
 
-        let prefix = raw.partnership.reference_prefix.clone().unwrap_or_else(|| "RR".into());
+        let prefix = raw
+            .partnership
+            .reference_prefix
+            .clone()
+            .unwrap_or_else(|| "RR".into());
         if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_uppercase()) {
             self.problems.push(format!(
                 "[partnership] reference_prefix `{prefix}` must be capital letters (e.g. \"RR\")"

@@ -46,13 +46,24 @@ pub enum EngineError {
     #[error(transparent)]
     Outbox(#[from] outbox::OutboxError),
     #[error("case {reference}: {source}")]
-    Case { reference: String, source: case::CaseError },
+    Case {
+        reference: String,
+        source: case::CaseError,
+    },
     #[error("case {reference}: {source}")]
-    Timeline { reference: String, source: TimelineError },
-    #[error("another caseclerk is already working on {path} (run and tick take turns; stop the daemon first)")]
+    Timeline {
+        reference: String,
+        source: TimelineError,
+    },
+    #[error(
+        "another caseclerk is already working on {path} (run and tick take turns; stop the daemon first)"
+    )]
     Locked { path: String },
     #[error("cannot lock {path}: {source}")]
-    Lock { path: String, source: std::io::Error },
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// What one tick did.
@@ -118,7 +129,9 @@ pub fn long_date(d: NaiveDate) -> String {
 
 /// "Tuesday 22 December 2026 at 14:03" in London time.
 pub fn long_instant(t: DateTime<Utc>) -> String {
-    t.with_timezone(&calendar::LONDON).format("%A %-d %B %Y at %H:%M").to_string()
+    t.with_timezone(&calendar::LONDON)
+        .format("%A %-d %B %Y at %H:%M")
+        .to_string()
 }
 
 /// The one area (borough) named in a referral, if exactly one is (BHR: cases belong to one).
@@ -130,7 +143,10 @@ pub fn detect_area(msg: &intake::Message, areas: &[String]) -> Option<String> {
         haystack.push(' ');
         haystack.push_str(&a.filename.to_lowercase());
     }
-    let found: Vec<&String> = areas.iter().filter(|a| haystack.contains(&a.to_lowercase())).collect();
+    let found: Vec<&String> = areas
+        .iter()
+        .filter(|a| haystack.contains(&a.to_lowercase()))
+        .collect();
     match found.as_slice() {
         [one] => Some((*one).clone()),
         _ => None,
@@ -139,7 +155,11 @@ pub fn detect_area(msg: &intake::Message, areas: &[String]) -> Option<String> {
 
 impl Engine {
     /// Open the store (taking the database lock) and load the templates.
-    pub async fn open(cfg: Config, clock: SharedClock, existing: ExistingMail) -> Result<Engine, EngineError> {
+    pub async fn open(
+        cfg: Config,
+        clock: SharedClock,
+        existing: ExistingMail,
+    ) -> Result<Engine, EngineError> {
         let lock = lock_file(&cfg.database)?;
         let store = Store::open(&cfg.database).await?;
         let templates = Templates::load(&cfg.templates_dir)?;
@@ -168,7 +188,9 @@ impl Engine {
             Ok(f) => report.fetch = Some(f),
             Err(e) => {
                 tracing::error!(error = %e, "could not read the mailbox; carrying on with what is stored");
-                self.store.record_mailbox_error(&self.cfg.imap.folder, &e.to_string(), now).await?;
+                self.store
+                    .record_mailbox_error(&self.cfg.imap.folder, &e.to_string(), now)
+                    .await?;
                 report.fetch_error = Some(e.to_string());
             }
         }
@@ -177,7 +199,11 @@ impl Engine {
     }
 
     /// Everything after fetching: classify, plan, queue, send.
-    pub async fn work(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), EngineError> {
+    pub async fn work(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), EngineError> {
         let (processed, opened) = self.process_messages(now).await?;
         report.processed = processed;
         report.opened = opened;
@@ -188,12 +214,18 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
         }
         let next_send = self.store.next_send_at().await?;
-        report.next_wake = [wake, next_send.filter(|t| *t > now)].into_iter().flatten().min();
+        report.next_wake = [wake, next_send.filter(|t| *t > now)]
+            .into_iter()
+            .flatten()
+            .min();
         Ok(())
     }
 
     /// Classify and apply every stored message not yet handled. Returns (count, references opened).
-    pub async fn process_messages(&self, now: DateTime<Utc>) -> Result<(usize, Vec<String>), EngineError> {
+    pub async fn process_messages(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, Vec<String>), EngineError> {
         let pending = self.store.pending_messages().await?;
         let mut opened = Vec::new();
         let mut case_refs = self.store.case_refs().await?;
@@ -238,7 +270,10 @@ impl Engine {
                     .collect(),
             };
             let verdict = classify::classify(&msg, &ctx);
-            if let Some(reference) = self.apply(m.id, m.internal_date, &msg, &verdict, now).await? {
+            if let Some(reference) = self
+                .apply(m.id, m.internal_date, &msg, &verdict, now)
+                .await?
+            {
                 case_refs.push(reference.clone());
                 opened.push(reference);
             }
@@ -269,8 +304,16 @@ impl Engine {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(message, error = %e, "referral held for a person: day 0 cannot be computed");
-                        Store::file_message(&mut tx, message, "triage", "referral_day0_error", &vjson, None, now)
-                            .await?;
+                        Store::file_message(
+                            &mut tx,
+                            message,
+                            "triage",
+                            "referral_day0_error",
+                            &vjson,
+                            None,
+                            now,
+                        )
+                        .await?;
                         Store::commit(tx).await?;
                         return Ok(None);
                     }
@@ -304,11 +347,20 @@ impl Engine {
                     message_id: msg.message_id.clone(),
                     references: msg.references.clone(),
                 };
-                Store::add_event(&mut tx, case_id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                Store::add_event(
+                    &mut tx,
+                    case_id,
+                    received,
+                    e.kind(),
+                    "caseclerk",
+                    &to_json(&e),
+                )
+                .await?;
                 if let Some(id) = &msg.message_id {
                     Store::add_thread_id(&mut tx, id, case_id, None, None, None).await?;
                 }
-                Store::file_message(&mut tx, message, "filed", rule, &vjson, Some(case_id), now).await?;
+                Store::file_message(&mut tx, message, "filed", rule, &vjson, Some(case_id), now)
+                    .await?;
                 tracing::info!(case = %reference, message, day0 = %day0.date, "referral opened a case");
                 opened = Some(reference);
             }
@@ -319,7 +371,8 @@ impl Engine {
                 reply,
             } => {
                 let Some(case) = self.case_id(case_ref).await? else {
-                    Store::file_message(&mut tx, message, "triage", rule, &vjson, None, now).await?;
+                    Store::file_message(&mut tx, message, "triage", rule, &vjson, None, now)
+                        .await?;
                     Store::commit(tx).await?;
                     return Ok(None);
                 };
@@ -333,30 +386,51 @@ impl Engine {
                     verdict: format!("{reply:?}"),
                     agency: agency.clone(),
                 };
-                Store::add_event(&mut tx, case.id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                Store::add_event(
+                    &mut tx,
+                    case.id,
+                    received,
+                    e.kind(),
+                    "caseclerk",
+                    &to_json(&e),
+                )
+                .await?;
                 if let Some(id) = &msg.message_id {
                     Store::add_thread_id(&mut tx, id, case.id, None, None, None).await?;
                 }
                 if let (Some(agency), ReplyKind::Return | ReplyKind::NilReturn) = (&agency, reply) {
                     let state = self.state(&case).await?;
                     if state.agencies.get(agency).is_some_and(|a| !a.removed) {
-                        let late = timeline::return_deadline(&self.cfg.process, &self.cfg.calendar, &state)
-                            .map_err(|source| EngineError::Timeline {
-                                reference: case.reference.clone(),
-                                source,
-                            })?
-                            .is_some_and(|d| received > d.at);
+                        let late = timeline::return_deadline(
+                            &self.cfg.process,
+                            &self.cfg.calendar,
+                            &state,
+                        )
+                        .map_err(|source| EngineError::Timeline {
+                            reference: case.reference.clone(),
+                            source,
+                        })?
+                        .is_some_and(|d| received > d.at);
                         let e = Event::ReturnReceived {
                             agency: agency.clone(),
                             message,
                             nil: *reply == ReplyKind::NilReturn,
                             late,
                         };
-                        Store::add_event(&mut tx, case.id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                        Store::add_event(
+                            &mut tx,
+                            case.id,
+                            received,
+                            e.kind(),
+                            "caseclerk",
+                            &to_json(&e),
+                        )
+                        .await?;
                         tracing::info!(case = %case.reference, agency = %agency, late, nil = *reply == ReplyKind::NilReturn, "agency return recorded");
                     }
                 }
-                Store::file_message(&mut tx, message, "filed", rule, &vjson, Some(case.id), now).await?;
+                Store::file_message(&mut tx, message, "filed", rule, &vjson, Some(case.id), now)
+                    .await?;
             }
             Kind::AutoReply { case_ref } => {
                 let case = match case_ref {
@@ -366,9 +440,26 @@ impl Engine {
                 if let Some(case) = &case {
                     let agency = msg.from.as_ref().and_then(|f| self.agency_of(&f.email));
                     let e = Event::AutoReplyNoted { message, agency };
-                    Store::add_event(&mut tx, case.id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                    Store::add_event(
+                        &mut tx,
+                        case.id,
+                        received,
+                        e.kind(),
+                        "caseclerk",
+                        &to_json(&e),
+                    )
+                    .await?;
                 }
-                Store::file_message(&mut tx, message, "recorded", rule, &vjson, case.map(|c| c.id), now).await?;
+                Store::file_message(
+                    &mut tx,
+                    message,
+                    "recorded",
+                    rule,
+                    &vjson,
+                    case.map(|c| c.id),
+                    now,
+                )
+                .await?;
             }
             Kind::Bounce { original_ids, .. } => {
                 let mut matched = None;
@@ -380,7 +471,8 @@ impl Engine {
                 }
                 match matched {
                     Some(row) => {
-                        let reason = "bounced: the recipient's server could not deliver it".to_string();
+                        let reason =
+                            "bounced: the recipient's server could not deliver it".to_string();
                         let mut state_case = None;
                         if let Some(case_id) = row.case_id {
                             let e = Event::LetterUndelivered {
@@ -389,15 +481,27 @@ impl Engine {
                                 outbox: row.id,
                                 reason,
                             };
-                            Store::add_event(&mut tx, case_id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                            Store::add_event(
+                                &mut tx,
+                                case_id,
+                                received,
+                                e.kind(),
+                                "caseclerk",
+                                &to_json(&e),
+                            )
+                            .await?;
                             state_case = Some(case_id);
                         }
                         Store::mark_bounced(&mut tx, row.id).await?;
-                        Store::file_message(&mut tx, message, "recorded", rule, &vjson, state_case, now).await?;
+                        Store::file_message(
+                            &mut tx, message, "recorded", rule, &vjson, state_case, now,
+                        )
+                        .await?;
                         tracing::warn!(outbox = row.id, step = %row.step, "a letter bounced");
                     }
                     None => {
-                        Store::file_message(&mut tx, message, "triage", rule, &vjson, None, now).await?;
+                        Store::file_message(&mut tx, message, "triage", rule, &vjson, None, now)
+                            .await?;
                     }
                 }
             }
@@ -413,9 +517,26 @@ impl Engine {
                         verdict: "secure message: open it in the sender's portal".into(),
                         agency: msg.from.as_ref().and_then(|f| self.agency_of(&f.email)),
                     };
-                    Store::add_event(&mut tx, case.id, received, e.kind(), "caseclerk", &to_json(&e)).await?;
+                    Store::add_event(
+                        &mut tx,
+                        case.id,
+                        received,
+                        e.kind(),
+                        "caseclerk",
+                        &to_json(&e),
+                    )
+                    .await?;
                 }
-                Store::file_message(&mut tx, message, "triage", rule, &vjson, case.map(|c| c.id), now).await?;
+                Store::file_message(
+                    &mut tx,
+                    message,
+                    "triage",
+                    rule,
+                    &vjson,
+                    case.map(|c| c.id),
+                    now,
+                )
+                .await?;
             }
             Kind::OwnMessage => {
                 Store::file_message(&mut tx, message, "ignored", rule, &vjson, None, now).await?;
@@ -431,16 +552,28 @@ impl Engine {
 
     fn agency_of(&self, email: &str) -> Option<String> {
         let email = email.to_lowercase();
-        let domain = email.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+        let domain = email
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
         self.cfg
             .agencies
             .iter()
             .find(|a| {
                 a.contact.email == email
-                    || a.lead.as_ref().is_some_and(|l| l.email.eq_ignore_ascii_case(&email))
-                    || a.deputy.as_ref().is_some_and(|l| l.email.eq_ignore_ascii_case(&email))
+                    || a.lead
+                        .as_ref()
+                        .is_some_and(|l| l.email.eq_ignore_ascii_case(&email))
+                    || a.deputy
+                        .as_ref()
+                        .is_some_and(|l| l.email.eq_ignore_ascii_case(&email))
             })
-            .or_else(|| self.cfg.agencies.iter().find(|a| a.domains.contains(&domain)))
+            .or_else(|| {
+                self.cfg
+                    .agencies
+                    .iter()
+                    .find(|a| a.domains.contains(&domain))
+            })
             .map(|a| a.id.clone())
     }
 
@@ -469,7 +602,10 @@ impl Engine {
     }
 
     /// Plan every open case and queue what is due. Returns (letters queued, next wake-up).
-    pub async fn plan_all(&self, now: DateTime<Utc>) -> Result<(usize, Option<DateTime<Utc>>), EngineError> {
+    pub async fn plan_all(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, Option<DateTime<Utc>>), EngineError> {
         let mut queued = 0;
         let mut wake: Option<DateTime<Utc>> = None;
         for case in self.store.open_cases().await? {
@@ -478,7 +614,13 @@ impl Engine {
                 continue;
             }
             let state = self.state(&case).await?;
-            let mut plan = match timeline::plan(&self.cfg.process, self.cfg.as_ref(), &self.cfg.calendar, &state, now) {
+            let mut plan = match timeline::plan(
+                &self.cfg.process,
+                self.cfg.as_ref(),
+                &self.cfg.calendar,
+                &state,
+                now,
+            ) {
                 Ok(p) => p,
                 Err(source) => {
                     tracing::error!(case = %case.reference, error = %source, "cannot plan this case");
@@ -508,7 +650,15 @@ impl Engine {
                                 due_at: due.due.at,
                                 late_minutes: late,
                             };
-                            Store::add_event(&mut tx, case.id, now, e.kind(), "caseclerk", &to_json(&e)).await?;
+                            Store::add_event(
+                                &mut tx,
+                                case.id,
+                                now,
+                                e.kind(),
+                                "caseclerk",
+                                &to_json(&e),
+                            )
+                            .await?;
                             Store::add_thread_id(
                                 &mut tx,
                                 &letter.message_id,
@@ -549,7 +699,34 @@ impl Engine {
             }),
             None => json!({ "id": id, "name": id, "contact": null, "lead": null, "deputy": null }),
         };
+        let process = &cfg.process;
+        let decision = process
+            .step(&due.step)
+            .and_then(|s| s.decision.as_deref())
+            .and_then(|id| process.decision(id))
+            .map(|d| {
+                let when = timeline::resolve(process, &cfg.calendar, state, &d.due, &d.id)
+                    .ok()
+                    .flatten();
+                json!({
+                    "id": d.id,
+                    "name": d.name,
+                    "due": when.map(|w| long_instant(w.at)),
+                    "outcomes": d.outcomes,
+                    "rule": d.quorum.describe(&d.voters),
+                })
+            });
+        let mut deadlines = serde_json::Map::new();
+        if let Ok(list) = timeline::deadlines(process, &cfg.calendar, state) {
+            for (d, r) in list {
+                if let Some(r) = r {
+                    deadlines.insert(d.id.clone(), json!(long_instant(r.at)));
+                }
+            }
+        }
         json!({
+            "decision": decision,
+            "deadlines": deadlines,
             "partnership": {
                 "name": cfg.partnership_name,
                 "short_name": cfg.short_name,
@@ -583,7 +760,11 @@ impl Engine {
         })
     }
 
-    async fn attachments(&self, state: &CaseState, due: &DueLetter) -> Result<Vec<OutAttachment>, EngineError> {
+    async fn attachments(
+        &self,
+        state: &CaseState,
+        due: &DueLetter,
+    ) -> Result<Vec<OutAttachment>, EngineError> {
         let mut out = Vec::new();
         for name in &due.attach {
             match name.as_str() {
@@ -606,7 +787,9 @@ impl Engine {
                 }
                 "returns" => {
                     for (id, a) in state.active_agencies() {
-                        let Some(message) = a.return_message.filter(|_| !a.nil) else { continue };
+                        let Some(message) = a.return_message.filter(|_| !a.nil) else {
+                            continue;
+                        };
                         if let Some(raw) = self.store.message_raw(message).await? {
                             for att in intake::parse(&raw).attachments {
                                 out.push(OutAttachment {
@@ -621,7 +804,10 @@ impl Engine {
                 other => {
                     if let Some(path) = self.cfg.attachments.get(other) {
                         let data = tokio::fs::read(path).await.map_err(|e| {
-                            letters::LetterError::Compose(format!("attachment {other} ({}): {e}", path.display()))
+                            letters::LetterError::Compose(format!(
+                                "attachment {other} ({}): {e}",
+                                path.display()
+                            ))
                         })?;
                         out.push(OutAttachment {
                             filename: path
@@ -674,7 +860,11 @@ impl Engine {
             from: self.cfg.address.clone(),
             to_name: due.to.name.clone(),
             to: due.to.email.clone(),
-            cc: due.cc.iter().map(|c| (c.name.clone(), c.email.clone())).collect(),
+            cc: due
+                .cc
+                .iter()
+                .map(|c| (c.name.clone(), c.email.clone()))
+                .collect(),
             subject: letters::subject_with_reference(&rendered.subject, &case.reference),
             text: rendered.text,
             html: rendered.html,
@@ -703,9 +893,15 @@ impl Engine {
     }
 
     /// The daemon: watch the mailbox and tick whenever something may have arrived or fallen due.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), EngineError> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), EngineError> {
         let notify = Arc::new(tokio::sync::Notify::new());
-        let watcher = tokio::spawn(mailbox::watch(Arc::new(self.cfg.imap.clone()), notify.clone()));
+        let watcher = tokio::spawn(mailbox::watch(
+            Arc::new(self.cfg.imap.clone()),
+            notify.clone(),
+        ));
         tokio::pin!(shutdown);
         loop {
             let wake = match self.tick().await {
@@ -748,8 +944,15 @@ impl Engine {
 }
 
 fn content_type_for(path: &std::path::Path) -> String {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into(),
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("docx") => {
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into()
+        }
         Some("doc") => "application/msword".into(),
         Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
         Some("pdf") => "application/pdf".into(),
@@ -775,7 +978,11 @@ fn referral_text(m: &intake::Message) -> String {
     if !m.attachments.is_empty() {
         out.push_str(&format!(
             "Attachments: {}\n",
-            m.attachments.iter().map(|a| a.filename.as_str()).collect::<Vec<_>>().join(", ")
+            m.attachments
+                .iter()
+                .map(|a| a.filename.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     out.push('\n');

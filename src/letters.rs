@@ -21,11 +21,19 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum LetterError {
     #[error("cannot load templates from {dir}: {source}")]
-    Load { dir: String, source: Box<handlebars::TemplateError> },
-    #[error("template {name} is missing (create {name}.subject.hbs, {name}.text.hbs and {name}.html.hbs)")]
+    Load {
+        dir: String,
+        source: Box<handlebars::TemplateError>,
+    },
+    #[error(
+        "template {name} is missing (create {name}.subject.hbs, {name}.text.hbs and {name}.html.hbs)"
+    )]
     Missing { name: String },
     #[error("template {name}: {source}")]
-    Render { name: String, source: Box<handlebars::RenderError> },
+    Render {
+        name: String,
+        source: Box<handlebars::RenderError>,
+    },
     #[error("address `{address}` cannot be used in a letter: {reason}")]
     Address { address: String, reason: String },
     #[error("cannot compose the letter: {0}")]
@@ -140,12 +148,18 @@ pub fn subject_with_reference(subject: &str, reference: &str) -> String {
 }
 
 fn mailbox(name: &str, address: &str) -> Result<Mailbox, LetterError> {
-    let addr = address.parse().map_err(|e: lettre::address::AddressError| LetterError::Address {
-        address: address.to_string(),
-        reason: e.to_string(),
-    })?;
+    let addr = address
+        .parse()
+        .map_err(|e: lettre::address::AddressError| LetterError::Address {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })?;
     Ok(Mailbox::new(
-        if name.trim().is_empty() { None } else { Some(name.to_string()) },
+        if name.trim().is_empty() {
+            None
+        } else {
+            Some(name.to_string())
+        },
         addr,
     ))
 }
@@ -175,7 +189,13 @@ pub fn compose(c: &Compose) -> Result<Vec<u8>, LetterError> {
     }
     if !c.references.is_empty() {
         // lettre replaces rather than appends: pass every id in one call.
-        b = b.references(c.references.iter().map(|r| bracket(r)).collect::<Vec<_>>().join(" "));
+        b = b.references(
+            c.references
+                .iter()
+                .map(|r| bracket(r))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
     let mut alternative = MultiPart::alternative()
         .singlepart(SinglePart::plain(c.text.clone()))
@@ -183,7 +203,8 @@ pub fn compose(c: &Compose) -> Result<Vec<u8>, LetterError> {
     if let Some(ics) = &c.calendar {
         let ct = ContentType::parse("text/calendar; charset=utf-8; method=REQUEST")
             .map_err(|e| LetterError::Compose(e.to_string()))?;
-        alternative = alternative.singlepart(SinglePart::builder().content_type(ct).body(ics.clone()));
+        alternative =
+            alternative.singlepart(SinglePart::builder().content_type(ct).body(ics.clone()));
     }
     let message = if c.attachments.is_empty() && c.calendar.is_none() {
         b.multipart(alternative)
@@ -250,9 +271,15 @@ fn ics_fold(line: &str) -> String {
 
 /// The iCalendar text of a meeting request, in Europe/London wall-clock time.
 pub fn invite_ics(i: &Invite) -> String {
-    let london = |t: DateTime<Utc>| t.with_timezone(&crate::calendar::LONDON).format("%Y%m%dT%H%M%S").to_string();
+    let london = |t: DateTime<Utc>| {
+        t.with_timezone(&crate::calendar::LONDON)
+            .format("%Y%m%dT%H%M%S")
+            .to_string()
+    };
     let end = i.start + chrono::Duration::minutes(i64::from(i.minutes));
-    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//caseclerk//rapid review//EN\r\nMETHOD:REQUEST\r\nCALSCALE:GREGORIAN\r\n");
+    let mut out = String::from(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//caseclerk//rapid review//EN\r\nMETHOD:REQUEST\r\nCALSCALE:GREGORIAN\r\n",
+    );
     out.push_str(LONDON_VTIMEZONE);
     for line in [
         "BEGIN:VEVENT".to_string(),
@@ -262,7 +289,10 @@ pub fn invite_ics(i: &Invite) -> String {
         format!("DTEND;TZID=Europe/London:{}", london(end)),
         format!("SUMMARY:{}", ics_text(&i.summary)),
         format!("ORGANIZER:mailto:{}", i.organizer),
-        format!("ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{}", i.attendee),
+        format!(
+            "ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{}",
+            i.attendee
+        ),
         "SEQUENCE:0".to_string(),
         "STATUS:CONFIRMED".to_string(),
         "TRANSP:OPAQUE".to_string(),
@@ -318,7 +348,10 @@ mod tests {
         ]);
         let t = Templates::load(&d.0).unwrap();
         let r = t
-            .render("ack", &serde_json::json!({"case": {"reference": "RR-2026-0001"}, "who": "A & B"}))
+            .render(
+                "ack",
+                &serde_json::json!({"case": {"reference": "RR-2026-0001"}, "who": "A & B"}),
+            )
             .unwrap();
         assert_eq!(r.subject, "Referral RR-2026-0001 — A & B");
         assert_eq!(r.text, "Dear A & B,\n");
@@ -334,16 +367,28 @@ mod tests {
         ]);
         let t = Templates::load(&d.0).unwrap();
         assert!(t.has("x/y"));
-        let err = t.render("x/y", &serde_json::json!({"case": {}})).unwrap_err().to_string();
+        let err = t
+            .render("x/y", &serde_json::json!({"case": {}}))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x/y.text"), "{err}");
         assert!(err.contains("case.deadline"), "{err}");
-        assert!(matches!(t.render("nope", &serde_json::json!({})), Err(LetterError::Missing { .. })));
+        assert!(matches!(
+            t.render("nope", &serde_json::json!({})),
+            Err(LetterError::Missing { .. })
+        ));
     }
 
     #[test]
     fn the_case_reference_is_always_in_the_subject() {
-        assert_eq!(subject_with_reference("Referral received", "RR-2026-0001"), "[RR-2026-0001] Referral received");
-        assert_eq!(subject_with_reference("RR-2026-0001: hi", "RR-2026-0001"), "RR-2026-0001: hi");
+        assert_eq!(
+            subject_with_reference("Referral received", "RR-2026-0001"),
+            "[RR-2026-0001] Referral received"
+        );
+        assert_eq!(
+            subject_with_reference("RR-2026-0001: hi", "RR-2026-0001"),
+            "RR-2026-0001: hi"
+        );
     }
 
     fn sample() -> Compose {
@@ -359,10 +404,13 @@ mod tests {
             message_id: "abc.1@bury.test".into(),
             in_reply_to: Some("orig@hospital.test".into()),
             references: vec!["older@hospital.test".into(), "orig@hospital.test".into()],
-            date: DateTime::parse_from_rfc3339("2026-12-22T10:00:00Z").unwrap().with_timezone(&Utc),
+            date: DateTime::parse_from_rfc3339("2026-12-22T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
             attachments: vec![OutAttachment {
                 filename: "Referral form – Ünïcode.docx".into(),
-                content_type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into(),
+                content_type:
+                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into(),
                 data: vec![0x50, 0x4b, 3, 4, 0, 1, 2],
             }],
             calendar: None,
@@ -375,9 +423,15 @@ mod tests {
         let text = String::from_utf8_lossy(&raw);
         assert!(text.contains("Message-ID: <abc.1@bury.test>"), "{text}");
         assert!(text.contains("In-Reply-To: <orig@hospital.test>"), "{text}");
-        assert!(text.contains("References: <older@hospital.test> <orig@hospital.test>"), "{text}");
+        assert!(
+            text.contains("References: <older@hospital.test> <orig@hospital.test>"),
+            "{text}"
+        );
         assert!(text.contains("Auto-Submitted: auto-generated"), "{text}");
-        assert!(text.contains("Date: Tue, 22 Dec 2026 10:00:00 +0000"), "{text}");
+        assert!(
+            text.contains("Date: Tue, 22 Dec 2026 10:00:00 +0000"),
+            "{text}"
+        );
         use mail_parser::MimeHeaders;
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         assert_eq!(parsed.message_id(), Some("abc.1@bury.test"));
@@ -389,8 +443,10 @@ mod tests {
 
     #[test]
     fn an_invite_is_valid_icalendar_in_london_time() {
-        use icalendar::{Component, EventLike};
-        let start = DateTime::parse_from_rfc3339("2027-01-07T14:00:00Z").unwrap().with_timezone(&Utc);
+        use icalendar::Component;
+        let start = DateTime::parse_from_rfc3339("2027-01-07T14:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let ics = invite_ics(&Invite {
             uid: "RR-2026-0001-meeting@bury.test".into(),
             summary: "RR-2026-0001 rapid review meeting; agenda, papers".into(),
@@ -402,14 +458,26 @@ mod tests {
         });
         assert!(ics.lines().all(|l| l.len() <= 76), "{ics}");
         assert!(ics.contains("METHOD:REQUEST"));
-        assert!(ics.contains("DTSTART;TZID=Europe/London:20270107T140000"), "{ics}");
+        assert!(
+            ics.contains("DTSTART;TZID=Europe/London:20270107T140000"),
+            "{ics}"
+        );
         let parsed: icalendar::Calendar = ics.parse().expect("parses as iCalendar");
-        let event = parsed.components.iter().find_map(|c| c.as_event()).expect("one event");
-        assert_eq!(event.get_summary(), Some("RR-2026-0001 rapid review meeting; agenda, papers"));
+        let event = parsed
+            .components
+            .iter()
+            .find_map(|c| c.as_event())
+            .expect("one event");
+        assert_eq!(
+            event.get_summary(),
+            Some("RR-2026-0001 rapid review meeting; agenda, papers")
+        );
         assert_eq!(event.get_uid(), Some("RR-2026-0001-meeting@bury.test"));
         // Summer time: 14:00 in London is 13:00 UTC.
         let summer = invite_ics(&Invite {
-            start: DateTime::parse_from_rfc3339("2027-07-07T13:00:00Z").unwrap().with_timezone(&Utc),
+            start: DateTime::parse_from_rfc3339("2027-07-07T13:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
             ..Invite {
                 uid: "u".into(),
                 summary: "s".into(),
@@ -420,8 +488,14 @@ mod tests {
                 stamp: start,
             }
         });
-        assert!(summer.contains("DTSTART;TZID=Europe/London:20270707T140000"), "{summer}");
-        assert!(summer.contains("DTEND;TZID=Europe/London:20270707T150000"), "{summer}");
+        assert!(
+            summer.contains("DTSTART;TZID=Europe/London:20270707T140000"),
+            "{summer}"
+        );
+        assert!(
+            summer.contains("DTEND;TZID=Europe/London:20270707T150000"),
+            "{summer}"
+        );
     }
 
     #[test]

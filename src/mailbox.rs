@@ -35,13 +35,22 @@ use tokio_rustls::rustls::pki_types::ServerName;
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
     #[error("cannot connect to IMAP server {host}:{port}: {source}")]
-    Connect { host: String, port: u16, source: std::io::Error },
+    Connect {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error("TLS with IMAP server {host} failed: {detail}")]
     Tls { host: String, detail: String },
-    #[error("IMAP login as {user} failed: {detail} (check the username and password source in [mailbox])")]
+    #[error(
+        "IMAP login as {user} failed: {detail} (check the username and password source in [mailbox])"
+    )]
     Login { user: String, detail: String },
     #[error("IMAP {command} failed: {detail}")]
-    Command { command: &'static str, detail: String },
+    Command {
+        command: &'static str,
+        detail: String,
+    },
     #[error("IMAP {command} timed out after {seconds} s (the connection may be dead)")]
     Timeout { command: &'static str, seconds: u64 },
     #[error("the IMAP server did not report UIDVALIDITY for {folder}")]
@@ -60,7 +69,11 @@ pub enum Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -69,7 +82,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -115,12 +132,16 @@ async fn tls_wrap(settings: &ImapSettings, tcp: TcpStream) -> Result<Stream, Mai
         host: settings.host.clone(),
         detail,
     };
-    let config = crate::tls::client_config(settings.ca_file.as_deref()).map_err(|e| tls_err(e.to_string()))?;
-    let name = ServerName::try_from(settings.host.clone()).map_err(|e| tls_err(e.to_string()))?;
-    let tls = tokio::time::timeout(settings.command_timeout, TlsConnector::from(config).connect(name, tcp))
-        .await
-        .map_err(|_| tls_err("handshake timed out".into()))?
+    let config = crate::tls::client_config(settings.ca_file.as_deref())
         .map_err(|e| tls_err(e.to_string()))?;
+    let name = ServerName::try_from(settings.host.clone()).map_err(|e| tls_err(e.to_string()))?;
+    let tls = tokio::time::timeout(
+        settings.command_timeout,
+        TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| tls_err("handshake timed out".into()))?
+    .map_err(|e| tls_err(e.to_string()))?;
     Ok(Stream::Tls(Box::new(tls)))
 }
 
@@ -147,21 +168,37 @@ pub async fn connect(settings: &ImapSettings) -> Result<Session, MailboxError> {
         TlsMode::Starttls => {
             let mut client = async_imap::Client::new(Stream::Plain(tcp));
             timed(settings, "greeting", async {
-                client
-                    .read_response()
-                    .await
-                    .and_then(|r| r.ok_or_else(|| std::io::Error::other("connection closed before the greeting")))
+                client.read_response().await.and_then(|r| {
+                    r.ok_or_else(|| std::io::Error::other("connection closed before the greeting"))
+                })
             })
             .await?;
-            timed(settings, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await?;
+            timed(
+                settings,
+                "STARTTLS",
+                client.run_command_and_check_ok("STARTTLS", None),
+            )
+            .await?;
             let Stream::Plain(tcp) = client.into_inner() else {
                 unreachable!("the stream is plain until STARTTLS succeeds")
             };
             let stream = tls_wrap(settings, tcp).await?;
-            return login(settings, async_imap::Client::new(stream), password.expose(), false).await;
+            return login(
+                settings,
+                async_imap::Client::new(stream),
+                password.expose(),
+                false,
+            )
+            .await;
         }
     };
-    login(settings, async_imap::Client::new(stream), password.expose(), true).await
+    login(
+        settings,
+        async_imap::Client::new(stream),
+        password.expose(),
+        true,
+    )
+    .await
 }
 
 async fn login(
@@ -172,14 +209,18 @@ async fn login(
 ) -> Result<Session, MailboxError> {
     if greeting {
         timed(settings, "greeting", async {
-            client
-                .read_response()
-                .await
-                .and_then(|r| r.ok_or_else(|| std::io::Error::other("connection closed before the greeting")))
+            client.read_response().await.and_then(|r| {
+                r.ok_or_else(|| std::io::Error::other("connection closed before the greeting"))
+            })
         })
         .await?;
     }
-    match tokio::time::timeout(settings.command_timeout, client.login(&settings.username, password)).await {
+    match tokio::time::timeout(
+        settings.command_timeout,
+        client.login(&settings.username, password),
+    )
+    .await
+    {
         Ok(Ok(session)) => Ok(session),
         Ok(Err((e, _client))) => Err(MailboxError::Login {
             user: settings.username.clone(),
@@ -216,7 +257,11 @@ fn body_sha256(raw: &[u8]) -> String {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|i| &raw[i + 4..])
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| &raw[i + 2..]))
+        .or_else(|| {
+            raw.windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| &raw[i + 2..])
+        })
         .unwrap_or(raw);
     hex::encode(Sha256::digest(body))
 }
@@ -233,7 +278,9 @@ pub async fn fetch_new(
     let mailbox = timed(settings, "SELECT", session.select(&folder)).await?;
     let uidvalidity = mailbox
         .uid_validity
-        .ok_or_else(|| MailboxError::NoUidValidity { folder: folder.clone() })?;
+        .ok_or_else(|| MailboxError::NoUidValidity {
+            folder: folder.clone(),
+        })?;
     let previous = store.mailbox_state(&folder).await?;
     let mut last = match &previous {
         Some(s) if s.uidvalidity == uidvalidity => s.last_uid,
@@ -249,11 +296,15 @@ pub async fn fetch_new(
         _ => 0,
     };
     let first_time = previous.as_ref().is_none_or(|s| s.uidvalidity == 0);
-    let mut uids: Vec<u32> = timed(settings, "UID SEARCH", session.uid_search(format!("UID {}:*", last + 1)))
-        .await?
-        .into_iter()
-        .filter(|u| *u > last) // `n:*` always includes the highest UID, even below n
-        .collect();
+    let mut uids: Vec<u32> = timed(
+        settings,
+        "UID SEARCH",
+        session.uid_search(format!("UID {}:*", last + 1)),
+    )
+    .await?
+    .into_iter()
+    .filter(|u| *u > last) // `n:*` always includes the highest UID, even below n
+    .collect();
     uids.sort_unstable();
     let mut report = FetchReport {
         uidvalidity,
@@ -263,25 +314,42 @@ pub async fn fetch_new(
     };
     if first_time && existing == ExistingMail::Leave {
         let newest = uids.last().copied().unwrap_or(last);
-        store.store_fetched(&folder, uidvalidity, &[], newest, now).await?;
+        store
+            .store_fetched(&folder, uidvalidity, &[], newest, now)
+            .await?;
         tracing::info!(folder = %folder, left = uids.len(), "first look at the mailbox: existing mail left for people");
         report.last_uid = newest;
         return Ok(report);
     }
     for chunk in uids.chunks(50) {
-        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let fetched: Vec<_> = timed(settings, "UID FETCH", async {
-            let stream = session.uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])").await?;
-            stream.collect::<Vec<_>>().await.into_iter().collect::<Result<Vec<_>, _>>()
+            let stream = session
+                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+                .await?;
+            stream
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
         })
         .await?;
         let mut batch = Vec::new();
         for f in &fetched {
-            let (Some(uid), Some(raw)) = (f.uid, f.body()) else { continue };
+            let (Some(uid), Some(raw)) = (f.uid, f.body()) else {
+                continue;
+            };
             if uid <= last {
                 continue;
             }
-            let internal_date = f.internal_date().map(|d| d.with_timezone(&Utc)).unwrap_or(now);
+            let internal_date = f
+                .internal_date()
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or(now);
             let dedupe_key = intake::parse(raw).dedupe_key();
             batch.push(NewMessage {
                 dedupe_key,
@@ -294,7 +362,9 @@ pub async fn fetch_new(
         batch.sort_by_key(|m| m.uid);
         // Only advance the watermark over what was actually returned, in order.
         let top = batch.last().map(|m| m.uid).unwrap_or(last);
-        let stored = store.store_fetched(&folder, uidvalidity, &batch, top.max(last), now).await?;
+        let stored = store
+            .store_fetched(&folder, uidvalidity, &batch, top.max(last), now)
+            .await?;
         report.stored += stored;
         last = top.max(last);
         for m in &batch {
@@ -302,7 +372,9 @@ pub async fn fetch_new(
         }
     }
     if uids.is_empty() {
-        store.store_fetched(&folder, uidvalidity, &[], last, now).await?;
+        store
+            .store_fetched(&folder, uidvalidity, &[], last, now)
+            .await?;
     }
     report.last_uid = last;
     Ok(report)
@@ -404,7 +476,10 @@ mod tests {
         let a = b"Received: from a\r\nMessage-ID: <x@y>\r\n\r\nHello\r\n";
         let b = b"Received: from b\r\nDelivered-To: alias\r\nMessage-ID: <x@y>\r\n\r\nHello\r\n";
         assert_eq!(body_sha256(a), body_sha256(b));
-        assert_ne!(body_sha256(a), body_sha256(b"Message-ID: <x@y>\r\n\r\nOther\r\n"));
+        assert_ne!(
+            body_sha256(a),
+            body_sha256(b"Message-ID: <x@y>\r\n\r\nOther\r\n")
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
     let mut params = TlsParameters::builder(s.host.clone());
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
+        let cert = Certificate::from_pem(&pem)
+            .map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
         params = params.add_root_certificate(cert);
     }
     let params = params.build_rustls().map_err(|e| err(e.to_string()))?;
@@ -56,13 +57,18 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
         TlsMode::Starttls => Tls::Required(params),
         TlsMode::None => Tls::None,
     };
-    Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
-        .port(s.port)
-        .tls(tls)
-        .timeout(Some(s.timeout))
-        .credentials(Credentials::new(s.username.clone(), password.expose().to_string()))
-        .authentication(vec![Mechanism::Plain, Mechanism::Login])
-        .build())
+    Ok(
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
+            .port(s.port)
+            .tls(tls)
+            .timeout(Some(s.timeout))
+            .credentials(Credentials::new(
+                s.username.clone(),
+                password.expose().to_string(),
+            ))
+            .authentication(vec![Mechanism::Plain, Mechanism::Login])
+            .build(),
+    )
 }
 
 /// What one send pass did.
@@ -113,7 +119,8 @@ async fn send_one(
                     recipient: row.recipient.clone(),
                     outbox: row.id,
                 };
-                Store::add_event(&mut tx, case_id, now, e.kind(), "caseclerk", &to_json(&e)).await?;
+                Store::add_event(&mut tx, case_id, now, e.kind(), "caseclerk", &to_json(&e))
+                    .await?;
             }
             Store::commit(tx).await?;
             tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), "letter sent");
@@ -173,8 +180,7 @@ async fn undelivered(
             outbox: row.id,
             reason: reason.to_string(),
         };
-        Store::add_event(&mut tx, case_id, now, e.kind(), "caseclerk", &to_json(&e))
-            .await?;
+        Store::add_event(&mut tx, case_id, now, e.kind(), "caseclerk", &to_json(&e)).await?;
     }
     Store::commit(tx).await?;
     tracing::warn!(outbox = row.id, step = %row.step, "letter undelivered");

@@ -151,14 +151,14 @@ impl When {
     /// "working day 7", "2 working days after the screening decision", "7 working days before the
     /// planned publication date", "6 months after …", "48 hours after the referral's arrival".
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
         let plural = |n: i64, unit: &str| {
             if n.abs() == 1 {
-                format!("{} {unit}", n.abs())
+                format!("1 {unit}")
             } else {
                 format!("{} {unit}s", n.abs())
             }
         };
+        let side = |n: i64| if n < 0 { "before" } else { "after" };
         if self.anchor == Anchor::Referral
             && self.months == 0
             && self.weeks == 0
@@ -167,28 +167,35 @@ impl When {
         {
             return format!("working day {}", self.working_days);
         }
+        // Calendar offsets first ("6 months after the decision to hold an LCSPR"), then working days
+        // counted from that ("20 working days before 6 months after …"), then elapsed hours.
+        let mut phrase = self.anchor.to_string();
+        let mut calendar = Vec::new();
         if self.months != 0 {
-            parts.push(plural(self.months.into(), "month"));
+            calendar.push((i64::from(self.months), "month"));
         }
         if self.weeks != 0 {
-            parts.push(plural(self.weeks.into(), "week"));
+            calendar.push((i64::from(self.weeks), "week"));
+        }
+        for (n, unit) in calendar {
+            phrase = format!("{} {} {phrase}", plural(n, unit), side(n));
         }
         if self.working_days != 0 {
-            parts.push(plural(self.working_days.into(), "working day"));
+            let n = i64::from(self.working_days);
+            phrase = format!("{} {} {phrase}", plural(n, "working day"), side(n));
         }
         if self.hours != 0 {
-            parts.push(plural(self.hours, "hour"));
+            phrase = format!(
+                "{} {} {phrase}",
+                plural(self.hours, "hour"),
+                side(self.hours)
+            );
         }
-        if parts.is_empty() {
-            return format!("at {}", self.anchor);
+        if phrase == self.anchor.to_string() {
+            format!("at {phrase}")
+        } else {
+            phrase
         }
-        let negative = self.months < 0 || self.weeks < 0 || self.working_days < 0 || self.hours < 0;
-        format!(
-            "{} {} {}",
-            parts.join(" and "),
-            if negative { "before" } else { "after" },
-            self.anchor
-        )
     }
 }
 
@@ -316,7 +323,10 @@ impl StepKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pathway {
     Always,
-    Outcome { decision: String, outcomes: Vec<String> },
+    Outcome {
+        decision: String,
+        outcomes: Vec<String>,
+    },
 }
 
 impl fmt::Display for Pathway {
@@ -364,6 +374,29 @@ pub enum Quorum {
     /// At least `min_votes` agreeing votes including at least `min_partners` statutory partners
     /// (Buckinghamshire: three including two partners).
     AtLeast { min_votes: u32, min_partners: u32 },
+}
+
+impl Quorum {
+    /// The rule in words, for letters and the schedule.
+    pub fn describe(&self, voters: &str) -> String {
+        let voters = voters.replace('_', " ");
+        match self {
+            Quorum::All => format!("all of the {voters} must agree"),
+            Quorum::Majority { tie_breaker: None } => format!("a majority of the {voters} decides"),
+            Quorum::Majority {
+                tie_breaker: Some(t),
+            } => format!(
+                "a majority of the {voters} decides; if they disagree, the {} is consulted",
+                t.replace('_', " ")
+            ),
+            Quorum::AtLeast {
+                min_votes,
+                min_partners,
+            } => format!(
+                "at least {min_votes} agreeing {voters}, including at least {min_partners} of the statutory partners"
+            ),
+        }
+    }
 }
 
 /// A decision taken by email reply.
@@ -453,7 +486,10 @@ impl Process {
 
     /// Every `[attachments]` name the process uses.
     pub fn attachment_names(&self) -> BTreeSet<String> {
-        self.steps.iter().flat_map(|s| s.attach.iter().cloned()).collect()
+        self.steps
+            .iter()
+            .flat_map(|s| s.attach.iter().cloned())
+            .collect()
     }
 }
 
@@ -589,7 +625,10 @@ pub struct Environment<'a> {
 pub fn parse(file: &str, text: &str, env: &Environment<'_>) -> Result<Process, ProcessError> {
     let raw: RawProcess = toml::from_str(text).map_err(|e| ProcessError {
         file: file.to_string(),
-        problems: vec![format!("not a valid process file: {}", e.to_string().trim())],
+        problems: vec![format!(
+            "not a valid process file: {}",
+            e.to_string().trim()
+        )],
     })?;
     Resolver::new(file, env).resolve(raw)
 }
@@ -655,7 +694,9 @@ impl<'a> Resolver<'a> {
             Some(t) => match parse_time(t) {
                 Some(t) => Some(t),
                 None => {
-                    self.problem(format!("{owner}: `at = \"{t}\"` is not a time like \"09:30\""));
+                    self.problem(format!(
+                        "{owner}: `at = \"{t}\"` is not a time like \"09:30\""
+                    ));
                     None
                 }
             },
@@ -677,7 +718,9 @@ impl<'a> Resolver<'a> {
                 "{owner}: an offset in hours is an elapsed time; it cannot also have `at`"
             ));
         }
-        if raw.hours != 0 && (raw.months != 0 || raw.weeks != 0 || raw.working_days != 0 || raw.day.is_some()) {
+        if raw.hours != 0
+            && (raw.months != 0 || raw.weeks != 0 || raw.working_days != 0 || raw.day.is_some())
+        {
             self.problem(format!(
                 "{owner}: combine hours with nothing else (hours count elapsed time from the anchor)"
             ));
@@ -757,7 +800,12 @@ impl<'a> Resolver<'a> {
                 NaiveTime::from_hms_opt(9, 0, 0).expect("valid time")
             }),
         };
-        if raw.id.is_empty() || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if raw.id.is_empty()
+            || !raw
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             self.problem(format!(
                 "id `{}` must be letters, digits, '-' or '_' (it names the process in the database)",
                 raw.id
@@ -773,7 +821,10 @@ impl<'a> Resolver<'a> {
                 self.problem(format!("{owner} is defined twice"));
             }
             if Role::parse(&d.voters, &self.extra_roles).is_none()
-                || matches!(d.voters.as_str(), "referrer" | "agency" | "agency_lead" | "attendees")
+                || matches!(
+                    d.voters.as_str(),
+                    "referrer" | "agency" | "agency_lead" | "attendees"
+                )
             {
                 self.problem(format!(
                     "{owner}: voters `{}` must be a directory role (e.g. screening_panel, statutory_partners)",
@@ -811,7 +862,9 @@ impl<'a> Resolver<'a> {
                     self.problem(format!("{owner}: tie_breaker `{tb}` is not a known role"));
                 }
                 if d.quorum != "majority" {
-                    self.problem(format!("{owner}: a tie_breaker only applies to quorum = \"majority\""));
+                    self.problem(format!(
+                        "{owner}: a tie_breaker only applies to quorum = \"majority\""
+                    ));
                 }
             }
             if d.outcomes.is_empty() {
@@ -820,7 +873,9 @@ impl<'a> Resolver<'a> {
             if let Some(p) = &d.provisional
                 && !d.outcomes.contains(p)
             {
-                self.problem(format!("{owner}: provisional outcome `{p}` is not one of its outcomes"));
+                self.problem(format!(
+                    "{owner}: provisional outcome `{p}` is not one of its outcomes"
+                ));
             }
             let due = self.when(&format!("{owner} due"), &d.due);
             if let Some(due) = due {
@@ -850,7 +905,8 @@ impl<'a> Resolver<'a> {
             if let (Some((a, b)), Some(w)) = (window, &when) {
                 if a > b {
                     self.problem(format!("meeting: window [{a}, {b}] is backwards"));
-                } else if w.anchor == Anchor::Referral && (w.working_days < a || w.working_days > b) {
+                } else if w.anchor == Anchor::Referral && (w.working_days < a || w.working_days > b)
+                {
                     self.problem(format!(
                         "meeting: planned on working day {} but its window is days {a} to {b}",
                         w.working_days
@@ -873,7 +929,12 @@ impl<'a> Resolver<'a> {
             if !step_ids.insert(s.id.clone()) {
                 self.problem(format!("{owner} is defined twice"));
             }
-            if s.id.is_empty() || !s.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if s.id.is_empty()
+                || !s
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 self.problem(format!("{owner}: ids are letters, digits, '-' or '_'"));
             }
             let kind = match s.kind.as_deref() {
@@ -904,7 +965,9 @@ impl<'a> Resolver<'a> {
             let to = self.roles(&owner, "to", &s.to);
             let cc = self.roles(&owner, "cc", &s.cc);
             if to.is_empty() {
-                self.problem(format!("{owner}: needs at least one recipient role in `to`"));
+                self.problem(format!(
+                    "{owner}: needs at least one recipient role in `to`"
+                ));
             }
             let agency_kinds = matches!(
                 kind,
@@ -922,10 +985,15 @@ impl<'a> Resolver<'a> {
                 ));
             }
             if cc.contains(&Role::AgencyLead) && !agency_kinds {
-                self.problem(format!("{owner}: agency_lead can only be copied on agency letters"));
+                self.problem(format!(
+                    "{owner}: agency_lead can only be copied on agency letters"
+                ));
             }
-            if (to.contains(&Role::Attendees) || cc.contains(&Role::Attendees)) && meeting.is_none() {
-                self.problem(format!("{owner}: writes to `attendees` but the process has no [meeting]"));
+            if (to.contains(&Role::Attendees) || cc.contains(&Role::Attendees)) && meeting.is_none()
+            {
+                self.problem(format!(
+                    "{owner}: writes to `attendees` but the process has no [meeting]"
+                ));
             }
             if kind == StepKind::Invite && meeting.is_none() {
                 self.problem(format!("{owner}: an invite needs a [meeting]"));
@@ -944,7 +1012,10 @@ impl<'a> Resolver<'a> {
             };
             let needs_follows = matches!(
                 kind,
-                StepKind::ReturnReceipt | StepKind::Chaser | StepKind::Escalation | StepKind::Collation
+                StepKind::ReturnReceipt
+                    | StepKind::Chaser
+                    | StepKind::Escalation
+                    | StepKind::Collation
             );
             if needs_follows && s.follows.is_none() {
                 self.problem(format!(
@@ -953,17 +1024,23 @@ impl<'a> Resolver<'a> {
                 ));
             }
             if !needs_follows && s.follows.is_some() {
-                self.problem(format!("{owner}: only receipts, chasers, escalations and collations have `follows`"));
+                self.problem(format!(
+                    "{owner}: only receipts, chasers, escalations and collations have `follows`"
+                ));
             }
             match (kind, &s.decision) {
-                (StepKind::DecisionRequest, None) => {
-                    self.problem(format!("{owner}: a decision_request needs `decision = \"<id>\"`"))
-                }
+                (StepKind::DecisionRequest, None) => self.problem(format!(
+                    "{owner}: a decision_request needs `decision = \"<id>\"`"
+                )),
                 (StepKind::DecisionRequest, Some(d)) if !decisions.iter().any(|x| &x.id == d) => {
-                    self.problem(format!("{owner}: decision `{d}` is not defined in this process"))
+                    self.problem(format!(
+                        "{owner}: decision `{d}` is not defined in this process"
+                    ))
                 }
                 (StepKind::DecisionRequest, Some(_)) => {}
-                (_, Some(_)) => self.problem(format!("{owner}: only a decision_request names a `decision`")),
+                (_, Some(_)) => self.problem(format!(
+                    "{owner}: only a decision_request names a `decision`"
+                )),
                 (_, None) => {}
             }
             if !(self.env.has_template)(&s.template) {
@@ -992,7 +1069,10 @@ impl<'a> Resolver<'a> {
         for s in &steps {
             if let Some(f) = &s.follows {
                 match steps.iter().find(|x| &x.id == f) {
-                    None => self.problem(format!("step `{}`: follows `{f}`, which is not a step", s.id)),
+                    None => self.problem(format!(
+                        "step `{}`: follows `{f}`, which is not a step",
+                        s.id
+                    )),
                     Some(x) if x.kind != StepKind::AgencyRequest => self.problem(format!(
                         "step `{}`: follows `{f}`, which is not an agency_request",
                         s.id
@@ -1066,7 +1146,9 @@ impl<'a> Resolver<'a> {
             let target = match &w.anchor {
                 Anchor::Step(id) => {
                     if p.step(id).is_none() {
-                        self.problem(format!("{node}: anchored on step `{id}`, which does not exist"));
+                        self.problem(format!(
+                            "{node}: anchored on step `{id}`, which does not exist"
+                        ));
                         continue;
                     }
                     if p.step(id).is_some_and(|s| s.when.is_none()) {
@@ -1079,14 +1161,18 @@ impl<'a> Resolver<'a> {
                 }
                 Anchor::Meeting => {
                     if p.meeting.is_none() {
-                        self.problem(format!("{node}: anchored on the meeting, but there is no [meeting]"));
+                        self.problem(format!(
+                            "{node}: anchored on the meeting, but there is no [meeting]"
+                        ));
                         continue;
                     }
                     "meeting".to_string()
                 }
                 Anchor::Decision(id) => {
                     if p.decision(id).is_none() {
-                        self.problem(format!("{node}: anchored on decision `{id}`, which does not exist"));
+                        self.problem(format!(
+                            "{node}: anchored on decision `{id}`, which does not exist"
+                        ));
                         continue;
                     }
                     // A decision's *day* is when it is taken, which is an event, not a planned date;
@@ -1204,7 +1290,10 @@ mod tests {
             }
         );
         assert_eq!(req.return_by.as_ref().unwrap().describe(), "working day 7");
-        assert_eq!(p.directory_roles().into_iter().collect::<Vec<_>>(), vec!["screening_panel"]);
+        assert_eq!(
+            p.directory_roles().into_iter().collect::<Vec<_>>(),
+            vec!["screening_panel"]
+        );
     }
 
     #[test]
@@ -1235,8 +1324,11 @@ mod tests {
         assert!(text.contains("unknown anchor `the_moon`"), "{text}");
         assert!(text.contains("template `missing` not found"), "{text}");
         assert!(text.contains("unknown role `wizard`"), "{text}");
-        assert!(text.contains("decision `screening`, which this process does not define"), "{text}");
-        assert!(text.contains("\"25:99\" is not a time"), "{text}");
+        assert!(
+            text.contains("decision `screening`, which this process does not define"),
+            "{text}"
+        );
+        assert!(text.contains("`at = \"25:99\"` is not a time"), "{text}");
         assert_eq!(err.problems.len(), 5, "{text}");
     }
 
@@ -1258,7 +1350,9 @@ mod tests {
         "#;
         let err = parse("loop.toml", cyclic, &env_all()).unwrap_err();
         assert!(
-            err.problems.iter().any(|p| p.contains("cycle") && p.contains("meeting") && p.contains("step:pack")),
+            err.problems
+                .iter()
+                .any(|p| p.contains("cycle") && p.contains("meeting") && p.contains("step:pack")),
             "{err}"
         );
     }
@@ -1283,7 +1377,11 @@ mod tests {
             to = ["chair"]
         "#;
         let err = parse("x.toml", text, &env_all()).unwrap_err();
-        assert!(err.to_string().contains("step `nope`, which does not exist"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("step `nope`, which does not exist"),
+            "{err}"
+        );
         assert!(err.to_string().contains("there is no [meeting]"), "{err}");
     }
 
@@ -1318,7 +1416,11 @@ mod tests {
     #[test]
     fn a_toml_syntax_error_is_reported_with_the_file_name() {
         let err = parse("broken.toml", "id = ", &env_all()).unwrap_err();
-        assert!(err.to_string().starts_with("process file broken.toml has 1 problem"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("process file broken.toml has 1 problem"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1332,7 +1434,10 @@ mod tests {
             at: None,
             roll: Roll::Previous,
         };
-        assert_eq!(w.describe(), "7 working days before the planned publication date");
+        assert_eq!(
+            w.describe(),
+            "7 working days before the planned publication date"
+        );
         let h = When {
             anchor: Anchor::ReferralReceived,
             months: 0,

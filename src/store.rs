@@ -20,13 +20,20 @@ pub type Tx<'a> = Transaction<'a, sqlx::Sqlite>;
 /// Database errors, with what to do about them.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the database {path}: {source} (check the [storage] database path and its directory's permissions)")]
+    #[error(
+        "cannot open the database {path}: {source} (check the [storage] database path and its directory's permissions)"
+    )]
     Open { path: String, source: sqlx::Error },
     #[error("cannot prepare the database file {path}: {source}")]
-    File { path: String, source: std::io::Error },
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("database migration {version} failed: {source}")]
     Migrate { version: i64, source: sqlx::Error },
-    #[error("the database was written by a newer caseclerk (schema {found}, this build knows {known}); upgrade caseclerk")]
+    #[error(
+        "the database was written by a newer caseclerk (schema {found}, this build knows {known}); upgrade caseclerk"
+    )]
     TooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
@@ -50,7 +57,8 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, StoreError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| StoreError::Corrupt(format!("bad date `{s}`")))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| StoreError::Corrupt(format!("bad date `{s}`")))
 }
 
 /// The database handle.
@@ -272,7 +280,10 @@ impl Store {
         let current = current.unwrap_or(0);
         let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
         if current > known {
-            return Err(StoreError::TooNew { found: current, known });
+            return Err(StoreError::TooNew {
+                found: current,
+                known,
+            });
         }
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
             let mut tx = self.pool.begin().await?;
@@ -305,7 +316,11 @@ impl Store {
     }
 
     /// A value from `meta`, set to `init()` the first time it is asked for.
-    pub async fn meta_or_init(&self, key: &str, init: impl FnOnce() -> String) -> Result<String, StoreError> {
+    pub async fn meta_or_init(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
         if let Some(v) = sqlx::query_scalar::<_, String>("SELECT value FROM meta WHERE key = ?")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -623,7 +638,11 @@ impl Store {
     }
 
     /// Set a case's status.
-    pub async fn set_case_status(tx: &mut Tx<'_>, case_id: i64, status: &str) -> Result<(), StoreError> {
+    pub async fn set_case_status(
+        tx: &mut Tx<'_>,
+        case_id: i64,
+        status: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE cases SET status = ? WHERE id = ?")
             .bind(status)
             .bind(case_id)
@@ -634,7 +653,9 @@ impl Store {
 
     /// All cases, newest reference last.
     pub async fn cases(&self) -> Result<Vec<CaseRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM cases ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM cases ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(case_row).collect()
     }
 
@@ -657,17 +678,21 @@ impl Store {
 
     /// Every case reference.
     pub async fn case_refs(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT reference FROM cases ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT reference FROM cases ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// A case's events, in order.
     pub async fn events(&self, case_id: i64) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, at, kind, actor, data FROM events WHERE case_id = ? ORDER BY id")
-            .bind(case_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, data FROM events WHERE case_id = ? ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let data: String = r.try_get("data")?;
@@ -722,7 +747,10 @@ impl Store {
     }
 
     /// The letter we sent with this Message-ID (for bounces).
-    pub async fn letter_by_message_id(&self, message_id: &str) -> Result<Option<OutboxRow>, StoreError> {
+    pub async fn letter_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<OutboxRow>, StoreError> {
         let row = sqlx::query("SELECT * FROM outbox WHERE message_id = ?")
             .bind(message_id)
             .fetch_optional(&self.pool)
@@ -768,7 +796,11 @@ impl Store {
                     .fetch_all(&self.pool)
                     .await?
             }
-            None => sqlx::query("SELECT * FROM outbox ORDER BY id").fetch_all(&self.pool).await?,
+            None => {
+                sqlx::query("SELECT * FROM outbox ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         rows.iter().map(outbox_row).collect()
     }
@@ -846,7 +878,10 @@ mod tests {
     async fn stored_instants_sort_as_text() {
         assert!(ts(t("2026-12-22T09:00:00Z")) < ts(t("2026-12-22T09:00:00.5Z")));
         assert!(ts(t("2026-12-22T09:00:00.5Z")) < ts(t("2026-12-22T10:00:00Z")));
-        assert_eq!(parse_ts(&ts(t("2026-03-29T01:30:00Z"))).unwrap(), t("2026-03-29T01:30:00Z"));
+        assert_eq!(
+            parse_ts(&ts(t("2026-03-29T01:30:00Z"))).unwrap(),
+            t("2026-03-29T01:30:00Z")
+        );
     }
 
     #[tokio::test]
@@ -854,7 +889,13 @@ mod tests {
         let s = Store::open_in_memory().await.unwrap();
         let now = t("2026-12-22T09:01:00Z");
         let first = s
-            .store_fetched("INBOX", 7, &[msg(1, "mid:a@x", "b1"), msg(2, "mid:b@x", "b2")], 2, now)
+            .store_fetched(
+                "INBOX",
+                7,
+                &[msg(1, "mid:a@x", "b1"), msg(2, "mid:b@x", "b2")],
+                2,
+                now,
+            )
             .await
             .unwrap();
         assert_eq!(first, 2);
@@ -863,7 +904,11 @@ mod tests {
             .store_fetched(
                 "INBOX",
                 7,
-                &[msg(1, "mid:a@x", "b1"), msg(2, "mid:b@x", "b2"), msg(3, "mid:a@x", "b1")],
+                &[
+                    msg(1, "mid:a@x", "b1"),
+                    msg(2, "mid:b@x", "b2"),
+                    msg(3, "mid:a@x", "b1"),
+                ],
                 3,
                 now,
             )
@@ -879,8 +924,13 @@ mod tests {
     async fn a_different_message_reusing_a_message_id_is_kept_not_dropped() {
         let s = Store::open_in_memory().await.unwrap();
         let now = t("2026-12-22T09:01:00Z");
-        s.store_fetched("INBOX", 7, &[msg(1, "mid:a@x", "b1")], 1, now).await.unwrap();
-        let n = s.store_fetched("INBOX", 7, &[msg(2, "mid:a@x", "other")], 2, now).await.unwrap();
+        s.store_fetched("INBOX", 7, &[msg(1, "mid:a@x", "b1")], 1, now)
+            .await
+            .unwrap();
+        let n = s
+            .store_fetched("INBOX", 7, &[msg(2, "mid:a@x", "other")], 2, now)
+            .await
+            .unwrap();
         assert_eq!(n, 1);
         assert_eq!(s.pending_messages().await.unwrap().len(), 2);
     }
@@ -893,16 +943,28 @@ mod tests {
         let mut refs = Vec::new();
         for _ in 0..3 {
             let mut tx = s.begin().await.unwrap();
-            let (_, r) = Store::create_case(&mut tx, "RR", "bury", None, now, day0, None, now).await.unwrap();
+            let (_, r) = Store::create_case(&mut tx, "RR", "bury", None, now, day0, None, now)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             refs.push(r);
         }
         let mut tx = s.begin().await.unwrap();
         let next_year = NaiveDate::from_ymd_opt(2027, 1, 4).unwrap();
-        let (_, r) = Store::create_case(&mut tx, "RR", "bury", None, now, next_year, None, now).await.unwrap();
+        let (_, r) = Store::create_case(&mut tx, "RR", "bury", None, now, next_year, None, now)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         refs.push(r);
-        assert_eq!(refs, ["RR-2026-0001", "RR-2026-0002", "RR-2026-0003", "RR-2027-0001"]);
+        assert_eq!(
+            refs,
+            [
+                "RR-2026-0001",
+                "RR-2026-0002",
+                "RR-2026-0003",
+                "RR-2027-0001"
+            ]
+        );
     }
 
     #[tokio::test]
@@ -921,12 +983,22 @@ mod tests {
             raw: b"raw".to_vec(),
         };
         let mut tx = s.begin().await.unwrap();
-        assert!(Store::queue_letter(&mut tx, &letter, now).await.unwrap().is_some());
+        assert!(
+            Store::queue_letter(&mut tx, &letter, now)
+                .await
+                .unwrap()
+                .is_some()
+        );
         let again = NewLetter {
             message_id: "m2@caseclerk".into(),
             ..letter.clone()
         };
-        assert!(Store::queue_letter(&mut tx, &again, now).await.unwrap().is_none());
+        assert!(
+            Store::queue_letter(&mut tx, &again, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
         tx.commit().await.unwrap();
         assert_eq!(s.sendable(now).await.unwrap().len(), 1);
         assert_eq!(s.next_send_at().await.unwrap(), Some(now));

@@ -137,7 +137,9 @@ impl Ctx<'_> {
             Anchor::Decision(id) => match self.state.decisions.get(id) {
                 Some((_, at)) => Some(Base::Instant(*at)),
                 None if self.mode == Mode::Planned => match self.process.decision(id) {
-                    Some(d) => self.resolve(&d.due, &format!("decision {id}"))?.map(|r| Base::Instant(r.at)),
+                    Some(d) => self
+                        .resolve(&d.due, &format!("decision {id}"))?
+                        .map(|r| Base::Instant(r.at)),
                     None => None,
                 },
                 None => None,
@@ -145,12 +147,31 @@ impl Ctx<'_> {
             Anchor::Meeting => match self.state.meeting_at {
                 Some(at) => Some(Base::Instant(at)),
                 None => match &self.process.meeting {
-                    Some(m) => self.resolve(&m.when, "meeting")?.map(|r| Base::Instant(r.at)),
+                    Some(m) => self
+                        .resolve(&m.when, "meeting")?
+                        .map(|r| Base::Instant(r.at)),
                     None => None,
                 },
             },
             Anchor::Step(id) => match self.process.step(id).and_then(|s| s.when.as_ref()) {
-                Some(w) => self.resolve(w, &format!("step {id}"))?.map(|r| Base::Instant(r.at)),
+                Some(w) => self
+                    .resolve(w, &format!("step {id}"))?
+                    .map(|r| Base::Instant(r.at)),
+                None => None,
+            },
+            Anchor::PanelSubmission if self.mode == Mode::Planned => {
+                self.planned_step_of(StepKind::PanelSubmission)?
+            }
+            Anchor::PanelResponse if self.mode == Mode::Planned => {
+                self.planned_decision("panel_response")?
+            }
+            Anchor::LcsprDecision if self.mode == Mode::Planned => match self
+                .process
+                .decisions
+                .iter()
+                .find(|d| d.outcomes.iter().any(|o| o == "lcspr"))
+            {
+                Some(d) => self.planned_decision(&d.id.clone())?,
                 None => None,
             },
             Anchor::PanelSubmission => self
@@ -182,6 +203,28 @@ impl Ctx<'_> {
         })
     }
 
+    /// In the planned schedule: when the first step of a kind is due.
+    fn planned_step_of(&self, kind: StepKind) -> Result<Option<Base>, TimelineError> {
+        match self
+            .process
+            .steps
+            .iter()
+            .find(|s| s.kind == kind)
+            .and_then(|s| s.when.as_ref())
+        {
+            Some(w) => Ok(self.resolve(w, kind.name())?.map(|r| Base::Instant(r.at))),
+            None => Ok(None),
+        }
+    }
+
+    /// In the planned schedule: a decision is taken when it is due.
+    fn planned_decision(&self, id: &str) -> Result<Option<Base>, TimelineError> {
+        match self.process.decision(id) {
+            Some(d) => Ok(self.resolve(&d.due, id)?.map(|r| Base::Instant(r.at))),
+            None => Ok(None),
+        }
+    }
+
     /// Resolve a `When` to an instant; `None` when its anchor has not happened yet.
     fn resolve(&self, w: &When, what: &str) -> Result<Option<Resolved>, TimelineError> {
         let Some(base) = self.anchor(&w.anchor)? else {
@@ -195,11 +238,16 @@ impl Ctx<'_> {
             };
             let at = calendar::add_hours(start, w.hours).map_err(cal_err(what))?;
             let date = calendar::london_date(at);
-            let local = at.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M");
+            let local = at
+                .with_timezone(&calendar::LONDON)
+                .format("%a %-d %b %Y %H:%M");
             let explanation = if w.hours == 0 {
                 format!("{} = {local}", w.describe())
             } else {
-                format!("{} = {local} (elapsed hours, weekends included)", w.describe())
+                format!(
+                    "{} = {local} (elapsed hours, weekends included)",
+                    w.describe()
+                )
             };
             return Ok(Some(Resolved {
                 at,
@@ -208,6 +256,10 @@ impl Ctx<'_> {
                 explanation,
             }));
         }
+        let base_instant = match base {
+            Base::Instant(t) => Some(t),
+            Base::Date(_) => None,
+        };
         let mut date = match base {
             Base::Instant(t) => calendar::london_date(t),
             Base::Date(d) => d,
@@ -221,8 +273,14 @@ impl Ctx<'_> {
         }
         if w.working_days == 0 || w.months != 0 || w.weeks != 0 {
             let r = match w.roll {
-                Roll::Next => Some(cal.next_working_day_on_or_after(date).map_err(cal_err(what))?),
-                Roll::Previous => Some(cal.previous_working_day_on_or_before(date).map_err(cal_err(what))?),
+                Roll::Next => Some(
+                    cal.next_working_day_on_or_after(date)
+                        .map_err(cal_err(what))?,
+                ),
+                Roll::Previous => Some(
+                    cal.previous_working_day_on_or_before(date)
+                        .map_err(cal_err(what))?,
+                ),
                 Roll::None => None,
             };
             if let Some(r) = r {
@@ -231,11 +289,22 @@ impl Ctx<'_> {
             }
         }
         if w.working_days != 0 {
-            let r = cal.add_working_days(date, w.working_days).map_err(cal_err(what))?;
+            let r = cal
+                .add_working_days(date, w.working_days)
+                .map_err(cal_err(what))?;
             date = r.date;
             skipped.extend(r.skipped);
         }
-        let at = calendar::london_instant(date, w.at.unwrap_or(self.process.default_at));
+        let mut at = calendar::london_instant(date, w.at.unwrap_or(self.process.default_at));
+        // "At 10:00 on the day of the decision" never means before the decision was taken.
+        if let Some(b) = base_instant
+            && w.months == 0
+            && w.weeks == 0
+            && w.working_days == 0
+            && at < b
+        {
+            at = b;
+        }
         skipped.sort_by_key(|(d, _)| *d);
         skipped.dedup();
         let explained = calendar::Reckoning {
@@ -246,7 +315,9 @@ impl Ctx<'_> {
         .explain();
         let day = self.day_number(date)?;
         let explanation = match (&w.anchor, day) {
-            (Anchor::Referral, Some(n)) if w.months == 0 && w.weeks == 0 => format!("day {n} = {explained}"),
+            (Anchor::Referral, Some(n)) if w.months == 0 && w.weeks == 0 => {
+                format!("day {n} = {explained}")
+            }
             _ => format!("{} = {explained}", w.describe()),
         };
         Ok(Some(Resolved {
@@ -395,7 +466,13 @@ pub fn plan(
     Ok(plan)
 }
 
-fn letter(step: &Step, key: String, to: Recipient, cc: Vec<Recipient>, due: &Resolved) -> DueLetter {
+fn letter(
+    step: &Step,
+    key: String,
+    to: Recipient,
+    cc: Vec<Recipient>,
+    due: &Resolved,
+) -> DueLetter {
     DueLetter {
         step: step.id.clone(),
         step_name: step.name.clone(),
@@ -416,11 +493,16 @@ fn letter(step: &Step, key: String, to: Recipient, cc: Vec<Recipient>, due: &Res
 }
 
 /// The agency request step a chaser/escalation/collation follows, and its return deadline.
-fn request_of<'a>(ctx: &'a Ctx<'_>, step: &Step) -> Result<Option<(&'a Step, Resolved)>, TimelineError> {
+fn request_of<'a>(
+    ctx: &'a Ctx<'_>,
+    step: &Step,
+) -> Result<Option<(&'a Step, Resolved)>, TimelineError> {
     let Some(req) = step.follows.as_deref().and_then(|id| ctx.process.step(id)) else {
         return Ok(None);
     };
-    let Some(rb) = &req.return_by else { return Ok(None) };
+    let Some(rb) = &req.return_by else {
+        return Ok(None);
+    };
     Ok(ctx
         .resolve(rb, &format!("step {} return_by", req.id))?
         .map(|r| (req, r)))
@@ -452,7 +534,8 @@ fn fan_out(
                     continue;
                 }
                 let Some(agency) = dir.agency(id) else {
-                    plan.problems.push(format!("agency `{id}` is not in the directory"));
+                    plan.problems
+                        .push(format!("agency `{id}` is not in the directory"));
                     continue;
                 };
                 let to = contact_recipient(&agency.contact, "agency");
@@ -481,7 +564,9 @@ fn fan_out(
                 if !asked {
                     continue;
                 }
-                let Some(agency) = dir.agency(id) else { continue };
+                let Some(agency) = dir.agency(id) else {
+                    continue;
+                };
                 // An agency whose contact is away (an auto-reply was seen) is chased via its deputy.
                 let contact = match (&a.out_of_office_at, &agency.deputy) {
                     (Some(_), Some(deputy)) => contact_recipient(deputy, "agency deputy"),
@@ -505,7 +590,11 @@ fn fan_out(
                 .collect();
             let missing: Vec<String> = asked
                 .iter()
-                .filter(|id| state.agencies[id.as_str()].returned_at.is_none_or(|t| t > now))
+                .filter(|id| {
+                    state.agencies[id.as_str()]
+                        .returned_at
+                        .is_none_or(|t| t > now)
+                })
                 .map(|s| s.to_string())
                 .collect();
             if step.kind == StepKind::Escalation && missing.is_empty() {
@@ -516,7 +605,10 @@ fn fan_out(
             }
             let nil: Vec<String> = asked
                 .iter()
-                .filter(|id| state.agencies[id.as_str()].nil && state.agencies[id.as_str()].returned_at.is_some())
+                .filter(|id| {
+                    state.agencies[id.as_str()].nil
+                        && state.agencies[id.as_str()].returned_at.is_some()
+                })
                 .map(|s| s.to_string())
                 .collect();
             let cc = expand(&step.cc, process, dir, state, None);
@@ -560,14 +652,19 @@ fn fan_out(
                 plan.problems.push(format!(
                     "step {}: nobody to send it to (roles: {})",
                     step.id,
-                    step.to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    step.to
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             for to in to {
                 if state.has_letter(&step.id, &to.email) {
                     continue;
                 }
-                let cc: Vec<Recipient> = cc.iter().filter(|c| c.email != to.email).cloned().collect();
+                let cc: Vec<Recipient> =
+                    cc.iter().filter(|c| c.email != to.email).cloned().collect();
                 plan.due.push(letter(step, to.email.clone(), to, cc, due));
             }
         }
@@ -624,15 +721,60 @@ pub fn address_receipts(plan: &mut Plan, dir: &dyn Directory) {
     });
 }
 
-/// The return deadline of the case's (first) agency request, if it can be known yet.
-pub fn return_deadline(process: &Process, cal: &Calendar, state: &CaseState) -> Result<Option<Resolved>, TimelineError> {
+/// Resolve any `When` against what has actually happened on the case (`None`: not yet known).
+pub fn resolve(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+    when: &When,
+    what: &str,
+) -> Result<Option<Resolved>, TimelineError> {
+    Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    }
+    .resolve(when, what)
+}
+
+/// The process's deadlines for this case, on its open pathways, resolved where they can be.
+pub fn deadlines<'p>(
+    process: &'p Process,
+    cal: &Calendar,
+    state: &CaseState,
+) -> Result<Vec<(&'p crate::process::Deadline, Option<Resolved>)>, TimelineError> {
     let ctx = Ctx {
         process,
         cal,
         state,
         mode: Mode::Actual,
     };
-    match process.steps.iter().find(|s| s.kind == StepKind::AgencyRequest) {
+    process
+        .deadlines
+        .iter()
+        .filter(|d| ctx.on_pathway(&d.on))
+        .map(|d| Ok((d, ctx.resolve(&d.when, &d.id)?)))
+        .collect()
+}
+
+/// The return deadline of the case's agency request (the first on an open pathway), if known yet.
+pub fn return_deadline(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+) -> Result<Option<Resolved>, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    match process
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::AgencyRequest && ctx.on_pathway(&s.on))
+    {
         Some(step) => match &step.return_by {
             Some(rb) => ctx.resolve(rb, &format!("step {} return_by", step.id)),
             None => Ok(None),
@@ -665,7 +807,9 @@ pub fn schedule(
     received_at: DateTime<Utc>,
     cutoff: Option<chrono::NaiveTime>,
 ) -> Result<(calendar::Reckoning, Vec<Scheduled>), TimelineError> {
-    let day0 = cal.day_zero(received_at, cutoff).map_err(cal_err("day 0"))?;
+    let day0 = cal
+        .day_zero(received_at, cutoff)
+        .map_err(cal_err("day 0"))?;
     let state = CaseState {
         reference: "RR-PLAN".into(),
         process: process.id.clone(),
@@ -689,11 +833,20 @@ pub fn schedule(
         state: &state,
         mode: Mode::Planned,
     };
-    let roles = |rs: &[Role]| rs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let roles = |rs: &[Role]| {
+        rs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut out = Vec::new();
     for d in &process.decisions {
         out.push(Scheduled {
-            what: format!("{} decided (by reply, quorum {:?})", d.name, d.quorum),
+            what: format!(
+                "{} taken by reply ({})",
+                d.name,
+                d.quorum.describe(&d.voters)
+            ),
             id: format!("decision:{}", d.id),
             kind: "decision",
             pathway: "every referral".into(),
@@ -763,13 +916,22 @@ pub fn schedule(
 }
 
 /// Render the planned schedule as the text `caseclerk timeline` prints.
-pub fn render_schedule(process: &Process, received_at: DateTime<Utc>, day0: &calendar::Reckoning, lines: &[Scheduled]) -> String {
+pub fn render_schedule(
+    process: &Process,
+    received_at: DateTime<Utc>,
+    day0: &calendar::Reckoning,
+    lines: &[Scheduled],
+) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let local = received_at.with_timezone(&calendar::LONDON);
     let _ = writeln!(out, "{} ({})", process.name, process.id);
     let _ = writeln!(out, "source: {}", process.source);
-    let _ = writeln!(out, "referral received {}", local.format("%a %-d %b %Y %H:%M %Z"));
+    let _ = writeln!(
+        out,
+        "referral received {}",
+        local.format("%a %-d %b %Y %H:%M %Z")
+    );
     let _ = writeln!(out, "day 0 = {}", day0.explain());
     let _ = writeln!(out);
     for l in lines {
@@ -781,7 +943,11 @@ pub fn render_schedule(process: &Process, received_at: DateTime<Utc>, day0: &cal
             None => "  —   ".to_string(),
         };
         let at = match &l.resolved {
-            Some(r) => r.at.with_timezone(&calendar::LONDON).format("%a %-d %b %Y %H:%M").to_string(),
+            Some(r) => {
+                r.at.with_timezone(&calendar::LONDON)
+                    .format("%a %-d %b %Y %H:%M")
+                    .to_string()
+            }
             None => "(date not yet known)".to_string(),
         };
         let _ = writeln!(out, "{day}  {at:<22}  {} [{}] {}", l.what, l.kind, l.id);

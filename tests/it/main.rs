@@ -1,0 +1,7 @@
+//! caseclerk's one integration-test binary.
+//!
+//! Tests that need a mail server start a real Dovecot + Postfix on loopback through
+//! `caseclerk::devstack` (installed by `scripts/install-mailstack.sh`; a missing server fails the
+//! test loudly, it never skips), and drive the real `caseclerk` binary against it.
+
+mod timeline_golden;
