@@ -976,3 +976,466 @@ pub fn render_schedule(
 pub fn recipients(plan: &Plan) -> BTreeSet<String> {
     plan.due.iter().map(|l| l.to.email.clone()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{AgencyState, LetterState};
+    use crate::process::{self, Environment};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    const PROCESS: &str = r#"
+        id = "test"
+        name = "Test partnership"
+        source = "unit test"
+        [[decision]]
+        id = "screening"
+        voters = "screening_panel"
+        quorum = "all"
+        outcomes = ["meets", "nfa"]
+        due = { day = 1, at = "17:00" }
+        [meeting]
+        when = { day = 11, at = "14:00" }
+        attendees = ["review_group"]
+        [[step]]
+        id = "acknowledge"
+        name = "Acknowledge"
+        when = { anchor = "referral_received" }
+        template = "t"
+        to = ["referrer"]
+        [[step]]
+        id = "outcome"
+        name = "Outcome to referrer"
+        on = "screening:meets"
+        when = { anchor = "decision:screening", at = "10:00" }
+        template = "t"
+        to = ["referrer"]
+        [[step]]
+        id = "request"
+        name = "Agency request"
+        kind = "agency_request"
+        on = "screening:meets"
+        when = { day = 2 }
+        template = "t"
+        to = ["agency"]
+        return_by = { day = 7, at = "17:00" }
+        [[step]]
+        id = "receipt"
+        name = "Receipt"
+        kind = "return_receipt"
+        on = "screening:meets"
+        follows = "request"
+        template = "t"
+        to = ["agency"]
+        [[step]]
+        id = "chase"
+        name = "Chase"
+        kind = "chaser"
+        on = "screening:meets"
+        follows = "request"
+        when = { day = 7, at = "10:00" }
+        template = "t"
+        to = ["agency"]
+        cc = ["agency_lead"]
+        [[step]]
+        id = "escalate"
+        name = "Escalate"
+        kind = "escalation"
+        on = "screening:meets"
+        follows = "request"
+        when = { day = 8 }
+        template = "t"
+        to = ["business_manager"]
+        [[step]]
+        id = "pack"
+        name = "Collation"
+        kind = "collation"
+        on = "screening:meets"
+        follows = "request"
+        when = { day = 8, at = "08:30" }
+        template = "t"
+        to = ["review_group"]
+        [[step]]
+        id = "invite"
+        name = "Invite"
+        kind = "invite"
+        on = "screening:meets"
+        when = { day = 2 }
+        template = "t"
+        to = ["attendees"]
+    "#;
+
+    fn process(text: &str) -> Process {
+        process::parse(
+            "test.toml",
+            text,
+            &Environment {
+                has_template: &|_| true,
+            },
+        )
+        .unwrap()
+    }
+
+    struct Dir;
+    fn contact(name: &str, email: &str) -> Contact {
+        Contact {
+            name: name.into(),
+            email: email.into(),
+            phone: None,
+            partner: None,
+        }
+    }
+    impl Directory for Dir {
+        fn people(&self, role: &str, _area: Option<&str>) -> Vec<Contact> {
+            match role {
+                "screening_panel" => vec![
+                    contact("LA", "la@x.test"),
+                    contact("Police", "police@x.test"),
+                ],
+                "review_group" => vec![contact("Group", "group@x.test")],
+                "business_manager" => vec![contact("Manager", "manager@x.test")],
+                _ => vec![],
+            }
+        }
+        fn agency(&self, id: &str) -> Option<Agency> {
+            Some(Agency {
+                id: id.into(),
+                name: id.to_uppercase(),
+                aliases: vec![],
+                contact: contact("Contact", &format!("{id}@agency.test")),
+                lead: Some(contact("Lead", &format!("{id}.lead@agency.test"))),
+                deputy: Some(contact("Deputy", &format!("{id}.deputy@agency.test"))),
+                domains: vec![],
+            })
+        }
+    }
+
+    /// A case received Tue 22 Dec 2026 10:15 (day 0), with no events after opening.
+    fn opened() -> CaseState {
+        CaseState {
+            reference: "RR-2026-0001".into(),
+            process: "test".into(),
+            area: None,
+            referrer: Some("referrer@hospital.test".into()),
+            received_at: t("2026-12-22T10:15:00Z"),
+            day0: NaiveDate::from_ymd_opt(2026, 12, 22).unwrap(),
+            referral_message: 1,
+            referral_message_id: None,
+            referral_references: vec![],
+            status: "open".into(),
+            letters: Default::default(),
+            agencies: Default::default(),
+            decisions: Default::default(),
+            meeting_at: None,
+            messages: vec![1],
+        }
+    }
+
+    fn sent(state: &mut CaseState, step: &str, key: &str, at: &str) {
+        state.letters.insert(
+            (step.into(), key.into()),
+            LetterState {
+                outbox: 1,
+                due_at: t(at),
+                queued_at: t(at),
+                sent_at: Some(t(at)),
+                undelivered: None,
+            },
+        );
+    }
+
+    fn steps(plan: &Plan) -> Vec<(String, String)> {
+        plan.due
+            .iter()
+            .map(|l| (l.step.clone(), l.key.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_acknowledgement_is_due_the_moment_the_referral_arrives_and_nothing_else_before_screening()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let plan = plan(&p, &Dir, &cal, &opened(), t("2026-12-22T10:16:00Z")).unwrap();
+        assert_eq!(
+            steps(&plan),
+            [(
+                "acknowledge".to_string(),
+                "referrer@hospital.test".to_string()
+            )]
+        );
+        assert_eq!(plan.due[0].due.at, t("2026-12-22T10:15:00Z"));
+        // Nothing else can fall due until the screening decision is taken: no wake-up is scheduled
+        // for pathway steps, whose anchor or pathway is still unknown.
+        assert_eq!(plan.next_wake, None);
+    }
+
+    #[test]
+    fn a_letter_already_decided_is_not_decided_again() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        let plan = plan(&p, &Dir, &cal, &s, t("2026-12-22T11:00:00Z")).unwrap();
+        assert!(plan.due.is_empty());
+    }
+
+    #[test]
+    fn the_screening_decision_opens_its_pathway_and_overdue_steps_come_out_at_once() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        s.agencies.insert("police".into(), AgencyState::default());
+        // Decided late, on day 3 (Tue 29 Dec: no closure days in the bundled calendar) at 15:00:
+        // the day-2 request is overdue and goes at once.
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-29T15:00:00Z")),
+        );
+        let now = t("2026-12-29T15:00:30Z");
+        let plan = plan(&p, &Dir, &cal, &s, now).unwrap();
+        let got = steps(&plan);
+        assert!(
+            got.contains(&("outcome".into(), "referrer@hospital.test".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("request".into(), "agency:police".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("invite".into(), "group@x.test".into())),
+            "{got:?}"
+        );
+        let outcome = plan.due.iter().find(|l| l.step == "outcome").unwrap();
+        assert_eq!(
+            outcome.due.at,
+            t("2026-12-29T15:00:00Z"),
+            "never before the decision itself"
+        );
+        let request = plan.due.iter().find(|l| l.step == "request").unwrap();
+        assert_eq!(request.due.day, Some(2));
+        assert_eq!(request.to.email, "police@agency.test");
+        let rb = request.return_by.as_ref().unwrap();
+        assert_eq!(rb.day, Some(7));
+        assert_eq!(rb.date, NaiveDate::from_ymd_opt(2027, 1, 5).unwrap());
+        let invite = plan.due.iter().find(|l| l.step == "invite").unwrap();
+        assert_eq!(invite.meeting.as_ref().unwrap().day, Some(11));
+        // The chaser's day is next.
+        assert_eq!(plan.next_wake, Some(t("2027-01-05T10:00:00Z")));
+    }
+
+    #[test]
+    fn a_decision_against_the_pathway_closes_it() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        s.agencies.insert("police".into(), AgencyState::default());
+        s.decisions.insert(
+            "screening".into(),
+            ("nfa".into(), t("2026-12-23T12:00:00Z")),
+        );
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-02-01T12:00:00Z")).unwrap();
+        assert!(plan.due.is_empty(), "{:?}", steps(&plan));
+    }
+
+    /// A case screened in on day 1 with four agencies asked on day 2.
+    fn asked_four() -> CaseState {
+        let mut s = opened();
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-23T12:00:00Z")),
+        );
+        for id in ["police", "health", "school", "gp"] {
+            s.agencies.insert(id.into(), AgencyState::default());
+            sent(
+                &mut s,
+                "request",
+                &format!("agency:{id}"),
+                "2026-12-24T09:00:00Z",
+            );
+        }
+        for step in ["acknowledge", "outcome"] {
+            sent(
+                &mut s,
+                step,
+                "referrer@hospital.test",
+                "2026-12-23T12:00:00Z",
+            );
+        }
+        sent(&mut s, "invite", "group@x.test", "2026-12-24T09:00:00Z");
+        s
+    }
+
+    #[test]
+    fn on_the_chase_day_only_agencies_that_have_not_returned_are_chased_and_an_absent_contact_goes_to_the_deputy()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        s.agencies.get_mut("police").unwrap().returned_at = Some(t("2026-12-30T10:00:00Z"));
+        s.agencies.get_mut("school").unwrap().out_of_office_at = Some(t("2026-12-24T09:01:00Z"));
+        sent(&mut s, "receipt", "agency:police", "2026-12-30T10:00:00Z");
+        // Day 7 is Tue 5 Jan 2027; chase at 10:00.
+        let before = plan(&p, &Dir, &cal, &s, t("2027-01-05T09:59:00Z")).unwrap();
+        assert!(before.due.is_empty());
+        assert_eq!(before.next_wake, Some(t("2027-01-05T10:00:00Z")));
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-01-05T10:00:00Z")).unwrap();
+        let chased: Vec<_> = plan.due.iter().filter(|l| l.step == "chase").collect();
+        let keys: Vec<_> = chased.iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(keys, ["agency:gp", "agency:health", "agency:school"]);
+        let school = chased.iter().find(|l| l.key == "agency:school").unwrap();
+        assert_eq!(school.to.email, "school.deputy@agency.test");
+        assert_eq!(school.cc[0].email, "school.lead@agency.test");
+        assert_eq!(school.return_by.as_ref().unwrap().day, Some(7));
+    }
+
+    #[test]
+    fn an_agency_asked_after_the_chase_day_is_not_chased_that_day() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        s.agencies
+            .insert("late-added".into(), AgencyState::default());
+        sent(
+            &mut s,
+            "request",
+            "agency:late-added",
+            "2027-01-06T09:00:00Z",
+        );
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:30:00Z")).unwrap();
+        assert!(
+            !plan
+                .due
+                .iter()
+                .any(|l| l.key == "agency:late-added" && l.step == "chase")
+        );
+    }
+
+    #[test]
+    fn a_receipt_is_due_when_a_return_arrives() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        s.agencies.get_mut("health").unwrap().returned_at = Some(t("2026-12-31T11:00:00Z"));
+        let mut plan = plan(&p, &Dir, &cal, &s, t("2026-12-31T11:00:05Z")).unwrap();
+        address_receipts(&mut plan, &Dir);
+        assert_eq!(
+            steps(&plan),
+            [("receipt".to_string(), "agency:health".to_string())]
+        );
+        assert_eq!(plan.due[0].to.email, "health@agency.test");
+    }
+
+    #[test]
+    fn the_collation_pack_lists_nil_returns_and_missing_agencies_and_the_escalation_names_the_missing()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        for (id, nil) in [("police", false), ("health", true), ("school", false)] {
+            let a = s.agencies.get_mut(id).unwrap();
+            a.returned_at = Some(t("2027-01-04T10:00:00Z"));
+            a.nil = nil;
+            sent(
+                &mut s,
+                "receipt",
+                &format!("agency:{id}"),
+                "2027-01-04T10:00:00Z",
+            );
+        }
+        for id in ["gp"] {
+            sent(
+                &mut s,
+                "chase",
+                &format!("agency:{id}"),
+                "2027-01-05T10:00:00Z",
+            );
+        }
+        // Day 8 is Wed 6 Jan 2027.
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:00:00Z")).unwrap();
+        let pack = plan.due.iter().find(|l| l.step == "pack").unwrap();
+        assert_eq!(pack.missing, ["gp"]);
+        assert_eq!(pack.nil_returns, ["health"]);
+        assert_eq!(pack.to.email, "group@x.test");
+        let esc = plan.due.iter().find(|l| l.step == "escalate").unwrap();
+        assert_eq!(esc.missing, ["gp"]);
+        // Once everyone has returned there is nothing to escalate.
+        s.agencies.get_mut("gp").unwrap().returned_at = Some(t("2027-01-05T16:00:00Z"));
+        let plan2 = super::plan(&p, &Dir, &cal, &s, t("2027-01-06T09:00:00Z")).unwrap();
+        assert!(!plan2.due.iter().any(|l| l.step == "escalate"));
+    }
+
+    #[test]
+    fn a_provisional_outcome_runs_its_pathway_until_the_decision_says_otherwise() {
+        let text = PROCESS.replace(
+            r#"outcomes = ["meets", "nfa"]"#,
+            "outcomes = [\"meets\", \"nfa\"]\n        provisional = \"meets\"",
+        );
+        let p = process(&text);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        s.agencies.insert("police".into(), AgencyState::default());
+        // Day 2 (Thu 24 Dec) 09:00 with no decision yet: the request goes.
+        let plan = plan(&p, &Dir, &cal, &s, t("2026-12-24T09:00:00Z")).unwrap();
+        assert!(
+            plan.due.iter().any(|l| l.step == "request"),
+            "{:?}",
+            steps(&plan)
+        );
+        s.decisions.insert(
+            "screening".into(),
+            ("nfa".into(), t("2026-12-24T10:00:00Z")),
+        );
+        let plan = super::plan(&p, &Dir, &cal, &s, t("2026-12-24T11:00:00Z")).unwrap();
+        assert!(!plan.due.iter().any(|l| l.step == "request"));
+    }
+
+    #[test]
+    fn a_closed_case_plans_nothing() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        s.status = "closed".into();
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-06-01T09:00:00Z")).unwrap();
+        assert!(plan.due.is_empty() && plan.next_wake.is_none());
+    }
+
+    #[test]
+    fn a_rescheduled_meeting_moves_the_invite() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-23T12:00:00Z")),
+        );
+        s.meeting_at = Some(t("2027-01-08T13:30:00Z"));
+        let plan = plan(&p, &Dir, &cal, &s, t("2026-12-24T09:00:00Z")).unwrap();
+        let invite = plan.due.iter().find(|l| l.step == "invite").unwrap();
+        assert_eq!(
+            invite.meeting.as_ref().unwrap().at,
+            t("2027-01-08T13:30:00Z")
+        );
+    }
+}
