@@ -1364,14 +1364,7 @@ mod tests {
                 "2027-01-04T10:00:00Z",
             );
         }
-        for id in ["gp"] {
-            sent(
-                &mut s,
-                "chase",
-                &format!("agency:{id}"),
-                "2027-01-05T10:00:00Z",
-            );
-        }
+        sent(&mut s, "chase", "agency:gp", "2027-01-05T10:00:00Z");
         // Day 8 is Wed 6 Jan 2027.
         let plan = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:00:00Z")).unwrap();
         let pack = plan.due.iter().find(|l| l.step == "pack").unwrap();
