@@ -99,18 +99,30 @@ pub(super) async fn smtp_deliver(
             reply: greeting,
         });
     }
-    exchange(&mut s, "EHLO agency.devstack.invalid", 2).await?;
-    exchange(&mut s, &format!("MAIL FROM:<{from}>"), 2).await?;
-    for rcpt in to {
-        exchange(&mut s, &format!("RCPT TO:<{rcpt}>"), 2).await?;
+    let result = converse(&mut s, from, to, raw).await;
+    if !matches!(result, Err(SmtpFailure::Io(_))) {
+        let _ = exchange(&mut s, "QUIT", 2).await;
     }
-    exchange(&mut s, "DATA", 3).await?;
-    let body = dot_stuff(raw);
+    result
+}
+
+async fn converse(
+    s: &mut BufReader<TcpStream>,
+    from: &str,
+    to: &[&str],
+    raw: &[u8],
+) -> Result<(), SmtpFailure> {
+    exchange(s, "EHLO agency.devstack.invalid", 2).await?;
+    exchange(s, &format!("MAIL FROM:<{from}>"), 2).await?;
+    for rcpt in to {
+        exchange(s, &format!("RCPT TO:<{rcpt}>"), 2).await?;
+    }
+    exchange(s, "DATA", 3).await?;
     s.get_mut()
-        .write_all(&body)
+        .write_all(&dot_stuff(raw))
         .await
         .map_err(|e| SmtpFailure::Io(format!("sending the message: {e}")))?;
-    let reply = read_reply(&mut s)
+    let reply = read_reply(s)
         .await
         .map_err(|e| SmtpFailure::Io(format!("after the message data: {e}")))?;
     if reply.code / 100 != 2 {
@@ -119,7 +131,6 @@ pub(super) async fn smtp_deliver(
             reply,
         });
     }
-    let _ = exchange(&mut s, "QUIT", 2).await;
     Ok(())
 }
 

@@ -452,7 +452,8 @@ impl MailStack {
         self.wait_ready(true, false).await
     }
 
-    /// Postfix's log (`log/maillog`), for failure messages. Empty if there is none yet.
+    /// Postfix's log (`log/maillog`), for failure messages. Empty if there is none yet. Postfix
+    /// logs through `postlogd`, so a line can appear a few milliseconds after the event.
     pub fn maillog(&self) -> String {
         read_lossy(&self.layout.maillog())
     }
@@ -478,25 +479,23 @@ impl MailStack {
             ));
         }
         let run = client::smtp_deliver(self.ports.smtp, from, to, raw);
-        match tokio::time::timeout(CLIENT_LIMIT, run).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(client::SmtpFailure::Rejected { command, reply })) => {
-                Err(DevstackError::SmtpRejected {
-                    command,
-                    code: reply.code,
-                    reply: reply.text,
-                    maillog: self.maillog_tail(),
-                })
-            }
-            Ok(Err(client::SmtpFailure::Io(message))) => Err(DevstackError::Smtp {
-                message,
-                maillog: self.maillog_tail(),
-            }),
-            Err(_) => Err(DevstackError::Smtp {
-                message: format!("no answer within {CLIENT_LIMIT:?}"),
-                maillog: self.maillog_tail(),
-            }),
-        }
+        let failure = match tokio::time::timeout(CLIENT_LIMIT, run).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(failure)) => failure,
+            Err(_) => client::SmtpFailure::Io(format!("no answer within {CLIENT_LIMIT:?}")),
+        };
+        // postlogd writes asynchronously: give it a moment so the tail shows this refusal.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let maillog = self.maillog_tail();
+        Err(match failure {
+            client::SmtpFailure::Rejected { command, reply } => DevstackError::SmtpRejected {
+                command,
+                code: reply.code,
+                reply: reply.text,
+                maillog,
+            },
+            client::SmtpFailure::Io(message) => DevstackError::Smtp { message, maillog },
+        })
     }
 
     /// IMAP APPENDs `raw` to `user`'s INBOX with that INTERNALDATE. The date must lie in the past:
@@ -692,23 +691,10 @@ impl MailStack {
         }
         let start = tokio::time::Instant::now();
         loop {
-            let mut exited = None;
-            for daemon in [&mut self.dovecot, &mut self.postfix].into_iter().flatten() {
-                if let Some(status) = daemon.exited() {
-                    exited = Some((daemon.name, status));
-                    break;
-                }
-            }
-            if let Some((server, status)) = exited {
-                return Err(DevstackError::Exited {
-                    server,
-                    status,
-                    logs: self.log_tails(),
-                });
-            }
+            self.check_exited()?;
             let mut still = Vec::new();
             for (probe, _) in pending {
-                let step = Duration::from_secs(2);
+                let step = Duration::from_secs(1);
                 let ports = self.ports;
                 let result = match probe {
                     Probe::Imap => {
@@ -740,6 +726,8 @@ impl MailStack {
                     }
                 };
                 if let Err(e) = result {
+                    // A probe fails at once when its daemon has died: say so rather than wait.
+                    self.check_exited()?;
                     still.push((probe, e));
                 }
             }
@@ -768,6 +756,25 @@ impl MailStack {
                 });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// An error if either daemon has exited.
+    fn check_exited(&mut self) -> Result<(), DevstackError> {
+        let mut exited = None;
+        for daemon in [&mut self.dovecot, &mut self.postfix].into_iter().flatten() {
+            if let Some(status) = daemon.exited() {
+                exited = Some((daemon.name, status));
+                break;
+            }
+        }
+        match exited {
+            Some((server, status)) => Err(DevstackError::Exited {
+                server,
+                status,
+                logs: self.log_tails(),
+            }),
+            None => Ok(()),
         }
     }
 

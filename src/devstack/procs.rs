@@ -4,6 +4,14 @@
 //! depend on PID 1 reaping a daemonised parent (which here happens only every ~2 s, making a
 //! dead daemon look alive to `kill -0`). Their worker processes stay in the leader's process
 //! group; signalling `-pgid` reaches all of them.
+//!
+//! Daemons in their own process groups do not get the terminal's Ctrl-C, so a test run that is
+//! interrupted (or killed, or aborts on a panic) would leave them running. Each daemon therefore
+//! gets a *guard*: a tiny `sh` in a process group of its own, blocked reading a pipe whose write
+//! end only this process holds. When this process goes away for any reason the pipe reports EOF
+//! and the guard sends SIGTERM (then SIGKILL) to the daemon's group. (`PR_SET_PDEATHSIG` is not
+//! enough: Postfix's master changes its effective uid at start-up, which clears it.) On a normal
+//! stop the guard is killed after the daemon's group is gone, so it never signals a reused id.
 
 use std::fs::File;
 use std::path::Path;
@@ -19,6 +27,8 @@ pub(super) struct Daemon {
     pub name: &'static str,
     child: Child,
     pgid: i32,
+    /// Kills the group if this process dies; dismissed once the group is gone.
+    guard: Option<Child>,
 }
 
 impl Daemon {
@@ -42,11 +52,22 @@ impl Daemon {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        let child = cmd
-            .spawn()
-            .map_err(io_err(format!("starting {name} ({cmd:?})")))?;
+        let what = format!("starting {name} ({cmd:?})");
+        let child = cmd.spawn().map_err(io_err(what))?;
         let pgid = i32::try_from(child.id()).expect("pids fit in i32");
-        Ok(Daemon { name, child, pgid })
+        let guard = match spawn_guard(pgid) {
+            Ok(guard) => guard,
+            Err(e) => {
+                signal_group(pgid, libc::SIGKILL);
+                return Err(io_err(format!("starting the guard of {name}"))(e));
+            }
+        };
+        Ok(Daemon {
+            name,
+            child,
+            pgid,
+            guard: Some(guard),
+        })
     }
 
     pub fn pgid(&self) -> i32 {
@@ -73,7 +94,16 @@ impl Daemon {
         self.signal_group(libc::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.dismiss_guard();
         self.pgid
+    }
+
+    /// Kills and reaps the guard *before* its pipe closes, so it signals nothing.
+    fn dismiss_guard(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            let _ = guard.kill();
+            let _ = guard.wait();
+        }
     }
 
     /// SIGTERM to the group, then wait until the leader is reaped and no member of the group is
@@ -81,18 +111,42 @@ impl Daemon {
     pub async fn terminate(mut self, grace: Duration) -> Result<(i32, bool), DevstackError> {
         self.signal_group(libc::SIGTERM);
         if wait_group_gone(self.pgid, &mut self.child, grace).await {
+            self.dismiss_guard();
             return Ok((self.pgid, false));
         }
         self.signal_group(libc::SIGKILL);
         let _ = self.child.kill();
         if wait_group_gone(self.pgid, &mut self.child, Duration::from_secs(5)).await {
+            self.dismiss_guard();
             return Ok((self.pgid, true));
         }
+        // The guard stays armed: when `self` is dropped its pipe closes and it tries again.
         Err(DevstackError::Stuck {
             what: self.name,
             pids: live_members(self.pgid),
         })
     }
+}
+
+/// The guard of group `pgid` (see the module doc). Its stdin is the pipe; it lives in its own
+/// process group so the terminal's Ctrl-C reaches only the test process.
+fn spawn_guard(pgid: i32) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    Command::new("/bin/sh")
+        .arg("-c")
+        // dash: no `kill --`; a negative number after the signal names a process group.
+        .arg(concat!(
+            r#"read -r _; kill -TERM "-$1" 2>/dev/null || exit 0; "#,
+            r#"for _ in 1 2 3 4 5 6; do sleep 0.5; kill -0 "-$1" 2>/dev/null || exit 0; done; "#,
+            r#"kill -KILL "-$1" 2>/dev/null"#
+        ))
+        .arg("devstack-guard")
+        .arg(pgid.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
 }
 
 fn signal_group(pgid: i32, signal: i32) {
