@@ -1,1 +1,0 @@
-//! devstack (placeholder).
