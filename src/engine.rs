@@ -303,7 +303,7 @@ impl Engine {
                 let day0 = match self.cfg.calendar.day_zero(received, self.cfg.cutoff) {
                     Ok(r) => r,
                     Err(e) => {
-                        tracing::error!(message, error = %e, "referral held for a person: day 0 cannot be computed");
+                        tracing::error!(stored_message = message, error = %e, "referral held for a person: day 0 cannot be computed");
                         Store::file_message(
                             &mut tx,
                             message,
@@ -361,7 +361,7 @@ impl Engine {
                 }
                 Store::file_message(&mut tx, message, "filed", rule, &vjson, Some(case_id), now)
                     .await?;
-                tracing::info!(case = %reference, message, day0 = %day0.date, "referral opened a case");
+                tracing::info!(case = %reference, stored_message = message, day0 = %day0.date, "referral opened a case");
                 opened = Some(reference);
             }
             Kind::CaseReply {
@@ -543,7 +543,11 @@ impl Engine {
             }
             Kind::Unmatched => {
                 Store::file_message(&mut tx, message, "triage", rule, &vjson, None, now).await?;
-                tracing::info!(message, rule, "message listed for a person");
+                tracing::info!(
+                    stored_message = message,
+                    rule,
+                    "message listed for a person"
+                );
             }
         }
         Store::commit(tx).await?;
