@@ -1,0 +1,354 @@
+//! The integration harness: a real mail stack, a configuration pointing at it, and the real
+//! `caseclerk` binary.
+//!
+//! `Harness::start(process)` starts Dovecot + Postfix on free loopback ports with a mailbox for every
+//! address the configuration names, writes a configuration derived from `config/example.toml` (so the
+//! example stays valid) with that process, the stack's ports and CA, and a database in the run
+//! directory, and offers the few verbs tests need: deliver or append mail, run a caseclerk command,
+//! read a mailbox.
+
+#![allow(dead_code)]
+
+use caseclerk::devstack::{MailStack, StackOptions};
+use caseclerk::intake::{self, Message};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub const SHARED: &str = "bsp@bury.test";
+pub const REFERRER: &str = "referrer@hospital.test";
+pub const PASSWORD: &str = "test-password";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every directory role, so any process file finds people for the roles it writes to.
+const ALL_ROLES: &[(&str, &str)] = &[
+    ("la", "la.lead@bury.test"),
+    ("police", "police.lead@police.test"),
+    ("icb", "icb.lead@icb.test"),
+    ("executive_chair", "executive.chair@bury.test"),
+    ("independent_scrutineer", "scrutineer@bury.test"),
+    ("partnership_chair", "partnership.chair@bury.test"),
+    ("strategic_partnership", "strategic@bury.test"),
+    ("safeguarding_executive", "executive@bury.test"),
+    ("la_head_of_safeguarding", "head.safeguarding@bury.test"),
+];
+
+pub struct Harness {
+    pub stack: MailStack,
+    pub config: PathBuf,
+    pub dir: PathBuf,
+    pub process: String,
+}
+
+fn patch_config(process: &str, stack: &MailStack, dir: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(root().join("config/example.toml")).expect("example config");
+    let mut cfg: toml::Table = text.parse().expect("example config is TOML");
+    let abs = |p: &str| root().join("config").join(p).display().to_string();
+    let set = |cfg: &mut toml::Table, section: &str, key: &str, v: toml::Value| {
+        cfg.get_mut(section)
+            .and_then(|s| s.as_table_mut())
+            .expect("section")
+            .insert(key.into(), v);
+    };
+    set(
+        &mut cfg,
+        "partnership",
+        "process",
+        toml::Value::String(abs(&format!("processes/{process}.toml"))),
+    );
+    set(
+        &mut cfg,
+        "mailbox",
+        "port",
+        toml::Value::Integer(stack.ports.imaps.into()),
+    );
+    set(
+        &mut cfg,
+        "smtp",
+        "port",
+        toml::Value::Integer(stack.ports.submission.into()),
+    );
+    for section in ["mailbox", "smtp"] {
+        set(
+            &mut cfg,
+            section,
+            "ca_file",
+            toml::Value::String(stack.ca_pem.display().to_string()),
+        );
+        set(
+            &mut cfg,
+            section,
+            "password_file",
+            toml::Value::String(dir.join("password").display().to_string()),
+        );
+    }
+    set(
+        &mut cfg,
+        "storage",
+        "database",
+        toml::Value::String(dir.join("caseclerk.db").display().to_string()),
+    );
+    set(
+        &mut cfg,
+        "templates",
+        "dir",
+        toml::Value::String(root().join("mail-templates").display().to_string()),
+    );
+    set(
+        &mut cfg,
+        "attachments",
+        "agency_template",
+        toml::Value::String(abs("attachments/agency-summary-and-chronology.docx")),
+    );
+    let roles = cfg
+        .get_mut("roles")
+        .and_then(|r| r.as_table_mut())
+        .expect("roles");
+    for (role, email) in ALL_ROLES {
+        roles.entry(role.to_string()).or_insert_with(|| {
+            let mut c = toml::Table::new();
+            c.insert("name".into(), toml::Value::String(role.replace('_', " ")));
+            c.insert("email".into(), toml::Value::String(email.to_string()));
+            toml::Value::Array(vec![toml::Value::Table(c)])
+        });
+    }
+    cfg
+}
+
+/// Addresses a configuration table names (mailbox, roles, agencies).
+fn users_of(cfg: &toml::Table) -> Vec<String> {
+    let mut out = vec![SHARED.to_string(), REFERRER.to_string()];
+    fn walk(v: &toml::Value, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    if k == "email"
+                        && let Some(s) = v.as_str()
+                    {
+                        out.push(s.to_lowercase());
+                    } else {
+                        walk(v, out);
+                    }
+                }
+            }
+            toml::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    for key in ["roles", "agency", "areas"] {
+        if let Some(v) = cfg.get(key) {
+            walk(v, &mut out);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Harness {
+    /// A mail stack and a configuration for `process` (a file under config/processes).
+    pub async fn start(process: &str) -> Harness {
+        Self::start_with(process, |_| {}).await
+    }
+
+    /// As [`start`], letting the test change the configuration first.
+    pub async fn start_with(process: &str, edit: impl Fn(&mut toml::Table)) -> Harness {
+        // Ports are only known once the stack runs, so start it with the users of a provisional
+        // configuration, then write the real one.
+        let provisional = {
+            let text = std::fs::read_to_string(root().join("config/example.toml")).unwrap();
+            let mut t: toml::Table = text.parse().unwrap();
+            edit(&mut t);
+            t
+        };
+        let mut users = users_of(&provisional);
+        for (_, e) in ALL_ROLES {
+            users.push(e.to_string());
+        }
+        users.sort();
+        users.dedup();
+        let stack = MailStack::start(StackOptions::new(users, PASSWORD))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("the mail stack must start (run scripts/install-mailstack.sh): {e}")
+            });
+        let dir = stack.dir.join("caseclerk");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("password"), PASSWORD).unwrap();
+        let mut cfg = patch_config(process, &stack, &dir);
+        edit(&mut cfg);
+        let config = dir.join("caseclerk.toml");
+        std::fs::write(&config, toml::to_string(&cfg).unwrap()).unwrap();
+        Harness {
+            stack,
+            config,
+            dir,
+            process: process.to_string(),
+        }
+    }
+
+    /// Run `caseclerk --config <ours> ARGS…` to completion.
+    pub fn caseclerk(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "caseclerk=debug")
+            .output()
+            .expect("caseclerk runs")
+    }
+
+    /// Run a command that must succeed; its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.caseclerk(args);
+        assert!(
+            out.status.success(),
+            "caseclerk {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}\nmaillog:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.stack.maillog()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// One pass at `now` (RFC 3339), or at the real time.
+    pub fn tick(&self, now: Option<&str>) -> String {
+        let mut args = vec!["tick", "--process-existing"];
+        if let Some(n) = now {
+            args.push("--now");
+            args.push(n);
+        }
+        self.ok(&args)
+    }
+
+    /// Deliver raw mail over SMTP, as an agency's server would.
+    pub async fn deliver(&self, from: &str, to: &str, raw: &[u8]) {
+        self.stack
+            .deliver(from, &[to], raw)
+            .await
+            .expect("delivery accepted");
+        // Postfix hands it to Dovecot over LMTP asynchronously: wait until it is in the mailbox.
+        self.wait_until_delivered(to).await;
+    }
+
+    async fn wait_until_delivered(&self, user: &str) {
+        let before = self
+            .stack
+            .fetch_all(user)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let _ = self
+            .stack
+            .wait_for(user, before.max(1), Duration::from_secs(10))
+            .await;
+    }
+
+    /// Every message in a user's inbox, parsed.
+    pub async fn inbox(&self, user: &str) -> Vec<Message> {
+        self.stack
+            .fetch_all(user)
+            .await
+            .expect("fetch")
+            .iter()
+            .map(|f| intake::parse(&f.raw))
+            .collect()
+    }
+
+    /// Wait for at least `n` messages in a user's inbox.
+    pub async fn wait_inbox(&self, user: &str, n: usize) -> Vec<Message> {
+        self.stack
+            .wait_for(user, n, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("{user} should receive {n} message(s): {e}"))
+            .iter()
+            .map(|f| intake::parse(&f.raw))
+            .collect()
+    }
+
+    /// Give Postfix time to deliver anything in flight, then count a user's messages.
+    pub async fn settled_count(&self, user: &str) -> usize {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.stack.fetch_all(user).await.expect("fetch").len()
+    }
+
+    /// The raw bytes of the last message of a user's inbox.
+    pub async fn last_raw(&self, user: &str) -> Vec<u8> {
+        self.stack
+            .fetch_all(user)
+            .await
+            .expect("fetch")
+            .pop()
+            .expect("a message")
+            .raw
+    }
+}
+
+/// A plain referral email with a Word attachment.
+pub fn referral(message_id: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: Dr Test Referrer <{REFERRER}>\r\n\
+         To: {SHARED}\r\n\
+         Subject: {subject}\r\n\
+         Message-ID: <{message_id}>\r\n\
+         Date: Mon, 23 Nov 2026 09:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+         \r\n\
+         --b1\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Please consider this referral for a rapid review. The form is attached.\r\n\
+         --b1\r\n\
+         Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\r\n\
+         Content-Disposition: attachment; filename=\"Referral form.docx\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         \r\n\
+         UEsDBBQAAAAIAGZvcm0gY29udGVudCBmb3IgdGVzdHM=\r\n\
+         --b1--\r\n"
+    )
+    .into_bytes()
+}
+
+/// A reply from `from` to one of our letters (threaded by In-Reply-To).
+pub fn reply(
+    from: &str,
+    in_reply_to: &str,
+    subject: &str,
+    body: &str,
+    attachment: Option<(&str, &str)>,
+) -> Vec<u8> {
+    let id = format!(
+        "reply.{}.{}@test",
+        from.replace('@', "."),
+        in_reply_to.len() + body.len() + subject.len()
+    );
+    let mut s = format!(
+        "From: {from}\r\nTo: {SHARED}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nIn-Reply-To: <{in_reply_to}>\r\n\
+         References: <{in_reply_to}>\r\nMIME-Version: 1.0\r\n"
+    );
+    match attachment {
+        None => s.push_str(&format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n")),
+        Some((name, b64)) => s.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"r1\"\r\n\r\n--r1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
+             --r1\r\nContent-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--r1--\r\n"
+        )),
+    }
+    s.into_bytes()
+}
+
+/// A header's value in raw message bytes (first occurrence, unfolded).
+pub fn header(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
