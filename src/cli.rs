@@ -11,6 +11,7 @@ use crate::clock::{FixedClock, SharedClock, SystemClock};
 use crate::config::{self, Needs};
 use crate::engine::{self, Engine};
 use crate::mailbox::ExistingMail;
+use crate::operator;
 use crate::store::Store;
 use crate::timeline;
 use chrono::{DateTime, Utc};
@@ -65,6 +66,28 @@ enum Command {
         #[arg(long)]
         received: String,
     },
+    /// Add or remove agencies involved in a case.
+    Agencies {
+        #[command(subcommand)]
+        action: AgenciesAction,
+    },
+    /// Record a decision taken outside the mailbox (in a meeting, by phone).
+    Decide {
+        /// The case reference, e.g. RR-2026-0001.
+        case: String,
+        /// The decision's id in the process file (e.g. screening, sign_off).
+        decision: String,
+        /// One of the decision's outcomes (e.g. meets, nfa, single_agency, query).
+        outcome: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        /// Correct a decision already taken.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        who: Who,
+    },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
     /// Check the configuration and process file and report every problem.
@@ -76,6 +99,43 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum AgenciesAction {
+    /// Add agencies (directory ids, names or aliases) to a case; they are asked at once if the
+    /// request day has passed.
+    Add {
+        case: String,
+        #[arg(required = true)]
+        agencies: Vec<String>,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Remove an agency from a case: it is no longer asked or chased.
+    Remove {
+        case: String,
+        agency: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+/// Who is acting and when, for operator commands.
+#[derive(clap::Args, Debug)]
+struct Who {
+    /// Your name for the case history (default: your login name).
+    #[arg(long)]
+    by: Option<String>,
+    /// Record the change at this instant (RFC 3339); default: now.
+    #[arg(long)]
+    now: Option<String>,
 }
 
 /// Run the command line; the binary's whole `main`.
@@ -122,6 +182,14 @@ enum Failure {
 
 fn work(e: impl std::fmt::Display) -> Failure {
     Failure::Work(e.to_string())
+}
+
+/// An operator command that makes no sense is a usage error (exit 2); a database failure is not.
+fn refused(e: operator::OperatorError) -> Failure {
+    match e {
+        operator::OperatorError::Store(_) => Failure::Work(e.to_string()),
+        _ => Failure::Usage(e.to_string()),
+    }
 }
 
 fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
@@ -257,6 +325,80 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let (day0, lines) =
                 timeline::schedule(&p, &cfg.calendar, received, cfg.cutoff).map_err(work)?;
             print!("{}", timeline::render_schedule(&p, received, &day0, &lines));
+            Ok(())
+        }
+        Command::Agencies { action } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            match action {
+                AgenciesAction::Add {
+                    case,
+                    agencies,
+                    reason,
+                    who,
+                } => {
+                    let now = clock(who.now.as_deref())?.now();
+                    let added = operator::add_agencies(
+                        &cfg,
+                        &store,
+                        case,
+                        agencies,
+                        reason.as_deref(),
+                        &operator::actor(who.by.as_deref()),
+                        now,
+                    )
+                    .await
+                    .map_err(refused)?;
+                    println!("{case}: added {}", added.join(", "));
+                }
+                AgenciesAction::Remove {
+                    case,
+                    agency,
+                    reason,
+                    who,
+                } => {
+                    let now = clock(who.now.as_deref())?.now();
+                    let removed = operator::remove_agency(
+                        &cfg,
+                        &store,
+                        case,
+                        agency,
+                        reason,
+                        &operator::actor(who.by.as_deref()),
+                        now,
+                    )
+                    .await
+                    .map_err(refused)?;
+                    println!("{case}: removed {removed}");
+                }
+            }
+            Ok(())
+        }
+        Command::Decide {
+            case,
+            decision,
+            outcome,
+            reason,
+            replace,
+            who,
+        } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let now = clock(who.now.as_deref())?.now();
+            operator::decide(
+                &cfg,
+                &store,
+                case,
+                decision,
+                outcome,
+                reason,
+                *replace,
+                &operator::actor(who.by.as_deref()),
+                now,
+            )
+            .await
+            .map_err(refused)?;
+            println!("{case}: {decision} recorded as {outcome}");
             Ok(())
         }
         Command::Triage => {

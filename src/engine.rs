@@ -398,6 +398,60 @@ impl Engine {
                 if let Some(id) = &msg.message_id {
                     Store::add_thread_id(&mut tx, id, case.id, None, None, None).await?;
                 }
+                let sender = msg
+                    .from
+                    .as_ref()
+                    .map(|a| a.email.to_lowercase())
+                    .unwrap_or_default();
+                let answering_our_letter = in_reply_to_letter
+                    .as_ref()
+                    .is_some_and(|l| l.recipient == sender);
+                if let Some(line) = crate::agencies::agencies_line(&msg.body_text)
+                    && (self.is_business_unit(&sender) || answering_our_letter)
+                {
+                    let names = crate::agencies::split_names(line);
+                    let matched = crate::agencies::resolve(&names, &self.cfg.agencies);
+                    let state = self.state(&case).await?;
+                    for id in &matched.ids {
+                        if state.agencies.get(id).is_some_and(|a| !a.removed) {
+                            continue;
+                        }
+                        let e = Event::AgencyAdded {
+                            agency: id.clone(),
+                            source: format!("Agencies: line in stored message {message}"),
+                        };
+                        Store::add_event(
+                            &mut tx,
+                            case.id,
+                            received,
+                            e.kind(),
+                            &format!("mail:{}", hash_id(&sender)),
+                            &to_json(&e),
+                        )
+                        .await?;
+                    }
+                    if !matched.unmatched.is_empty() {
+                        tracing::warn!(case = %case.reference, unmatched = matched.unmatched.len(), "agency names not in the directory");
+                        let notice = self.notice(
+                            &state,
+                            "agencies-unknown",
+                            &format!("notice:{message}"),
+                            timeline::Recipient {
+                                name: msg
+                                    .from
+                                    .as_ref()
+                                    .and_then(|a| a.name.clone())
+                                    .unwrap_or_default(),
+                                email: sender.clone(),
+                                role: "sender".into(),
+                                phone: None,
+                            },
+                            matched.unmatched.clone(),
+                            now,
+                        );
+                        self.queue(&mut tx, &case, &state, &notice, now).await?;
+                    }
+                }
                 if let (Some(agency), ReplyKind::Return | ReplyKind::NilReturn) = (&agency, reply) {
                     let state = self.state(&case).await?;
                     if state.agencies.get(agency).is_some_and(|a| !a.removed) {
@@ -554,6 +608,88 @@ impl Engine {
         Ok(opened)
     }
 
+    /// Is this address someone in the business unit (roles business_unit, business_manager)?
+    fn is_business_unit(&self, email: &str) -> bool {
+        ["business_unit", "business_manager"]
+            .iter()
+            .flat_map(|r| self.cfg.people(r, None))
+            .any(|c| c.email.eq_ignore_ascii_case(email))
+    }
+
+    /// A letter outside the process's steps (a notice about something that just happened).
+    fn notice(
+        &self,
+        state: &CaseState,
+        template: &str,
+        key: &str,
+        to: timeline::Recipient,
+        notes: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> DueLetter {
+        let date = calendar::london_date(now);
+        DueLetter {
+            step: format!("notice-{template}"),
+            step_name: template.replace('-', " "),
+            kind: StepKind::Letter,
+            template: template.to_string(),
+            key: key.to_string(),
+            to,
+            cc: Vec::new(),
+            due: timeline::Resolved {
+                at: now,
+                date,
+                day: self.cfg.calendar.working_day_number(state.day0, date).ok(),
+                explanation: "at once".into(),
+            },
+            attach: Vec::new(),
+            agency: None,
+            return_by: None,
+            missing: Vec::new(),
+            nil_returns: Vec::new(),
+            returns: Vec::new(),
+            meeting: None,
+            notes,
+        }
+    }
+
+    /// Render one due letter and queue it with its events, in the caller's transaction.
+    /// Returns whether it was new.
+    async fn queue(
+        &self,
+        tx: &mut crate::store::Tx<'_>,
+        case: &CaseRow,
+        state: &CaseState,
+        due: &DueLetter,
+        now: DateTime<Utc>,
+    ) -> Result<bool, EngineError> {
+        let letter = self.build_letter(case, state, due, now).await?;
+        let Some(id) = Store::queue_letter(tx, &letter, now).await? else {
+            return Ok(false);
+        };
+        let late = (now - due.due.at).num_minutes().max(0);
+        let e = Event::LetterQueued {
+            step: due.step.clone(),
+            recipient: due.key.clone(),
+            outbox: id,
+            due_at: due.due.at,
+            late_minutes: late,
+        };
+        Store::add_event(tx, case.id, now, e.kind(), "caseclerk", &to_json(&e)).await?;
+        Store::add_thread_id(
+            tx,
+            &letter.message_id,
+            case.id,
+            Some(id),
+            Some(&due.step),
+            Some(&due.key),
+        )
+        .await?;
+        if late > 60 {
+            tracing::warn!(case = %case.reference, step = %due.step, late_minutes = late, "letter decided late");
+        }
+        Ok(true)
+    }
+
     fn agency_of(&self, email: &str) -> Option<String> {
         let email = email.to_lowercase();
         let domain = email
@@ -643,41 +779,10 @@ impl Engine {
             }
             let mut tx = self.store.begin().await?;
             for due in &plan.due {
-                match self.build_letter(&case, &state, due, now).await {
-                    Ok(letter) => {
-                        if let Some(id) = Store::queue_letter(&mut tx, &letter, now).await? {
-                            let late = (now - due.due.at).num_minutes().max(0);
-                            let e = Event::LetterQueued {
-                                step: due.step.clone(),
-                                recipient: due.key.clone(),
-                                outbox: id,
-                                due_at: due.due.at,
-                                late_minutes: late,
-                            };
-                            Store::add_event(
-                                &mut tx,
-                                case.id,
-                                now,
-                                e.kind(),
-                                "caseclerk",
-                                &to_json(&e),
-                            )
-                            .await?;
-                            Store::add_thread_id(
-                                &mut tx,
-                                &letter.message_id,
-                                case.id,
-                                Some(id),
-                                Some(&due.step),
-                                Some(&due.key),
-                            )
-                            .await?;
-                            queued += 1;
-                            if late > 60 {
-                                tracing::warn!(case = %case.reference, step = %due.step, late_minutes = late, "letter decided late");
-                            }
-                        }
-                    }
+                match self.queue(&mut tx, &case, &state, due, now).await {
+                    Ok(true) => queued += 1,
+                    Ok(false) => {}
+                    Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
                     Err(e) => {
                         tracing::error!(case = %case.reference, step = %due.step, error = %e, "letter could not be prepared");
                     }
@@ -755,6 +860,8 @@ impl Engine {
             "return_by": due.return_by.as_ref().map(|r| long_instant(r.at)),
             "missing": due.missing.iter().map(|a| agency_json(a)).collect::<Vec<_>>(),
             "nil_returns": due.nil_returns.iter().map(|a| agency_json(a)).collect::<Vec<_>>(),
+            "notes": due.notes,
+            "known_agencies": cfg.agencies.iter().map(|a| json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),
             "meeting": due.meeting.as_ref().map(|m| json!({
                 "when": long_instant(m.at),
                 "date": long_date(m.date),
@@ -907,10 +1014,21 @@ impl Engine {
             notify.clone(),
         ));
         tokio::pin!(shutdown);
+        // The first pass fetches; after that the watcher's signal means "fetch", and the timer
+        // (at the next due instant, and at least every minute, so an operator's change is acted on
+        // promptly) means "plan and send".
+        let mut fetch = true;
         loop {
-            let wake = match self.tick().await {
+            let report = if fetch {
+                self.tick().await
+            } else {
+                let mut r = TickReport::default();
+                self.work(self.clock.now(), &mut r).await.map(|_| r)
+            };
+            let wake = match report {
                 Ok(r) => {
-                    if r.processed > 0 || r.queued > 0 || r.sent.sent > 0 {
+                    if r.processed > 0 || r.queued > 0 || r.sent.sent > 0 || r.sent.undelivered > 0
+                    {
                         tracing::info!(
                             processed = r.processed,
                             opened = r.opened.len(),
@@ -925,18 +1043,17 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "tick failed; retrying in a minute");
-                    Some(self.clock.now() + chrono::Duration::minutes(1))
+                    None
                 }
             };
             let now = self.clock.now();
-            // At least hourly, so a day's letters go out even if nothing wakes us.
             let sleep = wake
                 .map(|w| (w - now).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(Duration::from_secs(3600))
-                .min(Duration::from_secs(3600));
+                .unwrap_or(RESCAN)
+                .min(RESCAN);
             tokio::select! {
-                _ = notify.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
+                _ = notify.notified() => fetch = true,
+                _ = tokio::time::sleep(sleep) => fetch = false,
                 _ = &mut shutdown => {
                     tracing::info!("shutting down");
                     watcher.abort();
@@ -946,6 +1063,9 @@ impl Engine {
         }
     }
 }
+
+/// How long the daemon sleeps at most between passes over the cases.
+pub const RESCAN: Duration = Duration::from_secs(60);
 
 fn content_type_for(path: &std::path::Path) -> String {
     match path

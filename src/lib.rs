@@ -13,6 +13,7 @@
 //! - [`case`]: a case's events folded into its state.
 //! - [`timeline`]: process + case state + now → letters due and the next wake-up.
 //! - [`letters`]: a due letter → rendered subject, text and HTML from `mail-templates/`.
+//! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
 //!
 //! The imperative shell moves bytes and state:
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
@@ -20,11 +21,13 @@
 //! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
 //! - [`outbox`]: sends decided letters over SMTP and records the result.
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`).
+//! - [`operator`]: corrections a person records by hand (agencies, decisions), with who and why.
 //! - [`cli`]: the command line.
 //!
 //! A letter is *decided* in [`timeline`], *rendered* in [`letters`], *queued* by [`engine`] and
 //! *sent* by [`outbox`].
 
+pub mod agencies;
 pub mod calendar;
 pub mod case;
 pub mod classify;
@@ -37,6 +40,7 @@ pub mod engine;
 pub mod intake;
 pub mod letters;
 pub mod mailbox;
+pub mod operator;
 pub mod outbox;
 pub mod process;
 pub mod store;

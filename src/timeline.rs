@@ -89,6 +89,8 @@ pub struct DueLetter {
     pub returns: Vec<(String, i64)>,
     /// For invites: the meeting.
     pub meeting: Option<Resolved>,
+    /// Free lines a notice carries (e.g. agency names that matched nothing).
+    pub notes: Vec<String>,
 }
 
 /// What the timeline decided at `now`.
@@ -489,6 +491,7 @@ fn letter(
         nil_returns: Vec::new(),
         returns: Vec::new(),
         meeting: None,
+        notes: Vec::new(),
     }
 }
 
