@@ -465,7 +465,77 @@ pub fn plan(
         }
         fan_out(&ctx, dir, step, &due, now, &mut plan)?;
     }
+    undelivered_notices(&ctx, dir, &mut plan);
     Ok(plan)
+}
+
+/// The step id of the notice that raises an undelivered letter to the business unit.
+pub const UNDELIVERED_NOTICE: &str = "notice-undelivered";
+
+/// A letter that was refused or bounced is raised to the business manager (else the business
+/// unit) once, so a person can phone or find another address. Notices are never raised about
+/// notices (no loops).
+fn undelivered_notices(ctx: &Ctx<'_>, dir: &dyn Directory, plan: &mut Plan) {
+    let state = ctx.state;
+    let mut people = dir.people("business_manager", state.area.as_deref());
+    if people.is_empty() {
+        people = dir.people("business_unit", state.area.as_deref());
+    }
+    for ((step, recipient), letter) in &state.letters {
+        let Some(reason) = &letter.undelivered else {
+            continue;
+        };
+        if step.starts_with("notice-") {
+            continue;
+        }
+        let key = format!("undelivered:{}", letter.outbox);
+        if state.has_letter(UNDELIVERED_NOTICE, &key) {
+            continue;
+        }
+        let Some(first) = people.first() else {
+            plan.problems.push("an undelivered letter cannot be raised: nobody in business_manager or business_unit".into());
+            continue;
+        };
+        let step_name = ctx
+            .process
+            .step(step)
+            .map_or(step.clone(), |s| s.name.clone());
+        let at = letter.sent_at.unwrap_or(letter.queued_at);
+        let date = calendar::london_date(at);
+        let mut l = DueLetter {
+            step: UNDELIVERED_NOTICE.into(),
+            step_name: "Undelivered letter".into(),
+            kind: StepKind::Letter,
+            template: "undelivered-notice".into(),
+            key,
+            to: contact_recipient(first, "business_manager"),
+            cc: people
+                .iter()
+                .skip(1)
+                .map(|c| contact_recipient(c, "business_unit"))
+                .collect(),
+            due: Resolved {
+                at,
+                date,
+                day: ctx.day_number(date).ok().flatten(),
+                explanation: "as soon as the letter was found undelivered".into(),
+            },
+            attach: Vec::new(),
+            agency: recipient.strip_prefix("agency:").map(str::to_string),
+            return_by: None,
+            missing: Vec::new(),
+            nil_returns: Vec::new(),
+            returns: Vec::new(),
+            meeting: None,
+            notes: vec![
+                format!("Letter: {step_name}"),
+                format!("To: {recipient}"),
+                format!("Why: {reason}"),
+            ],
+        };
+        l.cc.retain(|c| c.email != l.to.email);
+        plan.due.push(l);
+    }
 }
 
 fn letter(
@@ -1433,5 +1503,49 @@ mod tests {
             invite.meeting.as_ref().unwrap().at,
             t("2027-01-08T13:30:00Z")
         );
+    }
+
+    #[test]
+    fn an_undelivered_letter_is_raised_to_the_business_manager_once_and_a_notice_never_about_a_notice()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        s.letters
+            .get_mut(&(
+                "acknowledge".to_string(),
+                "referrer@hospital.test".to_string(),
+            ))
+            .unwrap()
+            .undelivered = Some("bounced".into());
+        let now = t("2026-12-22T10:20:00Z");
+        let got = plan(&p, &Dir, &cal, &s, now).unwrap();
+        assert_eq!(
+            steps(&got),
+            [(UNDELIVERED_NOTICE.to_string(), "undelivered:1".to_string())]
+        );
+        assert_eq!(got.due[0].to.email, "manager@x.test");
+        assert!(
+            got.due[0].notes.iter().any(|n| n == "Why: bounced"),
+            "{:?}",
+            got.due[0].notes
+        );
+        sent(
+            &mut s,
+            UNDELIVERED_NOTICE,
+            "undelivered:1",
+            "2026-12-22T10:20:00Z",
+        );
+        s.letters
+            .get_mut(&(UNDELIVERED_NOTICE.to_string(), "undelivered:1".to_string()))
+            .unwrap()
+            .undelivered = Some("bounced too".into());
+        assert!(plan(&p, &Dir, &cal, &s, now).unwrap().due.is_empty());
     }
 }

@@ -192,8 +192,26 @@ async fn a_bounce_marks_the_letter_undelivered_and_is_never_answered() {
     );
     h.deliver("", SHARED, dsn.as_bytes()).await;
     let out = h.tick(None);
-    assert!(out.contains("queued 0, sent 0"), "{out}");
-    assert_eq!(h.settled_count(REFERRER).await, 1);
+    assert!(
+        out.contains("queued 1, sent 1"),
+        "only the notice to the business manager: {out}"
+    );
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        1,
+        "a bounce is never answered"
+    );
+    let notices = h.wait_inbox("manager@bury.test", 1).await;
+    assert!(
+        notices[0].subject.contains("could not be delivered"),
+        "{}",
+        notices[0].subject
+    );
+    assert!(
+        notices[0].body_text.contains("Acknowledge the referral"),
+        "{}",
+        notices[0].body_text
+    );
     assert!(h.ok(&["triage"]).contains("nothing waiting"));
 }
 
