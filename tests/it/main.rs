@@ -4,4 +4,5 @@
 //! `caseclerk::devstack` (installed by `scripts/install-mailstack.sh`; a missing server fails the
 //! test loudly, it never skips), and drive the real `caseclerk` binary against it.
 
+mod templates_render;
 mod timeline_golden;
