@@ -153,3 +153,8 @@ fn check_templates(id: &str) {
 fn every_bury_letter_renders_with_sparse_and_full_data() {
     check_templates("bury");
 }
+
+#[test]
+fn every_nelincs_letter_renders_with_sparse_and_full_data() {
+    check_templates("nelincs");
+}
