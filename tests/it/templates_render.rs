@@ -155,6 +155,11 @@ fn every_bury_letter_renders_with_sparse_and_full_data() {
 }
 
 #[test]
+fn every_bhr_letter_renders_with_sparse_and_full_data() {
+    check_templates("bhr");
+}
+
+#[test]
 fn every_nelincs_letter_renders_with_sparse_and_full_data() {
     check_templates("nelincs");
 }

@@ -60,6 +60,11 @@ fn bury_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
 }
 
 #[test]
+fn bhr_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
+    check_timeline("bhr", "2026-12-22T10:15:00Z");
+}
+
+#[test]
 fn nelincs_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
     check_timeline("nelincs", "2026-12-22T10:15:00Z");
 }
