@@ -163,3 +163,8 @@ fn every_bhr_letter_renders_with_sparse_and_full_data() {
 fn every_nelincs_letter_renders_with_sparse_and_full_data() {
     check_templates("nelincs");
 }
+
+#[test]
+fn every_bucks_letter_renders_with_sparse_and_full_data() {
+    check_templates("bucks");
+}
