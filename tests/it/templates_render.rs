@@ -168,3 +168,8 @@ fn every_nelincs_letter_renders_with_sparse_and_full_data() {
 fn every_bucks_letter_renders_with_sparse_and_full_data() {
     check_templates("bucks");
 }
+
+#[test]
+fn every_tameside_letter_renders_with_sparse_and_full_data() {
+    check_templates("tameside");
+}

@@ -73,3 +73,8 @@ fn nelincs_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() 
 fn bucks_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
     check_timeline("bucks", "2026-12-22T10:15:00Z");
 }
+
+#[test]
+fn tameside_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
+    check_timeline("tameside", "2026-12-22T10:15:00Z");
+}
