@@ -4,5 +4,6 @@
 //! `caseclerk::devstack` (installed by `scripts/install-mailstack.sh`; a missing server fails the
 //! test loudly, it never skips), and drive the real `caseclerk` binary against it.
 
+mod process_pathways;
 mod templates_render;
 mod timeline_golden;
