@@ -4,6 +4,8 @@
 //! `caseclerk::devstack` (installed by `scripts/install-mailstack.sh`; a missing server fails the
 //! test loudly, it never skips), and drive the real `caseclerk` binary against it.
 
+mod process_pathways;
 mod skeleton;
 mod support;
+mod templates_render;
 mod timeline_golden;

@@ -58,3 +58,23 @@ fn display(p: &Path) -> String {
 fn bury_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
     check_timeline("bury", "2026-12-22T10:15:00Z");
 }
+
+#[test]
+fn bhr_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
+    check_timeline("bhr", "2026-12-22T10:15:00Z");
+}
+
+#[test]
+fn nelincs_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
+    check_timeline("nelincs", "2026-12-22T10:15:00Z");
+}
+
+#[test]
+fn bucks_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
+    check_timeline("bucks", "2026-12-22T10:15:00Z");
+}
+
+#[test]
+fn tameside_schedule_for_a_referral_received_the_tuesday_before_christmas_2026() {
+    check_timeline("tameside", "2026-12-22T10:15:00Z");
+}

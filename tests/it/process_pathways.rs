@@ -1,0 +1,246 @@
+//! The partnerships' process files behave on a real case as their header comments say: what the
+//! timeline plans (`timeline::plan`, the engine's own call) before and after each decision, for a
+//! referral received on Tuesday 3 March 2026 at 10:15 (no holidays nearby; day 1 is Wednesday 4,
+//! day 2 Thursday 5 March).
+
+use caseclerk::calendar::Calendar;
+use caseclerk::case::{AgencyState, CaseState};
+use caseclerk::config::{self, Agency, Contact};
+use caseclerk::process::Process;
+use caseclerk::timeline::{self, Directory, DueLetter};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn process(id: &str) -> Process {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    config::load_process(
+        &root.join("config/processes").join(format!("{id}.toml")),
+        &root.join("mail-templates"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("an RFC 3339 instant")
+}
+
+fn contact(email: String) -> Contact {
+    Contact {
+        name: email.clone(),
+        email,
+        phone: None,
+        partner: None,
+    }
+}
+
+/// One person per role, at `<role>@<area or "all">.test`; two agencies.
+struct Fixed;
+
+impl Directory for Fixed {
+    fn people(&self, role: &str, area: Option<&str>) -> Vec<Contact> {
+        let area = area.unwrap_or("all").to_lowercase().replace(' ', "-");
+        vec![contact(format!("{role}@{area}.test"))]
+    }
+    fn agency(&self, id: &str) -> Option<Agency> {
+        Some(Agency {
+            id: id.to_string(),
+            name: id.to_string(),
+            aliases: Vec::new(),
+            contact: contact(format!("contact@{id}.test")),
+            lead: Some(contact(format!("lead@{id}.test"))),
+            deputy: None,
+            domains: Vec::new(),
+        })
+    }
+}
+
+fn case(process: &str, area: Option<&str>) -> CaseState {
+    let received = at("2026-03-03T10:15:00Z");
+    let agency = AgencyState {
+        added_at: Some(received),
+        ..AgencyState::default()
+    };
+    CaseState {
+        reference: "RR-TEST".into(),
+        process: process.into(),
+        area: area.map(String::from),
+        referrer: Some("referrer@agency.test".into()),
+        received_at: received,
+        day0: NaiveDate::from_ymd_opt(2026, 3, 3).expect("a date"),
+        referral_message: 1,
+        referral_message_id: None,
+        referral_references: Vec::new(),
+        status: "open".into(),
+        letters: Default::default(),
+        agencies: [
+            ("police".to_string(), agency.clone()),
+            ("school".to_string(), agency),
+        ]
+        .into_iter()
+        .collect(),
+        decisions: Default::default(),
+        meeting_at: None,
+        messages: Vec::new(),
+    }
+}
+
+fn decided(mut state: CaseState, decision: &str, outcome: &str, when: &str) -> CaseState {
+    state
+        .decisions
+        .insert(decision.into(), (outcome.into(), at(when)));
+    state
+}
+
+fn due(p: &Process, state: &CaseState, now: &str) -> Vec<DueLetter> {
+    timeline::plan(p, &Fixed, &Calendar::bundled(), state, at(now))
+        .expect("plans")
+        .due
+}
+
+fn steps(letters: &[DueLetter]) -> BTreeSet<String> {
+    letters.iter().map(|l| l.step.clone()).collect()
+}
+
+#[test]
+fn nelincs_runs_the_rapid_review_from_the_notification_until_the_partners_say_otherwise() {
+    let p = process("nelincs");
+    // Day 2, 10:05, the partners have not answered SCSI-2: the review runs provisionally.
+    let open = steps(&due(&p, &case("nelincs", None), "2026-03-05T10:05:00Z"));
+    for s in [
+        "scsi2-partners",
+        "scsi3-srg",
+        "scsi3-invite",
+        "scsi4-partners",
+        "scsi6-agency-request",
+    ] {
+        assert!(open.contains(s), "{s} should be due: {open:?}");
+    }
+    // The local authority's reminder waits for the partners' MEETS.
+    assert!(!open.contains("la-notification"), "{open:?}");
+    assert!(!open.contains("stood-down"), "{open:?}");
+
+    // NOT MET on day 1: the day-2 rapid review letters never go; the SRG and the professional hear.
+    let not_met = decided(
+        case("nelincs", None),
+        "screening",
+        "not_met",
+        "2026-03-04T15:00:00Z",
+    );
+    let stood_down = steps(&due(&p, &not_met, "2026-03-05T10:05:00Z"));
+    assert!(stood_down.contains("stood-down"), "{stood_down:?}");
+    assert!(stood_down.contains("not-met-referrer"), "{stood_down:?}");
+    for s in ["scsi3-invite", "scsi4-partners", "scsi6-agency-request"] {
+        assert!(!stood_down.contains(s), "{s} should not go: {stood_down:?}");
+    }
+
+    // MEETS: the local authority is reminded at once.
+    let meets = decided(
+        case("nelincs", None),
+        "screening",
+        "meets",
+        "2026-03-04T15:00:00Z",
+    );
+    let letters = due(&p, &meets, "2026-03-04T15:01:00Z");
+    assert!(
+        letters
+            .iter()
+            .any(|l| l.step == "la-notification" && l.to.email == "la@all.test"),
+        "{:?}",
+        steps(&letters)
+    );
+}
+
+#[test]
+fn nelincs_letter_9_waits_for_the_partners_signatures() {
+    let p = process("nelincs");
+    let meets = decided(
+        case("nelincs", None),
+        "screening",
+        "meets",
+        "2026-03-04T15:00:00Z",
+    );
+    // Day 15 is Tuesday 24 March 2026.
+    let unsigned = steps(&due(&p, &meets, "2026-03-24T12:05:00Z"));
+    assert!(!unsigned.contains("letter9-panel"), "{unsigned:?}");
+    let signed = decided(meets, "sign_off", "no_review", "2026-03-24T12:30:00Z");
+    let after = steps(&due(&p, &signed, "2026-03-24T12:31:00Z"));
+    assert!(after.contains("letter9-panel"), "{after:?}");
+}
+
+#[test]
+fn tameside_reminds_the_head_of_safeguarding_on_day_1_once_the_panel_says_meets() {
+    let p = process("tameside");
+    let undecided = steps(&due(&p, &case("tameside", None), "2026-03-04T10:00:00Z"));
+    assert!(!undecided.contains("la-notification"), "{undecided:?}");
+    // A decision within the 48 hours but after 09:00 on day 1: the reminder goes at once.
+    let meets = decided(
+        case("tameside", None),
+        "screening",
+        "meets",
+        "2026-03-04T14:00:00Z",
+    );
+    let letters = due(&p, &meets, "2026-03-04T14:01:00Z");
+    assert!(
+        letters.iter().any(
+            |l| l.step == "la-notification" && l.to.email == "la_head_of_safeguarding@all.test"
+        ),
+        "{:?}",
+        steps(&letters)
+    );
+    // The day-3 template waits for day 3.
+    assert!(!steps(&letters).contains("agency-request"));
+}
+
+#[test]
+fn bucks_sends_the_information_request_the_moment_the_local_authority_says_notified() {
+    let p = process("bucks");
+    let notified = decided(
+        case("bucks", None),
+        "screening",
+        "notified",
+        "2026-03-03T14:00:00Z",
+    );
+    let letters = due(&p, &notified, "2026-03-03T14:01:00Z");
+    let s = steps(&letters);
+    for step in ["information-request", "invite", "chairs-notified"] {
+        assert!(s.contains(step), "{step} should be due: {s:?}");
+    }
+    assert_eq!(
+        letters
+            .iter()
+            .filter(|l| l.step == "information-request")
+            .count(),
+        2,
+        "one request per agency"
+    );
+    assert!(!s.contains("subgroup-information-request"), "{s:?}");
+
+    let not_notified = decided(
+        case("bucks", None),
+        "screening",
+        "not_notified",
+        "2026-03-03T14:00:00Z",
+    );
+    let s = steps(&due(&p, &not_notified, "2026-03-03T14:01:00Z"));
+    assert!(s.contains("subgroup-information-request"), "{s:?}");
+    assert!(!s.contains("information-request"), "{s:?}");
+    assert!(!s.contains("invite"), "{s:?}");
+}
+
+#[test]
+fn bhr_writes_the_local_authority_duties_to_the_case_s_borough() {
+    let p = process("bhr");
+    let meets = decided(
+        case("bhr", Some("Havering")),
+        "screening",
+        "meets",
+        "2026-03-04T09:30:00Z",
+    );
+    let letters = due(&p, &meets, "2026-03-04T10:01:00Z");
+    let reminder = letters
+        .iter()
+        .find(|l| l.step == "la-notification")
+        .expect("the local authority is reminded");
+    assert_eq!(reminder.to.email, "la@havering.test");
+}
