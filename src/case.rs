@@ -114,6 +114,90 @@ impl Event {
     }
 }
 
+impl Event {
+    /// One line for the case history (ids and keys only; no message content).
+    pub fn describe(&self) -> String {
+        match self {
+            Event::Opened {
+                reference, day0, ..
+            } => format!("opened {reference}, day 0 {}", day0.format("%a %-d %b %Y")),
+            Event::MessageFiled {
+                message,
+                rule,
+                verdict,
+                agency,
+            } => format!(
+                "message {message} filed ({rule}{}{})",
+                if verdict.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {verdict}")
+                },
+                agency
+                    .as_ref()
+                    .map(|a| format!(", from {a}"))
+                    .unwrap_or_default()
+            ),
+            Event::LetterQueued {
+                step,
+                recipient,
+                outbox,
+                late_minutes,
+                ..
+            } => format!(
+                "letter {outbox} decided: {step} to {recipient}{}",
+                if *late_minutes > 60 {
+                    format!(" ({late_minutes} minutes late)")
+                } else {
+                    String::new()
+                }
+            ),
+            Event::LetterSent {
+                step,
+                recipient,
+                outbox,
+            } => format!("letter {outbox} sent: {step} to {recipient}"),
+            Event::LetterUndelivered {
+                step,
+                recipient,
+                outbox,
+                reason,
+            } => {
+                format!("letter {outbox} UNDELIVERED: {step} to {recipient}: {reason}")
+            }
+            Event::AutoReplyNoted { message, agency } => format!(
+                "automatic reply (message {message}){}",
+                agency
+                    .as_ref()
+                    .map(|a| format!(" from {a}"))
+                    .unwrap_or_default()
+            ),
+            Event::AgencyAdded { agency, source } => format!("agency {agency} added ({source})"),
+            Event::AgencyRemoved { agency, reason } => {
+                format!("agency {agency} removed ({reason})")
+            }
+            Event::ReturnReceived {
+                agency,
+                message,
+                nil,
+                late,
+            } => format!(
+                "{} from {agency} (message {message}){}",
+                if *nil { "nil return" } else { "return" },
+                if *late { ", LATE" } else { "" }
+            ),
+            Event::DecisionTaken {
+                decision,
+                outcome,
+                how,
+            } => format!("decision {decision}: {outcome} ({how})"),
+            Event::MeetingScheduled { at, reason } => format!("meeting set for {at} ({reason})"),
+            Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
+            Event::Note { text } => format!("note: {text}"),
+        }
+    }
+}
+
 /// An event with when it happened and who did it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {

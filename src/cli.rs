@@ -57,6 +57,14 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Show one case: its history, agencies, letters and what falls due next.
+    Case {
+        /// The case reference, e.g. RR-2026-0001.
+        reference: String,
+        /// Show what is due as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Print the planned schedule of a process for a referral received at a given time.
     Timeline {
         /// A process id (config/processes/<id>.toml beside the config) or a path to a process file.
@@ -305,6 +313,19 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     c.day0.format("%a %-d %b %Y"),
                 );
             }
+            Ok(())
+        }
+        Command::Case { reference, now } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let now = clock(now.as_deref())?.now();
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let text = crate::report::case_report(&cfg, &store, reference, now)
+                .await
+                .map_err(|e| match e {
+                    crate::report::ReportError::NoCase(_) => Failure::Usage(e.to_string()),
+                    other => Failure::Work(other.to_string()),
+                })?;
+            print!("{text}");
             Ok(())
         }
         Command::Timeline { process, received } => {

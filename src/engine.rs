@@ -164,42 +164,6 @@ pub fn detect_area(msg: &intake::Message, areas: &[String]) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(subject: &str, body: &str) -> intake::Message {
-        intake::parse(format!("Subject: {subject}\r\nFrom: a@b.test\r\n\r\n{body}\r\n").as_bytes())
-    }
-
-    #[test]
-    fn a_referral_naming_one_borough_belongs_to_it_however_it_is_written() {
-        let areas = vec![
-            "Barking and Dagenham".to_string(),
-            "Havering".to_string(),
-            "Redbridge".to_string(),
-        ];
-        assert_eq!(
-            detect_area(
-                &msg("Referral", "Child lives in Barking & Dagenham."),
-                &areas
-            )
-            .as_deref(),
-            Some("Barking and Dagenham")
-        );
-        assert_eq!(
-            detect_area(&msg("Referral - HAVERING", ""), &areas).as_deref(),
-            Some("Havering")
-        );
-        assert_eq!(
-            detect_area(&msg("Referral", "Moved from Havering to Redbridge"), &areas),
-            None,
-            "two boroughs: a person decides"
-        );
-        assert_eq!(detect_area(&msg("Referral", "no borough"), &areas), None);
-    }
-}
-
 impl Engine {
     /// Open the store (taking the database lock) and load the templates.
     pub async fn open(
@@ -1166,4 +1130,40 @@ pub fn default_config_path() -> PathBuf {
     std::env::var_os("CASECLERK_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("config/example.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(subject: &str, body: &str) -> intake::Message {
+        intake::parse(format!("Subject: {subject}\r\nFrom: a@b.test\r\n\r\n{body}\r\n").as_bytes())
+    }
+
+    #[test]
+    fn a_referral_naming_one_borough_belongs_to_it_however_it_is_written() {
+        let areas = vec![
+            "Barking and Dagenham".to_string(),
+            "Havering".to_string(),
+            "Redbridge".to_string(),
+        ];
+        assert_eq!(
+            detect_area(
+                &msg("Referral", "Child lives in Barking & Dagenham."),
+                &areas
+            )
+            .as_deref(),
+            Some("Barking and Dagenham")
+        );
+        assert_eq!(
+            detect_area(&msg("Referral - HAVERING", ""), &areas).as_deref(),
+            Some("Havering")
+        );
+        assert_eq!(
+            detect_area(&msg("Referral", "Moved from Havering to Redbridge"), &areas),
+            None,
+            "two boroughs: a person decides"
+        );
+        assert_eq!(detect_area(&msg("Referral", "no borough"), &areas), None);
+    }
 }

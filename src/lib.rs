@@ -43,6 +43,7 @@ pub mod mailbox;
 pub mod operator;
 pub mod outbox;
 pub mod process;
+pub mod report;
 pub mod store;
 pub mod timeline;
 pub mod tls;

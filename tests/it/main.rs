@@ -4,6 +4,7 @@
 //! `caseclerk::devstack` (installed by `scripts/install-mailstack.sh`; a missing server fails the
 //! test loudly, it never skips), and drive the real `caseclerk` binary against it.
 
+mod agency_round;
 mod process_pathways;
 mod skeleton;
 mod support;
