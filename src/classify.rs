@@ -22,9 +22,8 @@
 //! 5. [`secure_notice`] — NHSmail `[secure]`, Egress, Mimecast… "read it on the portal" notices.
 //! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`.
 //! 7. [`case_ref_in_subject`] — the subject names exactly one existing case → `CaseReply`.
-//! 8. *(not implemented here)* `agency_sender_open_case`: guessing the case from the sender's
-//!    agency alone needs each case's list of requested agencies; it is a later rule, and until
-//!    then such mail falls through to `referral`/`unmatched` and a person sees it.
+//! 8. [`agency_sender_open_case`] — no thread or reference, but the sender's agency (by address,
+//!    then domain) is on exactly one open case → `CaseReply` for it; on several → `Unmatched`.
 //! 9. [`referral`] — referral vocabulary in the subject, body or attachment names → `Referral`.
 //! 10. [`unmatched`] — everything else.
 
@@ -50,6 +49,16 @@ pub struct Context {
     pub case_refs: Vec<String>,
     /// The agency directory.
     pub agencies: Vec<AgencyContact>,
+    /// Which agencies are on which open cases (for fresh mail from an agency with no thread or
+    /// reference).
+    pub agency_cases: Vec<AgencyCase>,
+}
+
+/// An agency on an open case.
+#[derive(Clone)]
+pub struct AgencyCase {
+    pub agency: String,
+    pub case_ref: String,
 }
 
 /// A message the engine has stored, and the case it belongs to.
@@ -306,6 +315,7 @@ const RULES: &[(&str, Rule)] = &[
     ("secure_notice", secure_notice),
     ("thread", thread),
     ("case_ref_in_subject", case_ref_in_subject),
+    ("agency_sender_open_case", agency_sender_open_case),
     ("referral", referral),
 ];
 
@@ -664,6 +674,70 @@ pub fn case_ref_in_subject(msg: &Message, ctx: &Context) -> Option<Verdict> {
 /// Mailing-list and newsletter traffic (List-Id, List-Unsubscribe or List-Post present) never
 /// opens a case: with vocabulary it is `Unmatched`, for a person. A message without vocabulary
 /// falls through to [`unmatched`].
+/// A fresh message (no thread we know, no case reference) from an agency that is on exactly one
+/// open case belongs to that case: agencies often start a new email to send their return. On
+/// several open cases it is left for a person; an agency on none falls through to the later rules.
+pub fn agency_sender_open_case(msg: &Message, ctx: &Context) -> Option<Verdict> {
+    if ctx.agency_cases.is_empty() {
+        return None;
+    }
+    let mut reasons = Vec::new();
+    let agency = agency_for(msg, ctx, &mut reasons)?;
+    let mut cases: Vec<&str> = ctx
+        .agency_cases
+        .iter()
+        .filter(|c| c.agency == agency)
+        .map(|c| c.case_ref.as_str())
+        .collect();
+    cases.sort_unstable();
+    cases.dedup();
+    match cases.as_slice() {
+        [] => None,
+        [one] => {
+            reasons.push(format!(
+                "no thread or case reference; agency {agency} is on one open case, {one}"
+            ));
+            // "Rapid review" is how agencies title their returns; the other referral words could
+            // mean a *new* referral from the same agency, which must never vanish into an old case.
+            let strong: Vec<&str> = REFERRAL_VOCABULARY
+                .iter()
+                .copied()
+                .filter(|t| *t != "rapid review")
+                .collect();
+            let texts = std::iter::once(msg.subject.as_str())
+                .chain(msg.attachments.iter().map(|a| a.filename.as_str()))
+                .chain(std::iter::once(msg.body_text.as_str()));
+            let hit = texts
+                .into_iter()
+                .find_map(|t| first_phrase(&words(t), &strong, false));
+            if let Some(term) = hit {
+                reasons.push(format!("referral vocabulary \"{term}\""));
+                reasons
+                    .push("it could be a new referral or a return: left for a person".to_string());
+                return verdict("agency_sender_open_case", Kind::Unmatched, reasons);
+            }
+            let reply = reply_kind(msg, &mut reasons);
+            verdict(
+                "agency_sender_open_case",
+                Kind::CaseReply {
+                    case_ref: one.to_string(),
+                    in_reply_to_letter: None,
+                    agency: Some(agency),
+                    reply,
+                },
+                reasons,
+            )
+        }
+        many => {
+            reasons.push(format!(
+                "no thread or case reference; agency {agency} is on more than one open case ({}): left for a person",
+                many.join(", ")
+            ));
+            verdict("agency_sender_open_case", Kind::Unmatched, reasons)
+        }
+    }
+}
+
 pub fn referral(msg: &Message, _ctx: &Context) -> Option<Verdict> {
     let mut reasons = referral_vocabulary_hits(msg);
     if reasons.is_empty() {
@@ -1302,7 +1376,9 @@ mod tests {
     /// - agencies: police (address `mash@northdale.police.test`, domain
     ///   `northdale.police.test`), health (domain `northdale-health.nhs.test`), school-hillcrest
     ///   (address `dsl@hillcrest-primary.sch.test`), housing (domain `homes-northdale.test`),
-    ///   la-childrens-services (domain `northdale.gov.test`).
+    ///   la-childrens-services (domain `northdale.gov.test`);
+    /// - agencies on open cases: health on RR-2026-0003 and RR-2026-0007, housing on RR-2026-0007,
+    ///   school-hillcrest on RR-2026-0003.
     ///
     /// It lists every known id, not just the ones a message references: rules must ignore
     /// entries the message does not name.
@@ -1364,6 +1440,19 @@ mod tests {
                 agency("housing", &[], &["homes-northdale.test"]),
                 agency("la-childrens-services", &[], &["northdale.gov.test"]),
             ],
+            agency_cases: vec![
+                agency_case("health", "RR-2026-0003"),
+                agency_case("health", "RR-2026-0007"),
+                agency_case("housing", "RR-2026-0007"),
+                agency_case("school-hillcrest", "RR-2026-0003"),
+            ],
+        }
+    }
+
+    fn agency_case(agency: &str, case_ref: &str) -> AgencyCase {
+        AgencyCase {
+            agency: agency.into(),
+            case_ref: case_ref.into(),
         }
     }
 
@@ -1562,6 +1651,7 @@ mod tests {
                 "secure_notice",
                 "thread",
                 "case_ref_in_subject",
+                "agency_sender_open_case",
                 "referral",
                 "unmatched"
             ]

@@ -238,7 +238,21 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<(usize, Vec<String>), EngineError> {
         let pending = self.store.pending_messages().await?;
+        if pending.is_empty() {
+            return Ok((0, Vec::new()));
+        }
         let mut opened = Vec::new();
+        let mut agency_cases = Vec::new();
+        for case in self.store.open_cases().await? {
+            if let Ok(state) = self.state(&case).await {
+                for (id, _) in state.active_agencies() {
+                    agency_cases.push(classify::AgencyCase {
+                        agency: id.clone(),
+                        case_ref: case.reference.clone(),
+                    });
+                }
+            }
+        }
         let mut case_refs = self.store.case_refs().await?;
         for m in &pending {
             let msg = intake::parse(&m.raw);
@@ -279,6 +293,7 @@ impl Engine {
                         domains: a.domains.clone(),
                     })
                     .collect(),
+                agency_cases: agency_cases.clone(),
             };
             let verdict = classify::classify(&msg, &ctx);
             if let Some(reference) = self
