@@ -164,6 +164,16 @@ pub fn detect_area(msg: &intake::Message, areas: &[String]) -> Option<String> {
     }
 }
 
+impl EngineError {
+    /// The error without any address or content in it, for logs.
+    pub fn for_log(&self) -> String {
+        match self {
+            EngineError::Letters(e) => e.for_log(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl Engine {
     /// Open the store (taking the database lock) and load the templates.
     pub async fn open(
@@ -810,7 +820,7 @@ impl Engine {
                     Ok(false) => {}
                     Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
                     Err(e) => {
-                        tracing::error!(case = %case.reference, step = %due.step, error = %e, "letter could not be prepared");
+                        tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "letter could not be prepared");
                     }
                 }
             }
@@ -1068,7 +1078,7 @@ impl Engine {
                     r.next_wake
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "tick failed; retrying in a minute");
+                    tracing::error!(error = %e.for_log(), "tick failed; retrying in a minute");
                     None
                 }
             };

@@ -40,6 +40,19 @@ pub enum LetterError {
     Compose(String),
 }
 
+impl LetterError {
+    /// The error without any address in it, for logs.
+    pub fn for_log(&self) -> String {
+        match self {
+            LetterError::Address { reason, .. } => {
+                format!("an address cannot be used in a letter: {reason}")
+            }
+            LetterError::Compose(_) => "the letter cannot be composed".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// The loaded templates.
 #[derive(Debug)]
 pub struct Templates {

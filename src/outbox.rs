@@ -139,11 +139,32 @@ async fn send_one(
             let mut tx = store.begin().await?;
             Store::mark_attempt_failed(&mut tx, row.id, &e.to_string(), Some(retry)).await?;
             Store::commit(tx).await?;
-            tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e, "letter not sent; will retry");
+            tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %smtp_summary(&e), "letter not sent; will retry");
             report.retrying += 1;
         }
     }
     Ok(())
+}
+
+/// An SMTP error's category and code, without the server's text (which can quote addresses).
+pub fn smtp_summary(e: &lettre::transport::smtp::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_tls() {
+        "TLS failure"
+    } else if e.is_permanent() {
+        "permanent refusal"
+    } else if e.is_transient() {
+        "temporary refusal"
+    } else if e.is_response() {
+        "unexpected response"
+    } else {
+        "connection failure"
+    };
+    match e.status() {
+        Some(code) => format!("{kind} ({code})"),
+        None => kind.to_string(),
+    }
 }
 
 fn to_json(e: &Event) -> serde_json::Value {

@@ -373,3 +373,44 @@ async fn a_bad_configuration_is_refused_with_every_problem_listed() {
         "the password is never echoed: {err}"
     );
 }
+
+#[tokio::test]
+async fn logs_carry_case_references_and_ids_never_names_subjects_bodies_or_addresses() {
+    let h = Harness::start("bury").await;
+    let raw = String::from_utf8(referral(
+        "ref-log@hospital.test",
+        "Referral about Jane Doe, aged 3",
+    ))
+    .unwrap()
+    .replace(
+        "Please consider this referral",
+        "Jane Doe was seriously harmed; please consider this referral",
+    );
+    h.deliver(REFERRER, SHARED, raw.as_bytes()).await;
+    let out = h.caseclerk(&["tick", "--process-existing"]);
+    assert!(out.status.success());
+    // A second pass with a bounce and an unmatched message exercises the other log lines.
+    h.deliver("news@council.test", SHARED, b"From: news@council.test\r\nTo: bsp@bury.test\r\nSubject: Jane Doe newsletter\r\n\r\nx\r\n").await;
+    let again = h.caseclerk(&["tick"]);
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(logs.contains("RR-"), "logs name the case: {logs}");
+    for secret in [
+        "Jane",
+        "Doe",
+        "aged 3",
+        "seriously harmed",
+        "referrer@hospital.test",
+        "hospital.test",
+        "Test Referrer",
+        "news@council.test",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "`{secret}` leaked into the logs:\n{logs}"
+        );
+    }
+}
