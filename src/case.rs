@@ -85,6 +85,33 @@ pub enum Event {
         outcome: String,
         how: String,
     },
+    /// A vote by reply passed every check and counts.
+    VoteAccepted {
+        decision: String,
+        voter: String,
+        outcome: String,
+        message: i64,
+        /// How it was authenticated ("token; DMARC pass") — the evidence.
+        evidence: String,
+    },
+    /// A reply that looked like a vote was held for the business unit, never applied.
+    VoteHeld {
+        decision: Option<String>,
+        voter: String,
+        message: i64,
+        reason: String,
+    },
+    /// A held reply was confirmed by a person and counts as a vote.
+    HeldConfirmed {
+        message: i64,
+        decision: String,
+        voter: String,
+        outcome: String,
+    },
+    /// A decision was opened again (the referrer answered a query): earlier votes no longer count.
+    DecisionReopened { decision: String, reason: String },
+    /// The planned publication date of the LCSPR report.
+    PublicationPlanned { date: NaiveDate, reason: String },
     /// The meeting was (re)scheduled to a day and time.
     MeetingScheduled { at: DateTime<Utc>, reason: String },
     /// The case was closed or reopened.
@@ -107,6 +134,11 @@ impl Event {
             Event::AgencyRemoved { .. } => "agency_removed",
             Event::ReturnReceived { .. } => "return_received",
             Event::DecisionTaken { .. } => "decision_taken",
+            Event::VoteAccepted { .. } => "vote_accepted",
+            Event::VoteHeld { .. } => "vote_held",
+            Event::HeldConfirmed { .. } => "held_confirmed",
+            Event::DecisionReopened { .. } => "decision_reopened",
+            Event::PublicationPlanned { .. } => "publication_planned",
             Event::MeetingScheduled { .. } => "meeting_scheduled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
@@ -191,6 +223,44 @@ impl Event {
                 outcome,
                 how,
             } => format!("decision {decision}: {outcome} ({how})"),
+            Event::VoteAccepted {
+                decision,
+                voter,
+                outcome,
+                message,
+                evidence,
+            } => format!(
+                "vote on {decision} from {voter}: {outcome} (message {message}; {evidence})"
+            ),
+            Event::VoteHeld {
+                decision,
+                voter,
+                message,
+                reason,
+            } => format!(
+                "reply from {voter} HELD{} (message {message}): {reason}",
+                decision
+                    .as_ref()
+                    .map(|d| format!(" on {d}"))
+                    .unwrap_or_default()
+            ),
+            Event::HeldConfirmed {
+                message,
+                decision,
+                voter,
+                outcome,
+            } => {
+                format!("held reply {message} confirmed as {voter}'s vote on {decision}: {outcome}")
+            }
+            Event::DecisionReopened { decision, reason } => {
+                format!("decision {decision} reopened ({reason})")
+            }
+            Event::PublicationPlanned { date, reason } => {
+                format!(
+                    "publication planned for {} ({reason})",
+                    date.format("%a %-d %b %Y")
+                )
+            }
             Event::MeetingScheduled { at, reason } => format!("meeting set for {at} ({reason})"),
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
@@ -214,6 +284,26 @@ pub struct LetterState {
     pub queued_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub undelivered: Option<String>,
+}
+
+/// One counted vote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vote {
+    pub outcome: String,
+    pub at: DateTime<Utc>,
+    pub message: i64,
+}
+
+/// A reply held for the business unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub decision: Option<String>,
+    pub voter: String,
+    pub message: i64,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// A person confirmed it (it then counts as a vote).
+    pub confirmed: bool,
 }
 
 /// What we know of one agency on the case.
@@ -249,6 +339,13 @@ pub struct CaseState {
     pub decisions: BTreeMap<String, (String, DateTime<Utc>)>,
     pub meeting_at: Option<DateTime<Utc>>,
     pub messages: Vec<i64>,
+    /// Votes in the current round, by decision then voter address.
+    pub votes: BTreeMap<String, BTreeMap<String, Vote>>,
+    /// How many times each decision was reopened (0: never).
+    pub rounds: BTreeMap<String, u32>,
+    /// Replies held for the business unit.
+    pub held: Vec<Held>,
+    pub publication: Option<NaiveDate>,
 }
 
 impl CaseState {
@@ -308,6 +405,10 @@ pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
         decisions: BTreeMap::new(),
         meeting_at: None,
         messages: vec![*message],
+        votes: BTreeMap::new(),
+        rounds: BTreeMap::new(),
+        held: Vec::new(),
+        publication: None,
     };
     for r in &events[1..] {
         apply(&mut s, r)?;
@@ -393,6 +494,52 @@ fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.decisions
                 .insert(decision.clone(), (outcome.clone(), r.at));
         }
+        Event::VoteAccepted {
+            decision,
+            voter,
+            outcome,
+            message,
+            ..
+        }
+        | Event::HeldConfirmed {
+            decision,
+            voter,
+            outcome,
+            message,
+        } => {
+            s.votes.entry(decision.clone()).or_default().insert(
+                voter.clone(),
+                Vote {
+                    outcome: outcome.clone(),
+                    at: r.at,
+                    message: *message,
+                },
+            );
+            if let Event::HeldConfirmed { message, .. } = &r.event {
+                for h in s.held.iter_mut().filter(|h| h.message == *message) {
+                    h.confirmed = true;
+                }
+            }
+        }
+        Event::VoteHeld {
+            decision,
+            voter,
+            message,
+            reason,
+        } => s.held.push(Held {
+            decision: decision.clone(),
+            voter: voter.clone(),
+            message: *message,
+            reason: reason.clone(),
+            at: r.at,
+            confirmed: false,
+        }),
+        Event::DecisionReopened { decision, .. } => {
+            s.decisions.remove(decision);
+            s.votes.remove(decision);
+            *s.rounds.entry(decision.clone()).or_default() += 1;
+        }
+        Event::PublicationPlanned { date, .. } => s.publication = Some(*date),
         Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
         Event::StatusChanged { status, .. } => s.status = status.clone(),
         Event::Note { .. } => {}

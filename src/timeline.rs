@@ -201,7 +201,7 @@ impl Ctx<'_> {
                 .map(|(_, at)| *at)
                 .min()
                 .map(Base::Instant),
-            Anchor::Publication => None,
+            Anchor::Publication => self.state.publication.map(Base::Date),
         })
     }
 
@@ -831,6 +831,93 @@ pub fn deadlines<'p>(
         .collect()
 }
 
+/// A step that will fall due in a window (for the digest and `caseclerk case`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upcoming {
+    pub step: String,
+    pub name: String,
+    pub kind: StepKind,
+    pub due: Resolved,
+    /// The roles it goes to, in words.
+    pub to: String,
+}
+
+/// Steps on the case's open pathways, with a known date in `[from, until)`, not yet decided for
+/// anyone. Event-driven steps (receipts) are not listed.
+pub fn upcoming(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<Upcoming>, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    let mut out = Vec::new();
+    if state.status == "closed" {
+        return Ok(out);
+    }
+    for step in &process.steps {
+        let Some(when) = &step.when else { continue };
+        if !ctx.on_pathway(&step.on) || state.letters.keys().any(|(s, _)| s == &step.id) {
+            continue;
+        }
+        let Some(due) = ctx.resolve(when, &format!("step {}", step.id))? else {
+            continue;
+        };
+        if due.at >= from && due.at < until {
+            out.push(Upcoming {
+                step: step.id.clone(),
+                name: step.name.clone(),
+                kind: step.kind,
+                due,
+                to: step
+                    .to
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    out.sort_by_key(|u| u.due.at);
+    Ok(out)
+}
+
+/// The meeting's instant for this case, if the process has one and its date is known.
+pub fn meeting_at(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+) -> Result<Option<DateTime<Utc>>, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    Ok(match ctx.anchor(&Anchor::Meeting)? {
+        Some(Base::Instant(t)) => Some(t),
+        Some(Base::Date(d)) => Some(calendar::london_instant(d, process.default_at)),
+        None => None,
+    })
+}
+
+/// Is this pathway open for the case (a decision's outcome, or its provisional outcome)?
+pub fn on_pathway(process: &Process, cal: &Calendar, state: &CaseState, pathway: &Pathway) -> bool {
+    Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    }
+    .on_pathway(pathway)
+}
+
 /// The return deadline of the case's agency request (the first on an open pathway), if known yet.
 pub fn return_deadline(
     process: &Process,
@@ -899,6 +986,10 @@ pub fn schedule(
         decisions: Default::default(),
         meeting_at: None,
         messages: Vec::new(),
+        votes: Default::default(),
+        rounds: Default::default(),
+        held: Vec::new(),
+        publication: None,
     };
     let ctx = Ctx {
         process,
@@ -1204,6 +1295,10 @@ mod tests {
             decisions: Default::default(),
             meeting_at: None,
             messages: vec![1],
+            votes: Default::default(),
+            rounds: Default::default(),
+            held: Vec::new(),
+            publication: None,
         }
     }
 
@@ -1547,5 +1642,51 @@ mod tests {
             .unwrap()
             .undelivered = Some("bounced too".into());
         assert!(plan(&p, &Dir, &cal, &s, now).unwrap().due.is_empty());
+    }
+
+    #[test]
+    fn upcoming_lists_what_falls_due_in_a_window_on_open_pathways_only() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        // Before screening, nothing on the meets pathway is upcoming.
+        let none = upcoming(
+            &p,
+            &cal,
+            &s,
+            t("2026-12-22T11:00:00Z"),
+            t("2027-02-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert!(none.is_empty(), "{none:?}");
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-23T12:00:00Z")),
+        );
+        let next_two_days = upcoming(
+            &p,
+            &cal,
+            &s,
+            t("2026-12-24T00:00:00Z"),
+            t("2026-12-30T00:00:00Z"),
+        )
+        .unwrap();
+        let ids: Vec<&str> = next_two_days.iter().map(|u| u.step.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["request", "invite"],
+            "day 2 (Thu 24 Dec) only; day 3 is Tue 29 Dec"
+        );
+        assert_eq!(
+            meeting_at(&p, &cal, &s).unwrap(),
+            Some(t("2027-01-11T14:00:00Z")),
+            "day 11"
+        );
     }
 }
