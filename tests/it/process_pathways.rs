@@ -82,6 +82,10 @@ fn case(process: &str, area: Option<&str>) -> CaseState {
         decisions: Default::default(),
         meeting_at: None,
         messages: Vec::new(),
+        votes: Default::default(),
+        rounds: Default::default(),
+        held: Vec::new(),
+        publication: None,
     }
 }
 
