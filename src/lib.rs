@@ -13,6 +13,7 @@
 //! - [`case`]: a case's events folded into its state.
 //! - [`timeline`]: process + case state + now → letters due and the next wake-up.
 //! - [`letters`]: a due letter → rendered subject, text and HTML from `mail-templates/`.
+//! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
 //!
 //! The imperative shell moves bytes and state:
@@ -34,6 +35,7 @@ pub mod classify;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod decisions;
 pub mod demo;
 pub mod devstack;
 pub mod engine;

@@ -358,7 +358,8 @@ pub struct Step {
     pub return_by: Option<When>,
     /// For chasers, escalations, receipts and collations: the agency request they follow.
     pub follows: Option<String>,
-    /// For decision requests: which decision is asked.
+    /// For decision requests: which decision is asked; for a panel submission: the decision its
+    /// answer takes (the National Panel's response).
     pub decision: Option<String>,
     /// Free text from the process file: why this step is where it is.
     pub note: Option<String>,
@@ -412,6 +413,12 @@ pub struct Decision {
     pub provisional: Option<String>,
     /// When the decision is due.
     pub due: When,
+    /// The words a reply uses for each outcome ("MEETS", "NO LCSPR"), by outcome id. Defaults to
+    /// the outcome id itself and the id with spaces for underscores.
+    pub keywords: BTreeMap<String, Vec<String>>,
+    /// Read the outcome anywhere in the reply (prose answers such as the National Panel's) rather
+    /// than from the first line.
+    pub read_anywhere: bool,
 }
 
 /// The rapid review meeting.
@@ -560,6 +567,10 @@ struct RawDecision {
     #[serde(default)]
     provisional: Option<String>,
     due: RawWhen,
+    #[serde(default)]
+    keywords: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    read: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -878,6 +889,53 @@ impl<'a> Resolver<'a> {
                 ));
             }
             let due = self.when(&format!("{owner} due"), &d.due);
+            let mut keywords: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            match &d.keywords {
+                None => {
+                    for o in &d.outcomes {
+                        let mut words = vec![o.clone()];
+                        if o.contains('_') {
+                            words.push(o.replace('_', " "));
+                        }
+                        keywords.insert(o.clone(), words);
+                    }
+                }
+                Some(map) => {
+                    for (o, words) in map {
+                        if !d.outcomes.contains(o) {
+                            self.problem(format!("{owner}: keywords for `{o}`, which is not one of its outcomes"));
+                        }
+                        if words.is_empty() {
+                            self.problem(format!("{owner}: outcome `{o}` has an empty keyword list"));
+                        }
+                        keywords.insert(o.clone(), words.clone());
+                    }
+                    for o in &d.outcomes {
+                        if !map.contains_key(o) {
+                            self.problem(format!("{owner}: outcome `{o}` has no keywords (a reply could never choose it)"));
+                        }
+                    }
+                }
+            }
+            let mut seen_words: BTreeMap<String, String> = BTreeMap::new();
+            for (o, words) in &keywords {
+                for w in words {
+                    let norm = w.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+                    if let Some(other) = seen_words.insert(norm, o.clone())
+                        && &other != o
+                    {
+                        self.problem(format!("{owner}: keyword `{w}` is given for both `{other}` and `{o}`"));
+                    }
+                }
+            }
+            let read_anywhere = match d.read.as_deref() {
+                None | Some("first_line") => false,
+                Some("anywhere") => true,
+                Some(other) => {
+                    self.problem(format!("{owner}: read `{other}` is not one of first_line, anywhere"));
+                    false
+                }
+            };
             if let Some(due) = due {
                 decisions.push(Decision {
                     id: d.id.clone(),
@@ -887,6 +945,8 @@ impl<'a> Resolver<'a> {
                     outcomes: d.outcomes.clone(),
                     provisional: d.provisional.clone(),
                     due,
+                    keywords,
+                    read_anywhere,
                 });
             }
         }
@@ -1029,17 +1089,17 @@ impl<'a> Resolver<'a> {
                 ));
             }
             match (kind, &s.decision) {
-                (StepKind::DecisionRequest, None) => self.problem(format!(
-                    "{owner}: a decision_request needs `decision = \"<id>\"`"
-                )),
-                (StepKind::DecisionRequest, Some(d)) if !decisions.iter().any(|x| &x.id == d) => {
-                    self.problem(format!(
-                        "{owner}: decision `{d}` is not defined in this process"
-                    ))
+                (StepKind::DecisionRequest | StepKind::PanelSubmission, Some(d))
+                    if !decisions.iter().any(|x| &x.id == d) =>
+                {
+                    self.problem(format!("{owner}: decision `{d}` is not defined in this process"))
                 }
-                (StepKind::DecisionRequest, Some(_)) => {}
+                (StepKind::DecisionRequest, None) => {
+                    self.problem(format!("{owner}: a decision_request needs `decision = \"<id>\"`"))
+                }
+                (StepKind::DecisionRequest | StepKind::PanelSubmission, _) => {}
                 (_, Some(_)) => self.problem(format!(
-                    "{owner}: only a decision_request names a `decision`"
+                    "{owner}: only a decision_request (or a panel_submission, for the answer it expects) names a `decision`"
                 )),
                 (_, None) => {}
             }
