@@ -139,6 +139,9 @@ pub struct Config {
     pub area_roles: BTreeMap<String, BTreeMap<String, Vec<Contact>>>,
     pub agencies: Vec<Agency>,
     pub attachments: BTreeMap<String, PathBuf>,
+    /// The receiving mail server's `authserv-id`: when set, a vote counts only if the topmost
+    /// Authentication-Results header comes from it and shows DMARC (or aligned DKIM/SPF) pass.
+    pub authserv_id: Option<String>,
 }
 
 impl Config {
@@ -200,6 +203,14 @@ struct RawConfig {
     agencies: Vec<Agency>,
     #[serde(default)]
     attachments: BTreeMap<String, String>,
+    #[serde(default)]
+    decisions: RawDecisions,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDecisions {
+    authserv_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -752,6 +763,7 @@ impl Resolver {
             area_roles,
             agencies: lower(raw.agencies),
             attachments,
+            authserv_id: raw.decisions.authserv_id.filter(|s| !s.trim().is_empty()),
         })
     }
 }

@@ -28,7 +28,12 @@ const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 /// The vote code for one member on one decision of one case (8 characters, 40 bits).
 pub fn vote_code(key: &[u8], case_ref: &str, decision: &str, voter: &str) -> String {
     let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-    let msg = format!("caseclerk vote\0{}\0{}\0{}", case_ref, decision, voter.trim().to_lowercase());
+    let msg = format!(
+        "caseclerk vote\0{}\0{}\0{}",
+        case_ref,
+        decision,
+        voter.trim().to_lowercase()
+    );
     let tag = ring::hmac::sign(&k, msg.as_bytes());
     let bits = tag.as_ref();
     let mut n: u64 = 0;
@@ -41,7 +46,13 @@ pub fn vote_code(key: &[u8], case_ref: &str, decision: &str, voter: &str) -> Str
 }
 
 /// Does `candidate` equal the code for this member, case and decision? (Constant time.)
-pub fn code_matches(key: &[u8], case_ref: &str, decision: &str, voter: &str, candidate: &str) -> bool {
+pub fn code_matches(
+    key: &[u8],
+    case_ref: &str,
+    decision: &str,
+    voter: &str,
+    candidate: &str,
+) -> bool {
     let expected = vote_code(key, case_ref, decision, voter);
     let candidate = candidate.to_ascii_uppercase();
     expected.len() == candidate.len()
@@ -156,13 +167,20 @@ pub fn keyword_pairs(d: &Decision) -> Vec<(String, String)> {
 /// Read a reply's own text as a vote on decision `d`.
 pub fn read_vote(own: &str, d: &Decision) -> Reading {
     let keywords = keyword_pairs(d);
-    let lines: Vec<String> = own.lines().map(normalise).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<String> = own
+        .lines()
+        .map(normalise)
+        .filter(|l| !l.is_empty())
+        .collect();
     if d.read_anywhere {
         let all = outcomes_in(&lines.join(" "), &keywords);
         return match all.as_slice() {
             [] => Reading::NotAVote,
             [one] => Reading::Clear(one.clone()),
-            many => Reading::Ambiguous(format!("the reply names more than one outcome ({})", many.join(", "))),
+            many => Reading::Ambiguous(format!(
+                "the reply names more than one outcome ({})",
+                many.join(", ")
+            )),
         };
     }
     let Some(first) = lines.first() else {
@@ -177,7 +195,12 @@ pub fn read_vote(own: &str, d: &Decision) -> Reading {
     starts.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
     let standalone_later: Vec<String> = lines[1..]
         .iter()
-        .filter_map(|l| keywords.iter().find(|(k, _)| l == k).map(|(_, o)| o.clone()))
+        .filter_map(|l| {
+            keywords
+                .iter()
+                .find(|(k, _)| l == k)
+                .map(|(_, o)| o.clone())
+        })
         .collect();
     match starts.first() {
         Some((_, outcome)) => {
@@ -210,7 +233,11 @@ pub fn read_vote(own: &str, d: &Decision) -> Reading {
 
 /// Check the topmost Authentication-Results header (raw values, topmost first) for `sender`.
 /// `Ok` carries the evidence; `Err` why it fails.
-pub fn check_authentication(results: &[String], authserv_id: &str, sender: &str) -> Result<String, String> {
+pub fn check_authentication(
+    results: &[String],
+    authserv_id: &str,
+    sender: &str,
+) -> Result<String, String> {
     let domain = sender
         .rsplit_once('@')
         .map(|(_, d)| d.trim().to_lowercase())
@@ -219,7 +246,13 @@ pub fn check_authentication(results: &[String], authserv_id: &str, sender: &str)
         return Err("no Authentication-Results header".into());
     };
     let mut parts = top.split(';');
-    let id = parts.next().unwrap_or("").split_whitespace().next().unwrap_or("").to_lowercase();
+    let id = parts
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
     if id != authserv_id.to_lowercase() {
         return Err(format!(
             "the topmost Authentication-Results header is not from {authserv_id} (it names `{id}`)"
@@ -237,9 +270,11 @@ pub fn check_authentication(results: &[String], authserv_id: &str, sender: &str)
             continue;
         };
         let prop = |key: &str| {
-            words
-                .iter()
-                .find_map(|w| w.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+            words.iter().find_map(|w| {
+                w.split_once('=')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .map(|(_, v)| v)
+            })
         };
         let pass = result.eq_ignore_ascii_case("pass");
         match name.to_lowercase().as_str() {
@@ -249,13 +284,17 @@ pub fn check_authentication(results: &[String], authserv_id: &str, sender: &str)
             "dkim" if pass && prop("header.d").or(prop("header.i")).is_some_and(aligned) => {
                 evidence.push("aligned DKIM pass".to_string())
             }
-            "spf" if pass && prop("smtp.mailfrom").is_some_and(aligned) => evidence.push("aligned SPF pass".to_string()),
+            "spf" if pass && prop("smtp.mailfrom").is_some_and(aligned) => {
+                evidence.push("aligned SPF pass".to_string())
+            }
             "dmarc" if !pass => return Err(format!("DMARC {result} for {domain}")),
             _ => {}
         }
     }
     if evidence.is_empty() {
-        Err(format!("no DMARC, aligned DKIM or aligned SPF pass for {domain} from {authserv_id}"))
+        Err(format!(
+            "no DMARC, aligned DKIM or aligned SPF pass for {domain} from {authserv_id}"
+        ))
     } else {
         Ok(format!("{} ({authserv_id})", evidence.join(", ")))
     }
@@ -278,14 +317,26 @@ pub enum Tally {
     Decided { outcome: String, how: String },
     /// Everyone voted and no rule gives an outcome: the tie-breaker is asked (majority), or a
     /// person must resolve it (all must agree).
-    Disagreement { how: String, tie_breaker: Option<String> },
+    Disagreement {
+        how: String,
+        tie_breaker: Option<String>,
+    },
 }
 
 /// The tally of `votes` (by voter address) on decision `d`, whose voters are `voters`.
 /// `tie_break` is the tie-breaker's vote, if any.
-pub fn tally(d: &Decision, voters: &[Contact], votes: &BTreeMap<String, Counted>, tie_break: Option<&str>) -> Tally {
+pub fn tally(
+    d: &Decision,
+    voters: &[Contact],
+    votes: &BTreeMap<String, Counted>,
+    tie_break: Option<&str>,
+) -> Tally {
     let voted = |c: &Contact| votes.contains_key(&c.email.to_lowercase());
-    let missing: Vec<String> = voters.iter().filter(|c| !voted(c)).map(|c| c.email.to_lowercase()).collect();
+    let missing: Vec<String> = voters
+        .iter()
+        .filter(|c| !voted(c))
+        .map(|c| c.email.to_lowercase())
+        .collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for v in votes.values() {
         *counts.entry(v.outcome.as_str()).or_default() += 1;
@@ -303,9 +354,17 @@ pub fn tally(d: &Decision, voters: &[Contact], votes: &BTreeMap<String, Counted>
                 return Tally::Waiting { missing };
             }
             if counts.len() == 1 {
-                let outcome = counts.keys().next().map(|s| s.to_string()).unwrap_or_default();
+                let outcome = counts
+                    .keys()
+                    .next()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
                 Tally::Decided {
-                    how: format!("all {} voters agreed by reply ({})", votes.len(), describe()),
+                    how: format!(
+                        "all {} voters agreed by reply ({})",
+                        votes.len(),
+                        describe()
+                    ),
                     outcome,
                 }
             } else {
@@ -327,7 +386,11 @@ pub fn tally(d: &Decision, voters: &[Contact], votes: &BTreeMap<String, Counted>
                         "majority {n} of {} by reply ({}){}",
                         voters.len(),
                         describe(),
-                        if disagreement { "; the voters disagreed" } else { "" }
+                        if disagreement {
+                            "; the voters disagreed"
+                        } else {
+                            ""
+                        }
                     ),
                 };
             }
@@ -345,7 +408,10 @@ pub fn tally(d: &Decision, voters: &[Contact], votes: &BTreeMap<String, Counted>
                 },
             }
         }
-        Quorum::AtLeast { min_votes, min_partners } => {
+        Quorum::AtLeast {
+            min_votes,
+            min_partners,
+        } => {
             for (o, n) in &counts {
                 let partners: std::collections::BTreeSet<&str> = votes
                     .values()
@@ -365,7 +431,10 @@ pub fn tally(d: &Decision, voters: &[Contact], votes: &BTreeMap<String, Counted>
             }
             if missing.is_empty() {
                 Tally::Disagreement {
-                    how: format!("everyone voted but no outcome has the quorum ({})", describe()),
+                    how: format!(
+                        "everyone voted but no outcome has the quorum ({})",
+                        describe()
+                    ),
                     tie_breaker: None,
                 }
             } else {
@@ -421,7 +490,11 @@ mod tests {
     fn signoff() -> Decision {
         decision(
             Quorum::All,
-            &[("lcspr", &["lcspr"]), ("no_lcspr", &["no lcspr"]), ("national_review", &["national"])],
+            &[
+                ("lcspr", &["lcspr"]),
+                ("no_lcspr", &["no lcspr"]),
+                ("national_review", &["national"]),
+            ],
             false,
         )
     }
@@ -431,18 +504,56 @@ mod tests {
         let key = b"0123456789abcdef0123456789abcdef";
         let a = vote_code(key, "RR-2026-0001", "screening", "la.rep@bury.test");
         assert_eq!(a.len(), 8);
-        assert_eq!(a, vote_code(key, "RR-2026-0001", "screening", "LA.Rep@Bury.test "));
-        assert_ne!(a, vote_code(key, "RR-2026-0002", "screening", "la.rep@bury.test"), "another case");
-        assert_ne!(a, vote_code(key, "RR-2026-0001", "screening", "police.rep@police.test"), "another member");
-        assert_ne!(a, vote_code(key, "RR-2026-0001", "sign_off", "la.rep@bury.test"), "another decision");
-        assert_ne!(a, vote_code(b"another key another key another!", "RR-2026-0001", "screening", "la.rep@bury.test"));
-        assert!(code_matches(key, "RR-2026-0001", "screening", "la.rep@bury.test", &a.to_lowercase()));
-        assert!(!code_matches(key, "RR-2026-0001", "screening", "la.rep@bury.test", "AAAAAAAA"));
+        assert_eq!(
+            a,
+            vote_code(key, "RR-2026-0001", "screening", "LA.Rep@Bury.test ")
+        );
+        assert_ne!(
+            a,
+            vote_code(key, "RR-2026-0002", "screening", "la.rep@bury.test"),
+            "another case"
+        );
+        assert_ne!(
+            a,
+            vote_code(key, "RR-2026-0001", "screening", "police.rep@police.test"),
+            "another member"
+        );
+        assert_ne!(
+            a,
+            vote_code(key, "RR-2026-0001", "sign_off", "la.rep@bury.test"),
+            "another decision"
+        );
+        assert_ne!(
+            a,
+            vote_code(
+                b"another key another key another!",
+                "RR-2026-0001",
+                "screening",
+                "la.rep@bury.test"
+            )
+        );
+        assert!(code_matches(
+            key,
+            "RR-2026-0001",
+            "screening",
+            "la.rep@bury.test",
+            &a.to_lowercase()
+        ));
+        assert!(!code_matches(
+            key,
+            "RR-2026-0001",
+            "screening",
+            "la.rep@bury.test",
+            "AAAAAAAA"
+        ));
     }
 
     #[test]
     fn codes_are_found_in_reply_subjects() {
-        let s = format!("RE: [RR-2026-0001] Screening decision needed {}", code_tag("K7X2M9QP"));
+        let s = format!(
+            "RE: [RR-2026-0001] Screening decision needed {}",
+            code_tag("K7X2M9QP")
+        );
         assert_eq!(find_codes(&s), ["K7X2M9QP"]);
         assert_eq!(find_codes("AW: Re: x [Code k7x2m9qp]"), ["K7X2M9QP"]);
         assert!(find_codes("[code 01OI]").is_empty());
@@ -459,22 +570,46 @@ mod tests {
     #[test]
     fn a_keyword_on_the_first_line_is_a_clear_vote() {
         let d = screening();
-        assert_eq!(read_vote("MEETS\nserious harm, neglect", &d), Reading::Clear("meets".into()));
+        assert_eq!(
+            read_vote("MEETS\nserious harm, neglect", &d),
+            Reading::Clear("meets".into())
+        );
         assert_eq!(read_vote("  meets.  ", &d), Reading::Clear("meets".into()));
-        assert_eq!(read_vote("No further action - known to services only", &d), Reading::Clear("nfa".into()));
-        assert_eq!(read_vote("SINGLE\nAgencies: school", &d), Reading::Clear("single_agency".into()));
+        assert_eq!(
+            read_vote("No further action - known to services only", &d),
+            Reading::Clear("nfa".into())
+        );
+        assert_eq!(
+            read_vote("SINGLE\nAgencies: school", &d),
+            Reading::Clear("single_agency".into())
+        );
         let s = signoff();
-        assert_eq!(read_vote("NO LCSPR\nall learning captured", &s), Reading::Clear("no_lcspr".into()));
+        assert_eq!(
+            read_vote("NO LCSPR\nall learning captured", &s),
+            Reading::Clear("no_lcspr".into())
+        );
         assert_eq!(read_vote("LCSPR", &s), Reading::Clear("lcspr".into()));
     }
 
     #[test]
     fn a_reply_naming_two_outcomes_or_contradicting_itself_is_never_guessed() {
         let d = screening();
-        assert!(matches!(read_vote("MEETS / NFA", &d), Reading::Ambiguous(_)));
-        assert!(matches!(read_vote("MEETS\nsome thoughts\nNFA", &d), Reading::Ambiguous(_)));
-        assert!(matches!(read_vote("I think it meets the threshold", &d), Reading::Ambiguous(_)));
-        assert_eq!(read_vote("Thanks, I will look tomorrow.", &d), Reading::NotAVote);
+        assert!(matches!(
+            read_vote("MEETS / NFA", &d),
+            Reading::Ambiguous(_)
+        ));
+        assert!(matches!(
+            read_vote("MEETS\nsome thoughts\nNFA", &d),
+            Reading::Ambiguous(_)
+        ));
+        assert!(matches!(
+            read_vote("I think it meets the threshold", &d),
+            Reading::Ambiguous(_)
+        ));
+        assert_eq!(
+            read_vote("Thanks, I will look tomorrow.", &d),
+            Reading::NotAVote
+        );
         assert_eq!(read_vote("", &d), Reading::NotAVote);
     }
 
@@ -490,15 +625,24 @@ mod tests {
             true,
         );
         assert_eq!(
-            read_vote("Dear colleagues,\nThe Panel agrees with the partnership's decision.", &np),
+            read_vote(
+                "Dear colleagues,\nThe Panel agrees with the partnership's decision.",
+                &np
+            ),
             Reading::Clear("agree".into())
         );
         assert_eq!(
-            read_vote("The Panel does not agree with the decision not to hold a review.", &np),
+            read_vote(
+                "The Panel does not agree with the decision not to hold a review.",
+                &np
+            ),
             Reading::Clear("disagree".into())
         );
         assert!(matches!(
-            read_vote("The Panel agrees with the decision and will hold a national review.", &np),
+            read_vote(
+                "The Panel agrees with the decision and will hold a national review.",
+                &np
+            ),
             Reading::Ambiguous(_)
         ));
     }
@@ -507,17 +651,37 @@ mod tests {
     fn only_the_topmost_authentication_results_from_our_server_counts() {
         let ours = "mx.bury.test; dmarc=pass (p=reject) header.from=police.test; dkim=pass header.d=police.test".to_string();
         let forged = "mx.bury.test; dmarc=pass header.from=police.test".to_string();
-        let failing = "mx.bury.test; dmarc=fail header.from=police.test; spf=fail smtp.mailfrom=x@evil.test".to_string();
-        assert!(check_authentication(std::slice::from_ref(&ours), "mx.bury.test", "rep@police.test").is_ok());
+        let failing =
+            "mx.bury.test; dmarc=fail header.from=police.test; spf=fail smtp.mailfrom=x@evil.test"
+                .to_string();
+        assert!(
+            check_authentication(
+                std::slice::from_ref(&ours),
+                "mx.bury.test",
+                "rep@police.test"
+            )
+            .is_ok()
+        );
         // A passing header placed below a failing one by the sender is never read.
-        assert!(check_authentication(&[failing.clone(), forged.clone()], "mx.bury.test", "rep@police.test").is_err());
+        assert!(
+            check_authentication(
+                &[failing.clone(), forged.clone()],
+                "mx.bury.test",
+                "rep@police.test"
+            )
+            .is_err()
+        );
         // A header from another server on top is not ours.
         let theirs = "mail.evil.test; dmarc=pass header.from=police.test".to_string();
-        assert!(check_authentication(&[theirs, forged], "mx.bury.test", "rep@police.test").is_err());
+        assert!(
+            check_authentication(&[theirs, forged], "mx.bury.test", "rep@police.test").is_err()
+        );
         // No header at all fails closed.
         assert!(check_authentication(&[], "mx.bury.test", "rep@police.test").is_err());
         // DKIM for another domain is not aligned.
-        let other = "mx.bury.test; dkim=pass header.d=evil.test; spf=pass smtp.mailfrom=a@evil.test".to_string();
+        let other =
+            "mx.bury.test; dkim=pass header.d=evil.test; spf=pass smtp.mailfrom=a@evil.test"
+                .to_string();
         assert!(check_authentication(&[other], "mx.bury.test", "rep@police.test").is_err());
         // Aligned SPF alone passes.
         let spf = "mx.bury.test; spf=pass smtp.mailfrom=rep@police.test".to_string();
@@ -550,13 +714,35 @@ mod tests {
     #[test]
     fn all_three_partners_must_agree_when_the_quorum_is_all() {
         let d = screening();
-        let panel = [contact("la@x", Some("la")), contact("police@x", Some("police")), contact("icb@x", Some("icb"))];
+        let panel = [
+            contact("la@x", Some("la")),
+            contact("police@x", Some("police")),
+            contact("icb@x", Some("icb")),
+        ];
         let two = votes(&[("la@x", "meets", None), ("police@x", "meets", None)]);
-        assert_eq!(tally(&d, &panel, &two, None), Tally::Waiting { missing: vec!["icb@x".into()] });
-        let three = votes(&[("la@x", "meets", None), ("police@x", "meets", None), ("icb@x", "meets", None)]);
-        assert!(matches!(tally(&d, &panel, &three, None), Tally::Decided { outcome, .. } if outcome == "meets"));
-        let split = votes(&[("la@x", "meets", None), ("police@x", "nfa", None), ("icb@x", "meets", None)]);
-        assert!(matches!(tally(&d, &panel, &split, None), Tally::Disagreement { .. }));
+        assert_eq!(
+            tally(&d, &panel, &two, None),
+            Tally::Waiting {
+                missing: vec!["icb@x".into()]
+            }
+        );
+        let three = votes(&[
+            ("la@x", "meets", None),
+            ("police@x", "meets", None),
+            ("icb@x", "meets", None),
+        ]);
+        assert!(
+            matches!(tally(&d, &panel, &three, None), Tally::Decided { outcome, .. } if outcome == "meets")
+        );
+        let split = votes(&[
+            ("la@x", "meets", None),
+            ("police@x", "nfa", None),
+            ("icb@x", "meets", None),
+        ]);
+        assert!(matches!(
+            tally(&d, &panel, &split, None),
+            Tally::Disagreement { .. }
+        ));
     }
 
     #[test]
@@ -565,16 +751,31 @@ mod tests {
         d.quorum = Quorum::Majority {
             tie_breaker: Some("executive_chair".into()),
         };
-        let panel = [contact("la@x", None), contact("police@x", None), contact("icb@x", None)];
-        let two = votes(&[("la@x", "meets", None), ("police@x", "nfa", None), ("icb@x", "meets", None)]);
+        let panel = [
+            contact("la@x", None),
+            contact("police@x", None),
+            contact("icb@x", None),
+        ];
+        let two = votes(&[
+            ("la@x", "meets", None),
+            ("police@x", "nfa", None),
+            ("icb@x", "meets", None),
+        ]);
         match tally(&d, &panel, &two, None) {
             Tally::Decided { outcome, how } => {
                 assert_eq!(outcome, "meets");
-                assert!(how.contains("majority 2 of 3") && how.contains("disagreed"), "{how}");
+                assert!(
+                    how.contains("majority 2 of 3") && how.contains("disagreed"),
+                    "{how}"
+                );
             }
             other => panic!("{other:?}"),
         }
-        let three_ways = votes(&[("la@x", "meets", None), ("police@x", "nfa", None), ("icb@x", "single_agency", None)]);
+        let three_ways = votes(&[
+            ("la@x", "meets", None),
+            ("police@x", "nfa", None),
+            ("icb@x", "single_agency", None),
+        ]);
         assert!(matches!(
             tally(&d, &panel, &three_ways, None),
             Tally::Disagreement { tie_breaker: Some(t), .. } if t == "executive_chair"
@@ -584,7 +785,10 @@ mod tests {
             Tally::Decided { outcome, .. } if outcome == "nfa"
         ));
         let one = votes(&[("la@x", "meets", None)]);
-        assert!(matches!(tally(&d, &panel, &one, None), Tally::Waiting { .. }));
+        assert!(matches!(
+            tally(&d, &panel, &one, None),
+            Tally::Waiting { .. }
+        ));
     }
 
     #[test]
@@ -600,13 +804,22 @@ mod tests {
             contact("school@x", None),
             contact("health@x", None),
         ];
-        let one_partner = votes(&[("la@x", "meets", Some("la")), ("school@x", "meets", None), ("health@x", "meets", None)]);
-        assert!(matches!(tally(&d, &group, &one_partner, None), Tally::Waiting { .. }));
+        let one_partner = votes(&[
+            ("la@x", "meets", Some("la")),
+            ("school@x", "meets", None),
+            ("health@x", "meets", None),
+        ]);
+        assert!(matches!(
+            tally(&d, &group, &one_partner, None),
+            Tally::Waiting { .. }
+        ));
         let two_partners = votes(&[
             ("la@x", "meets", Some("la")),
             ("police@x", "meets", Some("police")),
             ("school@x", "meets", None),
         ]);
-        assert!(matches!(tally(&d, &group, &two_partners, None), Tally::Decided { outcome, .. } if outcome == "meets"));
+        assert!(
+            matches!(tally(&d, &group, &two_partners, None), Tally::Decided { outcome, .. } if outcome == "meets")
+        );
     }
 }

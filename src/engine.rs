@@ -86,6 +86,8 @@ pub struct Engine {
     pub clock: SharedClock,
     existing: ExistingMail,
     install_id: String,
+    /// The secret behind vote codes (32 random bytes, kept in the database).
+    vote_key: Vec<u8>,
     _lock: std::fs::File,
 }
 
@@ -190,6 +192,16 @@ impl Engine {
                 hex::encode(&Sha256::digest(seed.as_bytes())[..8])
             })
             .await?;
+        let vote_key = store
+            .meta_or_init("vote_key", || {
+                let mut bytes = [0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                    .expect("the system random source works");
+                hex::encode(bytes)
+            })
+            .await?;
+        let vote_key =
+            hex::decode(vote_key).map_err(|e| StoreError::Corrupt(format!("vote_key: {e}")))?;
         Ok(Engine {
             cfg: Arc::new(cfg),
             store,
@@ -197,6 +209,7 @@ impl Engine {
             clock,
             existing,
             install_id,
+            vote_key,
             _lock: lock,
         })
     }
@@ -488,6 +501,20 @@ impl Engine {
                         self.queue(&mut tx, &case, &state, &notice, now).await?;
                     }
                 }
+                let state = self.state(&case).await?;
+                self.consider_vote(
+                    &mut tx,
+                    &case,
+                    &state,
+                    msg,
+                    in_reply_to_letter.as_ref(),
+                    message,
+                    received,
+                    now,
+                )
+                .await?;
+                self.consider_query_answer(&mut tx, &case, &state, &sender, message, received)
+                    .await?;
                 if let (Some(agency), ReplyKind::Return | ReplyKind::NilReturn) = (&agency, reply) {
                     let state = self.state(&case).await?;
                     if state.agencies.get(agency).is_some_and(|a| !a.removed) {
@@ -644,6 +671,341 @@ impl Engine {
         Ok(opened)
     }
 
+    /// The people who vote on a decision for this case.
+    pub fn voters(
+        &self,
+        d: &crate::process::Decision,
+        state: &CaseState,
+    ) -> Vec<crate::config::Contact> {
+        self.cfg.people(&d.voters, state.area.as_deref()).to_vec()
+    }
+
+    /// The people who break a tie on a decision (majority quorum with a tie-breaker).
+    pub fn tie_breakers(
+        &self,
+        d: &crate::process::Decision,
+        state: &CaseState,
+    ) -> Vec<crate::config::Contact> {
+        match &d.quorum {
+            crate::process::Quorum::Majority {
+                tie_breaker: Some(role),
+            } => self.cfg.people(role, state.area.as_deref()).to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The vote code of one member on one decision of a case.
+    pub fn vote_code(&self, case_ref: &str, decision: &str, voter: &str) -> String {
+        crate::decisions::vote_code(&self.vote_key, case_ref, decision, voter)
+    }
+
+    /// A reply that reads as a vote is accepted only if every check passes; otherwise it is held
+    /// for the business unit with the reason, and never applied. Either way the evidence goes on the
+    /// case. A reply with no outcome keyword is not a vote (it stays an ordinary reply).
+    #[allow(clippy::too_many_arguments)]
+    async fn consider_vote(
+        &self,
+        tx: &mut crate::store::Tx<'_>,
+        case: &CaseRow,
+        state: &CaseState,
+        msg: &intake::Message,
+        letter: Option<&classify::LetterRef>,
+        message: i64,
+        received: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        use crate::decisions::{self, Reading};
+        let Some(sender) = msg.from.as_ref().map(|a| a.email.to_lowercase()) else {
+            return Ok(());
+        };
+        let p = &self.cfg.process;
+        let codes = decisions::find_codes(&msg.subject);
+        let code_for = |d: &crate::process::Decision| {
+            codes.iter().any(|c| {
+                decisions::code_matches(&self.vote_key, &case.reference, &d.id, &sender, c)
+            })
+        };
+        let asked = |d: &crate::process::Decision| {
+            state.letters.keys().any(|(step, _)| {
+                p.step(step)
+                    .is_some_and(|s| s.decision.as_deref() == Some(d.id.as_str()))
+            })
+        };
+        let is_voter = |d: &crate::process::Decision| {
+            self.voters(d, state)
+                .iter()
+                .chain(self.tie_breakers(d, state).iter())
+                .any(|c| c.email.eq_ignore_ascii_case(&sender))
+        };
+        let by_code = p.decisions.iter().find(|d| code_for(d));
+        let by_letter = letter
+            .and_then(|l| p.step(&l.step))
+            .and_then(|s| s.decision.as_deref())
+            .and_then(|id| p.decision(id));
+        let by_sender: Vec<&crate::process::Decision> = p
+            .decisions
+            .iter()
+            .filter(|d| asked(d) && !state.decisions.contains_key(&d.id) && is_voter(d))
+            .collect();
+        let decision: &crate::process::Decision = match (by_code, by_letter, by_sender.as_slice()) {
+            (Some(d), _, _) | (None, Some(d), _) => d,
+            (None, None, [d]) => d,
+            _ => return Ok(()),
+        };
+        let reading = decisions::read_vote(&decisions::own_text(&msg.body_text), decision);
+        if reading == Reading::NotAVote {
+            return Ok(());
+        }
+        let auth = match &self.cfg.authserv_id {
+            Some(id) => decisions::check_authentication(&msg.authentication_results, id, &sender),
+            None => Ok("no authserv-id configured: sender and code only".to_string()),
+        };
+        let hold_reason = if !is_voter(decision) {
+            Some(format!(
+                "the sender is not one of the {} asked for this decision",
+                decision.voters.replace('_', " ")
+            ))
+        } else if !code_for(decision) {
+            Some(
+                "the reply does not carry the code our request gave this member for this case"
+                    .to_string(),
+            )
+        } else if let Err(why) = &auth {
+            Some(format!("sender authentication failed: {why}"))
+        } else if let Some((outcome, _)) = state.decisions.get(&decision.id) {
+            Some(format!(
+                "the decision was already taken ({outcome}); a later vote changes nothing"
+            ))
+        } else if let Reading::Ambiguous(why) = &reading {
+            Some(format!(
+                "the reply is not clear: {why}; the member has been asked again"
+            ))
+        } else {
+            None
+        };
+        let actor = format!("mail:{}", hash_id(&sender));
+        if let Some(reason) = hold_reason {
+            let e = Event::VoteHeld {
+                decision: Some(decision.id.clone()),
+                voter: sender.clone(),
+                message,
+                reason,
+            };
+            Store::add_event(tx, case.id, received, e.kind(), &actor, &to_json(&e)).await?;
+            tracing::warn!(case = %case.reference, decision = %decision.id, stored_message = message, "a reply that looks like a vote was held for the business unit");
+            if matches!(reading, Reading::Ambiguous(_))
+                && is_voter(decision)
+                && code_for(decision)
+                && auth.is_ok()
+            {
+                let to = self.recipient_for(&sender, state);
+                let mut ask = self.notice(
+                    state,
+                    "vote-unclear",
+                    &format!("notice:{message}"),
+                    to,
+                    Vec::new(),
+                    now,
+                );
+                ask.decision = Some(decision.id.clone());
+                self.queue(tx, case, state, &ask, now).await?;
+            }
+            return Ok(());
+        }
+        let Reading::Clear(outcome) = reading else {
+            return Ok(());
+        };
+        let evidence = format!("code matched; {}", auth.unwrap_or_default());
+        let e = Event::VoteAccepted {
+            decision: decision.id.clone(),
+            voter: sender.clone(),
+            outcome: outcome.clone(),
+            message,
+            evidence,
+        };
+        Store::add_event(tx, case.id, received, e.kind(), &actor, &to_json(&e)).await?;
+        tracing::info!(case = %case.reference, decision = %decision.id, outcome = %outcome, stored_message = message, "vote accepted");
+        let to = self.recipient_for(&sender, state);
+        let mut confirm = self.notice(
+            state,
+            "vote-confirmed",
+            &format!("notice:{message}"),
+            to,
+            vec![outcome],
+            now,
+        );
+        confirm.decision = Some(decision.id.clone());
+        self.queue(tx, case, state, &confirm, now).await?;
+        Ok(())
+    }
+
+    /// The referrer answering a query reopens the decision that asked it: the panel is asked again.
+    async fn consider_query_answer(
+        &self,
+        tx: &mut crate::store::Tx<'_>,
+        case: &CaseRow,
+        state: &CaseState,
+        sender: &str,
+        message: i64,
+        received: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        if state.referrer.as_deref() != Some(sender) {
+            return Ok(());
+        }
+        for (decision, (outcome, _)) in &state.decisions {
+            if outcome == "query" {
+                let e = Event::DecisionReopened {
+                    decision: decision.clone(),
+                    reason: format!("the referrer answered the query (message {message})"),
+                };
+                Store::add_event(tx, case.id, received, e.kind(), "caseclerk", &to_json(&e))
+                    .await?;
+                tracing::info!(case = %case.reference, decision = %decision, "query answered: decision reopened");
+            }
+        }
+        Ok(())
+    }
+
+    /// A recipient for a person we know by address (a voter, the referrer).
+    fn recipient_for(&self, email: &str, state: &CaseState) -> timeline::Recipient {
+        let known = self
+            .cfg
+            .roles
+            .values()
+            .flatten()
+            .chain(
+                state
+                    .area
+                    .as_deref()
+                    .and_then(|a| self.cfg.area_roles.get(a))
+                    .into_iter()
+                    .flat_map(|r| r.values().flatten()),
+            )
+            .find(|c| c.email.eq_ignore_ascii_case(email));
+        timeline::Recipient {
+            name: known.map(|c| c.name.clone()).unwrap_or_default(),
+            email: email.to_string(),
+            role: "voter".into(),
+            phone: None,
+        }
+    }
+
+    /// Count the votes of every undecided decision; record a decision when its quorum is met, ask
+    /// the tie-breaker when a majority decision has none, and tell the business unit when the
+    /// voters disagree. Returns the state with any decision taken.
+    async fn settle_decisions(
+        &self,
+        case: &CaseRow,
+        mut state: CaseState,
+        now: DateTime<Utc>,
+    ) -> Result<CaseState, EngineError> {
+        use crate::decisions::{Counted, Tally, tally};
+        let p = &self.cfg.process;
+        for d in &p.decisions {
+            if state.decisions.contains_key(&d.id) {
+                continue;
+            }
+            let Some(votes) = state.votes.get(&d.id).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let voters = self.voters(d, &state);
+            let tie_breakers = self.tie_breakers(d, &state);
+            let mut counted = std::collections::BTreeMap::new();
+            let mut tie = None;
+            for (who, v) in votes {
+                if let Some(c) = voters.iter().find(|c| c.email.eq_ignore_ascii_case(who)) {
+                    counted.insert(
+                        who.clone(),
+                        Counted {
+                            outcome: v.outcome.clone(),
+                            partner: c.partner.clone(),
+                        },
+                    );
+                } else if tie_breakers
+                    .iter()
+                    .any(|c| c.email.eq_ignore_ascii_case(who))
+                {
+                    tie = Some(v.outcome.clone());
+                }
+            }
+            let round = state.rounds.get(&d.id).copied().unwrap_or(0);
+            match tally(d, &voters, &counted, tie.as_deref()) {
+                Tally::Waiting { .. } => {}
+                Tally::Decided { outcome, how } => {
+                    // Taken when the deciding vote arrived, not when we noticed.
+                    let at = votes.values().map(|v| v.at).max().unwrap_or(now);
+                    let e = Event::DecisionTaken {
+                        decision: d.id.clone(),
+                        outcome: outcome.clone(),
+                        how,
+                    };
+                    let mut tx = self.store.begin().await?;
+                    Store::add_event(&mut tx, case.id, at, e.kind(), "caseclerk", &to_json(&e))
+                        .await?;
+                    Store::commit(tx).await?;
+                    tracing::info!(case = %case.reference, decision = %d.id, outcome = %outcome, "decision taken by reply");
+                    state.decisions.insert(d.id.clone(), (outcome, at));
+                }
+                Tally::Disagreement { how, tie_breaker } => {
+                    let mut tx = self.store.begin().await?;
+                    match tie_breaker {
+                        Some(_) => {
+                            for c in &tie_breakers {
+                                let to = timeline::Recipient {
+                                    name: c.name.clone(),
+                                    email: c.email.to_lowercase(),
+                                    role: "tie-breaker".into(),
+                                    phone: c.phone.clone(),
+                                };
+                                let mut ask = self.notice(
+                                    &state,
+                                    "tie-break-request",
+                                    &format!("notice:tiebreak:{}#r{round}:{}", d.id, to.email),
+                                    to,
+                                    vec![how.clone()],
+                                    now,
+                                );
+                                ask.decision = Some(d.id.clone());
+                                self.queue(&mut tx, case, &state, &ask, now).await?;
+                            }
+                        }
+                        None => {
+                            let mut people = self
+                                .cfg
+                                .people("business_manager", state.area.as_deref())
+                                .to_vec();
+                            if people.is_empty() {
+                                people = self
+                                    .cfg
+                                    .people("business_unit", state.area.as_deref())
+                                    .to_vec();
+                            }
+                            for c in people {
+                                let to = timeline::Recipient {
+                                    name: c.name.clone(),
+                                    email: c.email.to_lowercase(),
+                                    role: "business_manager".into(),
+                                    phone: c.phone.clone(),
+                                };
+                                let tell = self.notice(
+                                    &state,
+                                    "decision-disagreement",
+                                    &format!("notice:disagree:{}#r{round}:{}", d.id, to.email),
+                                    to,
+                                    vec![how.clone()],
+                                    now,
+                                );
+                                self.queue(&mut tx, case, &state, &tell, now).await?;
+                            }
+                        }
+                    }
+                    Store::commit(tx).await?;
+                }
+            }
+        }
+        Ok(state)
+    }
+
     /// Is this address someone in the business unit (roles business_unit, business_manager)?
     fn is_business_unit(&self, email: &str) -> bool {
         ["business_unit", "business_manager"]
@@ -685,6 +1047,7 @@ impl Engine {
             returns: Vec::new(),
             meeting: None,
             notes,
+            decision: None,
         }
     }
 
@@ -790,6 +1153,7 @@ impl Engine {
                 continue;
             }
             let state = self.state(&case).await?;
+            let state = self.settle_decisions(&case, state, now).await?;
             let mut plan = match timeline::plan(
                 &self.cfg.process,
                 self.cfg.as_ref(),
@@ -848,6 +1212,7 @@ impl Engine {
         let decision = process
             .step(&due.step)
             .and_then(|s| s.decision.as_deref())
+            .or(due.decision.as_deref())
             .and_then(|id| process.decision(id))
             .map(|d| {
                 let when = timeline::resolve(process, &cfg.calendar, state, &d.due, &d.id)
@@ -859,6 +1224,8 @@ impl Engine {
                     "due": when.map(|w| long_instant(w.at)),
                     "outcomes": d.outcomes,
                     "rule": d.quorum.describe(&d.voters),
+                    "keywords": d.keywords,
+                    "code": crate::decisions::vote_code(&self.vote_key, &state.reference, &d.id, &due.to.email),
                 })
             });
         let mut deadlines = serde_json::Map::new();
@@ -928,6 +1295,23 @@ impl Engine {
                                 filename: a.filename,
                                 content_type: a.content_type,
                                 data: a.data,
+                            });
+                        }
+                    }
+                    // What the referrer added later (an answer to a query) travels with the referral.
+                    let mut n = 0;
+                    for id in state.messages.iter().skip(1) {
+                        let Some(raw) = self.store.message_raw(*id).await? else {
+                            continue;
+                        };
+                        let m = intake::parse(&raw);
+                        let from = m.from.as_ref().map(|a| a.email.to_lowercase());
+                        if from.is_some() && from == state.referrer {
+                            n += 1;
+                            out.push(OutAttachment {
+                                filename: format!("{}-referrer-reply-{n}.txt", state.reference),
+                                content_type: "text/plain; charset=utf-8".into(),
+                                data: referral_text(&m).into_bytes(),
                             });
                         }
                     }
@@ -1002,6 +1386,13 @@ impl Engine {
         } else {
             None
         };
+        let mut subject = letters::subject_with_reference(&rendered.subject, &case.reference);
+        if let Some(d) = &due.decision {
+            subject = format!(
+                "{subject} {}",
+                crate::decisions::code_tag(&self.vote_code(&case.reference, d, &due.to.email))
+            );
+        }
         let compose = Compose {
             from_name: self.cfg.partnership_name.clone(),
             from: self.cfg.address.clone(),
@@ -1012,7 +1403,7 @@ impl Engine {
                 .iter()
                 .map(|c| (c.name.clone(), c.email.clone()))
                 .collect(),
-            subject: letters::subject_with_reference(&rendered.subject, &case.reference),
+            subject,
             text: rendered.text,
             html: rendered.html,
             message_id: message_id.clone(),

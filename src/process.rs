@@ -903,10 +903,14 @@ impl<'a> Resolver<'a> {
                 Some(map) => {
                     for (o, words) in map {
                         if !d.outcomes.contains(o) {
-                            self.problem(format!("{owner}: keywords for `{o}`, which is not one of its outcomes"));
+                            self.problem(format!(
+                                "{owner}: keywords for `{o}`, which is not one of its outcomes"
+                            ));
                         }
                         if words.is_empty() {
-                            self.problem(format!("{owner}: outcome `{o}` has an empty keyword list"));
+                            self.problem(format!(
+                                "{owner}: outcome `{o}` has an empty keyword list"
+                            ));
                         }
                         keywords.insert(o.clone(), words.clone());
                     }
@@ -920,11 +924,17 @@ impl<'a> Resolver<'a> {
             let mut seen_words: BTreeMap<String, String> = BTreeMap::new();
             for (o, words) in &keywords {
                 for w in words {
-                    let norm = w.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+                    let norm = w
+                        .to_lowercase()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     if let Some(other) = seen_words.insert(norm, o.clone())
                         && &other != o
                     {
-                        self.problem(format!("{owner}: keyword `{w}` is given for both `{other}` and `{o}`"));
+                        self.problem(format!(
+                            "{owner}: keyword `{w}` is given for both `{other}` and `{o}`"
+                        ));
                     }
                 }
             }
@@ -932,7 +942,9 @@ impl<'a> Resolver<'a> {
                 None | Some("first_line") => false,
                 Some("anywhere") => true,
                 Some(other) => {
-                    self.problem(format!("{owner}: read `{other}` is not one of first_line, anywhere"));
+                    self.problem(format!(
+                        "{owner}: read `{other}` is not one of first_line, anywhere"
+                    ));
                     false
                 }
             };

@@ -91,6 +91,9 @@ pub struct DueLetter {
     pub meeting: Option<Resolved>,
     /// Free lines a notice carries (e.g. agency names that matched nothing).
     pub notes: Vec<String>,
+    /// The decision whose vote code this letter carries in its subject (requests for a decision,
+    /// the National Panel submission, a tie-break request).
+    pub decision: Option<String>,
 }
 
 /// What the timeline decided at `now`.
@@ -527,6 +530,7 @@ fn undelivered_notices(ctx: &Ctx<'_>, dir: &dyn Directory, plan: &mut Plan) {
             nil_returns: Vec::new(),
             returns: Vec::new(),
             meeting: None,
+            decision: None,
             notes: vec![
                 format!("Letter: {step_name}"),
                 format!("To: {recipient}"),
@@ -562,6 +566,7 @@ fn letter(
         returns: Vec::new(),
         meeting: None,
         notes: Vec::new(),
+        decision: step.decision.clone(),
     }
 }
 
@@ -585,6 +590,26 @@ fn agency_key(id: &str) -> String {
     format!("agency:{id}")
 }
 
+/// The decision a step depends on: the one it asks, or the one whose outcome opens its pathway.
+fn step_decision(step: &Step) -> Option<&str> {
+    step.decision.as_deref().or(match &step.on {
+        Pathway::Outcome { decision, .. } => Some(decision.as_str()),
+        Pathway::Always => None,
+    })
+}
+
+/// A letter's key within its step: after a decision is reopened (a query answered), the letters
+/// that depend on it are decided afresh, so their keys carry the round (`…#r1`).
+fn keyed(state: &CaseState, step: &Step, key: String) -> String {
+    match step_decision(step)
+        .and_then(|d| state.rounds.get(d))
+        .copied()
+    {
+        Some(n) if n > 0 => format!("{key}#r{n}"),
+        _ => key,
+    }
+}
+
 fn fan_out(
     ctx: &Ctx<'_>,
     dir: &dyn Directory,
@@ -602,7 +627,7 @@ fn fan_out(
                 None => None,
             };
             for (id, _) in state.active_agencies() {
-                let key = agency_key(id);
+                let key = keyed(state, step, agency_key(id));
                 if state.has_letter(&step.id, &key) {
                     continue;
                 }
@@ -624,7 +649,7 @@ fn fan_out(
                 return Ok(());
             };
             for (id, a) in state.active_agencies() {
-                let key = agency_key(id);
+                let key = keyed(state, step, agency_key(id));
                 if a.returned_at.is_some() || state.has_letter(&step.id, &key) {
                     continue;
                 }
@@ -632,7 +657,7 @@ fn fan_out(
                 // has had no time to answer (the escalation covers it).
                 let asked = state
                     .letters
-                    .get(&(req.id.clone(), key.clone()))
+                    .get(&(req.id.clone(), keyed(state, req, agency_key(id))))
                     .is_some_and(|l| l.queued_at <= due.at);
                 if !asked {
                     continue;
@@ -658,7 +683,7 @@ fn fan_out(
             };
             let asked: Vec<&String> = state
                 .active_agencies()
-                .filter(|(id, _)| state.has_letter(&req.id, &agency_key(id)))
+                .filter(|(id, _)| state.has_letter(&req.id, &keyed(state, req, agency_key(id))))
                 .map(|(id, _)| id)
                 .collect();
             let missing: Vec<String> = asked
@@ -686,10 +711,11 @@ fn fan_out(
                 .collect();
             let cc = expand(&step.cc, process, dir, state, None);
             for to in expand(&step.to, process, dir, state, None) {
-                if state.has_letter(&step.id, &to.email) {
+                let key = keyed(state, step, to.email.clone());
+                if state.has_letter(&step.id, &key) {
                     continue;
                 }
-                let mut l = letter(step, to.email.clone(), to, cc.clone(), due);
+                let mut l = letter(step, key, to, cc.clone(), due);
                 l.missing = missing.clone();
                 l.nil_returns = nil.clone();
                 plan.due.push(l);
@@ -709,10 +735,11 @@ fn fan_out(
             };
             let cc = expand(&step.cc, process, dir, state, None);
             for to in expand(&step.to, process, dir, state, None) {
-                if state.has_letter(&step.id, &to.email) {
+                let key = keyed(state, step, to.email.clone());
+                if state.has_letter(&step.id, &key) {
                     continue;
                 }
-                let mut l = letter(step, to.email.clone(), to, cc.clone(), due);
+                let mut l = letter(step, key, to, cc.clone(), due);
                 l.meeting = Some(meeting.clone());
                 plan.due.push(l);
             }
@@ -733,12 +760,13 @@ fn fan_out(
                 ));
             }
             for to in to {
-                if state.has_letter(&step.id, &to.email) {
+                let key = keyed(state, step, to.email.clone());
+                if state.has_letter(&step.id, &key) {
                     continue;
                 }
                 let cc: Vec<Recipient> =
                     cc.iter().filter(|c| c.email != to.email).cloned().collect();
-                plan.due.push(letter(step, to.email.clone(), to, cc, due));
+                plan.due.push(letter(step, key, to, cc, due));
             }
         }
     }
@@ -749,7 +777,7 @@ fn fan_out(
 fn receipts(ctx: &Ctx<'_>, step: &Step, plan: &mut Plan) {
     for (id, a) in ctx.state.active_agencies() {
         let Some(at) = a.returned_at else { continue };
-        let key = agency_key(id);
+        let key = keyed(ctx.state, step, agency_key(id));
         if ctx.state.has_letter(&step.id, &key) {
             continue;
         }
