@@ -96,6 +96,18 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Record the planned publication date of a case's LCSPR report.
+    Publication {
+        /// The case reference.
+        case: String,
+        /// The planned publication date, YYYY-MM-DD.
+        date: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
     /// Check the configuration and process file and report every problem.
@@ -420,6 +432,34 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             .await
             .map_err(refused)?;
             println!("{case}: {decision} recorded as {outcome}");
+            Ok(())
+        }
+        Command::Publication {
+            case,
+            date,
+            reason,
+            who,
+        } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let now = clock(who.now.as_deref())?.now();
+            let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map_err(|_| Failure::Usage(format!("`{date}` is not a date like 2027-06-30")))?;
+            operator::plan_publication(
+                &cfg,
+                &store,
+                case,
+                date,
+                reason,
+                &operator::actor(who.by.as_deref()),
+                now,
+            )
+            .await
+            .map_err(refused)?;
+            println!(
+                "{case}: publication planned for {}",
+                date.format("%a %-d %b %Y")
+            );
             Ok(())
         }
         Command::Triage => {

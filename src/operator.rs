@@ -48,6 +48,16 @@ pub enum OperatorError {
     },
     #[error("give a reason (--reason): every change to a case records why")]
     NoReason,
+    #[error("case {0} has no LCSPR decision: a publication date belongs to an LCSPR")]
+    NoLcspr(String),
+    #[error("{date} is not in the future")]
+    InThePast { date: String },
+    #[error(
+        "publication on {date} leaves less than 7 working days for the report to reach the National Panel, the Secretary of State and Ofsted; the earliest possible date is {earliest}"
+    )]
+    TooSoon { date: String, earliest: String },
+    #[error("{0}")]
+    Calendar(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -248,6 +258,52 @@ pub async fn decide(
         decision: decision.to_string(),
         outcome: outcome.to_string(),
         how: format!("recorded by hand: {reason}"),
+    };
+    record(store, &case, now, actor, &[e]).await
+}
+
+/// Record the planned publication date of a case's LCSPR report. The report then goes to the
+/// National Panel, the Secretary of State and Ofsted 7 working days before it (the process's
+/// publication step), and a date beyond the six months triggers the delay notice.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_publication(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    date: chrono::NaiveDate,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let case = open_case(store, reference).await?;
+    let lcspr = store.events(case.id).await?.into_iter().any(|e| {
+        matches!(serde_json::from_value::<Event>(e.data), Ok(Event::DecisionTaken { outcome, .. }) if outcome == "lcspr")
+    });
+    if !lcspr {
+        return Err(OperatorError::NoLcspr(reference.to_string()));
+    }
+    let today = crate::calendar::london_date(now);
+    let show = |d: chrono::NaiveDate| d.format("%a %-d %b %Y").to_string();
+    if date <= today {
+        return Err(OperatorError::InThePast { date: show(date) });
+    }
+    let earliest = cfg
+        .calendar
+        .add_working_days(today, 8)
+        .map_err(|e| OperatorError::Calendar(e.to_string()))?
+        .date;
+    if date < earliest {
+        return Err(OperatorError::TooSoon {
+            date: show(date),
+            earliest: show(earliest),
+        });
+    }
+    let e = Event::PublicationPlanned {
+        date,
+        reason: reason.to_string(),
     };
     record(store, &case, now, actor, &[e]).await
 }

@@ -469,7 +469,85 @@ pub fn plan(
         fan_out(&ctx, dir, step, &due, now, &mut plan)?;
     }
     undelivered_notices(&ctx, dir, &mut plan);
+    lcspr_delay_notice(&ctx, dir, now, &mut plan)?;
     Ok(plan)
+}
+
+/// The step id of the notice that tells the National Panel and the Secretary of State an LCSPR
+/// will miss its six months.
+pub const LCSPR_DELAY_NOTICE: &str = "notice-lcspr-delay";
+
+/// The id of the deadline the delay notice watches (a process's `[[deadline]]`).
+pub const LCSPR_DEADLINE: &str = "lcspr_six_months";
+
+/// When an LCSPR will miss its six-month deadline — its planned publication is later, or the date
+/// passed with none planned — the National Panel and the Secretary of State are told, once
+/// (Working Together: a delay is reported with its reason).
+fn lcspr_delay_notice(
+    ctx: &Ctx<'_>,
+    dir: &dyn Directory,
+    now: DateTime<Utc>,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let Some(deadline) = ctx
+        .process
+        .deadlines
+        .iter()
+        .find(|d| d.id == LCSPR_DEADLINE && ctx.on_pathway(&d.on))
+    else {
+        return Ok(());
+    };
+    let Some(due) = ctx.resolve(&deadline.when, &deadline.id)? else {
+        return Ok(());
+    };
+    let (late, at) = match state.publication {
+        Some(p) if p > due.date => (true, now.min(due.at).max(state.received_at)),
+        Some(_) => (false, due.at),
+        None => (now >= due.at, due.at),
+    };
+    if !late {
+        if state.publication.is_none() && due.at > now && plan.next_wake.is_none_or(|w| due.at < w)
+        {
+            plan.next_wake = Some(due.at);
+        }
+        return Ok(());
+    }
+    for role in ["national_panel", "secretary_of_state"] {
+        for c in dir.people(role, state.area.as_deref()) {
+            let to = contact_recipient(&c, role);
+            let key = format!("lcspr-delay:{}", to.email);
+            if state.has_letter(LCSPR_DELAY_NOTICE, &key) {
+                continue;
+            }
+            let date = calendar::london_date(at);
+            plan.due.push(DueLetter {
+                step: LCSPR_DELAY_NOTICE.into(),
+                step_name: "LCSPR delay notice".into(),
+                kind: StepKind::Letter,
+                template: "lcspr-delay-notice".into(),
+                key,
+                to,
+                cc: Vec::new(),
+                due: Resolved {
+                    at,
+                    date,
+                    day: ctx.day_number(date)?,
+                    explanation: format!("the LCSPR will miss {}", due.explanation),
+                },
+                attach: Vec::new(),
+                agency: None,
+                return_by: None,
+                missing: Vec::new(),
+                nil_returns: Vec::new(),
+                returns: Vec::new(),
+                meeting: None,
+                notes: Vec::new(),
+                decision: None,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The step id of the notice that raises an undelivered letter to the business unit.
@@ -1715,6 +1793,88 @@ mod tests {
             meeting_at(&p, &cal, &s).unwrap(),
             Some(t("2027-01-11T14:00:00Z")),
             "day 11"
+        );
+    }
+
+    #[test]
+    fn an_lcspr_that_will_miss_six_months_is_reported_to_the_panel_and_the_secretary_of_state_once()
+    {
+        let text = format!(
+            "{PROCESS}\n[[decision]]\nid = \"sign_off\"\nvoters = \"screening_panel\"\nquorum = \"all\"\noutcomes = [\"lcspr\", \"no_lcspr\"]\ndue = {{ day = 15 }}\n\
+             [[deadline]]\nid = \"lcspr_six_months\"\nname = \"LCSPR\"\non = \"sign_off:lcspr\"\nwhen = {{ anchor = \"lcspr_decision\", months = 6, roll = \"previous\" }}\n"
+        );
+        let p = process(&text);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-23T12:00:00Z")),
+        );
+        for step in ["acknowledge", "outcome"] {
+            sent(
+                &mut s,
+                step,
+                "referrer@hospital.test",
+                "2026-12-23T12:00:00Z",
+            );
+        }
+        sent(&mut s, "invite", "group@x.test", "2026-12-24T09:00:00Z");
+        s.decisions.insert(
+            "sign_off".into(),
+            ("lcspr".into(), t("2027-01-14T12:00:00Z")),
+        );
+        struct WithPanel;
+        impl Directory for WithPanel {
+            fn people(&self, role: &str, area: Option<&str>) -> Vec<Contact> {
+                match role {
+                    "national_panel" => vec![contact("Panel", "panel@x.test")],
+                    "secretary_of_state" => vec![contact("DfE", "dfe@x.test")],
+                    other => Dir.people(other, area),
+                }
+            }
+            fn agency(&self, id: &str) -> Option<Agency> {
+                Dir.agency(id)
+            }
+        }
+        let notices = |plan: &Plan| {
+            plan.due
+                .iter()
+                .filter(|l| l.step == LCSPR_DELAY_NOTICE)
+                .map(|l| l.to.email.clone())
+                .collect::<Vec<_>>()
+        };
+        // Publication planned in time: nothing.
+        s.publication = Some(NaiveDate::from_ymd_opt(2027, 7, 1).unwrap());
+        assert!(
+            notices(&plan(&p, &WithPanel, &cal, &s, t("2027-02-01T09:00:00Z")).unwrap()).is_empty()
+        );
+        // Planned after 14 Jul 2027: both are told at once.
+        s.publication = Some(NaiveDate::from_ymd_opt(2027, 9, 1).unwrap());
+        assert_eq!(
+            notices(&plan(&p, &WithPanel, &cal, &s, t("2027-02-01T09:00:00Z")).unwrap()),
+            ["panel@x.test", "dfe@x.test"]
+        );
+        // None planned: told when the six months pass, not before.
+        s.publication = None;
+        let before = plan(&p, &WithPanel, &cal, &s, t("2027-07-13T09:00:00Z")).unwrap();
+        assert!(notices(&before).is_empty());
+        assert!(
+            notices(&plan(&p, &WithPanel, &cal, &s, t("2027-07-14T10:00:00Z")).unwrap()).len() == 2
+        );
+        sent(
+            &mut s,
+            LCSPR_DELAY_NOTICE,
+            "lcspr-delay:panel@x.test",
+            "2027-07-14T10:00:00Z",
+        );
+        sent(
+            &mut s,
+            LCSPR_DELAY_NOTICE,
+            "lcspr-delay:dfe@x.test",
+            "2027-07-14T10:00:00Z",
+        );
+        assert!(
+            notices(&plan(&p, &WithPanel, &cal, &s, t("2027-07-15T10:00:00Z")).unwrap()).is_empty()
         );
     }
 }

@@ -382,6 +382,79 @@ async fn a_sign_off_sends_the_decision_to_the_national_panel_on_day_15_and_recor
         report.contains("LCSPR published (within 6 months of the decision): Wed 10 Mar 2027"),
         "{report}"
     );
+
+    // A publication date too soon, or in the past, is refused with the reason.
+    let soon = h.caseclerk(&[
+        "publication",
+        "RR-2026-0001",
+        "2026-09-29",
+        "--reason",
+        "x",
+        "--now",
+        "2026-09-25T09:00:00Z",
+    ]);
+    assert_eq!(soon.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&soon.stderr);
+    assert!(
+        err.contains("earliest possible date is Wed 7 Oct 2026"),
+        "{err}"
+    );
+    let past = h.caseclerk(&[
+        "publication",
+        "RR-2026-0001",
+        "2026-09-01",
+        "--reason",
+        "x",
+        "--now",
+        "2026-09-25T09:00:00Z",
+    ]);
+    assert!(String::from_utf8_lossy(&past.stderr).contains("not in the future"));
+    // Planned for Mon 1 Mar 2027: the report goes to the Panel, the Secretary of State and Ofsted
+    // 7 working days before, on Thu 18 Feb 2027, and not earlier.
+    h.ok(&[
+        "publication",
+        "RR-2026-0001",
+        "2027-03-01",
+        "--reason",
+        "agreed by the partnership",
+        "--now",
+        "2026-09-25T09:00:00Z",
+    ]);
+    h.tick(Some("2027-02-17T12:00:00Z"));
+    assert_eq!(h.settled_count("notifications@ofsted.test").await, 0);
+    h.tick(Some("2027-02-18T09:30:00Z"));
+    for who in ["notifications@ofsted.test", "dfe@education.test"] {
+        let got = h.wait_inbox(who, 1).await;
+        assert!(
+            got[0].subject.contains("ahead of publication"),
+            "{who}: {}",
+            got[0].subject
+        );
+    }
+    // Moved beyond the six months: the delay is reported to the Panel and the Secretary of State.
+    h.ok(&[
+        "publication",
+        "RR-2026-0001",
+        "2027-04-30",
+        "--reason",
+        "criminal trial",
+        "--now",
+        "2027-02-19T09:00:00Z",
+    ]);
+    h.tick(Some("2027-02-19T09:05:00Z"));
+    let dfe = h.wait_inbox("dfe@education.test", 2).await;
+    assert!(
+        dfe[1]
+            .subject
+            .contains("will not be completed within six months"),
+        "{}",
+        dfe[1].subject
+    );
+    assert!(
+        dfe[1].body_text.contains("Wednesday 10 March 2027"),
+        "{}",
+        dfe[1].body_text
+    );
 }
 
 #[tokio::test]
