@@ -112,6 +112,20 @@ pub enum Event {
     DecisionReopened { decision: String, reason: String },
     /// The planned publication date of the LCSPR report.
     PublicationPlanned { date: NaiveDate, reason: String },
+    /// A step, a return deadline, a decision's due date or a deadline was moved by a person
+    /// (`what`: `step:<id>`, `return_by:<step id>`, `decision:<id>`, `deadline:<id>`).
+    Rescheduled {
+        what: String,
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    /// A letter was sent again (to the same or another address) by a person.
+    LetterResent {
+        outbox: i64,
+        resent_as: i64,
+        to: String,
+        reason: String,
+    },
     /// The meeting was (re)scheduled to a day and time.
     MeetingScheduled { at: DateTime<Utc>, reason: String },
     /// The case was closed or reopened.
@@ -139,11 +153,19 @@ impl Event {
             Event::HeldConfirmed { .. } => "held_confirmed",
             Event::DecisionReopened { .. } => "decision_reopened",
             Event::PublicationPlanned { .. } => "publication_planned",
+            Event::Rescheduled { .. } => "rescheduled",
+            Event::LetterResent { .. } => "letter_resent",
             Event::MeetingScheduled { .. } => "meeting_scheduled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
         }
     }
+}
+
+fn london(t: DateTime<Utc>) -> String {
+    t.with_timezone(&crate::calendar::LONDON)
+        .format("%a %-d %b %Y %H:%M")
+        .to_string()
 }
 
 impl Event {
@@ -261,7 +283,18 @@ impl Event {
                     date.format("%a %-d %b %Y")
                 )
             }
-            Event::MeetingScheduled { at, reason } => format!("meeting set for {at} ({reason})"),
+            Event::Rescheduled { what, at, reason } => {
+                format!("{what} moved to {} ({reason})", london(*at))
+            }
+            Event::LetterResent {
+                outbox,
+                resent_as,
+                to,
+                reason,
+            } => format!("letter {outbox} sent again as letter {resent_as} to {to} ({reason})"),
+            Event::MeetingScheduled { at, reason } => {
+                format!("meeting set for {} ({reason})", london(*at))
+            }
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
         }
@@ -346,6 +379,8 @@ pub struct CaseState {
     /// Replies held for the business unit.
     pub held: Vec<Held>,
     pub publication: Option<NaiveDate>,
+    /// Instants moved by a person, by what they move (`step:<id>`, `return_by:<id>`, …).
+    pub overrides: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl CaseState {
@@ -409,6 +444,7 @@ pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
         rounds: BTreeMap::new(),
         held: Vec::new(),
         publication: None,
+        overrides: BTreeMap::new(),
     };
     for r in &events[1..] {
         apply(&mut s, r)?;
@@ -540,6 +576,10 @@ fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             *s.rounds.entry(decision.clone()).or_default() += 1;
         }
         Event::PublicationPlanned { date, .. } => s.publication = Some(*date),
+        Event::Rescheduled { what, at, .. } => {
+            s.overrides.insert(what.clone(), *at);
+        }
+        Event::LetterResent { .. } => {}
         Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
         Event::StatusChanged { status, .. } => s.status = status.clone(),
         Event::Note { .. } => {}

@@ -15,7 +15,8 @@
 //!
 //! # Rules, in order
 //! 1. [`unparseable`] — the bytes were not a message → `Unmatched`.
-//! 2. [`own_message`] — From is one of our addresses, or the Message-ID is in our id domain.
+//! 2. [`own_message`] — From is one of our addresses, or the Message-ID is one we minted
+//!    (`caseclerk.…@` our id domain; other ids in that domain are colleagues' mail).
 //! 3. [`bounce`] — a delivery status notification, or a MAILER-DAEMON/postmaster message with an
 //!    empty Return-Path. Never threaded as a reply.
 //! 4. [`auto_reply`] — RFC 3834 and vacation-program signals (see the function for the weighing).
@@ -97,7 +98,7 @@ pub struct AgencyContact {
 /// [`LetterRef`] never reach a log: it prints counts and steps instead.
 #[derive(Clone, PartialEq, serde::Serialize)]
 pub enum Kind {
-    /// Sent by us (own address or our id domain): record, never answer.
+    /// Sent by us (own address, or an id we minted): record, never answer.
     OwnMessage,
     /// A delivery failure report. `failed_recipients` lists only recipients whose delivery
     /// *failed*; a delay report carries an empty list.
@@ -357,6 +358,9 @@ pub fn unparseable(msg: &Message, _ctx: &Context) -> Option<Verdict> {
 }
 
 /// Rule 2: mail we sent ourselves (a copy, a BCC, a message from our own alias).
+/// The local-part prefix of every Message-ID caseclerk mints (see `engine::mint_message_id`).
+pub const OWN_ID_PREFIX: &str = "caseclerk.";
+
 pub fn own_message(msg: &Message, ctx: &Context) -> Option<Verdict> {
     let mut reasons = Vec::new();
     if let Some(from) = &msg.from
@@ -367,15 +371,18 @@ pub fn own_message(msg: &Message, ctx: &Context) -> Option<Verdict> {
     {
         reasons.push("From address is one of our own mailbox addresses".to_string());
     }
+    // Only ids we minted (`caseclerk.…@<id domain>`): the partnership's own council mints ids in
+    // the same domain for every colleague's mail, and those must never be mistaken for ours.
     let own_domain = ctx.own_id_domain.trim().trim_start_matches('@');
     if !own_domain.is_empty()
         && let Some(id) = &msg.message_id
-        && id
-            .rsplit_once('@')
-            .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(own_domain))
+        && id.rsplit_once('@').is_some_and(|(local, domain)| {
+            domain.eq_ignore_ascii_case(own_domain)
+                && local.to_ascii_lowercase().starts_with(OWN_ID_PREFIX)
+        })
     {
         reasons.push(format!(
-            "Message-ID <{id}> is in our id domain {own_domain}"
+            "Message-ID <{id}> is one we minted in our id domain {own_domain}"
         ));
     }
     if reasons.is_empty() {
@@ -1968,7 +1975,7 @@ mod tests {
     }
 
     #[test]
-    fn own_message_by_address_or_id_domain() {
+    fn own_message_by_address_or_an_id_we_minted() {
         let ctx = corpus_context();
         let m = message(
             "From: RapidReview@Northdale-SCP.test\r\nSubject: x\r\nMessage-ID: <a@b.test>",
@@ -1977,12 +1984,21 @@ mod tests {
         assert_eq!(classify(&m, &ctx).kind, Kind::OwnMessage);
         let m = message(
             &format!(
-                "From: a@b.test\r\nSubject: x\r\nMessage-ID: <abc@{}>",
+                "From: a@b.test\r\nSubject: x\r\nMessage-ID: <CaseClerk.1a2b.3c4d@{}>",
                 IDD.to_uppercase()
             ),
             "x",
         );
         assert_eq!(classify(&m, &ctx).kind, Kind::OwnMessage);
+        // A colleague's mail from the partnership's own council, whose Exchange mints ids in the
+        // same domain, is not ours.
+        let m = message(
+            &format!(
+                "From: colleague@b.test\r\nSubject: x\r\nMessage-ID: <AM0PR01MB1234.abc@{IDD}>"
+            ),
+            "x",
+        );
+        assert_ne!(classify(&m, &ctx).kind, Kind::OwnMessage);
         let m = message(
             &format!("From: a@b.test\r\nSubject: x\r\nMessage-ID: <abc@evil{IDD}>"),
             "x",

@@ -108,6 +108,77 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Close a case: nothing more is planned or sent for it.
+    Close {
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Reopen a closed case.
+    Reopen {
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Attach a message from the triage list to a case (as a note, or as an agency's return).
+    Attach {
+        case: String,
+        /// The stored message id (from `caseclerk triage`).
+        message: i64,
+        /// The message is this agency's return.
+        #[arg(long, conflicts_with = "nil_return")]
+        r#return: Option<String>,
+        /// The message is this agency's nil return.
+        #[arg(long)]
+        nil_return: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Confirm a held reply as a member's vote, with the outcome you read from it.
+    Confirm {
+        case: String,
+        /// The held reply's stored message id (from `caseclerk case`).
+        message: i64,
+        /// The outcome it votes for.
+        outcome: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Send a letter again, to its recipient or another address.
+    Resend {
+        case: String,
+        /// The letter's id (from `caseclerk case`).
+        letter: i64,
+        /// Another address to send it to.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Move (adjourn or extend) a step, a return deadline, a decision, a deadline or the meeting.
+    #[command(alias = "extend", alias = "adjourn")]
+    Reschedule {
+        case: String,
+        /// step:<id>, return_by:<agency request id>, decision:<id>, deadline:<id> or meeting.
+        what: String,
+        /// The new time: RFC 3339, or "YYYY-MM-DD HH:MM" London time, or YYYY-MM-DD (at the
+        /// process's default hour).
+        to: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
     /// Check the configuration and process file and report every problem.
@@ -220,6 +291,22 @@ fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
                 "{flag} `{s}` is not an RFC 3339 time like 2027-01-05T09:30:00Z ({e})"
             ))
         })
+}
+
+/// RFC 3339, or "YYYY-MM-DD HH:MM" London time, or a date at the process's default hour.
+fn parse_when(s: &str, default_at: chrono::NaiveTime) -> Result<DateTime<Utc>, Failure> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M") {
+        return Ok(calendar::london_instant(t.date(), t.time()));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(calendar::london_instant(d, default_at));
+    }
+    Err(Failure::Usage(format!(
+        "`{s}` is not a time: use 2027-01-05T14:00:00Z, \"2027-01-05 14:00\" (London) or 2027-01-05"
+    )))
 }
 
 fn clock(now: Option<&str>) -> Result<SharedClock, Failure> {
@@ -459,6 +546,141 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             println!(
                 "{case}: publication planned for {}",
                 date.format("%a %-d %b %Y")
+            );
+            Ok(())
+        }
+        Command::Close { case, reason, who } | Command::Reopen { case, reason, who } => {
+            let close = matches!(cli.command, Command::Close { .. });
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let now = clock(who.now.as_deref())?.now();
+            operator::set_status(
+                &store,
+                case,
+                close,
+                reason,
+                &operator::actor(who.by.as_deref()),
+                now,
+            )
+            .await
+            .map_err(refused)?;
+            println!("{case}: {}", if close { "closed" } else { "reopened" });
+            Ok(())
+        }
+        Command::Attach {
+            case,
+            message,
+            r#return,
+            nil_return,
+            reason,
+            who,
+        } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let now = clock(who.now.as_deref())?.now();
+            let how = match (r#return, nil_return) {
+                (Some(a), _) => operator::AttachAs::Return {
+                    agency: a.clone(),
+                    nil: false,
+                },
+                (None, Some(a)) => operator::AttachAs::Return {
+                    agency: a.clone(),
+                    nil: true,
+                },
+                (None, None) => operator::AttachAs::Note,
+            };
+            operator::attach(
+                &cfg,
+                &store,
+                case,
+                *message,
+                how,
+                reason,
+                &operator::actor(who.by.as_deref()),
+                now,
+            )
+            .await
+            .map_err(refused)?;
+            println!("{case}: message {message} attached");
+            Ok(())
+        }
+        Command::Confirm {
+            case,
+            message,
+            outcome,
+            reason,
+            who,
+        } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let now = clock(who.now.as_deref())?.now();
+            operator::confirm_held(
+                &cfg,
+                &store,
+                case,
+                *message,
+                outcome,
+                reason,
+                &operator::actor(who.by.as_deref()),
+                now,
+            )
+            .await
+            .map_err(refused)?;
+            println!("{case}: held reply {message} confirmed as {outcome}");
+            Ok(())
+        }
+        Command::Resend {
+            case,
+            letter,
+            to,
+            reason,
+            who,
+        } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let now = clock(who.now.as_deref())?.now();
+            let id = operator::resend(
+                &cfg,
+                &store,
+                case,
+                *letter,
+                to.as_deref(),
+                reason,
+                &operator::actor(who.by.as_deref()),
+                now,
+            )
+            .await
+            .map_err(refused)?;
+            println!("{case}: letter {letter} queued again as letter {id}");
+            Ok(())
+        }
+        Command::Reschedule {
+            case,
+            what,
+            to,
+            reason,
+            who,
+        } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let now = clock(who.now.as_deref())?.now();
+            let at = parse_when(to, cfg.process.default_at)?;
+            operator::reschedule(
+                &cfg,
+                &store,
+                case,
+                what,
+                at,
+                reason,
+                &operator::actor(who.by.as_deref()),
+                now,
+            )
+            .await
+            .map_err(refused)?;
+            println!(
+                "{case}: {what} moved to {}",
+                at.with_timezone(&calendar::LONDON)
+                    .format("%a %-d %b %Y %H:%M")
             );
             Ok(())
         }

@@ -124,6 +124,12 @@ fn to_json(e: &Event) -> serde_json::Value {
     serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
 }
 
+/// Our Message-ID for a letter: this installation's id and a hash of the letter's unique key.
+pub fn mint_message_id(install_id: &str, id_domain: &str, dedupe_key: &str) -> String {
+    let h = hex::encode(&Sha256::digest(dedupe_key.as_bytes())[..8]);
+    format!("caseclerk.{install_id}.{h}@{id_domain}")
+}
+
 /// "Tuesday 22 December 2026"
 pub fn long_date(d: NaiveDate) -> String {
     d.format("%A %-d %B %Y").to_string()
@@ -498,7 +504,8 @@ impl Engine {
                             matched.unmatched.clone(),
                             now,
                         );
-                        self.queue(&mut tx, &case, &state, &notice, now).await?;
+                        self.queue_notice(&mut tx, &case, &state, &notice, now)
+                            .await?;
                     }
                 }
                 let state = self.state(&case).await?;
@@ -808,7 +815,7 @@ impl Engine {
                     now,
                 );
                 ask.decision = Some(decision.id.clone());
-                self.queue(tx, case, state, &ask, now).await?;
+                self.queue_notice(tx, case, state, &ask, now).await?;
             }
             return Ok(());
         }
@@ -835,7 +842,7 @@ impl Engine {
             now,
         );
         confirm.decision = Some(decision.id.clone());
-        self.queue(tx, case, state, &confirm, now).await?;
+        self.queue_notice(tx, case, state, &confirm, now).await?;
         Ok(())
     }
 
@@ -966,7 +973,7 @@ impl Engine {
                                     now,
                                 );
                                 ask.decision = Some(d.id.clone());
-                                self.queue(&mut tx, case, &state, &ask, now).await?;
+                                self.queue_notice(&mut tx, case, &state, &ask, now).await?;
                             }
                         }
                         None => {
@@ -995,7 +1002,7 @@ impl Engine {
                                     vec![how.clone()],
                                     now,
                                 );
-                                self.queue(&mut tx, case, &state, &tell, now).await?;
+                                self.queue_notice(&mut tx, case, &state, &tell, now).await?;
                             }
                         }
                     }
@@ -1048,6 +1055,26 @@ impl Engine {
             meeting: None,
             notes,
             decision: None,
+        }
+    }
+
+    /// Queue a notice; a notice that cannot be prepared is logged, never allowed to undo the
+    /// transaction it rides in (the message or decision it is about must still be recorded).
+    async fn queue_notice(
+        &self,
+        tx: &mut crate::store::Tx<'_>,
+        case: &CaseRow,
+        state: &CaseState,
+        due: &DueLetter,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        match self.queue(tx, case, state, due, now).await {
+            Ok(_) => Ok(()),
+            Err(EngineError::Store(e)) => Err(EngineError::Store(e)),
+            Err(e) => {
+                tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "notice could not be prepared");
+                Ok(())
+            }
         }
     }
 
@@ -1194,8 +1221,7 @@ impl Engine {
     }
 
     fn message_id(&self, dedupe_key: &str) -> String {
-        let h = hex::encode(&Sha256::digest(dedupe_key.as_bytes())[..8]);
-        format!("caseclerk.{}.{h}@{}", self.install_id, self.cfg.id_domain)
+        mint_message_id(&self.install_id, &self.cfg.id_domain, dedupe_key)
     }
 
     /// The data a letter template sees.
@@ -1215,7 +1241,7 @@ impl Engine {
             .or(due.decision.as_deref())
             .and_then(|id| process.decision(id))
             .map(|d| {
-                let when = timeline::resolve(process, &cfg.calendar, state, &d.due, &d.id)
+                let when = timeline::resolve(process, &cfg.calendar, state, &d.due, &format!("decision:{}", d.id))
                     .ok()
                     .flatten();
                 json!({

@@ -317,6 +317,39 @@ pub fn invite_ics(i: &Invite) -> String {
     out
 }
 
+/// The same letter with a new Message-ID and, when given, a new To: for sending it again.
+/// Only the header block is touched; the body and attachments stay byte for byte.
+pub fn readdress(raw: &[u8], new_id: &str, new_to: Option<&str>) -> Vec<u8> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in head.split_inclusive("\r\n") {
+        let continuation = line.starts_with(' ') || line.starts_with('\t');
+        if continuation && skipping {
+            continue;
+        }
+        skipping = false;
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("message-id:") {
+            out.push_str(&format!("Message-ID: {}\r\n", bracket(new_id)));
+            skipping = true;
+        } else if let (true, Some(to)) = (lower.starts_with("to:"), new_to) {
+            out.push_str(&format!("To: {to}\r\n"));
+            skipping = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&raw[split..]);
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +485,20 @@ mod tests {
         let att = parsed.attachments().next().unwrap();
         assert_eq!(att.attachment_name(), Some("Referral form – Ünïcode.docx"));
         assert_eq!(att.contents(), &[0x50, 0x4b, 3, 4, 0, 1, 2]);
+    }
+
+    #[test]
+    fn a_resent_letter_gets_a_new_id_and_address_and_keeps_its_body() {
+        let raw = compose(&sample()).unwrap();
+        let again = readdress(&raw, "new.1@bury.test", Some("other@hospital.test"));
+        let text = String::from_utf8_lossy(&again);
+        assert!(text.contains("Message-ID: <new.1@bury.test>\r\n"), "{text}");
+        assert!(text.contains("To: other@hospital.test\r\n"), "{text}");
+        assert!(!text.contains("abc.1@bury.test"));
+        let body = |b: &[u8]| b[b.windows(4).position(|w| w == b"\r\n\r\n").unwrap()..].to_vec();
+        assert_eq!(body(&raw), body(&again));
+        let parsed = mail_parser::MessageParser::default().parse(&again).unwrap();
+        assert_eq!(parsed.message_id(), Some("new.1@bury.test"));
     }
 
     #[test]

@@ -58,6 +58,34 @@ pub enum OperatorError {
     TooSoon { date: String, earliest: String },
     #[error("{0}")]
     Calendar(String),
+    #[error("case {0} is already closed")]
+    AlreadyClosed(String),
+    #[error("case {0} is not closed")]
+    NotClosed(String),
+    #[error("there is no stored message {0} (see `caseclerk triage`)")]
+    NoMessage(i64),
+    #[error(
+        "message {id} is not waiting for a person (it is {state}); only triaged messages can be attached"
+    )]
+    NotTriaged { id: i64, state: String },
+    #[error("message {message} is not a held reply on case {case}")]
+    NotHeld { message: i64, case: String },
+    #[error("held reply {0} was already confirmed")]
+    AlreadyConfirmed(i64),
+    #[error("held reply {0} is not about a decision; record one with `caseclerk decide`")]
+    HeldWithoutDecision(i64),
+    #[error("there is no letter {letter} on case {case} (see `caseclerk case {case}`)")]
+    NoLetter { letter: i64, case: String },
+    #[error("letter {0} has not been sent yet; it goes on its own")]
+    NotSentYet(i64),
+    #[error("`{0}` is not an email address")]
+    BadAddress(String),
+    #[error(
+        "`{what}` is not something that can be moved: use step:<id>, return_by:<agency request id>, decision:<id>, deadline:<id> or meeting (this process has: {known})"
+    )]
+    UnknownTarget { what: String, known: String },
+    #[error("{at} is in the past: a deadline can only move to a time still to come")]
+    PastTime { at: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -304,6 +332,374 @@ pub async fn plan_publication(
     let e = Event::PublicationPlanned {
         date,
         reason: reason.to_string(),
+    };
+    record(store, &case, now, actor, &[e]).await
+}
+
+/// Close or reopen a case.
+pub async fn set_status(
+    store: &Store,
+    reference: &str,
+    close: bool,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let case = store
+        .case_by_ref(reference)
+        .await?
+        .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
+    match (close, case.status == "closed") {
+        (true, true) => return Err(OperatorError::AlreadyClosed(reference.to_string())),
+        (false, false) => return Err(OperatorError::NotClosed(reference.to_string())),
+        _ => {}
+    }
+    let status = if close { "closed" } else { "open" };
+    let e = Event::StatusChanged {
+        status: status.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut tx = store.begin().await?;
+    let data = serde_json::to_value(&e).map_err(|e| OperatorError::Case(e.to_string()))?;
+    Store::add_event(&mut tx, case.id, now, e.kind(), actor, &data).await?;
+    Store::set_case_status(&mut tx, case.id, status).await?;
+    Store::commit(tx).await?;
+    Ok(())
+}
+
+/// How a triaged message is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachAs {
+    /// Filed on the case, nothing more.
+    Note,
+    /// An agency's return (with `nil` for a nil return).
+    Return { agency: String, nil: bool },
+}
+
+/// Attach a message from the triage list to a case.
+#[allow(clippy::too_many_arguments)]
+pub async fn attach(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    message: i64,
+    how: AttachAs,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let case = open_case(store, reference).await?;
+    let (state, _) = store
+        .message_state(message)
+        .await?
+        .ok_or(OperatorError::NoMessage(message))?;
+    if state != "triage" {
+        return Err(OperatorError::NotTriaged { id: message, state });
+    }
+    let mut events = vec![Event::MessageFiled {
+        message,
+        rule: "attached by hand".into(),
+        verdict: reason.to_string(),
+        agency: match &how {
+            AttachAs::Return { agency, .. } => Some(agency.clone()),
+            AttachAs::Note => None,
+        },
+    }];
+    if let AttachAs::Return { agency, nil } = &how {
+        let matched = crate::agencies::resolve(std::slice::from_ref(agency), &cfg.agencies);
+        let Some(id) = matched.ids.first().cloned() else {
+            return Err(OperatorError::UnknownAgency {
+                name: agency.clone(),
+                known: cfg
+                    .agencies
+                    .iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        if !agencies_on(store, &case).await?.contains(&id) {
+            return Err(OperatorError::NotOn {
+                agency: id,
+                case: reference.to_string(),
+            });
+        }
+        let received = store
+            .message_received(message)
+            .await?
+            .ok_or(OperatorError::NoMessage(message))?;
+        let state = case_state(store, &case).await?;
+        let late = crate::timeline::return_deadline(&cfg.process, &cfg.calendar, &state)
+            .map_err(|e| OperatorError::Case(e.to_string()))?
+            .is_some_and(|d| received > d.at);
+        events.push(Event::ReturnReceived {
+            agency: id,
+            message,
+            nil: *nil,
+            late,
+        });
+    }
+    let mut tx = store.begin().await?;
+    for e in &events {
+        let data = serde_json::to_value(e).map_err(|e| OperatorError::Case(e.to_string()))?;
+        Store::add_event(&mut tx, case.id, now, e.kind(), actor, &data).await?;
+    }
+    Store::file_message(
+        &mut tx,
+        message,
+        "filed",
+        "attached_by_hand",
+        &serde_json::json!({"by": actor}),
+        Some(case.id),
+        now,
+    )
+    .await?;
+    Store::commit(tx).await?;
+    Ok(())
+}
+
+async fn case_state(
+    store: &Store,
+    case: &CaseRow,
+) -> Result<crate::case::CaseState, OperatorError> {
+    let mut recorded = Vec::new();
+    for e in store.events(case.id).await? {
+        let event: Event =
+            serde_json::from_value(e.data).map_err(|err| OperatorError::Case(err.to_string()))?;
+        recorded.push(crate::case::Recorded {
+            at: e.at,
+            actor: e.actor,
+            event,
+        });
+    }
+    crate::case::fold(&recorded).map_err(|e| OperatorError::Case(e.to_string()))
+}
+
+/// Confirm a held reply as a member's vote, with the outcome a person read from it.
+#[allow(clippy::too_many_arguments)]
+pub async fn confirm_held(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    message: i64,
+    outcome: &str,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let case = open_case(store, reference).await?;
+    let state = case_state(store, &case).await?;
+    let held = state
+        .held
+        .iter()
+        .find(|h| h.message == message)
+        .ok_or_else(|| OperatorError::NotHeld {
+            message,
+            case: reference.to_string(),
+        })?;
+    if held.confirmed {
+        return Err(OperatorError::AlreadyConfirmed(message));
+    }
+    let decision = held
+        .decision
+        .clone()
+        .ok_or(OperatorError::HeldWithoutDecision(message))?;
+    let d = cfg
+        .process
+        .decision(&decision)
+        .ok_or_else(|| OperatorError::UnknownDecision {
+            process: cfg.process.id.clone(),
+            decision: decision.clone(),
+            known: cfg
+                .process
+                .decisions
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    if !d.outcomes.iter().any(|o| o == outcome) {
+        return Err(OperatorError::UnknownOutcome {
+            decision,
+            outcome: outcome.to_string(),
+            known: d.outcomes.join(", "),
+        });
+    }
+    if let Some((was, _)) = state.decisions.get(&decision) {
+        return Err(OperatorError::AlreadyDecided {
+            decision,
+            case: reference.to_string(),
+            outcome: was.clone(),
+        });
+    }
+    let e = Event::HeldConfirmed {
+        message,
+        decision,
+        voter: held.voter.clone(),
+        outcome: outcome.to_string(),
+    };
+    let note = Event::Note {
+        text: format!("held reply {message} confirmed: {reason}"),
+    };
+    record(store, &case, now, actor, &[e, note]).await
+}
+
+/// Send a letter again, as it was, to its recipient or to another address.
+#[allow(clippy::too_many_arguments)]
+pub async fn resend(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    letter: i64,
+    to: Option<&str>,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let case = open_case(store, reference).await?;
+    let row = store
+        .letter(letter)
+        .await?
+        .filter(|l| l.case_id == Some(case.id))
+        .ok_or_else(|| OperatorError::NoLetter {
+            letter,
+            case: reference.to_string(),
+        })?;
+    if row.state == "pending" {
+        return Err(OperatorError::NotSentYet(letter));
+    }
+    if let Some(addr) = to
+        && (!addr.contains('@') || addr.contains(char::is_whitespace) || addr.contains('<'))
+    {
+        return Err(OperatorError::BadAddress(addr.to_string()));
+    }
+    let install = store
+        .meta("install_id")
+        .await?
+        .unwrap_or_else(|| "operator".into());
+    let previous = store
+        .events(case.id)
+        .await?
+        .into_iter()
+        .filter(|e| matches!(serde_json::from_value::<Event>(e.data.clone()), Ok(Event::LetterResent { outbox, .. }) if outbox == letter))
+        .count();
+    let key = format!("{reference}/resend/{letter}/{}", previous + 1);
+    let message_id = crate::engine::mint_message_id(&install, &cfg.id_domain, &key);
+    let envelope_to = match to {
+        Some(a) => vec![a.to_lowercase()],
+        None => row.envelope_to.clone(),
+    };
+    let new = crate::store::NewLetter {
+        dedupe_key: key,
+        case_id: Some(case.id),
+        step: row.step.clone(),
+        recipient: format!("resend:{}", envelope_to.join(",")),
+        message_id: message_id.clone(),
+        due_at: now,
+        envelope_from: row.envelope_from.clone(),
+        envelope_to: envelope_to.clone(),
+        raw: crate::letters::readdress(&row.raw, &message_id, to),
+    };
+    let mut tx = store.begin().await?;
+    let id = Store::queue_letter(&mut tx, &new, now)
+        .await?
+        .ok_or_else(|| OperatorError::Case("the resend was already queued".into()))?;
+    let e = Event::LetterResent {
+        outbox: letter,
+        resent_as: id,
+        to: envelope_to.join(", "),
+        reason: reason.to_string(),
+    };
+    let data = serde_json::to_value(&e).map_err(|e| OperatorError::Case(e.to_string()))?;
+    Store::add_event(&mut tx, case.id, now, e.kind(), actor, &data).await?;
+    Store::add_thread_id(
+        &mut tx,
+        &message_id,
+        case.id,
+        Some(id),
+        Some(&row.step),
+        Some(&row.recipient),
+    )
+    .await?;
+    Store::commit(tx).await?;
+    Ok(id)
+}
+
+/// Move a step, a return deadline, a decision's due date, a deadline or the meeting (adjourn or
+/// extend), to a time still to come.
+#[allow(clippy::too_many_arguments)]
+pub async fn reschedule(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    what: &str,
+    at: DateTime<Utc>,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let case = open_case(store, reference).await?;
+    let p = &cfg.process;
+    let known = || {
+        let mut k: Vec<String> = p
+            .steps
+            .iter()
+            .filter(|s| s.when.is_some())
+            .map(|s| format!("step:{}", s.id))
+            .collect();
+        k.extend(
+            p.steps
+                .iter()
+                .filter(|s| s.return_by.is_some())
+                .map(|s| format!("return_by:{}", s.id)),
+        );
+        k.extend(p.decisions.iter().map(|d| format!("decision:{}", d.id)));
+        k.extend(p.deadlines.iter().map(|d| format!("deadline:{}", d.id)));
+        if p.meeting.is_some() {
+            k.push("meeting".into());
+        }
+        k
+    };
+    if !known().iter().any(|k| k == what) {
+        return Err(OperatorError::UnknownTarget {
+            what: what.to_string(),
+            known: known().join(", "),
+        });
+    }
+    if at <= now {
+        return Err(OperatorError::PastTime {
+            at: at
+                .with_timezone(&crate::calendar::LONDON)
+                .format("%a %-d %b %Y %H:%M")
+                .to_string(),
+        });
+    }
+    let e = if what == "meeting" {
+        Event::MeetingScheduled {
+            at,
+            reason: reason.to_string(),
+        }
+    } else {
+        Event::Rescheduled {
+            what: what.to_string(),
+            at,
+            reason: reason.to_string(),
+        }
     };
     record(store, &case, now, actor, &[e]).await
 }

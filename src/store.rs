@@ -486,6 +486,46 @@ impl Store {
         Ok(())
     }
 
+    /// A stored message's state and case, if it exists.
+    pub async fn message_state(
+        &self,
+        id: i64,
+    ) -> Result<Option<(String, Option<i64>)>, StoreError> {
+        let row = sqlx::query("SELECT state, case_id FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("state")?, r.try_get("case_id")?)))
+            .transpose()
+    }
+
+    /// When a stored message reached the mailbox.
+    pub async fn message_received(&self, id: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> =
+            sqlx::query_scalar("SELECT internal_date FROM messages WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        at.map(|s| parse_ts(&s)).transpose()
+    }
+
+    /// One letter by its outbox id.
+    pub async fn letter(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM outbox WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(outbox_row).transpose()
+    }
+
+    /// A value from `meta`, if set.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Messages waiting for a person.
     pub async fn triage(&self) -> Result<Vec<TriageRow>, StoreError> {
         let rows = sqlx::query(

@@ -230,6 +230,27 @@ impl Ctx<'_> {
         }
     }
 
+    /// Resolve what `owner` names (`step:<id>`, `return_by:<id>`, `decision:<id>`,
+    /// `deadline:<id>`): a person's rescheduling wins over the process file's `When`.
+    fn resolve_owned(&self, owner: &str, w: &When) -> Result<Option<Resolved>, TimelineError> {
+        match self.state.overrides.get(owner) {
+            Some(at) => {
+                let date = calendar::london_date(*at);
+                Ok(Some(Resolved {
+                    at: *at,
+                    date,
+                    day: self.day_number(date)?,
+                    explanation: format!(
+                        "moved by a person to {}",
+                        at.with_timezone(&calendar::LONDON)
+                            .format("%a %-d %b %Y %H:%M")
+                    ),
+                }))
+            }
+            None => self.resolve(w, owner),
+        }
+    }
+
     /// Resolve a `When` to an instant; `None` when its anchor has not happened yet.
     fn resolve(&self, w: &When, what: &str) -> Result<Option<Resolved>, TimelineError> {
         let Some(base) = self.anchor(&w.anchor)? else {
@@ -459,7 +480,7 @@ pub fn plan(
             continue;
         }
         let Some(when) = &step.when else { continue };
-        let Some(due) = ctx.resolve(when, &format!("step {}", step.id))? else {
+        let Some(due) = ctx.resolve_owned(&format!("step:{}", step.id), when)? else {
             continue;
         };
         if due.at > now {
@@ -498,7 +519,7 @@ fn lcspr_delay_notice(
     else {
         return Ok(());
     };
-    let Some(due) = ctx.resolve(&deadline.when, &deadline.id)? else {
+    let Some(due) = ctx.resolve_owned(&format!("deadline:{}", deadline.id), &deadline.when)? else {
         return Ok(());
     };
     let (late, at) = match state.publication {
@@ -660,7 +681,7 @@ fn request_of<'a>(
         return Ok(None);
     };
     Ok(ctx
-        .resolve(rb, &format!("step {} return_by", req.id))?
+        .resolve_owned(&format!("return_by:{}", req.id), rb)?
         .map(|r| (req, r)))
 }
 
@@ -701,7 +722,7 @@ fn fan_out(
     match step.kind {
         StepKind::AgencyRequest => {
             let return_by = match &step.return_by {
-                Some(rb) => ctx.resolve(rb, &format!("step {} return_by", step.id))?,
+                Some(rb) => ctx.resolve_owned(&format!("return_by:{}", step.id), rb)?,
                 None => None,
             };
             for (id, _) in state.active_agencies() {
@@ -901,12 +922,14 @@ pub fn address_receipts(plan: &mut Plan, dir: &dyn Directory) {
 }
 
 /// Resolve any `When` against what has actually happened on the case (`None`: not yet known).
+/// `owner` names what is resolved (`step:<id>`, `return_by:<id>`, `decision:<id>`,
+/// `deadline:<id>`), so a person's rescheduling of it wins.
 pub fn resolve(
     process: &Process,
     cal: &Calendar,
     state: &CaseState,
     when: &When,
-    what: &str,
+    owner: &str,
 ) -> Result<Option<Resolved>, TimelineError> {
     Ctx {
         process,
@@ -914,7 +937,7 @@ pub fn resolve(
         state,
         mode: Mode::Actual,
     }
-    .resolve(when, what)
+    .resolve_owned(owner, when)
 }
 
 /// The process's deadlines for this case, on its open pathways, resolved where they can be.
@@ -933,7 +956,12 @@ pub fn deadlines<'p>(
         .deadlines
         .iter()
         .filter(|d| ctx.on_pathway(&d.on))
-        .map(|d| Ok((d, ctx.resolve(&d.when, &d.id)?)))
+        .map(|d| {
+            Ok((
+                d,
+                ctx.resolve_owned(&format!("deadline:{}", d.id), &d.when)?,
+            ))
+        })
         .collect()
 }
 
@@ -972,7 +1000,7 @@ pub fn upcoming(
         if !ctx.on_pathway(&step.on) || state.letters.keys().any(|(s, _)| s == &step.id) {
             continue;
         }
-        let Some(due) = ctx.resolve(when, &format!("step {}", step.id))? else {
+        let Some(due) = ctx.resolve_owned(&format!("step:{}", step.id), when)? else {
             continue;
         };
         if due.at >= from && due.at < until {
@@ -1042,7 +1070,7 @@ pub fn return_deadline(
         .find(|s| s.kind == StepKind::AgencyRequest && ctx.on_pathway(&s.on))
     {
         Some(step) => match &step.return_by {
-            Some(rb) => ctx.resolve(rb, &format!("step {} return_by", step.id)),
+            Some(rb) => ctx.resolve_owned(&format!("return_by:{}", step.id), rb),
             None => Ok(None),
         },
         None => Ok(None),
@@ -1096,6 +1124,7 @@ pub fn schedule(
         rounds: Default::default(),
         held: Vec::new(),
         publication: None,
+        overrides: Default::default(),
     };
     let ctx = Ctx {
         process,
@@ -1405,6 +1434,7 @@ mod tests {
             rounds: Default::default(),
             held: Vec::new(),
             publication: None,
+            overrides: Default::default(),
         }
     }
 

@@ -86,6 +86,7 @@ fn case(process: &str, area: Option<&str>) -> CaseState {
         rounds: Default::default(),
         held: Vec::new(),
         publication: None,
+        overrides: Default::default(),
     }
 }
 

@@ -1,0 +1,377 @@
+//! Operator commands: every correction is recorded with who and why, and refused when it makes no
+//! sense. A Bury review replayed in August 2026.
+
+use crate::support::{Harness, REFERRER, SHARED, referral};
+
+async fn arrive(h: &Harness, raw: &[u8], at: &str) {
+    let t = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+    h.stack.append(SHARED, raw, t).await.expect("append");
+}
+
+fn refused(out: &std::process::Output, contains: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {} stderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(contains), "expected `{contains}` in: {err}");
+}
+
+#[tokio::test]
+async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
+    let h = Harness::start("bury").await;
+    arrive(
+        &h,
+        &referral("op-1@hospital.test", "Referral for a rapid review"),
+        "2026-08-20T10:00:00+01:00",
+    )
+    .await;
+    h.tick(Some("2026-08-20T09:01:00Z"));
+    let case = "RR-2026-0001";
+    let at = |t: &str| {
+        [
+            "--now".to_string(),
+            t.to_string(),
+            "--by".to_string(),
+            "jo.bloggs".to_string(),
+        ]
+    };
+    let run = |args: &[&str], when: &str| {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(at(when));
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        h.caseclerk(&refs)
+    };
+
+    // A decision taken in a meeting, recorded by hand; a second one is refused without --replace.
+    assert!(
+        run(
+            &[
+                "decide",
+                case,
+                "screening",
+                "meets",
+                "--reason",
+                "panel call"
+            ],
+            "2026-08-20T12:00:00Z"
+        )
+        .status
+        .success()
+    );
+    refused(
+        &run(
+            &["decide", case, "screening", "nfa", "--reason", "x"],
+            "2026-08-20T12:01:00Z",
+        ),
+        "already taken (meets)",
+    );
+    refused(
+        &run(
+            &["decide", case, "screening", "perhaps", "--reason", "x"],
+            "2026-08-20T12:01:00Z",
+        ),
+        "has no outcome perhaps",
+    );
+    refused(
+        &run(
+            &["agencies", "add", case, "the moon"],
+            "2026-08-20T12:01:00Z",
+        ),
+        "unknown agency the moon",
+    );
+    assert!(
+        run(
+            &["agencies", "add", case, "police", "gp"],
+            "2026-08-20T12:02:00Z"
+        )
+        .status
+        .success()
+    );
+    refused(
+        &run(&["agencies", "add", case, "gp"], "2026-08-20T12:03:00Z"),
+        "already on case",
+    );
+
+    // Moving the chase day: refused in the past or for something the process does not have.
+    refused(
+        &run(
+            &[
+                "reschedule",
+                case,
+                "step:chase",
+                "2026-08-19",
+                "--reason",
+                "x",
+            ],
+            "2026-08-20T12:05:00Z",
+        ),
+        "in the past",
+    );
+    refused(
+        &run(
+            &[
+                "reschedule",
+                case,
+                "step:nothing",
+                "2026-09-10",
+                "--reason",
+                "x",
+            ],
+            "2026-08-20T12:05:00Z",
+        ),
+        "step:chase",
+    );
+    assert!(
+        run(
+            &[
+                "extend",
+                case,
+                "step:chase",
+                "2026-09-03 11:00",
+                "--reason",
+                "school holidays"
+            ],
+            "2026-08-20T12:05:00Z"
+        )
+        .status
+        .success()
+    );
+    // Day 2 (Mon 24 Aug): the requests go. Day 7 (Tue 1 Sep): no chase, it was moved.
+    h.tick(Some("2026-08-24T09:30:00Z"));
+    h.wait_inbox("gp@practice.test", 1).await;
+    h.tick(Some("2026-09-01T10:00:00Z"));
+    assert_eq!(
+        h.settled_count("gp@practice.test").await,
+        1,
+        "not chased on day 7"
+    );
+    h.tick(Some("2026-09-03T10:05:00Z"));
+    let gp = h.wait_inbox("gp@practice.test", 2).await;
+    assert!(
+        gp[1].subject.contains("Reminder"),
+        "chased at the new time: {}",
+        gp[1].subject
+    );
+
+    // A return that arrived without thread or reference from an address we do not know is triaged,
+    // then attached by hand as the police return.
+    let stray = b"From: someone@elsewhere.test\r\nTo: bsp@bury.test\r\nSubject: Information\r\nMessage-ID: <stray-1@elsewhere.test>\r\n\r\nOur summary.\r\n";
+    arrive(&h, stray, "2026-09-03T11:00:00+01:00").await;
+    h.tick(Some("2026-09-03T10:06:00Z"));
+    let triage = h.ok(&["triage"]);
+    let id: String = triage
+        .split_whitespace()
+        .nth(1)
+        .expect("a message id")
+        .to_string();
+    refused(
+        &run(
+            &[
+                "attach",
+                case,
+                &id,
+                "--return",
+                "St Mary's primary",
+                "--reason",
+                "x",
+            ],
+            "2026-09-03T10:07:00Z",
+        ),
+        "is not on case",
+    );
+    assert!(
+        run(
+            &[
+                "attach",
+                case,
+                &id,
+                "--return",
+                "police",
+                "--reason",
+                "phoned to confirm"
+            ],
+            "2026-09-03T10:08:00Z"
+        )
+        .status
+        .success()
+    );
+    refused(
+        &run(
+            &["attach", case, &id, "--reason", "again"],
+            "2026-09-03T10:09:00Z",
+        ),
+        "not waiting for a person",
+    );
+    assert!(h.ok(&["triage"]).contains("nothing waiting"));
+
+    // A letter sent again to another address keeps its content under a new Message-ID.
+    let report = h.ok(&["case", case, "--now", "2026-09-03T10:10:00Z"]);
+    let letters = report
+        .split("\nletters:\n")
+        .nth(1)
+        .expect("a letters section");
+    let ack_line = letters
+        .lines()
+        .find(|l| l.contains("acknowledge") && l.contains("sent"))
+        .expect("the ack letter");
+    let ack_id = ack_line.split_whitespace().next().unwrap().to_string();
+    let resent = run(
+        &[
+            "resend",
+            case,
+            &ack_id,
+            "--to",
+            "named.nurse@nhs.test",
+            "--reason",
+            "referrer asked for a copy to the named nurse",
+        ],
+        "2026-09-03T10:11:00Z",
+    );
+    assert!(
+        resent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resent.stderr)
+    );
+    h.tick(Some("2026-09-03T10:12:00Z"));
+    let copy = h.wait_inbox("named.nurse@nhs.test", 1).await;
+    let original = h.inbox(REFERRER).await.remove(0);
+    assert_eq!(copy[0].subject, original.subject);
+    assert_ne!(copy[0].message_id, original.message_id);
+
+    // Close, refused twice; a closed case is not planned; reopen.
+    assert!(
+        run(
+            &["close", case, "--reason", "merged with another case"],
+            "2026-09-03T10:13:00Z"
+        )
+        .status
+        .success()
+    );
+    refused(
+        &run(
+            &["close", case, "--reason", "again"],
+            "2026-09-03T10:14:00Z",
+        ),
+        "already closed",
+    );
+    refused(
+        &run(
+            &["agencies", "add", case, "st marys primary"],
+            "2026-09-03T10:14:00Z",
+        ),
+        "closed",
+    );
+    h.tick(Some("2026-09-04T09:00:00Z"));
+    assert!(
+        run(
+            &["reopen", case, "--reason", "not a duplicate after all"],
+            "2026-09-04T09:30:00Z"
+        )
+        .status
+        .success()
+    );
+
+    // Everything is in the history with who did it and why.
+    let report = h.ok(&["case", case, "--now", "2026-09-04T10:00:00Z"]);
+    for line in [
+        "operator:jo.bloggs decision screening: meets (recorded by hand: panel call)",
+        "operator:jo.bloggs agency gp added",
+        "operator:jo.bloggs step:chase moved to Thu 3 Sep 2026 11:00",
+        "school holidays",
+        "operator:jo.bloggs message",
+        "attached by hand",
+        "police: returned",
+        "referrer asked for a copy to the named nurse",
+        "operator:jo.bloggs status closed (merged with another case)",
+        "operator:jo.bloggs status open (not a duplicate after all)",
+    ] {
+        assert!(report.contains(line), "`{line}` in:\n{report}");
+    }
+}
+
+#[tokio::test]
+async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
+    let h = Harness::start("bury").await;
+    arrive(
+        &h,
+        &referral("op-2@hospital.test", "Referral for a rapid review"),
+        "2026-08-20T10:00:00+01:00",
+    )
+    .await;
+    h.tick(Some("2026-08-20T09:01:00Z"));
+    let member = "la.rep@bury.test";
+    let req = h.wait_inbox(member, 1).await.remove(0);
+    let reply = format!(
+        "From: {member}\r\nTo: {SHARED}\r\nSubject: RE: {}\r\nMessage-ID: <AM0PR01MB0001.unclear@bury.test>\r\nIn-Reply-To: <{}>\r\n\r\nMEETS or NFA - not sure\r\n",
+        req.subject,
+        req.message_id.unwrap()
+    );
+    arrive(&h, reply.as_bytes(), "2026-08-20T11:00:00+01:00").await;
+    h.tick(Some("2026-08-20T10:05:00Z"));
+    let inbox = h.wait_inbox(member, 2).await;
+    assert!(
+        inbox[1].subject.contains("Please reply again"),
+        "{}",
+        inbox[1].subject
+    );
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T10:06:00Z"]);
+    assert!(report.contains("HELD on screening"), "{report}");
+    let message = report
+        .lines()
+        .find(|l| l.contains("HELD on screening"))
+        .and_then(|l| l.split("(message ").nth(1))
+        .and_then(|r| r.split(')').next())
+        .expect("the held message id")
+        .to_string();
+    refused(
+        &h.caseclerk(&[
+            "confirm",
+            "RR-2026-0001",
+            &message,
+            "maybe",
+            "--reason",
+            "x",
+            "--now",
+            "2026-08-20T10:07:00Z",
+        ]),
+        "has no outcome maybe",
+    );
+    assert!(
+        h.caseclerk(&[
+            "confirm",
+            "RR-2026-0001",
+            &message,
+            "meets",
+            "--reason",
+            "phoned: she meant MEETS",
+            "--now",
+            "2026-08-20T10:08:00Z"
+        ])
+        .status
+        .success()
+    );
+    refused(
+        &h.caseclerk(&[
+            "confirm",
+            "RR-2026-0001",
+            &message,
+            "meets",
+            "--reason",
+            "again",
+            "--now",
+            "2026-08-20T10:09:00Z",
+        ]),
+        "already confirmed",
+    );
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T10:10:00Z"]);
+    assert!(
+        report.contains(&format!(
+            "held reply {message} confirmed as {member}'s vote on screening: meets"
+        )),
+        "{report}"
+    );
+}
