@@ -23,12 +23,14 @@
 //! - [`outbox`]: sends decided letters over SMTP and records the result.
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`).
 //! - [`operator`]: corrections a person records by hand (agencies, decisions), with who and why.
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line; [`demo`] and [`bench`] run against [`devstack`], a throwaway local
+//!   Dovecot + Postfix.
 //!
 //! A letter is *decided* in [`timeline`], *rendered* in [`letters`], *queued* by [`engine`] and
 //! *sent* by [`outbox`].
 
 pub mod agencies;
+pub mod bench;
 pub mod calendar;
 pub mod case;
 pub mod classify;

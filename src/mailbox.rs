@@ -350,7 +350,7 @@ pub async fn fetch_new(
                 .internal_date()
                 .map(|d| d.with_timezone(&Utc))
                 .unwrap_or(now);
-            let dedupe_key = intake::parse(raw).dedupe_key();
+            let dedupe_key = intake::dedupe_key(raw);
             batch.push(NewMessage {
                 dedupe_key,
                 body_sha256: body_sha256(raw),
