@@ -86,7 +86,7 @@ pub fn sample(i: usize) -> Vec<u8> {
         i % 17
     );
     let text = "Please find our information below. ".repeat(40);
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         use base64::Engine as _;
         let blob: Vec<u8> = (0..200 * 1024)
             .map(|k| ((k * 31 + i) % 251) as u8)
