@@ -14,6 +14,7 @@
 //! - [`timeline`]: process + case state + now → letters due and the next wake-up.
 //! - [`letters`]: a due letter → rendered subject, text and HTML from `mail-templates/`.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
+//! - [`digest`]: a snapshot of every case → the business unit's daily digest (text and HTML).
 //!
 //! The imperative shell moves bytes and state:
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
@@ -22,6 +23,7 @@
 //! - [`outbox`]: sends decided letters over SMTP and records the result.
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`).
 //! - [`operator`]: corrections a person records by hand (agencies, decisions), with who and why.
+//! - [`views`]: read-only snapshots of every case for the business unit (no addresses, no content).
 //! - [`cli`]: the command line.
 //!
 //! A letter is *decided* in [`timeline`], *rendered* in [`letters`], *queued* by [`engine`] and
@@ -36,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod devstack;
+pub mod digest;
 pub mod engine;
 pub mod intake;
 pub mod letters;
@@ -47,3 +50,4 @@ pub mod report;
 pub mod store;
 pub mod timeline;
 pub mod tls;
+pub mod views;
