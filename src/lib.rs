@@ -15,6 +15,7 @@
 //! - [`letters`]: a due letter → rendered subject, text and HTML from `mail-templates/`.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
 //! - [`digest`]: a snapshot of every case → the business unit's daily digest (text and HTML).
+//! - [`export`]: a snapshot → the tracker, one row per case (CSV, XLSX).
 //!
 //! The imperative shell moves bytes and state:
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
@@ -40,6 +41,7 @@ pub mod demo;
 pub mod devstack;
 pub mod digest;
 pub mod engine;
+pub mod export;
 pub mod intake;
 pub mod letters;
 pub mod mailbox;
