@@ -49,6 +49,8 @@ pub struct DigestError(#[from] CalendarError);
 /// One section: a title, optional lines of prose, and a table.
 #[derive(Debug, Clone, Default)]
 struct Section {
+    /// A word or two for the subject line ("agencies overdue").
+    tag: &'static str,
     title: String,
     lines: Vec<String>,
     headers: Vec<&'static str>,
@@ -56,8 +58,9 @@ struct Section {
 }
 
 impl Section {
-    fn new(title: impl Into<String>, headers: &[&'static str]) -> Section {
+    fn new(tag: &'static str, title: impl Into<String>, headers: &[&'static str]) -> Section {
         Section {
+            tag,
             title: title.into(),
             headers: headers.to_vec(),
             ..Section::default()
@@ -182,6 +185,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 1. What caseclerk itself cannot do.
     let mut problems = Section::new(
+        "cases to look at",
         "Cases caseclerk cannot work out: please look at them",
         &["Case", "Problem"],
     );
@@ -198,7 +202,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
     }
     sections.push(problems);
 
-    let mut mailbox = Section::new("The mailbox cannot be read", &[]);
+    let mut mailbox = Section::new("MAILBOX UNREADABLE", "The mailbox cannot be read", &[]);
     if snap.mailbox.failing() {
         let m = &snap.mailbox;
         mailbox.lines.push(format!(
@@ -215,6 +219,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 2. New referrals.
     let mut referrals = Section::new(
+        "new referrals",
         format!("New referrals since the last digest ({})", d.at(snap.since)),
         &["Case", "Area", "Referrer's agency", "Received", "Screening"],
     );
@@ -237,6 +242,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 3. Letters sent.
     let mut sent = Section::new(
+        "letters sent",
         "Letters sent since the last digest",
         &["Case", "Letter", "To", "Sent"],
     );
@@ -279,6 +285,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 4. Due today and on the next working day.
     let mut due = Section::new(
+        "due today",
         format!(
             "Due today ({}) and on the next working day ({})",
             d.date(today),
@@ -350,6 +357,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 5. Agencies overdue.
     let mut overdue = Section::new(
+        "agencies overdue",
         "Agencies overdue with their returns: please phone",
         &["Case", "Agency", "Call", "Phone", "Return was due"],
     );
@@ -381,6 +389,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 6. Decisions awaited.
     let mut awaited = Section::new(
+        "decisions awaited",
         "Decisions awaited",
         &["Case", "Decision", "Due", "Not yet voted"],
     );
@@ -413,6 +422,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 7. Meetings.
     let mut meetings = Section::new(
+        "meetings",
         "Meetings in the next five working days",
         &["When", "Case", "Area"],
     );
@@ -431,6 +441,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 8. Deadlines.
     let mut deadlines = Section::new(
+        "deadlines",
         "Statutory deadlines within two working days, and any passed and not met",
         &["Case", "Deadline", "Due", "Status"],
     );
@@ -482,6 +493,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 9. Held replies and triage.
     let mut held = Section::new(
+        "held replies",
         "Replies held for a person (confirm or discard them)",
         &["Case", "About", "From", "Held since", "Why"],
     );
@@ -505,6 +517,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
     sections.push(held);
 
     let mut triage = Section::new(
+        "messages to place",
         "Messages caseclerk could not place (caseclerk triage)",
         &["Message", "Received", "Why"],
     );
@@ -528,6 +541,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
 
     // 10. Undelivered letters.
     let mut undelivered = Section::new(
+        "undelivered letters",
         "Letters that could not be delivered",
         &["Case", "Letter", "To", "What happened"],
     );
@@ -565,7 +579,12 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
             nothing_to_do: true,
         });
     }
-    let titles = sections.len();
+    let tags: Vec<&str> = sections.iter().map(|s| s.tag).collect();
+    let summary = if tags.len() > 4 {
+        format!("{} and {} more", tags[..3].join(", "), tags.len() - 3)
+    } else {
+        tags.join(", ")
+    };
     let heading = format!("{}: daily digest for {long_today}", snap.partnership);
     let footer = format!(
         "Sent by caseclerk at {} (London time). It names cases by reference only: `caseclerk case <reference>` shows one in full.",
@@ -573,10 +592,9 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
     );
     Ok(Digest {
         subject: format!(
-            "{} daily digest, {}: {}",
+            "{} daily digest, {}: {summary}",
             snap.short_name,
             today.format("%a %-d %b %Y"),
-            plural(titles, "section", "sections")
         ),
         text: render_text(&heading, &sections, &footer),
         html: render_html(&heading, &sections, &footer),
@@ -776,6 +794,10 @@ mod tests {
     fn the_digest_for_a_fixed_morning_matches_its_golden_text() {
         let d = digest();
         assert!(!d.nothing_to_do);
+        assert_eq!(
+            d.subject,
+            "BSP daily digest, Tue 1 Sep 2026: new referrals, letters sent, due today and 7 more"
+        );
         golden("digest-2026-09-01.txt", &d.text);
     }
 
