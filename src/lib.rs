@@ -25,6 +25,7 @@
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`).
 //! - [`operator`]: corrections a person records by hand (agencies, decisions), with who and why.
 //! - [`views`]: read-only snapshots of every case for the business unit (no addresses, no content).
+//! - [`periodic`]: when the daily digest and the tracker report are due; queues them.
 //! - [`cli`]: the command line.
 //!
 //! A letter is *decided* in [`timeline`], *rendered* in [`letters`], *queued* by [`engine`] and
@@ -47,6 +48,7 @@ pub mod letters;
 pub mod mailbox;
 pub mod operator;
 pub mod outbox;
+pub mod periodic;
 pub mod process;
 pub mod report;
 pub mod store;
