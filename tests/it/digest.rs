@@ -38,6 +38,10 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
     // Wed 19 Aug 2026, 07:30 BST: before the digest's time, nothing.
     let out = h.tick(Some("2026-08-19T06:30:00Z"));
     assert!(out.contains("queued 0"), "{out}");
+    assert!(
+        out.contains("next due Wed 19 Aug 2026 08:00"),
+        "the daemon wakes for the digest: {out}"
+    );
     assert_eq!(h.settled_count(OFFICER).await, 0);
 
     // A referral arrives at 09:00; at 09:05 the case opens and the (late) digest goes, naming it.
@@ -129,7 +133,9 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         thursday.body_text
     );
 
-    // Saturday, Sunday, and the Summer bank holiday: nothing.
+    // Saturday, Sunday, and the Summer bank holiday: nothing (and the next is Tuesday's).
+    let out = h.tick(Some("2026-08-31T07:00:00Z"));
+    assert!(out.contains("next due Tue 1 Sep 2026 08:00"), "{out}");
     for now in [
         "2026-08-22T07:00:00Z",
         "2026-08-23T09:00:00Z",
