@@ -416,6 +416,15 @@ fn error_kind(text: &str) -> String {
     }
 }
 
+/// Text from elsewhere in caseclerk (a held reply's reason, an error) with anything that looks like
+/// an address replaced, so no address reaches the business unit's email by accident.
+pub fn scrub(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.contains('@') { "[address]" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Which deadlines caseclerk can see being met, and by what.
 ///
 /// Only the National Panel deadline (`national_panel`): it is met when a `panel_submission` step
@@ -653,7 +662,7 @@ pub fn case_view(
                     .name_of(&h.voter)
                     .unwrap_or_else(|| "someone outside the directory".into()),
                 at: h.at,
-                reason: h.reason.clone(),
+                reason: scrub(&h.reason),
             }
         })
         .collect();
@@ -666,7 +675,7 @@ pub fn case_view(
     view.decisions = decisions;
     view.held = held;
     view.panel_submitted = panel_submitted;
-    view.problems = problems;
+    view.problems = problems.iter().map(|p| scrub(p)).collect();
     view
 }
 
@@ -685,7 +694,7 @@ pub async fn gather(
         let events = store.events(row.id).await?;
         match fold_rows(&events) {
             Ok(state) => cases.push(case_view(&ctx, row, state, &letters, now)),
-            Err(e) => problems.push(format!("{}: {e}", row.reference)),
+            Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e))),
         }
     }
     let triage = store
@@ -1385,6 +1394,15 @@ mod tests {
             "screening not yet decided"
         );
         assert!(view("RR-2026-0005").meeting.is_none(), "no further action");
+    }
+
+    #[test]
+    fn text_from_elsewhere_loses_anything_that_looks_like_an_address() {
+        assert_eq!(
+            scrub("reply from <x@y.test> is not a voter"),
+            "reply from [address] is not a voter"
+        );
+        assert_eq!(scrub("no token"), "no token");
     }
 
     #[test]
