@@ -169,6 +169,41 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         "{preview}"
     );
     assert!(preview.contains("RR-2026-0001"), "{preview}");
+
+    // The tracker from the same database: CSV to standard output, XLSX to a file.
+    let csv = h.ok(&["export", "--format", "csv", "--now", "2026-09-01T07:30:00Z"]);
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("Reference,Borough/area,Referrer agency,")
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("RR-2026-0001,,,,2026-08-19,"),
+        "{csv}"
+    );
+    let none = h.ok(&["export", "--format", "csv", "--since", "2026-08-20"]);
+    assert_eq!(none.lines().count(), 1, "only the header: {none}");
+    let file = h.dir.join("tracker.xlsx");
+    h.ok(&[
+        "export",
+        "--format",
+        "xlsx",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(&file).unwrap().starts_with(b"PK\x03\x04"));
+    let bad = h.caseclerk(&["export", "--format", "csv", "--since", "last week"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let check = h.ok(&["check"]);
+    assert!(
+        check.contains("daily digest: each working day at 08:00 (London) to business_unit"),
+        "{check}"
+    );
 }
 
 #[tokio::test]
