@@ -1,4 +1,5 @@
-//! The command line: `run`, `tick`, `cases`, `timeline`, `triage`, `check`, `demo`.
+//! The command line: `run`, `tick`, `cases`, `case`, `timeline`, `agencies`, `decide`, `triage`,
+//! `digest`, `export`, `check`, `demo`.
 //!
 //! Owns parsing arguments, setting up logging (stderr; `RUST_LOG` to tune), choosing the clock
 //! (`--now` gives a fixed one), and turning errors into one clear message and an exit code:
@@ -181,6 +182,27 @@ enum Command {
     },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
+    /// Print the text of the business unit's daily digest as it would be sent at an instant.
+    Digest {
+        /// Build it as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Write the tracker: one row per case (and, in XLSX, a sheet of agency returns).
+    Export {
+        /// xlsx or csv.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Only cases received (day 0) on or after this date, e.g. 2026-04-01.
+        #[arg(long)]
+        since: Option<String>,
+        /// Write to this file (default: standard output; an XLSX needs a file or a pipe).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Work out "next step" and "on time" as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Check the configuration and process file and report every problem.
     Check,
     /// Measure ingest and classification against a throwaway local mail stack (numbers for the
@@ -197,6 +219,13 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+}
+
+/// The tracker's file formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportFormat {
+    Xlsx,
+    Csv,
 }
 
 #[derive(Subcommand, Debug)]
@@ -711,6 +740,64 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Digest { now } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let now = clock(now.as_deref())?.now();
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let key = crate::periodic::digest_key(calendar::london_date(now));
+            let since = crate::views::since_last(&store, crate::views::DIGEST_STEP, &key, now)
+                .await
+                .map_err(work)?;
+            let snap = crate::views::gather(&cfg, &store, now, since)
+                .await
+                .map_err(work)?;
+            let d = crate::digest::build(&snap, &cfg.calendar).map_err(work)?;
+            print!("{}", d.text);
+            Ok(())
+        }
+        Command::Export {
+            format,
+            since,
+            output,
+            now,
+        } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let now = clock(now.as_deref())?.now();
+            let since = since
+                .as_deref()
+                .map(|s| {
+                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                        Failure::Usage(format!("--since `{s}` is not a date like 2026-04-01"))
+                    })
+                })
+                .transpose()?;
+            if *format == ExportFormat::Xlsx
+                && output.is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                return Err(Failure::Usage(
+                    "an XLSX file is binary: give --output tracker.xlsx (or pipe it)".into(),
+                ));
+            }
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let snap = crate::views::gather(&cfg, &store, now, now)
+                .await
+                .map_err(work)?;
+            let tracker = crate::export::rows(&snap, &cfg.process, since);
+            let bytes = match format {
+                ExportFormat::Csv => crate::export::csv(&tracker).into_bytes(),
+                ExportFormat::Xlsx => {
+                    crate::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(work)?
+                }
+            };
+            match output {
+                Some(path) => std::fs::write(path, &bytes)
+                    .map_err(|e| Failure::Work(format!("cannot write {}: {e}", path.display())))?,
+                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)
+                    .map_err(|e| Failure::Work(format!("cannot write the tracker: {e}")))?,
+            }
+            Ok(())
+        }
         Command::Check => {
             let cfg = load(&cli.config, Needs::Everything)?;
             println!(
@@ -720,6 +807,30 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 cfg.process.steps.len(),
                 cfg.agencies.len()
             );
+            match &cfg.digest {
+                Some(d) => println!(
+                    "daily digest: each working day at {} (London) to {}",
+                    d.at.format("%H:%M"),
+                    d.to
+                ),
+                None => println!("daily digest: off (no [digest] section)"),
+            }
+            if let Some(t) = &cfg.process.tracker_report {
+                println!(
+                    "tracker report: {} at {} to {}",
+                    match t.every {
+                        crate::process::Every::Month { working_day } =>
+                            format!("working day {working_day} of each month"),
+                        crate::process::Every::Weeks { weeks, weekday } =>
+                            format!("every {weeks} week(s) on {weekday}"),
+                    },
+                    t.at.format("%H:%M"),
+                    t.to.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             Ok(())
         }
         Command::Bench { messages } => {

@@ -142,6 +142,22 @@ pub struct Config {
     /// The receiving mail server's `authserv-id`: when set, a vote counts only if the topmost
     /// Authentication-Results header comes from it and shows DMARC (or aligned DKIM/SPF) pass.
     pub authserv_id: Option<String>,
+    /// The daily digest to the business unit; `None` when `[digest]` is absent (no digest).
+    pub digest: Option<DigestSettings>,
+}
+
+/// The daily digest (`[digest]`): one email each working morning to the business unit.
+///
+/// The section is optional and there is no digest without it: an email every morning is a thing a
+/// partnership turns on, not a surprise. `config/example.toml` turns it on. `caseclerk check` says
+/// whether it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestSettings {
+    /// London wall-clock time it is sent on working days (`at = "08:00"`, the default).
+    pub at: NaiveTime,
+    /// The directory role it goes to (`to = "business_unit"`, the default): one email, to the
+    /// first person in the role, copied to the others.
+    pub to: String,
 }
 
 impl Config {
@@ -205,12 +221,21 @@ struct RawConfig {
     attachments: BTreeMap<String, String>,
     #[serde(default)]
     decisions: RawDecisions,
+    #[serde(default)]
+    digest: Option<RawDigest>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDecisions {
     authserv_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    at: Option<String>,
+    to: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -711,6 +736,8 @@ impl Resolver {
             }
         }
 
+        let digest = raw.digest.as_ref().map(|d| self.digest(d, &raw.roles));
+
         let prefix = raw
             .partnership
             .reference_prefix
@@ -764,7 +791,32 @@ impl Resolver {
             agencies: lower(raw.agencies),
             attachments,
             authserv_id: raw.decisions.authserv_id.filter(|s| !s.trim().is_empty()),
+            digest,
         })
+    }
+
+    /// `[digest]`: a time like "08:00" and a role with people in `[roles]`.
+    fn digest(
+        &mut self,
+        raw: &RawDigest,
+        roles: &BTreeMap<String, Vec<Contact>>,
+    ) -> DigestSettings {
+        let at = match raw.at.as_deref() {
+            None => NaiveTime::from_hms_opt(8, 0, 0).expect("valid time"),
+            Some(t) => NaiveTime::parse_from_str(t, "%H:%M").unwrap_or_else(|_| {
+                self.problems.push(format!(
+                    "[digest] at = \"{t}\" is not a London time like \"08:00\""
+                ));
+                NaiveTime::from_hms_opt(8, 0, 0).expect("valid time")
+            }),
+        };
+        let to = raw.to.clone().unwrap_or_else(|| "business_unit".into());
+        if roles.get(&to).is_none_or(Vec::is_empty) {
+            self.problems.push(format!(
+                "[digest] to = \"{to}\": nobody is listed in [roles] {to} (list the business unit there, or name another role)"
+            ));
+        }
+        DigestSettings { at, to }
     }
 }
 

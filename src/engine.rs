@@ -248,13 +248,15 @@ impl Engine {
         report.processed = processed;
         report.opened = opened;
         let (queued, wake) = self.plan_all(now).await?;
-        report.queued = queued;
+        // The daily digest and the tracker report (after planning, so they see today's letters).
+        let (periodic, periodic_wake) = crate::periodic::queue_due(self, now).await?;
+        report.queued = queued + periodic;
         match outbox::transport(&self.cfg.smtp) {
             Ok(transport) => report.sent = outbox::send_due(&self.store, &transport, now).await?,
             Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
         }
         let next_send = self.store.next_send_at().await?;
-        report.next_wake = [wake, next_send.filter(|t| *t > now)]
+        report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now)]
             .into_iter()
             .flatten()
             .min();
@@ -1220,7 +1222,8 @@ impl Engine {
         Ok((queued, wake))
     }
 
-    fn message_id(&self, dedupe_key: &str) -> String {
+    /// Our Message-ID for the letter with this outbox key.
+    pub(crate) fn message_id(&self, dedupe_key: &str) -> String {
         mint_message_id(&self.install_id, &self.cfg.id_domain, dedupe_key)
     }
 

@@ -15,6 +15,8 @@
 //! - [`letters`]: a due letter → rendered subject, text and HTML from `mail-templates/`.
 //! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
+//! - [`digest`]: a snapshot of every case → the business unit's daily digest (text and HTML).
+//! - [`export`]: a snapshot → the tracker, one row per case (CSV, XLSX).
 //!
 //! The imperative shell moves bytes and state:
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
@@ -23,6 +25,8 @@
 //! - [`outbox`]: sends decided letters over SMTP and records the result.
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`).
 //! - [`operator`]: corrections a person records by hand (agencies, decisions), with who and why.
+//! - [`views`]: read-only snapshots of every case for the business unit (no addresses, no content).
+//! - [`periodic`]: when the daily digest and the tracker report are due; queues them.
 //! - [`cli`]: the command line; [`demo`] and [`bench`] run against [`devstack`], a throwaway local
 //!   Dovecot + Postfix.
 //!
@@ -40,14 +44,18 @@ pub mod config;
 pub mod decisions;
 pub mod demo;
 pub mod devstack;
+pub mod digest;
 pub mod engine;
+pub mod export;
 pub mod intake;
 pub mod letters;
 pub mod mailbox;
 pub mod operator;
 pub mod outbox;
+pub mod periodic;
 pub mod process;
 pub mod report;
 pub mod store;
 pub mod timeline;
 pub mod tls;
+pub mod views;

@@ -453,6 +453,43 @@ pub struct Process {
     pub steps: Vec<Step>,
     pub deadlines: Vec<Deadline>,
     pub extra_roles: Vec<String>,
+    /// The periodic tracker report across all cases (`[tracker_report]`), if the partnership
+    /// sends one.
+    pub tracker_report: Option<TrackerReport>,
+}
+
+/// How often the tracker report goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Every {
+    /// Monthly, on the `working_day`th working day of the month (1 = the first).
+    Month { working_day: u32 },
+    /// Every `weeks` weeks, counted from Monday 1 January 2024, on `weekday` (or the next working
+    /// day when that is not one).
+    Weeks {
+        weeks: u32,
+        weekday: chrono::Weekday,
+    },
+}
+
+/// The tracker report (`[tracker_report]`): every case on one spreadsheet, emailed to `to` once
+/// per period (BHR: "reported as part of a tracker report … so no situations are lost").
+///
+/// ```toml
+/// [tracker_report]
+/// every = "month"        # or "week", or weeks = 2
+/// on_day = 1             # month: the Nth working day (1-15); weeks: "monday"…"friday"
+/// at = "09:00"           # London time; default: the process's default_at
+/// to = ["strategic_partnership", "independent_scrutineer"]
+/// template = "tracker-report"   # the default
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerReport {
+    pub every: Every,
+    pub at: NaiveTime,
+    /// The covering letter's template (the spreadsheet is attached to it).
+    pub template: String,
+    /// Directory roles; one email, to the first person, copied to the rest.
+    pub to: Vec<Role>,
 }
 
 impl Process {
@@ -479,6 +516,9 @@ impl Process {
         }
         if let Some(m) = &self.meeting {
             m.attendees.iter().for_each(&mut add);
+        }
+        if let Some(t) = &self.tracker_report {
+            t.to.iter().for_each(&mut add);
         }
         for d in &self.decisions {
             out.insert(d.voters.clone());
@@ -530,6 +570,20 @@ struct RawProcess {
     steps: Vec<RawStep>,
     #[serde(default, rename = "deadline")]
     deadlines: Vec<RawDeadline>,
+    #[serde(default)]
+    tracker_report: Option<RawTrackerReport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrackerReport {
+    every: Option<String>,
+    weeks: Option<u32>,
+    on_day: Option<toml::Value>,
+    at: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
+    template: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Default)]
@@ -1169,6 +1223,11 @@ impl<'a> Resolver<'a> {
             })
             .collect();
 
+        let tracker_report = raw
+            .tracker_report
+            .as_ref()
+            .and_then(|t| self.tracker_report(t, default_at));
+
         let process = Process {
             id: raw.id,
             name: raw.name,
@@ -1180,6 +1239,7 @@ impl<'a> Resolver<'a> {
             steps,
             deadlines,
             extra_roles: raw.extra_roles,
+            tracker_report,
         };
         self.check_anchors(&process);
         if self.problems.is_empty() {
@@ -1190,6 +1250,124 @@ impl<'a> Resolver<'a> {
                 problems: self.problems,
             })
         }
+    }
+
+    /// `[tracker_report]`: a period, a day in it, a time, and directory roles to send it to.
+    fn tracker_report(
+        &mut self,
+        raw: &RawTrackerReport,
+        default_at: NaiveTime,
+    ) -> Option<TrackerReport> {
+        const OWNER: &str = "[tracker_report]";
+        let weekday = |v: &toml::Value| -> Option<chrono::Weekday> {
+            match v.as_str()?.to_ascii_lowercase().as_str() {
+                "monday" => Some(chrono::Weekday::Mon),
+                "tuesday" => Some(chrono::Weekday::Tue),
+                "wednesday" => Some(chrono::Weekday::Wed),
+                "thursday" => Some(chrono::Weekday::Thu),
+                "friday" => Some(chrono::Weekday::Fri),
+                _ => None,
+            }
+        };
+        let weeks = match (raw.every.as_deref(), raw.weeks) {
+            (Some(_), Some(_)) => {
+                self.problem(format!(
+                    "{OWNER}: give `every = \"month\"` or `weeks = N`, not both"
+                ));
+                return None;
+            }
+            (None, None) => {
+                self.problem(format!(
+                    "{OWNER}: needs `every = \"month\"`, `every = \"week\"` or `weeks = N`"
+                ));
+                return None;
+            }
+            (Some("month"), None) => None,
+            (Some("week"), None) => Some(1),
+            (Some(other), None) => {
+                self.problem(format!(
+                    "{OWNER}: every = \"{other}\" is not \"month\" or \"week\" (for longer gaps use `weeks = N`)"
+                ));
+                return None;
+            }
+            (None, Some(n)) if (1..=52).contains(&n) => Some(n),
+            (None, Some(n)) => {
+                self.problem(format!("{OWNER}: weeks = {n} must be between 1 and 52"));
+                return None;
+            }
+        };
+        let every = match weeks {
+            None => {
+                let day = match &raw.on_day {
+                    None => Some(1),
+                    Some(v) => v
+                        .as_integer()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| (1..=15).contains(n)),
+                };
+                let Some(working_day) = day else {
+                    self.problem(format!(
+                        "{OWNER}: for a monthly report on_day is the working day of the month, 1 to 15"
+                    ));
+                    return None;
+                };
+                Every::Month { working_day }
+            }
+            Some(weeks) => {
+                let day = match &raw.on_day {
+                    None => Some(chrono::Weekday::Mon),
+                    Some(v) => weekday(v),
+                };
+                let Some(weekday) = day else {
+                    self.problem(format!(
+                        "{OWNER}: for a weekly report on_day is a weekday, \"monday\" to \"friday\""
+                    ));
+                    return None;
+                };
+                Every::Weeks { weeks, weekday }
+            }
+        };
+        let at = match raw.at.as_deref() {
+            None => default_at,
+            Some(t) => match parse_time(t) {
+                Some(t) => t,
+                None => {
+                    self.problem(format!(
+                        "{OWNER}: `at = \"{t}\"` is not a time like \"09:00\""
+                    ));
+                    return None;
+                }
+            },
+        };
+        let to = self.roles(OWNER, "to", &raw.to);
+        if to.is_empty() {
+            self.problem(format!(
+                "{OWNER}: needs at least one recipient role in `to` (e.g. strategic_partnership)"
+            ));
+        }
+        for r in &to {
+            if !matches!(r, Role::Directory(_)) {
+                self.problem(format!(
+                    "{OWNER}: `{r}` is not a directory role; the report goes to people listed in [roles]"
+                ));
+            }
+        }
+        let template = raw
+            .template
+            .clone()
+            .unwrap_or_else(|| "tracker-report".into());
+        if !(self.env.has_template)(&template) {
+            self.problem(format!(
+                "{OWNER}: template `{template}` not found (needs {template}.subject.hbs, {template}.text.hbs and \
+                 {template}.html.hbs in the templates directory)"
+            ));
+        }
+        Some(TrackerReport {
+            every,
+            at,
+            template,
+            to,
+        })
     }
 
     /// Every anchor names something that exists, and no chain of `step:`/`meeting` anchors loops.

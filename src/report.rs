@@ -2,7 +2,7 @@
 //!
 //! Owns turning a case's stored history into text an operator reads: the case line, its agencies
 //! and their returns, every event in order with who did it, its letters and their state, and what
-//! falls due next with the date explained. The digest and the tracker will build on the same views.
+//! falls due next with the date explained. The digest and the tracker read [`crate::views`].
 //!
 //! Must not: change anything, or show message content (ids, keys and rules only).
 

@@ -151,6 +151,21 @@ pub struct OutboxRow {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// A letter without its bytes or envelope: what the business unit's views need.
+#[derive(Debug, Clone)]
+pub struct LetterSummary {
+    pub id: i64,
+    pub case_id: Option<i64>,
+    pub step: String,
+    pub recipient: String,
+    pub due_at: DateTime<Utc>,
+    pub queued_at: DateTime<Utc>,
+    /// `pending`, `sent`, `failed` (given up or refused) or `bounced`.
+    pub state: String,
+    pub attempts: i64,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
 /// A Message-ID known to belong to a case's thread.
 #[derive(Debug, Clone)]
 pub struct ThreadId {
@@ -845,6 +860,60 @@ impl Store {
         rows.iter().map(outbox_row).collect()
     }
 
+    /// Every letter, oldest first, without its bytes (for the digest and the tracker).
+    pub async fn letter_summaries(&self) -> Result<Vec<LetterSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
+             FROM outbox ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LetterSummary {
+                    id: r.try_get("id")?,
+                    case_id: r.try_get("case_id")?,
+                    step: r.try_get("step")?,
+                    recipient: r.try_get("recipient")?,
+                    due_at: parse_ts(&r.try_get::<String, _>("due_at")?)?,
+                    queued_at: parse_ts(&r.try_get::<String, _>("queued_at")?)?,
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    sent_at: r
+                        .try_get::<Option<String>, _>("sent_at")?
+                        .map(|s| parse_ts(&s))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// When the latest letter of `step` decided before `before` (other than the one keyed
+    /// `except_key`) was sent, else when it was decided: "since the last digest".
+    pub async fn last_of_step(
+        &self,
+        step: &str,
+        except_key: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT queued_at, sent_at FROM outbox WHERE step = ? AND dedupe_key <> ? AND queued_at < ? \
+             ORDER BY queued_at DESC, id DESC LIMIT 1",
+        )
+        .bind(step)
+        .bind(except_key)
+        .bind(ts(before))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<DateTime<Utc>, StoreError> {
+            match r.try_get::<Option<String>, _>("sent_at")? {
+                Some(s) => parse_ts(&s),
+                None => parse_ts(&r.try_get::<String, _>("queued_at")?),
+            }
+        })
+        .transpose()
+    }
+
     /// Record a successful send.
     pub async fn mark_sent(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
@@ -1042,5 +1111,52 @@ mod tests {
         tx.commit().await.unwrap();
         assert_eq!(s.sendable(now).await.unwrap().len(), 1);
         assert_eq!(s.next_send_at().await.unwrap(), Some(now));
+    }
+
+    #[tokio::test]
+    async fn the_previous_periodic_letter_is_found_by_step_leaving_out_the_current_one() {
+        let s = Store::open_in_memory().await.unwrap();
+        let letter = |key: &str, mid: &str| NewLetter {
+            dedupe_key: key.into(),
+            case_id: None,
+            step: "digest".into(),
+            recipient: "role:business_unit".into(),
+            message_id: mid.into(),
+            due_at: t("2026-08-28T07:00:00Z"),
+            envelope_from: "bsp@x.test".into(),
+            envelope_to: vec!["bu@x.test".into()],
+            raw: b"raw".to_vec(),
+        };
+        let friday = t("2026-08-28T07:00:00Z");
+        let tuesday = t("2026-09-01T07:00:00Z");
+        let mut tx = s.begin().await.unwrap();
+        let id = Store::queue_letter(&mut tx, &letter("digest/2026-08-28", "a@x"), friday)
+            .await
+            .unwrap()
+            .unwrap();
+        Store::mark_sent(&mut tx, id, t("2026-08-28T07:00:05Z"))
+            .await
+            .unwrap();
+        Store::queue_letter(&mut tx, &letter("digest/2026-09-01", "b@x"), tuesday)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            s.last_of_step("digest", "digest/2026-09-01", t("2026-09-01T07:30:00Z"))
+                .await
+                .unwrap(),
+            Some(t("2026-08-28T07:00:05Z")),
+            "when Friday's was sent"
+        );
+        assert_eq!(
+            s.last_of_step("digest", "digest/2026-08-28", friday)
+                .await
+                .unwrap(),
+            None
+        );
+        let all = s.letter_summaries().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].state, "sent");
+        assert_eq!(all[1].sent_at, None);
     }
 }

@@ -6,6 +6,7 @@
 
 mod agency_round;
 mod decisions;
+mod digest;
 mod operator;
 mod process_pathways;
 mod skeleton;

@@ -103,6 +103,9 @@ fn patch_config(process: &str, stack: &MailStack, dir: &Path) -> toml::Table {
         "agency_template",
         toml::Value::String(abs("attachments/agency-summary-and-chronology.docx")),
     );
+    // The daily digest is off unless a test turns it on (`start_with` can add `[digest]` back), so
+    // other tests' mailboxes hold exactly the letters their process decides.
+    cfg.remove("digest");
     let roles = cfg
         .get_mut("roles")
         .and_then(|r| r.as_table_mut())
