@@ -329,6 +329,25 @@ fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
         })
 }
 
+/// What every operator command needs: the configuration, the store, the instant and who acts.
+struct Desk {
+    cfg: config::Config,
+    store: Store,
+    now: DateTime<Utc>,
+    actor: String,
+}
+
+async fn desk(cli_config: &Option<PathBuf>, who: &Who) -> Result<Desk, Failure> {
+    let cfg = load(cli_config, Needs::NoSecrets)?;
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    Ok(Desk {
+        now: clock(who.now.as_deref())?.now(),
+        actor: operator::actor(who.by.as_deref()),
+        cfg,
+        store,
+    })
+}
+
 /// RFC 3339, or "YYYY-MM-DD HH:MM" London time, or a date at the process's default hour.
 fn parse_when(s: &str, default_at: chrono::NaiveTime) -> Result<DateTime<Utc>, Failure> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -484,8 +503,6 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Agencies { action } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
             match action {
                 AgenciesAction::Add {
                     case,
@@ -493,14 +510,19 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     reason,
                     who,
                 } => {
-                    let now = clock(who.now.as_deref())?.now();
+                    let Desk {
+                        cfg,
+                        store,
+                        now,
+                        actor,
+                    } = desk(&cli.config, who).await?;
                     let added = operator::add_agencies(
                         &cfg,
                         &store,
                         case,
                         agencies,
                         reason.as_deref(),
-                        &operator::actor(who.by.as_deref()),
+                        &actor,
                         now,
                     )
                     .await
@@ -513,18 +535,16 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     reason,
                     who,
                 } => {
-                    let now = clock(who.now.as_deref())?.now();
-                    let removed = operator::remove_agency(
-                        &cfg,
-                        &store,
-                        case,
-                        agency,
-                        reason,
-                        &operator::actor(who.by.as_deref()),
+                    let Desk {
+                        cfg,
+                        store,
                         now,
-                    )
-                    .await
-                    .map_err(refused)?;
+                        actor,
+                    } = desk(&cli.config, who).await?;
+                    let removed =
+                        operator::remove_agency(&cfg, &store, case, agency, reason, &actor, now)
+                            .await
+                            .map_err(refused)?;
                     println!("{case}: removed {removed}");
                 }
             }
@@ -538,19 +558,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             replace,
             who,
         } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let now = clock(who.now.as_deref())?.now();
-            operator::decide(
-                &cfg,
-                &store,
-                case,
-                decision,
-                outcome,
-                reason,
-                *replace,
-                &operator::actor(who.by.as_deref()),
+            let Desk {
+                cfg,
+                store,
                 now,
+                actor,
+            } = desk(&cli.config, who).await?;
+            operator::decide(
+                &cfg, &store, case, decision, outcome, reason, *replace, &actor, now,
             )
             .await
             .map_err(refused)?;
@@ -563,22 +578,17 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let now = clock(who.now.as_deref())?.now();
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
             let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
                 .map_err(|_| Failure::Usage(format!("`{date}` is not a date like 2027-06-30")))?;
-            operator::plan_publication(
-                &cfg,
-                &store,
-                case,
-                date,
-                reason,
-                &operator::actor(who.by.as_deref()),
-                now,
-            )
-            .await
-            .map_err(refused)?;
+            operator::plan_publication(&cfg, &store, case, date, reason, &actor, now)
+                .await
+                .map_err(refused)?;
             println!(
                 "{case}: publication planned for {}",
                 date.format("%a %-d %b %Y")
@@ -587,19 +597,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Close { case, reason, who } | Command::Reopen { case, reason, who } => {
             let close = matches!(cli.command, Command::Close { .. });
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let now = clock(who.now.as_deref())?.now();
-            operator::set_status(
-                &store,
-                case,
-                close,
-                reason,
-                &operator::actor(who.by.as_deref()),
-                now,
-            )
-            .await
-            .map_err(refused)?;
+            let Desk {
+                store, now, actor, ..
+            } = desk(&cli.config, who).await?;
+            operator::set_status(&store, case, close, reason, &actor, now)
+                .await
+                .map_err(refused)?;
             println!("{case}: {}", if close { "closed" } else { "reopened" });
             Ok(())
         }
@@ -611,9 +614,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let now = clock(who.now.as_deref())?.now();
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
             let how = match (r#return, nil_return) {
                 (Some(a), _) => operator::AttachAs::Return {
                     agency: a.clone(),
@@ -625,18 +631,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 },
                 (None, None) => operator::AttachAs::Note,
             };
-            operator::attach(
-                &cfg,
-                &store,
-                case,
-                *message,
-                how,
-                reason,
-                &operator::actor(who.by.as_deref()),
-                now,
-            )
-            .await
-            .map_err(refused)?;
+            operator::attach(&cfg, &store, case, *message, how, reason, &actor, now)
+                .await
+                .map_err(refused)?;
             println!("{case}: message {message} attached");
             Ok(())
         }
@@ -647,21 +644,15 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let now = clock(who.now.as_deref())?.now();
-            operator::confirm_held(
-                &cfg,
-                &store,
-                case,
-                *message,
-                outcome,
-                reason,
-                &operator::actor(who.by.as_deref()),
+            let Desk {
+                cfg,
+                store,
                 now,
-            )
-            .await
-            .map_err(refused)?;
+                actor,
+            } = desk(&cli.config, who).await?;
+            operator::confirm_held(&cfg, &store, case, *message, outcome, reason, &actor, now)
+                .await
+                .map_err(refused)?;
             println!("{case}: held reply {message} confirmed as {outcome}");
             Ok(())
         }
@@ -672,9 +663,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let now = clock(who.now.as_deref())?.now();
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
             let id = operator::resend(
                 &cfg,
                 &store,
@@ -682,7 +676,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 *letter,
                 to.as_deref(),
                 reason,
-                &operator::actor(who.by.as_deref()),
+                &actor,
                 now,
             )
             .await
@@ -697,22 +691,16 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let now = clock(who.now.as_deref())?.now();
-            let at = parse_when(to, cfg.process.default_at)?;
-            operator::reschedule(
-                &cfg,
-                &store,
-                case,
-                what,
-                at,
-                reason,
-                &operator::actor(who.by.as_deref()),
+            let Desk {
+                cfg,
+                store,
                 now,
-            )
-            .await
-            .map_err(refused)?;
+                actor,
+            } = desk(&cli.config, who).await?;
+            let at = parse_when(to, cfg.process.default_at)?;
+            operator::reschedule(&cfg, &store, case, what, at, reason, &actor, now)
+                .await
+                .map_err(refused)?;
             println!(
                 "{case}: {what} moved to {}",
                 at.with_timezone(&calendar::LONDON)

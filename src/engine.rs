@@ -27,7 +27,7 @@ use crate::letters::{self, Compose, OutAttachment, Templates};
 use crate::mailbox::{self, ExistingMail, FetchReport, hash_id};
 use crate::outbox::{self, SendReport};
 use crate::process::StepKind;
-use crate::store::{CaseRow, NewLetter, Store, StoreError};
+use crate::store::{CaseRow, NewLetter, Store, StoreError, record_event};
 use crate::timeline::{self, DueLetter, TimelineError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
@@ -118,10 +118,6 @@ fn lock_file(db: &std::path::Path) -> Result<std::fs::File, EngineError> {
             source,
         }),
     }
-}
-
-fn to_json(e: &Event) -> serde_json::Value {
-    serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
 }
 
 /// Our Message-ID for a letter: this installation's id and a hash of the letter's unique key.
@@ -404,15 +400,7 @@ impl Engine {
                     message_id: msg.message_id.clone(),
                     references: msg.references.clone(),
                 };
-                Store::add_event(
-                    &mut tx,
-                    case_id,
-                    received,
-                    e.kind(),
-                    "caseclerk",
-                    &to_json(&e),
-                )
-                .await?;
+                record_event(&mut tx, case_id, received, "caseclerk", &e).await?;
                 if let Some(id) = &msg.message_id {
                     Store::add_thread_id(&mut tx, id, case_id, None, None, None).await?;
                 }
@@ -443,15 +431,7 @@ impl Engine {
                     verdict: format!("{reply:?}"),
                     agency: agency.clone(),
                 };
-                Store::add_event(
-                    &mut tx,
-                    case.id,
-                    received,
-                    e.kind(),
-                    "caseclerk",
-                    &to_json(&e),
-                )
-                .await?;
+                record_event(&mut tx, case.id, received, "caseclerk", &e).await?;
                 if let Some(id) = &msg.message_id {
                     Store::add_thread_id(&mut tx, id, case.id, None, None, None).await?;
                 }
@@ -477,13 +457,12 @@ impl Engine {
                             agency: id.clone(),
                             source: format!("Agencies: line in stored message {message}"),
                         };
-                        Store::add_event(
+                        record_event(
                             &mut tx,
                             case.id,
                             received,
-                            e.kind(),
                             &format!("mail:{}", hash_id(&sender)),
-                            &to_json(&e),
+                            &e,
                         )
                         .await?;
                     }
@@ -543,15 +522,7 @@ impl Engine {
                             nil: *reply == ReplyKind::NilReturn,
                             late,
                         };
-                        Store::add_event(
-                            &mut tx,
-                            case.id,
-                            received,
-                            e.kind(),
-                            "caseclerk",
-                            &to_json(&e),
-                        )
-                        .await?;
+                        record_event(&mut tx, case.id, received, "caseclerk", &e).await?;
                         tracing::info!(case = %case.reference, agency = %agency, late, nil = *reply == ReplyKind::NilReturn, "agency return recorded");
                     }
                 }
@@ -566,15 +537,7 @@ impl Engine {
                 if let Some(case) = &case {
                     let agency = msg.from.as_ref().and_then(|f| self.agency_of(&f.email));
                     let e = Event::AutoReplyNoted { message, agency };
-                    Store::add_event(
-                        &mut tx,
-                        case.id,
-                        received,
-                        e.kind(),
-                        "caseclerk",
-                        &to_json(&e),
-                    )
-                    .await?;
+                    record_event(&mut tx, case.id, received, "caseclerk", &e).await?;
                 }
                 Store::file_message(
                     &mut tx,
@@ -607,15 +570,7 @@ impl Engine {
                                 outbox: row.id,
                                 reason,
                             };
-                            Store::add_event(
-                                &mut tx,
-                                case_id,
-                                received,
-                                e.kind(),
-                                "caseclerk",
-                                &to_json(&e),
-                            )
-                            .await?;
+                            record_event(&mut tx, case_id, received, "caseclerk", &e).await?;
                             state_case = Some(case_id);
                         }
                         Store::mark_bounced(&mut tx, row.id).await?;
@@ -643,15 +598,7 @@ impl Engine {
                         verdict: "secure message: open it in the sender's portal".into(),
                         agency: msg.from.as_ref().and_then(|f| self.agency_of(&f.email)),
                     };
-                    Store::add_event(
-                        &mut tx,
-                        case.id,
-                        received,
-                        e.kind(),
-                        "caseclerk",
-                        &to_json(&e),
-                    )
-                    .await?;
+                    record_event(&mut tx, case.id, received, "caseclerk", &e).await?;
                 }
                 Store::file_message(
                     &mut tx,
@@ -800,7 +747,7 @@ impl Engine {
                 message,
                 reason,
             };
-            Store::add_event(tx, case.id, received, e.kind(), &actor, &to_json(&e)).await?;
+            record_event(tx, case.id, received, &actor, &e).await?;
             tracing::warn!(case = %case.reference, decision = %decision.id, stored_message = message, "a reply that looks like a vote was held for the business unit");
             if matches!(reading, Reading::Ambiguous(_))
                 && is_voter(decision)
@@ -832,7 +779,7 @@ impl Engine {
             message,
             evidence,
         };
-        Store::add_event(tx, case.id, received, e.kind(), &actor, &to_json(&e)).await?;
+        record_event(tx, case.id, received, &actor, &e).await?;
         tracing::info!(case = %case.reference, decision = %decision.id, outcome = %outcome, stored_message = message, "vote accepted");
         let to = self.recipient_for(&sender, state);
         let mut confirm = self.notice(
@@ -867,8 +814,7 @@ impl Engine {
                     decision: decision.clone(),
                     reason: format!("the referrer answered the query (message {message})"),
                 };
-                Store::add_event(tx, case.id, received, e.kind(), "caseclerk", &to_json(&e))
-                    .await?;
+                record_event(tx, case.id, received, "caseclerk", &e).await?;
                 tracing::info!(case = %case.reference, decision = %decision, "query answered: decision reopened");
             }
         }
@@ -949,8 +895,7 @@ impl Engine {
                         how,
                     };
                     let mut tx = self.store.begin().await?;
-                    Store::add_event(&mut tx, case.id, at, e.kind(), "caseclerk", &to_json(&e))
-                        .await?;
+                    record_event(&mut tx, case.id, at, "caseclerk", &e).await?;
                     Store::commit(tx).await?;
                     tracing::info!(case = %case.reference, decision = %d.id, outcome = %outcome, "decision taken by reply");
                     state.decisions.insert(d.id.clone(), (outcome, at));
@@ -1102,7 +1047,7 @@ impl Engine {
             due_at: due.due.at,
             late_minutes: late,
         };
-        Store::add_event(tx, case.id, now, e.kind(), "caseclerk", &to_json(&e)).await?;
+        record_event(tx, case.id, now, "caseclerk", &e).await?;
         Store::add_thread_id(
             tx,
             &letter.message_id,

@@ -122,8 +122,7 @@ async fn record(
 ) -> Result<(), OperatorError> {
     let mut tx = store.begin().await?;
     for e in events {
-        let data = serde_json::to_value(e).map_err(|e| OperatorError::Case(e.to_string()))?;
-        Store::add_event(&mut tx, case.id, at, e.kind(), actor, &data).await?;
+        crate::store::record_event(&mut tx, case.id, at, actor, e).await?;
     }
     Store::commit(tx).await?;
     Ok(())
@@ -142,6 +141,40 @@ async fn agencies_on(store: &Store, case: &CaseRow) -> Result<Vec<String>, Opera
     Ok(on)
 }
 
+fn unknown_agency(cfg: &Config, name: &str) -> OperatorError {
+    OperatorError::UnknownAgency {
+        name: name.to_string(),
+        known: cfg
+            .agencies
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// The directory id of the agency `name` names, which must be on the case.
+async fn agency_on_case(
+    cfg: &Config,
+    store: &Store,
+    case: &CaseRow,
+    name: &str,
+) -> Result<String, OperatorError> {
+    let matched = crate::agencies::resolve(&[name.to_string()], &cfg.agencies);
+    let id = matched
+        .ids
+        .first()
+        .cloned()
+        .ok_or_else(|| unknown_agency(cfg, name))?;
+    if !agencies_on(store, case).await?.contains(&id) {
+        return Err(OperatorError::NotOn {
+            agency: id,
+            case: case.reference.clone(),
+        });
+    }
+    Ok(id)
+}
+
 /// Add agencies to a case. Every name must be in the directory; nothing is added if one is not.
 pub async fn add_agencies(
     cfg: &Config,
@@ -155,15 +188,7 @@ pub async fn add_agencies(
     let case = open_case(store, reference).await?;
     let matched = crate::agencies::resolve(names, &cfg.agencies);
     if let Some(name) = matched.unmatched.first() {
-        return Err(OperatorError::UnknownAgency {
-            name: name.clone(),
-            known: cfg
-                .agencies
-                .iter()
-                .map(|a| a.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+        return Err(unknown_agency(cfg, name));
     }
     let on = agencies_on(store, &case).await?;
     if let Some(a) = matched.ids.iter().find(|a| on.contains(a)) {
@@ -202,24 +227,7 @@ pub async fn remove_agency(
         return Err(OperatorError::NoReason);
     }
     let case = open_case(store, reference).await?;
-    let matched = crate::agencies::resolve(&[name.to_string()], &cfg.agencies);
-    let Some(id) = matched.ids.first().cloned() else {
-        return Err(OperatorError::UnknownAgency {
-            name: name.to_string(),
-            known: cfg
-                .agencies
-                .iter()
-                .map(|a| a.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
-    };
-    if !agencies_on(store, &case).await?.contains(&id) {
-        return Err(OperatorError::NotOn {
-            agency: id,
-            case: reference.to_string(),
-        });
-    }
+    let id = agency_on_case(cfg, store, &case, name).await?;
     let e = Event::AgencyRemoved {
         agency: id.clone(),
         reason: reason.to_string(),
@@ -363,8 +371,7 @@ pub async fn set_status(
         reason: reason.to_string(),
     };
     let mut tx = store.begin().await?;
-    let data = serde_json::to_value(&e).map_err(|e| OperatorError::Case(e.to_string()))?;
-    Store::add_event(&mut tx, case.id, now, e.kind(), actor, &data).await?;
+    crate::store::record_event(&mut tx, case.id, now, actor, &e).await?;
     Store::set_case_status(&mut tx, case.id, status).await?;
     Store::commit(tx).await?;
     Ok(())
@@ -412,24 +419,7 @@ pub async fn attach(
         },
     }];
     if let AttachAs::Return { agency, nil } = &how {
-        let matched = crate::agencies::resolve(std::slice::from_ref(agency), &cfg.agencies);
-        let Some(id) = matched.ids.first().cloned() else {
-            return Err(OperatorError::UnknownAgency {
-                name: agency.clone(),
-                known: cfg
-                    .agencies
-                    .iter()
-                    .map(|a| a.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        };
-        if !agencies_on(store, &case).await?.contains(&id) {
-            return Err(OperatorError::NotOn {
-                agency: id,
-                case: reference.to_string(),
-            });
-        }
+        let id = agency_on_case(cfg, store, &case, agency).await?;
         let received = store
             .message_received(message)
             .await?
@@ -447,8 +437,7 @@ pub async fn attach(
     }
     let mut tx = store.begin().await?;
     for e in &events {
-        let data = serde_json::to_value(e).map_err(|e| OperatorError::Case(e.to_string()))?;
-        Store::add_event(&mut tx, case.id, now, e.kind(), actor, &data).await?;
+        crate::store::record_event(&mut tx, case.id, now, actor, e).await?;
     }
     Store::file_message(
         &mut tx,
@@ -622,8 +611,7 @@ pub async fn resend(
         to: envelope_to.join(", "),
         reason: reason.to_string(),
     };
-    let data = serde_json::to_value(&e).map_err(|e| OperatorError::Case(e.to_string()))?;
-    Store::add_event(&mut tx, case.id, now, e.kind(), actor, &data).await?;
+    crate::store::record_event(&mut tx, case.id, now, actor, &e).await?;
     Store::add_thread_id(
         &mut tx,
         &message_id,

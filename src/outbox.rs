@@ -15,7 +15,7 @@
 use crate::case::Event;
 use crate::config::{SmtpSettings, TlsMode};
 use crate::mailbox::hash_id;
-use crate::store::{OutboxRow, Store, StoreError};
+use crate::store::{OutboxRow, Store, StoreError, record_event};
 use chrono::{DateTime, Duration, Utc};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -119,8 +119,7 @@ async fn send_one(
                     recipient: row.recipient.clone(),
                     outbox: row.id,
                 };
-                Store::add_event(&mut tx, case_id, now, e.kind(), "caseclerk", &to_json(&e))
-                    .await?;
+                record_event(&mut tx, case_id, now, "caseclerk", &e).await?;
             }
             Store::commit(tx).await?;
             tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), "letter sent");
@@ -167,10 +166,6 @@ pub fn smtp_summary(e: &lettre::transport::smtp::Error) -> String {
     }
 }
 
-fn to_json(e: &Event) -> serde_json::Value {
-    serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
-}
-
 fn envelope(row: &OutboxRow) -> Result<Envelope, String> {
     let from = row
         .envelope_from
@@ -201,7 +196,7 @@ async fn undelivered(
             outbox: row.id,
             reason: reason.to_string(),
         };
-        Store::add_event(&mut tx, case_id, now, e.kind(), "caseclerk", &to_json(&e)).await?;
+        record_event(&mut tx, case_id, now, "caseclerk", &e).await?;
     }
     Store::commit(tx).await?;
     tracing::warn!(outbox = row.id, step = %row.step, "letter undelivered");

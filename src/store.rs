@@ -61,6 +61,19 @@ fn parse_date(s: &str) -> Result<NaiveDate, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("bad date `{s}`")))
 }
 
+/// Append a case event (its kind and JSON) in a transaction.
+pub async fn record_event(
+    tx: &mut Tx<'_>,
+    case_id: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    event: &crate::case::Event,
+) -> Result<i64, StoreError> {
+    let data =
+        serde_json::to_value(event).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+    Store::add_event(tx, case_id, at, event.kind(), actor, &data).await
+}
+
 /// The database handle.
 #[derive(Clone, Debug)]
 pub struct Store {
