@@ -141,6 +141,7 @@ pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
             submission: cfg.smtp.port,
         }),
         dir: Some(dir.clone()),
+        without_idle: false,
     })
     .await?;
     let password_file = dir.join("password");

@@ -97,6 +97,8 @@ pub struct StackOptions {
     /// Run directory (absolute, ≤ 60 bytes, letters/digits/`/._-`); `None` = a fresh one under
     /// /tmp, removed on stop.
     pub dir: Option<PathBuf>,
+    /// Start an IMAP server that does not advertise IDLE (to test the polling fallback).
+    pub without_idle: bool,
 }
 
 impl StackOptions {
@@ -110,6 +112,7 @@ impl StackOptions {
             password: password.into(),
             ports: None,
             dir: None,
+            without_idle: false,
         }
     }
 }
@@ -295,6 +298,7 @@ pub struct MailStack {
     killed_dovecot: Option<i32>,
     /// Whether the run directory is ours to delete.
     temporary: bool,
+    without_idle: bool,
 }
 
 impl std::fmt::Debug for MailStack {
@@ -362,6 +366,7 @@ impl MailStack {
             postfix: None,
             killed_dovecot: None,
             temporary,
+            without_idle: opts.without_idle,
         };
         // From here on, an error drops `stack`, which kills whatever was started.
         files::create_dirs(&stack.layout, &ids)?;
@@ -649,7 +654,7 @@ impl MailStack {
         let l = &self.layout;
         files::write_file(
             &l.dovecot_conf(),
-            &files::dovecot_conf(l, &self.ports, ids),
+            &files::dovecot_conf(l, &self.ports, ids, self.without_idle),
             0o644,
             None,
         )?;

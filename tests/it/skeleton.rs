@@ -414,3 +414,33 @@ async fn logs_carry_case_references_and_ids_never_names_subjects_bodies_or_addre
         );
     }
 }
+
+#[tokio::test]
+async fn on_a_server_without_idle_the_daemon_polls_and_still_acknowledges() {
+    let h = Harness::start_without_idle("bury", |cfg| {
+        let mailbox = cfg.get_mut("mailbox").unwrap().as_table_mut().unwrap();
+        mailbox.insert("poll_seconds".into(), toml::Value::Integer(1));
+    })
+    .await;
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+        .arg("--config")
+        .arg(&h.config)
+        .arg("run")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("poll-1@hospital.test", "Referral for rapid review"),
+    )
+    .await;
+    let acks = h.wait_inbox(REFERRER, 1).await;
+    assert_eq!(acks[0].in_reply_to, ["poll-1@hospital.test"]);
+    daemon.kill().await.unwrap();
+    let out = daemon.wait_with_output().await.unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("no IDLE: polling"), "{logs}");
+}

@@ -159,6 +159,19 @@ impl Harness {
 
     /// As [`start`], letting the test change the configuration first.
     pub async fn start_with(process: &str, edit: impl Fn(&mut toml::Table)) -> Harness {
+        Self::start_full(process, edit, false).await
+    }
+
+    /// As [`start_with`], on an IMAP server that does not advertise IDLE.
+    pub async fn start_without_idle(process: &str, edit: impl Fn(&mut toml::Table)) -> Harness {
+        Self::start_full(process, edit, true).await
+    }
+
+    async fn start_full(
+        process: &str,
+        edit: impl Fn(&mut toml::Table),
+        without_idle: bool,
+    ) -> Harness {
         // Ports are only known once the stack runs, so start it with the users of a provisional
         // configuration, then write the real one.
         let provisional = {
@@ -173,11 +186,14 @@ impl Harness {
         }
         users.sort();
         users.dedup();
-        let stack = MailStack::start(StackOptions::new(users, PASSWORD))
-            .await
-            .unwrap_or_else(|e| {
-                panic!("the mail stack must start (run scripts/install-mailstack.sh): {e}")
-            });
+        let stack = MailStack::start(StackOptions {
+            without_idle,
+            ..StackOptions::new(users, PASSWORD)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!("the mail stack must start (run scripts/install-mailstack.sh): {e}")
+        });
         let dir = stack.dir.join("caseclerk");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("password"), PASSWORD).unwrap();
