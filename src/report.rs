@@ -1,8 +1,8 @@
 //! Read-only views of cases for people: `caseclerk case <ref>`.
 //!
 //! Owns turning a case's stored history into text an operator reads: the case line, its agencies
-//! and their returns, every event in order with who did it, its letters and their state, and what
-//! falls due next with the date explained. The digest and the tracker read [`crate::views`].
+//! and their returns, every event in order with who did it, its letters and their state, its
+//! deadlines, and the planned schedule ahead with every date explained. The digest and the tracker read [`crate::views`].
 //!
 //! Must not: change anything, or show message content (ids, keys and rules only).
 
@@ -167,6 +167,27 @@ pub async fn case_report(
             }
             Err(e) => {
                 let _ = writeln!(out, "  cannot compute: {e}");
+            }
+        }
+        let horizon = now + chrono::Duration::days(400);
+        match timeline::upcoming(&cfg.process, &cfg.calendar, &state, now, horizon) {
+            Ok(list) if !list.is_empty() => {
+                let _ = writeln!(out, "\nplanned (on the pathways open now):");
+                for u in list {
+                    let _ = writeln!(
+                        out,
+                        "  {}  {} [{}] to {}\n      {}",
+                        local(u.due.at),
+                        u.name,
+                        u.step,
+                        u.to,
+                        u.due.explanation
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(out, "\nplanned: cannot compute: {e}");
             }
         }
         if let Ok(plan) = timeline::plan(&cfg.process, cfg, &cfg.calendar, &state, now)

@@ -140,6 +140,20 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         .status
         .success()
     );
+    // The case shows its planned schedule with the dates explained, including the move.
+    let planned = h.ok(&["case", case, "--now", "2026-08-20T12:06:00Z"]);
+    assert!(
+        planned.contains("planned (on the pathways open now):"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("day 2 = Mon 24 Aug 2026 (skipped a weekend)"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("moved by a person to Thu 3 Sep 2026 11:00"),
+        "{planned}"
+    );
     // Day 2 (Mon 24 Aug): the requests go. Day 7 (Tue 1 Sep): no chase, it was moved.
     h.tick(Some("2026-08-24T09:30:00Z"));
     h.wait_inbox("gp@practice.test", 1).await;
