@@ -389,3 +389,54 @@ async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn the_business_unit_names_agencies_by_reply_unknown_names_go_back_and_late_steps_go_at_once()
+{
+    let h = Harness::start("nelincs").await;
+    arrive(
+        &h,
+        &referral("bu-1@hospital.test", "SCSI-1 referral"),
+        "2026-08-20T10:00:00+01:00",
+    )
+    .await;
+    h.tick(Some("2026-08-20T09:01:00Z"));
+    let ack = h.wait_inbox(REFERRER, 1).await.remove(0);
+    // A business support officer replies on the case thread naming the agencies.
+    let officer = "officer@bury.test";
+    let reply = format!(
+        "From: Business Support Officer <{officer}>\r\nTo: {SHARED}\r\nSubject: RE: {}\r\nMessage-ID: <AM0PR01MB0002.bu@bury.test>\r\n\
+         In-Reply-To: <{}>\r\n\r\nAgencies: police, GP, Little Acorns Nursery\r\n",
+        ack.subject,
+        ack.message_id.unwrap()
+    );
+    arrive(&h, reply.as_bytes(), "2026-08-20T11:00:00+01:00").await;
+    h.tick(Some("2026-08-20T10:05:00Z"));
+    let back = h.wait_inbox(officer, 1).await;
+    let notice = back
+        .iter()
+        .find(|m| m.subject.contains("Agencies not recognised"))
+        .expect("the unknown name is reported back");
+    assert!(
+        notice.body_text.contains("Little Acorns Nursery"),
+        "{}",
+        notice.body_text
+    );
+    // Nothing runs again until day 4 (Wed 26 Aug): the day-2 requests go at once, recorded as late.
+    h.tick(Some("2026-08-26T13:00:00Z"));
+    for agency in ["ppu@police.test", "gp@practice.test"] {
+        assert_eq!(h.wait_inbox(agency, 1).await.len(), 1, "{agency}");
+    }
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-26T13:01:00Z"]);
+    assert!(
+        report.contains("agency police added (Agencies: line in stored message"),
+        "{report}"
+    );
+    assert!(report.contains("agency gp added"), "{report}");
+    assert!(!report.contains("little"), "{report}");
+    let late = report
+        .lines()
+        .find(|l| l.contains("scsi6-agency-request to agency:police"))
+        .expect("the request letter");
+    assert!(late.contains("minutes late"), "{late}");
+}
