@@ -169,6 +169,11 @@ async fn choreography(cfg: &Config, stack: &MailStack, once: bool) -> Result<(),
     // Give the daemon time to look at the mailbox once (it leaves mail from before its first look).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = stack.fetch_all(DEMO_REFERRER).await?.len();
+    let panel = cfg.people("screening_panel", None).to_vec();
+    let mut panel_before = Vec::new();
+    for member in &panel {
+        panel_before.push(stack.fetch_all(&member.email).await?.len());
+    }
     println!(
         "emailing a sample referral from {DEMO_REFERRER} to {} …",
         cfg.address
@@ -204,17 +209,17 @@ async fn choreography(cfg: &Config, stack: &MailStack, once: bool) -> Result<(),
     for line in ack.body_text.lines() {
         println!("  | {line}");
     }
-    let panel = cfg.people("screening_panel", None);
-    for member in panel {
-        let n = stack
-            .wait_for(&member.email, 1, Duration::from_secs(30))
+    for (member, before) in panel.iter().zip(panel_before) {
+        match stack
+            .wait_for(&member.email, before + 1, Duration::from_secs(30))
             .await
-            .map(|m| m.len())
-            .unwrap_or(0);
-        println!(
-            "\n{} has {n} message(s): the referral, for the screening decision.",
-            member.email
-        );
+        {
+            Ok(_) => println!(
+                "\n{} received the referral, for the screening decision.",
+                member.email
+            ),
+            Err(e) => println!("\n{} has not received the referral yet: {e}", member.email),
+        }
     }
     if once {
         return Ok(());
