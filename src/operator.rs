@@ -113,6 +113,18 @@ async fn open_case(store: &Store, reference: &str) -> Result<CaseRow, OperatorEr
     Ok(case)
 }
 
+/// An open case a change with a reason may be made to.
+async fn case_to_change(
+    store: &Store,
+    reference: &str,
+    reason: &str,
+) -> Result<CaseRow, OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    open_case(store, reference).await
+}
+
 async fn record(
     store: &Store,
     case: &CaseRow,
@@ -223,10 +235,7 @@ pub async fn remove_agency(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<String, OperatorError> {
-    if reason.trim().is_empty() {
-        return Err(OperatorError::NoReason);
-    }
-    let case = open_case(store, reference).await?;
+    let case = case_to_change(store, reference, reason).await?;
     let id = agency_on_case(cfg, store, &case, name).await?;
     let e = Event::AgencyRemoved {
         agency: id.clone(),
@@ -249,10 +258,7 @@ pub async fn decide(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), OperatorError> {
-    if reason.trim().is_empty() {
-        return Err(OperatorError::NoReason);
-    }
-    let case = open_case(store, reference).await?;
+    let case = case_to_change(store, reference, reason).await?;
     let p = &cfg.process;
     let d = p
         .decision(decision)
@@ -311,10 +317,7 @@ pub async fn plan_publication(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), OperatorError> {
-    if reason.trim().is_empty() {
-        return Err(OperatorError::NoReason);
-    }
-    let case = open_case(store, reference).await?;
+    let case = case_to_change(store, reference, reason).await?;
     let lcspr = store.events(case.id).await?.into_iter().any(|e| {
         matches!(serde_json::from_value::<Event>(e.data), Ok(Event::DecisionTaken { outcome, .. }) if outcome == "lcspr")
     });
@@ -398,10 +401,7 @@ pub async fn attach(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), OperatorError> {
-    if reason.trim().is_empty() {
-        return Err(OperatorError::NoReason);
-    }
-    let case = open_case(store, reference).await?;
+    let case = case_to_change(store, reference, reason).await?;
     let (state, _) = store
         .message_state(message)
         .await?
@@ -482,10 +482,7 @@ pub async fn confirm_held(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), OperatorError> {
-    if reason.trim().is_empty() {
-        return Err(OperatorError::NoReason);
-    }
-    let case = open_case(store, reference).await?;
+    let case = case_to_change(store, reference, reason).await?;
     let state = case_state(store, &case).await?;
     let held = state
         .held
@@ -554,10 +551,7 @@ pub async fn resend(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, OperatorError> {
-    if reason.trim().is_empty() {
-        return Err(OperatorError::NoReason);
-    }
-    let case = open_case(store, reference).await?;
+    let case = case_to_change(store, reference, reason).await?;
     let row = store
         .letter(letter)
         .await?
@@ -638,10 +632,7 @@ pub async fn reschedule(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), OperatorError> {
-    if reason.trim().is_empty() {
-        return Err(OperatorError::NoReason);
-    }
-    let case = open_case(store, reference).await?;
+    let case = case_to_change(store, reference, reason).await?;
     let p = &cfg.process;
     let known = || {
         let mut k: Vec<String> = p
