@@ -384,6 +384,41 @@ pub struct CaseState {
 }
 
 impl CaseState {
+    /// A case as its referral leaves it, before anything else has happened: the state every
+    /// history starts from (and the planned schedule's imagined case).
+    pub fn new(
+        reference: &str,
+        process: &str,
+        area: Option<String>,
+        referrer: Option<String>,
+        received_at: DateTime<Utc>,
+        day0: NaiveDate,
+        referral_message: i64,
+    ) -> CaseState {
+        CaseState {
+            reference: reference.to_string(),
+            process: process.to_string(),
+            area,
+            referrer,
+            received_at,
+            day0,
+            referral_message,
+            referral_message_id: None,
+            referral_references: Vec::new(),
+            status: "open".into(),
+            letters: BTreeMap::new(),
+            agencies: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            meeting_at: None,
+            messages: vec![referral_message],
+            votes: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            held: Vec::new(),
+            publication: None,
+            overrides: BTreeMap::new(),
+        }
+    }
+
     /// Has the letter for `step` to `recipient` been decided?
     pub fn has_letter(&self, step: &str, recipient: &str) -> bool {
         self.letters
@@ -424,28 +459,17 @@ pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
             first.event.kind()
         )));
     };
-    let mut s = CaseState {
-        reference: reference.clone(),
-        process: process.clone(),
-        area: area.clone(),
-        referrer: referrer.clone(),
-        received_at: *received_at,
-        day0: *day0,
-        referral_message: *message,
-        referral_message_id: message_id.clone(),
-        referral_references: references.clone(),
-        status: "open".into(),
-        letters: BTreeMap::new(),
-        agencies: BTreeMap::new(),
-        decisions: BTreeMap::new(),
-        meeting_at: None,
-        messages: vec![*message],
-        votes: BTreeMap::new(),
-        rounds: BTreeMap::new(),
-        held: Vec::new(),
-        publication: None,
-        overrides: BTreeMap::new(),
-    };
+    let mut s = CaseState::new(
+        reference,
+        process,
+        area.clone(),
+        referrer.clone(),
+        *received_at,
+        *day0,
+        *message,
+    );
+    s.referral_message_id = message_id.clone();
+    s.referral_references = references.clone();
     for r in &events[1..] {
         apply(&mut s, r)?;
     }

@@ -1104,28 +1104,15 @@ pub fn schedule(
     let day0 = cal
         .day_zero(received_at, cutoff)
         .map_err(cal_err("day 0"))?;
-    let state = CaseState {
-        reference: "RR-PLAN".into(),
-        process: process.id.clone(),
-        area: None,
-        referrer: None,
+    let state = CaseState::new(
+        "RR-PLAN",
+        &process.id,
+        None,
+        None,
         received_at,
-        day0: day0.date,
-        referral_message: 0,
-        referral_message_id: None,
-        referral_references: Vec::new(),
-        status: "open".into(),
-        letters: Default::default(),
-        agencies: Default::default(),
-        decisions: Default::default(),
-        meeting_at: None,
-        messages: Vec::new(),
-        votes: Default::default(),
-        rounds: Default::default(),
-        held: Vec::new(),
-        publication: None,
-        overrides: Default::default(),
-    };
+        day0.date,
+        0,
+    );
     let ctx = Ctx {
         process,
         cal,
@@ -1414,28 +1401,15 @@ mod tests {
 
     /// A case received Tue 22 Dec 2026 10:15 (day 0), with no events after opening.
     fn opened() -> CaseState {
-        CaseState {
-            reference: "RR-2026-0001".into(),
-            process: "test".into(),
-            area: None,
-            referrer: Some("referrer@hospital.test".into()),
-            received_at: t("2026-12-22T10:15:00Z"),
-            day0: NaiveDate::from_ymd_opt(2026, 12, 22).unwrap(),
-            referral_message: 1,
-            referral_message_id: None,
-            referral_references: vec![],
-            status: "open".into(),
-            letters: Default::default(),
-            agencies: Default::default(),
-            decisions: Default::default(),
-            meeting_at: None,
-            messages: vec![1],
-            votes: Default::default(),
-            rounds: Default::default(),
-            held: Vec::new(),
-            publication: None,
-            overrides: Default::default(),
-        }
+        CaseState::new(
+            "RR-2026-0001",
+            "test",
+            None,
+            Some("referrer@hospital.test".into()),
+            t("2026-12-22T10:15:00Z"),
+            NaiveDate::from_ymd_opt(2026, 12, 22).unwrap(),
+            1,
+        )
     }
 
     fn sent(state: &mut CaseState, step: &str, key: &str, at: &str) {

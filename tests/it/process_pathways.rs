@@ -61,33 +61,22 @@ fn case(process: &str, area: Option<&str>) -> CaseState {
         added_at: Some(received),
         ..AgencyState::default()
     };
-    CaseState {
-        reference: "RR-TEST".into(),
-        process: process.into(),
-        area: area.map(String::from),
-        referrer: Some("referrer@agency.test".into()),
-        received_at: received,
-        day0: NaiveDate::from_ymd_opt(2026, 3, 3).expect("a date"),
-        referral_message: 1,
-        referral_message_id: None,
-        referral_references: Vec::new(),
-        status: "open".into(),
-        letters: Default::default(),
-        agencies: [
-            ("police".to_string(), agency.clone()),
-            ("school".to_string(), agency),
-        ]
-        .into_iter()
-        .collect(),
-        decisions: Default::default(),
-        meeting_at: None,
-        messages: Vec::new(),
-        votes: Default::default(),
-        rounds: Default::default(),
-        held: Vec::new(),
-        publication: None,
-        overrides: Default::default(),
-    }
+    let mut state = CaseState::new(
+        "RR-TEST",
+        process,
+        area.map(String::from),
+        Some("referrer@agency.test".into()),
+        received,
+        NaiveDate::from_ymd_opt(2026, 3, 3).expect("a date"),
+        1,
+    );
+    state.agencies = [
+        ("police".to_string(), agency.clone()),
+        ("school".to_string(), agency),
+    ]
+    .into_iter()
+    .collect();
+    state
 }
 
 fn decided(mut state: CaseState, decision: &str, outcome: &str, when: &str) -> CaseState {
