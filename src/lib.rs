@@ -5,57 +5,16 @@
 //! day, chases late agencies, takes decisions from email replies and keeps the tracker.
 //!
 //! # Where things live
-//! The functional core is pure (no I/O, no clock reads, no logging of personal data):
-//! - [`calendar`]: working days, bank holidays, day 0, explained dates.
-//! - [`process`]: a partnership's timeline as data (`config/processes/*.toml`), validated.
-//! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
-//! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
-//! - [`case`]: a case's events folded into its state.
-//! - [`timeline`]: process + case state + now → letters due and the next wake-up.
-//! - [`letters`]: a due letter → rendered subject, text and HTML from `mail-templates/`.
-//! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
-//! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
-//! - [`digest`]: a snapshot of every case → the business unit's daily digest (text and HTML).
-//! - [`export`]: a snapshot → the tracker, one row per case (CSV, XLSX).
+//! - [`core`]: the functional core. Plain functions over data: what a message is, what it does to
+//!   a case, which letters are due, what a letter says, what the digest and the tracker show. No
+//!   I/O, no clock reads, no database, no network; tested without any server.
+//! - [`shell`]: the imperative shell. Configuration files, the database, IMAP, SMTP, the daemon
+//!   loop and the command line: it loads, calls the core, stores and sends.
+//! - [`dev`]: not the product. A throwaway local Dovecot + Postfix for the tests, the demo and the
+//!   benchmark.
 //!
-//! The imperative shell moves bytes and state:
-//! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
-//! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
-//! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
-//! - [`outbox`]: sends decided letters over SMTP and records the result.
-//! - [`engine`]: one pass (`tick`) and the daemon loop (`run`).
-//! - [`operator`]: corrections a person records by hand (agencies, decisions), with who and why.
-//! - [`views`]: read-only snapshots of every case for the business unit (no addresses, no content).
-//! - [`periodic`]: when the daily digest and the tracker report are due; queues them.
-//! - [`cli`]: the command line; [`demo`] and [`bench`] run against [`devstack`], a throwaway local
-//!   Dovecot + Postfix.
-//!
-//! A letter is *decided* in [`timeline`], *rendered* in [`letters`], *queued* by [`engine`] and
-//! *sent* by [`outbox`].
+//! The core never imports the shell; `tests/it/architecture.rs` checks it.
 
-pub mod agencies;
-pub mod bench;
-pub mod calendar;
-pub mod case;
-pub mod classify;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod decisions;
-pub mod demo;
-pub mod devstack;
-pub mod digest;
-pub mod engine;
-pub mod export;
-pub mod intake;
-pub mod letters;
-pub mod mailbox;
-pub mod operator;
-pub mod outbox;
-pub mod periodic;
-pub mod process;
-pub mod report;
-pub mod store;
-pub mod timeline;
-pub mod tls;
-pub mod views;
+pub mod core;
+pub mod dev;
+pub mod shell;

@@ -1,5 +1,5 @@
 //! The `caseclerk` binary: everything lives in the library; this only reports errors and exits.
 
 fn main() -> std::process::ExitCode {
-    caseclerk::cli::main()
+    caseclerk::shell::cli::main()
 }

@@ -5,7 +5,7 @@
 //! had happened in August 2026, so the day numbers are fixed whatever day the tests run.
 
 use crate::support::{Harness, SHARED, header, referral, reply};
-use caseclerk::intake::Message;
+use caseclerk::core::intake::Message;
 
 /// The five agencies in `config/example.toml`, with their contacts and safeguarding leads.
 const POLICE: &str = "ppu@police.test";

@@ -2,7 +2,7 @@
 //! follows the outcome — and forged, replayed, unauthenticated or late votes change nothing.
 
 use crate::support::{Harness, REFERRER, SHARED, referral};
-use caseclerk::intake::Message;
+use caseclerk::core::intake::Message;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);

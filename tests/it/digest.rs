@@ -7,7 +7,7 @@
 //! fixed whatever day the tests run.
 
 use crate::support::{Harness, REFERRER, SHARED, header, referral};
-use caseclerk::intake::Message;
+use caseclerk::core::intake::Message;
 
 /// The business unit is `bsp@bury.test` (the shared mailbox itself, in To) and this officer (Cc).
 const OFFICER: &str = "officer@bury.test";

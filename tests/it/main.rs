@@ -1,10 +1,11 @@
 //! caseclerk's one integration-test binary.
 //!
 //! Tests that need a mail server start a real Dovecot + Postfix on loopback through
-//! `caseclerk::devstack` (installed by `scripts/install-mailstack.sh`; a missing server fails the
+//! `caseclerk::dev::devstack` (installed by `scripts/install-mailstack.sh`; a missing server fails the
 //! test loudly, it never skips), and drive the real `caseclerk` binary against it.
 
 mod agency_round;
+mod architecture;
 mod decisions;
 mod digest;
 mod operator;

@@ -3,11 +3,12 @@
 //! referral received on Tuesday 3 March 2026 at 10:15 (no holidays nearby; day 1 is Wednesday 4,
 //! day 2 Thursday 5 March).
 
-use caseclerk::calendar::Calendar;
-use caseclerk::case::{AgencyState, CaseState};
-use caseclerk::config::{self, Agency, Contact};
-use caseclerk::process::Process;
-use caseclerk::timeline::{self, Directory, DueLetter};
+use caseclerk::core::calendar::Calendar;
+use caseclerk::core::case::{AgencyState, CaseState};
+use caseclerk::core::directory::Lookup;
+use caseclerk::core::process::Process;
+use caseclerk::core::timeline::{self, DueLetter};
+use caseclerk::shell::config::{self, Agency, Contact};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -37,7 +38,7 @@ fn contact(email: String) -> Contact {
 /// One person per role, at `<role>@<area or "all">.test`; two agencies.
 struct Fixed;
 
-impl Directory for Fixed {
+impl Lookup for Fixed {
     fn people(&self, role: &str, area: Option<&str>) -> Vec<Contact> {
         let area = area.unwrap_or("all").to_lowercase().replace(' ', "-");
         vec![contact(format!("{role}@{area}.test"))]

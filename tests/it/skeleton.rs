@@ -1,7 +1,7 @@
 //! A referral email becomes a case and is acknowledged — end to end through the real mail stack.
 
 use crate::support::{Harness, REFERRER, SHARED, referral, reply};
-use caseclerk::classify::find_case_ref;
+use caseclerk::core::classify::find_case_ref;
 use std::time::Duration;
 
 const PANEL: [&str; 3] = [
@@ -283,19 +283,21 @@ async fn the_shared_mailbox_is_never_marked_read_nor_emptied() {
     )
     .await;
     h.tick(None);
-    let settings = caseclerk::config::ImapSettings {
+    let settings = caseclerk::shell::config::ImapSettings {
         host: "127.0.0.1".into(),
         port: h.stack.ports.imap,
-        tls: caseclerk::config::TlsMode::None,
+        tls: caseclerk::shell::config::TlsMode::None,
         username: SHARED.into(),
-        password: Some(caseclerk::config::Secret::new(crate::support::PASSWORD)),
+        password: Some(caseclerk::shell::config::Secret::new(
+            crate::support::PASSWORD,
+        )),
         folder: "INBOX".into(),
         ca_file: None,
         idle_refresh: Duration::from_secs(60),
         poll_interval: Duration::from_secs(60),
         command_timeout: Duration::from_secs(10),
     };
-    let mut session = caseclerk::mailbox::connect(&settings).await.unwrap();
+    let mut session = caseclerk::shell::mailbox::connect(&settings).await.unwrap();
     session.examine("INBOX").await.unwrap();
     let flags: Vec<String> = {
         use futures::StreamExt;

@@ -9,8 +9,8 @@
 
 #![allow(dead_code)]
 
-use caseclerk::devstack::{MailStack, StackOptions};
-use caseclerk::intake::{self, Message};
+use caseclerk::core::intake::{self, Message};
+use caseclerk::dev::devstack::{MailStack, StackOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;

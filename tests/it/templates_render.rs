@@ -3,9 +3,8 @@
 //! no phone, no resolvable deadline, no area) and once with everything filled in. A template that
 //! dereferences something nullable outside `{{#if …}}` fails here rather than on a real case.
 
-use caseclerk::config;
-use caseclerk::letters::Templates;
-use caseclerk::process::{Anchor, Pathway, Process, StepKind};
+use caseclerk::core::process::{Anchor, Pathway, Process, StepKind};
+use caseclerk::shell::config;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -41,7 +40,7 @@ fn agency(full: bool) -> Value {
 }
 
 /// The JSON `letter_data` builds for a letter of this step.
-fn data(p: &Process, step: &caseclerk::process::Step, full: bool) -> Value {
+fn data(p: &Process, step: &caseclerk::core::process::Step, full: bool) -> Value {
     let agency_letter = matches!(
         step.kind,
         StepKind::AgencyRequest | StepKind::Chaser | StepKind::ReturnReceipt
@@ -122,7 +121,8 @@ fn data(p: &Process, step: &caseclerk::process::Step, full: bool) -> Value {
 
 fn check_templates(id: &str) {
     let p = process(id);
-    let templates = Templates::load(&root().join("mail-templates")).expect("templates load");
+    let templates =
+        caseclerk::shell::templates::load(&root().join("mail-templates")).expect("templates load");
     let mut problems = Vec::new();
     for step in &p.steps {
         for full in [false, true] {

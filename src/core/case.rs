@@ -1,0 +1,737 @@
+//! A case: its events, folded into its state.
+//!
+//! Owns the vocabulary of what can happen on a case ([`Event`]) and the pure fold from an ordered
+//! list of events to a [`CaseState`] that the timeline plans from. Every change to a case — a
+//! message filed, a letter decided or sent, an agency added, a decision taken, an operator's
+//! correction — is an event with who did it and when, so the history explains the state.
+//!
+//! Must not: read the store, the clock or the mail; decide what is due (that is
+//! [`crate::core::timeline`]).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Something that happened on a case. Stored as JSON in `events.data`, with `kind` as the tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A referral opened the case.
+    Opened {
+        reference: String,
+        process: String,
+        area: Option<String>,
+        /// Who sent the referral (Reply-To, else From): acknowledgements and outcomes go here.
+        referrer: Option<String>,
+        received_at: DateTime<Utc>,
+        day0: NaiveDate,
+        /// How day 0 was reached ("Tue 22 Dec 2026 (no days skipped)").
+        day0_explained: String,
+        /// The stored message that opened the case.
+        message: i64,
+        /// Its Message-ID, if it had one (letters thread with it).
+        message_id: Option<String>,
+        /// Its References, so our letters extend the same thread.
+        references: Vec<String>,
+    },
+    /// A message from the mailbox was filed on the case.
+    MessageFiled {
+        message: i64,
+        rule: String,
+        verdict: String,
+        agency: Option<String>,
+    },
+    /// A letter was decided and queued.
+    LetterQueued {
+        step: String,
+        recipient: String,
+        outbox: i64,
+        due_at: DateTime<Utc>,
+        /// Minutes between when it was due and when it was decided (a late start, or downtime).
+        late_minutes: i64,
+    },
+    /// A letter left for the recipient's server.
+    LetterSent {
+        step: String,
+        recipient: String,
+        outbox: i64,
+    },
+    /// A letter could not be delivered (rejected, or bounced later).
+    LetterUndelivered {
+        step: String,
+        recipient: String,
+        outbox: i64,
+        reason: String,
+    },
+    /// An automatic reply (out of office) came back from someone on the case.
+    AutoReplyNoted {
+        message: i64,
+        agency: Option<String>,
+    },
+    /// An agency was added to the case.
+    AgencyAdded { agency: String, source: String },
+    /// An agency was removed from the case.
+    AgencyRemoved { agency: String, reason: String },
+    /// An agency's return arrived (a completed template, or a nil return).
+    ReturnReceived {
+        agency: String,
+        message: i64,
+        nil: bool,
+        late: bool,
+    },
+    /// A decision was taken (screening, sign-off, …) with its outcome.
+    DecisionTaken {
+        decision: String,
+        outcome: String,
+        how: String,
+    },
+    /// A vote by reply passed every check and counts.
+    VoteAccepted {
+        decision: String,
+        voter: String,
+        outcome: String,
+        message: i64,
+        /// How it was authenticated ("token; DMARC pass") — the evidence.
+        evidence: String,
+    },
+    /// A reply that looked like a vote was held for the business unit, never applied.
+    VoteHeld {
+        decision: Option<String>,
+        voter: String,
+        message: i64,
+        reason: String,
+    },
+    /// A held reply was confirmed by a person and counts as a vote.
+    HeldConfirmed {
+        message: i64,
+        decision: String,
+        voter: String,
+        outcome: String,
+    },
+    /// A decision was opened again (the referrer answered a query): earlier votes no longer count.
+    DecisionReopened { decision: String, reason: String },
+    /// The planned publication date of the LCSPR report.
+    PublicationPlanned { date: NaiveDate, reason: String },
+    /// A step, a return deadline, a decision's due date or a deadline was moved by a person
+    /// (`what`: `step:<id>`, `return_by:<step id>`, `decision:<id>`, `deadline:<id>`).
+    Rescheduled {
+        what: String,
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    /// A letter was sent again (to the same or another address) by a person.
+    LetterResent {
+        outbox: i64,
+        resent_as: i64,
+        to: String,
+        reason: String,
+    },
+    /// The meeting was (re)scheduled to a day and time.
+    MeetingScheduled { at: DateTime<Utc>, reason: String },
+    /// The case was closed or reopened.
+    StatusChanged { status: String, reason: String },
+    /// A note for the history.
+    Note { text: String },
+}
+
+impl Event {
+    /// The tag stored in `events.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Opened { .. } => "opened",
+            Event::MessageFiled { .. } => "message_filed",
+            Event::LetterQueued { .. } => "letter_queued",
+            Event::LetterSent { .. } => "letter_sent",
+            Event::LetterUndelivered { .. } => "letter_undelivered",
+            Event::AutoReplyNoted { .. } => "auto_reply_noted",
+            Event::AgencyAdded { .. } => "agency_added",
+            Event::AgencyRemoved { .. } => "agency_removed",
+            Event::ReturnReceived { .. } => "return_received",
+            Event::DecisionTaken { .. } => "decision_taken",
+            Event::VoteAccepted { .. } => "vote_accepted",
+            Event::VoteHeld { .. } => "vote_held",
+            Event::HeldConfirmed { .. } => "held_confirmed",
+            Event::DecisionReopened { .. } => "decision_reopened",
+            Event::PublicationPlanned { .. } => "publication_planned",
+            Event::Rescheduled { .. } => "rescheduled",
+            Event::LetterResent { .. } => "letter_resent",
+            Event::MeetingScheduled { .. } => "meeting_scheduled",
+            Event::StatusChanged { .. } => "status_changed",
+            Event::Note { .. } => "note",
+        }
+    }
+}
+
+fn london(t: DateTime<Utc>) -> String {
+    t.with_timezone(&crate::core::calendar::LONDON)
+        .format("%a %-d %b %Y %H:%M")
+        .to_string()
+}
+
+impl Event {
+    /// One line for the case history (ids and keys only; no message content).
+    pub fn describe(&self) -> String {
+        match self {
+            Event::Opened {
+                reference, day0, ..
+            } => format!("opened {reference}, day 0 {}", day0.format("%a %-d %b %Y")),
+            Event::MessageFiled {
+                message,
+                rule,
+                verdict,
+                agency,
+            } => format!(
+                "message {message} filed ({rule}{}{})",
+                if verdict.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {verdict}")
+                },
+                agency
+                    .as_ref()
+                    .map(|a| format!(", from {a}"))
+                    .unwrap_or_default()
+            ),
+            Event::LetterQueued {
+                step,
+                recipient,
+                outbox,
+                late_minutes,
+                ..
+            } => format!(
+                "letter {outbox} decided: {step} to {recipient}{}",
+                if *late_minutes > 60 {
+                    format!(" ({late_minutes} minutes late)")
+                } else {
+                    String::new()
+                }
+            ),
+            Event::LetterSent {
+                step,
+                recipient,
+                outbox,
+            } => format!("letter {outbox} sent: {step} to {recipient}"),
+            Event::LetterUndelivered {
+                step,
+                recipient,
+                outbox,
+                reason,
+            } => {
+                format!("letter {outbox} UNDELIVERED: {step} to {recipient}: {reason}")
+            }
+            Event::AutoReplyNoted { message, agency } => format!(
+                "automatic reply (message {message}){}",
+                agency
+                    .as_ref()
+                    .map(|a| format!(" from {a}"))
+                    .unwrap_or_default()
+            ),
+            Event::AgencyAdded { agency, source } => format!("agency {agency} added ({source})"),
+            Event::AgencyRemoved { agency, reason } => {
+                format!("agency {agency} removed ({reason})")
+            }
+            Event::ReturnReceived {
+                agency,
+                message,
+                nil,
+                late,
+            } => format!(
+                "{} from {agency} (message {message}){}",
+                if *nil { "nil return" } else { "return" },
+                if *late { ", LATE" } else { "" }
+            ),
+            Event::DecisionTaken {
+                decision,
+                outcome,
+                how,
+            } => format!("decision {decision}: {outcome} ({how})"),
+            Event::VoteAccepted {
+                decision,
+                voter,
+                outcome,
+                message,
+                evidence,
+            } => format!(
+                "vote on {decision} from {voter}: {outcome} (message {message}; {evidence})"
+            ),
+            Event::VoteHeld {
+                decision,
+                voter,
+                message,
+                reason,
+            } => format!(
+                "reply from {voter} HELD{} (message {message}): {reason}",
+                decision
+                    .as_ref()
+                    .map(|d| format!(" on {d}"))
+                    .unwrap_or_default()
+            ),
+            Event::HeldConfirmed {
+                message,
+                decision,
+                voter,
+                outcome,
+            } => {
+                format!("held reply {message} confirmed as {voter}'s vote on {decision}: {outcome}")
+            }
+            Event::DecisionReopened { decision, reason } => {
+                format!("decision {decision} reopened ({reason})")
+            }
+            Event::PublicationPlanned { date, reason } => {
+                format!(
+                    "publication planned for {} ({reason})",
+                    date.format("%a %-d %b %Y")
+                )
+            }
+            Event::Rescheduled { what, at, reason } => {
+                format!("{what} moved to {} ({reason})", london(*at))
+            }
+            Event::LetterResent {
+                outbox,
+                resent_as,
+                to,
+                reason,
+            } => format!("letter {outbox} sent again as letter {resent_as} to {to} ({reason})"),
+            Event::MeetingScheduled { at, reason } => {
+                format!("meeting set for {} ({reason})", london(*at))
+            }
+            Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
+            Event::Note { text } => format!("note: {text}"),
+        }
+    }
+}
+
+/// An event with when it happened and who did it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub event: Event,
+}
+
+/// What we know of one letter on the case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LetterState {
+    pub outbox: i64,
+    pub due_at: DateTime<Utc>,
+    pub queued_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub undelivered: Option<String>,
+}
+
+/// One counted vote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vote {
+    pub outcome: String,
+    pub at: DateTime<Utc>,
+    pub message: i64,
+}
+
+/// A reply held for the business unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub decision: Option<String>,
+    pub voter: String,
+    pub message: i64,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// A person confirmed it (it then counts as a vote).
+    pub confirmed: bool,
+}
+
+/// What we know of one agency on the case.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AgencyState {
+    pub added_at: Option<DateTime<Utc>>,
+    pub removed: bool,
+    pub returned_at: Option<DateTime<Utc>>,
+    /// The stored message of the (latest full) return.
+    pub return_message: Option<i64>,
+    pub nil: bool,
+    pub late: bool,
+    pub out_of_office_at: Option<DateTime<Utc>>,
+}
+
+/// A case, as its events leave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseState {
+    pub reference: String,
+    pub process: String,
+    pub area: Option<String>,
+    pub referrer: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub day0: NaiveDate,
+    pub referral_message: i64,
+    pub referral_message_id: Option<String>,
+    pub referral_references: Vec<String>,
+    pub status: String,
+    /// Letters by (step, recipient address).
+    pub letters: BTreeMap<(String, String), LetterState>,
+    pub agencies: BTreeMap<String, AgencyState>,
+    /// Decisions by id: (outcome, when taken).
+    pub decisions: BTreeMap<String, (String, DateTime<Utc>)>,
+    pub meeting_at: Option<DateTime<Utc>>,
+    pub messages: Vec<i64>,
+    /// Votes in the current round, by decision then voter address.
+    pub votes: BTreeMap<String, BTreeMap<String, Vote>>,
+    /// How many times each decision was reopened (0: never).
+    pub rounds: BTreeMap<String, u32>,
+    /// Replies held for the business unit.
+    pub held: Vec<Held>,
+    pub publication: Option<NaiveDate>,
+    /// Instants moved by a person, by what they move (`step:<id>`, `return_by:<id>`, …).
+    pub overrides: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl CaseState {
+    /// A case as its referral leaves it, before anything else has happened: the state every
+    /// history starts from (and the planned schedule's imagined case).
+    pub fn new(
+        reference: &str,
+        process: &str,
+        area: Option<String>,
+        referrer: Option<String>,
+        received_at: DateTime<Utc>,
+        day0: NaiveDate,
+        referral_message: i64,
+    ) -> CaseState {
+        CaseState {
+            reference: reference.to_string(),
+            process: process.to_string(),
+            area,
+            referrer,
+            received_at,
+            day0,
+            referral_message,
+            referral_message_id: None,
+            referral_references: Vec::new(),
+            status: "open".into(),
+            letters: BTreeMap::new(),
+            agencies: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            meeting_at: None,
+            messages: vec![referral_message],
+            votes: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            held: Vec::new(),
+            publication: None,
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// Has the letter for `step` to `recipient` been decided?
+    pub fn has_letter(&self, step: &str, recipient: &str) -> bool {
+        self.letters
+            .contains_key(&(step.to_string(), recipient.to_string()))
+    }
+
+    /// Agencies currently on the case, in id order.
+    pub fn active_agencies(&self) -> impl Iterator<Item = (&String, &AgencyState)> {
+        self.agencies.iter().filter(|(_, a)| !a.removed)
+    }
+}
+
+/// The fold failed: the history does not start with `Opened`.
+#[derive(Debug, thiserror::Error)]
+#[error("case history is invalid: {0}")]
+pub struct CaseError(pub String);
+
+/// Fold a case's events, oldest first, into its state.
+pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
+    let Some(first) = events.first() else {
+        return Err(CaseError("no events".into()));
+    };
+    let Event::Opened {
+        reference,
+        process,
+        area,
+        referrer,
+        received_at,
+        day0,
+        message,
+        message_id,
+        references,
+        ..
+    } = &first.event
+    else {
+        return Err(CaseError(format!(
+            "the first event is `{}`, not `opened`",
+            first.event.kind()
+        )));
+    };
+    let mut s = CaseState::new(
+        reference,
+        process,
+        area.clone(),
+        referrer.clone(),
+        *received_at,
+        *day0,
+        *message,
+    );
+    s.referral_message_id = message_id.clone();
+    s.referral_references = references.clone();
+    for r in &events[1..] {
+        apply(&mut s, r)?;
+    }
+    Ok(s)
+}
+
+fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
+    match &r.event {
+        Event::Opened { .. } => return Err(CaseError("a second `opened` event".into())),
+        Event::MessageFiled { message, .. } => s.messages.push(*message),
+        Event::LetterQueued {
+            step,
+            recipient,
+            outbox,
+            due_at,
+            ..
+        } => {
+            s.letters.insert(
+                (step.clone(), recipient.clone()),
+                LetterState {
+                    outbox: *outbox,
+                    due_at: *due_at,
+                    queued_at: r.at,
+                    sent_at: None,
+                    undelivered: None,
+                },
+            );
+        }
+        Event::LetterSent {
+            step, recipient, ..
+        } => {
+            if let Some(l) = s.letters.get_mut(&(step.clone(), recipient.clone())) {
+                l.sent_at = Some(r.at);
+            }
+        }
+        Event::LetterUndelivered {
+            step,
+            recipient,
+            reason,
+            ..
+        } => {
+            if let Some(l) = s.letters.get_mut(&(step.clone(), recipient.clone())) {
+                l.undelivered = Some(reason.clone());
+            }
+        }
+        Event::AutoReplyNoted { agency, .. } => {
+            if let Some(a) = agency.as_ref().and_then(|a| s.agencies.get_mut(a)) {
+                a.out_of_office_at = Some(r.at);
+            }
+        }
+        Event::AgencyAdded { agency, .. } => {
+            let a = s.agencies.entry(agency.clone()).or_default();
+            a.removed = false;
+            a.added_at.get_or_insert(r.at);
+        }
+        Event::AgencyRemoved { agency, .. } => {
+            if let Some(a) = s.agencies.get_mut(agency) {
+                a.removed = true;
+            }
+        }
+        Event::ReturnReceived {
+            agency,
+            nil,
+            late,
+            message,
+        } => {
+            let a = s.agencies.entry(agency.clone()).or_default();
+            if a.returned_at.is_none() {
+                a.returned_at = Some(r.at);
+                a.nil = *nil;
+                a.late = *late;
+                a.return_message = Some(*message);
+            } else if !*nil {
+                // A full return after a nil return (or a second, corrected one) replaces it.
+                a.nil = false;
+                a.return_message = Some(*message);
+            }
+        }
+        Event::DecisionTaken {
+            decision, outcome, ..
+        } => {
+            s.decisions
+                .insert(decision.clone(), (outcome.clone(), r.at));
+        }
+        Event::VoteAccepted {
+            decision,
+            voter,
+            outcome,
+            message,
+            ..
+        }
+        | Event::HeldConfirmed {
+            decision,
+            voter,
+            outcome,
+            message,
+        } => {
+            s.votes.entry(decision.clone()).or_default().insert(
+                voter.clone(),
+                Vote {
+                    outcome: outcome.clone(),
+                    at: r.at,
+                    message: *message,
+                },
+            );
+            if let Event::HeldConfirmed { message, .. } = &r.event {
+                for h in s.held.iter_mut().filter(|h| h.message == *message) {
+                    h.confirmed = true;
+                }
+            }
+        }
+        Event::VoteHeld {
+            decision,
+            voter,
+            message,
+            reason,
+        } => s.held.push(Held {
+            decision: decision.clone(),
+            voter: voter.clone(),
+            message: *message,
+            reason: reason.clone(),
+            at: r.at,
+            confirmed: false,
+        }),
+        Event::DecisionReopened { decision, .. } => {
+            s.decisions.remove(decision);
+            s.votes.remove(decision);
+            *s.rounds.entry(decision.clone()).or_default() += 1;
+        }
+        Event::PublicationPlanned { date, .. } => s.publication = Some(*date),
+        Event::Rescheduled { what, at, .. } => {
+            s.overrides.insert(what.clone(), *at);
+        }
+        Event::LetterResent { .. } => {}
+        Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
+        Event::StatusChanged { status, .. } => s.status = status.clone(),
+        Event::Note { .. } => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn rec(at: &str, event: Event) -> Recorded {
+        Recorded {
+            at: t(at),
+            actor: "caseclerk".into(),
+            event,
+        }
+    }
+
+    fn opened() -> Recorded {
+        rec(
+            "2026-12-22T10:00:00Z",
+            Event::Opened {
+                reference: "RR-2026-0001".into(),
+                process: "nelincs".into(),
+                area: None,
+                referrer: Some("ref@agency.test".into()),
+                received_at: t("2026-12-22T09:58:00Z"),
+                day0: NaiveDate::from_ymd_opt(2026, 12, 22).unwrap(),
+                day0_explained: "Tue 22 Dec 2026 (no days skipped)".into(),
+                message: 1,
+                message_id: Some("ref@agency.test".into()),
+                references: vec![],
+            },
+        )
+    }
+
+    #[test]
+    fn a_history_must_start_with_the_referral() {
+        assert!(fold(&[]).is_err());
+        let note = rec("2026-12-22T10:00:00Z", Event::Note { text: "x".into() });
+        assert!(
+            fold(&[note])
+                .unwrap_err()
+                .to_string()
+                .contains("not `opened`")
+        );
+    }
+
+    #[test]
+    fn letters_agencies_returns_and_decisions_fold_into_state() {
+        let events = vec![
+            opened(),
+            rec(
+                "2026-12-22T10:00:01Z",
+                Event::LetterQueued {
+                    step: "acknowledge".into(),
+                    recipient: "ref@agency.test".into(),
+                    outbox: 1,
+                    due_at: t("2026-12-22T09:58:00Z"),
+                    late_minutes: 2,
+                },
+            ),
+            rec(
+                "2026-12-22T10:00:02Z",
+                Event::LetterSent {
+                    step: "acknowledge".into(),
+                    recipient: "ref@agency.test".into(),
+                    outbox: 1,
+                },
+            ),
+            rec(
+                "2026-12-23T10:00:00Z",
+                Event::AgencyAdded {
+                    agency: "police".into(),
+                    source: "screening reply".into(),
+                },
+            ),
+            rec(
+                "2026-12-29T10:00:00Z",
+                Event::ReturnReceived {
+                    agency: "police".into(),
+                    message: 5,
+                    nil: true,
+                    late: false,
+                },
+            ),
+            rec(
+                "2026-12-30T10:00:00Z",
+                Event::ReturnReceived {
+                    agency: "police".into(),
+                    message: 6,
+                    nil: false,
+                    late: false,
+                },
+            ),
+            rec(
+                "2026-12-23T12:00:00Z",
+                Event::DecisionTaken {
+                    decision: "screening".into(),
+                    outcome: "meets".into(),
+                    how: "votes".into(),
+                },
+            ),
+        ];
+        let s = fold(&events).unwrap();
+        assert!(s.has_letter("acknowledge", "ref@agency.test"));
+        let l = &s.letters[&("acknowledge".to_string(), "ref@agency.test".to_string())];
+        assert_eq!(l.sent_at, Some(t("2026-12-22T10:00:02Z")));
+        let police = &s.agencies["police"];
+        assert_eq!(police.returned_at, Some(t("2026-12-29T10:00:00Z")));
+        assert!(!police.nil, "a full return after a nil return replaces it");
+        assert_eq!(s.decisions["screening"].0, "meets");
+    }
+
+    #[test]
+    fn events_round_trip_through_json_with_their_kind_tag() {
+        let e = Event::AgencyAdded {
+            agency: "police".into(),
+            source: "operator".into(),
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["kind"], e.kind());
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,582 @@
+//! Letters: a decided letter → rendered subject, text and HTML → the bytes of an email.
+//!
+//! Owns the handlebars templates under `mail-templates/` (`<name>.subject.hbs`, `<name>.text.hbs`,
+//! `<name>.html.hbs`; subdirectories give names like `nelincs/scsi2`), rendering them in strict
+//! mode (a missing variable is an error naming the template, line and path, not a blank), and
+//! composing the MIME message with lettre: our own Message-ID, threading headers,
+//! `Auto-Submitted: auto-generated`, attachments, and an iCalendar part for invites.
+//!
+//! Two registries: subjects and text parts are rendered without HTML escaping; HTML parts with it.
+//!
+//! Must not: decide what is due (that is [`crate::core::timeline`]), touch the store or the network, or
+//! read the clock (the `Date` header is the instant it is given).
+
+use chrono::{DateTime, Utc};
+use handlebars::Handlebars;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+
+/// Letter errors, saying which template and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LetterError {
+    #[error("cannot load templates from {dir}: {source}")]
+    Load {
+        dir: String,
+        source: Box<handlebars::TemplateError>,
+    },
+    #[error("cannot read templates from {dir}: {reason}")]
+    Read { dir: String, reason: String },
+    #[error(
+        "template {name} is missing (create {name}.subject.hbs, {name}.text.hbs and {name}.html.hbs)"
+    )]
+    Missing { name: String },
+    #[error("template {name}: {source}")]
+    Render {
+        name: String,
+        source: Box<handlebars::RenderError>,
+    },
+    #[error("address `{address}` cannot be used in a letter: {reason}")]
+    Address { address: String, reason: String },
+    #[error("cannot compose the letter: {0}")]
+    Compose(String),
+}
+
+impl LetterError {
+    /// The error without any address in it, for logs.
+    pub fn for_log(&self) -> String {
+        match self {
+            LetterError::Address { reason, .. } => {
+                format!("an address cannot be used in a letter: {reason}")
+            }
+            LetterError::Compose(_) => "the letter cannot be composed".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The loaded templates.
+#[derive(Debug)]
+pub struct Templates {
+    plain: Handlebars<'static>,
+    html: Handlebars<'static>,
+}
+
+/// A rendered letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// A file attached to a letter.
+#[derive(Debug, Clone)]
+pub struct OutAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// Everything needed to build one email.
+#[derive(Debug, Clone)]
+pub struct Compose {
+    pub from_name: String,
+    pub from: String,
+    pub to_name: String,
+    pub to: String,
+    pub cc: Vec<(String, String)>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Without angle brackets.
+    pub message_id: String,
+    /// Without angle brackets.
+    pub in_reply_to: Option<String>,
+    /// Without angle brackets, oldest first.
+    pub references: Vec<String>,
+    pub date: DateTime<Utc>,
+    pub attachments: Vec<OutAttachment>,
+    /// An iCalendar `METHOD:REQUEST` body: placed inside the alternative part (Outlook needs that)
+    /// and attached as `invite.ics`.
+    pub calendar: Option<String>,
+}
+
+impl Templates {
+    /// Templates from their sources: `(name, text)` pairs, the name without `.hbs`
+    /// (`nelincs/scsi2.subject`). `origin` says where they came from, for errors. The shell reads
+    /// the folder (`shell::templates`); tests give sources directly.
+    pub fn from_sources(
+        origin: &str,
+        sources: &[(String, String)],
+    ) -> Result<Templates, LetterError> {
+        let load = |escape: bool| -> Result<Handlebars<'static>, LetterError> {
+            let mut h = Handlebars::new();
+            h.set_strict_mode(true);
+            if !escape {
+                h.register_escape_fn(handlebars::no_escape);
+            }
+            for (name, text) in sources {
+                h.register_template_string(name, text)
+                    .map_err(|e| LetterError::Load {
+                        dir: origin.to_string(),
+                        source: Box::new(e),
+                    })?;
+            }
+            Ok(h)
+        };
+        Ok(Templates {
+            plain: load(false)?,
+            html: load(true)?,
+        })
+    }
+
+    /// Is there a complete template called `name`?
+    pub fn has(&self, name: &str) -> bool {
+        ["subject", "text", "html"]
+            .iter()
+            .all(|p| self.plain.has_template(&format!("{name}.{p}")))
+    }
+
+    /// Render the three parts of template `name` with `data`.
+    pub fn render(&self, name: &str, data: &serde_json::Value) -> Result<Rendered, LetterError> {
+        if !self.has(name) {
+            return Err(LetterError::Missing { name: name.into() });
+        }
+        let part = |reg: &Handlebars<'static>, p: &str| {
+            let full = format!("{name}.{p}");
+            reg.render(&full, data).map_err(|e| LetterError::Render {
+                name: full,
+                source: Box::new(e),
+            })
+        };
+        let subject = part(&self.plain, "subject")?;
+        Ok(Rendered {
+            // One line, whatever the file's trailing newline or a value's line breaks.
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            text: part(&self.plain, "text")?,
+            html: part(&self.html, "html")?,
+        })
+    }
+}
+
+/// Make sure a subject carries the case reference (replies are matched by it).
+pub fn subject_with_reference(subject: &str, reference: &str) -> String {
+    if subject.contains(reference) {
+        subject.to_string()
+    } else {
+        format!("[{reference}] {subject}")
+    }
+}
+
+fn mailbox(name: &str, address: &str) -> Result<Mailbox, LetterError> {
+    let addr = address
+        .parse()
+        .map_err(|e: lettre::address::AddressError| LetterError::Address {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(Mailbox::new(
+        if name.trim().is_empty() {
+            None
+        } else {
+            Some(name.to_string())
+        },
+        addr,
+    ))
+}
+
+fn bracket(id: &str) -> String {
+    format!("<{}>", id.trim_matches(|c| c == '<' || c == '>'))
+}
+
+/// Build the email's bytes.
+pub fn compose(c: &Compose) -> Result<Vec<u8>, LetterError> {
+    let mut b = lettre::Message::builder()
+        .from(mailbox(&c.from_name, &c.from)?)
+        .to(mailbox(&c.to_name, &c.to)?)
+        .subject(c.subject.clone())
+        .message_id(Some(bracket(&c.message_id)))
+        .date(std::time::SystemTime::from(c.date))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".into(),
+        ))
+        .user_agent("caseclerk".into());
+    for (name, addr) in &c.cc {
+        b = b.cc(mailbox(name, addr)?);
+    }
+    if let Some(irt) = &c.in_reply_to {
+        b = b.in_reply_to(bracket(irt));
+    }
+    if !c.references.is_empty() {
+        // lettre replaces rather than appends: pass every id in one call.
+        b = b.references(
+            c.references
+                .iter()
+                .map(|r| bracket(r))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    let mut alternative = MultiPart::alternative()
+        .singlepart(SinglePart::plain(c.text.clone()))
+        .singlepart(SinglePart::html(c.html.clone()));
+    if let Some(ics) = &c.calendar {
+        let ct = ContentType::parse("text/calendar; charset=utf-8; method=REQUEST")
+            .map_err(|e| LetterError::Compose(e.to_string()))?;
+        alternative =
+            alternative.singlepart(SinglePart::builder().content_type(ct).body(ics.clone()));
+    }
+    let message = if c.attachments.is_empty() && c.calendar.is_none() {
+        b.multipart(alternative)
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(alternative);
+        for a in &c.attachments {
+            let ct = ContentType::parse(&a.content_type)
+                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
+            mixed = mixed.singlepart(Attachment::new(a.filename.clone()).body(a.data.clone(), ct));
+        }
+        if let Some(ics) = &c.calendar {
+            let ct = ContentType::parse("application/ics").expect("valid content type");
+            mixed = mixed.singlepart(Attachment::new("invite.ics".into()).body(ics.clone(), ct));
+        }
+        b.multipart(mixed)
+    }
+    .map_err(|e| LetterError::Compose(e.to_string()))?;
+    Ok(message.formatted())
+}
+
+/// A meeting invitation.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    pub uid: String,
+    pub summary: String,
+    pub start: DateTime<Utc>,
+    pub minutes: u32,
+    pub organizer: String,
+    pub attendee: String,
+    pub stamp: DateTime<Utc>,
+}
+
+/// Europe/London as an iCalendar VTIMEZONE (GMT/BST rules since 1996).
+const LONDON_VTIMEZONE: &str = "BEGIN:VTIMEZONE\r\nTZID:Europe/London\r\n\
+BEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0000\r\nTZOFFSETTO:+0100\r\nTZNAME:BST\r\nDTSTART:19700329T010000\r\n\
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\n\
+BEGIN:STANDARD\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0000\r\nTZNAME:GMT\r\nDTSTART:19701025T020000\r\n\
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n";
+
+/// Escape a TEXT value (RFC 5545 3.3.11).
+fn ics_text(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace(';', "\\;")
+        .replace(',', "\\,")
+        .replace('\n', "\\n")
+}
+
+/// Fold a content line at 75 octets (RFC 5545 3.1), never inside a UTF-8 character.
+fn ics_fold(line: &str) -> String {
+    let mut out = String::new();
+    let mut width = 0;
+    for ch in line.chars() {
+        let n = ch.len_utf8();
+        if width + n > 75 {
+            out.push_str("\r\n ");
+            width = 1;
+        }
+        out.push(ch);
+        width += n;
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// The iCalendar text of a meeting request, in Europe/London wall-clock time.
+pub fn invite_ics(i: &Invite) -> String {
+    let london = |t: DateTime<Utc>| {
+        t.with_timezone(&crate::core::calendar::LONDON)
+            .format("%Y%m%dT%H%M%S")
+            .to_string()
+    };
+    let end = i.start + chrono::Duration::minutes(i64::from(i.minutes));
+    let mut out = String::from(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//caseclerk//rapid review//EN\r\nMETHOD:REQUEST\r\nCALSCALE:GREGORIAN\r\n",
+    );
+    out.push_str(LONDON_VTIMEZONE);
+    for line in [
+        "BEGIN:VEVENT".to_string(),
+        format!("UID:{}", i.uid),
+        format!("DTSTAMP:{}", i.stamp.format("%Y%m%dT%H%M%SZ")),
+        format!("DTSTART;TZID=Europe/London:{}", london(i.start)),
+        format!("DTEND;TZID=Europe/London:{}", london(end)),
+        format!("SUMMARY:{}", ics_text(&i.summary)),
+        format!("ORGANIZER:mailto:{}", i.organizer),
+        format!(
+            "ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{}",
+            i.attendee
+        ),
+        "SEQUENCE:0".to_string(),
+        "STATUS:CONFIRMED".to_string(),
+        "TRANSP:OPAQUE".to_string(),
+        "END:VEVENT".to_string(),
+    ] {
+        out.push_str(&ics_fold(&line));
+    }
+    out.push_str("END:VCALENDAR\r\n");
+    out
+}
+
+/// The same letter with a new Message-ID and, when given, a new To: for sending it again.
+/// Only the header block is touched; the body and attachments stay byte for byte.
+pub fn readdress(raw: &[u8], new_id: &str, new_to: Option<&str>) -> Vec<u8> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in head.split_inclusive("\r\n") {
+        let continuation = line.starts_with(' ') || line.starts_with('\t');
+        if continuation && skipping {
+            continue;
+        }
+        skipping = false;
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("message-id:") {
+            out.push_str(&format!("Message-ID: {}\r\n", bracket(new_id)));
+            skipping = true;
+        } else if let (true, Some(to)) = (lower.starts_with("to:"), new_to) {
+            out.push_str(&format!("To: {to}\r\n"));
+            skipping = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&raw[split..]);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempdir::Dir {
+        let d = tempdir::Dir::new();
+        for (name, body) in files {
+            let p = d.0.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+        d
+    }
+
+    mod tempdir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "caseclerk-letters-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn subjects_and_text_are_not_escaped_but_html_is() {
+        let d = dir_with(&[
+            ("ack.subject.hbs", "Referral {{case.reference}} — {{who}}\n"),
+            ("ack.text.hbs", "Dear {{who}},\n"),
+            ("ack.html.hbs", "<p>Dear {{who}},</p>\n"),
+        ]);
+        let t = crate::shell::templates::load(&d.0).unwrap();
+        let r = t
+            .render(
+                "ack",
+                &serde_json::json!({"case": {"reference": "RR-2026-0001"}, "who": "A & B"}),
+            )
+            .unwrap();
+        assert_eq!(r.subject, "Referral RR-2026-0001 — A & B");
+        assert_eq!(r.text, "Dear A & B,\n");
+        assert_eq!(r.html, "<p>Dear A &amp; B,</p>\n");
+    }
+
+    #[test]
+    fn a_missing_variable_names_the_template_instead_of_leaving_a_blank() {
+        let d = dir_with(&[
+            ("x/y.subject.hbs", "s"),
+            ("x/y.text.hbs", "line\n{{case.deadline}}"),
+            ("x/y.html.hbs", "h"),
+        ]);
+        let t = crate::shell::templates::load(&d.0).unwrap();
+        assert!(t.has("x/y"));
+        let err = t
+            .render("x/y", &serde_json::json!({"case": {}}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x/y.text"), "{err}");
+        assert!(err.contains("case.deadline"), "{err}");
+        assert!(matches!(
+            t.render("nope", &serde_json::json!({})),
+            Err(LetterError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn the_case_reference_is_always_in_the_subject() {
+        assert_eq!(
+            subject_with_reference("Referral received", "RR-2026-0001"),
+            "[RR-2026-0001] Referral received"
+        );
+        assert_eq!(
+            subject_with_reference("RR-2026-0001: hi", "RR-2026-0001"),
+            "RR-2026-0001: hi"
+        );
+    }
+
+    fn sample() -> Compose {
+        Compose {
+            from_name: "Bury Safeguarding Partnership".into(),
+            from: "bsp@bury.test".into(),
+            to_name: "Dr Referrer".into(),
+            to: "referrer@hospital.test".into(),
+            cc: vec![("Business Unit".into(), "bu@bury.test".into())],
+            subject: "[RR-2026-0001] Referral received".into(),
+            text: "Thank you.\n".into(),
+            html: "<p>Thank you.</p>\n".into(),
+            message_id: "abc.1@bury.test".into(),
+            in_reply_to: Some("orig@hospital.test".into()),
+            references: vec!["older@hospital.test".into(), "orig@hospital.test".into()],
+            date: DateTime::parse_from_rfc3339("2026-12-22T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            attachments: vec![OutAttachment {
+                filename: "Referral form – Ünïcode.docx".into(),
+                content_type:
+                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into(),
+                data: vec![0x50, 0x4b, 3, 4, 0, 1, 2],
+            }],
+            calendar: None,
+        }
+    }
+
+    #[test]
+    fn a_composed_letter_carries_our_id_threading_and_auto_submitted() {
+        let raw = compose(&sample()).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("Message-ID: <abc.1@bury.test>"), "{text}");
+        assert!(text.contains("In-Reply-To: <orig@hospital.test>"), "{text}");
+        assert!(
+            text.contains("References: <older@hospital.test> <orig@hospital.test>"),
+            "{text}"
+        );
+        assert!(text.contains("Auto-Submitted: auto-generated"), "{text}");
+        assert!(
+            text.contains("Date: Tue, 22 Dec 2026 10:00:00 +0000"),
+            "{text}"
+        );
+        use mail_parser::MimeHeaders;
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(parsed.message_id(), Some("abc.1@bury.test"));
+        assert_eq!(parsed.subject(), Some("[RR-2026-0001] Referral received"));
+        let att = parsed.attachments().next().unwrap();
+        assert_eq!(att.attachment_name(), Some("Referral form – Ünïcode.docx"));
+        assert_eq!(att.contents(), &[0x50, 0x4b, 3, 4, 0, 1, 2]);
+    }
+
+    #[test]
+    fn a_resent_letter_gets_a_new_id_and_address_and_keeps_its_body() {
+        let raw = compose(&sample()).unwrap();
+        let again = readdress(&raw, "new.1@bury.test", Some("other@hospital.test"));
+        let text = String::from_utf8_lossy(&again);
+        assert!(text.contains("Message-ID: <new.1@bury.test>\r\n"), "{text}");
+        assert!(text.contains("To: other@hospital.test\r\n"), "{text}");
+        assert!(!text.contains("abc.1@bury.test"));
+        let body = |b: &[u8]| b[b.windows(4).position(|w| w == b"\r\n\r\n").unwrap()..].to_vec();
+        assert_eq!(body(&raw), body(&again));
+        let parsed = mail_parser::MessageParser::default().parse(&again).unwrap();
+        assert_eq!(parsed.message_id(), Some("new.1@bury.test"));
+    }
+
+    #[test]
+    fn an_invite_is_valid_icalendar_in_london_time() {
+        use icalendar::Component;
+        let start = DateTime::parse_from_rfc3339("2027-01-07T14:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ics = invite_ics(&Invite {
+            uid: "RR-2026-0001-meeting@bury.test".into(),
+            summary: "RR-2026-0001 rapid review meeting; agenda, papers".into(),
+            start,
+            minutes: 90,
+            organizer: "bsp@bury.test".into(),
+            attendee: "chair@bury.test".into(),
+            stamp: start,
+        });
+        assert!(ics.lines().all(|l| l.len() <= 76), "{ics}");
+        assert!(ics.contains("METHOD:REQUEST"));
+        assert!(
+            ics.contains("DTSTART;TZID=Europe/London:20270107T140000"),
+            "{ics}"
+        );
+        let parsed: icalendar::Calendar = ics.parse().expect("parses as iCalendar");
+        let event = parsed
+            .components
+            .iter()
+            .find_map(|c| c.as_event())
+            .expect("one event");
+        assert_eq!(
+            event.get_summary(),
+            Some("RR-2026-0001 rapid review meeting; agenda, papers")
+        );
+        assert_eq!(event.get_uid(), Some("RR-2026-0001-meeting@bury.test"));
+        // Summer time: 14:00 in London is 13:00 UTC.
+        let summer = invite_ics(&Invite {
+            start: DateTime::parse_from_rfc3339("2027-07-07T13:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            ..Invite {
+                uid: "u".into(),
+                summary: "s".into(),
+                start,
+                minutes: 60,
+                organizer: "o@x.test".into(),
+                attendee: "a@x.test".into(),
+                stamp: start,
+            }
+        });
+        assert!(
+            summer.contains("DTSTART;TZID=Europe/London:20270707T140000"),
+            "{summer}"
+        );
+        assert!(
+            summer.contains("DTEND;TZID=Europe/London:20270707T150000"),
+            "{summer}"
+        );
+    }
+
+    #[test]
+    fn an_invite_puts_the_calendar_inside_the_alternative_part_and_attaches_it() {
+        let mut c = sample();
+        c.attachments.clear();
+        c.calendar = Some("BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n".into());
+        let raw = compose(&c).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let alt = text.find("multipart/alternative").unwrap();
+        let cal = text.find("text/calendar").unwrap();
+        let ics = text.find("invite.ics").unwrap();
+        assert!(alt < cal && cal < ics, "{text}");
+        assert!(text.contains("method=REQUEST"), "{text}");
+    }
+}

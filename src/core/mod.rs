@@ -1,0 +1,34 @@
+//! The functional core: plain functions over data, tested without any server.
+//!
+//! - [`calendar`]: working days, bank holidays, day 0, explained dates, London date formats.
+//! - [`process`]: a partnership's timeline as data (`config/processes/*.toml`), validated.
+//! - [`directory`]: the people in each role and the agency directory, as data.
+//! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
+//! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
+//! - [`case`]: a case's events folded into its state.
+//! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
+//! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
+//! - [`records`]: the rows the store hands over (a case, its events, a letter summary).
+//! - [`timeline`]: process + case state + now → letters due and the next wake-up.
+//! - [`letters`]: a due letter → the data its template sees, rendered subject, text and HTML.
+//! - [`views`]: a snapshot of every case for the business unit (labels, never addresses).
+//! - [`digest`]: a snapshot → the business unit's daily digest.
+//! - [`export`]: a snapshot → the tracker, one row per case (CSV, XLSX).
+//!
+//! Must not: read the clock, the database, the network or the file system (templates and process
+//! files arrive already loaded); log personal data; import anything from [`crate::shell`].
+
+pub mod agencies;
+pub mod calendar;
+pub mod case;
+pub mod classify;
+pub mod decisions;
+pub mod digest;
+pub mod directory;
+pub mod export;
+pub mod intake;
+pub mod letters;
+pub mod process;
+pub mod records;
+pub mod timeline;
+pub mod views;

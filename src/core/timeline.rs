@@ -1,0 +1,1867 @@
+//! The timeline: process file + case state + now → the letters due and the next wake-up.
+//!
+//! Owns *deciding* what is due: resolving each step's anchor and offset to a London wall-clock
+//! instant with an explanation ("day 7 = Tue 5 Jan 2027 (skipped …)"), checking the step's pathway
+//! against the case's decisions, fanning a step out to its recipients (one letter per person, or
+//! per agency), and the agency-round rules (who is chased, who is missing, who gets a receipt).
+//! It also lays out the whole planned schedule for `caseclerk timeline`.
+//!
+//! Planning is idempotent: it returns every letter that is due at `now` and not yet decided; the
+//! engine queues them under a unique case/step/recipient key, so planning twice decides nothing
+//! twice. A letter whose due instant passed while the daemon was down comes out here at once; the
+//! engine records how late it is.
+//!
+//! Must not: read the clock, the store or the mail; render or send anything.
+
+use crate::core::calendar::{self, Calendar, CalendarError};
+use crate::core::case::CaseState;
+use crate::core::directory::{Agency, Contact, Lookup};
+use crate::core::process::{Anchor, Pathway, Process, Role, Roll, Step, StepKind, When};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeSet;
+
+/// Planning failed: a date could not be computed (usually beyond the holiday data).
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    #[error("{what}: {source}")]
+    Calendar { what: String, source: CalendarError },
+}
+
+/// An instant a step resolves to, with how it was reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub at: DateTime<Utc>,
+    pub date: NaiveDate,
+    /// The working-day number of `date` counted from day 0, when it is on or after day 0.
+    pub day: Option<i32>,
+    /// "day 7 = Tue 5 Jan 2027 (skipped …)" or "2 working days after the screening decision = …".
+    pub explanation: String,
+}
+
+/// One person a letter goes to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Recipient {
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub phone: Option<String>,
+}
+
+/// A letter that is due and not yet decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueLetter {
+    pub step: String,
+    pub step_name: String,
+    pub kind: StepKind,
+    pub template: String,
+    /// The outbox key's recipient part: an address, or `agency:<id>` for per-agency letters.
+    pub key: String,
+    pub to: Recipient,
+    pub cc: Vec<Recipient>,
+    pub due: Resolved,
+    pub attach: Vec<String>,
+    /// The agency this letter is for (agency requests, chasers, receipts).
+    pub agency: Option<String>,
+    /// The return deadline (agency requests and chasers).
+    pub return_by: Option<Resolved>,
+    /// For collations and escalations: agencies that have not returned.
+    pub missing: Vec<String>,
+    /// For collations: agencies that made a nil return.
+    pub nil_returns: Vec<String>,
+    /// For collations: agencies whose return is attached, with the stored message ids.
+    pub returns: Vec<(String, i64)>,
+    /// For invites: the meeting.
+    pub meeting: Option<Resolved>,
+    /// Free lines a notice carries (e.g. agency names that matched nothing).
+    pub notes: Vec<String>,
+    /// The decision whose vote code this letter carries in its subject (requests for a decision,
+    /// the National Panel submission, a tie-break request).
+    pub decision: Option<String>,
+}
+
+/// What the timeline decided at `now`.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub due: Vec<DueLetter>,
+    /// The earliest future instant at which something will fall due.
+    pub next_wake: Option<DateTime<Utc>>,
+    /// Steps that cannot be sent because nobody is configured for a role, and similar.
+    pub problems: Vec<String>,
+}
+
+/// Whether dates depend on what actually happened, or on what is expected to happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Undecided decisions and unscheduled events are unknown: steps anchored on them wait.
+    Actual,
+    /// Decisions are taken on their due date (for the planned schedule).
+    Planned,
+}
+
+enum Base {
+    Instant(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+struct Ctx<'a> {
+    process: &'a Process,
+    cal: &'a Calendar,
+    state: &'a CaseState,
+    mode: Mode,
+}
+
+fn cal_err(what: &str) -> impl FnOnce(CalendarError) -> TimelineError + '_ {
+    move |source| TimelineError::Calendar {
+        what: what.to_string(),
+        source,
+    }
+}
+
+impl Ctx<'_> {
+    fn anchor(&self, a: &Anchor) -> Result<Option<Base>, TimelineError> {
+        Ok(match a {
+            Anchor::ReferralReceived => Some(Base::Instant(self.state.received_at)),
+            Anchor::Referral => Some(Base::Date(self.state.day0)),
+            Anchor::Decision(id) => match self.state.decisions.get(id) {
+                Some((_, at)) => Some(Base::Instant(*at)),
+                None if self.mode == Mode::Planned => match self.process.decision(id) {
+                    Some(d) => self
+                        .resolve(&d.due, &format!("decision {id}"))?
+                        .map(|r| Base::Instant(r.at)),
+                    None => None,
+                },
+                None => None,
+            },
+            Anchor::Meeting => match self.state.meeting_at {
+                Some(at) => Some(Base::Instant(at)),
+                None => match &self.process.meeting {
+                    Some(m) => self
+                        .resolve(&m.when, "meeting")?
+                        .map(|r| Base::Instant(r.at)),
+                    None => None,
+                },
+            },
+            Anchor::Step(id) => match self.process.step(id).and_then(|s| s.when.as_ref()) {
+                Some(w) => self
+                    .resolve(w, &format!("step {id}"))?
+                    .map(|r| Base::Instant(r.at)),
+                None => None,
+            },
+            Anchor::PanelSubmission if self.mode == Mode::Planned => {
+                self.planned_step_of(StepKind::PanelSubmission)?
+            }
+            Anchor::PanelResponse if self.mode == Mode::Planned => {
+                self.planned_decision("panel_response")?
+            }
+            Anchor::LcsprDecision if self.mode == Mode::Planned => match self
+                .process
+                .decisions
+                .iter()
+                .find(|d| d.outcomes.iter().any(|o| o == "lcspr"))
+            {
+                Some(d) => self.planned_decision(&d.id.clone())?,
+                None => None,
+            },
+            Anchor::PanelSubmission => self
+                .state
+                .letters
+                .iter()
+                .filter(|((step, _), _)| {
+                    self.process
+                        .step(step)
+                        .is_some_and(|s| s.kind == StepKind::PanelSubmission)
+                })
+                .filter_map(|(_, l)| l.sent_at)
+                .min()
+                .map(Base::Instant),
+            Anchor::PanelResponse => self
+                .state
+                .decisions
+                .get("panel_response")
+                .map(|(_, at)| Base::Instant(*at)),
+            Anchor::LcsprDecision => self
+                .state
+                .decisions
+                .values()
+                .filter(|(o, _)| o == "lcspr")
+                .map(|(_, at)| *at)
+                .min()
+                .map(Base::Instant),
+            Anchor::Publication => self.state.publication.map(Base::Date),
+        })
+    }
+
+    /// In the planned schedule: when the first step of a kind is due.
+    fn planned_step_of(&self, kind: StepKind) -> Result<Option<Base>, TimelineError> {
+        match self
+            .process
+            .steps
+            .iter()
+            .find(|s| s.kind == kind)
+            .and_then(|s| s.when.as_ref())
+        {
+            Some(w) => Ok(self.resolve(w, kind.name())?.map(|r| Base::Instant(r.at))),
+            None => Ok(None),
+        }
+    }
+
+    /// In the planned schedule: a decision is taken when it is due.
+    fn planned_decision(&self, id: &str) -> Result<Option<Base>, TimelineError> {
+        match self.process.decision(id) {
+            Some(d) => Ok(self.resolve(&d.due, id)?.map(|r| Base::Instant(r.at))),
+            None => Ok(None),
+        }
+    }
+
+    /// Resolve what `owner` names (`step:<id>`, `return_by:<id>`, `decision:<id>`,
+    /// `deadline:<id>`): a person's rescheduling wins over the process file's `When`.
+    fn resolve_owned(&self, owner: &str, w: &When) -> Result<Option<Resolved>, TimelineError> {
+        match self.state.overrides.get(owner) {
+            Some(at) => {
+                let date = calendar::london_date(*at);
+                Ok(Some(Resolved {
+                    at: *at,
+                    date,
+                    day: self.day_number(date)?,
+                    explanation: format!(
+                        "moved by a person to {}",
+                        at.with_timezone(&calendar::LONDON)
+                            .format("%a %-d %b %Y %H:%M")
+                    ),
+                }))
+            }
+            None => self.resolve(w, owner),
+        }
+    }
+
+    /// Resolve a `When` to an instant; `None` when its anchor has not happened yet.
+    fn resolve(&self, w: &When, what: &str) -> Result<Option<Resolved>, TimelineError> {
+        let Some(base) = self.anchor(&w.anchor)? else {
+            return Ok(None);
+        };
+        let cal = self.cal;
+        if w.is_instant() || w.hours != 0 {
+            let start = match base {
+                Base::Instant(t) => t,
+                Base::Date(d) => calendar::london_instant(d, self.process.default_at),
+            };
+            let at = calendar::add_hours(start, w.hours).map_err(cal_err(what))?;
+            let date = calendar::london_date(at);
+            let local = at
+                .with_timezone(&calendar::LONDON)
+                .format("%a %-d %b %Y %H:%M");
+            let explanation = if w.hours == 0 {
+                format!("{} = {local}", w.describe())
+            } else {
+                format!(
+                    "{} = {local} (elapsed hours, weekends included)",
+                    w.describe()
+                )
+            };
+            return Ok(Some(Resolved {
+                at,
+                date,
+                day: self.day_number(date)?,
+                explanation,
+            }));
+        }
+        let base_instant = match base {
+            Base::Instant(t) => Some(t),
+            Base::Date(_) => None,
+        };
+        let mut date = match base {
+            Base::Instant(t) => calendar::london_date(t),
+            Base::Date(d) => d,
+        };
+        let mut skipped = Vec::new();
+        if w.months != 0 {
+            date = calendar::add_months(date, w.months).map_err(cal_err(what))?;
+        }
+        if w.weeks != 0 {
+            date = calendar::add_weeks(date, w.weeks).map_err(cal_err(what))?;
+        }
+        if w.working_days == 0 || w.months != 0 || w.weeks != 0 {
+            let r = match w.roll {
+                Roll::Next => Some(
+                    cal.next_working_day_on_or_after(date)
+                        .map_err(cal_err(what))?,
+                ),
+                Roll::Previous => Some(
+                    cal.previous_working_day_on_or_before(date)
+                        .map_err(cal_err(what))?,
+                ),
+                Roll::None => None,
+            };
+            if let Some(r) = r {
+                date = r.date;
+                skipped.extend(r.skipped);
+            }
+        }
+        if w.working_days != 0 {
+            let r = cal
+                .add_working_days(date, w.working_days)
+                .map_err(cal_err(what))?;
+            date = r.date;
+            skipped.extend(r.skipped);
+        }
+        let mut at = calendar::london_instant(date, w.at.unwrap_or(self.process.default_at));
+        // "At 10:00 on the day of the decision" never means before the decision was taken.
+        if let Some(b) = base_instant
+            && w.months == 0
+            && w.weeks == 0
+            && w.working_days == 0
+            && at < b
+        {
+            at = b;
+        }
+        skipped.sort_by_key(|(d, _)| *d);
+        skipped.dedup();
+        let explained = calendar::Reckoning {
+            date,
+            skipped,
+            after_cutoff: None,
+        }
+        .explain();
+        let day = self.day_number(date)?;
+        let explanation = match (&w.anchor, day) {
+            (Anchor::Referral, Some(n)) if w.months == 0 && w.weeks == 0 => {
+                format!("day {n} = {explained}")
+            }
+            _ => format!("{} = {explained}", w.describe()),
+        };
+        Ok(Some(Resolved {
+            at,
+            date,
+            day,
+            explanation,
+        }))
+    }
+
+    fn day_number(&self, date: NaiveDate) -> Result<Option<i32>, TimelineError> {
+        if date < self.state.day0 {
+            return Ok(None);
+        }
+        self.cal
+            .working_day_number(self.state.day0, date)
+            .map(Some)
+            .map_err(cal_err("day number"))
+    }
+
+    /// Is the step's pathway open for this case?
+    fn on_pathway(&self, p: &Pathway) -> bool {
+        match p {
+            Pathway::Always => true,
+            Pathway::Outcome { decision, outcomes } => match self.state.decisions.get(decision) {
+                Some((o, _)) => outcomes.contains(o),
+                None => match self.mode {
+                    Mode::Planned => true,
+                    Mode::Actual => self
+                        .process
+                        .decision(decision)
+                        .and_then(|d| d.provisional.as_ref())
+                        .is_some_and(|prov| outcomes.contains(prov)),
+                },
+            },
+        }
+    }
+}
+
+fn contact_recipient(c: &Contact, role: &str) -> Recipient {
+    Recipient {
+        name: c.name.clone(),
+        email: c.email.to_lowercase(),
+        role: role.to_string(),
+        phone: c.phone.clone(),
+    }
+}
+
+/// People in `roles` for this case (not the per-agency roles), de-duplicated by address.
+fn expand(
+    roles: &[Role],
+    process: &Process,
+    dir: &dyn Lookup,
+    state: &CaseState,
+    agency: Option<&Agency>,
+) -> Vec<Recipient> {
+    let mut out: Vec<Recipient> = Vec::new();
+    let mut push = |r: Recipient| {
+        if !out.iter().any(|x| x.email == r.email) {
+            out.push(r);
+        }
+    };
+    for role in roles {
+        match role {
+            Role::Referrer => {
+                if let Some(e) = state.referrer.as_deref() {
+                    push(Recipient {
+                        name: String::new(),
+                        email: e.to_lowercase(),
+                        role: "referrer".into(),
+                        phone: None,
+                    })
+                }
+            }
+            Role::Agency => {
+                if let Some(a) = agency {
+                    push(contact_recipient(&a.contact, "agency"));
+                }
+            }
+            Role::AgencyLead => {
+                if let Some(l) = agency.and_then(|a| a.lead.as_ref()) {
+                    push(contact_recipient(l, "agency_lead"));
+                }
+            }
+            Role::Attendees => {
+                if let Some(m) = &process.meeting {
+                    for r in expand(&m.attendees, process, dir, state, agency) {
+                        push(Recipient {
+                            role: format!("attendee ({})", r.role),
+                            ..r
+                        });
+                    }
+                }
+            }
+            Role::Directory(name) => {
+                for c in dir.people(name, state.area.as_deref()) {
+                    push(contact_recipient(&c, name));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Everything due for one case at `now`, and when to look again.
+pub fn plan(
+    process: &Process,
+    dir: &dyn Lookup,
+    cal: &Calendar,
+    state: &CaseState,
+    now: DateTime<Utc>,
+) -> Result<Plan, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    let mut plan = Plan::default();
+    if state.status == "closed" {
+        return Ok(plan);
+    }
+    let wake = |plan: &mut Plan, at: DateTime<Utc>| {
+        if at > now && plan.next_wake.is_none_or(|w| at < w) {
+            plan.next_wake = Some(at);
+        }
+    };
+    for step in &process.steps {
+        if !ctx.on_pathway(&step.on) {
+            continue;
+        }
+        if step.kind == StepKind::ReturnReceipt {
+            receipts(&ctx, step, &mut plan);
+            continue;
+        }
+        let Some(when) = &step.when else { continue };
+        let Some(due) = ctx.resolve_owned(&format!("step:{}", step.id), when)? else {
+            continue;
+        };
+        if due.at > now {
+            wake(&mut plan, due.at);
+            continue;
+        }
+        fan_out(&ctx, dir, step, &due, now, &mut plan)?;
+    }
+    undelivered_notices(&ctx, dir, &mut plan);
+    lcspr_delay_notice(&ctx, dir, now, &mut plan)?;
+    Ok(plan)
+}
+
+/// The step id of the notice that tells the National Panel and the Secretary of State an LCSPR
+/// will miss its six months.
+pub const LCSPR_DELAY_NOTICE: &str = "notice-lcspr-delay";
+
+/// The id of the deadline the delay notice watches (a process's `[[deadline]]`).
+pub const LCSPR_DEADLINE: &str = "lcspr_six_months";
+
+/// When an LCSPR will miss its six-month deadline — its planned publication is later, or the date
+/// passed with none planned — the National Panel and the Secretary of State are told, once
+/// (Working Together: a delay is reported with its reason).
+fn lcspr_delay_notice(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    now: DateTime<Utc>,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let Some(deadline) = ctx
+        .process
+        .deadlines
+        .iter()
+        .find(|d| d.id == LCSPR_DEADLINE && ctx.on_pathway(&d.on))
+    else {
+        return Ok(());
+    };
+    let Some(due) = ctx.resolve_owned(&format!("deadline:{}", deadline.id), &deadline.when)? else {
+        return Ok(());
+    };
+    let (late, at) = match state.publication {
+        Some(p) if p > due.date => (true, now.min(due.at).max(state.received_at)),
+        Some(_) => (false, due.at),
+        None => (now >= due.at, due.at),
+    };
+    if !late {
+        if state.publication.is_none() && due.at > now && plan.next_wake.is_none_or(|w| due.at < w)
+        {
+            plan.next_wake = Some(due.at);
+        }
+        return Ok(());
+    }
+    for role in ["national_panel", "secretary_of_state"] {
+        for c in dir.people(role, state.area.as_deref()) {
+            let to = contact_recipient(&c, role);
+            let key = format!("lcspr-delay:{}", to.email);
+            if state.has_letter(LCSPR_DELAY_NOTICE, &key) {
+                continue;
+            }
+            let date = calendar::london_date(at);
+            plan.due.push(DueLetter {
+                step: LCSPR_DELAY_NOTICE.into(),
+                step_name: "LCSPR delay notice".into(),
+                kind: StepKind::Letter,
+                template: "lcspr-delay-notice".into(),
+                key,
+                to,
+                cc: Vec::new(),
+                due: Resolved {
+                    at,
+                    date,
+                    day: ctx.day_number(date)?,
+                    explanation: format!("the LCSPR will miss {}", due.explanation),
+                },
+                attach: Vec::new(),
+                agency: None,
+                return_by: None,
+                missing: Vec::new(),
+                nil_returns: Vec::new(),
+                returns: Vec::new(),
+                meeting: None,
+                notes: Vec::new(),
+                decision: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The step id of the notice that raises an undelivered letter to the business unit.
+pub const UNDELIVERED_NOTICE: &str = "notice-undelivered";
+
+/// A letter that was refused or bounced is raised to the business manager (else the business
+/// unit) once, so a person can phone or find another address. Notices are never raised about
+/// notices (no loops).
+fn undelivered_notices(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) {
+    let state = ctx.state;
+    let mut people = dir.people("business_manager", state.area.as_deref());
+    if people.is_empty() {
+        people = dir.people("business_unit", state.area.as_deref());
+    }
+    for ((step, recipient), letter) in &state.letters {
+        let Some(reason) = &letter.undelivered else {
+            continue;
+        };
+        if step.starts_with("notice-") {
+            continue;
+        }
+        let key = format!("undelivered:{}", letter.outbox);
+        if state.has_letter(UNDELIVERED_NOTICE, &key) {
+            continue;
+        }
+        let Some(first) = people.first() else {
+            plan.problems.push("an undelivered letter cannot be raised: nobody in business_manager or business_unit".into());
+            continue;
+        };
+        let step_name = ctx
+            .process
+            .step(step)
+            .map_or(step.clone(), |s| s.name.clone());
+        let at = letter.sent_at.unwrap_or(letter.queued_at);
+        let date = calendar::london_date(at);
+        let mut l = DueLetter {
+            step: UNDELIVERED_NOTICE.into(),
+            step_name: "Undelivered letter".into(),
+            kind: StepKind::Letter,
+            template: "undelivered-notice".into(),
+            key,
+            to: contact_recipient(first, "business_manager"),
+            cc: people
+                .iter()
+                .skip(1)
+                .map(|c| contact_recipient(c, "business_unit"))
+                .collect(),
+            due: Resolved {
+                at,
+                date,
+                day: ctx.day_number(date).ok().flatten(),
+                explanation: "as soon as the letter was found undelivered".into(),
+            },
+            attach: Vec::new(),
+            agency: recipient.strip_prefix("agency:").map(str::to_string),
+            return_by: None,
+            missing: Vec::new(),
+            nil_returns: Vec::new(),
+            returns: Vec::new(),
+            meeting: None,
+            decision: None,
+            notes: vec![
+                format!("Letter: {step_name}"),
+                format!("To: {recipient}"),
+                format!("Why: {reason}"),
+            ],
+        };
+        l.cc.retain(|c| c.email != l.to.email);
+        plan.due.push(l);
+    }
+}
+
+fn letter(
+    step: &Step,
+    key: String,
+    to: Recipient,
+    cc: Vec<Recipient>,
+    due: &Resolved,
+) -> DueLetter {
+    DueLetter {
+        step: step.id.clone(),
+        step_name: step.name.clone(),
+        kind: step.kind,
+        template: step.template.clone(),
+        key,
+        to,
+        cc,
+        due: due.clone(),
+        attach: step.attach.clone(),
+        agency: None,
+        return_by: None,
+        missing: Vec::new(),
+        nil_returns: Vec::new(),
+        returns: Vec::new(),
+        meeting: None,
+        notes: Vec::new(),
+        decision: step.decision.clone(),
+    }
+}
+
+/// The agency request step a chaser/escalation/collation follows, and its return deadline.
+fn request_of<'a>(
+    ctx: &'a Ctx<'_>,
+    step: &Step,
+) -> Result<Option<(&'a Step, Resolved)>, TimelineError> {
+    let Some(req) = step.follows.as_deref().and_then(|id| ctx.process.step(id)) else {
+        return Ok(None);
+    };
+    let Some(rb) = &req.return_by else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .resolve_owned(&format!("return_by:{}", req.id), rb)?
+        .map(|r| (req, r)))
+}
+
+fn agency_key(id: &str) -> String {
+    format!("agency:{id}")
+}
+
+/// The decision a step depends on: the one it asks, or the one whose outcome opens its pathway.
+fn step_decision(step: &Step) -> Option<&str> {
+    step.decision.as_deref().or(match &step.on {
+        Pathway::Outcome { decision, .. } => Some(decision.as_str()),
+        Pathway::Always => None,
+    })
+}
+
+/// A letter's key within its step: after a decision is reopened (a query answered), the letters
+/// that depend on it are decided afresh, so their keys carry the round (`…#r1`).
+fn keyed(state: &CaseState, step: &Step, key: String) -> String {
+    match step_decision(step)
+        .and_then(|d| state.rounds.get(d))
+        .copied()
+    {
+        Some(n) if n > 0 => format!("{key}#r{n}"),
+        _ => key,
+    }
+}
+
+fn fan_out(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    due: &Resolved,
+    now: DateTime<Utc>,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let process = ctx.process;
+    match step.kind {
+        StepKind::AgencyRequest => {
+            let return_by = match &step.return_by {
+                Some(rb) => ctx.resolve_owned(&format!("return_by:{}", step.id), rb)?,
+                None => None,
+            };
+            for (id, _) in state.active_agencies() {
+                let key = keyed(state, step, agency_key(id));
+                if state.has_letter(&step.id, &key) {
+                    continue;
+                }
+                let Some(agency) = dir.agency(id) else {
+                    plan.problems
+                        .push(format!("agency `{id}` is not in the directory"));
+                    continue;
+                };
+                let to = contact_recipient(&agency.contact, "agency");
+                let cc = expand(&step.cc, process, dir, state, Some(&agency));
+                let mut l = letter(step, key, to, cc, due);
+                l.agency = Some(id.clone());
+                l.return_by = return_by.clone();
+                plan.due.push(l);
+            }
+        }
+        StepKind::Chaser => {
+            let Some((req, return_by)) = request_of(ctx, step)? else {
+                return Ok(());
+            };
+            for (id, a) in state.active_agencies() {
+                let key = keyed(state, step, agency_key(id));
+                if a.returned_at.is_some() || state.has_letter(&step.id, &key) {
+                    continue;
+                }
+                // Only chase an agency that was asked before the chase fell due: one added later
+                // has had no time to answer (the escalation covers it).
+                let asked = state
+                    .letters
+                    .get(&(req.id.clone(), keyed(state, req, agency_key(id))))
+                    .is_some_and(|l| l.queued_at <= due.at);
+                if !asked {
+                    continue;
+                }
+                let Some(agency) = dir.agency(id) else {
+                    continue;
+                };
+                // An agency whose contact is away (an auto-reply was seen) is chased via its deputy.
+                let contact = match (&a.out_of_office_at, &agency.deputy) {
+                    (Some(_), Some(deputy)) => contact_recipient(deputy, "agency deputy"),
+                    _ => contact_recipient(&agency.contact, "agency"),
+                };
+                let cc = expand(&step.cc, process, dir, state, Some(&agency));
+                let mut l = letter(step, key, contact, cc, due);
+                l.agency = Some(id.clone());
+                l.return_by = Some(return_by.clone());
+                plan.due.push(l);
+            }
+        }
+        StepKind::Escalation | StepKind::Collation => {
+            let Some((req, _)) = request_of(ctx, step)? else {
+                return Ok(());
+            };
+            let asked: Vec<&String> = state
+                .active_agencies()
+                .filter(|(id, _)| state.has_letter(&req.id, &keyed(state, req, agency_key(id))))
+                .map(|(id, _)| id)
+                .collect();
+            let missing: Vec<String> = asked
+                .iter()
+                .filter(|id| {
+                    state.agencies[id.as_str()]
+                        .returned_at
+                        .is_none_or(|t| t > now)
+                })
+                .map(|s| s.to_string())
+                .collect();
+            if step.kind == StepKind::Escalation && missing.is_empty() {
+                return Ok(());
+            }
+            if step.kind == StepKind::Collation && asked.is_empty() {
+                return Ok(());
+            }
+            let nil: Vec<String> = asked
+                .iter()
+                .filter(|id| {
+                    state.agencies[id.as_str()].nil
+                        && state.agencies[id.as_str()].returned_at.is_some()
+                })
+                .map(|s| s.to_string())
+                .collect();
+            let cc = expand(&step.cc, process, dir, state, None);
+            for to in expand(&step.to, process, dir, state, None) {
+                let key = keyed(state, step, to.email.clone());
+                if state.has_letter(&step.id, &key) {
+                    continue;
+                }
+                let mut l = letter(step, key, to, cc.clone(), due);
+                l.missing = missing.clone();
+                l.nil_returns = nil.clone();
+                plan.due.push(l);
+            }
+        }
+        StepKind::Invite => {
+            let meeting = ctx.anchor(&Anchor::Meeting)?.map(|b| match b {
+                Base::Instant(t) => t,
+                Base::Date(d) => calendar::london_instant(d, process.default_at),
+            });
+            let Some(at) = meeting else { return Ok(()) };
+            let meeting = Resolved {
+                at,
+                date: calendar::london_date(at),
+                day: ctx.day_number(calendar::london_date(at))?,
+                explanation: String::new(),
+            };
+            let cc = expand(&step.cc, process, dir, state, None);
+            for to in expand(&step.to, process, dir, state, None) {
+                let key = keyed(state, step, to.email.clone());
+                if state.has_letter(&step.id, &key) {
+                    continue;
+                }
+                let mut l = letter(step, key, to, cc.clone(), due);
+                l.meeting = Some(meeting.clone());
+                plan.due.push(l);
+            }
+        }
+        StepKind::ReturnReceipt => unreachable!("receipts are planned by their events"),
+        StepKind::Letter | StepKind::DecisionRequest | StepKind::PanelSubmission => {
+            let cc = expand(&step.cc, process, dir, state, None);
+            let to = expand(&step.to, process, dir, state, None);
+            if to.is_empty() {
+                plan.problems.push(format!(
+                    "step {}: nobody to send it to (roles: {})",
+                    step.id,
+                    step.to
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            for to in to {
+                let key = keyed(state, step, to.email.clone());
+                if state.has_letter(&step.id, &key) {
+                    continue;
+                }
+                let cc: Vec<Recipient> =
+                    cc.iter().filter(|c| c.email != to.email).cloned().collect();
+                plan.due.push(letter(step, key, to, cc, due));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A receipt for every return that arrived, sent to its agency's contact when it arrives.
+fn receipts(ctx: &Ctx<'_>, step: &Step, plan: &mut Plan) {
+    for (id, a) in ctx.state.active_agencies() {
+        let Some(at) = a.returned_at else { continue };
+        let key = keyed(ctx.state, step, agency_key(id));
+        if ctx.state.has_letter(&step.id, &key) {
+            continue;
+        }
+        let date = calendar::london_date(at);
+        let due = Resolved {
+            at,
+            date,
+            day: ctx.day_number(date).ok().flatten(),
+            explanation: "when the return arrived".into(),
+        };
+        // The recipient is filled in by the engine from the directory (it needs the contact).
+        let mut l = letter(
+            step,
+            key,
+            Recipient {
+                name: String::new(),
+                email: String::new(),
+                role: "agency".into(),
+                phone: None,
+            },
+            Vec::new(),
+            &due,
+        );
+        l.agency = Some(id.clone());
+        plan.due.push(l);
+    }
+}
+
+/// Fill in receipts' recipients from the directory (kept apart so [`receipts`] needs no directory).
+pub fn address_receipts(plan: &mut Plan, dir: &dyn Lookup) {
+    plan.due.retain_mut(|l| {
+        if l.kind != StepKind::ReturnReceipt {
+            return true;
+        }
+        match l.agency.as_deref().and_then(|id| dir.agency(id)) {
+            Some(a) => {
+                l.to = contact_recipient(&a.contact, "agency");
+                true
+            }
+            None => false,
+        }
+    });
+}
+
+/// Resolve any `When` against what has actually happened on the case (`None`: not yet known).
+/// `owner` names what is resolved (`step:<id>`, `return_by:<id>`, `decision:<id>`,
+/// `deadline:<id>`), so a person's rescheduling of it wins.
+pub fn resolve(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+    when: &When,
+    owner: &str,
+) -> Result<Option<Resolved>, TimelineError> {
+    Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    }
+    .resolve_owned(owner, when)
+}
+
+/// The process's deadlines for this case, on its open pathways, resolved where they can be.
+pub fn deadlines<'p>(
+    process: &'p Process,
+    cal: &Calendar,
+    state: &CaseState,
+) -> Result<Vec<(&'p crate::core::process::Deadline, Option<Resolved>)>, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    process
+        .deadlines
+        .iter()
+        .filter(|d| ctx.on_pathway(&d.on))
+        .map(|d| {
+            Ok((
+                d,
+                ctx.resolve_owned(&format!("deadline:{}", d.id), &d.when)?,
+            ))
+        })
+        .collect()
+}
+
+/// A step that will fall due in a window (for the digest and `caseclerk case`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upcoming {
+    pub step: String,
+    pub name: String,
+    pub kind: StepKind,
+    pub due: Resolved,
+    /// The roles it goes to, in words.
+    pub to: String,
+}
+
+/// Steps on the case's open pathways, with a known date in `[from, until)`, not yet decided for
+/// anyone. Event-driven steps (receipts) are not listed.
+pub fn upcoming(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<Upcoming>, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    let mut out = Vec::new();
+    if state.status == "closed" {
+        return Ok(out);
+    }
+    for step in &process.steps {
+        let Some(when) = &step.when else { continue };
+        if !ctx.on_pathway(&step.on) || state.letters.keys().any(|(s, _)| s == &step.id) {
+            continue;
+        }
+        let Some(due) = ctx.resolve_owned(&format!("step:{}", step.id), when)? else {
+            continue;
+        };
+        if due.at >= from && due.at < until {
+            out.push(Upcoming {
+                step: step.id.clone(),
+                name: step.name.clone(),
+                kind: step.kind,
+                due,
+                to: step
+                    .to
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    out.sort_by_key(|u| u.due.at);
+    Ok(out)
+}
+
+/// The meeting's instant for this case, if the process has one and its date is known.
+pub fn meeting_at(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+) -> Result<Option<DateTime<Utc>>, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    Ok(match ctx.anchor(&Anchor::Meeting)? {
+        Some(Base::Instant(t)) => Some(t),
+        Some(Base::Date(d)) => Some(calendar::london_instant(d, process.default_at)),
+        None => None,
+    })
+}
+
+/// Is this pathway open for the case (a decision's outcome, or its provisional outcome)?
+pub fn on_pathway(process: &Process, cal: &Calendar, state: &CaseState, pathway: &Pathway) -> bool {
+    Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    }
+    .on_pathway(pathway)
+}
+
+/// The return deadline of the case's agency request (the first on an open pathway), if known yet.
+pub fn return_deadline(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+) -> Result<Option<Resolved>, TimelineError> {
+    let ctx = Ctx {
+        process,
+        cal,
+        state,
+        mode: Mode::Actual,
+    };
+    match process
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::AgencyRequest && ctx.on_pathway(&s.on))
+    {
+        Some(step) => match &step.return_by {
+            Some(rb) => ctx.resolve_owned(&format!("return_by:{}", step.id), rb),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+// ---- the planned schedule --------------------------------------------------------------------
+
+/// One line of the planned schedule.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    pub what: String,
+    pub id: String,
+    pub kind: &'static str,
+    pub pathway: String,
+    pub when: String,
+    pub resolved: Option<Resolved>,
+    pub template: Option<String>,
+    pub recipients: String,
+}
+
+/// The whole planned schedule for a referral received at `received_at`, assuming every decision is
+/// taken on its due date. Steps anchored on events with no planned date (publication, an LCSPR
+/// decision) are listed without a date.
+pub fn schedule(
+    process: &Process,
+    cal: &Calendar,
+    received_at: DateTime<Utc>,
+    cutoff: Option<chrono::NaiveTime>,
+) -> Result<(calendar::Reckoning, Vec<Scheduled>), TimelineError> {
+    let day0 = cal
+        .day_zero(received_at, cutoff)
+        .map_err(cal_err("day 0"))?;
+    let state = CaseState::new(
+        "RR-PLAN",
+        &process.id,
+        None,
+        None,
+        received_at,
+        day0.date,
+        0,
+    );
+    let ctx = Ctx {
+        process,
+        cal,
+        state: &state,
+        mode: Mode::Planned,
+    };
+    let roles = |rs: &[Role]| {
+        rs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    for d in &process.decisions {
+        out.push(Scheduled {
+            what: format!(
+                "{} taken by reply ({})",
+                d.name,
+                d.quorum.describe(&d.voters)
+            ),
+            id: format!("decision:{}", d.id),
+            kind: "decision",
+            pathway: "every referral".into(),
+            when: d.due.describe(),
+            resolved: ctx.resolve(&d.due, &d.id)?,
+            template: None,
+            recipients: d.voters.clone(),
+        });
+    }
+    if let Some(m) = &process.meeting {
+        out.push(Scheduled {
+            what: format!("Rapid review meeting ({} minutes)", m.minutes),
+            id: "meeting".into(),
+            kind: "meeting",
+            pathway: String::new(),
+            when: m.when.describe(),
+            resolved: ctx.resolve(&m.when, "meeting")?,
+            template: None,
+            recipients: roles(&m.attendees),
+        });
+    }
+    for s in &process.steps {
+        let (when, resolved) = match &s.when {
+            Some(w) => (w.describe(), ctx.resolve(w, &s.id)?),
+            None => ("when each return arrives".to_string(), None),
+        };
+        let mut recipients = roles(&s.to);
+        if !s.cc.is_empty() {
+            recipients.push_str(&format!("; cc {}", roles(&s.cc)));
+        }
+        if let Some(rb) = &s.return_by
+            && let Some(r) = ctx.resolve(rb, &s.id)?
+        {
+            recipients.push_str(&format!("; return by {}", r.explanation));
+        }
+        out.push(Scheduled {
+            what: s.name.clone(),
+            id: s.id.clone(),
+            kind: s.kind.name(),
+            pathway: s.on.to_string(),
+            when,
+            resolved,
+            template: Some(s.template.clone()),
+            recipients,
+        });
+    }
+    for d in &process.deadlines {
+        out.push(Scheduled {
+            what: d.name.clone(),
+            id: format!("deadline:{}", d.id),
+            kind: "deadline",
+            pathway: d.on.to_string(),
+            when: d.when.describe(),
+            resolved: ctx.resolve(&d.when, &d.id)?,
+            template: None,
+            recipients: String::new(),
+        });
+    }
+    // Dated lines in time order; undated ones (waiting on an event) at the end, in file order.
+    out.sort_by(|a, b| match (&a.resolved, &b.resolved) {
+        (Some(x), Some(y)) => x.at.cmp(&y.at),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    Ok((day0, out))
+}
+
+/// Render the planned schedule as the text `caseclerk timeline` prints.
+pub fn render_schedule(
+    process: &Process,
+    received_at: DateTime<Utc>,
+    day0: &calendar::Reckoning,
+    lines: &[Scheduled],
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let local = received_at.with_timezone(&calendar::LONDON);
+    let _ = writeln!(out, "{} ({})", process.name, process.id);
+    let _ = writeln!(out, "source: {}", process.source);
+    let _ = writeln!(
+        out,
+        "referral received {}",
+        local.format("%a %-d %b %Y %H:%M %Z")
+    );
+    let _ = writeln!(out, "day 0 = {}", day0.explain());
+    let _ = writeln!(out);
+    for l in lines {
+        let day = match &l.resolved {
+            Some(r) => match r.day {
+                Some(n) => format!("day {n:>2}"),
+                None => "before".to_string(),
+            },
+            None => "  —   ".to_string(),
+        };
+        let at = match &l.resolved {
+            Some(r) => {
+                r.at.with_timezone(&calendar::LONDON)
+                    .format("%a %-d %b %Y %H:%M")
+                    .to_string()
+            }
+            None => "(date not yet known)".to_string(),
+        };
+        let _ = writeln!(out, "{day}  {at:<22}  {} [{}] {}", l.what, l.kind, l.id);
+        if !l.pathway.is_empty() && l.pathway != "every referral" {
+            let _ = writeln!(out, "          pathway: {}", l.pathway);
+        }
+        if let Some(t) = &l.template {
+            let _ = writeln!(out, "          letter: {t}");
+        }
+        if !l.recipients.is_empty() {
+            let _ = writeln!(out, "          to: {}", l.recipients);
+        }
+        match &l.resolved {
+            Some(r) => {
+                let _ = writeln!(out, "          why: {}", r.explanation);
+            }
+            None => {
+                let _ = writeln!(out, "          why: {}", l.when);
+            }
+        }
+    }
+    out
+}
+
+/// All recipients' addresses of a plan, for tests and logs (addresses are hashed by callers).
+pub fn recipients(plan: &Plan) -> BTreeSet<String> {
+    plan.due.iter().map(|l| l.to.email.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::case::{AgencyState, LetterState};
+    use crate::core::process::{self, Environment};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    const PROCESS: &str = r#"
+        id = "test"
+        name = "Test partnership"
+        source = "unit test"
+        [[decision]]
+        id = "screening"
+        voters = "screening_panel"
+        quorum = "all"
+        outcomes = ["meets", "nfa"]
+        due = { day = 1, at = "17:00" }
+        [meeting]
+        when = { day = 11, at = "14:00" }
+        attendees = ["review_group"]
+        [[step]]
+        id = "acknowledge"
+        name = "Acknowledge"
+        when = { anchor = "referral_received" }
+        template = "t"
+        to = ["referrer"]
+        [[step]]
+        id = "outcome"
+        name = "Outcome to referrer"
+        on = "screening:meets"
+        when = { anchor = "decision:screening", at = "10:00" }
+        template = "t"
+        to = ["referrer"]
+        [[step]]
+        id = "request"
+        name = "Agency request"
+        kind = "agency_request"
+        on = "screening:meets"
+        when = { day = 2 }
+        template = "t"
+        to = ["agency"]
+        return_by = { day = 7, at = "17:00" }
+        [[step]]
+        id = "receipt"
+        name = "Receipt"
+        kind = "return_receipt"
+        on = "screening:meets"
+        follows = "request"
+        template = "t"
+        to = ["agency"]
+        [[step]]
+        id = "chase"
+        name = "Chase"
+        kind = "chaser"
+        on = "screening:meets"
+        follows = "request"
+        when = { day = 7, at = "10:00" }
+        template = "t"
+        to = ["agency"]
+        cc = ["agency_lead"]
+        [[step]]
+        id = "escalate"
+        name = "Escalate"
+        kind = "escalation"
+        on = "screening:meets"
+        follows = "request"
+        when = { day = 8 }
+        template = "t"
+        to = ["business_manager"]
+        [[step]]
+        id = "pack"
+        name = "Collation"
+        kind = "collation"
+        on = "screening:meets"
+        follows = "request"
+        when = { day = 8, at = "08:30" }
+        template = "t"
+        to = ["review_group"]
+        [[step]]
+        id = "invite"
+        name = "Invite"
+        kind = "invite"
+        on = "screening:meets"
+        when = { day = 2 }
+        template = "t"
+        to = ["attendees"]
+    "#;
+
+    fn process(text: &str) -> Process {
+        process::parse(
+            "test.toml",
+            text,
+            &Environment {
+                has_template: &|_| true,
+            },
+        )
+        .unwrap()
+    }
+
+    struct Dir;
+    fn contact(name: &str, email: &str) -> Contact {
+        Contact {
+            name: name.into(),
+            email: email.into(),
+            phone: None,
+            partner: None,
+        }
+    }
+    impl Lookup for Dir {
+        fn people(&self, role: &str, _area: Option<&str>) -> Vec<Contact> {
+            match role {
+                "screening_panel" => vec![
+                    contact("LA", "la@x.test"),
+                    contact("Police", "police@x.test"),
+                ],
+                "review_group" => vec![contact("Group", "group@x.test")],
+                "business_manager" => vec![contact("Manager", "manager@x.test")],
+                _ => vec![],
+            }
+        }
+        fn agency(&self, id: &str) -> Option<Agency> {
+            Some(Agency {
+                id: id.into(),
+                name: id.to_uppercase(),
+                aliases: vec![],
+                contact: contact("Contact", &format!("{id}@agency.test")),
+                lead: Some(contact("Lead", &format!("{id}.lead@agency.test"))),
+                deputy: Some(contact("Deputy", &format!("{id}.deputy@agency.test"))),
+                domains: vec![],
+            })
+        }
+    }
+
+    /// A case received Tue 22 Dec 2026 10:15 (day 0), with no events after opening.
+    fn opened() -> CaseState {
+        CaseState::new(
+            "RR-2026-0001",
+            "test",
+            None,
+            Some("referrer@hospital.test".into()),
+            t("2026-12-22T10:15:00Z"),
+            NaiveDate::from_ymd_opt(2026, 12, 22).unwrap(),
+            1,
+        )
+    }
+
+    fn sent(state: &mut CaseState, step: &str, key: &str, at: &str) {
+        state.letters.insert(
+            (step.into(), key.into()),
+            LetterState {
+                outbox: 1,
+                due_at: t(at),
+                queued_at: t(at),
+                sent_at: Some(t(at)),
+                undelivered: None,
+            },
+        );
+    }
+
+    fn steps(plan: &Plan) -> Vec<(String, String)> {
+        plan.due
+            .iter()
+            .map(|l| (l.step.clone(), l.key.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_acknowledgement_is_due_the_moment_the_referral_arrives_and_nothing_else_before_screening()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let plan = plan(&p, &Dir, &cal, &opened(), t("2026-12-22T10:16:00Z")).unwrap();
+        assert_eq!(
+            steps(&plan),
+            [(
+                "acknowledge".to_string(),
+                "referrer@hospital.test".to_string()
+            )]
+        );
+        assert_eq!(plan.due[0].due.at, t("2026-12-22T10:15:00Z"));
+        // Nothing else can fall due until the screening decision is taken: no wake-up is scheduled
+        // for pathway steps, whose anchor or pathway is still unknown.
+        assert_eq!(plan.next_wake, None);
+    }
+
+    #[test]
+    fn a_letter_already_decided_is_not_decided_again() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        let plan = plan(&p, &Dir, &cal, &s, t("2026-12-22T11:00:00Z")).unwrap();
+        assert!(plan.due.is_empty());
+    }
+
+    #[test]
+    fn the_screening_decision_opens_its_pathway_and_overdue_steps_come_out_at_once() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        s.agencies.insert("police".into(), AgencyState::default());
+        // Decided late, on day 3 (Tue 29 Dec: no closure days in the bundled calendar) at 15:00:
+        // the day-2 request is overdue and goes at once.
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-29T15:00:00Z")),
+        );
+        let now = t("2026-12-29T15:00:30Z");
+        let plan = plan(&p, &Dir, &cal, &s, now).unwrap();
+        let got = steps(&plan);
+        assert!(
+            got.contains(&("outcome".into(), "referrer@hospital.test".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("request".into(), "agency:police".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("invite".into(), "group@x.test".into())),
+            "{got:?}"
+        );
+        let outcome = plan.due.iter().find(|l| l.step == "outcome").unwrap();
+        assert_eq!(
+            outcome.due.at,
+            t("2026-12-29T15:00:00Z"),
+            "never before the decision itself"
+        );
+        let request = plan.due.iter().find(|l| l.step == "request").unwrap();
+        assert_eq!(request.due.day, Some(2));
+        assert_eq!(request.to.email, "police@agency.test");
+        let rb = request.return_by.as_ref().unwrap();
+        assert_eq!(rb.day, Some(7));
+        assert_eq!(rb.date, NaiveDate::from_ymd_opt(2027, 1, 5).unwrap());
+        let invite = plan.due.iter().find(|l| l.step == "invite").unwrap();
+        assert_eq!(invite.meeting.as_ref().unwrap().day, Some(11));
+        // The chaser's day is next.
+        assert_eq!(plan.next_wake, Some(t("2027-01-05T10:00:00Z")));
+    }
+
+    #[test]
+    fn a_decision_against_the_pathway_closes_it() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        s.agencies.insert("police".into(), AgencyState::default());
+        s.decisions.insert(
+            "screening".into(),
+            ("nfa".into(), t("2026-12-23T12:00:00Z")),
+        );
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-02-01T12:00:00Z")).unwrap();
+        assert!(plan.due.is_empty(), "{:?}", steps(&plan));
+    }
+
+    /// A case screened in on day 1 with four agencies asked on day 2.
+    fn asked_four() -> CaseState {
+        let mut s = opened();
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-23T12:00:00Z")),
+        );
+        for id in ["police", "health", "school", "gp"] {
+            s.agencies.insert(id.into(), AgencyState::default());
+            sent(
+                &mut s,
+                "request",
+                &format!("agency:{id}"),
+                "2026-12-24T09:00:00Z",
+            );
+        }
+        for step in ["acknowledge", "outcome"] {
+            sent(
+                &mut s,
+                step,
+                "referrer@hospital.test",
+                "2026-12-23T12:00:00Z",
+            );
+        }
+        sent(&mut s, "invite", "group@x.test", "2026-12-24T09:00:00Z");
+        s
+    }
+
+    #[test]
+    fn on_the_chase_day_only_agencies_that_have_not_returned_are_chased_and_an_absent_contact_goes_to_the_deputy()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        s.agencies.get_mut("police").unwrap().returned_at = Some(t("2026-12-30T10:00:00Z"));
+        s.agencies.get_mut("school").unwrap().out_of_office_at = Some(t("2026-12-24T09:01:00Z"));
+        sent(&mut s, "receipt", "agency:police", "2026-12-30T10:00:00Z");
+        // Day 7 is Tue 5 Jan 2027; chase at 10:00.
+        let before = plan(&p, &Dir, &cal, &s, t("2027-01-05T09:59:00Z")).unwrap();
+        assert!(before.due.is_empty());
+        assert_eq!(before.next_wake, Some(t("2027-01-05T10:00:00Z")));
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-01-05T10:00:00Z")).unwrap();
+        let chased: Vec<_> = plan.due.iter().filter(|l| l.step == "chase").collect();
+        let keys: Vec<_> = chased.iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(keys, ["agency:gp", "agency:health", "agency:school"]);
+        let school = chased.iter().find(|l| l.key == "agency:school").unwrap();
+        assert_eq!(school.to.email, "school.deputy@agency.test");
+        assert_eq!(school.cc[0].email, "school.lead@agency.test");
+        assert_eq!(school.return_by.as_ref().unwrap().day, Some(7));
+    }
+
+    #[test]
+    fn an_agency_asked_after_the_chase_day_is_not_chased_that_day() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        s.agencies
+            .insert("late-added".into(), AgencyState::default());
+        sent(
+            &mut s,
+            "request",
+            "agency:late-added",
+            "2027-01-06T09:00:00Z",
+        );
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:30:00Z")).unwrap();
+        assert!(
+            !plan
+                .due
+                .iter()
+                .any(|l| l.key == "agency:late-added" && l.step == "chase")
+        );
+    }
+
+    #[test]
+    fn a_receipt_is_due_when_a_return_arrives() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        s.agencies.get_mut("health").unwrap().returned_at = Some(t("2026-12-31T11:00:00Z"));
+        let mut plan = plan(&p, &Dir, &cal, &s, t("2026-12-31T11:00:05Z")).unwrap();
+        address_receipts(&mut plan, &Dir);
+        assert_eq!(
+            steps(&plan),
+            [("receipt".to_string(), "agency:health".to_string())]
+        );
+        assert_eq!(plan.due[0].to.email, "health@agency.test");
+    }
+
+    #[test]
+    fn the_collation_pack_lists_nil_returns_and_missing_agencies_and_the_escalation_names_the_missing()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        for (id, nil) in [("police", false), ("health", true), ("school", false)] {
+            let a = s.agencies.get_mut(id).unwrap();
+            a.returned_at = Some(t("2027-01-04T10:00:00Z"));
+            a.nil = nil;
+            sent(
+                &mut s,
+                "receipt",
+                &format!("agency:{id}"),
+                "2027-01-04T10:00:00Z",
+            );
+        }
+        sent(&mut s, "chase", "agency:gp", "2027-01-05T10:00:00Z");
+        // Day 8 is Wed 6 Jan 2027.
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:00:00Z")).unwrap();
+        let pack = plan.due.iter().find(|l| l.step == "pack").unwrap();
+        assert_eq!(pack.missing, ["gp"]);
+        assert_eq!(pack.nil_returns, ["health"]);
+        assert_eq!(pack.to.email, "group@x.test");
+        let esc = plan.due.iter().find(|l| l.step == "escalate").unwrap();
+        assert_eq!(esc.missing, ["gp"]);
+        // Once everyone has returned there is nothing to escalate.
+        s.agencies.get_mut("gp").unwrap().returned_at = Some(t("2027-01-05T16:00:00Z"));
+        let plan2 = super::plan(&p, &Dir, &cal, &s, t("2027-01-06T09:00:00Z")).unwrap();
+        assert!(!plan2.due.iter().any(|l| l.step == "escalate"));
+    }
+
+    #[test]
+    fn a_provisional_outcome_runs_its_pathway_until_the_decision_says_otherwise() {
+        let text = PROCESS.replace(
+            r#"outcomes = ["meets", "nfa"]"#,
+            "outcomes = [\"meets\", \"nfa\"]\n        provisional = \"meets\"",
+        );
+        let p = process(&text);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        s.agencies.insert("police".into(), AgencyState::default());
+        // Day 2 (Thu 24 Dec) 09:00 with no decision yet: the request goes.
+        let plan = plan(&p, &Dir, &cal, &s, t("2026-12-24T09:00:00Z")).unwrap();
+        assert!(
+            plan.due.iter().any(|l| l.step == "request"),
+            "{:?}",
+            steps(&plan)
+        );
+        s.decisions.insert(
+            "screening".into(),
+            ("nfa".into(), t("2026-12-24T10:00:00Z")),
+        );
+        let plan = super::plan(&p, &Dir, &cal, &s, t("2026-12-24T11:00:00Z")).unwrap();
+        assert!(!plan.due.iter().any(|l| l.step == "request"));
+    }
+
+    #[test]
+    fn a_closed_case_plans_nothing() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        s.status = "closed".into();
+        let plan = plan(&p, &Dir, &cal, &s, t("2027-06-01T09:00:00Z")).unwrap();
+        assert!(plan.due.is_empty() && plan.next_wake.is_none());
+    }
+
+    #[test]
+    fn a_rescheduled_meeting_moves_the_invite() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-23T12:00:00Z")),
+        );
+        s.meeting_at = Some(t("2027-01-08T13:30:00Z"));
+        let plan = plan(&p, &Dir, &cal, &s, t("2026-12-24T09:00:00Z")).unwrap();
+        let invite = plan.due.iter().find(|l| l.step == "invite").unwrap();
+        assert_eq!(
+            invite.meeting.as_ref().unwrap().at,
+            t("2027-01-08T13:30:00Z")
+        );
+    }
+
+    #[test]
+    fn an_undelivered_letter_is_raised_to_the_business_manager_once_and_a_notice_never_about_a_notice()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        s.letters
+            .get_mut(&(
+                "acknowledge".to_string(),
+                "referrer@hospital.test".to_string(),
+            ))
+            .unwrap()
+            .undelivered = Some("bounced".into());
+        let now = t("2026-12-22T10:20:00Z");
+        let got = plan(&p, &Dir, &cal, &s, now).unwrap();
+        assert_eq!(
+            steps(&got),
+            [(UNDELIVERED_NOTICE.to_string(), "undelivered:1".to_string())]
+        );
+        assert_eq!(got.due[0].to.email, "manager@x.test");
+        assert!(
+            got.due[0].notes.iter().any(|n| n == "Why: bounced"),
+            "{:?}",
+            got.due[0].notes
+        );
+        sent(
+            &mut s,
+            UNDELIVERED_NOTICE,
+            "undelivered:1",
+            "2026-12-22T10:20:00Z",
+        );
+        s.letters
+            .get_mut(&(UNDELIVERED_NOTICE.to_string(), "undelivered:1".to_string()))
+            .unwrap()
+            .undelivered = Some("bounced too".into());
+        assert!(plan(&p, &Dir, &cal, &s, now).unwrap().due.is_empty());
+    }
+
+    #[test]
+    fn upcoming_lists_what_falls_due_in_a_window_on_open_pathways_only() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        sent(
+            &mut s,
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-12-22T10:15:00Z",
+        );
+        // Before screening, nothing on the meets pathway is upcoming.
+        let none = upcoming(
+            &p,
+            &cal,
+            &s,
+            t("2026-12-22T11:00:00Z"),
+            t("2027-02-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert!(none.is_empty(), "{none:?}");
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-23T12:00:00Z")),
+        );
+        let next_two_days = upcoming(
+            &p,
+            &cal,
+            &s,
+            t("2026-12-24T00:00:00Z"),
+            t("2026-12-30T00:00:00Z"),
+        )
+        .unwrap();
+        let ids: Vec<&str> = next_two_days.iter().map(|u| u.step.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["request", "invite"],
+            "day 2 (Thu 24 Dec) only; day 3 is Tue 29 Dec"
+        );
+        assert_eq!(
+            meeting_at(&p, &cal, &s).unwrap(),
+            Some(t("2027-01-11T14:00:00Z")),
+            "day 11"
+        );
+    }
+
+    #[test]
+    fn an_lcspr_that_will_miss_six_months_is_reported_to_the_panel_and_the_secretary_of_state_once()
+    {
+        let text = format!(
+            "{PROCESS}\n[[decision]]\nid = \"sign_off\"\nvoters = \"screening_panel\"\nquorum = \"all\"\noutcomes = [\"lcspr\", \"no_lcspr\"]\ndue = {{ day = 15 }}\n\
+             [[deadline]]\nid = \"lcspr_six_months\"\nname = \"LCSPR\"\non = \"sign_off:lcspr\"\nwhen = {{ anchor = \"lcspr_decision\", months = 6, roll = \"previous\" }}\n"
+        );
+        let p = process(&text);
+        let cal = Calendar::bundled();
+        let mut s = opened();
+        s.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-12-23T12:00:00Z")),
+        );
+        for step in ["acknowledge", "outcome"] {
+            sent(
+                &mut s,
+                step,
+                "referrer@hospital.test",
+                "2026-12-23T12:00:00Z",
+            );
+        }
+        sent(&mut s, "invite", "group@x.test", "2026-12-24T09:00:00Z");
+        s.decisions.insert(
+            "sign_off".into(),
+            ("lcspr".into(), t("2027-01-14T12:00:00Z")),
+        );
+        struct WithPanel;
+        impl Lookup for WithPanel {
+            fn people(&self, role: &str, area: Option<&str>) -> Vec<Contact> {
+                match role {
+                    "national_panel" => vec![contact("Panel", "panel@x.test")],
+                    "secretary_of_state" => vec![contact("DfE", "dfe@x.test")],
+                    other => Dir.people(other, area),
+                }
+            }
+            fn agency(&self, id: &str) -> Option<Agency> {
+                Dir.agency(id)
+            }
+        }
+        let notices = |plan: &Plan| {
+            plan.due
+                .iter()
+                .filter(|l| l.step == LCSPR_DELAY_NOTICE)
+                .map(|l| l.to.email.clone())
+                .collect::<Vec<_>>()
+        };
+        // Publication planned in time: nothing.
+        s.publication = Some(NaiveDate::from_ymd_opt(2027, 7, 1).unwrap());
+        assert!(
+            notices(&plan(&p, &WithPanel, &cal, &s, t("2027-02-01T09:00:00Z")).unwrap()).is_empty()
+        );
+        // Planned after 14 Jul 2027: both are told at once.
+        s.publication = Some(NaiveDate::from_ymd_opt(2027, 9, 1).unwrap());
+        assert_eq!(
+            notices(&plan(&p, &WithPanel, &cal, &s, t("2027-02-01T09:00:00Z")).unwrap()),
+            ["panel@x.test", "dfe@x.test"]
+        );
+        // None planned: told when the six months pass, not before.
+        s.publication = None;
+        let before = plan(&p, &WithPanel, &cal, &s, t("2027-07-13T09:00:00Z")).unwrap();
+        assert!(notices(&before).is_empty());
+        assert!(
+            notices(&plan(&p, &WithPanel, &cal, &s, t("2027-07-14T10:00:00Z")).unwrap()).len() == 2
+        );
+        sent(
+            &mut s,
+            LCSPR_DELAY_NOTICE,
+            "lcspr-delay:panel@x.test",
+            "2027-07-14T10:00:00Z",
+        );
+        sent(
+            &mut s,
+            LCSPR_DELAY_NOTICE,
+            "lcspr-delay:dfe@x.test",
+            "2027-07-14T10:00:00Z",
+        );
+        assert!(
+            notices(&plan(&p, &WithPanel, &cal, &s, t("2027-07-15T10:00:00Z")).unwrap()).is_empty()
+        );
+    }
+}

@@ -1,0 +1,1326 @@
+//! Read-only views of every case for the business unit: what the digest and the tracker read.
+//!
+//! Owns gathering one snapshot from the configuration and the store at an instant ([`gather`]):
+//! every case's row and folded state, its letters, its deadlines resolved (and whether caseclerk
+//! can see they were met), its upcoming steps, its meeting, agencies overdue with a contact to
+//! phone, decisions awaited with the people who have not voted, replies held for a person; plus
+//! the messages waiting in triage, letters that could not be delivered, and the mailbox's health.
+//! Per case the derivation is pure ([`case_view`]) so tests build views from events without a
+//! database.
+//!
+//! Views carry *labels*, never addresses: a person is a directory name (and phone), an agency its
+//! directory name, a letter's recipient "Greater Manchester Police" or "the referrer". Nothing here
+//! reads a message's subject or body.
+//!
+//! Must not: change anything (no events, no outbox rows); decide what is due (that is
+//! [`crate::core::timeline`], whose functions it calls); hold SQL (that is [`crate::shell::store`]).
+
+use crate::core::calendar::Calendar;
+use crate::core::case::{self, CaseState, Event, Recorded};
+use crate::core::directory::{Agency, Contact, Directory};
+use crate::core::process::{Process, StepKind};
+use crate::core::records::{CaseRow, EventRow, LetterSummary};
+use crate::core::timeline::{self, Resolved, Upcoming};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+
+/// The step name of the daily digest in the outbox.
+pub const DIGEST_STEP: &str = "digest";
+/// The step name of the tracker report in the outbox.
+pub const TRACKER_STEP: &str = "tracker-report";
+
+/// Where names come from: the process, the calendar and the directory.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub process: &'a Process,
+    pub calendar: &'a Calendar,
+    pub directory: &'a Directory,
+}
+
+impl<'a> Context<'a> {
+    /// The people in a role for a case in `area` (the area's list first), as [`Directory::people`].
+    pub fn people(&self, role: &str, area: Option<&str>) -> &'a [Contact] {
+        self.directory.people(role, area)
+    }
+
+    fn agency(&self, id: &str) -> Option<&'a Agency> {
+        self.directory.agency(id)
+    }
+
+    /// The agency an address speaks for: one of its people, else its mail domain.
+    pub fn agency_of_address(&self, email: &str) -> Option<&'a Agency> {
+        self.directory.agency_of(email)
+    }
+
+    /// A person's directory name for an address (any role, any area, any agency's people).
+    fn name_of(&self, email: &str) -> Option<String> {
+        if let Some(c) = self.directory.person(email) {
+            return Some(c.name.clone());
+        }
+        for a in &self.directory.agencies {
+            for c in [Some(&a.contact), a.lead.as_ref(), a.deputy.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if c.email.eq_ignore_ascii_case(email) {
+                    return Some(format!("{} ({})", c.name, a.name));
+                }
+            }
+        }
+        None
+    }
+
+    /// Who a letter went to, in words: never an address.
+    pub fn recipient_label(&self, key: &str, referrer: Option<&str>) -> String {
+        if let Some(id) = key.strip_prefix("agency:") {
+            return self.agency(id).map_or(id.to_string(), |a| a.name.clone());
+        }
+        if let Some(roles) = key.strip_prefix("role:") {
+            return roles.replace('_', " ").replace('+', ", ");
+        }
+        if key.starts_with("undelivered:") {
+            return "business manager".into();
+        }
+        if let Some(m) = key.strip_prefix("notice:") {
+            return format!("the sender of message {m}");
+        }
+        if referrer.is_some_and(|r| r.eq_ignore_ascii_case(key)) {
+            return "the referrer".into();
+        }
+        self.name_of(key)
+            .unwrap_or_else(|| "someone outside the directory".into())
+    }
+
+    /// A step's name for people.
+    pub fn step_name(&self, step: &str) -> String {
+        if let Some(s) = self.process.step(step) {
+            return s.name.clone();
+        }
+        match step {
+            DIGEST_STEP => "Daily digest".into(),
+            TRACKER_STEP => "Tracker report".into(),
+            timeline::UNDELIVERED_NOTICE => "Undelivered letter notice".into(),
+            other => match other.strip_prefix("notice-") {
+                Some(n) => {
+                    let mut s = n.replace('-', " ");
+                    if let Some(first) = s.get(0..1) {
+                        s.replace_range(0..1, &first.to_uppercase());
+                    }
+                    format!("{s} notice")
+                }
+                None => other.to_string(),
+            },
+        }
+    }
+}
+
+/// A person to call or wait for: a directory name and phone, never an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub name: String,
+    pub phone: Option<String>,
+}
+
+impl Person {
+    fn of(c: &Contact) -> Person {
+        Person {
+            name: c.name.clone(),
+            phone: c.phone.clone(),
+        }
+    }
+}
+
+/// One letter of a case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LetterView {
+    pub outbox: i64,
+    pub step: String,
+    pub step_name: String,
+    pub kind: Option<StepKind>,
+    /// Who it went to, in words.
+    pub to: String,
+    pub state: String,
+    pub due_at: DateTime<Utc>,
+    pub queued_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A statutory or local deadline of the case's process, on an open pathway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadlineView {
+    pub id: String,
+    pub name: String,
+    /// `None` while its anchor has not happened (an LCSPR decision not yet taken).
+    pub due: Option<Resolved>,
+    /// Whether caseclerk can see the deadline being met (see [`met_evidence`]).
+    pub verifiable: bool,
+    /// When it was met, if caseclerk saw it.
+    pub met_at: Option<DateTime<Utc>>,
+}
+
+impl DeadlineView {
+    /// Met on or before the deadline? `None` while not met (or not yet known).
+    pub fn on_time(&self) -> Option<bool> {
+        Some(self.met_at? <= self.due.as_ref()?.at)
+    }
+}
+
+/// One agency on the case (removed agencies are left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgencyView {
+    pub id: String,
+    pub name: String,
+    /// The contact information requests go to.
+    pub contact: Option<Person>,
+    /// Who to call instead when the contact's out-of-office reply was seen.
+    pub deputy: Option<Person>,
+    pub away: bool,
+    /// When the information request was sent (else decided) for it.
+    pub asked_at: Option<DateTime<Utc>>,
+    pub returned_at: Option<DateTime<Utc>>,
+    pub late: bool,
+    pub nil: bool,
+    /// Asked, not returned, and the return deadline has passed.
+    pub overdue: bool,
+}
+
+/// One of the process's decisions on this case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionView {
+    pub id: String,
+    pub name: String,
+    /// The outcome and when it was taken.
+    pub outcome: Option<(String, DateTime<Utc>)>,
+    /// The outcome assumed meanwhile (NE Lincs).
+    pub provisional: Option<String>,
+    pub due: Option<Resolved>,
+    /// When the request for votes first went out.
+    pub requested_at: Option<DateTime<Utc>>,
+    pub voters: Vec<Person>,
+    /// Voters whose vote has not been counted yet.
+    pub not_voted: Vec<Person>,
+    /// Not taken, on an open pathway, and its request letter has gone out.
+    pub awaited: bool,
+}
+
+/// A reply held for a person (not yet confirmed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldView {
+    pub message: i64,
+    /// The decision's name, if the reply was about one.
+    pub decision: Option<String>,
+    /// Is that decision still open?
+    pub decision_open: bool,
+    /// The sender's directory name, else "someone outside the directory".
+    pub from: String,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// Everything the business unit's views need about one case.
+#[derive(Debug, Clone)]
+pub struct CaseView {
+    pub row: CaseRow,
+    pub state: CaseState,
+    /// The referrer's agency (by address or mail domain), never the address.
+    pub referrer_agency: Option<String>,
+    pub letters: Vec<LetterView>,
+    pub deadlines: Vec<DeadlineView>,
+    /// Steps on open pathways not yet decided, due from now on, earliest first.
+    pub upcoming: Vec<Upcoming>,
+    /// The meeting, when it is on the case's pathway and its date is known.
+    pub meeting: Option<DateTime<Utc>>,
+    /// The agencies' return deadline, once known.
+    pub return_deadline: Option<Resolved>,
+    pub agencies: Vec<AgencyView>,
+    pub decisions: Vec<DecisionView>,
+    pub held: Vec<HeldView>,
+    /// When the rapid review first went to the National Panel (a `panel_submission` step sent).
+    pub panel_submitted: Option<DateTime<Utc>>,
+    /// What could not be worked out for this case (each needs a person).
+    pub problems: Vec<String>,
+}
+
+impl CaseView {
+    pub fn reference(&self) -> &str {
+        &self.state.reference
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state.status != "closed"
+    }
+
+    /// Decisions awaited: not taken, pathway open, request sent.
+    pub fn awaited(&self) -> impl Iterator<Item = &DecisionView> {
+        self.decisions.iter().filter(|d| d.awaited)
+    }
+
+    /// Agencies asked whose return is overdue.
+    pub fn overdue_agencies(&self) -> impl Iterator<Item = &AgencyView> {
+        self.agencies.iter().filter(|a| a.overdue)
+    }
+
+    pub fn decision(&self, id: &str) -> Option<&DecisionView> {
+        self.decisions.iter().find(|d| d.id == id)
+    }
+
+    /// The screening decision: the process's first decision.
+    pub fn screening(&self) -> Option<&DecisionView> {
+        self.decisions.first()
+    }
+
+    /// The decision that can commission an LCSPR (one with an `lcspr` outcome): the one taken,
+    /// else the first. Buckinghamshire has two (chair, or subgroup); only one is ever taken.
+    pub fn lcspr_decision(&self, process: &Process) -> Option<&DecisionView> {
+        let candidates: Vec<&DecisionView> = self
+            .decisions
+            .iter()
+            .filter(|d| {
+                process
+                    .decision(&d.id)
+                    .is_some_and(|p| p.outcomes.iter().any(|o| o == "lcspr"))
+            })
+            .collect();
+        candidates
+            .iter()
+            .find(|d| d.outcome.is_some())
+            .or(candidates.first())
+            .copied()
+    }
+
+    pub fn deadline(&self, id: &str) -> Option<&DeadlineView> {
+        self.deadlines.iter().find(|d| d.id == id)
+    }
+}
+
+/// A message waiting for a person (`caseclerk triage`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriageView {
+    pub message: i64,
+    pub received: DateTime<Utc>,
+    /// The classification rule that put it there ("unmatched", "secure_portal", …).
+    pub rule: String,
+}
+
+/// A letter that was refused, bounced or given up on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndeliveredView {
+    /// The case reference (`None` for the digest or the tracker report).
+    pub case: Option<String>,
+    pub outbox: i64,
+    pub step_name: String,
+    pub to: String,
+    /// "bounced" or "refused or not sent" (the server's words can quote addresses: left out).
+    pub how: String,
+    pub queued_at: DateTime<Utc>,
+}
+
+/// How reading the mailbox is going.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MailboxHealth {
+    /// Has caseclerk ever read it (or tried)?
+    pub known: bool,
+    pub last_ok_at: Option<DateTime<Utc>>,
+    /// Failed attempts since the last successful read.
+    pub failures: i64,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// What kind of failure: "login failed", "cannot connect", … (no server text).
+    pub last_error: Option<String>,
+}
+
+impl MailboxHealth {
+    /// Does it need a person?
+    pub fn failing(&self) -> bool {
+        self.failures > 0
+    }
+}
+
+/// Everything at one instant.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub now: DateTime<Utc>,
+    /// "Since the last digest": the previous digest's send time, or 24 hours before `now`.
+    pub since: DateTime<Utc>,
+    pub partnership: String,
+    pub short_name: String,
+    pub cases: Vec<CaseView>,
+    /// Letters that belong to no case (the digest, the tracker report).
+    pub other_letters: Vec<LetterView>,
+    pub triage: Vec<TriageView>,
+    pub undelivered: Vec<UndeliveredView>,
+    pub mailbox: MailboxHealth,
+    /// Cases whose history cannot be read at all (reference: why).
+    pub problems: Vec<String>,
+}
+
+/// The category of a stored mailbox error, without the server's words.
+pub fn error_kind(text: &str) -> String {
+    let t = text.to_lowercase();
+    if t.contains("login") {
+        "login failed (check the mailbox password)".into()
+    } else if t.contains("tls") {
+        "secure connection failed".into()
+    } else if t.contains("cannot connect") {
+        "cannot connect to the mail server".into()
+    } else if t.contains("timed out") {
+        "the mail server stopped answering".into()
+    } else if t.contains("password") {
+        "no mailbox password configured".into()
+    } else {
+        "the mailbox could not be read".into()
+    }
+}
+
+/// Text from elsewhere in caseclerk (a held reply's reason, an error) with anything that looks like
+/// an address replaced, so no address reaches the business unit's email by accident.
+pub fn scrub(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.contains('@') { "[address]" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Which deadlines caseclerk can see being met, and by what.
+///
+/// Only the National Panel deadline (`national_panel`): it is met when a `panel_submission` step
+/// has been sent. Every other deadline is met by someone else's action caseclerk does not see (the
+/// local authority's own notification, a report being published), so the digest names it around
+/// its date and asks a person to check, rather than calling it overdue for ever.
+pub fn met_evidence(
+    deadline_id: &str,
+    panel_submitted: Option<DateTime<Utc>>,
+) -> (bool, Option<DateTime<Utc>>) {
+    match deadline_id {
+        "national_panel" => (true, panel_submitted),
+        _ => (false, None),
+    }
+}
+
+/// Fold stored events into a case's state.
+pub fn fold_rows(events: &[EventRow]) -> Result<CaseState, String> {
+    let mut recorded = Vec::with_capacity(events.len());
+    for e in events {
+        let event: Event = serde_json::from_value(e.data.clone())
+            .map_err(|err| format!("event {} cannot be read: {err}", e.id))?;
+        recorded.push(Recorded {
+            at: e.at,
+            actor: e.actor.clone(),
+            event,
+        });
+    }
+    case::fold(&recorded).map_err(|e| e.to_string())
+}
+
+/// The view of one case at `now`: pure, from its row, state and letters.
+pub fn case_view(
+    ctx: &Context<'_>,
+    row: CaseRow,
+    state: CaseState,
+    summaries: &[LetterSummary],
+    now: DateTime<Utc>,
+) -> CaseView {
+    let p = ctx.process;
+    let cal = ctx.calendar;
+    let mut problems = Vec::new();
+    let letters: Vec<LetterView> = summaries
+        .iter()
+        .filter(|l| l.case_id == Some(row.id))
+        .map(|l| LetterView {
+            outbox: l.id,
+            step: l.step.clone(),
+            step_name: ctx.step_name(&l.step),
+            kind: p.step(&l.step).map(|s| s.kind),
+            to: ctx.recipient_label(&l.recipient, state.referrer.as_deref()),
+            state: l.state.clone(),
+            due_at: l.due_at,
+            queued_at: l.queued_at,
+            sent_at: l.sent_at,
+        })
+        .collect();
+    let referrer_agency = state
+        .referrer
+        .as_deref()
+        .and_then(|r| ctx.agency_of_address(r))
+        .map(|a| a.name.clone());
+    let mut view = CaseView {
+        row,
+        referrer_agency,
+        letters,
+        deadlines: Vec::new(),
+        upcoming: Vec::new(),
+        meeting: None,
+        return_deadline: None,
+        agencies: Vec::new(),
+        decisions: Vec::new(),
+        held: Vec::new(),
+        panel_submitted: None,
+        problems: Vec::new(),
+        state,
+    };
+    if view.state.process != p.id {
+        view.problems.push(format!(
+            "belongs to process {}, not {} (this configuration's): not planned",
+            view.state.process, p.id
+        ));
+        return view;
+    }
+    let state = &view.state;
+    let area = state.area.as_deref();
+    let panel_submitted = view
+        .letters
+        .iter()
+        .filter(|l| l.kind == Some(StepKind::PanelSubmission))
+        .filter_map(|l| l.sent_at)
+        .min();
+
+    // Deadlines.
+    let mut deadlines = Vec::new();
+    match timeline::deadlines(p, cal, state) {
+        Ok(list) => {
+            for (d, r) in list {
+                let (verifiable, met_at) = met_evidence(&d.id, panel_submitted);
+                deadlines.push(DeadlineView {
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                    due: r,
+                    verifiable,
+                    met_at,
+                });
+            }
+        }
+        Err(e) => problems.push(format!("deadlines cannot be computed: {e}")),
+    }
+
+    // Upcoming steps, from now on (the first is the tracker's "next step").
+    let upcoming = match timeline::upcoming(p, cal, state, now, now + Duration::days(3 * 366)) {
+        Ok(u) => u,
+        Err(e) => {
+            problems.push(format!("upcoming steps cannot be computed: {e}"));
+            Vec::new()
+        }
+    };
+
+    // The meeting: when invitations are on an open pathway (or it was scheduled by hand).
+    let invited = p
+        .steps
+        .iter()
+        .any(|s| s.kind == StepKind::Invite && timeline::on_pathway(p, cal, state, &s.on));
+    let meeting = if invited || state.meeting_at.is_some() {
+        match timeline::meeting_at(p, cal, state) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(format!("the meeting date cannot be computed: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    // Agencies.
+    let return_deadline = match timeline::return_deadline(p, cal, state) {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("the return deadline cannot be computed: {e}"));
+            None
+        }
+    };
+    let agencies = state
+        .active_agencies()
+        .map(|(id, a)| {
+            let dir = ctx.agency(id);
+            let key = format!("agency:{id}");
+            let asked_at = summaries
+                .iter()
+                .filter(|l| l.case_id == Some(view.row.id) && l.recipient == key)
+                .filter(|l| {
+                    p.step(&l.step)
+                        .is_some_and(|s| s.kind == StepKind::AgencyRequest)
+                })
+                .map(|l| l.sent_at.unwrap_or(l.queued_at))
+                .min();
+            let overdue = a.returned_at.is_none()
+                && asked_at.is_some()
+                && return_deadline.as_ref().is_some_and(|d| now > d.at);
+            AgencyView {
+                id: id.clone(),
+                name: dir.map_or(id.clone(), |d| d.name.clone()),
+                contact: dir.map(|d| Person::of(&d.contact)),
+                deputy: dir.and_then(|d| d.deputy.as_ref()).map(Person::of),
+                away: a.out_of_office_at.is_some(),
+                asked_at,
+                returned_at: a.returned_at,
+                late: a.late,
+                nil: a.nil,
+                overdue,
+            }
+        })
+        .collect();
+
+    // Decisions.
+    let mut decisions = Vec::new();
+    for d in &p.decisions {
+        let due = match timeline::resolve(p, cal, state, &d.due, &d.id) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("the {} due date cannot be computed: {e}", d.name));
+                None
+            }
+        };
+        let request_steps: Vec<&str> = p
+            .steps
+            .iter()
+            .filter(|s| s.kind == StepKind::DecisionRequest && s.decision.as_deref() == Some(&d.id))
+            .filter(|s| timeline::on_pathway(p, cal, state, &s.on))
+            .map(|s| s.id.as_str())
+            .collect();
+        let requested_at = view
+            .letters
+            .iter()
+            .filter(|l| request_steps.contains(&l.step.as_str()))
+            .filter_map(|l| l.sent_at)
+            .min();
+        let people = ctx.people(&d.voters, area);
+        let votes = state.votes.get(&d.id);
+        let not_voted = people
+            .iter()
+            .filter(|c| !votes.is_some_and(|v| v.keys().any(|k| k.eq_ignore_ascii_case(&c.email))))
+            .map(Person::of)
+            .collect();
+        let outcome = state.decisions.get(&d.id).cloned();
+        decisions.push(DecisionView {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            awaited: outcome.is_none() && requested_at.is_some(),
+            outcome,
+            provisional: d.provisional.clone(),
+            due,
+            requested_at,
+            voters: people.iter().map(Person::of).collect(),
+            not_voted,
+        });
+    }
+
+    // Held replies not yet confirmed.
+    let held = state
+        .held
+        .iter()
+        .filter(|h| !h.confirmed)
+        .map(|h| {
+            let decision = h.decision.as_deref();
+            HeldView {
+                message: h.message,
+                decision: decision
+                    .map(|id| p.decision(id).map_or(id.to_string(), |d| d.name.clone())),
+                decision_open: decision.is_none_or(|id| !state.decisions.contains_key(id)),
+                from: ctx
+                    .name_of(&h.voter)
+                    .unwrap_or_else(|| "someone outside the directory".into()),
+                at: h.at,
+                reason: scrub(&h.reason),
+            }
+        })
+        .collect();
+
+    view.deadlines = deadlines;
+    view.upcoming = upcoming;
+    view.meeting = meeting;
+    view.return_deadline = return_deadline;
+    view.agencies = agencies;
+    view.decisions = decisions;
+    view.held = held;
+    view.panel_submitted = panel_submitted;
+    view.problems = problems.iter().map(|p| scrub(p)).collect();
+    view
+}
+
+/// The names a snapshot goes out under.
+#[derive(Debug, Clone, Copy)]
+pub struct Names<'a> {
+    pub partnership: &'a str,
+    pub short_name: &'a str,
+}
+
+/// Put a snapshot together from every case's view and what the store listed beside them.
+#[allow(clippy::too_many_arguments)]
+pub fn assemble(
+    ctx: &Context<'_>,
+    names: Names<'_>,
+    now: DateTime<Utc>,
+    since: DateTime<Utc>,
+    cases: Vec<CaseView>,
+    letters: &[LetterSummary],
+    triage: Vec<TriageView>,
+    mailbox: MailboxHealth,
+    problems: Vec<String>,
+) -> Snapshot {
+    let by_id: BTreeMap<i64, &CaseView> = cases.iter().map(|c| (c.row.id, c)).collect();
+    let undelivered = undelivered_letters(ctx, &by_id, letters, now);
+    let other_letters = letters
+        .iter()
+        .filter(|l| l.case_id.is_none())
+        .map(|l| LetterView {
+            outbox: l.id,
+            step: l.step.clone(),
+            step_name: ctx.step_name(&l.step),
+            kind: None,
+            to: ctx.recipient_label(&l.recipient, None),
+            state: l.state.clone(),
+            due_at: l.due_at,
+            queued_at: l.queued_at,
+            sent_at: l.sent_at,
+        })
+        .collect();
+    Snapshot {
+        now,
+        since,
+        partnership: names.partnership.to_string(),
+        short_name: names.short_name.to_string(),
+        cases,
+        other_letters,
+        triage,
+        undelivered,
+        mailbox,
+        problems,
+    }
+}
+
+/// Letters refused, bounced or given up on that still matter: those of open cases, and a lost
+/// digest or tracker report for a week. A closed case needs nothing more.
+pub(crate) fn undelivered_letters(
+    ctx: &Context<'_>,
+    cases: &BTreeMap<i64, &CaseView>,
+    letters: &[LetterSummary],
+    now: DateTime<Utc>,
+) -> Vec<UndeliveredView> {
+    let mut out = Vec::new();
+    for l in letters {
+        if !matches!(l.state.as_str(), "failed" | "bounced") {
+            continue;
+        }
+        let case = l.case_id.and_then(|id| cases.get(&id));
+        match case {
+            Some(c) if !c.is_open() => continue,
+            None if now - l.queued_at > Duration::days(7) => continue,
+            _ => {}
+        }
+        out.push(UndeliveredView {
+            case: case.map(|c| c.reference().to_string()),
+            outbox: l.id,
+            step_name: ctx.step_name(&l.step),
+            to: ctx.recipient_label(&l.recipient, case.and_then(|c| c.state.referrer.as_deref())),
+            how: if l.state == "bounced" {
+                "bounced back".into()
+            } else {
+                "refused, or not sent for a day".into()
+            },
+            queued_at: l.queued_at,
+        });
+    }
+    out
+}
+
+/// A fixed set of cases for the digest's and the tracker's tests: the Bury process, a small
+/// directory, and five cases as they stand on Tuesday 1 September 2026 at 08:00 (London), the
+/// morning after the Summer bank holiday, the previous digest having gone on Friday 28 August at
+/// 08:00.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+    use crate::core::case::Recorded;
+    use chrono::NaiveDate;
+
+    pub fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Now: Tue 1 Sep 2026 08:00 BST.
+    pub fn now() -> DateTime<Utc> {
+        t("2026-09-01T07:00:00Z")
+    }
+
+    /// The previous digest: Fri 28 Aug 2026 08:00 BST.
+    pub fn since() -> DateTime<Utc> {
+        t("2026-08-28T07:00:00Z")
+    }
+
+    const DIRECTORY: &str = r#"
+        [roles]
+        business_unit = [{ name = "BSP Business Unit", email = "bsp@bury.test" }]
+        business_manager = [{ name = "Business Manager", email = "manager@bury.test", phone = "0161 000 0001" }]
+        screening_panel = [
+            { name = "Amina Shah (LA)", email = "la.rep@bury.test", partner = "la" },
+            { name = "DS Pat Jones (Police)", email = "police.rep@police.test", partner = "police" },
+            { name = "Dr Lee Chan (ICB)", email = "icb.rep@icb.test", partner = "icb" },
+        ]
+        statutory_partners = [
+            { name = "Local Authority lead", email = "la.lead@bury.test", partner = "la" },
+            { name = "Police lead", email = "police.lead@police.test", partner = "police" },
+            { name = "ICB lead", email = "icb.lead@icb.test", partner = "icb" },
+        ]
+        review_group = [{ name = "Rapid Review Group", email = "review.group@bury.test" }]
+        chair = [{ name = "Rapid Review Chair", email = "chair@bury.test" }]
+        case_review_subgroup = [{ name = "Case Review Subgroup", email = "subgroup@bury.test" }]
+        national_panel = [{ name = "Child Safeguarding Practice Review Panel", email = "panel@education.test" }]
+
+        [[agency]]
+        id = "police"
+        name = "Greater Manchester Police"
+        contact = { name = "Public Protection Unit", email = "ppu@police.test", phone = "0161 000 0100" }
+        domains = ["police.test"]
+
+        [[agency]]
+        id = "health-visiting"
+        name = "Health Visiting Service"
+        contact = { name = "Health Visiting Team Manager", email = "hv@nhs.test", phone = "0161 000 0200" }
+        deputy = { name = "Deputy Team Manager", email = "hv.deputy@nhs.test", phone = "0161 000 0201" }
+        domains = ["nhs.test"]
+
+        [[agency]]
+        id = "st-marys-primary"
+        name = "St Mary's Primary School"
+        contact = { name = "Designated Safeguarding Lead", email = "dsl@stmarys.test", phone = "0161 000 0300" }
+
+        [[agency]]
+        id = "gp"
+        name = "GP Practice"
+        contact = { name = "Practice Safeguarding Lead", email = "gp@practice.test" }
+    "#;
+
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        roles: BTreeMap<String, Vec<Contact>>,
+        agency: Vec<Agency>,
+    }
+
+    /// Everything a [`Context`] borrows.
+    pub struct World {
+        pub process: Process,
+        pub calendar: Calendar,
+        pub directory: Directory,
+    }
+
+    impl World {
+        pub fn new() -> World {
+            let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let path = root.join("config/processes/bury.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let has = |_: &str| true;
+            let process = crate::core::process::parse(
+                "bury.toml",
+                &text,
+                &crate::core::process::Environment { has_template: &has },
+            )
+            .unwrap();
+            let dir: Listed = toml::from_str(DIRECTORY).unwrap();
+            World {
+                process,
+                calendar: Calendar::bundled(),
+                directory: Directory {
+                    roles: dir.roles,
+                    area_roles: BTreeMap::new(),
+                    agencies: dir.agency,
+                },
+            }
+        }
+
+        pub fn ctx(&self) -> Context<'_> {
+            Context {
+                process: &self.process,
+                calendar: &self.calendar,
+                directory: &self.directory,
+            }
+        }
+    }
+
+    /// One case's events and letters, built up in order.
+    pub struct Case {
+        pub id: i64,
+        pub events: Vec<Recorded>,
+        pub letters: Vec<LetterSummary>,
+        pub status: String,
+    }
+
+    static OUTBOX: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+
+    impl Case {
+        pub fn open(id: i64, received: &str, referrer: &str) -> Case {
+            let received = t(received);
+            let day0 = Calendar::bundled().day_zero(received, None).unwrap().date;
+            let mut c = Case {
+                id,
+                events: Vec::new(),
+                letters: Vec::new(),
+                status: "open".into(),
+            };
+            c.at(
+                received,
+                Event::Opened {
+                    reference: format!("RR-2026-{id:04}"),
+                    process: "bury".into(),
+                    area: None,
+                    referrer: Some(referrer.into()),
+                    received_at: received,
+                    day0,
+                    day0_explained: String::new(),
+                    message: id * 100,
+                    message_id: None,
+                    references: Vec::new(),
+                },
+            );
+            c
+        }
+
+        fn at(&mut self, at: DateTime<Utc>, event: Event) -> &mut Case {
+            self.events.push(Recorded {
+                at,
+                actor: "caseclerk".into(),
+                event,
+            });
+            self
+        }
+
+        pub fn event(&mut self, at: &str, event: Event) -> &mut Case {
+            self.at(t(at), event)
+        }
+
+        /// A letter decided and (unless `state` says otherwise) sent at `at`.
+        pub fn letter(&mut self, step: &str, key: &str, at: &str, state: &str) -> &mut Case {
+            let at = t(at);
+            let id = OUTBOX.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.at(
+                at,
+                Event::LetterQueued {
+                    step: step.into(),
+                    recipient: key.into(),
+                    outbox: id,
+                    due_at: at,
+                    late_minutes: 0,
+                },
+            );
+            if state != "pending" {
+                self.at(
+                    at,
+                    Event::LetterSent {
+                        step: step.into(),
+                        recipient: key.into(),
+                        outbox: id,
+                    },
+                );
+            }
+            self.letters.push(LetterSummary {
+                id,
+                case_id: Some(self.id),
+                step: step.into(),
+                recipient: key.into(),
+                due_at: at,
+                queued_at: at,
+                state: state.into(),
+                attempts: 1,
+                sent_at: (state == "sent").then_some(at),
+            });
+            self
+        }
+
+        pub fn decide(&mut self, at: &str, decision: &str, outcome: &str) -> &mut Case {
+            self.event(
+                at,
+                Event::DecisionTaken {
+                    decision: decision.into(),
+                    outcome: outcome.into(),
+                    how: "votes".into(),
+                },
+            )
+        }
+
+        pub fn agencies(&mut self, at: &str, ids: &[&str]) -> &mut Case {
+            for id in ids {
+                self.event(
+                    at,
+                    Event::AgencyAdded {
+                        agency: id.to_string(),
+                        source: "test".into(),
+                    },
+                );
+            }
+            self
+        }
+
+        pub fn returned(&mut self, at: &str, agency: &str, nil: bool, late: bool) -> &mut Case {
+            self.event(
+                at,
+                Event::ReturnReceived {
+                    agency: agency.into(),
+                    message: 0,
+                    nil,
+                    late,
+                },
+            )
+        }
+
+        pub fn view(&self, ctx: &Context<'_>, now: DateTime<Utc>) -> CaseView {
+            let state = case::fold(&self.events).unwrap();
+            let row = CaseRow {
+                id: self.id,
+                reference: state.reference.clone(),
+                process: state.process.clone(),
+                area: state.area.clone(),
+                status: self.status.clone(),
+                received_at: state.received_at,
+                day0: state.day0,
+                referrer: state.referrer.clone(),
+            };
+            case_view(ctx, row, state, &self.letters, now)
+        }
+    }
+
+    /// The five cases.
+    pub fn cases() -> Vec<Case> {
+        let mut out = Vec::new();
+
+        // RR-2026-0001: day 12 today (meeting at 10:00); two agencies overdue since day 9
+        // (Wed 26 Aug), health visiting's contact away; sign-off request tomorrow.
+        let mut a = Case::open(1, "2026-08-13T09:00:00Z", "referrer@hospital.test");
+        a.letter(
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-08-13T09:01:00Z",
+            "sent",
+        )
+        .letter(
+            "screening-request",
+            "la.rep@bury.test",
+            "2026-08-13T09:01:00Z",
+            "sent",
+        )
+        .decide("2026-08-14T11:00:00Z", "screening", "meets")
+        .letter(
+            "outcome-meets",
+            "referrer@hospital.test",
+            "2026-08-14T11:01:00Z",
+            "sent",
+        )
+        .agencies(
+            "2026-08-14T12:00:00Z",
+            &["police", "health-visiting", "st-marys-primary", "gp"],
+        );
+        for agency in ["police", "health-visiting", "st-marys-primary", "gp"] {
+            a.letter(
+                "agency-request",
+                &format!("agency:{agency}"),
+                "2026-08-17T09:00:00Z",
+                "sent",
+            );
+        }
+        a.letter(
+            "invite",
+            "review.group@bury.test",
+            "2026-08-18T09:00:00Z",
+            "sent",
+        )
+        .returned("2026-08-25T10:00:00Z", "police", false, false)
+        .event(
+            "2026-08-21T10:00:00Z",
+            Event::AutoReplyNoted {
+                message: 150,
+                agency: Some("health-visiting".into()),
+            },
+        )
+        .letter(
+            "chase",
+            "agency:health-visiting",
+            "2026-08-24T09:00:00Z",
+            "sent",
+        )
+        .letter("chase", "agency:gp", "2026-08-24T09:00:00Z", "sent")
+        .returned("2026-08-26T15:00:00Z", "st-marys-primary", true, false)
+        .letter(
+            "escalate-missing",
+            "manager@bury.test",
+            "2026-08-27T08:00:00Z",
+            "sent",
+        )
+        .letter(
+            "circulate-papers",
+            "review.group@bury.test",
+            "2026-08-27T11:00:00Z",
+            "sent",
+        );
+        out.push(a);
+
+        // RR-2026-0002: new on Friday afternoon; one of three panel members has voted; a reply
+        // from outside the directory was held.
+        let mut b = Case::open(2, "2026-08-28T13:30:00Z", "dr.khan@nhs.test");
+        b.letter(
+            "acknowledge",
+            "dr.khan@nhs.test",
+            "2026-08-28T13:31:00Z",
+            "sent",
+        );
+        for member in [
+            "la.rep@bury.test",
+            "police.rep@police.test",
+            "icb.rep@icb.test",
+        ] {
+            b.letter("screening-request", member, "2026-08-28T13:31:00Z", "sent");
+        }
+        b.event(
+            "2026-08-28T15:00:00Z",
+            Event::VoteAccepted {
+                decision: "screening".into(),
+                voter: "LA.Rep@bury.test".into(),
+                outcome: "meets".into(),
+                message: 201,
+                evidence: "token".into(),
+            },
+        )
+        .event(
+            "2026-08-29T09:00:00Z",
+            Event::VoteHeld {
+                decision: Some("screening".into()),
+                voter: "someone@elsewhere.test".into(),
+                message: 202,
+                reason: "the sender is not a voter on this decision".into(),
+            },
+        );
+        out.push(b);
+
+        // RR-2026-0003: day 13 today; sign-off request at 09:00; National Panel due in two
+        // working days (Thu 3 Sep).
+        let mut c = Case::open(3, "2026-08-12T10:00:00Z", "referrer@hospital.test");
+        c.decide("2026-08-13T10:00:00Z", "screening", "meets")
+            .agencies("2026-08-13T11:00:00Z", &["police"]);
+        c.letter(
+            "agency-request",
+            "agency:police",
+            "2026-08-14T09:00:00Z",
+            "sent",
+        )
+        .returned("2026-08-20T09:00:00Z", "police", false, false)
+        .letter("chase", "agency:police", "2026-08-21T09:00:00Z", "pending");
+        out.push(c);
+
+        // RR-2026-0004: the National Panel deadline passed (day 15, Mon 24 Aug) and nothing was
+        // sent; the outcome letter to the referrer bounced.
+        let mut d = Case::open(4, "2026-08-03T10:00:00Z", "referrer@hospital.test");
+        d.decide("2026-08-04T10:00:00Z", "screening", "meets")
+            .letter(
+                "outcome-meets",
+                "referrer@hospital.test",
+                "2026-08-04T10:01:00Z",
+                "bounced",
+            )
+            .event(
+                "2026-08-04T12:00:00Z",
+                Event::LetterUndelivered {
+                    step: "outcome-meets".into(),
+                    recipient: "referrer@hospital.test".into(),
+                    outbox: 0,
+                    reason: "bounced".into(),
+                },
+            )
+            .letter(
+                "signoff-request",
+                "la.lead@bury.test",
+                "2026-08-20T08:00:00Z",
+                "sent",
+            )
+            .decide("2026-08-21T11:00:00Z", "sign_off", "no_lcspr");
+        out.push(d);
+
+        // RR-2026-0005: closed after no further action; nothing about it needs anyone.
+        let mut e = Case::open(5, "2026-07-01T09:00:00Z", "gp@practice.test");
+        e.decide("2026-07-02T09:00:00Z", "screening", "nfa").event(
+            "2026-07-03T09:00:00Z",
+            Event::StatusChanged {
+                status: "closed".into(),
+                reason: "no further action".into(),
+            },
+        );
+        e.status = "closed".into();
+        out.push(e);
+        out
+    }
+
+    /// The snapshot the digest and the tracker are tested on.
+    pub fn snapshot(world: &World) -> Snapshot {
+        let ctx = world.ctx();
+        let views: Vec<CaseView> = cases().iter().map(|c| c.view(&ctx, now())).collect();
+        let letters: Vec<LetterSummary> = cases().into_iter().flat_map(|c| c.letters).collect();
+        Snapshot {
+            now: now(),
+            since: since(),
+            partnership: "Bury Safeguarding Partnership".into(),
+            short_name: "BSP".into(),
+            other_letters: Vec::new(),
+            undelivered: undelivered(&ctx, &views, &letters),
+            cases: views,
+            triage: vec![
+                TriageView {
+                    message: 7,
+                    received: t("2026-08-01T10:00:00Z"),
+                    rule: "unmatched".into(),
+                },
+                TriageView {
+                    message: 41,
+                    received: t("2026-08-29T10:12:00Z"),
+                    rule: "secure_portal".into(),
+                },
+            ],
+            mailbox: MailboxHealth {
+                known: true,
+                last_ok_at: Some(t("2026-09-01T06:59:00Z")),
+                ..MailboxHealth::default()
+            },
+            problems: Vec::new(),
+        }
+    }
+
+    fn undelivered(
+        ctx: &Context<'_>,
+        views: &[CaseView],
+        letters: &[LetterSummary],
+    ) -> Vec<UndeliveredView> {
+        let by_id: BTreeMap<i64, &CaseView> = views.iter().map(|c| (c.row.id, c)).collect();
+        undelivered_letters(ctx, &by_id, letters, now())
+    }
+
+    pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{self, World};
+    use super::*;
+
+    fn view(reference: &str) -> CaseView {
+        let world = World::new();
+        fixture::snapshot(&world)
+            .cases
+            .into_iter()
+            .find(|c| c.reference() == reference)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_decision_is_awaited_once_its_request_went_out_and_until_it_is_taken() {
+        let new = view("RR-2026-0002");
+        let screening = new.screening().unwrap();
+        assert!(screening.awaited);
+        assert_eq!(
+            screening
+                .not_voted
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["DS Pat Jones (Police)", "Dr Lee Chan (ICB)"],
+            "a vote counts whatever the case of the voter's address"
+        );
+        let a = view("RR-2026-0001");
+        assert!(
+            a.awaited().next().is_none(),
+            "sign-off is not asked for yet, screening is taken"
+        );
+        let d = view("RR-2026-0004");
+        assert!(d.awaited().next().is_none(), "sign-off was taken");
+    }
+
+    #[test]
+    fn an_agency_is_overdue_only_when_asked_not_returned_and_past_the_deadline() {
+        let a = view("RR-2026-0001");
+        let overdue: Vec<&str> = a.overdue_agencies().map(|x| x.id.as_str()).collect();
+        assert_eq!(overdue, ["gp", "health-visiting"]);
+        let hv = a
+            .agencies
+            .iter()
+            .find(|x| x.id == "health-visiting")
+            .unwrap();
+        assert!(hv.away);
+        assert_eq!(
+            hv.deputy.as_ref().unwrap().phone.as_deref(),
+            Some("0161 000 0201")
+        );
+        let c = view("RR-2026-0003");
+        assert!(c.overdue_agencies().next().is_none());
+    }
+
+    #[test]
+    fn letters_name_their_recipients_in_words_never_by_address() {
+        let world = World::new();
+        let snap = fixture::snapshot(&world);
+        for c in &snap.cases {
+            for l in &c.letters {
+                assert!(!l.to.contains('@'), "{}: {}", c.reference(), l.to);
+            }
+        }
+        let ctx = world.ctx();
+        assert_eq!(ctx.recipient_label("agency:gp", None), "GP Practice");
+        assert_eq!(
+            ctx.recipient_label("REFERRER@hospital.test", Some("referrer@hospital.test")),
+            "the referrer"
+        );
+        assert_eq!(
+            ctx.recipient_label("la.rep@bury.test", None),
+            "Amina Shah (LA)"
+        );
+        assert_eq!(
+            ctx.recipient_label("hv.deputy@nhs.test", None),
+            "Deputy Team Manager (Health Visiting Service)"
+        );
+        assert_eq!(
+            ctx.recipient_label("stranger@example.test", None),
+            "someone outside the directory"
+        );
+        assert_eq!(
+            ctx.recipient_label("role:strategic_partnership+independent_scrutineer", None),
+            "strategic partnership, independent scrutineer"
+        );
+    }
+
+    #[test]
+    fn the_national_panel_deadline_is_met_by_the_submission_and_others_cannot_be_seen() {
+        let d = view("RR-2026-0004");
+        let national = d.deadline("national_panel").unwrap();
+        assert!(national.verifiable);
+        assert_eq!(national.met_at, None);
+        let sent = fixture::t("2026-08-24T14:00:00Z");
+        assert_eq!(
+            met_evidence("national_panel", Some(sent)),
+            (true, Some(sent))
+        );
+        assert_eq!(met_evidence("lcspr_six_months", Some(sent)), (false, None));
+    }
+
+    #[test]
+    fn the_meeting_is_shown_only_on_a_pathway_that_invites_to_it() {
+        assert!(view("RR-2026-0001").meeting.is_some());
+        assert!(
+            view("RR-2026-0002").meeting.is_none(),
+            "screening not yet decided"
+        );
+        assert!(view("RR-2026-0005").meeting.is_none(), "no further action");
+    }
+
+    #[test]
+    fn text_from_elsewhere_loses_anything_that_looks_like_an_address() {
+        assert_eq!(
+            scrub("reply from <x@y.test> is not a voter"),
+            "reply from [address] is not a voter"
+        );
+        assert_eq!(scrub("no token"), "no token");
+    }
+
+    #[test]
+    fn a_stored_mailbox_error_is_reduced_to_its_kind() {
+        assert_eq!(
+            error_kind("IMAP login as bsp@bury.test failed: NO [AUTHENTICATIONFAILED]"),
+            "login failed (check the mailbox password)"
+        );
+        assert_eq!(
+            error_kind("cannot connect to IMAP server 127.0.0.1:10993: refused"),
+            "cannot connect to the mail server"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! `caseclerk bench`: how fast caseclerk takes mail in, against the ceiling of the same server.
+//!
+//! Owns one repeatable measurement, run on a throwaway local mail stack: N messages (by default
+//! 1,000, 10 % carrying a 200 KB attachment — the reference mix in the project's mail-stack notes)
+//! are appended to the shared mailbox; then, in the same run,
+//! - **ceiling**: a bare IMAP client's single `UID FETCH 1:* BODY.PEEK[]`;
+//! - **ingest**: caseclerk's own fetch into its SQLite store (raw bytes, de-duplication keys,
+//!   watermark), from an empty database;
+//! - **classify**: parsing and classifying every stored message (the pure core);
+//! - peak resident memory of the process.
+//!
+//! The numbers go in the README; no test asserts on them.
+//!
+//! Must not: touch any mailbox but its own throwaway stack, or keep anything afterwards.
+
+use crate::core::classify;
+use crate::core::intake;
+use crate::dev::devstack::{MailStack, StackOptions};
+use crate::shell::clock::{Clock, SystemClock};
+use crate::shell::config::{ImapSettings, Secret, TlsMode};
+use crate::shell::mailbox::{self, ExistingMail};
+use crate::shell::store::Store;
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+/// Benchmark errors.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("the local mail stack: {0}")]
+    Stack(#[from] crate::dev::devstack::DevstackError),
+    #[error("mailbox: {0}")]
+    Mailbox(#[from] crate::shell::mailbox::MailboxError),
+    #[error("store: {0}")]
+    Store(#[from] crate::shell::store::StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub messages: usize,
+    pub megabytes: f64,
+    pub ceiling: Duration,
+    pub ingest: Duration,
+    pub classify: Duration,
+    pub peak_rss_mib: Option<f64>,
+}
+
+impl BenchReport {
+    /// Messages per second for a duration.
+    pub fn rate(&self, d: Duration) -> f64 {
+        self.messages as f64 / d.as_secs_f64().max(1e-9)
+    }
+
+    /// The report as the README shows it.
+    pub fn render(&self) -> String {
+        format!(
+            "{} messages, {:.1} MB ({} with a 200 KB attachment)\n\
+             ceiling  bare UID FETCH 1:* BODY.PEEK[]   {:>8.0} msg/s  ({:.2} s)\n\
+             ingest   caseclerk fetch + SQLite store   {:>8.0} msg/s  ({:.2} s, {:.0} % of the ceiling)\n\
+             classify parse + classify (pure core)     {:>8.0} msg/s  ({:.2} s)\n\
+             peak resident memory                      {}\n",
+            self.messages,
+            self.megabytes,
+            self.messages / 10,
+            self.rate(self.ceiling),
+            self.ceiling.as_secs_f64(),
+            self.rate(self.ingest),
+            self.ingest.as_secs_f64(),
+            100.0 * self.ceiling.as_secs_f64() / self.ingest.as_secs_f64().max(1e-9),
+            self.rate(self.classify),
+            self.classify.as_secs_f64(),
+            self.peak_rss_mib
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_else(|| "unknown".into()),
+        )
+    }
+}
+
+/// One benchmark message: a referral-like email, every tenth with a 200 KB attachment.
+pub fn sample(i: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Sender {i} <sender{i}@agency{}.test>\r\nTo: bsp@bury.test\r\nSubject: Information {i}\r\n\
+         Message-ID: <bench.{i}@agency.test>\r\nDate: Mon, 24 Aug 2026 09:00:00 +0100\r\nMIME-Version: 1.0\r\n",
+        i % 17
+    );
+    let text = "Please find our information below. ".repeat(40);
+    if i.is_multiple_of(10) {
+        use base64::Engine as _;
+        let blob: Vec<u8> = (0..200 * 1024)
+            .map(|k| ((k * 31 + i) % 251) as u8)
+            .collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect();
+        m.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\nContent-Type: text/plain\r\n\r\n{text}\r\n\
+             --b{i}\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"return {i}.pdf\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b{i}--\r\n",
+            lines.join("\r\n")
+        ));
+    } else {
+        m.push_str(&format!(
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n"
+        ));
+    }
+    m.into_bytes()
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Run the benchmark with `n` messages.
+pub async fn run(n: usize) -> Result<BenchReport, BenchError> {
+    MailStack::check_installed()?;
+    let user = "bsp@bury.test";
+    let stack = MailStack::start(StackOptions::new([user], "bench-password")).await?;
+    let result = measure(&stack, user, n).await;
+    let _ = stack.stop().await;
+    result
+}
+
+async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport, BenchError> {
+    let at =
+        chrono::DateTime::parse_from_rfc3339("2026-08-24T09:00:00+01:00").expect("a valid date");
+    let mut bytes = 0usize;
+    for i in 0..n {
+        let raw = sample(i);
+        bytes += raw.len();
+        stack.append(user, &raw, at).await?;
+    }
+    let settings = ImapSettings {
+        host: "127.0.0.1".into(),
+        port: stack.ports.imap,
+        tls: TlsMode::None,
+        username: user.into(),
+        password: Some(Secret::new(stack.password.clone())),
+        folder: "INBOX".into(),
+        ca_file: None,
+        idle_refresh: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(60),
+        command_timeout: Duration::from_secs(300),
+    };
+    // Warm the server's caches once, as the reference figures were measured warm.
+    let mut session = mailbox::connect(&settings).await?;
+    session
+        .examine("INBOX")
+        .await
+        .map_err(|e| BenchError::Other(e.to_string()))?;
+    let warm: Vec<_> = session
+        .uid_fetch("1:*", "BODY.PEEK[]")
+        .await
+        .map_err(|e| BenchError::Other(e.to_string()))?
+        .collect()
+        .await;
+    drop(warm);
+    let started = Instant::now();
+    let fetched: Vec<_> = session
+        .uid_fetch("1:*", "BODY.PEEK[]")
+        .await
+        .map_err(|e| BenchError::Other(e.to_string()))?
+        .collect()
+        .await;
+    let ceiling = started.elapsed();
+    if fetched.len() != n {
+        return Err(BenchError::Other(format!(
+            "the bare fetch returned {} of {n} messages",
+            fetched.len()
+        )));
+    }
+    drop(fetched);
+    let _ = session.logout().await;
+
+    let dir = stack.dir.join("bench-store");
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::Other(e.to_string()))?;
+    let store = Store::open(&dir.join("bench.db")).await?;
+    let started = Instant::now();
+    let report =
+        mailbox::fetch_once(&settings, &store, ExistingMail::Process, SystemClock.now()).await?;
+    let ingest = started.elapsed();
+    if report.stored != n {
+        return Err(BenchError::Other(format!(
+            "caseclerk stored {} of {n} messages",
+            report.stored
+        )));
+    }
+
+    let pending = store.pending_messages().await?;
+    let ctx = classify::Context::default();
+    let started = Instant::now();
+    let mut referrals = 0;
+    for m in &pending {
+        let msg = intake::parse(&m.raw);
+        if classify::classify(&msg, &ctx).kind == classify::Kind::Referral {
+            referrals += 1;
+        }
+    }
+    let classify = started.elapsed();
+    std::hint::black_box(referrals);
+    Ok(BenchReport {
+        messages: n,
+        megabytes: bytes as f64 / 1e6,
+        ceiling,
+        ingest,
+        classify,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_mix_has_one_large_attachment_in_ten() {
+        let big = sample(0);
+        let small = sample(1);
+        assert!(big.len() > 200 * 1024, "{}", big.len());
+        assert!(small.len() < 4096);
+        let m = intake::parse(&big);
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].size, 200 * 1024);
+    }
+}

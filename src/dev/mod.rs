@@ -1,0 +1,11 @@
+//! Not the product: what developers, the tests, the demo and the benchmark run against.
+//!
+//! - [`devstack`]: a throwaway Dovecot + Postfix on loopback, from a temporary directory.
+//! - [`demo`]: `caseclerk demo`, the whole product against the devstack.
+//! - [`bench`]: `caseclerk bench`, how fast caseclerk ingests and classifies.
+//!
+//! Must not: be needed by the daemon in production.
+
+pub mod bench;
+pub mod demo;
+pub mod devstack;

@@ -1,0 +1,861 @@
+//! The command line: `run`, `tick`, `cases`, `case`, `timeline`, `agencies`, `decide`, `triage`,
+//! `digest`, `export`, `check`, `demo`.
+//!
+//! Owns parsing arguments, setting up logging (stderr; `RUST_LOG` to tune), choosing the clock
+//! (`--now` gives a fixed one), and turning errors into one clear message and an exit code:
+//! 0 done, 1 something failed while working, 2 bad configuration or arguments.
+//!
+//! Must not: contain business rules; every command is a thin call into the library.
+
+use crate::core::calendar;
+use crate::core::timeline;
+use crate::shell::clock::{FixedClock, SharedClock, SystemClock};
+use crate::shell::config::{self, Needs};
+use crate::shell::engine::{self, Engine};
+use crate::shell::mailbox::ExistingMail;
+use crate::shell::operator;
+use crate::shell::store::Store;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "caseclerk",
+    version,
+    about = "The clerical half of a safeguarding partnership's rapid reviews, run from its shared mailbox"
+)]
+struct Cli {
+    /// The configuration file [env: CASECLERK_CONFIG] [default: config/example.toml]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Watch the mailbox (IMAP IDLE) and send letters as they fall due, until stopped.
+    Run {
+        /// Process mail already in the folder the first time (default: leave it for people).
+        #[arg(long)]
+        process_existing: bool,
+    },
+    /// One pass at one instant: fetch new mail, decide, send what is due; then exit.
+    Tick {
+        /// The instant to act at, RFC 3339 (e.g. 2027-01-05T09:30:00Z); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        /// Process mail already in the folder the first time (default: leave it for people).
+        #[arg(long)]
+        process_existing: bool,
+    },
+    /// List the cases with their working-day numbers.
+    Cases {
+        /// Count day numbers at this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Show one case: its history, agencies, letters and what falls due next.
+    Case {
+        /// The case reference, e.g. RR-2026-0001.
+        reference: String,
+        /// Show what is due as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Print the planned schedule of a process for a referral received at a given time.
+    Timeline {
+        /// A process id (config/processes/<id>.toml beside the config) or a path to a process file.
+        #[arg(long)]
+        process: String,
+        /// When the referral arrived, RFC 3339 (e.g. 2026-12-22T10:15:00Z).
+        #[arg(long)]
+        received: String,
+    },
+    /// Add or remove agencies involved in a case.
+    Agencies {
+        #[command(subcommand)]
+        action: AgenciesAction,
+    },
+    /// Record a decision taken outside the mailbox (in a meeting, by phone).
+    Decide {
+        /// The case reference, e.g. RR-2026-0001.
+        case: String,
+        /// The decision's id in the process file (e.g. screening, sign_off).
+        decision: String,
+        /// One of the decision's outcomes (e.g. meets, nfa, single_agency, query).
+        outcome: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        /// Correct a decision already taken.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Record the planned publication date of a case's LCSPR report.
+    Publication {
+        /// The case reference.
+        case: String,
+        /// The planned publication date, YYYY-MM-DD.
+        date: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Close a case: nothing more is planned or sent for it.
+    Close {
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Reopen a closed case.
+    Reopen {
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Attach a message from the triage list to a case (as a note, or as an agency's return).
+    Attach {
+        case: String,
+        /// The stored message id (from `caseclerk triage`).
+        message: i64,
+        /// The message is this agency's return.
+        #[arg(long, conflicts_with = "nil_return")]
+        r#return: Option<String>,
+        /// The message is this agency's nil return.
+        #[arg(long)]
+        nil_return: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Confirm a held reply as a member's vote, with the outcome you read from it.
+    Confirm {
+        case: String,
+        /// The held reply's stored message id (from `caseclerk case`).
+        message: i64,
+        /// The outcome it votes for.
+        outcome: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Send a letter again, to its recipient or another address.
+    Resend {
+        case: String,
+        /// The letter's id (from `caseclerk case`).
+        letter: i64,
+        /// Another address to send it to.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Move (adjourn or extend) a step, a return deadline, a decision, a deadline or the meeting.
+    #[command(alias = "extend", alias = "adjourn")]
+    Reschedule {
+        case: String,
+        /// step:<id>, return_by:<agency request id>, decision:<id>, deadline:<id> or meeting.
+        what: String,
+        /// The new time: RFC 3339, or "YYYY-MM-DD HH:MM" London time, or YYYY-MM-DD (at the
+        /// process's default hour).
+        to: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
+    Triage,
+    /// Print the text of the business unit's daily digest as it would be sent at an instant.
+    Digest {
+        /// Build it as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Write the tracker: one row per case (and, in XLSX, a sheet of agency returns).
+    Export {
+        /// xlsx or csv.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Only cases received (day 0) on or after this date, e.g. 2026-04-01.
+        #[arg(long)]
+        since: Option<String>,
+        /// Write to this file (default: standard output; an XLSX needs a file or a pipe).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Work out "next step" and "on time" as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Check the configuration and process file and report every problem.
+    Check,
+    /// Measure ingest and classification against a throwaway local mail stack (numbers for the
+    /// README; needs the same packages and root as the demo).
+    Bench {
+        /// How many messages (10 % with a 200 KB attachment).
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+    },
+    /// Start the bundled local mail stack, run the daemon against it, send a sample referral and
+    /// show the acknowledgement arriving.
+    Demo {
+        /// Exit after the acknowledgement arrives instead of running until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// The tracker's file formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportFormat {
+    Xlsx,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+enum AgenciesAction {
+    /// Add agencies (directory ids, names or aliases) to a case; they are asked at once if the
+    /// request day has passed.
+    Add {
+        case: String,
+        #[arg(required = true)]
+        agencies: Vec<String>,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Remove an agency from a case: it is no longer asked or chased.
+    Remove {
+        case: String,
+        agency: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+/// Who is acting and when, for operator commands.
+#[derive(clap::Args, Debug)]
+struct Who {
+    /// Your name for the case history (default: your login name).
+    #[arg(long)]
+    by: Option<String>,
+    /// Record the change at this instant (RFC 3339); default: now.
+    #[arg(long)]
+    now: Option<String>,
+}
+
+/// Run the command line; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("caseclerk=info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Work(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    /// Bad configuration or arguments: exit 2.
+    Usage(String),
+    /// Something failed while working: exit 1.
+    Work(String),
+}
+
+fn work(e: impl std::fmt::Display) -> Failure {
+    Failure::Work(e.to_string())
+}
+
+/// An operator command that makes no sense is a usage error (exit 2); a database failure is not.
+fn refused(e: operator::OperatorError) -> Failure {
+    match e {
+        operator::OperatorError::Store(_) => Failure::Work(e.to_string()),
+        _ => Failure::Usage(e.to_string()),
+    }
+}
+
+fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            Failure::Usage(format!(
+                "{flag} `{s}` is not an RFC 3339 time like 2027-01-05T09:30:00Z ({e})"
+            ))
+        })
+}
+
+/// What every operator command needs: the configuration, the store, the instant and who acts.
+struct Desk {
+    cfg: config::Config,
+    store: Store,
+    now: DateTime<Utc>,
+    actor: String,
+}
+
+async fn desk(cli_config: &Option<PathBuf>, who: &Who) -> Result<Desk, Failure> {
+    let cfg = load(cli_config, Needs::NoSecrets)?;
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    Ok(Desk {
+        now: clock(who.now.as_deref())?.now(),
+        actor: operator::actor(who.by.as_deref()),
+        cfg,
+        store,
+    })
+}
+
+/// RFC 3339, or "YYYY-MM-DD HH:MM" London time, or a date at the process's default hour.
+fn parse_when(s: &str, default_at: chrono::NaiveTime) -> Result<DateTime<Utc>, Failure> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M") {
+        return Ok(calendar::london_instant(t.date(), t.time()));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(calendar::london_instant(d, default_at));
+    }
+    Err(Failure::Usage(format!(
+        "`{s}` is not a time: use 2027-01-05T14:00:00Z, \"2027-01-05 14:00\" (London) or 2027-01-05"
+    )))
+}
+
+fn clock(now: Option<&str>) -> Result<SharedClock, Failure> {
+    Ok(match now {
+        Some(s) => Arc::new(FixedClock(parse_instant("--now", s)?)),
+        None => Arc::new(SystemClock),
+    })
+}
+
+fn load(cli_config: &Option<PathBuf>, needs: Needs) -> Result<config::Config, Failure> {
+    let path = cli_config
+        .clone()
+        .unwrap_or_else(engine::default_config_path);
+    config::load(&path, needs).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Run { process_existing } => {
+            let cfg = load(&cli.config, Needs::Everything)?;
+            let existing = if *process_existing {
+                ExistingMail::Process
+            } else {
+                ExistingMail::Leave
+            };
+            let engine = Engine::open(cfg, Arc::new(SystemClock), existing)
+                .await
+                .map_err(work)?;
+            tracing::info!(process = %engine.cfg.process.id, "caseclerk running");
+            engine.run(shutdown_signal()).await.map_err(work)
+        }
+        Command::Tick {
+            now,
+            process_existing,
+        } => {
+            let cfg = load(&cli.config, Needs::Everything)?;
+            let existing = if *process_existing {
+                ExistingMail::Process
+            } else {
+                ExistingMail::Leave
+            };
+            let engine = Engine::open(cfg, clock(now.as_deref())?, existing)
+                .await
+                .map_err(work)?;
+            let r = engine.tick().await.map_err(work)?;
+            println!(
+                "fetched {} new, processed {}, opened {}, queued {}, sent {}, retrying {}, undelivered {}{}",
+                r.fetch.as_ref().map_or(0, |f| f.stored),
+                r.processed,
+                if r.opened.is_empty() {
+                    "none".to_string()
+                } else {
+                    r.opened.join(" ")
+                },
+                r.queued,
+                r.sent.sent,
+                r.sent.retrying,
+                r.sent.undelivered,
+                r.next_wake
+                    .map(|w| format!(
+                        "; next due {}",
+                        w.with_timezone(&calendar::LONDON)
+                            .format("%a %-d %b %Y %H:%M")
+                    ))
+                    .unwrap_or_default()
+            );
+            if let Some(e) = r.fetch_error {
+                return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
+            }
+            Ok(())
+        }
+        Command::Cases { now } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let now = clock(now.as_deref())?.now();
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let cases = store.cases().await.map_err(work)?;
+            if cases.is_empty() {
+                println!("no cases");
+                return Ok(());
+            }
+            println!(
+                "{:<14} {:<10} {:<8} {:<24} {:<18} today",
+                "reference", "process", "status", "received", "day 0"
+            );
+            let today = calendar::london_date(now);
+            for c in cases {
+                let day = if today < c.day0 {
+                    "before day 0".to_string()
+                } else {
+                    match cfg.calendar.working_day_number(c.day0, today) {
+                        Ok(n) => format!("day {n}"),
+                        Err(e) => format!("? ({e})"),
+                    }
+                };
+                println!(
+                    "{:<14} {:<10} {:<8} {:<24} {:<18} {day}",
+                    c.reference,
+                    c.process,
+                    c.status,
+                    c.received_at
+                        .with_timezone(&calendar::LONDON)
+                        .format("%a %-d %b %Y %H:%M"),
+                    c.day0.format("%a %-d %b %Y"),
+                );
+            }
+            Ok(())
+        }
+        Command::Case { reference, now } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let now = clock(now.as_deref())?.now();
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let text = crate::shell::report::case_report(&cfg, &store, reference, now)
+                .await
+                .map_err(|e| match e {
+                    crate::shell::report::ReportError::NoCase(_) => Failure::Usage(e.to_string()),
+                    other => Failure::Work(other.to_string()),
+                })?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Timeline { process, received } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let received = parse_instant("--received", received)?;
+            let base = cfg
+                .file
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            let path = if std::path::Path::new(process).is_file() {
+                PathBuf::from(process)
+            } else {
+                config::process_path(&base, process)
+            };
+            let p = config::load_process(&path, &cfg.templates_dir)
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            let (day0, lines) =
+                timeline::schedule(&p, &cfg.calendar, received, cfg.cutoff).map_err(work)?;
+            print!("{}", timeline::render_schedule(&p, received, &day0, &lines));
+            Ok(())
+        }
+        Command::Agencies { action } => {
+            match action {
+                AgenciesAction::Add {
+                    case,
+                    agencies,
+                    reason,
+                    who,
+                } => {
+                    let Desk {
+                        cfg,
+                        store,
+                        now,
+                        actor,
+                    } = desk(&cli.config, who).await?;
+                    let added = operator::add_agencies(
+                        &cfg,
+                        &store,
+                        case,
+                        agencies,
+                        reason.as_deref(),
+                        &actor,
+                        now,
+                    )
+                    .await
+                    .map_err(refused)?;
+                    println!("{case}: added {}", added.join(", "));
+                }
+                AgenciesAction::Remove {
+                    case,
+                    agency,
+                    reason,
+                    who,
+                } => {
+                    let Desk {
+                        cfg,
+                        store,
+                        now,
+                        actor,
+                    } = desk(&cli.config, who).await?;
+                    let removed =
+                        operator::remove_agency(&cfg, &store, case, agency, reason, &actor, now)
+                            .await
+                            .map_err(refused)?;
+                    println!("{case}: removed {removed}");
+                }
+            }
+            Ok(())
+        }
+        Command::Decide {
+            case,
+            decision,
+            outcome,
+            reason,
+            replace,
+            who,
+        } => {
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
+            operator::decide(
+                &cfg, &store, case, decision, outcome, reason, *replace, &actor, now,
+            )
+            .await
+            .map_err(refused)?;
+            println!("{case}: {decision} recorded as {outcome}");
+            Ok(())
+        }
+        Command::Publication {
+            case,
+            date,
+            reason,
+            who,
+        } => {
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
+            let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map_err(|_| Failure::Usage(format!("`{date}` is not a date like 2027-06-30")))?;
+            operator::plan_publication(&cfg, &store, case, date, reason, &actor, now)
+                .await
+                .map_err(refused)?;
+            println!(
+                "{case}: publication planned for {}",
+                date.format("%a %-d %b %Y")
+            );
+            Ok(())
+        }
+        Command::Close { case, reason, who } | Command::Reopen { case, reason, who } => {
+            let close = matches!(cli.command, Command::Close { .. });
+            let Desk {
+                store, now, actor, ..
+            } = desk(&cli.config, who).await?;
+            operator::set_status(&store, case, close, reason, &actor, now)
+                .await
+                .map_err(refused)?;
+            println!("{case}: {}", if close { "closed" } else { "reopened" });
+            Ok(())
+        }
+        Command::Attach {
+            case,
+            message,
+            r#return,
+            nil_return,
+            reason,
+            who,
+        } => {
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
+            let how = match (r#return, nil_return) {
+                (Some(a), _) => operator::AttachAs::Return {
+                    agency: a.clone(),
+                    nil: false,
+                },
+                (None, Some(a)) => operator::AttachAs::Return {
+                    agency: a.clone(),
+                    nil: true,
+                },
+                (None, None) => operator::AttachAs::Note,
+            };
+            operator::attach(&cfg, &store, case, *message, how, reason, &actor, now)
+                .await
+                .map_err(refused)?;
+            println!("{case}: message {message} attached");
+            Ok(())
+        }
+        Command::Confirm {
+            case,
+            message,
+            outcome,
+            reason,
+            who,
+        } => {
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
+            operator::confirm_held(&cfg, &store, case, *message, outcome, reason, &actor, now)
+                .await
+                .map_err(refused)?;
+            println!("{case}: held reply {message} confirmed as {outcome}");
+            Ok(())
+        }
+        Command::Resend {
+            case,
+            letter,
+            to,
+            reason,
+            who,
+        } => {
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
+            let id = operator::resend(
+                &cfg,
+                &store,
+                case,
+                *letter,
+                to.as_deref(),
+                reason,
+                &actor,
+                now,
+            )
+            .await
+            .map_err(refused)?;
+            println!("{case}: letter {letter} queued again as letter {id}");
+            Ok(())
+        }
+        Command::Reschedule {
+            case,
+            what,
+            to,
+            reason,
+            who,
+        } => {
+            let Desk {
+                cfg,
+                store,
+                now,
+                actor,
+            } = desk(&cli.config, who).await?;
+            let at = parse_when(to, cfg.process.default_at)?;
+            operator::reschedule(&cfg, &store, case, what, at, reason, &actor, now)
+                .await
+                .map_err(refused)?;
+            println!(
+                "{case}: {what} moved to {}",
+                at.with_timezone(&calendar::LONDON)
+                    .format("%a %-d %b %Y %H:%M")
+            );
+            Ok(())
+        }
+        Command::Triage => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let rows = store.triage().await.map_err(work)?;
+            if rows.is_empty() {
+                println!("nothing waiting for a person");
+            }
+            for r in rows {
+                println!(
+                    "message {:<6} received {}  rule {}  {} bytes",
+                    r.id,
+                    r.internal_date
+                        .with_timezone(&calendar::LONDON)
+                        .format("%a %-d %b %Y %H:%M"),
+                    r.rule.as_deref().unwrap_or("-"),
+                    r.size
+                );
+            }
+            Ok(())
+        }
+        Command::Digest { now } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let now = clock(now.as_deref())?.now();
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let key = crate::shell::periodic::digest_key(calendar::london_date(now));
+            let since = crate::shell::snapshot::since_last(
+                &store,
+                crate::core::views::DIGEST_STEP,
+                &key,
+                now,
+            )
+            .await
+            .map_err(work)?;
+            let snap = crate::shell::snapshot::gather(&cfg, &store, now, since)
+                .await
+                .map_err(work)?;
+            let d = crate::core::digest::build(&snap, &cfg.calendar).map_err(work)?;
+            print!("{}", d.text);
+            Ok(())
+        }
+        Command::Export {
+            format,
+            since,
+            output,
+            now,
+        } => {
+            let cfg = load(&cli.config, Needs::NoSecrets)?;
+            let now = clock(now.as_deref())?.now();
+            let since = since
+                .as_deref()
+                .map(|s| {
+                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                        Failure::Usage(format!("--since `{s}` is not a date like 2026-04-01"))
+                    })
+                })
+                .transpose()?;
+            if *format == ExportFormat::Xlsx
+                && output.is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                return Err(Failure::Usage(
+                    "an XLSX file is binary: give --output tracker.xlsx (or pipe it)".into(),
+                ));
+            }
+            let store = Store::open(&cfg.database).await.map_err(work)?;
+            let snap = crate::shell::snapshot::gather(&cfg, &store, now, now)
+                .await
+                .map_err(work)?;
+            let tracker = crate::core::export::rows(&snap, &cfg.process, since);
+            let bytes = match format {
+                ExportFormat::Csv => crate::core::export::csv(&tracker).into_bytes(),
+                ExportFormat::Xlsx => {
+                    crate::core::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(work)?
+                }
+            };
+            match output {
+                Some(path) => std::fs::write(path, &bytes)
+                    .map_err(|e| Failure::Work(format!("cannot write {}: {e}", path.display())))?,
+                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)
+                    .map_err(|e| Failure::Work(format!("cannot write the tracker: {e}")))?,
+            }
+            Ok(())
+        }
+        Command::Check => {
+            let cfg = load(&cli.config, Needs::Everything)?;
+            println!(
+                "{}: configuration is valid (process {}, {} steps, {} agencies)",
+                cfg.file.display(),
+                cfg.process.id,
+                cfg.process.steps.len(),
+                cfg.directory.agencies.len()
+            );
+            match &cfg.digest {
+                Some(d) => println!(
+                    "daily digest: each working day at {} (London) to {}",
+                    d.at.format("%H:%M"),
+                    d.to
+                ),
+                None => println!("daily digest: off (no [digest] section)"),
+            }
+            if let Some(t) = &cfg.process.tracker_report {
+                println!(
+                    "tracker report: {} at {} to {}",
+                    match t.every {
+                        crate::core::process::Every::Month { working_day } =>
+                            format!("working day {working_day} of each month"),
+                        crate::core::process::Every::Weeks { weeks, weekday } =>
+                            format!("every {weeks} week(s) on {weekday}"),
+                    },
+                    t.at.format("%H:%M"),
+                    t.to.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Bench { messages } => {
+            let report = crate::dev::bench::run(*messages).await.map_err(work)?;
+            print!("{}", report.render());
+            Ok(())
+        }
+        Command::Demo { once } => crate::dev::demo::run(cli.config.clone(), *once)
+            .await
+            .map_err(work),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

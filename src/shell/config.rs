@@ -1,0 +1,822 @@
+//! The configuration file: raw TOML → a resolved [`Config`], every problem reported at once.
+//!
+//! Owns reading `caseclerk.toml` (see `config/example.toml`), resolving relative paths against the
+//! config file's own directory, loading the partnership's process file and calendar, checking that
+//! every role the process writes to has people, and reading passwords from the environment or a
+//! file (never from the config itself).
+//!
+//! Must not: open network connections, touch the database, or log secrets or personal data.
+//! [`Secret`] prints as `***`.
+
+use crate::core::calendar::Calendar;
+pub use crate::core::directory::{Agency, Contact, Directory};
+use crate::core::process::{self, Process};
+use chrono::{NaiveDate, NaiveTime};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A password or token. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How a connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain, then STARTTLS, which must succeed (IMAP 143, submission 587).
+    Starttls,
+    /// No TLS at all: only allowed to a loopback address.
+    None,
+}
+
+/// IMAP settings.
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: Option<Secret>,
+    pub folder: String,
+    pub ca_file: Option<PathBuf>,
+    /// IDLE is re-issued after this long (RFC 2177 asks for < 29 minutes).
+    pub idle_refresh: Duration,
+    /// Polling interval when the server has no IDLE.
+    pub poll_interval: Duration,
+    /// Every network command is abandoned after this long (a dead link must not hang the daemon).
+    pub command_timeout: Duration,
+}
+
+/// SMTP settings.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub partnership_name: String,
+    pub short_name: String,
+    pub reference_prefix: String,
+    /// The shared mailbox's address: the From of every letter.
+    pub address: String,
+    /// The shared mailbox and its aliases (lowercase): mail from these is ours.
+    pub own_addresses: Vec<String>,
+    /// The domain of Message-IDs we mint.
+    pub id_domain: String,
+    pub imap: ImapSettings,
+    pub smtp: SmtpSettings,
+    pub database: PathBuf,
+    pub templates_dir: PathBuf,
+    pub process: Process,
+    pub calendar: Calendar,
+    /// Referrals received at or after this London time start on the next working day.
+    pub cutoff: Option<NaiveTime>,
+    /// The people in each role (and each area's own) and the agency directory.
+    pub directory: Directory,
+    pub attachments: BTreeMap<String, PathBuf>,
+    /// The receiving mail server's `authserv-id`: when set, a vote counts only if the topmost
+    /// Authentication-Results header comes from it and shows DMARC (or aligned DKIM/SPF) pass.
+    pub authserv_id: Option<String>,
+    /// The daily digest to the business unit; `None` when `[digest]` is absent (no digest).
+    pub digest: Option<DigestSettings>,
+}
+
+/// The daily digest (`[digest]`): one email each working morning to the business unit.
+///
+/// The section is optional and there is no digest without it: an email every morning is a thing a
+/// partnership turns on, not a surprise. `config/example.toml` turns it on. `caseclerk check` says
+/// whether it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestSettings {
+    /// London wall-clock time it is sent on working days (`at = "08:00"`, the default).
+    pub at: NaiveTime,
+    /// The directory role it goes to (`to = "business_unit"`, the default): one email, to the
+    /// first person in the role, copied to the others.
+    pub to: String,
+}
+
+impl Config {
+    /// The people in a role for a case in `area` (the area's own list first, else the partnership's).
+    pub fn people(&self, role: &str, area: Option<&str>) -> &[Contact] {
+        self.directory.people(role, area)
+    }
+
+    pub fn agency(&self, id: &str) -> Option<&Agency> {
+        self.directory.agency(id)
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration {file} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub file: String,
+    pub problems: Vec<String>,
+}
+
+/// Attachment names the engine fills itself: the referral (its text and files) and the agencies'
+/// returns (for the collation pack). Every other name comes from `[attachments]`.
+pub const RESERVED_ATTACHMENTS: &[&str] = &["referral", "returns"];
+
+/// What a command needs resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Everything, including passwords (run, tick, demo).
+    Everything,
+    /// Everything but passwords (cases, timeline, check without mail).
+    NoSecrets,
+}
+
+// ---- raw form ---------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    partnership: RawPartnership,
+    mailbox: RawImap,
+    smtp: RawSmtp,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    calendar: RawCalendar,
+    #[serde(default)]
+    templates: RawTemplates,
+    #[serde(default)]
+    roles: BTreeMap<String, Vec<Contact>>,
+    #[serde(default)]
+    areas: BTreeMap<String, RawArea>,
+    #[serde(default, rename = "agency")]
+    agencies: Vec<Agency>,
+    #[serde(default)]
+    attachments: BTreeMap<String, String>,
+    #[serde(default)]
+    decisions: RawDecisions,
+    #[serde(default)]
+    digest: Option<RawDigest>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDecisions {
+    authserv_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    at: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartnership {
+    name: String,
+    #[serde(default)]
+    short_name: Option<String>,
+    /// A process id (`config/processes/<id>.toml` next to this file) or a path to a process file.
+    process: String,
+    #[serde(default)]
+    reference_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImap {
+    address: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    host: String,
+    port: Option<u16>,
+    tls: TlsMode,
+    username: String,
+    password: Option<toml::Value>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    #[serde(default)]
+    folder: Option<String>,
+    ca_file: Option<String>,
+    idle_refresh_minutes: Option<u64>,
+    poll_seconds: Option<u64>,
+    timeout_seconds: Option<u64>,
+    id_domain: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    tls: TlsMode,
+    username: String,
+    password: Option<toml::Value>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    ca_file: Option<String>,
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    database: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    holidays_file: Option<String>,
+    cutoff: Option<String>,
+    #[serde(default)]
+    closures: Vec<RawClosure>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClosure {
+    date: String,
+    reason: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArea {
+    #[serde(default)]
+    roles: BTreeMap<String, Vec<Contact>>,
+}
+
+/// Load and resolve a configuration file.
+pub fn load(path: &Path, needs: Needs) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let fail = |p: String| ConfigError {
+        file: file.clone(),
+        problems: vec![p],
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(format!(
+            "cannot read it: {e} (pass --config or set CASECLERK_CONFIG)"
+        ))
+    })?;
+    let raw: RawConfig =
+        toml::from_str(&text).map_err(|e| fail(format!("not valid: {}", e.to_string().trim())))?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Resolver {
+        base,
+        problems: Vec::new(),
+        needs,
+    }
+    .resolve(&file, raw)
+}
+
+/// Where `<dir>/processes/<id>.toml` or a path given as `process` lives.
+pub fn process_path(base: &Path, process: &str) -> PathBuf {
+    if process.ends_with(".toml") || process.contains('/') {
+        base.join(process)
+    } else {
+        base.join("processes").join(format!("{process}.toml"))
+    }
+}
+
+/// Does `dir` hold all three parts (`.subject.hbs`, `.text.hbs`, `.html.hbs`) of template `name`?
+pub fn template_exists(dir: &Path, name: &str) -> bool {
+    ["subject", "text", "html"]
+        .iter()
+        .all(|part| dir.join(format!("{name}.{part}.hbs")).is_file())
+}
+
+/// Load one process file, checking its templates against `templates_dir`.
+pub fn load_process(path: &Path, templates_dir: &Path) -> Result<Process, process::ProcessError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| process::ProcessError {
+        file: file.clone(),
+        problems: vec![format!("cannot read it: {e}")],
+    })?;
+    let has = |name: &str| template_exists(templates_dir, name);
+    process::parse(&file, &text, &process::Environment { has_template: &has })
+}
+
+/// Load the calendar: the bundled GOV.UK data or `holidays_file`, plus closure days.
+pub fn load_calendar(
+    holidays_file: Option<&Path>,
+    closures: Vec<(NaiveDate, String)>,
+) -> Result<Calendar, String> {
+    let cal = match holidays_file {
+        None => Calendar::bundled(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                format!(
+                    "calendar.holidays_file {}: cannot read it: {e}",
+                    p.display()
+                )
+            })?;
+            Calendar::from_govuk_json(&text)
+                .map_err(|e| format!("calendar.holidays_file {}: {e}", p.display()))?
+        }
+    };
+    Ok(cal.with_closures(closures))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && (domain.contains('.') || domain == "localhost")
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+}
+
+struct Resolver {
+    base: PathBuf,
+    problems: Vec<String>,
+    needs: Needs,
+}
+
+impl Resolver {
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn secret(
+        &mut self,
+        section: &str,
+        inline: &Option<toml::Value>,
+        env: &Option<String>,
+        file: &Option<String>,
+    ) -> Option<Secret> {
+        if inline.is_some() {
+            self.problems.push(format!(
+                "[{section}] password: passwords never go in the config file; use password_env = \"VAR\" or \
+                 password_file = \"/path\" (readable only by caseclerk's user)"
+            ));
+        }
+        match (env, file) {
+            (Some(_), Some(_)) => {
+                self.problems.push(format!(
+                    "[{section}]: give password_env or password_file, not both"
+                ));
+                None
+            }
+            (None, None) => {
+                self.problems.push(format!(
+                    "[{section}]: needs password_env = \"VAR\" or password_file = \"/path\""
+                ));
+                None
+            }
+            _ if self.needs == Needs::NoSecrets => None,
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+                _ => {
+                    self.problems.push(format!(
+                        "[{section}] password_env: environment variable {var} is not set or empty"
+                    ));
+                    None
+                }
+            },
+            (None, Some(f)) => {
+                let path = self.path(f);
+                match std::fs::read_to_string(&path) {
+                    Ok(v) if !v.trim_end_matches(['\n', '\r']).is_empty() => {
+                        Some(Secret::new(v.trim_end_matches(['\n', '\r'])))
+                    }
+                    Ok(_) => {
+                        self.problems.push(format!(
+                            "[{section}] password_file {}: the file is empty",
+                            path.display()
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        self.problems.push(format!(
+                            "[{section}] password_file {}: cannot read it: {e}",
+                            path.display()
+                        ));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_tls(&mut self, section: &str, host: &str, tls: TlsMode) {
+        if tls == TlsMode::None && !is_loopback(host) {
+            self.problems.push(format!(
+                "[{section}] tls = \"none\" is only allowed to a loopback host; {host} needs \"implicit\" or \"starttls\""
+            ));
+        }
+    }
+
+    fn ca(&mut self, section: &str, ca: &Option<String>) -> Option<PathBuf> {
+        let p = self.path(ca.as_ref()?);
+        // The demo's CA is created when the local mail stack starts, so only warn-free check here
+        // when it should exist already.
+        if self.needs == Needs::Everything && !p.is_file() {
+            self.problems
+                .push(format!("[{section}] ca_file {}: no such file", p.display()));
+        }
+        Some(p)
+    }
+
+    fn contacts(&mut self, owner: &str, list: &[Contact]) {
+        for c in list {
+            if !valid_email(&c.email) {
+                self.problems
+                    .push(format!("{owner}: `{}` is not an email address", c.email));
+            }
+            if let Some(p) = &c.partner
+                && !matches!(p.as_str(), "la" | "police" | "icb")
+            {
+                self.problems.push(format!(
+                    "{owner}: partner `{p}` is not one of la, police, icb"
+                ));
+            }
+        }
+    }
+
+    fn resolve(mut self, file: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+        let m = &raw.mailbox;
+        let address = m.address.trim().to_lowercase();
+        if !valid_email(&address) {
+            self.problems.push(format!(
+                "[mailbox] address `{}` is not an email address",
+                m.address
+            ));
+        }
+        let mut own_addresses = vec![address.clone()];
+        for a in &m.aliases {
+            if !valid_email(a) {
+                self.problems
+                    .push(format!("[mailbox] alias `{a}` is not an email address"));
+            }
+            own_addresses.push(a.trim().to_lowercase());
+        }
+        let id_domain = m.id_domain.clone().unwrap_or_else(|| {
+            address
+                .split_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_else(|| "caseclerk.invalid".into())
+        });
+        self.check_tls("mailbox", &m.host, m.tls);
+        let imap_password = self.secret("mailbox", &m.password, &m.password_env, &m.password_file);
+        let imap = ImapSettings {
+            host: m.host.clone(),
+            port: m.port.unwrap_or(match m.tls {
+                TlsMode::Implicit => 993,
+                _ => 143,
+            }),
+            tls: m.tls,
+            username: m.username.clone(),
+            password: imap_password,
+            folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
+            ca_file: self.ca("mailbox", &m.ca_file),
+            idle_refresh: Duration::from_secs(60 * m.idle_refresh_minutes.unwrap_or(25)),
+            poll_interval: Duration::from_secs(m.poll_seconds.unwrap_or(60)),
+            command_timeout: Duration::from_secs(m.timeout_seconds.unwrap_or(60)),
+        };
+        if m.idle_refresh_minutes.is_some_and(|v| v == 0 || v >= 29) {
+            self.problems.push(
+                "[mailbox] idle_refresh_minutes must be between 1 and 28 (servers drop IDLE after 29-30 minutes)"
+                    .into(),
+            );
+        }
+        let s = &raw.smtp;
+        self.check_tls("smtp", &s.host, s.tls);
+        let smtp_password = self.secret("smtp", &s.password, &s.password_env, &s.password_file);
+        let smtp = SmtpSettings {
+            host: s.host.clone(),
+            port: s.port.unwrap_or(match s.tls {
+                TlsMode::Implicit => 465,
+                _ => 587,
+            }),
+            tls: s.tls,
+            username: s.username.clone(),
+            password: smtp_password,
+            ca_file: self.ca("smtp", &s.ca_file),
+            timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(60)),
+        };
+
+        let database = self.path(raw.storage.database.as_deref().unwrap_or("caseclerk.db"));
+        let templates_dir = self.path(raw.templates.dir.as_deref().unwrap_or("../mail-templates"));
+        if !templates_dir.is_dir() {
+            self.problems.push(format!(
+                "[templates] dir {}: no such directory",
+                templates_dir.display()
+            ));
+        }
+
+        // Calendar.
+        let mut closures = Vec::new();
+        for c in &raw.calendar.closures {
+            match NaiveDate::parse_from_str(&c.date, "%Y-%m-%d") {
+                Ok(d) => closures.push((d, c.reason.clone())),
+                Err(_) => self.problems.push(format!(
+                    "[calendar] closure date `{}` is not a date like \"2026-12-29\"",
+                    c.date
+                )),
+            }
+        }
+        let cutoff = raw.calendar.cutoff.as_deref().and_then(|t| {
+            NaiveTime::parse_from_str(t, "%H:%M").ok().or_else(|| {
+                self.problems.push(format!(
+                    "[calendar] cutoff `{t}` is not a time like \"17:00\""
+                ));
+                None
+            })
+        });
+        let holidays = raw.calendar.holidays_file.as_deref().map(|p| self.path(p));
+        let calendar = match load_calendar(holidays.as_deref(), closures) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.problems.push(e);
+                None
+            }
+        };
+
+        // Process.
+        let process_file = process_path(&self.base, &raw.partnership.process);
+        let process = match load_process(&process_file, &templates_dir) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.problems.extend(
+                    e.problems
+                        .into_iter()
+                        .map(|p| format!("process {}: {p}", process_file.display())),
+                );
+                None
+            }
+        };
+
+        // Roles and areas.
+        for (role, list) in &raw.roles {
+            self.contacts(&format!("[roles] {role}"), list);
+        }
+        let mut area_roles = BTreeMap::new();
+        for (area, a) in &raw.areas {
+            for (role, list) in &a.roles {
+                self.contacts(&format!("[areas.\"{area}\".roles] {role}"), list);
+            }
+            area_roles.insert(area.clone(), a.roles.clone());
+        }
+        if let Some(p) = &process {
+            let declared: BTreeSet<&String> = p.areas.iter().collect();
+            for area in raw.areas.keys() {
+                if !declared.contains(area) {
+                    self.problems.push(format!(
+                        "[areas.\"{area}\"]: the process {} has no such area (it has: {})",
+                        p.id,
+                        if p.areas.is_empty() {
+                            "none".into()
+                        } else {
+                            p.areas.join(", ")
+                        }
+                    ));
+                }
+            }
+            for role in p.directory_roles() {
+                let default = raw.roles.get(&role).is_some_and(|l| !l.is_empty());
+                if default {
+                    continue;
+                }
+                if p.areas.is_empty() {
+                    self.problems.push(format!(
+                        "[roles] {role}: the process writes to this role but nobody is listed"
+                    ));
+                } else {
+                    for area in &p.areas {
+                        let listed = raw
+                            .areas
+                            .get(area)
+                            .and_then(|a| a.roles.get(&role))
+                            .is_some_and(|l| !l.is_empty());
+                        if !listed {
+                            self.problems.push(format!(
+                                "role {role}: the process writes to it but nobody is listed in [roles] or [areas.\"{area}\".roles]"
+                            ));
+                        }
+                    }
+                }
+            }
+            for name in p.attachment_names() {
+                if !RESERVED_ATTACHMENTS.contains(&name.as_str())
+                    && !raw.attachments.contains_key(&name)
+                {
+                    self.problems.push(format!(
+                        "[attachments] {name}: the process attaches it but no file is named"
+                    ));
+                }
+            }
+        }
+        let mut attachments = BTreeMap::new();
+        for (name, p) in &raw.attachments {
+            let path = self.path(p);
+            if !path.is_file() {
+                self.problems.push(format!(
+                    "[attachments] {name}: {} is not a file",
+                    path.display()
+                ));
+            }
+            attachments.insert(name.clone(), path);
+        }
+
+        // Agencies.
+        let mut ids = BTreeSet::new();
+        for a in &raw.agencies {
+            if !ids.insert(a.id.clone()) {
+                self.problems
+                    .push(format!("[[agency]] `{}` is listed twice", a.id));
+            }
+            self.contacts(
+                &format!("[[agency]] {}", a.id),
+                std::slice::from_ref(&a.contact),
+            );
+            if let Some(l) = &a.lead {
+                self.contacts(
+                    &format!("[[agency]] {} lead", a.id),
+                    std::slice::from_ref(l),
+                );
+            }
+            if let Some(d) = &a.deputy {
+                self.contacts(
+                    &format!("[[agency]] {} deputy", a.id),
+                    std::slice::from_ref(d),
+                );
+            }
+        }
+
+        let digest = raw.digest.as_ref().map(|d| self.digest(d, &raw.roles));
+
+        let prefix = raw
+            .partnership
+            .reference_prefix
+            .clone()
+            .unwrap_or_else(|| "RR".into());
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_uppercase()) {
+            self.problems.push(format!(
+                "[partnership] reference_prefix `{prefix}` must be capital letters (e.g. \"RR\")"
+            ));
+        }
+
+        if !self.problems.is_empty() {
+            return Err(ConfigError {
+                file: file.to_string(),
+                problems: self.problems,
+            });
+        }
+        let (Some(process), Some(calendar)) = (process, calendar) else {
+            unreachable!("a missing process or calendar always records a problem")
+        };
+        let lower = |list: Vec<Agency>| {
+            list.into_iter()
+                .map(|mut a| {
+                    a.contact.email = a.contact.email.to_lowercase();
+                    a.domains = a.domains.iter().map(|d| d.to_lowercase()).collect();
+                    a
+                })
+                .collect()
+        };
+        Ok(Config {
+            file: PathBuf::from(file),
+            short_name: raw
+                .partnership
+                .short_name
+                .clone()
+                .unwrap_or_else(|| raw.partnership.name.clone()),
+            partnership_name: raw.partnership.name,
+            reference_prefix: prefix,
+            address,
+            own_addresses,
+            id_domain,
+            imap,
+            smtp,
+            database,
+            templates_dir,
+            process,
+            calendar,
+            cutoff,
+            directory: Directory {
+                roles: raw.roles,
+                area_roles,
+                agencies: lower(raw.agencies),
+            },
+            attachments,
+            authserv_id: raw.decisions.authserv_id.filter(|s| !s.trim().is_empty()),
+            digest,
+        })
+    }
+
+    /// `[digest]`: a time like "08:00" and a role with people in `[roles]`.
+    fn digest(
+        &mut self,
+        raw: &RawDigest,
+        roles: &BTreeMap<String, Vec<Contact>>,
+    ) -> DigestSettings {
+        let at = match raw.at.as_deref() {
+            None => NaiveTime::from_hms_opt(8, 0, 0).expect("valid time"),
+            Some(t) => NaiveTime::parse_from_str(t, "%H:%M").unwrap_or_else(|_| {
+                self.problems.push(format!(
+                    "[digest] at = \"{t}\" is not a London time like \"08:00\""
+                ));
+                NaiveTime::from_hms_opt(8, 0, 0).expect("valid time")
+            }),
+        };
+        let to = raw.to.clone().unwrap_or_else(|| "business_unit".into());
+        if roles.get(&to).is_none_or(Vec::is_empty) {
+            self.problems.push(format!(
+                "[digest] to = \"{to}\": nobody is listed in [roles] {to} (list the business unit there, or name another role)"
+            ));
+        }
+        DigestSettings { at, to }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "***");
+    }
+
+    #[test]
+    fn plain_text_is_refused_away_from_loopback() {
+        assert!(is_loopback("127.0.0.1"));
+        assert!(is_loopback("::1"));
+        assert!(is_loopback("localhost"));
+        assert!(!is_loopback("imap.example.org"));
+    }
+
+    #[test]
+    fn process_names_and_paths_resolve_next_to_the_config() {
+        let base = Path::new("/etc/caseclerk");
+        assert_eq!(
+            process_path(base, "bury"),
+            PathBuf::from("/etc/caseclerk/processes/bury.toml")
+        );
+        assert_eq!(
+            process_path(base, "custom/mine.toml"),
+            PathBuf::from("/etc/caseclerk/custom/mine.toml")
+        );
+    }
+
+    #[test]
+    fn addresses_are_checked_loosely_but_reject_obvious_mistakes() {
+        assert!(valid_email("bsp@bury.gov.uk"));
+        assert!(!valid_email("bsp at bury"));
+        assert!(!valid_email("A <a@b.c>"));
+        assert!(!valid_email("@bury.gov.uk"));
+    }
+}

@@ -1,0 +1,496 @@
+//! The mailbox: IMAP fetch, the UID watermark, and the IDLE watcher.
+//!
+//! Owns talking IMAP to the shared mailbox: connecting (implicit TLS, STARTTLS, or plain on
+//! loopback only), logging in, selecting the folder, fetching every message above the stored
+//! watermark with `BODY.PEEK[]` (so `\Seen` is never set — a person reading the mailbox in Outlook
+//! must not hide mail from caseclerk, and caseclerk must not mark mail read for them), and storing
+//! the raw bytes with the watermark in one transaction. It never deletes, moves or flags mail.
+//!
+//! The watcher keeps one connection in IDLE and signals the engine when the server reports
+//! anything; it re-issues IDLE before `idle_refresh` (< 29 minutes), treats any error as "reconnect
+//! with backoff", wraps every command in a timeout (a silently dead link must not hang it), and
+//! polls when the server has no IDLE. Notifications are only a hint: each wake-up is followed by a
+//! full UID SEARCH above the watermark.
+//!
+//! Must not: classify or parse beyond the Message-ID needed for de-duplication, or log content.
+
+use crate::core::intake;
+use crate::shell::config::{ImapSettings, TlsMode};
+use crate::shell::store::{NewMessage, Store, StoreError};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+/// Mailbox errors: what failed, never message content.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error("cannot connect to IMAP server {host}:{port}: {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("TLS with IMAP server {host} failed: {detail}")]
+    Tls { host: String, detail: String },
+    #[error(
+        "IMAP login as {user} failed: {detail} (check the username and password source in [mailbox])"
+    )]
+    Login { user: String, detail: String },
+    #[error("IMAP {command} failed: {detail}")]
+    Command {
+        command: &'static str,
+        detail: String,
+    },
+    #[error("IMAP {command} timed out after {seconds} s (the connection may be dead)")]
+    Timeout { command: &'static str, seconds: u64 },
+    #[error("the IMAP server did not report UIDVALIDITY for {folder}")]
+    NoUidValidity { folder: String },
+    #[error("no password for the mailbox (set password_env or password_file in [mailbox])")]
+    NoPassword,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A plain or TLS connection, so one IMAP session type serves both.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A logged-in IMAP session.
+pub type Session = async_imap::Session<Stream>;
+
+async fn timed<T, E: std::fmt::Display>(
+    settings: &ImapSettings,
+    command: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, MailboxError> {
+    match tokio::time::timeout(settings.command_timeout, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(MailboxError::Command {
+            command,
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(MailboxError::Timeout {
+            command,
+            seconds: settings.command_timeout.as_secs(),
+        }),
+    }
+}
+
+async fn tls_wrap(settings: &ImapSettings, tcp: TcpStream) -> Result<Stream, MailboxError> {
+    let tls_err = |detail: String| MailboxError::Tls {
+        host: settings.host.clone(),
+        detail,
+    };
+    let config = crate::shell::tls::client_config(settings.ca_file.as_deref())
+        .map_err(|e| tls_err(e.to_string()))?;
+    let name = ServerName::try_from(settings.host.clone()).map_err(|e| tls_err(e.to_string()))?;
+    let tls = tokio::time::timeout(
+        settings.command_timeout,
+        TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| tls_err("handshake timed out".into()))?
+    .map_err(|e| tls_err(e.to_string()))?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
+/// Connect and log in.
+pub async fn connect(settings: &ImapSettings) -> Result<Session, MailboxError> {
+    let password = settings.password.as_ref().ok_or(MailboxError::NoPassword)?;
+    let tcp = tokio::time::timeout(
+        settings.command_timeout,
+        TcpStream::connect((settings.host.as_str(), settings.port)),
+    )
+    .await
+    .map_err(|_| MailboxError::Timeout {
+        command: "connect",
+        seconds: settings.command_timeout.as_secs(),
+    })?
+    .map_err(|source| MailboxError::Connect {
+        host: settings.host.clone(),
+        port: settings.port,
+        source,
+    })?;
+    let stream = match settings.tls {
+        TlsMode::Implicit => tls_wrap(settings, tcp).await?,
+        TlsMode::None => Stream::Plain(tcp),
+        TlsMode::Starttls => {
+            let mut client = async_imap::Client::new(Stream::Plain(tcp));
+            timed(settings, "greeting", async {
+                client.read_response().await.and_then(|r| {
+                    r.ok_or_else(|| std::io::Error::other("connection closed before the greeting"))
+                })
+            })
+            .await?;
+            timed(
+                settings,
+                "STARTTLS",
+                client.run_command_and_check_ok("STARTTLS", None),
+            )
+            .await?;
+            let Stream::Plain(tcp) = client.into_inner() else {
+                unreachable!("the stream is plain until STARTTLS succeeds")
+            };
+            let stream = tls_wrap(settings, tcp).await?;
+            return login(
+                settings,
+                async_imap::Client::new(stream),
+                password.expose(),
+                false,
+            )
+            .await;
+        }
+    };
+    login(
+        settings,
+        async_imap::Client::new(stream),
+        password.expose(),
+        true,
+    )
+    .await
+}
+
+async fn login(
+    settings: &ImapSettings,
+    mut client: async_imap::Client<Stream>,
+    password: &str,
+    greeting: bool,
+) -> Result<Session, MailboxError> {
+    if greeting {
+        timed(settings, "greeting", async {
+            client.read_response().await.and_then(|r| {
+                r.ok_or_else(|| std::io::Error::other("connection closed before the greeting"))
+            })
+        })
+        .await?;
+    }
+    match tokio::time::timeout(
+        settings.command_timeout,
+        client.login(&settings.username, password),
+    )
+    .await
+    {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _client))) => Err(MailboxError::Login {
+            user: settings.username.clone(),
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(MailboxError::Timeout {
+            command: "LOGIN",
+            seconds: settings.command_timeout.as_secs(),
+        }),
+    }
+}
+
+/// Messages fetched and stored per transaction. It bounds memory (a batch is held whole; referrals
+/// can carry large attachments); `caseclerk bench` measured no gain from larger batches. A crash
+/// mid-batch only means the batch is fetched again, and de-duplicated.
+const FETCH_CHUNK: usize = 50;
+
+/// What one fetch did.
+#[derive(Debug, Clone, Default)]
+pub struct FetchReport {
+    pub uidvalidity: u32,
+    pub seen: usize,
+    pub stored: usize,
+    pub last_uid: u32,
+    pub idle_supported: bool,
+}
+
+/// How to treat mail already in the folder the first time caseclerk looks at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingMail {
+    /// Start the watermark at the newest message: mail from before caseclerk is left for people.
+    Leave,
+    /// Process everything in the folder.
+    Process,
+}
+
+fn body_sha256(raw: &[u8]) -> String {
+    let body = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| &raw[i + 4..])
+        .or_else(|| {
+            raw.windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| &raw[i + 2..])
+        })
+        .unwrap_or(raw);
+    hex::encode(Sha256::digest(body))
+}
+
+/// Fetch every message above the watermark into the store. Never sets `\Seen`, never deletes.
+pub async fn fetch_new(
+    settings: &ImapSettings,
+    session: &mut Session,
+    store: &Store,
+    existing: ExistingMail,
+    now: DateTime<Utc>,
+) -> Result<FetchReport, MailboxError> {
+    let folder = settings.folder.clone();
+    let mailbox = timed(settings, "SELECT", session.select(&folder)).await?;
+    let uidvalidity = mailbox
+        .uid_validity
+        .ok_or_else(|| MailboxError::NoUidValidity {
+            folder: folder.clone(),
+        })?;
+    let previous = store.mailbox_state(&folder).await?;
+    let mut last = match &previous {
+        Some(s) if s.uidvalidity == uidvalidity => s.last_uid,
+        Some(s) if s.uidvalidity != 0 => {
+            tracing::warn!(
+                folder = %folder,
+                old = s.uidvalidity,
+                new = uidvalidity,
+                "UIDVALIDITY changed: re-reading the folder; messages already stored are recognised by Message-ID"
+            );
+            0
+        }
+        _ => 0,
+    };
+    let first_time = previous.as_ref().is_none_or(|s| s.uidvalidity == 0);
+    let mut uids: Vec<u32> = timed(
+        settings,
+        "UID SEARCH",
+        session.uid_search(format!("UID {}:*", last + 1)),
+    )
+    .await?
+    .into_iter()
+    .filter(|u| *u > last) // `n:*` always includes the highest UID, even below n
+    .collect();
+    uids.sort_unstable();
+    let mut report = FetchReport {
+        uidvalidity,
+        seen: uids.len(),
+        last_uid: last,
+        ..Default::default()
+    };
+    if first_time && existing == ExistingMail::Leave {
+        let newest = uids.last().copied().unwrap_or(last);
+        store
+            .store_fetched(&folder, uidvalidity, &[], newest, now)
+            .await?;
+        tracing::info!(folder = %folder, left = uids.len(), "first look at the mailbox: existing mail left for people");
+        report.last_uid = newest;
+        return Ok(report);
+    }
+    for chunk in uids.chunks(FETCH_CHUNK) {
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let fetched: Vec<_> = timed(settings, "UID FETCH", async {
+            let stream = session
+                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+                .await?;
+            stream
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        let mut batch = Vec::new();
+        for f in &fetched {
+            let (Some(uid), Some(raw)) = (f.uid, f.body()) else {
+                continue;
+            };
+            if uid <= last {
+                continue;
+            }
+            let internal_date = f
+                .internal_date()
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or(now);
+            let dedupe_key = intake::dedupe_key(raw);
+            batch.push(NewMessage {
+                dedupe_key,
+                body_sha256: body_sha256(raw),
+                uid,
+                internal_date,
+                raw: raw.to_vec(),
+            });
+        }
+        batch.sort_by_key(|m| m.uid);
+        // Only advance the watermark over what was actually returned, in order.
+        let top = batch.last().map(|m| m.uid).unwrap_or(last);
+        let stored = store
+            .store_fetched(&folder, uidvalidity, &batch, top.max(last), now)
+            .await?;
+        report.stored += stored;
+        last = top.max(last);
+        for m in &batch {
+            tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
+        }
+    }
+    if uids.is_empty() {
+        store
+            .store_fetched(&folder, uidvalidity, &[], last, now)
+            .await?;
+    }
+    report.last_uid = last;
+    Ok(report)
+}
+
+/// A short hash of an identifier, for logs (Message-IDs can carry names).
+pub fn hash_id(id: &str) -> String {
+    hex::encode(&Sha256::digest(id.as_bytes())[..6])
+}
+
+/// Connect, fetch once, log out.
+pub async fn fetch_once(
+    settings: &ImapSettings,
+    store: &Store,
+    existing: ExistingMail,
+    now: DateTime<Utc>,
+) -> Result<FetchReport, MailboxError> {
+    let mut session = connect(settings).await?;
+    let result = fetch_new(settings, &mut session, store, existing, now).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+    result
+}
+
+/// Watch the mailbox and `notify` whenever something may have arrived. Runs until cancelled.
+///
+/// One connection sits in IDLE; on any server data, or after `idle_refresh`, it leaves IDLE,
+/// signals, and re-enters. Any error drops the connection and reconnects with backoff (1 s, 2 s,
+/// 4 s … up to 5 minutes), signalling once on reconnect so nothing that arrived meanwhile waits.
+/// Without IDLE support it signals every `poll_interval`.
+pub async fn watch(settings: Arc<ImapSettings>, notify: Arc<Notify>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match watch_once(&settings, &notify).await {
+            Ok(()) => backoff = Duration::from_secs(1),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "mailbox watcher lost its connection");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+                notify.notify_one();
+            }
+        }
+    }
+}
+
+async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), MailboxError> {
+    let mut session = connect(settings).await?;
+    let caps = timed(settings, "CAPABILITY", session.capabilities()).await?;
+    let idle = caps.has_str("IDLE");
+    timed(settings, "SELECT", session.select(&settings.folder)).await?;
+    if !idle {
+        tracing::info!("the IMAP server has no IDLE: polling");
+        loop {
+            tokio::time::sleep(settings.poll_interval).await;
+            timed(settings, "NOOP", session.noop()).await?;
+            notify.notify_one();
+        }
+    }
+    tracing::info!("watching the mailbox with IDLE");
+    notify.notify_one();
+    loop {
+        let mut handle = session.idle();
+        timed(settings, "IDLE", handle.init()).await?;
+        let woke = {
+            let (wait, stop) = handle.wait_with_timeout(settings.idle_refresh);
+            // The server's keep-alives reset the crate's own timeout, so bound the wait ourselves.
+            let r = tokio::time::timeout(settings.idle_refresh, wait).await;
+            drop(stop);
+            match r {
+                Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => true,
+                Ok(Ok(async_imap::extensions::idle::IdleResponse::Timeout)) | Err(_) => false,
+                // A dropped connection looks like an interrupt: treat it as an error.
+                Ok(Ok(async_imap::extensions::idle::IdleResponse::ManualInterrupt)) => {
+                    return Err(MailboxError::Command {
+                        command: "IDLE",
+                        detail: "connection closed".into(),
+                    });
+                }
+                Ok(Err(e)) => {
+                    return Err(MailboxError::Command {
+                        command: "IDLE",
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        };
+        session = timed(settings, "DONE", handle.done()).await?;
+        if woke {
+            notify.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_hash_ignores_trace_headers_so_two_deliveries_match() {
+        let a = b"Received: from a\r\nMessage-ID: <x@y>\r\n\r\nHello\r\n";
+        let b = b"Received: from b\r\nDelivered-To: alias\r\nMessage-ID: <x@y>\r\n\r\nHello\r\n";
+        assert_eq!(body_sha256(a), body_sha256(b));
+        assert_ne!(
+            body_sha256(a),
+            body_sha256(b"Message-ID: <x@y>\r\n\r\nOther\r\n")
+        );
+    }
+
+    #[test]
+    fn ids_are_hashed_for_logs() {
+        let h = hash_id("jane.doe.referral@hospital.test");
+        assert_eq!(h.len(), 12);
+        assert!(!h.contains("jane"));
+    }
+}

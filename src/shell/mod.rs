@@ -1,0 +1,31 @@
+//! The imperative shell: it moves bytes and state, and decides nothing a rule could decide.
+//!
+//! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
+//! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
+//! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
+//! - [`engine`]: one pass (`tick`) and the daemon loop (`run`): loads, calls the core, stores.
+//! - [`outbox`]: sends queued letters over SMTP and records the result.
+//! - [`operator`]: corrections a person records by hand, with who and why.
+//! - [`periodic`]: queues the daily digest and the tracker report when they fall due.
+//! - [`snapshot`]: reads every case from the store into the core's views.
+//! - [`report`]: `caseclerk case`, one case's history as text.
+//! - [`templates`]: reads the letter templates folder.
+//! - [`cli`]: the command line.
+//! - [`clock`]: the one clock; [`tls`]: TLS client configuration.
+//!
+//! Must not: decide what a message is, what it does to a case, or what is due (that is
+//! [`crate::core`]); log names, subjects, bodies or addresses.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod mailbox;
+pub mod operator;
+pub mod outbox;
+pub mod periodic;
+pub mod report;
+pub mod snapshot;
+pub mod store;
+pub mod templates;
+pub mod tls;

@@ -1,0 +1,685 @@
+//! Operator commands: corrections and facts a person records by hand.
+//!
+//! Owns checking that a command makes sense for the case as it stands (an unknown agency, a
+//! decision the process does not have, an outcome it does not allow, a closed case) and recording
+//! it as an event with who ran it and why. The daemon picks the change up on its next pass (within a
+//! minute) and the timeline does the rest: an agency added after the request day gets its request at
+//! once; a decision opens its pathway.
+//!
+//! Must not: send anything itself, or change history (events are only ever appended).
+
+use crate::core::case::Event;
+use crate::shell::config::Config;
+use crate::shell::store::{CaseRow, Store, StoreError};
+use chrono::{DateTime, Utc};
+
+/// Why an operator command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("there is no case {0} (see `caseclerk cases`)")]
+    NoCase(String),
+    #[error("case {0} is closed; reopen it first")]
+    Closed(String),
+    #[error("unknown agency {name}: the directory has {known}")]
+    UnknownAgency { name: String, known: String },
+    #[error("agency {agency} is already on case {case}")]
+    AlreadyOn { agency: String, case: String },
+    #[error("agency {agency} is not on case {case}")]
+    NotOn { agency: String, case: String },
+    #[error("process {process} has no decision {decision} (it has: {known})")]
+    UnknownDecision {
+        process: String,
+        decision: String,
+        known: String,
+    },
+    #[error("decision {decision} has no outcome {outcome} (it has: {known})")]
+    UnknownOutcome {
+        decision: String,
+        outcome: String,
+        known: String,
+    },
+    #[error(
+        "decision {decision} on case {case} was already taken ({outcome}); pass --replace with a reason to correct it"
+    )]
+    AlreadyDecided {
+        decision: String,
+        case: String,
+        outcome: String,
+    },
+    #[error("give a reason (--reason): every change to a case records why")]
+    NoReason,
+    #[error("case {0} has no LCSPR decision: a publication date belongs to an LCSPR")]
+    NoLcspr(String),
+    #[error("{date} is not in the future")]
+    InThePast { date: String },
+    #[error(
+        "publication on {date} leaves less than 7 working days for the report to reach the National Panel, the Secretary of State and Ofsted; the earliest possible date is {earliest}"
+    )]
+    TooSoon { date: String, earliest: String },
+    #[error("{0}")]
+    Calendar(String),
+    #[error("case {0} is already closed")]
+    AlreadyClosed(String),
+    #[error("case {0} is not closed")]
+    NotClosed(String),
+    #[error("there is no stored message {0} (see `caseclerk triage`)")]
+    NoMessage(i64),
+    #[error(
+        "message {id} is not waiting for a person (it is {state}); only triaged messages can be attached"
+    )]
+    NotTriaged { id: i64, state: String },
+    #[error("message {message} is not a held reply on case {case}")]
+    NotHeld { message: i64, case: String },
+    #[error("held reply {0} was already confirmed")]
+    AlreadyConfirmed(i64),
+    #[error("held reply {0} is not about a decision; record one with `caseclerk decide`")]
+    HeldWithoutDecision(i64),
+    #[error("there is no letter {letter} on case {case} (see `caseclerk case {case}`)")]
+    NoLetter { letter: i64, case: String },
+    #[error("letter {0} has not been sent yet; it goes on its own")]
+    NotSentYet(i64),
+    #[error("`{0}` is not an email address")]
+    BadAddress(String),
+    #[error(
+        "`{what}` is not something that can be moved: use step:<id>, return_by:<agency request id>, decision:<id>, deadline:<id> or meeting (this process has: {known})"
+    )]
+    UnknownTarget { what: String, known: String },
+    #[error("{at} is in the past: a deadline can only move to a time still to come")]
+    PastTime { at: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Case(String),
+}
+
+/// Who ran a command: `--by`, else the login name, else "operator".
+pub fn actor(by: Option<&str>) -> String {
+    let who = by
+        .map(str::to_string)
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "operator".into());
+    format!("operator:{who}")
+}
+
+async fn open_case(store: &Store, reference: &str) -> Result<CaseRow, OperatorError> {
+    let case = store
+        .case_by_ref(reference)
+        .await?
+        .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
+    if case.status == "closed" {
+        return Err(OperatorError::Closed(reference.to_string()));
+    }
+    Ok(case)
+}
+
+/// An open case a change with a reason may be made to.
+async fn case_to_change(
+    store: &Store,
+    reference: &str,
+    reason: &str,
+) -> Result<CaseRow, OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    open_case(store, reference).await
+}
+
+async fn record(
+    store: &Store,
+    case: &CaseRow,
+    at: DateTime<Utc>,
+    actor: &str,
+    events: &[Event],
+) -> Result<(), OperatorError> {
+    let mut tx = store.begin().await?;
+    for e in events {
+        crate::shell::store::record_event(&mut tx, case.id, at, actor, e).await?;
+    }
+    Store::commit(tx).await?;
+    Ok(())
+}
+
+/// Agencies currently on a case (folded from its events).
+async fn agencies_on(store: &Store, case: &CaseRow) -> Result<Vec<String>, OperatorError> {
+    let mut on: Vec<String> = Vec::new();
+    for e in store.events(case.id).await? {
+        match serde_json::from_value::<Event>(e.data) {
+            Ok(Event::AgencyAdded { agency, .. }) if !on.contains(&agency) => on.push(agency),
+            Ok(Event::AgencyRemoved { agency, .. }) => on.retain(|a| *a != agency),
+            _ => {}
+        }
+    }
+    Ok(on)
+}
+
+fn unknown_agency(cfg: &Config, name: &str) -> OperatorError {
+    OperatorError::UnknownAgency {
+        name: name.to_string(),
+        known: cfg
+            .directory
+            .agencies
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// The directory id of the agency `name` names, which must be on the case.
+async fn agency_on_case(
+    cfg: &Config,
+    store: &Store,
+    case: &CaseRow,
+    name: &str,
+) -> Result<String, OperatorError> {
+    let matched = crate::core::agencies::resolve(&[name.to_string()], &cfg.directory.agencies);
+    let id = matched
+        .ids
+        .first()
+        .cloned()
+        .ok_or_else(|| unknown_agency(cfg, name))?;
+    if !agencies_on(store, case).await?.contains(&id) {
+        return Err(OperatorError::NotOn {
+            agency: id,
+            case: case.reference.clone(),
+        });
+    }
+    Ok(id)
+}
+
+/// Add agencies to a case. Every name must be in the directory; nothing is added if one is not.
+pub async fn add_agencies(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    names: &[String],
+    reason: Option<&str>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, OperatorError> {
+    let case = open_case(store, reference).await?;
+    let matched = crate::core::agencies::resolve(names, &cfg.directory.agencies);
+    if let Some(name) = matched.unmatched.first() {
+        return Err(unknown_agency(cfg, name));
+    }
+    let on = agencies_on(store, &case).await?;
+    if let Some(a) = matched.ids.iter().find(|a| on.contains(a)) {
+        return Err(OperatorError::AlreadyOn {
+            agency: a.clone(),
+            case: reference.to_string(),
+        });
+    }
+    let source = match reason {
+        Some(r) => format!("added by hand: {r}"),
+        None => "added by hand".to_string(),
+    };
+    let events: Vec<Event> = matched
+        .ids
+        .iter()
+        .map(|a| Event::AgencyAdded {
+            agency: a.clone(),
+            source: source.clone(),
+        })
+        .collect();
+    record(store, &case, now, actor, &events).await?;
+    Ok(matched.ids)
+}
+
+/// Remove an agency from a case (it is no longer asked or chased).
+pub async fn remove_agency(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    name: &str,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String, OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let id = agency_on_case(cfg, store, &case, name).await?;
+    let e = Event::AgencyRemoved {
+        agency: id.clone(),
+        reason: reason.to_string(),
+    };
+    record(store, &case, now, actor, &[e]).await?;
+    Ok(id)
+}
+
+/// Record a decision taken outside the mailbox (in a meeting, by phone).
+#[allow(clippy::too_many_arguments)]
+pub async fn decide(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    decision: &str,
+    outcome: &str,
+    reason: &str,
+    replace: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let p = &cfg.process;
+    let d = p
+        .decision(decision)
+        .ok_or_else(|| OperatorError::UnknownDecision {
+            process: p.id.clone(),
+            decision: decision.to_string(),
+            known: p
+                .decisions
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    if !d.outcomes.iter().any(|o| o == outcome) {
+        return Err(OperatorError::UnknownOutcome {
+            decision: decision.to_string(),
+            outcome: outcome.to_string(),
+            known: d.outcomes.join(", "),
+        });
+    }
+    if !replace {
+        for e in store.events(case.id).await? {
+            if let Ok(Event::DecisionTaken {
+                decision: taken,
+                outcome: was,
+                ..
+            }) = serde_json::from_value::<Event>(e.data)
+                && taken == decision
+            {
+                return Err(OperatorError::AlreadyDecided {
+                    decision: decision.to_string(),
+                    case: reference.to_string(),
+                    outcome: was,
+                });
+            }
+        }
+    }
+    let e = Event::DecisionTaken {
+        decision: decision.to_string(),
+        outcome: outcome.to_string(),
+        how: format!("recorded by hand: {reason}"),
+    };
+    record(store, &case, now, actor, &[e]).await
+}
+
+/// Record the planned publication date of a case's LCSPR report. The report then goes to the
+/// National Panel, the Secretary of State and Ofsted 7 working days before it (the process's
+/// publication step), and a date beyond the six months triggers the delay notice.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_publication(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    date: chrono::NaiveDate,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let lcspr = store.events(case.id).await?.into_iter().any(|e| {
+        matches!(serde_json::from_value::<Event>(e.data), Ok(Event::DecisionTaken { outcome, .. }) if outcome == "lcspr")
+    });
+    if !lcspr {
+        return Err(OperatorError::NoLcspr(reference.to_string()));
+    }
+    let today = crate::core::calendar::london_date(now);
+    let show = |d: chrono::NaiveDate| d.format("%a %-d %b %Y").to_string();
+    if date <= today {
+        return Err(OperatorError::InThePast { date: show(date) });
+    }
+    let earliest = cfg
+        .calendar
+        .add_working_days(today, 8)
+        .map_err(|e| OperatorError::Calendar(e.to_string()))?
+        .date;
+    if date < earliest {
+        return Err(OperatorError::TooSoon {
+            date: show(date),
+            earliest: show(earliest),
+        });
+    }
+    let e = Event::PublicationPlanned {
+        date,
+        reason: reason.to_string(),
+    };
+    record(store, &case, now, actor, &[e]).await
+}
+
+/// Close or reopen a case.
+pub async fn set_status(
+    store: &Store,
+    reference: &str,
+    close: bool,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let case = store
+        .case_by_ref(reference)
+        .await?
+        .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
+    match (close, case.status == "closed") {
+        (true, true) => return Err(OperatorError::AlreadyClosed(reference.to_string())),
+        (false, false) => return Err(OperatorError::NotClosed(reference.to_string())),
+        _ => {}
+    }
+    let status = if close { "closed" } else { "open" };
+    let e = Event::StatusChanged {
+        status: status.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut tx = store.begin().await?;
+    crate::shell::store::record_event(&mut tx, case.id, now, actor, &e).await?;
+    Store::set_case_status(&mut tx, case.id, status).await?;
+    Store::commit(tx).await?;
+    Ok(())
+}
+
+/// How a triaged message is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachAs {
+    /// Filed on the case, nothing more.
+    Note,
+    /// An agency's return (with `nil` for a nil return).
+    Return { agency: String, nil: bool },
+}
+
+/// Attach a message from the triage list to a case.
+#[allow(clippy::too_many_arguments)]
+pub async fn attach(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    message: i64,
+    how: AttachAs,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let (state, _) = store
+        .message_state(message)
+        .await?
+        .ok_or(OperatorError::NoMessage(message))?;
+    if state != "triage" {
+        return Err(OperatorError::NotTriaged { id: message, state });
+    }
+    let mut events = vec![Event::MessageFiled {
+        message,
+        rule: "attached by hand".into(),
+        verdict: reason.to_string(),
+        agency: match &how {
+            AttachAs::Return { agency, .. } => Some(agency.clone()),
+            AttachAs::Note => None,
+        },
+    }];
+    if let AttachAs::Return { agency, nil } = &how {
+        let id = agency_on_case(cfg, store, &case, agency).await?;
+        let received = store
+            .message_received(message)
+            .await?
+            .ok_or(OperatorError::NoMessage(message))?;
+        let state = case_state(store, &case).await?;
+        let late = crate::core::timeline::return_deadline(&cfg.process, &cfg.calendar, &state)
+            .map_err(|e| OperatorError::Case(e.to_string()))?
+            .is_some_and(|d| received > d.at);
+        events.push(Event::ReturnReceived {
+            agency: id,
+            message,
+            nil: *nil,
+            late,
+        });
+    }
+    let mut tx = store.begin().await?;
+    for e in &events {
+        crate::shell::store::record_event(&mut tx, case.id, now, actor, e).await?;
+    }
+    Store::file_message(
+        &mut tx,
+        message,
+        "filed",
+        "attached_by_hand",
+        &serde_json::json!({"by": actor}),
+        Some(case.id),
+        now,
+    )
+    .await?;
+    Store::commit(tx).await?;
+    Ok(())
+}
+
+async fn case_state(
+    store: &Store,
+    case: &CaseRow,
+) -> Result<crate::core::case::CaseState, OperatorError> {
+    let mut recorded = Vec::new();
+    for e in store.events(case.id).await? {
+        let event: Event =
+            serde_json::from_value(e.data).map_err(|err| OperatorError::Case(err.to_string()))?;
+        recorded.push(crate::core::case::Recorded {
+            at: e.at,
+            actor: e.actor,
+            event,
+        });
+    }
+    crate::core::case::fold(&recorded).map_err(|e| OperatorError::Case(e.to_string()))
+}
+
+/// Confirm a held reply as a member's vote, with the outcome a person read from it.
+#[allow(clippy::too_many_arguments)]
+pub async fn confirm_held(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    message: i64,
+    outcome: &str,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let state = case_state(store, &case).await?;
+    let held = state
+        .held
+        .iter()
+        .find(|h| h.message == message)
+        .ok_or_else(|| OperatorError::NotHeld {
+            message,
+            case: reference.to_string(),
+        })?;
+    if held.confirmed {
+        return Err(OperatorError::AlreadyConfirmed(message));
+    }
+    let decision = held
+        .decision
+        .clone()
+        .ok_or(OperatorError::HeldWithoutDecision(message))?;
+    let d = cfg
+        .process
+        .decision(&decision)
+        .ok_or_else(|| OperatorError::UnknownDecision {
+            process: cfg.process.id.clone(),
+            decision: decision.clone(),
+            known: cfg
+                .process
+                .decisions
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    if !d.outcomes.iter().any(|o| o == outcome) {
+        return Err(OperatorError::UnknownOutcome {
+            decision,
+            outcome: outcome.to_string(),
+            known: d.outcomes.join(", "),
+        });
+    }
+    if let Some((was, _)) = state.decisions.get(&decision) {
+        return Err(OperatorError::AlreadyDecided {
+            decision,
+            case: reference.to_string(),
+            outcome: was.clone(),
+        });
+    }
+    let e = Event::HeldConfirmed {
+        message,
+        decision,
+        voter: held.voter.clone(),
+        outcome: outcome.to_string(),
+    };
+    let note = Event::Note {
+        text: format!("held reply {message} confirmed: {reason}"),
+    };
+    record(store, &case, now, actor, &[e, note]).await
+}
+
+/// Send a letter again, as it was, to its recipient or to another address.
+#[allow(clippy::too_many_arguments)]
+pub async fn resend(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    letter: i64,
+    to: Option<&str>,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let row = store
+        .letter(letter)
+        .await?
+        .filter(|l| l.case_id == Some(case.id))
+        .ok_or_else(|| OperatorError::NoLetter {
+            letter,
+            case: reference.to_string(),
+        })?;
+    if row.state == "pending" {
+        return Err(OperatorError::NotSentYet(letter));
+    }
+    if let Some(addr) = to
+        && (!addr.contains('@') || addr.contains(char::is_whitespace) || addr.contains('<'))
+    {
+        return Err(OperatorError::BadAddress(addr.to_string()));
+    }
+    let install = store
+        .meta("install_id")
+        .await?
+        .unwrap_or_else(|| "operator".into());
+    let previous = store
+        .events(case.id)
+        .await?
+        .into_iter()
+        .filter(|e| matches!(serde_json::from_value::<Event>(e.data.clone()), Ok(Event::LetterResent { outbox, .. }) if outbox == letter))
+        .count();
+    let key = format!("{reference}/resend/{letter}/{}", previous + 1);
+    let message_id = crate::shell::engine::mint_message_id(&install, &cfg.id_domain, &key);
+    let envelope_to = match to {
+        Some(a) => vec![a.to_lowercase()],
+        None => row.envelope_to.clone(),
+    };
+    let new = crate::shell::store::NewLetter {
+        dedupe_key: key,
+        case_id: Some(case.id),
+        step: row.step.clone(),
+        recipient: format!("resend:{}", envelope_to.join(",")),
+        message_id: message_id.clone(),
+        due_at: now,
+        envelope_from: row.envelope_from.clone(),
+        envelope_to: envelope_to.clone(),
+        raw: crate::core::letters::readdress(&row.raw, &message_id, to),
+    };
+    let mut tx = store.begin().await?;
+    let id = Store::queue_letter(&mut tx, &new, now)
+        .await?
+        .ok_or_else(|| OperatorError::Case("the resend was already queued".into()))?;
+    let e = Event::LetterResent {
+        outbox: letter,
+        resent_as: id,
+        to: envelope_to.join(", "),
+        reason: reason.to_string(),
+    };
+    crate::shell::store::record_event(&mut tx, case.id, now, actor, &e).await?;
+    Store::add_thread_id(
+        &mut tx,
+        &message_id,
+        case.id,
+        Some(id),
+        Some(&row.step),
+        Some(&row.recipient),
+    )
+    .await?;
+    Store::commit(tx).await?;
+    Ok(id)
+}
+
+/// Move a step, a return deadline, a decision's due date, a deadline or the meeting (adjourn or
+/// extend), to a time still to come.
+#[allow(clippy::too_many_arguments)]
+pub async fn reschedule(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    what: &str,
+    at: DateTime<Utc>,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let p = &cfg.process;
+    let known = || {
+        let mut k: Vec<String> = p
+            .steps
+            .iter()
+            .filter(|s| s.when.is_some())
+            .map(|s| format!("step:{}", s.id))
+            .collect();
+        k.extend(
+            p.steps
+                .iter()
+                .filter(|s| s.return_by.is_some())
+                .map(|s| format!("return_by:{}", s.id)),
+        );
+        k.extend(p.decisions.iter().map(|d| format!("decision:{}", d.id)));
+        k.extend(p.deadlines.iter().map(|d| format!("deadline:{}", d.id)));
+        if p.meeting.is_some() {
+            k.push("meeting".into());
+        }
+        k
+    };
+    if !known().iter().any(|k| k == what) {
+        return Err(OperatorError::UnknownTarget {
+            what: what.to_string(),
+            known: known().join(", "),
+        });
+    }
+    if at <= now {
+        return Err(OperatorError::PastTime {
+            at: at
+                .with_timezone(&crate::core::calendar::LONDON)
+                .format("%a %-d %b %Y %H:%M")
+                .to_string(),
+        });
+    }
+    let e = if what == "meeting" {
+        Event::MeetingScheduled {
+            at,
+            reason: reason.to_string(),
+        }
+    } else {
+        Event::Rescheduled {
+            what: what.to_string(),
+            at,
+            reason: reason.to_string(),
+        }
+    };
+    record(store, &case, now, actor, &[e]).await
+}

@@ -1,0 +1,85 @@
+//! Reads every case from the store into the core's views: what the digest, the tracker and the
+//! tracker report show.
+//!
+//! Owns the reads; every derivation is the core's ([`views::case_view`], [`views::assemble`]).
+//!
+//! Must not: change anything (no events, no outbox rows); log personal data.
+
+use crate::core::views::{
+    self, Context, MailboxHealth, Names, Snapshot, TriageView, case_view, error_kind, fold_rows,
+    scrub,
+};
+use crate::shell::config::Config;
+use crate::shell::store::{Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+
+/// The names and directory of a loaded configuration, as the views see them.
+pub fn context(cfg: &Config) -> Context<'_> {
+    Context {
+        process: &cfg.process,
+        calendar: &cfg.calendar,
+        directory: &cfg.directory,
+    }
+}
+
+/// Take a snapshot of everything at `now`; `since` is the start of "new since the last digest".
+pub async fn gather(
+    cfg: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+    since: DateTime<Utc>,
+) -> Result<Snapshot, StoreError> {
+    let ctx = context(cfg);
+    let letters = store.letter_summaries().await?;
+    let mut cases = Vec::new();
+    let mut problems = Vec::new();
+    for row in store.cases().await? {
+        let events = store.events(row.id).await?;
+        match fold_rows(&events) {
+            Ok(state) => cases.push(case_view(&ctx, row, state, &letters, now)),
+            Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e))),
+        }
+    }
+    let triage = store
+        .triage()
+        .await?
+        .into_iter()
+        .map(|t| TriageView {
+            message: t.id,
+            received: t.internal_date,
+            rule: t.rule.unwrap_or_else(|| "unclassified".into()),
+        })
+        .collect();
+    let mailbox = match store.mailbox_state(&cfg.imap.folder).await? {
+        None => MailboxHealth::default(),
+        Some(m) => MailboxHealth {
+            known: true,
+            last_ok_at: m.last_ok_at,
+            failures: m.failures,
+            last_error_at: m.last_error_at,
+            last_error: m.last_error.as_deref().map(error_kind),
+        },
+    };
+    let names = Names {
+        partnership: &cfg.partnership_name,
+        short_name: &cfg.short_name,
+    };
+    Ok(views::assemble(
+        &ctx, names, now, since, cases, &letters, triage, mailbox, problems,
+    ))
+}
+
+/// "Since the last digest": when the previous digest (not the one keyed `key`) was sent, else 24
+/// hours before `now`.
+pub async fn since_last(
+    store: &Store,
+    step: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StoreError> {
+    Ok(store
+        .last_of_step(step, key, now)
+        .await?
+        .filter(|t| *t < now)
+        .unwrap_or(now - Duration::hours(24)))
+}

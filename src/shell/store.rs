@@ -1,0 +1,1139 @@
+//! The database: raw messages, the IMAP watermark, cases, their events and the outbox.
+//!
+//! Owns every SQL statement and the schema (`migrations/*.sql`, embedded and applied in order by a
+//! small runner of our own, recorded in `meta`). SQL is kept portable (no SQLite-only functions;
+//! instants are fixed-width RFC 3339 text) so a PostgreSQL backend stays possible.
+//!
+//! Must not: decide anything (what a message is, what is due), talk to the network, or log
+//! message content. It moves bytes and state, in the transactions its callers ask for.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A database transaction.
+pub type Tx<'a> = Transaction<'a, sqlx::Sqlite>;
+
+/// Database errors, with what to do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot open the database {path}: {source} (check the [storage] database path and its directory's permissions)"
+    )]
+    Open { path: String, source: sqlx::Error },
+    #[error("cannot prepare the database file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database migration {version} failed: {source}")]
+    Migrate { version: i64, source: sqlx::Error },
+    #[error(
+        "the database was written by a newer caseclerk (schema {found}, this build knows {known}); upgrade caseclerk"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+/// The embedded migrations, in order.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+
+/// Format an instant the one way the database stores it.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parse an instant stored by [`ts`].
+pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt(format!("bad instant `{s}`")))
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, StoreError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| StoreError::Corrupt(format!("bad date `{s}`")))
+}
+
+/// Append a case event (its kind and JSON) in a transaction.
+pub async fn record_event(
+    tx: &mut Tx<'_>,
+    case_id: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    event: &crate::core::case::Event,
+) -> Result<i64, StoreError> {
+    let data =
+        serde_json::to_value(event).map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+    Store::add_event(tx, case_id, at, event.kind(), actor, &data).await
+}
+
+/// The database handle.
+pub use crate::core::records::{CaseRow, EventRow, LetterSummary};
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A message fetched from the mailbox, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub dedupe_key: String,
+    pub body_sha256: String,
+    pub uid: u32,
+    pub internal_date: DateTime<Utc>,
+    pub raw: Vec<u8>,
+}
+
+/// A stored message waiting to be classified.
+#[derive(Debug, Clone)]
+pub struct PendingMessage {
+    pub id: i64,
+    pub internal_date: DateTime<Utc>,
+    pub raw: Vec<u8>,
+}
+
+/// The mailbox watermark and health.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxState {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+    pub last_ok_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub failures: i64,
+}
+
+/// A letter to queue.
+#[derive(Debug, Clone)]
+pub struct NewLetter {
+    pub dedupe_key: String,
+    pub case_id: Option<i64>,
+    pub step: String,
+    pub recipient: String,
+    pub message_id: String,
+    pub due_at: DateTime<Utc>,
+    pub envelope_from: String,
+    pub envelope_to: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+/// A queued letter.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub case_id: Option<i64>,
+    pub step: String,
+    pub recipient: String,
+    pub message_id: String,
+    pub due_at: DateTime<Utc>,
+    pub envelope_from: String,
+    pub envelope_to: Vec<String>,
+    pub raw: Vec<u8>,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A Message-ID known to belong to a case's thread.
+#[derive(Debug, Clone)]
+pub struct ThreadId {
+    pub message_id: String,
+    pub case_ref: String,
+    pub step: Option<String>,
+    pub recipient: Option<String>,
+}
+
+/// A message listed for a person (unmatched, unparseable, held).
+#[derive(Debug, Clone)]
+pub struct TriageRow {
+    pub id: i64,
+    pub internal_date: DateTime<Utc>,
+    pub rule: Option<String>,
+    pub size: i64,
+}
+
+fn case_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseRow, StoreError> {
+    Ok(CaseRow {
+        id: r.try_get("id")?,
+        reference: r.try_get("reference")?,
+        process: r.try_get("process")?,
+        area: r.try_get("area")?,
+        status: r.try_get("status")?,
+        received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
+        day0: parse_date(&r.try_get::<String, _>("day0")?)?,
+        referrer: r.try_get("referrer")?,
+    })
+}
+
+fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
+    let to: String = r.try_get("envelope_to")?;
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        case_id: r.try_get("case_id")?,
+        step: r.try_get("step")?,
+        recipient: r.try_get("recipient")?,
+        message_id: r.try_get("message_id")?,
+        due_at: parse_ts(&r.try_get::<String, _>("due_at")?)?,
+        envelope_from: r.try_get("envelope_from")?,
+        envelope_to: serde_json::from_str(&to)
+            .map_err(|e| StoreError::Corrupt(format!("outbox envelope: {e}")))?,
+        raw: r.try_get("raw")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+        sent_at: r
+            .try_get::<Option<String>, _>("sent_at")?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
+    })
+}
+
+impl Store {
+    /// Open (creating if needed, with owner-only permissions) and migrate the database file.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let display = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::File {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|source| StoreError::File {
+                    path: display.clone(),
+                    source,
+                })?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{display}"))
+            .map_err(|source| StoreError::Open {
+                path: display.clone(),
+                source,
+            })?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: display.clone(),
+                source,
+            })?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// An in-memory database (tests).
+    pub async fn open_in_memory() -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|source| StoreError::Open {
+                path: ":memory:".into(),
+                source,
+            })?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: ":memory:".into(),
+                source,
+            })?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&self.pool)
+            .await?;
+        let current = current.unwrap_or(0);
+        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > known {
+            return Err(StoreError::TooNew {
+                found: current,
+                known,
+            });
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let mut tx = self.pool.begin().await?;
+            for statement in sql.split(';').map(str::trim).filter(|s| !is_blank_sql(s)) {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migrate {
+                        version: *version,
+                        source,
+                    })?;
+            }
+            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Begin a transaction.
+    pub async fn begin(&self) -> Result<Tx<'static>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Commit a transaction.
+    pub async fn commit(tx: Tx<'_>) -> Result<(), StoreError> {
+        Ok(tx.commit().await?)
+    }
+
+    /// A value from `meta`, set to `init()` the first time it is asked for.
+    pub async fn meta_or_init(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        if let Some(v) = sqlx::query_scalar::<_, String>("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            return Ok(v);
+        }
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(init())
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    // ---- mailbox --------------------------------------------------------------------------
+
+    /// The watermark and health of one mailbox folder.
+    pub async fn mailbox_state(&self, mailbox: &str) -> Result<Option<MailboxState>, StoreError> {
+        let row = sqlx::query("SELECT * FROM mailbox_state WHERE mailbox = ?")
+            .bind(mailbox)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| -> Result<MailboxState, StoreError> {
+            let opt_ts = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+                r.try_get::<Option<String>, _>(name)?
+                    .map(|s| parse_ts(&s))
+                    .transpose()
+            };
+            Ok(MailboxState {
+                uidvalidity: u32::try_from(r.try_get::<i64, _>("uidvalidity")?).unwrap_or(0),
+                last_uid: u32::try_from(r.try_get::<i64, _>("last_uid")?).unwrap_or(0),
+                last_ok_at: opt_ts("last_ok_at")?,
+                last_error: r.try_get("last_error")?,
+                last_error_at: opt_ts("last_error_at")?,
+                failures: r.try_get("failures")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Store fetched messages and advance the watermark, in one transaction: either both happen or
+    /// neither. Duplicates (same folder UID, or same Message-ID with the same body) are skipped;
+    /// a *different* body reusing a known Message-ID is kept under its own key. Returns how many
+    /// new messages were stored.
+    pub async fn store_fetched(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        messages: &[NewMessage],
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut stored = 0;
+        for m in messages {
+            let mut key = m.dedupe_key.clone();
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT body_sha256 FROM messages WHERE dedupe_key = ?")
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(body) = existing {
+                if body == m.body_sha256 {
+                    continue; // the same message again (a second copy, or a re-fetch)
+                }
+                key = format!("{key}#{}", m.body_sha256);
+            }
+            let done = sqlx::query(
+                "INSERT INTO messages (dedupe_key, body_sha256, mailbox, uidvalidity, uid, internal_date, \
+                 fetched_at, size, raw, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new') ON CONFLICT DO NOTHING",
+            )
+            .bind(&key)
+            .bind(&m.body_sha256)
+            .bind(mailbox)
+            .bind(i64::from(uidvalidity))
+            .bind(i64::from(m.uid))
+            .bind(ts(m.internal_date))
+            .bind(ts(now))
+            .bind(m.raw.len() as i64)
+            .bind(&m.raw)
+            .execute(&mut *tx)
+            .await?;
+            stored += done.rows_affected() as usize;
+        }
+        sqlx::query(
+            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_ok_at, failures) VALUES (?, ?, ?, ?, 0) \
+             ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
+             last_ok_at = excluded.last_ok_at, failures = 0",
+        )
+        .bind(mailbox)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(last_uid))
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Record that reaching the mailbox failed (for the digest's mailbox health).
+    pub async fn record_mailbox_error(
+        &self,
+        mailbox: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_error, last_error_at, failures) \
+             VALUES (?, 0, 0, ?, ?, 1) ON CONFLICT (mailbox) DO UPDATE SET last_error = excluded.last_error, \
+             last_error_at = excluded.last_error_at, failures = mailbox_state.failures + 1",
+        )
+        .bind(mailbox)
+        .bind(error)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Messages not yet classified, oldest first.
+    pub async fn pending_messages(&self) -> Result<Vec<PendingMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, internal_date, raw FROM messages WHERE state = 'new' ORDER BY internal_date, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingMessage {
+                    id: r.try_get("id")?,
+                    internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                    raw: r.try_get("raw")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Record what a message was and where it went.
+    pub async fn file_message(
+        tx: &mut Tx<'_>,
+        id: i64,
+        state: &str,
+        rule: &str,
+        verdict: &serde_json::Value,
+        case_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? WHERE id = ?",
+        )
+        .bind(state)
+        .bind(rule)
+        .bind(verdict.to_string())
+        .bind(case_id)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// A stored message's state and case, if it exists.
+    pub async fn message_state(
+        &self,
+        id: i64,
+    ) -> Result<Option<(String, Option<i64>)>, StoreError> {
+        let row = sqlx::query("SELECT state, case_id FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("state")?, r.try_get("case_id")?)))
+            .transpose()
+    }
+
+    /// When a stored message reached the mailbox.
+    pub async fn message_received(&self, id: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> =
+            sqlx::query_scalar("SELECT internal_date FROM messages WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        at.map(|s| parse_ts(&s)).transpose()
+    }
+
+    /// One letter by its outbox id.
+    pub async fn letter(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM outbox WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(outbox_row).transpose()
+    }
+
+    /// A value from `meta`, if set.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Messages waiting for a person.
+    pub async fn triage(&self) -> Result<Vec<TriageRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, internal_date, rule, size FROM messages WHERE state = 'triage' ORDER BY internal_date, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TriageRow {
+                    id: r.try_get("id")?,
+                    internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                    rule: r.try_get("rule")?,
+                    size: r.try_get("size")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Count messages by state (for tests and the digest).
+    pub async fn message_states(&self) -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, rule, COUNT(*) AS n FROM messages GROUP BY state, rule ORDER BY state, rule",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("rule")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// The raw bytes of a stored message.
+    pub async fn message_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT raw FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    // ---- threads --------------------------------------------------------------------------
+
+    /// Which of these Message-IDs are on a case's thread.
+    pub async fn thread_ids(&self, ids: &[String]) -> Result<Vec<ThreadId>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT t.message_id, c.reference, t.step, t.recipient FROM thread_ids t \
+                 JOIN cases c ON c.id = t.case_id WHERE t.message_id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = row {
+                out.push(ThreadId {
+                    message_id: r.try_get(0)?,
+                    case_ref: r.try_get(1)?,
+                    step: r.try_get(2)?,
+                    recipient: r.try_get(3)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Put a Message-ID on a case's thread (first writer wins).
+    pub async fn add_thread_id(
+        tx: &mut Tx<'_>,
+        message_id: &str,
+        case_id: i64,
+        outbox_id: Option<i64>,
+        step: Option<&str>,
+        recipient: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO thread_ids (message_id, case_id, outbox_id, step, recipient) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(case_id)
+        .bind(outbox_id)
+        .bind(step)
+        .bind(recipient)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    // ---- cases and events -----------------------------------------------------------------
+
+    /// Allocate the next reference for `year` (`RR-2026-0001`) and create the case.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_case(
+        tx: &mut Tx<'_>,
+        prefix: &str,
+        process: &str,
+        area: Option<&str>,
+        received_at: DateTime<Utc>,
+        day0: NaiveDate,
+        referrer: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, String), StoreError> {
+        let year = day0.format("%Y").to_string();
+        let pattern = format!("{prefix}-{year}-%");
+        let last: Option<String> = sqlx::query_scalar(
+            "SELECT reference FROM cases WHERE reference LIKE ? ORDER BY LENGTH(reference) DESC, reference DESC LIMIT 1",
+        )
+        .bind(&pattern)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let next = last
+            .and_then(|r| r.rsplit('-').next().and_then(|n| n.parse::<u32>().ok()))
+            .unwrap_or(0)
+            + 1;
+        let reference = format!("{prefix}-{year}-{next:04}");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO cases (reference, process, area, status, received_at, day0, opened_at, referrer) \
+             VALUES (?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&reference)
+        .bind(process)
+        .bind(area)
+        .bind(ts(received_at))
+        .bind(day0.format("%Y-%m-%d").to_string())
+        .bind(ts(now))
+        .bind(referrer)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok((id, reference))
+    }
+
+    /// Append an event to a case.
+    pub async fn add_event(
+        tx: &mut Tx<'_>,
+        case_id: i64,
+        at: DateTime<Utc>,
+        kind: &str,
+        actor: &str,
+        data: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO events (case_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(case_id)
+        .bind(ts(at))
+        .bind(kind)
+        .bind(actor)
+        .bind(data.to_string())
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    /// Set a case's status.
+    pub async fn set_case_status(
+        tx: &mut Tx<'_>,
+        case_id: i64,
+        status: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE cases SET status = ? WHERE id = ?")
+            .bind(status)
+            .bind(case_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// All cases, newest reference last.
+    pub async fn cases(&self) -> Result<Vec<CaseRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM cases ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(case_row).collect()
+    }
+
+    /// Cases that are still open.
+    pub async fn open_cases(&self) -> Result<Vec<CaseRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM cases WHERE status <> 'closed' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(case_row).collect()
+    }
+
+    /// One case by reference.
+    pub async fn case_by_ref(&self, reference: &str) -> Result<Option<CaseRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM cases WHERE reference = ?")
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(case_row).transpose()
+    }
+
+    /// Every case reference.
+    pub async fn case_refs(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT reference FROM cases ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A case's events, in order.
+    pub async fn events(&self, case_id: i64) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, data FROM events WHERE case_id = ? ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let data: String = r.try_get("data")?;
+                Ok(EventRow {
+                    id: r.try_get("id")?,
+                    at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                    kind: r.try_get("kind")?,
+                    actor: r.try_get("actor")?,
+                    data: serde_json::from_str(&data)
+                        .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- outbox ---------------------------------------------------------------------------
+
+    /// Queue a letter unless one with the same key was already decided. Returns its id when new.
+    pub async fn queue_letter(
+        tx: &mut Tx<'_>,
+        letter: &NewLetter,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO outbox (dedupe_key, case_id, step, recipient, message_id, due_at, queued_at, \
+             envelope_from, envelope_to, raw, state, attempts, next_attempt_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(&letter.dedupe_key)
+        .bind(letter.case_id)
+        .bind(&letter.step)
+        .bind(&letter.recipient)
+        .bind(&letter.message_id)
+        .bind(ts(letter.due_at))
+        .bind(ts(now))
+        .bind(&letter.envelope_from)
+        .bind(serde_json::to_string(&letter.envelope_to).unwrap_or_else(|_| "[]".into()))
+        .bind(&letter.raw)
+        .bind(ts(letter.due_at))
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// Has a letter with this key been decided already?
+    pub async fn letter_exists(&self, dedupe_key: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE dedupe_key = ?")
+            .bind(dedupe_key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The letter we sent with this Message-ID (for bounces).
+    pub async fn letter_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM outbox WHERE message_id = ?")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(outbox_row).transpose()
+    }
+
+    /// Mark a sent letter as bounced back.
+    pub async fn mark_bounced(tx: &mut Tx<'_>, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET state = 'bounced' WHERE id = ?")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Letters ready to send at `now`.
+    pub async fn sendable(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY due_at, id",
+        )
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    /// The earliest instant a pending letter becomes sendable.
+    pub async fn next_send_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<String> =
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        next.map(|s| parse_ts(&s)).transpose()
+    }
+
+    /// Letters of one case (or all when `None`).
+    pub async fn letters(&self, case_id: Option<i64>) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = match case_id {
+            Some(id) => {
+                sqlx::query("SELECT * FROM outbox WHERE case_id = ? ORDER BY id")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM outbox ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(outbox_row).collect()
+    }
+
+    /// Every letter, oldest first, without its bytes (for the digest and the tracker).
+    pub async fn letter_summaries(&self) -> Result<Vec<LetterSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
+             FROM outbox ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LetterSummary {
+                    id: r.try_get("id")?,
+                    case_id: r.try_get("case_id")?,
+                    step: r.try_get("step")?,
+                    recipient: r.try_get("recipient")?,
+                    due_at: parse_ts(&r.try_get::<String, _>("due_at")?)?,
+                    queued_at: parse_ts(&r.try_get::<String, _>("queued_at")?)?,
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    sent_at: r
+                        .try_get::<Option<String>, _>("sent_at")?
+                        .map(|s| parse_ts(&s))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// When the latest letter of `step` decided before `before` (other than the one keyed
+    /// `except_key`) was sent, else when it was decided: "since the last digest".
+    pub async fn last_of_step(
+        &self,
+        step: &str,
+        except_key: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT queued_at, sent_at FROM outbox WHERE step = ? AND dedupe_key <> ? AND queued_at < ? \
+             ORDER BY queued_at DESC, id DESC LIMIT 1",
+        )
+        .bind(step)
+        .bind(except_key)
+        .bind(ts(before))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<DateTime<Utc>, StoreError> {
+            match r.try_get::<Option<String>, _>("sent_at")? {
+                Some(s) => parse_ts(&s),
+                None => parse_ts(&r.try_get::<String, _>("queued_at")?),
+            }
+        })
+        .transpose()
+    }
+
+    /// Record a successful send.
+    pub async fn mark_sent(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Record a failed attempt: retry at `retry_at`, or give up (`None`: state `failed`).
+    pub async fn mark_attempt_failed(
+        tx: &mut Tx<'_>,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        match retry_at {
+            Some(at) => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+                )
+                .bind(error)
+                .bind(ts(at))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = 'failed' WHERE id = ?",
+                )
+                .bind(error)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?
+            }
+        };
+        Ok(())
+    }
+}
+
+fn is_blank_sql(s: &str) -> bool {
+    s.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with("--")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn msg(uid: u32, key: &str, body: &str) -> NewMessage {
+        NewMessage {
+            dedupe_key: key.into(),
+            body_sha256: body.into(),
+            uid,
+            internal_date: t("2026-12-22T09:00:00Z"),
+            raw: format!("Subject: x\r\n\r\n{body}").into_bytes(),
+        }
+    }
+
+    #[tokio::test]
+    async fn stored_instants_sort_as_text() {
+        assert!(ts(t("2026-12-22T09:00:00Z")) < ts(t("2026-12-22T09:00:00.5Z")));
+        assert!(ts(t("2026-12-22T09:00:00.5Z")) < ts(t("2026-12-22T10:00:00Z")));
+        assert_eq!(
+            parse_ts(&ts(t("2026-03-29T01:30:00Z"))).unwrap(),
+            t("2026-03-29T01:30:00Z")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_is_stored_once_however_often_it_is_fetched() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        let first = s
+            .store_fetched(
+                "INBOX",
+                7,
+                &[msg(1, "mid:a@x", "b1"), msg(2, "mid:b@x", "b2")],
+                2,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(first, 2);
+        // The same UIDs again (a crash before the watermark moved), and a second copy of `a` under a new UID.
+        let again = s
+            .store_fetched(
+                "INBOX",
+                7,
+                &[
+                    msg(1, "mid:a@x", "b1"),
+                    msg(2, "mid:b@x", "b2"),
+                    msg(3, "mid:a@x", "b1"),
+                ],
+                3,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, 0);
+        let state = s.mailbox_state("INBOX").await.unwrap().unwrap();
+        assert_eq!((state.uidvalidity, state.last_uid), (7, 3));
+        assert_eq!(s.pending_messages().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_different_message_reusing_a_message_id_is_kept_not_dropped() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        s.store_fetched("INBOX", 7, &[msg(1, "mid:a@x", "b1")], 1, now)
+            .await
+            .unwrap();
+        let n = s
+            .store_fetched("INBOX", 7, &[msg(2, "mid:a@x", "other")], 2, now)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(s.pending_messages().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn case_references_count_up_within_a_year() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        let day0 = NaiveDate::from_ymd_opt(2026, 12, 22).unwrap();
+        let mut refs = Vec::new();
+        for _ in 0..3 {
+            let mut tx = s.begin().await.unwrap();
+            let (_, r) = Store::create_case(&mut tx, "RR", "bury", None, now, day0, None, now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            refs.push(r);
+        }
+        let mut tx = s.begin().await.unwrap();
+        let next_year = NaiveDate::from_ymd_opt(2027, 1, 4).unwrap();
+        let (_, r) = Store::create_case(&mut tx, "RR", "bury", None, now, next_year, None, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        refs.push(r);
+        assert_eq!(
+            refs,
+            [
+                "RR-2026-0001",
+                "RR-2026-0002",
+                "RR-2026-0003",
+                "RR-2027-0001"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_letter_is_decided_once_per_key() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        let letter = NewLetter {
+            dedupe_key: "RR-2026-0001/acknowledge/a@x.test".into(),
+            case_id: None,
+            step: "acknowledge".into(),
+            recipient: "a@x.test".into(),
+            message_id: "m1@caseclerk".into(),
+            due_at: now,
+            envelope_from: "bsp@x.test".into(),
+            envelope_to: vec!["a@x.test".into()],
+            raw: b"raw".to_vec(),
+        };
+        let mut tx = s.begin().await.unwrap();
+        assert!(
+            Store::queue_letter(&mut tx, &letter, now)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let again = NewLetter {
+            message_id: "m2@caseclerk".into(),
+            ..letter.clone()
+        };
+        assert!(
+            Store::queue_letter(&mut tx, &again, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(s.sendable(now).await.unwrap().len(), 1);
+        assert_eq!(s.next_send_at().await.unwrap(), Some(now));
+    }
+
+    #[tokio::test]
+    async fn the_previous_periodic_letter_is_found_by_step_leaving_out_the_current_one() {
+        let s = Store::open_in_memory().await.unwrap();
+        let letter = |key: &str, mid: &str| NewLetter {
+            dedupe_key: key.into(),
+            case_id: None,
+            step: "digest".into(),
+            recipient: "role:business_unit".into(),
+            message_id: mid.into(),
+            due_at: t("2026-08-28T07:00:00Z"),
+            envelope_from: "bsp@x.test".into(),
+            envelope_to: vec!["bu@x.test".into()],
+            raw: b"raw".to_vec(),
+        };
+        let friday = t("2026-08-28T07:00:00Z");
+        let tuesday = t("2026-09-01T07:00:00Z");
+        let mut tx = s.begin().await.unwrap();
+        let id = Store::queue_letter(&mut tx, &letter("digest/2026-08-28", "a@x"), friday)
+            .await
+            .unwrap()
+            .unwrap();
+        Store::mark_sent(&mut tx, id, t("2026-08-28T07:00:05Z"))
+            .await
+            .unwrap();
+        Store::queue_letter(&mut tx, &letter("digest/2026-09-01", "b@x"), tuesday)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            s.last_of_step("digest", "digest/2026-09-01", t("2026-09-01T07:30:00Z"))
+                .await
+                .unwrap(),
+            Some(t("2026-08-28T07:00:05Z")),
+            "when Friday's was sent"
+        );
+        assert_eq!(
+            s.last_of_step("digest", "digest/2026-08-28", friday)
+                .await
+                .unwrap(),
+            None
+        );
+        let all = s.letter_summaries().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].state, "sent");
+        assert_eq!(all[1].sent_at, None);
+    }
+}
