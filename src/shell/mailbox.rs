@@ -386,9 +386,7 @@ pub async fn fetch_new(
 }
 
 /// A short hash of an identifier, for logs (Message-IDs can carry names).
-pub fn hash_id(id: &str) -> String {
-    hex::encode(&Sha256::digest(id.as_bytes())[..6])
-}
+pub use crate::core::intake::hash_id;
 
 /// Connect, fetch once, log out.
 pub async fn fetch_once(

@@ -204,6 +204,33 @@ async fn undelivered(
     Ok(())
 }
 
+/// The one way a letter becomes an outbox row: process steps, notices, the digest, the tracker
+/// report and an operator's resend all come here, inside the caller's transaction (with the
+/// events that go with it). A case letter's Message-ID joins the case's thread, so replies to it
+/// are filed on the case as answers to it. Returns the row's id, or `None` when a letter with the
+/// same key was already decided (it is never decided twice).
+pub async fn enqueue(
+    tx: &mut crate::shell::store::Tx<'_>,
+    letter: &crate::shell::store::NewLetter,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    let Some(id) = Store::queue_letter(tx, letter, now).await? else {
+        return Ok(None);
+    };
+    if let Some(case_id) = letter.case_id {
+        Store::add_thread_id(
+            tx,
+            &letter.message_id,
+            case_id,
+            Some(id),
+            Some(&letter.step),
+            Some(&letter.replies_as),
+        )
+        .await?;
+    }
+    Ok(Some(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
