@@ -88,6 +88,8 @@ pub struct Engine {
     install_id: String,
     /// The secret behind vote codes (32 random bytes, kept in the database).
     vote_key: Vec<u8>,
+    /// Sends letters instead of SMTP from the configuration (tests: a recording transport).
+    transport: Option<Arc<dyn outbox::Transport>>,
     _lock: std::fs::File,
 }
 
@@ -212,8 +214,15 @@ impl Engine {
             existing,
             install_id,
             vote_key,
+            transport: None,
             _lock: lock,
         })
+    }
+
+    /// Send through `transport` instead of the configured SMTP server.
+    pub fn with_transport(mut self, transport: Arc<dyn outbox::Transport>) -> Engine {
+        self.transport = Some(transport);
+        self
     }
 
     /// One pass: fetch, classify and apply, plan and queue, send.
@@ -247,9 +256,12 @@ impl Engine {
         // The daily digest and the tracker report (after planning, so they see today's letters).
         let (periodic, periodic_wake) = crate::shell::periodic::queue_due(self, now).await?;
         report.queued = queued + periodic;
-        match outbox::transport(&self.cfg.smtp) {
-            Ok(transport) => report.sent = outbox::send_due(&self.store, &transport, now).await?,
-            Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
+        match &self.transport {
+            Some(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
+            None => match outbox::transport(&self.cfg.smtp) {
+                Ok(t) => report.sent = outbox::send_due(&self.store, &t, now).await?,
+                Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
+            },
         }
         let next_send = self.store.next_send_at().await?;
         report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now)]
