@@ -20,10 +20,10 @@ use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
 use crate::shell::store::{OutboxRow, Store, StoreError, record_event};
 use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use futures::future::BoxFuture;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::sync::{Arc, Mutex};
 
@@ -128,11 +128,14 @@ impl Transport for RecordingTransport {
                 summary: "permanent refusal (550)".into(),
             }),
             None => {
-                self.sent.lock().expect("not poisoned").push(RecordedLetter {
-                    from: envelope.from().map(|a| a.to_string()),
-                    to,
-                    raw: raw.to_vec(),
-                });
+                self.sent
+                    .lock()
+                    .expect("not poisoned")
+                    .push(RecordedLetter {
+                        from: envelope.from().map(|a| a.to_string()),
+                        to,
+                        raw: raw.to_vec(),
+                    });
                 Ok(())
             }
         };

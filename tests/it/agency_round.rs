@@ -33,7 +33,7 @@ fn sent_on(h: &[u8]) -> String {
 }
 
 /// The decoded text/calendar part of a message.
-fn calendar_part(raw: &[u8]) -> String {
+pub fn calendar_part(raw: &[u8]) -> String {
     use mail_parser::MimeHeaders;
     let m = mail_parser::MessageParser::default()
         .parse(raw)

@@ -34,6 +34,7 @@ const ALL_ROLES: &[(&str, &str)] = &[
     ("strategic_partnership", "strategic@bury.test"),
     ("safeguarding_executive", "executive@bury.test"),
     ("la_head_of_safeguarding", "head.safeguarding@bury.test"),
+    ("board_members", "board@bury.test"),
 ];
 
 pub struct Harness {
@@ -43,22 +44,15 @@ pub struct Harness {
     pub process: String,
 }
 
+fn set(cfg: &mut toml::Table, section: &str, key: &str, v: toml::Value) {
+    cfg.get_mut(section)
+        .and_then(|s| s.as_table_mut())
+        .expect("section")
+        .insert(key.into(), v);
+}
+
 fn patch_config(process: &str, stack: &MailStack, dir: &Path) -> toml::Table {
-    let text = std::fs::read_to_string(root().join("config/example.toml")).expect("example config");
-    let mut cfg: toml::Table = text.parse().expect("example config is TOML");
-    let abs = |p: &str| root().join("config").join(p).display().to_string();
-    let set = |cfg: &mut toml::Table, section: &str, key: &str, v: toml::Value| {
-        cfg.get_mut(section)
-            .and_then(|s| s.as_table_mut())
-            .expect("section")
-            .insert(key.into(), v);
-    };
-    set(
-        &mut cfg,
-        "partnership",
-        "process",
-        toml::Value::String(abs(&format!("processes/{process}.toml"))),
-    );
+    let mut cfg = config_for(process, dir);
     set(
         &mut cfg,
         "mailbox",
@@ -78,6 +72,28 @@ fn patch_config(process: &str, stack: &MailStack, dir: &Path) -> toml::Table {
             "ca_file",
             toml::Value::String(stack.ca_pem.display().to_string()),
         );
+    }
+    cfg
+}
+
+/// `config/example.toml` with `process`, a database in `dir`, absolute paths for the templates and
+/// attachments, passwords read from `dir/password`, no digest, and a person for every role any
+/// process file writes to; no mail server (no CA file, the example's ports).
+pub fn config_for(process: &str, dir: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(root().join("config/example.toml")).expect("example config");
+    let mut cfg: toml::Table = text.parse().expect("example config is TOML");
+    let abs = |p: &str| root().join("config").join(p).display().to_string();
+    set(
+        &mut cfg,
+        "partnership",
+        "process",
+        toml::Value::String(abs(&format!("processes/{process}.toml"))),
+    );
+    for section in ["mailbox", "smtp"] {
+        cfg.get_mut(section)
+            .and_then(|s| s.as_table_mut())
+            .expect("section")
+            .remove("ca_file");
         set(
             &mut cfg,
             section,
