@@ -16,3 +16,4 @@ mod skeleton;
 mod support;
 mod templates_render;
 mod timeline_golden;
+mod votes;

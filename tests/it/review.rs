@@ -130,7 +130,10 @@ impl Reply {
              References: <{id}>\r\nMIME-Version: 1.0\r\n",
             self.from,
             self.subject,
-            self.from.replace('@', "."),
+            self.from
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>(),
             NEXT.fetch_add(1, Ordering::SeqCst),
         ));
         let body = format!(
@@ -367,6 +370,36 @@ impl Review {
             })
     }
 
+    /// The last letter for `step` to `addr` about case `reference`.
+    pub fn last_about(&self, reference: &str, addr: &str, step: &str) -> Letter {
+        self.sent_to_for(addr, step)
+            .into_iter()
+            .rfind(|l| l.msg.subject.contains(reference))
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {step} letter about {reference} to {addr}; sent:\n{}",
+                    self.timeline().join("\n")
+                )
+            })
+    }
+
+    /// Each of `voters` replies `body` to their own `step` request at `when`.
+    pub async fn vote_all(&mut self, step: &str, voters: &[&str], body: &str, when: &str) {
+        self.at(when).await;
+        for voter in voters {
+            let ask = self.last_to(voter, step);
+            self.reply(&ask, voter, body, when).await;
+        }
+    }
+
+    /// The engine was not running until `when`: one pass then, and none at the instants before
+    /// (what was due meanwhile goes at once, recorded as late).
+    pub async fn only_at(&mut self, when: &str) -> &TickReport {
+        self.pass(london(when)).await;
+        &self.last
+    }
+
     /// Letters for `step`.
     pub fn for_step(&self, step: &str) -> Vec<&Letter> {
         self.sent.iter().filter(|l| l.step == step).collect()
@@ -375,6 +408,18 @@ impl Review {
     /// Every letter as "Thu 20 Aug 10:00 step → recipients".
     pub fn timeline(&self) -> Vec<String> {
         self.sent.iter().map(Letter::line).collect()
+    }
+
+    /// A case's state, from its events.
+    pub async fn state(&self, reference: &str) -> caseclerk::core::case::CaseState {
+        let row = self
+            .engine
+            .store
+            .case_by_ref(reference)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no case {reference}"));
+        self.engine.state(&row).await.unwrap()
     }
 
     /// `caseclerk case <reference>` now.
