@@ -1441,6 +1441,7 @@ impl Engine {
         // (at the next due instant, and at least every minute, so an operator's change is acted on
         // promptly) means "plan and send".
         let mut fetch = true;
+        let mut first = true;
         loop {
             let report = if fetch {
                 self.tick().await
@@ -1469,6 +1470,9 @@ impl Engine {
                     None
                 }
             };
+            if std::mem::take(&mut first) {
+                tracing::info!("first pass done");
+            }
             let now = self.clock.now();
             let sleep = wake
                 .map(|w| (w - now).to_std().unwrap_or(Duration::ZERO))
