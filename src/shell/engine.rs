@@ -92,6 +92,8 @@ pub struct Engine {
     install_id: String,
     /// The secret behind vote codes (32 random bytes, kept in the database).
     vote_key: Vec<u8>,
+    /// Sends letters instead of SMTP from the configuration (tests: a recording transport).
+    transport: Option<Arc<dyn outbox::Transport>>,
     _lock: std::fs::File,
 }
 
@@ -177,8 +179,15 @@ impl Engine {
             existing,
             install_id,
             vote_key,
+            transport: None,
             _lock: lock,
         })
+    }
+
+    /// Send through `transport` instead of the configured SMTP server.
+    pub fn with_transport(mut self, transport: Arc<dyn outbox::Transport>) -> Engine {
+        self.transport = Some(transport);
+        self
     }
 
     /// One pass: fetch, classify and react, plan and queue, send.
@@ -219,9 +228,12 @@ impl Engine {
         )
         .await?;
         report.queued = queued + periodic;
-        match outbox::transport(&self.cfg.smtp) {
-            Ok(transport) => report.sent = outbox::send_due(&self.store, &transport, now).await?,
-            Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
+        match &self.transport {
+            Some(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
+            None => match outbox::transport(&self.cfg.smtp) {
+                Ok(t) => report.sent = outbox::send_due(&self.store, &t, now).await?,
+                Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
+            },
         }
         let next_send = self.store.next_send_at().await?;
         report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now)]
@@ -650,6 +662,7 @@ impl Engine {
         // (at the next due instant, and at least every minute, so an operator's change is acted on
         // promptly) means "plan and send".
         let mut fetch = true;
+        let mut first = true;
         loop {
             let report = if fetch {
                 self.tick().await
@@ -678,6 +691,9 @@ impl Engine {
                     None
                 }
             };
+            if std::mem::take(&mut first) {
+                tracing::info!("first pass done");
+            }
             let now = self.clock.now();
             let sleep = wake
                 .map(|w| (w - now).to_std().unwrap_or(Duration::ZERO))
