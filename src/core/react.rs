@@ -1041,3 +1041,343 @@ pub fn notice(
         decision: None,
     }
 }
+
+/// The reaction rules, without any server: a Bury case, its screening panel, and replies made
+/// by hand. Each hold rule is one row of a table, and each is the *only* failing check in its
+/// row, so removing any one rule fails its row.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::classify::Verdict;
+    use crate::core::intake;
+
+    const KEY: &[u8] = b"a key only this installation holds";
+    const MX: &str = "mx.bury.test";
+    const LA: &str = "la@bury.test";
+    const POLICE: &str = "police@police.test";
+    const STRANGER: &str = "someone@elsewhere.test";
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn bury() -> Process {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/processes/bury.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let has = |_: &str| true;
+        crate::core::process::parse(
+            "bury.toml",
+            &text,
+            &crate::core::process::Environment { has_template: &has },
+        )
+        .unwrap()
+    }
+
+    fn person(email: &str) -> Contact {
+        Contact {
+            name: email.into(),
+            email: email.into(),
+            phone: None,
+            partner: None,
+        }
+    }
+
+    fn directory() -> Directory {
+        let mut d = Directory::default();
+        d.roles
+            .insert("screening_panel".into(), vec![person(LA), person(POLICE)]);
+        d.roles
+            .insert("business_manager".into(), vec![person("manager@bury.test")]);
+        d
+    }
+
+    struct World {
+        process: Process,
+        calendar: Calendar,
+        directory: Directory,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                process: bury(),
+                calendar: Calendar::bundled(),
+                directory: directory(),
+            }
+        }
+        fn rules(&self) -> Rules<'_> {
+            Rules {
+                process: &self.process,
+                calendar: &self.calendar,
+                directory: &self.directory,
+                cutoff: None,
+                vote_key: KEY,
+                authserv_id: Some(MX),
+            }
+        }
+    }
+
+    fn case() -> CaseState {
+        CaseState::new(
+            "RR-2026-0001",
+            "bury",
+            None,
+            Some("referrer@hospital.test".into()),
+            t("2026-08-20T09:00:00Z"),
+            chrono::NaiveDate::from_ymd_opt(2026, 8, 20).unwrap(),
+            1,
+        )
+    }
+
+    /// A reply from `from` with `code_for`'s screening code in the subject.
+    fn reply(from: &str, code_for: Option<&str>, auth: &str, body: &str) -> intake::Message {
+        let tag = code_for
+            .map(|who| {
+                decisions::code_tag(&decisions::vote_code(KEY, "RR-2026-0001", "screening", who))
+            })
+            .unwrap_or_default();
+        let raw = format!(
+            "Authentication-Results: {MX}; {auth}\r\nFrom: {from}\r\nTo: bsp@bury.test\r\nSubject: RE: [RR-2026-0001] Screening {tag}\r\nMessage-ID: <r@x.test>\r\n\r\n{body}\r\n"
+        );
+        intake::parse(raw.as_bytes())
+    }
+
+    fn pass(from: &str) -> String {
+        format!(
+            "dmarc=pass header.from={}",
+            from.rsplit_once('@').unwrap().1
+        )
+    }
+
+    #[test]
+    fn each_vote_check_holds_a_reply_that_fails_only_it() {
+        let w = World::new();
+        let screening = w.process.decision("screening").unwrap();
+        let mut decided = case();
+        decided.decisions.insert(
+            "screening".into(),
+            ("nfa".into(), t("2026-08-20T11:00:00Z")),
+        );
+        let rows: [(&str, CaseState, intake::Message, Option<&str>); 6] = [
+            (
+                "a genuine vote",
+                case(),
+                reply(LA, Some(LA), &pass(LA), "MEETS"),
+                None,
+            ),
+            (
+                "someone outside the panel with a code made for them",
+                case(),
+                reply(STRANGER, Some(STRANGER), &pass(STRANGER), "MEETS"),
+                Some(NOT_A_VOTER),
+            ),
+            (
+                "a member without the code",
+                case(),
+                reply(LA, None, &pass(LA), "MEETS"),
+                Some(NO_CODE),
+            ),
+            (
+                "a member the server did not authenticate",
+                case(),
+                reply(LA, Some(LA), "dmarc=fail header.from=bury.test", "MEETS"),
+                Some(NOT_AUTHENTICATED),
+            ),
+            (
+                "a member after the decision",
+                decided,
+                reply(LA, Some(LA), &pass(LA), "MEETS"),
+                Some(ALREADY_DECIDED),
+            ),
+            (
+                "a member saying two things",
+                case(),
+                reply(LA, Some(LA), &pass(LA), "MEETS or NFA, not sure"),
+                Some(UNCLEAR),
+            ),
+        ];
+        for (what, state, msg, expected) in rows {
+            let reading = decisions::read_vote(&decisions::own_text(&msg.body_text), screening);
+            let got = check_vote(&w.rules(), &state, &msg, screening, &reading);
+            match (expected, &got) {
+                (None, VoteCheck::Accepted { outcome, .. }) => {
+                    assert_eq!(outcome, "meets", "{what}")
+                }
+                (Some(rule), VoteCheck::Held { rule: held, .. }) => {
+                    assert_eq!(held, &rule, "{what}")
+                }
+                _ => panic!("{what}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+
+    fn incoming<'a>(msg: &'a intake::Message, verdict: &'a Verdict) -> Incoming<'a> {
+        Incoming {
+            stored: 7,
+            received: t("2026-08-20T12:00:00Z"),
+            msg,
+            verdict,
+        }
+    }
+
+    fn case_reply() -> Verdict {
+        Verdict {
+            kind: Kind::CaseReply {
+                case_ref: "RR-2026-0001".into(),
+                in_reply_to_letter: None,
+                agency: None,
+                reply: ReplyKind::Other,
+            },
+            rule: "case_ref_in_subject",
+            reasons: vec![],
+        }
+    }
+
+    #[test]
+    fn an_accepted_vote_is_recorded_and_confirmed_to_the_voter() {
+        let w = World::new();
+        let (msg, verdict, state) = (
+            reply(LA, Some(LA), &pass(LA), "MEETS"),
+            case_reply(),
+            case(),
+        );
+        let found = Found {
+            case: Some(&state),
+            bounced: None,
+        };
+        let r = react(
+            &w.rules(),
+            &incoming(&msg, &verdict),
+            found,
+            t("2026-08-20T12:01:00Z"),
+        );
+        assert_eq!(r.filing, Filing::Filed);
+        assert!(r.events.iter().any(
+            |e| matches!(&e.event, Event::VoteAccepted { outcome, .. } if outcome == "meets")
+        ));
+        let to: Vec<_> = r
+            .notices
+            .iter()
+            .map(|n| (n.template.as_str(), n.to.email.as_str()))
+            .collect();
+        assert_eq!(to, [("vote-confirmed", LA)]);
+    }
+
+    #[test]
+    fn an_unclear_vote_is_asked_again_but_a_forgery_is_never_answered() {
+        let w = World::new();
+        let mut state = case();
+        // The panel was asked, so a member's reply without a code is still read as a vote.
+        state.letters.insert(
+            ("screening-request".into(), LA.into()),
+            case::LetterState {
+                outbox: 1,
+                due_at: t("2026-08-20T09:01:00Z"),
+                queued_at: t("2026-08-20T09:01:00Z"),
+                sent_at: Some(t("2026-08-20T09:02:00Z")),
+                undelivered: None,
+            },
+        );
+        let verdict = case_reply();
+        for (msg, asked) in [
+            (reply(LA, Some(LA), &pass(LA), "MEETS or NFA"), true),
+            (reply(LA, None, &pass(LA), "MEETS"), false),
+        ] {
+            let found = Found {
+                case: Some(&state),
+                bounced: None,
+            };
+            let r = react(
+                &w.rules(),
+                &incoming(&msg, &verdict),
+                found,
+                t("2026-08-20T12:01:00Z"),
+            );
+            assert!(
+                r.events
+                    .iter()
+                    .any(|e| matches!(e.event, Event::VoteHeld { .. }))
+            );
+            assert_eq!(
+                r.notices.iter().any(|n| n.template == "vote-unclear"),
+                asked
+            );
+            assert!(!r.notices.iter().any(|n| n.template == "vote-confirmed"));
+        }
+    }
+
+    fn voted(state: &mut CaseState, who: &str, outcome: &str, at: &str) {
+        state.votes.entry("screening".into()).or_default().insert(
+            who.into(),
+            case::Vote {
+                outcome: outcome.into(),
+                at: t(at),
+                message: 3,
+            },
+        );
+    }
+
+    #[test]
+    fn a_decision_is_taken_when_the_last_vote_arrived_and_disagreement_goes_to_the_manager() {
+        let w = World::new();
+        let mut agreed = case();
+        voted(&mut agreed, LA, "meets", "2026-08-20T10:00:00Z");
+        voted(&mut agreed, POLICE, "meets", "2026-08-20T11:30:00Z");
+        let s = settle(&w.rules(), agreed, t("2026-08-20T12:00:00Z"));
+        assert_eq!(
+            s.state.decisions["screening"],
+            ("meets".to_string(), t("2026-08-20T11:30:00Z"))
+        );
+        assert_eq!(s.steps[0].rule, QUORUM_MET);
+        assert!(s.notices.is_empty());
+
+        let mut split = case();
+        voted(&mut split, LA, "meets", "2026-08-20T10:00:00Z");
+        voted(&mut split, POLICE, "nfa", "2026-08-20T11:30:00Z");
+        let s = settle(&w.rules(), split, t("2026-08-20T12:00:00Z"));
+        assert!(s.state.decisions.is_empty());
+        assert_eq!(s.steps[0].rule, DISAGREEMENT);
+        let to: Vec<_> = s
+            .notices
+            .iter()
+            .map(|n| (n.template.as_str(), n.to.email.as_str()))
+            .collect();
+        assert_eq!(to, [("decision-disagreement", "manager@bury.test")]);
+
+        let mut waiting = case();
+        voted(&mut waiting, LA, "meets", "2026-08-20T10:00:00Z");
+        let s = settle(&w.rules(), waiting, t("2026-08-20T12:00:00Z"));
+        assert!(s.events.is_empty() && s.notices.is_empty() && s.steps.is_empty());
+    }
+
+    #[test]
+    fn a_referral_opens_a_case_and_a_reply_to_no_case_of_ours_goes_to_a_person() {
+        let w = World::new();
+        let msg = intake::parse(b"From: Nurse <nurse@hospital.test>\r\nSubject: Rapid review referral\r\nMessage-ID: <ref@h.test>\r\n\r\nPlease.\r\n");
+        let referral = Verdict {
+            kind: Kind::Referral,
+            rule: "referral",
+            reasons: vec![],
+        };
+        let r = react(
+            &w.rules(),
+            &incoming(&msg, &referral),
+            Found::default(),
+            t("2026-08-20T12:01:00Z"),
+        );
+        let open = r.open.expect("a case is opened");
+        assert_eq!(open.referrer.as_deref(), Some("nurse@hospital.test"));
+        assert_eq!(open.day0.to_string(), "2026-08-20");
+        assert_eq!((r.filing, r.thread), (Filing::Filed, true));
+
+        let r = react(
+            &w.rules(),
+            &incoming(&msg, &case_reply()),
+            Found::default(),
+            t("2026-08-20T12:01:00Z"),
+        );
+        assert_eq!(r.filing, Filing::Triage);
+        assert!(r.events.is_empty());
+    }
+}
