@@ -1,7 +1,8 @@
 //! The database: raw messages, the IMAP watermark, cases, their events and the outbox.
 //!
 //! Owns every SQL statement and the schema (`migrations/*.sql`, embedded and applied in order by a
-//! small runner of our own, recorded in `meta`). SQL is kept portable (no SQLite-only functions;
+//! small runner of our own: each file runs whole as one script in its own transaction, its version
+//! recorded in `schema_version`). SQL is kept portable (no SQLite-only functions;
 //! instants are fixed-width RFC 3339 text) so a PostgreSQL backend stays possible.
 //!
 //! Must not: decide anything (what a message is, what is due), talk to the network, or log
@@ -263,6 +264,12 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        self.apply_migrations(MIGRATIONS).await
+    }
+
+    /// Apply the `migrations` newer than the recorded schema version, each in its own
+    /// transaction with its version; refuse a database from a newer caseclerk.
+    async fn apply_migrations(&self, migrations: &[(i64, &'static str)]) -> Result<(), StoreError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
             .execute(&self.pool)
             .await?;
@@ -270,24 +277,24 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         let current = current.unwrap_or(0);
-        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let known = migrations.last().map(|m| m.0).unwrap_or(0);
         if current > known {
             return Err(StoreError::TooNew {
                 found: current,
                 known,
             });
         }
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for (version, sql) in migrations.iter().filter(|(v, _)| *v > current) {
             let mut tx = self.pool.begin().await?;
-            for statement in sql.split(';').map(str::trim).filter(|s| !is_blank_sql(s)) {
-                sqlx::query(statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|source| StoreError::Migrate {
-                        version: *version,
-                        source,
-                    })?;
-            }
+            // The file runs whole, as SQLite parses it: a `;` inside a string literal, a comment or
+            // a trigger body is not the end of a statement.
+            sqlx::raw_sql(*sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    version: *version,
+                    source,
+                })?;
             sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
                 .bind(version)
                 .execute(&mut *tx)
@@ -935,13 +942,6 @@ impl Store {
     }
 }
 
-fn is_blank_sql(s: &str) -> bool {
-    s.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with("--")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1135,5 +1135,90 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].state, "sent");
         assert_eq!(all[1].sent_at, None);
+    }
+
+    /// A later migration with a `;` inside a string literal and inside a trigger body.
+    const TRICKY: &str = "
+        -- a comment; with a semicolon
+        CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, touched INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO notes (body) VALUES ('first; second');
+        CREATE TRIGGER notes_touch AFTER UPDATE OF body ON notes BEGIN
+            UPDATE notes SET touched = touched + 1 WHERE id = NEW.id;
+            INSERT INTO meta (key, value) VALUES ('touched;' || NEW.id, 'yes; really');
+        END;
+    ";
+
+    #[tokio::test]
+    async fn a_migration_runs_whole_even_with_semicolons_in_strings_and_trigger_bodies() {
+        let s = Store::open_in_memory().await.unwrap();
+        let both = [MIGRATIONS[0], (2, TRICKY)];
+        s.apply_migrations(&both).await.unwrap();
+        let body: String = sqlx::query_scalar("SELECT body FROM notes")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(body, "first; second");
+        sqlx::query("UPDATE notes SET body = 'third'")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let touched: i64 = sqlx::query_scalar("SELECT touched FROM notes")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(touched, 1, "the trigger ran both of its statements");
+        assert_eq!(
+            s.meta("touched;1").await.unwrap().as_deref(),
+            Some("yes; really")
+        );
+        // Applied once: running the list again changes nothing.
+        s.apply_migrations(&both).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_version ORDER BY version")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_migration_leaves_nothing_behind_and_names_its_version() {
+        let s = Store::open_in_memory().await.unwrap();
+        let broken = [
+            MIGRATIONS[0],
+            (2, "CREATE TABLE half (id INTEGER); NOT SQL AT ALL;"),
+        ];
+        let err = s.apply_migrations(&broken).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Migrate { version: 2, .. }),
+            "{err}"
+        );
+        let half: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'half'",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(half, 0, "the migration's transaction was rolled back");
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_caseclerk_is_refused() {
+        let s = Store::open_in_memory().await.unwrap();
+        sqlx::query("INSERT INTO schema_version (version) VALUES (99)")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let err = s.migrate().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooNew {
+                    found: 99,
+                    known: 1
+                }
+            ),
+            "{err}"
+        );
     }
 }
