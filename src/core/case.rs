@@ -8,6 +8,7 @@
 //! Must not: read the store, the clock or the mail; decide what is due (that is
 //! [`crate::core::timeline`]).
 
+use crate::core::records::CaseStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -129,7 +130,7 @@ pub enum Event {
     /// The meeting was (re)scheduled to a day and time.
     MeetingScheduled { at: DateTime<Utc>, reason: String },
     /// The case was closed or reopened.
-    StatusChanged { status: String, reason: String },
+    StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
     Note { text: String },
 }
@@ -364,7 +365,7 @@ pub struct CaseState {
     pub referral_message: i64,
     pub referral_message_id: Option<String>,
     pub referral_references: Vec<String>,
-    pub status: String,
+    pub status: CaseStatus,
     /// Letters by (step, recipient address).
     pub letters: BTreeMap<(String, String), LetterState>,
     pub agencies: BTreeMap<String, AgencyState>,
@@ -405,7 +406,7 @@ impl CaseState {
             referral_message,
             referral_message_id: None,
             referral_references: Vec::new(),
-            status: "open".into(),
+            status: CaseStatus::Open,
             letters: BTreeMap::new(),
             agencies: BTreeMap::new(),
             decisions: BTreeMap::new(),
@@ -605,7 +606,7 @@ fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
         }
         Event::LetterResent { .. } => {}
         Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
-        Event::StatusChanged { status, .. } => s.status = status.clone(),
+        Event::StatusChanged { status, .. } => s.status = *status,
         Event::Note { .. } => {}
     }
     Ok(())

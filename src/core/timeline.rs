@@ -17,6 +17,7 @@ use crate::core::calendar::{self, Calendar, CalendarError};
 use crate::core::case::CaseState;
 use crate::core::directory::{Agency, Contact, Lookup};
 use crate::core::process::{Anchor, Pathway, Process, Role, Roll, Step, StepKind, When};
+use crate::core::records::CaseStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeSet;
 
@@ -446,7 +447,7 @@ pub fn plan(
         mode: Mode::Actual,
     };
     let mut plan = Plan::default();
-    if state.status == "closed" {
+    if state.status == CaseStatus::Closed {
         return Ok(plan);
     }
     let wake = |plan: &mut Plan, at: DateTime<Utc>| {
@@ -975,7 +976,7 @@ pub fn upcoming(
         mode: Mode::Actual,
     };
     let mut out = Vec::new();
-    if state.status == "closed" {
+    if state.status == CaseStatus::Closed {
         return Ok(out);
     }
     for step in &process.steps {
@@ -1670,7 +1671,7 @@ mod tests {
         let p = process(PROCESS);
         let cal = Calendar::bundled();
         let mut s = opened();
-        s.status = "closed".into();
+        s.status = CaseStatus::Closed;
         let plan = plan(&p, &Dir, &cal, &s, t("2027-06-01T09:00:00Z")).unwrap();
         assert!(plan.due.is_empty() && plan.next_wake.is_none());
     }

@@ -10,7 +10,7 @@
 
 use crate::core::case::Event;
 use crate::shell::config::Config;
-use crate::shell::store::{CaseRow, Store, StoreError};
+use crate::shell::store::{CaseRow, CaseStatus, OutboxState, Store, StoreError};
 use chrono::{DateTime, Utc};
 
 /// Why an operator command was refused.
@@ -107,7 +107,7 @@ async fn open_case(store: &Store, reference: &str) -> Result<CaseRow, OperatorEr
         .case_by_ref(reference)
         .await?
         .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
-    if case.status == "closed" {
+    if case.status == CaseStatus::Closed {
         return Err(OperatorError::Closed(reference.to_string()));
     }
     Ok(case)
@@ -364,14 +364,18 @@ pub async fn set_status(
         .case_by_ref(reference)
         .await?
         .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
-    match (close, case.status == "closed") {
+    match (close, case.status == CaseStatus::Closed) {
         (true, true) => return Err(OperatorError::AlreadyClosed(reference.to_string())),
         (false, false) => return Err(OperatorError::NotClosed(reference.to_string())),
         _ => {}
     }
-    let status = if close { "closed" } else { "open" };
+    let status = if close {
+        CaseStatus::Closed
+    } else {
+        CaseStatus::Open
+    };
     let e = Event::StatusChanged {
-        status: status.to_string(),
+        status,
         reason: reason.to_string(),
     };
     let mut tx = store.begin().await?;
@@ -561,7 +565,7 @@ pub async fn resend(
             letter,
             case: reference.to_string(),
         })?;
-    if row.state == "pending" {
+    if row.state == OutboxState::Pending {
         return Err(OperatorError::NotSentYet(letter));
     }
     if let Some(addr) = to

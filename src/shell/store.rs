@@ -57,6 +57,19 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("bad instant `{s}`")))
 }
 
+/// Read a stored word of a closed vocabulary ([`CaseStatus`], [`OutboxState`]): an unknown one is
+/// [`StoreError::Corrupt`], naming the table and row.
+fn parse_word<T>(r: &sqlx::sqlite::SqliteRow, column: &str, table: &str) -> Result<T, StoreError>
+where
+    T: FromStr<Err = crate::core::records::UnknownWord>,
+{
+    let word: String = r.try_get(column)?;
+    word.parse().map_err(|e| {
+        let id = r.try_get::<i64, _>("id").unwrap_or_default();
+        StoreError::Corrupt(format!("{table} row {id}: {e}"))
+    })
+}
+
 fn parse_date(s: &str) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| StoreError::Corrupt(format!("bad date `{s}`")))
@@ -76,7 +89,7 @@ pub async fn record_event(
 }
 
 /// The database handle.
-pub use crate::core::records::{CaseRow, EventRow, LetterSummary};
+pub use crate::core::records::{CaseRow, CaseStatus, EventRow, LetterSummary, OutboxState};
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -138,7 +151,7 @@ pub struct OutboxRow {
     pub envelope_from: String,
     pub envelope_to: Vec<String>,
     pub raw: Vec<u8>,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -168,7 +181,7 @@ fn case_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseRow, StoreError> {
         reference: r.try_get("reference")?,
         process: r.try_get("process")?,
         area: r.try_get("area")?,
-        status: r.try_get("status")?,
+        status: parse_word(r, "status", "cases")?,
         received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
         day0: parse_date(&r.try_get::<String, _>("day0")?)?,
         referrer: r.try_get("referrer")?,
@@ -188,7 +201,7 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
         envelope_to: serde_json::from_str(&to)
             .map_err(|e| StoreError::Corrupt(format!("outbox envelope: {e}")))?,
         raw: r.try_get("raw")?,
-        state: r.try_get("state")?,
+        state: parse_word(r, "state", "outbox")?,
         attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
         sent_at: r
@@ -641,11 +654,12 @@ impl Store {
         let reference = format!("{prefix}-{year}-{next:04}");
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO cases (reference, process, area, status, received_at, day0, opened_at, referrer) \
-             VALUES (?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&reference)
         .bind(process)
         .bind(area)
+        .bind(CaseStatus::Open.as_str())
         .bind(ts(received_at))
         .bind(day0.format("%Y-%m-%d").to_string())
         .bind(ts(now))
@@ -680,10 +694,10 @@ impl Store {
     pub async fn set_case_status(
         tx: &mut Tx<'_>,
         case_id: i64,
-        status: &str,
+        status: CaseStatus,
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE cases SET status = ? WHERE id = ?")
-            .bind(status)
+            .bind(status.as_str())
             .bind(case_id)
             .execute(&mut **tx)
             .await?;
@@ -700,7 +714,8 @@ impl Store {
 
     /// Cases that are still open.
     pub async fn open_cases(&self) -> Result<Vec<CaseRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM cases WHERE status <> 'closed' ORDER BY id")
+        let rows = sqlx::query("SELECT * FROM cases WHERE status <> ? ORDER BY id")
+            .bind(CaseStatus::Closed.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(case_row).collect()
@@ -758,7 +773,7 @@ impl Store {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO outbox (dedupe_key, case_id, step, recipient, message_id, due_at, queued_at, \
              envelope_from, envelope_to, raw, state, attempts, next_attempt_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT DO NOTHING RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(&letter.dedupe_key)
         .bind(letter.case_id)
@@ -770,6 +785,7 @@ impl Store {
         .bind(&letter.envelope_from)
         .bind(serde_json::to_string(&letter.envelope_to).unwrap_or_else(|_| "[]".into()))
         .bind(&letter.raw)
+        .bind(OutboxState::Pending.as_str())
         .bind(ts(letter.due_at))
         .fetch_optional(&mut **tx)
         .await?;
@@ -799,7 +815,8 @@ impl Store {
 
     /// Mark a sent letter as bounced back.
     pub async fn mark_bounced(tx: &mut Tx<'_>, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET state = 'bounced' WHERE id = ?")
+        sqlx::query("UPDATE outbox SET state = ? WHERE id = ?")
+            .bind(OutboxState::Bounced.as_str())
             .bind(id)
             .execute(&mut **tx)
             .await?;
@@ -809,8 +826,9 @@ impl Store {
     /// Letters ready to send at `now`.
     pub async fn sendable(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY due_at, id",
+            "SELECT * FROM outbox WHERE state = ? AND next_attempt_at <= ? ORDER BY due_at, id",
         )
+        .bind(OutboxState::Pending.as_str())
         .bind(ts(now))
         .fetch_all(&self.pool)
         .await?;
@@ -820,7 +838,8 @@ impl Store {
     /// The earliest instant a pending letter becomes sendable.
     pub async fn next_send_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> =
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'")
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE state = ?")
+                .bind(OutboxState::Pending.as_str())
                 .fetch_one(&self.pool)
                 .await?;
         next.map(|s| parse_ts(&s)).transpose()
@@ -861,7 +880,7 @@ impl Store {
                     recipient: r.try_get("recipient")?,
                     due_at: parse_ts(&r.try_get::<String, _>("due_at")?)?,
                     queued_at: parse_ts(&r.try_get::<String, _>("queued_at")?)?,
-                    state: r.try_get("state")?,
+                    state: parse_word(r, "state", "outbox")?,
                     attempts: r.try_get("attempts")?,
                     sent_at: r
                         .try_get::<Option<String>, _>("sent_at")?
@@ -901,8 +920,9 @@ impl Store {
     /// Record a successful send.
     pub async fn mark_sent(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            "UPDATE outbox SET state = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
         )
+        .bind(OutboxState::Sent.as_str())
         .bind(ts(now))
         .bind(id)
         .execute(&mut **tx)
@@ -930,9 +950,10 @@ impl Store {
             }
             None => {
                 sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = 'failed' WHERE id = ?",
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ? WHERE id = ?",
                 )
                 .bind(error)
+                .bind(OutboxState::Failed.as_str())
                 .bind(id)
                 .execute(&mut **tx)
                 .await?
@@ -1133,7 +1154,7 @@ mod tests {
         );
         let all = s.letter_summaries().await.unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0].state, "sent");
+        assert_eq!(all[0].state, OutboxState::Sent);
         assert_eq!(all[1].sent_at, None);
     }
 
@@ -1220,5 +1241,56 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_status_or_letter_state_in_the_database_is_a_clear_error_not_a_panic() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        let day0 = NaiveDate::from_ymd_opt(2026, 12, 22).unwrap();
+        let mut tx = s.begin().await.unwrap();
+        let (id, _) = Store::create_case(&mut tx, "RR", "bury", None, now, day0, None, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(s.cases().await.unwrap()[0].status, CaseStatus::Open);
+        sqlx::query("UPDATE cases SET status = 'archived' WHERE id = ?")
+            .bind(id)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let err = s.cases().await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains("cases row 1") && m.contains("`archived`")),
+            "{err}"
+        );
+
+        let letter = NewLetter {
+            dedupe_key: "k".into(),
+            case_id: None,
+            step: "digest".into(),
+            recipient: "role:business_unit".into(),
+            message_id: "m@x".into(),
+            due_at: now,
+            envelope_from: "bsp@x.test".into(),
+            envelope_to: vec!["bu@x.test".into()],
+            raw: b"raw".to_vec(),
+        };
+        let mut tx = s.begin().await.unwrap();
+        Store::queue_letter(&mut tx, &letter, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            s.letters(None).await.unwrap()[0].state,
+            OutboxState::Pending
+        );
+        sqlx::query("UPDATE outbox SET state = 'queued'")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        assert!(matches!(s.letters(None).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            s.letter_summaries().await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }
