@@ -31,6 +31,7 @@
 use std::fmt;
 
 use crate::core::intake::{Attachment, Message};
+use crate::core::text::own_text;
 
 // ---------------------------------------------------------------------------------------------
 // Context handed in by the engine
@@ -1202,38 +1203,6 @@ fn message_id_lines(text: &str) -> Vec<String> {
     ids
 }
 
-/// The reply's own text: everything before the quoted history (a `>` line, an Outlook
-/// `-----Original Message-----` or underscore separator, a `From:` header block, or an
-/// `On … wrote:` line).
-fn own_text(body: &str) -> &str {
-    let mut offset = 0;
-    let mut previous_start: Option<(usize, bool)> = None; // (start, line starts with "On ")
-    for line in body.split_inclusive('\n') {
-        let trimmed = line.trim();
-        let lower = trimmed.to_ascii_lowercase();
-        let cut = trimmed.starts_with('>')
-            || (lower.starts_with("-----") && lower.contains("original message"))
-            || (trimmed.len() >= 10 && trimmed.chars().all(|c| c == '_'))
-            || lower.starts_with("from:");
-        if cut {
-            return &body[..offset];
-        }
-        if lower.ends_with("wrote:") {
-            if lower.starts_with("on ") {
-                return &body[..offset];
-            }
-            if let Some((start, true)) = previous_start {
-                return &body[..start];
-            }
-        }
-        if !trimmed.is_empty() {
-            previous_start = Some((offset, lower.starts_with("on ")));
-        }
-        offset += line.len();
-    }
-    body
-}
-
 // ---------------------------------------------------------------------------------------------
 // Words
 
@@ -1709,26 +1678,6 @@ mod tests {
             "negated by 'not'"
         );
         assert_eq!(first_phrase(&negated, &["no involvement"], true), None);
-    }
-
-    #[test]
-    fn own_text_stops_at_quoted_history() {
-        assert_eq!(own_text("Nil.\n> quoted\n"), "Nil.\n");
-        assert_eq!(
-            own_text("Nil.\n\nOn Tue, 3 Mar 2026 at 10:00, Jo <j@x.test> wrote:\n> q"),
-            "Nil.\n\n"
-        );
-        assert_eq!(
-            own_text("Nil.\nOn Tue, 3 Mar 2026 at 10:00, Jo Bloggs\n<j@x.test> wrote:\n> q"),
-            "Nil.\n"
-        );
-        assert_eq!(own_text("Nil.\n-----Original Message-----\nx"), "Nil.\n");
-        assert_eq!(
-            own_text("Nil.\n________________________________\nx"),
-            "Nil.\n"
-        );
-        assert_eq!(own_text("Nil.\nFrom: Someone\nSent: today"), "Nil.\n");
-        assert_eq!(own_text("no quote at all"), "no quote at all");
     }
 
     #[test]

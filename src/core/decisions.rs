@@ -88,24 +88,8 @@ pub fn find_codes(subject: &str) -> Vec<String> {
     out
 }
 
-/// The reply's own text: everything before the quoted history.
-pub fn own_text(body: &str) -> String {
-    let mut out = Vec::new();
-    for line in body.lines() {
-        let t = line.trim();
-        let lower = t.to_lowercase();
-        if t.starts_with('>')
-            || lower.starts_with("-----original message")
-            || lower.starts_with("________________")
-            || (lower.starts_with("on ") && lower.ends_with("wrote:"))
-            || lower.starts_with("from:") && !out.is_empty()
-        {
-            break;
-        }
-        out.push(line);
-    }
-    out.join("\n")
-}
+/// The reply's own text (the one cutter, shared with the classifier).
+pub use crate::core::text::own_text;
 
 fn normalise(s: &str) -> String {
     s.to_lowercase()
@@ -560,11 +544,17 @@ mod tests {
     }
 
     #[test]
-    fn the_reply_s_own_text_stops_at_the_quoted_history() {
-        let body = "MEETS\nClear serious harm.\n\nOn Tue, 22 Dec 2026, BSP wrote:\n> NFA - does not meet\n";
-        assert_eq!(own_text(body), "MEETS\nClear serious harm.\n");
-        let outlook = "NFA\n-----Original Message-----\nFrom: bsp\nMEETS";
-        assert_eq!(own_text(outlook), "NFA");
+    fn a_vote_only_quoted_or_forwarded_is_not_read_as_a_vote() {
+        let d = screening();
+        let forwarded = "From: Jo Bloggs <jo@x.test>\nSent: today\nSubject: screening\n\nNFA\n";
+        assert_eq!(read_vote(own_text(forwarded), &d), Reading::NotAVote);
+        let notes = "----- Original Message -----\nSent: today\nMEETS\n";
+        assert_eq!(read_vote(own_text(notes), &d), Reading::NotAVote);
+        let own_then_quoted = "NFA\n----- Original Message -----\nMEETS\n";
+        assert_eq!(
+            read_vote(own_text(own_then_quoted), &d),
+            Reading::Clear("nfa".into())
+        );
     }
 
     #[test]

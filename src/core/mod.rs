@@ -8,6 +8,7 @@
 //! - [`case`]: a case's events folded into its state.
 //! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
+//! - [`text`]: a reply cut from its quoted history.
 //! - [`records`]: the rows the store hands over (a case, its events, a letter summary).
 //! - [`timeline`]: process + case state + now → letters due and the next wake-up.
 //! - [`letters`]: a due letter → the data its template sees, rendered subject, text and HTML.
@@ -30,5 +31,6 @@ pub mod intake;
 pub mod letters;
 pub mod process;
 pub mod records;
+pub mod text;
 pub mod timeline;
 pub mod views;

@@ -711,7 +711,7 @@ impl Engine {
                 (None, None, [d]) => d,
                 _ => return Ok(()),
             };
-        let reading = decisions::read_vote(&decisions::own_text(&msg.body_text), decision);
+        let reading = decisions::read_vote(decisions::own_text(&msg.body_text), decision);
         if reading == Reading::NotAVote {
             return Ok(());
         }
