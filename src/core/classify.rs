@@ -31,7 +31,7 @@
 use std::fmt;
 
 use crate::core::intake::{Attachment, Message};
-use crate::core::text::own_text;
+use crate::core::text::{own_text, words};
 
 // ---------------------------------------------------------------------------------------------
 // Context handed in by the engine
@@ -1205,14 +1205,6 @@ fn message_id_lines(text: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------------------------------------
 // Words
-
-/// Lowercase words: runs of alphanumeric characters.
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
 
 /// The first vocabulary entry (in list order) that occurs in `text_words` as a whole-word
 /// sequence. With `skip_negated`, a negated occurrence (see [`negated`]) does not count.

@@ -21,6 +21,7 @@
 
 use crate::core::directory::Contact;
 use crate::core::process::{Decision, Quorum};
+use crate::core::text;
 use std::collections::BTreeMap;
 
 const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -91,16 +92,6 @@ pub fn find_codes(subject: &str) -> Vec<String> {
 /// The reply's own text (the one cutter, shared with the classifier).
 pub use crate::core::text::own_text;
 
-fn normalise(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// What a reply says about a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reading {
@@ -142,7 +133,7 @@ pub fn keyword_pairs(d: &Decision) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (outcome, words) in &d.keywords {
         for w in words {
-            out.push((normalise(w), outcome.clone()));
+            out.push((text::fold(w), outcome.clone()));
         }
     }
     out
@@ -153,7 +144,7 @@ pub fn read_vote(own: &str, d: &Decision) -> Reading {
     let keywords = keyword_pairs(d);
     let lines: Vec<String> = own
         .lines()
-        .map(normalise)
+        .map(text::fold)
         .filter(|l| !l.is_empty())
         .collect();
     if d.read_anywhere {

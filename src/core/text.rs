@@ -1,7 +1,10 @@
-//! Text as the rules compare it: a reply cut from its quoted history.
+//! Text as the rules compare it: a reply cut from its quoted history, and words folded so that
+//! case, punctuation and spacing do not matter.
 //!
-//! Owns the one quoted-history cutter ([`own_text`], used by the classifier and the vote reader),
-//! so two rules never disagree about where a reply ends.
+//! Owns the one quoted-history cutter ([`own_text`], used by the classifier and the vote reader)
+//! and the one comparison folding ([`fold`], [`fold_name`], [`words`], used for vote keywords,
+//! classifier vocabularies, process keywords, agency names and areas), so two rules never disagree
+//! about where a reply ends or whether two words are the same.
 //!
 //! Must not: decide what the text means (that is [`crate::core::classify`] and
 //! [`crate::core::decisions`]), or change text anyone reads (these forms are for comparing only).
@@ -52,6 +55,59 @@ pub fn own_text(body: &str) -> &str {
         offset += line.len();
     }
     body
+}
+
+/// Text folded for comparison: lowercase, every run of anything but letters and digits one
+/// space, no space at either end. `"Does NOT meet -- see below."` → `"does not meet see below"`.
+pub fn fold(s: &str) -> String {
+    fold_with(s, false)
+}
+
+/// A name folded for comparison: as [`fold`], and also an apostrophe joins rather than splits
+/// (`St Mary's` = `St Marys`) and `&` reads as `and` (`Barking & Dagenham` = `Barking and
+/// Dagenham`).
+pub fn fold_name(s: &str) -> String {
+    fold_with(s, true)
+}
+
+/// The folded words of `s`, in order (see [`fold`]).
+pub fn words(s: &str) -> Vec<String> {
+    fold(s)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn fold_with(s: &str, name: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    let mut push = |out: &mut String, c: char| {
+        if c.is_alphanumeric() {
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        } else {
+            space = true;
+        }
+    };
+    for c in s.chars() {
+        if name && (c == '\'' || c == '’') {
+            continue;
+        }
+        if name && c == '&' {
+            for c in " and ".chars() {
+                push(&mut out, c);
+            }
+            continue;
+        }
+        for c in c.to_lowercase() {
+            push(&mut out, c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -106,5 +162,36 @@ mod tests {
             own_text("From: Jo Bloggs <jo@x.test>\nSent: today\n\nNFA\n"),
             ""
         );
+    }
+
+    #[test]
+    fn folding_ignores_case_punctuation_and_spacing() {
+        assert_eq!(
+            fold("  Does NOT meet -- see below.  "),
+            "does not meet see below"
+        );
+        assert_eq!(fold("SCSI-1\tform\r\n"), "scsi 1 form");
+        assert_eq!(fold("doesn't"), "doesn t");
+        assert_eq!(fold("R&D"), "r d");
+        assert_eq!(fold("...!"), "");
+        assert_eq!(fold("Ärztin ÉCOLE"), "ärztin école");
+    }
+
+    #[test]
+    fn a_name_folds_apostrophes_away_and_reads_ampersand_as_and() {
+        assert_eq!(fold_name("St Mary's Primary"), "st marys primary");
+        assert_eq!(fold_name("St Mary’s  primary."), "st marys primary");
+        assert_eq!(fold_name("Barking & Dagenham"), "barking and dagenham");
+        assert_eq!(fold_name("Barking&Dagenham"), "barking and dagenham");
+        assert_eq!(fold_name("&"), "and");
+    }
+
+    #[test]
+    fn words_are_the_folded_words_in_order() {
+        assert_eq!(
+            words("Preferral of referrals; SCSI - 1 form"),
+            ["preferral", "of", "referrals", "scsi", "1", "form"]
+        );
+        assert!(words(" -- ").is_empty());
     }
 }

@@ -138,36 +138,6 @@ pub fn long_instant(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// The one area (borough) named in a referral, if exactly one is (BHR: cases belong to one).
-/// Names are compared ignoring case, punctuation and "&" versus "and".
-pub fn detect_area(msg: &intake::Message, areas: &[String]) -> Option<String> {
-    fn norm(s: &str) -> String {
-        let spaced: String = s
-            .to_lowercase()
-            .replace('&', " and ")
-            .chars()
-            .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-            .collect();
-        format!(
-            " {} ",
-            spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-        )
-    }
-    let mut haystack = norm(&msg.subject);
-    haystack.push_str(&norm(&msg.body_text));
-    for a in &msg.attachments {
-        haystack.push_str(&norm(&a.filename));
-    }
-    let found: Vec<&String> = areas
-        .iter()
-        .filter(|a| haystack.contains(&norm(a)))
-        .collect();
-    match found.as_slice() {
-        [one] => Some((*one).clone()),
-        _ => None,
-    }
-}
-
 impl EngineError {
     /// The error without any address or content in it, for logs.
     pub fn for_log(&self) -> String {
@@ -377,7 +347,7 @@ impl Engine {
                     .first()
                     .or(msg.from.as_ref())
                     .map(|a| a.email.to_lowercase());
-                let area = detect_area(msg, &self.cfg.process.areas);
+                let area = crate::core::area::detect_area(msg, &self.cfg.process.areas);
                 let (case_id, reference) = Store::create_case(
                     &mut tx,
                     &self.cfg.reference_prefix,
@@ -1530,40 +1500,4 @@ pub fn default_config_path() -> PathBuf {
     std::env::var_os("CASECLERK_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("config/example.toml"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(subject: &str, body: &str) -> intake::Message {
-        intake::parse(format!("Subject: {subject}\r\nFrom: a@b.test\r\n\r\n{body}\r\n").as_bytes())
-    }
-
-    #[test]
-    fn a_referral_naming_one_borough_belongs_to_it_however_it_is_written() {
-        let areas = vec![
-            "Barking and Dagenham".to_string(),
-            "Havering".to_string(),
-            "Redbridge".to_string(),
-        ];
-        assert_eq!(
-            detect_area(
-                &msg("Referral", "Child lives in Barking & Dagenham."),
-                &areas
-            )
-            .as_deref(),
-            Some("Barking and Dagenham")
-        );
-        assert_eq!(
-            detect_area(&msg("Referral - HAVERING", ""), &areas).as_deref(),
-            Some("Havering")
-        );
-        assert_eq!(
-            detect_area(&msg("Referral", "Moved from Havering to Redbridge"), &areas),
-            None,
-            "two boroughs: a person decides"
-        );
-        assert_eq!(detect_area(&msg("Referral", "no borough"), &areas), None);
-    }
 }
