@@ -164,9 +164,7 @@ impl Event {
 }
 
 fn london(t: DateTime<Utc>) -> String {
-    t.with_timezone(&crate::core::calendar::LONDON)
-        .format("%a %-d %b %Y %H:%M")
-        .to_string()
+    crate::core::calendar::short_instant(t)
 }
 
 impl Event {
@@ -175,7 +173,10 @@ impl Event {
         match self {
             Event::Opened {
                 reference, day0, ..
-            } => format!("opened {reference}, day 0 {}", day0.format("%a %-d %b %Y")),
+            } => format!(
+                "opened {reference}, day 0 {}",
+                crate::core::calendar::short_date(*day0)
+            ),
             Event::MessageFiled {
                 message,
                 rule,
@@ -281,7 +282,7 @@ impl Event {
             Event::PublicationPlanned { date, reason } => {
                 format!(
                     "publication planned for {} ({reason})",
-                    date.format("%a %-d %b %Y")
+                    crate::core::calendar::short_date(*date)
                 )
             }
             Event::Rescheduled { what, at, reason } => {

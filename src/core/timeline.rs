@@ -224,11 +224,7 @@ impl Ctx<'_> {
                     at: *at,
                     date,
                     day: self.day_number(date)?,
-                    explanation: format!(
-                        "moved by a person to {}",
-                        at.with_timezone(&calendar::LONDON)
-                            .format("%a %-d %b %Y %H:%M")
-                    ),
+                    explanation: format!("moved by a person to {}", calendar::short_instant(*at)),
                 }))
             }
             None => self.resolve(w, owner),
@@ -248,9 +244,7 @@ impl Ctx<'_> {
             };
             let at = calendar::add_hours(start, w.hours).map_err(cal_err(what))?;
             let date = calendar::london_date(at);
-            let local = at
-                .with_timezone(&calendar::LONDON)
-                .format("%a %-d %b %Y %H:%M");
+            let local = calendar::short_instant(at);
             let explanation = if w.hours == 0 {
                 format!("{} = {local}", w.describe())
             } else {
@@ -1194,13 +1188,12 @@ pub fn render_schedule(
 ) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let local = received_at.with_timezone(&calendar::LONDON);
     let _ = writeln!(out, "{} ({})", process.name, process.id);
     let _ = writeln!(out, "source: {}", process.source);
     let _ = writeln!(
         out,
         "referral received {}",
-        local.format("%a %-d %b %Y %H:%M %Z")
+        calendar::short_instant_zoned(received_at)
     );
     let _ = writeln!(out, "day 0 = {}", day0.explain());
     let _ = writeln!(out);
@@ -1213,11 +1206,7 @@ pub fn render_schedule(
             None => "  —   ".to_string(),
         };
         let at = match &l.resolved {
-            Some(r) => {
-                r.at.with_timezone(&calendar::LONDON)
-                    .format("%a %-d %b %Y %H:%M")
-                    .to_string()
-            }
+            Some(r) => calendar::short_instant(r.at),
             None => "(date not yet known)".to_string(),
         };
         let _ = writeln!(out, "{day}  {at:<22}  {} [{}] {}", l.what, l.kind, l.id);

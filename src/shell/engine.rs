@@ -29,7 +29,7 @@ use crate::shell::config::Config;
 use crate::shell::mailbox::{self, ExistingMail, FetchReport, hash_id};
 use crate::shell::outbox::{self, SendReport};
 use crate::shell::store::{CaseRow, NewLetter, Store, StoreError, record_event};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -126,17 +126,8 @@ pub fn mint_message_id(install_id: &str, id_domain: &str, dedupe_key: &str) -> S
     format!("caseclerk.{install_id}.{h}@{id_domain}")
 }
 
-/// "Tuesday 22 December 2026"
-pub fn long_date(d: NaiveDate) -> String {
-    d.format("%A %-d %B %Y").to_string()
-}
-
-/// "Tuesday 22 December 2026 at 14:03" in London time.
-pub fn long_instant(t: DateTime<Utc>) -> String {
-    t.with_timezone(&calendar::LONDON)
-        .format("%A %-d %B %Y at %H:%M")
-        .to_string()
-}
+/// The letters' London date formats (kept here so callers of `engine::long_date` still compile).
+pub use crate::core::calendar::{long_date, long_instant};
 
 impl EngineError {
     /// The error without any address or content in it, for logs.

@@ -326,7 +326,7 @@ pub async fn plan_publication(
         return Err(OperatorError::NoLcspr(reference.to_string()));
     }
     let today = crate::core::calendar::london_date(now);
-    let show = |d: chrono::NaiveDate| d.format("%a %-d %b %Y").to_string();
+    let show = crate::core::calendar::short_date;
     if date <= today {
         return Err(OperatorError::InThePast { date: show(date) });
     }
@@ -667,10 +667,7 @@ pub async fn reschedule(
     }
     if at <= now {
         return Err(OperatorError::PastTime {
-            at: at
-                .with_timezone(&crate::core::calendar::LONDON)
-                .format("%a %-d %b %Y %H:%M")
-                .to_string(),
+            at: crate::core::calendar::short_instant(at),
         });
     }
     let e = if what == "meeting" {

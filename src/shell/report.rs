@@ -26,9 +26,7 @@ pub enum ReportError {
 }
 
 fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&calendar::LONDON)
-        .format("%a %-d %b %Y %H:%M")
-        .to_string()
+    calendar::short_instant(t)
 }
 
 /// The text of `caseclerk case <ref>` at `now`.
@@ -81,7 +79,7 @@ pub async fn case_report(
     if today >= state.day0
         && let Ok(n) = cfg.calendar.working_day_number(state.day0, today)
     {
-        let _ = writeln!(out, "today ({}) is day {n}", today.format("%a %-d %b %Y"));
+        let _ = writeln!(out, "today ({}) is day {n}", calendar::short_date(today));
     }
     if !state.decisions.is_empty() {
         let _ = writeln!(out, "\ndecisions:");
