@@ -16,10 +16,10 @@
 //! [`crate::core::timeline`], whose functions it calls); hold SQL (that is [`crate::shell::store`]).
 
 use crate::core::calendar::Calendar;
-use crate::core::case::{self, CaseState, Event, Recorded};
+use crate::core::case::CaseState;
 use crate::core::directory::{Agency, Contact, Directory};
 use crate::core::process::{Process, StepKind};
-use crate::core::records::{CaseRow, CaseStatus, EventRow, LetterSummary, OutboxState};
+use crate::core::records::{CaseRow, CaseStatus, LetterSummary, OutboxState};
 use crate::core::timeline::{self, Resolved, Upcoming};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -396,21 +396,6 @@ pub fn met_evidence(
     }
 }
 
-/// Fold stored events into a case's state.
-pub fn fold_rows(events: &[EventRow]) -> Result<CaseState, String> {
-    let mut recorded = Vec::with_capacity(events.len());
-    for e in events {
-        let event: Event = serde_json::from_value(e.data.clone())
-            .map_err(|err| format!("event {} cannot be read: {err}", e.id))?;
-        recorded.push(Recorded {
-            at: e.at,
-            actor: e.actor.clone(),
-            event,
-        });
-    }
-    case::fold(&recorded).map_err(|e| e.to_string())
-}
-
 /// The view of one case at `now`: pure, from its row, state and letters.
 pub fn case_view(
     ctx: &Context<'_>,
@@ -727,7 +712,7 @@ pub(crate) fn undelivered_letters(
 #[cfg(test)]
 pub(crate) mod fixture {
     use super::*;
-    use crate::core::case::Recorded;
+    use crate::core::case::{self, Event, Recorded};
     use chrono::NaiveDate;
 
     pub fn t(s: &str) -> DateTime<Utc> {

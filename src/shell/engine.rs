@@ -18,7 +18,7 @@
 //! log names, subjects, bodies or addresses (only case references, step ids and hashes).
 
 use crate::core::calendar;
-use crate::core::case::{self, CaseState, Event, Recorded};
+use crate::core::case::{self, CaseState, Event};
 use crate::core::classify::{self, Kind, ReplyKind};
 use crate::core::intake;
 use crate::core::letters::{self, Compose, OutAttachment, Templates};
@@ -1060,22 +1060,7 @@ impl Engine {
     /// A case's state, from its events.
     pub async fn state(&self, case: &CaseRow) -> Result<CaseState, EngineError> {
         let events = self.store.events(case.id).await?;
-        let recorded = events
-            .into_iter()
-            .map(|e| {
-                serde_json::from_value::<Event>(e.data)
-                    .map(|event| Recorded {
-                        at: e.at,
-                        actor: e.actor,
-                        event,
-                    })
-                    .map_err(|err| EngineError::Case {
-                        reference: case.reference.clone(),
-                        source: case::CaseError(format!("event {}: {err}", e.id)),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        case::fold(&recorded).map_err(|source| EngineError::Case {
+        case::fold_rows(&events).map_err(|source| EngineError::Case {
             reference: case.reference.clone(),
             source,
         })

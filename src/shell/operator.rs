@@ -462,17 +462,8 @@ async fn case_state(
     store: &Store,
     case: &CaseRow,
 ) -> Result<crate::core::case::CaseState, OperatorError> {
-    let mut recorded = Vec::new();
-    for e in store.events(case.id).await? {
-        let event: Event =
-            serde_json::from_value(e.data).map_err(|err| OperatorError::Case(err.to_string()))?;
-        recorded.push(crate::core::case::Recorded {
-            at: e.at,
-            actor: e.actor,
-            event,
-        });
-    }
-    crate::core::case::fold(&recorded).map_err(|e| OperatorError::Case(e.to_string()))
+    let events = store.events(case.id).await?;
+    crate::core::case::fold_rows(&events).map_err(|e| OperatorError::Case(e.to_string()))
 }
 
 /// Confirm a held reply as a member's vote, with the outcome a person read from it.

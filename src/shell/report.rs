@@ -7,7 +7,7 @@
 //! Must not: change anything, or show message content (ids, keys and rules only).
 
 use crate::core::calendar;
-use crate::core::case::{self, Event, Recorded};
+use crate::core::case::{self, Event};
 use crate::core::timeline;
 use crate::shell::config::Config;
 use crate::shell::store::{Store, StoreError};
@@ -41,16 +41,7 @@ pub async fn case_report(
         .await?
         .ok_or_else(|| ReportError::NoCase(reference.to_string()))?;
     let events = store.events(row.id).await?;
-    let mut recorded = Vec::new();
-    for e in &events {
-        let event: Event = serde_json::from_value(e.data.clone())
-            .map_err(|err| ReportError::Case(format!("event {}: {err}", e.id)))?;
-        recorded.push(Recorded {
-            at: e.at,
-            actor: e.actor.clone(),
-            event,
-        });
-    }
+    let recorded = case::read_rows(&events).map_err(|e| ReportError::Case(e.to_string()))?;
     let state = case::fold(&recorded).map_err(|e| ReportError::Case(e.to_string()))?;
     let mut out = String::new();
     let _ = writeln!(
