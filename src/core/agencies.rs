@@ -1,13 +1,14 @@
 //! Agency names as people write them → agencies in the directory.
 //!
 //! Owns reading an `Agencies:` line ("Agencies: police, health visiting, St Mary's primary") and
-//! matching each name against the directory's ids, names and aliases, ignoring case, punctuation
-//! and a leading "the". A name that matches nothing, or more than one agency, is returned as
+//! matching each name against the directory's ids, names and aliases, ignoring case, punctuation,
+//! "&" versus "and" and a leading "the". A name that matches nothing, or more than one agency, is returned as
 //! unmatched so it can be reported back to its sender — never dropped, never guessed.
 //!
 //! Must not: touch the store, or decide anything about a case.
 
 use crate::core::directory::Agency;
+use crate::core::text;
 
 /// What a list of names resolved to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,25 +19,12 @@ pub struct Matched {
     pub unmatched: Vec<String>,
 }
 
+/// A name folded for comparison, without a leading "the" (see [`text::fold_name`]).
 fn normalise(s: &str) -> String {
-    let lowered: String = s
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() {
-                c
-            } else if c == '\'' || c == '’' {
-                '\0'
-            } else {
-                ' '
-            }
-        })
-        .filter(|c| *c != '\0')
-        .collect();
-    let words: Vec<&str> = lowered.split_whitespace().collect();
-    match words.as_slice() {
-        ["the", rest @ ..] if !rest.is_empty() => rest.join(" "),
-        _ => words.join(" "),
+    let folded = text::fold_name(s);
+    match folded.strip_prefix("the ") {
+        Some(rest) => rest.to_string(),
+        None => folded,
     }
 }
 
@@ -175,5 +163,16 @@ mod tests {
         let m = resolve(&split_names("GP"), &dir);
         assert!(m.ids.is_empty());
         assert_eq!(m.unmatched, ["GP"]);
+    }
+
+    #[test]
+    fn an_ampersand_in_a_name_reads_as_and() {
+        let directory = vec![agency(
+            "cafcass",
+            "Children and Family Court Advisory",
+            &["children and families"],
+        )];
+        let m = resolve(&["Children & Families".to_string()], &directory);
+        assert_eq!(m.ids, ["cafcass"]);
     }
 }

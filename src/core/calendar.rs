@@ -17,6 +17,10 @@
 //!   over, so a clerk can check it by hand ([`Reckoning::explain`]).
 //! - **Europe/London wall clock**: UTC instants to London dates and back ([`london_date`],
 //!   [`london_instant`]), correct across the March and October clock changes.
+//! - **Written dates**: the named London date formats every letter, report and command uses
+//!   ([`long_date`], [`long_instant`], [`short_date`], [`short_day`], [`short_instant`],
+//!   [`short_instant_zoned`], [`london_time`], [`month_year`], [`ics_local`]), so each form is
+//!   spelled once.
 //!
 //! # What it must not do
 //! Read the clock (callers pass "now" in), touch files (the JSON text is handed in, or bundled at
@@ -106,9 +110,9 @@ pub enum CalendarError {
     #[error(
         "no bank-holiday data for {}: the calendar covers {} to {}; update data/bank-holidays.json \
          (or the configured holidays file) from GOV.UK's bank-holidays.json",
-        long(date),
-        long(first),
-        long(last)
+        short_date(*date),
+        short_date(*first),
+        short_date(*last)
     )]
     OutsideCoverage {
         /// The date asked about (or reached while counting).
@@ -219,7 +223,7 @@ impl Reckoning {
                 NonWorking::Sunday => {
                     weekends.insert(d.pred_opt().unwrap_or(*d));
                 }
-                other => listed.push(format!("{} {other}", short(d))),
+                other => listed.push(format!("{} {other}", short_day(*d))),
             }
         }
         match weekends.len() {
@@ -237,7 +241,7 @@ impl Reckoning {
             };
             reasons.push(format!(
                 "received {} at {}, {relation} the {} cutoff",
-                short(&late.received.date()),
+                short_day(late.received.date()),
                 clock_time(late.received.time()),
                 clock_time(late.cutoff),
             ));
@@ -248,7 +252,7 @@ impl Reckoning {
         if reasons.is_empty() {
             reasons.push("no days skipped".to_owned());
         }
-        format!("{} ({})", long(&self.date), reasons.join("; "))
+        format!("{} ({})", short_date(self.date), reasons.join("; "))
     }
 }
 
@@ -612,7 +616,11 @@ impl Calendar {
             }
         }
         i32::try_from(count).map_err(|_| CalendarError::Overflow {
-            what: format!("working days from {} to {}", long(&day0), long(&d)),
+            what: format!(
+                "working days from {} to {}",
+                short_date(day0),
+                short_date(d)
+            ),
         })
     }
 
@@ -650,7 +658,7 @@ pub fn add_weeks(d: NaiveDate, n: i32) -> Result<NaiveDate, CalendarError> {
     TimeDelta::try_weeks(i64::from(n))
         .and_then(|delta| d.checked_add_signed(delta))
         .ok_or_else(|| CalendarError::Overflow {
-            what: format!("{} + {n} weeks", long(&d)),
+            what: format!("{} + {n} weeks", short_date(d)),
         })
 }
 
@@ -664,7 +672,7 @@ pub fn add_months(d: NaiveDate, n: i32) -> Result<NaiveDate, CalendarError> {
         d.checked_sub_months(months)
     };
     result.ok_or_else(|| CalendarError::Overflow {
-        what: format!("{} + {n} months", long(&d)),
+        what: format!("{} + {n} months", short_date(d)),
     })
 }
 
@@ -737,14 +745,57 @@ fn parse_iso_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
-/// `Tue 5 Jan 2027`.
-fn long(d: &NaiveDate) -> String {
+// ---- Written dates: the one spelling of each form ------------------------------------------
+
+/// `Tuesday 22 December 2026`: letters and reports.
+pub fn long_date(d: NaiveDate) -> String {
+    d.format("%A %-d %B %Y").to_string()
+}
+
+/// `Tuesday 22 December 2026 at 14:03`, in London time: letters.
+pub fn long_instant(t: DateTime<Utc>) -> String {
+    t.with_timezone(&LONDON)
+        .format("%A %-d %B %Y at %H:%M")
+        .to_string()
+}
+
+/// `Tue 22 Dec 2026`: explanations, histories, the command line, subjects.
+pub fn short_date(d: NaiveDate) -> String {
     d.format("%a %-d %b %Y").to_string()
 }
 
-/// `Tue 5 Jan`.
-fn short(d: &NaiveDate) -> String {
+/// `Tue 22 Dec`: when the year goes without saying.
+pub fn short_day(d: NaiveDate) -> String {
     d.format("%a %-d %b").to_string()
+}
+
+/// `Tue 22 Dec 2026 14:03`, in London time.
+pub fn short_instant(t: DateTime<Utc>) -> String {
+    t.with_timezone(&LONDON)
+        .format("%a %-d %b %Y %H:%M")
+        .to_string()
+}
+
+/// `Tue 22 Dec 2026 14:03 GMT` (or `BST`), in London time with its zone.
+pub fn short_instant_zoned(t: DateTime<Utc>) -> String {
+    t.with_timezone(&LONDON)
+        .format("%a %-d %b %Y %H:%M %Z")
+        .to_string()
+}
+
+/// `14:03`, in London time.
+pub fn london_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&LONDON).format("%H:%M").to_string()
+}
+
+/// `December 2026`.
+pub fn month_year(d: NaiveDate) -> String {
+    d.format("%B %Y").to_string()
+}
+
+/// `20261222T140300`: iCalendar's local date-time, in London time (with `TZID=Europe/London`).
+pub fn ics_local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&LONDON).format("%Y%m%dT%H%M%S").to_string()
 }
 
 /// `16:30`, or `16:30:15` when there are seconds.
@@ -756,21 +807,31 @@ fn clock_time(t: NaiveTime) -> String {
     }
 }
 
-/// "Tuesday 22 December 2026": a date as letters write it.
-pub fn long_date(d: NaiveDate) -> String {
-    d.format("%A %-d %B %Y").to_string()
-}
-
-/// "Tuesday 22 December 2026 at 14:03": an instant as letters write it, in London time.
-pub fn long_instant(t: DateTime<Utc>) -> String {
-    t.with_timezone(&LONDON)
-        .format("%A %-d %B %Y at %H:%M")
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_written_form_of_a_date_is_spelled_in_london_time() {
+        let winter = DateTime::parse_from_rfc3339("2026-12-22T14:03:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let summer = DateTime::parse_from_rfc3339("2026-08-28T23:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let d = NaiveDate::from_ymd_opt(2026, 12, 22).unwrap();
+        assert_eq!(long_date(d), "Tuesday 22 December 2026");
+        assert_eq!(long_instant(winter), "Tuesday 22 December 2026 at 14:03");
+        assert_eq!(long_instant(summer), "Saturday 29 August 2026 at 00:30");
+        assert_eq!(short_date(d), "Tue 22 Dec 2026");
+        assert_eq!(short_day(d), "Tue 22 Dec");
+        assert_eq!(short_instant(summer), "Sat 29 Aug 2026 00:30");
+        assert_eq!(short_instant_zoned(winter), "Tue 22 Dec 2026 14:03 GMT");
+        assert_eq!(short_instant_zoned(summer), "Sat 29 Aug 2026 00:30 BST");
+        assert_eq!(london_time(summer), "00:30");
+        assert_eq!(month_year(d), "December 2026");
+        assert_eq!(ics_local(summer), "20260829T003000");
+    }
     use proptest::prelude::*;
 
     fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {

@@ -1,13 +1,15 @@
 //! A case: its events, folded into its state.
 //!
 //! Owns the vocabulary of what can happen on a case ([`Event`]) and the pure fold from an ordered
-//! list of events to a [`CaseState`] that the timeline plans from. Every change to a case — a
+//! list of events to a [`CaseState`] that the timeline plans from, including the one reading of
+//! events as the store hands them over ([`fold_rows`]). Every change to a case — a
 //! message filed, a letter decided or sent, an agency added, a decision taken, an operator's
 //! correction — is an event with who did it and when, so the history explains the state.
 //!
 //! Must not: read the store, the clock or the mail; decide what is due (that is
 //! [`crate::core::timeline`]).
 
+use crate::core::records::{CaseStatus, EventRow};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -129,7 +131,7 @@ pub enum Event {
     /// The meeting was (re)scheduled to a day and time.
     MeetingScheduled { at: DateTime<Utc>, reason: String },
     /// The case was closed or reopened.
-    StatusChanged { status: String, reason: String },
+    StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
     Note { text: String },
 }
@@ -163,9 +165,7 @@ impl Event {
 }
 
 fn london(t: DateTime<Utc>) -> String {
-    t.with_timezone(&crate::core::calendar::LONDON)
-        .format("%a %-d %b %Y %H:%M")
-        .to_string()
+    crate::core::calendar::short_instant(t)
 }
 
 impl Event {
@@ -174,7 +174,10 @@ impl Event {
         match self {
             Event::Opened {
                 reference, day0, ..
-            } => format!("opened {reference}, day 0 {}", day0.format("%a %-d %b %Y")),
+            } => format!(
+                "opened {reference}, day 0 {}",
+                crate::core::calendar::short_date(*day0)
+            ),
             Event::MessageFiled {
                 message,
                 rule,
@@ -280,7 +283,7 @@ impl Event {
             Event::PublicationPlanned { date, reason } => {
                 format!(
                     "publication planned for {} ({reason})",
-                    date.format("%a %-d %b %Y")
+                    crate::core::calendar::short_date(*date)
                 )
             }
             Event::Rescheduled { what, at, reason } => {
@@ -364,7 +367,7 @@ pub struct CaseState {
     pub referral_message: i64,
     pub referral_message_id: Option<String>,
     pub referral_references: Vec<String>,
-    pub status: String,
+    pub status: CaseStatus,
     /// Letters by (step, recipient address).
     pub letters: BTreeMap<(String, String), LetterState>,
     pub agencies: BTreeMap<String, AgencyState>,
@@ -405,7 +408,7 @@ impl CaseState {
             referral_message,
             referral_message_id: None,
             referral_references: Vec::new(),
-            status: "open".into(),
+            status: CaseStatus::Open,
             letters: BTreeMap::new(),
             agencies: BTreeMap::new(),
             decisions: BTreeMap::new(),
@@ -435,6 +438,29 @@ impl CaseState {
 #[derive(Debug, thiserror::Error)]
 #[error("case history is invalid: {0}")]
 pub struct CaseError(pub String);
+
+/// Fold a case's events as stored (JSON in `events.data`), oldest first, into its state: the one
+/// reading of a stored history, for the engine, the views, the report and the operator commands.
+/// An event that cannot be read is an error naming its id, never skipped.
+pub fn fold_rows(rows: &[EventRow]) -> Result<CaseState, CaseError> {
+    fold(&read_rows(rows)?)
+}
+
+/// A case's events as stored, read back (for a history that lists them as well as folding them).
+/// An event that cannot be read is an error naming its id, never skipped.
+pub fn read_rows(rows: &[EventRow]) -> Result<Vec<Recorded>, CaseError> {
+    rows.iter()
+        .map(|e| {
+            serde_json::from_value::<Event>(e.data.clone())
+                .map(|event| Recorded {
+                    at: e.at,
+                    actor: e.actor.clone(),
+                    event,
+                })
+                .map_err(|err| CaseError(format!("event {} cannot be read: {err}", e.id)))
+        })
+        .collect()
+}
 
 /// Fold a case's events, oldest first, into its state.
 pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
@@ -606,7 +632,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
         }
         Event::LetterResent { .. } => {}
         Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
-        Event::StatusChanged { status, .. } => s.status = status.clone(),
+        Event::StatusChanged { status, .. } => s.status = *status,
         Event::Note { .. } => {}
     }
     Ok(())
@@ -734,5 +760,48 @@ mod tests {
         assert_eq!(json["kind"], e.kind());
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
+    }
+
+    fn row(id: i64, r: &Recorded) -> EventRow {
+        EventRow {
+            id,
+            at: r.at,
+            kind: r.event.kind().into(),
+            actor: r.actor.clone(),
+            data: serde_json::to_value(&r.event).unwrap(),
+        }
+    }
+
+    #[test]
+    fn stored_rows_fold_to_the_same_state_as_the_events_they_store() {
+        let closed = rec(
+            "2026-12-23T10:00:00Z",
+            Event::StatusChanged {
+                status: CaseStatus::Closed,
+                reason: "no further action".into(),
+            },
+        );
+        let events = [opened(), closed];
+        let rows: Vec<EventRow> = events.iter().zip(1..).map(|(e, id)| row(id, e)).collect();
+        assert_eq!(rows[1].data["status"], "closed", "stored as its word");
+        let state = fold_rows(&rows).unwrap();
+        assert_eq!(state, fold(&events).unwrap());
+        assert_eq!(state.status, CaseStatus::Closed);
+        assert_eq!(read_rows(&rows).unwrap(), events);
+    }
+
+    #[test]
+    fn an_unreadable_stored_event_is_an_error_naming_it_not_skipped() {
+        let mut rows = vec![row(1, &opened())];
+        rows.push(EventRow {
+            id: 7,
+            at: rows[0].at,
+            kind: "status_changed".into(),
+            actor: "operator:jo".into(),
+            data: serde_json::json!({"kind": "status_changed", "status": "archived", "reason": "x"}),
+        });
+        let err = fold_rows(&rows).unwrap_err().to_string();
+        assert!(err.contains("event 7 cannot be read"), "{err}");
+        assert!(fold_rows(&[]).is_err());
     }
 }

@@ -31,6 +31,7 @@
 use std::fmt;
 
 use crate::core::intake::{Attachment, Message};
+use crate::core::text::{own_text, words};
 
 // ---------------------------------------------------------------------------------------------
 // Context handed in by the engine
@@ -1202,48 +1203,8 @@ fn message_id_lines(text: &str) -> Vec<String> {
     ids
 }
 
-/// The reply's own text: everything before the quoted history (a `>` line, an Outlook
-/// `-----Original Message-----` or underscore separator, a `From:` header block, or an
-/// `On … wrote:` line).
-fn own_text(body: &str) -> &str {
-    let mut offset = 0;
-    let mut previous_start: Option<(usize, bool)> = None; // (start, line starts with "On ")
-    for line in body.split_inclusive('\n') {
-        let trimmed = line.trim();
-        let lower = trimmed.to_ascii_lowercase();
-        let cut = trimmed.starts_with('>')
-            || (lower.starts_with("-----") && lower.contains("original message"))
-            || (trimmed.len() >= 10 && trimmed.chars().all(|c| c == '_'))
-            || lower.starts_with("from:");
-        if cut {
-            return &body[..offset];
-        }
-        if lower.ends_with("wrote:") {
-            if lower.starts_with("on ") {
-                return &body[..offset];
-            }
-            if let Some((start, true)) = previous_start {
-                return &body[..start];
-            }
-        }
-        if !trimmed.is_empty() {
-            previous_start = Some((offset, lower.starts_with("on ")));
-        }
-        offset += line.len();
-    }
-    body
-}
-
 // ---------------------------------------------------------------------------------------------
 // Words
-
-/// Lowercase words: runs of alphanumeric characters.
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
 
 /// The first vocabulary entry (in list order) that occurs in `text_words` as a whole-word
 /// sequence. With `skip_negated`, a negated occurrence (see [`negated`]) does not count.
@@ -1338,39 +1299,6 @@ pub fn find_case_refs(text: &str) -> Vec<String> {
         i += 1;
     }
     out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Which area a referral belongs to
-
-/// The one area (borough) named in a referral, if exactly one is (BHR: cases belong to one).
-/// Names are compared ignoring case, punctuation and "&" versus "and".
-pub fn detect_area(msg: &Message, areas: &[String]) -> Option<String> {
-    fn norm(s: &str) -> String {
-        let spaced: String = s
-            .to_lowercase()
-            .replace('&', " and ")
-            .chars()
-            .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-            .collect();
-        format!(
-            " {} ",
-            spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-        )
-    }
-    let mut haystack = norm(&msg.subject);
-    haystack.push_str(&norm(&msg.body_text));
-    for a in &msg.attachments {
-        haystack.push_str(&norm(&a.filename));
-    }
-    let found: Vec<&String> = areas
-        .iter()
-        .filter(|a| haystack.contains(&norm(a)))
-        .collect();
-    match found.as_slice() {
-        [one] => Some((*one).clone()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -1745,26 +1673,6 @@ mod tests {
     }
 
     #[test]
-    fn own_text_stops_at_quoted_history() {
-        assert_eq!(own_text("Nil.\n> quoted\n"), "Nil.\n");
-        assert_eq!(
-            own_text("Nil.\n\nOn Tue, 3 Mar 2026 at 10:00, Jo <j@x.test> wrote:\n> q"),
-            "Nil.\n\n"
-        );
-        assert_eq!(
-            own_text("Nil.\nOn Tue, 3 Mar 2026 at 10:00, Jo Bloggs\n<j@x.test> wrote:\n> q"),
-            "Nil.\n"
-        );
-        assert_eq!(own_text("Nil.\n-----Original Message-----\nx"), "Nil.\n");
-        assert_eq!(
-            own_text("Nil.\n________________________________\nx"),
-            "Nil.\n"
-        );
-        assert_eq!(own_text("Nil.\nFrom: Someone\nSent: today"), "Nil.\n");
-        assert_eq!(own_text("no quote at all"), "no quote at all");
-    }
-
-    #[test]
     fn nil_return_is_conservative() {
         let short = reply_to_police_letter("", "Nil return - no involvement with this family.\n");
         assert_eq!(reply(&short), ReplyKind::NilReturn, "{:?}", short.reasons);
@@ -2046,44 +1954,5 @@ mod tests {
             let msg = intake::parse(&std::fs::read(eml).expect("readable"));
             let _ = classify(&msg, &ctx);
         }
-    }
-
-    fn area_msg(subject: &str, body: &str) -> Message {
-        crate::core::intake::parse(
-            format!("Subject: {subject}\r\nFrom: a@b.test\r\n\r\n{body}\r\n").as_bytes(),
-        )
-    }
-
-    #[test]
-    fn a_referral_naming_one_borough_belongs_to_it_however_it_is_written() {
-        let areas = vec![
-            "Barking and Dagenham".to_string(),
-            "Havering".to_string(),
-            "Redbridge".to_string(),
-        ];
-        assert_eq!(
-            detect_area(
-                &area_msg("Referral", "Child lives in Barking & Dagenham."),
-                &areas
-            )
-            .as_deref(),
-            Some("Barking and Dagenham")
-        );
-        assert_eq!(
-            detect_area(&area_msg("Referral - HAVERING", ""), &areas).as_deref(),
-            Some("Havering")
-        );
-        assert_eq!(
-            detect_area(
-                &area_msg("Referral", "Moved from Havering to Redbridge"),
-                &areas
-            ),
-            None,
-            "two boroughs: a person decides"
-        );
-        assert_eq!(
-            detect_area(&area_msg("Referral", "no borough"), &areas),
-            None
-        );
     }
 }

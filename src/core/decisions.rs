@@ -21,6 +21,7 @@
 
 use crate::core::directory::Contact;
 use crate::core::process::{Decision, Quorum};
+use crate::core::text;
 use std::collections::BTreeMap;
 
 const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -88,34 +89,8 @@ pub fn find_codes(subject: &str) -> Vec<String> {
     out
 }
 
-/// The reply's own text: everything before the quoted history.
-pub fn own_text(body: &str) -> String {
-    let mut out = Vec::new();
-    for line in body.lines() {
-        let t = line.trim();
-        let lower = t.to_lowercase();
-        if t.starts_with('>')
-            || lower.starts_with("-----original message")
-            || lower.starts_with("________________")
-            || (lower.starts_with("on ") && lower.ends_with("wrote:"))
-            || lower.starts_with("from:") && !out.is_empty()
-        {
-            break;
-        }
-        out.push(line);
-    }
-    out.join("\n")
-}
-
-fn normalise(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+/// The reply's own text (the one cutter, shared with the classifier).
+pub use crate::core::text::own_text;
 
 /// What a reply says about a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +133,7 @@ pub fn keyword_pairs(d: &Decision) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (outcome, words) in &d.keywords {
         for w in words {
-            out.push((normalise(w), outcome.clone()));
+            out.push((text::fold(w), outcome.clone()));
         }
     }
     out
@@ -169,7 +144,7 @@ pub fn read_vote(own: &str, d: &Decision) -> Reading {
     let keywords = keyword_pairs(d);
     let lines: Vec<String> = own
         .lines()
-        .map(normalise)
+        .map(text::fold)
         .filter(|l| !l.is_empty())
         .collect();
     if d.read_anywhere {
@@ -560,11 +535,17 @@ mod tests {
     }
 
     #[test]
-    fn the_reply_s_own_text_stops_at_the_quoted_history() {
-        let body = "MEETS\nClear serious harm.\n\nOn Tue, 22 Dec 2026, BSP wrote:\n> NFA - does not meet\n";
-        assert_eq!(own_text(body), "MEETS\nClear serious harm.\n");
-        let outlook = "NFA\n-----Original Message-----\nFrom: bsp\nMEETS";
-        assert_eq!(own_text(outlook), "NFA");
+    fn a_vote_only_quoted_or_forwarded_is_not_read_as_a_vote() {
+        let d = screening();
+        let forwarded = "From: Jo Bloggs <jo@x.test>\nSent: today\nSubject: screening\n\nNFA\n";
+        assert_eq!(read_vote(own_text(forwarded), &d), Reading::NotAVote);
+        let notes = "----- Original Message -----\nSent: today\nMEETS\n";
+        assert_eq!(read_vote(own_text(notes), &d), Reading::NotAVote);
+        let own_then_quoted = "NFA\n----- Original Message -----\nMEETS\n";
+        assert_eq!(
+            read_vote(own_text(own_then_quoted), &d),
+            Reading::Clear("nfa".into())
+        );
     }
 
     #[test]

@@ -99,18 +99,17 @@ struct Dates {
 impl Dates {
     fn date(&self, d: NaiveDate) -> String {
         if d.year() == self.year {
-            d.format("%a %-d %b").to_string()
+            calendar::short_day(d)
         } else {
-            d.format("%a %-d %b %Y").to_string()
+            calendar::short_date(d)
         }
     }
 
     fn at(&self, t: DateTime<Utc>) -> String {
-        let local = t.with_timezone(&calendar::LONDON);
         format!(
             "{} {}",
-            self.date(local.date_naive()),
-            local.format("%H:%M")
+            self.date(calendar::london_date(t)),
+            calendar::london_time(t)
         )
     }
 }
@@ -559,7 +558,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
     for s in &mut sections {
         s.drop_empty_columns();
     }
-    let long_today = today.format("%A %-d %B %Y").to_string();
+    let long_today = calendar::long_date(today);
     if sections.is_empty() {
         let mailbox = match snap.mailbox.last_ok_at {
             Some(t) => format!("; the mailbox was last read {}", d.at(t)),
@@ -572,7 +571,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
             subject: format!(
                 "{} daily digest, {}: nothing to do",
                 snap.short_name,
-                today.format("%a %-d %b %Y")
+                calendar::short_date(today)
             ),
             html: format!("{HTML_OPEN}\n<p>{}</p>\n</div>\n", escape(&line)),
             text: format!("{line}\n"),
@@ -588,13 +587,13 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
     let heading = format!("{}: daily digest for {long_today}", snap.partnership);
     let footer = format!(
         "Sent by caseclerk at {} (London time). It names cases by reference only: `caseclerk case <reference>` shows one in full.",
-        now.with_timezone(&calendar::LONDON).format("%H:%M")
+        calendar::london_time(now)
     );
     Ok(Digest {
         subject: format!(
             "{} daily digest, {}: {summary}",
             snap.short_name,
-            today.format("%a %-d %b %Y"),
+            calendar::short_date(today),
         ),
         text: render_text(&heading, &sections, &footer),
         html: render_html(&heading, &sections, &footer),

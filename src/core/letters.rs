@@ -301,11 +301,7 @@ fn ics_fold(line: &str) -> String {
 
 /// The iCalendar text of a meeting request, in Europe/London wall-clock time.
 pub fn invite_ics(i: &Invite) -> String {
-    let london = |t: DateTime<Utc>| {
-        t.with_timezone(&crate::core::calendar::LONDON)
-            .format("%Y%m%dT%H%M%S")
-            .to_string()
-    };
+    let london = crate::core::calendar::ics_local;
     let end = i.start + chrono::Duration::minutes(i64::from(i.minutes));
     let mut out = String::from(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//caseclerk//rapid review//EN\r\nMETHOD:REQUEST\r\nCALSCALE:GREGORIAN\r\n",

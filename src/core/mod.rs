@@ -9,6 +9,8 @@
 //! - [`react`]: what a message does to a case, and what counting the votes does: named rules.
 //! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
+//! - [`text`]: a reply cut from its quoted history; text folded for comparison.
+//! - [`area`]: the one area (borough) a referral names.
 //! - [`records`]: the rows the store hands over (a case, its events, a letter summary).
 //! - [`timeline`]: process + case state + now → letters due and the next wake-up.
 //! - [`letters`]: a due letter → the data its template sees, rendered subject, text and HTML.
@@ -20,6 +22,7 @@
 //! files arrive already loaded); log personal data; import anything from [`crate::shell`].
 
 pub mod agencies;
+pub mod area;
 pub mod calendar;
 pub mod case;
 pub mod classify;
@@ -32,5 +35,6 @@ pub mod letters;
 pub mod process;
 pub mod react;
 pub mod records;
+pub mod text;
 pub mod timeline;
 pub mod views;

@@ -978,11 +978,7 @@ impl<'a> Resolver<'a> {
             let mut seen_words: BTreeMap<String, String> = BTreeMap::new();
             for (o, words) in &keywords {
                 for w in words {
-                    let norm = w
-                        .to_lowercase()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ");
+                    let norm = crate::core::text::fold(w);
                     if let Some(other) = seen_words.insert(norm, o.clone())
                         && &other != o
                     {

@@ -281,7 +281,7 @@ pub fn open_case(rules: &Rules<'_>, incoming: &Incoming<'_>) -> Reaction {
     r.thread = true;
     r.open = Some(Opening {
         process: rules.process.id.clone(),
-        area: crate::core::classify::detect_area(msg, &rules.process.areas),
+        area: crate::core::area::detect_area(msg, &rules.process.areas),
         referrer,
         received_at: incoming.received,
         day0: day0.date,
@@ -585,7 +585,7 @@ fn vote(
     let Some(decision) = decision_of(rules, &w.state, msg, letter) else {
         return;
     };
-    let reading = decisions::read_vote(&decisions::own_text(&msg.body_text), decision);
+    let reading = decisions::read_vote(decisions::own_text(&msg.body_text), decision);
     if reading == Reading::NotAVote {
         return;
     }
@@ -1198,7 +1198,7 @@ mod tests {
             ),
         ];
         for (what, state, msg, expected) in rows {
-            let reading = decisions::read_vote(&decisions::own_text(&msg.body_text), screening);
+            let reading = decisions::read_vote(decisions::own_text(&msg.body_text), screening);
             let got = check_vote(&w.rules(), &state, &msg, screening, &reading);
             match (expected, &got) {
                 (None, VoteCheck::Accepted { outcome, .. }) => {

@@ -1,9 +1,118 @@
 //! The rows the store hands to the core, as plain data: a case's row, its events as stored, a
-//! letter without its bytes, and the outbox row a decided letter becomes.
+//! letter without its bytes, the outbox row a decided letter becomes; and the closed
+//! vocabularies stored in them as text (a case's [`CaseStatus`], a letter's [`OutboxState`]),
+//! each with the one text form the database holds.
 //!
 //! Must not: hold SQL or know the database (that is `shell::store`).
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A stored word that is not one of its vocabulary's (a database written by hand or by a newer
+/// caseclerk).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}` (expected one of: {expected})")]
+pub struct UnknownWord {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// Whether a case is still being worked. Stored as `open` / `closed` (`cases.status`, and in the
+/// `status_changed` event's JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseStatus {
+    Open,
+    Closed,
+}
+
+impl CaseStatus {
+    /// The stored text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Open => "open",
+            CaseStatus::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for CaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CaseStatus {
+    type Err = UnknownWord;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(CaseStatus::Open),
+            "closed" => Ok(CaseStatus::Closed),
+            _ => Err(UnknownWord {
+                what: "case status",
+                value: s.to_string(),
+                expected: "open, closed",
+            }),
+        }
+    }
+}
+
+/// Where a queued letter stands. Stored as `pending`, `sent`, `failed` (given up or refused) or
+/// `bounced` (`outbox.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    /// Waiting for its day, or for a retry.
+    Pending,
+    Sent,
+    /// Refused by the server, or given up on after retries.
+    Failed,
+    /// Sent, then bounced back.
+    Bounced,
+}
+
+impl OutboxState {
+    /// The stored text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sent => "sent",
+            OutboxState::Failed => "failed",
+            OutboxState::Bounced => "bounced",
+        }
+    }
+
+    /// Refused, given up on or bounced: it did not reach its reader.
+    pub fn undelivered(self) -> bool {
+        matches!(self, OutboxState::Failed | OutboxState::Bounced)
+    }
+}
+
+impl fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OutboxState {
+    type Err = UnknownWord;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(OutboxState::Pending),
+            "sent" => Ok(OutboxState::Sent),
+            "failed" => Ok(OutboxState::Failed),
+            "bounced" => Ok(OutboxState::Bounced),
+            _ => Err(UnknownWord {
+                what: "letter state",
+                value: s.to_string(),
+                expected: "pending, sent, failed, bounced",
+            }),
+        }
+    }
+}
 
 /// A case row.
 #[derive(Debug, Clone)]
@@ -12,7 +121,7 @@ pub struct CaseRow {
     pub reference: String,
     pub process: String,
     pub area: Option<String>,
-    pub status: String,
+    pub status: CaseStatus,
     pub received_at: DateTime<Utc>,
     pub day0: NaiveDate,
     pub referrer: Option<String>,
@@ -37,8 +146,7 @@ pub struct LetterSummary {
     pub recipient: String,
     pub due_at: DateTime<Utc>,
     pub queued_at: DateTime<Utc>,
-    /// `pending`, `sent`, `failed` (given up or refused) or `bounced`.
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub sent_at: Option<DateTime<Utc>>,
 }
@@ -62,4 +170,38 @@ pub struct NewLetter {
     pub envelope_from: String,
     pub envelope_to: Vec<String>,
     pub raw: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_status_reads_back_from_its_stored_text() {
+        for s in [CaseStatus::Open, CaseStatus::Closed] {
+            assert_eq!(s.as_str().parse::<CaseStatus>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn every_letter_state_reads_back_from_its_stored_text() {
+        use OutboxState::*;
+        for s in [Pending, Sent, Failed, Bounced] {
+            assert_eq!(s.as_str().parse::<OutboxState>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert!(Failed.undelivered() && Bounced.undelivered());
+        assert!(!Pending.undelivered() && !Sent.undelivered());
+    }
+
+    #[test]
+    fn an_unknown_word_is_an_error_naming_it_not_a_guess() {
+        let e = "Closed".parse::<CaseStatus>().unwrap_err();
+        assert_eq!(e.value, "Closed");
+        assert!(e.to_string().contains("case status `Closed`"), "{e}");
+        assert!("queued".parse::<OutboxState>().is_err());
+    }
 }

@@ -17,6 +17,7 @@ use crate::core::calendar::{self, Calendar, CalendarError};
 use crate::core::case::CaseState;
 use crate::core::directory::{Agency, Contact, Lookup};
 use crate::core::process::{Anchor, Pathway, Process, Role, Roll, Step, StepKind, When};
+use crate::core::records::CaseStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeSet;
 
@@ -223,11 +224,7 @@ impl Ctx<'_> {
                     at: *at,
                     date,
                     day: self.day_number(date)?,
-                    explanation: format!(
-                        "moved by a person to {}",
-                        at.with_timezone(&calendar::LONDON)
-                            .format("%a %-d %b %Y %H:%M")
-                    ),
+                    explanation: format!("moved by a person to {}", calendar::short_instant(*at)),
                 }))
             }
             None => self.resolve(w, owner),
@@ -247,9 +244,7 @@ impl Ctx<'_> {
             };
             let at = calendar::add_hours(start, w.hours).map_err(cal_err(what))?;
             let date = calendar::london_date(at);
-            let local = at
-                .with_timezone(&calendar::LONDON)
-                .format("%a %-d %b %Y %H:%M");
+            let local = calendar::short_instant(at);
             let explanation = if w.hours == 0 {
                 format!("{} = {local}", w.describe())
             } else {
@@ -446,7 +441,7 @@ pub fn plan(
         mode: Mode::Actual,
     };
     let mut plan = Plan::default();
-    if state.status == "closed" {
+    if state.status == CaseStatus::Closed {
         return Ok(plan);
     }
     let wake = |plan: &mut Plan, at: DateTime<Utc>| {
@@ -975,7 +970,7 @@ pub fn upcoming(
         mode: Mode::Actual,
     };
     let mut out = Vec::new();
-    if state.status == "closed" {
+    if state.status == CaseStatus::Closed {
         return Ok(out);
     }
     for step in &process.steps {
@@ -1193,13 +1188,12 @@ pub fn render_schedule(
 ) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let local = received_at.with_timezone(&calendar::LONDON);
     let _ = writeln!(out, "{} ({})", process.name, process.id);
     let _ = writeln!(out, "source: {}", process.source);
     let _ = writeln!(
         out,
         "referral received {}",
-        local.format("%a %-d %b %Y %H:%M %Z")
+        calendar::short_instant_zoned(received_at)
     );
     let _ = writeln!(out, "day 0 = {}", day0.explain());
     let _ = writeln!(out);
@@ -1212,11 +1206,7 @@ pub fn render_schedule(
             None => "  —   ".to_string(),
         };
         let at = match &l.resolved {
-            Some(r) => {
-                r.at.with_timezone(&calendar::LONDON)
-                    .format("%a %-d %b %Y %H:%M")
-                    .to_string()
-            }
+            Some(r) => calendar::short_instant(r.at),
             None => "(date not yet known)".to_string(),
         };
         let _ = writeln!(out, "{day}  {at:<22}  {} [{}] {}", l.what, l.kind, l.id);
@@ -1670,7 +1660,7 @@ mod tests {
         let p = process(PROCESS);
         let cal = Calendar::bundled();
         let mut s = opened();
-        s.status = "closed".into();
+        s.status = CaseStatus::Closed;
         let plan = plan(&p, &Dir, &cal, &s, t("2027-06-01T09:00:00Z")).unwrap();
         assert!(plan.due.is_empty() && plan.next_wake.is_none());
     }

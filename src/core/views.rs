@@ -16,10 +16,10 @@
 //! [`crate::core::timeline`], whose functions it calls); hold SQL (that is [`crate::shell::store`]).
 
 use crate::core::calendar::Calendar;
-use crate::core::case::{self, CaseState, Event, Recorded};
+use crate::core::case::CaseState;
 use crate::core::directory::{Agency, Contact, Directory};
 use crate::core::process::{Process, StepKind};
-use crate::core::records::{CaseRow, EventRow, LetterSummary};
+use crate::core::records::{CaseRow, CaseStatus, LetterSummary, OutboxState};
 use crate::core::timeline::{self, Resolved, Upcoming};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -139,7 +139,7 @@ pub struct LetterView {
     pub kind: Option<StepKind>,
     /// Who it went to, in words.
     pub to: String,
-    pub state: String,
+    pub state: OutboxState,
     pub due_at: DateTime<Utc>,
     pub queued_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -247,7 +247,7 @@ impl CaseView {
     }
 
     pub fn is_open(&self) -> bool {
-        self.state.status != "closed"
+        self.state.status != CaseStatus::Closed
     }
 
     /// Decisions awaited: not taken, pathway open, request sent.
@@ -396,21 +396,6 @@ pub fn met_evidence(
     }
 }
 
-/// Fold stored events into a case's state.
-pub fn fold_rows(events: &[EventRow]) -> Result<CaseState, String> {
-    let mut recorded = Vec::with_capacity(events.len());
-    for e in events {
-        let event: Event = serde_json::from_value(e.data.clone())
-            .map_err(|err| format!("event {} cannot be read: {err}", e.id))?;
-        recorded.push(Recorded {
-            at: e.at,
-            actor: e.actor.clone(),
-            event,
-        });
-    }
-    case::fold(&recorded).map_err(|e| e.to_string())
-}
-
 /// The view of one case at `now`: pure, from its row, state and letters.
 pub fn case_view(
     ctx: &Context<'_>,
@@ -431,7 +416,7 @@ pub fn case_view(
             step_name: ctx.step_name(&l.step),
             kind: p.step(&l.step).map(|s| s.kind),
             to: ctx.recipient_label(&l.recipient, state.referrer.as_deref()),
-            state: l.state.clone(),
+            state: l.state,
             due_at: l.due_at,
             queued_at: l.queued_at,
             sent_at: l.sent_at,
@@ -665,7 +650,7 @@ pub fn assemble(
             step_name: ctx.step_name(&l.step),
             kind: None,
             to: ctx.recipient_label(&l.recipient, None),
-            state: l.state.clone(),
+            state: l.state,
             due_at: l.due_at,
             queued_at: l.queued_at,
             sent_at: l.sent_at,
@@ -695,7 +680,7 @@ pub(crate) fn undelivered_letters(
 ) -> Vec<UndeliveredView> {
     let mut out = Vec::new();
     for l in letters {
-        if !matches!(l.state.as_str(), "failed" | "bounced") {
+        if !l.state.undelivered() {
             continue;
         }
         let case = l.case_id.and_then(|id| cases.get(&id));
@@ -709,7 +694,7 @@ pub(crate) fn undelivered_letters(
             outbox: l.id,
             step_name: ctx.step_name(&l.step),
             to: ctx.recipient_label(&l.recipient, case.and_then(|c| c.state.referrer.as_deref())),
-            how: if l.state == "bounced" {
+            how: if l.state == OutboxState::Bounced {
                 "bounced back".into()
             } else {
                 "refused, or not sent for a day".into()
@@ -727,7 +712,7 @@ pub(crate) fn undelivered_letters(
 #[cfg(test)]
 pub(crate) mod fixture {
     use super::*;
-    use crate::core::case::Recorded;
+    use crate::core::case::{self, Event, Recorded};
     use chrono::NaiveDate;
 
     pub fn t(s: &str) -> DateTime<Utc> {
@@ -838,7 +823,7 @@ pub(crate) mod fixture {
         pub id: i64,
         pub events: Vec<Recorded>,
         pub letters: Vec<LetterSummary>,
-        pub status: String,
+        pub status: CaseStatus,
     }
 
     static OUTBOX: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
@@ -851,7 +836,7 @@ pub(crate) mod fixture {
                 id,
                 events: Vec::new(),
                 letters: Vec::new(),
-                status: "open".into(),
+                status: CaseStatus::Open,
             };
             c.at(
                 received,
@@ -886,6 +871,7 @@ pub(crate) mod fixture {
 
         /// A letter decided and (unless `state` says otherwise) sent at `at`.
         pub fn letter(&mut self, step: &str, key: &str, at: &str, state: &str) -> &mut Case {
+            let state: OutboxState = state.parse().expect("a letter state");
             let at = t(at);
             let id = OUTBOX.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.at(
@@ -898,7 +884,7 @@ pub(crate) mod fixture {
                     late_minutes: 0,
                 },
             );
-            if state != "pending" {
+            if state != OutboxState::Pending {
                 self.at(
                     at,
                     Event::LetterSent {
@@ -915,9 +901,9 @@ pub(crate) mod fixture {
                 recipient: key.into(),
                 due_at: at,
                 queued_at: at,
-                state: state.into(),
+                state,
                 attempts: 1,
-                sent_at: (state == "sent").then_some(at),
+                sent_at: (state == OutboxState::Sent).then_some(at),
             });
             self
         }
@@ -965,7 +951,7 @@ pub(crate) mod fixture {
                 reference: state.reference.clone(),
                 process: state.process.clone(),
                 area: state.area.clone(),
-                status: self.status.clone(),
+                status: self.status,
                 received_at: state.received_at,
                 day0: state.day0,
                 referrer: state.referrer.clone(),
@@ -1133,11 +1119,11 @@ pub(crate) mod fixture {
         e.decide("2026-07-02T09:00:00Z", "screening", "nfa").event(
             "2026-07-03T09:00:00Z",
             Event::StatusChanged {
-                status: "closed".into(),
+                status: CaseStatus::Closed,
                 reason: "no further action".into(),
             },
         );
-        e.status = "closed".into();
+        e.status = CaseStatus::Closed;
         out.push(e);
         out
     }

@@ -421,11 +421,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 r.sent.retrying,
                 r.sent.undelivered,
                 r.next_wake
-                    .map(|w| format!(
-                        "; next due {}",
-                        w.with_timezone(&calendar::LONDON)
-                            .format("%a %-d %b %Y %H:%M")
-                    ))
+                    .map(|w| format!("; next due {}", calendar::short_instant(w)))
                     .unwrap_or_default()
             );
             if let Some(e) = r.fetch_error {
@@ -461,10 +457,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     c.reference,
                     c.process,
                     c.status,
-                    c.received_at
-                        .with_timezone(&calendar::LONDON)
-                        .format("%a %-d %b %Y %H:%M"),
-                    c.day0.format("%a %-d %b %Y"),
+                    calendar::short_instant(c.received_at),
+                    calendar::short_date(c.day0),
                 );
             }
             Ok(())
@@ -591,7 +585,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 .map_err(refused)?;
             println!(
                 "{case}: publication planned for {}",
-                date.format("%a %-d %b %Y")
+                calendar::short_date(date)
             );
             Ok(())
         }
@@ -701,11 +695,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             operator::reschedule(&cfg, &store, case, what, at, reason, &actor, now)
                 .await
                 .map_err(refused)?;
-            println!(
-                "{case}: {what} moved to {}",
-                at.with_timezone(&calendar::LONDON)
-                    .format("%a %-d %b %Y %H:%M")
-            );
+            println!("{case}: {what} moved to {}", calendar::short_instant(at));
             Ok(())
         }
         Command::Triage => {
@@ -719,9 +709,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 println!(
                     "message {:<6} received {}  rule {}  {} bytes",
                     r.id,
-                    r.internal_date
-                        .with_timezone(&calendar::LONDON)
-                        .format("%a %-d %b %Y %H:%M"),
+                    calendar::short_instant(r.internal_date),
                     r.rule.as_deref().unwrap_or("-"),
                     r.size
                 );

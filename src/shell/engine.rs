@@ -493,22 +493,7 @@ impl Engine {
     /// A case's state, from its events.
     pub async fn state(&self, case: &CaseRow) -> Result<CaseState, EngineError> {
         let events = self.store.events(case.id).await?;
-        let recorded = events
-            .into_iter()
-            .map(|e| {
-                serde_json::from_value::<Event>(e.data)
-                    .map(|event| Recorded {
-                        at: e.at,
-                        actor: e.actor,
-                        event,
-                    })
-                    .map_err(|err| EngineError::Case {
-                        reference: case.reference.clone(),
-                        source: case::CaseError(format!("event {}: {err}", e.id)),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        case::fold(&recorded).map_err(|source| EngineError::Case {
+        case::fold_rows(&events).map_err(|source| EngineError::Case {
             reference: case.reference.clone(),
             source,
         })
@@ -720,7 +705,7 @@ fn opened_row(id: i64, reference: &str, o: &react::Opening) -> CaseRow {
         reference: reference.to_string(),
         process: o.process.clone(),
         area: o.area.clone(),
-        status: "open".into(),
+        status: crate::shell::store::CaseStatus::Open,
         received_at: o.received_at,
         day0: o.day0,
         referrer: o.referrer.clone(),

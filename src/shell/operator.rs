@@ -10,7 +10,7 @@
 
 use crate::core::case::Event;
 use crate::shell::config::Config;
-use crate::shell::store::{CaseRow, Store, StoreError};
+use crate::shell::store::{CaseRow, CaseStatus, OutboxState, Store, StoreError};
 use chrono::{DateTime, Utc};
 
 /// Why an operator command was refused.
@@ -107,7 +107,7 @@ async fn open_case(store: &Store, reference: &str) -> Result<CaseRow, OperatorEr
         .case_by_ref(reference)
         .await?
         .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
-    if case.status == "closed" {
+    if case.status == CaseStatus::Closed {
         return Err(OperatorError::Closed(reference.to_string()));
     }
     Ok(case)
@@ -326,7 +326,7 @@ pub async fn plan_publication(
         return Err(OperatorError::NoLcspr(reference.to_string()));
     }
     let today = crate::core::calendar::london_date(now);
-    let show = |d: chrono::NaiveDate| d.format("%a %-d %b %Y").to_string();
+    let show = crate::core::calendar::short_date;
     if date <= today {
         return Err(OperatorError::InThePast { date: show(date) });
     }
@@ -364,14 +364,18 @@ pub async fn set_status(
         .case_by_ref(reference)
         .await?
         .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
-    match (close, case.status == "closed") {
+    match (close, case.status == CaseStatus::Closed) {
         (true, true) => return Err(OperatorError::AlreadyClosed(reference.to_string())),
         (false, false) => return Err(OperatorError::NotClosed(reference.to_string())),
         _ => {}
     }
-    let status = if close { "closed" } else { "open" };
+    let status = if close {
+        CaseStatus::Closed
+    } else {
+        CaseStatus::Open
+    };
     let e = Event::StatusChanged {
-        status: status.to_string(),
+        status,
         reason: reason.to_string(),
     };
     let mut tx = store.begin().await?;
@@ -458,17 +462,8 @@ async fn case_state(
     store: &Store,
     case: &CaseRow,
 ) -> Result<crate::core::case::CaseState, OperatorError> {
-    let mut recorded = Vec::new();
-    for e in store.events(case.id).await? {
-        let event: Event =
-            serde_json::from_value(e.data).map_err(|err| OperatorError::Case(err.to_string()))?;
-        recorded.push(crate::core::case::Recorded {
-            at: e.at,
-            actor: e.actor,
-            event,
-        });
-    }
-    crate::core::case::fold(&recorded).map_err(|e| OperatorError::Case(e.to_string()))
+    let events = store.events(case.id).await?;
+    crate::core::case::fold_rows(&events).map_err(|e| OperatorError::Case(e.to_string()))
 }
 
 /// Confirm a held reply as a member's vote, with the outcome a person read from it.
@@ -561,7 +556,7 @@ pub async fn resend(
             letter,
             case: reference.to_string(),
         })?;
-    if row.state == "pending" {
+    if row.state == OutboxState::Pending {
         return Err(OperatorError::NotSentYet(letter));
     }
     if let Some(addr) = to
@@ -654,10 +649,7 @@ pub async fn reschedule(
     }
     if at <= now {
         return Err(OperatorError::PastTime {
-            at: at
-                .with_timezone(&crate::core::calendar::LONDON)
-                .format("%a %-d %b %Y %H:%M")
-                .to_string(),
+            at: crate::core::calendar::short_instant(at),
         });
     }
     let e = if what == "meeting" {

@@ -248,7 +248,7 @@ pub fn tracker_data(
         "partnership": { "name": partnership.0, "short_name": partnership.1, "address": partnership.2 },
         "report": {
             "period": period,
-            "date": snap.now.with_timezone(&calendar::LONDON).format("%A %-d %B %Y").to_string(),
+            "date": calendar::long_date(calendar::london_date(snap.now)),
             "filename": filename,
             "cases": snap.cases.len(),
             "open": open,
@@ -262,11 +262,11 @@ fn period_words(key: &str, every: Every) -> String {
     let tail = key.rsplit('/').next().unwrap_or_default();
     match every {
         Every::Month { .. } => NaiveDate::parse_from_str(&format!("{tail}-01"), "%Y-%m-%d")
-            .map(|d| d.format("%B %Y").to_string())
+            .map(calendar::month_year)
             .unwrap_or_else(|_| tail.to_string()),
         Every::Weeks { weeks, .. } => {
             let from = NaiveDate::parse_from_str(tail, "%Y-%m-%d")
-                .map(|d| d.format("%A %-d %B %Y").to_string())
+                .map(calendar::long_date)
                 .unwrap_or_else(|_| tail.to_string());
             match weeks {
                 1 => format!("the week from {from}"),

@@ -7,7 +7,7 @@
 //! Must not: change anything, or show message content (ids, keys and rules only).
 
 use crate::core::calendar;
-use crate::core::case::{self, Event, Recorded};
+use crate::core::case::{self, Event};
 use crate::core::timeline;
 use crate::shell::config::Config;
 use crate::shell::store::{Store, StoreError};
@@ -26,9 +26,7 @@ pub enum ReportError {
 }
 
 fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&calendar::LONDON)
-        .format("%a %-d %b %Y %H:%M")
-        .to_string()
+    calendar::short_instant(t)
 }
 
 /// The text of `caseclerk case <ref>` at `now`.
@@ -43,16 +41,7 @@ pub async fn case_report(
         .await?
         .ok_or_else(|| ReportError::NoCase(reference.to_string()))?;
     let events = store.events(row.id).await?;
-    let mut recorded = Vec::new();
-    for e in &events {
-        let event: Event = serde_json::from_value(e.data.clone())
-            .map_err(|err| ReportError::Case(format!("event {}: {err}", e.id)))?;
-        recorded.push(Recorded {
-            at: e.at,
-            actor: e.actor.clone(),
-            event,
-        });
-    }
+    let recorded = case::read_rows(&events).map_err(|e| ReportError::Case(e.to_string()))?;
     let state = case::fold(&recorded).map_err(|e| ReportError::Case(e.to_string()))?;
     let mut out = String::new();
     let _ = writeln!(
@@ -81,7 +70,7 @@ pub async fn case_report(
     if today >= state.day0
         && let Ok(n) = cfg.calendar.working_day_number(state.day0, today)
     {
-        let _ = writeln!(out, "today ({}) is day {n}", today.format("%a %-d %b %Y"));
+        let _ = writeln!(out, "today ({}) is day {n}", calendar::short_date(today));
     }
     if !state.decisions.is_empty() {
         let _ = writeln!(out, "\ndecisions:");

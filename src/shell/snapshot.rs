@@ -6,8 +6,7 @@
 //! Must not: change anything (no events, no outbox rows); log personal data.
 
 use crate::core::views::{
-    self, Context, MailboxHealth, Names, Snapshot, TriageView, case_view, error_kind, fold_rows,
-    scrub,
+    self, Context, MailboxHealth, Names, Snapshot, TriageView, case_view, error_kind, scrub,
 };
 use crate::shell::config::Config;
 use crate::shell::store::{Store, StoreError};
@@ -35,9 +34,9 @@ pub async fn gather(
     let mut problems = Vec::new();
     for row in store.cases().await? {
         let events = store.events(row.id).await?;
-        match fold_rows(&events) {
+        match crate::core::case::fold_rows(&events) {
             Ok(state) => cases.push(case_view(&ctx, row, state, &letters, now)),
-            Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e))),
+            Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e.to_string()))),
         }
     }
     let triage = store

@@ -1,7 +1,8 @@
 //! The database: raw messages, the IMAP watermark, cases, their events and the outbox.
 //!
 //! Owns every SQL statement and the schema (`migrations/*.sql`, embedded and applied in order by a
-//! small runner of our own, recorded in `meta`). SQL is kept portable (no SQLite-only functions;
+//! small runner of our own: each file runs whole as one script in its own transaction, its version
+//! recorded in `schema_version`). SQL is kept portable (no SQLite-only functions;
 //! instants are fixed-width RFC 3339 text) so a PostgreSQL backend stays possible.
 //!
 //! Must not: decide anything (what a message is, what is due), talk to the network, or log
@@ -56,6 +57,19 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("bad instant `{s}`")))
 }
 
+/// Read a stored word of a closed vocabulary ([`CaseStatus`], [`OutboxState`]): an unknown one is
+/// [`StoreError::Corrupt`], naming the table and row.
+fn parse_word<T>(r: &sqlx::sqlite::SqliteRow, column: &str, table: &str) -> Result<T, StoreError>
+where
+    T: FromStr<Err = crate::core::records::UnknownWord>,
+{
+    let word: String = r.try_get(column)?;
+    word.parse().map_err(|e| {
+        let id = r.try_get::<i64, _>("id").unwrap_or_default();
+        StoreError::Corrupt(format!("{table} row {id}: {e}"))
+    })
+}
+
 fn parse_date(s: &str) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| StoreError::Corrupt(format!("bad date `{s}`")))
@@ -75,7 +89,9 @@ pub async fn record_event(
 }
 
 /// The database handle.
-pub use crate::core::records::{CaseRow, EventRow, LetterSummary, NewLetter};
+pub use crate::core::records::{
+    CaseRow, CaseStatus, EventRow, LetterSummary, NewLetter, OutboxState,
+};
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -123,7 +139,7 @@ pub struct OutboxRow {
     pub envelope_from: String,
     pub envelope_to: Vec<String>,
     pub raw: Vec<u8>,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -153,7 +169,7 @@ fn case_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseRow, StoreError> {
         reference: r.try_get("reference")?,
         process: r.try_get("process")?,
         area: r.try_get("area")?,
-        status: r.try_get("status")?,
+        status: parse_word(r, "status", "cases")?,
         received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
         day0: parse_date(&r.try_get::<String, _>("day0")?)?,
         referrer: r.try_get("referrer")?,
@@ -173,7 +189,7 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
         envelope_to: serde_json::from_str(&to)
             .map_err(|e| StoreError::Corrupt(format!("outbox envelope: {e}")))?,
         raw: r.try_get("raw")?,
-        state: r.try_get("state")?,
+        state: parse_word(r, "state", "outbox")?,
         attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
         sent_at: r
@@ -249,6 +265,12 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        self.apply_migrations(MIGRATIONS).await
+    }
+
+    /// Apply the `migrations` newer than the recorded schema version, each in its own
+    /// transaction with its version; refuse a database from a newer caseclerk.
+    async fn apply_migrations(&self, migrations: &[(i64, &'static str)]) -> Result<(), StoreError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
             .execute(&self.pool)
             .await?;
@@ -256,24 +278,24 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         let current = current.unwrap_or(0);
-        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let known = migrations.last().map(|m| m.0).unwrap_or(0);
         if current > known {
             return Err(StoreError::TooNew {
                 found: current,
                 known,
             });
         }
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for (version, sql) in migrations.iter().filter(|(v, _)| *v > current) {
             let mut tx = self.pool.begin().await?;
-            for statement in sql.split(';').map(str::trim).filter(|s| !is_blank_sql(s)) {
-                sqlx::query(statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|source| StoreError::Migrate {
-                        version: *version,
-                        source,
-                    })?;
-            }
+            // The file runs whole, as SQLite parses it: a `;` inside a string literal, a comment or
+            // a trigger body is not the end of a statement.
+            sqlx::raw_sql(*sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    version: *version,
+                    source,
+                })?;
             sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
                 .bind(version)
                 .execute(&mut *tx)
@@ -620,11 +642,12 @@ impl Store {
         let reference = format!("{prefix}-{year}-{next:04}");
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO cases (reference, process, area, status, received_at, day0, opened_at, referrer) \
-             VALUES (?, ?, ?, 'open', ?, ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&reference)
         .bind(process)
         .bind(area)
+        .bind(CaseStatus::Open.as_str())
         .bind(ts(received_at))
         .bind(day0.format("%Y-%m-%d").to_string())
         .bind(ts(now))
@@ -659,10 +682,10 @@ impl Store {
     pub async fn set_case_status(
         tx: &mut Tx<'_>,
         case_id: i64,
-        status: &str,
+        status: CaseStatus,
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE cases SET status = ? WHERE id = ?")
-            .bind(status)
+            .bind(status.as_str())
             .bind(case_id)
             .execute(&mut **tx)
             .await?;
@@ -679,7 +702,8 @@ impl Store {
 
     /// Cases that are still open.
     pub async fn open_cases(&self) -> Result<Vec<CaseRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM cases WHERE status <> 'closed' ORDER BY id")
+        let rows = sqlx::query("SELECT * FROM cases WHERE status <> ? ORDER BY id")
+            .bind(CaseStatus::Closed.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(case_row).collect()
@@ -746,7 +770,7 @@ impl Store {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO outbox (dedupe_key, case_id, step, recipient, message_id, due_at, queued_at, \
              envelope_from, envelope_to, raw, state, attempts, next_attempt_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT DO NOTHING RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(&letter.dedupe_key)
         .bind(letter.case_id)
@@ -758,6 +782,7 @@ impl Store {
         .bind(&letter.envelope_from)
         .bind(serde_json::to_string(&letter.envelope_to).unwrap_or_else(|_| "[]".into()))
         .bind(&letter.raw)
+        .bind(OutboxState::Pending.as_str())
         .bind(ts(letter.due_at))
         .fetch_optional(&mut **tx)
         .await?;
@@ -787,7 +812,8 @@ impl Store {
 
     /// Mark a sent letter as bounced back.
     pub async fn mark_bounced(tx: &mut Tx<'_>, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET state = 'bounced' WHERE id = ?")
+        sqlx::query("UPDATE outbox SET state = ? WHERE id = ?")
+            .bind(OutboxState::Bounced.as_str())
             .bind(id)
             .execute(&mut **tx)
             .await?;
@@ -797,8 +823,9 @@ impl Store {
     /// Letters ready to send at `now`.
     pub async fn sendable(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY due_at, id",
+            "SELECT * FROM outbox WHERE state = ? AND next_attempt_at <= ? ORDER BY due_at, id",
         )
+        .bind(OutboxState::Pending.as_str())
         .bind(ts(now))
         .fetch_all(&self.pool)
         .await?;
@@ -808,7 +835,8 @@ impl Store {
     /// The earliest instant a pending letter becomes sendable.
     pub async fn next_send_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> =
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'")
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE state = ?")
+                .bind(OutboxState::Pending.as_str())
                 .fetch_one(&self.pool)
                 .await?;
         next.map(|s| parse_ts(&s)).transpose()
@@ -849,7 +877,7 @@ impl Store {
                     recipient: r.try_get("recipient")?,
                     due_at: parse_ts(&r.try_get::<String, _>("due_at")?)?,
                     queued_at: parse_ts(&r.try_get::<String, _>("queued_at")?)?,
-                    state: r.try_get("state")?,
+                    state: parse_word(r, "state", "outbox")?,
                     attempts: r.try_get("attempts")?,
                     sent_at: r
                         .try_get::<Option<String>, _>("sent_at")?
@@ -889,8 +917,9 @@ impl Store {
     /// Record a successful send.
     pub async fn mark_sent(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            "UPDATE outbox SET state = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
         )
+        .bind(OutboxState::Sent.as_str())
         .bind(ts(now))
         .bind(id)
         .execute(&mut **tx)
@@ -918,9 +947,10 @@ impl Store {
             }
             None => {
                 sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = 'failed' WHERE id = ?",
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ? WHERE id = ?",
                 )
                 .bind(error)
+                .bind(OutboxState::Failed.as_str())
                 .bind(id)
                 .execute(&mut **tx)
                 .await?
@@ -928,13 +958,6 @@ impl Store {
         };
         Ok(())
     }
-}
-
-fn is_blank_sql(s: &str) -> bool {
-    s.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with("--")
-    })
 }
 
 #[cfg(test)]
@@ -1130,7 +1153,144 @@ mod tests {
         );
         let all = s.letter_summaries().await.unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0].state, "sent");
+        assert_eq!(all[0].state, OutboxState::Sent);
         assert_eq!(all[1].sent_at, None);
+    }
+
+    /// A later migration with a `;` inside a string literal and inside a trigger body.
+    const TRICKY: &str = "
+        -- a comment; with a semicolon
+        CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, touched INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO notes (body) VALUES ('first; second');
+        CREATE TRIGGER notes_touch AFTER UPDATE OF body ON notes BEGIN
+            UPDATE notes SET touched = touched + 1 WHERE id = NEW.id;
+            INSERT INTO meta (key, value) VALUES ('touched;' || NEW.id, 'yes; really');
+        END;
+    ";
+
+    #[tokio::test]
+    async fn a_migration_runs_whole_even_with_semicolons_in_strings_and_trigger_bodies() {
+        let s = Store::open_in_memory().await.unwrap();
+        let both = [MIGRATIONS[0], (2, TRICKY)];
+        s.apply_migrations(&both).await.unwrap();
+        let body: String = sqlx::query_scalar("SELECT body FROM notes")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(body, "first; second");
+        sqlx::query("UPDATE notes SET body = 'third'")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let touched: i64 = sqlx::query_scalar("SELECT touched FROM notes")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(touched, 1, "the trigger ran both of its statements");
+        assert_eq!(
+            s.meta("touched;1").await.unwrap().as_deref(),
+            Some("yes; really")
+        );
+        // Applied once: running the list again changes nothing.
+        s.apply_migrations(&both).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_version ORDER BY version")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_migration_leaves_nothing_behind_and_names_its_version() {
+        let s = Store::open_in_memory().await.unwrap();
+        let broken = [
+            MIGRATIONS[0],
+            (2, "CREATE TABLE half (id INTEGER); NOT SQL AT ALL;"),
+        ];
+        let err = s.apply_migrations(&broken).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Migrate { version: 2, .. }),
+            "{err}"
+        );
+        let half: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'half'",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(half, 0, "the migration's transaction was rolled back");
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_caseclerk_is_refused() {
+        let s = Store::open_in_memory().await.unwrap();
+        sqlx::query("INSERT INTO schema_version (version) VALUES (99)")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let err = s.migrate().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooNew {
+                    found: 99,
+                    known: 1
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_status_or_letter_state_in_the_database_is_a_clear_error_not_a_panic() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        let day0 = NaiveDate::from_ymd_opt(2026, 12, 22).unwrap();
+        let mut tx = s.begin().await.unwrap();
+        let (id, _) = Store::create_case(&mut tx, "RR", "bury", None, now, day0, None, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(s.cases().await.unwrap()[0].status, CaseStatus::Open);
+        sqlx::query("UPDATE cases SET status = 'archived' WHERE id = ?")
+            .bind(id)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let err = s.cases().await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains("cases row 1") && m.contains("`archived`")),
+            "{err}"
+        );
+
+        let letter = NewLetter {
+            dedupe_key: "k".into(),
+            case_id: None,
+            step: "digest".into(),
+            recipient: "role:business_unit".into(),
+            replies_as: "role:business_unit".into(),
+            message_id: "m@x".into(),
+            due_at: now,
+            envelope_from: "bsp@x.test".into(),
+            envelope_to: vec!["bu@x.test".into()],
+            raw: b"raw".to_vec(),
+        };
+        let mut tx = s.begin().await.unwrap();
+        Store::queue_letter(&mut tx, &letter, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            s.letters(None).await.unwrap()[0].state,
+            OutboxState::Pending
+        );
+        sqlx::query("UPDATE outbox SET state = 'queued'")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        assert!(matches!(s.letters(None).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            s.letter_summaries().await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }
