@@ -744,7 +744,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let snap = crate::shell::snapshot::gather(&cfg, &store, now, since)
                 .await
                 .map_err(work)?;
-            let d = crate::core::digest::build(&snap, &cfg.calendar).map_err(work)?;
+            let templates = crate::shell::templates::load(&cfg.templates_dir).map_err(work)?;
+            let d = crate::core::digest::build(&snap, &cfg.calendar)
+                .and_then(|d| crate::core::digest::render(&d, &templates))
+                .map_err(work)?;
             print!("{}", d.text);
             Ok(())
         }

@@ -695,7 +695,10 @@ impl Resolver {
             }
         }
 
-        let digest = raw.digest.as_ref().map(|d| self.digest(d, &raw.roles));
+        let digest = raw
+            .digest
+            .as_ref()
+            .map(|d| self.digest(d, &raw.roles, &templates_dir));
 
         let prefix = raw
             .partnership
@@ -756,11 +759,13 @@ impl Resolver {
         })
     }
 
-    /// `[digest]`: a time like "08:00" and a role with people in `[roles]`.
+    /// `[digest]`: a time like "08:00", a role with people in `[roles]`, and the digest's
+    /// templates in the templates folder.
     fn digest(
         &mut self,
         raw: &RawDigest,
         roles: &BTreeMap<String, Vec<Contact>>,
+        templates_dir: &Path,
     ) -> DigestSettings {
         let at = match raw.at.as_deref() {
             None => NaiveTime::from_hms_opt(8, 0, 0).expect("valid time"),
@@ -775,6 +780,13 @@ impl Resolver {
         if roles.get(&to).is_none_or(Vec::is_empty) {
             self.problems.push(format!(
                 "[digest] to = \"{to}\": nobody is listed in [roles] {to} (list the business unit there, or name another role)"
+            ));
+        }
+        let template = crate::core::digest::TEMPLATE;
+        if templates_dir.is_dir() && !template_exists(templates_dir, template) {
+            self.problems.push(format!(
+                "[digest]: the templates folder {} has no {template}.subject.hbs, {template}.text.hbs and {template}.html.hbs (the digest is laid out by them)",
+                templates_dir.display()
             ));
         }
         DigestSettings { at, to }

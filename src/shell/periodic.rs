@@ -262,7 +262,9 @@ async fn queue_digest(
     let snap = crate::shell::snapshot::gather(cfg, &engine.store, now, since)
         .await
         .map_err(EngineError::Store)?;
-    let d = match digest::build(&snap, &cfg.calendar) {
+    let d = match digest::build(&snap, &cfg.calendar)
+        .and_then(|d| digest::render(&d, &engine.templates))
+    {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "the daily digest cannot be built");
