@@ -756,6 +756,18 @@ fn clock_time(t: NaiveTime) -> String {
     }
 }
 
+/// "Tuesday 22 December 2026": a date as letters write it.
+pub fn long_date(d: NaiveDate) -> String {
+    d.format("%A %-d %B %Y").to_string()
+}
+
+/// "Tuesday 22 December 2026 at 14:03": an instant as letters write it, in London time.
+pub fn long_instant(t: DateTime<Utc>) -> String {
+    t.with_timezone(&LONDON)
+        .format("%A %-d %B %Y at %H:%M")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -476,7 +476,8 @@ pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
     Ok(s)
 }
 
-fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
+/// Apply one recorded event to a case's state (what [`fold`] does for each).
+pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
     match &r.event {
         Event::Opened { .. } => return Err(CaseError("a second `opened` event".into())),
         Event::MessageFiled { message, .. } => s.messages.push(*message),

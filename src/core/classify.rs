@@ -1340,6 +1340,39 @@ pub fn find_case_refs(text: &str) -> Vec<String> {
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// Which area a referral belongs to
+
+/// The one area (borough) named in a referral, if exactly one is (BHR: cases belong to one).
+/// Names are compared ignoring case, punctuation and "&" versus "and".
+pub fn detect_area(msg: &Message, areas: &[String]) -> Option<String> {
+    fn norm(s: &str) -> String {
+        let spaced: String = s
+            .to_lowercase()
+            .replace('&', " and ")
+            .chars()
+            .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+            .collect();
+        format!(
+            " {} ",
+            spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+        )
+    }
+    let mut haystack = norm(&msg.subject);
+    haystack.push_str(&norm(&msg.body_text));
+    for a in &msg.attachments {
+        haystack.push_str(&norm(&a.filename));
+    }
+    let found: Vec<&String> = areas
+        .iter()
+        .filter(|a| haystack.contains(&norm(a)))
+        .collect();
+    match found.as_slice() {
+        [one] => Some((*one).clone()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2013,5 +2046,44 @@ mod tests {
             let msg = intake::parse(&std::fs::read(eml).expect("readable"));
             let _ = classify(&msg, &ctx);
         }
+    }
+
+    fn area_msg(subject: &str, body: &str) -> Message {
+        crate::core::intake::parse(
+            format!("Subject: {subject}\r\nFrom: a@b.test\r\n\r\n{body}\r\n").as_bytes(),
+        )
+    }
+
+    #[test]
+    fn a_referral_naming_one_borough_belongs_to_it_however_it_is_written() {
+        let areas = vec![
+            "Barking and Dagenham".to_string(),
+            "Havering".to_string(),
+            "Redbridge".to_string(),
+        ];
+        assert_eq!(
+            detect_area(
+                &area_msg("Referral", "Child lives in Barking & Dagenham."),
+                &areas
+            )
+            .as_deref(),
+            Some("Barking and Dagenham")
+        );
+        assert_eq!(
+            detect_area(&area_msg("Referral - HAVERING", ""), &areas).as_deref(),
+            Some("Havering")
+        );
+        assert_eq!(
+            detect_area(
+                &area_msg("Referral", "Moved from Havering to Redbridge"),
+                &areas
+            ),
+            None,
+            "two boroughs: a person decides"
+        );
+        assert_eq!(
+            detect_area(&area_msg("Referral", "no borough"), &areas),
+            None
+        );
     }
 }

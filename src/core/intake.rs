@@ -185,6 +185,11 @@ impl Message {
 }
 
 /// How often `parse` caught a panic from `mail-parser` (tests report it).
+/// A short hash of an id or an address: what logs and actors carry instead of the address.
+pub fn hash_id(id: &str) -> String {
+    hex::encode(&Sha256::digest(id.as_bytes())[..6])
+}
+
 #[cfg(test)]
 static CAUGHT_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 

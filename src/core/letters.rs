@@ -12,10 +12,19 @@
 //! Must not: decide what is due (that is [`crate::core::timeline`]), touch the store or the network, or
 //! read the clock (the `Date` header is the instant it is given).
 
+use crate::core::calendar::{Calendar, long_date, long_instant};
+use crate::core::case::CaseState;
+use crate::core::decisions;
+use crate::core::directory::{Contact, Directory};
+use crate::core::intake::Message;
+use crate::core::process::{Process, StepKind};
+use crate::core::records::NewLetter;
+use crate::core::timeline::{self, DueLetter};
 use chrono::{DateTime, Utc};
 use handlebars::Handlebars;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use serde_json::json;
 
 mod helpers;
 
@@ -360,6 +369,338 @@ pub fn readdress(raw: &[u8], new_id: &str, new_to: Option<&str>) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&raw[split..]);
     bytes
+}
+
+// ---------------------------------------------------------------------------------------------
+// From a decided letter to its outbox row: the one path every letter takes.
+
+/// Who letters come from and what they may name: the partnership, this installation, the process,
+/// the calendar and the directory.
+#[derive(Clone, Copy)]
+pub struct Letterhead<'a> {
+    /// The partnership's name: the From's display name.
+    pub name: &'a str,
+    pub short_name: &'a str,
+    /// The shared mailbox's address: the From of every letter.
+    pub address: &'a str,
+    /// The domain of Message-IDs we mint.
+    pub id_domain: &'a str,
+    /// This installation's id, in every Message-ID we mint.
+    pub install_id: &'a str,
+    /// The secret behind vote codes.
+    pub vote_key: &'a [u8],
+    pub process: &'a Process,
+    pub calendar: &'a Calendar,
+    pub directory: &'a Directory,
+}
+
+/// Our Message-ID for the letter with this outbox key: this installation's id and a hash of the key.
+pub fn message_id(install_id: &str, id_domain: &str, dedupe_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = hex::encode(&Sha256::digest(dedupe_key.as_bytes())[..8]);
+    format!("caseclerk.{install_id}.{h}@{id_domain}")
+}
+
+/// The data a case letter's template sees. The one place it is built: the engine renders with
+/// it, and the template tests render every template of every process with it.
+pub fn data(h: &Letterhead<'_>, state: &CaseState, due: &DueLetter) -> serde_json::Value {
+    let agency_json = |id: &str| match h.directory.agency(id) {
+        Some(a) => json!({
+            "id": a.id, "name": a.name, "contact": a.contact,
+            "lead": a.lead, "deputy": a.deputy,
+        }),
+        None => json!({ "id": id, "name": id, "contact": null, "lead": null, "deputy": null }),
+    };
+    let process = h.process;
+    let decision = process
+        .step(&due.step)
+        .and_then(|s| s.decision.as_deref())
+        .or(due.decision.as_deref())
+        .and_then(|id| process.decision(id))
+        .map(|d| {
+            let when = timeline::resolve(
+                process,
+                h.calendar,
+                state,
+                &d.due,
+                &format!("decision:{}", d.id),
+            )
+            .ok()
+            .flatten();
+            json!({
+                "id": d.id,
+                "name": d.name,
+                "due": when.map(|w| long_instant(w.at)),
+                "outcomes": d.outcomes,
+                "rule": d.quorum.describe(&d.voters),
+                "keywords": d.keywords,
+                "code": decisions::vote_code(h.vote_key, &state.reference, &d.id, &due.to.email),
+            })
+        });
+    let mut deadlines = serde_json::Map::new();
+    if let Ok(list) = timeline::deadlines(process, h.calendar, state) {
+        for (d, r) in list {
+            if let Some(r) = r {
+                deadlines.insert(d.id.clone(), json!(long_instant(r.at)));
+            }
+        }
+    }
+    json!({
+        "decision": decision,
+        "deadlines": deadlines,
+        "partnership": {
+            "name": h.name,
+            "short_name": h.short_name,
+            "address": h.address,
+        },
+        "process": { "id": process.id, "name": process.name },
+        "case": {
+            "reference": state.reference,
+            "received": long_instant(state.received_at),
+            "day0": long_date(state.day0),
+            "area": state.area,
+        },
+        "letter": {
+            "step": due.step,
+            "name": due.step_name,
+            "date": long_date(due.due.date),
+            "day": due.due.day,
+            "explanation": due.due.explanation,
+        },
+        "recipient": due.to,
+        "agency": due.agency.as_deref().map(agency_json),
+        "return_by": due.return_by.as_ref().map(|r| long_instant(r.at)),
+        "missing": due.missing.iter().map(|a| agency_json(a)).collect::<Vec<_>>(),
+        "nil_returns": due.nil_returns.iter().map(|a| agency_json(a)).collect::<Vec<_>>(),
+        "notes": due.notes,
+        "known_agencies": h.directory.agencies.iter().map(|a| json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),
+        "meeting": due.meeting.as_ref().map(|m| json!({
+            "when": long_instant(m.at),
+            "date": long_date(m.date),
+            "day": m.day,
+            "minutes": process.meeting.as_ref().map(|x| x.minutes),
+        })),
+    })
+}
+
+/// A case letter, due and decided, with what it attaches (read by the shell): its outbox row.
+pub fn case_letter(
+    h: &Letterhead<'_>,
+    templates: &Templates,
+    case_id: i64,
+    state: &CaseState,
+    due: &DueLetter,
+    attachments: Vec<OutAttachment>,
+    now: DateTime<Utc>,
+) -> Result<NewLetter, LetterError> {
+    let reference = &state.reference;
+    let dedupe_key = format!("{reference}/{}/{}", due.step, due.key);
+    let message_id = message_id(h.install_id, h.id_domain, &dedupe_key);
+    let rendered = templates.render(&due.template, &data(h, state, due))?;
+    let mut references = state.referral_references.clone();
+    if let Some(id) = &state.referral_message_id {
+        references.push(id.clone());
+    }
+    let calendar = (due.kind == StepKind::Invite)
+        .then_some(due.meeting.as_ref())
+        .flatten()
+        .map(|m| {
+            invite_ics(&Invite {
+                uid: format!("{reference}-meeting@{}", h.id_domain),
+                summary: format!("{reference} rapid review meeting"),
+                start: m.at,
+                minutes: h.process.meeting.as_ref().map_or(120, |x| x.minutes),
+                organizer: h.address.to_string(),
+                attendee: due.to.email.clone(),
+                stamp: now,
+            })
+        });
+    let mut subject = subject_with_reference(&rendered.subject, reference);
+    if let Some(d) = &due.decision {
+        let code = decisions::vote_code(h.vote_key, reference, d, &due.to.email);
+        subject = format!("{subject} {}", decisions::code_tag(&code));
+    }
+    let raw = compose(&Compose {
+        from_name: h.name.to_string(),
+        from: h.address.to_string(),
+        to_name: due.to.name.clone(),
+        to: due.to.email.clone(),
+        cc: due
+            .cc
+            .iter()
+            .map(|c| (c.name.clone(), c.email.clone()))
+            .collect(),
+        subject,
+        text: rendered.text,
+        html: rendered.html,
+        message_id: message_id.clone(),
+        in_reply_to: state.referral_message_id.clone(),
+        references,
+        date: now,
+        attachments,
+        calendar,
+    })?;
+    let mut envelope_to = vec![due.to.email.clone()];
+    envelope_to.extend(due.cc.iter().map(|c| c.email.clone()));
+    Ok(NewLetter {
+        dedupe_key,
+        case_id: Some(case_id),
+        step: due.step.clone(),
+        recipient: due.key.clone(),
+        replies_as: due.key.clone(),
+        message_id,
+        due_at: due.due.at,
+        envelope_from: h.address.to_string(),
+        envelope_to,
+        raw,
+    })
+}
+
+/// A letter with no case to a list of people (the first in To, the rest copied): the digest and
+/// the tracker report. `recipient` is its outbox recipient key (`role:<role>`).
+#[allow(clippy::too_many_arguments)]
+pub fn people_letter(
+    h: &Letterhead<'_>,
+    people: &[Contact],
+    step: &str,
+    recipient: &str,
+    dedupe_key: &str,
+    due_at: DateTime<Utc>,
+    rendered: Rendered,
+    attachments: Vec<OutAttachment>,
+    now: DateTime<Utc>,
+) -> Result<NewLetter, LetterError> {
+    let Some(first) = people.first() else {
+        return Err(LetterError::Compose(format!(
+            "{step}: nobody to send it to"
+        )));
+    };
+    let message_id = message_id(h.install_id, h.id_domain, dedupe_key);
+    let raw = compose(&Compose {
+        from_name: h.name.to_string(),
+        from: h.address.to_string(),
+        to_name: first.name.clone(),
+        to: first.email.to_lowercase(),
+        cc: people[1..]
+            .iter()
+            .map(|c| (c.name.clone(), c.email.to_lowercase()))
+            .collect(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        message_id: message_id.clone(),
+        in_reply_to: None,
+        references: Vec::new(),
+        date: now,
+        attachments,
+        calendar: None,
+    })?;
+    let mut envelope_to: Vec<String> = Vec::new();
+    for c in people {
+        let e = c.email.to_lowercase();
+        if !envelope_to.contains(&e) {
+            envelope_to.push(e);
+        }
+    }
+    Ok(NewLetter {
+        dedupe_key: dedupe_key.to_string(),
+        case_id: None,
+        step: step.to_string(),
+        recipient: recipient.to_string(),
+        replies_as: recipient.to_string(),
+        message_id,
+        due_at,
+        envelope_from: h.address.to_string(),
+        envelope_to,
+        raw,
+    })
+}
+
+/// A letter sent again, as it was, under a new key and Message-ID, to its recipients or to `to`.
+/// Replies to it count as replies to the original.
+pub fn resent_letter(
+    (install_id, id_domain): (&str, &str),
+    original: &OriginalLetter<'_>,
+    reference: &str,
+    attempt: usize,
+    to: Option<&str>,
+    now: DateTime<Utc>,
+) -> NewLetter {
+    let dedupe_key = format!("{reference}/resend/{}/{attempt}", original.outbox);
+    let message_id = message_id(install_id, id_domain, &dedupe_key);
+    let envelope_to = match to {
+        Some(a) => vec![a.to_lowercase()],
+        None => original.envelope_to.to_vec(),
+    };
+    NewLetter {
+        dedupe_key,
+        case_id: original.case_id,
+        step: original.step.to_string(),
+        recipient: format!("resend:{}", envelope_to.join(",")),
+        replies_as: original.recipient.to_string(),
+        message_id: message_id.clone(),
+        due_at: now,
+        envelope_from: original.envelope_from.to_string(),
+        envelope_to,
+        raw: readdress(original.raw, &message_id, to),
+    }
+}
+
+/// A letter already sent, as [`resent_letter`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct OriginalLetter<'a> {
+    pub outbox: i64,
+    pub case_id: Option<i64>,
+    pub step: &'a str,
+    pub recipient: &'a str,
+    pub envelope_from: &'a str,
+    pub envelope_to: &'a [String],
+    pub raw: &'a [u8],
+}
+
+/// The referral email as text, for the screening panel.
+pub fn referral_text(m: &Message) -> String {
+    let who = |a: &crate::core::intake::Address| match &a.name {
+        Some(n) => format!("{n} <{}>", a.email),
+        None => a.email.clone(),
+    };
+    let mut out = String::new();
+    if let Some(f) = &m.from {
+        out.push_str(&format!("From: {}\n", who(f)));
+    }
+    if let Some(d) = m.date {
+        out.push_str(&format!("Date: {}\n", long_instant(d)));
+    }
+    out.push_str(&format!("Subject: {}\n", m.subject));
+    if !m.attachments.is_empty() {
+        out.push_str(&format!(
+            "Attachments: {}\n",
+            m.attachments
+                .iter()
+                .map(|a| a.filename.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.push('\n');
+    out.push_str(&m.body_text);
+    out
+}
+
+/// The content type of a configured attachment, by its file name's extension.
+pub fn content_type_for(file_name: &str) -> String {
+    let ext = file_name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into(),
+        "doc" => "application/msword".into(),
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
+        "pdf" => "application/pdf".into(),
+        "txt" => "text/plain; charset=utf-8".into(),
+        _ => "application/octet-stream".into(),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! Must not: sleep, schedule, or know anything about working days (that is `calendar`).
 
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A source of the current instant.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -37,6 +37,27 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock a test moves by hand: a whole review replayed instant by instant.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(t: DateTime<Utc>) -> ManualClock {
+        ManualClock(Mutex::new(t))
+    }
+
+    /// Move the clock to `t` (forwards or back).
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().expect("not poisoned") = t;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("not poisoned")
+    }
+}
+
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 
@@ -52,6 +73,17 @@ mod tests {
         let clock = FixedClock(t);
         assert_eq!(clock.now(), t);
         assert_eq!(clock.now(), t);
+    }
+
+    #[test]
+    fn a_manual_clock_answers_where_it_was_set() {
+        let t = DateTime::parse_from_rfc3339("2026-12-22T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = ManualClock::new(t);
+        assert_eq!(clock.now(), t);
+        clock.set(t + chrono::Duration::days(3));
+        assert_eq!(clock.now(), t + chrono::Duration::days(3));
     }
 
     #[test]

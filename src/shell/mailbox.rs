@@ -271,6 +271,17 @@ fn body_sha256(raw: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
+/// A fetched message as it is stored: its de-duplication key and body hash, UID and arrival time.
+pub fn new_message(raw: &[u8], uid: u32, internal_date: DateTime<Utc>) -> NewMessage {
+    NewMessage {
+        dedupe_key: intake::dedupe_key(raw),
+        body_sha256: body_sha256(raw),
+        uid,
+        internal_date,
+        raw: raw.to_vec(),
+    }
+}
+
 /// Fetch every message above the watermark into the store. Never sets `\Seen`, never deletes.
 pub async fn fetch_new(
     settings: &ImapSettings,
@@ -355,14 +366,7 @@ pub async fn fetch_new(
                 .internal_date()
                 .map(|d| d.with_timezone(&Utc))
                 .unwrap_or(now);
-            let dedupe_key = intake::dedupe_key(raw);
-            batch.push(NewMessage {
-                dedupe_key,
-                body_sha256: body_sha256(raw),
-                uid,
-                internal_date,
-                raw: raw.to_vec(),
-            });
+            batch.push(new_message(raw, uid, internal_date));
         }
         batch.sort_by_key(|m| m.uid);
         // Only advance the watermark over what was actually returned, in order.
@@ -386,9 +390,7 @@ pub async fn fetch_new(
 }
 
 /// A short hash of an identifier, for logs (Message-IDs can carry names).
-pub fn hash_id(id: &str) -> String {
-    hex::encode(&Sha256::digest(id.as_bytes())[..6])
-}
+pub use crate::core::intake::hash_id;
 
 /// Connect, fetch once, log out.
 pub async fn fetch_once(

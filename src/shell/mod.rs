@@ -3,6 +3,7 @@
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
 //! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
 //! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
+//! - [`attachments`]: reads what a letter attaches (the referral, returns, configured files).
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`): loads, calls the core, stores.
 //! - [`outbox`]: sends queued letters over SMTP and records the result.
 //! - [`operator`]: corrections a person records by hand, with who and why.
@@ -16,6 +17,7 @@
 //! Must not: decide what a message is, what it does to a case, or what is due (that is
 //! [`crate::core`]); log names, subjects, bodies or addresses.
 
+pub mod attachments;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -579,25 +579,25 @@ pub async fn resend(
         .into_iter()
         .filter(|e| matches!(serde_json::from_value::<Event>(e.data.clone()), Ok(Event::LetterResent { outbox, .. }) if outbox == letter))
         .count();
-    let key = format!("{reference}/resend/{letter}/{}", previous + 1);
-    let message_id = crate::shell::engine::mint_message_id(&install, &cfg.id_domain, &key);
-    let envelope_to = match to {
-        Some(a) => vec![a.to_lowercase()],
-        None => row.envelope_to.clone(),
-    };
-    let new = crate::shell::store::NewLetter {
-        dedupe_key: key,
-        case_id: Some(case.id),
-        step: row.step.clone(),
-        recipient: format!("resend:{}", envelope_to.join(",")),
-        message_id: message_id.clone(),
-        due_at: now,
-        envelope_from: row.envelope_from.clone(),
-        envelope_to: envelope_to.clone(),
-        raw: crate::core::letters::readdress(&row.raw, &message_id, to),
-    };
+    let new = crate::core::letters::resent_letter(
+        (&install, &cfg.id_domain),
+        &crate::core::letters::OriginalLetter {
+            outbox: row.id,
+            case_id: Some(case.id),
+            step: &row.step,
+            recipient: &row.recipient,
+            envelope_from: &row.envelope_from,
+            envelope_to: &row.envelope_to,
+            raw: &row.raw,
+        },
+        reference,
+        previous + 1,
+        to,
+        now,
+    );
+    let envelope_to = new.envelope_to.clone();
     let mut tx = store.begin().await?;
-    let id = Store::queue_letter(&mut tx, &new, now)
+    let id = crate::shell::outbox::enqueue(&mut tx, &new, now)
         .await?
         .ok_or_else(|| OperatorError::Case("the resend was already queued".into()))?;
     let e = Event::LetterResent {
@@ -607,15 +607,6 @@ pub async fn resend(
         reason: reason.to_string(),
     };
     crate::shell::store::record_event(&mut tx, case.id, now, actor, &e).await?;
-    Store::add_thread_id(
-        &mut tx,
-        &message_id,
-        case.id,
-        Some(id),
-        Some(&row.step),
-        Some(&row.recipient),
-    )
-    .await?;
     Store::commit(tx).await?;
     Ok(id)
 }

@@ -6,6 +6,9 @@
 //! A permanent refusal (5xx) marks it undelivered and raises it to the business unit; a transient
 //! failure (4xx, connection) is retried with backoff for up to a day, then marked undelivered.
 //!
+//! The transport is a [`Transport`]: the real one is lettre's SMTP client; [`RecordingTransport`]
+//! keeps what it is given (and refuses what it is told to), so a whole review runs without a server.
+//!
 //! Exactly-once: a letter is only ever re-sent when the SMTP server did not accept it. The one
 //! window left is a crash between the server's `250 OK` and our commit (milliseconds); the
 //! letter keeps the same Message-ID, so a resend is recognisable as the same letter.
@@ -17,10 +20,12 @@ use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
 use crate::shell::store::{OutboxRow, Store, StoreError, record_event};
 use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::sync::{Arc, Mutex};
 
 /// How long a letter keeps being retried after transient failures.
 pub const GIVE_UP_AFTER: Duration = Duration::hours(24);
@@ -32,6 +37,110 @@ pub enum OutboxError {
     Settings { host: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a transport did not take a letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFailure {
+    /// A refusal that retrying will not change (SMTP 5xx).
+    pub permanent: bool,
+    /// The whole error, for the outbox record (may quote addresses: never logged).
+    pub detail: String,
+    /// Category and code only, for logs.
+    pub summary: String,
+}
+
+/// Something that takes a letter's envelope and exact bytes: SMTP, or a recorder in tests.
+pub trait Transport: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), SendFailure>>;
+}
+
+impl Transport for AsyncSmtpTransport<Tokio1Executor> {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(async move {
+            self.send_raw(envelope, raw)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendFailure {
+                    permanent: e.is_permanent(),
+                    detail: e.to_string(),
+                    summary: smtp_summary(&e),
+                })
+        })
+    }
+}
+
+/// One letter a [`RecordingTransport`] took.
+#[derive(Debug, Clone)]
+pub struct RecordedLetter {
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+/// A transport that keeps every letter instead of sending it, and permanently refuses any letter
+/// to an address it was told to refuse (as a server's `550` would). For tests and replays.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingTransport {
+    sent: Arc<Mutex<Vec<RecordedLetter>>>,
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingTransport {
+    pub fn new() -> RecordingTransport {
+        RecordingTransport::default()
+    }
+
+    /// Refuse every letter with this recipient (envelope, case-insensitive) from now on.
+    pub fn refuse(&self, address: &str) {
+        self.refused
+            .lock()
+            .expect("not poisoned")
+            .push(address.to_lowercase());
+    }
+
+    /// Everything taken so far, in order.
+    pub fn sent(&self) -> Vec<RecordedLetter> {
+        self.sent.lock().expect("not poisoned").clone()
+    }
+}
+
+impl Transport for RecordingTransport {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        let to: Vec<String> = envelope.to().iter().map(|a| a.to_string()).collect();
+        let refused = self.refused.lock().expect("not poisoned").clone();
+        let result = match to.iter().find(|a| refused.contains(&a.to_lowercase())) {
+            Some(a) => Err(SendFailure {
+                permanent: true,
+                detail: format!("550 5.1.1 <{a}>: Recipient address rejected"),
+                summary: "permanent refusal (550)".into(),
+            }),
+            None => {
+                self.sent
+                    .lock()
+                    .expect("not poisoned")
+                    .push(RecordedLetter {
+                        from: envelope.from().map(|a| a.to_string()),
+                        to,
+                        raw: raw.to_vec(),
+                    });
+                Ok(())
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
 }
 
 /// Build the SMTP transport from the settings.
@@ -88,7 +197,7 @@ pub fn retry_delay(attempts: i64) -> Duration {
 /// Send every letter that is due at `now`.
 pub async fn send_due(
     store: &Store,
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    transport: &dyn Transport,
     now: DateTime<Utc>,
 ) -> Result<SendReport, OutboxError> {
     let mut report = SendReport::default();
@@ -100,7 +209,7 @@ pub async fn send_due(
 
 async fn send_one(
     store: &Store,
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    transport: &dyn Transport,
     row: &OutboxRow,
     now: DateTime<Utc>,
     report: &mut SendReport,
@@ -109,7 +218,7 @@ async fn send_one(
         Ok(e) => e,
         Err(reason) => return undelivered(store, row, &reason, now, report).await,
     };
-    match transport.send_raw(&envelope, &row.raw).await {
+    match transport.send(&envelope, &row.raw).await {
         Ok(_) => {
             let mut tx = store.begin().await?;
             Store::mark_sent(&mut tx, row.id, now).await?;
@@ -125,20 +234,20 @@ async fn send_one(
             tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), "letter sent");
             report.sent += 1;
         }
-        Err(e) if e.is_permanent() => {
-            let reason = format!("refused by the mail server: {e}");
+        Err(e) if e.permanent => {
+            let reason = format!("refused by the mail server: {}", e.detail);
             undelivered(store, row, &reason, now, report).await?;
         }
         Err(e) => {
             if now - row.due_at > GIVE_UP_AFTER {
-                let reason = format!("could not be sent for a day: {e}");
+                let reason = format!("could not be sent for a day: {}", e.detail);
                 return undelivered(store, row, &reason, now, report).await;
             }
             let retry = now + retry_delay(row.attempts);
             let mut tx = store.begin().await?;
-            Store::mark_attempt_failed(&mut tx, row.id, &e.to_string(), Some(retry)).await?;
+            Store::mark_attempt_failed(&mut tx, row.id, &e.detail, Some(retry)).await?;
             Store::commit(tx).await?;
-            tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %smtp_summary(&e), "letter not sent; will retry");
+            tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "letter not sent; will retry");
             report.retrying += 1;
         }
     }
@@ -204,9 +313,52 @@ async fn undelivered(
     Ok(())
 }
 
+/// The one way a letter becomes an outbox row: process steps, notices, the digest, the tracker
+/// report and an operator's resend all come here, inside the caller's transaction (with the
+/// events that go with it). A case letter's Message-ID joins the case's thread, so replies to it
+/// are filed on the case as answers to it. Returns the row's id, or `None` when a letter with the
+/// same key was already decided (it is never decided twice).
+pub async fn enqueue(
+    tx: &mut crate::shell::store::Tx<'_>,
+    letter: &crate::shell::store::NewLetter,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    let Some(id) = Store::queue_letter(tx, letter, now).await? else {
+        return Ok(None);
+    };
+    if let Some(case_id) = letter.case_id {
+        Store::add_thread_id(
+            tx,
+            &letter.message_id,
+            case_id,
+            Some(id),
+            Some(&letter.step),
+            Some(&letter.replies_as),
+        )
+        .await?;
+    }
+    Ok(Some(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_recording_transport_keeps_letters_and_refuses_what_it_is_told_to() {
+        let t = RecordingTransport::new();
+        t.refuse("Gone@Example.test");
+        let env = |to: &str| {
+            Envelope::new(Some("a@b.test".parse().unwrap()), vec![to.parse().unwrap()]).unwrap()
+        };
+        assert_eq!(t.send(&env("x@example.test"), b"one").await, Ok(()));
+        let refused = t.send(&env("gone@example.test"), b"two").await.unwrap_err();
+        assert!(refused.permanent, "{refused:?}");
+        let sent = t.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].to, ["x@example.test"]);
+        assert_eq!(sent[0].raw, b"one");
+    }
 
     #[test]
     fn retries_back_off_to_an_hour() {

@@ -12,7 +12,8 @@
 //!   caseclerk runs on or after its day within that period.
 //!
 //! Both are letters with no case (`case_id` NULL), our own Message-ID and `Auto-Submitted`, sent
-//! by [`crate::shell::outbox`] like every other letter. The engine calls [`queue_due`] once per pass,
+//! by [`crate::shell::outbox`] like every other letter (made by [`letters::people_letter`], queued by
+//! [`crate::shell::outbox::enqueue`]). The engine calls [`queue_due`] once per pass,
 //! after planning the cases (so the digest sees today's letters decided) and before sending; the
 //! instant the next one falls due feeds the daemon's wake-up.
 //!
@@ -21,12 +22,11 @@
 use crate::core::calendar::{self, Calendar, CalendarError};
 use crate::core::digest;
 use crate::core::export;
-use crate::core::letters::{self, Compose, OutAttachment};
+use crate::core::letters::{self, LetterError, Letterhead, OutAttachment, Templates};
 use crate::core::process::{Every, TrackerReport};
 use crate::core::views::{self, DIGEST_STEP, TRACKER_STEP};
-use crate::shell::config::Contact;
-use crate::shell::engine::{Engine, EngineError};
-use crate::shell::store::{NewLetter, Store};
+use crate::shell::config::{Config, Contact};
+use crate::shell::store::{NewLetter, Store, StoreError};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::json;
 
@@ -127,10 +127,12 @@ pub fn tracker_due(
 /// A date beyond the holiday data or a template that will not render is logged and skipped (the
 /// cases' letters still go); a database error stops the pass like any other.
 pub async fn queue_due(
-    engine: &Engine,
+    cfg: &Config,
+    store: &Store,
+    templates: &Templates,
+    head: &Letterhead<'_>,
     now: DateTime<Utc>,
-) -> Result<(usize, Option<DateTime<Utc>>), EngineError> {
-    let cfg = &engine.cfg;
+) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
     let mut queued = 0;
     let mut wake: Option<DateTime<Utc>> = None;
     let mut wake_at = |t: DateTime<Utc>| {
@@ -144,16 +146,12 @@ pub async fn queue_due(
             Ok(due) => {
                 wake_at(due.next);
                 if let Some((key, due_at)) = due.now
-                    && !engine.store.letter_exists(&key).await?
+                    && !store.letter_exists(&key).await?
                 {
-                    match queue_digest(engine, &settings.to, &key, due_at, now).await {
-                        Ok(true) => queued += 1,
-                        Ok(false) => {}
-                        Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
-                        Err(e) => {
-                            tracing::error!(error = %e.for_log(), "the daily digest could not be prepared")
-                        }
-                    }
+                    let letter =
+                        digest_letter(cfg, store, templates, head, &settings.to, &key, due_at, now)
+                            .await?;
+                    queued += queue_periodic(store, letter, DIGEST_STEP, &key, now).await?;
                 }
             }
         }
@@ -164,16 +162,11 @@ pub async fn queue_due(
             Ok(due) => {
                 wake_at(due.next);
                 if let Some((key, due_at)) = due.now
-                    && !engine.store.letter_exists(&key).await?
+                    && !store.letter_exists(&key).await?
                 {
-                    match queue_tracker(engine, t, &key, due_at, now).await {
-                        Ok(true) => queued += 1,
-                        Ok(false) => {}
-                        Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
-                        Err(e) => {
-                            tracing::error!(error = %e.for_log(), "the tracker report could not be prepared")
-                        }
-                    }
+                    let letter =
+                        tracker_letter(cfg, store, templates, head, t, &key, due_at, now).await?;
+                    queued += queue_periodic(store, letter, TRACKER_STEP, &key, now).await?;
                 }
             }
         }
@@ -181,111 +174,64 @@ pub async fn queue_due(
     Ok((queued, wake))
 }
 
-/// Compose a letter to a list of people (the first in To, the rest in Cc) and queue it.
-#[allow(clippy::too_many_arguments)]
-async fn queue_to_people(
-    engine: &Engine,
-    people: &[Contact],
+/// Queue a periodic letter through the outbox; one that could not be made is logged and skipped.
+async fn queue_periodic(
+    store: &Store,
+    letter: Result<NewLetter, LetterError>,
     step: &str,
-    recipient: &str,
     key: &str,
-    due_at: DateTime<Utc>,
-    subject: String,
-    text: String,
-    html: String,
-    attachments: Vec<OutAttachment>,
     now: DateTime<Utc>,
-) -> Result<bool, EngineError> {
-    let cfg = &engine.cfg;
-    let Some(first) = people.first() else {
-        tracing::error!(step, "nobody to send it to");
-        return Ok(false);
-    };
-    let message_id = engine.message_id(key);
-    let raw = letters::compose(&Compose {
-        from_name: cfg.partnership_name.clone(),
-        from: cfg.address.clone(),
-        to_name: first.name.clone(),
-        to: first.email.to_lowercase(),
-        cc: people[1..]
-            .iter()
-            .map(|c| (c.name.clone(), c.email.to_lowercase()))
-            .collect(),
-        subject,
-        text,
-        html,
-        message_id: message_id.clone(),
-        in_reply_to: None,
-        references: Vec::new(),
-        date: now,
-        attachments,
-        calendar: None,
-    })?;
-    let mut envelope_to: Vec<String> = Vec::new();
-    for c in people {
-        let e = c.email.to_lowercase();
-        if !envelope_to.contains(&e) {
-            envelope_to.push(e);
+) -> Result<usize, StoreError> {
+    let letter = match letter {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(step, error = %e.for_log(), "a periodic letter could not be prepared");
+            return Ok(0);
         }
-    }
-    let letter = NewLetter {
-        dedupe_key: key.to_string(),
-        case_id: None,
-        step: step.to_string(),
-        recipient: recipient.to_string(),
-        message_id,
-        due_at,
-        envelope_from: cfg.address.clone(),
-        envelope_to,
-        raw,
     };
-    let mut tx = engine.store.begin().await?;
-    let id = Store::queue_letter(&mut tx, &letter, now).await?;
+    let mut tx = store.begin().await?;
+    let id = crate::shell::outbox::enqueue(&mut tx, &letter, now).await?;
     Store::commit(tx).await?;
     if let Some(id) = id {
         tracing::info!(outbox = id, step, key, "periodic letter decided");
     }
-    Ok(id.is_some())
+    Ok(usize::from(id.is_some()))
 }
 
-async fn queue_digest(
-    engine: &Engine,
+/// The daily digest as a letter to the people in `role`.
+#[allow(clippy::too_many_arguments)]
+async fn digest_letter(
+    cfg: &Config,
+    store: &Store,
+    templates: &Templates,
+    head: &Letterhead<'_>,
     role: &str,
     key: &str,
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<bool, EngineError> {
-    let cfg = &engine.cfg;
-    let since = crate::shell::snapshot::since_last(&engine.store, DIGEST_STEP, key, now)
-        .await
-        .map_err(EngineError::Store)?;
-    let snap = crate::shell::snapshot::gather(cfg, &engine.store, now, since)
-        .await
-        .map_err(EngineError::Store)?;
-    let d = match digest::build(&snap, &cfg.calendar)
-        .and_then(|d| digest::render(&d, &engine.templates))
-    {
+) -> Result<Result<NewLetter, LetterError>, StoreError> {
+    let since = crate::shell::snapshot::since_last(store, DIGEST_STEP, key, now).await?;
+    let snap = crate::shell::snapshot::gather(cfg, store, now, since).await?;
+    let d = match digest::build(&snap, &cfg.calendar).and_then(|d| digest::render(&d, templates)) {
         Ok(d) => d,
         Err(e) => {
-            tracing::error!(error = %e, "the daily digest cannot be built");
-            return Ok(false);
+            return Ok(Err(LetterError::Compose(format!(
+                "the daily digest cannot be built: {e}"
+            ))));
         }
     };
-    let people = cfg.people(role, None).to_vec();
-    queue_to_people(
-        engine,
-        &people,
+    let people = cfg.people(role, None);
+    Ok(letters::people_letter(
+        head,
+        people,
         DIGEST_STEP,
         &format!("role:{role}"),
         key,
         due_at,
-        d.subject,
-        d.text,
-        d.html,
+        d,
         Vec::new(),
         now,
-    )
-    .await
+    ))
 }
 
 /// The data the tracker report's templates see.
@@ -329,23 +275,26 @@ fn period_words(key: &str, every: Every) -> String {
     }
 }
 
-async fn queue_tracker(
-    engine: &Engine,
+/// The tracker report as a letter to its roles, with the spreadsheet attached.
+#[allow(clippy::too_many_arguments)]
+async fn tracker_letter(
+    cfg: &Config,
+    store: &Store,
+    templates: &Templates,
+    head: &Letterhead<'_>,
     t: &TrackerReport,
     key: &str,
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<bool, EngineError> {
-    let cfg = &engine.cfg;
-    let snap = crate::shell::snapshot::gather(cfg, &engine.store, now, now)
-        .await
-        .map_err(EngineError::Store)?;
+) -> Result<Result<NewLetter, LetterError>, StoreError> {
+    let snap = crate::shell::snapshot::gather(cfg, store, now, now).await?;
     let tracker = export::rows(&snap, &cfg.process, None);
     let xlsx = match export::xlsx(&tracker, &cfg.partnership_name, now) {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!(error = %e, "the tracker spreadsheet cannot be built");
-            return Ok(false);
+            return Ok(Err(LetterError::Compose(format!(
+                "the tracker spreadsheet cannot be built: {e}"
+            ))));
         }
     };
     let slug: String = cfg
@@ -361,7 +310,10 @@ async fn queue_tracker(
         &filename,
         &snap,
     );
-    let rendered = engine.templates.render(&t.template, &data)?;
+    let rendered = match templates.render(&t.template, &data) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
     let mut people: Vec<Contact> = Vec::new();
     for role in &t.to {
         for c in cfg.people(&role.to_string(), None) {
@@ -373,22 +325,21 @@ async fn queue_tracker(
             }
         }
     }
-    queue_to_people(
-        engine,
+    let recipient = format!(
+        "role:{}",
+        t.to.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    Ok(letters::people_letter(
+        head,
         &people,
         TRACKER_STEP,
-        &format!(
-            "role:{}",
-            t.to.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("+")
-        ),
+        &recipient,
         key,
         due_at,
-        rendered.subject,
-        rendered.text,
-        rendered.html,
+        rendered,
         vec![OutAttachment {
             filename,
             content_type: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -396,8 +347,7 @@ async fn queue_tracker(
             data: xlsx,
         }],
         now,
-    )
-    .await
+    ))
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub async fn record_event(
 }
 
 /// The database handle.
-pub use crate::core::records::{CaseRow, EventRow, LetterSummary};
+pub use crate::core::records::{CaseRow, EventRow, LetterSummary, NewLetter};
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -109,20 +109,6 @@ pub struct MailboxState {
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub failures: i64,
-}
-
-/// A letter to queue.
-#[derive(Debug, Clone)]
-pub struct NewLetter {
-    pub dedupe_key: String,
-    pub case_id: Option<i64>,
-    pub step: String,
-    pub recipient: String,
-    pub message_id: String,
-    pub due_at: DateTime<Utc>,
-    pub envelope_from: String,
-    pub envelope_to: Vec<String>,
-    pub raw: Vec<u8>,
 }
 
 /// A queued letter.
@@ -708,6 +694,15 @@ impl Store {
         row.as_ref().map(case_row).transpose()
     }
 
+    /// One case by id.
+    pub async fn case_by_id(&self, id: i64) -> Result<Option<CaseRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM cases WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(case_row).transpose()
+    }
+
     /// Every case reference.
     pub async fn case_refs(&self) -> Result<Vec<String>, StoreError> {
         Ok(
@@ -1062,6 +1057,7 @@ mod tests {
             case_id: None,
             step: "acknowledge".into(),
             recipient: "a@x.test".into(),
+            replies_as: "a@x.test".into(),
             message_id: "m1@caseclerk".into(),
             due_at: now,
             envelope_from: "bsp@x.test".into(),
@@ -1098,6 +1094,7 @@ mod tests {
             case_id: None,
             step: "digest".into(),
             recipient: "role:business_unit".into(),
+            replies_as: "role:business_unit".into(),
             message_id: mid.into(),
             due_at: t("2026-08-28T07:00:00Z"),
             envelope_from: "bsp@x.test".into(),

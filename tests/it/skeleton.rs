@@ -111,15 +111,10 @@ async fn ticking_again_or_restarting_sends_nothing_twice() {
         "{again}"
     );
     // The daemon starting over the same database decides nothing again either.
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
-        .arg("--config")
-        .arg(&h.config)
-        .arg("run")
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    let mut daemon = h.daemon();
+    daemon.wait_log(&["first pass done"], 1).await;
+    let log = daemon.stop().await;
+    assert!(!log.contains("letter sent"), "{log}");
     assert_eq!(h.settled_count(REFERRER).await, 1);
     for member in PANEL {
         assert_eq!(h.settled_count(member).await, 1, "{member}");
@@ -314,14 +309,12 @@ async fn the_shared_mailbox_is_never_marked_read_nor_emptied() {
 #[tokio::test]
 async fn the_daemon_acknowledges_a_referral_as_soon_as_it_arrives() {
     let h = Harness::start("bury").await;
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
-        .arg("--config")
-        .arg(&h.config)
-        .arg("run")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut daemon = h.daemon();
+    // The first pass has set the watermark (mail already there is left for people) and IDLE runs.
+    daemon.wait_log(&["first pass done"], 1).await;
+    daemon
+        .wait_log(&["watching the mailbox with IDLE"], 1)
+        .await;
     h.deliver(
         REFERRER,
         SHARED,
@@ -340,8 +333,16 @@ async fn the_daemon_acknowledges_a_referral_as_soon_as_it_arrives() {
         None,
     );
     h.deliver(REFERRER, SHARED, &reply).await;
+    // The daemon's own report of the pass that read it: one message processed, nothing queued.
+    daemon.wait_log(&["tick", "processed=1"], 2).await;
+    let log = daemon.stop().await;
+    let reply_pass = log
+        .lines()
+        .filter(|l| l.contains("tick") && l.contains("processed=1"))
+        .nth(1)
+        .unwrap();
+    assert!(reply_pass.contains("queued=0"), "{reply_pass}");
     assert_eq!(h.settled_count(REFERRER).await, 1);
-    daemon.kill().await.unwrap();
 }
 
 #[tokio::test]
@@ -424,15 +425,9 @@ async fn on_a_server_without_idle_the_daemon_polls_and_still_acknowledges() {
         mailbox.insert("poll_seconds".into(), toml::Value::Integer(1));
     })
     .await;
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
-        .arg("--config")
-        .arg(&h.config)
-        .arg("run")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut daemon = h.daemon();
+    daemon.wait_log(&["first pass done"], 1).await;
+    daemon.wait_log(&["no IDLE: polling"], 1).await;
     h.deliver(
         REFERRER,
         SHARED,
@@ -441,8 +436,6 @@ async fn on_a_server_without_idle_the_daemon_polls_and_still_acknowledges() {
     .await;
     let acks = h.wait_inbox(REFERRER, 1).await;
     assert_eq!(acks[0].in_reply_to, ["poll-1@hospital.test"]);
-    daemon.kill().await.unwrap();
-    let out = daemon.wait_with_output().await.unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = daemon.stop().await;
     assert!(logs.contains("no IDLE: polling"), "{logs}");
 }

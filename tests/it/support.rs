@@ -34,6 +34,7 @@ const ALL_ROLES: &[(&str, &str)] = &[
     ("strategic_partnership", "strategic@bury.test"),
     ("safeguarding_executive", "executive@bury.test"),
     ("la_head_of_safeguarding", "head.safeguarding@bury.test"),
+    ("board_members", "board@bury.test"),
 ];
 
 pub struct Harness {
@@ -43,22 +44,15 @@ pub struct Harness {
     pub process: String,
 }
 
+fn set(cfg: &mut toml::Table, section: &str, key: &str, v: toml::Value) {
+    cfg.get_mut(section)
+        .and_then(|s| s.as_table_mut())
+        .expect("section")
+        .insert(key.into(), v);
+}
+
 fn patch_config(process: &str, stack: &MailStack, dir: &Path) -> toml::Table {
-    let text = std::fs::read_to_string(root().join("config/example.toml")).expect("example config");
-    let mut cfg: toml::Table = text.parse().expect("example config is TOML");
-    let abs = |p: &str| root().join("config").join(p).display().to_string();
-    let set = |cfg: &mut toml::Table, section: &str, key: &str, v: toml::Value| {
-        cfg.get_mut(section)
-            .and_then(|s| s.as_table_mut())
-            .expect("section")
-            .insert(key.into(), v);
-    };
-    set(
-        &mut cfg,
-        "partnership",
-        "process",
-        toml::Value::String(abs(&format!("processes/{process}.toml"))),
-    );
+    let mut cfg = config_for(process, dir);
     set(
         &mut cfg,
         "mailbox",
@@ -78,6 +72,28 @@ fn patch_config(process: &str, stack: &MailStack, dir: &Path) -> toml::Table {
             "ca_file",
             toml::Value::String(stack.ca_pem.display().to_string()),
         );
+    }
+    cfg
+}
+
+/// `config/example.toml` with `process`, a database in `dir`, absolute paths for the templates and
+/// attachments, passwords read from `dir/password`, no digest, and a person for every role any
+/// process file writes to; no mail server (no CA file, the example's ports).
+pub fn config_for(process: &str, dir: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(root().join("config/example.toml")).expect("example config");
+    let mut cfg: toml::Table = text.parse().expect("example config is TOML");
+    let abs = |p: &str| root().join("config").join(p).display().to_string();
+    set(
+        &mut cfg,
+        "partnership",
+        "process",
+        toml::Value::String(abs(&format!("processes/{process}.toml"))),
+    );
+    for section in ["mailbox", "smtp"] {
+        cfg.get_mut(section)
+            .and_then(|s| s.as_table_mut())
+            .expect("section")
+            .remove("ca_file");
         set(
             &mut cfg,
             section,
@@ -289,10 +305,46 @@ impl Harness {
             .collect()
     }
 
-    /// Give Postfix time to deliver anything in flight, then count a user's messages.
+    /// Wait until Postfix has delivered everything it accepted, then count a user's messages.
+    /// (Whatever caseclerk sent has been accepted: `tick` returns after the server's answer, and
+    /// a daemon test first waits for the daemon's own log line.)
     pub async fn settled_count(&self, user: &str) -> usize {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.stack
+            .wait_queue_empty(Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         self.stack.fetch_all(user).await.expect("fetch").len()
+    }
+
+    /// Start `caseclerk run` (the daemon), its log collected line by line.
+    pub fn daemon(&self) -> Daemon {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .env("RUST_LOG", "caseclerk=info")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the daemon starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped");
+        let line = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (sink, signal) = (log.clone(), line.clone());
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&l);
+                    log.push('\n');
+                }
+                signal.notify_one();
+            }
+            signal.notify_one();
+        });
+        Daemon { child, log, line }
     }
 
     /// The raw bytes of the last message of a user's inbox.
@@ -304,6 +356,54 @@ impl Harness {
             .pop()
             .expect("a message")
             .raw
+    }
+}
+
+/// A running `caseclerk run`; killed when dropped.
+pub struct Daemon {
+    child: tokio::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Signalled by the reader at every line, and when the log ends.
+    line: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Daemon {
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until `times` lines of its log contain every one of `parts` (say "tick" and
+    /// "processed=1"); the daemon exiting or 20 s passing fails the test with the log.
+    pub async fn wait_log(&mut self, parts: &[&str], times: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .filter(|l| parts.iter().all(|p| l.contains(p)))
+                .count();
+            if found >= times {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the daemon exited ({status}) before logging {parts:?} x{times}:\n{log}");
+            }
+            if tokio::time::timeout_at(deadline, self.line.notified())
+                .await
+                .is_err()
+            {
+                panic!("the daemon did not log {parts:?} x{times} (found {found}):\n{log}");
+            }
+        }
+    }
+
+    /// Stop it; its whole log.
+    pub async fn stop(mut self) -> String {
+        self.child.kill().await.expect("the daemon is killed");
+        // Let the reader drain what was written before the kill.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        self.log()
     }
 }
 

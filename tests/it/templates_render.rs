@@ -1,15 +1,28 @@
-//! Every letter template each process uses renders in strict mode, with the data shapes the engine
-//! gives it (`Engine::letter_data`): once with every optional value null or empty (no agency lead,
-//! no phone, no resolvable deadline, no area) and once with everything filled in. A template that
+//! Every letter template renders in strict mode with the data the engine gives it — built by the
+//! one function that builds it, `letters::data` — once sparse (no agency lead, no phone, no area,
+//! nothing decided so no deadline that hangs on a decision resolves) and once full (everything
+//! decided, a meeting, a publication date, every optional value filled in). A template that
 //! dereferences something nullable outside `{{#if …}}` fails here rather than on a real case.
+//! Notices and the tracker report are rendered the same way, and a last test checks that no
+//! template in `mail-templates/` escapes all of these.
 
-use caseclerk::core::process::{Anchor, Pathway, Process, StepKind};
+use caseclerk::core::calendar::{Calendar, london_date};
+use caseclerk::core::case::{AgencyState, CaseState};
+use caseclerk::core::directory::{Agency, Contact, Directory};
+use caseclerk::core::letters::{self, Letterhead, Templates};
+use caseclerk::core::process::{Anchor, Pathway, Process, Step, StepKind};
+use caseclerk::core::timeline::{DueLetter, Recipient, Resolved};
 use caseclerk::shell::config;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn templates() -> Templates {
+    caseclerk::shell::templates::load(&root().join("mail-templates")).expect("templates load")
 }
 
 fn process(id: &str) -> Process {
@@ -20,132 +33,212 @@ fn process(id: &str) -> Process {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn contact(name: &str, full: bool) -> Value {
-    json!({
-        "name": name,
-        "email": "someone@example.test",
-        "phone": if full { json!("01234 000000") } else { Value::Null },
-        "partner": Value::Null,
-    })
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("an RFC 3339 instant")
 }
 
-fn agency(full: bool) -> Value {
-    json!({
-        "id": "health-visiting",
-        "name": "Health Visiting Service",
-        "contact": contact("Team Manager", full),
-        "lead": if full { contact("Named Nurse", true) } else { Value::Null },
-        "deputy": if full { contact("Deputy", true) } else { Value::Null },
-    })
+fn contact(name: &str, full: bool) -> Contact {
+    Contact {
+        name: name.into(),
+        email: format!("{}@example.test", name.to_lowercase().replace(' ', ".")),
+        phone: full.then(|| "01234 000000".to_string()),
+        partner: None,
+    }
 }
 
-/// The JSON `letter_data` builds for a letter of this step.
-fn data(p: &Process, step: &caseclerk::core::process::Step, full: bool) -> Value {
+/// One agency, `health-visiting`: with a lead and a deputy when `full`.
+fn directory(full: bool) -> Directory {
+    Directory {
+        agencies: vec![Agency {
+            id: "health-visiting".into(),
+            name: "Health Visiting Service".into(),
+            aliases: vec![],
+            contact: contact("Team Manager", full),
+            lead: full.then(|| contact("Named Nurse", true)),
+            deputy: full.then(|| contact("Deputy", true)),
+            domains: vec![],
+        }],
+        ..Directory::default()
+    }
+}
+
+/// A case received on Tuesday 22 December 2026. Sparse: as it stands when `step` falls due — the
+/// decision of its pathway and anchor taken, nothing else. Full: every decision taken (on its
+/// first outcome), a meeting and a publication date, and the agency asked.
+fn case_for(p: &Process, step: Option<&Step>, full: bool) -> CaseState {
+    let mut s = case(p, full);
+    let taken = at("2026-12-23T12:00:00Z");
+    let lcspr = |s: &mut CaseState| {
+        for d in p
+            .decisions
+            .iter()
+            .filter(|d| d.outcomes.iter().any(|o| o == "lcspr"))
+        {
+            s.decisions.insert(d.id.clone(), ("lcspr".into(), taken));
+        }
+    };
+    let Some(step) = step else {
+        // A notice: the LCSPR delay notice is only ever sent on an LCSPR.
+        lcspr(&mut s);
+        return s;
+    };
+    if let Pathway::Outcome { decision, outcomes } = &step.on {
+        let outcome = outcomes.first().cloned().unwrap_or_default();
+        s.decisions.insert(decision.clone(), (outcome, taken));
+    }
+    match step.when.as_ref().map(|w| &w.anchor) {
+        Some(Anchor::Decision(d)) => {
+            let first = p.decision(d).and_then(|d| d.outcomes.first().cloned());
+            s.decisions
+                .entry(d.clone())
+                .or_insert((first.unwrap_or_default(), taken));
+        }
+        Some(Anchor::LcsprDecision) => lcspr(&mut s),
+        Some(Anchor::Publication) => {
+            lcspr(&mut s);
+            s.publication = Some(london_date(at("2027-05-03T09:00:00Z")));
+        }
+        Some(Anchor::Meeting) => s.meeting_at = Some(at("2027-01-13T10:00:00Z")),
+        _ => {}
+    }
+    s
+}
+
+/// A case received on Tuesday 22 December 2026; when `full`, every decision taken (on its first
+/// outcome), a meeting and a publication date, and the agency asked.
+fn case(p: &Process, full: bool) -> CaseState {
+    let area = (full && !p.areas.is_empty()).then(|| p.areas[0].clone());
+    let mut s = CaseState::new(
+        "RR-2026-0001",
+        &p.id,
+        area,
+        Some("referrer@example.test".into()),
+        at("2026-12-22T10:15:00Z"),
+        london_date(at("2026-12-22T10:15:00Z")),
+        1,
+    );
+    if full {
+        for d in &p.decisions {
+            let outcome = d.outcomes.first().cloned().unwrap_or_default();
+            s.decisions
+                .insert(d.id.clone(), (outcome, at("2026-12-23T12:00:00Z")));
+        }
+        s.meeting_at = Some(at("2027-01-13T10:00:00Z"));
+        s.publication = Some(london_date(at("2027-05-03T09:00:00Z")));
+        s.agencies
+            .insert("health-visiting".into(), AgencyState::default());
+    }
+    s
+}
+
+fn resolved(s: &str, day: Option<i32>) -> Resolved {
+    Resolved {
+        at: at(s),
+        date: london_date(at(s)),
+        day,
+        explanation: "day 2 = Thu 24 Dec 2026 (no days skipped)".into(),
+    }
+}
+
+/// The letter the timeline would decide for `step`, sparse or full.
+fn due(step: &Step, full: bool) -> DueLetter {
     let agency_letter = matches!(
         step.kind,
         StepKind::AgencyRequest | StepKind::Chaser | StepKind::ReturnReceipt
     );
     let returns_by = matches!(step.kind, StepKind::AgencyRequest | StepKind::Chaser);
     let lists = matches!(step.kind, StepKind::Escalation | StepKind::Collation);
-    let decision = step.decision.as_deref().and_then(|id| p.decision(id)).map(|d| {
-        json!({
-            "id": d.id,
-            "name": d.name,
-            "due": if full { json!("Wednesday 23 December 2026 at 17:00") } else { Value::Null },
-            "outcomes": d.outcomes,
-            "rule": d.quorum.describe(&d.voters),
-        })
-    });
-    // Sparse: only the deadlines that are bound to resolve when this step falls due (counted from
-    // day 0, or from the step's own anchor, on its own pathway or on every referral). Full: all.
-    let mut deadlines = serde_json::Map::new();
-    for d in &p.deadlines {
-        let bound = step.when.as_ref().is_some_and(|w| {
-            (matches!(d.when.anchor, Anchor::Referral | Anchor::ReferralReceived)
-                || d.when.anchor == w.anchor)
-                && (d.on == Pathway::Always || d.on == step.on)
-        });
-        if full || bound {
-            deadlines.insert(d.id.clone(), json!("Monday 18 January 2027 at 17:00"));
-        }
-    }
-    let some_agencies = if full {
-        json!([agency(true), agency(false)])
+    let agencies = if full && lists {
+        vec![
+            "health-visiting".to_string(),
+            "not-in-directory".to_string(),
+        ]
     } else {
-        json!([])
+        Vec::new()
     };
-    json!({
-        "decision": decision,
-        "deadlines": deadlines,
-        "partnership": {
-            "name": "Example Safeguarding Children Partnership",
-            "short_name": "ESCP",
-            "address": "partnership@example.test",
+    DueLetter {
+        step: step.id.clone(),
+        step_name: step.name.clone(),
+        kind: step.kind,
+        template: step.template.clone(),
+        key: "someone@example.test".into(),
+        to: Recipient {
+            name: if full {
+                "A Person".into()
+            } else {
+                String::new()
+            },
+            email: "someone@example.test".into(),
+            role: "review_group".into(),
+            phone: full.then(|| "01234 000000".to_string()),
         },
-        "process": { "id": p.id, "name": p.name },
-        "case": {
-            "reference": "RR-2026-0001",
-            "received": "Tuesday 22 December 2026 at 10:15",
-            "day0": "Tuesday 22 December 2026",
-            "area": if full && !p.areas.is_empty() { json!(p.areas[0]) } else { Value::Null },
-        },
-        "letter": {
-            "step": step.id,
-            "name": step.name,
-            "date": "Thursday 24 December 2026",
-            "day": if full { json!(2) } else { Value::Null },
-            "explanation": "day 2 = Thu 24 Dec 2026 (no days skipped)",
-        },
-        "recipient": {
-            "name": if full { "A Person" } else { "" },
-            "email": "someone@example.test",
-            "role": "review_group",
-            "phone": if full { json!("01234 000000") } else { Value::Null },
-        },
-        "agency": if agency_letter { agency(full) } else { Value::Null },
-        "return_by": if returns_by { json!("Friday 8 January 2027 at 17:00") } else { Value::Null },
-        "missing": if lists { some_agencies.clone() } else { json!([]) },
-        "nil_returns": if lists { some_agencies } else { json!([]) },
-        "meeting": if step.kind == StepKind::Invite {
-            json!({
-                "when": "Wednesday 13 January 2027 at 10:00",
-                "date": "Wednesday 13 January 2027",
-                "day": if full { json!(12) } else { Value::Null },
-                "minutes": 120,
-            })
+        cc: Vec::new(),
+        due: resolved("2026-12-24T09:00:00Z", full.then_some(2)),
+        attach: Vec::new(),
+        agency: agency_letter.then(|| "health-visiting".to_string()),
+        return_by: returns_by.then(|| resolved("2027-01-08T17:00:00Z", None)),
+        missing: agencies.clone(),
+        nil_returns: agencies,
+        returns: Vec::new(),
+        meeting: (step.kind == StepKind::Invite)
+            .then(|| resolved("2027-01-13T10:00:00Z", full.then_some(12))),
+        notes: if full {
+            vec!["Acme Housing".into()]
         } else {
-            Value::Null
+            Vec::new()
         },
-    })
+        decision: (step.kind == StepKind::DecisionRequest)
+            .then(|| step.decision.clone())
+            .flatten(),
+    }
+}
+
+/// Render `due` on the case with the engine's own data; a problem in words, if any.
+fn render(
+    t: &Templates,
+    p: &Process,
+    step: Option<&Step>,
+    due: &DueLetter,
+    full: bool,
+) -> Option<String> {
+    let cal = Calendar::bundled();
+    let dir = directory(full);
+    let head = Letterhead {
+        name: "Example Safeguarding Children Partnership",
+        short_name: "ESCP",
+        address: "partnership@example.test",
+        id_domain: "example.test",
+        install_id: "test",
+        vote_key: b"key",
+        process: p,
+        calendar: &cal,
+        directory: &dir,
+    };
+    let data = letters::data(&head, &case_for(p, step, full), due);
+    let mode = if full { "full" } else { "sparse" };
+    match t.render(&due.template, &data) {
+        Ok(r) if r.subject.trim().is_empty() || r.text.trim().is_empty() => {
+            Some(format!("{} renders empty ({mode})", due.template))
+        }
+        Ok(r) if !r.html.contains("font-family: Arial") => {
+            Some(format!("{} has no HTML wrapper", due.template))
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!("{} ({mode} data): {e}", due.step)),
+    }
 }
 
 fn check_templates(id: &str) {
     let p = process(id);
-    let templates =
-        caseclerk::shell::templates::load(&root().join("mail-templates")).expect("templates load");
-    let mut problems = Vec::new();
-    for step in &p.steps {
-        for full in [false, true] {
-            match templates.render(&step.template, &data(&p, step, full)) {
-                Ok(r) => {
-                    if r.subject.trim().is_empty() || r.text.trim().is_empty() {
-                        problems.push(format!("{}: {} renders empty", step.id, step.template));
-                    }
-                    if !r.html.contains("font-family: Arial") {
-                        problems.push(format!(
-                            "{}: {} has no HTML wrapper",
-                            step.id, step.template
-                        ));
-                    }
-                }
-                Err(e) => problems.push(format!(
-                    "step {} ({} data): {e}",
-                    step.id,
-                    if full { "full" } else { "sparse" }
-                )),
-            }
-        }
-    }
+    let t = templates();
+    let problems: Vec<String> = p
+        .steps
+        .iter()
+        .flat_map(|step| {
+            [false, true].map(|full| render(&t, &p, Some(step), &due(step, full), full))
+        })
+        .flatten()
+        .collect();
     assert!(problems.is_empty(), "{id}:\n{}", problems.join("\n"));
 }
 
@@ -172,4 +265,93 @@ fn every_bucks_letter_renders_with_sparse_and_full_data() {
 #[test]
 fn every_tameside_letter_renders_with_sparse_and_full_data() {
     check_templates("tameside");
+}
+
+/// The notices the core sends outside the process's steps, by template, with the decision they
+/// carry a code for (if any).
+const NOTICES: &[(&str, bool)] = &[
+    ("agencies-unknown", false),
+    ("vote-unclear", true),
+    ("vote-confirmed", true),
+    ("tie-break-request", true),
+    ("decision-disagreement", false),
+    ("undelivered-notice", false),
+    ("lcspr-delay-notice", false),
+];
+
+#[test]
+fn every_notice_renders_with_sparse_and_full_data_in_every_process() {
+    let t = templates();
+    let mut problems = Vec::new();
+    for id in ["bury", "bhr", "nelincs", "bucks", "tameside"] {
+        let p = process(id);
+        for (template, decided) in NOTICES {
+            for full in [false, true] {
+                let mut n = caseclerk::core::react::notice(
+                    &Calendar::bundled(),
+                    &case(&p, full),
+                    template,
+                    "notice:1",
+                    Recipient {
+                        name: String::new(),
+                        email: "someone@example.test".into(),
+                        role: "voter".into(),
+                        phone: None,
+                    },
+                    if full { vec!["one".into()] } else { Vec::new() },
+                    at("2026-12-24T09:00:00Z"),
+                );
+                if *decided {
+                    n.decision = p.decisions.first().map(|d| d.id.clone());
+                }
+                problems.extend(render(&t, &p, None, &n, full).map(|e| format!("{id}: {e}")));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every template in the folder, by name (`nelincs/scsi2`), without the partials.
+fn every_template_in_the_folder() -> BTreeSet<String> {
+    let dir = root().join("mail-templates");
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Some(name) = path
+                .strip_prefix(&dir)
+                .ok()
+                .and_then(|p| p.to_str())
+                .and_then(|p| p.strip_suffix(".subject.hbs"))
+            {
+                out.insert(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Templates rendered by other tests with their own data: the tracker report
+/// (`shell::periodic`'s unit test renders it with `tracker_data`).
+const RENDERED_ELSEWHERE: &[&str] = &["tracker-report"];
+
+#[test]
+fn no_template_in_the_folder_escapes_the_render_tests() {
+    let mut covered: BTreeSet<String> = ["bury", "bhr", "nelincs", "bucks", "tameside"]
+        .iter()
+        .flat_map(|id| process(id).steps.into_iter().map(|s| s.template))
+        .collect();
+    covered.extend(NOTICES.iter().map(|(t, _)| t.to_string()));
+    covered.extend(RENDERED_ELSEWHERE.iter().map(|t| t.to_string()));
+    let missed: Vec<String> = every_template_in_the_folder()
+        .difference(&covered)
+        .cloned()
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "templates no test renders (render them above, or delete them): {missed:?}"
+    );
 }

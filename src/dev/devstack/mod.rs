@@ -274,6 +274,18 @@ pub enum DevstackError {
         /// Tail of Postfix's log.
         maillog: String,
     },
+    /// [`MailStack::wait_queue_empty`] gave up.
+    #[error(
+        "Postfix still held {queued:?} after {waited:?}\n--- maillog (last lines) ---\n{maillog}"
+    )]
+    QueueNotEmpty {
+        /// The queue files left (queue/file).
+        queued: Vec<String>,
+        /// How long we waited.
+        waited: Duration,
+        /// Tail of Postfix's log.
+        maillog: String,
+    },
     /// The stack's TLS client configuration could not be built.
     #[error(transparent)]
     Tls(#[from] crate::shell::tls::TlsError),
@@ -595,6 +607,49 @@ impl MailStack {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Polls Postfix's queue directories every 20 ms until they hold no message: everything
+    /// Postfix accepted has been handed to Dovecot (LMTP answers only once the message is in the
+    /// mailbox) or bounced. On timeout the error lists what is left and the maillog's tail.
+    pub async fn wait_queue_empty(&self, timeout: Duration) -> Result<(), DevstackError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let queued = self.queued();
+            if queued.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DevstackError::QueueNotEmpty {
+                    queued,
+                    waited: timeout,
+                    maillog: self.maillog_tail(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The message files in Postfix's queues (as "queue/name"), hashed subdirectories included.
+    fn queued(&self) -> Vec<String> {
+        fn walk(dir: &Path, queue: &str, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, queue, out);
+                } else {
+                    out.push(format!("{queue}/{}", e.file_name().to_string_lossy()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for queue in ["maildrop", "incoming", "active", "deferred", "hold"] {
+            walk(&self.layout.postfix_queue().join(queue), queue, &mut out);
+        }
+        out
     }
 
     // ---- internals -------------------------------------------------------------------------

@@ -1,0 +1,1043 @@
+//! What a message *does* to a case, and what counting the votes does: ordered, named rules →
+//! the events to record and the notices to send.
+//!
+//! [`classify`](crate::core::classify) says what a message *is*; this module says what follows
+//! from it. It is pure: the engine loads the case the verdict names (or the letter a bounce
+//! reports) and hands it in with the [`Rules`]; this module reads nothing, changes nothing, sends
+//! nothing and logs nothing. It returns a [`Reaction`] — where the message is filed, the case to
+//! open, the events to record, the notices to queue, the letter to mark bounced, and one [`Step`]
+//! per rule that fired, naming the rule and saying why with ids only — which the engine records
+//! in one transaction. Votes are counted by [`settle`] once per pass, before planning.
+//!
+//! A reply's rules see the case as the earlier rules left it (each event is applied to a copy of
+//! the state as it is made), so an agency named on an `Agencies:` line and returning in the same
+//! message counts.
+//!
+//! # Rules, in order
+//! By the classifier's verdict:
+//! 1. [`open_case`] — a referral opens a case, day 0 counted from when it reached the mailbox;
+//!    when day 0 cannot be computed (beyond the holiday data) it is listed for a person instead.
+//! 2. [`reply_without_case`] — a reply to a case we do not have (it was never opened here) is
+//!    listed for a person.
+//! 3. [`file_reply`] — a reply is filed on its case and joins its thread.
+//! 4. [`agencies_line`] — an `Agencies:` line from the business unit, or from someone answering
+//!    our letter to them, adds the named agencies; names the directory does not know are sent
+//!    back to the sender (`agencies-unknown`).
+//! 5. [`vote`] — a reply that reads as a vote is *accepted* only when every check passes, and is
+//!    otherwise *held* for the business unit with the first check that failed:
+//!    [`NOT_A_VOTER`], [`NO_CODE`], [`NOT_AUTHENTICATED`], [`ALREADY_DECIDED`], [`UNCLEAR`]
+//!    (the one held reply that is answered: a genuine voter is asked again). An accepted vote is
+//!    confirmed to the voter (`vote-confirmed`). A reply with no outcome keyword is not a vote.
+//! 6. [`query_answered`] — the referrer writing while a decision stands at `query` reopens it, so
+//!    the panel is asked again.
+//! 7. [`agency_return`] — a return or nil return from an agency asked on this case is recorded,
+//!    marked late when it came after the return deadline.
+//! 8. [`out_of_office`] — an automatic reply on a case notes the agency's out-of-office (its
+//!    chaser then goes to the deputy); it is never answered.
+//! 9. [`bounce`] — a bounce of one of our letters marks it undelivered (the business manager is
+//!    told by the timeline); a bounce we cannot match is listed for a person.
+//! 10. [`secure_notice`] — a "read it on our portal" notice is filed on its case, if it names one,
+//!     and listed for a person.
+//! 11. [`own_message`] — our own mail is ignored.
+//! 12. [`unmatched`] — everything else is listed for a person.
+//!
+//! Counting, for each decision not yet taken ([`settle`]):
+//! 13. [`QUORUM_MET`] — the process's quorum rule gives an outcome: the decision is taken, at the
+//!     time of the deciding vote.
+//! 14. [`TIE_BREAK`] — a majority decision without a majority asks its tie-breaker.
+//! 15. [`DISAGREEMENT`] — "all must agree" and they do not: the business manager is told.
+//!
+//! Must not: read the clock, the store or the mail; log; decide what a message *is* (that is
+//! `classify`) or which letters of the process are due (that is `timeline`).
+
+use crate::core::agencies;
+use crate::core::calendar::{self, Calendar};
+use crate::core::case::{self, CaseState, Event, Recorded};
+use crate::core::classify::{Kind, LetterRef, ReplyKind, Verdict};
+use crate::core::decisions::{self, Counted, Reading, Tally};
+use crate::core::directory::{Contact, Directory};
+use crate::core::intake::{Message, hash_id};
+use crate::core::process::{Decision, Process, Quorum, StepKind};
+use crate::core::timeline::{self, DueLetter, Recipient, Resolved};
+use chrono::{DateTime, NaiveTime, Utc};
+use std::collections::BTreeMap;
+
+/// Everything the rules may know beyond the message and its case: the process, the calendar, the
+/// directory, and this installation's settings.
+#[derive(Clone, Copy)]
+pub struct Rules<'a> {
+    pub process: &'a Process,
+    pub calendar: &'a Calendar,
+    pub directory: &'a Directory,
+    /// Referrals received at or after this London time start on the next working day.
+    pub cutoff: Option<NaiveTime>,
+    /// The secret behind vote codes.
+    pub vote_key: &'a [u8],
+    /// When set, a vote counts only if the topmost Authentication-Results header is from this
+    /// server and shows the sender authenticated.
+    pub authserv_id: Option<&'a str>,
+}
+
+/// A stored message, parsed and classified.
+#[derive(Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The stored message's id.
+    pub stored: i64,
+    /// When it reached the mailbox (IMAP INTERNALDATE).
+    pub received: DateTime<Utc>,
+    pub msg: &'a Message,
+    pub verdict: &'a Verdict,
+}
+
+/// One of our letters, as a bounce reports it.
+#[derive(Debug, Clone)]
+pub struct BouncedLetter {
+    pub outbox: i64,
+    pub step: String,
+    pub recipient: String,
+}
+
+/// What the engine found for a message: the case its verdict names (or its bounced letter's case)
+/// with its state, and the letter a bounce reports.
+#[derive(Clone, Copy, Default)]
+pub struct Found<'a> {
+    pub case: Option<&'a CaseState>,
+    pub bounced: Option<&'a BouncedLetter>,
+}
+
+/// Where a message is filed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filing {
+    /// On a case: it is part of the case's history.
+    Filed,
+    /// Noted (an automatic reply, a bounce): never answered.
+    Recorded,
+    /// Listed for a person.
+    Triage,
+    /// Our own mail.
+    Ignored,
+}
+
+impl Filing {
+    /// The stable text stored with the message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Filing::Filed => "filed",
+            Filing::Recorded => "recorded",
+            Filing::Triage => "triage",
+            Filing::Ignored => "ignored",
+        }
+    }
+}
+
+/// A case to open: everything its `opened` event needs except the reference, which the store
+/// allocates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opening {
+    pub process: String,
+    pub area: Option<String>,
+    pub referrer: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub day0: chrono::NaiveDate,
+    pub day0_explained: String,
+    pub message: i64,
+    pub message_id: Option<String>,
+    pub references: Vec<String>,
+}
+
+impl Opening {
+    /// The case's first event, once the store has given it its reference.
+    pub fn event(&self, reference: &str) -> Event {
+        Event::Opened {
+            reference: reference.to_string(),
+            process: self.process.clone(),
+            area: self.area.clone(),
+            referrer: self.referrer.clone(),
+            received_at: self.received_at,
+            day0: self.day0,
+            day0_explained: self.day0_explained.clone(),
+            message: self.message,
+            message_id: self.message_id.clone(),
+            references: self.references.clone(),
+        }
+    }
+}
+
+/// A rule that fired, and why, in ids and rule words only (the engine logs these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub rule: &'static str,
+    pub why: String,
+}
+
+/// What a message does.
+#[derive(Debug, Clone)]
+pub struct Reaction {
+    pub filing: Filing,
+    /// Filed on the found case (its id is the engine's to know).
+    pub on_case: bool,
+    /// A referral: the case to open (the message is filed on it).
+    pub open: Option<Opening>,
+    /// Events to record on the found case (or the opened one), in order.
+    pub events: Vec<Recorded>,
+    /// Letters to queue at once on that case.
+    pub notices: Vec<DueLetter>,
+    /// Add the message's own Message-ID to the case's thread.
+    pub thread: bool,
+    /// The outbox letter to mark bounced.
+    pub mark_bounced: Option<i64>,
+    /// The rules that fired.
+    pub steps: Vec<Step>,
+}
+
+impl Reaction {
+    fn new(filing: Filing) -> Reaction {
+        Reaction {
+            filing,
+            on_case: false,
+            open: None,
+            events: Vec::new(),
+            notices: Vec::new(),
+            thread: false,
+            mark_bounced: None,
+            steps: Vec::new(),
+        }
+    }
+
+    fn because(mut self, rule: &'static str, why: impl Into<String>) -> Reaction {
+        self.steps.push(Step {
+            rule,
+            why: why.into(),
+        });
+        self
+    }
+}
+
+/// The address a message is from, lowercase.
+fn sender(msg: &Message) -> Option<String> {
+    msg.from.as_ref().map(|a| a.email.to_lowercase())
+}
+
+/// Who records what a sender's mail did: a hash of their address, never the address.
+fn mail_actor(sender: &str) -> String {
+    format!("mail:{}", hash_id(sender))
+}
+
+/// The system itself.
+const CASECLERK: &str = "caseclerk";
+
+/// What `incoming` does, given what the engine `found` for it, at `now`.
+pub fn react(
+    rules: &Rules<'_>,
+    incoming: &Incoming<'_>,
+    found: Found<'_>,
+    now: DateTime<Utc>,
+) -> Reaction {
+    match &incoming.verdict.kind {
+        Kind::Referral => open_case(rules, incoming),
+        Kind::CaseReply {
+            in_reply_to_letter,
+            agency,
+            reply,
+            ..
+        } => match found.case {
+            None => reply_without_case(),
+            Some(state) => {
+                let reply = Reply {
+                    letter: in_reply_to_letter.as_ref(),
+                    agency: agency.as_deref(),
+                    kind: reply,
+                };
+                file_reply(rules, incoming, state, &reply, now)
+            }
+        },
+        Kind::AutoReply { .. } => out_of_office(rules, incoming, found.case),
+        Kind::Bounce { .. } => bounce(incoming, found),
+        Kind::SecureNotice { .. } => secure_notice(rules, incoming, found.case),
+        Kind::OwnMessage => own_message(),
+        Kind::Unmatched => unmatched(incoming),
+    }
+}
+
+/// Rule 1: a referral opens a case.
+pub fn open_case(rules: &Rules<'_>, incoming: &Incoming<'_>) -> Reaction {
+    let day0 = match rules.calendar.day_zero(incoming.received, rules.cutoff) {
+        Ok(d) => d,
+        Err(e) => {
+            return Reaction::new(Filing::Triage).because(
+                "open_case",
+                format!("held for a person: day 0 cannot be computed ({e})"),
+            );
+        }
+    };
+    let msg = incoming.msg;
+    let referrer = msg
+        .reply_to
+        .first()
+        .or(msg.from.as_ref())
+        .map(|a| a.email.to_lowercase());
+    let mut r = Reaction::new(Filing::Filed);
+    r.on_case = true;
+    r.thread = true;
+    r.open = Some(Opening {
+        process: rules.process.id.clone(),
+        area: crate::core::classify::detect_area(msg, &rules.process.areas),
+        referrer,
+        received_at: incoming.received,
+        day0: day0.date,
+        day0_explained: day0.explain(),
+        message: incoming.stored,
+        message_id: msg.message_id.clone(),
+        references: msg.references.clone(),
+    });
+    r.because(
+        "open_case",
+        format!("a referral opens a case with day 0 {}", day0.date),
+    )
+}
+
+/// Rule 2: a reply to a case we do not have.
+pub fn reply_without_case() -> Reaction {
+    Reaction::new(Filing::Triage).because("reply_without_case", "the case it names is not ours")
+}
+
+/// What the classifier said of a reply on a case.
+struct Reply<'a> {
+    letter: Option<&'a LetterRef>,
+    agency: Option<&'a str>,
+    kind: &'a ReplyKind,
+}
+
+/// Events made while reacting to one reply, applied to a copy of the case as they are made.
+struct Working {
+    state: CaseState,
+    r: Reaction,
+}
+
+impl Working {
+    fn record(&mut self, at: DateTime<Utc>, actor: &str, event: Event) {
+        let rec = Recorded {
+            at,
+            actor: actor.to_string(),
+            event,
+        };
+        // An event the fold refuses (a second `opened`) cannot be made here; keep it regardless,
+        // the store's fold reports it.
+        let _ = case::apply(&mut self.state, &rec);
+        self.r.events.push(rec);
+    }
+}
+
+/// Rule 3 and the rules a reply goes through (4–7).
+fn file_reply(
+    rules: &Rules<'_>,
+    incoming: &Incoming<'_>,
+    state: &CaseState,
+    reply: &Reply<'_>,
+    now: DateTime<Utc>,
+) -> Reaction {
+    let agency = reply
+        .letter
+        .and_then(|l| l.recipient.strip_prefix("agency:"))
+        .or(reply.agency)
+        .map(str::to_string);
+    let mut w = Working {
+        state: state.clone(),
+        r: Reaction::new(Filing::Filed),
+    };
+    w.r.on_case = true;
+    w.r.thread = true;
+    w.record(
+        incoming.received,
+        CASECLERK,
+        Event::MessageFiled {
+            message: incoming.stored,
+            rule: incoming.verdict.rule.to_string(),
+            verdict: format!("{:?}", reply.kind),
+            agency: agency.clone(),
+        },
+    );
+    w.r =
+        w.r.clone()
+            .because("file_reply", format!("filed on {}", state.reference));
+    agencies_line(rules, incoming, reply, &mut w, now);
+    vote(rules, incoming, reply.letter, &mut w, now);
+    query_answered(incoming, &mut w);
+    agency_return(rules, incoming, agency.as_deref(), reply.kind, &mut w);
+    w.r
+}
+
+/// Rule 4: an `Agencies:` line adds agencies.
+fn agencies_line(
+    rules: &Rules<'_>,
+    incoming: &Incoming<'_>,
+    reply: &Reply<'_>,
+    w: &mut Working,
+    now: DateTime<Utc>,
+) {
+    let msg = incoming.msg;
+    let sender = sender(msg).unwrap_or_default();
+    let answering_our_letter = reply.letter.is_some_and(|l| l.recipient == sender);
+    let Some(line) = agencies::agencies_line(&msg.body_text) else {
+        return;
+    };
+    if !(rules.directory.is_business_unit(&sender) || answering_our_letter) {
+        return;
+    }
+    let names = agencies::split_names(line);
+    let matched = agencies::resolve(&names, &rules.directory.agencies);
+    let mut added = 0;
+    for id in &matched.ids {
+        if w.state.agencies.get(id).is_some_and(|a| !a.removed) {
+            continue;
+        }
+        added += 1;
+        w.record(
+            incoming.received,
+            &mail_actor(&sender),
+            Event::AgencyAdded {
+                agency: id.clone(),
+                source: format!("Agencies: line in stored message {}", incoming.stored),
+            },
+        );
+    }
+    w.r.steps.push(Step {
+        rule: "agencies_line",
+        why: format!(
+            "{added} agencies added, {} names not in the directory",
+            matched.unmatched.len()
+        ),
+    });
+    if !matched.unmatched.is_empty() {
+        let to = Recipient {
+            name: msg
+                .from
+                .as_ref()
+                .and_then(|a| a.name.clone())
+                .unwrap_or_default(),
+            email: sender.clone(),
+            role: "sender".into(),
+            phone: None,
+        };
+        let n = notice(
+            rules.calendar,
+            &w.state,
+            "agencies-unknown",
+            &format!("notice:{}", incoming.stored),
+            to,
+            matched.unmatched.clone(),
+            now,
+        );
+        w.r.notices.push(n);
+    }
+}
+
+/// A reply held: the sender is not among the decision's voters (nor its tie-breaker).
+pub const NOT_A_VOTER: &str = "not_a_voter";
+/// A reply held: the subject does not carry the code our request gave this member for this case.
+pub const NO_CODE: &str = "no_code";
+/// A reply held: the receiving server did not authenticate the sender.
+pub const NOT_AUTHENTICATED: &str = "not_authenticated";
+/// A reply held: the decision was already taken.
+pub const ALREADY_DECIDED: &str = "already_decided";
+/// A reply held and the member asked again: the first line is not one clear outcome.
+pub const UNCLEAR: &str = "unclear";
+/// A vote accepted.
+pub const ACCEPTED: &str = "accepted";
+
+/// What the vote checks found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteCheck {
+    /// Every check passed; the evidence says how the sender was authenticated.
+    Accepted { outcome: String, evidence: String },
+    /// Held for the business unit: the first check that failed, and why in words.
+    Held { rule: &'static str, reason: String },
+}
+
+/// The decision a reply is about: the one whose code is in the subject, else the one the letter it
+/// answers asked, else the only decision the sender votes on that was asked and is not yet taken.
+pub fn decision_of<'p>(
+    rules: &Rules<'p>,
+    state: &CaseState,
+    msg: &Message,
+    letter: Option<&LetterRef>,
+) -> Option<&'p Decision> {
+    let sender = sender(msg)?;
+    let p = rules.process;
+    let codes = decisions::find_codes(&msg.subject);
+    let by_code = p
+        .decisions
+        .iter()
+        .find(|d| has_code(rules, state, d, &sender, &codes));
+    let by_letter = letter
+        .and_then(|l| p.step(&l.step))
+        .and_then(|s| s.decision.as_deref())
+        .and_then(|id| p.decision(id));
+    let asked = |d: &Decision| {
+        state.letters.keys().any(|(step, _)| {
+            p.step(step)
+                .is_some_and(|s| s.decision.as_deref() == Some(d.id.as_str()))
+        })
+    };
+    let by_sender: Vec<&Decision> = p
+        .decisions
+        .iter()
+        .filter(|d| {
+            asked(d) && !state.decisions.contains_key(&d.id) && is_voter(rules, state, d, &sender)
+        })
+        .collect();
+    match (by_code, by_letter, by_sender.as_slice()) {
+        (Some(d), _, _) | (None, Some(d), _) => Some(d),
+        (None, None, [d]) => Some(d),
+        _ => None,
+    }
+}
+
+fn has_code(
+    rules: &Rules<'_>,
+    state: &CaseState,
+    d: &Decision,
+    sender: &str,
+    codes: &[String],
+) -> bool {
+    codes
+        .iter()
+        .any(|c| decisions::code_matches(rules.vote_key, &state.reference, &d.id, sender, c))
+}
+
+fn is_voter(rules: &Rules<'_>, state: &CaseState, d: &Decision, sender: &str) -> bool {
+    voters(rules, d, state)
+        .iter()
+        .chain(tie_breakers(rules, d, state).iter())
+        .any(|c| c.email.eq_ignore_ascii_case(sender))
+}
+
+/// The checks a vote must pass, in order; the first that fails holds it.
+pub fn check_vote(
+    rules: &Rules<'_>,
+    state: &CaseState,
+    msg: &Message,
+    decision: &Decision,
+    reading: &Reading,
+) -> VoteCheck {
+    let sender = sender(msg).unwrap_or_default();
+    let codes = decisions::find_codes(&msg.subject);
+    let auth = match rules.authserv_id {
+        Some(id) => decisions::check_authentication(&msg.authentication_results, id, &sender),
+        None => Ok("no authserv-id configured: sender and code only".to_string()),
+    };
+    let held = |rule, reason: String| VoteCheck::Held { rule, reason };
+    if !is_voter(rules, state, decision, &sender) {
+        return held(
+            NOT_A_VOTER,
+            format!(
+                "the sender is not one of the {} asked for this decision",
+                decision.voters.replace('_', " ")
+            ),
+        );
+    }
+    if !has_code(rules, state, decision, &sender, &codes) {
+        return held(
+            NO_CODE,
+            "the reply does not carry the code our request gave this member for this case".into(),
+        );
+    }
+    let evidence = match auth {
+        Err(why) => {
+            return held(
+                NOT_AUTHENTICATED,
+                format!("sender authentication failed: {why}"),
+            );
+        }
+        Ok(e) => e,
+    };
+    if let Some((outcome, _)) = state.decisions.get(&decision.id) {
+        return held(
+            ALREADY_DECIDED,
+            format!("the decision was already taken ({outcome}); a later vote changes nothing"),
+        );
+    }
+    match reading {
+        Reading::Ambiguous(why) => held(
+            UNCLEAR,
+            format!("the reply is not clear: {why}; the member has been asked again"),
+        ),
+        Reading::Clear(outcome) => VoteCheck::Accepted {
+            outcome: outcome.clone(),
+            evidence: format!("code matched; {evidence}"),
+        },
+        Reading::NotAVote => held(UNCLEAR, "no outcome on the first line".into()),
+    }
+}
+
+/// Rule 5: a reply that reads as a vote is accepted or held.
+fn vote(
+    rules: &Rules<'_>,
+    incoming: &Incoming<'_>,
+    letter: Option<&LetterRef>,
+    w: &mut Working,
+    now: DateTime<Utc>,
+) {
+    let msg = incoming.msg;
+    let Some(sender) = sender(msg) else {
+        return;
+    };
+    let Some(decision) = decision_of(rules, &w.state, msg, letter) else {
+        return;
+    };
+    let reading = decisions::read_vote(&decisions::own_text(&msg.body_text), decision);
+    if reading == Reading::NotAVote {
+        return;
+    }
+    let actor = mail_actor(&sender);
+    let to = recipient_for(rules.directory, &sender);
+    match check_vote(rules, &w.state, msg, decision, &reading) {
+        VoteCheck::Held { rule, reason } => {
+            w.r.steps.push(Step {
+                rule,
+                why: format!(
+                    "reply held on {} (message {})",
+                    decision.id, incoming.stored
+                ),
+            });
+            w.record(
+                incoming.received,
+                &actor,
+                Event::VoteHeld {
+                    decision: Some(decision.id.clone()),
+                    voter: sender.clone(),
+                    message: incoming.stored,
+                    reason,
+                },
+            );
+            // Only a genuine voter's unclear reply is answered; a held forgery never is.
+            if rule == UNCLEAR {
+                let mut ask = notice(
+                    rules.calendar,
+                    &w.state,
+                    "vote-unclear",
+                    &format!("notice:{}", incoming.stored),
+                    to,
+                    Vec::new(),
+                    now,
+                );
+                ask.decision = Some(decision.id.clone());
+                w.r.notices.push(ask);
+            }
+        }
+        VoteCheck::Accepted { outcome, evidence } => {
+            w.r.steps.push(Step {
+                rule: ACCEPTED,
+                why: format!(
+                    "vote on {}: {outcome} (message {})",
+                    decision.id, incoming.stored
+                ),
+            });
+            w.record(
+                incoming.received,
+                &actor,
+                Event::VoteAccepted {
+                    decision: decision.id.clone(),
+                    voter: sender.clone(),
+                    outcome: outcome.clone(),
+                    message: incoming.stored,
+                    evidence,
+                },
+            );
+            let mut confirm = notice(
+                rules.calendar,
+                &w.state,
+                "vote-confirmed",
+                &format!("notice:{}", incoming.stored),
+                to,
+                vec![outcome],
+                now,
+            );
+            confirm.decision = Some(decision.id.clone());
+            w.r.notices.push(confirm);
+        }
+    }
+}
+
+/// Rule 6: the referrer answering a query reopens the decision that asked it.
+fn query_answered(incoming: &Incoming<'_>, w: &mut Working) {
+    let Some(sender) = sender(incoming.msg) else {
+        return;
+    };
+    if w.state.referrer.as_deref() != Some(sender.as_str()) {
+        return;
+    }
+    let queried: Vec<String> = w
+        .state
+        .decisions
+        .iter()
+        .filter(|(_, (outcome, _))| outcome == "query")
+        .map(|(d, _)| d.clone())
+        .collect();
+    for decision in queried {
+        w.r.steps.push(Step {
+            rule: "query_answered",
+            why: format!("{decision} reopened"),
+        });
+        w.record(
+            incoming.received,
+            CASECLERK,
+            Event::DecisionReopened {
+                decision,
+                reason: format!(
+                    "the referrer answered the query (message {})",
+                    incoming.stored
+                ),
+            },
+        );
+    }
+}
+
+/// Rule 7: a return or nil return from an agency on the case.
+fn agency_return(
+    rules: &Rules<'_>,
+    incoming: &Incoming<'_>,
+    agency: Option<&str>,
+    kind: &ReplyKind,
+    w: &mut Working,
+) {
+    let (Some(agency), ReplyKind::Return | ReplyKind::NilReturn) = (agency, kind) else {
+        return;
+    };
+    if w.state.agencies.get(agency).is_none_or(|a| a.removed) {
+        return;
+    }
+    // A deadline that cannot be computed (beyond the holiday data) does not make a return late.
+    let late = timeline::return_deadline(rules.process, rules.calendar, &w.state)
+        .ok()
+        .flatten()
+        .is_some_and(|d| incoming.received > d.at);
+    let nil = *kind == ReplyKind::NilReturn;
+    w.r.steps.push(Step {
+        rule: "agency_return",
+        why: format!(
+            "{} from {agency}{}",
+            if nil { "nil return" } else { "return" },
+            if late { ", late" } else { "" }
+        ),
+    });
+    w.record(
+        incoming.received,
+        CASECLERK,
+        Event::ReturnReceived {
+            agency: agency.to_string(),
+            message: incoming.stored,
+            nil,
+            late,
+        },
+    );
+}
+
+/// Rule 8: an automatic reply is noted on its case, never answered.
+pub fn out_of_office(
+    rules: &Rules<'_>,
+    incoming: &Incoming<'_>,
+    case: Option<&CaseState>,
+) -> Reaction {
+    let mut r = Reaction::new(Filing::Recorded);
+    if case.is_some() {
+        r.on_case = true;
+        let agency = incoming
+            .msg
+            .from
+            .as_ref()
+            .and_then(|f| rules.directory.agency_of(&f.email))
+            .map(|a| a.id.clone());
+        r.events.push(Recorded {
+            at: incoming.received,
+            actor: CASECLERK.into(),
+            event: Event::AutoReplyNoted {
+                message: incoming.stored,
+                agency,
+            },
+        });
+    }
+    r.because("out_of_office", "an automatic reply: noted, never answered")
+}
+
+/// Rule 9: a bounce of one of our letters marks it undelivered.
+pub fn bounce(incoming: &Incoming<'_>, found: Found<'_>) -> Reaction {
+    let Some(letter) = found.bounced else {
+        return Reaction::new(Filing::Triage).because(
+            "bounce",
+            "a bounce of no letter of ours: listed for a person",
+        );
+    };
+    let mut r = Reaction::new(Filing::Recorded);
+    r.mark_bounced = Some(letter.outbox);
+    if found.case.is_some() {
+        r.on_case = true;
+        r.events.push(Recorded {
+            at: incoming.received,
+            actor: CASECLERK.into(),
+            event: Event::LetterUndelivered {
+                step: letter.step.clone(),
+                recipient: letter.recipient.clone(),
+                outbox: letter.outbox,
+                reason: "bounced: the recipient's server could not deliver it".into(),
+            },
+        });
+    }
+    r.because(
+        "bounce",
+        format!("letter {} ({}) bounced", letter.outbox, letter.step),
+    )
+}
+
+/// Rule 10: a secure-portal notice, for a person to open.
+pub fn secure_notice(
+    rules: &Rules<'_>,
+    incoming: &Incoming<'_>,
+    case: Option<&CaseState>,
+) -> Reaction {
+    let mut r = Reaction::new(Filing::Triage);
+    if case.is_some() {
+        r.on_case = true;
+        r.events.push(Recorded {
+            at: incoming.received,
+            actor: CASECLERK.into(),
+            event: Event::MessageFiled {
+                message: incoming.stored,
+                rule: incoming.verdict.rule.to_string(),
+                verdict: "secure message: open it in the sender's portal".into(),
+                agency: incoming
+                    .msg
+                    .from
+                    .as_ref()
+                    .and_then(|f| rules.directory.agency_of(&f.email))
+                    .map(|a| a.id.clone()),
+            },
+        });
+    }
+    r.because(
+        "secure_notice",
+        "a secure-portal notice: a person must open it",
+    )
+}
+
+/// Rule 11: our own mail.
+pub fn own_message() -> Reaction {
+    Reaction::new(Filing::Ignored).because("own_message", "our own mail")
+}
+
+/// Rule 12: everything else.
+pub fn unmatched(incoming: &Incoming<'_>) -> Reaction {
+    Reaction::new(Filing::Triage).because(
+        "unmatched",
+        format!("listed for a person ({})", incoming.verdict.rule),
+    )
+}
+
+/// A decision taken.
+pub const QUORUM_MET: &str = "quorum_met";
+/// A majority decision without a majority: the tie-breaker is asked.
+pub const TIE_BREAK: &str = "tie_break";
+/// "All must agree" and they do not: the business manager is told.
+pub const DISAGREEMENT: &str = "disagreement";
+
+/// What counting the votes of a case did.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    /// The case with any decision taken.
+    pub state: CaseState,
+    pub events: Vec<Recorded>,
+    pub notices: Vec<DueLetter>,
+    pub steps: Vec<Step>,
+}
+
+/// The people who vote on a decision for this case.
+pub fn voters(rules: &Rules<'_>, d: &Decision, state: &CaseState) -> Vec<Contact> {
+    rules
+        .directory
+        .people(&d.voters, state.area.as_deref())
+        .to_vec()
+}
+
+/// The people who break a tie on a decision (a majority quorum with a tie-breaker).
+pub fn tie_breakers(rules: &Rules<'_>, d: &Decision, state: &CaseState) -> Vec<Contact> {
+    match &d.quorum {
+        Quorum::Majority {
+            tie_breaker: Some(role),
+        } => rules.directory.people(role, state.area.as_deref()).to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// Rules 13–15: count the votes of every decision not yet taken.
+pub fn settle(rules: &Rules<'_>, state: CaseState, now: DateTime<Utc>) -> Settlement {
+    let mut out = Settlement {
+        state,
+        events: Vec::new(),
+        notices: Vec::new(),
+        steps: Vec::new(),
+    };
+    for d in &rules.process.decisions {
+        if out.state.decisions.contains_key(&d.id) {
+            continue;
+        }
+        let Some(votes) = out
+            .state
+            .votes
+            .get(&d.id)
+            .filter(|v| !v.is_empty())
+            .cloned()
+        else {
+            continue;
+        };
+        let voters = voters(rules, d, &out.state);
+        let tie_breakers = tie_breakers(rules, d, &out.state);
+        let mut counted = BTreeMap::new();
+        let mut tie = None;
+        for (who, v) in &votes {
+            if let Some(c) = voters.iter().find(|c| c.email.eq_ignore_ascii_case(who)) {
+                counted.insert(
+                    who.clone(),
+                    Counted {
+                        outcome: v.outcome.clone(),
+                        partner: c.partner.clone(),
+                    },
+                );
+            } else if tie_breakers
+                .iter()
+                .any(|c| c.email.eq_ignore_ascii_case(who))
+            {
+                tie = Some(v.outcome.clone());
+            }
+        }
+        let round = out.state.rounds.get(&d.id).copied().unwrap_or(0);
+        match decisions::tally(d, &voters, &counted, tie.as_deref()) {
+            Tally::Waiting { .. } => {}
+            Tally::Decided { outcome, how } => {
+                // Taken when the deciding vote arrived, not when we noticed.
+                let at = votes.values().map(|v| v.at).max().unwrap_or(now);
+                out.steps.push(Step {
+                    rule: QUORUM_MET,
+                    why: format!("{}: {outcome}", d.id),
+                });
+                let rec = Recorded {
+                    at,
+                    actor: CASECLERK.into(),
+                    event: Event::DecisionTaken {
+                        decision: d.id.clone(),
+                        outcome,
+                        how,
+                    },
+                };
+                let _ = case::apply(&mut out.state, &rec);
+                out.events.push(rec);
+            }
+            Tally::Disagreement { how, tie_breaker } => {
+                let (rule, template, tag, people, role) = match tie_breaker {
+                    Some(_) => (
+                        TIE_BREAK,
+                        "tie-break-request",
+                        "tiebreak",
+                        tie_breakers.clone(),
+                        "tie-breaker",
+                    ),
+                    None => (
+                        DISAGREEMENT,
+                        "decision-disagreement",
+                        "disagree",
+                        business_manager(rules.directory, &out.state),
+                        "business_manager",
+                    ),
+                };
+                out.steps.push(Step {
+                    rule,
+                    why: format!("{} round {round}", d.id),
+                });
+                for c in people {
+                    let to = Recipient {
+                        name: c.name.clone(),
+                        email: c.email.to_lowercase(),
+                        role: role.into(),
+                        phone: c.phone.clone(),
+                    };
+                    let key = format!("notice:{tag}:{}#r{round}:{}", d.id, to.email);
+                    let mut n = notice(
+                        rules.calendar,
+                        &out.state,
+                        template,
+                        &key,
+                        to,
+                        vec![how.clone()],
+                        now,
+                    );
+                    if rule == TIE_BREAK {
+                        n.decision = Some(d.id.clone());
+                    }
+                    out.notices.push(n);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The business manager for a case, else the business unit.
+fn business_manager(directory: &Directory, state: &CaseState) -> Vec<Contact> {
+    let people = directory.people("business_manager", state.area.as_deref());
+    if people.is_empty() {
+        directory
+            .people("business_unit", state.area.as_deref())
+            .to_vec()
+    } else {
+        people.to_vec()
+    }
+}
+
+/// A recipient for a person we know by address (a voter, the referrer), named from the directory.
+pub fn recipient_for(directory: &Directory, email: &str) -> Recipient {
+    Recipient {
+        name: directory
+            .person(email)
+            .map(|c| c.name.clone())
+            .unwrap_or_default(),
+        email: email.to_string(),
+        role: "voter".into(),
+        phone: None,
+    }
+}
+
+/// A letter outside the process's steps: a notice about something that just happened, due now.
+pub fn notice(
+    cal: &Calendar,
+    state: &CaseState,
+    template: &str,
+    key: &str,
+    to: Recipient,
+    notes: Vec<String>,
+    now: DateTime<Utc>,
+) -> DueLetter {
+    let date = calendar::london_date(now);
+    DueLetter {
+        step: format!("notice-{template}"),
+        step_name: template.replace('-', " "),
+        kind: StepKind::Letter,
+        template: template.to_string(),
+        key: key.to_string(),
+        to,
+        cc: Vec::new(),
+        due: Resolved {
+            at: now,
+            date,
+            day: cal.working_day_number(state.day0, date).ok(),
+            explanation: "at once".into(),
+        },
+        attach: Vec::new(),
+        agency: None,
+        return_by: None,
+        missing: Vec::new(),
+        nil_returns: Vec::new(),
+        returns: Vec::new(),
+        meeting: None,
+        notes,
+        decision: None,
+    }
+}

@@ -1,0 +1,122 @@
+//! Reads what a letter attaches: the referral (its text and its files, and what the referrer
+//! added later), the agencies' returns, and files named in the configuration.
+//!
+//! Owns the reads only; which attachments a letter has is the process file's, and the letter is
+//! composed by `core::letters`.
+//!
+//! Must not: decide or render letters; log names, file names or contents.
+
+use crate::core::case::CaseState;
+use crate::core::intake;
+use crate::core::letters::{LetterError, OutAttachment, content_type_for, referral_text};
+use crate::shell::config::Config;
+use crate::shell::store::{Store, StoreError};
+
+/// Why a letter's attachments could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Letter(#[from] LetterError),
+}
+
+/// The attachments named `names` (a step's `attach`) for a letter on this case.
+pub async fn read(
+    cfg: &Config,
+    store: &Store,
+    state: &CaseState,
+    names: &[String],
+) -> Result<Vec<OutAttachment>, AttachmentError> {
+    let mut out = Vec::new();
+    for name in names {
+        match name.as_str() {
+            "referral" => referral(store, state, &mut out).await?,
+            "returns" => returns(store, state, &mut out).await?,
+            other => {
+                if let Some(path) = cfg.attachments.get(other) {
+                    let data = tokio::fs::read(path).await.map_err(|e| {
+                        LetterError::Compose(format!(
+                            "attachment {other} ({}): {e}",
+                            path.display()
+                        ))
+                    })?;
+                    let filename = path
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| other.to_string());
+                    out.push(OutAttachment {
+                        content_type: content_type_for(&filename),
+                        filename,
+                        data,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The referral email as text, its files, and what the referrer added later (an answer to a
+/// query travels with the referral).
+async fn referral(
+    store: &Store,
+    state: &CaseState,
+    out: &mut Vec<OutAttachment>,
+) -> Result<(), StoreError> {
+    if let Some(raw) = store.message_raw(state.referral_message).await? {
+        let m = intake::parse(&raw);
+        out.push(OutAttachment {
+            filename: format!("{}-referral-email.txt", state.reference),
+            content_type: "text/plain; charset=utf-8".into(),
+            data: referral_text(&m).into_bytes(),
+        });
+        for a in m.attachments {
+            out.push(OutAttachment {
+                filename: a.filename,
+                content_type: a.content_type,
+                data: a.data,
+            });
+        }
+    }
+    let mut n = 0;
+    for id in state.messages.iter().skip(1) {
+        let Some(raw) = store.message_raw(*id).await? else {
+            continue;
+        };
+        let m = intake::parse(&raw);
+        let from = m.from.as_ref().map(|a| a.email.to_lowercase());
+        if from.is_some() && from == state.referrer {
+            n += 1;
+            out.push(OutAttachment {
+                filename: format!("{}-referrer-reply-{n}.txt", state.reference),
+                content_type: "text/plain; charset=utf-8".into(),
+                data: referral_text(&m).into_bytes(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The files of every full return on the case, named by agency.
+async fn returns(
+    store: &Store,
+    state: &CaseState,
+    out: &mut Vec<OutAttachment>,
+) -> Result<(), StoreError> {
+    for (id, a) in state.active_agencies() {
+        let Some(message) = a.return_message.filter(|_| !a.nil) else {
+            continue;
+        };
+        if let Some(raw) = store.message_raw(message).await? {
+            for att in intake::parse(&raw).attachments {
+                out.push(OutAttachment {
+                    filename: format!("{id} - {}", att.filename),
+                    content_type: att.content_type,
+                    data: att.data,
+                });
+            }
+        }
+    }
+    Ok(())
+}
