@@ -1,8 +1,9 @@
 //! The daily digest: one email each working morning telling the business unit what needs it.
 //!
 //! Owns turning a [`Snapshot`] (plus the calendar, for "tomorrow" and "within two working days")
-//! into a [`Digest`]: a subject, a plain-text part and an HTML part built from the same tables.
-//! Sections, each left out when empty:
+//! into a [`Digest`]: plain, serialisable data (the subject's parts, then sections of tables)
+//! that the templates `mail-templates/digest.{subject,text,html}.hbs` lay out, like every other
+//! letter, so the partnership can restyle it ([`render`]). Sections, each left out when empty:
 //!
 //! 1. cases caseclerk cannot work out, and a mailbox it cannot read — first, because every other
 //!    section is only as good as what caseclerk could read;
@@ -16,40 +17,97 @@
 //! 9. replies held for a person, and messages waiting in triage;
 //! 10. letters that could not be delivered.
 //!
-//! A day with nothing in any section is one line saying so.
+//! A day with nothing in any section has no sections (`nothing_to_do`): the templates say so in
+//! one line.
 //!
 //! What it shows: case references, areas, agency names and their contacts' names and phone
 //! numbers from the directory, directory names of voters, step and deadline names, dates. Never a
 //! message's subject or body, and never an address (views carry labels only).
 //!
-//! Must not: read the store, the clock or the configuration (everything comes in the snapshot);
-//! send anything (that is [`crate::shell::periodic`]).
+//! Must not: read the store, the clock, the configuration or the template folder (everything comes
+//! in the snapshot; the templates arrive loaded); lay out text or HTML itself (that is the
+//! templates'); send anything (that is [`crate::shell::periodic`]).
 
 use crate::core::calendar::{self, Calendar, CalendarError};
+use crate::core::letters::{LetterError, Rendered, Templates};
 use crate::core::views::{CaseView, DIGEST_STEP, Snapshot};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
-/// A rendered digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The templates the digest is rendered with: `digest.subject.hbs`, `digest.text.hbs`,
+/// `digest.html.hbs`.
+pub const TEMPLATE: &str = "digest";
+
+/// The digest as data: what the templates see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Digest {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    /// Nothing needed the business unit: the text is one line saying so.
+    /// "Bury Safeguarding Partnership".
+    pub partnership: String,
+    /// "BSP".
+    pub short_name: String,
+    /// The digest's day, short: "Tue 1 Sep 2026".
+    pub date: String,
+    /// The digest's day, long: "Tuesday 1 September 2026".
+    pub long_date: String,
+    /// When it was built, London time: "08:00".
+    pub sent_at: String,
+    /// Nothing needed the business unit: no sections.
     pub nothing_to_do: bool,
+    /// When the mailbox was last read ("Tue 1 Sep 07:59"), if ever.
+    pub mailbox_last_read: Option<String>,
+    /// The subject's summary of the sections.
+    pub subject: Subject,
+    /// The sections with something in them, in order.
+    pub sections: Vec<Section>,
 }
 
-/// The digest could not be built: a date is beyond the calendar's holiday data.
-#[derive(Debug, thiserror::Error)]
-#[error("the digest's dates cannot be worked out: {0} (update the bank holiday data)")]
-pub struct DigestError(#[from] CalendarError);
+/// The subject's summary: the first sections' tags, and how many more there are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subject {
+    /// "new referrals", "letters sent", … (all of them when there are four or fewer).
+    pub tags: Vec<String>,
+    /// How many sections the tags leave out (0: none).
+    pub more: usize,
+}
 
 /// One section: a title, optional lines of prose, and a table.
-#[derive(Debug, Clone, Default)]
-struct Section {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Section {
+    /// A stable name for templates that treat one section differently ("overdue").
+    pub id: &'static str,
     /// A word or two for the subject line ("agencies overdue").
+    pub tag: &'static str,
+    pub title: String,
+    pub lines: Vec<String>,
+    /// The table's header cells (empty: no table).
+    pub columns: Vec<Cell>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// One table cell, with its column's width for plain-text tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    pub text: String,
+    /// The widest cell of the column, header included, in characters.
+    pub width: usize,
+}
+
+/// The digest could not be built or rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error("the digest's dates cannot be worked out: {0} (update the bank holiday data)")]
+    Dates(#[from] CalendarError),
+    #[error("the digest cannot be rendered: {0}")]
+    Render(#[from] LetterError),
+    #[error("the digest cannot be given to its templates: {0}")]
+    Data(#[from] serde_json::Error),
+}
+
+/// A section while it is built: plain strings, widths worked out at the end.
+#[derive(Debug, Clone, Default)]
+struct Table {
+    id: &'static str,
     tag: &'static str,
     title: String,
     lines: Vec<String>,
@@ -57,13 +115,19 @@ struct Section {
     rows: Vec<Vec<String>>,
 }
 
-impl Section {
-    fn new(tag: &'static str, title: impl Into<String>, headers: &[&'static str]) -> Section {
-        Section {
+impl Table {
+    fn new(
+        id: &'static str,
+        tag: &'static str,
+        title: impl Into<String>,
+        headers: &[&'static str],
+    ) -> Table {
+        Table {
+            id,
             tag,
             title: title.into(),
             headers: headers.to_vec(),
-            ..Section::default()
+            ..Table::default()
         }
     }
 
@@ -86,6 +150,40 @@ impl Section {
                     }
                 }
             }
+        }
+    }
+
+    /// The finished section: empty columns dropped, each cell carrying its column's width.
+    fn finish(mut self) -> Section {
+        self.drop_empty_columns();
+        let cols = if self.rows.is_empty() {
+            0
+        } else {
+            self.headers.len()
+        };
+        let mut width = vec![0usize; cols];
+        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        for row in std::iter::once(&headers).chain(&self.rows) {
+            for (i, cell) in row.iter().enumerate().take(cols) {
+                width[i] = width[i].max(cell.chars().count());
+            }
+        }
+        let cells = |row: &[String]| -> Vec<Cell> {
+            row.iter()
+                .zip(&width)
+                .map(|(text, width)| Cell {
+                    text: text.clone(),
+                    width: *width,
+                })
+                .collect()
+        };
+        Section {
+            id: self.id,
+            tag: self.tag,
+            title: self.title,
+            lines: self.lines,
+            columns: cells(&headers),
+            rows: self.rows.iter().map(|r| cells(r)).collect(),
         }
     }
 }
@@ -167,80 +265,169 @@ fn end_of(d: NaiveDate) -> DateTime<Utc> {
     calendar::london_instant(d + Duration::days(1), NaiveTime::MIN)
 }
 
+/// What every section needs: the snapshot, its open cases, the dates and the horizons.
+struct Scope<'a> {
+    snap: &'a Snapshot,
+    cal: &'a Calendar,
+    open: Vec<&'a CaseView>,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+    next: NaiveDate,
+    d: Dates,
+    /// Due today and on the next working day: before this.
+    due_until: DateTime<Utc>,
+    meetings_until: DateTime<Utc>,
+    deadline_horizon: NaiveDate,
+    deadline_floor: NaiveDate,
+}
+
+impl<'a> Scope<'a> {
+    fn new(snap: &'a Snapshot, cal: &'a Calendar) -> Result<Scope<'a>, CalendarError> {
+        let now = snap.now;
+        let today = calendar::london_date(now);
+        let next = cal
+            .next_working_day_on_or_after(today + Duration::days(1))?
+            .date;
+        Ok(Scope {
+            snap,
+            cal,
+            open: snap.cases.iter().filter(|c| c.is_open()).collect(),
+            now,
+            today,
+            next,
+            d: Dates { year: today.year() },
+            due_until: end_of(next),
+            meetings_until: end_of(cal.add_working_days(today, 5)?.date),
+            deadline_horizon: cal.add_working_days(today, 2)?.date,
+            deadline_floor: cal.add_working_days(today, -2)?.date,
+        })
+    }
+}
+
 /// Build the digest for the snapshot's instant.
 pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
-    let now = snap.now;
-    let today = calendar::london_date(now);
-    let d = Dates { year: today.year() };
-    let next = cal
-        .next_working_day_on_or_after(today + Duration::days(1))?
-        .date;
-    let due_until = end_of(next);
-    let meetings_until = end_of(cal.add_working_days(today, 5)?.date);
-    let deadline_horizon = cal.add_working_days(today, 2)?.date;
-    let deadline_floor = cal.add_working_days(today, -2)?.date;
-    let open: Vec<&CaseView> = snap.cases.iter().filter(|c| c.is_open()).collect();
-    let mut sections = Vec::new();
+    let s = Scope::new(snap, cal)?;
+    let mut tables = vec![
+        problems(&s),
+        mailbox(&s),
+        referrals(&s),
+        letters_sent(&s),
+        due(&s),
+        agencies_overdue(&s),
+        decisions_awaited(&s),
+        meetings(&s),
+        deadlines(&s)?,
+        held_replies(&s),
+        triage(&s),
+        undelivered(&s),
+    ];
+    tables.retain(|t| !t.is_empty());
+    let sections: Vec<Section> = tables.into_iter().map(Table::finish).collect();
+    let tags: Vec<String> = sections.iter().map(|s| s.tag.to_string()).collect();
+    let subject = if tags.len() > 4 {
+        Subject {
+            more: tags.len() - 3,
+            tags: tags[..3].to_vec(),
+        }
+    } else {
+        Subject { tags, more: 0 }
+    };
+    Ok(Digest {
+        partnership: snap.partnership.clone(),
+        short_name: snap.short_name.clone(),
+        date: calendar::short_date(s.today),
+        long_date: calendar::long_date(s.today),
+        sent_at: calendar::london_time(s.now),
+        nothing_to_do: sections.is_empty(),
+        mailbox_last_read: snap.mailbox.last_ok_at.map(|t| s.d.at(t)),
+        subject,
+        sections,
+    })
+}
 
-    // 1. What caseclerk itself cannot do.
-    let mut problems = Section::new(
+/// The digest's subject, text and HTML, through the templates ([`TEMPLATE`]).
+pub fn render(digest: &Digest, templates: &Templates) -> Result<Rendered, DigestError> {
+    let data = serde_json::to_value(digest)?;
+    Ok(templates.render(TEMPLATE, &data)?)
+}
+
+/// 1. Cases caseclerk cannot work out.
+fn problems(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "problems",
         "cases to look at",
         "Cases caseclerk cannot work out: please look at them",
         &["Case", "Problem"],
     );
-    for p in &snap.problems {
+    for p in &s.snap.problems {
         let (case, why) = p.split_once(": ").unwrap_or(("", p.as_str()));
-        problems.rows.push(vec![case.to_string(), why.to_string()]);
+        t.rows.push(vec![case.to_string(), why.to_string()]);
     }
-    for c in &open {
+    for c in &s.open {
         for p in &c.problems {
-            problems
-                .rows
-                .push(vec![c.reference().to_string(), p.clone()]);
+            t.rows.push(vec![c.reference().to_string(), p.clone()]);
         }
     }
-    sections.push(problems);
+    t
+}
 
-    let mut mailbox = Section::new("MAILBOX UNREADABLE", "The mailbox cannot be read", &[]);
-    if snap.mailbox.failing() {
-        let m = &snap.mailbox;
-        mailbox.lines.push(format!(
+/// 1. A mailbox caseclerk cannot read: prose, no table.
+fn mailbox(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "mailbox",
+        "MAILBOX UNREADABLE",
+        "The mailbox cannot be read",
+        &[],
+    );
+    let m = &s.snap.mailbox;
+    if m.failing() {
+        t.lines.push(format!(
             "{} since the last successful read{}; the last at {}: {}. New referrals and replies may be waiting unseen.",
             plural(m.failures as usize, "failed attempt", "failed attempts"),
             m.last_ok_at
-                .map(|t| format!(" ({})", d.at(t)))
+                .map(|t| format!(" ({})", s.d.at(t)))
                 .unwrap_or_else(|| " (it has never been read)".into()),
-            m.last_error_at.map(|t| d.at(t)).unwrap_or_default(),
+            m.last_error_at.map(|t| s.d.at(t)).unwrap_or_default(),
             m.last_error.as_deref().unwrap_or("unknown error"),
         ));
     }
-    sections.push(mailbox);
+    t
+}
 
-    // 2. New referrals.
-    let mut referrals = Section::new(
+/// 2. New referrals since the last digest.
+fn referrals(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "referrals",
         "new referrals",
-        format!("New referrals since the last digest ({})", d.at(snap.since)),
+        format!(
+            "New referrals since the last digest ({})",
+            s.d.at(s.snap.since)
+        ),
         &["Case", "Area", "Referrer's agency", "Received", "Screening"],
     );
-    let mut new_cases: Vec<&CaseView> = snap
+    let mut new_cases: Vec<&CaseView> = s
+        .snap
         .cases
         .iter()
-        .filter(|c| c.state.received_at >= snap.since && c.state.received_at < now)
+        .filter(|c| c.state.received_at >= s.snap.since && c.state.received_at < s.now)
         .collect();
     new_cases.sort_by_key(|c| c.state.received_at);
     for c in new_cases {
-        referrals.rows.push(vec![
+        t.rows.push(vec![
             c.reference().to_string(),
             area(c),
             c.referrer_agency.clone().unwrap_or_default(),
-            d.at(c.state.received_at),
-            screening_status(c, &d),
+            s.d.at(c.state.received_at),
+            screening_status(c, &s.d),
         ]);
     }
-    sections.push(referrals);
+    t
+}
 
-    // 3. Letters sent.
-    let mut sent = Section::new(
+/// 3. Letters sent since the last digest, one row per case and letter.
+fn letters_sent(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "sent",
         "letters sent",
         "Letters sent since the last digest",
         &["Case", "Letter", "To", "Sent"],
@@ -248,18 +435,19 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
     // (case, step) → (letter name, recipients, first sent).
     type Sent = (String, Vec<String>, DateTime<Utc>);
     let mut groups: BTreeMap<(String, String), Sent> = BTreeMap::new();
-    let case_letters = snap.cases.iter().flat_map(|c| {
+    let case_letters = s.snap.cases.iter().flat_map(|c| {
         c.letters
             .iter()
             .map(move |l| (c.reference().to_string(), l))
     });
-    let other = snap
+    let other = s
+        .snap
         .other_letters
         .iter()
         .filter(|l| l.step != DIGEST_STEP)
         .map(|l| ("all cases".to_string(), l));
     for (case, l) in case_letters.chain(other) {
-        let Some(at) = l.sent_at.filter(|t| *t >= snap.since && *t < now) else {
+        let Some(at) = l.sent_at.filter(|t| *t >= s.snap.since && *t < s.now) else {
             continue;
         };
         let g = groups
@@ -278,42 +466,39 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
         } else {
             names(&to)
         };
-        sent.rows.push(vec![case, name, to, d.at(at)]);
+        t.rows.push(vec![case, name, to, s.d.at(at)]);
     }
-    sections.push(sent);
+    t
+}
 
-    // 4. Due today and on the next working day.
-    let mut due = Section::new(
+/// 4. Due today and on the next working day: steps, agencies' returns, decisions.
+fn due(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "due",
         "due today",
         format!(
             "Due today ({}) and on the next working day ({})",
-            d.date(today),
-            d.date(next)
+            s.d.date(s.today),
+            s.d.date(s.next)
         ),
         &["When", "Case", "What", "For"],
     );
-    let mut due_rows: Vec<(DateTime<Utc>, Vec<String>)> = Vec::new();
-    for c in &open {
-        for u in c
-            .upcoming
-            .iter()
-            .filter(|u| u.due.at >= now && u.due.at < due_until)
-        {
-            due_rows.push((
+    let within = |at: DateTime<Utc>| at >= s.now && at < s.due_until;
+    let mut rows: Vec<(DateTime<Utc>, Vec<String>)> = Vec::new();
+    for c in &s.open {
+        let reference = c.reference().to_string();
+        for u in c.upcoming.iter().filter(|u| within(u.due.at)) {
+            rows.push((
                 u.due.at,
                 vec![
-                    d.at(u.due.at),
-                    c.reference().to_string(),
+                    s.d.at(u.due.at),
+                    reference.clone(),
                     u.name.clone(),
                     u.to.replace('_', " "),
                 ],
             ));
         }
-        if let Some(r) = c
-            .return_deadline
-            .as_ref()
-            .filter(|r| r.at >= now && r.at < due_until)
-        {
+        if let Some(r) = c.return_deadline.as_ref().filter(|r| within(r.at)) {
             let waiting: Vec<String> = c
                 .agencies
                 .iter()
@@ -321,11 +506,11 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
                 .map(|a| a.name.clone())
                 .collect();
             if !waiting.is_empty() {
-                due_rows.push((
+                rows.push((
                     r.at,
                     vec![
-                        d.at(r.at),
-                        c.reference().to_string(),
+                        s.d.at(r.at),
+                        reference.clone(),
                         "Agencies' returns due".into(),
                         names(&waiting),
                     ],
@@ -333,12 +518,12 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
             }
         }
         for dec in c.awaited() {
-            if let Some(r) = dec.due.as_ref().filter(|r| r.at >= now && r.at < due_until) {
-                due_rows.push((
+            if let Some(r) = dec.due.as_ref().filter(|r| within(r.at)) {
+                rows.push((
                     r.at,
                     vec![
-                        d.at(r.at),
-                        c.reference().to_string(),
+                        s.d.at(r.at),
+                        reference.clone(),
                         format!("{} due", dec.name),
                         format!(
                             "{} of {} voted",
@@ -350,17 +535,20 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
             }
         }
     }
-    due_rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1[1].cmp(&b.1[1])));
-    due.rows = due_rows.into_iter().map(|(_, r)| r).collect();
-    sections.push(due);
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1[1].cmp(&b.1[1])));
+    t.rows = rows.into_iter().map(|(_, r)| r).collect();
+    t
+}
 
-    // 5. Agencies overdue.
-    let mut overdue = Section::new(
+/// 5. Agencies overdue with their returns, with whom to phone.
+fn agencies_overdue(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "overdue",
         "agencies overdue",
         "Agencies overdue with their returns: please phone",
         &["Case", "Agency", "Call", "Phone", "Return was due"],
     );
-    for c in &open {
+    for c in &s.open {
         for a in c.overdue_agencies() {
             let (who, phone) = match (&a.deputy, a.away) {
                 (Some(dep), true) => (
@@ -372,35 +560,38 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
                     None => ("not in the directory".into(), None),
                 },
             };
-            overdue.rows.push(vec![
+            t.rows.push(vec![
                 c.reference().to_string(),
                 a.name.clone(),
                 who,
                 phone.unwrap_or_else(|| "no number in the directory".into()),
                 c.return_deadline
                     .as_ref()
-                    .map(|r| d.at(r.at))
+                    .map(|r| s.d.at(r.at))
                     .unwrap_or_default(),
             ]);
         }
     }
-    sections.push(overdue);
+    t
+}
 
-    // 6. Decisions awaited.
-    let mut awaited = Section::new(
+/// 6. Decisions awaited, naming who has not voted.
+fn decisions_awaited(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "awaited",
         "decisions awaited",
         "Decisions awaited",
         &["Case", "Decision", "Due", "Not yet voted"],
     );
-    for c in &open {
+    for c in &s.open {
         for dec in c.awaited() {
             let waiting: Vec<String> = dec.not_voted.iter().map(|p| p.name.clone()).collect();
             let due = match &dec.due {
-                Some(r) if r.at < now => format!("{} (OVERDUE)", d.at(r.at)),
-                Some(r) => d.at(r.at),
+                Some(r) if r.at < s.now => format!("{} (OVERDUE)", s.d.at(r.at)),
+                Some(r) => s.d.at(r.at),
                 None => String::new(),
             };
-            awaited.rows.push(vec![
+            t.rows.push(vec![
                 c.reference().to_string(),
                 dec.name.clone(),
                 due,
@@ -417,295 +608,168 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
             ]);
         }
     }
-    sections.push(awaited);
+    t
+}
 
-    // 7. Meetings.
-    let mut meetings = Section::new(
+/// 7. Meetings in the next five working days.
+fn meetings(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "meetings",
         "meetings",
         "Meetings in the next five working days",
         &["When", "Case", "Area"],
     );
-    let mut m: Vec<(DateTime<Utc>, &CaseView)> = open
+    let mut m: Vec<(DateTime<Utc>, &CaseView)> = s
+        .open
         .iter()
-        .filter_map(|c| c.meeting.map(|t| (t, *c)))
-        .filter(|(t, _)| *t >= now && *t < meetings_until)
+        .filter_map(|c| c.meeting.map(|at| (at, *c)))
+        .filter(|(at, _)| *at >= s.now && *at < s.meetings_until)
         .collect();
-    m.sort_by_key(|(t, c)| (*t, c.reference().to_string()));
-    for (t, c) in m {
-        meetings
-            .rows
-            .push(vec![d.at(t), c.reference().to_string(), area(c)]);
+    m.sort_by_key(|(at, c)| (*at, c.reference().to_string()));
+    for (at, c) in m {
+        t.rows
+            .push(vec![s.d.at(at), c.reference().to_string(), area(c)]);
     }
-    sections.push(meetings);
+    t
+}
 
-    // 8. Deadlines.
-    let mut deadlines = Section::new(
+/// 8. Statutory deadlines within two working days, and any passed and not met.
+fn deadlines(s: &Scope<'_>) -> Result<Table, CalendarError> {
+    let mut t = Table::new(
+        "deadlines",
         "deadlines",
         "Statutory deadlines within two working days, and any passed and not met",
         &["Case", "Deadline", "Due", "Status"],
     );
-    let mut dl: Vec<(DateTime<Utc>, Vec<String>)> = Vec::new();
-    for c in &open {
+    let mut rows: Vec<(DateTime<Utc>, Vec<String>)> = Vec::new();
+    for c in &s.open {
         for x in &c.deadlines {
             let Some(r) = &x.due else { continue };
-            if x.met_at.is_some() || r.date > deadline_horizon {
+            if x.met_at.is_some() || r.date > s.deadline_horizon {
                 continue;
             }
-            let passed = r.at < now;
-            if passed && !x.verifiable && r.date < deadline_floor {
+            let passed = r.at < s.now;
+            if passed && !x.verifiable && r.date < s.deadline_floor {
                 continue;
             }
-            let status = if !passed {
-                let n = cal.working_day_number(today, r.date)?;
-                match n {
-                    0 => "today".to_string(),
-                    1 => "next working day".to_string(),
-                    n => format!("in {n} working days"),
-                }
-            } else {
-                let n = cal.working_day_number(r.date, today)?;
-                let ago = match n {
-                    0 => "today".to_string(),
-                    1 => "1 working day ago".to_string(),
-                    n => format!("{n} working days ago"),
-                };
-                if x.verifiable {
-                    format!("OVERDUE: passed {ago}, not met")
-                } else {
-                    format!("passed {ago}: caseclerk cannot see it; check it was met")
-                }
-            };
-            dl.push((
+            let status = deadline_status(s, r.date, passed, x.verifiable)?;
+            rows.push((
                 r.at,
                 vec![
                     c.reference().to_string(),
                     x.name.clone(),
-                    d.at(r.at),
+                    s.d.at(r.at),
                     status,
                 ],
             ));
         }
     }
-    dl.sort_by(|a, b| a.0.cmp(&b.0).then(a.1[0].cmp(&b.1[0])));
-    deadlines.rows = dl.into_iter().map(|(_, r)| r).collect();
-    sections.push(deadlines);
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1[0].cmp(&b.1[0])));
+    t.rows = rows.into_iter().map(|(_, r)| r).collect();
+    Ok(t)
+}
 
-    // 9. Held replies and triage.
-    let mut held = Section::new(
+/// "in 2 working days", "OVERDUE: passed 5 working days ago, not met", ….
+fn deadline_status(
+    s: &Scope<'_>,
+    date: NaiveDate,
+    passed: bool,
+    verifiable: bool,
+) -> Result<String, CalendarError> {
+    if !passed {
+        return Ok(match s.cal.working_day_number(s.today, date)? {
+            0 => "today".to_string(),
+            1 => "next working day".to_string(),
+            n => format!("in {n} working days"),
+        });
+    }
+    let ago = match s.cal.working_day_number(date, s.today)? {
+        0 => "today".to_string(),
+        1 => "1 working day ago".to_string(),
+        n => format!("{n} working days ago"),
+    };
+    Ok(if verifiable {
+        format!("OVERDUE: passed {ago}, not met")
+    } else {
+        format!("passed {ago}: caseclerk cannot see it; check it was met")
+    })
+}
+
+/// 9. Replies held for a person.
+fn held_replies(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "held",
         "held replies",
         "Replies held for a person (confirm or discard them)",
         &["Case", "About", "From", "Held since", "Why"],
     );
-    for c in &open {
+    for c in &s.open {
         for h in c
             .held
             .iter()
-            .filter(|h| h.decision_open || h.at >= snap.since)
+            .filter(|h| h.decision_open || h.at >= s.snap.since)
         {
-            held.rows.push(vec![
+            t.rows.push(vec![
                 c.reference().to_string(),
                 h.decision
                     .clone()
                     .unwrap_or_else(|| "no decision named".into()),
                 h.from.clone(),
-                d.at(h.at),
+                s.d.at(h.at),
                 h.reason.clone(),
             ]);
         }
     }
-    sections.push(held);
+    t
+}
 
-    let mut triage = Section::new(
+/// 9. Messages in triage: new ones one by one, older ones counted.
+fn triage(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "triage",
         "messages to place",
         "Messages caseclerk could not place (caseclerk triage)",
         &["Message", "Received", "Why"],
     );
-    let (fresh, older): (Vec<_>, Vec<_>) =
-        snap.triage.iter().partition(|t| t.received >= snap.since);
-    for t in fresh {
-        triage.rows.push(vec![
-            format!("message {}", t.message),
-            d.at(t.received),
-            t.rule.replace('_', " "),
+    let (fresh, older): (Vec<_>, Vec<_>) = s
+        .snap
+        .triage
+        .iter()
+        .partition(|m| m.received >= s.snap.since);
+    for m in fresh {
+        t.rows.push(vec![
+            format!("message {}", m.message),
+            s.d.at(m.received),
+            m.rule.replace('_', " "),
         ]);
     }
-    if let Some(oldest) = older.iter().map(|t| t.received).min() {
-        triage.rows.push(vec![
+    if let Some(oldest) = older.iter().map(|m| m.received).min() {
+        t.rows.push(vec![
             plural(older.len(), "older message", "older messages"),
-            format!("since {}", d.at(oldest)),
+            format!("since {}", s.d.at(oldest)),
             "still waiting".into(),
         ]);
     }
-    sections.push(triage);
+    t
+}
 
-    // 10. Undelivered letters.
-    let mut undelivered = Section::new(
+/// 10. Letters that could not be delivered.
+fn undelivered(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "undelivered",
         "undelivered letters",
         "Letters that could not be delivered",
         &["Case", "Letter", "To", "What happened"],
     );
-    for u in &snap.undelivered {
-        undelivered.rows.push(vec![
+    for u in &s.snap.undelivered {
+        t.rows.push(vec![
             u.case.clone().unwrap_or_else(|| "all cases".into()),
             u.step_name.clone(),
             u.to.clone(),
             u.how.clone(),
         ]);
     }
-    sections.push(undelivered);
-
-    sections.retain(|s| !s.is_empty());
-    for s in &mut sections {
-        s.drop_empty_columns();
-    }
-    let long_today = calendar::long_date(today);
-    if sections.is_empty() {
-        let mailbox = match snap.mailbox.last_ok_at {
-            Some(t) => format!("; the mailbox was last read {}", d.at(t)),
-            None => String::new(),
-        };
-        let line = format!(
-            "Nothing needs the business unit on {long_today}: no new referrals, nothing due, overdue or waiting{mailbox}."
-        );
-        return Ok(Digest {
-            subject: format!(
-                "{} daily digest, {}: nothing to do",
-                snap.short_name,
-                calendar::short_date(today)
-            ),
-            html: format!("{HTML_OPEN}\n<p>{}</p>\n</div>\n", escape(&line)),
-            text: format!("{line}\n"),
-            nothing_to_do: true,
-        });
-    }
-    let tags: Vec<&str> = sections.iter().map(|s| s.tag).collect();
-    let summary = if tags.len() > 4 {
-        format!("{} and {} more", tags[..3].join(", "), tags.len() - 3)
-    } else {
-        tags.join(", ")
-    };
-    let heading = format!("{}: daily digest for {long_today}", snap.partnership);
-    let footer = format!(
-        "Sent by caseclerk at {} (London time). It names cases by reference only: `caseclerk case <reference>` shows one in full.",
-        calendar::london_time(now)
-    );
-    Ok(Digest {
-        subject: format!(
-            "{} daily digest, {}: {summary}",
-            snap.short_name,
-            calendar::short_date(today),
-        ),
-        text: render_text(&heading, &sections, &footer),
-        html: render_html(&heading, &sections, &footer),
-        nothing_to_do: false,
-    })
-}
-
-fn render_text(heading: &str, sections: &[Section], footer: &str) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{heading}");
-    for s in sections {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "{}", s.title.to_uppercase());
-        for l in &s.lines {
-            let _ = writeln!(out, "{l}");
-        }
-        if s.rows.is_empty() {
-            continue;
-        }
-        let cols = s.headers.len();
-        let mut width = vec![0usize; cols];
-        for row in std::iter::once(s.headers.iter().map(|h| h.to_string()).collect::<Vec<_>>())
-            .chain(s.rows.iter().cloned())
-        {
-            for (i, cell) in row.iter().enumerate().take(cols) {
-                width[i] = width[i].max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut l = String::new();
-            for (i, cell) in cells.iter().enumerate().take(cols) {
-                if i + 1 == cols {
-                    l.push_str(cell);
-                } else {
-                    let pad = width[i] - cell.chars().count();
-                    l.push_str(cell);
-                    l.push_str(&" ".repeat(pad + 2));
-                }
-            }
-            l.trim_end().to_string()
-        };
-        let headers: Vec<String> = s.headers.iter().map(|h| h.to_string()).collect();
-        let _ = writeln!(out, "{}", line(&headers));
-        for r in &s.rows {
-            let _ = writeln!(out, "{}", line(r));
-        }
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(out, "--");
-    let _ = writeln!(out, "{footer}");
-    out
-}
-
-const HTML_OPEN: &str = r#"<div style="font-family: Arial, sans-serif; font-size: 11pt;">"#;
-const TH: &str =
-    r#"<th style="text-align: left; border-bottom: 1px solid #999; padding: 3px 10px 3px 0;">"#;
-const TD: &str =
-    r#"<td style="vertical-align: top; border-bottom: 1px solid #ddd; padding: 3px 10px 3px 0;">"#;
-
-/// Escape text for HTML.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-fn render_html(heading: &str, sections: &[Section], footer: &str) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{HTML_OPEN}");
-    let _ = writeln!(out, "<p><strong>{}</strong></p>", escape(heading));
-    for s in sections {
-        let _ = writeln!(
-            out,
-            r#"<h3 style="font-size: 12pt; margin: 18px 0 6px 0;">{}</h3>"#,
-            escape(&s.title)
-        );
-        for l in &s.lines {
-            let _ = writeln!(out, "<p>{}</p>", escape(l));
-        }
-        if s.rows.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, r#"<table style="border-collapse: collapse;">"#);
-        let _ = write!(out, "<tr>");
-        for h in &s.headers {
-            let _ = write!(out, "{TH}{}</th>", escape(h));
-        }
-        let _ = writeln!(out, "</tr>");
-        for r in &s.rows {
-            let _ = write!(out, "<tr>");
-            for cell in r {
-                let _ = write!(out, "{TD}{}</td>", escape(cell));
-            }
-            let _ = writeln!(out, "</tr>");
-        }
-        let _ = writeln!(out, "</table>");
-    }
-    let _ = writeln!(
-        out,
-        r#"<p style="color:#555; font-size: 9pt;">--<br>{}</p>"#,
-        escape(footer)
-    );
-    let _ = writeln!(out, "</div>");
-    out
+    t
 }
 
 #[cfg(test)]
@@ -784,15 +848,29 @@ mod tests {
         Ok(())
     }
 
-    fn digest() -> Digest {
+    /// The templates in `mail-templates/`, as the daemon loads them.
+    fn templates() -> Templates {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mail-templates");
+        crate::shell::templates::load(&dir).unwrap()
+    }
+
+    /// The digest's data and its rendering.
+    fn built(snap: &Snapshot, cal: &Calendar) -> (Digest, Rendered) {
+        let d = build(snap, cal).unwrap();
+        let r = render(&d, &templates()).unwrap_or_else(|e| panic!("{e}"));
+        (d, r)
+    }
+
+    fn digest() -> Rendered {
         let world = World::new();
-        build(&fixture::snapshot(&world), &world.calendar).unwrap()
+        built(&fixture::snapshot(&world), &world.calendar).1
     }
 
     #[test]
     fn the_digest_for_a_fixed_morning_matches_its_golden_text() {
-        let d = digest();
-        assert!(!d.nothing_to_do);
+        let world = World::new();
+        let (data, d) = built(&fixture::snapshot(&world), &world.calendar);
+        assert!(!data.nothing_to_do);
         assert_eq!(
             d.subject,
             "BSP daily digest, Tue 1 Sep 2026: new referrals, letters sent, due today and 7 more"
@@ -809,7 +887,8 @@ mod tests {
                 .starts_with(r#"<div style="font-family: Arial, sans-serif; font-size: 11pt;">"#)
         );
         assert!(d.html.contains("<table"), "a table, not a log dump");
-        assert!(d.html.contains("Referrer's agency"));
+        // Escaped like every letter's HTML: handlebars writes an apostrophe as `&#x27;`.
+        assert!(d.html.contains("Referrer&#x27;s agency"), "{}", d.html);
         assert!(d.html.contains("Deputy Team Manager (the contact is away)"));
         for reference in [
             "RR-2026-0001",
@@ -832,6 +911,45 @@ mod tests {
                 .count(),
             "every text section is an HTML section"
         );
+    }
+
+    #[test]
+    fn the_digest_is_laid_out_by_its_templates_so_a_partnership_can_restyle_it() {
+        let world = World::new();
+        let d = build(&fixture::snapshot(&world), &world.calendar).unwrap();
+        let sources: Vec<(String, String)> = [
+            ("digest.subject", "{{short_name}}: {{len sections}} things"),
+            (
+                "digest.text",
+                "{{#each sections}}* {{title}} ({{len rows}})\n{{/each}}",
+            ),
+            (
+                "digest.html",
+                "<ul>{{#each sections}}<li>{{title}}</li>{{/each}}</ul>",
+            ),
+        ]
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+        let restyled = render(&d, &Templates::from_sources("test", &sources).unwrap()).unwrap();
+        assert_eq!(restyled.subject, "BSP: 10 things");
+        assert!(
+            restyled
+                .text
+                .starts_with("* New referrals since the last digest (Fri 28 Aug 08:00) (1)\n"),
+            "{}",
+            restyled.text
+        );
+        assert!(restyled.html.contains("<li>Decisions awaited</li>"));
+    }
+
+    #[test]
+    fn without_its_templates_the_digest_says_which_are_missing() {
+        let world = World::new();
+        let d = build(&fixture::snapshot(&world), &world.calendar).unwrap();
+        let none = Templates::from_sources("test", &[]).unwrap();
+        let err = render(&d, &none).unwrap_err().to_string();
+        assert!(err.contains("digest.subject.hbs"), "{err}");
     }
 
     #[test]
@@ -876,8 +994,9 @@ mod tests {
             },
             problems: Vec::new(),
         };
-        let d = build(&snap, &world.calendar).unwrap();
-        assert!(d.nothing_to_do);
+        let (data, d) = built(&snap, &world.calendar);
+        assert!(data.nothing_to_do);
+        assert!(data.sections.is_empty());
         assert_eq!(
             d.text,
             "Nothing needs the business unit on Tuesday 1 September 2026: no new referrals, nothing due, \
@@ -894,7 +1013,7 @@ mod tests {
         let mut snap = fixture::snapshot(&world);
         snap.triage.clear();
         snap.undelivered.clear();
-        let d = build(&snap, &world.calendar).unwrap();
+        let d = built(&snap, &world.calendar).1;
         assert!(!d.text.contains("COULD NOT PLACE"), "{}", d.text);
         assert!(!d.text.contains("COULD NOT BE DELIVERED"), "{}", d.text);
         assert!(
@@ -912,7 +1031,7 @@ mod tests {
         only_new.cases[0].upcoming.clear();
         only_new.triage.clear();
         only_new.undelivered.clear();
-        let d = build(&only_new, &world.calendar).unwrap();
+        let d = built(&only_new, &world.calendar).1;
         let headings: Vec<&str> = d
             .text
             .lines()
@@ -945,7 +1064,7 @@ mod tests {
             last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
             last_error: Some("login failed (check the mailbox password)".into()),
         };
-        let d = build(&snap, &world.calendar).unwrap();
+        let d = built(&snap, &world.calendar).1;
         let first = d.text.lines().nth(2).unwrap();
         assert_eq!(first, "THE MAILBOX CANNOT BE READ", "{}", d.text);
         assert!(
@@ -963,7 +1082,7 @@ mod tests {
         let snap = fixture::snapshot(&world);
         // RR-2026-0004's National Panel deadline passed a week ago and stays overdue; a deadline
         // caseclerk cannot see being met is only named up to two working days after it.
-        let d = build(&snap, &world.calendar).unwrap();
+        let d = built(&snap, &world.calendar).1;
         assert!(
             d.text
                 .contains("OVERDUE: passed 5 working days ago, not met"),
@@ -976,7 +1095,7 @@ mod tests {
                 x.verifiable = false;
             }
         }
-        let d = build(&later, &world.calendar).unwrap();
+        let d = built(&later, &world.calendar).1;
         assert!(!d.text.contains("RR-2026-0004  Rapid review"), "{}", d.text);
     }
 }

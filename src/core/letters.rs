@@ -7,6 +7,7 @@
 //! `Auto-Submitted: auto-generated`, attachments, and an iCalendar part for invites.
 //!
 //! Two registries: subjects and text parts are rendered without HTML escaping; HTML parts with it.
+//! Both carry the few helpers in `helpers` (`pad`, `upper`, `trim_end`) for plain-text tables.
 //!
 //! Must not: decide what is due (that is [`crate::core::timeline`]), touch the store or the network, or
 //! read the clock (the `Date` header is the instant it is given).
@@ -24,6 +25,8 @@ use handlebars::Handlebars;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde_json::json;
+
+mod helpers;
 
 /// Letter errors, saying which template and what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +124,7 @@ impl Templates {
         let load = |escape: bool| -> Result<Handlebars<'static>, LetterError> {
             let mut h = Handlebars::new();
             h.set_strict_mode(true);
+            helpers::register(&mut h);
             if !escape {
                 h.register_escape_fn(handlebars::no_escape);
             }

@@ -15,7 +15,7 @@
 //! - [`timeline`]: process + case state + now → letters due and the next wake-up.
 //! - [`letters`]: a due letter → the data its template sees, rendered subject, text and HTML.
 //! - [`views`]: a snapshot of every case for the business unit (labels, never addresses).
-//! - [`digest`]: a snapshot → the business unit's daily digest.
+//! - [`digest`]: a snapshot → the business unit's daily digest as data, laid out by its templates.
 //! - [`export`]: a snapshot → the tracker, one row per case (CSV, XLSX).
 //!
 //! Must not: read the clock, the database, the network or the file system (templates and process

@@ -852,358 +852,10 @@ impl<'a> Resolver<'a> {
     }
 
     fn resolve(mut self, raw: RawProcess) -> Result<Process, ProcessError> {
-        self.extra_roles = raw.extra_roles.iter().cloned().collect();
-        for r in &raw.extra_roles {
-            if DIRECTORY_ROLES.contains(&r.as_str()) {
-                self.problem(format!("extra_roles: `{r}` is already a built-in role"));
-            }
-        }
-        let default_at = match raw.default_at.as_deref() {
-            None => NaiveTime::from_hms_opt(9, 0, 0).expect("valid time"),
-            Some(t) => parse_time(t).unwrap_or_else(|| {
-                self.problem(format!("default_at = \"{t}\" is not a time like \"09:00\""));
-                NaiveTime::from_hms_opt(9, 0, 0).expect("valid time")
-            }),
-        };
-        if raw.id.is_empty()
-            || !raw
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            self.problem(format!(
-                "id `{}` must be letters, digits, '-' or '_' (it names the process in the database)",
-                raw.id
-            ));
-        }
-
-        // Decisions.
-        let mut decisions = Vec::new();
-        let mut seen = BTreeSet::new();
-        for d in &raw.decisions {
-            let owner = format!("decision `{}`", d.id);
-            if !seen.insert(d.id.clone()) {
-                self.problem(format!("{owner} is defined twice"));
-            }
-            if Role::parse(&d.voters, &self.extra_roles).is_none()
-                || matches!(
-                    d.voters.as_str(),
-                    "referrer" | "agency" | "agency_lead" | "attendees"
-                )
-            {
-                self.problem(format!(
-                    "{owner}: voters `{}` must be a directory role (e.g. screening_panel, statutory_partners)",
-                    d.voters
-                ));
-            }
-            let quorum = match d.quorum.as_str() {
-                "all" => Quorum::All,
-                "majority" => Quorum::Majority {
-                    tie_breaker: d.tie_breaker.clone(),
-                },
-                "three_including_two_partners" => Quorum::AtLeast {
-                    min_votes: d.min_votes.unwrap_or(3),
-                    min_partners: d.min_partners.unwrap_or(2),
-                },
-                "at_least" => match (d.min_votes, d.min_partners) {
-                    (Some(v), p) => Quorum::AtLeast {
-                        min_votes: v,
-                        min_partners: p.unwrap_or(0),
-                    },
-                    (None, _) => {
-                        self.problem(format!("{owner}: quorum `at_least` needs `min_votes`"));
-                        Quorum::All
-                    }
-                },
-                other => {
-                    self.problem(format!(
-                        "{owner}: quorum `{other}` is not one of all, majority, three_including_two_partners, at_least"
-                    ));
-                    Quorum::All
-                }
-            };
-            if let Some(tb) = &d.tie_breaker {
-                if Role::parse(tb, &self.extra_roles).is_none() {
-                    self.problem(format!("{owner}: tie_breaker `{tb}` is not a known role"));
-                }
-                if d.quorum != "majority" {
-                    self.problem(format!(
-                        "{owner}: a tie_breaker only applies to quorum = \"majority\""
-                    ));
-                }
-            }
-            if d.outcomes.is_empty() {
-                self.problem(format!("{owner}: needs at least one outcome"));
-            }
-            if let Some(p) = &d.provisional
-                && !d.outcomes.contains(p)
-            {
-                self.problem(format!(
-                    "{owner}: provisional outcome `{p}` is not one of its outcomes"
-                ));
-            }
-            let due = self.when(&format!("{owner} due"), &d.due);
-            let mut keywords: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            match &d.keywords {
-                None => {
-                    for o in &d.outcomes {
-                        let mut words = vec![o.clone()];
-                        if o.contains('_') {
-                            words.push(o.replace('_', " "));
-                        }
-                        keywords.insert(o.clone(), words);
-                    }
-                }
-                Some(map) => {
-                    for (o, words) in map {
-                        if !d.outcomes.contains(o) {
-                            self.problem(format!(
-                                "{owner}: keywords for `{o}`, which is not one of its outcomes"
-                            ));
-                        }
-                        if words.is_empty() {
-                            self.problem(format!(
-                                "{owner}: outcome `{o}` has an empty keyword list"
-                            ));
-                        }
-                        keywords.insert(o.clone(), words.clone());
-                    }
-                    for o in &d.outcomes {
-                        if !map.contains_key(o) {
-                            self.problem(format!("{owner}: outcome `{o}` has no keywords (a reply could never choose it)"));
-                        }
-                    }
-                }
-            }
-            let mut seen_words: BTreeMap<String, String> = BTreeMap::new();
-            for (o, words) in &keywords {
-                for w in words {
-                    let norm = crate::core::text::fold(w);
-                    if let Some(other) = seen_words.insert(norm, o.clone())
-                        && &other != o
-                    {
-                        self.problem(format!(
-                            "{owner}: keyword `{w}` is given for both `{other}` and `{o}`"
-                        ));
-                    }
-                }
-            }
-            let read_anywhere = match d.read.as_deref() {
-                None | Some("first_line") => false,
-                Some("anywhere") => true,
-                Some(other) => {
-                    self.problem(format!(
-                        "{owner}: read `{other}` is not one of first_line, anywhere"
-                    ));
-                    false
-                }
-            };
-            if let Some(due) = due {
-                decisions.push(Decision {
-                    id: d.id.clone(),
-                    name: d.name.clone().unwrap_or_else(|| d.id.replace('_', " ")),
-                    voters: d.voters.clone(),
-                    quorum,
-                    outcomes: d.outcomes.clone(),
-                    provisional: d.provisional.clone(),
-                    due,
-                    keywords,
-                    read_anywhere,
-                });
-            }
-        }
-
-        // Meeting.
-        let meeting = raw.meeting.as_ref().and_then(|m| {
-            let when = self.when("meeting", &m.when);
-            let attendees = self.roles("meeting", "attendees", &m.attendees);
-            if attendees.is_empty() {
-                self.problem("meeting: needs at least one attendee role".to_string());
-            }
-            if attendees.iter().any(|r| matches!(r, Role::Attendees)) {
-                self.problem("meeting: attendees cannot include `attendees`".to_string());
-            }
-            let window = m.window.map(|[a, b]| (a, b));
-            if let (Some((a, b)), Some(w)) = (window, &when) {
-                if a > b {
-                    self.problem(format!("meeting: window [{a}, {b}] is backwards"));
-                } else if w.anchor == Anchor::Referral && (w.working_days < a || w.working_days > b)
-                {
-                    self.problem(format!(
-                        "meeting: planned on working day {} but its window is days {a} to {b}",
-                        w.working_days
-                    ));
-                }
-            }
-            when.map(|when| Meeting {
-                when,
-                minutes: m.minutes,
-                attendees,
-                window,
-            })
-        });
-
-        // Steps.
-        let mut steps = Vec::new();
-        let mut step_ids = BTreeSet::new();
-        for s in &raw.steps {
-            let owner = format!("step `{}`", s.id);
-            if !step_ids.insert(s.id.clone()) {
-                self.problem(format!("{owner} is defined twice"));
-            }
-            if s.id.is_empty()
-                || !s
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                self.problem(format!("{owner}: ids are letters, digits, '-' or '_'"));
-            }
-            let kind = match s.kind.as_deref() {
-                None => StepKind::Letter,
-                Some(k) => StepKind::parse(k).unwrap_or_else(|| {
-                    self.problem(format!(
-                        "{owner}: unknown kind `{k}` (letter, decision_request, agency_request, return_receipt, \
-                         chaser, escalation, collation, invite, panel_submission)"
-                    ));
-                    StepKind::Letter
-                }),
-            };
-            let on = self.pathway(&owner, s.on.as_deref(), &decisions);
-            let when = match (&s.when, kind) {
-                (None, StepKind::ReturnReceipt) => None,
-                (Some(_), StepKind::ReturnReceipt) => {
-                    self.problem(format!(
-                        "{owner}: a return_receipt is sent when a return arrives; remove `when`"
-                    ));
-                    None
-                }
-                (None, _) => {
-                    self.problem(format!("{owner}: needs `when`"));
-                    None
-                }
-                (Some(w), _) => self.when(&owner, w),
-            };
-            let to = self.roles(&owner, "to", &s.to);
-            let cc = self.roles(&owner, "cc", &s.cc);
-            if to.is_empty() {
-                self.problem(format!(
-                    "{owner}: needs at least one recipient role in `to`"
-                ));
-            }
-            let agency_kinds = matches!(
-                kind,
-                StepKind::AgencyRequest | StepKind::ReturnReceipt | StepKind::Chaser
-            );
-            if agency_kinds && to != [Role::Agency] {
-                self.problem(format!(
-                    "{owner}: a {} goes to `to = [\"agency\"]` (one letter per agency)",
-                    kind.name()
-                ));
-            }
-            if !agency_kinds && (to.contains(&Role::Agency) || to.contains(&Role::AgencyLead)) {
-                self.problem(format!(
-                    "{owner}: only agency_request, return_receipt and chaser steps can write to each agency"
-                ));
-            }
-            if cc.contains(&Role::AgencyLead) && !agency_kinds {
-                self.problem(format!(
-                    "{owner}: agency_lead can only be copied on agency letters"
-                ));
-            }
-            if (to.contains(&Role::Attendees) || cc.contains(&Role::Attendees)) && meeting.is_none()
-            {
-                self.problem(format!(
-                    "{owner}: writes to `attendees` but the process has no [meeting]"
-                ));
-            }
-            if kind == StepKind::Invite && meeting.is_none() {
-                self.problem(format!("{owner}: an invite needs a [meeting]"));
-            }
-            let return_by = match (&s.return_by, kind) {
-                (Some(r), StepKind::AgencyRequest) => self.when(&format!("{owner} return_by"), r),
-                (None, StepKind::AgencyRequest) => {
-                    self.problem(format!("{owner}: an agency_request needs `return_by`"));
-                    None
-                }
-                (Some(_), _) => {
-                    self.problem(format!("{owner}: only an agency_request has `return_by`"));
-                    None
-                }
-                (None, _) => None,
-            };
-            let needs_follows = matches!(
-                kind,
-                StepKind::ReturnReceipt
-                    | StepKind::Chaser
-                    | StepKind::Escalation
-                    | StepKind::Collation
-            );
-            if needs_follows && s.follows.is_none() {
-                self.problem(format!(
-                    "{owner}: a {} needs `follows = \"<agency_request step id>\"`",
-                    kind.name()
-                ));
-            }
-            if !needs_follows && s.follows.is_some() {
-                self.problem(format!(
-                    "{owner}: only receipts, chasers, escalations and collations have `follows`"
-                ));
-            }
-            match (kind, &s.decision) {
-                (StepKind::DecisionRequest | StepKind::PanelSubmission, Some(d))
-                    if !decisions.iter().any(|x| &x.id == d) =>
-                {
-                    self.problem(format!("{owner}: decision `{d}` is not defined in this process"))
-                }
-                (StepKind::DecisionRequest, None) => {
-                    self.problem(format!("{owner}: a decision_request needs `decision = \"<id>\"`"))
-                }
-                (StepKind::DecisionRequest | StepKind::PanelSubmission, _) => {}
-                (_, Some(_)) => self.problem(format!(
-                    "{owner}: only a decision_request (or a panel_submission, for the answer it expects) names a `decision`"
-                )),
-                (_, None) => {}
-            }
-            if !(self.env.has_template)(&s.template) {
-                self.problem(format!(
-                    "{owner}: template `{}` not found (needs {0}.subject.hbs, {0}.text.hbs and {0}.html.hbs \
-                     in the templates directory)",
-                    s.template
-                ));
-            }
-            steps.push(Step {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                kind,
-                on,
-                when,
-                template: s.template.clone(),
-                to,
-                cc,
-                attach: s.attach.clone(),
-                return_by,
-                follows: s.follows.clone(),
-                decision: s.decision.clone(),
-                note: s.note.clone(),
-            });
-        }
-        for s in &steps {
-            if let Some(f) = &s.follows {
-                match steps.iter().find(|x| &x.id == f) {
-                    None => self.problem(format!(
-                        "step `{}`: follows `{f}`, which is not a step",
-                        s.id
-                    )),
-                    Some(x) if x.kind != StepKind::AgencyRequest => self.problem(format!(
-                        "step `{}`: follows `{f}`, which is not an agency_request",
-                        s.id
-                    )),
-                    Some(_) => {}
-                }
-            }
-        }
-
+        let default_at = self.header(&raw);
+        let decisions = self.decisions(&raw.decisions);
+        let meeting = raw.meeting.as_ref().and_then(|m| self.meeting(m));
+        let steps = self.steps(&raw.steps, &decisions, meeting.as_ref());
         let deadlines: Vec<Deadline> = raw
             .deadlines
             .iter()
@@ -1245,6 +897,413 @@ impl<'a> Resolver<'a> {
                 file: self.file,
                 problems: self.problems,
             })
+        }
+    }
+
+    /// The process's own fields: its extra roles, its default hour (returned) and its id.
+    fn header(&mut self, raw: &RawProcess) -> NaiveTime {
+        self.extra_roles = raw.extra_roles.iter().cloned().collect();
+        for r in &raw.extra_roles {
+            if DIRECTORY_ROLES.contains(&r.as_str()) {
+                self.problem(format!("extra_roles: `{r}` is already a built-in role"));
+            }
+        }
+        let default_at = match raw.default_at.as_deref() {
+            None => NaiveTime::from_hms_opt(9, 0, 0).expect("valid time"),
+            Some(t) => parse_time(t).unwrap_or_else(|| {
+                self.problem(format!("default_at = \"{t}\" is not a time like \"09:00\""));
+                NaiveTime::from_hms_opt(9, 0, 0).expect("valid time")
+            }),
+        };
+        if raw.id.is_empty()
+            || !raw
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.problem(format!(
+                "id `{}` must be letters, digits, '-' or '_' (it names the process in the database)",
+                raw.id
+            ));
+        }
+        default_at
+    }
+
+    /// `[[decision]]`s: each checked; those whose due time resolves are kept.
+    fn decisions(&mut self, raw: &[RawDecision]) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        let mut seen = BTreeSet::new();
+        for d in raw {
+            let owner = format!("decision `{}`", d.id);
+            if !seen.insert(d.id.clone()) {
+                self.problem(format!("{owner} is defined twice"));
+            }
+            if let Some(decision) = self.decision(&owner, d) {
+                decisions.push(decision);
+            }
+        }
+        decisions
+    }
+
+    /// One `[[decision]]`: voters, quorum, outcomes, due time, keywords and where to read them.
+    fn decision(&mut self, owner: &str, d: &RawDecision) -> Option<Decision> {
+        if Role::parse(&d.voters, &self.extra_roles).is_none()
+            || matches!(
+                d.voters.as_str(),
+                "referrer" | "agency" | "agency_lead" | "attendees"
+            )
+        {
+            self.problem(format!(
+                "{owner}: voters `{}` must be a directory role (e.g. screening_panel, statutory_partners)",
+                d.voters
+            ));
+        }
+        let quorum = self.quorum(owner, d);
+        if d.outcomes.is_empty() {
+            self.problem(format!("{owner}: needs at least one outcome"));
+        }
+        if let Some(p) = &d.provisional
+            && !d.outcomes.contains(p)
+        {
+            self.problem(format!(
+                "{owner}: provisional outcome `{p}` is not one of its outcomes"
+            ));
+        }
+        let due = self.when(&format!("{owner} due"), &d.due);
+        let keywords = self.keywords(owner, d);
+        let read_anywhere = match d.read.as_deref() {
+            None | Some("first_line") => false,
+            Some("anywhere") => true,
+            Some(other) => {
+                self.problem(format!(
+                    "{owner}: read `{other}` is not one of first_line, anywhere"
+                ));
+                false
+            }
+        };
+        due.map(|due| Decision {
+            id: d.id.clone(),
+            name: d.name.clone().unwrap_or_else(|| d.id.replace('_', " ")),
+            voters: d.voters.clone(),
+            quorum,
+            outcomes: d.outcomes.clone(),
+            provisional: d.provisional.clone(),
+            due,
+            keywords,
+            read_anywhere,
+        })
+    }
+
+    /// A decision's quorum, and its tie-breaker.
+    fn quorum(&mut self, owner: &str, d: &RawDecision) -> Quorum {
+        let quorum = match d.quorum.as_str() {
+            "all" => Quorum::All,
+            "majority" => Quorum::Majority {
+                tie_breaker: d.tie_breaker.clone(),
+            },
+            "three_including_two_partners" => Quorum::AtLeast {
+                min_votes: d.min_votes.unwrap_or(3),
+                min_partners: d.min_partners.unwrap_or(2),
+            },
+            "at_least" => match (d.min_votes, d.min_partners) {
+                (Some(v), p) => Quorum::AtLeast {
+                    min_votes: v,
+                    min_partners: p.unwrap_or(0),
+                },
+                (None, _) => {
+                    self.problem(format!("{owner}: quorum `at_least` needs `min_votes`"));
+                    Quorum::All
+                }
+            },
+            other => {
+                self.problem(format!(
+                    "{owner}: quorum `{other}` is not one of all, majority, three_including_two_partners, at_least"
+                ));
+                Quorum::All
+            }
+        };
+        if let Some(tb) = &d.tie_breaker {
+            if Role::parse(tb, &self.extra_roles).is_none() {
+                self.problem(format!("{owner}: tie_breaker `{tb}` is not a known role"));
+            }
+            if d.quorum != "majority" {
+                self.problem(format!(
+                    "{owner}: a tie_breaker only applies to quorum = \"majority\""
+                ));
+            }
+        }
+        quorum
+    }
+
+    /// A decision's keywords per outcome (the outcome's own name by default), none shared.
+    fn keywords(&mut self, owner: &str, d: &RawDecision) -> BTreeMap<String, Vec<String>> {
+        let mut keywords: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        match &d.keywords {
+            None => {
+                for o in &d.outcomes {
+                    let mut words = vec![o.clone()];
+                    if o.contains('_') {
+                        words.push(o.replace('_', " "));
+                    }
+                    keywords.insert(o.clone(), words);
+                }
+            }
+            Some(map) => {
+                for (o, words) in map {
+                    if !d.outcomes.contains(o) {
+                        self.problem(format!(
+                            "{owner}: keywords for `{o}`, which is not one of its outcomes"
+                        ));
+                    }
+                    if words.is_empty() {
+                        self.problem(format!("{owner}: outcome `{o}` has an empty keyword list"));
+                    }
+                    keywords.insert(o.clone(), words.clone());
+                }
+                for o in &d.outcomes {
+                    if !map.contains_key(o) {
+                        self.problem(format!(
+                            "{owner}: outcome `{o}` has no keywords (a reply could never choose it)"
+                        ));
+                    }
+                }
+            }
+        }
+        let mut seen_words: BTreeMap<String, String> = BTreeMap::new();
+        for (o, words) in &keywords {
+            for w in words {
+                let norm = crate::core::text::fold(w);
+                if let Some(other) = seen_words.insert(norm, o.clone())
+                    && &other != o
+                {
+                    self.problem(format!(
+                        "{owner}: keyword `{w}` is given for both `{other}` and `{o}`"
+                    ));
+                }
+            }
+        }
+        keywords
+    }
+
+    /// `[meeting]`: when, who attends, and the window it must fall in.
+    fn meeting(&mut self, m: &RawMeeting) -> Option<Meeting> {
+        let when = self.when("meeting", &m.when);
+        let attendees = self.roles("meeting", "attendees", &m.attendees);
+        if attendees.is_empty() {
+            self.problem("meeting: needs at least one attendee role".to_string());
+        }
+        if attendees.iter().any(|r| matches!(r, Role::Attendees)) {
+            self.problem("meeting: attendees cannot include `attendees`".to_string());
+        }
+        let window = m.window.map(|[a, b]| (a, b));
+        if let (Some((a, b)), Some(w)) = (window, &when) {
+            if a > b {
+                self.problem(format!("meeting: window [{a}, {b}] is backwards"));
+            } else if w.anchor == Anchor::Referral && (w.working_days < a || w.working_days > b) {
+                self.problem(format!(
+                    "meeting: planned on working day {} but its window is days {a} to {b}",
+                    w.working_days
+                ));
+            }
+        }
+        when.map(|when| Meeting {
+            when,
+            minutes: m.minutes,
+            attendees,
+            window,
+        })
+    }
+
+    /// `[[step]]`s: each checked, then every `follows` checked against the others.
+    fn steps(
+        &mut self,
+        raw: &[RawStep],
+        decisions: &[Decision],
+        meeting: Option<&Meeting>,
+    ) -> Vec<Step> {
+        let mut steps = Vec::new();
+        let mut step_ids = BTreeSet::new();
+        for s in raw {
+            let owner = format!("step `{}`", s.id);
+            if !step_ids.insert(s.id.clone()) {
+                self.problem(format!("{owner} is defined twice"));
+            }
+            steps.push(self.step(&owner, s, decisions, meeting));
+        }
+        for s in &steps {
+            if let Some(f) = &s.follows {
+                match steps.iter().find(|x| &x.id == f) {
+                    None => self.problem(format!(
+                        "step `{}`: follows `{f}`, which is not a step",
+                        s.id
+                    )),
+                    Some(x) if x.kind != StepKind::AgencyRequest => self.problem(format!(
+                        "step `{}`: follows `{f}`, which is not an agency_request",
+                        s.id
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+        steps
+    }
+
+    /// One `[[step]]`: its id, kind, pathway, time, recipients, and the fields its kind needs.
+    fn step(
+        &mut self,
+        owner: &str,
+        s: &RawStep,
+        decisions: &[Decision],
+        meeting: Option<&Meeting>,
+    ) -> Step {
+        if s.id.is_empty()
+            || !s
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.problem(format!("{owner}: ids are letters, digits, '-' or '_'"));
+        }
+        let kind = match s.kind.as_deref() {
+            None => StepKind::Letter,
+            Some(k) => StepKind::parse(k).unwrap_or_else(|| {
+                self.problem(format!(
+                    "{owner}: unknown kind `{k}` (letter, decision_request, agency_request, return_receipt, \
+                     chaser, escalation, collation, invite, panel_submission)"
+                ));
+                StepKind::Letter
+            }),
+        };
+        let on = self.pathway(owner, s.on.as_deref(), decisions);
+        let when = match (&s.when, kind) {
+            (None, StepKind::ReturnReceipt) => None,
+            (Some(_), StepKind::ReturnReceipt) => {
+                self.problem(format!(
+                    "{owner}: a return_receipt is sent when a return arrives; remove `when`"
+                ));
+                None
+            }
+            (None, _) => {
+                self.problem(format!("{owner}: needs `when`"));
+                None
+            }
+            (Some(w), _) => self.when(owner, w),
+        };
+        let (to, cc) = self.step_recipients(owner, s, kind, meeting);
+        let return_by = match (&s.return_by, kind) {
+            (Some(r), StepKind::AgencyRequest) => self.when(&format!("{owner} return_by"), r),
+            (None, StepKind::AgencyRequest) => {
+                self.problem(format!("{owner}: an agency_request needs `return_by`"));
+                None
+            }
+            (Some(_), _) => {
+                self.problem(format!("{owner}: only an agency_request has `return_by`"));
+                None
+            }
+            (None, _) => None,
+        };
+        self.step_links(owner, s, kind, decisions);
+        if !(self.env.has_template)(&s.template) {
+            self.problem(format!(
+                "{owner}: template `{}` not found (needs {0}.subject.hbs, {0}.text.hbs and {0}.html.hbs \
+                 in the templates directory)",
+                s.template
+            ));
+        }
+        Step {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            kind,
+            on,
+            when,
+            template: s.template.clone(),
+            to,
+            cc,
+            attach: s.attach.clone(),
+            return_by,
+            follows: s.follows.clone(),
+            decision: s.decision.clone(),
+            note: s.note.clone(),
+        }
+    }
+
+    /// A step's `to` and `cc`, checked against its kind and the meeting.
+    fn step_recipients(
+        &mut self,
+        owner: &str,
+        s: &RawStep,
+        kind: StepKind,
+        meeting: Option<&Meeting>,
+    ) -> (Vec<Role>, Vec<Role>) {
+        let to = self.roles(owner, "to", &s.to);
+        let cc = self.roles(owner, "cc", &s.cc);
+        if to.is_empty() {
+            self.problem(format!(
+                "{owner}: needs at least one recipient role in `to`"
+            ));
+        }
+        let agency_kinds = matches!(
+            kind,
+            StepKind::AgencyRequest | StepKind::ReturnReceipt | StepKind::Chaser
+        );
+        if agency_kinds && to != [Role::Agency] {
+            self.problem(format!(
+                "{owner}: a {} goes to `to = [\"agency\"]` (one letter per agency)",
+                kind.name()
+            ));
+        }
+        if !agency_kinds && (to.contains(&Role::Agency) || to.contains(&Role::AgencyLead)) {
+            self.problem(format!(
+                "{owner}: only agency_request, return_receipt and chaser steps can write to each agency"
+            ));
+        }
+        if cc.contains(&Role::AgencyLead) && !agency_kinds {
+            self.problem(format!(
+                "{owner}: agency_lead can only be copied on agency letters"
+            ));
+        }
+        if (to.contains(&Role::Attendees) || cc.contains(&Role::Attendees)) && meeting.is_none() {
+            self.problem(format!(
+                "{owner}: writes to `attendees` but the process has no [meeting]"
+            ));
+        }
+        if kind == StepKind::Invite && meeting.is_none() {
+            self.problem(format!("{owner}: an invite needs a [meeting]"));
+        }
+        (to, cc)
+    }
+
+    /// A step's `follows` and `decision`: present exactly when its kind needs them.
+    fn step_links(&mut self, owner: &str, s: &RawStep, kind: StepKind, decisions: &[Decision]) {
+        let needs_follows = matches!(
+            kind,
+            StepKind::ReturnReceipt | StepKind::Chaser | StepKind::Escalation | StepKind::Collation
+        );
+        if needs_follows && s.follows.is_none() {
+            self.problem(format!(
+                "{owner}: a {} needs `follows = \"<agency_request step id>\"`",
+                kind.name()
+            ));
+        }
+        if !needs_follows && s.follows.is_some() {
+            self.problem(format!(
+                "{owner}: only receipts, chasers, escalations and collations have `follows`"
+            ));
+        }
+        match (kind, &s.decision) {
+            (StepKind::DecisionRequest | StepKind::PanelSubmission, Some(d))
+                if !decisions.iter().any(|x| &x.id == d) =>
+            {
+                self.problem(format!("{owner}: decision `{d}` is not defined in this process"))
+            }
+            (StepKind::DecisionRequest, None) => {
+                self.problem(format!("{owner}: a decision_request needs `decision = \"<id>\"`"))
+            }
+            (StepKind::DecisionRequest | StepKind::PanelSubmission, _) => {}
+            (_, Some(_)) => self.problem(format!(
+                "{owner}: only a decision_request (or a panel_submission, for the answer it expects) names a `decision`"
+            )),
+            (_, None) => {}
         }
     }
 

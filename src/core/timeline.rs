@@ -687,6 +687,7 @@ fn keyed(state: &CaseState, step: &Step, key: String) -> String {
     }
 }
 
+/// The letters one due step sends: one per agency, or one per person in its roles.
 fn fan_out(
     ctx: &Ctx<'_>,
     dir: &dyn Lookup,
@@ -695,159 +696,209 @@ fn fan_out(
     now: DateTime<Utc>,
     plan: &mut Plan,
 ) -> Result<(), TimelineError> {
-    let state = ctx.state;
-    let process = ctx.process;
     match step.kind {
-        StepKind::AgencyRequest => {
-            let return_by = match &step.return_by {
-                Some(rb) => ctx.resolve_owned(&format!("return_by:{}", step.id), rb)?,
-                None => None,
-            };
-            for (id, _) in state.active_agencies() {
-                let key = keyed(state, step, agency_key(id));
-                if state.has_letter(&step.id, &key) {
-                    continue;
-                }
-                let Some(agency) = dir.agency(id) else {
-                    plan.problems
-                        .push(format!("agency `{id}` is not in the directory"));
-                    continue;
-                };
-                let to = contact_recipient(&agency.contact, "agency");
-                let cc = expand(&step.cc, process, dir, state, Some(&agency));
-                let mut l = letter(step, key, to, cc, due);
-                l.agency = Some(id.clone());
-                l.return_by = return_by.clone();
-                plan.due.push(l);
-            }
-        }
-        StepKind::Chaser => {
-            let Some((req, return_by)) = request_of(ctx, step)? else {
-                return Ok(());
-            };
-            for (id, a) in state.active_agencies() {
-                let key = keyed(state, step, agency_key(id));
-                if a.returned_at.is_some() || state.has_letter(&step.id, &key) {
-                    continue;
-                }
-                // Only chase an agency that was asked before the chase fell due: one added later
-                // has had no time to answer (the escalation covers it).
-                let asked = state
-                    .letters
-                    .get(&(req.id.clone(), keyed(state, req, agency_key(id))))
-                    .is_some_and(|l| l.queued_at <= due.at);
-                if !asked {
-                    continue;
-                }
-                let Some(agency) = dir.agency(id) else {
-                    continue;
-                };
-                // An agency whose contact is away (an auto-reply was seen) is chased via its deputy.
-                let contact = match (&a.out_of_office_at, &agency.deputy) {
-                    (Some(_), Some(deputy)) => contact_recipient(deputy, "agency deputy"),
-                    _ => contact_recipient(&agency.contact, "agency"),
-                };
-                let cc = expand(&step.cc, process, dir, state, Some(&agency));
-                let mut l = letter(step, key, contact, cc, due);
-                l.agency = Some(id.clone());
-                l.return_by = Some(return_by.clone());
-                plan.due.push(l);
-            }
-        }
+        StepKind::AgencyRequest => agency_requests(ctx, dir, step, due, plan),
+        StepKind::Chaser => chasers(ctx, dir, step, due, plan),
         StepKind::Escalation | StepKind::Collation => {
-            let Some((req, _)) = request_of(ctx, step)? else {
-                return Ok(());
-            };
-            let asked: Vec<&String> = state
-                .active_agencies()
-                .filter(|(id, _)| state.has_letter(&req.id, &keyed(state, req, agency_key(id))))
-                .map(|(id, _)| id)
-                .collect();
-            let missing: Vec<String> = asked
-                .iter()
-                .filter(|id| {
-                    state.agencies[id.as_str()]
-                        .returned_at
-                        .is_none_or(|t| t > now)
-                })
-                .map(|s| s.to_string())
-                .collect();
-            if step.kind == StepKind::Escalation && missing.is_empty() {
-                return Ok(());
-            }
-            if step.kind == StepKind::Collation && asked.is_empty() {
-                return Ok(());
-            }
-            let nil: Vec<String> = asked
-                .iter()
-                .filter(|id| {
-                    state.agencies[id.as_str()].nil
-                        && state.agencies[id.as_str()].returned_at.is_some()
-                })
-                .map(|s| s.to_string())
-                .collect();
-            let cc = expand(&step.cc, process, dir, state, None);
-            for to in expand(&step.to, process, dir, state, None) {
-                let key = keyed(state, step, to.email.clone());
-                if state.has_letter(&step.id, &key) {
-                    continue;
-                }
-                let mut l = letter(step, key, to, cc.clone(), due);
-                l.missing = missing.clone();
-                l.nil_returns = nil.clone();
-                plan.due.push(l);
-            }
+            returns_roundup(ctx, dir, step, due, now, plan)
         }
-        StepKind::Invite => {
-            let meeting = ctx.anchor(&Anchor::Meeting)?.map(|b| match b {
-                Base::Instant(t) => t,
-                Base::Date(d) => calendar::london_instant(d, process.default_at),
-            });
-            let Some(at) = meeting else { return Ok(()) };
-            let meeting = Resolved {
-                at,
-                date: calendar::london_date(at),
-                day: ctx.day_number(calendar::london_date(at))?,
-                explanation: String::new(),
-            };
-            let cc = expand(&step.cc, process, dir, state, None);
-            for to in expand(&step.to, process, dir, state, None) {
-                let key = keyed(state, step, to.email.clone());
-                if state.has_letter(&step.id, &key) {
-                    continue;
-                }
-                let mut l = letter(step, key, to, cc.clone(), due);
-                l.meeting = Some(meeting.clone());
-                plan.due.push(l);
-            }
-        }
+        StepKind::Invite => invites(ctx, dir, step, due, plan),
         StepKind::ReturnReceipt => unreachable!("receipts are planned by their events"),
         StepKind::Letter | StepKind::DecisionRequest | StepKind::PanelSubmission => {
-            let cc = expand(&step.cc, process, dir, state, None);
-            let to = expand(&step.to, process, dir, state, None);
-            if to.is_empty() {
-                plan.problems.push(format!(
-                    "step {}: nobody to send it to (roles: {})",
-                    step.id,
-                    step.to
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            for to in to {
-                let key = keyed(state, step, to.email.clone());
-                if state.has_letter(&step.id, &key) {
-                    continue;
-                }
-                let cc: Vec<Recipient> =
-                    cc.iter().filter(|c| c.email != to.email).cloned().collect();
-                plan.due.push(letter(step, key, to, cc, due));
-            }
+            role_letters(ctx, dir, step, due, plan);
+            Ok(())
         }
     }
+}
+
+/// An agency request: one letter to each active agency's contact, with the return deadline.
+fn agency_requests(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    due: &Resolved,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let return_by = match &step.return_by {
+        Some(rb) => ctx.resolve_owned(&format!("return_by:{}", step.id), rb)?,
+        None => None,
+    };
+    for (id, _) in state.active_agencies() {
+        let key = keyed(state, step, agency_key(id));
+        if state.has_letter(&step.id, &key) {
+            continue;
+        }
+        let Some(agency) = dir.agency(id) else {
+            plan.problems
+                .push(format!("agency `{id}` is not in the directory"));
+            continue;
+        };
+        let to = contact_recipient(&agency.contact, "agency");
+        let cc = expand(&step.cc, ctx.process, dir, state, Some(&agency));
+        let mut l = letter(step, key, to, cc, due);
+        l.agency = Some(id.clone());
+        l.return_by = return_by.clone();
+        plan.due.push(l);
+    }
     Ok(())
+}
+
+/// A chaser: one letter to each agency asked before it fell due that has not returned.
+fn chasers(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    due: &Resolved,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let Some((req, return_by)) = request_of(ctx, step)? else {
+        return Ok(());
+    };
+    for (id, a) in state.active_agencies() {
+        let key = keyed(state, step, agency_key(id));
+        if a.returned_at.is_some() || state.has_letter(&step.id, &key) {
+            continue;
+        }
+        // Only chase an agency that was asked before the chase fell due: one added later
+        // has had no time to answer (the escalation covers it).
+        let asked = state
+            .letters
+            .get(&(req.id.clone(), keyed(state, req, agency_key(id))))
+            .is_some_and(|l| l.queued_at <= due.at);
+        if !asked {
+            continue;
+        }
+        let Some(agency) = dir.agency(id) else {
+            continue;
+        };
+        // An agency whose contact is away (an auto-reply was seen) is chased via its deputy.
+        let contact = match (&a.out_of_office_at, &agency.deputy) {
+            (Some(_), Some(deputy)) => contact_recipient(deputy, "agency deputy"),
+            _ => contact_recipient(&agency.contact, "agency"),
+        };
+        let cc = expand(&step.cc, ctx.process, dir, state, Some(&agency));
+        let mut l = letter(step, key, contact, cc, due);
+        l.agency = Some(id.clone());
+        l.return_by = Some(return_by.clone());
+        plan.due.push(l);
+    }
+    Ok(())
+}
+
+/// An escalation (only when returns are missing) or a collation (once any agency was asked):
+/// one letter per person in its roles, listing the missing and the nil returns.
+fn returns_roundup(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    due: &Resolved,
+    now: DateTime<Utc>,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let (state, process) = (ctx.state, ctx.process);
+    let Some((req, _)) = request_of(ctx, step)? else {
+        return Ok(());
+    };
+    let asked: Vec<&String> = state
+        .active_agencies()
+        .filter(|(id, _)| state.has_letter(&req.id, &keyed(state, req, agency_key(id))))
+        .map(|(id, _)| id)
+        .collect();
+    let missing: Vec<String> = asked
+        .iter()
+        .filter(|id| {
+            state.agencies[id.as_str()]
+                .returned_at
+                .is_none_or(|t| t > now)
+        })
+        .map(|s| s.to_string())
+        .collect();
+    if step.kind == StepKind::Escalation && missing.is_empty() {
+        return Ok(());
+    }
+    if step.kind == StepKind::Collation && asked.is_empty() {
+        return Ok(());
+    }
+    let nil: Vec<String> = asked
+        .iter()
+        .filter(|id| {
+            state.agencies[id.as_str()].nil && state.agencies[id.as_str()].returned_at.is_some()
+        })
+        .map(|s| s.to_string())
+        .collect();
+    let cc = expand(&step.cc, process, dir, state, None);
+    for to in expand(&step.to, process, dir, state, None) {
+        let key = keyed(state, step, to.email.clone());
+        if state.has_letter(&step.id, &key) {
+            continue;
+        }
+        let mut l = letter(step, key, to, cc.clone(), due);
+        l.missing = missing.clone();
+        l.nil_returns = nil.clone();
+        plan.due.push(l);
+    }
+    Ok(())
+}
+
+/// An invitation: one letter per person in its roles, once the meeting's time is known.
+fn invites(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    due: &Resolved,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let (state, process) = (ctx.state, ctx.process);
+    let meeting = ctx.anchor(&Anchor::Meeting)?.map(|b| match b {
+        Base::Instant(t) => t,
+        Base::Date(d) => calendar::london_instant(d, process.default_at),
+    });
+    let Some(at) = meeting else { return Ok(()) };
+    let meeting = Resolved {
+        at,
+        date: calendar::london_date(at),
+        day: ctx.day_number(calendar::london_date(at))?,
+        explanation: String::new(),
+    };
+    let cc = expand(&step.cc, process, dir, state, None);
+    for to in expand(&step.to, process, dir, state, None) {
+        let key = keyed(state, step, to.email.clone());
+        if state.has_letter(&step.id, &key) {
+            continue;
+        }
+        let mut l = letter(step, key, to, cc.clone(), due);
+        l.meeting = Some(meeting.clone());
+        plan.due.push(l);
+    }
+    Ok(())
+}
+
+/// Any other letter: one per person in its roles (nobody copied who is already addressed).
+fn role_letters(ctx: &Ctx<'_>, dir: &dyn Lookup, step: &Step, due: &Resolved, plan: &mut Plan) {
+    let (state, process) = (ctx.state, ctx.process);
+    let cc = expand(&step.cc, process, dir, state, None);
+    let to = expand(&step.to, process, dir, state, None);
+    if to.is_empty() {
+        plan.problems.push(format!(
+            "step {}: nobody to send it to (roles: {})",
+            step.id,
+            step.to
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for to in to {
+        let key = keyed(state, step, to.email.clone());
+        if state.has_letter(&step.id, &key) {
+            continue;
+        }
+        let cc: Vec<Recipient> = cc.iter().filter(|c| c.email != to.email).cloned().collect();
+        plan.due.push(letter(step, key, to, cc, due));
+    }
 }
 
 /// A receipt for every return that arrived, sent to its agency's contact when it arrives.

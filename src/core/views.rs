@@ -407,21 +407,7 @@ pub fn case_view(
     let p = ctx.process;
     let cal = ctx.calendar;
     let mut problems = Vec::new();
-    let letters: Vec<LetterView> = summaries
-        .iter()
-        .filter(|l| l.case_id == Some(row.id))
-        .map(|l| LetterView {
-            outbox: l.id,
-            step: l.step.clone(),
-            step_name: ctx.step_name(&l.step),
-            kind: p.step(&l.step).map(|s| s.kind),
-            to: ctx.recipient_label(&l.recipient, state.referrer.as_deref()),
-            state: l.state,
-            due_at: l.due_at,
-            queued_at: l.queued_at,
-            sent_at: l.sent_at,
-        })
-        .collect();
+    let letters = letter_views(ctx, row.id, &state, summaries);
     let referrer_agency = state
         .referrer
         .as_deref()
@@ -450,31 +436,13 @@ pub fn case_view(
         return view;
     }
     let state = &view.state;
-    let area = state.area.as_deref();
     let panel_submitted = view
         .letters
         .iter()
         .filter(|l| l.kind == Some(StepKind::PanelSubmission))
         .filter_map(|l| l.sent_at)
         .min();
-
-    // Deadlines.
-    let mut deadlines = Vec::new();
-    match timeline::deadlines(p, cal, state) {
-        Ok(list) => {
-            for (d, r) in list {
-                let (verifiable, met_at) = met_evidence(&d.id, panel_submitted);
-                deadlines.push(DeadlineView {
-                    id: d.id.clone(),
-                    name: d.name.clone(),
-                    due: r,
-                    verifiable,
-                    met_at,
-                });
-            }
-        }
-        Err(e) => problems.push(format!("deadlines cannot be computed: {e}")),
-    }
+    let deadlines = deadline_views(ctx, state, panel_submitted, &mut problems);
 
     // Upcoming steps, from now on (the first is the tracker's "next step").
     let upcoming = match timeline::upcoming(p, cal, state, now, now + Duration::days(3 * 366)) {
@@ -484,25 +452,7 @@ pub fn case_view(
             Vec::new()
         }
     };
-
-    // The meeting: when invitations are on an open pathway (or it was scheduled by hand).
-    let invited = p
-        .steps
-        .iter()
-        .any(|s| s.kind == StepKind::Invite && timeline::on_pathway(p, cal, state, &s.on));
-    let meeting = if invited || state.meeting_at.is_some() {
-        match timeline::meeting_at(p, cal, state) {
-            Ok(m) => m,
-            Err(e) => {
-                problems.push(format!("the meeting date cannot be computed: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-
-    // Agencies.
+    let meeting = meeting(ctx, state, &mut problems);
     let return_deadline = match timeline::return_deadline(p, cal, state) {
         Ok(r) => r,
         Err(e) => {
@@ -510,14 +460,122 @@ pub fn case_view(
             None
         }
     };
-    let agencies = state
+    let agencies = agency_views(
+        ctx,
+        state,
+        view.row.id,
+        summaries,
+        return_deadline.as_ref(),
+        now,
+    );
+    let decisions = decision_views(ctx, state, &view.letters, &mut problems);
+    let held = held_views(ctx, state);
+
+    view.deadlines = deadlines;
+    view.upcoming = upcoming;
+    view.meeting = meeting;
+    view.return_deadline = return_deadline;
+    view.agencies = agencies;
+    view.decisions = decisions;
+    view.held = held;
+    view.panel_submitted = panel_submitted;
+    view.problems = problems.iter().map(|p| scrub(p)).collect();
+    view
+}
+
+/// The case's letters, named and addressed in words.
+fn letter_views(
+    ctx: &Context<'_>,
+    case_id: i64,
+    state: &CaseState,
+    summaries: &[LetterSummary],
+) -> Vec<LetterView> {
+    summaries
+        .iter()
+        .filter(|l| l.case_id == Some(case_id))
+        .map(|l| LetterView {
+            outbox: l.id,
+            step: l.step.clone(),
+            step_name: ctx.step_name(&l.step),
+            kind: ctx.process.step(&l.step).map(|s| s.kind),
+            to: ctx.recipient_label(&l.recipient, state.referrer.as_deref()),
+            state: l.state,
+            due_at: l.due_at,
+            queued_at: l.queued_at,
+            sent_at: l.sent_at,
+        })
+        .collect()
+}
+
+/// The case's statutory deadlines, and whether caseclerk can see each one met.
+fn deadline_views(
+    ctx: &Context<'_>,
+    state: &CaseState,
+    panel_submitted: Option<DateTime<Utc>>,
+    problems: &mut Vec<String>,
+) -> Vec<DeadlineView> {
+    match timeline::deadlines(ctx.process, ctx.calendar, state) {
+        Ok(list) => list
+            .into_iter()
+            .map(|(d, r)| {
+                let (verifiable, met_at) = met_evidence(&d.id, panel_submitted);
+                DeadlineView {
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                    due: r,
+                    verifiable,
+                    met_at,
+                }
+            })
+            .collect(),
+        Err(e) => {
+            problems.push(format!("deadlines cannot be computed: {e}"));
+            Vec::new()
+        }
+    }
+}
+
+/// The meeting: when invitations are on an open pathway (or it was scheduled by hand).
+fn meeting(
+    ctx: &Context<'_>,
+    state: &CaseState,
+    problems: &mut Vec<String>,
+) -> Option<DateTime<Utc>> {
+    let (p, cal) = (ctx.process, ctx.calendar);
+    let invited = p
+        .steps
+        .iter()
+        .any(|s| s.kind == StepKind::Invite && timeline::on_pathway(p, cal, state, &s.on));
+    if !invited && state.meeting_at.is_none() {
+        return None;
+    }
+    match timeline::meeting_at(p, cal, state) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(format!("the meeting date cannot be computed: {e}"));
+            None
+        }
+    }
+}
+
+/// The agencies involved: when each was asked, whether it returned, whether it is overdue.
+fn agency_views(
+    ctx: &Context<'_>,
+    state: &CaseState,
+    case_id: i64,
+    summaries: &[LetterSummary],
+    return_deadline: Option<&Resolved>,
+    now: DateTime<Utc>,
+) -> Vec<AgencyView> {
+    let p = ctx.process;
+    state
         .active_agencies()
         .map(|(id, a)| {
             let dir = ctx.agency(id);
             let key = format!("agency:{id}");
             let asked_at = summaries
                 .iter()
-                .filter(|l| l.case_id == Some(view.row.id) && l.recipient == key)
+                .filter(|l| l.case_id == Some(case_id) && l.recipient == key)
                 .filter(|l| {
                     p.step(&l.step)
                         .is_some_and(|s| s.kind == StepKind::AgencyRequest)
@@ -526,7 +584,7 @@ pub fn case_view(
                 .min();
             let overdue = a.returned_at.is_none()
                 && asked_at.is_some()
-                && return_deadline.as_ref().is_some_and(|d| now > d.at);
+                && return_deadline.is_some_and(|d| now > d.at);
             AgencyView {
                 id: id.clone(),
                 name: dir.map_or(id.clone(), |d| d.name.clone()),
@@ -540,9 +598,18 @@ pub fn case_view(
                 overdue,
             }
         })
-        .collect();
+        .collect()
+}
 
-    // Decisions.
+/// The process's decisions on this case: asked when, due when, who has not voted.
+fn decision_views(
+    ctx: &Context<'_>,
+    state: &CaseState,
+    letters: &[LetterView],
+    problems: &mut Vec<String>,
+) -> Vec<DecisionView> {
+    let (p, cal) = (ctx.process, ctx.calendar);
+    let area = state.area.as_deref();
     let mut decisions = Vec::new();
     for d in &p.decisions {
         let due = match timeline::resolve(p, cal, state, &d.due, &d.id) {
@@ -559,8 +626,7 @@ pub fn case_view(
             .filter(|s| timeline::on_pathway(p, cal, state, &s.on))
             .map(|s| s.id.as_str())
             .collect();
-        let requested_at = view
-            .letters
+        let requested_at = letters
             .iter()
             .filter(|l| request_steps.contains(&l.step.as_str()))
             .filter_map(|l| l.sent_at)
@@ -585,9 +651,12 @@ pub fn case_view(
             not_voted,
         });
     }
+    decisions
+}
 
-    // Held replies not yet confirmed.
-    let held = state
+/// Replies held for a person and not yet confirmed.
+fn held_views(ctx: &Context<'_>, state: &CaseState) -> Vec<HeldView> {
+    state
         .held
         .iter()
         .filter(|h| !h.confirmed)
@@ -595,8 +664,11 @@ pub fn case_view(
             let decision = h.decision.as_deref();
             HeldView {
                 message: h.message,
-                decision: decision
-                    .map(|id| p.decision(id).map_or(id.to_string(), |d| d.name.clone())),
+                decision: decision.map(|id| {
+                    ctx.process
+                        .decision(id)
+                        .map_or(id.to_string(), |d| d.name.clone())
+                }),
                 decision_open: decision.is_none_or(|id| !state.decisions.contains_key(id)),
                 from: ctx
                     .name_of(&h.voter)
@@ -605,18 +677,7 @@ pub fn case_view(
                 reason: scrub(&h.reason),
             }
         })
-        .collect();
-
-    view.deadlines = deadlines;
-    view.upcoming = upcoming;
-    view.meeting = meeting;
-    view.return_deadline = return_deadline;
-    view.agencies = agencies;
-    view.decisions = decisions;
-    view.held = held;
-    view.panel_submitted = panel_submitted;
-    view.problems = problems.iter().map(|p| scrub(p)).collect();
-    view
+        .collect()
 }
 
 /// The names a snapshot goes out under.
@@ -962,10 +1023,18 @@ pub(crate) mod fixture {
 
     /// The five cases.
     pub fn cases() -> Vec<Case> {
-        let mut out = Vec::new();
+        vec![
+            meeting_today_and_agencies_overdue(),
+            new_on_friday_with_a_held_reply(),
+            panel_deadline_in_two_days(),
+            panel_deadline_passed_and_a_letter_bounced(),
+            closed_after_no_further_action(),
+        ]
+    }
 
-        // RR-2026-0001: day 12 today (meeting at 10:00); two agencies overdue since day 9
-        // (Wed 26 Aug), health visiting's contact away; sign-off request tomorrow.
+    /// RR-2026-0001: day 12 today (meeting at 10:00); two agencies overdue since day 9
+    /// (Wed 26 Aug), health visiting's contact away; sign-off request tomorrow.
+    fn meeting_today_and_agencies_overdue() -> Case {
         let mut a = Case::open(1, "2026-08-13T09:00:00Z", "referrer@hospital.test");
         a.letter(
             "acknowledge",
@@ -1032,10 +1101,12 @@ pub(crate) mod fixture {
             "2026-08-27T11:00:00Z",
             "sent",
         );
-        out.push(a);
+        a
+    }
 
-        // RR-2026-0002: new on Friday afternoon; one of three panel members has voted; a reply
-        // from outside the directory was held.
+    /// RR-2026-0002: new on Friday afternoon; one of three panel members has voted; a reply
+    /// from outside the directory was held.
+    fn new_on_friday_with_a_held_reply() -> Case {
         let mut b = Case::open(2, "2026-08-28T13:30:00Z", "dr.khan@nhs.test");
         b.letter(
             "acknowledge",
@@ -1069,10 +1140,12 @@ pub(crate) mod fixture {
                 reason: "the sender is not a voter on this decision".into(),
             },
         );
-        out.push(b);
+        b
+    }
 
-        // RR-2026-0003: day 13 today; sign-off request at 09:00; National Panel due in two
-        // working days (Thu 3 Sep).
+    /// RR-2026-0003: day 13 today; sign-off request at 09:00; National Panel due in two
+    /// working days (Thu 3 Sep).
+    fn panel_deadline_in_two_days() -> Case {
         let mut c = Case::open(3, "2026-08-12T10:00:00Z", "referrer@hospital.test");
         c.decide("2026-08-13T10:00:00Z", "screening", "meets")
             .agencies("2026-08-13T11:00:00Z", &["police"]);
@@ -1084,10 +1157,12 @@ pub(crate) mod fixture {
         )
         .returned("2026-08-20T09:00:00Z", "police", false, false)
         .letter("chase", "agency:police", "2026-08-21T09:00:00Z", "pending");
-        out.push(c);
+        c
+    }
 
-        // RR-2026-0004: the National Panel deadline passed (day 15, Mon 24 Aug) and nothing was
-        // sent; the outcome letter to the referrer bounced.
+    /// RR-2026-0004: the National Panel deadline passed (day 15, Mon 24 Aug) and nothing was
+    /// sent; the outcome letter to the referrer bounced.
+    fn panel_deadline_passed_and_a_letter_bounced() -> Case {
         let mut d = Case::open(4, "2026-08-03T10:00:00Z", "referrer@hospital.test");
         d.decide("2026-08-04T10:00:00Z", "screening", "meets")
             .letter(
@@ -1112,9 +1187,11 @@ pub(crate) mod fixture {
                 "sent",
             )
             .decide("2026-08-21T11:00:00Z", "sign_off", "no_lcspr");
-        out.push(d);
+        d
+    }
 
-        // RR-2026-0005: closed after no further action; nothing about it needs anyone.
+    /// RR-2026-0005: closed after no further action; nothing about it needs anyone.
+    fn closed_after_no_further_action() -> Case {
         let mut e = Case::open(5, "2026-07-01T09:00:00Z", "gp@practice.test");
         e.decide("2026-07-02T09:00:00Z", "screening", "nfa").event(
             "2026-07-03T09:00:00Z",
@@ -1124,8 +1201,7 @@ pub(crate) mod fixture {
             },
         );
         e.status = CaseStatus::Closed;
-        out.push(e);
-        out
+        e
     }
 
     /// The snapshot the digest and the tracker are tested on.

@@ -379,171 +379,17 @@ fn load(cli_config: &Option<PathBuf>, needs: Needs) -> Result<config::Config, Fa
 }
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let config = &cli.config;
     match &cli.command {
-        Command::Run { process_existing } => {
-            let cfg = load(&cli.config, Needs::Everything)?;
-            let existing = if *process_existing {
-                ExistingMail::Process
-            } else {
-                ExistingMail::Leave
-            };
-            let engine = Engine::open(cfg, Arc::new(SystemClock), existing)
-                .await
-                .map_err(work)?;
-            tracing::info!(process = %engine.cfg.process.id, "caseclerk running");
-            engine.run(shutdown_signal()).await.map_err(work)
-        }
+        Command::Run { process_existing } => run(config, *process_existing).await,
         Command::Tick {
             now,
             process_existing,
-        } => {
-            let cfg = load(&cli.config, Needs::Everything)?;
-            let existing = if *process_existing {
-                ExistingMail::Process
-            } else {
-                ExistingMail::Leave
-            };
-            let engine = Engine::open(cfg, clock(now.as_deref())?, existing)
-                .await
-                .map_err(work)?;
-            let r = engine.tick().await.map_err(work)?;
-            println!(
-                "fetched {} new, processed {}, opened {}, queued {}, sent {}, retrying {}, undelivered {}{}",
-                r.fetch.as_ref().map_or(0, |f| f.stored),
-                r.processed,
-                if r.opened.is_empty() {
-                    "none".to_string()
-                } else {
-                    r.opened.join(" ")
-                },
-                r.queued,
-                r.sent.sent,
-                r.sent.retrying,
-                r.sent.undelivered,
-                r.next_wake
-                    .map(|w| format!("; next due {}", calendar::short_instant(w)))
-                    .unwrap_or_default()
-            );
-            if let Some(e) = r.fetch_error {
-                return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
-            }
-            Ok(())
-        }
-        Command::Cases { now } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let now = clock(now.as_deref())?.now();
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let cases = store.cases().await.map_err(work)?;
-            if cases.is_empty() {
-                println!("no cases");
-                return Ok(());
-            }
-            println!(
-                "{:<14} {:<10} {:<8} {:<24} {:<18} today",
-                "reference", "process", "status", "received", "day 0"
-            );
-            let today = calendar::london_date(now);
-            for c in cases {
-                let day = if today < c.day0 {
-                    "before day 0".to_string()
-                } else {
-                    match cfg.calendar.working_day_number(c.day0, today) {
-                        Ok(n) => format!("day {n}"),
-                        Err(e) => format!("? ({e})"),
-                    }
-                };
-                println!(
-                    "{:<14} {:<10} {:<8} {:<24} {:<18} {day}",
-                    c.reference,
-                    c.process,
-                    c.status,
-                    calendar::short_instant(c.received_at),
-                    calendar::short_date(c.day0),
-                );
-            }
-            Ok(())
-        }
-        Command::Case { reference, now } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let now = clock(now.as_deref())?.now();
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let text = crate::shell::report::case_report(&cfg, &store, reference, now)
-                .await
-                .map_err(|e| match e {
-                    crate::shell::report::ReportError::NoCase(_) => Failure::Usage(e.to_string()),
-                    other => Failure::Work(other.to_string()),
-                })?;
-            print!("{text}");
-            Ok(())
-        }
-        Command::Timeline { process, received } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let received = parse_instant("--received", received)?;
-            let base = cfg
-                .file
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."));
-            let path = if std::path::Path::new(process).is_file() {
-                PathBuf::from(process)
-            } else {
-                config::process_path(&base, process)
-            };
-            let p = config::load_process(&path, &cfg.templates_dir)
-                .map_err(|e| Failure::Usage(e.to_string()))?;
-            let (day0, lines) =
-                timeline::schedule(&p, &cfg.calendar, received, cfg.cutoff).map_err(work)?;
-            print!("{}", timeline::render_schedule(&p, received, &day0, &lines));
-            Ok(())
-        }
-        Command::Agencies { action } => {
-            match action {
-                AgenciesAction::Add {
-                    case,
-                    agencies,
-                    reason,
-                    who,
-                } => {
-                    let Desk {
-                        cfg,
-                        store,
-                        now,
-                        actor,
-                    } = desk(&cli.config, who).await?;
-                    let added = operator::add_agencies(
-                        &cfg,
-                        &store,
-                        case,
-                        agencies,
-                        reason.as_deref(),
-                        &actor,
-                        now,
-                    )
-                    .await
-                    .map_err(refused)?;
-                    println!("{case}: added {}", added.join(", "));
-                }
-                AgenciesAction::Remove {
-                    case,
-                    agency,
-                    reason,
-                    who,
-                } => {
-                    let Desk {
-                        cfg,
-                        store,
-                        now,
-                        actor,
-                    } = desk(&cli.config, who).await?;
-                    let removed =
-                        operator::remove_agency(&cfg, &store, case, agency, reason, &actor, now)
-                            .await
-                            .map_err(refused)?;
-                    println!("{case}: removed {removed}");
-                }
-            }
-            Ok(())
-        }
+        } => tick(config, now.as_deref(), *process_existing).await,
+        Command::Cases { now } => cases(config, now.as_deref()).await,
+        Command::Case { reference, now } => case(config, reference, now.as_deref()).await,
+        Command::Timeline { process, received } => print_timeline(config, process, received),
+        Command::Agencies { action } => agencies(config, action).await,
         Command::Decide {
             case,
             decision,
@@ -551,55 +397,15 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             replace,
             who,
-        } => {
-            let Desk {
-                cfg,
-                store,
-                now,
-                actor,
-            } = desk(&cli.config, who).await?;
-            operator::decide(
-                &cfg, &store, case, decision, outcome, reason, *replace, &actor, now,
-            )
-            .await
-            .map_err(refused)?;
-            println!("{case}: {decision} recorded as {outcome}");
-            Ok(())
-        }
+        } => decide(config, case, decision, outcome, reason, *replace, who).await,
         Command::Publication {
             case,
             date,
             reason,
             who,
-        } => {
-            let Desk {
-                cfg,
-                store,
-                now,
-                actor,
-            } = desk(&cli.config, who).await?;
-            let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-                .map_err(|_| Failure::Usage(format!("`{date}` is not a date like 2027-06-30")))?;
-            operator::plan_publication(&cfg, &store, case, date, reason, &actor, now)
-                .await
-                .map_err(refused)?;
-            println!(
-                "{case}: publication planned for {}",
-                calendar::short_date(date)
-            );
-            Ok(())
-        }
-        Command::Close { case, reason, who } | Command::Reopen { case, reason, who } => {
-            let close = matches!(cli.command, Command::Close { .. });
-            let Desk {
-                store, now, actor, ..
-            } = desk(&cli.config, who).await?;
-            operator::set_status(&store, case, close, reason, &actor, now)
-                .await
-                .map_err(refused)?;
-            println!("{case}: {}", if close { "closed" } else { "reopened" });
-            Ok(())
-        }
+        } => publication(config, case, date, reason, who).await,
+        Command::Close { case, reason, who } => set_status(config, case, true, reason, who).await,
+        Command::Reopen { case, reason, who } => set_status(config, case, false, reason, who).await,
         Command::Attach {
             case,
             message,
@@ -608,12 +414,6 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => {
-            let Desk {
-                cfg,
-                store,
-                now,
-                actor,
-            } = desk(&cli.config, who).await?;
             let how = match (r#return, nil_return) {
                 (Some(a), _) => operator::AttachAs::Return {
                     agency: a.clone(),
@@ -625,11 +425,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 },
                 (None, None) => operator::AttachAs::Note,
             };
-            operator::attach(&cfg, &store, case, *message, how, reason, &actor, now)
-                .await
-                .map_err(refused)?;
-            println!("{case}: message {message} attached");
-            Ok(())
+            attach(config, case, *message, how, reason, who).await
         }
         Command::Confirm {
             case,
@@ -637,192 +433,466 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             outcome,
             reason,
             who,
-        } => {
-            let Desk {
-                cfg,
-                store,
-                now,
-                actor,
-            } = desk(&cli.config, who).await?;
-            operator::confirm_held(&cfg, &store, case, *message, outcome, reason, &actor, now)
-                .await
-                .map_err(refused)?;
-            println!("{case}: held reply {message} confirmed as {outcome}");
-            Ok(())
-        }
+        } => confirm(config, case, *message, outcome, reason, who).await,
         Command::Resend {
             case,
             letter,
             to,
             reason,
             who,
-        } => {
-            let Desk {
-                cfg,
-                store,
-                now,
-                actor,
-            } = desk(&cli.config, who).await?;
-            let id = operator::resend(
-                &cfg,
-                &store,
-                case,
-                *letter,
-                to.as_deref(),
-                reason,
-                &actor,
-                now,
-            )
-            .await
-            .map_err(refused)?;
-            println!("{case}: letter {letter} queued again as letter {id}");
-            Ok(())
-        }
+        } => resend(config, case, *letter, to.as_deref(), reason, who).await,
         Command::Reschedule {
             case,
             what,
             to,
             reason,
             who,
-        } => {
-            let Desk {
-                cfg,
-                store,
-                now,
-                actor,
-            } = desk(&cli.config, who).await?;
-            let at = parse_when(to, cfg.process.default_at)?;
-            operator::reschedule(&cfg, &store, case, what, at, reason, &actor, now)
-                .await
-                .map_err(refused)?;
-            println!("{case}: {what} moved to {}", calendar::short_instant(at));
-            Ok(())
-        }
-        Command::Triage => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let rows = store.triage().await.map_err(work)?;
-            if rows.is_empty() {
-                println!("nothing waiting for a person");
-            }
-            for r in rows {
-                println!(
-                    "message {:<6} received {}  rule {}  {} bytes",
-                    r.id,
-                    calendar::short_instant(r.internal_date),
-                    r.rule.as_deref().unwrap_or("-"),
-                    r.size
-                );
-            }
-            Ok(())
-        }
-        Command::Digest { now } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let now = clock(now.as_deref())?.now();
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let key = crate::shell::periodic::digest_key(calendar::london_date(now));
-            let since = crate::shell::snapshot::since_last(
-                &store,
-                crate::core::views::DIGEST_STEP,
-                &key,
-                now,
-            )
-            .await
-            .map_err(work)?;
-            let snap = crate::shell::snapshot::gather(&cfg, &store, now, since)
-                .await
-                .map_err(work)?;
-            let d = crate::core::digest::build(&snap, &cfg.calendar).map_err(work)?;
-            print!("{}", d.text);
-            Ok(())
-        }
+        } => reschedule(config, case, what, to, reason, who).await,
+        Command::Triage => triage(config).await,
+        Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Export {
             format,
             since,
             output,
             now,
         } => {
-            let cfg = load(&cli.config, Needs::NoSecrets)?;
-            let now = clock(now.as_deref())?.now();
-            let since = since
-                .as_deref()
-                .map(|s| {
-                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-                        Failure::Usage(format!("--since `{s}` is not a date like 2026-04-01"))
-                    })
-                })
-                .transpose()?;
-            if *format == ExportFormat::Xlsx
-                && output.is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stdout())
-            {
-                return Err(Failure::Usage(
-                    "an XLSX file is binary: give --output tracker.xlsx (or pipe it)".into(),
-                ));
-            }
-            let store = Store::open(&cfg.database).await.map_err(work)?;
-            let snap = crate::shell::snapshot::gather(&cfg, &store, now, now)
-                .await
-                .map_err(work)?;
-            let tracker = crate::core::export::rows(&snap, &cfg.process, since);
-            let bytes = match format {
-                ExportFormat::Csv => crate::core::export::csv(&tracker).into_bytes(),
-                ExportFormat::Xlsx => {
-                    crate::core::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(work)?
-                }
-            };
-            match output {
-                Some(path) => std::fs::write(path, &bytes)
-                    .map_err(|e| Failure::Work(format!("cannot write {}: {e}", path.display())))?,
-                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)
-                    .map_err(|e| Failure::Work(format!("cannot write the tracker: {e}")))?,
-            }
-            Ok(())
+            export(
+                config,
+                *format,
+                since.as_deref(),
+                output.as_deref(),
+                now.as_deref(),
+            )
+            .await
         }
-        Command::Check => {
-            let cfg = load(&cli.config, Needs::Everything)?;
-            println!(
-                "{}: configuration is valid (process {}, {} steps, {} agencies)",
-                cfg.file.display(),
-                cfg.process.id,
-                cfg.process.steps.len(),
-                cfg.directory.agencies.len()
-            );
-            match &cfg.digest {
-                Some(d) => println!(
-                    "daily digest: each working day at {} (London) to {}",
-                    d.at.format("%H:%M"),
-                    d.to
-                ),
-                None => println!("daily digest: off (no [digest] section)"),
-            }
-            if let Some(t) = &cfg.process.tracker_report {
-                println!(
-                    "tracker report: {} at {} to {}",
-                    match t.every {
-                        crate::core::process::Every::Month { working_day } =>
-                            format!("working day {working_day} of each month"),
-                        crate::core::process::Every::Weeks { weeks, weekday } =>
-                            format!("every {weeks} week(s) on {weekday}"),
-                    },
-                    t.at.format("%H:%M"),
-                    t.to.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            Ok(())
-        }
+        Command::Check => check(config),
         Command::Bench { messages } => {
             let report = crate::dev::bench::run(*messages).await.map_err(work)?;
             print!("{}", report.render());
             Ok(())
         }
-        Command::Demo { once } => crate::dev::demo::run(cli.config.clone(), *once)
+        Command::Demo { once } => crate::dev::demo::run(config.clone(), *once)
             .await
             .map_err(work),
     }
+}
+
+fn existing_mail(process_existing: bool) -> ExistingMail {
+    if process_existing {
+        ExistingMail::Process
+    } else {
+        ExistingMail::Leave
+    }
+}
+
+/// `caseclerk run`: the daemon, until stopped.
+async fn run(config: &Option<PathBuf>, process_existing: bool) -> Result<(), Failure> {
+    let cfg = load(config, Needs::Everything)?;
+    let engine = Engine::open(cfg, Arc::new(SystemClock), existing_mail(process_existing))
+        .await
+        .map_err(work)?;
+    tracing::info!(process = %engine.cfg.process.id, "caseclerk running");
+    engine.run(shutdown_signal()).await.map_err(work)
+}
+
+/// `caseclerk tick`: one pass, and a line saying what it did.
+async fn tick(
+    config: &Option<PathBuf>,
+    now: Option<&str>,
+    process_existing: bool,
+) -> Result<(), Failure> {
+    let cfg = load(config, Needs::Everything)?;
+    let engine = Engine::open(cfg, clock(now)?, existing_mail(process_existing))
+        .await
+        .map_err(work)?;
+    let r = engine.tick().await.map_err(work)?;
+    println!(
+        "fetched {} new, processed {}, opened {}, queued {}, sent {}, retrying {}, undelivered {}{}",
+        r.fetch.as_ref().map_or(0, |f| f.stored),
+        r.processed,
+        if r.opened.is_empty() {
+            "none".to_string()
+        } else {
+            r.opened.join(" ")
+        },
+        r.queued,
+        r.sent.sent,
+        r.sent.retrying,
+        r.sent.undelivered,
+        r.next_wake
+            .map(|w| format!("; next due {}", calendar::short_instant(w)))
+            .unwrap_or_default()
+    );
+    if let Some(e) = r.fetch_error {
+        return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
+    }
+    Ok(())
+}
+
+/// `caseclerk cases`: one line per case with its working-day number.
+async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let now = clock(now)?.now();
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let cases = store.cases().await.map_err(work)?;
+    if cases.is_empty() {
+        println!("no cases");
+        return Ok(());
+    }
+    println!(
+        "{:<14} {:<10} {:<8} {:<24} {:<18} today",
+        "reference", "process", "status", "received", "day 0"
+    );
+    let today = calendar::london_date(now);
+    for c in cases {
+        let day = if today < c.day0 {
+            "before day 0".to_string()
+        } else {
+            match cfg.calendar.working_day_number(c.day0, today) {
+                Ok(n) => format!("day {n}"),
+                Err(e) => format!("? ({e})"),
+            }
+        };
+        println!(
+            "{:<14} {:<10} {:<8} {:<24} {:<18} {day}",
+            c.reference,
+            c.process,
+            c.status,
+            calendar::short_instant(c.received_at),
+            calendar::short_date(c.day0),
+        );
+    }
+    Ok(())
+}
+
+/// `caseclerk case`: one case's history.
+async fn case(config: &Option<PathBuf>, reference: &str, now: Option<&str>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let now = clock(now)?.now();
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let text = crate::shell::report::case_report(&cfg, &store, reference, now)
+        .await
+        .map_err(|e| match e {
+            crate::shell::report::ReportError::NoCase(_) => Failure::Usage(e.to_string()),
+            other => Failure::Work(other.to_string()),
+        })?;
+    print!("{text}");
+    Ok(())
+}
+
+/// `caseclerk timeline`: a process's planned schedule for a referral received at an instant.
+fn print_timeline(config: &Option<PathBuf>, process: &str, received: &str) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let received = parse_instant("--received", received)?;
+    let base = cfg
+        .file
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let path = if std::path::Path::new(process).is_file() {
+        PathBuf::from(process)
+    } else {
+        config::process_path(&base, process)
+    };
+    let p = config::load_process(&path, &cfg.templates_dir)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let (day0, lines) =
+        timeline::schedule(&p, &cfg.calendar, received, cfg.cutoff).map_err(work)?;
+    print!("{}", timeline::render_schedule(&p, received, &day0, &lines));
+    Ok(())
+}
+
+/// `caseclerk agencies add|remove`.
+async fn agencies(config: &Option<PathBuf>, action: &AgenciesAction) -> Result<(), Failure> {
+    match action {
+        AgenciesAction::Add {
+            case,
+            agencies,
+            reason,
+            who,
+        } => {
+            let d = desk(config, who).await?;
+            let added = operator::add_agencies(
+                &d.cfg,
+                &d.store,
+                case,
+                agencies,
+                reason.as_deref(),
+                &d.actor,
+                d.now,
+            )
+            .await
+            .map_err(refused)?;
+            println!("{case}: added {}", added.join(", "));
+        }
+        AgenciesAction::Remove {
+            case,
+            agency,
+            reason,
+            who,
+        } => {
+            let d = desk(config, who).await?;
+            let removed =
+                operator::remove_agency(&d.cfg, &d.store, case, agency, reason, &d.actor, d.now)
+                    .await
+                    .map_err(refused)?;
+            println!("{case}: removed {removed}");
+        }
+    }
+    Ok(())
+}
+
+/// `caseclerk decide`: a decision taken outside the mailbox.
+async fn decide(
+    config: &Option<PathBuf>,
+    case: &str,
+    decision: &str,
+    outcome: &str,
+    reason: &str,
+    replace: bool,
+    who: &Who,
+) -> Result<(), Failure> {
+    let d = desk(config, who).await?;
+    operator::decide(
+        &d.cfg, &d.store, case, decision, outcome, reason, replace, &d.actor, d.now,
+    )
+    .await
+    .map_err(refused)?;
+    println!("{case}: {decision} recorded as {outcome}");
+    Ok(())
+}
+
+/// `caseclerk attach`: a triage message onto a case.
+async fn attach(
+    config: &Option<PathBuf>,
+    case: &str,
+    message: i64,
+    how: operator::AttachAs,
+    reason: &str,
+    who: &Who,
+) -> Result<(), Failure> {
+    let d = desk(config, who).await?;
+    operator::attach(
+        &d.cfg, &d.store, case, message, how, reason, &d.actor, d.now,
+    )
+    .await
+    .map_err(refused)?;
+    println!("{case}: message {message} attached");
+    Ok(())
+}
+
+/// `caseclerk confirm`: a held reply as a vote.
+async fn confirm(
+    config: &Option<PathBuf>,
+    case: &str,
+    message: i64,
+    outcome: &str,
+    reason: &str,
+    who: &Who,
+) -> Result<(), Failure> {
+    let d = desk(config, who).await?;
+    operator::confirm_held(
+        &d.cfg, &d.store, case, message, outcome, reason, &d.actor, d.now,
+    )
+    .await
+    .map_err(refused)?;
+    println!("{case}: held reply {message} confirmed as {outcome}");
+    Ok(())
+}
+
+/// `caseclerk resend`: a letter again, to its recipient or another address.
+async fn resend(
+    config: &Option<PathBuf>,
+    case: &str,
+    letter: i64,
+    to: Option<&str>,
+    reason: &str,
+    who: &Who,
+) -> Result<(), Failure> {
+    let d = desk(config, who).await?;
+    let id = operator::resend(&d.cfg, &d.store, case, letter, to, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: letter {letter} queued again as letter {id}");
+    Ok(())
+}
+
+/// `caseclerk publication`: the planned publication date of a case's report.
+async fn publication(
+    config: &Option<PathBuf>,
+    case: &str,
+    date: &str,
+    reason: &str,
+    who: &Who,
+) -> Result<(), Failure> {
+    let d = desk(config, who).await?;
+    let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|_| Failure::Usage(format!("`{date}` is not a date like 2027-06-30")))?;
+    operator::plan_publication(&d.cfg, &d.store, case, date, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!(
+        "{case}: publication planned for {}",
+        calendar::short_date(date)
+    );
+    Ok(())
+}
+
+/// `caseclerk close` and `caseclerk reopen`.
+async fn set_status(
+    config: &Option<PathBuf>,
+    case: &str,
+    close: bool,
+    reason: &str,
+    who: &Who,
+) -> Result<(), Failure> {
+    let d = desk(config, who).await?;
+    operator::set_status(&d.store, case, close, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: {}", if close { "closed" } else { "reopened" });
+    Ok(())
+}
+
+/// `caseclerk reschedule` (alias `extend`, `adjourn`).
+async fn reschedule(
+    config: &Option<PathBuf>,
+    case: &str,
+    what: &str,
+    to: &str,
+    reason: &str,
+    who: &Who,
+) -> Result<(), Failure> {
+    let d = desk(config, who).await?;
+    let at = parse_when(to, d.cfg.process.default_at)?;
+    operator::reschedule(&d.cfg, &d.store, case, what, at, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: {what} moved to {}", calendar::short_instant(at));
+    Ok(())
+}
+
+/// `caseclerk triage`: messages waiting for a person.
+async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let rows = store.triage().await.map_err(work)?;
+    if rows.is_empty() {
+        println!("nothing waiting for a person");
+    }
+    for r in rows {
+        println!(
+            "message {:<6} received {}  rule {}  {} bytes",
+            r.id,
+            calendar::short_instant(r.internal_date),
+            r.rule.as_deref().unwrap_or("-"),
+            r.size
+        );
+    }
+    Ok(())
+}
+
+/// `caseclerk digest`: the text of the daily digest as it would be sent at an instant, rendered
+/// through the digest templates like the one the daemon queues.
+async fn digest(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let now = clock(now)?.now();
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let key = crate::shell::periodic::digest_key(calendar::london_date(now));
+    let since =
+        crate::shell::snapshot::since_last(&store, crate::core::views::DIGEST_STEP, &key, now)
+            .await
+            .map_err(work)?;
+    let snap = crate::shell::snapshot::gather(&cfg, &store, now, since)
+        .await
+        .map_err(work)?;
+    let templates = crate::shell::templates::load(&cfg.templates_dir).map_err(work)?;
+    let d = crate::core::digest::build(&snap, &cfg.calendar)
+        .and_then(|d| crate::core::digest::render(&d, &templates))
+        .map_err(work)?;
+    print!("{}", d.text);
+    Ok(())
+}
+
+/// `caseclerk export`: the tracker as XLSX or CSV.
+async fn export(
+    config: &Option<PathBuf>,
+    format: ExportFormat,
+    since: Option<&str>,
+    output: Option<&std::path::Path>,
+    now: Option<&str>,
+) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let now = clock(now)?.now();
+    let since = since
+        .map(|s| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_err(|_| Failure::Usage(format!("--since `{s}` is not a date like 2026-04-01")))
+        })
+        .transpose()?;
+    if format == ExportFormat::Xlsx
+        && output.is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return Err(Failure::Usage(
+            "an XLSX file is binary: give --output tracker.xlsx (or pipe it)".into(),
+        ));
+    }
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let snap = crate::shell::snapshot::gather(&cfg, &store, now, now)
+        .await
+        .map_err(work)?;
+    let tracker = crate::core::export::rows(&snap, &cfg.process, since);
+    let bytes = match format {
+        ExportFormat::Csv => crate::core::export::csv(&tracker).into_bytes(),
+        ExportFormat::Xlsx => {
+            crate::core::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(work)?
+        }
+    };
+    match output {
+        Some(path) => std::fs::write(path, &bytes)
+            .map_err(|e| Failure::Work(format!("cannot write {}: {e}", path.display())))?,
+        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)
+            .map_err(|e| Failure::Work(format!("cannot write the tracker: {e}")))?,
+    }
+    Ok(())
+}
+
+/// `caseclerk check`: the configuration is valid, and what it will send periodically.
+fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::Everything)?;
+    println!(
+        "{}: configuration is valid (process {}, {} steps, {} agencies)",
+        cfg.file.display(),
+        cfg.process.id,
+        cfg.process.steps.len(),
+        cfg.directory.agencies.len()
+    );
+    match &cfg.digest {
+        Some(d) => println!(
+            "daily digest: each working day at {} (London) to {}",
+            d.at.format("%H:%M"),
+            d.to
+        ),
+        None => println!("daily digest: off (no [digest] section)"),
+    }
+    if let Some(t) = &cfg.process.tracker_report {
+        println!(
+            "tracker report: {} at {} to {}",
+            match t.every {
+                crate::core::process::Every::Month { working_day } =>
+                    format!("working day {working_day} of each month"),
+                crate::core::process::Every::Weeks { weeks, weekday } =>
+                    format!("every {weeks} week(s) on {weekday}"),
+            },
+            t.at.format("%H:%M"),
+            t.to.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -486,66 +486,9 @@ impl Resolver {
     }
 
     fn resolve(mut self, file: &str, raw: RawConfig) -> Result<Config, ConfigError> {
-        let m = &raw.mailbox;
-        let address = m.address.trim().to_lowercase();
-        if !valid_email(&address) {
-            self.problems.push(format!(
-                "[mailbox] address `{}` is not an email address",
-                m.address
-            ));
-        }
-        let mut own_addresses = vec![address.clone()];
-        for a in &m.aliases {
-            if !valid_email(a) {
-                self.problems
-                    .push(format!("[mailbox] alias `{a}` is not an email address"));
-            }
-            own_addresses.push(a.trim().to_lowercase());
-        }
-        let id_domain = m.id_domain.clone().unwrap_or_else(|| {
-            address
-                .split_once('@')
-                .map(|(_, d)| d.to_string())
-                .unwrap_or_else(|| "caseclerk.invalid".into())
-        });
-        self.check_tls("mailbox", &m.host, m.tls);
-        let imap_password = self.secret("mailbox", &m.password, &m.password_env, &m.password_file);
-        let imap = ImapSettings {
-            host: m.host.clone(),
-            port: m.port.unwrap_or(match m.tls {
-                TlsMode::Implicit => 993,
-                _ => 143,
-            }),
-            tls: m.tls,
-            username: m.username.clone(),
-            password: imap_password,
-            folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
-            ca_file: self.ca("mailbox", &m.ca_file),
-            idle_refresh: Duration::from_secs(60 * m.idle_refresh_minutes.unwrap_or(25)),
-            poll_interval: Duration::from_secs(m.poll_seconds.unwrap_or(60)),
-            command_timeout: Duration::from_secs(m.timeout_seconds.unwrap_or(60)),
-        };
-        if m.idle_refresh_minutes.is_some_and(|v| v == 0 || v >= 29) {
-            self.problems.push(
-                "[mailbox] idle_refresh_minutes must be between 1 and 28 (servers drop IDLE after 29-30 minutes)"
-                    .into(),
-            );
-        }
-        let s = &raw.smtp;
-        self.check_tls("smtp", &s.host, s.tls);
-        let smtp_password = self.secret("smtp", &s.password, &s.password_env, &s.password_file);
-        let smtp = SmtpSettings {
-            host: s.host.clone(),
-            port: s.port.unwrap_or(match s.tls {
-                TlsMode::Implicit => 465,
-                _ => 587,
-            }),
-            tls: s.tls,
-            username: s.username.clone(),
-            password: smtp_password,
-            ca_file: self.ca("smtp", &s.ca_file),
-            timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(60)),
-        };
+        let (address, own_addresses, id_domain) = self.addresses(&raw.mailbox);
+        let imap = self.imap(&raw.mailbox);
+        let smtp = self.smtp(&raw.smtp);
 
         let database = self.path(raw.storage.database.as_deref().unwrap_or("caseclerk.db"));
         let templates_dir = self.path(raw.templates.dir.as_deref().unwrap_or("../mail-templates"));
@@ -555,34 +498,7 @@ impl Resolver {
                 templates_dir.display()
             ));
         }
-
-        // Calendar.
-        let mut closures = Vec::new();
-        for c in &raw.calendar.closures {
-            match NaiveDate::parse_from_str(&c.date, "%Y-%m-%d") {
-                Ok(d) => closures.push((d, c.reason.clone())),
-                Err(_) => self.problems.push(format!(
-                    "[calendar] closure date `{}` is not a date like \"2026-12-29\"",
-                    c.date
-                )),
-            }
-        }
-        let cutoff = raw.calendar.cutoff.as_deref().and_then(|t| {
-            NaiveTime::parse_from_str(t, "%H:%M").ok().or_else(|| {
-                self.problems.push(format!(
-                    "[calendar] cutoff `{t}` is not a time like \"17:00\""
-                ));
-                None
-            })
-        });
-        let holidays = raw.calendar.holidays_file.as_deref().map(|p| self.path(p));
-        let calendar = match load_calendar(holidays.as_deref(), closures) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                self.problems.push(e);
-                None
-            }
-        };
+        let (calendar, cutoff) = self.calendar(&raw.calendar);
 
         // Process.
         let process_file = process_path(&self.base, &raw.partnership.process);
@@ -598,104 +514,13 @@ impl Resolver {
             }
         };
 
-        // Roles and areas.
-        for (role, list) in &raw.roles {
-            self.contacts(&format!("[roles] {role}"), list);
-        }
-        let mut area_roles = BTreeMap::new();
-        for (area, a) in &raw.areas {
-            for (role, list) in &a.roles {
-                self.contacts(&format!("[areas.\"{area}\".roles] {role}"), list);
-            }
-            area_roles.insert(area.clone(), a.roles.clone());
-        }
-        if let Some(p) = &process {
-            let declared: BTreeSet<&String> = p.areas.iter().collect();
-            for area in raw.areas.keys() {
-                if !declared.contains(area) {
-                    self.problems.push(format!(
-                        "[areas.\"{area}\"]: the process {} has no such area (it has: {})",
-                        p.id,
-                        if p.areas.is_empty() {
-                            "none".into()
-                        } else {
-                            p.areas.join(", ")
-                        }
-                    ));
-                }
-            }
-            for role in p.directory_roles() {
-                let default = raw.roles.get(&role).is_some_and(|l| !l.is_empty());
-                if default {
-                    continue;
-                }
-                if p.areas.is_empty() {
-                    self.problems.push(format!(
-                        "[roles] {role}: the process writes to this role but nobody is listed"
-                    ));
-                } else {
-                    for area in &p.areas {
-                        let listed = raw
-                            .areas
-                            .get(area)
-                            .and_then(|a| a.roles.get(&role))
-                            .is_some_and(|l| !l.is_empty());
-                        if !listed {
-                            self.problems.push(format!(
-                                "role {role}: the process writes to it but nobody is listed in [roles] or [areas.\"{area}\".roles]"
-                            ));
-                        }
-                    }
-                }
-            }
-            for name in p.attachment_names() {
-                if !RESERVED_ATTACHMENTS.contains(&name.as_str())
-                    && !raw.attachments.contains_key(&name)
-                {
-                    self.problems.push(format!(
-                        "[attachments] {name}: the process attaches it but no file is named"
-                    ));
-                }
-            }
-        }
-        let mut attachments = BTreeMap::new();
-        for (name, p) in &raw.attachments {
-            let path = self.path(p);
-            if !path.is_file() {
-                self.problems.push(format!(
-                    "[attachments] {name}: {} is not a file",
-                    path.display()
-                ));
-            }
-            attachments.insert(name.clone(), path);
-        }
-
-        // Agencies.
-        let mut ids = BTreeSet::new();
-        for a in &raw.agencies {
-            if !ids.insert(a.id.clone()) {
-                self.problems
-                    .push(format!("[[agency]] `{}` is listed twice", a.id));
-            }
-            self.contacts(
-                &format!("[[agency]] {}", a.id),
-                std::slice::from_ref(&a.contact),
-            );
-            if let Some(l) = &a.lead {
-                self.contacts(
-                    &format!("[[agency]] {} lead", a.id),
-                    std::slice::from_ref(l),
-                );
-            }
-            if let Some(d) = &a.deputy {
-                self.contacts(
-                    &format!("[[agency]] {} deputy", a.id),
-                    std::slice::from_ref(d),
-                );
-            }
-        }
-
-        let digest = raw.digest.as_ref().map(|d| self.digest(d, &raw.roles));
+        let area_roles = self.roles(&raw, process.as_ref());
+        let attachments = self.attachments(&raw.attachments);
+        self.agencies(&raw.agencies);
+        let digest = raw
+            .digest
+            .as_ref()
+            .map(|d| self.digest(d, &raw.roles, &templates_dir));
 
         let prefix = raw
             .partnership
@@ -756,11 +581,230 @@ impl Resolver {
         })
     }
 
-    /// `[digest]`: a time like "08:00" and a role with people in `[roles]`.
+    /// The mailbox's own address (lower case), every address that is ours, and the Message-ID
+    /// domain.
+    fn addresses(&mut self, m: &RawImap) -> (String, Vec<String>, String) {
+        let address = m.address.trim().to_lowercase();
+        if !valid_email(&address) {
+            self.problems.push(format!(
+                "[mailbox] address `{}` is not an email address",
+                m.address
+            ));
+        }
+        let mut own_addresses = vec![address.clone()];
+        for a in &m.aliases {
+            if !valid_email(a) {
+                self.problems
+                    .push(format!("[mailbox] alias `{a}` is not an email address"));
+            }
+            own_addresses.push(a.trim().to_lowercase());
+        }
+        let id_domain = m.id_domain.clone().unwrap_or_else(|| {
+            address
+                .split_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_else(|| "caseclerk.invalid".into())
+        });
+        (address, own_addresses, id_domain)
+    }
+
+    /// `[mailbox]`: the IMAP connection.
+    fn imap(&mut self, m: &RawImap) -> ImapSettings {
+        self.check_tls("mailbox", &m.host, m.tls);
+        let imap_password = self.secret("mailbox", &m.password, &m.password_env, &m.password_file);
+        let imap = ImapSettings {
+            host: m.host.clone(),
+            port: m.port.unwrap_or(match m.tls {
+                TlsMode::Implicit => 993,
+                _ => 143,
+            }),
+            tls: m.tls,
+            username: m.username.clone(),
+            password: imap_password,
+            folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
+            ca_file: self.ca("mailbox", &m.ca_file),
+            idle_refresh: Duration::from_secs(60 * m.idle_refresh_minutes.unwrap_or(25)),
+            poll_interval: Duration::from_secs(m.poll_seconds.unwrap_or(60)),
+            command_timeout: Duration::from_secs(m.timeout_seconds.unwrap_or(60)),
+        };
+        if m.idle_refresh_minutes.is_some_and(|v| v == 0 || v >= 29) {
+            self.problems.push(
+                "[mailbox] idle_refresh_minutes must be between 1 and 28 (servers drop IDLE after 29-30 minutes)"
+                    .into(),
+            );
+        }
+        imap
+    }
+
+    /// `[smtp]`: the submission connection.
+    fn smtp(&mut self, s: &RawSmtp) -> SmtpSettings {
+        self.check_tls("smtp", &s.host, s.tls);
+        let smtp_password = self.secret("smtp", &s.password, &s.password_env, &s.password_file);
+        SmtpSettings {
+            host: s.host.clone(),
+            port: s.port.unwrap_or(match s.tls {
+                TlsMode::Implicit => 465,
+                _ => 587,
+            }),
+            tls: s.tls,
+            username: s.username.clone(),
+            password: smtp_password,
+            ca_file: self.ca("smtp", &s.ca_file),
+            timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(60)),
+        }
+    }
+
+    /// `[calendar]`: closure days, the day's cut-off and the bank holiday data.
+    fn calendar(&mut self, raw: &RawCalendar) -> (Option<Calendar>, Option<NaiveTime>) {
+        let mut closures = Vec::new();
+        for c in &raw.closures {
+            match NaiveDate::parse_from_str(&c.date, "%Y-%m-%d") {
+                Ok(d) => closures.push((d, c.reason.clone())),
+                Err(_) => self.problems.push(format!(
+                    "[calendar] closure date `{}` is not a date like \"2026-12-29\"",
+                    c.date
+                )),
+            }
+        }
+        let cutoff = raw.cutoff.as_deref().and_then(|t| {
+            NaiveTime::parse_from_str(t, "%H:%M").ok().or_else(|| {
+                self.problems.push(format!(
+                    "[calendar] cutoff `{t}` is not a time like \"17:00\""
+                ));
+                None
+            })
+        });
+        let holidays = raw.holidays_file.as_deref().map(|p| self.path(p));
+        let calendar = match load_calendar(holidays.as_deref(), closures) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.problems.push(e);
+                None
+            }
+        };
+        (calendar, cutoff)
+    }
+
+    /// `[roles]` and `[areas]`: every contact checked, every area known to the process, and
+    /// somebody in every role the process writes to. Returns the roles by area.
+    fn roles(
+        &mut self,
+        raw: &RawConfig,
+        process: Option<&Process>,
+    ) -> BTreeMap<String, BTreeMap<String, Vec<Contact>>> {
+        for (role, list) in &raw.roles {
+            self.contacts(&format!("[roles] {role}"), list);
+        }
+        let mut area_roles = BTreeMap::new();
+        for (area, a) in &raw.areas {
+            for (role, list) in &a.roles {
+                self.contacts(&format!("[areas.\"{area}\".roles] {role}"), list);
+            }
+            area_roles.insert(area.clone(), a.roles.clone());
+        }
+        let Some(p) = process else {
+            return area_roles;
+        };
+        let declared: BTreeSet<&String> = p.areas.iter().collect();
+        for area in raw.areas.keys() {
+            if !declared.contains(area) {
+                self.problems.push(format!(
+                    "[areas.\"{area}\"]: the process {} has no such area (it has: {})",
+                    p.id,
+                    if p.areas.is_empty() {
+                        "none".into()
+                    } else {
+                        p.areas.join(", ")
+                    }
+                ));
+            }
+        }
+        for role in p.directory_roles() {
+            let default = raw.roles.get(&role).is_some_and(|l| !l.is_empty());
+            if default {
+                continue;
+            }
+            if p.areas.is_empty() {
+                self.problems.push(format!(
+                    "[roles] {role}: the process writes to this role but nobody is listed"
+                ));
+            } else {
+                for area in &p.areas {
+                    let listed = raw
+                        .areas
+                        .get(area)
+                        .and_then(|a| a.roles.get(&role))
+                        .is_some_and(|l| !l.is_empty());
+                    if !listed {
+                        self.problems.push(format!(
+                            "role {role}: the process writes to it but nobody is listed in [roles] or [areas.\"{area}\".roles]"
+                        ));
+                    }
+                }
+            }
+        }
+        for name in p.attachment_names() {
+            if !RESERVED_ATTACHMENTS.contains(&name.as_str())
+                && !raw.attachments.contains_key(&name)
+            {
+                self.problems.push(format!(
+                    "[attachments] {name}: the process attaches it but no file is named"
+                ));
+            }
+        }
+        area_roles
+    }
+
+    /// `[attachments]`: each named file exists.
+    fn attachments(&mut self, raw: &BTreeMap<String, String>) -> BTreeMap<String, PathBuf> {
+        let mut attachments = BTreeMap::new();
+        for (name, p) in raw {
+            let path = self.path(p);
+            if !path.is_file() {
+                self.problems.push(format!(
+                    "[attachments] {name}: {} is not a file",
+                    path.display()
+                ));
+            }
+            attachments.insert(name.clone(), path);
+        }
+        attachments
+    }
+
+    /// `[[agency]]`: each listed once, its contact, lead and deputy checked.
+    fn agencies(&mut self, agencies: &[Agency]) {
+        let mut ids = BTreeSet::new();
+        for a in agencies {
+            if !ids.insert(a.id.clone()) {
+                self.problems
+                    .push(format!("[[agency]] `{}` is listed twice", a.id));
+            }
+            self.contacts(
+                &format!("[[agency]] {}", a.id),
+                std::slice::from_ref(&a.contact),
+            );
+            if let Some(l) = &a.lead {
+                self.contacts(
+                    &format!("[[agency]] {} lead", a.id),
+                    std::slice::from_ref(l),
+                );
+            }
+            if let Some(d) = &a.deputy {
+                self.contacts(
+                    &format!("[[agency]] {} deputy", a.id),
+                    std::slice::from_ref(d),
+                );
+            }
+        }
+    }
+
+    /// `[digest]`: a time like "08:00", a role with people in `[roles]`, and the digest's
+    /// templates in the templates folder.
     fn digest(
         &mut self,
         raw: &RawDigest,
         roles: &BTreeMap<String, Vec<Contact>>,
+        templates_dir: &Path,
     ) -> DigestSettings {
         let at = match raw.at.as_deref() {
             None => NaiveTime::from_hms_opt(8, 0, 0).expect("valid time"),
@@ -775,6 +819,13 @@ impl Resolver {
         if roles.get(&to).is_none_or(Vec::is_empty) {
             self.problems.push(format!(
                 "[digest] to = \"{to}\": nobody is listed in [roles] {to} (list the business unit there, or name another role)"
+            ));
+        }
+        let template = crate::core::digest::TEMPLATE;
+        if templates_dir.is_dir() && !template_exists(templates_dir, template) {
+            self.problems.push(format!(
+                "[digest]: the templates folder {} has no {template}.subject.hbs, {template}.text.hbs and {template}.html.hbs (the digest is laid out by them)",
+                templates_dir.display()
             ));
         }
         DigestSettings { at, to }

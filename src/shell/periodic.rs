@@ -149,7 +149,8 @@ pub async fn queue_due(
                     && !store.letter_exists(&key).await?
                 {
                     let letter =
-                        digest_letter(cfg, store, head, &settings.to, &key, due_at, now).await?;
+                        digest_letter(cfg, store, templates, head, &settings.to, &key, due_at, now)
+                            .await?;
                     queued += queue_periodic(store, letter, DIGEST_STEP, &key, now).await?;
                 }
             }
@@ -198,9 +199,11 @@ async fn queue_periodic(
 }
 
 /// The daily digest as a letter to the people in `role`.
+#[allow(clippy::too_many_arguments)]
 async fn digest_letter(
     cfg: &Config,
     store: &Store,
+    templates: &Templates,
     head: &Letterhead<'_>,
     role: &str,
     key: &str,
@@ -209,18 +212,13 @@ async fn digest_letter(
 ) -> Result<Result<NewLetter, LetterError>, StoreError> {
     let since = crate::shell::snapshot::since_last(store, DIGEST_STEP, key, now).await?;
     let snap = crate::shell::snapshot::gather(cfg, store, now, since).await?;
-    let d = match digest::build(&snap, &cfg.calendar) {
+    let d = match digest::build(&snap, &cfg.calendar).and_then(|d| digest::render(&d, templates)) {
         Ok(d) => d,
         Err(e) => {
             return Ok(Err(LetterError::Compose(format!(
                 "the daily digest cannot be built: {e}"
             ))));
         }
-    };
-    let rendered = letters::Rendered {
-        subject: d.subject,
-        text: d.text,
-        html: d.html,
     };
     let people = cfg.people(role, None);
     Ok(letters::people_letter(
@@ -230,7 +228,7 @@ async fn digest_letter(
         &format!("role:{role}"),
         key,
         due_at,
-        rendered,
+        d,
         Vec::new(),
         now,
     ))

@@ -7,7 +7,7 @@
 //! Must not: change anything, or show message content (ids, keys and rules only).
 
 use crate::core::calendar;
-use crate::core::case::{self, Event};
+use crate::core::case::{self, CaseState, Event, Recorded};
 use crate::core::timeline;
 use crate::shell::config::Config;
 use crate::shell::store::{Store, StoreError};
@@ -44,6 +44,50 @@ pub async fn case_report(
     let recorded = case::read_rows(&events).map_err(|e| ReportError::Case(e.to_string()))?;
     let state = case::fold(&recorded).map_err(|e| ReportError::Case(e.to_string()))?;
     let mut out = String::new();
+    write_heading(&mut out, cfg, &state, &recorded, now);
+    write_agencies(&mut out, &state);
+    let _ = writeln!(out, "\nhistory:");
+    for r in &recorded {
+        let _ = writeln!(
+            out,
+            "  {}  {:<18} {}",
+            local(r.at),
+            r.actor,
+            r.event.describe()
+        );
+    }
+    let letters = store.letters(Some(row.id)).await?;
+    if !letters.is_empty() {
+        let _ = writeln!(out, "\nletters:");
+        for l in &letters {
+            let _ = writeln!(
+                out,
+                "  {:>4}  {:<28} {:<34} due {}  {}{}",
+                l.id,
+                l.step,
+                l.recipient,
+                local(l.due_at),
+                l.state,
+                l.sent_at
+                    .map(|t| format!(" {}", local(t)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if cfg.process.id == state.process {
+        write_ahead(&mut out, cfg, &state, now);
+    }
+    Ok(out)
+}
+
+/// The case line, day 0 explained, today's day number, and the decisions taken.
+fn write_heading(
+    out: &mut String,
+    cfg: &Config,
+    state: &CaseState,
+    recorded: &[Recorded],
+    now: DateTime<Utc>,
+) {
     let _ = writeln!(
         out,
         "{}  {}  {}{}",
@@ -78,112 +122,81 @@ pub async fn case_report(
             let _ = writeln!(out, "  {id}: {outcome} ({})", local(*at));
         }
     }
-    if !state.agencies.is_empty() {
-        let _ = writeln!(out, "\nagencies:");
-        for (id, a) in &state.agencies {
-            let status = match (a.removed, a.returned_at, a.nil, a.late) {
-                (true, ..) => "removed".to_string(),
-                (false, Some(t), true, late) => format!(
-                    "nil return {}{}",
-                    local(t),
-                    if late { " (late)" } else { "" }
-                ),
-                (false, Some(t), false, late) => {
-                    format!("returned {}{}", local(t), if late { " (late)" } else { "" })
-                }
-                (false, None, ..) => "not returned".to_string(),
-            };
-            let away = a
-                .out_of_office_at
-                .map(|t| format!("; out-of-office seen {}", local(t)))
-                .unwrap_or_default();
-            let _ = writeln!(out, "  {id}: {status}{away}");
-        }
+}
+
+/// Each agency's return (or removal), and an out-of-office seen.
+fn write_agencies(out: &mut String, state: &CaseState) {
+    if state.agencies.is_empty() {
+        return;
     }
-    let _ = writeln!(out, "\nhistory:");
-    for r in &recorded {
-        let _ = writeln!(
-            out,
-            "  {}  {:<18} {}",
-            local(r.at),
-            r.actor,
-            r.event.describe()
-        );
-    }
-    let letters = store.letters(Some(row.id)).await?;
-    if !letters.is_empty() {
-        let _ = writeln!(out, "\nletters:");
-        for l in &letters {
-            let _ = writeln!(
-                out,
-                "  {:>4}  {:<28} {:<34} due {}  {}{}",
-                l.id,
-                l.step,
-                l.recipient,
-                local(l.due_at),
-                l.state,
-                l.sent_at
-                    .map(|t| format!(" {}", local(t)))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    if cfg.process.id == state.process {
-        let _ = writeln!(out, "\ndeadlines:");
-        match timeline::deadlines(&cfg.process, &cfg.calendar, &state) {
-            Ok(list) => {
-                for (d, r) in list {
-                    match r {
-                        Some(r) => {
-                            let _ = writeln!(
-                                out,
-                                "  {}: {}\n      {}",
-                                d.name,
-                                local(r.at),
-                                r.explanation
-                            );
-                        }
-                        None => {
-                            let _ = writeln!(
-                                out,
-                                "  {}: not yet known ({})",
-                                d.name,
-                                d.when.describe()
-                            );
-                        }
-                    }
-                }
+    let _ = writeln!(out, "\nagencies:");
+    for (id, a) in &state.agencies {
+        let status = match (a.removed, a.returned_at, a.nil, a.late) {
+            (true, ..) => "removed".to_string(),
+            (false, Some(t), true, late) => format!(
+                "nil return {}{}",
+                local(t),
+                if late { " (late)" } else { "" }
+            ),
+            (false, Some(t), false, late) => {
+                format!("returned {}{}", local(t), if late { " (late)" } else { "" })
             }
-            Err(e) => {
-                let _ = writeln!(out, "  cannot compute: {e}");
-            }
-        }
-        let horizon = now + chrono::Duration::days(400);
-        match timeline::upcoming(&cfg.process, &cfg.calendar, &state, now, horizon) {
-            Ok(list) if !list.is_empty() => {
-                let _ = writeln!(out, "\nplanned (on the pathways open now):");
-                for u in list {
-                    let _ = writeln!(
+            (false, None, ..) => "not returned".to_string(),
+        };
+        let away = a
+            .out_of_office_at
+            .map(|t| format!("; out-of-office seen {}", local(t)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {id}: {status}{away}");
+    }
+}
+
+/// What lies ahead: the deadlines, the planned letters with their dates explained, the next one.
+fn write_ahead(out: &mut String, cfg: &Config, state: &CaseState, now: DateTime<Utc>) {
+    let _ = writeln!(out, "\ndeadlines:");
+    match timeline::deadlines(&cfg.process, &cfg.calendar, state) {
+        Ok(list) => {
+            for (d, r) in list {
+                let _ = match r {
+                    Some(r) => writeln!(
                         out,
-                        "  {}  {} [{}] to {}\n      {}",
-                        local(u.due.at),
-                        u.name,
-                        u.step,
-                        u.to,
-                        u.due.explanation
-                    );
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let _ = writeln!(out, "\nplanned: cannot compute: {e}");
+                        "  {}: {}\n      {}",
+                        d.name,
+                        local(r.at),
+                        r.explanation
+                    ),
+                    None => writeln!(out, "  {}: not yet known ({})", d.name, d.when.describe()),
+                };
             }
         }
-        if let Ok(plan) = timeline::plan(&cfg.process, &cfg.directory, &cfg.calendar, &state, now)
-            && let Some(next) = plan.next_wake
-        {
-            let _ = writeln!(out, "\nnext letter falls due {}", local(next));
+        Err(e) => {
+            let _ = writeln!(out, "  cannot compute: {e}");
         }
     }
-    Ok(out)
+    let horizon = now + chrono::Duration::days(400);
+    match timeline::upcoming(&cfg.process, &cfg.calendar, state, now, horizon) {
+        Ok(list) if !list.is_empty() => {
+            let _ = writeln!(out, "\nplanned (on the pathways open now):");
+            for u in list {
+                let _ = writeln!(
+                    out,
+                    "  {}  {} [{}] to {}\n      {}",
+                    local(u.due.at),
+                    u.name,
+                    u.step,
+                    u.to,
+                    u.due.explanation
+                );
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let _ = writeln!(out, "\nplanned: cannot compute: {e}");
+        }
+    }
+    if let Ok(plan) = timeline::plan(&cfg.process, &cfg.directory, &cfg.calendar, state, now)
+        && let Some(next) = plan.next_wake
+    {
+        let _ = writeln!(out, "\nnext letter falls due {}", local(next));
+    }
 }

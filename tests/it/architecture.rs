@@ -119,3 +119,163 @@ fn the_purity_check_catches_a_core_file_that_reaches_into_the_shell() {
     assert!(found[0].contains("crate::shell"), "{found:#?}");
     assert!(found[1].contains("std::fs"), "{found:#?}");
 }
+
+/// The longest a function may be, in lines from its `fn` line to its closing brace.
+const MAX_FUNCTION_LINES: usize = 150;
+
+/// Functions still longer than that: (file under `src/`, function name). None: keep it so.
+const LONG_FUNCTIONS_ALLOWED: &[(&str, &str)] = &[];
+
+/// One function found in a source file.
+#[derive(Debug)]
+struct Function {
+    name: String,
+    /// 1-based line of its `fn`.
+    line: usize,
+    lines: usize,
+}
+
+/// The name on a line that starts a function (`fn`, `pub fn`, `pub(crate) async fn`, …).
+fn function_name(line: &str) -> Option<&str> {
+    let mut rest = line.trim_start();
+    loop {
+        let next = ["pub ", "const ", "async ", "unsafe ", "extern \"C\" "]
+            .iter()
+            .find_map(|q| rest.strip_prefix(q))
+            .or_else(|| {
+                rest.strip_prefix("pub(")
+                    .and_then(|r| r.split_once(") ").map(|(_, r)| r))
+            });
+        match next {
+            Some(r) => rest = r.trim_start(),
+            None => break,
+        }
+    }
+    let name = rest.strip_prefix("fn ")?;
+    let end = name
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(name.len());
+    (end > 0).then(|| &name[..end])
+}
+
+/// Every function with a body in rustfmt'd source: from its `fn` line to the first `}` at the
+/// same indentation (or the same line, for a one-line function). Declarations without a body
+/// (trait methods ending in `;`) are skipped.
+fn functions(source: &str) -> Vec<Function> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(name) = function_name(line) else {
+            continue;
+        };
+        let indent = &line[..line.len() - line.trim_start().len()];
+        // Where the signature ends: the first line with `{` (a body) or ending in `;` (none).
+        let Some(open) = (i..lines.len())
+            .find(|&j| lines[j].contains('{') || lines[j].trim_end().ends_with(';'))
+        else {
+            continue;
+        };
+        if !lines[open].contains('{') {
+            continue;
+        }
+        let one_line = lines[open].matches('{').count() == lines[open].matches('}').count();
+        let end = if one_line {
+            Some(open)
+        } else {
+            (open + 1..lines.len()).find(|&j| {
+                lines[j]
+                    .strip_prefix(indent)
+                    .is_some_and(|rest| rest.starts_with('}'))
+            })
+        };
+        if let Some(end) = end {
+            found.push(Function {
+                name: name.to_string(),
+                line: i + 1,
+                lines: end - i + 1,
+            });
+        }
+    }
+    found
+}
+
+/// Every function under `dir` longer than the limit and not allowed, as `file:line fn name (N lines)`.
+fn long_functions(dir: &Path, allowed: &[(&str, &str)]) -> Vec<String> {
+    let mut long = Vec::new();
+    for path in sources(dir) {
+        let file = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&path).expect("source readable");
+        for f in functions(&text) {
+            if f.lines > MAX_FUNCTION_LINES
+                && !allowed.iter().any(|(a, n)| *a == file && *n == f.name)
+            {
+                long.push(format!(
+                    "src/{file}:{} fn {} ({} lines)",
+                    f.line, f.name, f.lines
+                ));
+            }
+        }
+    }
+    long
+}
+
+#[test]
+fn no_function_is_longer_than_150_lines() {
+    let long = long_functions(&root().join("src"), LONG_FUNCTIONS_ALLOWED);
+    assert!(
+        long.is_empty(),
+        "split these into well-named functions (at most {MAX_FUNCTION_LINES} lines each):\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_catches_a_long_function_and_only_that() {
+    // A scratch source with one function a line too long, one exactly at the limit, a
+    // multi-line signature, a one-liner, a trait declaration and `fn` in a comment and a string.
+    let body = |n: usize| "        let _ = 1;\n".repeat(n);
+    let source = format!(
+        "//! fn in a doc comment {{\n\
+         pub(crate) async fn too_long() {{\n{}}}\n\
+         fn at_the_limit() {{\n{}}}\n\
+         impl X {{\n    pub fn wrapped(\n        a: u8,\n    ) -> u8 {{\n{}    }}\n}}\n\
+         fn one_liner() -> u8 {{ 1 }}\n\
+         trait T {{\n    fn declared(&self);\n}}\n\
+         const S: &str = \"fn not_a_function() {{\";\n",
+        body(MAX_FUNCTION_LINES - 1),
+        body(MAX_FUNCTION_LINES - 2),
+        body(3),
+    );
+    let found: Vec<(String, usize)> = functions(&source)
+        .into_iter()
+        .map(|f| (f.name, f.lines))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("too_long".to_string(), MAX_FUNCTION_LINES + 1),
+            ("at_the_limit".to_string(), MAX_FUNCTION_LINES),
+            ("wrapped".to_string(), 7),
+            ("one_liner".to_string(), 1),
+        ]
+    );
+
+    let scratch = std::env::temp_dir().join(format!("caseclerk-fnlen-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("shell")).unwrap();
+    std::fs::write(scratch.join("shell/long.rs"), &source).unwrap();
+    let caught = long_functions(&scratch, &[]);
+    let allowed = long_functions(&scratch, &[("shell/long.rs", "too_long")]);
+    std::fs::remove_dir_all(&scratch).unwrap();
+    assert_eq!(
+        caught,
+        [format!(
+            "src/shell/long.rs:2 fn too_long ({} lines)",
+            MAX_FUNCTION_LINES + 1
+        )]
+    );
+    assert!(allowed.is_empty(), "{allowed:#?}");
+}
