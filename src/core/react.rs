@@ -51,14 +51,14 @@
 //! `classify`) or which letters of the process are due (that is `timeline`).
 
 use crate::core::agencies;
-use crate::core::calendar::{self, Calendar};
+use crate::core::calendar::Calendar;
 use crate::core::case::{self, CaseState, Event, Recorded};
 use crate::core::classify::{Kind, LetterRef, ReplyKind, Verdict};
 use crate::core::decisions::{self, Counted, Reading, Tally};
 use crate::core::directory::{Contact, Directory};
 use crate::core::intake::{Message, hash_id};
-use crate::core::process::{Decision, Process, Quorum, StepKind};
-use crate::core::timeline::{self, DueLetter, Recipient, Resolved};
+use crate::core::process::{Decision, Process, Quorum};
+use crate::core::timeline::{self, DueLetter, Recipient};
 use chrono::{DateTime, NaiveTime, Utc};
 use std::collections::BTreeMap;
 
@@ -419,7 +419,7 @@ fn agencies_line(
             role: "sender".into(),
             phone: None,
         };
-        let n = notice(
+        let n = timeline::notice(
             rules.calendar,
             &w.state,
             "agencies-unknown",
@@ -612,7 +612,7 @@ fn vote(
             );
             // Only a genuine voter's unclear reply is answered; a held forgery never is.
             if rule == UNCLEAR {
-                let mut ask = notice(
+                let mut ask = timeline::notice(
                     rules.calendar,
                     &w.state,
                     "vote-unclear",
@@ -644,7 +644,7 @@ fn vote(
                     evidence,
                 },
             );
-            let mut confirm = notice(
+            let mut confirm = timeline::notice(
                 rules.calendar,
                 &w.state,
                 "vote-confirmed",
@@ -960,7 +960,7 @@ pub fn settle(rules: &Rules<'_>, state: CaseState, now: DateTime<Utc>) -> Settle
                         phone: c.phone.clone(),
                     };
                     let key = format!("notice:{tag}:{}#r{round}:{}", d.id, to.email);
-                    let mut n = notice(
+                    let mut n = timeline::notice(
                         rules.calendar,
                         &out.state,
                         template,
@@ -1002,43 +1002,6 @@ pub fn recipient_for(directory: &Directory, email: &str) -> Recipient {
         email: email.to_string(),
         role: "voter".into(),
         phone: None,
-    }
-}
-
-/// A letter outside the process's steps: a notice about something that just happened, due now.
-pub fn notice(
-    cal: &Calendar,
-    state: &CaseState,
-    template: &str,
-    key: &str,
-    to: Recipient,
-    notes: Vec<String>,
-    now: DateTime<Utc>,
-) -> DueLetter {
-    let date = calendar::london_date(now);
-    DueLetter {
-        step: format!("notice-{template}"),
-        step_name: template.replace('-', " "),
-        kind: StepKind::Letter,
-        template: template.to_string(),
-        key: key.to_string(),
-        to,
-        cc: Vec::new(),
-        due: Resolved {
-            at: now,
-            date,
-            day: cal.working_day_number(state.day0, date).ok(),
-            explanation: "at once".into(),
-        },
-        attach: Vec::new(),
-        agency: None,
-        return_by: None,
-        missing: Vec::new(),
-        nil_returns: Vec::new(),
-        returns: Vec::new(),
-        meeting: None,
-        notes,
-        decision: None,
     }
 }
 

@@ -13,6 +13,8 @@
 //!
 //! Must not: read the clock, the store or the mail; render or send anything.
 
+pub mod periodic;
+
 use crate::core::calendar::{self, Calendar, CalendarError};
 use crate::core::case::CaseState;
 use crate::core::directory::{Agency, Contact, Lookup};
@@ -1285,6 +1287,43 @@ pub fn render_schedule(
 /// All recipients' addresses of a plan, for tests and logs (addresses are hashed by callers).
 pub fn recipients(plan: &Plan) -> BTreeSet<String> {
     plan.due.iter().map(|l| l.to.email.clone()).collect()
+}
+
+/// A letter outside the process's steps: a notice about something that just happened, due now.
+pub fn notice(
+    cal: &Calendar,
+    state: &CaseState,
+    template: &str,
+    key: &str,
+    to: Recipient,
+    notes: Vec<String>,
+    now: DateTime<Utc>,
+) -> DueLetter {
+    let date = calendar::london_date(now);
+    DueLetter {
+        step: format!("notice-{template}"),
+        step_name: template.replace('-', " "),
+        kind: StepKind::Letter,
+        template: template.to_string(),
+        key: key.to_string(),
+        to,
+        cc: Vec::new(),
+        due: Resolved {
+            at: now,
+            date,
+            day: cal.working_day_number(state.day0, date).ok(),
+            explanation: "at once".into(),
+        },
+        attach: Vec::new(),
+        agency: None,
+        return_by: None,
+        missing: Vec::new(),
+        nil_returns: Vec::new(),
+        returns: Vec::new(),
+        meeting: None,
+        notes,
+        decision: None,
+    }
 }
 
 #[cfg(test)]

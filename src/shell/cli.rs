@@ -798,7 +798,7 @@ async fn digest(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failu
     let cfg = load(config, Needs::NoSecrets)?;
     let now = clock(now)?.now();
     let store = Store::open(&cfg.database).await.map_err(work)?;
-    let key = crate::shell::periodic::digest_key(calendar::london_date(now));
+    let key = crate::core::timeline::periodic::digest_key(calendar::london_date(now));
     let since =
         crate::shell::snapshot::since_last(&store, crate::core::views::DIGEST_STEP, &key, now)
             .await

@@ -287,7 +287,7 @@ fn every_notice_renders_with_sparse_and_full_data_in_every_process() {
         let p = process(id);
         for (template, decided) in NOTICES {
             for full in [false, true] {
-                let mut n = caseclerk::core::react::notice(
+                let mut n = caseclerk::core::timeline::notice(
                     &Calendar::bundled(),
                     &case(&p, full),
                     template,

@@ -1,0 +1,423 @@
+//! When the periodic letters fall due: the daily digest on each working day at its time, and the
+//! tracker report once per period (a month, or every N weeks) on its day — and the data the
+//! tracker report's covering letter sees.
+//!
+//! Pure: the shell (`shell::periodic`) asks at `now` and queues what is due; a period whose letter
+//! is missing is caught up the first time it asks within that period (late beats never).
+//!
+//! Must not: read the store or the clock, or build the letters (that is `core::letters`).
+
+use crate::core::calendar::{self, Calendar, CalendarError};
+use crate::core::process::{Every, TrackerReport};
+use crate::core::views::{self, DIGEST_STEP, TRACKER_STEP};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use serde_json::json;
+
+/// When a periodic email is due: the one to send now (if any) and the next instant to wake for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The outbox key and due instant of the one due now (or overdue within its period).
+    pub now: Option<(String, DateTime<Utc>)>,
+    /// The next due instant after `now`'s.
+    pub next: DateTime<Utc>,
+}
+
+/// The outbox key of the digest for a date.
+pub fn digest_key(d: NaiveDate) -> String {
+    format!("{DIGEST_STEP}/{}", d.format("%Y-%m-%d"))
+}
+
+/// The digest's timing at `now`: due today if today is a working day and `at` has passed.
+pub fn digest_due(cal: &Calendar, at: NaiveTime, now: DateTime<Utc>) -> Result<Due, CalendarError> {
+    let today = calendar::london_date(now);
+    let todays = calendar::london_instant(today, at);
+    let due_now = cal.is_working_day(today)? && now >= todays;
+    let next = if cal.is_working_day(today)? && now < todays {
+        todays
+    } else {
+        calendar::london_instant(
+            cal.next_working_day_on_or_after(today + Duration::days(1))?
+                .date,
+            at,
+        )
+    };
+    Ok(Due {
+        now: due_now.then(|| (digest_key(today), todays)),
+        next,
+    })
+}
+
+/// Monday 1 January 2024: weeks of a `weeks = N` report are counted from here.
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 1, 1).expect("a valid date")
+}
+
+/// The day a report of this period is due, and its key.
+fn period_due(
+    cal: &Calendar,
+    every: Every,
+    period: i64,
+) -> Result<(String, NaiveDate), CalendarError> {
+    match every {
+        Every::Month { working_day } => {
+            let (y, m) = (period.div_euclid(12), period.rem_euclid(12) + 1);
+            let first = NaiveDate::from_ymd_opt(y as i32, m as u32, 1).expect("a valid month");
+            let day = cal.add_working_days(first, working_day as i32 - 1)?.date;
+            Ok((format!("{TRACKER_STEP}/{y:04}-{m:02}"), day))
+        }
+        Every::Weeks { weekday, .. } => {
+            let monday = epoch() + Duration::weeks(period);
+            let day = monday + Duration::days(i64::from(weekday.num_days_from_monday()));
+            let day = cal.next_working_day_on_or_after(day)?.date;
+            Ok((format!("{TRACKER_STEP}/{}", monday.format("%Y-%m-%d")), day))
+        }
+    }
+}
+
+/// The tracker report's timing at `now`: the current period's report once its day and time have
+/// come, and when the next one is due.
+pub fn tracker_due(
+    cal: &Calendar,
+    t: &TrackerReport,
+    now: DateTime<Utc>,
+) -> Result<Due, CalendarError> {
+    let today = calendar::london_date(now);
+    let (period, step) = match t.every {
+        Every::Month { .. } => (i64::from(today.year()) * 12 + i64::from(today.month0()), 1),
+        Every::Weeks { weeks, .. } => {
+            let week = (today - epoch()).num_days().div_euclid(7);
+            (week - week.rem_euclid(i64::from(weeks)), i64::from(weeks))
+        }
+    };
+    let (key, day) = period_due(cal, t.every, period)?;
+    let at = calendar::london_instant(day, t.at);
+    if now >= at {
+        let (_, next_day) = period_due(cal, t.every, period + step)?;
+        Ok(Due {
+            now: Some((key, at)),
+            next: calendar::london_instant(next_day, t.at),
+        })
+    } else {
+        Ok(Due {
+            now: None,
+            next: at,
+        })
+    }
+}
+
+/// The data the tracker report's templates see.
+pub fn tracker_data(
+    partnership: (&str, &str, &str),
+    period: &str,
+    filename: &str,
+    snap: &views::Snapshot,
+) -> serde_json::Value {
+    let open = snap.cases.iter().filter(|c| c.is_open()).count();
+    json!({
+        "partnership": { "name": partnership.0, "short_name": partnership.1, "address": partnership.2 },
+        "report": {
+            "period": period,
+            "date": calendar::long_date(calendar::london_date(snap.now)),
+            "filename": filename,
+            "cases": snap.cases.len(),
+            "open": open,
+            "closed": snap.cases.len() - open,
+        },
+    })
+}
+
+/// "September 2026" for a monthly key, "the fortnight from Monday 31 August 2026" for weeks.
+pub fn period_words(key: &str, every: Every) -> String {
+    let tail = key.rsplit('/').next().unwrap_or_default();
+    match every {
+        Every::Month { .. } => NaiveDate::parse_from_str(&format!("{tail}-01"), "%Y-%m-%d")
+            .map(calendar::month_year)
+            .unwrap_or_else(|_| tail.to_string()),
+        Every::Weeks { weeks, .. } => {
+            let from = NaiveDate::parse_from_str(tail, "%Y-%m-%d")
+                .map(calendar::long_date)
+                .unwrap_or_else(|_| tail.to_string());
+            match weeks {
+                1 => format!("the week from {from}"),
+                2 => format!("the fortnight from {from}"),
+                n => format!("the {n} weeks from {from}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::process::{self, Environment, Role};
+    use crate::core::views::fixture::{self, World};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        fixture::t(s)
+    }
+
+    fn eight() -> NaiveTime {
+        NaiveTime::from_hms_opt(8, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn the_digest_is_due_at_its_time_on_working_days_only() {
+        let cal = Calendar::bundled();
+        // Mon 31 Aug 2026 is the Summer bank holiday: nothing, and the next is Tuesday at 08:00.
+        let bank_holiday = digest_due(&cal, eight(), t("2026-08-31T09:00:00Z")).unwrap();
+        assert_eq!(bank_holiday.now, None);
+        assert_eq!(bank_holiday.next, t("2026-09-01T07:00:00Z"));
+        // Tuesday a minute early, then on time, then late in the day.
+        let early = digest_due(&cal, eight(), t("2026-09-01T06:59:00Z")).unwrap();
+        assert_eq!(early.now, None);
+        assert_eq!(early.next, t("2026-09-01T07:00:00Z"));
+        let on_time = digest_due(&cal, eight(), t("2026-09-01T07:00:00Z")).unwrap();
+        assert_eq!(
+            on_time.now,
+            Some(("digest/2026-09-01".to_string(), t("2026-09-01T07:00:00Z")))
+        );
+        assert_eq!(on_time.next, t("2026-09-02T07:00:00Z"));
+        let late = digest_due(&cal, eight(), t("2026-09-01T15:00:00Z")).unwrap();
+        assert_eq!(late.now.unwrap().0, "digest/2026-09-01", "late beats never");
+        // A Saturday: nothing; the next is Monday. Across the October clock change, 08:00 GMT.
+        let saturday = digest_due(&cal, eight(), t("2026-09-05T09:00:00Z")).unwrap();
+        assert_eq!(saturday.now, None);
+        assert_eq!(saturday.next, t("2026-09-07T07:00:00Z"));
+        let friday = digest_due(&cal, eight(), t("2026-10-23T09:00:00Z")).unwrap();
+        assert_eq!(friday.next, t("2026-10-26T08:00:00Z"));
+    }
+
+    #[test]
+    fn a_closure_day_has_no_digest() {
+        let cal = Calendar::bundled().with_closures(vec![(
+            NaiveDate::from_ymd_opt(2026, 12, 29).unwrap(),
+            "Christmas shutdown".into(),
+        )]);
+        let d = digest_due(&cal, eight(), t("2026-12-29T09:00:00Z")).unwrap();
+        assert_eq!(d.now, None);
+        assert_eq!(d.next, t("2026-12-30T08:00:00Z"));
+    }
+
+    fn monthly() -> TrackerReport {
+        TrackerReport {
+            every: Every::Month { working_day: 1 },
+            at: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            template: "tracker-report".into(),
+            to: vec![Role::Directory("strategic_partnership".into())],
+        }
+    }
+
+    #[test]
+    fn a_monthly_tracker_report_is_due_on_the_first_working_day_and_caught_up_within_the_month() {
+        let cal = Calendar::bundled();
+        let t1 = monthly();
+        let before = tracker_due(&cal, &t1, t("2026-09-01T07:59:00Z")).unwrap();
+        assert_eq!(before.now, None);
+        assert_eq!(before.next, t("2026-09-01T08:00:00Z"));
+        let due = tracker_due(&cal, &t1, t("2026-09-01T08:00:00Z")).unwrap();
+        assert_eq!(
+            due.now,
+            Some((
+                "tracker-report/2026-09".to_string(),
+                t("2026-09-01T08:00:00Z")
+            ))
+        );
+        assert_eq!(due.next, t("2026-10-01T08:00:00Z"));
+        let caught_up = tracker_due(&cal, &t1, t("2026-09-15T12:00:00Z")).unwrap();
+        assert_eq!(caught_up.now.unwrap().0, "tracker-report/2026-09");
+        // January 2027: New Year's Day is a Friday, so the first working day is Monday 4th.
+        let january = tracker_due(&cal, &t1, t("2027-01-01T12:00:00Z")).unwrap();
+        assert_eq!(january.now, None);
+        assert_eq!(january.next, t("2027-01-04T09:00:00Z"));
+        // December, for the next year's January.
+        let december = tracker_due(&cal, &t1, t("2026-12-10T12:00:00Z")).unwrap();
+        assert_eq!(december.now.unwrap().0, "tracker-report/2026-12");
+        assert_eq!(december.next, t("2027-01-04T09:00:00Z"));
+    }
+
+    #[test]
+    fn a_fortnightly_tracker_report_is_due_every_other_week_on_its_day() {
+        let cal = Calendar::bundled();
+        let t2 = TrackerReport {
+            every: Every::Weeks {
+                weeks: 2,
+                weekday: chrono::Weekday::Fri,
+            },
+            ..monthly()
+        };
+        // Fri 28 Aug 2026 is in week 138 after Mon 1 Jan 2024: an even week, a report week.
+        let due = tracker_due(&cal, &t2, t("2026-08-28T08:00:00Z")).unwrap();
+        assert_eq!(
+            due.now,
+            Some((
+                "tracker-report/2026-08-24".to_string(),
+                t("2026-08-28T08:00:00Z")
+            ))
+        );
+        assert_eq!(due.next, t("2026-09-11T08:00:00Z"));
+        let within = tracker_due(&cal, &t2, t("2026-09-02T08:00:00Z")).unwrap();
+        assert_eq!(within.now.unwrap().0, "tracker-report/2026-08-24");
+        assert_eq!(within.next, t("2026-09-11T08:00:00Z"));
+        // The next period starts on Monday 7 September; its report is not due until Friday.
+        let next_period = tracker_due(&cal, &t2, t("2026-09-07T08:00:00Z")).unwrap();
+        assert_eq!(next_period.now, None);
+        assert_eq!(next_period.next, t("2026-09-11T08:00:00Z"));
+    }
+
+    fn with_tracker(table: &str) -> Result<crate::core::process::Process, process::ProcessError> {
+        let text = format!(
+            r#"
+            id = "mini"
+            name = "Minimal"
+            source = "test"
+            [[step]]
+            id = "acknowledge"
+            name = "Acknowledge"
+            when = {{ anchor = "referral_received" }}
+            template = "acknowledge"
+            to = ["referrer"]
+            [tracker_report]
+            {table}
+            "#
+        );
+        let has = |name: &str| name != "missing-template";
+        process::parse("mini.toml", &text, &Environment { has_template: &has })
+    }
+
+    #[test]
+    fn a_tracker_report_section_is_validated_with_every_problem_at_once() {
+        let ok = with_tracker(
+            r#"every = "month"
+            to = ["strategic_partnership", "independent_scrutineer"]"#,
+        )
+        .unwrap();
+        let t = ok.tracker_report.as_ref().unwrap();
+        assert_eq!(t.every, Every::Month { working_day: 1 });
+        assert_eq!(
+            t.at,
+            NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            "the default_at"
+        );
+        assert!(ok.directory_roles().contains("independent_scrutineer"));
+        let weekly = with_tracker(
+            r#"weeks = 2
+            on_day = "thursday"
+            at = "16:30"
+            to = ["strategic_partnership"]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            weekly.tracker_report.unwrap().every,
+            Every::Weeks {
+                weeks: 2,
+                weekday: chrono::Weekday::Thu
+            }
+        );
+        let err = with_tracker(
+            r#"every = "month"
+            on_day = 31
+            to = ["referrer", "nobody_role"]
+            template = "missing-template""#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("on_day is the working day of the month, 1 to 15"),
+            "{err}"
+        );
+        let err = with_tracker(
+            r#"every = "month"
+            to = ["referrer", "nobody_role"]
+            template = "missing-template""#,
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "unknown role `nobody_role`",
+            "`referrer` is not a directory role",
+            "template `missing-template` not found",
+        ] {
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        for (table, expected) in [
+            (r#"every = "year""#, "is not \"month\" or \"week\""),
+            (
+                r#"every = "month"
+                weeks = 2"#,
+                "not both",
+            ),
+            (r#"weeks = 0"#, "between 1 and 52"),
+            (
+                r#"weeks = 1
+                on_day = "saturday""#,
+                "\"monday\" to \"friday\"",
+            ),
+            (
+                r#"every = "month"
+                at = "9am"
+                to = ["chair"]"#,
+                "not a time like",
+            ),
+            (r#"to = ["chair"]"#, "needs `every"),
+        ] {
+            let err = with_tracker(table).unwrap_err().to_string();
+            assert!(err.contains(expected), "{table}: {expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_tracker_report_letter_renders_in_strict_mode_without_a_case() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let templates = crate::shell::templates::load(&root.join("mail-templates")).unwrap();
+        let world = World::new();
+        let snap = fixture::snapshot(&world);
+        let data = tracker_data(
+            ("Bury Safeguarding Partnership", "BSP", "bsp@bury.test"),
+            &period_words("tracker-report/2026-09", Every::Month { working_day: 1 }),
+            "BSP-tracker-2026-09.xlsx",
+            &snap,
+        );
+        let r = templates.render("tracker-report", &data).unwrap();
+        assert_eq!(r.subject, "BSP rapid review tracker: September 2026");
+        assert!(r.text.contains("5 in all (4 open, 1 closed)"), "{}", r.text);
+        assert!(r.text.contains("BSP-tracker-2026-09.xlsx"));
+        assert!(
+            r.html
+                .starts_with(r#"<div style="font-family: Arial, sans-serif; font-size: 11pt;">"#)
+        );
+        assert!(
+            !r.text.contains("RR-2026"),
+            "no case is named in the covering letter"
+        );
+        assert_eq!(
+            period_words(
+                "tracker-report/2026-08-24",
+                Every::Weeks {
+                    weeks: 2,
+                    weekday: chrono::Weekday::Fri
+                }
+            ),
+            "the fortnight from Monday 24 August 2026"
+        );
+    }
+
+    #[test]
+    fn every_process_file_with_a_tracker_report_loads_and_bhr_reports_monthly() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let bhr = crate::shell::config::load_process(
+            &root.join("config/processes/bhr.toml"),
+            &root.join("mail-templates"),
+        )
+        .unwrap();
+        let t = bhr.tracker_report.expect("BHR sends a tracker report");
+        assert_eq!(t.every, Every::Month { working_day: 1 });
+        assert_eq!(
+            t.to.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "strategic_partnership",
+                "statutory_partners",
+                "independent_scrutineer"
+            ]
+        );
+    }
+}
