@@ -432,8 +432,9 @@ fn letters_sent(s: &Scope<'_>) -> Table {
         "Letters sent since the last digest",
         &["Case", "Letter", "To", "Sent"],
     );
-    // (case, step) → (letter name, recipients, first sent).
-    type Sent = (String, Vec<String>, DateTime<Utc>);
+    // (case, step) → (letter name, the people it reached, first sent, letters). One letter is
+    // one message as people see it: a shared letter to five people is one letter.
+    type Sent = (String, Vec<String>, DateTime<Utc>, usize);
     let mut groups: BTreeMap<(String, String), Sent> = BTreeMap::new();
     let case_letters = s.snap.cases.iter().flat_map(|c| {
         c.letters
@@ -452,19 +453,27 @@ fn letters_sent(s: &Scope<'_>) -> Table {
         };
         let g = groups
             .entry((case, l.step.clone()))
-            .or_insert_with(|| (l.step_name.clone(), Vec::new(), at));
-        if !g.1.contains(&l.to) {
-            g.1.push(l.to.clone());
+            .or_insert_with(|| (l.step_name.clone(), Vec::new(), at, 0));
+        for person in &l.people {
+            if !g.1.contains(person) {
+                g.1.push(person.clone());
+            }
         }
         g.2 = g.2.min(at);
+        g.3 += 1;
     }
     let mut grouped: Vec<_> = groups.into_iter().collect();
-    grouped.sort_by_key(|((case, _), (_, _, at))| (*at, case.clone()));
-    for ((case, _), (name, to, at)) in grouped {
+    grouped.sort_by_key(|((case, _), (_, _, at, _))| (*at, case.clone()));
+    for ((case, _), (name, to, at, letters)) in grouped {
         let to = if to.len() > 3 {
             format!("{} recipients", to.len())
         } else {
             names(&to)
+        };
+        let name = if letters > 1 {
+            format!("{name} ({letters} letters)")
+        } else {
+            name
         };
         t.rows.push(vec![case, name, to, s.d.at(at)]);
     }
@@ -876,6 +885,42 @@ mod tests {
             "BSP daily digest, Tue 1 Sep 2026: new referrals, letters sent, due today and 7 more"
         );
         golden("digest-2026-09-01.txt", &d.text);
+    }
+
+    #[test]
+    fn letters_sent_counts_messages_as_people_see_them_a_shared_letter_being_one() {
+        let world = World::new();
+        let mut snap = fixture::snapshot(&world);
+        let case = snap
+            .cases
+            .iter_mut()
+            .find(|c| c.reference() == "RR-2026-0002")
+            .unwrap();
+        // The panel's three letters become one message addressed to all three.
+        let panel: Vec<_> = case
+            .letters
+            .iter()
+            .filter(|l| l.step == "screening-request")
+            .cloned()
+            .collect();
+        assert_eq!(panel.len(), 3, "the fixture's three individual letters");
+        let mut one = panel[0].clone();
+        one.people = panel.iter().flat_map(|l| l.people.clone()).collect();
+        case.letters.retain(|l| l.step != "screening-request");
+        case.letters.push(one);
+        let (_, d) = built(&snap, &world.calendar);
+        let row = d
+            .text
+            .lines()
+            .find(|l| l.contains("Copy the referral to the screening panel"))
+            .unwrap();
+        assert!(!row.contains("letters)"), "{row}");
+        assert!(
+            row.contains("Amina Shah (LA), DS Pat Jones (Police), Dr Lee Chan (ICB)"),
+            "{row}"
+        );
+        // The individual letters of the fixture: three letters.
+        assert!(digest().text.contains("for its decision (3 letters)"));
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct Compose {
     pub from: String,
     pub to_name: String,
     pub to: String,
+    /// Further addressees of a shared letter, after `to`: (name, address).
+    pub also_to: Vec<(String, String)>,
     pub cc: Vec<(String, String)>,
     pub subject: String,
     pub text: String,
@@ -215,6 +217,9 @@ pub fn compose(c: &Compose) -> Result<Vec<u8>, LetterError> {
             "auto-generated".into(),
         ))
         .user_agent("caseclerk".into());
+    for (name, addr) in &c.also_to {
+        b = b.to(mailbox(name, addr)?);
+    }
     for (name, addr) in &c.cc {
         b = b.cc(mailbox(name, addr)?);
     }
@@ -463,7 +468,7 @@ pub fn data(h: &Letterhead<'_>, state: &CaseState, due: &DueLetter) -> serde_jso
             "day": due.due.day,
             "explanation": due.due.explanation,
         },
-        "recipient": due.to,
+        "recipient": addressed(due),
         "agency": due.agency.as_deref().map(agency_json),
         "return_by": due.return_by.as_ref().map(|r| long_instant(r.at)),
         "missing": due.missing.iter().map(|a| agency_json(a)).collect::<Vec<_>>(),
@@ -477,6 +482,25 @@ pub fn data(h: &Letterhead<'_>, state: &CaseState, due: &DueLetter) -> serde_jso
             "minutes": process.meeting.as_ref().map(|x| x.minutes),
         })),
     })
+}
+
+/// Who a letter is addressed to, as its greeting names them: the one recipient, or for a shared
+/// letter everyone in its To ("Ann Lee, Bo Kay and Cy Dunn").
+fn addressed(due: &DueLetter) -> serde_json::Value {
+    if due.also_to.is_empty() {
+        return json!(due.to);
+    }
+    let names: Vec<&str> = std::iter::once(&due.to)
+        .chain(&due.also_to)
+        .map(|r| r.name.as_str())
+        .filter(|n| !n.trim().is_empty())
+        .collect();
+    let name = match names.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    json!({ "name": name, "email": due.to.email, "role": due.to.role, "phone": null })
 }
 
 /// A case letter, due and decided, with what it attaches (read by the shell): its outbox row.
@@ -521,6 +545,11 @@ pub fn case_letter(
         from: h.address.to_string(),
         to_name: due.to.name.clone(),
         to: due.to.email.clone(),
+        also_to: due
+            .also_to
+            .iter()
+            .map(|c| (c.name.clone(), c.email.clone()))
+            .collect(),
         cc: due
             .cc
             .iter()
@@ -537,7 +566,11 @@ pub fn case_letter(
         calendar,
     })?;
     let mut envelope_to = vec![due.to.email.clone()];
-    envelope_to.extend(due.cc.iter().map(|c| c.email.clone()));
+    for r in due.also_to.iter().chain(&due.cc) {
+        if !envelope_to.contains(&r.email) {
+            envelope_to.push(r.email.clone());
+        }
+    }
     Ok(NewLetter {
         dedupe_key,
         case_id: Some(case_id),
@@ -577,6 +610,7 @@ pub fn people_letter(
         from: h.address.to_string(),
         to_name: first.name.clone(),
         to: first.email.to_lowercase(),
+        also_to: Vec::new(),
         cc: people[1..]
             .iter()
             .map(|c| (c.name.clone(), c.email.to_lowercase()))
@@ -792,6 +826,7 @@ mod tests {
             from: "bsp@bury.test".into(),
             to_name: "Dr Referrer".into(),
             to: "referrer@hospital.test".into(),
+            also_to: Vec::new(),
             cc: vec![("Business Unit".into(), "bu@bury.test".into())],
             subject: "[RR-2026-0001] Referral received".into(),
             text: "Thank you.\n".into(),

@@ -43,6 +43,20 @@
 //! attach = ["agency_template"]
 //! return_by = { day = 7, at = "17:00" }
 //! ```
+//!
+//! # Who receives a step's letter, and how often
+//! Each person receives a given letter of a step once (per round: a reopened decision asks
+//! again). How the people in `to` and `cc` are written to depends on the step's kind:
+//! - **Shared letters** (`letter`, `escalation`, `collation`): the letter says the same thing to
+//!   everyone, so it goes as **one message** to everybody in `to`, with everybody in `cc` copied
+//!   (minus anyone already in `to`); the greeting names them all. One thread, one reply-all.
+//! - **Individual letters** (`decision_request`, `panel_submission`, `invite`): each person in
+//!   `to` gets their own (their own vote code; their own invitation), and the people in `cc` are
+//!   copied on **the first of them only**, never on the others — a manager sees the letter once,
+//!   not once per member. Someone in both `to` and `cc` gets just their own letter.
+//! - **Agency letters** (`agency_request`, `chaser`, `return_receipt`): one per agency, each about
+//!   that agency (its own deadline, its own return); `cc` names that agency's people
+//!   (`agency_lead`), copied on their agency's letter.
 
 use chrono::NaiveTime;
 use serde::Deserialize;

@@ -377,7 +377,11 @@ fn agencies_line(
 ) {
     let msg = incoming.msg;
     let sender = sender(msg).unwrap_or_default();
-    let answering_our_letter = reply.letter.is_some_and(|l| l.recipient == sender);
+    // Our letter's recipient key is its address, or the addresses of a shared letter.
+    let answering_our_letter = reply.letter.is_some_and(|l| {
+        let addresses = l.recipient.split("#r").next().unwrap_or_default();
+        addresses.split(',').any(|r| r == sender)
+    });
     let Some(line) = agencies::agencies_line(&msg.body_text) else {
         return;
     };

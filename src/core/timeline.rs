@@ -60,6 +60,8 @@ pub struct DueLetter {
     /// The outbox key's recipient part: an address, or `agency:<id>` for per-agency letters.
     pub key: String,
     pub to: Recipient,
+    /// The others a shared letter is addressed to, after `to` (one message to everyone).
+    pub also_to: Vec<Recipient>,
     pub cc: Vec<Recipient>,
     pub due: Resolved,
     pub attach: Vec<String>,
@@ -529,6 +531,7 @@ fn lcspr_delay_notice(
                 template: "lcspr-delay-notice".into(),
                 key,
                 to,
+                also_to: Vec::new(),
                 cc: Vec::new(),
                 due: Resolved {
                     at,
@@ -591,6 +594,7 @@ fn undelivered_notices(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) {
             template: "undelivered-notice".into(),
             key,
             to: contact_recipient(first, "business_manager"),
+            also_to: Vec::new(),
             cc: people
                 .iter()
                 .skip(1)
@@ -635,6 +639,7 @@ fn letter(
         template: step.template.clone(),
         key,
         to,
+        also_to: Vec::new(),
         cc,
         due: due.clone(),
         attach: step.attach.clone(),
@@ -799,7 +804,7 @@ fn returns_roundup(
     now: DateTime<Utc>,
     plan: &mut Plan,
 ) -> Result<(), TimelineError> {
-    let (state, process) = (ctx.state, ctx.process);
+    let state = ctx.state;
     let Some((req, _)) = request_of(ctx, step)? else {
         return Ok(());
     };
@@ -830,15 +835,9 @@ fn returns_roundup(
         })
         .map(|s| s.to_string())
         .collect();
-    let cc = expand(&step.cc, process, dir, state, None);
-    for to in expand(&step.to, process, dir, state, None) {
-        let key = keyed(state, step, to.email.clone());
-        if state.has_letter(&step.id, &key) {
-            continue;
-        }
-        let mut l = letter(step, key, to, cc.clone(), due);
-        l.missing = missing.clone();
-        l.nil_returns = nil.clone();
+    if let Some(mut l) = shared_letter(ctx, dir, step, due, plan) {
+        l.missing = missing;
+        l.nil_returns = nil;
         plan.due.push(l);
     }
     Ok(())
@@ -852,7 +851,7 @@ fn invites(
     due: &Resolved,
     plan: &mut Plan,
 ) -> Result<(), TimelineError> {
-    let (state, process) = (ctx.state, ctx.process);
+    let process = ctx.process;
     let meeting = ctx.anchor(&Anchor::Meeting)?.map(|b| match b {
         Base::Instant(t) => t,
         Base::Date(d) => calendar::london_instant(d, process.default_at),
@@ -864,23 +863,42 @@ fn invites(
         day: ctx.day_number(calendar::london_date(at))?,
         explanation: String::new(),
     };
-    let cc = expand(&step.cc, process, dir, state, None);
-    for to in expand(&step.to, process, dir, state, None) {
-        let key = keyed(state, step, to.email.clone());
-        if state.has_letter(&step.id, &key) {
-            continue;
-        }
-        let mut l = letter(step, key, to, cc.clone(), due);
+    for mut l in individual_letters(ctx, dir, step, due, plan) {
         l.meeting = Some(meeting.clone());
         plan.due.push(l);
     }
     Ok(())
 }
 
-/// Any other letter: one per person in its roles (nobody copied who is already addressed).
+/// Any other letter: shared (one message to everyone) or individual, by its kind (see the
+/// process-file format, "Who receives a step's letter").
 fn role_letters(ctx: &Ctx<'_>, dir: &dyn Lookup, step: &Step, due: &Resolved, plan: &mut Plan) {
+    if shares_one_message(step.kind) {
+        if let Some(l) = shared_letter(ctx, dir, step, due, plan) {
+            plan.due.push(l);
+        }
+    } else {
+        let letters = individual_letters(ctx, dir, step, due, plan);
+        plan.due.extend(letters);
+    }
+}
+
+/// Does a step of this kind say the same thing to everyone in its roles (one message to all)?
+pub fn shares_one_message(kind: StepKind) -> bool {
+    matches!(
+        kind,
+        StepKind::Letter | StepKind::Escalation | StepKind::Collation
+    )
+}
+
+/// The people a step writes to, or a planning problem when there is nobody.
+fn addressees(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    plan: &mut Plan,
+) -> (Vec<Recipient>, Vec<Recipient>) {
     let (state, process) = (ctx.state, ctx.process);
-    let cc = expand(&step.cc, process, dir, state, None);
     let to = expand(&step.to, process, dir, state, None);
     if to.is_empty() {
         plan.problems.push(format!(
@@ -893,14 +911,78 @@ fn role_letters(ctx: &Ctx<'_>, dir: &dyn Lookup, step: &Step, due: &Resolved, pl
                 .join(", ")
         ));
     }
+    let cc = expand(&step.cc, process, dir, state, None)
+        .into_iter()
+        .filter(|c| !to.iter().any(|t| t.email == c.email))
+        .collect();
+    (to, cc)
+}
+
+/// Has any letter of this step gone in the current round (whoever it was addressed to)?
+fn step_decided(state: &CaseState, step: &Step) -> bool {
+    let round = keyed(state, step, String::new());
+    state
+        .letters
+        .keys()
+        .any(|(s, key)| s == &step.id && key_round(key) == round)
+}
+
+/// The round suffix of a letter key (`#r1`), or "" for the first round.
+fn key_round(key: &str) -> &str {
+    key.rfind("#r").map_or("", |i| &key[i..])
+}
+
+/// One message to everyone in the step's `to` roles, copied to its `cc` roles; keyed by the
+/// addresses (a single addressee's key is their address, as for an individual letter).
+fn shared_letter(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    due: &Resolved,
+    plan: &mut Plan,
+) -> Option<DueLetter> {
+    let state = ctx.state;
+    let (to, cc) = addressees(ctx, dir, step, plan);
+    let mut to = to.into_iter();
+    let first = to.next()?;
+    let also_to: Vec<Recipient> = to.collect();
+    let addresses: Vec<&str> = std::iter::once(first.email.as_str())
+        .chain(also_to.iter().map(|r| r.email.as_str()))
+        .collect();
+    let key = keyed(state, step, addresses.join(","));
+    // Once per step and round, whoever was in the roles then (a database from before letters
+    // were shared holds one letter per person: any of them means the step went).
+    if state.has_letter(&step.id, &key) || step_decided(state, step) {
+        return None;
+    }
+    let mut l = letter(step, key, first, cc, due);
+    l.also_to = also_to;
+    Some(l)
+}
+
+/// One letter to each person in the step's `to` roles; the `cc` people are copied on the first
+/// letter of the step only (not at all when a letter of this step already went this round).
+fn individual_letters(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    due: &Resolved,
+    plan: &mut Plan,
+) -> Vec<DueLetter> {
+    let state = ctx.state;
+    let (to, cc) = addressees(ctx, dir, step, plan);
+    let mut copied = step_decided(state, step);
+    let mut out = Vec::new();
     for to in to {
         let key = keyed(state, step, to.email.clone());
         if state.has_letter(&step.id, &key) {
             continue;
         }
-        let cc: Vec<Recipient> = cc.iter().filter(|c| c.email != to.email).cloned().collect();
-        plan.due.push(letter(step, key, to, cc, due));
+        let cc = if copied { Vec::new() } else { cc.clone() };
+        copied = true;
+        out.push(letter(step, key, to, cc, due));
     }
+    out
 }
 
 /// A receipt for every return that arrived, sent to its agency's contact when it arrives.
@@ -1307,6 +1389,7 @@ pub fn notice(
         template: template.to_string(),
         key: key.to_string(),
         to,
+        also_to: Vec::new(),
         cc: Vec::new(),
         due: Resolved {
             at: now,

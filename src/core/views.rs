@@ -72,6 +72,8 @@ impl<'a> Context<'a> {
 
     /// Who a letter went to, in words: never an address.
     pub fn recipient_label(&self, key: &str, referrer: Option<&str>) -> String {
+        // A letter of a later round (a reopened decision) is keyed `…#r1`.
+        let key = key.split("#r").next().unwrap_or(key);
         if let Some(id) = key.strip_prefix("agency:") {
             return self.agency(id).map_or(id.to_string(), |a| a.name.clone());
         }
@@ -84,11 +86,31 @@ impl<'a> Context<'a> {
         if let Some(m) = key.strip_prefix("notice:") {
             return format!("the sender of message {m}");
         }
+        if key.contains(',') {
+            // A shared letter: everyone it was addressed to.
+            return key
+                .split(',')
+                .map(|k| self.recipient_label(k, referrer))
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
         if referrer.is_some_and(|r| r.eq_ignore_ascii_case(key)) {
             return "the referrer".into();
         }
         self.name_of(key)
             .unwrap_or_else(|| "someone outside the directory".into())
+    }
+
+    /// Who a letter went to, one label per addressee (a shared letter's key lists them all).
+    pub fn recipient_labels(&self, key: &str, referrer: Option<&str>) -> Vec<String> {
+        let key = key.split("#r").next().unwrap_or(key);
+        if key.contains(',') {
+            key.split(',')
+                .map(|k| self.recipient_label(k, referrer))
+                .collect()
+        } else {
+            vec![self.recipient_label(key, referrer)]
+        }
     }
 
     /// A step's name for people.
@@ -137,8 +159,10 @@ pub struct LetterView {
     pub step: String,
     pub step_name: String,
     pub kind: Option<StepKind>,
-    /// Who it went to, in words.
+    /// Who it went to, in words: everyone it was addressed to (a shared letter names them all).
     pub to: String,
+    /// The same, one label per addressee.
+    pub people: Vec<String>,
     pub state: OutboxState,
     pub due_at: DateTime<Utc>,
     pub queued_at: DateTime<Utc>,
@@ -499,6 +523,7 @@ fn letter_views(
             step_name: ctx.step_name(&l.step),
             kind: ctx.process.step(&l.step).map(|s| s.kind),
             to: ctx.recipient_label(&l.recipient, state.referrer.as_deref()),
+            people: ctx.recipient_labels(&l.recipient, state.referrer.as_deref()),
             state: l.state,
             due_at: l.due_at,
             queued_at: l.queued_at,
@@ -711,6 +736,7 @@ pub fn assemble(
             step_name: ctx.step_name(&l.step),
             kind: None,
             to: ctx.recipient_label(&l.recipient, None),
+            people: ctx.recipient_labels(&l.recipient, None),
             state: l.state,
             due_at: l.due_at,
             queued_at: l.queued_at,

@@ -79,6 +79,29 @@ enum Event {
 
 /// The review: every event at its instant, in order, with time passing between them as it would
 /// for the daemon; the report is read when Children's Social Care's late return is in.
+/// Nobody receives the same letter twice: for every address, at most one message per case, step,
+/// agency (each agency's letter is about that agency) and round (a decision asked again) — as
+/// addressee or as a copy. A periodic letter (no case) goes once per period, so it is left out.
+fn each_letter_reaches_each_person_once(p: &str, r: &Review) {
+    use std::collections::BTreeMap;
+    let mut seen: BTreeMap<(String, crate::review::Identity), usize> = BTreeMap::new();
+    for l in r.letters().iter().filter(|l| l.case.is_some()) {
+        for to in &l.to {
+            *seen.entry((to.clone(), l.identity())).or_default() += 1;
+        }
+    }
+    let twice: Vec<String> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((to, (_, step, agency, round)), n)| format!("{to}: {step} {agency}{round} ×{n}"))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "{p}: the same letter reached one person more than once:\n{}",
+        twice.join("\n")
+    );
+}
+
 async fn run(s: &Script) -> Review {
     use Event::*;
     let p = s.process;
@@ -216,6 +239,7 @@ async fn run(s: &Script) -> Review {
 /// What every process's review must show, beyond its own timeline.
 fn check(s: &Script, r: &Review) {
     let p = s.process;
+    each_letter_reaches_each_person_once(p, r);
     let timeline = r.timeline();
     let expected: Vec<String> = s.expected.iter().map(|l| l.to_string()).collect();
     if timeline != expected {
@@ -375,8 +399,7 @@ const BURY: Script = Script {
         "Tue 1 Sep 10:00 chase → gp@practice.test",
         "Tue 1 Sep 15:00 return-receipt → gp@practice.test",
         "Fri 4 Sep 09:00 escalate-missing → manager@bury.test",
-        "Fri 4 Sep 12:00 circulate-papers → review.group@bury.test",
-        "Fri 4 Sep 12:00 circulate-papers → chair@bury.test",
+        "Fri 4 Sep 12:00 circulate-papers → review.group@bury.test, chair@bury.test",
         "Mon 7 Sep 10:00 return-receipt → csc@bury.test",
         "Wed 9 Sep 09:00 signoff-request → la.lead@bury.test",
         "Wed 9 Sep 09:00 signoff-request → police.lead@police.test",
@@ -386,8 +409,7 @@ const BURY: Script = Script {
         "Thu 10 Sep 11:00 notice-vote-confirmed → icb.lead@icb.test",
         "Fri 11 Sep 15:00 panel-submission → panel@education.test, bsp@bury.test, officer@bury.test",
         "Fri 11 Sep 15:30 outcome-final → referrer@hospital.test",
-        "Fri 11 Sep 15:30 report-to-attendees → review.group@bury.test",
-        "Fri 11 Sep 15:30 report-to-attendees → chair@bury.test",
+        "Fri 11 Sep 15:30 report-to-attendees → review.group@bury.test, chair@bury.test",
         "Fri 11 Sep 15:30 report-to-subgroup → subgroup@bury.test",
         "Fri 25 Sep 09:00 notice-vote-confirmed → panel@education.test",
     ],
@@ -460,8 +482,7 @@ const BHR: Script = Script {
         "Fri 28 Aug 09:00 return-receipt → dsl@stmarys.test",
         "Tue 1 Sep 09:00 tracker-report → strategic@bury.test, la.lead@bury.test, police.lead@police.test, icb.lead@icb.test, scrutineer@bury.test",
         "Wed 2 Sep 09:00 escalate-missing → manager@bury.test",
-        "Wed 2 Sep 12:00 circulate-papers → review.group@bury.test",
-        "Wed 2 Sep 12:00 circulate-papers → head.safeguarding@bury.test",
+        "Wed 2 Sep 12:00 circulate-papers → review.group@bury.test, head.safeguarding@bury.test",
         "Thu 3 Sep 10:00 return-receipt → csc@bury.test",
         "Mon 7 Sep 14:00 signoff-request → la.lead@bury.test",
         "Mon 7 Sep 14:00 signoff-request → police.lead@police.test",
@@ -509,8 +530,7 @@ const BUCKS: Script = Script {
         "Thu 20 Aug 10:00 acknowledge → referrer@hospital.test",
         "Thu 20 Aug 10:00 screening-request → la.lead@bury.test",
         "Thu 20 Aug 14:00 notice-vote-confirmed → la.lead@bury.test",
-        "Thu 20 Aug 14:00 chairs-notified → partnership.chair@bury.test",
-        "Thu 20 Aug 14:00 chairs-notified → chair@bury.test",
+        "Thu 20 Aug 14:00 chairs-notified → partnership.chair@bury.test, chair@bury.test",
         "Thu 20 Aug 14:00 information-request → csc@bury.test",
         "Thu 20 Aug 14:00 information-request → gp@practice.test",
         "Thu 20 Aug 14:00 information-request → hv@nhs.test",
@@ -527,8 +547,7 @@ const BUCKS: Script = Script {
         "Thu 27 Aug 16:00 return-receipt → gp@practice.test",
         "Fri 28 Aug 09:00 return-receipt → dsl@stmarys.test",
         "Tue 1 Sep 09:00 escalate-missing → manager@bury.test",
-        "Wed 2 Sep 10:00 circulate-papers → review.group@bury.test",
-        "Wed 2 Sep 10:00 circulate-papers → chair@bury.test",
+        "Wed 2 Sep 10:00 circulate-papers → review.group@bury.test, chair@bury.test",
         "Thu 3 Sep 10:00 return-receipt → csc@bury.test",
         "Fri 4 Sep 12:00 recommendation-request → review.group@bury.test",
         "Fri 4 Sep 14:00 chair-decision-request → partnership.chair@bury.test, chair@bury.test",
@@ -580,23 +599,19 @@ const NELINCS: Script = Script {
         "Fri 21 Aug 11:00 notice-vote-confirmed → icb.lead@icb.test",
         "Fri 21 Aug 11:00 la-notification → la.lead@bury.test, bsp@bury.test, officer@bury.test",
         "Mon 24 Aug 09:30 scsi3-invite → review.group@bury.test",
-        "Mon 24 Aug 10:00 scsi4-partners → la.lead@bury.test",
-        "Mon 24 Aug 10:00 scsi4-partners → police.lead@police.test",
-        "Mon 24 Aug 10:00 scsi4-partners → icb.lead@icb.test",
+        "Mon 24 Aug 10:00 scsi4-partners → la.lead@bury.test, police.lead@police.test, icb.lead@icb.test",
         "Mon 24 Aug 10:00 scsi6-agency-request → csc@bury.test",
         "Mon 24 Aug 10:00 scsi6-agency-request → gp@practice.test",
         "Mon 24 Aug 10:00 scsi6-agency-request → hv@nhs.test",
         "Mon 24 Aug 10:00 scsi6-agency-request → ppu@police.test",
         "Mon 24 Aug 10:00 scsi6-agency-request → dsl@stmarys.test",
-        "Mon 24 Aug 14:00 confirm-receipt-calls → bsp@bury.test",
-        "Mon 24 Aug 14:00 confirm-receipt-calls → officer@bury.test",
+        "Mon 24 Aug 14:00 confirm-receipt-calls → bsp@bury.test, officer@bury.test",
         "Wed 26 Aug 11:00 return-receipt → ppu@police.test",
         "Thu 27 Aug 15:00 return-receipt → hv@nhs.test",
         "Fri 28 Aug 09:00 return-receipt → dsl@stmarys.test",
         "Tue 1 Sep 10:00 chase → csc@bury.test, head.safeguarding@bury.test",
         "Tue 1 Sep 10:00 chase → gp@practice.test",
-        "Tue 1 Sep 10:00 day7-phone-chase → bsp@bury.test",
-        "Tue 1 Sep 10:00 day7-phone-chase → officer@bury.test",
+        "Tue 1 Sep 10:00 day7-phone-chase → bsp@bury.test, officer@bury.test",
         "Tue 1 Sep 15:00 return-receipt → gp@practice.test",
         "Wed 2 Sep 08:30 scsi7-report → review.group@bury.test",
         "Thu 3 Sep 10:00 return-receipt → csc@bury.test",
@@ -646,8 +661,8 @@ const TAMESIDE: Script = Script {
         "Thu 20 Aug 10:00 acknowledge → referrer@hospital.test",
         "Thu 20 Aug 10:00 alert-head-of-safeguarding → head.safeguarding@bury.test",
         "Thu 20 Aug 10:00 screening-request → la.rep@bury.test, head.safeguarding@bury.test",
-        "Thu 20 Aug 10:00 screening-request → police.rep@police.test, head.safeguarding@bury.test",
-        "Thu 20 Aug 10:00 screening-request → icb.rep@icb.test, head.safeguarding@bury.test",
+        "Thu 20 Aug 10:00 screening-request → police.rep@police.test",
+        "Thu 20 Aug 10:00 screening-request → icb.rep@icb.test",
         "Thu 20 Aug 14:00 notice-vote-confirmed → la.rep@bury.test",
         "Thu 20 Aug 14:00 notice-vote-confirmed → police.rep@police.test",
         "Thu 20 Aug 14:00 outcome-meets → referrer@hospital.test",
@@ -666,8 +681,7 @@ const TAMESIDE: Script = Script {
         "Wed 2 Sep 10:00 chase → gp@practice.test",
         "Wed 2 Sep 15:00 return-receipt → gp@practice.test",
         "Mon 7 Sep 09:00 returns-to-business-manager → manager@bury.test",
-        "Tue 8 Sep 10:00 panel-papers → review.group@bury.test",
-        "Tue 8 Sep 10:00 panel-papers → chair@bury.test",
+        "Tue 8 Sep 10:00 panel-papers → review.group@bury.test, chair@bury.test",
         "Tue 8 Sep 12:00 return-receipt → csc@bury.test",
         "Thu 10 Sep 12:00 signoff-request → la.lead@bury.test",
         "Thu 10 Sep 12:00 signoff-request → police.lead@police.test",

@@ -6,6 +6,7 @@
 
 mod agency_round;
 mod architecture;
+mod copies;
 mod decisions;
 mod digest;
 mod full_reviews;

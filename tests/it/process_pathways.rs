@@ -239,3 +239,74 @@ fn bhr_writes_the_local_authority_duties_to_the_case_s_borough() {
         .expect("the local authority is reminded");
     assert_eq!(reminder.to.email, "la@havering.test");
 }
+
+/// Three people in every role, plus one person who is in every role (so a step's `to` and `cc`
+/// overlap); every agency's lead is the same person.
+struct Crowded;
+
+impl Lookup for Crowded {
+    fn people(&self, role: &str, _area: Option<&str>) -> Vec<Contact> {
+        let mut people: Vec<Contact> = (1..=3)
+            .map(|n| contact(format!("{role}.{n}@all.test")))
+            .collect();
+        people.push(contact("everyone@all.test".into()));
+        people
+    }
+    fn agency(&self, id: &str) -> Option<Agency> {
+        Some(Agency {
+            id: id.to_string(),
+            name: id.to_string(),
+            aliases: Vec::new(),
+            contact: contact(format!("contact@{id}.test")),
+            lead: Some(contact("lead@all.test".into())),
+            deputy: None,
+            domains: Vec::new(),
+        })
+    }
+}
+
+#[test]
+fn every_step_of_every_process_reaches_each_person_once_whatever_the_decisions() {
+    // For every decision's every outcome, everything that falls due within two months at once:
+    // no address is on two letters of the same step about the same thing (an agency's letter is
+    // about that agency), as addressee or copy.
+    let mut checked = 0;
+    let mut shared = 0;
+    for id in ["bury", "bhr", "nelincs", "bucks", "tameside"] {
+        let p = process(id);
+        let area = p.areas.first().map(String::as_str);
+        for d in &p.decisions {
+            for outcome in &d.outcomes {
+                let state = decided(case(id, area), &d.id, outcome, "2026-03-04T15:00:00Z");
+                let letters = timeline::plan(
+                    &p,
+                    &Crowded,
+                    &Calendar::bundled(),
+                    &state,
+                    at("2026-05-01T12:00:00Z"),
+                )
+                .expect("plans")
+                .due;
+                let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
+                for l in &letters {
+                    let about = l.agency.clone().unwrap_or_default();
+                    if !l.also_to.is_empty() {
+                        shared += 1;
+                    }
+                    for r in std::iter::once(&l.to).chain(&l.also_to).chain(&l.cc) {
+                        checked += 1;
+                        assert!(
+                            seen.insert((r.email.clone(), l.step.clone(), about.clone())),
+                            "{id}, {}:{outcome}: {} receives step {} {about} twice",
+                            d.id,
+                            r.email,
+                            l.step
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 500, "the plans covered {checked} recipients");
+    assert!(shared > 20, "{shared} shared letters");
+}

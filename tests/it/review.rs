@@ -50,13 +50,21 @@ pub fn when(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// Which letter a letter is: (case, step, what it is about, round).
+pub type Identity = (Option<i64>, String, String, String);
+
 /// One letter the engine sent.
 #[derive(Debug, Clone)]
 pub struct Letter {
     /// The instant of the pass that sent it.
     pub at: DateTime<Utc>,
+    /// The case it is about (none for the digest and the tracker report).
+    pub case: Option<i64>,
     /// The process step (or notice) it was for.
     pub step: String,
+    /// Its outbox recipient key: an address, the addresses of a shared letter, `agency:<id>`, … with
+    /// `#r<n>` for a later round.
+    pub key: String,
     /// The envelope recipients (the addressee and any copies).
     pub to: Vec<String>,
     pub raw: Vec<u8>,
@@ -64,6 +72,26 @@ pub struct Letter {
 }
 
 impl Letter {
+    /// Which letter this is, as a person would tell letters apart: its case, its step, what it is
+    /// about (each agency's letter is about its agency; a notice about the message or event that
+    /// caused it) and its round (a decision asked again).
+    pub fn identity(&self) -> Identity {
+        let round = self.key.rfind("#r").map_or("", |i| &self.key[i..]);
+        let about = if self.step.starts_with("notice-") {
+            self.key.as_str()
+        } else {
+            self.key
+                .strip_prefix("agency:")
+                .map_or("", |a| a.split("#r").next().unwrap_or(a))
+        };
+        (
+            self.case,
+            self.step.clone(),
+            about.to_string(),
+            round.to_string(),
+        )
+    }
+
     /// "Thu 20 Aug 10:00 acknowledge → referrer@hospital.test"
     pub fn line(&self) -> String {
         format!("{} {} → {}", when(self.at), self.step, self.to.join(", "))
@@ -241,17 +269,15 @@ impl Review {
         for r in &recorded[self.taken..] {
             let msg = intake::parse(&r.raw);
             let id = msg.message_id.clone().unwrap_or_default();
-            let step = self
-                .engine
-                .store
-                .letter_by_message_id(&id)
-                .await
-                .unwrap()
-                .map(|row| row.step)
-                .unwrap_or_else(|| "?".into());
+            let row = self.engine.store.letter_by_message_id(&id).await.unwrap();
+            let (case, step, key) = row
+                .map(|row| (row.case_id, row.step, row.recipient))
+                .unwrap_or((None, "?".into(), "?".into()));
             self.sent.push(Letter {
                 at: t,
+                case,
                 step,
+                key,
                 to: r.to.clone(),
                 raw: r.raw.clone(),
                 msg,

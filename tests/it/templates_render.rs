@@ -172,6 +172,17 @@ fn due(step: &Step, full: bool) -> DueLetter {
             role: "review_group".into(),
             phone: full.then(|| "01234 000000".to_string()),
         },
+        // Full: a shared letter to two people, whose greeting names both.
+        also_to: if full && caseclerk::core::timeline::shares_one_message(step.kind) {
+            vec![Recipient {
+                name: "Another Person".into(),
+                email: "another@example.test".into(),
+                role: "review_group".into(),
+                phone: None,
+            }]
+        } else {
+            Vec::new()
+        },
         cc: Vec::new(),
         due: resolved("2026-12-24T09:00:00Z", full.then_some(2)),
         attach: Vec::new(),
