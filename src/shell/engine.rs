@@ -560,21 +560,18 @@ impl Engine {
         }
         let mut queued = 0;
         for due in &plan.due {
-            match self.queue(&mut tx, case, &state, due, now).await {
-                Ok(true) => queued += 1,
-                Ok(false) => {}
-                Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
-                Err(e) => {
-                    tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "letter could not be prepared");
-                }
+            if self.queue_notice(&mut tx, case, &state, due, now).await? {
+                queued += 1;
             }
         }
         Store::commit(tx).await?;
         Ok((queued, plan.next_wake))
     }
 
-    /// Queue a notice; a notice that cannot be prepared is logged, never allowed to undo the
-    /// transaction it rides in (the message or decision it is about must still be recorded).
+    /// Queue a letter or notice; one that cannot be prepared (a template that will not render, an
+    /// unreadable attachment) is logged, never allowed to undo the transaction it rides in (the
+    /// message, decision or other letters it comes with must still be recorded). Only a database
+    /// error stops the pass. Returns whether it was new.
     async fn queue_notice(
         &self,
         tx: &mut Tx<'_>,
@@ -582,13 +579,13 @@ impl Engine {
         state: &CaseState,
         due: &DueLetter,
         now: DateTime<Utc>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         match self.queue(tx, case, state, due, now).await {
-            Ok(_) => Ok(()),
+            Ok(new) => Ok(new),
             Err(EngineError::Store(e)) => Err(EngineError::Store(e)),
             Err(e) => {
-                tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "notice could not be prepared");
-                Ok(())
+                tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "letter could not be prepared");
+                Ok(false)
             }
         }
     }
