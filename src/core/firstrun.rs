@@ -48,7 +48,10 @@ impl FirstRun {
         let day = calendar::london_date(started);
         let from = match late_letters_days {
             0 => day,
-            n => cal.add_working_days(day, -(n.min(i32::MAX as u32) as i32))?.date,
+            n => {
+                cal.add_working_days(day, -(n.min(i32::MAX as u32) as i32))?
+                    .date
+            }
         };
         Ok(FirstRun {
             started,
@@ -124,10 +127,7 @@ mod tests {
             Some(&first),
             first.started + chrono::Duration::seconds(1)
         ));
-        assert!(!imported_not_sent(
-            Some(&first),
-            at("2027-03-11T09:00:00Z")
-        ));
+        assert!(!imported_not_sent(Some(&first), at("2027-03-11T09:00:00Z")));
     }
 
     #[test]
@@ -139,14 +139,8 @@ mod tests {
     fn with_no_late_days_only_letters_due_on_the_runs_own_day_go() {
         let first = FirstRun::new(&Calendar::bundled(), at("2026-11-23T10:00:00Z"), 0).unwrap();
         assert_eq!(first.recent_from, at("2026-11-23T00:00:00Z"));
-        assert!(imported_not_sent(
-            Some(&first),
-            at("2026-11-20T16:00:00Z")
-        ));
-        assert!(!imported_not_sent(
-            Some(&first),
-            at("2026-11-23T08:00:00Z")
-        ));
+        assert!(imported_not_sent(Some(&first), at("2026-11-20T16:00:00Z")));
+        assert!(!imported_not_sent(Some(&first), at("2026-11-23T08:00:00Z")));
     }
 
     #[test]
