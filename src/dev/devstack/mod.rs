@@ -557,8 +557,9 @@ impl MailStack {
         .await
     }
 
-    /// Append many messages to `user`'s INBOX, 200 to a session (an old mailbox in seconds),
-    /// each with its own internal date (none in the future).
+    /// Append many messages to `user`'s INBOX over four sessions at once (an old mailbox in
+    /// seconds; UIDs then do not follow the list's order), each with its own internal date (none
+    /// in the future).
     pub async fn append_many(
         &self,
         user: &str,
@@ -573,18 +574,20 @@ impl MailStack {
         let user = self.known_user(user)?;
         let port = self.ports.imap;
         let password = self.password.as_str();
-        for batch in messages.chunks(200) {
-            let login = user.clone();
-            self.imap(&user, async move {
-                let mut session = client::imap_login(port, &login, password).await?;
-                for (raw, date) in batch {
-                    client::imap_append(&mut session, raw, *date).await?;
-                }
-                let _ = session.logout().await;
-                Ok(())
-            })
-            .await?;
-        }
+        let batches = messages
+            .chunks(messages.len().div_ceil(4).max(1))
+            .map(|batch| {
+                let login = user.clone();
+                self.imap(&user, async move {
+                    let mut session = client::imap_login(port, &login, password).await?;
+                    for (raw, date) in batch {
+                        client::imap_append(&mut session, raw, *date).await?;
+                    }
+                    let _ = session.logout().await;
+                    Ok(())
+                })
+            });
+        futures::future::try_join_all(batches).await?;
         Ok(())
     }
 
