@@ -71,6 +71,13 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
         NOW,
     ];
 
+    // --since only makes sense with --process-existing, and must be a date.
+    let alone = h.caseclerk(&["tick", "--since", "2026-11-01"]);
+    assert_eq!(alone.status.code(), Some(2));
+    let bad = h.caseclerk(&["tick", "--process-existing", "--since", "1 November"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a date like 2026-11-01"));
+
     // The dry run prints the plan and leaves no database and no letter behind.
     let mut dry = first_run.to_vec();
     dry.push("--dry-run");
@@ -150,6 +157,31 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
     assert!(again.starts_with("fetched 0 new, processed 0"), "{again}");
     assert_eq!(h.settled_count(REFERRER).await, 1);
 
+    // A dry run on a working database: it shows a new referral's case and letters, and the
+    // database and the mailboxes are as they were.
+    h.stack
+        .append(
+            SHARED,
+            &referral("today@hospital.test", "Referral for a rapid review"),
+            at("2026-11-25T10:12:00Z"),
+        )
+        .await
+        .expect("appended");
+    let files = || {
+        ["caseclerk.db", "caseclerk.db-wal"]
+            .map(|f| std::fs::read(h.dir.join(f)).unwrap_or_default())
+    };
+    let before = files();
+    let (plan, _) = run(&h, &["tick", "--now", "2026-11-25T10:13:00Z", "--dry-run"]);
+    assert!(plan.contains("RR-2026-0003  would open"), "{plan}");
+    assert!(plan.contains("send 4 letter(s) now; 0 imported"), "{plan}");
+    assert!(before == files(), "the dry run changed the database");
+    assert_eq!(
+        h.ok(&["cases", "--now", NOW]).matches("RR-2026-").count(),
+        2
+    );
+    assert_eq!(h.settled_count(REFERRER).await, 1);
+
     // An operator can send an imported letter deliberately.
     let ack_line = old
         .lines()
@@ -166,5 +198,6 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
         "2026-11-25T10:20:00Z",
     ]);
     h.ok(&["tick", "--now", "2026-11-25T10:21:00Z"]);
-    assert_eq!(h.settled_count(REFERRER).await, 2);
+    // The resent acknowledgement, and the new referral's own.
+    assert_eq!(h.settled_count(REFERRER).await, 3);
 }
