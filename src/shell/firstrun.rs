@@ -134,3 +134,47 @@ pub async fn left_uids(
     left.dedup();
     Ok(left)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_at(started: &str, since: Option<NaiveDate>) -> FirstRunRecord {
+        FirstRunRecord {
+            started: DateTime::parse_from_rfc3339(started)
+                .unwrap()
+                .with_timezone(&Utc),
+            uidvalidity: 7,
+            until_uid: 1000,
+            since,
+            processed: true,
+            left: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_run_is_recorded_once_and_a_later_one_changes_nothing() {
+        let store = Store::open_in_memory().await.unwrap();
+        assert_eq!(load(&store).await.unwrap(), None);
+        let first = record_at("2026-11-23T10:00:00Z", NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert_eq!(record(&store, &first).await.unwrap(), first);
+        let later = record_at("2026-12-01T10:00:00Z", None);
+        assert_eq!(record(&store, &later).await.unwrap(), first);
+        assert_eq!(load(&store).await.unwrap(), Some(first));
+        let rule = rule(&store, &Calendar::bundled(), 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rule.started, load(&store).await.unwrap().unwrap().started);
+    }
+
+    #[test]
+    fn since_applies_only_to_mail_that_was_in_the_folder_at_the_first_run() {
+        let r = record_at("2026-11-23T10:00:00Z", NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert!(r.filters(7, 1000));
+        assert!(!r.filters(7, 1001), "arrived after the first run");
+        assert!(!r.filters(8, 5), "another UIDVALIDITY: other messages");
+        let all = record_at("2026-11-23T10:00:00Z", None);
+        assert!(!all.filters(7, 5), "no --since: nothing filtered");
+    }
+}
