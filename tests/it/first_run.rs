@@ -114,6 +114,29 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
         "no progress line off a terminal:\n{stderr}"
     );
 
+    // On a terminal (a pseudo-terminal from util-linux `script`), the same dry run shows its
+    // progress on stderr: messages done of the total, and the rate.
+    let command = format!(
+        "{} --config {} {} --dry-run",
+        env!("CARGO_BIN_EXE_caseclerk"),
+        h.config.display(),
+        first_run.join(" ")
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(
+        screen.contains("reading the mailbox: 22/22 messages ("),
+        "{screen}"
+    );
+    assert!(screen.contains("deciding: 22/22 messages ("), "{screen}");
+    assert!(screen.contains("/s)"), "{screen}");
+    assert!(!h.dir.join("caseclerk.db").exists());
+
     // The real run: the same plan, done.
     let out = h.ok(&first_run);
     assert!(
