@@ -537,11 +537,15 @@ async fn tick(
         .map_err(work)?
         .with_progress(Progress::on_terminal());
     let r = engine.tick().await.map_err(work)?;
-    if let Some(f) = r.fetch.as_ref().filter(|f| f.first_run) {
-        println!(
+    match r.fetch.as_ref() {
+        Some(f) if f.first_run => println!(
             "first look at the mailbox: {} message(s) there, {} left for people",
             f.seen, f.left
-        );
+        ),
+        Some(_) if existing != ExistingMail::Leave => println!(
+            "not the first look at the mailbox: --process-existing and --since change nothing now"
+        ),
+        _ => {}
     }
     println!(
         "fetched {} new, processed {}, opened {}, queued {}, sent {}, retrying {}, undelivered {}{}",

@@ -177,7 +177,11 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
         "--now",
         "2026-11-25T10:10:00Z",
     ]);
-    assert!(again.starts_with("fetched 0 new, processed 0"), "{again}");
+    assert!(
+        again.starts_with("not the first look at the mailbox")
+            && again.contains("\nfetched 0 new, processed 0"),
+        "{again}"
+    );
     assert_eq!(h.settled_count(REFERRER).await, 1);
 
     // A dry run on a working database: it shows a new referral's case and letters, and the
