@@ -5,6 +5,8 @@
 //! watermark with `BODY.PEEK[]` (so `\Seen` is never set — a person reading the mailbox in Outlook
 //! must not hide mail from caseclerk, and caseclerk must not mark mail read for them), and storing
 //! the raw bytes with the watermark in one transaction. It never deletes, moves or flags mail.
+//! The first look at a folder records the first run and, with `--since`, passes over older mail
+//! ([`crate::shell::firstrun`]).
 //!
 //! The watcher keeps one connection in IDLE and signals the engine when the server reports
 //! anything; it re-issues IDLE before `idle_refresh` (< 29 minutes), treats any error as "reconnect
