@@ -108,6 +108,10 @@ pub struct Config {
     pub authserv_id: Option<String>,
     /// The daily digest to the business unit; `None` when `[digest]` is absent (no digest).
     pub digest: Option<DigestSettings>,
+    /// `[first_run] late_letters_days`: overdue letters that fell due on this many working days
+    /// before the first run still go, late; older ones are imported — not sent
+    /// ([`crate::core::firstrun`]).
+    pub first_run_late_days: u32,
 }
 
 /// The daily digest (`[digest]`): one email each working morning to the business unit.
@@ -182,6 +186,14 @@ struct RawConfig {
     decisions: RawDecisions,
     #[serde(default)]
     digest: Option<RawDigest>,
+    #[serde(default)]
+    first_run: RawFirstRun,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFirstRun {
+    late_letters_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -578,6 +590,10 @@ impl Resolver {
             attachments,
             authserv_id: raw.decisions.authserv_id.filter(|s| !s.trim().is_empty()),
             digest,
+            first_run_late_days: raw
+                .first_run
+                .late_letters_days
+                .unwrap_or(crate::core::firstrun::DEFAULT_LATE_LETTERS_DAYS),
         })
     }
 
