@@ -6,6 +6,7 @@
 //! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
 //! - [`case`]: a case's events folded into its state.
+//! - [`limits`]: the caps on letters in answer and cases per sender that end any mail loop.
 //! - [`react`]: what a message does to a case, and what counting the votes does: named rules.
 //! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
@@ -32,6 +33,7 @@ pub mod directory;
 pub mod export;
 pub mod intake;
 pub mod letters;
+pub mod limits;
 pub mod process;
 pub mod react;
 pub mod records;

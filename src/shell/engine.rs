@@ -24,6 +24,7 @@ use crate::core::case::{self, CaseState, Event, Recorded};
 use crate::core::classify;
 use crate::core::intake;
 use crate::core::letters::{self, Letterhead, Templates};
+use crate::core::limits;
 use crate::core::react::{self, BouncedLetter, Found, Incoming, Reaction, Rules};
 use crate::core::timeline::{self, DueLetter, TimelineError};
 use crate::shell::attachments::{self, AttachmentError};
@@ -252,6 +253,8 @@ impl Engine {
             cutoff: self.cfg.cutoff,
             vote_key: &self.vote_key,
             authserv_id: self.cfg.authserv_id.as_deref(),
+            banners: &self.cfg.banners,
+            limits: self.cfg.limits,
         }
     }
 
@@ -406,13 +409,39 @@ impl Engine {
             msg,
             verdict,
         };
+        let counts = self.counts(msg, now).await?;
         let found = Found {
             case: state.as_ref(),
             bounced: bounced.as_ref(),
+            counts: Some(&counts),
         };
         let reaction = react::react(&self.rules(), &incoming, found, now);
         self.record_reaction(m, msg, verdict, case, state, reaction, now)
             .await
+    }
+
+    /// What the caps need counted for a message ([`limits::Counts`]): letters in answer to its
+    /// addresses, and cases opened for its referrer, in the last 24 hours.
+    async fn counts(
+        &self,
+        msg: &intake::Message,
+        now: DateTime<Utc>,
+    ) -> Result<limits::Counts, EngineError> {
+        let since = now - chrono::Duration::hours(24);
+        let steps = limits::answer_steps(&self.cfg.process);
+        let mut counts = limits::Counts::default();
+        for address in limits::counted_addresses(msg) {
+            let n = self.store.answers_since(&address, &steps, since).await?;
+            counts.answers.insert(address, n);
+        }
+        // The referrer a referral would open a case for (Reply-To, else From).
+        if let Some(referrer) = msg.reply_to.first().or(msg.from.as_ref()) {
+            counts.cases_opened = self
+                .store
+                .cases_opened_since(&referrer.email.to_lowercase(), since)
+                .await?;
+        }
+        Ok(counts)
     }
 
     /// Record a reaction: open its case, record its events, queue its notices, file the message.
@@ -480,7 +509,7 @@ impl Engine {
             &mut tx,
             m.id,
             reaction.filing.as_str(),
-            verdict.rule,
+            reaction.held_by.unwrap_or(verdict.rule),
             &vjson,
             on_case.map(|c| c.id),
             now,
