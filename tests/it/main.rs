@@ -6,6 +6,7 @@
 
 mod agency_round;
 mod architecture;
+mod automated;
 mod copies;
 mod decisions;
 mod digest;

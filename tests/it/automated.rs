@@ -1,0 +1,237 @@
+//! Automated correspondents, caps and banners, without servers (see `review.rs`): machines that
+//! answer every email are recorded, never answered; a loop in any form ends within the caps; a
+//! banner on top of a vote does not stall it; an unclear vote is asked about once, in plain words.
+//! (The real-mail-stack loop is in `automated_stack.rs`.)
+
+use crate::full_reviews::{ICB_REP, LA_REP, POLICE_REP};
+use crate::review::{Letter, Reply, Review};
+
+/// The council's Children's Services front door: it refers, and it auto-acknowledges everything.
+const FRONT_DOOR: &str = "frontdoor@bury.test";
+/// What counts as a letter in answer to incoming mail (see `core::limits`).
+const ANSWERS: &[&str] = &[
+    "acknowledge",
+    "notice-vote-confirmed",
+    "notice-vote-unclear",
+    "notice-agencies-unknown",
+];
+/// The default caps (`[limits]`).
+const ANSWER_CAP: usize = 5;
+const CASE_CAP: usize = 3;
+
+fn answers_to(review: &Review, addr: &str) -> usize {
+    review
+        .sent_to(addr)
+        .iter()
+        .filter(|l| ANSWERS.contains(&l.step.as_str()))
+        .count()
+}
+
+/// A fresh message from the front door: new subject, no threading, no RFC 3834 headers.
+fn fresh(from: &str, subject: &str, body: &str, n: usize) -> Vec<u8> {
+    format!(
+        "From: Front Door <{from}>\r\nTo: bsp@bury.test\r\nSubject: {subject}\r\n\
+         Message-ID: <fd.{n}.{}@frontdoor.bury.test>\r\nDate: Tue, 3 Mar 2026 09:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n",
+        subject.len()
+    )
+    .into_bytes()
+}
+
+/// Ten passes on one day (Tue 3 Mar 2026, 08:00 to 17:00): at each, `who` answers every letter
+/// caseclerk sent them since the last pass with `answer`, and the engine runs.
+async fn ten_passes(review: &mut Review, who: &str, answer: impl Fn(&Letter, usize) -> Vec<u8>) {
+    let mut answered = 0;
+    let mut n = 0;
+    for hour in 8..18 {
+        let when = format!("2026-03-03 {hour:02}:00");
+        review.at(&when).await;
+        let new: Vec<Letter> = review.sent_to(who)[answered..]
+            .iter()
+            .map(|l| (*l).clone())
+            .collect();
+        answered += new.len();
+        for letter in new {
+            n += 1;
+            review.receive(&answer(&letter, n), &when).await;
+        }
+    }
+}
+
+async fn triage_rules(review: &Review) -> Vec<String> {
+    review
+        .engine
+        .store
+        .triage()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.rule.unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_auto_acknowledging_front_door_gets_one_acknowledgement_and_opens_one_case() {
+    let mut review = Review::of("bury").await;
+    review
+        .referral_from(
+            FRONT_DOOR,
+            "Referral for a rapid review",
+            "2026-03-02 10:00",
+        )
+        .await;
+    ten_passes(&mut review, FRONT_DOOR, |_, n| {
+        fresh(
+            FRONT_DOOR,
+            &format!("Thank you for your referral - Ref FD-2026-{n:05}"),
+            &format!(
+                "Thank you for your referral to Bury Children's Services Front Door.\r\n\r\n\
+                 This is an automated response to confirm that your email has been received. \
+                 We aim to respond within 3 working days.\r\n\r\nYour reference number is \
+                 FD-2026-{n:05}.\r\n\r\nIf your concern is urgent, please call 0161 000 0000."
+            ),
+            n,
+        )
+    })
+    .await;
+    assert_eq!(
+        answers_to(&review, FRONT_DOOR),
+        1,
+        "{:#?}",
+        review.timeline()
+    );
+    assert_eq!(review.engine.store.case_refs().await.unwrap().len(), 1);
+    let rules = triage_rules(&review).await;
+    assert!(
+        !rules.is_empty() && rules.iter().all(|r| r == "automated_wording"),
+        "each auto-acknowledgement is listed for a person: {rules:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_front_door_whose_receipts_read_as_referrals_is_stopped_by_the_caps() {
+    let mut review = Review::of("bury").await;
+    review
+        .referral_from(
+            FRONT_DOOR,
+            "Referral for a rapid review",
+            "2026-03-02 10:00",
+        )
+        .await;
+    // Nothing in these receipts says "machine": each reads as a new referral.
+    ten_passes(&mut review, FRONT_DOOR, |_, n| {
+        fresh(
+            FRONT_DOOR,
+            &format!("Referral FD-2026-{n:05}"),
+            &format!("Referral FD-2026-{n:05} logged."),
+            n,
+        )
+    })
+    .await;
+    let cases = review.engine.store.case_refs().await.unwrap().len();
+    assert!(cases <= CASE_CAP, "{cases} cases opened");
+    assert!(answers_to(&review, FRONT_DOOR) <= ANSWER_CAP);
+    // The loop ran into the cap, and the business unit is told in the triage list.
+    assert!(
+        triage_rules(&review)
+            .await
+            .contains(&"case_cap".to_string())
+    );
+    // The screening panel was copied once per case, no more.
+    for member in [LA_REP, POLICE_REP, ICB_REP] {
+        assert!(review.sent_to_for(member, "screening-request").len() <= CASE_CAP);
+    }
+}
+
+/// Bury's screening request to `member` for the one case.
+async fn screening_request(review: &mut Review, member: &str) -> Letter {
+    review.referral_at("2026-03-02 10:00").await;
+    review.at("2026-03-02 10:05").await;
+    review.last_to(member, "screening-request")
+}
+
+#[tokio::test]
+async fn a_panel_member_s_auto_acknowledgement_keeping_the_vote_code_is_not_an_unclear_vote() {
+    let mut review = Review::of("bury").await;
+    let request = screening_request(&mut review, LA_REP).await;
+    let reference = caseclerk::core::classify::find_case_ref(&request.msg.subject).unwrap();
+    ten_passes(&mut review, LA_REP, |letter, _| {
+        Reply::to(
+            letter,
+            LA_REP,
+            "Thank you for your email.\n\nI am working reduced hours this week and will reply as soon as I can. If your query is urgent, please contact the safeguarding team on 0161 000 0001.",
+        )
+        .raw()
+    })
+    .await;
+    assert_eq!(answers_to(&review, LA_REP), 0, "{:#?}", review.timeline());
+    let state = review.state(&reference).await;
+    assert!(state.held.is_empty(), "{:?}", state.held);
+}
+
+#[tokio::test]
+async fn a_panel_member_s_responder_that_reads_as_unclear_is_asked_once_in_plain_words() {
+    let mut review = Review::of("bury").await;
+    let request = screening_request(&mut review, LA_REP).await;
+    let reference = caseclerk::core::classify::find_case_ref(&request.msg.subject).unwrap();
+    ten_passes(&mut review, LA_REP, |letter, _| {
+        Reply::to(letter, LA_REP, "MEETS or NFA: your message has been logged").raw()
+    })
+    .await;
+    let asks = review.sent_to_for(LA_REP, "notice-vote-unclear");
+    assert_eq!(asks.len(), 1, "{:#?}", review.timeline());
+    let text = &asks[0].msg.body_text;
+    assert!(
+        text.contains("\"MEETS or NFA: your message has been logged\""),
+        "the line it read is quoted: {text}"
+    );
+    assert!(
+        text.contains("single agency: SINGLE or single agency"),
+        "{text}"
+    );
+    assert!(text.contains("nfa: NFA or no further action"), "{text}");
+    for internal in [
+        "single_agency",
+        "screening:",
+        "(message",
+        "message 1",
+        "message 2",
+    ] {
+        assert!(
+            !text.contains(internal),
+            "no internal id ({internal}): {text}"
+        );
+    }
+    assert!(answers_to(&review, LA_REP) <= ANSWER_CAP);
+    let state = review.state(&reference).await;
+    assert!(
+        state.held.len() >= 2,
+        "later unclear replies are held, not asked again"
+    );
+}
+
+#[tokio::test]
+async fn a_vote_under_an_external_sender_banner_counts() {
+    let mut review = Review::of("bury").await;
+    let request = screening_request(&mut review, POLICE_REP).await;
+    let reference = caseclerk::core::classify::find_case_ref(&request.msg.subject).unwrap();
+    let reply = Reply::to(
+        &request,
+        POLICE_REP,
+        "CAUTION: This email originated from outside of the organisation. Do not click links or open attachments unless you recognise the sender and know the content is safe.\n\nMEETS\nClear evidence of serious harm.",
+    )
+    .subject(format!("[EXTERNAL] RE: {}", request.msg.subject));
+    review.receive(&reply.raw(), "2026-03-02 11:00").await;
+    let state = review.state(&reference).await;
+    assert_eq!(
+        state.votes["screening"][POLICE_REP].outcome, "meets",
+        "{:?}",
+        state.held
+    );
+    assert_eq!(
+        review
+            .sent_to_for(POLICE_REP, "notice-vote-confirmed")
+            .len(),
+        1
+    );
+}
