@@ -171,3 +171,123 @@ pub fn within_caps(mut r: Reaction, counts: &Counts, limits: &Limits) -> Reactio
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::calendar::Calendar;
+    use crate::core::case::CaseState;
+    use crate::core::react::Opening;
+    use crate::core::timeline::{self, Recipient};
+    use chrono::{DateTime, NaiveDate, Utc};
+
+    const MEMBER: &str = "la.rep@bury.test";
+
+    fn t() -> DateTime<Utc> {
+        "2026-03-03T10:00:00Z".parse().unwrap()
+    }
+
+    fn state() -> CaseState {
+        let day0 = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        CaseState::new("RR-2026-0001", "bury", None, None, t(), day0, 1)
+    }
+
+    /// A reply filed on its case that confirms a vote to `to`.
+    fn answering(to: &str) -> Reaction {
+        let mut r = Reaction::held("x");
+        r.filing = Filing::Filed;
+        r.held_by = None;
+        r.on_case = true;
+        r.events.push(Recorded {
+            at: t(),
+            actor: "caseclerk".into(),
+            event: Event::Note {
+                text: "filed".into(),
+            },
+        });
+        let to = Recipient {
+            name: String::new(),
+            email: to.into(),
+            role: "voter".into(),
+            phone: None,
+        };
+        let n = timeline::notice(
+            &Calendar::bundled(),
+            &state(),
+            "vote-confirmed",
+            "k",
+            to,
+            Vec::new(),
+            t(),
+        );
+        r.notices.push(n);
+        r
+    }
+
+    fn counts(answers: u32, cases: u32) -> Counts {
+        Counts {
+            answers: [(MEMBER.to_string(), answers)].into(),
+            cases_opened: cases,
+        }
+    }
+
+    #[test]
+    fn an_answer_under_the_cap_goes() {
+        let r = within_caps(answering(MEMBER), &counts(4, 0), &Limits::default());
+        assert_eq!(r.notices.len(), 1);
+        assert_eq!(r.filing, Filing::Filed);
+        assert_eq!(r.held_by, None);
+    }
+
+    #[test]
+    fn an_answer_past_the_cap_is_not_queued_and_the_message_is_listed_for_a_person() {
+        let r = within_caps(
+            answering("LA.Rep@bury.test"),
+            &counts(5, 0),
+            &Limits::default(),
+        );
+        assert!(r.notices.is_empty());
+        assert_eq!(r.filing, Filing::Triage);
+        assert_eq!(r.held_by, Some(ANSWER_CAP));
+        assert!(r.on_case, "still recorded on its case");
+        assert!(
+            r.events.iter().any(
+                |e| matches!(&e.event, Event::Note { text } if text.starts_with("answer cap"))
+            ),
+            "the case says why"
+        );
+    }
+
+    fn opening(referrer: &str) -> Reaction {
+        let mut r = Reaction::held("x");
+        r.filing = Filing::Filed;
+        r.held_by = None;
+        r.on_case = true;
+        r.open = Some(Opening {
+            process: "bury".into(),
+            area: None,
+            referrer: Some(referrer.into()),
+            received_at: t(),
+            day0: NaiveDate::from_ymd_opt(2026, 3, 3).unwrap(),
+            day0_explained: String::new(),
+            message: 1,
+            message_id: None,
+            references: Vec::new(),
+        });
+        r
+    }
+
+    #[test]
+    fn a_referral_past_the_case_cap_or_the_answer_cap_opens_no_case() {
+        let limits = Limits::default();
+        let ok = within_caps(opening(MEMBER), &counts(4, 2), &limits);
+        assert!(ok.open.is_some());
+        for c in [counts(0, 3), counts(5, 0)] {
+            let r = within_caps(opening(MEMBER), &c, &limits);
+            assert!(r.open.is_none(), "{c:?}");
+            assert!(!r.on_case && r.events.is_empty() && r.notices.is_empty());
+            assert_eq!(r.filing, Filing::Triage);
+            assert_eq!(r.held_by, Some(CASE_CAP));
+        }
+    }
+}

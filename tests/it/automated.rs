@@ -235,3 +235,38 @@ async fn a_vote_under_an_external_sender_banner_counts() {
         1
     );
 }
+
+#[test]
+fn bad_limits_and_banners_are_refused_together_and_good_ones_are_read() {
+    use caseclerk::shell::config::{self, Needs};
+    let dir = std::env::temp_dir().join(format!("caseclerk-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("password"), crate::support::PASSWORD).unwrap();
+    let write = |limits: &str, banners: &str| {
+        let mut cfg = crate::support::config_for("bury", &dir);
+        cfg.insert("limits".into(), toml::Value::Table(limits.parse().unwrap()));
+        cfg.insert("mail".into(), toml::Value::Table(banners.parse().unwrap()));
+        let path = dir.join("caseclerk.toml");
+        std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+        config::load(&path, Needs::NoSecrets)
+    };
+    let err = write(
+        "answers_per_address_per_day = 0\ncases_per_sender_per_day = 500",
+        "banners = [\"--\"]",
+    )
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(err.contains("answers_per_address_per_day = 0"), "{err}");
+    assert!(err.contains("cases_per_sender_per_day = 500"), "{err}");
+    assert!(err.contains("[mail] banners[0]"), "{err}");
+    let cfg = write(
+        "answers_per_address_per_day = 2",
+        "banners = [\"Message from an external partner\"]",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.limits.answers_per_address_per_day, 2);
+    assert_eq!(cfg.limits.cases_per_sender_per_day, CASE_CAP as u32);
+    assert_eq!(cfg.banners, ["Message from an external partner"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,7 @@
 mod agency_round;
 mod architecture;
 mod automated;
+mod automated_stack;
 mod copies;
 mod decisions;
 mod digest;
