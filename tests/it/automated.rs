@@ -250,13 +250,13 @@ fn bad_limits_and_banners_are_refused_together_and_good_ones_are_read() {
         std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
         config::load(&path, Needs::NoSecrets)
     };
-    let err = write(
+    let Err(err) = write(
         "answers_per_address_per_day = 0\ncases_per_sender_per_day = 500",
         "banners = [\"--\"]",
-    )
-    .err()
-    .expect("refused")
-    .to_string();
+    ) else {
+        panic!("a cap of 0, a cap of 500 and an empty banner are refused");
+    };
+    let err = err.to_string();
     assert!(err.contains("answers_per_address_per_day = 0"), "{err}");
     assert!(err.contains("cases_per_sender_per_day = 500"), "{err}");
     assert!(err.contains("[mail] banners[0]"), "{err}");
