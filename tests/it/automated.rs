@@ -270,3 +270,46 @@ fn bad_limits_and_banners_are_refused_together_and_good_ones_are_read() {
     assert_eq!(cfg.banners, ["Message from an external partner"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_agency_s_out_of_office_without_headers_is_noted_never_answered_and_the_deputy_is_chased()
+ {
+    const HV: &str = "hv@nhs.test";
+    const HV_DEPUTY: &str = "hv.deputy@nhs.test";
+    let mut review = Review::of("bury").await;
+    let reference = review.referral_at("2026-08-20 10:00").await;
+    for (i, member) in [LA_REP, POLICE_REP, ICB_REP].iter().enumerate() {
+        let ask = review.last_to(member, "screening-request");
+        let body = if i == 0 {
+            "MEETS\nAgencies: health visiting"
+        } else {
+            "MEETS"
+        };
+        review.reply(&ask, member, body, "2026-08-20 14:00").await;
+    }
+    review.at("2026-08-24 10:00").await;
+    let request = review.last_to(HV, "agency-request");
+    let before = review.sent_to(HV).len();
+    review
+        .reply(
+            &request,
+            HV,
+            "Good morning,\n\nI am out of the office until Monday 7 September with limited access to email.\nFor urgent safeguarding matters please contact the duty desk.",
+            "2026-08-24 10:30",
+        )
+        .await;
+    let state = review.state(&reference).await;
+    assert!(
+        state.agencies["health-visiting"].out_of_office_at.is_some(),
+        "AutoReplyNoted was recorded"
+    );
+    assert!(state.agencies["health-visiting"].returned_at.is_none());
+    assert_eq!(review.sent_to(HV).len(), before, "never answered");
+    review.at("2026-09-01 10:00").await;
+    assert_eq!(
+        review.sent_to_for(HV_DEPUTY, "chase").len(),
+        1,
+        "{:#?}",
+        review.timeline()
+    );
+}
