@@ -637,12 +637,39 @@ fn vote(
     let actor = mail_actor(&sender);
     let to = recipient_for(rules.directory, &sender);
     match check_vote(rules, &w.state, msg, decision, &reading) {
-        VoteCheck::Held { rule, reason } => {
+        VoteCheck::Held { rule, mut reason } => {
+            // Only a genuine voter's unclear reply is answered; a held forgery never is. The
+            // letter is keyed by decision, round and voter, not by message: a voter is asked
+            // again once per round, so an unclear reply chain (a person, or a machine answering
+            // the question) is never asked twice; later unclear replies are held for the
+            // business unit only, and say so.
+            let round = w.state.rounds.get(&decision.id).copied().unwrap_or(0);
+            let key = unclear_key(&decision.id, round, &sender);
+            let asked = w
+                .state
+                .letters
+                .contains_key(&("notice-vote-unclear".to_string(), key.clone()));
+            if rule == UNCLEAR && asked {
+                reason = format!(
+                    "{}; the member was already asked again in this round, so this reply is for \
+                     the business unit to read",
+                    reason
+                        .split("; the member has been asked again")
+                        .next()
+                        .unwrap_or(&reason)
+                );
+            }
             w.r.steps.push(Step {
                 rule,
                 why: format!(
-                    "reply held on {} (message {})",
-                    decision.id, incoming.stored
+                    "reply held on {} (message {}){}",
+                    decision.id,
+                    incoming.stored,
+                    if rule == UNCLEAR && asked {
+                        ", already asked again"
+                    } else {
+                        ""
+                    }
                 ),
             });
             w.record(
@@ -655,18 +682,12 @@ fn vote(
                     reason,
                 },
             );
-            // Only a genuine voter's unclear reply is answered; a held forgery never is. The
-            // letter is keyed by decision, round and voter, not by message: a voter is asked
-            // again once per round, so an unclear reply chain (a person, or a machine answering
-            // the question) is never asked twice; later unclear replies are held for the
-            // business unit only.
-            if rule == UNCLEAR {
-                let round = w.state.rounds.get(&decision.id).copied().unwrap_or(0);
+            if rule == UNCLEAR && !asked {
                 let mut ask = timeline::notice(
                     rules.calendar,
                     &w.state,
                     "vote-unclear",
-                    &unclear_key(&decision.id, round, &sender),
+                    &key,
                     to,
                     first_line(&own).into_iter().collect(),
                     now,
