@@ -1177,7 +1177,7 @@ fn referral_vocabulary_hits(msg: &Message) -> Vec<String> {
 }
 
 fn auto_reply_prefix(subject: &str) -> Option<&'static str> {
-    let subject = subject.trim_start().to_lowercase();
+    let subject = crate::core::text::without_subject_banners(subject).to_lowercase();
     AUTO_REPLY_SUBJECT_PREFIXES
         .iter()
         .find(|p| subject.starts_with(*p))

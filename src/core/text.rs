@@ -161,6 +161,40 @@ fn contains_phrase(text: &str, phrase: &str) -> bool {
     format!(" {text} ").contains(&format!(" {phrase} "))
 }
 
+/// Tags external-sender rules put in front of a subject (lowercase): `[EXTERNAL] RE: …`.
+pub const SUBJECT_BANNERS: &[&str] = &[
+    "[external]",
+    "[ext]",
+    "[external email]",
+    "[external sender]",
+    "[caution: external]",
+    "[caution external]",
+    "*external*",
+    "**external**",
+    "external:",
+    "external email:",
+    "[external]:",
+];
+
+/// A subject without the external-sender tags in front of it (any number, any case), so rules
+/// that read the start of a subject (`Automatic reply:`) see it as the sender wrote it. Case
+/// references and vote codes are found anywhere in a subject and need no such help.
+pub fn without_subject_banners(subject: &str) -> &str {
+    let mut rest = subject.trim_start();
+    'strip: loop {
+        for tag in SUBJECT_BANNERS {
+            if rest.len() >= tag.len()
+                && rest.is_char_boundary(tag.len())
+                && rest[..tag.len()].eq_ignore_ascii_case(tag)
+            {
+                rest = rest[tag.len()..].trim_start();
+                continue 'strip;
+            }
+        }
+        return rest;
+    }
+}
+
 /// Text folded for comparison: lowercase, every run of anything but letters and digits one
 /// space, no space at either end. `"Does NOT meet -- see below."` → `"does not meet see below"`.
 pub fn fold(s: &str) -> String {
@@ -324,5 +358,19 @@ mod tests {
         assert_eq!(reply_text(body, &[]), body);
         let agencies = "External agencies: police\nAgencies: school\n";
         assert_eq!(reply_text(agencies, &[]), agencies);
+    }
+
+    #[test]
+    fn external_tags_in_front_of_a_subject_are_removed() {
+        assert_eq!(
+            without_subject_banners("[EXTERNAL] Automatic reply: RR-2026-0001"),
+            "Automatic reply: RR-2026-0001"
+        );
+        assert_eq!(without_subject_banners("EXTERNAL: [Ext] RE: x"), "RE: x");
+        assert_eq!(
+            without_subject_banners("Externally sourced"),
+            "Externally sourced"
+        );
+        assert_eq!(without_subject_banners("é"), "é");
     }
 }
