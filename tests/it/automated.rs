@@ -58,6 +58,20 @@ async fn ten_passes(review: &mut Review, who: &str, answer: impl Fn(&Letter, usi
     }
 }
 
+/// The daily digest's text as `caseclerk digest` prints it now.
+async fn digest_text(review: &Review) -> String {
+    use caseclerk::shell::{snapshot, templates};
+    let (cfg, store, now) = (&review.engine.cfg, &review.engine.store, review.now());
+    let snap = snapshot::gather(cfg, store, now, now - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    let templates = templates::load(&cfg.templates_dir).unwrap();
+    let d = caseclerk::core::digest::build(&snap, &cfg.calendar).unwrap();
+    caseclerk::core::digest::render(&d, &templates)
+        .unwrap()
+        .text
+}
+
 async fn triage_rules(review: &Review) -> Vec<String> {
     review
         .engine
