@@ -13,7 +13,10 @@
 //! What counts as an answer: the notices a message causes ([`ANSWER_NOTICES`]) and the steps
 //! that answer a referral's sender at once ([`answer_steps`]: anchored on the referral and
 //! addressed to the referrer — the acknowledgement). Counting is over the last 24 hours, not the
-//! calendar day, so a loop that starts at 23:50 does not get two allowances.
+//! calendar day, so a loop that starts at 23:50 does not get two allowances. Answers are counted
+//! by when they were queued; cases by when their referrals reached the mailbox (the 24 hours
+//! before this message), so a first run over a backlog of one referrer's old referrals is not
+//! taken for a loop.
 //!
 //! Must not: read the store or the clock (the engine counts), log, or decide what a message is.
 

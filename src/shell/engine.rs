@@ -409,7 +409,7 @@ impl Engine {
             msg,
             verdict,
         };
-        let counts = self.counts(msg, now).await?;
+        let counts = self.counts(msg, m.internal_date, now).await?;
         let found = Found {
             case: state.as_ref(),
             bounced: bounced.as_ref(),
@@ -421,10 +421,13 @@ impl Engine {
     }
 
     /// What the caps need counted for a message ([`limits::Counts`]): letters in answer to its
-    /// addresses, and cases opened for its referrer, in the last 24 hours.
+    /// addresses in the last 24 hours, and cases opened for its referrer from referrals received
+    /// in the 24 hours before it. (By when the mail arrived, not when it is processed: a first
+    /// run over a mailbox holding years of one hospital's referrals is not capped, a loop is.)
     async fn counts(
         &self,
         msg: &intake::Message,
+        received: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<limits::Counts, EngineError> {
         let since = now - chrono::Duration::hours(24);
@@ -438,7 +441,10 @@ impl Engine {
         if let Some(referrer) = msg.reply_to.first().or(msg.from.as_ref()) {
             counts.cases_opened = self
                 .store
-                .cases_opened_since(&referrer.email.to_lowercase(), since)
+                .cases_opened_since(
+                    &referrer.email.to_lowercase(),
+                    received - chrono::Duration::hours(24),
+                )
                 .await?;
         }
         Ok(counts)

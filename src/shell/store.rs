@@ -761,14 +761,15 @@ impl Store {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    /// How many cases were opened for `referrer` (lowercase) since `since`: for the case cap.
+    /// How many cases were opened for `referrer` (lowercase) from referrals that reached the
+    /// mailbox since `since`: for the case cap.
     pub async fn cases_opened_since(
         &self,
         referrer: &str,
         since: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM cases WHERE opened_at >= ? AND lower(referrer) = ?",
+            "SELECT COUNT(*) FROM cases WHERE received_at >= ? AND lower(referrer) = ?",
         )
         .bind(ts(since))
         .bind(referrer)

@@ -327,3 +327,33 @@ async fn an_agency_s_out_of_office_without_headers_is_noted_never_answered_and_t
         review.timeline()
     );
 }
+
+#[tokio::test]
+async fn old_referrals_from_one_referrer_read_in_one_pass_are_not_taken_for_a_loop() {
+    let mut review = Review::of("bury").await;
+    let folder = review.engine.cfg.imap.folder.clone();
+    // Five referrals from the same hospital, a week apart, waiting in the mailbox.
+    let mut fetched = Vec::new();
+    for week in 0..5u32 {
+        let at = crate::review::london("2026-01-26 10:00") + chrono::Duration::weeks(week.into());
+        let raw = crate::support::referral(
+            &format!("old-{week}@hospital.test"),
+            "Referral for a rapid review",
+        );
+        fetched.push(caseclerk::shell::mailbox::new_message(&raw, 900 + week, at));
+    }
+    let t = crate::review::london("2026-03-03 09:00");
+    review
+        .engine
+        .store
+        .store_fetched(&folder, 1, &fetched, 904, t)
+        .await
+        .unwrap();
+    review.at("2026-03-03 09:00").await;
+    assert_eq!(review.engine.store.case_refs().await.unwrap().len(), 5);
+    assert!(
+        !triage_rules(&review)
+            .await
+            .contains(&"case_cap".to_string())
+    );
+}
