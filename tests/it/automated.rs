@@ -145,12 +145,14 @@ async fn a_front_door_whose_receipts_read_as_referrals_is_stopped_by_the_caps() 
     let cases = review.engine.store.case_refs().await.unwrap().len();
     assert!(cases <= CASE_CAP, "{cases} cases opened");
     assert!(answers_to(&review, FRONT_DOOR) <= ANSWER_CAP);
-    // The loop ran into the cap, and the business unit is told in the triage list.
+    // The loop ran into the cap, and the business unit is told in the triage list and the digest.
     assert!(
         triage_rules(&review)
             .await
             .contains(&"case_cap".to_string())
     );
+    let digest = digest_text(&review).await;
+    assert!(digest.contains("case cap"), "{digest}");
     // The screening panel was copied once per case, no more.
     for member in [LA_REP, POLICE_REP, ICB_REP] {
         assert!(review.sent_to_for(member, "screening-request").len() <= CASE_CAP);
