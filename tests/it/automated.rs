@@ -365,19 +365,27 @@ async fn an_agencies_line_is_read_under_a_banner_and_never_from_quoted_history()
     let mut review = Review::of("bury").await;
     let request = screening_request(&mut review, LA_REP).await;
     let reference = caseclerk::core::classify::find_case_ref(&request.msg.subject).unwrap();
-    let body = "[EXTERNAL]\nMEETS\nAgencies: health visiting\n\nOn Mon, 2 Mar 2026, Jo <jo@bury.test> wrote:\n> Agencies: gp";
-    let reply = Reply::to(&request, LA_REP, body)
-        .subject(format!("[EXTERNAL] RE: {}", request.msg.subject));
-    review.receive(&reply.raw(), "2026-03-02 11:00").await;
+    // Only quoted: not read.
+    let quoted = "MEETS\n\nOn Mon, 2 Mar 2026, Jo <jo@bury.test> wrote:\n> Agencies: gp";
+    review
+        .reply(&request, LA_REP, quoted, "2026-03-02 11:00")
+        .await;
+    // Under a banner: read.
+    let police = review.last_to(POLICE_REP, "screening-request");
+    let body = "[EXTERNAL]\nMEETS\nAgencies: health visiting";
+    let reply = Reply::to(&police, POLICE_REP, body)
+        .subject(format!("[EXTERNAL] RE: {}", police.msg.subject));
+    review.receive(&reply.raw(), "2026-03-02 11:05").await;
     let state = review.state(&reference).await;
+    assert!(
+        !state.agencies.contains_key("gp"),
+        "a quoted line is not read"
+    );
     assert!(
         state.agencies.contains_key("health-visiting"),
         "{:?}",
         state.agencies.keys()
     );
-    assert!(
-        !state.agencies.contains_key("gp"),
-        "a quoted line is not read"
-    );
     assert_eq!(state.votes["screening"][LA_REP].outcome, "meets");
+    assert_eq!(state.votes["screening"][POLICE_REP].outcome, "meets");
 }
