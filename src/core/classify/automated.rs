@@ -237,3 +237,79 @@ pub fn automated_wording(msg: &Message, ctx: &Context) -> Option<Verdict> {
     let case_ref = threadable_case_ref(msg, ctx, &mut reasons);
     verdict("automated_wording", Kind::AutoReply { case_ref }, reasons)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::intake;
+
+    fn msg(subject: &str, body: &str) -> Message {
+        let raw = format!(
+            "From: a@x.test\r\nTo: b@y.test\r\nSubject: {subject}\r\nMessage-ID: <1@x.test>\r\n\r\n{body}"
+        );
+        intake::parse(raw.as_bytes())
+    }
+
+    fn automated(subject: &str, body: &str) -> bool {
+        automated_wording(&msg(subject, body), &Context::default()).is_some()
+    }
+
+    #[test]
+    fn machine_wording_is_recognised() {
+        let rows = [
+            (
+                "Out of office",
+                "I am out of the office until Monday 2 February.",
+            ),
+            (
+                "Re: x",
+                "Hello,\r\n\r\nI am currently on leave with limited access to email.",
+            ),
+            (
+                "Re: x",
+                "Thank you for your email. If your query is urgent, please call 0161.",
+            ),
+            (
+                "[Ticket #48213] Re: x",
+                "Thank you for contacting the service desk.",
+            ),
+            (
+                "Re: x",
+                "Dear sender,\r\nThis is an automated response. Please do not reply to this email.",
+            ),
+            (
+                "RITM0041277 Request received",
+                "Your request has been received and is being reviewed.",
+            ),
+        ];
+        for (subject, body) in rows {
+            assert!(automated(subject, body), "{subject} / {body}");
+        }
+    }
+
+    #[test]
+    fn a_person_is_not_taken_for_a_machine() {
+        let rows = [
+            (
+                "RE: x [code K7M2Q9XP]",
+                "MEETS\r\n\r\nI am on annual leave from Friday with limited access to email.",
+            ),
+            (
+                "Re: x",
+                "NFA - see below\r\nI am out of the office tomorrow.",
+            ),
+            (
+                "Re: x",
+                "Thanks for your email, I'll get back to you as soon as possible.",
+            ),
+            ("Re: x", "Thank you for your email. Our return is attached."),
+            (
+                "Re: x",
+                "Please see our return.\r\n\r\nOn Tue, Jo wrote:\r\n> This is an automated response.",
+            ),
+        ];
+        for (subject, body) in rows {
+            assert!(!automated(subject, body), "{subject} / {body}");
+        }
+    }
+}
