@@ -389,3 +389,45 @@ async fn an_agencies_line_is_read_under_a_banner_and_never_from_quoted_history()
     assert_eq!(state.votes["screening"][LA_REP].outcome, "meets");
     assert_eq!(state.votes["screening"][POLICE_REP].outcome, "meets");
 }
+
+#[tokio::test]
+async fn a_sixth_answer_to_one_address_in_a_day_is_not_sent_and_the_case_says_why() {
+    let mut review = Review::of("bury").await;
+    let mut cases = Vec::new();
+    for i in 0..6 {
+        let from = format!("Dr R{i} <r{i}@hospital.test>");
+        cases.push(
+            review
+                .referral_from(
+                    &from,
+                    "Referral for a rapid review",
+                    &format!("2026-03-02 09:{i:02}"),
+                )
+                .await,
+        );
+    }
+    review.at("2026-03-02 10:00").await;
+    for (i, case) in cases.iter().enumerate() {
+        let ask = review.last_about(case, LA_REP, "screening-request");
+        review
+            .reply(&ask, LA_REP, "MEETS", &format!("2026-03-02 11:{i:02}"))
+            .await;
+    }
+    assert_eq!(
+        review.sent_to_for(LA_REP, "notice-vote-confirmed").len(),
+        ANSWER_CAP
+    );
+    // The sixth vote still counts; only its confirmation is held back, and the case says why.
+    let last = &cases[5];
+    assert_eq!(
+        review.state(last).await.votes["screening"][LA_REP].outcome,
+        "meets"
+    );
+    let report = review.report(last).await;
+    assert!(report.contains("answer cap"), "{report}");
+    assert!(
+        triage_rules(&review)
+            .await
+            .contains(&"answer_cap".to_string())
+    );
+}
