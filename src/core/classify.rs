@@ -21,6 +21,8 @@
 //!    empty Return-Path. Never threaded as a reply.
 //! 4. [`auto_reply`] — RFC 3834 and vacation-program signals (see the function for the weighing).
 //! 5. [`secure_notice`] — NHSmail `[secure]`, Egress, Mimecast… "read it on the portal" notices.
+//!    Then [`automated::automated_wording`] — no header says so, but the reply's own words are
+//!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`.
 //! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`.
 //! 7. [`case_ref_in_subject`] — the subject names exactly one existing case → `CaseReply`.
 //! 8. [`agency_sender_open_case`] — no thread or reference, but the sender's agency (by address,
@@ -29,6 +31,8 @@
 //! 10. [`unmatched`] — everything else.
 
 use std::fmt;
+
+pub mod automated;
 
 use crate::core::intake::{Attachment, Message};
 use crate::core::text::{own_text, words};
@@ -315,6 +319,7 @@ const RULES: &[(&str, Rule)] = &[
     ("bounce", bounce),
     ("auto_reply", auto_reply),
     ("secure_notice", secure_notice),
+    ("automated_wording", automated::automated_wording),
     ("thread", thread),
     ("case_ref_in_subject", case_ref_in_subject),
     ("agency_sender_open_case", agency_sender_open_case),
@@ -1172,7 +1177,7 @@ fn referral_vocabulary_hits(msg: &Message) -> Vec<String> {
 }
 
 fn auto_reply_prefix(subject: &str) -> Option<&'static str> {
-    let subject = subject.trim_start().to_lowercase();
+    let subject = crate::core::text::without_subject_banners(subject).to_lowercase();
     AUTO_REPLY_SUBJECT_PREFIXES
         .iter()
         .find(|p| subject.starts_with(*p))
@@ -1617,6 +1622,7 @@ mod tests {
                 "bounce",
                 "auto_reply",
                 "secure_notice",
+                "automated_wording",
                 "thread",
                 "case_ref_in_subject",
                 "agency_sender_open_case",

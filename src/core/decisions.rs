@@ -524,6 +524,16 @@ mod tests {
     }
 
     #[test]
+    fn codes_are_found_behind_an_external_banner_in_the_subject() {
+        let s = "[EXTERNAL] RE: RR-2026-0001 Screening decision needed [code K7M2Q9XP]";
+        assert_eq!(find_codes(s), ["K7M2Q9XP"]);
+        assert_eq!(
+            crate::core::classify::find_case_ref(s).as_deref(),
+            Some("RR-2026-0001")
+        );
+    }
+
+    #[test]
     fn codes_are_found_in_reply_subjects() {
         let s = format!(
             "RE: [RR-2026-0001] Screening decision needed {}",

@@ -435,6 +435,11 @@ pub fn data(h: &Letterhead<'_>, state: &CaseState, due: &DueLetter) -> serde_jso
                 "outcomes": d.outcomes,
                 "rule": d.quorum.describe(&d.voters),
                 "keywords": d.keywords,
+                // The answers in plain words, for people: never the outcome ids.
+                "answers": d.outcomes.iter().map(|o| json!({
+                    "outcome": o.replace('_', " "),
+                    "words": d.keywords.get(o).cloned().unwrap_or_default(),
+                })).collect::<Vec<_>>(),
                 "code": decisions::vote_code(h.vote_key, &state.reference, &d.id, &due.to.email),
             })
         });

@@ -7,6 +7,7 @@
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
 //! - [`case`]: a case's events folded into its state.
 //! - [`firstrun`]: the first run on a full mailbox: old mail left, stale letters imported — not sent.
+//! - [`limits`]: the caps on letters in answer and cases per sender that end any mail loop.
 //! - [`react`]: what a message does to a case, and what counting the votes does: named rules.
 //! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
@@ -34,6 +35,7 @@ pub mod export;
 pub mod firstrun;
 pub mod intake;
 pub mod letters;
+pub mod limits;
 pub mod process;
 pub mod react;
 pub mod records;

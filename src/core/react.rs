@@ -33,13 +33,19 @@
 //! 7. [`agency_return`] — a return or nil return from an agency asked on this case is recorded,
 //!    marked late when it came after the return deadline.
 //! 8. [`out_of_office`] — an automatic reply on a case notes the agency's out-of-office (its
-//!    chaser then goes to the deputy); it is never answered.
+//!    chaser then goes to the deputy); it is never answered. One recognised by its wording alone
+//!    on no case is listed for a person.
 //! 9. [`bounce`] — a bounce of one of our letters marks it undelivered (the business manager is
 //!    told by the timeline); a bounce we cannot match is listed for a person.
 //! 10. [`secure_notice`] — a "read it on our portal" notice is filed on its case, if it names one,
 //!     and listed for a person.
 //! 11. [`own_message`] — our own mail is ignored.
 //! 12. [`unmatched`] — everything else is listed for a person.
+//!
+//!
+//! Every reaction then passes [`crate::core::limits::within_caps`]: past the cap on answers to
+//! an address or cases per sender, nothing is sent or opened and the message is listed for a
+//! person.
 //!
 //! Counting, for each decision not yet taken ([`settle`]):
 //! 13. [`QUORUM_MET`] — the process's quorum rule gives an outcome: the decision is taken, at the
@@ -58,6 +64,7 @@ use crate::core::decisions::{self, Counted, Reading, Tally};
 use crate::core::directory::{Contact, Directory};
 use crate::core::intake::{Message, hash_id};
 use crate::core::process::{Decision, Process, Quorum};
+use crate::core::text;
 use crate::core::timeline::{self, DueLetter, Recipient};
 use chrono::{DateTime, NaiveTime, Utc};
 use std::collections::BTreeMap;
@@ -76,6 +83,12 @@ pub struct Rules<'a> {
     /// When set, a vote counts only if the topmost Authentication-Results header is from this
     /// server and shows the sender authenticated.
     pub authserv_id: Option<&'a str>,
+    /// External-sender banners configured beyond the built-in ones (`[mail] banners`), removed
+    /// with the quoted history before a vote or an `Agencies:` line is read
+    /// ([`text::reply_text`]).
+    pub banners: &'a [String],
+    /// The caps on answers and cases ([`crate::core::limits`]).
+    pub limits: crate::core::limits::Limits,
 }
 
 /// A stored message, parsed and classified.
@@ -103,6 +116,9 @@ pub struct BouncedLetter {
 pub struct Found<'a> {
     pub case: Option<&'a CaseState>,
     pub bounced: Option<&'a BouncedLetter>,
+    /// What the engine counted for the caps (answers to the message's addresses, cases opened
+    /// for its sender in 24 hours); `None` counts from 0.
+    pub counts: Option<&'a crate::core::limits::Counts>,
 }
 
 /// Where a message is filed.
@@ -188,6 +204,9 @@ pub struct Reaction {
     pub mark_bounced: Option<i64>,
     /// The rules that fired.
     pub steps: Vec<Step>,
+    /// A rule that listed the message for a person after the classifier placed it (a cap): the
+    /// engine stores it as the message's rule, so the triage list says why.
+    pub held_by: Option<&'static str>,
 }
 
 impl Reaction {
@@ -201,7 +220,15 @@ impl Reaction {
             thread: false,
             mark_bounced: None,
             steps: Vec::new(),
+            held_by: None,
         }
+    }
+
+    /// Listed for a person by `rule` (which the triage list shows), nothing else done.
+    pub fn held(rule: &'static str) -> Reaction {
+        let mut r = Reaction::new(Filing::Triage);
+        r.held_by = Some(rule);
+        r
     }
 
     fn because(mut self, rule: &'static str, why: impl Into<String>) -> Reaction {
@@ -228,6 +255,18 @@ const CASECLERK: &str = "caseclerk";
 
 /// What `incoming` does, given what the engine `found` for it, at `now`.
 pub fn react(
+    rules: &Rules<'_>,
+    incoming: &Incoming<'_>,
+    found: Found<'_>,
+    now: DateTime<Utc>,
+) -> Reaction {
+    let r = placed(rules, incoming, found, now);
+    let none = crate::core::limits::Counts::default();
+    crate::core::limits::within_caps(r, found.counts.unwrap_or(&none), &rules.limits)
+}
+
+/// What `incoming` does before the caps.
+fn placed(
     rules: &Rules<'_>,
     incoming: &Incoming<'_>,
     found: Found<'_>,
@@ -382,7 +421,8 @@ fn agencies_line(
         let addresses = l.recipient.split("#r").next().unwrap_or_default();
         addresses.split(',').any(|r| r == sender)
     });
-    let Some(line) = agencies::agencies_line(&msg.body_text) else {
+    let own = text::reply_text(&msg.body_text, rules.banners);
+    let Some(line) = agencies::agencies_line(&own) else {
         return;
     };
     if !(rules.directory.is_business_unit(&sender) || answering_our_letter) {
@@ -589,19 +629,47 @@ fn vote(
     let Some(decision) = decision_of(rules, &w.state, msg, letter) else {
         return;
     };
-    let reading = decisions::read_vote(decisions::own_text(&msg.body_text), decision);
+    let own = text::reply_text(&msg.body_text, rules.banners);
+    let reading = decisions::read_vote(&own, decision);
     if reading == Reading::NotAVote {
         return;
     }
     let actor = mail_actor(&sender);
     let to = recipient_for(rules.directory, &sender);
     match check_vote(rules, &w.state, msg, decision, &reading) {
-        VoteCheck::Held { rule, reason } => {
+        VoteCheck::Held { rule, mut reason } => {
+            // Only a genuine voter's unclear reply is answered; a held forgery never is. The
+            // letter is keyed by decision, round and voter, not by message: a voter is asked
+            // again once per round, so an unclear reply chain (a person, or a machine answering
+            // the question) is never asked twice; later unclear replies are held for the
+            // business unit only, and say so.
+            let round = w.state.rounds.get(&decision.id).copied().unwrap_or(0);
+            let key = unclear_key(&decision.id, round, &sender);
+            let asked = w
+                .state
+                .letters
+                .contains_key(&("notice-vote-unclear".to_string(), key.clone()));
+            if rule == UNCLEAR && asked {
+                reason = format!(
+                    "{}; the member was already asked again in this round, so this reply is for \
+                     the business unit to read",
+                    reason
+                        .split("; the member has been asked again")
+                        .next()
+                        .unwrap_or(&reason)
+                );
+            }
             w.r.steps.push(Step {
                 rule,
                 why: format!(
-                    "reply held on {} (message {})",
-                    decision.id, incoming.stored
+                    "reply held on {} (message {}){}",
+                    decision.id,
+                    incoming.stored,
+                    if rule == UNCLEAR && asked {
+                        ", already asked again"
+                    } else {
+                        ""
+                    }
                 ),
             });
             w.record(
@@ -614,15 +682,14 @@ fn vote(
                     reason,
                 },
             );
-            // Only a genuine voter's unclear reply is answered; a held forgery never is.
-            if rule == UNCLEAR {
+            if rule == UNCLEAR && !asked {
                 let mut ask = timeline::notice(
                     rules.calendar,
                     &w.state,
                     "vote-unclear",
-                    &format!("notice:{}", incoming.stored),
+                    &key,
                     to,
-                    Vec::new(),
+                    first_line(&own).into_iter().collect(),
                     now,
                 );
                 ask.decision = Some(decision.id.clone());
@@ -661,6 +728,22 @@ fn vote(
             w.r.notices.push(confirm);
         }
     }
+}
+
+/// The key of the ask-again letter: one per decision, round and voter.
+pub fn unclear_key(decision: &str, round: u32, voter: &str) -> String {
+    format!("unclear:{decision}:{round}:{voter}")
+}
+
+/// The line a vote was read from (the first non-empty line of the reply's own text), as the
+/// voter wrote it, shortened to 200 characters: the ask-again letter quotes it back to them.
+pub fn first_line(own: &str) -> Option<String> {
+    let line = own.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let mut out: String = line.chars().take(200).collect();
+    if line.chars().count() > 200 {
+        out.push('…');
+    }
+    Some(out)
 }
 
 /// Rule 6: the referrer answering a query reopens the decision that asked it.
@@ -743,7 +826,14 @@ pub fn out_of_office(
     incoming: &Incoming<'_>,
     case: Option<&CaseState>,
 ) -> Reaction {
-    let mut r = Reaction::new(Filing::Recorded);
+    // Recognised by wording alone, on no case: a person glances at it (a rule can be wrong, and
+    // nothing is lost); with headers saying so, or on a case, it is only recorded.
+    let filing = if case.is_none() && incoming.verdict.rule == "automated_wording" {
+        Filing::Triage
+    } else {
+        Filing::Recorded
+    };
+    let mut r = Reaction::new(filing);
     if case.is_some() {
         r.on_case = true;
         let agency = incoming
@@ -1081,6 +1171,8 @@ mod tests {
                 cutoff: None,
                 vote_key: KEY,
                 authserv_id: Some(MX),
+                banners: &[],
+                limits: crate::core::limits::Limits::default(),
             }
         }
     }
@@ -1212,6 +1304,7 @@ mod tests {
         let found = Found {
             case: Some(&state),
             bounced: None,
+            counts: None,
         };
         let r = react(
             &w.rules(),
@@ -1254,6 +1347,7 @@ mod tests {
             let found = Found {
                 case: Some(&state),
                 bounced: None,
+                counts: None,
             };
             let r = react(
                 &w.rules(),

@@ -1,8 +1,10 @@
 //! Text as the rules compare it: a reply cut from its quoted history, and words folded so that
 //! case, punctuation and spacing do not matter.
 //!
-//! Owns the one quoted-history cutter ([`own_text`], used by the classifier and the vote reader)
-//! and the one comparison folding ([`fold`], [`fold_name`], [`words`], used for vote keywords,
+//! Owns the one quoted-history cutter ([`own_text`], used by the classifier), the one cutter a
+//! vote and an `Agencies:` line are read through ([`reply_text`]: external-sender banners
+//! ([`BUILTIN_BANNERS`] plus the configured ones) and quoted history removed), and the one
+//! comparison folding ([`fold`], [`fold_name`], [`words`], used for vote keywords,
 //! classifier vocabularies, process keywords, agency names and areas), so two rules never disagree
 //! about where a reply ends or whether two words are the same.
 //!
@@ -55,6 +57,142 @@ pub fn own_text(body: &str) -> &str {
         offset += line.len();
     }
     body
+}
+
+/// External-sender banners as mail systems put them on top of (or under) mail from outside the
+/// organisation, folded ([`fold`]) prefixes of a line: Exchange transport rules ("CAUTION: This
+/// email originated from outside of the organisation…", "[EXTERNAL]", "EXTERNAL EMAIL"),
+/// Outlook's first-contact tip ("You don't often get email from … Learn why this is important"),
+/// Mimecast ("This message originated outside your organisation", "This email originated from
+/// outside of the organization") and Proofpoint ("CAUTION: External email", "This Message Is From
+/// an External Sender"). A partnership adds its own with `[mail] banners`.
+pub const BUILTIN_BANNERS: &[&str] = &[
+    "caution this email originated from outside",
+    "caution this e mail originated from outside",
+    "caution this message originated from outside",
+    "caution external email",
+    "caution external e mail",
+    "caution external sender",
+    "external email",
+    "external e mail",
+    "external sender",
+    "external",
+    "this email originated from outside",
+    "this e mail originated from outside",
+    "this message originated outside",
+    "this message originated from outside",
+    "this email originated outside",
+    "this message is from an external sender",
+    "this message came from outside",
+    "you don t often get email from",
+    "some people who received this message don t often get email from",
+    "warning this email originated from outside",
+    "warning external email",
+    "notice this email originated from outside",
+];
+
+/// Words that continue a banner wrapped onto more lines (folded): such a line right after a
+/// banner line is part of the banner.
+const BANNER_TAILS: &[&str] = &[
+    "do not click",
+    "don t click",
+    "unless you recognise",
+    "unless you recognize",
+    "know the content is safe",
+    "learn why this is important",
+    "report phishing",
+    "be cautious",
+    "use caution",
+    "exercise caution",
+    "the organisation",
+    "the organization",
+    "your organisation",
+    "your organization",
+    "links or open attachments",
+    "this is important",
+];
+
+/// Is this line (folded) a banner's first line? `extra` are configured banners, folded.
+fn is_banner(folded: &str, extra: &[String]) -> bool {
+    let starts = |b: &str| !b.is_empty() && (folded == b || folded.starts_with(&format!("{b} ")));
+    // A bare "external" is a banner only on its own ("[EXTERNAL]"), never "External agencies: …".
+    BUILTIN_BANNERS.iter().any(|b| {
+        if *b == "external" {
+            folded == *b
+        } else {
+            starts(b)
+        }
+    }) || extra.iter().any(|b| starts(b))
+}
+
+/// The text a vote or an `Agencies:` line is read from: external-sender banners removed (the
+/// built-in [`BUILTIN_BANNERS`] and `extra`, the configured ones; a banner line and the lines of
+/// the same banner wrapped after it, anywhere in the reply), then the quoted history cut by
+/// [`own_text`]. The one cutter for both readers, so a banner or a quote never stalls one and
+/// not the other.
+///
+/// `extra` may be written as people write them; they are folded here.
+pub fn reply_text(body: &str, extra: &[String]) -> String {
+    let extra: Vec<String> = extra.iter().map(|b| fold(b)).collect();
+    let mut kept = String::with_capacity(body.len());
+    let mut in_banner = false;
+    for line in body.split_inclusive('\n') {
+        let folded = fold(line);
+        if is_banner(&folded, &extra) {
+            in_banner = true;
+            continue;
+        }
+        if in_banner
+            && !folded.is_empty()
+            && BANNER_TAILS.iter().any(|t| contains_phrase(&folded, t))
+        {
+            continue;
+        }
+        in_banner = false;
+        kept.push_str(line);
+    }
+    let own = own_text(&kept).len();
+    kept.truncate(own);
+    kept
+}
+
+/// Does folded `text` contain folded `phrase` as whole words?
+fn contains_phrase(text: &str, phrase: &str) -> bool {
+    format!(" {text} ").contains(&format!(" {phrase} "))
+}
+
+/// Tags external-sender rules put in front of a subject (lowercase): `[EXTERNAL] RE: …`.
+pub const SUBJECT_BANNERS: &[&str] = &[
+    "[external]",
+    "[ext]",
+    "[external email]",
+    "[external sender]",
+    "[caution: external]",
+    "[caution external]",
+    "*external*",
+    "**external**",
+    "external:",
+    "external email:",
+    "[external]:",
+];
+
+/// A subject without the external-sender tags in front of it (any number, any case), so rules
+/// that read the start of a subject (`Automatic reply:`) see it as the sender wrote it. Case
+/// references and vote codes are found anywhere in a subject and need no such help.
+pub fn without_subject_banners(subject: &str) -> &str {
+    let mut rest = subject.trim_start();
+    'strip: loop {
+        for tag in SUBJECT_BANNERS {
+            if rest.len() >= tag.len()
+                && rest.is_char_boundary(tag.len())
+                && rest[..tag.len()].eq_ignore_ascii_case(tag)
+            {
+                rest = rest[tag.len()..].trim_start();
+                continue 'strip;
+            }
+        }
+        return rest;
+    }
 }
 
 /// Text folded for comparison: lowercase, every run of anything but letters and digits one
@@ -193,5 +331,46 @@ mod tests {
             ["preferral", "of", "referrals", "scsi", "1", "form"]
         );
         assert!(words(" -- ").is_empty());
+    }
+
+    #[test]
+    fn a_banner_on_top_is_removed_before_the_vote_is_read() {
+        let exchange = "CAUTION: This email originated from outside of the organisation. Do not click links or open attachments unless you recognise the sender and know the content is safe.\n\nMEETS\nClear harm.\n";
+        assert_eq!(
+            reply_text(exchange, &[]).trim_start(),
+            "MEETS\nClear harm.\n"
+        );
+        let wrapped = "CAUTION: This email originated from outside of the organisation.\nDo not click links or open attachments unless you recognise the sender\nand know the content is safe.\nMEETS\n";
+        assert_eq!(reply_text(wrapped, &[]), "MEETS\n");
+        let tag = "[EXTERNAL]\r\nNFA\r\n\r\nOn Tue, 22 Dec 2026, BSP wrote:\r\n> MEETS\r\n";
+        assert_eq!(reply_text(tag, &[]), "NFA\r\n\r\n");
+        let tip = "You don't often get email from jo@police.test. Learn why this is important<https://aka.ms/LearnAboutSenderIdentification>\nSINGLE\n";
+        assert_eq!(reply_text(tip, &[]), "SINGLE\n");
+    }
+
+    #[test]
+    fn a_configured_banner_is_removed_and_ordinary_words_are_kept() {
+        let body = "** Message from an external partner - think before you click **\nMEETS\n";
+        assert_eq!(
+            reply_text(body, &["** Message from an external partner".into()]),
+            "MEETS\n"
+        );
+        assert_eq!(reply_text(body, &[]), body);
+        let agencies = "External agencies: police\nAgencies: school\n";
+        assert_eq!(reply_text(agencies, &[]), agencies);
+    }
+
+    #[test]
+    fn external_tags_in_front_of_a_subject_are_removed() {
+        assert_eq!(
+            without_subject_banners("[EXTERNAL] Automatic reply: RR-2026-0001"),
+            "Automatic reply: RR-2026-0001"
+        );
+        assert_eq!(without_subject_banners("EXTERNAL: [Ext] RE: x"), "RE: x");
+        assert_eq!(
+            without_subject_banners("Externally sourced"),
+            "Externally sourced"
+        );
+        assert_eq!(without_subject_banners("é"), "é");
     }
 }

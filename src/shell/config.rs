@@ -112,6 +112,11 @@ pub struct Config {
     /// before the first run still go, late; older ones are imported — not sent
     /// ([`crate::core::firstrun`]).
     pub first_run_late_days: u32,
+    /// External-sender banners beyond the built-in list (`[mail] banners`), removed before a
+    /// vote or an `Agencies:` line is read.
+    pub banners: Vec<String>,
+    /// The caps on answers and cases (`[limits]`).
+    pub limits: crate::core::limits::Limits,
 }
 
 /// The daily digest (`[digest]`): one email each working morning to the business unit.
@@ -188,12 +193,32 @@ struct RawConfig {
     digest: Option<RawDigest>,
     #[serde(default)]
     first_run: RawFirstRun,
+    #[serde(default)]
+    mail: RawMail,
+    #[serde(default)]
+    limits: RawLimits,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawFirstRun {
     late_letters_days: Option<u32>,
+}
+
+/// `[mail]`: how incoming mail is read.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    #[serde(default)]
+    banners: Vec<String>,
+}
+
+/// `[limits]`: the caps that end any mail loop (see [`crate::core::limits`]).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    answers_per_address_per_day: Option<i64>,
+    cases_per_sender_per_day: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -545,6 +570,9 @@ impl Resolver {
             ));
         }
 
+        let limits = self.limits(&raw.limits);
+        let banners = self.banners(&raw.mail);
+
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 file: file.to_string(),
@@ -594,7 +622,52 @@ impl Resolver {
                 .first_run
                 .late_letters_days
                 .unwrap_or(crate::core::firstrun::DEFAULT_LATE_LETTERS_DAYS),
+            banners,
+            limits,
         })
+    }
+
+    /// `[limits]`: each cap a whole number from 1 to 100 (0 would silence caseclerk; a cap in
+    /// the hundreds is no backstop against a loop).
+    fn limits(&mut self, raw: &RawLimits) -> crate::core::limits::Limits {
+        let d = crate::core::limits::Limits::default();
+        let mut cap = |key: &str, value: Option<i64>, default: u32| match value {
+            None => default,
+            Some(n @ 1..=100) => n as u32,
+            Some(n) => {
+                self.problems.push(format!(
+                    "[limits] {key} = {n} must be a whole number from 1 to 100 (the default is {default})"
+                ));
+                default
+            }
+        };
+        crate::core::limits::Limits {
+            answers_per_address_per_day: cap(
+                "answers_per_address_per_day",
+                raw.answers_per_address_per_day,
+                d.answers_per_address_per_day,
+            ),
+            cases_per_sender_per_day: cap(
+                "cases_per_sender_per_day",
+                raw.cases_per_sender_per_day,
+                d.cases_per_sender_per_day,
+            ),
+        }
+    }
+
+    /// `[mail] banners`: each a phrase with at least one letter or digit (it is compared folded).
+    fn banners(&mut self, raw: &RawMail) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, b) in raw.banners.iter().enumerate() {
+            if crate::core::text::fold(b).is_empty() {
+                self.problems.push(format!(
+                    "[mail] banners[{i}] has no letters or digits: write the banner's first words, e.g. \"CAUTION: This email originated\""
+                ));
+            } else {
+                out.push(b.clone());
+            }
+        }
+        out
     }
 
     /// The mailbox's own address (lower case), every address that is ours, and the Message-ID

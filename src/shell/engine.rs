@@ -25,6 +25,7 @@ use crate::core::classify;
 use crate::core::firstrun::{self, FirstRun};
 use crate::core::intake;
 use crate::core::letters::{self, Letterhead, Templates};
+use crate::core::limits;
 use crate::core::react::{self, BouncedLetter, Found, Incoming, Reaction, Rules};
 use crate::core::timeline::{self, DueLetter, TimelineError};
 use crate::shell::attachments::{self, AttachmentError};
@@ -289,6 +290,8 @@ impl Engine {
             cutoff: self.cfg.cutoff,
             vote_key: &self.vote_key,
             authserv_id: self.cfg.authserv_id.as_deref(),
+            banners: &self.cfg.banners,
+            limits: self.cfg.limits,
         }
     }
 
@@ -446,13 +449,45 @@ impl Engine {
             msg,
             verdict,
         };
+        let counts = self.counts(msg, m.internal_date, now).await?;
         let found = Found {
             case: state.as_ref(),
             bounced: bounced.as_ref(),
+            counts: Some(&counts),
         };
         let reaction = react::react(&self.rules(), &incoming, found, now);
         self.record_reaction(m, msg, verdict, case, state, reaction, now)
             .await
+    }
+
+    /// What the caps need counted for a message ([`limits::Counts`]): letters in answer to its
+    /// addresses in the last 24 hours, and cases opened for its referrer from referrals received
+    /// in the 24 hours before it. (By when the mail arrived, not when it is processed: a first
+    /// run over a mailbox holding years of one hospital's referrals is not capped, a loop is.)
+    async fn counts(
+        &self,
+        msg: &intake::Message,
+        received: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<limits::Counts, EngineError> {
+        let since = now - chrono::Duration::hours(24);
+        let steps = limits::answer_steps(&self.cfg.process);
+        let mut counts = limits::Counts::default();
+        for address in limits::counted_addresses(msg) {
+            let n = self.store.answers_since(&address, &steps, since).await?;
+            counts.answers.insert(address, n);
+        }
+        // The referrer a referral would open a case for (Reply-To, else From).
+        if let Some(referrer) = msg.reply_to.first().or(msg.from.as_ref()) {
+            counts.cases_opened = self
+                .store
+                .cases_opened_since(
+                    &referrer.email.to_lowercase(),
+                    received - chrono::Duration::hours(24),
+                )
+                .await?;
+        }
+        Ok(counts)
     }
 
     /// Record a reaction: open its case, record its events, queue its notices, file the message.
@@ -522,7 +557,7 @@ impl Engine {
             &mut tx,
             m.id,
             reaction.filing.as_str(),
-            verdict.rule,
+            reaction.held_by.unwrap_or(verdict.rule),
             &vjson,
             on_case.map(|c| c.id),
             now,

@@ -753,6 +753,57 @@ impl Store {
         row.as_ref().map(case_row).transpose()
     }
 
+    /// How many letters in answer to mail (outbox `steps`) were queued to `address` (lowercase)
+    /// since `since`: for the answer cap ([`crate::core::limits`]).
+    pub async fn answers_since(
+        &self,
+        address: &str,
+        steps: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        // The steps and recipients are compared here (envelope_to is a JSON list; a LIKE would
+        // read `_` in an address as a wildcard). A day's letters are few.
+        let rows = sqlx::query("SELECT step, envelope_to FROM outbox WHERE queued_at >= ?")
+            .bind(ts(since))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut matching = Vec::new();
+        for r in &rows {
+            let step: String = r.try_get("step")?;
+            if steps.contains(&step) {
+                matching.push(r.try_get::<String, _>("envelope_to")?);
+            }
+        }
+        let rows = matching;
+        let n = rows
+            .iter()
+            .filter(|to| {
+                serde_json::from_str::<Vec<String>>(to)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(address))
+            })
+            .count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// How many cases were opened for `referrer` (lowercase) from referrals that reached the
+    /// mailbox since `since`: for the case cap.
+    pub async fn cases_opened_since(
+        &self,
+        referrer: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cases WHERE received_at >= ? AND lower(referrer) = ?",
+        )
+        .bind(ts(since))
+        .bind(referrer)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// Every case reference.
     pub async fn case_refs(&self) -> Result<Vec<String>, StoreError> {
         Ok(

@@ -6,6 +6,8 @@
 
 mod agency_round;
 mod architecture;
+mod automated;
+mod automated_stack;
 mod copies;
 mod decisions;
 mod digest;

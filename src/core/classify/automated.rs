@@ -1,0 +1,315 @@
+//! Rule 5½ of [`crate::core::classify`]: automated mail that does not say it is automated —
+//! recognised by its wording, since no RFC 3834 header, vacation header or `Precedence` is there
+//! to go by.
+//!
+//! Front doors (a children's services "Thank you for your referral, we will respond within 3
+//! working days. Your reference number is …"), out-of-office text typed into a rule ("I am out of
+//! the office until …", "I am currently on leave with limited access to email") and ticketing
+//! systems (ServiceNow, Zendesk, Freshdesk, TOPdesk: "[Ticket #12345]", "Request received",
+//! "Your request has been logged") answer every email. Answering them back is a mail loop;
+//! reading a panel member's auto-acknowledgement as an unclear vote is one too.
+//!
+//! Owns: the wording vocabularies and the weighing. Reasons quote only these vocabularies, never
+//! the message.
+//!
+//! Must not: look anything up, or fire on a person's answer. A person's vote or return that
+//! *mentions* being away ("MEETS — I am on leave from Friday") must still count, so
+//! - only the reply's own text is read (banners and quoted history removed: our own quoted
+//!   letter never counts), and only its first [`WINDOW_CHARS`] characters;
+//! - when the first line is a short answer of a person (four words or fewer, not a greeting and
+//!   not itself automated wording: "MEETS", "NFA - see below"), the rule does not fire;
+//! - one [`STRONG`] phrase is enough; the phrases people write too need each other: a
+//!   [`THANKS`] ("thank you for your email") and a [`REDIRECTS`] ("if your query is urgent"), or
+//!   one of them and a ticket-system or acknowledgement subject ([`SUBJECT_CUES`]). "Thanks for
+//!   your email, I'll get back to you" alone is a person.
+
+use super::{Context, Kind, Verdict, threadable_case_ref, verdict};
+use crate::core::intake::Message;
+use crate::core::text::{fold, reply_text, words};
+
+/// Only this many characters from the start of the reply's own text are read.
+pub const WINDOW_CHARS: usize = 600;
+
+/// Wording only machines write to people they have never read (folded phrases).
+pub const STRONG: &[&str] = &[
+    // Auto-acknowledgements (Exchange and Gmail rules, council and NHS front doors).
+    "this is an automated response",
+    "this is an automated reply",
+    "this is an automatic reply",
+    "this is an automatic response",
+    "this is an automated message",
+    "this is an automated email",
+    "this is an automatically generated",
+    "this email has been automatically generated",
+    "this message has been automatically generated",
+    "this email was sent automatically",
+    "this is an auto generated",
+    "automated acknowledgement",
+    "automatic acknowledgement",
+    "please do not reply to this email",
+    "please do not reply to this message",
+    "this mailbox is not monitored",
+    "this inbox is not monitored",
+    "your reference number is",
+    "your case number is",
+    "your enquiry reference is",
+    "we will respond within",
+    "we aim to respond within",
+    "we will aim to respond within",
+    "we endeavour to respond within",
+    "will be responded to within",
+    "we will get back to you within",
+    // Out of office typed as text.
+    "i am out of the office",
+    "i am currently out of the office",
+    "i m out of the office",
+    "i m currently out of the office",
+    "i am away from the office",
+    "i am currently away from the office",
+    "i am on annual leave",
+    "i am currently on annual leave",
+    "i am currently on leave",
+    "i am on leave until",
+    "i am currently working remotely with limited access",
+    "with limited access to email",
+    "with limited access to my email",
+    "with limited access to emails",
+    "with no access to email",
+    "with no access to my email",
+    "i will have limited access to email",
+    "i will be out of the office",
+    // Ticketing systems (ServiceNow, Zendesk, Freshdesk, TOPdesk, Jira Service Management).
+    "your ticket number is",
+    "a ticket has been created",
+    "a ticket has been raised",
+    "a new ticket has been created",
+    "your request has been received",
+    "your request has been logged",
+    "your request has been created",
+    "we have received your request and",
+    "your incident number is",
+    "an incident has been logged",
+    "to add additional comments reply to this email",
+    "please reply above this line",
+    "reply above this line",
+    "type your reply above this line",
+    "has been received and is being reviewed",
+];
+
+/// An acknowledgement's opening, which a person writes too (folded phrases).
+pub const THANKS: &[&str] = &[
+    "thank you for your email",
+    "thank you for your e mail",
+    "thank you for your message",
+    "thank you for your referral",
+    "thank you for your enquiry",
+    "thank you for contacting",
+    "thanks for your email",
+    "we have received your email",
+    "we have received your referral",
+    "we have received your message",
+    "your email has been received",
+    "your referral has been received",
+];
+
+/// Where an acknowledgement sends the sender meanwhile, which a person writes too (folded).
+pub const REDIRECTS: &[&str] = &[
+    "if your query is urgent",
+    "if your enquiry is urgent",
+    "if your matter is urgent",
+    "if your email is urgent",
+    "if your request is urgent",
+    "if your concern is urgent",
+    "if this is urgent",
+    "if it is urgent",
+    "if your matter requires urgent attention",
+    "for urgent matters",
+    "for urgent enquiries",
+    "for anything urgent",
+    "in my absence",
+    "on my return",
+    "upon my return",
+    "in the order it was received",
+    "in the order they are received",
+    "will be dealt with",
+];
+
+/// Subject wording of ticketing systems and front doors (folded phrases).
+pub const SUBJECT_CUES: &[&str] = &[
+    "ticket",
+    "request received",
+    "request id",
+    "case number",
+    "incident",
+    "acknowledgement",
+    "acknowledgment",
+    "auto acknowledgement",
+    "we have received your",
+    "thank you for your",
+    "has been received",
+    "has been logged",
+];
+
+/// Greetings a machine starts with too: a short first line like these is not a person's answer.
+const GREETINGS: &[&str] = &[
+    "hi",
+    "hello",
+    "dear",
+    "good morning",
+    "good afternoon",
+    "thank you",
+    "thanks",
+    "many thanks",
+    "greetings",
+];
+
+/// Every phrase of `vocabulary` in `text_words`, as whole words, in vocabulary order.
+fn hits(text_words: &[String], vocabulary: &[&'static str]) -> Vec<&'static str> {
+    vocabulary
+        .iter()
+        .copied()
+        .filter(|entry| {
+            let phrase = words(entry);
+            !phrase.is_empty()
+                && phrase.len() <= text_words.len()
+                && text_words
+                    .windows(phrase.len())
+                    .any(|w| w == phrase.as_slice())
+        })
+        .collect()
+}
+
+/// Is the first line a person's short answer ("MEETS", "NFA - see below")?
+fn person_answers_first(own: &str) -> bool {
+    let Some(first) = own.lines().map(fold).find(|l| !l.is_empty()) else {
+        return false;
+    };
+    let n = first.split(' ').count();
+    let greeting = GREETINGS
+        .iter()
+        .any(|g| first == *g || first.starts_with(&format!("{g} ")));
+    let automated = !hits(&words(&first), STRONG).is_empty();
+    n <= 4 && !greeting && !automated
+}
+
+/// The rule: a message whose own words are a machine's.
+pub fn automated_wording(msg: &Message, ctx: &Context) -> Option<Verdict> {
+    let own = reply_text(&msg.body_text, &[]);
+    if person_answers_first(&own) {
+        return None;
+    }
+    let window: String = own.chars().take(WINDOW_CHARS).collect();
+    let text_words = words(&window);
+    let strong = hits(&text_words, STRONG);
+    let thanks = hits(&text_words, THANKS);
+    let redirects = hits(&text_words, REDIRECTS);
+    let subject = hits(&words(&msg.subject), SUBJECT_CUES);
+    let weak: Vec<&str> = thanks.iter().chain(&redirects).copied().collect();
+    let fires = !strong.is_empty()
+        || (!thanks.is_empty() && !redirects.is_empty())
+        || (!weak.is_empty() && !subject.is_empty());
+    if !fires {
+        return None;
+    }
+    let quote = |list: &[&str]| {
+        list.iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut reasons = Vec::new();
+    if !strong.is_empty() {
+        reasons.push(format!("automated wording {}", quote(&strong)));
+    }
+    if !weak.is_empty() {
+        reasons.push(format!("acknowledgement wording {}", quote(&weak)));
+    }
+    if !subject.is_empty() {
+        reasons.push(format!(
+            "ticket or acknowledgement subject {}",
+            quote(&subject)
+        ));
+    }
+    reasons.push(
+        "no auto-reply header, but written as automated mail is: recorded, never answered"
+            .to_string(),
+    );
+    let case_ref = threadable_case_ref(msg, ctx, &mut reasons);
+    verdict("automated_wording", Kind::AutoReply { case_ref }, reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::intake;
+
+    fn msg(subject: &str, body: &str) -> Message {
+        let raw = format!(
+            "From: a@x.test\r\nTo: b@y.test\r\nSubject: {subject}\r\nMessage-ID: <1@x.test>\r\n\r\n{body}"
+        );
+        intake::parse(raw.as_bytes())
+    }
+
+    fn automated(subject: &str, body: &str) -> bool {
+        automated_wording(&msg(subject, body), &Context::default()).is_some()
+    }
+
+    #[test]
+    fn machine_wording_is_recognised() {
+        let rows = [
+            (
+                "Out of office",
+                "I am out of the office until Monday 2 February.",
+            ),
+            (
+                "Re: x",
+                "Hello,\r\n\r\nI am currently on leave with limited access to email.",
+            ),
+            (
+                "Re: x",
+                "Thank you for your email. If your query is urgent, please call 0161.",
+            ),
+            (
+                "[Ticket #48213] Re: x",
+                "Thank you for contacting the service desk.",
+            ),
+            (
+                "Re: x",
+                "Dear sender,\r\nThis is an automated response. Please do not reply to this email.",
+            ),
+            (
+                "RITM0041277 Request received",
+                "Your request has been received and is being reviewed.",
+            ),
+        ];
+        for (subject, body) in rows {
+            assert!(automated(subject, body), "{subject} / {body}");
+        }
+    }
+
+    #[test]
+    fn a_person_is_not_taken_for_a_machine() {
+        let rows = [
+            (
+                "RE: x [code K7M2Q9XP]",
+                "MEETS\r\n\r\nI am on annual leave from Friday with limited access to email.",
+            ),
+            (
+                "Re: x",
+                "NFA - see below\r\nI am out of the office tomorrow.",
+            ),
+            (
+                "Re: x",
+                "Thanks for your email, I'll get back to you as soon as possible.",
+            ),
+            ("Re: x", "Thank you for your email. Our return is attached."),
+            (
+                "Re: x",
+                "Please see our return.\r\n\r\nOn Tue, Jo wrote:\r\n> This is an automated response.",
+            ),
+        ];
+        for (subject, body) in rows {
+            assert!(!automated(subject, body), "{subject} / {body}");
+        }
+    }
+}
