@@ -29,6 +29,8 @@ use mail_parser::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::core::identity;
+
 /// One mailbox: a display name (decoded) and an address (trimmed, lowercased).
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Address {
@@ -131,6 +133,9 @@ pub struct Message {
     pub dsn: Option<Dsn>,
     /// Hex SHA-256 of the raw bytes.
     pub raw_sha256: String,
+    /// What the author wrote, hashed: the identity [`crate::core::identity::fingerprint`] (trace
+    /// headers left out), which tells two messages apart and a re-delivery from a new message.
+    pub fingerprint: String,
 }
 
 /// Vacation-program headers that mark an automatic reply, lowercase. Present with any value.
@@ -144,16 +149,13 @@ pub const AUTOREPLY_HEADERS: &[&str] = &[
 ];
 
 impl Message {
-    /// The key the store deduplicates on: `mid:<id>` when the message has a Message-ID, else
-    /// `sha256:<hash of the raw bytes>`.
+    /// The key the store deduplicates on ([`identity::key`]): `mid:<id>` when the message has a
+    /// Message-ID, else `content:<fingerprint>`.
     pub fn dedupe_key(&self) -> String {
-        match &self.message_id {
-            Some(id) => format!("mid:{id}"),
-            None => format!("sha256:{}", self.raw_sha256),
-        }
+        identity::key(self.message_id.as_deref(), &self.fingerprint)
     }
 
-    fn unparsed(raw_sha256: String) -> Message {
+    fn unparsed(raw_sha256: String, fingerprint: String) -> Message {
         Message {
             parsed: false,
             message_id: None,
@@ -180,6 +182,7 @@ impl Message {
             authentication_results: Vec::new(),
             dsn: None,
             raw_sha256,
+            fingerprint,
         }
     }
 }
@@ -196,13 +199,17 @@ static CAUGHT_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 /// Parses raw message bytes. Never panics; see the module documentation.
 pub fn parse(raw: &[u8]) -> Message {
     let raw_sha256 = sha256_hex(raw);
+    let fingerprint = identity::fingerprint(raw);
     match std::panic::catch_unwind(|| parse_inner(raw, &raw_sha256)) {
-        Ok(Some(message)) => message,
-        Ok(None) => Message::unparsed(raw_sha256),
+        Ok(Some(message)) => Message {
+            fingerprint,
+            ..message
+        },
+        Ok(None) => Message::unparsed(raw_sha256, fingerprint),
         Err(_) => {
             #[cfg(test)]
             CAUGHT_PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Message::unparsed(raw_sha256)
+            Message::unparsed(raw_sha256, fingerprint)
         }
     }
 }
@@ -211,7 +218,16 @@ pub fn parse(raw: &[u8]) -> Message {
 /// [`Message::dedupe_key`] of [`parse`] (a test holds the two together), at a fraction of the cost —
 /// the mailbox computes it for every message it fetches.
 pub fn dedupe_key(raw: &[u8]) -> String {
-    let id = std::panic::catch_unwind(|| {
+    identity::key(
+        header_message_id(raw).as_deref(),
+        &identity::fingerprint(raw),
+    )
+}
+
+/// The first Message-ID of raw bytes (no brackets), read from the header block alone; `None`
+/// when there is none or the bytes are no message.
+pub fn header_message_id(raw: &[u8]) -> Option<String> {
+    std::panic::catch_unwind(|| {
         let parsed = MessageParser::default().parse_headers(raw)?;
         let headers = parsed.headers();
         if !headers
@@ -223,11 +239,7 @@ pub fn dedupe_key(raw: &[u8]) -> String {
         first(headers, &HeaderName::MessageId).and_then(|v| ids_of(v).into_iter().next())
     })
     .ok()
-    .flatten();
-    match id {
-        Some(id) => format!("mid:{id}"),
-        None => format!("sha256:{}", sha256_hex(raw)),
-    }
+    .flatten()
 }
 
 fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
@@ -337,6 +349,7 @@ fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
             .collect(),
         dsn,
         raw_sha256: raw_sha256.to_string(),
+        fingerprint: String::new(), // filled by `parse`
     })
 }
 
@@ -842,7 +855,7 @@ mod tests {
         let m = parse(b"From: a@b.test\r\nIn-Reply-To: <a@x.test> <b@x.test>\r\n\r\nbody");
         assert_eq!(m.in_reply_to, vec!["a@x.test", "b@x.test"]);
         assert_eq!(m.message_id, None);
-        assert_eq!(m.dedupe_key(), format!("sha256:{}", m.raw_sha256));
+        assert_eq!(m.dedupe_key(), format!("content:{}", m.fingerprint));
     }
 
     #[test]
@@ -1090,7 +1103,7 @@ mod tests {
             let m = parse(raw);
             assert!(!m.parsed);
             assert_eq!(m.raw_sha256, hex::encode(Sha256::digest(raw)));
-            assert_eq!(m.dedupe_key(), format!("sha256:{}", m.raw_sha256));
+            assert_eq!(m.dedupe_key(), format!("content:{}", m.fingerprint));
         }
         assert!(!fixture("19-garbage").parsed);
     }

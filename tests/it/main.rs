@@ -8,6 +8,7 @@ mod agency_round;
 mod architecture;
 mod copies;
 mod decisions;
+mod delivery;
 mod digest;
 mod full_reviews;
 mod operator;
