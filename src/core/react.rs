@@ -779,6 +779,9 @@ pub fn out_of_office(
 ///   trying") and nothing is raised or sent. A later failure report marks it undelivered then.
 /// - **Delivered** (relayed, expanded): recorded, nothing follows.
 ///
+/// The report is read per recipient: failures that name none of the letter's addressees while
+/// one of them is reported delayed make it a delay for this letter.
+///
 /// A report naming no letter of ours is listed for a person.
 pub fn bounce(incoming: &Incoming<'_>, found: Found<'_>) -> Reaction {
     let Some(letter) = found.bounced else {
@@ -806,6 +809,12 @@ pub fn bounce(incoming: &Incoming<'_>, found: Found<'_>) -> Reaction {
             .iter()
             .filter(|a| reported.iter().any(|r| r.eq_ignore_ascii_case(a)))
             .count()
+    };
+    // Read per recipient: when the report's failures are all elsewhere (a forward, an alias) and
+    // this letter's own addressee is among the delayed, for this letter it is a delay.
+    let delivery = match delivery {
+        Delivery::Failed if ours(failed) == 0 && ours(delayed) > 0 => Delivery::Delayed,
+        d => d,
     };
     let of = letter.addressed.len().max(1);
     let mut r = Reaction::new(Filing::Recorded);

@@ -274,3 +274,27 @@ fn reports_without_machine_readable_status_are_read_by_their_words() {
         assert_eq!(report(subject, body), Delivery::Failed, "{subject}");
     }
 }
+
+#[tokio::test]
+async fn a_report_where_only_another_address_failed_and_the_addressee_is_delayed_is_a_delay_for_the_letter()
+ {
+    let mut review = Review::of("bury").await;
+    let case = review.referral_at("2026-08-20 10:00").await;
+    let ack = review.last_to(REFERRER, "acknowledge");
+    let id = ack.msg.message_id.clone().unwrap();
+    let raw = format!(
+        "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.bury.test\r\nTo: {SHARED}\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         Message-Id: <report.forward@mx.bury.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.bury.test\r\n\r\n\
+         Final-Recipient: rfc822; {REFERRER}\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n\
+         Final-Recipient: rfc822; old.forward@elsewhere.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+         --B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{id}>\r\n\r\n--B--\r\n"
+    );
+    review.receive(raw.as_bytes(), "2026-08-20 10:05").await;
+    review.at("2026-08-20 11:00").await;
+    assert!(review.sent_to_for(MANAGER, "notice-undelivered").is_empty());
+    let state = review.state(&case).await;
+    assert_eq!(state.delayed.len(), 1);
+    assert!(state.letters.values().all(|l| l.undelivered.is_none()));
+}
