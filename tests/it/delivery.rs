@@ -156,7 +156,14 @@ async fn a_delayed_report_notes_the_delay_on_the_letter_and_raises_nothing_then_
         "the letter is still sent, not undelivered"
     );
     let report = review.report(&case).await;
-    assert!(report.contains("delayed, still trying"), "{report}");
+    assert!(
+        report.contains("delayed, still trying:"),
+        "the history: {report}"
+    );
+    assert!(
+        report.contains("sent") && report.contains("— delayed, still trying (reported"),
+        "the letters list: {report}"
+    );
     assert!(!report.contains("UNDELIVERED"), "{report}");
 
     // Days later the server gives up: now it is undelivered, and the business manager is told once.
