@@ -259,14 +259,13 @@ pub enum ExistingMail {
     Process,
 }
 
-/// A fetched message as it is stored: its identity (key and fingerprint, [`identity`]), the
-/// body's hash (to match rows stored before fingerprints), UID and arrival time.
+/// A fetched message as it is stored: its identity (key and fingerprint, [`identity`]), UID and
+/// arrival time.
 pub fn new_message(raw: &[u8], uid: u32, internal_date: DateTime<Utc>) -> NewMessage {
     let fingerprint = identity::fingerprint(raw);
     NewMessage {
         dedupe_key: identity::key(intake::header_message_id(raw).as_deref(), &fingerprint),
         fingerprint,
-        body_sha256: identity::body_sha256(raw),
         uid,
         internal_date,
         raw: raw.to_vec(),

@@ -8,6 +8,7 @@
 //! Must not: decide anything (what a message is, what is due), talk to the network, or log
 //! message content. It moves bytes and state, in the transactions its callers ask for.
 
+use crate::core::identity;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, Transaction};
@@ -105,8 +106,6 @@ pub struct NewMessage {
     pub dedupe_key: String,
     /// [`crate::core::identity::fingerprint`]: what the author wrote (stored in `body_sha256`).
     pub fingerprint: String,
-    /// The body's hash alone: what rows stored before fingerprints hold in `body_sha256`.
-    pub body_sha256: String,
     pub uid: u32,
     pub internal_date: DateTime<Utc>,
     pub raw: Vec<u8>,
@@ -394,7 +393,8 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if let Some(stored) = existing {
-                if stored == m.fingerprint || stored == m.body_sha256 {
+                // Rows stored before fingerprints hold the body's hash: computed only here.
+                if stored == m.fingerprint || stored == identity::body_sha256(&m.raw) {
                     continue; // the same message again (a second delivery, or a re-fetch)
                 }
                 key = format!("{key}#{}", m.fingerprint);
@@ -979,7 +979,6 @@ mod tests {
         NewMessage {
             dedupe_key: key.into(),
             fingerprint: body.into(),
-            body_sha256: format!("body-only:{body}"),
             uid,
             internal_date: t("2026-12-22T09:00:00Z"),
             raw: format!("Subject: x\r\n\r\n{body}").into_bytes(),
@@ -1116,7 +1115,7 @@ mod tests {
         let now = t("2026-12-22T09:01:00Z");
         // What an older caseclerk stored: the body's hash in `body_sha256`.
         let mut old = msg(1, "mid:a@x", "b1");
-        old.fingerprint = "body-only:b1".into();
+        old.fingerprint = identity::body_sha256(&old.raw);
         s.store_fetched("INBOX", 7, &[old], 1, now).await.unwrap();
         let n = s
             .store_fetched("INBOX", 8, &[msg(1, "mid:a@x", "b1")], 1, now)
