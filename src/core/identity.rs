@@ -29,7 +29,9 @@
 //! two messages. Where the two risks meet, losing a referral is the worse one.
 //!
 //! Messages stored before this rule kept a hash of the body alone; the store also compares with
-//! that ([`body_sha256`]), so a re-fetch after upgrading stores nothing twice.
+//! that ([`body_sha256`]), so a message with a Message-ID re-fetched after upgrading (a
+//! UIDVALIDITY reset) is not stored twice. One without a Message-ID was keyed by the hash of its
+//! raw bytes then, and would be stored again in that case.
 
 use sha2::{Digest, Sha256};
 
