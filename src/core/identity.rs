@@ -28,10 +28,10 @@
 //! scanner's new stamp off the lists can at worst store a re-delivery twice — it can never merge
 //! two messages. Where the two risks meet, losing a referral is the worse one.
 //!
-//! Messages stored before this rule kept a hash of the body alone; the store also compares with
-//! that ([`body_sha256`]), so a message with a Message-ID re-fetched after upgrading (a
-//! UIDVALIDITY reset) is not stored twice. One without a Message-ID was keyed by the hash of its
-//! raw bytes then, and would be stored again in that case.
+//! Messages stored before this rule kept a hash of the body alone, and one without a Message-ID
+//! was keyed by the hash of its raw bytes; the store also compares with those ([`body_sha256`],
+//! [`legacy_key`]), so nothing stored before the upgrade is stored again when the same bytes are
+//! re-fetched (a UIDVALIDITY reset).
 
 use sha2::{Digest, Sha256};
 
@@ -157,6 +157,11 @@ pub fn fingerprint(raw: &[u8]) -> String {
 /// before fingerprints, compared with so that older rows still match.
 pub fn body_sha256(raw: &[u8]) -> String {
     hex::encode(Sha256::digest(split(raw).1))
+}
+
+/// The key a message without a Message-ID had before this rule: `sha256:<hash of the raw bytes>`.
+pub fn legacy_key(raw: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(raw)))
 }
 
 /// The header block and the body: split at the first blank line (CRLF or LF); no blank line means

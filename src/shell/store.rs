@@ -373,8 +373,8 @@ impl Store {
     /// fingerprint (the same message delivered again: [`crate::core::identity`]); a *different*
     /// message reusing a known Message-ID is kept under `mid:<id>#<fingerprint>`. The
     /// `body_sha256` column holds the fingerprint (rows stored before fingerprints hold the body's
-    /// hash, compared with too, so nothing is stored twice across the upgrade). Returns how many
-    /// new messages were stored.
+    /// hash, and were keyed `sha256:<raw hash>` without a Message-ID: both are compared with too,
+    /// so nothing is stored twice across the upgrade). Returns how many new messages were stored.
     pub async fn store_fetched(
         &self,
         mailbox: &str,
@@ -392,6 +392,17 @@ impl Store {
                     .bind(&key)
                     .fetch_optional(&mut *tx)
                     .await?;
+            if existing.is_none() && key.starts_with("content:") {
+                // Stored before identity keys, under the hash of its raw bytes?
+                let legacy: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE dedupe_key = ?")
+                        .bind(identity::legacy_key(&m.raw))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if legacy.is_some() {
+                    continue;
+                }
+            }
             if let Some(stored) = existing {
                 // Rows stored before fingerprints hold the body's hash: computed only here.
                 if stored == m.fingerprint || stored == identity::body_sha256(&m.raw) {
@@ -1125,6 +1136,16 @@ mod tests {
             n, 0,
             "a re-fetch after a UIDVALIDITY change stores nothing twice"
         );
+
+        // Without a Message-ID, an older caseclerk keyed the raw bytes' hash.
+        let raw = b"Subject: scan\r\n\r\nscanned document\r\n";
+        let mut old = crate::shell::mailbox::new_message(raw, 2, now);
+        old.dedupe_key = identity::legacy_key(raw);
+        s.store_fetched("INBOX", 7, &[old], 2, now).await.unwrap();
+        let again = crate::shell::mailbox::new_message(raw, 2, now);
+        assert!(again.dedupe_key.starts_with("content:"));
+        let n = s.store_fetched("INBOX", 8, &[again], 2, now).await.unwrap();
+        assert_eq!(n, 0, "nor one without a Message-ID");
     }
 
     #[tokio::test]
