@@ -65,6 +65,14 @@ pub enum Event {
         outbox: i64,
         reason: String,
     },
+    /// A letter is delayed: the recipient's server has not delivered it yet and is still trying
+    /// (a 4.x.x / `Action: delayed` report). Noted and shown, never raised as undelivered.
+    LetterDelayed {
+        step: String,
+        recipient: String,
+        outbox: i64,
+        reason: String,
+    },
     /// An automatic reply (out of office) came back from someone on the case.
     AutoReplyNoted {
         message: i64,
@@ -145,6 +153,7 @@ impl Event {
             Event::LetterQueued { .. } => "letter_queued",
             Event::LetterSent { .. } => "letter_sent",
             Event::LetterUndelivered { .. } => "letter_undelivered",
+            Event::LetterDelayed { .. } => "letter_delayed",
             Event::AutoReplyNoted { .. } => "auto_reply_noted",
             Event::AgencyAdded { .. } => "agency_added",
             Event::AgencyRemoved { .. } => "agency_removed",
@@ -222,6 +231,12 @@ impl Event {
             } => {
                 format!("letter {outbox} UNDELIVERED: {step} to {recipient}: {reason}")
             }
+            Event::LetterDelayed {
+                step,
+                recipient,
+                outbox,
+                reason,
+            } => format!("letter {outbox} delayed, still trying: {step} to {recipient}: {reason}"),
             Event::AutoReplyNoted { message, agency } => format!(
                 "automatic reply (message {message}){}",
                 agency
@@ -384,6 +399,8 @@ pub struct CaseState {
     pub publication: Option<NaiveDate>,
     /// Instants moved by a person, by what they move (`step:<id>`, `return_by:<id>`, …).
     pub overrides: BTreeMap<String, DateTime<Utc>>,
+    /// Letters reported delayed (still being tried), by outbox id: when the last report came.
+    pub delayed: BTreeMap<i64, DateTime<Utc>>,
 }
 
 impl CaseState {
@@ -419,6 +436,7 @@ impl CaseState {
             held: Vec::new(),
             publication: None,
             overrides: BTreeMap::new(),
+            delayed: BTreeMap::new(),
         }
     }
 
@@ -541,6 +559,9 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             if let Some(l) = s.letters.get_mut(&(step.clone(), recipient.clone())) {
                 l.undelivered = Some(reason.clone());
             }
+        }
+        Event::LetterDelayed { outbox, .. } => {
+            s.delayed.insert(*outbox, r.at);
         }
         Event::AutoReplyNoted { agency, .. } => {
             if let Some(a) = agency.as_ref().and_then(|a| s.agencies.get_mut(a)) {

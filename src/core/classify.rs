@@ -18,7 +18,8 @@
 //! 2. [`own_message`] — From is one of our addresses, or the Message-ID is one we minted
 //!    (`caseclerk.…@` our id domain; other ids in that domain are colleagues' mail).
 //! 3. [`bounce`] — a delivery status notification, or a MAILER-DAEMON/postmaster message with an
-//!    empty Return-Path. Never threaded as a reply.
+//!    empty Return-Path; it says whether the letter failed for good or is only delayed
+//!    ([`Delivery`]). Never threaded as a reply.
 //! 4. [`auto_reply`] — RFC 3834 and vacation-program signals (see the function for the weighing).
 //! 5. [`secure_notice`] — NHSmail `[secure]`, Egress, Mimecast… "read it on the portal" notices.
 //!    Then [`automated::automated_wording`] — no header says so, but the reply's own words are
@@ -105,11 +106,14 @@ pub struct AgencyContact {
 pub enum Kind {
     /// Sent by us (own address, or an id we minted): record, never answer.
     OwnMessage,
-    /// A delivery failure report. `failed_recipients` lists only recipients whose delivery
-    /// *failed*; a delay report carries an empty list.
+    /// A delivery report about a letter (RFC 3464 or a mail system's own words). `delivery`
+    /// says what it reports; `failed_recipients` lists only recipients whose delivery failed for
+    /// good, `delayed_recipients` those still being tried.
     Bounce {
         original_ids: Vec<String>,
         failed_recipients: Vec<String>,
+        delayed_recipients: Vec<String>,
+        delivery: Delivery,
     },
     /// Out-of-office, read receipt and other automatic replies: never a return, never answered.
     AutoReply { case_ref: Option<String> },
@@ -126,6 +130,21 @@ pub enum Kind {
     },
     /// Keep and list for a person.
     Unmatched,
+}
+
+/// What a delivery report says happened to the letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Delivery {
+    /// Failed for good, for at least one recipient: `Action: failed`, a 5.x.x status without an
+    /// `Action`, or a report without machine-readable status whose words do not say it is only
+    /// a delay (nothing lost: a person checks).
+    Failed,
+    /// Not delivered yet, still being tried: only `Action: delayed` / 4.x.x recipients, or a
+    /// report without machine-readable status whose words say so ([`DELAY_PHRASES`]) and none
+    /// of [`FAILURE_PHRASES`].
+    Delayed,
+    /// Delivered, relayed or expanded: nothing failed and nothing waits.
+    Delivered,
 }
 
 /// What kind of reply a [`Kind::CaseReply`] is.
@@ -168,10 +187,14 @@ impl fmt::Debug for Kind {
             Kind::Bounce {
                 original_ids,
                 failed_recipients,
+                delayed_recipients,
+                delivery,
             } => f
                 .debug_struct("Bounce")
                 .field("original_ids", original_ids)
                 .field("failed_recipients", &failed_recipients.len())
+                .field("delayed_recipients", &delayed_recipients.len())
+                .field("delivery", delivery)
                 .finish(),
             Kind::AutoReply { case_ref } => f
                 .debug_struct("AutoReply")
@@ -397,6 +420,48 @@ pub fn own_message(msg: &Message, ctx: &Context) -> Option<Verdict> {
     verdict("own_message", Kind::OwnMessage, reasons)
 }
 
+/// Words of a delivery report that say the letter is only delayed and still being tried, as
+/// Postfix ("Delayed Mail (still being retried)", "THIS IS A WARNING ONLY"), sendmail ("Warning:
+/// could not send message for past 4 hours"), Exchange ("Delivery delayed", "Delivery is delayed
+/// to these recipients", "Delivery will continue to be attempted") and Gmail ("Delivery
+/// incomplete", "There was a temporary problem delivering your message") write them.
+pub const DELAY_PHRASES: &[&str] = &[
+    "delivery has been delayed",
+    "delivery delayed",
+    "delivery is delayed",
+    "delivery incomplete",
+    "delayed mail",
+    "still being retried",
+    "will be retried",
+    "will retry",
+    "will continue to be attempted",
+    "hasn't been delivered yet",
+    "has not been delivered yet",
+    "has not yet been delivered",
+    "this is a warning only",
+    "warning could not send message",
+    "temporary problem delivering",
+];
+
+/// Words that say delivery failed for good; any of them makes a report without machine-readable
+/// status a failure even when it also uses delay words.
+pub const FAILURE_PHRASES: &[&str] = &[
+    "delivery has failed",
+    "delivery failed",
+    "could not be delivered to",
+    "couldn't be delivered to",
+    "wasn't delivered",
+    "was not delivered",
+    "message not delivered",
+    "address not found",
+    "user unknown",
+    "does not exist",
+    "undeliverable",
+    "permanent error",
+    "permanent failure",
+    "gave up",
+];
+
 /// Rule 3: delivery status notifications.
 ///
 /// Fires on a `multipart/report; report-type=delivery-status`, or on a message from
@@ -405,6 +470,10 @@ pub fn own_message(msg: &Message, ctx: &Context) -> Option<Verdict> {
 /// message or headers; failing that from `Message-ID:` lines of a returned copy in the text;
 /// failing that from the report's own In-Reply-To/References (Exchange sets them) — each source
 /// is named in the reasons. A bounce is never threaded as a reply.
+///
+/// What it reports ([`Delivery`]): from the machine-readable status when there is one — any
+/// recipient failed for good → `Failed`; else any still tried → `Delayed`; else delivered,
+/// relayed or expanded → `Delivered`. Without one, from its words ([`delivery_from_words`]).
 pub fn bounce(msg: &Message, _ctx: &Context) -> Option<Verdict> {
     let is_report = msg.content_type == "multipart/report"
         && msg.report_type.as_deref() == Some("delivery-status");
@@ -424,24 +493,40 @@ pub fn bounce(msg: &Message, _ctx: &Context) -> Option<Verdict> {
 
     let mut original_ids = Vec::new();
     let mut failed_recipients = Vec::new();
+    let mut delayed_recipients = Vec::new();
+    let mut delivery = None;
     if let Some(dsn) = &msg.dsn {
         original_ids = dsn.original_message_ids.clone();
         failed_recipients = dsn.failed_recipients.clone();
-        if failed_recipients.is_empty() {
-            reasons.push(format!(
-                "no recipient is reported as failed (Action: {})",
-                dsn.action
-                    .as_deref()
-                    .map_or_else(|| "not given".to_string(), token)
-            ));
-        } else {
+        delayed_recipients = dsn.delayed_recipients.clone();
+        let status = || {
+            dsn.status
+                .as_deref()
+                .map_or_else(|| "not given".to_string(), token)
+        };
+        let action = dsn.action.as_deref().map(token);
+        if !failed_recipients.is_empty() {
             reasons.push(format!(
                 "{} failed recipient(s), Status: {}",
                 failed_recipients.len(),
-                dsn.status
-                    .as_deref()
-                    .map_or_else(|| "not given".to_string(), token)
+                status()
             ));
+            delivery = Some(Delivery::Failed);
+        } else if !delayed_recipients.is_empty() {
+            reasons.push(format!(
+                "delayed, not failed: {} recipient(s) still being tried (Action: {}, Status: {})",
+                delayed_recipients.len(),
+                action.as_deref().unwrap_or("not given"),
+                status()
+            ));
+            delivery = Some(Delivery::Delayed);
+        } else if let Some(a) =
+            action.filter(|a| ["delivered", "relayed", "expanded"].contains(&a.as_str()))
+        {
+            reasons.push(format!("no recipient failed or waits (Action: {a})"));
+            delivery = Some(Delivery::Delivered);
+        } else {
+            reasons.push("no recipient status in the report".to_string());
         }
         if !original_ids.is_empty() {
             reasons.push("original Message-ID taken from the returned message".to_string());
@@ -449,6 +534,11 @@ pub fn bounce(msg: &Message, _ctx: &Context) -> Option<Verdict> {
     } else {
         reasons.push("no machine-readable delivery status: failed recipients unknown".to_string());
     }
+    let delivery = delivery.unwrap_or_else(|| {
+        let (d, why) = delivery_from_words(msg);
+        reasons.push(why);
+        d
+    });
     if original_ids.is_empty() {
         original_ids = message_id_lines(&msg.body_text);
         if !original_ids.is_empty() {
@@ -476,9 +566,34 @@ pub fn bounce(msg: &Message, _ctx: &Context) -> Option<Verdict> {
         Kind::Bounce {
             original_ids,
             failed_recipients,
+            delayed_recipients,
+            delivery,
         },
         reasons,
     )
+}
+
+/// A report without machine-readable status, read by its subject and text: `Delayed` when it
+/// uses a [`DELAY_PHRASES`] phrase and no [`FAILURE_PHRASES`] one; otherwise `Failed` (a report
+/// nobody can read is treated as a failure, so a person looks).
+pub fn delivery_from_words(msg: &Message) -> (Delivery, String) {
+    let text = words(&format!("{}\n{}", msg.subject, msg.body_text));
+    if let Some(term) = first_phrase(&text, FAILURE_PHRASES, false) {
+        return (
+            Delivery::Failed,
+            format!("the report says \"{term}\": a failure"),
+        );
+    }
+    match first_phrase(&text, DELAY_PHRASES, false) {
+        Some(term) => (
+            Delivery::Delayed,
+            format!("the report says \"{term}\": delayed, still being tried"),
+        ),
+        None => (
+            Delivery::Failed,
+            "no words say it is only a delay: treated as a failure".to_string(),
+        ),
+    }
 }
 
 /// Rule 4: automatic replies.

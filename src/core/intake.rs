@@ -29,6 +29,8 @@ use mail_parser::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::core::identity;
+
 /// One mailbox: a display name (decoded) and an address (trimmed, lowercased).
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Address {
@@ -65,12 +67,19 @@ pub struct Dsn {
     /// Message-IDs (no brackets) of the returned message, from the `message/rfc822` or
     /// `text/rfc822-headers` part; empty when the report does not return the original.
     pub original_message_ids: Vec<String>,
-    /// Recipients whose `Action` is `failed` (or, with no `Action`, whose `Status` is 5.x.x);
-    /// lowercased, without the `rfc822;` type. Delayed or delivered recipients are not listed.
+    /// Recipients whose delivery failed for good: `Action: failed` (whatever the status: the
+    /// server has given up), or, with no `Action`, a 5.x.x `Status`. Each block's
+    /// `Final-Recipient` and, when it differs, its `Original-Recipient` (the address as sent,
+    /// before a forward or an alias expanded it); lowercased, without the `rfc822;` type.
     pub failed_recipients: Vec<String>,
-    /// `Status` of the first failed recipient, else of the first recipient block.
+    /// Recipients the server is still trying: `Action: delayed`, or, with no `Action`, a 4.x.x
+    /// `Status` (a warning, not a failure). Listed as [`Dsn::failed_recipients`] are.
+    pub delayed_recipients: Vec<String>,
+    /// `Status` of the first failed recipient, else of the first delayed one, else of the first
+    /// recipient block.
     pub status: Option<String>,
-    /// `Action` (lowercased) of the first failed recipient, else of the first recipient block.
+    /// `Action` (lowercased) of the first failed recipient, else of the first delayed one, else
+    /// of the first recipient block (`delivered`, `relayed`, `expanded`: nothing failed).
     pub action: Option<String>,
 }
 
@@ -131,6 +140,9 @@ pub struct Message {
     pub dsn: Option<Dsn>,
     /// Hex SHA-256 of the raw bytes.
     pub raw_sha256: String,
+    /// What the author wrote, hashed: the identity [`crate::core::identity::fingerprint`] (trace
+    /// headers left out), which tells two messages apart and a re-delivery from a new message.
+    pub fingerprint: String,
 }
 
 /// Vacation-program headers that mark an automatic reply, lowercase. Present with any value.
@@ -144,16 +156,13 @@ pub const AUTOREPLY_HEADERS: &[&str] = &[
 ];
 
 impl Message {
-    /// The key the store deduplicates on: `mid:<id>` when the message has a Message-ID, else
-    /// `sha256:<hash of the raw bytes>`.
+    /// The key the store deduplicates on ([`identity::key`]): `mid:<id>` when the message has a
+    /// Message-ID, else `content:<fingerprint>`.
     pub fn dedupe_key(&self) -> String {
-        match &self.message_id {
-            Some(id) => format!("mid:{id}"),
-            None => format!("sha256:{}", self.raw_sha256),
-        }
+        identity::key(self.message_id.as_deref(), &self.fingerprint)
     }
 
-    fn unparsed(raw_sha256: String) -> Message {
+    fn unparsed(raw_sha256: String, fingerprint: String) -> Message {
         Message {
             parsed: false,
             message_id: None,
@@ -180,6 +189,7 @@ impl Message {
             authentication_results: Vec::new(),
             dsn: None,
             raw_sha256,
+            fingerprint,
         }
     }
 }
@@ -196,13 +206,17 @@ static CAUGHT_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 /// Parses raw message bytes. Never panics; see the module documentation.
 pub fn parse(raw: &[u8]) -> Message {
     let raw_sha256 = sha256_hex(raw);
+    let fingerprint = identity::fingerprint(raw);
     match std::panic::catch_unwind(|| parse_inner(raw, &raw_sha256)) {
-        Ok(Some(message)) => message,
-        Ok(None) => Message::unparsed(raw_sha256),
+        Ok(Some(message)) => Message {
+            fingerprint,
+            ..message
+        },
+        Ok(None) => Message::unparsed(raw_sha256, fingerprint),
         Err(_) => {
             #[cfg(test)]
             CAUGHT_PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Message::unparsed(raw_sha256)
+            Message::unparsed(raw_sha256, fingerprint)
         }
     }
 }
@@ -211,7 +225,16 @@ pub fn parse(raw: &[u8]) -> Message {
 /// [`Message::dedupe_key`] of [`parse`] (a test holds the two together), at a fraction of the cost —
 /// the mailbox computes it for every message it fetches.
 pub fn dedupe_key(raw: &[u8]) -> String {
-    let id = std::panic::catch_unwind(|| {
+    identity::key(
+        header_message_id(raw).as_deref(),
+        &identity::fingerprint(raw),
+    )
+}
+
+/// The first Message-ID of raw bytes (no brackets), read from the header block alone; `None`
+/// when there is none or the bytes are no message.
+pub fn header_message_id(raw: &[u8]) -> Option<String> {
+    std::panic::catch_unwind(|| {
         let parsed = MessageParser::default().parse_headers(raw)?;
         let headers = parsed.headers();
         if !headers
@@ -223,11 +246,7 @@ pub fn dedupe_key(raw: &[u8]) -> String {
         first(headers, &HeaderName::MessageId).and_then(|v| ids_of(v).into_iter().next())
     })
     .ok()
-    .flatten();
-    match id {
-        Some(id) => format!("mid:{id}"),
-        None => format!("sha256:{}", sha256_hex(raw)),
-    }
+    .flatten()
 }
 
 fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
@@ -337,6 +356,7 @@ fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
             .collect(),
         dsn,
         raw_sha256: raw_sha256.to_string(),
+        fingerprint: String::new(), // filled by `parse`
     })
 }
 
@@ -641,21 +661,32 @@ fn extract_dsn(
         return None;
     }
     let failed: Vec<&RecipientStatus> = recipients.iter().filter(|r| r.failed()).collect();
-    let headline = failed.first().copied().or(recipients.first());
-    let mut failed_recipients: Vec<String> = Vec::new();
-    for r in &failed {
-        if let Some(addr) = &r.recipient
-            && !failed_recipients.contains(addr)
-        {
-            failed_recipients.push(addr.clone());
-        }
-    }
+    let delayed: Vec<&RecipientStatus> = recipients.iter().filter(|r| r.delayed()).collect();
+    let headline = failed
+        .first()
+        .or(delayed.first())
+        .copied()
+        .or(recipients.first());
     Some(Dsn {
         original_message_ids,
-        failed_recipients,
+        failed_recipients: addresses(&failed),
+        delayed_recipients: addresses(&delayed),
         status: headline.and_then(|r| r.status.clone()),
         action: headline.and_then(|r| r.action.clone()),
     })
+}
+
+/// The recipients' final and original addresses, each once, in report order.
+fn addresses(blocks: &[&RecipientStatus]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in blocks {
+        for addr in [&r.recipient, &r.original].into_iter().flatten() {
+            if !out.contains(addr) {
+                out.push(addr.clone());
+            }
+        }
+    }
+    out
 }
 
 fn headers_message_id(bytes: &[u8]) -> Option<String> {
@@ -668,16 +699,29 @@ fn headers_message_id(bytes: &[u8]) -> Option<String> {
 
 #[derive(Default)]
 struct RecipientStatus {
+    /// `Final-Recipient`, else `Original-Recipient`.
     recipient: Option<String>,
+    /// `Original-Recipient` when it differs from `recipient`.
+    original: Option<String>,
     action: Option<String>,
     status: Option<String>,
 }
 
 impl RecipientStatus {
+    /// A permanent failure: `Action: failed` (the server gave up, even on a 4.x.x status such as
+    /// 4.4.7 "expired"), or no `Action` and a 5.x.x status.
     fn failed(&self) -> bool {
         match self.action.as_deref() {
             Some(action) => action == "failed",
             None => self.status.as_deref().is_some_and(|s| s.starts_with('5')),
+        }
+    }
+
+    /// Still being tried: `Action: delayed`, or no `Action` and a 4.x.x status.
+    fn delayed(&self) -> bool {
+        match self.action.as_deref() {
+            Some(action) => action == "delayed",
+            None => self.status.as_deref().is_some_and(|s| s.starts_with('4')),
         }
     }
 }
@@ -710,17 +754,20 @@ fn parse_delivery_status(text: &str) -> Vec<RecipientStatus> {
         .into_iter()
         .filter_map(|fields| {
             let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+            let original = get("original-recipient").map(address_from_typed);
             let recipient = get("final-recipient")
-                .or_else(|| get("original-recipient"))
-                .map(address_from_typed);
+                .map(address_from_typed)
+                .or_else(|| original.clone());
             let action = get("action").map(|a| a.trim().to_ascii_lowercase());
             let status =
                 get("status").map(|s| s.split_whitespace().next().unwrap_or_default().to_string());
             if recipient.is_none() && action.is_none() && status.is_none() {
                 return None;
             }
+            let recipient = recipient.filter(|r| !r.is_empty());
             Some(RecipientStatus {
-                recipient: recipient.filter(|r| !r.is_empty()),
+                original: original.filter(|o| !o.is_empty() && Some(o) != recipient.as_ref()),
+                recipient,
                 action,
                 status,
             })
@@ -777,6 +824,7 @@ impl fmt::Debug for Dsn {
         f.debug_struct("Dsn")
             .field("original_message_ids", &self.original_message_ids)
             .field("failed_recipients", &self.failed_recipients.len())
+            .field("delayed_recipients", &self.delayed_recipients.len())
             .field("status", &self.status)
             .field("action", &self.action)
             .finish()
@@ -842,7 +890,7 @@ mod tests {
         let m = parse(b"From: a@b.test\r\nIn-Reply-To: <a@x.test> <b@x.test>\r\n\r\nbody");
         assert_eq!(m.in_reply_to, vec!["a@x.test", "b@x.test"]);
         assert_eq!(m.message_id, None);
-        assert_eq!(m.dedupe_key(), format!("sha256:{}", m.raw_sha256));
+        assert_eq!(m.dedupe_key(), format!("content:{}", m.fingerprint));
     }
 
     #[test]
@@ -1036,6 +1084,8 @@ mod tests {
         );
         assert_eq!(blocks.len(), 2);
         assert!(!blocks[0].failed());
+        assert!(blocks[0].delayed());
+        assert!(!blocks[1].delayed());
         assert!(blocks[1].failed(), "no Action, permanent Status");
         assert_eq!(blocks[1].status.as_deref(), Some("5.1.1"));
     }
@@ -1090,7 +1140,7 @@ mod tests {
             let m = parse(raw);
             assert!(!m.parsed);
             assert_eq!(m.raw_sha256, hex::encode(Sha256::digest(raw)));
-            assert_eq!(m.dedupe_key(), format!("sha256:{}", m.raw_sha256));
+            assert_eq!(m.dedupe_key(), format!("content:{}", m.fingerprint));
         }
         assert!(!fixture("19-garbage").parsed);
     }

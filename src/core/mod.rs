@@ -3,6 +3,7 @@
 //! - [`calendar`]: working days, bank holidays, day 0, explained dates, London date formats.
 //! - [`process`]: a partnership's timeline as data (`config/processes/*.toml`), validated.
 //! - [`directory`]: the people in each role and the agency directory, as data.
+//! - [`identity`]: when two fetched messages are the same message (the de-duplication rule).
 //! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
 //! - [`case`]: a case's events folded into its state.
@@ -33,6 +34,7 @@ pub mod digest;
 pub mod directory;
 pub mod export;
 pub mod firstrun;
+pub mod identity;
 pub mod intake;
 pub mod letters;
 pub mod limits;

@@ -35,8 +35,9 @@
 //! 8. [`out_of_office`] — an automatic reply on a case notes the agency's out-of-office (its
 //!    chaser then goes to the deputy); it is never answered. One recognised by its wording alone
 //!    on no case is listed for a person.
-//! 9. [`bounce`] — a bounce of one of our letters marks it undelivered (the business manager is
-//!    told by the timeline); a bounce we cannot match is listed for a person.
+//! 9. [`bounce`] — a report that one of our letters failed for good marks it undelivered (the
+//!    business manager is told by the timeline); a report that it is only delayed notes the delay
+//!    on the letter (shown, never raised); a report we cannot match is listed for a person.
 //! 10. [`secure_notice`] — a "read it on our portal" notice is filed on its case, if it names one,
 //!     and listed for a person.
 //! 11. [`own_message`] — our own mail is ignored.
@@ -59,7 +60,7 @@
 use crate::core::agencies;
 use crate::core::calendar::Calendar;
 use crate::core::case::{self, CaseState, Event, Recorded};
-use crate::core::classify::{Kind, LetterRef, ReplyKind, Verdict};
+use crate::core::classify::{Delivery, Kind, LetterRef, ReplyKind, Verdict};
 use crate::core::decisions::{self, Counted, Reading, Tally};
 use crate::core::directory::{Contact, Directory};
 use crate::core::intake::{Message, hash_id};
@@ -102,12 +103,15 @@ pub struct Incoming<'a> {
     pub verdict: &'a Verdict,
 }
 
-/// One of our letters, as a bounce reports it.
+/// One of our letters, as a delivery report names it.
 #[derive(Debug, Clone)]
 pub struct BouncedLetter {
     pub outbox: i64,
     pub step: String,
+    /// The outbox key's recipient part (an address, several for a shared letter, `agency:<id>`).
     pub recipient: String,
+    /// Every address the letter went to (the envelope: addressees and copies), lowercase.
+    pub addressed: Vec<String>,
 }
 
 /// What the engine found for a message: the case its verdict names (or its bounced letter's case)
@@ -854,7 +858,21 @@ pub fn out_of_office(
     r.because("out_of_office", "an automatic reply: noted, never answered")
 }
 
-/// Rule 9: a bounce of one of our letters marks it undelivered.
+/// Rule 9: a delivery report about one of our letters.
+///
+/// - **Failed** for good ([`Delivery::Failed`]): the letter is marked undelivered
+///   (`LetterUndelivered`, and the timeline raises it to the business manager). The reason says
+///   for how many of the letter's addressees it failed; a failure naming none of them (a forward
+///   or alias of an addressee failed) still counts — someone the letter was for did not get it.
+/// - **Delayed** ([`Delivery::Delayed`]): the server is still trying. The letter stays sent; the
+///   delay is noted (`LetterDelayed`, shown in `caseclerk case` and the digest as "delayed, still
+///   trying") and nothing is raised or sent. A later failure report marks it undelivered then.
+/// - **Delivered** (relayed, expanded): recorded, nothing follows.
+///
+/// The report is read per recipient: failures that name none of the letter's addressees while
+/// one of them is reported delayed make it a delay for this letter.
+///
+/// A report naming no letter of ours is listed for a person.
 pub fn bounce(incoming: &Incoming<'_>, found: Found<'_>) -> Reaction {
     let Some(letter) = found.bounced else {
         return Reaction::new(Filing::Triage).because(
@@ -862,25 +880,94 @@ pub fn bounce(incoming: &Incoming<'_>, found: Found<'_>) -> Reaction {
             "a bounce of no letter of ours: listed for a person",
         );
     };
+    let (failed, delayed, delivery) = match &incoming.verdict.kind {
+        Kind::Bounce {
+            failed_recipients,
+            delayed_recipients,
+            delivery,
+            ..
+        } => (
+            failed_recipients.as_slice(),
+            delayed_recipients.as_slice(),
+            *delivery,
+        ),
+        _ => (&[][..], &[][..], Delivery::Failed),
+    };
+    let ours = |reported: &[String]| {
+        letter
+            .addressed
+            .iter()
+            .filter(|a| reported.iter().any(|r| r.eq_ignore_ascii_case(a)))
+            .count()
+    };
+    // Read per recipient: when the report's failures are all elsewhere (a forward, an alias) and
+    // this letter's own addressee is among the delayed, for this letter it is a delay.
+    let delivery = match delivery {
+        Delivery::Failed if ours(failed) == 0 && ours(delayed) > 0 => Delivery::Delayed,
+        d => d,
+    };
+    let of = letter.addressed.len().max(1);
     let mut r = Reaction::new(Filing::Recorded);
-    r.mark_bounced = Some(letter.outbox);
-    if found.case.is_some() {
-        r.on_case = true;
-        r.events.push(Recorded {
-            at: incoming.received,
-            actor: CASECLERK.into(),
-            event: Event::LetterUndelivered {
+    r.on_case = found.case.is_some();
+    let (event, why) = match delivery {
+        Delivery::Failed => {
+            r.mark_bounced = Some(letter.outbox);
+            let reason = match ours(failed) {
+                0 if failed.is_empty() => {
+                    "bounced: the recipient's server could not deliver it".to_string()
+                }
+                0 => "bounced: delivery failed for good to an address it was forwarded to"
+                    .to_string(),
+                n => format!("bounced: delivery failed for good to {n} of its {of} addressee(s)"),
+            };
+            let event = Event::LetterUndelivered {
                 step: letter.step.clone(),
                 recipient: letter.recipient.clone(),
                 outbox: letter.outbox,
-                reason: "bounced: the recipient's server could not deliver it".into(),
-            },
+                reason,
+            };
+            (
+                Some(event),
+                format!("letter {} ({}) bounced", letter.outbox, letter.step),
+            )
+        }
+        Delivery::Delayed => {
+            let n = ours(delayed);
+            let reason = if n == 0 {
+                "delayed: its server has not delivered it yet and is still trying".to_string()
+            } else {
+                format!("delayed for {n} of its {of} addressee(s): their server is still trying")
+            };
+            let event = Event::LetterDelayed {
+                step: letter.step.clone(),
+                recipient: letter.recipient.clone(),
+                outbox: letter.outbox,
+                reason,
+            };
+            (
+                Some(event),
+                format!(
+                    "letter {} ({}) delayed, still being tried: noted, not raised",
+                    letter.outbox, letter.step
+                ),
+            )
+        }
+        Delivery::Delivered => (
+            None,
+            format!(
+                "letter {} ({}): a report that it was delivered or relayed",
+                letter.outbox, letter.step
+            ),
+        ),
+    };
+    if let Some(event) = event.filter(|_| r.on_case) {
+        r.events.push(Recorded {
+            at: incoming.received,
+            actor: CASECLERK.into(),
+            event,
         });
     }
-    r.because(
-        "bounce",
-        format!("letter {} ({}) bounced", letter.outbox, letter.step),
-    )
+    r.because("bounce", why)
 }
 
 /// Rule 10: a secure-portal notice, for a person to open.

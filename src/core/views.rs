@@ -326,7 +326,7 @@ pub struct TriageView {
     pub rule: String,
 }
 
-/// A letter that was refused, bounced or given up on.
+/// A letter that was refused, bounced or given up on, or is delayed and still being tried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UndeliveredView {
     /// The case reference (`None` for the digest or the tracker report).
@@ -334,7 +334,8 @@ pub struct UndeliveredView {
     pub outbox: i64,
     pub step_name: String,
     pub to: String,
-    /// "bounced" or "refused or not sent" (the server's words can quote addresses: left out).
+    /// "bounced back", "refused, or not sent for a day" or "delayed, still trying" (the
+    /// server's words can quote addresses: left out).
     pub how: String,
     pub queued_at: DateTime<Utc>,
 }
@@ -799,8 +800,15 @@ pub(crate) fn imported_letters(
         .collect()
 }
 
+/// How long a delayed letter is shown after its last delay report: five days, the longest
+/// common retry period (Postfix's and sendmail's default; Exchange and Gmail give up after two).
+/// By then its server has delivered it or sent a failure report, which marks it undelivered.
+pub const DELAY_SHOWN_FOR: Duration = Duration::days(5);
+
 /// Letters refused, bounced or given up on that still matter: those of open cases, and a lost
-/// digest or tracker report for a week. A closed case needs nothing more.
+/// digest or tracker report for a week; and letters of open cases reported delayed (still being
+/// tried) in the last [`DELAY_SHOWN_FOR`], shown as "delayed, still trying" and never raised.
+/// A closed case needs nothing more.
 pub(crate) fn undelivered_letters(
     ctx: &Context<'_>,
     cases: &BTreeMap<i64, &CaseView>,
@@ -809,10 +817,16 @@ pub(crate) fn undelivered_letters(
 ) -> Vec<UndeliveredView> {
     let mut out = Vec::new();
     for l in letters {
-        if !l.state.undelivered() {
+        let case = l.case_id.and_then(|id| cases.get(&id));
+        // A delay (still being tried) is shown for DELAY_SHOWN_FOR after its last report; a
+        // failure report after it marks the letter undelivered instead.
+        let delayed = !l.state.undelivered()
+            && case
+                .and_then(|c| c.state.delayed.get(&l.id))
+                .is_some_and(|at| now - *at <= DELAY_SHOWN_FOR);
+        if !l.state.undelivered() && !delayed {
             continue;
         }
-        let case = l.case_id.and_then(|id| cases.get(&id));
         match case {
             Some(c) if !c.is_open() => continue,
             None if now - l.queued_at > Duration::days(7) => continue,
@@ -823,7 +837,9 @@ pub(crate) fn undelivered_letters(
             outbox: l.id,
             step_name: ctx.step_name(&l.step),
             to: ctx.recipient_label(&l.recipient, case.and_then(|c| c.state.referrer.as_deref())),
-            how: if l.state == OutboxState::Bounced {
+            how: if delayed {
+                "delayed, still trying".into()
+            } else if l.state == OutboxState::Bounced {
                 "bounced back".into()
             } else {
                 "refused, or not sent for a day".into()
@@ -1325,6 +1341,46 @@ pub(crate) mod fixture {
 mod tests {
     use super::fixture::{self, World};
     use super::*;
+
+    /// A case whose acknowledgement was reported delayed (still being tried) at 14:00 on Thu 27
+    /// Aug, seen at `now`: what the digest's undelivered section lists.
+    fn delayed_ack_seen_at(now: &str) -> Vec<UndeliveredView> {
+        let world = World::new();
+        let ctx = world.ctx();
+        let mut c = fixture::Case::open(9, "2026-08-27T10:00:00Z", "referrer@hospital.test");
+        c.letter(
+            "acknowledge",
+            "referrer@hospital.test",
+            "2026-08-27T10:01:00Z",
+            "sent",
+        );
+        let outbox = c.letters[0].id;
+        c.event(
+            "2026-08-27T14:00:00Z",
+            crate::core::case::Event::LetterDelayed {
+                step: "acknowledge".into(),
+                recipient: "referrer@hospital.test".into(),
+                outbox,
+                reason: "delayed".into(),
+            },
+        );
+        let now = fixture::t(now);
+        let v = c.view(&ctx, now);
+        let by_id = BTreeMap::from([(v.row.id, &v)]);
+        undelivered_letters(&ctx, &by_id, &c.letters, now)
+    }
+
+    #[test]
+    fn a_delayed_letter_is_listed_as_delayed_still_trying_for_five_days_never_as_undelivered() {
+        let shown = delayed_ack_seen_at("2026-08-28T07:00:00Z");
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert_eq!(shown[0].how, "delayed, still trying");
+        assert_eq!(shown[0].to, "the referrer");
+        assert!(
+            delayed_ack_seen_at("2026-09-02T07:00:00Z").is_empty(),
+            "five days after the last delay report it has been delivered, or failed"
+        );
+    }
 
     fn view(reference: &str) -> CaseView {
         let world = World::new();

@@ -1,7 +1,7 @@
 //! The command line: `run`, `tick`, `cases`, `case`, `timeline`, `agencies`, `decide`, `triage`,
 //! `digest`, `export`, `check`, `demo`.
 //!
-//! Owns parsing arguments, setting up logging (stderr; `RUST_LOG` to tune), choosing the clock
+//! Owns parsing arguments, installing logging ([`crate::shell::logging`]), choosing the clock
 //! (`--now` gives a fixed one), and turning errors into one clear message and an exit code:
 //! 0 done, 1 something failed while working, 2 bad configuration or arguments.
 //!
@@ -281,15 +281,7 @@ struct Who {
 /// Run the command line; the binary's whole `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("caseclerk=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    crate::shell::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -434,6 +434,7 @@ impl Engine {
                     outbox: r.id,
                     step: r.step,
                     recipient: r.recipient,
+                    addressed: r.envelope_to.iter().map(|a| a.to_lowercase()).collect(),
                 });
                 case
             }

@@ -14,16 +14,18 @@
 //! polls when the server has no IDLE. Notifications are only a hint: each wake-up is followed by a
 //! full UID SEARCH above the watermark.
 //!
+//! Messages are keyed by [`identity`]'s rule (what the author wrote; trace headers left out), so the
+//! store keeps two different messages apart and a re-delivery once.
+//!
 //! Must not: classify or parse beyond the Message-ID needed for de-duplication, or log content.
 
-use crate::core::intake;
+use crate::core::{identity, intake};
 use crate::shell::config::{ImapSettings, TlsMode};
 use crate::shell::firstrun::{self, FirstRunRecord};
 use crate::shell::progress::Progress;
 use crate::shell::store::{NewMessage, Store, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -268,25 +270,13 @@ pub enum ExistingMail {
     Since(chrono::NaiveDate),
 }
 
-fn body_sha256(raw: &[u8]) -> String {
-    let body = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| &raw[i + 4..])
-        .or_else(|| {
-            raw.windows(2)
-                .position(|w| w == b"\n\n")
-                .map(|i| &raw[i + 2..])
-        })
-        .unwrap_or(raw);
-    hex::encode(Sha256::digest(body))
-}
-
-/// A fetched message as it is stored: its de-duplication key and body hash, UID and arrival time.
+/// A fetched message as it is stored: its identity (key and fingerprint, [`identity`]), UID and
+/// arrival time.
 pub fn new_message(raw: &[u8], uid: u32, internal_date: DateTime<Utc>) -> NewMessage {
+    let fingerprint = identity::fingerprint(raw);
     NewMessage {
-        dedupe_key: intake::dedupe_key(raw),
-        body_sha256: body_sha256(raw),
+        dedupe_key: identity::key(intake::header_message_id(raw).as_deref(), &fingerprint),
+        fingerprint,
         uid,
         internal_date,
         raw: raw.to_vec(),
@@ -560,14 +550,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_body_hash_ignores_trace_headers_so_two_deliveries_match() {
-        let a = b"Received: from a\r\nMessage-ID: <x@y>\r\n\r\nHello\r\n";
-        let b = b"Received: from b\r\nDelivered-To: alias\r\nMessage-ID: <x@y>\r\n\r\nHello\r\n";
-        assert_eq!(body_sha256(a), body_sha256(b));
-        assert_ne!(
-            body_sha256(a),
-            body_sha256(b"Message-ID: <x@y>\r\n\r\nOther\r\n")
+    fn a_fetched_message_is_keyed_by_the_identity_rule_and_matches_the_full_parse() {
+        let a = b"Received: from a\r\nMessage-ID: <x@y>\r\nSubject: s\r\n\r\nHello\r\n";
+        let b = b"Received: from b\r\nDelivered-To: alias\r\nMessage-ID: <x@y>\r\nSubject: s\r\n\r\nHello\r\n";
+        let (na, nb) = (
+            new_message(a, 1, DateTime::UNIX_EPOCH),
+            new_message(b, 2, DateTime::UNIX_EPOCH),
         );
+        assert_eq!(na.dedupe_key, "mid:x@y");
+        assert_eq!(
+            na.fingerprint, nb.fingerprint,
+            "trace headers are not identity"
+        );
+        assert_eq!(na.dedupe_key, intake::parse(a).dedupe_key());
+        let no_id = new_message(b"Subject: s\r\n\r\nHello\r\n", 3, DateTime::UNIX_EPOCH);
+        assert_eq!(no_id.dedupe_key, format!("content:{}", no_id.fingerprint));
     }
 
     #[test]

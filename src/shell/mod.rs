@@ -14,7 +14,8 @@
 //! - [`snapshot`]: reads every case from the store into the core's views.
 //! - [`report`]: `caseclerk case`, one case's history as text.
 //! - [`templates`]: reads the letter templates folder.
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
+//!   `RUST_LOG` says.
 //! - [`clock`]: the one clock; [`tls`]: TLS client configuration.
 //!
 //! Must not: decide what a message is, what it does to a case, or what is due (that is
@@ -27,6 +28,7 @@ pub mod config;
 pub mod dryrun;
 pub mod engine;
 pub mod firstrun;
+pub mod logging;
 pub mod mailbox;
 pub mod operator;
 pub mod outbox;

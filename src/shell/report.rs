@@ -60,9 +60,15 @@ pub async fn case_report(
     if !letters.is_empty() {
         let _ = writeln!(out, "\nletters:");
         for l in &letters {
+            let delayed = match state.delayed.get(&l.id) {
+                Some(at) if !l.state.undelivered() => {
+                    format!(" — delayed, still trying (reported {})", local(*at))
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "  {:>4}  {:<28} {:<34} due {}  {}{}",
+                "  {:>4}  {:<28} {:<34} due {}  {}{}{delayed}",
                 l.id,
                 l.step,
                 l.recipient,

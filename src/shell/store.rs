@@ -8,6 +8,7 @@
 //! Must not: decide anything (what a message is, what is due), talk to the network, or log
 //! message content. It moves bytes and state, in the transactions its callers ask for.
 
+use crate::core::identity;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, Transaction};
@@ -101,8 +102,10 @@ pub struct Store {
 /// A message fetched from the mailbox, ready to be stored.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// [`crate::core::identity::key`]: `mid:<Message-ID>`, else `content:<fingerprint>`.
     pub dedupe_key: String,
-    pub body_sha256: String,
+    /// [`crate::core::identity::fingerprint`]: what the author wrote (stored in `body_sha256`).
+    pub fingerprint: String,
     pub uid: u32,
     pub internal_date: DateTime<Utc>,
     pub raw: Vec<u8>,
@@ -392,9 +395,12 @@ impl Store {
     }
 
     /// Store fetched messages and advance the watermark, in one transaction: either both happen or
-    /// neither. Duplicates (same folder UID, or same Message-ID with the same body) are skipped;
-    /// a *different* body reusing a known Message-ID is kept under its own key. Returns how many
-    /// new messages were stored.
+    /// neither. Duplicates are skipped: the same folder UID, or the same key with the same
+    /// fingerprint (the same message delivered again: [`crate::core::identity`]); a *different*
+    /// message reusing a known Message-ID is kept under `mid:<id>#<fingerprint>`. The
+    /// `body_sha256` column holds the fingerprint (rows stored before fingerprints hold the body's
+    /// hash, and were keyed `sha256:<raw hash>` without a Message-ID: both are compared with too,
+    /// so nothing is stored twice across the upgrade). Returns how many new messages were stored.
     pub async fn store_fetched(
         &self,
         mailbox: &str,
@@ -412,18 +418,30 @@ impl Store {
                     .bind(&key)
                     .fetch_optional(&mut *tx)
                     .await?;
-            if let Some(body) = existing {
-                if body == m.body_sha256 {
-                    continue; // the same message again (a second copy, or a re-fetch)
+            if existing.is_none() && key.starts_with("content:") {
+                // Stored before identity keys, under the hash of its raw bytes?
+                let legacy: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE dedupe_key = ?")
+                        .bind(identity::legacy_key(&m.raw))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if legacy.is_some() {
+                    continue;
                 }
-                key = format!("{key}#{}", m.body_sha256);
+            }
+            if let Some(stored) = existing {
+                // Rows stored before fingerprints hold the body's hash: computed only here.
+                if stored == m.fingerprint || stored == identity::body_sha256(&m.raw) {
+                    continue; // the same message again (a second delivery, or a re-fetch)
+                }
+                key = format!("{key}#{}", m.fingerprint);
             }
             let done = sqlx::query(
                 "INSERT INTO messages (dedupe_key, body_sha256, mailbox, uidvalidity, uid, internal_date, \
                  fetched_at, size, raw, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new') ON CONFLICT DO NOTHING",
             )
             .bind(&key)
-            .bind(&m.body_sha256)
+            .bind(&m.fingerprint)
             .bind(mailbox)
             .bind(i64::from(uidvalidity))
             .bind(i64::from(m.uid))
@@ -1059,7 +1077,7 @@ mod tests {
     fn msg(uid: u32, key: &str, body: &str) -> NewMessage {
         NewMessage {
             dedupe_key: key.into(),
-            body_sha256: body.into(),
+            fingerprint: body.into(),
             uid,
             internal_date: t("2026-12-22T09:00:00Z"),
             raw: format!("Subject: x\r\n\r\n{body}").into_bytes(),
@@ -1125,6 +1143,97 @@ mod tests {
             .unwrap();
         assert_eq!(n, 1);
         assert_eq!(s.pending_messages().await.unwrap().len(), 2);
+    }
+
+    /// Two referrals a portal announced with one Message-ID and one body, and the same messages
+    /// delivered again through other servers (with and without a Message-ID): as the mailbox
+    /// keys them ([`crate::shell::mailbox::new_message`], [`crate::core::identity`]).
+    #[tokio::test]
+    async fn different_messages_are_both_kept_and_a_redelivery_is_stored_once_with_or_without_an_id()
+     {
+        use crate::shell::mailbox::new_message;
+        let notice = |date: &str, subject: &str, id: bool| {
+            format!(
+                "From: Portal <noreply@portal.test>\r\nTo: bsp@bury.test\r\nSubject: {subject}\r\n\
+                 Date: {date}\r\n{}\r\n\r\nA new referral has been submitted.\r\n",
+                if id {
+                    "Message-ID: <notice@portal.test>"
+                } else {
+                    "X-Mailer: portal"
+                }
+            )
+        };
+        let trace = |n: u32| {
+            format!(
+                "Return-Path: <bounce{n}@portal.test>\r\nDelivered-To: alias{n}@bury.test\r\n\
+                 Received: from mx{n}.bury.test; Mon, 7 Sep 2026 09:0{n}:00 +0100\r\n\
+                 Authentication-Results: mx{n}.bury.test; dmarc=pass\r\nARC-Seal: i=1; b={n}\r\n\
+                 X-MS-Exchange-Organization-Network-Message-Id: {n}\r\n"
+            )
+        };
+        let (first, second) = (
+            "Mon, 7 Sep 2026 09:00:00 +0100",
+            "Mon, 7 Sep 2026 09:30:00 +0100",
+        );
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-09-07T10:00:00Z");
+        let mut uid = 0;
+        let mut fetch = |raws: Vec<String>| {
+            raws.into_iter()
+                .map(|r| {
+                    uid += 1;
+                    new_message(r.as_bytes(), uid, now)
+                })
+                .collect::<Vec<_>>()
+        };
+        let batch = fetch(vec![
+            format!("{}{}", trace(1), notice(first, "New referral", true)),
+            format!("{}{}", trace(1), notice(second, "New referral", true)),
+            format!("{}{}", trace(1), notice(first, "New referral", false)),
+            format!("{}{}", trace(1), notice(second, "New referral (2)", false)),
+        ]);
+        let stored = s.store_fetched("INBOX", 7, &batch, 4, now).await.unwrap();
+        assert_eq!(stored, 4, "four different messages, none merged");
+        let again = fetch(vec![
+            format!("{}{}", trace(2), notice(first, "New referral", true)),
+            format!("{}{}", trace(3), notice(second, "New referral", true)),
+            format!("{}{}", trace(2), notice(first, "New referral", false)),
+            format!("{}{}", trace(3), notice(second, "New referral (2)", false)),
+        ]);
+        let stored = s.store_fetched("INBOX", 7, &again, 8, now).await.unwrap();
+        assert_eq!(
+            stored, 0,
+            "each delivered again through other servers: stored once"
+        );
+        assert_eq!(s.pending_messages().await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_row_stored_before_fingerprints_still_matches_its_message_by_the_body_hash() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        // What an older caseclerk stored: the body's hash in `body_sha256`.
+        let mut old = msg(1, "mid:a@x", "b1");
+        old.fingerprint = identity::body_sha256(&old.raw);
+        s.store_fetched("INBOX", 7, &[old], 1, now).await.unwrap();
+        let n = s
+            .store_fetched("INBOX", 8, &[msg(1, "mid:a@x", "b1")], 1, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            n, 0,
+            "a re-fetch after a UIDVALIDITY change stores nothing twice"
+        );
+
+        // Without a Message-ID, an older caseclerk keyed the raw bytes' hash.
+        let raw = b"Subject: scan\r\n\r\nscanned document\r\n";
+        let mut old = crate::shell::mailbox::new_message(raw, 2, now);
+        old.dedupe_key = identity::legacy_key(raw);
+        s.store_fetched("INBOX", 7, &[old], 2, now).await.unwrap();
+        let again = crate::shell::mailbox::new_message(raw, 2, now);
+        assert!(again.dedupe_key.starts_with("content:"));
+        let n = s.store_fetched("INBOX", 8, &[again], 2, now).await.unwrap();
+        assert_eq!(n, 0, "nor one without a Message-ID");
     }
 
     #[tokio::test]

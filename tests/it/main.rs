@@ -10,6 +10,7 @@ mod automated;
 mod automated_stack;
 mod copies;
 mod decisions;
+mod delivery;
 mod digest;
 mod first_run;
 mod full_reviews;

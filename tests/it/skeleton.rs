@@ -439,3 +439,114 @@ async fn on_a_server_without_idle_the_daemon_polls_and_still_acknowledges() {
     let logs = daemon.stop().await;
     assert!(logs.contains("no IDLE: polling"), "{logs}");
 }
+
+/// A referral naming a child, the panel's three votes and the letters that follow, every pass run
+/// with `RUST_LOG=trace` through the real SMTP and IMAP servers: the log has our own debug lines
+/// but no password (plain or as the base64 of `AUTH PLAIN`), no SMTP command, address, name,
+/// subject, body or letter. (lettre alone would write all of these at `debug`.)
+#[tokio::test]
+async fn with_rust_log_at_trace_a_whole_screening_logs_no_password_address_name_subject_or_body() {
+    use base64::Engine as _;
+    const PANEL: [&str; 3] = [
+        "la.rep@bury.test",
+        "police.rep@police.test",
+        "icb.rep@icb.test",
+    ];
+    let h = Harness::start("bury").await;
+    let arrive = |raw: Vec<u8>, at: &'static str| {
+        let t = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+        let stack = &h.stack;
+        async move { stack.append(SHARED, &raw, t).await.expect("append") }
+    };
+    let raw = String::from_utf8(referral(
+        "trace-1@hospital.test",
+        "Referral about Jane Doe, aged 3",
+    ))
+    .unwrap()
+    .replace(
+        "Please consider this referral",
+        "Jane Doe was seriously harmed at home; please consider this referral",
+    );
+    arrive(raw.into_bytes(), "2026-08-20T10:00:00+01:00").await;
+    let mut outputs = vec![h.caseclerk_logging(
+        &[
+            "tick",
+            "--process-existing",
+            "--now",
+            "2026-08-20T09:01:00Z",
+        ],
+        "trace",
+    )];
+    let times = [
+        "2026-08-20T10:30:00+01:00",
+        "2026-08-20T10:40:00+01:00",
+        "2026-08-20T10:50:00+01:00",
+    ];
+    for (member, at) in PANEL.iter().zip(times) {
+        let request = h
+            .wait_inbox(member, 1)
+            .await
+            .into_iter()
+            .find(|m| m.subject.contains("[code "))
+            .unwrap_or_else(|| panic!("{member} is asked with a code"));
+        let vote = reply(
+            member,
+            request.message_id.as_deref().unwrap(),
+            &format!("RE: {}", request.subject),
+            "MEETS\nJane Doe's injuries are unexplained; neglect suspected.\nAgencies: police",
+            None,
+        );
+        arrive(vote, at).await;
+    }
+    for now in ["2026-08-20T12:00:00Z", "2026-08-21T12:00:00Z"] {
+        outputs.push(h.caseclerk_logging(&["tick", "--now", now], "trace"));
+    }
+    let mut logs = String::new();
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // The review happened, and the log was at its most verbose.
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-21T12:00:00Z"]);
+    assert!(report.contains("decision screening: meets"), "{report}");
+    assert!(h.wait_inbox(REFERRER, 2).await.len() >= 2);
+    assert!(
+        logs.contains("letter decided") && logs.contains("DEBUG"),
+        "{logs}"
+    );
+
+    let auth_plain = base64::engine::general_purpose::STANDARD
+        .encode(format!("\0{SHARED}\0{}", crate::support::PASSWORD));
+    let auth_login = base64::engine::general_purpose::STANDARD.encode(crate::support::PASSWORD);
+    let mut secrets = vec![
+        crate::support::PASSWORD.to_string(),
+        auth_plain,
+        auth_login,
+        "AUTH".into(),
+        "RCPT TO".into(),
+        "MAIL FROM".into(),
+        "Subject:".into(),
+        "Content-Type:".into(),
+        "Jane".into(),
+        "Doe".into(),
+        "aged 3".into(),
+        "seriously harmed".into(),
+        "neglect suspected".into(),
+        "Test Referrer".into(),
+        "Referral form".into(),
+        REFERRER.into(),
+        SHARED.into(),
+        "hospital.test".into(),
+    ];
+    secrets.extend(PANEL.iter().map(|p| p.to_string()));
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "`{secret}` leaked into the RUST_LOG=trace log:\n{logs}"
+        );
+    }
+}

@@ -227,11 +227,16 @@ impl Harness {
 
     /// Run `caseclerk --config <ours> ARGS…` to completion.
     pub fn caseclerk(&self, args: &[&str]) -> Output {
+        self.caseclerk_logging(args, "caseclerk=debug")
+    }
+
+    /// Run `caseclerk --config <ours> ARGS…` to completion with this `RUST_LOG`.
+    pub fn caseclerk_logging(&self, args: &[&str], rust_log: &str) -> Output {
         Command::new(env!("CARGO_BIN_EXE_caseclerk"))
             .arg("--config")
             .arg(&self.config)
             .args(args)
-            .env("RUST_LOG", "caseclerk=debug")
+            .env("RUST_LOG", rust_log)
             .output()
             .expect("caseclerk runs")
     }
