@@ -131,6 +131,14 @@ pub struct Message {
     pub dsn: Option<Dsn>,
     /// Hex SHA-256 of the raw bytes.
     pub raw_sha256: String,
+    /// Outlook's `Thread-Topic`: the conversation's original subject, without `RE:`/`FW:`.
+    pub thread_topic: Option<String>,
+    /// The conversation Outlook/Exchange's `Thread-Index` names: the hex of its first 22 bytes
+    /// (its header block; every reply appends five bytes). See [`thread_conversation`].
+    pub thread_conversation: Option<String>,
+    /// Every top-level header field as (lowercase name, unfolded value), in header order: what
+    /// the operator's spam-header rules read (see `core::trust`). Never logged.
+    pub header_fields: Vec<(String, String)>,
 }
 
 /// Vacation-program headers that mark an automatic reply, lowercase. Present with any value.
@@ -180,6 +188,9 @@ impl Message {
             authentication_results: Vec::new(),
             dsn: None,
             raw_sha256,
+            thread_topic: None,
+            thread_conversation: None,
+            header_fields: Vec::new(),
         }
     }
 }
@@ -337,7 +348,41 @@ fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
             .collect(),
         dsn,
         raw_sha256: raw_sha256.to_string(),
+        thread_topic: raw_text(headers, "thread-topic"),
+        thread_conversation: raw_text(headers, "thread-index")
+            .as_deref()
+            .and_then(thread_conversation),
+        header_fields: headers
+            .iter()
+            .map(|h| {
+                let value = text_of(&h.value).map(|v| unfold(&v)).unwrap_or_default();
+                (h.name().to_ascii_lowercase(), value)
+            })
+            .collect(),
     })
+}
+
+/// The conversation a `Thread-Index` value names: the lowercase hex of its first 22 decoded bytes
+/// (Outlook's header block: a reserved byte, five bytes of time and a 16-byte GUID; each reply
+/// appends five bytes, so every message of a conversation shares these 22). `None` when the
+/// value is not base64 or shorter than 22 bytes.
+pub fn thread_conversation(thread_index: &str) -> Option<String> {
+    use base64::Engine as _;
+    let compact: String = thread_index.split_whitespace().collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()?;
+    (bytes.len() >= 22).then(|| hex::encode(&bytes[..22]))
+}
+
+/// First value of a header kept as text, unfolded and trimmed, case kept; `None` when empty.
+fn raw_text(headers: &[mail_parser::Header<'_>], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case(name))
+        .and_then(|h| text_of(&h.value))
+        .map(|v| unfold(&v))
+        .filter(|v| !v.is_empty())
 }
 
 // ---------------------------------------------------------------------------------------------

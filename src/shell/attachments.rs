@@ -8,7 +8,9 @@
 
 use crate::core::case::CaseState;
 use crate::core::intake;
-use crate::core::letters::{LetterError, OutAttachment, content_type_for, referral_text};
+use crate::core::letters::{
+    LetterError, OutAttachment, content_type_for, forwardable, referral_text,
+};
 use crate::shell::config::Config;
 use crate::shell::store::{Store, StoreError};
 
@@ -71,13 +73,8 @@ async fn referral(
             content_type: "text/plain; charset=utf-8".into(),
             data: referral_text(&m).into_bytes(),
         });
-        for a in m.attachments {
-            out.push(OutAttachment {
-                filename: a.filename,
-                content_type: a.content_type,
-                data: a.data,
-            });
-        }
+        // Programs, scripts, web pages… never travel (core::letters::forwardable decides).
+        out.extend(forwardable(&m, ""));
     }
     let mut n = 0;
     for id in state.messages.iter().skip(1) {
@@ -109,13 +106,7 @@ async fn returns(
             continue;
         };
         if let Some(raw) = store.message_raw(message).await? {
-            for att in intake::parse(&raw).attachments {
-                out.push(OutAttachment {
-                    filename: format!("{id} - {}", att.filename),
-                    content_type: att.content_type,
-                    data: att.data,
-                });
-            }
+            out.extend(forwardable(&intake::parse(&raw), &format!("{id} - ")));
         }
     }
     Ok(())

@@ -330,6 +330,17 @@ impl Engine {
                 })
                 .collect(),
             agency_cases,
+            conversations: self
+                .store
+                .conversations()
+                .await?
+                .into_iter()
+                .map(|(conversation, case_ref)| classify::Conversation {
+                    conversation,
+                    case_ref,
+                })
+                .collect(),
+            trust: self.cfg.trust.clone(),
         })
     }
 
@@ -466,6 +477,13 @@ impl Engine {
                 && let Some(id) = &msg.message_id
             {
                 Store::add_thread_id(&mut tx, id, case.id, None, None, None).await?;
+            }
+            // Outlook's conversation of anything filed on a case finds the case again
+            // (core::classify's `conversation` rule).
+            if reaction.filing == react::Filing::Filed
+                && let Some(conv) = &msg.thread_conversation
+            {
+                Store::add_conversation(&mut tx, conv, case.id).await?;
             }
             if let Some(state) = &state {
                 for notice in &reaction.notices {

@@ -43,7 +43,13 @@ pub enum StoreError {
 }
 
 /// The embedded migrations, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/0002_thread_conversations.sql"),
+    ),
+];
 
 /// Format an instant the one way the database stores it.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -588,6 +594,36 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Every Outlook conversation filed on a case, with the case's reference.
+    pub async fn conversations(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.conversation, c.reference FROM thread_conversations t \
+             JOIN cases c ON c.id = t.case_id ORDER BY c.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Note that an Outlook conversation has a message filed on a case.
+    pub async fn add_conversation(
+        tx: &mut Tx<'_>,
+        conversation: &str,
+        case_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO thread_conversations (conversation, case_id) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(conversation)
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Put a Message-ID on a case's thread (first writer wins).
@@ -1171,7 +1207,8 @@ mod tests {
     #[tokio::test]
     async fn a_migration_runs_whole_even_with_semicolons_in_strings_and_trigger_bodies() {
         let s = Store::open_in_memory().await.unwrap();
-        let both = [MIGRATIONS[0], (2, TRICKY)];
+        let next = MIGRATIONS.len() as i64 + 1;
+        let both: Vec<(i64, &str)> = MIGRATIONS.iter().copied().chain([(next, TRICKY)]).collect();
         s.apply_migrations(&both).await.unwrap();
         let body: String = sqlx::query_scalar("SELECT body FROM notes")
             .fetch_one(&s.pool)
@@ -1198,19 +1235,21 @@ mod tests {
                 .fetch_all(&s.pool)
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, (1..=next).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn a_failed_migration_leaves_nothing_behind_and_names_its_version() {
         let s = Store::open_in_memory().await.unwrap();
-        let broken = [
-            MIGRATIONS[0],
-            (2, "CREATE TABLE half (id INTEGER); NOT SQL AT ALL;"),
-        ];
+        let next = MIGRATIONS.len() as i64 + 1;
+        let broken: Vec<(i64, &str)> = MIGRATIONS
+            .iter()
+            .copied()
+            .chain([(next, "CREATE TABLE half (id INTEGER); NOT SQL AT ALL;")])
+            .collect();
         let err = s.apply_migrations(&broken).await.unwrap_err();
         assert!(
-            matches!(err, StoreError::Migrate { version: 2, .. }),
+            matches!(err, StoreError::Migrate { version, .. } if version == next),
             "{err}"
         );
         let half: i64 = sqlx::query_scalar(
@@ -1233,10 +1272,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                StoreError::TooNew {
-                    found: 99,
-                    known: 1
-                }
+                StoreError::TooNew { found: 99, known } if known == MIGRATIONS.len() as i64
             ),
             "{err}"
         );
