@@ -788,6 +788,10 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
             r.rule.as_deref().unwrap_or("-"),
             r.size
         );
+        // The classifier's reasons name header facts and rules, never text or addresses.
+        for why in &r.reasons {
+            println!("    {why}");
+        }
     }
     Ok(())
 }

@@ -167,6 +167,8 @@ pub struct TriageRow {
     pub internal_date: DateTime<Utc>,
     pub rule: Option<String>,
     pub size: i64,
+    /// The classifier's reasons (header facts, rule words and ids; never text or addresses).
+    pub reasons: Vec<String>,
 }
 
 fn case_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseRow, StoreError> {
@@ -535,7 +537,7 @@ impl Store {
     /// Messages waiting for a person.
     pub async fn triage(&self) -> Result<Vec<TriageRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, internal_date, rule, size FROM messages WHERE state = 'triage' ORDER BY internal_date, id",
+            "SELECT id, internal_date, rule, size, verdict FROM messages WHERE state = 'triage' ORDER BY internal_date, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -546,6 +548,17 @@ impl Store {
                     internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
                     rule: r.try_get("rule")?,
                     size: r.try_get("size")?,
+                    reasons: r
+                        .try_get::<Option<String>, _>("verdict")?
+                        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+                        .and_then(|v| {
+                            v.get("reasons")?.as_array().map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                        })
+                        .unwrap_or_default(),
                 })
             })
             .collect()

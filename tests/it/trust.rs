@@ -1,0 +1,212 @@
+//! Who may open a case, which files travel, and replies that find their case without threading:
+//! server-free reviews of the bury process (issue 10, items 2 and 6).
+
+use crate::review::{Review, london};
+use crate::support::{self, REFERRER, SHARED};
+use base64::Engine as _;
+
+const MX: &str = "mx.northdale-scp.test";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/mail")
+            .join(name),
+    )
+    .expect("fixture readable")
+}
+
+/// The receiving server is trusted; SpamAssassin's flag and Exchange's SCL mark spam; referrals
+/// come from the hospital, NHSmail and the police.
+fn guarded(cfg: &mut toml::Table) {
+    let mut d = toml::Table::new();
+    d.insert("authserv_id".into(), MX.into());
+    cfg.insert("decisions".into(), toml::Value::Table(d));
+    let senders: toml::Table = toml::from_str(
+        r#"
+        trusted_domains = ["hospital.test", "*.nhs.test", "*.police.test"]
+        spam_flag = { header = "X-Spam-Flag", value = "YES" }
+        spam_score = [
+            { header = "X-Spam-Score", above = 5.0 },
+            { header = "X-MS-Exchange-Organization-SCL", at_least = 5 },
+        ]
+        "#,
+    )
+    .expect("valid TOML");
+    cfg.insert("senders".into(), toml::Value::Table(senders));
+}
+
+async fn triage(review: &Review) -> Vec<caseclerk::shell::store::TriageRow> {
+    review.engine.store.triage().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_phishing_referral_opens_no_case_sends_nothing_and_waits_for_a_person_with_the_reason() {
+    let mut review = Review::with("bury", guarded).await;
+    let report = review
+        .receive(
+            &fixture("60-phishing-shared-document.eml"),
+            "2026-03-10 07:13",
+        )
+        .await;
+    assert!(
+        report.opened.is_empty(),
+        "the lure opened {:?}",
+        report.opened
+    );
+    review.at("2026-03-17 10:00").await;
+    assert!(
+        review.letters().is_empty(),
+        "nothing is sent, not even to the phisher's Reply-To:\n{}",
+        review.timeline().join("\n")
+    );
+    let listed = triage(&review).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].rule.as_deref(), Some("referral_trust"));
+    assert!(
+        listed[0].reasons.iter().any(|r| r.contains("spam")),
+        "{:?}",
+        listed[0].reasons
+    );
+}
+
+#[tokio::test]
+async fn a_referral_failing_dmarc_or_from_an_untrusted_unverified_sender_is_listed_for_a_person() {
+    let mut review = Review::with("bury", guarded).await;
+    let spoof = review
+        .receive(
+            &fixture("61-referral-dmarc-fail-spoofed-police.eml"),
+            "2026-03-10 09:03",
+        )
+        .await;
+    assert!(spoof.opened.is_empty());
+    let unknown = String::from_utf8(support::referral("u1@childminder.test", "Referral"))
+        .unwrap()
+        .replace(REFERRER, "office@childminder.test");
+    let untrusted = review.receive(unknown.as_bytes(), "2026-03-10 10:00").await;
+    assert!(untrusted.opened.is_empty());
+    review.at("2026-03-11 10:00").await;
+    assert!(review.letters().is_empty(), "{:?}", review.timeline());
+    let listed = triage(&review).await;
+    assert_eq!(listed.len(), 2);
+    assert!(listed[0].reasons.iter().any(|r| r.contains("DMARC")));
+    assert!(
+        listed[1]
+            .reasons
+            .iter()
+            .any(|r| r.contains("not in trusted_domains"))
+    );
+    // The trusted hospital still opens a case with no verdict at all.
+    let opened = review.referral_at("2026-03-11 11:00").await;
+    assert!(!opened.is_empty());
+}
+
+/// The standard referral with an HTML page and a program attached beside its form.
+fn referral_with_unsafe_files() -> Vec<u8> {
+    String::from_utf8(support::referral(
+        "unsafe.1@hospital.test",
+        "Referral for a rapid review",
+    ))
+    .unwrap()
+    .replace(
+        "--b1--\r\n",
+        "--b1\r\nContent-Type: text/html; name=\"Shared document.html\"\r\n\
+             Content-Disposition: attachment; filename=\"Shared document.html\"\r\n\r\n\
+             <html><script>location='x'</script></html>\r\n\
+             --b1\r\nContent-Type: application/octet-stream\r\n\
+             Content-Disposition: attachment; filename=\"viewer.exe\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b1--\r\n",
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_referrals_html_page_and_program_never_reach_the_panel_and_the_letter_says_so() {
+    let mut review = Review::with("bury", guarded).await;
+    let report = review
+        .receive(&referral_with_unsafe_files(), "2026-03-10 10:00")
+        .await;
+    let reference = report
+        .opened
+        .first()
+        .cloned()
+        .expect("a trusted referral opens a case");
+    let copies = review.for_step("screening-request");
+    assert!(!copies.is_empty(), "{:?}", review.timeline());
+    for letter in copies {
+        let names = letter.attachment_names();
+        assert!(names.contains(&"Referral form.docx"), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.ends_with(".html") || n.ends_with(".exe")),
+            "unsafe files travelled: {names:?}"
+        );
+        let text = letter
+            .msg
+            .attachments
+            .iter()
+            .find(|a| a.filename.ends_with("-referral-email.txt"))
+            .map(|a| String::from_utf8_lossy(&a.data).into_owned())
+            .expect("the referral's text travels");
+        assert!(
+            text.contains("2 attached files withheld as unsafe: 1 program, 1 web page (HTML)"),
+            "{text}"
+        );
+        assert!(!text.contains("Shared document.html") && !text.contains("viewer.exe"));
+    }
+    let case = review.report(&reference).await;
+    assert!(
+        case.contains("flag: the referral's 2 attached files withheld"),
+        "{case}"
+    );
+}
+
+/// A colleague's Outlook reply on a forwarded letter: her own address, her own subject, no
+/// In-Reply-To we know, only Thread-Index (our letter's conversation, extended twice) and a
+/// Thread-Topic without the reference.
+fn colleague_reply(letter: &crate::review::Letter) -> Vec<u8> {
+    let conversation = letter
+        .msg
+        .thread_conversation
+        .as_deref()
+        .expect("our case letters carry a Thread-Index");
+    let mut index = hex::decode(conversation).unwrap();
+    index.extend_from_slice(&[0x01, 0x23, 0x45, 0x67, 0x89, 0x0a, 0xbc, 0xde, 0xf0, 0x12]);
+    let index = base64::engine::general_purpose::STANDARD.encode(index);
+    format!(
+        "From: \"Haddad, Amira\" <amira.haddad@bury-council.test>\r\n\
+         To: \"{SHARED}\" <{SHARED}>\r\n\
+         Subject: Baby M - education and early help involvement\r\n\
+         Thread-Topic: Baby M - education and early help involvement\r\n\
+         Thread-Index: {index}\r\n\
+         Date: Wed, 11 Mar 2026 14:03:21 +0000\r\n\
+         Message-ID: <LO2P265MB563401A7F3C2D9E4@LO2P265MB5634.GBRP265.PROD.OUTLOOK.test>\r\n\
+         In-Reply-To: <LO2P265MB5634C0FFEE1122@LO2P265MB5634.GBRP265.PROD.OUTLOOK.test>\r\n\
+         Content-Language: en-GB\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=\"us-ascii\"\r\n\r\n\
+         Hi,\r\n\r\nMy manager forwarded this to me. Early Help worked with the family; I will\r\n\
+         send our chronology for the rapid review by Friday.\r\n\r\nAmira\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_colleagues_outlook_reply_on_a_forwarded_letter_reaches_its_case_not_a_new_one() {
+    let mut review = Review::of("bury").await;
+    let reference = review.referral_at("2026-03-10 10:00").await;
+    let letter = review.for_step("screening-request")[0].clone();
+    let report = review
+        .receive(&colleague_reply(&letter), "2026-03-11 14:05")
+        .await;
+    assert!(
+        report.opened.is_empty(),
+        "a reply opened a new case {:?}",
+        report.opened
+    );
+    let state = review.state(&reference).await;
+    assert_eq!(state.messages.len(), 2, "filed on {reference}");
+    assert!(triage(&review).await.is_empty());
+    assert_eq!(review.now(), london("2026-03-11 14:05"));
+}
