@@ -210,3 +210,46 @@ async fn a_colleagues_outlook_reply_on_a_forwarded_letter_reaches_its_case_not_a
     assert!(triage(&review).await.is_empty());
     assert_eq!(review.now(), london("2026-03-11 14:05"));
 }
+
+/// Through the real mail stack: the lure is delivered over SMTP to the shared mailbox, read over
+/// IMAP by `caseclerk tick`, opens nothing, sends nothing, and `caseclerk triage` says why; a
+/// genuine referral after it is answered as usual.
+#[tokio::test]
+async fn through_the_real_mail_stack_a_phishing_referral_sends_nothing_and_is_triaged_with_its_reason()
+ {
+    let h = support::Harness::start_with("bury", guarded).await;
+    h.deliver(
+        "bounce-7731@mailer.northdale-gov-portal.co.test",
+        SHARED,
+        &fixture("60-phishing-shared-document.eml"),
+    )
+    .await;
+    let out = h.tick(None);
+    assert!(
+        out.contains("processed 1") && out.contains("queued 0, sent 0"),
+        "{out}"
+    );
+    let listed = h.ok(&["triage"]);
+    assert!(
+        listed.contains("rule referral_trust")
+            && listed.contains("the receiving server marked it as spam (X-Spam-Flag: YES)"),
+        "{listed}"
+    );
+    assert!(
+        h.ok(&["cases"]).lines().all(|l| !l.contains("RR-")),
+        "no case"
+    );
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &support::referral("after-lure@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let out = h.tick(None);
+    assert!(out.contains("opened"), "{out}");
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        1,
+        "the genuine referrer hears back"
+    );
+}
