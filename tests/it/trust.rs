@@ -253,3 +253,38 @@ async fn through_the_real_mail_stack_a_phishing_referral_sends_nothing_and_is_tr
         "the genuine referrer hears back"
     );
 }
+
+#[test]
+fn caseclerk_check_lists_every_problem_in_the_senders_section_at_once() {
+    let dir = std::env::temp_dir().join(format!("caseclerk-trust-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = support::config_for("bury", &dir);
+    let senders: toml::Table = toml::from_str(
+        r#"
+        trusted_domains = ["*.nhs.net", "police", "bury gov.uk"]
+        spam_flag = { header = "X-Spam Flag", value = "" }
+        spam_score = { header = "X-Spam-Score", above = 5.0, at_least = 4.0 }
+        "#,
+    )
+    .unwrap();
+    cfg.insert("senders".into(), toml::Value::Table(senders));
+    let path = dir.join("caseclerk.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let err = caseclerk::shell::config::load(&path, caseclerk::shell::config::Needs::NoSecrets)
+        .expect_err("refused")
+        .to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    for part in [
+        "`police` is not a domain pattern",
+        "`bury gov.uk` is not a domain pattern",
+        "header `X-Spam Flag` is not a header name",
+        "spam_flag for X-Spam Flag: value is empty",
+        "give exactly one of `above`",
+    ] {
+        assert!(err.contains(part), "missing {part:?} in:\n{err}");
+    }
+    assert!(
+        err.contains("has 5 problem(s)"),
+        "a good pattern is not a problem: {err}"
+    );
+}
