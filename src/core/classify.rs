@@ -2235,6 +2235,72 @@ mod tests {
     }
 
     #[test]
+    fn an_outlook_conversation_that_points_to_two_cases_goes_to_a_person() {
+        let index = {
+            use base64::Engine as _;
+            let conv = outlook::case_conversation(IDD, "RR-2026-0001");
+            base64::engine::general_purpose::STANDARD.encode(hex::decode(conv).unwrap())
+        };
+        let headers = format!(
+            "From: x@elsewhere.test\r\nSubject: notes\r\nMessage-ID: <c2@elsewhere.test>\r\n\
+             Thread-Index: {index}\r\nThread-Topic: [RR-2026-0003] Information requested"
+        );
+        let v = classify(&message(&headers, "see attached"), &corpus_context());
+        assert_eq!(
+            (v.rule, v.kind),
+            ("conversation", Kind::Unmatched),
+            "{:?}",
+            v.reasons
+        );
+        let one = headers.replace("Thread-Topic: [RR-2026-0003] ", "Thread-Topic: ");
+        let v = classify(&message(&one, "see attached"), &corpus_context());
+        assert!(
+            matches!(v.kind, Kind::CaseReply { ref case_ref, .. } if case_ref == "RR-2026-0001")
+        );
+    }
+
+    #[test]
+    fn a_reply_quoting_a_message_id_we_minted_is_never_a_new_referral() {
+        let body = format!(
+            "Here is the referral you asked for.\r\n\r\n> Message-ID: <caseclerk.ab12.cd34@{IDD}>\r\n> quoted"
+        );
+        let v = classify(
+            &message(
+                "From: someone@hospital-elsewhere.test\r\nSubject: RE: referral\r\nMessage-ID: <m1@h.test>",
+                &body,
+            ),
+            &corpus_context(),
+        );
+        assert_eq!(
+            (v.rule, v.kind),
+            ("quotes_our_letter", Kind::Unmatched),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    #[test]
+    fn the_phishing_lure_without_its_spam_flag_is_still_stopped_as_an_untrusted_unverified_sender()
+    {
+        let raw = std::fs::read(fixture_dir().join("60-phishing-shared-document.eml")).unwrap();
+        let text = String::from_utf8(raw)
+            .unwrap()
+            .replace("X-Spam-Flag: YES", "X-Spam-Flag: NO");
+        let v = classify(&intake::parse(text.as_bytes()), &corpus_context());
+        assert_eq!(
+            (v.rule, v.kind),
+            ("referral_trust", Kind::Unmatched),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("not in trusted_domains"))
+        );
+    }
+
+    #[test]
     fn an_empty_context_classifies_without_panicking() {
         let ctx = Context::default();
         for eml in fixtures() {

@@ -288,3 +288,35 @@ fn caseclerk_check_lists_every_problem_in_the_senders_section_at_once() {
         "a good pattern is not a problem: {err}"
     );
 }
+
+/// A referral written in Outlook (it has its own Thread-Index), then a colleague's reply-all in
+/// that conversation with her own subject and nothing else to go on.
+#[tokio::test]
+async fn a_reply_in_the_outlook_conversation_of_a_referral_reaches_the_case_it_opened() {
+    let mut review = Review::of("bury").await;
+    let referral = String::from_utf8(support::referral(
+        "outlook.referral@hospital.test",
+        "Referral for a rapid review",
+    ))
+    .unwrap()
+    .replacen(
+        "MIME-Version: 1.0\r\n",
+        "Thread-Topic: Referral for a rapid review\r\nThread-Index: AdyyP0nQ8tW9c8ZkQ1mHc0v2kZp9Ag==\r\nMIME-Version: 1.0\r\n",
+        1,
+    );
+    let opened = review
+        .receive(referral.as_bytes(), "2026-03-10 10:00")
+        .await;
+    let reference = opened.opened.first().cloned().expect("a case");
+    let reply = format!(
+        "From: Ward Sister <ward.sister@hospital.test>\r\nTo: {SHARED}\r\n\
+         Subject: RE: the family we discussed\r\nThread-Topic: the family we discussed\r\n\
+         Thread-Index: AdyyP0nQ8tW9c8ZkQ1mHc0v2kZp9AgABI0VniQ==\r\n\
+         Message-ID: <ward.reply.1@hospital.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         Adding the ward's notes for the rapid review: she was seen on 2 March.\r\n"
+    );
+    let report = review.receive(reply.as_bytes(), "2026-03-10 15:00").await;
+    assert!(report.opened.is_empty(), "opened {:?}", report.opened);
+    assert_eq!(review.state(&reference).await.messages.len(), 2);
+}
