@@ -969,40 +969,43 @@ pub fn referral_trust(msg: &Message, ctx: &Context) -> Option<Verdict> {
     if reasons.is_empty() {
         return None;
     }
+    let withheld = trust::withheld_summary(&msg.attachments);
+    let stopped = |mut reasons: Vec<String>| {
+        if let Some(w) = &withheld {
+            reasons.push(format!("flag: {w}"));
+        }
+        verdict("referral_trust", Kind::Unmatched, reasons)
+    };
     let policy = &ctx.trust;
     if let Some(spam) = trust::spam_reason(msg, &policy.spam) {
         reasons.push(spam);
         reasons.push("a message marked as spam opens no case and is sent to nobody".to_string());
-        return verdict("referral_trust", Kind::Unmatched, reasons);
+        return stopped(reasons);
     }
     let auth = trust::authentication(msg, policy.authserv_id.as_deref());
     if let trust::Auth::Fail(why) = &auth {
         reasons.push(format!("sender authentication failed: {why}"));
         reasons.push("a referral that fails authentication opens no case".to_string());
-        return verdict("referral_trust", Kind::Unmatched, reasons);
+        return stopped(reasons);
     }
     if policy.trusted_domains.is_empty() || sender_trusted(msg, ctx) {
         return None;
     }
-    let withheld = trust::withheld_summary(&msg.attachments);
-    match (&auth, withheld) {
-        (trust::Auth::Pass(_), None) => None,
-        (trust::Auth::Pass(evidence), Some(withheld)) => {
+    match &auth {
+        trust::Auth::Pass(_) if withheld.is_none() => None,
+        trust::Auth::Pass(evidence) => {
             reasons.push(format!(
                 "sender is not in trusted_domains or the agency directory; authenticated \
-                 ({evidence})"
+                 ({evidence}), but an untrusted sender's unsafe file is left for a person"
             ));
-            reasons.push(format!(
-                "{withheld}: an untrusted sender's unsafe file is left for a person"
-            ));
-            verdict("referral_trust", Kind::Unmatched, reasons)
+            stopped(reasons)
         }
-        (trust::Auth::Unverified(why) | trust::Auth::Fail(why), _) => {
+        trust::Auth::Unverified(why) | trust::Auth::Fail(why) => {
             reasons.push(format!(
                 "sender is not in trusted_domains or the agency directory, and authentication \
                  did not pass ({why}): left for a person"
             ));
-            verdict("referral_trust", Kind::Unmatched, reasons)
+            stopped(reasons)
         }
     }
 }

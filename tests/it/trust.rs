@@ -68,6 +68,14 @@ async fn a_phishing_referral_opens_no_case_sends_nothing_and_waits_for_a_person_
         "{:?}",
         listed[0].reasons
     );
+    assert!(
+        listed[0]
+            .reasons
+            .iter()
+            .any(|r| r == "flag: 1 attached file withheld as unsafe: 1 web page (HTML)"),
+        "the lure's HTML page is flagged in triage: {:?}",
+        listed[0].reasons
+    );
 }
 
 #[tokio::test]
