@@ -518,20 +518,25 @@ fn addressed(due: &DueLetter) -> serde_json::Value {
     json!({ "name": name, "email": due.to.email, "role": due.to.role, "phone": null })
 }
 
-/// A case letter, due and decided, with what it attaches (read by the shell): its outbox row.
+/// A case letter, due and decided, with what it attaches (read by the shell) and what the shell
+/// left out of that ([`crate::core::trust::withheld_summary`]; the letter then opens with
+/// [`withheld_note`]): its outbox row.
 pub fn case_letter(
     h: &Letterhead<'_>,
     templates: &Templates,
     case_id: i64,
     state: &CaseState,
     due: &DueLetter,
-    attachments: Vec<OutAttachment>,
+    (attachments, withheld): (Vec<OutAttachment>, Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<NewLetter, LetterError> {
     let reference = &state.reference;
     let dedupe_key = format!("{reference}/{}/{}", due.step, due.key);
     let message_id = message_id(h.install_id, h.id_domain, &dedupe_key);
-    let rendered = templates.render(&due.template, &data(h, state, due))?;
+    let mut rendered = templates.render(&due.template, &data(h, state, due))?;
+    if let Some(w) = withheld {
+        rendered = withheld_note(rendered, w);
+    }
     let mut references = state.referral_references.clone();
     if let Some(id) = &state.referral_message_id {
         references.push(id.clone());
@@ -742,6 +747,24 @@ pub fn referral_text(m: &Message) -> String {
     out.push('\n');
     out.push_str(&m.body_text);
     out
+}
+
+/// A letter that opens by saying which attached files were left out (by count and kind, never
+/// by name): first in the text part, and first inside the HTML part's `<body>`.
+pub fn withheld_note(mut r: Rendered, withheld: &str) -> Rendered {
+    let note = format!(
+        "Not forwarded: {withheld}. caseclerk never forwards programs, scripts, web pages, disk \
+         images or macro-enabled documents; the business unit holds the original email."
+    );
+    r.text = format!("{note}\n\n{}", r.text);
+    let para = format!("<p><strong>{}</strong></p>", handlebars::html_escape(&note));
+    let at = r
+        .html
+        .find("<body")
+        .and_then(|i| r.html[i..].find('>').map(|j| i + j + 1))
+        .unwrap_or(0);
+    r.html.insert_str(at, &para);
+    r
 }
 
 /// What of a received message travels with a letter: its files that may be forwarded

@@ -59,6 +59,34 @@ pub async fn read(
     Ok(out)
 }
 
+/// What the letter's attachments leave out: the unsafe files of the referral (when `names` has
+/// "referral") and of the returns (when it has "returns"), counted by kind
+/// ([`crate::core::trust::withheld_summary`]); `None` when nothing was left out.
+pub async fn withheld(
+    store: &Store,
+    state: &CaseState,
+    names: &[String],
+) -> Result<Option<String>, StoreError> {
+    let mut ids = Vec::new();
+    if names.iter().any(|n| n == "referral") {
+        ids.push(state.referral_message);
+    }
+    if names.iter().any(|n| n == "returns") {
+        ids.extend(
+            state
+                .active_agencies()
+                .filter_map(|(_, a)| a.return_message.filter(|_| !a.nil)),
+        );
+    }
+    let mut files = Vec::new();
+    for id in ids {
+        if let Some(raw) = store.message_raw(id).await? {
+            files.extend(intake::parse(&raw).attachments);
+        }
+    }
+    Ok(crate::core::trust::withheld_summary(&files))
+}
+
 /// The referral email as text, its files, and what the referrer added later (an answer to a
 /// query travels with the referral).
 async fn referral(

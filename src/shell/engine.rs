@@ -619,13 +619,14 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
         let files = attachments::read(&self.cfg, &self.store, state, &due.attach).await?;
+        let withheld = attachments::withheld(&self.store, state, &due.attach).await?;
         let letter = letters::case_letter(
             &self.letterhead(),
             &self.templates,
             case.id,
             state,
             due,
-            files,
+            (files, withheld.as_deref()),
             now,
         )?;
         let Some(id) = outbox::enqueue(tx, &letter, now).await? else {

@@ -162,6 +162,12 @@ async fn a_referrals_html_page_and_program_never_reach_the_panel_and_the_letter_
             "{text}"
         );
         assert!(!text.contains("Shared document.html") && !text.contains("viewer.exe"));
+        assert!(
+            letter.msg.body_text.starts_with(
+                "Not forwarded: 2 attached files withheld as unsafe: 1 program, 1 web page (HTML)."
+            ),
+            "the letter itself says what was left out"
+        );
     }
     let case = review.report(&reference).await;
     assert!(
