@@ -292,6 +292,13 @@ impl Engine {
             ctx.known = self.known_thread(&msg).await?;
             let verdict = classify::classify(&msg, &ctx);
             if let Some(reference) = self.react_to(m, &msg, &verdict, now).await? {
+                // A reply later in this same pass finds the new case by its conversation too.
+                if let Some(conversation) = &msg.thread_conversation {
+                    ctx.conversations.push(classify::Conversation {
+                        conversation: conversation.clone(),
+                        case_ref: reference.clone(),
+                    });
+                }
                 ctx.case_refs.push(reference.clone());
                 opened.push(reference);
             }

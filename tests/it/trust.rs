@@ -305,10 +305,9 @@ fn caseclerk_check_lists_every_problem_in_the_senders_section_at_once() {
 
 /// A referral written in Outlook (it has its own Thread-Index), then a colleague's reply-all in
 /// that conversation with her own subject and nothing else to go on.
-#[tokio::test]
-async fn a_reply_in_the_outlook_conversation_of_a_referral_reaches_the_case_it_opened() {
-    let mut review = Review::of("bury").await;
-    let referral = String::from_utf8(support::referral(
+/// A referral written in Outlook (it has its own Thread-Index).
+fn outlook_referral() -> String {
+    String::from_utf8(support::referral(
         "outlook.referral@hospital.test",
         "Referral for a rapid review",
     ))
@@ -317,20 +316,53 @@ async fn a_reply_in_the_outlook_conversation_of_a_referral_reaches_the_case_it_o
         "MIME-Version: 1.0\r\n",
         "Thread-Topic: Referral for a rapid review\r\nThread-Index: AdyyP0nQ8tW9c8ZkQ1mHc0v2kZp9Ag==\r\nMIME-Version: 1.0\r\n",
         1,
-    );
-    let opened = review
-        .receive(referral.as_bytes(), "2026-03-10 10:00")
-        .await;
-    let reference = opened.opened.first().cloned().expect("a case");
-    let reply = format!(
+    )
+}
+
+/// A colleague's reply-all in the referral's conversation, with her own subject and nothing
+/// else to go on.
+fn ward_reply() -> String {
+    format!(
         "From: Ward Sister <ward.sister@hospital.test>\r\nTo: {SHARED}\r\n\
          Subject: RE: the family we discussed\r\nThread-Topic: the family we discussed\r\n\
          Thread-Index: AdyyP0nQ8tW9c8ZkQ1mHc0v2kZp9AgABI0VniQ==\r\n\
          Message-ID: <ward.reply.1@hospital.test>\r\nMIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\r\n\
          Adding the ward's notes for the rapid review: she was seen on 2 March.\r\n"
-    );
-    let report = review.receive(reply.as_bytes(), "2026-03-10 15:00").await;
+    )
+}
+
+#[tokio::test]
+async fn a_reply_in_the_outlook_conversation_of_a_referral_reaches_the_case_it_opened() {
+    let mut review = Review::of("bury").await;
+    let opened = review
+        .receive(outlook_referral().as_bytes(), "2026-03-10 10:00")
+        .await;
+    let reference = opened.opened.first().cloned().expect("a case");
+    let report = review
+        .receive(ward_reply().as_bytes(), "2026-03-10 15:00")
+        .await;
     assert!(report.opened.is_empty(), "opened {:?}", report.opened);
+    assert_eq!(review.state(&reference).await.messages.len(), 2);
+}
+
+#[tokio::test]
+async fn a_referral_and_a_reply_in_its_conversation_read_in_one_pass_make_one_case() {
+    let mut review = Review::of("bury").await;
+    let t = london("2026-03-10 15:00");
+    let folder = review.engine.cfg.imap.folder.clone();
+    let both = [
+        caseclerk::shell::mailbox::new_message(outlook_referral().as_bytes(), 1, t),
+        caseclerk::shell::mailbox::new_message(ward_reply().as_bytes(), 2, t),
+    ];
+    review
+        .engine
+        .store
+        .store_fetched(&folder, 1, &both, 2, t)
+        .await
+        .unwrap();
+    let report = review.at("2026-03-10 15:00").await;
+    assert_eq!(report.opened.len(), 1, "{:?}", report.opened);
+    let reference = report.opened[0].clone();
     assert_eq!(review.state(&reference).await.messages.len(), 2);
 }
