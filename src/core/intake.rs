@@ -348,7 +348,7 @@ fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
             .collect(),
         dsn,
         raw_sha256: raw_sha256.to_string(),
-        thread_topic: raw_text(headers, "thread-topic"),
+        thread_topic: raw_text(headers, "thread-topic").map(|t| decode_words(&t)),
         thread_conversation: raw_text(headers, "thread-index")
             .as_deref()
             .and_then(thread_conversation),
@@ -373,6 +373,19 @@ pub fn thread_conversation(thread_index: &str) -> Option<String> {
         .decode(compact.as_bytes())
         .ok()?;
     (bytes.len() >= 22).then(|| hex::encode(&bytes[..22]))
+}
+
+/// RFC 2047 encoded words decoded, as for Subject (Outlook encodes a non-ASCII Thread-Topic;
+/// `mail-parser` leaves unregistered headers as they are): the value is read as a Subject.
+fn decode_words(value: &str) -> String {
+    if !value.contains("=?") {
+        return value.to_string();
+    }
+    let probe = format!("Subject: {value}\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(probe.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_else(|| value.to_string())
 }
 
 /// First value of a header kept as text, unfolded and trimmed, case kept; `None` when empty.
@@ -871,6 +884,32 @@ mod tests {
             .join("tests/fixtures/mail")
             .join(format!("{name}.eml"));
         parse(&std::fs::read(path).expect("fixture readable"))
+    }
+
+    #[test]
+    fn outlook_thread_topic_and_the_conversation_of_thread_index_are_exposed() {
+        let raw = b"From: a@b.test\r\nSubject: RE: x\r\n\
+            Thread-Topic: =?utf-8?Q?Baby_M_=E2=80=93_early_help?=\r\n\
+            Thread-Index: AdyyP0nQ8tW9c8ZkQ1mHc0v2kZp9Ag\r\n ABI0VniQ==\r\n\r\nbody\r\n";
+        let m = parse(raw);
+        assert_eq!(
+            m.thread_topic.as_deref(),
+            Some("Baby M \u{2013} early help")
+        );
+        assert_eq!(
+            m.thread_conversation.as_deref(),
+            Some("01dcb23f49d0f2d5bd73c664435987734bf6919a7d02")
+        );
+        assert!(
+            m.header_fields
+                .iter()
+                .any(|(n, v)| n == "thread-index" && v.starts_with("AdyyP0nQ"))
+        );
+        let plain = parse(b"From: a@b.test\r\nSubject: x\r\n\r\nbody\r\n");
+        assert_eq!(
+            (plain.thread_topic, plain.thread_conversation),
+            (None, None)
+        );
     }
 
     #[test]
