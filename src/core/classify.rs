@@ -895,7 +895,7 @@ pub fn quoted_case_ref(msg: &Message, ctx: &Context) -> Option<Verdict> {
 
 /// Rule 11: the body quotes one of our letters, yet no case was found (the reference was edited
 /// out, or the case is gone): a reply to us is never a new referral → `Unmatched`. Evidence: a
-/// quoted `From:` line with one of our addresses; a Message-ID we minted; "keep(ing) RR-…" (our
+/// quoted `From:` or "… wrote:" line with one of our addresses; a Message-ID we minted; "keep(ing) RR-…" (our
 /// letters ask for the reference to stay in the subject); the word "caseclerk".
 pub fn quotes_our_letter(msg: &Message, ctx: &Context) -> Option<Verdict> {
     let reasons = our_letter_evidence(msg, ctx);
@@ -914,9 +914,13 @@ pub fn quotes_our_letter(msg: &Message, ctx: &Context) -> Option<Verdict> {
 fn our_letter_evidence(msg: &Message, ctx: &Context) -> Vec<String> {
     let mut reasons = Vec::new();
     let body = msg.body_text.to_lowercase();
+    // Outlook/Exchange quote "From: … <our address>"; Gmail and Apple Mail "On …, … <our
+    // address> wrote:".
     let quoted_from_us = body.lines().any(|line| {
-        let line = line.trim_start_matches(|c: char| c == '>' || c == '*' || c.is_whitespace());
-        line.starts_with("from:")
+        let line = line
+            .trim_matches(|c: char| c == '>' || c == '*' || c.is_whitespace())
+            .to_string();
+        (line.starts_with("from:") || line.ends_with("wrote:"))
             && ctx
                 .own_addresses
                 .iter()
@@ -924,7 +928,9 @@ fn our_letter_evidence(msg: &Message, ctx: &Context) -> Vec<String> {
                 .any(|a| !a.is_empty() && line.contains(&a))
     });
     if quoted_from_us {
-        reasons.push("the body quotes a From: line with one of our addresses".to_string());
+        reasons.push(
+            "the body quotes a From: or \"… wrote:\" line with one of our addresses".to_string(),
+        );
     }
     let domain = ctx
         .own_id_domain
@@ -2274,6 +2280,25 @@ mod tests {
             ),
             &corpus_context(),
         );
+        assert_eq!(
+            (v.rule, v.kind),
+            ("quotes_our_letter", Kind::Unmatched),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    #[test]
+    fn a_gmail_reply_under_our_wrote_line_is_never_a_new_referral() {
+        let v = classify(
+            &message(
+                "From: someone@hospital-elsewhere.test\r\nSubject: Re: your referral\r\nMessage-ID: <m2@h.test>",
+                "Thanks, will do.\r\n\r\nOn Thu, 12 Mar 2026 at 09:12, Northdale SCP <\r\n\
+                 safeguarding@northdale-scp.test> wrote:\r\n\r\n> Thank you for the referral.",
+            ),
+            &corpus_context(),
+        );
+        // the wrapped "wrote:" line still ends on our address
         assert_eq!(
             (v.rule, v.kind),
             ("quotes_our_letter", Kind::Unmatched),
