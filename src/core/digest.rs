@@ -320,6 +320,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
         held_replies(&s),
         triage(&s),
         undelivered(&s),
+        imported(&s),
     ];
     tables.retain(|t| !t.is_empty());
     let sections: Vec<Section> = tables.into_iter().map(Table::finish).collect();
@@ -781,6 +782,26 @@ fn undelivered(s: &Scope<'_>) -> Table {
     t
 }
 
+/// 11. Letters that fell due long before caseclerk's first run: recorded, not sent.
+fn imported(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "imported",
+        "imported letters",
+        "Letters from before caseclerk started: imported, not sent (caseclerk resend sends one)",
+        &["Case", "Letter", "To", "Fell due", "Letter id"],
+    );
+    for i in &s.snap.imported {
+        t.rows.push(vec![
+            i.case.clone(),
+            i.step_name.clone(),
+            i.to.clone(),
+            calendar::short_instant(i.due_at),
+            i.outbox.to_string(),
+        ]);
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1032,6 +1053,7 @@ mod tests {
             other_letters: Vec::new(),
             triage: Vec::new(),
             undelivered: Vec::new(),
+            imported: Vec::new(),
             mailbox: MailboxHealth {
                 known: true,
                 last_ok_at: Some(fixture::t("2026-09-01T06:59:00Z")),

@@ -81,6 +81,7 @@ pub const COLUMNS: &[&str] = &[
     "Status",
     "Next step",
     "Next step due",
+    "Letters imported (not sent)",
 ];
 
 /// The columns of the agency returns sheet.
@@ -196,6 +197,12 @@ pub fn row(c: &CaseView, process: &Process, now: DateTime<Utc>) -> Vec<Cell> {
         Cell::text(stage(c, process)),
         Cell::text(next.map(|u| u.name.clone()).unwrap_or_default()),
         Cell::Date(next.map(|u| u.due.date)),
+        Cell::Count(
+            c.letters
+                .iter()
+                .filter(|l| l.state == crate::core::records::OutboxState::Imported)
+                .count() as u32,
+        ),
     ]
 }
 

@@ -6,6 +6,7 @@
 //! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
 //! - [`case`]: a case's events folded into its state.
+//! - [`firstrun`]: the first run on a full mailbox: old mail left, stale letters imported — not sent.
 //! - [`react`]: what a message does to a case, and what counting the votes does: named rules.
 //! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
@@ -33,6 +34,7 @@ pub mod decisions;
 pub mod digest;
 pub mod directory;
 pub mod export;
+pub mod firstrun;
 pub mod intake;
 pub mod letters;
 pub mod process;

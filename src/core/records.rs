@@ -61,7 +61,7 @@ impl FromStr for CaseStatus {
 }
 
 /// Where a queued letter stands. Stored as `pending`, `sent`, `failed` (given up or refused) or
-/// `bounced` (`outbox.state`).
+/// `bounced` (`outbox.state`), or `imported` (decided on a first run, never sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxState {
@@ -72,6 +72,9 @@ pub enum OutboxState {
     Failed,
     /// Sent, then bounced back.
     Bounced,
+    /// Fell due long before caseclerk's first run: recorded, never sent, listed for the business
+    /// unit (`caseclerk resend` sends it deliberately). See [`crate::core::firstrun`].
+    Imported,
 }
 
 impl OutboxState {
@@ -82,6 +85,7 @@ impl OutboxState {
             OutboxState::Sent => "sent",
             OutboxState::Failed => "failed",
             OutboxState::Bounced => "bounced",
+            OutboxState::Imported => "imported",
         }
     }
 
@@ -105,10 +109,11 @@ impl FromStr for OutboxState {
             "sent" => Ok(OutboxState::Sent),
             "failed" => Ok(OutboxState::Failed),
             "bounced" => Ok(OutboxState::Bounced),
+            "imported" => Ok(OutboxState::Imported),
             _ => Err(UnknownWord {
                 what: "letter state",
                 value: s.to_string(),
-                expected: "pending, sent, failed, bounced",
+                expected: "pending, sent, failed, bounced, imported",
             }),
         }
     }
@@ -188,7 +193,7 @@ mod tests {
     #[test]
     fn every_letter_state_reads_back_from_its_stored_text() {
         use OutboxState::*;
-        for s in [Pending, Sent, Failed, Bounced] {
+        for s in [Pending, Sent, Failed, Bounced, Imported] {
             assert_eq!(s.as_str().parse::<OutboxState>(), Ok(s));
             assert_eq!(s.to_string(), s.as_str());
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());

@@ -339,6 +339,18 @@ pub struct UndeliveredView {
     pub queued_at: DateTime<Utc>,
 }
 
+/// A letter that fell due long before caseclerk's first run: decided, never sent
+/// ([`crate::core::firstrun`]); `caseclerk resend` sends it deliberately.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedView {
+    pub case: String,
+    pub outbox: i64,
+    pub step_name: String,
+    pub to: String,
+    pub due_at: DateTime<Utc>,
+    pub queued_at: DateTime<Utc>,
+}
+
 /// How reading the mailbox is going.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MailboxHealth {
@@ -372,6 +384,8 @@ pub struct Snapshot {
     pub other_letters: Vec<LetterView>,
     pub triage: Vec<TriageView>,
     pub undelivered: Vec<UndeliveredView>,
+    /// Letters imported — not sent, on open cases, decided since the last digest.
+    pub imported: Vec<ImportedView>,
     pub mailbox: MailboxHealth,
     /// Cases whose history cannot be read at all (reference: why).
     pub problems: Vec<String>,
@@ -727,6 +741,7 @@ pub fn assemble(
 ) -> Snapshot {
     let by_id: BTreeMap<i64, &CaseView> = cases.iter().map(|c| (c.row.id, c)).collect();
     let undelivered = undelivered_letters(ctx, &by_id, letters, now);
+    let imported = imported_letters(ctx, &by_id, letters, since);
     let other_letters = letters
         .iter()
         .filter(|l| l.case_id.is_none())
@@ -752,9 +767,36 @@ pub fn assemble(
         other_letters,
         triage,
         undelivered,
+        imported,
         mailbox,
         problems,
     }
+}
+
+/// Letters imported — not sent on open cases, decided at or after `since` (so the first digest
+/// after a first run lists them all, and later digests only new ones; `caseclerk case` and the
+/// tracker always show them).
+pub(crate) fn imported_letters(
+    ctx: &Context<'_>,
+    cases: &BTreeMap<i64, &CaseView>,
+    letters: &[LetterSummary],
+    since: DateTime<Utc>,
+) -> Vec<ImportedView> {
+    letters
+        .iter()
+        .filter(|l| l.state == OutboxState::Imported && l.queued_at >= since)
+        .filter_map(|l| {
+            let case = cases.get(&l.case_id?).filter(|c| c.is_open())?;
+            Some(ImportedView {
+                case: case.reference().to_string(),
+                outbox: l.id,
+                step_name: ctx.step_name(&l.step),
+                to: ctx.recipient_label(&l.recipient, case.state.referrer.as_deref()),
+                due_at: l.due_at,
+                queued_at: l.queued_at,
+            })
+        })
+        .collect()
 }
 
 /// Letters refused, bounced or given up on that still matter: those of open cases, and a lost
@@ -1242,6 +1284,7 @@ pub(crate) mod fixture {
             short_name: "BSP".into(),
             other_letters: Vec::new(),
             undelivered: undelivered(&ctx, &views, &letters),
+            imported: Vec::new(),
             cases: views,
             triage: vec![
                 TriageView {

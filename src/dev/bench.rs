@@ -183,8 +183,14 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Other(e.to_string()))?;
     let store = Store::open(&dir.join("bench.db")).await?;
     let started = Instant::now();
-    let report =
-        mailbox::fetch_once(&settings, &store, ExistingMail::Process, SystemClock.now()).await?;
+    let report = mailbox::fetch_once(
+        &settings,
+        &store,
+        ExistingMail::Process,
+        SystemClock.now(),
+        &crate::shell::progress::Progress::off(),
+    )
+    .await?;
     let ingest = started.elapsed();
     if report.stored != n {
         return Err(BenchError::Other(format!(

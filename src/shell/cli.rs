@@ -14,6 +14,7 @@ use crate::shell::config::{self, Needs};
 use crate::shell::engine::{self, Engine};
 use crate::shell::mailbox::ExistingMail;
 use crate::shell::operator;
+use crate::shell::progress::Progress;
 use crate::shell::store::Store;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
@@ -42,6 +43,10 @@ enum Command {
         /// Process mail already in the folder the first time (default: leave it for people).
         #[arg(long)]
         process_existing: bool,
+        /// With --process-existing: only mail received (IMAP INTERNALDATE, London date) on or
+        /// after this date, e.g. 2026-11-01; older mail is left for people.
+        #[arg(long, requires = "process_existing")]
+        since: Option<String>,
     },
     /// One pass at one instant: fetch new mail, decide, send what is due; then exit.
     Tick {
@@ -51,6 +56,14 @@ enum Command {
         /// Process mail already in the folder the first time (default: leave it for people).
         #[arg(long)]
         process_existing: bool,
+        /// With --process-existing: only mail received (IMAP INTERNALDATE, London date) on or
+        /// after this date, e.g. 2026-11-01; older mail is left for people.
+        #[arg(long, requires = "process_existing")]
+        since: Option<String>,
+        /// Print what the pass would open and send (references, letters, dates; no addresses)
+        /// without writing to the database or sending anything.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List the cases with their working-day numbers.
     Cases {
@@ -381,11 +394,23 @@ fn load(cli_config: &Option<PathBuf>, needs: Needs) -> Result<config::Config, Fa
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let config = &cli.config;
     match &cli.command {
-        Command::Run { process_existing } => run(config, *process_existing).await,
+        Command::Run {
+            process_existing,
+            since,
+        } => run(config, existing_mail(*process_existing, since.as_deref())?).await,
         Command::Tick {
             now,
             process_existing,
-        } => tick(config, now.as_deref(), *process_existing).await,
+            since,
+            dry_run,
+        } => {
+            let existing = existing_mail(*process_existing, since.as_deref())?;
+            if *dry_run {
+                dry_run_tick(config, now.as_deref(), existing).await
+            } else {
+                tick(config, now.as_deref(), existing).await
+            }
+        }
         Command::Cases { now } => cases(config, now.as_deref()).await,
         Command::Case { reference, now } => case(config, reference, now.as_deref()).await,
         Command::Timeline { process, received } => print_timeline(config, process, received),
@@ -477,20 +502,25 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn existing_mail(process_existing: bool) -> ExistingMail {
-    if process_existing {
-        ExistingMail::Process
-    } else {
-        ExistingMail::Leave
-    }
+fn existing_mail(process_existing: bool, since: Option<&str>) -> Result<ExistingMail, Failure> {
+    Ok(match (process_existing, since) {
+        (false, _) => ExistingMail::Leave,
+        (true, None) => ExistingMail::Process,
+        (true, Some(s)) => ExistingMail::Since(
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                Failure::Usage(format!("--since `{s}` is not a date like 2026-11-01"))
+            })?,
+        ),
+    })
 }
 
 /// `caseclerk run`: the daemon, until stopped.
-async fn run(config: &Option<PathBuf>, process_existing: bool) -> Result<(), Failure> {
+async fn run(config: &Option<PathBuf>, existing: ExistingMail) -> Result<(), Failure> {
     let cfg = load(config, Needs::Everything)?;
-    let engine = Engine::open(cfg, Arc::new(SystemClock), existing_mail(process_existing))
+    let engine = Engine::open(cfg, Arc::new(SystemClock), existing)
         .await
-        .map_err(work)?;
+        .map_err(work)?
+        .with_progress(Progress::on_terminal());
     tracing::info!(process = %engine.cfg.process.id, "caseclerk running");
     engine.run(shutdown_signal()).await.map_err(work)
 }
@@ -499,13 +529,24 @@ async fn run(config: &Option<PathBuf>, process_existing: bool) -> Result<(), Fai
 async fn tick(
     config: &Option<PathBuf>,
     now: Option<&str>,
-    process_existing: bool,
+    existing: ExistingMail,
 ) -> Result<(), Failure> {
     let cfg = load(config, Needs::Everything)?;
-    let engine = Engine::open(cfg, clock(now)?, existing_mail(process_existing))
+    let engine = Engine::open(cfg, clock(now)?, existing)
         .await
-        .map_err(work)?;
+        .map_err(work)?
+        .with_progress(Progress::on_terminal());
     let r = engine.tick().await.map_err(work)?;
+    match r.fetch.as_ref() {
+        Some(f) if f.first_run => println!(
+            "first look at the mailbox: {} message(s) there, {} left for people",
+            f.seen, f.left
+        ),
+        Some(_) if existing != ExistingMail::Leave => println!(
+            "not the first look at the mailbox: --process-existing and --since change nothing now"
+        ),
+        _ => {}
+    }
     println!(
         "fetched {} new, processed {}, opened {}, queued {}, sent {}, retrying {}, undelivered {}{}",
         r.fetch.as_ref().map_or(0, |f| f.stored),
@@ -524,6 +565,24 @@ async fn tick(
             .unwrap_or_default()
     );
     if let Some(e) = r.fetch_error {
+        return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
+    }
+    Ok(())
+}
+
+/// `caseclerk tick --dry-run`: the same pass against a throwaway copy of the database, sending
+/// nothing ([`crate::shell::dryrun`]); prints the plan.
+async fn dry_run_tick(
+    config: &Option<PathBuf>,
+    now: Option<&str>,
+    existing: ExistingMail,
+) -> Result<(), Failure> {
+    let cfg = load(config, Needs::Everything)?;
+    let plan = crate::shell::dryrun::run(cfg, clock(now)?, existing, Progress::on_terminal())
+        .await
+        .map_err(work)?;
+    print!("{}", plan.render());
+    if let Some(e) = &plan.report.fetch_error {
         return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
     }
     Ok(())

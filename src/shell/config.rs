@@ -110,6 +110,10 @@ pub struct Config {
     pub digest: Option<DigestSettings>,
     /// Who may open a case (`[senders]` and `[decisions] authserv_id`): see `core::trust`.
     pub trust: crate::core::trust::Policy,
+    /// `[first_run] late_letters_days`: overdue letters that fell due on this many working days
+    /// before the first run still go, late; older ones are imported — not sent
+    /// ([`crate::core::firstrun`]).
+    pub first_run_late_days: u32,
 }
 
 /// The daily digest (`[digest]`): one email each working morning to the business unit.
@@ -186,6 +190,8 @@ struct RawConfig {
     digest: Option<RawDigest>,
     #[serde(default)]
     senders: RawSenders,
+    #[serde(default)]
+    first_run: RawFirstRun,
 }
 
 /// `[senders]`: who may open a case (see `core::trust` and the README).
@@ -228,6 +234,12 @@ struct RawSpamScore {
     header: String,
     above: Option<f64>,
     at_least: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFirstRun {
+    late_letters_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -631,6 +643,10 @@ impl Resolver {
             authserv_id,
             digest,
             trust,
+            first_run_late_days: raw
+                .first_run
+                .late_letters_days
+                .unwrap_or(crate::core::firstrun::DEFAULT_LATE_LETTERS_DAYS),
         })
     }
 

@@ -22,6 +22,7 @@
 
 use crate::core::case::{self, CaseState, Event, Recorded};
 use crate::core::classify;
+use crate::core::firstrun::{self, FirstRun};
 use crate::core::intake;
 use crate::core::letters::{self, Letterhead, Templates};
 use crate::core::react::{self, BouncedLetter, Found, Incoming, Reaction, Rules};
@@ -31,6 +32,7 @@ use crate::shell::clock::SharedClock;
 use crate::shell::config::Config;
 use crate::shell::mailbox::{self, ExistingMail, FetchReport};
 use crate::shell::outbox::{self, SendReport};
+use crate::shell::progress::Progress;
 use crate::shell::store::{CaseRow, PendingMessage, Store, StoreError, Tx, record_event};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -94,6 +96,11 @@ pub struct Engine {
     vote_key: Vec<u8>,
     /// Sends letters instead of SMTP from the configuration (tests: a recording transport).
     transport: Option<Arc<dyn outbox::Transport>>,
+    /// A long pass's progress on a terminal (off unless the command line turns it on).
+    progress: Progress,
+    /// The first run, once the mailbox has been looked at: letters that fell due long before it
+    /// are imported — not sent ([`firstrun::imported_not_sent`]). Read at the start of each pass.
+    first_run: std::sync::Mutex<Option<FirstRun>>,
     _lock: std::fs::File,
 }
 
@@ -180,6 +187,8 @@ impl Engine {
             install_id,
             vote_key,
             transport: None,
+            progress: Progress::off(),
+            first_run: std::sync::Mutex::new(None),
             _lock: lock,
         })
     }
@@ -190,11 +199,30 @@ impl Engine {
         self
     }
 
+    /// Show a long pass's progress (on a terminal: see [`Progress::on_terminal`]).
+    pub fn with_progress(mut self, progress: Progress) -> Engine {
+        self.progress = progress;
+        self
+    }
+
+    /// The first run's rule, as read at the start of this pass.
+    fn first_run(&self) -> Option<FirstRun> {
+        self.first_run.lock().ok().and_then(|f| *f)
+    }
+
     /// One pass: fetch, classify and react, plan and queue, send.
     pub async fn tick(&self) -> Result<TickReport, EngineError> {
         let now = self.clock.now();
         let mut report = TickReport::default();
-        match mailbox::fetch_once(&self.cfg.imap, &self.store, self.existing, now).await {
+        match mailbox::fetch_once(
+            &self.cfg.imap,
+            &self.store,
+            self.existing,
+            now,
+            &self.progress,
+        )
+        .await
+        {
             Ok(f) => report.fetch = Some(f),
             Err(e) => {
                 tracing::error!(error = %e, "could not read the mailbox; carrying on with what is stored");
@@ -214,6 +242,15 @@ impl Engine {
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) -> Result<(), EngineError> {
+        let first = crate::shell::firstrun::rule(
+            &self.store,
+            &self.cfg.calendar,
+            self.cfg.first_run_late_days,
+        )
+        .await?;
+        if let Ok(mut f) = self.first_run.lock() {
+            *f = first;
+        }
         let (processed, opened) = self.process_messages(now).await?;
         report.processed = processed;
         report.opened = opened;
@@ -287,7 +324,8 @@ impl Engine {
         }
         let mut ctx = self.classify_context().await?;
         let mut opened = Vec::new();
-        for m in &pending {
+        for (n, m) in pending.iter().enumerate() {
+            self.progress.update("deciding", n, pending.len());
             let msg = intake::parse(&m.raw);
             ctx.known = self.known_thread(&msg).await?;
             let verdict = classify::classify(&msg, &ctx);
@@ -303,6 +341,8 @@ impl Engine {
                 opened.push(reference);
             }
         }
+        self.progress
+            .update("deciding", pending.len(), pending.len());
         Ok((pending.len(), opened))
     }
 
@@ -493,8 +533,10 @@ impl Engine {
                 Store::add_conversation(&mut tx, conv, case.id).await?;
             }
             if let Some(state) = &state {
+                // An answer to a message fell due when the message arrived.
                 for notice in &reaction.notices {
-                    self.queue_notice(&mut tx, case, state, notice, now).await?;
+                    self.queue_notice(&mut tx, case, state, notice, m.internal_date, now)
+                        .await?;
                 }
             }
         }
@@ -560,8 +602,10 @@ impl Engine {
         for e in &settled.events {
             record_event(&mut tx, case.id, e.at, &e.actor, &e.event).await?;
         }
+        // What counting the votes sends fell due when the deciding vote arrived.
+        let decided = settled.events.iter().map(|e| e.at).max().unwrap_or(now);
         for notice in &settled.notices {
-            self.queue_notice(&mut tx, case, &state, notice, now)
+            self.queue_notice(&mut tx, case, &state, notice, decided, now)
                 .await?;
         }
         let state = settled.state;
@@ -585,7 +629,10 @@ impl Engine {
         }
         let mut queued = 0;
         for due in &plan.due {
-            if self.queue_notice(&mut tx, case, &state, due, now).await? {
+            if self
+                .queue_notice(&mut tx, case, &state, due, due.due.at, now)
+                .await?
+            {
                 queued += 1;
             }
         }
@@ -603,9 +650,10 @@ impl Engine {
         case: &CaseRow,
         state: &CaseState,
         due: &DueLetter,
+        fell_due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
-        match self.queue(tx, case, state, due, now).await {
+        match self.queue(tx, case, state, due, fell_due, now).await {
             Ok(new) => Ok(new),
             Err(EngineError::Store(e)) => Err(EngineError::Store(e)),
             Err(e) => {
@@ -616,13 +664,16 @@ impl Engine {
     }
 
     /// Make one due letter of a case ([`letters::case_letter`]), queue it ([`outbox::enqueue`])
-    /// and record it on the case, in the caller's transaction. Returns whether it was new.
+    /// and record it on the case, in the caller's transaction. A letter that fell due (at
+    /// `fell_due`) long before the first run is stored as imported — not sent
+    /// ([`firstrun::imported_not_sent`]). Returns whether it was new.
     async fn queue(
         &self,
         tx: &mut Tx<'_>,
         case: &CaseRow,
         state: &CaseState,
         due: &DueLetter,
+        fell_due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
         let files = attachments::read(&self.cfg, &self.store, state, &due.attach).await?;
@@ -648,6 +699,11 @@ impl Engine {
             late_minutes: late,
         };
         record_event(tx, case.id, now, "caseclerk", &e).await?;
+        if firstrun::imported_not_sent(self.first_run().as_ref(), fell_due) {
+            Store::mark_imported(tx, id).await?;
+            tracing::info!(case = %case.reference, step = %due.step, outbox = id, "letter fell due before the first run: imported, not sent");
+            return Ok(true);
+        }
         tracing::debug!(case = %case.reference, step = %due.step, outbox = id, "letter decided");
         if late > 60 {
             tracing::warn!(case = %case.reference, step = %due.step, late_minutes = late, "letter decided late");

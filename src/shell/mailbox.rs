@@ -5,6 +5,8 @@
 //! watermark with `BODY.PEEK[]` (so `\Seen` is never set — a person reading the mailbox in Outlook
 //! must not hide mail from caseclerk, and caseclerk must not mark mail read for them), and storing
 //! the raw bytes with the watermark in one transaction. It never deletes, moves or flags mail.
+//! The first look at a folder records the first run and, with `--since`, passes over older mail
+//! ([`crate::shell::firstrun`]).
 //!
 //! The watcher keeps one connection in IDLE and signals the engine when the server reports
 //! anything; it re-issues IDLE before `idle_refresh` (< 29 minutes), treats any error as "reconnect
@@ -16,6 +18,8 @@
 
 use crate::core::intake;
 use crate::shell::config::{ImapSettings, TlsMode};
+use crate::shell::firstrun::{self, FirstRunRecord};
+use crate::shell::progress::Progress;
 use crate::shell::store::{NewMessage, Store, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -246,6 +250,10 @@ pub struct FetchReport {
     pub stored: usize,
     pub last_uid: u32,
     pub idle_supported: bool,
+    /// Messages left for people on the first run (`--since`, or all without `--process-existing`).
+    pub left: usize,
+    /// This fetch was caseclerk's first look at the folder.
+    pub first_run: bool,
 }
 
 /// How to treat mail already in the folder the first time caseclerk looks at it.
@@ -255,6 +263,9 @@ pub enum ExistingMail {
     Leave,
     /// Process everything in the folder.
     Process,
+    /// Process mail received on or after this London date; leave older mail for people
+    /// ([`crate::shell::firstrun`]).
+    Since(chrono::NaiveDate),
 }
 
 fn body_sha256(raw: &[u8]) -> String {
@@ -289,6 +300,7 @@ pub async fn fetch_new(
     store: &Store,
     existing: ExistingMail,
     now: DateTime<Utc>,
+    progress: &Progress,
 ) -> Result<FetchReport, MailboxError> {
     let folder = settings.folder.clone();
     let mailbox = timed(settings, "SELECT", session.select(&folder)).await?;
@@ -326,8 +338,22 @@ pub async fn fetch_new(
         uidvalidity,
         seen: uids.len(),
         last_uid: last,
+        first_run: first_time,
         ..Default::default()
     };
+    let newest_seen = uids.last().copied().unwrap_or(last);
+    let left = first_look(
+        settings,
+        session,
+        store,
+        existing,
+        first_time,
+        uidvalidity,
+        &uids,
+        now,
+    )
+    .await?;
+    report.left = left.len();
     if first_time && existing == ExistingMail::Leave {
         let newest = uids.last().copied().unwrap_or(last);
         store
@@ -335,9 +361,12 @@ pub async fn fetch_new(
             .await?;
         tracing::info!(folder = %folder, left = uids.len(), "first look at the mailbox: existing mail left for people");
         report.last_uid = newest;
+        report.left = uids.len();
         return Ok(report);
     }
-    for chunk in uids.chunks(FETCH_CHUNK) {
+    uids.retain(|u| left.binary_search(u).is_err());
+    let total = uids.len();
+    for (n, chunk) in uids.chunks(FETCH_CHUNK).enumerate() {
         let set = chunk
             .iter()
             .map(u32::to_string)
@@ -379,14 +408,65 @@ pub async fn fetch_new(
         for m in &batch {
             tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
         }
+        progress.update(
+            "reading the mailbox",
+            (n * FETCH_CHUNK + chunk.len()).min(total),
+            total,
+        );
     }
-    if uids.is_empty() {
+    // Mail left for people is passed over: the watermark moves above it too.
+    if uids.is_empty() || newest_seen > last {
+        last = last.max(newest_seen);
         store
             .store_fetched(&folder, uidvalidity, &[], last, now)
             .await?;
     }
     report.last_uid = last;
     Ok(report)
+}
+
+/// The first look at the folder records the first run ([`crate::shell::firstrun`]); on every
+/// look, the UIDs `--since` leaves for people (sorted).
+#[allow(clippy::too_many_arguments)]
+async fn first_look(
+    settings: &ImapSettings,
+    session: &mut Session,
+    store: &Store,
+    existing: ExistingMail,
+    first_time: bool,
+    uidvalidity: u32,
+    uids: &[u32],
+    now: DateTime<Utc>,
+) -> Result<Vec<u32>, MailboxError> {
+    let record = if first_time {
+        Some(FirstRunRecord {
+            started: now,
+            uidvalidity,
+            until_uid: uids.last().copied().unwrap_or(0),
+            since: match existing {
+                ExistingMail::Since(d) => Some(d),
+                _ => None,
+            },
+            processed: existing != ExistingMail::Leave,
+            left: 0,
+        })
+    } else {
+        firstrun::load(store).await?
+    };
+    let left = firstrun::left_uids(
+        session,
+        record.as_ref(),
+        uidvalidity,
+        uids,
+        settings.command_timeout,
+    )
+    .await?;
+    if let Some(r) = record.filter(|_| first_time) {
+        let left = if r.processed { left.len() } else { uids.len() };
+        firstrun::record(store, &FirstRunRecord { left, ..r }).await?;
+        tracing::info!(folder = %settings.folder, messages = uids.len(), left, "first look at the mailbox");
+    }
+    Ok(left)
 }
 
 /// A short hash of an identifier, for logs (Message-IDs can carry names).
@@ -398,9 +478,10 @@ pub async fn fetch_once(
     store: &Store,
     existing: ExistingMail,
     now: DateTime<Utc>,
+    progress: &Progress,
 ) -> Result<FetchReport, MailboxError> {
     let mut session = connect(settings).await?;
-    let result = fetch_new(settings, &mut session, store, existing, now).await;
+    let result = fetch_new(settings, &mut session, store, existing, now, progress).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
     result
 }

@@ -4,6 +4,9 @@
 //! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
 //! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
 //! - [`attachments`]: reads what a letter attaches (the referral, returns, configured files).
+//! - [`dryrun`]: `tick --dry-run`, the real pass against a throwaway copy of the database.
+//! - [`firstrun`]: the first look at a full mailbox (`--since`, the first run's record).
+//! - [`progress`]: a long pass's progress on a terminal (never in logs).
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`): loads, calls the core, stores.
 //! - [`outbox`]: sends queued letters over SMTP and records the result.
 //! - [`operator`]: corrections a person records by hand, with who and why.
@@ -21,11 +24,14 @@ pub mod attachments;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dryrun;
 pub mod engine;
+pub mod firstrun;
 pub mod mailbox;
 pub mod operator;
 pub mod outbox;
 pub mod periodic;
+pub mod progress;
 pub mod report;
 pub mod snapshot;
 pub mod store;

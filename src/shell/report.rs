@@ -78,7 +78,10 @@ pub async fn case_report(
                 l.step,
                 l.recipient,
                 local(l.due_at),
-                l.state,
+                match l.state {
+                    crate::core::records::OutboxState::Imported => "imported — not sent".into(),
+                    s => s.to_string(),
+                },
                 l.sent_at
                     .map(|t| format!(" {}", local(t)))
                     .unwrap_or_default()

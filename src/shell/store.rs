@@ -251,6 +251,32 @@ impl Store {
         Ok(store)
     }
 
+    /// Copy the database at `path` into a new file `dest` (`VACUUM INTO`: one consistent snapshot,
+    /// even while the daemon writes), opening the original read-only. For `tick --dry-run`.
+    pub async fn copy_to(path: &Path, dest: &Path) -> Result<(), StoreError> {
+        let display = path.display().to_string();
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{display}"))
+            .map(|o| o.read_only(true).busy_timeout(Duration::from_secs(30)))
+            .map_err(|source| StoreError::Open {
+                path: display.clone(),
+                source,
+            })?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: display.clone(),
+                source,
+            })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(dest.display().to_string())
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        Ok(())
+    }
+
     /// An in-memory database (tests).
     pub async fn open_in_memory() -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
@@ -864,6 +890,17 @@ impl Store {
         sqlx::query("UPDATE outbox SET state = ? WHERE id = ?")
             .bind(OutboxState::Bounced.as_str())
             .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Mark a letter just decided as imported — not sent (a first run's stale letter).
+    pub async fn mark_imported(tx: &mut Tx<'_>, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET state = ? WHERE id = ? AND state = ?")
+            .bind(OutboxState::Imported.as_str())
+            .bind(id)
+            .bind(OutboxState::Pending.as_str())
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -9,6 +9,7 @@ mod architecture;
 mod copies;
 mod decisions;
 mod digest;
+mod first_run;
 mod full_reviews;
 mod operator;
 mod process_pathways;

@@ -180,6 +180,10 @@ pub(super) async fn imap_login(
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| format!("connecting to 127.0.0.1:{port}: {e}"))?;
+    // APPEND waits for the server's `+` before the literal: without NODELAY each message waits
+    // out a delayed ACK (40 ms), and a thousand-message mailbox takes ten seconds to build.
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY on 127.0.0.1:{port}: {e}"))?;
     let mut client = async_imap::Client::new(tcp);
     client
         .read_response()

@@ -557,6 +557,40 @@ impl MailStack {
         .await
     }
 
+    /// Append many messages to `user`'s INBOX over four sessions at once (an old mailbox in
+    /// seconds; UIDs then do not follow the list's order), each with its own internal date (none
+    /// in the future).
+    pub async fn append_many(
+        &self,
+        user: &str,
+        messages: &[(Vec<u8>, DateTime<FixedOffset>)],
+    ) -> Result<(), DevstackError> {
+        let now = SystemClock.now();
+        if let Some((_, d)) = messages.iter().find(|(_, d)| *d > now) {
+            return Err(DevstackError::Options(format!(
+                "append: internal date {d} is in the future; Dovecot would clamp it to the current time"
+            )));
+        }
+        let user = self.known_user(user)?;
+        let port = self.ports.imap;
+        let password = self.password.as_str();
+        let batches = messages
+            .chunks(messages.len().div_ceil(4).max(1))
+            .map(|batch| {
+                let login = user.clone();
+                self.imap(&user, async move {
+                    let mut session = client::imap_login(port, &login, password).await?;
+                    for (raw, date) in batch {
+                        client::imap_append(&mut session, raw, *date).await?;
+                    }
+                    let _ = session.logout().await;
+                    Ok(())
+                })
+            });
+        futures::future::try_join_all(batches).await?;
+        Ok(())
+    }
+
     /// Every message in `user`'s INBOX, in UID order, fetched with `BODY.PEEK[]` (flags are not
     /// changed) and INTERNALDATE.
     pub async fn fetch_all(&self, user: &str) -> Result<Vec<Fetched>, DevstackError> {

@@ -1,0 +1,180 @@
+//! The first run on a full mailbox: what the mailbox reader records the first time it looks, and
+//! the `--since` filter on INTERNALDATE.
+//!
+//! Owns the `first_run` record in the database's `meta` (JSON: when the first pass started, the
+//! folder's UIDVALIDITY and newest UID then, `--since` if given, how many messages were left for
+//! people). It is written once, before any old message is stored, and never changed: the engine
+//! reads `started` to apply [`crate::core::firstrun::imported_not_sent`], and the mailbox reader
+//! keeps applying `--since` to the UIDs that were in the folder at the first run, so a first run
+//! interrupted half-way and resumed by a plain `caseclerk run` still leaves the old mail alone.
+//!
+//! `--since` is applied after fetching INTERNALDATE only (`UID FETCH … (UID INTERNALDATE)`, a few
+//! bytes a message), not with IMAP `SEARCH SINCE`: SEARCH compares dates in the server's own time
+//! zone and ignores the time of day, while the rule is a London date
+//! ([`crate::core::firstrun::left_for_people`]); bodies are fetched only for the mail kept.
+//!
+//! Must not: decide which mail is old or which letter is stale (that is [`crate::core::firstrun`]);
+//! log anything but counts and UIDs.
+
+use crate::core::calendar::Calendar;
+use crate::core::firstrun::{self, FirstRun};
+use crate::shell::mailbox::{MailboxError, Session};
+use crate::shell::store::{Store, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+/// The `meta` key of the first run's record.
+pub const META_KEY: &str = "first_run";
+
+/// What the first look at the mailbox found and chose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstRunRecord {
+    pub started: DateTime<Utc>,
+    pub uidvalidity: u32,
+    /// The newest UID in the folder at the first run: mail above it arrived afterwards.
+    pub until_uid: u32,
+    /// Process mail received on or after this London date only (`--since`).
+    pub since: Option<NaiveDate>,
+    /// Whether old mail was read at all (`--process-existing`).
+    pub processed: bool,
+    /// Messages left for people (all of them without `--process-existing`).
+    pub left: usize,
+}
+
+impl FirstRunRecord {
+    /// Whether `--since` still applies to this UID (it was in the folder at the first run).
+    fn filters(&self, uidvalidity: u32, uid: u32) -> bool {
+        self.since.is_some() && self.uidvalidity == uidvalidity && uid <= self.until_uid
+    }
+}
+
+/// Record the first run, once; returns the record in force (an earlier one wins).
+pub async fn record(store: &Store, r: &FirstRunRecord) -> Result<FirstRunRecord, StoreError> {
+    let json = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let stored = store.meta_or_init(META_KEY, || json).await?;
+    serde_json::from_str(&stored).map_err(|e| StoreError::Corrupt(format!("{META_KEY}: {e}")))
+}
+
+/// The first run's record, if caseclerk has looked at the mailbox.
+pub async fn load(store: &Store) -> Result<Option<FirstRunRecord>, StoreError> {
+    store
+        .meta(META_KEY)
+        .await?
+        .map(|s| {
+            serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{META_KEY}: {e}")))
+        })
+        .transpose()
+}
+
+/// The first run as the letter rule needs it, from the record and `[first_run]`.
+pub async fn rule(
+    store: &Store,
+    cal: &Calendar,
+    late_days: u32,
+) -> Result<Option<FirstRun>, StoreError> {
+    let Some(r) = load(store).await? else {
+        return Ok(None);
+    };
+    FirstRun::new(cal, r.started, late_days)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("{META_KEY}: {e}")))
+}
+
+/// Of `uids`, those `--since` leaves for people (read from their INTERNALDATE).
+pub async fn left_uids(
+    session: &mut Session,
+    record: Option<&FirstRunRecord>,
+    uidvalidity: u32,
+    uids: &[u32],
+    timeout: std::time::Duration,
+) -> Result<Vec<u32>, MailboxError> {
+    let Some(r) = record else {
+        return Ok(Vec::new());
+    };
+    let asked: Vec<u32> = uids
+        .iter()
+        .copied()
+        .filter(|u| r.filters(uidvalidity, *u))
+        .collect();
+    let mut left = Vec::new();
+    for chunk in asked.chunks(500) {
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let fetched = tokio::time::timeout(timeout, async {
+            let stream = session.uid_fetch(&set, "(UID INTERNALDATE)").await?;
+            stream
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|_| MailboxError::Timeout {
+            command: "UID FETCH INTERNALDATE",
+            seconds: timeout.as_secs(),
+        })?
+        .map_err(|e| MailboxError::Command {
+            command: "UID FETCH INTERNALDATE",
+            detail: e.to_string(),
+        })?;
+        for f in &fetched {
+            let (Some(uid), Some(date)) = (f.uid, f.internal_date()) else {
+                continue;
+            };
+            if firstrun::left_for_people(r.since, date.with_timezone(&Utc)) {
+                left.push(uid);
+            }
+        }
+    }
+    left.sort_unstable();
+    left.dedup();
+    Ok(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_at(started: &str, since: Option<NaiveDate>) -> FirstRunRecord {
+        FirstRunRecord {
+            started: DateTime::parse_from_rfc3339(started)
+                .unwrap()
+                .with_timezone(&Utc),
+            uidvalidity: 7,
+            until_uid: 1000,
+            since,
+            processed: true,
+            left: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_run_is_recorded_once_and_a_later_one_changes_nothing() {
+        let store = Store::open_in_memory().await.unwrap();
+        assert_eq!(load(&store).await.unwrap(), None);
+        let first = record_at("2026-11-23T10:00:00Z", NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert_eq!(record(&store, &first).await.unwrap(), first);
+        let later = record_at("2026-12-01T10:00:00Z", None);
+        assert_eq!(record(&store, &later).await.unwrap(), first);
+        assert_eq!(load(&store).await.unwrap(), Some(first));
+        let rule = rule(&store, &Calendar::bundled(), 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rule.started, load(&store).await.unwrap().unwrap().started);
+    }
+
+    #[test]
+    fn since_applies_only_to_mail_that_was_in_the_folder_at_the_first_run() {
+        let r = record_at("2026-11-23T10:00:00Z", NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert!(r.filters(7, 1000));
+        assert!(!r.filters(7, 1001), "arrived after the first run");
+        assert!(!r.filters(8, 5), "another UIDVALIDITY: other messages");
+        let all = record_at("2026-11-23T10:00:00Z", None);
+        assert!(!all.filters(7, 5), "no --since: nothing filtered");
+    }
+}

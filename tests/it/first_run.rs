@@ -1,0 +1,289 @@
+//! The first run on a full mailbox, through the real mail stack: `--since` leaves old mail for
+//! people, `--dry-run` writes and sends nothing, and letters that fell due long before the run are
+//! imported — not sent.
+
+use crate::support::{Harness, REFERRER, SHARED, referral};
+use chrono::{DateTime, Duration, FixedOffset};
+
+const PANEL: [&str; 3] = [
+    "la.rep@bury.test",
+    "police.rep@police.test",
+    "icb.rep@icb.test",
+];
+
+/// The first run: Wednesday 25 November 2026, 10:00 London.
+const NOW: &str = "2026-11-25T10:00:00Z";
+
+fn at(s: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(s).unwrap()
+}
+
+/// A shared mailbox as it is on the day caseclerk arrives: 1,000 messages of this year before
+/// November (one of them a referral from March), and in November twenty messages, a referral from
+/// the 3rd and one from yesterday.
+async fn full_mailbox(h: &Harness) {
+    let mut mail: Vec<(Vec<u8>, DateTime<FixedOffset>)> = (0..1000)
+        .map(|i| {
+            let day = at("2026-01-05T09:00:00Z") + Duration::hours(7 * i as i64);
+            (caseclerk::dev::bench::sample(i), day)
+        })
+        .collect();
+    mail.push((
+        referral("march@hospital.test", "Referral for a rapid review"),
+        at("2026-03-10T11:00:00Z"),
+    ));
+    for i in 0..20 {
+        let day = at("2026-11-02T09:00:00Z") + Duration::hours(10 * i as i64);
+        mail.push((caseclerk::dev::bench::sample(5000 + i), day));
+    }
+    mail.push((
+        referral("november@hospital.test", "Referral for a rapid review"),
+        at("2026-11-03T11:00:00Z"),
+    ));
+    mail.push((
+        referral("yesterday@hospital.test", "Referral for a rapid review"),
+        at("2026-11-24T09:30:00Z"),
+    ));
+    h.stack.append_many(SHARED, &mail).await.expect("appended");
+}
+
+fn run(h: &Harness, args: &[&str]) -> (String, String) {
+    let out = h.caseclerk(args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?}:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+#[tokio::test]
+async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date_and_sends_no_stale_letter()
+ {
+    let h = Harness::start("bury").await;
+    full_mailbox(&h).await;
+    let first_run = [
+        "tick",
+        "--process-existing",
+        "--since",
+        "2026-11-01",
+        "--now",
+        NOW,
+    ];
+
+    // --since only makes sense with --process-existing, and must be a date.
+    let alone = h.caseclerk(&["tick", "--since", "2026-11-01"]);
+    assert_eq!(alone.status.code(), Some(2));
+    let bad = h.caseclerk(&["tick", "--process-existing", "--since", "1 November"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a date like 2026-11-01"));
+
+    // The dry run prints the plan and leaves no database and no letter behind.
+    let mut dry = first_run.to_vec();
+    dry.push("--dry-run");
+    let (plan, stderr) = run(&h, &dry);
+    assert!(plan.starts_with("dry run: nothing was written"), "{plan}");
+    assert!(
+        plan.contains("1023 new message(s); 22 read, 1001 left for people"),
+        "{plan}"
+    );
+    assert!(plan.contains("open 2 case(s)"), "{plan}");
+    assert!(
+        plan.contains("RR-2026-0001  would open, received"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("RR-2026-0002  would open, received"),
+        "{plan}"
+    );
+    assert!(plan.contains("imported — not sent"), "{plan}");
+    assert!(plan.contains("  send  "), "{plan}");
+    assert!(!plan.contains('@'), "no addresses in the plan:\n{plan}");
+    assert!(!plan.contains("Referral for"), "no subjects in the plan");
+    assert!(
+        !h.dir.join("caseclerk.db").exists(),
+        "the dry run wrote no database"
+    );
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        0,
+        "the dry run sent nothing"
+    );
+    assert!(
+        !stderr.contains("messages ("),
+        "no progress line off a terminal:\n{stderr}"
+    );
+
+    // On a terminal (a pseudo-terminal from util-linux `script`), the same dry run shows its
+    // progress on stderr: messages done of the total, and the rate.
+    let command = format!(
+        "{} --config {} {} --dry-run",
+        env!("CARGO_BIN_EXE_caseclerk"),
+        h.config.display(),
+        first_run.join(" ")
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(
+        screen.contains("reading the mailbox: 22/22 messages ("),
+        "{screen}"
+    );
+    assert!(screen.contains("deciding: 22/22 messages ("), "{screen}");
+    assert!(screen.contains("/s)"), "{screen}");
+    assert!(!h.dir.join("caseclerk.db").exists());
+
+    // The real run: the same plan, done.
+    let out = h.ok(&first_run);
+    assert!(
+        out.contains("first look at the mailbox: 1023 message(s) there, 1001 left for people"),
+        "{out}"
+    );
+    assert!(out.contains("opened RR-2026-0001 RR-2026-0002"), "{out}");
+    let cases = h.ok(&["cases", "--now", NOW]);
+    assert_eq!(
+        cases.matches("RR-2026-").count(),
+        2,
+        "March stays with people:\n{cases}"
+    );
+
+    // Yesterday's referral is acknowledged (late) and goes to the panel; the one from the 3rd,
+    // whose letters fell due three weeks ago, is imported — not sent.
+    let acks = h.wait_inbox(REFERRER, 1).await;
+    assert_eq!(h.settled_count(REFERRER).await, 1);
+    assert!(acks[0].subject.contains("RR-2026-0002"), "the recent one");
+    for member in PANEL {
+        assert_eq!(h.settled_count(member).await, 1, "{member}");
+    }
+    let old = h.ok(&["case", "RR-2026-0001", "--now", NOW]);
+    assert!(old.contains("imported — not sent"), "{old}");
+    let digest = h.ok(&["digest", "--now", "2026-11-25T10:05:00Z"]);
+    let imported = digest
+        .split("IMPORTED, NOT SENT")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .unwrap_or_else(|| panic!("the digest lists imported letters:\n{digest}"));
+    assert_eq!(imported.matches("RR-2026-0001").count(), 4, "{imported}");
+    assert!(!imported.contains("RR-2026-0002"), "{imported}");
+
+    // The next pass sends nothing more, and the mail left for people stays left.
+    let again = h.ok(&[
+        "tick",
+        "--process-existing",
+        "--now",
+        "2026-11-25T10:10:00Z",
+    ]);
+    assert!(
+        again.starts_with("not the first look at the mailbox")
+            && again.contains("\nfetched 0 new, processed 0"),
+        "{again}"
+    );
+    assert_eq!(h.settled_count(REFERRER).await, 1);
+
+    // A dry run on a working database: it shows a new referral's case and letters, and the
+    // database and the mailboxes are as they were.
+    h.stack
+        .append(
+            SHARED,
+            &referral("today@hospital.test", "Referral for a rapid review"),
+            at("2026-11-25T10:12:00Z"),
+        )
+        .await
+        .expect("appended");
+    let files = || {
+        ["caseclerk.db", "caseclerk.db-wal"]
+            .map(|f| std::fs::read(h.dir.join(f)).unwrap_or_default())
+    };
+    let before = files();
+    let (plan, _) = run(&h, &["tick", "--now", "2026-11-25T10:13:00Z", "--dry-run"]);
+    assert!(plan.contains("RR-2026-0003  would open"), "{plan}");
+    assert!(plan.contains("send 4 letter(s) now; 0 imported"), "{plan}");
+    assert!(before == files(), "the dry run changed the database");
+    assert_eq!(
+        h.ok(&["cases", "--now", NOW]).matches("RR-2026-").count(),
+        2
+    );
+    assert_eq!(h.settled_count(REFERRER).await, 1);
+
+    // An operator can send an imported letter deliberately.
+    let ack_line = old
+        .lines()
+        .find(|l| l.contains("imported — not sent") && l.contains("hospital.test"))
+        .expect("the imported acknowledgement");
+    let id = ack_line.split_whitespace().next().unwrap();
+    h.ok(&[
+        "resend",
+        "RR-2026-0001",
+        id,
+        "--reason",
+        "the referrer asked for it",
+        "--now",
+        "2026-11-25T10:20:00Z",
+    ]);
+    h.ok(&["tick", "--now", "2026-11-25T10:21:00Z"]);
+    // The resent acknowledgement, and the new referral's own.
+    assert_eq!(h.settled_count(REFERRER).await, 3);
+}
+
+/// Without a server: a case opened on a first run from a referral of three weeks ago gets none of
+/// the letters that fell due then, and every letter that falls due after the run.
+#[tokio::test]
+async fn a_case_opened_from_an_old_referral_on_the_first_run_still_gets_its_future_letters() {
+    use crate::review::{Review, london};
+    use caseclerk::shell::firstrun::{self, FirstRunRecord};
+    let mut review = Review::of("bury").await;
+    let received = london("2026-11-03 11:00");
+    let store = &review.engine.store;
+    store
+        .store_fetched(
+            "INBOX",
+            1,
+            &[caseclerk::shell::mailbox::new_message(
+                &referral("november@hospital.test", "Referral for a rapid review"),
+                1,
+                received,
+            )],
+            1,
+            received,
+        )
+        .await
+        .unwrap();
+    let started = london("2026-11-25 10:00");
+    firstrun::record(
+        store,
+        &FirstRunRecord {
+            started,
+            uidvalidity: 1,
+            until_uid: 1,
+            since: None,
+            processed: true,
+            left: 0,
+        },
+    )
+    .await
+    .unwrap();
+
+    review.at("2026-11-25 10:00").await;
+    assert_eq!(review.last.opened, ["RR-2026-0001"]);
+    assert!(
+        review.letters().is_empty(),
+        "the acknowledgement and the screening request of 3 November are imported, not sent"
+    );
+    let report = review.report("RR-2026-0001").await;
+    assert_eq!(report.matches("imported — not sent").count(), 4, "{report}");
+
+    review
+        .decide("RR-2026-0001", "screening", "meets", "2026-11-26 09:00")
+        .await;
+    review.at("2026-11-26 10:30").await;
+    assert!(
+        !review.for_step("outcome-meets").is_empty(),
+        "the outcome, due after the run, goes: {:?}",
+        review.timeline()
+    );
+    assert!(review.for_step("acknowledge").is_empty());
+}
