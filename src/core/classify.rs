@@ -26,10 +26,24 @@
 //!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`.
 //! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`.
 //! 7. [`case_ref_in_subject`] — the subject names exactly one existing case → `CaseReply`.
-//! 8. [`agency_sender_open_case`] — no thread or reference, but the sender's agency (by address,
-//!    then domain) is on exactly one open case → `CaseReply` for it; on several → `Unmatched`.
-//! 9. [`referral`] — referral vocabulary in the subject, body or attachment names → `Referral`.
-//! 10. [`unmatched`] — everything else.
+//! 8. [`conversation`] — no thread we know and no case in the subject, but Outlook's
+//!    `Thread-Index` names the conversation of one case (our letters' conversation, see
+//!    [`crate::core::conversation`], or a message filed on the case), or `Thread-Topic` names one
+//!    existing case → `CaseReply`; two cases → `Unmatched`.
+//! 9. [`quoted_case_ref`] — the body (quoted history included) names exactly one existing case →
+//!    `CaseReply`, unless the sender's own text uses new-referral words (then `Unmatched`); two or
+//!    more cases → `Unmatched`.
+//! 10. [`agency_sender_open_case`] — no thread or reference, but the sender's agency (by address,
+//!     then domain) is on exactly one open case → `CaseReply` for it; on several → `Unmatched`.
+//! 11. [`quotes_our_letter`] — the body quotes one of our letters (a `From:` line with our
+//!     address, a Message-ID we minted, "Please keep RR-… in the subject", the word caseclerk) but
+//!     no case was found → `Unmatched`: a reply to us is never a new referral.
+//! 12. [`referral_trust`] — a would-be referral that the receiving server marked as spam, that
+//!     failed DMARC/SPF/DKIM, or that comes from an untrusted sender without a passing verdict (or
+//!     with an unsafe attachment) → `Unmatched`, with the reason: it opens no case and nothing is
+//!     sent (see [`crate::core::trust`] for what "trusted" means).
+//! 13. [`referral`] — referral vocabulary in the subject, body or attachment names → `Referral`.
+//! 14. [`unmatched`] — everything else.
 
 use std::fmt;
 
@@ -37,6 +51,7 @@ pub mod automated;
 
 use crate::core::intake::{Attachment, Message};
 use crate::core::text::{own_text, words};
+use crate::core::{conversation as outlook, trust};
 
 // ---------------------------------------------------------------------------------------------
 // Context handed in by the engine
@@ -59,6 +74,19 @@ pub struct Context {
     /// Which agencies are on which open cases (for fresh mail from an agency with no thread or
     /// reference).
     pub agency_cases: Vec<AgencyCase>,
+    /// Outlook conversations (`Thread-Index` header blocks, hex) of messages filed on a case. The
+    /// conversations of our own letters are derived from `case_refs` and need not be listed.
+    pub conversations: Vec<Conversation>,
+    /// Who may open a case: the receiving server's verdict and trusted sender domains.
+    pub trust: trust::Policy,
+}
+
+/// An Outlook conversation a case's messages belong to.
+#[derive(Clone)]
+pub struct Conversation {
+    /// As [`crate::core::intake::thread_conversation`] gives it.
+    pub conversation: String,
+    pub case_ref: String,
 }
 
 /// An agency on an open case.
@@ -334,8 +362,7 @@ pub const CASE_REF_PATTERN: &str = "RR-YYYY-NNNN";
 
 type Rule = fn(&Message, &Context) -> Option<Verdict>;
 
-/// Rules 1–9 in order (rule 8 is a later rule, see the module documentation); [`unmatched`] is
-/// the fallback after them.
+/// Rules 1–13 in order; [`unmatched`] is the fallback after them.
 const RULES: &[(&str, Rule)] = &[
     ("unparseable", unparseable),
     ("own_message", own_message),
@@ -345,7 +372,11 @@ const RULES: &[(&str, Rule)] = &[
     ("automated_wording", automated::automated_wording),
     ("thread", thread),
     ("case_ref_in_subject", case_ref_in_subject),
+    ("conversation", conversation),
+    ("quoted_case_ref", quoted_case_ref),
     ("agency_sender_open_case", agency_sender_open_case),
+    ("quotes_our_letter", quotes_our_letter),
+    ("referral_trust", referral_trust),
     ("referral", referral),
 ];
 
@@ -796,13 +827,7 @@ pub fn case_ref_in_subject(msg: &Message, ctx: &Context) -> Option<Verdict> {
     }
 }
 
-/// Rule 9: a new referral — [`REFERRAL_VOCABULARY`] in the subject, an attachment name or the
-/// body (the whole body: a forwarded referral sits below the forwarding note).
-///
-/// Mailing-list and newsletter traffic (List-Id, List-Unsubscribe or List-Post present) never
-/// opens a case: with vocabulary it is `Unmatched`, for a person. A message without vocabulary
-/// falls through to [`unmatched`].
-/// A fresh message (no thread we know, no case reference) from an agency that is on exactly one
+/// Rule 10: a fresh message (no thread we know, no case reference) from an agency that is on exactly one
 /// open case belongs to that case: agencies often start a new email to send their return. On
 /// several open cases it is left for a person; an agency on none falls through to the later rules.
 pub fn agency_sender_open_case(msg: &Message, ctx: &Context) -> Option<Verdict> {
@@ -866,6 +891,13 @@ pub fn agency_sender_open_case(msg: &Message, ctx: &Context) -> Option<Verdict> 
     }
 }
 
+/// Rule 13: a new referral — [`REFERRAL_VOCABULARY`] in the subject, an attachment name or the
+/// body (the whole body: a forwarded referral sits below the forwarding note).
+///
+/// Mailing-list and newsletter traffic (List-Id, List-Unsubscribe or List-Post present) never
+/// opens a case: with vocabulary it is `Unmatched`, for a person. A message without vocabulary
+/// falls through to [`unmatched`]. Attachments that will not travel to the panel
+/// ([`trust::attachment_risk`]) are noted in the reasons.
 pub fn referral(msg: &Message, _ctx: &Context) -> Option<Verdict> {
     let mut reasons = referral_vocabulary_hits(msg);
     if reasons.is_empty() {
@@ -885,10 +917,236 @@ pub fn referral(msg: &Message, _ctx: &Context) -> Option<Verdict> {
                 .to_string(),
         );
     }
+    if let Some(withheld) = trust::withheld_summary(&msg.attachments) {
+        reasons.push(format!(
+            "flag: {withheld}; they are never forwarded to the panel"
+        ));
+    }
     verdict("referral", Kind::Referral, reasons)
 }
 
-/// Rule 10, the fallback: keep the message and list it for a person, with whatever hints help.
+/// Rule 8: Outlook's conversation. `Thread-Index` continues the conversation of our letters on
+/// a case (every letter of a case carries the same header block) or of a message filed on a case;
+/// or `Thread-Topic` (the conversation's original subject) names an existing case. One case → a
+/// reply on it; more than one → `Unmatched` (nothing guessed).
+pub fn conversation(msg: &Message, ctx: &Context) -> Option<Verdict> {
+    let mut refs: Vec<String> = Vec::new();
+    let mut reasons = Vec::new();
+    if let Some(conv) = &msg.thread_conversation {
+        let domain = ctx.own_id_domain.trim().trim_start_matches('@');
+        for r in &ctx.case_refs {
+            if !domain.is_empty() && outlook::case_conversation(domain, r) == *conv {
+                reasons.push(format!(
+                    "Thread-Index continues the Outlook conversation of our letters on {r}"
+                ));
+                push_unique(&mut refs, r.clone());
+            }
+        }
+        for c in &ctx.conversations {
+            if c.conversation.eq_ignore_ascii_case(conv) && !refs.contains(&c.case_ref) {
+                reasons.push(format!(
+                    "Thread-Index continues the Outlook conversation of a message filed on {}",
+                    c.case_ref
+                ));
+                push_unique(&mut refs, c.case_ref.clone());
+            }
+        }
+    }
+    if let Some(topic) = &msg.thread_topic {
+        for r in existing_refs_in(topic, ctx) {
+            if !refs.contains(&r) {
+                reasons.push(format!("Thread-Topic names the existing case {r}"));
+                push_unique(&mut refs, r);
+            }
+        }
+    }
+    match refs.as_slice() {
+        [] => None,
+        [one] => {
+            let kind = case_reply(msg, ctx, one.clone(), None, &mut reasons);
+            verdict("conversation", kind, reasons)
+        }
+        many => {
+            reasons.push(format!(
+                "the Outlook conversation points to more than one case ({}): left for a person",
+                many.join(", ")
+            ));
+            verdict("conversation", Kind::Unmatched, reasons)
+        }
+    }
+}
+
+/// Rule 9: the body — quoted history included, where a reply carries the letter it answers —
+/// names exactly one existing case → a reply on it. When the sender's own text (quoted history
+/// removed) uses new-referral words ([`REFERRAL_VOCABULARY`] less "rapid review", which is how
+/// people write about the review itself), it could be a new referral that mentions an old case:
+/// `Unmatched`. Two or more cases → `Unmatched`.
+pub fn quoted_case_ref(msg: &Message, ctx: &Context) -> Option<Verdict> {
+    let refs = existing_refs_in(&msg.body_text, ctx);
+    match refs.as_slice() {
+        [] => None,
+        [one] => {
+            let mut reasons = vec![format!("the body names the existing case {one}")];
+            let strong: Vec<&str> = REFERRAL_VOCABULARY
+                .iter()
+                .copied()
+                .filter(|t| *t != "rapid review")
+                .collect();
+            if let Some(term) = first_phrase(&words(own_text(&msg.body_text)), &strong, false) {
+                reasons.push(format!(
+                    "the sender's own text uses referral vocabulary \"{term}\": it could be a new \
+                     referral that mentions {one}; left for a person"
+                ));
+                return verdict("quoted_case_ref", Kind::Unmatched, reasons);
+            }
+            let kind = case_reply(msg, ctx, one.clone(), None, &mut reasons);
+            verdict("quoted_case_ref", kind, reasons)
+        }
+        many => verdict(
+            "quoted_case_ref",
+            Kind::Unmatched,
+            vec![format!(
+                "the body names more than one existing case ({}): left for a person",
+                many.join(", ")
+            )],
+        ),
+    }
+}
+
+/// Rule 11: the body quotes one of our letters, yet no case was found (the reference was edited
+/// out, or the case is gone): a reply to us is never a new referral → `Unmatched`. Evidence: a
+/// quoted `From:` or "… wrote:" line with one of our addresses; a Message-ID we minted; "keep(ing) RR-…" (our
+/// letters ask for the reference to stay in the subject); the word "caseclerk".
+pub fn quotes_our_letter(msg: &Message, ctx: &Context) -> Option<Verdict> {
+    let reasons = our_letter_evidence(msg, ctx);
+    if reasons.is_empty() {
+        return None;
+    }
+    let mut reasons = reasons;
+    reasons.push(
+        "it answers one of our letters but names no case we can find: left for a person, never \
+         a new referral"
+            .to_string(),
+    );
+    verdict("quotes_our_letter", Kind::Unmatched, reasons)
+}
+
+fn our_letter_evidence(msg: &Message, ctx: &Context) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let body = msg.body_text.to_lowercase();
+    // Outlook/Exchange quote "From: … <our address>"; Gmail and Apple Mail "On …, … <our
+    // address> wrote:".
+    let quoted_from_us = body.lines().any(|line| {
+        let line = line
+            .trim_matches(|c: char| c == '>' || c == '*' || c.is_whitespace())
+            .to_string();
+        (line.starts_with("from:") || line.ends_with("wrote:"))
+            && ctx
+                .own_addresses
+                .iter()
+                .map(|a| a.trim().to_lowercase())
+                .any(|a| !a.is_empty() && line.contains(&a))
+    });
+    if quoted_from_us {
+        reasons.push(
+            "the body quotes a From: or \"… wrote:\" line with one of our addresses".to_string(),
+        );
+    }
+    let domain = ctx
+        .own_id_domain
+        .trim()
+        .trim_start_matches('@')
+        .to_lowercase();
+    let minted = !domain.is_empty()
+        && body
+            .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')'))
+            .any(|t| t.starts_with(OWN_ID_PREFIX) && t.ends_with(&format!("@{domain}")));
+    if minted {
+        reasons.push("the body quotes a Message-ID we minted".to_string());
+    }
+    let w = words(&msg.body_text);
+    let keep = w.windows(4).any(|x| {
+        matches!(x[0].as_str(), "keep" | "keeping")
+            && x[1] == "rr"
+            && x[2].len() == 4
+            && x[2].chars().all(|c| c.is_ascii_digit())
+            && x[3].chars().all(|c| c.is_ascii_digit())
+    });
+    if keep {
+        reasons.push(
+            "the body quotes our request to keep a case reference in the subject".to_string(),
+        );
+    }
+    if w.iter().any(|x| x == "caseclerk") {
+        reasons.push("the body names caseclerk".to_string());
+    }
+    reasons
+}
+
+/// Rule 12: who may open a case (see [`crate::core::trust`]). Fires only on a would-be referral
+/// (referral vocabulary, no list headers): spam-marked or failed authentication → `Unmatched`
+/// whoever the sender; an untrusted sender (when `trusted_domains` is set) without a passing
+/// verdict, or with an unsafe attachment → `Unmatched`. Otherwise it steps aside for [`referral`].
+pub fn referral_trust(msg: &Message, ctx: &Context) -> Option<Verdict> {
+    if msg.list_headers {
+        return None;
+    }
+    let mut reasons = referral_vocabulary_hits(msg);
+    if reasons.is_empty() {
+        return None;
+    }
+    let withheld = trust::withheld_summary(&msg.attachments);
+    let stopped = |mut reasons: Vec<String>| {
+        if let Some(w) = &withheld {
+            reasons.push(format!("flag: {w}"));
+        }
+        verdict("referral_trust", Kind::Unmatched, reasons)
+    };
+    let policy = &ctx.trust;
+    if let Some(spam) = trust::spam_reason(msg, &policy.spam) {
+        reasons.push(spam);
+        reasons.push("a message marked as spam opens no case and is sent to nobody".to_string());
+        return stopped(reasons);
+    }
+    let auth = trust::authentication(msg, policy.authserv_id.as_deref());
+    if let trust::Auth::Fail(why) = &auth {
+        reasons.push(format!("sender authentication failed: {why}"));
+        reasons.push("a referral that fails authentication opens no case".to_string());
+        return stopped(reasons);
+    }
+    if policy.trusted_domains.is_empty() || sender_trusted(msg, ctx) {
+        return None;
+    }
+    match &auth {
+        trust::Auth::Pass(_) if withheld.is_none() => None,
+        trust::Auth::Pass(evidence) => {
+            reasons.push(format!(
+                "sender is not in trusted_domains or the agency directory; authenticated \
+                 ({evidence}), but an untrusted sender's unsafe file is left for a person"
+            ));
+            stopped(reasons)
+        }
+        trust::Auth::Unverified(why) | trust::Auth::Fail(why) => {
+            reasons.push(format!(
+                "sender is not in trusted_domains or the agency directory, and authentication \
+                 did not pass ({why}): left for a person"
+            ));
+            stopped(reasons)
+        }
+    }
+}
+
+/// The From address is in a `trusted_domains` pattern or the agency directory.
+fn sender_trusted(msg: &Message, ctx: &Context) -> bool {
+    let Some(email) = msg.from.as_ref().map(|a| a.email.as_str()) else {
+        return false;
+    };
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+    trust::domain_trusted(domain, &ctx.trust.trusted_domains)
+        || agency_for(msg, ctx, &mut Vec::new()).is_some()
+}
+
+/// Rule 14, the fallback: keep the message and list it for a person, with whatever hints help.
 pub fn unmatched(msg: &Message, ctx: &Context) -> Verdict {
     let mut reasons = vec![
         "no rule matched: not ours, not automated, not threaded to a known message, no existing \
@@ -1192,7 +1450,12 @@ fn describe_hit(header: &str, known: &Known) -> String {
 
 /// Existing case references named in the subject, in order, without duplicates.
 fn existing_subject_refs(msg: &Message, ctx: &Context) -> Vec<String> {
-    find_case_refs(&msg.subject)
+    existing_refs_in(&msg.subject, ctx)
+}
+
+/// Existing case references named in `text`, in order, without duplicates.
+fn existing_refs_in(text: &str, ctx: &Context) -> Vec<String> {
+    find_case_refs(text)
         .into_iter()
         .filter(|r| {
             ctx.case_refs
@@ -1466,7 +1729,11 @@ mod tests {
     ///   (address `dsl@hillcrest-primary.sch.test`), housing (domain `homes-northdale.test`),
     ///   la-childrens-services (domain `northdale.gov.test`);
     /// - agencies on open cases: health on RR-2026-0003 and RR-2026-0007, housing on RR-2026-0007,
-    ///   school-hillcrest on RR-2026-0003.
+    ///   school-hillcrest on RR-2026-0003;
+    /// - the referral of RR-2026-0007 was written in Outlook: its conversation is on file;
+    /// - senders: our server is `mx.northdale-scp.test`; spam is `X-Spam-Flag: YES` or an Exchange
+    ///   SCL of 5 or more; trusted domains `*.nhs.test`, `*.police.test`, `*.sch.test` and
+    ///   `northdale.gov.test`.
     ///
     /// It lists every known id, not just the ones a message references: rules must ignore
     /// entries the message does not name.
@@ -1534,6 +1801,31 @@ mod tests {
                 agency_case("housing", "RR-2026-0007"),
                 agency_case("school-hillcrest", "RR-2026-0003"),
             ],
+            conversations: vec![Conversation {
+                // the Outlook conversation of the referral that opened RR-2026-0007
+                conversation: "01dc1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c".into(),
+                case_ref: "RR-2026-0007".into(),
+            }],
+            trust: trust::Policy {
+                authserv_id: Some("mx.northdale-scp.test".into()),
+                spam: vec![
+                    trust::SpamRule::Flag {
+                        header: "X-Spam-Flag".into(),
+                        value: "YES".into(),
+                    },
+                    trust::SpamRule::Score {
+                        header: "X-MS-Exchange-Organization-SCL".into(),
+                        threshold: 5.0,
+                        inclusive: true,
+                    },
+                ],
+                trusted_domains: vec![
+                    "*.nhs.test".into(),
+                    "*.police.test".into(),
+                    "*.sch.test".into(),
+                    "northdale.gov.test".into(),
+                ],
+            },
         }
     }
 
@@ -1740,7 +2032,11 @@ mod tests {
                 "automated_wording",
                 "thread",
                 "case_ref_in_subject",
+                "conversation",
+                "quoted_case_ref",
                 "agency_sender_open_case",
+                "quotes_our_letter",
+                "referral_trust",
                 "referral",
                 "unmatched"
             ]
@@ -2066,6 +2362,91 @@ mod tests {
             "x",
         );
         assert_ne!(classify(&m, &ctx).kind, Kind::OwnMessage);
+    }
+
+    #[test]
+    fn an_outlook_conversation_that_points_to_two_cases_goes_to_a_person() {
+        let index = {
+            use base64::Engine as _;
+            let conv = outlook::case_conversation(IDD, "RR-2026-0001");
+            base64::engine::general_purpose::STANDARD.encode(hex::decode(conv).unwrap())
+        };
+        let headers = format!(
+            "From: x@elsewhere.test\r\nSubject: notes\r\nMessage-ID: <c2@elsewhere.test>\r\n\
+             Thread-Index: {index}\r\nThread-Topic: [RR-2026-0003] Information requested"
+        );
+        let v = classify(&message(&headers, "see attached"), &corpus_context());
+        assert_eq!(
+            (v.rule, v.kind),
+            ("conversation", Kind::Unmatched),
+            "{:?}",
+            v.reasons
+        );
+        let one = headers.replace("Thread-Topic: [RR-2026-0003] ", "Thread-Topic: ");
+        let v = classify(&message(&one, "see attached"), &corpus_context());
+        assert!(
+            matches!(v.kind, Kind::CaseReply { ref case_ref, .. } if case_ref == "RR-2026-0001")
+        );
+    }
+
+    #[test]
+    fn a_reply_quoting_a_message_id_we_minted_is_never_a_new_referral() {
+        let body = format!(
+            "Here is the referral you asked for.\r\n\r\n> Message-ID: <caseclerk.ab12.cd34@{IDD}>\r\n> quoted"
+        );
+        let v = classify(
+            &message(
+                "From: someone@hospital-elsewhere.test\r\nSubject: RE: referral\r\nMessage-ID: <m1@h.test>",
+                &body,
+            ),
+            &corpus_context(),
+        );
+        assert_eq!(
+            (v.rule, v.kind),
+            ("quotes_our_letter", Kind::Unmatched),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    #[test]
+    fn a_gmail_reply_under_our_wrote_line_is_never_a_new_referral() {
+        let v = classify(
+            &message(
+                "From: someone@hospital-elsewhere.test\r\nSubject: Re: your referral\r\nMessage-ID: <m2@h.test>",
+                "Thanks, will do.\r\n\r\nOn Thu, 12 Mar 2026 at 09:12, Northdale SCP <\r\n\
+                 safeguarding@northdale-scp.test> wrote:\r\n\r\n> Thank you for the referral.",
+            ),
+            &corpus_context(),
+        );
+        // the wrapped "wrote:" line still ends on our address
+        assert_eq!(
+            (v.rule, v.kind),
+            ("quotes_our_letter", Kind::Unmatched),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    #[test]
+    fn the_phishing_lure_without_its_spam_flag_is_still_stopped_as_an_untrusted_unverified_sender()
+    {
+        let raw = std::fs::read(fixture_dir().join("60-phishing-shared-document.eml")).unwrap();
+        let text = String::from_utf8(raw)
+            .unwrap()
+            .replace("X-Spam-Flag: YES", "X-Spam-Flag: NO");
+        let v = classify(&intake::parse(text.as_bytes()), &corpus_context());
+        assert_eq!(
+            (v.rule, v.kind),
+            ("referral_trust", Kind::Unmatched),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("not in trusted_domains"))
+        );
     }
 
     #[test]

@@ -143,6 +143,14 @@ pub struct Message {
     /// What the author wrote, hashed: the identity [`crate::core::identity::fingerprint`] (trace
     /// headers left out), which tells two messages apart and a re-delivery from a new message.
     pub fingerprint: String,
+    /// Outlook's `Thread-Topic`: the conversation's original subject, without `RE:`/`FW:`.
+    pub thread_topic: Option<String>,
+    /// The conversation Outlook/Exchange's `Thread-Index` names: the hex of its first 22 bytes
+    /// (its header block; every reply appends five bytes). See [`thread_conversation`].
+    pub thread_conversation: Option<String>,
+    /// Every top-level header field as (lowercase name, unfolded value), in header order: what
+    /// the operator's spam-header rules read (see `core::trust`). Never logged.
+    pub header_fields: Vec<(String, String)>,
 }
 
 /// Vacation-program headers that mark an automatic reply, lowercase. Present with any value.
@@ -190,6 +198,9 @@ impl Message {
             dsn: None,
             raw_sha256,
             fingerprint,
+            thread_topic: None,
+            thread_conversation: None,
+            header_fields: Vec::new(),
         }
     }
 }
@@ -357,7 +368,54 @@ fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
         dsn,
         raw_sha256: raw_sha256.to_string(),
         fingerprint: String::new(), // filled by `parse`
+        thread_topic: raw_text(headers, "thread-topic").map(|t| decode_words(&t)),
+        thread_conversation: raw_text(headers, "thread-index")
+            .as_deref()
+            .and_then(thread_conversation),
+        header_fields: headers
+            .iter()
+            .map(|h| {
+                let value = text_of(&h.value).map(|v| unfold(&v)).unwrap_or_default();
+                (h.name().to_ascii_lowercase(), value)
+            })
+            .collect(),
     })
+}
+
+/// The conversation a `Thread-Index` value names: the lowercase hex of its first 22 decoded bytes
+/// (Outlook's header block: a reserved byte, five bytes of time and a 16-byte GUID; each reply
+/// appends five bytes, so every message of a conversation shares these 22). `None` when the
+/// value is not base64 or shorter than 22 bytes.
+pub fn thread_conversation(thread_index: &str) -> Option<String> {
+    use base64::Engine as _;
+    let compact: String = thread_index.split_whitespace().collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()?;
+    (bytes.len() >= 22).then(|| hex::encode(&bytes[..22]))
+}
+
+/// RFC 2047 encoded words decoded, as for Subject (Outlook encodes a non-ASCII Thread-Topic;
+/// `mail-parser` leaves unregistered headers as they are): the value is read as a Subject.
+fn decode_words(value: &str) -> String {
+    if !value.contains("=?") {
+        return value.to_string();
+    }
+    let probe = format!("Subject: {value}\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(probe.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_else(|| value.to_string())
+}
+
+/// First value of a header kept as text, unfolded and trimmed, case kept; `None` when empty.
+fn raw_text(headers: &[mail_parser::Header<'_>], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case(name))
+        .and_then(|h| text_of(&h.value))
+        .map(|v| unfold(&v))
+        .filter(|v| !v.is_empty())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -874,6 +932,32 @@ mod tests {
             .join("tests/fixtures/mail")
             .join(format!("{name}.eml"));
         parse(&std::fs::read(path).expect("fixture readable"))
+    }
+
+    #[test]
+    fn outlook_thread_topic_and_the_conversation_of_thread_index_are_exposed() {
+        let raw = b"From: a@b.test\r\nSubject: RE: x\r\n\
+            Thread-Topic: =?utf-8?Q?Baby_M_=E2=80=93_early_help?=\r\n\
+            Thread-Index: AdyyP0nQ8tW9c8ZkQ1mHc0v2kZp9Ag\r\n ABI0VniQ==\r\n\r\nbody\r\n";
+        let m = parse(raw);
+        assert_eq!(
+            m.thread_topic.as_deref(),
+            Some("Baby M \u{2013} early help")
+        );
+        assert_eq!(
+            m.thread_conversation.as_deref(),
+            Some("01dcb23f49d0f2d5bd73c664435987734bf6919a7d02")
+        );
+        assert!(
+            m.header_fields
+                .iter()
+                .any(|(n, v)| n == "thread-index" && v.starts_with("AdyyP0nQ"))
+        );
+        let plain = parse(b"From: a@b.test\r\nSubject: x\r\n\r\nbody\r\n");
+        assert_eq!(
+            (plain.thread_topic, plain.thread_conversation),
+            (None, None)
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::core::intake::Message;
 use crate::core::process::{Process, StepKind};
 use crate::core::records::NewLetter;
 use crate::core::timeline::{self, DueLetter};
+use crate::core::trust;
 use chrono::{DateTime, Utc};
 use handlebars::Handlebars;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -113,6 +114,9 @@ pub struct Compose {
     /// An iCalendar `METHOD:REQUEST` body: placed inside the alternative part (Outlook needs that)
     /// and attached as `invite.ics`.
     pub calendar: Option<String>,
+    /// Outlook's `Thread-Index` (a case letter's conversation, [`crate::core::conversation`]);
+    /// `Thread-Topic` is then the subject.
+    pub thread_index: Option<String>,
 }
 
 impl Templates {
@@ -217,6 +221,17 @@ pub fn compose(c: &Compose) -> Result<Vec<u8>, LetterError> {
             "auto-generated".into(),
         ))
         .user_agent("caseclerk".into());
+    if let Some(index) = &c.thread_index {
+        b = b
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Thread-Index"),
+                index.clone(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Thread-Topic"),
+                c.subject.clone(),
+            ));
+    }
     for (name, addr) in &c.also_to {
         b = b.to(mailbox(name, addr)?);
     }
@@ -508,20 +523,25 @@ fn addressed(due: &DueLetter) -> serde_json::Value {
     json!({ "name": name, "email": due.to.email, "role": due.to.role, "phone": null })
 }
 
-/// A case letter, due and decided, with what it attaches (read by the shell): its outbox row.
+/// A case letter, due and decided, with what it attaches (read by the shell) and what the shell
+/// left out of that ([`crate::core::trust::withheld_summary`]; the letter then opens with
+/// [`withheld_note`]): its outbox row.
 pub fn case_letter(
     h: &Letterhead<'_>,
     templates: &Templates,
     case_id: i64,
     state: &CaseState,
     due: &DueLetter,
-    attachments: Vec<OutAttachment>,
+    (attachments, withheld): (Vec<OutAttachment>, Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<NewLetter, LetterError> {
     let reference = &state.reference;
     let dedupe_key = format!("{reference}/{}/{}", due.step, due.key);
     let message_id = message_id(h.install_id, h.id_domain, &dedupe_key);
-    let rendered = templates.render(&due.template, &data(h, state, due))?;
+    let mut rendered = templates.render(&due.template, &data(h, state, due))?;
+    if let Some(w) = withheld {
+        rendered = withheld_note(rendered, w);
+    }
     let mut references = state.referral_references.clone();
     if let Some(id) = &state.referral_message_id {
         references.push(id.clone());
@@ -569,6 +589,10 @@ pub fn case_letter(
         date: now,
         attachments,
         calendar,
+        thread_index: Some(crate::core::conversation::thread_index(
+            h.id_domain,
+            reference,
+        )),
     })?;
     let mut envelope_to = vec![due.to.email.clone()];
     for r in due.also_to.iter().chain(&due.cc) {
@@ -629,6 +653,7 @@ pub fn people_letter(
         date: now,
         attachments,
         calendar: None,
+        thread_index: None,
     })?;
     let mut envelope_to: Vec<String> = Vec::new();
     for c in people {
@@ -693,7 +718,9 @@ pub struct OriginalLetter<'a> {
     pub raw: &'a [u8],
 }
 
-/// The referral email as text, for the screening panel.
+/// The referral email as text, for the screening panel. Files that do not travel
+/// ([`crate::core::trust::attachment_risk`]) are not named: a line says how many of which kind
+/// were withheld.
 pub fn referral_text(m: &Message) -> String {
     let who = |a: &crate::core::intake::Address| match &a.name {
         Some(n) => format!("{n} <{}>", a.email),
@@ -707,19 +734,57 @@ pub fn referral_text(m: &Message) -> String {
         out.push_str(&format!("Date: {}\n", long_instant(d)));
     }
     out.push_str(&format!("Subject: {}\n", m.subject));
-    if !m.attachments.is_empty() {
+    let travelling: Vec<&str> = m
+        .attachments
+        .iter()
+        .filter(|a| trust::attachment_risk(a).is_none())
+        .map(|a| a.filename.as_str())
+        .collect();
+    if !travelling.is_empty() {
+        out.push_str(&format!("Attachments: {}\n", travelling.join(", ")));
+    }
+    if let Some(withheld) = trust::withheld_summary(&m.attachments) {
         out.push_str(&format!(
-            "Attachments: {}\n",
-            m.attachments
-                .iter()
-                .map(|a| a.filename.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "Withheld: {withheld}. caseclerk never forwards programs, scripts, web pages, disk \
+             images or macro-enabled documents; the business unit holds the original email.\n"
         ));
     }
     out.push('\n');
     out.push_str(&m.body_text);
     out
+}
+
+/// A letter that opens by saying which attached files were left out (by count and kind, never
+/// by name): first in the text part, and first inside the HTML part's `<body>`.
+pub fn withheld_note(mut r: Rendered, withheld: &str) -> Rendered {
+    let note = format!(
+        "Not forwarded: {withheld}. caseclerk never forwards programs, scripts, web pages, disk \
+         images or macro-enabled documents; the business unit holds the original email."
+    );
+    r.text = format!("{note}\n\n{}", r.text);
+    let para = format!("<p><strong>{}</strong></p>", handlebars::html_escape(&note));
+    let at = r
+        .html
+        .find("<body")
+        .and_then(|i| r.html[i..].find('>').map(|j| i + j + 1))
+        .unwrap_or(0);
+    r.html.insert_str(at, &para);
+    r
+}
+
+/// What of a received message travels with a letter: its files that may be forwarded
+/// (never programs, scripts, web pages, disk images, macro-enabled Office files or SVG with
+/// script — [`crate::core::trust::attachment_risk`]), each named `prefix` + its file name.
+pub fn forwardable(m: &Message, prefix: &str) -> Vec<OutAttachment> {
+    m.attachments
+        .iter()
+        .filter(|a| trust::attachment_risk(a).is_none())
+        .map(|a| OutAttachment {
+            filename: format!("{prefix}{}", a.filename),
+            content_type: a.content_type.clone(),
+            data: a.data.clone(),
+        })
+        .collect()
 }
 
 /// The content type of a configured attachment, by its file name's extension.
@@ -849,6 +914,7 @@ mod tests {
                 data: vec![0x50, 0x4b, 3, 4, 0, 1, 2],
             }],
             calendar: None,
+            thread_index: None,
         }
     }
 

@@ -12,6 +12,8 @@
 //! - [`react`]: what a message does to a case, and what counting the votes does: named rules.
 //! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
+//! - [`trust`]: who may open a case (server verdict, trusted domains) and unsafe attachments.
+//! - [`conversation`]: Outlook's Thread-Index on our letters and the conversation a reply names.
 //! - [`text`]: a reply cut from its quoted history; text folded for comparison.
 //! - [`area`]: the one area (borough) a referral names.
 //! - [`records`]: the rows the store hands over (a case, its events, a letter summary).
@@ -29,6 +31,7 @@ pub mod area;
 pub mod calendar;
 pub mod case;
 pub mod classify;
+pub mod conversation;
 pub mod decisions;
 pub mod digest;
 pub mod directory;
@@ -43,4 +46,5 @@ pub mod react;
 pub mod records;
 pub mod text;
 pub mod timeline;
+pub mod trust;
 pub mod views;

@@ -8,7 +8,9 @@
 
 use crate::core::case::CaseState;
 use crate::core::intake;
-use crate::core::letters::{LetterError, OutAttachment, content_type_for, referral_text};
+use crate::core::letters::{
+    LetterError, OutAttachment, content_type_for, forwardable, referral_text,
+};
 use crate::shell::config::Config;
 use crate::shell::store::{Store, StoreError};
 
@@ -57,6 +59,34 @@ pub async fn read(
     Ok(out)
 }
 
+/// What the letter's attachments leave out: the unsafe files of the referral (when `names` has
+/// "referral") and of the returns (when it has "returns"), counted by kind
+/// ([`crate::core::trust::withheld_summary`]); `None` when nothing was left out.
+pub async fn withheld(
+    store: &Store,
+    state: &CaseState,
+    names: &[String],
+) -> Result<Option<String>, StoreError> {
+    let mut ids = Vec::new();
+    if names.iter().any(|n| n == "referral") {
+        ids.push(state.referral_message);
+    }
+    if names.iter().any(|n| n == "returns") {
+        ids.extend(
+            state
+                .active_agencies()
+                .filter_map(|(_, a)| a.return_message.filter(|_| !a.nil)),
+        );
+    }
+    let mut files = Vec::new();
+    for id in ids {
+        if let Some(raw) = store.message_raw(id).await? {
+            files.extend(intake::parse(&raw).attachments);
+        }
+    }
+    Ok(crate::core::trust::withheld_summary(&files))
+}
+
 /// The referral email as text, its files, and what the referrer added later (an answer to a
 /// query travels with the referral).
 async fn referral(
@@ -71,13 +101,8 @@ async fn referral(
             content_type: "text/plain; charset=utf-8".into(),
             data: referral_text(&m).into_bytes(),
         });
-        for a in m.attachments {
-            out.push(OutAttachment {
-                filename: a.filename,
-                content_type: a.content_type,
-                data: a.data,
-            });
-        }
+        // Programs, scripts, web pages… never travel (core::letters::forwardable decides).
+        out.extend(forwardable(&m, ""));
     }
     let mut n = 0;
     for id in state.messages.iter().skip(1) {
@@ -109,13 +134,7 @@ async fn returns(
             continue;
         };
         if let Some(raw) = store.message_raw(message).await? {
-            for att in intake::parse(&raw).attachments {
-                out.push(OutAttachment {
-                    filename: format!("{id} - {}", att.filename),
-                    content_type: att.content_type,
-                    data: att.data,
-                });
-            }
+            out.extend(forwardable(&intake::parse(&raw), &format!("{id} - ")));
         }
     }
     Ok(())

@@ -839,6 +839,10 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
             r.rule.as_deref().unwrap_or("-"),
             r.size
         );
+        // The classifier's reasons name header facts and rules, never text or addresses.
+        for why in &r.reasons {
+            println!("    {why}");
+        }
     }
     Ok(())
 }
@@ -927,6 +931,7 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         ),
         None => println!("daily digest: off (no [digest] section)"),
     }
+    println!("who may open a case: {}", senders_summary(&cfg.trust));
     if let Some(t) = &cfg.process.tracker_report {
         println!(
             "tracker report: {} at {} to {}",
@@ -944,6 +949,27 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// One line for `caseclerk check`: what decides who may open a case.
+fn senders_summary(p: &crate::core::trust::Policy) -> String {
+    let auth = match &p.authserv_id {
+        Some(id) => format!("Authentication-Results from {id}"),
+        None => "no server verdict (no [decisions] authserv_id)".to_string(),
+    };
+    let spam = match p.spam.len() {
+        0 => "no spam header".to_string(),
+        n => format!("{n} spam header rule(s)"),
+    };
+    let senders = if p.trusted_domains.is_empty() {
+        "any sender (no [senders] trusted_domains)".to_string()
+    } else {
+        format!(
+            "trusted domains {} and the agency directory; others only when authenticated",
+            p.trusted_domains.join(", ")
+        )
+    };
+    format!("{auth}; {spam}; {senders}")
 }
 
 async fn shutdown_signal() {

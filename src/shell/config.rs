@@ -108,6 +108,8 @@ pub struct Config {
     pub authserv_id: Option<String>,
     /// The daily digest to the business unit; `None` when `[digest]` is absent (no digest).
     pub digest: Option<DigestSettings>,
+    /// Who may open a case (`[senders]` and `[decisions] authserv_id`): see `core::trust`.
+    pub trust: crate::core::trust::Policy,
     /// `[first_run] late_letters_days`: overdue letters that fell due on this many working days
     /// before the first run still go, late; older ones are imported — not sent
     /// ([`crate::core::firstrun`]).
@@ -192,11 +194,55 @@ struct RawConfig {
     #[serde(default)]
     digest: Option<RawDigest>,
     #[serde(default)]
+    senders: RawSenders,
+    #[serde(default)]
     first_run: RawFirstRun,
     #[serde(default)]
     mail: RawMail,
     #[serde(default)]
     limits: RawLimits,
+}
+
+/// `[senders]`: who may open a case (see `core::trust` and the README).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSenders {
+    #[serde(default)]
+    trusted_domains: Vec<String>,
+    spam_flag: Option<OneOrMany<RawSpamFlag>>,
+    spam_score: Option<OneOrMany<RawSpamScore>>,
+}
+
+/// One table or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpamFlag {
+    header: String,
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpamScore {
+    header: String,
+    above: Option<f64>,
+    at_least: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -558,6 +604,12 @@ impl Resolver {
             .digest
             .as_ref()
             .map(|d| self.digest(d, &raw.roles, &templates_dir));
+        let authserv_id = raw
+            .decisions
+            .authserv_id
+            .clone()
+            .filter(|s| !s.trim().is_empty());
+        let trust = self.senders(raw.senders, authserv_id.clone());
 
         let prefix = raw
             .partnership
@@ -616,8 +668,9 @@ impl Resolver {
                 agencies: lower(raw.agencies),
             },
             attachments,
-            authserv_id: raw.decisions.authserv_id.filter(|s| !s.trim().is_empty()),
+            authserv_id,
             digest,
+            trust,
             first_run_late_days: raw
                 .first_run
                 .late_letters_days
@@ -668,6 +721,79 @@ impl Resolver {
             }
         }
         out
+    }
+
+    /// `[senders]`: trusted domain patterns and the spam headers, every problem recorded.
+    fn senders(
+        &mut self,
+        raw: RawSenders,
+        authserv_id: Option<String>,
+    ) -> crate::core::trust::Policy {
+        use crate::core::trust::{SpamRule, check_pattern};
+        let mut trusted_domains = Vec::new();
+        for d in raw.trusted_domains {
+            let d = d.trim().to_ascii_lowercase();
+            match check_pattern(&d) {
+                Ok(()) => trusted_domains.push(d),
+                Err(e) => self
+                    .problems
+                    .push(format!("[senders] trusted_domains: {e}")),
+            }
+        }
+        let header_ok =
+            |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        let mut spam = Vec::new();
+        for f in raw.spam_flag.map(OneOrMany::into_vec).unwrap_or_default() {
+            let header = f.header.trim().to_string();
+            if !header_ok(&header) {
+                self.problems.push(format!(
+                    "[senders] spam_flag: header `{header}` is not a header name (e.g. \"X-Spam-Flag\")"
+                ));
+            }
+            if f.value.trim().is_empty() {
+                self.problems.push(format!(
+                    "[senders] spam_flag for {header}: value is empty (e.g. value = \"YES\")"
+                ));
+            }
+            spam.push(SpamRule::Flag {
+                header,
+                value: f.value.trim().to_string(),
+            });
+        }
+        for sc in raw.spam_score.map(OneOrMany::into_vec).unwrap_or_default() {
+            let header = sc.header.trim().to_string();
+            if !header_ok(&header) {
+                self.problems.push(format!(
+                    "[senders] spam_score: header `{header}` is not a header name (e.g. \"X-Spam-Score\")"
+                ));
+            }
+            let (threshold, inclusive) = match (sc.above, sc.at_least) {
+                (Some(a), None) => (a, false),
+                (None, Some(a)) => (a, true),
+                _ => {
+                    self.problems.push(format!(
+                        "[senders] spam_score for {header}: give exactly one of `above` (spam when \
+                         the score is over it) or `at_least` (spam from it up)"
+                    ));
+                    (0.0, false)
+                }
+            };
+            if !threshold.is_finite() {
+                self.problems.push(format!(
+                    "[senders] spam_score for {header}: the threshold must be a number"
+                ));
+            }
+            spam.push(SpamRule::Score {
+                header,
+                threshold,
+                inclusive,
+            });
+        }
+        crate::core::trust::Policy {
+            authserv_id,
+            spam,
+            trusted_domains,
+        }
     }
 
     /// The mailbox's own address (lower case), every address that is ours, and the Message-ID

@@ -333,6 +333,13 @@ impl Engine {
             ctx.known = self.known_thread(&msg).await?;
             let verdict = classify::classify(&msg, &ctx);
             if let Some(reference) = self.react_to(m, &msg, &verdict, now).await? {
+                // A reply later in this same pass finds the new case by its conversation too.
+                if let Some(conversation) = &msg.thread_conversation {
+                    ctx.conversations.push(classify::Conversation {
+                        conversation: conversation.clone(),
+                        case_ref: reference.clone(),
+                    });
+                }
                 ctx.case_refs.push(reference.clone());
                 opened.push(reference);
             }
@@ -373,6 +380,17 @@ impl Engine {
                 })
                 .collect(),
             agency_cases,
+            conversations: self
+                .store
+                .conversations()
+                .await?
+                .into_iter()
+                .map(|(conversation, case_ref)| classify::Conversation {
+                    conversation,
+                    case_ref,
+                })
+                .collect(),
+            trust: self.cfg.trust.clone(),
         })
     }
 
@@ -543,6 +561,13 @@ impl Engine {
             {
                 Store::add_thread_id(&mut tx, id, case.id, None, None, None).await?;
             }
+            // Outlook's conversation of anything filed on a case finds the case again
+            // (core::classify's `conversation` rule).
+            if reaction.filing == react::Filing::Filed
+                && let Some(conv) = &msg.thread_conversation
+            {
+                Store::add_conversation(&mut tx, conv, case.id).await?;
+            }
             if let Some(state) = &state {
                 // An answer to a message fell due when the message arrived.
                 for notice in &reaction.notices {
@@ -688,13 +713,14 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
         let files = attachments::read(&self.cfg, &self.store, state, &due.attach).await?;
+        let withheld = attachments::withheld(&self.store, state, &due.attach).await?;
         let letter = letters::case_letter(
             &self.letterhead(),
             &self.templates,
             case.id,
             state,
             due,
-            files,
+            (files, withheld.as_deref()),
             now,
         )?;
         let Some(id) = outbox::enqueue(tx, &letter, now).await? else {

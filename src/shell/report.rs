@@ -46,6 +46,17 @@ pub async fn case_report(
     let mut out = String::new();
     write_heading(&mut out, cfg, &state, &recorded, now);
     write_agencies(&mut out, &state);
+    // A referral that carried unsafe files is flagged: they were never forwarded.
+    if let Some(raw) = store.message_raw(state.referral_message).await?
+        && let Some(withheld) =
+            crate::core::trust::withheld_summary(&crate::core::intake::parse(&raw).attachments)
+    {
+        let _ = writeln!(
+            out,
+            "\nflag: the referral's {withheld}; they were not forwarded to the panel (the \
+             original is in the mailbox)"
+        );
+    }
     let _ = writeln!(out, "\nhistory:");
     for r in &recorded {
         let _ = writeln!(

@@ -44,7 +44,13 @@ pub enum StoreError {
 }
 
 /// The embedded migrations, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/0002_thread_conversations.sql"),
+    ),
+];
 
 /// Format an instant the one way the database stores it.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -164,6 +170,8 @@ pub struct TriageRow {
     pub internal_date: DateTime<Utc>,
     pub rule: Option<String>,
     pub size: i64,
+    /// The classifier's reasons (header facts, rule words and ids; never text or addresses).
+    pub reasons: Vec<String>,
 }
 
 fn case_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseRow, StoreError> {
@@ -573,7 +581,7 @@ impl Store {
     /// Messages waiting for a person.
     pub async fn triage(&self) -> Result<Vec<TriageRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, internal_date, rule, size FROM messages WHERE state = 'triage' ORDER BY internal_date, id",
+            "SELECT id, internal_date, rule, size, verdict FROM messages WHERE state = 'triage' ORDER BY internal_date, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -584,6 +592,17 @@ impl Store {
                     internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
                     rule: r.try_get("rule")?,
                     size: r.try_get("size")?,
+                    reasons: r
+                        .try_get::<Option<String>, _>("verdict")?
+                        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+                        .and_then(|v| {
+                            v.get("reasons")?.as_array().map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                        })
+                        .unwrap_or_default(),
                 })
             })
             .collect()
@@ -632,6 +651,36 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Every Outlook conversation filed on a case, with the case's reference.
+    pub async fn conversations(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.conversation, c.reference FROM thread_conversations t \
+             JOIN cases c ON c.id = t.case_id ORDER BY c.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Note that an Outlook conversation has a message filed on a case.
+    pub async fn add_conversation(
+        tx: &mut Tx<'_>,
+        conversation: &str,
+        case_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO thread_conversations (conversation, case_id) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(conversation)
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Put a Message-ID on a case's thread (first writer wins).
@@ -1368,7 +1417,8 @@ mod tests {
     #[tokio::test]
     async fn a_migration_runs_whole_even_with_semicolons_in_strings_and_trigger_bodies() {
         let s = Store::open_in_memory().await.unwrap();
-        let both = [MIGRATIONS[0], (2, TRICKY)];
+        let next = MIGRATIONS.len() as i64 + 1;
+        let both: Vec<(i64, &str)> = MIGRATIONS.iter().copied().chain([(next, TRICKY)]).collect();
         s.apply_migrations(&both).await.unwrap();
         let body: String = sqlx::query_scalar("SELECT body FROM notes")
             .fetch_one(&s.pool)
@@ -1395,19 +1445,21 @@ mod tests {
                 .fetch_all(&s.pool)
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, (1..=next).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn a_failed_migration_leaves_nothing_behind_and_names_its_version() {
         let s = Store::open_in_memory().await.unwrap();
-        let broken = [
-            MIGRATIONS[0],
-            (2, "CREATE TABLE half (id INTEGER); NOT SQL AT ALL;"),
-        ];
+        let next = MIGRATIONS.len() as i64 + 1;
+        let broken: Vec<(i64, &str)> = MIGRATIONS
+            .iter()
+            .copied()
+            .chain([(next, "CREATE TABLE half (id INTEGER); NOT SQL AT ALL;")])
+            .collect();
         let err = s.apply_migrations(&broken).await.unwrap_err();
         assert!(
-            matches!(err, StoreError::Migrate { version: 2, .. }),
+            matches!(err, StoreError::Migrate { version, .. } if version == next),
             "{err}"
         );
         let half: i64 = sqlx::query_scalar(
@@ -1430,10 +1482,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                StoreError::TooNew {
-                    found: 99,
-                    known: 1
-                }
+                StoreError::TooNew { found: 99, known } if known == MIGRATIONS.len() as i64
             ),
             "{err}"
         );

@@ -21,4 +21,5 @@ mod skeleton;
 mod support;
 mod templates_render;
 mod timeline_golden;
+mod trust;
 mod votes;
