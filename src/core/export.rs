@@ -16,6 +16,7 @@ use crate::core::calendar;
 use crate::core::process::{Anchor, Process};
 use crate::core::views::{CaseView, Snapshot};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde_json::json;
 
 /// Why a spreadsheet could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -341,6 +342,27 @@ pub fn xlsx(
         &t.agencies,
     )?;
     Ok(wb.save_to_buffer()?)
+}
+
+/// The data the tracker report's templates see.
+pub fn tracker_data(
+    partnership: (&str, &str, &str),
+    period: &str,
+    filename: &str,
+    snap: &Snapshot,
+) -> serde_json::Value {
+    let open = snap.cases.iter().filter(|c| c.is_open()).count();
+    json!({
+        "partnership": { "name": partnership.0, "short_name": partnership.1, "address": partnership.2 },
+        "report": {
+            "period": period,
+            "date": calendar::long_date(calendar::london_date(snap.now)),
+            "filename": filename,
+            "cases": snap.cases.len(),
+            "open": open,
+            "closed": snap.cases.len() - open,
+        },
+    })
 }
 
 #[cfg(test)]

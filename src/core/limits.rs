@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use crate::core::case::{Event, Recorded};
 use crate::core::process::{Anchor, Process, Role};
-use crate::core::react::{Filing, Reaction, Step};
+use crate::core::reaction::{Filing, Reaction, Step};
 
 /// The caps (`[limits]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,7 @@ mod tests {
     use super::*;
     use crate::core::calendar::Calendar;
     use crate::core::case::CaseState;
-    use crate::core::react::Opening;
+    use crate::core::reaction::Opening;
     use crate::core::timeline::{self, Recipient};
     use chrono::{DateTime, NaiveDate, Utc};
 

@@ -9,6 +9,7 @@
 //! - [`case`]: a case's events folded into its state.
 //! - [`firstrun`]: the first run on a full mailbox: old mail left, stale letters imported — not sent.
 //! - [`limits`]: the caps on letters in answer and cases per sender that end any mail loop.
+//! - [`reaction`]: what a reaction is made of (the types react returns and limits bounds).
 //! - [`react`]: what a message does to a case, and what counting the votes does: named rules.
 //! - [`decisions`]: vote codes, reading a vote from a reply, Authentication-Results, the quorum.
 //! - [`agencies`]: agency names as people write them → directory ids (unknown names reported).
@@ -43,6 +44,7 @@ pub mod letters;
 pub mod limits;
 pub mod process;
 pub mod react;
+pub mod reaction;
 pub mod records;
 pub mod text;
 pub mod timeline;

@@ -24,10 +24,8 @@ use crate::core::timeline::{self, Resolved, Upcoming};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
-/// The step name of the daily digest in the outbox.
-pub const DIGEST_STEP: &str = "digest";
-/// The step name of the tracker report in the outbox.
-pub const TRACKER_STEP: &str = "tracker-report";
+/// The outbox step names of the daily digest and the tracker report.
+pub use crate::core::timeline::periodic::{DIGEST_STEP, TRACKER_STEP};
 
 /// Where names come from: the process, the calendar and the directory.
 #[derive(Clone, Copy)]

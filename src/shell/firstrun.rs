@@ -17,11 +17,9 @@
 //! log anything but counts and UIDs.
 
 use crate::core::calendar::Calendar;
-use crate::core::firstrun::{self, FirstRun};
-use crate::shell::mailbox::{MailboxError, Session};
+use crate::core::firstrun::FirstRun;
 use crate::shell::store::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 /// The `meta` key of the first run's record.
@@ -44,7 +42,7 @@ pub struct FirstRunRecord {
 
 impl FirstRunRecord {
     /// Whether `--since` still applies to this UID (it was in the folder at the first run).
-    fn filters(&self, uidvalidity: u32, uid: u32) -> bool {
+    pub fn filters(&self, uidvalidity: u32, uid: u32) -> bool {
         self.since.is_some() && self.uidvalidity == uidvalidity && uid <= self.until_uid
     }
 }
@@ -79,60 +77,6 @@ pub async fn rule(
     FirstRun::new(cal, r.started, late_days)
         .map(Some)
         .map_err(|e| StoreError::Corrupt(format!("{META_KEY}: {e}")))
-}
-
-/// Of `uids`, those `--since` leaves for people (read from their INTERNALDATE).
-pub async fn left_uids(
-    session: &mut Session,
-    record: Option<&FirstRunRecord>,
-    uidvalidity: u32,
-    uids: &[u32],
-    timeout: std::time::Duration,
-) -> Result<Vec<u32>, MailboxError> {
-    let Some(r) = record else {
-        return Ok(Vec::new());
-    };
-    let asked: Vec<u32> = uids
-        .iter()
-        .copied()
-        .filter(|u| r.filters(uidvalidity, *u))
-        .collect();
-    let mut left = Vec::new();
-    for chunk in asked.chunks(500) {
-        let set = chunk
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let fetched = tokio::time::timeout(timeout, async {
-            let stream = session.uid_fetch(&set, "(UID INTERNALDATE)").await?;
-            stream
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|_| MailboxError::Timeout {
-            command: "UID FETCH INTERNALDATE",
-            seconds: timeout.as_secs(),
-        })?
-        .map_err(|e| MailboxError::Command {
-            command: "UID FETCH INTERNALDATE",
-            detail: e.to_string(),
-        })?;
-        for f in &fetched {
-            let (Some(uid), Some(date)) = (f.uid, f.internal_date()) else {
-                continue;
-            };
-            if firstrun::left_for_people(r.since, date.with_timezone(&Utc)) {
-                left.push(uid);
-            }
-        }
-    }
-    left.sort_unstable();
-    left.dedup();
-    Ok(left)
 }
 
 #[cfg(test)]

@@ -443,7 +443,7 @@ async fn first_look(
     } else {
         firstrun::load(store).await?
     };
-    let left = firstrun::left_uids(
+    let left = left_uids(
         session,
         record.as_ref(),
         uidvalidity,
@@ -543,6 +543,61 @@ async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), Mail
             notify.notify_one();
         }
     }
+}
+
+/// Of `uids`, those `--since` leaves for people, read from their INTERNALDATE (a few bytes a
+/// message; see `shell::firstrun` for why not `SEARCH SINCE`).
+async fn left_uids(
+    session: &mut Session,
+    record: Option<&FirstRunRecord>,
+    uidvalidity: u32,
+    uids: &[u32],
+    timeout: std::time::Duration,
+) -> Result<Vec<u32>, MailboxError> {
+    let Some(r) = record else {
+        return Ok(Vec::new());
+    };
+    let asked: Vec<u32> = uids
+        .iter()
+        .copied()
+        .filter(|u| r.filters(uidvalidity, *u))
+        .collect();
+    let mut left = Vec::new();
+    for chunk in asked.chunks(500) {
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let fetched = tokio::time::timeout(timeout, async {
+            let stream = session.uid_fetch(&set, "(UID INTERNALDATE)").await?;
+            stream
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|_| MailboxError::Timeout {
+            command: "UID FETCH INTERNALDATE",
+            seconds: timeout.as_secs(),
+        })?
+        .map_err(|e| MailboxError::Command {
+            command: "UID FETCH INTERNALDATE",
+            detail: e.to_string(),
+        })?;
+        for f in &fetched {
+            let (Some(uid), Some(date)) = (f.uid, f.internal_date()) else {
+                continue;
+            };
+            if crate::core::firstrun::left_for_people(r.since, date.with_timezone(&Utc)) {
+                left.push(uid);
+            }
+        }
+    }
+    left.sort_unstable();
+    left.dedup();
+    Ok(left)
 }
 
 #[cfg(test)]

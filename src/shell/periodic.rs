@@ -22,9 +22,10 @@
 
 use crate::core::digest;
 use crate::core::export;
+use crate::core::export::tracker_data;
 use crate::core::letters::{self, LetterError, Letterhead, OutAttachment, Templates};
 use crate::core::process::TrackerReport;
-use crate::core::timeline::periodic::{digest_due, period_words, tracker_data, tracker_due};
+use crate::core::timeline::periodic::{digest_due, period_words, tracker_due};
 use crate::core::views::{DIGEST_STEP, TRACKER_STEP};
 use crate::shell::config::{Config, Contact};
 use crate::shell::store::{NewLetter, Store, StoreError};

@@ -279,3 +279,117 @@ fn the_length_check_catches_a_long_function_and_only_that() {
     );
     assert!(allowed.is_empty(), "{allowed:#?}");
 }
+
+/// The module a source file belongs to: `core::react` for `src/core/react.rs`, and for a file in
+/// a module's own folder (`src/core/classify/automated.rs`) that module.
+fn module_of(src: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(src).ok()?;
+    let parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    match parts.as_slice() {
+        [layer, module, ..] if module != "mod" => Some(format!("{layer}::{module}")),
+        _ => None,
+    }
+}
+
+/// Which modules each module's product code names (`crate::core::x`, `crate::shell::{a, b}`).
+fn imports(src: &Path) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for path in sources(src) {
+        let Some(from) = module_of(src, &path) else {
+            continue;
+        };
+        let code = product_code(&path);
+        let edges = graph.entry(from.clone()).or_default();
+        for layer in ["core", "shell", "dev"] {
+            let prefix = format!("crate::{layer}::");
+            for (i, _) in code.match_indices(&prefix) {
+                let rest = &code[i + prefix.len()..];
+                let names: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+                    group[..group.find('}').unwrap_or(0)]
+                        .split(',')
+                        .map(|n| n.trim().split([' ', ':']).next().unwrap_or(""))
+                        .collect()
+                } else {
+                    vec![
+                        rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                            .next()
+                            .unwrap_or(""),
+                    ]
+                };
+                for n in names.into_iter().filter(|n| !n.is_empty()) {
+                    let to = format!("{layer}::{n}");
+                    if to != from {
+                        edges.insert(to);
+                    }
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle in the graph, if there is one (as the list of modules around it).
+fn cycle(
+    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == node) {
+            return Some(path[i..].to_vec());
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for node in graph.keys() {
+        if let Some(c) = visit(node, graph, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[test]
+fn no_two_modules_import_each_other_even_through_others() {
+    let graph = imports(&root().join("src"));
+    assert!(
+        graph.len() > 20,
+        "the modules were read: {:?}",
+        graph.keys()
+    );
+    assert!(graph["shell::engine"].contains("core::react"), "{graph:?}");
+    if let Some(c) = cycle(&graph) {
+        panic!("an import cycle: {} → {}", c.join(" → "), c[0]);
+    }
+}
+
+#[test]
+fn the_cycle_check_finds_a_cycle_of_three() {
+    let edges = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")];
+    let mut graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for (from, to) in edges {
+        graph.entry(from.into()).or_default().insert(to.into());
+    }
+    assert_eq!(cycle(&graph).map(|c| c.len()), Some(3));
+    graph.get_mut("c").unwrap().remove("a");
+    assert_eq!(cycle(&graph), None);
+}

@@ -346,7 +346,7 @@ fn every_template_in_the_folder() -> BTreeSet<String> {
 }
 
 /// Templates rendered by other tests with their own data: the tracker report
-/// (`shell::periodic`'s unit test renders it with `tracker_data`) and the daily digest
+/// (`core::timeline::periodic`'s unit test renders it with `export::tracker_data`) and the daily digest
 /// (`core::digest`'s unit tests render it from the fixture's snapshot, against its golden text).
 const RENDERED_ELSEWHERE: &[&str] = &["tracker-report", "digest"];
 

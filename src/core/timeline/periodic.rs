@@ -1,6 +1,6 @@
 //! When the periodic letters fall due: the daily digest on each working day at its time, and the
-//! tracker report once per period (a month, or every N weeks) on its day — and the data the
-//! tracker report's covering letter sees.
+//! tracker report once per period (a month, or every N weeks) on its day — and how the period
+//! reads in its covering letter.
 //!
 //! Pure: the shell (`shell::periodic`) asks at `now` and queues what is due; a period whose letter
 //! is missing is caught up the first time it asks within that period (late beats never).
@@ -9,9 +9,12 @@
 
 use crate::core::calendar::{self, Calendar, CalendarError};
 use crate::core::process::{Every, TrackerReport};
-use crate::core::views::{self, DIGEST_STEP, TRACKER_STEP};
+/// The step name of the daily digest in the outbox.
+pub const DIGEST_STEP: &str = "digest";
+/// The step name of the tracker report in the outbox.
+pub const TRACKER_STEP: &str = "tracker-report";
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
-use serde_json::json;
 
 /// When a periodic email is due: the one to send now (if any) and the next instant to wake for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,27 +106,6 @@ pub fn tracker_due(
             next: at,
         })
     }
-}
-
-/// The data the tracker report's templates see.
-pub fn tracker_data(
-    partnership: (&str, &str, &str),
-    period: &str,
-    filename: &str,
-    snap: &views::Snapshot,
-) -> serde_json::Value {
-    let open = snap.cases.iter().filter(|c| c.is_open()).count();
-    json!({
-        "partnership": { "name": partnership.0, "short_name": partnership.1, "address": partnership.2 },
-        "report": {
-            "period": period,
-            "date": calendar::long_date(calendar::london_date(snap.now)),
-            "filename": filename,
-            "cases": snap.cases.len(),
-            "open": open,
-            "closed": snap.cases.len() - open,
-        },
-    })
 }
 
 /// "September 2026" for a monthly key, "the fortnight from Monday 31 August 2026" for weeks.
@@ -371,7 +353,7 @@ mod tests {
         let templates = crate::shell::templates::load(&root.join("mail-templates")).unwrap();
         let world = World::new();
         let snap = fixture::snapshot(&world);
-        let data = tracker_data(
+        let data = crate::core::export::tracker_data(
             ("Bury Safeguarding Partnership", "BSP", "bsp@bury.test"),
             &period_words("tracker-report/2026-09", Every::Month { working_day: 1 }),
             "BSP-tracker-2026-09.xlsx",
