@@ -66,6 +66,18 @@ async fn with_rust_log_at_trace_a_screening_and_the_agency_round_log_no_secret_o
     // The agency round: the requests go out (Bury: by Mon 24 Aug), the police return its form.
     outputs.push(traced_tick(&h, "2026-08-24T09:00:00Z"));
     let request = h.wait_inbox(PPU, 1).await.remove(0);
+    assert!(
+        request
+            .attachments
+            .iter()
+            .any(|a| a.filename.contains("chronology")),
+        "the request carries the template: {:?}",
+        request
+            .attachments
+            .iter()
+            .map(|a| &a.filename)
+            .collect::<Vec<_>>()
+    );
     assert!(h.wait_inbox(HV, 1).await.len() == 1);
     let ret = reply(
         PPU,
