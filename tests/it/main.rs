@@ -21,5 +21,6 @@ mod skeleton;
 mod support;
 mod templates_render;
 mod timeline_golden;
+mod trace_log;
 mod trust;
 mod votes;

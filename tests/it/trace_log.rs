@@ -1,0 +1,167 @@
+//! `RUST_LOG=trace` over a whole review's first half through the real mail stack: the screening
+//! (as in `skeleton.rs`) and then the agency round — agencies added by an `Agencies:` line, their
+//! request letters with the template attached, a return with an attachment and its receipt. The
+//! log must still carry no password, address, name, subject or body text.
+
+use crate::support::{Harness, PASSWORD, REFERRER, SHARED, referral, reply};
+use std::process::Output;
+
+const PANEL: [&str; 3] = [
+    "la.rep@bury.test",
+    "police.rep@police.test",
+    "icb.rep@icb.test",
+];
+/// The agencies the `Agencies:` line names (`config/example.toml`), and their leads.
+const PPU: &str = "ppu@police.test";
+const HV: &str = "hv@nhs.test";
+const POLICE_LEAD: &str = "safeguarding@police.test";
+const NAMED_NURSE: &str = "named.nurse@nhs.test";
+
+async fn arrive(h: &Harness, raw: &[u8], at: &str) {
+    let t = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+    h.stack.append(SHARED, raw, t).await.expect("append");
+}
+
+fn traced_tick(h: &Harness, now: &str) -> Output {
+    h.caseclerk_logging(&["tick", "--process-existing", "--now", now], "trace")
+}
+
+#[tokio::test]
+async fn with_rust_log_at_trace_a_screening_and_the_agency_round_log_no_secret_or_content() {
+    use base64::Engine as _;
+    let h = Harness::start("bury").await;
+    let raw = String::from_utf8(referral(
+        "trace-round@hospital.test",
+        "Referral about Jane Doe, aged 3",
+    ))
+    .unwrap()
+    .replace(
+        "Please consider this referral",
+        "Jane Doe was seriously harmed at home; please consider this referral",
+    );
+    arrive(&h, raw.as_bytes(), "2026-08-20T10:00:00+01:00").await;
+    let mut outputs = vec![traced_tick(&h, "2026-08-20T09:01:00Z")];
+    for (i, member) in PANEL.iter().enumerate() {
+        let request = h
+            .wait_inbox(member, 1)
+            .await
+            .into_iter()
+            .find(|m| m.subject.contains("[code "))
+            .unwrap_or_else(|| panic!("{member} is asked with a code"));
+        let body = if i == 0 {
+            "MEETS\nJane Doe's injuries are unexplained; neglect suspected.\nAgencies: police, health visiting"
+        } else {
+            "MEETS"
+        };
+        let vote = reply(
+            member,
+            request.message_id.as_deref().unwrap(),
+            &format!("RE: {}", request.subject),
+            body,
+            None,
+        );
+        arrive(&h, &vote, &format!("2026-08-20T10:{}0:00+01:00", 3 + i)).await;
+    }
+    outputs.push(traced_tick(&h, "2026-08-20T12:00:00Z"));
+    // The agency round: the requests go out (Bury: by Mon 24 Aug), the police return its form.
+    outputs.push(traced_tick(&h, "2026-08-24T09:00:00Z"));
+    let request = h.wait_inbox(PPU, 1).await.remove(0);
+    assert!(
+        request
+            .attachments
+            .iter()
+            .any(|a| a.filename.contains("chronology")),
+        "the request carries the template: {:?}",
+        request
+            .attachments
+            .iter()
+            .map(|a| &a.filename)
+            .collect::<Vec<_>>()
+    );
+    assert!(h.wait_inbox(HV, 1).await.len() == 1);
+    let ret = reply(
+        PPU,
+        request.message_id.as_deref().unwrap(),
+        &format!("RE: {}", request.subject),
+        "Please find attached our chronology for Jane Doe; officers attended the home twice.",
+        Some((
+            "Chronology Jane Doe.docx",
+            "UEsDBBQAAAAIAHJldHVybiBjb250ZW50",
+        )),
+    );
+    arrive(&h, &ret, "2026-08-25T11:00:00+01:00").await;
+    outputs.push(traced_tick(&h, "2026-08-25T10:05:00Z"));
+    assert_eq!(h.wait_inbox(PPU, 2).await.len(), 2, "the return's receipt");
+
+    let mut logs = String::new();
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-25T12:00:00Z"]);
+    assert!(report.contains("decision screening: meets"), "{report}");
+    assert!(
+        report.contains("agency police added") && report.contains("agency health-visiting added"),
+        "{report}"
+    );
+    assert!(report.contains("agency-request"), "{report}");
+    assert!(report.contains("return-receipt"), "{report}");
+    assert!(
+        report.contains("police: returned Tue 25 Aug 2026"),
+        "{report}"
+    );
+    assert!(
+        logs.contains("letter decided") && logs.contains("DEBUG"),
+        "{logs}"
+    );
+
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut secrets = vec![
+        PASSWORD.to_string(),
+        engine.encode(format!("\0{SHARED}\0{PASSWORD}")),
+        engine.encode(PASSWORD),
+        "AUTH".into(),
+        "RCPT TO".into(),
+        "MAIL FROM".into(),
+        "Subject:".into(),
+        "Content-Type:".into(),
+        "Content-Disposition".into(),
+        "Jane".into(),
+        "Doe".into(),
+        "aged 3".into(),
+        "seriously harmed".into(),
+        "neglect suspected".into(),
+        "officers attended".into(),
+        "Chronology".into(),
+        "chronology".into(),
+        "Test Referrer".into(),
+        "Referral form".into(),
+        "Public Protection Unit".into(),
+        "Health Visiting Team Manager".into(),
+        "agency-summary-and-chronology".into(),
+        "Agencies:".into(),
+        "health visiting".into(),
+        "Information request".into(),
+        "UEsDBBQ".into(),
+        REFERRER.into(),
+        SHARED.into(),
+        "hospital.test".into(),
+        "police.test".into(),
+        "nhs.test".into(),
+        PPU.into(),
+        HV.into(),
+        POLICE_LEAD.into(),
+        NAMED_NURSE.into(),
+    ];
+    secrets.extend(PANEL.iter().map(|p| p.to_string()));
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "`{secret}` leaked into the RUST_LOG=trace log:\n{logs}"
+        );
+    }
+}
