@@ -1,7 +1,9 @@
-//! `RUST_LOG=trace` over a whole review's first half through the real mail stack: the screening
-//! (as in `skeleton.rs`) and then the agency round — agencies added by an `Agencies:` line, their
-//! request letters with the template attached, a return with an attachment and its receipt. The
-//! log must still carry no password, address, name, subject or body text.
+//! `RUST_LOG=trace` over a whole review through the real mail stack: the screening (as in
+//! `skeleton.rs`), the agency round — agencies added by an `Agencies:` line, their request
+//! letters with the template attached, a return with an attachment and its receipt, the chaser
+//! copied to the named nurse, the escalation, the collation with the return attached, the
+//! invitation — the partners' sign-off by reply, the letter to the National Panel on day 15 and
+//! the Panel's answer. The log must carry no password, address, name, subject or body text.
 
 use crate::support::{Harness, PASSWORD, REFERRER, SHARED, referral, reply};
 use std::process::Output;
@@ -16,6 +18,12 @@ const PPU: &str = "ppu@police.test";
 const HV: &str = "hv@nhs.test";
 const POLICE_LEAD: &str = "safeguarding@police.test";
 const NAMED_NURSE: &str = "named.nurse@nhs.test";
+const PARTNERS: [&str; 3] = [
+    "la.lead@bury.test",
+    "police.lead@police.test",
+    "icb.lead@icb.test",
+];
+const PANEL_ADDRESS: &str = "panel@education.test";
 
 async fn arrive(h: &Harness, raw: &[u8], at: &str) {
     let t = chrono::DateTime::parse_from_rfc3339(at).unwrap();
@@ -27,7 +35,7 @@ fn traced_tick(h: &Harness, now: &str) -> Output {
 }
 
 #[tokio::test]
-async fn with_rust_log_at_trace_a_screening_and_the_agency_round_log_no_secret_or_content() {
+async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
     use base64::Engine as _;
     let h = Harness::start("bury").await;
     let raw = String::from_utf8(referral(
@@ -92,6 +100,44 @@ async fn with_rust_log_at_trace_a_screening_and_the_agency_round_log_no_secret_o
     arrive(&h, &ret, "2026-08-25T11:00:00+01:00").await;
     outputs.push(traced_tick(&h, "2026-08-25T10:05:00Z"));
     assert_eq!(h.wait_inbox(PPU, 2).await.len(), 2, "the return's receipt");
+    // Day 7 (Tue 1 Sep, after the bank holiday): health visiting is chased, copied to its lead;
+    // then the escalation and the collation (Fri 4 Sep), the sign-off request (Wed 9 Sep).
+    outputs.push(traced_tick(&h, "2026-09-01T09:05:00Z"));
+    assert!(
+        h.wait_inbox(NAMED_NURSE, 1).await.len() == 1,
+        "the chaser's copy"
+    );
+    outputs.push(traced_tick(&h, "2026-09-04T11:05:00Z"));
+    outputs.push(traced_tick(&h, "2026-09-09T08:05:00Z"));
+    for (i, partner) in PARTNERS.iter().enumerate() {
+        let request = h
+            .wait_inbox(partner, 1)
+            .await
+            .into_iter()
+            .find(|m| m.subject.contains("[code "))
+            .unwrap_or_else(|| panic!("{partner} is asked to sign off"));
+        let vote = reply(
+            partner,
+            request.message_id.as_deref().unwrap(),
+            &format!("RE: {}", request.subject),
+            "LCSPR\nJane Doe's case holds clear learning for the partnership.",
+            None,
+        );
+        arrive(&h, &vote, &format!("2026-09-10T11:{}0:00+01:00", 1 + i)).await;
+    }
+    outputs.push(traced_tick(&h, "2026-09-10T10:05:00Z"));
+    // Day 15, Fri 11 Sep: the National Panel's letter; a fortnight later, its answer.
+    outputs.push(traced_tick(&h, "2026-09-11T14:05:00Z"));
+    let to_panel = h.wait_inbox(PANEL_ADDRESS, 1).await.remove(0);
+    let answer = reply(
+        PANEL_ADDRESS,
+        to_panel.message_id.as_deref().unwrap(),
+        &format!("RE: {}", to_panel.subject),
+        "The Panel agrees with the partnership's decision about Jane Doe.",
+        None,
+    );
+    arrive(&h, &answer, "2026-09-25T09:00:00+01:00").await;
+    outputs.push(traced_tick(&h, "2026-09-25T08:05:00Z"));
 
     let mut logs = String::new();
     for out in &outputs {
@@ -102,7 +148,7 @@ async fn with_rust_log_at_trace_a_screening_and_the_agency_round_log_no_secret_o
         );
         logs.push_str(&String::from_utf8_lossy(&out.stderr));
     }
-    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-25T12:00:00Z"]);
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-09-25T12:00:00Z"]);
     assert!(report.contains("decision screening: meets"), "{report}");
     assert!(
         report.contains("agency police added") && report.contains("agency health-visiting added"),
@@ -112,6 +158,20 @@ async fn with_rust_log_at_trace_a_screening_and_the_agency_round_log_no_secret_o
     assert!(report.contains("return-receipt"), "{report}");
     assert!(
         report.contains("police: returned Tue 25 Aug 2026"),
+        "{report}"
+    );
+    for step in [
+        "chase",
+        "circulate-papers",
+        "invite",
+        "signoff-request",
+        "panel-submission",
+    ] {
+        assert!(report.contains(step), "{step}: {report}");
+    }
+    assert!(report.contains("decision sign_off: lcspr"), "{report}");
+    assert!(
+        report.contains("decision panel_response: agree"),
         "{report}"
     );
     assert!(
@@ -158,6 +218,19 @@ async fn with_rust_log_at_trace_a_screening_and_the_agency_round_log_no_secret_o
         NAMED_NURSE.into(),
     ];
     secrets.extend(PANEL.iter().map(|p| p.to_string()));
+    secrets.extend(PARTNERS.iter().map(|p| p.to_string()));
+    secrets.extend(
+        [
+            PANEL_ADDRESS,
+            "education.test",
+            "clear learning",
+            "The Panel agrees",
+            "review.group@bury.test",
+            "chair@bury.test",
+            "manager@bury.test",
+        ]
+        .map(String::from),
+    );
     for secret in &secrets {
         assert!(
             !logs.contains(secret.as_str()),
