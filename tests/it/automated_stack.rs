@@ -168,12 +168,7 @@ async fn a_vote_under_an_external_sender_banner_counts_and_with_the_other_two_ta
     let h = Harness::start("bury").await;
     open_bury_case(&h, "banner-vote@hospital.test").await;
     for (i, member) in [POLICE, LA, ICB].iter().enumerate() {
-        let request = h
-            .wait_inbox(member, 1)
-            .await
-            .into_iter()
-            .find(|m| m.subject.contains("[code "))
-            .unwrap_or_else(|| panic!("{member} is asked with a code"));
+        let request = h.request_with_code(member).await;
         let (subject, body) = if i == 0 {
             (
                 format!("[EXTERNAL] RE: {}", request.subject),

@@ -51,12 +51,7 @@ async fn the_partnership_manager_copied_on_the_bhr_local_review_letter_receives_
     h.tick(Some("2026-08-20T09:01:00Z"));
     h.wait_inbox(REFERRER, 1).await;
     for (i, member) in PANEL.iter().enumerate() {
-        let request = h
-            .wait_inbox(member, 1)
-            .await
-            .into_iter()
-            .find(|m| m.subject.contains("[code "))
-            .expect("a screening request with a code");
+        let request = h.request_with_code(member).await;
         let id = request.message_id.clone().unwrap_or_default();
         let raw = format!(
             "From: {member}\r\nTo: {SHARED}\r\nSubject: RE: {}\r\nMessage-ID: <copies.vote.{i}@test>\r\n\

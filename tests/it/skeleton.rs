@@ -483,12 +483,7 @@ async fn with_rust_log_at_trace_a_whole_screening_logs_no_password_address_name_
         "2026-08-20T10:50:00+01:00",
     ];
     for (member, at) in PANEL.iter().zip(times) {
-        let request = h
-            .wait_inbox(member, 1)
-            .await
-            .into_iter()
-            .find(|m| m.subject.contains("[code "))
-            .unwrap_or_else(|| panic!("{member} is asked with a code"));
+        let request = h.request_with_code(member).await;
         let vote = reply(
             member,
             request.message_id.as_deref().unwrap(),

@@ -299,6 +299,16 @@ impl Harness {
             .collect()
     }
 
+    /// The first letter in `member`'s inbox that asks for their vote (its subject carries a
+    /// `[code …]`), waiting for their mail to arrive.
+    pub async fn request_with_code(&self, member: &str) -> Message {
+        self.wait_inbox(member, 1)
+            .await
+            .into_iter()
+            .find(|m| m.subject.contains("[code "))
+            .unwrap_or_else(|| panic!("{member} is asked with a code"))
+    }
+
     /// Wait for at least `n` messages in a user's inbox.
     pub async fn wait_inbox(&self, user: &str, n: usize) -> Vec<Message> {
         self.stack

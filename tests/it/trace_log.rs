@@ -50,12 +50,7 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
     arrive(&h, raw.as_bytes(), "2026-08-20T10:00:00+01:00").await;
     let mut outputs = vec![traced_tick(&h, "2026-08-20T09:01:00Z")];
     for (i, member) in PANEL.iter().enumerate() {
-        let request = h
-            .wait_inbox(member, 1)
-            .await
-            .into_iter()
-            .find(|m| m.subject.contains("[code "))
-            .unwrap_or_else(|| panic!("{member} is asked with a code"));
+        let request = h.request_with_code(member).await;
         let body = if i == 0 {
             "MEETS\nJane Doe's injuries are unexplained; neglect suspected.\nAgencies: police, health visiting"
         } else {
@@ -110,12 +105,7 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
     outputs.push(traced_tick(&h, "2026-09-04T11:05:00Z"));
     outputs.push(traced_tick(&h, "2026-09-09T08:05:00Z"));
     for (i, partner) in PARTNERS.iter().enumerate() {
-        let request = h
-            .wait_inbox(partner, 1)
-            .await
-            .into_iter()
-            .find(|m| m.subject.contains("[code "))
-            .unwrap_or_else(|| panic!("{partner} is asked to sign off"));
+        let request = h.request_with_code(partner).await;
         let vote = reply(
             partner,
             request.message_id.as_deref().unwrap(),
