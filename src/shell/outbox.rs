@@ -221,11 +221,22 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
             .timeout(Some(s.timeout))
             .credentials(Credentials::new(
                 s.username.clone(),
-                password.expose().to_string(),
+                current_password(s, password),
             ))
             .authentication(vec![Mechanism::Plain, Mechanism::Login])
             .build(),
     )
+}
+
+/// The password to log in with now: the password file as it is now (a rotated password written
+/// there works without a restart), else the one read at start.
+fn current_password(s: &SmtpSettings, loaded: &crate::shell::config::Secret) -> String {
+    s.password_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| loaded.expose().to_string())
 }
 
 /// What one send pass did.

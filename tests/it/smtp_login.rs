@@ -62,10 +62,9 @@ async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_i
     assert!(!report.to_lowercase().contains("undelivered"), "{report}");
 }
 
-#[tokio::test]
-async fn a_rotated_smtp_password_holds_the_letters_until_it_is_put_right() {
-    let h = Harness::start("bury").await;
-    // The SMTP password in a file of its own, so only sending is affected.
+/// The harness with the SMTP password in a file of its own (so only sending is affected), holding
+/// a wrong password; that file.
+fn with_wrong_smtp_password(h: &Harness) -> std::path::PathBuf {
     let smtp_password = h.dir.join("smtp-password");
     std::fs::write(&smtp_password, "not-the-password").unwrap();
     let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
@@ -74,6 +73,13 @@ async fn a_rotated_smtp_password_holds_the_letters_until_it_is_put_right() {
         toml::Value::String(smtp_password.display().to_string()),
     );
     std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+    smtp_password
+}
+
+#[tokio::test]
+async fn a_rotated_smtp_password_holds_the_letters_until_it_is_put_right() {
+    let h = Harness::start("bury").await;
+    let smtp_password = with_wrong_smtp_password(&h);
     h.deliver(
         REFERRER,
         SHARED,
@@ -121,5 +127,45 @@ async fn a_rotated_smtp_password_holds_the_letters_until_it_is_put_right() {
     );
     for member in [LA, POLICE, ICB] {
         assert_eq!(h.settled_count(member).await, 1, "{member}");
+    }
+}
+
+#[tokio::test]
+async fn the_daemon_sends_the_held_letters_once_the_password_file_is_put_right_without_a_restart() {
+    let h = Harness::start("bury").await;
+    let smtp_password = with_wrong_smtp_password(&h);
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("held-1@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let first = h.caseclerk(&["tick", "--process-existing"]);
+    assert!(!first.status.success(), "the login is refused");
+    let mut daemon = h.daemon();
+    daemon.wait_log(&["refused our login"], 1).await;
+
+    std::fs::write(&smtp_password, PASSWORD).unwrap();
+    // New mail wakes the daemon for its next pass.
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("held-2@hospital.test", "Rapid review referral"),
+    )
+    .await;
+    daemon.wait_log(&["letter sent"], 8).await;
+    let log = daemon.stop().await;
+    assert!(!log.contains("letter undelivered"), "{log}");
+    assert!(
+        !log.contains("not-the-password") && !log.contains(PASSWORD),
+        "{log}"
+    );
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        2,
+        "one acknowledgement per referral"
+    );
+    for member in [LA, POLICE, ICB] {
+        assert_eq!(h.settled_count(member).await, 2, "{member}");
     }
 }
