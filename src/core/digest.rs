@@ -372,14 +372,29 @@ fn problems(s: &Scope<'_>) -> Table {
     t
 }
 
-/// 1. A mailbox caseclerk cannot read: prose, no table.
+/// 1. A mailbox caseclerk cannot read, or a mail server that refuses its login: prose, no table.
 fn mailbox(s: &Scope<'_>) -> Table {
-    let mut t = Table::new(
-        "mailbox",
-        "MAILBOX UNREADABLE",
-        "The mailbox cannot be read",
-        &[],
-    );
+    let (short, title) = match (s.snap.mailbox.failing(), s.snap.smtp.failing()) {
+        (false, true) => ("LETTERS NOT SENT", "Letters cannot be sent"),
+        (true, true) => (
+            "MAILBOX UNREADABLE",
+            "The mailbox cannot be read and letters cannot be sent",
+        ),
+        _ => ("MAILBOX UNREADABLE", "The mailbox cannot be read"),
+    };
+    let mut t = Table::new("mailbox", short, title, &[]);
+    let smtp = &s.snap.smtp;
+    if smtp.failing() {
+        t.lines.push(format!(
+            "The mail server refused caseclerk's login {} since the last letter went{}; the last at {}. \
+             Every due letter is waiting, none is lost: they go by themselves once the SMTP password works.",
+            plural(smtp.failures as usize, "time", "times"),
+            smtp.last_ok_at
+                .map(|t| format!(" ({})", s.d.at(t)))
+                .unwrap_or_default(),
+            smtp.last_error_at.map(|t| s.d.at(t)).unwrap_or_default(),
+        ));
+    }
     let m = &s.snap.mailbox;
     if m.failing() {
         t.lines.push(format!(
@@ -1059,6 +1074,7 @@ mod tests {
                 last_ok_at: Some(fixture::t("2026-09-01T06:59:00Z")),
                 ..MailboxHealth::default()
             },
+            smtp: MailboxHealth::default(),
             problems: Vec::new(),
         };
         let (data, d) = built(&snap, &world.calendar);
@@ -1137,6 +1153,29 @@ mod tests {
         assert!(
             d.text.contains(
                 "14 failed attempts since the last successful read (Mon 31 Aug 17:00); the last at Tue 1 Sep 07:58: login failed"
+            ),
+            "{}",
+            d.text
+        );
+    }
+
+    #[test]
+    fn a_refused_smtp_login_comes_first_and_says_the_letters_wait() {
+        let world = World::new();
+        let mut snap = fixture::snapshot(&world);
+        snap.smtp = MailboxHealth {
+            known: true,
+            failures: 3,
+            last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
+            last_error: Some("login failed".into()),
+            ..MailboxHealth::default()
+        };
+        let d = built(&snap, &world.calendar).1;
+        let first = d.text.lines().nth(2).unwrap();
+        assert_eq!(first, "LETTERS CANNOT BE SENT", "{}", d.text);
+        assert!(
+            d.text.contains(
+                "The mail server refused caseclerk's login 3 times since the last letter went; the last at Tue 1 Sep 07:58."
             ),
             "{}",
             d.text

@@ -386,6 +386,8 @@ pub struct Snapshot {
     /// Letters imported — not sent, on open cases, decided since the last digest.
     pub imported: Vec<ImportedView>,
     pub mailbox: MailboxHealth,
+    /// How logging in to the SMTP server is going (known once it has failed).
+    pub smtp: MailboxHealth,
     /// Cases whose history cannot be read at all (reference: why).
     pub problems: Vec<String>,
 }
@@ -768,6 +770,7 @@ pub fn assemble(
         undelivered,
         imported,
         mailbox,
+        smtp: MailboxHealth::default(),
         problems,
     }
 }
@@ -1317,6 +1320,7 @@ pub(crate) mod fixture {
                 last_ok_at: Some(t("2026-09-01T06:59:00Z")),
                 ..MailboxHealth::default()
             },
+            smtp: MailboxHealth::default(),
             problems: Vec::new(),
         }
     }

@@ -559,6 +559,14 @@ async fn tick(
     if let Some(e) = r.fetch_error {
         return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
     }
+    if r.sent.login_refused {
+        return Err(Failure::Work(
+            "the mail server refused caseclerk's SMTP login: check the [smtp] user and password \
+             file. No letter was marked undelivered; every due letter goes on the next pass that \
+             can log in"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

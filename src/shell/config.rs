@@ -75,6 +75,9 @@ pub struct SmtpSettings {
     pub tls: TlsMode,
     pub username: String,
     pub password: Option<Secret>,
+    /// Where the password came from, when from a file: read again for every connection, so a
+    /// rotated password written there is used without a restart.
+    pub password_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
 }
@@ -864,6 +867,7 @@ impl Resolver {
             tls: s.tls,
             username: s.username.clone(),
             password: smtp_password,
+            password_file: s.password_file.as_deref().map(|f| self.path(f)),
             ca_file: self.ca("smtp", &s.ca_file),
             timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(60)),
         }

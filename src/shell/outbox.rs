@@ -5,6 +5,11 @@
 //! the exact bytes decided for it, then marked sent with a `letter_sent` event in one transaction.
 //! A permanent refusal (5xx) marks it undelivered and raises it to the business unit; a transient
 //! failure (4xx, connection) is retried with backoff for up to a day, then marked undelivered.
+//! An authentication failure (535, 534, 530, 454, or no usable AUTH mechanism) is none of those:
+//! it says nothing about the letter, so the pass stops, every letter stays pending with its
+//! attempts unchanged, and the failure is recorded as the SMTP health ([`SMTP_HEALTH_KEY`]) for
+//! the digest and `caseclerk cases`; the next pass tries again, and the first letter that goes
+//! clears it.
 //!
 //! The transport is a [`Transport`]: the real one is lettre's SMTP client; [`RecordingTransport`]
 //! keeps what it is given (and refuses what it is told to), so a whole review runs without a server.
@@ -39,11 +44,41 @@ pub enum OutboxError {
     Store(#[from] StoreError),
 }
 
+/// Where the SMTP login's health is kept: a row of `mailbox_state` under a name no IMAP folder
+/// is given (angle brackets), so no migration is needed.
+pub const SMTP_HEALTH_KEY: &str = "<smtp>";
+
+/// What a failure to send says about the letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Our login was refused: nothing is wrong with the letter; stop and keep it pending.
+    Auth,
+    /// The server refused the letter itself and retrying will not change that (SMTP 5xx).
+    Permanent,
+    /// Try again later (4xx, timeouts, connection failures).
+    Transient,
+}
+
+/// Classify an SMTP failure from its reply code (if any), whether the client called it
+/// permanent, and its text (read here, never logged). 530 (authentication required), 534
+/// (mechanism too weak), 535 (credentials invalid) and 454 (temporary authentication failure)
+/// are the login's fault, not the letter's; so is a client error about authentication or
+/// credentials raised before any recipient was tried (no common AUTH mechanism).
+pub fn failure_kind(code: Option<u16>, permanent: bool, text: &str) -> FailureKind {
+    let t = text.to_lowercase();
+    match code {
+        Some(530 | 534 | 535 | 454) => FailureKind::Auth,
+        None if t.contains("authentication") || t.contains("credentials") => FailureKind::Auth,
+        _ if permanent => FailureKind::Permanent,
+        _ => FailureKind::Transient,
+    }
+}
+
 /// Why a transport did not take a letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendFailure {
-    /// A refusal that retrying will not change (SMTP 5xx).
-    pub permanent: bool,
+    /// What the failure says about the letter.
+    pub kind: FailureKind,
     /// The whole error, for the outbox record (may quote addresses: never logged).
     pub detail: String,
     /// Category and code only, for logs.
@@ -70,7 +105,7 @@ impl Transport for AsyncSmtpTransport<Tokio1Executor> {
                 .await
                 .map(|_| ())
                 .map_err(|e| SendFailure {
-                    permanent: e.is_permanent(),
+                    kind: failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string()),
                     detail: e.to_string(),
                     summary: smtp_summary(&e),
                 })
@@ -92,6 +127,7 @@ pub struct RecordedLetter {
 pub struct RecordingTransport {
     sent: Arc<Mutex<Vec<RecordedLetter>>>,
     refused: Arc<Mutex<Vec<String>>>,
+    login_refused: Arc<Mutex<bool>>,
 }
 
 impl RecordingTransport {
@@ -105,6 +141,12 @@ impl RecordingTransport {
             .lock()
             .expect("not poisoned")
             .push(address.to_lowercase());
+    }
+
+    /// Refuse our login (as a server's `535 5.7.8` would, after a password change) until told
+    /// otherwise: every letter fails before any recipient is tried.
+    pub fn refuse_login(&self, refuse: bool) {
+        *self.login_refused.lock().expect("not poisoned") = refuse;
     }
 
     /// Everything taken so far, in order.
@@ -121,9 +163,15 @@ impl Transport for RecordingTransport {
     ) -> BoxFuture<'a, Result<(), SendFailure>> {
         let to: Vec<String> = envelope.to().iter().map(|a| a.to_string()).collect();
         let refused = self.refused.lock().expect("not poisoned").clone();
+        let login_refused = *self.login_refused.lock().expect("not poisoned");
         let result = match to.iter().find(|a| refused.contains(&a.to_lowercase())) {
+            _ if login_refused => Err(SendFailure {
+                kind: FailureKind::Auth,
+                detail: "535 5.7.8 Error: authentication failed".into(),
+                summary: "authentication failed (535)".into(),
+            }),
             Some(a) => Err(SendFailure {
-                permanent: true,
+                kind: FailureKind::Permanent,
                 detail: format!("550 5.1.1 <{a}>: Recipient address rejected"),
                 summary: "permanent refusal (550)".into(),
             }),
@@ -173,11 +221,22 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
             .timeout(Some(s.timeout))
             .credentials(Credentials::new(
                 s.username.clone(),
-                password.expose().to_string(),
+                current_password(s, password),
             ))
             .authentication(vec![Mechanism::Plain, Mechanism::Login])
             .build(),
     )
+}
+
+/// The password to log in with now: the password file as it is now (a rotated password written
+/// there works without a restart), else the one read at start.
+fn current_password(s: &SmtpSettings, loaded: &crate::shell::config::Secret) -> String {
+    s.password_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| loaded.expose().to_string())
 }
 
 /// What one send pass did.
@@ -186,6 +245,8 @@ pub struct SendReport {
     pub sent: usize,
     pub retrying: usize,
     pub undelivered: usize,
+    /// The server refused our login: the pass stopped with every letter left pending.
+    pub login_refused: bool,
 }
 
 /// When to try again after `attempts` failures: 1, 2, 4 … minutes, at most an hour apart.
@@ -203,6 +264,9 @@ pub async fn send_due(
     let mut report = SendReport::default();
     for row in store.sendable(now).await? {
         send_one(store, transport, &row, now, &mut report).await?;
+        if report.login_refused {
+            break; // the same login would be refused for every other letter
+        }
     }
     Ok(report)
 }
@@ -232,9 +296,21 @@ async fn send_one(
             }
             Store::commit(tx).await?;
             tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), "letter sent");
+            if report.sent == 0 {
+                store.record_mailbox_ok(SMTP_HEALTH_KEY, now).await?;
+            }
             report.sent += 1;
         }
-        Err(e) if e.permanent => {
+        Err(e) if e.kind == FailureKind::Auth => {
+            // Not the letter's fault: it stays pending, untouched (attempts, next try), and is
+            // neither undelivered nor raised; the login is what needs a person.
+            store
+                .record_mailbox_error(SMTP_HEALTH_KEY, "login failed", now)
+                .await?;
+            tracing::error!(outbox = row.id, error = %e.summary, "the mail server refused our login; no letters sent this pass (check the SMTP password)");
+            report.login_refused = true;
+        }
+        Err(e) if e.kind == FailureKind::Permanent => {
             let reason = format!("refused by the mail server: {}", e.detail);
             undelivered(store, row, &reason, now, report).await?;
         }
@@ -256,7 +332,11 @@ async fn send_one(
 
 /// An SMTP error's category and code, without the server's text (which can quote addresses).
 pub fn smtp_summary(e: &lettre::transport::smtp::Error) -> String {
-    let kind = if e.is_timeout() {
+    let kind = if failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string())
+        == FailureKind::Auth
+    {
+        "authentication failed"
+    } else if e.is_timeout() {
         "timeout"
     } else if e.is_tls() {
         "TLS failure"
@@ -353,11 +433,51 @@ mod tests {
         };
         assert_eq!(t.send(&env("x@example.test"), b"one").await, Ok(()));
         let refused = t.send(&env("gone@example.test"), b"two").await.unwrap_err();
-        assert!(refused.permanent, "{refused:?}");
+        assert_eq!(refused.kind, FailureKind::Permanent, "{refused:?}");
         let sent = t.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].to, ["x@example.test"]);
         assert_eq!(sent[0].raw, b"one");
+    }
+
+    #[test]
+    fn a_refused_login_is_an_authentication_failure_whatever_its_code() {
+        for code in [535, 534, 530, 454] {
+            let permanent = code >= 500;
+            assert_eq!(
+                failure_kind(Some(code), permanent, "5.7.8 Error: authentication failed"),
+                FailureKind::Auth,
+                "{code}"
+            );
+        }
+        let no_mechanism =
+            "internal client error: No compatible authentication mechanism was found";
+        assert_eq!(failure_kind(None, false, no_mechanism), FailureKind::Auth);
+    }
+
+    #[test]
+    fn a_refused_recipient_is_permanent_and_a_busy_server_transient() {
+        let rejected = "permanent error (550): 5.1.1 <x@y.test>: Recipient address rejected";
+        assert_eq!(
+            failure_kind(Some(550), true, rejected),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            failure_kind(Some(554), true, "5.7.1 spam"),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            failure_kind(Some(451), false, "try later"),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            failure_kind(Some(421), false, "closing"),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            failure_kind(None, false, "connection refused"),
+            FailureKind::Transient
+        );
     }
 
     #[test]

@@ -63,9 +63,22 @@ pub async fn gather(
         partnership: &cfg.partnership_name,
         short_name: &cfg.short_name,
     };
-    Ok(views::assemble(
+    let mut snap = views::assemble(
         &ctx, names, now, since, cases, &letters, triage, mailbox, problems,
-    ))
+    );
+    if let Some(m) = store
+        .mailbox_state(crate::shell::outbox::SMTP_HEALTH_KEY)
+        .await?
+    {
+        snap.smtp = MailboxHealth {
+            known: true,
+            last_ok_at: m.last_ok_at,
+            failures: m.failures,
+            last_error_at: m.last_error_at,
+            last_error: m.last_error,
+        };
+    }
+    Ok(snap)
 }
 
 /// "Since the last digest": when the previous digest (not the one keyed `key`) was sent, else 24

@@ -496,6 +496,23 @@ impl Store {
         Ok(())
     }
 
+    /// Record that `mailbox` (or the SMTP login, under its health key) worked again: its failures
+    /// are cleared. Only a row that exists is touched (a health row is made by a failure).
+    pub async fn record_mailbox_ok(
+        &self,
+        mailbox: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE mailbox_state SET last_ok_at = ?, failures = 0 WHERE mailbox = ? AND failures > 0",
+        )
+        .bind(ts(now))
+        .bind(mailbox)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Messages not yet classified, oldest first.
     pub async fn pending_messages(&self) -> Result<Vec<PendingMessage>, StoreError> {
         let rows = sqlx::query(

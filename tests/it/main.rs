@@ -18,6 +18,7 @@ mod operator;
 mod process_pathways;
 mod review;
 mod skeleton;
+mod smtp_login;
 mod support;
 mod templates_render;
 mod timeline_golden;
