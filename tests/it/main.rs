@@ -16,6 +16,7 @@ mod first_run;
 mod full_reviews;
 mod operator;
 mod process_pathways;
+mod readonly;
 mod review;
 mod skeleton;
 mod support;
