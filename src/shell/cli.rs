@@ -592,7 +592,7 @@ async fn dry_run_tick(
 async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
     let now = clock(now)?.now();
-    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
     let cases = store.cases().await.map_err(work)?;
     if cases.is_empty() {
         println!("no cases");
@@ -628,7 +628,7 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
 async fn case(config: &Option<PathBuf>, reference: &str, now: Option<&str>) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
     let now = clock(now)?.now();
-    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
     let text = crate::shell::report::case_report(&cfg, &store, reference, now)
         .await
         .map_err(|e| match e {
@@ -860,7 +860,7 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
 async fn digest(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
     let now = clock(now)?.now();
-    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
     let key = crate::core::timeline::periodic::digest_key(calendar::london_date(now));
     let since =
         crate::shell::snapshot::since_last(&store, crate::core::views::DIGEST_STEP, &key, now)
@@ -901,7 +901,7 @@ async fn export(
             "an XLSX file is binary: give --output tracker.xlsx (or pipe it)".into(),
         ));
     }
-    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
     let snap = crate::shell::snapshot::gather(&cfg, &store, now, now)
         .await
         .map_err(work)?;

@@ -105,21 +105,34 @@ pub struct Engine {
     _lock: std::fs::File,
 }
 
+/// Take the one-daemon lock: an exclusive `flock` on the database file itself, held for the
+/// engine's life.
+///
+/// Why the database file and not a `<path>.lock` beside it: a lock follows the inode, so two
+/// daemons reaching one database through a symlink, a `./dir/../dir` path, a hard link in another
+/// directory or a bind mount meet the same lock (a lock file named after the path, or even after
+/// the canonical path, misses hard links; one named by (device, inode) misses a hard link in
+/// another directory). It is a `flock`, which on Linux is independent of the POSIX (`fcntl`) locks
+/// SQLite takes on the same file, so it does not disturb SQLite's own locking. (Over NFS `flock`
+/// is emulated with POSIX locks — but SQLite's WAL mode does not work over a network file system
+/// anyway.) The descriptor is closed only when the engine drops, after its store.
 fn lock_file(db: &std::path::Path) -> Result<std::fs::File, EngineError> {
-    let path = PathBuf::from(format!("{}.lock", db.display()));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| EngineError::Lock {
             path: dir.display().to_string(),
             source,
         })?;
     }
+    // Created here if new, as the store would, owner-only.
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
-        .write(true)
-        .open(&path)
+        .append(true)
+        .mode(0o600)
+        .open(db)
         .map_err(|source| EngineError::Lock {
-            path: path.display().to_string(),
+            path: db.display().to_string(),
             source,
         })?;
     match file.try_lock() {
@@ -128,7 +141,7 @@ fn lock_file(db: &std::path::Path) -> Result<std::fs::File, EngineError> {
             path: db.display().to_string(),
         }),
         Err(std::fs::TryLockError::Error(source)) => Err(EngineError::Lock {
-            path: path.display().to_string(),
+            path: db.display().to_string(),
             source,
         }),
     }
@@ -835,4 +848,89 @@ pub fn default_config_path() -> PathBuf {
     std::env::var_os("CASECLERK_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("config/example.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A fresh directory holding `db/caseclerk.db` (the file exists, as after a first run).
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("caseclerk-lock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("db")).unwrap();
+        std::fs::write(dir.join("db/caseclerk.db"), b"").unwrap();
+        dir
+    }
+
+    fn refused(second: &Path) -> bool {
+        matches!(lock_file(second), Err(EngineError::Locked { .. }))
+    }
+
+    #[test]
+    fn a_second_daemon_through_a_symlink_is_refused() {
+        let dir = scratch("symlink");
+        std::os::unix::fs::symlink(dir.join("db/caseclerk.db"), dir.join("link.db")).unwrap();
+        std::os::unix::fs::symlink(dir.join("db"), dir.join("linkdir")).unwrap();
+        let _first = lock_file(&dir.join("db/caseclerk.db")).unwrap();
+        assert!(refused(&dir.join("link.db")));
+        assert!(refused(&dir.join("linkdir/caseclerk.db")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_daemon_through_a_dot_dot_path_is_refused() {
+        let dir = scratch("dotdot");
+        let _first = lock_file(&dir.join("db/caseclerk.db")).unwrap();
+        assert!(refused(&dir.join("./db/../db/caseclerk.db")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_daemon_through_a_hard_link_in_another_directory_is_refused() {
+        let dir = scratch("hardlink");
+        std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+        std::fs::hard_link(dir.join("db/caseclerk.db"), dir.join("elsewhere/copy.db")).unwrap();
+        let _first = lock_file(&dir.join("db/caseclerk.db")).unwrap();
+        assert!(refused(&dir.join("elsewhere/copy.db")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_refusal_says_to_stop_the_daemon_first() {
+        let dir = scratch("message");
+        let _first = lock_file(&dir.join("db/caseclerk.db")).unwrap();
+        let e = lock_file(&dir.join("db/caseclerk.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another caseclerk is already working on"), "{e}");
+        assert!(e.contains("stop the daemon first"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_different_database_is_not_refused_and_the_lock_ends_with_the_engine() {
+        let dir = scratch("other");
+        std::fs::write(dir.join("db/other.db"), b"").unwrap();
+        let first = lock_file(&dir.join("db/caseclerk.db")).unwrap();
+        assert!(lock_file(&dir.join("db/other.db")).is_ok());
+        drop(first);
+        assert!(lock_file(&dir.join("db/caseclerk.db")).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_new_database_file_is_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("new");
+        let _lock = lock_file(&dir.join("fresh/caseclerk.db")).unwrap();
+        let mode = std::fs::metadata(dir.join("fresh/caseclerk.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

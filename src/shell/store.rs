@@ -37,6 +37,22 @@ pub enum StoreError {
         "the database was written by a newer caseclerk (schema {found}, this build knows {known}); upgrade caseclerk"
     )]
     TooNew { found: i64, known: i64 },
+    #[error(
+        "the database {path} has schema {found} and this caseclerk knows {known}; it is opened read-only, so it is not upgraded: read it with the caseclerk that wrote it, or upgrade the live database by starting the daemon (or `caseclerk tick`) on it"
+    )]
+    OlderSchema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "{path} is not a caseclerk database (it has no schema version); check the [storage] database path"
+    )]
+    NotCaseclerk { path: String },
+    #[error(
+        "there is no database at {path} (the daemon creates it on its first run); check the [storage] database path"
+    )]
+    Missing { path: String },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("stored data is not valid: {0}")]
@@ -252,6 +268,82 @@ impl Store {
         let store = Store { pool };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Open an existing database for reading only — `cases`, `case`, `digest`, `export`: no lock,
+    /// no migration, nothing written, so a backup copy on a read-only file or directory can be
+    /// read. A database from another schema is refused with what to do, never migrated.
+    ///
+    /// With a `-wal` file beside it (a daemon is working on it, or stopped uncleanly) it is opened
+    /// `mode=ro`, seeing what the WAL holds. Without one the file is the whole database (SQLite
+    /// removes the WAL when the last writer closes cleanly) and it is opened `immutable`: no
+    /// `-shm` or `-wal` is created and no lock is taken, which is what lets a read-only directory
+    /// be read. A daemon starting during such a read could only disturb it by checkpointing into
+    /// the file, which it does after ~1,000 pages — a reading command is long finished by then.
+    pub async fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let display = path.display().to_string();
+        std::fs::metadata(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => StoreError::Missing {
+                path: display.clone(),
+            },
+            _ => StoreError::File {
+                path: display.clone(),
+                source,
+            },
+        })?;
+        let live = Path::new(&format!("{display}-wal")).exists();
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(!live)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: display.clone(),
+                source,
+            })?;
+        let store = Store { pool };
+        store.check_schema(&display, MIGRATIONS).await?;
+        Ok(store)
+    }
+
+    /// Close every connection, waiting for them (the last one checkpoints and removes the WAL).
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    /// The recorded schema is exactly the one this build knows (for a read-only store).
+    async fn check_schema(
+        &self,
+        path: &str,
+        migrations: &[(i64, &'static str)],
+    ) -> Result<(), StoreError> {
+        let known = migrations.last().map(|m| m.0).unwrap_or(0);
+        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) if d.message().contains("no such table") => {
+                    StoreError::NotCaseclerk { path: path.into() }
+                }
+                other => StoreError::Open {
+                    path: path.into(),
+                    source: other,
+                },
+            })?;
+        match found.unwrap_or(0) {
+            found if found > known => Err(StoreError::TooNew { found, known }),
+            found if found < known => Err(StoreError::OlderSchema {
+                path: path.into(),
+                found,
+                known,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Copy the database at `path` into a new file `dest` (`VACUUM INTO`: one consistent snapshot,
@@ -1418,6 +1510,94 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].state, OutboxState::Sent);
         assert_eq!(all[1].sent_at, None);
+    }
+
+    fn refused(opened: Result<Store, StoreError>) -> StoreError {
+        match opened {
+            Ok(_) => panic!("opened, but should have been refused"),
+            Err(e) => e,
+        }
+    }
+
+    /// A directory holding a migrated database that its writer has closed, as a backup copy is.
+    async fn closed_database(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("caseclerk-ro-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = dir.join("caseclerk.db");
+        let s = Store::open(&db).await.unwrap();
+        s.meta_or_init("install_id", || "cafe".into())
+            .await
+            .unwrap();
+        s.pool.close().await;
+        db
+    }
+
+    #[tokio::test]
+    async fn a_closed_database_is_read_without_writing_a_byte_or_creating_a_file_beside_it() {
+        let db = closed_database("closed").await;
+        let before = std::fs::read(&db).unwrap();
+        let mtime = std::fs::metadata(&db).unwrap().modified().unwrap();
+        let s = Store::open_read_only(&db).await.unwrap();
+        assert_eq!(s.meta("install_id").await.unwrap().as_deref(), Some("cafe"));
+        let cases = s.cases().await.unwrap();
+        assert!(cases.is_empty());
+        assert!(
+            sqlx::query("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+                .execute(&s.pool)
+                .await
+                .is_err(),
+            "a read-only store refuses a write"
+        );
+        s.pool.close().await;
+        assert_eq!(std::fs::read(&db).unwrap(), before);
+        assert_eq!(std::fs::metadata(&db).unwrap().modified().unwrap(), mtime);
+        let dir = db.parent().unwrap();
+        let mut beside: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        beside.sort();
+        assert_eq!(beside, ["caseclerk.db"], "no -wal, -shm or lock file");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_database_with_an_older_schema_is_refused_read_only_and_not_migrated() {
+        let db = closed_database("older").await;
+        {
+            let s = Store::open(&db).await.unwrap();
+            sqlx::query("DELETE FROM schema_version WHERE version > 1")
+                .execute(&s.pool)
+                .await
+                .unwrap();
+            s.pool.close().await;
+        }
+        let e = refused(Store::open_read_only(&db).await);
+        assert!(matches!(e, StoreError::OlderSchema { found: 1, .. }), "{e}");
+        assert!(e.to_string().contains("not upgraded"), "{e}");
+        let s = Store::open_read_only(&db).await.err();
+        assert!(s.is_some(), "still schema 1: nothing was migrated");
+        std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_caseclerk_database_or_is_missing_is_refused_read_only() {
+        let db = closed_database("other").await;
+        let dir = db.parent().unwrap().to_path_buf();
+        let e = refused(Store::open_read_only(&dir.join("missing.db")).await);
+        assert!(matches!(e, StoreError::Missing { .. }), "{e}");
+        assert!(!dir.join("missing.db").exists(), "not created");
+        {
+            let s = Store::open(&db).await.unwrap();
+            sqlx::query("DROP TABLE schema_version")
+                .execute(&s.pool)
+                .await
+                .unwrap();
+            s.pool.close().await;
+        }
+        let e = refused(Store::open_read_only(&db).await);
+        assert!(matches!(e, StoreError::NotCaseclerk { .. }), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     /// A later migration with a `;` inside a string literal and inside a trigger body.
