@@ -418,7 +418,7 @@ pub fn unparseable(msg: &Message, _ctx: &Context) -> Option<Verdict> {
 }
 
 /// Rule 2: mail we sent ourselves (a copy, a BCC, a message from our own alias).
-/// The local-part prefix of every Message-ID caseclerk mints (see `engine::mint_message_id`).
+/// The local-part prefix of every Message-ID caseclerk mints (see `letters::message_id`).
 pub const OWN_ID_PREFIX: &str = "caseclerk.";
 
 pub fn own_message(msg: &Message, ctx: &Context) -> Option<Verdict> {

@@ -594,12 +594,12 @@ pub fn case_letter(
             reference,
         )),
     })?;
-    let mut envelope_to = vec![due.to.email.clone()];
-    for r in due.also_to.iter().chain(&due.cc) {
-        if !envelope_to.contains(&r.email) {
-            envelope_to.push(r.email.clone());
-        }
-    }
+    let envelope_to = envelope(
+        std::iter::once(&due.to)
+            .chain(&due.also_to)
+            .chain(&due.cc)
+            .map(|r| r.email.clone()),
+    );
     Ok(NewLetter {
         dedupe_key,
         case_id: Some(case_id),
@@ -612,6 +612,17 @@ pub fn case_letter(
         envelope_to,
         raw,
     })
+}
+
+/// The envelope's recipients: each address once, in the order given (To, then Cc).
+fn envelope(addresses: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in addresses {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// A letter with no case to a list of people (the first in To, the rest copied): the digest and
@@ -655,13 +666,7 @@ pub fn people_letter(
         calendar: None,
         thread_index: None,
     })?;
-    let mut envelope_to: Vec<String> = Vec::new();
-    for c in people {
-        let e = c.email.to_lowercase();
-        if !envelope_to.contains(&e) {
-            envelope_to.push(e);
-        }
-    }
+    let envelope_to = envelope(people.iter().map(|c| c.email.to_lowercase()));
     Ok(NewLetter {
         dedupe_key: dedupe_key.to_string(),
         case_id: None,

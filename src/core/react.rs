@@ -304,10 +304,9 @@ fn agencies_line(
     let msg = incoming.msg;
     let sender = sender(msg).unwrap_or_default();
     // Our letter's recipient key is its address, or the addresses of a shared letter.
-    let answering_our_letter = reply.letter.is_some_and(|l| {
-        let addresses = l.recipient.split("#r").next().unwrap_or_default();
-        addresses.split(',').any(|r| r == sender)
-    });
+    let answering_our_letter = reply
+        .letter
+        .is_some_and(|l| timeline::key_addressees(&l.recipient).any(|r| r == sender));
     let own = text::reply_text(&msg.body_text, rules.banners);
     let Some(line) = agencies::agencies_line(&own) else {
         return;

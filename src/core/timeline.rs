@@ -932,6 +932,17 @@ fn key_round(key: &str) -> &str {
     key.rfind("#r").map_or("", |i| &key[i..])
 }
 
+/// A letter key without its round suffix (see [`keyed`]).
+pub fn key_without_round(key: &str) -> &str {
+    key.split("#r").next().unwrap_or(key)
+}
+
+/// What a letter key names, one entry per addressee: its address, or each address of a shared
+/// letter (`a@x,b@x`), without the round.
+pub fn key_addressees(key: &str) -> impl Iterator<Item = &str> {
+    key_without_round(key).split(',')
+}
+
 /// One message to everyone in the step's `to` roles, copied to its `cc` roles; keyed by the
 /// addresses (a single addressee's key is their address, as for an individual letter).
 fn shared_letter(

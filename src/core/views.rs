@@ -68,10 +68,21 @@ impl<'a> Context<'a> {
         None
     }
 
-    /// Who a letter went to, in words: never an address.
+    /// Who a letter went to, in words: never an address (a shared letter names everyone).
     pub fn recipient_label(&self, key: &str, referrer: Option<&str>) -> String {
-        // A letter of a later round (a reopened decision) is keyed `…#r1`.
-        let key = key.split("#r").next().unwrap_or(key);
+        self.recipient_labels(key, referrer).join(", ")
+    }
+
+    /// Who a letter went to, one label per addressee (a shared letter's key lists them all; a
+    /// letter of a later round is keyed `…#r1`).
+    pub fn recipient_labels(&self, key: &str, referrer: Option<&str>) -> Vec<String> {
+        timeline::key_addressees(key)
+            .map(|k| self.addressee_label(k, referrer))
+            .collect()
+    }
+
+    /// One addressee of a letter key, in words.
+    fn addressee_label(&self, key: &str, referrer: Option<&str>) -> String {
         if let Some(id) = key.strip_prefix("agency:") {
             return self.agency(id).map_or(id.to_string(), |a| a.name.clone());
         }
@@ -84,31 +95,11 @@ impl<'a> Context<'a> {
         if let Some(m) = key.strip_prefix("notice:") {
             return format!("the sender of message {m}");
         }
-        if key.contains(',') {
-            // A shared letter: everyone it was addressed to.
-            return key
-                .split(',')
-                .map(|k| self.recipient_label(k, referrer))
-                .collect::<Vec<_>>()
-                .join(", ");
-        }
         if referrer.is_some_and(|r| r.eq_ignore_ascii_case(key)) {
             return "the referrer".into();
         }
         self.name_of(key)
             .unwrap_or_else(|| "someone outside the directory".into())
-    }
-
-    /// Who a letter went to, one label per addressee (a shared letter's key lists them all).
-    pub fn recipient_labels(&self, key: &str, referrer: Option<&str>) -> Vec<String> {
-        let key = key.split("#r").next().unwrap_or(key);
-        if key.contains(',') {
-            key.split(',')
-                .map(|k| self.recipient_label(k, referrer))
-                .collect()
-        } else {
-            vec![self.recipient_label(key, referrer)]
-        }
     }
 
     /// A step's name for people.
