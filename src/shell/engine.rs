@@ -766,10 +766,12 @@ impl Engine {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), EngineError> {
         let notify = Arc::new(tokio::sync::Notify::new());
-        let watcher = tokio::spawn(mailbox::watch(
-            Arc::new(self.cfg.imap.clone()),
-            notify.clone(),
-        ));
+        let watcher = tokio::spawn(mailbox::watch(mailbox::Watcher {
+            settings: Arc::new(self.cfg.imap.clone()),
+            notify: notify.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+        }));
         tokio::pin!(shutdown);
         // The first pass fetches; after that the watcher's signal means "fetch", and the timer
         // (at the next due instant, and at least every minute, so an operator's change is acted on
