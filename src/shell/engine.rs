@@ -15,7 +15,8 @@
 //! letter is decided once, and never sent from inside the decision.
 //!
 //! `run` repeats the tick whenever the mailbox watcher signals, when the next letter falls due, or
-//! at least every minute — "sleep until the next due instant or until notified".
+//! at least every minute — "sleep until the next due instant or until notified"; and it fetches at
+//! least every `fetch_interval` (five minutes by default) whether or not the watcher signals.
 //!
 //! Must not: decide what a message is or does, or what is due (that is [`crate::core`]); log
 //! names, subjects, bodies or addresses (only case references, step ids, rule names and hashes).
@@ -766,18 +767,24 @@ impl Engine {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), EngineError> {
         let notify = Arc::new(tokio::sync::Notify::new());
-        let watcher = tokio::spawn(mailbox::watch(
-            Arc::new(self.cfg.imap.clone()),
-            notify.clone(),
-        ));
+        let watcher = tokio::spawn(mailbox::watch(mailbox::Watcher {
+            settings: Arc::new(self.cfg.imap.clone()),
+            notify: notify.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+        }));
         tokio::pin!(shutdown);
         // The first pass fetches; after that the watcher's signal means "fetch", and the timer
         // (at the next due instant, and at least every minute, so an operator's change is acted on
-        // promptly) means "plan and send".
+        // promptly) means "plan and send" — and "fetch" too once `fetch_interval` has passed
+        // since the last fetch: the safety net for a watcher that is reconnecting or a server whose
+        // IDLE has gone quiet.
+        let mut last_fetch = tokio::time::Instant::now();
         let mut fetch = true;
         let mut first = true;
         loop {
             let report = if fetch {
+                last_fetch = tokio::time::Instant::now();
                 self.tick().await
             } else {
                 let mut r = TickReport::default();
@@ -808,13 +815,20 @@ impl Engine {
                 tracing::info!("first pass done");
             }
             let now = self.clock.now();
+            let next_fetch = last_fetch + self.cfg.imap.fetch_interval;
             let sleep = wake
                 .map(|w| (w - now).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(RESCAN)
-                .min(RESCAN);
+                .min(RESCAN)
+                .min(next_fetch.saturating_duration_since(tokio::time::Instant::now()));
             tokio::select! {
                 _ = notify.notified() => fetch = true,
-                _ = tokio::time::sleep(sleep) => fetch = false,
+                _ = tokio::time::sleep(sleep) => {
+                    fetch = tokio::time::Instant::now() >= next_fetch;
+                    if fetch {
+                        tracing::debug!("safety-net fetch");
+                    }
+                }
                 _ = &mut shutdown => {
                     tracing::info!("shutting down");
                     watcher.abort();

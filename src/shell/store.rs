@@ -605,6 +605,25 @@ impl Store {
         Ok(())
     }
 
+    /// Record a proof of life under a health key (the mailbox watcher's `<imap-watch>`): the row
+    /// is made if new, its `last_ok_at` set and its failures cleared; the last error stays, for
+    /// the record.
+    pub async fn record_mailbox_alive(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_ok_at, failures) VALUES (?, 0, 0, ?, 0) \
+             ON CONFLICT (mailbox) DO UPDATE SET last_ok_at = excluded.last_ok_at, failures = 0",
+        )
+        .bind(key)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Messages not yet classified, oldest first.
     pub async fn pending_messages(&self) -> Result<Vec<PendingMessage>, StoreError> {
         let rows = sqlx::query(
@@ -1250,6 +1269,29 @@ mod tests {
             parse_ts(&ts(t("2026-03-29T01:30:00Z"))).unwrap(),
             t("2026-03-29T01:30:00Z")
         );
+    }
+
+    #[tokio::test]
+    async fn a_health_row_keeps_the_last_proof_of_life_and_counts_the_failures_since() {
+        let s = Store::open_in_memory().await.unwrap();
+        let (first, failed, back) = (
+            t("2026-12-22T09:00:00Z"),
+            t("2026-12-22T09:02:00Z"),
+            t("2026-12-22T09:05:00Z"),
+        );
+        s.record_mailbox_alive("<imap-watch>", first).await.unwrap();
+        for _ in 0..2 {
+            s.record_mailbox_error("<imap-watch>", "IMAP NOOP timed out", failed)
+                .await
+                .unwrap();
+        }
+        let row = s.mailbox_state("<imap-watch>").await.unwrap().unwrap();
+        assert_eq!((row.last_ok_at, row.failures), (Some(first), 2));
+        assert_eq!(row.last_error_at, Some(failed));
+        s.record_mailbox_alive("<imap-watch>", back).await.unwrap();
+        let row = s.mailbox_state("<imap-watch>").await.unwrap().unwrap();
+        assert_eq!((row.last_ok_at, row.failures), (Some(back), 0));
+        assert_eq!(row.last_error.as_deref(), Some("IMAP NOOP timed out"));
     }
 
     #[tokio::test]

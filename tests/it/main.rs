@@ -21,6 +21,7 @@ mod readonly;
 mod review;
 mod skeleton;
 mod smtp_login;
+mod stall;
 mod support;
 mod templates_render;
 mod timeline_golden;
