@@ -65,6 +65,14 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Monitoring: is the daemon reading mail and sending letters? One plugin line (Nagios,
+    /// Icinga, Zabbix, SCOM) from the database alone; exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN. Run it as the daemon's user.
+    Health {
+        /// Judge as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// List the cases with their working-day numbers.
     Cases {
         /// Count day numbers at this instant (RFC 3339); default: now.
@@ -302,6 +310,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::from(1)
         }
+        Err(Failure::Status(code)) => ExitCode::from(code),
     }
 }
 
@@ -310,6 +319,8 @@ enum Failure {
     Usage(String),
     /// Something failed while working: exit 1.
     Work(String),
+    /// Already reported on stdout; exit with this code (`health`'s monitoring levels).
+    Status(u8),
 }
 
 fn work(e: impl std::fmt::Display) -> Failure {
@@ -467,6 +478,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         } => reschedule(config, case, what, to, reason, who).await,
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
+        Command::Health { now } => health(config, now.as_deref()).await,
         Command::Export {
             format,
             since,
@@ -622,6 +634,38 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
         );
     }
     Ok(())
+}
+
+/// `caseclerk health`: the monitoring plugin. Everything it cannot read is UNKNOWN (exit 3), so a
+/// monitoring system never mistakes a broken check for a healthy daemon.
+async fn health(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
+    let answer = async {
+        let cfg = load(config, Needs::NoSecrets).map_err(|e| match e {
+            Failure::Usage(m) | Failure::Work(m) => m,
+            Failure::Status(c) => format!("exit {c}"),
+        })?;
+        let now = clock(now)
+            .map_err(|_| "--now is not an instant like 2026-11-26T09:00:00Z".to_string())?
+            .now();
+        let store = Store::open_read_only(&cfg.database)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::shell::health::check(&cfg, &store, now)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    let (text, level) = answer.unwrap_or_else(|e| {
+        (
+            crate::shell::health::unknown(&e),
+            crate::core::health::Level::Unknown,
+        )
+    });
+    println!("{text}");
+    match level.exit_code() {
+        0 => Ok(()),
+        code => Err(Failure::Status(code)),
+    }
 }
 
 /// `caseclerk case`: one case's history.

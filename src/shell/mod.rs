@@ -12,6 +12,7 @@
 //! - [`operator`]: corrections a person records by hand, with who and why.
 //! - [`periodic`]: queues the daily digest and the tracker report when they fall due.
 //! - [`snapshot`]: reads every case from the store into the core's views.
+//! - [`health`]: `caseclerk health`, the facts the daemon recorded, read-only, for monitoring.
 //! - [`report`]: `caseclerk case`, one case's history as text.
 //! - [`templates`]: reads the letter templates folder.
 //! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
@@ -28,6 +29,7 @@ pub mod config;
 pub mod dryrun;
 pub mod engine;
 pub mod firstrun;
+pub mod health;
 pub mod logging;
 pub mod mailbox;
 pub mod operator;
