@@ -185,7 +185,7 @@ pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     letters(f, t, &mut out);
     holidays(f, t, &mut out);
     disk(f, t, &mut out);
-    out.sort_by(|a, b| b.level.cmp(&a.level));
+    out.sort_by_key(|f| std::cmp::Reverse(f.level));
     out
 }
 

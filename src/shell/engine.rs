@@ -771,6 +771,10 @@ impl Engine {
             notify.clone(),
         ));
         tokio::pin!(shutdown);
+        // systemd (`Type=notify`): ready once the lock is held and the watcher started; a watchdog
+        // ping only after a pass that worked, so a daemon stuck failing is restarted.
+        let systemd = crate::shell::sdnotify::Notifier::from_env();
+        systemd.ready("started; first pass");
         // The first pass fetches; after that the watcher's signal means "fetch", and the timer
         // (at the next due instant, and at least every minute, so an operator's change is acted on
         // promptly) means "plan and send".
@@ -797,9 +801,11 @@ impl Engine {
                             "tick"
                         );
                     }
+                    systemd.alive(&pass_status(&r, self.clock.now()));
                     r.next_wake
                 }
                 Err(e) => {
+                    systemd.status("the last pass failed; retrying in a minute (see the log)");
                     tracing::error!(error = %e.for_log(), "tick failed; retrying in a minute");
                     None
                 }
@@ -816,6 +822,7 @@ impl Engine {
                 _ = notify.notified() => fetch = true,
                 _ = tokio::time::sleep(sleep) => fetch = false,
                 _ = &mut shutdown => {
+                    systemd.stopping();
                     tracing::info!("shutting down");
                     watcher.abort();
                     return Ok(());
@@ -823,6 +830,23 @@ impl Engine {
             }
         }
     }
+}
+
+/// The one line `systemctl status` shows after a pass: counts and a time, nothing personal.
+fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
+    let mut s = format!(
+        "last pass {}: {} message(s) processed, {} letter(s) sent",
+        crate::core::calendar::short_instant(now),
+        r.processed,
+        r.sent.sent
+    );
+    if r.sent.retrying > 0 {
+        s.push_str(&format!(", {} retrying", r.sent.retrying));
+    }
+    if r.sent.login_refused {
+        s.push_str("; the mail server refuses our login: letters held");
+    }
+    s
 }
 
 /// The row of a case just created in the current transaction (a read through the pool would not

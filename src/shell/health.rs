@@ -26,10 +26,7 @@ pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<F
     Ok(Facts {
         now,
         installed_at,
-        mailbox: store
-            .mailbox_state(&cfg.imap.folder)
-            .await?
-            .map(connection),
+        mailbox: store.mailbox_state(&cfg.imap.folder).await?.map(connection),
         smtp: store.mailbox_state(SMTP_HEALTH_KEY).await?.map(connection),
         pending_due: outbox.pending_due,
         oldest_pending_due: outbox.oldest_pending_due,
@@ -53,14 +50,21 @@ fn connection(s: MailboxState) -> Connection {
 pub fn disk_free(database: &Path) -> Option<u64> {
     let dir = database.parent().filter(|p| !p.as_os_str().is_empty())?;
     let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())))
+    Some(s.blocks_available().saturating_mul(s.fragment_size()))
 }
 
 /// The plugin's answer for a configuration and database that could be read: its text and level.
-pub async fn check(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<(String, Level), StoreError> {
+pub async fn check(
+    cfg: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<(String, Level), StoreError> {
     let facts = gather(cfg, store, now).await?;
     let findings = health::assess(&facts, &Thresholds::default());
-    Ok((health::plugin_line(&facts, &findings), health::level(&findings)))
+    Ok((
+        health::plugin_line(&facts, &findings),
+        health::level(&findings),
+    ))
 }
 
 /// The plugin's answer when the facts could not be read at all (UNKNOWN): what failed, and what

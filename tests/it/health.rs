@@ -38,10 +38,16 @@ async fn a_daemon_reading_mail_and_sending_letters_is_ok_and_one_stopped_for_an_
     assert!(out.contains("last_fetch_age=60s;letters_due=0"), "{out}");
 
     let (code, out) = health(&config, "2026-01-05 10:20");
-    assert_eq!(code, 1, "ten minutes without a fetch is worth a look: {out}");
+    assert_eq!(
+        code, 1,
+        "ten minutes without a fetch is worth a look: {out}"
+    );
     let (code, out) = health(&config, "2026-01-05 11:30");
     assert_eq!(code, 2, "{out}");
-    assert!(out.starts_with("CASECLERK CRITICAL - the mailbox was last read 90 min ago"), "{out}");
+    assert!(
+        out.starts_with("CASECLERK CRITICAL - the mailbox was last read 90 min ago"),
+        "{out}"
+    );
     assert!(out.contains("[mailbox_stale]"), "{out}");
 }
 
@@ -74,7 +80,11 @@ async fn a_missing_database_is_unknown_never_ok() {
     let review = Review::of("bury").await;
     let text = std::fs::read_to_string(&review.engine.cfg.file).unwrap();
     let mut cfg: toml::Table = text.parse().unwrap();
-    let missing = review.engine.cfg.file.with_file_name("nowhere/caseclerk.db");
+    let missing = review
+        .engine
+        .cfg
+        .file
+        .with_file_name("nowhere/caseclerk.db");
     cfg["storage"]["database"] = toml::Value::String(missing.display().to_string());
     let config = review.engine.cfg.file.with_file_name("elsewhere.toml");
     std::fs::write(&config, toml::to_string(&cfg).unwrap()).unwrap();

@@ -46,7 +46,10 @@ fn a_daemon_that_read_the_mailbox_a_minute_ago_with_nothing_late_is_ok() {
     assert_eq!(level(&assess(&f, &Thresholds::default())).exit_code(), 0);
     let line = plugin_line(&f, &[]);
     assert!(line.starts_with("CASECLERK OK - "), "{line}");
-    assert!(line.contains("| last_fetch_age=60s;letters_due=0"), "{line}");
+    assert!(
+        line.contains("| last_fetch_age=60s;letters_due=0"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -125,7 +128,10 @@ fn a_letter_two_hours_late_warns_and_five_hours_late_is_critical() {
     f.oldest_pending_due = Some(at(5, 0));
     assert_eq!(rules(&f), [(Level::Critical, "letters_overdue")]);
     let text = &assess(&f, &Thresholds::default())[0].text;
-    assert!(text.starts_with("3 letter(s) due and not sent (1 retrying)"), "{text}");
+    assert!(
+        text.starts_with("3 letter(s) due and not sent (1 retrying)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -171,7 +177,10 @@ fn the_worst_finding_decides_the_exit_code_and_leads_the_first_line() {
     assert_eq!(level(&found).exit_code(), 2);
     let line = plugin_line(&f, &found);
     let first = line.lines().next().unwrap();
-    assert!(first.starts_with("CASECLERK CRITICAL - the mail server refuses"), "{first}");
+    assert!(
+        first.starts_with("CASECLERK CRITICAL - the mail server refuses"),
+        "{first}"
+    );
     assert!(first.contains("(and 1 more)"), "{first}");
     assert_eq!(line.lines().count(), 3, "{line}");
     assert!(line.contains("WARNING: 1 letter(s) undelivered"), "{line}");
