@@ -32,8 +32,18 @@ struct Cli {
     /// The configuration file [env: CASECLERK_CONFIG] [default: config/example.toml]
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// How log lines are written to stderr: text (a terminal's, plain, or journald's with
+    /// priorities and no second timestamp, detected) or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -289,7 +299,7 @@ struct Who {
 /// Run the command line; the binary's whole `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::shell::logging::init();
+    crate::shell::logging::init(cli.log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
