@@ -22,14 +22,23 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// The exit codes, in `--help` and the man page.
+const EXIT_CODES: &str = "Exit codes:\n  \
+    0  done\n  \
+    1  something failed while working (e.g. the mailbox could not be read)\n  \
+    2  bad configuration, or a command that makes no sense (the reason is printed)\n\n\
+    `caseclerk health` exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "caseclerk",
     version,
-    about = "The clerical half of a safeguarding partnership's rapid reviews, run from its shared mailbox"
+    about = "The clerical half of a safeguarding partnership's rapid reviews, run from its shared mailbox",
+    after_help = EXIT_CODES
 )]
 struct Cli {
-    /// The configuration file [env: CASECLERK_CONFIG] [default: config/example.toml]
+    /// The configuration file [env: CASECLERK_CONFIG] [default: /etc/caseclerk/caseclerk.toml, or
+    /// config/example.toml in the source tree]
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// How log lines are written to stderr: text (a terminal's, plain, or journald's with
@@ -238,6 +247,7 @@ enum Command {
     Check,
     /// Measure ingest and classification against a throwaway local mail stack (numbers for the
     /// README; needs the same packages and root as the demo).
+    #[command(hide = true)]
     Bench {
         /// How many messages (10 % with a 200 KB attachment).
         #[arg(long, default_value_t = 1000)]
@@ -245,10 +255,19 @@ enum Command {
     },
     /// Start the bundled local mail stack, run the daemon against it, send a sample referral and
     /// show the acknowledgement arriving.
+    #[command(hide = true)]
     Demo {
         /// Exit after the acknowledgement arrives instead of running until Ctrl-C.
         #[arg(long)]
         once: bool,
+    },
+    /// Write the man pages (`caseclerk.1`, `caseclerk-<command>.1`) and shell completions (bash, zsh, fish) into a folder,
+    /// generated from this command line's own definition (the package build runs it).
+    #[command(hide = true)]
+    Generate {
+        /// The folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -513,6 +532,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Demo { once } => crate::dev::demo::run(config.clone(), *once)
             .await
             .map_err(work),
+        Command::Generate { out } => generate(out),
     }
 }
 
@@ -642,6 +662,30 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
             calendar::short_instant(c.received_at),
             calendar::short_date(c.day0),
         );
+    }
+    Ok(())
+}
+
+/// `caseclerk generate`: the man page and completions, from the command line's definition.
+fn generate(out: &std::path::Path) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let fail = |what: &str, e: std::io::Error| {
+        Failure::Work(format!(
+            "cannot write the {what} into {}: {e}",
+            out.display()
+        ))
+    };
+    std::fs::create_dir_all(out).map_err(|e| fail("folder", e))?;
+    let cmd = Cli::command();
+    // caseclerk.1 and a page per visible command (caseclerk-health.1, …), as its SEE ALSO names.
+    clap_mangen::generate_to(cmd.clone(), out).map_err(|e| fail("man pages", e))?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "caseclerk", out)
+            .map_err(|e| fail("completions", e))?;
     }
     Ok(())
 }

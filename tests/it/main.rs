@@ -17,6 +17,7 @@ mod full_reviews;
 mod health;
 mod one_daemon;
 mod operator;
+mod package;
 mod process_pathways;
 mod readonly;
 mod review;
