@@ -38,7 +38,7 @@ use crate::shell::progress::Progress;
 use crate::shell::store::{CaseRow, PendingMessage, Store, StoreError, Tx, record_event};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -774,6 +774,10 @@ impl Engine {
             clock: self.clock.clone(),
         }));
         tokio::pin!(shutdown);
+        // systemd (`Type=notify`): ready once the lock is held and the watcher started; a watchdog
+        // ping only after a pass that worked, so a daemon stuck failing is restarted.
+        let systemd = crate::shell::sdnotify::Notifier::from_env();
+        systemd.ready("started; first pass");
         // The first pass fetches; after that the watcher's signal means "fetch", and the timer
         // (at the next due instant, and at least every minute, so an operator's change is acted on
         // promptly) means "plan and send" — and "fetch" too once `fetch_interval` has passed
@@ -804,9 +808,11 @@ impl Engine {
                             "tick"
                         );
                     }
+                    systemd.alive(&pass_status(&r, self.clock.now()));
                     r.next_wake
                 }
                 Err(e) => {
+                    systemd.status("the last pass failed; retrying in a minute (see the log)");
                     tracing::error!(error = %e.for_log(), "tick failed; retrying in a minute");
                     None
                 }
@@ -830,6 +836,7 @@ impl Engine {
                     }
                 }
                 _ = &mut shutdown => {
+                    systemd.stopping();
                     tracing::info!("shutting down");
                     watcher.abort();
                     return Ok(());
@@ -837,6 +844,23 @@ impl Engine {
             }
         }
     }
+}
+
+/// The one line `systemctl status` shows after a pass: counts and a time, nothing personal.
+fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
+    let mut s = format!(
+        "last pass {}: {} message(s) processed, {} letter(s) sent",
+        crate::core::calendar::short_instant(now),
+        r.processed,
+        r.sent.sent
+    );
+    if r.sent.retrying > 0 {
+        s.push_str(&format!(", {} retrying", r.sent.retrying));
+    }
+    if r.sent.login_refused {
+        s.push_str("; the mail server refuses our login: letters held");
+    }
+    s
 }
 
 /// The row of a case just created in the current transaction (a read through the pool would not
@@ -857,17 +881,34 @@ fn opened_row(id: i64, reference: &str, o: &react::Opening) -> CaseRow {
 /// How long the daemon sleeps at most between passes over the cases.
 pub const RESCAN: Duration = Duration::from_secs(60);
 
-/// Resolve the path of a relative config file given on the command line.
+/// Where an installed caseclerk's configuration lives (the Debian package's conffile).
+pub const INSTALLED_CONFIG: &str = "/etc/caseclerk/caseclerk.toml";
+
+/// The configuration file when `--config` is not given: `CASECLERK_CONFIG`, else
+/// [`INSTALLED_CONFIG`] when it exists, else `config/example.toml` when that exists (the source
+/// tree: the demo and the bench), else [`INSTALLED_CONFIG`] — so the error names the file an
+/// operator is expected to write.
 pub fn default_config_path() -> PathBuf {
-    std::env::var_os("CASECLERK_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("config/example.toml"))
+    choose_config(
+        std::env::var_os("CASECLERK_CONFIG").map(PathBuf::from),
+        |p| p.is_file(),
+    )
+}
+
+fn choose_config(env: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBuf {
+    let source_tree = Path::new("config/example.toml");
+    env.unwrap_or_else(|| {
+        if !exists(Path::new(INSTALLED_CONFIG)) && exists(source_tree) {
+            source_tree.to_path_buf()
+        } else {
+            PathBuf::from(INSTALLED_CONFIG)
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     /// A fresh directory holding `db/caseclerk.db` (the file exists, as after a first run).
     fn scratch(name: &str) -> PathBuf {
@@ -881,6 +922,26 @@ mod tests {
 
     fn refused(second: &Path) -> bool {
         matches!(lock_file(second), Err(EngineError::Locked { .. }))
+    }
+
+    #[test]
+    fn the_default_configuration_is_the_installed_one_then_the_source_trees_then_the_installed_path()
+     {
+        let env = Some(PathBuf::from("/srv/cc.toml"));
+        assert_eq!(choose_config(env, |_| true), PathBuf::from("/srv/cc.toml"));
+        assert_eq!(
+            choose_config(None, |_| true),
+            PathBuf::from(INSTALLED_CONFIG)
+        );
+        let only_source = |p: &Path| p == Path::new("config/example.toml");
+        assert_eq!(
+            choose_config(None, only_source),
+            PathBuf::from("config/example.toml")
+        );
+        assert_eq!(
+            choose_config(None, |_| false),
+            PathBuf::from(INSTALLED_CONFIG)
+        );
     }
 
     #[test]

@@ -152,6 +152,15 @@ pub struct MailboxState {
     pub failures: i64,
 }
 
+/// The outbox's counts for the health check ([`Store::outbox_health`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxHealth {
+    pub pending_due: usize,
+    pub oldest_pending_due: Option<DateTime<Utc>>,
+    pub retrying: usize,
+    pub undelivered_since: usize,
+}
+
 /// A queued letter.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
@@ -1123,6 +1132,41 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         next.map(|s| parse_ts(&s)).transpose()
+    }
+
+    /// The outbox as the health check reads it at `now`: letters due and not sent (and the
+    /// earliest due instant among them), those being retried, and those undelivered since
+    /// `since` (a refused letter keeps the instant of its last attempt in `next_attempt_at`; a
+    /// bounced one its `sent_at`). Counts only: nothing about whom or what.
+    pub async fn outbox_health(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<OutboxHealth, StoreError> {
+        let (due, oldest, retrying): (i64, Option<String>, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(due_at), SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) \
+             FROM outbox WHERE state = ? AND due_at <= ?",
+        )
+        .bind(OutboxState::Pending.as_str())
+        .bind(ts(now))
+        .fetch_one(&self.pool)
+        .await?;
+        let undelivered: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE (state = ? AND next_attempt_at >= ?) \
+             OR (state = ? AND sent_at >= ?)",
+        )
+        .bind(OutboxState::Failed.as_str())
+        .bind(ts(since))
+        .bind(OutboxState::Bounced.as_str())
+        .bind(ts(since))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxHealth {
+            pending_due: due as usize,
+            oldest_pending_due: oldest.map(|s| parse_ts(&s)).transpose()?,
+            retrying: retrying.unwrap_or(0) as usize,
+            undelivered_since: undelivered as usize,
+        })
     }
 
     /// Letters of one case (or all when `None`).

@@ -333,12 +333,18 @@ impl Harness {
 
     /// Start `caseclerk run` (the daemon), its log collected line by line.
     pub fn daemon(&self) -> Daemon {
+        self.daemon_with_env(&[])
+    }
+
+    /// As [`daemon`](Self::daemon), with these environment variables set (e.g. systemd's).
+    pub fn daemon_with_env(&self, env: &[(&str, &str)]) -> Daemon {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
             .arg("--config")
             .arg(&self.config)
             .arg("run")
             .env("RUST_LOG", "caseclerk=info")
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -411,6 +417,23 @@ impl Daemon {
                 panic!("the daemon did not log {parts:?} x{times} (found {found}):\n{log}");
             }
         }
+    }
+
+    /// Ask it to stop as systemd does (SIGTERM) and wait for it to exit; its whole log.
+    pub async fn terminate(mut self) -> String {
+        let pid = self.child.id().expect("running") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM sent");
+        let exited = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+        assert!(
+            exited.is_ok(),
+            "the daemon did not stop on SIGTERM:\n{}",
+            self.log()
+        );
+        self.log()
     }
 
     /// Stop it; its whole log.
