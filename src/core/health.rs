@@ -15,14 +15,19 @@
 //!    WARNING, CRITICAL when the last success is older than `fetch_critical`.
 //! 3. `mailbox_stale` — the last successful fetch is older than `fetch_warning` (WARNING) or
 //!    `fetch_critical` (CRITICAL): the daemon is stopped, or its mailbox watcher is stuck.
-//! 4. `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held).
-//! 5. `letters_overdue` — letters that should have gone by now and have not: WARNING after
+//! 4. `watcher_failing` — the mailbox watcher (IDLE/NOOP every minute, `<imap-watch>`) cannot
+//!    reach the server: WARNING while its last proof of life is recent, CRITICAL once it is
+//!    older than `watch_critical`; a watcher that has gone quiet without an error (the daemon
+//!    hung) is `watcher_silent`: WARNING after `watch_warning`, CRITICAL after `watch_critical`.
+//!    No finding when the row is absent (a `tick` from cron has no watcher).
+//! 5. `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held).
+//! 6. `letters_overdue` — letters that should have gone by now and have not: WARNING after
 //!    `letter_warning`, CRITICAL after `letter_critical` (statutory letters are late).
-//! 6. `letters_undelivered` — letters refused or given up on recently (the business unit must
+//! 7. `letters_undelivered` — letters refused or given up on recently (the business unit must
 //!    act on each): WARNING.
-//! 7. `holiday_data_ending` — the bank-holiday data ends within `holidays_warning`: WARNING;
+//! 8. `holiday_data_ending` — the bank-holiday data ends within `holidays_warning`: WARNING;
 //!    already ended: CRITICAL (working days can no longer be counted).
-//! 8. `disk_low` — free space beside the database under `disk_warning` / `disk_critical` bytes.
+//! 9. `disk_low` — free space beside the database under `disk_warning` / `disk_critical` bytes.
 //!
 //! Levels combine by taking the worst; UNKNOWN is only for a check that could not read its facts
 //! (the shell reports that), never mixed with rule findings.
@@ -70,6 +75,8 @@ pub enum Rule {
     MailboxNeverRead,
     MailboxFailing,
     MailboxStale,
+    WatcherFailing,
+    WatcherSilent,
     SmtpLoginRefused,
     LettersOverdue,
     LettersUndelivered,
@@ -83,6 +90,8 @@ impl Rule {
             Rule::MailboxNeverRead => "mailbox_never_read",
             Rule::MailboxFailing => "mailbox_failing",
             Rule::MailboxStale => "mailbox_stale",
+            Rule::WatcherFailing => "watcher_failing",
+            Rule::WatcherSilent => "watcher_silent",
             Rule::SmtpLoginRefused => "smtp_login_refused",
             Rule::LettersOverdue => "letters_overdue",
             Rule::LettersUndelivered => "letters_undelivered",
@@ -121,6 +130,8 @@ pub struct Facts {
     pub installed_at: Option<DateTime<Utc>>,
     /// The watched folder's row; `None` when it was never read.
     pub mailbox: Option<Connection>,
+    /// The mailbox watcher's row (`<imap-watch>`); `None` when no daemon has watched.
+    pub watcher: Option<Connection>,
     /// The SMTP login's row (`<smtp>`); `None` when nothing was ever sent or refused.
     pub smtp: Option<Connection>,
     /// Letters pending whose time has come (`next_attempt_at <= now`) or which have been retried.
@@ -142,6 +153,8 @@ pub struct Facts {
 pub struct Thresholds {
     pub fetch_warning: Duration,
     pub fetch_critical: Duration,
+    pub watch_warning: Duration,
+    pub watch_critical: Duration,
     pub letter_warning: Duration,
     pub letter_critical: Duration,
     pub undelivered_window: Duration,
@@ -151,13 +164,16 @@ pub struct Thresholds {
 }
 
 impl Default for Thresholds {
-    /// The daemon reads the mailbox at least every few minutes (its safety-net fetch), so ten
-    /// minutes without a fetch is already odd and thirty is an outage; a letter an hour late is
+    /// The daemon reads the mailbox at least every five minutes (its safety-net fetch), so ten
+    /// minutes without a fetch is already odd and thirty is an outage; its watcher proves the
+    /// connection alive every minute, so three minutes of silence is late and five is dead; a letter an hour late is
     /// worth a look and four hours late (half a working day) is a statutory letter missed.
     fn default() -> Self {
         Thresholds {
             fetch_warning: Duration::minutes(10),
             fetch_critical: Duration::minutes(30),
+            watch_warning: Duration::minutes(3),
+            watch_critical: Duration::minutes(5),
             letter_warning: Duration::hours(1),
             letter_critical: Duration::hours(4),
             undelivered_window: Duration::days(7),
@@ -181,6 +197,7 @@ pub struct Finding {
 pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
     mailbox(f, t, &mut out);
+    watcher(f, t, &mut out);
     smtp(f, &mut out);
     letters(f, t, &mut out);
     holidays(f, t, &mut out);
@@ -262,6 +279,45 @@ fn mailbox(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
                 "the mailbox was last read {} ago ({}): is the daemon running?",
                 age(f.now, ok),
                 short_instant(ok)
+            ),
+        );
+    }
+}
+
+fn watcher(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    let Some(w) = &f.watcher else { return };
+    let Some(alive) = w.last_ok_at.or(w.last_error_at) else {
+        return;
+    };
+    let last_ok = w.last_ok_at.unwrap_or(alive);
+    let quiet = f.now - last_ok;
+    let level = if quiet > t.watch_critical {
+        Level::Critical
+    } else {
+        Level::Warning
+    };
+    if w.failing() {
+        push(
+            out,
+            level,
+            Rule::WatcherFailing,
+            format!(
+                "the mailbox watcher cannot reach the server ({} failed attempt(s)); last proof of \
+                 life {} ago: new mail waits for the next fetch (see the daemon's log)",
+                w.failures,
+                age(f.now, last_ok)
+            ),
+        );
+    } else if quiet > t.watch_warning {
+        push(
+            out,
+            level,
+            Rule::WatcherSilent,
+            format!(
+                "the mailbox watcher last proved its connection alive {} ago ({}): is the daemon \
+                 running or hung?",
+                age(f.now, last_ok),
+                short_instant(last_ok)
             ),
         );
     }

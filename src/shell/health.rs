@@ -1,6 +1,7 @@
 //! `caseclerk health`: what the daemon recorded, read from the database, for monitoring.
 //!
-//! Owns gathering [`Facts`] — the watched folder's and the SMTP login's `mailbox_state` rows,
+//! Owns gathering [`Facts`] — the watched folder's, the watcher's and the SMTP login's
+//! `mailbox_state` rows,
 //! the outbox's counts, the bank-holiday data's last date, the free space on the database's file
 //! system — from a database opened read-only (no lock: it runs beside the daemon, as the
 //! daemon's user, from Nagios/Icinga/Zabbix/SCOM or by hand), and printing the monitoring
@@ -11,6 +12,7 @@
 
 use crate::core::health::{self, Connection, Facts, Level, Thresholds};
 use crate::shell::config::Config;
+use crate::shell::mailbox::WATCH_HEALTH_KEY;
 use crate::shell::outbox::SMTP_HEALTH_KEY;
 use crate::shell::store::{MailboxState, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -27,6 +29,7 @@ pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<F
         now,
         installed_at,
         mailbox: store.mailbox_state(&cfg.imap.folder).await?.map(connection),
+        watcher: store.mailbox_state(WATCH_HEALTH_KEY).await?.map(connection),
         smtp: store.mailbox_state(SMTP_HEALTH_KEY).await?.map(connection),
         pending_due: outbox.pending_due,
         oldest_pending_due: outbox.oldest_pending_due,

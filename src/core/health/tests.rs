@@ -22,6 +22,7 @@ fn healthy() -> Facts {
         now: at(10, 0),
         installed_at: Some(at(9, 0)),
         mailbox: Some(read_at(at(9, 59))),
+        watcher: Some(read_at(at(9, 59))),
         smtp: None,
         pending_due: 0,
         oldest_pending_due: None,
@@ -99,6 +100,34 @@ fn an_error_cleared_by_a_later_success_is_not_failing() {
     let mut f = healthy();
     f.mailbox = Some(c);
     assert_eq!(rules(&f), []);
+}
+
+#[test]
+fn a_watcher_that_cannot_reach_the_server_warns_then_is_critical_after_five_minutes() {
+    let mut f = healthy();
+    f.watcher = Some(Connection {
+        last_ok_at: Some(at(9, 58)),
+        last_error_at: Some(at(9, 59)),
+        failures: 1,
+    });
+    assert_eq!(rules(&f), [(Level::Warning, "watcher_failing")]);
+    f.watcher = Some(Connection {
+        last_ok_at: Some(at(9, 50)),
+        last_error_at: Some(at(9, 59)),
+        failures: 9,
+    });
+    assert_eq!(rules(&f), [(Level::Critical, "watcher_failing")]);
+}
+
+#[test]
+fn a_watcher_gone_quiet_without_an_error_is_a_hung_daemon() {
+    let mut f = healthy();
+    f.watcher = Some(read_at(at(9, 56)));
+    assert_eq!(rules(&f), [(Level::Warning, "watcher_silent")]);
+    f.watcher = Some(read_at(at(9, 50)));
+    assert_eq!(rules(&f), [(Level::Critical, "watcher_silent")]);
+    f.watcher = None;
+    assert_eq!(rules(&f), [], "a tick from cron has no watcher");
 }
 
 #[test]
