@@ -18,6 +18,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod toml_read;
+
 /// A password or token. Never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -401,18 +403,39 @@ pub fn load(path: &Path, needs: Needs) -> Result<Config, ConfigError> {
             "cannot read it: {e} (pass --config or set CASECLERK_CONFIG)"
         ))
     })?;
-    let raw: RawConfig =
-        toml::from_str(&text).map_err(|e| fail(format!("not valid: {}", e.to_string().trim())))?;
+    // Every syntax error, unknown key and wrong type at once, each with its line; the keys that
+    // are right still go through the checks below, whose problems get their lines too.
+    let (raw, mut early, lines) = toml_read::read::<RawConfig>(&text);
+    let Some(raw) = raw else {
+        return Err(ConfigError {
+            file,
+            problems: early,
+        });
+    };
     let base = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    Resolver {
+    let resolved = Resolver {
         base,
         problems: Vec::new(),
         needs,
     }
-    .resolve(&file, raw)
+    .resolve(&file, raw);
+    match resolved {
+        Ok(config) if early.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigError {
+            file,
+            problems: early,
+        }),
+        Err(later) => {
+            early.extend(later.problems.iter().map(|p| lines.locate(p)));
+            Err(ConfigError {
+                file,
+                problems: early,
+            })
+        }
+    }
 }
 
 /// Where `<dir>/processes/<id>.toml` or a path given as `process` lives.

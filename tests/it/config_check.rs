@@ -1,0 +1,71 @@
+//! `caseclerk check` on a configuration with several kinds of mistake at once: a syntax error, an
+//! unknown key (a typo), a value of the wrong type and a semantic problem are all reported in one
+//! run, each with its line, the typo with the name it was meant to be; nothing stops at the first.
+
+use crate::support::{PASSWORD, config_for};
+use std::process::Command;
+
+/// The 1-based line of the first line of `text` starting with `start`.
+fn line_of(text: &str, start: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting {start:?} in:\n{text}"))
+        + 1
+}
+
+#[test]
+fn a_typo_a_wrong_type_a_syntax_error_and_a_bad_value_are_all_reported_with_their_lines() {
+    let dir = std::env::temp_dir().join(format!("caseclerk-config-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("password"), PASSWORD).unwrap();
+    let mut cfg = config_for("bury", &dir);
+    cfg["calendar"]
+        .as_table_mut()
+        .unwrap()
+        .insert("cutoff".into(), toml::Value::String("25:00".into()));
+    let good = toml::to_string(&cfg).unwrap();
+    let text = good
+        .replacen("idle_refresh_minutes = 25", "idle_refresh_minuts = 25", 1)
+        .replacen("port = 10587", "port = \"10587\"", 1)
+        .replacen("late_letters_days = 2", "late_letters_days = 2 2", 1);
+    assert_ne!(text, good);
+    let path = dir.join("caseclerk.toml");
+    std::fs::write(&path, &text).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+        .arg("--config")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    for (line, part) in [
+        (
+            line_of(&text, "late_letters_days"),
+            "string values must be quoted",
+        ),
+        (
+            line_of(&text, "idle_refresh_minuts"),
+            "`mailbox.idle_refresh_minuts`: unknown key `idle_refresh_minuts`; did you mean `idle_refresh_minutes`?",
+        ),
+        (
+            line_of(&text, "port = \"10587\""),
+            "`smtp.port`: invalid type",
+        ),
+        (
+            line_of(&text, "cutoff = "),
+            "[calendar] cutoff `25:00` is not a time",
+        ),
+    ] {
+        let wanted = format!("line {line}: ");
+        assert!(
+            said.lines()
+                .any(|l| l.contains(&wanted) && l.contains(part)),
+            "no `{wanted}…{part}` in:\n{said}"
+        );
+    }
+    assert!(said.contains("has 4 problem(s)"), "{said}");
+}
