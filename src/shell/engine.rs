@@ -281,8 +281,8 @@ impl Engine {
         report.queued = queued + periodic;
         match &self.transport {
             Some(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
-            None => match outbox::transport(&self.cfg.smtp) {
-                Ok(t) => report.sent = outbox::send_due(&self.store, &t, now).await?,
+            None => match outbox::smtp(&self.cfg.smtp) {
+                Ok(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
                 Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
             },
         }

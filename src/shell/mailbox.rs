@@ -22,6 +22,7 @@
 use crate::core::{identity, intake};
 use crate::shell::config::{ImapSettings, TlsMode};
 use crate::shell::firstrun::{self, FirstRunRecord};
+use crate::shell::oauth::AccessToken;
 use crate::shell::progress::Progress;
 use crate::shell::store::{NewMessage, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -63,6 +64,16 @@ pub enum MailboxError {
     NoUidValidity { folder: String },
     #[error("no password for the mailbox (set password_env or password_file in [mailbox])")]
     NoPassword,
+    #[error("IMAP login as {user}: no access token: {source}")]
+    Token {
+        user: String,
+        source: crate::shell::oauth::OAuthError,
+    },
+    #[error(
+        "IMAP login as {user} with an access token refused ({detail}): {}",
+        crate::core::oauth::REFUSED_TOKEN_ADVICE
+    )]
+    TokenRefused { user: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -151,9 +162,59 @@ async fn tls_wrap(settings: &ImapSettings, tcp: TcpStream) -> Result<Stream, Mai
     Ok(Stream::Tls(Box::new(tls)))
 }
 
+/// What a session logs in with.
+enum LoginWith {
+    Password(String),
+    Token(AccessToken),
+}
+
+/// XOAUTH2 for async-imap: it passes the decoded challenge and base64-encodes what is returned,
+/// so the SASL string goes raw; a second challenge (the server's error JSON) gets the empty
+/// answer the protocol asks for, and the tagged NO follows.
+struct XOAuth2(Option<String>);
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.take().unwrap_or_default()
+    }
+}
+
 /// Connect and log in.
 pub async fn connect(settings: &ImapSettings) -> Result<Session, MailboxError> {
-    let password = settings.password.as_ref().ok_or(MailboxError::NoPassword)?;
+    connect_until(settings).await.map(|(session, _)| session)
+}
+
+/// Connect and log in; with OAuth2, also the instant by which the session must be replaced (its
+/// token's renewal time: Exchange ends a session whose token expires).
+pub async fn connect_until(
+    settings: &ImapSettings,
+) -> Result<(Session, Option<DateTime<Utc>>), MailboxError> {
+    let with = match &settings.oauth2 {
+        Some(source) => {
+            LoginWith::Token(source.token().await.map_err(|source| MailboxError::Token {
+                user: settings.username.clone(),
+                source,
+            })?)
+        }
+        None => LoginWith::Password(
+            settings
+                .password
+                .as_ref()
+                .ok_or(MailboxError::NoPassword)?
+                .expose()
+                .to_string(),
+        ),
+    };
+    let deadline = match &with {
+        LoginWith::Token(t) => Some(t.renew_at),
+        LoginWith::Password(_) => None,
+    };
+    let session = open(settings, with).await?;
+    Ok((session, deadline))
+}
+
+async fn open(settings: &ImapSettings, with: LoginWith) -> Result<Session, MailboxError> {
     let tcp = tokio::time::timeout(
         settings.command_timeout,
         TcpStream::connect((settings.host.as_str(), settings.port)),
@@ -189,28 +250,16 @@ pub async fn connect(settings: &ImapSettings) -> Result<Session, MailboxError> {
                 unreachable!("the stream is plain until STARTTLS succeeds")
             };
             let stream = tls_wrap(settings, tcp).await?;
-            return login(
-                settings,
-                async_imap::Client::new(stream),
-                password.expose(),
-                false,
-            )
-            .await;
+            return login(settings, async_imap::Client::new(stream), with, false).await;
         }
     };
-    login(
-        settings,
-        async_imap::Client::new(stream),
-        password.expose(),
-        true,
-    )
-    .await
+    login(settings, async_imap::Client::new(stream), with, true).await
 }
 
 async fn login(
     settings: &ImapSettings,
     mut client: async_imap::Client<Stream>,
-    password: &str,
+    with: LoginWith,
     greeting: bool,
 ) -> Result<Session, MailboxError> {
     if greeting {
@@ -221,9 +270,13 @@ async fn login(
         })
         .await?;
     }
+    let password = match with {
+        LoginWith::Password(p) => p,
+        LoginWith::Token(token) => return authenticate(settings, client, token).await,
+    };
     match tokio::time::timeout(
         settings.command_timeout,
-        client.login(&settings.username, password),
+        client.login(&settings.username, &password),
     )
     .await
     {
@@ -234,6 +287,37 @@ async fn login(
         }),
         Err(_) => Err(MailboxError::Timeout {
             command: "LOGIN",
+            seconds: settings.command_timeout.as_secs(),
+        }),
+    }
+}
+
+/// `AUTHENTICATE XOAUTH2` as the mailbox's address. A refusal forgets the token (the next login
+/// asks for a new one) and says what to check.
+async fn authenticate(
+    settings: &ImapSettings,
+    client: async_imap::Client<Stream>,
+    token: AccessToken,
+) -> Result<Session, MailboxError> {
+    let sasl = crate::core::oauth::xoauth2(&settings.username, token.token.expose());
+    match tokio::time::timeout(
+        settings.command_timeout,
+        client.authenticate("XOAUTH2", XOAuth2(Some(sasl))),
+    )
+    .await
+    {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _client))) => {
+            if let Some(source) = &settings.oauth2 {
+                source.refused(&token).await;
+            }
+            Err(MailboxError::TokenRefused {
+                user: settings.username.clone(),
+                detail: e.to_string(),
+            })
+        }
+        Err(_) => Err(MailboxError::Timeout {
+            command: "AUTHENTICATE",
             seconds: settings.command_timeout.as_secs(),
         }),
     }
@@ -498,14 +582,17 @@ pub async fn watch(settings: Arc<ImapSettings>, notify: Arc<Notify>) {
 }
 
 async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), MailboxError> {
-    let mut session = connect(settings).await?;
+    let (mut session, deadline) = connect_until(settings).await?;
     let caps = timed(settings, "CAPABILITY", session.capabilities()).await?;
     let idle = caps.has_str("IDLE");
     timed(settings, "SELECT", session.select(&settings.folder)).await?;
     if !idle {
         tracing::info!("the IMAP server has no IDLE: polling");
         loop {
-            tokio::time::sleep(settings.poll_interval).await;
+            let Some(wait) = session_left(deadline, settings.poll_interval) else {
+                return Ok(()); // the token is due for renewal: a new session
+            };
+            tokio::time::sleep(wait).await;
             timed(settings, "NOOP", session.noop()).await?;
             notify.notify_one();
         }
@@ -513,12 +600,19 @@ async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), Mail
     tracing::info!("watching the mailbox with IDLE");
     notify.notify_one();
     loop {
+        // A session opened with an access token ends before the token's renewal time: the
+        // reconnection logs in with the renewed token (Exchange would end it at expiry).
+        let Some(refresh) = session_left(deadline, settings.idle_refresh) else {
+            tracing::info!("the session's access token is due for renewal: reconnecting");
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+            return Ok(());
+        };
         let mut handle = session.idle();
         timed(settings, "IDLE", handle.init()).await?;
         let woke = {
-            let (wait, stop) = handle.wait_with_timeout(settings.idle_refresh);
+            let (wait, stop) = handle.wait_with_timeout(refresh);
             // The server's keep-alives reset the crate's own timeout, so bound the wait ourselves.
-            let r = tokio::time::timeout(settings.idle_refresh, wait).await;
+            let r = tokio::time::timeout(refresh, wait).await;
             drop(stop);
             match r {
                 Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => true,
@@ -543,6 +637,17 @@ async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), Mail
             notify.notify_one();
         }
     }
+}
+
+/// How long a session may still wait in IDLE: `idle_refresh`, cut short by its token's
+/// `deadline`; `None` once the deadline has passed (the session must be replaced).
+fn session_left(deadline: Option<DateTime<Utc>>, idle_refresh: Duration) -> Option<Duration> {
+    use crate::shell::clock::Clock;
+    let Some(d) = deadline else {
+        return Some(idle_refresh);
+    };
+    let left = (d - crate::shell::clock::SystemClock.now()).to_std().ok()?;
+    (!left.is_zero()).then(|| left.min(idle_refresh))
 }
 
 /// Of `uids`, those `--since` leaves for people, read from their INTERNALDATE (a few bytes a

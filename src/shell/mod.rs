@@ -3,6 +3,7 @@
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
 //! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
 //! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
+//! - [`oauth`]: the OAuth2 token client (Microsoft 365 app-only login), one cached token.
 //! - [`attachments`]: reads what a letter attaches (the referral, returns, configured files).
 //! - [`dryrun`]: `tick --dry-run`, the real pass against a throwaway copy of the database.
 //! - [`firstrun`]: the first look at a full mailbox (`--since`, the first run's record).
@@ -30,6 +31,7 @@ pub mod engine;
 pub mod firstrun;
 pub mod logging;
 pub mod mailbox;
+pub mod oauth;
 pub mod operator;
 pub mod outbox;
 pub mod periodic;

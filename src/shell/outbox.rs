@@ -23,6 +23,7 @@
 use crate::core::case::Event;
 use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
+use crate::shell::oauth::AccessToken;
 use crate::shell::store::{OutboxRow, Store, StoreError, record_event};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
@@ -68,7 +69,14 @@ pub fn failure_kind(code: Option<u16>, permanent: bool, text: &str) -> FailureKi
     let t = text.to_lowercase();
     match code {
         Some(530 | 534 | 535 | 454) => FailureKind::Auth,
-        None if t.contains("authentication") || t.contains("credentials") => FailureKind::Auth,
+        // lettre answers a server's XOAUTH2 error challenge (Dovecot sends one before its 535)
+        // with "This mechanism does not expect a challenge": a refused token.
+        None if t.contains("authentication")
+            || t.contains("credentials")
+            || t.contains("expect a challenge") =>
+        {
+            FailureKind::Auth
+        }
         _ if permanent => FailureKind::Permanent,
         _ => FailureKind::Transient,
     }
@@ -191,16 +199,100 @@ impl Transport for RecordingTransport {
     }
 }
 
+/// The transport for the configured SMTP server: with a password, lettre's client as built by
+/// [`transport`]; with `auth = "oauth2"`, an [`OAuthSmtp`] that logs in with the current token.
+pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
+    match &s.oauth2 {
+        Some(_) => Ok(Box::new(OAuthSmtp {
+            settings: s.clone(),
+            login: tokio::sync::OnceCell::new(),
+        })),
+        None => Ok(Box::new(transport(s)?)),
+    }
+}
+
+/// SMTP with `AUTH XOAUTH2`. The token is asked for at the first letter of a pass (a pass with
+/// nothing to send asks for none) and lettre's transport is built with it (lettre fixes the
+/// credentials when it is built, so each pass builds its own). No token, or a refused one, is
+/// [`FailureKind::Auth`]: every letter stays pending and the `<smtp>` health row is raised; a
+/// refused token is forgotten, so the next pass asks for a new one.
+pub struct OAuthSmtp {
+    settings: SmtpSettings,
+    login: tokio::sync::OnceCell<
+        Result<(AsyncSmtpTransport<Tokio1Executor>, AccessToken), SendFailure>,
+    >,
+}
+
+impl OAuthSmtp {
+    async fn login(
+        &self,
+    ) -> Result<(AsyncSmtpTransport<Tokio1Executor>, AccessToken), SendFailure> {
+        let source = self
+            .settings
+            .oauth2
+            .as_ref()
+            .expect("built only with [oauth2]");
+        let token = source.token().await.map_err(|e| SendFailure {
+            kind: FailureKind::Auth,
+            detail: e.to_string(),
+            summary: "no access token".into(),
+        })?;
+        let t = build(&self.settings, Some(&token)).map_err(|e| SendFailure {
+            kind: FailureKind::Auth,
+            detail: e.to_string(),
+            summary: "SMTP settings".into(),
+        })?;
+        Ok((t, token))
+    }
+}
+
+impl Transport for OAuthSmtp {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(async move {
+            let (t, token) = self.login.get_or_init(|| self.login()).await.clone()?;
+            let result = Transport::send(&t, envelope, raw).await;
+            if let Err(e) = &result
+                && e.kind == FailureKind::Auth
+                && let Some(source) = &self.settings.oauth2
+            {
+                source.refused(&token).await;
+            }
+            result
+        })
+    }
+}
+
 /// Build the SMTP transport from the settings.
 pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
+    build(s, None)
+}
+
+/// Build lettre's transport: with `token`, AUTH XOAUTH2 as the mailbox (the token is the
+/// credential's secret); else AUTH PLAIN/LOGIN with the password.
+fn build(
+    s: &SmtpSettings,
+    token: Option<&AccessToken>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
     let err = |detail: String| OutboxError::Settings {
         host: s.host.clone(),
         detail,
     };
-    let password = s
-        .password
-        .as_ref()
-        .ok_or_else(|| err("no password (set password_env or password_file in [smtp])".into()))?;
+    let (secret, mechanisms) = match token {
+        Some(t) => (t.token.expose().to_string(), vec![Mechanism::Xoauth2]),
+        None => {
+            let password = s.password.as_ref().ok_or_else(|| {
+                err("no password (set password_env or password_file in [smtp])".into())
+            })?;
+            (
+                current_password(s, password),
+                vec![Mechanism::Plain, Mechanism::Login],
+            )
+        }
+    };
     let mut params = TlsParameters::builder(s.host.clone());
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
@@ -219,11 +311,8 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
             .port(s.port)
             .tls(tls)
             .timeout(Some(s.timeout))
-            .credentials(Credentials::new(
-                s.username.clone(),
-                current_password(s, password),
-            ))
-            .authentication(vec![Mechanism::Plain, Mechanism::Login])
+            .credentials(Credentials::new(s.username.clone(), secret))
+            .authentication(mechanisms)
             .build(),
     )
 }
