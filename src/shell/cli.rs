@@ -560,12 +560,15 @@ async fn tick(
         return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
     }
     if r.sent.login_refused {
-        return Err(Failure::Work(
-            "the mail server refused caseclerk's SMTP login: check the [smtp] user and password \
-             file. No letter was marked undelivered; every due letter goes on the next pass that \
-             can log in"
-                .into(),
-        ));
+        let what = if engine.cfg.smtp.oauth2.is_some() {
+            "the [oauth2] app registration (the log says which part) and the mailbox's permissions"
+        } else {
+            "the [smtp] user and password file"
+        };
+        return Err(Failure::Work(format!(
+            "the mail server refused caseclerk's SMTP login: check {what}. No letter was marked \
+             undelivered; every due letter goes on the next pass that can log in"
+        )));
     }
     Ok(())
 }

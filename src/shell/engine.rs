@@ -286,6 +286,15 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
             },
         }
+        if let Some(source) = self
+            .cfg
+            .smtp
+            .oauth2
+            .as_ref()
+            .or(self.cfg.imap.oauth2.as_ref())
+        {
+            crate::shell::oauth::record_health(source, &self.store, now).await?;
+        }
         let next_send = self.store.next_send_at().await?;
         report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now)]
             .into_iter()

@@ -29,6 +29,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The token client's health: a `mailbox_state` row (as `<smtp>`), failures counting the passes
+/// in which no token could be had, `last_error` the diagnosis.
+pub const OAUTH2_HEALTH_KEY: &str = "<oauth2>";
+/// The credential's expiry warning (30 days ahead), recorded at most once a day.
+pub const OAUTH2_EXPIRY_KEY: &str = "<oauth2-expiry>";
+
 /// Microsoft's public cloud.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// Exchange Online's IMAP/SMTP resource, all permissions granted to the app.
@@ -432,6 +438,51 @@ fn client_assertion(
     )
     .map_err(|_| fail("signing the client assertion failed".into()))?;
     Ok(format!("{signing_input}.{}", B64URL.encode(sig)))
+}
+
+/// Record the token client's state where a read-only health check sees it: `<oauth2>` (the
+/// last token request's outcome) and, once a day while it applies, `<oauth2-expiry>` (the
+/// secret's `secret_expires` or the certificate's notAfter within 30 days; logged too).
+pub async fn record_health(
+    source: &TokenSource,
+    store: &crate::shell::store::Store,
+    now: DateTime<Utc>,
+) -> Result<(), crate::shell::store::StoreError> {
+    let status = source.status();
+    match (&status.last_error, status.last_ok) {
+        (Some(e), _) => {
+            store
+                .record_mailbox_error(OAUTH2_HEALTH_KEY, e, now)
+                .await?
+        }
+        (None, Some(_)) => store.record_mailbox_ok(OAUTH2_HEALTH_KEY, now).await?,
+        (None, None) => {}
+    }
+    let today = now.with_timezone(&chrono_tz::Europe::London).date_naive();
+    let warning = match &source.settings.credential {
+        Credential::Secret(_) => source
+            .settings
+            .secret_expires
+            .and_then(|d| crate::core::oauth::expiry_warning("client secret", d, today)),
+        Credential::Certificate { cert_file, .. } => certificate_not_after(cert_file)
+            .and_then(|d| crate::core::oauth::expiry_warning("certificate", d, today)),
+    };
+    match warning {
+        Some(w) => {
+            let last = store.mailbox_state(OAUTH2_EXPIRY_KEY).await?;
+            let warned_today = last.and_then(|s| s.last_error_at).is_some_and(|at| {
+                at.with_timezone(&chrono_tz::Europe::London).date_naive() == today
+            });
+            if !warned_today {
+                tracing::warn!(warning = %w, "[oauth2] credential expiry");
+                store
+                    .record_mailbox_error(OAUTH2_EXPIRY_KEY, &w, now)
+                    .await?;
+            }
+        }
+        None => store.record_mailbox_ok(OAUTH2_EXPIRY_KEY, now).await?,
+    }
+    Ok(())
 }
 
 /// The `notAfter` date of the first certificate in a PEM file, for the expiry warning.

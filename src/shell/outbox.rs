@@ -545,6 +545,16 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_token_is_an_authentication_failure_in_both_shapes() {
+        // Dovecot behind Postfix: a 334 error challenge lettre cannot answer.
+        let challenged = "internal client error: This mechanism does not expect a challenge";
+        assert_eq!(failure_kind(None, false, challenged), FailureKind::Auth);
+        // Exchange Online: a plain 535.
+        let exchange = "permanent error (535): 5.7.3 Authentication unsuccessful";
+        assert_eq!(failure_kind(Some(535), true, exchange), FailureKind::Auth);
+    }
+
+    #[test]
     fn a_refused_recipient_is_permanent_and_a_busy_server_transient() {
         let rejected = "permanent error (550): 5.1.1 <x@y.test>: Recipient address rejected";
         assert_eq!(

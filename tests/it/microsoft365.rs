@@ -22,5 +22,133 @@ async fn a_referral_is_read_and_acknowledged_with_both_logins_on_oauth2_and_one_
         1,
         "one token served the IMAP login and every letter of the pass"
     );
-    let _ = (CLIENT_ID, CLIENT_SECRET);
+}
+
+/// The mailbox back on its password (only sending uses OAuth2), so a referral is read and its
+/// letters decided whatever happens to the token.
+fn mailbox_on_password(h: &Harness) {
+    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+    let m = cfg["mailbox"].as_table_mut().unwrap();
+    m.remove("auth");
+    m.insert(
+        "password_file".into(),
+        toml::Value::String(h.dir.join("password").display().to_string()),
+    );
+    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+}
+
+/// A health row as a read-only health check would read it: (failures, last error).
+async fn health(h: &Harness, key: &str) -> (i64, String) {
+    let store = caseclerk::shell::store::Store::open_read_only(&h.dir.join("caseclerk.db"))
+        .await
+        .unwrap();
+    let row = store.mailbox_state(key).await.unwrap();
+    row.map(|r| (r.failures, r.last_error.unwrap_or_default()))
+        .unwrap_or((0, String::new()))
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_named_keeps_the_letters_and_they_go_once_the_file_is_put_right() {
+    let h = Harness::start_oauth("bury", |_| {}).await;
+    mailbox_on_password(&h);
+    // The secret was renewed in Entra ID; the file still holds the old one.
+    let issuer = h.stack.issuer.as_ref().unwrap();
+    issuer.set_secret(CLIENT_ID, "Renewed~secret-value");
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("m365-secret@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+
+    let out = h.caseclerk(&["tick", "--process-existing"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("opened RR-"), "{stdout}");
+    assert!(
+        stdout.contains("sent 0") && stdout.contains("undelivered 0"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("AADSTS7000215"), "{stderr}");
+    assert!(stderr.contains("the client secret is wrong"), "{stderr}");
+    assert!(stderr.contains("not its Secret ID"), "{stderr}");
+    assert!(
+        !stderr.contains(CLIENT_SECRET) && !stderr.contains("Renewed~secret-value"),
+        "no secret in the log: {stderr}"
+    );
+    let (failures, error) = health(&h, "<oauth2>").await;
+    assert!(
+        failures >= 1 && error.contains("AADSTS7000215"),
+        "{failures} {error}"
+    );
+    assert!(
+        health(&h, "<smtp>").await.0 >= 1,
+        "the SMTP health row is raised"
+    );
+    assert!(h.ok(&["digest"]).contains("LETTERS CANNOT BE SENT"));
+    assert_eq!(h.settled_count(REFERRER).await, 0);
+
+    std::fs::write(h.dir.join("client-secret"), "Renewed~secret-value\n").unwrap();
+    let again = h.tick(None);
+    assert!(again.contains("undelivered 0"), "{again}");
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        1,
+        "the acknowledgement, once"
+    );
+    assert_eq!(health(&h, "<oauth2>").await.0, 0, "the alarm clears");
+    assert_eq!(health(&h, "<smtp>").await.0, 0, "the alarm clears");
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_on_both_servers_with_what_to_check_and_both_recover() {
+    let h = Harness::start_oauth("bury", |_| {}).await;
+    mailbox_on_password(&h);
+    // The app's permission on the mailbox is removed: the token endpoint still answers, the
+    // servers refuse every token (the one in hand included).
+    h.stack.revoke_tokens_for(Some(SHARED)).unwrap();
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("m365-revoked@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let out = h.caseclerk(&["tick", "--process-existing"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("opened RR-") && stdout.contains("undelivered 0"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("refused caseclerk's SMTP login"),
+        "{stderr}"
+    );
+    assert!(health(&h, "<smtp>").await.0 >= 1);
+    assert_eq!(h.settled_count(REFERRER).await, 0, "letters kept pending");
+
+    // The mailbox on OAuth2 too: its login is refused with what to check.
+    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+    let m = cfg["mailbox"].as_table_mut().unwrap();
+    m.remove("password_file");
+    m.insert("auth".into(), toml::Value::String("oauth2".into()));
+    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+    let out = h.caseclerk(&["tick"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("refused the access token"), "{stderr}");
+    assert!(stderr.contains("Add-MailboxPermission"), "{stderr}");
+
+    h.stack.revoke_tokens_for(None).unwrap();
+    h.tick(None);
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        1,
+        "the acknowledgement, once"
+    );
+    assert_eq!(health(&h, "<smtp>").await.0, 0);
 }
