@@ -282,7 +282,15 @@ impl Engine {
         match &self.transport {
             Some(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
             None => match outbox::smtp(&self.cfg.smtp) {
-                Ok(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
+                Ok(t) => {
+                    report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?;
+                    // Letters really sent (not a recorder's) go to the sent folder too.
+                    if let Err(mailbox::MailboxError::Store(e)) =
+                        crate::shell::sentfolder::file_sent(&self.cfg.imap, &self.store, now).await
+                    {
+                        return Err(EngineError::Store(e));
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
             },
         }

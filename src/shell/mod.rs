@@ -10,6 +10,7 @@
 //! - [`progress`]: a long pass's progress on a terminal (never in logs).
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`): loads, calls the core, stores.
 //! - [`outbox`]: sends queued letters over SMTP and records the result.
+//! - [`sentfolder`]: files every letter sent in the shared mailbox's sent folder, once.
 //! - [`operator`]: corrections a person records by hand, with who and why.
 //! - [`periodic`]: queues the daily digest and the tracker report when they fall due.
 //! - [`snapshot`]: reads every case from the store into the core's views.
@@ -37,6 +38,7 @@ pub mod outbox;
 pub mod periodic;
 pub mod progress;
 pub mod report;
+pub mod sentfolder;
 pub mod snapshot;
 pub mod store;
 pub mod templates;

@@ -152,3 +152,109 @@ async fn a_revoked_token_is_refused_on_both_servers_with_what_to_check_and_both_
     );
     assert_eq!(health(&h, "<smtp>").await.0, 0);
 }
+
+/// Every Message-ID in the shared mailbox's Sent Items, and whether each copy is marked read.
+async fn sent_items(h: &Harness) -> Vec<(String, bool)> {
+    h.stack
+        .fetch_folder(SHARED, "Sent Items")
+        .await
+        .unwrap()
+        .iter()
+        .map(|(f, flags)| {
+            let id = caseclerk::core::intake::parse(&f.raw)
+                .message_id
+                .unwrap_or_default();
+            (id, flags.iter().any(|f| f.contains("Seen")))
+        })
+        .collect()
+}
+
+async fn sql(h: &Harness, statement: &'static str) -> i64 {
+    let url = format!("sqlite://{}", h.dir.join("caseclerk.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let n = if statement.starts_with("SELECT") {
+        sqlx::query_scalar(statement)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected() as i64
+    };
+    pool.close().await;
+    n
+}
+
+#[tokio::test]
+async fn every_letter_sent_is_filed_once_in_sent_items_also_after_a_crash_on_either_side_of_filing()
+{
+    let h = Harness::start_oauth("bury", |cfg| {
+        // A folder that is not there: letters go, filing fails (as if the daemon had died
+        // between sending and filing).
+        let m = cfg["mailbox"].as_table_mut().unwrap();
+        m.insert(
+            "sent_folder".into(),
+            toml::Value::String("Not There".into()),
+        );
+    })
+    .await;
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("m365-sent@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    h.tick(None);
+    let sent = sql(&h, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'").await;
+    assert!(
+        sent >= 4,
+        "the acknowledgement and the screening requests: {sent}"
+    );
+    assert!(sent_items(&h).await.is_empty());
+    assert!(
+        health(&h, "<sent-folder>").await.0 >= 1,
+        "the filing's health row"
+    );
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        1,
+        "sending was not held up"
+    );
+
+    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+    cfg["mailbox"].as_table_mut().unwrap().remove("sent_folder");
+    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+    h.tick(None);
+    let filed = sent_items(&h).await;
+    assert_eq!(
+        filed.len() as i64,
+        sent,
+        "each letter sent is filed: {filed:?}"
+    );
+    assert!(
+        filed.iter().all(|(_, seen)| *seen),
+        "filed as read: {filed:?}"
+    );
+    assert_eq!(health(&h, "<sent-folder>").await.0, 0);
+
+    // A crash after APPEND, before the filing was recorded: the next pass finds the copies.
+    assert_eq!(sql(&h, "UPDATE outbox SET filed_at = NULL").await, sent);
+    h.tick(None);
+    let again = sent_items(&h).await;
+    let mut ids: Vec<&str> = again.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(again.len() as i64, sent, "no second copy: {again:?}");
+    assert_eq!(ids.len() as i64, sent, "each Message-ID once");
+    assert_eq!(
+        sql(
+            &h,
+            "SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND filed_at IS NULL"
+        )
+        .await,
+        0
+    );
+}
