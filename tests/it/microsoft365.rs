@@ -258,3 +258,67 @@ async fn every_letter_sent_is_filed_once_in_sent_items_also_after_a_crash_on_eit
         0
     );
 }
+
+#[tokio::test]
+async fn the_daemon_renews_short_lived_tokens_before_they_expire_and_misses_nothing() {
+    let h = Harness::start_oauth("bury", |_| {}).await;
+    // Six-second tokens (Microsoft's live an hour): renewed after 4.5 s, the IMAP session
+    // replaced before each one's end.
+    let issuer = h.stack.issuer.as_ref().unwrap();
+    issuer.set_lifetime(CLIENT_ID, 6);
+    let mut daemon = h.daemon();
+    daemon
+        .wait_log(&["watching the mailbox with IDLE"], 1)
+        .await;
+
+    for (n, id) in ["renew-1@hospital.test", "renew-2@hospital.test"]
+        .iter()
+        .enumerate()
+    {
+        // Each referral arrives in a session opened with a renewed token.
+        daemon
+            .wait_log(&["access token is due for renewal: reconnecting"], n + 1)
+            .await;
+        daemon
+            .wait_log(&["watching the mailbox with IDLE"], n + 2)
+            .await;
+        h.deliver(
+            REFERRER,
+            SHARED,
+            &referral(id, "Referral for a rapid review"),
+        )
+        .await;
+        h.wait_inbox(REFERRER, n + 1).await;
+    }
+    // Exchange ends a session whose token expired with a BYE: any BYE means log in again.
+    h.stack.kick(SHARED).await.unwrap();
+    daemon
+        .wait_log(&["mailbox watcher lost its connection"], 1)
+        .await;
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("renew-3@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    h.wait_inbox(REFERRER, 3).await;
+    let log = daemon.stop().await;
+
+    let obtained = log.matches("access token obtained").count();
+    let sessions = log.matches("watching the mailbox with IDLE").count();
+    assert!(obtained >= 3, "renewed across several lifetimes:\n{log}");
+    assert!(
+        obtained <= sessions + 1,
+        "a token per lifetime, not per connection ({obtained} tokens, {sessions} sessions):\n{log}"
+    );
+    assert!(!log.contains("no access token"), "{log}");
+    assert!(
+        !log.contains("refused"),
+        "no token was ever refused:\n{log}"
+    );
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        3,
+        "one acknowledgement each"
+    );
+}
