@@ -217,7 +217,12 @@ enum Command {
         now: Option<String>,
     },
     /// Check the configuration and process file and report every problem.
-    Check,
+    Check {
+        /// Also log in to every server once (access token or passwords, IMAP and the folder,
+        /// SMTP without sending, the sent folder): one line each; exit 1 if any fails.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Measure ingest and classification against a throwaway local mail stack (numbers for the
     /// README; needs the same packages and root as the demo).
     Bench {
@@ -482,7 +487,13 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Check => check(config),
+        Command::Check { connect } => {
+            check(config)?;
+            if *connect {
+                check_connect(config).await?;
+            }
+            Ok(())
+        }
         Command::Bench { messages } => {
             let report = crate::dev::bench::run(*messages).await.map_err(work)?;
             print!("{}", report.render());
@@ -960,6 +971,21 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// `caseclerk check --connect`: one line per connection, the failures marked.
+async fn check_connect(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::Everything)?;
+    let lines = crate::shell::connect::check(&cfg).await;
+    for l in &lines {
+        println!("{} {}", if l.ok { "ok    " } else { "FAILED" }, l.text);
+    }
+    match lines.iter().filter(|l| !l.ok).count() {
+        0 => Ok(()),
+        n => Err(Failure::Work(format!(
+            "{n} connection check(s) failed (see the FAILED lines)"
+        ))),
+    }
 }
 
 /// One line for `caseclerk check`: what decides who may open a case.

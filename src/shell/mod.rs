@@ -1,6 +1,7 @@
 //! The imperative shell: it moves bytes and state, and decides nothing a rule could decide.
 //!
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
+//! - [`connect`]: `check --connect`, every connection tried once, one line each.
 //! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
 //! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
 //! - [`oauth`]: the OAuth2 token client (Microsoft 365 app-only login), one cached token.
@@ -27,6 +28,7 @@ pub mod attachments;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod dryrun;
 pub mod engine;
 pub mod firstrun;

@@ -266,6 +266,46 @@ impl Transport for OAuthSmtp {
     }
 }
 
+/// Connect and log in to the SMTP server as a pass would, sending nothing (`check --connect`).
+/// A refused login is [`FailureKind::Auth`].
+pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
+    let setup = |e: OutboxError| SendFailure {
+        kind: FailureKind::Transient,
+        detail: e.to_string(),
+        summary: "SMTP settings".into(),
+    };
+    let (t, token) = match &s.oauth2 {
+        Some(_) => {
+            let o = OAuthSmtp {
+                settings: s.clone(),
+                login: tokio::sync::OnceCell::new(),
+            };
+            let (t, token) = o.login().await?;
+            (t, Some(token))
+        }
+        None => (transport(s).map_err(setup)?, None),
+    };
+    match t.test_connection().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(SendFailure {
+            kind: FailureKind::Transient,
+            detail: "the connection did not answer NOOP".into(),
+            summary: "connection failure".into(),
+        }),
+        Err(e) => {
+            let kind = failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string());
+            if let (FailureKind::Auth, Some(token), Some(source)) = (kind, &token, &s.oauth2) {
+                source.refused(token).await;
+            }
+            Err(SendFailure {
+                kind,
+                detail: e.to_string(),
+                summary: smtp_summary(&e),
+            })
+        }
+    }
+}
+
 /// Build the SMTP transport from the settings.
 pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
     build(s, None)

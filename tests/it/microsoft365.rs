@@ -322,3 +322,44 @@ async fn the_daemon_renews_short_lived_tokens_before_they_expire_and_misses_noth
         "one acknowledgement each"
     );
 }
+
+#[tokio::test]
+async fn check_connect_reports_each_connection_on_a_line_and_fails_naming_the_wrong_part() {
+    let h = Harness::start_oauth("bury", |_| {}).await;
+    let out = h.ok(&["check", "--connect"]);
+    for line in [
+        "ok     access token: obtained from",
+        "ok     IMAP login as bsp@bury.test",
+        "folder \"INBOX\" holds 0 message(s)",
+        "ok     sent folder \"Sent Items\": exists",
+        "ok     SMTP login as bsp@bury.test",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+    assert!(!out.contains(CLIENT_SECRET), "{out}");
+    let sent = h.stack.fetch_folder(SHARED, "Sent Items").await.unwrap();
+    assert!(sent.is_empty(), "nothing is sent or filed by a check");
+
+    h.stack
+        .issuer
+        .as_ref()
+        .unwrap()
+        .set_secret(CLIENT_ID, "Renewed~secret-value");
+    let out = h.caseclerk(&["check", "--connect"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let token_line = stdout
+        .lines()
+        .find(|l| l.contains("access token:"))
+        .unwrap_or_default();
+    assert!(token_line.starts_with("FAILED"), "{stdout}");
+    assert!(token_line.contains("AADSTS7000215") && token_line.contains("client secret is wrong"));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("FAILED IMAP login")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("FAILED SMTP")),
+        "{stdout}"
+    );
+}
