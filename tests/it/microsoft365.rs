@@ -363,3 +363,65 @@ async fn check_connect_reports_each_connection_on_a_line_and_fails_naming_the_wr
         "{stdout}"
     );
 }
+
+/// A self-signed RSA certificate valid for `days` and its key, made with openssl in `dir`.
+fn certificate(dir: &std::path::Path, name: &str, days: u32) -> (String, String) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = std::process::Command::new("/usr/bin/openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=caseclerk",
+        ])
+        .args(["-days", &days.to_string(), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[tokio::test]
+async fn a_certificate_signs_the_client_assertion_and_its_expiry_is_warned_about() {
+    let h = Harness::start_oauth("bury", |_| {}).await;
+    let (cert, key) = certificate(&h.dir, "app", 20);
+    let (_, other_key) = certificate(&h.dir, "other", 20);
+    let issuer = h.stack.issuer.as_ref().unwrap();
+    issuer
+        .add_certificate_client(CLIENT_ID, std::path::Path::new(&cert), SHARED)
+        .unwrap();
+    let use_key = |key: &str| {
+        let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+        let o = cfg["oauth2"].as_table_mut().unwrap();
+        o.remove("client_secret_file");
+        o.insert("certificate_file".into(), toml::Value::String(cert.clone()));
+        o.insert("private_key_file".into(), toml::Value::String(key.into()));
+        std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+    };
+    use_key(&key);
+    let out = h.ok(&["check", "--connect"]);
+    assert!(out.contains("ok     access token: obtained"), "{out}");
+    assert!(out.contains("WARNING: the certificate expires on"), "{out}");
+    assert!(out.contains("ok     SMTP login"), "{out}");
+
+    // A key that is not the registered certificate's.
+    use_key(&other_key);
+    let out = h.caseclerk(&["check", "--connect"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("AADSTS700027"), "{stdout}");
+    assert!(stdout.contains("upload this certificate"), "{stdout}");
+}
