@@ -109,7 +109,7 @@ async fn a_revoked_token_is_refused_on_both_servers_with_what_to_check_and_both_
     mailbox_on_password(&h);
     // The app's permission on the mailbox is removed: the token endpoint still answers, the
     // servers refuse every token (the one in hand included).
-    h.stack.revoke_tokens_for(Some(SHARED)).unwrap();
+    h.stack.revoke_tokens_for(Some(SHARED)).await.unwrap();
     h.deliver(
         REFERRER,
         SHARED,
@@ -143,7 +143,7 @@ async fn a_revoked_token_is_refused_on_both_servers_with_what_to_check_and_both_
     assert!(stderr.contains("refused the access token"), "{stderr}");
     assert!(stderr.contains("Add-MailboxPermission"), "{stderr}");
 
-    h.stack.revoke_tokens_for(None).unwrap();
+    h.stack.revoke_tokens_for(None).await.unwrap();
     h.tick(None);
     assert_eq!(
         h.settled_count(REFERRER).await,
@@ -424,4 +424,78 @@ async fn a_certificate_signs_the_client_assertion_and_its_expiry_is_warned_about
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("AADSTS700027"), "{stdout}");
     assert!(stdout.contains("upload this certificate"), "{stdout}");
+}
+
+fn load(text: &str) -> Result<caseclerk::shell::config::Config, String> {
+    let dir = std::env::temp_dir().join(format!("caseclerk-m365-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.toml", text.len()));
+    std::fs::write(&file, text).unwrap();
+    caseclerk::shell::config::load(&file, caseclerk::shell::config::Needs::NoSecrets)
+        .map_err(|e| e.to_string())
+}
+
+fn example() -> String {
+    let root = crate::support::root().join("config");
+    std::fs::read_to_string(root.join("microsoft365.example.toml"))
+        .unwrap()
+        .replace(
+            "process = \"bury\"",
+            &format!(
+                "process = \"{}\"",
+                root.join("processes/bury.toml").display()
+            ),
+        )
+        .replace(
+            "dir = \"../mail-templates\"",
+            &format!(
+                "dir = \"{}\"",
+                crate::support::root().join("mail-templates").display()
+            ),
+        )
+        .replace(
+            "\"attachments/",
+            &format!("\"{}/attachments/", root.display()),
+        )
+}
+
+#[test]
+fn the_microsoft_365_example_configuration_is_valid_and_uses_oauth2_for_both_servers() {
+    let cfg = load(&example()).unwrap();
+    let token = cfg.imap.oauth2.as_ref().expect("IMAP on OAuth2");
+    assert!(
+        std::sync::Arc::ptr_eq(token, cfg.smtp.oauth2.as_ref().unwrap()),
+        "one token client"
+    );
+    assert_eq!(
+        token.settings.token_url(),
+        "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token"
+    );
+    assert_eq!(
+        token.settings.scope,
+        "https://outlook.office365.com/.default"
+    );
+    assert_eq!(cfg.imap.sent_folder.as_deref(), Some("Sent Items"));
+}
+
+#[test]
+fn every_oauth2_problem_is_reported_at_once() {
+    let text = example()
+        .replace("client_secret_file = \"/etc/caseclerk/client-secret\"", "client_secret = \"hunter2\"\nclient_secret_file = \"x\"\nprivate_key_file = \"k\"")
+        .replace("secret_expires = \"2027-11-30\"", "secret_expires = \"30/11/2027\"\nscope = \"https://outlook.office365.com/IMAP.AccessAsApp\"\nauthority = \"http://login.example\"")
+        .replace("[smtp]\nhost = \"smtp.office365.com\"\nport = 587\ntls = \"starttls\"", "[smtp]\nhost = \"127.0.0.1\"\nport = 587\ntls = \"none\"\npassword_file = \"p\"");
+    let e = load(&text).unwrap_err();
+    for part in [
+        "[oauth2] authority `http://login.example` must be an https:// address",
+        "[oauth2] scope",
+        "must end in /.default",
+        "[oauth2] client_secret: secrets never go in the config file",
+        "[oauth2] secret_expires `30/11/2027` is not a date",
+        "[oauth2] give exactly one credential",
+        "[smtp] auth = \"oauth2\" logs in with a token: remove password",
+        "[smtp] auth = \"oauth2\" sends a bearer token: it needs tls",
+    ] {
+        assert!(e.contains(part), "{part:?} in:\n{e}");
+    }
+    assert!(!e.contains("hunter2"), "{e}");
 }

@@ -512,12 +512,21 @@ impl MailStack {
     /// OAuth mode: from now on the servers refuse every token for `mailbox` (as Exchange does
     /// once the app's permission on the mailbox is removed), tokens already issued included;
     /// the token endpoint still issues them. `None` gives the permission back.
-    pub fn revoke_tokens_for(&self, mailbox: Option<&str>) -> Result<(), DevstackError> {
+    ///
+    /// Returns once Dovecot will see the change: its passwd-file is re-read at most once per
+    /// second of its clock (`last_sync_time == ioloop_time`), so a lookup in the second of the
+    /// write could still use the old list; this waits for the next second to begin.
+    pub async fn revoke_tokens_for(&self, mailbox: Option<&str>) -> Result<(), DevstackError> {
         let line = mailbox
             .map(|m| format!("{}:::\n", m.to_ascii_lowercase()))
             .unwrap_or_default();
         let path = self.layout.oauth2_revoked();
-        std::fs::write(&path, line).map_err(io_err(format!("writing {}", path.display())))
+        let written = SystemClock.now().timestamp();
+        std::fs::write(&path, line).map_err(io_err(format!("writing {}", path.display())))?;
+        while SystemClock.now().timestamp() <= written {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// End `user`'s IMAP sessions now (`doveadm kick`): what Exchange does when a session's
