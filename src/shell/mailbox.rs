@@ -1,7 +1,8 @@
 //! The mailbox: IMAP fetch, the UID watermark, and the IDLE watcher.
 //!
 //! Owns talking IMAP to the shared mailbox: connecting (implicit TLS, STARTTLS, or plain on
-//! loopback only), logging in, selecting the folder, fetching every message above the stored
+//! loopback only), logging in (LOGIN with the password, or `AUTHENTICATE XOAUTH2` with the token
+//! client's access token, [`crate::shell::oauth`]), selecting the folder, fetching every message above the stored
 //! watermark with `BODY.PEEK[]` (so `\Seen` is never set — a person reading the mailbox in Outlook
 //! must not hide mail from caseclerk, and caseclerk must not mark mail read for them), and storing
 //! the raw bytes with the watermark in one transaction. It never deletes, moves or flags mail.
@@ -11,7 +12,8 @@
 //! The watcher keeps one connection in IDLE and signals the engine when the server reports
 //! anything; it re-issues IDLE before `idle_refresh` (< 29 minutes), treats any error as "reconnect
 //! with backoff", wraps every command in a timeout (a silently dead link must not hang it), and
-//! polls when the server has no IDLE. Notifications are only a hint: each wake-up is followed by a
+//! polls when the server has no IDLE. A session opened with an access token is replaced before
+//! the token's renewal time ([`connect_until`]): Exchange ends it when the token expires. Notifications are only a hint: each wake-up is followed by a
 //! full UID SEARCH above the watermark.
 //!
 //! Messages are keyed by [`identity`]'s rule (what the author wrote; trace headers left out), so the

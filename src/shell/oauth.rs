@@ -18,7 +18,6 @@
 
 use crate::core::oauth::{Diagnosis, diagnose, renew_at};
 use crate::shell::clock::{Clock, SystemClock};
-use crate::shell::config::Secret;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -102,6 +101,26 @@ pub enum OAuthError {
     BadResponse { url: String, detail: String },
     #[error("[oauth2] credential: {0}")]
     Credential(String),
+}
+
+/// A bearer token or a client secret: never printed (config's `Secret` is not used, so the
+/// configuration may own the token client without an import cycle).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// An access token and when it stops being used.

@@ -1,7 +1,9 @@
 //! The outbox: sends decided letters over SMTP and records what happened.
 //!
-//! Owns the SMTP transport (implicit TLS, STARTTLS, or plain on loopback only; AUTH with the
-//! configured credentials) and the send loop: every pending letter whose time has come is sent as
+//! Owns the SMTP transport (implicit TLS, STARTTLS, or plain on loopback only; AUTH PLAIN/LOGIN
+//! with the configured password, or `AUTH XOAUTH2` with the shared token client's access token
+//! when `auth = "oauth2"` — [`OAuthSmtp`]; a token that cannot be had or is refused is an
+//! authentication failure like a refused password) and the send loop: every pending letter whose time has come is sent as
 //! the exact bytes decided for it, then marked sent with a `letter_sent` event in one transaction.
 //! A permanent refusal (5xx) marks it undelivered and raises it to the business unit; a transient
 //! failure (4xx, connection) is retried with backoff for up to a day, then marked undelivered.

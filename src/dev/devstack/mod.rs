@@ -10,6 +10,11 @@
 //!   started it: `stop` and `Drop` end both groups, and a guard per daemon ends them if the test
 //!   process is killed or interrupted (Ctrl-C does not reach the daemons' own process groups).
 //! - A tiny test-side mail client: SMTP delivery into the inbound port, IMAP APPEND and FETCH.
+//! - With [`StackOptions::oauth`], Microsoft 365's login: the stand-in token issuer
+//!   ([`issuer`]), Dovecot's `oauth2` passdb validating its tokens, XOAUTH2/OAUTHBEARER on IMAP and
+//!   submission, and a live list of mailboxes whose tokens are refused
+//!   ([`MailStack::revoke_tokens_for`]); [`MailStack::kick`] ends a user's sessions as Exchange
+//!   does at token expiry. Every stack has a "Sent Items" folder.
 //!
 //! # What it must not do
 //! - Touch `/etc`, `/var` or `/run`, use systemd, or start the distribution's services: every
