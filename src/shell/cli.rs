@@ -954,6 +954,7 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         None => println!("daily digest: off (no [digest] section)"),
     }
     println!("who may open a case: {}", senders_summary(&cfg.trust));
+    println!("{}", login_summary(&cfg));
     if let Some(t) = &cfg.process.tracker_report {
         println!(
             "tracker report: {} at {} to {}",
@@ -986,6 +987,44 @@ async fn check_connect(config: &Option<PathBuf>) -> Result<(), Failure> {
             "{n} connection check(s) failed (see the FAILED lines)"
         ))),
     }
+}
+
+/// One line for `caseclerk check`: how each server is logged in to, and the sent folder.
+fn login_summary(cfg: &crate::shell::config::Config) -> String {
+    let how = |oauth: bool| {
+        if oauth {
+            "OAuth2 (XOAUTH2)"
+        } else {
+            "password"
+        }
+    };
+    let token = cfg
+        .imap
+        .oauth2
+        .as_ref()
+        .or(cfg.smtp.oauth2.as_ref())
+        .map(|t| {
+            let credential = match &t.settings.credential {
+                crate::shell::oauth::Credential::Secret(_) => "client secret",
+                crate::shell::oauth::Credential::Certificate { .. } => "certificate",
+            };
+            format!(
+                "; app {} in tenant {} with a {credential}, tokens from {}",
+                t.settings.client_id,
+                t.settings.tenant,
+                t.settings.token_url()
+            )
+        })
+        .unwrap_or_default();
+    let sent = match &cfg.imap.sent_folder {
+        Some(f) => format!("letters filed in {f:?}"),
+        None => "letters not filed (file_sent = false)".into(),
+    };
+    format!(
+        "login: mailbox by {}, SMTP by {}{token}; {sent}",
+        how(cfg.imap.oauth2.is_some()),
+        how(cfg.smtp.oauth2.is_some())
+    )
 }
 
 /// One line for `caseclerk check`: what decides who may open a case.

@@ -328,6 +328,7 @@ async fn check_connect_reports_each_connection_on_a_line_and_fails_naming_the_wr
     let h = Harness::start_oauth("bury", |_| {}).await;
     let out = h.ok(&["check", "--connect"]);
     for line in [
+        "login: mailbox by OAuth2 (XOAUTH2), SMTP by OAuth2 (XOAUTH2); app",
         "ok     access token: obtained from",
         "ok     IMAP login as bsp@bury.test",
         "folder \"INBOX\" holds 0 message(s)",
@@ -498,4 +499,18 @@ fn every_oauth2_problem_is_reported_at_once() {
         assert!(e.contains(part), "{part:?} in:\n{e}");
     }
     assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn oauth2_login_without_an_oauth2_section_says_what_to_add() {
+    let text = example();
+    let start = text.find("[oauth2]").unwrap();
+    let end = text.find("[storage]").unwrap();
+    let without = format!("{}{}", &text[..start], &text[end..]);
+    let e = load(&without).unwrap_err();
+    assert!(
+        e.contains("[mailbox] auth = \"oauth2\" needs an [oauth2] section")
+            && e.contains("[smtp] auth = \"oauth2\" needs an [oauth2] section"),
+        "{e}"
+    );
 }

@@ -70,6 +70,9 @@ const OPENSSL: &str = "/usr/bin/openssl";
 /// Files whose absence means a package is missing, and which package provides them.
 const REQUIRED: &[(&str, &str)] = &[
     (DOVECOT, "dovecot-core"),
+    // `kick` (the OAuth mode's stand-in for Exchange ending a session); the oauth2 passdb is
+    // built into dovecot-core too.
+    ("/usr/bin/doveadm", "dovecot-core"),
     ("/usr/lib/dovecot/imap", "dovecot-imapd"),
     ("/usr/lib/dovecot/lmtp", "dovecot-lmtpd"),
     (POSTFIX_MASTER, "postfix"),
