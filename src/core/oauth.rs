@@ -134,6 +134,13 @@ pub fn renew_at(obtained: DateTime<Utc>, lifetime_s: i64) -> DateTime<Utc> {
     obtained + chrono::Duration::milliseconds(lifetime_s.max(0) * 750)
 }
 
+/// After a failed renewal, when the still-valid token is tried again: in a minute, or at its
+/// expiry if sooner. (Retrying at every connection would hammer the endpoint; an IMAP session
+/// ends at this instant too, so it must not be in the past while the token is valid.)
+pub fn retry_renewal_at(now: DateTime<Utc>, expires: DateTime<Utc>) -> DateTime<Utc> {
+    (now + chrono::Duration::seconds(60)).min(expires)
+}
+
 /// The XOAUTH2 SASL string (before base64): `user=…^Aauth=Bearer …^A^A`.
 pub fn xoauth2(user: &str, token: &str) -> String {
     format!("user={user}\x01auth=Bearer {token}\x01\x01")
@@ -226,6 +233,15 @@ mod tests {
         assert_eq!(renew_at(t, 3600), t + chrono::Duration::minutes(45));
         assert_eq!(renew_at(t, 4), t + chrono::Duration::seconds(3));
         assert_eq!(renew_at(t, -5), t);
+    }
+
+    #[test]
+    fn a_failed_renewal_is_retried_in_a_minute_but_never_after_expiry() {
+        let t = DateTime::UNIX_EPOCH;
+        let hour = t + chrono::Duration::hours(1);
+        assert_eq!(retry_renewal_at(t, hour), t + chrono::Duration::seconds(60));
+        let soon = t + chrono::Duration::seconds(10);
+        assert_eq!(retry_renewal_at(t, soon), soon);
     }
 
     #[test]

@@ -185,9 +185,13 @@ impl TokenSource {
             Err(e) => {
                 tracing::error!(error = %e, "no access token");
                 self.status.lock().expect("not poisoned").last_error = Some(e.to_string());
-                // A still-valid older token keeps working while the renewal is retried.
-                match cache.as_ref().filter(|t| now < t.expires) {
-                    Some(t) => Ok(t.clone()),
+                // A still-valid older token keeps working while the renewal is retried, a
+                // minute later (not at every connection).
+                match cache.as_mut().filter(|t| now < t.expires) {
+                    Some(t) => {
+                        t.renew_at = crate::core::oauth::retry_renewal_at(now, t.expires);
+                        Ok(t.clone())
+                    }
                     None => Err(e),
                 }
             }

@@ -514,3 +514,47 @@ fn oauth2_login_without_an_oauth2_section_says_what_to_add() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_renewal_keeps_the_old_token_until_it_expires_says_why_and_recovers_without_a_restart()
+ {
+    let h = Harness::start_oauth("bury", |_| {}).await;
+    let issuer = h.stack.issuer.as_ref().unwrap();
+    issuer.set_lifetime(CLIENT_ID, 6);
+    let mut daemon = h.daemon();
+    daemon
+        .wait_log(&["watching the mailbox with IDLE"], 1)
+        .await;
+    // The secret is renewed in Entra ID but not yet in caseclerk's file: the renewal fails.
+    issuer.set_secret(CLIENT_ID, "Renewed~secret-value");
+    daemon
+        .wait_log(&["no access token", "AADSTS7000215"], 1)
+        .await;
+    // The old token serves until it expires; then the watcher cannot log in.
+    daemon
+        .wait_log(&["mailbox watcher lost its connection"], 1)
+        .await;
+    let requests_then = issuer.refused();
+    std::fs::write(h.dir.join("client-secret"), "Renewed~secret-value").unwrap();
+    daemon.wait_log(&["access token obtained"], 2).await;
+    daemon
+        .wait_log(&["watching the mailbox with IDLE"], 2)
+        .await;
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral(
+            "renewal-failed@hospital.test",
+            "Referral for a rapid review",
+        ),
+    )
+    .await;
+    h.wait_inbox(REFERRER, 1).await;
+    let log = daemon.stop().await;
+    assert!(
+        requests_then <= 4,
+        "a failed renewal is retried by the minute or the backoff, not at every connection: {requests_then} refused requests\n{log}"
+    );
+    assert!(!log.contains("Renewed~secret-value"), "{log}");
+    assert_eq!(h.settled_count(REFERRER).await, 1);
+}
