@@ -617,7 +617,10 @@ async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), Mail
             let r = tokio::time::timeout(refresh, wait).await;
             drop(stop);
             match r {
-                Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => true,
+                Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(data))) => {
+                    token_expired_bye(settings, data.parsed()).await?;
+                    true
+                }
                 Ok(Ok(async_imap::extensions::idle::IdleResponse::Timeout)) | Err(_) => false,
                 // A dropped connection looks like an interrupt: treat it as an error.
                 Ok(Ok(async_imap::extensions::idle::IdleResponse::ManualInterrupt)) => {
@@ -639,6 +642,33 @@ async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), Mail
             notify.notify_one();
         }
     }
+}
+
+/// Exchange's `* BYE Session invalidated - AccessTokenExpired`: the token is forgotten (the
+/// server says it has expired, whatever our clock says), so the reconnection asks for a new one.
+async fn token_expired_bye(
+    settings: &ImapSettings,
+    data: &async_imap::imap_proto::Response<'_>,
+) -> Result<(), MailboxError> {
+    use async_imap::imap_proto::{Response, Status};
+    if let Response::Data {
+        status: Status::Bye,
+        outcome,
+    } = data
+        && outcome
+            .information
+            .as_deref()
+            .is_some_and(crate::core::oauth::bye_is_token_expiry)
+    {
+        if let Some(source) = &settings.oauth2 {
+            source.forget().await;
+        }
+        return Err(MailboxError::Command {
+            command: "IDLE",
+            detail: "the server ended the session: its access token expired".into(),
+        });
+    }
+    Ok(())
 }
 
 /// How long a session may still wait in IDLE: `idle_refresh`, cut short by its token's
@@ -727,6 +757,32 @@ mod tests {
         assert_eq!(na.dedupe_key, intake::parse(a).dedupe_key());
         let no_id = new_message(b"Subject: s\r\n\r\nHello\r\n", 3, DateTime::UNIX_EPOCH);
         assert_eq!(no_id.dedupe_key, format!("content:{}", no_id.fingerprint));
+    }
+
+    #[tokio::test]
+    async fn only_an_access_token_bye_ends_the_session_as_a_token_expiry() {
+        let settings = ImapSettings {
+            host: "127.0.0.1".into(),
+            port: 993,
+            tls: TlsMode::Implicit,
+            username: "bsp@bury.test".into(),
+            password: None,
+            folder: "INBOX".into(),
+            ca_file: None,
+            oauth2: None,
+            sent_folder: None,
+            idle_refresh: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(60),
+            command_timeout: Duration::from_secs(60),
+        };
+        let parse = |line: &'static [u8]| async_imap::imap_proto::Response::parse(line).unwrap().1;
+        let expired = parse(b"* BYE Session invalidated - AccessTokenExpired\r\n");
+        let e = token_expired_bye(&settings, &expired).await.unwrap_err();
+        assert!(e.to_string().contains("access token expired"), "{e}");
+        let other = parse(b"* BYE Server shutting down.\r\n");
+        assert!(token_expired_bye(&settings, &other).await.is_ok());
+        let exists = parse(b"* 3 EXISTS\r\n");
+        assert!(token_expired_bye(&settings, &exists).await.is_ok());
     }
 
     #[test]

@@ -207,6 +207,11 @@ impl TokenSource {
         }
     }
 
+    /// Forget the cached token whatever it is (a server said it expired).
+    pub async fn forget(&self) {
+        *self.cache.lock().await = None;
+    }
+
     /// What the client last saw.
     pub fn status(&self) -> TokenStatus {
         self.status.lock().expect("not poisoned").clone()
