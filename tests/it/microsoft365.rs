@@ -7,6 +7,9 @@ use crate::support::{CLIENT_ID, CLIENT_SECRET, Harness, REFERRER, SHARED, referr
 #[tokio::test]
 async fn a_referral_is_read_and_acknowledged_with_both_logins_on_oauth2_and_one_token() {
     let h = Harness::start_oauth("bury", |_| {}).await;
+    // As long as Microsoft's tokens (about 3 KB here): longer than Postfix's default AUTH line.
+    let issuer = h.stack.issuer.as_ref().unwrap();
+    issuer.set_padding(CLIENT_ID, 2200);
     h.deliver(
         REFERRER,
         SHARED,
@@ -16,7 +19,6 @@ async fn a_referral_is_read_and_acknowledged_with_both_logins_on_oauth2_and_one_
     let out = h.tick(None);
     assert!(out.contains("opened RR-"), "{out}");
     assert_eq!(h.settled_count(REFERRER).await, 1, "the acknowledgement");
-    let issuer = h.stack.issuer.as_ref().unwrap();
     assert_eq!(
         issuer.issued(),
         1,

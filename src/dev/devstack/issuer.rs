@@ -50,6 +50,8 @@ struct Client {
     certificate: Option<Vec<u8>>,
     lifetime_s: i64,
     mailbox: String,
+    /// Extra claim bytes, so tokens are as long as Microsoft's (1.5–3 KB).
+    padding: usize,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +157,7 @@ impl TokenIssuer {
                 certificate: None,
                 lifetime_s: 3599,
                 mailbox: mailbox.to_ascii_lowercase(),
+                padding: 0,
             },
         );
     }
@@ -175,6 +178,7 @@ impl TokenIssuer {
                 certificate: Some(cert.as_ref().to_vec()),
                 lifetime_s: 3599,
                 mailbox: mailbox.to_ascii_lowercase(),
+                padding: 0,
             },
         );
         Ok(())
@@ -206,6 +210,20 @@ impl TokenIssuer {
         }
     }
 
+    /// Pad the application's next tokens with `bytes` of extra claim (Microsoft's app-only
+    /// tokens are 1.5–3 KB; ours are ~830 bytes without).
+    pub fn set_padding(&self, client_id: &str, bytes: usize) {
+        if let Some(c) = self
+            .registry
+            .lock()
+            .expect("not poisoned")
+            .clients
+            .get_mut(client_id)
+        {
+            c.padding = bytes;
+        }
+    }
+
     /// Tokens issued so far.
     pub fn issued(&self) -> usize {
         self.registry.lock().expect("not poisoned").issued
@@ -219,7 +237,7 @@ impl TokenIssuer {
     /// A token for `mailbox`, valid for `lifetime_s` seconds from now (negative: already
     /// expired), for tests that log in by hand.
     pub fn mint(&self, mailbox: &str, lifetime_s: i64) -> String {
-        mint(&self.key, "devstack-test-client", mailbox, lifetime_s)
+        mint(&self.key, "devstack-test-client", mailbox, lifetime_s, 0)
     }
 }
 
@@ -516,7 +534,7 @@ fn decide(
             "Client assertion failed signature validation.",
         );
     }
-    let token = mint(key, &id, &client.mailbox, client.lifetime_s);
+    let token = mint(key, &id, &client.mailbox, client.lifetime_s, client.padding);
     (
         200,
         serde_json::json!({
@@ -571,10 +589,10 @@ fn assertion_ok(assertion: &str, client_id: &str, certificate: Option<&[u8]>) ->
 
 /// An Exchange-like app-only access token (v1 shape) for `mailbox`, HS256 with the stack's key.
 /// No `azp` claim: Dovecot would look the key up under it.
-fn mint(key: &[u8], client_id: &str, mailbox: &str, lifetime_s: i64) -> String {
+fn mint(key: &[u8], client_id: &str, mailbox: &str, lifetime_s: i64, padding: usize) -> String {
     let now = SystemClock.now().timestamp();
     let header = serde_json::json!({"typ": "JWT", "alg": "HS256", "kid": KID});
-    let claims = serde_json::json!({
+    let mut claims = serde_json::json!({
         "aud": "https://outlook.office365.com",
         "iss": format!("https://sts.windows.net/{TENANT}/"),
         "iat": now - 300, "nbf": now - 300, "exp": now + lifetime_s,
@@ -582,6 +600,9 @@ fn mint(key: &[u8], client_id: &str, mailbox: &str, lifetime_s: i64) -> String {
         "roles": ["IMAP.AccessAsApp", "SMTP.SendAsApp"], "tid": TENANT, "ver": "1.0",
         "email": mailbox, "scope": SCOPE,
     });
+    if padding > 0 {
+        claims["xms_pad"] = serde_json::Value::String("x".repeat(padding));
+    }
     let input = format!(
         "{}.{}",
         B64URL.encode(header.to_string()),
