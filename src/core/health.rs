@@ -21,6 +21,11 @@
 //!    hung) is `watcher_silent`: WARNING after `watch_warning`, CRITICAL after `watch_critical`.
 //!    No finding when the row is absent (a `tick` from cron has no watcher).
 //! 5. `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held).
+//!    `token_failing` — no access token could be had (Microsoft 365, `<oauth2>`): WARNING, then
+//!    CRITICAL after [`Thresholds::token_failures`] passes in a row (the old token runs out
+//!    within the hour); `credential_expiring` — the client secret or certificate expires within
+//!    30 days (WARNING) or has expired (CRITICAL); `sent_folder_failing` — letters go but cannot
+//!    be filed in Sent Items (WARNING: the business unit does not see them in Outlook).
 //! 6. `letters_overdue` — letters that should have gone by now and have not: WARNING after
 //!    `letter_warning`, CRITICAL after `letter_critical` (statutory letters are late).
 //! 7. `letters_undelivered` — letters refused or given up on recently (the business unit must
@@ -78,6 +83,9 @@ pub enum Rule {
     WatcherFailing,
     WatcherSilent,
     SmtpLoginRefused,
+    TokenFailing,
+    CredentialExpiring,
+    SentFolderFailing,
     LettersOverdue,
     LettersUndelivered,
     HolidayDataEnding,
@@ -93,6 +101,9 @@ impl Rule {
             Rule::WatcherFailing => "watcher_failing",
             Rule::WatcherSilent => "watcher_silent",
             Rule::SmtpLoginRefused => "smtp_login_refused",
+            Rule::TokenFailing => "token_failing",
+            Rule::CredentialExpiring => "credential_expiring",
+            Rule::SentFolderFailing => "sent_folder_failing",
             Rule::LettersOverdue => "letters_overdue",
             Rule::LettersUndelivered => "letters_undelivered",
             Rule::HolidayDataEnding => "holiday_data_ending",
@@ -108,6 +119,9 @@ pub struct Connection {
     pub last_error_at: Option<DateTime<Utc>>,
     /// Failures since the last success.
     pub failures: i64,
+    /// What the last failure said (read only where the row's writer keeps it free of personal
+    /// data: the credential expiry warning).
+    pub last_error: Option<String>,
 }
 
 impl Connection {
@@ -134,6 +148,11 @@ pub struct Facts {
     pub watcher: Option<Connection>,
     /// The SMTP login's row (`<smtp>`); `None` when nothing was ever sent or refused.
     pub smtp: Option<Connection>,
+    /// The access token's row (`<oauth2>`), the credential expiry's (`<oauth2-expiry>`) and
+    /// Sent Items filing's (`<sent-folder>`); `None` where not used.
+    pub token: Option<Connection>,
+    pub credential_expiry: Option<Connection>,
+    pub sent_folder: Option<Connection>,
     /// Letters pending whose time has come (`next_attempt_at <= now`) or which have been retried.
     pub pending_due: usize,
     /// The earliest due instant among letters still pending.
@@ -155,6 +174,7 @@ pub struct Thresholds {
     pub fetch_critical: Duration,
     pub watch_warning: Duration,
     pub watch_critical: Duration,
+    pub token_failures: i64,
     pub letter_warning: Duration,
     pub letter_critical: Duration,
     pub undelivered_window: Duration,
@@ -174,6 +194,7 @@ impl Default for Thresholds {
             fetch_critical: Duration::minutes(30),
             watch_warning: Duration::minutes(3),
             watch_critical: Duration::minutes(5),
+            token_failures: 5,
             letter_warning: Duration::hours(1),
             letter_critical: Duration::hours(4),
             undelivered_window: Duration::days(7),
@@ -199,6 +220,7 @@ pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     mailbox(f, t, &mut out);
     watcher(f, t, &mut out);
     smtp(f, &mut out);
+    microsoft(f, t, &mut out);
     letters(f, t, &mut out);
     holidays(f, t, &mut out);
     disk(f, t, &mut out);
@@ -334,6 +356,46 @@ fn smtp(f: &Facts, out: &mut Vec<Finding>) {
                 "the mail server refuses caseclerk's login (last refused {since}); every letter is held \
                  until it works: check the SMTP password or token"
             ),
+        );
+    }
+}
+
+fn microsoft(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    if let Some(c) = f.token.as_ref().filter(|c| c.failing()) {
+        let level = if c.failures >= t.token_failures {
+            Level::Critical
+        } else {
+            Level::Warning
+        };
+        push(
+            out,
+            level,
+            Rule::TokenFailing,
+            format!(
+                "no access token for {} pass(es) in a row: sign-in will fail when the last token \
+                 expires; `caseclerk check --connect` names what is wrong (tenant, client, secret, \
+                 certificate or permission)",
+                c.failures
+            ),
+        );
+    }
+    if let Some(c) = f.credential_expiry.as_ref().filter(|c| c.failing()) {
+        let said = c.last_error.clone().unwrap_or_default();
+        let level = if said.contains("expired on") {
+            Level::Critical
+        } else {
+            Level::Warning
+        };
+        push(out, level, Rule::CredentialExpiring, said);
+    }
+    if f.sent_folder.as_ref().is_some_and(Connection::failing) {
+        push(
+            out,
+            Level::Warning,
+            Rule::SentFolderFailing,
+            "letters are sent but cannot be filed in the sent folder (see the daemon's log); \
+             they are filed once it works again"
+                .to_string(),
         );
     }
 }

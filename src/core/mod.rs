@@ -9,6 +9,7 @@
 //! - [`case`]: a case's events folded into its state.
 //! - [`firstrun`]: the first run on a full mailbox: old mail left, stale letters imported — not sent.
 //! - [`health`]: facts the daemon recorded → findings at monitoring levels (OK … CRITICAL).
+//! - [`oauth`]: what a token endpoint's refusal means, when a token is renewed, XOAUTH2.
 //! - [`limits`]: the caps on letters in answer and cases per sender that end any mail loop.
 //! - [`reaction`]: what a reaction is made of (the types react returns and limits bounds).
 //! - [`react`]: what a message does to a case, and what counting the votes does: named rules.
@@ -44,6 +45,7 @@ pub mod identity;
 pub mod intake;
 pub mod letters;
 pub mod limits;
+pub mod oauth;
 pub mod process;
 pub mod react;
 pub mod reaction;

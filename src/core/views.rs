@@ -386,7 +386,9 @@ pub struct Snapshot {
 /// The category of a stored mailbox error, without the server's words.
 pub fn error_kind(text: &str) -> String {
     let t = text.to_lowercase();
-    if t.contains("login") {
+    if t.contains("access token") {
+        "Microsoft 365 sign-in failed (run caseclerk check --connect for the reason)".into()
+    } else if t.contains("login") {
         "login failed (check the mailbox password)".into()
     } else if t.contains("tls") {
         "secure connection failed".into()
@@ -1497,6 +1499,12 @@ mod tests {
         assert_eq!(
             error_kind("IMAP login as bsp@bury.test failed: NO [AUTHENTICATIONFAILED]"),
             "login failed (check the mailbox password)"
+        );
+        assert_eq!(
+            error_kind(
+                "IMAP login as bsp@bury.test with an access token refused (NO): the mail server refused the access token"
+            ),
+            "Microsoft 365 sign-in failed (run caseclerk check --connect for the reason)"
         );
         assert_eq!(
             error_kind("cannot connect to IMAP server 127.0.0.1:10993: refused"),

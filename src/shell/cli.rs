@@ -244,7 +244,12 @@ enum Command {
         now: Option<String>,
     },
     /// Check the configuration and process file and report every problem.
-    Check,
+    Check {
+        /// Also log in to every server once (access token or passwords, IMAP and the folder,
+        /// SMTP without sending, the sent folder): one line each; exit 1 if any fails.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Measure ingest and classification against a throwaway local mail stack (numbers for the
     /// README; needs the same packages and root as the demo).
     #[command(hide = true)]
@@ -523,7 +528,13 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Check => check(config),
+        Command::Check { connect } => {
+            check(config)?;
+            if *connect {
+                check_connect(config).await?;
+            }
+            Ok(())
+        }
         Command::Bench { messages } => {
             let report = crate::dev::bench::run(*messages).await.map_err(work)?;
             print!("{}", report.render());
@@ -602,12 +613,15 @@ async fn tick(
         return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
     }
     if r.sent.login_refused {
-        return Err(Failure::Work(
-            "the mail server refused caseclerk's SMTP login: check the [smtp] user and password \
-             file. No letter was marked undelivered; every due letter goes on the next pass that \
-             can log in"
-                .into(),
-        ));
+        let what = if engine.cfg.smtp.oauth2.is_some() {
+            "the [oauth2] app registration (the log says which part) and the mailbox's permissions"
+        } else {
+            "the [smtp] user and password file"
+        };
+        return Err(Failure::Work(format!(
+            "the mail server refused caseclerk's SMTP login: check {what}. No letter was marked \
+             undelivered; every due letter goes on the next pass that can log in"
+        )));
     }
     Ok(())
 }
@@ -1038,6 +1052,7 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         None => println!("daily digest: off (no [digest] section)"),
     }
     println!("who may open a case: {}", senders_summary(&cfg.trust));
+    println!("{}", login_summary(&cfg));
     if let Some(t) = &cfg.process.tracker_report {
         println!(
             "tracker report: {} at {} to {}",
@@ -1055,6 +1070,59 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// `caseclerk check --connect`: one line per connection, the failures marked.
+async fn check_connect(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::Everything)?;
+    let lines = crate::shell::connect::check(&cfg).await;
+    for l in &lines {
+        println!("{} {}", if l.ok { "ok    " } else { "FAILED" }, l.text);
+    }
+    match lines.iter().filter(|l| !l.ok).count() {
+        0 => Ok(()),
+        n => Err(Failure::Work(format!(
+            "{n} connection check(s) failed (see the FAILED lines)"
+        ))),
+    }
+}
+
+/// One line for `caseclerk check`: how each server is logged in to, and the sent folder.
+fn login_summary(cfg: &crate::shell::config::Config) -> String {
+    let how = |oauth: bool| {
+        if oauth {
+            "OAuth2 (XOAUTH2)"
+        } else {
+            "password"
+        }
+    };
+    let token = cfg
+        .imap
+        .oauth2
+        .as_ref()
+        .or(cfg.smtp.oauth2.as_ref())
+        .map(|t| {
+            let credential = match &t.settings.credential {
+                crate::shell::oauth::Credential::Secret(_) => "client secret",
+                crate::shell::oauth::Credential::Certificate { .. } => "certificate",
+            };
+            format!(
+                "; app {} in tenant {} with a {credential}, tokens from {}",
+                t.settings.client_id,
+                t.settings.tenant,
+                t.settings.token_url()
+            )
+        })
+        .unwrap_or_default();
+    let sent = match &cfg.imap.sent_folder {
+        Some(f) => format!("letters filed in {f:?}"),
+        None => "letters not filed (file_sent = false)".into(),
+    };
+    format!(
+        "login: mailbox by {}, SMTP by {}{token}; {sent}",
+        how(cfg.imap.oauth2.is_some()),
+        how(cfg.smtp.oauth2.is_some())
+    )
 }
 
 /// One line for `caseclerk check`: what decides who may open a case.

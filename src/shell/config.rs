@@ -11,11 +11,13 @@
 use crate::core::calendar::Calendar;
 pub use crate::core::directory::{Agency, Contact, Directory};
 use crate::core::process::{self, Process};
+use crate::shell::oauth::{Credential, OAuth2Settings, SecretSource, TokenSource};
 use chrono::{NaiveDate, NaiveTime};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod toml_read;
@@ -73,6 +75,11 @@ pub struct ImapSettings {
     pub password: Option<Secret>,
     pub folder: String,
     pub ca_file: Option<PathBuf>,
+    /// `auth = "oauth2"`: log in with XOAUTH2 and a token from this client (shared with SMTP).
+    pub oauth2: Option<Arc<TokenSource>>,
+    /// Where every letter sent is also filed (IMAP APPEND, `\Seen`): `sent_folder`, default
+    /// "Sent Items"; `None` with `file_sent = false`.
+    pub sent_folder: Option<String>,
     /// IDLE is re-issued after this long at most (RFC 2177 asks for < 29 minutes); the liveness
     /// check below re-issues it sooner.
     pub idle_refresh: Duration,
@@ -102,6 +109,8 @@ pub struct SmtpSettings {
     /// rotated password written there is used without a restart.
     pub password_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
+    /// `auth = "oauth2"`: AUTH XOAUTH2 with a token from this client (shared with IMAP).
+    pub oauth2: Option<Arc<TokenSource>>,
     pub timeout: Duration,
 }
 
@@ -227,6 +236,35 @@ struct RawConfig {
     mail: RawMail,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    oauth2: Option<RawOAuth2>,
+}
+
+/// How a server is logged in to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+enum AuthKind {
+    #[default]
+    Password,
+    Oauth2,
+}
+
+/// `[oauth2]`: the app registration (Microsoft 365 app-only login).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth2 {
+    authority: Option<String>,
+    tenant: String,
+    client_id: String,
+    client_secret: Option<toml::Value>,
+    client_secret_file: Option<String>,
+    client_secret_env: Option<String>,
+    certificate_file: Option<String>,
+    private_key_file: Option<String>,
+    scope: Option<String>,
+    secret_expires: Option<String>,
+    ca_file: Option<String>,
+    timeout_seconds: Option<u64>,
 }
 
 /// `[senders]`: who may open a case (see `core::trust` and the README).
@@ -340,6 +378,10 @@ struct RawImap {
     check_seconds: Option<u64>,
     fetch_seconds: Option<u64>,
     id_domain: Option<String>,
+    #[serde(default)]
+    auth: AuthKind,
+    sent_folder: Option<String>,
+    file_sent: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,6 +396,8 @@ struct RawSmtp {
     password_file: Option<String>,
     ca_file: Option<String>,
     timeout_seconds: Option<u64>,
+    #[serde(default)]
+    auth: AuthKind,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -582,6 +626,159 @@ impl Resolver {
         }
     }
 
+    /// A server's login: a password (as before), or the shared OAuth2 client (`auth = "oauth2"`,
+    /// which needs `[oauth2]`, TLS, and no password settings).
+    fn login(
+        &mut self,
+        section: &str,
+        auth: AuthKind,
+        tls: TlsMode,
+        password: (&Option<toml::Value>, &Option<String>, &Option<String>),
+        oauth2: &Option<Arc<TokenSource>>,
+    ) -> (Option<Secret>, Option<Arc<TokenSource>>) {
+        match auth {
+            AuthKind::Password => (
+                self.secret(section, password.0, password.1, password.2),
+                None,
+            ),
+            AuthKind::Oauth2 => {
+                if password.0.is_some() || password.1.is_some() || password.2.is_some() {
+                    self.problems.push(format!(
+                        "[{section}] auth = \"oauth2\" logs in with a token: remove password, password_env and password_file"
+                    ));
+                }
+                if tls == TlsMode::None {
+                    self.problems.push(format!(
+                        "[{section}] auth = \"oauth2\" sends a bearer token: it needs tls = \"implicit\" or \"starttls\""
+                    ));
+                }
+                if oauth2.is_none() && !self.problems.iter().any(|p| p.starts_with("[oauth2]")) {
+                    self.problems.push(format!(
+                        "[{section}] auth = \"oauth2\" needs an [oauth2] section (tenant, client_id, and a client secret or certificate; see config/microsoft365.example.toml)"
+                    ));
+                }
+                (None, oauth2.clone())
+            }
+        }
+    }
+
+    /// `[oauth2]`: the app registration, every problem recorded. `None` when absent or wrong.
+    fn oauth2(&mut self, raw: &RawConfig) -> Option<Arc<TokenSource>> {
+        let o = raw.oauth2.as_ref()?;
+        let before = self.problems.len();
+        let mut problem = |p: String| self.problems.push(format!("[oauth2] {p}"));
+        let authority = o
+            .authority
+            .clone()
+            .unwrap_or_else(|| crate::shell::oauth::DEFAULT_AUTHORITY.into())
+            .trim_end_matches('/')
+            .to_string();
+        if crate::shell::oauth::split_https(&authority).is_none() {
+            problem(format!(
+                "authority `{authority}` must be an https:// address (default {})",
+                crate::shell::oauth::DEFAULT_AUTHORITY
+            ));
+        }
+        let plain = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        if !plain(o.tenant.trim()) {
+            problem("tenant must be the Directory (tenant) ID or the tenant's domain, e.g. \"contoso.onmicrosoft.com\"".into());
+        }
+        if !plain(o.client_id.trim()) {
+            problem(
+                "client_id must be the Application (client) ID from the app registration".into(),
+            );
+        }
+        let scope = o
+            .scope
+            .clone()
+            .unwrap_or_else(|| crate::shell::oauth::DEFAULT_SCOPE.into());
+        if !scope.ends_with("/.default") {
+            problem(format!(
+                "scope `{scope}` must end in /.default for an app-only token (default {})",
+                crate::shell::oauth::DEFAULT_SCOPE
+            ));
+        }
+        if o.client_secret.is_some() {
+            problem("client_secret: secrets never go in the config file; use client_secret_file = \"/path\" or client_secret_env = \"VAR\"".into());
+        }
+        let secret_expires = o.secret_expires.as_deref().and_then(|d| {
+            NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().or_else(|| {
+                problem(format!(
+                    "secret_expires `{d}` is not a date like \"2027-06-30\""
+                ));
+                None
+            })
+        });
+        let credential = match (
+            &o.client_secret_file,
+            &o.client_secret_env,
+            &o.certificate_file,
+            &o.private_key_file,
+        ) {
+            (Some(f), None, None, None) => {
+                Some(Credential::Secret(SecretSource::File(self.path(f))))
+            }
+            (None, Some(v), None, None) => Some(Credential::Secret(SecretSource::Env(v.clone()))),
+            (None, None, Some(c), Some(k)) => Some(Credential::Certificate {
+                cert_file: self.path(c),
+                key_file: self.path(k),
+            }),
+            _ => {
+                self.problems.push("[oauth2] give exactly one credential: client_secret_file, client_secret_env, or certificate_file with private_key_file".into());
+                None
+            }
+        };
+        if self.needs == Needs::Everything {
+            self.check_credential(credential.as_ref());
+        }
+        let ca_file = self.ca("oauth2", &o.ca_file);
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Arc::new(TokenSource::new(OAuth2Settings {
+            authority,
+            tenant: o.tenant.trim().to_string(),
+            client_id: o.client_id.trim().to_string(),
+            credential: credential?,
+            scope,
+            secret_expires,
+            ca_file,
+            timeout: Duration::from_secs(o.timeout_seconds.unwrap_or(30)),
+        })))
+    }
+
+    /// The credential's files are readable and its variable set (it is read again at each
+    /// token request, so a rotation needs no restart).
+    fn check_credential(&mut self, credential: Option<&Credential>) {
+        let files: Vec<(&str, &PathBuf)> = match credential {
+            Some(Credential::Secret(SecretSource::File(f))) => vec![("client_secret_file", f)],
+            Some(Credential::Secret(SecretSource::Env(v))) => {
+                if std::env::var(v).map(|s| s.is_empty()).unwrap_or(true) {
+                    self.problems.push(format!(
+                        "[oauth2] client_secret_env: environment variable {v} is not set or empty"
+                    ));
+                }
+                vec![]
+            }
+            Some(Credential::Certificate {
+                cert_file,
+                key_file,
+            }) => vec![
+                ("certificate_file", cert_file),
+                ("private_key_file", key_file),
+            ],
+            None => vec![],
+        };
+        for (key, f) in files {
+            if let Err(e) = std::fs::metadata(f).and_then(|_| std::fs::File::open(f)) {
+                self.problems.push(format!(
+                    "[oauth2] {key} {}: cannot read it: {e}",
+                    f.display()
+                ));
+            }
+        }
+    }
+
     fn check_tls(&mut self, section: &str, host: &str, tls: TlsMode) {
         if tls == TlsMode::None && !is_loopback(host) {
             self.problems.push(format!(
@@ -619,8 +816,9 @@ impl Resolver {
 
     fn resolve(mut self, file: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         let (address, own_addresses, id_domain) = self.addresses(&raw.mailbox);
-        let imap = self.imap(&raw.mailbox);
-        let smtp = self.smtp(&raw.smtp);
+        let oauth2 = self.oauth2(&raw);
+        let imap = self.imap(&raw.mailbox, &oauth2);
+        let smtp = self.smtp(&raw.smtp, &oauth2);
 
         let database = self.path(raw.storage.database.as_deref().unwrap_or("caseclerk.db"));
         let templates_dir = self.path(raw.templates.dir.as_deref().unwrap_or("../mail-templates"));
@@ -873,9 +1071,25 @@ impl Resolver {
     }
 
     /// `[mailbox]`: the IMAP connection.
-    fn imap(&mut self, m: &RawImap) -> ImapSettings {
+    fn imap(&mut self, m: &RawImap, oauth2: &Option<Arc<TokenSource>>) -> ImapSettings {
         self.check_tls("mailbox", &m.host, m.tls);
-        let imap_password = self.secret("mailbox", &m.password, &m.password_env, &m.password_file);
+        let (imap_password, oauth2) = self.login(
+            "mailbox",
+            m.auth,
+            m.tls,
+            (&m.password, &m.password_env, &m.password_file),
+            oauth2,
+        );
+        let sent_folder = match (m.file_sent, &m.sent_folder) {
+            (Some(false), _) => None,
+            (_, Some(f)) if f.trim().is_empty() => {
+                self.problems.push(
+                    "[mailbox] sent_folder is empty: name the folder (e.g. \"Sent Items\") or set file_sent = false".into(),
+                );
+                None
+            }
+            (_, f) => Some(f.clone().unwrap_or_else(|| "Sent Items".into())),
+        };
         let imap = ImapSettings {
             host: m.host.clone(),
             port: m.port.unwrap_or(match m.tls {
@@ -887,6 +1101,8 @@ impl Resolver {
             password: imap_password,
             folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
             ca_file: self.ca("mailbox", &m.ca_file),
+            oauth2,
+            sent_folder,
             idle_refresh: Duration::from_secs(60 * m.idle_refresh_minutes.unwrap_or(25)),
             poll_interval: Duration::from_secs(m.poll_seconds.unwrap_or(60)),
             command_timeout: Duration::from_secs(m.timeout_seconds.unwrap_or(60)),
@@ -940,9 +1156,15 @@ impl Resolver {
     }
 
     /// `[smtp]`: the submission connection.
-    fn smtp(&mut self, s: &RawSmtp) -> SmtpSettings {
+    fn smtp(&mut self, s: &RawSmtp, oauth2: &Option<Arc<TokenSource>>) -> SmtpSettings {
         self.check_tls("smtp", &s.host, s.tls);
-        let smtp_password = self.secret("smtp", &s.password, &s.password_env, &s.password_file);
+        let (smtp_password, oauth2) = self.login(
+            "smtp",
+            s.auth,
+            s.tls,
+            (&s.password, &s.password_env, &s.password_file),
+            oauth2,
+        );
         SmtpSettings {
             host: s.host.clone(),
             port: s.port.unwrap_or(match s.tls {
@@ -954,6 +1176,7 @@ impl Resolver {
             password: smtp_password,
             password_file: s.password_file.as_deref().map(|f| self.path(f)),
             ca_file: self.ca("smtp", &s.ca_file),
+            oauth2,
             timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(60)),
         }
     }

@@ -282,10 +282,27 @@ impl Engine {
         report.queued = queued + periodic;
         match &self.transport {
             Some(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
-            None => match outbox::transport(&self.cfg.smtp) {
-                Ok(t) => report.sent = outbox::send_due(&self.store, &t, now).await?,
+            None => match outbox::smtp(&self.cfg.smtp) {
+                Ok(t) => {
+                    report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?;
+                    // Letters really sent (not a recorder's) go to the sent folder too.
+                    if let Err(mailbox::MailboxError::Store(e)) =
+                        crate::shell::sentfolder::file_sent(&self.cfg.imap, &self.store, now).await
+                    {
+                        return Err(EngineError::Store(e));
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
             },
+        }
+        if let Some(source) = self
+            .cfg
+            .smtp
+            .oauth2
+            .as_ref()
+            .or(self.cfg.imap.oauth2.as_ref())
+        {
+            crate::shell::oauth::record_health(source, &self.store, now).await?;
         }
         let next_send = self.store.next_send_at().await?;
         report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now)]

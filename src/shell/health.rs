@@ -1,7 +1,7 @@
 //! `caseclerk health`: what the daemon recorded, read from the database, for monitoring.
 //!
-//! Owns gathering [`Facts`] — the watched folder's, the watcher's and the SMTP login's
-//! `mailbox_state` rows,
+//! Owns gathering [`Facts`] — the `mailbox_state` rows of the watched folder, the watcher, the
+//! SMTP login, the access token, the credential's expiry and Sent Items filing,
 //! the outbox's counts, the bank-holiday data's last date, the free space on the database's file
 //! system — from a database opened read-only (no lock: it runs beside the daemon, as the
 //! daemon's user, from Nagios/Icinga/Zabbix/SCOM or by hand), and printing the monitoring
@@ -13,7 +13,9 @@
 use crate::core::health::{self, Connection, Facts, Level, Thresholds};
 use crate::shell::config::Config;
 use crate::shell::mailbox::WATCH_HEALTH_KEY;
+use crate::shell::oauth::{OAUTH2_EXPIRY_KEY, OAUTH2_HEALTH_KEY};
 use crate::shell::outbox::SMTP_HEALTH_KEY;
+use crate::shell::sentfolder::SENT_FOLDER_HEALTH_KEY;
 use crate::shell::store::{MailboxState, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::path::Path;
@@ -31,6 +33,18 @@ pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<F
         mailbox: store.mailbox_state(&cfg.imap.folder).await?.map(connection),
         watcher: store.mailbox_state(WATCH_HEALTH_KEY).await?.map(connection),
         smtp: store.mailbox_state(SMTP_HEALTH_KEY).await?.map(connection),
+        token: store
+            .mailbox_state(OAUTH2_HEALTH_KEY)
+            .await?
+            .map(connection),
+        credential_expiry: store
+            .mailbox_state(OAUTH2_EXPIRY_KEY)
+            .await?
+            .map(connection),
+        sent_folder: store
+            .mailbox_state(SENT_FOLDER_HEALTH_KEY)
+            .await?
+            .map(connection),
         pending_due: outbox.pending_due,
         oldest_pending_due: outbox.oldest_pending_due,
         retrying: outbox.retrying,
@@ -45,6 +59,7 @@ fn connection(s: MailboxState) -> Connection {
         last_ok_at: s.last_ok_at,
         last_error_at: s.last_error_at,
         failures: s.failures,
+        last_error: s.last_error,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The mailbox: IMAP fetch, the UID watermark, and the IDLE watcher.
 //!
 //! Owns talking IMAP to the shared mailbox: connecting (implicit TLS, STARTTLS, or plain on
-//! loopback only), logging in, selecting the folder, fetching every message above the stored
+//! loopback only), logging in (LOGIN with the password, or `AUTHENTICATE XOAUTH2` with the token
+//! client's access token, [`crate::shell::oauth`]), selecting the folder, fetching every message above the stored
 //! watermark with `BODY.PEEK[]` (so `\Seen` is never set — a person reading the mailbox in Outlook
 //! must not hide mail from caseclerk, and caseclerk must not mark mail read for them), and storing
 //! the raw bytes with the watermark in one transaction. It never deletes, moves or flags mail.
@@ -13,8 +14,10 @@
 //! server has no IDLE and it polls), so a server that stops answering is noticed within two
 //! minutes; it treats any error as "reconnect with backoff" (reset after a session that worked),
 //! wraps every command in a timeout (a silently dead link must not hang it), and records its
-//! health in the database (`<imap-watch>`). Notifications are only a hint: each wake-up is followed
-//! by a full UID SEARCH above the watermark, and the engine fetches on a timer as well.
+//! health in the database (`<imap-watch>`). A session opened with an access token is replaced
+//! before the token's renewal time ([`connect_until`]): Exchange ends it when the token expires.
+//! Notifications are only a hint: each wake-up is followed by a full UID SEARCH above the
+//! watermark, and the engine fetches on a timer as well.
 //!
 //! Messages are keyed by [`identity`]'s rule (what the author wrote; trace headers left out), so the
 //! store keeps two different messages apart and a re-delivery once.
@@ -25,6 +28,7 @@ use crate::core::{identity, intake};
 use crate::shell::clock::SharedClock;
 use crate::shell::config::{ImapSettings, TlsMode};
 use crate::shell::firstrun::{self, FirstRunRecord};
+use crate::shell::oauth::AccessToken;
 use crate::shell::progress::Progress;
 use crate::shell::store::{NewMessage, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -66,6 +70,16 @@ pub enum MailboxError {
     NoUidValidity { folder: String },
     #[error("no password for the mailbox (set password_env or password_file in [mailbox])")]
     NoPassword,
+    #[error("IMAP login as {user}: no access token: {source}")]
+    Token {
+        user: String,
+        source: crate::shell::oauth::OAuthError,
+    },
+    #[error(
+        "IMAP login as {user} with an access token refused ({detail}): {}",
+        crate::core::oauth::REFUSED_TOKEN_ADVICE
+    )]
+    TokenRefused { user: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -162,9 +176,59 @@ async fn tls_wrap(settings: &ImapSettings, tcp: TcpStream) -> Result<Stream, Mai
     Ok(Stream::Tls(Box::new(tls)))
 }
 
+/// What a session logs in with.
+enum LoginWith {
+    Password(String),
+    Token(AccessToken),
+}
+
+/// XOAUTH2 for async-imap: it passes the decoded challenge and base64-encodes what is returned,
+/// so the SASL string goes raw; a second challenge (the server's error JSON) gets the empty
+/// answer the protocol asks for, and the tagged NO follows.
+struct XOAuth2(Option<String>);
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.take().unwrap_or_default()
+    }
+}
+
 /// Connect and log in.
 pub async fn connect(settings: &ImapSettings) -> Result<Session, MailboxError> {
-    let password = settings.password.as_ref().ok_or(MailboxError::NoPassword)?;
+    connect_until(settings).await.map(|(session, _)| session)
+}
+
+/// Connect and log in; with OAuth2, also the instant by which the session must be replaced (its
+/// token's renewal time: Exchange ends a session whose token expires).
+pub async fn connect_until(
+    settings: &ImapSettings,
+) -> Result<(Session, Option<DateTime<Utc>>), MailboxError> {
+    let with = match &settings.oauth2 {
+        Some(source) => {
+            LoginWith::Token(source.token().await.map_err(|source| MailboxError::Token {
+                user: settings.username.clone(),
+                source,
+            })?)
+        }
+        None => LoginWith::Password(
+            settings
+                .password
+                .as_ref()
+                .ok_or(MailboxError::NoPassword)?
+                .expose()
+                .to_string(),
+        ),
+    };
+    let deadline = match &with {
+        LoginWith::Token(t) => Some(t.renew_at),
+        LoginWith::Password(_) => None,
+    };
+    let session = open(settings, with).await?;
+    Ok((session, deadline))
+}
+
+async fn open(settings: &ImapSettings, with: LoginWith) -> Result<Session, MailboxError> {
     let tcp = tokio::time::timeout(
         settings.command_timeout,
         TcpStream::connect((settings.host.as_str(), settings.port)),
@@ -200,28 +264,16 @@ pub async fn connect(settings: &ImapSettings) -> Result<Session, MailboxError> {
                 unreachable!("the stream is plain until STARTTLS succeeds")
             };
             let stream = tls_wrap(settings, tcp).await?;
-            return login(
-                settings,
-                async_imap::Client::new(stream),
-                password.expose(),
-                false,
-            )
-            .await;
+            return login(settings, async_imap::Client::new(stream), with, false).await;
         }
     };
-    login(
-        settings,
-        async_imap::Client::new(stream),
-        password.expose(),
-        true,
-    )
-    .await
+    login(settings, async_imap::Client::new(stream), with, true).await
 }
 
 async fn login(
     settings: &ImapSettings,
     mut client: async_imap::Client<Stream>,
-    password: &str,
+    with: LoginWith,
     greeting: bool,
 ) -> Result<Session, MailboxError> {
     if greeting {
@@ -232,9 +284,13 @@ async fn login(
         })
         .await?;
     }
+    let password = match with {
+        LoginWith::Password(p) => p,
+        LoginWith::Token(token) => return authenticate(settings, client, token).await,
+    };
     match tokio::time::timeout(
         settings.command_timeout,
-        client.login(&settings.username, password),
+        client.login(&settings.username, &password),
     )
     .await
     {
@@ -245,6 +301,37 @@ async fn login(
         }),
         Err(_) => Err(MailboxError::Timeout {
             command: "LOGIN",
+            seconds: settings.command_timeout.as_secs(),
+        }),
+    }
+}
+
+/// `AUTHENTICATE XOAUTH2` as the mailbox's address. A refusal forgets the token (the next login
+/// asks for a new one) and says what to check.
+async fn authenticate(
+    settings: &ImapSettings,
+    client: async_imap::Client<Stream>,
+    token: AccessToken,
+) -> Result<Session, MailboxError> {
+    let sasl = crate::core::oauth::xoauth2(&settings.username, token.token.expose());
+    match tokio::time::timeout(
+        settings.command_timeout,
+        client.authenticate("XOAUTH2", XOAuth2(Some(sasl))),
+    )
+    .await
+    {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _client))) => {
+            if let Some(source) = &settings.oauth2 {
+                source.refused(&token).await;
+            }
+            Err(MailboxError::TokenRefused {
+                user: settings.username.clone(),
+                detail: e.to_string(),
+            })
+        }
+        Err(_) => Err(MailboxError::Timeout {
+            command: "AUTHENTICATE",
             seconds: settings.command_timeout.as_secs(),
         }),
     }
@@ -567,14 +654,20 @@ impl Watcher {
 /// check intervals. Without IDLE support it sends NOOP as often instead, and signals every
 /// `poll_interval`. Each answered check is recorded under [`WATCH_HEALTH_KEY`]; any error is
 /// recorded there, drops the connection and reconnects after a [`Backoff`], signalling once on
-/// reconnect so nothing that arrived meanwhile waits.
+/// reconnect so nothing that arrived meanwhile waits. A session whose access token is due for
+/// renewal ends without an error and is replaced at once.
 pub async fn watch(watcher: Watcher) {
     let mut backoff = Backoff::new();
     loop {
         let mut established = false;
         let error = match watch_once(&watcher, &mut established).await {
             Err(e) => e,
-            Ok(never) => match never {},
+            // A session ended on purpose (its access token is due for renewal): a new one at once.
+            Ok(()) => {
+                backoff.reset();
+                watcher.notify.notify_one();
+                continue;
+            }
         };
         watcher.failed(&error).await;
         if established {
@@ -591,38 +684,46 @@ pub async fn watch(watcher: Watcher) {
     }
 }
 
-/// One session: connect, select, then IDLE (or poll) until something fails. `established` turns
-/// true once the first liveness check is answered.
-async fn watch_once(
-    watcher: &Watcher,
-    established: &mut bool,
-) -> Result<std::convert::Infallible, MailboxError> {
+/// One session: connect, select, then IDLE (or poll) until something fails (an error) or its
+/// access token is due for renewal (`Ok`). `established` turns true once the first liveness
+/// check is answered.
+async fn watch_once(watcher: &Watcher, established: &mut bool) -> Result<(), MailboxError> {
     let settings = &*watcher.settings;
-    let mut session = connect(settings).await?;
+    let (mut session, deadline) = connect_until(settings).await?;
     let caps = timed(settings, "CAPABILITY", session.capabilities()).await?;
     let idle = caps.has_str("IDLE");
     timed(settings, "SELECT", session.select(&settings.folder)).await?;
     // A liveness answer is a few bytes: a live server gives it at once.
     let probe = settings.check_interval.min(settings.command_timeout);
     if !idle {
-        return poll(watcher, session, probe, established).await;
+        return poll(watcher, session, probe, established, deadline).await;
     }
     tracing::info!("watching the mailbox with IDLE");
     watcher.notify.notify_one();
     let wait = settings.check_interval.min(settings.idle_refresh);
     loop {
+        // A session opened with an access token ends before the token's renewal time: the
+        // reconnection logs in with the renewed token (Exchange would end it at expiry).
+        let Some(refresh) = session_left(deadline, wait) else {
+            tracing::info!("the session's access token is due for renewal: reconnecting");
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+            return Ok(());
+        };
         let mut handle = session.idle();
         // The server's `+ idling` is the check's answer.
         timed_for(probe, "IDLE", handle.init()).await?;
         *established = true;
         watcher.alive().await;
         let woke = {
-            let (waiting, stop) = handle.wait_with_timeout(wait);
+            let (waiting, stop) = handle.wait_with_timeout(refresh);
             // The server's keep-alives reset the crate's own timeout, so bound the wait ourselves.
-            let r = tokio::time::timeout(wait, waiting).await;
+            let r = tokio::time::timeout(refresh, waiting).await;
             drop(stop);
             match r {
-                Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => true,
+                Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(data))) => {
+                    token_expired_bye(settings, data.parsed()).await?;
+                    true
+                }
                 Ok(Ok(async_imap::extensions::idle::IdleResponse::Timeout)) | Err(_) => false,
                 // A dropped connection looks like an interrupt: treat it as an error.
                 Ok(Ok(async_imap::extensions::idle::IdleResponse::ManualInterrupt)) => {
@@ -654,7 +755,8 @@ async fn poll(
     mut session: Session,
     probe: Duration,
     established: &mut bool,
-) -> Result<std::convert::Infallible, MailboxError> {
+    deadline: Option<DateTime<Utc>>,
+) -> Result<(), MailboxError> {
     let settings = &*watcher.settings;
     tracing::info!("the IMAP server has no IDLE: polling");
     let every = settings.poll_interval.min(settings.check_interval);
@@ -663,13 +765,56 @@ async fn poll(
         timed_for(probe, "NOOP", session.noop()).await?;
         *established = true;
         watcher.alive().await;
-        tokio::time::sleep(every).await;
+        let Some(step) = session_left(deadline, every) else {
+            // The session's access token is due for renewal: a new session.
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+            return Ok(());
+        };
+        tokio::time::sleep(step).await;
         since_signal += every;
         if since_signal >= settings.poll_interval {
             since_signal = Duration::ZERO;
             watcher.notify.notify_one();
         }
     }
+}
+
+/// Exchange's `* BYE Session invalidated - AccessTokenExpired`: the token is forgotten (the
+/// server says it has expired, whatever our clock says), so the reconnection asks for a new one.
+async fn token_expired_bye(
+    settings: &ImapSettings,
+    data: &async_imap::imap_proto::Response<'_>,
+) -> Result<(), MailboxError> {
+    use async_imap::imap_proto::{Response, Status};
+    if let Response::Data {
+        status: Status::Bye,
+        outcome,
+    } = data
+        && outcome
+            .information
+            .as_deref()
+            .is_some_and(crate::core::oauth::bye_is_token_expiry)
+    {
+        if let Some(source) = &settings.oauth2 {
+            source.forget().await;
+        }
+        return Err(MailboxError::Command {
+            command: "IDLE",
+            detail: "the server ended the session: its access token expired".into(),
+        });
+    }
+    Ok(())
+}
+
+/// How long a session may still wait in IDLE: `idle_refresh`, cut short by its token's
+/// `deadline`; `None` once the deadline has passed (the session must be replaced).
+fn session_left(deadline: Option<DateTime<Utc>>, idle_refresh: Duration) -> Option<Duration> {
+    use crate::shell::clock::Clock;
+    let Some(d) = deadline else {
+        return Some(idle_refresh);
+    };
+    let left = (d - crate::shell::clock::SystemClock.now()).to_std().ok()?;
+    (!left.is_zero()).then(|| left.min(idle_refresh))
 }
 
 /// Of `uids`, those `--since` leaves for people, read from their INTERNALDATE (a few bytes a
@@ -747,6 +892,34 @@ mod tests {
         assert_eq!(na.dedupe_key, intake::parse(a).dedupe_key());
         let no_id = new_message(b"Subject: s\r\n\r\nHello\r\n", 3, DateTime::UNIX_EPOCH);
         assert_eq!(no_id.dedupe_key, format!("content:{}", no_id.fingerprint));
+    }
+
+    #[tokio::test]
+    async fn only_an_access_token_bye_ends_the_session_as_a_token_expiry() {
+        let settings = ImapSettings {
+            host: "127.0.0.1".into(),
+            port: 993,
+            tls: TlsMode::Implicit,
+            username: "bsp@bury.test".into(),
+            password: None,
+            folder: "INBOX".into(),
+            ca_file: None,
+            oauth2: None,
+            sent_folder: None,
+            idle_refresh: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(60),
+            command_timeout: Duration::from_secs(60),
+            check_interval: Duration::from_secs(60),
+            fetch_interval: Duration::from_secs(300),
+        };
+        let parse = |line: &'static [u8]| async_imap::imap_proto::Response::parse(line).unwrap().1;
+        let expired = parse(b"* BYE Session invalidated - AccessTokenExpired\r\n");
+        let e = token_expired_bye(&settings, &expired).await.unwrap_err();
+        assert!(e.to_string().contains("access token expired"), "{e}");
+        let other = parse(b"* BYE Server shutting down.\r\n");
+        assert!(token_expired_bye(&settings, &other).await.is_ok());
+        let exists = parse(b"* 3 EXISTS\r\n");
+        assert!(token_expired_bye(&settings, &exists).await.is_ok());
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The imperative shell: it moves bytes and state, and decides nothing a rule could decide.
 //!
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
+//! - [`connect`]: `check --connect`, every connection tried once, one line each.
 //! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
 //! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
+//! - [`oauth`]: the OAuth2 token client (Microsoft 365 app-only login), one cached token.
 //! - [`attachments`]: reads what a letter attaches (the referral, returns, configured files).
 //! - [`dryrun`]: `tick --dry-run`, the real pass against a throwaway copy of the database.
 //! - [`firstrun`]: the first look at a full mailbox (`--since`, the first run's record).
 //! - [`progress`]: a long pass's progress on a terminal (never in logs).
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`): loads, calls the core, stores.
 //! - [`outbox`]: sends queued letters over SMTP and records the result.
+//! - [`sentfolder`]: files every letter sent in the shared mailbox's sent folder, once.
 //! - [`operator`]: corrections a person records by hand, with who and why.
 //! - [`periodic`]: queues the daily digest and the tracker report when they fall due.
 //! - [`snapshot`]: reads every case from the store into the core's views.
@@ -27,18 +30,21 @@ pub mod attachments;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod dryrun;
 pub mod engine;
 pub mod firstrun;
 pub mod health;
 pub mod logging;
 pub mod mailbox;
+pub mod oauth;
 pub mod operator;
 pub mod outbox;
 pub mod periodic;
 pub mod progress;
 pub mod report;
 pub mod sdnotify;
+pub mod sentfolder;
 pub mod snapshot;
 pub mod store;
 pub mod templates;

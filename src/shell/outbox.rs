@@ -1,7 +1,9 @@
 //! The outbox: sends decided letters over SMTP and records what happened.
 //!
-//! Owns the SMTP transport (implicit TLS, STARTTLS, or plain on loopback only; AUTH with the
-//! configured credentials) and the send loop: every pending letter whose time has come is sent as
+//! Owns the SMTP transport (implicit TLS, STARTTLS, or plain on loopback only; AUTH PLAIN/LOGIN
+//! with the configured password, or `AUTH XOAUTH2` with the shared token client's access token
+//! when `auth = "oauth2"` — [`OAuthSmtp`]; a token that cannot be had or is refused is an
+//! authentication failure like a refused password) and the send loop: every pending letter whose time has come is sent as
 //! the exact bytes decided for it, then marked sent with a `letter_sent` event in one transaction.
 //! A permanent refusal (5xx) marks it undelivered and raises it to the business unit; a transient
 //! failure (4xx, connection) is retried with backoff for up to a day, then marked undelivered.
@@ -23,6 +25,7 @@
 use crate::core::case::Event;
 use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
+use crate::shell::oauth::AccessToken;
 use crate::shell::store::{OutboxRow, Store, StoreError, record_event};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
@@ -68,7 +71,14 @@ pub fn failure_kind(code: Option<u16>, permanent: bool, text: &str) -> FailureKi
     let t = text.to_lowercase();
     match code {
         Some(530 | 534 | 535 | 454) => FailureKind::Auth,
-        None if t.contains("authentication") || t.contains("credentials") => FailureKind::Auth,
+        // lettre answers a server's XOAUTH2 error challenge (Dovecot sends one before its 535)
+        // with "This mechanism does not expect a challenge": a refused token.
+        None if t.contains("authentication")
+            || t.contains("credentials")
+            || t.contains("expect a challenge") =>
+        {
+            FailureKind::Auth
+        }
         _ if permanent => FailureKind::Permanent,
         _ => FailureKind::Transient,
     }
@@ -191,16 +201,140 @@ impl Transport for RecordingTransport {
     }
 }
 
+/// The transport for the configured SMTP server: with a password, lettre's client as built by
+/// [`transport`]; with `auth = "oauth2"`, an [`OAuthSmtp`] that logs in with the current token.
+pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
+    match &s.oauth2 {
+        Some(_) => Ok(Box::new(OAuthSmtp {
+            settings: s.clone(),
+            login: tokio::sync::OnceCell::new(),
+        })),
+        None => Ok(Box::new(transport(s)?)),
+    }
+}
+
+/// SMTP with `AUTH XOAUTH2`. The token is asked for at the first letter of a pass (a pass with
+/// nothing to send asks for none) and lettre's transport is built with it (lettre fixes the
+/// credentials when it is built, so each pass builds its own). No token, or a refused one, is
+/// [`FailureKind::Auth`]: every letter stays pending and the `<smtp>` health row is raised; a
+/// refused token is forgotten, so the next pass asks for a new one.
+pub struct OAuthSmtp {
+    settings: SmtpSettings,
+    login: tokio::sync::OnceCell<
+        Result<(AsyncSmtpTransport<Tokio1Executor>, AccessToken), SendFailure>,
+    >,
+}
+
+impl OAuthSmtp {
+    async fn login(
+        &self,
+    ) -> Result<(AsyncSmtpTransport<Tokio1Executor>, AccessToken), SendFailure> {
+        let source = self
+            .settings
+            .oauth2
+            .as_ref()
+            .expect("built only with [oauth2]");
+        let token = source.token().await.map_err(|e| SendFailure {
+            kind: FailureKind::Auth,
+            detail: e.to_string(),
+            summary: "no access token".into(),
+        })?;
+        let t = build(&self.settings, Some(&token)).map_err(|e| SendFailure {
+            kind: FailureKind::Auth,
+            detail: e.to_string(),
+            summary: "SMTP settings".into(),
+        })?;
+        Ok((t, token))
+    }
+}
+
+impl Transport for OAuthSmtp {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(async move {
+            let (t, token) = self.login.get_or_init(|| self.login()).await.clone()?;
+            let result = Transport::send(&t, envelope, raw).await;
+            if let Err(e) = &result
+                && e.kind == FailureKind::Auth
+                && let Some(source) = &self.settings.oauth2
+            {
+                source.refused(&token).await;
+            }
+            result
+        })
+    }
+}
+
+/// Connect and log in to the SMTP server as a pass would, sending nothing (`check --connect`).
+/// A refused login is [`FailureKind::Auth`].
+pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
+    let setup = |e: OutboxError| SendFailure {
+        kind: FailureKind::Transient,
+        detail: e.to_string(),
+        summary: "SMTP settings".into(),
+    };
+    let (t, token) = match &s.oauth2 {
+        Some(_) => {
+            let o = OAuthSmtp {
+                settings: s.clone(),
+                login: tokio::sync::OnceCell::new(),
+            };
+            let (t, token) = o.login().await?;
+            (t, Some(token))
+        }
+        None => (transport(s).map_err(setup)?, None),
+    };
+    match t.test_connection().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(SendFailure {
+            kind: FailureKind::Transient,
+            detail: "the connection did not answer NOOP".into(),
+            summary: "connection failure".into(),
+        }),
+        Err(e) => {
+            let kind = failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string());
+            if let (FailureKind::Auth, Some(token), Some(source)) = (kind, &token, &s.oauth2) {
+                source.refused(token).await;
+            }
+            Err(SendFailure {
+                kind,
+                detail: e.to_string(),
+                summary: smtp_summary(&e),
+            })
+        }
+    }
+}
+
 /// Build the SMTP transport from the settings.
 pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
+    build(s, None)
+}
+
+/// Build lettre's transport: with `token`, AUTH XOAUTH2 as the mailbox (the token is the
+/// credential's secret); else AUTH PLAIN/LOGIN with the password.
+fn build(
+    s: &SmtpSettings,
+    token: Option<&AccessToken>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
     let err = |detail: String| OutboxError::Settings {
         host: s.host.clone(),
         detail,
     };
-    let password = s
-        .password
-        .as_ref()
-        .ok_or_else(|| err("no password (set password_env or password_file in [smtp])".into()))?;
+    let (secret, mechanisms) = match token {
+        Some(t) => (t.token.expose().to_string(), vec![Mechanism::Xoauth2]),
+        None => {
+            let password = s.password.as_ref().ok_or_else(|| {
+                err("no password (set password_env or password_file in [smtp])".into())
+            })?;
+            (
+                current_password(s, password),
+                vec![Mechanism::Plain, Mechanism::Login],
+            )
+        }
+    };
     let mut params = TlsParameters::builder(s.host.clone());
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
@@ -219,11 +353,8 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
             .port(s.port)
             .tls(tls)
             .timeout(Some(s.timeout))
-            .credentials(Credentials::new(
-                s.username.clone(),
-                current_password(s, password),
-            ))
-            .authentication(vec![Mechanism::Plain, Mechanism::Login])
+            .credentials(Credentials::new(s.username.clone(), secret))
+            .authentication(mechanisms)
             .build(),
     )
 }
@@ -453,6 +584,16 @@ mod tests {
         let no_mechanism =
             "internal client error: No compatible authentication mechanism was found";
         assert_eq!(failure_kind(None, false, no_mechanism), FailureKind::Auth);
+    }
+
+    #[test]
+    fn a_refused_token_is_an_authentication_failure_in_both_shapes() {
+        // Dovecot behind Postfix: a 334 error challenge lettre cannot answer.
+        let challenged = "internal client error: This mechanism does not expect a challenge";
+        assert_eq!(failure_kind(None, false, challenged), FailureKind::Auth);
+        // Exchange Online: a plain 535.
+        let exchange = "permanent error (535): 5.7.3 Authentication unsuccessful";
+        assert_eq!(failure_kind(Some(535), true, exchange), FailureKind::Auth);
     }
 
     #[test]

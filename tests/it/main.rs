@@ -16,6 +16,7 @@ mod digest;
 mod first_run;
 mod full_reviews;
 mod health;
+mod microsoft365;
 mod one_daemon;
 mod operator;
 mod package;

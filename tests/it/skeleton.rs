@@ -288,6 +288,8 @@ async fn the_shared_mailbox_is_never_marked_read_nor_emptied() {
         )),
         folder: "INBOX".into(),
         ca_file: None,
+        oauth2: None,
+        sent_folder: None,
         idle_refresh: Duration::from_secs(60),
         poll_interval: Duration::from_secs(60),
         command_timeout: Duration::from_secs(10),

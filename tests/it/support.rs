@@ -18,6 +18,9 @@ use std::time::Duration;
 pub const SHARED: &str = "bsp@bury.test";
 pub const REFERRER: &str = "referrer@hospital.test";
 pub const PASSWORD: &str = "test-password";
+/// The application registered with the OAuth stack's token issuer, and its secret.
+pub const CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
+pub const CLIENT_SECRET: &str = "Xy7~test.secret-value";
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -183,10 +186,54 @@ impl Harness {
         Self::start_full(process, edit, true).await
     }
 
+    /// As [`start_with`], on a stack that also speaks Microsoft 365's login (a local token
+    /// issuer; XOAUTH2 on IMAP and submission), with the application [`CLIENT_ID`] registered
+    /// for the shared mailbox, its secret in `dir/client-secret`, and both servers set to
+    /// `auth = "oauth2"`; `edit` runs after that.
+    pub async fn start_oauth(process: &str, edit: impl Fn(&mut toml::Table)) -> Harness {
+        let mut h = Self::start_opts(process, |_| {}, false, true).await;
+        let issuer = h.stack.issuer.as_ref().expect("OAuth mode");
+        issuer.add_secret_client(CLIENT_ID, CLIENT_SECRET, SHARED);
+        std::fs::write(h.dir.join("client-secret"), CLIENT_SECRET).unwrap();
+        let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+        for section in ["mailbox", "smtp"] {
+            let t = cfg[section].as_table_mut().unwrap();
+            t.remove("password_file");
+            t.insert("auth".into(), toml::Value::String("oauth2".into()));
+        }
+        let mut o = toml::Table::new();
+        let s = |v: String| toml::Value::String(v);
+        o.insert("authority".into(), s(issuer.authority()));
+        o.insert(
+            "tenant".into(),
+            s(caseclerk::dev::devstack::issuer::TENANT.into()),
+        );
+        o.insert("client_id".into(), s(CLIENT_ID.into()));
+        o.insert(
+            "client_secret_file".into(),
+            s(h.dir.join("client-secret").display().to_string()),
+        );
+        o.insert("ca_file".into(), s(h.stack.ca_pem.display().to_string()));
+        cfg.insert("oauth2".into(), toml::Value::Table(o));
+        edit(&mut cfg);
+        std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+        h.process = process.to_string();
+        h
+    }
+
     async fn start_full(
         process: &str,
         edit: impl Fn(&mut toml::Table),
         without_idle: bool,
+    ) -> Harness {
+        Self::start_opts(process, edit, without_idle, false).await
+    }
+
+    async fn start_opts(
+        process: &str,
+        edit: impl Fn(&mut toml::Table),
+        without_idle: bool,
+        oauth: bool,
     ) -> Harness {
         // Ports are only known once the stack runs, so start it with the users of a provisional
         // configuration, then write the real one.
@@ -204,6 +251,7 @@ impl Harness {
         users.dedup();
         let stack = MailStack::start(StackOptions {
             without_idle,
+            oauth,
             ..StackOptions::new(users, PASSWORD)
         })
         .await

@@ -13,6 +13,7 @@ fn read_at(t: DateTime<Utc>) -> Connection {
         last_ok_at: Some(t),
         last_error_at: None,
         failures: 0,
+        last_error: None,
     }
 }
 
@@ -24,6 +25,9 @@ fn healthy() -> Facts {
         mailbox: Some(read_at(at(9, 59))),
         watcher: Some(read_at(at(9, 59))),
         smtp: None,
+        token: None,
+        credential_expiry: None,
+        sent_folder: None,
         pending_due: 0,
         oldest_pending_due: None,
         retrying: 0,
@@ -79,12 +83,14 @@ fn a_mailbox_failing_since_its_last_success_is_named_as_failing_not_just_stale()
         last_ok_at: Some(at(9, 55)),
         last_error_at: Some(at(9, 58)),
         failures: 2,
+        last_error: None,
     });
     assert_eq!(rules(&f), [(Level::Warning, "mailbox_failing")]);
     f.mailbox = Some(Connection {
         last_ok_at: Some(at(9, 0)),
         last_error_at: Some(at(9, 58)),
         failures: 30,
+        last_error: None,
     });
     assert_eq!(rules(&f), [(Level::Critical, "mailbox_failing")]);
 }
@@ -95,6 +101,7 @@ fn an_error_cleared_by_a_later_success_is_not_failing() {
         last_ok_at: Some(at(9, 59)),
         last_error_at: Some(at(9, 58)),
         failures: 0,
+        last_error: None,
     };
     assert!(!c.failing());
     let mut f = healthy();
@@ -109,12 +116,14 @@ fn a_watcher_that_cannot_reach_the_server_warns_then_is_critical_after_five_minu
         last_ok_at: Some(at(9, 58)),
         last_error_at: Some(at(9, 59)),
         failures: 1,
+        last_error: None,
     });
     assert_eq!(rules(&f), [(Level::Warning, "watcher_failing")]);
     f.watcher = Some(Connection {
         last_ok_at: Some(at(9, 50)),
         last_error_at: Some(at(9, 59)),
         failures: 9,
+        last_error: None,
     });
     assert_eq!(rules(&f), [(Level::Critical, "watcher_failing")]);
 }
@@ -137,12 +146,55 @@ fn a_refused_smtp_login_is_critical_because_every_letter_is_held() {
         last_ok_at: None,
         last_error_at: Some(at(9, 59)),
         failures: 1,
+        last_error: None,
     });
     let found = assess(&f, &Thresholds::default());
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].level, Level::Critical);
     assert_eq!(found[0].rule, Rule::SmtpLoginRefused);
     assert!(found[0].text.contains("every letter is held"), "{found:?}");
+}
+
+fn failing(failures: i64, said: Option<&str>) -> Option<Connection> {
+    Some(Connection {
+        last_ok_at: Some(at(9, 0)),
+        last_error_at: Some(at(9, 59)),
+        failures,
+        last_error: said.map(str::to_string),
+    })
+}
+
+#[test]
+fn a_token_refused_once_warns_and_five_passes_in_a_row_are_critical() {
+    let mut f = healthy();
+    f.token = failing(1, None);
+    assert_eq!(rules(&f), [(Level::Warning, "token_failing")]);
+    f.token = failing(5, None);
+    assert_eq!(rules(&f), [(Level::Critical, "token_failing")]);
+}
+
+#[test]
+fn a_secret_expiring_soon_warns_and_an_expired_one_is_critical_in_its_own_words() {
+    let mut f = healthy();
+    let soon = "the client secret expires on 2026-12-10 (14 day(s)): add a new one";
+    f.credential_expiry = failing(1, Some(soon));
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(
+        (found[0].level, found[0].text.as_str()),
+        (Level::Warning, soon)
+    );
+    f.credential_expiry = failing(
+        2,
+        Some("the client secret expired on 2026-11-20: sign-in will fail"),
+    );
+    assert_eq!(rules(&f), [(Level::Critical, "credential_expiring")]);
+}
+
+#[test]
+fn letters_that_cannot_be_filed_in_sent_items_warn() {
+    let mut f = healthy();
+    f.sent_folder = failing(3, None);
+    assert_eq!(rules(&f), [(Level::Warning, "sent_folder_failing")]);
 }
 
 #[test]
@@ -200,6 +252,7 @@ fn the_worst_finding_decides_the_exit_code_and_leads_the_first_line() {
         last_ok_at: None,
         last_error_at: Some(at(9, 59)),
         failures: 4,
+        last_error: None,
     });
     let found = assess(&f, &Thresholds::default());
     assert_eq!(level(&found), Level::Critical);

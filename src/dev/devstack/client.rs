@@ -241,6 +241,43 @@ pub(super) async fn imap_fetch_all(
     Ok(out)
 }
 
+/// Every message in `folder` with its flags (EXAMINE: nothing changes).
+pub(super) async fn imap_fetch_folder(
+    session: &mut ImapSession,
+    folder: &str,
+) -> Result<Vec<(super::Fetched, Vec<String>)>, String> {
+    let mailbox = session
+        .examine(folder)
+        .await
+        .map_err(|e| format!("EXAMINE {folder}: {e}"))?;
+    if mailbox.exists == 0 {
+        return Ok(Vec::new());
+    }
+    let fetches: Vec<_> = session
+        .uid_fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
+        .await
+        .map_err(|e| format!("UID FETCH: {e}"))?
+        .try_collect()
+        .await
+        .map_err(|e| format!("UID FETCH: {e}"))?;
+    let mut out: Vec<_> = fetches
+        .iter()
+        .filter_map(|f| {
+            let flags = f.flags().map(|fl| format!("{fl:?}")).collect();
+            Some((
+                super::Fetched {
+                    uid: f.uid?,
+                    internal_date: f.internal_date(),
+                    raw: f.body().unwrap_or_default().to_vec(),
+                },
+                flags,
+            ))
+        })
+        .collect();
+    out.sort_by_key(|(f, _)| f.uid);
+    Ok(out)
+}
+
 /// Probe: a TCP connect that yields an SMTP/LMTP `220` greeting (then QUIT).
 pub(super) async fn probe_smtp_tcp(port: u16) -> Result<(), String> {
     let tcp = TcpStream::connect(("127.0.0.1", port))

@@ -56,6 +56,17 @@ impl Layout {
     pub fn dovecot_conf(&self) -> PathBuf {
         self.dovecot().join("dovecot.conf")
     }
+    /// The stand-in issuer's signing keys, read by Dovecot's `oauth2` passdb.
+    pub fn oauth2_keys(&self) -> PathBuf {
+        self.dovecot().join("oauth2-keys")
+    }
+    pub fn oauth2_ext(&self) -> PathBuf {
+        self.dovecot().join("dovecot-oauth2.conf.ext")
+    }
+    /// Mailboxes whose tokens are refused (the app's permission removed), read live.
+    pub fn oauth2_revoked(&self) -> PathBuf {
+        self.dovecot().join("oauth-revoked")
+    }
     pub fn dovecot_users(&self) -> PathBuf {
         self.dovecot().join("users")
     }
@@ -266,7 +277,11 @@ pub(super) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Devst
     move |source| DevstackError::Io { what, source }
 }
 
-fn mkdir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<(), DevstackError> {
+pub(super) fn mkdir(
+    path: &Path,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), DevstackError> {
     std::fs::create_dir_all(path).map_err(io_err(format!("creating {}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io_err(format!("setting the mode of {}", path.display())))?;
@@ -397,8 +412,37 @@ pub(super) fn dovecot_conf(
     ports: &Ports,
     ids: &SystemIds,
     without_idle: bool,
+    oauth: bool,
 ) -> String {
     let d = |p: PathBuf| p.display().to_string();
+    let (mechanisms, oauth_passdbs, password_mechanisms) = if oauth {
+        (
+            "plain login xoauth2 oauthbearer",
+            format!(
+                "\
+# OAuth mode: a mailbox listed here refuses every token (the app's permission removed).
+passdb {{
+  driver = passwd-file
+  mechanisms = xoauth2 oauthbearer
+  deny = yes
+  args = username_format=%Lu {revoked}
+}}
+# Tokens from the stand-in issuer, validated locally (signature, exp, iss, email, scope).
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {ext}
+}}
+",
+                revoked = d(layout.oauth2_revoked()),
+                ext = d(layout.oauth2_ext()),
+            ),
+            // Without this a password sent as a "token" would log in.
+            "  mechanisms = plain login\n",
+        )
+    } else {
+        ("plain login", String::new(), "")
+    };
     let capability = if without_idle {
         "# A server without IDLE (the polling fallback's test).\n\
          imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ NAMESPACE UIDPLUS\n"
@@ -422,7 +466,8 @@ ssl_min_protocol = TLSv1.2
 
 # The test client logs in over plain IMAP on loopback.
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
+auth_verbose = yes
 # No growing slow-down after failed logins (tests provoke them). 2.3.19 still answers a
 # failure on its next 500 ms timer tick.
 auth_failure_delay = 0
@@ -437,10 +482,18 @@ last_valid_gid = {gid}
 mail_location = maildir:~/Maildir
 # A throwaway stack: no fsync per message, so a test can append a year's mailbox in seconds.
 mail_fsync = never
+# Exchange's sent folder, where caseclerk files what it sends.
+namespace inbox {{
+  inbox = yes
+  mailbox \"Sent Items\" {{
+    auto = create
+    special_use = \\Sent
+  }}
+}}
 
-passdb {{
+{oauth_passdbs}passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%Lu {users}
+{password_mechanisms}  args = scheme=PLAIN username_format=%Lu {users}
 }}
 userdb {{
   driver = passwd-file
@@ -534,6 +587,9 @@ smtpd_relay_restrictions = reject_unauth_destination
 smtpd_recipient_restrictions = reject_unlisted_recipient
 smtpd_error_sleep_time = 0
 message_size_limit = 52428800
+# AUTH XOAUTH2's initial response carries the whole token (Microsoft's are 1.5-3 KB): the
+# default 2048 would cut it.
+line_length_limit = 12288
 
 smtpd_tls_security_level = may
 smtpd_tls_chain_files = {key}, {cert}

@@ -10,6 +10,11 @@
 //!   started it: `stop` and `Drop` end both groups, and a guard per daemon ends them if the test
 //!   process is killed or interrupted (Ctrl-C does not reach the daemons' own process groups).
 //! - A tiny test-side mail client: SMTP delivery into the inbound port, IMAP APPEND and FETCH.
+//! - With [`StackOptions::oauth`], Microsoft 365's login: the stand-in token issuer
+//!   ([`issuer`]), Dovecot's `oauth2` passdb validating its tokens, XOAUTH2/OAUTHBEARER on IMAP and
+//!   submission, and a live list of mailboxes whose tokens are refused
+//!   ([`MailStack::revoke_tokens_for`]); [`MailStack::kick`] ends a user's sessions as Exchange
+//!   does at token expiry. Every stack has a "Sent Items" folder.
 //!
 //! # What it must not do
 //! - Touch `/etc`, `/var` or `/run`, use systemd, or start the distribution's services: every
@@ -45,6 +50,7 @@
 
 mod client;
 mod files;
+pub mod issuer;
 mod procs;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +70,9 @@ const OPENSSL: &str = "/usr/bin/openssl";
 /// Files whose absence means a package is missing, and which package provides them.
 const REQUIRED: &[(&str, &str)] = &[
     (DOVECOT, "dovecot-core"),
+    // `kick` (the OAuth mode's stand-in for Exchange ending a session); the oauth2 passdb is
+    // built into dovecot-core too.
+    ("/usr/bin/doveadm", "dovecot-core"),
     ("/usr/lib/dovecot/imap", "dovecot-imapd"),
     ("/usr/lib/dovecot/lmtp", "dovecot-lmtpd"),
     (POSTFIX_MASTER, "postfix"),
@@ -99,6 +108,10 @@ pub struct StackOptions {
     pub dir: Option<PathBuf>,
     /// Start an IMAP server that does not advertise IDLE (to test the polling fallback).
     pub without_idle: bool,
+    /// Microsoft 365's login as well: a local token issuer ([`issuer::TokenIssuer`], the
+    /// client-credentials grant with Entra ID's answers), Dovecot's `oauth2` passdb validating
+    /// its tokens, and XOAUTH2/OAUTHBEARER for IMAP and submission. Passwords keep working.
+    pub oauth: bool,
 }
 
 impl StackOptions {
@@ -113,6 +126,7 @@ impl StackOptions {
             ports: None,
             dir: None,
             without_idle: false,
+            oauth: false,
         }
     }
 }
@@ -311,6 +325,8 @@ pub struct MailStack {
     /// Whether the run directory is ours to delete.
     temporary: bool,
     without_idle: bool,
+    /// The stand-in token issuer, in OAuth mode ([`StackOptions::oauth`]).
+    pub issuer: Option<issuer::TokenIssuer>,
 }
 
 impl std::fmt::Debug for MailStack {
@@ -378,11 +394,28 @@ impl MailStack {
             killed_dovecot: None,
             temporary,
             without_idle: opts.without_idle,
+            issuer: None,
         };
         // From here on, an error drops `stack`, which kills whatever was started.
         files::create_dirs(&stack.layout, &ids)?;
         ensure_certificates(&stack.layout).await?;
         stack.write_accounts(&ids)?;
+        if opts.oauth {
+            let l = &stack.layout;
+            files::write_file(&l.oauth2_revoked(), "", 0o640, Some((0, ids.dovecot_gid)))?;
+            files::write_file(
+                &l.oauth2_ext(),
+                &issuer::dovecot_oauth2_ext(&l.oauth2_keys()),
+                0o640,
+                Some((0, ids.dovecot_gid)),
+            )?;
+            stack.issuer = Some(issuer::TokenIssuer::start(
+                &l.server_pem(),
+                &l.server_key(),
+                &l.oauth2_keys(),
+                ids.dovecot_gid,
+            )?);
+        }
 
         let attempts = if opts.ports.is_some() { 1 } else { 3 };
         for attempt in 1..=attempts {
@@ -489,6 +522,67 @@ impl MailStack {
         let _ = std::fs::remove_file(self.layout.dovecot_base().join("master.pid"));
         self.dovecot = Some(self.spawn_dovecot()?);
         self.wait_ready(true, false).await
+    }
+
+    /// OAuth mode: from now on the servers refuse every token for `mailbox` (as Exchange does
+    /// once the app's permission on the mailbox is removed), tokens already issued included;
+    /// the token endpoint still issues them. `None` gives the permission back.
+    ///
+    /// Returns once Dovecot will see the change: its passwd-file is re-read at most once per
+    /// second of its clock (`last_sync_time == ioloop_time`), so a lookup in the second of the
+    /// write could still use the old list; this waits for the next second to begin.
+    pub async fn revoke_tokens_for(&self, mailbox: Option<&str>) -> Result<(), DevstackError> {
+        let line = mailbox
+            .map(|m| format!("{}:::\n", m.to_ascii_lowercase()))
+            .unwrap_or_default();
+        let path = self.layout.oauth2_revoked();
+        let written = SystemClock.now().timestamp();
+        std::fs::write(&path, line).map_err(io_err(format!("writing {}", path.display())))?;
+        while SystemClock.now().timestamp() <= written {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// End `user`'s IMAP sessions now (`doveadm kick`): what Exchange does when a session's
+    /// token expires (`* BYE … AccessTokenExpired`); the client sees a `BYE`.
+    pub async fn kick(&self, user: &str) -> Result<(), DevstackError> {
+        let out = tokio::process::Command::new("/usr/bin/doveadm")
+            .arg("-c")
+            .arg(self.layout.dovecot_conf())
+            .args(["kick", user])
+            .output()
+            .await
+            .map_err(io_err("running doveadm kick"))?;
+        // doveadm kick exits 68 (EX_NOUSER) when nobody was connected.
+        if out.status.success() || out.status.code() == Some(68) {
+            Ok(())
+        } else {
+            Err(DevstackError::Command {
+                what: format!("doveadm kick {user}"),
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
+    /// Every message in `user`'s folder `folder` (e.g. "Sent Items"), with its flags.
+    pub async fn fetch_folder(
+        &self,
+        user: &str,
+        folder: &str,
+    ) -> Result<Vec<(Fetched, Vec<String>)>, DevstackError> {
+        let user = self.known_user(user)?;
+        let port = self.ports.imap;
+        let password = self.password.as_str();
+        let login = user.clone();
+        self.imap(&user, async move {
+            let mut session = client::imap_login(port, &login, password).await?;
+            let all = client::imap_fetch_folder(&mut session, folder).await?;
+            let _ = session.logout().await;
+            Ok(all)
+        })
+        .await
     }
 
     /// Postfix's log (`log/maillog`), for failure messages. Empty if there is none yet. Postfix
@@ -749,7 +843,13 @@ impl MailStack {
         let l = &self.layout;
         files::write_file(
             &l.dovecot_conf(),
-            &files::dovecot_conf(l, &self.ports, ids, self.without_idle),
+            &files::dovecot_conf(
+                l,
+                &self.ports,
+                ids,
+                self.without_idle,
+                self.issuer.is_some(),
+            ),
             0o644,
             None,
         )?;
