@@ -102,6 +102,8 @@ pub struct Engine {
     /// The first run, once the mailbox has been looked at: letters that fell due long before it
     /// are imported — not sent ([`firstrun::imported_not_sent`]). Read at the start of each pass.
     first_run: std::sync::Mutex<Option<FirstRun>>,
+    /// Letters the mail server accepted whose "sent" the database would not take yet.
+    unrecorded: outbox::Unrecorded,
     _lock: std::fs::File,
 }
 
@@ -203,6 +205,7 @@ impl Engine {
             transport: None,
             progress: Progress::off(),
             first_run: std::sync::Mutex::new(None),
+            unrecorded: outbox::Unrecorded::default(),
             _lock: lock,
         })
     }
@@ -280,14 +283,24 @@ impl Engine {
         .await?;
         report.queued = queued + periodic;
         match &self.transport {
-            Some(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
+            Some(t) => {
+                report.sent =
+                    outbox::send_due(&self.store, t.as_ref(), &self.unrecorded, now).await?
+            }
             None => match outbox::transport(&self.cfg.smtp) {
-                Ok(t) => report.sent = outbox::send_due(&self.store, &t, now).await?,
+                Ok(t) => {
+                    report.sent = outbox::send_due(&self.store, &t, &self.unrecorded, now).await?
+                }
                 Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
             },
         }
         let next_send = self.store.next_send_at().await?;
-        report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now)]
+        // An outbox stopped by a database that would not take its records tries again soon.
+        let unstop = report
+            .sent
+            .stopped
+            .then(|| now + outbox::RETRY_RECORDING_AFTER);
+        report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now), unstop]
             .into_iter()
             .flatten()
             .min();

@@ -16,6 +16,7 @@ mod first_run;
 mod full_reviews;
 mod one_daemon;
 mod operator;
+mod outbox_intent;
 mod process_pathways;
 mod readonly;
 mod review;
