@@ -814,7 +814,9 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::error!(error = %e.for_log(), "tick failed; retrying in a minute");
-                    None
+                    // Sooner while the outbox holds outcomes the database would not take.
+                    (!self.unrecorded.ids().is_empty())
+                        .then(|| self.clock.now() + outbox::RETRY_RECORDING_AFTER)
                 }
             };
             if std::mem::take(&mut first) {

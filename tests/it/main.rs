@@ -13,6 +13,7 @@ mod decisions;
 mod delivery;
 mod digest;
 mod first_run;
+mod full_disk;
 mod full_reviews;
 mod one_daemon;
 mod operator;
