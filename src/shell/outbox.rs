@@ -18,13 +18,16 @@
 //! ([`SendConn`]) in three steps:
 //! 1. **intent**: the row's `sending_since` is set and committed (fsync'd) *before* the letter is
 //!    handed to the server. If that write fails, nothing is sent and the pass stops.
-//! 2. **hand-over**: the exact bytes go to the server.
-//! 3. **outcome**: after the `250`, one transaction marks the letter sent (clearing
-//!    `sending_since`) with its `letter_sent` event — nothing else in it, everything it needs
-//!    made before step 2, and committed without waiting for an fsync (`synchronous = NORMAL`: a
-//!    committed WAL write survives `kill -9`; only a power cut could undo it, and then the intent
-//!    is still there), with no automatic WAL checkpoint on that connection (the pass checkpoints
-//!    after its last letter). A refusal or a transient failure is recorded the same way.
+//! 2. **outcome, staged**: one transaction (`BEGIN IMMEDIATE`) marks the letter sent, clearing
+//!    `sending_since`, with its `letter_sent` event — and is left open.
+//! 3. **hand-over**: the exact bytes go to the server. On its `250` the staged transaction is
+//!    committed — the only thing between the server's answer and our record — without waiting
+//!    for an fsync (`synchronous = NORMAL`: a committed WAL write survives `kill -9`; only a power
+//!    cut could undo it, and then the intent is still there) and with no automatic WAL checkpoint
+//!    on that connection (the pass checkpoints after its last letter). On a refusal or a failure
+//!    it is rolled back and that outcome recorded instead. The open transaction holds SQLite's
+//!    write lock for the length of one SMTP exchange: the daemon's passes are sequential, readers
+//!    are not blocked (WAL), and an operator's writing command waits (up to its busy timeout).
 //!
 //! If the outcome after a `250` cannot be written (disk full, database read-only or locked),
 //! the letter is kept in memory ([`Unrecorded`]), the error is logged, and the outbox stops —
@@ -416,27 +419,41 @@ async fn send_one(
             tracing::warn!(outbox = row.id, step = %row.step, "letter in doubt: an earlier attempt was handed to the mail server but its outcome never recorded; sending it again with the same Message-ID")
         }
         Err(e) => {
-            tracing::error!(outbox = row.id, error = %e, "cannot record that a letter is about to be sent, so it is not sent; the outbox stops until the database takes writes again");
-            report.stopped = true;
+            cannot_start(row, &e, report);
             return Ok(());
         }
     }
-    match transport.send(&envelope, &row.raw).await {
-        Ok(_) => {
-            // Nothing between the server's 250 and this commit (see the module doc).
-            let event = accepted.event.as_ref().map(|(c, e)| (*c, e));
-            if let Err(e) = conn.record_sent(row.id, event, now).await {
-                tracing::error!(outbox = row.id, error = %e, "the mail server accepted a letter but recording it failed; the outbox stops sending until it is recorded (kept in memory: it will not be sent again unless the daemon stops first)");
-                unrecorded.remember(accepted);
-                report.sent += 1;
-                report.stopped = true;
-                return Ok(());
-            }
+    // The outcome "sent" is written now, in a transaction left open across the hand-over and
+    // committed on the 250: between the server's answer and our record there is one COMMIT.
+    let event = accepted.event.as_ref().map(|(c, e)| (*c, e));
+    let staged = match conn.stage_sent(row.id, event, now).await {
+        Ok(tx) => tx,
+        Err(e) => {
+            cannot_start(row, &e, report);
+            return Ok(());
+        }
+    };
+    let result = transport.send(&envelope, &row.raw).await;
+    let result = match result {
+        Ok(()) => Ok(Store::commit(staged).await),
+        Err(e) => {
+            let _ = staged.rollback().await; // (dropping it would roll back too)
+            Err(e)
+        }
+    };
+    match result {
+        Ok(Ok(())) => {
             tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), "letter sent");
             if report.sent == 0 {
                 store.record_mailbox_ok(SMTP_HEALTH_KEY, now).await?;
             }
             report.sent += 1;
+        }
+        Ok(Err(e)) => {
+            tracing::error!(outbox = row.id, error = %e, "the mail server accepted a letter but recording it failed; the outbox stops sending until it is recorded (kept in memory: it will not be sent again unless the daemon stops first)");
+            unrecorded.remember(accepted);
+            report.sent += 1;
+            report.stopped = true;
         }
         Err(e) if e.kind == FailureKind::Auth => {
             // Not the letter's fault: it stays pending, untouched (attempts, next try), and is
@@ -466,6 +483,13 @@ async fn send_one(
         }
     }
     Ok(())
+}
+
+/// The database would not take the records that come before a hand-over: nothing is sent, and the
+/// pass stops (the next pass tries again).
+fn cannot_start(row: &OutboxRow, e: &StoreError, report: &mut SendReport) {
+    tracing::error!(outbox = row.id, error = %e, "cannot record that a letter is about to be sent, so it is not sent; the outbox stops until the database takes writes again");
+    report.stopped = true;
 }
 
 /// An SMTP error's category and code, without the server's text (which can quote addresses).

@@ -1344,6 +1344,28 @@ impl SendConn {
         Ok(())
     }
 
+    /// Write "sent" for letter `id` (with its case's `letter_sent` event) in a transaction that
+    /// is returned open: the caller hands the letter over and commits it on the server's `250`
+    /// (or rolls it back). The write lock is held meanwhile — the daemon's own passes are
+    /// sequential, and another writer (an operator's command) waits its busy timeout.
+    pub async fn stage_sent(
+        &mut self,
+        id: i64,
+        event: Option<(i64, &crate::core::case::Event)>,
+        now: DateTime<Utc>,
+    ) -> Result<Tx<'_>, StoreError> {
+        use sqlx::Connection;
+        sqlx::raw_sql("PRAGMA synchronous = NORMAL")
+            .execute(&mut *self.conn)
+            .await?;
+        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        Store::mark_sent(&mut tx, id, now).await?;
+        if let Some((case_id, e)) = event {
+            record_event(&mut tx, case_id, now, "caseclerk", e).await?;
+        }
+        Ok(tx)
+    }
+
     /// Clear letter `id`'s intent without an outcome (our login was refused: nothing was sent).
     pub async fn clear_sending(&mut self, id: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE outbox SET sending_since = NULL WHERE id = ?")

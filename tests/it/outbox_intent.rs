@@ -3,9 +3,10 @@
 //! but the database would not record stops the outbox until it is recorded — then the outbox
 //! carries on by itself, sending nothing twice.
 //!
-//! The database refuses writes here through a trigger (`RAISE(ABORT, 'database or disk is
-//! full')`) added and dropped by the test on a connection of its own — the same refusal a full disk
-//! gives, for exactly the write the test names. The real full disk is in `full_disk.rs`.
+//! The database refuses writes here through triggers the test adds and drops on a connection of its
+//! own: `RAISE(ABORT, 'database or disk is full')` refuses a statement, and a row whose deferred
+//! foreign key points nowhere refuses the COMMIT (as a full disk refuses the WAL write), each for
+//! exactly the write the test names. The real full disk is in `full_disk.rs`.
 
 use caseclerk::shell::outbox::{self, RecordingTransport, Unrecorded};
 use caseclerk::shell::store::{NewLetter, OutboxState, Store};
@@ -77,6 +78,21 @@ async fn refuse(side: &mut sqlx::SqliteConnection, when: &'static str) {
     .unwrap();
 }
 
+/// Make the database refuse to *commit* a transaction that marks a letter sent (the statements
+/// go through; the commit fails, as a full disk's does): the trigger leaves a row whose deferred
+/// foreign key points nowhere.
+async fn refuse_commit_of_sent(side: &mut sqlx::SqliteConnection) {
+    sqlx::raw_sql(
+        "CREATE TABLE nowhere (id INTEGER PRIMARY KEY); \
+         CREATE TABLE dangling (n INTEGER REFERENCES nowhere(id) DEFERRABLE INITIALLY DEFERRED); \
+         CREATE TRIGGER refuse AFTER UPDATE ON outbox WHEN NEW.state = 'sent' \
+         BEGIN INSERT INTO dangling VALUES (1); END",
+    )
+    .execute(side)
+    .await
+    .unwrap();
+}
+
 async fn accept(side: &mut sqlx::SqliteConnection) {
     sqlx::raw_sql("DROP TRIGGER refuse")
         .execute(side)
@@ -89,36 +105,36 @@ async fn state(store: &Store, id: i64) -> OutboxState {
 }
 
 #[tokio::test]
-async fn a_letter_whose_intent_cannot_be_recorded_is_not_sent_and_the_pass_stops() {
-    let (store, mut side, ids, dir) = outbox_of("no-intent", 2).await;
-    let transport = RecordingTransport::new();
-    let memory = Unrecorded::default();
-    refuse(&mut side, "NEW.sending_since IS NOT NULL").await;
+async fn a_letter_whose_intent_or_outcome_cannot_be_written_beforehand_is_not_sent_and_the_pass_stops()
+ {
+    for (name, refused) in [
+        ("no-intent", "NEW.sending_since IS NOT NULL"),
+        ("no-staged-outcome", "NEW.state = 'sent'"),
+    ] {
+        let (store, mut side, ids, dir) = outbox_of(name, 2).await;
+        let transport = RecordingTransport::new();
+        let memory = Unrecorded::default();
+        refuse(&mut side, refused).await;
 
-    let report = outbox::send_due(&store, &transport, &memory, t0())
-        .await
-        .unwrap();
-    assert!(report.stopped, "{report:?}");
-    assert_eq!(
-        transport.sent().len(),
-        0,
-        "nothing is sent without its intent"
-    );
-    assert_eq!(state(&store, ids[0]).await, OutboxState::Pending);
-    assert!(
-        store
-            .sending_since(t0() + Duration::hours(1))
+        let report = outbox::send_due(&store, &transport, &memory, t0())
             .await
-            .unwrap()
-            .is_empty()
-    );
+            .unwrap();
+        assert!(report.stopped, "{name}: {report:?}");
+        assert_eq!(transport.sent().len(), 0, "{name}: nothing is sent");
+        assert_eq!(state(&store, ids[0]).await, OutboxState::Pending);
 
-    accept(&mut side).await;
-    let report = outbox::send_due(&store, &transport, &memory, t0())
-        .await
-        .unwrap();
-    assert_eq!((report.sent, report.stopped), (2, false), "{report:?}");
-    std::fs::remove_dir_all(dir).unwrap();
+        accept(&mut side).await;
+        let report = outbox::send_due(&store, &transport, &memory, t0())
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.sent, report.stopped),
+            (2, false),
+            "{name}: {report:?}"
+        );
+        assert_eq!(transport.sent().len(), 2, "{name}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 #[tokio::test]
@@ -127,7 +143,7 @@ async fn a_letter_accepted_but_not_recorded_stops_the_outbox_until_it_is_recorde
     let (store, mut side, ids, dir) = outbox_of("no-outcome", 3).await;
     let transport = RecordingTransport::new();
     let memory = Unrecorded::default();
-    refuse(&mut side, "NEW.state = 'sent'").await;
+    refuse_commit_of_sent(&mut side).await;
 
     let report = outbox::send_due(&store, &transport, &memory, t0())
         .await
