@@ -433,7 +433,9 @@ async fn send_one(
             return Ok(());
         }
     };
+    let started = std::time::Instant::now();
     let result = transport.send(&envelope, &row.raw).await;
+    let handed = started.elapsed();
     let result = match result {
         Ok(()) => Ok(Store::commit(staged).await),
         Err(e) => {
@@ -443,7 +445,10 @@ async fn send_one(
     };
     match result {
         Ok(Ok(())) => {
-            tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), "letter sent");
+            // How long the hand-over took, and how long the record after the 250 (the window).
+            let (hand_over_us, record_us) =
+                (handed.as_micros(), (started.elapsed() - handed).as_micros());
+            tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), hand_over_us, record_us, "letter sent");
             if report.sent == 0 {
                 store.record_mailbox_ok(SMTP_HEALTH_KEY, now).await?;
             }

@@ -1285,6 +1285,15 @@ impl Store {
         .await?)
     }
 
+    /// How many times, over all letters, a letter was found in doubt and sent again.
+    pub async fn in_doubt_total(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(SUM(in_doubt), 0) FROM outbox")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// How often a letter was found in doubt and sent again.
     pub async fn in_doubt_count(&self, id: i64) -> Result<i64, StoreError> {
         Ok(

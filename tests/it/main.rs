@@ -8,6 +8,7 @@ mod agency_round;
 mod architecture;
 mod automated;
 mod automated_stack;
+mod chaos;
 mod copies;
 mod decisions;
 mod delivery;
