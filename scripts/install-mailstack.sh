@@ -11,7 +11,9 @@
 #   shown only on failure.
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl libio-socket-ssl-perl)
+# systemd: its systemd-analyze scores the unit file (tests/it/systemd_unit.rs); adduser: the
+# Debian package's postinst, installed by tests/it/package.rs.
+PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl libio-socket-ssl-perl systemd adduser)
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=()

@@ -8,6 +8,7 @@
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
 //! - [`case`]: a case's events folded into its state.
 //! - [`firstrun`]: the first run on a full mailbox: old mail left, stale letters imported — not sent.
+//! - [`health`]: facts the daemon recorded → findings at monitoring levels (OK … CRITICAL).
 //! - [`limits`]: the caps on letters in answer and cases per sender that end any mail loop.
 //! - [`reaction`]: what a reaction is made of (the types react returns and limits bounds).
 //! - [`react`]: what a message does to a case, and what counting the votes does: named rules.
@@ -38,6 +39,7 @@ pub mod digest;
 pub mod directory;
 pub mod export;
 pub mod firstrun;
+pub mod health;
 pub mod identity;
 pub mod intake;
 pub mod letters;

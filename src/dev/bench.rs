@@ -148,6 +148,8 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
         idle_refresh: Duration::from_secs(60),
         poll_interval: Duration::from_secs(60),
         command_timeout: Duration::from_secs(300),
+        check_interval: Duration::from_secs(60),
+        fetch_interval: Duration::from_secs(300),
     };
     // Warm the server's caches once, as the reference figures were measured warm.
     let mut session = mailbox::connect(&settings).await?;

@@ -22,18 +22,37 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// The exit codes, in `--help` and the man page.
+const EXIT_CODES: &str = "Exit codes:\n  \
+    0  done\n  \
+    1  something failed while working (e.g. the mailbox could not be read)\n  \
+    2  bad configuration, or a command that makes no sense (the reason is printed)\n\n\
+    `caseclerk health` exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "caseclerk",
     version,
-    about = "The clerical half of a safeguarding partnership's rapid reviews, run from its shared mailbox"
+    about = "The clerical half of a safeguarding partnership's rapid reviews, run from its shared mailbox",
+    after_help = EXIT_CODES
 )]
 struct Cli {
-    /// The configuration file [env: CASECLERK_CONFIG] [default: config/example.toml]
+    /// The configuration file [env: CASECLERK_CONFIG] [default: /etc/caseclerk/caseclerk.toml, or
+    /// config/example.toml in the source tree]
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// How log lines are written to stderr: text (a terminal's, plain, or journald's with
+    /// priorities and no second timestamp, detected) or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,6 +83,14 @@ enum Command {
         /// without writing to the database or sending anything.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Monitoring: is the daemon reading mail and sending letters? One plugin line (Nagios,
+    /// Icinga, Zabbix, SCOM) from the database alone; exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN. Run it as the daemon's user.
+    Health {
+        /// Judge as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
     },
     /// List the cases with their working-day numbers.
     Cases {
@@ -220,6 +247,7 @@ enum Command {
     Check,
     /// Measure ingest and classification against a throwaway local mail stack (numbers for the
     /// README; needs the same packages and root as the demo).
+    #[command(hide = true)]
     Bench {
         /// How many messages (10 % with a 200 KB attachment).
         #[arg(long, default_value_t = 1000)]
@@ -238,10 +266,19 @@ enum Command {
     },
     /// Start the bundled local mail stack, run the daemon against it, send a sample referral and
     /// show the acknowledgement arriving.
+    #[command(hide = true)]
     Demo {
         /// Exit after the acknowledgement arrives instead of running until Ctrl-C.
         #[arg(long)]
         once: bool,
+    },
+    /// Write the man pages (`caseclerk.1`, `caseclerk-<command>.1`) and shell completions (bash, zsh, fish) into a folder,
+    /// generated from this command line's own definition (the package build runs it).
+    #[command(hide = true)]
+    Generate {
+        /// The folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -292,7 +329,7 @@ struct Who {
 /// Run the command line; the binary's whole `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::shell::logging::init();
+    crate::shell::logging::init(cli.log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -313,6 +350,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::from(1)
         }
+        Err(Failure::Status(code)) => ExitCode::from(code),
     }
 }
 
@@ -321,6 +359,8 @@ enum Failure {
     Usage(String),
     /// Something failed while working: exit 1.
     Work(String),
+    /// Already reported on stdout; exit with this code (`health`'s monitoring levels).
+    Status(u8),
 }
 
 fn work(e: impl std::fmt::Display) -> Failure {
@@ -478,6 +518,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         } => reschedule(config, case, what, to, reason, who).await,
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
+        Command::Health { now } => health(config, now.as_deref()).await,
         Command::Export {
             format,
             since,
@@ -512,6 +553,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Demo { once } => crate::dev::demo::run(config.clone(), *once)
             .await
             .map_err(work),
+        Command::Generate { out } => generate(out),
     }
 }
 
@@ -643,6 +685,62 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
         );
     }
     Ok(())
+}
+
+/// `caseclerk generate`: the man page and completions, from the command line's definition.
+fn generate(out: &std::path::Path) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let fail = |what: &str, e: std::io::Error| {
+        Failure::Work(format!(
+            "cannot write the {what} into {}: {e}",
+            out.display()
+        ))
+    };
+    std::fs::create_dir_all(out).map_err(|e| fail("folder", e))?;
+    let cmd = Cli::command();
+    // caseclerk.1 and a page per visible command (caseclerk-health.1, …), as its SEE ALSO names.
+    clap_mangen::generate_to(cmd.clone(), out).map_err(|e| fail("man pages", e))?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "caseclerk", out)
+            .map_err(|e| fail("completions", e))?;
+    }
+    Ok(())
+}
+
+/// `caseclerk health`: the monitoring plugin. Everything it cannot read is UNKNOWN (exit 3), so a
+/// monitoring system never mistakes a broken check for a healthy daemon.
+async fn health(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
+    let answer = async {
+        let cfg = load(config, Needs::NoSecrets).map_err(|e| match e {
+            Failure::Usage(m) | Failure::Work(m) => m,
+            Failure::Status(c) => format!("exit {c}"),
+        })?;
+        let now = clock(now)
+            .map_err(|_| "--now is not an instant like 2026-11-26T09:00:00Z".to_string())?
+            .now();
+        let store = Store::open_read_only(&cfg.database)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::shell::health::check(&cfg, &store, now)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    let (text, level) = answer.unwrap_or_else(|e| {
+        (
+            crate::shell::health::unknown(&e),
+            crate::core::health::Level::Unknown,
+        )
+    });
+    println!("{text}");
+    match level.exit_code() {
+        0 => Ok(()),
+        code => Err(Failure::Status(code)),
+    }
 }
 
 /// `caseclerk case`: one case's history.

@@ -49,6 +49,18 @@ pub enum TlsMode {
     None,
 }
 
+/// The watcher's liveness check by default: GitLab's mail_room cut its IDLE timeout to 60 s for the
+/// same reason. One DONE + IDLE (two short round trips) a minute is nothing to a server, and with
+/// the answer awaited for at most as long again, a stalled server is noticed within two minutes.
+pub const DEFAULT_CHECK_SECONDS: u64 = 60;
+/// Beyond ten minutes a stalled server goes unnoticed too long to be worth calling a check.
+pub const MAX_CHECK_SECONDS: u64 = 600;
+/// The safety-net fetch by default: every five minutes, so mail the watcher failed to signal waits
+/// at most that long (a connection, a login and one UID SEARCH: cheap).
+pub const DEFAULT_FETCH_SECONDS: u64 = 300;
+/// At least hourly: the safety net is the last thing standing between new mail and nobody.
+pub const MAX_FETCH_SECONDS: u64 = 3600;
+
 /// IMAP settings.
 #[derive(Debug, Clone)]
 pub struct ImapSettings {
@@ -59,12 +71,21 @@ pub struct ImapSettings {
     pub password: Option<Secret>,
     pub folder: String,
     pub ca_file: Option<PathBuf>,
-    /// IDLE is re-issued after this long (RFC 2177 asks for < 29 minutes).
+    /// IDLE is re-issued after this long at most (RFC 2177 asks for < 29 minutes); the liveness
+    /// check below re-issues it sooner.
     pub idle_refresh: Duration,
     /// Polling interval when the server has no IDLE.
     pub poll_interval: Duration,
     /// Every network command is abandoned after this long (a dead link must not hang the daemon).
     pub command_timeout: Duration,
+    /// How often the watcher proves its connection alive (DONE + IDLE, or NOOP when polling),
+    /// and how long it waits for that answer at most (with `command_timeout`, whichever is
+    /// shorter): a server that stops answering is noticed within twice this (two minutes by
+    /// default). See [`crate::shell::mailbox::watch`].
+    pub check_interval: Duration,
+    /// The daemon fetches at least this often even if the watcher never signals (a safety net for
+    /// a watcher that is reconnecting, or a server whose IDLE goes quiet).
+    pub fetch_interval: Duration,
 }
 
 /// SMTP settings.
@@ -314,6 +335,8 @@ struct RawImap {
     idle_refresh_minutes: Option<u64>,
     poll_seconds: Option<u64>,
     timeout_seconds: Option<u64>,
+    check_seconds: Option<u64>,
+    fetch_seconds: Option<u64>,
     id_domain: Option<String>,
 }
 
@@ -844,12 +867,51 @@ impl Resolver {
             idle_refresh: Duration::from_secs(60 * m.idle_refresh_minutes.unwrap_or(25)),
             poll_interval: Duration::from_secs(m.poll_seconds.unwrap_or(60)),
             command_timeout: Duration::from_secs(m.timeout_seconds.unwrap_or(60)),
+            check_interval: Duration::from_secs(m.check_seconds.unwrap_or(DEFAULT_CHECK_SECONDS)),
+            fetch_interval: Duration::from_secs(m.fetch_seconds.unwrap_or(DEFAULT_FETCH_SECONDS)),
         };
         if m.idle_refresh_minutes.is_some_and(|v| v == 0 || v >= 29) {
             self.problems.push(
                 "[mailbox] idle_refresh_minutes must be between 1 and 28 (servers drop IDLE after 29-30 minutes)"
                     .into(),
             );
+        }
+        let ranges = [
+            (
+                "poll_seconds",
+                m.poll_seconds,
+                1,
+                3600,
+                "how often a server without IDLE is polled",
+            ),
+            (
+                "timeout_seconds",
+                m.timeout_seconds,
+                1,
+                3600,
+                "how long one IMAP command may take",
+            ),
+            (
+                "check_seconds",
+                m.check_seconds,
+                1,
+                MAX_CHECK_SECONDS,
+                "how often the watcher proves its connection alive; 60 notices a stalled server within two minutes",
+            ),
+            (
+                "fetch_seconds",
+                m.fetch_seconds,
+                1,
+                MAX_FETCH_SECONDS,
+                "the safety-net fetch, whether or not the watcher signals",
+            ),
+        ];
+        for (key, value, low, high, what) in ranges {
+            if let Some(v) = value.filter(|v| !(low..=high).contains(v)) {
+                self.problems.push(format!(
+                    "[mailbox] {key} = {v} must be between {low} and {high} ({what})"
+                ));
+            }
         }
         imap
     }

@@ -15,7 +15,8 @@
 //! letter is decided once, and never sent from inside the decision.
 //!
 //! `run` repeats the tick whenever the mailbox watcher signals, when the next letter falls due, or
-//! at least every minute — "sleep until the next due instant or until notified".
+//! at least every minute — "sleep until the next due instant or until notified"; and it fetches at
+//! least every `fetch_interval` (five minutes by default) whether or not the watcher signals.
 //!
 //! Must not: decide what a message is or does, or what is due (that is [`crate::core`]); log
 //! names, subjects, bodies or addresses (only case references, step ids, rule names and hashes).
@@ -37,7 +38,7 @@ use crate::shell::progress::Progress;
 use crate::shell::store::{CaseRow, PendingMessage, Store, StoreError, Tx, record_event};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -779,18 +780,28 @@ impl Engine {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), EngineError> {
         let notify = Arc::new(tokio::sync::Notify::new());
-        let watcher = tokio::spawn(mailbox::watch(
-            Arc::new(self.cfg.imap.clone()),
-            notify.clone(),
-        ));
+        let watcher = tokio::spawn(mailbox::watch(mailbox::Watcher {
+            settings: Arc::new(self.cfg.imap.clone()),
+            notify: notify.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+        }));
         tokio::pin!(shutdown);
+        // systemd (`Type=notify`): ready once the lock is held and the watcher started; a watchdog
+        // ping only after a pass that worked, so a daemon stuck failing is restarted.
+        let systemd = crate::shell::sdnotify::Notifier::from_env();
+        systemd.ready("started; first pass");
         // The first pass fetches; after that the watcher's signal means "fetch", and the timer
         // (at the next due instant, and at least every minute, so an operator's change is acted on
-        // promptly) means "plan and send".
+        // promptly) means "plan and send" — and "fetch" too once `fetch_interval` has passed
+        // since the last fetch: the safety net for a watcher that is reconnecting or a server whose
+        // IDLE has gone quiet.
+        let mut last_fetch = tokio::time::Instant::now();
         let mut fetch = true;
         let mut first = true;
         loop {
             let report = if fetch {
+                last_fetch = tokio::time::Instant::now();
                 self.tick().await
             } else {
                 let mut r = TickReport::default();
@@ -810,9 +821,11 @@ impl Engine {
                             "tick"
                         );
                     }
+                    systemd.alive(&pass_status(&r, self.clock.now()));
                     r.next_wake
                 }
                 Err(e) => {
+                    systemd.status("the last pass failed; retrying in a minute (see the log)");
                     tracing::error!(error = %e.for_log(), "tick failed; retrying in a minute");
                     // Sooner while the outbox holds outcomes the database would not take.
                     (!self.unrecorded.ids().is_empty())
@@ -823,14 +836,22 @@ impl Engine {
                 tracing::info!("first pass done");
             }
             let now = self.clock.now();
+            let next_fetch = last_fetch + self.cfg.imap.fetch_interval;
             let sleep = wake
                 .map(|w| (w - now).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(RESCAN)
-                .min(RESCAN);
+                .min(RESCAN)
+                .min(next_fetch.saturating_duration_since(tokio::time::Instant::now()));
             tokio::select! {
                 _ = notify.notified() => fetch = true,
-                _ = tokio::time::sleep(sleep) => fetch = false,
+                _ = tokio::time::sleep(sleep) => {
+                    fetch = tokio::time::Instant::now() >= next_fetch;
+                    if fetch {
+                        tracing::debug!("safety-net fetch");
+                    }
+                }
                 _ = &mut shutdown => {
+                    systemd.stopping();
                     tracing::info!("shutting down");
                     watcher.abort();
                     return Ok(());
@@ -838,6 +859,23 @@ impl Engine {
             }
         }
     }
+}
+
+/// The one line `systemctl status` shows after a pass: counts and a time, nothing personal.
+fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
+    let mut s = format!(
+        "last pass {}: {} message(s) processed, {} letter(s) sent",
+        crate::core::calendar::short_instant(now),
+        r.processed,
+        r.sent.sent
+    );
+    if r.sent.retrying > 0 {
+        s.push_str(&format!(", {} retrying", r.sent.retrying));
+    }
+    if r.sent.login_refused {
+        s.push_str("; the mail server refuses our login: letters held");
+    }
+    s
 }
 
 /// The row of a case just created in the current transaction (a read through the pool would not
@@ -858,17 +896,34 @@ fn opened_row(id: i64, reference: &str, o: &react::Opening) -> CaseRow {
 /// How long the daemon sleeps at most between passes over the cases.
 pub const RESCAN: Duration = Duration::from_secs(60);
 
-/// Resolve the path of a relative config file given on the command line.
+/// Where an installed caseclerk's configuration lives (the Debian package's conffile).
+pub const INSTALLED_CONFIG: &str = "/etc/caseclerk/caseclerk.toml";
+
+/// The configuration file when `--config` is not given: `CASECLERK_CONFIG`, else
+/// [`INSTALLED_CONFIG`] when it exists, else `config/example.toml` when that exists (the source
+/// tree: the demo and the bench), else [`INSTALLED_CONFIG`] — so the error names the file an
+/// operator is expected to write.
 pub fn default_config_path() -> PathBuf {
-    std::env::var_os("CASECLERK_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("config/example.toml"))
+    choose_config(
+        std::env::var_os("CASECLERK_CONFIG").map(PathBuf::from),
+        |p| p.is_file(),
+    )
+}
+
+fn choose_config(env: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBuf {
+    let source_tree = Path::new("config/example.toml");
+    env.unwrap_or_else(|| {
+        if !exists(Path::new(INSTALLED_CONFIG)) && exists(source_tree) {
+            source_tree.to_path_buf()
+        } else {
+            PathBuf::from(INSTALLED_CONFIG)
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     /// A fresh directory holding `db/caseclerk.db` (the file exists, as after a first run).
     fn scratch(name: &str) -> PathBuf {
@@ -882,6 +937,26 @@ mod tests {
 
     fn refused(second: &Path) -> bool {
         matches!(lock_file(second), Err(EngineError::Locked { .. }))
+    }
+
+    #[test]
+    fn the_default_configuration_is_the_installed_one_then_the_source_trees_then_the_installed_path()
+     {
+        let env = Some(PathBuf::from("/srv/cc.toml"));
+        assert_eq!(choose_config(env, |_| true), PathBuf::from("/srv/cc.toml"));
+        assert_eq!(
+            choose_config(None, |_| true),
+            PathBuf::from(INSTALLED_CONFIG)
+        );
+        let only_source = |p: &Path| p == Path::new("config/example.toml");
+        assert_eq!(
+            choose_config(None, only_source),
+            PathBuf::from("config/example.toml")
+        );
+        assert_eq!(
+            choose_config(None, |_| false),
+            PathBuf::from(INSTALLED_CONFIG)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Logging: what may reach the log, whatever `RUST_LOG` says.
 //!
 //! Owns the tracing subscriber the binary installs (stderr; `RUST_LOG` to tune, `caseclerk=info`
-//! when unset) and the one rule no `RUST_LOG` can change: the libraries that see the wire are
+//! when unset; the line [`Style`] — a terminal's, plain, journald's with syslog priorities and no
+//! second timestamp, or JSON) and the one rule no `RUST_LOG` can change: the libraries that see the wire are
 //! capped at [`LIBRARY_CAP`]. At `debug` lettre writes every SMTP line it sends — `AUTH PLAIN`
 //! with the base64 of the password, `RCPT TO` with every recipient, and the whole letter between
 //! `DATA` and `.` (a referral with a child's name); async-imap and imap-proto trace every IMAP
@@ -26,10 +27,12 @@
 
 use tracing::Level;
 use tracing::Subscriber;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer, format};
+use tracing_subscriber::fmt::{FmtContext, MakeWriter};
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// The most a wire-level library may log.
 pub const LIBRARY_CAP: Level = Level::WARN;
@@ -68,30 +71,114 @@ pub fn cap() -> Targets {
         })
 }
 
-/// The subscriber for a `RUST_LOG` value, writing to `writer`.
-pub fn subscriber<W>(rust_log: Option<&str>, writer: W, ansi: bool) -> impl Subscriber + Send + Sync
+/// How lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A terminal: timestamps and colours.
+    Terminal,
+    /// A file or a pipe: timestamps, no colours.
+    Plain,
+    /// journald (stderr is its stream): no timestamp — journald adds its own, and two on a line
+    /// are noise — and each line prefixed with its syslog priority (`<3>` error, `<4>` warning,
+    /// `<6>` info, `<7>` debug and trace), which journald reads as the entry's priority.
+    Journald,
+    /// One JSON object per line (`--log-format json`), for a log shipper: time, level, message
+    /// and fields — still ids and hashes only.
+    Json,
+}
+
+impl Style {
+    /// The style for this process: JSON when asked for, journald when stderr is journald's
+    /// stream (`$JOURNAL_STREAM` names stderr's device and inode, as systemd documents), a
+    /// terminal's, or plain.
+    pub fn detect(json: bool) -> Style {
+        if json {
+            return Style::Json;
+        }
+        let stderr = std::io::stderr();
+        if std::io::IsTerminal::is_terminal(&stderr) {
+            return Style::Terminal;
+        }
+        let stream = std::env::var("JOURNAL_STREAM").ok();
+        let ours = nix::sys::stat::fstat(&stderr)
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino));
+        match (stream.as_deref().and_then(journal_stream), ours) {
+            (Some(named), Some(found)) if named == found => Style::Journald,
+            _ => Style::Plain,
+        }
+    }
+}
+
+/// `$JOURNAL_STREAM`'s `device:inode`.
+fn journal_stream(v: &str) -> Option<(u64, u64)> {
+    let (dev, ino) = v.trim().split_once(':')?;
+    Some((dev.parse().ok()?, ino.parse().ok()?))
+}
+
+/// The syslog priority journald reads from a `<N>` prefix.
+fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+/// The default line format behind a `<priority>` prefix.
+struct Prioritised<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for Prioritised<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", priority(event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// The subscriber for a `RUST_LOG` value, writing to `writer` in `style`.
+pub fn subscriber<W>(
+    rust_log: Option<&str>,
+    writer: W,
+    style: Style,
+) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    type Boxed = Box<dyn Layer<Layered<Targets, Layered<EnvFilter, Registry>>> + Send + Sync>;
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_target(false);
+    let lines: Boxed = match style {
+        Style::Terminal => Box::new(fmt.with_ansi(true)),
+        Style::Plain => Box::new(fmt.with_ansi(false)),
+        Style::Journald => Box::new(
+            fmt.with_ansi(false)
+                .event_format(Prioritised(format().without_time().with_target(false))),
+        ),
+        Style::Json => Box::new(fmt.with_ansi(false).json().flatten_event(true)),
+    };
     tracing_subscriber::registry()
         .with(env_filter(rust_log))
         .with(cap())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(ansi)
-                .with_target(false),
-        )
+        .with(lines)
 }
 
-/// Install the subscriber for this process: stderr, `RUST_LOG` from the environment.
-pub fn init() {
+/// Install the subscriber for this process: stderr, `RUST_LOG` from the environment, JSON lines
+/// when `json` (`--log-format json`).
+pub fn init(json: bool) {
     let rust_log = std::env::var("RUST_LOG").ok();
-    let subscriber = subscriber(
-        rust_log.as_deref(),
-        std::io::stderr,
-        std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    );
+    let subscriber = subscriber(rust_log.as_deref(), std::io::stderr, Style::detect(json));
     // Only fails when a subscriber is already installed (never in the binary).
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
@@ -125,8 +212,12 @@ mod tests {
     /// What is written under `rust_log` when lettre, async-imap and sqlx log their wire lines and
     /// caseclerk logs its own.
     fn written(rust_log: &str) -> String {
+        written_as(rust_log, Style::Plain)
+    }
+
+    fn written_as(rust_log: &str, style: Style) -> String {
         let buffer = Buffer::default();
-        let sub = subscriber(Some(rust_log), buffer.clone(), false);
+        let sub = subscriber(Some(rust_log), buffer.clone(), style);
         tracing::subscriber::with_default(sub, || {
             tracing::debug!(target: "lettre::transport::smtp::client::async_connection", "Wrote: AUTH PLAIN c2VjcmV0");
             tracing::trace!(target: "async_imap::imap_stream", "decode: input: Jane Doe");
@@ -165,6 +256,54 @@ mod tests {
                 "RUST_LOG={rust_log}:\n{out}"
             );
         }
+    }
+
+    #[test]
+    fn under_journald_each_line_carries_its_priority_and_no_timestamp_of_its_own() {
+        let out = written_as("warn,caseclerk=debug", Style::Journald);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "<4> WARN lettre warning kept",
+                "<7>DEBUG our own debug line"
+            ],
+            "{out}"
+        );
+        let plain = written_as("warn,caseclerk=debug", Style::Plain);
+        assert!(
+            plain.lines().all(|l| l.starts_with("20")),
+            "plain lines start with their time: {plain}"
+        );
+    }
+
+    #[test]
+    fn json_lines_are_objects_with_level_and_message_and_the_cap_still_holds() {
+        let out = written_as("trace", Style::Json);
+        let objects: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let messages: Vec<(&str, &str)> = objects
+            .iter()
+            .map(|o| (o["level"].as_str().unwrap(), o["message"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ("WARN", "lettre warning kept"),
+                ("DEBUG", "our own debug line")
+            ],
+            "{out}"
+        );
+        assert!(objects.iter().all(|o| o["timestamp"].is_string()), "{out}");
+    }
+
+    #[test]
+    fn journal_stream_is_read_as_device_and_inode() {
+        assert_eq!(journal_stream("8:123456"), Some((8, 123456)));
+        assert_eq!(journal_stream("8"), None);
+        assert_eq!(journal_stream("x:1"), None);
     }
 
     #[test]

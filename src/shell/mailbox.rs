@@ -9,10 +9,12 @@
 //! ([`crate::shell::firstrun`]).
 //!
 //! The watcher keeps one connection in IDLE and signals the engine when the server reports
-//! anything; it re-issues IDLE before `idle_refresh` (< 29 minutes), treats any error as "reconnect
-//! with backoff", wraps every command in a timeout (a silently dead link must not hang it), and
-//! polls when the server has no IDLE. Notifications are only a hint: each wake-up is followed by a
-//! full UID SEARCH above the watermark.
+//! anything; it proves the connection alive every `check_interval` (DONE + IDLE, or NOOP when the
+//! server has no IDLE and it polls), so a server that stops answering is noticed within two
+//! minutes; it treats any error as "reconnect with backoff" (reset after a session that worked),
+//! wraps every command in a timeout (a silently dead link must not hang it), and records its
+//! health in the database (`<imap-watch>`). Notifications are only a hint: each wake-up is followed
+//! by a full UID SEARCH above the watermark, and the engine fetches on a timer as well.
 //!
 //! Messages are keyed by [`identity`]'s rule (what the author wrote; trace headers left out), so the
 //! store keeps two different messages apart and a re-delivery once.
@@ -20,6 +22,7 @@
 //! Must not: classify or parse beyond the Message-ID needed for de-duplication, or log content.
 
 use crate::core::{identity, intake};
+use crate::shell::clock::SharedClock;
 use crate::shell::config::{ImapSettings, TlsMode};
 use crate::shell::firstrun::{self, FirstRunRecord};
 use crate::shell::progress::Progress;
@@ -120,7 +123,15 @@ async fn timed<T, E: std::fmt::Display>(
     command: &'static str,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, MailboxError> {
-    match tokio::time::timeout(settings.command_timeout, fut).await {
+    timed_for(settings.command_timeout, command, fut).await
+}
+
+async fn timed_for<T, E: std::fmt::Display>(
+    limit: Duration,
+    command: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, MailboxError> {
+    match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(MailboxError::Command {
             command,
@@ -128,7 +139,7 @@ async fn timed<T, E: std::fmt::Display>(
         }),
         Err(_) => Err(MailboxError::Timeout {
             command,
-            seconds: settings.command_timeout.as_secs(),
+            seconds: limit.as_secs(),
         }),
     }
 }
@@ -476,49 +487,139 @@ pub async fn fetch_once(
     result
 }
 
-/// Watch the mailbox and `notify` whenever something may have arrived. Runs until cancelled.
-///
-/// One connection sits in IDLE; on any server data, or after `idle_refresh`, it leaves IDLE,
-/// signals, and re-enters. Any error drops the connection and reconnects with backoff (1 s, 2 s,
-/// 4 s … up to 5 minutes), signalling once on reconnect so nothing that arrived meanwhile waits.
-/// Without IDLE support it signals every `poll_interval`.
-pub async fn watch(settings: Arc<ImapSettings>, notify: Arc<Notify>) {
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        match watch_once(&settings, &notify).await {
-            Ok(()) => backoff = Duration::from_secs(1),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "mailbox watcher lost its connection");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(300));
-                notify.notify_one();
-            }
+/// Where the watcher's health is kept: a row of `mailbox_state` under a name no IMAP folder is
+/// given (angle brackets, as the SMTP login's `<smtp>`), so a read-only reader of the database
+/// sees it. `last_ok_at` is the watcher's last proof of life (a connection that answered its
+/// liveness check), `failures` the attempts that failed since, `last_error` what went wrong.
+pub const WATCH_HEALTH_KEY: &str = "<imap-watch>";
+
+/// The wait before reconnecting: 1 s, doubling up to two minutes, and back to 1 s once a session
+/// has worked (connected, selected, and answered its first liveness check) — one drop after
+/// hours of good service is followed by a prompt reconnect, not by the last outage's delay. Two
+/// minutes at most: a server that comes back is used again within the two minutes the liveness
+/// check promises (and the engine's safety-net fetch does not wait for the watcher at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff(Duration);
+
+impl Backoff {
+    pub const FIRST: Duration = Duration::from_secs(1);
+    pub const MAX: Duration = Duration::from_secs(120);
+
+    pub fn new() -> Backoff {
+        Backoff(Backoff::FIRST)
+    }
+
+    /// The wait before the next attempt; the one after it doubles.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(Backoff::MAX);
+        wait
+    }
+
+    /// A session worked: the next failure waits the shortest time again.
+    pub fn reset(&mut self) {
+        self.0 = Backoff::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::new()
+    }
+}
+
+/// What the watcher needs: its settings, whom to signal, and where to record its health.
+#[derive(Clone)]
+pub struct Watcher {
+    pub settings: Arc<ImapSettings>,
+    pub notify: Arc<Notify>,
+    pub store: Store,
+    pub clock: SharedClock,
+}
+
+impl Watcher {
+    /// Record a proof of life. A database that cannot be written does not stop the watcher.
+    async fn alive(&self) {
+        let now = self.clock.now();
+        if let Err(e) = self.store.record_mailbox_alive(WATCH_HEALTH_KEY, now).await {
+            tracing::error!(error = %e, "cannot record the mailbox watcher's health");
+        }
+    }
+
+    async fn failed(&self, error: &MailboxError) {
+        let now = self.clock.now();
+        if let Err(e) = self
+            .store
+            .record_mailbox_error(WATCH_HEALTH_KEY, &error.to_string(), now)
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the mailbox watcher's health");
         }
     }
 }
 
-async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), MailboxError> {
+/// Watch the mailbox and `notify` whenever something may have arrived. Runs until cancelled.
+///
+/// One connection sits in IDLE; on any server data it leaves IDLE, signals, and re-enters. Every
+/// `check_interval` (60 s by default; and at least every `idle_refresh`) it leaves IDLE and enters
+/// it again, each answer awaited for at most `check_interval` (or `command_timeout`, if shorter):
+/// a server that has stopped answering without closing the connection is noticed within two
+/// check intervals. Without IDLE support it sends NOOP as often instead, and signals every
+/// `poll_interval`. Each answered check is recorded under [`WATCH_HEALTH_KEY`]; any error is
+/// recorded there, drops the connection and reconnects after a [`Backoff`], signalling once on
+/// reconnect so nothing that arrived meanwhile waits.
+pub async fn watch(watcher: Watcher) {
+    let mut backoff = Backoff::new();
+    loop {
+        let mut established = false;
+        let error = match watch_once(&watcher, &mut established).await {
+            Err(e) => e,
+            Ok(never) => match never {},
+        };
+        watcher.failed(&error).await;
+        if established {
+            backoff.reset();
+        }
+        let wait = backoff.next_wait();
+        if established {
+            tracing::warn!(error = %error, retry_in_s = wait.as_secs(), "mailbox watcher lost its connection");
+        } else {
+            tracing::warn!(error = %error, retry_in_s = wait.as_secs(), "mailbox watcher cannot connect");
+        }
+        tokio::time::sleep(wait).await;
+        watcher.notify.notify_one();
+    }
+}
+
+/// One session: connect, select, then IDLE (or poll) until something fails. `established` turns
+/// true once the first liveness check is answered.
+async fn watch_once(
+    watcher: &Watcher,
+    established: &mut bool,
+) -> Result<std::convert::Infallible, MailboxError> {
+    let settings = &*watcher.settings;
     let mut session = connect(settings).await?;
     let caps = timed(settings, "CAPABILITY", session.capabilities()).await?;
     let idle = caps.has_str("IDLE");
     timed(settings, "SELECT", session.select(&settings.folder)).await?;
+    // A liveness answer is a few bytes: a live server gives it at once.
+    let probe = settings.check_interval.min(settings.command_timeout);
     if !idle {
-        tracing::info!("the IMAP server has no IDLE: polling");
-        loop {
-            tokio::time::sleep(settings.poll_interval).await;
-            timed(settings, "NOOP", session.noop()).await?;
-            notify.notify_one();
-        }
+        return poll(watcher, session, probe, established).await;
     }
     tracing::info!("watching the mailbox with IDLE");
-    notify.notify_one();
+    watcher.notify.notify_one();
+    let wait = settings.check_interval.min(settings.idle_refresh);
     loop {
         let mut handle = session.idle();
-        timed(settings, "IDLE", handle.init()).await?;
+        // The server's `+ idling` is the check's answer.
+        timed_for(probe, "IDLE", handle.init()).await?;
+        *established = true;
+        watcher.alive().await;
         let woke = {
-            let (wait, stop) = handle.wait_with_timeout(settings.idle_refresh);
+            let (waiting, stop) = handle.wait_with_timeout(wait);
             // The server's keep-alives reset the crate's own timeout, so bound the wait ourselves.
-            let r = tokio::time::timeout(settings.idle_refresh, wait).await;
+            let r = tokio::time::timeout(wait, waiting).await;
             drop(stop);
             match r {
                 Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => true,
@@ -538,9 +639,35 @@ async fn watch_once(settings: &ImapSettings, notify: &Notify) -> Result<(), Mail
                 }
             }
         };
-        session = timed(settings, "DONE", handle.done()).await?;
+        // The tagged OK to DONE is the other half of the check.
+        session = timed_for(probe, "DONE", handle.done()).await?;
         if woke {
-            notify.notify_one();
+            watcher.notify.notify_one();
+        }
+    }
+}
+
+/// A server without IDLE: NOOP every `check_interval` (or `poll_interval`, if shorter) as the
+/// liveness check, and a signal every `poll_interval`.
+async fn poll(
+    watcher: &Watcher,
+    mut session: Session,
+    probe: Duration,
+    established: &mut bool,
+) -> Result<std::convert::Infallible, MailboxError> {
+    let settings = &*watcher.settings;
+    tracing::info!("the IMAP server has no IDLE: polling");
+    let every = settings.poll_interval.min(settings.check_interval);
+    let mut since_signal = Duration::ZERO;
+    loop {
+        timed_for(probe, "NOOP", session.noop()).await?;
+        *established = true;
+        watcher.alive().await;
+        tokio::time::sleep(every).await;
+        since_signal += every;
+        if since_signal >= settings.poll_interval {
+            since_signal = Duration::ZERO;
+            watcher.notify.notify_one();
         }
     }
 }
@@ -620,6 +747,15 @@ mod tests {
         assert_eq!(na.dedupe_key, intake::parse(a).dedupe_key());
         let no_id = new_message(b"Subject: s\r\n\r\nHello\r\n", 3, DateTime::UNIX_EPOCH);
         assert_eq!(no_id.dedupe_key, format!("content:{}", no_id.fingerprint));
+    }
+
+    #[test]
+    fn the_reconnect_wait_doubles_to_two_minutes_and_starts_again_after_a_session_that_worked() {
+        let mut backoff = Backoff::new();
+        let waits: Vec<u64> = (0..9).map(|_| backoff.next_wait().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 120, 120]);
+        backoff.reset();
+        assert_eq!(backoff.next_wait(), Duration::from_secs(1));
     }
 
     #[test]

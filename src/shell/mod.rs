@@ -12,6 +12,8 @@
 //! - [`operator`]: corrections a person records by hand, with who and why.
 //! - [`periodic`]: queues the daily digest and the tracker report when they fall due.
 //! - [`snapshot`]: reads every case from the store into the core's views.
+//! - [`health`]: `caseclerk health`, the facts the daemon recorded, read-only, for monitoring.
+//! - [`sdnotify`]: systemd's ready, status and watchdog notifications (`Type=notify`).
 //! - [`report`]: `caseclerk case`, one case's history as text.
 //! - [`templates`]: reads the letter templates folder.
 //! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
@@ -28,6 +30,7 @@ pub mod config;
 pub mod dryrun;
 pub mod engine;
 pub mod firstrun;
+pub mod health;
 pub mod logging;
 pub mod mailbox;
 pub mod operator;
@@ -35,6 +38,7 @@ pub mod outbox;
 pub mod periodic;
 pub mod progress;
 pub mod report;
+pub mod sdnotify;
 pub mod snapshot;
 pub mod store;
 pub mod templates;

@@ -153,6 +153,15 @@ pub struct MailboxState {
     pub failures: i64,
 }
 
+/// The outbox's counts for the health check ([`Store::outbox_health`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxHealth {
+    pub pending_due: usize,
+    pub oldest_pending_due: Option<DateTime<Utc>>,
+    pub retrying: usize,
+    pub undelivered_since: usize,
+}
+
 /// A queued letter.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
@@ -602,6 +611,25 @@ impl Store {
         )
         .bind(ts(now))
         .bind(mailbox)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Record a proof of life under a health key (the mailbox watcher's `<imap-watch>`): the row
+    /// is made if new, its `last_ok_at` set and its failures cleared; the last error stays, for
+    /// the record.
+    pub async fn record_mailbox_alive(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_ok_at, failures) VALUES (?, 0, 0, ?, 0) \
+             ON CONFLICT (mailbox) DO UPDATE SET last_ok_at = excluded.last_ok_at, failures = 0",
+        )
+        .bind(key)
+        .bind(ts(now))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1108,6 +1136,41 @@ impl Store {
         next.map(|s| parse_ts(&s)).transpose()
     }
 
+    /// The outbox as the health check reads it at `now`: letters due and not sent (and the
+    /// earliest due instant among them), those being retried, and those undelivered since
+    /// `since` (a refused letter keeps the instant of its last attempt in `next_attempt_at`; a
+    /// bounced one its `sent_at`). Counts only: nothing about whom or what.
+    pub async fn outbox_health(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<OutboxHealth, StoreError> {
+        let (due, oldest, retrying): (i64, Option<String>, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(due_at), SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) \
+             FROM outbox WHERE state = ? AND due_at <= ?",
+        )
+        .bind(OutboxState::Pending.as_str())
+        .bind(ts(now))
+        .fetch_one(&self.pool)
+        .await?;
+        let undelivered: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE (state = ? AND next_attempt_at >= ?) \
+             OR (state = ? AND sent_at >= ?)",
+        )
+        .bind(OutboxState::Failed.as_str())
+        .bind(ts(since))
+        .bind(OutboxState::Bounced.as_str())
+        .bind(ts(since))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxHealth {
+            pending_due: due as usize,
+            oldest_pending_due: oldest.map(|s| parse_ts(&s)).transpose()?,
+            retrying: retrying.unwrap_or(0) as usize,
+            undelivered_since: undelivered as usize,
+        })
+    }
+
     /// Letters of one case (or all when `None`).
     pub async fn letters(&self, case_id: Option<i64>) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = match case_id {
@@ -1425,6 +1488,29 @@ mod tests {
             parse_ts(&ts(t("2026-03-29T01:30:00Z"))).unwrap(),
             t("2026-03-29T01:30:00Z")
         );
+    }
+
+    #[tokio::test]
+    async fn a_health_row_keeps_the_last_proof_of_life_and_counts_the_failures_since() {
+        let s = Store::open_in_memory().await.unwrap();
+        let (first, failed, back) = (
+            t("2026-12-22T09:00:00Z"),
+            t("2026-12-22T09:02:00Z"),
+            t("2026-12-22T09:05:00Z"),
+        );
+        s.record_mailbox_alive("<imap-watch>", first).await.unwrap();
+        for _ in 0..2 {
+            s.record_mailbox_error("<imap-watch>", "IMAP NOOP timed out", failed)
+                .await
+                .unwrap();
+        }
+        let row = s.mailbox_state("<imap-watch>").await.unwrap().unwrap();
+        assert_eq!((row.last_ok_at, row.failures), (Some(first), 2));
+        assert_eq!(row.last_error_at, Some(failed));
+        s.record_mailbox_alive("<imap-watch>", back).await.unwrap();
+        let row = s.mailbox_state("<imap-watch>").await.unwrap().unwrap();
+        assert_eq!((row.last_ok_at, row.failures), (Some(back), 0));
+        assert_eq!(row.last_error.as_deref(), Some("IMAP NOOP timed out"));
     }
 
     #[tokio::test]

@@ -291,6 +291,8 @@ async fn the_shared_mailbox_is_never_marked_read_nor_emptied() {
         idle_refresh: Duration::from_secs(60),
         poll_interval: Duration::from_secs(60),
         command_timeout: Duration::from_secs(10),
+        check_interval: Duration::from_secs(60),
+        fetch_interval: Duration::from_secs(300),
     };
     let mut session = caseclerk::shell::mailbox::connect(&settings).await.unwrap();
     session.examine("INBOX").await.unwrap();

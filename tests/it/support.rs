@@ -333,11 +333,21 @@ impl Harness {
 
     /// Start `caseclerk run` (the daemon), its log collected line by line.
     pub fn daemon(&self) -> Daemon {
-        self.daemon_with(&[])
+        self.daemon_full(&[], &[])
     }
 
     /// Start `caseclerk run ARGS…`, its log collected line by line.
     pub fn daemon_with(&self, args: &[&str]) -> Daemon {
+        self.daemon_full(args, &[])
+    }
+
+    /// As [`daemon`](Self::daemon), with these environment variables set (e.g. systemd's).
+    pub fn daemon_with_env(&self, env: &[(&str, &str)]) -> Daemon {
+        self.daemon_full(&[], env)
+    }
+
+    /// Start `caseclerk run ARGS…` with these environment variables set.
+    pub fn daemon_full(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
             .arg("--config")
@@ -345,6 +355,7 @@ impl Harness {
             .arg("run")
             .args(args)
             .env("RUST_LOG", "caseclerk=info")
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -426,6 +437,23 @@ impl Daemon {
                 );
             }
         }
+    }
+
+    /// Ask it to stop as systemd does (SIGTERM) and wait for it to exit; its whole log.
+    pub async fn terminate(mut self) -> String {
+        let pid = self.child.id().expect("running") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM sent");
+        let exited = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+        assert!(
+            exited.is_ok(),
+            "the daemon did not stop on SIGTERM:\n{}",
+            self.log()
+        );
+        self.log()
     }
 
     /// Stop it; its whole log.

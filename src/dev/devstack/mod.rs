@@ -462,6 +462,13 @@ impl MailStack {
         }
     }
 
+    /// The process group of the running Dovecot (its master and every worker), for a test that
+    /// signals it itself — SIGSTOP for a server that stops answering without closing anything,
+    /// SIGCONT to bring it back. `None` after [`MailStack::kill_imap`].
+    pub fn imap_process_group(&self) -> Option<i32> {
+        self.dovecot.as_ref().map(Daemon::pgid)
+    }
+
     /// Starts Dovecot again on the same ports, config and mail, after [`MailStack::kill_imap`]
     /// (if it is still running, it is stopped gracefully first). Returns when IMAP, IMAPS, LMTP
     /// and auth answer again.

@@ -1,0 +1,461 @@
+//! Is caseclerk healthy? Facts read from the database → findings at monitoring levels.
+//!
+//! Owns the rules that turn what the daemon has durably recorded (when it last read the
+//! mailbox, whether the mail server refused its login, letters overdue or undelivered, how far
+//! the bank-holiday data reaches, space left beside the database) into [`Finding`]s at the
+//! monitoring-plugin levels Nagios, Icinga, Zabbix and SCOM understand (0 OK, 1 WARNING,
+//! 2 CRITICAL, 3 UNKNOWN), and the one line such a plugin prints ([`plugin_line`]). The health
+//! check must not depend on mail: the daemon's own alarms (the digest) travel through the same
+//! login that may be broken, so `caseclerk health` reads the database and nothing else.
+//!
+//! The rules, in order (each a named [`Rule`], so a finding says which rule raised it):
+//! 1. `mailbox_never_read` — no successful fetch is recorded: WARNING (a daemon that has just
+//!    been installed), CRITICAL once the database is older than [`Thresholds::fetch_critical`].
+//! 2. `mailbox_failing` — the last attempt to read the mailbox failed after the last success:
+//!    WARNING, CRITICAL when the last success is older than `fetch_critical`.
+//! 3. `mailbox_stale` — the last successful fetch is older than `fetch_warning` (WARNING) or
+//!    `fetch_critical` (CRITICAL): the daemon is stopped, or its mailbox watcher is stuck.
+//! 4. `watcher_failing` — the mailbox watcher (IDLE/NOOP every minute, `<imap-watch>`) cannot
+//!    reach the server: WARNING while its last proof of life is recent, CRITICAL once it is
+//!    older than `watch_critical`; a watcher that has gone quiet without an error (the daemon
+//!    hung) is `watcher_silent`: WARNING after `watch_warning`, CRITICAL after `watch_critical`.
+//!    No finding when the row is absent (a `tick` from cron has no watcher).
+//! 5. `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held).
+//! 6. `letters_overdue` — letters that should have gone by now and have not: WARNING after
+//!    `letter_warning`, CRITICAL after `letter_critical` (statutory letters are late).
+//! 7. `letters_undelivered` — letters refused or given up on recently (the business unit must
+//!    act on each): WARNING.
+//! 8. `holiday_data_ending` — the bank-holiday data ends within `holidays_warning`: WARNING;
+//!    already ended: CRITICAL (working days can no longer be counted).
+//! 9. `disk_low` — free space beside the database under `disk_warning` / `disk_critical` bytes.
+//!
+//! Levels combine by taking the worst; UNKNOWN is only for a check that could not read its facts
+//! (the shell reports that), never mixed with rule findings.
+//!
+//! Must not: read anything itself (the shell gathers [`Facts`]); print addresses, names or
+//! subjects — a finding names counts, instants and ids only.
+
+use crate::core::calendar::{self, short_date, short_instant};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// A monitoring level; its exit code is the monitoring-plugin convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok,
+    Warning,
+    Critical,
+    /// The check could not read its facts (no database, no configuration).
+    Unknown,
+}
+
+impl Level {
+    /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Level::Ok => 0,
+            Level::Warning => 1,
+            Level::Critical => 2,
+            Level::Unknown => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Warning => "WARNING",
+            Level::Critical => "CRITICAL",
+            Level::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// The rules, by name (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    MailboxNeverRead,
+    MailboxFailing,
+    MailboxStale,
+    WatcherFailing,
+    WatcherSilent,
+    SmtpLoginRefused,
+    LettersOverdue,
+    LettersUndelivered,
+    HolidayDataEnding,
+    DiskLow,
+}
+
+impl Rule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::MailboxNeverRead => "mailbox_never_read",
+            Rule::MailboxFailing => "mailbox_failing",
+            Rule::MailboxStale => "mailbox_stale",
+            Rule::WatcherFailing => "watcher_failing",
+            Rule::WatcherSilent => "watcher_silent",
+            Rule::SmtpLoginRefused => "smtp_login_refused",
+            Rule::LettersOverdue => "letters_overdue",
+            Rule::LettersUndelivered => "letters_undelivered",
+            Rule::HolidayDataEnding => "holiday_data_ending",
+            Rule::DiskLow => "disk_low",
+        }
+    }
+}
+
+/// One connection's recorded state (a `mailbox_state` row).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connection {
+    pub last_ok_at: Option<DateTime<Utc>>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Failures since the last success.
+    pub failures: i64,
+}
+
+impl Connection {
+    /// Failing now: an error recorded and not cleared by a later success.
+    pub fn failing(&self) -> bool {
+        self.failures > 0
+            && match (self.last_error_at, self.last_ok_at) {
+                (Some(e), Some(ok)) => e >= ok,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+    }
+}
+
+/// Everything the rules read, gathered by the shell from the database (read-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub now: DateTime<Utc>,
+    /// When the database was created (its first migration), for "never read" on a new install.
+    pub installed_at: Option<DateTime<Utc>>,
+    /// The watched folder's row; `None` when it was never read.
+    pub mailbox: Option<Connection>,
+    /// The mailbox watcher's row (`<imap-watch>`); `None` when no daemon has watched.
+    pub watcher: Option<Connection>,
+    /// The SMTP login's row (`<smtp>`); `None` when nothing was ever sent or refused.
+    pub smtp: Option<Connection>,
+    /// Letters pending whose time has come (`next_attempt_at <= now`) or which have been retried.
+    pub pending_due: usize,
+    /// The earliest due instant among letters still pending.
+    pub oldest_pending_due: Option<DateTime<Utc>>,
+    /// Letters failing and being retried.
+    pub retrying: usize,
+    /// Letters marked undelivered within `Thresholds::undelivered_window`.
+    pub undelivered_recent: usize,
+    /// The last date the bank-holiday data covers.
+    pub holidays_until: NaiveDate,
+    /// Free bytes on the database's file system, when the shell could measure them.
+    pub disk_free: Option<u64>,
+}
+
+/// When a fact becomes a warning or critical. [`Thresholds::default`] is what `health` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub fetch_warning: Duration,
+    pub fetch_critical: Duration,
+    pub watch_warning: Duration,
+    pub watch_critical: Duration,
+    pub letter_warning: Duration,
+    pub letter_critical: Duration,
+    pub undelivered_window: Duration,
+    pub holidays_warning: Duration,
+    pub disk_warning: u64,
+    pub disk_critical: u64,
+}
+
+impl Default for Thresholds {
+    /// The daemon reads the mailbox at least every five minutes (its safety-net fetch), so ten
+    /// minutes without a fetch is already odd and thirty is an outage; its watcher proves the
+    /// connection alive every minute, so three minutes of silence is late and five is dead; a letter an hour late is
+    /// worth a look and four hours late (half a working day) is a statutory letter missed.
+    fn default() -> Self {
+        Thresholds {
+            fetch_warning: Duration::minutes(10),
+            fetch_critical: Duration::minutes(30),
+            watch_warning: Duration::minutes(3),
+            watch_critical: Duration::minutes(5),
+            letter_warning: Duration::hours(1),
+            letter_critical: Duration::hours(4),
+            undelivered_window: Duration::days(7),
+            holidays_warning: Duration::days(183),
+            disk_warning: 500 * 1024 * 1024,
+            disk_critical: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// What one rule found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub level: Level,
+    pub rule: Rule,
+    /// One sentence for the operator: what is wrong and what to do. Counts and instants only.
+    pub text: String,
+}
+
+/// Every finding at WARNING or worse, worst first; empty when all is well.
+pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
+    let mut out = Vec::new();
+    mailbox(f, t, &mut out);
+    watcher(f, t, &mut out);
+    smtp(f, &mut out);
+    letters(f, t, &mut out);
+    holidays(f, t, &mut out);
+    disk(f, t, &mut out);
+    out.sort_by_key(|f| std::cmp::Reverse(f.level));
+    out
+}
+
+/// The worst level among `findings` (OK when there are none).
+pub fn level(findings: &[Finding]) -> Level {
+    findings.iter().map(|f| f.level).max().unwrap_or(Level::Ok)
+}
+
+fn push(out: &mut Vec<Finding>, level: Level, rule: Rule, text: String) {
+    out.push(Finding { level, rule, text });
+}
+
+fn age(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    let minutes = (now - then).num_minutes().max(0);
+    match minutes {
+        0..=119 => format!("{minutes} min"),
+        120..=2879 => format!("{} h", minutes / 60),
+        _ => format!("{} days", minutes / 1440),
+    }
+}
+
+fn mailbox(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    let last_ok = f.mailbox.as_ref().and_then(|c| c.last_ok_at);
+    let Some(ok) = last_ok else {
+        let old = f.installed_at.is_some_and(|i| f.now - i > t.fetch_critical);
+        let failing = f.mailbox.as_ref().is_some_and(Connection::failing);
+        let level = if old || failing {
+            Level::Critical
+        } else {
+            Level::Warning
+        };
+        let why = if failing {
+            "every attempt so far failed (see the daemon's log; `caseclerk check --connect` names the cause)"
+        } else {
+            "is the daemon running? (`systemctl status caseclerk`)"
+        };
+        push(
+            out,
+            level,
+            Rule::MailboxNeverRead,
+            format!("the mailbox has never been read: {why}"),
+        );
+        return;
+    };
+    let stale = f.now - ok;
+    let critical = stale > t.fetch_critical;
+    if f.mailbox.as_ref().is_some_and(Connection::failing) {
+        let level = if critical {
+            Level::Critical
+        } else {
+            Level::Warning
+        };
+        push(
+            out,
+            level,
+            Rule::MailboxFailing,
+            format!(
+                "reading the mailbox fails; last success {} ago ({}): see the daemon's log",
+                age(f.now, ok),
+                short_instant(ok)
+            ),
+        );
+    } else if stale > t.fetch_warning {
+        let level = if critical {
+            Level::Critical
+        } else {
+            Level::Warning
+        };
+        push(
+            out,
+            level,
+            Rule::MailboxStale,
+            format!(
+                "the mailbox was last read {} ago ({}): is the daemon running?",
+                age(f.now, ok),
+                short_instant(ok)
+            ),
+        );
+    }
+}
+
+fn watcher(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    let Some(w) = &f.watcher else { return };
+    let Some(alive) = w.last_ok_at.or(w.last_error_at) else {
+        return;
+    };
+    let last_ok = w.last_ok_at.unwrap_or(alive);
+    let quiet = f.now - last_ok;
+    let level = if quiet > t.watch_critical {
+        Level::Critical
+    } else {
+        Level::Warning
+    };
+    if w.failing() {
+        push(
+            out,
+            level,
+            Rule::WatcherFailing,
+            format!(
+                "the mailbox watcher cannot reach the server ({} failed attempt(s)); last proof of \
+                 life {} ago: new mail waits for the next fetch (see the daemon's log)",
+                w.failures,
+                age(f.now, last_ok)
+            ),
+        );
+    } else if quiet > t.watch_warning {
+        push(
+            out,
+            level,
+            Rule::WatcherSilent,
+            format!(
+                "the mailbox watcher last proved its connection alive {} ago ({}): is the daemon \
+                 running or hung?",
+                age(f.now, last_ok),
+                short_instant(last_ok)
+            ),
+        );
+    }
+}
+
+fn smtp(f: &Facts, out: &mut Vec<Finding>) {
+    if let Some(c) = f.smtp.as_ref().filter(|c| c.failing()) {
+        let since = c.last_error_at.map(short_instant).unwrap_or_default();
+        push(
+            out,
+            Level::Critical,
+            Rule::SmtpLoginRefused,
+            format!(
+                "the mail server refuses caseclerk's login (last refused {since}); every letter is held \
+                 until it works: check the SMTP password or token"
+            ),
+        );
+    }
+}
+
+fn letters(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    if let Some(due) = f.oldest_pending_due {
+        let late = f.now - due;
+        if late > t.letter_warning {
+            let level = if late > t.letter_critical {
+                Level::Critical
+            } else {
+                Level::Warning
+            };
+            push(
+                out,
+                level,
+                Rule::LettersOverdue,
+                format!(
+                    "{} letter(s) due and not sent ({} retrying); the oldest was due {} ago ({})",
+                    f.pending_due,
+                    f.retrying,
+                    age(f.now, due),
+                    short_instant(due)
+                ),
+            );
+        }
+    }
+    if f.undelivered_recent > 0 {
+        push(
+            out,
+            Level::Warning,
+            Rule::LettersUndelivered,
+            format!(
+                "{} letter(s) undelivered in the last {} days: the digest lists them; resend or \
+                 correct the address (`caseclerk resend`)",
+                f.undelivered_recent,
+                t.undelivered_window.num_days()
+            ),
+        );
+    }
+}
+
+fn holidays(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    let today = calendar::london_date(f.now);
+    let left = f.holidays_until - today;
+    let fix = "update data/bank-holidays.json (or the configured holidays file) from GOV.UK's bank-holidays.json";
+    if left < Duration::zero() {
+        push(
+            out,
+            Level::Critical,
+            Rule::HolidayDataEnding,
+            format!(
+                "the bank-holiday data ended on {}: working days cannot be counted; {fix}",
+                short_date(f.holidays_until)
+            ),
+        );
+    } else if left <= t.holidays_warning {
+        push(
+            out,
+            Level::Warning,
+            Rule::HolidayDataEnding,
+            format!(
+                "the bank-holiday data ends on {}; {fix}",
+                short_date(f.holidays_until)
+            ),
+        );
+    }
+}
+
+fn disk(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    let Some(free) = f.disk_free else { return };
+    let level = if free < t.disk_critical {
+        Level::Critical
+    } else if free < t.disk_warning {
+        Level::Warning
+    } else {
+        return;
+    };
+    push(
+        out,
+        level,
+        Rule::DiskLow,
+        format!(
+            "{} MB free beside the database: letters cannot be recorded on a full disk",
+            free / (1024 * 1024)
+        ),
+    );
+}
+
+/// The monitoring plugin's output: the first line `CASECLERK <LEVEL> - <summary> | <perfdata>`,
+/// then one line per finding. Perfdata are numbers only (seconds since the last fetch, letters
+/// due, retrying, undelivered).
+pub fn plugin_line(f: &Facts, findings: &[Finding]) -> String {
+    let level = level(findings);
+    let summary = match findings.first() {
+        None => "mailbox read, letters going".to_string(),
+        Some(first) if findings.len() == 1 => first.text.clone(),
+        Some(first) => format!("{} (and {} more)", first.text, findings.len() - 1),
+    };
+    let last_fetch = f
+        .mailbox
+        .as_ref()
+        .and_then(|c| c.last_ok_at)
+        .map(|ok| format!("last_fetch_age={}s;", (f.now - ok).num_seconds().max(0)))
+        .unwrap_or_default();
+    let mut text = format!(
+        "CASECLERK {} - {summary} | {last_fetch}letters_due={} retrying={} undelivered_7d={}",
+        level.as_str(),
+        f.pending_due,
+        f.retrying,
+        f.undelivered_recent
+    );
+    for finding in findings {
+        text.push_str(&format!(
+            "\n{}: {} [{}]",
+            finding.level.as_str(),
+            finding.text,
+            finding.rule.name()
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! The health rules, one behaviour each: a healthy daemon is OK; each fault raises its own rule
+//! at the level an on-call operator should see; the plugin line follows the Nagios convention.
+
+use super::*;
+use chrono::TimeZone;
+
+fn at(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, h, m, 0).unwrap()
+}
+
+fn read_at(t: DateTime<Utc>) -> Connection {
+    Connection {
+        last_ok_at: Some(t),
+        last_error_at: None,
+        failures: 0,
+    }
+}
+
+/// A daemon that read the mailbox a minute ago, with nothing due.
+fn healthy() -> Facts {
+    Facts {
+        now: at(10, 0),
+        installed_at: Some(at(9, 0)),
+        mailbox: Some(read_at(at(9, 59))),
+        watcher: Some(read_at(at(9, 59))),
+        smtp: None,
+        pending_due: 0,
+        oldest_pending_due: None,
+        retrying: 0,
+        undelivered_recent: 0,
+        holidays_until: NaiveDate::from_ymd_opt(2028, 12, 31).unwrap(),
+        disk_free: Some(10 << 30),
+    }
+}
+
+fn rules(f: &Facts) -> Vec<(Level, &'static str)> {
+    assess(f, &Thresholds::default())
+        .into_iter()
+        .map(|x| (x.level, x.rule.name()))
+        .collect()
+}
+
+#[test]
+fn a_daemon_that_read_the_mailbox_a_minute_ago_with_nothing_late_is_ok() {
+    let f = healthy();
+    assert_eq!(rules(&f), []);
+    assert_eq!(level(&assess(&f, &Thresholds::default())).exit_code(), 0);
+    let line = plugin_line(&f, &[]);
+    assert!(line.starts_with("CASECLERK OK - "), "{line}");
+    assert!(
+        line.contains("| last_fetch_age=60s;letters_due=0"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_mailbox_not_read_for_a_quarter_of_an_hour_warns_and_for_an_hour_is_critical() {
+    let mut f = healthy();
+    f.mailbox = Some(read_at(at(9, 45)));
+    assert_eq!(rules(&f), [(Level::Warning, "mailbox_stale")]);
+    f.mailbox = Some(read_at(at(9, 0)));
+    assert_eq!(rules(&f), [(Level::Critical, "mailbox_stale")]);
+}
+
+#[test]
+fn a_new_install_that_never_read_the_mailbox_warns_then_becomes_critical() {
+    let mut f = healthy();
+    f.mailbox = None;
+    f.installed_at = Some(at(9, 55));
+    assert_eq!(rules(&f), [(Level::Warning, "mailbox_never_read")]);
+    f.installed_at = Some(at(8, 0));
+    assert_eq!(rules(&f), [(Level::Critical, "mailbox_never_read")]);
+}
+
+#[test]
+fn a_mailbox_failing_since_its_last_success_is_named_as_failing_not_just_stale() {
+    let mut f = healthy();
+    f.mailbox = Some(Connection {
+        last_ok_at: Some(at(9, 55)),
+        last_error_at: Some(at(9, 58)),
+        failures: 2,
+    });
+    assert_eq!(rules(&f), [(Level::Warning, "mailbox_failing")]);
+    f.mailbox = Some(Connection {
+        last_ok_at: Some(at(9, 0)),
+        last_error_at: Some(at(9, 58)),
+        failures: 30,
+    });
+    assert_eq!(rules(&f), [(Level::Critical, "mailbox_failing")]);
+}
+
+#[test]
+fn an_error_cleared_by_a_later_success_is_not_failing() {
+    let c = Connection {
+        last_ok_at: Some(at(9, 59)),
+        last_error_at: Some(at(9, 58)),
+        failures: 0,
+    };
+    assert!(!c.failing());
+    let mut f = healthy();
+    f.mailbox = Some(c);
+    assert_eq!(rules(&f), []);
+}
+
+#[test]
+fn a_watcher_that_cannot_reach_the_server_warns_then_is_critical_after_five_minutes() {
+    let mut f = healthy();
+    f.watcher = Some(Connection {
+        last_ok_at: Some(at(9, 58)),
+        last_error_at: Some(at(9, 59)),
+        failures: 1,
+    });
+    assert_eq!(rules(&f), [(Level::Warning, "watcher_failing")]);
+    f.watcher = Some(Connection {
+        last_ok_at: Some(at(9, 50)),
+        last_error_at: Some(at(9, 59)),
+        failures: 9,
+    });
+    assert_eq!(rules(&f), [(Level::Critical, "watcher_failing")]);
+}
+
+#[test]
+fn a_watcher_gone_quiet_without_an_error_is_a_hung_daemon() {
+    let mut f = healthy();
+    f.watcher = Some(read_at(at(9, 56)));
+    assert_eq!(rules(&f), [(Level::Warning, "watcher_silent")]);
+    f.watcher = Some(read_at(at(9, 50)));
+    assert_eq!(rules(&f), [(Level::Critical, "watcher_silent")]);
+    f.watcher = None;
+    assert_eq!(rules(&f), [], "a tick from cron has no watcher");
+}
+
+#[test]
+fn a_refused_smtp_login_is_critical_because_every_letter_is_held() {
+    let mut f = healthy();
+    f.smtp = Some(Connection {
+        last_ok_at: None,
+        last_error_at: Some(at(9, 59)),
+        failures: 1,
+    });
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].level, Level::Critical);
+    assert_eq!(found[0].rule, Rule::SmtpLoginRefused);
+    assert!(found[0].text.contains("every letter is held"), "{found:?}");
+}
+
+#[test]
+fn a_letter_two_hours_late_warns_and_five_hours_late_is_critical() {
+    let mut f = healthy();
+    f.pending_due = 3;
+    f.retrying = 1;
+    f.oldest_pending_due = Some(at(9, 30));
+    assert_eq!(rules(&f), [], "half an hour late is within a retry or two");
+    f.oldest_pending_due = Some(at(8, 0));
+    assert_eq!(rules(&f), [(Level::Warning, "letters_overdue")]);
+    f.oldest_pending_due = Some(at(5, 0));
+    assert_eq!(rules(&f), [(Level::Critical, "letters_overdue")]);
+    let text = &assess(&f, &Thresholds::default())[0].text;
+    assert!(
+        text.starts_with("3 letter(s) due and not sent (1 retrying)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn undelivered_letters_warn_so_someone_resends_them() {
+    let mut f = healthy();
+    f.undelivered_recent = 2;
+    assert_eq!(rules(&f), [(Level::Warning, "letters_undelivered")]);
+}
+
+#[test]
+fn holiday_data_ending_within_six_months_warns_and_ended_data_is_critical() {
+    let mut f = healthy();
+    f.holidays_until = NaiveDate::from_ymd_opt(2027, 3, 31).unwrap();
+    assert_eq!(rules(&f), [(Level::Warning, "holiday_data_ending")]);
+    f.holidays_until = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+    assert_eq!(rules(&f), [(Level::Critical, "holiday_data_ending")]);
+    f.holidays_until = NaiveDate::from_ymd_opt(2027, 12, 31).unwrap();
+    assert_eq!(rules(&f), []);
+}
+
+#[test]
+fn little_disk_space_beside_the_database_warns_and_almost_none_is_critical() {
+    let mut f = healthy();
+    f.disk_free = Some(200 << 20);
+    assert_eq!(rules(&f), [(Level::Warning, "disk_low")]);
+    f.disk_free = Some(10 << 20);
+    assert_eq!(rules(&f), [(Level::Critical, "disk_low")]);
+    f.disk_free = None;
+    assert_eq!(rules(&f), [], "unmeasured space is not a finding");
+}
+
+#[test]
+fn the_worst_finding_decides_the_exit_code_and_leads_the_first_line() {
+    let mut f = healthy();
+    f.undelivered_recent = 1;
+    f.smtp = Some(Connection {
+        last_ok_at: None,
+        last_error_at: Some(at(9, 59)),
+        failures: 4,
+    });
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(level(&found), Level::Critical);
+    assert_eq!(level(&found).exit_code(), 2);
+    let line = plugin_line(&f, &found);
+    let first = line.lines().next().unwrap();
+    assert!(
+        first.starts_with("CASECLERK CRITICAL - the mail server refuses"),
+        "{first}"
+    );
+    assert!(first.contains("(and 1 more)"), "{first}");
+    assert_eq!(line.lines().count(), 3, "{line}");
+    assert!(line.contains("WARNING: 1 letter(s) undelivered"), "{line}");
+}
+
+#[test]
+fn the_levels_exit_with_the_monitoring_plugin_codes() {
+    let codes: Vec<u8> = [Level::Ok, Level::Warning, Level::Critical, Level::Unknown]
+        .into_iter()
+        .map(Level::exit_code)
+        .collect();
+    assert_eq!(codes, [0, 1, 2, 3]);
+}

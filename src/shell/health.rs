@@ -1,0 +1,80 @@
+//! `caseclerk health`: what the daemon recorded, read from the database, for monitoring.
+//!
+//! Owns gathering [`Facts`] — the watched folder's, the watcher's and the SMTP login's
+//! `mailbox_state` rows,
+//! the outbox's counts, the bank-holiday data's last date, the free space on the database's file
+//! system — from a database opened read-only (no lock: it runs beside the daemon, as the
+//! daemon's user, from Nagios/Icinga/Zabbix/SCOM or by hand), and printing the monitoring
+//! plugin's answer. What counts as WARNING or CRITICAL is [`crate::core::health`]'s.
+//!
+//! Must not: write to the database, reach the mail servers (a broken login must not hide the
+//! rest; `check --connect` is for that), or print addresses, names or subjects.
+
+use crate::core::health::{self, Connection, Facts, Level, Thresholds};
+use crate::shell::config::Config;
+use crate::shell::mailbox::WATCH_HEALTH_KEY;
+use crate::shell::outbox::SMTP_HEALTH_KEY;
+use crate::shell::store::{MailboxState, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// Gather the facts at `now` from `store` (opened read-only) and the configuration.
+pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<Facts, StoreError> {
+    let t = Thresholds::default();
+    let outbox = store.outbox_health(now, now - t.undelivered_window).await?;
+    let installed_at = crate::shell::firstrun::load(store)
+        .await?
+        .map(|r| r.started);
+    Ok(Facts {
+        now,
+        installed_at,
+        mailbox: store.mailbox_state(&cfg.imap.folder).await?.map(connection),
+        watcher: store.mailbox_state(WATCH_HEALTH_KEY).await?.map(connection),
+        smtp: store.mailbox_state(SMTP_HEALTH_KEY).await?.map(connection),
+        pending_due: outbox.pending_due,
+        oldest_pending_due: outbox.oldest_pending_due,
+        retrying: outbox.retrying,
+        undelivered_recent: outbox.undelivered_since,
+        holidays_until: cfg.calendar.coverage().1,
+        disk_free: disk_free(&cfg.database),
+    })
+}
+
+fn connection(s: MailboxState) -> Connection {
+    Connection {
+        last_ok_at: s.last_ok_at,
+        last_error_at: s.last_error_at,
+        failures: s.failures,
+    }
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `database` (its folder, so
+/// a database not yet created still measures), or `None` when it cannot be measured.
+pub fn disk_free(database: &Path) -> Option<u64> {
+    let dir = database.parent().filter(|p| !p.as_os_str().is_empty())?;
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(s.blocks_available().saturating_mul(s.fragment_size()))
+}
+
+/// The plugin's answer for a configuration and database that could be read: its text and level.
+pub async fn check(
+    cfg: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<(String, Level), StoreError> {
+    let facts = gather(cfg, store, now).await?;
+    let findings = health::assess(&facts, &Thresholds::default());
+    Ok((
+        health::plugin_line(&facts, &findings),
+        health::level(&findings),
+    ))
+}
+
+/// The plugin's answer when the facts could not be read at all (UNKNOWN): what failed, and what
+/// to do.
+pub fn unknown(what: &str) -> String {
+    format!(
+        "CASECLERK UNKNOWN - {what} (run `caseclerk health` as the daemon's user, with the daemon's \
+         configuration)"
+    )
+}

@@ -1,0 +1,95 @@
+//! `caseclerk health`, run as a monitoring system runs it: the real binary against the daemon's
+//! database (live, with the engine open), judged as of an instant. A healthy daemon is OK (exit 0);
+//! a daemon that stopped reading mail, a refused mail login with letters piling up, and a database
+//! that is not there are each reported at the monitoring level that fits, on one first line with
+//! perfdata, never naming anyone.
+
+use crate::review::{Review, london};
+use std::path::Path;
+use std::process::Command;
+
+/// `caseclerk health --now <when>` (London); its exit code and stdout.
+fn health(config: &Path, when: &str) -> (i32, String) {
+    let now = london(when).to_rfc3339();
+    let out = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+        .arg("--config")
+        .arg(config)
+        .args(["health", "--now", &now])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("caseclerk runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !stdout.contains('@'),
+        "health names no one, not even a mailbox: {stdout}"
+    );
+    (out.status.code().expect("exited"), stdout)
+}
+
+#[tokio::test]
+async fn a_daemon_reading_mail_and_sending_letters_is_ok_and_one_stopped_for_an_hour_is_critical() {
+    let mut review = Review::of("bury").await;
+    review.referral_at("2026-01-05 10:00").await;
+    let config = review.engine.cfg.file.clone();
+
+    let (code, out) = health(&config, "2026-01-05 10:01");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("CASECLERK OK - "), "{out}");
+    assert!(out.contains("last_fetch_age=60s;letters_due=0"), "{out}");
+
+    let (code, out) = health(&config, "2026-01-05 10:20");
+    assert_eq!(
+        code, 1,
+        "ten minutes without a fetch is worth a look: {out}"
+    );
+    let (code, out) = health(&config, "2026-01-05 11:30");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.starts_with("CASECLERK CRITICAL - the mailbox was last read 90 min ago"),
+        "{out}"
+    );
+    assert!(out.contains("[mailbox_stale]"), "{out}");
+}
+
+#[tokio::test]
+async fn a_refused_mail_login_is_critical_at_once_and_the_held_letters_are_counted() {
+    let mut review = Review::of("bury").await;
+    review.mail.refuse_login(true);
+    review.referral_at("2026-01-05 10:00").await;
+    let config = review.engine.cfg.file.clone();
+
+    let (code, out) = health(&config, "2026-01-05 10:01");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("[smtp_login_refused]"), "{out}");
+    let held = out
+        .split("letters_due=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .expect("a letters_due figure");
+    assert!(held > 0, "the acknowledgement is held: {out}");
+
+    review.mail.refuse_login(false);
+    review.at("2026-01-05 10:05").await;
+    let (code, out) = health(&config, "2026-01-05 10:06");
+    assert_eq!(code, 0, "the login works again and the letters went: {out}");
+}
+
+#[tokio::test]
+async fn a_missing_database_is_unknown_never_ok() {
+    let review = Review::of("bury").await;
+    let text = std::fs::read_to_string(&review.engine.cfg.file).unwrap();
+    let mut cfg: toml::Table = text.parse().unwrap();
+    let missing = review
+        .engine
+        .cfg
+        .file
+        .with_file_name("nowhere/caseclerk.db");
+    cfg["storage"]["database"] = toml::Value::String(missing.display().to_string());
+    let config = review.engine.cfg.file.with_file_name("elsewhere.toml");
+    std::fs::write(&config, toml::to_string(&cfg).unwrap()).unwrap();
+
+    let (code, out) = health(&config, "2026-01-05 10:01");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("CASECLERK UNKNOWN - "), "{out}");
+}
