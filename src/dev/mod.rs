@@ -3,9 +3,11 @@
 //! - [`devstack`]: a throwaway Dovecot + Postfix on loopback, from a temporary directory.
 //! - [`demo`]: `caseclerk demo`, the whole product against the devstack.
 //! - [`bench`]: `caseclerk bench`, how fast caseclerk ingests and classifies.
+//! - [`chaos`]: `caseclerk chaos`, letters sent twice or lost under `kill -9` of the daemon.
 //!
 //! Must not: be needed by the daemon in production.
 
 pub mod bench;
+pub mod chaos;
 pub mod demo;
 pub mod devstack;

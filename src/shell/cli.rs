@@ -258,6 +258,17 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         messages: usize,
     },
+    /// Kill the daemon (`kill -9`) at random while it sends letters on a throwaway local mail
+    /// stack, and count the letters lost and sent twice from the recipients' mailboxes (numbers
+    /// for the README; needs the same packages and root as the demo).
+    Chaos {
+        /// How many kills.
+        #[arg(long, default_value_t = 1000)]
+        kills: usize,
+        /// Seeds the random delays (the same seed, the same delays).
+        #[arg(long, default_value_t = 11)]
+        seed: u64,
+    },
     /// Start the bundled local mail stack, run the daemon against it, send a sample referral and
     /// show the acknowledgement arriving.
     #[command(hide = true)]
@@ -537,6 +548,16 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Bench { messages } => {
             let report = crate::dev::bench::run(*messages).await.map_err(work)?;
+            print!("{}", report.render());
+            Ok(())
+        }
+        Command::Chaos { kills, seed } => {
+            let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
+            let opts = crate::dev::chaos::ChaosOptions {
+                seed: *seed,
+                ..crate::dev::chaos::ChaosOptions::new(*kills, binary)
+            };
+            let report = crate::dev::chaos::run(&opts).await.map_err(work)?;
             print!("{}", report.render());
             Ok(())
         }

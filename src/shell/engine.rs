@@ -103,6 +103,8 @@ pub struct Engine {
     /// The first run, once the mailbox has been looked at: letters that fell due long before it
     /// are imported — not sent ([`firstrun::imported_not_sent`]). Read at the start of each pass.
     first_run: std::sync::Mutex<Option<FirstRun>>,
+    /// Letters the mail server accepted whose "sent" the database would not take yet.
+    unrecorded: outbox::Unrecorded,
     _lock: std::fs::File,
 }
 
@@ -204,6 +206,7 @@ impl Engine {
             transport: None,
             progress: Progress::off(),
             first_run: std::sync::Mutex::new(None),
+            unrecorded: outbox::Unrecorded::default(),
             _lock: lock,
         })
     }
@@ -281,10 +284,14 @@ impl Engine {
         .await?;
         report.queued = queued + periodic;
         match &self.transport {
-            Some(t) => report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?,
+            Some(t) => {
+                report.sent =
+                    outbox::send_due(&self.store, t.as_ref(), &self.unrecorded, now).await?
+            }
             None => match outbox::smtp(&self.cfg.smtp) {
                 Ok(t) => {
-                    report.sent = outbox::send_due(&self.store, t.as_ref(), now).await?;
+                    report.sent =
+                        outbox::send_due(&self.store, t.as_ref(), &self.unrecorded, now).await?;
                     // Letters really sent (not a recorder's) go to the sent folder too.
                     if let Err(mailbox::MailboxError::Store(e)) =
                         crate::shell::sentfolder::file_sent(&self.cfg.imap, &self.store, now).await
@@ -305,7 +312,12 @@ impl Engine {
             crate::shell::oauth::record_health(source, &self.store, now).await?;
         }
         let next_send = self.store.next_send_at().await?;
-        report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now)]
+        // An outbox stopped by a database that would not take its records tries again soon.
+        let unstop = report
+            .sent
+            .stopped
+            .then(|| now + outbox::RETRY_RECORDING_AFTER);
+        report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now), unstop]
             .into_iter()
             .flatten()
             .min();
@@ -831,7 +843,9 @@ impl Engine {
                 Err(e) => {
                     systemd.status("the last pass failed; retrying in a minute (see the log)");
                     tracing::error!(error = %e.for_log(), "tick failed; retrying in a minute");
-                    None
+                    // Sooner while the outbox holds outcomes the database would not take.
+                    (!self.unrecorded.ids().is_empty())
+                        .then(|| self.clock.now() + outbox::RETRY_RECORDING_AFTER)
                 }
             };
             if std::mem::take(&mut first) {

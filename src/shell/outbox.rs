@@ -16,17 +16,48 @@
 //! The transport is a [`Transport`]: the real one is lettre's SMTP client; [`RecordingTransport`]
 //! keeps what it is given (and refuses what it is told to), so a whole review runs without a server.
 //!
-//! Exactly-once: a letter is only ever re-sent when the SMTP server did not accept it. The one
-//! window left is a crash between the server's `250 OK` and our commit (milliseconds); the
-//! letter keeps the same Message-ID, so a resend is recognisable as the same letter.
+//! Exactly-once, intent before action. Each letter is sent on the outbox's own connection
+//! ([`SendConn`]) in three steps:
+//! 1. **intent**: the row's `sending_since` is set and committed (fsync'd) *before* the letter is
+//!    handed to the server. If that write fails, nothing is sent and the pass stops.
+//! 2. **outcome, staged**: one transaction (`BEGIN IMMEDIATE`) marks the letter sent, clearing
+//!    `sending_since`, with its `letter_sent` event — and is left open.
+//! 3. **hand-over**: the exact bytes go to the server. On its `250` the staged transaction is
+//!    committed — the only thing between the server's answer and our record — without waiting
+//!    for an fsync (`synchronous = NORMAL`: a committed WAL write survives `kill -9`; only a power
+//!    cut could undo it, and then the intent is still there) and with no automatic WAL checkpoint
+//!    on that connection (the pass checkpoints after its last letter). On a refusal or a failure
+//!    it is rolled back and that outcome recorded instead. The open transaction holds SQLite's
+//!    write lock for the length of one SMTP exchange: the daemon's passes are sequential, readers
+//!    are not blocked (WAL), and an operator's writing command waits (up to its busy timeout).
 //!
-//! Must not: decide or render letters, or log recipients' addresses or content.
+//! If the outcome after a `250` cannot be written (disk full, database read-only or locked),
+//! the letter is kept in memory ([`Unrecorded`]), the error is logged, and the outbox stops —
+//! not just that letter: no further letter is sent while any outcome is unwritten. Every later
+//! pass (every [`RETRY_RECORDING_AFTER`]) first tries to write it; once it is written, sending
+//! resumes by itself, with no restart and no resend. Meanwhile a read-only reader of the
+//! database sees the letter "being sent since" its intent: a `health` check reads that.
+//!
+//! **In doubt.** A pending letter found with `sending_since` already set was being handed over
+//! when the daemon died (or, before a restart, could not record the answer): the server may or
+//! may not have accepted it. It is **sent again, with the same Message-ID**, and counted in the
+//! row's `in_doubt` (logged at warn). Why resend rather than hold for a person: the window is
+//! between the intent and the outcome, and most of it is before the `250` (connecting, TLS,
+//! AUTH, DATA); a kill there means the letter was not accepted, and holding it would lose a
+//! letter on a statutory timeline — the target is 0 lost, at most 1 duplicate per 1,000
+//! kills. We found no sound way to learn whether it went: SMTP has no "did you get Message-ID X"
+//! query, the submission server keeps no history we can read, and a copy filed in a Sent folder
+//! is written by us *after* the `250`, so its absence proves nothing. A duplicate carries the
+//! same Message-ID, so mail clients and our own intake (which de-duplicates by Message-ID) can
+//! recognise it as the same letter. The measured rate is in the README (`caseclerk chaos`).
+//!
+//! //! Must not: decide or render letters, or log recipients' addresses or content.
 
 use crate::core::case::Event;
 use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
 use crate::shell::oauth::AccessToken;
-use crate::shell::store::{OutboxRow, Store, StoreError, record_event};
+use crate::shell::store::{OutboxRow, SendConn, Store, StoreError, record_event};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use lettre::address::Envelope;
@@ -378,7 +409,14 @@ pub struct SendReport {
     pub undelivered: usize,
     /// The server refused our login: the pass stopped with every letter left pending.
     pub login_refused: bool,
+    /// The database would not take the outbox's records (an intent, or an outcome after a
+    /// `250`): the outbox sent nothing more, and tries again at the next pass.
+    pub stopped: bool,
 }
+
+/// How soon the next pass comes after the outbox stopped because it could not write: writing the
+/// remembered outcomes again is cheap, and until it succeeds no letter goes.
+pub const RETRY_RECORDING_AFTER: Duration = Duration::seconds(10);
 
 /// When to try again after `attempts` failures: 1, 2, 4 … minutes, at most an hour apart.
 pub fn retry_delay(attempts: i64) -> Duration {
@@ -386,25 +424,105 @@ pub fn retry_delay(attempts: i64) -> Duration {
     Duration::minutes(minutes.min(60))
 }
 
-/// Send every letter that is due at `now`.
+/// Letters the server accepted (`250`) whose "sent" the database would not take, kept in memory
+/// by the engine across passes. While one is here the outbox sends nothing: every pass first
+/// writes them, and only when all are written does it send again (no restart, no resend). The
+/// database meanwhile shows each as "being sent since" its intent (see the module doc).
+#[derive(Debug, Default)]
+pub struct Unrecorded(Mutex<Vec<Accepted>>);
+
+/// A letter the server accepted: what its record needs.
+#[derive(Debug, Clone)]
+struct Accepted {
+    id: i64,
+    event: Option<(i64, Event)>,
+    at: DateTime<Utc>,
+}
+
+impl Unrecorded {
+    /// Ids of the letters accepted but not yet recorded.
+    pub fn ids(&self) -> Vec<i64> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|a| a.id)
+            .collect()
+    }
+
+    fn remember(&self, a: Accepted) {
+        self.0.lock().expect("not poisoned").push(a);
+    }
+
+    /// Write every remembered outcome, oldest first; true when none is left.
+    async fn record(&self, conn: &mut SendConn) -> bool {
+        let waiting = std::mem::take(&mut *self.0.lock().expect("not poisoned"));
+        let mut left = waiting.into_iter();
+        while let Some(a) = left.next() {
+            let event = a.event.as_ref().map(|(c, e)| (*c, e));
+            match conn.record_sent(a.id, event, a.at).await {
+                Ok(()) => {
+                    tracing::info!(
+                        outbox = a.id,
+                        "letter recorded as sent at last; the outbox resumes"
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(outbox = a.id, error = %e, "still cannot record a letter the mail server accepted; the outbox stays stopped (free space or make the database writable)");
+                    let mut kept = self.0.lock().expect("not poisoned");
+                    let newer = std::mem::take(&mut *kept);
+                    kept.push(a);
+                    kept.extend(left);
+                    kept.extend(newer);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Send every letter that is due at `now` — after writing any outcome `unrecorded` still holds;
+/// if that fails, nothing is sent.
 pub async fn send_due(
     store: &Store,
     transport: &dyn Transport,
+    unrecorded: &Unrecorded,
     now: DateTime<Utc>,
 ) -> Result<SendReport, OutboxError> {
     let mut report = SendReport::default();
+    let mut conn = store.send_connection().await?;
+    if !unrecorded.record(&mut conn).await {
+        report.stopped = true;
+        return Ok(report);
+    }
+    let result = send_all(store, &mut conn, transport, unrecorded, now, &mut report).await;
+    conn.finish().await;
+    result.map(|_| report)
+}
+
+async fn send_all(
+    store: &Store,
+    conn: &mut SendConn,
+    transport: &dyn Transport,
+    unrecorded: &Unrecorded,
+    now: DateTime<Utc>,
+    report: &mut SendReport,
+) -> Result<(), OutboxError> {
     for row in store.sendable(now).await? {
-        send_one(store, transport, &row, now, &mut report).await?;
-        if report.login_refused {
-            break; // the same login would be refused for every other letter
+        send_one(store, conn, transport, unrecorded, &row, now, report).await?;
+        if report.login_refused || report.stopped {
+            break; // the same login would be refused, the same database would refuse
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 async fn send_one(
     store: &Store,
+    conn: &mut SendConn,
     transport: &dyn Transport,
+    unrecorded: &Unrecorded,
     row: &OutboxRow,
     now: DateTime<Utc>,
     report: &mut SendReport,
@@ -413,28 +531,70 @@ async fn send_one(
         Ok(e) => e,
         Err(reason) => return undelivered(store, row, &reason, now, report).await,
     };
-    match transport.send(&envelope, &row.raw).await {
-        Ok(_) => {
-            let mut tx = store.begin().await?;
-            Store::mark_sent(&mut tx, row.id, now).await?;
-            if let Some(case_id) = row.case_id {
-                let e = Event::LetterSent {
-                    step: row.step.clone(),
-                    recipient: row.recipient.clone(),
-                    outbox: row.id,
-                };
-                record_event(&mut tx, case_id, now, "caseclerk", &e).await?;
-            }
-            Store::commit(tx).await?;
-            tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), "letter sent");
+    // Everything the outcome's record needs is made before the letter goes.
+    let accepted = Accepted {
+        id: row.id,
+        event: row.case_id.map(|case_id| {
+            let e = Event::LetterSent {
+                step: row.step.clone(),
+                recipient: row.recipient.clone(),
+                outbox: row.id,
+            };
+            (case_id, e)
+        }),
+        at: now,
+    };
+    match conn.mark_sending(row.id, now).await {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::warn!(outbox = row.id, step = %row.step, "letter in doubt: an earlier attempt was handed to the mail server but its outcome never recorded; sending it again with the same Message-ID")
+        }
+        Err(e) => {
+            cannot_start(row, &e, report);
+            return Ok(());
+        }
+    }
+    // The outcome "sent" is written now, in a transaction left open across the hand-over and
+    // committed on the 250: between the server's answer and our record there is one COMMIT.
+    let event = accepted.event.as_ref().map(|(c, e)| (*c, e));
+    let staged = match conn.stage_sent(row.id, event, now).await {
+        Ok(tx) => tx,
+        Err(e) => {
+            cannot_start(row, &e, report);
+            return Ok(());
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = transport.send(&envelope, &row.raw).await;
+    let handed = started.elapsed();
+    let result = match result {
+        Ok(()) => Ok(Store::commit(staged).await),
+        Err(e) => {
+            let _ = staged.rollback().await; // (dropping it would roll back too)
+            Err(e)
+        }
+    };
+    match result {
+        Ok(Ok(())) => {
+            // How long the hand-over took, and how long the record after the 250 (the window).
+            let (hand_over_us, record_us) =
+                (handed.as_micros(), (started.elapsed() - handed).as_micros());
+            tracing::info!(outbox = row.id, step = %row.step, to = %hash_id(&row.recipient), hand_over_us, record_us, "letter sent");
             if report.sent == 0 {
                 store.record_mailbox_ok(SMTP_HEALTH_KEY, now).await?;
             }
             report.sent += 1;
         }
+        Ok(Err(e)) => {
+            tracing::error!(outbox = row.id, error = %e, "the mail server accepted a letter but recording it failed; the outbox stops sending until it is recorded (kept in memory: it will not be sent again unless the daemon stops first)");
+            unrecorded.remember(accepted);
+            report.sent += 1;
+            report.stopped = true;
+        }
         Err(e) if e.kind == FailureKind::Auth => {
             // Not the letter's fault: it stays pending, untouched (attempts, next try), and is
             // neither undelivered nor raised; the login is what needs a person.
+            conn.clear_sending(row.id).await?;
             store
                 .record_mailbox_error(SMTP_HEALTH_KEY, "login failed", now)
                 .await?;
@@ -459,6 +619,13 @@ async fn send_one(
         }
     }
     Ok(())
+}
+
+/// The database would not take the records that come before a hand-over: nothing is sent, and the
+/// pass stops (the next pass tries again).
+fn cannot_start(row: &OutboxRow, e: &StoreError, report: &mut SendReport) {
+    tracing::error!(outbox = row.id, error = %e, "cannot record that a letter is about to be sent, so it is not sent; the outbox stops until the database takes writes again");
+    report.stopped = true;
 }
 
 /// An SMTP error's category and code, without the server's text (which can quote addresses).

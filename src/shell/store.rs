@@ -66,7 +66,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/0002_thread_conversations.sql"),
     ),
-    // 3 is the outbox intent (another branch).
+    (3, include_str!("../../migrations/0003_outbox_intent.sql")),
     (4, include_str!("../../migrations/0004_sent_folder.sql")),
 ];
 
@@ -279,6 +279,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_release(|conn, _| Box::pin(release_only_if_idle(conn)))
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
@@ -1255,7 +1256,8 @@ impl Store {
     /// Record a successful send.
     pub async fn mark_sent(tx: &mut Tx<'_>, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET state = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            "UPDATE outbox SET state = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL, \
+             sending_since = NULL WHERE id = ?",
         )
         .bind(OutboxState::Sent.as_str())
         .bind(ts(now))
@@ -1305,19 +1307,19 @@ impl Store {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         match retry_at {
-            Some(at) => {
-                sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
-                )
-                .bind(error)
-                .bind(ts(at))
-                .bind(id)
-                .execute(&mut **tx)
-                .await?
-            }
+            Some(at) => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
+                     sending_since = NULL WHERE id = ?",
+            )
+            .bind(error)
+            .bind(ts(at))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?,
             None => {
                 sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ? WHERE id = ?",
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ?, \
+                     sending_since = NULL WHERE id = ?",
                 )
                 .bind(error)
                 .bind(OutboxState::Failed.as_str())
@@ -1327,6 +1329,178 @@ impl Store {
             }
         };
         Ok(())
+    }
+}
+
+/// Whether a connection handed back to the pool may be handed out again: only if neither sqlx nor
+/// SQLite thinks a transaction is still open on it. Otherwise it is closed (which rolls back
+/// whatever SQLite kept and releases its locks) and the pool opens a fresh one.
+///
+/// Why: when a write fails for lack of space (`SQLITE_FULL`) SQLite may roll the transaction
+/// back by itself; sqlx's `ROLLBACK` on drop then fails ("no transaction is active") and sqlx
+/// keeps counting a transaction on that connection. Its next `begin` becomes a `SAVEPOINT` that
+/// opens a real transaction, whose failure is undone by `ROLLBACK TO` — which does not end it. The
+/// connection then holds SQLite's write lock for good, every other connection waits out its busy
+/// timeout and fails with "database is locked", and only a restart cleared it (issue 11).
+async fn release_only_if_idle(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    // A round trip first: a dropped transaction's rollback is queued, and runs before the ping.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        return Ok(false);
+    }
+    // SQLite's own view: `BEGIN` is refused inside a transaction.
+    Ok(sqlx::raw_sql("BEGIN; ROLLBACK").execute(conn).await.is_ok())
+}
+
+/// The send loop's own connection, held for one pass and closed (never reused) when dropped.
+///
+/// It writes the two records around each hand-over to SMTP: the intent before
+/// ([`SendConn::mark_sending`], committed with `synchronous = FULL`: on disk even across a power
+/// cut) and the outcome after ([`SendConn::record_sent`], committed with `synchronous = NORMAL`:
+/// no fsync wait between the server's `250` and the commit; a committed WAL write survives a
+/// killed process, and only a power cut could lose it — then the intent is still there and the
+/// letter is in doubt). Its automatic WAL checkpoint is off, so a checkpoint (an fsync of the
+/// database file) never runs inside that window; [`SendConn::finish`] checkpoints after the pass.
+pub struct SendConn {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+}
+
+impl Store {
+    /// The send loop's connection (see [`SendConn`]).
+    pub async fn send_connection(&self) -> Result<SendConn, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        conn.close_on_drop();
+        sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut *conn)
+            .await?;
+        Ok(SendConn { conn })
+    }
+
+    /// Pending letters being sent (their intent recorded, no outcome yet) since before `before`:
+    /// in doubt, or held by an outbox that could not record what the server said.
+    pub async fn sending_since(&self, before: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE state = ? AND sending_since IS NOT NULL \
+             AND sending_since < ? ORDER BY id",
+        )
+        .bind(OutboxState::Pending.as_str())
+        .bind(ts(before))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many times, over all letters, a letter was found in doubt and sent again.
+    pub async fn in_doubt_total(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(SUM(in_doubt), 0) FROM outbox")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// How often a letter was found in doubt and sent again.
+    pub async fn in_doubt_count(&self, id: i64) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT in_doubt FROM outbox WHERE id = ?")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
+
+impl SendConn {
+    /// Record, durably, that letter `id` is being handed to the server now. Returns whether it
+    /// already was (an earlier attempt's outcome was never recorded: it is in doubt), counting
+    /// that in `in_doubt`.
+    pub async fn mark_sending(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        use sqlx::Connection;
+        sqlx::raw_sql("PRAGMA synchronous = FULL")
+            .execute(&mut *self.conn)
+            .await?;
+        let mut tx = self.conn.begin().await?;
+        let doubt = sqlx::query(
+            "UPDATE outbox SET in_doubt = in_doubt + 1 WHERE id = ? AND sending_since IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        sqlx::query("UPDATE outbox SET sending_since = ? WHERE id = ?")
+            .bind(ts(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(doubt)
+    }
+
+    /// Record that the server accepted letter `id` (with its case's `letter_sent` event): one
+    /// letter, one transaction, nothing else in it.
+    pub async fn record_sent(
+        &mut self,
+        id: i64,
+        event: Option<(i64, &crate::core::case::Event)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        sqlx::raw_sql("PRAGMA synchronous = NORMAL")
+            .execute(&mut *self.conn)
+            .await?;
+        let mut tx = self.conn.begin().await?;
+        Store::mark_sent(&mut tx, id, now).await?;
+        if let Some((case_id, e)) = event {
+            record_event(&mut tx, case_id, now, "caseclerk", e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Write "sent" for letter `id` (with its case's `letter_sent` event) in a transaction that
+    /// is returned open: the caller hands the letter over and commits it on the server's `250`
+    /// (or rolls it back). The write lock is held meanwhile — the daemon's own passes are
+    /// sequential, and another writer (an operator's command) waits its busy timeout.
+    pub async fn stage_sent(
+        &mut self,
+        id: i64,
+        event: Option<(i64, &crate::core::case::Event)>,
+        now: DateTime<Utc>,
+    ) -> Result<Tx<'_>, StoreError> {
+        use sqlx::Connection;
+        sqlx::raw_sql("PRAGMA synchronous = NORMAL")
+            .execute(&mut *self.conn)
+            .await?;
+        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        Store::mark_sent(&mut tx, id, now).await?;
+        if let Some((case_id, e)) = event {
+            record_event(&mut tx, case_id, now, "caseclerk", e).await?;
+        }
+        Ok(tx)
+    }
+
+    /// Clear letter `id`'s intent without an outcome (our login was refused: nothing was sent).
+    pub async fn clear_sending(&mut self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET sending_since = NULL WHERE id = ?")
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A transaction on this connection (an outcome recorded with other writes).
+    pub async fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
+        use sqlx::Connection;
+        Ok(self.conn.begin().await?)
+    }
+
+    /// After the pass: checkpoint what the WAL holds if no reader is in the way (outside any
+    /// send), then close the connection.
+    pub async fn finish(mut self) {
+        let _ = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut *self.conn)
+            .await;
     }
 }
 

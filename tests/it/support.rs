@@ -381,16 +381,27 @@ impl Harness {
 
     /// Start `caseclerk run` (the daemon), its log collected line by line.
     pub fn daemon(&self) -> Daemon {
-        self.daemon_with_env(&[])
+        self.daemon_full(&[], &[])
+    }
+
+    /// Start `caseclerk run ARGS…`, its log collected line by line.
+    pub fn daemon_with(&self, args: &[&str]) -> Daemon {
+        self.daemon_full(args, &[])
     }
 
     /// As [`daemon`](Self::daemon), with these environment variables set (e.g. systemd's).
     pub fn daemon_with_env(&self, env: &[(&str, &str)]) -> Daemon {
+        self.daemon_full(&[], env)
+    }
+
+    /// Start `caseclerk run ARGS…` with these environment variables set.
+    pub fn daemon_full(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
             .arg("--config")
             .arg(&self.config)
             .arg("run")
+            .args(args)
             .env("RUST_LOG", "caseclerk=info")
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
@@ -445,7 +456,14 @@ impl Daemon {
     /// Wait until `times` lines of its log contain every one of `parts` (say "tick" and
     /// "processed=1"); the daemon exiting or 20 s passing fails the test with the log.
     pub async fn wait_log(&mut self, parts: &[&str], times: usize) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        self.wait_log_within(parts, times, Duration::from_secs(20))
+            .await
+    }
+
+    /// [`Daemon::wait_log`], failing after `limit` instead of 20 s (for what the daemon does on
+    /// its own timer: a pass comes at most a minute after the last).
+    pub async fn wait_log_within(&mut self, parts: &[&str], times: usize, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let log = self.log();
             let found = log
@@ -462,7 +480,9 @@ impl Daemon {
                 .await
                 .is_err()
             {
-                panic!("the daemon did not log {parts:?} x{times} (found {found}):\n{log}");
+                panic!(
+                    "the daemon did not log {parts:?} x{times} in {limit:?} (found {found}):\n{log}"
+                );
             }
         }
     }

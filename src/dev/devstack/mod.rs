@@ -585,6 +585,20 @@ impl MailStack {
         .await
     }
 
+    /// SIGSTOPs (`true`) or SIGCONTs (`false`) Postfix's whole process group: a frozen SMTP
+    /// server. A client connecting meanwhile waits in the listen queue for its greeting, so a
+    /// test can hold a letter between our intent and the server's `250`.
+    pub fn freeze_smtp(&self, frozen: bool) {
+        if let Some(p) = &self.postfix {
+            let signal = if frozen {
+                nix::sys::signal::Signal::SIGSTOP
+            } else {
+                nix::sys::signal::Signal::SIGCONT
+            };
+            p.signal_group(signal);
+        }
+    }
+
     /// Postfix's log (`log/maillog`), for failure messages. Empty if there is none yet. Postfix
     /// logs through `postlogd`, so a line can appear a few milliseconds after the event.
     pub fn maillog(&self) -> String {

@@ -1,0 +1,219 @@
+//! Intent before action, without a server: a letter is recorded as "being sent" before it is
+//! handed over, nothing goes when that record cannot be written, and a letter the server accepted
+//! but the database would not record stops the outbox until it is recorded — then the outbox
+//! carries on by itself, sending nothing twice.
+//!
+//! The database refuses writes here through triggers the test adds and drops on a connection of its
+//! own: `RAISE(ABORT, 'database or disk is full')` refuses a statement, and a row whose deferred
+//! foreign key points nowhere refuses the COMMIT (as a full disk refuses the WAL write), each for
+//! exactly the write the test names. The real full disk is in `full_disk.rs`.
+
+use caseclerk::shell::outbox::{self, RecordingTransport, Unrecorded};
+use caseclerk::shell::store::{NewLetter, OutboxState, Store};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Connection;
+use std::path::PathBuf;
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("caseclerk-intent-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn letter(n: usize) -> NewLetter {
+    let message_id = format!("letter.{n}@intent.test");
+    NewLetter {
+        dedupe_key: format!("test/{n}"),
+        case_id: None,
+        step: "digest".into(),
+        recipient: "someone@example.test".into(),
+        replies_as: "someone@example.test".into(),
+        message_id: message_id.clone(),
+        due_at: t0(),
+        envelope_from: "bsp@bury.test".into(),
+        envelope_to: vec!["someone@example.test".into()],
+        raw: format!("Message-ID: <{message_id}>\r\nSubject: letter {n}\r\n\r\nbody\r\n")
+            .into_bytes(),
+    }
+}
+
+/// A store with `n` letters due at `t0`, and a connection of the test's own to the same file.
+async fn outbox_of(name: &str, n: usize) -> (Store, sqlx::SqliteConnection, Vec<i64>, PathBuf) {
+    let dir = scratch(name);
+    let path = dir.join("caseclerk.db");
+    let store = Store::open(&path).await.unwrap();
+    let mut ids = vec![];
+    for i in 0..n {
+        let mut tx = store.begin().await.unwrap();
+        ids.push(
+            outbox::enqueue(&mut tx, &letter(i), t0())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        Store::commit(tx).await.unwrap();
+    }
+    let side = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    (store, side, ids, dir)
+}
+
+/// Make the database refuse the outbox updates for which `when` holds, as a full disk would.
+async fn refuse(side: &mut sqlx::SqliteConnection, when: &'static str) {
+    // The condition is the test's own literal.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON outbox WHEN {when} \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    )))
+    .execute(side)
+    .await
+    .unwrap();
+}
+
+/// Make the database refuse to *commit* a transaction that marks a letter sent (the statements
+/// go through; the commit fails, as a full disk's does): the trigger leaves a row whose deferred
+/// foreign key points nowhere.
+async fn refuse_commit_of_sent(side: &mut sqlx::SqliteConnection) {
+    sqlx::raw_sql(
+        "CREATE TABLE nowhere (id INTEGER PRIMARY KEY); \
+         CREATE TABLE dangling (n INTEGER REFERENCES nowhere(id) DEFERRABLE INITIALLY DEFERRED); \
+         CREATE TRIGGER refuse AFTER UPDATE ON outbox WHEN NEW.state = 'sent' \
+         BEGIN INSERT INTO dangling VALUES (1); END",
+    )
+    .execute(side)
+    .await
+    .unwrap();
+}
+
+async fn accept(side: &mut sqlx::SqliteConnection) {
+    sqlx::raw_sql("DROP TRIGGER refuse")
+        .execute(side)
+        .await
+        .unwrap();
+}
+
+async fn state(store: &Store, id: i64) -> OutboxState {
+    store.letter(id).await.unwrap().unwrap().state
+}
+
+#[tokio::test]
+async fn a_letter_whose_intent_or_outcome_cannot_be_written_beforehand_is_not_sent_and_the_pass_stops()
+ {
+    for (name, refused) in [
+        ("no-intent", "NEW.sending_since IS NOT NULL"),
+        ("no-staged-outcome", "NEW.state = 'sent'"),
+    ] {
+        let (store, mut side, ids, dir) = outbox_of(name, 2).await;
+        let transport = RecordingTransport::new();
+        let memory = Unrecorded::default();
+        refuse(&mut side, refused).await;
+
+        let report = outbox::send_due(&store, &transport, &memory, t0())
+            .await
+            .unwrap();
+        assert!(report.stopped, "{name}: {report:?}");
+        assert_eq!(transport.sent().len(), 0, "{name}: nothing is sent");
+        assert_eq!(state(&store, ids[0]).await, OutboxState::Pending);
+
+        accept(&mut side).await;
+        let report = outbox::send_due(&store, &transport, &memory, t0())
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.sent, report.stopped),
+            (2, false),
+            "{name}: {report:?}"
+        );
+        assert_eq!(transport.sent().len(), 2, "{name}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_letter_accepted_but_not_recorded_stops_the_outbox_until_it_is_recorded_and_is_not_sent_again()
+ {
+    let (store, mut side, ids, dir) = outbox_of("no-outcome", 3).await;
+    let transport = RecordingTransport::new();
+    let memory = Unrecorded::default();
+    refuse_commit_of_sent(&mut side).await;
+
+    let report = outbox::send_due(&store, &transport, &memory, t0())
+        .await
+        .unwrap();
+    assert!(report.stopped, "{report:?}");
+    assert_eq!(
+        transport.sent().len(),
+        1,
+        "the outbox stops after the first letter"
+    );
+    assert_eq!(memory.ids(), vec![ids[0]], "the outcome is kept in memory");
+    let later = t0() + Duration::minutes(30);
+    assert_eq!(
+        store.sending_since(later).await.unwrap(),
+        vec![ids[0]],
+        "the database shows the letter as being sent since its intent"
+    );
+
+    // Still refused: the next pass tries to record it again and sends nothing.
+    let report = outbox::send_due(&store, &transport, &memory, later)
+        .await
+        .unwrap();
+    assert!(report.stopped && report.sent == 0, "{report:?}");
+    assert_eq!(transport.sent().len(), 1);
+
+    // Writable again: recorded without a resend, and the rest go.
+    accept(&mut side).await;
+    let report = outbox::send_due(&store, &transport, &memory, later)
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.stopped), (2, false), "{report:?}");
+    assert!(memory.ids().is_empty());
+    for id in &ids {
+        assert_eq!(state(&store, *id).await, OutboxState::Sent);
+        assert_eq!(store.in_doubt_count(*id).await.unwrap(), 0);
+    }
+    let mut sent: Vec<Vec<u8>> = transport.sent().into_iter().map(|l| l.raw).collect();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 3, "three letters, each once");
+    assert_eq!(transport.sent().len(), 3);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_letter_found_being_sent_after_a_crash_is_sent_again_and_counted_in_doubt() {
+    let (store, _side, ids, dir) = outbox_of("in-doubt", 1).await;
+    // A daemon recorded its intent and died before recording the outcome.
+    let mut conn = store.send_connection().await.unwrap();
+    assert!(!conn.mark_sending(ids[0], t0()).await.unwrap());
+    drop(conn);
+
+    let transport = RecordingTransport::new();
+    let later = t0() + Duration::minutes(5);
+    let report = outbox::send_due(&store, &transport, &Unrecorded::default(), later)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    assert_eq!(
+        transport.sent().len(),
+        1,
+        "re-sent (with its own Message-ID)"
+    );
+    assert_eq!(store.in_doubt_count(ids[0]).await.unwrap(), 1);
+    assert!(
+        store
+            .sending_since(later + Duration::hours(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
