@@ -262,7 +262,11 @@ pub async fn send_due(
     now: DateTime<Utc>,
 ) -> Result<SendReport, OutboxError> {
     let mut report = SendReport::default();
-    for row in store.sendable(now).await? {
+    // One letter's bytes in memory at a time (a letter can carry a referral's attachments).
+    for id in store.sendable_ids(now).await? {
+        let Some(row) = store.sendable_letter(id, now).await? else {
+            continue;
+        };
         send_one(store, transport, &row, now, &mut report).await?;
         if report.login_refused {
             break; // the same login would be refused for every other letter

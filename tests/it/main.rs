@@ -14,6 +14,7 @@ mod delivery;
 mod digest;
 mod first_run;
 mod full_reviews;
+mod memory;
 mod one_daemon;
 mod operator;
 mod process_pathways;
