@@ -3,9 +3,11 @@
 //! - [`devstack`]: a throwaway Dovecot + Postfix on loopback, from a temporary directory.
 //! - [`demo`]: `caseclerk demo`, the whole product against the devstack.
 //! - [`bench`]: `caseclerk bench`, how fast caseclerk ingests and classifies.
+//! - [`membench`]: `caseclerk bench --first-run N | --burst N`, the real process's peak memory.
 //!
 //! Must not: be needed by the daemon in production.
 
 pub mod bench;
 pub mod demo;
 pub mod devstack;
+pub mod membench;
