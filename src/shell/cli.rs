@@ -294,6 +294,7 @@ struct Who {
 
 /// Run the command line; the binary's whole `main`.
 pub fn main() -> ExitCode {
+    crate::shell::allocator::ensure_fixed_threshold();
     let cli = Cli::parse();
     crate::shell::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
