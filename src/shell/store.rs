@@ -1519,6 +1519,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn due_letters_are_listed_by_id_and_one_no_longer_due_when_its_turn_comes_is_not_loaded()
+    {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        let letter = |key: &str, due: DateTime<Utc>| NewLetter {
+            dedupe_key: key.into(),
+            case_id: None,
+            step: "acknowledge".into(),
+            recipient: key.into(),
+            replies_as: key.into(),
+            message_id: format!("{key}@caseclerk"),
+            due_at: due,
+            envelope_from: "bsp@x.test".into(),
+            envelope_to: vec![key.into()],
+            raw: key.as_bytes().to_vec(),
+        };
+        let mut tx = s.begin().await.unwrap();
+        let later = Store::queue_letter(&mut tx, &letter("b@x.test", now), now)
+            .await
+            .unwrap()
+            .unwrap();
+        let first = Store::queue_letter(
+            &mut tx,
+            &letter("a@x.test", now - chrono::Duration::hours(1)),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        Store::queue_letter(
+            &mut tx,
+            &letter("c@x.test", now + chrono::Duration::hours(1)),
+            now,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            s.sendable_ids(now).await.unwrap(),
+            vec![first, later],
+            "by due time"
+        );
+        let row = s.sendable_letter(first, now).await.unwrap().expect("due");
+        assert_eq!(row.raw, b"a@x.test");
+        let mut tx = s.begin().await.unwrap();
+        Store::mark_sent(&mut tx, later, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            s.sendable_letter(later, now).await.unwrap().is_none(),
+            "already sent"
+        );
+    }
+
+    #[tokio::test]
     async fn the_previous_periodic_letter_is_found_by_step_leaving_out_the_current_one() {
         let s = Store::open_in_memory().await.unwrap();
         let letter = |key: &str, mid: &str| NewLetter {
