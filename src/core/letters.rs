@@ -208,8 +208,10 @@ fn bracket(id: &str) -> String {
     format!("<{}>", id.trim_matches(|c| c == '<' || c == '>'))
 }
 
-/// Build the email's bytes.
-pub fn compose(c: &Compose) -> Result<Vec<u8>, LetterError> {
+/// Build the email's bytes. Takes the letter, so its attachments are moved into the email, not
+/// copied (a referral's files can be tens of megabytes).
+pub fn compose(mut c: Compose) -> Result<Vec<u8>, LetterError> {
+    let attachments = std::mem::take(&mut c.attachments);
     let mut b = lettre::Message::builder()
         .from(mailbox(&c.from_name, &c.from)?)
         .to(mailbox(&c.to_name, &c.to)?)
@@ -260,14 +262,14 @@ pub fn compose(c: &Compose) -> Result<Vec<u8>, LetterError> {
         alternative =
             alternative.singlepart(SinglePart::builder().content_type(ct).body(ics.clone()));
     }
-    let message = if c.attachments.is_empty() && c.calendar.is_none() {
+    let message = if attachments.is_empty() && c.calendar.is_none() {
         b.multipart(alternative)
     } else {
         let mut mixed = MultiPart::mixed().multipart(alternative);
-        for a in &c.attachments {
+        for a in attachments {
             let ct = ContentType::parse(&a.content_type)
                 .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
-            mixed = mixed.singlepart(Attachment::new(a.filename.clone()).body(a.data.clone(), ct));
+            mixed = mixed.singlepart(Attachment::new(a.filename).body(a.data, ct));
         }
         if let Some(ics) = &c.calendar {
             let ct = ContentType::parse("application/ics").expect("valid content type");
@@ -565,7 +567,7 @@ pub fn case_letter(
         let code = decisions::vote_code(h.vote_key, reference, d, &due.to.email);
         subject = format!("{subject} {}", decisions::code_tag(&code));
     }
-    let raw = compose(&Compose {
+    let raw = compose(Compose {
         from_name: h.name.to_string(),
         from: h.address.to_string(),
         to_name: due.to.name.clone(),
@@ -645,7 +647,7 @@ pub fn people_letter(
         )));
     };
     let message_id = message_id(h.install_id, h.id_domain, dedupe_key);
-    let raw = compose(&Compose {
+    let raw = compose(Compose {
         from_name: h.name.to_string(),
         from: h.address.to_string(),
         to_name: first.name.clone(),
@@ -780,14 +782,15 @@ pub fn withheld_note(mut r: Rendered, withheld: &str) -> Rendered {
 /// What of a received message travels with a letter: its files that may be forwarded
 /// (never programs, scripts, web pages, disk images, macro-enabled Office files or SVG with
 /// script — [`crate::core::trust::attachment_risk`]), each named `prefix` + its file name.
-pub fn forwardable(m: &Message, prefix: &str) -> Vec<OutAttachment> {
+/// Takes the message, so the files are moved, not copied.
+pub fn forwardable(m: Message, prefix: &str) -> Vec<OutAttachment> {
     m.attachments
-        .iter()
+        .into_iter()
         .filter(|a| trust::attachment_risk(a).is_none())
         .map(|a| OutAttachment {
             filename: format!("{prefix}{}", a.filename),
-            content_type: a.content_type.clone(),
-            data: a.data.clone(),
+            content_type: a.content_type,
+            data: a.data,
         })
         .collect()
 }
@@ -925,7 +928,7 @@ mod tests {
 
     #[test]
     fn a_composed_letter_carries_our_id_threading_and_auto_submitted() {
-        let raw = compose(&sample()).unwrap();
+        let raw = compose(sample()).unwrap();
         let text = String::from_utf8_lossy(&raw);
         assert!(text.contains("Message-ID: <abc.1@bury.test>"), "{text}");
         assert!(text.contains("In-Reply-To: <orig@hospital.test>"), "{text}");
@@ -949,7 +952,7 @@ mod tests {
 
     #[test]
     fn a_resent_letter_gets_a_new_id_and_address_and_keeps_its_body() {
-        let raw = compose(&sample()).unwrap();
+        let raw = compose(sample()).unwrap();
         let again = readdress(&raw, "new.1@bury.test", Some("other@hospital.test"));
         let text = String::from_utf8_lossy(&again);
         assert!(text.contains("Message-ID: <new.1@bury.test>\r\n"), "{text}");
@@ -1023,7 +1026,7 @@ mod tests {
         let mut c = sample();
         c.attachments.clear();
         c.calendar = Some("BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n".into());
-        let raw = compose(&c).unwrap();
+        let raw = compose(c).unwrap();
         let text = String::from_utf8_lossy(&raw);
         let alt = text.find("multipart/alternative").unwrap();
         let cal = text.find("text/calendar").unwrap();

@@ -203,11 +203,14 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
         )));
     }
 
-    let pending = store.pending_messages().await?;
+    let pending = store.pending_ids().await?;
     let ctx = classify::Context::default();
     let started = Instant::now();
     let mut referrals = 0;
-    for m in &pending {
+    for id in pending {
+        let Some(m) = store.pending_message(id).await? else {
+            continue;
+        };
         let msg = intake::parse(&m.raw);
         if classify::classify(&msg, &ctx).kind == classify::Kind::Referral {
             referrals += 1;

@@ -4,6 +4,7 @@
 //! - [`demo`]: `caseclerk demo`, the whole product against the devstack.
 //! - [`bench`]: `caseclerk bench`, how fast caseclerk ingests and classifies.
 //! - [`chaos`]: `caseclerk chaos`, letters sent twice or lost under `kill -9` of the daemon.
+//! - [`membench`]: `caseclerk bench --first-run N | --burst N`, the real process's peak memory.
 //!
 //! Must not: be needed by the daemon in production.
 
@@ -11,3 +12,4 @@ pub mod bench;
 pub mod chaos;
 pub mod demo;
 pub mod devstack;
+pub mod membench;

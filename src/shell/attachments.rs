@@ -102,7 +102,7 @@ async fn referral(
             data: referral_text(&m).into_bytes(),
         });
         // Programs, scripts, web pages… never travel (core::letters::forwardable decides).
-        out.extend(forwardable(&m, ""));
+        out.extend(forwardable(m, ""));
     }
     let mut n = 0;
     for id in state.messages.iter().skip(1) {
@@ -134,7 +134,7 @@ async fn returns(
             continue;
         };
         if let Some(raw) = store.message_raw(message).await? {
-            out.extend(forwardable(&intake::parse(&raw), &format!("{id} - ")));
+            out.extend(forwardable(intake::parse(&raw), &format!("{id} - ")));
         }
     }
     Ok(())

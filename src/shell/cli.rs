@@ -257,6 +257,20 @@ enum Command {
         /// How many messages (10 % with a 200 KB attachment).
         #[arg(long, default_value_t = 1000)]
         messages: usize,
+        /// Instead: the peak memory of `caseclerk tick --process-existing` over a backlog of this
+        /// many messages (the same mix), with the backlog's size as the reference.
+        #[arg(long)]
+        first_run: Option<usize>,
+        /// Instead (or as well as --first-run): the peak memory of `caseclerk run` when this many
+        /// large referrals arrive at once, with its memory before them as the reference.
+        #[arg(long)]
+        burst: Option<usize>,
+        /// The size of each --burst referral, in MB.
+        #[arg(long, default_value_t = 20)]
+        burst_mb: usize,
+        /// Measure this caseclerk binary instead of this one (--first-run, --burst).
+        #[arg(long)]
+        binary: Option<PathBuf>,
     },
     /// Kill the daemon (`kill -9`) at random while it sends letters on a throwaway local mail
     /// stack, and count the letters lost and sent twice from the recipients' mailboxes (numbers
@@ -333,6 +347,7 @@ struct Who {
 
 /// Run the command line; the binary's whole `main`.
 pub fn main() -> ExitCode {
+    crate::shell::allocator::ensure_fixed_threshold();
     let cli = Cli::parse();
     crate::shell::logging::init(cli.log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -546,7 +561,25 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Bench { messages } => {
+        Command::Bench {
+            messages,
+            first_run,
+            burst,
+            burst_mb,
+            binary,
+        } => {
+            if first_run.is_some() || burst.is_some() {
+                let opts = crate::dev::membench::MemoryOptions {
+                    config: config.clone().unwrap_or_else(engine::default_config_path),
+                    binary: binary.clone(),
+                    first_run: *first_run,
+                    burst: *burst,
+                    burst_mb: *burst_mb,
+                };
+                let report = crate::dev::membench::run(&opts).await.map_err(work)?;
+                print!("{}", report.render());
+                return Ok(());
+            }
             let report = crate::dev::bench::run(*messages).await.map_err(work)?;
             print!("{}", report.render());
             Ok(())

@@ -3,13 +3,14 @@
 //! Owns the order of work and its transactions; it loads, calls the core, and stores. A tick:
 //! 1. fetches new mail into the store (raw bytes + watermark; a mailbox failure is recorded for the
 //!    digest and the tick carries on — deadlines still go out);
-//! 2. for each stored message: parses it ([`intake`]), classifies it ([`classify`]), loads the case
+//! 2. for each stored message, loaded when its turn comes (one message in memory at a time, never
+//!    the backlog): parses it ([`intake`]), classifies it ([`classify`]), loads the case
 //!    its verdict names, asks [`react`] what it does, and records the reaction — the case opened,
 //!    its events, its notices queued, the message filed — in one transaction per message;
 //! 3. for each open case: counts its votes ([`react::settle`]), plans it ([`timeline::plan`]), and
 //!    queues every due letter with its events, in one transaction per case;
 //! 4. queues the digest and the tracker report when due ([`crate::shell::periodic`]);
-//! 5. sends what is due through [`outbox`].
+//! 5. sends what is due through [`outbox`], one letter's bytes loaded at a time.
 //!
 //! Every letter is made by [`letters`] and queued by [`outbox::enqueue`] under a unique key: a
 //! letter is decided once, and never sent from inside the decision.
@@ -360,22 +361,30 @@ impl Engine {
 
     /// Classify and react to every stored message not yet handled. Returns (count, references
     /// opened).
+    ///
+    /// The backlog is listed by id and each message is loaded when its turn comes, then let go:
+    /// one message's bytes (and its parse) are in memory at a time, whatever the backlog.
     pub async fn process_messages(
         &self,
         now: DateTime<Utc>,
     ) -> Result<(usize, Vec<String>), EngineError> {
-        let pending = self.store.pending_messages().await?;
+        let pending = self.store.pending_ids().await?;
         if pending.is_empty() {
             return Ok((0, Vec::new()));
         }
         let mut ctx = self.classify_context().await?;
         let mut opened = Vec::new();
-        for (n, m) in pending.iter().enumerate() {
+        let mut processed = 0;
+        for (n, id) in pending.iter().enumerate() {
             self.progress.update("deciding", n, pending.len());
+            let Some(m) = self.store.pending_message(*id).await? else {
+                continue;
+            };
+            processed += 1;
             let msg = intake::parse(&m.raw);
             ctx.known = self.known_thread(&msg).await?;
             let verdict = classify::classify(&msg, &ctx);
-            if let Some(reference) = self.react_to(m, &msg, &verdict, now).await? {
+            if let Some(reference) = self.react_to(&m, &msg, &verdict, now).await? {
                 // A reply later in this same pass finds the new case by its conversation too.
                 if let Some(conversation) = &msg.thread_conversation {
                     ctx.conversations.push(classify::Conversation {
@@ -389,7 +398,7 @@ impl Engine {
         }
         self.progress
             .update("deciding", pending.len(), pending.len());
-        Ok((pending.len(), opened))
+        Ok((processed, opened))
     }
 
     /// What classification may know beyond a message: our addresses, the cases, the agencies and
@@ -755,8 +764,10 @@ impl Engine {
         fell_due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
-        let files = attachments::read(&self.cfg, &self.store, state, &due.attach).await?;
+        // What is withheld first: it parses the mail again, and need not do so while the files
+        // are held.
         let withheld = attachments::withheld(&self.store, state, &due.attach).await?;
+        let files = attachments::read(&self.cfg, &self.store, state, &due.attach).await?;
         let letter = letters::case_letter(
             &self.letterhead(),
             &self.templates,

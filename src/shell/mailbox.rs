@@ -5,7 +5,9 @@
 //! client's access token, [`crate::shell::oauth`]), selecting the folder, fetching every message above the stored
 //! watermark with `BODY.PEEK[]` (so `\Seen` is never set — a person reading the mailbox in Outlook
 //! must not hide mail from caseclerk, and caseclerk must not mark mail read for them), and storing
-//! the raw bytes with the watermark in one transaction. It never deletes, moves or flags mail.
+//! the raw bytes with the watermark in one transaction per batch. Batches are bounded by bytes
+//! ([`FETCH_BUDGET`], from the server's `RFC822.SIZE` learnt first; a larger message alone), so
+//! memory follows the budget, never the backlog. It never deletes, moves or flags mail.
 //! The first look at a folder records the first run and, with `--since`, passes over older mail
 //! ([`crate::shell::firstrun`]).
 //!
@@ -337,10 +339,127 @@ async fn authenticate(
     }
 }
 
-/// Messages fetched and stored per transaction. It bounds memory (a batch is held whole; referrals
-/// can carry large attachments); `caseclerk bench` measured no gain from larger batches. A crash
-/// mid-batch only means the batch is fetched again, and de-duplicated.
+/// At most this many messages are fetched and stored per transaction (`caseclerk bench` measured
+/// no gain from larger batches of small mail). A crash mid-batch only means the batch is fetched
+/// again, and de-duplicated.
 const FETCH_CHUNK: usize = 50;
+
+/// At most this many bytes of mail (by the server's `RFC822.SIZE`) are fetched and held per
+/// batch: memory follows this budget, not the backlog. A message larger than the budget is
+/// fetched alone. 8 MB keeps batches of ordinary mail at [`FETCH_CHUNK`] (so ingest is as fast
+/// as before) while a burst of 20 MB referrals is taken one at a time; each batch is stored and
+/// let go before the next is fetched.
+pub const FETCH_BUDGET: u64 = 8 * 1024 * 1024;
+
+/// UIDs in fetch batches: in order, at most [`FETCH_CHUNK`] a batch and at most `budget` bytes
+/// by `sizes` (a UID the server gave no size for counts as empty: it was expunged meanwhile, and
+/// fetching it returns nothing), a message larger than the budget alone.
+pub fn fetch_batches(uids: &[u32], sizes: &[(u32, u64)], budget: u64) -> Vec<Vec<u32>> {
+    let size = |u: u32| {
+        sizes
+            .binary_search_by_key(&u, |(uid, _)| *uid)
+            .map(|i| sizes[i].1)
+            .unwrap_or(0)
+    };
+    let mut batches: Vec<Vec<u32>> = Vec::new();
+    let mut current: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for &uid in uids {
+        let n = size(uid);
+        if !current.is_empty() && (current.len() >= FETCH_CHUNK || bytes + n > budget) {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(uid);
+        bytes += n;
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+/// The server's `RFC822.SIZE` of each of `uids`, sorted by UID (a few bytes a message).
+async fn sizes(
+    settings: &ImapSettings,
+    session: &mut Session,
+    uids: &[u32],
+) -> Result<Vec<(u32, u64)>, MailboxError> {
+    let mut out = Vec::with_capacity(uids.len());
+    for chunk in uids.chunks(500) {
+        let set = uid_set(chunk);
+        let fetched = timed(settings, "UID FETCH RFC822.SIZE", async {
+            let stream = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
+            stream
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        out.extend(
+            fetched
+                .iter()
+                .filter_map(|f| Some((f.uid?, u64::from(f.size?)))),
+        );
+    }
+    out.sort_unstable();
+    out.dedup_by_key(|(uid, _)| *uid);
+    Ok(out)
+}
+
+/// The bytes of a batch by the server's sizes.
+fn batch_bytes(uids: &[u32], sizes: &[(u32, u64)]) -> u64 {
+    uids.iter()
+        .filter_map(|u| {
+            sizes
+                .binary_search_by_key(u, |(uid, _)| *uid)
+                .ok()
+                .map(|i| sizes[i].1)
+        })
+        .sum()
+}
+
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Fetch one batch's bodies and turn each into a [`NewMessage`] as it arrives, letting the
+/// server's response go at once (the bytes are held once, not twice, for the whole batch).
+async fn fetch_batch(
+    settings: &ImapSettings,
+    session: &mut Session,
+    uids: &[u32],
+    last: u32,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewMessage>, MailboxError> {
+    let set = uid_set(uids);
+    timed(settings, "UID FETCH", async {
+        let mut stream = session
+            .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+            .await?;
+        let mut batch = Vec::with_capacity(uids.len());
+        while let Some(f) = stream.next().await {
+            let f = f?;
+            let (Some(uid), Some(raw)) = (f.uid, f.body()) else {
+                continue;
+            };
+            if uid <= last {
+                continue;
+            }
+            let internal_date = f
+                .internal_date()
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or(now);
+            batch.push(new_message(raw, uid, internal_date));
+        }
+        Ok::<_, async_imap::error::Error>(batch)
+    })
+    .await
+}
 
 /// What one fetch did.
 #[derive(Debug, Clone, Default)]
@@ -454,53 +573,30 @@ pub async fn fetch_new(
     }
     uids.retain(|u| left.binary_search(u).is_err());
     let total = uids.len();
-    for (n, chunk) in uids.chunks(FETCH_CHUNK).enumerate() {
-        let set = chunk
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let fetched: Vec<_> = timed(settings, "UID FETCH", async {
-            let stream = session
-                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-                .await?;
-            stream
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
-        let mut batch = Vec::new();
-        for f in &fetched {
-            let (Some(uid), Some(raw)) = (f.uid, f.body()) else {
-                continue;
-            };
-            if uid <= last {
-                continue;
-            }
-            let internal_date = f
-                .internal_date()
-                .map(|d| d.with_timezone(&Utc))
-                .unwrap_or(now);
-            batch.push(new_message(raw, uid, internal_date));
-        }
+    // Sizes first, then the bodies in batches bounded by bytes: a backlog of any size, or a
+    // burst of large referrals, is held one batch at a time.
+    let sizes = sizes(settings, session, &uids).await?;
+    let mut done = 0;
+    for chunk in fetch_batches(&uids, &sizes, FETCH_BUDGET) {
+        tracing::debug!(
+            messages = chunk.len(),
+            bytes = batch_bytes(&chunk, &sizes),
+            "fetching a batch"
+        );
+        let mut batch = fetch_batch(settings, session, &chunk, last, now).await?;
         batch.sort_by_key(|m| m.uid);
         // Only advance the watermark over what was actually returned, in order.
         let top = batch.last().map(|m| m.uid).unwrap_or(last);
-        let stored = store
-            .store_fetched(&folder, uidvalidity, &batch, top.max(last), now)
-            .await?;
-        report.stored += stored;
-        last = top.max(last);
         for m in &batch {
             tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
         }
-        progress.update(
-            "reading the mailbox",
-            (n * FETCH_CHUNK + chunk.len()).min(total),
-            total,
-        );
+        let stored = store
+            .store_batch(&folder, uidvalidity, batch, top.max(last), now)
+            .await?;
+        report.stored += stored;
+        last = top.max(last);
+        done += chunk.len();
+        progress.update("reading the mailbox", done.min(total), total);
     }
     // Mail left for people is passed over: the watermark moves above it too.
     if uids.is_empty() || newest_seen > last {
@@ -929,6 +1025,50 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 120, 120]);
         backoff.reset();
         assert_eq!(backoff.next_wait(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn fetch_batches_are_bounded_by_bytes_and_a_message_larger_than_the_budget_goes_alone() {
+        let mb = 1024 * 1024;
+        let uids = [1, 2, 3, 4, 5, 6, 7];
+        let sizes = [
+            (1, mb),
+            (2, 3 * mb),
+            (3, 4 * mb),
+            (4, 20 * mb),
+            (5, mb),
+            (7, 2 * mb),
+        ];
+        // 6 has no size (expunged meanwhile): it rides along, counting nothing.
+        assert_eq!(
+            fetch_batches(&uids, &sizes, 8 * mb),
+            vec![vec![1, 2, 3], vec![4], vec![5, 6, 7]]
+        );
+        assert_eq!(
+            fetch_batches(&uids, &sizes, 0),
+            vec![
+                vec![1],
+                vec![2],
+                vec![3],
+                vec![4],
+                vec![5],
+                vec![6],
+                vec![7]
+            ],
+            "a budget too small for anything still fetches every message, one at a time"
+        );
+    }
+
+    #[test]
+    fn fetch_batches_of_small_mail_are_bounded_by_count() {
+        let uids: Vec<u32> = (1..=120).collect();
+        let sizes: Vec<(u32, u64)> = uids.iter().map(|u| (*u, 2000)).collect();
+        let batches = fetch_batches(&uids, &sizes, FETCH_BUDGET);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![FETCH_CHUNK, FETCH_CHUNK, 20]
+        );
+        assert_eq!(batches.concat(), uids, "every UID once, in order");
     }
 
     #[test]

@@ -22,10 +22,12 @@
 //! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
 //!   `RUST_LOG` says.
 //! - [`clock`]: the one clock; [`tls`]: TLS client configuration.
+//! - [`allocator`]: glibc's large buffers go back to the system when freed (a re-execution).
 //!
 //! Must not: decide what a message is, what it does to a case, or what is due (that is
 //! [`crate::core`]); log names, subjects, bodies or addresses.
 
+pub mod allocator;
 pub mod attachments;
 pub mod cli;
 pub mod clock;

@@ -509,7 +509,11 @@ async fn send_all(
     now: DateTime<Utc>,
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
-    for row in store.sendable(now).await? {
+    // One letter's bytes in memory at a time (a letter can carry a referral's attachments).
+    for id in store.sendable_ids(now).await? {
+        let Some(row) = store.sendable_letter(id, now).await? else {
+            continue;
+        };
         send_one(store, conn, transport, unrecorded, &row, now, report).await?;
         if report.login_refused || report.stopped {
             break; // the same login would be refused, the same database would refuse

@@ -530,6 +530,21 @@ impl Store {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
+        self.store_batch(mailbox, uidvalidity, messages.to_vec(), last_uid, now)
+            .await
+    }
+
+    /// [`Store::store_fetched`], taking the batch: each message's bytes are handed to SQLite
+    /// (which copies them once more while it writes) and let go as soon as that row is written,
+    /// so a batch of large mail is not held twice.
+    pub async fn store_batch(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        messages: Vec<NewMessage>,
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut stored = 0;
         for m in messages {
@@ -569,7 +584,7 @@ impl Store {
             .bind(ts(m.internal_date))
             .bind(ts(now))
             .bind(m.raw.len() as i64)
-            .bind(&m.raw)
+            .bind(m.raw)
             .execute(&mut *tx)
             .await?;
             stored += done.rows_affected() as usize;
@@ -645,22 +660,33 @@ impl Store {
         Ok(())
     }
 
-    /// Messages not yet classified, oldest first.
-    pub async fn pending_messages(&self) -> Result<Vec<PendingMessage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, internal_date, raw FROM messages WHERE state = 'new' ORDER BY internal_date, id",
+    /// The ids of messages not yet classified, oldest first: a few bytes each, so a backlog of any
+    /// size is listed without its mail; each is loaded by [`Store::pending_message`] when its turn
+    /// comes.
+    pub async fn pending_ids(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM messages WHERE state = 'new' ORDER BY internal_date, id",
         )
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One message not yet classified, with its raw bytes (`None` once it has been classified).
+    pub async fn pending_message(&self, id: i64) -> Result<Option<PendingMessage>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, internal_date, raw FROM messages WHERE id = ? AND state = 'new'",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PendingMessage {
-                    id: r.try_get("id")?,
-                    internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
-                    raw: r.try_get("raw")?,
-                })
+        row.map(|r| {
+            Ok(PendingMessage {
+                id: r.try_get("id")?,
+                internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                raw: r.try_get("raw")?,
             })
-            .collect()
+        })
+        .transpose()
     }
 
     /// Record what a message was and where it went.
@@ -1136,6 +1162,34 @@ impl Store {
         rows.iter().map(outbox_row).collect()
     }
 
+    /// The ids of the letters ready to send at `now`, in sending order: the outbox is walked one
+    /// letter at a time ([`Store::sendable_letter`]), never loaded whole with its bytes.
+    pub async fn sendable_ids(&self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE state = ? AND next_attempt_at <= ? ORDER BY due_at, id",
+        )
+        .bind(OutboxState::Pending.as_str())
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One letter with its bytes, if it is still ready to send at `now`.
+    pub async fn sendable_letter(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        let row =
+            sqlx::query("SELECT * FROM outbox WHERE id = ? AND state = ? AND next_attempt_at <= ?")
+                .bind(id)
+                .bind(OutboxState::Pending.as_str())
+                .bind(ts(now))
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(outbox_row).transpose()
+    }
+
     /// The earliest instant a pending letter becomes sendable.
     pub async fn next_send_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> =
@@ -1588,7 +1642,7 @@ mod tests {
         assert_eq!(again, 0);
         let state = s.mailbox_state("INBOX").await.unwrap().unwrap();
         assert_eq!((state.uidvalidity, state.last_uid), (7, 3));
-        assert_eq!(s.pending_messages().await.unwrap().len(), 2);
+        assert_eq!(s.pending_ids().await.unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -1603,7 +1657,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1);
-        assert_eq!(s.pending_messages().await.unwrap().len(), 2);
+        assert_eq!(s.pending_ids().await.unwrap().len(), 2);
     }
 
     /// Two referrals a portal announced with one Message-ID and one body, and the same messages
@@ -1666,7 +1720,7 @@ mod tests {
             stored, 0,
             "each delivered again through other servers: stored once"
         );
-        assert_eq!(s.pending_messages().await.unwrap().len(), 4);
+        assert_eq!(s.pending_ids().await.unwrap().len(), 4);
     }
 
     #[tokio::test]
@@ -1765,6 +1819,60 @@ mod tests {
         tx.commit().await.unwrap();
         assert_eq!(s.sendable(now).await.unwrap().len(), 1);
         assert_eq!(s.next_send_at().await.unwrap(), Some(now));
+    }
+
+    #[tokio::test]
+    async fn due_letters_are_listed_by_id_and_one_no_longer_due_when_its_turn_comes_is_not_loaded()
+    {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:01:00Z");
+        let letter = |key: &str, due: DateTime<Utc>| NewLetter {
+            dedupe_key: key.into(),
+            case_id: None,
+            step: "acknowledge".into(),
+            recipient: key.into(),
+            replies_as: key.into(),
+            message_id: format!("{key}@caseclerk"),
+            due_at: due,
+            envelope_from: "bsp@x.test".into(),
+            envelope_to: vec![key.into()],
+            raw: key.as_bytes().to_vec(),
+        };
+        let mut tx = s.begin().await.unwrap();
+        let later = Store::queue_letter(&mut tx, &letter("b@x.test", now), now)
+            .await
+            .unwrap()
+            .unwrap();
+        let first = Store::queue_letter(
+            &mut tx,
+            &letter("a@x.test", now - chrono::Duration::hours(1)),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        Store::queue_letter(
+            &mut tx,
+            &letter("c@x.test", now + chrono::Duration::hours(1)),
+            now,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            s.sendable_ids(now).await.unwrap(),
+            vec![first, later],
+            "by due time"
+        );
+        let row = s.sendable_letter(first, now).await.unwrap().expect("due");
+        assert_eq!(row.raw, b"a@x.test");
+        let mut tx = s.begin().await.unwrap();
+        Store::mark_sent(&mut tx, later, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            s.sendable_letter(later, now).await.unwrap().is_none(),
+            "already sent"
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ mod first_run;
 mod full_disk;
 mod full_reviews;
 mod health;
+mod memory;
 mod microsoft365;
 mod one_daemon;
 mod operator;

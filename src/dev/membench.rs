@@ -1,0 +1,533 @@
+//! `caseclerk bench --first-run N` and `--burst N`: the peak memory of the real process.
+//!
+//! Owns two measurements of a child `caseclerk` (this binary, or `--binary` for a comparison in
+//! the same conditions), each against its own throwaway local mail stack, with the reference it
+//! is to be read against measured in the same run:
+//! - **first run**: N messages of the benchmark's mix ([`crate::dev::bench::sample`]: 10 % with a
+//!   200 KB attachment) in the shared mailbox, then `caseclerk tick --process-existing`; its peak
+//!   resident memory is read from the kernel's accounting of the waited-for child
+//!   (`getrusage(RUSAGE_CHILDREN)`, the largest child's `ru_maxrss`). Reference: the bytes of
+//!   mail in the backlog.
+//! - **burst**: `caseclerk run` watching an empty mailbox; once it has looked at the mailbox, its
+//!   resident memory is read (`/proc/<pid>/status`, the reference); then N referrals of
+//!   `--burst-mb` MB each (one large attached file, from N referrers, so no cap holds them)
+//!   arrive at once, and when every one is processed, acknowledged and nothing is left to send,
+//!   its peak (`VmHWM`) is read.
+//!
+//! The numbers go in the README; no test asserts on them.
+//!
+//! Must not: touch any mailbox but its own throwaway stack, or keep anything afterwards.
+
+use crate::dev::bench::{BenchError, sample};
+use crate::dev::demo::{self, DEMO_REFERRER};
+use crate::dev::devstack::{MailStack, StackOptions};
+use crate::shell::clock::{Clock, SystemClock};
+use crate::shell::config::{self, Needs};
+use crate::shell::store::Store;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct MemoryOptions {
+    /// The configuration to derive the bench's from (its process, templates, people).
+    pub config: PathBuf,
+    /// The caseclerk to measure (default: this one).
+    pub binary: Option<PathBuf>,
+    /// Messages in the first run's backlog.
+    pub first_run: Option<usize>,
+    /// Large referrals arriving at once at the running daemon.
+    pub burst: Option<usize>,
+    /// Size of each burst message, in MB.
+    pub burst_mb: usize,
+}
+
+/// The first-run measurement.
+#[derive(Debug, Clone)]
+pub struct FirstRun {
+    pub messages: usize,
+    pub backlog_bytes: usize,
+    pub processed: usize,
+    pub took: Duration,
+    pub peak_mib: Option<f64>,
+}
+
+/// The burst measurement.
+#[derive(Debug, Clone)]
+pub struct Burst {
+    pub messages: usize,
+    pub message_bytes: usize,
+    pub idle_rss_mib: Option<f64>,
+    pub idle_peak_mib: Option<f64>,
+    pub peak_mib: Option<f64>,
+    pub letters_sent: usize,
+    pub took: Duration,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryReport {
+    pub binary: String,
+    pub first_run: Option<FirstRun>,
+    pub burst: Option<Burst>,
+}
+
+fn mib(m: Option<f64>) -> String {
+    m.map(|m| format!("{m:.0} MiB"))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl MemoryReport {
+    /// The report as the README shows it.
+    pub fn render(&self) -> String {
+        let mut out = format!("binary: {}\n", self.binary);
+        if let Some(f) = &self.first_run {
+            out.push_str(&format!(
+                "first run   {} messages, {:.1} MB of mail in the backlog (reference)\n            \
+                 caseclerk tick --process-existing: {} processed in {:.0} s, peak RSS {}\n",
+                f.messages,
+                f.backlog_bytes as f64 / 1e6,
+                f.processed,
+                f.took.as_secs_f64(),
+                mib(f.peak_mib),
+            ));
+        }
+        if let Some(b) = &self.burst {
+            out.push_str(&format!(
+                "burst       {} referrals of {:.1} MB ({:.1} MB) arriving at once at `caseclerk run`\n            \
+                 before the burst (reference): RSS {}, peak so far {}\n            \
+                 after: all processed, {} letters sent in {:.0} s, peak RSS {}\n",
+                b.messages,
+                b.message_bytes as f64 / 1e6,
+                (b.messages * b.message_bytes) as f64 / 1e6,
+                mib(b.idle_rss_mib),
+                mib(b.idle_peak_mib),
+                b.letters_sent,
+                b.took.as_secs_f64(),
+                mib(b.peak_mib),
+            ));
+        }
+        out
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Other(e.to_string())
+}
+
+/// Run the chosen scenarios, each on its own stack.
+pub async fn run(opts: &MemoryOptions) -> Result<MemoryReport, BenchError> {
+    MailStack::check_installed()?;
+    let binary = match &opts.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(other)?,
+    };
+    let mut report = MemoryReport {
+        binary: binary.display().to_string(),
+        ..Default::default()
+    };
+    // The first run's figure is the largest waited-for child's: it goes first, before any other
+    // caseclerk child has been waited for.
+    if let Some(n) = opts.first_run {
+        let (stack, config) = start_stack(opts, &[]).await?;
+        let result = first_run(&stack, config, &binary, n).await;
+        let _ = stack.stop().await;
+        report.first_run = Some(result?);
+    }
+    if let Some(n) = opts.burst {
+        let referrers: Vec<String> = (1..=n)
+            .map(|i| format!("referrer{i}@hospital.test"))
+            .collect();
+        let (stack, config) = start_stack(opts, &referrers).await?;
+        let result = burst(&stack, config, &binary, &referrers, opts.burst_mb).await;
+        let _ = stack.stop().await;
+        report.burst = Some(result?);
+    }
+    Ok(report)
+}
+
+/// Start a stack for the configuration's people (and `extra`) and write the bench's
+/// configuration into it.
+async fn start_stack(
+    opts: &MemoryOptions,
+    extra: &[String],
+) -> Result<(MailStack, PathBuf), BenchError> {
+    let cfg = config::load(&opts.config, Needs::NoSecrets).map_err(other)?;
+    let mut users = demo::addresses(&cfg);
+    users.push(DEMO_REFERRER.to_string());
+    users.extend(extra.iter().cloned());
+    let stack = MailStack::start(StackOptions::new(users, "bench-password")).await?;
+    match bench_config(&opts.config, &stack) {
+        Ok(path) => Ok((stack, path)),
+        Err(e) => {
+            let _ = stack.stop().await;
+            Err(e)
+        }
+    }
+}
+
+fn set(t: &mut toml::Table, section: &str, key: &str, v: impl Into<toml::Value>) {
+    if let Some(s) = t.get_mut(section).and_then(|s| s.as_table_mut()) {
+        s.insert(key.into(), v.into());
+    }
+}
+
+/// The configuration at `path` pointed at the stack: its ports, CA and password, a database in
+/// the stack's directory, and its own relative paths made absolute.
+fn bench_config(path: &Path, stack: &MailStack) -> Result<PathBuf, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(other)?;
+    let mut t: toml::Table = text.parse().map_err(other)?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(other)?;
+    let abs = |p: &str| base.join(p).display().to_string();
+    let dir = stack.dir.join("bench");
+    std::fs::create_dir_all(&dir).map_err(other)?;
+    let password = dir.join("password");
+    std::fs::write(&password, &stack.password).map_err(other)?;
+    let ca = stack.ca_pem.display().to_string();
+    for (section, port) in [
+        ("mailbox", stack.ports.imaps),
+        ("smtp", stack.ports.submission),
+    ] {
+        set(&mut t, section, "port", i64::from(port));
+        set(&mut t, section, "ca_file", ca.clone());
+        set(
+            &mut t,
+            section,
+            "password_file",
+            password.display().to_string(),
+        );
+        if let Some(s) = t.get_mut(section).and_then(|s| s.as_table_mut()) {
+            s.remove("password_env");
+        }
+    }
+    set(&mut t, "mailbox", "tls", "implicit");
+    set(&mut t, "smtp", "tls", "starttls");
+    set(
+        &mut t,
+        "storage",
+        "database",
+        dir.join("caseclerk.db").display().to_string(),
+    );
+    if let Some(p) = t
+        .get("partnership")
+        .and_then(|p| p.get("process"))
+        .and_then(|p| p.as_str())
+    {
+        let process = config::process_path(&base, p).display().to_string();
+        set(&mut t, "partnership", "process", process);
+    }
+    if let Some(d) = t
+        .get("templates")
+        .and_then(|p| p.get("dir"))
+        .and_then(|p| p.as_str())
+    {
+        let d = abs(d);
+        set(&mut t, "templates", "dir", d);
+    }
+    if let Some(h) = t
+        .get("calendar")
+        .and_then(|p| p.get("holidays_file"))
+        .and_then(|p| p.as_str())
+    {
+        let h = abs(h);
+        set(&mut t, "calendar", "holidays_file", h);
+    }
+    if let Some(a) = t.get_mut("attachments").and_then(|a| a.as_table_mut()) {
+        for (_, v) in a.iter_mut() {
+            if let Some(p) = v.as_str() {
+                *v = toml::Value::String(abs(p));
+            }
+        }
+    }
+    let out = dir.join("caseclerk.toml");
+    std::fs::write(&out, toml::to_string(&t).map_err(other)?).map_err(other)?;
+    Ok(out)
+}
+
+fn caseclerk(
+    binary: &Path,
+    config: &Path,
+    log: &Path,
+) -> Result<tokio::process::Command, BenchError> {
+    let log = std::fs::File::create(log).map_err(other)?;
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.arg("--config")
+        .arg(config)
+        .stdout(log.try_clone().map_err(other)?)
+        .stderr(log)
+        .kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// The largest waited-for child's peak resident memory so far.
+fn children_peak_mib() -> Option<f64> {
+    let usage =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok()?;
+    Some(usage.max_rss() as f64 / 1024.0)
+}
+
+/// A field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MiB.
+fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn first_run(
+    stack: &MailStack,
+    config: PathBuf,
+    binary: &Path,
+    n: usize,
+) -> Result<FirstRun, BenchError> {
+    let user = &stack_user(&config)?;
+    let at =
+        chrono::DateTime::parse_from_rfc3339("2026-08-24T09:00:00+01:00").expect("a valid date");
+    let mut backlog_bytes = 0;
+    // Appended in slices, so the bench itself never holds the whole backlog.
+    for start in (0..n).step_by(500) {
+        let slice: Vec<_> = (start..(start + 500).min(n))
+            .map(|i| (sample(i), at))
+            .collect();
+        backlog_bytes += slice.iter().map(|(m, _)| m.len()).sum::<usize>();
+        stack.append_many(user, &slice).await?;
+    }
+    let before = children_peak_mib();
+    let log = config.with_file_name("first-run.log");
+    let started = Instant::now();
+    let status = caseclerk(binary, &config, &log)?
+        .args(["tick", "--process-existing"])
+        .status()
+        .await
+        .map_err(other)?;
+    let took = started.elapsed();
+    if !status.success() {
+        return Err(BenchError::Other(format!(
+            "caseclerk tick --process-existing failed ({status}); see {}",
+            log.display()
+        )));
+    }
+    let peak = children_peak_mib().filter(|p| before.is_none_or(|b| *p > b));
+    let store = Store::open_read_only(&database(&config)?).await?;
+    let processed = store
+        .message_states()
+        .await?
+        .iter()
+        .filter(|(state, _, _)| state != "new")
+        .map(|(_, _, n)| *n as usize)
+        .sum();
+    store.close().await;
+    Ok(FirstRun {
+        messages: n,
+        backlog_bytes,
+        processed,
+        took,
+        peak_mib: peak,
+    })
+}
+
+fn stack_user(config: &Path) -> Result<String, BenchError> {
+    let cfg = config::load(config, Needs::NoSecrets).map_err(other)?;
+    Ok(cfg.imap.username.clone())
+}
+
+fn database(config: &Path) -> Result<PathBuf, BenchError> {
+    let cfg = config::load(config, Needs::NoSecrets).map_err(other)?;
+    Ok(cfg.database.clone())
+}
+
+/// A referral of about `bytes` bytes: a short email with one large attached file.
+pub fn large_referral(i: usize, from: &str, to: &str, bytes: usize) -> Vec<u8> {
+    use base64::Engine as _;
+    // Base64 in 76-character lines is 4/3 of the data plus 2 bytes a line.
+    let data_len = bytes * 57 / 78;
+    let blob: Vec<u8> = (0..data_len).map(|k| ((k * 31 + i) % 251) as u8).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+    let mut body = String::with_capacity(b64.len() + b64.len() / 38);
+    for line in b64.as_bytes().chunks(76) {
+        body.push_str(std::str::from_utf8(line).unwrap_or(""));
+        body.push_str("\r\n");
+    }
+    format!(
+        "From: Dr Example {i} <{from}>\r\nTo: {to}\r\n\
+         Subject: Referral for a rapid review (SCSI-1 notification form attached)\r\n\
+         Message-ID: <bench.burst.{i}.{}@hospital.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"burst{i}\"\r\n\r\n--burst{i}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         Dear colleagues,\r\n\r\nPlease find attached a referral for consideration of a rapid review \
+         (a fictional benchmark referral).\r\n\r\n--burst{i}\r\n\
+         Content-Type: application/pdf\r\n\
+         Content-Disposition: attachment; filename=\"SCSI-1 referral form {i}.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{body}--burst{i}--\r\n",
+        std::process::id()
+    )
+    .into_bytes()
+}
+
+async fn burst(
+    stack: &MailStack,
+    config: PathBuf,
+    binary: &Path,
+    referrers: &[String],
+    megabytes: usize,
+) -> Result<Burst, BenchError> {
+    let user = stack_user(&config)?;
+    let db = database(&config)?;
+    let log = config.with_file_name("run.log");
+    let mut daemon = caseclerk(binary, &config, &log)?
+        .arg("run")
+        .spawn()
+        .map_err(other)?;
+    let pid = daemon
+        .id()
+        .ok_or_else(|| other("caseclerk run exited at once"))?;
+    let result = async {
+        // Idle: the daemon has looked at the (empty) mailbox once.
+        wait_until(&mut daemon, &log, Duration::from_secs(60), || async {
+            Ok(db.exists() && looked(&db).await)
+        })
+        .await?;
+        let idle_rss = proc_status_mib(pid, "VmRSS");
+        let idle_peak = proc_status_mib(pid, "VmHWM");
+        let now = SystemClock.now().fixed_offset() - chrono::Duration::seconds(5);
+        let mail: Vec<_> = referrers
+            .iter()
+            .enumerate()
+            .map(|(i, from)| (large_referral(i, from, &user, megabytes * 1_000_000), now))
+            .collect();
+        let message_bytes = mail.first().map(|(m, _)| m.len()).unwrap_or(0);
+        let started = Instant::now();
+        stack.append_many(&user, &mail).await?;
+        drop(mail);
+        // Done: every referral processed and acknowledged, and nothing left to send now.
+        for r in referrers {
+            stack.wait_for(r, 1, Duration::from_secs(600)).await?;
+        }
+        let n = referrers.len();
+        // Three quiet looks in a row, so a letter decided just after the last message is seen.
+        let quiet = std::cell::Cell::new(0);
+        wait_until(&mut daemon, &log, Duration::from_secs(600), || async {
+            let (processed, sendable) = progress(&db).await?;
+            let now_quiet = processed >= n && sendable == 0;
+            quiet.set(if now_quiet { quiet.get() + 1 } else { 0 });
+            Ok(quiet.get() >= 3)
+        })
+        .await?;
+        let took = started.elapsed();
+        let peak = proc_status_mib(pid, "VmHWM");
+        let store = Store::open_read_only(&db).await?;
+        let letters_sent = store
+            .letter_summaries()
+            .await?
+            .iter()
+            .filter(|l| l.state == crate::shell::store::OutboxState::Sent)
+            .count();
+        store.close().await;
+        Ok(Burst {
+            messages: n,
+            message_bytes,
+            idle_rss_mib: idle_rss,
+            idle_peak_mib: idle_peak,
+            peak_mib: peak,
+            letters_sent,
+            took,
+        })
+    }
+    .await;
+    // Our own child, by its pid: stop it as systemd would.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    if tokio::time::timeout(Duration::from_secs(10), daemon.wait())
+        .await
+        .is_err()
+    {
+        let _ = daemon.kill().await;
+    }
+    result
+}
+
+/// Whether the daemon has recorded its first look at the mailbox.
+async fn looked(db: &Path) -> bool {
+    let Ok(store) = Store::open_read_only(db).await else {
+        return false;
+    };
+    let folder = store.mailbox_state("INBOX").await.ok().flatten();
+    store.close().await;
+    folder.is_some()
+}
+
+/// (Messages processed, letters sendable now.)
+async fn progress(db: &Path) -> Result<(usize, usize), BenchError> {
+    let store = Store::open_read_only(db).await?;
+    let processed = store
+        .message_states()
+        .await?
+        .iter()
+        .filter(|(state, _, _)| state != "new")
+        .map(|(_, _, n)| *n as usize)
+        .sum();
+    let sendable = store.sendable_ids(SystemClock.now()).await?.len();
+    store.close().await;
+    Ok((processed, sendable))
+}
+
+/// Poll `done` every half second until it holds, the daemon exits, or `limit` passes.
+async fn wait_until<F, Fut>(
+    daemon: &mut tokio::process::Child,
+    log: &Path,
+    limit: Duration,
+    mut done: F,
+) -> Result<(), BenchError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, BenchError>>,
+{
+    let started = Instant::now();
+    loop {
+        if done().await? {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = daemon.try_wait() {
+            return Err(BenchError::Other(format!(
+                "caseclerk run exited ({status}); see {}",
+                log.display()
+            )));
+        }
+        if started.elapsed() > limit {
+            return Err(BenchError::Other(format!(
+                "caseclerk run did not finish within {limit:?}; see {}",
+                log.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{classify, intake};
+
+    #[test]
+    fn a_burst_message_is_a_referral_of_about_the_size_asked() {
+        let raw = large_referral(3, "referrer3@hospital.test", "bsp@bury.test", 2_000_000);
+        assert!(
+            (1_990_000..2_010_000).contains(&raw.len()),
+            "{} bytes",
+            raw.len()
+        );
+        let m = intake::parse(&raw);
+        assert_eq!(m.attachments.len(), 1);
+        let v = classify::classify(&m, &classify::Context::default());
+        assert_eq!(v.kind, classify::Kind::Referral, "{:?}", v.reasons);
+    }
+}
