@@ -26,13 +26,19 @@
 //!    within the hour); `credential_expiring` — the client secret or certificate expires within
 //!    30 days (WARNING) or has expired (CRITICAL); `sent_folder_failing` — letters go but cannot
 //!    be filed in Sent Items (WARNING: the business unit does not see them in Outlook).
-//! 6. `letters_overdue` — letters that should have gone by now and have not: WARNING after
+//! 6. `letter_in_flight` — a letter handed to the server whose outcome was not recorded for
+//!    over `flight_warning` (WARNING) / `flight_critical` (CRITICAL): the outbox has stopped on
+//!    a database that will not take its records, or a daemon died mid-send and is not running.
+//!    `letters_in_doubt` — letters re-sent after a crash in the last 7 days (WARNING: each may
+//!    have reached its recipient twice). `messages_undecided` — mail fetched and not yet
+//!    decided for over 15 min (WARNING) or an hour (CRITICAL): processing is stuck.
+//! 7. `letters_overdue` — letters that should have gone by now and have not: WARNING after
 //!    `letter_warning`, CRITICAL after `letter_critical` (statutory letters are late).
-//! 7. `letters_undelivered` — letters refused or given up on recently (the business unit must
+//! 8. `letters_undelivered` — letters refused or given up on recently (the business unit must
 //!    act on each): WARNING.
-//! 8. `holiday_data_ending` — the bank-holiday data ends within `holidays_warning`: WARNING;
+//! 9. `holiday_data_ending` — the bank-holiday data ends within `holidays_warning`: WARNING;
 //!    already ended: CRITICAL (working days can no longer be counted).
-//! 9. `disk_low` — free space beside the database under `disk_warning` / `disk_critical` bytes.
+//! 10. `disk_low` — free space beside the database under `disk_warning` / `disk_critical` bytes.
 //!
 //! Levels combine by taking the worst; UNKNOWN is only for a check that could not read its facts
 //! (the shell reports that), never mixed with rule findings.
@@ -86,6 +92,9 @@ pub enum Rule {
     TokenFailing,
     CredentialExpiring,
     SentFolderFailing,
+    LetterInFlight,
+    LettersInDoubt,
+    MessagesUndecided,
     LettersOverdue,
     LettersUndelivered,
     HolidayDataEnding,
@@ -104,6 +113,9 @@ impl Rule {
             Rule::TokenFailing => "token_failing",
             Rule::CredentialExpiring => "credential_expiring",
             Rule::SentFolderFailing => "sent_folder_failing",
+            Rule::LetterInFlight => "letter_in_flight",
+            Rule::LettersInDoubt => "letters_in_doubt",
+            Rule::MessagesUndecided => "messages_undecided",
             Rule::LettersOverdue => "letters_overdue",
             Rule::LettersUndelivered => "letters_undelivered",
             Rule::HolidayDataEnding => "holiday_data_ending",
@@ -161,6 +173,12 @@ pub struct Facts {
     pub retrying: usize,
     /// Letters marked undelivered within `Thresholds::undelivered_window`.
     pub undelivered_recent: usize,
+    /// Since when a letter has been with the server without its outcome recorded.
+    pub in_flight_since: Option<DateTime<Utc>>,
+    /// Letters re-sent in doubt after a crash within `undelivered_window`.
+    pub in_doubt_recent: usize,
+    /// Since when the oldest fetched message has waited to be decided.
+    pub undecided_since: Option<DateTime<Utc>>,
     /// The last date the bank-holiday data covers.
     pub holidays_until: NaiveDate,
     /// Free bytes on the database's file system, when the shell could measure them.
@@ -175,6 +193,10 @@ pub struct Thresholds {
     pub watch_warning: Duration,
     pub watch_critical: Duration,
     pub token_failures: i64,
+    pub flight_warning: Duration,
+    pub flight_critical: Duration,
+    pub undecided_warning: Duration,
+    pub undecided_critical: Duration,
     pub letter_warning: Duration,
     pub letter_critical: Duration,
     pub undelivered_window: Duration,
@@ -195,6 +217,10 @@ impl Default for Thresholds {
             watch_warning: Duration::minutes(3),
             watch_critical: Duration::minutes(5),
             token_failures: 5,
+            flight_warning: Duration::minutes(10),
+            flight_critical: Duration::minutes(30),
+            undecided_warning: Duration::minutes(15),
+            undecided_critical: Duration::hours(1),
             letter_warning: Duration::hours(1),
             letter_critical: Duration::hours(4),
             undelivered_window: Duration::days(7),
@@ -221,6 +247,7 @@ pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     watcher(f, t, &mut out);
     smtp(f, &mut out);
     microsoft(f, t, &mut out);
+    stuck(f, t, &mut out);
     letters(f, t, &mut out);
     holidays(f, t, &mut out);
     disk(f, t, &mut out);
@@ -397,6 +424,62 @@ fn microsoft(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
              they are filed once it works again"
                 .to_string(),
         );
+    }
+}
+
+fn stuck(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    if let Some(since) = f.in_flight_since {
+        let long = f.now - since;
+        if long > t.flight_warning {
+            let level = if long > t.flight_critical {
+                Level::Critical
+            } else {
+                Level::Warning
+            };
+            push(
+                out,
+                level,
+                Rule::LetterInFlight,
+                format!(
+                    "a letter handed to the mail server {} ago has no recorded outcome: the outbox \
+                     is stopped (is the disk full or the database read-only?) or the daemon died \
+                     while sending; it records or re-sends it by itself once it can",
+                    age(f.now, since)
+                ),
+            );
+        }
+    }
+    if f.in_doubt_recent > 0 {
+        push(
+            out,
+            Level::Warning,
+            Rule::LettersInDoubt,
+            format!(
+                "{} letter(s) re-sent after a crash in the last {} days may have reached their \
+                 recipients twice (`caseclerk case` lists them)",
+                f.in_doubt_recent,
+                t.undelivered_window.num_days()
+            ),
+        );
+    }
+    if let Some(since) = f.undecided_since {
+        let long = f.now - since;
+        if long > t.undecided_warning {
+            let level = if long > t.undecided_critical {
+                Level::Critical
+            } else {
+                Level::Warning
+            };
+            push(
+                out,
+                level,
+                Rule::MessagesUndecided,
+                format!(
+                    "mail fetched {} ago is still undecided: processing is stuck (see the log)",
+                    age(f.now, since)
+                ),
+            );
+        }
     }
 }
 

@@ -49,6 +49,9 @@ pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<F
         oldest_pending_due: outbox.oldest_pending_due,
         retrying: outbox.retrying,
         undelivered_recent: outbox.undelivered_since,
+        in_flight_since: outbox.in_flight_since,
+        in_doubt_recent: outbox.in_doubt_since,
+        undecided_since: outbox.undecided_since,
         holidays_until: cfg.calendar.coverage().1,
         disk_free: disk_free(&cfg.database),
     })

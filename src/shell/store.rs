@@ -161,6 +161,14 @@ pub struct OutboxHealth {
     pub oldest_pending_due: Option<DateTime<Utc>>,
     pub retrying: usize,
     pub undelivered_since: usize,
+    /// The oldest `sending_since` of a letter still pending: handed to the server and its
+    /// outcome not recorded (the outbox stopped on a database that would not take it, or a
+    /// daemon killed mid-send and not running).
+    pub in_flight_since: Option<DateTime<Utc>>,
+    /// Letters sent since `since` that were re-sent in doubt after a crash (may have gone twice).
+    pub in_doubt_since: usize,
+    /// The oldest fetch time of a message not yet decided.
+    pub undecided_since: Option<DateTime<Utc>>,
 }
 
 /// A queued letter.
@@ -1227,7 +1235,25 @@ impl Store {
         .bind(ts(since))
         .fetch_one(&self.pool)
         .await?;
+        let in_flight: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(sending_since) FROM outbox WHERE state = ? AND sending_since IS NOT NULL",
+        )
+        .bind(OutboxState::Pending.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let in_doubt: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE in_doubt > 0 AND sent_at >= ?")
+                .bind(ts(since))
+                .fetch_one(&self.pool)
+                .await?;
+        let undecided: Option<String> =
+            sqlx::query_scalar("SELECT MIN(fetched_at) FROM messages WHERE state = 'new'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(OutboxHealth {
+            in_flight_since: in_flight.map(|s| parse_ts(&s)).transpose()?,
+            in_doubt_since: in_doubt as usize,
+            undecided_since: undecided.map(|s| parse_ts(&s)).transpose()?,
             pending_due: due as usize,
             oldest_pending_due: oldest.map(|s| parse_ts(&s)).transpose()?,
             retrying: retrying.unwrap_or(0) as usize,

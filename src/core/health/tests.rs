@@ -32,6 +32,9 @@ fn healthy() -> Facts {
         oldest_pending_due: None,
         retrying: 0,
         undelivered_recent: 0,
+        in_flight_since: None,
+        in_doubt_recent: 0,
+        undecided_since: None,
         holidays_until: NaiveDate::from_ymd_opt(2028, 12, 31).unwrap(),
         disk_free: Some(10 << 30),
     }
@@ -213,6 +216,29 @@ fn a_letter_two_hours_late_warns_and_five_hours_late_is_critical() {
         text.starts_with("3 letter(s) due and not sent (1 retrying)"),
         "{text}"
     );
+}
+
+#[test]
+fn a_letter_with_the_server_and_no_recorded_outcome_for_ten_minutes_warns_and_thirty_is_critical() {
+    let mut f = healthy();
+    f.in_flight_since = Some(at(9, 59));
+    assert_eq!(rules(&f), [], "a letter being sent now");
+    f.in_flight_since = Some(at(9, 45));
+    assert_eq!(rules(&f), [(Level::Warning, "letter_in_flight")]);
+    f.in_flight_since = Some(at(9, 15));
+    assert_eq!(rules(&f), [(Level::Critical, "letter_in_flight")]);
+}
+
+#[test]
+fn letters_re_sent_in_doubt_warn_and_undecided_mail_is_stuck_processing() {
+    let mut f = healthy();
+    f.in_doubt_recent = 1;
+    assert_eq!(rules(&f), [(Level::Warning, "letters_in_doubt")]);
+    f.in_doubt_recent = 0;
+    f.undecided_since = Some(at(9, 40));
+    assert_eq!(rules(&f), [(Level::Warning, "messages_undecided")]);
+    f.undecided_since = Some(at(8, 30));
+    assert_eq!(rules(&f), [(Level::Critical, "messages_undecided")]);
 }
 
 #[test]
