@@ -38,7 +38,9 @@
 //!    act on each): WARNING.
 //! 9. `holiday_data_ending` — the bank-holiday data ends within `holidays_warning`: WARNING;
 //!    already ended: CRITICAL (working days can no longer be counted).
-//! 10. `disk_low` — free space beside the database under `disk_warning` / `disk_critical` bytes.
+//! 10. `disk_low` — free space beside the database under `disk_warning` / `disk_critical` bytes;
+//!     `database_read_only` — the database file cannot be written by this user (run as the
+//!     daemon's): CRITICAL, nothing can be recorded.
 //!
 //! Levels combine by taking the worst; UNKNOWN is only for a check that could not read its facts
 //! (the shell reports that), never mixed with rule findings.
@@ -99,6 +101,7 @@ pub enum Rule {
     LettersUndelivered,
     HolidayDataEnding,
     DiskLow,
+    DatabaseReadOnly,
 }
 
 impl Rule {
@@ -120,6 +123,7 @@ impl Rule {
             Rule::LettersUndelivered => "letters_undelivered",
             Rule::HolidayDataEnding => "holiday_data_ending",
             Rule::DiskLow => "disk_low",
+            Rule::DatabaseReadOnly => "database_read_only",
         }
     }
 }
@@ -183,6 +187,8 @@ pub struct Facts {
     pub holidays_until: NaiveDate,
     /// Free bytes on the database's file system, when the shell could measure them.
     pub disk_free: Option<u64>,
+    /// Whether this user may write the database file (`None`: not known).
+    pub database_writable: Option<bool>,
 }
 
 /// When a fact becomes a warning or critical. [`Thresholds::default`] is what `health` uses.
@@ -549,6 +555,16 @@ fn holidays(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
 }
 
 fn disk(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    if f.database_writable == Some(false) {
+        push(
+            out,
+            Level::Critical,
+            Rule::DatabaseReadOnly,
+            "the database cannot be written by this user: nothing can be recorded (check its \
+             owner and mode, the file system's mount, and that health runs as the daemon's user)"
+                .to_string(),
+        );
+    }
     let Some(free) = f.disk_free else { return };
     let level = if free < t.disk_critical {
         Level::Critical

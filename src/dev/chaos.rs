@@ -229,7 +229,8 @@ fn write_config(stack: &MailStack, dir: &Path) -> Result<PathBuf, ChaosError> {
         .map_err(|e| ChaosError::Other(format!("config/example.toml: {e}")))?;
     let abs = |p: &str| toml::Value::String(root.join(p).display().to_string());
     let password = dir.join("password");
-    std::fs::write(&password, PASSWORD).map_err(|e| ChaosError::Other(e.to_string()))?;
+    crate::shell::private::write(&password, PASSWORD)
+        .map_err(|e| ChaosError::Other(e.to_string()))?;
     let mut set = |section: &str, key: &str, v: toml::Value| {
         if let Some(t) = cfg.get_mut(section).and_then(|s| s.as_table_mut()) {
             t.insert(key.into(), v);

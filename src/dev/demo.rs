@@ -238,16 +238,7 @@ async fn choreography(cfg: &Config, stack: &MailStack, once: bool) -> Result<(),
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), DemoError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| DemoError::Io(format!("{}: {e}", path.display())))?;
-    f.write_all(text.as_bytes())
+    crate::shell::private::write(path, text)
         .map_err(|e| DemoError::Io(format!("{}: {e}", path.display())))
 }
 

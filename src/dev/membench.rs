@@ -187,7 +187,7 @@ fn bench_config(path: &Path, stack: &MailStack) -> Result<PathBuf, BenchError> {
     let dir = stack.dir.join("bench");
     std::fs::create_dir_all(&dir).map_err(other)?;
     let password = dir.join("password");
-    std::fs::write(&password, &stack.password).map_err(other)?;
+    crate::shell::private::write(&password, &stack.password).map_err(other)?;
     let ca = stack.ca_pem.display().to_string();
     for (section, port) in [
         ("mailbox", stack.ports.imaps),

@@ -1079,7 +1079,9 @@ async fn export(
         }
     };
     match output {
-        Some(path) => std::fs::write(path, &bytes)
+        // The tracker names children's cases: readable by the one who wrote it only (0600, also
+        // when it replaces a file that was more open).
+        Some(path) => crate::shell::private::write(path, &bytes)
             .map_err(|e| Failure::Work(format!("cannot write {}: {e}", path.display())))?,
         None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)
             .map_err(|e| Failure::Work(format!("cannot write the tracker: {e}")))?,

@@ -557,7 +557,8 @@ struct Resolver {
 
 impl Resolver {
     fn path(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
+        let expanded = expand_credentials(p, std::env::var_os("CREDENTIALS_DIRECTORY"));
+        let p = Path::new(&expanded);
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -603,6 +604,11 @@ impl Resolver {
             },
             (None, Some(f)) => {
                 let path = self.path(f);
+                if let Some(problem) = secret_file_problem(&path) {
+                    self.problems
+                        .push(format!("[{section}] password_file {problem}"));
+                    return None;
+                }
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim_end_matches(['\n', '\r']).is_empty() => {
                         Some(Secret::new(v.trim_end_matches(['\n', '\r'])))
@@ -770,6 +776,12 @@ impl Resolver {
             None => vec![],
         };
         for (key, f) in files {
+            if key != "certificate_file"
+                && let Some(problem) = secret_file_problem(f)
+            {
+                self.problems.push(format!("[oauth2] {key} {problem}"));
+                continue;
+            }
             if let Err(e) = std::fs::metadata(f).and_then(|_| std::fs::File::open(f)) {
                 self.problems.push(format!(
                     "[oauth2] {key} {}: cannot read it: {e}",
@@ -1359,9 +1371,91 @@ impl Resolver {
     }
 }
 
+/// `$CREDENTIALS_DIRECTORY/…` or `${CREDENTIALS_DIRECTORY}/…` at the start of a path becomes
+/// systemd's credentials folder (`LoadCredential=`), when the daemon runs with one.
+fn expand_credentials(p: &str, dir: Option<std::ffi::OsString>) -> String {
+    let rest = p
+        .strip_prefix("${CREDENTIALS_DIRECTORY}")
+        .or_else(|| p.strip_prefix("$CREDENTIALS_DIRECTORY"));
+    match (rest, dir) {
+        (Some(rest), Some(dir)) => format!("{}{rest}", dir.to_string_lossy()),
+        _ => p.to_string(),
+    }
+}
+
+/// What is wrong with a secret's file before it is read: a credentials path outside systemd, or
+/// a file every user on the server may read (then the command that fixes it). `None` when fine
+/// (or missing: reading it says so).
+fn secret_file_problem(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    if shown.to_string().starts_with("$CREDENTIALS_DIRECTORY")
+        || shown.to_string().starts_with("${CREDENTIALS_DIRECTORY}")
+    {
+        return Some(format!(
+            "{shown}: $CREDENTIALS_DIRECTORY is not set — systemd sets it for a unit with \
+             LoadCredential=; check under the unit's credentials with `systemd-run -P --wait \
+             -p LoadCredential=<name>:<file> caseclerk check`, or name the file itself"
+        ));
+    }
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o007 != 0).then(|| {
+        format!(
+            "{shown}: every user on this server may read it (mode {:04o}); run `chmod 600 {shown}` \
+             (and `chown` it to caseclerk's user), or load it with systemd's LoadCredential=",
+            mode & 0o7777
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_every_user_may_read_is_refused_with_the_command_that_fixes_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("caseclerk-secret-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("password");
+        std::fs::write(&f, "pw").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let problem = secret_file_problem(&f).expect("refused");
+        assert!(problem.contains("mode 0644"), "{problem}");
+        assert!(
+            problem.contains(&format!("chmod 600 {}", f.display())),
+            "{problem}"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            secret_file_problem(&f),
+            None,
+            "the daemon's group may read it"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_credentials_path_is_systemds_folder_when_it_has_one() {
+        let dir = Some(std::ffi::OsString::from(
+            "/run/credentials/caseclerk.service",
+        ));
+        assert_eq!(
+            expand_credentials("${CREDENTIALS_DIRECTORY}/mailbox-password", dir.clone()),
+            "/run/credentials/caseclerk.service/mailbox-password"
+        );
+        assert_eq!(
+            expand_credentials("$CREDENTIALS_DIRECTORY/x", dir),
+            "/run/credentials/caseclerk.service/x"
+        );
+        assert_eq!(
+            expand_credentials("$CREDENTIALS_DIRECTORY/x", None),
+            "$CREDENTIALS_DIRECTORY/x"
+        );
+        let outside = secret_file_problem(Path::new("$CREDENTIALS_DIRECTORY/x")).unwrap();
+        assert!(outside.contains("LoadCredential="), "{outside}");
+    }
 
     #[test]
     fn secrets_never_print() {

@@ -54,6 +54,9 @@ pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<F
         undecided_since: outbox.undecided_since,
         holidays_until: cfg.calendar.coverage().1,
         disk_free: disk_free(&cfg.database),
+        database_writable: Some(
+            nix::unistd::access(&cfg.database, nix::unistd::AccessFlags::W_OK).is_ok(),
+        ),
     })
 }
 

@@ -8,6 +8,7 @@
 //! - [`attachments`]: reads what a letter attaches (the referral, returns, configured files).
 //! - [`dryrun`]: `tick --dry-run`, the real pass against a throwaway copy of the database.
 //! - [`firstrun`]: the first look at a full mailbox (`--since`, the first run's record).
+//! - [`private`]: owner-only files (an exported tracker, a password).
 //! - [`progress`]: a long pass's progress on a terminal (never in logs).
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`): loads, calls the core, stores.
 //! - [`outbox`]: sends queued letters over SMTP and records the result.
@@ -43,6 +44,7 @@ pub mod oauth;
 pub mod operator;
 pub mod outbox;
 pub mod periodic;
+pub mod private;
 pub mod progress;
 pub mod report;
 pub mod sdnotify;

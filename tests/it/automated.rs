@@ -257,7 +257,7 @@ fn bad_limits_and_banners_are_refused_together_and_good_ones_are_read() {
     use caseclerk::shell::config::{self, Needs};
     let dir = std::env::temp_dir().join(format!("caseclerk-limits-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("password"), crate::support::PASSWORD).unwrap();
+    crate::support::write_secret(&dir.join("password"), crate::support::PASSWORD);
     let write = |limits: &str, banners: &str| {
         let mut cfg = crate::support::config_for("bury", &dir);
         cfg.insert("limits".into(), toml::Value::Table(limits.parse().unwrap()));

@@ -18,7 +18,7 @@ fn a_typo_a_wrong_type_a_syntax_error_and_a_bad_value_are_all_reported_with_thei
     let dir = std::env::temp_dir().join(format!("caseclerk-config-check-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("password"), PASSWORD).unwrap();
+    crate::support::write_secret(&dir.join("password"), PASSWORD);
     let mut cfg = config_for("bury", &dir);
     cfg["calendar"]
         .as_table_mut()

@@ -197,6 +197,13 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         file.to_str().unwrap(),
     ]);
     assert!(std::fs::read(&file).unwrap().starts_with(b"PK\x03\x04"));
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the tracker is readable by its writer only"
+    );
     let bad = h.caseclerk(&["export", "--format", "csv", "--since", "last week"]);
     assert_eq!(bad.status.code(), Some(2));
     let check = h.ok(&["check"]);

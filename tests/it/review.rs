@@ -219,7 +219,7 @@ impl Review {
             NEXT.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("password"), support::PASSWORD).unwrap();
+        support::write_secret(&dir.join("password"), support::PASSWORD);
         let mut cfg = support::config_for(process, &dir);
         edit(&mut cfg);
         let path = dir.join("caseclerk.toml");

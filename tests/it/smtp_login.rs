@@ -66,7 +66,7 @@ async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_i
 /// a wrong password; that file.
 fn with_wrong_smtp_password(h: &Harness) -> std::path::PathBuf {
     let smtp_password = h.dir.join("smtp-password");
-    std::fs::write(&smtp_password, "not-the-password").unwrap();
+    crate::support::write_secret(&smtp_password, "not-the-password");
     let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
     cfg["smtp"].as_table_mut().unwrap().insert(
         "password_file".into(),

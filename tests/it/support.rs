@@ -194,7 +194,7 @@ impl Harness {
         let mut h = Self::start_opts(process, |_| {}, false, true).await;
         let issuer = h.stack.issuer.as_ref().expect("OAuth mode");
         issuer.add_secret_client(CLIENT_ID, CLIENT_SECRET, SHARED);
-        std::fs::write(h.dir.join("client-secret"), CLIENT_SECRET).unwrap();
+        write_secret(&h.dir.join("client-secret"), CLIENT_SECRET);
         let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
         for section in ["mailbox", "smtp"] {
             let t = cfg[section].as_table_mut().unwrap();
@@ -260,7 +260,7 @@ impl Harness {
         });
         let dir = stack.dir.join("caseclerk");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("password"), PASSWORD).unwrap();
+        write_secret(&dir.join("password"), PASSWORD);
         let mut cfg = patch_config(process, &stack, &dir);
         edit(&mut cfg);
         let config = dir.join("caseclerk.toml");
@@ -576,4 +576,11 @@ pub fn header(raw: &[u8], name: &str) -> Option<String> {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
     })
+}
+
+/// Write a secret's file as an operator must: readable by its owner only (caseclerk refuses one
+/// every user may read).
+pub fn write_secret(path: &Path, text: &str) {
+    caseclerk::shell::private::write(path, text)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }

@@ -37,6 +37,7 @@ fn healthy() -> Facts {
         undecided_since: None,
         holidays_until: NaiveDate::from_ymd_opt(2028, 12, 31).unwrap(),
         disk_free: Some(10 << 30),
+        database_writable: Some(true),
     }
 }
 
@@ -268,6 +269,15 @@ fn little_disk_space_beside_the_database_warns_and_almost_none_is_critical() {
     assert_eq!(rules(&f), [(Level::Critical, "disk_low")]);
     f.disk_free = None;
     assert_eq!(rules(&f), [], "unmeasured space is not a finding");
+}
+
+#[test]
+fn a_database_this_user_cannot_write_is_critical() {
+    let mut f = healthy();
+    f.database_writable = Some(false);
+    assert_eq!(rules(&f), [(Level::Critical, "database_read_only")]);
+    f.database_writable = None;
+    assert_eq!(rules(&f), []);
 }
 
 #[test]
