@@ -62,6 +62,15 @@ pub enum Level {
 }
 
 impl Level {
+    /// CRITICAL when `critical`, else WARNING: the two levels a finding has.
+    pub fn critical_if(critical: bool) -> Level {
+        if critical {
+            Level::Critical
+        } else {
+            Level::Warning
+        }
+    }
+
     /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     pub fn exit_code(self) -> u8 {
         match self {
@@ -284,11 +293,7 @@ fn mailbox(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
     let Some(ok) = last_ok else {
         let old = f.installed_at.is_some_and(|i| f.now - i > t.fetch_critical);
         let failing = f.mailbox.as_ref().is_some_and(Connection::failing);
-        let level = if old || failing {
-            Level::Critical
-        } else {
-            Level::Warning
-        };
+        let level = Level::critical_if(old || failing);
         let why = if failing {
             "every attempt so far failed (see the daemon's log; `caseclerk check --connect` names the cause)"
         } else {
@@ -305,11 +310,7 @@ fn mailbox(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
     let stale = f.now - ok;
     let critical = stale > t.fetch_critical;
     if f.mailbox.as_ref().is_some_and(Connection::failing) {
-        let level = if critical {
-            Level::Critical
-        } else {
-            Level::Warning
-        };
+        let level = Level::critical_if(critical);
         push(
             out,
             level,
@@ -321,11 +322,7 @@ fn mailbox(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
             ),
         );
     } else if stale > t.fetch_warning {
-        let level = if critical {
-            Level::Critical
-        } else {
-            Level::Warning
-        };
+        let level = Level::critical_if(critical);
         push(
             out,
             level,
@@ -346,11 +343,7 @@ fn watcher(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
     };
     let last_ok = w.last_ok_at.unwrap_or(alive);
     let quiet = f.now - last_ok;
-    let level = if quiet > t.watch_critical {
-        Level::Critical
-    } else {
-        Level::Warning
-    };
+    let level = Level::critical_if(quiet > t.watch_critical);
     if w.failing() {
         push(
             out,
@@ -395,11 +388,7 @@ fn smtp(f: &Facts, out: &mut Vec<Finding>) {
 
 fn microsoft(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
     if let Some(c) = f.token.as_ref().filter(|c| c.failing()) {
-        let level = if c.failures >= t.token_failures {
-            Level::Critical
-        } else {
-            Level::Warning
-        };
+        let level = Level::critical_if(c.failures >= t.token_failures);
         push(
             out,
             level,
@@ -414,11 +403,7 @@ fn microsoft(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
     }
     if let Some(c) = f.credential_expiry.as_ref().filter(|c| c.failing()) {
         let said = c.last_error.clone().unwrap_or_default();
-        let level = if said.contains("expired on") {
-            Level::Critical
-        } else {
-            Level::Warning
-        };
+        let level = Level::critical_if(said.contains("expired on"));
         push(out, level, Rule::CredentialExpiring, said);
     }
     if f.sent_folder.as_ref().is_some_and(Connection::failing) {
@@ -434,26 +419,19 @@ fn microsoft(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
 }
 
 fn stuck(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
-    if let Some(since) = f.in_flight_since {
-        let long = f.now - since;
-        if long > t.flight_warning {
-            let level = if long > t.flight_critical {
-                Level::Critical
-            } else {
-                Level::Warning
-            };
-            push(
-                out,
-                level,
-                Rule::LetterInFlight,
-                format!(
-                    "a letter handed to the mail server {} ago has no recorded outcome: the outbox \
-                     is stopped (is the disk full or the database read-only?) or the daemon died \
-                     while sending; it records or re-sends it by itself once it can",
-                    age(f.now, since)
-                ),
-            );
-        }
+    if let Some((level, since)) = aged(
+        f.now,
+        f.in_flight_since,
+        t.flight_warning,
+        t.flight_critical,
+    ) {
+        let text = format!(
+            "a letter handed to the mail server {} ago has no recorded outcome: the outbox is \
+             stopped (is the disk full or the database read-only?) or the daemon died while \
+             sending; it records or re-sends it by itself once it can",
+            age(f.now, since)
+        );
+        push(out, level, Rule::LetterInFlight, text);
     }
     if f.in_doubt_recent > 0 {
         push(
@@ -468,49 +446,48 @@ fn stuck(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
             ),
         );
     }
-    if let Some(since) = f.undecided_since {
-        let long = f.now - since;
-        if long > t.undecided_warning {
-            let level = if long > t.undecided_critical {
-                Level::Critical
-            } else {
-                Level::Warning
-            };
-            push(
-                out,
-                level,
-                Rule::MessagesUndecided,
-                format!(
-                    "mail fetched {} ago is still undecided: processing is stuck (see the log)",
-                    age(f.now, since)
-                ),
-            );
-        }
+    if let Some((level, since)) = aged(
+        f.now,
+        f.undecided_since,
+        t.undecided_warning,
+        t.undecided_critical,
+    ) {
+        let text = format!(
+            "mail fetched {} ago is still undecided: processing is stuck (see the log)",
+            age(f.now, since)
+        );
+        push(out, level, Rule::MessagesUndecided, text);
     }
 }
 
+/// The level of something waiting since `since`: none within `warning`, WARNING, then CRITICAL
+/// after `critical`.
+fn aged(
+    now: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
+    warning: Duration,
+    critical: Duration,
+) -> Option<(Level, DateTime<Utc>)> {
+    let since = since?;
+    let long = now - since;
+    (long > warning).then(|| (Level::critical_if(long > critical), since))
+}
+
 fn letters(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
-    if let Some(due) = f.oldest_pending_due {
-        let late = f.now - due;
-        if late > t.letter_warning {
-            let level = if late > t.letter_critical {
-                Level::Critical
-            } else {
-                Level::Warning
-            };
-            push(
-                out,
-                level,
-                Rule::LettersOverdue,
-                format!(
-                    "{} letter(s) due and not sent ({} retrying); the oldest was due {} ago ({})",
-                    f.pending_due,
-                    f.retrying,
-                    age(f.now, due),
-                    short_instant(due)
-                ),
-            );
-        }
+    if let Some((level, due)) = aged(
+        f.now,
+        f.oldest_pending_due,
+        t.letter_warning,
+        t.letter_critical,
+    ) {
+        let text = format!(
+            "{} letter(s) due and not sent ({} retrying); the oldest was due {} ago ({})",
+            f.pending_due,
+            f.retrying,
+            age(f.now, due),
+            short_instant(due)
+        );
+        push(out, level, Rule::LettersOverdue, text);
     }
     if f.undelivered_recent > 0 {
         push(

@@ -15,31 +15,13 @@ use crate::shell::oauth::{Credential, OAuth2Settings, SecretSource, TokenSource}
 use chrono::{NaiveDate, NaiveTime};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 mod toml_read;
 
-/// A password or token. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::shell::secret::Secret;
 
 /// How a connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

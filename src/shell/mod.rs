@@ -17,6 +17,7 @@
 //! - [`periodic`]: queues the daily digest and the tracker report when they fall due.
 //! - [`snapshot`]: reads every case from the store into the core's views.
 //! - [`health`]: `caseclerk health`, the facts the daemon recorded, read-only, for monitoring.
+//! - [`secret`]: a password or token in memory, never printed.
 //! - [`sdnotify`]: systemd's ready, status and watchdog notifications (`Type=notify`).
 //! - [`report`]: `caseclerk case`, one case's history as text.
 //! - [`templates`]: reads the letter templates folder.
@@ -48,6 +49,7 @@ pub mod private;
 pub mod progress;
 pub mod report;
 pub mod sdnotify;
+pub mod secret;
 pub mod sentfolder;
 pub mod snapshot;
 pub mod store;

@@ -103,25 +103,7 @@ pub enum OAuthError {
     Credential(String),
 }
 
-/// A bearer token or a client secret: never printed (config's `Secret` is not used, so the
-/// configuration may own the token client without an import cycle).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::shell::secret::Secret;
 
 /// An access token and when it stops being used.
 #[derive(Debug, Clone)]
