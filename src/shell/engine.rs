@@ -852,8 +852,8 @@ impl Engine {
                     r.next_wake
                 }
                 Err(e) => {
-                    systemd.status("the last pass failed; retrying in a minute (see the log)");
-                    tracing::error!(error = %e.for_log(), "tick failed; retrying in a minute");
+                    systemd.status("the last pass failed; retrying within a minute (see the log)");
+                    tracing::error!(error = %e.for_log(), "tick failed; retrying within a minute");
                     // Sooner while the outbox holds outcomes the database would not take.
                     (!self.unrecorded.ids().is_empty())
                         .then(|| self.clock.now() + outbox::RETRY_RECORDING_AFTER)
@@ -901,6 +901,11 @@ fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
     }
     if r.sent.login_refused {
         s.push_str("; the mail server refuses our login: letters held");
+    }
+    // A stopped outbox still pings the watchdog: a restart would lose the outcome it holds in
+    // memory and send that letter again.
+    if r.sent.stopped {
+        s.push_str("; the outbox is stopped: the database would not take its records");
     }
     s
 }
