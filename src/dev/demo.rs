@@ -121,6 +121,31 @@ fn stack_dir(cfg: &Config) -> Result<PathBuf, DemoError> {
         .map_err(|e| DemoError::Io(format!("{}: {e}", dir.display())))
 }
 
+/// Each demo starts from an empty database, so it shows the same thing however often it runs (a
+/// fourth run in a day would otherwise meet the cap on cases per sender, and show nothing). Only
+/// the demo's own database is removed: the one beside the demo stack's folder.
+fn fresh_database(cfg: &Config, stack: &Path) -> Result<(), DemoError> {
+    let beside = cfg
+        .database
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .is_some_and(|p| Some(p.as_path()) == stack.parent());
+    if !beside || !cfg.database.exists() {
+        return Ok(());
+    }
+    println!(
+        "clearing the previous demo's cases ({}) …",
+        cfg.database.display()
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let f = PathBuf::from(format!("{}{suffix}", cfg.database.display()));
+        if f.exists() {
+            std::fs::remove_file(&f).map_err(|e| DemoError::Io(format!("{}: {e}", f.display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// Run the demo.
 pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
     let path = config.unwrap_or_else(engine::default_config_path);
@@ -128,6 +153,7 @@ pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
         config::load(&path, Needs::NoSecrets).map_err(|e| DemoError::Config(e.to_string()))?;
     MailStack::check_installed()?;
     let dir = stack_dir(&cfg)?;
+    fresh_database(&cfg, &dir)?;
     let mut users = addresses(&cfg);
     users.push(DEMO_REFERRER.to_string());
     let password = "caseclerk-demo".to_string();
