@@ -92,6 +92,18 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Copy the database into a new file while the daemon runs: one consistent snapshot, checked,
+    /// readable by you only. Restore it with `caseclerk restore`.
+    Backup {
+        /// The new backup file (never overwritten).
+        file: PathBuf,
+    },
+    /// Put a backup in place of the database (the daemon stopped first); the backup is checked
+    /// before anything is replaced.
+    Restore {
+        /// The backup file made by `caseclerk backup`.
+        file: PathBuf,
+    },
     /// List the cases with their working-day numbers.
     Cases {
         /// Count day numbers at this instant (RFC 3339); default: now.
@@ -539,6 +551,26 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
+        Command::Backup { file } => {
+            let cfg = load(config, Needs::NoSecrets)?;
+            let found = crate::shell::backup::backup(&cfg.database, file)
+                .await
+                .map_err(work)?;
+            println!("backup written to {} and checked: {found}", file.display());
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let cfg = load(config, Needs::NoSecrets)?;
+            let found = crate::shell::backup::restore(file, &cfg.database)
+                .await
+                .map_err(work)?;
+            println!(
+                "{} restored from {}: {found}; start the daemon again",
+                cfg.database.display(),
+                file.display()
+            );
+            Ok(())
+        }
         Command::Export {
             format,
             since,

@@ -120,7 +120,7 @@ pub struct Engine {
 /// SQLite takes on the same file, so it does not disturb SQLite's own locking. (Over NFS `flock`
 /// is emulated with POSIX locks — but SQLite's WAL mode does not work over a network file system
 /// anyway.) The descriptor is closed only when the engine drops, after its store.
-fn lock_file(db: &std::path::Path) -> Result<std::fs::File, EngineError> {
+pub(crate) fn lock_file(db: &std::path::Path) -> Result<std::fs::File, EngineError> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| EngineError::Lock {

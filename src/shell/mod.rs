@@ -5,6 +5,7 @@
 //! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
 //! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
 //! - [`oauth`]: the OAuth2 token client (Microsoft 365 app-only login), one cached token.
+//! - [`backup`]: `backup` and `restore`, a consistent copy of the database while the daemon runs.
 //! - [`attachments`]: reads what a letter attaches (the referral, returns, configured files).
 //! - [`dryrun`]: `tick --dry-run`, the real pass against a throwaway copy of the database.
 //! - [`firstrun`]: the first look at a full mailbox (`--since`, the first run's record).
@@ -31,6 +32,7 @@
 
 pub mod allocator;
 pub mod attachments;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -401,6 +401,24 @@ impl Store {
         Ok(())
     }
 
+    /// SQLite's `PRAGMA integrity_check`: "ok", or what is wrong.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.join("; "))
+    }
+
+    /// How many cases, letters, events and stored messages the database holds.
+    pub async fn row_counts(&self) -> Result<(i64, i64, i64, i64), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM cases), (SELECT COUNT(*) FROM outbox), \
+             (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM messages)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// An in-memory database (tests).
     pub async fn open_in_memory() -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")

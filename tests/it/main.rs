@@ -8,6 +8,7 @@ mod agency_round;
 mod architecture;
 mod automated;
 mod automated_stack;
+mod backup;
 mod chaos;
 mod config_check;
 mod copies;

@@ -1,0 +1,103 @@
+//! `caseclerk backup` and `restore`, as an operator runs them: a backup taken while the daemon
+//! holds the database holds every case, letter, event and message, is readable by its maker only
+//! and never overwrites a file; restoring is refused while a daemon works on the database, and a
+//! restored database has everything the backup had (`caseclerk case` finds the case again).
+
+use crate::review::Review;
+use caseclerk::shell::store::Store;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn caseclerk(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("caseclerk runs")
+}
+
+async fn counts(db: &Path) -> (i64, i64, i64, i64) {
+    let store = Store::open_read_only(db).await.unwrap();
+    let c = store.row_counts().await.unwrap();
+    store.close().await;
+    c
+}
+
+#[tokio::test]
+async fn a_backup_taken_beside_the_daemon_restores_every_case_letter_and_event() {
+    let mut review = Review::of("bury").await;
+    let reference = review.referral_at("2026-01-05 10:00").await;
+    review.at("2026-01-07 10:00").await;
+    let config = review.engine.cfg.file.clone();
+    let live = review.engine.cfg.database.clone();
+    let dir = config.parent().unwrap().to_path_buf();
+    let backup = dir.join("backup.db");
+
+    // The engine is open: it holds the daemon's lock and its WAL holds the latest commits.
+    let out = caseclerk(&config, &["backup", backup.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = counts(&live).await;
+    assert!(want.0 == 1 && want.1 > 3 && want.2 > 3, "{want:?}");
+    assert_eq!(counts(&backup).await, want, "every row is in the backup");
+    assert!(said.contains("and checked: 1 case(s)"), "{said}");
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "readable by its maker only");
+
+    let again = caseclerk(&config, &["backup", backup.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+
+    let refused = caseclerk(&config, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stop it first"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // Restored on another server's configuration (same settings, another database file).
+    let mut cfg: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let restored = dir.join("restored/caseclerk.db");
+    cfg["storage"]["database"] = toml::Value::String(restored.display().to_string());
+    let other = dir.join("other.toml");
+    std::fs::write(&other, toml::to_string(&cfg).unwrap()).unwrap();
+    let out = caseclerk(&other, &["restore", backup.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(counts(&restored).await, want);
+    let case = caseclerk(
+        &other,
+        &["case", &reference, "--now", "2026-01-07T12:00:00Z"],
+    );
+    assert!(case.status.success());
+    assert!(String::from_utf8_lossy(&case.stdout).contains(&reference));
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_caseclerk_database_is_never_restored() {
+    let review = Review::of("bury").await;
+    let config = review.engine.cfg.file.clone();
+    let dir = config.parent().unwrap().to_path_buf();
+    let junk = dir.join("junk.db");
+    std::fs::write(&junk, b"not a database at all").unwrap();
+    let mut cfg: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let target = dir.join("target/caseclerk.db");
+    cfg["storage"]["database"] = toml::Value::String(target.display().to_string());
+    let other = dir.join("other.toml");
+    std::fs::write(&other, toml::to_string(&cfg).unwrap()).unwrap();
+    let out = caseclerk(&other, &["restore", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a usable backup"));
+    assert!(!target.exists(), "nothing was put in place");
+}
