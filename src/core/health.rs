@@ -192,6 +192,8 @@ pub struct Facts {
     pub in_doubt_recent: usize,
     /// Since when the oldest fetched message has waited to be decided.
     pub undecided_since: Option<DateTime<Utc>>,
+    /// When the last letter went (shown, not judged: a quiet day sends nothing).
+    pub last_sent_at: Option<DateTime<Utc>>,
     /// The last date the bank-holiday data covers.
     pub holidays_until: NaiveDate,
     /// Free bytes on the database's file system, when the shell could measure them.
@@ -562,8 +564,8 @@ fn disk(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
 }
 
 /// The monitoring plugin's output: the first line `CASECLERK <LEVEL> - <summary> | <perfdata>`,
-/// then one line per finding. Perfdata are numbers only (seconds since the last fetch, letters
-/// due, retrying, undelivered).
+/// then one line per finding. Perfdata are numbers only (seconds since the last fetch and the
+/// last letter sent, letters due, retrying, undelivered).
 pub fn plugin_line(f: &Facts, findings: &[Finding]) -> String {
     let level = level(findings);
     let summary = match findings.first() {
@@ -577,8 +579,12 @@ pub fn plugin_line(f: &Facts, findings: &[Finding]) -> String {
         .and_then(|c| c.last_ok_at)
         .map(|ok| format!("last_fetch_age={}s;", (f.now - ok).num_seconds().max(0)))
         .unwrap_or_default();
+    let last_send = f
+        .last_sent_at
+        .map(|t| format!("last_send_age={}s;", (f.now - t).num_seconds().max(0)))
+        .unwrap_or_default();
     let mut text = format!(
-        "CASECLERK {} - {summary} | {last_fetch}letters_due={} retrying={} undelivered_7d={}",
+        "CASECLERK {} - {summary} | {last_fetch}{last_send}letters_due={} retrying={} undelivered_7d={}",
         level.as_str(),
         f.pending_due,
         f.retrying,

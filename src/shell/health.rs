@@ -52,6 +52,7 @@ pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<F
         in_flight_since: outbox.in_flight_since,
         in_doubt_recent: outbox.in_doubt_since,
         undecided_since: outbox.undecided_since,
+        last_sent_at: outbox.last_sent_at,
         holidays_until: cfg.calendar.coverage().1,
         disk_free: disk_free(&cfg.database),
         database_writable: Some(

@@ -169,6 +169,8 @@ pub struct OutboxHealth {
     pub in_doubt_since: usize,
     /// The oldest fetch time of a message not yet decided.
     pub undecided_since: Option<DateTime<Utc>>,
+    /// When the last letter was sent.
+    pub last_sent_at: Option<DateTime<Utc>>,
 }
 
 /// A queued letter.
@@ -1268,7 +1270,11 @@ impl Store {
             sqlx::query_scalar("SELECT MIN(fetched_at) FROM messages WHERE state = 'new'")
                 .fetch_one(&self.pool)
                 .await?;
+        let last_sent: Option<String> = sqlx::query_scalar("SELECT MAX(sent_at) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(OutboxHealth {
+            last_sent_at: last_sent.map(|s| parse_ts(&s)).transpose()?,
             in_flight_since: in_flight.map(|s| parse_ts(&s)).transpose()?,
             in_doubt_since: in_doubt as usize,
             undecided_since: undecided.map(|s| parse_ts(&s)).transpose()?,

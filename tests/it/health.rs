@@ -35,7 +35,10 @@ async fn a_daemon_reading_mail_and_sending_letters_is_ok_and_one_stopped_for_an_
     let (code, out) = health(&config, "2026-01-05 10:01");
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("CASECLERK OK - "), "{out}");
-    assert!(out.contains("last_fetch_age=60s;letters_due=0"), "{out}");
+    assert!(
+        out.contains("last_fetch_age=60s;last_send_age=60s;letters_due=0"),
+        "the acknowledgement went at 10:00: {out}"
+    );
 
     let (code, out) = health(&config, "2026-01-05 10:20");
     assert_eq!(

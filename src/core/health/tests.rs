@@ -35,6 +35,7 @@ fn healthy() -> Facts {
         in_flight_since: None,
         in_doubt_recent: 0,
         undecided_since: None,
+        last_sent_at: Some(at(9, 30)),
         holidays_until: NaiveDate::from_ymd_opt(2028, 12, 31).unwrap(),
         disk_free: Some(10 << 30),
         database_writable: Some(true),
@@ -56,7 +57,7 @@ fn a_daemon_that_read_the_mailbox_a_minute_ago_with_nothing_late_is_ok() {
     let line = plugin_line(&f, &[]);
     assert!(line.starts_with("CASECLERK OK - "), "{line}");
     assert!(
-        line.contains("| last_fetch_age=60s;letters_due=0"),
+        line.contains("| last_fetch_age=60s;last_send_age=1800s;letters_due=0"),
         "{line}"
     );
 }
