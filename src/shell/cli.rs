@@ -551,26 +551,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
-        Command::Backup { file } => {
-            let cfg = load(config, Needs::NoSecrets)?;
-            let found = crate::shell::backup::backup(&cfg.database, file)
-                .await
-                .map_err(work)?;
-            println!("backup written to {} and checked: {found}", file.display());
-            Ok(())
-        }
-        Command::Restore { file } => {
-            let cfg = load(config, Needs::NoSecrets)?;
-            let found = crate::shell::backup::restore(file, &cfg.database)
-                .await
-                .map_err(work)?;
-            println!(
-                "{} restored from {}: {found}; start the daemon again",
-                cfg.database.display(),
-                file.display()
-            );
-            Ok(())
-        }
+        Command::Backup { file } => backup(config, file).await,
+        Command::Restore { file } => restore(config, file).await,
         Command::Export {
             format,
             since,
@@ -787,6 +769,30 @@ fn generate(out: &std::path::Path) -> Result<(), Failure> {
         clap_complete::generate_to(shell, &mut cmd.clone(), "caseclerk", out)
             .map_err(|e| fail("completions", e))?;
     }
+    Ok(())
+}
+
+/// `caseclerk backup`: a checked, owner-only copy of the database while the daemon runs.
+async fn backup(config: &Option<PathBuf>, file: &std::path::Path) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let found = crate::shell::backup::backup(&cfg.database, file)
+        .await
+        .map_err(work)?;
+    println!("backup written to {} and checked: {found}", file.display());
+    Ok(())
+}
+
+/// `caseclerk restore`: a checked backup in place of the database, the daemon stopped.
+async fn restore(config: &Option<PathBuf>, file: &std::path::Path) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let found = crate::shell::backup::restore(file, &cfg.database)
+        .await
+        .map_err(work)?;
+    println!(
+        "{} restored from {}: {found}; start the daemon again",
+        cfg.database.display(),
+        file.display()
+    );
     Ok(())
 }
 
