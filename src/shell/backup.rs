@@ -111,8 +111,12 @@ pub async fn restore(backup: &Path, database: &Path) -> Result<Contents, BackupE
         let path = path.display().to_string();
         move |source| BackupError::Write { path, source }
     };
-    let bytes = std::fs::read(backup).map_err(write(backup))?;
-    crate::shell::private::write(&staged, &bytes).map_err(write(&staged))?;
+    // Copied by the file system, not through memory (a database can be large); owner-only
+    // whatever mode the backup file has (`fs::copy` would carry its mode over).
+    crate::shell::private::write(&staged, b"").map_err(write(&staged))?;
+    std::fs::copy(backup, &staged).map_err(write(&staged))?;
+    std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(write(&staged))?;
     for suffix in ["-wal", "-shm"] {
         let f = format!("{}{suffix}", database.display());
         if Path::new(&f).exists() {

@@ -20,9 +20,14 @@ use crate::shell::store::{MailboxState, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
-/// Gather the facts at `now` from `store` (opened read-only) and the configuration.
-pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<Facts, StoreError> {
-    let t = Thresholds::default();
+/// Gather the facts at `now` from `store` (opened read-only) and the configuration; "recent"
+/// means within `t.undelivered_window`, the window the rules judge by.
+pub async fn gather(
+    cfg: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+    t: &Thresholds,
+) -> Result<Facts, StoreError> {
     let outbox = store.outbox_health(now, now - t.undelivered_window).await?;
     let installed_at = crate::shell::firstrun::load(store)
         .await?
@@ -84,8 +89,9 @@ pub async fn check(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<(String, Level), StoreError> {
-    let facts = gather(cfg, store, now).await?;
-    let findings = health::assess(&facts, &Thresholds::default());
+    let thresholds = Thresholds::default();
+    let facts = gather(cfg, store, now, &thresholds).await?;
+    let findings = health::assess(&facts, &thresholds);
     Ok((
         health::plugin_line(&facts, &findings),
         health::level(&findings),

@@ -69,6 +69,8 @@ async fn a_backup_taken_beside_the_daemon_restores_every_case_letter_and_event()
     cfg["storage"]["database"] = toml::Value::String(restored.display().to_string());
     let other = dir.join("other.toml");
     std::fs::write(&other, toml::to_string(&cfg).unwrap()).unwrap();
+    // A backup copied about with a looser mode still restores owner-only.
+    std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = caseclerk(&other, &["restore", backup.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -76,6 +78,8 @@ async fn a_backup_taken_beside_the_daemon_restores_every_case_letter_and_event()
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(counts(&restored).await, want);
+    let mode = std::fs::metadata(&restored).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the restored database is owner-only");
     let case = caseclerk(
         &other,
         &["case", &reference, "--now", "2026-01-07T12:00:00Z"],
