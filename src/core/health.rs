@@ -507,30 +507,38 @@ fn letters(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
 }
 
 fn holidays(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
-    let today = calendar::london_date(f.now);
-    let left = f.holidays_until - today;
+    out.extend(holiday_data(f.holidays_until, f.now, t));
+}
+
+/// Rule `holiday_data_ending` on its own, for `caseclerk check` and the digest as well as
+/// `health`: the bank-holiday data that ends on `until` is judged at `now` with
+/// [`Thresholds::holidays_warning`] (183 days, six months): WARNING from that many days before
+/// its last date, CRITICAL once it has ended; `None` before the warning starts.
+pub fn holiday_data(until: NaiveDate, now: DateTime<Utc>, t: &Thresholds) -> Option<Finding> {
+    let today = calendar::london_date(now);
+    let left = until - today;
     let fix = "update data/bank-holidays.json (or the configured holidays file) from GOV.UK's bank-holidays.json";
-    if left < Duration::zero() {
-        push(
-            out,
+    let (level, text) = if left < Duration::zero() {
+        (
             Level::Critical,
-            Rule::HolidayDataEnding,
             format!(
                 "the bank-holiday data ended on {}: working days cannot be counted; {fix}",
-                short_date(f.holidays_until)
+                short_date(until)
             ),
-        );
+        )
     } else if left <= t.holidays_warning {
-        push(
-            out,
+        (
             Level::Warning,
-            Rule::HolidayDataEnding,
-            format!(
-                "the bank-holiday data ends on {}; {fix}",
-                short_date(f.holidays_until)
-            ),
-        );
-    }
+            format!("the bank-holiday data ends on {}; {fix}", short_date(until)),
+        )
+    } else {
+        return None;
+    };
+    Some(Finding {
+        level,
+        rule: Rule::HolidayDataEnding,
+        text,
+    })
 }
 
 fn disk(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {

@@ -110,7 +110,10 @@ enum Base {
 
 struct Ctx<'a> {
     process: &'a Process,
-    cal: &'a Calendar,
+    /// Statutory time: England & Wales working days (weekends and bank holidays only).
+    law: Calendar,
+    /// The office's calendar (the law's plus closure days): when letters go.
+    office: &'a Calendar,
     state: &'a CaseState,
     mode: Mode,
 }
@@ -122,7 +125,22 @@ fn cal_err(what: &str) -> impl FnOnce(CalendarError) -> TimelineError + '_ {
     }
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(
+        process: &'a Process,
+        office: &'a Calendar,
+        state: &'a CaseState,
+        mode: Mode,
+    ) -> Ctx<'a> {
+        Ctx {
+            process,
+            law: office.statutory(),
+            office,
+            state,
+            mode,
+        }
+    }
+
     fn anchor(&self, a: &Anchor) -> Result<Option<Base>, TimelineError> {
         Ok(match a {
             Anchor::ReferralReceived => Some(Base::Instant(self.state.received_at)),
@@ -235,12 +253,72 @@ impl Ctx<'_> {
         }
     }
 
+    /// When the office sends a step's letter: its statutory date ([`Self::resolve_owned`]),
+    /// moved to the last open working day before it when the office is closed that day
+    /// ([`Calendar::sending_day`]). A person's rescheduling stands as they set it, and a letter
+    /// dated in elapsed hours or at the instant of an event (an acknowledgement, "48 hours
+    /// after") answers what happened and goes when it falls due.
+    fn resolve_letter(
+        &self,
+        owner: &str,
+        w: &When,
+        owned: bool,
+    ) -> Result<Option<Resolved>, TimelineError> {
+        let resolved = if owned {
+            self.resolve_owned(owner, w)?
+        } else {
+            self.resolve(w, owner)?
+        };
+        let Some(r) = resolved else { return Ok(None) };
+        if (owned && self.state.overrides.contains_key(owner)) || w.is_instant() || w.hours != 0 {
+            return Ok(Some(r));
+        }
+        // Not before what it answers; a letter dated before its anchor (publication − 7
+        // working days) not before day 0.
+        let (base, anchor_date) = match self.anchor(&w.anchor)? {
+            Some(Base::Instant(t)) => (Some(t), calendar::london_date(t)),
+            Some(Base::Date(d)) => (None, d),
+            None => return Ok(Some(r)),
+        };
+        let earliest = if r.date < anchor_date {
+            self.state.day0
+        } else {
+            anchor_date
+        };
+        let sending = self
+            .office
+            .sending_day(r.date, earliest)
+            .map_err(cal_err(owner))?;
+        let Some(why) = sending.explain() else {
+            return Ok(Some(r));
+        };
+        let explanation = format!("{}; {why}", r.explanation);
+        let calendar::Sending::Before { date, .. } = sending else {
+            return Ok(Some(Resolved { explanation, ..r }));
+        };
+        // The same London time of day, and never before what it answers.
+        let time = r.at.with_timezone(&calendar::LONDON).time();
+        let mut at = calendar::london_instant(date, time);
+        if let Some(b) = base
+            && date == anchor_date
+            && at < b
+        {
+            at = b;
+        }
+        Ok(Some(Resolved {
+            at,
+            date,
+            day: self.day_number(date)?,
+            explanation,
+        }))
+    }
+
     /// Resolve a `When` to an instant; `None` when its anchor has not happened yet.
     fn resolve(&self, w: &When, what: &str) -> Result<Option<Resolved>, TimelineError> {
         let Some(base) = self.anchor(&w.anchor)? else {
             return Ok(None);
         };
-        let cal = self.cal;
+        let cal = &self.law;
         if w.is_instant() || w.hours != 0 {
             let start = match base {
                 Base::Instant(t) => t,
@@ -340,7 +418,7 @@ impl Ctx<'_> {
         if date < self.state.day0 {
             return Ok(None);
         }
-        self.cal
+        self.law
             .working_day_number(self.state.day0, date)
             .map(Some)
             .map_err(cal_err("day number"))
@@ -438,12 +516,7 @@ pub fn plan(
     state: &CaseState,
     now: DateTime<Utc>,
 ) -> Result<Plan, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     let mut plan = Plan::default();
     if state.status == CaseStatus::Closed {
         return Ok(plan);
@@ -462,7 +535,7 @@ pub fn plan(
             continue;
         }
         let Some(when) = &step.when else { continue };
-        let Some(due) = ctx.resolve_owned(&format!("step:{}", step.id), when)? else {
+        let Some(due) = ctx.resolve_letter(&format!("step:{}", step.id), when, true)? else {
             continue;
         };
         if due.at > now {
@@ -1055,13 +1128,7 @@ pub fn resolve(
     when: &When,
     owner: &str,
 ) -> Result<Option<Resolved>, TimelineError> {
-    Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    }
-    .resolve_owned(owner, when)
+    Ctx::new(process, cal, state, Mode::Actual).resolve_owned(owner, when)
 }
 
 /// The process's deadlines for this case, on its open pathways, resolved where they can be.
@@ -1070,12 +1137,7 @@ pub fn deadlines<'p>(
     cal: &Calendar,
     state: &CaseState,
 ) -> Result<Vec<(&'p crate::core::process::Deadline, Option<Resolved>)>, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     process
         .deadlines
         .iter()
@@ -1109,12 +1171,7 @@ pub fn upcoming(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<Upcoming>, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     let mut out = Vec::new();
     if state.status == CaseStatus::Closed {
         return Ok(out);
@@ -1124,7 +1181,7 @@ pub fn upcoming(
         if !ctx.on_pathway(&step.on) || state.letters.keys().any(|(s, _)| s == &step.id) {
             continue;
         }
-        let Some(due) = ctx.resolve_owned(&format!("step:{}", step.id), when)? else {
+        let Some(due) = ctx.resolve_letter(&format!("step:{}", step.id), when, true)? else {
             continue;
         };
         if due.at >= from && due.at < until {
@@ -1152,12 +1209,7 @@ pub fn meeting_at(
     cal: &Calendar,
     state: &CaseState,
 ) -> Result<Option<DateTime<Utc>>, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     Ok(match ctx.anchor(&Anchor::Meeting)? {
         Some(Base::Instant(t)) => Some(t),
         Some(Base::Date(d)) => Some(calendar::london_instant(d, process.default_at)),
@@ -1167,13 +1219,7 @@ pub fn meeting_at(
 
 /// Is this pathway open for the case (a decision's outcome, or its provisional outcome)?
 pub fn on_pathway(process: &Process, cal: &Calendar, state: &CaseState, pathway: &Pathway) -> bool {
-    Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    }
-    .on_pathway(pathway)
+    Ctx::new(process, cal, state, Mode::Actual).on_pathway(pathway)
 }
 
 /// The return deadline of the case's agency request (the first on an open pathway), if known yet.
@@ -1182,12 +1228,7 @@ pub fn return_deadline(
     cal: &Calendar,
     state: &CaseState,
 ) -> Result<Option<Resolved>, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     match process
         .steps
         .iter()
@@ -1226,6 +1267,7 @@ pub fn schedule(
     cutoff: Option<chrono::NaiveTime>,
 ) -> Result<(calendar::Reckoning, Vec<Scheduled>), TimelineError> {
     let day0 = cal
+        .statutory()
         .day_zero(received_at, cutoff)
         .map_err(cal_err("day 0"))?;
     let state = CaseState::new(
@@ -1237,12 +1279,7 @@ pub fn schedule(
         day0.date,
         0,
     );
-    let ctx = Ctx {
-        process,
-        cal,
-        state: &state,
-        mode: Mode::Planned,
-    };
+    let ctx = Ctx::new(process, cal, &state, Mode::Planned);
     let roles = |rs: &[Role]| {
         rs.iter()
             .map(ToString::to_string)
@@ -1280,7 +1317,7 @@ pub fn schedule(
     }
     for s in &process.steps {
         let (when, resolved) = match &s.when {
-            Some(w) => (w.describe(), ctx.resolve(w, &s.id)?),
+            Some(w) => (w.describe(), ctx.resolve_letter(&s.id, w, false)?),
             None => ("when each return arrives".to_string(), None),
         };
         let mut recipients = roles(&s.to);
@@ -1405,7 +1442,7 @@ pub fn notice(
         due: Resolved {
             at: now,
             date,
-            day: cal.working_day_number(state.day0, date).ok(),
+            day: cal.statutory().working_day_number(state.day0, date).ok(),
             explanation: "at once".into(),
         },
         attach: Vec::new(),

@@ -261,6 +261,9 @@ enum Command {
         /// SMTP without sending, the sent folder): one line each; exit 1 if any fails.
         #[arg(long)]
         connect: bool,
+        /// Judge how far the bank-holiday data reaches as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
     },
     /// Measure ingest and classification against a throwaway local mail stack (numbers for the
     /// README; needs the same packages and root as the demo).
@@ -568,8 +571,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Check { connect } => {
-            check(config)?;
+        Command::Check { connect, now } => {
+            check(config, now.as_deref())?;
             if *connect {
                 check_connect(config).await?;
             }
@@ -731,7 +734,7 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
         let day = if today < c.day0 {
             "before day 0".to_string()
         } else {
-            match cfg.calendar.working_day_number(c.day0, today) {
+            match cfg.calendar.statutory().working_day_number(c.day0, today) {
                 Ok(n) => format!("day {n}"),
                 Err(e) => format!("? ({e})"),
             }
@@ -1128,8 +1131,12 @@ async fn export(
 }
 
 /// `caseclerk check`: the configuration is valid, and what it will send periodically.
-fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
+fn check(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     let cfg = load(config, Needs::Everything)?;
+    let now = match now {
+        Some(s) => parse_instant("--now", s)?,
+        None => crate::shell::clock::Clock::now(&SystemClock),
+    };
     println!(
         "{}: configuration is valid (process {}, {} steps, {} agencies)",
         cfg.file.display(),
@@ -1146,6 +1153,7 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         None => println!("daily digest: off (no [digest] section)"),
     }
     println!("who may open a case: {}", senders_summary(&cfg.trust));
+    println!("{}", holidays_summary(&cfg, now));
     println!("{}", login_summary(&cfg));
     if let Some(t) = &cfg.process.tracker_report {
         println!(
@@ -1164,6 +1172,20 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// `caseclerk check`'s bank-holiday line: how far the data reaches, and the health rule
+/// `holiday_data_ending`'s warning from six months before it runs out.
+fn holidays_summary(cfg: &config::Config, now: DateTime<Utc>) -> String {
+    let until = cfg.calendar.coverage().1;
+    let t = crate::core::health::Thresholds::default();
+    match crate::core::health::holiday_data(until, now, &t) {
+        Some(f) => format!("{}: {}", f.level.as_str(), f.text),
+        None => format!(
+            "bank holidays: England & Wales data until {}",
+            calendar::short_date(until)
+        ),
+    }
 }
 
 /// `caseclerk check --connect`: one line per connection, the failures marked.

@@ -37,4 +37,5 @@ mod templates_render;
 mod timeline_golden;
 mod trace_log;
 mod trust;
+mod two_calendars;
 mod votes;
