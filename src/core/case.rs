@@ -138,6 +138,8 @@ pub enum Event {
     },
     /// The meeting was (re)scheduled to a day and time.
     MeetingScheduled { at: DateTime<Utc>, reason: String },
+    /// The meeting was called off (attendees who had the invitation are sent a cancellation).
+    MeetingCancelled { reason: String },
     /// The case was closed or reopened.
     StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
@@ -167,6 +169,7 @@ impl Event {
             Event::Rescheduled { .. } => "rescheduled",
             Event::LetterResent { .. } => "letter_resent",
             Event::MeetingScheduled { .. } => "meeting_scheduled",
+            Event::MeetingCancelled { .. } => "meeting_cancelled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
         }
@@ -313,6 +316,7 @@ impl Event {
             Event::MeetingScheduled { at, reason } => {
                 format!("meeting set for {} ({reason})", london(*at))
             }
+            Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
         }
@@ -401,6 +405,9 @@ pub struct CaseState {
     pub overrides: BTreeMap<String, DateTime<Utc>>,
     /// Letters reported delayed (still being tried), by outbox id: when the last report came.
     pub delayed: BTreeMap<i64, DateTime<Utc>>,
+    /// Each time a person moved or cancelled the meeting, in order: when it was recorded,
+    /// whether it was a cancellation, and why.
+    pub meeting_changes: Vec<(DateTime<Utc>, bool, String)>,
 }
 
 impl CaseState {
@@ -437,6 +444,7 @@ impl CaseState {
             publication: None,
             overrides: BTreeMap::new(),
             delayed: BTreeMap::new(),
+            meeting_changes: Vec::new(),
         }
     }
 
@@ -652,7 +660,11 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.overrides.insert(what.clone(), *at);
         }
         Event::LetterResent { .. } => {}
-        Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
+        Event::MeetingScheduled { at, reason } => {
+            s.meeting_at = Some(*at);
+            s.meeting_changes.push((r.at, false, reason.clone()));
+        }
+        Event::MeetingCancelled { reason } => s.meeting_changes.push((r.at, true, reason.clone())),
         Event::StatusChanged { status, .. } => s.status = *status,
         Event::Note { .. } => {}
     }

@@ -4,7 +4,12 @@
 //! instant with an explanation ("day 7 = Tue 5 Jan 2027 (skipped …)"), checking the step's pathway
 //! against the case's decisions, fanning a step out to its recipients (one letter per person, or
 //! per agency), and the agency-round rules (who is chased, who is missing, who gets a receipt).
-//! It also lays out the whole planned schedule for `caseclerk timeline`.
+//! It also lays out the whole planned schedule for `caseclerk timeline`, and the updated
+//! invitation or cancellation owed to every attendee when a person moves or cancels the meeting.
+//!
+//! Two calendars: every date is statutory time (England & Wales working days,
+//! [`Calendar::statutory`]); the office's closure days only move when a step's letter goes
+//! ([`Calendar::sending_day`]: the last open working day before), and the explanation says so.
 //!
 //! Planning is idempotent: it returns every letter that is due at `now` and not yet decided; the
 //! engine queues them under a unique case/step/recipient key, so planning twice decides nothing
@@ -77,11 +82,25 @@ pub struct DueLetter {
     pub returns: Vec<(String, i64)>,
     /// For invites: the meeting.
     pub meeting: Option<Resolved>,
+    /// For an invitation that changes one already sent: how (moved or cancelled) and its
+    /// iCalendar SEQUENCE.
+    pub meeting_change: Option<MeetingChange>,
     /// Free lines a notice carries (e.g. agency names that matched nothing).
     pub notes: Vec<String>,
     /// The decision whose vote code this letter carries in its subject (requests for a decision,
     /// the National Panel submission, a tie-break request).
     pub decision: Option<String>,
+}
+
+/// A change to a meeting whose invitation has gone: the updated invitation (same UID, the next
+/// SEQUENCE) or the cancellation (`METHOD:CANCEL`) sent to each attendee who got the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingChange {
+    /// 1 for the first change after the invitation, 2 for the next, …
+    pub sequence: u32,
+    pub cancelled: bool,
+    /// Why, as the person who moved or cancelled it said.
+    pub reason: String,
 }
 
 /// What the timeline decided at `now`.
@@ -546,7 +565,139 @@ pub fn plan(
     }
     undelivered_notices(&ctx, dir, &mut plan);
     lcspr_delay_notice(&ctx, dir, now, &mut plan)?;
+    meeting_changes(&ctx, dir, &mut plan)?;
     Ok(plan)
+}
+
+/// The step id of an updated meeting invitation or a cancellation.
+pub const MEETING_CHANGE: &str = "meeting-change";
+
+/// The meeting was moved or cancelled after its invitations went: each attendee who got one is
+/// sent, at once, the updated invitation (template `meeting-update`: same UID, the next SEQUENCE)
+/// or the cancellation (`meeting-cancelled`: `METHOD:CANCEL`). SEQUENCE counts the changes
+/// recorded after the first invitation was decided; when several come before a pass, only the
+/// latest goes (its SEQUENCE is higher, so calendars take it). A change before any invitation
+/// went needs no letter: the invitation carries it (and none goes after a cancellation).
+fn meeting_changes(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let Some((changed_at, cancelled, reason)) = state.meeting_changes.last() else {
+        return Ok(());
+    };
+    let invited: Vec<(&str, &crate::core::case::LetterState)> = state
+        .letters
+        .iter()
+        .filter(|((step, _), _)| {
+            ctx.process
+                .step(step)
+                .is_some_and(|s| s.kind == StepKind::Invite)
+        })
+        .map(|((_, key), l)| (key_without_round(key), l))
+        .collect();
+    let Some(first) = invited.iter().map(|(_, l)| l.queued_at).min() else {
+        return Ok(());
+    };
+    let sequence = state
+        .meeting_changes
+        .iter()
+        .filter(|(at, ..)| *at > first)
+        .count();
+    if sequence == 0 {
+        return Ok(());
+    }
+    let Some(at) = meeting_at(ctx.process, ctx.office, state)? else {
+        return Ok(());
+    };
+    let attendees = ctx
+        .process
+        .meeting
+        .as_ref()
+        .map(|m| expand(&m.attendees, ctx.process, dir, state, None))
+        .unwrap_or_default();
+    let change = MeetingChange {
+        sequence: u32::try_from(sequence).unwrap_or(u32::MAX),
+        cancelled: *cancelled,
+        reason: reason.clone(),
+    };
+    let (template, name, why) = if *cancelled {
+        ("meeting-cancelled", "Meeting cancelled", "cancelled")
+    } else {
+        (
+            "meeting-update",
+            "Meeting moved: updated invitation",
+            "moved",
+        )
+    };
+    let mut done = BTreeSet::new();
+    for (email, _) in invited {
+        let key = format!("{email}#s{sequence}");
+        if !done.insert(email) || state.has_letter(MEETING_CHANGE, &key) {
+            continue;
+        }
+        let to = attendees
+            .iter()
+            .find(|r| r.email == email)
+            .cloned()
+            .unwrap_or_else(|| Recipient {
+                name: String::new(),
+                email: email.to_string(),
+                role: "attendee".into(),
+                phone: None,
+            });
+        let date = calendar::london_date(*changed_at);
+        let mut l = letter_to(MEETING_CHANGE, name, StepKind::Invite, template, key, to);
+        l.due = Resolved {
+            at: *changed_at,
+            date,
+            day: ctx.day_number(date)?,
+            explanation: format!("as soon as the meeting was {why}"),
+        };
+        l.meeting = Some(Resolved {
+            at,
+            date: calendar::london_date(at),
+            day: ctx.day_number(calendar::london_date(at))?,
+            explanation: String::new(),
+        });
+        l.meeting_change = Some(change.clone());
+        plan.due.push(l);
+    }
+    Ok(())
+}
+
+/// A letter outside the process's steps to one person, due at once, with nothing else filled in.
+fn letter_to(
+    step: &str,
+    name: &str,
+    kind: StepKind,
+    template: &str,
+    key: String,
+    to: Recipient,
+) -> DueLetter {
+    DueLetter {
+        step: step.to_string(),
+        step_name: name.to_string(),
+        kind,
+        template: template.to_string(),
+        key,
+        to,
+        also_to: Vec::new(),
+        cc: Vec::new(),
+        due: Resolved {
+            at: DateTime::<Utc>::MIN_UTC,
+            date: NaiveDate::MIN,
+            day: None,
+            explanation: String::new(),
+        },
+        attach: Vec::new(),
+        agency: None,
+        return_by: None,
+        missing: Vec::new(),
+        nil_returns: Vec::new(),
+        returns: Vec::new(),
+        meeting: None,
+        meeting_change: None,
+        notes: Vec::new(),
+        decision: None,
+    }
 }
 
 /// The step id of the notice that tells the National Panel and the Secretary of State an LCSPR
@@ -619,6 +770,7 @@ fn lcspr_delay_notice(
                 nil_returns: Vec::new(),
                 returns: Vec::new(),
                 meeting: None,
+                meeting_change: None,
                 notes: Vec::new(),
                 decision: None,
             });
@@ -686,6 +838,7 @@ fn undelivered_notices(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) {
             nil_returns: Vec::new(),
             returns: Vec::new(),
             meeting: None,
+            meeting_change: None,
             decision: None,
             notes: vec![
                 format!("Letter: {step_name}"),
@@ -722,6 +875,7 @@ fn letter(
         nil_returns: Vec::new(),
         returns: Vec::new(),
         meeting: None,
+        meeting_change: None,
         notes: Vec::new(),
         decision: step.decision.clone(),
     }
@@ -930,6 +1084,14 @@ fn invites(
         Base::Date(d) => calendar::london_instant(d, process.default_at),
     });
     let Some(at) = meeting else { return Ok(()) };
+    if ctx
+        .state
+        .meeting_changes
+        .last()
+        .is_some_and(|(_, cancelled, _)| *cancelled)
+    {
+        return Ok(());
+    }
     let meeting = Resolved {
         at,
         date: calendar::london_date(at),
@@ -1452,6 +1614,7 @@ pub fn notice(
         nil_returns: Vec::new(),
         returns: Vec::new(),
         meeting: None,
+        meeting_change: None,
         notes,
         decision: None,
     }

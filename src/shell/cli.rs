@@ -232,6 +232,14 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Cancel the case's meeting: everyone who was sent the invitation is sent a cancellation.
+    CancelMeeting {
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
     /// Print the text of the business unit's daily digest as it would be sent at an instant.
@@ -551,6 +559,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => reschedule(config, case, what, to, reason, who).await,
+        c @ Command::CancelMeeting { .. } => cancel_meeting(config, c).await,
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
@@ -1035,6 +1044,19 @@ async fn reschedule(
         .await
         .map_err(refused)?;
     println!("{case}: {what} moved to {}", calendar::short_instant(at));
+    Ok(())
+}
+
+/// `caseclerk cancel-meeting`.
+async fn cancel_meeting(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    let Command::CancelMeeting { case, reason, who } = command else {
+        return Ok(());
+    };
+    let d = desk(config, who).await?;
+    operator::cancel_meeting(&d.cfg, &d.store, case, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: meeting cancelled; the attendees who were invited are sent a cancellation");
     Ok(())
 }
 

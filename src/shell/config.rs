@@ -136,6 +136,8 @@ pub struct Config {
     pub banners: Vec<String>,
     /// The caps on answers and cases (`[limits]`).
     pub limits: crate::core::limits::Limits,
+    /// `[letters]`: protective marking, signing officer, the meeting's place.
+    pub paperwork: crate::core::letters::Paperwork,
 }
 
 /// The daily digest (`[digest]`): one email each working morning to the business unit.
@@ -220,6 +222,31 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     oauth2: Option<RawOAuth2>,
+    #[serde(default)]
+    letters: RawLetters,
+}
+
+/// `[letters]`: what official correspondence carries (see [`crate::core::letters::Paperwork`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLetters {
+    #[serde(default)]
+    marking: Option<String>,
+    #[serde(default)]
+    signature: Option<RawSignature>,
+    #[serde(default)]
+    meeting_location: Option<String>,
+    #[serde(default)]
+    meeting_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignature {
+    name: String,
+    #[serde(default)]
+    title: Option<String>,
+    phone: String,
 }
 
 /// How a server is logged in to.
@@ -865,6 +892,7 @@ impl Resolver {
 
         let limits = self.limits(&raw.limits);
         let banners = self.banners(&raw.mail);
+        let paperwork = self.paperwork(&raw.letters);
 
         if !self.problems.is_empty() {
             return Err(ConfigError {
@@ -918,6 +946,7 @@ impl Resolver {
                 .unwrap_or(crate::core::firstrun::DEFAULT_LATE_LETTERS_DAYS),
             banners,
             limits,
+            paperwork,
         })
     }
 
@@ -1316,6 +1345,58 @@ impl Resolver {
                     std::slice::from_ref(d),
                 );
             }
+        }
+    }
+
+    /// `[letters]`: a marking of capital letters, digits, spaces and hyphens on one line (it
+    /// opens every subject); a signature with a name and a phone number; a meeting link that is
+    /// an https address. Blank values are as if unset.
+    fn paperwork(&mut self, raw: &RawLetters) -> crate::core::letters::Paperwork {
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let marking = given(&raw.marking);
+        if let Some(m) = &marking
+            && (m.len() > 40
+                || !m
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == ' '))
+        {
+            self.problems.push(format!(
+                "[letters] marking = \"{m}\": use capital letters, digits, spaces and hyphens, at \
+                 most 40 (e.g. \"OFFICIAL-SENSITIVE\")"
+            ));
+        }
+        let signature = raw.signature.as_ref().map(|s| {
+            if s.name.trim().is_empty() || s.phone.trim().is_empty() {
+                self.problems.push(
+                    "[letters] signature needs the officer's name and phone number \
+                     (signature = { name = \"…\", title = \"…\", phone = \"…\" })"
+                        .into(),
+                );
+            }
+            crate::core::letters::Signature {
+                name: s.name.trim().to_string(),
+                title: given(&s.title),
+                phone: s.phone.trim().to_string(),
+            }
+        });
+        let meeting_link = given(&raw.meeting_link);
+        if let Some(l) = &meeting_link
+            && (!l.starts_with("https://") || l.chars().any(char::is_whitespace))
+        {
+            self.problems.push(format!(
+                "[letters] meeting_link = \"{l}\": give the online meeting's https:// address"
+            ));
+        }
+        crate::core::letters::Paperwork {
+            marking,
+            signature,
+            meeting_location: given(&raw.meeting_location),
+            meeting_link,
         }
     }
 

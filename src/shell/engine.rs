@@ -351,6 +351,7 @@ impl Engine {
             process: &self.cfg.process,
             calendar: &self.cfg.calendar,
             directory: &self.cfg.directory,
+            paperwork: &self.cfg.paperwork,
         }
     }
 

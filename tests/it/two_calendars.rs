@@ -159,3 +159,123 @@ fn check_warns_from_six_months_before_the_bank_holiday_data_runs_out() {
         "{from}"
     );
 }
+
+// ---- paperwork: marking, signature, the meeting's place, updated and cancelled invitations ----
+
+/// `[letters]` as a partnership would set it.
+fn paperwork(cfg: &mut toml::Table) {
+    let letters: toml::Table = toml::from_str(
+        r#"
+        marking = "OFFICIAL-SENSITIVE"
+        signature = { name = "Jo Bloggs", title = "Business Manager", phone = "0161 000 0001" }
+        meeting_location = "Bury Town Hall, Committee Room 2"
+        meeting_link = "https://teams.example.test/l/meetup-join/rr"
+        "#,
+    )
+    .unwrap();
+    cfg.insert("letters".into(), toml::Value::Table(letters));
+}
+
+fn text(l: &crate::review::Letter) -> String {
+    String::from_utf8_lossy(&l.raw)
+        .replace("=\r\n", "")
+        .replace("=3D", "=")
+}
+
+fn recipients(letters: &[&crate::review::Letter]) -> std::collections::BTreeSet<String> {
+    letters.iter().map(|l| l.to.join(", ")).collect()
+}
+
+#[tokio::test]
+async fn letters_carry_the_marking_and_the_officer_and_a_moved_or_cancelled_meeting_reaches_everyone_invited()
+ {
+    let mut r = Review::with("bury", paperwork).await;
+    let case = r.referral_at("2026-12-22 10:15").await;
+    r.decide(&case, "screening", "meets", "2026-12-23 11:00")
+        .await;
+    r.at("2026-12-24 12:00").await;
+    let invites = r.for_step("invite");
+    assert!(invites.len() > 1, "{:#?}", r.timeline());
+    for l in &invites {
+        let subject = &l.msg.subject;
+        assert!(subject.starts_with("OFFICIAL-SENSITIVE: "), "{subject}");
+        let t = text(l);
+        assert!(t.contains("Jo Bloggs, Business Manager"), "{t}");
+        assert!(t.contains("Telephone 0161 000 0001"), "{t}");
+        assert!(t.contains("Where: Bury Town Hall, Committee Room 2"), "{t}");
+        assert!(
+            t.contains("LOCATION:Bury Town Hall\\, Committee Room 2"),
+            "{t}"
+        );
+        assert!(
+            t.contains("URL:https://teams.example.test/l/meetup-join/rr"),
+            "{t}"
+        );
+        assert!(t.contains("SEQUENCE:0"), "{t}");
+    }
+    let invited = recipients(&invites);
+
+    // Moved: every attendee who was invited gets the update, same UID, SEQUENCE 1.
+    r.at("2026-12-31 09:00").await;
+    caseclerk::shell::operator::reschedule(
+        &r.engine.cfg,
+        &r.engine.store,
+        &case,
+        "meeting",
+        london("2027-01-13 14:00"),
+        "the chair is ill",
+        "test",
+        r.now(),
+    )
+    .await
+    .unwrap();
+    r.at("2026-12-31 09:01").await;
+    let moved = r.for_step("meeting-change");
+    assert_eq!(recipients(&moved), invited, "{:#?}", r.timeline());
+    for l in &moved {
+        let t = text(l);
+        assert!(t.contains(&format!("UID:{case}-meeting@")), "{t}");
+        assert!(t.contains("SEQUENCE:1"), "{t}");
+        assert!(t.contains("METHOD:REQUEST"), "{t}");
+        assert!(
+            t.contains("DTSTART;TZID=Europe/London:20270113T140000"),
+            "{t}"
+        );
+        assert!(t.contains("Why: the chair is ill"), "{t}");
+    }
+
+    // Cancelled: the same people get METHOD:CANCEL, SEQUENCE 2.
+    caseclerk::shell::operator::cancel_meeting(
+        &r.engine.cfg,
+        &r.engine.store,
+        &case,
+        "the review is stood down",
+        "test",
+        r.now(),
+    )
+    .await
+    .unwrap();
+    r.at("2026-12-31 09:02").await;
+    let changes = r.for_step("meeting-change");
+    let cancelled: Vec<_> = changes
+        .iter()
+        .copied()
+        .filter(|l| text(l).contains("METHOD:CANCEL"))
+        .collect();
+    assert_eq!(recipients(&cancelled), invited, "{:#?}", r.timeline());
+    for l in &cancelled {
+        let t = text(l);
+        assert!(t.contains("SEQUENCE:2"), "{t}");
+        assert!(t.contains("STATUS:CANCELLED"), "{t}");
+        assert!(t.contains(&format!("UID:{case}-meeting@")), "{t}");
+    }
+    // Nothing more goes on later passes.
+    let sent = changes.len();
+    r.at("2027-01-05 09:00").await;
+    assert_eq!(
+        r.for_step("meeting-change").len(),
+        sent,
+        "{:#?}",
+        r.timeline()
+    );
+}
