@@ -582,6 +582,14 @@ fn meeting(
     if !invited && state.meeting_at.is_none() {
         return None;
     }
+    // Cancelled by a person (`caseclerk cancel-meeting`) and not set again: no meeting.
+    if state
+        .meeting_changes
+        .last()
+        .is_some_and(|(_, cancelled, _)| *cancelled)
+    {
+        return None;
+    }
     match timeline::meeting_at(p, cal, state) {
         Ok(m) => m,
         Err(e) => {

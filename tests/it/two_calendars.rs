@@ -186,6 +186,14 @@ fn recipients(letters: &[&crate::review::Letter]) -> std::collections::BTreeSet<
     letters.iter().map(|l| l.to.join(", ")).collect()
 }
 
+/// The meeting the digest and the tracker show for the review's one case.
+async fn meeting(r: &Review) -> Option<chrono::DateTime<chrono::Utc>> {
+    let snap = caseclerk::shell::snapshot::gather(&r.engine.cfg, &r.engine.store, r.now(), r.now())
+        .await
+        .unwrap();
+    snap.cases[0].meeting
+}
+
 #[tokio::test]
 async fn letters_carry_the_marking_and_the_officer_and_a_moved_or_cancelled_meeting_reaches_everyone_invited()
  {
@@ -244,6 +252,8 @@ async fn letters_carry_the_marking_and_the_officer_and_a_moved_or_cancelled_meet
         assert!(t.contains("Why: the chair is ill"), "{t}");
     }
 
+    assert_eq!(meeting(&r).await, Some(london("2027-01-13 14:00")));
+
     // Cancelled: the same people get METHOD:CANCEL, SEQUENCE 2.
     caseclerk::shell::operator::cancel_meeting(
         &r.engine.cfg,
@@ -269,6 +279,8 @@ async fn letters_carry_the_marking_and_the_officer_and_a_moved_or_cancelled_meet
         assert!(t.contains("STATUS:CANCELLED"), "{t}");
         assert!(t.contains(&format!("UID:{case}-meeting@")), "{t}");
     }
+    // The digest and the tracker no longer show a meeting.
+    assert_eq!(meeting(&r).await, None);
     // Nothing more goes on later passes.
     let sent = changes.len();
     r.at("2027-01-05 09:00").await;
@@ -277,5 +289,32 @@ async fn letters_carry_the_marking_and_the_officer_and_a_moved_or_cancelled_meet
         sent,
         "{:#?}",
         r.timeline()
+    );
+}
+
+#[test]
+fn a_marking_in_lower_case_and_a_meeting_link_that_is_not_https_are_both_reported() {
+    let dir = std::env::temp_dir().join(format!("caseclerk-letters-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    crate::support::write_secret(&dir.join("password"), PASSWORD);
+    let mut cfg = config_for("bury", &dir);
+    paperwork(&mut cfg);
+    let letters = cfg["letters"].as_table_mut().unwrap();
+    letters.insert("marking".into(), "official-sensitive".into());
+    letters.insert("meeting_link".into(), "teams.example.test/rr".into());
+    let path = dir.join("caseclerk.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let err = caseclerk::shell::config::load(&path, caseclerk::shell::config::Needs::NoSecrets)
+        .expect_err("refused");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = err.to_string();
+    assert!(
+        text.contains("[letters] marking = \"official-sensitive\": use capital letters"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[letters] meeting_link = \"teams.example.test/rr\": give the online meeting's https:// address"),
+        "{text}"
     );
 }
