@@ -644,13 +644,13 @@ fn meeting_changes(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) -> Result<(
                 phone: None,
             });
         let date = calendar::london_date(*changed_at);
-        let mut l = letter_to(MEETING_CHANGE, name, StepKind::Invite, template, key, to);
-        l.due = Resolved {
+        let due = Resolved {
             at: *changed_at,
             date,
             day: ctx.day_number(date)?,
             explanation: format!("as soon as the meeting was {why}"),
         };
+        let mut l = letter_to((MEETING_CHANGE, name, template), key, to, due);
         l.meeting = Some(Resolved {
             at,
             date: calendar::london_date(at),
@@ -663,30 +663,24 @@ fn meeting_changes(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) -> Result<(
     Ok(())
 }
 
-/// A letter outside the process's steps to one person, due at once, with nothing else filled in.
+/// An invitation outside the process's steps (`(step, name, template)`) to one person, with
+/// nothing else filled in.
 fn letter_to(
-    step: &str,
-    name: &str,
-    kind: StepKind,
-    template: &str,
+    (step, name, template): (&str, &str, &str),
     key: String,
     to: Recipient,
+    due: Resolved,
 ) -> DueLetter {
     DueLetter {
         step: step.to_string(),
         step_name: name.to_string(),
-        kind,
+        kind: StepKind::Invite,
         template: template.to_string(),
         key,
         to,
         also_to: Vec::new(),
         cc: Vec::new(),
-        due: Resolved {
-            at: DateTime::<Utc>::MIN_UTC,
-            date: NaiveDate::MIN,
-            day: None,
-            explanation: String::new(),
-        },
+        due,
         attach: Vec::new(),
         agency: None,
         return_by: None,
