@@ -1030,6 +1030,7 @@ pub(crate) mod fixture {
                         step: step.into(),
                         recipient: key.into(),
                         outbox: id,
+                        confirmed_by_copy: false,
                     },
                 );
             }
