@@ -294,6 +294,10 @@ enum Command {
         /// Seeds the random delays (the same seed, the same delays).
         #[arg(long, default_value_t = 11)]
         seed: u64,
+        /// caseclerk files its own copy (`sent_copy = "caseclerk"`): a letter in doubt is sent
+        /// again at once (the behaviour before the server's copy settled doubt), to compare.
+        #[arg(long)]
+        without_server_copy: bool,
     },
     /// Start the bundled local mail stack, run the daemon against it, send a sample referral and
     /// show the acknowledgement arriving.
@@ -598,10 +602,15 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             print!("{}", report.render());
             Ok(())
         }
-        Command::Chaos { kills, seed } => {
+        Command::Chaos {
+            kills,
+            seed,
+            without_server_copy,
+        } => {
             let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
             let opts = crate::dev::chaos::ChaosOptions {
                 seed: *seed,
+                server_copy: !*without_server_copy,
                 ..crate::dev::chaos::ChaosOptions::new(*kills, binary)
             };
             let report = crate::dev::chaos::run(&opts).await.map_err(work)?;

@@ -54,6 +54,7 @@
 //! //! Must not: decide or render letters, or log recipients' addresses or content.
 
 use crate::core::case::Event;
+use crate::core::indoubt::{self, CopyPolicy, Doubt, Lookup};
 use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
 use crate::shell::oauth::AccessToken;
@@ -412,6 +413,12 @@ pub struct SendReport {
     /// The database would not take the outbox's records (an intent, or an outcome after a
     /// `250`): the outbox sent nothing more, and tries again at the next pass.
     pub stopped: bool,
+    /// Letters in doubt recorded sent because the server's copy was in the sent folder (not
+    /// sent again).
+    pub confirmed_by_copy: usize,
+    /// The earliest instant a letter in doubt left waiting (for the server's copy to arrive, or
+    /// for the sent folder to answer) is to be looked at again: the daemon's next pass.
+    pub recheck_at: Option<DateTime<Utc>>,
 }
 
 /// How soon the next pass comes after the outbox stopped because it could not write: writing the
@@ -482,12 +489,71 @@ impl Unrecorded {
     }
 }
 
+/// Where the outbox can look for the server's copy of a letter (by Message-ID).
+pub trait SentFolder: Send + Sync {
+    /// Whether the folder holds a letter with this Message-ID; an error (for the log: no
+    /// addresses or content) when the folder cannot be searched.
+    fn has_copy<'a>(&'a self, message_id: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+}
+
+impl SentFolder for crate::shell::config::ImapSettings {
+    fn has_copy<'a>(&'a self, message_id: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            crate::shell::sentfolder::has_copy(self, message_id)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// How the outbox settles a letter in doubt: the [`CopyPolicy`], and with a server copy the
+/// folder to look in.
+#[derive(Clone, Copy)]
+pub struct InDoubt<'a> {
+    pub policy: CopyPolicy,
+    pub folder: Option<&'a dyn SentFolder>,
+}
+
+impl<'a> InDoubt<'a> {
+    /// No server copy: a letter in doubt is sent again at once.
+    pub fn resend() -> InDoubt<'static> {
+        InDoubt {
+            policy: CopyPolicy::NoServerCopy,
+            folder: None,
+        }
+    }
+
+    /// As `[mailbox]` says: with `sent_copy = "server"`, look in its sent folder after the grace.
+    pub fn from_settings(imap: &'a crate::shell::config::ImapSettings) -> InDoubt<'a> {
+        match (imap.sent_copy, &imap.sent_folder) {
+            (crate::shell::config::SentCopy::Server, Some(_)) => InDoubt {
+                policy: CopyPolicy::server_copy(
+                    Duration::from_std(imap.in_doubt_grace).unwrap_or(Duration::minutes(2)),
+                ),
+                folder: Some(imap),
+            },
+            _ => InDoubt::resend(),
+        }
+    }
+}
+
 /// Send every letter that is due at `now` — after writing any outcome `unrecorded` still holds;
-/// if that fails, nothing is sent.
+/// if that fails, nothing is sent. A letter in doubt is sent again at once.
 pub async fn send_due(
     store: &Store,
     transport: &dyn Transport,
     unrecorded: &Unrecorded,
+    now: DateTime<Utc>,
+) -> Result<SendReport, OutboxError> {
+    send_due_settling(store, transport, unrecorded, InDoubt::resend(), now).await
+}
+
+/// As [`send_due`], a letter in doubt being settled as `doubt` says (see the module doc).
+pub async fn send_due_settling(
+    store: &Store,
+    transport: &dyn Transport,
+    unrecorded: &Unrecorded,
+    doubt: InDoubt<'_>,
     now: DateTime<Utc>,
 ) -> Result<SendReport, OutboxError> {
     let mut report = SendReport::default();
@@ -496,7 +562,16 @@ pub async fn send_due(
         report.stopped = true;
         return Ok(report);
     }
-    let result = send_all(store, &mut conn, transport, unrecorded, now, &mut report).await;
+    let result = send_all(
+        store,
+        &mut conn,
+        transport,
+        unrecorded,
+        doubt,
+        now,
+        &mut report,
+    )
+    .await;
     conn.finish().await;
     result.map(|_| report)
 }
@@ -506,6 +581,7 @@ async fn send_all(
     conn: &mut SendConn,
     transport: &dyn Transport,
     unrecorded: &Unrecorded,
+    doubt: InDoubt<'_>,
     now: DateTime<Utc>,
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
@@ -514,12 +590,86 @@ async fn send_all(
         let Some(row) = store.sendable_letter(id, now).await? else {
             continue;
         };
+        match settle(conn, doubt, &row, now, report).await {
+            Ok(Settled::Send) => {}
+            Ok(Settled::Done) => continue,
+            Err(e) => {
+                cannot_start(&row, &e, report);
+                break;
+            }
+        }
         send_one(store, conn, transport, unrecorded, &row, now, report).await?;
         if report.login_refused || report.stopped {
             break; // the same login would be refused, the same database would refuse
         }
     }
     Ok(())
+}
+
+/// What [`settle`] left to do with a letter.
+enum Settled {
+    /// Hand it to the server (it is not in doubt, or it is and must go again).
+    Send,
+    /// Nothing now: recorded sent from the server's copy, or left waiting.
+    Done,
+}
+
+/// A letter found with an intent and no outcome is in doubt: decide with [`indoubt::decide`]
+/// whether it goes again, waits, or is recorded sent from the server's copy in the sent folder.
+async fn settle(
+    conn: &mut SendConn,
+    doubt: InDoubt<'_>,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+    report: &mut SendReport,
+) -> Result<Settled, StoreError> {
+    if doubt.policy == CopyPolicy::NoServerCopy {
+        return Ok(Settled::Send); // mark_sending counts and logs the doubt
+    }
+    let Some(intent) = conn.intent(row.id).await? else {
+        return Ok(Settled::Send);
+    };
+    let mut lookup = None;
+    loop {
+        match indoubt::decide(doubt.policy, intent, now, lookup) {
+            Doubt::WaitUntil(at) => {
+                tracing::info!(outbox = row.id, step = %row.step, recheck_at = %at, looked = lookup.is_some(), "letter in doubt: waiting for the server's copy before deciding whether to send it again");
+                report.recheck_at = Some(report.recheck_at.map_or(at, |r| r.min(at)));
+                return Ok(Settled::Done);
+            }
+            Doubt::LookUp => {
+                lookup = Some(match doubt.folder {
+                    None => Lookup::Failed,
+                    Some(f) => match f.has_copy(&row.message_id).await {
+                        Ok(true) => Lookup::Found,
+                        Ok(false) => Lookup::Absent,
+                        Err(e) => {
+                            tracing::warn!(outbox = row.id, error = %e, "letter in doubt: the sent folder cannot be searched; the letter waits (an hour at most, then it is sent again)");
+                            Lookup::Failed
+                        }
+                    },
+                });
+            }
+            Doubt::RecordSent => {
+                let event = row.case_id.map(|case_id| {
+                    let e = Event::LetterSent {
+                        step: row.step.clone(),
+                        recipient: row.recipient.clone(),
+                        outbox: row.id,
+                        confirmed_by_copy: true,
+                    };
+                    (case_id, e)
+                });
+                let event = event.as_ref().map(|(c, e)| (*c, e));
+                conn.record_confirmed_by_copy(row.id, event, intent, now)
+                    .await?;
+                tracing::info!(outbox = row.id, step = %row.step, "letter in doubt found in the sent folder: the server had accepted it; recorded as sent, not sent again");
+                report.confirmed_by_copy += 1;
+                return Ok(Settled::Done);
+            }
+            Doubt::Resend => return Ok(Settled::Send),
+        }
+    }
 }
 
 async fn send_one(
@@ -543,6 +693,7 @@ async fn send_one(
                 step: row.step.clone(),
                 recipient: row.recipient.clone(),
                 outbox: row.id,
+                confirmed_by_copy: false,
             };
             (case_id, e)
         }),
