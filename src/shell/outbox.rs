@@ -58,6 +58,7 @@ use crate::core::indoubt::{self, CopyPolicy, Doubt, Lookup};
 use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
 use crate::shell::oauth::AccessToken;
+use crate::shell::smtpclient::SmtpClient;
 use crate::shell::store::{OutboxRow, SendConn, Store, StoreError, record_event};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
@@ -241,7 +242,7 @@ pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
             settings: s.clone(),
             login: tokio::sync::OnceCell::new(),
         })),
-        None => Ok(Box::new(transport(s)?)),
+        None => Ok(Box::new(client(s, None)?)),
     }
 }
 
@@ -252,15 +253,11 @@ pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
 /// refused token is forgotten, so the next pass asks for a new one.
 pub struct OAuthSmtp {
     settings: SmtpSettings,
-    login: tokio::sync::OnceCell<
-        Result<(AsyncSmtpTransport<Tokio1Executor>, AccessToken), SendFailure>,
-    >,
+    login: tokio::sync::OnceCell<Result<(Arc<SmtpClient>, AccessToken), SendFailure>>,
 }
 
 impl OAuthSmtp {
-    async fn login(
-        &self,
-    ) -> Result<(AsyncSmtpTransport<Tokio1Executor>, AccessToken), SendFailure> {
+    async fn login(&self) -> Result<(Arc<SmtpClient>, AccessToken), SendFailure> {
         let source = self
             .settings
             .oauth2
@@ -271,12 +268,12 @@ impl OAuthSmtp {
             detail: e.to_string(),
             summary: "no access token".into(),
         })?;
-        let t = build(&self.settings, Some(&token)).map_err(|e| SendFailure {
+        let t = client(&self.settings, Some(&token)).map_err(|e| SendFailure {
             kind: FailureKind::Auth,
             detail: e.to_string(),
             summary: "SMTP settings".into(),
         })?;
-        Ok((t, token))
+        Ok((Arc::new(t), token))
     }
 }
 
@@ -288,7 +285,7 @@ impl Transport for OAuthSmtp {
     ) -> BoxFuture<'a, Result<(), SendFailure>> {
         Box::pin(async move {
             let (t, token) = self.login.get_or_init(|| self.login()).await.clone()?;
-            let result = Transport::send(&t, envelope, raw).await;
+            let result = Transport::send(t.as_ref(), envelope, raw).await;
             if let Err(e) = &result
                 && e.kind == FailureKind::Auth
                 && let Some(source) = &self.settings.oauth2
@@ -314,8 +311,8 @@ pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
                 settings: s.clone(),
                 login: tokio::sync::OnceCell::new(),
             };
-            let (t, token) = o.login().await?;
-            (t, Some(token))
+            let (_, token) = o.login().await?;
+            (build(s, Some(&token)).map_err(setup)?, Some(token))
         }
         None => (transport(s).map_err(setup)?, None),
     };
@@ -345,12 +342,42 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
     build(s, None)
 }
 
-/// Build lettre's transport: with `token`, AUTH XOAUTH2 as the mailbox (the token is the
-/// credential's secret); else AUTH PLAIN/LOGIN with the password.
+/// Build lettre's transport (for `check --connect`): with `token`, AUTH XOAUTH2 as the mailbox;
+/// else AUTH PLAIN/LOGIN with the password.
 fn build(
     s: &SmtpSettings,
     token: Option<&AccessToken>,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
+    let (params, secret, mechanisms) = login_parts(s, token)?;
+    let tls = match (s.tls, params) {
+        (TlsMode::Implicit, Some(p)) => Tls::Wrapper(p),
+        (TlsMode::Starttls, Some(p)) => Tls::Required(p),
+        _ => Tls::None,
+    };
+    Ok(
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
+            .port(s.port)
+            .tls(tls)
+            .timeout(Some(s.timeout))
+            .credentials(Credentials::new(s.username.clone(), secret))
+            .authentication(mechanisms)
+            .build(),
+    )
+}
+
+/// The client the outbox sends with: lettre's conversation on a `TCP_NODELAY` socket
+/// ([`SmtpClient`]), logging in as [`build`] does.
+fn client(s: &SmtpSettings, token: Option<&AccessToken>) -> Result<SmtpClient, OutboxError> {
+    let (params, secret, mechanisms) = login_parts(s, token)?;
+    Ok(SmtpClient::new(s, params, secret, mechanisms))
+}
+
+/// What a login needs: the TLS parameters (None with `tls = "none"`), the secret (the token, or
+/// the password as it is now) and the mechanisms to offer.
+fn login_parts(
+    s: &SmtpSettings,
+    token: Option<&AccessToken>,
+) -> Result<(Option<TlsParameters>, String, Vec<Mechanism>), OutboxError> {
     let err = |detail: String| OutboxError::Settings {
         host: s.host.clone(),
         detail,
@@ -367,6 +394,9 @@ fn build(
             )
         }
     };
+    if s.tls == TlsMode::None {
+        return Ok((None, secret, mechanisms));
+    }
     let mut params = TlsParameters::builder(s.host.clone());
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
@@ -375,20 +405,7 @@ fn build(
         params = params.add_root_certificate(cert);
     }
     let params = params.build_rustls().map_err(|e| err(e.to_string()))?;
-    let tls = match s.tls {
-        TlsMode::Implicit => Tls::Wrapper(params),
-        TlsMode::Starttls => Tls::Required(params),
-        TlsMode::None => Tls::None,
-    };
-    Ok(
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
-            .port(s.port)
-            .tls(tls)
-            .timeout(Some(s.timeout))
-            .credentials(Credentials::new(s.username.clone(), secret))
-            .authentication(mechanisms)
-            .build(),
-    )
+    Ok((Some(params), secret, mechanisms))
 }
 
 /// The password to log in with now: the password file as it is now (a rotated password written
