@@ -178,3 +178,57 @@ async fn a_letter_the_server_accepted_before_the_crash_is_found_in_the_sent_fold
     store.close().await;
     stack.stop().await.unwrap();
 }
+
+/// The bury configuration with `[mailbox]` edited, loaded (or its problems).
+fn mailbox_config(
+    name: &str,
+    edit: impl Fn(&mut toml::Table),
+) -> Result<caseclerk::shell::config::Config, String> {
+    let dir =
+        std::env::temp_dir().join(format!("caseclerk-sent-copy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    crate::support::write_secret(&dir.join("password"), crate::support::PASSWORD);
+    let mut cfg = crate::support::config_for("bury", &dir);
+    edit(cfg["mailbox"].as_table_mut().unwrap());
+    let path = dir.join("caseclerk.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let loaded = caseclerk::shell::config::load(&path, caseclerk::shell::config::Needs::NoSecrets)
+        .map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    loaded
+}
+
+#[test]
+fn who_files_the_sent_copy_is_a_mailbox_setting_and_the_older_file_sent_still_means_what_it_did() {
+    let default = mailbox_config("default", |_| {}).unwrap();
+    assert_eq!(default.imap.sent_copy, SentCopy::Caseclerk);
+    let server = mailbox_config("server", |m| {
+        m.insert("sent_copy".into(), "server".into());
+    })
+    .unwrap();
+    assert_eq!(server.imap.sent_copy, SentCopy::Server);
+    assert_eq!(server.imap.sent_folder.as_deref(), Some("Sent Items"));
+    assert_eq!(server.imap.in_doubt_grace, StdDuration::from_secs(120));
+    let old = mailbox_config("file-sent", |m| {
+        m.insert("file_sent".into(), false.into());
+    })
+    .unwrap();
+    assert_eq!(old.imap.sent_copy, SentCopy::None);
+    assert_eq!(old.imap.sent_folder, None);
+
+    let both = mailbox_config("both", |m| {
+        m.insert("sent_copy".into(), "server".into());
+        m.insert("file_sent".into(), true.into());
+    })
+    .unwrap_err();
+    assert!(both.contains("keep sent_copy only"), "{both}");
+    let zero = mailbox_config("zero", |m| {
+        m.insert("in_doubt_grace_seconds".into(), 0.into());
+    })
+    .unwrap_err();
+    assert!(
+        zero.contains("in_doubt_grace_seconds must be at least 1"),
+        "{zero}"
+    );
+}
