@@ -13,7 +13,8 @@
 //! the digest and `caseclerk cases`; the next pass tries again, and the first letter that goes
 //! clears it.
 //!
-//! The transport is a [`Transport`]: the real one is lettre's SMTP client; [`RecordingTransport`]
+//! The transport is a [`Transport`]: the real one is [`SmtpClient`] (lettre's SMTP conversation on
+//! a `TCP_NODELAY` socket of our own); [`RecordingTransport`]
 //! keeps what it is given (and refuses what it is told to), so a whole review runs without a server.
 //!
 //! Exactly-once, intent before action. Each letter is sent on the outbox's own connection
@@ -40,18 +41,43 @@
 //!
 //! **In doubt.** A pending letter found with `sending_since` already set was being handed over
 //! when the daemon died (or, before a restart, could not record the answer): the server may or
-//! may not have accepted it. It is **sent again, with the same Message-ID**, and counted in the
-//! row's `in_doubt` (logged at warn). Why resend rather than hold for a person: the window is
-//! between the intent and the outcome, and most of it is before the `250` (connecting, TLS,
-//! AUTH, DATA); a kill there means the letter was not accepted, and holding it would lose a
-//! letter on a statutory timeline — the issue's target is 0 lost, at most 1 duplicate per 1,000
-//! kills. We found no sound way to learn whether it went: SMTP has no "did you get Message-ID X"
-//! query, the submission server keeps no history we can read, and a copy filed in a Sent folder
-//! is written by us *after* the `250`, so its absence proves nothing. A duplicate carries the
-//! same Message-ID, so mail clients and our own intake (which de-duplicates by Message-ID) can
-//! recognise it as the same letter. The measured rate is in the README (`caseclerk chaos`).
+//! may not have accepted it. SMTP has no "did you get Message-ID X" query, so what happens next
+//! depends on who keeps the copy in the sent folder (`[mailbox] sent_copy`, decided by the pure
+//! [`crate::core::indoubt::decide`]):
 //!
-//! //! Must not: decide or render letters, or log recipients' addresses or content.
+//! - **`sent_copy = "server"`** — the server files its own copy as part of accepting a letter.
+//!   Microsoft says so for Exchange Online: since June 2018 "sent email will now be stored in the
+//!   Sent Items folder of the mailbox" for SMTP Authenticated Submission (Exchange Team blog,
+//!   "Changes coming to the SMTP Authenticated Submission client protocol", 20 April 2018,
+//!   <https://blogs.technet.microsoft.com/exchange/2018/04/20/changes-coming-to-the-smtp-authenticated-submission-client-protocol/>);
+//!   the local stack does the same with Postfix's `sender_bcc_maps` (the copy's recipient is in
+//!   the queue file before Postfix answers `250`) and Dovecot's `lmtp_save_to_detail_mailbox`.
+//!   So "accepted" implies "a copy will appear". A letter in doubt is then *not* sent at once: it
+//!   waits until its intent is older than `in_doubt_grace_seconds` (default 120: time for the
+//!   copy to arrive; the daemon wakes for it), then its Message-ID is looked up in the sent folder
+//!   (`UID SEARCH HEADER Message-ID`, read-only). Found: it is recorded sent — sent at its
+//!   intent, filed, `confirmed_by_copy`, its `letter_sent` event saying so — and **not sent
+//!   again**. Absent: the server never took it, and it is sent again, counted in `in_doubt`. If
+//!   the folder cannot be searched (IMAP down, folder renamed), the letter waits and is looked
+//!   up again every minute, for at most an hour from its intent, then sent again: for the
+//!   business unit a possible duplicate of a statutory letter about a child is the worse failure
+//!   of the two, but a letter an hour late still meets deadlines counted in working days, and a
+//!   late letter must never become a lost one. Meanwhile `health` shows it as `letter_in_flight`.
+//!   A copy slower than the grace (the server's delivery to the folder backed up) is the one way
+//!   a letter can still go twice; choose the grace with that in mind.
+//! - **`"caseclerk"` (default) or `"none"`** — the copy, if any, is written by us *after* the
+//!   `250`, so its absence proves nothing: the letter is **sent again at once, with the same
+//!   Message-ID**, counted in `in_doubt` (logged at warn). Why resend rather than hold: most of
+//!   the window is before the `250` (connecting, TLS, AUTH, DATA), where a kill means the letter
+//!   was not accepted, and holding it would lose a letter on a statutory timeline. A duplicate
+//!   carries the same Message-ID, so mail clients and our own intake can recognise it.
+//!
+//! The hand-over itself is kept short: letters go over [`crate::shell::smtpclient::SmtpClient`],
+//! lettre's conversation on a `TCP_NODELAY` socket, so the final dot is not held back by Nagle's
+//! algorithm waiting on the server's delayed ACK. The measured rates are in the README
+//! (`caseclerk chaos`).
+//!
+//! Must not: decide or render letters, or log recipients' addresses or content.
 
 use crate::core::case::Event;
 use crate::core::indoubt::{self, CopyPolicy, Doubt, Lookup};

@@ -95,7 +95,9 @@ async fn a_letter_the_server_accepted_before_the_crash_is_found_in_the_sent_fold
     let dir = stack.dir.join("caseclerk");
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&dir.join("caseclerk.db")).await.unwrap();
-    let intent = Utc::now().trunc_subsecs(0); // the store keeps microseconds
+    // The real clock (Postfix and Dovecot run on it); the store keeps microseconds.
+    let intent =
+        caseclerk::shell::clock::Clock::now(&caseclerk::shell::clock::SystemClock).trunc_subsecs(0);
     let mut ids = vec![];
     let mut tx = store.begin().await.unwrap();
     for n in 0..2 {
