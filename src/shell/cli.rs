@@ -606,17 +606,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             kills,
             seed,
             without_server_copy,
-        } => {
-            let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
-            let opts = crate::dev::chaos::ChaosOptions {
-                seed: *seed,
-                server_copy: !*without_server_copy,
-                ..crate::dev::chaos::ChaosOptions::new(*kills, binary)
-            };
-            let report = crate::dev::chaos::run(&opts).await.map_err(work)?;
-            print!("{}", report.render());
-            Ok(())
-        }
+        } => chaos(*kills, *seed, !*without_server_copy).await,
         Command::Demo { once } => crate::dev::demo::run(config.clone(), *once)
             .await
             .map_err(work),
@@ -758,6 +748,19 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
 }
 
 /// `caseclerk generate`: the man page and completions, from the command line's definition.
+/// `caseclerk chaos`: the kill -9 measurement (see [`crate::dev::chaos`]).
+async fn chaos(kills: usize, seed: u64, server_copy: bool) -> Result<(), Failure> {
+    let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
+    let opts = crate::dev::chaos::ChaosOptions {
+        seed,
+        server_copy,
+        ..crate::dev::chaos::ChaosOptions::new(kills, binary)
+    };
+    let report = crate::dev::chaos::run(&opts).await.map_err(work)?;
+    print!("{}", report.render());
+    Ok(())
+}
+
 fn generate(out: &std::path::Path) -> Result<(), Failure> {
     use clap::CommandFactory;
     let fail = |what: &str, e: std::io::Error| {

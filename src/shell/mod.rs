@@ -13,7 +13,6 @@
 //! - [`progress`]: a long pass's progress on a terminal (never in logs).
 //! - [`engine`]: one pass (`tick`) and the daemon loop (`run`): loads, calls the core, stores.
 //! - [`outbox`]: sends queued letters over SMTP and records the result.
-//! - [`smtpclient`]: the outbox's SMTP client, lettre's conversation on a `TCP_NODELAY` socket.
 //! - [`sentfolder`]: files every letter sent in the shared mailbox's sent folder, once.
 //! - [`operator`]: corrections a person records by hand, with who and why.
 //! - [`periodic`]: queues the daily digest and the tracker report when they fall due.
@@ -54,7 +53,6 @@ pub mod report;
 pub mod sdnotify;
 pub mod secret;
 pub mod sentfolder;
-pub mod smtpclient;
 pub mod snapshot;
 pub mod store;
 pub mod templates;
