@@ -277,9 +277,8 @@ impl Transport for RecordingTransport {
 //
 // Implicit TLS (`tls = "implicit"`, port 465) is still lettre's own socket, without
 // `TCP_NODELAY`: its TLS must start before the greeting, and lettre offers no way to hand it a
-// socket for that. Microsoft 365 and the local stack use STARTTLS on 587.
-//
-// category and code only).
+// socket for that. Microsoft 365 and the local stack use STARTTLS on 587. It logs nothing:
+// errors go to the outbox, which logs their category and code only.
 
 /// An SMTP client for one pass: connects at its first letter, reuses the connection after.
 pub struct SmtpClient {
