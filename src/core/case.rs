@@ -57,6 +57,10 @@ pub enum Event {
         step: String,
         recipient: String,
         outbox: i64,
+        /// Recorded after a crash from the server's own copy in the sent folder (the daemon died
+        /// before it heard the `250`): the letter was not sent again. Absent (false) otherwise.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        confirmed_by_copy: bool,
     },
     /// A letter could not be delivered (rejected, or bounced later).
     LetterUndelivered {
@@ -225,7 +229,15 @@ impl Event {
                 step,
                 recipient,
                 outbox,
-            } => format!("letter {outbox} sent: {step} to {recipient}"),
+                confirmed_by_copy,
+            } => format!(
+                "letter {outbox} sent: {step} to {recipient}{}",
+                if *confirmed_by_copy {
+                    " (confirmed after a restart by the server's copy in the sent folder; not sent again)"
+                } else {
+                    ""
+                }
+            ),
             Event::LetterUndelivered {
                 step,
                 recipient,
@@ -737,6 +749,7 @@ mod tests {
                     step: "acknowledge".into(),
                     recipient: "ref@agency.test".into(),
                     outbox: 1,
+                    confirmed_by_copy: false,
                 },
             ),
             rec(

@@ -1038,6 +1038,7 @@ pub(crate) mod fixture {
                         step: step.into(),
                         recipient: key.into(),
                         outbox: id,
+                        confirmed_by_copy: false,
                     },
                 );
             }

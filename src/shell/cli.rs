@@ -305,6 +305,10 @@ enum Command {
         /// Seeds the random delays (the same seed, the same delays).
         #[arg(long, default_value_t = 11)]
         seed: u64,
+        /// caseclerk files its own copy (`sent_copy = "caseclerk"`): a letter in doubt is sent
+        /// again at once (the behaviour before the server's copy settled doubt), to compare.
+        #[arg(long)]
+        without_server_copy: bool,
     },
     /// Start the bundled local mail stack, run the daemon against it, send a sample referral and
     /// show the acknowledgement arriving.
@@ -610,16 +614,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             print!("{}", report.render());
             Ok(())
         }
-        Command::Chaos { kills, seed } => {
-            let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
-            let opts = crate::dev::chaos::ChaosOptions {
-                seed: *seed,
-                ..crate::dev::chaos::ChaosOptions::new(*kills, binary)
-            };
-            let report = crate::dev::chaos::run(&opts).await.map_err(work)?;
-            print!("{}", report.render());
-            Ok(())
-        }
+        Command::Chaos {
+            kills,
+            seed,
+            without_server_copy,
+        } => chaos(*kills, *seed, !*without_server_copy).await,
         Command::Demo { once } => crate::dev::demo::run(config.clone(), *once)
             .await
             .map_err(work),
@@ -761,6 +760,19 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
 }
 
 /// `caseclerk generate`: the man page and completions, from the command line's definition.
+/// `caseclerk chaos`: the kill -9 measurement (see [`crate::dev::chaos`]).
+async fn chaos(kills: usize, seed: u64, server_copy: bool) -> Result<(), Failure> {
+    let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
+    let opts = crate::dev::chaos::ChaosOptions {
+        seed,
+        server_copy,
+        ..crate::dev::chaos::ChaosOptions::new(kills, binary)
+    };
+    let report = crate::dev::chaos::run(&opts).await.map_err(work)?;
+    print!("{}", report.render());
+    Ok(())
+}
+
 fn generate(out: &std::path::Path) -> Result<(), Failure> {
     use clap::CommandFactory;
     let fail = |what: &str, e: std::io::Error| {

@@ -59,9 +59,15 @@ pub struct ImapSettings {
     pub ca_file: Option<PathBuf>,
     /// `auth = "oauth2"`: log in with XOAUTH2 and a token from this client (shared with SMTP).
     pub oauth2: Option<Arc<TokenSource>>,
-    /// Where every letter sent is also filed (IMAP APPEND, `\Seen`): `sent_folder`, default
-    /// "Sent Items"; `None` with `file_sent = false`.
+    /// The shared mailbox's sent folder: `sent_folder`, default "Sent Items"; `None` with
+    /// `sent_copy = "none"` (or the older `file_sent = false`).
     pub sent_folder: Option<String>,
+    /// Who puts a copy of each sent letter in the sent folder (`sent_copy`).
+    pub sent_copy: SentCopy,
+    /// With `sent_copy = "server"`: how long after its intent a letter in doubt is looked up in
+    /// the sent folder (`in_doubt_grace_seconds`, default 120): long enough for the server's copy
+    /// of an accepted letter to arrive.
+    pub in_doubt_grace: Duration,
     /// IDLE is re-issued after this long at most (RFC 2177 asks for < 29 minutes); the liveness
     /// check below re-issues it sooner.
     pub idle_refresh: Duration,
@@ -249,6 +255,22 @@ struct RawSignature {
     phone: String,
 }
 
+/// Who files a copy of each sent letter in the shared mailbox's sent folder (`[mailbox] sent_copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SentCopy {
+    /// caseclerk appends it after the server's `250` (servers that keep no copy, e.g. Postfix
+    /// alone). Its absence proves nothing, so a letter in doubt is sent again at once.
+    #[default]
+    Caseclerk,
+    /// The server files it itself, as part of accepting the letter (Exchange Online's Sent
+    /// Items for SMTP AUTH client submission; Postfix's `sender_bcc_maps` into the sent folder):
+    /// caseclerk appends nothing, and settles a letter in doubt by looking for the copy.
+    Server,
+    /// Nobody (as far as caseclerk knows): no filing, no look-up; a letter in doubt is resent.
+    None,
+}
+
 /// How a server is logged in to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -391,6 +413,8 @@ struct RawImap {
     auth: AuthKind,
     sent_folder: Option<String>,
     file_sent: Option<bool>,
+    sent_copy: Option<SentCopy>,
+    in_doubt_grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1093,6 +1117,27 @@ impl Resolver {
         (address, own_addresses, id_domain)
     }
 
+    /// `[mailbox] sent_copy`, or what the older `file_sent` meant (`false`: nothing filed, as
+    /// `"none"`); both at once is a problem, as is a grace of zero.
+    fn sent_copy(&mut self, m: &RawImap) -> SentCopy {
+        if m.in_doubt_grace_seconds == Some(0) {
+            self.problems.push(
+                "[mailbox] in_doubt_grace_seconds must be at least 1 (the server's copy needs time to arrive; default 120)".into(),
+            );
+        }
+        match (m.sent_copy, m.file_sent) {
+            (Some(_), Some(_)) => {
+                self.problems.push(
+                    "[mailbox] has both sent_copy and file_sent: keep sent_copy only (file_sent = true is sent_copy = \"caseclerk\", file_sent = false is sent_copy = \"none\")".into(),
+                );
+                SentCopy::Caseclerk
+            }
+            (Some(c), None) => c,
+            (None, Some(false)) => SentCopy::None,
+            (None, _) => SentCopy::Caseclerk,
+        }
+    }
+
     /// `[mailbox]`: the IMAP connection.
     fn imap(&mut self, m: &RawImap, oauth2: &Option<Arc<TokenSource>>) -> ImapSettings {
         self.check_tls("mailbox", &m.host, m.tls);
@@ -1103,11 +1148,12 @@ impl Resolver {
             (&m.password, &m.password_env, &m.password_file),
             oauth2,
         );
-        let sent_folder = match (m.file_sent, &m.sent_folder) {
-            (Some(false), _) => None,
+        let sent_copy = self.sent_copy(m);
+        let sent_folder = match (sent_copy, &m.sent_folder) {
+            (SentCopy::None, _) => None,
             (_, Some(f)) if f.trim().is_empty() => {
                 self.problems.push(
-                    "[mailbox] sent_folder is empty: name the folder (e.g. \"Sent Items\") or set file_sent = false".into(),
+                    "[mailbox] sent_folder is empty: name the folder (e.g. \"Sent Items\") or set sent_copy = \"none\"".into(),
                 );
                 None
             }
@@ -1126,6 +1172,8 @@ impl Resolver {
             ca_file: self.ca("mailbox", &m.ca_file),
             oauth2,
             sent_folder,
+            sent_copy,
+            in_doubt_grace: Duration::from_secs(m.in_doubt_grace_seconds.unwrap_or(120)),
             idle_refresh: Duration::from_secs(60 * m.idle_refresh_minutes.unwrap_or(25)),
             poll_interval: Duration::from_secs(m.poll_seconds.unwrap_or(60)),
             command_timeout: Duration::from_secs(m.timeout_seconds.unwrap_or(60)),

@@ -28,6 +28,7 @@ mod package;
 mod process_pathways;
 mod readonly;
 mod review;
+mod sent_copy;
 mod skeleton;
 mod smtp_login;
 mod stall;
