@@ -1,5 +1,5 @@
 //! The command line: `run`, `tick`, `cases`, `case`, `timeline`, `agencies`, `decide`, `triage`,
-//! `digest`, `export`, `check`, `demo`.
+//! `digest`, `export`, `check`, `demo`, `verify`.
 //!
 //! Owns parsing arguments, installing logging ([`crate::shell::logging`]), choosing the clock
 //! (`--now` gives a fixed one), and turning errors into one clear message and an exit code:
@@ -27,7 +27,8 @@ const EXIT_CODES: &str = "Exit codes:\n  \
     0  done\n  \
     1  something failed while working (e.g. the mailbox could not be read)\n  \
     2  bad configuration, or a command that makes no sense (the reason is printed)\n\n\
-    `caseclerk health` exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.";
+    `caseclerk health` exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n\
+    `caseclerk verify` exits 4 when the history fails its check (an event changed or missing).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -104,6 +105,11 @@ enum Command {
         /// The backup file made by `caseclerk backup`.
         file: PathBuf,
     },
+    /// Check the tamper-evident history: every event's hash and its link to the one before, and
+    /// every recorded chain head. Prints OK with the counts and the head's hash, or names the
+    /// first broken link (event, case reference, what is wrong) and exits 4. Read-only: works on
+    /// a backup or a read-only copy.
+    Verify,
     /// List the cases with their working-day numbers.
     Cases {
         /// Count day numbers at this instant (RFC 3339); default: now.
@@ -551,6 +557,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
+        Command::Verify => verify(config).await,
         Command::Backup { file } => backup(config, file).await,
         Command::Restore { file } => restore(config, file).await,
         Command::Export {
@@ -780,6 +787,19 @@ async fn backup(config: &Option<PathBuf>, file: &std::path::Path) -> Result<(), 
         .map_err(work)?;
     println!("backup written to {} and checked: {found}", file.display());
     Ok(())
+}
+
+/// `caseclerk verify`: the history's chain checked, read-only; exit 4 when it is broken.
+async fn verify(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
+    let finding = crate::shell::verify::verify(&store).await.map_err(work)?;
+    store.close().await;
+    println!("{}", finding.render());
+    match finding {
+        crate::shell::verify::Finding::Intact { .. } => Ok(()),
+        crate::shell::verify::Finding::Broken(_) => Err(Failure::Status(4)),
+    }
 }
 
 /// `caseclerk restore`: a checked backup in place of the database, the daemon stopped.

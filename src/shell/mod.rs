@@ -21,6 +21,7 @@
 //! - [`secret`]: a password or token in memory, never printed.
 //! - [`sdnotify`]: systemd's ready, status and watchdog notifications (`Type=notify`).
 //! - [`report`]: `caseclerk case`, one case's history as text.
+//! - [`verify`]: `caseclerk verify`, the tamper-evident history checked; the daily chain head.
 //! - [`templates`]: reads the letter templates folder.
 //! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
 //!   `RUST_LOG` says.
@@ -57,3 +58,4 @@ pub mod snapshot;
 pub mod store;
 pub mod templates;
 pub mod tls;
+pub mod verify;

@@ -19,6 +19,7 @@ mod first_run;
 mod full_disk;
 mod full_reviews;
 mod health;
+mod history;
 mod memory;
 mod microsoft365;
 mod one_daemon;
