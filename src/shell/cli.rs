@@ -1,5 +1,5 @@
 //! The command line: `run`, `tick`, `cases`, `case`, `timeline`, `agencies`, `decide`, `triage`,
-//! `digest`, `export`, `check`, `demo`, `verify`.
+//! `digest`, `export`, `check`, `demo`, `verify`, `export-case`.
 //!
 //! Owns parsing arguments, installing logging ([`crate::shell::logging`]), choosing the clock
 //! (`--now` gives a fixed one), and turning errors into one clear message and an exit code:
@@ -110,6 +110,16 @@ enum Command {
     /// first broken link (event, case reference, what is wrong) and exits 4. Read-only: works on
     /// a backup or a read-only copy.
     Verify,
+    /// Write everything held about one case into a new folder, for a subject access or disclosure
+    /// decision: every message linked to it (as received, attachments extracted), every letter
+    /// (the bytes sent), its history with hashes, its particulars, and a README with a SHA-256 of
+    /// each file. Readable by you only; never overwrites.
+    ExportCase {
+        /// The case reference, e.g. RR-2026-0001.
+        reference: String,
+        /// The new folder to write (must not exist).
+        dir: PathBuf,
+    },
     /// List the cases with their working-day numbers.
     Cases {
         /// Count day numbers at this instant (RFC 3339); default: now.
@@ -558,6 +568,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
         Command::Verify => verify(config).await,
+        Command::ExportCase { reference, dir } => export_case(config, reference, dir).await,
         Command::Backup { file } => backup(config, file).await,
         Command::Restore { file } => restore(config, file).await,
         Command::Export {
@@ -800,6 +811,30 @@ async fn verify(config: &Option<PathBuf>) -> Result<(), Failure> {
         crate::shell::verify::Finding::Intact { .. } => Ok(()),
         crate::shell::verify::Finding::Broken(_) => Err(Failure::Status(4)),
     }
+}
+
+/// `caseclerk export-case`: everything held about one case, into a new owner-only folder.
+async fn export_case(
+    config: &Option<PathBuf>,
+    reference: &str,
+    dir: &std::path::Path,
+) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let now = clock(None)?.now();
+    let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
+    let written = crate::shell::export_case::export(&cfg, &store, reference, dir, now)
+        .await
+        .map_err(|e| match e {
+            crate::shell::export_case::ExportError::NoCase(_)
+            | crate::shell::export_case::ExportError::Exists(_) => Failure::Usage(e.to_string()),
+            other => Failure::Work(other.to_string()),
+        })?;
+    store.close().await;
+    println!(
+        "{reference} exported to {}: {written}; see README.txt there",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// `caseclerk restore`: a checked backup in place of the database, the daemon stopped.

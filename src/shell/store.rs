@@ -1088,6 +1088,66 @@ impl Store {
         .await?)
     }
 
+    /// A case's events with their chain columns, as stored (for `export-case`).
+    pub async fn held_events(
+        &self,
+        case_id: i64,
+    ) -> Result<Vec<crate::core::case_export::HeldEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, data, prev_hash, hash FROM events \
+             WHERE case_id = ? ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::core::case_export::HeldEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    actor: r.try_get("actor")?,
+                    data: r.try_get("data")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The messages linked to a case (`messages.case_id`) or named by its events (`also`), by id.
+    pub async fn held_messages(
+        &self,
+        case_id: i64,
+        also: &[i64],
+    ) -> Result<Vec<crate::core::case_export::HeldMessage>, StoreError> {
+        let mut ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE case_id = ?")
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?;
+        ids.extend_from_slice(also);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids {
+            let row =
+                sqlx::query("SELECT internal_date, state, rule, raw FROM messages WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(r) = row {
+                out.push(crate::core::case_export::HeldMessage {
+                    id,
+                    received: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                    state: r.try_get("state")?,
+                    rule: r.try_get("rule")?,
+                    raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Record the chain head (the last event's id and hash, and how many events there are) in
     /// `chain_heads` unless the last head recorded is already this event. `None`: no events yet,
     /// or nothing new since the last head.

@@ -15,6 +15,7 @@ mod copies;
 mod decisions;
 mod delivery;
 mod digest;
+mod export_case;
 mod first_run;
 mod full_disk;
 mod full_reviews;
