@@ -98,12 +98,20 @@ enum Command {
     Backup {
         /// The new backup file (never overwritten).
         file: PathBuf,
+        /// Encrypt the backup with `age` to this public key (age1…; repeat for several): only
+        /// the matching private key opens it (`caseclerk restore --age-identity`, or
+        /// `age -d -i key.txt`). Needs the `age` command.
+        #[arg(long = "age-recipient", value_name = "AGE1…")]
+        age_recipients: Vec<String>,
     },
     /// Put a backup in place of the database (the daemon stopped first); the backup is checked
     /// before anything is replaced.
     Restore {
         /// The backup file made by `caseclerk backup`.
         file: PathBuf,
+        /// The `age` private key file that opens an encrypted backup (made with --age-recipient).
+        #[arg(long = "age-identity", value_name = "KEY_FILE")]
+        age_identity: Option<PathBuf>,
     },
     /// Check the tamper-evident history: every event's hash and its link to the one before, and
     /// every recorded chain head. Prints OK with the counts and the head's hash, or names the
@@ -569,8 +577,13 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Health { now } => health(config, now.as_deref()).await,
         Command::Verify => verify(config).await,
         Command::ExportCase { reference, dir } => export_case(config, reference, dir).await,
-        Command::Backup { file } => backup(config, file).await,
-        Command::Restore { file } => restore(config, file).await,
+        Command::Backup {
+            file,
+            age_recipients,
+        } => backup(config, file, age_recipients).await,
+        Command::Restore { file, age_identity } => {
+            restore(config, file, age_identity.as_deref()).await
+        }
         Command::Export {
             format,
             since,
@@ -790,13 +803,65 @@ fn generate(out: &std::path::Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `caseclerk backup`: a checked, owner-only copy of the database while the daemon runs.
-async fn backup(config: &Option<PathBuf>, file: &std::path::Path) -> Result<(), Failure> {
+/// `caseclerk backup`: a checked, owner-only copy of the database while the daemon runs,
+/// encrypted with `age` when recipients are given.
+async fn backup(
+    config: &Option<PathBuf>,
+    file: &std::path::Path,
+    age_recipients: &[String],
+) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
-    let found = crate::shell::backup::backup(&cfg.database, file)
-        .await
-        .map_err(work)?;
-    println!("backup written to {} and checked: {found}", file.display());
+    if let Some(bad) = age_recipients.iter().find(|r| !r.starts_with("age1")) {
+        return Err(Failure::Usage(format!(
+            "--age-recipient `{bad}` is not an age public key (age1…; `age-keygen -y key.txt` prints one)"
+        )));
+    }
+    let found = if age_recipients.is_empty() {
+        crate::shell::backup::backup(&cfg.database, file).await
+    } else {
+        crate::shell::backup::backup_encrypted(&cfg.database, file, age_recipients).await
+    }
+    .map_err(work)?;
+    let how = if age_recipients.is_empty() {
+        ""
+    } else {
+        ", encrypted with age"
+    };
+    println!(
+        "backup written to {}{how} and checked: {found}",
+        file.display()
+    );
+    Ok(())
+}
+
+/// `caseclerk restore`: a checked backup in place of the database, the daemon stopped.
+async fn restore(
+    config: &Option<PathBuf>,
+    file: &std::path::Path,
+    age_identity: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let encrypted = crate::shell::backup::is_encrypted(file);
+    let found = match (encrypted, age_identity) {
+        (true, None) => {
+            return Err(Failure::Usage(format!(
+                "{} is encrypted with age: give --age-identity <private key file> (or decrypt it \
+                 first: age -d -i key.txt -o plain.db {})",
+                file.display(),
+                file.display()
+            )));
+        }
+        (true, Some(key)) => {
+            crate::shell::backup::restore_encrypted(file, key, &cfg.database).await
+        }
+        (false, _) => crate::shell::backup::restore(file, &cfg.database).await,
+    }
+    .map_err(work)?;
+    println!(
+        "{} restored from {}: {found}; start the daemon again",
+        cfg.database.display(),
+        file.display()
+    );
     Ok(())
 }
 
@@ -833,20 +898,6 @@ async fn export_case(
     println!(
         "{reference} exported to {}: {written}; see README.txt there",
         dir.display()
-    );
-    Ok(())
-}
-
-/// `caseclerk restore`: a checked backup in place of the database, the daemon stopped.
-async fn restore(config: &Option<PathBuf>, file: &std::path::Path) -> Result<(), Failure> {
-    let cfg = load(config, Needs::NoSecrets)?;
-    let found = crate::shell::backup::restore(file, &cfg.database)
-        .await
-        .map_err(work)?;
-    println!(
-        "{} restored from {}: {found}; start the daemon again",
-        cfg.database.display(),
-        file.display()
     );
     Ok(())
 }
