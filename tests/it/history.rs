@@ -236,3 +236,37 @@ async fn a_database_from_before_the_chain_is_chained_once_at_open_in_id_order() 
     assert!(again.to_string().contains("append-only"), "{again}");
     store.close().await;
 }
+
+#[tokio::test]
+async fn two_writers_appending_at_once_never_fork_the_chain() {
+    let (review, _) = a_review().await;
+    let (db, _) = copy_of(&review, "busy");
+    let (a, b) = (
+        Store::open(&db).await.unwrap(),
+        Store::open(&db).await.unwrap(),
+    );
+    let at = chrono::Utc::now();
+    let append = |store: Store, who: &'static str| async move {
+        for n in 0..20 {
+            let mut tx = store.begin().await.unwrap();
+            let data = serde_json::json!({ "note": format!("{who} {n}") });
+            Store::add_event(&mut tx, 1, at, "note", who, &data)
+                .await
+                .unwrap();
+            Store::commit(tx).await.unwrap();
+        }
+        store
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(append(a, "first")),
+        tokio::spawn(append(b, "second"))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let found = verify::verify(&a).await.unwrap();
+    assert!(
+        matches!(&found, Finding::Intact { events, .. } if *events as i64 == a.row_counts().await.unwrap().2),
+        "{found:?}"
+    );
+    a.close().await;
+    b.close().await;
+}
