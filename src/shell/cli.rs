@@ -575,15 +575,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
-        Command::Verify => verify(config).await,
-        Command::ExportCase { reference, dir } => export_case(config, reference, dir).await,
-        Command::Backup {
-            file,
-            age_recipients,
-        } => backup(config, file, age_recipients).await,
-        Command::Restore { file, age_identity } => {
-            restore(config, file, age_identity.as_deref()).await
-        }
+        cmd @ (Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Verify
+        | Command::ExportCase { .. }) => data_protection(config, cmd).await,
         Command::Export {
             format,
             since,
@@ -801,6 +796,25 @@ fn generate(out: &std::path::Path) -> Result<(), Failure> {
             .map_err(|e| fail("completions", e))?;
     }
     Ok(())
+}
+
+/// The commands about the data held: backups, the history's check, a case's export (one arm in
+/// [`dispatch`], which is near the function length limit).
+async fn data_protection(config: &Option<PathBuf>, cmd: &Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Backup {
+            file,
+            age_recipients,
+        } => backup(config, file, age_recipients).await,
+        Command::Restore { file, age_identity } => {
+            restore(config, file, age_identity.as_deref()).await
+        }
+        Command::Verify => verify(config).await,
+        Command::ExportCase { reference, dir } => export_case(config, reference, dir).await,
+        other => Err(Failure::Work(format!(
+            "{other:?} is not a data protection command"
+        ))),
+    }
 }
 
 /// `caseclerk backup`: a checked, owner-only copy of the database while the daemon runs,

@@ -245,7 +245,7 @@ async fn two_writers_appending_at_once_never_fork_the_chain() {
         Store::open(&db).await.unwrap(),
         Store::open(&db).await.unwrap(),
     );
-    let at = chrono::Utc::now();
+    let at = review.now();
     let append = |store: Store, who: &'static str| async move {
         for n in 0..20 {
             let mut tx = store.begin().await.unwrap();
