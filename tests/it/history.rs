@@ -270,3 +270,28 @@ async fn two_writers_appending_at_once_never_fork_the_chain() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_chain_head_is_recorded_once_a_london_day_on_which_the_history_grew() {
+    let (review, _) = a_review().await;
+    let heads = review.engine.store.chain_heads().await.unwrap();
+    let days: Vec<_> = heads
+        .iter()
+        .map(|h| caseclerk::core::calendar::london_date(h.at))
+        .collect();
+    let mut distinct = days.clone();
+    distinct.dedup();
+    assert_eq!(days, distinct, "one a day at most: {heads:#?}");
+    // The review ran on 20, 21 (the screening chaser's day, if any) and 24 August.
+    assert!(heads.len() >= 2, "{heads:#?}");
+    for pair in heads.windows(2) {
+        assert!(
+            pair[0].event_id < pair[1].event_id,
+            "each head is further on"
+        );
+    }
+    for h in &heads {
+        let stored = review.engine.store.event_hash(h.event_id).await.unwrap();
+        assert_eq!(stored.flatten().as_deref(), Some(h.hash.as_str()));
+    }
+}
