@@ -295,3 +295,32 @@ async fn a_chain_head_is_recorded_once_a_london_day_on_which_the_history_grew() 
         assert_eq!(stored.flatten().as_deref(), Some(h.hash.as_str()));
     }
 }
+
+#[tokio::test]
+async fn an_event_inserted_around_caseclerk_is_named_and_caseclerk_keeps_working() {
+    let (review, reference) = a_review().await;
+    let (db, config) = copy_of(&review, "inserted");
+    sqlite3(
+        &db,
+        "INSERT INTO events (case_id, at, kind, actor, data) \
+         VALUES (1, '2026-08-24T09:00:00.000000Z', 'note', 'someone', '{}');",
+    );
+    let store = Store::open(&db).await.unwrap();
+    let inserted = store.row_counts().await.unwrap().2;
+    let mut tx = store.begin().await.unwrap();
+    let data = serde_json::json!({ "note": "after" });
+    Store::add_event(&mut tx, 1, review.now(), "note", "test", &data)
+        .await
+        .expect("letters and events still go on");
+    Store::commit(tx).await.unwrap();
+    store.close().await;
+    let out = caseclerk(&config, &["verify"]);
+    assert_eq!(out.status.code(), Some(4), "{}", said(&out));
+    assert!(
+        said(&out).contains(&format!(
+            "BROKEN: event {inserted} (case {reference}): it has no hash"
+        )),
+        "{}",
+        said(&out)
+    );
+}
