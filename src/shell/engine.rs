@@ -284,6 +284,8 @@ impl Engine {
         )
         .await?;
         report.queued = queued + periodic;
+        // Once a London day: the history's chain head, recorded and logged (its id and hash).
+        crate::shell::verify::record_head_if_due(&self.store, now).await?;
         match &self.transport {
             Some(t) => {
                 let doubt = outbox::InDoubt::from_settings(&self.cfg.imap);

@@ -21,6 +21,8 @@
 //! - [`secret`]: a password or token in memory, never printed.
 //! - [`sdnotify`]: systemd's ready, status and watchdog notifications (`Type=notify`).
 //! - [`report`]: `caseclerk case`, one case's history as text.
+//! - [`export_case`]: `caseclerk export-case`, everything held about one case, into a folder.
+//! - [`verify`]: `caseclerk verify`, the tamper-evident history checked; the daily chain head.
 //! - [`templates`]: reads the letter templates folder.
 //! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
 //!   `RUST_LOG` says.
@@ -39,6 +41,7 @@ pub mod config;
 pub mod connect;
 pub mod dryrun;
 pub mod engine;
+pub mod export_case;
 pub mod firstrun;
 pub mod health;
 pub mod logging;
@@ -57,3 +60,4 @@ pub mod snapshot;
 pub mod store;
 pub mod templates;
 pub mod tls;
+pub mod verify;

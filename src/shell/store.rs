@@ -8,6 +8,7 @@
 //! Must not: decide anything (what a message is, what is due), talk to the network, or log
 //! message content. It moves bytes and state, in the transactions its callers ask for.
 
+use crate::core::chain;
 use crate::core::identity;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -68,8 +69,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("../../migrations/0003_outbox_intent.sql")),
     (4, include_str!("../../migrations/0004_sent_folder.sql")),
+    (6, include_str!("../../migrations/0006_event_chain.sql")),
     (9, include_str!("../../migrations/0009_sent_by_copy.sql")),
 ];
+
+/// The `meta` key recording that events stored before the chain were hashed (and the row every
+/// event write touches first, to take SQLite's write lock before reading the chain's end).
+const CHAIN_META: &str = "event_chain";
+
+/// A recorded chain head: the last event's id and hash when it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub at: DateTime<Utc>,
+    pub event_id: i64,
+    pub hash: String,
+    pub events: i64,
+}
 
 /// Format an instant the one way the database stores it.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -444,7 +459,67 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.apply_migrations(MIGRATIONS).await
+        self.apply_migrations(MIGRATIONS).await?;
+        self.chain_stored_events().await
+    }
+
+    /// The one-time step after migration 6: hash the events stored before the chain existed, in
+    /// id order from [`chain::GENESIS`], in one transaction, and record it in `meta` as
+    /// `event_chain` (never run again once recorded; SQLite's SQL cannot compute SHA-256, so the
+    /// migration leaves their hashes NULL and this does it in Rust).
+    async fn chain_stored_events(&self) -> Result<(), StoreError> {
+        if self.meta(CHAIN_META).await?.is_some() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        // Take the write lock first, so no event is appended between the read and the hashing.
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, 'hashing') ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(CHAIN_META)
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT id, case_id, at, kind, actor, data FROM events WHERE hash IS NULL ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut prev = chain::GENESIS.to_string();
+        for r in &rows {
+            let (at, kind, actor, data): (String, String, String, String) = (
+                r.try_get("at")?,
+                r.try_get("kind")?,
+                r.try_get("actor")?,
+                r.try_get("data")?,
+            );
+            let id: i64 = r.try_get("id")?;
+            let content = chain::Content {
+                id,
+                case_id: r.try_get("case_id")?,
+                at: &at,
+                kind: &kind,
+                actor: &actor,
+                data: &data,
+            };
+            let hash = chain::hash(&prev, &content);
+            sqlx::query("UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?")
+                .bind(&prev)
+                .bind(&hash)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            prev = hash;
+        }
+        sqlx::query("UPDATE meta SET value = ? WHERE key = ?")
+            .bind(format!(
+                "chained; {} event(s) stored before the chain were hashed in id order at the first open with schema 6",
+                rows.len()
+            ))
+            .bind(CHAIN_META)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Apply the `migrations` newer than the recorded schema version, each in its own
@@ -954,7 +1029,13 @@ impl Store {
         Ok((id, reference))
     }
 
-    /// Append an event to a case.
+    /// Append an event to a case: the one way into `events`, chained to the event before it
+    /// ([`crate::core::chain`]; one global chain in id order).
+    ///
+    /// Inside the caller's transaction it first takes SQLite's write lock (a write to `meta`),
+    /// then reads the last event's id and hash, so two writers cannot chain to the same event:
+    /// the second waits for the first to commit and then reads its hash. The new event's id is
+    /// the last one plus one (events are never deleted, so that is the id SQLite would give).
     pub async fn add_event(
         tx: &mut Tx<'_>,
         case_id: i64,
@@ -963,16 +1044,224 @@ impl Store {
         actor: &str,
         data: &serde_json::Value,
     ) -> Result<i64, StoreError> {
+        sqlx::query("UPDATE meta SET value = value WHERE key = ?")
+            .bind(CHAIN_META)
+            .execute(&mut **tx)
+            .await?;
+        let last: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?;
+        let (id, prev) = match last {
+            None => (1, chain::GENESIS.to_string()),
+            Some((id, Some(hash))) => (id + 1, hash),
+            // The last row was written around caseclerk (no hash). Letters must still go out:
+            // the new event is chained to an empty hash, and `verify` names that row as broken.
+            Some((id, None)) => (id + 1, String::new()),
+        };
+        let (at, data) = (ts(at), data.to_string());
+        let hash = chain::hash(
+            &prev,
+            &chain::Content {
+                id,
+                case_id,
+                at: &at,
+                kind,
+                actor,
+                data: &data,
+            },
+        );
         Ok(sqlx::query_scalar(
-            "INSERT INTO events (case_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO events (id, case_id, at, kind, actor, data, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
+        .bind(id)
         .bind(case_id)
-        .bind(ts(at))
+        .bind(at)
         .bind(kind)
         .bind(actor)
-        .bind(data.to_string())
+        .bind(data)
+        .bind(prev)
+        .bind(hash)
         .fetch_one(&mut **tx)
         .await?)
+    }
+
+    /// A case's events with their chain columns, as stored (for `export-case`).
+    pub async fn held_events(
+        &self,
+        case_id: i64,
+    ) -> Result<Vec<crate::core::case_export::HeldEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, data, prev_hash, hash FROM events \
+             WHERE case_id = ? ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::core::case_export::HeldEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    actor: r.try_get("actor")?,
+                    data: r.try_get("data")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The messages linked to a case (`messages.case_id`) or named by its events (`also`), by id.
+    pub async fn held_messages(
+        &self,
+        case_id: i64,
+        also: &[i64],
+    ) -> Result<Vec<crate::core::case_export::HeldMessage>, StoreError> {
+        let mut ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE case_id = ?")
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?;
+        ids.extend_from_slice(also);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids {
+            let row =
+                sqlx::query("SELECT internal_date, state, rule, raw FROM messages WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(r) = row {
+                out.push(crate::core::case_export::HeldMessage {
+                    id,
+                    received: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                    state: r.try_get("state")?,
+                    rule: r.try_get("rule")?,
+                    raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Record the chain head (the last event's id and hash, and how many events there are) in
+    /// `chain_heads` unless the last head recorded is already this event. `None`: no events yet,
+    /// or nothing new since the last head.
+    pub async fn record_chain_head(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ChainHead>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE meta SET value = value WHERE key = ?")
+            .bind(CHAIN_META)
+            .execute(&mut *tx)
+            .await?;
+        let last: Option<(i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, hash, (SELECT COUNT(*) FROM events) FROM events ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((event_id, Some(hash), events)) = last else {
+            return Ok(None);
+        };
+        let recorded: Option<i64> =
+            sqlx::query_scalar("SELECT event_id FROM chain_heads ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if recorded == Some(event_id) {
+            return Ok(None);
+        }
+        sqlx::query("INSERT INTO chain_heads (at, event_id, hash, events) VALUES (?, ?, ?, ?)")
+            .bind(ts(now))
+            .bind(event_id)
+            .bind(&hash)
+            .bind(events)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(ChainHead {
+            at: now,
+            event_id,
+            hash,
+            events,
+        }))
+    }
+
+    /// When the last chain head was recorded (`None`: never).
+    pub async fn last_chain_head_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> =
+            sqlx::query_scalar("SELECT at FROM chain_heads ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        at.map(|s| parse_ts(&s)).transpose()
+    }
+
+    /// Every recorded chain head, oldest first.
+    pub async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
+        let rows: Vec<(String, i64, String, i64)> =
+            sqlx::query_as("SELECT at, event_id, hash, events FROM chain_heads ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(at, event_id, hash, events)| {
+                Ok(ChainHead {
+                    at: parse_ts(&at)?,
+                    event_id,
+                    hash,
+                    events,
+                })
+            })
+            .collect()
+    }
+
+    /// The stored hash of event `id` (`Ok(None)`: no such event; `Some(None)`: no hash).
+    pub async fn event_hash(&self, id: i64) -> Result<Option<Option<String>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT hash FROM events WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Every event with its chain columns, in id order, streamed to `each` (the whole table is
+    /// never held in memory). Stops at the first `Err` `each` returns and hands it back.
+    pub async fn each_chained_event<E>(
+        &self,
+        mut each: impl FnMut(&chain::Link<'_>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        use futures::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT id, case_id, at, kind, actor, data, prev_hash, hash FROM events ORDER BY id",
+        )
+        .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let (at, kind, actor, data): (String, String, String, String) = (
+                r.try_get("at")?,
+                r.try_get("kind")?,
+                r.try_get("actor")?,
+                r.try_get("data")?,
+            );
+            let (prev, hash): (Option<String>, Option<String>) =
+                (r.try_get("prev_hash")?, r.try_get("hash")?);
+            let link = chain::Link {
+                content: chain::Content {
+                    id: r.try_get("id")?,
+                    case_id: r.try_get("case_id")?,
+                    at: &at,
+                    kind: &kind,
+                    actor: &actor,
+                    data: &data,
+                },
+                prev_hash: prev.as_deref(),
+                hash: hash.as_deref(),
+            };
+            if let Err(e) = each(&link) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// Set a case's status.
