@@ -283,6 +283,10 @@ enum Command {
         /// Measure this caseclerk binary instead of this one (--first-run, --burst).
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// Instead: create this many cases through the real ingest path and time planning,
+        /// digest, export and `case <ref>` after the first 1,000 and after the last.
+        #[arg(long)]
+        cases: Option<usize>,
     },
     /// Kill the daemon (`kill -9`) at random while it sends letters on a throwaway local mail
     /// stack, and count the letters lost and sent twice from the recipients' mailboxes (numbers
@@ -581,7 +585,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             burst,
             burst_mb,
             binary,
+            cases,
         } => {
+            if let Some(cases) = cases {
+                return scale_bench(config, *cases).await;
+            }
             if first_run.is_some() || burst.is_some() {
                 let opts = crate::dev::membench::MemoryOptions {
                     config: config.clone().unwrap_or_else(engine::default_config_path),
@@ -1056,6 +1064,18 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
             println!("    {why}");
         }
     }
+    Ok(())
+}
+
+/// `caseclerk bench --cases N`: the scale benchmark ([`crate::dev::scalebench`]).
+async fn scale_bench(config: &Option<PathBuf>, cases: usize) -> Result<(), Failure> {
+    let opts = crate::dev::scalebench::ScaleOptions {
+        config: config.clone().unwrap_or_else(engine::default_config_path),
+        cases,
+        slice: 1000,
+    };
+    let report = crate::dev::scalebench::run(&opts).await.map_err(work)?;
+    print!("{}", report.render());
     Ok(())
 }
 

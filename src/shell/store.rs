@@ -233,6 +233,18 @@ fn case_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseRow, StoreError> {
     })
 }
 
+fn event_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRow, StoreError> {
+    let data: String = r.try_get("data")?;
+    Ok(EventRow {
+        id: r.try_get("id")?,
+        at: parse_ts(&r.try_get::<String, _>("at")?)?,
+        kind: r.try_get("kind")?,
+        actor: r.try_get("actor")?,
+        data: serde_json::from_str(&data)
+            .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
+    })
+}
+
 fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
     let to: String = r.try_get("envelope_to")?;
     Ok(OutboxRow {
@@ -1091,19 +1103,53 @@ impl Store {
         .bind(case_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let data: String = r.try_get("data")?;
-                Ok(EventRow {
-                    id: r.try_get("id")?,
-                    at: parse_ts(&r.try_get::<String, _>("at")?)?,
-                    kind: r.try_get("kind")?,
-                    actor: r.try_get("actor")?,
-                    data: serde_json::from_str(&data)
-                        .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_row).collect()
+    }
+
+    /// Every case (or every open case) with its events in order: two queries whatever the
+    /// number of cases, not one per case (the planning pass, the classifier's context, the
+    /// digest and the tracker read them all). Cases in id order.
+    pub async fn cases_with_events(
+        &self,
+        open_only: bool,
+    ) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
+        let closed = CaseStatus::Closed.as_str();
+        let open_only = i64::from(open_only);
+        // Both reads in one transaction: one snapshot of the database, so every case listed has
+        // all its events, whatever the daemon commits meanwhile. The events are read in
+        // (case_id, id) order (the `events_case` index) and grouped by walking both lists.
+        let mut tx = self.pool.begin().await?;
+        let cases = sqlx::query("SELECT * FROM cases WHERE (? = 0 OR status <> ?) ORDER BY id")
+            .bind(open_only)
+            .bind(closed)
+            .fetch_all(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT e.case_id, e.id, e.at, e.kind, e.actor, e.data FROM events e \
+             JOIN cases c ON c.id = e.case_id WHERE (? = 0 OR c.status <> ?) \
+             ORDER BY e.case_id, e.id",
+        )
+        .bind(open_only)
+        .bind(closed)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let cases: Vec<CaseRow> = cases.iter().map(case_row).collect::<Result<_, _>>()?;
+        let mut out: Vec<(CaseRow, Vec<EventRow>)> =
+            cases.into_iter().map(|c| (c, Vec::new())).collect();
+        let mut at = 0;
+        for r in &rows {
+            let case_id: i64 = r.try_get("case_id")?;
+            while at < out.len() && out[at].0.id < case_id {
+                at += 1;
+            }
+            if let Some((c, events)) = out.get_mut(at)
+                && c.id == case_id
+            {
+                events.push(event_row(r)?);
+            }
+        }
+        Ok(out)
     }
 
     // ---- outbox ---------------------------------------------------------------------------
