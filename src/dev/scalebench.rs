@@ -190,10 +190,7 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
     let store = &engine.store;
     let now = engine.clock.now();
     let reps = 3;
-    let planning = best(reps, || async {
-        engine.plan_all(now).await.map_err(other)
-    })
-    .await?;
+    let planning = best(reps, || async { engine.plan_all(now).await.map_err(other) }).await?;
     // The reference: the same planning on states already in memory.
     let mut states = Vec::new();
     for (_, events) in store.cases_with_events(true).await? {
@@ -221,13 +218,9 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
     let templates = &engine.templates;
     let digest = best(reps, || async {
         let key = timeline::periodic::digest_key(crate::core::calendar::london_date(now));
-        let since = crate::shell::snapshot::since_last(
-            store,
-            crate::core::views::DIGEST_STEP,
-            &key,
-            now,
-        )
-        .await?;
+        let since =
+            crate::shell::snapshot::since_last(store, crate::core::views::DIGEST_STEP, &key, now)
+                .await?;
         let snap = crate::shell::snapshot::gather(cfg, store, now, since).await?;
         crate::core::digest::build(&snap, &cfg.calendar)
             .and_then(|d| crate::core::digest::render(&d, templates))
