@@ -587,24 +587,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             binary,
             cases,
         } => {
-            if let Some(cases) = cases {
-                return scale_bench(config, *cases).await;
-            }
-            if first_run.is_some() || burst.is_some() {
-                let opts = crate::dev::membench::MemoryOptions {
-                    config: config.clone().unwrap_or_else(engine::default_config_path),
-                    binary: binary.clone(),
-                    first_run: *first_run,
-                    burst: *burst,
-                    burst_mb: *burst_mb,
-                };
-                let report = crate::dev::membench::run(&opts).await.map_err(work)?;
-                print!("{}", report.render());
-                return Ok(());
-            }
-            let report = crate::dev::bench::run(*messages).await.map_err(work)?;
-            print!("{}", report.render());
-            Ok(())
+            let memory = (*first_run, *burst, *burst_mb, binary.clone());
+            bench(config, *messages, memory, *cases).await
         }
         Command::Chaos { kills, seed } => {
             let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
@@ -1064,6 +1048,34 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
             println!("    {why}");
         }
     }
+    Ok(())
+}
+
+/// `caseclerk bench`: ingest ([`crate::dev::bench`]), peak memory (`--first-run`, `--burst`:
+/// [`crate::dev::membench`]) or scale (`--cases`: [`crate::dev::scalebench`]).
+async fn bench(
+    config: &Option<PathBuf>,
+    messages: usize,
+    (first_run, burst, burst_mb, binary): (Option<usize>, Option<usize>, usize, Option<PathBuf>),
+    cases: Option<usize>,
+) -> Result<(), Failure> {
+    if let Some(cases) = cases {
+        return scale_bench(config, cases).await;
+    }
+    if first_run.is_some() || burst.is_some() {
+        let opts = crate::dev::membench::MemoryOptions {
+            config: config.clone().unwrap_or_else(engine::default_config_path),
+            binary,
+            first_run,
+            burst,
+            burst_mb,
+        };
+        let report = crate::dev::membench::run(&opts).await.map_err(work)?;
+        print!("{}", report.render());
+        return Ok(());
+    }
+    let report = crate::dev::bench::run(messages).await.map_err(work)?;
+    print!("{}", report.render());
     Ok(())
 }
 
