@@ -318,6 +318,10 @@ enum Command {
         /// Measure this caseclerk binary instead of this one (--first-run, --burst).
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// Instead: create this many cases through the real ingest path and time planning,
+        /// digest, export and `case <ref>` after the first 1,000 and after the last.
+        #[arg(long)]
+        cases: Option<usize>,
     },
     /// Kill the daemon (`kill -9`) at random while it sends letters on a throwaway local mail
     /// stack, and count the letters lost and sent twice from the recipients' mailboxes (numbers
@@ -623,22 +627,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             burst,
             burst_mb,
             binary,
+            cases,
         } => {
-            if first_run.is_some() || burst.is_some() {
-                let opts = crate::dev::membench::MemoryOptions {
-                    config: config.clone().unwrap_or_else(engine::default_config_path),
-                    binary: binary.clone(),
-                    first_run: *first_run,
-                    burst: *burst,
-                    burst_mb: *burst_mb,
-                };
-                let report = crate::dev::membench::run(&opts).await.map_err(work)?;
-                print!("{}", report.render());
-                return Ok(());
-            }
-            let report = crate::dev::bench::run(*messages).await.map_err(work)?;
-            print!("{}", report.render());
-            Ok(())
+            let memory = (*first_run, *burst, *burst_mb, binary.clone());
+            bench(config, *messages, memory, *cases).await
         }
         Command::Chaos {
             kills,
@@ -1213,6 +1205,46 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
             println!("    {why}");
         }
     }
+    Ok(())
+}
+
+/// `caseclerk bench`: ingest ([`crate::dev::bench`]), peak memory (`--first-run`, `--burst`:
+/// [`crate::dev::membench`]) or scale (`--cases`: [`crate::dev::scalebench`]).
+async fn bench(
+    config: &Option<PathBuf>,
+    messages: usize,
+    (first_run, burst, burst_mb, binary): (Option<usize>, Option<usize>, usize, Option<PathBuf>),
+    cases: Option<usize>,
+) -> Result<(), Failure> {
+    if let Some(cases) = cases {
+        return scale_bench(config, cases).await;
+    }
+    if first_run.is_some() || burst.is_some() {
+        let opts = crate::dev::membench::MemoryOptions {
+            config: config.clone().unwrap_or_else(engine::default_config_path),
+            binary,
+            first_run,
+            burst,
+            burst_mb,
+        };
+        let report = crate::dev::membench::run(&opts).await.map_err(work)?;
+        print!("{}", report.render());
+        return Ok(());
+    }
+    let report = crate::dev::bench::run(messages).await.map_err(work)?;
+    print!("{}", report.render());
+    Ok(())
+}
+
+/// `caseclerk bench --cases N`: the scale benchmark ([`crate::dev::scalebench`]).
+async fn scale_bench(config: &Option<PathBuf>, cases: usize) -> Result<(), Failure> {
+    let opts = crate::dev::scalebench::ScaleOptions {
+        config: config.clone().unwrap_or_else(engine::default_config_path),
+        cases,
+        slice: 1000,
+    };
+    let report = crate::dev::scalebench::run(&opts).await.map_err(work)?;
+    print!("{}", report.render());
     Ok(())
 }
 
