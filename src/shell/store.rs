@@ -2321,9 +2321,11 @@ mod tests {
     #[tokio::test]
     async fn a_database_from_before_the_counter_goes_on_from_its_highest_reference_of_each_year() {
         let s = Store::open_in_memory().await.unwrap();
-        // Undo version 7 and go back to the cases as an older caseclerk left them.
+        // Undo version 7 (and the later ones) and go back to the cases as an older caseclerk
+        // left them.
         sqlx::raw_sql(
-            "DROP TABLE case_counters; DELETE FROM schema_version WHERE version >= 7; \
+            "DROP TABLE case_counters; ALTER TABLE outbox DROP COLUMN confirmed_by_copy; \
+             DELETE FROM schema_version WHERE version >= 7; \
              INSERT INTO cases (reference, process, status, received_at, day0, opened_at) VALUES \
              ('RR-2026-0009', 'bury', 'open', 'x', '2026-03-01', 'x'), \
              ('RR-2026-9999', 'bury', 'open', 'x', '2026-11-01', 'x'), \
