@@ -142,6 +142,19 @@ pub enum Event {
     StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
     Note { text: String },
+    /// A legal hold was placed by a person (an inquest, a trial, a subject access request): no
+    /// retention rule erases anything of the case until it is released ([`crate::core::retention`]).
+    HoldPlaced { reason: String },
+    /// The legal hold was released: the retention schedule applies again.
+    HoldReleased { reason: String },
+    /// Retention erased content of the case: what class, how many, how many bytes, under which
+    /// rule ([`crate::core::retention`]). Never the content itself.
+    ContentErased {
+        class: String,
+        count: i64,
+        bytes: i64,
+        rule: String,
+    },
 }
 
 impl Event {
@@ -169,6 +182,9 @@ impl Event {
             Event::MeetingScheduled { .. } => "meeting_scheduled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
+            Event::HoldPlaced { .. } => "hold_placed",
+            Event::HoldReleased { .. } => "hold_released",
+            Event::ContentErased { .. } => "content_erased",
         }
     }
 }
@@ -315,6 +331,14 @@ impl Event {
             }
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
+            Event::HoldPlaced { reason } => format!("LEGAL HOLD placed ({reason})"),
+            Event::HoldReleased { reason } => format!("legal hold released ({reason})"),
+            Event::ContentErased {
+                class,
+                count,
+                bytes,
+                rule,
+            } => format!("retention erased {count} {class} ({bytes} bytes) under rule {rule}"),
         }
     }
 }
@@ -401,6 +425,18 @@ pub struct CaseState {
     pub overrides: BTreeMap<String, DateTime<Utc>>,
     /// Letters reported delayed (still being tried), by outbox id: when the last report came.
     pub delayed: BTreeMap<i64, DateTime<Utc>>,
+    /// When the case was last closed (`None` while it is open).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The legal hold on the case, if one is in place: nothing of it is erased.
+    pub hold: Option<Hold>,
+}
+
+/// A legal hold in place: why, since when and who placed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub reason: String,
+    pub since: DateTime<Utc>,
+    pub by: String,
 }
 
 impl CaseState {
@@ -437,6 +473,8 @@ impl CaseState {
             publication: None,
             overrides: BTreeMap::new(),
             delayed: BTreeMap::new(),
+            closed_at: None,
+            hold: None,
         }
     }
 
@@ -653,8 +691,19 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
         }
         Event::LetterResent { .. } => {}
         Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
-        Event::StatusChanged { status, .. } => s.status = *status,
-        Event::Note { .. } => {}
+        Event::StatusChanged { status, .. } => {
+            s.status = *status;
+            s.closed_at = (*status == CaseStatus::Closed).then_some(r.at);
+        }
+        Event::Note { .. } | Event::ContentErased { .. } => {}
+        Event::HoldPlaced { reason } => {
+            s.hold = Some(Hold {
+                reason: reason.clone(),
+                since: r.at,
+                by: r.actor.clone(),
+            })
+        }
+        Event::HoldReleased { .. } => s.hold = None,
     }
     Ok(())
 }
