@@ -60,6 +60,9 @@ pub struct Digest {
     pub subject: Subject,
     /// The sections with something in them, in order.
     pub sections: Vec<Section>,
+    /// One line naming the cases under legal hold, by reference and since when (never the
+    /// reason, which may name people); `None` when no case is held.
+    pub legal_holds: Option<String>,
 }
 
 /// The subject's summary: the first sections' tags, and how many more there are.
@@ -343,6 +346,31 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
         mailbox_last_read: snap.mailbox.last_ok_at.map(|t| s.d.at(t)),
         subject,
         sections,
+        legal_holds: legal_holds(&s),
+    })
+}
+
+/// The line listing the cases under legal hold (open or closed): reference and since when.
+fn legal_holds(s: &Scope<'_>) -> Option<String> {
+    let held: Vec<String> = s
+        .snap
+        .cases
+        .iter()
+        .filter_map(|c| {
+            c.state.hold.as_ref().map(|h| {
+                format!(
+                    "{} (since {})",
+                    c.reference(),
+                    calendar::short_date(calendar::london_date(h.since))
+                )
+            })
+        })
+        .collect();
+    (!held.is_empty()).then(|| {
+        format!(
+            "Under legal hold, so nothing of them is erased (caseclerk release ends one): {}",
+            held.join(", ")
+        )
     })
 }
 

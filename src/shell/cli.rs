@@ -92,6 +92,37 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Erase what the retention schedule ([retention] in the configuration) says has been kept
+    /// long enough, and record each erasure; the daemon does this once a day. Nothing of an open
+    /// case or a case under legal hold is ever erased.
+    Retention {
+        /// List what would go (grouped by rule, with counts and bytes; ids and case references
+        /// only) and erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply the schedule as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Place a legal hold on a case (an inquest, a trial, a subject access request): nothing of
+    /// it is erased until it is released. Shown in `case`, the tracker and the digest.
+    Hold {
+        case: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Release a case's legal hold: the retention schedule applies to it again.
+    Release {
+        case: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Copy the database into a new file while the daemon runs: one consistent snapshot, checked,
     /// readable by you only. Restore it with `caseclerk restore`.
     Backup {
@@ -551,6 +582,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
+        c @ (Command::Retention { .. } | Command::Hold { .. } | Command::Release { .. }) => {
+            retention(config, c).await
+        }
         Command::Backup { file } => backup(config, file).await,
         Command::Restore { file } => restore(config, file).await,
         Command::Export {
@@ -1014,6 +1048,66 @@ async fn set_status(
         .await
         .map_err(refused)?;
     println!("{case}: {}", if close { "closed" } else { "reopened" });
+    Ok(())
+}
+
+/// The retention commands, each to its own function (dispatch has one arm for them).
+async fn retention(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    match command {
+        Command::Retention { dry_run, now } => apply_retention(config, *dry_run, now).await,
+        Command::Hold { case, reason, who } => hold(config, case, true, reason, who).await,
+        Command::Release { case, reason, who } => hold(config, case, false, reason, who).await,
+        _ => unreachable!("only retention, hold and release come here"),
+    }
+}
+
+/// `caseclerk retention [--dry-run]`.
+async fn apply_retention(
+    config: &Option<PathBuf>,
+    dry_run: bool,
+    now: &Option<String>,
+) -> Result<(), Failure> {
+    use crate::shell::retention as r;
+    let cfg = load(config, Needs::NoSecrets)?;
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let now = clock(now.as_deref())?.now();
+    let refs = r::references(&store).await.map_err(work)?;
+    let groups = if dry_run {
+        r::plan(&store, &cfg.retention, now).await.map_err(work)?
+    } else {
+        r::apply(&store, &cfg.retention, now)
+            .await
+            .map_err(work)?
+            .groups
+    };
+    print!("{}", r::listing(&groups, &refs, !dry_run));
+    Ok(())
+}
+
+/// `caseclerk hold` (`place`) and `caseclerk release`.
+async fn hold(
+    config: &Option<PathBuf>,
+    case: &str,
+    place: bool,
+    reason: &str,
+    who: &Who,
+) -> Result<(), Failure> {
+    use crate::shell::retention::{HoldError, set_hold};
+    let d = desk(config, who).await?;
+    set_hold(&d.store, case, place, reason, &d.actor, d.now)
+        .await
+        .map_err(|e| match e {
+            HoldError::Store(_) => work(e),
+            _ => Failure::Usage(e.to_string()),
+        })?;
+    println!(
+        "{case}: {}",
+        if place {
+            "under legal hold: nothing of it is erased until it is released"
+        } else {
+            "legal hold released: the retention schedule applies again"
+        }
+    );
     Ok(())
 }
 

@@ -21,6 +21,8 @@
 //! - [`secret`]: a password or token in memory, never printed.
 //! - [`sdnotify`]: systemd's ready, status and watchdog notifications (`Type=notify`).
 //! - [`report`]: `caseclerk case`, one case's history as text.
+//! - [`retention`]: the retention schedule applied (daily, `caseclerk retention`), real erasure,
+//!   and legal hold (`caseclerk hold` / `release`).
 //! - [`templates`]: reads the letter templates folder.
 //! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
 //!   `RUST_LOG` says.
@@ -50,6 +52,7 @@ pub mod periodic;
 pub mod private;
 pub mod progress;
 pub mod report;
+pub mod retention;
 pub mod sdnotify;
 pub mod secret;
 pub mod sentfolder;

@@ -27,6 +27,7 @@ mod outbox_intent;
 mod package;
 mod process_pathways;
 mod readonly;
+mod retention;
 mod review;
 mod skeleton;
 mod smtp_login;
