@@ -241,6 +241,9 @@ async fn a_held_closed_case_keeps_its_mail_past_retention_until_the_hold_is_rele
     let applied = retention::apply(&store, &cfg.retention, later)
         .await
         .unwrap();
+    // The freed pages went back to the file system: none is left on the free list.
+    assert!(applied.reclaimed.pages > 0, "{:?}", applied.reclaimed);
+    assert_eq!(pragma(&cfg.database, "PRAGMA freelist_count").await, 0);
     assert!(
         applied
             .groups
@@ -248,6 +251,47 @@ async fn a_held_closed_case_keeps_its_mail_past_retention_until_the_hold_is_rele
             .any(|g| g.case.is_some() && g.rule == "closed_case_mail")
     );
     assert_eq!(found_in(&cfg.database), Vec::<String>::new());
+}
+
+/// A `PRAGMA`'s value, read on a connection of its own.
+async fn pragma(db: &std::path::Path, sql: &'static str) -> i64 {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let v: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    v
+}
+
+#[tokio::test]
+async fn a_database_made_without_incremental_vacuum_is_converted_when_opened() {
+    let dir = std::env::temp_dir().join(format!("caseclerk-vacuum-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("old.db");
+    let _ = std::fs::remove_file(&db);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE before_us (x BLOB); INSERT INTO before_us VALUES (zeroblob(100000));",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(
+        pragma(&db, "PRAGMA auto_vacuum").await,
+        0,
+        "made without it"
+    );
+    let store = Store::open(&db).await.unwrap();
+    store.close().await;
+    assert_eq!(
+        pragma(&db, "PRAGMA auto_vacuum").await,
+        2,
+        "incremental after opening"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
