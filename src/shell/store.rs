@@ -794,7 +794,8 @@ impl Store {
     /// Messages waiting for a person.
     pub async fn triage(&self) -> Result<Vec<TriageRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, internal_date, rule, size, verdict FROM messages WHERE state = 'triage' ORDER BY internal_date, id",
+            "SELECT id, internal_date, rule, size, verdict FROM messages WHERE state = 'triage' \
+             AND erased_at IS NULL ORDER BY internal_date, id",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -170,6 +170,27 @@ async fn a_phrase_planted_in_a_referral_and_its_letters_is_gone_from_the_file_af
     );
     assert!(!report.contains(PHRASE));
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
+
+    // Reopened, the case cannot send an erased letter again: the sent folder has its copy.
+    let now = r.now();
+    let ops = caseclerk::shell::operator::set_status;
+    ops(&store, &reference, false, "new information", "test", now)
+        .await
+        .unwrap();
+    let e = caseclerk::shell::operator::resend(
+        &r.engine.cfg,
+        &store,
+        &reference,
+        after[0].id,
+        None,
+        "lost",
+        "test",
+        now,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("erased under the retention schedule"), "{e}");
 }
 
 #[tokio::test]
@@ -366,7 +387,8 @@ async fn mail_on_no_case_is_erased_on_its_own_schedule_and_recorded_in_erasures(
         ("triage_expired", "triage_mail", 1)
     );
     assert_eq!(*bytes, raw.len() as i64);
-    // The row stays, empty: the triage list still lists it; it is never fetched again.
+    // The row stays, empty (so it is never stored again), and leaves the triage list.
+    assert!(store.triage().await.unwrap().is_empty());
     assert_eq!(store.message_raw(1).await.unwrap().unwrap().len(), 0);
 }
 
