@@ -92,37 +92,9 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
-    /// Erase what the retention schedule ([retention] in the configuration) says has been kept
-    /// long enough, and record each erasure; the daemon does this once a day. Nothing of an open
-    /// case or a case under legal hold is ever erased.
-    Retention {
-        /// List what would go (grouped by rule, with counts and bytes; ids and case references
-        /// only) and erase nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Apply the schedule as of this instant (RFC 3339); default: now.
-        #[arg(long)]
-        now: Option<String>,
-    },
-    /// Place a legal hold on a case (an inquest, a trial, a subject access request): nothing of
-    /// it is erased until it is released. Shown in `case`, the tracker and the digest.
-    Hold {
-        case: String,
-        /// Why, for the case history.
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Release a case's legal hold: the retention schedule applies to it again.
-    Release {
-        case: String,
-        /// Why, for the case history.
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        who: Who,
-    },
+    /// Retention and legal hold: `retention [--dry-run]`, `hold`, `release`.
+    #[command(flatten)]
+    Retention(RetentionCommand),
     /// Copy the database into a new file while the daemon runs: one consistent snapshot, checked,
     /// readable by you only. Restore it with `caseclerk restore`.
     Backup {
@@ -377,6 +349,42 @@ enum AgenciesAction {
     },
 }
 
+/// The retention commands (`shell::retention`), at the top level of the command line.
+#[derive(clap::Subcommand, Debug)]
+enum RetentionCommand {
+    /// Erase what the retention schedule ([retention] in the configuration) says has been kept
+    /// long enough, and record each erasure; the daemon does this once a day. Nothing of an open
+    /// case or a case under legal hold is ever erased.
+    Retention {
+        /// List what would go (grouped by rule, with counts and bytes; ids and case references
+        /// only) and erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply the schedule as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Place a legal hold on a case (an inquest, a trial, a subject access request): nothing of
+    /// it is erased until it is released. Shown in `case`, the tracker and the digest.
+    Hold {
+        case: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Release a case's legal hold: the retention schedule applies to it again.
+    Release {
+        case: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
 /// Who is acting and when, for operator commands.
 #[derive(clap::Args, Debug)]
 struct Who {
@@ -582,9 +590,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
-        c @ (Command::Retention { .. } | Command::Hold { .. } | Command::Release { .. }) => {
-            retention(config, c).await
-        }
+        Command::Retention(c) => retention(config, c).await,
         Command::Backup { file } => backup(config, file).await,
         Command::Restore { file } => restore(config, file).await,
         Command::Export {
@@ -1052,12 +1058,15 @@ async fn set_status(
 }
 
 /// The retention commands, each to its own function (dispatch has one arm for them).
-async fn retention(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+async fn retention(config: &Option<PathBuf>, command: &RetentionCommand) -> Result<(), Failure> {
     match command {
-        Command::Retention { dry_run, now } => apply_retention(config, *dry_run, now).await,
-        Command::Hold { case, reason, who } => hold(config, case, true, reason, who).await,
-        Command::Release { case, reason, who } => hold(config, case, false, reason, who).await,
-        _ => unreachable!("only retention, hold and release come here"),
+        RetentionCommand::Retention { dry_run, now } => {
+            apply_retention(config, *dry_run, now).await
+        }
+        RetentionCommand::Hold { case, reason, who } => hold(config, case, true, reason, who).await,
+        RetentionCommand::Release { case, reason, who } => {
+            hold(config, case, false, reason, who).await
+        }
     }
 }
 

@@ -10,9 +10,7 @@
 
 use crate::core::identity;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, Transaction};
 use std::path::Path;
 use std::str::FromStr;
@@ -287,10 +285,11 @@ impl Store {
                 source,
             })?
             // Real erasure (issue 14): freed pages are free of what they held (secure_delete
-            // zeroes deleted content on every connection), and an erasure's freed pages are
-            // given back to the file system ([`Store::reclaim`]). A new database is made
-            // incremental here; an existing one is converted once ([`Store::ensure_incremental`]).
-            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            // zeroes deleted content, on every connection), and an erasure's freed pages are
+            // given back to the file system ([`Store::reclaim`]) once the database is in
+            // incremental auto-vacuum ([`Store::ensure_incremental`]). Not `auto_vacuum` here:
+            // setting it on an existing file is a write, and a connection opened while another
+            // holds the write lock would wait for it.
             .pragma("secure_delete", "ON")
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -1644,11 +1643,11 @@ pub struct Reclaimed {
 
 // ---- retention (issue 14): what holds content, erasing it, and giving the pages back ----------
 impl Store {
-    /// An existing database made before incremental auto-vacuum is converted once: `VACUUM`
-    /// rewrites the file with the setting the connection asks for. A new database already has it
-    /// (the setting precedes its first table), so this costs nothing after the first open.
-    /// The one-time rewrite needs free space the size of the database and holds the write lock
-    /// while it runs (seconds for a typical partnership's file).
+    /// A database not yet in incremental auto-vacuum (a new one, or one made before this version)
+    /// is converted once, when opened: `PRAGMA auto_vacuum = INCREMENTAL; VACUUM` rewrites the
+    /// file with the setting; later opens find it set and do nothing. The one-time rewrite needs
+    /// free space the size of the database and holds the write lock while it runs (seconds for a
+    /// typical partnership's file; a new database is a few pages).
     async fn ensure_incremental(&self) -> Result<(), StoreError> {
         let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
             .fetch_one(&self.pool)
