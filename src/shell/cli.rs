@@ -1078,18 +1078,30 @@ async fn apply_retention(
 ) -> Result<(), Failure> {
     use crate::shell::retention as r;
     let cfg = load(config, Needs::NoSecrets)?;
-    let store = Store::open(&cfg.database).await.map_err(work)?;
     let now = clock(now.as_deref())?.now();
+    if dry_run {
+        // Read-only: nothing written, no lock taken, works beside the running daemon.
+        let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
+        let groups = r::plan(&store, &cfg.retention, now).await.map_err(work)?;
+        let refs = r::references(&store).await.map_err(work)?;
+        print!("{}", r::listing(&groups, &refs, false));
+        return Ok(());
+    }
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let applied = r::apply(&store, &cfg.retention, now).await.map_err(work)?;
     let refs = r::references(&store).await.map_err(work)?;
-    let groups = if dry_run {
-        r::plan(&store, &cfg.retention, now).await.map_err(work)?
-    } else {
-        r::apply(&store, &cfg.retention, now)
-            .await
-            .map_err(work)?
-            .groups
-    };
-    print!("{}", r::listing(&groups, &refs, !dry_run));
+    print!("{}", r::listing(&applied.groups, &refs, true));
+    if !applied.groups.is_empty() || applied.reclaimed.wal_busy {
+        println!(
+            "{} free page(s) given back to the file system; {}",
+            applied.reclaimed.pages,
+            if applied.reclaimed.wal_busy {
+                "the WAL could not be emptied (a reader was busy): `caseclerk retention` (or the daemon's next daily run) tries again"
+            } else {
+                "the WAL is emptied"
+            }
+        );
+    }
     Ok(())
 }
 

@@ -34,6 +34,9 @@ pub const ACTOR: &str = "caseclerk:retention";
 /// The `meta` key holding the London date retention last ran on (the daemon's once a day).
 const LAST_RUN: &str = "retention_last_day";
 
+/// The `meta` key set to `yes` while an erasure's WAL could not be emptied (a reader was busy).
+const RECLAIM_PENDING: &str = "retention_reclaim_pending";
+
 /// Why a hold or release was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldError {
@@ -206,12 +209,25 @@ pub async fn apply(
         );
         applied.groups.push(erased);
     }
-    if !applied.groups.is_empty() {
+    // After an erasure, or when an earlier one could not empty the WAL: give the pages back
+    // and empty the WAL; if a reader is in the way, the next run tries again.
+    let pending = store.meta(RECLAIM_PENDING).await?.as_deref() == Some("yes");
+    if !applied.groups.is_empty() || pending {
         applied.reclaimed = store.reclaim().await?;
         if applied.reclaimed.wal_busy {
             tracing::warn!(
                 "after erasing, the WAL could not be emptied (a reader was busy); the next run tries again"
             );
+        }
+        let flag = if applied.reclaimed.wal_busy {
+            "yes"
+        } else {
+            "no"
+        };
+        store.set_meta(RECLAIM_PENDING, flag).await?;
+        // The flag's own write is in the WAL: empty it once more (nothing erased is in it).
+        if !applied.reclaimed.wal_busy {
+            store.reclaim().await?;
         }
     }
     Ok(applied)
@@ -265,7 +281,7 @@ pub fn listing(groups: &[Group], refs: &BTreeMap<i64, String>, done: bool) -> St
         };
         let ids: Vec<String> = g.ids.iter().map(i64::to_string).collect();
         out.push_str(&format!(
-            "  {whose}: {} {}, {} bytes: {table} {}\n",
+            "  {whose}: {} × {}, {} bytes: {table} {}\n",
             g.ids.len(),
             g.class.as_str(),
             g.bytes,

@@ -485,3 +485,77 @@ fn a_schedule_shorter_than_its_floors_is_refused_every_problem_at_once() {
         assert!(e.contains(part), "missing {part:?} in:\n{e}");
     }
 }
+
+#[tokio::test]
+async fn the_command_line_holds_lists_by_rule_without_content_releases_and_erases() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "cli.1@hospital.test", "2026-02-02 10:00").await;
+    let file = r.engine.cfg.file.clone();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+            .arg("--config")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let hold = [
+        "hold",
+        &reference,
+        "--reason",
+        "criminal trial",
+        "--by",
+        "clerk",
+    ];
+    let (code, said) = run(&hold);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("under legal hold"), "{said}");
+    let (code, said) = run(&hold);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("already under legal hold") && said.contains("operator:clerk"),
+        "{said}"
+    );
+
+    let later = ["--now", "2027-06-01T10:00:00Z"];
+    let (code, said) = run(&[&["retention", "--dry-run"], &later[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.starts_with("retention: 0 record(s), 0 bytes would be erased"),
+        "{said}"
+    );
+
+    let (code, said) = run(&["release", &reference, "--reason", "trial over"]);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = run(&[&["retention", "--dry-run"], &later[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("closed_case_mail (") && said.contains(&format!("  {reference}: ")),
+        "{said}"
+    );
+    assert!(said.contains("closed_case_letter ("), "{said}");
+    for private in [PHRASE, "Referral for", "hospital.test", "Dr Test"] {
+        assert!(
+            !said.contains(private),
+            "the listing shows {private:?}:\n{said}"
+        );
+    }
+    assert!(
+        !found_in(&r.engine.cfg.database).is_empty(),
+        "a dry run erases nothing"
+    );
+
+    let (code, said) = run(&[&["retention"], &later[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("bytes erased") && said.contains("the WAL is emptied"),
+        "{said}"
+    );
+    assert_eq!(found_in(&r.engine.cfg.database), Vec::<String>::new());
+}
