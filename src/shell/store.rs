@@ -306,7 +306,11 @@ impl Store {
             })?;
         let store = Store { pool };
         store.migrate().await?;
-        store.ensure_incremental().await?;
+        // Not fatal: another process reading at that moment makes the one-time VACUUM fail;
+        // the next open tries again, and meanwhile erased content is still zeroed in place.
+        if let Err(e) = store.ensure_incremental().await {
+            tracing::warn!(error = %e, "the database could not be converted to incremental auto-vacuum yet; the next start tries again");
+        }
         Ok(store)
     }
 
