@@ -988,6 +988,33 @@ mod tests {
     }
 
     #[test]
+    fn a_case_under_legal_hold_is_named_in_one_line_by_reference_never_by_reason() {
+        let world = World::new();
+        assert!(
+            digest().text.find("legal hold").is_none(),
+            "no hold, no line"
+        );
+        let mut snap = fixture::snapshot(&world);
+        let case = snap
+            .cases
+            .iter_mut()
+            .find(|c| c.reference() == "RR-2026-0002")
+            .unwrap();
+        case.state.hold = Some(crate::core::case::Hold {
+            reason: "inquest into the death of a named child".into(),
+            since: fixture::t("2026-08-20T10:00:00Z"),
+            by: "operator:clerk".into(),
+        });
+        let (data, d) = built(&snap, &world.calendar);
+        let line = "Under legal hold, so nothing of them is erased (caseclerk release ends one): RR-2026-0002 (since Thu 20 Aug 2026)";
+        assert_eq!(data.legal_holds.as_deref(), Some(line));
+        assert!(d.text.contains(&format!("\n\n{line}\n\n--")), "{}", d.text);
+        assert!(d.html.contains(&format!("<p><strong>{line}</strong></p>")));
+        check_balanced(&d.html).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!d.text.contains("inquest") && !d.html.contains("inquest"));
+    }
+
+    #[test]
     fn the_digest_html_is_well_formed_and_carries_the_same_tables() {
         let d = digest();
         check_balanced(&d.html).unwrap_or_else(|e| panic!("{e}\n{}", d.html));
