@@ -125,9 +125,9 @@ pub async fn gather(store: &Store) -> Result<Vec<Record>, StoreError> {
         });
     }
     for l in letters {
-        // Settled: no longer waiting to be sent; if it was sent, filed in the sent folder
-        // (the filing reads these bytes).
-        let settled = l.state != "pending" && (l.filed || l.state == "imported");
+        // Settled: no longer waiting to be sent, and, if it was sent, filed in the sent folder
+        // (the filing reads these bytes). A letter refused or imported was never sent.
+        let settled = l.state != "pending" && l.filed;
         out.push(Record {
             id: l.id,
             what: What::Letter { settled },

@@ -1632,7 +1632,7 @@ pub struct ContentRow {
     /// A message: when it reached the mailbox. A letter: when it was sent, else queued.
     pub at: DateTime<Utc>,
     pub bytes: i64,
-    /// A letter: filed in the sent folder.
+    /// A letter: nothing left to file in the sent folder (filed there, or never sent).
     pub filed: bool,
 }
 
@@ -1692,7 +1692,7 @@ impl Store {
         .await?;
         let letters = sqlx::query(
             "SELECT id, case_id, state, COALESCE(sent_at, queued_at) AS at, LENGTH(raw) AS bytes, \
-             CASE WHEN filed_at IS NULL THEN 0 ELSE 1 END AS filed \
+             CASE WHEN filed_at IS NULL AND sent_at IS NOT NULL THEN 0 ELSE 1 END AS filed \
              FROM outbox WHERE erased_at IS NULL ORDER BY id",
         )
         .fetch_all(&self.pool)
