@@ -3,6 +3,11 @@
 //! # What this module owns
 //! - **Working days**: Monday to Friday, except England & Wales bank holidays and the partnership's
 //!   own closure days (for example a Christmas shutdown).
+//! - **Two calendars**: statutory time counts England & Wales working days only
+//!   ([`Calendar::statutory`]: weekends and bank holidays); closure days only decide when the
+//!   office sends a letter ([`Calendar::sending_day`]: the last open working day before a closure).
+//!   The full calendar (with closures) answers the office's own questions: when the digest goes,
+//!   what "tomorrow" is.
 //! - **Bank holidays**: parsed from GOV.UK's `bank-holidays.json` format (the `england-and-wales`
 //!   division only). A copy covering 2018 to 2028 is bundled from `data/bank-holidays.json`
 //!   ([`Calendar::bundled`]); a partnership may configure a newer file ([`Calendar::from_govuk_json`]).
@@ -29,7 +34,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{
     DateTime, Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Timelike,
@@ -256,6 +261,48 @@ impl Reckoning {
     }
 }
 
+/// When the office sends a letter dated by statutory time ([`Calendar::sending_day`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sending {
+    /// The office is open that day (or the day is not a closure day): it goes as dated.
+    AsDated,
+    /// The office is closed that day: it goes on `date`, the last open working day before.
+    Before {
+        /// The last open working day before the closure.
+        date: NaiveDate,
+        /// The closure days passed over, "Tue 29 Dec Christmas shutdown (closure day)".
+        closed: String,
+    },
+    /// The office is closed that day and has no open working day between `earliest` and it: the
+    /// letter goes on its day all the same.
+    OnItsDay {
+        /// The closure day, "Tue 29 Dec Christmas shutdown (closure day)".
+        closed: String,
+        /// The first day it could go.
+        earliest: NaiveDate,
+    },
+}
+
+impl Sending {
+    /// What a clerk reads after the statutory date's own explanation, or `None` when the letter
+    /// goes as dated: `the office is closed Tue 29 Dec Christmas shutdown (closure day), so it
+    /// goes on the last open working day before: Thu 24 Dec 2026`.
+    pub fn explain(&self) -> Option<String> {
+        match self {
+            Sending::AsDated => None,
+            Sending::Before { date, closed } => Some(format!(
+                "the office is closed {closed}, so it goes on the last open working day before: {}",
+                short_date(*date)
+            )),
+            Sending::OnItsDay { closed, earliest } => Some(format!(
+                "the office is closed {closed} and has no open working day from {} up to it, so \
+                 it goes on its day all the same",
+                short_date(*earliest)
+            )),
+        }
+    }
+}
+
 /// One GOV.UK event, as much of it as we use (`bunting` and unknown fields are ignored).
 #[derive(Deserialize)]
 struct GovUkEvent {
@@ -284,7 +331,8 @@ struct Holiday {
 /// suggest it cost an extra day), then a bank holiday, then a closure day.
 #[derive(Debug, Clone)]
 pub struct Calendar {
-    holidays: BTreeMap<NaiveDate, Holiday>,
+    /// Shared, so that [`Calendar::statutory`] costs two pointer copies.
+    holidays: Arc<BTreeMap<NaiveDate, Holiday>>,
     closures: BTreeMap<NaiveDate, String>,
     first: NaiveDate,
     last: NaiveDate,
@@ -382,7 +430,7 @@ impl Calendar {
             });
         };
         Ok(Calendar {
-            holidays,
+            holidays: Arc::new(holidays),
             closures: BTreeMap::new(),
             first,
             last,
@@ -415,6 +463,55 @@ impl Calendar {
     /// bank-holiday data and 31 December of the last.
     pub fn coverage(&self) -> (NaiveDate, NaiveDate) {
         (self.first, self.last)
+    }
+
+    /// The law's calendar: the same bank holidays and coverage, without the partnership's closure
+    /// days. Statutory time — day 0, day N, every `[[deadline]]`, "7 working days before
+    /// publication" — is counted on it: a closure day is the office's, not the law's. Cheap (the
+    /// holidays are shared).
+    pub fn statutory(&self) -> Calendar {
+        Calendar {
+            holidays: Arc::clone(&self.holidays),
+            closures: BTreeMap::new(),
+            first: self.first,
+            last: self.last,
+        }
+    }
+
+    /// When the office sends a letter that statutory time dates `d`, given that it may not go
+    /// before `earliest` (the day of what it answers: day 0, a decision).
+    ///
+    /// Every dated letter serves a statutory deadline, so a closure day moves it *earlier*, never
+    /// later: to the last open working day before `d` (closure days, weekends and bank holidays
+    /// passed over). When there is no open working day from `earliest` up to `d`, it goes on `d`
+    /// all the same ([`Sending::OnItsDay`]): the daemon sends on a closure day rather than let a
+    /// statutory letter go late. A `d` that is not a closure day is [`Sending::AsDated`].
+    pub fn sending_day(&self, d: NaiveDate, earliest: NaiveDate) -> Result<Sending, CalendarError> {
+        let why = match self.non_working(d)? {
+            Some(why @ NonWorking::Closure { .. }) => why,
+            _ => return Ok(Sending::AsDated),
+        };
+        let closed = |skipped: &[(NaiveDate, NonWorking)]| {
+            skipped
+                .iter()
+                .filter(|(_, why)| matches!(why, NonWorking::Closure { .. }))
+                .map(|(day, why)| format!("{} {why}", short_day(*day)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if d > earliest {
+            let back = self.previous_working_day_on_or_before(d)?;
+            if back.date >= earliest {
+                return Ok(Sending::Before {
+                    date: back.date,
+                    closed: closed(&back.skipped),
+                });
+            }
+        }
+        Ok(Sending::OnItsDay {
+            closed: closed(&[(d, why)]),
+            earliest,
+        })
     }
 
     fn covered(&self, d: NaiveDate) -> Result<(), CalendarError> {
@@ -1145,6 +1242,78 @@ mod tests {
         assert_eq!(
             c.non_working(ymd(2026, 12, 26)).unwrap(),
             Some(NonWorking::Saturday)
+        );
+    }
+
+    fn shutdown() -> Calendar {
+        cal().with_closures([
+            (ymd(2026, 12, 29), "Christmas shutdown".to_owned()),
+            (ymd(2026, 12, 30), "Christmas shutdown".to_owned()),
+        ])
+    }
+
+    #[test]
+    fn the_statutory_calendar_counts_a_closure_day_as_a_working_day() {
+        let office = shutdown();
+        let law = office.statutory();
+        assert!(!office.is_working_day(ymd(2026, 12, 29)).unwrap());
+        assert!(law.is_working_day(ymd(2026, 12, 29)).unwrap());
+        assert_eq!(law.coverage(), office.coverage());
+        // Fri 18 Dec 2026 + 15 working days: the law's Wed 13 Jan, not the office's Fri 15 Jan.
+        assert_eq!(
+            law.add_working_days(ymd(2026, 12, 18), 15).unwrap().date,
+            ymd(2027, 1, 13)
+        );
+        assert_eq!(
+            office.add_working_days(ymd(2026, 12, 18), 15).unwrap().date,
+            ymd(2027, 1, 15)
+        );
+    }
+
+    #[test]
+    fn a_letter_dated_on_a_closure_day_goes_on_the_last_open_working_day_before_it() {
+        let s = shutdown()
+            .sending_day(ymd(2026, 12, 30), ymd(2026, 12, 22))
+            .unwrap();
+        assert_eq!(
+            s,
+            Sending::Before {
+                date: ymd(2026, 12, 24),
+                closed:
+                    "Tue 29 Dec Christmas shutdown (closure day), Wed 30 Dec Christmas shutdown \
+                         (closure day)"
+                        .to_owned(),
+            }
+        );
+        assert_eq!(
+            s.explain().unwrap(),
+            "the office is closed Tue 29 Dec Christmas shutdown (closure day), Wed 30 Dec Christmas \
+             shutdown (closure day), so it goes on the last open working day before: Thu 24 Dec 2026"
+        );
+    }
+
+    #[test]
+    fn a_letter_on_an_open_day_goes_as_dated() {
+        let office = shutdown();
+        assert_eq!(
+            office
+                .sending_day(ymd(2026, 12, 31), ymd(2026, 12, 22))
+                .unwrap(),
+            Sending::AsDated
+        );
+        assert_eq!(Sending::AsDated.explain(), None);
+    }
+
+    #[test]
+    fn a_letter_with_no_open_day_between_what_it_answers_and_its_date_goes_on_its_day() {
+        // Answering something on Tue 29 Dec, due Wed 30 Dec: both closed, nothing open between.
+        let s = shutdown()
+            .sending_day(ymd(2026, 12, 30), ymd(2026, 12, 29))
+            .unwrap();
+        assert_eq!(
+            s.explain().unwrap(),
+            "the office is closed Wed 30 Dec Christmas shutdown (closure day) and has no open working \
+             day from Tue 29 Dec 2026 up to it, so it goes on its day all the same"
         );
     }
 

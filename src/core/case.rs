@@ -57,6 +57,10 @@ pub enum Event {
         step: String,
         recipient: String,
         outbox: i64,
+        /// Recorded after a crash from the server's own copy in the sent folder (the daemon died
+        /// before it heard the `250`): the letter was not sent again. Absent (false) otherwise.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        confirmed_by_copy: bool,
     },
     /// A letter could not be delivered (rejected, or bounced later).
     LetterUndelivered {
@@ -138,6 +142,8 @@ pub enum Event {
     },
     /// The meeting was (re)scheduled to a day and time.
     MeetingScheduled { at: DateTime<Utc>, reason: String },
+    /// The meeting was called off (attendees who had the invitation are sent a cancellation).
+    MeetingCancelled { reason: String },
     /// The case was closed or reopened.
     StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
@@ -180,6 +186,7 @@ impl Event {
             Event::Rescheduled { .. } => "rescheduled",
             Event::LetterResent { .. } => "letter_resent",
             Event::MeetingScheduled { .. } => "meeting_scheduled",
+            Event::MeetingCancelled { .. } => "meeting_cancelled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
             Event::HoldPlaced { .. } => "hold_placed",
@@ -238,7 +245,15 @@ impl Event {
                 step,
                 recipient,
                 outbox,
-            } => format!("letter {outbox} sent: {step} to {recipient}"),
+                confirmed_by_copy,
+            } => format!(
+                "letter {outbox} sent: {step} to {recipient}{}",
+                if *confirmed_by_copy {
+                    " (confirmed after a restart by the server's copy in the sent folder; not sent again)"
+                } else {
+                    ""
+                }
+            ),
             Event::LetterUndelivered {
                 step,
                 recipient,
@@ -329,6 +344,7 @@ impl Event {
             Event::MeetingScheduled { at, reason } => {
                 format!("meeting set for {} ({reason})", london(*at))
             }
+            Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
             Event::HoldPlaced { reason } => format!("LEGAL HOLD placed ({reason})"),
@@ -425,6 +441,9 @@ pub struct CaseState {
     pub overrides: BTreeMap<String, DateTime<Utc>>,
     /// Letters reported delayed (still being tried), by outbox id: when the last report came.
     pub delayed: BTreeMap<i64, DateTime<Utc>>,
+    /// Each time a person moved or cancelled the meeting, in order: when it was recorded,
+    /// whether it was a cancellation, and why.
+    pub meeting_changes: Vec<(DateTime<Utc>, bool, String)>,
     /// When the case was last closed (`None` while it is open).
     pub closed_at: Option<DateTime<Utc>>,
     /// The legal hold on the case, if one is in place: nothing of it is erased.
@@ -475,6 +494,7 @@ impl CaseState {
             delayed: BTreeMap::new(),
             closed_at: None,
             hold: None,
+            meeting_changes: Vec::new(),
         }
     }
 
@@ -690,7 +710,11 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.overrides.insert(what.clone(), *at);
         }
         Event::LetterResent { .. } => {}
-        Event::MeetingScheduled { at, .. } => s.meeting_at = Some(*at),
+        Event::MeetingScheduled { at, reason } => {
+            s.meeting_at = Some(*at);
+            s.meeting_changes.push((r.at, false, reason.clone()));
+        }
+        Event::MeetingCancelled { reason } => s.meeting_changes.push((r.at, true, reason.clone())),
         Event::StatusChanged { status, .. } => {
             s.status = *status;
             s.closed_at = (*status == CaseStatus::Closed).then_some(r.at);
@@ -774,6 +798,7 @@ mod tests {
                     step: "acknowledge".into(),
                     recipient: "ref@agency.test".into(),
                     outbox: 1,
+                    confirmed_by_copy: false,
                 },
             ),
             rec(

@@ -15,7 +15,10 @@
 //! 7. meetings in the next five working days;
 //! 8. statutory deadlines within two working days, and those passed and not met (overdue);
 //! 9. replies held for a person, and messages waiting in triage;
-//! 10. letters that could not be delivered.
+//! 10. letters that could not be delivered;
+//! 11. letters imported, not sent, from before caseclerk's first run;
+//! 12. the bank-holiday data running out: from six months before its last date (the health rule
+//!     `holiday_data_ending`, [`crate::core::health::holiday_data`], with its threshold).
 //!
 //! A day with nothing in any section has no sections (`nothing_to_do`): the templates say so in
 //! one line.
@@ -324,6 +327,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
         triage(&s),
         undelivered(&s),
         imported(&s),
+        holiday_data(&s),
     ];
     tables.retain(|t| !t.is_empty());
     let sections: Vec<Section> = tables.into_iter().map(Table::finish).collect();
@@ -845,6 +849,33 @@ fn imported(s: &Scope<'_>) -> Table {
     t
 }
 
+/// 12. The bank-holiday data runs out within six months, or has: prose, no table.
+fn holiday_data(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "holidays",
+        "bank holidays",
+        "The bank-holiday data is running out",
+        &[],
+    );
+    let thresholds = crate::core::health::Thresholds::default();
+    if let Some(f) = crate::core::health::holiday_data(s.cal.coverage().1, s.now, &thresholds) {
+        t.lines.push(format!(
+            "{}. Until it is updated, caseclerk cannot date letters and deadlines past that day.",
+            capitalised(&f.text)
+        ));
+    }
+    t
+}
+
+/// `text` with its first letter upper-case.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1143,6 +1174,61 @@ mod tests {
         assert_eq!(d.text.lines().count(), 1);
         assert!(d.subject.ends_with("nothing to do"), "{}", d.subject);
         check_balanced(&d.html).unwrap();
+    }
+
+    /// England & Wales bank holidays of 2026 only: data that runs out on Thu 31 Dec 2026.
+    const HOLIDAYS_2026: &str = r#"{"england-and-wales": {"division": "england-and-wales", "events": [
+        {"title": "New Year’s Day", "date": "2026-01-01", "notes": "", "bunting": true},
+        {"title": "Good Friday", "date": "2026-04-03", "notes": "", "bunting": false},
+        {"title": "Easter Monday", "date": "2026-04-06", "notes": "", "bunting": true},
+        {"title": "Early May bank holiday", "date": "2026-05-04", "notes": "", "bunting": true},
+        {"title": "Spring bank holiday", "date": "2026-05-25", "notes": "", "bunting": true},
+        {"title": "Summer bank holiday", "date": "2026-08-31", "notes": "", "bunting": true},
+        {"title": "Christmas Day", "date": "2026-12-25", "notes": "", "bunting": true},
+        {"title": "Boxing Day", "date": "2026-12-28", "notes": "Substitute day", "bunting": true}
+    ]}}"#;
+
+    fn quiet_day(now: DateTime<Utc>) -> Snapshot {
+        Snapshot {
+            now,
+            since: now - Duration::days(1),
+            partnership: "Bury Safeguarding Partnership".into(),
+            short_name: "BSP".into(),
+            cases: Vec::new(),
+            other_letters: Vec::new(),
+            triage: Vec::new(),
+            undelivered: Vec::new(),
+            imported: Vec::new(),
+            mailbox: MailboxHealth {
+                known: true,
+                last_ok_at: Some(now - Duration::minutes(1)),
+                ..MailboxHealth::default()
+            },
+            smtp: MailboxHealth::default(),
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_digest_warns_from_six_months_before_the_bank_holiday_data_runs_out() {
+        let cal = Calendar::from_govuk_json(HOLIDAYS_2026).unwrap();
+        // Wed 1 Jul 2026: 183 days before Thu 31 Dec 2026.
+        let (data, d) = built(&quiet_day(fixture::t("2026-07-01T07:00:00Z")), &cal);
+        assert!(!data.nothing_to_do);
+        assert_eq!(data.sections.len(), 1, "{}", d.text);
+        assert_eq!(data.sections[0].id, "holidays");
+        assert!(
+            d.text.contains(
+                "The bank-holiday data ends on Thu 31 Dec 2026; update data/bank-holidays.json"
+            ),
+            "{}",
+            d.text
+        );
+        assert!(d.subject.contains("bank holidays"), "{}", d.subject);
+        check_balanced(&d.html).unwrap();
+        // Tue 30 Jun 2026: 184 days before, nothing to say.
+        let (data, _) = built(&quiet_day(fixture::t("2026-06-30T07:00:00Z")), &cal);
+        assert!(data.nothing_to_do, "{:?}", data.sections);
     }
 
     #[test]

@@ -28,9 +28,12 @@
 //!    be filed in Sent Items (WARNING: the business unit does not see them in Outlook).
 //! 6. `letter_in_flight` — a letter handed to the server whose outcome was not recorded for
 //!    over `flight_warning` (WARNING) / `flight_critical` (CRITICAL): the outbox has stopped on
-//!    a database that will not take its records, or a daemon died mid-send and is not running.
+//!    a database that will not take its records, or a daemon died mid-send and is not running,
+//!    or — with `sent_copy = "server"` — a letter in doubt waits for its sent folder to be
+//!    searchable (it waits an hour at most, so WARNING then CRITICAL before it is re-sent).
 //!    `letters_in_doubt` — letters re-sent after a crash in the last 7 days (WARNING: each may
-//!    have reached its recipient twice). `messages_undecided` — mail fetched and not yet
+//!    have reached its recipient twice; a letter settled by the server's copy is not re-sent
+//!    and not counted here). `messages_undecided` — mail fetched and not yet
 //!    decided for over 15 min (WARNING) or an hour (CRITICAL): processing is stuck.
 //! 7. `letters_overdue` — letters that should have gone by now and have not: WARNING after
 //!    `letter_warning`, CRITICAL after `letter_critical` (statutory letters are late).
@@ -429,8 +432,10 @@ fn stuck(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
     ) {
         let text = format!(
             "a letter handed to the mail server {} ago has no recorded outcome: the outbox is \
-             stopped (is the disk full or the database read-only?) or the daemon died while \
-             sending; it records or re-sends it by itself once it can",
+             stopped (is the disk full or the database read-only?), the daemon died while \
+             sending, or (sent_copy = \"server\") the letter is in doubt and its server copy \
+             cannot be looked up (can the daemon read the sent folder?); it records or re-sends \
+             it by itself once it can",
             age(f.now, since)
         );
         push(out, level, Rule::LetterInFlight, text);
@@ -507,30 +512,38 @@ fn letters(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
 }
 
 fn holidays(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
-    let today = calendar::london_date(f.now);
-    let left = f.holidays_until - today;
+    out.extend(holiday_data(f.holidays_until, f.now, t));
+}
+
+/// Rule `holiday_data_ending` on its own, for `caseclerk check` and the digest as well as
+/// `health`: the bank-holiday data that ends on `until` is judged at `now` with
+/// [`Thresholds::holidays_warning`] (183 days, six months): WARNING from that many days before
+/// its last date, CRITICAL once it has ended; `None` before the warning starts.
+pub fn holiday_data(until: NaiveDate, now: DateTime<Utc>, t: &Thresholds) -> Option<Finding> {
+    let today = calendar::london_date(now);
+    let left = until - today;
     let fix = "update data/bank-holidays.json (or the configured holidays file) from GOV.UK's bank-holidays.json";
-    if left < Duration::zero() {
-        push(
-            out,
+    let (level, text) = if left < Duration::zero() {
+        (
             Level::Critical,
-            Rule::HolidayDataEnding,
             format!(
                 "the bank-holiday data ended on {}: working days cannot be counted; {fix}",
-                short_date(f.holidays_until)
+                short_date(until)
             ),
-        );
+        )
     } else if left <= t.holidays_warning {
-        push(
-            out,
+        (
             Level::Warning,
-            Rule::HolidayDataEnding,
-            format!(
-                "the bank-holiday data ends on {}; {fix}",
-                short_date(f.holidays_until)
-            ),
-        );
-    }
+            format!("the bank-holiday data ends on {}; {fix}", short_date(until)),
+        )
+    } else {
+        return None;
+    };
+    Some(Finding {
+        level,
+        rule: Rule::HolidayDataEnding,
+        text,
+    })
 }
 
 fn disk(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {

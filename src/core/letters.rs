@@ -4,7 +4,10 @@
 //! `<name>.html.hbs`; subdirectories give names like `nelincs/scsi2`), rendering them in strict
 //! mode (a missing variable is an error naming the template, line and path, not a blank), and
 //! composing the MIME message with lettre: our own Message-ID, threading headers,
-//! `Auto-Submitted: auto-generated`, attachments, and an iCalendar part for invites.
+//! `Auto-Submitted: auto-generated`, attachments, and an iCalendar part for invites (with the
+//! meeting's room and online link; a moved meeting's update under the same UID with the next
+//! SEQUENCE, a cancelled one's `METHOD:CANCEL`). The configured [`Paperwork`] is applied here: the
+//! protective marking on every letter ([`marked`]) and the signing officer in the template data.
 //!
 //! Two registries: subjects and text parts are rendered without HTML escaping; HTML parts with it.
 //! Both carry the few helpers in `helpers` (`pad`, `upper`, `trim_end`) for plain-text tables.
@@ -80,6 +83,56 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+/// What official correspondence carries, from the configuration's `[letters]`: a protective
+/// marking, the officer who signs, and where the meeting is held. Every part is optional; with
+/// none set letters are as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Paperwork {
+    /// A protective marking such as `OFFICIAL-SENSITIVE`: it opens every letter's subject and
+    /// stands at the top and the foot of its body ([`marked`]).
+    pub marking: Option<String>,
+    /// The named officer who signs every case letter, with a phone number.
+    pub signature: Option<Signature>,
+    /// Where the meeting is held ("Town Hall, Committee Room 2"): the invite's `LOCATION`.
+    pub meeting_location: Option<String>,
+    /// The online meeting's link (Teams, Zoom): the invite's `URL`, and `LOCATION` when there is
+    /// no room.
+    pub meeting_link: Option<String>,
+}
+
+/// The officer a letter is signed by.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Signature {
+    pub name: String,
+    /// "Safeguarding Partnership Business Manager".
+    pub title: Option<String>,
+    pub phone: String,
+}
+
+/// A rendered letter under a protective marking: `MARKING: subject`, and the marking on its own
+/// line at the top and the foot of the text and HTML (the Government Security Classifications'
+/// convention). No marking: unchanged.
+pub fn marked(mut r: Rendered, marking: Option<&str>) -> Rendered {
+    let Some(m) = marking.map(str::trim).filter(|m| !m.is_empty()) else {
+        return r;
+    };
+    r.subject = format!("{m}: {}", r.subject);
+    r.text = format!("{m}\n\n{}\n\n{m}\n", r.text.trim_end());
+    let para = format!(
+        "<p style=\"font-family: Arial, sans-serif; font-weight: bold;\">{}</p>",
+        handlebars::html_escape(m)
+    );
+    let start = r
+        .html
+        .find("<body")
+        .and_then(|i| r.html[i..].find('>').map(|j| i + j + 1))
+        .unwrap_or(0);
+    r.html.insert_str(start, &para);
+    let end = r.html.rfind("</body>").unwrap_or(r.html.len());
+    r.html.insert_str(end, &para);
+    r
 }
 
 /// A file attached to a letter.
@@ -257,7 +310,12 @@ pub fn compose(mut c: Compose) -> Result<Vec<u8>, LetterError> {
         .singlepart(SinglePart::plain(c.text.clone()))
         .singlepart(SinglePart::html(c.html.clone()));
     if let Some(ics) = &c.calendar {
-        let ct = ContentType::parse("text/calendar; charset=utf-8; method=REQUEST")
+        let method = if ics.contains("\r\nMETHOD:CANCEL\r\n") {
+            "CANCEL"
+        } else {
+            "REQUEST"
+        };
+        let ct = ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
             .map_err(|e| LetterError::Compose(e.to_string()))?;
         alternative =
             alternative.singlepart(SinglePart::builder().content_type(ct).body(ics.clone()));
@@ -291,6 +349,15 @@ pub struct Invite {
     pub organizer: String,
     pub attendee: String,
     pub stamp: DateTime<Utc>,
+    /// Where: a room, or (without one) the online link.
+    pub location: Option<String>,
+    /// The online meeting's link.
+    pub link: Option<String>,
+    /// 0 for the first invitation; each change after it (moved, cancelled) one more, under the
+    /// same `uid`, so a calendar replaces its copy.
+    pub sequence: u32,
+    /// `METHOD:CANCEL` (the meeting is called off) rather than `METHOD:REQUEST`.
+    pub cancelled: bool,
 }
 
 /// Europe/London as an iCalendar VTIMEZONE (GMT/BST rules since 1996).
@@ -329,27 +396,45 @@ fn ics_fold(line: &str) -> String {
 pub fn invite_ics(i: &Invite) -> String {
     let london = crate::core::calendar::ics_local;
     let end = i.start + chrono::Duration::minutes(i64::from(i.minutes));
-    let mut out = String::from(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//caseclerk//rapid review//EN\r\nMETHOD:REQUEST\r\nCALSCALE:GREGORIAN\r\n",
+    let (method, status) = if i.cancelled {
+        ("CANCEL", "CANCELLED")
+    } else {
+        ("REQUEST", "CONFIRMED")
+    };
+    let mut out = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//caseclerk//rapid review//EN\r\nMETHOD:{method}\r\nCALSCALE:GREGORIAN\r\n",
     );
     out.push_str(LONDON_VTIMEZONE);
-    for line in [
+    let mut lines = vec![
         "BEGIN:VEVENT".to_string(),
         format!("UID:{}", i.uid),
         format!("DTSTAMP:{}", i.stamp.format("%Y%m%dT%H%M%SZ")),
         format!("DTSTART;TZID=Europe/London:{}", london(i.start)),
         format!("DTEND;TZID=Europe/London:{}", london(end)),
         format!("SUMMARY:{}", ics_text(&i.summary)),
+    ];
+    if let Some(place) = i.location.as_ref().or(i.link.as_ref()) {
+        lines.push(format!("LOCATION:{}", ics_text(place)));
+    }
+    if let Some(link) = &i.link {
+        lines.push(format!("URL:{}", link.trim()));
+        lines.push(format!(
+            "DESCRIPTION:{}",
+            ics_text(&format!("Join online: {}", link.trim()))
+        ));
+    }
+    lines.extend([
         format!("ORGANIZER:mailto:{}", i.organizer),
         format!(
             "ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{}",
             i.attendee
         ),
-        "SEQUENCE:0".to_string(),
-        "STATUS:CONFIRMED".to_string(),
+        format!("SEQUENCE:{}", i.sequence),
+        format!("STATUS:{status}"),
         "TRANSP:OPAQUE".to_string(),
         "END:VEVENT".to_string(),
-    ] {
+    ]);
+    for line in lines {
         out.push_str(&ics_fold(&line));
     }
     out.push_str("END:VCALENDAR\r\n");
@@ -410,6 +495,8 @@ pub struct Letterhead<'a> {
     pub process: &'a Process,
     pub calendar: &'a Calendar,
     pub directory: &'a Directory,
+    /// The marking, the signing officer and the meeting's place (`[letters]`).
+    pub paperwork: &'a Paperwork,
 }
 
 /// Our Message-ID for the letter with this outbox key: this installation's id and a hash of the key.
@@ -502,7 +589,15 @@ pub fn data(h: &Letterhead<'_>, state: &CaseState, due: &DueLetter) -> serde_jso
             "date": long_date(m.date),
             "day": m.day,
             "minutes": process.meeting.as_ref().map(|x| x.minutes),
+            "location": h.paperwork.meeting_location,
+            "link": h.paperwork.meeting_link,
+            "change": due.meeting_change.as_ref().map(|c| json!({
+                "sequence": c.sequence,
+                "cancelled": c.cancelled,
+                "reason": c.reason,
+            })),
         })),
+        "paperwork": h.paperwork,
     })
 }
 
@@ -560,9 +655,15 @@ pub fn case_letter(
                 organizer: h.address.to_string(),
                 attendee: due.to.email.clone(),
                 stamp: now,
+                location: h.paperwork.meeting_location.clone(),
+                link: h.paperwork.meeting_link.clone(),
+                sequence: due.meeting_change.as_ref().map_or(0, |c| c.sequence),
+                cancelled: due.meeting_change.as_ref().is_some_and(|c| c.cancelled),
             })
         });
-    let mut subject = subject_with_reference(&rendered.subject, reference);
+    rendered.subject = subject_with_reference(&rendered.subject, reference);
+    let rendered = marked(rendered, h.paperwork.marking.as_deref());
+    let mut subject = rendered.subject.clone();
     if let Some(d) = &due.decision {
         let code = decisions::vote_code(h.vote_key, reference, d, &due.to.email);
         subject = format!("{subject} {}", decisions::code_tag(&code));
@@ -647,6 +748,7 @@ pub fn people_letter(
         )));
     };
     let message_id = message_id(h.install_id, h.id_domain, dedupe_key);
+    let rendered = marked(rendered, h.paperwork.marking.as_deref());
     let raw = compose(Compose {
         from_name: h.name.to_string(),
         from: h.address.to_string(),
@@ -978,6 +1080,10 @@ mod tests {
             organizer: "bsp@bury.test".into(),
             attendee: "chair@bury.test".into(),
             stamp: start,
+            location: None,
+            link: None,
+            sequence: 0,
+            cancelled: false,
         });
         assert!(ics.lines().all(|l| l.len() <= 76), "{ics}");
         assert!(ics.contains("METHOD:REQUEST"));
@@ -1009,6 +1115,10 @@ mod tests {
                 organizer: "o@x.test".into(),
                 attendee: "a@x.test".into(),
                 stamp: start,
+                location: None,
+                link: None,
+                sequence: 0,
+                cancelled: false,
             }
         });
         assert!(
@@ -1019,6 +1129,93 @@ mod tests {
             summer.contains("DTEND;TZID=Europe/London:20270707T150000"),
             "{summer}"
         );
+    }
+
+    fn meeting(sequence: u32, cancelled: bool) -> Invite {
+        let start = DateTime::parse_from_rfc3339("2027-01-07T14:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        Invite {
+            uid: "RR-2026-0001-meeting@bury.test".into(),
+            summary: "RR-2026-0001 rapid review meeting".into(),
+            start,
+            minutes: 90,
+            organizer: "bsp@bury.test".into(),
+            attendee: "chair@bury.test".into(),
+            stamp: start,
+            location: Some("Town Hall, Committee Room 2".into()),
+            link: Some("https://teams.example.test/l/meetup-join/19%3ameeting_abc".into()),
+            sequence,
+            cancelled,
+        }
+    }
+
+    #[test]
+    fn an_invite_names_the_room_and_the_online_link() {
+        use icalendar::{Component, EventLike};
+        let ics = invite_ics(&meeting(0, false));
+        assert!(ics.lines().all(|l| l.len() <= 76), "{ics}");
+        let parsed: icalendar::Calendar = ics.parse().expect("parses as iCalendar");
+        let event = parsed.components.iter().find_map(|c| c.as_event()).unwrap();
+        assert_eq!(event.get_location(), Some("Town Hall, Committee Room 2"));
+        assert_eq!(
+            event.get_url(),
+            Some("https://teams.example.test/l/meetup-join/19%3ameeting_abc")
+        );
+        // Online only: the link is where.
+        let online = invite_ics(&Invite {
+            location: None,
+            ..meeting(0, false)
+        });
+        assert!(
+            online.contains("LOCATION:https://teams.example.test/l/meetup-join/19%3ameeting_abc"),
+            "{online}"
+        );
+    }
+
+    #[test]
+    fn a_moved_meeting_is_the_same_uid_with_the_next_sequence_and_a_cancelled_one_is_method_cancel()
+    {
+        let moved = invite_ics(&meeting(1, false));
+        assert!(moved.contains("\r\nMETHOD:REQUEST\r\n"), "{moved}");
+        assert!(moved.contains("\r\nUID:RR-2026-0001-meeting@bury.test\r\n"));
+        assert!(moved.contains("\r\nSEQUENCE:1\r\n"), "{moved}");
+        assert!(moved.contains("\r\nSTATUS:CONFIRMED\r\n"));
+        let cancelled = invite_ics(&meeting(2, true));
+        assert!(cancelled.contains("\r\nMETHOD:CANCEL\r\n"), "{cancelled}");
+        assert!(cancelled.contains("\r\nUID:RR-2026-0001-meeting@bury.test\r\n"));
+        assert!(cancelled.contains("\r\nSEQUENCE:2\r\n"));
+        assert!(cancelled.contains("\r\nSTATUS:CANCELLED\r\n"));
+        let _: icalendar::Calendar = cancelled.parse().expect("parses as iCalendar");
+        let mut c = sample();
+        c.calendar = Some(cancelled);
+        let text = String::from_utf8(compose(c).unwrap()).unwrap();
+        assert!(text.contains("method=CANCEL"), "{text}");
+    }
+
+    #[test]
+    fn a_marked_letter_carries_its_marking_in_the_subject_and_at_the_top_and_foot_of_its_body() {
+        let r = Rendered {
+            subject: "[RR-2026-0001] Rapid review".into(),
+            text: "Dear Ann,\n\nText.\n".into(),
+            html: "<html><body><p>Dear Ann,</p></body></html>".into(),
+        };
+        let m = marked(r.clone(), Some("OFFICIAL-SENSITIVE"));
+        assert_eq!(m.subject, "OFFICIAL-SENSITIVE: [RR-2026-0001] Rapid review");
+        assert_eq!(
+            m.text,
+            "OFFICIAL-SENSITIVE\n\nDear Ann,\n\nText.\n\nOFFICIAL-SENSITIVE\n"
+        );
+        assert_eq!(
+            m.html.matches("OFFICIAL-SENSITIVE").count(),
+            2,
+            "{}",
+            m.html
+        );
+        assert!(m.html.starts_with("<html><body><p style"), "{}", m.html);
+        assert!(m.html.ends_with("</p></body></html>"), "{}", m.html);
+        assert_eq!(marked(r.clone(), None), r);
+        assert_eq!(marked(r.clone(), Some("  ")), r);
     }
 
     #[test]

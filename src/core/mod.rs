@@ -4,6 +4,7 @@
 //! - [`process`]: a partnership's timeline as data (`config/processes/*.toml`), validated.
 //! - [`directory`]: the people in each role and the agency directory, as data.
 //! - [`identity`]: when two fetched messages are the same message (the de-duplication rule).
+//! - [`indoubt`]: a letter whose outcome was never recorded: wait, look for the server's copy, record, or resend.
 //! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
 //! - [`case`]: a case's events folded into its state.
@@ -43,6 +44,7 @@ pub mod export;
 pub mod firstrun;
 pub mod health;
 pub mod identity;
+pub mod indoubt;
 pub mod intake;
 pub mod letters;
 pub mod limits;

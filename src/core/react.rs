@@ -187,7 +187,11 @@ fn placed(
 
 /// Rule 1: a referral opens a case.
 pub fn open_case(rules: &Rules<'_>, incoming: &Incoming<'_>) -> Reaction {
-    let day0 = match rules.calendar.day_zero(incoming.received, rules.cutoff) {
+    let day0 = match rules
+        .calendar
+        .statutory()
+        .day_zero(incoming.received, rules.cutoff)
+    {
         Ok(d) => d,
         Err(e) => {
             return Reaction::new(Filing::Triage).because(

@@ -4,7 +4,12 @@
 //! instant with an explanation ("day 7 = Tue 5 Jan 2027 (skipped …)"), checking the step's pathway
 //! against the case's decisions, fanning a step out to its recipients (one letter per person, or
 //! per agency), and the agency-round rules (who is chased, who is missing, who gets a receipt).
-//! It also lays out the whole planned schedule for `caseclerk timeline`.
+//! It also lays out the whole planned schedule for `caseclerk timeline`, and the updated
+//! invitation or cancellation owed to every attendee when a person moves or cancels the meeting.
+//!
+//! Two calendars: every date is statutory time (England & Wales working days,
+//! [`Calendar::statutory`]); the office's closure days only move when a step's letter goes
+//! ([`Calendar::sending_day`]: the last open working day before), and the explanation says so.
 //!
 //! Planning is idempotent: it returns every letter that is due at `now` and not yet decided; the
 //! engine queues them under a unique case/step/recipient key, so planning twice decides nothing
@@ -77,11 +82,25 @@ pub struct DueLetter {
     pub returns: Vec<(String, i64)>,
     /// For invites: the meeting.
     pub meeting: Option<Resolved>,
+    /// For an invitation that changes one already sent: how (moved or cancelled) and its
+    /// iCalendar SEQUENCE.
+    pub meeting_change: Option<MeetingChange>,
     /// Free lines a notice carries (e.g. agency names that matched nothing).
     pub notes: Vec<String>,
     /// The decision whose vote code this letter carries in its subject (requests for a decision,
     /// the National Panel submission, a tie-break request).
     pub decision: Option<String>,
+}
+
+/// A change to a meeting whose invitation has gone: the updated invitation (same UID, the next
+/// SEQUENCE) or the cancellation (`METHOD:CANCEL`) sent to each attendee who got the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingChange {
+    /// 1 for the first change after the invitation, 2 for the next, …
+    pub sequence: u32,
+    pub cancelled: bool,
+    /// Why, as the person who moved or cancelled it said.
+    pub reason: String,
 }
 
 /// What the timeline decided at `now`.
@@ -110,7 +129,10 @@ enum Base {
 
 struct Ctx<'a> {
     process: &'a Process,
-    cal: &'a Calendar,
+    /// Statutory time: England & Wales working days (weekends and bank holidays only).
+    law: Calendar,
+    /// The office's calendar (the law's plus closure days): when letters go.
+    office: &'a Calendar,
     state: &'a CaseState,
     mode: Mode,
 }
@@ -122,7 +144,22 @@ fn cal_err(what: &str) -> impl FnOnce(CalendarError) -> TimelineError + '_ {
     }
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(
+        process: &'a Process,
+        office: &'a Calendar,
+        state: &'a CaseState,
+        mode: Mode,
+    ) -> Ctx<'a> {
+        Ctx {
+            process,
+            law: office.statutory(),
+            office,
+            state,
+            mode,
+        }
+    }
+
     fn anchor(&self, a: &Anchor) -> Result<Option<Base>, TimelineError> {
         Ok(match a {
             Anchor::ReferralReceived => Some(Base::Instant(self.state.received_at)),
@@ -235,12 +272,72 @@ impl Ctx<'_> {
         }
     }
 
+    /// When the office sends a step's letter: its statutory date ([`Self::resolve_owned`]),
+    /// moved to the last open working day before it when the office is closed that day
+    /// ([`Calendar::sending_day`]). A person's rescheduling stands as they set it, and a letter
+    /// dated in elapsed hours or at the instant of an event (an acknowledgement, "48 hours
+    /// after") answers what happened and goes when it falls due.
+    fn resolve_letter(
+        &self,
+        owner: &str,
+        w: &When,
+        owned: bool,
+    ) -> Result<Option<Resolved>, TimelineError> {
+        let resolved = if owned {
+            self.resolve_owned(owner, w)?
+        } else {
+            self.resolve(w, owner)?
+        };
+        let Some(r) = resolved else { return Ok(None) };
+        if (owned && self.state.overrides.contains_key(owner)) || w.is_instant() || w.hours != 0 {
+            return Ok(Some(r));
+        }
+        // Not before what it answers; a letter dated before its anchor (publication − 7
+        // working days) not before day 0.
+        let (base, anchor_date) = match self.anchor(&w.anchor)? {
+            Some(Base::Instant(t)) => (Some(t), calendar::london_date(t)),
+            Some(Base::Date(d)) => (None, d),
+            None => return Ok(Some(r)),
+        };
+        let earliest = if r.date < anchor_date {
+            self.state.day0
+        } else {
+            anchor_date
+        };
+        let sending = self
+            .office
+            .sending_day(r.date, earliest)
+            .map_err(cal_err(owner))?;
+        let Some(why) = sending.explain() else {
+            return Ok(Some(r));
+        };
+        let explanation = format!("{}; {why}", r.explanation);
+        let calendar::Sending::Before { date, .. } = sending else {
+            return Ok(Some(Resolved { explanation, ..r }));
+        };
+        // The same London time of day, and never before what it answers.
+        let time = r.at.with_timezone(&calendar::LONDON).time();
+        let mut at = calendar::london_instant(date, time);
+        if let Some(b) = base
+            && date == anchor_date
+            && at < b
+        {
+            at = b;
+        }
+        Ok(Some(Resolved {
+            at,
+            date,
+            day: self.day_number(date)?,
+            explanation,
+        }))
+    }
+
     /// Resolve a `When` to an instant; `None` when its anchor has not happened yet.
     fn resolve(&self, w: &When, what: &str) -> Result<Option<Resolved>, TimelineError> {
         let Some(base) = self.anchor(&w.anchor)? else {
             return Ok(None);
         };
-        let cal = self.cal;
+        let cal = &self.law;
         if w.is_instant() || w.hours != 0 {
             let start = match base {
                 Base::Instant(t) => t,
@@ -340,7 +437,7 @@ impl Ctx<'_> {
         if date < self.state.day0 {
             return Ok(None);
         }
-        self.cal
+        self.law
             .working_day_number(self.state.day0, date)
             .map(Some)
             .map_err(cal_err("day number"))
@@ -438,12 +535,7 @@ pub fn plan(
     state: &CaseState,
     now: DateTime<Utc>,
 ) -> Result<Plan, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     let mut plan = Plan::default();
     if state.status == CaseStatus::Closed {
         return Ok(plan);
@@ -462,7 +554,7 @@ pub fn plan(
             continue;
         }
         let Some(when) = &step.when else { continue };
-        let Some(due) = ctx.resolve_owned(&format!("step:{}", step.id), when)? else {
+        let Some(due) = ctx.resolve_letter(&format!("step:{}", step.id), when, true)? else {
             continue;
         };
         if due.at > now {
@@ -473,7 +565,133 @@ pub fn plan(
     }
     undelivered_notices(&ctx, dir, &mut plan);
     lcspr_delay_notice(&ctx, dir, now, &mut plan)?;
+    meeting_changes(&ctx, dir, &mut plan)?;
     Ok(plan)
+}
+
+/// The step id of an updated meeting invitation or a cancellation.
+pub const MEETING_CHANGE: &str = "meeting-change";
+
+/// The meeting was moved or cancelled after its invitations went: each attendee who got one is
+/// sent, at once, the updated invitation (template `meeting-update`: same UID, the next SEQUENCE)
+/// or the cancellation (`meeting-cancelled`: `METHOD:CANCEL`). SEQUENCE counts the changes
+/// recorded after the first invitation was decided; when several come before a pass, only the
+/// latest goes (its SEQUENCE is higher, so calendars take it). A change before any invitation
+/// went needs no letter: the invitation carries it (and none goes after a cancellation).
+fn meeting_changes(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let Some((changed_at, cancelled, reason)) = state.meeting_changes.last() else {
+        return Ok(());
+    };
+    let invited: Vec<(&str, &crate::core::case::LetterState)> = state
+        .letters
+        .iter()
+        .filter(|((step, _), _)| {
+            ctx.process
+                .step(step)
+                .is_some_and(|s| s.kind == StepKind::Invite)
+        })
+        .map(|((_, key), l)| (key_without_round(key), l))
+        .collect();
+    let Some(first) = invited.iter().map(|(_, l)| l.queued_at).min() else {
+        return Ok(());
+    };
+    let sequence = state
+        .meeting_changes
+        .iter()
+        .filter(|(at, ..)| *at > first)
+        .count();
+    if sequence == 0 {
+        return Ok(());
+    }
+    let Some(at) = meeting_at(ctx.process, ctx.office, state)? else {
+        return Ok(());
+    };
+    let attendees = ctx
+        .process
+        .meeting
+        .as_ref()
+        .map(|m| expand(&m.attendees, ctx.process, dir, state, None))
+        .unwrap_or_default();
+    let change = MeetingChange {
+        sequence: u32::try_from(sequence).unwrap_or(u32::MAX),
+        cancelled: *cancelled,
+        reason: reason.clone(),
+    };
+    let (template, name, why) = if *cancelled {
+        ("meeting-cancelled", "Meeting cancelled", "cancelled")
+    } else {
+        (
+            "meeting-update",
+            "Meeting moved: updated invitation",
+            "moved",
+        )
+    };
+    let mut done = BTreeSet::new();
+    for (email, _) in invited {
+        let key = format!("{email}#s{sequence}");
+        if !done.insert(email) || state.has_letter(MEETING_CHANGE, &key) {
+            continue;
+        }
+        let to = attendees
+            .iter()
+            .find(|r| r.email == email)
+            .cloned()
+            .unwrap_or_else(|| Recipient {
+                name: String::new(),
+                email: email.to_string(),
+                role: "attendee".into(),
+                phone: None,
+            });
+        let date = calendar::london_date(*changed_at);
+        let due = Resolved {
+            at: *changed_at,
+            date,
+            day: ctx.day_number(date)?,
+            explanation: format!("as soon as the meeting was {why}"),
+        };
+        let mut l = letter_to((MEETING_CHANGE, name, template), key, to, due);
+        l.meeting = Some(Resolved {
+            at,
+            date: calendar::london_date(at),
+            day: ctx.day_number(calendar::london_date(at))?,
+            explanation: String::new(),
+        });
+        l.meeting_change = Some(change.clone());
+        plan.due.push(l);
+    }
+    Ok(())
+}
+
+/// An invitation outside the process's steps (`(step, name, template)`) to one person, with
+/// nothing else filled in.
+fn letter_to(
+    (step, name, template): (&str, &str, &str),
+    key: String,
+    to: Recipient,
+    due: Resolved,
+) -> DueLetter {
+    DueLetter {
+        step: step.to_string(),
+        step_name: name.to_string(),
+        kind: StepKind::Invite,
+        template: template.to_string(),
+        key,
+        to,
+        also_to: Vec::new(),
+        cc: Vec::new(),
+        due,
+        attach: Vec::new(),
+        agency: None,
+        return_by: None,
+        missing: Vec::new(),
+        nil_returns: Vec::new(),
+        returns: Vec::new(),
+        meeting: None,
+        meeting_change: None,
+        notes: Vec::new(),
+        decision: None,
+    }
 }
 
 /// The step id of the notice that tells the National Panel and the Secretary of State an LCSPR
@@ -546,6 +764,7 @@ fn lcspr_delay_notice(
                 nil_returns: Vec::new(),
                 returns: Vec::new(),
                 meeting: None,
+                meeting_change: None,
                 notes: Vec::new(),
                 decision: None,
             });
@@ -613,6 +832,7 @@ fn undelivered_notices(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) {
             nil_returns: Vec::new(),
             returns: Vec::new(),
             meeting: None,
+            meeting_change: None,
             decision: None,
             notes: vec![
                 format!("Letter: {step_name}"),
@@ -649,6 +869,7 @@ fn letter(
         nil_returns: Vec::new(),
         returns: Vec::new(),
         meeting: None,
+        meeting_change: None,
         notes: Vec::new(),
         decision: step.decision.clone(),
     }
@@ -857,6 +1078,14 @@ fn invites(
         Base::Date(d) => calendar::london_instant(d, process.default_at),
     });
     let Some(at) = meeting else { return Ok(()) };
+    if ctx
+        .state
+        .meeting_changes
+        .last()
+        .is_some_and(|(_, cancelled, _)| *cancelled)
+    {
+        return Ok(());
+    }
     let meeting = Resolved {
         at,
         date: calendar::london_date(at),
@@ -1055,13 +1284,7 @@ pub fn resolve(
     when: &When,
     owner: &str,
 ) -> Result<Option<Resolved>, TimelineError> {
-    Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    }
-    .resolve_owned(owner, when)
+    Ctx::new(process, cal, state, Mode::Actual).resolve_owned(owner, when)
 }
 
 /// The process's deadlines for this case, on its open pathways, resolved where they can be.
@@ -1070,12 +1293,7 @@ pub fn deadlines<'p>(
     cal: &Calendar,
     state: &CaseState,
 ) -> Result<Vec<(&'p crate::core::process::Deadline, Option<Resolved>)>, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     process
         .deadlines
         .iter()
@@ -1109,12 +1327,7 @@ pub fn upcoming(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<Upcoming>, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     let mut out = Vec::new();
     if state.status == CaseStatus::Closed {
         return Ok(out);
@@ -1124,7 +1337,7 @@ pub fn upcoming(
         if !ctx.on_pathway(&step.on) || state.letters.keys().any(|(s, _)| s == &step.id) {
             continue;
         }
-        let Some(due) = ctx.resolve_owned(&format!("step:{}", step.id), when)? else {
+        let Some(due) = ctx.resolve_letter(&format!("step:{}", step.id), when, true)? else {
             continue;
         };
         if due.at >= from && due.at < until {
@@ -1152,12 +1365,7 @@ pub fn meeting_at(
     cal: &Calendar,
     state: &CaseState,
 ) -> Result<Option<DateTime<Utc>>, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     Ok(match ctx.anchor(&Anchor::Meeting)? {
         Some(Base::Instant(t)) => Some(t),
         Some(Base::Date(d)) => Some(calendar::london_instant(d, process.default_at)),
@@ -1167,13 +1375,7 @@ pub fn meeting_at(
 
 /// Is this pathway open for the case (a decision's outcome, or its provisional outcome)?
 pub fn on_pathway(process: &Process, cal: &Calendar, state: &CaseState, pathway: &Pathway) -> bool {
-    Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    }
-    .on_pathway(pathway)
+    Ctx::new(process, cal, state, Mode::Actual).on_pathway(pathway)
 }
 
 /// The return deadline of the case's agency request (the first on an open pathway), if known yet.
@@ -1182,12 +1384,7 @@ pub fn return_deadline(
     cal: &Calendar,
     state: &CaseState,
 ) -> Result<Option<Resolved>, TimelineError> {
-    let ctx = Ctx {
-        process,
-        cal,
-        state,
-        mode: Mode::Actual,
-    };
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
     match process
         .steps
         .iter()
@@ -1226,6 +1423,7 @@ pub fn schedule(
     cutoff: Option<chrono::NaiveTime>,
 ) -> Result<(calendar::Reckoning, Vec<Scheduled>), TimelineError> {
     let day0 = cal
+        .statutory()
         .day_zero(received_at, cutoff)
         .map_err(cal_err("day 0"))?;
     let state = CaseState::new(
@@ -1237,12 +1435,7 @@ pub fn schedule(
         day0.date,
         0,
     );
-    let ctx = Ctx {
-        process,
-        cal,
-        state: &state,
-        mode: Mode::Planned,
-    };
+    let ctx = Ctx::new(process, cal, &state, Mode::Planned);
     let roles = |rs: &[Role]| {
         rs.iter()
             .map(ToString::to_string)
@@ -1280,7 +1473,7 @@ pub fn schedule(
     }
     for s in &process.steps {
         let (when, resolved) = match &s.when {
-            Some(w) => (w.describe(), ctx.resolve(w, &s.id)?),
+            Some(w) => (w.describe(), ctx.resolve_letter(&s.id, w, false)?),
             None => ("when each return arrives".to_string(), None),
         };
         let mut recipients = roles(&s.to);
@@ -1405,7 +1598,7 @@ pub fn notice(
         due: Resolved {
             at: now,
             date,
-            day: cal.working_day_number(state.day0, date).ok(),
+            day: cal.statutory().working_day_number(state.day0, date).ok(),
             explanation: "at once".into(),
         },
         attach: Vec::new(),
@@ -1415,6 +1608,7 @@ pub fn notice(
         nil_returns: Vec::new(),
         returns: Vec::new(),
         meeting: None,
+        meeting_change: None,
         notes,
         decision: None,
     }

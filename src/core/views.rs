@@ -582,6 +582,14 @@ fn meeting(
     if !invited && state.meeting_at.is_none() {
         return None;
     }
+    // Cancelled by a person (`caseclerk cancel-meeting`) and not set again: no meeting.
+    if state
+        .meeting_changes
+        .last()
+        .is_some_and(|(_, cancelled, _)| *cancelled)
+    {
+        return None;
+    }
     match timeline::meeting_at(p, cal, state) {
         Ok(m) => m,
         Err(e) => {
@@ -1030,6 +1038,7 @@ pub(crate) mod fixture {
                         step: step.into(),
                         recipient: key.into(),
                         outbox: id,
+                        confirmed_by_copy: false,
                     },
                 );
             }

@@ -9,7 +9,13 @@
 //! Every letter carries its own Message-ID; each recipient's mailbox is read and every letter
 //! counted: none is *lost* (0 copies), a *duplicate* is a copy beyond the first. The letters the
 //! daemon found in doubt (an intent without an outcome) and sent again are counted from the
-//! database: each was either a duplicate or a letter the server had not accepted.
+//! database: each was either a duplicate or a letter the server had not accepted; so are those it
+//! settled by finding the server's copy in the sent folder (not sent again).
+//!
+//! By default the stack keeps the server's own copy of what the shared mailbox submits (as
+//! Exchange Online does; [`StackOptions::sent_copies`]) and the daemon runs with `sent_copy =
+//! "server"` and a short grace ([`ChaosOptions::grace`]); `server_copy = false` runs it as before
+//! (caseclerk files its own copy; a letter in doubt is sent again at once), to compare.
 //!
 //! The figures go in the README (`caseclerk chaos --kills 1000`); `tests/it/chaos.rs` runs a short
 //! version.
@@ -49,6 +55,11 @@ pub struct ChaosOptions {
     pub seed: u64,
     /// The `caseclerk` binary to run as the daemon.
     pub binary: PathBuf,
+    /// The server keeps a copy of each letter and the daemon settles doubt with it.
+    pub server_copy: bool,
+    /// The daemon's `in_doubt_grace_seconds` (the local stack files its copy within
+    /// milliseconds of the `250`; a few seconds leave room for a loaded machine).
+    pub grace: Duration,
 }
 
 impl ChaosOptions {
@@ -61,6 +72,8 @@ impl ChaosOptions {
             max_delay: Duration::from_millis(150),
             seed: 11,
             binary,
+            server_copy: true,
+            grace: Duration::from_secs(5),
         }
     }
 }
@@ -77,6 +90,10 @@ pub struct ChaosReport {
     pub duplicates: usize,
     /// Letters the daemon found in doubt and sent again (from the database).
     pub resent_in_doubt: i64,
+    /// Letters the daemon found in doubt and recorded sent from the server's copy (not resent).
+    pub confirmed_by_copy: i64,
+    /// Whether the server kept a copy the daemon could settle doubt with.
+    pub server_copy: bool,
     /// In the undisturbed last run: the median time a hand-over to the server took (connection
     /// reuse, MAIL, RCPT, DATA, the message, the final dot, the server's `250`) …
     pub median_hand_over_us: u64,
@@ -90,19 +107,27 @@ impl ChaosReport {
     pub fn render(&self) -> String {
         let per_1000 = |n: f64| n * 1000.0 / self.kills.max(1) as f64;
         format!(
-            "{} kill -9s while sending, {} letters, {:.0} s\n\
+            "{} kill -9s while sending, {} letters, {:.0} s, {}\n\
              lost        {}\n\
              duplicates  {}  ({:.1} per 1,000 kills)\n\
              resent in doubt (duplicates included)  {}  ({:.1} per 1,000 kills)\n\
+             in doubt, settled by the server's copy (not resent)  {}  ({:.1} per 1,000 kills)\n\
              median hand-over to the server {} µs; median 250 → committed record {} µs\n",
             self.kills,
             self.letters,
             self.elapsed.as_secs_f64(),
+            if self.server_copy {
+                "sent_copy = \"server\""
+            } else {
+                "sent_copy = \"caseclerk\""
+            },
             self.lost,
             self.duplicates,
             per_1000(self.duplicates as f64),
             self.resent_in_doubt,
             per_1000(self.resent_in_doubt as f64),
+            self.confirmed_by_copy,
+            per_1000(self.confirmed_by_copy as f64),
             self.median_hand_over_us,
             self.median_record_us,
         )
@@ -122,7 +147,11 @@ pub async fn run(opts: &ChaosOptions) -> Result<ChaosReport, ChaosError> {
     let started = Instant::now();
     let mut users: Vec<String> = (0..RECIPIENTS).map(recipient).collect();
     users.push(SHARED.into());
-    let stack = MailStack::start(StackOptions::new(users, PASSWORD)).await?;
+    let stack = MailStack::start(StackOptions {
+        sent_copies: opts.server_copy,
+        ..StackOptions::new(users, PASSWORD)
+    })
+    .await?;
     let result = measure(&stack, opts, started).await;
     stack.stop().await?;
     result
@@ -135,7 +164,7 @@ async fn measure(
 ) -> Result<ChaosReport, ChaosError> {
     let dir = stack.dir.join("chaos");
     std::fs::create_dir_all(&dir).map_err(|e| ChaosError::Other(e.to_string()))?;
-    let config = write_config(stack, &dir)?;
+    let config = write_config(stack, &dir, opts)?;
     let db = dir.join("caseclerk.db");
     let now = crate::shell::clock::Clock::now(&crate::shell::clock::SystemClock);
     let ids = queue_letters(&db, opts.letters, now).await?;
@@ -187,11 +216,14 @@ async fn measure(
     }
     let store = Store::open_read_only(&db).await?;
     let resent_in_doubt = store.in_doubt_total().await?;
+    let confirmed_by_copy = store.confirmed_by_copy_total().await?;
     store.close().await;
     let mut report = ChaosReport {
         kills,
         letters: ids.len(),
         resent_in_doubt,
+        confirmed_by_copy,
+        server_copy: opts.server_copy,
         ..ChaosReport::default()
     };
     for id in &ids {
@@ -221,8 +253,9 @@ fn median(mut v: Vec<u64>) -> u64 {
     v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
-/// The example configuration pointed at the stack, its database in `dir`, no digest.
-fn write_config(stack: &MailStack, dir: &Path) -> Result<PathBuf, ChaosError> {
+/// The example configuration pointed at the stack, its database in `dir`, no digest; with the
+/// server's copy, `sent_copy = "server"` in the stack's "Sent" folder and the chaos grace.
+fn write_config(stack: &MailStack, dir: &Path, opts: &ChaosOptions) -> Result<PathBuf, ChaosError> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cfg: toml::Table = include_str!("../../config/example.toml")
         .parse()
@@ -258,6 +291,16 @@ fn write_config(stack: &MailStack, dir: &Path) -> Result<PathBuf, ChaosError> {
     for section in ["mailbox", "smtp"] {
         set(section, "ca_file", path(&stack.ca_pem));
         set(section, "password_file", path(&password));
+    }
+    if opts.server_copy {
+        set("mailbox", "sent_copy", toml::Value::String("server".into()));
+        set("mailbox", "sent_folder", toml::Value::String("Sent".into()));
+        let grace = opts.grace.as_secs().max(1) as i64;
+        set(
+            "mailbox",
+            "in_doubt_grace_seconds",
+            toml::Value::Integer(grace),
+        );
     }
     cfg.remove("digest");
     let file = dir.join("caseclerk.toml");

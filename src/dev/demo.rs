@@ -170,6 +170,7 @@ pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
         dir: Some(dir.clone()),
         without_idle: false,
         oauth: false,
+        sent_copies: false,
     })
     .await?;
     let password_file = dir.join("password");

@@ -235,6 +235,14 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Cancel the case's meeting: everyone who was sent the invitation is sent a cancellation.
+    CancelMeeting {
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
     /// Print the text of the business unit's daily digest as it would be sent at an instant.
@@ -264,6 +272,9 @@ enum Command {
         /// SMTP without sending, the sent folder): one line each; exit 1 if any fails.
         #[arg(long)]
         connect: bool,
+        /// Judge how far the bank-holiday data reaches as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
     },
     /// Measure ingest and classification against a throwaway local mail stack (numbers for the
     /// README; needs the same packages and root as the demo).
@@ -297,6 +308,10 @@ enum Command {
         /// Seeds the random delays (the same seed, the same delays).
         #[arg(long, default_value_t = 11)]
         seed: u64,
+        /// caseclerk files its own copy (`sent_copy = "caseclerk"`): a letter in doubt is sent
+        /// again at once (the behaviour before the server's copy settled doubt), to compare.
+        #[arg(long)]
+        without_server_copy: bool,
     },
     /// Start the bundled local mail stack, run the daemon against it, send a sample referral and
     /// show the acknowledgement arriving.
@@ -587,6 +602,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => reschedule(config, case, what, to, reason, who).await,
+        c @ Command::CancelMeeting { .. } => cancel_meeting(config, c).await,
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
@@ -608,8 +624,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Check { connect } => {
-            check(config)?;
+        Command::Check { connect, now } => {
+            check(config, now.as_deref())?;
             if *connect {
                 check_connect(config).await?;
             }
@@ -638,16 +654,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             print!("{}", report.render());
             Ok(())
         }
-        Command::Chaos { kills, seed } => {
-            let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
-            let opts = crate::dev::chaos::ChaosOptions {
-                seed: *seed,
-                ..crate::dev::chaos::ChaosOptions::new(*kills, binary)
-            };
-            let report = crate::dev::chaos::run(&opts).await.map_err(work)?;
-            print!("{}", report.render());
-            Ok(())
-        }
+        Command::Chaos {
+            kills,
+            seed,
+            without_server_copy,
+        } => chaos(*kills, *seed, !*without_server_copy).await,
         Command::Demo { once } => crate::dev::demo::run(config.clone(), *once)
             .await
             .map_err(work),
@@ -771,7 +782,7 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
         let day = if today < c.day0 {
             "before day 0".to_string()
         } else {
-            match cfg.calendar.working_day_number(c.day0, today) {
+            match cfg.calendar.statutory().working_day_number(c.day0, today) {
                 Ok(n) => format!("day {n}"),
                 Err(e) => format!("? ({e})"),
             }
@@ -789,6 +800,19 @@ async fn cases(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failur
 }
 
 /// `caseclerk generate`: the man page and completions, from the command line's definition.
+/// `caseclerk chaos`: the kill -9 measurement (see [`crate::dev::chaos`]).
+async fn chaos(kills: usize, seed: u64, server_copy: bool) -> Result<(), Failure> {
+    let binary = std::env::current_exe().map_err(|e| work(e.to_string()))?;
+    let opts = crate::dev::chaos::ChaosOptions {
+        seed,
+        server_copy,
+        ..crate::dev::chaos::ChaosOptions::new(kills, binary)
+    };
+    let report = crate::dev::chaos::run(&opts).await.map_err(work)?;
+    print!("{}", report.render());
+    Ok(())
+}
+
 fn generate(out: &std::path::Path) -> Result<(), Failure> {
     use clap::CommandFactory;
     let fail = |what: &str, e: std::io::Error| {
@@ -1150,6 +1174,19 @@ async fn reschedule(
     Ok(())
 }
 
+/// `caseclerk cancel-meeting`.
+async fn cancel_meeting(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    let Command::CancelMeeting { case, reason, who } = command else {
+        return Ok(());
+    };
+    let d = desk(config, who).await?;
+    operator::cancel_meeting(&d.cfg, &d.store, case, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: meeting cancelled; the attendees who were invited are sent a cancellation");
+    Ok(())
+}
+
 /// `caseclerk triage`: messages waiting for a person.
 async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
@@ -1243,8 +1280,12 @@ async fn export(
 }
 
 /// `caseclerk check`: the configuration is valid, and what it will send periodically.
-fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
+fn check(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     let cfg = load(config, Needs::Everything)?;
+    let now = match now {
+        Some(s) => parse_instant("--now", s)?,
+        None => crate::shell::clock::Clock::now(&SystemClock),
+    };
     println!(
         "{}: configuration is valid (process {}, {} steps, {} agencies)",
         cfg.file.display(),
@@ -1261,6 +1302,7 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         None => println!("daily digest: off (no [digest] section)"),
     }
     println!("who may open a case: {}", senders_summary(&cfg.trust));
+    println!("{}", holidays_summary(&cfg, now));
     println!("{}", login_summary(&cfg));
     if let Some(t) = &cfg.process.tracker_report {
         println!(
@@ -1279,6 +1321,20 @@ fn check(config: &Option<PathBuf>) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// `caseclerk check`'s bank-holiday line: how far the data reaches, and the health rule
+/// `holiday_data_ending`'s warning from six months before it runs out.
+fn holidays_summary(cfg: &config::Config, now: DateTime<Utc>) -> String {
+    let until = cfg.calendar.coverage().1;
+    let t = crate::core::health::Thresholds::default();
+    match crate::core::health::holiday_data(until, now, &t) {
+        Some(f) => format!("{}: {}", f.level.as_str(), f.text),
+        None => format!(
+            "bank holidays: England & Wales data until {}",
+            calendar::short_date(until)
+        ),
+    }
 }
 
 /// `caseclerk check --connect`: one line per connection, the failures marked.

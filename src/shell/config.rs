@@ -59,9 +59,15 @@ pub struct ImapSettings {
     pub ca_file: Option<PathBuf>,
     /// `auth = "oauth2"`: log in with XOAUTH2 and a token from this client (shared with SMTP).
     pub oauth2: Option<Arc<TokenSource>>,
-    /// Where every letter sent is also filed (IMAP APPEND, `\Seen`): `sent_folder`, default
-    /// "Sent Items"; `None` with `file_sent = false`.
+    /// The shared mailbox's sent folder: `sent_folder`, default "Sent Items"; `None` with
+    /// `sent_copy = "none"` (or the older `file_sent = false`).
     pub sent_folder: Option<String>,
+    /// Who puts a copy of each sent letter in the sent folder (`sent_copy`).
+    pub sent_copy: SentCopy,
+    /// With `sent_copy = "server"`: how long after its intent a letter in doubt is looked up in
+    /// the sent folder (`in_doubt_grace_seconds`, default 120): long enough for the server's copy
+    /// of an accepted letter to arrive.
+    pub in_doubt_grace: Duration,
     /// IDLE is re-issued after this long at most (RFC 2177 asks for < 29 minutes); the liveness
     /// check below re-issues it sooner.
     pub idle_refresh: Duration,
@@ -138,6 +144,8 @@ pub struct Config {
     pub limits: crate::core::limits::Limits,
     /// How long each class of content is kept (`[retention]`, see [`crate::core::retention`]).
     pub retention: crate::core::retention::Schedule,
+    /// `[letters]`: protective marking, signing officer, the meeting's place.
+    pub paperwork: crate::core::letters::Paperwork,
 }
 
 /// The daily digest (`[digest]`): one email each working morning to the business unit.
@@ -224,6 +232,47 @@ struct RawConfig {
     oauth2: Option<RawOAuth2>,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    letters: RawLetters,
+}
+
+/// `[letters]`: what official correspondence carries (see [`crate::core::letters::Paperwork`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLetters {
+    #[serde(default)]
+    marking: Option<String>,
+    #[serde(default)]
+    signature: Option<RawSignature>,
+    #[serde(default)]
+    meeting_location: Option<String>,
+    #[serde(default)]
+    meeting_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignature {
+    name: String,
+    #[serde(default)]
+    title: Option<String>,
+    phone: String,
+}
+
+/// Who files a copy of each sent letter in the shared mailbox's sent folder (`[mailbox] sent_copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SentCopy {
+    /// caseclerk appends it after the server's `250` (servers that keep no copy, e.g. Postfix
+    /// alone). Its absence proves nothing, so a letter in doubt is sent again at once.
+    #[default]
+    Caseclerk,
+    /// The server files it itself, as part of accepting the letter (Exchange Online's Sent
+    /// Items for SMTP AUTH client submission; Postfix's `sender_bcc_maps` into the sent folder):
+    /// caseclerk appends nothing, and settles a letter in doubt by looking for the copy.
+    Server,
+    /// Nobody (as far as caseclerk knows): no filing, no look-up; a letter in doubt is resent.
+    None,
 }
 
 /// How a server is logged in to.
@@ -378,6 +427,8 @@ struct RawImap {
     auth: AuthKind,
     sent_folder: Option<String>,
     file_sent: Option<bool>,
+    sent_copy: Option<SentCopy>,
+    in_doubt_grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -880,6 +931,7 @@ impl Resolver {
         let limits = self.limits(&raw.limits);
         let banners = self.banners(&raw.mail);
         let retention = self.retention(&raw.retention);
+        let paperwork = self.paperwork(&raw.letters);
 
         if !self.problems.is_empty() {
             return Err(ConfigError {
@@ -934,6 +986,7 @@ impl Resolver {
             banners,
             limits,
             retention,
+            paperwork,
         })
     }
 
@@ -1110,6 +1163,27 @@ impl Resolver {
         (address, own_addresses, id_domain)
     }
 
+    /// `[mailbox] sent_copy`, or what the older `file_sent` meant (`false`: nothing filed, as
+    /// `"none"`); both at once is a problem, as is a grace of zero.
+    fn sent_copy(&mut self, m: &RawImap) -> SentCopy {
+        if m.in_doubt_grace_seconds == Some(0) {
+            self.problems.push(
+                "[mailbox] in_doubt_grace_seconds must be at least 1 (the server's copy needs time to arrive; default 120)".into(),
+            );
+        }
+        match (m.sent_copy, m.file_sent) {
+            (Some(_), Some(_)) => {
+                self.problems.push(
+                    "[mailbox] has both sent_copy and file_sent: keep sent_copy only (file_sent = true is sent_copy = \"caseclerk\", file_sent = false is sent_copy = \"none\")".into(),
+                );
+                SentCopy::Caseclerk
+            }
+            (Some(c), None) => c,
+            (None, Some(false)) => SentCopy::None,
+            (None, _) => SentCopy::Caseclerk,
+        }
+    }
+
     /// `[mailbox]`: the IMAP connection.
     fn imap(&mut self, m: &RawImap, oauth2: &Option<Arc<TokenSource>>) -> ImapSettings {
         self.check_tls("mailbox", &m.host, m.tls);
@@ -1120,11 +1194,12 @@ impl Resolver {
             (&m.password, &m.password_env, &m.password_file),
             oauth2,
         );
-        let sent_folder = match (m.file_sent, &m.sent_folder) {
-            (Some(false), _) => None,
+        let sent_copy = self.sent_copy(m);
+        let sent_folder = match (sent_copy, &m.sent_folder) {
+            (SentCopy::None, _) => None,
             (_, Some(f)) if f.trim().is_empty() => {
                 self.problems.push(
-                    "[mailbox] sent_folder is empty: name the folder (e.g. \"Sent Items\") or set file_sent = false".into(),
+                    "[mailbox] sent_folder is empty: name the folder (e.g. \"Sent Items\") or set sent_copy = \"none\"".into(),
                 );
                 None
             }
@@ -1143,6 +1218,8 @@ impl Resolver {
             ca_file: self.ca("mailbox", &m.ca_file),
             oauth2,
             sent_folder,
+            sent_copy,
+            in_doubt_grace: Duration::from_secs(m.in_doubt_grace_seconds.unwrap_or(120)),
             idle_refresh: Duration::from_secs(60 * m.idle_refresh_minutes.unwrap_or(25)),
             poll_interval: Duration::from_secs(m.poll_seconds.unwrap_or(60)),
             command_timeout: Duration::from_secs(m.timeout_seconds.unwrap_or(60)),
@@ -1362,6 +1439,58 @@ impl Resolver {
                     std::slice::from_ref(d),
                 );
             }
+        }
+    }
+
+    /// `[letters]`: a marking of capital letters, digits, spaces and hyphens on one line (it
+    /// opens every subject); a signature with a name and a phone number; a meeting link that is
+    /// an https address. Blank values are as if unset.
+    fn paperwork(&mut self, raw: &RawLetters) -> crate::core::letters::Paperwork {
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let marking = given(&raw.marking);
+        if let Some(m) = &marking
+            && (m.len() > 40
+                || !m
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == ' '))
+        {
+            self.problems.push(format!(
+                "[letters] marking = \"{m}\": use capital letters, digits, spaces and hyphens, at \
+                 most 40 (e.g. \"OFFICIAL-SENSITIVE\")"
+            ));
+        }
+        let signature = raw.signature.as_ref().map(|s| {
+            if s.name.trim().is_empty() || s.phone.trim().is_empty() {
+                self.problems.push(
+                    "[letters] signature needs the officer's name and phone number \
+                     (signature = { name = \"…\", title = \"…\", phone = \"…\" })"
+                        .into(),
+                );
+            }
+            crate::core::letters::Signature {
+                name: s.name.trim().to_string(),
+                title: given(&s.title),
+                phone: s.phone.trim().to_string(),
+            }
+        });
+        let meeting_link = given(&raw.meeting_link);
+        if let Some(l) = &meeting_link
+            && (!l.starts_with("https://") || l.chars().any(char::is_whitespace))
+        {
+            self.problems.push(format!(
+                "[letters] meeting_link = \"{l}\": give the online meeting's https:// address"
+            ));
+        }
+        crate::core::letters::Paperwork {
+            marking,
+            signature,
+            meeting_location: given(&raw.meeting_location),
+            meeting_link,
         }
     }
 

@@ -286,13 +286,22 @@ impl Engine {
         report.queued = queued + periodic;
         match &self.transport {
             Some(t) => {
+                let doubt = outbox::InDoubt::from_settings(&self.cfg.imap);
                 report.sent =
-                    outbox::send_due(&self.store, t.as_ref(), &self.unrecorded, now).await?
+                    outbox::send_due_settling(&self.store, t.as_ref(), &self.unrecorded, doubt, now)
+                        .await?
             }
             None => match outbox::smtp(&self.cfg.smtp) {
                 Ok(t) => {
-                    report.sent =
-                        outbox::send_due(&self.store, t.as_ref(), &self.unrecorded, now).await?;
+                    let doubt = outbox::InDoubt::from_settings(&self.cfg.imap);
+                    report.sent = outbox::send_due_settling(
+                        &self.store,
+                        t.as_ref(),
+                        &self.unrecorded,
+                        doubt,
+                        now,
+                    )
+                    .await?;
                     // Letters really sent (not a recorder's) go to the sent folder too.
                     if let Err(mailbox::MailboxError::Store(e)) =
                         crate::shell::sentfolder::file_sent(&self.cfg.imap, &self.store, now).await
@@ -324,10 +333,18 @@ impl Engine {
             .sent
             .stopped
             .then(|| now + outbox::RETRY_RECORDING_AFTER);
-        report.next_wake = [wake, periodic_wake, next_send.filter(|t| *t > now), unstop]
-            .into_iter()
-            .flatten()
-            .min();
+        // A letter in doubt waiting for the server's copy is looked at again when its grace ends.
+        let recheck = report.sent.recheck_at;
+        report.next_wake = [
+            wake,
+            periodic_wake,
+            next_send.filter(|t| *t > now),
+            unstop,
+            recheck,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Ok(())
     }
 
@@ -357,6 +374,7 @@ impl Engine {
             process: &self.cfg.process,
             calendar: &self.cfg.calendar,
             directory: &self.cfg.directory,
+            paperwork: &self.cfg.paperwork,
         }
     }
 

@@ -1002,6 +1002,8 @@ mod tests {
             ca_file: None,
             oauth2: None,
             sent_folder: None,
+            sent_copy: crate::shell::config::SentCopy::None,
+            in_doubt_grace: std::time::Duration::from_secs(120),
             idle_refresh: Duration::from_secs(60),
             poll_interval: Duration::from_secs(60),
             command_timeout: Duration::from_secs(60),

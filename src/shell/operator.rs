@@ -90,6 +90,12 @@ pub enum OperatorError {
         "{0} was erased under the retention schedule ([retention]); a sent letter's copy is in the shared mailbox's sent folder"
     )]
     Erased(String),
+    #[error("the process of case {0} has no meeting to cancel")]
+    NoMeeting(String),
+    #[error(
+        "the meeting of case {0} is already cancelled; `caseclerk reschedule {0} meeting <when>` sets a new one"
+    )]
+    AlreadyCancelled(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -677,6 +683,41 @@ pub async fn reschedule(
             at,
             reason: reason.to_string(),
         }
+    };
+    record(store, &case, now, actor, &[e]).await
+}
+
+/// Call off the case's meeting. Every attendee who was sent the invitation is sent a
+/// cancellation (`METHOD:CANCEL`, same UID, the next SEQUENCE) on the daemon's next pass; no
+/// invitation goes after it. `caseclerk reschedule <case> meeting <when>` sets a new date, and
+/// those attendees then get an updated invitation.
+pub async fn cancel_meeting(
+    cfg: &Config,
+    store: &Store,
+    reference: &str,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    if cfg.process.meeting.is_none() {
+        return Err(OperatorError::NoMeeting(reference.to_string()));
+    }
+    let cancelled = store
+        .events(case.id)
+        .await?
+        .into_iter()
+        .rev()
+        .find_map(|e| match serde_json::from_value::<Event>(e.data) {
+            Ok(Event::MeetingCancelled { .. }) => Some(true),
+            Ok(Event::MeetingScheduled { .. }) => Some(false),
+            _ => None,
+        });
+    if cancelled == Some(true) {
+        return Err(OperatorError::AlreadyCancelled(reference.to_string()));
+    }
+    let e = Event::MeetingCancelled {
+        reason: reason.to_string(),
     };
     record(store, &case, now, actor, &[e]).await
 }

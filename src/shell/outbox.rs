@@ -13,7 +13,8 @@
 //! the digest and `caseclerk cases`; the next pass tries again, and the first letter that goes
 //! clears it.
 //!
-//! The transport is a [`Transport`]: the real one is lettre's SMTP client; [`RecordingTransport`]
+//! The transport is a [`Transport`]: the real one is [`SmtpClient`] (lettre's SMTP conversation on
+//! a `TCP_NODELAY` socket of our own); [`RecordingTransport`]
 //! keeps what it is given (and refuses what it is told to), so a whole review runs without a server.
 //!
 //! Exactly-once, intent before action. Each letter is sent on the outbox's own connection
@@ -40,20 +41,46 @@
 //!
 //! **In doubt.** A pending letter found with `sending_since` already set was being handed over
 //! when the daemon died (or, before a restart, could not record the answer): the server may or
-//! may not have accepted it. It is **sent again, with the same Message-ID**, and counted in the
-//! row's `in_doubt` (logged at warn). Why resend rather than hold for a person: the window is
-//! between the intent and the outcome, and most of it is before the `250` (connecting, TLS,
-//! AUTH, DATA); a kill there means the letter was not accepted, and holding it would lose a
-//! letter on a statutory timeline — the issue's target is 0 lost, at most 1 duplicate per 1,000
-//! kills. We found no sound way to learn whether it went: SMTP has no "did you get Message-ID X"
-//! query, the submission server keeps no history we can read, and a copy filed in a Sent folder
-//! is written by us *after* the `250`, so its absence proves nothing. A duplicate carries the
-//! same Message-ID, so mail clients and our own intake (which de-duplicates by Message-ID) can
-//! recognise it as the same letter. The measured rate is in the README (`caseclerk chaos`).
+//! may not have accepted it. SMTP has no "did you get Message-ID X" query, so what happens next
+//! depends on who keeps the copy in the sent folder (`[mailbox] sent_copy`, decided by the pure
+//! [`crate::core::indoubt::decide`]):
 //!
-//! //! Must not: decide or render letters, or log recipients' addresses or content.
+//! - **`sent_copy = "server"`** — the server files its own copy as part of accepting a letter.
+//!   Microsoft says so for Exchange Online: since June 2018 "sent email will now be stored in the
+//!   Sent Items folder of the mailbox" for SMTP Authenticated Submission (Exchange Team blog,
+//!   "Changes coming to the SMTP Authenticated Submission client protocol", 20 April 2018,
+//!   <https://blogs.technet.microsoft.com/exchange/2018/04/20/changes-coming-to-the-smtp-authenticated-submission-client-protocol/>);
+//!   the local stack does the same with Postfix's `sender_bcc_maps` (the copy's recipient is in
+//!   the queue file before Postfix answers `250`) and Dovecot's `lmtp_save_to_detail_mailbox`.
+//!   So "accepted" implies "a copy will appear". A letter in doubt is then *not* sent at once: it
+//!   waits until its intent is older than `in_doubt_grace_seconds` (default 120: time for the
+//!   copy to arrive; the daemon wakes for it), then its Message-ID is looked up in the sent folder
+//!   (`UID SEARCH HEADER Message-ID`, read-only). Found: it is recorded sent — sent at its
+//!   intent, filed, `confirmed_by_copy`, its `letter_sent` event saying so — and **not sent
+//!   again**. Absent: the server never took it, and it is sent again, counted in `in_doubt`. If
+//!   the folder cannot be searched (IMAP down, folder renamed), the letter waits and is looked
+//!   up again every minute, for at most an hour from its intent, then sent again: for the
+//!   business unit a possible duplicate of a statutory letter about a child is the worse failure
+//!   of the two, but a letter an hour late still meets deadlines counted in working days, and a
+//!   late letter must never become a lost one. Meanwhile `health` shows it as `letter_in_flight`.
+//!   A copy slower than the grace (the server's delivery to the folder backed up) is the one way
+//!   a letter can still go twice; choose the grace with that in mind.
+//! - **`"caseclerk"` (default) or `"none"`** — the copy, if any, is written by us *after* the
+//!   `250`, so its absence proves nothing: the letter is **sent again at once, with the same
+//!   Message-ID**, counted in `in_doubt` (logged at warn). Why resend rather than hold: most of
+//!   the window is before the `250` (connecting, TLS, AUTH, DATA), where a kill means the letter
+//!   was not accepted, and holding it would lose a letter on a statutory timeline. A duplicate
+//!   carries the same Message-ID, so mail clients and our own intake can recognise it.
+//!
+//! The hand-over itself is kept short: letters go over [`SmtpClient`],
+//! lettre's conversation on a `TCP_NODELAY` socket, so the final dot is not held back by Nagle's
+//! algorithm waiting on the server's delayed ACK. The measured rates are in the README
+//! (`caseclerk chaos`).
+//!
+//! Must not: decide or render letters, or log recipients' addresses or content.
 
 use crate::core::case::Event;
+use crate::core::indoubt::{self, CopyPolicy, Doubt, Lookup};
 use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
 use crate::shell::oauth::AccessToken;
@@ -62,7 +89,8 @@ use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::sync::{Arc, Mutex};
 
@@ -232,6 +260,150 @@ impl Transport for RecordingTransport {
     }
 }
 
+// ---- The SMTP client ----
+// The outbox's SMTP client: lettre's SMTP conversation on a TCP socket of our own, opened with
+// `TCP_NODELAY`.
+//
+// Why not lettre's transport: it opens its socket itself and gives no hook to set socket
+// options, and it writes a letter's bytes and the final `.` in two writes. With Nagle's
+// algorithm on, the small second write waits for the server to acknowledge the first — and the
+// server delays that acknowledgement (delayed ACK, ~40 ms on Linux) because it has nothing to
+// say until it sees the dot. That wait was most of the ~50 ms hand-over, and the hand-over is
+// the window in which a `kill -9` leaves a letter in doubt (see the module doc).
+// Here the socket is ours (`AsyncSmtpConnection::connect_with_transport`), so `TCP_NODELAY`
+// sends the dot at once; STARTTLS, AUTH (PLAIN/LOGIN or XOAUTH2) and the conversation itself
+// stay lettre's. One connection is kept for the pass (as lettre's pool did) and dropped after any
+// failure.
+//
+// Implicit TLS (`tls = "implicit"`, port 465) is still lettre's own socket, without
+// `TCP_NODELAY`: its TLS must start before the greeting, and lettre offers no way to hand it a
+// socket for that. Microsoft 365 and the local stack use STARTTLS on 587. It logs nothing:
+// errors go to the outbox, which logs their category and code only.
+
+/// An SMTP client for one pass: connects at its first letter, reuses the connection after.
+pub struct SmtpClient {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    params: Option<TlsParameters>,
+    credentials: Credentials,
+    mechanisms: Vec<Mechanism>,
+    timeout: std::time::Duration,
+    conn: tokio::sync::Mutex<Option<AsyncSmtpConnection>>,
+}
+
+impl SmtpClient {
+    /// A client for `s`, logging in as `username` with `secret` by one of `mechanisms`; `params`
+    /// are the TLS parameters (None only with `tls = "none"`).
+    pub fn new(
+        s: &SmtpSettings,
+        params: Option<TlsParameters>,
+        secret: String,
+        mechanisms: Vec<Mechanism>,
+    ) -> SmtpClient {
+        SmtpClient {
+            host: s.host.clone(),
+            port: s.port,
+            tls: s.tls,
+            params,
+            credentials: Credentials::new(s.username.clone(), secret),
+            mechanisms,
+            timeout: s.timeout,
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+        let hello = ClientId::default();
+        let mut conn = match (self.tls, &self.params) {
+            (TlsMode::Implicit, params) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &hello,
+                params.clone(),
+                None,
+            )
+            .await
+            .map_err(lettre_failure)?,
+            _ => {
+                let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                    .await
+                    .map_err(io_failure)?;
+                tcp.set_nodelay(true).map_err(io_failure)?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+                    .await
+                    .map_err(lettre_failure)?
+            }
+        };
+        if let (TlsMode::Starttls, Some(params)) = (self.tls, &self.params) {
+            conn.starttls(params.clone(), &hello)
+                .await
+                .map_err(lettre_failure)?;
+        }
+        conn.auth(&self.mechanisms, &self.credentials)
+            .await
+            .map_err(lettre_failure)?;
+        Ok(conn)
+    }
+
+    async fn send_on(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendFailure> {
+        let mut slot = self.conn.lock().await;
+        if slot.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
+            *slot = Some(self.connect().await?);
+        }
+        let conn = slot.as_mut().expect("connected above");
+        match conn.send(envelope, raw).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Whatever state the conversation is in, the next letter starts afresh.
+                *slot = None;
+                Err(lettre_failure(e))
+            }
+        }
+    }
+}
+
+impl Transport for SmtpClient {
+    fn send<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(async move {
+            match tokio::time::timeout(self.timeout, self.send_on(envelope, raw)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    *self.conn.lock().await = None;
+                    Err(SendFailure {
+                        kind: FailureKind::Transient,
+                        detail: format!(
+                            "no answer from the mail server within {} s",
+                            self.timeout.as_secs()
+                        ),
+                        summary: "timeout".into(),
+                    })
+                }
+            }
+        })
+    }
+}
+
+fn lettre_failure(e: lettre::transport::smtp::Error) -> SendFailure {
+    SendFailure {
+        kind: failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string()),
+        detail: e.to_string(),
+        summary: smtp_summary(&e),
+    }
+}
+
+fn io_failure(e: std::io::Error) -> SendFailure {
+    SendFailure {
+        kind: FailureKind::Transient,
+        detail: format!("connecting to the mail server: {e}"),
+        summary: "connection failure".into(),
+    }
+}
+
 /// The transport for the configured SMTP server: with a password, lettre's client as built by
 /// [`transport`]; with `auth = "oauth2"`, an [`OAuthSmtp`] that logs in with the current token.
 pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
@@ -240,7 +412,7 @@ pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
             settings: s.clone(),
             login: tokio::sync::OnceCell::new(),
         })),
-        None => Ok(Box::new(transport(s)?)),
+        None => Ok(Box::new(client(s, None)?)),
     }
 }
 
@@ -251,15 +423,11 @@ pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
 /// refused token is forgotten, so the next pass asks for a new one.
 pub struct OAuthSmtp {
     settings: SmtpSettings,
-    login: tokio::sync::OnceCell<
-        Result<(AsyncSmtpTransport<Tokio1Executor>, AccessToken), SendFailure>,
-    >,
+    login: tokio::sync::OnceCell<Result<(Arc<SmtpClient>, AccessToken), SendFailure>>,
 }
 
 impl OAuthSmtp {
-    async fn login(
-        &self,
-    ) -> Result<(AsyncSmtpTransport<Tokio1Executor>, AccessToken), SendFailure> {
+    async fn login(&self) -> Result<(Arc<SmtpClient>, AccessToken), SendFailure> {
         let source = self
             .settings
             .oauth2
@@ -270,12 +438,12 @@ impl OAuthSmtp {
             detail: e.to_string(),
             summary: "no access token".into(),
         })?;
-        let t = build(&self.settings, Some(&token)).map_err(|e| SendFailure {
+        let t = client(&self.settings, Some(&token)).map_err(|e| SendFailure {
             kind: FailureKind::Auth,
             detail: e.to_string(),
             summary: "SMTP settings".into(),
         })?;
-        Ok((t, token))
+        Ok((Arc::new(t), token))
     }
 }
 
@@ -287,7 +455,7 @@ impl Transport for OAuthSmtp {
     ) -> BoxFuture<'a, Result<(), SendFailure>> {
         Box::pin(async move {
             let (t, token) = self.login.get_or_init(|| self.login()).await.clone()?;
-            let result = Transport::send(&t, envelope, raw).await;
+            let result = Transport::send(t.as_ref(), envelope, raw).await;
             if let Err(e) = &result
                 && e.kind == FailureKind::Auth
                 && let Some(source) = &self.settings.oauth2
@@ -313,8 +481,8 @@ pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
                 settings: s.clone(),
                 login: tokio::sync::OnceCell::new(),
             };
-            let (t, token) = o.login().await?;
-            (t, Some(token))
+            let (_, token) = o.login().await?;
+            (build(s, Some(&token)).map_err(setup)?, Some(token))
         }
         None => (transport(s).map_err(setup)?, None),
     };
@@ -344,12 +512,42 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
     build(s, None)
 }
 
-/// Build lettre's transport: with `token`, AUTH XOAUTH2 as the mailbox (the token is the
-/// credential's secret); else AUTH PLAIN/LOGIN with the password.
+/// Build lettre's transport (for `check --connect`): with `token`, AUTH XOAUTH2 as the mailbox;
+/// else AUTH PLAIN/LOGIN with the password.
 fn build(
     s: &SmtpSettings,
     token: Option<&AccessToken>,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
+    let (params, secret, mechanisms) = login_parts(s, token)?;
+    let tls = match (s.tls, params) {
+        (TlsMode::Implicit, Some(p)) => Tls::Wrapper(p),
+        (TlsMode::Starttls, Some(p)) => Tls::Required(p),
+        _ => Tls::None,
+    };
+    Ok(
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
+            .port(s.port)
+            .tls(tls)
+            .timeout(Some(s.timeout))
+            .credentials(Credentials::new(s.username.clone(), secret))
+            .authentication(mechanisms)
+            .build(),
+    )
+}
+
+/// The client the outbox sends with: lettre's conversation on a `TCP_NODELAY` socket
+/// ([`SmtpClient`]), logging in as [`build`] does.
+fn client(s: &SmtpSettings, token: Option<&AccessToken>) -> Result<SmtpClient, OutboxError> {
+    let (params, secret, mechanisms) = login_parts(s, token)?;
+    Ok(SmtpClient::new(s, params, secret, mechanisms))
+}
+
+/// What a login needs: the TLS parameters (None with `tls = "none"`), the secret (the token, or
+/// the password as it is now) and the mechanisms to offer.
+fn login_parts(
+    s: &SmtpSettings,
+    token: Option<&AccessToken>,
+) -> Result<(Option<TlsParameters>, String, Vec<Mechanism>), OutboxError> {
     let err = |detail: String| OutboxError::Settings {
         host: s.host.clone(),
         detail,
@@ -366,6 +564,9 @@ fn build(
             )
         }
     };
+    if s.tls == TlsMode::None {
+        return Ok((None, secret, mechanisms));
+    }
     let mut params = TlsParameters::builder(s.host.clone());
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
@@ -374,20 +575,7 @@ fn build(
         params = params.add_root_certificate(cert);
     }
     let params = params.build_rustls().map_err(|e| err(e.to_string()))?;
-    let tls = match s.tls {
-        TlsMode::Implicit => Tls::Wrapper(params),
-        TlsMode::Starttls => Tls::Required(params),
-        TlsMode::None => Tls::None,
-    };
-    Ok(
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
-            .port(s.port)
-            .tls(tls)
-            .timeout(Some(s.timeout))
-            .credentials(Credentials::new(s.username.clone(), secret))
-            .authentication(mechanisms)
-            .build(),
-    )
+    Ok((Some(params), secret, mechanisms))
 }
 
 /// The password to log in with now: the password file as it is now (a rotated password written
@@ -412,6 +600,12 @@ pub struct SendReport {
     /// The database would not take the outbox's records (an intent, or an outcome after a
     /// `250`): the outbox sent nothing more, and tries again at the next pass.
     pub stopped: bool,
+    /// Letters in doubt recorded sent because the server's copy was in the sent folder (not
+    /// sent again).
+    pub confirmed_by_copy: usize,
+    /// The earliest instant a letter in doubt left waiting (for the server's copy to arrive, or
+    /// for the sent folder to answer) is to be looked at again: the daemon's next pass.
+    pub recheck_at: Option<DateTime<Utc>>,
 }
 
 /// How soon the next pass comes after the outbox stopped because it could not write: writing the
@@ -482,12 +676,71 @@ impl Unrecorded {
     }
 }
 
+/// Where the outbox can look for the server's copy of a letter (by Message-ID).
+pub trait SentFolder: Send + Sync {
+    /// Whether the folder holds a letter with this Message-ID; an error (for the log: no
+    /// addresses or content) when the folder cannot be searched.
+    fn has_copy<'a>(&'a self, message_id: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+}
+
+impl SentFolder for crate::shell::config::ImapSettings {
+    fn has_copy<'a>(&'a self, message_id: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            crate::shell::sentfolder::has_copy(self, message_id)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// How the outbox settles a letter in doubt: the [`CopyPolicy`], and with a server copy the
+/// folder to look in.
+#[derive(Clone, Copy)]
+pub struct InDoubt<'a> {
+    pub policy: CopyPolicy,
+    pub folder: Option<&'a dyn SentFolder>,
+}
+
+impl<'a> InDoubt<'a> {
+    /// No server copy: a letter in doubt is sent again at once.
+    pub fn resend() -> InDoubt<'static> {
+        InDoubt {
+            policy: CopyPolicy::NoServerCopy,
+            folder: None,
+        }
+    }
+
+    /// As `[mailbox]` says: with `sent_copy = "server"`, look in its sent folder after the grace.
+    pub fn from_settings(imap: &'a crate::shell::config::ImapSettings) -> InDoubt<'a> {
+        match (imap.sent_copy, &imap.sent_folder) {
+            (crate::shell::config::SentCopy::Server, Some(_)) => InDoubt {
+                policy: CopyPolicy::server_copy(
+                    Duration::from_std(imap.in_doubt_grace).unwrap_or(Duration::minutes(2)),
+                ),
+                folder: Some(imap),
+            },
+            _ => InDoubt::resend(),
+        }
+    }
+}
+
 /// Send every letter that is due at `now` — after writing any outcome `unrecorded` still holds;
-/// if that fails, nothing is sent.
+/// if that fails, nothing is sent. A letter in doubt is sent again at once.
 pub async fn send_due(
     store: &Store,
     transport: &dyn Transport,
     unrecorded: &Unrecorded,
+    now: DateTime<Utc>,
+) -> Result<SendReport, OutboxError> {
+    send_due_settling(store, transport, unrecorded, InDoubt::resend(), now).await
+}
+
+/// As [`send_due`], a letter in doubt being settled as `doubt` says (see the module doc).
+pub async fn send_due_settling(
+    store: &Store,
+    transport: &dyn Transport,
+    unrecorded: &Unrecorded,
+    doubt: InDoubt<'_>,
     now: DateTime<Utc>,
 ) -> Result<SendReport, OutboxError> {
     let mut report = SendReport::default();
@@ -496,7 +749,16 @@ pub async fn send_due(
         report.stopped = true;
         return Ok(report);
     }
-    let result = send_all(store, &mut conn, transport, unrecorded, now, &mut report).await;
+    let result = send_all(
+        store,
+        &mut conn,
+        transport,
+        unrecorded,
+        doubt,
+        now,
+        &mut report,
+    )
+    .await;
     conn.finish().await;
     result.map(|_| report)
 }
@@ -506,6 +768,7 @@ async fn send_all(
     conn: &mut SendConn,
     transport: &dyn Transport,
     unrecorded: &Unrecorded,
+    doubt: InDoubt<'_>,
     now: DateTime<Utc>,
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
@@ -514,12 +777,86 @@ async fn send_all(
         let Some(row) = store.sendable_letter(id, now).await? else {
             continue;
         };
+        match settle(conn, doubt, &row, now, report).await {
+            Ok(Settled::Send) => {}
+            Ok(Settled::Done) => continue,
+            Err(e) => {
+                cannot_start(&row, &e, report);
+                break;
+            }
+        }
         send_one(store, conn, transport, unrecorded, &row, now, report).await?;
         if report.login_refused || report.stopped {
             break; // the same login would be refused, the same database would refuse
         }
     }
     Ok(())
+}
+
+/// What [`settle`] left to do with a letter.
+enum Settled {
+    /// Hand it to the server (it is not in doubt, or it is and must go again).
+    Send,
+    /// Nothing now: recorded sent from the server's copy, or left waiting.
+    Done,
+}
+
+/// A letter found with an intent and no outcome is in doubt: decide with [`indoubt::decide`]
+/// whether it goes again, waits, or is recorded sent from the server's copy in the sent folder.
+async fn settle(
+    conn: &mut SendConn,
+    doubt: InDoubt<'_>,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+    report: &mut SendReport,
+) -> Result<Settled, StoreError> {
+    if doubt.policy == CopyPolicy::NoServerCopy {
+        return Ok(Settled::Send); // mark_sending counts and logs the doubt
+    }
+    let Some(intent) = conn.intent(row.id).await? else {
+        return Ok(Settled::Send);
+    };
+    let mut lookup = None;
+    loop {
+        match indoubt::decide(doubt.policy, intent, now, lookup) {
+            Doubt::WaitUntil(at) => {
+                tracing::info!(outbox = row.id, step = %row.step, recheck_at = %at, looked = lookup.is_some(), "letter in doubt: waiting for the server's copy before deciding whether to send it again");
+                report.recheck_at = Some(report.recheck_at.map_or(at, |r| r.min(at)));
+                return Ok(Settled::Done);
+            }
+            Doubt::LookUp => {
+                lookup = Some(match doubt.folder {
+                    None => Lookup::Failed,
+                    Some(f) => match f.has_copy(&row.message_id).await {
+                        Ok(true) => Lookup::Found,
+                        Ok(false) => Lookup::Absent,
+                        Err(e) => {
+                            tracing::warn!(outbox = row.id, error = %e, "letter in doubt: the sent folder cannot be searched; the letter waits (an hour at most, then it is sent again)");
+                            Lookup::Failed
+                        }
+                    },
+                });
+            }
+            Doubt::RecordSent => {
+                let event = row.case_id.map(|case_id| {
+                    let e = Event::LetterSent {
+                        step: row.step.clone(),
+                        recipient: row.recipient.clone(),
+                        outbox: row.id,
+                        confirmed_by_copy: true,
+                    };
+                    (case_id, e)
+                });
+                let event = event.as_ref().map(|(c, e)| (*c, e));
+                conn.record_confirmed_by_copy(row.id, event, intent, now)
+                    .await?;
+                tracing::info!(outbox = row.id, step = %row.step, "letter in doubt found in the sent folder: the server had accepted it; recorded as sent, not sent again");
+                report.confirmed_by_copy += 1;
+                return Ok(Settled::Done);
+            }
+            Doubt::Resend => return Ok(Settled::Send),
+        }
+    }
 }
 
 async fn send_one(
@@ -543,6 +880,7 @@ async fn send_one(
                 step: row.step.clone(),
                 recipient: row.recipient.clone(),
                 outbox: row.id,
+                confirmed_by_copy: false,
             };
             (case_id, e)
         }),

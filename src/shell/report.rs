@@ -141,7 +141,10 @@ fn write_heading(
     }
     let today = calendar::london_date(now);
     if today >= state.day0
-        && let Ok(n) = cfg.calendar.working_day_number(state.day0, today)
+        && let Ok(n) = cfg
+            .calendar
+            .statutory()
+            .working_day_number(state.day0, today)
     {
         let _ = writeln!(out, "today ({}) is day {n}", calendar::short_date(today));
     }

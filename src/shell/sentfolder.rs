@@ -1,7 +1,10 @@
-//! The sent folder: every letter caseclerk sends is also filed in the shared mailbox's sent
-//! folder (`[mailbox] sent_folder`, default "Sent Items"; `file_sent = false` turns it off for
-//! servers that keep a copy themselves), so the business unit sees the whole correspondence in
-//! Outlook, where they already work.
+//! The sent folder: every letter caseclerk sends is also in the shared mailbox's sent folder
+//! (`[mailbox] sent_folder`, default "Sent Items"), so the business unit sees the whole
+//! correspondence in Outlook, where they already work. Who puts it there is `[mailbox]
+//! sent_copy`: `"caseclerk"` (the default; filed here, below), `"server"` (the server files its
+//! own copy as part of accepting the letter — Exchange Online does for SMTP AUTH client
+//! submission — so nothing is filed here, and the outbox uses the copy to settle a letter in
+//! doubt: [`has_copy`]), or `"none"` (the older `file_sent = false`).
 //!
 //! Owns filing once: after a pass has sent letters, the sent-but-unfiled outbox rows are each
 //! looked for in the folder by Message-ID (`UID SEARCH HEADER Message-ID`) and appended (`\Seen`,
@@ -13,7 +16,7 @@
 //!
 //! Must not: send, change a letter's bytes, or log anything but ids and counts.
 
-use crate::shell::config::ImapSettings;
+use crate::shell::config::{ImapSettings, SentCopy};
 use crate::shell::mailbox::{self, MailboxError};
 use crate::shell::store::Store;
 use chrono::{DateTime, Utc};
@@ -34,6 +37,9 @@ pub async fn file_sent(
     let Some(folder) = settings.sent_folder.as_deref() else {
         return Ok(0);
     };
+    if settings.sent_copy != SentCopy::Caseclerk {
+        return Ok(0); // the server files its own copy
+    }
     let letters = store.unfiled_sent(PER_PASS).await?;
     if letters.is_empty() {
         return Ok(0);
@@ -56,6 +62,41 @@ pub async fn file_sent(
         }
     }
     result
+}
+
+/// Whether the sent folder holds a letter with this Message-ID (`UID SEARCH HEADER Message-ID`),
+/// on a connection of its own. Only ids and the answer's size are logged.
+pub async fn has_copy(settings: &ImapSettings, message_id: &str) -> Result<bool, MailboxError> {
+    let Some(folder) = settings.sent_folder.as_deref() else {
+        return Err(MailboxError::Command {
+            command: "UID SEARCH",
+            detail: "no sent folder is configured".into(),
+        });
+    };
+    let mut session = mailbox::connect(settings).await?;
+    let t = settings.command_timeout;
+    let within = |command: &'static str| MailboxError::Timeout {
+        command,
+        seconds: t.as_secs(),
+    };
+    let command = |command: &'static str| {
+        move |e: async_imap::error::Error| MailboxError::Command {
+            command,
+            detail: e.to_string(),
+        }
+    };
+    // EXAMINE: read-only, so looking never changes a flag in the folder.
+    tokio::time::timeout(t, session.examine(folder))
+        .await
+        .map_err(|_| within("EXAMINE sent folder"))?
+        .map_err(command("EXAMINE sent folder"))?;
+    let query = format!("HEADER Message-ID \"<{}>\"", message_id.replace('"', ""));
+    let found = tokio::time::timeout(t, session.uid_search(&query))
+        .await
+        .map_err(|_| within("UID SEARCH"))?
+        .map_err(command("UID SEARCH"))?;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
+    Ok(!found.is_empty())
 }
 
 async fn file(

@@ -69,6 +69,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_outbox_intent.sql")),
     (4, include_str!("../../migrations/0004_sent_folder.sql")),
     (5, include_str!("../../migrations/0005_retention.sql")),
+    (9, include_str!("../../migrations/0009_sent_by_copy.sql")),
 ];
 
 /// Format an instant the one way the database stores it.
@@ -1517,6 +1518,15 @@ impl Store {
         )
     }
 
+    /// How many letters in doubt were recorded sent on the evidence of the server's copy.
+    pub async fn confirmed_by_copy_total(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(SUM(confirmed_by_copy), 0) FROM outbox")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// How often a letter was found in doubt and sent again.
     pub async fn in_doubt_count(&self, id: i64) -> Result<i64, StoreError> {
         Ok(
@@ -1596,6 +1606,51 @@ impl SendConn {
             record_event(&mut tx, case_id, now, "caseclerk", e).await?;
         }
         Ok(tx)
+    }
+
+    /// When letter `id`'s intent was recorded, if it is pending with an intent and no outcome.
+    pub async fn intent(&mut self, id: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let since: Option<String> = sqlx::query_scalar(
+            "SELECT sending_since FROM outbox WHERE id = ? AND state = ? AND sending_since IS NOT NULL",
+        )
+        .bind(id)
+        .bind(OutboxState::Pending.as_str())
+        .fetch_optional(&mut *self.conn)
+        .await?
+        .flatten();
+        since.map(|s| parse_ts(&s)).transpose()
+    }
+
+    /// Record letter `id` sent on the evidence of the server's copy in the sent folder (it was
+    /// accepted before the daemon died; it is not sent again): sent at its intent, filed (the
+    /// copy is there), `confirmed_by_copy`, with the case's `letter_sent` event — one transaction.
+    pub async fn record_confirmed_by_copy(
+        &mut self,
+        id: i64,
+        event: Option<(i64, &crate::core::case::Event)>,
+        intent: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        sqlx::raw_sql("PRAGMA synchronous = FULL")
+            .execute(&mut *self.conn)
+            .await?;
+        let mut tx = self.conn.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET state = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL, \
+             sending_since = NULL, filed_at = ?, confirmed_by_copy = 1 WHERE id = ?",
+        )
+        .bind(OutboxState::Sent.as_str())
+        .bind(ts(intent))
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((case_id, e)) = event {
+            record_event(&mut tx, case_id, now, "caseclerk", e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Clear letter `id`'s intent without an outcome (our login was refused: nothing was sent).

@@ -217,3 +217,122 @@ async fn a_letter_found_being_sent_after_a_crash_is_sent_again_and_counted_in_do
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A sent folder for the server-free tests: holds the Message-IDs it is given, or cannot be
+/// searched at all.
+struct Folder {
+    holds: Vec<String>,
+    reachable: bool,
+    looked: std::sync::Mutex<usize>,
+}
+
+impl outbox::SentFolder for Folder {
+    fn has_copy<'a>(
+        &'a self,
+        message_id: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+        *self.looked.lock().unwrap() += 1;
+        let answer = if self.reachable {
+            Ok(self.holds.iter().any(|m| m == message_id))
+        } else {
+            Err("connection refused".to_string())
+        };
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+fn folder(holds: &[&str], reachable: bool) -> Folder {
+    Folder {
+        holds: holds.iter().map(|s| s.to_string()).collect(),
+        reachable,
+        looked: std::sync::Mutex::new(0),
+    }
+}
+
+fn server_copy(f: &Folder) -> outbox::InDoubt<'_> {
+    outbox::InDoubt {
+        policy: caseclerk::core::indoubt::CopyPolicy::server_copy(Duration::minutes(2)),
+        folder: Some(f),
+    }
+}
+
+/// A store whose letters 0..n all have an intent at `t0` and no outcome (a daemon died).
+async fn in_doubt(name: &str, n: usize) -> (Store, Vec<i64>, PathBuf) {
+    let (store, _side, ids, dir) = outbox_of(name, n).await;
+    let mut conn = store.send_connection().await.unwrap();
+    for id in &ids {
+        conn.mark_sending(*id, t0()).await.unwrap();
+    }
+    drop(conn);
+    (store, ids, dir)
+}
+
+#[tokio::test]
+async fn with_the_servers_copy_a_letter_in_doubt_waits_out_the_grace_then_is_recorded_from_the_copy_or_sent()
+ {
+    let (store, ids, dir) = in_doubt("server-copy", 2).await;
+    // The server took letter 0 before the crash (its copy is in the folder), never letter 1.
+    let sent = folder(&["letter.0@intent.test"], true);
+    let transport = RecordingTransport::new();
+    let memory = Unrecorded::default();
+
+    let early = t0() + Duration::seconds(90);
+    let report = outbox::send_due_settling(&store, &transport, &memory, server_copy(&sent), early)
+        .await
+        .unwrap();
+    assert_eq!(report.sent + report.confirmed_by_copy, 0, "{report:?}");
+    assert_eq!(report.recheck_at, Some(t0() + Duration::minutes(2)));
+    assert_eq!(*sent.looked.lock().unwrap(), 0, "not even looked at yet");
+
+    let later = t0() + Duration::minutes(2);
+    let report = outbox::send_due_settling(&store, &transport, &memory, server_copy(&sent), later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.confirmed_by_copy, report.sent),
+        (1, 1),
+        "{report:?}"
+    );
+    let raws: Vec<String> = transport
+        .sent()
+        .iter()
+        .map(|l| String::from_utf8_lossy(&l.raw).into_owned())
+        .collect();
+    assert_eq!(raws.len(), 1, "only the letter the server never took goes");
+    assert!(raws[0].contains("letter.1@intent.test"), "{raws:?}");
+    let confirmed = store.letter(ids[0]).await.unwrap().unwrap();
+    assert_eq!(confirmed.state, OutboxState::Sent);
+    assert_eq!(
+        confirmed.sent_at,
+        Some(t0()),
+        "sent when it was handed over"
+    );
+    assert_eq!(store.in_doubt_count(ids[0]).await.unwrap(), 0);
+    assert_eq!(store.in_doubt_count(ids[1]).await.unwrap(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_letter_in_doubt_waits_while_the_sent_folder_cannot_be_searched_but_an_hour_at_most() {
+    let (store, ids, dir) = in_doubt("folder-down", 1).await;
+    let down = folder(&[], false);
+    let transport = RecordingTransport::new();
+    let memory = Unrecorded::default();
+
+    let at = t0() + Duration::minutes(5);
+    let report = outbox::send_due_settling(&store, &transport, &memory, server_copy(&down), at)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 0, "{report:?}");
+    assert_eq!(report.recheck_at, Some(at + Duration::minutes(1)));
+    assert_eq!(transport.sent().len(), 0);
+
+    let an_hour_on = t0() + Duration::hours(1);
+    let report =
+        outbox::send_due_settling(&store, &transport, &memory, server_copy(&down), an_hour_on)
+            .await
+            .unwrap();
+    assert_eq!(report.sent, 1, "late, never lost: {report:?}");
+    assert_eq!(store.in_doubt_count(ids[0]).await.unwrap(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -290,6 +290,8 @@ async fn the_shared_mailbox_is_never_marked_read_nor_emptied() {
         ca_file: None,
         oauth2: None,
         sent_folder: None,
+        sent_copy: caseclerk::shell::config::SentCopy::None,
+        in_doubt_grace: std::time::Duration::from_secs(120),
         idle_refresh: Duration::from_secs(60),
         poll_interval: Duration::from_secs(60),
         command_timeout: Duration::from_secs(10),

@@ -9,9 +9,9 @@
 use caseclerk::core::calendar::{Calendar, london_date};
 use caseclerk::core::case::{AgencyState, CaseState};
 use caseclerk::core::directory::{Agency, Contact, Directory};
-use caseclerk::core::letters::{self, Letterhead, Templates};
+use caseclerk::core::letters::{self, Letterhead, Paperwork, Signature, Templates};
 use caseclerk::core::process::{Anchor, Pathway, Process, Step, StepKind};
-use caseclerk::core::timeline::{DueLetter, Recipient, Resolved};
+use caseclerk::core::timeline::{DueLetter, MeetingChange, Recipient, Resolved};
 use caseclerk::shell::config;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -193,6 +193,7 @@ fn due(step: &Step, full: bool) -> DueLetter {
         returns: Vec::new(),
         meeting: (step.kind == StepKind::Invite)
             .then(|| resolved("2027-01-13T10:00:00Z", full.then_some(12))),
+        meeting_change: None,
         notes: if full {
             vec!["Acme Housing".into()]
         } else {
@@ -214,6 +215,20 @@ fn render(
 ) -> Option<String> {
     let cal = Calendar::bundled();
     let dir = directory(full);
+    let paperwork = if full {
+        Paperwork {
+            marking: Some("OFFICIAL-SENSITIVE".into()),
+            signature: Some(Signature {
+                name: "Jo Bloggs".into(),
+                title: Some("Business Manager".into()),
+                phone: "01234 000001".into(),
+            }),
+            meeting_location: Some("Town Hall, Committee Room 2".into()),
+            meeting_link: Some("https://teams.example.test/meet/1".into()),
+        }
+    } else {
+        Paperwork::default()
+    };
     let head = Letterhead {
         name: "Example Safeguarding Children Partnership",
         short_name: "ESCP",
@@ -224,6 +239,7 @@ fn render(
         process: p,
         calendar: &cal,
         directory: &dir,
+        paperwork: &paperwork,
     };
     let data = letters::data(&head, &case_for(p, step, full), due);
     let mode = if full { "full" } else { "sparse" };
@@ -322,6 +338,49 @@ fn every_notice_renders_with_sparse_and_full_data_in_every_process() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The updated invitation and the cancellation sent when a person moves or cancels the meeting.
+const MEETING_CHANGES: &[(&str, bool)] = &[("meeting-update", false), ("meeting-cancelled", true)];
+
+#[test]
+fn every_meeting_change_renders_with_sparse_and_full_data_in_every_process() {
+    let t = templates();
+    let mut problems = Vec::new();
+    for id in ["bury", "bhr", "nelincs", "bucks", "tameside"] {
+        let p = process(id);
+        for (template, cancelled) in MEETING_CHANGES {
+            for full in [false, true] {
+                let mut n = caseclerk::core::timeline::notice(
+                    &Calendar::bundled(),
+                    &case(&p, full),
+                    template,
+                    "someone@example.test#s1",
+                    Recipient {
+                        name: String::new(),
+                        email: "someone@example.test".into(),
+                        role: "attendee".into(),
+                        phone: None,
+                    },
+                    Vec::new(),
+                    at("2026-12-24T09:00:00Z"),
+                );
+                n.kind = StepKind::Invite;
+                n.meeting = Some(resolved("2027-01-13T10:00:00Z", full.then_some(12)));
+                n.meeting_change = Some(MeetingChange {
+                    sequence: 1,
+                    cancelled: *cancelled,
+                    reason: if full {
+                        "the chair is ill".into()
+                    } else {
+                        String::new()
+                    },
+                });
+                problems.extend(render(&t, &p, None, &n, full).map(|e| format!("{id}: {e}")));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// Every template in the folder, by name (`nelincs/scsi2`), without the partials.
 fn every_template_in_the_folder() -> BTreeSet<String> {
     let dir = root().join("mail-templates");
@@ -357,6 +416,7 @@ fn no_template_in_the_folder_escapes_the_render_tests() {
         .flat_map(|id| process(id).steps.into_iter().map(|s| s.template))
         .collect();
     covered.extend(NOTICES.iter().map(|(t, _)| t.to_string()));
+    covered.extend(MEETING_CHANGES.iter().map(|(t, _)| t.to_string()));
     covered.extend(RENDERED_ELSEWHERE.iter().map(|t| t.to_string()));
     let missed: Vec<String> = every_template_in_the_folder()
         .difference(&covered)

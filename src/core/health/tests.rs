@@ -313,3 +313,26 @@ fn the_levels_exit_with_the_monitoring_plugin_codes() {
         .collect();
     assert_eq!(codes, [0, 1, 2, 3]);
 }
+
+#[test]
+fn the_bank_holiday_warning_starts_six_months_before_the_data_runs_out_counted_in_london_dates() {
+    let until = NaiveDate::from_ymd_opt(2028, 12, 31).unwrap();
+    let t = Thresholds::default();
+    let judge =
+        |now: &str| holiday_data(until, now.parse().unwrap(), &t).map(|f| (f.level, f.rule.name()));
+    // 184 days left on Fri 30 Jun 2028 in London: nothing yet.
+    assert_eq!(judge("2028-06-30T22:59:59Z"), None);
+    // 23:00 UTC is already Sat 1 Jul in London (BST): 183 days left, the warning starts.
+    assert_eq!(
+        judge("2028-06-30T23:00:00Z"),
+        Some((Level::Warning, "holiday_data_ending"))
+    );
+    assert_eq!(
+        judge("2028-12-31T12:00:00Z"),
+        Some((Level::Warning, "holiday_data_ending"))
+    );
+    assert_eq!(
+        judge("2029-01-01T00:00:00Z"),
+        Some((Level::Critical, "holiday_data_ending"))
+    );
+}

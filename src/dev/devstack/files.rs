@@ -413,8 +413,17 @@ pub(super) fn dovecot_conf(
     ids: &SystemIds,
     without_idle: bool,
     oauth: bool,
+    sent_copies: bool,
 ) -> String {
     let d = |p: PathBuf| p.display().to_string();
+    // The server's own copy of what a user submits (see [`postfix_sent_copies`]): Postfix adds
+    // `user+Sent@domain` as a recipient, and LMTP files it in the folder the detail names.
+    let sent_copies = if sent_copies {
+        "  mailbox Sent {\n    auto = create\n  }\n}\nrecipient_delimiter = +\n\
+         lda_mailbox_autocreate = yes\nprotocol lmtp {\n  lmtp_save_to_detail_mailbox = yes\n"
+    } else {
+        ""
+    };
     let (mechanisms, oauth_passdbs, password_mechanisms) = if oauth {
         (
             "plain login xoauth2 oauthbearer",
@@ -489,7 +498,7 @@ namespace inbox {{
     auto = create
     special_use = \\Sent
   }}
-}}
+{sent_copies}}}
 
 {oauth_passdbs}passdb {{
   driver = passwd-file
@@ -660,6 +669,34 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         smtp = ports.smtp,
         submission = ports.submission,
     )
+}
+
+/// The server keeps its own copy of what each user submits, as Exchange Online does for SMTP
+/// AUTH client submission: the submission listener's cleanup adds `local+Sent@domain` for the
+/// envelope sender (`sender_bcc_maps`), *in the queue file, before Postfix answers `250`*, and
+/// Dovecot's LMTP files that recipient in the user's "Sent" folder. So "Postfix accepted the
+/// letter" implies "a copy will appear in Sent". Returns `(main.cf lines, master.cf)` from the
+/// plain `master.cf`; only submission gets the copy (port 25 mail is not the user's own).
+pub(super) fn postfix_sent_copies(layout: &Layout, master_cf: &str) -> (String, String) {
+    let map = layout.postfix_etc().join("sender_bcc");
+    let main = "recipient_delimiter = +\n".to_string();
+    let master = master_cf.replace(
+        "  -o syslog_name=postfix/submission\n",
+        "  -o syslog_name=postfix/submission\n  -o cleanup_service_name=sentcopy\n",
+    ) + &format!(
+        "sentcopy  unix  n       -       n       -       0       cleanup\n  -o sender_bcc_maps=texthash:{}\n",
+        map.display()
+    );
+    (main, master)
+}
+
+/// `sender_bcc_maps` for [`postfix_sent_copies`]: each user → `local+Sent@domain`.
+pub(super) fn postfix_sender_bcc(users: &[User]) -> String {
+    let mut out = String::new();
+    for u in users {
+        let _ = writeln!(out, "{} {}+Sent@{}", u.address, u.local, u.domain);
+    }
+    out
 }
 
 /// Postfix's `virtual_mailbox_maps` (texthash: read directly, no `postmap` needed).

@@ -112,6 +112,10 @@ pub struct StackOptions {
     /// client-credentials grant with Entra ID's answers), Dovecot's `oauth2` passdb validating
     /// its tokens, and XOAUTH2/OAUTHBEARER for IMAP and submission. Passwords keep working.
     pub oauth: bool,
+    /// The server keeps a copy of what each user submits in the user's "Sent" folder (Postfix
+    /// `sender_bcc_maps` on submission → Dovecot LMTP `lmtp_save_to_detail_mailbox`), decided
+    /// before Postfix answers `250` — as Exchange Online keeps SMTP submissions in Sent Items.
+    pub sent_copies: bool,
 }
 
 impl StackOptions {
@@ -127,6 +131,7 @@ impl StackOptions {
             dir: None,
             without_idle: false,
             oauth: false,
+            sent_copies: false,
         }
     }
 }
@@ -325,6 +330,7 @@ pub struct MailStack {
     /// Whether the run directory is ours to delete.
     temporary: bool,
     without_idle: bool,
+    sent_copies: bool,
     /// The stand-in token issuer, in OAuth mode ([`StackOptions::oauth`]).
     pub issuer: Option<issuer::TokenIssuer>,
 }
@@ -394,6 +400,7 @@ impl MailStack {
             killed_dovecot: None,
             temporary,
             without_idle: opts.without_idle,
+            sent_copies: opts.sent_copies,
             issuer: None,
         };
         // From here on, an error drops `stack`, which kills whatever was started.
@@ -863,6 +870,7 @@ impl MailStack {
                 ids,
                 self.without_idle,
                 self.issuer.is_some(),
+                self.sent_copies,
             ),
             0o644,
             None,
@@ -870,13 +878,18 @@ impl MailStack {
         let main_cf = l.postfix_etc().join("main.cf");
         let master_cf = l.postfix_etc().join("master.cf");
         let domains = files::domains(&self.users);
-        files::write_file(&main_cf, &files::postfix_main_cf(l, &domains), 0o644, None)?;
-        files::write_file(
-            &master_cf,
-            &files::postfix_master_cf(&self.ports),
-            0o644,
-            None,
-        )?;
+        let mut main = files::postfix_main_cf(l, &domains);
+        let mut master = files::postfix_master_cf(&self.ports);
+        if self.sent_copies {
+            let (more, with_copies) = files::postfix_sent_copies(l, &master);
+            main.push_str(&more);
+            master = with_copies;
+            let bcc = l.postfix_etc().join("sender_bcc");
+            files::write_file(&bcc, &files::postfix_sender_bcc(&self.users), 0o644, None)?;
+            files::backdate(&bcc)?;
+        }
+        files::write_file(&main_cf, &main, 0o644, None)?;
+        files::write_file(&master_cf, &master, 0o644, None)?;
         files::backdate(&main_cf)?;
         files::backdate(&master_cf)
     }
