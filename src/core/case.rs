@@ -347,6 +347,17 @@ impl Event {
             Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
+            Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
+                self.describe_retention()
+            }
+        }
+    }
+}
+
+impl Event {
+    /// [`Event::describe`] for the legal hold and retention events.
+    fn describe_retention(&self) -> String {
+        match self {
             Event::HoldPlaced { reason } => format!("LEGAL HOLD placed ({reason})"),
             Event::HoldReleased { reason } => format!("legal hold released ({reason})"),
             Event::ContentErased {
@@ -355,8 +366,21 @@ impl Event {
                 bytes,
                 rule,
             } => format!("retention erased {count} {class} ({bytes} bytes) under rule {rule}"),
+            _ => String::new(),
         }
     }
+}
+
+/// A legal hold placed or released ([`apply`]).
+fn apply_hold(s: &mut CaseState, r: &Recorded) {
+    s.hold = match &r.event {
+        Event::HoldPlaced { reason } => Some(Hold {
+            reason: reason.clone(),
+            since: r.at,
+            by: r.actor.clone(),
+        }),
+        _ => None,
+    };
 }
 
 /// An event with when it happened and who did it.
@@ -720,14 +744,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.closed_at = (*status == CaseStatus::Closed).then_some(r.at);
         }
         Event::Note { .. } | Event::ContentErased { .. } => {}
-        Event::HoldPlaced { reason } => {
-            s.hold = Some(Hold {
-                reason: reason.clone(),
-                since: r.at,
-                by: r.actor.clone(),
-            })
-        }
-        Event::HoldReleased { .. } => s.hold = None,
+        Event::HoldPlaced { .. } | Event::HoldReleased { .. } => apply_hold(s, r),
     }
     Ok(())
 }
