@@ -13,7 +13,9 @@ set -euo pipefail
 
 # systemd: its systemd-analyze scores the unit file (tests/it/systemd_unit.rs); adduser: the
 # Debian package's postinst, installed by tests/it/package.rs.
-PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl libio-socket-ssl-perl systemd adduser)
+# sqlite3: the history tests edit an event as an attacker with the file would (tests/it/history.rs);
+# age: an encrypted backup is made and opened again (tests/it/backup.rs).
+PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl libio-socket-ssl-perl systemd adduser sqlite3 age)
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=()

@@ -67,8 +67,8 @@ pub struct Context {
     /// What the engine found in its store for this message's In-Reply-To/References ids. Entries
     /// for other ids are ignored, so passing a superset is harmless.
     pub known: Vec<Known>,
-    /// References of existing cases, e.g. `RR-2026-0001`.
-    pub case_refs: Vec<String>,
+    /// References of existing cases, e.g. `RR-2026-0001`, indexed: built once for a pass.
+    pub case_refs: CaseRefs,
     /// The agency directory.
     pub agencies: Vec<AgencyContact>,
     /// Which agencies are on which open cases (for fresh mail from an agency with no thread or
@@ -79,6 +79,68 @@ pub struct Context {
     pub conversations: Vec<Conversation>,
     /// Who may open a case: the receiving server's verdict and trusted sender domains.
     pub trust: trust::Policy,
+}
+
+/// The references of existing cases, indexed once so that a message's look-ups do not walk
+/// every case: by reference (any case, surrounding spaces ignored) and by the Outlook
+/// conversation of our letters on each case ([`outlook::case_conversation`] with our id
+/// domain), which would otherwise be derived again for every case and every message.
+#[derive(Clone, Default)]
+pub struct CaseRefs {
+    /// Our id domain, as the conversations were derived with (empty: none derived).
+    domain: String,
+    /// Upper-cased, trimmed.
+    refs: std::collections::HashSet<String>,
+    /// Conversation → the references whose letters carry it, in the order added.
+    conversations: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl CaseRefs {
+    /// The references, with the conversations of our letters derived with `own_id_domain`.
+    pub fn new(own_id_domain: &str, refs: impl IntoIterator<Item = String>) -> CaseRefs {
+        let mut out = CaseRefs {
+            domain: own_id_domain.trim().trim_start_matches('@').to_string(),
+            ..CaseRefs::default()
+        };
+        for r in refs {
+            out.push(r);
+        }
+        out
+    }
+
+    /// Add a case opened since the index was built.
+    pub fn push(&mut self, reference: String) {
+        if !self.domain.is_empty() {
+            self.conversations
+                .entry(outlook::case_conversation(&self.domain, &reference))
+                .or_default()
+                .push(reference.clone());
+        }
+        self.refs.insert(reference.trim().to_ascii_uppercase());
+    }
+
+    /// Whether `reference` is an existing case (case and surrounding spaces ignored).
+    pub fn contains(&self, reference: &str) -> bool {
+        self.refs.contains(&reference.trim().to_ascii_uppercase())
+    }
+
+    /// The cases whose letters carry the Outlook conversation `conversation`.
+    pub fn by_conversation(&self, conversation: &str) -> &[String] {
+        self.conversations
+            .get(conversation)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// How many cases.
+    pub fn len(&self) -> usize {
+        self.refs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
 }
 
 /// An Outlook conversation a case's messages belong to.
@@ -933,14 +995,11 @@ pub fn conversation(msg: &Message, ctx: &Context) -> Option<Verdict> {
     let mut refs: Vec<String> = Vec::new();
     let mut reasons = Vec::new();
     if let Some(conv) = &msg.thread_conversation {
-        let domain = ctx.own_id_domain.trim().trim_start_matches('@');
-        for r in &ctx.case_refs {
-            if !domain.is_empty() && outlook::case_conversation(domain, r) == *conv {
-                reasons.push(format!(
-                    "Thread-Index continues the Outlook conversation of our letters on {r}"
-                ));
-                push_unique(&mut refs, r.clone());
-            }
+        for r in ctx.case_refs.by_conversation(conv) {
+            reasons.push(format!(
+                "Thread-Index continues the Outlook conversation of our letters on {r}"
+            ));
+            push_unique(&mut refs, r.clone());
         }
         for c in &ctx.conversations {
             if c.conversation.eq_ignore_ascii_case(conv) && !refs.contains(&c.case_ref) {
@@ -1155,7 +1214,7 @@ pub fn unmatched(msg: &Message, ctx: &Context) -> Verdict {
     ];
     let unknown: Vec<String> = find_case_refs(&msg.subject)
         .into_iter()
-        .filter(|r| !ctx.case_refs.iter().any(|c| c.eq_ignore_ascii_case(r)))
+        .filter(|r| !ctx.case_refs.contains(r))
         .collect();
     if !unknown.is_empty() {
         reasons.push(format!(
@@ -1457,11 +1516,7 @@ fn existing_subject_refs(msg: &Message, ctx: &Context) -> Vec<String> {
 fn existing_refs_in(text: &str, ctx: &Context) -> Vec<String> {
     find_case_refs(text)
         .into_iter()
-        .filter(|r| {
-            ctx.case_refs
-                .iter()
-                .any(|c| c.trim().eq_ignore_ascii_case(r))
-        })
+        .filter(|r| ctx.case_refs.contains(r))
         .collect()
 }
 
@@ -1779,11 +1834,14 @@ mod tests {
                     letter("scsi6-agency-request", "old.address@homes-northdale.test"),
                 ),
             ],
-            case_refs: vec![
-                "RR-2026-0001".into(),
-                "RR-2026-0003".into(),
-                "RR-2026-0007".into(),
-            ],
+            case_refs: CaseRefs::new(
+                IDD,
+                [
+                    "RR-2026-0001".into(),
+                    "RR-2026-0003".into(),
+                    "RR-2026-0007".into(),
+                ],
+            ),
             agencies: vec![
                 agency(
                     "police",
@@ -2041,6 +2099,20 @@ mod tests {
                 "unmatched"
             ]
         );
+    }
+
+    #[test]
+    fn existing_cases_are_known_by_reference_and_by_the_conversation_of_our_letters() {
+        let mut refs = CaseRefs::new(&format!("@{IDD}"), ["RR-2026-0001".to_string()]);
+        refs.push("RR-2026-0002".into());
+        assert!(refs.contains("rr-2026-0002 "));
+        assert!(!refs.contains("RR-2026-0003"));
+        let ours = outlook::case_conversation(IDD, "RR-2026-0002");
+        assert_eq!(refs.by_conversation(&ours), ["RR-2026-0002".to_string()]);
+        assert!(refs.by_conversation("01dc").is_empty());
+        let no_domain = CaseRefs::new(" ", ["RR-2026-0002".to_string()]);
+        assert!(no_domain.by_conversation(&ours).is_empty(), "none derived");
+        assert_eq!(no_domain.len(), 1);
     }
 
     #[test]

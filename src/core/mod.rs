@@ -8,6 +8,8 @@
 //! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
 //! - [`case`]: a case's events folded into its state.
+//! - [`case_export`]: one case's messages, letters and history as the files of `export-case`.
+//! - [`chain`]: the tamper-evident history: each event's hash chained to the one before.
 //! - [`firstrun`]: the first run on a full mailbox: old mail left, stale letters imported — not sent.
 //! - [`health`]: facts the daemon recorded → findings at monitoring levels (OK … CRITICAL).
 //! - [`oauth`]: what a token endpoint's refusal means, when a token is renewed, XOAUTH2.
@@ -35,6 +37,8 @@ pub mod agencies;
 pub mod area;
 pub mod calendar;
 pub mod case;
+pub mod case_export;
+pub mod chain;
 pub mod classify;
 pub mod conversation;
 pub mod decisions;

@@ -428,7 +428,21 @@ pub fn met_evidence(
     }
 }
 
-/// The view of one case at `now`: pure, from its row, state and letters.
+/// Letters grouped by their case, each case's in the order given (letters of no case left
+/// out): what [`case_view`] is given for each case, so that building every case's view reads
+/// each letter once.
+pub fn letters_by_case(letters: &[LetterSummary]) -> BTreeMap<i64, Vec<LetterSummary>> {
+    let mut out: BTreeMap<i64, Vec<LetterSummary>> = BTreeMap::new();
+    for l in letters {
+        if let Some(id) = l.case_id {
+            out.entry(id).or_default().push(l.clone());
+        }
+    }
+    out
+}
+
+/// The view of one case at `now`: pure, from its row, state and letters (all letters, or only
+/// the case's own: [`letters_by_case`]).
 pub fn case_view(
     ctx: &Context<'_>,
     row: CaseRow,
@@ -966,6 +980,7 @@ pub(crate) mod fixture {
     }
 
     /// One case's events and letters, built up in order.
+    #[derive(Clone)]
     pub struct Case {
         pub id: i64,
         pub events: Vec<Recorded>,
@@ -1393,6 +1408,27 @@ mod tests {
             .into_iter()
             .find(|c| c.reference() == reference)
             .unwrap()
+    }
+
+    #[test]
+    fn a_case_given_only_its_own_letters_looks_the_same_as_given_every_letter() {
+        let world = World::new();
+        let ctx = world.ctx();
+        let cases = fixture::cases();
+        let every: Vec<LetterSummary> = cases.iter().flat_map(|c| c.letters.clone()).collect();
+        let by_case = letters_by_case(&every);
+        assert_eq!(by_case.values().map(Vec::len).sum::<usize>(), every.len());
+        for c in &cases {
+            let own = by_case.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+            let mut all = c.clone();
+            all.letters = every.clone();
+            let mut grouped = c.clone();
+            grouped.letters = own.to_vec();
+            assert_eq!(
+                format!("{:?}", grouped.view(&ctx, fixture::now())),
+                format!("{:?}", all.view(&ctx, fixture::now())),
+            );
+        }
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub async fn run(opts: &MemoryOptions) -> Result<MemoryReport, BenchError> {
     // The first run's figure is the largest waited-for child's: it goes first, before any other
     // caseclerk child has been waited for.
     if let Some(n) = opts.first_run {
-        let (stack, config) = start_stack(opts, &[]).await?;
+        let (stack, config) = start_stack(&opts.config, &[]).await?;
         let result = first_run(&stack, config, &binary, n).await;
         let _ = stack.stop().await;
         report.first_run = Some(result?);
@@ -138,7 +138,7 @@ pub async fn run(opts: &MemoryOptions) -> Result<MemoryReport, BenchError> {
         let referrers: Vec<String> = (1..=n)
             .map(|i| format!("referrer{i}@hospital.test"))
             .collect();
-        let (stack, config) = start_stack(opts, &referrers).await?;
+        let (stack, config) = start_stack(&opts.config, &referrers).await?;
         let result = burst(&stack, config, &binary, &referrers, opts.burst_mb).await;
         let _ = stack.stop().await;
         report.burst = Some(result?);
@@ -146,18 +146,18 @@ pub async fn run(opts: &MemoryOptions) -> Result<MemoryReport, BenchError> {
     Ok(report)
 }
 
-/// Start a stack for the configuration's people (and `extra`) and write the bench's
+/// Start a stack for the configuration at `config`'s people (and `extra`) and write the bench's
 /// configuration into it.
-async fn start_stack(
-    opts: &MemoryOptions,
+pub(crate) async fn start_stack(
+    config: &Path,
     extra: &[String],
 ) -> Result<(MailStack, PathBuf), BenchError> {
-    let cfg = config::load(&opts.config, Needs::NoSecrets).map_err(other)?;
+    let cfg = config::load(config, Needs::NoSecrets).map_err(other)?;
     let mut users = demo::addresses(&cfg);
     users.push(DEMO_REFERRER.to_string());
     users.extend(extra.iter().cloned());
     let stack = MailStack::start(StackOptions::new(users, "bench-password")).await?;
-    match bench_config(&opts.config, &stack) {
+    match bench_config(config, &stack) {
         Ok(path) => Ok((stack, path)),
         Err(e) => {
             let _ = stack.stop().await;

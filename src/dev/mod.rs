@@ -5,6 +5,8 @@
 //! - [`bench`]: `caseclerk bench`, how fast caseclerk ingests and classifies.
 //! - [`chaos`]: `caseclerk chaos`, letters sent twice or lost under `kill -9` of the daemon.
 //! - [`membench`]: `caseclerk bench --first-run N | --burst N`, the real process's peak memory.
+//! - [`scalebench`]: `caseclerk bench --cases N`, planning, digest, export and `case` at 1,000
+//!   and N cases created through the real ingest path.
 //!
 //! Must not: be needed by the daemon in production.
 
@@ -13,3 +15,4 @@ pub mod chaos;
 pub mod demo;
 pub mod devstack;
 pub mod membench;
+pub mod scalebench;

@@ -9,7 +9,17 @@
 //! the database and renamed over it, the old `-wal`/`-shm` removed, so a failure half-way
 //! leaves the old database whole).
 //!
-//! Must not: decide what to keep (retention is not here); write anything but the two files named.
+//! Optionally encrypted with `age` ([`backup_encrypted`], [`restore_encrypted`]): the backup is
+//! piped through Debian's `age` command to one or more recipient public keys (`age1…`), so the
+//! file at rest can only be opened with the matching private key, which need not be on this
+//! server at all. The `age` command rather than the `age` crate: no new crate tree in the daemon,
+//! and the operator decrypts with the same standard tool (`age -d -i key.txt -o plain.db
+//! backup.db.age`) with or without caseclerk. `VACUUM INTO` can only write a file, so the
+//! plaintext exists briefly as an owner-only (0600) temporary file beside the backup, removed
+//! whatever happens; the encrypted file is owner-only from its first byte.
+//!
+//! Must not: decide what to keep (retention is not here); write anything but the files named
+//! (and the one temporary plaintext, removed).
 
 use crate::shell::store::{Store, StoreError};
 use std::path::Path;
@@ -125,4 +135,147 @@ pub async fn restore(backup: &Path, database: &Path) -> Result<Contents, BackupE
     }
     std::fs::rename(&staged, database).map_err(write(database))?;
     Ok(contents)
+}
+
+/// The first bytes of every file `age` writes (its binary format).
+const AGE_HEADER: &[u8] = b"age-encryption.org/v1";
+
+/// An `age` problem: what went wrong and what to do.
+fn age_error(why: String) -> BackupError {
+    BackupError::Unusable {
+        path: "age".into(),
+        why,
+    }
+}
+
+/// Run `age args…` with `input` on stdin and stdout into `output` (already opened owner-only).
+async fn run_age(
+    args: &[&std::ffi::OsStr],
+    input: &Path,
+    output: std::fs::File,
+) -> Result<(), BackupError> {
+    let stdin = std::fs::File::open(input).map_err(|source| BackupError::Write {
+        path: input.display().to_string(),
+        source,
+    })?;
+    let out = tokio::process::Command::new("age")
+        .args(args)
+        .stdin(stdin)
+        .stdout(output)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            age_error(format!(
+                "the `age` command cannot be run ({e}); install it (apt-get install age)"
+            ))
+        })?
+        // (Not `output()`: tokio's would replace the file given as stdout with a pipe.)
+        .wait_with_output()
+        .await
+        .map_err(|e| age_error(format!("`age` did not finish: {e}")))?;
+    if !out.status.success() {
+        return Err(age_error(format!(
+            "`age` refused: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// A new owner-only file, refused if it exists.
+fn create_private(path: &Path) -> Result<std::fs::File, BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AlreadyExists => BackupError::Exists(path.display().to_string()),
+            _ => BackupError::Write {
+                path: path.display().to_string(),
+                source,
+            },
+        })
+}
+
+/// A temporary name beside `path` (same directory, so it never crosses file systems).
+fn beside(path: &Path, what: &str) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "caseclerk".into());
+    path.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+/// A backup of `database` encrypted with `age` to `recipients` (public keys, `age1…`), in the
+/// new file `dest`. The plaintext copy is checked first, then removed whatever happens.
+pub async fn backup_encrypted(
+    database: &Path,
+    dest: &Path,
+    recipients: &[String],
+) -> Result<Contents, BackupError> {
+    if dest.exists() {
+        return Err(BackupError::Exists(dest.display().to_string()));
+    }
+    let plain = beside(dest, "plaintext");
+    let result = async {
+        let contents = backup(database, &plain).await?;
+        let output = create_private(dest)?;
+        let mut args: Vec<&std::ffi::OsStr> = Vec::new();
+        for r in recipients {
+            args.push("--recipient".as_ref());
+            args.push(r.as_ref());
+        }
+        if let Err(e) = run_age(&args, &plain, output).await {
+            let _ = std::fs::remove_file(dest);
+            return Err(e);
+        }
+        Ok(contents)
+    }
+    .await;
+    let _ = std::fs::remove_file(&plain);
+    result
+}
+
+/// Whether the file at `path` is an `age`-encrypted file (an encrypted backup).
+pub fn is_encrypted(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; AGE_HEADER.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == AGE_HEADER)
+}
+
+/// Restore an `age`-encrypted backup with the private key in `identity`: decrypted into an
+/// owner-only temporary file beside the database, restored from there, the temporary removed.
+pub async fn restore_encrypted(
+    backup: &Path,
+    identity: &Path,
+    database: &Path,
+) -> Result<Contents, BackupError> {
+    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| BackupError::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let plain = beside(database, "decrypted");
+    let result = async {
+        let output = create_private(&plain)?;
+        run_age(
+            &[
+                "--decrypt".as_ref(),
+                "--identity".as_ref(),
+                identity.as_os_str(),
+            ],
+            backup,
+            output,
+        )
+        .await?;
+        restore(&plain, database).await
+    }
+    .await;
+    let _ = std::fs::remove_file(&plain);
+    result
 }

@@ -1,5 +1,5 @@
 //! The command line: `run`, `tick`, `cases`, `case`, `timeline`, `agencies`, `decide`, `triage`,
-//! `digest`, `export`, `check`, `demo`.
+//! `digest`, `export`, `check`, `demo`, `verify`, `export-case`.
 //!
 //! Owns parsing arguments, installing logging ([`crate::shell::logging`]), choosing the clock
 //! (`--now` gives a fixed one), and turning errors into one clear message and an exit code:
@@ -27,7 +27,8 @@ const EXIT_CODES: &str = "Exit codes:\n  \
     0  done\n  \
     1  something failed while working (e.g. the mailbox could not be read)\n  \
     2  bad configuration, or a command that makes no sense (the reason is printed)\n\n\
-    `caseclerk health` exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.";
+    `caseclerk health` exits as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n\
+    `caseclerk verify` exits 4 when the history fails its check (an event changed or missing).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -100,12 +101,35 @@ enum Command {
     Backup {
         /// The new backup file (never overwritten).
         file: PathBuf,
+        /// Encrypt the backup with `age` to this public key (age1…; repeat for several): only
+        /// the matching private key opens it (`caseclerk restore --age-identity`, or
+        /// `age -d -i key.txt`). Needs the `age` command.
+        #[arg(long = "age-recipient", value_name = "AGE1…")]
+        age_recipients: Vec<String>,
     },
     /// Put a backup in place of the database (the daemon stopped first); the backup is checked
     /// before anything is replaced.
     Restore {
         /// The backup file made by `caseclerk backup`.
         file: PathBuf,
+        /// The `age` private key file that opens an encrypted backup (made with --age-recipient).
+        #[arg(long = "age-identity", value_name = "KEY_FILE")]
+        age_identity: Option<PathBuf>,
+    },
+    /// Check the tamper-evident history: every event's hash and its link to the one before, and
+    /// every recorded chain head. Prints OK with the counts and the head's hash, or names the
+    /// first broken link (event, case reference, what is wrong) and exits 4. Read-only: works on
+    /// a backup or a read-only copy.
+    Verify,
+    /// Write everything held about one case into a new folder, for a subject access or disclosure
+    /// decision: every message linked to it (as received, attachments extracted), every letter
+    /// (the bytes sent), its history with hashes, its particulars, and a README with a SHA-256 of
+    /// each file. Readable by you only; never overwrites.
+    ExportCase {
+        /// The case reference, e.g. RR-2026-0001.
+        reference: String,
+        /// The new folder to write (must not exist).
+        dir: PathBuf,
     },
     /// List the cases with their working-day numbers.
     Cases {
@@ -297,6 +321,10 @@ enum Command {
         /// Measure this caseclerk binary instead of this one (--first-run, --burst).
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// Instead: create this many cases through the real ingest path and time planning,
+        /// digest, export and `case <ref>` after the first 1,000 and after the last.
+        #[arg(long)]
+        cases: Option<usize>,
     },
     /// Kill the daemon (`kill -9`) at random while it sends letters on a throwaway local mail
     /// stack, and count the letters lost and sent twice from the recipients' mailboxes (numbers
@@ -607,8 +635,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
         Command::Retention(c) => retention(config, c).await,
-        Command::Backup { file } => backup(config, file).await,
-        Command::Restore { file } => restore(config, file).await,
+        cmd @ (Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Verify
+        | Command::ExportCase { .. }) => data_protection(config, cmd).await,
         Command::Export {
             format,
             since,
@@ -637,22 +667,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             burst,
             burst_mb,
             binary,
+            cases,
         } => {
-            if first_run.is_some() || burst.is_some() {
-                let opts = crate::dev::membench::MemoryOptions {
-                    config: config.clone().unwrap_or_else(engine::default_config_path),
-                    binary: binary.clone(),
-                    first_run: *first_run,
-                    burst: *burst,
-                    burst_mb: *burst_mb,
-                };
-                let report = crate::dev::membench::run(&opts).await.map_err(work)?;
-                print!("{}", report.render());
-                return Ok(());
-            }
-            let report = crate::dev::bench::run(*messages).await.map_err(work)?;
-            print!("{}", report.render());
-            Ok(())
+            let memory = (*first_run, *burst, *burst_mb, binary.clone());
+            bench(config, *messages, memory, *cases).await
         }
         Command::Chaos {
             kills,
@@ -836,26 +854,120 @@ fn generate(out: &std::path::Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `caseclerk backup`: a checked, owner-only copy of the database while the daemon runs.
-async fn backup(config: &Option<PathBuf>, file: &std::path::Path) -> Result<(), Failure> {
+/// The commands about the data held: backups, the history's check, a case's export (one arm in
+/// [`dispatch`], which is near the function length limit).
+async fn data_protection(config: &Option<PathBuf>, cmd: &Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Backup {
+            file,
+            age_recipients,
+        } => backup(config, file, age_recipients).await,
+        Command::Restore { file, age_identity } => {
+            restore(config, file, age_identity.as_deref()).await
+        }
+        Command::Verify => verify(config).await,
+        Command::ExportCase { reference, dir } => export_case(config, reference, dir).await,
+        other => Err(Failure::Work(format!(
+            "{other:?} is not a data protection command"
+        ))),
+    }
+}
+
+/// `caseclerk backup`: a checked, owner-only copy of the database while the daemon runs,
+/// encrypted with `age` when recipients are given.
+async fn backup(
+    config: &Option<PathBuf>,
+    file: &std::path::Path,
+    age_recipients: &[String],
+) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
-    let found = crate::shell::backup::backup(&cfg.database, file)
-        .await
-        .map_err(work)?;
-    println!("backup written to {} and checked: {found}", file.display());
+    if let Some(bad) = age_recipients.iter().find(|r| !r.starts_with("age1")) {
+        return Err(Failure::Usage(format!(
+            "--age-recipient `{bad}` is not an age public key (age1…; `age-keygen -y key.txt` prints one)"
+        )));
+    }
+    let found = if age_recipients.is_empty() {
+        crate::shell::backup::backup(&cfg.database, file).await
+    } else {
+        crate::shell::backup::backup_encrypted(&cfg.database, file, age_recipients).await
+    }
+    .map_err(work)?;
+    let how = if age_recipients.is_empty() {
+        ""
+    } else {
+        ", encrypted with age"
+    };
+    println!(
+        "backup written to {}{how} and checked: {found}",
+        file.display()
+    );
     Ok(())
 }
 
 /// `caseclerk restore`: a checked backup in place of the database, the daemon stopped.
-async fn restore(config: &Option<PathBuf>, file: &std::path::Path) -> Result<(), Failure> {
+async fn restore(
+    config: &Option<PathBuf>,
+    file: &std::path::Path,
+    age_identity: Option<&std::path::Path>,
+) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
-    let found = crate::shell::backup::restore(file, &cfg.database)
-        .await
-        .map_err(work)?;
+    let encrypted = crate::shell::backup::is_encrypted(file);
+    let found = match (encrypted, age_identity) {
+        (true, None) => {
+            return Err(Failure::Usage(format!(
+                "{} is encrypted with age: give --age-identity <private key file> (or decrypt it \
+                 first: age -d -i key.txt -o plain.db {})",
+                file.display(),
+                file.display()
+            )));
+        }
+        (true, Some(key)) => {
+            crate::shell::backup::restore_encrypted(file, key, &cfg.database).await
+        }
+        (false, _) => crate::shell::backup::restore(file, &cfg.database).await,
+    }
+    .map_err(work)?;
     println!(
         "{} restored from {}: {found}; start the daemon again",
         cfg.database.display(),
         file.display()
+    );
+    Ok(())
+}
+
+/// `caseclerk verify`: the history's chain checked, read-only; exit 4 when it is broken.
+async fn verify(config: &Option<PathBuf>) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
+    let finding = crate::shell::verify::verify(&store).await.map_err(work)?;
+    store.close().await;
+    println!("{}", finding.render());
+    match finding {
+        crate::shell::verify::Finding::Intact { .. } => Ok(()),
+        crate::shell::verify::Finding::Broken(_) => Err(Failure::Status(4)),
+    }
+}
+
+/// `caseclerk export-case`: everything held about one case, into a new owner-only folder.
+async fn export_case(
+    config: &Option<PathBuf>,
+    reference: &str,
+    dir: &std::path::Path,
+) -> Result<(), Failure> {
+    let cfg = load(config, Needs::NoSecrets)?;
+    let now = clock(None)?.now();
+    let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
+    let written = crate::shell::export_case::export(&cfg, &store, reference, dir, now)
+        .await
+        .map_err(|e| match e {
+            crate::shell::export_case::ExportError::NoCase(_)
+            | crate::shell::export_case::ExportError::Exists(_) => Failure::Usage(e.to_string()),
+            other => Failure::Work(other.to_string()),
+        })?;
+    store.close().await;
+    println!(
+        "{reference} exported to {}: {written}; see README.txt there",
+        dir.display()
     );
     Ok(())
 }
@@ -1208,6 +1320,46 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
             println!("    {why}");
         }
     }
+    Ok(())
+}
+
+/// `caseclerk bench`: ingest ([`crate::dev::bench`]), peak memory (`--first-run`, `--burst`:
+/// [`crate::dev::membench`]) or scale (`--cases`: [`crate::dev::scalebench`]).
+async fn bench(
+    config: &Option<PathBuf>,
+    messages: usize,
+    (first_run, burst, burst_mb, binary): (Option<usize>, Option<usize>, usize, Option<PathBuf>),
+    cases: Option<usize>,
+) -> Result<(), Failure> {
+    if let Some(cases) = cases {
+        return scale_bench(config, cases).await;
+    }
+    if first_run.is_some() || burst.is_some() {
+        let opts = crate::dev::membench::MemoryOptions {
+            config: config.clone().unwrap_or_else(engine::default_config_path),
+            binary,
+            first_run,
+            burst,
+            burst_mb,
+        };
+        let report = crate::dev::membench::run(&opts).await.map_err(work)?;
+        print!("{}", report.render());
+        return Ok(());
+    }
+    let report = crate::dev::bench::run(messages).await.map_err(work)?;
+    print!("{}", report.render());
+    Ok(())
+}
+
+/// `caseclerk bench --cases N`: the scale benchmark ([`crate::dev::scalebench`]).
+async fn scale_bench(config: &Option<PathBuf>, cases: usize) -> Result<(), Failure> {
+    let opts = crate::dev::scalebench::ScaleOptions {
+        config: config.clone().unwrap_or_else(engine::default_config_path),
+        cases,
+        slice: 1000,
+    };
+    let report = crate::dev::scalebench::run(&opts).await.map_err(work)?;
+    print!("{}", report.render());
     Ok(())
 }
 

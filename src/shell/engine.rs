@@ -284,6 +284,8 @@ impl Engine {
         )
         .await?;
         report.queued = queued + periodic;
+        // Once a London day: the history's chain head, recorded and logged (its id and hash).
+        crate::shell::verify::record_head_if_due(&self.store, now).await?;
         match &self.transport {
             Some(t) => {
                 let doubt = outbox::InDoubt::from_settings(&self.cfg.imap);
@@ -429,13 +431,21 @@ impl Engine {
     /// which agencies are on which open case.
     async fn classify_context(&self) -> Result<classify::Context, EngineError> {
         let mut agency_cases = Vec::new();
-        for case in self.store.open_cases().await? {
-            if let Ok(state) = self.state(&case).await {
-                for (id, _) in state.active_agencies() {
-                    agency_cases.push(classify::AgencyCase {
-                        agency: id.clone(),
-                        case_ref: case.reference.clone(),
-                    });
+        let mut after = 0;
+        loop {
+            let page = self.store.cases_with_events_page(true, after).await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = last.id;
+            for (case, events) in page {
+                if let Ok(state) = case::fold_rows(&events) {
+                    for (id, _) in state.active_agencies() {
+                        agency_cases.push(classify::AgencyCase {
+                            agency: id.clone(),
+                            case_ref: case.reference.clone(),
+                        });
+                    }
                 }
             }
         }
@@ -443,7 +453,7 @@ impl Engine {
             own_addresses: self.cfg.own_addresses.clone(),
             own_id_domain: self.cfg.id_domain.clone(),
             known: Vec::new(),
-            case_refs: self.store.case_refs().await?,
+            case_refs: classify::CaseRefs::new(&self.cfg.id_domain, self.store.case_refs().await?),
             agencies: self
                 .cfg
                 .directory
@@ -679,36 +689,74 @@ impl Engine {
     }
 
     /// Count, plan and queue every open case. Returns (letters queued, next wake-up).
+    ///
+    /// The open cases and their events are read a page at a time ([`Store::cases_with_events_page`]:
+    /// two queries per thousand cases, not one per case); each case is folded and planned in
+    /// memory, and a transaction is opened only for a case with something to record.
     pub async fn plan_all(
         &self,
         now: DateTime<Utc>,
     ) -> Result<(usize, Option<DateTime<Utc>>), EngineError> {
         let mut queued = 0;
         let mut wake: Option<DateTime<Utc>> = None;
-        for case in self.store.open_cases().await? {
-            if case.process != self.cfg.process.id {
-                tracing::warn!(case = %case.reference, "case belongs to another process file; not planned");
-                continue;
-            }
-            let (n, w) = self.plan_case(&case, now).await?;
-            queued += n;
-            if let Some(w) = w {
-                wake = Some(wake.map_or(w, |x| x.min(w)));
+        let mut after = 0;
+        loop {
+            let page = self.store.cases_with_events_page(true, after).await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = last.id;
+            for (case, events) in page {
+                if case.process != self.cfg.process.id {
+                    tracing::warn!(case = %case.reference, "case belongs to another process file; not planned");
+                    continue;
+                }
+                let state = case::fold_rows(&events).map_err(|source| EngineError::Case {
+                    reference: case.reference.clone(),
+                    source,
+                })?;
+                drop(events);
+                let (n, w) = self.plan_case(&case, state, now).await?;
+                queued += n;
+                if let Some(w) = w {
+                    wake = Some(wake.map_or(w, |x| x.min(w)));
+                }
             }
         }
         Ok((queued, wake))
     }
 
-    /// One case: count its votes, plan it, and record and queue the result in one transaction.
+    /// One case: count its votes, plan it, and record and queue the result in one transaction
+    /// (none when there is nothing to record).
     async fn plan_case(
         &self,
         case: &CaseRow,
+        state: CaseState,
         now: DateTime<Utc>,
     ) -> Result<(usize, Option<DateTime<Utc>>), EngineError> {
-        let state = self.state(case).await?;
         let settled = react::settle(&self.rules(), state.clone(), now);
         for step in &settled.steps {
             tracing::info!(case = %case.reference, rule = step.rule, why = %step.why, "votes counted");
+        }
+        let planned = timeline::plan(
+            &self.cfg.process,
+            &self.cfg.directory,
+            &self.cfg.calendar,
+            &settled.state,
+            now,
+        )
+        .map(|mut plan| {
+            timeline::address_receipts(&mut plan, &self.cfg.directory);
+            plan
+        });
+        let nothing_new = settled.events.is_empty()
+            && settled.notices.is_empty()
+            && planned.as_ref().is_ok_and(|p| p.due.is_empty());
+        if nothing_new && let Ok(plan) = &planned {
+            for p in &plan.problems {
+                tracing::warn!(case = %case.reference, problem = %p, "planning problem");
+            }
+            return Ok((0, plan.next_wake));
         }
         let mut tx = self.store.begin().await?;
         for e in &settled.events {
@@ -721,13 +769,7 @@ impl Engine {
                 .await?;
         }
         let state = settled.state;
-        let mut plan = match timeline::plan(
-            &self.cfg.process,
-            &self.cfg.directory,
-            &self.cfg.calendar,
-            &state,
-            now,
-        ) {
+        let plan = match planned {
             Ok(p) => p,
             Err(source) => {
                 tracing::error!(case = %case.reference, error = %source, "cannot plan this case");
@@ -735,7 +777,6 @@ impl Engine {
                 return Ok((0, None));
             }
         };
-        timeline::address_receipts(&mut plan, &self.cfg.directory);
         for p in &plan.problems {
             tracing::warn!(case = %case.reference, problem = %p, "planning problem");
         }

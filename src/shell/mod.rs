@@ -23,6 +23,8 @@
 //! - [`report`]: `caseclerk case`, one case's history as text.
 //! - [`retention`]: the retention schedule applied (daily, `caseclerk retention`), real erasure,
 //!   and legal hold (`caseclerk hold` / `release`).
+//! - [`export_case`]: `caseclerk export-case`, everything held about one case, into a folder.
+//! - [`verify`]: `caseclerk verify`, the tamper-evident history checked; the daily chain head.
 //! - [`templates`]: reads the letter templates folder.
 //! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
 //!   `RUST_LOG` says.
@@ -41,6 +43,7 @@ pub mod config;
 pub mod connect;
 pub mod dryrun;
 pub mod engine;
+pub mod export_case;
 pub mod firstrun;
 pub mod health;
 pub mod logging;
@@ -60,3 +63,4 @@ pub mod snapshot;
 pub mod store;
 pub mod templates;
 pub mod tls;
+pub mod verify;

@@ -30,12 +30,15 @@ pub async fn gather(
 ) -> Result<Snapshot, StoreError> {
     let ctx = context(cfg);
     let letters = store.letter_summaries().await?;
+    // Each case is given its own letters, grouped once: linear in cases and letters, where
+    // filtering every letter for every case grew with their product.
+    let by_case = views::letters_by_case(&letters);
     let mut cases = Vec::new();
     let mut problems = Vec::new();
-    for row in store.cases().await? {
-        let events = store.events(row.id).await?;
+    for (row, events) in store.cases_with_events(false).await? {
+        let own = by_case.get(&row.id).map(Vec::as_slice).unwrap_or_default();
         match crate::core::case::fold_rows(&events) {
-            Ok(state) => cases.push(case_view(&ctx, row, state, &letters, now)),
+            Ok(state) => cases.push(case_view(&ctx, row, state, own, now)),
             Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e.to_string()))),
         }
     }

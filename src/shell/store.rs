@@ -8,6 +8,7 @@
 //! Must not: decide anything (what a message is, what is due), talk to the network, or log
 //! message content. It moves bytes and state, in the transactions its callers ask for.
 
+use crate::core::chain;
 use crate::core::identity;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -59,6 +60,10 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// How many cases [`Store::cases_with_events_page`] reads at once: few queries, and a bounded
+/// amount of events in memory while a page is worked.
+pub const CASES_PER_PAGE: i64 = 1000;
+
 /// The embedded migrations, in order.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
@@ -69,8 +74,23 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_outbox_intent.sql")),
     (4, include_str!("../../migrations/0004_sent_folder.sql")),
     (5, include_str!("../../migrations/0005_retention.sql")),
+    (6, include_str!("../../migrations/0006_event_chain.sql")),
+    (7, include_str!("../../migrations/0007_scale.sql")),
     (9, include_str!("../../migrations/0009_sent_by_copy.sql")),
 ];
+
+/// The `meta` key recording that events stored before the chain were hashed (and the row every
+/// event write touches first, to take SQLite's write lock before reading the chain's end).
+const CHAIN_META: &str = "event_chain";
+
+/// A recorded chain head: the last event's id and hash when it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub at: DateTime<Utc>,
+    pub event_id: i64,
+    pub hash: String,
+    pub events: i64,
+}
 
 /// Format an instant the one way the database stores it.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -232,6 +252,18 @@ fn case_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseRow, StoreError> {
         received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
         day0: parse_date(&r.try_get::<String, _>("day0")?)?,
         referrer: r.try_get("referrer")?,
+    })
+}
+
+fn event_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRow, StoreError> {
+    let data: String = r.try_get("data")?;
+    Ok(EventRow {
+        id: r.try_get("id")?,
+        at: parse_ts(&r.try_get::<String, _>("at")?)?,
+        kind: r.try_get("kind")?,
+        actor: r.try_get("actor")?,
+        data: serde_json::from_str(&data)
+            .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
     })
 }
 
@@ -457,7 +489,67 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.apply_migrations(MIGRATIONS).await
+        self.apply_migrations(MIGRATIONS).await?;
+        self.chain_stored_events().await
+    }
+
+    /// The one-time step after migration 6: hash the events stored before the chain existed, in
+    /// id order from [`chain::GENESIS`], in one transaction, and record it in `meta` as
+    /// `event_chain` (never run again once recorded; SQLite's SQL cannot compute SHA-256, so the
+    /// migration leaves their hashes NULL and this does it in Rust).
+    async fn chain_stored_events(&self) -> Result<(), StoreError> {
+        if self.meta(CHAIN_META).await?.is_some() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        // Take the write lock first, so no event is appended between the read and the hashing.
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, 'hashing') ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(CHAIN_META)
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT id, case_id, at, kind, actor, data FROM events WHERE hash IS NULL ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut prev = chain::GENESIS.to_string();
+        for r in &rows {
+            let (at, kind, actor, data): (String, String, String, String) = (
+                r.try_get("at")?,
+                r.try_get("kind")?,
+                r.try_get("actor")?,
+                r.try_get("data")?,
+            );
+            let id: i64 = r.try_get("id")?;
+            let content = chain::Content {
+                id,
+                case_id: r.try_get("case_id")?,
+                at: &at,
+                kind: &kind,
+                actor: &actor,
+                data: &data,
+            };
+            let hash = chain::hash(&prev, &content);
+            sqlx::query("UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?")
+                .bind(&prev)
+                .bind(&hash)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            prev = hash;
+        }
+        sqlx::query("UPDATE meta SET value = ? WHERE key = ?")
+            .bind(format!(
+                "chained; {} event(s) stored before the chain were hashed in id order at the first open with schema 6",
+                rows.len()
+            ))
+            .bind(CHAIN_META)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Apply the `migrations` newer than the recorded schema version, each in its own
@@ -927,6 +1019,11 @@ impl Store {
     // ---- cases and events -----------------------------------------------------------------
 
     /// Allocate the next reference for `year` (`RR-2026-0001`) and create the case.
+    ///
+    /// The next number comes from the year's counter (`case_counters`), bumped in the caller's
+    /// transaction, so it stays unique and gapless whatever the number of cases. A year (or
+    /// prefix) without a counter — the first case of a new year, or a database the migration
+    /// could not read — starts from the highest reference of that year found by one scan.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_case(
         tx: &mut Tx<'_>,
@@ -939,18 +1036,39 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(i64, String), StoreError> {
         let year = day0.format("%Y").to_string();
-        let pattern = format!("{prefix}-{year}-%");
-        let last: Option<String> = sqlx::query_scalar(
-            "SELECT reference FROM cases WHERE reference LIKE ? ORDER BY LENGTH(reference) DESC, reference DESC LIMIT 1",
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT last FROM case_counters WHERE prefix = ? AND year = ?")
+                .bind(prefix)
+                .bind(&year)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let last = match last {
+            Some(n) => n,
+            None => Self::highest_reference(tx, prefix, &year).await?,
+        };
+        let mut next = last + 1;
+        // A reference already taken (one written by other means than this counter) is skipped,
+        // never reused: an index look-up, normally once.
+        let reference = loop {
+            let reference = format!("{prefix}-{year}-{next:04}");
+            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM cases WHERE reference = ?")
+                .bind(&reference)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if taken.is_none() {
+                break reference;
+            }
+            next += 1;
+        };
+        sqlx::query(
+            "INSERT INTO case_counters (prefix, year, last) VALUES (?, ?, ?) \
+             ON CONFLICT (prefix, year) DO UPDATE SET last = excluded.last",
         )
-        .bind(&pattern)
-        .fetch_optional(&mut **tx)
+        .bind(prefix)
+        .bind(&year)
+        .bind(next)
+        .execute(&mut **tx)
         .await?;
-        let next = last
-            .and_then(|r| r.rsplit('-').next().and_then(|n| n.parse::<u32>().ok()))
-            .unwrap_or(0)
-            + 1;
-        let reference = format!("{prefix}-{year}-{next:04}");
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO cases (reference, process, area, status, received_at, day0, opened_at, referrer) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -968,7 +1086,33 @@ impl Store {
         Ok((id, reference))
     }
 
-    /// Append an event to a case.
+    /// The highest number among `{prefix}-{year}-…` references (0 when none): a scan, for a
+    /// year that has no counter yet.
+    async fn highest_reference(
+        tx: &mut Tx<'_>,
+        prefix: &str,
+        year: &str,
+    ) -> Result<i64, StoreError> {
+        let pattern = format!("{prefix}-{year}-");
+        let refs: Vec<String> =
+            sqlx::query_scalar("SELECT reference FROM cases WHERE instr(reference, ?) = 1")
+                .bind(&pattern)
+                .fetch_all(&mut **tx)
+                .await?;
+        Ok(refs
+            .iter()
+            .filter_map(|r| r.strip_prefix(&pattern)?.parse::<i64>().ok())
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// Append an event to a case: the one way into `events`, chained to the event before it
+    /// ([`crate::core::chain`]; one global chain in id order).
+    ///
+    /// Inside the caller's transaction it first takes SQLite's write lock (a write to `meta`),
+    /// then reads the last event's id and hash, so two writers cannot chain to the same event:
+    /// the second waits for the first to commit and then reads its hash. The new event's id is
+    /// the last one plus one (events are never deleted, so that is the id SQLite would give).
     pub async fn add_event(
         tx: &mut Tx<'_>,
         case_id: i64,
@@ -977,16 +1121,224 @@ impl Store {
         actor: &str,
         data: &serde_json::Value,
     ) -> Result<i64, StoreError> {
+        sqlx::query("UPDATE meta SET value = value WHERE key = ?")
+            .bind(CHAIN_META)
+            .execute(&mut **tx)
+            .await?;
+        let last: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?;
+        let (id, prev) = match last {
+            None => (1, chain::GENESIS.to_string()),
+            Some((id, Some(hash))) => (id + 1, hash),
+            // The last row was written around caseclerk (no hash). Letters must still go out:
+            // the new event is chained to an empty hash, and `verify` names that row as broken.
+            Some((id, None)) => (id + 1, String::new()),
+        };
+        let (at, data) = (ts(at), data.to_string());
+        let hash = chain::hash(
+            &prev,
+            &chain::Content {
+                id,
+                case_id,
+                at: &at,
+                kind,
+                actor,
+                data: &data,
+            },
+        );
         Ok(sqlx::query_scalar(
-            "INSERT INTO events (case_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO events (id, case_id, at, kind, actor, data, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
+        .bind(id)
         .bind(case_id)
-        .bind(ts(at))
+        .bind(at)
         .bind(kind)
         .bind(actor)
-        .bind(data.to_string())
+        .bind(data)
+        .bind(prev)
+        .bind(hash)
         .fetch_one(&mut **tx)
         .await?)
+    }
+
+    /// A case's events with their chain columns, as stored (for `export-case`).
+    pub async fn held_events(
+        &self,
+        case_id: i64,
+    ) -> Result<Vec<crate::core::case_export::HeldEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, data, prev_hash, hash FROM events \
+             WHERE case_id = ? ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::core::case_export::HeldEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    actor: r.try_get("actor")?,
+                    data: r.try_get("data")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The messages linked to a case (`messages.case_id`) or named by its events (`also`), by id.
+    pub async fn held_messages(
+        &self,
+        case_id: i64,
+        also: &[i64],
+    ) -> Result<Vec<crate::core::case_export::HeldMessage>, StoreError> {
+        let mut ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE case_id = ?")
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?;
+        ids.extend_from_slice(also);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids {
+            let row =
+                sqlx::query("SELECT internal_date, state, rule, raw FROM messages WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(r) = row {
+                out.push(crate::core::case_export::HeldMessage {
+                    id,
+                    received: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                    state: r.try_get("state")?,
+                    rule: r.try_get("rule")?,
+                    raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Record the chain head (the last event's id and hash, and how many events there are) in
+    /// `chain_heads` unless the last head recorded is already this event. `None`: no events yet,
+    /// or nothing new since the last head.
+    pub async fn record_chain_head(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ChainHead>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE meta SET value = value WHERE key = ?")
+            .bind(CHAIN_META)
+            .execute(&mut *tx)
+            .await?;
+        let last: Option<(i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, hash, (SELECT COUNT(*) FROM events) FROM events ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((event_id, Some(hash), events)) = last else {
+            return Ok(None);
+        };
+        let recorded: Option<i64> =
+            sqlx::query_scalar("SELECT event_id FROM chain_heads ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if recorded == Some(event_id) {
+            return Ok(None);
+        }
+        sqlx::query("INSERT INTO chain_heads (at, event_id, hash, events) VALUES (?, ?, ?, ?)")
+            .bind(ts(now))
+            .bind(event_id)
+            .bind(&hash)
+            .bind(events)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(ChainHead {
+            at: now,
+            event_id,
+            hash,
+            events,
+        }))
+    }
+
+    /// When the last chain head was recorded (`None`: never).
+    pub async fn last_chain_head_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> =
+            sqlx::query_scalar("SELECT at FROM chain_heads ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        at.map(|s| parse_ts(&s)).transpose()
+    }
+
+    /// Every recorded chain head, oldest first.
+    pub async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
+        let rows: Vec<(String, i64, String, i64)> =
+            sqlx::query_as("SELECT at, event_id, hash, events FROM chain_heads ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(at, event_id, hash, events)| {
+                Ok(ChainHead {
+                    at: parse_ts(&at)?,
+                    event_id,
+                    hash,
+                    events,
+                })
+            })
+            .collect()
+    }
+
+    /// The stored hash of event `id` (`Ok(None)`: no such event; `Some(None)`: no hash).
+    pub async fn event_hash(&self, id: i64) -> Result<Option<Option<String>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT hash FROM events WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Every event with its chain columns, in id order, streamed to `each` (the whole table is
+    /// never held in memory). Stops at the first `Err` `each` returns and hands it back.
+    pub async fn each_chained_event<E>(
+        &self,
+        mut each: impl FnMut(&chain::Link<'_>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        use futures::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT id, case_id, at, kind, actor, data, prev_hash, hash FROM events ORDER BY id",
+        )
+        .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let (at, kind, actor, data): (String, String, String, String) = (
+                r.try_get("at")?,
+                r.try_get("kind")?,
+                r.try_get("actor")?,
+                r.try_get("data")?,
+            );
+            let (prev, hash): (Option<String>, Option<String>) =
+                (r.try_get("prev_hash")?, r.try_get("hash")?);
+            let link = chain::Link {
+                content: chain::Content {
+                    id: r.try_get("id")?,
+                    case_id: r.try_get("case_id")?,
+                    at: &at,
+                    kind: &kind,
+                    actor: &actor,
+                    data: &data,
+                },
+                prev_hash: prev.as_deref(),
+                hash: hash.as_deref(),
+            };
+            if let Err(e) = each(&link) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// Set a case's status.
@@ -1046,20 +1398,26 @@ impl Store {
         steps: &[String],
         since: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
-        // The steps and recipients are compared here (envelope_to is a JSON list; a LIKE would
-        // read `_` in an address as a wildcard). A day's letters are few.
-        let rows = sqlx::query("SELECT step, envelope_to FROM outbox WHERE queued_at >= ?")
-            .bind(ts(since))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut matching = Vec::new();
-        for r in &rows {
-            let step: String = r.try_get("step")?;
-            if steps.contains(&step) {
-                matching.push(r.try_get::<String, _>("envelope_to")?);
-            }
+        // Only this address's letters leave the database (the `outbox_step` index covers the
+        // query: no letter's bytes are read); the recipients are then compared exactly here
+        // (envelope_to is a JSON list; a LIKE would read `_` in an address as a wildcard).
+        let mut rows: Vec<String> = Vec::new();
+        let steps: std::collections::BTreeSet<&String> = steps.iter().collect();
+        for step in steps {
+            rows.extend(
+                sqlx::query_scalar::<_, String>(
+                    "SELECT envelope_to FROM outbox \
+                     WHERE step = ? AND queued_at >= ? AND instr(lower(envelope_to), ?) > 0",
+                )
+                .bind(step)
+                .bind(ts(since))
+                // SQLite's lower() folds ASCII only: so does this, keeping a superset of the
+                // exact comparison below.
+                .bind(address.to_ascii_lowercase())
+                .fetch_all(&self.pool)
+                .await?,
+            );
         }
-        let rows = matching;
         let n = rows
             .iter()
             .filter(|to| {
@@ -1106,19 +1464,85 @@ impl Store {
         .bind(case_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let data: String = r.try_get("data")?;
-                Ok(EventRow {
-                    id: r.try_get("id")?,
-                    at: parse_ts(&r.try_get::<String, _>("at")?)?,
-                    kind: r.try_get("kind")?,
-                    actor: r.try_get("actor")?,
-                    data: serde_json::from_str(&data)
-                        .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_row).collect()
+    }
+
+    /// Every case (or every open case) with its events in order, in pages of at most
+    /// [`CASES_PER_PAGE`] cases: two queries a page whatever the number of events, not one per
+    /// case (the planning pass, the classifier's context, the digest and the tracker read them
+    /// all). Cases in id order.
+    pub async fn cases_with_events(
+        &self,
+        open_only: bool,
+    ) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.cases_with_events_page(open_only, after).await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(out);
+            };
+            after = last.id;
+            out.extend(page);
+        }
+    }
+
+    /// One page of [`Store::cases_with_events`]: up to [`CASES_PER_PAGE`] cases with an id
+    /// above `after`, and their events. Empty when there are no more. A caller that works a
+    /// page before reading the next holds one page's events at a time.
+    pub async fn cases_with_events_page(
+        &self,
+        open_only: bool,
+        after: i64,
+    ) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
+        let closed = CaseStatus::Closed.as_str();
+        let open_only = i64::from(open_only);
+        // Both reads in one transaction: one snapshot of the database, so every case listed has
+        // all its events, whatever the daemon commits meanwhile. The events are read in
+        // (case_id, id) order (the `events_case` index) and grouped by walking both lists.
+        let mut tx = self.pool.begin().await?;
+        let cases = sqlx::query(
+            "SELECT * FROM cases WHERE id > ? AND (? = 0 OR status <> ?) ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(open_only)
+        .bind(closed)
+        .bind(CASES_PER_PAGE)
+        .fetch_all(&mut *tx)
+        .await?;
+        let cases: Vec<CaseRow> = cases.iter().map(case_row).collect::<Result<_, _>>()?;
+        let (Some(first), Some(last)) = (cases.first(), cases.last()) else {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT e.case_id, e.id, e.at, e.kind, e.actor, e.data FROM events e \
+             JOIN cases c ON c.id = e.case_id \
+             WHERE e.case_id BETWEEN ? AND ? AND (? = 0 OR c.status <> ?) \
+             ORDER BY e.case_id, e.id",
+        )
+        .bind(first.id)
+        .bind(last.id)
+        .bind(open_only)
+        .bind(closed)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out: Vec<(CaseRow, Vec<EventRow>)> =
+            cases.into_iter().map(|c| (c, Vec::new())).collect();
+        let mut at = 0;
+        for r in &rows {
+            let case_id: i64 = r.try_get("case_id")?;
+            while at < out.len() && out[at].0.id < case_id {
+                at += 1;
+            }
+            if let Some((c, events)) = out.get_mut(at)
+                && c.id == case_id
+            {
+                events.push(event_row(r)?);
+            }
+        }
+        Ok(out)
     }
 
     // ---- outbox ---------------------------------------------------------------------------
@@ -2094,6 +2518,155 @@ mod tests {
         assert!(again.dedupe_key.starts_with("content:"));
         let n = s.store_fetched("INBOX", 8, &[again], 2, now).await.unwrap();
         assert_eq!(n, 0, "nor one without a Message-ID");
+    }
+
+    /// Open a case with day 0 on `day0` (YYYY-MM-DD) and return its reference.
+    async fn open_case_on(s: &Store, day0: &str) -> String {
+        let now = t("2026-12-22T09:01:00Z");
+        let day0 = NaiveDate::parse_from_str(day0, "%Y-%m-%d").unwrap();
+        let mut tx = s.begin().await.unwrap();
+        let (_, r) = Store::create_case(&mut tx, "RR", "bury", None, now, day0, None, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn references_follow_on_after_a_restart_and_start_again_at_one_in_a_new_year() {
+        let dir = std::env::temp_dir().join(format!("caseclerk-refs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = dir.join("caseclerk.db");
+        let s = Store::open(&db).await.unwrap();
+        assert_eq!(open_case_on(&s, "2026-12-22").await, "RR-2026-0001");
+        assert_eq!(open_case_on(&s, "2026-12-23").await, "RR-2026-0002");
+        s.close().await;
+        let s = Store::open(&db).await.unwrap();
+        assert_eq!(
+            open_case_on(&s, "2026-12-24").await,
+            "RR-2026-0003",
+            "after a restart"
+        );
+        assert_eq!(open_case_on(&s, "2027-01-04").await, "RR-2027-0001");
+        assert_eq!(open_case_on(&s, "2027-01-05").await, "RR-2027-0002");
+        assert_eq!(
+            open_case_on(&s, "2026-12-31").await,
+            "RR-2026-0004",
+            "a late case of last year"
+        );
+        s.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_the_counter_goes_on_from_its_highest_reference_of_each_year() {
+        let s = Store::open_in_memory().await.unwrap();
+        // Undo version 7 (and the later ones) and go back to the cases as an older caseclerk
+        // left them.
+        sqlx::raw_sql(
+            "DROP TABLE case_counters; ALTER TABLE outbox DROP COLUMN confirmed_by_copy; \
+             DELETE FROM schema_version WHERE version >= 7; \
+             INSERT INTO cases (reference, process, status, received_at, day0, opened_at) VALUES \
+             ('RR-2026-0009', 'bury', 'open', 'x', '2026-03-01', 'x'), \
+             ('RR-2026-9999', 'bury', 'open', 'x', '2026-11-01', 'x'), \
+             ('RR-2026-10000', 'bury', 'open', 'x', '2026-11-02', 'x'), \
+             ('RR-2025-0042', 'bury', 'closed', 'x', '2025-12-30', 'x'), \
+             ('BSCP-RR-2025-0007', 'bury', 'open', 'x', '2025-06-30', 'x');",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        s.migrate().await.unwrap();
+        let seeded: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT prefix, year, last FROM case_counters ORDER BY prefix, year")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            seeded,
+            [
+                ("BSCP-RR".to_string(), "2025".to_string(), 7),
+                ("RR".to_string(), "2025".to_string(), 42),
+                ("RR".to_string(), "2026".to_string(), 10000),
+            ]
+        );
+        assert_eq!(open_case_on(&s, "2026-12-22").await, "RR-2026-10001");
+        assert_eq!(open_case_on(&s, "2025-12-31").await, "RR-2025-0043");
+        assert_eq!(open_case_on(&s, "2027-01-04").await, "RR-2027-0001");
+    }
+
+    #[tokio::test]
+    async fn a_year_without_a_counter_is_counted_from_its_references_and_a_taken_one_is_skipped() {
+        let s = Store::open_in_memory().await.unwrap();
+        assert_eq!(open_case_on(&s, "2026-12-22").await, "RR-2026-0001");
+        assert_eq!(open_case_on(&s, "2026-12-22").await, "RR-2026-0002");
+        sqlx::raw_sql(
+            "DELETE FROM case_counters; \
+             INSERT INTO cases (reference, process, status, received_at, day0, opened_at) VALUES \
+             ('RR-2026-0004', 'bury', 'open', 'x', '2026-12-22', 'x'), \
+             ('RR-2027-0001', 'bury', 'open', 'x', '2027-01-04', 'x');",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(open_case_on(&s, "2026-12-23").await, "RR-2026-0005");
+        // A counter behind the references (written by other means) never reuses one.
+        sqlx::query("UPDATE case_counters SET last = 2 WHERE year = '2026'")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(open_case_on(&s, "2026-12-23").await, "RR-2026-0003");
+        assert_eq!(open_case_on(&s, "2026-12-23").await, "RR-2026-0006");
+        assert_eq!(open_case_on(&s, "2027-01-04").await, "RR-2027-0002");
+    }
+
+    #[tokio::test]
+    async fn cases_and_their_events_are_read_in_pages_each_case_with_only_its_own_events() {
+        let s = Store::open_in_memory().await.unwrap();
+        let n = usize::try_from(CASES_PER_PAGE).unwrap() + 3;
+        let now = t("2026-12-22T09:01:00Z");
+        let mut tx = s.begin().await.unwrap();
+        for i in 0..n {
+            let day0 = NaiveDate::from_ymd_opt(2026, 12, 22).unwrap();
+            let (id, _) = Store::create_case(&mut tx, "RR", "bury", None, now, day0, None, now)
+                .await
+                .unwrap();
+            // Every third case has no events; the others i % 4 + 1 of them, numbered.
+            for k in 0..if i % 3 == 0 { 0 } else { i % 4 + 1 } {
+                Store::add_event(
+                    &mut tx,
+                    id,
+                    now,
+                    "note",
+                    "test",
+                    &serde_json::json!({"k": k}),
+                )
+                .await
+                .unwrap();
+            }
+            if i % 5 == 0 {
+                Store::set_case_status(&mut tx, id, CaseStatus::Closed)
+                    .await
+                    .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        for open_only in [false, true] {
+            let all = s.cases_with_events(open_only).await.unwrap();
+            let expected: Vec<CaseRow> = if open_only {
+                s.open_cases().await.unwrap()
+            } else {
+                s.cases().await.unwrap()
+            };
+            assert_eq!(all.len(), expected.len());
+            for ((row, events), want) in all.iter().zip(&expected) {
+                assert_eq!(row.id, want.id);
+                let one_by_one = s.events(row.id).await.unwrap();
+                let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+                let want_ids: Vec<i64> = one_by_one.iter().map(|e| e.id).collect();
+                assert_eq!(ids, want_ids, "case {}", row.reference);
+            }
+        }
     }
 
     #[tokio::test]

@@ -105,3 +105,124 @@ async fn a_file_that_is_not_a_caseclerk_database_is_never_restored() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a usable backup"));
     assert!(!target.exists(), "nothing was put in place");
 }
+
+/// `age-keygen`: a new private key file in `dir` and its public key.
+fn age_key(dir: &Path) -> (std::path::PathBuf, String) {
+    let key = dir.join("backup-key.txt");
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age is installed (scripts/install-mailstack.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&key)
+        .output()
+        .unwrap();
+    (
+        key,
+        String::from_utf8(public.stdout).unwrap().trim().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn an_encrypted_backup_holds_no_plaintext_and_restores_only_with_its_key() {
+    let mut review = Review::of("bury").await;
+    let reference = review.referral_at("2026-01-05 10:00").await;
+    review.at("2026-01-07 10:00").await;
+    let config = review.engine.cfg.file.clone();
+    let dir = config.parent().unwrap().to_path_buf();
+    let (key, public) = age_key(&dir);
+    let backups = dir.join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let backup = backups.join("caseclerk.db.age");
+
+    let out = caseclerk(
+        &config,
+        &[
+            "backup",
+            backup.to_str().unwrap(),
+            "--age-recipient",
+            &public,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("encrypted with age and checked"));
+    let bytes = std::fs::read(&backup).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1"));
+    assert!(
+        !bytes.windows(15).any(|w| w == b"SQLite format 3")
+            && !bytes.windows(12).any(|w| w == reference.as_bytes()),
+        "nothing readable in the encrypted file"
+    );
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let left: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        ["caseclerk.db.age"],
+        "the temporary plaintext is gone"
+    );
+    let bad = caseclerk(
+        &config,
+        &[
+            "backup",
+            backups.join("x").to_str().unwrap(),
+            "--age-recipient",
+            "not-a-key",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+
+    let mut cfg: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let restored = dir.join("restored/caseclerk.db");
+    cfg["storage"]["database"] = toml::Value::String(restored.display().to_string());
+    let other = dir.join("other.toml");
+    std::fs::write(&other, toml::to_string(&cfg).unwrap()).unwrap();
+    let without = caseclerk(&other, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(without.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("--age-identity"));
+    assert!(!restored.exists());
+    let out = caseclerk(
+        &other,
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--age-identity",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        counts(&restored).await,
+        counts(&review.engine.cfg.database).await
+    );
+    let left: Vec<_> = std::fs::read_dir(restored.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("decrypted"))
+        .collect();
+    assert!(left.is_empty(), "the decrypted temporary is gone: {left:?}");
+    let verify = caseclerk(&other, &["verify"]);
+    assert!(
+        verify.status.success(),
+        "the restored history verifies: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
