@@ -148,6 +148,19 @@ pub enum Event {
     StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
     Note { text: String },
+    /// A legal hold was placed by a person (an inquest, a trial, a subject access request): no
+    /// retention rule erases anything of the case until it is released ([`crate::core::retention`]).
+    HoldPlaced { reason: String },
+    /// The legal hold was released: the retention schedule applies again.
+    HoldReleased { reason: String },
+    /// Retention erased content of the case: what class, how many, how many bytes, under which
+    /// rule ([`crate::core::retention`]). Never the content itself.
+    ContentErased {
+        class: String,
+        count: i64,
+        bytes: i64,
+        rule: String,
+    },
 }
 
 impl Event {
@@ -176,6 +189,9 @@ impl Event {
             Event::MeetingCancelled { .. } => "meeting_cancelled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
+            Event::HoldPlaced { .. } => "hold_placed",
+            Event::HoldReleased { .. } => "hold_released",
+            Event::ContentErased { .. } => "content_erased",
         }
     }
 }
@@ -331,8 +347,40 @@ impl Event {
             Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
+            Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
+                self.describe_retention()
+            }
         }
     }
+}
+
+impl Event {
+    /// [`Event::describe`] for the legal hold and retention events.
+    fn describe_retention(&self) -> String {
+        match self {
+            Event::HoldPlaced { reason } => format!("LEGAL HOLD placed ({reason})"),
+            Event::HoldReleased { reason } => format!("legal hold released ({reason})"),
+            Event::ContentErased {
+                class,
+                count,
+                bytes,
+                rule,
+            } => format!("retention erased {count} {class} ({bytes} bytes) under rule {rule}"),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A legal hold placed or released ([`apply`]).
+fn apply_hold(s: &mut CaseState, r: &Recorded) {
+    s.hold = match &r.event {
+        Event::HoldPlaced { reason } => Some(Hold {
+            reason: reason.clone(),
+            since: r.at,
+            by: r.actor.clone(),
+        }),
+        _ => None,
+    };
 }
 
 /// An event with when it happened and who did it.
@@ -420,6 +468,18 @@ pub struct CaseState {
     /// Each time a person moved or cancelled the meeting, in order: when it was recorded,
     /// whether it was a cancellation, and why.
     pub meeting_changes: Vec<(DateTime<Utc>, bool, String)>,
+    /// When the case was last closed (`None` while it is open).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The legal hold on the case, if one is in place: nothing of it is erased.
+    pub hold: Option<Hold>,
+}
+
+/// A legal hold in place: why, since when and who placed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub reason: String,
+    pub since: DateTime<Utc>,
+    pub by: String,
 }
 
 impl CaseState {
@@ -456,6 +516,8 @@ impl CaseState {
             publication: None,
             overrides: BTreeMap::new(),
             delayed: BTreeMap::new(),
+            closed_at: None,
+            hold: None,
             meeting_changes: Vec::new(),
         }
     }
@@ -677,8 +739,12 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.meeting_changes.push((r.at, false, reason.clone()));
         }
         Event::MeetingCancelled { reason } => s.meeting_changes.push((r.at, true, reason.clone())),
-        Event::StatusChanged { status, .. } => s.status = *status,
-        Event::Note { .. } => {}
+        Event::StatusChanged { status, .. } => {
+            s.status = *status;
+            s.closed_at = (*status == CaseStatus::Closed).then_some(r.at);
+        }
+        Event::Note { .. } | Event::ContentErased { .. } => {}
+        Event::HoldPlaced { .. } | Event::HoldReleased { .. } => apply_hold(s, r),
     }
     Ok(())
 }

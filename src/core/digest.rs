@@ -63,6 +63,9 @@ pub struct Digest {
     pub subject: Subject,
     /// The sections with something in them, in order.
     pub sections: Vec<Section>,
+    /// One line naming the cases under legal hold, by reference and since when (never the
+    /// reason, which may name people); `None` when no case is held.
+    pub legal_holds: Option<String>,
 }
 
 /// The subject's summary: the first sections' tags, and how many more there are.
@@ -347,6 +350,31 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
         mailbox_last_read: snap.mailbox.last_ok_at.map(|t| s.d.at(t)),
         subject,
         sections,
+        legal_holds: legal_holds(&s),
+    })
+}
+
+/// The line listing the cases under legal hold (open or closed): reference and since when.
+fn legal_holds(s: &Scope<'_>) -> Option<String> {
+    let held: Vec<String> = s
+        .snap
+        .cases
+        .iter()
+        .filter_map(|c| {
+            c.state.hold.as_ref().map(|h| {
+                format!(
+                    "{} (since {})",
+                    c.reference(),
+                    calendar::short_date(calendar::london_date(h.since))
+                )
+            })
+        })
+        .collect();
+    (!held.is_empty()).then(|| {
+        format!(
+            "Under legal hold, so nothing of them is erased (caseclerk release ends one): {}",
+            held.join(", ")
+        )
     })
 }
 
@@ -988,6 +1016,33 @@ mod tests {
         );
         // The individual letters of the fixture: three letters.
         assert!(digest().text.contains("for its decision (3 letters)"));
+    }
+
+    #[test]
+    fn a_case_under_legal_hold_is_named_in_one_line_by_reference_never_by_reason() {
+        let world = World::new();
+        assert!(
+            digest().text.find("legal hold").is_none(),
+            "no hold, no line"
+        );
+        let mut snap = fixture::snapshot(&world);
+        let case = snap
+            .cases
+            .iter_mut()
+            .find(|c| c.reference() == "RR-2026-0002")
+            .unwrap();
+        case.state.hold = Some(crate::core::case::Hold {
+            reason: "inquest into the death of a named child".into(),
+            since: fixture::t("2026-08-20T10:00:00Z"),
+            by: "operator:clerk".into(),
+        });
+        let (data, d) = built(&snap, &world.calendar);
+        let line = "Under legal hold, so nothing of them is erased (caseclerk release ends one): RR-2026-0002 (since Thu 20 Aug 2026)";
+        assert_eq!(data.legal_holds.as_deref(), Some(line));
+        assert!(d.text.contains(&format!("\n\n{line}\n\n--")), "{}", d.text);
+        assert!(d.html.contains(&format!("<p><strong>{line}</strong></p>")));
+        check_balanced(&d.html).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!d.text.contains("inquest") && !d.html.contains("inquest"));
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub const COLUMNS: &[&str] = &[
     "Next step",
     "Next step due",
     "Letters imported (not sent)",
+    "Legal hold",
 ];
 
 /// The columns of the agency returns sheet.
@@ -203,6 +204,13 @@ pub fn row(c: &CaseView, process: &Process, now: DateTime<Utc>) -> Vec<Cell> {
                 .iter()
                 .filter(|l| l.state == crate::core::records::OutboxState::Imported)
                 .count() as u32,
+        ),
+        // The date the hold was placed (never its reason, which may name people).
+        Cell::Date(
+            c.state
+                .hold
+                .as_ref()
+                .map(|h| calendar::london_date(h.since)),
         ),
     ]
 }

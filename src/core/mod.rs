@@ -23,6 +23,7 @@
 //! - [`text`]: a reply cut from its quoted history; text folded for comparison.
 //! - [`area`]: the one area (borough) a referral names.
 //! - [`records`]: the rows the store hands over (a case, its events, a letter summary).
+//! - [`retention`]: the retention schedule and the named rules that say what content goes, and why.
 //! - [`timeline`]: process + case state + now → letters due and the next wake-up.
 //! - [`letters`]: a due letter → the data its template sees, rendered subject, text and HTML.
 //! - [`views`]: a snapshot of every case for the business unit (labels, never addresses).
@@ -56,6 +57,7 @@ pub mod process;
 pub mod react;
 pub mod reaction;
 pub mod records;
+pub mod retention;
 pub mod text;
 pub mod timeline;
 pub mod trust;

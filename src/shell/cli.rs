@@ -93,6 +93,9 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Retention and legal hold: `retention [--dry-run]`, `hold`, `release`.
+    #[command(flatten)]
+    Retention(RetentionCommand),
     /// Copy the database into a new file while the daemon runs: one consistent snapshot, checked,
     /// readable by you only. Restore it with `caseclerk restore`.
     Backup {
@@ -389,6 +392,42 @@ enum AgenciesAction {
     },
 }
 
+/// The retention commands (`shell::retention`), at the top level of the command line.
+#[derive(clap::Subcommand, Debug)]
+enum RetentionCommand {
+    /// Erase what the retention schedule ([retention] in the configuration) says has been kept
+    /// long enough, and record each erasure; the daemon does this once a day. Nothing of an open
+    /// case or a case under legal hold is ever erased.
+    Retention {
+        /// List what would go (grouped by rule, with counts and bytes; ids and case references
+        /// only) and erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply the schedule as of this instant (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Place a legal hold on a case (an inquest, a trial, a subject access request): nothing of
+    /// it is erased until it is released. Shown in `case`, the tracker and the digest.
+    Hold {
+        case: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Release a case's legal hold: the retention schedule applies to it again.
+    Release {
+        case: String,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
 /// Who is acting and when, for operator commands.
 #[derive(clap::Args, Debug)]
 struct Who {
@@ -595,6 +634,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
+        Command::Retention(c) => retention(config, c).await,
         cmd @ (Command::Backup { .. }
         | Command::Restore { .. }
         | Command::Verify
@@ -1150,6 +1190,81 @@ async fn set_status(
         .await
         .map_err(refused)?;
     println!("{case}: {}", if close { "closed" } else { "reopened" });
+    Ok(())
+}
+
+/// The retention commands, each to its own function (dispatch has one arm for them).
+async fn retention(config: &Option<PathBuf>, command: &RetentionCommand) -> Result<(), Failure> {
+    match command {
+        RetentionCommand::Retention { dry_run, now } => {
+            apply_retention(config, *dry_run, now).await
+        }
+        RetentionCommand::Hold { case, reason, who } => hold(config, case, true, reason, who).await,
+        RetentionCommand::Release { case, reason, who } => {
+            hold(config, case, false, reason, who).await
+        }
+    }
+}
+
+/// `caseclerk retention [--dry-run]`.
+async fn apply_retention(
+    config: &Option<PathBuf>,
+    dry_run: bool,
+    now: &Option<String>,
+) -> Result<(), Failure> {
+    use crate::shell::retention as r;
+    let cfg = load(config, Needs::NoSecrets)?;
+    let now = clock(now.as_deref())?.now();
+    if dry_run {
+        // Read-only: nothing written, no lock taken, works beside the running daemon.
+        let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
+        let groups = r::plan(&store, &cfg.retention, now).await.map_err(work)?;
+        let refs = r::references(&store).await.map_err(work)?;
+        print!("{}", r::listing(&groups, &refs, false));
+        return Ok(());
+    }
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    let applied = r::apply(&store, &cfg.retention, now).await.map_err(work)?;
+    let refs = r::references(&store).await.map_err(work)?;
+    print!("{}", r::listing(&applied.groups, &refs, true));
+    if !applied.groups.is_empty() || applied.reclaimed.wal_busy {
+        println!(
+            "{} free page(s) given back to the file system; {}",
+            applied.reclaimed.pages,
+            if applied.reclaimed.wal_busy {
+                "the WAL could not be emptied (a reader was busy): `caseclerk retention` (or the daemon's next daily run) tries again"
+            } else {
+                "the WAL is emptied"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `caseclerk hold` (`place`) and `caseclerk release`.
+async fn hold(
+    config: &Option<PathBuf>,
+    case: &str,
+    place: bool,
+    reason: &str,
+    who: &Who,
+) -> Result<(), Failure> {
+    use crate::shell::retention::{HoldError, set_hold};
+    let d = desk(config, who).await?;
+    set_hold(&d.store, case, place, reason, &d.actor, d.now)
+        .await
+        .map_err(|e| match e {
+            HoldError::Store(_) => work(e),
+            _ => Failure::Usage(e.to_string()),
+        })?;
+    println!(
+        "{case}: {}",
+        if place {
+            "under legal hold: nothing of it is erased until it is released"
+        } else {
+            "legal hold released: the retention schedule applies again"
+        }
+    );
     Ok(())
 }
 

@@ -142,6 +142,8 @@ pub struct Config {
     pub banners: Vec<String>,
     /// The caps on answers and cases (`[limits]`).
     pub limits: crate::core::limits::Limits,
+    /// How long each class of content is kept (`[retention]`, see [`crate::core::retention`]).
+    pub retention: crate::core::retention::Schedule,
     /// `[letters]`: protective marking, signing officer, the meeting's place.
     pub paperwork: crate::core::letters::Paperwork,
 }
@@ -228,6 +230,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     oauth2: Option<RawOAuth2>,
+    #[serde(default)]
+    retention: RawRetention,
     #[serde(default)]
     letters: RawLetters,
 }
@@ -360,6 +364,16 @@ struct RawMail {
 struct RawLimits {
     answers_per_address_per_day: Option<i64>,
     cases_per_sender_per_day: Option<i64>,
+}
+
+/// `[retention]`: how long content is kept (see [`crate::core::retention`]).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    closed_case_years: Option<i64>,
+    letter_days: Option<i64>,
+    triage_days: Option<i64>,
+    other_mail_days: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -916,6 +930,7 @@ impl Resolver {
 
         let limits = self.limits(&raw.limits);
         let banners = self.banners(&raw.mail);
+        let retention = self.retention(&raw.retention);
         let paperwork = self.paperwork(&raw.letters);
 
         if !self.problems.is_empty() {
@@ -970,8 +985,39 @@ impl Resolver {
                 .unwrap_or(crate::core::firstrun::DEFAULT_LATE_LETTERS_DAYS),
             banners,
             limits,
+            retention,
             paperwork,
         })
+    }
+
+    /// `[retention]`: each value a whole number, none below its floor
+    /// ([`crate::core::retention::Schedule::problems`]); every problem reported.
+    fn retention(&mut self, raw: &RawRetention) -> crate::core::retention::Schedule {
+        use crate::core::retention::Schedule;
+        let d = Schedule::default();
+        let mut whole = |key: &str, value: Option<i64>, default: u32| match value {
+            None => default,
+            Some(n) => u32::try_from(n).unwrap_or_else(|_| {
+                self.problems.push(format!(
+                    "[retention] {key} = {n} must be a whole number (the default is {default})"
+                ));
+                default
+            }),
+        };
+        let s = Schedule {
+            closed_case_years: whole(
+                "closed_case_years",
+                raw.closed_case_years,
+                d.closed_case_years,
+            ),
+            letter_days: whole("letter_days", raw.letter_days, d.letter_days),
+            triage_days: whole("triage_days", raw.triage_days, d.triage_days),
+            other_mail_days: whole("other_mail_days", raw.other_mail_days, d.other_mail_days),
+        };
+        for (_, problem) in s.problems() {
+            self.problems.push(format!("[retention] {problem}"));
+        }
+        s
     }
 
     /// `[limits]`: each cap a whole number from 1 to 100 (0 would silence caseclerk; a cap in

@@ -314,6 +314,12 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
             },
         }
+        // The retention schedule, once a London day (shell::retention): a failure is logged and
+        // tried again on the next pass; it never stops the mail.
+        if let Err(e) = crate::shell::retention::daily(&self.store, &self.cfg.retention, now).await
+        {
+            tracing::error!(error = %e, "retention could not run; tried again on the next pass");
+        }
         if let Some(source) = self
             .cfg
             .smtp

@@ -21,6 +21,8 @@
 //! - [`secret`]: a password or token in memory, never printed.
 //! - [`sdnotify`]: systemd's ready, status and watchdog notifications (`Type=notify`).
 //! - [`report`]: `caseclerk case`, one case's history as text.
+//! - [`retention`]: the retention schedule applied (daily, `caseclerk retention`), real erasure,
+//!   and legal hold (`caseclerk hold` / `release`).
 //! - [`export_case`]: `caseclerk export-case`, everything held about one case, into a folder.
 //! - [`verify`]: `caseclerk verify`, the tamper-evident history checked; the daily chain head.
 //! - [`templates`]: reads the letter templates folder.
@@ -53,6 +55,7 @@ pub mod periodic;
 pub mod private;
 pub mod progress;
 pub mod report;
+pub mod retention;
 pub mod sdnotify;
 pub mod secret;
 pub mod sentfolder;

@@ -86,6 +86,10 @@ pub enum OperatorError {
     UnknownTarget { what: String, known: String },
     #[error("{at} is in the past: a deadline can only move to a time still to come")]
     PastTime { at: String },
+    #[error(
+        "{0} was erased under the retention schedule ([retention]); a sent letter's copy is in the shared mailbox's sent folder"
+    )]
+    Erased(String),
     #[error("the process of case {0} has no meeting to cancel")]
     NoMeeting(String),
     #[error(
@@ -420,6 +424,13 @@ pub async fn attach(
     if state != "triage" {
         return Err(OperatorError::NotTriaged { id: message, state });
     }
+    if store
+        .message_raw(message)
+        .await?
+        .is_none_or(|r| r.is_empty())
+    {
+        return Err(OperatorError::Erased(format!("message {message}")));
+    }
     let mut events = vec![Event::MessageFiled {
         message,
         rule: "attached by hand".into(),
@@ -564,6 +575,9 @@ pub async fn resend(
         })?;
     if row.state == OutboxState::Pending {
         return Err(OperatorError::NotSentYet(letter));
+    }
+    if row.raw.is_empty() {
+        return Err(OperatorError::Erased(format!("letter {letter}")));
     }
     if let Some(addr) = to
         && (!addr.contains('@') || addr.contains(char::is_whitespace) || addr.contains('<'))

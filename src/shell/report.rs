@@ -130,6 +130,15 @@ fn write_heading(
         local(state.received_at),
         day0.unwrap_or_default()
     );
+    if let Some(h) = &state.hold {
+        let _ = writeln!(
+            out,
+            "LEGAL HOLD since {} by {}: {} (nothing of this case is erased; `caseclerk release` ends it)",
+            local(h.since),
+            h.by,
+            h.reason
+        );
+    }
     let today = calendar::london_date(now);
     if today >= state.day0
         && let Ok(n) = cfg

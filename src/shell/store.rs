@@ -73,6 +73,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("../../migrations/0003_outbox_intent.sql")),
     (4, include_str!("../../migrations/0004_sent_folder.sql")),
+    (5, include_str!("../../migrations/0005_retention.sql")),
     (6, include_str!("../../migrations/0006_event_chain.sql")),
     (7, include_str!("../../migrations/0007_scale.sql")),
     (9, include_str!("../../migrations/0009_sent_by_copy.sql")),
@@ -316,6 +317,13 @@ impl Store {
                 path: display.clone(),
                 source,
             })?
+            // Real erasure (issue 14): freed pages are free of what they held (secure_delete
+            // zeroes deleted content, on every connection), and an erasure's freed pages are
+            // given back to the file system ([`Store::reclaim`]) once the database is in
+            // incremental auto-vacuum ([`Store::ensure_incremental`]). Not `auto_vacuum` here:
+            // setting it on an existing file is a write, and a connection opened while another
+            // holds the write lock would wait for it.
+            .pragma("secure_delete", "ON")
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
@@ -331,6 +339,11 @@ impl Store {
             })?;
         let store = Store { pool };
         store.migrate().await?;
+        // Not fatal: another process reading at that moment makes the one-time VACUUM fail;
+        // the next open tries again, and meanwhile erased content is still zeroed in place.
+        if let Err(e) = store.ensure_incremental().await {
+            tracing::warn!(error = %e, "the database could not be converted to incremental auto-vacuum yet; the next start tries again");
+        }
         Ok(store)
     }
 
@@ -877,7 +890,8 @@ impl Store {
     /// Messages waiting for a person.
     pub async fn triage(&self) -> Result<Vec<TriageRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, internal_date, rule, size, verdict FROM messages WHERE state = 'triage' ORDER BY internal_date, id",
+            "SELECT id, internal_date, rule, size, verdict FROM messages WHERE state = 'triage' \
+             AND erased_at IS NULL ORDER BY internal_date, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -2084,6 +2098,232 @@ impl SendConn {
         let _ = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&mut *self.conn)
             .await;
+    }
+}
+
+/// One row that still holds content, for the retention rules ([`Store::contents`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentRow {
+    pub id: i64,
+    pub case_id: Option<i64>,
+    /// `messages.state` or `outbox.state`.
+    pub state: String,
+    /// A message: when it reached the mailbox. A letter: when it was sent, else queued.
+    pub at: DateTime<Utc>,
+    pub bytes: i64,
+    /// A letter: nothing left to file in the sent folder (filed there, or never sent).
+    pub filed: bool,
+}
+
+/// What an erasure did to the file ([`Store::reclaim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reclaimed {
+    /// Free pages given back to the file system.
+    pub pages: i64,
+    /// The WAL could not be emptied (a reader was in the way): the next erasure tries again.
+    pub wal_busy: bool,
+}
+
+// ---- retention (issue 14): what holds content, erasing it, and giving the pages back ----------
+impl Store {
+    /// A database not yet in incremental auto-vacuum (a new one, or one made before this version)
+    /// is converted once, when opened: `PRAGMA auto_vacuum = INCREMENTAL; VACUUM` rewrites the
+    /// file with the setting; later opens find it set and do nothing. The one-time rewrite needs
+    /// free space the size of the database and holds the write lock while it runs (seconds for a
+    /// typical partnership's file; a new database is a few pages).
+    async fn ensure_incremental(&self) -> Result<(), StoreError> {
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&self.pool)
+            .await?;
+        if mode != 2 {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL; VACUUM")
+                .execute(&mut *conn)
+                .await?;
+            tracing::info!(
+                from = mode,
+                "database converted to incremental auto-vacuum (once)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Set a value in `meta`.
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every stored message and letter that still holds content: ids, dates and sizes, never
+    /// the content.
+    pub async fn contents(&self) -> Result<(Vec<ContentRow>, Vec<ContentRow>), StoreError> {
+        let messages = sqlx::query(
+            "SELECT id, case_id, state, internal_date AS at, LENGTH(raw) AS bytes, 0 AS filed \
+             FROM messages WHERE erased_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let letters = sqlx::query(
+            "SELECT id, case_id, state, COALESCE(sent_at, queued_at) AS at, LENGTH(raw) AS bytes, \
+             CASE WHEN filed_at IS NULL AND sent_at IS NOT NULL THEN 0 ELSE 1 END AS filed \
+             FROM outbox WHERE erased_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let read = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Result<Vec<ContentRow>, StoreError> {
+            rows.iter()
+                .map(|r| {
+                    Ok(ContentRow {
+                        id: r.try_get("id")?,
+                        case_id: r.try_get("case_id")?,
+                        state: r.try_get("state")?,
+                        at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                        bytes: r.try_get::<Option<i64>, _>("bytes")?.unwrap_or(0),
+                        filed: r.try_get::<i64, _>("filed")? != 0,
+                    })
+                })
+                .collect()
+        };
+        Ok((read(messages)?, read(letters)?))
+    }
+
+    /// The events retention reads (closures, reopenings, holds), oldest first, with their case.
+    pub async fn retention_events(&self) -> Result<Vec<(i64, EventRow)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, case_id, at, kind, actor, data FROM events \
+             WHERE kind IN ('status_changed', 'hold_placed', 'hold_released') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let data: String = r.try_get("data")?;
+                Ok((
+                    r.try_get("case_id")?,
+                    EventRow {
+                        id: r.try_get("id")?,
+                        at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                        kind: r.try_get("kind")?,
+                        actor: r.try_get("actor")?,
+                        data: serde_json::from_str(&data)
+                            .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Erase a message's content: its raw bytes (attachments are inside them) and its verdict.
+    /// Returns how many bytes it held, `None` if it held none any more (or is not yet read).
+    pub async fn erase_message(
+        tx: &mut Tx<'_>,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let bytes: Option<i64> = sqlx::query_scalar(
+            "SELECT LENGTH(raw) FROM messages WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
+        )
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if bytes.is_none() {
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE messages SET raw = ?, verdict = NULL, erased_at = ? \
+             WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
+        )
+        .bind(Vec::<u8>::new())
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(bytes)
+    }
+
+    /// Erase a letter's rendered bytes (and the server's last answer about it). Returns how many
+    /// bytes it held, `None` if none any more. A pending letter is never touched.
+    pub async fn erase_letter(
+        tx: &mut Tx<'_>,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let bytes: Option<i64> = sqlx::query_scalar(
+            "SELECT LENGTH(raw) FROM outbox WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
+        )
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if bytes.is_none() {
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE outbox SET raw = ?, last_error = NULL, erased_at = ? \
+             WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
+        )
+        .bind(Vec::<u8>::new())
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(bytes)
+    }
+
+    /// Record an erasure of case-less content in the append-only `erasures` table.
+    pub async fn record_erasure(
+        tx: &mut Tx<'_>,
+        at: DateTime<Utc>,
+        rule: &str,
+        class: &str,
+        count: i64,
+        bytes: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO erasures (at, rule, class, count, bytes, case_id) \
+             VALUES (?, ?, ?, ?, ?, NULL) RETURNING id",
+        )
+        .bind(ts(at))
+        .bind(rule)
+        .bind(class)
+        .bind(count)
+        .bind(bytes)
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    /// Every recorded case-less erasure, oldest first: (at, rule, class, count, bytes).
+    pub async fn erasures(&self) -> Result<Vec<(String, String, String, i64, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT at, rule, class, count, bytes FROM erasures ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// After an erasure: give the freed pages back to the file system (`incremental_vacuum`;
+    /// secure_delete has already zeroed them), then copy the WAL into the file and empty it
+    /// (`wal_checkpoint(TRUNCATE)`), so no earlier page image of the content stays in `-wal`.
+    pub async fn reclaim(&self) -> Result<Reclaimed, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&mut *conn)
+            .await?;
+        sqlx::raw_sql("PRAGMA incremental_vacuum")
+            .execute(&mut *conn)
+            .await?;
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Reclaimed {
+            pages: free,
+            wal_busy: busy != 0,
+        })
     }
 }
 

@@ -29,6 +29,7 @@ mod outbox_intent;
 mod package;
 mod process_pathways;
 mod readonly;
+mod retention;
 mod review;
 mod sent_copy;
 mod skeleton;

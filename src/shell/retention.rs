@@ -1,0 +1,348 @@
+//! Retention and legal hold: `caseclerk retention [--dry-run]`, its daily run in the daemon, and
+//! `caseclerk hold` / `caseclerk release`.
+//!
+//! Owns gathering what the retention rules need (ids, states, dates, sizes, each case's status,
+//! last closure and hold — never the content), asking [`crate::core::retention::plan`], erasing
+//! what it names, recording every erasure, and giving the freed pages back:
+//! - a case's content erased is recorded as a `content_erased` event on the case (class, count,
+//!   bytes, rule), through the one event-append function ([`crate::shell::store::record_event`]);
+//!   content on no case, as a row of the append-only `erasures` table. Neither holds the content.
+//!   Events are never updated or deleted.
+//! - the erasure is real: every connection runs with `secure_delete` (freed space is zeroed), the
+//!   database uses incremental auto-vacuum and, after an erasure, [`Store::reclaim`] gives the
+//!   free pages back to the file system and empties the WAL (`wal_checkpoint(TRUNCATE)`), so no
+//!   page image of the content is left in `caseclerk.db` or `caseclerk.db-wal`.
+//!
+//! A legal hold is two events (`hold_placed`, `hold_released`) with the reason and who; the case's
+//! fold carries it ([`crate::core::case::CaseState::hold`]), so `case`, the tracker and the digest
+//! show it, and the rules keep everything of a held case.
+//!
+//! Must not: decide what goes (that is [`crate::core::retention`]); update or delete events; log
+//! or print names, subjects, addresses or content (ids, references, counts and bytes only).
+
+use crate::core::calendar::london_date;
+use crate::core::case::Event;
+use crate::core::records::CaseStatus;
+use crate::core::retention::{self, CaseFacts, Class, Group, Record, Schedule, What};
+use crate::shell::store::{self, Reclaimed, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// Who erasures are recorded as.
+pub const ACTOR: &str = "caseclerk:retention";
+
+/// The `meta` key holding the London date retention last ran on (the daemon's once a day).
+const LAST_RUN: &str = "retention_last_day";
+
+/// The `meta` key set to `yes` while an erasure's WAL could not be emptied (a reader was busy).
+const RECLAIM_PENDING: &str = "retention_reclaim_pending";
+
+/// Why a hold or release was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    #[error("there is no case {0} (see `caseclerk cases`)")]
+    NoCase(String),
+    #[error("give a reason (--reason): a legal hold records why (an inquest, a trial, a request)")]
+    NoReason,
+    #[error(
+        "case {reference} is already under legal hold (placed {since} by {by}: {reason}); nothing to do"
+    )]
+    AlreadyHeld {
+        reference: String,
+        since: String,
+        by: String,
+        reason: String,
+    },
+    #[error("case {0} is not under legal hold; nothing to release")]
+    NotHeld(String),
+    #[error("case {reference} cannot be read: {error}")]
+    Case { reference: String, error: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one run erased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The groups erased, with the ids and bytes actually erased.
+    pub groups: Vec<Group>,
+    pub reclaimed: Reclaimed,
+}
+
+impl Applied {
+    pub fn count(&self) -> usize {
+        self.groups.iter().map(|g| g.ids.len()).sum()
+    }
+}
+
+/// Each case's status, last closure and hold, folded from its status and hold events.
+async fn case_facts(store: &Store) -> Result<BTreeMap<i64, CaseFacts>, StoreError> {
+    let mut facts: BTreeMap<i64, CaseFacts> = store
+        .cases()
+        .await?
+        .into_iter()
+        .map(|c| {
+            let f = CaseFacts {
+                id: c.id,
+                status: c.status,
+                closed_at: None,
+                held: false,
+            };
+            (c.id, f)
+        })
+        .collect();
+    for (case_id, row) in store.retention_events().await? {
+        let Some(f) = facts.get_mut(&case_id) else {
+            continue;
+        };
+        let event: Event = serde_json::from_value(row.data)
+            .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", row.id)))?;
+        match event {
+            Event::StatusChanged { status, .. } => {
+                f.closed_at = (status == CaseStatus::Closed).then_some(row.at)
+            }
+            Event::HoldPlaced { .. } => f.held = true,
+            Event::HoldReleased { .. } => f.held = false,
+            _ => {}
+        }
+    }
+    Ok(facts)
+}
+
+/// Every record that still holds content, summarised for the rules.
+pub async fn gather(store: &Store) -> Result<Vec<Record>, StoreError> {
+    let facts = case_facts(store).await?;
+    let (messages, letters) = store.contents().await?;
+    let case = |id: Option<i64>| id.and_then(|id| facts.get(&id).copied());
+    let mut out = Vec::with_capacity(messages.len() + letters.len());
+    for m in messages {
+        out.push(Record {
+            id: m.id,
+            what: What::Message { state: m.state },
+            case: case(m.case_id),
+            at: m.at,
+            bytes: m.bytes,
+        });
+    }
+    for l in letters {
+        // Settled: no longer waiting to be sent, and, if it was sent, filed in the sent folder
+        // (the filing reads these bytes). A letter refused or imported was never sent.
+        let settled = l.state != "pending" && l.filed;
+        out.push(Record {
+            id: l.id,
+            what: What::Letter { settled },
+            case: case(l.case_id),
+            at: l.at,
+            bytes: l.bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// What retention would erase at `now`.
+pub async fn plan(
+    store: &Store,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) -> Result<Vec<Group>, StoreError> {
+    Ok(retention::plan(schedule, now, &gather(store).await?))
+}
+
+/// Erase what the schedule says goes at `now`, record each erasure, and give the space back.
+pub async fn apply(
+    store: &Store,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) -> Result<Applied, StoreError> {
+    let mut applied = Applied::default();
+    for group in plan(store, schedule, now).await? {
+        let mut tx = store.begin().await?;
+        let mut erased = Group {
+            ids: Vec::new(),
+            bytes: 0,
+            ..group.clone()
+        };
+        for id in &group.ids {
+            let bytes = match group.class {
+                Class::Letter => Store::erase_letter(&mut tx, *id, now).await?,
+                _ => Store::erase_message(&mut tx, *id, now).await?,
+            };
+            if let Some(b) = bytes {
+                erased.ids.push(*id);
+                erased.bytes += b;
+            }
+        }
+        if erased.ids.is_empty() {
+            continue;
+        }
+        let count = erased.ids.len() as i64;
+        match group.case {
+            Some(case_id) => {
+                let event = Event::ContentErased {
+                    class: group.class.as_str().into(),
+                    count,
+                    bytes: erased.bytes,
+                    rule: group.rule.into(),
+                };
+                store::record_event(&mut tx, case_id, now, ACTOR, &event).await?;
+            }
+            None => {
+                Store::record_erasure(
+                    &mut tx,
+                    now,
+                    group.rule,
+                    group.class.as_str(),
+                    count,
+                    erased.bytes,
+                )
+                .await?;
+            }
+        }
+        Store::commit(tx).await?;
+        tracing::info!(
+            rule = group.rule,
+            class = group.class.as_str(),
+            case_id = ?group.case,
+            count,
+            bytes = erased.bytes,
+            "retention erased content"
+        );
+        applied.groups.push(erased);
+    }
+    // After an erasure, or when an earlier one could not empty the WAL: give the pages back
+    // and empty the WAL; if a reader is in the way, the next run tries again.
+    let pending = store.meta(RECLAIM_PENDING).await?.as_deref() == Some("yes");
+    if !applied.groups.is_empty() || pending {
+        applied.reclaimed = store.reclaim().await?;
+        if applied.reclaimed.wal_busy {
+            tracing::warn!(
+                "after erasing, the WAL could not be emptied (a reader was busy); the next run tries again"
+            );
+        }
+        let flag = if applied.reclaimed.wal_busy {
+            "yes"
+        } else {
+            "no"
+        };
+        store.set_meta(RECLAIM_PENDING, flag).await?;
+        // The flag's own write is in the WAL: empty it once more (nothing erased is in it).
+        if !applied.reclaimed.wal_busy {
+            store.reclaim().await?;
+        }
+    }
+    Ok(applied)
+}
+
+/// The daemon's daily run: the first pass of each London day applies the schedule (a failure
+/// is logged and tried again on the next pass, never stopping the pass's mail).
+pub async fn daily(
+    store: &Store,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) -> Result<Option<Applied>, StoreError> {
+    let today = london_date(now).to_string();
+    if store.meta(LAST_RUN).await?.as_deref() == Some(today.as_str()) {
+        return Ok(None);
+    }
+    let applied = apply(store, schedule, now).await?;
+    store.set_meta(LAST_RUN, &today).await?;
+    Ok(Some(applied))
+}
+
+/// `caseclerk retention [--dry-run]`'s listing: grouped by rule, with counts and bytes; ids and
+/// case references only.
+pub fn listing(groups: &[Group], refs: &BTreeMap<i64, String>, done: bool) -> String {
+    let count: usize = groups.iter().map(|g| g.ids.len()).sum();
+    let bytes: i64 = groups.iter().map(|g| g.bytes).sum();
+    let verb = if done { "erased" } else { "would be erased" };
+    let mut out = format!("retention: {count} record(s), {bytes} bytes {verb}\n");
+    let mut rule = "";
+    for g in groups {
+        if g.rule != rule {
+            rule = g.rule;
+            let n: usize = groups
+                .iter()
+                .filter(|x| x.rule == rule)
+                .map(|x| x.ids.len())
+                .sum();
+            out.push_str(&format!("\n{rule} ({n}): {}\n", g.reason));
+        }
+        let whose = match g.case {
+            Some(id) => refs
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| format!("case {id}")),
+            None => "no case".into(),
+        };
+        let table = if g.class == Class::Letter {
+            "letters"
+        } else {
+            "messages"
+        };
+        let ids: Vec<String> = g.ids.iter().map(i64::to_string).collect();
+        out.push_str(&format!(
+            "  {whose}: {} × {}, {} bytes: {table} {}\n",
+            g.ids.len(),
+            g.class.as_str(),
+            g.bytes,
+            ids.join(", ")
+        ));
+    }
+    out
+}
+
+/// Case references by id (for [`listing`]).
+pub async fn references(store: &Store) -> Result<BTreeMap<i64, String>, StoreError> {
+    Ok(store
+        .cases()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.reference))
+        .collect())
+}
+
+/// `caseclerk hold <case> --reason …` (`place`) or `caseclerk release <case> --reason …`.
+pub async fn set_hold(
+    store: &Store,
+    reference: &str,
+    place: bool,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HoldError> {
+    if reason.trim().is_empty() {
+        return Err(HoldError::NoReason);
+    }
+    let case = store
+        .case_by_ref(reference)
+        .await?
+        .ok_or_else(|| HoldError::NoCase(reference.to_string()))?;
+    let state = crate::core::case::fold_rows(&store.events(case.id).await?).map_err(|e| {
+        HoldError::Case {
+            reference: reference.to_string(),
+            error: e.to_string(),
+        }
+    })?;
+    let event = match (place, &state.hold) {
+        (true, Some(h)) => {
+            return Err(HoldError::AlreadyHeld {
+                reference: reference.to_string(),
+                since: crate::core::calendar::short_instant(h.since),
+                by: h.by.clone(),
+                reason: h.reason.clone(),
+            });
+        }
+        (false, None) => return Err(HoldError::NotHeld(reference.to_string())),
+        (true, None) => Event::HoldPlaced {
+            reason: reason.to_string(),
+        },
+        (false, Some(_)) => Event::HoldReleased {
+            reason: reason.to_string(),
+        },
+    };
+    let mut tx = store.begin().await?;
+    store::record_event(&mut tx, case.id, now, actor, &event).await?;
+    Store::commit(tx).await?;
+    tracing::info!(case = %reference, kind = event.kind(), "legal hold changed");
+    Ok(())
+}

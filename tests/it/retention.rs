@@ -1,0 +1,561 @@
+//! Retention, real erasure and legal hold (issue 14), on the server-free harness: a phrase planted
+//! in a referral and carried into its letters is in the database file before retention and
+//! nowhere in it (nor in its WAL) after; a held case keeps its mail until released; an open case
+//! is never erased; every erasure is recorded without its content; a schedule shorter than its
+//! floors is refused, every problem at once.
+
+use crate::review::{Review, london};
+use crate::support::{self, REFERRER, SHARED};
+use caseclerk::core::records::CaseStatus;
+use caseclerk::shell::config::{self, Needs};
+use caseclerk::shell::retention;
+use caseclerk::shell::store::Store;
+use chrono::{DateTime, Duration, Utc};
+
+const PHRASE: &str = "Zanzibar-Quillfeather-4417";
+
+/// A referral carrying `PHRASE` in its subject, its text and a text attachment.
+fn planted_referral(id: &str) -> Vec<u8> {
+    format!(
+        "From: Dr Test Referrer <{REFERRER}>\r\n\
+         To: {SHARED}\r\n\
+         Subject: Referral for a rapid review {PHRASE}\r\n\
+         Message-ID: <{id}>\r\n\
+         Date: Mon, 5 Jan 2026 09:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+         \r\n\
+         --b1\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Please consider this referral for a rapid review. The child is {PHRASE}.\r\n\
+         --b1\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Disposition: attachment; filename=\"notes.txt\"\r\n\
+         \r\n\
+         Chronology notes: {PHRASE} seen at home.\r\n\
+         --b1--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Standard base64 of `bytes` (to find the phrase inside a re-encoded attachment too).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The forms the phrase can take in stored bytes: as written, and base64 at each of the three
+/// alignments (the middle of each encoding, which does not depend on its neighbours).
+fn forms() -> Vec<Vec<u8>> {
+    let mut out = vec![PHRASE.as_bytes().to_vec()];
+    for pad in 0..3 {
+        let mut b = vec![b'x'; pad];
+        b.extend_from_slice(PHRASE.as_bytes());
+        let enc = base64(&b);
+        let skip = (pad * 4).div_ceil(3) + 2;
+        out.push(enc.as_bytes()[skip..enc.len() - 4].to_vec());
+    }
+    out
+}
+
+/// Where the phrase is found: in the database file and in its `-wal`.
+fn found_in(db: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in [
+        db.to_path_buf(),
+        std::path::PathBuf::from(format!("{}-wal", db.display())),
+    ] {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        for (i, form) in forms().iter().enumerate() {
+            if bytes.windows(form.len()).any(|w| w == form.as_slice()) {
+                found.push(format!("{} (form {i})", file.display()));
+            }
+        }
+    }
+    found
+}
+
+/// A review without the daily digest (so time can jump a year in one pass), with a short
+/// schedule.
+async fn review() -> Review {
+    Review::with("bury", |cfg| {
+        cfg.remove("digest");
+        let mut r = toml::Table::new();
+        r.insert("closed_case_years".into(), 1.into());
+        r.insert("letter_days".into(), 30.into());
+        cfg.insert("retention".into(), r.into());
+    })
+    .await
+}
+
+/// The referral arrives, its letters go, and the case is closed at `closed`.
+async fn closed_case(r: &mut Review, id: &str, closed: &str) -> String {
+    r.receive(&planted_referral(id), "2026-01-05 10:00").await;
+    let reference = r.last.opened.first().cloned().expect("a case opened");
+    r.at("2026-01-07 10:00").await;
+    let store = &r.engine.store;
+    caseclerk::shell::operator::set_status(
+        store,
+        &reference,
+        true,
+        "no review",
+        "test",
+        london(closed),
+    )
+    .await
+    .unwrap();
+    // The letters were filed in the shared mailbox's sent folder (the recording transport has
+    // none): only a filed letter may lose its bytes.
+    for l in store.letters(None).await.unwrap() {
+        store.mark_filed(l.id, london(closed)).await.unwrap();
+    }
+    reference
+}
+
+#[tokio::test]
+async fn a_phrase_planted_in_a_referral_and_its_letters_is_gone_from_the_file_after_retention() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "planted.1@hospital.test", "2026-02-02 10:00").await;
+    let db = r.engine.cfg.database.clone();
+    let store = r.engine.store.clone();
+    let letters = store.letters(None).await.unwrap();
+    assert!(!letters.is_empty(), "the referral was answered");
+    assert!(
+        letters.iter().any(|l| forms()
+            .iter()
+            .any(|f| l.raw.windows(f.len()).any(|w| w == f.as_slice()))),
+        "a letter carries the phrase (the referral forwarded)"
+    );
+    assert!(
+        !found_in(&db).is_empty(),
+        "the phrase is in the database before erasure"
+    );
+
+    // A year and a day after closure the daemon's first pass of the day applies retention.
+    r.at("2027-02-03 10:00").await;
+
+    assert_eq!(
+        found_in(&db),
+        Vec::<String>::new(),
+        "the phrase is gone from the file and the WAL"
+    );
+    // The metadata stays: the letters' rows, steps and states; the case's history.
+    let after = store.letters(None).await.unwrap();
+    assert_eq!(after.len(), letters.len());
+    assert!(after.iter().all(|l| l.raw.is_empty() && !l.step.is_empty()));
+    let report = r.report(&reference).await;
+    assert!(report.contains("retention erased"), "{report}");
+    assert!(
+        report.contains("case_mail") && report.contains("closed_case_mail"),
+        "{report}"
+    );
+    assert!(
+        report.contains("letter") && report.contains("closed_case_letter"),
+        "{report}"
+    );
+    assert!(!report.contains(PHRASE));
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+
+    // Reopened, the case cannot send an erased letter again: the sent folder has its copy.
+    let now = r.now();
+    let ops = caseclerk::shell::operator::set_status;
+    ops(&store, &reference, false, "new information", "test", now)
+        .await
+        .unwrap();
+    let e = caseclerk::shell::operator::resend(
+        &r.engine.cfg,
+        &store,
+        &reference,
+        after[0].id,
+        None,
+        "lost",
+        "test",
+        now,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("erased under the retention schedule"), "{e}");
+}
+
+#[tokio::test]
+async fn a_held_closed_case_keeps_its_mail_past_retention_until_the_hold_is_released() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "held.1@hospital.test", "2026-02-02 10:00").await;
+    let store = r.engine.store.clone();
+    let cfg = r.engine.cfg.clone();
+    let placed = london("2026-03-01 10:00");
+    retention::set_hold(
+        &store,
+        &reference,
+        true,
+        "coroner's inquest",
+        "operator:test",
+        placed,
+    )
+    .await
+    .unwrap();
+
+    let later = london("2028-06-01 10:00");
+    assert!(
+        retention::plan(&store, &cfg.retention, later)
+            .await
+            .unwrap()
+            .iter()
+            .all(|g| g.case.is_none())
+    );
+    retention::apply(&store, &cfg.retention, later)
+        .await
+        .unwrap();
+    assert!(
+        !found_in(&cfg.database).is_empty(),
+        "the held case's mail is still there"
+    );
+    let referral = store.message_raw(1).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&referral).contains(PHRASE));
+
+    // Visible where people look: the case, the tracker, the digest.
+    let report = r.report(&reference).await;
+    assert!(
+        report.contains("LEGAL HOLD since") && report.contains("coroner's inquest"),
+        "{report}"
+    );
+    let snap = caseclerk::shell::snapshot::gather(&cfg, &store, later, later - Duration::days(1))
+        .await
+        .unwrap();
+    let tracker = caseclerk::core::export::rows(&snap, &cfg.process, None);
+    let csv = caseclerk::core::export::csv(&tracker);
+    assert!(csv.lines().next().unwrap().ends_with("Legal hold"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with("2026-03-01"), "{csv}");
+    let digest = caseclerk::core::digest::build(&snap, &cfg.calendar).unwrap();
+    let line = digest.legal_holds.expect("the digest names the held case");
+    assert!(
+        line.contains(&reference) && !line.contains("inquest"),
+        "{line}"
+    );
+
+    retention::set_hold(
+        &store,
+        &reference,
+        false,
+        "inquest concluded",
+        "operator:test",
+        later,
+    )
+    .await
+    .unwrap();
+    let applied = retention::apply(&store, &cfg.retention, later)
+        .await
+        .unwrap();
+    // The freed pages went back to the file system: none is left on the free list.
+    assert!(applied.reclaimed.pages > 0, "{:?}", applied.reclaimed);
+    assert_eq!(pragma(&cfg.database, "PRAGMA freelist_count").await, 0);
+    assert!(
+        applied
+            .groups
+            .iter()
+            .any(|g| g.case.is_some() && g.rule == "closed_case_mail")
+    );
+    assert_eq!(found_in(&cfg.database), Vec::<String>::new());
+}
+
+/// A `PRAGMA`'s value, read on a connection of its own.
+async fn pragma(db: &std::path::Path, sql: &'static str) -> i64 {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let v: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    v
+}
+
+#[tokio::test]
+async fn a_database_made_without_incremental_vacuum_is_converted_when_opened() {
+    let dir = std::env::temp_dir().join(format!("caseclerk-vacuum-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("old.db");
+    let _ = std::fs::remove_file(&db);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE before_us (x BLOB); INSERT INTO before_us VALUES (zeroblob(100000));",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(
+        pragma(&db, "PRAGMA auto_vacuum").await,
+        0,
+        "made without it"
+    );
+    let store = Store::open(&db).await.unwrap();
+    store.close().await;
+    assert_eq!(
+        pragma(&db, "PRAGMA auto_vacuum").await,
+        2,
+        "incremental after opening"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_open_case_is_never_erased_however_old() {
+    let mut r = review().await;
+    r.receive(
+        &planted_referral("open.1@hospital.test"),
+        "2026-01-05 10:00",
+    )
+    .await;
+    let store = r.engine.store.clone();
+    let cfg = r.engine.cfg.clone();
+    let far = london("2126-01-01 10:00");
+    let plan = retention::plan(&store, &cfg.retention, far).await.unwrap();
+    assert!(plan.iter().all(|g| g.case.is_none()), "{plan:?}");
+    retention::apply(&store, &cfg.retention, far).await.unwrap();
+    let referral = store.message_raw(1).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&referral).contains(PHRASE));
+    assert!(
+        store
+            .letters(None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| !l.raw.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn mail_on_no_case_is_erased_on_its_own_schedule_and_recorded_in_erasures() {
+    let mut r = review().await;
+    // Mail nobody can place: listed for a person.
+    let raw = format!(
+        "From: someone@elsewhere.test\r\nTo: {SHARED}\r\nSubject: hello {PHRASE}\r\n\
+         Message-ID: <stray.1@elsewhere.test>\r\nContent-Type: text/plain\r\n\r\nJust saying {PHRASE}.\r\n"
+    );
+    r.receive(raw.as_bytes(), "2026-01-05 10:00").await;
+    let store = r.engine.store.clone();
+    let cfg = r.engine.cfg.clone();
+    let state = store.message_state(1).await.unwrap().unwrap();
+    assert_eq!(state, ("triage".to_string(), None));
+    let before = london("2026-12-31 10:00");
+    assert!(
+        retention::plan(&store, &cfg.retention, before)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after = london("2027-01-06 10:00");
+    let groups = retention::plan(&store, &cfg.retention, after)
+        .await
+        .unwrap();
+    let refs = retention::references(&store).await.unwrap();
+    let listing = retention::listing(&groups, &refs, false);
+    assert!(
+        listing.contains("triage_expired") && listing.contains("messages 1"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(PHRASE) && !listing.contains("hello") && !listing.contains("elsewhere")
+    );
+
+    retention::apply(&store, &cfg.retention, after)
+        .await
+        .unwrap();
+    assert_eq!(found_in(&cfg.database), Vec::<String>::new());
+    let erasures = store.erasures().await.unwrap();
+    assert_eq!(erasures.len(), 1);
+    let (_, rule, class, count, bytes) = &erasures[0];
+    assert_eq!(
+        (rule.as_str(), class.as_str(), *count),
+        ("triage_expired", "triage_mail", 1)
+    );
+    assert_eq!(*bytes, raw.len() as i64);
+    // The row stays, empty (so it is never stored again), and leaves the triage list.
+    assert!(store.triage().await.unwrap().is_empty());
+    assert_eq!(store.message_raw(1).await.unwrap().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn the_erasures_record_refuses_to_be_changed_or_deleted() {
+    let r = review().await;
+    let db = r.engine.cfg.database.clone();
+    let mut tx = r.engine.store.begin().await.unwrap();
+    let at: DateTime<Utc> = london("2026-01-05 10:00");
+    Store::record_erasure(&mut tx, at, "triage_expired", "triage_mail", 1, 10)
+        .await
+        .unwrap();
+    Store::commit(tx).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    for sql in ["UPDATE erasures SET count = 0", "DELETE FROM erasures"] {
+        let e = sqlx::query(sql).execute(&pool).await.unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_hold_is_refused_twice_a_release_without_a_hold_and_an_unknown_case() {
+    let mut r = review().await;
+    let reference = r.referral_at("2026-01-05 10:00").await;
+    let store = r.engine.store.clone();
+    let now = london("2026-01-06 10:00");
+    let hold = |place, reference: &str, reason: &str| {
+        let store = store.clone();
+        let (reference, reason) = (reference.to_string(), reason.to_string());
+        async move {
+            retention::set_hold(&store, &reference, place, &reason, "operator:test", now)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    assert!(
+        hold(false, &reference, "x")
+            .await
+            .unwrap_err()
+            .contains("is not under legal hold")
+    );
+    assert!(
+        hold(true, "RR-1999-0001", "x")
+            .await
+            .unwrap_err()
+            .contains("there is no case")
+    );
+    assert!(
+        hold(true, &reference, " ")
+            .await
+            .unwrap_err()
+            .contains("give a reason")
+    );
+    hold(true, &reference, "subject access request")
+        .await
+        .unwrap();
+    let e = hold(true, &reference, "again").await.unwrap_err();
+    assert!(
+        e.contains("already under legal hold") && e.contains("subject access request"),
+        "{e}"
+    );
+    hold(false, &reference, "answered").await.unwrap();
+    let state = r.state(&reference).await;
+    assert_eq!((state.hold, state.status), (None, CaseStatus::Open));
+}
+
+#[test]
+fn a_schedule_shorter_than_its_floors_is_refused_every_problem_at_once() {
+    let dir = std::env::temp_dir().join(format!("caseclerk-retention-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    support::write_secret(&dir.join("password"), support::PASSWORD);
+    let mut cfg = support::config_for("bury", &dir);
+    let mut r = toml::Table::new();
+    r.insert("closed_case_years".into(), 0.into());
+    r.insert("letter_days".into(), 7.into());
+    r.insert("triage_days".into(), 14.into());
+    r.insert("other_mail_days".into(), (-1).into());
+    cfg.insert("retention".into(), r.into());
+    let path = dir.join("caseclerk.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let e = config::load(&path, Needs::NoSecrets)
+        .unwrap_err()
+        .to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    for part in [
+        "[retention] closed_case_years = 0 is shorter than the shortest allowed, 1 year(s)",
+        "[retention] letter_days = 7 is shorter than the shortest allowed, 30 days",
+        "[retention] triage_days = 14 is shorter than the shortest allowed, 90 days",
+        "[retention] other_mail_days = -1 must be a whole number",
+    ] {
+        assert!(e.contains(part), "missing {part:?} in:\n{e}");
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_holds_lists_by_rule_without_content_releases_and_erases() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "cli.1@hospital.test", "2026-02-02 10:00").await;
+    let file = r.engine.cfg.file.clone();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+            .arg("--config")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let hold = [
+        "hold",
+        &reference,
+        "--reason",
+        "criminal trial",
+        "--by",
+        "clerk",
+    ];
+    let (code, said) = run(&hold);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("under legal hold"), "{said}");
+    let (code, said) = run(&hold);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("already under legal hold") && said.contains("operator:clerk"),
+        "{said}"
+    );
+
+    let later = ["--now", "2027-06-01T10:00:00Z"];
+    let (code, said) = run(&[&["retention", "--dry-run"], &later[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.starts_with("retention: 0 record(s), 0 bytes would be erased"),
+        "{said}"
+    );
+
+    let (code, said) = run(&["release", &reference, "--reason", "trial over"]);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = run(&[&["retention", "--dry-run"], &later[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("closed_case_mail (") && said.contains(&format!("  {reference}: ")),
+        "{said}"
+    );
+    assert!(said.contains("closed_case_letter ("), "{said}");
+    for private in [PHRASE, "Referral for", "hospital.test", "Dr Test"] {
+        assert!(
+            !said.contains(private),
+            "the listing shows {private:?}:\n{said}"
+        );
+    }
+    assert!(
+        !found_in(&r.engine.cfg.database).is_empty(),
+        "a dry run erases nothing"
+    );
+
+    let (code, said) = run(&[&["retention"], &later[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("bytes erased") && said.contains("the WAL is emptied"),
+        "{said}"
+    );
+    assert_eq!(found_in(&r.engine.cfg.database), Vec::<String>::new());
+}
