@@ -4,20 +4,11 @@
 //! restored database has everything the backup had (`caseclerk case` finds the case again).
 
 use crate::review::Review;
+use crate::support::cli as caseclerk;
 use caseclerk::shell::store::Store;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn caseclerk(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caseclerk"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("caseclerk runs")
-}
+use std::process::Command;
 
 async fn counts(db: &Path) -> (i64, i64, i64, i64) {
     let store = Store::open_read_only(db).await.unwrap();

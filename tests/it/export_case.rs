@@ -5,31 +5,13 @@
 
 use crate::full_reviews::{ICB_REP, LA_REP, POLICE, POLICE_REP};
 use crate::review::{Reply, Review};
+use crate::support::{cli as caseclerk, said};
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 /// A Word document's first bytes ("PK…return content"), base64.
 const DOCX_B64: &str = "UEsDBBQAAAAIAHJldHVybiBjb250ZW50";
-
-fn caseclerk(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caseclerk"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("caseclerk runs")
-}
-
-fn said(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Every file under `dir`, relative, sorted.
 fn files(dir: &Path) -> Vec<PathBuf> {

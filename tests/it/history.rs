@@ -6,30 +6,13 @@
 
 use crate::full_reviews::{ICB_REP, LA_REP, POLICE_REP};
 use crate::review::Review;
+use crate::support::{cli as caseclerk, said};
 use caseclerk::shell::store::Store;
 use caseclerk::shell::verify::{self, Finding};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn caseclerk(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caseclerk"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("caseclerk runs")
-}
-
-fn said(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use std::process::Command;
 
 /// `sqlite3 <db> <sql>`, as an attacker with the file would run it.
 fn sqlite3(db: &Path, sql: &str) {

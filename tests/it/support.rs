@@ -578,6 +578,26 @@ pub fn header(raw: &[u8], name: &str) -> Option<String> {
     })
 }
 
+/// Run the `caseclerk` binary with this configuration and arguments (no `RUST_LOG`), and wait.
+pub fn cli(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("caseclerk runs")
+}
+
+/// What a command printed, stdout then stderr.
+pub fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Write a secret's file as an operator must: readable by its owner only (caseclerk refuses one
 /// every user may read).
 pub fn write_secret(path: &Path, text: &str) {
