@@ -336,3 +336,45 @@ async fn a_letter_in_doubt_waits_while_the_sent_folder_cannot_be_searched_but_an
     assert_eq!(store.in_doubt_count(ids[0]).await.unwrap(), 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_engine_asks_to_be_woken_when_a_letter_in_doubt_has_waited_out_its_grace() {
+    // The daemon's loop sleeps until the pass's `next_wake`: were the end of the grace not among
+    // the wake-ups, a letter in doubt would wait for whatever woke the daemon next (a day, on a
+    // quiet mailbox) before being looked up and, if the server never took it, sent.
+    let mut review = crate::review::Review::with("bury", |cfg| {
+        let mailbox = cfg["mailbox"].as_table_mut().expect("[mailbox]");
+        mailbox.insert("sent_copy".into(), "server".into());
+        mailbox.insert("in_doubt_grace_seconds".into(), 300.into());
+    })
+    .await;
+    let intent = crate::review::london("2026-01-05 09:00");
+    review.at("2026-01-05 09:00").await;
+    let store = review.engine.store.clone();
+    let mut tx = store.begin().await.unwrap();
+    let mut died = letter(0);
+    died.due_at = intent;
+    let id = outbox::enqueue(&mut tx, &died, intent)
+        .await
+        .unwrap()
+        .unwrap();
+    Store::commit(tx).await.unwrap();
+    // The daemon recorded its intent, handed the letter over and died before the outcome.
+    let mut conn = store.send_connection().await.unwrap();
+    conn.mark_sending(id, intent).await.unwrap();
+    drop(conn);
+
+    let report = review.at("2026-01-05 09:01").await;
+    assert_eq!(report.sent.recheck_at, Some(intent + Duration::minutes(5)));
+    assert_eq!(
+        report.next_wake,
+        Some(intent + Duration::minutes(5)),
+        "the next wake-up is the end of the letter's grace"
+    );
+    assert!(review.mail.sent().is_empty(), "nothing handed over again");
+    assert_eq!(
+        state(&store, id).await,
+        OutboxState::Pending,
+        "not sent again yet"
+    );
+}

@@ -10,6 +10,7 @@ use caseclerk::core::records::CaseStatus;
 use caseclerk::shell::config::{self, Needs};
 use caseclerk::shell::retention;
 use caseclerk::shell::store::Store;
+use caseclerk::shell::verify::{self, Finding};
 use chrono::{DateTime, Duration, Utc};
 
 const PHRASE: &str = "Zanzibar-Quillfeather-4417";
@@ -275,6 +276,56 @@ async fn a_held_closed_case_keeps_its_mail_past_retention_until_the_hold_is_rele
 }
 
 /// A `PRAGMA`'s value, read on a connection of its own.
+#[tokio::test]
+async fn the_history_still_verifies_after_a_hold_a_release_and_an_erasure() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "chained.1@hospital.test", "2026-02-02 10:00").await;
+    let store = r.engine.store.clone();
+    let cfg = r.engine.cfg.clone();
+    let placed = london("2026-03-01 10:00");
+    retention::set_hold(&store, &reference, true, "inquest", "operator:test", placed)
+        .await
+        .unwrap();
+    // A chain head recorded before the erasure anchors the history the erasure must not touch.
+    verify::record_head_if_due(&store, placed).await.unwrap();
+    let before = store.chain_heads().await.unwrap().len();
+    assert!(before > 0, "a chain head was recorded before the erasure");
+    let later = london("2028-06-01 10:00");
+    retention::set_hold(
+        &store,
+        &reference,
+        false,
+        "concluded",
+        "operator:test",
+        later,
+    )
+    .await
+    .unwrap();
+    let applied = retention::apply(&store, &cfg.retention, later)
+        .await
+        .unwrap();
+    assert!(
+        applied.groups.iter().any(|g| g.case.is_some()),
+        "the released case's mail was erased: {applied:?}"
+    );
+    let case = store.case_by_ref(&reference).await.unwrap().unwrap();
+    let events = store.events(case.id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    for kind in ["hold_placed", "hold_released", "content_erased"] {
+        assert!(kinds.contains(&kind), "{kind} was recorded: {kinds:?}");
+    }
+
+    match verify::verify(&store).await.unwrap() {
+        Finding::Intact { heads, .. } => {
+            assert_eq!(heads, before, "the heads recorded before match")
+        }
+        broken => panic!(
+            "the history still verifies after erasure: {}",
+            broken.render()
+        ),
+    }
+}
+
 async fn pragma(db: &std::path::Path, sql: &'static str) -> i64 {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
