@@ -2258,25 +2258,15 @@ impl Store {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        let bytes: Option<i64> = sqlx::query_scalar(
+        Self::erase_content(
+            tx,
             "SELECT LENGTH(raw) FROM messages WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
-        )
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if bytes.is_none() {
-            return Ok(None);
-        }
-        sqlx::query(
             "UPDATE messages SET raw = ?, verdict = NULL, erased_at = ? \
              WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
+            id,
+            now,
         )
-        .bind(Vec::<u8>::new())
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(bytes)
+        .await
     }
 
     /// Erase a letter's rendered bytes (and the server's last answer about it). Returns how many
@@ -2286,24 +2276,40 @@ impl Store {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        let bytes: Option<i64> = sqlx::query_scalar(
+        Self::erase_content(
+            tx,
             "SELECT LENGTH(raw) FROM outbox WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
+            "UPDATE outbox SET raw = ?, last_error = NULL, erased_at = ? \
+             WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
+            id,
+            now,
         )
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        .await
+    }
+
+    /// The one way content is erased: `size` (binding the id) says how many bytes the row still
+    /// holds, and `erase` (binding empty bytes, the instant, the id) empties it with the same
+    /// guard, so a row that may not be erased is neither measured nor touched.
+    async fn erase_content(
+        tx: &mut Tx<'_>,
+        size: &'static str,
+        erase: &'static str,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let bytes: Option<i64> = sqlx::query_scalar(size)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
         if bytes.is_none() {
             return Ok(None);
         }
-        sqlx::query(
-            "UPDATE outbox SET raw = ?, last_error = NULL, erased_at = ? \
-             WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
-        )
-        .bind(Vec::<u8>::new())
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(erase)
+            .bind(Vec::<u8>::new())
+            .bind(ts(now))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
         Ok(bytes)
     }
 
