@@ -21,7 +21,9 @@
 //!     `holiday_data_ending`, [`crate::core::health::holiday_data`], with its threshold).
 //!
 //! A day with nothing in any section has no sections (`nothing_to_do`): the templates say so in
-//! one line.
+//! one line. Every digest, quiet or not, ends with the history's head (the last event's id and
+//! hash) and the `caseclerk verify --head` command that checks it: a copy of the chain's end in
+//! the business unit's mail every working day, out of reach of someone with the database file.
 //!
 //! What it shows: case references, areas, agency names and their contacts' names and phone
 //! numbers from the directory, directory names of voters, step and deadline names, dates. Never a
@@ -66,6 +68,16 @@ pub struct Digest {
     /// One line naming the cases under legal hold, by reference and since when (never the
     /// reason, which may name people); `None` when no case is held.
     pub legal_holds: Option<String>,
+    /// The history's head, for a record of it outside the server (`None`: no events yet);
+    /// `caseclerk verify --head <event>:<hash>` checks the history still leads to it.
+    pub history_head: Option<HistoryHead>,
+}
+
+/// The last event's id and hash when the digest was built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryHead {
+    pub event: i64,
+    pub hash: String,
 }
 
 /// The subject's summary: the first sections' tags, and how many more there are.
@@ -351,6 +363,10 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
         subject,
         sections,
         legal_holds: legal_holds(&s),
+        history_head: snap.history_head.as_ref().map(|(event, hash)| HistoryHead {
+            event: *event,
+            hash: hash.clone(),
+        }),
     })
 }
 
@@ -1162,6 +1178,7 @@ mod tests {
             },
             smtp: MailboxHealth::default(),
             problems: Vec::new(),
+            history_head: None,
         };
         let (data, d) = built(&snap, &world.calendar);
         assert!(data.nothing_to_do);
@@ -1174,6 +1191,42 @@ mod tests {
         assert_eq!(d.text.lines().count(), 1);
         assert!(d.subject.ends_with("nothing to do"), "{}", d.subject);
         check_balanced(&d.html).unwrap();
+    }
+
+    #[test]
+    fn the_digest_carries_the_history_head_so_a_copy_of_it_leaves_the_server_each_day() {
+        let world = World::new();
+        let mut snap = fixture::snapshot(&world);
+        let (data, d) = built(&snap, &world.calendar);
+        assert_eq!(data.history_head, None, "no events, no line");
+        assert!(!d.text.contains("History check"), "{}", d.text);
+        let hash = "0123456789abcdef".repeat(4);
+        snap.history_head = Some((42, hash.clone()));
+        let (data, d) = built(&snap, &world.calendar);
+        assert_eq!(
+            data.history_head,
+            Some(HistoryHead {
+                event: 42,
+                hash: hash.clone()
+            })
+        );
+        let head = format!("event 42, SHA-256 {hash}");
+        let command = format!("caseclerk verify --head 42:{hash}");
+        assert!(
+            d.text
+                .contains(&format!("History check (keep this email): {head}.")),
+            "{}",
+            d.text
+        );
+        assert!(d.text.contains(&command), "{}", d.text);
+        assert!(d.html.contains(&head), "{}", d.html);
+        assert!(d.html.contains(&command), "{}", d.html);
+        check_balanced(&d.html).unwrap();
+        // A quiet day carries it too: the record outside the server is daily.
+        let mut quiet = quiet_day(fixture::now());
+        quiet.history_head = Some((42, hash));
+        let (_, d) = built(&quiet, &world.calendar);
+        assert!(d.text.contains(&head), "{}", d.text);
     }
 
     /// England & Wales bank holidays of 2026 only: data that runs out on Thu 31 Dec 2026.
@@ -1190,6 +1243,7 @@ mod tests {
 
     fn quiet_day(now: DateTime<Utc>) -> Snapshot {
         Snapshot {
+            history_head: None,
             now,
             since: now - Duration::days(1),
             partnership: "Bury Safeguarding Partnership".into(),

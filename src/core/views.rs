@@ -381,6 +381,9 @@ pub struct Snapshot {
     pub smtp: MailboxHealth,
     /// Cases whose history cannot be read at all (reference: why).
     pub problems: Vec<String>,
+    /// The history's head when gathered: the last event's id and hash (`None`: no events yet).
+    /// The digest carries it, so a copy of the chain's end leaves the server every day.
+    pub history_head: Option<(i64, String)>,
 }
 
 /// The category of a stored mailbox error, without the server's words.
@@ -787,6 +790,7 @@ pub fn assemble(
         mailbox,
         smtp: MailboxHealth::default(),
         problems,
+        history_head: None,
     }
 }
 
@@ -1312,6 +1316,7 @@ pub(crate) mod fixture {
         let views: Vec<CaseView> = cases().iter().map(|c| c.view(&ctx, now())).collect();
         let letters: Vec<LetterSummary> = cases().into_iter().flat_map(|c| c.letters).collect();
         Snapshot {
+            history_head: None,
             now: now(),
             since: since(),
             partnership: "Bury Safeguarding Partnership".into(),

@@ -120,7 +120,12 @@ enum Command {
     /// every recorded chain head. Prints OK with the counts and the head's hash, or names the
     /// first broken link (event, case reference, what is wrong) and exits 4. Read-only: works on
     /// a backup or a read-only copy.
-    Verify,
+    Verify {
+        /// Also check a head kept outside the database — the "History check" line of a digest,
+        /// or a logged chain head — given as EVENT:SHA256 (repeatable).
+        #[arg(long = "head", value_name = "EVENT:SHA256")]
+        heads: Vec<String>,
+    },
     /// Write everything held about one case into a new folder, for a subject access or disclosure
     /// decision: every message linked to it (as received, attachments extracted), every letter
     /// (the bytes sent), its history with hashes, its particulars, and a README with a SHA-256 of
@@ -637,7 +642,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Retention(c) => retention(config, c).await,
         cmd @ (Command::Backup { .. }
         | Command::Restore { .. }
-        | Command::Verify
+        | Command::Verify { .. }
         | Command::ExportCase { .. }) => data_protection(config, cmd).await,
         Command::Export {
             format,
@@ -865,7 +870,7 @@ async fn data_protection(config: &Option<PathBuf>, cmd: &Command) -> Result<(), 
         Command::Restore { file, age_identity } => {
             restore(config, file, age_identity.as_deref()).await
         }
-        Command::Verify => verify(config).await,
+        Command::Verify { heads } => verify(config, heads).await,
         Command::ExportCase { reference, dir } => export_case(config, reference, dir).await,
         other => Err(Failure::Work(format!(
             "{other:?} is not a data protection command"
@@ -936,10 +941,26 @@ async fn restore(
 }
 
 /// `caseclerk verify`: the history's chain checked, read-only; exit 4 when it is broken.
-async fn verify(config: &Option<PathBuf>) -> Result<(), Failure> {
+async fn verify(config: &Option<PathBuf>, heads: &[String]) -> Result<(), Failure> {
+    let given = heads
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .and_then(|(id, hash)| Some((id.trim().parse::<i64>().ok()?, hash.trim().to_lowercase())))
+                .filter(|(_, hash)| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "--head {h}: give it as EVENT:SHA256, e.g. 1234:{} (the digest's History check line)",
+                        "0".repeat(64)
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let cfg = load(config, Needs::NoSecrets)?;
     let store = Store::open_read_only(&cfg.database).await.map_err(work)?;
-    let finding = crate::shell::verify::verify(&store).await.map_err(work)?;
+    let finding = crate::shell::verify::verify_against(&store, &given)
+        .await
+        .map_err(work)?;
     store.close().await;
     println!("{}", finding.render());
     match finding {

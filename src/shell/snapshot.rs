@@ -81,6 +81,7 @@ pub async fn gather(
             last_error: m.last_error,
         };
     }
+    snap.history_head = store.history_head().await?;
     Ok(snap)
 }
 

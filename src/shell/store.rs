@@ -1299,6 +1299,16 @@ impl Store {
         }))
     }
 
+    /// The history's head now: the last event's id and hash (`None`: no events, or the last one
+    /// not hashed yet).
+    pub async fn history_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let last: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(last.and_then(|(id, hash)| Some((id, hash?))))
+    }
+
     /// When the last chain head was recorded (`None`: never).
     pub async fn last_chain_head_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<String> =

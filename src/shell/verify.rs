@@ -49,6 +49,12 @@ impl Finding {
 
 /// Check the whole chain and every recorded chain head.
 pub async fn verify(store: &Store) -> Result<Finding, StoreError> {
+    verify_against(store, &[]).await
+}
+
+/// Check the whole chain, every recorded chain head, and each head kept outside the database
+/// (`given`: event id and hash, e.g. from a digest email or the journal).
+pub async fn verify_against(store: &Store, given: &[(i64, String)]) -> Result<Finding, StoreError> {
     let mut v = Verifier::default();
     if let Err(b) = store.each_chained_event(|link| v.push(link)).await? {
         return Ok(Finding::Broken(broken(store, &b).await?));
@@ -66,6 +72,18 @@ pub async fn verify(store: &Store) -> Result<Finding, StoreError> {
                 crate::shell::store::ts(h.at),
                 h.event_id,
                 h.hash
+            )));
+        }
+    }
+    for (event_id, hash) in given {
+        let stored = store.event_hash(*event_id).await?.flatten();
+        let head = Head {
+            event_id: *event_id,
+            hash,
+        };
+        if let Err(why) = chain::check_head(&head, stored.as_deref()) {
+            return Ok(Finding::Broken(format!(
+                "the head you gave (event {event_id}, sha256 {hash}) does not match: {why}"
             )));
         }
     }

@@ -307,3 +307,48 @@ async fn an_event_inserted_around_caseclerk_is_named_and_caseclerk_keeps_working
         said(&out)
     );
 }
+
+#[tokio::test]
+async fn the_digest_s_history_check_catches_a_history_cut_off_together_with_its_recorded_heads() {
+    let (review, _) = a_review().await;
+    let (db, config) = copy_of(&review, "anchored");
+    // The digest carries the head and the command that checks it.
+    let out = caseclerk(&config, &["digest", "--now", "2026-08-25T08:00:00Z"]);
+    assert!(out.status.success(), "{}", said(&out));
+    let digest = said(&out);
+    let command = digest
+        .split('`')
+        .find(|s| s.starts_with("caseclerk verify --head "))
+        .unwrap_or_else(|| panic!("no history check in the digest:\n{digest}"))
+        .to_string();
+    let head = command
+        .trim_start_matches("caseclerk verify --head ")
+        .to_string();
+    let out = caseclerk(&config, &["verify", "--head", &head]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+
+    // Someone with the file removes the last events and every recorded head: the chain alone
+    // still holds, and only the head kept outside the database shows what is gone.
+    let event: i64 = head.split(':').next().unwrap().parse().unwrap();
+    sqlite3(
+        &db,
+        &format!(
+            "DROP TRIGGER events_no_delete; DROP TRIGGER chain_heads_no_delete; \
+             DELETE FROM events WHERE id >= {}; DELETE FROM chain_heads;",
+            event - 1
+        ),
+    );
+    let out = caseclerk(&config, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let out = caseclerk(&config, &["verify", "--head", &head]);
+    assert_eq!(out.status.code(), Some(4), "{}", said(&out));
+    assert!(
+        said(&out).contains(&format!("the head you gave (event {event}, sha256 ")),
+        "{}",
+        said(&out)
+    );
+
+    let out = caseclerk(&config, &["verify", "--head", "12:not-a-hash"]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    assert!(said(&out).contains("EVENT:SHA256"), "{}", said(&out));
+}
