@@ -650,7 +650,13 @@ fn meeting_changes(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) -> Result<(
             day: ctx.day_number(date)?,
             explanation: format!("as soon as the meeting was {why}"),
         };
-        let mut l = letter_to((MEETING_CHANGE, name, template), key, to, due);
+        let mut l = letter_to(
+            (MEETING_CHANGE, name, template),
+            StepKind::Invite,
+            key,
+            to,
+            due,
+        );
         l.meeting = Some(Resolved {
             at,
             date: calendar::london_date(at),
@@ -663,10 +669,11 @@ fn meeting_changes(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) -> Result<(
     Ok(())
 }
 
-/// An invitation outside the process's steps (`(step, name, template)`) to one person, with
-/// nothing else filled in.
+/// A letter outside the process's steps (`(step, name, template)`) to one person, with nothing
+/// else filled in: the callers add what theirs carries.
 fn letter_to(
     (step, name, template): (&str, &str, &str),
+    kind: StepKind,
     key: String,
     to: Recipient,
     due: Resolved,
@@ -674,7 +681,7 @@ fn letter_to(
     DueLetter {
         step: step.to_string(),
         step_name: name.to_string(),
-        kind: StepKind::Invite,
+        kind,
         template: template.to_string(),
         key,
         to,
@@ -742,32 +749,22 @@ fn lcspr_delay_notice(
                 continue;
             }
             let date = calendar::london_date(at);
-            plan.due.push(DueLetter {
-                step: LCSPR_DELAY_NOTICE.into(),
-                step_name: "LCSPR delay notice".into(),
-                kind: StepKind::Letter,
-                template: "lcspr-delay-notice".into(),
+            plan.due.push(letter_to(
+                (
+                    LCSPR_DELAY_NOTICE,
+                    "LCSPR delay notice",
+                    "lcspr-delay-notice",
+                ),
+                StepKind::Letter,
                 key,
                 to,
-                also_to: Vec::new(),
-                cc: Vec::new(),
-                due: Resolved {
+                Resolved {
                     at,
                     date,
                     day: ctx.day_number(date)?,
                     explanation: format!("the LCSPR will miss {}", due.explanation),
                 },
-                attach: Vec::new(),
-                agency: None,
-                return_by: None,
-                missing: Vec::new(),
-                nil_returns: Vec::new(),
-                returns: Vec::new(),
-                meeting: None,
-                meeting_change: None,
-                notes: Vec::new(),
-                decision: None,
-            });
+            ));
         }
     }
     Ok(())
@@ -806,40 +803,33 @@ fn undelivered_notices(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) {
             .map_or(step.clone(), |s| s.name.clone());
         let at = letter.sent_at.unwrap_or(letter.queued_at);
         let date = calendar::london_date(at);
-        let mut l = DueLetter {
-            step: UNDELIVERED_NOTICE.into(),
-            step_name: "Undelivered letter".into(),
-            kind: StepKind::Letter,
-            template: "undelivered-notice".into(),
+        let mut l = letter_to(
+            (
+                UNDELIVERED_NOTICE,
+                "Undelivered letter",
+                "undelivered-notice",
+            ),
+            StepKind::Letter,
             key,
-            to: contact_recipient(first, "business_manager"),
-            also_to: Vec::new(),
-            cc: people
-                .iter()
-                .skip(1)
-                .map(|c| contact_recipient(c, "business_unit"))
-                .collect(),
-            due: Resolved {
+            contact_recipient(first, "business_manager"),
+            Resolved {
                 at,
                 date,
                 day: ctx.day_number(date).ok().flatten(),
                 explanation: "as soon as the letter was found undelivered".into(),
             },
-            attach: Vec::new(),
-            agency: recipient.strip_prefix("agency:").map(str::to_string),
-            return_by: None,
-            missing: Vec::new(),
-            nil_returns: Vec::new(),
-            returns: Vec::new(),
-            meeting: None,
-            meeting_change: None,
-            decision: None,
-            notes: vec![
-                format!("Letter: {step_name}"),
-                format!("To: {recipient}"),
-                format!("Why: {reason}"),
-            ],
-        };
+        );
+        l.cc = people
+            .iter()
+            .skip(1)
+            .map(|c| contact_recipient(c, "business_unit"))
+            .collect();
+        l.agency = recipient.strip_prefix("agency:").map(str::to_string);
+        l.notes = vec![
+            format!("Letter: {step_name}"),
+            format!("To: {recipient}"),
+            format!("Why: {reason}"),
+        ];
         l.cc.retain(|c| c.email != l.to.email);
         plan.due.push(l);
     }
