@@ -1161,25 +1161,10 @@ mod tests {
     #[test]
     fn a_day_with_nothing_to_do_says_so_in_one_line() {
         let world = World::new();
-        let snap = Snapshot {
-            now: fixture::now(),
-            since: fixture::since(),
-            partnership: "Bury Safeguarding Partnership".into(),
-            short_name: "BSP".into(),
-            cases: Vec::new(),
-            other_letters: Vec::new(),
-            triage: Vec::new(),
-            undelivered: Vec::new(),
-            imported: Vec::new(),
-            mailbox: MailboxHealth {
-                known: true,
-                last_ok_at: Some(fixture::t("2026-09-01T06:59:00Z")),
-                ..MailboxHealth::default()
-            },
-            smtp: MailboxHealth::default(),
-            problems: Vec::new(),
-            history_head: None,
-        };
+        // The quiet day's snapshot, with the fixture's dates.
+        let mut snap = quiet_day(fixture::now());
+        snap.since = fixture::since();
+        snap.mailbox.last_ok_at = Some(fixture::t("2026-09-01T06:59:00Z"));
         let (data, d) = built(&snap, &world.calendar);
         assert!(data.nothing_to_do);
         assert!(data.sections.is_empty());
