@@ -3,8 +3,8 @@
 //! chain hashes and a README whose manifest matches every file; nothing of another case is in
 //! it; the folder is its maker's only and an existing one is never overwritten.
 
-use crate::full_reviews::{ICB_REP, LA_REP, POLICE, POLICE_REP};
-use crate::review::{Reply, Review};
+use crate::full_reviews::POLICE;
+use crate::review::Reply;
 use crate::support::{cli as caseclerk, said};
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
@@ -34,18 +34,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn a_reviewed_case_exports_its_referral_returns_letters_and_history_and_nothing_else() {
-    let mut review = Review::of("bury").await;
-    let reference = review.referral_at("2026-08-20 10:00").await;
-    for (i, member) in [LA_REP, POLICE_REP, ICB_REP].iter().enumerate() {
-        let ask = review.last_to(member, "screening-request");
-        let body = if i == 0 {
-            "MEETS\nAgencies: police"
-        } else {
-            "MEETS"
-        };
-        review.reply(&ask, member, body, "2026-08-20 14:00").await;
-    }
-    review.at("2026-08-24 10:00").await;
+    let (mut review, reference) = crate::history::a_review().await;
     let request = review.last_to(POLICE, "agency-request");
     let ret = Reply::to(&request, POLICE, "Please find our return attached.")
         .attach("police return.docx", DOCX_B64)

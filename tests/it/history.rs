@@ -25,7 +25,8 @@ fn sqlite3(db: &Path, sql: &str) {
 }
 
 /// A review with one case some way along: referral, screening votes, an agency request.
-async fn a_review() -> (Review, String) {
+/// A Bury referral screened MEETS (the police named) and its agency round started on day 2.
+pub(crate) async fn a_review() -> (Review, String) {
     let mut review = Review::of("bury").await;
     let reference = review.referral_at("2026-08-20 10:00").await;
     for (i, member) in [LA_REP, POLICE_REP, ICB_REP].iter().enumerate() {
