@@ -275,7 +275,6 @@ async fn a_held_closed_case_keeps_its_mail_past_retention_until_the_hold_is_rele
     assert_eq!(found_in(&cfg.database), Vec::<String>::new());
 }
 
-/// A `PRAGMA`'s value, read on a connection of its own.
 #[tokio::test]
 async fn the_history_still_verifies_after_a_hold_a_release_and_an_erasure() {
     let mut r = review().await;
@@ -326,6 +325,7 @@ async fn the_history_still_verifies_after_a_hold_a_release_and_an_erasure() {
     }
 }
 
+/// A `PRAGMA`'s value, read on a connection of its own.
 async fn pragma(db: &std::path::Path, sql: &'static str) -> i64 {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
