@@ -29,10 +29,13 @@
 //! - [`views`]: a snapshot of every case for the business unit (labels, never addresses).
 //! - [`digest`]: a snapshot → the business unit's daily digest as data, laid out by its templates.
 //! - [`export`]: a snapshot → the tracker, one row per case (CSV, XLSX).
+//! - [`workspace`]: what the web workspace shows of the views (case lines, votes by name, timeline).
+//! - [`access`]: the web workspace's roles, lockout after failed sign-ins and session life.
 //!
 //! Must not: read the clock, the database, the network or the file system (templates and process
 //! files arrive already loaded); log personal data; import anything from [`crate::shell`].
 
+pub mod access;
 pub mod agencies;
 pub mod area;
 pub mod calendar;
@@ -62,3 +65,4 @@ pub mod text;
 pub mod timeline;
 pub mod trust;
 pub mod views;
+pub mod workspace;

@@ -1,0 +1,269 @@
+//! What the business unit's web workspace shows, as plain data: a case's line in the list (its
+//! working day, where it stands, its next step, what is overdue), the list filtered, each member's
+//! vote by name, and one timeline of what was done and what is planned with every date explained.
+//!
+//! Owns these derivations from [`crate::core::views`] (the same views the digest and the tracker
+//! read), so the workspace says what `caseclerk case` and the digest say.
+//!
+//! Must not: read the store or the clock; lay out HTML (that is [`crate::shell::web`]); carry an
+//! address (voters and recipients are directory names or labels).
+
+use crate::core::calendar::{self, Calendar};
+use crate::core::directory::Directory;
+use crate::core::process::Process;
+use crate::core::views::CaseView;
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// One case in the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseLine {
+    pub reference: String,
+    pub area: Option<String>,
+    pub received: DateTime<Utc>,
+    /// Today's working-day number counted from day 0 (`None` before day 0 or beyond the calendar).
+    pub day: Option<i32>,
+    /// Where it stands: screening, rapid review, with the National Panel, LCSPR, closed, open.
+    pub stage: String,
+    pub open: bool,
+    /// The next planned step and its date.
+    pub next: Option<(String, NaiveDate)>,
+    /// What is overdue, in words (empty: nothing).
+    pub overdue: Vec<String>,
+}
+
+/// The statutory day count the list shows: "day N of 15".
+pub const RAPID_REVIEW_DAYS: i32 = 15;
+
+/// The list line of one case at `now`.
+pub fn case_line(c: &CaseView, process: &Process, cal: &Calendar, now: DateTime<Utc>) -> CaseLine {
+    let today = calendar::london_date(now);
+    let day = (today >= c.state.day0)
+        .then(|| cal.statutory().working_day_number(c.state.day0, today).ok())
+        .flatten();
+    CaseLine {
+        reference: c.reference().to_string(),
+        area: c.state.area.clone(),
+        received: c.state.received_at,
+        day,
+        stage: crate::core::export::stage(c, process),
+        open: c.is_open(),
+        next: c.upcoming.first().map(|u| (u.name.clone(), u.due.date)),
+        overdue: if c.is_open() {
+            overdue(c, now)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// What is overdue on a case at `now`: agencies' returns past their deadline, decisions awaited
+/// past their due date, and deadlines caseclerk can see were not met.
+pub fn overdue(c: &CaseView, now: DateTime<Utc>) -> Vec<String> {
+    let mut out: Vec<String> = c
+        .overdue_agencies()
+        .map(|a| format!("return from {}", a.name))
+        .collect();
+    out.extend(
+        c.awaited()
+            .filter(|d| d.due.as_ref().is_some_and(|r| r.at < now))
+            .map(|d| format!("{} decision", d.name)),
+    );
+    out.extend(
+        c.deadlines
+            .iter()
+            .filter(|d| d.verifiable && d.met_at.is_none())
+            .filter(|d| d.due.as_ref().is_some_and(|r| r.at < now))
+            .map(|d| d.name.clone()),
+    );
+    out
+}
+
+/// Which cases the list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    #[default]
+    Open,
+    Closed,
+    Overdue,
+    All,
+}
+
+impl StatusFilter {
+    pub fn parse(s: &str) -> StatusFilter {
+        match s {
+            "closed" => StatusFilter::Closed,
+            "overdue" => StatusFilter::Overdue,
+            "all" => StatusFilter::All,
+            _ => StatusFilter::Open,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Open => "open",
+            StatusFilter::Closed => "closed",
+            StatusFilter::Overdue => "overdue",
+            StatusFilter::All => "all",
+        }
+    }
+}
+
+/// The lines a status and a reference search (any part, any case) leave, newest first.
+pub fn filter(mut lines: Vec<CaseLine>, status: StatusFilter, search: &str) -> Vec<CaseLine> {
+    let needle = search.trim().to_uppercase();
+    lines.retain(|l| {
+        let by_status = match status {
+            StatusFilter::Open => l.open,
+            StatusFilter::Closed => !l.open,
+            StatusFilter::Overdue => !l.overdue.is_empty(),
+            StatusFilter::All => true,
+        };
+        by_status && (needle.is_empty() || l.reference.to_uppercase().contains(&needle))
+    });
+    lines.sort_by_key(|l| std::cmp::Reverse(l.received));
+    lines
+}
+
+/// One member's counted vote on one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteLine {
+    pub voter: String,
+    pub outcome: String,
+    pub at: DateTime<Utc>,
+    /// The stored reply the vote was read from (its evidence).
+    pub message: i64,
+}
+
+/// A person's directory name for an address, never the address.
+pub fn person_name(directory: &Directory, email: &str) -> String {
+    directory.person(email).map_or_else(
+        || "someone outside the directory".into(),
+        |p| p.name.clone(),
+    )
+}
+
+/// The votes counted on `decision` in its current round, by member name.
+pub fn votes(c: &CaseView, directory: &Directory, decision: &str) -> Vec<VoteLine> {
+    c.state
+        .votes
+        .get(decision)
+        .map(|by| {
+            by.iter()
+                .map(|(addr, v)| VoteLine {
+                    voter: person_name(directory, addr),
+                    outcome: v.outcome.replace('_', " "),
+                    at: v.at,
+                    message: v.message,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One line of a case's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineLine {
+    pub at: DateTime<Utc>,
+    pub what: String,
+    /// Who it went or goes to, in words (empty for a deadline).
+    pub to: String,
+    /// Done (a letter sent, a deadline met) or planned.
+    pub done: bool,
+    /// How the date was worked out, or what happened.
+    pub explained: String,
+}
+
+/// The letters sent and the steps and deadlines planned, in date order, every date explained.
+pub fn timeline(c: &CaseView) -> Vec<TimelineLine> {
+    let mut out: Vec<TimelineLine> = c
+        .letters
+        .iter()
+        .filter_map(|l| {
+            l.sent_at.map(|at| TimelineLine {
+                at,
+                what: l.step_name.clone(),
+                to: l.to.clone(),
+                done: true,
+                explained: format!("sent (due {})", calendar::short_instant(l.due_at)),
+            })
+        })
+        .collect();
+    out.extend(c.upcoming.iter().map(|u| TimelineLine {
+        at: u.due.at,
+        what: u.name.clone(),
+        to: u.to.clone(),
+        done: false,
+        explained: u.due.explanation.clone(),
+    }));
+    out.extend(c.deadlines.iter().filter_map(|d| {
+        let due = d.due.as_ref()?;
+        Some(TimelineLine {
+            at: due.at,
+            what: format!("deadline: {}", d.name),
+            to: String::new(),
+            done: d.met_at.is_some(),
+            explained: match d.met_at {
+                Some(m) => format!("{}; met {}", due.explanation, calendar::short_instant(m)),
+                None => due.explanation.clone(),
+            },
+        })
+    }));
+    out.sort_by_key(|l| l.at);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::views::fixture::{self as fixtures, Case, World, t};
+
+    fn line(reference: &str, open: bool, overdue: bool, received: &str) -> CaseLine {
+        CaseLine {
+            reference: reference.into(),
+            area: None,
+            received: t(received),
+            day: None,
+            stage: "open".into(),
+            open,
+            next: None,
+            overdue: if overdue { vec!["x".into()] } else { vec![] },
+        }
+    }
+
+    #[test]
+    fn the_list_keeps_open_cases_by_default_newest_first_and_searches_any_part_of_a_reference() {
+        let lines = vec![
+            line("RR-2026-001", true, false, "2026-09-01T09:00:00Z"),
+            line("RR-2026-002", false, false, "2026-09-02T09:00:00Z"),
+            line("RR-2026-003", true, true, "2026-09-03T09:00:00Z"),
+        ];
+        let refs = |ls: Vec<CaseLine>| ls.into_iter().map(|l| l.reference).collect::<Vec<_>>();
+        assert_eq!(
+            refs(filter(lines.clone(), StatusFilter::default(), "")),
+            ["RR-2026-003", "RR-2026-001"]
+        );
+        assert_eq!(
+            refs(filter(lines.clone(), StatusFilter::Overdue, "")),
+            ["RR-2026-003"]
+        );
+        assert_eq!(
+            refs(filter(lines, StatusFilter::All, " rr-2026-002")),
+            ["RR-2026-002"]
+        );
+    }
+
+    #[test]
+    fn an_agency_past_its_return_deadline_makes_the_case_overdue() {
+        let world = World::new();
+        let view = fixtures::cases()
+            .into_iter()
+            .map(|c: Case| c.view(&world.ctx(), fixtures::now()))
+            .find(|v| v.overdue_agencies().next().is_some())
+            .expect("a fixture case has an agency overdue");
+        let said = overdue(&view, fixtures::now());
+        assert!(
+            said.iter().any(|s| s.starts_with("return from ")),
+            "{said:?}"
+        );
+    }
+}
