@@ -96,6 +96,9 @@ enum Command {
     /// Retention and legal hold: `retention [--dry-run]`, `hold`, `release`.
     #[command(flatten)]
     Retention(RetentionCommand),
+    /// The web workspace: `serve`, `user add | disable | list | signins`.
+    #[command(flatten)]
+    Web(crate::shell::web::command::WebCommand),
     /// Copy the database into a new file while the daemon runs: one consistent snapshot, checked,
     /// readable by you only. Restore it with `caseclerk restore`.
     Backup {
@@ -640,6 +643,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
         Command::Retention(c) => retention(config, c).await,
+        Command::Web(c) => web(config, c).await,
         cmd @ (Command::Backup { .. }
         | Command::Restore { .. }
         | Command::Verify { .. }
@@ -709,7 +713,29 @@ async fn run(config: &Option<PathBuf>, existing: ExistingMail) -> Result<(), Fai
         .map_err(work)?
         .with_progress(Progress::on_terminal());
     tracing::info!(process = %engine.cfg.process.id, "caseclerk running");
-    engine.run(shutdown_signal()).await.map_err(work)
+    let (cfg, store, clock) = (
+        engine.cfg.clone(),
+        engine.store.clone(),
+        engine.clock.clone(),
+    );
+    crate::shell::web::command::beside_daemon(cfg, store, clock, engine.run(shutdown_signal()))
+        .await
+        .map_err(Failure::Work)
+}
+
+/// `caseclerk serve` and `caseclerk user …`: the web workspace ([`crate::shell::web::command`]).
+async fn web(
+    config: &Option<PathBuf>,
+    command: &crate::shell::web::command::WebCommand,
+) -> Result<(), Failure> {
+    use crate::shell::web::command::{Outcome, run};
+    let cfg = load(config, Needs::NoSecrets)?;
+    run(cfg, clock(None)?, command, shutdown_signal())
+        .await
+        .map_err(|o| match o {
+            Outcome::Usage(m) => Failure::Usage(m),
+            Outcome::Work(m) => Failure::Work(m),
+        })
 }
 
 /// `caseclerk tick`: one pass, and a line saying what it did.

@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod toml_read;
+mod web;
+
+pub use web::{WebSettings, default_listen as web_default_listen};
 
 pub use crate::shell::secret::Secret;
 
@@ -146,6 +149,9 @@ pub struct Config {
     pub retention: crate::core::retention::Schedule,
     /// `[letters]`: protective marking, signing officer, the meeting's place.
     pub paperwork: crate::core::letters::Paperwork,
+    /// The web workspace (`[web]`); `None`: the daemon serves none (`caseclerk serve` listens on
+    /// [`web::DEFAULT_LISTEN`]).
+    pub web: Option<WebSettings>,
 }
 
 /// The daily digest (`[digest]`): one email each working morning to the business unit.
@@ -234,6 +240,8 @@ struct RawConfig {
     retention: RawRetention,
     #[serde(default)]
     letters: RawLetters,
+    #[serde(default)]
+    web: Option<web::RawWeb>,
 }
 
 /// `[letters]`: what official correspondence carries (see [`crate::core::letters::Paperwork`]).
@@ -932,6 +940,7 @@ impl Resolver {
         let banners = self.banners(&raw.mail);
         let retention = self.retention(&raw.retention);
         let paperwork = self.paperwork(&raw.letters);
+        let web = raw.web.as_ref().map(|w| self.web(w));
 
         if !self.problems.is_empty() {
             return Err(ConfigError {
@@ -987,6 +996,7 @@ impl Resolver {
             limits,
             retention,
             paperwork,
+            web,
         })
     }
 

@@ -25,6 +25,7 @@
 //!   and legal hold (`caseclerk hold` / `release`).
 //! - [`export_case`]: `caseclerk export-case`, everything held about one case, into a folder.
 //! - [`verify`]: `caseclerk verify`, the tamper-evident history checked; the daily chain head.
+//! - [`web`]: the business unit's web workspace (`caseclerk serve`): accounts, sessions, pages, actions.
 //! - [`templates`]: reads the letter templates folder.
 //! - [`cli`]: the command line; [`logging`]: the log, wire-level libraries capped whatever
 //!   `RUST_LOG` says.
@@ -64,3 +65,4 @@ pub mod store;
 pub mod templates;
 pub mod tls;
 pub mod verify;
+pub mod web;

@@ -77,6 +77,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/0006_event_chain.sql")),
     (7, include_str!("../../migrations/0007_scale.sql")),
     (9, include_str!("../../migrations/0009_sent_by_copy.sql")),
+    (12, include_str!("../../migrations/0012_web_accounts.sql")),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every
@@ -194,6 +195,13 @@ pub use crate::core::records::{
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+}
+
+impl Store {
+    /// The connection pool, for the web workspace's own tables ([`crate::shell::web::accounts`]).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 /// A message fetched from the mailbox, ready to be stored.

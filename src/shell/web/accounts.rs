@@ -1,0 +1,411 @@
+//! Personal accounts of the web workspace: argon2id passwords, sign-in with lockout, sessions
+//! kept in the database, and the record of every sign-in.
+//!
+//! Owns the `web_users`, `web_sessions` and `web_signins` tables (migration 12). A session's
+//! cookie carries a random token; the database keeps only its SHA-256, so a copy of the database
+//! signs nobody in. The rules (how many failures lock, how long a session lives) are
+//! [`crate::core::access`]'s.
+//!
+//! Must not: log a username, a display name, a password or a token (account ids only); keep the
+//! name typed at a failed sign-in that matched no account.
+
+use crate::core::access::{self, Role};
+use crate::shell::store::{Store, StoreError, parse_ts, ts};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// The shortest password an account may have.
+pub const MIN_PASSWORD: usize = 12;
+
+/// Why an account could not be added or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(
+        "`{0}` is not a user name: use 2 to 64 lowercase letters, digits, dots, dashes or underscores"
+    )]
+    BadName(String),
+    #[error("a user {0} already exists")]
+    Exists(String),
+    #[error("there is no user {0} (see `caseclerk user list`)")]
+    NoUser(String),
+    #[error("user {0} is already disabled")]
+    AlreadyDisabled(String),
+    #[error("the password is too short: use at least {MIN_PASSWORD} characters")]
+    ShortPassword,
+    #[error("`{0}` is not a role: use read-only or business-unit")]
+    BadRole(String),
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AccountError {
+    fn from(e: sqlx::Error) -> Self {
+        AccountError::Store(StoreError::from(e))
+    }
+}
+
+/// A signed-in person, as a request sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// The token every form of this session must carry back.
+    pub csrf: String,
+}
+
+/// A new session: the cookie's token (shown once, never stored) and its form token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token: String,
+    pub csrf: String,
+}
+
+/// One account, for `caseclerk user list`.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// 32 random bytes from the system's source, as hex.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system random source works");
+    hex::encode(bytes)
+}
+
+fn sha256(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Equal, compared in time that does not depend on where they differ.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// An argon2id hash (PHC string) of `password`, with a fresh random salt.
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    let mut salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| AccountError::Hash("no random salt".into()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AccountError::Hash(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+/// Does `password` match the stored hash?
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    (2..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+}
+
+/// Add a personal account.
+pub async fn add_user(
+    store: &Store,
+    username: &str,
+    display_name: &str,
+    role: Role,
+    password: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, AccountError> {
+    if !valid_name(username) {
+        return Err(AccountError::BadName(username.to_string()));
+    }
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(AccountError::ShortPassword);
+    }
+    let owned = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&owned))
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))??;
+    let r = sqlx::query(
+        "INSERT INTO web_users (username, display_name, role, password_hash, created_at) \
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(username)
+    .bind(display_name.trim())
+    .bind(role.as_str())
+    .bind(hash)
+    .bind(ts(now))
+    .fetch_one(store.pool())
+    .await;
+    match r {
+        Ok(row) => Ok(row.get::<i64, _>(0)),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(AccountError::Exists(username.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Disable an account: it cannot sign in, and its sessions end now.
+pub async fn disable_user(
+    store: &Store,
+    username: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    let row = sqlx::query("SELECT id, disabled_at FROM web_users WHERE username = ?")
+        .bind(username)
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or_else(|| AccountError::NoUser(username.to_string()))?;
+    if row.get::<Option<String>, _>(1).is_some() {
+        return Err(AccountError::AlreadyDisabled(username.to_string()));
+    }
+    let id: i64 = row.get(0);
+    let mut tx = store.begin().await?;
+    sqlx::query("UPDATE web_users SET disabled_at = ? WHERE id = ?")
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE web_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL")
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Store::commit(tx).await?;
+    tracing::info!(user = id, "web account disabled");
+    Ok(())
+}
+
+/// Every account, by name.
+pub async fn users(store: &Store) -> Result<Vec<Account>, AccountError> {
+    let rows = sqlx::query(
+        "SELECT username, display_name, role, disabled_at, locked_until FROM web_users \
+         ORDER BY username",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let role: String = r.get(2);
+            Ok(Account {
+                username: r.get(0),
+                display_name: r.get(1),
+                role: Role::parse(&role).ok_or(AccountError::BadRole(role))?,
+                disabled: r.get::<Option<String>, _>(3).is_some(),
+                locked_until: r
+                    .get::<Option<String>, _>(4)
+                    .map(|s| parse_ts(&s))
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
+async fn record_signin(
+    store: &Store,
+    user: Option<i64>,
+    outcome: &str,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    sqlx::query("INSERT INTO web_signins (at, user_id, outcome, remote) VALUES (?, ?, ?, ?)")
+        .bind(ts(now))
+        .bind(user)
+        .bind(outcome)
+        .bind(remote)
+        .execute(store.pool())
+        .await?;
+    tracing::info!(user = ?user, outcome, "web sign-in");
+    Ok(())
+}
+
+/// A hash to check a password against when the name matched no account, so that a wrong name
+/// takes as long as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("no account has this password").unwrap_or_default())
+}
+
+/// Sign in with a name and password from `remote` at `now`: a new session, or `None` (the name
+/// or password is wrong, or the account is locked or disabled: one answer for all four). Every
+/// attempt is recorded.
+pub async fn sign_in(
+    store: &Store,
+    username: &str,
+    password: &str,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<NewSession>, AccountError> {
+    let row = sqlx::query(
+        "SELECT id, password_hash, failed_signins, locked_until, disabled_at FROM web_users \
+         WHERE username = ?",
+    )
+    .bind(username.trim())
+    .fetch_optional(store.pool())
+    .await?;
+    let hash = row
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_string(), |r| r.get::<String, _>(1));
+    let owned = password.to_string();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &owned))
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))?;
+    let Some(row) = row else {
+        record_signin(store, None, "unknown account", remote, now).await?;
+        return Ok(None);
+    };
+    let id: i64 = row.get(0);
+    let failures = u32::try_from(row.get::<i64, _>(2)).unwrap_or(u32::MAX);
+    let locked_until = row
+        .get::<Option<String>, _>(3)
+        .map(|s| parse_ts(&s))
+        .transpose()?;
+    if row.get::<Option<String>, _>(4).is_some() {
+        record_signin(store, Some(id), "refused: disabled", remote, now).await?;
+        return Ok(None);
+    }
+    if access::locked(locked_until, now) {
+        record_signin(store, Some(id), "refused: locked", remote, now).await?;
+        return Ok(None);
+    }
+    if !matches {
+        let (n, until) = access::after_failure(failures, now);
+        sqlx::query("UPDATE web_users SET failed_signins = ?, locked_until = ? WHERE id = ?")
+            .bind(i64::from(n))
+            .bind(until.map(ts))
+            .bind(id)
+            .execute(store.pool())
+            .await?;
+        let outcome = if until.is_some() {
+            "wrong password: locked"
+        } else {
+            "wrong password"
+        };
+        record_signin(store, Some(id), outcome, remote, now).await?;
+        return Ok(None);
+    }
+    let new = NewSession {
+        token: random_token(),
+        csrf: random_token(),
+    };
+    let mut tx = store.begin().await?;
+    sqlx::query("UPDATE web_users SET failed_signins = 0, locked_until = NULL WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO web_sessions (token_sha256, user_id, csrf, created_at, last_seen_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(sha256(&new.token))
+    .bind(id)
+    .bind(&new.csrf)
+    .bind(ts(now))
+    .bind(ts(now))
+    .execute(&mut *tx)
+    .await?;
+    Store::commit(tx).await?;
+    record_signin(store, Some(id), "signed in", remote, now).await?;
+    Ok(Some(new))
+}
+
+/// The live session a cookie's token names at `now` (its use recorded), or `None`: unknown,
+/// signed out, expired, or its account disabled.
+pub async fn session(
+    store: &Store,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Session>, AccountError> {
+    let key = sha256(token);
+    let Some(r) = sqlx::query(
+        "SELECT s.user_id, u.username, u.display_name, u.role, s.csrf, s.created_at, \
+         s.last_seen_at FROM web_sessions s JOIN web_users u ON u.id = s.user_id \
+         WHERE s.token_sha256 = ? AND s.ended_at IS NULL AND u.disabled_at IS NULL",
+    )
+    .bind(&key)
+    .fetch_optional(store.pool())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let created = parse_ts(&r.get::<String, _>(5))?;
+    let last_seen = parse_ts(&r.get::<String, _>(6))?;
+    if !access::session_alive(created, last_seen, now) {
+        sqlx::query("UPDATE web_sessions SET ended_at = ? WHERE token_sha256 = ?")
+            .bind(ts(access::session_ends(created, last_seen)))
+            .bind(&key)
+            .execute(store.pool())
+            .await?;
+        return Ok(None);
+    }
+    sqlx::query("UPDATE web_sessions SET last_seen_at = ? WHERE token_sha256 = ?")
+        .bind(ts(now))
+        .bind(&key)
+        .execute(store.pool())
+        .await?;
+    let role: String = r.get(3);
+    Ok(Some(Session {
+        user_id: r.get(0),
+        username: r.get(1),
+        display_name: r.get(2),
+        role: Role::parse(&role).ok_or(AccountError::BadRole(role))?,
+        csrf: r.get(4),
+    }))
+}
+
+/// End the session a token names (signing out), recorded.
+pub async fn sign_out(
+    store: &Store,
+    token: &str,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    let user: Option<i64> = sqlx::query_scalar(
+        "UPDATE web_sessions SET ended_at = ? WHERE token_sha256 = ? AND ended_at IS NULL \
+         RETURNING user_id",
+    )
+    .bind(ts(now))
+    .bind(sha256(token))
+    .fetch_optional(store.pool())
+    .await?;
+    if let Some(id) = user {
+        record_signin(store, Some(id), "signed out", remote, now).await?;
+    }
+    Ok(())
+}
+
+/// The recorded sign-ins of an account, newest first: (when, what happened, from where).
+pub async fn signins(
+    store: &Store,
+    username: &str,
+) -> Result<Vec<(DateTime<Utc>, String, String)>, AccountError> {
+    let rows = sqlx::query(
+        "SELECT s.at, s.outcome, s.remote FROM web_signins s JOIN web_users u ON u.id = s.user_id \
+         WHERE u.username = ? ORDER BY s.id DESC",
+    )
+    .bind(username)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((parse_ts(&r.get::<String, _>(0))?, r.get(1), r.get(2))))
+        .collect()
+}

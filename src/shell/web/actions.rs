@@ -1,0 +1,177 @@
+//! The workspace's actions: each one an operator command of [`crate::shell::operator`] (the code
+//! `caseclerk attach`, `confirm` and `resend` run), recorded as the signed-in person with their
+//! reason, refused with the same reasons.
+//!
+//! Owns reading the form, checking the session, its CSRF token and its role ([`super::may_act`]),
+//! and answering: to the case page on success (the change shows at once), or a page with the
+//! command's own refusal.
+//!
+//! Must not: change a case any other way than through the operator commands; put what a form
+//! carried (an address, a reason) in a URL or the log.
+
+use super::{App, failure, may_act, refusal};
+use crate::shell::operator::{self, AttachAs, OperatorError};
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use std::sync::Arc;
+
+type Shared = State<Arc<App>>;
+
+/// Done: to the case's page. Refused: the command's reason.
+fn answer(result: Result<(), OperatorError>, reference: &str) -> Response {
+    match result {
+        Ok(()) => Redirect::to(&format!("/cases/{reference}")).into_response(),
+        Err(OperatorError::Store(e)) => failure(&e),
+        Err(e) => refusal(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+    }
+}
+
+/// A case reference as typed: trimmed, capitals (references are `RR-2026-0001`).
+fn reference(typed: &str) -> String {
+    typed.trim().to_uppercase()
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct AttachForm {
+    csrf: String,
+    case: String,
+    #[serde(rename = "as")]
+    how: String,
+    #[serde(default)]
+    agency: String,
+    reason: String,
+}
+
+/// `POST /triage/{message}/attach`: `caseclerk attach`.
+pub(super) async fn attach(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(message): Path<i64>,
+    Form(f): Form<AttachForm>,
+) -> Response {
+    let s = match may_act(&app, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let how = match (f.how.as_str(), f.agency.trim()) {
+        ("reply", _) => AttachAs::Note,
+        ("return" | "nil", "") => {
+            return refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Choose the agency whose return this is.",
+            );
+        }
+        ("return", a) => AttachAs::Return {
+            agency: a.to_string(),
+            nil: false,
+        },
+        ("nil", a) => AttachAs::Return {
+            agency: a.to_string(),
+            nil: true,
+        },
+        _ => return refusal(StatusCode::UNPROCESSABLE_ENTITY, "Choose how to attach it."),
+    };
+    let r = reference(&f.case);
+    let result = operator::attach(
+        &app.cfg,
+        &app.store,
+        &r,
+        message,
+        how,
+        &f.reason,
+        &super::actor(&s),
+        app.clock.now(),
+    )
+    .await;
+    tracing::info!(
+        user = s.user_id,
+        message,
+        ok = result.is_ok(),
+        "web: attach"
+    );
+    answer(result, &r)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ConfirmForm {
+    csrf: String,
+    case: String,
+    message: i64,
+    outcome: String,
+    reason: String,
+}
+
+/// `POST /held/confirm`: `caseclerk confirm`, a held reply counted as a vote.
+pub(super) async fn confirm(
+    State(app): Shared,
+    headers: HeaderMap,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    let s = match may_act(&app, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let r = reference(&f.case);
+    let result = operator::confirm_held(
+        &app.cfg,
+        &app.store,
+        &r,
+        f.message,
+        &f.outcome,
+        &f.reason,
+        &super::actor(&s),
+        app.clock.now(),
+    )
+    .await;
+    tracing::info!(
+        user = s.user_id,
+        message = f.message,
+        ok = result.is_ok(),
+        "web: confirm"
+    );
+    answer(result, &r)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ResendForm {
+    csrf: String,
+    case: String,
+    letter: i64,
+    #[serde(default)]
+    to: String,
+    reason: String,
+}
+
+/// `POST /undelivered/resend`: `caseclerk resend`, to the same recipient or another address.
+pub(super) async fn resend(
+    State(app): Shared,
+    headers: HeaderMap,
+    Form(f): Form<ResendForm>,
+) -> Response {
+    let s = match may_act(&app, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let r = reference(&f.case);
+    let to = Some(f.to.trim()).filter(|t| !t.is_empty());
+    let result = operator::resend(
+        &app.cfg,
+        &app.store,
+        &r,
+        f.letter,
+        to,
+        &f.reason,
+        &super::actor(&s),
+        app.clock.now(),
+    )
+    .await
+    .map(|_| ());
+    tracing::info!(
+        user = s.user_id,
+        letter = f.letter,
+        ok = result.is_ok(),
+        "web: resend"
+    );
+    answer(result, &r)
+}

@@ -1,0 +1,521 @@
+//! The workspace's pages: the cases list, one case (printable), a letter's exact text, triage,
+//! held replies and undelivered letters. Each reads the store at the moment it is asked, so a
+//! change shows at once.
+//!
+//! Owns the HTML (maud: every value escaped). The data is the core's: [`crate::core::views`]
+//! (what the digest and the tracker read) and [`crate::core::workspace`].
+//!
+//! Must not: change anything (the forms post to [`super::actions`]); put a name, an address or a
+//! subject in a link (case references, message and letter ids only).
+
+use super::{App, Session, acts, failure, page, signed_in};
+use crate::core::calendar::{short_date, short_instant};
+use crate::core::case;
+use crate::core::views::{CaseView, case_view, scrub};
+use crate::core::workspace::{self, StatusFilter};
+use crate::shell::snapshot;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use std::sync::Arc;
+
+type Shared = State<Arc<App>>;
+
+#[derive(serde::Deserialize, Default)]
+pub(super) struct CasesQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+fn not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        page(
+            "Not found",
+            None,
+            html! { h1 { "Not found" } p { (what) } p { a href="/cases" { "Back to the cases" } } },
+        ),
+    )
+        .into_response()
+}
+
+/// `/cases`: every case, filtered by status and searched by reference.
+pub(super) async fn cases(
+    State(app): Shared,
+    headers: HeaderMap,
+    Query(q): Query<CasesQuery>,
+) -> Response {
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
+        Ok(snap) => snap,
+        Err(e) => return failure(&e),
+    };
+    let status = StatusFilter::parse(q.status.as_deref().unwrap_or(""));
+    let search = q.q.clone().unwrap_or_default();
+    let lines: Vec<_> = snap
+        .cases
+        .iter()
+        .map(|c| workspace::case_line(c, &app.cfg.process, &app.cfg.calendar, now))
+        .collect();
+    let lines = workspace::filter(lines, status, &search);
+    let options = [
+        StatusFilter::Open,
+        StatusFilter::Overdue,
+        StatusFilter::Closed,
+        StatusFilter::All,
+    ];
+    page(
+        "Cases",
+        Some(&s),
+        html! {
+            h1 { "Cases" }
+            form.filter method="get" action="/cases" role="search" {
+                label for="status" { "Show" }
+                select #status name="status" {
+                    @for o in options {
+                        option value=(o.as_str()) selected[o == status] { (o.as_str()) " cases" }
+                    }
+                }
+                label for="q" { "Reference" }
+                input #q type="search" name="q" value=(search) placeholder="e.g. RR-2026-0003";
+                button type="submit" { "Show" }
+            }
+            p { (lines.len()) " case(s)." }
+            table {
+                caption.visually-hidden { "Cases, newest first" }
+                thead { tr {
+                    th scope="col" { "Reference" } th scope="col" { "Area" }
+                    th scope="col" { "Received" } th scope="col" { "Working day" }
+                    th scope="col" { "Where it stands" } th scope="col" { "Next step" }
+                    th scope="col" { "Overdue" }
+                } }
+                tbody {
+                    @for l in &lines {
+                        tr.overdue[!l.overdue.is_empty()] {
+                            th scope="row" { a href={ "/cases/" (l.reference) } { (l.reference) } }
+                            td { (l.area.as_deref().unwrap_or("—")) }
+                            td { (short_instant(l.received)) }
+                            td { @match l.day {
+                                Some(n) => { "day " (n) " of " (workspace::RAPID_REVIEW_DAYS) }
+                                None => { "—" }
+                            } }
+                            td { (l.stage) }
+                            td { @match &l.next {
+                                Some((name, date)) => { (name) ", " (short_date(*date)) }
+                                None => { "—" }
+                            } }
+                            td { @if l.overdue.is_empty() { "—" } @else {
+                                strong { "Overdue: " } (l.overdue.join("; "))
+                            } }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// One case's view, from the store, at the request's instant.
+async fn one_case(
+    app: &App,
+    reference: &str,
+) -> Result<Option<(CaseView, Vec<case::Recorded>)>, Response> {
+    let now = app.clock.now();
+    let row = match app.store.case_by_ref(reference).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(failure(&e)),
+    };
+    let events = app.store.events(row.id).await.map_err(|e| failure(&e))?;
+    let recorded = case::read_rows(&events).map_err(|e| failure(&e))?;
+    let state = case::fold(&recorded).map_err(|e| failure(&e))?;
+    let letters: Vec<_> = app
+        .store
+        .letter_summaries()
+        .await
+        .map_err(|e| failure(&e))?
+        .into_iter()
+        .filter(|l| l.case_id == Some(row.id))
+        .collect();
+    let ctx = snapshot::context(&app.cfg);
+    Ok(Some((case_view(&ctx, row, state, &letters, now), recorded)))
+}
+
+/// `/cases/{reference}`: everything about one case, printable.
+pub(super) async fn case(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+) -> Response {
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (c, recorded) = match one_case(&app, &reference).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return not_found("There is no case with that reference."),
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let line = workspace::case_line(&c, &app.cfg.process, &app.cfg.calendar, now);
+    page(&reference, Some(&s), html! {
+        h1 { "Case " (reference) }
+        (particulars(&c, &line))
+        (timeline(&c))
+        (decisions(&app, &c))
+        (agencies(&c))
+        (letters(&c))
+        section aria-labelledby="history" {
+            h2 #history { "History" }
+            table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What happened" } } }
+                tbody { @for r in &recorded {
+                    tr { td { (short_instant(r.at)) } td { (who(&r.actor)) } td { (scrub(&r.event.describe())) } }
+                } }
+            }
+        }
+    })
+    .into_response()
+}
+
+/// "caseclerk" for the daemon, the person for an operator command.
+fn who(actor: &str) -> String {
+    if let Some(p) = actor.strip_prefix("web:") {
+        format!("{p} (web workspace)")
+    } else if let Some(p) = actor.strip_prefix("operator:") {
+        format!("{p} (command line)")
+    } else {
+        "caseclerk".into()
+    }
+}
+
+fn particulars(c: &CaseView, line: &workspace::CaseLine) -> Markup {
+    html! {
+        section aria-labelledby="particulars" {
+            h2 #particulars { "Particulars" }
+            dl {
+                dt { "Where it stands" } dd { (line.stage) }
+                @if !line.overdue.is_empty() {
+                    dt { "Overdue" } dd.overdue-text { strong { (line.overdue.join("; ")) } }
+                }
+                dt { "Area" } dd { (c.state.area.as_deref().unwrap_or("not known")) }
+                dt { "Referred by" } dd { (c.referrer_agency.as_deref().unwrap_or("an agency outside the directory")) }
+                dt { "Received" } dd { (short_instant(c.state.received_at)) }
+                dt { "Day 0" } dd { (short_date(c.state.day0)) }
+                dt { "Today" } dd { @match line.day { Some(n) => { "working day " (n) " of " (workspace::RAPID_REVIEW_DAYS) } None => { "—" } } }
+                @if let Some(m) = c.meeting { dt { "Meeting" } dd { (short_instant(m)) } }
+                @if let Some(h) = &c.state.hold { dt { "Legal hold" } dd { "since " (short_instant(h.since)) } }
+            }
+        }
+    }
+}
+
+fn timeline(c: &CaseView) -> Markup {
+    html! {
+        section aria-labelledby="timeline" {
+            h2 #timeline { "Timeline" }
+            table {
+                thead { tr { th scope="col" { "Date" } th scope="col" { "What" } th scope="col" { "To" } th scope="col" { "Done?" } th scope="col" { "How the date was worked out" } } }
+                tbody { @for t in workspace::timeline(c) {
+                    tr { td { (short_instant(t.at)) } td { (t.what) } td { (t.to) } td { @if t.done { "done" } @else { "planned" } } td { (t.explained) } }
+                } }
+            }
+        }
+    }
+}
+
+fn decisions(app: &App, c: &CaseView) -> Markup {
+    html! {
+        section aria-labelledby="decisions" {
+            h2 #decisions { "Decisions" }
+            @for d in &c.decisions {
+                h3 { (d.name) }
+                p { @match &d.outcome {
+                    Some((o, at)) => { "Decided: " strong { (o.replace('_', " ")) } ", " (short_instant(*at)) "." }
+                    None => { "Not decided yet." @if let Some(r) = &d.due { " Due " (short_instant(r.at)) "." } }
+                } }
+                @let votes = workspace::votes(c, &app.cfg.directory, &d.id);
+                @if !votes.is_empty() {
+                    table {
+                        thead { tr { th scope="col" { "Member" } th scope="col" { "Vote" } th scope="col" { "When" } th scope="col" { "Evidence" } } }
+                        tbody { @for v in &votes {
+                            tr { td { (v.voter) } td { (v.outcome) } td { (short_instant(v.at)) } td { "reply stored as message " (v.message) } }
+                        } }
+                    }
+                }
+                @if !d.not_voted.is_empty() && d.outcome.is_none() {
+                    p { "Not voted yet: " (d.not_voted.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")) }
+                }
+            }
+        }
+    }
+}
+
+fn agencies(c: &CaseView) -> Markup {
+    html! {
+        section aria-labelledby="agencies" {
+            h2 #agencies { "Agencies" }
+            table {
+                thead { tr { th scope="col" { "Agency" } th scope="col" { "Asked" } th scope="col" { "Return" } } }
+                tbody { @for a in &c.agencies {
+                    tr.overdue[a.overdue] {
+                        td { (a.name) }
+                        td { @match a.asked_at { Some(t) => { (short_instant(t)) } None => { "not yet" } } }
+                        td { @match a.returned_at {
+                            Some(t) => { @if a.nil { "nil return" } @else { "returned" } ", " (short_instant(t)) @if a.late { " (late)" } }
+                            None => { @if a.overdue { strong { "overdue" } } @else { "awaited" } }
+                        } }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+fn letters(c: &CaseView) -> Markup {
+    html! {
+        section aria-labelledby="letters" {
+            h2 #letters { "Letters" }
+            table {
+                thead { tr { th scope="col" { "Letter" } th scope="col" { "To" } th scope="col" { "Due" } th scope="col" { "State" } } }
+                tbody { @for l in &c.letters {
+                    tr {
+                        td { a href={ "/cases/" (c.reference()) "/letters/" (l.outbox) } { (l.step_name) } }
+                        td { (l.to) }
+                        td { (short_instant(l.due_at)) }
+                        td { (l.state) @if let Some(t) = l.sent_at { " " (short_instant(t)) } }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+/// `/cases/{reference}/letters/{letter}`: the exact text a letter was sent with.
+pub(super) async fn letter(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path((reference, letter)): Path<(String, i64)>,
+) -> Response {
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let case = match app.store.case_by_ref(&reference).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return not_found("There is no case with that reference."),
+        Err(e) => return failure(&e),
+    };
+    let row = match app.store.letter(letter).await {
+        Ok(Some(l)) if l.case_id == Some(case.id) => l,
+        Ok(_) => return not_found("This case has no such letter."),
+        Err(e) => return failure(&e),
+    };
+    let m = crate::core::intake::parse(&row.raw);
+    let list = |a: &[crate::core::intake::Address]| {
+        a.iter()
+            .map(|a| a.email.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    page("Letter", Some(&s), html! {
+        h1 { "Letter " (letter) " of case " (reference) }
+        @if row.raw.is_empty() {
+            p { "Its text was erased under the retention schedule; the copy in the shared mailbox's sent folder remains." }
+        } @else {
+            dl {
+                dt { "Subject" } dd { (m.subject) }
+                dt { "To" } dd { (list(&m.to)) }
+                @if !m.cc.is_empty() { dt { "Copied to" } dd { (list(&m.cc)) } }
+                dt { "State" } dd { (row.state) @if let Some(t) = row.sent_at { ", " (short_instant(t)) } }
+                @if !m.attachments.is_empty() {
+                    dt { "Attached" } dd { (m.attachments.iter().map(|a| a.filename.as_str()).collect::<Vec<_>>().join(", ")) }
+                }
+            }
+            pre.letter { (m.body_text) }
+        }
+        p { a href={ "/cases/" (reference) } { "Back to case " (reference) } }
+    })
+    .into_response()
+}
+
+/// The reasons box every action form carries, and its token.
+pub(super) fn reason_and_token(s: &Session, id: &str) -> Markup {
+    html! {
+        input type="hidden" name="csrf" value=(s.csrf);
+        p {
+            label for=(id) { "Reason (recorded in the history)" }
+            input id=(id) type="text" name="reason" required;
+        }
+    }
+}
+
+/// `/triage`: messages waiting for a person, with what they are and what can be done.
+pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let rows = match app.store.triage().await {
+        Ok(r) => r,
+        Err(e) => return failure(&e),
+    };
+    let mut items = Vec::new();
+    for r in rows {
+        match app.store.message_raw(r.id).await {
+            Ok(raw) => items.push((r, crate::core::intake::parse(&raw.unwrap_or_default()))),
+            Err(e) => return failure(&e),
+        }
+    }
+    let agencies = &app.cfg.directory.agencies;
+    page("Triage", Some(&s), html! {
+        h1 { "Triage" }
+        @if items.is_empty() { p { "Nothing is waiting for a person." } }
+        @for (r, m) in &items {
+            article.message aria-labelledby={ "m" (r.id) } {
+                h2 id={ "m" (r.id) } { "Message " (r.id) ": " (m.subject) }
+                dl {
+                    dt { "From" } dd { @match &m.from { Some(a) => { (a.name.as_deref().unwrap_or("")) " <" (a.email) ">" } None => { "not known" } } }
+                    dt { "Received" } dd { (short_instant(r.internal_date)) }
+                    dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
+                    dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @else { (m.attachments.iter().map(|a| format!("{} ({} bytes)", a.filename, a.size)).collect::<Vec<_>>().join(", ")) } }
+                }
+                details { summary { "Preview" } pre.letter { (m.body_text.chars().take(2000).collect::<String>()) } }
+                @if acts(&s) {
+                    form.action method="post" action={ "/triage/" (r.id) "/attach" } {
+                        fieldset {
+                            legend { "Attach to a case" }
+                            p { label for={ "case" (r.id) } { "Case reference" }
+                                input id={ "case" (r.id) } type="text" name="case" required; }
+                            p { label for={ "as" (r.id) } { "As" }
+                                select id={ "as" (r.id) } name="as" {
+                                    option value="reply" { "a reply (filed on the case)" }
+                                    option value="return" { "an agency's return" }
+                                    option value="nil" { "an agency's nil return" }
+                                } }
+                            p { label for={ "agency" (r.id) } { "Agency (for a return)" }
+                                select id={ "agency" (r.id) } name="agency" {
+                                    option value="" { "—" }
+                                    @for a in agencies { option value=(a.id) { (a.name) } }
+                                } }
+                            (reason_and_token(&s, &format!("reason{}", r.id)))
+                            button type="submit" { "Attach" }
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .into_response()
+}
+
+/// `/held`: replies held for a person, with "count this vote as …".
+pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
+        Ok(snap) => snap,
+        Err(e) => return failure(&e),
+    };
+    let mut items = Vec::new();
+    for c in snap.cases.iter().filter(|c| c.is_open()) {
+        for h in c.state.held.iter().filter(|h| !h.confirmed) {
+            let view = c.held.iter().find(|v| v.message == h.message);
+            let outcomes = h
+                .decision
+                .as_deref()
+                .and_then(|d| app.cfg.process.decision(d))
+                .map(|d| d.outcomes.clone())
+                .unwrap_or_default();
+            items.push((
+                c.reference().to_string(),
+                h.clone(),
+                view.cloned(),
+                outcomes,
+            ));
+        }
+    }
+    page("Held replies", Some(&s), html! {
+        h1 { "Held replies" }
+        @if items.is_empty() { p { "No reply is held." } }
+        @for (reference, h, v, outcomes) in &items {
+            article.message aria-labelledby={ "h" (h.message) } {
+                h2 id={ "h" (h.message) } { "Case " a href={ "/cases/" (reference) } { (reference) } ": reply " (h.message) }
+                dl {
+                    dt { "From" } dd { (v.as_ref().map_or("someone outside the directory", |v| v.from.as_str())) }
+                    dt { "Received" } dd { (short_instant(h.at)) }
+                    dt { "About" } dd { (v.as_ref().and_then(|v| v.decision.clone()).unwrap_or_else(|| "no decision".into())) }
+                    dt { "Why it was held" } dd { (scrub(&h.reason)) }
+                }
+                @if acts(&s) && !outcomes.is_empty() {
+                    form.action method="post" action="/held/confirm" {
+                        input type="hidden" name="case" value=(reference);
+                        input type="hidden" name="message" value=(h.message);
+                        fieldset {
+                            legend { "Count this vote as …" }
+                            @for (i, o) in outcomes.iter().enumerate() {
+                                p { input type="radio" name="outcome" id={ "o" (h.message) "-" (i) } value=(o) required;
+                                    label for={ "o" (h.message) "-" (i) } { (o.replace('_', " ")) } }
+                            }
+                            (reason_and_token(&s, &format!("reason{}", h.message)))
+                            button type="submit" { "Count this vote" }
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .into_response()
+}
+
+/// `/undelivered`: letters refused, bounced or given up on, with "resend to …".
+pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Response {
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
+        Ok(snap) => snap,
+        Err(e) => return failure(&e),
+    };
+    page("Undelivered letters", Some(&s), html! {
+        h1 { "Undelivered letters" }
+        @if snap.undelivered.is_empty() { p { "Every letter was delivered." } }
+        @for u in &snap.undelivered {
+            article.message aria-labelledby={ "u" (u.outbox) } {
+                h2 id={ "u" (u.outbox) } { (u.step_name) " to " (u.to) }
+                dl {
+                    @if let Some(c) = &u.case { dt { "Case" } dd { a href={ "/cases/" (c) } { (c) } } }
+                    dt { "What happened" } dd { (u.how) }
+                    dt { "Queued" } dd { (short_instant(u.queued_at)) }
+                }
+                @if let (true, Some(c)) = (acts(&s), &u.case) {
+                    form.action method="post" action="/undelivered/resend" {
+                        input type="hidden" name="case" value=(c);
+                        input type="hidden" name="letter" value=(u.outbox);
+                        fieldset {
+                            legend { "Resend" }
+                            p { label for={ "to" (u.outbox) } { "Resend to (leave empty for the same recipient)" }
+                                input id={ "to" (u.outbox) } type="email" name="to"; }
+                            (reason_and_token(&s, &format!("reason{}", u.outbox)))
+                            button type="submit" { "Resend" }
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .into_response()
+}
