@@ -15,7 +15,8 @@ set -euo pipefail
 # Debian package's postinst, installed by tests/it/package.rs.
 # sqlite3: the history tests edit an event as an attacker with the file would (tests/it/history.rs);
 # age: an encrypted backup is made and opened again (tests/it/backup.rs).
-PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl libio-socket-ssl-perl systemd adduser sqlite3 age)
+# chromium, chromium-driver: the web workspace is driven in a real headless browser (tests/it/web_browser.rs).
+PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl libio-socket-ssl-perl systemd adduser sqlite3 age chromium chromium-driver)
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=()

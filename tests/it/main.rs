@@ -43,3 +43,4 @@ mod trace_log;
 mod trust;
 mod two_calendars;
 mod votes;
+mod web;

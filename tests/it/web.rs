@@ -1,0 +1,614 @@
+//! The web workspace without a browser: plain HTTP requests against the running server, in this
+//! process, on a case prepared by the server-free review harness (no mail server).
+//!
+//! Sign-in and its cookie, CSRF on every form, session expiry, lockout after failed sign-ins and
+//! its record, the read-only role refused, a command's own refusal shown, and no address in any
+//! link. The same workspace is driven in a real browser in [`browser`].
+
+mod browser;
+
+use crate::review::{Review, london};
+use caseclerk::core::access::Role;
+use caseclerk::shell::clock::ManualClock;
+use caseclerk::shell::web::{self, App, accounts};
+use chrono::Duration;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const LA: &str = "la.rep@bury.test";
+pub const POLICE: &str = "police.rep@police.test";
+pub const ICB: &str = "icb.rep@icb.test";
+pub const CLERK: &str = "clerk";
+pub const VIEWER: &str = "viewer";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A case waiting on the business unit, served: screening has two votes counted and one reply
+/// held (unclear), police is on the case, and a stray return from an unknown address is in triage.
+pub struct Workspace {
+    pub review: Review,
+    pub clock: Arc<ManualClock>,
+    pub addr: SocketAddr,
+    pub case: String,
+    pub triaged: i64,
+    pub held: i64,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Workspace {
+    pub async fn start() -> Workspace {
+        let mut r = Review::of("bury").await;
+        let case = r.referral_at("2026-08-20 10:00").await;
+        r.vote_all(
+            "screening-request",
+            &[POLICE, ICB],
+            "MEETS",
+            "2026-08-20 11:00",
+        )
+        .await;
+        let ask = r.last_about(&case, LA, "screening-request");
+        r.reply(&ask, LA, "MEETS or NFA - not sure", "2026-08-20 11:30")
+            .await;
+        r.add_agencies(&case, &["police"], "2026-08-20 11:40").await;
+        let stray = b"From: Someone Unknown <someone@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: Information for the review\r\nMessage-ID: <stray-1@elsewhere.test>\r\n\r\nOur summary of involvement.\r\n";
+        r.receive(stray, "2026-08-20 12:00").await;
+        let triaged = r.engine.store.triage().await.unwrap()[0].id;
+        let held = r.state(&case).await.held[0].message;
+        let clock = Arc::new(ManualClock::new(london("2026-08-20 12:05")));
+        for (name, display, role) in [
+            (CLERK, "Casey Clerk", Role::BusinessUnit),
+            (VIEWER, "Vic Viewer", Role::ReadOnly),
+        ] {
+            accounts::add_user(
+                &r.engine.store,
+                name,
+                display,
+                role,
+                PASSWORD,
+                clock.now_utc(),
+            )
+            .await
+            .unwrap();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = App {
+            cfg: r.engine.cfg.clone(),
+            store: r.engine.store.clone(),
+            clock: clock.clone(),
+            https: false,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(web::serve_on(listener, None, app, async {
+            let _ = stopped.await;
+        }));
+        Workspace {
+            review: r,
+            clock,
+            addr,
+            case,
+            triaged,
+            held,
+            _stop: stop,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            addr: self.addr,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    /// A client signed in as `who`.
+    pub async fn signed_in(&self, who: &str) -> Client {
+        let mut c = self.client();
+        let a = c.sign_in(who, PASSWORD).await;
+        assert_eq!(a.status, 303, "{who} signs in: {}", a.body);
+        c
+    }
+
+    /// The events recorded on the case, as `caseclerk case` lists them.
+    pub async fn history(&self) -> String {
+        self.review.report(&self.case).await
+    }
+}
+
+/// `ManualClock::now` without importing the trait everywhere.
+trait Now {
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+impl Now for ManualClock {
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        caseclerk::shell::clock::Clock::now(self)
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the first hidden `csrf` field.
+    pub fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("a form with a token in:\n{}", self.body))
+            + "name=\"csrf\" value=\"".len();
+        self.body[at..].split('"').next().unwrap().to_string()
+    }
+}
+
+fn form_encode(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".into(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A plain HTTP/1.1 client with a cookie jar: one connection per request.
+pub struct Client {
+    addr: SocketAddr,
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Client {
+    pub async fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, None).await
+    }
+
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        self.send("POST", path, Some(form_encode(fields))).await
+    }
+
+    /// The sign-in page, then the form with its token.
+    pub async fn sign_in(&mut self, user: &str, password: &str) -> Answer {
+        let form = self.get("/sign-in").await;
+        let csrf = form.csrf();
+        self.post(
+            "/sign-in",
+            &[("csrf", &csrf), ("username", user), ("password", password)],
+        )
+        .await
+    }
+
+    async fn send(&mut self, method: &str, path: &str, body: Option<String>) -> Answer {
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let cookies = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        if !cookies.is_empty() {
+            req.push_str(&format!("Cookie: {cookies}\r\n"));
+        }
+        let body = body.unwrap_or_default();
+        if method == "POST" {
+            req.push_str(&format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        req.push_str("\r\n");
+        req.push_str(&body);
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, rest) = text.split_once("\r\n\r\n").expect("a complete answer");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+        let body = if chunked {
+            unchunk(rest)
+        } else {
+            rest.to_string()
+        };
+        for (k, v) in &headers {
+            if k.eq_ignore_ascii_case("set-cookie") {
+                let pair = v.split(';').next().unwrap();
+                let (name, value) = pair.split_once('=').unwrap();
+                if v.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+fn unchunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return out;
+        };
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            return out;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_secure_http_only_strict_cookie_and_opens_the_cases() {
+    let w = Workspace::start().await;
+    let mut c = w.client();
+    let first = c.get("/cases").await;
+    assert_eq!(first.status, 303, "no session: to the sign-in page");
+    assert_eq!(first.header("location"), Some("/sign-in"));
+    let signed = c.sign_in(CLERK, PASSWORD).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let cookie = signed.header("set-cookie").unwrap();
+    for part in [
+        "caseclerk_session=",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
+    let cases = c.get("/cases").await;
+    assert_eq!(cases.status, 200);
+    assert!(cases.body.contains(&w.case), "{}", cases.body);
+    assert!(cases.body.contains("Signed in as Casey Clerk"));
+    for (h, v) in [
+        ("content-security-policy", "default-src 'none'"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert!(
+            cases.header(h).is_some_and(|x| x.contains(v)),
+            "{h}: {:?}",
+            cases.header(h)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_form_without_its_session_token_is_refused_and_changes_nothing() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let before = w.history().await;
+    let held = w.held.to_string();
+    for token in ["", "0000", &"a".repeat(64)] {
+        let a = c
+            .post(
+                "/held/confirm",
+                &[
+                    ("csrf", token),
+                    ("case", &w.case),
+                    ("message", &held),
+                    ("outcome", "meets"),
+                    ("reason", "phoned"),
+                ],
+            )
+            .await;
+        assert_eq!(a.status, 403, "token `{token}`: {}", a.body);
+        assert!(a.body.contains("did not come from this workspace"));
+    }
+    assert_eq!(w.history().await, before, "nothing was recorded");
+    // The sign-in form has its own token: one posted from elsewhere is refused.
+    let mut other = w.client();
+    let a = other
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", "forged"),
+                ("username", CLERK),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    assert!(!other.cookies.contains_key(web::SESSION_COOKIE));
+}
+
+#[tokio::test]
+async fn a_session_ends_after_thirty_idle_minutes_and_at_sign_out() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    w.clock.set(w.clock.now_utc() + Duration::minutes(29));
+    assert_eq!(
+        c.get("/cases").await.status,
+        200,
+        "still in use at 29 minutes"
+    );
+    w.clock.set(w.clock.now_utc() + Duration::minutes(30));
+    let ended = c.get("/cases").await;
+    assert_eq!(ended.status, 303);
+    assert_eq!(ended.header("location"), Some("/sign-in?ended=1"));
+
+    let mut d = w.signed_in(CLERK).await;
+    let page = d.get("/cases").await;
+    let token = d.cookies[web::SESSION_COOKIE].clone();
+    assert_eq!(
+        d.post("/sign-out", &[("csrf", &page.csrf())]).await.status,
+        303
+    );
+    // The old cookie, replayed, opens nothing.
+    d.cookies.insert(web::SESSION_COOKIE.into(), token);
+    assert_eq!(d.get("/cases").await.status, 303);
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_the_account_for_fifteen_minutes_and_every_attempt_is_recorded() {
+    let w = Workspace::start().await;
+    let mut c = w.client();
+    for _ in 0..5 {
+        let a = c.sign_in(CLERK, "not the password").await;
+        assert_eq!(a.status, 401);
+        assert!(a.body.contains("The user name or password is wrong"));
+    }
+    let locked = c.sign_in(CLERK, PASSWORD).await;
+    assert_eq!(
+        locked.status, 401,
+        "the right password is refused while locked"
+    );
+    w.clock.set(w.clock.now_utc() + Duration::minutes(15));
+    assert_eq!(
+        c.sign_in(CLERK, PASSWORD).await.status,
+        303,
+        "open again after 15 minutes"
+    );
+    let record: Vec<String> = accounts::signins(&w.review.engine.store, CLERK)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, what, from)| format!("{what} from {from}"))
+        .collect();
+    assert_eq!(
+        record,
+        [
+            "signed in from 127.0.0.1",
+            "refused: locked from 127.0.0.1",
+            "wrong password: locked from 127.0.0.1",
+            "wrong password from 127.0.0.1",
+            "wrong password from 127.0.0.1",
+            "wrong password from 127.0.0.1",
+            "wrong password from 127.0.0.1",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_account_sees_every_page_without_actions_and_its_posts_are_refused() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(VIEWER).await;
+    for page in [
+        "/cases",
+        &format!("/cases/{}", w.case),
+        "/triage",
+        "/held",
+        "/undelivered",
+    ] {
+        let a = c.get(page).await;
+        assert_eq!(a.status, 200, "{page}");
+        assert!(
+            !a.body.contains("name=\"reason\""),
+            "{page} offers no action to a read-only account"
+        );
+    }
+    let csrf = c.get("/held").await.csrf();
+    let before = w.history().await;
+    let a = c
+        .post(
+            "/held/confirm",
+            &[
+                ("csrf", &csrf),
+                ("case", &w.case),
+                ("message", &w.held.to_string()),
+                ("outcome", "meets"),
+                ("reason", "phoned"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    assert!(a.body.contains("Your account is read-only"), "{}", a.body);
+    assert_eq!(w.history().await, before);
+}
+
+#[tokio::test]
+async fn an_action_is_the_operator_command_recorded_as_the_person_or_refused_in_its_own_words() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let csrf = c.get("/triage").await.csrf();
+    let path = format!("/triage/{}/attach", w.triaged);
+    let refused = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("case", "RR-2099-9999"),
+                ("as", "reply"),
+                ("agency", ""),
+                ("reason", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("there is no case RR-2099-9999"),
+        "{}",
+        refused.body
+    );
+    let no_reason = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("case", &w.case),
+                ("as", "return"),
+                ("agency", "police"),
+                ("reason", " "),
+            ],
+        )
+        .await;
+    assert!(
+        no_reason.body.contains("give a reason"),
+        "{}",
+        no_reason.body
+    );
+    let done = c
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("case", &w.case),
+                ("as", "return"),
+                ("agency", "police"),
+                ("reason", "phoned to confirm"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.header("location"),
+        Some(format!("/cases/{}", w.case).as_str())
+    );
+    let history = w.history().await;
+    assert!(
+        history.contains("web:clerk"),
+        "recorded as the signed-in person:\n{history}"
+    );
+    let page = c.get(&format!("/cases/{}", w.case)).await;
+    assert!(page.body.contains("clerk (web workspace)"), "{}", page.body);
+    assert!(page.body.contains("returned"), "the return shows at once");
+}
+
+#[tokio::test]
+async fn a_held_reply_counted_from_the_workspace_is_the_members_vote() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let csrf = c.get("/held").await.csrf();
+    let held = w.held.to_string();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("case", &w.case),
+        ("message", &held),
+        ("outcome", "meets"),
+        ("reason", "confirmed by phone"),
+    ];
+    let done = c.post("/held/confirm", &form).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = c.get(&format!("/cases/{}", w.case)).await.body;
+    assert!(page.contains("Local Authority representative"), "{page}");
+    let again = c.post("/held/confirm", &form).await;
+    assert_eq!(again.status, 422);
+    assert!(
+        again.body.contains("was already confirmed"),
+        "{}",
+        again.body
+    );
+}
+
+#[tokio::test]
+async fn no_link_or_form_carries_an_address() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let case = c.get(&format!("/cases/{}", w.case)).await.body;
+    let letter = case
+        .split("href=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_string())
+        .find(|h| h.contains("/letters/"))
+        .expect("a letter link");
+    for page in [
+        "/cases",
+        &format!("/cases/{}", w.case),
+        &letter,
+        "/triage",
+        "/held",
+        "/undelivered",
+    ] {
+        let body = c.get(page).await.body;
+        for attr in ["href=\"", "action=\""] {
+            for target in body
+                .split(attr)
+                .skip(1)
+                .map(|s| s.split('"').next().unwrap())
+            {
+                assert!(
+                    (target.starts_with('/') || target.starts_with('#'))
+                        && !target.contains('@')
+                        && !target.contains(' '),
+                    "{page}: {attr}{target}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn plain_http_is_allowed_on_loopback_only() {
+    let dir = std::env::temp_dir().join(format!("caseclerk-web-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = crate::support::config_for("bury", &dir);
+    let mut web = toml::Table::new();
+    web.insert("listen".into(), "0.0.0.0:8443".into());
+    cfg.insert("web".into(), web.into());
+    let path = dir.join("caseclerk.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let e = caseclerk::shell::config::load(&path, caseclerk::shell::config::Needs::NoSecrets)
+        .expect_err("a public address without a certificate");
+    assert!(
+        e.to_string()
+            .contains("plain HTTP is allowed on loopback only"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,359 @@
+//! The web workspace in a real browser: Debian's headless Chromium driven over WebDriver
+//! (`chromedriver`, spoken to as plain JSON over HTTP — no client crate), on a case prepared by
+//! the server-free review harness.
+//!
+//! A business support officer signs in, finds the case by its reference, attaches a triaged
+//! return to it, counts a held reply as the vote it meant, and sees the case move on once the
+//! daemon's next pass has run. Chromium and chromedriver come from `scripts/install-mailstack.sh`;
+//! when they are missing the test fails and says so (it never skips).
+
+use super::{CLERK, PASSWORD, Workspace};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// chromedriver and one headless Chromium session; both end when dropped.
+pub struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ends Chromium (the session), then chromedriver (our own child, by its handle).
+        let _ = std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(call(
+                    self.addr,
+                    "DELETE",
+                    &format!("/session/{}", self.session),
+                    None,
+                ))
+            })
+            .join()
+        });
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// One WebDriver command; its `value`. chromedriver keeps connections open whatever the request
+/// says, so the answer is read to its Content-Length; a command that takes over a minute fails.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    tokio::time::timeout(Duration::from_secs(60), exchange(addr, method, path, body))
+        .await
+        .map_err(|_| format!("{method} {path}: no answer in 60 s"))?
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let (head_end, length) = loop {
+        let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the connection closed before the answer".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| format!("no Content-Length in {head}"))?;
+            break (i + 4, length);
+        }
+    };
+    while raw.len() < head_end + length {
+        let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the connection closed in the middle of the answer".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let rest = String::from_utf8_lossy(&raw[head_end..head_end + length]).to_string();
+    let v: Value = serde_json::from_str(&rest).map_err(|e| format!("{e}: {rest}"))?;
+    if let Some(err) = v["value"]["error"].as_str() {
+        return Err(format!("{err}: {}", v["value"]["message"]));
+    }
+    Ok(v["value"].clone())
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        for f in [CHROMEDRIVER, CHROMIUM] {
+            assert!(
+                std::path::Path::new(f).is_file(),
+                "{f} is missing: run scripts/install-mailstack.sh (it installs chromium and chromium-driver)"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(v) = call(addr, "GET", "/status", None).await
+                && v["ready"] == json!(true)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile =
+            std::env::temp_dir().join(format!("caseclerk-chromium-{}-{port}", std::process::id()));
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let v = call(addr, "POST", "/session", Some(caps))
+            .await
+            .expect("a Chromium session");
+        let session = v["sessionId"].as_str().expect("a session id").to_string();
+        Browser {
+            driver,
+            addr,
+            session,
+            profile,
+        }
+    }
+
+    async fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let full = format!("/session/{}{path}", self.session);
+        call(self.addr, method, &full, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub async fn go(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({"url": url}))).await;
+    }
+
+    pub async fn url(&self) -> String {
+        self.cmd("GET", "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn find(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                "POST",
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    pub async fn type_in(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})))
+            .await;
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    pub async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})))
+            .await;
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        let e = self.find(css).await;
+        self.cmd("GET", &format!("/element/{e}/text"), None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The page as a PNG.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = self.cmd("GET", "/screenshot", None).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_business_support_officer_attaches_a_return_confirms_a_held_vote_and_sees_the_case_move_on() {
+    // The review, the server and the browser session together need more than a debug build's
+    // 2 MiB test-thread stack: run them on a thread of their own with 16 MiB.
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(officer_at_work())
+        })
+        .unwrap()
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+async fn officer_at_work() {
+    let mut w = Workspace::start().await;
+    let b = Browser::start().await;
+    let base = format!("http://{}", w.addr);
+    let case = w.case.clone();
+
+    // Sign in: the workspace sends a stranger to the sign-in page first.
+    b.go(&format!("{base}/cases")).await;
+    assert!(b.url().await.ends_with("/sign-in"), "{}", b.url().await);
+    b.type_in("#username", CLERK).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("form[action='/sign-in'] button").await;
+    assert!(
+        b.url().await.ends_with("/cases"),
+        "signed in: {}",
+        b.url().await
+    );
+
+    // Find the case by (part of) its reference.
+    let tail = &case[case.len() - 4..];
+    b.type_in("#q", tail).await;
+    b.click("form.filter button").await;
+    let listed = b.text("main table tbody").await;
+    assert!(
+        listed.contains(&case) && listed.contains("screening"),
+        "{listed}"
+    );
+    b.click(&format!("a[href='/cases/{case}']")).await;
+    assert_eq!(b.text("h1").await, format!("Case {case}"));
+    let letters_before = b
+        .text("section[aria-labelledby=letters] tbody")
+        .await
+        .lines()
+        .count();
+
+    // Attach the triaged message as the police return.
+    b.click("nav a[href='/triage']").await;
+    let m = w.triaged;
+    b.type_in(&format!("#case{m}"), &case).await;
+    b.click(&format!("#as{m} option[value=return]")).await;
+    b.click(&format!("#agency{m} option[value=police]")).await;
+    b.type_in(&format!("#reason{m}"), "phoned the police to confirm")
+        .await;
+    b.click(&format!("form[action='/triage/{m}/attach'] button"))
+        .await;
+    assert!(
+        b.url().await.ends_with(&format!("/cases/{case}")),
+        "{}",
+        b.url().await
+    );
+    let agencies = b.text("section[aria-labelledby=agencies]").await;
+    assert!(
+        agencies.contains("returned"),
+        "the return shows at once: {agencies}"
+    );
+
+    // Count the held reply as the vote it meant.
+    b.click("nav a[href='/held']").await;
+    let h = w.held;
+    b.click(&format!("label[for='o{h}-0']")).await;
+    b.type_in(
+        &format!("#reason{h}"),
+        "the member confirmed by phone: meets",
+    )
+    .await;
+    b.click("form[action='/held/confirm'] button").await;
+    assert!(
+        b.url().await.ends_with(&format!("/cases/{case}")),
+        "{}",
+        b.url().await
+    );
+    let decisions = b.text("section[aria-labelledby=decisions]").await;
+    assert!(
+        decisions.contains("Local Authority representative meets"),
+        "{decisions}"
+    );
+
+    // The daemon's next pass sends what the decision opened; the case has moved on.
+    w.review.at("2026-08-20 12:10").await;
+    w.clock.set(crate::review::london("2026-08-20 12:10"));
+    b.go(&format!("{base}/cases/{case}")).await;
+    let stands = b.text("section[aria-labelledby=particulars]").await;
+    assert!(
+        !stands.contains("screening\n") && stands.contains("rapid review"),
+        "{stands}"
+    );
+    let letters_after = b
+        .text("section[aria-labelledby=letters] tbody")
+        .await
+        .lines()
+        .count();
+    assert!(
+        letters_after > letters_before,
+        "letters went: {letters_before} → {letters_after}"
+    );
+    let decisions = b.text("section[aria-labelledby=decisions]").await;
+    assert!(
+        decisions.contains("Decided: meets"),
+        "the votes were counted: {decisions}"
+    );
+    let history = b.text("section[aria-labelledby=history]").await;
+    assert!(history.contains("clerk (web workspace)"), "{history}");
+    let _ = b.screenshot().await;
+}
