@@ -557,6 +557,44 @@ async fn a_held_reply_counted_from_the_workspace_is_the_members_vote() {
 }
 
 #[tokio::test]
+async fn the_tracker_is_a_table_and_downloads_as_csv_and_xlsx_for_a_signed_in_person_only() {
+    let w = Workspace::start().await;
+    let mut stranger = w.client();
+    assert_eq!(
+        stranger.get("/tracker.csv").await.status,
+        303,
+        "no session, no tracker"
+    );
+    let mut c = w.signed_in(VIEWER).await;
+    let page = c.get("/tracker").await;
+    assert!(
+        page.body.contains("<th scope=\"col\">Reference</th>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&w.case));
+    let csv = c.get("/tracker.csv").await;
+    assert_eq!(
+        csv.header("content-disposition"),
+        Some("attachment; filename=\"tracker.csv\"")
+    );
+    assert!(
+        csv.body
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&w.case)),
+        "{}",
+        csv.body
+    );
+    let xlsx = c.get("/tracker.xlsx").await;
+    assert_eq!(xlsx.status, 200);
+    assert!(
+        xlsx.header("content-type")
+            .is_some_and(|t| t.contains("spreadsheetml"))
+    );
+}
+
+#[tokio::test]
 async fn no_link_or_form_carries_an_address() {
     let w = Workspace::start().await;
     let mut c = w.signed_in(CLERK).await;

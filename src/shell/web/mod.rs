@@ -101,6 +101,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/held/confirm", post(actions::confirm))
         .route("/undelivered", get(pages::undelivered))
         .route("/undelivered/resend", post(actions::resend))
+        .route("/tracker", get(pages::tracker))
+        .route("/tracker.csv", get(pages::tracker_file))
+        .route("/tracker.xlsx", get(pages::tracker_file))
         .layer(axum::middleware::map_response_with_state(
             app.clone(),
             security_headers,
@@ -289,6 +292,7 @@ pub(crate) fn page(title: &str, who: Option<&Session>, main: Markup) -> Markup {
                                 li { a href="/triage" { "Triage" } }
                                 li { a href="/held" { "Held replies" } }
                                 li { a href="/undelivered" { "Undelivered letters" } }
+                                li { a href="/tracker" { "Tracker" } }
                             }
                         }
                         form.signout method="post" action="/sign-out" {

@@ -519,3 +519,79 @@ pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Respo
     })
     .into_response()
 }
+
+/// `/tracker`: the tracker as a table (what `caseclerk export` writes), with its downloads.
+pub(super) async fn tracker(State(app): Shared, headers: HeaderMap) -> Response {
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
+        Ok(snap) => snap,
+        Err(e) => return failure(&e),
+    };
+    let t = crate::core::export::rows(&snap, &app.cfg.process, None);
+    page("Tracker", Some(&s), html! {
+        h1 { "Tracker" }
+        p {
+            "Download: " a href="/tracker.xlsx" { "spreadsheet (XLSX)" } " · " a href="/tracker.csv" { "CSV" }
+        }
+        div.scroll role="region" aria-label="The tracker, one row per case" tabindex="0" {
+            table {
+                thead { tr { @for c in crate::core::export::COLUMNS { th scope="col" { (c) } } } }
+                tbody { @for row in &t.cases {
+                    tr { @for (i, cell) in row.iter().enumerate() {
+                        @if i == 0 { th scope="row" { a href={ "/cases/" (cell.as_text()) } { (cell.as_text()) } } }
+                        @else { td { (cell.as_text()) } }
+                    } }
+                } }
+            }
+        }
+    })
+    .into_response()
+}
+
+/// `/tracker.csv` and `/tracker.xlsx`: the tracker as `caseclerk export` writes it.
+pub(super) async fn tracker_file(
+    State(app): Shared,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    use axum::http::header;
+    let name = uri.path().trim_start_matches('/').to_string();
+    if let Err(r) = signed_in(&app, &headers).await {
+        return r;
+    }
+    let now = app.clock.now();
+    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
+        Ok(snap) => snap,
+        Err(e) => return failure(&e),
+    };
+    let t = crate::core::export::rows(&snap, &app.cfg.process, None);
+    let (bytes, kind) = match name.as_str() {
+        "tracker.csv" => (
+            crate::core::export::csv(&t).into_bytes(),
+            "text/csv; charset=utf-8",
+        ),
+        "tracker.xlsx" => match crate::core::export::xlsx(&t, &app.cfg.partnership_name, now) {
+            Ok(b) => (
+                b,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+            Err(e) => return failure(&e),
+        },
+        _ => return not_found("There is no such file."),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
