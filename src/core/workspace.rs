@@ -47,13 +47,26 @@ pub fn case_line(c: &CaseView, process: &Process, cal: &Calendar, now: DateTime<
         day,
         stage: crate::core::export::stage(c, process),
         open: c.is_open(),
-        next: c.upcoming.first().map(|u| (u.name.clone(), u.due.date)),
+        next: next_step(c),
         overdue: if c.is_open() {
             overdue(c, now)
         } else {
             Vec::new()
         },
     }
+}
+
+/// The next planned step and its date; while none is planned, the decision awaited soonest
+/// (a step waits for it).
+pub fn next_step(c: &CaseView) -> Option<(String, NaiveDate)> {
+    c.upcoming
+        .first()
+        .map(|u| (u.name.clone(), u.due.date))
+        .or_else(|| {
+            c.awaited()
+                .filter_map(|d| d.due.as_ref().map(|r| (d.name.clone(), r.date)))
+                .min_by_key(|(_, date)| *date)
+        })
 }
 
 /// What is overdue on a case at `now`: agencies' returns past their deadline, decisions awaited
@@ -250,6 +263,21 @@ mod tests {
             refs(filter(lines, StatusFilter::All, " rr-2026-002")),
             ["RR-2026-002"]
         );
+    }
+
+    #[test]
+    fn while_no_step_is_planned_the_next_step_is_the_decision_awaited() {
+        let world = World::new();
+        let views: Vec<CaseView> = fixtures::cases()
+            .into_iter()
+            .map(|c: Case| c.view(&world.ctx(), fixtures::now()))
+            .collect();
+        let waiting = views
+            .iter()
+            .find(|v| v.upcoming.is_empty() && v.awaited().any(|d| d.due.is_some()))
+            .expect("a fixture case waits on a decision with nothing planned");
+        let (name, _) = next_step(waiting).expect("a next step");
+        assert!(waiting.awaited().any(|d| d.name == name), "{name}");
     }
 
     #[test]

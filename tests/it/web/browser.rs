@@ -357,3 +357,87 @@ async fn officer_at_work() {
     assert!(history.contains("clerk (web workspace)"), "{history}");
     let _ = b.screenshot().await;
 }
+
+/// axe-core, vendored (tests/fixtures/axe-core): never served by caseclerk, only run by this test.
+const AXE: &str = include_str!("../../fixtures/axe-core/axe.min.js");
+
+impl Browser {
+    /// axe-core's WCAG 2.x A and AA violations on the page shown, one line each.
+    pub async fn axe(&self) -> Vec<String> {
+        let script = format!(
+            "{AXE}\n;const done = arguments[arguments.length - 1];\
+             axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}}}})\
+             .then(r => done(r.violations.map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '))))\
+             .catch(e => done(['axe failed: ' + e]));"
+        );
+        let v = self
+            .cmd(
+                "POST",
+                "/execute/async",
+                Some(json!({"script": script, "args": []})),
+            )
+            .await;
+        v.as_array()
+            .expect("a list of violations")
+            .iter()
+            .map(|s| s.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn every_page_passes_axe_cores_wcag_2_2_a_and_aa_checks() {
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(audit_every_page())
+        })
+        .unwrap()
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+/// Every page, audited; with `CASECLERK_SCREENSHOTS=<folder>` each is also saved as a PNG there
+/// (the README's screenshots).
+async fn audit_every_page() {
+    let w = Workspace::start().await;
+    let b = Browser::start().await;
+    let base = format!("http://{}", w.addr);
+    let shots = std::env::var_os("CASECLERK_SCREENSHOTS").map(std::path::PathBuf::from);
+    let mut found = Vec::new();
+    let mut visit = async |name: &str, path: &str| {
+        b.go(&format!("{base}{path}")).await;
+        for v in b.axe().await {
+            found.push(format!("{path}: {v}"));
+        }
+        if let Some(dir) = &shots {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), b.screenshot().await).unwrap();
+        }
+    };
+    visit("sign-in", "/sign-in").await;
+    b.type_in("#username", CLERK).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("form[action='/sign-in'] button").await;
+    let case = w.case.clone();
+    let letter = {
+        b.go(&format!("{base}/cases/{case}")).await;
+        let e = b.find("section[aria-labelledby=letters] a").await;
+        let href = b
+            .cmd("GET", &format!("/element/{e}/attribute/href"), None)
+            .await;
+        href.as_str().unwrap().to_string()
+    };
+    visit("cases", "/cases").await;
+    visit("case", &format!("/cases/{case}")).await;
+    visit("letter", &letter).await;
+    visit("triage", "/triage").await;
+    visit("held", "/held").await;
+    visit("undelivered", "/undelivered").await;
+    visit("tracker", "/tracker").await;
+    assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
+}
