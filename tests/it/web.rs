@@ -650,3 +650,55 @@ async fn plain_http_is_allowed_on_loopback_only() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn with_a_certificate_the_workspace_speaks_only_https_and_asks_browsers_to_keep_to_it() {
+    let w = Workspace::start().await;
+    let dir = std::env::temp_dir().join(format!("caseclerk-web-tls-{}", std::process::id()));
+    let (ca, cert, key) = caseclerk::dev::devstack::throwaway_certificates(&dir)
+        .await
+        .expect("openssl makes a certificate (run scripts/install-mailstack.sh)");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = App {
+        cfg: w.review.engine.cfg.clone(),
+        store: w.review.engine.store.clone(),
+        clock: w.clock.clone(),
+        https: false,
+    };
+    let tls = (cert, key);
+    tokio::spawn(
+        async move { web::serve_on(listener, Some(&tls), app, std::future::pending()).await },
+    );
+
+    let config = caseclerk::shell::tls::client_config(Some(&ca)).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = connector.connect(name, tcp).await.expect("a TLS handshake");
+    s.write_all(b"GET /sign-in HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).to_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        text.contains("strict-transport-security: max-age=31536000"),
+        "{text}"
+    );
+
+    // Plain HTTP to the same port gets no page.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(b"GET /sign-in HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("Sign in"),
+        "no page over plain HTTP"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1122,6 +1122,23 @@ fn pick_free_ports() -> Result<Ports, DevstackError> {
     })
 }
 
+/// A throwaway CA and a server certificate for `localhost` and 127.0.0.1 in `dir/tls` (made as
+/// for the mail stack): the CA's, the certificate's and the key's paths. The web workspace's
+/// HTTPS test serves with them.
+pub async fn throwaway_certificates(
+    dir: &Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf), DevstackError> {
+    let layout = Layout {
+        root: dir.to_path_buf(),
+    };
+    std::fs::create_dir_all(layout.tls()).map_err(files::io_err(format!(
+        "creating {}",
+        layout.tls().display()
+    )))?;
+    ensure_certificates(&layout).await?;
+    Ok((layout.ca_pem(), layout.server_pem(), layout.server_key()))
+}
+
 /// Generates the throwaway CA and the server certificate with the openssl CLI (EC P-256 keys,
 /// ~50 ms), unless valid ones are already there (a reused demo directory).
 async fn ensure_certificates(layout: &Layout) -> Result<(), DevstackError> {
