@@ -626,6 +626,37 @@ pub async fn resend(
     Ok(id)
 }
 
+/// What [`reschedule`] can move in a process: its key (`step:<id>`, `return_by:<id>`,
+/// `decision:<id>`, `deadline:<id>`, `meeting`) and its name for people.
+pub fn movable(p: &crate::core::process::Process) -> Vec<(String, String)> {
+    let mut k: Vec<(String, String)> = p
+        .steps
+        .iter()
+        .filter(|s| s.when.is_some())
+        .map(|s| (format!("step:{}", s.id), s.name.clone()))
+        .collect();
+    k.extend(p.steps.iter().filter(|s| s.return_by.is_some()).map(|s| {
+        (
+            format!("return_by:{}", s.id),
+            format!("returns for: {}", s.name),
+        )
+    }));
+    k.extend(
+        p.decisions
+            .iter()
+            .map(|d| (format!("decision:{}", d.id), d.name.clone())),
+    );
+    k.extend(
+        p.deadlines
+            .iter()
+            .map(|d| (format!("deadline:{}", d.id), d.name.clone())),
+    );
+    if p.meeting.is_some() {
+        k.push(("meeting".into(), "the meeting".into()));
+    }
+    k
+}
+
 /// Move a step, a return deadline, a decision's due date, a deadline or the meeting (adjourn or
 /// extend), to a time still to come.
 #[allow(clippy::too_many_arguments)]
@@ -640,31 +671,15 @@ pub async fn reschedule(
     now: DateTime<Utc>,
 ) -> Result<(), OperatorError> {
     let case = case_to_change(store, reference, reason).await?;
-    let p = &cfg.process;
-    let known = || {
-        let mut k: Vec<String> = p
-            .steps
-            .iter()
-            .filter(|s| s.when.is_some())
-            .map(|s| format!("step:{}", s.id))
-            .collect();
-        k.extend(
-            p.steps
-                .iter()
-                .filter(|s| s.return_by.is_some())
-                .map(|s| format!("return_by:{}", s.id)),
-        );
-        k.extend(p.decisions.iter().map(|d| format!("decision:{}", d.id)));
-        k.extend(p.deadlines.iter().map(|d| format!("deadline:{}", d.id)));
-        if p.meeting.is_some() {
-            k.push("meeting".into());
-        }
-        k
-    };
-    if !known().iter().any(|k| k == what) {
+    let known = movable(&cfg.process);
+    if !known.iter().any(|(k, _)| k == what) {
         return Err(OperatorError::UnknownTarget {
             what: what.to_string(),
-            known: known().join(", "),
+            known: known
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     if at <= now {

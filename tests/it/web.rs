@@ -595,6 +595,73 @@ async fn the_tracker_is_a_table_and_downloads_as_csv_and_xlsx_for_a_signed_in_pe
 }
 
 #[tokio::test]
+async fn the_business_unit_adds_an_agency_moves_a_date_and_closes_a_case_from_its_page() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let page = format!("/cases/{}", w.case);
+    let csrf = c.get(&page).await.csrf();
+    let post = async |c: &mut Client, what: &str, fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        c.post(&format!("{page}/{what}"), &all).await
+    };
+    let added = post(
+        &mut c,
+        "agencies",
+        &[("agency", "gp"), ("reason", "named at the meeting")],
+    )
+    .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let again = post(&mut c, "agencies", &[("agency", "gp"), ("reason", "twice")]).await;
+    assert!(
+        again.body.contains("agency gp is already on case"),
+        "{}",
+        again.body
+    );
+    let moved = post(
+        &mut c,
+        "reschedule",
+        &[
+            ("what", "decision:screening"),
+            ("date", "2026-08-25"),
+            ("time", "17:00"),
+            ("reason", "chair away"),
+        ],
+    )
+    .await;
+    assert_eq!(moved.status, 303, "{}", moved.body);
+    let past = post(
+        &mut c,
+        "reschedule",
+        &[
+            ("what", "decision:screening"),
+            ("date", "2026-08-19"),
+            ("time", "17:00"),
+            ("reason", "x"),
+        ],
+    )
+    .await;
+    assert!(past.body.contains("is in the past"), "{}", past.body);
+    let closed = post(
+        &mut c,
+        "status",
+        &[("to", "close"), ("reason", "referred in error")],
+    )
+    .await;
+    assert_eq!(closed.status, 303, "{}", closed.body);
+    let shown = c.get(&page).await.body;
+    assert!(
+        shown.contains("Reopen the case") && !shown.contains("Add the agency"),
+        "{shown}"
+    );
+    let history = w.history().await;
+    for done in ["gp", "Tue 25 Aug 2026 17:00", "closed"] {
+        assert!(history.contains(done), "{done} in:\n{history}");
+    }
+    assert_eq!(history.matches("web:clerk").count(), 3, "{history}");
+}
+
+#[tokio::test]
 async fn no_link_or_form_carries_an_address() {
     let w = Workspace::start().await;
     let mut c = w.signed_in(CLERK).await;

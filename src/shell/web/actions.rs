@@ -175,3 +175,118 @@ pub(super) async fn resend(
     );
     answer(result, &r)
 }
+
+#[derive(serde::Deserialize)]
+pub(super) struct AgencyForm {
+    csrf: String,
+    agency: String,
+    reason: String,
+}
+
+/// `POST /cases/{reference}/agencies`: `caseclerk agencies add` (asked at once if the request
+/// day has passed).
+pub(super) async fn add_agency(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<AgencyForm>,
+) -> Response {
+    let s = match may_act(&app, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if f.reason.trim().is_empty() {
+        return answer(Err(OperatorError::NoReason), &reference);
+    }
+    let result = operator::add_agencies(
+        &app.cfg,
+        &app.store,
+        &reference,
+        std::slice::from_ref(&f.agency),
+        Some(f.reason.trim()),
+        &super::actor(&s),
+        app.clock.now(),
+    )
+    .await
+    .map(|_| ());
+    tracing::info!(user = s.user_id, ok = result.is_ok(), "web: add agency");
+    answer(result, &reference)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct MoveForm {
+    csrf: String,
+    what: String,
+    date: String,
+    time: String,
+    reason: String,
+}
+
+/// `POST /cases/{reference}/reschedule`: `caseclerk reschedule` (extend, adjourn) to a London
+/// date and time.
+pub(super) async fn reschedule(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<MoveForm>,
+) -> Response {
+    let s = match may_act(&app, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (Ok(date), Ok(time)) = (
+        chrono::NaiveDate::parse_from_str(f.date.trim(), "%Y-%m-%d"),
+        chrono::NaiveTime::parse_from_str(f.time.trim(), "%H:%M"),
+    ) else {
+        return refusal(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Give the new date (like 2026-09-03) and time (like 14:00), London time.",
+        );
+    };
+    let at = crate::core::calendar::london_instant(date, time);
+    let result = operator::reschedule(
+        &app.cfg,
+        &app.store,
+        &reference,
+        &f.what,
+        at,
+        &f.reason,
+        &super::actor(&s),
+        app.clock.now(),
+    )
+    .await;
+    tracing::info!(user = s.user_id, ok = result.is_ok(), "web: reschedule");
+    answer(result, &reference)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct StatusForm {
+    csrf: String,
+    /// `close` or `reopen`.
+    to: String,
+    reason: String,
+}
+
+/// `POST /cases/{reference}/status`: `caseclerk close` / `reopen`.
+pub(super) async fn set_status(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    let s = match may_act(&app, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let result = operator::set_status(
+        &app.store,
+        &reference,
+        f.to == "close",
+        &f.reason,
+        &super::actor(&s),
+        app.clock.now(),
+    )
+    .await;
+    tracing::info!(user = s.user_id, ok = result.is_ok(), "web: case status");
+    answer(result, &reference)
+}

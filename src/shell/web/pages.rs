@@ -173,6 +173,7 @@ pub(super) async fn case(
         (decisions(&app, &c))
         (agencies(&c))
         (letters(&c))
+        @if acts(&s) { (changes(&app, &s, &c)) }
         section aria-labelledby="history" {
             h2 #history { "History" }
             table {
@@ -294,6 +295,56 @@ fn letters(c: &CaseView) -> Markup {
                         td { (l.state) @if let Some(t) = l.sent_at { " " (short_instant(t)) } }
                     }
                 } }
+            }
+        }
+    }
+}
+
+/// The business unit's changes to a case: add an agency, move a date, close or reopen.
+fn changes(app: &App, s: &Session, c: &CaseView) -> Markup {
+    let r = c.reference();
+    let on: Vec<&str> = c.agencies.iter().map(|a| a.id.as_str()).collect();
+    html! {
+        section.changes aria-labelledby="changes" {
+            h2 #changes { "Change this case" }
+            @if c.is_open() {
+                form.action method="post" action={ "/cases/" (r) "/agencies" } {
+                    fieldset {
+                        legend { "Add an agency" }
+                        p { label for="add-agency" { "Agency" }
+                            select #add-agency name="agency" required {
+                                @for a in app.cfg.directory.agencies.iter().filter(|a| !on.contains(&a.id.as_str())) {
+                                    option value=(a.id) { (a.name) }
+                                }
+                            } }
+                        (reason_and_token(s, "reason-agency"))
+                        button type="submit" { "Add the agency" }
+                    }
+                }
+                form.action method="post" action={ "/cases/" (r) "/reschedule" } {
+                    fieldset {
+                        legend { "Move a date (extend, adjourn)" }
+                        p { label for="move-what" { "What" }
+                            select #move-what name="what" required {
+                                @for (key, name) in crate::shell::operator::movable(&app.cfg.process) {
+                                    option value=(key) { (name) }
+                                }
+                            } }
+                        p { label for="move-date" { "New date" } input #move-date type="date" name="date" required; }
+                        p { label for="move-time" { "New time (London)" } input #move-time type="time" name="time" value="10:00" required; }
+                        (reason_and_token(s, "reason-move"))
+                        button type="submit" { "Move it" }
+                    }
+                }
+            }
+            form.action method="post" action={ "/cases/" (r) "/status" } {
+                fieldset {
+                    @let (to, words) = if c.is_open() { ("close", "Close the case") } else { ("reopen", "Reopen the case") };
+                    legend { (words) }
+                    input type="hidden" name="to" value=(to);
+                    (reason_and_token(s, "reason-status"))
+                    button type="submit" { (words) }
+                }
             }
         }
     }
