@@ -27,6 +27,29 @@ fn answer(result: Result<(), OperatorError>, reference: &str) -> Response {
     }
 }
 
+/// The session may act and its form is this session's: run the command as the person, log the
+/// outcome (ids only) and answer.
+async fn run<F, Fut>(
+    app: &App,
+    headers: &HeaderMap,
+    csrf: &str,
+    reference: &str,
+    action: &'static str,
+    command: F,
+) -> Response
+where
+    F: FnOnce(String, chrono::DateTime<chrono::Utc>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), OperatorError>>,
+{
+    let s = match may_act(app, headers, csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let result = command(super::actor(&s), app.clock.now()).await;
+    tracing::info!(user = s.user_id, action, ok = result.is_ok(), "web action");
+    answer(result, reference)
+}
+
 /// A case reference as typed: trimmed, capitals (references are `RR-2026-0001`).
 fn reference(typed: &str) -> String {
     typed.trim().to_uppercase()
@@ -50,47 +73,32 @@ pub(super) async fn attach(
     Path(message): Path<i64>,
     Form(f): Form<AttachForm>,
 ) -> Response {
-    let s = match may_act(&app, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let how = match (f.how.as_str(), f.agency.trim()) {
-        ("reply", _) => AttachAs::Note,
-        ("return" | "nil", "") => {
-            return refusal(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Choose the agency whose return this is.",
-            );
-        }
-        ("return", a) => AttachAs::Return {
-            agency: a.to_string(),
-            nil: false,
-        },
-        ("nil", a) => AttachAs::Return {
-            agency: a.to_string(),
-            nil: true,
-        },
-        _ => return refusal(StatusCode::UNPROCESSABLE_ENTITY, "Choose how to attach it."),
-    };
     let r = reference(&f.case);
-    let result = operator::attach(
-        &app.cfg,
-        &app.store,
-        &r,
-        message,
-        how,
-        &f.reason,
-        &super::actor(&s),
-        app.clock.now(),
+    let (app, f, r) = (&app, &f, &r);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        r,
+        "attach",
+        |actor, now| async move {
+            let agency = f.agency.trim().to_string();
+            let how = match (f.how.as_str(), agency.is_empty()) {
+                ("reply", _) => AttachAs::Note,
+                ("return" | "nil", true) => {
+                    return Err(OperatorError::Case(
+                        "choose the agency whose return this is".into(),
+                    ));
+                }
+                ("return", false) => AttachAs::Return { agency, nil: false },
+                ("nil", false) => AttachAs::Return { agency, nil: true },
+                _ => return Err(OperatorError::Case("choose how to attach it".into())),
+            };
+            let (cfg, store) = (&app.cfg, &app.store);
+            operator::attach(cfg, store, r, message, how, &f.reason, &actor, now).await
+        },
     )
-    .await;
-    tracing::info!(
-        user = s.user_id,
-        message,
-        ok = result.is_ok(),
-        "web: attach"
-    );
-    answer(result, &r)
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -108,29 +116,21 @@ pub(super) async fn confirm(
     headers: HeaderMap,
     Form(f): Form<ConfirmForm>,
 ) -> Response {
-    let s = match may_act(&app, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let r = reference(&f.case);
-    let result = operator::confirm_held(
-        &app.cfg,
-        &app.store,
-        &r,
-        f.message,
-        &f.outcome,
-        &f.reason,
-        &super::actor(&s),
-        app.clock.now(),
+    let (app, f, r) = (&app, &f, &r);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        r,
+        "confirm",
+        |actor, now| async move {
+            let (cfg, store) = (&app.cfg, &app.store);
+            operator::confirm_held(cfg, store, r, f.message, &f.outcome, &f.reason, &actor, now)
+                .await
+        },
     )
-    .await;
-    tracing::info!(
-        user = s.user_id,
-        message = f.message,
-        ok = result.is_ok(),
-        "web: confirm"
-    );
-    answer(result, &r)
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -149,31 +149,22 @@ pub(super) async fn resend(
     headers: HeaderMap,
     Form(f): Form<ResendForm>,
 ) -> Response {
-    let s = match may_act(&app, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let r = reference(&f.case);
-    let to = Some(f.to.trim()).filter(|t| !t.is_empty());
-    let result = operator::resend(
-        &app.cfg,
-        &app.store,
-        &r,
-        f.letter,
-        to,
-        &f.reason,
-        &super::actor(&s),
-        app.clock.now(),
+    let (app, f, r) = (&app, &f, &r);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        r,
+        "resend",
+        |actor, now| async move {
+            let to = Some(f.to.trim()).filter(|t| !t.is_empty());
+            let (cfg, store) = (&app.cfg, &app.store);
+            let sent = operator::resend(cfg, store, r, f.letter, to, &f.reason, &actor, now).await;
+            sent.map(|_| ())
+        },
     )
     .await
-    .map(|_| ());
-    tracing::info!(
-        user = s.user_id,
-        letter = f.letter,
-        ok = result.is_ok(),
-        "web: resend"
-    );
-    answer(result, &r)
 }
 
 #[derive(serde::Deserialize)]
@@ -191,26 +182,25 @@ pub(super) async fn add_agency(
     Path(reference): Path<String>,
     Form(f): Form<AgencyForm>,
 ) -> Response {
-    let s = match may_act(&app, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if f.reason.trim().is_empty() {
-        return answer(Err(OperatorError::NoReason), &reference);
-    }
-    let result = operator::add_agencies(
-        &app.cfg,
-        &app.store,
-        &reference,
-        std::slice::from_ref(&f.agency),
-        Some(f.reason.trim()),
-        &super::actor(&s),
-        app.clock.now(),
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "add agency",
+        |actor, now| async move {
+            if f.reason.trim().is_empty() {
+                return Err(OperatorError::NoReason);
+            }
+            let names = std::slice::from_ref(&f.agency);
+            let reason = Some(f.reason.trim());
+            let added =
+                operator::add_agencies(&app.cfg, &app.store, reference, names, reason, &actor, now);
+            added.await.map(|_| ())
+        },
     )
     .await
-    .map(|_| ());
-    tracing::info!(user = s.user_id, ok = result.is_ok(), "web: add agency");
-    answer(result, &reference)
 }
 
 #[derive(serde::Deserialize)]
@@ -230,10 +220,6 @@ pub(super) async fn reschedule(
     Path(reference): Path<String>,
     Form(f): Form<MoveForm>,
 ) -> Response {
-    let s = match may_act(&app, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let (Ok(date), Ok(time)) = (
         chrono::NaiveDate::parse_from_str(f.date.trim(), "%Y-%m-%d"),
         chrono::NaiveTime::parse_from_str(f.time.trim(), "%H:%M"),
@@ -244,19 +230,19 @@ pub(super) async fn reschedule(
         );
     };
     let at = crate::core::calendar::london_instant(date, time);
-    let result = operator::reschedule(
-        &app.cfg,
-        &app.store,
-        &reference,
-        &f.what,
-        at,
-        &f.reason,
-        &super::actor(&s),
-        app.clock.now(),
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "reschedule",
+        |actor, now| async move {
+            let (cfg, store) = (&app.cfg, &app.store);
+            operator::reschedule(cfg, store, reference, &f.what, at, &f.reason, &actor, now).await
+        },
     )
-    .await;
-    tracing::info!(user = s.user_id, ok = result.is_ok(), "web: reschedule");
-    answer(result, &reference)
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -274,19 +260,17 @@ pub(super) async fn set_status(
     Path(reference): Path<String>,
     Form(f): Form<StatusForm>,
 ) -> Response {
-    let s = match may_act(&app, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let result = operator::set_status(
-        &app.store,
-        &reference,
-        f.to == "close",
-        &f.reason,
-        &super::actor(&s),
-        app.clock.now(),
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "case status",
+        |actor, now| async move {
+            let close = f.to == "close";
+            operator::set_status(&app.store, reference, close, &f.reason, &actor, now).await
+        },
     )
-    .await;
-    tracing::info!(user = s.user_id, ok = result.is_ok(), "web: case status");
-    answer(result, &reference)
+    .await
 }

@@ -42,21 +42,30 @@ fn not_found(what: &str) -> Response {
         .into_response()
 }
 
+/// The person signed in and everything at this instant (what the digest reads).
+async fn with_snapshot(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<(Session, crate::core::views::Snapshot), Response> {
+    let s = signed_in(app, headers).await?;
+    let now = app.clock.now();
+    match snapshot::gather(&app.cfg, &app.store, now, now).await {
+        Ok(snap) => Ok((s, snap)),
+        Err(e) => Err(failure(&e)),
+    }
+}
+
 /// `/cases`: every case, filtered by status and searched by reference.
 pub(super) async fn cases(
     State(app): Shared,
     headers: HeaderMap,
     Query(q): Query<CasesQuery>,
 ) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
+    let (s, snap) = match with_snapshot(&app, &headers).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let now = app.clock.now();
-    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
-        Ok(snap) => snap,
-        Err(e) => return failure(&e),
-    };
+    let now = snap.now;
     let status = StatusFilter::parse(q.status.as_deref().unwrap_or(""));
     let search = q.q.clone().unwrap_or_default();
     let lines: Vec<_> = snap
@@ -470,14 +479,9 @@ pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
 
 /// `/held`: replies held for a person, with "count this vote as …".
 pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
+    let (s, snap) = match with_snapshot(&app, &headers).await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let now = app.clock.now();
-    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
-        Ok(snap) => snap,
-        Err(e) => return failure(&e),
     };
     let mut items = Vec::new();
     for c in snap.cases.iter().filter(|c| c.is_open()) {
@@ -532,14 +536,9 @@ pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
 
 /// `/undelivered`: letters refused, bounced or given up on, with "resend to …".
 pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
+    let (s, snap) = match with_snapshot(&app, &headers).await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let now = app.clock.now();
-    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
-        Ok(snap) => snap,
-        Err(e) => return failure(&e),
     };
     page("Undelivered letters", Some(&s), html! {
         h1 { "Undelivered letters" }
@@ -573,14 +572,9 @@ pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Respo
 
 /// `/tracker`: the tracker as a table (what `caseclerk export` writes), with its downloads.
 pub(super) async fn tracker(State(app): Shared, headers: HeaderMap) -> Response {
-    let s = match signed_in(&app, &headers).await {
-        Ok(s) => s,
+    let (s, snap) = match with_snapshot(&app, &headers).await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let now = app.clock.now();
-    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
-        Ok(snap) => snap,
-        Err(e) => return failure(&e),
     };
     let t = crate::core::export::rows(&snap, &app.cfg.process, None);
     page("Tracker", Some(&s), html! {
@@ -611,14 +605,11 @@ pub(super) async fn tracker_file(
 ) -> Response {
     use axum::http::header;
     let name = uri.path().trim_start_matches('/').to_string();
-    if let Err(r) = signed_in(&app, &headers).await {
-        return r;
-    }
-    let now = app.clock.now();
-    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
-        Ok(snap) => snap,
-        Err(e) => return failure(&e),
+    let (_, snap) = match with_snapshot(&app, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
+    let now = snap.now;
     let t = crate::core::export::rows(&snap, &app.cfg.process, None);
     let (bytes, kind) = match name.as_str() {
         "tracker.csv" => (

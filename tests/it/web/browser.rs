@@ -235,22 +235,26 @@ impl Browser {
     }
 }
 
-#[test]
-fn a_business_support_officer_attaches_a_return_confirms_a_held_vote_and_sees_the_case_move_on() {
-    // The review, the server and the browser session together need more than a debug build's
-    // 2 MiB test-thread stack: run them on a thread of their own with 16 MiB.
+/// The review, the server and the browser session together need more than a debug build's 2 MiB
+/// test-thread stack: run them on a thread of their own with 16 MiB.
+fn on_a_large_stack<F: std::future::Future<Output = ()> + 'static>(test: fn() -> F) {
     std::thread::Builder::new()
         .stack_size(16 << 20)
-        .spawn(|| {
+        .spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(officer_at_work())
+                .block_on(test())
         })
         .unwrap()
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+#[test]
+fn a_business_support_officer_attaches_a_return_confirms_a_held_vote_and_sees_the_case_move_on() {
+    on_a_large_stack(officer_at_work);
 }
 
 async fn officer_at_work() {
@@ -387,18 +391,7 @@ impl Browser {
 
 #[test]
 fn every_page_passes_axe_cores_wcag_2_2_a_and_aa_checks() {
-    std::thread::Builder::new()
-        .stack_size(16 << 20)
-        .spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(audit_every_page())
-        })
-        .unwrap()
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    on_a_large_stack(audit_every_page);
 }
 
 /// Every page, audited; with `CASECLERK_SCREENSHOTS=<folder>` each is also saved as a PNG there
