@@ -176,8 +176,7 @@ pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
     let password_file = dir.join("password");
     write_private(&password_file, &password)?;
 
-    let exe = std::env::current_exe()
-        .map_err(|e| DemoError::Io(format!("cannot find caseclerk itself: {e}")))?;
+    let exe = exe_path()?;
     println!("starting `caseclerk run` with {} …", path.display());
     let mut daemon = tokio::process::Command::new(exe)
         .arg("--config")
@@ -186,12 +185,71 @@ pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| DemoError::Io(format!("cannot start caseclerk run: {e}")))?;
+    let mut workspace = if once {
+        None
+    } else {
+        start_workspace(&cfg, &exe_path()?, &path).await?
+    };
     let result = choreography(&cfg, &stack, once).await;
+    if let Some(w) = workspace.as_mut() {
+        stop_daemon(w).await;
+    }
     stop_daemon(&mut daemon).await;
     if let Err(e) = stack.stop().await {
         eprintln!("warning: stopping the local mail stack: {e}");
     }
     result
+}
+
+fn exe_path() -> Result<PathBuf, DemoError> {
+    std::env::current_exe().map_err(|e| DemoError::Io(format!("cannot find caseclerk itself: {e}")))
+}
+
+/// The web workspace beside the demo's daemon (`caseclerk serve`, on its default loopback
+/// address), with a demo account whose made password is printed.
+async fn start_workspace(
+    cfg: &Config,
+    exe: &Path,
+    config: &Path,
+) -> Result<Option<tokio::process::Child>, DemoError> {
+    use crate::shell::web::accounts;
+    let store = crate::shell::store::Store::open(&cfg.database)
+        .await
+        .map_err(|e| DemoError::Io(e.to_string()))?;
+    let password = accounts::random_token()[..20].to_string();
+    let now = crate::shell::clock::Clock::now(&crate::shell::clock::SystemClock);
+    let role = crate::core::access::Role::BusinessUnit;
+    match accounts::add_user(
+        &store,
+        "demo",
+        "Demo business support officer",
+        role,
+        &password,
+        now,
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(accounts::AccountError::Exists(_)) => {
+            println!(
+                "the web workspace's demo account exists already (its password was printed the first time)"
+            );
+        }
+        Err(e) => return Err(DemoError::Io(e.to_string())),
+    }
+    store.close().await;
+    let child = tokio::process::Command::new(exe)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| DemoError::Io(format!("cannot start caseclerk serve: {e}")))?;
+    println!(
+        "the web workspace: http://{}/ — sign in as demo, password {password}",
+        crate::shell::config::web_default_listen()
+    );
+    Ok(Some(child))
 }
 
 async fn choreography(cfg: &Config, stack: &MailStack, once: bool) -> Result<(), DemoError> {

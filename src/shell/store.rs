@@ -2675,6 +2675,7 @@ mod tests {
         // left them.
         sqlx::raw_sql(
             "DROP TABLE case_counters; ALTER TABLE outbox DROP COLUMN confirmed_by_copy; \
+             DROP TABLE web_signins; DROP TABLE web_sessions; DROP TABLE web_users; \
              DELETE FROM schema_version WHERE version >= 7; \
              INSERT INTO cases (reference, process, status, received_at, day0, opened_at) VALUES \
              ('RR-2026-0009', 'bury', 'open', 'x', '2026-03-01', 'x'), \
