@@ -176,6 +176,12 @@ pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
     let password_file = dir.join("password");
     write_private(&password_file, &password)?;
 
+    // The demo account first: opening the database migrates it before the daemon does.
+    let sign_in = if once {
+        None
+    } else {
+        demo_account(&cfg).await?
+    };
     let exe = exe_path()?;
     println!("starting `caseclerk run` with {} …", path.display());
     let mut daemon = tokio::process::Command::new(exe)
@@ -185,10 +191,9 @@ pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| DemoError::Io(format!("cannot start caseclerk run: {e}")))?;
-    let mut workspace = if once {
-        None
-    } else {
-        start_workspace(&cfg, &exe_path()?, &path).await?
+    let mut workspace = match &sign_in {
+        Some(password) => Some(start_workspace(&exe_path()?, &path, password)?),
+        None => None,
     };
     let result = choreography(&cfg, &stack, once).await;
     if let Some(w) = workspace.as_mut() {
@@ -205,13 +210,9 @@ fn exe_path() -> Result<PathBuf, DemoError> {
     std::env::current_exe().map_err(|e| DemoError::Io(format!("cannot find caseclerk itself: {e}")))
 }
 
-/// The web workspace beside the demo's daemon (`caseclerk serve`, on its default loopback
-/// address), with a demo account whose made password is printed.
-async fn start_workspace(
-    cfg: &Config,
-    exe: &Path,
-    config: &Path,
-) -> Result<Option<tokio::process::Child>, DemoError> {
+/// The web workspace's demo account (business unit), with a made password; `None` when it exists
+/// already (its password was printed the first time).
+async fn demo_account(cfg: &Config) -> Result<Option<String>, DemoError> {
     use crate::shell::web::accounts;
     let store = crate::shell::store::Store::open(&cfg.database)
         .await
@@ -219,25 +220,23 @@ async fn start_workspace(
     let password = accounts::random_token()[..20].to_string();
     let now = crate::shell::clock::Clock::now(&crate::shell::clock::SystemClock);
     let role = crate::core::access::Role::BusinessUnit;
-    match accounts::add_user(
-        &store,
-        "demo",
-        "Demo business support officer",
-        role,
-        &password,
-        now,
-    )
-    .await
-    {
-        Ok(_) => {}
-        Err(accounts::AccountError::Exists(_)) => {
-            println!(
-                "the web workspace's demo account exists already (its password was printed the first time)"
-            );
-        }
+    let name = "Demo business support officer";
+    let made = match accounts::add_user(&store, "demo", name, role, &password, now).await {
+        Ok(_) => Some(password),
+        Err(accounts::AccountError::Exists(_)) => Some(String::new()),
         Err(e) => return Err(DemoError::Io(e.to_string())),
-    }
+    };
     store.close().await;
+    Ok(made)
+}
+
+/// The web workspace beside the demo's daemon (`caseclerk serve`, on its default loopback
+/// address); its address and the demo sign-in printed.
+fn start_workspace(
+    exe: &Path,
+    config: &Path,
+    password: &str,
+) -> Result<tokio::process::Child, DemoError> {
     let child = tokio::process::Command::new(exe)
         .arg("--config")
         .arg(config)
@@ -245,11 +244,16 @@ async fn start_workspace(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| DemoError::Io(format!("cannot start caseclerk serve: {e}")))?;
+    let password = if password.is_empty() {
+        "as printed when the demo first made the account".to_string()
+    } else {
+        password.to_string()
+    };
     println!(
         "the web workspace: http://{}/ — sign in as demo, password {password}",
         crate::shell::config::web_default_listen()
     );
-    Ok(Some(child))
+    Ok(child)
 }
 
 async fn choreography(cfg: &Config, stack: &MailStack, once: bool) -> Result<(), DemoError> {
