@@ -51,7 +51,7 @@ impl Workspace {
         r.reply(&ask, LA, "MEETS or NFA - not sure", "2026-08-20 11:30")
             .await;
         r.add_agencies(&case, &["police"], "2026-08-20 11:40").await;
-        let stray = b"From: Someone Unknown <someone@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: Information for the review\r\nMessage-ID: <stray-1@elsewhere.test>\r\n\r\nOur summary of involvement.\r\n";
+        let stray = b"From: Someone Unknown <someone@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: Information for the review\r\nMessage-ID: <stray-1@elsewhere.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nOur summary of involvement.\r\n--b1\r\nContent-Type: text/plain; name=\"chronology.txt\"\r\nContent-Disposition: attachment; filename=\"chronology.txt\"\r\n\r\nChronology of police involvement.\r\n--b1--\r\n";
         r.receive(stray, "2026-08-20 12:00").await;
         let triaged = r.engine.store.triage().await.unwrap()[0].id;
         let held = r.state(&case).await.held[0].message;
@@ -659,6 +659,30 @@ async fn the_business_unit_adds_an_agency_moves_a_date_and_closes_a_case_from_it
         assert!(history.contains(done), "{done} in:\n{history}");
     }
     assert_eq!(history.matches("web:clerk").count(), 3, "{history}");
+}
+
+#[tokio::test]
+async fn a_returns_attachment_downloads_from_triage_and_then_from_its_case_and_nowhere_else() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let m = w.triaged;
+    let triage = c.get("/triage").await;
+    let link = format!("/triage/{m}/attachments/0");
+    assert!(triage.body.contains(&link), "{}", triage.body);
+    let file = c.get(&link).await;
+    assert_eq!(file.header("content-disposition"), Some("attachment; filename=\"chronology.txt\""));
+    assert_eq!(file.header("content-type"), Some("application/octet-stream"));
+    assert!(file.body.contains("Chronology of police involvement."), "{}", file.body);
+    let on_case = format!("/cases/{}/messages/{m}/attachments/0", w.case);
+    assert_eq!(c.get(&on_case).await.status, 404, "not the case's until it is attached");
+    let csrf = triage.csrf();
+    let fields = [("csrf", csrf.as_str()), ("case", &w.case), ("as", "return"), ("agency", "police"), ("reason", "police return")];
+    assert_eq!(c.post(&format!("/triage/{m}/attach"), &fields).await.status, 303);
+    let page = c.get(&format!("/cases/{}", w.case)).await.body;
+    assert!(page.contains(&on_case), "the return's file is on the case page: {page}");
+    assert!(c.get(&on_case).await.body.contains("Chronology of police involvement."));
+    assert_eq!(c.get(&link).await.status, 404, "no longer in triage");
+    assert_eq!(w.client().get(&on_case).await.status, 303, "a stranger gets the sign-in page");
 }
 
 #[tokio::test]

@@ -100,6 +100,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cases/{reference}/status", post(actions::set_status))
         .route("/triage", get(pages::triage))
         .route("/triage/{message}/attach", post(actions::attach))
+        .route(
+            "/triage/{message}/attachments/{index}",
+            get(pages::triage_attachment),
+        )
+        .route(
+            "/cases/{reference}/messages/{message}/attachments/{index}",
+            get(pages::case_attachment),
+        )
         .route("/held", get(pages::held))
         .route("/held/confirm", post(actions::confirm))
         .route("/undelivered", get(pages::undelivered))

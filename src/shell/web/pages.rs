@@ -180,7 +180,7 @@ pub(super) async fn case(
         (particulars(&c, &line))
         (timeline(&c))
         (decisions(&app, &c))
-        (agencies(&c))
+        (agencies(&c, &return_files(&app, &c).await))
         (letters(&c))
         @if acts(&s) { (changes(&app, &s, &c)) }
         section aria-labelledby="history" {
@@ -194,6 +194,21 @@ pub(super) async fn case(
         }
     })
     .into_response()
+}
+
+/// The file names attached to each agency's return on the case, by stored message.
+async fn return_files(app: &App, c: &CaseView) -> std::collections::BTreeMap<i64, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for m in c.state.agencies.values().filter_map(|a| a.return_message) {
+        if let Ok(Some(raw)) = app.store.message_raw(m).await {
+            let names = crate::core::intake::parse(&raw)
+                .attachments
+                .into_iter()
+                .map(|a| a.filename);
+            out.insert(m, names.collect());
+        }
+    }
+    out
 }
 
 /// "caseclerk" for the daemon, the person for an operator command.
@@ -269,12 +284,12 @@ fn decisions(app: &App, c: &CaseView) -> Markup {
     }
 }
 
-fn agencies(c: &CaseView) -> Markup {
+fn agencies(c: &CaseView, files: &std::collections::BTreeMap<i64, Vec<String>>) -> Markup {
     html! {
         section aria-labelledby="agencies" {
             h2 #agencies { "Agencies" }
             table {
-                thead { tr { th scope="col" { "Agency" } th scope="col" { "Asked" } th scope="col" { "Return" } } }
+                thead { tr { th scope="col" { "Agency" } th scope="col" { "Asked" } th scope="col" { "Return" } th scope="col" { "Attached to the return" } } }
                 tbody { @for a in &c.agencies {
                     tr.overdue[a.overdue] {
                         td { (a.name) }
@@ -282,6 +297,12 @@ fn agencies(c: &CaseView) -> Markup {
                         td { @match a.returned_at {
                             Some(t) => { @if a.nil { "nil return" } @else { "returned" } ", " (short_instant(t)) @if a.late { " (late)" } }
                             None => { @if a.overdue { strong { "overdue" } } @else { "awaited" } }
+                        } }
+                        td { @match c.state.agencies.get(&a.id).and_then(|s| s.return_message) {
+                            Some(m) => { @for (i, name) in files.get(&m).into_iter().flatten().enumerate() {
+                                a href={ "/cases/" (c.reference()) "/messages/" (m) "/attachments/" (i) } { (name) } br;
+                            } }
+                            None => { "—" }
                         } }
                     }
                 } }
@@ -446,7 +467,9 @@ pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
                     dt { "From" } dd { @match &m.from { Some(a) => { (a.name.as_deref().unwrap_or("")) " <" (a.email) ">" } None => { "not known" } } }
                     dt { "Received" } dd { (short_instant(r.internal_date)) }
                     dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
-                    dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @else { (m.attachments.iter().map(|a| format!("{} ({} bytes)", a.filename, a.size)).collect::<Vec<_>>().join(", ")) } }
+                    dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @for (i, a) in m.attachments.iter().enumerate() {
+                        a href={ "/triage/" (r.id) "/attachments/" (i) } { (a.filename) } " (" (a.size) " bytes)" br;
+                    } }
                 }
                 details { summary { "Preview" } pre.letter { (m.body_text.chars().take(2000).collect::<String>()) } }
                 @if acts(&s) {
@@ -636,4 +659,82 @@ pub(super) async fn tracker_file(
         bytes,
     )
         .into_response()
+}
+
+/// One attachment of a stored message, as a download (never shown in the browser).
+async fn attachment_of(app: &App, message: i64, index: usize) -> Response {
+    use axum::http::header;
+    let raw = match app.store.message_raw(message).await {
+        Ok(Some(raw)) if !raw.is_empty() => raw,
+        Ok(_) => {
+            return not_found(
+                "That message is not stored (or was erased under the retention schedule).",
+            );
+        }
+        Err(e) => return failure(&e),
+    };
+    let Some(a) = crate::core::intake::parse(&raw)
+        .attachments
+        .into_iter()
+        .nth(index)
+    else {
+        return not_found("That message has no such attachment.");
+    };
+    let name: String = a
+        .filename
+        .chars()
+        .map(|ch| {
+            if ch.is_control() || ch == '"' || ch == '\\' {
+                '_'
+            } else {
+                ch
+            }
+        })
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        a.data,
+    )
+        .into_response()
+}
+
+/// `/cases/{reference}/messages/{message}/attachments/{index}`: a file of a message filed on the
+/// case (an agency's return).
+pub(super) async fn case_attachment(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path((reference, message, index)): Path<(String, i64, usize)>,
+) -> Response {
+    if let Err(r) = signed_in(&app, &headers).await {
+        return r;
+    }
+    match one_case(&app, &reference).await {
+        Ok(Some((c, _))) if c.state.messages.contains(&message) => {
+            attachment_of(&app, message, index).await
+        }
+        Ok(_) => not_found("That case has no such message."),
+        Err(r) => r,
+    }
+}
+
+/// `/triage/{message}/attachments/{index}`: a file of a message waiting in triage.
+pub(super) async fn triage_attachment(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path((message, index)): Path<(i64, usize)>,
+) -> Response {
+    if let Err(r) = signed_in(&app, &headers).await {
+        return r;
+    }
+    match app.store.message_state(message).await {
+        Ok(Some((state, _))) if state == "triage" => attachment_of(&app, message, index).await,
+        Ok(_) => not_found("That message is not waiting in triage."),
+        Err(e) => failure(&e),
+    }
 }
