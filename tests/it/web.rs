@@ -670,19 +670,54 @@ async fn a_returns_attachment_downloads_from_triage_and_then_from_its_case_and_n
     let link = format!("/triage/{m}/attachments/0");
     assert!(triage.body.contains(&link), "{}", triage.body);
     let file = c.get(&link).await;
-    assert_eq!(file.header("content-disposition"), Some("attachment; filename=\"chronology.txt\""));
-    assert_eq!(file.header("content-type"), Some("application/octet-stream"));
-    assert!(file.body.contains("Chronology of police involvement."), "{}", file.body);
+    assert_eq!(
+        file.header("content-disposition"),
+        Some("attachment; filename=\"chronology.txt\"")
+    );
+    assert_eq!(
+        file.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(
+        file.body.contains("Chronology of police involvement."),
+        "{}",
+        file.body
+    );
     let on_case = format!("/cases/{}/messages/{m}/attachments/0", w.case);
-    assert_eq!(c.get(&on_case).await.status, 404, "not the case's until it is attached");
+    assert_eq!(
+        c.get(&on_case).await.status,
+        404,
+        "not the case's until it is attached"
+    );
     let csrf = triage.csrf();
-    let fields = [("csrf", csrf.as_str()), ("case", &w.case), ("as", "return"), ("agency", "police"), ("reason", "police return")];
-    assert_eq!(c.post(&format!("/triage/{m}/attach"), &fields).await.status, 303);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("case", &w.case),
+        ("as", "return"),
+        ("agency", "police"),
+        ("reason", "police return"),
+    ];
+    assert_eq!(
+        c.post(&format!("/triage/{m}/attach"), &fields).await.status,
+        303
+    );
     let page = c.get(&format!("/cases/{}", w.case)).await.body;
-    assert!(page.contains(&on_case), "the return's file is on the case page: {page}");
-    assert!(c.get(&on_case).await.body.contains("Chronology of police involvement."));
+    assert!(
+        page.contains(&on_case),
+        "the return's file is on the case page: {page}"
+    );
+    assert!(
+        c.get(&on_case)
+            .await
+            .body
+            .contains("Chronology of police involvement.")
+    );
     assert_eq!(c.get(&link).await.status, 404, "no longer in triage");
-    assert_eq!(w.client().get(&on_case).await.status, 303, "a stranger gets the sign-in page");
+    assert_eq!(
+        w.client().get(&on_case).await.status,
+        303,
+        "a stranger gets the sign-in page"
+    );
 }
 
 #[tokio::test]
@@ -792,4 +827,62 @@ async fn with_a_certificate_the_workspace_speaks_only_https_and_asks_browsers_to
         "no page over plain HTTP"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_made_on_the_command_line()
+ {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let h = crate::support::Harness::start_with("bury", |cfg| {
+        let mut web = toml::Table::new();
+        web.insert("listen".into(), format!("127.0.0.1:{port}").into());
+        cfg.insert("web".into(), web.into());
+    })
+    .await;
+    let made = h.ok(&[
+        "user",
+        "add",
+        "casey",
+        "--name",
+        "Casey Clerk",
+        "--role",
+        "business-unit",
+    ]);
+    let password = made
+        .split("password (shown once; give it to Casey Clerk in person): ")
+        .nth(1)
+        .expect("the made password is printed")
+        .trim()
+        .to_string();
+    let mut daemon = h.daemon();
+    daemon
+        .wait_log(&["web workspace listening", &format!("port={port}")], 1)
+        .await;
+    let mut c = Client {
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        cookies: BTreeMap::new(),
+    };
+    assert_eq!(c.sign_in("casey", &password).await.status, 303);
+    assert_eq!(c.get("/cases").await.status, 200);
+    let listed = h.ok(&["user", "list"]);
+    assert!(
+        listed.contains("casey") && listed.contains("business-unit") && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(h.ok(&["user", "signins", "casey"]).contains("signed in"));
+    h.ok(&["user", "disable", "casey"]);
+    assert_eq!(
+        c.get("/cases").await.status,
+        303,
+        "a disabled account's session ends at once"
+    );
+    let log = daemon.stop().await;
+    assert!(
+        !log.contains("casey") && !log.contains(&password),
+        "no user name or password in the log:\n{log}"
+    );
 }
