@@ -277,6 +277,15 @@ enum Command {
     },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
+    /// Take a message off the triage list as not case business (a newsletter, a misdirected
+    /// email): kept, on no case, with who and why; retention treats it as other mail.
+    NotCaseBusiness {
+        message: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Print the text of the business unit's daily digest as it would be sent at an instant.
     Digest {
         /// Build it as of this instant (RFC 3339); default: now.
@@ -640,6 +649,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         } => reschedule(config, case, what, to, reason, who).await,
         c @ Command::CancelMeeting { .. } => cancel_meeting(config, c).await,
         Command::Triage => triage(config).await,
+        c @ Command::NotCaseBusiness { .. } => not_case_business(config, c).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
         Command::Retention(c) => retention(config, c).await,
@@ -1330,6 +1340,24 @@ async fn reschedule(
         .await
         .map_err(refused)?;
     println!("{case}: {what} moved to {}", calendar::short_instant(at));
+    Ok(())
+}
+
+/// `caseclerk not-case-business`.
+async fn not_case_business(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    let Command::NotCaseBusiness {
+        message,
+        reason,
+        who,
+    } = command
+    else {
+        return Err(Failure::Work("not a not-case-business command".into()));
+    };
+    let d = desk(config, who).await?;
+    operator::not_case_business(&d.store, *message, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("message {message} is off the triage list: not case business");
     Ok(())
 }
 

@@ -475,6 +475,41 @@ pub async fn attach(
     Ok(())
 }
 
+/// Take a message off the triage list as not case business (a newsletter, a misdirected email):
+/// it stays stored, on no case (state `ignored`, rule `not_case_business`, with who and why), and
+/// the retention schedule treats it as other mail.
+pub async fn not_case_business(
+    store: &Store,
+    message: i64,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let (state, _) = store
+        .message_state(message)
+        .await?
+        .ok_or(OperatorError::NoMessage(message))?;
+    if state != "triage" {
+        return Err(OperatorError::NotTriaged { id: message, state });
+    }
+    let mut tx = store.begin().await?;
+    Store::file_message(
+        &mut tx,
+        message,
+        "ignored",
+        "not_case_business",
+        &serde_json::json!({"by": actor, "reason": reason}),
+        None,
+        now,
+    )
+    .await?;
+    Store::commit(tx).await?;
+    Ok(())
+}
+
 async fn case_state(
     store: &Store,
     case: &CaseRow,

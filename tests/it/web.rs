@@ -721,6 +721,23 @@ async fn a_returns_attachment_downloads_from_triage_and_then_from_its_case_and_n
 }
 
 #[tokio::test]
+async fn a_message_that_is_not_case_business_leaves_the_triage_list_with_who_and_why() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let m = w.triaged;
+    let csrf = c.get("/triage").await.csrf();
+    let path = format!("/triage/{m}/not-case-business");
+    let no_reason = c.post(&path, &[("csrf", &csrf), ("reason", "")]).await;
+    assert!(no_reason.body.contains("give a reason"), "{}", no_reason.body);
+    let done = c.post(&path, &[("csrf", &csrf), ("reason", "a newsletter")]).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(c.get("/triage").await.body.contains("Nothing is waiting for a person."));
+    assert!(w.review.engine.store.triage().await.unwrap().is_empty());
+    let again = c.post(&path, &[("csrf", &csrf), ("reason", "again")]).await;
+    assert!(again.body.contains("is not waiting for a person (it is ignored)"), "{}", again.body);
+}
+
+#[tokio::test]
 async fn no_link_or_form_carries_an_address() {
     let w = Workspace::start().await;
     let mut c = w.signed_in(CLERK).await;

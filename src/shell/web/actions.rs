@@ -274,3 +274,36 @@ pub(super) async fn set_status(
     )
     .await
 }
+
+#[derive(serde::Deserialize)]
+pub(super) struct DismissForm {
+    csrf: String,
+    reason: String,
+}
+
+/// `POST /triage/{message}/not-case-business`: `caseclerk not-case-business`; back to triage.
+pub(super) async fn not_case_business(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(message): Path<i64>,
+    Form(f): Form<DismissForm>,
+) -> Response {
+    let s = match may_act(&app, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = app.clock.now();
+    let result =
+        operator::not_case_business(&app.store, message, &f.reason, &super::actor(&s), now).await;
+    tracing::info!(
+        user = s.user_id,
+        action = "not case business",
+        ok = result.is_ok(),
+        "web action"
+    );
+    match result {
+        Ok(()) => Redirect::to("/triage").into_response(),
+        Err(OperatorError::Store(e)) => failure(&e),
+        Err(e) => refusal(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+    }
+}

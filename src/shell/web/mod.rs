@@ -101,6 +101,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/triage", get(pages::triage))
         .route("/triage/{message}/attach", post(actions::attach))
         .route(
+            "/triage/{message}/not-case-business",
+            post(actions::not_case_business),
+        )
+        .route(
             "/triage/{message}/attachments/{index}",
             get(pages::triage_attachment),
         )

@@ -493,6 +493,13 @@ pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
                             button type="submit" { "Attach" }
                         }
                     }
+                    form.action method="post" action={ "/triage/" (r.id) "/not-case-business" } {
+                        fieldset {
+                            legend { "Not case business" }
+                            (reason_and_token(&s, &format!("dismiss{}", r.id)))
+                            button type="submit" { "Take it off the list" }
+                        }
+                    }
                 }
             }
         }
