@@ -728,13 +728,30 @@ async fn a_message_that_is_not_case_business_leaves_the_triage_list_with_who_and
     let csrf = c.get("/triage").await.csrf();
     let path = format!("/triage/{m}/not-case-business");
     let no_reason = c.post(&path, &[("csrf", &csrf), ("reason", "")]).await;
-    assert!(no_reason.body.contains("give a reason"), "{}", no_reason.body);
-    let done = c.post(&path, &[("csrf", &csrf), ("reason", "a newsletter")]).await;
+    assert!(
+        no_reason.body.contains("give a reason"),
+        "{}",
+        no_reason.body
+    );
+    let done = c
+        .post(&path, &[("csrf", &csrf), ("reason", "a newsletter")])
+        .await;
     assert_eq!(done.status, 303, "{}", done.body);
-    assert!(c.get("/triage").await.body.contains("Nothing is waiting for a person."));
+    assert!(
+        c.get("/triage")
+            .await
+            .body
+            .contains("Nothing is waiting for a person.")
+    );
     assert!(w.review.engine.store.triage().await.unwrap().is_empty());
     let again = c.post(&path, &[("csrf", &csrf), ("reason", "again")]).await;
-    assert!(again.body.contains("is not waiting for a person (it is ignored)"), "{}", again.body);
+    assert!(
+        again
+            .body
+            .contains("is not waiting for a person (it is ignored)"),
+        "{}",
+        again.body
+    );
 }
 
 #[tokio::test]

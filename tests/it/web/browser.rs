@@ -160,6 +160,15 @@ impl Browser {
             .await
             .expect("a Chromium session");
         let session = v["sessionId"].as_str().expect("a session id").to_string();
+        // Finding an element waits up to 10 s for it (a page still loading on a busy machine).
+        call(
+            addr,
+            "POST",
+            &format!("/session/{session}/timeouts"),
+            Some(json!({"implicit": 10000})),
+        )
+        .await
+        .expect("the implicit wait is set");
         Browser {
             driver,
             addr,
@@ -185,6 +194,20 @@ impl Browser {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// Wait (at most 20 s) until the page shown is one whose address ends with `suffix`: a form's
+    /// submission may still be loading when the click returns.
+    pub async fn wait_for_page(&self, suffix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let url = self.url().await;
+            if url.ends_with(suffix) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still at {url}, not …{suffix}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn find(&self, css: &str) -> String {
@@ -269,22 +292,20 @@ async fn officer_at_work() {
     b.type_in("#username", CLERK).await;
     b.type_in("#password", PASSWORD).await;
     b.click("form[action='/sign-in'] button").await;
-    assert!(
-        b.url().await.ends_with("/cases"),
-        "signed in: {}",
-        b.url().await
-    );
+    b.wait_for_page("/cases").await;
 
     // Find the case by (part of) its reference.
     let tail = &case[case.len() - 4..];
     b.type_in("#q", tail).await;
     b.click("form.filter button").await;
+    b.wait_for_page(&format!("q={tail}")).await;
     let listed = b.text("main table tbody").await;
     assert!(
         listed.contains(&case) && listed.contains("screening"),
         "{listed}"
     );
     b.click(&format!("a[href='/cases/{case}']")).await;
+    b.wait_for_page(&format!("/cases/{case}")).await;
     assert_eq!(b.text("h1").await, format!("Case {case}"));
     let letters_before = b
         .text("section[aria-labelledby=letters] tbody")
@@ -294,6 +315,7 @@ async fn officer_at_work() {
 
     // Attach the triaged message as the police return.
     b.click("nav a[href='/triage']").await;
+    b.wait_for_page("/triage").await;
     let m = w.triaged;
     b.type_in(&format!("#case{m}"), &case).await;
     b.click(&format!("#as{m} option[value=return]")).await;
@@ -302,11 +324,7 @@ async fn officer_at_work() {
         .await;
     b.click(&format!("form[action='/triage/{m}/attach'] button"))
         .await;
-    assert!(
-        b.url().await.ends_with(&format!("/cases/{case}")),
-        "{}",
-        b.url().await
-    );
+    b.wait_for_page(&format!("/cases/{case}")).await;
     let agencies = b.text("section[aria-labelledby=agencies]").await;
     assert!(
         agencies.contains("returned"),
@@ -315,6 +333,7 @@ async fn officer_at_work() {
 
     // Count the held reply as the vote it meant.
     b.click("nav a[href='/held']").await;
+    b.wait_for_page("/held").await;
     let h = w.held;
     b.click(&format!("label[for='o{h}-0']")).await;
     b.type_in(
@@ -323,11 +342,7 @@ async fn officer_at_work() {
     )
     .await;
     b.click("form[action='/held/confirm'] button").await;
-    assert!(
-        b.url().await.ends_with(&format!("/cases/{case}")),
-        "{}",
-        b.url().await
-    );
+    b.wait_for_page(&format!("/cases/{case}")).await;
     let decisions = b.text("section[aria-labelledby=decisions]").await;
     assert!(
         decisions.contains("Local Authority representative meets"),
