@@ -301,7 +301,7 @@ async fn officer_at_work() {
     b.wait_for_page(&format!("q={tail}")).await;
     let listed = b.text("main table tbody").await;
     assert!(
-        listed.contains(&case) && listed.contains("screening"),
+        listed.contains(&case) && listed.to_lowercase().contains("screening"),
         "{listed}"
     );
     b.click(&format!("a[href='/cases/{case}']")).await;
@@ -355,7 +355,8 @@ async fn officer_at_work() {
     b.go(&format!("{base}/cases/{case}")).await;
     let stands = b.text("section[aria-labelledby=particulars]").await;
     assert!(
-        !stands.contains("screening\n") && stands.contains("rapid review"),
+        !stands.to_lowercase().contains("screening\n")
+            && stands.to_lowercase().contains("rapid review"),
         "{stands}"
     );
     let letters_after = b
