@@ -559,7 +559,7 @@ fn kind_of(s: &str) -> Option<&'static str> {
     let death = ["death", "died", "deceased", "fatal"]
         .iter()
         .any(|w| t.contains(w));
-    let harm = ["serious harm", "seriously harmed", "seriously injured", "serious injur"]
+    let harm = ["serious harm", "seriously harmed", "injur", "fracture"]
         .iter()
         .any(|w| t.contains(w));
     match (death, harm) {
@@ -1010,7 +1010,7 @@ mod tests {
             Ok("2019-03-12".into())
         );
         assert!(corrected_value(Field::DateOfBirth, "12/03/19").is_err());
-        assert!(corrected_value(Field::Kind, "injury").is_err());
+        assert!(corrected_value(Field::Kind, "neglect").is_err());
         assert_eq!(corrected_value(Field::Initials, "j.s."), Ok("JS".into()));
     }
 

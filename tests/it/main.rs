@@ -26,6 +26,7 @@ mod microsoft365;
 mod one_daemon;
 mod operator;
 mod outbox_intent;
+mod particulars;
 mod package;
 mod process_pathways;
 mod readonly;
