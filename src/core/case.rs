@@ -161,6 +161,25 @@ pub enum Event {
         bytes: i64,
         rule: String,
     },
+    /// Particulars were read from the referral (stored message `message`): which fields, and how
+    /// many attachments could not be read. Never the values (they are in the `particulars`
+    /// table, erased with the case's mail; [`crate::core::particulars`]).
+    ParticularsRead {
+        message: i64,
+        fields: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        unreadable: usize,
+    },
+    /// A person confirmed a particular as read, or corrected it (never the value).
+    ParticularChecked {
+        field: String,
+        corrected: bool,
+        reason: String,
+    },
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Event {
@@ -192,6 +211,8 @@ impl Event {
             Event::HoldPlaced { .. } => "hold_placed",
             Event::HoldReleased { .. } => "hold_released",
             Event::ContentErased { .. } => "content_erased",
+            Event::ParticularsRead { .. } => "particulars_read",
+            Event::ParticularChecked { .. } => "particular_checked",
         }
     }
 }
@@ -350,6 +371,9 @@ impl Event {
             Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
                 self.describe_retention()
             }
+            Event::ParticularsRead { .. } | Event::ParticularChecked { .. } => {
+                self.describe_particulars()
+            }
         }
     }
 }
@@ -366,6 +390,37 @@ impl Event {
                 bytes,
                 rule,
             } => format!("retention erased {count} {class} ({bytes} bytes) under rule {rule}"),
+            _ => String::new(),
+        }
+    }
+
+    /// [`Event::describe`] for the particulars' events (fields, never values).
+    fn describe_particulars(&self) -> String {
+        match self {
+            Event::ParticularsRead {
+                message,
+                fields,
+                unreadable,
+            } => format!(
+                "particulars read from the referral (message {message}): {}{} - check them (caseclerk particulars)",
+                if fields.is_empty() {
+                    "none found".to_string()
+                } else {
+                    fields.join(", ")
+                },
+                match unreadable {
+                    0 => String::new(),
+                    n => format!("; {n} attachment(s) could not be read"),
+                }
+            ),
+            Event::ParticularChecked {
+                field,
+                corrected,
+                reason,
+            } => format!(
+                "particular {field} {} ({reason})",
+                if *corrected { "corrected" } else { "confirmed" }
+            ),
             _ => String::new(),
         }
     }
@@ -743,7 +798,10 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.status = *status;
             s.closed_at = (*status == CaseStatus::Closed).then_some(r.at);
         }
-        Event::Note { .. } | Event::ContentErased { .. } => {}
+        Event::Note { .. }
+        | Event::ContentErased { .. }
+        | Event::ParticularsRead { .. }
+        | Event::ParticularChecked { .. } => {}
         Event::HoldPlaced { .. } | Event::HoldReleased { .. } => apply_hold(s, r),
     }
     Ok(())

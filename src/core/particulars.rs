@@ -775,6 +775,35 @@ fn infer(found: &mut Vec<Particular>, sources: &[Source<'_>]) {
     }
 }
 
+/// What a referral message gives: its attachments' text (forms) in order, then its body. Returns
+/// the particulars and how many attachments of a form kind could not be read (an encrypted or
+/// damaged file: the business unit reads it by hand).
+pub fn from_message(msg: &crate::core::intake::Message, areas: &[String]) -> (Vec<Particular>, usize) {
+    let mut texts = Vec::new();
+    let mut unreadable = 0;
+    for (i, a) in msg.attachments.iter().enumerate() {
+        match document_text(&a.filename, &a.content_type, &a.data) {
+            Some(Ok(t)) => texts.push((format!("attachment {} ({})", i + 1, a.filename), t)),
+            Some(Err(_)) => unreadable += 1,
+            None => {}
+        }
+    }
+    let mut sources: Vec<Source<'_>> = texts
+        .iter()
+        .map(|(name, text)| Source {
+            name: name.clone(),
+            form: true,
+            text,
+        })
+        .collect();
+    sources.push(Source {
+        name: "message body".into(),
+        form: false,
+        text: &msg.body_text,
+    });
+    (extract(&sources, areas), unreadable)
+}
+
 /// The agencies the referral names that the directory knows, as directory names, for the
 /// screening request's "Agencies: …" line (a suggestion: only a reply that keeps the line adds
 /// them). Empty when none match.

@@ -377,6 +377,7 @@ impl Engine {
             calendar: &self.cfg.calendar,
             directory: &self.cfg.directory,
             paperwork: &self.cfg.paperwork,
+            secure_smtp: self.cfg.smtp.tls != crate::shell::config::TlsMode::None,
         }
     }
 
@@ -633,6 +634,7 @@ impl Engine {
                 event,
             };
             state = case::fold(std::slice::from_ref(&rec)).ok();
+            self.read_particulars(&mut tx, id, m.id, msg, now).await?;
             tracing::info!(case = %reference, stored_message = m.id, day0 = %o.day0, "referral opened a case");
             case = Some(opened_row(id, &reference, o));
             opened = Some(reference);
@@ -677,6 +679,35 @@ impl Engine {
         .await?;
         Store::commit(tx).await?;
         Ok(opened)
+    }
+
+    /// Read the particulars of the referral that opened case `case_id` and store them, with an
+    /// event naming the fields found (never the values; nor does the log).
+    async fn read_particulars(
+        &self,
+        tx: &mut Tx<'_>,
+        case_id: i64,
+        message: i64,
+        msg: &intake::Message,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let (found, unreadable) =
+            crate::core::particulars::from_message(msg, &self.cfg.process.areas);
+        Store::add_particulars(tx, case_id, &found, now).await?;
+        let e = Event::ParticularsRead {
+            message,
+            fields: found.iter().map(|p| p.field.as_str().to_string()).collect(),
+            unreadable,
+        };
+        record_event(tx, case_id, now, "caseclerk", &e).await?;
+        tracing::info!(
+            case_id,
+            stored_message = message,
+            particulars = found.len(),
+            unreadable,
+            "particulars read from the referral"
+        );
+        Ok(())
     }
 
     /// A case's state, from its events.
@@ -833,13 +864,19 @@ impl Engine {
         // are held.
         let withheld = attachments::withheld(&self.store, state, &due.attach).await?;
         let files = attachments::read(&self.cfg, &self.store, state, &due.attach).await?;
+        let particulars = self.store.particulars(case.id).await?;
+        let enclosures = letters::Enclosures {
+            attachments: files,
+            withheld: withheld.as_deref(),
+            particulars: &particulars,
+        };
         let letter = letters::case_letter(
             &self.letterhead(),
             &self.templates,
             case.id,
             state,
             due,
-            (files, withheld.as_deref()),
+            enclosures,
             now,
         )?;
         let Some(id) = outbox::enqueue(tx, &letter, now).await? else {

@@ -17,6 +17,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod particulars;
+
 /// A database transaction.
 pub type Tx<'a> = Transaction<'a, sqlx::Sqlite>;
 
@@ -77,6 +79,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/0006_event_chain.sql")),
     (7, include_str!("../../migrations/0007_scale.sql")),
     (9, include_str!("../../migrations/0009_sent_by_copy.sql")),
+    (11, include_str!("../../migrations/0011_particulars.sql")),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every
