@@ -847,6 +847,41 @@ pub fn for_letter(particulars: &[Particular], chosen: &[Field]) -> Option<serde_
     Some(serde_json::Value::Object(map))
 }
 
+/// The particulars as `caseclerk particulars` prints them: one block per field, with its value,
+/// state, confidence and where it came from; a line saying what to do while any is unchecked.
+pub fn listing(particulars: &[Particular]) -> String {
+    if particulars.is_empty() {
+        return "nothing was read from the referral: give particulars with --set <field>=<value>\n"
+            .into();
+    }
+    let mut out = String::new();
+    for p in particulars {
+        let state = match (&p.state, &p.decided_by) {
+            (State::Proposed, _) => "TO CHECK".to_string(),
+            (s, Some(by)) => format!("{} by {by}", s.as_str()),
+            (s, None) => s.as_str().to_string(),
+        };
+        out.push_str(&format!(
+            "{:<16} {}\n                 {state}; {} confidence; from {}{}\n",
+            p.field.as_str(),
+            p.value,
+            p.confidence.as_str(),
+            p.source,
+            if p.label.is_empty() {
+                String::new()
+            } else {
+                format!(", \"{}\"", p.label)
+            }
+        ));
+    }
+    if !unchecked(particulars).is_empty() {
+        out.push_str(
+            "check them against the referral: --confirm <field,...|all> --reason <why>, or --set <field>=<value> --reason <why>\n",
+        );
+    }
+    out
+}
+
 /// The fields a person still has to check ("check these particulars"), in field order.
 pub fn unchecked(particulars: &[Particular]) -> Vec<Field> {
     particulars

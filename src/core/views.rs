@@ -252,9 +252,22 @@ pub struct CaseView {
     pub panel_submitted: Option<DateTime<Utc>>,
     /// What could not be worked out for this case (each needs a person).
     pub problems: Vec<String>,
+    /// The particulars read from the referral and what a person made of them (the shell fills
+    /// them in: [`crate::shell::snapshot`]); personal data, for the business unit's own views.
+    pub particulars: Vec<crate::core::particulars::Particular>,
 }
 
 impl CaseView {
+    /// The incident date from the particulars (checked or not): the tracker's column.
+    pub fn incident_date(&self) -> Option<chrono::NaiveDate> {
+        crate::core::particulars::incident_date(&self.particulars)
+    }
+
+    /// Particulars read from the referral that nobody has checked yet.
+    pub fn particulars_to_check(&self) -> Vec<crate::core::particulars::Field> {
+        crate::core::particulars::unchecked(&self.particulars)
+    }
+
     pub fn reference(&self) -> &str {
         &self.state.reference
     }
@@ -475,6 +488,7 @@ pub fn case_view(
         held: Vec::new(),
         panel_submitted: None,
         problems: Vec::new(),
+        particulars: Vec::new(),
         state,
     };
     if view.state.process != p.id {

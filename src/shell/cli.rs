@@ -272,6 +272,22 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Show a case's particulars read from the referral (child, dates, type, agencies, borough,
+    /// referrer's agency) with where each came from; with --confirm or --set, check them.
+    Particulars {
+        case: String,
+        /// Confirm particulars as read: field ids separated by commas, or `all`.
+        #[arg(long, value_delimiter = ',')]
+        confirm: Vec<String>,
+        /// Correct (or give) a particular: `field=value`, e.g. `date_of_birth=2019-03-12`.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        /// Why (required with --confirm or --set).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
     /// Print the text of the business unit's daily digest as it would be sent at an instant.
@@ -636,6 +652,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             who,
         } => reschedule(config, case, what, to, reason, who).await,
         c @ Command::CancelMeeting { .. } => cancel_meeting(config, c).await,
+        c @ Command::Particulars { .. } => particulars(config, c).await,
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
@@ -1317,6 +1334,48 @@ async fn cancel_meeting(config: &Option<PathBuf>, command: &Command) -> Result<(
         .await
         .map_err(refused)?;
     println!("{case}: meeting cancelled; the attendees who were invited are sent a cancellation");
+    Ok(())
+}
+
+/// `caseclerk particulars`: show a case's particulars, or confirm and correct them.
+async fn particulars(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    let Command::Particulars {
+        case,
+        confirm,
+        set,
+        reason,
+        who,
+    } = command
+    else {
+        return Ok(());
+    };
+    let d = desk(config, who).await?;
+    if !confirm.is_empty() || !set.is_empty() {
+        let mut checks = operator::ParticularChecks {
+            confirm: confirm.clone(),
+            set: Vec::new(),
+        };
+        for s in set {
+            let (f, v) = s.split_once('=').ok_or_else(|| {
+                Failure::Usage(format!("--set `{s}`: write it as field=value"))
+            })?;
+            checks.set.push((f.trim().to_string(), v.trim().to_string()));
+        }
+        let reason = reason.as_deref().unwrap_or("");
+        let done = operator::check_particulars(&d.store, case, &checks, reason, &d.actor, d.now)
+            .await
+            .map_err(refused)?;
+        let names: Vec<&str> = done.iter().map(|f| f.as_str()).collect();
+        println!("{case}: checked {}", names.join(", "));
+    }
+    let row = d
+        .store
+        .case_by_ref(case)
+        .await
+        .map_err(work)?
+        .ok_or_else(|| refused(operator::OperatorError::NoCase(case.clone())))?;
+    let ps = d.store.particulars(row.id).await.map_err(work)?;
+    print!("{}", crate::core::particulars::listing(&ps));
     Ok(())
 }
 

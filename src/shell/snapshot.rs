@@ -35,10 +35,16 @@ pub async fn gather(
     let by_case = views::letters_by_case(&letters);
     let mut cases = Vec::new();
     let mut problems = Vec::new();
+    let mut particulars = store.all_particulars().await?;
     for (row, events) in store.cases_with_events(false).await? {
         let own = by_case.get(&row.id).map(Vec::as_slice).unwrap_or_default();
+        let read = particulars.remove(&row.id).unwrap_or_default();
         match crate::core::case::fold_rows(&events) {
-            Ok(state) => cases.push(case_view(&ctx, row, state, own, now)),
+            Ok(state) => {
+                let mut view = case_view(&ctx, row, state, own, now);
+                view.particulars = read;
+                cases.push(view);
+            }
             Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e.to_string()))),
         }
     }
