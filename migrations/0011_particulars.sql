@@ -10,7 +10,7 @@
 -- This is personal data: it is erased with the case's mail under the retention schedule (`value`,
 -- `source` and `label` emptied, `erased_at` set; the row stays so the history's events still
 -- name a field), and `caseclerk export-case` includes it.
-CREATE TABLE particulars (
+CREATE TABLE IF NOT EXISTS particulars (
     id INTEGER PRIMARY KEY,
     case_id BIGINT NOT NULL REFERENCES cases (id),
     field TEXT NOT NULL,

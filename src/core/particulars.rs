@@ -356,7 +356,10 @@ const LABELS: &[(&str, Target)] = &[
     ("child name", Target::Field(Field::ChildName)),
     ("name of child", Target::Field(Field::ChildName)),
     ("name of the child", Target::Field(Field::ChildName)),
-    ("name of child/young person", Target::Field(Field::ChildName)),
+    (
+        "name of child/young person",
+        Target::Field(Field::ChildName),
+    ),
     ("child/young person's name", Target::Field(Field::ChildName)),
     ("child's full name", Target::Field(Field::ChildName)),
     ("full name of child", Target::Field(Field::ChildName)),
@@ -387,9 +390,18 @@ const LABELS: &[(&str, Target)] = &[
         Target::Field(Field::IncidentDate),
     ),
     ("incident date", Target::Field(Field::IncidentDate)),
-    ("date of serious incident", Target::Field(Field::IncidentDate)),
-    ("date of death or serious harm", Target::Field(Field::IncidentDate)),
-    ("date of death/serious harm", Target::Field(Field::IncidentDate)),
+    (
+        "date of serious incident",
+        Target::Field(Field::IncidentDate),
+    ),
+    (
+        "date of death or serious harm",
+        Target::Field(Field::IncidentDate),
+    ),
+    (
+        "date of death/serious harm",
+        Target::Field(Field::IncidentDate),
+    ),
     ("date of death", Target::Field(Field::IncidentDate)),
     ("date of serious harm", Target::Field(Field::IncidentDate)),
     ("date incident occurred", Target::Field(Field::IncidentDate)),
@@ -401,9 +413,15 @@ const LABELS: &[(&str, Target)] = &[
     ("type of serious incident", Target::Field(Field::Kind)),
     ("agencies involved", Target::Field(Field::Agencies)),
     ("agencies", Target::Field(Field::Agencies)),
-    ("agencies known to be involved", Target::Field(Field::Agencies)),
+    (
+        "agencies known to be involved",
+        Target::Field(Field::Agencies),
+    ),
     ("other agencies involved", Target::Field(Field::Agencies)),
-    ("agencies involved with the child", Target::Field(Field::Agencies)),
+    (
+        "agencies involved with the child",
+        Target::Field(Field::Agencies),
+    ),
     (
         "agencies involved with the child and family",
         Target::Field(Field::Agencies),
@@ -412,7 +430,10 @@ const LABELS: &[(&str, Target)] = &[
         "agencies involved with the child/family",
         Target::Field(Field::Agencies),
     ),
-    ("agencies working with the family", Target::Field(Field::Agencies)),
+    (
+        "agencies working with the family",
+        Target::Field(Field::Agencies),
+    ),
     ("borough", Target::Field(Field::Borough)),
     ("borough of residence", Target::Field(Field::Borough)),
     ("home borough", Target::Field(Field::Borough)),
@@ -421,10 +442,16 @@ const LABELS: &[(&str, Target)] = &[
     ("agency", Target::Field(Field::ReferrerAgency)),
     ("referrer's agency", Target::Field(Field::ReferrerAgency)),
     ("referring agency", Target::Field(Field::ReferrerAgency)),
-    ("referring organisation", Target::Field(Field::ReferrerAgency)),
+    (
+        "referring organisation",
+        Target::Field(Field::ReferrerAgency),
+    ),
     ("agency/organisation", Target::Field(Field::ReferrerAgency)),
     ("organisation", Target::Field(Field::ReferrerAgency)),
-    ("agency making referral", Target::Field(Field::ReferrerAgency)),
+    (
+        "agency making referral",
+        Target::Field(Field::ReferrerAgency),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,10 +489,7 @@ fn label_target(s: &str) -> Option<Target> {
     if folded.is_empty() || folded.len() > 60 {
         return None;
     }
-    LABELS
-        .iter()
-        .find(|(l, _)| *l == folded)
-        .map(|(_, t)| *t)
+    LABELS.iter().find(|(l, _)| *l == folded).map(|(_, t)| *t)
 }
 
 /// One labelled value as read: the label as written, the value, and its target.
@@ -759,7 +783,13 @@ fn infer(found: &mut Vec<Particular>, sources: &[Source<'_>]) {
                 .map(|k| (k, p.source.clone(), p.label.clone()))
         });
         if let Some((k, source, label)) = by_label {
-            found.push(proposed(Field::Kind, k.into(), &source, &label, Confidence::Medium));
+            found.push(proposed(
+                Field::Kind,
+                k.into(),
+                &source,
+                &label,
+                Confidence::Medium,
+            ));
         } else if let Some((k, src)) = sources
             .iter()
             .find_map(|s| kind_of(s.text).map(|k| (k, s.name.as_str())))
@@ -778,7 +808,10 @@ fn infer(found: &mut Vec<Particular>, sources: &[Source<'_>]) {
 /// What a referral message gives: its attachments' text (forms) in order, then its body. Returns
 /// the particulars and how many attachments of a form kind could not be read (an encrypted or
 /// damaged file: the business unit reads it by hand).
-pub fn from_message(msg: &crate::core::intake::Message, areas: &[String]) -> (Vec<Particular>, usize) {
+pub fn from_message(
+    msg: &crate::core::intake::Message,
+    areas: &[String],
+) -> (Vec<Particular>, usize) {
     let mut texts = Vec::new();
     let mut unreadable = 0;
     for (i, a) in msg.attachments.iter().enumerate() {
@@ -1038,7 +1071,10 @@ mod tests {
             ],
             &[],
         );
-        let dob: Vec<&Particular> = ps.iter().filter(|p| p.field == Field::DateOfBirth).collect();
+        let dob: Vec<&Particular> = ps
+            .iter()
+            .filter(|p| p.field == Field::DateOfBirth)
+            .collect();
         assert_eq!(dob.len(), 1);
         assert_eq!(dob[0].value, "2019-03-12");
         assert_eq!(dob[0].source, "attachment 1 (form.pdf)");
@@ -1081,7 +1117,11 @@ mod tests {
     #[test]
     fn bytes_that_are_no_document_give_an_error_never_a_panic() {
         assert!(matches!(
-            document_text("form.docx", "application/octet-stream", b"PK\x03\x04garbage"),
+            document_text(
+                "form.docx",
+                "application/octet-stream",
+                b"PK\x03\x04garbage"
+            ),
             Some(Err(TextError::Docx(_)))
         ));
         assert!(matches!(

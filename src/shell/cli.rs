@@ -1356,10 +1356,12 @@ async fn particulars(config: &Option<PathBuf>, command: &Command) -> Result<(), 
             set: Vec::new(),
         };
         for s in set {
-            let (f, v) = s.split_once('=').ok_or_else(|| {
-                Failure::Usage(format!("--set `{s}`: write it as field=value"))
-            })?;
-            checks.set.push((f.trim().to_string(), v.trim().to_string()));
+            let (f, v) = s
+                .split_once('=')
+                .ok_or_else(|| Failure::Usage(format!("--set `{s}`: write it as field=value")))?;
+            checks
+                .set
+                .push((f.trim().to_string(), v.trim().to_string()));
         }
         let reason = reason.as_deref().unwrap_or("");
         let done = operator::check_particulars(&d.store, case, &checks, reason, &d.actor, d.now)

@@ -98,9 +98,7 @@ pub enum OperatorError {
     AlreadyCancelled(String),
     #[error("`{0}` is not a particular (use one of: {known})", known = crate::core::particulars::Field::known())]
     UnknownField(String),
-    #[error(
-        "nothing was read for {field} on case {case}: give its value (--set {field}=<value>)"
-    )]
+    #[error("nothing was read for {field} on case {case}: give its value (--set {field}=<value>)")]
     NothingRead { field: String, case: String },
     #[error("{field}: {why}")]
     BadValue { field: String, why: String },
@@ -757,7 +755,8 @@ pub async fn check_particulars(
     use crate::core::particulars::{self, Field};
     let case = case_to_change(store, reference, reason).await?;
     let read = store.particulars(case.id).await?;
-    let field = |name: &str| Field::parse(name).ok_or_else(|| OperatorError::UnknownField(name.into()));
+    let field =
+        |name: &str| Field::parse(name).ok_or_else(|| OperatorError::UnknownField(name.into()));
     let mut confirm: Vec<Field> = Vec::new();
     for name in &checks.confirm {
         if name.trim().eq_ignore_ascii_case("all") {

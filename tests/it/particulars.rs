@@ -52,7 +52,8 @@ fn read_form(file: &str) -> Vec<Particular> {
         &areas,
     );
     assert!(
-        ps.iter().all(|p| p.source == format!("attachment 1 ({file})")),
+        ps.iter()
+            .all(|p| p.source == format!("attachment 1 ({file})")),
         "every particular names the attachment it came from"
     );
     ps
@@ -103,11 +104,7 @@ fn every_form_gives_a_date_of_birth_an_incident_date_a_type_and_agencies() {
             Field::Agencies,
             Field::ReferrerAgency,
         ] {
-            assert!(
-                ps.iter().any(|p| p.field == f),
-                "{form}: no {}",
-                f.as_str()
-            );
+            assert!(ps.iter().any(|p| p.field == f), "{form}: no {}", f.as_str());
         }
     }
 }
@@ -132,4 +129,259 @@ fn a_body_with_lf_or_crlf_line_ends_gives_the_same_particulars_at_medium_confide
     assert_eq!(lf, crlf);
     golden("message-body", &lf);
     assert!(lf.lines().all(|l| l.contains(" medium ")));
+}
+
+// ---- a review without servers: referral → particulars → screening → confirmed → agency request
+
+use crate::review::Review;
+use caseclerk::shell::operator::{self, ParticularChecks};
+
+const LA_REP: &str = "la.rep@bury.test";
+const POLICE: &str = "ppu@police.test";
+const PANEL: &[&str] = &[
+    "la.rep@bury.test",
+    "police.rep@police.test",
+    "icb.rep@icb.test",
+];
+
+/// A referral with Bury's form attached (as Word), the body saying a little more.
+fn referral_with_form(id: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let form = std::fs::read(root().join("tests/fixtures/referrals/bury-referral-form.docx"))
+        .expect("fixture");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(form);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).expect("base64"))
+        .collect();
+    format!(
+        "From: Dr Test Referrer <{}>\r\nTo: {}\r\nSubject: Referral for a rapid review\r\n\
+         Message-ID: <{id}>\r\nDate: Thu, 20 Aug 2026 09:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         Please consider this referral for a rapid review. The form is attached.\r\n--b1\r\n\
+         Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\r\n\
+         Content-Disposition: attachment; filename=\"bury-referral-form.docx\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        crate::support::REFERRER,
+        crate::support::SHARED,
+        lines.join("\r\n")
+    )
+    .into_bytes()
+}
+
+/// A Bury review whose configuration is edited by `smtp_tls` ("starttls" or "none") and the
+/// protective marking set.
+async fn bury(smtp_tls: &str) -> Review {
+    let tls = smtp_tls.to_string();
+    Review::with("bury", move |cfg| {
+        let smtp = cfg["smtp"].as_table_mut().expect("[smtp]");
+        smtp.insert("tls".into(), toml::Value::String(tls.clone()));
+        let mut letters = toml::Table::new();
+        letters.insert(
+            "marking".into(),
+            toml::Value::String("OFFICIAL-SENSITIVE".into()),
+        );
+        cfg.insert("letters".into(), toml::Value::Table(letters));
+    })
+    .await
+}
+
+/// The referral arrives; the panel votes MEETS keeping the proposed Agencies: line.
+async fn screened(review: &mut Review) -> String {
+    review
+        .receive(
+            &referral_with_form("form.1@hospital.test"),
+            "2026-08-20 10:00",
+        )
+        .await;
+    let reference = review.last.opened.first().cloned().expect("a case opened");
+    for voter in PANEL {
+        let ask = review.last_to(voter, "screening-request");
+        let text = ask.msg.body_text.clone();
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("Agencies:"))
+            .expect("an Agencies: line")
+            .trim()
+            .to_string();
+        review
+            .reply(&ask, voter, &format!("MEETS\n{line}"), "2026-08-20 14:00")
+            .await;
+    }
+    reference
+}
+
+async fn case_id(review: &Review, reference: &str) -> i64 {
+    review
+        .engine
+        .store
+        .case_by_ref(reference)
+        .await
+        .unwrap()
+        .expect("case")
+        .id
+}
+
+#[tokio::test]
+async fn a_referral_form_becomes_particulars_the_panel_is_offered_its_agencies_and_the_agency_request_names_the_child_once_confirmed()
+ {
+    let mut review = bury("starttls").await;
+    review
+        .receive(
+            &referral_with_form("form.1@hospital.test"),
+            "2026-08-20 10:00",
+        )
+        .await;
+    let reference = review.last.opened.first().cloned().expect("a case opened");
+    let id = case_id(&review, &reference).await;
+
+    // Stored with where each came from, nobody has checked them, and no agency is on the case.
+    let read = review.engine.store.particulars(id).await.unwrap();
+    let dob = read
+        .iter()
+        .find(|p| p.field == Field::DateOfBirth)
+        .expect("a date of birth");
+    assert_eq!(dob.value, "2019-05-17");
+    assert_eq!(dob.source, "attachment 1 (bury-referral-form.docx)");
+    assert_eq!(dob.label, "DOB");
+    assert_eq!(particulars::unchecked(&read).len(), read.len());
+    assert!(review.state(&reference).await.agencies.is_empty());
+
+    // The screening request proposes the directory's agencies the form names; a reply adds them.
+    let ask = review.last_to(LA_REP, "screening-request");
+    assert!(
+        ask.msg
+            .body_text
+            .lines()
+            .any(|l| l.trim() == "Agencies: Greater Manchester Police"),
+        "{}",
+        ask.msg.body_text
+    );
+    for voter in PANEL {
+        let ask = review.last_to(voter, "screening-request");
+        review
+            .reply(
+                &ask,
+                voter,
+                "MEETS\nAgencies: Greater Manchester Police",
+                "2026-08-20 14:00",
+            )
+            .await;
+    }
+    assert!(
+        review
+            .state(&reference)
+            .await
+            .agencies
+            .contains_key("police")
+    );
+
+    // The business unit confirms what was read, and corrects the incident date.
+    let checks = ParticularChecks {
+        confirm: vec!["all".into()],
+        set: vec![("incident_date".into(), "30/11/2026".into())],
+    };
+    operator::check_particulars(
+        &review.engine.store,
+        &reference,
+        &checks,
+        "checked against the form with the referrer",
+        "operator:jo",
+        review.now(),
+    )
+    .await
+    .expect("checked");
+    let events = review.report(&reference).await;
+    assert!(
+        events.contains("particular incident_date corrected"),
+        "{events}"
+    );
+    assert!(
+        !events.contains("2026-11-30"),
+        "the history never holds a value"
+    );
+
+    // Day 3: the agency request names the child by initials, date of birth and incident date,
+    // under the marking.
+    review.at("2026-08-24 10:00").await;
+    let request = review.last_to(POLICE, "agency-request");
+    assert!(request.msg.subject.starts_with("OFFICIAL-SENSITIVE: "));
+    assert!(
+        request.msg.body_text.contains(
+            "The child: initials OS, date of birth Friday 17 May 2019, incident date Monday 30 November 2026."
+        ),
+        "{}",
+        request.msg.body_text
+    );
+    assert!(!request.msg.body_text.contains("Oliver"));
+    assert!(!request.msg.subject.contains("OS"));
+}
+
+#[tokio::test]
+async fn particulars_nobody_has_confirmed_are_not_sent_to_an_agency_and_the_digest_asks_for_them() {
+    let mut review = bury("starttls").await;
+    let reference = screened(&mut review).await;
+    review.at("2026-08-24 10:00").await;
+    let request = review.last_to(POLICE, "agency-request");
+    assert!(!request.msg.body_text.contains("The child:"));
+    assert!(
+        request
+            .msg
+            .body_text
+            .contains("The child's details had not been confirmed"),
+        "{}",
+        request.msg.body_text
+    );
+    let snap = caseclerk::shell::snapshot::gather(
+        &review.engine.cfg,
+        &review.engine.store,
+        review.now(),
+        review.now() - chrono::Duration::hours(24),
+    )
+    .await
+    .unwrap();
+    let digest = caseclerk::core::digest::build(&snap, &review.engine.cfg.calendar).unwrap();
+    let section = digest
+        .sections
+        .iter()
+        .find(|s| s.id == "particulars")
+        .expect("a check these particulars section");
+    assert_eq!(section.rows[0][0].text, reference);
+    assert!(section.rows[0][1].text.contains("date of birth"));
+    let everything = format!("{digest:?}");
+    assert!(!everything.contains("2019-05-17") && !everything.contains("Oliver"));
+}
+
+#[tokio::test]
+async fn without_an_smtp_connection_that_requires_tls_the_agency_request_does_not_identify_the_child()
+ {
+    let mut review = bury("none").await;
+    let reference = screened(&mut review).await;
+    operator::check_particulars(
+        &review.engine.store,
+        &reference,
+        &ParticularChecks {
+            confirm: vec!["all".into()],
+            set: Vec::new(),
+        },
+        "checked",
+        "operator:jo",
+        review.now(),
+    )
+    .await
+    .expect("checked");
+    review.at("2026-08-24 10:00").await;
+    let request = review.last_to(POLICE, "agency-request");
+    assert!(!request.msg.body_text.contains("The child:"));
+    assert!(!request.msg.body_text.contains("2019"));
+    assert!(
+        request
+            .msg
+            .body_text
+            .contains("our mail connection does not require encryption"),
+        "{}",
+        request.msg.body_text
+    );
 }
