@@ -368,18 +368,15 @@ impl Event {
             Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
-            Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
-                self.describe_retention()
-            }
-            Event::ParticularsRead { .. } | Event::ParticularChecked { .. } => {
-                self.describe_particulars()
-            }
+            // Legal hold, retention and particulars: described apart (this is at its length).
+            _ => self.describe_retention(),
         }
     }
 }
 
 impl Event {
-    /// [`Event::describe`] for the legal hold and retention events.
+    /// [`Event::describe`] for the legal hold and retention events (and, through
+    /// [`Event::describe_particulars`], the particulars' events).
     fn describe_retention(&self) -> String {
         match self {
             Event::HoldPlaced { reason } => format!("LEGAL HOLD placed ({reason})"),
@@ -390,7 +387,7 @@ impl Event {
                 bytes,
                 rule,
             } => format!("retention erased {count} {class} ({bytes} bytes) under rule {rule}"),
-            _ => String::new(),
+            _ => self.describe_particulars(),
         }
     }
 

@@ -19,6 +19,9 @@
 //! name = "North East Lincolnshire Safeguarding Children Partnership"
 //! source = "shared/seeds/002_….txt, Flowchart 2"
 //! default_at = "09:00"
+//! # What names the child in a letter to an agency (agency_request, chaser): particulars read from
+//! # the referral and confirmed by a person, only over SMTP that requires TLS (default: none).
+//! identify_child = ["initials", "date_of_birth", "incident_date"]
 //!
 //! [[decision]]                       # a decision taken by email reply
 //! id = "screening"
