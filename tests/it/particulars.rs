@@ -385,3 +385,83 @@ async fn without_an_smtp_connection_that_requires_tls_the_agency_request_does_no
         request.msg.body_text
     );
 }
+
+// ---- the operator command, through the real binary and mail stack
+
+#[tokio::test]
+async fn the_business_unit_checks_particulars_from_the_command_line_and_no_log_line_holds_a_value()
+{
+    use crate::support::{Harness, SHARED, referral};
+    let h = Harness::start("bury").await;
+    let raw = String::from_utf8(referral("pc-1@hospital.test", "Referral for a rapid review"))
+        .unwrap()
+        .replace(
+            "Please consider this referral for a rapid review. The form is attached.",
+            "Please consider this referral.\r\nChild's name: Zara Quinnell\r\nDate of birth: 12/03/2019\r\nAgencies involved: police",
+        );
+    let t = chrono::DateTime::parse_from_rfc3339("2026-08-20T10:00:00+01:00").unwrap();
+    h.stack
+        .append(SHARED, raw.as_bytes(), t)
+        .await
+        .expect("append");
+    let log = h.caseclerk(&["tick", "--process-existing", "--now", "2026-08-20T09:01:00Z"]);
+    assert!(log.status.success(), "{}", crate::support::said(&log));
+    let said = crate::support::said(&log);
+    for value in ["Zara", "Quinnell", "2019-03-12", "12/03/2019", "ZQ"] {
+        assert!(!said.contains(value), "a log line holds `{value}`:\n{said}");
+    }
+
+    let case = "RR-2026-0001";
+    let run = |args: &[&str]| {
+        let mut v = args.to_vec();
+        v.extend(["--by", "jo.bloggs", "--now", "2026-08-20T09:30:00Z"]);
+        h.caseclerk(&v)
+    };
+    let shown = run(&["particulars", case]);
+    let text = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(text.contains("date_of_birth    2019-03-12"), "{text}");
+    assert!(text.contains("TO CHECK; medium confidence; from message body"), "{text}");
+
+    // Refused: a value of the wrong shape, a field nothing was read for, no reason.
+    for (args, why) in [
+        (
+            vec!["particulars", case, "--set", "date_of_birth=soon", "--reason", "x"],
+            "is not a date",
+        ),
+        (
+            vec!["particulars", case, "--confirm", "borough", "--reason", "x"],
+            "nothing was read for borough",
+        ),
+        (vec!["particulars", case, "--confirm", "all"], "give a reason"),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", crate::support::said(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{}",
+            crate::support::said(&out)
+        );
+    }
+
+    let out = run(&[
+        "particulars",
+        case,
+        "--confirm",
+        "all",
+        "--set",
+        "date_of_birth=13/03/2019",
+        "--reason",
+        "the referrer corrected the date by phone",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", crate::support::said(&out));
+    assert!(text.contains("date_of_birth    2019-03-13"), "{text}");
+    assert!(text.contains("corrected by operator:jo.bloggs"), "{text}");
+    assert!(text.contains("confirmed by operator:jo.bloggs"), "{text}");
+    assert!(!text.contains("TO CHECK"), "{text}");
+    let history = String::from_utf8_lossy(&h.caseclerk(&["case", case]).stdout).to_string();
+    assert!(
+        history.contains("particular date_of_birth corrected (the referrer corrected the date by phone)"),
+        "{history}"
+    );
+}
