@@ -1514,6 +1514,33 @@ async fn export(
 }
 
 /// `caseclerk check`: the configuration is valid, and what it will send periodically.
+/// `check`'s line on what names the child in a letter to an agency (the process file's
+/// `identify_child`, sent only over SMTP that requires TLS).
+fn identify_child_summary(cfg: &config::Config) -> String {
+    let chosen: Vec<&str> = cfg
+        .process
+        .identify_child
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
+    match (
+        chosen.is_empty(),
+        cfg.smtp.tls == crate::shell::config::TlsMode::None,
+    ) {
+        (true, _) => {
+            "letters to agencies: name no particulars of the child (identify_child is empty)".into()
+        }
+        (false, false) => format!(
+            "letters to agencies: name the child by {} once the business unit has confirmed them (SMTP requires TLS)",
+            chosen.join(", ")
+        ),
+        (false, true) => format!(
+            "WARNING: identify_child names {} but [smtp] tls = \"none\": letters to agencies will not name the child (set tls = \"starttls\" or \"implicit\")",
+            chosen.join(", ")
+        ),
+    }
+}
+
 fn check(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     let cfg = load(config, Needs::Everything)?;
     let now = match now {
@@ -1538,6 +1565,7 @@ fn check(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     println!("who may open a case: {}", senders_summary(&cfg.trust));
     println!("{}", holidays_summary(&cfg, now));
     println!("{}", login_summary(&cfg));
+    println!("{}", identify_child_summary(&cfg));
     if let Some(t) = &cfg.process.tracker_report {
         println!(
             "tracker report: {} at {} to {}",

@@ -404,7 +404,12 @@ async fn the_business_unit_checks_particulars_from_the_command_line_and_no_log_l
         .append(SHARED, raw.as_bytes(), t)
         .await
         .expect("append");
-    let log = h.caseclerk(&["tick", "--process-existing", "--now", "2026-08-20T09:01:00Z"]);
+    let log = h.caseclerk(&[
+        "tick",
+        "--process-existing",
+        "--now",
+        "2026-08-20T09:01:00Z",
+    ]);
     assert!(log.status.success(), "{}", crate::support::said(&log));
     let said = crate::support::said(&log);
     for value in ["Zara", "Quinnell", "2019-03-12", "12/03/2019", "ZQ"] {
@@ -420,19 +425,32 @@ async fn the_business_unit_checks_particulars_from_the_command_line_and_no_log_l
     let shown = run(&["particulars", case]);
     let text = String::from_utf8_lossy(&shown.stdout).to_string();
     assert!(text.contains("date_of_birth    2019-03-12"), "{text}");
-    assert!(text.contains("TO CHECK; medium confidence; from message body"), "{text}");
+    assert!(
+        text.contains("TO CHECK; medium confidence; from message body"),
+        "{text}"
+    );
 
     // Refused: a value of the wrong shape, a field nothing was read for, no reason.
     for (args, why) in [
         (
-            vec!["particulars", case, "--set", "date_of_birth=soon", "--reason", "x"],
+            vec![
+                "particulars",
+                case,
+                "--set",
+                "date_of_birth=soon",
+                "--reason",
+                "x",
+            ],
             "is not a date",
         ),
         (
             vec!["particulars", case, "--confirm", "borough", "--reason", "x"],
             "nothing was read for borough",
         ),
-        (vec!["particulars", case, "--confirm", "all"], "give a reason"),
+        (
+            vec!["particulars", case, "--confirm", "all"],
+            "give a reason",
+        ),
     ] {
         let out = run(&args);
         assert_eq!(out.status.code(), Some(2), "{}", crate::support::said(&out));
@@ -461,7 +479,9 @@ async fn the_business_unit_checks_particulars_from_the_command_line_and_no_log_l
     assert!(!text.contains("TO CHECK"), "{text}");
     let history = String::from_utf8_lossy(&h.caseclerk(&["case", case]).stdout).to_string();
     assert!(
-        history.contains("particular date_of_birth corrected (the referrer corrected the date by phone)"),
+        history.contains(
+            "particular date_of_birth corrected (the referrer corrected the date by phone)"
+        ),
         "{history}"
     );
 }
