@@ -416,6 +416,14 @@ async fn the_business_unit_checks_particulars_from_the_command_line_and_no_log_l
         assert!(!said.contains(value), "a log line holds `{value}`:\n{said}");
     }
 
+    let check = h.ok(&["check"]);
+    assert!(
+        check.contains(
+            "letters to agencies: name the child by initials, date_of_birth, incident_date once the business unit has confirmed them (SMTP requires TLS)"
+        ),
+        "{check}"
+    );
+
     let case = "RR-2026-0001";
     let run = |args: &[&str]| {
         let mut v = args.to_vec();
