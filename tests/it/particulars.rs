@@ -188,15 +188,20 @@ async fn bury(smtp_tls: &str) -> Review {
     .await
 }
 
-/// The referral arrives; the panel votes MEETS keeping the proposed Agencies: line.
-async fn screened(review: &mut Review) -> String {
+/// The referral with Bury's form arrives on Thu 20 Aug 2026 at 10:00; the case it opened.
+async fn referred(review: &mut Review) -> String {
     review
         .receive(
             &referral_with_form("form.1@hospital.test"),
             "2026-08-20 10:00",
         )
         .await;
-    let reference = review.last.opened.first().cloned().expect("a case opened");
+    review.last.opened.first().cloned().expect("a case opened")
+}
+
+/// The referral arrives; the panel votes MEETS keeping the proposed Agencies: line.
+async fn screened(review: &mut Review) -> String {
+    let reference = referred(review).await;
     for voter in PANEL {
         let ask = review.last_to(voter, "screening-request");
         let text = ask.msg.body_text.clone();
@@ -228,13 +233,7 @@ async fn case_id(review: &Review, reference: &str) -> i64 {
 async fn a_referral_form_becomes_particulars_the_panel_is_offered_its_agencies_and_the_agency_request_names_the_child_once_confirmed()
  {
     let mut review = bury("starttls").await;
-    review
-        .receive(
-            &referral_with_form("form.1@hospital.test"),
-            "2026-08-20 10:00",
-        )
-        .await;
-    let reference = review.last.opened.first().cloned().expect("a case opened");
+    let reference = referred(&mut review).await;
     let id = case_id(&review, &reference).await;
 
     // Stored with where each came from, nobody has checked them, and no agency is on the case.
