@@ -242,11 +242,7 @@ pub fn document_text(
         std::panic::catch_unwind(|| f(data))
             .unwrap_or_else(|_| Err(err("the reader stopped on malformed content".into())))
     };
-    if name.ends_with(".docx") || ct.contains("wordprocessingml") || data.starts_with(b"PK\x03\x04")
-    {
-        if name.ends_with(".xlsx") || name.ends_with(".pptx") {
-            return None;
-        }
+    if name.ends_with(".docx") || ct.contains("wordprocessingml") {
         return Some(guarded(docx_text, TextError::Docx));
     }
     if name.ends_with(".pdf") || ct == "application/pdf" || data.starts_with(b"%PDF-") {
