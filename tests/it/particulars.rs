@@ -280,7 +280,7 @@ async fn a_referral_form_becomes_particulars_the_panel_is_offered_its_agencies_a
     // The business unit confirms what was read, and corrects the incident date.
     let checks = ParticularChecks {
         confirm: vec!["all".into()],
-        set: vec![("incident_date".into(), "30/11/2026".into())],
+        set: vec![("incident_date".into(), "14/08/2026".into())],
     };
     operator::check_particulars(
         &review.engine.store,
@@ -309,7 +309,7 @@ async fn a_referral_form_becomes_particulars_the_panel_is_offered_its_agencies_a
     assert!(request.msg.subject.starts_with("OFFICIAL-SENSITIVE: "));
     assert!(
         request.msg.body_text.contains(
-            "The child: initials OS, date of birth Friday 17 May 2019, incident date Monday 30 November 2026."
+            "The child: initials OS, date of birth Friday 17 May 2019, incident date Friday 14 August 2026."
         ),
         "{}",
         request.msg.body_text
