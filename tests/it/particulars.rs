@@ -298,7 +298,7 @@ async fn a_referral_form_becomes_particulars_the_panel_is_offered_its_agencies_a
         "{events}"
     );
     assert!(
-        !events.contains("2026-11-30"),
+        !events.contains("2026-08-14"),
         "the history never holds a value"
     );
 
