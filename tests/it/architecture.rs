@@ -120,6 +120,77 @@ fn the_purity_check_catches_a_core_file_that_reaches_into_the_shell() {
     assert!(found[1].contains("std::fs"), "{found:#?}");
 }
 
+/// Files allowed to format a day or month name themselves, and why.
+const OWN_DATE_FORMATS: &[(&str, &str)] = &[
+    (
+        "core/calendar.rs",
+        "the one place London dates are written for people",
+    ),
+    (
+        "shell/sentfolder.rs",
+        "IMAP's APPEND date-time (`26-Nov-2026 09:00:00 +0000`), a protocol format",
+    ),
+];
+
+/// Where product code outside `core::calendar` converts to a time zone itself (`chrono_tz`) or
+/// writes a day or month name with chrono (`%a`, `%A`, `%b`, `%B` in a `.format(`): dates people
+/// read come from the calendar's named formats only (`long_date`, `short_day`, …).
+fn own_london_dates(src: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in sources(src) {
+        let file = path
+            .strip_prefix(src)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        if file.starts_with("dev/") || OWN_DATE_FORMATS.iter().any(|(f, _)| *f == file) {
+            continue;
+        }
+        for line in product_code(&path).lines() {
+            // The text of each `.format("…")` on the line.
+            let names_a_day_or_month = line.split(".format(\"").skip(1).any(|rest| {
+                let pattern = rest.split('"').next().unwrap_or("");
+                ["%a", "%A", "%b", "%B"].iter().any(|n| pattern.contains(n))
+            });
+            if line.contains("chrono_tz") || names_a_day_or_month {
+                found.push(format!("src/{file}: {}", line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn london_dates_are_written_and_converted_by_the_calendar_only() {
+    let found = own_london_dates(&root().join("src"));
+    assert!(
+        found.is_empty(),
+        "use core::calendar (london_date, long_date, short_day, …) instead:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_date_check_catches_a_day_name_formatted_outside_the_calendar() {
+    let scratch = std::env::temp_dir().join(format!("caseclerk-dates-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("shell")).unwrap();
+    std::fs::write(
+        scratch.join("shell/report.rs"),
+        "//! chrono_tz in a doc is fine.\nfn a(t: T) -> String { t.format(\"%A %-d %B\").to_string() }\nfn b(t: T) -> D { t.with_timezone(&chrono_tz::Europe::London).date_naive() }\nfn c(t: T) { tracing::info!(at = %at, \"fine\"); t.format(\"%Y-%m-%d\"); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        scratch.join("shell/sentfolder.rs"),
+        "fn d(t: T) -> String { t.format(\"%d-%b-%Y\").to_string() }\n",
+    )
+    .unwrap();
+    let found = own_london_dates(&scratch);
+    std::fs::remove_dir_all(&scratch).unwrap();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].contains("%A %-d %B"), "{found:#?}");
+    assert!(found[1].contains("chrono_tz"), "{found:#?}");
+}
+
 /// The longest a function may be, in lines from its `fn` line to its closing brace.
 const MAX_FUNCTION_LINES: usize = 150;
 
