@@ -448,6 +448,29 @@ impl Review {
         self.engine.state(&row).await.unwrap()
     }
 
+    /// The daily digest's text as `caseclerk digest` prints it now (the last 24 hours).
+    pub async fn digest_text(&self) -> String {
+        use caseclerk::shell::{snapshot, templates};
+        let (cfg, store, now) = (&self.engine.cfg, &self.engine.store, self.now);
+        let snap = snapshot::gather(cfg, store, now, now - chrono::Duration::days(1))
+            .await
+            .unwrap();
+        let templates = templates::load(&cfg.templates_dir).unwrap();
+        let d = caseclerk::core::digest::build(&snap, &cfg.calendar).unwrap();
+        caseclerk::core::digest::render(&d, &templates)
+            .unwrap()
+            .text
+    }
+
+    /// The tracker's case rows as `caseclerk export` writes them now.
+    pub async fn tracker(&self) -> caseclerk::core::export::Tracker {
+        let (cfg, store, now) = (&self.engine.cfg, &self.engine.store, self.now);
+        let snap = caseclerk::shell::snapshot::gather(cfg, store, now, now)
+            .await
+            .unwrap();
+        caseclerk::core::export::rows(&snap, &cfg.process, None)
+    }
+
     /// `caseclerk case <reference>` now.
     pub async fn report(&self, reference: &str) -> String {
         caseclerk::shell::report::case_report(
