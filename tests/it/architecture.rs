@@ -120,6 +120,14 @@ fn the_purity_check_catches_a_core_file_that_reaches_into_the_shell() {
     assert!(found[1].contains("std::fs"), "{found:#?}");
 }
 
+/// `path` under `dir`, with forward slashes (`shell/report.rs`).
+fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
 /// Files allowed to format a day or month name themselves, and why.
 const OWN_DATE_FORMATS: &[(&str, &str)] = &[
     (
@@ -138,11 +146,7 @@ const OWN_DATE_FORMATS: &[(&str, &str)] = &[
 fn own_london_dates(src: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for path in sources(src) {
-        let file = path
-            .strip_prefix(src)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
+        let file = relative(src, &path);
         if file.starts_with("dev/") || OWN_DATE_FORMATS.iter().any(|(f, _)| *f == file) {
             continue;
         }
@@ -274,11 +278,7 @@ fn functions(source: &str) -> Vec<Function> {
 fn long_functions(dir: &Path, allowed: &[(&str, &str)]) -> Vec<String> {
     let mut long = Vec::new();
     for path in sources(dir) {
-        let file = path
-            .strip_prefix(dir)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
+        let file = relative(dir, &path);
         let text = std::fs::read_to_string(&path).expect("source readable");
         for f in functions(&text) {
             if f.lines > MAX_FUNCTION_LINES

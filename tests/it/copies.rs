@@ -166,46 +166,19 @@ async fn the_digest_counts_the_local_review_letter_once_and_the_panel_s_own_requ
 async fn the_tracker_counts_an_imported_letter_to_the_whole_group_once() {
     use caseclerk::core::export::{COLUMNS, Cell};
     use caseclerk::core::records::OutboxState;
-    use caseclerk::shell::firstrun::{self, FirstRunRecord};
-    use caseclerk::shell::mailbox::new_message;
     let mut review = crate::review::Review::with("bhr", havering).await;
-    let store = review.engine.store.clone();
-    let folder = review.engine.cfg.imap.folder.clone();
-    let keep = |raw: Vec<u8>, uid: u32, at: &str| {
-        let (store, folder) = (store.clone(), folder.clone());
-        let t = crate::review::london(at);
-        async move {
-            store
-                .store_fetched(&folder, 1, &[new_message(&raw, uid, t)], uid, t)
-                .await
-                .unwrap();
-        }
-    };
     // The first run, on Wed 25 Nov, finds a referral of 3 November; the panel's votes of that
     // afternoon are read just after it: every letter they made fell due three weeks ago.
-    keep(
-        referral(
-            "tracker-copies@hospital.test",
-            "Referral for a rapid review - Havering",
-        ),
-        1,
-        "2026-11-03 11:00",
-    )
-    .await;
-    firstrun::record(
-        &store,
-        &FirstRunRecord {
-            started: crate::review::london("2026-11-25 10:00"),
-            uidvalidity: 1,
-            until_uid: 1,
-            since: None,
-            processed: true,
-            left: 0,
-        },
-    )
-    .await
-    .unwrap();
-    review.at("2026-11-25 10:00").await;
+    review
+        .stored(
+            &referral(
+                "tracker-copies@hospital.test",
+                "Referral for a rapid review - Havering",
+            ),
+            "2026-11-03 11:00",
+        )
+        .await;
+    review.first_run_at("2026-11-25 10:00").await;
     for (i, member) in PANEL.iter().enumerate() {
         let code = review.engine.vote_code("RR-2026-0001", "screening", member);
         let vote = format!(
@@ -213,14 +186,12 @@ async fn the_tracker_counts_an_imported_letter_to_the_whole_group_once() {
              Message-ID: <tracker.vote.{i}@test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
              LOCAL\r\n"
         );
-        keep(
-            vote.into_bytes(),
-            2 + i as u32,
-            &format!("2026-11-03 14:0{i}"),
-        )
-        .await;
+        review
+            .stored(vote.as_bytes(), &format!("2026-11-03 14:0{i}"))
+            .await;
     }
     review.at("2026-11-25 10:05").await;
+    let store = &review.engine.store;
     assert!(
         review.letters().iter().all(|l| l.case.is_none()),
         "nothing about the case is sent: {:#?}",

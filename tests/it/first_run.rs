@@ -233,41 +233,15 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
 /// the letters that fell due then, and every letter that falls due after the run.
 #[tokio::test]
 async fn a_case_opened_from_an_old_referral_on_the_first_run_still_gets_its_future_letters() {
-    use crate::review::{Review, london};
-    use caseclerk::shell::firstrun::{self, FirstRunRecord};
+    use crate::review::Review;
     let mut review = Review::of("bury").await;
-    let received = london("2026-11-03 11:00");
-    let store = &review.engine.store;
-    store
-        .store_fetched(
-            "INBOX",
-            1,
-            &[caseclerk::shell::mailbox::new_message(
-                &referral("november@hospital.test", "Referral for a rapid review"),
-                1,
-                received,
-            )],
-            1,
-            received,
+    review
+        .stored(
+            &referral("november@hospital.test", "Referral for a rapid review"),
+            "2026-11-03 11:00",
         )
-        .await
-        .unwrap();
-    let started = london("2026-11-25 10:00");
-    firstrun::record(
-        store,
-        &FirstRunRecord {
-            started,
-            uidvalidity: 1,
-            until_uid: 1,
-            since: None,
-            processed: true,
-            left: 0,
-        },
-    )
-    .await
-    .unwrap();
-
-    review.at("2026-11-25 10:00").await;
+        .await;
+    review.first_run_at("2026-11-25 10:00").await;
     assert_eq!(review.last.opened, ["RR-2026-0001"]);
     assert!(
         review.letters().is_empty(),

@@ -313,6 +313,15 @@ impl Review {
     pub async fn receive(&mut self, raw: &[u8], when: &str) -> &TickReport {
         let t = london(when);
         self.run_until(t).await;
+        self.stored(raw, when).await;
+        self.pass(t).await;
+        &self.last
+    }
+
+    /// `raw` reached the shared mailbox at `when` (London) but the engine has not run: stored as
+    /// the mailbox would store it, with the next UID, and no pass.
+    pub async fn stored(&mut self, raw: &[u8], when: &str) {
+        let t = london(when);
         self.uid += 1;
         let folder = self.engine.cfg.imap.folder.clone();
         self.engine
@@ -326,8 +335,22 @@ impl Review {
             )
             .await
             .unwrap();
-        self.pass(t).await;
-        &self.last
+    }
+
+    /// caseclerk's first look at the mailbox, at `when` (London), with `--process-existing`:
+    /// recorded over the mail stored so far, then a pass.
+    pub async fn first_run_at(&mut self, when: &str) -> &TickReport {
+        use caseclerk::shell::firstrun::{self, FirstRunRecord};
+        let record = FirstRunRecord {
+            started: london(when),
+            uidvalidity: 1,
+            until_uid: self.uid,
+            since: None,
+            processed: true,
+            left: 0,
+        };
+        firstrun::record(&self.engine.store, &record).await.unwrap();
+        self.at(when).await
     }
 
     /// The standard referral (`support::referral`) arrives at `when`; the reference it opened.
