@@ -148,6 +148,9 @@ pub enum Event {
     StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
     Note { text: String },
+    /// A person named the case's reviewer (who leads the rapid review or LCSPR report), shown on
+    /// the tracker; a later one replaces it (`caseclerk set-reviewer`).
+    ReviewerSet { reviewer: String, reason: String },
     /// A legal hold was placed by a person (an inquest, a trial, a subject access request): no
     /// retention rule erases anything of the case until it is released ([`crate::core::retention`]).
     HoldPlaced { reason: String },
@@ -189,6 +192,7 @@ impl Event {
             Event::MeetingCancelled { .. } => "meeting_cancelled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
+            Event::ReviewerSet { .. } => "reviewer_set",
             Event::HoldPlaced { .. } => "hold_placed",
             Event::HoldReleased { .. } => "hold_released",
             Event::ContentErased { .. } => "content_erased",
@@ -347,6 +351,9 @@ impl Event {
             Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
             Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
             Event::Note { text } => format!("note: {text}"),
+            Event::ReviewerSet { reviewer, reason } => {
+                format!("reviewer: {reviewer} ({reason})")
+            }
             Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
                 self.describe_retention()
             }
@@ -472,6 +479,8 @@ pub struct CaseState {
     pub closed_at: Option<DateTime<Utc>>,
     /// The legal hold on the case, if one is in place: nothing of it is erased.
     pub hold: Option<Hold>,
+    /// Who leads the review, as a person last named them (`caseclerk set-reviewer`).
+    pub reviewer: Option<String>,
 }
 
 /// A legal hold in place: why, since when and who placed it.
@@ -519,6 +528,7 @@ impl CaseState {
             closed_at: None,
             hold: None,
             meeting_changes: Vec::new(),
+            reviewer: None,
         }
     }
 
@@ -744,6 +754,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.closed_at = (*status == CaseStatus::Closed).then_some(r.at);
         }
         Event::Note { .. } | Event::ContentErased { .. } => {}
+        Event::ReviewerSet { reviewer, .. } => s.reviewer = Some(reviewer.clone()),
         Event::HoldPlaced { .. } | Event::HoldReleased { .. } => apply_hold(s, r),
     }
     Ok(())

@@ -272,6 +272,16 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Name the person who leads a case's review, for the tracker's "Reviewer" column.
+    SetReviewer {
+        case: String,
+        /// The reviewer's name as the tracker shows it, e.g. "Jo Bloggs (independent reviewer)".
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
     /// Print the text of the business unit's daily digest as it would be sent at an instant.
@@ -636,6 +646,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             who,
         } => reschedule(config, case, what, to, reason, who).await,
         c @ Command::CancelMeeting { .. } => cancel_meeting(config, c).await,
+        c @ Command::SetReviewer { .. } => set_reviewer(config, c).await,
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
@@ -1317,6 +1328,25 @@ async fn cancel_meeting(config: &Option<PathBuf>, command: &Command) -> Result<(
         .await
         .map_err(refused)?;
     println!("{case}: meeting cancelled; the attendees who were invited are sent a cancellation");
+    Ok(())
+}
+
+/// `caseclerk set-reviewer`.
+async fn set_reviewer(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    let Command::SetReviewer {
+        case,
+        name,
+        reason,
+        who,
+    } = command
+    else {
+        return Ok(());
+    };
+    let d = desk(config, who).await?;
+    operator::set_reviewer(&d.store, case, name, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: reviewer recorded; the tracker shows it from the next export");
     Ok(())
 }
 
