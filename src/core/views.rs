@@ -21,7 +21,7 @@ use crate::core::directory::{Agency, Contact, Directory};
 use crate::core::process::{Process, StepKind};
 use crate::core::records::{CaseRow, CaseStatus, LetterSummary, OutboxState};
 use crate::core::timeline::{self, Resolved, Upcoming};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
 /// The outbox step names of the daily digest and the tracker report.
@@ -250,6 +250,10 @@ pub struct CaseView {
     pub held: Vec<HeldView>,
     /// When the rapid review first went to the National Panel (a `panel_submission` step sent).
     pub panel_submitted: Option<DateTime<Utc>>,
+    /// The date of the incident (the death or serious harm), for the tracker's "Incident date"
+    /// column. It comes from the referral's particulars (issue 16 item 1), which this view does
+    /// not read yet: `None` until they are wired in here.
+    pub incident_date: Option<NaiveDate>,
     /// What could not be worked out for this case (each needs a person).
     pub problems: Vec<String>,
 }
@@ -474,6 +478,7 @@ pub fn case_view(
         decisions: Vec::new(),
         held: Vec::new(),
         panel_submitted: None,
+        incident_date: None,
         problems: Vec::new(),
         state,
     };

@@ -1468,7 +1468,8 @@ async fn export(
     let bytes = match format {
         ExportFormat::Csv => crate::core::export::csv(&tracker).into_bytes(),
         ExportFormat::Xlsx => {
-            crate::core::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(work)?
+            let heading = crate::shell::periodic::tracker_heading(&cfg, now);
+            crate::core::export::xlsx(&tracker, &heading, now).map_err(work)?
         }
     };
     match output {

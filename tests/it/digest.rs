@@ -200,15 +200,11 @@ fn the_tracker_is_exported_from_the_same_database(h: &Harness) {
         lines
             .next()
             .unwrap()
-            .starts_with("Reference,Borough/area,Referrer agency,")
+            .starts_with("Reference,Borough or area,Status,Next step,Next step due,")
     );
-    assert!(
-        lines
-            .next()
-            .unwrap()
-            .starts_with("RR-2026-0001,,,,2026-08-19,"),
-        "{csv}"
-    );
+    let first = lines.next().unwrap();
+    assert!(first.starts_with("RR-2026-0001,,"), "{csv}");
+    assert!(first.contains(",2026-08-19,"), "received on day 0: {csv}");
     let none = h.ok(&["export", "--format", "csv", "--since", "2026-08-20"]);
     assert_eq!(none.lines().count(), 1, "only the header: {none}");
     let file = h.dir.join("tracker.xlsx");
@@ -263,6 +259,22 @@ async fn the_bhr_tracker_report_goes_once_a_month_with_the_tracker_attached() {
         .find(|a| a.filename.ends_with(".xlsx"))
         .expect("the tracker is attached");
     assert!(sheet.data.starts_with(b"PK\x03\x04"), "an XLSX (zip) file");
+    // In words, in the letter and the sheet: where the open case stands.
+    assert!(
+        m.body_text.contains("Where the open cases stand:")
+            && m.body_text.contains("- Awaiting the screening decision: 1"),
+        "{}",
+        m.body_text
+    );
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(sheet.data.clone())).unwrap();
+    let cases = calamine::Reader::worksheet_range(&mut wb, "Cases").unwrap();
+    assert_eq!(
+        cases.get((1, 2)),
+        Some(&calamine::Data::String(
+            "Awaiting the screening decision".into()
+        ))
+    );
     let scrutineer = h.wait_inbox(SCRUTINEER, 1).await;
     assert_eq!(scrutineer.len(), 1, "the scrutineer is copied");
 
