@@ -250,6 +250,11 @@ impl Review {
         self.now
     }
 
+    /// The configuration file, for running the real `caseclerk` binary on the same database.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("caseclerk.toml")
+    }
+
     /// One pass of the engine at `t` (everything after fetching: classify, plan, queue, send).
     async fn pass(&mut self, t: DateTime<Utc>) {
         assert!(
