@@ -330,12 +330,6 @@ impl Event {
             Event::DecisionReopened { decision, reason } => {
                 format!("decision {decision} reopened ({reason})")
             }
-            Event::PublicationPlanned { date, reason } => {
-                format!(
-                    "publication planned for {} ({reason})",
-                    crate::core::calendar::short_date(*date)
-                )
-            }
             Event::Rescheduled { what, at, reason } => {
                 format!("{what} moved to {} ({reason})", london(*at))
             }
@@ -349,11 +343,10 @@ impl Event {
                 format!("meeting set for {} ({reason})", london(*at))
             }
             Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
-            Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
-            Event::Note { text } => format!("note: {text}"),
-            Event::ReviewerSet { reviewer, reason } => {
-                format!("reviewer: {reviewer} ({reason})")
-            }
+            Event::PublicationPlanned { .. }
+            | Event::StatusChanged { .. }
+            | Event::Note { .. }
+            | Event::ReviewerSet { .. } => self.describe_fact(),
             Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
                 self.describe_retention()
             }
@@ -362,6 +355,21 @@ impl Event {
 }
 
 impl Event {
+    /// [`Event::describe`] for the facts a person records about the case: its publication date,
+    /// its status, a note, its reviewer.
+    fn describe_fact(&self) -> String {
+        match self {
+            Event::PublicationPlanned { date, reason } => format!(
+                "publication planned for {} ({reason})",
+                crate::core::calendar::short_date(*date)
+            ),
+            Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
+            Event::Note { text } => format!("note: {text}"),
+            Event::ReviewerSet { reviewer, reason } => format!("reviewer: {reviewer} ({reason})"),
+            _ => String::new(),
+        }
+    }
+
     /// [`Event::describe`] for the legal hold and retention events.
     fn describe_retention(&self) -> String {
         match self {
