@@ -439,7 +439,7 @@ fn print_setup(
     let marking = header_text(heading.marking.unwrap_or_default().trim(), 40);
     ws.set_header(format!(
         "&L{}&C&\"-,Bold\"{marking}&R{}",
-        header_text(heading.partnership, 120),
+        header_text(heading.partnership, 100),
         header_text(title, 60),
     ));
     ws.set_footer(format!(
