@@ -148,6 +148,9 @@ pub enum Event {
     StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
     Note { text: String },
+    /// A person named the case's reviewer (who leads the rapid review or LCSPR report), shown on
+    /// the tracker; a later one replaces it (`caseclerk set-reviewer`).
+    ReviewerSet { reviewer: String, reason: String },
     /// A legal hold was placed by a person (an inquest, a trial, a subject access request): no
     /// retention rule erases anything of the case until it is released ([`crate::core::retention`]).
     HoldPlaced { reason: String },
@@ -208,6 +211,7 @@ impl Event {
             Event::MeetingCancelled { .. } => "meeting_cancelled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
+            Event::ReviewerSet { .. } => "reviewer_set",
             Event::HoldPlaced { .. } => "hold_placed",
             Event::HoldReleased { .. } => "hold_released",
             Event::ContentErased { .. } => "content_erased",
@@ -347,12 +351,6 @@ impl Event {
             Event::DecisionReopened { decision, reason } => {
                 format!("decision {decision} reopened ({reason})")
             }
-            Event::PublicationPlanned { date, reason } => {
-                format!(
-                    "publication planned for {} ({reason})",
-                    crate::core::calendar::short_date(*date)
-                )
-            }
             Event::Rescheduled { what, at, reason } => {
                 format!("{what} moved to {} ({reason})", london(*at))
             }
@@ -366,17 +364,37 @@ impl Event {
                 format!("meeting set for {} ({reason})", london(*at))
             }
             Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
-            Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
-            Event::Note { text } => format!("note: {text}"),
-            // Legal hold, retention and particulars: described apart (this is at its length).
-            _ => self.describe_retention(),
+            Event::PublicationPlanned { .. }
+            | Event::StatusChanged { .. }
+            | Event::Note { .. }
+            | Event::ReviewerSet { .. } => self.describe_fact(),
+            Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
+                self.describe_retention()
+            }
+            Event::ParticularsRead { .. } | Event::ParticularChecked { .. } => {
+                self.describe_particulars()
+            }
         }
     }
 }
 
 impl Event {
-    /// [`Event::describe`] for the legal hold and retention events (and, through
-    /// [`Event::describe_particulars`], the particulars' events).
+    /// [`Event::describe`] for the facts a person records about the case: its publication date,
+    /// its status, a note, its reviewer.
+    fn describe_fact(&self) -> String {
+        match self {
+            Event::PublicationPlanned { date, reason } => format!(
+                "publication planned for {} ({reason})",
+                crate::core::calendar::short_date(*date)
+            ),
+            Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
+            Event::Note { text } => format!("note: {text}"),
+            Event::ReviewerSet { reviewer, reason } => format!("reviewer: {reviewer} ({reason})"),
+            _ => String::new(),
+        }
+    }
+
+    /// [`Event::describe`] for the legal hold and retention events.
     fn describe_retention(&self) -> String {
         match self {
             Event::HoldPlaced { reason } => format!("LEGAL HOLD placed ({reason})"),
@@ -524,6 +542,8 @@ pub struct CaseState {
     pub closed_at: Option<DateTime<Utc>>,
     /// The legal hold on the case, if one is in place: nothing of it is erased.
     pub hold: Option<Hold>,
+    /// Who leads the review, as a person last named them (`caseclerk set-reviewer`).
+    pub reviewer: Option<String>,
 }
 
 /// A legal hold in place: why, since when and who placed it.
@@ -571,6 +591,7 @@ impl CaseState {
             closed_at: None,
             hold: None,
             meeting_changes: Vec::new(),
+            reviewer: None,
         }
     }
 
@@ -799,6 +820,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
         | Event::ContentErased { .. }
         | Event::ParticularsRead { .. }
         | Event::ParticularChecked { .. } => {}
+        Event::ReviewerSet { reviewer, .. } => s.reviewer = Some(reviewer.clone()),
         Event::HoldPlaced { .. } | Event::HoldReleased { .. } => apply_hold(s, r),
     }
     Ok(())

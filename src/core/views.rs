@@ -21,7 +21,7 @@ use crate::core::directory::{Agency, Contact, Directory};
 use crate::core::process::{Process, StepKind};
 use crate::core::records::{CaseRow, CaseStatus, LetterSummary, OutboxState};
 use crate::core::timeline::{self, Resolved, Upcoming};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
 /// The outbox step names of the daily digest and the tracker report.
@@ -250,6 +250,10 @@ pub struct CaseView {
     pub held: Vec<HeldView>,
     /// When the rapid review first went to the National Panel (a `panel_submission` step sent).
     pub panel_submitted: Option<DateTime<Utc>>,
+    /// The date of the incident (the death or serious harm), for the tracker's "Incident date"
+    /// column: the referral's incident-date particular, as read until a person checks it
+    /// ([`CaseView::with_particulars`]).
+    pub incident_date: Option<NaiveDate>,
     /// What could not be worked out for this case (each needs a person).
     pub problems: Vec<String>,
     /// The particulars read from the referral and what a person made of them (the shell fills
@@ -258,9 +262,11 @@ pub struct CaseView {
 }
 
 impl CaseView {
-    /// The incident date from the particulars (checked or not): the tracker's column.
-    pub fn incident_date(&self) -> Option<chrono::NaiveDate> {
-        crate::core::particulars::incident_date(&self.particulars)
+    /// The view with the case's particulars (the shell reads them): the incident date follows.
+    pub fn with_particulars(mut self, read: Vec<crate::core::particulars::Particular>) -> CaseView {
+        self.incident_date = crate::core::particulars::incident_date(&read);
+        self.particulars = read;
+        self
     }
 
     /// Particulars read from the referral that nobody has checked yet.
@@ -487,6 +493,7 @@ pub fn case_view(
         decisions: Vec::new(),
         held: Vec::new(),
         panel_submitted: None,
+        incident_date: None,
         problems: Vec::new(),
         particulars: Vec::new(),
         state,

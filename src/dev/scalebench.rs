@@ -231,7 +231,8 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         let snap = crate::shell::snapshot::gather(cfg, store, now, now).await?;
         let tracker = crate::core::export::rows(&snap, &cfg.process, None);
         Ok::<_, BenchError>(if xlsx {
-            crate::core::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(other)?
+            let heading = crate::shell::periodic::tracker_heading(cfg, now);
+            crate::core::export::xlsx(&tracker, &heading, now).map_err(other)?
         } else {
             crate::core::export::csv(&tracker).into_bytes()
         })

@@ -272,6 +272,16 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Name the person who leads a case's review, for the tracker's "Reviewer" column.
+    SetReviewer {
+        case: String,
+        /// The reviewer's name as the tracker shows it, e.g. "Jo Bloggs (independent reviewer)".
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Show a case's particulars read from the referral (child, dates, type, agencies, borough,
     /// referrer's agency) with where each came from; with --confirm or --set, check them.
     Particulars {
@@ -652,6 +662,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             who,
         } => reschedule(config, case, what, to, reason, who).await,
         c @ Command::CancelMeeting { .. } => cancel_meeting(config, c).await,
+        c @ Command::SetReviewer { .. } => set_reviewer(config, c).await,
         c @ Command::Particulars { .. } => particulars(config, c).await,
         Command::Triage => triage(config).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
@@ -1337,6 +1348,25 @@ async fn cancel_meeting(config: &Option<PathBuf>, command: &Command) -> Result<(
     Ok(())
 }
 
+/// `caseclerk set-reviewer`.
+async fn set_reviewer(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    let Command::SetReviewer {
+        case,
+        name,
+        reason,
+        who,
+    } = command
+    else {
+        return Ok(());
+    };
+    let d = desk(config, who).await?;
+    operator::set_reviewer(&d.store, case, name, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: reviewer recorded; the tracker shows it from the next export");
+    Ok(())
+}
+
 /// `caseclerk particulars`: show a case's particulars, or confirm and correct them.
 async fn particulars(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
     let Command::Particulars {
@@ -1499,7 +1529,8 @@ async fn export(
     let bytes = match format {
         ExportFormat::Csv => crate::core::export::csv(&tracker).into_bytes(),
         ExportFormat::Xlsx => {
-            crate::core::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(work)?
+            let heading = crate::shell::periodic::tracker_heading(&cfg, now);
+            crate::core::export::xlsx(&tracker, &heading, now).map_err(work)?
         }
     };
     match output {

@@ -104,6 +104,12 @@ pub enum OperatorError {
     BadValue { field: String, why: String },
     #[error("say which particulars: --confirm <field,...|all> and/or --set <field>=<value>")]
     NothingToCheck,
+    #[error(
+        "the reviewer `{0}` cannot go on the tracker: give a name of 1 to 80 characters on one line, starting with a letter"
+    )]
+    BadReviewer(String),
+    #[error("{name} is already the reviewer of case {case}")]
+    SameReviewer { name: String, case: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -804,4 +810,47 @@ pub async fn check_particulars(
     }
     Store::commit(tx).await?;
     Ok(done)
+}
+
+/// Name the person who leads a case's review (the rapid review or LCSPR reviewer), for the
+/// tracker's "Reviewer" column. A later name replaces it; the history keeps both, with who named
+/// them and why. A closed case may be given one too: naming a reviewer sends nothing, and a
+/// business manager completing the tracker should not have to reopen a case (which plans letters
+/// again) to do it.
+///
+/// The name must start with a letter and stay on one line: it goes into spreadsheet cells, where a
+/// leading `=`, `+`, `-` or `@` would be read as a formula.
+pub async fn set_reviewer(
+    store: &Store,
+    reference: &str,
+    name: &str,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let name = name.trim();
+    let fits = name.chars().next().is_some_and(char::is_alphabetic)
+        && name.chars().count() <= 80
+        && !name.chars().any(char::is_control);
+    if !fits {
+        return Err(OperatorError::BadReviewer(name.to_string()));
+    }
+    let case = store
+        .case_by_ref(reference)
+        .await?
+        .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
+    if case_state(store, &case).await?.reviewer.as_deref() == Some(name) {
+        return Err(OperatorError::SameReviewer {
+            name: name.to_string(),
+            case: reference.to_string(),
+        });
+    }
+    let e = Event::ReviewerSet {
+        reviewer: name.to_string(),
+        reason: reason.to_string(),
+    };
+    record(store, &case, now, actor, &[e]).await
 }

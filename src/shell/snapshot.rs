@@ -40,11 +40,7 @@ pub async fn gather(
         let own = by_case.get(&row.id).map(Vec::as_slice).unwrap_or_default();
         let read = particulars.remove(&row.id).unwrap_or_default();
         match crate::core::case::fold_rows(&events) {
-            Ok(state) => {
-                let mut view = case_view(&ctx, row, state, own, now);
-                view.particulars = read;
-                cases.push(view);
-            }
+            Ok(state) => cases.push(case_view(&ctx, row, state, own, now).with_particulars(read)),
             Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e.to_string()))),
         }
     }

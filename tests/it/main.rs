@@ -41,6 +41,7 @@ mod systemd_unit;
 mod templates_render;
 mod timeline_golden;
 mod trace_log;
+mod tracker;
 mod trust;
 mod two_calendars;
 mod votes;

@@ -247,6 +247,15 @@ async fn a_referral_form_becomes_particulars_the_panel_is_offered_its_agencies_a
     assert_eq!(dob.label, "DOB");
     assert_eq!(particulars::unchecked(&read).len(), read.len());
     assert!(review.state(&reference).await.agencies.is_empty());
+    // The tracker's incident date is the form's, as read.
+    let column = caseclerk::core::export::COLUMNS
+        .iter()
+        .position(|c| *c == "Incident date")
+        .expect("an incident date column");
+    assert_eq!(
+        review.tracker().await.cases[0][column],
+        caseclerk::core::export::Cell::Date(chrono::NaiveDate::from_ymd_opt(2026, 12, 1))
+    );
 
     // The screening request proposes the directory's agencies the form names; a reply adds them.
     let ask = review.last_to(LA_REP, "screening-request");
