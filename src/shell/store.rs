@@ -1676,25 +1676,24 @@ impl Store {
     /// case whose version is unchanged has the same events — the planning pass re-reads only the
     /// cases whose version moved. One query, answered from the `events_case` index.
     pub async fn open_case_versions(&self) -> Result<Vec<CaseVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.reference, c.process, COUNT(e.id) AS events, MAX(e.id) AS last_event \
+        let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT c.id, c.reference, c.process, COUNT(e.id), MAX(e.id) \
              FROM cases c LEFT JOIN events e ON e.case_id = c.id \
              WHERE c.status <> ? GROUP BY c.id, c.reference, c.process ORDER BY c.id",
         )
         .bind(CaseStatus::Closed.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CaseVersion {
-                    id: r.try_get("id")?,
-                    reference: r.try_get("reference")?,
-                    process: r.try_get("process")?,
-                    events: r.try_get("events")?,
-                    last_event: r.try_get("last_event")?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|(id, reference, process, events, last_event)| CaseVersion {
+                id,
+                reference,
+                process,
+                events,
+                last_event,
             })
-            .collect()
+            .collect())
     }
 
     /// The open cases among `ids` (ascending, at most a few thousand) with their events in
