@@ -125,11 +125,52 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Parse an instant stored by [`ts`].
+/// Parse an instant stored by [`ts`]. The one shape [`ts`] writes
+/// (`2026-12-22T09:00:00.000000Z`) is read digit by digit — reading every case and letter parses
+/// a few hundred thousand of them; anything else (an older row, a hand edit) goes through the
+/// full RFC 3339 parser, which also refuses what is not an instant.
 pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| StoreError::Corrupt(format!("bad instant `{s}`")))
+    fixed_ts(s)
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        })
+        .ok_or_else(|| StoreError::Corrupt(format!("bad instant `{s}`")))
+}
+
+/// An instant in exactly [`ts`]'s shape, `YYYY-MM-DDTHH:MM:SS.ffffffZ`; `None` for any other.
+fn fixed_ts(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 27 || !s.is_ascii() {
+        return None;
+    }
+    let punct = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    if punct.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date =
+        chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)?).ok()?, num(5, 7)?, num(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+        num(20, 26)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// Read a stored word of a closed vocabulary ([`CaseStatus`], [`OutboxState`]): an unknown one is
@@ -2520,6 +2561,38 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_in_the_stored_shape_reads_as_the_full_parser_reads_it_and_anything_else_falls_back_or_fails()
+     {
+        for s in [
+            "2026-12-22T09:00:00.000000Z",
+            "2027-03-28T00:59:59.999999Z",
+            "2028-02-29T23:30:00.123456Z",
+            "1999-01-01T00:00:00.000001Z",
+        ] {
+            let full = DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+            assert_eq!(fixed_ts(s), Some(full), "{s}");
+            assert_eq!(parse_ts(s).unwrap(), full);
+            assert_eq!(ts(full), s);
+        }
+        // Other shapes: read by the full parser, or refused.
+        assert_eq!(
+            parse_ts("2026-12-22T09:00:00+00:00").unwrap(),
+            parse_ts("2026-12-22T09:00:00.000000Z").unwrap()
+        );
+        assert_eq!(fixed_ts("2026-12-22T09:00:00Z"), None);
+        assert_eq!(fixed_ts("2026-12-22 09:00:00.000000Z"), None);
+        for bad in [
+            "2026-02-30T09:00:00.000000Z",
+            "2026-12-22T24:00:00.000000Z",
+            "2026-12-22T09:0a:00.000000Z",
+            "",
+        ] {
+            assert_eq!(fixed_ts(bad), None, "{bad}");
+            assert!(parse_ts(bad).is_err(), "{bad}");
+        }
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
