@@ -624,7 +624,8 @@ pub fn fold_rows(rows: &[EventRow]) -> Result<CaseState, CaseError> {
 pub fn read_rows(rows: &[EventRow]) -> Result<Vec<Recorded>, CaseError> {
     rows.iter()
         .map(|e| {
-            serde_json::from_value::<Event>(e.data.clone())
+            // Read from the stored JSON in place, not from a copy of it.
+            <Event as serde::Deserialize>::deserialize(&e.data)
                 .map(|event| Recorded {
                     at: e.at,
                     actor: e.actor.clone(),
