@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what caseclerk's throwaway mail stack (src/devstack) needs on Debian 12:
-# Dovecot (IMAP + LMTP), Postfix, openssl, and swaks for hand tests.
+# Dovecot (IMAP + LMTP), Postfix, openssl, and swaks for hand tests; and the few other programs
+# the tests run (listed with PACKAGES below), LibreOffice's spreadsheet converter among them.
 #
 # - Idempotent: installs only the packages that are missing (apt-get update only then).
 # - Postfix is preseeded to "No configuration": no /etc/postfix/main.cf, so the system Postfix
@@ -15,8 +16,12 @@ set -euo pipefail
 # Debian package's postinst, installed by tests/it/package.rs.
 # sqlite3: the history tests edit an event as an attacker with the file would (tests/it/history.rs);
 # age: an encrypted backup is made and opened again (tests/it/backup.rs).
-# chromium, chromium-driver: the web workspace is driven in a real headless browser (tests/it/web_browser.rs).
-PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl libio-socket-ssl-perl systemd adduser sqlite3 age chromium chromium-driver)
+# libreoffice-calc-nogui: the tracker spreadsheet is printed to PDF headless once, to count its
+# pages (tests/it/tracker.rs); the smallest set that converts XLSX to PDF (Calc and the core
+# without a GUI: 57 packages, 90 MB to fetch, 276 MB installed, about a minute on Debian 12).
+# chromium, chromium-driver: the web workspace is driven in a real headless browser
+# (tests/it/web/browser.rs).
+PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl libio-socket-ssl-perl systemd adduser sqlite3 age libreoffice-calc-nogui chromium chromium-driver)
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=()

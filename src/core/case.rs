@@ -148,6 +148,9 @@ pub enum Event {
     StatusChanged { status: CaseStatus, reason: String },
     /// A note for the history.
     Note { text: String },
+    /// A person named the case's reviewer (who leads the rapid review or LCSPR report), shown on
+    /// the tracker; a later one replaces it (`caseclerk set-reviewer`).
+    ReviewerSet { reviewer: String, reason: String },
     /// A legal hold was placed by a person (an inquest, a trial, a subject access request): no
     /// retention rule erases anything of the case until it is released ([`crate::core::retention`]).
     HoldPlaced { reason: String },
@@ -161,6 +164,25 @@ pub enum Event {
         bytes: i64,
         rule: String,
     },
+    /// Particulars were read from the referral (stored message `message`): which fields, and how
+    /// many attachments could not be read. Never the values (they are in the `particulars`
+    /// table, erased with the case's mail; [`crate::core::particulars`]).
+    ParticularsRead {
+        message: i64,
+        fields: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        unreadable: usize,
+    },
+    /// A person confirmed a particular as read, or corrected it (never the value).
+    ParticularChecked {
+        field: String,
+        corrected: bool,
+        reason: String,
+    },
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Event {
@@ -189,9 +211,12 @@ impl Event {
             Event::MeetingCancelled { .. } => "meeting_cancelled",
             Event::StatusChanged { .. } => "status_changed",
             Event::Note { .. } => "note",
+            Event::ReviewerSet { .. } => "reviewer_set",
             Event::HoldPlaced { .. } => "hold_placed",
             Event::HoldReleased { .. } => "hold_released",
             Event::ContentErased { .. } => "content_erased",
+            Event::ParticularsRead { .. } => "particulars_read",
+            Event::ParticularChecked { .. } => "particular_checked",
         }
     }
 }
@@ -326,12 +351,6 @@ impl Event {
             Event::DecisionReopened { decision, reason } => {
                 format!("decision {decision} reopened ({reason})")
             }
-            Event::PublicationPlanned { date, reason } => {
-                format!(
-                    "publication planned for {} ({reason})",
-                    crate::core::calendar::short_date(*date)
-                )
-            }
             Event::Rescheduled { what, at, reason } => {
                 format!("{what} moved to {} ({reason})", london(*at))
             }
@@ -345,16 +364,36 @@ impl Event {
                 format!("meeting set for {} ({reason})", london(*at))
             }
             Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
-            Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
-            Event::Note { text } => format!("note: {text}"),
+            Event::PublicationPlanned { .. }
+            | Event::StatusChanged { .. }
+            | Event::Note { .. }
+            | Event::ReviewerSet { .. } => self.describe_fact(),
             Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
                 self.describe_retention()
+            }
+            Event::ParticularsRead { .. } | Event::ParticularChecked { .. } => {
+                self.describe_particulars()
             }
         }
     }
 }
 
 impl Event {
+    /// [`Event::describe`] for the facts a person records about the case: its publication date,
+    /// its status, a note, its reviewer.
+    fn describe_fact(&self) -> String {
+        match self {
+            Event::PublicationPlanned { date, reason } => format!(
+                "publication planned for {} ({reason})",
+                crate::core::calendar::short_date(*date)
+            ),
+            Event::StatusChanged { status, reason } => format!("status {status} ({reason})"),
+            Event::Note { text } => format!("note: {text}"),
+            Event::ReviewerSet { reviewer, reason } => format!("reviewer: {reviewer} ({reason})"),
+            _ => String::new(),
+        }
+    }
+
     /// [`Event::describe`] for the legal hold and retention events.
     fn describe_retention(&self) -> String {
         match self {
@@ -366,6 +405,37 @@ impl Event {
                 bytes,
                 rule,
             } => format!("retention erased {count} {class} ({bytes} bytes) under rule {rule}"),
+            _ => self.describe_particulars(),
+        }
+    }
+
+    /// [`Event::describe`] for the particulars' events (fields, never values).
+    fn describe_particulars(&self) -> String {
+        match self {
+            Event::ParticularsRead {
+                message,
+                fields,
+                unreadable,
+            } => format!(
+                "particulars read from the referral (message {message}): {}{} - check them (caseclerk particulars)",
+                if fields.is_empty() {
+                    "none found".to_string()
+                } else {
+                    fields.join(", ")
+                },
+                match unreadable {
+                    0 => String::new(),
+                    n => format!("; {n} attachment(s) could not be read"),
+                }
+            ),
+            Event::ParticularChecked {
+                field,
+                corrected,
+                reason,
+            } => format!(
+                "particular {field} {} ({reason})",
+                if *corrected { "corrected" } else { "confirmed" }
+            ),
             _ => String::new(),
         }
     }
@@ -472,6 +542,8 @@ pub struct CaseState {
     pub closed_at: Option<DateTime<Utc>>,
     /// The legal hold on the case, if one is in place: nothing of it is erased.
     pub hold: Option<Hold>,
+    /// Who leads the review, as a person last named them (`caseclerk set-reviewer`).
+    pub reviewer: Option<String>,
 }
 
 /// A legal hold in place: why, since when and who placed it.
@@ -519,6 +591,7 @@ impl CaseState {
             closed_at: None,
             hold: None,
             meeting_changes: Vec::new(),
+            reviewer: None,
         }
     }
 
@@ -551,7 +624,8 @@ pub fn fold_rows(rows: &[EventRow]) -> Result<CaseState, CaseError> {
 pub fn read_rows(rows: &[EventRow]) -> Result<Vec<Recorded>, CaseError> {
     rows.iter()
         .map(|e| {
-            serde_json::from_value::<Event>(e.data.clone())
+            // Read from the stored JSON in place, not from a copy of it.
+            <Event as serde::Deserialize>::deserialize(&e.data)
                 .map(|event| Recorded {
                     at: e.at,
                     actor: e.actor.clone(),
@@ -743,7 +817,11 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.status = *status;
             s.closed_at = (*status == CaseStatus::Closed).then_some(r.at);
         }
-        Event::Note { .. } | Event::ContentErased { .. } => {}
+        Event::Note { .. }
+        | Event::ContentErased { .. }
+        | Event::ParticularsRead { .. }
+        | Event::ParticularChecked { .. } => {}
+        Event::ReviewerSet { reviewer, .. } => s.reviewer = Some(reviewer.clone()),
         Event::HoldPlaced { .. } | Event::HoldReleased { .. } => apply_hold(s, r),
     }
     Ok(())

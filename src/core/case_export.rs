@@ -71,6 +71,8 @@ pub struct Held {
     pub events: Vec<HeldEvent>,
     pub messages: Vec<HeldMessage>,
     pub letters: Vec<HeldLetter>,
+    /// The particulars read from the referral and what a person made of them (not erased).
+    pub particulars: Vec<crate::core::particulars::Particular>,
     pub made_at: DateTime<Utc>,
 }
 
@@ -138,6 +140,11 @@ pub fn files(h: &Held) -> Vec<File> {
     out.extend(history(&h.events));
     out.extend(messages(&h.messages));
     out.extend(letters(&h.letters));
+    out.push(File {
+        path: "particulars.json".into(),
+        bytes: (serde_json::to_string_pretty(&h.particulars).unwrap_or_default() + "\n")
+            .into_bytes(),
+    });
     let readme = readme(h, &out);
     out.push(File {
         path: "README.txt".into(),
@@ -305,6 +312,8 @@ fn readme(h: &Held, files: &[File]) -> String {
          \x20                 (.eml) and its attachments decoded\r\n\
          letters.csv       every letter decided on the case; letters/ holds each exactly as sent\r\n\
          \x20                 (.eml)\r\n\
+         particulars.json  what was read from the referral (child, dates, type, agencies, borough,\r\n\
+         \x20                 referrer's agency), where from, how sure, and who checked it\r\n\
          \"erased\" in a list: the bytes were erased under the retention schedule.\r\n\r\n\
          {events} event(s), {messages} message(s), {letters} letter(s).\r\n\r\n\
          Manifest (SHA-256, bytes, file):\r\n",

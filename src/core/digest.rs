@@ -336,6 +336,7 @@ pub fn build(snap: &Snapshot, cal: &Calendar) -> Result<Digest, DigestError> {
         meetings(&s),
         deadlines(&s)?,
         held_replies(&s),
+        particulars(&s),
         triage(&s),
         undelivered(&s),
         imported(&s),
@@ -790,6 +791,31 @@ fn held_replies(s: &Scope<'_>) -> Table {
                 h.from.clone(),
                 s.d.at(h.at),
                 h.reason.clone(),
+            ]);
+        }
+    }
+    t
+}
+
+/// Particulars read from a referral that nobody has checked: by field name, never by value (the
+/// digest is an email; the values are in `caseclerk particulars`).
+fn particulars(s: &Scope<'_>) -> Table {
+    let mut t = Table::new(
+        "particulars",
+        "particulars to check",
+        "Check these particulars against the referral (caseclerk particulars <case>)",
+        &["Case", "Read from the referral, not yet checked"],
+    );
+    for c in &s.open {
+        let fields = c.particulars_to_check();
+        if !fields.is_empty() {
+            t.rows.push(vec![
+                c.reference().to_string(),
+                fields
+                    .iter()
+                    .map(|f| f.words())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]);
         }
     }

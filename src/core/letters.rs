@@ -20,6 +20,7 @@ use crate::core::case::CaseState;
 use crate::core::decisions;
 use crate::core::directory::{Contact, Directory};
 use crate::core::intake::Message;
+use crate::core::particulars::Particular;
 use crate::core::process::{Process, StepKind};
 use crate::core::records::NewLetter;
 use crate::core::timeline::{self, DueLetter};
@@ -497,6 +498,41 @@ pub struct Letterhead<'a> {
     pub directory: &'a Directory,
     /// The marking, the signing officer and the meeting's place (`[letters]`).
     pub paperwork: &'a Paperwork,
+    /// The SMTP connection requires TLS (`[smtp] tls` is `implicit` or `starttls`, which must
+    /// succeed): only then does a letter to an agency identify the child ([`child`]).
+    pub secure_smtp: bool,
+}
+
+/// What a letter to an agency says about the child (the template's `child` and
+/// `child_withheld`): the particulars the process file's `identify_child` chooses, once a person
+/// has checked them, and only over an SMTP connection that requires TLS. Letters of other kinds
+/// never identify the child (the referral itself travels to the people who screen it).
+fn child(
+    h: &Letterhead<'_>,
+    due: &DueLetter,
+    particulars: &[Particular],
+) -> (Option<serde_json::Value>, Option<&'static str>) {
+    let to_agency = matches!(due.kind, StepKind::AgencyRequest | StepKind::Chaser);
+    if !to_agency || h.process.identify_child.is_empty() {
+        return (None, None);
+    }
+    if !h.secure_smtp {
+        return (
+            None,
+            Some(
+                "The child's details are not given in this email because our mail connection does not require encryption: please telephone the business unit for them.",
+            ),
+        );
+    }
+    match crate::core::particulars::for_letter(particulars, &h.process.identify_child) {
+        Some(c) => (Some(c), None),
+        None => (
+            None,
+            Some(
+                "The child's details had not been confirmed when this email was sent: please telephone the business unit for them.",
+            ),
+        ),
+    }
 }
 
 /// Our Message-ID for the letter with this outbox key: this installation's id and a hash of the key.
@@ -508,7 +544,12 @@ pub fn message_id(install_id: &str, id_domain: &str, dedupe_key: &str) -> String
 
 /// The data a case letter's template sees. The one place it is built: the engine renders with
 /// it, and the template tests render every template of every process with it.
-pub fn data(h: &Letterhead<'_>, state: &CaseState, due: &DueLetter) -> serde_json::Value {
+pub fn data(
+    h: &Letterhead<'_>,
+    state: &CaseState,
+    due: &DueLetter,
+    particulars: &[Particular],
+) -> serde_json::Value {
     let agency_json = |id: &str| match h.directory.agency(id) {
         Some(a) => json!({
             "id": a.id, "name": a.name, "contact": a.contact,
@@ -555,9 +596,17 @@ pub fn data(h: &Letterhead<'_>, state: &CaseState, due: &DueLetter) -> serde_jso
             }
         }
     }
+    let (child, child_withheld) = child(h, due, particulars);
+    let proposed = crate::core::particulars::proposed_agencies(particulars, &h.directory.agencies);
     json!({
         "decision": decision,
         "deadlines": deadlines,
+        "child": child,
+        "child_withheld": child_withheld,
+        // A suggestion for a decision request's `Agencies:` line: only a reply adds agencies.
+        "proposed_agencies": (due.kind == StepKind::DecisionRequest && !proposed.is_empty())
+            .then(|| proposed.join(", ")),
+        "proposed_agencies_note": "The referral names these agencies that are in our directory. If they are the agencies involved, keep this line in your reply (change or delete names as needed); they are added to the case only from a reply:",
         "partnership": {
             "name": h.name,
             "short_name": h.short_name,
@@ -620,22 +669,35 @@ fn addressed(due: &DueLetter) -> serde_json::Value {
     json!({ "name": name, "email": due.to.email, "role": due.to.role, "phone": null })
 }
 
-/// A case letter, due and decided, with what it attaches (read by the shell) and what the shell
-/// left out of that ([`crate::core::trust::withheld_summary`]; the letter then opens with
-/// [`withheld_note`]): its outbox row.
+/// What the shell read for a case letter: its attachments, what it left out of them
+/// ([`crate::core::trust::withheld_summary`]; the letter then opens with [`withheld_note`]), and
+/// the case's particulars ([`crate::core::particulars`]).
+pub struct Enclosures<'a> {
+    pub attachments: Vec<OutAttachment>,
+    pub withheld: Option<&'a str>,
+    pub particulars: &'a [Particular],
+}
+
+/// A case letter, due and decided, with what the shell read for it ([`Enclosures`]): its outbox
+/// row.
 pub fn case_letter(
     h: &Letterhead<'_>,
     templates: &Templates,
     case_id: i64,
     state: &CaseState,
     due: &DueLetter,
-    (attachments, withheld): (Vec<OutAttachment>, Option<&str>),
+    enclosures: Enclosures<'_>,
     now: DateTime<Utc>,
 ) -> Result<NewLetter, LetterError> {
+    let Enclosures {
+        attachments,
+        withheld,
+        particulars,
+    } = enclosures;
     let reference = &state.reference;
     let dedupe_key = format!("{reference}/{}/{}", due.step, due.key);
     let message_id = message_id(h.install_id, h.id_domain, &dedupe_key);
-    let mut rendered = templates.render(&due.template, &data(h, state, due))?;
+    let mut rendered = templates.render(&due.template, &data(h, state, due, particulars))?;
     if let Some(w) = withheld {
         rendered = withheld_note(rendered, w);
     }

@@ -56,6 +56,7 @@ pub mod intake;
 pub mod letters;
 pub mod limits;
 pub mod oauth;
+pub mod particulars;
 pub mod process;
 pub mod react;
 pub mod reaction;

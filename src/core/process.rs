@@ -19,6 +19,9 @@
 //! name = "North East Lincolnshire Safeguarding Children Partnership"
 //! source = "shared/seeds/002_….txt, Flowchart 2"
 //! default_at = "09:00"
+//! # What names the child in a letter to an agency (agency_request, chaser): particulars read from
+//! # the referral and confirmed by a person, only over SMTP that requires TLS (default: none).
+//! identify_child = ["initials", "date_of_birth", "incident_date"]
 //!
 //! [[decision]]                       # a decision taken by email reply
 //! id = "screening"
@@ -470,6 +473,11 @@ pub struct Process {
     /// The periodic tracker report across all cases (`[tracker_report]`), if the partnership
     /// sends one.
     pub tracker_report: Option<TrackerReport>,
+    /// What identifies the child in a letter to an agency (an `agency_request` or `chaser` step):
+    /// `identify_child = ["initials", "date_of_birth"]`, particulars a person has confirmed, in
+    /// this order, and only over an SMTP connection that requires TLS
+    /// ([`crate::core::particulars::for_letter`]). Empty (the default): none.
+    pub identify_child: Vec<crate::core::particulars::Field>,
 }
 
 /// How often the tracker report goes out.
@@ -586,6 +594,8 @@ struct RawProcess {
     deadlines: Vec<RawDeadline>,
     #[serde(default)]
     tracker_report: Option<RawTrackerReport>,
+    #[serde(default)]
+    identify_child: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -889,6 +899,7 @@ impl<'a> Resolver<'a> {
             .tracker_report
             .as_ref()
             .and_then(|t| self.tracker_report(t, default_at));
+        let identify_child = self.identify_child(&raw.identify_child);
 
         let process = Process {
             id: raw.id,
@@ -902,6 +913,7 @@ impl<'a> Resolver<'a> {
             deadlines,
             extra_roles: raw.extra_roles,
             tracker_report,
+            identify_child,
         };
         self.check_anchors(&process);
         if self.problems.is_empty() {
@@ -912,6 +924,23 @@ impl<'a> Resolver<'a> {
                 problems: self.problems,
             })
         }
+    }
+
+    /// `identify_child`: particulars' ids, each known, none twice.
+    fn identify_child(&mut self, raw: &[String]) -> Vec<crate::core::particulars::Field> {
+        use crate::core::particulars::Field;
+        let mut out = Vec::new();
+        for name in raw {
+            match Field::parse(name) {
+                Some(f) if !out.contains(&f) => out.push(f),
+                Some(_) => self.problem(format!("identify_child: `{name}` is named twice")),
+                None => self.problem(format!(
+                    "identify_child: `{name}` is not a particular (use: {})",
+                    Field::known()
+                )),
+            }
+        }
+        out
     }
 
     /// The process's own fields: its extra roles, its default hour (returned) and its id.

@@ -15,6 +15,10 @@
 //! | `triage_mail` | mail listed for a person that never became case business     | 365 days after arrival | 90 days    |
 //! | `other_mail`  | auto-replies, bounces, our own copies, not on any case       | 90 days after arrival  | 30 days    |
 //!
+//! The particulars read from a case's referral (`particulars`, [`crate::core::particulars`]) are
+//! personal data taken from its mail: the shell erases them with the case's mail, under the same
+//! rule, and records that as their own `content_erased` event (class `particulars`).
+//!
 //! Why these:
 //! - **Case mail, 15 years after closure.** None of the five process files names a retention
 //!   period: Tameside defers to "the TSCP retention policy", Buckinghamshire says that after a

@@ -21,7 +21,7 @@ use crate::core::directory::{Agency, Contact, Directory};
 use crate::core::process::{Process, StepKind};
 use crate::core::records::{CaseRow, CaseStatus, LetterSummary, OutboxState};
 use crate::core::timeline::{self, Resolved, Upcoming};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
 /// The outbox step names of the daily digest and the tracker report.
@@ -250,11 +250,30 @@ pub struct CaseView {
     pub held: Vec<HeldView>,
     /// When the rapid review first went to the National Panel (a `panel_submission` step sent).
     pub panel_submitted: Option<DateTime<Utc>>,
+    /// The date of the incident (the death or serious harm), for the tracker's "Incident date"
+    /// column: the referral's incident-date particular, as read until a person checks it
+    /// ([`CaseView::with_particulars`]).
+    pub incident_date: Option<NaiveDate>,
     /// What could not be worked out for this case (each needs a person).
     pub problems: Vec<String>,
+    /// The particulars read from the referral and what a person made of them (the shell fills
+    /// them in: [`crate::shell::snapshot`]); personal data, for the business unit's own views.
+    pub particulars: Vec<crate::core::particulars::Particular>,
 }
 
 impl CaseView {
+    /// The view with the case's particulars (the shell reads them): the incident date follows.
+    pub fn with_particulars(mut self, read: Vec<crate::core::particulars::Particular>) -> CaseView {
+        self.incident_date = crate::core::particulars::incident_date(&read);
+        self.particulars = read;
+        self
+    }
+
+    /// Particulars read from the referral that nobody has checked yet.
+    pub fn particulars_to_check(&self) -> Vec<crate::core::particulars::Field> {
+        crate::core::particulars::unchecked(&self.particulars)
+    }
+
     pub fn reference(&self) -> &str {
         &self.state.reference
     }
@@ -474,7 +493,9 @@ pub fn case_view(
         decisions: Vec::new(),
         held: Vec::new(),
         panel_submitted: None,
+        incident_date: None,
         problems: Vec::new(),
+        particulars: Vec::new(),
         state,
     };
     if view.state.process != p.id {

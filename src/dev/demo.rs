@@ -256,9 +256,32 @@ fn start_workspace(
     Ok(child)
 }
 
+/// Wait until the daemon has recorded its first look at the mailbox (at most a minute).
+async fn first_look(database: &Path) -> Result<(), DemoError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        // Before the daemon's migrations the database may be missing or empty: that is "not yet".
+        if let Ok(store) = crate::shell::store::Store::open_read_only(database).await {
+            let looked = crate::shell::firstrun::load(&store).await;
+            store.close().await;
+            if matches!(looked, Ok(Some(_))) {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DemoError::Io(format!(
+                "the daemon did not look at the mailbox within a minute ({} has no first run \
+                 recorded); see its log above",
+                database.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn choreography(cfg: &Config, stack: &MailStack, once: bool) -> Result<(), DemoError> {
-    // Give the daemon time to look at the mailbox once (it leaves mail from before its first look).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The daemon leaves mail from before its first look for people: send only once it has looked.
+    first_look(&cfg.database).await?;
     let before = stack.fetch_all(DEMO_REFERRER).await?.len();
     let panel = cfg.people("screening_panel", None).to_vec();
     let mut panel_before = Vec::new();

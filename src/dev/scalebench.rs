@@ -7,8 +7,9 @@
 //! planning pass — never written to the database directly. Letters are decided, not sent (no
 //! SMTP: sending is measured by `caseclerk chaos` and `bench --burst`). After the first 1,000
 //! cases and again after the last slice, in the same process and the same database, it times
-//! - **planning pass**: [`Engine::plan_all`] with nothing new, against its reference: the pure
-//!   planning of the same states (counting votes and [`timeline::plan`], no database);
+//! - **planning pass**: [`Engine::plan_all`] with nothing new, after one case changed, and with
+//!   nothing remembered (the first pass after a start), against its reference: the pure planning
+//!   of the same states (counting votes and [`timeline::plan`], no database);
 //! - **digest**: `caseclerk digest` (snapshot, build, render), and **export** as XLSX and CSV,
 //!   against reading every case, event and letter summary from the database;
 //! - **`case <ref>`**: the report of the newest case, against the report of the first case;
@@ -49,6 +50,10 @@ pub struct ScaleOptions {
 pub struct Figures {
     pub cases: usize,
     pub planning: Duration,
+    /// The planning pass after one case changed (a legal hold placed or released).
+    pub planning_one: Duration,
+    /// The planning pass with nothing remembered (the first after a start).
+    pub planning_cold: Duration,
     pub planning_pure: Duration,
     pub digest: Duration,
     pub export_xlsx: Duration,
@@ -83,6 +88,10 @@ impl ScaleReport {
         [
             line("", &|m| format!("{} cases", m.cases)),
             line("planning pass (nothing new)", &|m| ms(m.planning)),
+            line("planning pass (one case changed)", &|m| ms(m.planning_one)),
+            line("planning pass (first after a start)", &|m| {
+                ms(m.planning_cold)
+            }),
             line("  reference: pure planning", &|m| ms(m.planning_pure)),
             line("digest", &|m| ms(m.digest)),
             line("export --format xlsx", &|m| ms(m.export_xlsx)),
@@ -184,6 +193,27 @@ async fn measure(
     Ok(report)
 }
 
+/// The best of `reps` planning passes, each after one case changed: a legal hold placed on the
+/// newest case, or released (an event that plans nothing).
+async fn one_changed(
+    engine: &Engine,
+    now: chrono::DateTime<chrono::Utc>,
+    reps: usize,
+) -> Result<Duration, BenchError> {
+    let refs = engine.store.case_refs().await?;
+    let newest = refs.last().ok_or_else(|| other("no case was opened"))?;
+    let mut best = Duration::MAX;
+    for i in 0..reps * 2 {
+        crate::shell::retention::set_hold(&engine.store, newest, i % 2 == 0, "bench", "bench", now)
+            .await
+            .map_err(other)?;
+        let started = Instant::now();
+        std::hint::black_box(engine.plan_all(now).await.map_err(other)?);
+        best = best.min(started.elapsed());
+    }
+    Ok(best)
+}
+
 /// Every figure at the database's current size.
 async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
     let cfg = &engine.cfg;
@@ -191,6 +221,12 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
     let now = engine.clock.now();
     let reps = 3;
     let planning = best(reps, || async { engine.plan_all(now).await.map_err(other) }).await?;
+    let planning_one = one_changed(engine, now, reps).await?;
+    let planning_cold = best(reps, || async {
+        engine.forget_plans();
+        engine.plan_all(now).await.map_err(other)
+    })
+    .await?;
     // The reference: the same planning on states already in memory.
     let mut states = Vec::new();
     for (_, events) in store.cases_with_events(true).await? {
@@ -231,7 +267,8 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         let snap = crate::shell::snapshot::gather(cfg, store, now, now).await?;
         let tracker = crate::core::export::rows(&snap, &cfg.process, None);
         Ok::<_, BenchError>(if xlsx {
-            crate::core::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(other)?
+            let heading = crate::shell::periodic::tracker_heading(cfg, now);
+            crate::core::export::xlsx(&tracker, &heading, now).map_err(other)?
         } else {
             crate::core::export::csv(&tracker).into_bytes()
         })
@@ -268,6 +305,8 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         .sum();
     Ok(Figures {
         planning,
+        planning_one,
+        planning_cold,
         planning_pure,
         digest,
         export_xlsx,

@@ -275,6 +275,32 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Name the person who leads a case's review, for the tracker's "Reviewer" column.
+    SetReviewer {
+        case: String,
+        /// The reviewer's name as the tracker shows it, e.g. "Jo Bloggs (independent reviewer)".
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Show a case's particulars read from the referral (child, dates, type, agencies, borough,
+    /// referrer's agency) with where each came from; with --confirm or --set, check them.
+    Particulars {
+        case: String,
+        /// Confirm particulars as read: field ids separated by commas, or `all`.
+        #[arg(long, value_delimiter = ',')]
+        confirm: Vec<String>,
+        /// Correct (or give) a particular: `field=value`, e.g. `date_of_birth=2019-03-12`.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        /// Why (required with --confirm or --set).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
     /// List messages waiting for a person (unmatched, unreadable, secure-portal notices).
     Triage,
     /// Take a message off the triage list as not case business (a newsletter, a misdirected
@@ -648,6 +674,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             who,
         } => reschedule(config, case, what, to, reason, who).await,
         c @ Command::CancelMeeting { .. } => cancel_meeting(config, c).await,
+        c @ Command::SetReviewer { .. } => set_reviewer(config, c).await,
+        c @ Command::Particulars { .. } => particulars(config, c).await,
         Command::Triage => triage(config).await,
         c @ Command::NotCaseBusiness { .. } => not_case_business(config, c).await,
         Command::Digest { now } => digest(config, now.as_deref()).await,
@@ -1374,6 +1402,69 @@ async fn cancel_meeting(config: &Option<PathBuf>, command: &Command) -> Result<(
     Ok(())
 }
 
+/// `caseclerk set-reviewer`.
+async fn set_reviewer(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    let Command::SetReviewer {
+        case,
+        name,
+        reason,
+        who,
+    } = command
+    else {
+        return Ok(());
+    };
+    let d = desk(config, who).await?;
+    operator::set_reviewer(&d.store, case, name, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: reviewer recorded; the tracker shows it from the next export");
+    Ok(())
+}
+
+/// `caseclerk particulars`: show a case's particulars, or confirm and correct them.
+async fn particulars(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    let Command::Particulars {
+        case,
+        confirm,
+        set,
+        reason,
+        who,
+    } = command
+    else {
+        return Ok(());
+    };
+    let d = desk(config, who).await?;
+    if !confirm.is_empty() || !set.is_empty() {
+        let mut checks = operator::ParticularChecks {
+            confirm: confirm.clone(),
+            set: Vec::new(),
+        };
+        for s in set {
+            let (f, v) = s
+                .split_once('=')
+                .ok_or_else(|| Failure::Usage(format!("--set `{s}`: write it as field=value")))?;
+            checks
+                .set
+                .push((f.trim().to_string(), v.trim().to_string()));
+        }
+        let reason = reason.as_deref().unwrap_or("");
+        let done = operator::check_particulars(&d.store, case, &checks, reason, &d.actor, d.now)
+            .await
+            .map_err(refused)?;
+        let names: Vec<&str> = done.iter().map(|f| f.as_str()).collect();
+        println!("{case}: checked {}", names.join(", "));
+    }
+    let row = d
+        .store
+        .case_by_ref(case)
+        .await
+        .map_err(work)?
+        .ok_or_else(|| refused(operator::OperatorError::NoCase(case.clone())))?;
+    let ps = d.store.particulars(row.id).await.map_err(work)?;
+    print!("{}", crate::core::particulars::listing(&ps));
+    Ok(())
+}
+
 /// `caseclerk triage`: messages waiting for a person.
 async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
@@ -1492,7 +1583,8 @@ async fn export(
     let bytes = match format {
         ExportFormat::Csv => crate::core::export::csv(&tracker).into_bytes(),
         ExportFormat::Xlsx => {
-            crate::core::export::xlsx(&tracker, &cfg.partnership_name, now).map_err(work)?
+            let heading = crate::shell::periodic::tracker_heading(&cfg, now);
+            crate::core::export::xlsx(&tracker, &heading, now).map_err(work)?
         }
     };
     match output {
@@ -1507,6 +1599,33 @@ async fn export(
 }
 
 /// `caseclerk check`: the configuration is valid, and what it will send periodically.
+/// `check`'s line on what names the child in a letter to an agency (the process file's
+/// `identify_child`, sent only over SMTP that requires TLS).
+fn identify_child_summary(cfg: &config::Config) -> String {
+    let chosen: Vec<&str> = cfg
+        .process
+        .identify_child
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
+    match (
+        chosen.is_empty(),
+        cfg.smtp.tls == crate::shell::config::TlsMode::None,
+    ) {
+        (true, _) => {
+            "letters to agencies: name no particulars of the child (identify_child is empty)".into()
+        }
+        (false, false) => format!(
+            "letters to agencies: name the child by {} once the business unit has confirmed them (SMTP requires TLS)",
+            chosen.join(", ")
+        ),
+        (false, true) => format!(
+            "WARNING: identify_child names {} but [smtp] tls = \"none\": letters to agencies will not name the child (set tls = \"starttls\" or \"implicit\")",
+            chosen.join(", ")
+        ),
+    }
+}
+
 fn check(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     let cfg = load(config, Needs::Everything)?;
     let now = match now {
@@ -1531,6 +1650,7 @@ fn check(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     println!("who may open a case: {}", senders_summary(&cfg.trust));
     println!("{}", holidays_summary(&cfg, now));
     println!("{}", login_summary(&cfg));
+    println!("{}", identify_child_summary(&cfg));
     if let Some(t) = &cfg.process.tracker_report {
         println!(
             "tracker report: {} at {} to {}",

@@ -83,9 +83,9 @@ async fn credential(cfg: &Config) -> Line {
             s.secret_expires.map(|d| ("client secret", d))
         }
     };
-    let today = crate::shell::clock::Clock::now(&crate::shell::clock::SystemClock)
-        .with_timezone(&chrono_tz::Europe::London)
-        .date_naive();
+    let today = crate::core::calendar::london_date(crate::shell::clock::Clock::now(
+        &crate::shell::clock::SystemClock,
+    ));
     let warning = expiry
         .and_then(|(what, d)| crate::core::oauth::expiry_warning(what, d, today))
         .map(|w| format!("; WARNING: {w}"))

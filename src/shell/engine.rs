@@ -35,6 +35,7 @@ use crate::shell::clock::SharedClock;
 use crate::shell::config::Config;
 use crate::shell::mailbox::{self, ExistingMail, FetchReport};
 use crate::shell::outbox::{self, SendReport};
+use crate::shell::planmemo::{PlanMemo, Quiet, Version};
 use crate::shell::progress::Progress;
 use crate::shell::store::{CaseRow, PendingMessage, Store, StoreError, Tx, record_event};
 use chrono::{DateTime, Utc};
@@ -106,8 +107,13 @@ pub struct Engine {
     first_run: std::sync::Mutex<Option<FirstRun>>,
     /// Letters the mail server accepted whose "sent" the database would not take yet.
     unrecorded: outbox::Unrecorded,
+    /// What the planning pass remembers between passes ([`PlanMemo`]).
+    memo: std::sync::Mutex<PlanMemo>,
     _lock: std::fs::File,
 }
+
+/// How many cases the planning pass reads at once.
+const PLAN_READ_CASES: usize = 1000;
 
 /// Take the one-daemon lock: an exclusive `flock` on the database file itself, held for the
 /// engine's life.
@@ -208,6 +214,7 @@ impl Engine {
             progress: Progress::off(),
             first_run: std::sync::Mutex::new(None),
             unrecorded: outbox::Unrecorded::default(),
+            memo: std::sync::Mutex::default(),
             _lock: lock,
         })
     }
@@ -377,6 +384,7 @@ impl Engine {
             calendar: &self.cfg.calendar,
             directory: &self.cfg.directory,
             paperwork: &self.cfg.paperwork,
+            secure_smtp: self.cfg.smtp.tls != crate::shell::config::TlsMode::None,
         }
     }
 
@@ -633,6 +641,7 @@ impl Engine {
                 event,
             };
             state = case::fold(std::slice::from_ref(&rec)).ok();
+            self.read_particulars(&mut tx, id, m.id, msg, now).await?;
             tracing::info!(case = %reference, stored_message = m.id, day0 = %o.day0, "referral opened a case");
             case = Some(opened_row(id, &reference, o));
             opened = Some(reference);
@@ -679,6 +688,35 @@ impl Engine {
         Ok(opened)
     }
 
+    /// Read the particulars of the referral that opened case `case_id` and store them, with an
+    /// event naming the fields found (never the values; nor does the log).
+    async fn read_particulars(
+        &self,
+        tx: &mut Tx<'_>,
+        case_id: i64,
+        message: i64,
+        msg: &intake::Message,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let (found, unreadable) =
+            crate::core::particulars::from_message(msg, &self.cfg.process.areas);
+        Store::add_particulars(tx, case_id, &found, now).await?;
+        let e = Event::ParticularsRead {
+            message,
+            fields: found.iter().map(|p| p.field.as_str().to_string()).collect(),
+            unreadable,
+        };
+        record_event(tx, case_id, now, "caseclerk", &e).await?;
+        tracing::info!(
+            case_id,
+            stored_message = message,
+            particulars = found.len(),
+            unreadable,
+            "particulars read from the referral"
+        );
+        Ok(())
+    }
+
     /// A case's state, from its events.
     pub async fn state(&self, case: &CaseRow) -> Result<CaseState, EngineError> {
         let events = self.store.events(case.id).await?;
@@ -690,25 +728,33 @@ impl Engine {
 
     /// Count, plan and queue every open case. Returns (letters queued, next wake-up).
     ///
-    /// The open cases and their events are read a page at a time ([`Store::cases_with_events_page`]:
-    /// two queries per thousand cases, not one per case); each case is folded and planned in
-    /// memory, and a transaction is opened only for a case with something to record.
+    /// A case the last pass found nothing to do for, unchanged since and not at its wake-up, is
+    /// skipped unread ([`PlanMemo`]): a pass with nothing new reads the events table's watermark
+    /// and no case. The others and their events are read [`PLAN_READ_CASES`] at a time (two
+    /// queries each, not one per case); each is folded and planned in memory, and a transaction
+    /// is opened only for a case with something to record.
     pub async fn plan_all(
         &self,
         now: DateTime<Utc>,
     ) -> Result<(usize, Option<DateTime<Utc>>), EngineError> {
+        // Taken for the pass: a pass that fails part-way leaves nothing remembered (the next
+        // plans every case), and a pass running beside it plans every case itself.
+        let mut memo = self
+            .memo
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        let selection = memo.select(&self.store, &self.cfg.process.id, now).await?;
+        let mut wake = selection.wake;
         let mut queued = 0;
-        let mut wake: Option<DateTime<Utc>> = None;
-        let mut after = 0;
-        loop {
-            let page = self.store.cases_with_events_page(true, after).await?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = last.id;
-            for (case, events) in page {
+        let mut read = Vec::new();
+        for ids in selection.read.chunks(PLAN_READ_CASES) {
+            for (case, events) in self.store.open_cases_with_events_among(ids).await? {
+                read.push(case.id);
+                let version = Version::of(&events);
                 if case.process != self.cfg.process.id {
                     tracing::warn!(case = %case.reference, "case belongs to another process file; not planned");
+                    memo.foreign(case.id, version, &case.reference);
                     continue;
                 }
                 let state = case::fold_rows(&events).map_err(|source| EngineError::Case {
@@ -716,24 +762,43 @@ impl Engine {
                     source,
                 })?;
                 drop(events);
-                let (n, w) = self.plan_case(&case, state, now).await?;
+                let (n, w, nothing_new) = self.plan_case(&case, state, now).await?;
                 queued += n;
                 if let Some(w) = w {
                     wake = Some(wake.map_or(w, |x| x.min(w)));
                 }
+                let quiet = nothing_new.then_some(Quiet {
+                    planned_at: now,
+                    wake: w,
+                });
+                memo.planned(case.id, version, quiet);
             }
+        }
+        memo.finish(selection, &read);
+        if let Ok(mut m) = self.memo.lock() {
+            *m = memo;
         }
         Ok((queued, wake))
     }
 
+    /// Forget what the planning pass remembers: the next pass reads and plans every open case, as
+    /// the first pass after a start does (the scale benchmark measures it).
+    pub fn forget_plans(&self) {
+        if let Ok(mut m) = self.memo.lock() {
+            *m = PlanMemo::default();
+        }
+    }
+
     /// One case: count its votes, plan it, and record and queue the result in one transaction
-    /// (none when there is nothing to record).
+    /// (none when there is nothing to record). Returns the letters queued, the next wake-up, and
+    /// whether there was nothing to do at all (nothing counted, nothing due, no error: a
+    /// [`Quiet`] case).
     async fn plan_case(
         &self,
         case: &CaseRow,
         state: CaseState,
         now: DateTime<Utc>,
-    ) -> Result<(usize, Option<DateTime<Utc>>), EngineError> {
+    ) -> Result<(usize, Option<DateTime<Utc>>, bool), EngineError> {
         let settled = react::settle(&self.rules(), state.clone(), now);
         for step in &settled.steps {
             tracing::info!(case = %case.reference, rule = step.rule, why = %step.why, "votes counted");
@@ -756,7 +821,7 @@ impl Engine {
             for p in &plan.problems {
                 tracing::warn!(case = %case.reference, problem = %p, "planning problem");
             }
-            return Ok((0, plan.next_wake));
+            return Ok((0, plan.next_wake, true));
         }
         let mut tx = self.store.begin().await?;
         for e in &settled.events {
@@ -774,7 +839,7 @@ impl Engine {
             Err(source) => {
                 tracing::error!(case = %case.reference, error = %source, "cannot plan this case");
                 Store::commit(tx).await?;
-                return Ok((0, None));
+                return Ok((0, None, false));
             }
         };
         for p in &plan.problems {
@@ -790,7 +855,7 @@ impl Engine {
             }
         }
         Store::commit(tx).await?;
-        Ok((queued, plan.next_wake))
+        Ok((queued, plan.next_wake, false))
     }
 
     /// Queue a letter or notice; one that cannot be prepared (a template that will not render, an
@@ -833,13 +898,19 @@ impl Engine {
         // are held.
         let withheld = attachments::withheld(&self.store, state, &due.attach).await?;
         let files = attachments::read(&self.cfg, &self.store, state, &due.attach).await?;
+        let particulars = self.store.particulars(case.id).await?;
+        let enclosures = letters::Enclosures {
+            attachments: files,
+            withheld: withheld.as_deref(),
+            particulars: &particulars,
+        };
         let letter = letters::case_letter(
             &self.letterhead(),
             &self.templates,
             case.id,
             state,
             due,
-            (files, withheld.as_deref()),
+            enclosures,
             now,
         )?;
         let Some(id) = outbox::enqueue(tx, &letter, now).await? else {

@@ -70,6 +70,7 @@ pub async fn gather(
         .await
         .map_err(|e| ExportError::Case(e.to_string()))?;
     let events = store.held_events(row.id).await?;
+    let particulars = store.particulars(row.id).await?;
     let messages = store.held_messages(row.id, &state.messages).await?;
     let letters = store
         .letters(Some(row.id))
@@ -92,6 +93,7 @@ pub async fn gather(
         events,
         messages,
         letters,
+        particulars,
         made_at: now,
     })
 }

@@ -16,6 +16,7 @@
 //! - [`sentfolder`]: files every letter sent in the shared mailbox's sent folder, once.
 //! - [`operator`]: corrections a person records by hand, with who and why.
 //! - [`periodic`]: queues the daily digest and the tracker report when they fall due.
+//! - [`planmemo`]: what the planning pass remembers between passes (which cases have nothing to do).
 //! - [`snapshot`]: reads every case from the store into the core's views.
 //! - [`health`]: `caseclerk health`, the facts the daemon recorded, read-only, for monitoring.
 //! - [`secret`]: a password or token in memory, never printed.
@@ -53,6 +54,7 @@ pub mod oauth;
 pub mod operator;
 pub mod outbox;
 pub mod periodic;
+pub mod planmemo;
 pub mod private;
 pub mod progress;
 pub mod report;

@@ -468,7 +468,7 @@ pub async fn record_health(
         (None, Some(_)) => store.record_mailbox_ok(OAUTH2_HEALTH_KEY, now).await?,
         (None, None) => {}
     }
-    let today = now.with_timezone(&chrono_tz::Europe::London).date_naive();
+    let today = crate::core::calendar::london_date(now);
     let warning = match &source.settings.credential {
         Credential::Secret(_) => source
             .settings
@@ -480,9 +480,9 @@ pub async fn record_health(
     match warning {
         Some(w) => {
             let last = store.mailbox_state(OAUTH2_EXPIRY_KEY).await?;
-            let warned_today = last.and_then(|s| s.last_error_at).is_some_and(|at| {
-                at.with_timezone(&chrono_tz::Europe::London).date_naive() == today
-            });
+            let warned_today = last
+                .and_then(|s| s.last_error_at)
+                .is_some_and(|at| crate::core::calendar::london_date(at) == today);
             if !warned_today {
                 tracing::warn!(warning = %w, "[oauth2] credential expiry");
                 store

@@ -96,6 +96,20 @@ pub enum OperatorError {
         "the meeting of case {0} is already cancelled; `caseclerk reschedule {0} meeting <when>` sets a new one"
     )]
     AlreadyCancelled(String),
+    #[error("`{0}` is not a particular (use one of: {known})", known = crate::core::particulars::Field::known())]
+    UnknownField(String),
+    #[error("nothing was read for {field} on case {case}: give its value (--set {field}=<value>)")]
+    NothingRead { field: String, case: String },
+    #[error("{field}: {why}")]
+    BadValue { field: String, why: String },
+    #[error("say which particulars: --confirm <field,...|all> and/or --set <field>=<value>")]
+    NothingToCheck,
+    #[error(
+        "the reviewer `{0}` cannot go on the tracker: give a name of 1 to 80 characters on one line, starting with a letter"
+    )]
+    BadReviewer(String),
+    #[error("{name} is already the reviewer of case {case}")]
+    SameReviewer { name: String, case: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -767,6 +781,125 @@ pub async fn cancel_meeting(
         return Err(OperatorError::AlreadyCancelled(reference.to_string()));
     }
     let e = Event::MeetingCancelled {
+        reason: reason.to_string(),
+    };
+    record(store, &case, now, actor, &[e]).await
+}
+
+/// What a person makes of a case's particulars: fields confirmed as read, and fields corrected
+/// (or given, when nothing was read) with their value.
+#[derive(Default)]
+pub struct ParticularChecks {
+    /// Field ids, or `all` for every particular read and not yet checked.
+    pub confirm: Vec<String>,
+    /// `(field id, value)`.
+    pub set: Vec<(String, String)>,
+}
+
+/// Confirm or correct a case's particulars ([`crate::core::particulars`]): each is recorded as
+/// a `particular_checked` event with who and why (never the value), and the value and its state
+/// in the particulars table, in one transaction. Nothing is recorded if one is refused. Returns
+/// the fields checked.
+pub async fn check_particulars(
+    store: &Store,
+    reference: &str,
+    checks: &ParticularChecks,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::core::particulars::Field>, OperatorError> {
+    use crate::core::particulars::{self, Field};
+    let case = case_to_change(store, reference, reason).await?;
+    let read = store.particulars(case.id).await?;
+    let field =
+        |name: &str| Field::parse(name).ok_or_else(|| OperatorError::UnknownField(name.into()));
+    let mut confirm: Vec<Field> = Vec::new();
+    for name in &checks.confirm {
+        if name.trim().eq_ignore_ascii_case("all") {
+            confirm.extend(particulars::unchecked(&read));
+            continue;
+        }
+        let f = field(name)?;
+        if !read.iter().any(|p| p.field == f) {
+            return Err(OperatorError::NothingRead {
+                field: f.as_str().into(),
+                case: reference.into(),
+            });
+        }
+        confirm.push(f);
+    }
+    let mut set: Vec<(Field, String)> = Vec::new();
+    for (name, value) in &checks.set {
+        let f = field(name)?;
+        let v = particulars::corrected_value(f, value).map_err(|why| OperatorError::BadValue {
+            field: f.as_str().into(),
+            why,
+        })?;
+        set.push((f, v));
+    }
+    confirm.retain(|f| !set.iter().any(|(s, _)| s == f));
+    confirm.dedup();
+    if confirm.is_empty() && set.is_empty() {
+        return Err(OperatorError::NothingToCheck);
+    }
+    let mut tx = store.begin().await?;
+    let mut done = Vec::new();
+    let changes = confirm
+        .iter()
+        .map(|f| (*f, None))
+        .chain(set.iter().map(|(f, v)| (*f, Some(v.as_str()))));
+    for (f, value) in changes {
+        Store::decide_particular(&mut tx, case.id, f, value, actor, now).await?;
+        let e = Event::ParticularChecked {
+            field: f.as_str().into(),
+            corrected: value.is_some(),
+            reason: reason.to_string(),
+        };
+        crate::shell::store::record_event(&mut tx, case.id, now, actor, &e).await?;
+        done.push(f);
+    }
+    Store::commit(tx).await?;
+    Ok(done)
+}
+
+/// Name the person who leads a case's review (the rapid review or LCSPR reviewer), for the
+/// tracker's "Reviewer" column. A later name replaces it; the history keeps both, with who named
+/// them and why. A closed case may be given one too: naming a reviewer sends nothing, and a
+/// business manager completing the tracker should not have to reopen a case (which plans letters
+/// again) to do it.
+///
+/// The name must start with a letter and stay on one line: it goes into spreadsheet cells, where a
+/// leading `=`, `+`, `-` or `@` would be read as a formula.
+pub async fn set_reviewer(
+    store: &Store,
+    reference: &str,
+    name: &str,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let name = name.trim();
+    let fits = name.chars().next().is_some_and(char::is_alphabetic)
+        && name.chars().count() <= 80
+        && !name.chars().any(char::is_control);
+    if !fits {
+        return Err(OperatorError::BadReviewer(name.to_string()));
+    }
+    let case = store
+        .case_by_ref(reference)
+        .await?
+        .ok_or_else(|| OperatorError::NoCase(reference.to_string()))?;
+    if case_state(store, &case).await?.reviewer.as_deref() == Some(name) {
+        return Err(OperatorError::SameReviewer {
+            name: name.to_string(),
+            case: reference.to_string(),
+        });
+    }
+    let e = Event::ReviewerSet {
+        reviewer: name.to_string(),
         reason: reason.to_string(),
     };
     record(store, &case, now, actor, &[e]).await

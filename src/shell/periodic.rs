@@ -143,6 +143,16 @@ async fn digest_letter(
     ))
 }
 
+/// The tracker spreadsheet's printed heading: the partnership, the marking (`[letters] marking`)
+/// and the date it is as at (London). `caseclerk export` and the tracker report use it.
+pub fn tracker_heading(cfg: &Config, now: DateTime<Utc>) -> export::Heading<'_> {
+    export::Heading {
+        partnership: &cfg.partnership_name,
+        marking: cfg.paperwork.marking.as_deref(),
+        as_at: crate::core::calendar::london_date(now),
+    }
+}
+
 /// The tracker report as a letter to its roles, with the spreadsheet attached.
 #[allow(clippy::too_many_arguments)]
 async fn tracker_letter(
@@ -157,7 +167,7 @@ async fn tracker_letter(
 ) -> Result<Result<NewLetter, LetterError>, StoreError> {
     let snap = crate::shell::snapshot::gather(cfg, store, now, now).await?;
     let tracker = export::rows(&snap, &cfg.process, None);
-    let xlsx = match export::xlsx(&tracker, &cfg.partnership_name, now) {
+    let xlsx = match export::xlsx(&tracker, &tracker_heading(cfg, now), now) {
         Ok(b) => b,
         Err(e) => {
             return Ok(Err(LetterError::Compose(format!(
@@ -177,6 +187,7 @@ async fn tracker_letter(
         &period_words(key, t.every),
         &filename,
         &snap,
+        &cfg.process,
     );
     let rendered = match templates.render(&t.template, &data) {
         Ok(r) => r,

@@ -185,6 +185,20 @@ pub async fn apply(
                     rule: group.rule.into(),
                 };
                 store::record_event(&mut tx, case_id, now, ACTOR, &event).await?;
+                // The particulars read from the referral are personal data from the case's
+                // mail: they go with it, under the same rule.
+                if group.class == Class::CaseMail {
+                    let (n, bytes) = Store::erase_particulars(&mut tx, case_id, now).await?;
+                    if n > 0 {
+                        let event = Event::ContentErased {
+                            class: "particulars".into(),
+                            count: n,
+                            bytes,
+                            rule: group.rule.into(),
+                        };
+                        store::record_event(&mut tx, case_id, now, ACTOR, &event).await?;
+                    }
+                }
             }
             None => {
                 Store::record_erasure(

@@ -35,11 +35,25 @@ pub async fn gather(
     let by_case = views::letters_by_case(&letters);
     let mut cases = Vec::new();
     let mut problems = Vec::new();
-    for (row, events) in store.cases_with_events(false).await? {
-        let own = by_case.get(&row.id).map(Vec::as_slice).unwrap_or_default();
-        match crate::core::case::fold_rows(&events) {
-            Ok(state) => cases.push(case_view(&ctx, row, state, own, now)),
-            Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e.to_string()))),
+    let mut particulars = store.all_particulars().await?;
+    // A page of cases at a time: each page's events are folded and dropped before the next is
+    // read, so the events of every case are never all in memory at once.
+    let mut after = 0;
+    loop {
+        let page = store.cases_with_events_page(false, after).await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = last.id;
+        for (row, events) in page {
+            let own = by_case.get(&row.id).map(Vec::as_slice).unwrap_or_default();
+            let read = particulars.remove(&row.id).unwrap_or_default();
+            match crate::core::case::fold_rows(&events) {
+                Ok(state) => {
+                    cases.push(case_view(&ctx, row, state, own, now).with_particulars(read))
+                }
+                Err(e) => problems.push(format!("{}: {}", row.reference, scrub(&e.to_string()))),
+            }
         }
     }
     let triage = store

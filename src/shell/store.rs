@@ -17,6 +17,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod particulars;
+
 /// A database transaction.
 pub type Tx<'a> = Transaction<'a, sqlx::Sqlite>;
 
@@ -60,6 +62,33 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The events table at an instant ([`Store::events_after`]): how many events, the highest id,
+/// and how many open cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub events: i64,
+    pub last_event: Option<i64>,
+    pub open_cases: i64,
+}
+
+/// An open case's version ([`Store::open_case_versions`]): its number of events and the id of
+/// its last, with the case's id, reference and process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseVersion {
+    pub id: i64,
+    pub reference: String,
+    pub process: String,
+    pub events: i64,
+    pub last_event: Option<i64>,
+}
+
+/// How many rows of a query the database thread may read ahead of the task taking them (sqlx's
+/// default is 50). With a small buffer the two threads hand over nearly every row, each handover
+/// a wake-up of the other thread — on a busy machine most of the time of reading 10,000 cases'
+/// events and letters went there; rows are small (the big ones, messages and letters' bytes, are
+/// read one at a time), so a thousand ahead costs little memory.
+const ROW_BUFFER: usize = 1024;
+
 /// How many cases [`Store::cases_with_events_page`] reads at once: few queries, and a bounded
 /// amount of events in memory while a page is worked.
 pub const CASES_PER_PAGE: i64 = 1000;
@@ -77,6 +106,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/0006_event_chain.sql")),
     (7, include_str!("../../migrations/0007_scale.sql")),
     (9, include_str!("../../migrations/0009_sent_by_copy.sql")),
+    (10, include_str!("../../migrations/0010_scale_reads.sql")),
+    (11, include_str!("../../migrations/0011_particulars.sql")),
     (12, include_str!("../../migrations/0012_web_accounts.sql")),
 ];
 
@@ -98,11 +129,52 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Parse an instant stored by [`ts`].
+/// Parse an instant stored by [`ts`]. The one shape [`ts`] writes
+/// (`2026-12-22T09:00:00.000000Z`) is read digit by digit — reading every case and letter parses
+/// a few hundred thousand of them; anything else (an older row, a hand edit) goes through the
+/// full RFC 3339 parser, which also refuses what is not an instant.
 pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| StoreError::Corrupt(format!("bad instant `{s}`")))
+    fixed_ts(s)
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        })
+        .ok_or_else(|| StoreError::Corrupt(format!("bad instant `{s}`")))
+}
+
+/// An instant in exactly [`ts`]'s shape, `YYYY-MM-DDTHH:MM:SS.ffffffZ`; `None` for any other.
+fn fixed_ts(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 27 || !s.is_ascii() {
+        return None;
+    }
+    let punct = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    if punct.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date =
+        chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)?).ok()?, num(5, 7)?, num(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+        num(20, 26)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// Read a stored word of a closed vocabulary ([`CaseStatus`], [`OutboxState`]): an unknown one is
@@ -314,6 +386,33 @@ fn case_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseRow, StoreError> {
     })
 }
 
+/// Cases in id order, each given its rows of `rows` (read in `(case_id, id)` order) by walking
+/// both lists once. Each row is decoded as it arrives, while the database thread reads the next
+/// ones: the rows are never all held undecoded, and the two threads do not hand over each row
+/// (a task that only collected rows would be faster than the thread reading them, and would be
+/// woken for nearly every one).
+async fn group_events(
+    cases: Vec<CaseRow>,
+    mut rows: impl futures::Stream<Item = Result<sqlx::sqlite::SqliteRow, sqlx::Error>> + Unpin,
+) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
+    use futures::TryStreamExt;
+    let mut out: Vec<(CaseRow, Vec<EventRow>)> =
+        cases.into_iter().map(|c| (c, Vec::new())).collect();
+    let mut at = 0;
+    while let Some(r) = rows.try_next().await? {
+        let case_id: i64 = r.try_get("case_id")?;
+        while at < out.len() && out[at].0.id < case_id {
+            at += 1;
+        }
+        if let Some((c, events)) = out.get_mut(at)
+            && c.id == case_id
+        {
+            events.push(event_row(&r)?);
+        }
+    }
+    Ok(out)
+}
+
 fn event_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRow, StoreError> {
     let data: String = r.try_get("data")?;
     Ok(EventRow {
@@ -386,7 +485,8 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .after_release(|conn, _| Box::pin(release_only_if_idle(conn)))
@@ -433,7 +533,8 @@ impl Store {
             .read_only(true)
             .immutable(!live)
             .create_if_missing(false)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -487,7 +588,11 @@ impl Store {
     pub async fn copy_to(path: &Path, dest: &Path) -> Result<(), StoreError> {
         let display = path.display().to_string();
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{display}"))
-            .map(|o| o.read_only(true).busy_timeout(Duration::from_secs(30)))
+            .map(|o| {
+                o.read_only(true)
+                    .busy_timeout(Duration::from_secs(30))
+                    .row_buffer_size(ROW_BUFFER)
+            })
             .map_err(|source| StoreError::Open {
                 path: display.clone(),
                 source,
@@ -1565,33 +1670,113 @@ impl Store {
             tx.commit().await?;
             return Ok(Vec::new());
         };
+        let (first, last) = (first.id, last.id);
         let rows = sqlx::query(
             "SELECT e.case_id, e.id, e.at, e.kind, e.actor, e.data FROM events e \
              JOIN cases c ON c.id = e.case_id \
              WHERE e.case_id BETWEEN ? AND ? AND (? = 0 OR c.status <> ?) \
              ORDER BY e.case_id, e.id",
         )
-        .bind(first.id)
-        .bind(last.id)
+        .bind(first)
+        .bind(last)
         .bind(open_only)
         .bind(closed)
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch(&mut *tx);
+        let out = group_events(cases, rows).await?;
         tx.commit().await?;
-        let mut out: Vec<(CaseRow, Vec<EventRow>)> =
-            cases.into_iter().map(|c| (c, Vec::new())).collect();
-        let mut at = 0;
-        for r in &rows {
-            let case_id: i64 = r.try_get("case_id")?;
-            while at < out.len() && out[at].0.id < case_id {
-                at += 1;
+        Ok(out)
+    }
+
+    /// The events table's watermark, and the cases with an event above `after` (with how many
+    /// such events each), read in one snapshot. `None`: the watermark only.
+    pub async fn events_after(
+        &self,
+        after: Option<i64>,
+    ) -> Result<(Watermark, Vec<(i64, i64)>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (events, last_event): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MAX(id) FROM events")
+                .fetch_one(&mut *tx)
+                .await?;
+        let open_cases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE status <> ?")
+            .bind(CaseStatus::Closed.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        let changed = match after {
+            Some(after) => {
+                sqlx::query_as(
+                    "SELECT case_id, COUNT(*) FROM events WHERE id > ? \
+                     GROUP BY case_id ORDER BY case_id",
+                )
+                .bind(after)
+                .fetch_all(&mut *tx)
+                .await?
             }
-            if let Some((c, events)) = out.get_mut(at)
-                && c.id == case_id
-            {
-                events.push(event_row(r)?);
-            }
+            None => Vec::new(),
+        };
+        tx.commit().await?;
+        let mark = Watermark {
+            events,
+            last_event,
+            open_cases,
+        };
+        Ok((mark, changed))
+    }
+
+    /// Each open case's version, in id order: how many events it has and the id of its last
+    /// (`None` for a case with none), with what names it. Events are only ever appended, so a
+    /// case whose version is unchanged has the same events — the planning pass re-reads only the
+    /// cases whose version moved. One query, answered from the `events_case` index.
+    pub async fn open_case_versions(&self) -> Result<Vec<CaseVersion>, StoreError> {
+        let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT c.id, c.reference, c.process, COUNT(e.id), MAX(e.id) \
+             FROM cases c LEFT JOIN events e ON e.case_id = c.id \
+             WHERE c.status <> ? GROUP BY c.id, c.reference, c.process ORDER BY c.id",
+        )
+        .bind(CaseStatus::Closed.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, reference, process, events, last_event)| CaseVersion {
+                id,
+                reference,
+                process,
+                events,
+                last_event,
+            })
+            .collect())
+    }
+
+    /// The open cases among `ids` (ascending, at most a few thousand) with their events in
+    /// order, in id order, read in one snapshot like [`Store::cases_with_events_page`].
+    pub async fn open_cases_with_events_among(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
+        let list = vec!["?"; ids.len()].join(", ");
+        let mut tx = self.pool.begin().await?;
+        // Only placeholders are formatted in: every value is bound.
+        let sql = format!("SELECT * FROM cases WHERE status <> ? AND id IN ({list}) ORDER BY id");
+        let mut cases_q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(CaseStatus::Closed.as_str());
+        for id in ids {
+            cases_q = cases_q.bind(id);
+        }
+        let cases = cases_q.fetch_all(&mut *tx).await?;
+        let cases: Vec<CaseRow> = cases.iter().map(case_row).collect::<Result<_, _>>()?;
+        let sql = format!(
+            "SELECT case_id, id, at, kind, actor, data FROM events WHERE case_id IN ({list}) \
+             ORDER BY case_id, id"
+        );
+        let mut events_q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            events_q = events_q.bind(id);
+        }
+        let out = group_events(cases, events_q.fetch(&mut *tx)).await?;
+        tx.commit().await?;
         Ok(out)
     }
 
@@ -1794,30 +1979,31 @@ impl Store {
 
     /// Every letter, oldest first, without its bytes (for the digest and the tracker).
     pub async fn letter_summaries(&self) -> Result<Vec<LetterSummary>, StoreError> {
-        let rows = sqlx::query(
+        use futures::TryStreamExt;
+        // Decoded as they arrive (see [`group_events`]).
+        let mut rows = sqlx::query(
             "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
              FROM outbox ORDER BY id",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LetterSummary {
-                    id: r.try_get("id")?,
-                    case_id: r.try_get("case_id")?,
-                    step: r.try_get("step")?,
-                    recipient: r.try_get("recipient")?,
-                    due_at: parse_ts(&r.try_get::<String, _>("due_at")?)?,
-                    queued_at: parse_ts(&r.try_get::<String, _>("queued_at")?)?,
-                    state: parse_word(r, "state", "outbox")?,
-                    attempts: r.try_get("attempts")?,
-                    sent_at: r
-                        .try_get::<Option<String>, _>("sent_at")?
-                        .map(|s| parse_ts(&s))
-                        .transpose()?,
-                })
-            })
-            .collect()
+        .fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(r) = rows.try_next().await? {
+            out.push(LetterSummary {
+                id: r.try_get("id")?,
+                case_id: r.try_get("case_id")?,
+                step: r.try_get("step")?,
+                recipient: r.try_get("recipient")?,
+                due_at: parse_ts(&r.try_get::<String, _>("due_at")?)?,
+                queued_at: parse_ts(&r.try_get::<String, _>("queued_at")?)?,
+                state: parse_word(&r, "state", "outbox")?,
+                attempts: r.try_get("attempts")?,
+                sent_at: r
+                    .try_get::<Option<String>, _>("sent_at")?
+                    .map(|s| parse_ts(&s))
+                    .transpose()?,
+            });
+        }
+        Ok(out)
     }
 
     /// When the latest letter of `step` decided before `before` (other than the one keyed
@@ -2386,6 +2572,38 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_in_the_stored_shape_reads_as_the_full_parser_reads_it_and_anything_else_falls_back_or_fails()
+     {
+        for s in [
+            "2026-12-22T09:00:00.000000Z",
+            "2027-03-28T00:59:59.999999Z",
+            "2028-02-29T23:30:00.123456Z",
+            "1999-01-01T00:00:00.000001Z",
+        ] {
+            let full = DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+            assert_eq!(fixed_ts(s), Some(full), "{s}");
+            assert_eq!(parse_ts(s).unwrap(), full);
+            assert_eq!(ts(full), s);
+        }
+        // Other shapes: read by the full parser, or refused.
+        assert_eq!(
+            parse_ts("2026-12-22T09:00:00+00:00").unwrap(),
+            parse_ts("2026-12-22T09:00:00.000000Z").unwrap()
+        );
+        assert_eq!(fixed_ts("2026-12-22T09:00:00Z"), None);
+        assert_eq!(fixed_ts("2026-12-22 09:00:00.000000Z"), None);
+        for bad in [
+            "2026-02-30T09:00:00.000000Z",
+            "2026-12-22T24:00:00.000000Z",
+            "2026-12-22T09:0a:00.000000Z",
+            "",
+        ] {
+            assert_eq!(fixed_ts(bad), None, "{bad}");
+            assert!(parse_ts(bad).is_err(), "{bad}");
+        }
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -1,5 +1,7 @@
 //! The layout is the architecture: these tests read the source tree and fail when the functional
-//! core (`src/core/`) reaches into the imperative shell, the dev stack or any I/O. No server.
+//! core (`src/core/`) reaches into the imperative shell, the dev stack or any I/O, when two modules
+//! import each other, when a date for people is written outside `core::calendar`, or when a
+//! function in `src/` or `tests/` runs past 150 lines. No server.
 
 use std::path::{Path, PathBuf};
 
@@ -120,11 +122,91 @@ fn the_purity_check_catches_a_core_file_that_reaches_into_the_shell() {
     assert!(found[1].contains("std::fs"), "{found:#?}");
 }
 
+/// `path` under `dir`, with forward slashes (`shell/report.rs`).
+fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Files allowed to format a day or month name themselves, and why.
+const OWN_DATE_FORMATS: &[(&str, &str)] = &[
+    (
+        "core/calendar.rs",
+        "the one place London dates are written for people",
+    ),
+    (
+        "shell/sentfolder.rs",
+        "IMAP's APPEND date-time (`26-Nov-2026 09:00:00 +0000`), a protocol format",
+    ),
+];
+
+/// Where product code outside `core::calendar` converts to a time zone itself (`chrono_tz`) or
+/// writes a day or month name with chrono (`%a`, `%A`, `%b`, `%B` in a `.format(`): dates people
+/// read come from the calendar's named formats only (`long_date`, `short_day`, …).
+fn own_london_dates(src: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in sources(src) {
+        let file = relative(src, &path);
+        if file.starts_with("dev/") || OWN_DATE_FORMATS.iter().any(|(f, _)| *f == file) {
+            continue;
+        }
+        for line in product_code(&path).lines() {
+            // The text of each `.format("…")` on the line.
+            let names_a_day_or_month = line.split(".format(\"").skip(1).any(|rest| {
+                let pattern = rest.split('"').next().unwrap_or("");
+                ["%a", "%A", "%b", "%B"].iter().any(|n| pattern.contains(n))
+            });
+            if line.contains("chrono_tz") || names_a_day_or_month {
+                found.push(format!("src/{file}: {}", line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn london_dates_are_written_and_converted_by_the_calendar_only() {
+    let found = own_london_dates(&root().join("src"));
+    assert!(
+        found.is_empty(),
+        "use core::calendar (london_date, long_date, short_day, …) instead:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_date_check_catches_a_day_name_formatted_outside_the_calendar() {
+    let scratch = std::env::temp_dir().join(format!("caseclerk-dates-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("shell")).unwrap();
+    std::fs::write(
+        scratch.join("shell/report.rs"),
+        "//! chrono_tz in a doc is fine.\nfn a(t: T) -> String { t.format(\"%A %-d %B\").to_string() }\nfn b(t: T) -> D { t.with_timezone(&chrono_tz::Europe::London).date_naive() }\nfn c(t: T) { tracing::info!(at = %at, \"fine\"); t.format(\"%Y-%m-%d\"); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        scratch.join("shell/sentfolder.rs"),
+        "fn d(t: T) -> String { t.format(\"%d-%b-%Y\").to_string() }\n",
+    )
+    .unwrap();
+    let found = own_london_dates(&scratch);
+    std::fs::remove_dir_all(&scratch).unwrap();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].contains("%A %-d %B"), "{found:#?}");
+    assert!(found[1].contains("chrono_tz"), "{found:#?}");
+}
+
 /// The longest a function may be, in lines from its `fn` line to its closing brace.
 const MAX_FUNCTION_LINES: usize = 150;
 
-/// Functions still longer than that: (file under `src/`, function name). None: keep it so.
+/// Functions still longer than that: (file from the repository root, function name). None: keep it
+/// so.
 const LONG_FUNCTIONS_ALLOWED: &[(&str, &str)] = &[];
+
+/// The folders whose functions are held to the limit: the product and its integration tests (a
+/// test scenario reads as sentences about behaviour only when it is split into named phases).
+const HELD_TO_THE_LIMIT: &[&str] = &["src", "tests"];
 
 /// One function found in a source file.
 #[derive(Debug)]
@@ -199,22 +281,19 @@ fn functions(source: &str) -> Vec<Function> {
     found
 }
 
-/// Every function under `dir` longer than the limit and not allowed, as `file:line fn name (N lines)`.
-fn long_functions(dir: &Path, allowed: &[(&str, &str)]) -> Vec<String> {
+/// Every function in the folders `under` the repository `root` longer than the limit and not
+/// allowed, as `path/from/root.rs:line fn name (N lines)`.
+fn long_functions(root: &Path, under: &[&str], allowed: &[(&str, &str)]) -> Vec<String> {
     let mut long = Vec::new();
-    for path in sources(dir) {
-        let file = path
-            .strip_prefix(dir)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
+    for path in under.iter().flat_map(|dir| sources(&root.join(dir))) {
+        let file = relative(root, &path);
         let text = std::fs::read_to_string(&path).expect("source readable");
         for f in functions(&text) {
             if f.lines > MAX_FUNCTION_LINES
                 && !allowed.iter().any(|(a, n)| *a == file && *n == f.name)
             {
                 long.push(format!(
-                    "src/{file}:{} fn {} ({} lines)",
+                    "{file}:{} fn {} ({} lines)",
                     f.line, f.name, f.lines
                 ));
             }
@@ -225,7 +304,7 @@ fn long_functions(dir: &Path, allowed: &[(&str, &str)]) -> Vec<String> {
 
 #[test]
 fn no_function_is_longer_than_150_lines() {
-    let long = long_functions(&root().join("src"), LONG_FUNCTIONS_ALLOWED);
+    let long = long_functions(&root(), HELD_TO_THE_LIMIT, LONG_FUNCTIONS_ALLOWED);
     assert!(
         long.is_empty(),
         "split these into well-named functions (at most {MAX_FUNCTION_LINES} lines each):\n{}",
@@ -264,18 +343,37 @@ fn the_length_check_catches_a_long_function_and_only_that() {
         ]
     );
 
+    // The same source as product code, as an integration test, and in a folder not held to the
+    // limit: the first two are named by their path from the root, the third is not read.
     let scratch = std::env::temp_dir().join(format!("caseclerk-fnlen-{}", std::process::id()));
-    std::fs::create_dir_all(scratch.join("shell")).unwrap();
-    std::fs::write(scratch.join("shell/long.rs"), &source).unwrap();
-    let caught = long_functions(&scratch, &[]);
-    let allowed = long_functions(&scratch, &[("shell/long.rs", "too_long")]);
+    for dir in ["src/shell", "tests/it", "target/debug"] {
+        std::fs::create_dir_all(scratch.join(dir)).unwrap();
+    }
+    std::fs::write(scratch.join("src/shell/long.rs"), &source).unwrap();
+    std::fs::write(scratch.join("tests/it/scenario.rs"), &source).unwrap();
+    std::fs::write(scratch.join("target/debug/built.rs"), &source).unwrap();
+    let caught = long_functions(&scratch, HELD_TO_THE_LIMIT, &[]);
+    let allowed = long_functions(
+        &scratch,
+        HELD_TO_THE_LIMIT,
+        &[
+            ("src/shell/long.rs", "too_long"),
+            ("tests/it/scenario.rs", "too_long"),
+        ],
+    );
     std::fs::remove_dir_all(&scratch).unwrap();
     assert_eq!(
         caught,
-        [format!(
-            "src/shell/long.rs:2 fn too_long ({} lines)",
-            MAX_FUNCTION_LINES + 1
-        )]
+        [
+            format!(
+                "src/shell/long.rs:2 fn too_long ({} lines)",
+                MAX_FUNCTION_LINES + 1
+            ),
+            format!(
+                "tests/it/scenario.rs:2 fn too_long ({} lines)",
+                MAX_FUNCTION_LINES + 1
+            ),
+        ]
     );
     assert!(allowed.is_empty(), "{allowed:#?}");
 }

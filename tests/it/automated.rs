@@ -58,20 +58,6 @@ async fn ten_passes(review: &mut Review, who: &str, answer: impl Fn(&Letter, usi
     }
 }
 
-/// The daily digest's text as `caseclerk digest` prints it now.
-async fn digest_text(review: &Review) -> String {
-    use caseclerk::shell::{snapshot, templates};
-    let (cfg, store, now) = (&review.engine.cfg, &review.engine.store, review.now());
-    let snap = snapshot::gather(cfg, store, now, now - chrono::Duration::days(1))
-        .await
-        .unwrap();
-    let templates = templates::load(&cfg.templates_dir).unwrap();
-    let d = caseclerk::core::digest::build(&snap, &cfg.calendar).unwrap();
-    caseclerk::core::digest::render(&d, &templates)
-        .unwrap()
-        .text
-}
-
 async fn triage_rules(review: &Review) -> Vec<String> {
     review
         .engine
@@ -151,7 +137,7 @@ async fn a_front_door_whose_receipts_read_as_referrals_is_stopped_by_the_caps() 
             .await
             .contains(&"case_cap".to_string())
     );
-    let digest = digest_text(&review).await;
+    let digest = review.digest_text().await;
     assert!(digest.contains("case cap"), "{digest}");
     // The screening panel was copied once per case, no more.
     for member in [LA_REP, POLICE_REP, ICB_REP] {

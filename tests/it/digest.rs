@@ -34,8 +34,17 @@ fn digests(ms: &[Message]) -> Vec<&Message> {
 #[tokio::test]
 async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_bank_holiday() {
     let h = Harness::start_with("bury", with_digest).await;
+    before_its_time_no_digest_goes_but_the_daemon_will_wake_for_it(&h).await;
+    the_first_digest_names_the_new_case_and_nothing_personal(&h).await;
+    a_second_pass_the_same_morning_sends_nothing_more(&h).await;
+    thursday_s_digest_lists_the_letters_sent_since_wednesday_s(&h).await;
+    no_digest_on_a_weekend_or_bank_holiday_and_one_on_the_next_working_day(&h).await;
+    the_preview_prints_the_text_part_as_of_any_instant(&h);
+    the_tracker_is_exported_from_the_same_database(&h);
+}
 
-    // Wed 19 Aug 2026, 07:30 BST: before the digest's time, nothing.
+/// Wed 19 Aug 2026, 07:30 BST: before the digest's time, nothing.
+async fn before_its_time_no_digest_goes_but_the_daemon_will_wake_for_it(h: &Harness) {
     let out = h.tick(Some("2026-08-19T06:30:00Z"));
     assert!(out.contains("queued 0"), "{out}");
     assert!(
@@ -43,10 +52,12 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         "the daemon wakes for the digest: {out}"
     );
     assert_eq!(h.settled_count(OFFICER).await, 0);
+}
 
-    // A referral arrives at 09:00; at 09:05 the case opens and the (late) digest goes, naming it.
+/// A referral arrives at 09:00; at 09:05 the case opens and the (late) digest goes, naming it.
+async fn the_first_digest_names_the_new_case_and_nothing_personal(h: &Harness) {
     append(
-        &h,
+        h,
         &referral("digest-1@hospital.test", SUBJECT),
         "2026-08-19T09:00:00+01:00",
     )
@@ -99,8 +110,10 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         header(&raw, "To").is_some_and(|to| to.contains(SHARED)),
         "the business unit's first person is in To"
     );
+}
 
-    // A second pass the same morning sends nothing more.
+/// A second pass the same morning sends nothing more.
+async fn a_second_pass_the_same_morning_sends_nothing_more(h: &Harness) {
     let out = h.tick(Some("2026-08-19T08:30:00Z"));
     assert!(out.contains("queued 0"), "{out}");
     assert_eq!(
@@ -108,8 +121,10 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         1,
         "once a day, however often caseclerk looks"
     );
+}
 
-    // Thursday 08:00: the next one, with the letters sent since Wednesday's.
+/// Thursday 08:00: the next one, with the letters sent since Wednesday's.
+async fn thursday_s_digest_lists_the_letters_sent_since_wednesday_s(h: &Harness) {
     h.tick(Some("2026-08-20T07:00:00Z"));
     let got = h.wait_inbox(OFFICER, 2).await;
     let thursday = digests(&got)[1];
@@ -132,7 +147,10 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         "Wednesday's referral was in Wednesday's digest: {}",
         thursday.body_text
     );
+}
 
+/// No digest on a weekend or a bank holiday; one on the next working day.
+async fn no_digest_on_a_weekend_or_bank_holiday_and_one_on_the_next_working_day(h: &Harness) {
     // Saturday, Sunday, and the Summer bank holiday: nothing (and the next is Tuesday's).
     let out = h.tick(Some("2026-08-31T07:00:00Z"));
     assert!(out.contains("next due Tue 1 Sep 2026 08:00"), "{out}");
@@ -159,8 +177,10 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         digests(&got)[2].subject.split(':').next(),
         Some("BSP daily digest, Tue 1 Sep 2026")
     );
+}
 
-    // The preview prints the text part, as of any instant.
+/// The preview prints the text part, as of any instant.
+fn the_preview_prints_the_text_part_as_of_any_instant(h: &Harness) {
     let preview = h.ok(&["digest", "--now", "2026-09-01T07:30:00Z"]);
     assert!(
         preview.starts_with(
@@ -169,23 +189,22 @@ async fn the_digest_goes_once_each_working_morning_and_never_on_a_weekend_or_ban
         "{preview}"
     );
     assert!(preview.contains("RR-2026-0001"), "{preview}");
+}
 
-    // The tracker from the same database: CSV to standard output, XLSX to a file.
+/// The tracker from the same database: CSV to standard output, XLSX to a file readable by its
+/// writer only; a date it cannot read is refused; `check` describes the digest.
+fn the_tracker_is_exported_from_the_same_database(h: &Harness) {
     let csv = h.ok(&["export", "--format", "csv", "--now", "2026-09-01T07:30:00Z"]);
     let mut lines = csv.lines();
     assert!(
         lines
             .next()
             .unwrap()
-            .starts_with("Reference,Borough/area,Referrer agency,")
+            .starts_with("Reference,Borough or area,Status,Next step,Next step due,")
     );
-    assert!(
-        lines
-            .next()
-            .unwrap()
-            .starts_with("RR-2026-0001,,,,2026-08-19,"),
-        "{csv}"
-    );
+    let first = lines.next().unwrap();
+    assert!(first.starts_with("RR-2026-0001,,"), "{csv}");
+    assert!(first.contains(",2026-08-19,"), "received on day 0: {csv}");
     let none = h.ok(&["export", "--format", "csv", "--since", "2026-08-20"]);
     assert_eq!(none.lines().count(), 1, "only the header: {none}");
     let file = h.dir.join("tracker.xlsx");
@@ -240,6 +259,22 @@ async fn the_bhr_tracker_report_goes_once_a_month_with_the_tracker_attached() {
         .find(|a| a.filename.ends_with(".xlsx"))
         .expect("the tracker is attached");
     assert!(sheet.data.starts_with(b"PK\x03\x04"), "an XLSX (zip) file");
+    // In words, in the letter and the sheet: where the open case stands.
+    assert!(
+        m.body_text.contains("Where the open cases stand:")
+            && m.body_text.contains("- Awaiting the screening decision: 1"),
+        "{}",
+        m.body_text
+    );
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(sheet.data.clone())).unwrap();
+    let cases = calamine::Reader::worksheet_range(&mut wb, "Cases").unwrap();
+    assert_eq!(
+        cases.get((1, 2)),
+        Some(&calamine::Data::String(
+            "Awaiting the screening decision".into()
+        ))
+    );
     let scrutineer = h.wait_inbox(SCRUTINEER, 1).await;
     assert_eq!(scrutineer.len(), 1, "the scrutineer is copied");
 

@@ -49,6 +49,21 @@ async fn a_reviewed_case_exports_its_referral_returns_letters_and_history_and_no
         .await;
     assert_ne!(other, reference);
 
+    // A particular the business unit gave by hand (the referral's form had none to read).
+    caseclerk::shell::operator::check_particulars(
+        &review.engine.store,
+        &reference,
+        &caseclerk::shell::operator::ParticularChecks {
+            confirm: Vec::new(),
+            set: vec![("child_name".into(), "Ada Lovelock".into())],
+        },
+        "from the referrer by phone",
+        "operator:jo",
+        review.now(),
+    )
+    .await
+    .unwrap();
+
     let config = review.engine.cfg.file.clone();
     let out_dir = config.parent().unwrap().join("sar");
     let out = caseclerk(
@@ -101,6 +116,18 @@ async fn a_reviewed_case_exports_its_referral_returns_letters_and_history_and_no
             .unwrap()
             .contains(&reference)
     );
+
+    // The particulars, with who gave them.
+    let particulars: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("particulars.json")).unwrap()).unwrap();
+    let name = particulars
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["field"] == "child_name")
+        .expect("the child's name");
+    assert_eq!(name["value"], "Ada Lovelock");
+    assert_eq!(name["decided_by"], "operator:jo");
 
     // The manifest names every other file with its SHA-256.
     let readme = std::fs::read_to_string(out_dir.join("README.txt")).unwrap();

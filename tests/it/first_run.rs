@@ -57,31 +57,45 @@ fn run(h: &Harness, args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
+/// The first run's command: read the mail already there, from 1 November.
+const FIRST_RUN: [&str; 6] = [
+    "tick",
+    "--process-existing",
+    "--since",
+    "2026-11-01",
+    "--now",
+    NOW,
+];
+
 #[tokio::test]
 async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date_and_sends_no_stale_letter()
  {
     let h = Harness::start("bury").await;
     full_mailbox(&h).await;
-    let first_run = [
-        "tick",
-        "--process-existing",
-        "--since",
-        "2026-11-01",
-        "--now",
-        NOW,
-    ];
+    since_needs_process_existing_and_a_date(&h);
+    the_dry_run_prints_the_plan_and_leaves_no_database_and_no_letter(&h).await;
+    on_a_terminal_the_dry_run_shows_its_progress(&h);
+    the_real_run_opens_the_two_november_cases_and_leaves_march_to_people(&h);
+    let old = letters_due_long_before_the_run_are_imported_not_sent(&h).await;
+    the_next_pass_sends_nothing_more(&h).await;
+    a_dry_run_on_a_working_database_changes_nothing(&h).await;
+    an_operator_can_send_an_imported_letter_deliberately(&h, &old).await;
+}
 
-    // --since only makes sense with --process-existing, and must be a date.
+/// --since only makes sense with --process-existing, and must be a date.
+fn since_needs_process_existing_and_a_date(h: &Harness) {
     let alone = h.caseclerk(&["tick", "--since", "2026-11-01"]);
     assert_eq!(alone.status.code(), Some(2));
     let bad = h.caseclerk(&["tick", "--process-existing", "--since", "1 November"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a date like 2026-11-01"));
+}
 
-    // The dry run prints the plan and leaves no database and no letter behind.
-    let mut dry = first_run.to_vec();
+/// The dry run prints the plan and leaves no database and no letter behind.
+async fn the_dry_run_prints_the_plan_and_leaves_no_database_and_no_letter(h: &Harness) {
+    let mut dry = FIRST_RUN.to_vec();
     dry.push("--dry-run");
-    let (plan, stderr) = run(&h, &dry);
+    let (plan, stderr) = run(h, &dry);
     assert!(plan.starts_with("dry run: nothing was written"), "{plan}");
     assert!(
         plan.contains("1023 new message(s); 22 read, 1001 left for people"),
@@ -113,14 +127,16 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
         !stderr.contains("messages ("),
         "no progress line off a terminal:\n{stderr}"
     );
+}
 
-    // On a terminal (a pseudo-terminal from util-linux `script`), the same dry run shows its
-    // progress on stderr: messages done of the total, and the rate.
+/// On a terminal (a pseudo-terminal from util-linux `script`), the same dry run shows its
+/// progress on stderr: messages done of the total, and the rate.
+fn on_a_terminal_the_dry_run_shows_its_progress(h: &Harness) {
     let command = format!(
         "{} --config {} {} --dry-run",
         env!("CARGO_BIN_EXE_caseclerk"),
         h.config.display(),
-        first_run.join(" ")
+        FIRST_RUN.join(" ")
     );
     let tty = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
@@ -136,9 +152,11 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
     assert!(screen.contains("deciding: 22/22 messages ("), "{screen}");
     assert!(screen.contains("/s)"), "{screen}");
     assert!(!h.dir.join("caseclerk.db").exists());
+}
 
-    // The real run: the same plan, done.
-    let out = h.ok(&first_run);
+/// The real run: the same plan, done.
+fn the_real_run_opens_the_two_november_cases_and_leaves_march_to_people(h: &Harness) {
+    let out = h.ok(&FIRST_RUN);
     assert!(
         out.contains("first look at the mailbox: 1023 message(s) there, 1001 left for people"),
         "{out}"
@@ -150,9 +168,11 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
         2,
         "March stays with people:\n{cases}"
     );
+}
 
-    // Yesterday's referral is acknowledged (late) and goes to the panel; the one from the 3rd,
-    // whose letters fell due three weeks ago, is imported — not sent.
+/// Yesterday's referral is acknowledged (late) and goes to the panel; the one from the 3rd,
+/// whose letters fell due three weeks ago, is imported — not sent. Its case report.
+async fn letters_due_long_before_the_run_are_imported_not_sent(h: &Harness) -> String {
     let acks = h.wait_inbox(REFERRER, 1).await;
     assert_eq!(h.settled_count(REFERRER).await, 1);
     assert!(acks[0].subject.contains("RR-2026-0002"), "the recent one");
@@ -170,7 +190,11 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
     assert_eq!(imported.matches("RR-2026-0001").count(), 4, "{imported}");
     assert!(!imported.contains("RR-2026-0002"), "{imported}");
 
-    // The next pass sends nothing more, and the mail left for people stays left.
+    old
+}
+
+/// The next pass sends nothing more, and the mail left for people stays left.
+async fn the_next_pass_sends_nothing_more(h: &Harness) {
     let again = h.ok(&[
         "tick",
         "--process-existing",
@@ -183,9 +207,11 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
         "{again}"
     );
     assert_eq!(h.settled_count(REFERRER).await, 1);
+}
 
-    // A dry run on a working database: it shows a new referral's case and letters, and the
-    // database and the mailboxes are as they were.
+/// A dry run on a working database: it shows a new referral's case and letters, and the
+/// database and the mailboxes are as they were.
+async fn a_dry_run_on_a_working_database_changes_nothing(h: &Harness) {
     h.stack
         .append(
             SHARED,
@@ -199,7 +225,7 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
             .map(|f| std::fs::read(h.dir.join(f)).unwrap_or_default())
     };
     let before = files();
-    let (plan, _) = run(&h, &["tick", "--now", "2026-11-25T10:13:00Z", "--dry-run"]);
+    let (plan, _) = run(h, &["tick", "--now", "2026-11-25T10:13:00Z", "--dry-run"]);
     assert!(plan.contains("RR-2026-0003  would open"), "{plan}");
     assert!(plan.contains("send 4 letter(s) now; 0 imported"), "{plan}");
     assert!(before == files(), "the dry run changed the database");
@@ -208,8 +234,10 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
         2
     );
     assert_eq!(h.settled_count(REFERRER).await, 1);
+}
 
-    // An operator can send an imported letter deliberately.
+/// An operator can send an imported letter (found in the `old` case's report) deliberately.
+async fn an_operator_can_send_an_imported_letter_deliberately(h: &Harness, old: &str) {
     let ack_line = old
         .lines()
         .find(|l| l.contains("imported — not sent") && l.contains("hospital.test"))
@@ -233,41 +261,15 @@ async fn a_first_run_over_a_thousand_old_messages_reads_only_mail_since_the_date
 /// the letters that fell due then, and every letter that falls due after the run.
 #[tokio::test]
 async fn a_case_opened_from_an_old_referral_on_the_first_run_still_gets_its_future_letters() {
-    use crate::review::{Review, london};
-    use caseclerk::shell::firstrun::{self, FirstRunRecord};
+    use crate::review::Review;
     let mut review = Review::of("bury").await;
-    let received = london("2026-11-03 11:00");
-    let store = &review.engine.store;
-    store
-        .store_fetched(
-            "INBOX",
-            1,
-            &[caseclerk::shell::mailbox::new_message(
-                &referral("november@hospital.test", "Referral for a rapid review"),
-                1,
-                received,
-            )],
-            1,
-            received,
+    review
+        .stored(
+            &referral("november@hospital.test", "Referral for a rapid review"),
+            "2026-11-03 11:00",
         )
-        .await
-        .unwrap();
-    let started = london("2026-11-25 10:00");
-    firstrun::record(
-        store,
-        &FirstRunRecord {
-            started,
-            uidvalidity: 1,
-            until_uid: 1,
-            since: None,
-            processed: true,
-            left: 0,
-        },
-    )
-    .await
-    .unwrap();
-
-    review.at("2026-11-25 10:00").await;
+        .await;
+    review.first_run_at("2026-11-25 10:00").await;
     assert_eq!(review.last.opened, ["RR-2026-0001"]);
     assert!(
         review.letters().is_empty(),

@@ -20,6 +20,26 @@ fn refused(out: &std::process::Output, contains: &str) {
     assert!(err.contains(contains), "expected `{contains}` in: {err}");
 }
 
+/// One person, jo.bloggs, correcting one Bury case by hand at given times.
+struct Operator<'a> {
+    h: &'a Harness,
+    case: &'static str,
+}
+
+impl Operator<'_> {
+    /// `caseclerk <args> --now <when> --by jo.bloggs`.
+    fn run(&self, args: &[&str], when: &str) -> std::process::Output {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend(["--now", when, "--by", "jo.bloggs"]);
+        self.h.caseclerk(&v)
+    }
+
+    /// The case's report as `caseclerk case` prints it at `when`.
+    fn report(&self, when: &str) -> String {
+        self.h.ok(&["case", self.case, "--now", when])
+    }
+}
+
 #[tokio::test]
 async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
     let h = Harness::start("bury").await;
@@ -30,25 +50,24 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
     )
     .await;
     h.tick(Some("2026-08-20T09:01:00Z"));
-    let case = "RR-2026-0001";
-    let at = |t: &str| {
-        [
-            "--now".to_string(),
-            t.to_string(),
-            "--by".to_string(),
-            "jo.bloggs".to_string(),
-        ]
-    };
-    let run = |args: &[&str], when: &str| {
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend(at(when));
-        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
-        h.caseclerk(&refs)
+    let op = Operator {
+        h: &h,
+        case: "RR-2026-0001",
     };
 
-    // A decision taken in a meeting, recorded by hand; a second one is refused without --replace.
+    a_decision_and_agencies_are_recorded_by_hand_and_nonsense_is_refused(&op);
+    the_chase_moved_by_a_person_is_planned_and_sent_at_the_new_time(&op).await;
+    a_stray_return_is_triaged_then_attached_by_hand_as_the_police_return(&op).await;
+    a_letter_sent_again_keeps_its_content_under_a_new_message_id(&op).await;
+    a_case_is_closed_once_and_reopened(&op);
+    the_history_says_who_did_each_correction_and_why(&op);
+}
+
+/// A decision taken in a meeting, recorded by hand; a second one is refused without --replace.
+fn a_decision_and_agencies_are_recorded_by_hand_and_nonsense_is_refused(op: &Operator) {
+    let case = op.case;
     assert!(
-        run(
+        op.run(
             &[
                 "decide",
                 case,
@@ -63,28 +82,28 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         .success()
     );
     refused(
-        &run(
+        &op.run(
             &["decide", case, "screening", "nfa", "--reason", "x"],
             "2026-08-20T12:01:00Z",
         ),
         "already taken (meets)",
     );
     refused(
-        &run(
+        &op.run(
             &["decide", case, "screening", "perhaps", "--reason", "x"],
             "2026-08-20T12:01:00Z",
         ),
         "has no outcome perhaps",
     );
     refused(
-        &run(
+        &op.run(
             &["agencies", "add", case, "the moon"],
             "2026-08-20T12:01:00Z",
         ),
         "unknown agency the moon",
     );
     assert!(
-        run(
+        op.run(
             &["agencies", "add", case, "police", "gp"],
             "2026-08-20T12:02:00Z"
         )
@@ -92,13 +111,17 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         .success()
     );
     refused(
-        &run(&["agencies", "add", case, "gp"], "2026-08-20T12:03:00Z"),
+        &op.run(&["agencies", "add", case, "gp"], "2026-08-20T12:03:00Z"),
         "already on case",
     );
+}
 
-    // Moving the chase day: refused in the past or for something the process does not have.
+/// Moving the chase day: refused in the past or for something the process does not have; moved,
+/// the case plans it on the new day and the reminder goes then, not on day 7.
+async fn the_chase_moved_by_a_person_is_planned_and_sent_at_the_new_time(op: &Operator<'_>) {
+    let (h, case) = (op.h, op.case);
     refused(
-        &run(
+        &op.run(
             &[
                 "reschedule",
                 case,
@@ -112,7 +135,7 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         "in the past",
     );
     refused(
-        &run(
+        &op.run(
             &[
                 "reschedule",
                 case,
@@ -126,7 +149,7 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         "step:chase",
     );
     assert!(
-        run(
+        op.run(
             &[
                 "extend",
                 case,
@@ -141,7 +164,7 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         .success()
     );
     // The case shows its planned schedule with the dates explained, including the move.
-    let planned = h.ok(&["case", case, "--now", "2026-08-20T12:06:00Z"]);
+    let planned = op.report("2026-08-20T12:06:00Z");
     assert!(
         planned.contains("planned (on the pathways open now):"),
         "{planned}"
@@ -170,11 +193,14 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         "chased at the new time: {}",
         gp[1].subject
     );
+}
 
-    // A return that arrived without thread or reference from an address we do not know is triaged,
-    // then attached by hand as the police return.
+/// A return that arrived without thread or reference from an address we do not know is triaged,
+/// then attached by hand as the police return.
+async fn a_stray_return_is_triaged_then_attached_by_hand_as_the_police_return(op: &Operator<'_>) {
+    let (h, case) = (op.h, op.case);
     let stray = b"From: someone@elsewhere.test\r\nTo: bsp@bury.test\r\nSubject: Information\r\nMessage-ID: <stray-1@elsewhere.test>\r\n\r\nOur summary.\r\n";
-    arrive(&h, stray, "2026-09-03T11:00:00+01:00").await;
+    arrive(h, stray, "2026-09-03T11:00:00+01:00").await;
     h.tick(Some("2026-09-03T10:06:00Z"));
     let triage = h.ok(&["triage"]);
     let id: String = triage
@@ -183,7 +209,7 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         .expect("a message id")
         .to_string();
     refused(
-        &run(
+        &op.run(
             &[
                 "attach",
                 case,
@@ -198,7 +224,7 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         "is not on case",
     );
     assert!(
-        run(
+        op.run(
             &[
                 "attach",
                 case,
@@ -214,16 +240,19 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         .success()
     );
     refused(
-        &run(
+        &op.run(
             &["attach", case, &id, "--reason", "again"],
             "2026-09-03T10:09:00Z",
         ),
         "not waiting for a person",
     );
     assert!(h.ok(&["triage"]).contains("nothing waiting"));
+}
 
-    // A letter sent again to another address keeps its content under a new Message-ID.
-    let report = h.ok(&["case", case, "--now", "2026-09-03T10:10:00Z"]);
+/// A letter sent again to another address keeps its content under a new Message-ID.
+async fn a_letter_sent_again_keeps_its_content_under_a_new_message_id(op: &Operator<'_>) {
+    let (h, case) = (op.h, op.case);
+    let report = op.report("2026-09-03T10:10:00Z");
     let letters = report
         .split("\nletters:\n")
         .nth(1)
@@ -233,7 +262,7 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         .find(|l| l.contains("acknowledge") && l.contains("sent"))
         .expect("the ack letter");
     let ack_id = ack_line.split_whitespace().next().unwrap().to_string();
-    let resent = run(
+    let resent = op.run(
         &[
             "resend",
             case,
@@ -255,10 +284,13 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
     let original = h.inbox(REFERRER).await.remove(0);
     assert_eq!(copy[0].subject, original.subject);
     assert_ne!(copy[0].message_id, original.message_id);
+}
 
-    // Close, refused twice; a closed case is not planned; reopen.
+/// Close, refused twice; a closed case is not planned; reopen.
+fn a_case_is_closed_once_and_reopened(op: &Operator) {
+    let case = op.case;
     assert!(
-        run(
+        op.run(
             &["close", case, "--reason", "merged with another case"],
             "2026-09-03T10:13:00Z"
         )
@@ -266,31 +298,33 @@ async fn corrections_are_recorded_with_who_and_why_and_nonsense_is_refused() {
         .success()
     );
     refused(
-        &run(
+        &op.run(
             &["close", case, "--reason", "again"],
             "2026-09-03T10:14:00Z",
         ),
         "already closed",
     );
     refused(
-        &run(
+        &op.run(
             &["agencies", "add", case, "st marys primary"],
             "2026-09-03T10:14:00Z",
         ),
         "closed",
     );
-    h.tick(Some("2026-09-04T09:00:00Z"));
+    op.h.tick(Some("2026-09-04T09:00:00Z"));
     assert!(
-        run(
+        op.run(
             &["reopen", case, "--reason", "not a duplicate after all"],
             "2026-09-04T09:30:00Z"
         )
         .status
         .success()
     );
+}
 
-    // Everything is in the history with who did it and why.
-    let report = h.ok(&["case", case, "--now", "2026-09-04T10:00:00Z"]);
+/// Everything is in the history with who did it and why.
+fn the_history_says_who_did_each_correction_and_why(op: &Operator) {
+    let report = op.report("2026-09-04T10:00:00Z");
     for line in [
         "operator:jo.bloggs decision screening: meets (recorded by hand: panel call)",
         "operator:jo.bloggs agency gp added",

@@ -15,7 +15,8 @@ use chrono::{DateTime, Duration, Utc};
 
 const PHRASE: &str = "Zanzibar-Quillfeather-4417";
 
-/// A referral carrying `PHRASE` in its subject, its text and a text attachment.
+/// A referral carrying `PHRASE` in its subject, its text and a text attachment (where it is also
+/// the child's name, so the particulars read from it hold it too).
 fn planted_referral(id: &str) -> Vec<u8> {
     format!(
         "From: Dr Test Referrer <{REFERRER}>\r\n\
@@ -35,6 +36,7 @@ fn planted_referral(id: &str) -> Vec<u8> {
          Content-Disposition: attachment; filename=\"notes.txt\"\r\n\
          \r\n\
          Chronology notes: {PHRASE} seen at home.\r\n\
+         Child's name: {PHRASE}\r\n\
          --b1--\r\n"
     )
     .into_bytes()
@@ -146,6 +148,16 @@ async fn a_phrase_planted_in_a_referral_and_its_letters_is_gone_from_the_file_af
         !found_in(&db).is_empty(),
         "the phrase is in the database before erasure"
     );
+    let case_id = store.case_by_ref(&reference).await.unwrap().unwrap().id;
+    assert!(
+        store
+            .particulars(case_id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.value == PHRASE),
+        "the child's name was read from the referral"
+    );
 
     // A year and a day after closure the daemon's first pass of the day applies retention.
     r.at("2027-02-03 10:00").await;
@@ -169,6 +181,8 @@ async fn a_phrase_planted_in_a_referral_and_its_letters_is_gone_from_the_file_af
         report.contains("letter") && report.contains("closed_case_letter"),
         "{report}"
     );
+    assert!(report.contains("particulars"), "{report}");
+    assert!(store.particulars(case_id).await.unwrap().is_empty());
     assert!(!report.contains(PHRASE));
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 

@@ -250,6 +250,11 @@ impl Review {
         self.now
     }
 
+    /// The configuration file, for running the real `caseclerk` binary on the same database.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("caseclerk.toml")
+    }
+
     /// One pass of the engine at `t` (everything after fetching: classify, plan, queue, send).
     async fn pass(&mut self, t: DateTime<Utc>) {
         assert!(
@@ -313,6 +318,15 @@ impl Review {
     pub async fn receive(&mut self, raw: &[u8], when: &str) -> &TickReport {
         let t = london(when);
         self.run_until(t).await;
+        self.stored(raw, when).await;
+        self.pass(t).await;
+        &self.last
+    }
+
+    /// `raw` reached the shared mailbox at `when` (London) but the engine has not run: stored as
+    /// the mailbox would store it, with the next UID, and no pass.
+    pub async fn stored(&mut self, raw: &[u8], when: &str) {
+        let t = london(when);
         self.uid += 1;
         let folder = self.engine.cfg.imap.folder.clone();
         self.engine
@@ -326,8 +340,22 @@ impl Review {
             )
             .await
             .unwrap();
-        self.pass(t).await;
-        &self.last
+    }
+
+    /// caseclerk's first look at the mailbox, at `when` (London), with `--process-existing`:
+    /// recorded over the mail stored so far, then a pass.
+    pub async fn first_run_at(&mut self, when: &str) -> &TickReport {
+        use caseclerk::shell::firstrun::{self, FirstRunRecord};
+        let record = FirstRunRecord {
+            started: london(when),
+            uidvalidity: 1,
+            until_uid: self.uid,
+            since: None,
+            processed: true,
+            left: 0,
+        };
+        firstrun::record(&self.engine.store, &record).await.unwrap();
+        self.at(when).await
     }
 
     /// The standard referral (`support::referral`) arrives at `when`; the reference it opened.
@@ -446,6 +474,29 @@ impl Review {
             .unwrap()
             .unwrap_or_else(|| panic!("no case {reference}"));
         self.engine.state(&row).await.unwrap()
+    }
+
+    /// The daily digest's text as `caseclerk digest` prints it now (the last 24 hours).
+    pub async fn digest_text(&self) -> String {
+        use caseclerk::shell::{snapshot, templates};
+        let (cfg, store, now) = (&self.engine.cfg, &self.engine.store, self.now);
+        let snap = snapshot::gather(cfg, store, now, now - chrono::Duration::days(1))
+            .await
+            .unwrap();
+        let templates = templates::load(&cfg.templates_dir).unwrap();
+        let d = caseclerk::core::digest::build(&snap, &cfg.calendar).unwrap();
+        caseclerk::core::digest::render(&d, &templates)
+            .unwrap()
+            .text
+    }
+
+    /// The tracker's case rows as `caseclerk export` writes them now.
+    pub async fn tracker(&self) -> caseclerk::core::export::Tracker {
+        let (cfg, store, now) = (&self.engine.cfg, &self.engine.store, self.now);
+        let snap = caseclerk::shell::snapshot::gather(cfg, store, now, now)
+            .await
+            .unwrap();
+        caseclerk::core::export::rows(&snap, &cfg.process, None)
     }
 
     /// `caseclerk case <reference>` now.

@@ -9,20 +9,6 @@ const LA: &str = "la.rep@bury.test";
 const POLICE: &str = "police.rep@police.test";
 const ICB: &str = "icb.rep@icb.test";
 
-/// The daily digest's text as `caseclerk digest` prints it now.
-async fn digest_text(review: &Review) -> String {
-    use caseclerk::shell::{snapshot, templates};
-    let (cfg, store, now) = (&review.engine.cfg, &review.engine.store, review.now());
-    let snap = snapshot::gather(cfg, store, now, now - chrono::Duration::days(1))
-        .await
-        .unwrap();
-    let templates = templates::load(&cfg.templates_dir).unwrap();
-    let d = caseclerk::core::digest::build(&snap, &cfg.calendar).unwrap();
-    caseclerk::core::digest::render(&d, &templates)
-        .unwrap()
-        .text
-}
-
 #[tokio::test]
 async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_it_works() {
     let mut r = Review::of("bury").await;
@@ -36,7 +22,7 @@ async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_i
     assert!(r.mail.sent().is_empty());
     let report = r.report(&case).await;
     assert!(!report.to_lowercase().contains("undelivered"), "{report}");
-    let digest = digest_text(&r).await;
+    let digest = r.digest_text().await;
     assert!(digest.contains("LETTERS CANNOT BE SENT"), "{digest}");
     assert!(digest.contains("refused caseclerk's login"), "{digest}");
 
@@ -56,7 +42,7 @@ async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_i
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), all, "no letter went twice");
-    let digest = digest_text(&r).await;
+    let digest = r.digest_text().await;
     assert!(!digest.contains("refused caseclerk's login"), "{digest}");
     let report = r.report(&case).await;
     assert!(!report.to_lowercase().contains("undelivered"), "{report}");

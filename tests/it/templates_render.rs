@@ -10,6 +10,7 @@ use caseclerk::core::calendar::{Calendar, london_date};
 use caseclerk::core::case::{AgencyState, CaseState};
 use caseclerk::core::directory::{Agency, Contact, Directory};
 use caseclerk::core::letters::{self, Letterhead, Paperwork, Signature, Templates};
+use caseclerk::core::particulars;
 use caseclerk::core::process::{Anchor, Pathway, Process, Step, StepKind};
 use caseclerk::core::timeline::{DueLetter, MeetingChange, Recipient, Resolved};
 use caseclerk::shell::config;
@@ -240,8 +241,9 @@ fn render(
         calendar: &cal,
         directory: &dir,
         paperwork: &paperwork,
+        secure_smtp: full,
     };
-    let data = letters::data(&head, &case_for(p, step, full), due);
+    let data = letters::data(&head, &case_for(p, step, full), due, &particulars(full));
     let mode = if full { "full" } else { "sparse" };
     match t.render(&due.template, &data) {
         Ok(r) if r.subject.trim().is_empty() || r.text.trim().is_empty() => {
@@ -253,6 +255,28 @@ fn render(
         Ok(_) => None,
         Err(e) => Some(format!("{} ({mode} data): {e}", due.step)),
     }
+}
+
+/// Full data: every particular read and confirmed (the agency letters name the child, the
+/// screening request proposes agencies); sparse: none.
+fn particulars(full: bool) -> Vec<particulars::Particular> {
+    if !full {
+        return Vec::new();
+    }
+    let text = "Child's name: Jayden Lee Testchild\nDate of birth: 03/02/2026\n\
+                Date of incident: 14/11/2026\nAgencies involved: police, health visiting\n";
+    let mut ps = particulars::extract(
+        &[particulars::Source {
+            name: "message body".into(),
+            form: false,
+            text,
+        }],
+        &[],
+    );
+    for p in &mut ps {
+        p.state = particulars::State::Confirmed;
+    }
+    ps
 }
 
 fn check_templates(id: &str) {

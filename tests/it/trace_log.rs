@@ -36,8 +36,18 @@ fn traced_tick(h: &Harness, now: &str) -> Output {
 
 #[tokio::test]
 async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
-    use base64::Engine as _;
     let h = Harness::start("bury").await;
+    let mut outputs = the_screening_by_reply_names_jane_doe_and_the_agencies(&h).await;
+    the_agency_round_with_a_return_and_a_chaser(&h, &mut outputs).await;
+    the_sign_off_and_the_national_panel_by_reply(&h, &mut outputs).await;
+    let logs = every_traced_tick_succeeded(&outputs);
+    the_review_ran_to_the_panel_s_answer(&h, &logs);
+    the_log_carries_no_secret_address_name_subject_or_body(&logs);
+}
+
+/// A referral about Jane Doe, and the panel's votes (the first naming the agencies): the traced
+/// ticks so far.
+async fn the_screening_by_reply_names_jane_doe_and_the_agencies(h: &Harness) -> Vec<Output> {
     let raw = String::from_utf8(referral(
         "trace-round@hospital.test",
         "Referral about Jane Doe, aged 3",
@@ -47,8 +57,8 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
         "Please consider this referral",
         "Jane Doe was seriously harmed at home; please consider this referral",
     );
-    arrive(&h, raw.as_bytes(), "2026-08-20T10:00:00+01:00").await;
-    let mut outputs = vec![traced_tick(&h, "2026-08-20T09:01:00Z")];
+    arrive(h, raw.as_bytes(), "2026-08-20T10:00:00+01:00").await;
+    let mut outputs = vec![traced_tick(h, "2026-08-20T09:01:00Z")];
     for (i, member) in PANEL.iter().enumerate() {
         let request = h.request_with_code(member).await;
         let body = if i == 0 {
@@ -63,11 +73,15 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
             body,
             None,
         );
-        arrive(&h, &vote, &format!("2026-08-20T10:{}0:00+01:00", 3 + i)).await;
+        arrive(h, &vote, &format!("2026-08-20T10:{}0:00+01:00", 3 + i)).await;
     }
-    outputs.push(traced_tick(&h, "2026-08-20T12:00:00Z"));
-    // The agency round: the requests go out (Bury: by Mon 24 Aug), the police return its form.
-    outputs.push(traced_tick(&h, "2026-08-24T09:00:00Z"));
+    outputs.push(traced_tick(h, "2026-08-20T12:00:00Z"));
+    outputs
+}
+
+/// The agency round: the requests go out (Bury: by Mon 24 Aug), the police return its form.
+async fn the_agency_round_with_a_return_and_a_chaser(h: &Harness, outputs: &mut Vec<Output>) {
+    outputs.push(traced_tick(h, "2026-08-24T09:00:00Z"));
     let request = h.wait_inbox(PPU, 1).await.remove(0);
     assert!(
         request
@@ -92,18 +106,23 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
             "UEsDBBQAAAAIAHJldHVybiBjb250ZW50",
         )),
     );
-    arrive(&h, &ret, "2026-08-25T11:00:00+01:00").await;
-    outputs.push(traced_tick(&h, "2026-08-25T10:05:00Z"));
+    arrive(h, &ret, "2026-08-25T11:00:00+01:00").await;
+    outputs.push(traced_tick(h, "2026-08-25T10:05:00Z"));
     assert_eq!(h.wait_inbox(PPU, 2).await.len(), 2, "the return's receipt");
     // Day 7 (Tue 1 Sep, after the bank holiday): health visiting is chased, copied to its lead;
     // then the escalation and the collation (Fri 4 Sep), the sign-off request (Wed 9 Sep).
-    outputs.push(traced_tick(&h, "2026-09-01T09:05:00Z"));
+    outputs.push(traced_tick(h, "2026-09-01T09:05:00Z"));
     assert!(
         h.wait_inbox(NAMED_NURSE, 1).await.len() == 1,
         "the chaser's copy"
     );
-    outputs.push(traced_tick(&h, "2026-09-04T11:05:00Z"));
-    outputs.push(traced_tick(&h, "2026-09-09T08:05:00Z"));
+    outputs.push(traced_tick(h, "2026-09-04T11:05:00Z"));
+    outputs.push(traced_tick(h, "2026-09-09T08:05:00Z"));
+}
+
+/// The partners sign off by reply; day 15, Fri 11 Sep: the National Panel's letter; a fortnight
+/// later, its answer.
+async fn the_sign_off_and_the_national_panel_by_reply(h: &Harness, outputs: &mut Vec<Output>) {
     for (i, partner) in PARTNERS.iter().enumerate() {
         let request = h.request_with_code(partner).await;
         let vote = reply(
@@ -113,11 +132,10 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
             "LCSPR\nJane Doe's case holds clear learning for the partnership.",
             None,
         );
-        arrive(&h, &vote, &format!("2026-09-10T11:{}0:00+01:00", 1 + i)).await;
+        arrive(h, &vote, &format!("2026-09-10T11:{}0:00+01:00", 1 + i)).await;
     }
-    outputs.push(traced_tick(&h, "2026-09-10T10:05:00Z"));
-    // Day 15, Fri 11 Sep: the National Panel's letter; a fortnight later, its answer.
-    outputs.push(traced_tick(&h, "2026-09-11T14:05:00Z"));
+    outputs.push(traced_tick(h, "2026-09-10T10:05:00Z"));
+    outputs.push(traced_tick(h, "2026-09-11T14:05:00Z"));
     let to_panel = h.wait_inbox(PANEL_ADDRESS, 1).await.remove(0);
     let answer = reply(
         PANEL_ADDRESS,
@@ -126,11 +144,14 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
         "The Panel agrees with the partnership's decision about Jane Doe.",
         None,
     );
-    arrive(&h, &answer, "2026-09-25T09:00:00+01:00").await;
-    outputs.push(traced_tick(&h, "2026-09-25T08:05:00Z"));
+    arrive(h, &answer, "2026-09-25T09:00:00+01:00").await;
+    outputs.push(traced_tick(h, "2026-09-25T08:05:00Z"));
+}
 
+/// Every traced tick's stderr, each tick having succeeded.
+fn every_traced_tick_succeeded(outputs: &[Output]) -> String {
     let mut logs = String::new();
-    for out in &outputs {
+    for out in outputs {
         assert!(
             out.status.success(),
             "{}",
@@ -138,6 +159,12 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
         );
         logs.push_str(&String::from_utf8_lossy(&out.stderr));
     }
+    logs
+}
+
+/// The review really happened (so the log had something to leak), and the log is at DEBUG and
+/// below.
+fn the_review_ran_to_the_panel_s_answer(h: &Harness, logs: &str) {
     let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-09-25T12:00:00Z"]);
     assert!(report.contains("decision screening: meets"), "{report}");
     assert!(
@@ -168,7 +195,12 @@ async fn with_rust_log_at_trace_a_whole_review_logs_no_secret_or_content() {
         logs.contains("letter decided") && logs.contains("DEBUG"),
         "{logs}"
     );
+}
 
+/// No password (plain or as SMTP AUTH encodes it), protocol line, header, name, address, subject,
+/// body text or attachment in the log.
+fn the_log_carries_no_secret_address_name_subject_or_body(logs: &str) {
+    use base64::Engine as _;
     let engine = base64::engine::general_purpose::STANDARD;
     let mut secrets = vec![
         PASSWORD.to_string(),

@@ -358,10 +358,22 @@ mod tests {
             &period_words("tracker-report/2026-09", Every::Month { working_day: 1 }),
             "BSP-tracker-2026-09.xlsx",
             &snap,
+            &world.process,
         );
         let r = templates.render("tracker-report", &data).unwrap();
         assert_eq!(r.subject, "BSP rapid review tracker: September 2026");
         assert!(r.text.contains("5 in all (4 open, 1 closed)"), "{}", r.text);
+        assert!(
+            r.text.contains(
+                "Where the open cases stand:\n\n- Awaiting the screening decision: 1\n- Rapid review in progress: 3\n"
+            ),
+            "the open cases by stage, in words: {}",
+            r.text
+        );
+        assert!(
+            r.html
+                .contains("<li>Awaiting the screening decision: 1</li>")
+        );
         assert!(r.text.contains("BSP-tracker-2026-09.xlsx"));
         assert!(
             r.html

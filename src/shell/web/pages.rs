@@ -646,7 +646,11 @@ pub(super) async fn tracker_file(
             crate::core::export::csv(&t).into_bytes(),
             "text/csv; charset=utf-8",
         ),
-        "tracker.xlsx" => match crate::core::export::xlsx(&t, &app.cfg.partnership_name, now) {
+        "tracker.xlsx" => match crate::core::export::xlsx(
+            &t,
+            &crate::shell::periodic::tracker_heading(&app.cfg, now),
+            now,
+        ) {
             Ok(b) => (
                 b,
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
