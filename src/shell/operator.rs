@@ -409,6 +409,18 @@ pub async fn set_status(
     Ok(())
 }
 
+/// The stored message `message` is waiting in triage for a person.
+async fn waiting_in_triage(store: &Store, message: i64) -> Result<(), OperatorError> {
+    let (state, _) = store
+        .message_state(message)
+        .await?
+        .ok_or(OperatorError::NoMessage(message))?;
+    if state != "triage" {
+        return Err(OperatorError::NotTriaged { id: message, state });
+    }
+    Ok(())
+}
+
 /// How a triaged message is attached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttachAs {
@@ -431,13 +443,7 @@ pub async fn attach(
     now: DateTime<Utc>,
 ) -> Result<(), OperatorError> {
     let case = case_to_change(store, reference, reason).await?;
-    let (state, _) = store
-        .message_state(message)
-        .await?
-        .ok_or(OperatorError::NoMessage(message))?;
-    if state != "triage" {
-        return Err(OperatorError::NotTriaged { id: message, state });
-    }
+    waiting_in_triage(store, message).await?;
     if store
         .message_raw(message)
         .await?
@@ -502,13 +508,7 @@ pub async fn not_case_business(
     if reason.trim().is_empty() {
         return Err(OperatorError::NoReason);
     }
-    let (state, _) = store
-        .message_state(message)
-        .await?
-        .ok_or(OperatorError::NoMessage(message))?;
-    if state != "triage" {
-        return Err(OperatorError::NotTriaged { id: message, state });
-    }
+    waiting_in_triage(store, message).await?;
     let mut tx = store.begin().await?;
     Store::file_message(
         &mut tx,
