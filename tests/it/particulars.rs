@@ -145,7 +145,7 @@ const PANEL: &[&str] = &[
 ];
 
 /// A referral with Bury's form attached (as Word), the body saying a little more.
-fn referral_with_form(id: &str) -> Vec<u8> {
+pub(crate) fn referral_with_form(id: &str) -> Vec<u8> {
     use base64::Engine as _;
     let form = std::fs::read(root().join("tests/fixtures/referrals/bury-referral-form.docx"))
         .expect("fixture");

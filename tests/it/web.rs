@@ -754,6 +754,36 @@ async fn a_message_that_is_not_case_business_leaves_the_triage_list_with_who_and
     );
 }
 
+/// The case page says what the referral's form gives of the child, where each was read, and
+/// that a person has still to check it; a referral without a form says nothing was read.
+#[tokio::test]
+async fn the_case_page_shows_the_childs_particulars_from_the_form_and_that_they_are_unchecked() {
+    let mut w = Workspace::start().await;
+    let form = crate::particulars::referral_with_form("form.web@hospital.test");
+    w.review.receive(&form, "2026-08-20 12:02").await;
+    let reference = w
+        .review
+        .last
+        .opened
+        .first()
+        .cloned()
+        .expect("a case opened");
+    let mut c = w.signed_in(CLERK).await;
+    let page = c.get(&format!("/cases/{reference}")).await.body;
+    for shown in [
+        "<td>date of birth</td><td>2019-05-17</td>",
+        "attachment 1 (bury-referral-form.docx)",
+        "<strong>not yet checked</strong>",
+    ] {
+        assert!(page.contains(shown), "`{shown}` in:\n{page}");
+    }
+    let without = c.get(&format!("/cases/{}", w.case)).await.body;
+    assert!(
+        without.contains("Nothing was read from the referral"),
+        "{without}"
+    );
+}
+
 #[tokio::test]
 async fn no_link_or_form_carries_an_address() {
     let w = Workspace::start().await;

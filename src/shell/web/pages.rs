@@ -154,8 +154,14 @@ async fn one_case(
         .into_iter()
         .filter(|l| l.case_id == Some(row.id))
         .collect();
+    let read = app
+        .store
+        .particulars(row.id)
+        .await
+        .map_err(|e| failure(&e))?;
     let ctx = snapshot::context(&app.cfg);
-    Ok(Some((case_view(&ctx, row, state, &letters, now), recorded)))
+    let view = case_view(&ctx, row, state, &letters, now).with_particulars(read);
+    Ok(Some((view, recorded)))
 }
 
 /// `/cases/{reference}`: everything about one case, printable.
@@ -238,6 +244,30 @@ fn particulars(c: &CaseView, line: &workspace::CaseLine) -> Markup {
                 dt { "Today" } dd { @match line.day { Some(n) => { "working day " (n) " of " (workspace::RAPID_REVIEW_DAYS) } None => { "—" } } }
                 @if let Some(m) = c.meeting { dt { "Meeting" } dd { (short_instant(m)) } }
                 @if let Some(h) = &c.state.hold { dt { "Legal hold" } dd { "since " (short_instant(h.since)) } }
+            }
+            (child(c))
+        }
+    }
+}
+
+/// What the referral says of the child, each with where it was read and whether a person has
+/// checked it (`caseclerk particulars` confirms or corrects).
+fn child(c: &CaseView) -> Markup {
+    html! {
+        h3 { "The child, as the referral gives it" }
+        @if c.particulars.is_empty() {
+            p { "Nothing was read from the referral: give the particulars with " code { "caseclerk particulars" } "." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Particular" } th scope="col" { "Value" } th scope="col" { "Read from" } th scope="col" { "Checked?" } } }
+                tbody { @for p in &c.particulars {
+                    tr {
+                        td { (p.field.words()) }
+                        td { (p.value) }
+                        td { (p.source) @if !p.label.is_empty() { " (“" (p.label) "”)" } }
+                        td { @if p.state.checked() { (p.state.as_str()) } @else { strong { "not yet checked" } " (" (p.confidence.as_str()) " confidence)" } }
+                    }
+                } }
             }
         }
     }
