@@ -432,6 +432,7 @@ async fn audit_every_page() {
     b.type_in("#username", CLERK).await;
     b.type_in("#password", PASSWORD).await;
     b.click("form[action='/sign-in'] button").await;
+    b.wait_for_page("/cases").await;
     let case = w.case.clone();
     let letter = {
         b.go(&format!("{base}/cases/{case}")).await;
