@@ -98,6 +98,20 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cases/{reference}/agencies", post(actions::add_agency))
         .route("/cases/{reference}/reschedule", post(actions::reschedule))
         .route("/cases/{reference}/status", post(actions::set_status))
+        .route(
+            "/cases/{reference}/particulars",
+            post(actions::check_particulars),
+        )
+        .route("/cases/{reference}/decide", post(actions::decide))
+        .route(
+            "/cases/{reference}/cancel-meeting",
+            post(actions::cancel_meeting),
+        )
+        .route(
+            "/cases/{reference}/agencies/remove",
+            post(actions::remove_agency),
+        )
+        .route("/cases/{reference}/hold", post(actions::hold))
         .route("/triage", get(pages::triage))
         .route("/triage/{message}/attach", post(actions::attach))
         .route(
