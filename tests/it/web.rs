@@ -885,6 +885,45 @@ async fn the_business_unit_decides_cancels_the_meeting_removes_an_agency_and_hol
     assert_eq!(history.matches("web:clerk").count(), 5, "{history}");
 }
 
+/// Every letter that will go, by day, over the coming 15 working days: the steps a decision
+/// opens appear on their days; a closed case's go from the page.
+#[tokio::test]
+async fn the_next_fifteen_working_days_list_every_letter_by_day_for_a_read_only_account_too() {
+    let w = Workspace::start().await;
+    let (mut clerk, mut viewer) = (w.signed_in(CLERK).await, w.signed_in(VIEWER).await);
+    let page = format!("/cases/{}", w.case);
+    let csrf = clerk.get(&page).await.csrf();
+    let decide = [
+        ("csrf", csrf.as_str()),
+        ("choice", "screening/meets"),
+        ("reason", "met by phone"),
+    ];
+    assert_eq!(
+        clerk.post(&format!("{page}/decide"), &decide).await.status,
+        303
+    );
+    let coming = viewer.get("/coming").await.body;
+    for shown in [
+        "<h2 id=\"day-2026-08-24\">Mon 24 Aug 2026</h2>",
+        "<td>Mon 24 Aug 2026 10:00</td><td>Agency summary and chronology template to each agency</td>",
+        "<td>Wed 9 Sep 2026 09:00</td><td>Ask the three statutory partners",
+    ] {
+        assert!(coming.contains(shown), "`{shown}` in:\n{coming}");
+    }
+    assert!(!coming.contains("class=\"action\""), "{coming}");
+    let close = [
+        ("csrf", csrf.as_str()),
+        ("to", "close"),
+        ("reason", "in error"),
+    ];
+    assert_eq!(
+        clerk.post(&format!("{page}/status"), &close).await.status,
+        303
+    );
+    let after = viewer.get("/coming").await.body;
+    assert!(after.contains("No letter will go in that time."), "{after}");
+}
+
 #[tokio::test]
 async fn no_link_or_form_carries_an_address() {
     let w = Workspace::start().await;

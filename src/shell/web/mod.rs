@@ -130,6 +130,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/held/confirm", post(actions::confirm))
         .route("/undelivered", get(pages::undelivered))
         .route("/undelivered/resend", post(actions::resend))
+        .route("/coming", get(pages::coming))
         .route("/tracker", get(pages::tracker))
         .route("/tracker.csv", get(pages::tracker_file))
         .route("/tracker.xlsx", get(pages::tracker_file))
@@ -321,6 +322,7 @@ pub(crate) fn page(title: &str, who: Option<&Session>, main: Markup) -> Markup {
                                 li { a href="/triage" { "Triage" } }
                                 li { a href="/held" { "Held replies" } }
                                 li { a href="/undelivered" { "Undelivered letters" } }
+                                li { a href="/coming" { "Next 15 working days" } }
                                 li { a href="/tracker" { "Tracker" } }
                             }
                         }

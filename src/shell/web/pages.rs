@@ -743,6 +743,42 @@ pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Respo
 }
 
 /// `/tracker`: the tracker as a table (what `caseclerk export` writes), with its downloads.
+/// `/coming`: every letter that will go on each of today and the next 15 working days if
+/// nothing changes ([`workspace::coming_days`]), for everyone signed in; changes nothing.
+pub(super) async fn coming(State(app): Shared, headers: HeaderMap) -> Response {
+    let (s, snap) = match with_snapshot(&app, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let days = workspace::coming_days(
+        &snap.cases,
+        &app.cfg.calendar,
+        snap.now,
+        workspace::RAPID_REVIEW_DAYS,
+    );
+    page("Next 15 working days", Some(&s), html! {
+        h1 { "The next 15 working days" }
+        p { "Every letter that will go from today through the next " (workspace::RAPID_REVIEW_DAYS) " working days if nothing changes: letters already decided and waiting to go, and the steps each open case's timeline plans (a reply, a vote or a date moved by hand changes them). A letter already due goes on the daemon's next pass and is listed under today." }
+        @if days.is_empty() { p { "No letter will go in that time." } }
+        @for (day, going) in &days {
+            section aria-labelledby={ "day-" (day) } {
+                h2 id={ "day-" (day) } { (short_date(*day)) }
+                table {
+                    thead { tr { th scope="col" { "Case" } th scope="col" { "When" } th scope="col" { "Letter" } th scope="col" { "To" } th scope="col" { "State" } } }
+                    tbody { @for g in going {
+                        tr {
+                            th scope="row" { a href={ "/cases/" (g.reference) } { (g.reference) } }
+                            td { (short_instant(g.at)) } td { (g.what) } td { (g.to) }
+                            td { @if g.decided { "decided, waiting to go" } @else { "planned" } }
+                        }
+                    } }
+                }
+            }
+        }
+    })
+    .into_response()
+}
+
 pub(super) async fn tracker(State(app): Shared, headers: HeaderMap) -> Response {
     let (s, snap) = match with_snapshot(&app, &headers).await {
         Ok(v) => v,

@@ -449,5 +449,6 @@ async fn audit_every_page() {
     visit("held", "/held").await;
     visit("undelivered", "/undelivered").await;
     visit("tracker", "/tracker").await;
+    visit("coming", "/coming").await;
     assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
 }
