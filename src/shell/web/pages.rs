@@ -256,7 +256,7 @@ fn child(c: &CaseView) -> Markup {
     html! {
         h3 { "The child, as the referral gives it" }
         @if c.particulars.is_empty() {
-            p { "Nothing was read from the referral: give the particulars with " code { "caseclerk particulars" } "." }
+            p { "Nothing was read from the referral: the business unit gives the particulars under " em { "Confirm or correct the child's particulars" } " below (or with " code { "caseclerk particulars" } ")." }
         } @else {
             table {
                 thead { tr { th scope="col" { "Particular" } th scope="col" { "Value" } th scope="col" { "Read from" } th scope="col" { "Checked?" } } }
