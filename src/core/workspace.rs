@@ -11,6 +11,7 @@
 use crate::core::calendar::{self, Calendar};
 use crate::core::directory::Directory;
 use crate::core::process::Process;
+use crate::core::records::OutboxState;
 use crate::core::views::CaseView;
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -222,6 +223,59 @@ pub fn timeline(c: &CaseView) -> Vec<TimelineLine> {
         })
     }));
     out.sort_by_key(|l| l.at);
+    out
+}
+
+/// One letter that will go on a day of the coming working days.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Going {
+    pub reference: String,
+    pub at: DateTime<Utc>,
+    pub what: String,
+    /// Its recipients in words (roles or directory labels).
+    pub to: String,
+    /// Already decided and waiting in the outbox (else planned by the timeline).
+    pub decided: bool,
+}
+
+/// Every letter that will go from today through the next `days` working days if nothing changes,
+/// by London date: letters decided and waiting in the outbox, and the timeline's planned steps on
+/// open cases. A planned step's date moves when a person moves it or a reply arrives; a letter
+/// overdue (due before today) is listed on today.
+pub fn coming_days(
+    cases: &[CaseView],
+    cal: &Calendar,
+    now: DateTime<Utc>,
+    days: i32,
+) -> Vec<(NaiveDate, Vec<Going>)> {
+    let today = calendar::london_date(now);
+    let last = cal.add_working_days(today, days).map_or(today, |r| r.date);
+    let mut by_day: std::collections::BTreeMap<NaiveDate, Vec<Going>> = Default::default();
+    let mut put = |c: &CaseView, at: DateTime<Utc>, what: &str, to: &str, decided: bool| {
+        let day = calendar::london_date(at).max(today);
+        if day <= last {
+            by_day.entry(day).or_default().push(Going {
+                reference: c.reference().to_string(),
+                at,
+                what: what.to_string(),
+                to: to.to_string(),
+                decided,
+            });
+        }
+    };
+    for c in cases.iter().filter(|c| c.is_open()) {
+        let waiting = c.letters.iter().filter(|l| l.state == OutboxState::Pending);
+        for l in waiting {
+            put(c, l.due_at, &l.step_name, &l.to, true);
+        }
+        for u in &c.upcoming {
+            put(c, u.due.at, &u.name, &u.to, false);
+        }
+    }
+    let mut out: Vec<_> = by_day.into_iter().collect();
+    for (_, going) in &mut out {
+        going.sort_by(|a, b| (a.at, &a.reference).cmp(&(b.at, &b.reference)));
+    }
     out
 }
 

@@ -109,6 +109,14 @@ impl Workspace {
         c
     }
 
+    /// A second case, opened by a referral whose form gives the child's particulars.
+    pub async fn referral_with_form(&mut self, from: &str) -> String {
+        let form = crate::particulars::referral_with_form(from);
+        self.review.receive(&form, "2026-08-20 12:02").await;
+        let opened = self.review.last.opened.first().cloned();
+        opened.expect("a case opened")
+    }
+
     /// The events recorded on the case, as `caseclerk case` lists them.
     pub async fn history(&self) -> String {
         self.review.report(&self.case).await
@@ -759,15 +767,7 @@ async fn a_message_that_is_not_case_business_leaves_the_triage_list_with_who_and
 #[tokio::test]
 async fn the_case_page_shows_the_childs_particulars_from_the_form_and_that_they_are_unchecked() {
     let mut w = Workspace::start().await;
-    let form = crate::particulars::referral_with_form("form.web@hospital.test");
-    w.review.receive(&form, "2026-08-20 12:02").await;
-    let reference = w
-        .review
-        .last
-        .opened
-        .first()
-        .cloned()
-        .expect("a case opened");
+    let reference = w.referral_with_form("form.web@hospital.test").await;
     let mut c = w.signed_in(CLERK).await;
     let page = c.get(&format!("/cases/{reference}")).await.body;
     for shown in [
@@ -782,6 +782,146 @@ async fn the_case_page_shows_the_childs_particulars_from_the_form_and_that_they_
         without.contains("Nothing was read from the referral"),
         "{without}"
     );
+}
+
+/// The digest asks the business unit every day to check the child's particulars: the case page
+/// confirms what is right and corrects what is wrong, through `caseclerk particulars`, with the
+/// person and the reason in the history and no value there or in the answer's address.
+#[tokio::test]
+async fn the_business_unit_confirms_and_corrects_the_childs_particulars_from_the_case_page() {
+    let mut w = Workspace::start().await;
+    let reference = w.referral_with_form("check.web@hospital.test").await;
+    let mut c = w.signed_in(CLERK).await;
+    let page = format!("/cases/{reference}");
+    let csrf = c.get(&page).await.csrf();
+    let check = async |c: &mut Client, fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str()), ("reason", "read against the form")];
+        all.extend_from_slice(fields);
+        c.post(&format!("{page}/particulars"), &all).await
+    };
+    let bad = check(&mut c, &[("set_incident_date", "last Tuesday")]).await;
+    assert!(
+        bad.body.contains("is not a date like 2019-03-12"),
+        "{}",
+        bad.body
+    );
+    let nothing = check(&mut c, &[("set_initials", "  ")]).await;
+    assert!(
+        nothing.body.contains("say which particulars"),
+        "{}",
+        nothing.body
+    );
+    let done = check(
+        &mut c,
+        &[
+            ("confirm_date_of_birth", "yes"),
+            ("set_incident_date", "2026-08-01"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some(page.as_str()));
+    let shown = c.get(&page).await.body;
+    for seen in [
+        "<td>date of birth</td><td>2019-05-17</td>",
+        "<td>incident date</td><td>2026-08-01</td>",
+        "<td>confirmed</td>",
+        "<td>corrected</td>",
+    ] {
+        assert!(shown.contains(seen), "`{seen}` in:\n{shown}");
+    }
+    let history = w.review.report(&reference).await;
+    assert_eq!(history.matches("web:clerk").count(), 2, "{history}");
+    assert!(
+        !history.contains("2026-08-01") && !history.contains("2019-05-17"),
+        "{history}"
+    );
+}
+
+/// A decision taken in a meeting, cancelling the meeting, removing an agency and legal hold are
+/// each the operator command, done once and refused the second time in the command's words.
+#[tokio::test]
+async fn the_business_unit_decides_cancels_the_meeting_removes_an_agency_and_holds_a_case() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let page = format!("/cases/{}", w.case);
+    let csrf = c.get(&page).await.csrf();
+    let twice = [
+        (
+            "decide",
+            ("choice", "screening/meets"),
+            "was already taken (meets)",
+        ),
+        ("cancel-meeting", ("x", ""), "is already cancelled"),
+        (
+            "agencies/remove",
+            ("agency", "police"),
+            "agency police is not on case",
+        ),
+        ("hold", ("to", "place"), "is already under legal hold"),
+    ];
+    for (what, field, refused) in twice {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("reason", "agreed at the meeting"),
+            field,
+        ];
+        let first = c.post(&format!("{page}/{what}"), &fields).await;
+        assert_eq!(first.status, 303, "{what}: {}", first.body);
+        let again = c.post(&format!("{page}/{what}"), &fields).await;
+        assert!(again.body.contains(refused), "{what}: {}", again.body);
+    }
+    let shown = c.get(&page).await.body;
+    assert!(shown.contains("Release the legal hold"), "{shown}");
+    let history = w.history().await;
+    for done in [
+        "meets",
+        "meeting cancelled",
+        "agency police removed",
+        "LEGAL HOLD placed",
+    ] {
+        assert!(history.contains(done), "{done} in:\n{history}");
+    }
+    assert_eq!(history.matches("web:clerk").count(), 5, "{history}");
+}
+
+/// Every letter that will go, by day, over the coming 15 working days: the steps a decision
+/// opens appear on their days; a closed case's go from the page.
+#[tokio::test]
+async fn the_next_fifteen_working_days_list_every_letter_by_day_for_a_read_only_account_too() {
+    let w = Workspace::start().await;
+    let (mut clerk, mut viewer) = (w.signed_in(CLERK).await, w.signed_in(VIEWER).await);
+    let page = format!("/cases/{}", w.case);
+    let csrf = clerk.get(&page).await.csrf();
+    let decide = [
+        ("csrf", csrf.as_str()),
+        ("choice", "screening/meets"),
+        ("reason", "met by phone"),
+    ];
+    assert_eq!(
+        clerk.post(&format!("{page}/decide"), &decide).await.status,
+        303
+    );
+    let coming = viewer.get("/coming").await.body;
+    for shown in [
+        "<h2 id=\"day-2026-08-24\">Mon 24 Aug 2026</h2>",
+        "<td>Mon 24 Aug 2026 10:00</td><td>Agency summary and chronology template to each agency</td>",
+        "<td>Wed 9 Sep 2026 09:00</td><td>Ask the three statutory partners",
+    ] {
+        assert!(coming.contains(shown), "`{shown}` in:\n{coming}");
+    }
+    assert!(!coming.contains("class=\"action\""), "{coming}");
+    let close = [
+        ("csrf", csrf.as_str()),
+        ("to", "close"),
+        ("reason", "in error"),
+    ];
+    assert_eq!(
+        clerk.post(&format!("{page}/status"), &close).await.status,
+        303
+    );
+    let after = viewer.get("/coming").await.body;
+    assert!(after.contains("No letter will go in that time."), "{after}");
 }
 
 #[tokio::test]

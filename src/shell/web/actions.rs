@@ -307,3 +307,160 @@ pub(super) async fn not_case_business(
         Err(e) => refusal(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     }
 }
+
+/// `POST /cases/{reference}/particulars`: `caseclerk particulars --confirm … --set …`. The form
+/// names each field (`confirm_date_of_birth=yes`, `set_initials=AB`); an empty box is no change.
+/// The values go to the command only: never into the answer's address or the log.
+pub(super) async fn check_particulars(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let given = |name: &str| {
+        let found = fields.iter().find(|(k, _)| k == name);
+        found.map(|(_, v)| v.as_str()).unwrap_or_default()
+    };
+    let (csrf, reason) = (given("csrf").to_string(), given("reason").to_string());
+    let mut checks = operator::ParticularChecks::default();
+    for (key, value) in &fields {
+        if let Some(f) = key.strip_prefix("confirm_") {
+            checks.confirm.push(f.to_string());
+        } else if let Some(f) = key
+            .strip_prefix("set_")
+            .filter(|_| !value.trim().is_empty())
+        {
+            checks.set.push((f.to_string(), value.trim().to_string()));
+        }
+    }
+    let (app, checks, reference, reason) = (&app, &checks, &reference, &reason);
+    run(
+        app,
+        &headers,
+        &csrf,
+        reference,
+        "check particulars",
+        |actor, now| async move {
+            let checked =
+                operator::check_particulars(&app.store, reference, checks, reason, &actor, now);
+            checked.await.map(|_| ())
+        },
+    )
+    .await
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct DecideForm {
+    csrf: String,
+    /// `decision/outcome`.
+    choice: String,
+    #[serde(default)]
+    replace: String,
+    reason: String,
+}
+
+/// `POST /cases/{reference}/decide`: `caseclerk decide` (with `--replace` when ticked).
+pub(super) async fn decide(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<DecideForm>,
+) -> Response {
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "decide",
+        |actor, now| async move {
+            let (decision, outcome) = f.choice.split_once('/').unwrap_or((&f.choice, ""));
+            let replace = f.replace == "yes";
+            let (cfg, store, reason) = (&app.cfg, &app.store, &f.reason);
+            operator::decide(
+                cfg, store, reference, decision, outcome, reason, replace, &actor, now,
+            )
+            .await
+        },
+    )
+    .await
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ReasonForm {
+    csrf: String,
+    reason: String,
+}
+
+/// `POST /cases/{reference}/cancel-meeting`: `caseclerk cancel-meeting`.
+pub(super) async fn cancel_meeting(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<ReasonForm>,
+) -> Response {
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "cancel meeting",
+        |actor, now| async move {
+            let (cfg, store) = (&app.cfg, &app.store);
+            operator::cancel_meeting(cfg, store, reference, &f.reason, &actor, now).await
+        },
+    )
+    .await
+}
+
+/// `POST /cases/{reference}/agencies/remove`: `caseclerk agencies remove`.
+pub(super) async fn remove_agency(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<AgencyForm>,
+) -> Response {
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "remove agency",
+        |actor, now| async move {
+            let (cfg, store, agency) = (&app.cfg, &app.store, &f.agency);
+            let removed =
+                operator::remove_agency(cfg, store, reference, agency, &f.reason, &actor, now);
+            removed.await.map(|_| ())
+        },
+    )
+    .await
+}
+
+/// `POST /cases/{reference}/hold`: `caseclerk hold` (`to=place`) or `caseclerk release`.
+pub(super) async fn hold(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    use crate::shell::retention::{HoldError, set_hold};
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "legal hold",
+        |actor, now| async move {
+            let place = f.to == "place";
+            let held = set_hold(&app.store, reference, place, &f.reason, &actor, now).await;
+            held.map_err(|e| match e {
+                HoldError::Store(e) => OperatorError::Store(e),
+                e => OperatorError::Case(e.to_string()),
+            })
+        },
+    )
+    .await
+}

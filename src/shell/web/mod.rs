@@ -98,6 +98,20 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cases/{reference}/agencies", post(actions::add_agency))
         .route("/cases/{reference}/reschedule", post(actions::reschedule))
         .route("/cases/{reference}/status", post(actions::set_status))
+        .route(
+            "/cases/{reference}/particulars",
+            post(actions::check_particulars),
+        )
+        .route("/cases/{reference}/decide", post(actions::decide))
+        .route(
+            "/cases/{reference}/cancel-meeting",
+            post(actions::cancel_meeting),
+        )
+        .route(
+            "/cases/{reference}/agencies/remove",
+            post(actions::remove_agency),
+        )
+        .route("/cases/{reference}/hold", post(actions::hold))
         .route("/triage", get(pages::triage))
         .route("/triage/{message}/attach", post(actions::attach))
         .route(
@@ -116,6 +130,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/held/confirm", post(actions::confirm))
         .route("/undelivered", get(pages::undelivered))
         .route("/undelivered/resend", post(actions::resend))
+        .route("/coming", get(pages::coming))
         .route("/tracker", get(pages::tracker))
         .route("/tracker.csv", get(pages::tracker_file))
         .route("/tracker.xlsx", get(pages::tracker_file))
@@ -307,6 +322,7 @@ pub(crate) fn page(title: &str, who: Option<&Session>, main: Markup) -> Markup {
                                 li { a href="/triage" { "Triage" } }
                                 li { a href="/held" { "Held replies" } }
                                 li { a href="/undelivered" { "Undelivered letters" } }
+                                li { a href="/coming" { "Next 15 working days" } }
                                 li { a href="/tracker" { "Tracker" } }
                             }
                         }

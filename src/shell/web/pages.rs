@@ -256,7 +256,7 @@ fn child(c: &CaseView) -> Markup {
     html! {
         h3 { "The child, as the referral gives it" }
         @if c.particulars.is_empty() {
-            p { "Nothing was read from the referral: give the particulars with " code { "caseclerk particulars" } "." }
+            p { "Nothing was read from the referral: the business unit gives the particulars under " em { "Confirm or correct the child's particulars" } " below (or with " code { "caseclerk particulars" } ")." }
         } @else {
             table {
                 thead { tr { th scope="col" { "Particular" } th scope="col" { "Value" } th scope="col" { "Read from" } th scope="col" { "Checked?" } } }
@@ -360,7 +360,8 @@ fn letters(c: &CaseView) -> Markup {
     }
 }
 
-/// The business unit's changes to a case: add an agency, move a date, close or reopen.
+/// The business unit's changes to a case: check the child's particulars, record a decision,
+/// add or remove an agency, move a date, cancel the meeting, legal hold, close or reopen.
 fn changes(app: &App, s: &Session, c: &CaseView) -> Markup {
     let r = c.reference();
     let on: Vec<&str> = c.agencies.iter().map(|a| a.id.as_str()).collect();
@@ -397,6 +398,8 @@ fn changes(app: &App, s: &Session, c: &CaseView) -> Markup {
                     }
                 }
             }
+            @if c.is_open() { (check_child(s, c)) (decide(app, s, c)) (meeting_and_agency(app, s, c)) }
+            (hold(s, c))
             form.action method="post" action={ "/cases/" (r) "/status" } {
                 fieldset {
                     @let (to, words) = if c.is_open() { ("close", "Close the case") } else { ("reopen", "Reopen the case") };
@@ -405,6 +408,115 @@ fn changes(app: &App, s: &Session, c: &CaseView) -> Markup {
                     (reason_and_token(s, "reason-status"))
                     button type="submit" { (words) }
                 }
+            }
+        }
+    }
+}
+
+/// Confirm or correct what the referral gives of the child (`caseclerk particulars`): tick what
+/// is right as read, write the right value where it is wrong or missing. No value is put in the
+/// form: the table above shows them, and an empty box changes nothing.
+fn check_child(s: &Session, c: &CaseView) -> Markup {
+    use crate::core::particulars::Field;
+    let r = c.reference();
+    html! {
+        form.action method="post" action={ "/cases/" (r) "/particulars" } {
+            fieldset {
+                legend { "Confirm or correct the child's particulars" }
+                p { "Tick each particular the referral has right; write the right value where it is wrong or missing (dates like 2019-03-12). Boxes left empty change nothing." }
+                @for f in Field::ALL {
+                    @let id = f.as_str();
+                    @let read = c.particulars.iter().any(|p| p.field == f);
+                    fieldset {
+                        legend { (f.words()) }
+                        @if read {
+                            p { input type="checkbox" id={ "confirm-" (id) } name={ "confirm_" (id) } value="yes";
+                                label for={ "confirm-" (id) } { "Right as read" } }
+                        }
+                        p { label for={ "set-" (id) } { @if read { "Correct it to" } @else { "Give it (nothing was read)" } }
+                            input type="text" id={ "set-" (id) } name={ "set_" (id) } autocomplete="off"; }
+                    }
+                }
+                (reason_and_token(s, "reason-particulars"))
+                button type="submit" { "Record the check" }
+            }
+        }
+    }
+}
+
+/// Record a decision taken outside the mailbox (`caseclerk decide`): one choice per decision
+/// and outcome, so the form works without JavaScript.
+fn decide(app: &App, s: &Session, c: &CaseView) -> Markup {
+    let r = c.reference();
+    html! {
+        form.action method="post" action={ "/cases/" (r) "/decide" } {
+            fieldset {
+                legend { "Record a decision taken in a meeting or by phone" }
+                p { label for="decide-choice" { "Decision and outcome" }
+                    select #decide-choice name="choice" required {
+                        @for d in &app.cfg.process.decisions {
+                            optgroup label=(d.name) {
+                                @for o in &d.outcomes { option value={ (d.id) "/" (o) } { (d.name) ": " (o.replace('_', " ")) } }
+                            }
+                        }
+                    } }
+                p { input #decide-replace type="checkbox" name="replace" value="yes";
+                    label for="decide-replace" { "Replace the outcome already recorded for it" } }
+                (reason_and_token(s, "reason-decide"))
+                button type="submit" { "Record the decision" }
+            }
+        }
+    }
+}
+
+/// Cancel the meeting (`caseclerk cancel-meeting`) and remove an agency (`caseclerk agencies
+/// remove`).
+fn meeting_and_agency(app: &App, s: &Session, c: &CaseView) -> Markup {
+    let r = c.reference();
+    html! {
+        @if app.cfg.process.meeting.is_some() && c.meeting.is_some() {
+            form.action method="post" action={ "/cases/" (r) "/cancel-meeting" } {
+                fieldset {
+                    legend { "Cancel the meeting" }
+                    p { "Everyone sent the invitation is sent a cancellation on the next pass." }
+                    (reason_and_token(s, "reason-cancel"))
+                    button type="submit" { "Cancel the meeting" }
+                }
+            }
+        }
+        @if !c.agencies.is_empty() {
+            form.action method="post" action={ "/cases/" (r) "/agencies/remove" } {
+                fieldset {
+                    legend { "Remove an agency (no longer asked or chased)" }
+                    p { label for="remove-agency" { "Agency" }
+                        select #remove-agency name="agency" required {
+                            @for a in &c.agencies { option value=(a.id) { (a.name) } }
+                        } }
+                    (reason_and_token(s, "reason-remove"))
+                    button type="submit" { "Remove the agency" }
+                }
+            }
+        }
+    }
+}
+
+/// Place or release a legal hold (`caseclerk hold` / `release`), open or closed.
+fn hold(s: &Session, c: &CaseView) -> Markup {
+    let r = c.reference();
+    let (to, words) = match c.state.hold {
+        Some(_) => ("release", "Release the legal hold"),
+        None => (
+            "place",
+            "Place a legal hold (nothing of the case is erased until released)",
+        ),
+    };
+    html! {
+        form.action method="post" action={ "/cases/" (r) "/hold" } {
+            fieldset {
+                legend { (words) }
+                input type="hidden" name="to" value=(to);
+                (reason_and_token(s, "reason-hold"))
+                button type="submit" { (words) }
             }
         }
     }
@@ -631,6 +743,42 @@ pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Respo
 }
 
 /// `/tracker`: the tracker as a table (what `caseclerk export` writes), with its downloads.
+/// `/coming`: every letter that will go on each of today and the next 15 working days if
+/// nothing changes ([`workspace::coming_days`]), for everyone signed in; changes nothing.
+pub(super) async fn coming(State(app): Shared, headers: HeaderMap) -> Response {
+    let (s, snap) = match with_snapshot(&app, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let days = workspace::coming_days(
+        &snap.cases,
+        &app.cfg.calendar,
+        snap.now,
+        workspace::RAPID_REVIEW_DAYS,
+    );
+    page("Next 15 working days", Some(&s), html! {
+        h1 { "The next 15 working days" }
+        p { "Every letter that will go from today through the next " (workspace::RAPID_REVIEW_DAYS) " working days if nothing changes: letters already decided and waiting to go, and the steps each open case's timeline plans (a reply, a vote or a date moved by hand changes them). A letter already due goes on the daemon's next pass and is listed under today." }
+        @if days.is_empty() { p { "No letter will go in that time." } }
+        @for (day, going) in &days {
+            section aria-labelledby={ "day-" (day) } {
+                h2 id={ "day-" (day) } { (short_date(*day)) }
+                table {
+                    thead { tr { th scope="col" { "Case" } th scope="col" { "When" } th scope="col" { "Letter" } th scope="col" { "To" } th scope="col" { "State" } } }
+                    tbody { @for g in going {
+                        tr {
+                            th scope="row" { a href={ "/cases/" (g.reference) } { (g.reference) } }
+                            td { (short_instant(g.at)) } td { (g.what) } td { (g.to) }
+                            td { @if g.decided { "decided, waiting to go" } @else { "planned" } }
+                        }
+                    } }
+                }
+            }
+        }
+    })
+    .into_response()
+}
+
 pub(super) async fn tracker(State(app): Shared, headers: HeaderMap) -> Response {
     let (s, snap) = match with_snapshot(&app, &headers).await {
         Ok(v) => v,

@@ -410,6 +410,20 @@ fn every_page_passes_axe_cores_wcag_2_2_a_and_aa_checks() {
     on_a_large_stack(audit_every_page);
 }
 
+/// The screening decided (over plain HTTP, finished before the next page is asked for), so the
+/// coming days have letters to show.
+async fn decide_screening(w: &Workspace) {
+    let mut c = w.signed_in(CLERK).await;
+    let page = format!("/cases/{}", w.case);
+    let csrf = c.get(&page).await.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("choice", "screening/meets"),
+        ("reason", "by phone"),
+    ];
+    assert_eq!(c.post(&format!("{page}/decide"), &fields).await.status, 303);
+}
+
 /// Every page, audited; with `CASECLERK_SCREENSHOTS=<folder>` each is also saved as a PNG there
 /// (the README's screenshots).
 async fn audit_every_page() {
@@ -432,6 +446,7 @@ async fn audit_every_page() {
     b.type_in("#username", CLERK).await;
     b.type_in("#password", PASSWORD).await;
     b.click("form[action='/sign-in'] button").await;
+    b.wait_for_page("/cases").await;
     let case = w.case.clone();
     let letter = {
         b.go(&format!("{base}/cases/{case}")).await;
@@ -448,5 +463,7 @@ async fn audit_every_page() {
     visit("held", "/held").await;
     visit("undelivered", "/undelivered").await;
     visit("tracker", "/tracker").await;
+    decide_screening(&w).await;
+    visit("coming", "/coming").await;
     assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
 }
