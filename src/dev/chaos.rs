@@ -348,7 +348,7 @@ async fn queue_letters(db: &Path, n: usize, now: DateTime<Utc>) -> Result<Vec<St
 async fn pending(db: &Path) -> Result<usize, ChaosError> {
     let store = Store::open_read_only(db).await?;
     let n = store
-        .letter_summaries()
+        .letter_summaries(None)
         .await?
         .iter()
         .filter(|l| l.state == crate::core::records::OutboxState::Pending)

@@ -424,7 +424,7 @@ async fn burst(
         let peak = proc_status_mib(pid, "VmHWM");
         let store = Store::open_read_only(&db).await?;
         let letters_sent = store
-            .letter_summaries()
+            .letter_summaries(None)
             .await?
             .iter()
             .filter(|l| l.state == crate::shell::store::OutboxState::Sent)

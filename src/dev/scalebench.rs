@@ -277,7 +277,7 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
     let export_csv = best(reps, || export(false)).await?;
     let read_all = best(reps, || async {
         let cases = store.cases_with_events(false).await?;
-        let letters = store.letter_summaries().await?;
+        let letters = store.letter_summaries(None).await?;
         Ok::<_, BenchError>((cases.len(), letters.len()))
     })
     .await?;

@@ -29,7 +29,7 @@ pub async fn gather(
     since: DateTime<Utc>,
 ) -> Result<Snapshot, StoreError> {
     let ctx = context(cfg);
-    let letters = store.letter_summaries().await?;
+    let letters = store.letter_summaries(None).await?;
     // Each case is given its own letters, grouped once: linear in cases and letters, where
     // filtering every letter for every case grew with their product.
     let by_case = views::letters_by_case(&letters);

@@ -1977,15 +1977,26 @@ impl Store {
         rows.iter().map(outbox_row).collect()
     }
 
-    /// Every letter, oldest first, without its bytes (for the digest and the tracker).
-    pub async fn letter_summaries(&self) -> Result<Vec<LetterSummary>, StoreError> {
+    /// Letters without their bytes, oldest first: one case's (the workspace's case page, through
+    /// the `case_id` index) or, with `None`, every case's (the digest and the tracker).
+    pub async fn letter_summaries(
+        &self,
+        case_id: Option<i64>,
+    ) -> Result<Vec<LetterSummary>, StoreError> {
         use futures::TryStreamExt;
+        let query = match case_id {
+            Some(id) => sqlx::query(
+                "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
+                 FROM outbox WHERE case_id = ? ORDER BY id",
+            )
+            .bind(id),
+            None => sqlx::query(
+                "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
+                 FROM outbox ORDER BY id",
+            ),
+        };
         // Decoded as they arrive (see [`group_events`]).
-        let mut rows = sqlx::query(
-            "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
-             FROM outbox ORDER BY id",
-        )
-        .fetch(&self.pool);
+        let mut rows = query.fetch(&self.pool);
         let mut out = Vec::new();
         while let Some(r) = rows.try_next().await? {
             out.push(LetterSummary {
@@ -3164,10 +3175,12 @@ mod tests {
                 .unwrap(),
             None
         );
-        let all = s.letter_summaries().await.unwrap();
+        let all = s.letter_summaries(None).await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].state, OutboxState::Sent);
         assert_eq!(all[1].sent_at, None);
+        // One case's letters only: the digests belong to no case.
+        assert!(s.letter_summaries(Some(1)).await.unwrap().is_empty());
     }
 
     fn refused(opened: Result<Store, StoreError>) -> StoreError {
@@ -3391,7 +3404,7 @@ mod tests {
             .unwrap();
         assert!(matches!(s.letters(None).await, Err(StoreError::Corrupt(_))));
         assert!(matches!(
-            s.letter_summaries().await,
+            s.letter_summaries(None).await,
             Err(StoreError::Corrupt(_))
         ));
     }

@@ -146,14 +146,11 @@ async fn one_case(
     let events = app.store.events(row.id).await.map_err(|e| failure(&e))?;
     let recorded = case::read_rows(&events).map_err(|e| failure(&e))?;
     let state = case::fold(&recorded).map_err(|e| failure(&e))?;
-    let letters: Vec<_> = app
+    let letters = app
         .store
-        .letter_summaries()
+        .letter_summaries(Some(row.id))
         .await
-        .map_err(|e| failure(&e))?
-        .into_iter()
-        .filter(|l| l.case_id == Some(row.id))
-        .collect();
+        .map_err(|e| failure(&e))?;
     let read = app
         .store
         .particulars(row.id)
