@@ -5,6 +5,7 @@
 //! - [`directory`]: the people in each role and the agency directory, as data.
 //! - [`identity`]: when two fetched messages are the same message (the de-duplication rule).
 //! - [`indoubt`]: a letter whose outcome was never recorded: wait, look for the server's copy, record, or resend.
+//! - [`packing`]: an email's bytes ⇄ a skeleton and its large encoded parts, stored once by SHA-256.
 //! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
 //! - [`case`]: a case's events folded into its state.
@@ -56,6 +57,7 @@ pub mod intake;
 pub mod letters;
 pub mod limits;
 pub mod oauth;
+pub mod packing;
 pub mod particulars;
 pub mod process;
 pub mod react;

@@ -64,6 +64,8 @@ pub struct Figures {
     /// Mean time to process one referral (open its case) in the slice that reached `cases`.
     pub open_mean: Duration,
     pub database_bytes: u64,
+    /// The raw mail of the referrals appended so far (the reference for the database's size).
+    pub mail_bytes: u64,
 }
 
 /// What one run measured: the figures after the first slice and after the last.
@@ -104,9 +106,37 @@ impl ScaleReport {
             line("database size", &|m| {
                 format!("{:.1} MB", m.database_bytes as f64 / 1e6)
             }),
+            line("database size per referral", &|m| {
+                per_referral(m, m.database_bytes)
+            }),
+            line("  reference: raw mail per referral", &|m| {
+                per_referral(m, m.mail_bytes)
+            }),
+            line("  database / raw mail", &|m| {
+                format!(
+                    "{:.2}x",
+                    m.database_bytes as f64 / m.mail_bytes.max(1) as f64
+                )
+            }),
         ]
         .concat()
     }
+}
+
+fn per_referral(m: &Figures, bytes: u64) -> String {
+    format!("{:.1} KB", bytes as f64 / 1e3 / m.cases.max(1) as f64)
+}
+
+/// The database's size once its write-ahead log is checkpointed into it and emptied (and free
+/// pages given back): what the data takes, not how far the log has grown since its last
+/// checkpoint.
+async fn database_size(engine: &Engine) -> Result<u64, BenchError> {
+    engine.store.reclaim().await?;
+    let db = engine.cfg.database.display().to_string();
+    Ok(["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{db}{s}")).ok().map(|m| m.len()))
+        .sum())
 }
 
 fn other(e: impl std::fmt::Display) -> BenchError {
@@ -151,6 +181,7 @@ async fn measure(
     let mut report = ScaleReport::default();
     let slice = opts.slice.max(1);
     let mut made = 0;
+    let mut mail_bytes = 0u64;
     while made < opts.cases {
         let n = slice.min(opts.cases - made);
         // A minute in the past: Dovecot refuses no date, but clamps future ones.
@@ -161,6 +192,7 @@ async fn measure(
                 (large_referral(i, &from, &user, 3_000), at)
             })
             .collect();
+        mail_bytes += mail.iter().map(|(m, _)| m.len() as u64).sum::<u64>();
         stack.append_many(&user, &mail).await?;
         drop(mail);
         let now = clock.now();
@@ -187,6 +219,8 @@ async fn measure(
             let mut f = figures(&engine).await?;
             f.cases = made;
             f.open_mean = open_mean;
+            f.mail_bytes = mail_bytes;
+            f.database_bytes = database_size(&engine).await?;
             report.marks.push(f);
         }
     }
@@ -295,14 +329,6 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
     };
     let case_newest = best(5, || report(newest)).await?;
     let case_first = best(5, || report(first)).await?;
-    let database_bytes = ["", "-wal"]
-        .iter()
-        .filter_map(|s| {
-            std::fs::metadata(format!("{}{s}", cfg.database.display()))
-                .ok()
-                .map(|m| m.len())
-        })
-        .sum();
     Ok(Figures {
         planning,
         planning_one,
@@ -314,7 +340,6 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         read_all,
         case_newest,
         case_first,
-        database_bytes,
         ..Default::default()
     })
 }

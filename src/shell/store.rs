@@ -17,6 +17,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod blobs;
 mod particulars;
 
 /// A database transaction.
@@ -109,6 +110,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../migrations/0010_scale_reads.sql")),
     (11, include_str!("../../migrations/0011_particulars.sql")),
     (12, include_str!("../../migrations/0012_web_accounts.sql")),
+    (14, include_str!("../../migrations/0014_blobs.sql")),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every
@@ -423,6 +425,24 @@ fn event_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRow, StoreError> {
         data: serde_json::from_str(&data)
             .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
     })
+}
+
+/// Letters as read by `SELECT * FROM outbox`, each with its exact bytes (a packed letter is put
+/// back together from its skeleton and blobs, in `tx`).
+async fn whole_letters(
+    tx: &mut Tx<'_>,
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut row = outbox_row(&r)?;
+        let packing: Option<String> = r.try_get("packing")?;
+        drop(r);
+        let raw = std::mem::take(&mut row.raw);
+        row.raw = blobs::unpacked(tx, blobs::Owner::Letter, row.id, raw, packing).await?;
+        out.push(row);
+    }
+    Ok(out)
 }
 
 fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
@@ -851,9 +871,13 @@ impl Store {
                 }
                 key = format!("{key}#{}", m.fingerprint);
             }
-            let done = sqlx::query(
+            let size = m.raw.len() as i64;
+            // Its attached files stored once (migration 14): `raw` holds the rest.
+            let packed = blobs::prepare(m.raw.into());
+            let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO messages (dedupe_key, body_sha256, mailbox, uidvalidity, uid, internal_date, \
-                 fetched_at, size, raw, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new') ON CONFLICT DO NOTHING",
+                 fetched_at, size, raw, packing, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new') \
+                 ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(&key)
             .bind(&m.fingerprint)
@@ -862,11 +886,15 @@ impl Store {
             .bind(i64::from(m.uid))
             .bind(ts(m.internal_date))
             .bind(ts(now))
-            .bind(m.raw.len() as i64)
-            .bind(m.raw)
-            .execute(&mut *tx)
+            .bind(size)
+            .bind(&*packed.raw)
+            .bind(packed.packing)
+            .fetch_optional(&mut *tx)
             .await?;
-            stored += done.rows_affected() as usize;
+            if let Some(id) = id {
+                blobs::attach(&mut tx, blobs::Owner::Message, id, packed.blobs).await?;
+                stored += 1;
+            }
         }
         sqlx::query(
             "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_ok_at, failures) VALUES (?, ?, ?, ?, 0) \
@@ -952,20 +980,29 @@ impl Store {
 
     /// One message not yet classified, with its raw bytes (`None` once it has been classified).
     pub async fn pending_message(&self, id: i64) -> Result<Option<PendingMessage>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "SELECT id, internal_date, raw FROM messages WHERE id = ? AND state = 'new'",
+            "SELECT id, internal_date, raw, packing FROM messages WHERE id = ? AND state = 'new'",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.map(|r| {
-            Ok(PendingMessage {
-                id: r.try_get("id")?,
-                internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
-                raw: r.try_get("raw")?,
-            })
-        })
-        .transpose()
+        let Some(r) = row else { return Ok(None) };
+        let internal_date = parse_ts(&r.try_get::<String, _>("internal_date")?)?;
+        let raw = blobs::unpacked(
+            &mut tx,
+            blobs::Owner::Message,
+            id,
+            r.try_get("raw")?,
+            r.try_get("packing")?,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(PendingMessage {
+            id,
+            internal_date,
+            raw,
+        }))
     }
 
     /// Record what a message was and where it went.
@@ -1017,11 +1054,14 @@ impl Store {
 
     /// One letter by its outbox id.
     pub async fn letter(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM outbox WHERE id = ?")
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT * FROM outbox WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
-        row.as_ref().map(outbox_row).transpose()
+        let out = whole_letters(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(out.into_iter().next())
     }
 
     /// A value from `meta`, if set.
@@ -1075,12 +1115,25 @@ impl Store {
             .collect()
     }
 
-    /// The raw bytes of a stored message.
+    /// The raw bytes of a stored message, exactly as fetched (put back together from its
+    /// skeleton and blobs when it was stored packed; empty once erased).
     pub async fn message_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT raw FROM messages WHERE id = ?")
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT raw, packing FROM messages WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let raw = blobs::unpacked(
+            &mut tx,
+            blobs::Owner::Message,
+            id,
+            r.try_get("raw")?,
+            r.try_get("packing")?,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(raw))
     }
 
     // ---- threads --------------------------------------------------------------------------
@@ -1350,22 +1403,33 @@ impl Store {
         ids.sort_unstable();
         ids.dedup();
         let mut out = Vec::new();
+        let mut tx = self.pool.begin().await?;
         for id in ids {
-            let row =
-                sqlx::query("SELECT internal_date, state, rule, raw FROM messages WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            let row = sqlx::query(
+                "SELECT internal_date, state, rule, raw, packing FROM messages WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
             if let Some(r) = row {
+                let raw = r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default();
                 out.push(crate::core::case_export::HeldMessage {
                     id,
                     received: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
                     state: r.try_get("state")?,
                     rule: r.try_get("rule")?,
-                    raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+                    raw: blobs::unpacked(
+                        &mut tx,
+                        blobs::Owner::Message,
+                        id,
+                        raw,
+                        r.try_get("packing")?,
+                    )
+                    .await?,
                 });
             }
         }
+        tx.commit().await?;
         Ok(out)
     }
 
@@ -1788,10 +1852,13 @@ impl Store {
         letter: &NewLetter,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
+        // Its attached files stored once (migration 14): `raw` holds the rest. Packing checks
+        // that the stored form gives back exactly these bytes, else keeps them whole.
+        let packed = blobs::prepare(letter.raw.as_slice().into());
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO outbox (dedupe_key, case_id, step, recipient, message_id, due_at, queued_at, \
-             envelope_from, envelope_to, raw, state, attempts, next_attempt_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING RETURNING id",
+             envelope_from, envelope_to, raw, packing, size, state, attempts, next_attempt_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(&letter.dedupe_key)
         .bind(letter.case_id)
@@ -1802,11 +1869,16 @@ impl Store {
         .bind(ts(now))
         .bind(&letter.envelope_from)
         .bind(serde_json::to_string(&letter.envelope_to).unwrap_or_else(|_| "[]".into()))
-        .bind(&letter.raw)
+        .bind(&*packed.raw)
+        .bind(packed.packing)
+        .bind(letter.raw.len() as i64)
         .bind(OutboxState::Pending.as_str())
         .bind(ts(letter.due_at))
         .fetch_optional(&mut **tx)
         .await?;
+        if let Some(id) = id {
+            blobs::attach(tx, blobs::Owner::Letter, id, packed.blobs).await?;
+        }
         Ok(id)
     }
 
@@ -1824,11 +1896,14 @@ impl Store {
         &self,
         message_id: &str,
     ) -> Result<Option<OutboxRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM outbox WHERE message_id = ?")
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT * FROM outbox WHERE message_id = ?")
             .bind(message_id)
-            .fetch_optional(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
-        row.as_ref().map(outbox_row).transpose()
+        let out = whole_letters(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(out.into_iter().next())
     }
 
     /// Mark a sent letter as bounced back.
@@ -1854,14 +1929,17 @@ impl Store {
 
     /// Letters ready to send at `now`.
     pub async fn sendable(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT * FROM outbox WHERE state = ? AND next_attempt_at <= ? ORDER BY due_at, id",
         )
         .bind(OutboxState::Pending.as_str())
         .bind(ts(now))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        rows.iter().map(outbox_row).collect()
+        let out = whole_letters(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// The ids of the letters ready to send at `now`, in sending order: the outbox is walked one
@@ -1882,14 +1960,17 @@ impl Store {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<OutboxRow>, StoreError> {
-        let row =
+        let mut tx = self.pool.begin().await?;
+        let rows =
             sqlx::query("SELECT * FROM outbox WHERE id = ? AND state = ? AND next_attempt_at <= ?")
                 .bind(id)
                 .bind(OutboxState::Pending.as_str())
                 .bind(ts(now))
-                .fetch_optional(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
-        row.as_ref().map(outbox_row).transpose()
+        let out = whole_letters(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(out.into_iter().next())
     }
 
     /// The earliest instant a pending letter becomes sendable.
@@ -1961,20 +2042,23 @@ impl Store {
 
     /// Letters of one case (or all when `None`).
     pub async fn letters(&self, case_id: Option<i64>) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let rows = match case_id {
             Some(id) => {
                 sqlx::query("SELECT * FROM outbox WHERE case_id = ? ORDER BY id")
                     .bind(id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await?
             }
             None => {
                 sqlx::query("SELECT * FROM outbox ORDER BY id")
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await?
             }
         };
-        rows.iter().map(outbox_row).collect()
+        let out = whole_letters(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Letters without their bytes, oldest first: one case's (the workspace's case page, through
@@ -2060,23 +2144,34 @@ impl Store {
     /// Letters sent but not yet filed in the sent folder (oldest first, at most `limit`): their
     /// id, Message-ID, bytes and when they were sent.
     pub async fn unfiled_sent(&self, limit: i64) -> Result<Vec<UnfiledLetter>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT id, message_id, raw, sent_at FROM outbox \
+            "SELECT id, message_id, raw, packing, sent_at FROM outbox \
              WHERE filed_at IS NULL AND sent_at IS NOT NULL ORDER BY sent_at, id LIMIT ?",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UnfiledLetter {
-                    id: r.try_get("id")?,
-                    message_id: r.try_get("message_id")?,
-                    raw: r.try_get("raw")?,
-                    sent_at: parse_ts(&r.try_get::<String, _>("sent_at")?)?,
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let raw = r.try_get("raw")?;
+            out.push(UnfiledLetter {
+                id,
+                message_id: r.try_get("message_id")?,
+                raw: blobs::unpacked(
+                    &mut tx,
+                    blobs::Owner::Letter,
+                    id,
+                    raw,
+                    r.try_get("packing")?,
+                )
+                .await?,
+                sent_at: parse_ts(&r.try_get::<String, _>("sent_at")?)?,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Record that a sent letter is in the sent folder.
@@ -2411,13 +2506,14 @@ impl Store {
     /// the content.
     pub async fn contents(&self) -> Result<(Vec<ContentRow>, Vec<ContentRow>), StoreError> {
         let messages = sqlx::query(
-            "SELECT id, case_id, state, internal_date AS at, LENGTH(raw) AS bytes, 0 AS filed \
+            "SELECT id, case_id, state, internal_date AS at, size AS bytes, 0 AS filed \
              FROM messages WHERE erased_at IS NULL ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
         let letters = sqlx::query(
-            "SELECT id, case_id, state, COALESCE(sent_at, queued_at) AS at, LENGTH(raw) AS bytes, \
+            "SELECT id, case_id, state, COALESCE(sent_at, queued_at) AS at, \
+             COALESCE(size, LENGTH(raw)) AS bytes, \
              CASE WHEN filed_at IS NULL AND sent_at IS NOT NULL THEN 0 ELSE 1 END AS filed \
              FROM outbox WHERE erased_at IS NULL ORDER BY id",
         )
@@ -2466,40 +2562,51 @@ impl Store {
             .collect()
     }
 
-    /// Erase a message's content: its raw bytes (attachments are inside them) and its verdict.
-    /// Returns how many bytes it held, `None` if it held none any more (or is not yet read).
+    /// Erase a message's content: its raw bytes (its skeleton, and each of its attached files
+    /// that no other message or letter still uses) and its verdict. Returns how many bytes it
+    /// held (as fetched), `None` if it held none any more (or is not yet read).
     pub async fn erase_message(
         tx: &mut Tx<'_>,
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        Self::erase_content(
+        let bytes = Self::erase_content(
             tx,
-            "SELECT LENGTH(raw) FROM messages WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
-            "UPDATE messages SET raw = ?, verdict = NULL, erased_at = ? \
+            "SELECT size FROM messages WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
+            "UPDATE messages SET raw = ?, packing = NULL, verdict = NULL, erased_at = ? \
              WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
             id,
             now,
         )
-        .await
+        .await?;
+        if bytes.is_some() {
+            blobs::release(tx, blobs::Owner::Message, id).await?;
+        }
+        Ok(bytes)
     }
 
-    /// Erase a letter's rendered bytes (and the server's last answer about it). Returns how many
-    /// bytes it held, `None` if none any more. A pending letter is never touched.
+    /// Erase a letter's rendered bytes (its skeleton, and each of its attached files that no
+    /// other letter or message still uses) and the server's last answer about it. Returns how
+    /// many bytes it held (as sent), `None` if none any more. A pending letter is never touched.
     pub async fn erase_letter(
         tx: &mut Tx<'_>,
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        Self::erase_content(
+        let bytes = Self::erase_content(
             tx,
-            "SELECT LENGTH(raw) FROM outbox WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
-            "UPDATE outbox SET raw = ?, last_error = NULL, erased_at = ? \
+            "SELECT COALESCE(size, LENGTH(raw)) FROM outbox \
+             WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
+            "UPDATE outbox SET raw = ?, packing = NULL, last_error = NULL, erased_at = ? \
              WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
             id,
             now,
         )
-        .await
+        .await?;
+        if bytes.is_some() {
+            blobs::release(tx, blobs::Owner::Letter, id).await?;
+        }
+        Ok(bytes)
     }
 
     /// The one way content is erased: `size` (binding the id) says how many bytes the row still
@@ -2905,6 +3012,9 @@ mod tests {
         sqlx::raw_sql(
             "DROP TABLE case_counters; ALTER TABLE outbox DROP COLUMN confirmed_by_copy; \
              DROP TABLE web_signins; DROP TABLE web_sessions; DROP TABLE web_users; \
+             DROP TABLE letter_blobs; DROP TABLE message_blobs; DROP TABLE blobs; \
+             ALTER TABLE messages DROP COLUMN packing; ALTER TABLE outbox DROP COLUMN packing; \
+             ALTER TABLE outbox DROP COLUMN size; \
              DELETE FROM schema_version WHERE version >= 7; \
              INSERT INTO cases (reference, process, status, received_at, day0, opened_at) VALUES \
              ('RR-2026-0009', 'bury', 'open', 'x', '2026-03-01', 'x'), \

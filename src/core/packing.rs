@@ -1,0 +1,661 @@
+//! Packing an email's bytes for storage: each large base64-encoded part is taken out as a blob —
+//! its decoded content, named by the SHA-256 of that content — and the rest is kept as a
+//! *skeleton* that names the blobs. The referral's attached form is then one blob, whether it
+//! arrived in the referral or goes out in every panel member's letter (the sender's mail client
+//! and ours encode it differently; the decoded content is the same). [`unpack`] puts back the
+//! exact bytes.
+//!
+//! Lossless by construction, never by assumption: a part is taken out only when re-encoding its
+//! content gives back its encoded bytes exactly (same line length, line ending and padding), and
+//! [`pack`] unpacks what it made and compares it with the original before returning it; anything
+//! else is kept as it came ([`pack`] returns `None` and the caller stores the bytes whole). Which
+//! parts are found only decides how much is shared, never what is stored.
+//!
+//! The skeleton is a sequence of segments: `L` + length + bytes (kept as they were), or `B` + the
+//! blob's SHA-256 (32 bytes) + its decoded length + the line length + the line ending (0 CRLF, 1
+//! LF); lengths are LEB128. The last line of a blob's encoding may be shorter and carries no line
+//! ending (what follows it, usually the line ending before the next MIME boundary, is literal).
+//!
+//! Owns the skeleton format and the scan for encoded parts. Must not: touch the database, decide
+//! anything about the mail, or log its content.
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+/// The smallest decoded content taken out as a blob: below it, a blob row and its references
+/// would cost about what they save.
+pub const MIN_BLOB: usize = 1024;
+
+/// The name of the skeleton format, stored beside a packed row (`packing` column).
+pub const FORMAT: &str = "parts-1";
+
+const LITERAL: u8 = b'L';
+const BLOB: u8 = b'B';
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A blob taken out of a message: its decoded content and the SHA-256 naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    pub sha256: [u8; 32],
+    pub data: Vec<u8>,
+}
+
+impl Blob {
+    /// The SHA-256 as lowercase hex (how the database keys blobs).
+    pub fn hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}
+
+/// A message packed: the skeleton and the blobs it names (in order of appearance; the same
+/// content twice is listed once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    pub skeleton: Vec<u8>,
+    pub blobs: Vec<Blob>,
+}
+
+/// A blob named by a skeleton.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRef {
+    pub sha256: [u8; 32],
+    /// Its decoded length.
+    pub len: usize,
+}
+
+/// Why a skeleton could not be unpacked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PackError {
+    #[error("the stored skeleton is cut short or malformed at byte {0}")]
+    Malformed(usize),
+    #[error("the stored blob {0} is missing")]
+    Missing(String),
+    #[error("the stored blob {0} does not match its SHA-256 or length")]
+    Mismatch(String),
+}
+
+/// Line ending of a blob's encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Eol {
+    Crlf,
+    Lf,
+}
+
+impl Eol {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            Eol::Crlf => b"\r\n",
+            Eol::Lf => b"\n",
+        }
+    }
+}
+
+/// One encoded region found in the message: `start..end` of the original bytes.
+struct Region {
+    start: usize,
+    end: usize,
+    line: usize,
+    eol: Eol,
+    data: Vec<u8>,
+}
+
+/// Pack `raw`: `None` when it has no part worth taking out, or when the packed form would not
+/// give back exactly `raw` (then it is stored whole).
+pub fn pack(raw: &[u8]) -> Option<Packed> {
+    let regions = find_regions(raw);
+    if regions.is_empty() {
+        return None;
+    }
+    let mut skeleton = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
+    let mut at = 0;
+    for r in regions {
+        push_literal(&mut skeleton, &raw[at..r.start]);
+        let sha256: [u8; 32] = Sha256::digest(&r.data).into();
+        skeleton.push(BLOB);
+        skeleton.extend_from_slice(&sha256);
+        put_len(&mut skeleton, r.data.len());
+        put_len(&mut skeleton, r.line);
+        skeleton.push(match r.eol {
+            Eol::Crlf => 0,
+            Eol::Lf => 1,
+        });
+        if !blobs.iter().any(|b| b.sha256 == sha256) {
+            blobs.push(Blob {
+                sha256,
+                data: r.data,
+            });
+        }
+        at = r.end;
+    }
+    push_literal(&mut skeleton, &raw[at..]);
+    let packed = Packed { skeleton, blobs };
+    // The round trip, checked whole: what is stored must give back these bytes exactly.
+    round_trips(&packed, raw).then_some(packed)
+}
+
+/// Whether `packed` stands for exactly `raw`: each segment compared with the bytes where it
+/// falls, a blob's encoding made a line at a time (no copy of the message is made).
+fn round_trips(packed: &Packed, raw: &[u8]) -> bool {
+    let mut at = 0;
+    let mut buf = Vec::new();
+    let walked = walk(&packed.skeleton, |seg| {
+        let same = match seg {
+            Segment::Literal(bytes) => {
+                let same = raw.get(at..at + bytes.len()) == Some(bytes);
+                at += bytes.len();
+                same
+            }
+            Segment::Blob {
+                sha256,
+                len,
+                line,
+                eol,
+            } => {
+                let Some(b) = packed.blobs.iter().find(|b| b.sha256 == sha256) else {
+                    return Err(PackError::Missing(hex::encode(sha256)));
+                };
+                let mut same = b.data.len() == len;
+                let mut lines = b.data.chunks(line / 4 * 3).peekable();
+                while same && let Some(chunk) = lines.next() {
+                    buf.clear();
+                    buf.resize(line, 0);
+                    let n = B64
+                        .encode_slice(chunk, &mut buf)
+                        .expect("a line's worth of base64 fits its buffer");
+                    buf.truncate(n);
+                    if lines.peek().is_some() {
+                        buf.extend_from_slice(eol.bytes());
+                    }
+                    same = raw.get(at..at + buf.len()) == Some(buf.as_slice());
+                    at += buf.len();
+                }
+                same
+            }
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(PackError::Malformed(at))
+        }
+    });
+    walked.is_ok() && at == raw.len()
+}
+
+/// The blobs a skeleton names, in order (a blob named twice is listed twice).
+pub fn blob_refs(skeleton: &[u8]) -> Result<Vec<BlobRef>, PackError> {
+    let mut out = Vec::new();
+    walk(skeleton, |seg| {
+        if let Segment::Blob { sha256, len, .. } = seg {
+            out.push(BlobRef { sha256, len });
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The exact bytes a skeleton stands for, with each blob's content from `blob` (by SHA-256). A
+/// blob missing, or whose content does not match its SHA-256 and length, is an error: a message
+/// is never given back altered.
+pub fn unpack<'a>(
+    skeleton: &[u8],
+    blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
+) -> Result<Vec<u8>, PackError> {
+    let mut out = Vec::with_capacity(skeleton.len());
+    walk(skeleton, |seg| {
+        match seg {
+            Segment::Literal(bytes) => out.extend_from_slice(bytes),
+            Segment::Blob {
+                sha256,
+                len,
+                line,
+                eol,
+            } => {
+                let name = hex::encode(sha256);
+                let data = blob(&sha256).ok_or_else(|| PackError::Missing(name.clone()))?;
+                if data.len() != len || <[u8; 32]>::from(Sha256::digest(data)) != sha256 {
+                    return Err(PackError::Mismatch(name));
+                }
+                encode_into(&mut out, data, line, eol);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// How long the bytes a skeleton stands for are, without the blobs' contents.
+pub fn unpacked_len(skeleton: &[u8]) -> Result<usize, PackError> {
+    let mut n = 0;
+    walk(skeleton, |seg| {
+        n += match seg {
+            Segment::Literal(bytes) => bytes.len(),
+            Segment::Blob { len, line, eol, .. } => encoded_len(len, line, eol),
+        };
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+enum Segment<'a> {
+    Literal(&'a [u8]),
+    Blob {
+        sha256: [u8; 32],
+        len: usize,
+        line: usize,
+        eol: Eol,
+    },
+}
+
+fn walk<'a>(
+    skeleton: &'a [u8],
+    mut each: impl FnMut(Segment<'a>) -> Result<(), PackError>,
+) -> Result<(), PackError> {
+    let mut at = 0;
+    while at < skeleton.len() {
+        let start = at;
+        let bad = || PackError::Malformed(start);
+        let tag = skeleton[at];
+        at += 1;
+        match tag {
+            LITERAL => {
+                let n = get_len(skeleton, &mut at).ok_or_else(bad)?;
+                let bytes = skeleton.get(at..at + n).ok_or_else(bad)?;
+                at += n;
+                each(Segment::Literal(bytes))?;
+            }
+            BLOB => {
+                let sha256: [u8; 32] = skeleton
+                    .get(at..at + 32)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(bad)?;
+                at += 32;
+                let len = get_len(skeleton, &mut at).ok_or_else(bad)?;
+                let line = get_len(skeleton, &mut at).ok_or_else(bad)?;
+                let eol = match skeleton.get(at) {
+                    Some(0) => Eol::Crlf,
+                    Some(1) => Eol::Lf,
+                    _ => return Err(bad()),
+                };
+                at += 1;
+                if line == 0 || !line.is_multiple_of(4) {
+                    return Err(bad());
+                }
+                each(Segment::Blob {
+                    sha256,
+                    len,
+                    line,
+                    eol,
+                })?;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(())
+}
+
+fn push_literal(skeleton: &mut Vec<u8>, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        skeleton.push(LITERAL);
+        put_len(skeleton, bytes.len());
+        skeleton.extend_from_slice(bytes);
+    }
+}
+
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn get_len(bytes: &[u8], at: &mut usize) -> Option<usize> {
+    let mut n: usize = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        n |= usize::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// `data` base64-encoded in lines of `line` characters separated by `eol`, the last line shorter
+/// or equal and with no line ending after it.
+fn encode_into(out: &mut Vec<u8>, data: &[u8], line: usize, eol: Eol) {
+    out.reserve(encoded_len(data.len(), line, eol));
+    let mut buf = vec![0u8; line];
+    let mut chunks = data.chunks(line / 4 * 3).peekable();
+    while let Some(chunk) = chunks.next() {
+        let n = B64
+            .encode_slice(chunk, &mut buf)
+            .expect("a line's worth of base64 fits its buffer");
+        out.extend_from_slice(&buf[..n]);
+        if chunks.peek().is_some() {
+            out.extend_from_slice(eol.bytes());
+        }
+    }
+}
+
+fn encoded_len(len: usize, line: usize, eol: Eol) -> usize {
+    let chars = len.div_ceil(3) * 4;
+    let lines = len.div_ceil(line / 4 * 3);
+    chars + lines.saturating_sub(1) * eol.bytes().len()
+}
+
+/// Every base64 body worth taking out, in order: the lines after a header block that says
+/// `Content-Transfer-Encoding: base64`, as long as they are base64 and end alike, each checked
+/// to re-encode to exactly its bytes.
+fn find_regions(raw: &[u8]) -> Vec<Region> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(header) = next_base64_header(raw, from) {
+        let Some(body) = body_start(raw, header) else {
+            break;
+        };
+        from = body;
+        if let Some(r) = region_at(raw, body) {
+            from = r.end;
+            if r.data.len() >= MIN_BLOB {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+const CTE: &[u8] = b"content-transfer-encoding:";
+
+/// The start of the next line (at or after `from`) that is `Content-Transfer-Encoding: base64`.
+fn next_base64_header(raw: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while at < raw.len() {
+        let end = memchr(b'\n', &raw[at..]).map_or(raw.len(), |i| at + i + 1);
+        let line = &raw[at..end];
+        if line.len() > CTE.len()
+            && line[..CTE.len()].eq_ignore_ascii_case(CTE)
+            && line[CTE.len()..]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"base64")
+        {
+            return Some(at);
+        }
+        at = end;
+    }
+    None
+}
+
+/// Just after the blank line that ends the header block holding the line at `header`.
+fn body_start(raw: &[u8], header: usize) -> Option<usize> {
+    let mut at = header;
+    loop {
+        let end = at + memchr(b'\n', &raw[at..])? + 1;
+        let line = &raw[at..end];
+        if line == b"\n" || line == b"\r\n" {
+            return Some(end);
+        }
+        at = end;
+    }
+}
+
+fn is_b64(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'='
+}
+
+/// The base64 lines starting at `body`, if they make a canonical encoding.
+fn region_at(raw: &[u8], body: usize) -> Option<Region> {
+    let first_end = body + memchr(b'\n', &raw[body..])?;
+    let eol = if first_end > body && raw[first_end - 1] == b'\r' {
+        Eol::Crlf
+    } else {
+        Eol::Lf
+    };
+    let eol_len = eol.bytes().len();
+    let line = first_end + 1 - eol_len - body;
+    if line == 0 || !line.is_multiple_of(4) {
+        return None;
+    }
+    // Lines of base64, each `line` long but the last, each ended by `eol` (the last may end the
+    // message instead).
+    let mut lines: Vec<(usize, usize)> = Vec::new();
+    let mut at = body;
+    loop {
+        let (content_end, next) = match memchr(b'\n', &raw[at..]) {
+            Some(i) => {
+                let nl = at + i;
+                let ce = nl + 1 - eol_len;
+                if ce < at || &raw[ce..=nl] != eol.bytes() {
+                    break;
+                }
+                (ce, nl + 1)
+            }
+            None => (raw.len(), raw.len()),
+        };
+        let content = &raw[at..content_end];
+        if content.is_empty() || content.len() > line || !content.iter().all(|&c| is_b64(c)) {
+            break;
+        }
+        lines.push((at, content_end));
+        at = next;
+        if content.len() < line || next >= raw.len() {
+            break;
+        }
+    }
+    let (_, end) = *lines.last()?;
+    let mut data = Vec::with_capacity((end - body) / 4 * 3);
+    for (i, &(s, e)) in lines.iter().enumerate() {
+        let text = &raw[s..e];
+        let last = i + 1 == lines.len();
+        if (!last && (text.len() != line || text.contains(&b'='))) || !text.len().is_multiple_of(4)
+        {
+            return None;
+        }
+        B64.decode_vec(text, &mut data).ok()?;
+    }
+    // Re-encoding is compared with these bytes by `pack`'s round trip.
+    Some(Region {
+        start: body,
+        end,
+        line,
+        eol,
+        data,
+    })
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrap(data: &[u8], line: usize, eol: &str) -> String {
+        let b64 = B64.encode(data);
+        b64.as_bytes()
+            .chunks(line)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(eol)
+    }
+
+    fn form(n: usize, seed: usize) -> Vec<u8> {
+        (0..n).map(|k| ((k * 31 + seed) % 251) as u8).collect()
+    }
+
+    fn mail(attached: &[u8], line: usize, eol: &str) -> Vec<u8> {
+        format!(
+            "From: a@x.test{eol}To: b@y.test{eol}Subject: Referral{eol}MIME-Version: 1.0{eol}\
+             Content-Type: multipart/mixed; boundary=\"b\"{eol}{eol}--b{eol}\
+             Content-Type: text/plain{eol}{eol}Please see the form.{eol}--b{eol}\
+             Content-Type: application/pdf{eol}Content-Disposition: attachment; filename=\"f.pdf\"{eol}\
+             Content-Transfer-Encoding: base64{eol}{eol}{}{eol}--b--{eol}",
+            wrap(attached, line, eol)
+        )
+        .into_bytes()
+    }
+
+    fn store<'p>(p: &'p Packed) -> impl Fn(&[u8; 32]) -> Option<&'p [u8]> + 'p {
+        move |sha| {
+            p.blobs
+                .iter()
+                .find(|b| &b.sha256 == sha)
+                .map(|b| b.data.as_slice())
+        }
+    }
+
+    #[test]
+    fn an_attached_file_is_taken_out_as_its_decoded_content_and_put_back_byte_for_byte() {
+        let data = form(200_000, 3);
+        let raw = mail(&data, 76, "\r\n");
+        let p = pack(&raw).expect("packed");
+        assert_eq!(p.blobs.len(), 1);
+        assert_eq!(p.blobs[0].data, data);
+        assert_eq!(p.blobs[0].hex(), hex::encode(Sha256::digest(&data)));
+        assert!(p.skeleton.len() < 400, "{} bytes", p.skeleton.len());
+        assert_eq!(unpack(&p.skeleton, store(&p)).unwrap(), raw);
+        assert_eq!(unpacked_len(&p.skeleton).unwrap(), raw.len());
+    }
+
+    #[test]
+    fn the_same_file_encoded_by_two_mail_programs_is_one_blob() {
+        let data = form(5_000, 9);
+        let theirs = pack(&mail(&data, 72, "\n")).expect("packed");
+        let ours = pack(&mail(&data, 76, "\r\n")).expect("packed");
+        assert_eq!(theirs.blobs[0].sha256, ours.blobs[0].sha256);
+        assert_ne!(theirs.skeleton, ours.skeleton);
+        assert_eq!(
+            unpack(&theirs.skeleton, store(&ours)).unwrap(),
+            mail(&data, 72, "\n")
+        );
+    }
+
+    #[test]
+    fn a_letter_composed_by_lettre_round_trips_and_shares_the_referrals_file() {
+        use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+        let data = form(3_000, 1);
+        let letter = lettre::Message::builder()
+            .from("bsp@bury.test".parse().unwrap())
+            .to("la.rep@bury.test".parse().unwrap())
+            .subject("Screening")
+            .multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain("Please decide.".to_string()))
+                    .singlepart(
+                        Attachment::new("form.pdf".into())
+                            .body(data.clone(), ContentType::parse("application/pdf").unwrap()),
+                    ),
+            )
+            .unwrap()
+            .formatted();
+        let p = pack(&letter).expect("packed");
+        assert_eq!(unpack(&p.skeleton, store(&p)).unwrap(), letter);
+        let referral = pack(&mail(&data, 76, "\r\n")).expect("packed");
+        assert_eq!(p.blobs[0].sha256, referral.blobs[0].sha256);
+    }
+
+    #[test]
+    fn what_is_small_not_base64_or_not_canonical_is_left_whole() {
+        assert_eq!(pack(&mail(&form(500, 1), 76, "\r\n")), None, "small");
+        assert_eq!(pack(b"Subject: hi\r\n\r\nhello\r\n"), None, "no part");
+        // Lines of uneven length, as no encoder writes: not taken out, the message kept whole.
+        let mut uneven = mail(&form(4_000, 2), 76, "\r\n");
+        let at = uneven.windows(2).position(|w| w == b"\r\n").unwrap();
+        let body = uneven
+            .windows(4)
+            .rposition(|w| w == b"\r\n\r\n")
+            .map(|i| i + 4)
+            .unwrap();
+        assert!(at < body);
+        uneven.remove(body + 10);
+        assert_eq!(pack(&uneven), None);
+        // Padding left off (a lenient decoder reads it; re-encoding would add it back).
+        let data = form(2_000, 5);
+        let b64 = wrap(&data, 76, "\r\n");
+        let unpadded = String::from_utf8(mail(&data, 76, "\r\n"))
+            .unwrap()
+            .replace(&b64, b64.trim_end_matches('='));
+        assert_ne!(b64, b64.trim_end_matches('='));
+        assert_eq!(pack(unpadded.as_bytes()), None);
+    }
+
+    #[test]
+    fn the_round_trip_check_refuses_a_packed_form_that_would_not_give_back_the_bytes() {
+        let raw = mail(&form(3_000, 6), 76, "\r\n");
+        let good = pack(&raw).expect("packed");
+        assert!(round_trips(&good, &raw));
+        let mut literal = good.clone();
+        let at = literal.skeleton.len() - 2;
+        literal.skeleton[at] ^= 0x20;
+        assert!(!round_trips(&literal, &raw), "a literal byte changed");
+        let mut blob = good.clone();
+        blob.blobs[0].data[100] ^= 1;
+        assert!(!round_trips(&blob, &raw), "a blob's byte changed");
+        let mut short = good.clone();
+        short.blobs[0].data.pop();
+        assert!(!round_trips(&short, &raw), "a blob cut short");
+        assert!(
+            !round_trips(&good, &raw[..raw.len() - 1]),
+            "bytes left over"
+        );
+    }
+
+    #[test]
+    fn a_skeleton_is_never_unpacked_with_a_missing_or_altered_blob() {
+        let p = pack(&mail(&form(3_000, 4), 76, "\r\n")).expect("packed");
+        let name = p.blobs[0].hex();
+        assert_eq!(
+            unpack(&p.skeleton, |_| None),
+            Err(PackError::Missing(name.clone()))
+        );
+        let mut altered = p.blobs[0].data.clone();
+        altered[7] ^= 1;
+        assert_eq!(
+            unpack(&p.skeleton, |_| Some(altered.as_slice())),
+            Err(PackError::Mismatch(name))
+        );
+        assert!(matches!(
+            unpack(&p.skeleton[..p.skeleton.len() - 3], store(&p)),
+            Err(PackError::Malformed(_))
+        ));
+        assert_eq!(blob_refs(&p.skeleton).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn two_files_and_the_same_file_twice_are_named_in_order_and_stored_once_each() {
+        let (a, b) = (form(3_000, 1), form(4_000, 2));
+        let one = String::from_utf8(mail(&a, 76, "\r\n")).unwrap();
+        let raw = format!(
+            "{}\r\n{}\r\n{}",
+            one,
+            String::from_utf8(mail(&b, 76, "\r\n")).unwrap(),
+            one
+        )
+        .into_bytes();
+        let p = pack(&raw).expect("packed");
+        assert_eq!(p.blobs.len(), 2);
+        let refs = blob_refs(&p.skeleton).unwrap();
+        assert_eq!(refs.len(), 3);
+        assert_eq!(refs[0].sha256, refs[2].sha256);
+        assert_eq!(refs[1].len, 4_000);
+        assert_eq!(unpack(&p.skeleton, store(&p)).unwrap(), raw);
+    }
+
+    #[test]
+    fn a_message_cut_off_inside_its_attachment_round_trips() {
+        let raw = mail(&form(6_000, 8), 76, "\r\n");
+        for cut in [raw.len() - 9, raw.len() - 120, raw.len() / 2] {
+            let part = &raw[..cut];
+            if let Some(p) = pack(part) {
+                assert_eq!(unpack(&p.skeleton, store(&p)).unwrap(), part);
+            }
+        }
+    }
+}

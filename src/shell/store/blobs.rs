@@ -1,0 +1,406 @@
+//! The `blobs` table and its references (`message_blobs`, `letter_blobs`): large attached files
+//! of messages and letters, stored once by the SHA-256 of their content (migration 14).
+//!
+//! Owns the SQL that stores a row's bytes packed ([`crate::core::packing`]: a skeleton in `raw`,
+//! the format in `packing`, each blob once), puts the exact bytes back when a row is read, and
+//! erases a row's references and then every blob nothing refers to any more.
+//!
+//! Must not: decide what is taken out of a message (core::packing does, and checks the round
+//! trip), or log content or file names.
+
+use super::{StoreError, Tx};
+use crate::core::packing::{self, Blob};
+use sqlx::Row;
+use std::borrow::Cow;
+
+/// Whose bytes: a stored message's or a letter's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Owner {
+    Message,
+    Letter,
+}
+
+impl Owner {
+    fn refs(self) -> &'static str {
+        match self {
+            Owner::Message => "message_blobs",
+            Owner::Letter => "letter_blobs",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Owner::Message => "message_id",
+            Owner::Letter => "outbox_id",
+        }
+    }
+}
+
+/// A row's bytes as stored: `raw` (the skeleton, or the bytes whole), `packing` (the skeleton's
+/// format, `None` for whole bytes) and the blobs the skeleton names.
+pub(super) struct Stored<'a> {
+    pub raw: Cow<'a, [u8]>,
+    pub packing: Option<&'static str>,
+    pub blobs: Vec<Blob>,
+}
+
+/// How `raw` is stored: packed when it has an attached file worth storing once (and the packed
+/// form gives back exactly `raw`), else whole.
+pub(super) fn prepare(raw: Cow<'_, [u8]>) -> Stored<'_> {
+    match packing::pack(&raw) {
+        Some(p) => Stored {
+            raw: Cow::Owned(p.skeleton),
+            packing: Some(packing::FORMAT),
+            blobs: p.blobs,
+        },
+        None => Stored {
+            raw,
+            packing: None,
+            blobs: Vec::new(),
+        },
+    }
+}
+
+/// Store `blobs` (each only if no blob with its SHA-256 is stored yet) and record that row `id`
+/// uses them — in the caller's transaction, with the row.
+pub(super) async fn attach(
+    tx: &mut Tx<'_>,
+    owner: Owner,
+    id: i64,
+    blobs: Vec<Blob>,
+) -> Result<(), StoreError> {
+    let link = format!(
+        "INSERT INTO {} ({}, blob_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        owner.refs(),
+        owner.column()
+    );
+    for b in blobs {
+        let sha = b.hex();
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM blobs WHERE sha256 = ?")
+            .bind(&sha)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let blob_id = match known {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO blobs (sha256, size, data) VALUES (?, ?, ?) RETURNING id",
+                )
+                .bind(&sha)
+                .bind(b.data.len() as i64)
+                .bind(b.data)
+                .fetch_one(&mut **tx)
+                .await?
+            }
+        };
+        sqlx::query(sqlx::AssertSqlSafe(link.clone()))
+            .bind(id)
+            .bind(blob_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The exact bytes of row `id`, from what its columns hold (`raw`, `packing`): whole bytes are
+/// returned as they are; a skeleton is unpacked with the row's blobs, read in the caller's
+/// transaction (so an erasure cannot come between the two reads). A blob missing or altered is
+/// [`StoreError::Corrupt`]: the bytes are never given back changed.
+pub(super) async fn unpacked(
+    tx: &mut Tx<'_>,
+    owner: Owner,
+    id: i64,
+    raw: Vec<u8>,
+    packing: Option<String>,
+) -> Result<Vec<u8>, StoreError> {
+    match packing.as_deref() {
+        None => Ok(raw),
+        Some(packing::FORMAT) => {
+            let sql = format!(
+                "SELECT b.sha256, b.data FROM {} r JOIN blobs b ON b.id = r.blob_id WHERE r.{} = ?",
+                owner.refs(),
+                owner.column()
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_all(&mut **tx)
+                .await?;
+            let mut blobs = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let sha: String = r.try_get("sha256")?;
+                let mut key = [0u8; 32];
+                hex::decode_to_slice(&sha, &mut key)
+                    .map_err(|_| StoreError::Corrupt(format!("blob key `{sha}`")))?;
+                blobs.push((key, r.try_get::<Vec<u8>, _>("data")?));
+            }
+            drop(rows);
+            packing::unpack(&raw, |sha| {
+                blobs
+                    .iter()
+                    .find(|(k, _)| k == sha)
+                    .map(|(_, d)| d.as_slice())
+            })
+            .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))
+        }
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "{} {id}: unknown packing `{other}`",
+            owner.refs()
+        ))),
+    }
+}
+
+/// Drop row `id`'s references to blobs, then every one of those blobs that nothing refers to any
+/// more (its pages are zeroed: secure_delete). In the caller's transaction, with the erasure.
+pub(super) async fn release(tx: &mut Tx<'_>, owner: Owner, id: i64) -> Result<(), StoreError> {
+    let (refs, column) = (owner.refs(), owner.column());
+    let used: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT blob_id FROM {refs} WHERE {column} = ?"
+    )))
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {refs} WHERE {column} = ?"
+    )))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    for blob in used {
+        sqlx::query(
+            "DELETE FROM blobs WHERE id = ? \
+             AND NOT EXISTS (SELECT 1 FROM message_blobs WHERE blob_id = ?) \
+             AND NOT EXISTS (SELECT 1 FROM letter_blobs WHERE blob_id = ?)",
+        )
+        .bind(blob)
+        .bind(blob)
+        .bind(blob)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{NewMessage, Store};
+    use crate::core::records::NewLetter;
+    use base64::Engine as _;
+    use chrono::{DateTime, Utc};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn file(n: usize) -> Vec<u8> {
+        (0..n).map(|k| (k * 7 % 256) as u8).collect()
+    }
+
+    /// A referral as a hospital's mail program writes it: the form in 76-character lines.
+    fn referral(form: &[u8]) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(form);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "From: a@hospital.test\r\nTo: bsp@x.test\r\nSubject: Referral\r\nMessage-ID: <r1@hospital.test>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nPlease see the form.\r\n--b\r\nContent-Type: application/pdf\r\n\
+             Content-Disposition: attachment; filename=\"form.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {}\r\n--b--\r\n",
+            lines.join("\r\n")
+        )
+        .into_bytes()
+    }
+
+    /// A letter carrying the form, composed by lettre as caseclerk's letters are.
+    fn letter(form: &[u8], to: &str) -> NewLetter {
+        use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+        let raw = lettre::Message::builder()
+            .from("bsp@x.test".parse().unwrap())
+            .to(to.parse().unwrap())
+            .subject("Screening request")
+            .message_id(Some(format!("<{to}@caseclerk>")))
+            .multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(format!("Dear {to}, please decide.")))
+                    .singlepart(Attachment::new("form.pdf".into()).body(
+                        form.to_vec(),
+                        ContentType::parse("application/pdf").unwrap(),
+                    )),
+            )
+            .unwrap()
+            .formatted();
+        NewLetter {
+            dedupe_key: format!("RR-2026-0001/screening-request/{to}"),
+            case_id: None,
+            step: "screening-request".into(),
+            recipient: to.into(),
+            replies_as: to.into(),
+            message_id: format!("{to}@caseclerk"),
+            due_at: t("2026-12-22T09:00:00Z"),
+            envelope_from: "bsp@x.test".into(),
+            envelope_to: vec![to.into()],
+            raw,
+        }
+    }
+
+    async fn count(s: &Store, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&s.pool).await.unwrap()
+    }
+
+    /// The referral stored (and filed: read), and one letter queued per address in `to`.
+    async fn referral_and_letters(
+        s: &Store,
+        form: &[u8],
+        to: &[&str],
+    ) -> (i64, Vec<u8>, Vec<(i64, Vec<u8>)>) {
+        let now = t("2026-12-22T09:00:00Z");
+        let raw = referral(form);
+        let m = crate::shell::mailbox::new_message(&raw, 1, now);
+        s.store_fetched("INBOX", 1, &[m], 1, now).await.unwrap();
+        let id = s.pending_ids().await.unwrap()[0];
+        let mut tx = s.begin().await.unwrap();
+        Store::file_message(
+            &mut tx,
+            id,
+            "filed",
+            "referral",
+            &serde_json::json!({}),
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+        let mut letters = Vec::new();
+        for addr in to {
+            let l = letter(form, addr);
+            let lid = Store::queue_letter(&mut tx, &l, now)
+                .await
+                .unwrap()
+                .unwrap();
+            letters.push((lid, l.raw));
+        }
+        tx.commit().await.unwrap();
+        (id, raw, letters)
+    }
+
+    #[tokio::test]
+    async fn a_referrals_file_is_stored_once_for_the_referral_and_every_letter_that_carries_it() {
+        let s = Store::open_in_memory().await.unwrap();
+        let form = file(40_000);
+        let panel = ["la@x.test", "police@x.test", "icb@x.test"];
+        let (id, raw, letters) = referral_and_letters(&s, &form, &panel).await;
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM blobs").await, 1);
+        assert_eq!(
+            count(&s, "SELECT SUM(LENGTH(data)) FROM blobs").await,
+            form.len() as i64
+        );
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM letter_blobs").await, 3);
+        // What is left in the rows is the mail around the file.
+        assert!(count(&s, "SELECT MAX(LENGTH(raw)) FROM messages").await < 1_000);
+        assert!(count(&s, "SELECT MAX(LENGTH(raw)) FROM outbox").await < 1_500);
+        // Every read gives back the bytes exactly as fetched, and as decided.
+        assert_eq!(s.message_raw(id).await.unwrap().unwrap(), raw);
+        assert_eq!(s.held_messages(0, &[id]).await.unwrap()[0].raw, raw);
+        let now = t("2026-12-22T09:00:00Z");
+        for (lid, bytes) in &letters {
+            assert_eq!(&s.letter(*lid).await.unwrap().unwrap().raw, bytes);
+            assert_eq!(
+                &s.sendable_letter(*lid, now).await.unwrap().unwrap().raw,
+                bytes
+            );
+        }
+        let all: Vec<Vec<u8>> = s
+            .letters(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.raw)
+            .collect();
+        assert_eq!(
+            all,
+            letters.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>()
+        );
+        let mut tx = s.begin().await.unwrap();
+        Store::mark_sent(&mut tx, letters[0].0, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(s.unfiled_sent(10).await.unwrap()[0].raw, letters[0].1);
+    }
+
+    #[tokio::test]
+    async fn a_file_is_erased_with_the_last_message_or_letter_that_uses_it() {
+        let s = Store::open_in_memory().await.unwrap();
+        let form = file(30_000);
+        let (id, raw, letters) = referral_and_letters(&s, &form, &["la@x.test"]).await;
+        let (lid, letter_bytes) = letters[0].clone();
+        let now = t("2026-12-22T10:00:00Z");
+        let mut tx = s.begin().await.unwrap();
+        Store::mark_sent(&mut tx, lid, now).await.unwrap();
+        // The message's content goes: the file stays, the letter still carries it.
+        let erased = Store::erase_message(&mut tx, id, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(erased, Some(raw.len() as i64));
+        assert_eq!(s.message_raw(id).await.unwrap().unwrap(), b"");
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM blobs").await, 1);
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM message_blobs").await, 0);
+        assert_eq!(s.letter(lid).await.unwrap().unwrap().raw, letter_bytes);
+        // The letter's goes too: nothing uses the file any more, and it is gone.
+        let mut tx = s.begin().await.unwrap();
+        let erased = Store::erase_letter(&mut tx, lid, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(erased, Some(letter_bytes.len() as i64));
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM blobs").await, 0);
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM letter_blobs").await, 0);
+        assert_eq!(s.letter(lid).await.unwrap().unwrap().raw, b"");
+        // Retention's accounting of what each row held is the bytes as fetched and as sent.
+        let (messages, letters) = s.contents().await.unwrap();
+        assert!(messages.is_empty() && letters.is_empty());
+    }
+
+    #[tokio::test]
+    async fn retention_counts_a_packed_row_at_its_size_as_fetched_and_as_sent() {
+        let s = Store::open_in_memory().await.unwrap();
+        let form = file(30_000);
+        let (_, raw, letters) = referral_and_letters(&s, &form, &["la@x.test"]).await;
+        let (messages, held) = s.contents().await.unwrap();
+        assert_eq!(messages[0].bytes, raw.len() as i64);
+        assert_eq!(held[0].bytes, letters[0].1.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn a_stored_file_that_was_altered_is_never_given_back_as_the_message() {
+        let s = Store::open_in_memory().await.unwrap();
+        let (id, _, letters) = referral_and_letters(&s, &file(20_000), &["la@x.test"]).await;
+        sqlx::query("UPDATE blobs SET data = ?")
+            .bind(file(20_001))
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.message_raw(id).await,
+            Err(super::StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            s.letter(letters[0].0).await,
+            Err(super::StoreError::Corrupt(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn mail_without_a_large_attached_file_is_stored_whole() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:00:00Z");
+        let raw = referral(&file(500));
+        let m: NewMessage = crate::shell::mailbox::new_message(&raw, 1, now);
+        s.store_fetched("INBOX", 1, &[m], 1, now).await.unwrap();
+        let id = s.pending_ids().await.unwrap()[0];
+        assert_eq!(
+            count(&s, "SELECT COUNT(*) FROM messages WHERE packing IS NULL").await,
+            1
+        );
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM blobs").await, 0);
+        assert_eq!(s.pending_message(id).await.unwrap().unwrap().raw, raw);
+    }
+}
