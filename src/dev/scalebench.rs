@@ -43,6 +43,8 @@ pub struct ScaleOptions {
     pub cases: usize,
     /// Cases per slice; the first measurement is taken after the first slice.
     pub slice: usize,
+    /// The size of each referral (its attached form is most of it), in bytes.
+    pub form_bytes: usize,
 }
 
 /// The figures at one number of cases.
@@ -189,7 +191,7 @@ async fn measure(
         let mail: Vec<_> = (made..made + n)
             .map(|i| {
                 let from = format!("referrer{i}@hospital{}.test", i % 97);
-                (large_referral(i, &from, &user, 3_000), at)
+                (large_referral(i, &from, &user, opts.form_bytes), at)
             })
             .collect();
         mail_bytes += mail.iter().map(|(m, _)| m.len() as u64).sum::<u64>();

@@ -368,6 +368,10 @@ enum Command {
         /// digest, export and `case <ref>` after the first 1,000 and after the last.
         #[arg(long)]
         cases: Option<usize>,
+        /// With --cases: the size of each referral in KB, its attached form most of it (the
+        /// database's size per referral is read against this raw mail).
+        #[arg(long, default_value_t = 3)]
+        form_kb: usize,
     },
     /// Kill the daemon (`kill -9`) at random while it sends letters on a throwaway local mail
     /// stack, and count the letters lost and sent twice from the recipients' mailboxes (numbers
@@ -715,9 +719,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             burst_mb,
             binary,
             cases,
+            form_kb,
         } => {
             let memory = (*first_run, *burst, *burst_mb, binary.clone());
-            bench(config, *messages, memory, *cases).await
+            bench(config, *messages, memory, (*cases, *form_kb)).await
         }
         Command::Chaos {
             kills,
@@ -1495,10 +1500,10 @@ async fn bench(
     config: &Option<PathBuf>,
     messages: usize,
     (first_run, burst, burst_mb, binary): (Option<usize>, Option<usize>, usize, Option<PathBuf>),
-    cases: Option<usize>,
+    (cases, form_kb): (Option<usize>, usize),
 ) -> Result<(), Failure> {
     if let Some(cases) = cases {
-        return scale_bench(config, cases).await;
+        return scale_bench(config, cases, form_kb).await;
     }
     if first_run.is_some() || burst.is_some() {
         let opts = crate::dev::membench::MemoryOptions {
@@ -1518,11 +1523,16 @@ async fn bench(
 }
 
 /// `caseclerk bench --cases N`: the scale benchmark ([`crate::dev::scalebench`]).
-async fn scale_bench(config: &Option<PathBuf>, cases: usize) -> Result<(), Failure> {
+async fn scale_bench(
+    config: &Option<PathBuf>,
+    cases: usize,
+    form_kb: usize,
+) -> Result<(), Failure> {
     let opts = crate::dev::scalebench::ScaleOptions {
         config: config.clone().unwrap_or_else(engine::default_config_path),
         cases,
         slice: 1000,
+        form_bytes: form_kb * 1000,
     };
     let report = crate::dev::scalebench::run(&opts).await.map_err(work)?;
     print!("{}", report.render());

@@ -873,7 +873,7 @@ impl Store {
             }
             let size = m.raw.len() as i64;
             // Its attached files stored once (migration 14): `raw` holds the rest.
-            let packed = blobs::prepare(m.raw.into());
+            let packed = blobs::prepare(m.raw.into(), false);
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO messages (dedupe_key, body_sha256, mailbox, uidvalidity, uid, internal_date, \
                  fetched_at, size, raw, packing, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new') \
@@ -1854,7 +1854,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         // Its attached files stored once (migration 14): `raw` holds the rest. Packing checks
         // that the stored form gives back exactly these bytes, else keeps them whole.
-        let packed = blobs::prepare(letter.raw.as_slice().into());
+        let packed = blobs::prepare(letter.raw.as_slice().into(), true);
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO outbox (dedupe_key, case_id, step, recipient, message_id, due_at, queued_at, \
              envelope_from, envelope_to, raw, packing, size, state, attempts, next_attempt_at) \

@@ -45,18 +45,35 @@ pub(super) struct Stored<'a> {
 }
 
 /// How `raw` is stored: packed when it has an attached file worth storing once (and the packed
-/// form gives back exactly `raw`), else whole.
-pub(super) fn prepare(raw: Cow<'_, [u8]>) -> Stored<'_> {
-    match packing::pack(&raw) {
-        Some(p) => Stored {
-            raw: Cow::Owned(p.skeleton),
-            packing: Some(packing::FORMAT),
-            blobs: p.blobs,
+/// form gives back exactly `raw`), else whole; with `compress` (letters), the skeleton — or the
+/// whole bytes as a one-segment skeleton — is compressed too.
+pub(super) fn prepare(raw: Cow<'_, [u8]>, compress: bool) -> Stored<'_> {
+    let (skeleton, blobs) = match packing::pack(&raw) {
+        Some(p) => (p.skeleton, p.blobs),
+        None if compress => (packing::whole(&raw), Vec::new()),
+        None => {
+            return Stored {
+                raw,
+                packing: None,
+                blobs: Vec::new(),
+            };
+        }
+    };
+    match compress.then(|| packing::compress(&skeleton)).flatten() {
+        Some(small) => Stored {
+            raw: Cow::Owned(small),
+            packing: Some(packing::FORMAT_DEFLATE),
+            blobs,
         },
-        None => Stored {
+        None if blobs.is_empty() => Stored {
             raw,
             packing: None,
-            blobs: Vec::new(),
+            blobs,
+        },
+        None => Stored {
+            raw: Cow::Owned(skeleton),
+            packing: Some(packing::FORMAT),
+            blobs,
         },
     }
 }
@@ -113,40 +130,47 @@ pub(super) async fn unpacked(
     raw: Vec<u8>,
     packing: Option<String>,
 ) -> Result<Vec<u8>, StoreError> {
-    match packing.as_deref() {
-        None => Ok(raw),
-        Some(packing::FORMAT) => {
-            let sql = format!(
-                "SELECT b.sha256, b.data FROM {} r JOIN blobs b ON b.id = r.blob_id WHERE r.{} = ?",
-                owner.refs(),
-                owner.column()
-            );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_all(&mut **tx)
-                .await?;
-            let mut blobs = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let sha: String = r.try_get("sha256")?;
-                let mut key = [0u8; 32];
-                hex::decode_to_slice(&sha, &mut key)
-                    .map_err(|_| StoreError::Corrupt(format!("blob key `{sha}`")))?;
-                blobs.push((key, r.try_get::<Vec<u8>, _>("data")?));
-            }
-            drop(rows);
-            packing::unpack(&raw, |sha| {
-                blobs
-                    .iter()
-                    .find(|(k, _)| k == sha)
-                    .map(|(_, d)| d.as_slice())
-            })
-            .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))
+    let skeleton = match packing.as_deref() {
+        None => return Ok(raw),
+        Some(packing::FORMAT) => raw,
+        Some(packing::FORMAT_DEFLATE) => packing::decompress(&raw)
+            .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))?,
+        Some(other) => {
+            return Err(StoreError::Corrupt(format!(
+                "{} {id}: unknown packing `{other}`",
+                owner.refs()
+            )));
         }
-        Some(other) => Err(StoreError::Corrupt(format!(
-            "{} {id}: unknown packing `{other}`",
-            owner.refs()
-        ))),
+    };
+    let mut blobs = Vec::new();
+    if !packing::blob_refs(&skeleton)
+        .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))?
+        .is_empty()
+    {
+        let sql = format!(
+            "SELECT b.sha256, b.data FROM {} r JOIN blobs b ON b.id = r.blob_id WHERE r.{} = ?",
+            owner.refs(),
+            owner.column()
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+        for r in &rows {
+            let sha: String = r.try_get("sha256")?;
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(&sha, &mut key)
+                .map_err(|_| StoreError::Corrupt(format!("blob key `{sha}`")))?;
+            blobs.push((key, r.try_get::<Vec<u8>, _>("data")?));
+        }
     }
+    packing::unpack(&skeleton, |sha| {
+        blobs
+            .iter()
+            .find(|(k, _)| k == sha)
+            .map(|(_, d)| d.as_slice())
+    })
+    .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))
 }
 
 /// Drop row `id`'s references to blobs, then every one of those blobs that nothing refers to any
@@ -300,7 +324,7 @@ mod tests {
         assert_eq!(count(&s, "SELECT COUNT(*) FROM letter_blobs").await, 3);
         // What is left in the rows is the mail around the file.
         assert!(count(&s, "SELECT MAX(LENGTH(raw)) FROM messages").await < 1_000);
-        assert!(count(&s, "SELECT MAX(LENGTH(raw)) FROM outbox").await < 1_500);
+        assert!(count(&s, "SELECT MAX(LENGTH(raw)) FROM outbox").await < 1_000);
         // Every read gives back the bytes exactly as fetched, and as decided.
         assert_eq!(s.message_raw(id).await.unwrap().unwrap(), raw);
         assert_eq!(s.held_messages(0, &[id]).await.unwrap()[0].raw, raw);
@@ -386,6 +410,67 @@ mod tests {
             s.letter(letters[0].0).await,
             Err(super::StoreError::Corrupt(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_letter_is_stored_compressed_and_sent_exactly_as_decided() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:00:00Z");
+        let text = "Please give your screening decision by Friday 27 November 2026.\r\n".repeat(30);
+        let mut l = letter(&file(10), "la@x.test");
+        l.raw =
+            format!("Message-ID: <la@caseclerk>\r\nSubject: Screening\r\n\r\n{text}").into_bytes();
+        let mut tx = s.begin().await.unwrap();
+        let id = Store::queue_letter(&mut tx, &l, now)
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            count(
+                &s,
+                "SELECT COUNT(*) FROM outbox WHERE packing = 'parts-1+deflate'"
+            )
+            .await,
+            1
+        );
+        assert!(count(&s, "SELECT LENGTH(raw) FROM outbox").await * 3 < l.raw.len() as i64);
+        assert_eq!(
+            s.sendable_letter(id, now).await.unwrap().unwrap().raw,
+            l.raw
+        );
+        let (_, letters) = s.contents().await.unwrap();
+        assert_eq!(letters[0].bytes, l.raw.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn a_letter_stored_before_packing_is_read_as_it_was_stored() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:00:00Z");
+        let l = letter(&file(5_000), "la@x.test");
+        let mut tx = s.begin().await.unwrap();
+        let id = Store::queue_letter(&mut tx, &l, now)
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+        // As an older caseclerk left it: the bytes whole, no packing, no size.
+        sqlx::query("DELETE FROM letter_blobs")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM blobs")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE outbox SET raw = ?, packing = NULL, size = NULL")
+            .bind(&l.raw)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(s.letter(id).await.unwrap().unwrap().raw, l.raw);
+        let (_, letters) = s.contents().await.unwrap();
+        assert_eq!(letters[0].bytes, l.raw.len() as i64);
     }
 
     #[tokio::test]
