@@ -47,6 +47,9 @@ pub struct MemoryOptions {
 pub struct FirstRun {
     pub messages: usize,
     pub backlog_bytes: usize,
+    /// A bare client's `UID FETCH 1:* BODY.PEEK[]` of the same backlog over the same connection
+    /// settings (TLS), warm: the reference for the first run's time end to end.
+    pub bare_fetch: Duration,
     pub processed: usize,
     pub took: Duration,
     pub peak_mib: Option<f64>,
@@ -84,11 +87,14 @@ impl MemoryReport {
         if let Some(f) = &self.first_run {
             out.push_str(&format!(
                 "first run   {} messages, {:.1} MB of mail in the backlog (reference)\n            \
-                 caseclerk tick --process-existing: {} processed in {:.0} s, peak RSS {}\n",
+                 bare UID FETCH of the backlog (reference): {:.2} s\n            \
+                 caseclerk tick --process-existing: {} processed in {:.1} s ({:.0} % of the bare fetch's speed), peak RSS {}\n",
                 f.messages,
                 f.backlog_bytes as f64 / 1e6,
+                f.bare_fetch.as_secs_f64(),
                 f.processed,
                 f.took.as_secs_f64(),
+                100.0 * f.bare_fetch.as_secs_f64() / f.took.as_secs_f64().max(1e-9),
                 mib(f.peak_mib),
             ));
         }
@@ -299,6 +305,11 @@ async fn first_run(
         backlog_bytes += slice.iter().map(|(m, _)| m.len()).sum::<usize>();
         stack.append_many(user, &slice).await?;
     }
+    let imap = config::load(&config, Needs::Everything)
+        .map_err(other)?
+        .imap
+        .clone();
+    let bare_fetch = crate::dev::bench::bare_fetch(&imap, n).await?;
     let before = children_peak_mib();
     let log = config.with_file_name("first-run.log");
     let started = Instant::now();
@@ -327,6 +338,7 @@ async fn first_run(
     Ok(FirstRun {
         messages: n,
         backlog_bytes,
+        bare_fetch,
         processed,
         took,
         peak_mib: peak,

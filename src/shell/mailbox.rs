@@ -576,11 +576,13 @@ pub async fn fetch_new(
     // Sizes first, then the bodies in batches bounded by bytes: a backlog of any size, or a
     // burst of large referrals, is held one batch at a time.
     let sizes = sizes(settings, session, &uids).await?;
-    let mut done = 0;
+    let (mut done, mut bytes) = (0, 0);
     for chunk in fetch_batches(&uids, &sizes, FETCH_BUDGET) {
+        let batch_bytes = batch_bytes(&chunk, &sizes);
+        bytes += batch_bytes;
         tracing::debug!(
             messages = chunk.len(),
-            bytes = batch_bytes(&chunk, &sizes),
+            bytes = batch_bytes,
             "fetching a batch"
         );
         let mut batch = fetch_batch(settings, session, &chunk, last, now).await?;
@@ -598,6 +600,8 @@ pub async fn fetch_new(
         done += chunk.len();
         progress.update("reading the mailbox", done.min(total), total);
     }
+    // Batches were committed without a checkpoint: a large fetch checkpoints once, here.
+    store.settle_ingest(bytes).await?;
     // Mail left for people is passed over: the watermark moves above it too.
     if uids.is_empty() || newest_seen > last {
         last = last.max(newest_seen);

@@ -90,6 +90,11 @@ pub struct CaseVersion {
 /// read one at a time), so a thousand ahead costs little memory.
 const ROW_BUFFER: usize = 1024;
 
+/// The write-ahead log's automatic checkpoint while mail is stored, in 4 KiB pages (64 MiB;
+/// SQLite's default, used by every other write, is 1,000 pages): a first run over a large
+/// mailbox checkpoints a few times, not every 4 MB.
+const INGEST_WAL_PAGES: u32 = 16_384;
+
 /// How many cases [`Store::cases_with_events_page`] reads at once: few queries, and a bounded
 /// amount of events in memory while a page is worked.
 pub const CASES_PER_PAGE: i64 = 1000;
@@ -836,6 +841,15 @@ impl Store {
     /// [`Store::store_fetched`], taking the batch: each message's bytes are handed to SQLite
     /// (which copies them once more while it writes) and let go as soon as that row is written,
     /// so a batch of large mail is not held twice.
+    ///
+    /// Committed without waiting for the disk (`synchronous = NORMAL`; every other write waits,
+    /// `FULL`), and without checkpointing the write-ahead log until it holds [`INGEST_WAL_PAGES`]
+    /// pages ([`Store::settle_ingest`] checkpoints after a large fetch). Safe because the batch
+    /// and the watermark commit together: a power cut can only lose both, and the batch is
+    /// fetched again. Nothing is ever decided on a batch that could still vanish: the log is
+    /// written in order and synced whole, so the first full-sync commit after it — the engine's
+    /// filing of the message and its letters, the outbox's intent before a send — makes the
+    /// batch durable before, or with, anything decided on it.
     pub async fn store_batch(
         &self,
         mailbox: &str,
@@ -844,7 +858,47 @@ impl Store {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {INGEST_WAL_PAGES}"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        let stored =
+            Self::store_batch_on(&mut conn, mailbox, uidvalidity, messages, last_uid, now).await;
+        // Back to every other write's settings, whatever happened; a connection that cannot be
+        // set back is closed, never handed out again.
+        let reset = sqlx::raw_sql("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000")
+            .execute(&mut *conn)
+            .await;
+        if reset.is_err() {
+            conn.close_on_drop();
+        }
+        stored
+    }
+
+    /// After a fetch that stored `bytes` of mail: checkpoint the write-ahead log into the
+    /// database if the fetch wrote more than an automatic checkpoint would have let it hold
+    /// (a small fetch leaves it to the next write's automatic checkpoint, as before).
+    pub async fn settle_ingest(&self, bytes: u64) -> Result<(), StoreError> {
+        if bytes >= 4 * 1024 * 1024 {
+            sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn store_batch_on(
+        conn: &mut sqlx::SqliteConnection,
+        mailbox: &str,
+        uidvalidity: u32,
+        messages: Vec<NewMessage>,
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        use sqlx::Connection;
+        let mut tx = conn.begin().await?;
         let mut stored = 0;
         for m in messages {
             let mut key = m.dedupe_key.clone();
