@@ -10,10 +10,15 @@
 //!
 //! | class         | what                                                         | default                | floor      |
 //! |---------------|--------------------------------------------------------------|------------------------|------------|
-//! | `case_mail`   | raw mail filed on a case (`messages.raw`, attachments inside) | 15 years after closure | 1 year     |
-//! | `letter`      | a letter's rendered bytes (`outbox.raw`)                     | 90 days (see below)    | 30 days    |
+//! | `case_mail`   | raw mail filed on a case (`messages.raw`, its files in `blobs`) | 15 years after closure | 1 year   |
+//! | `letter`      | a letter's rendered bytes (`outbox.raw`, its files in `blobs`) | 90 days (see below)    | 30 days    |
 //! | `triage_mail` | mail listed for a person that never became case business     | 365 days after arrival | 90 days    |
 //! | `other_mail`  | auto-replies, bounces, our own copies, not on any case       | 90 days after arrival  | 30 days    |
+//!
+//! An attached file is stored once for every message and letter that carries it
+//! ([`crate::core::packing`]): erasing a record erases its own bytes and its use of each file,
+//! and a file goes with the last record that uses it — a referral's form erased with the
+//! referral stays while a panel member's letter that carries it is kept, and goes with it.
 //!
 //! The particulars read from a case's referral (`particulars`, [`crate::core::particulars`]) are
 //! personal data taken from its mail: the shell erases them with the case's mail, under the same

@@ -43,6 +43,8 @@ pub struct BenchReport {
     pub megabytes: f64,
     pub ceiling: Duration,
     pub ingest: Duration,
+    /// Where ingest's time went.
+    pub timings: mailbox::FetchTimings,
     pub classify: Duration,
     pub peak_rss_mib: Option<f64>,
 }
@@ -53,12 +55,33 @@ impl BenchReport {
         self.messages as f64 / d.as_secs_f64().max(1e-9)
     }
 
+    /// Where ingest's time went, a line per part.
+    fn breakdown(&self) -> String {
+        let t = &self.timings;
+        let parts = t.server + t.identity + t.packing + t.storing + t.checkpoint;
+        [
+            ("waiting for the server's batches", t.server),
+            ("identity (hashing, copying)", t.identity),
+            ("packing (attached files taken out)", t.packing),
+            ("storing (SQL, commits)", t.storing),
+            ("checkpoint after the fetch", t.checkpoint),
+            (
+                "session set-up (SELECT, SEARCH, sizes)",
+                self.ingest.saturating_sub(parts),
+            ),
+        ]
+        .iter()
+        .map(|(what, d)| format!("           {what:<38} {:>6.3} s\n", d.as_secs_f64()))
+        .collect()
+    }
+
     /// The report as the README shows it.
     pub fn render(&self) -> String {
         format!(
             "{} messages, {:.1} MB ({} with a 200 KB attachment)\n\
              ceiling  bare UID FETCH 1:* BODY.PEEK[]   {:>8.0} msg/s  ({:.2} s)\n\
              ingest   caseclerk fetch + SQLite store   {:>8.0} msg/s  ({:.2} s, {:.0} % of the ceiling)\n\
+             {}\
              classify parse + classify (pure core)     {:>8.0} msg/s  ({:.2} s)\n\
              peak resident memory                      {}\n",
             self.messages,
@@ -69,6 +92,7 @@ impl BenchReport {
             self.rate(self.ingest),
             self.ingest.as_secs_f64(),
             100.0 * self.ceiling.as_secs_f64() / self.ingest.as_secs_f64().max(1e-9),
+            self.breakdown(),
             self.rate(self.classify),
             self.classify.as_secs_f64(),
             self.peak_rss_mib
@@ -205,6 +229,7 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
     )
     .await?;
     let ingest = started.elapsed();
+    let timings = report.timings;
     if report.stored != n {
         return Err(BenchError::Other(format!(
             "caseclerk stored {} of {n} messages",
@@ -232,6 +257,7 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
         megabytes: bytes as f64 / 1e6,
         ceiling,
         ingest,
+        timings,
         classify,
         peak_rss_mib: peak_rss_mib(),
     })

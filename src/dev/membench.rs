@@ -39,7 +39,7 @@ pub struct MemoryOptions {
     /// Large referrals arriving at once at the running daemon.
     pub burst: Option<usize>,
     /// Size of each burst message, in MB.
-    pub burst_mb: usize,
+    pub burst_mb: f64,
 }
 
 /// The first-run measurement.
@@ -63,6 +63,10 @@ pub struct Burst {
     pub idle_rss_mib: Option<f64>,
     pub idle_peak_mib: Option<f64>,
     pub peak_mib: Option<f64>,
+    /// Resident memory once every referral is processed and nothing is left to send.
+    pub settled_rss_mib: Option<f64>,
+    /// Resident memory after [`IDLE_AFTER`] more of idling (the lowest read in that time).
+    pub idle_after_mib: Option<f64>,
     pub letters_sent: usize,
     pub took: Duration,
 }
@@ -102,7 +106,8 @@ impl MemoryReport {
             out.push_str(&format!(
                 "burst       {} referrals of {:.1} MB ({:.1} MB) arriving at once at `caseclerk run`\n            \
                  before the burst (reference): RSS {}, peak so far {}\n            \
-                 after: all processed, {} letters sent in {:.0} s, peak RSS {}\n",
+                 after: all processed, {} letters sent in {:.0} s, peak RSS {}\n            \
+                 settled: RSS {} once all was sent, {} after {} s idle\n",
                 b.messages,
                 b.message_bytes as f64 / 1e6,
                 (b.messages * b.message_bytes) as f64 / 1e6,
@@ -111,11 +116,18 @@ impl MemoryReport {
                 b.letters_sent,
                 b.took.as_secs_f64(),
                 mib(b.peak_mib),
+                mib(b.settled_rss_mib),
+                mib(b.idle_after_mib),
+                IDLE_AFTER.as_secs(),
             ));
         }
         out
     }
 }
+
+/// How long the daemon is watched idling after a burst, its resident memory read every half
+/// second (the lowest reading is reported: what it holds once it has let go).
+const IDLE_AFTER: Duration = Duration::from_secs(30);
 
 fn other(e: impl std::fmt::Display) -> BenchError {
     BenchError::Other(e.to_string())
@@ -404,7 +416,7 @@ async fn burst(
     config: PathBuf,
     binary: &Path,
     referrers: &[String],
-    megabytes: usize,
+    megabytes: f64,
 ) -> Result<Burst, BenchError> {
     let user = stack_user(&config)?;
     let db = database(&config)?;
@@ -428,7 +440,10 @@ async fn burst(
         let mail: Vec<_> = referrers
             .iter()
             .enumerate()
-            .map(|(i, from)| (large_referral(i, from, &user, megabytes * 1_000_000), now))
+            .map(|(i, from)| {
+                let bytes = (megabytes * 1e6) as usize;
+                (large_referral(i, from, &user, bytes), now)
+            })
             .collect();
         let message_bytes = mail.first().map(|(m, _)| m.len()).unwrap_or(0);
         let started = Instant::now();
@@ -450,6 +465,8 @@ async fn burst(
         .await?;
         let took = started.elapsed();
         let peak = proc_status_mib(pid, "VmHWM");
+        let settled = proc_status_mib(pid, "VmRSS");
+        let idle_after = lowest_rss_while_idle(pid).await;
         let store = Store::open_read_only(&db).await?;
         let letters_sent = store
             .letter_summaries(None)
@@ -464,6 +481,8 @@ async fn burst(
             idle_rss_mib: idle_rss,
             idle_peak_mib: idle_peak,
             peak_mib: peak,
+            settled_rss_mib: settled,
+            idle_after_mib: idle_after,
             letters_sent,
             took,
         })
@@ -481,6 +500,19 @@ async fn burst(
         let _ = daemon.kill().await;
     }
     result
+}
+
+/// The lowest resident memory of `pid` read every half second for [`IDLE_AFTER`].
+async fn lowest_rss_while_idle(pid: u32) -> Option<f64> {
+    let started = Instant::now();
+    let mut lowest: Option<f64> = None;
+    while started.elapsed() < IDLE_AFTER {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(now) = proc_status_mib(pid, "VmRSS") {
+            lowest = Some(lowest.map_or(now, |l| l.min(now)));
+        }
+    }
+    lowest
 }
 
 /// Whether the daemon has recorded its first look at the mailbox.

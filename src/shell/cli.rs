@@ -358,9 +358,9 @@ enum Command {
         /// large referrals arrive at once, with its memory before them as the reference.
         #[arg(long)]
         burst: Option<usize>,
-        /// The size of each --burst referral, in MB.
-        #[arg(long, default_value_t = 20)]
-        burst_mb: usize,
+        /// The size of each --burst referral, in MB (0.03 for the scale bench's 30 KB referral).
+        #[arg(long, default_value_t = 20.0)]
+        burst_mb: f64,
         /// Measure this caseclerk binary instead of this one (--first-run, --burst).
         #[arg(long)]
         binary: Option<PathBuf>,
@@ -1499,7 +1499,7 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
 async fn bench(
     config: &Option<PathBuf>,
     messages: usize,
-    (first_run, burst, burst_mb, binary): (Option<usize>, Option<usize>, usize, Option<PathBuf>),
+    (first_run, burst, burst_mb, binary): (Option<usize>, Option<usize>, f64, Option<PathBuf>),
     (cases, form_kb): (Option<usize>, usize),
 ) -> Result<(), Failure> {
     if let Some(cases) = cases {

@@ -295,6 +295,14 @@ pub struct NewMessage {
     pub raw: Vec<u8>,
 }
 
+/// What [`Store::store_batch`] did: how many new messages it stored, and how long packing them
+/// took (for `caseclerk bench`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchStored {
+    pub stored: usize,
+    pub packing: Duration,
+}
+
 /// A stored message waiting to be classified.
 #[derive(Debug, Clone)]
 pub struct PendingMessage {
@@ -834,8 +842,10 @@ impl Store {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        self.store_batch(mailbox, uidvalidity, messages.to_vec(), last_uid, now)
-            .await
+        Ok(self
+            .store_batch(mailbox, uidvalidity, messages.to_vec(), last_uid, now)
+            .await?
+            .stored)
     }
 
     /// [`Store::store_fetched`], taking the batch: each message's bytes are handed to SQLite
@@ -857,7 +867,7 @@ impl Store {
         messages: Vec<NewMessage>,
         last_uid: u32,
         now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<BatchStored, StoreError> {
         let mut conn = self.pool.acquire().await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {INGEST_WAL_PAGES}"
@@ -896,10 +906,10 @@ impl Store {
         messages: Vec<NewMessage>,
         last_uid: u32,
         now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<BatchStored, StoreError> {
         use sqlx::Connection;
         let mut tx = conn.begin().await?;
-        let mut stored = 0;
+        let mut stored = BatchStored::default();
         for m in messages {
             let mut key = m.dedupe_key.clone();
             let existing: Option<String> =
@@ -927,7 +937,9 @@ impl Store {
             }
             let size = m.raw.len() as i64;
             // Its attached files stored once (migration 14): `raw` holds the rest.
+            let started = std::time::Instant::now();
             let packed = blobs::prepare(m.raw.into(), false);
+            stored.packing += started.elapsed();
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO messages (dedupe_key, body_sha256, mailbox, uidvalidity, uid, internal_date, \
                  fetched_at, size, raw, packing, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new') \
@@ -947,7 +959,7 @@ impl Store {
             .await?;
             if let Some(id) = id {
                 blobs::attach(&mut tx, blobs::Owner::Message, id, packed.blobs).await?;
-                stored += 1;
+                stored.stored += 1;
             }
         }
         sqlx::query(
