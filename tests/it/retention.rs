@@ -16,8 +16,13 @@ use chrono::{DateTime, Duration, Utc};
 const PHRASE: &str = "Zanzibar-Quillfeather-4417";
 
 /// A referral carrying `PHRASE` in its subject, its text and a text attachment (where it is also
-/// the child's name, so the particulars read from it hold it too).
+/// the child's name, so the particulars read from it hold it too). The attachment's chronology
+/// runs to a few kilobytes, as a real one does: the referral fills pages of its own, which an
+/// erasure frees (letters are stored compressed and alone may fit inside a page).
 fn planted_referral(id: &str) -> Vec<u8> {
+    let chronology: String = (1..=120)
+        .map(|n| format!("Entry {n}: home visit recorded, no concerns noted at the time.\r\n"))
+        .collect();
     format!(
         "From: Dr Test Referrer <{REFERRER}>\r\n\
          To: {SHARED}\r\n\
@@ -37,6 +42,7 @@ fn planted_referral(id: &str) -> Vec<u8> {
          \r\n\
          Chronology notes: {PHRASE} seen at home.\r\n\
          Child's name: {PHRASE}\r\n\
+         {chronology}\
          --b1--\r\n"
     )
     .into_bytes()
