@@ -440,6 +440,17 @@ fn event_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRow, StoreError> {
     })
 }
 
+/// A message row's exact bytes, from its `raw` and `packing` columns (put back together from
+/// its skeleton and blobs, read in `tx`, when it was stored packed).
+async fn whole_message(
+    tx: &mut Tx<'_>,
+    id: i64,
+    r: &sqlx::sqlite::SqliteRow,
+) -> Result<Vec<u8>, StoreError> {
+    let raw = r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default();
+    blobs::unpacked(tx, blobs::Owner::Message, id, raw, r.try_get("packing")?).await
+}
+
 /// Letters as read by `SELECT * FROM outbox`, each with its exact bytes (a packed letter is put
 /// back together from its skeleton and blobs, in `tx`).
 async fn whole_letters(
@@ -1055,14 +1066,7 @@ impl Store {
         .await?;
         let Some(r) = row else { return Ok(None) };
         let internal_date = parse_ts(&r.try_get::<String, _>("internal_date")?)?;
-        let raw = blobs::unpacked(
-            &mut tx,
-            blobs::Owner::Message,
-            id,
-            r.try_get("raw")?,
-            r.try_get("packing")?,
-        )
-        .await?;
+        let raw = whole_message(&mut tx, id, &r).await?;
         tx.commit().await?;
         Ok(Some(PendingMessage {
             id,
@@ -1190,14 +1194,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let raw = blobs::unpacked(
-            &mut tx,
-            blobs::Owner::Message,
-            id,
-            r.try_get("raw")?,
-            r.try_get("packing")?,
-        )
-        .await?;
+        let raw = whole_message(&mut tx, id, &r).await?;
         tx.commit().await?;
         Ok(Some(raw))
     }
@@ -1478,20 +1475,12 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(r) = row {
-                let raw = r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default();
                 out.push(crate::core::case_export::HeldMessage {
                     id,
                     received: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
                     state: r.try_get("state")?,
                     rule: r.try_get("rule")?,
-                    raw: blobs::unpacked(
-                        &mut tx,
-                        blobs::Owner::Message,
-                        id,
-                        raw,
-                        r.try_get("packing")?,
-                    )
-                    .await?,
+                    raw: whole_message(&mut tx, id, &r).await?,
                 });
             }
         }
