@@ -22,7 +22,7 @@ use std::time::Duration;
 mod toml_read;
 mod web;
 
-pub use web::{WebSettings, default_listen as web_default_listen};
+pub use web::{TrustedProxy, WebSettings, default_listen as web_default_listen};
 
 pub use crate::shell::secret::Secret;
 

@@ -109,6 +109,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../migrations/0010_scale_reads.sql")),
     (11, include_str!("../../migrations/0011_particulars.sql")),
     (12, include_str!("../../migrations/0012_web_accounts.sql")),
+    (
+        13,
+        include_str!("../../migrations/0013_web_second_factor_and_proxy.sql"),
+    ),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every
@@ -2904,6 +2908,7 @@ mod tests {
         // left them.
         sqlx::raw_sql(
             "DROP TABLE case_counters; ALTER TABLE outbox DROP COLUMN confirmed_by_copy; \
+             DROP TABLE web_second_steps; \
              DROP TABLE web_signins; DROP TABLE web_sessions; DROP TABLE web_users; \
              DELETE FROM schema_version WHERE version >= 7; \
              INSERT INTO cases (reference, process, status, received_at, day0, opened_at) VALUES \

@@ -5,7 +5,8 @@
 //! CSRF token every form carries, the security headers of every answer, and the routes. Pages are
 //! in [`pages`] (server-rendered HTML, no JavaScript), actions in [`actions`] (each one an
 //! operator command of [`crate::shell::operator`], the code the command line runs), accounts and
-//! sessions in [`accounts`].
+//! sessions in [`accounts`], the optional second factor in [`second_factor`] (its page in
+//! `signin`), sign-in through a trusted reverse proxy in [`proxy`].
 //!
 //! Must not: put personal data in a URL (case references, message and letter ids only) or in the
 //! log (account ids only); decide anything about a case (that is the core, through the operator
@@ -16,6 +17,9 @@ pub mod accounts;
 mod actions;
 pub mod command;
 mod pages;
+pub mod proxy;
+pub mod second_factor;
+mod signin;
 mod tls;
 
 use crate::core::access::Role;
@@ -90,6 +94,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/cases") }))
         .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-in/code", post(signin::sign_in_code))
         .route("/sign-out", post(sign_out))
         .route("/static/style.css", get(style))
         .route("/cases", get(pages::cases))
@@ -134,6 +139,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tracker", get(pages::tracker))
         .route("/tracker.csv", get(pages::tracker_file))
         .route("/tracker.xlsx", get(pages::tracker_file))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            proxy::middleware,
+        ))
         .layer(axum::middleware::map_response_with_state(
             app.clone(),
             security_headers,
@@ -414,18 +423,9 @@ async fn sign_in(
     )
     .await
     {
-        Ok(Some(new)) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, "/cases".to_string()),
-                (
-                    header::SET_COOKIE,
-                    set_cookie(SESSION_COOKIE, &new.token, None),
-                ),
-            ],
-        )
-            .into_response(),
-        Ok(None) => {
+        Ok(accounts::SignIn::Session(new)) => signin::signed_in_now(&new),
+        Ok(accounts::SignIn::CodeAsked(step)) => signin::code_form(&f.csrf, Some(&step), None),
+        Ok(accounts::SignIn::Refused) => {
             let mut r = sign_in_form(Some(
                 "The user name or password is wrong, or the account is locked (after 5 failed sign-ins, for 15 minutes) or disabled.",
             ));
