@@ -1312,7 +1312,13 @@ async fn apply_retention(
     let applied = r::apply(&store, &cfg.retention, now).await.map_err(work)?;
     let refs = r::references(&store).await.map_err(work)?;
     print!("{}", r::listing(&applied.groups, &refs, true));
-    if !applied.groups.is_empty() || applied.reclaimed.wal_busy {
+    if applied.signins > 0 {
+        println!(
+            "{} web sign-in record(s) older than {} days erased",
+            applied.signins, cfg.retention.signin_days
+        );
+    }
+    if !applied.groups.is_empty() || applied.signins > 0 || applied.reclaimed.wal_busy {
         println!(
             "{} free page(s) given back to the file system; {}",
             applied.reclaimed.pages,

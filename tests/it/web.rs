@@ -6,6 +6,7 @@
 //! link. The same workspace is driven in a real browser in [`browser`].
 
 mod browser;
+mod signin;
 
 use crate::review::{Review, london};
 use caseclerk::core::access::Role;
@@ -38,7 +39,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub async fn start() -> Workspace {
-        let mut r = Review::of("bury").await;
+        Workspace::start_with(|_| {}).await
+    }
+
+    /// As [`Workspace::start`], with the configuration changed first (e.g. a `[web]` section).
+    pub async fn start_with(edit: impl Fn(&mut toml::Table)) -> Workspace {
+        let mut r = Review::with("bury", edit).await;
         let case = r.referral_at("2026-08-20 10:00").await;
         r.vote_all(
             "screening-request",
@@ -98,6 +104,7 @@ impl Workspace {
         Client {
             addr: self.addr,
             cookies: BTreeMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -184,6 +191,8 @@ fn form_encode(fields: &[(&str, &str)]) -> String {
 pub struct Client {
     addr: SocketAddr,
     pub cookies: BTreeMap<String, String>,
+    /// Headers sent with every request (as a reverse proxy adds them).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Client {
@@ -220,6 +229,9 @@ impl Client {
         );
         if !cookies.is_empty() {
             req.push_str(&format!("Cookie: {cookies}\r\n"));
+        }
+        for (k, v) in &self.headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
         }
         let body = body.unwrap_or_default();
         if method == "POST" {
@@ -1069,6 +1081,7 @@ async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_ma
     let mut c = Client {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         cookies: BTreeMap::new(),
+        headers: Vec::new(),
     };
     assert_eq!(c.sign_in("casey", &password).await.status, 303);
     assert_eq!(c.get("/cases").await.status, 200);

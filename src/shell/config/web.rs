@@ -127,7 +127,7 @@ impl Resolver {
             }
             (Some(h), false) => Some(h),
         };
-        if let Some(h) = header
+        if let Some(h) = &raw.trusted_proxy_header
             && axum::http::HeaderName::from_bytes(h.trim().as_bytes()).is_err()
         {
             self.problems.push(format!(

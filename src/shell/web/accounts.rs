@@ -468,3 +468,48 @@ pub async fn signins(
         .map(|r| Ok((parse_ts(&r.get::<String, _>(0))?, r.get(1), r.get(2))))
         .collect()
 }
+
+/// Every recorded sign-in, oldest first: (when, the account's name if any, what happened, from
+/// where) — for `caseclerk user signins --all` and the tests of what is recorded.
+pub async fn all_signins(
+    store: &Store,
+) -> Result<Vec<(DateTime<Utc>, Option<String>, String, String)>, AccountError> {
+    let rows = sqlx::query(
+        "SELECT s.at, u.username, s.outcome, s.remote FROM web_signins s \
+         LEFT JOIN web_users u ON u.id = s.user_id ORDER BY s.id",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                parse_ts(&r.get::<String, _>(0))?,
+                r.get(1),
+                r.get(2),
+                r.get(3),
+            ))
+        })
+        .collect()
+}
+
+/// Erase the sign-in records made before `before` (retention, [`crate::shell::retention`]):
+/// how many, and the bytes their text held.
+pub async fn erase_signins_before(
+    tx: &mut crate::shell::store::Tx<'_>,
+    before: DateTime<Utc>,
+) -> Result<(i64, i64), StoreError> {
+    let (count, bytes): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(at) + LENGTH(outcome) + LENGTH(remote)), 0) \
+         FROM web_signins WHERE at < ?",
+    )
+    .bind(ts(before))
+    .fetch_one(&mut **tx)
+    .await?;
+    if count > 0 {
+        sqlx::query("DELETE FROM web_signins WHERE at < ?")
+            .bind(ts(before))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok((count, bytes))
+}

@@ -148,6 +148,9 @@ pub(super) async fn middleware(
     }
     let current = cookie(req.headers(), SESSION_COOKIE).map(str::to_string);
     let token = match signed_in_as(&app, current.as_deref(), &name, &remote).await {
+        Ok(Proxied::Already) if req.uri().path() == "/sign-in" => {
+            return Redirect::to("/cases").into_response();
+        }
         Ok(Proxied::Already) => return next.run(req).await,
         Ok(Proxied::Refused(r)) => return r,
         Ok(Proxied::New(token)) => token,
