@@ -7,6 +7,7 @@
 
 mod browser;
 mod signin;
+mod trace;
 
 use crate::review::{Review, london};
 use caseclerk::core::access::Role;
