@@ -470,7 +470,7 @@ pub async fn signins(
 }
 
 /// Every recorded sign-in, oldest first: (when, the account's name if any, what happened, from
-/// where) — for `caseclerk user signins --all` and the tests of what is recorded.
+/// where) — `caseclerk user signins --all` lists them newest first.
 pub async fn all_signins(
     store: &Store,
 ) -> Result<Vec<(DateTime<Utc>, Option<String>, String, String)>, AccountError> {

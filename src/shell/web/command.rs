@@ -49,8 +49,15 @@ pub enum UserAction {
     Disable { username: String },
     /// Every account, its role, and whether it is disabled or locked.
     List,
-    /// An account's sign-ins (and failed attempts), newest first.
-    Signins { username: String },
+    /// An account's sign-ins (and failed attempts), newest first; --all: every recorded
+    /// attempt, also those that named no account (an unknown name, a proxy header from an
+    /// address not trusted).
+    Signins {
+        #[arg(required_unless_present = "all")]
+        username: Option<String>,
+        #[arg(long, conflicts_with = "username")]
+        all: bool,
+    },
     /// Give an account a second factor (a 6-digit code from an authenticator app after its
     /// password): prints, once, the setup key and the otpauth:// address to scan. Run again to
     /// replace a lost one; --remove to go back to the password alone.
@@ -254,7 +261,21 @@ async fn user(
             }
             Ok(())
         }
-        UserAction::Signins { username } => {
+        UserAction::Signins { username: None, .. } => {
+            let all = accounts::all_signins(store).await.map_err(refused)?;
+            for (at, who, what, from) in all.into_iter().rev() {
+                println!(
+                    "{}  {:<20} {what:<40} from {from}",
+                    crate::core::calendar::short_instant(at),
+                    who.as_deref().unwrap_or("(no account)")
+                );
+            }
+            Ok(())
+        }
+        UserAction::Signins {
+            username: Some(username),
+            ..
+        } => {
             for (at, what, from) in accounts::signins(store, username).await.map_err(refused)? {
                 println!(
                     "{}  {what:<24} from {from}",

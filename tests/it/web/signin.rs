@@ -270,6 +270,16 @@ async fn the_header_from_an_address_not_trusted_is_ignored_and_the_attempt_recor
             "proxy header from an address not trusted: ignored".into()
         )]
     );
+    let listed = crate::support::said(&crate::support::cli(
+        &w.review.config_path(),
+        &["user", "signins", "--all"],
+    ));
+    assert!(
+        listed.contains("(no account)")
+            && listed.contains("proxy header from an address not trusted")
+            && listed.contains("from 127.0.0.1"),
+        "{listed}"
+    );
 }
 
 #[tokio::test]
