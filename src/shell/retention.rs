@@ -87,7 +87,7 @@ async fn erase_signins(
 ) -> Result<i64, StoreError> {
     let mut tx = store.begin().await?;
     let before = schedule.signins_before(now);
-    let (count, bytes) = crate::shell::web::accounts::erase_signins_before(&mut tx, before).await?;
+    let (count, bytes) = Store::erase_signins_before(&mut tx, before).await?;
     if count > 0 {
         Store::record_erasure(&mut tx, now, SIGNIN_RULE, SIGNIN_CLASS, count, bytes).await?;
     }

@@ -2554,6 +2554,28 @@ impl Store {
         .await?)
     }
 
+    /// Delete the web workspace's sign-in records made before `before` (retention,
+    /// [`crate::shell::retention`]): how many, and the bytes their text held.
+    pub async fn erase_signins_before(
+        tx: &mut Tx<'_>,
+        before: DateTime<Utc>,
+    ) -> Result<(i64, i64), StoreError> {
+        let (count, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(at) + LENGTH(outcome) + LENGTH(remote)), 0) \
+             FROM web_signins WHERE at < ?",
+        )
+        .bind(ts(before))
+        .fetch_one(&mut **tx)
+        .await?;
+        if count > 0 {
+            sqlx::query("DELETE FROM web_signins WHERE at < ?")
+                .bind(ts(before))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok((count, bytes))
+    }
+
     /// Every recorded case-less erasure, oldest first: (at, rule, class, count, bytes).
     pub async fn erasures(&self) -> Result<Vec<(String, String, String, i64, i64)>, StoreError> {
         Ok(

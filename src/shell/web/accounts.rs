@@ -491,25 +491,3 @@ pub async fn all_signins(
         })
         .collect()
 }
-
-/// Erase the sign-in records made before `before` (retention, [`crate::shell::retention`]):
-/// how many, and the bytes their text held.
-pub async fn erase_signins_before(
-    tx: &mut crate::shell::store::Tx<'_>,
-    before: DateTime<Utc>,
-) -> Result<(i64, i64), StoreError> {
-    let (count, bytes): (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(LENGTH(at) + LENGTH(outcome) + LENGTH(remote)), 0) \
-         FROM web_signins WHERE at < ?",
-    )
-    .bind(ts(before))
-    .fetch_one(&mut **tx)
-    .await?;
-    if count > 0 {
-        sqlx::query("DELETE FROM web_signins WHERE at < ?")
-            .bind(ts(before))
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok((count, bytes))
-}

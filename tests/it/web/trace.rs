@@ -88,29 +88,7 @@ async fn with_rust_log_at_trace_the_workspace_logs_no_secret_name_address_or_sub
     let case = r.referral_from(SENDER, SUBJECT, "2026-08-20 10:00").await;
     r.receive(&stray(), "2026-08-20 12:00").await;
     let config = r.config_path();
-    let mut log = String::new();
-    let add = [
-        "user",
-        "add",
-        USER,
-        "--name",
-        DISPLAY,
-        "--role",
-        "business-unit",
-        "--password-stdin",
-    ];
-    log += &String::from_utf8_lossy(&caseclerk(&config, &add, &format!("{PASSWORD}\n")).stderr);
-    let enrolled = caseclerk(&config, &["user", "totp", USER], "");
-    log += &String::from_utf8_lossy(&enrolled.stderr);
-    let printed = String::from_utf8_lossy(&enrolled.stdout).to_string();
-    let setup = printed
-        .split("secret=")
-        .nth(1)
-        .and_then(|s| s.split('&').next())
-        .expect("the setup key is printed")
-        .to_string();
-    let secret = totp::from_base32(&setup).unwrap();
-
+    let (secret, mut log) = an_account_with_a_second_factor_made_on_the_command_line(&config);
     let log_file = config.with_file_name("serve-trace.log");
     let mut server = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
         .arg("--config")
@@ -135,11 +113,48 @@ async fn with_rust_log_at_trace_the_workspace_logs_no_secret_name_address_or_sub
         cookies: Default::default(),
         headers: Vec::new(),
     };
-    let mut secrets: Vec<String> = vec![PASSWORD.into(), setup.clone(), hex::encode(&secret)];
+    let mut secrets = signed_in_with_password_and_code(&mut c, &secret).await;
+    secrets.extend(every_page_a_form_a_forged_form_and_sign_out(&mut c, &case).await);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    log += &std::fs::read_to_string(&log_file).unwrap();
+    the_log_carries_none_of(&log, &secrets);
+}
+
+/// `caseclerk user add` and `user totp`, traced: the secret printed, and their log.
+fn an_account_with_a_second_factor_made_on_the_command_line(
+    config: &std::path::Path,
+) -> (Vec<u8>, String) {
+    let mut log = String::new();
+    let add = [
+        "user",
+        "add",
+        USER,
+        "--name",
+        DISPLAY,
+        "--role",
+        "business-unit",
+        "--password-stdin",
+    ];
+    log += &String::from_utf8_lossy(&caseclerk(config, &add, &format!("{PASSWORD}\n")).stderr);
+    let enrolled = caseclerk(config, &["user", "totp", USER], "");
+    log += &String::from_utf8_lossy(&enrolled.stderr);
+    let printed = String::from_utf8_lossy(&enrolled.stdout).to_string();
+    let setup = printed
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("the setup key is printed");
+    (totp::from_base32(setup).unwrap(), log)
+}
+
+/// A wrong password, then the password and the code: what must not be logged (the password,
+/// the secret, the code, the sign-in form's token and the cookies).
+async fn signed_in_with_password_and_code(c: &mut Client, secret: &[u8]) -> Vec<String> {
     assert_eq!(c.sign_in(USER, "not the password at all").await.status, 401);
     let asked = c.sign_in(USER, PASSWORD).await;
     let sign_in_token = asked.csrf();
-    let code = totp::code_at(&secret, totp::step(SystemClock.now()));
+    let code = totp::code_at(secret, totp::step(SystemClock.now()));
     let signed = c
         .post(
             "/sign-in/code",
@@ -147,13 +162,23 @@ async fn with_rust_log_at_trace_the_workspace_logs_no_secret_name_address_or_sub
         )
         .await;
     assert_eq!(signed.status, 303, "{}", signed.body);
-    secrets.extend([code, sign_in_token]);
+    let mut secrets = vec![
+        PASSWORD.to_string(),
+        totp::base32(secret),
+        hex::encode(secret),
+        code,
+        sign_in_token,
+    ];
     secrets.extend(c.cookies.values().cloned());
+    secrets
+}
 
+/// Every page, each letter and attachment of the case and triage, a hold placed with the
+/// child's name in its reason, a forged form, and signing out: the session's form token.
+async fn every_page_a_form_a_forged_form_and_sign_out(c: &mut Client, case: &str) -> Vec<String> {
     let case_page = c.get(&format!("/cases/{case}")).await;
     assert_eq!(case_page.status, 200);
     let csrf = case_page.csrf();
-    secrets.push(csrf.clone());
     let mut pages: Vec<String> = [
         "/cases",
         "/cases?status=open",
@@ -168,11 +193,8 @@ async fn with_rust_log_at_trace_the_workspace_logs_no_secret_name_address_or_sub
     .iter()
     .map(|p| p.to_string())
     .collect();
-    pages.extend(
-        links(&case_page, &format!("/cases/{case}/"))
-            .into_iter()
-            .map(str::to_string),
-    );
+    let prefix = format!("/cases/{case}/");
+    pages.extend(links(&case_page, &prefix).into_iter().map(str::to_string));
     let triage = c.get("/triage").await;
     pages.extend(links(&triage, "/triage/").into_iter().map(str::to_string));
     assert!(
@@ -181,40 +203,23 @@ async fn with_rust_log_at_trace_the_workspace_logs_no_secret_name_address_or_sub
         "a letter and an attachment are opened: {pages:?}"
     );
     for p in &pages {
-        let a = c.get(p).await;
-        assert_eq!(a.status, 200, "{p}");
+        assert_eq!(c.get(p).await.status, 200, "{p}");
     }
+    let hold = format!("/cases/{case}/hold");
+    let reason = [("to", "place"), ("reason", "Jane Doe's inquest")];
     let held = c
-        .post(
-            &format!("/cases/{case}/hold"),
-            &[
-                ("csrf", &csrf),
-                ("to", "place"),
-                ("reason", "Jane Doe's inquest"),
-            ],
-        )
+        .post(&hold, &[&[("csrf", csrf.as_str())][..], &reason].concat())
         .await;
     assert_eq!(held.status, 303, "{}", held.body);
     let forged = c
-        .post(
-            &format!("/cases/{case}/hold"),
-            &[
-                ("csrf", "forged"),
-                ("to", "release"),
-                ("reason", "Jane Doe"),
-            ],
-        )
+        .post(&hold, &[&[("csrf", "forged")][..], &reason].concat())
         .await;
     assert_eq!(forged.status, 403);
-    assert_eq!(
-        c.post("/sign-out", &[("csrf", &csrf)]).await.status,
-        303,
-        "signed out"
-    );
-    server.kill().unwrap();
-    server.wait().unwrap();
-    log += &std::fs::read_to_string(&log_file).unwrap();
+    assert_eq!(c.post("/sign-out", &[("csrf", &csrf)]).await.status, 303);
+    vec![csrf]
+}
 
+fn the_log_carries_none_of(log: &str, secrets: &[String]) {
     for line in ["web workspace listening", "web sign-in", "web action"] {
         assert!(
             log.contains(line),
