@@ -401,17 +401,25 @@ struct SignIn {
     password: String,
 }
 
+/// The refusal of a sign-in form (password or code) whose token is not the one its cookie holds.
+fn stale_sign_in_form(headers: &HeaderMap, csrf: &str) -> Option<Response> {
+    let fresh = cookie(headers, SIGNIN_COOKIE).is_some_and(|c| accounts::same(c, csrf));
+    (!fresh).then(|| {
+        refusal(
+            StatusCode::FORBIDDEN,
+            "This sign-in form is out of date or did not come from this workspace. Reload the sign-in page and try again.",
+        )
+    })
+}
+
 async fn sign_in(
     State(app): Shared,
     ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
     headers: HeaderMap,
     Form(f): Form<SignIn>,
 ) -> Response {
-    if !cookie(&headers, SIGNIN_COOKIE).is_some_and(|c| accounts::same(c, &f.csrf)) {
-        return refusal(
-            StatusCode::FORBIDDEN,
-            "This sign-in form is out of date or did not come from this workspace. Reload the sign-in page and try again.",
-        );
+    if let Some(stale) = stale_sign_in_form(&headers, &f.csrf) {
+        return stale;
     }
     let now = app.clock.now();
     match accounts::sign_in(

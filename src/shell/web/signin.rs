@@ -11,8 +11,7 @@
 
 use super::second_factor::{self, Step};
 use super::{
-    Remote, SESSION_COOKIE, SIGNIN_COOKIE, Shared, accounts, cookie, failure, page, refusal,
-    set_cookie, sign_in_form,
+    Remote, SESSION_COOKIE, Shared, accounts, cookie, failure, page, set_cookie, sign_in_form,
 };
 use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -86,11 +85,8 @@ pub(super) async fn sign_in_code(
     headers: HeaderMap,
     Form(f): Form<Code>,
 ) -> Response {
-    if !cookie(&headers, SIGNIN_COOKIE).is_some_and(|c| accounts::same(c, &f.csrf)) {
-        return refusal(
-            StatusCode::FORBIDDEN,
-            "This sign-in form is out of date or did not come from this workspace. Reload the sign-in page and try again.",
-        );
+    if let Some(stale) = super::stale_sign_in_form(&headers, &f.csrf) {
+        return stale;
     }
     let again = |why: &str| {
         let mut r = sign_in_form(Some(why));
