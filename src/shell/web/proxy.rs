@@ -113,7 +113,8 @@ pub(super) async fn middleware(
     let peer = req
         .extensions()
         .get::<ConnectInfo<Remote>>()
-        .map(|ConnectInfo(Remote(ip))| *ip);
+        // An IPv4 peer of a dual-stack listener shows as ::ffff:a.b.c.d: compared as a.b.c.d.
+        .map(|ConnectInfo(Remote(ip))| ip.to_canonical());
     let named = req
         .headers()
         .get(proxy.header.as_str())

@@ -184,6 +184,11 @@ pub(super) async fn begin(
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<String, AccountError> {
+    // Half-done sign-ins past their five minutes are of no use: none is left behind.
+    sqlx::query("DELETE FROM web_second_steps WHERE created_at < ?")
+        .bind(ts(now - Duration::minutes(SECOND_STEP_MINUTES)))
+        .execute(store.pool())
+        .await?;
     let token = accounts::random_token();
     sqlx::query(
         "INSERT INTO web_second_steps (token_sha256, user_id, created_at) VALUES (?, ?, ?)",
