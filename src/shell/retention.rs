@@ -19,7 +19,8 @@
 //!
 //! Web sign-in records (`web_signins`, with the address of each attempt) older than
 //! `[retention] signin_days` are deleted by the same run and recorded as one erasure (rule
-//! `signin_expired`, class `web_signin`).
+//! `signin_expired`, class `web_signin`), and the sessions over as long ago with them (class
+//! `web_session`).
 //!
 //! Must not: decide what goes (that is [`crate::core::retention`]); update or delete events; log
 //! or print names, subjects, addresses or content (ids, references, counts and bytes only).
@@ -78,8 +79,10 @@ pub struct Applied {
 /// The rule and class web sign-in records are erased under (recorded in `erasures`).
 pub const SIGNIN_RULE: &str = "signin_expired";
 pub const SIGNIN_CLASS: &str = "web_signin";
+pub const SESSION_CLASS: &str = "web_session";
 
-/// Erase the web sign-in records older than the schedule keeps, recorded as one erasure.
+/// Erase the web sign-in records older than the schedule keeps, and the sessions over as long
+/// ago, each recorded as one erasure: how many sign-in records.
 async fn erase_signins(
     store: &Store,
     schedule: &Schedule,
@@ -90,6 +93,11 @@ async fn erase_signins(
     let (count, bytes) = Store::erase_signins_before(&mut tx, before).await?;
     if count > 0 {
         Store::record_erasure(&mut tx, now, SIGNIN_RULE, SIGNIN_CLASS, count, bytes).await?;
+    }
+    // Sessions over as long ago go with them (a token's hash, a form token, three times).
+    let sessions = Store::erase_sessions_before(&mut tx, before).await?;
+    if sessions > 0 {
+        Store::record_erasure(&mut tx, now, SIGNIN_RULE, SESSION_CLASS, sessions, 0).await?;
     }
     Store::commit(tx).await?;
     if count > 0 {

@@ -2576,6 +2576,20 @@ impl Store {
         Ok((count, bytes))
     }
 
+    /// Delete the web workspace's sessions over before `before` (ended, or last used then: a
+    /// session lives 10 hours at most): how many.
+    pub async fn erase_sessions_before(
+        tx: &mut Tx<'_>,
+        before: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM web_sessions WHERE COALESCE(ended_at, last_seen_at) < ?")
+                .bind(ts(before))
+                .execute(&mut **tx)
+                .await?;
+        Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+    }
+
     /// Every recorded case-less erasure, oldest first: (at, rule, class, count, bytes).
     pub async fn erasures(&self) -> Result<Vec<(String, String, String, i64, i64)>, StoreError> {
         Ok(
