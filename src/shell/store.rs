@@ -992,6 +992,29 @@ impl Store {
         Ok(())
     }
 
+    /// Take a message off the triage list in the caller's transaction, only if it is still on it
+    /// (state `triage`): `false` when another command took it first (a form sent twice, two
+    /// people at once) — the caller then changes nothing.
+    pub async fn claim_from_triage(
+        tx: &mut Tx<'_>,
+        id: i64,
+        rule: &str,
+        verdict: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET state = 'filed', rule = ?, verdict = ?, processed_at = ? \
+             WHERE id = ? AND state = 'triage'",
+        )
+        .bind(rule)
+        .bind(verdict.to_string())
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A stored message's state and case, if it exists.
     pub async fn message_state(
         &self,

@@ -1090,3 +1090,147 @@ async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_ma
         "no user name or password in the log:\n{log}"
     );
 }
+
+/// Triage's *open as a new referral*: `caseclerk open-referral` as the signed-in person, to the
+/// new case's page; sent again (a second click, the back button) it opens nothing more.
+#[tokio::test]
+async fn a_message_in_triage_opens_a_new_case_once_recorded_as_the_person() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let m = w.triaged;
+    let triage = c.get("/triage").await;
+    let path = format!("/triage/{m}/open");
+    assert!(
+        triage.body.contains(&format!("action=\"{path}\"")),
+        "{}",
+        triage.body
+    );
+    let csrf = triage.csrf();
+    let opened = c
+        .post(
+            &path,
+            &[("csrf", &csrf), ("reason", "a referral from a new address")],
+        )
+        .await;
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let to = opened.header("location").unwrap_or_default().to_string();
+    assert!(
+        to.starts_with("/cases/RR-") && !to.ends_with(&w.case),
+        "{to}"
+    );
+    let page = c.get(&to).await.body;
+    for shown in [
+        "clerk (web workspace)",
+        "opened by hand from message",
+        "a referral from a new address",
+    ] {
+        assert!(page.contains(shown), "`{shown}` in:\n{page}");
+    }
+    assert!(
+        c.get("/triage")
+            .await
+            .body
+            .contains("Nothing is waiting for a person.")
+    );
+    let again = c.post(&path, &[("csrf", &csrf), ("reason", "again")]).await;
+    assert_eq!(again.status, 422);
+    assert!(
+        again.body.contains("is already on case RR-"),
+        "{}",
+        again.body
+    );
+    assert_eq!(w.review.engine.store.case_refs().await.unwrap().len(), 2);
+}
+
+/// The case page names the reviewer and, once an LCSPR is decided, plans the publication date:
+/// each through its command, as the person, with the reason; refused for a read-only account.
+#[tokio::test]
+async fn the_case_page_names_the_reviewer_and_plans_the_publication_once_an_lcspr_is_decided() {
+    let w = Workspace::start().await;
+    let (mut clerk, mut viewer) = (w.signed_in(CLERK).await, w.signed_in(VIEWER).await);
+    let page = format!("/cases/{}", w.case);
+    let csrf = clerk.get(&page).await.csrf();
+    let shown = clerk.get(&page).await.body;
+    assert!(shown.contains("Name the reviewer") && !shown.contains("Plan the publication"));
+    let name = [
+        ("csrf", csrf.as_str()),
+        ("reviewer", "Jo Bloggs"),
+        ("reason", "appointed by the chair"),
+    ];
+    let viewer_csrf = viewer.get(&page).await.csrf();
+    let refused = viewer
+        .post(
+            &format!("{page}/reviewer"),
+            &[("csrf", &viewer_csrf), ("reviewer", "X"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        clerk.post(&format!("{page}/reviewer"), &name).await.status,
+        303
+    );
+    assert!(
+        clerk
+            .get(&page)
+            .await
+            .body
+            .contains("The reviewer now: Jo Bloggs.")
+    );
+    let too_early = [
+        ("csrf", csrf.as_str()),
+        ("date", "2026-09-01"),
+        ("reason", "agreed"),
+    ];
+    let no_lcspr = clerk.post(&format!("{page}/publication"), &too_early).await;
+    assert!(
+        no_lcspr.body.contains("has no LCSPR decision"),
+        "{}",
+        no_lcspr.body
+    );
+    for choice in ["screening/meets", "sign_off/lcspr"] {
+        let decide = [
+            ("csrf", csrf.as_str()),
+            ("choice", choice),
+            ("reason", "met"),
+        ];
+        assert_eq!(
+            clerk.post(&format!("{page}/decide"), &decide).await.status,
+            303
+        );
+    }
+    assert!(clerk.get(&page).await.body.contains("Plan the publication"));
+    let soon = clerk.post(&format!("{page}/publication"), &too_early).await;
+    assert!(
+        soon.body.contains("leaves less than 7 working days"),
+        "{}",
+        soon.body
+    );
+    let planned = [
+        ("csrf", csrf.as_str()),
+        ("date", "2027-01-15"),
+        ("reason", "agreed with the reviewer"),
+    ];
+    assert_eq!(
+        clerk
+            .post(&format!("{page}/publication"), &planned)
+            .await
+            .status,
+        303
+    );
+    assert!(
+        clerk
+            .get(&page)
+            .await
+            .body
+            .contains("Planned now for Fri 15 Jan 2027.")
+    );
+    let history = w.history().await;
+    for done in [
+        "reviewer",
+        "Jo Bloggs",
+        "publication planned for",
+        "agreed with the reviewer",
+    ] {
+        assert!(history.contains(done), "{done} in:\n{history}");
+    }
+}

@@ -112,6 +112,12 @@ pub fn router(app: Arc<App>) -> Router {
             post(actions::remove_agency),
         )
         .route("/cases/{reference}/hold", post(actions::hold))
+        .route("/cases/{reference}/reviewer", post(actions::set_reviewer))
+        .route(
+            "/cases/{reference}/publication",
+            post(actions::plan_publication),
+        )
+        .route("/triage/{message}/open", post(actions::open_referral))
         .route("/triage", get(pages::triage))
         .route("/triage/{message}/attach", post(actions::attach))
         .route(

@@ -397,6 +397,7 @@ fn changes(app: &App, s: &Session, c: &CaseView) -> Markup {
             }
             @if c.is_open() { (check_child(s, c)) (decide(app, s, c)) (meeting_and_agency(app, s, c)) }
             (hold(s, c))
+            (reviewer_and_publication(s, c))
             form.action method="post" action={ "/cases/" (r) "/status" } {
                 fieldset {
                     @let (to, words) = if c.is_open() { ("close", "Close the case") } else { ("reopen", "Reopen the case") };
@@ -491,6 +492,40 @@ fn meeting_and_agency(app: &App, s: &Session, c: &CaseView) -> Markup {
                         } }
                     (reason_and_token(s, "reason-remove"))
                     button type="submit" { "Remove the agency" }
+                }
+            }
+        }
+    }
+}
+
+/// Name the reviewer (`caseclerk set-reviewer`, open or closed: the tracker's "Reviewer") and,
+/// once an LCSPR is decided on an open case, plan its report's publication date (`caseclerk
+/// publication`: the report goes to the National Panel, the Secretary of State and Ofsted 7
+/// working days before).
+fn reviewer_and_publication(s: &Session, c: &CaseView) -> Markup {
+    let r = c.reference();
+    let lcspr = c.state.decisions.values().any(|(o, _)| o == "lcspr");
+    html! {
+        form.action method="post" action={ "/cases/" (r) "/reviewer" } {
+            fieldset {
+                legend { @if c.state.reviewer.is_some() { "Name another reviewer" } @else { "Name the reviewer" } }
+                @if let Some(now) = &c.state.reviewer { p { "The reviewer now: " (now) "." } }
+                p { label for="reviewer" { "Reviewer's name, as the tracker shows it" }
+                    input #reviewer type="text" name="reviewer" maxlength="80" autocomplete="off" required; }
+                (reason_and_token(s, "reason-reviewer"))
+                button type="submit" { "Name the reviewer" }
+            }
+        }
+        @if lcspr && c.is_open() {
+            form.action method="post" action={ "/cases/" (r) "/publication" } {
+                fieldset {
+                    legend { "Plan the LCSPR report's publication" }
+                    @if let Some(d) = c.state.publication { p { "Planned now for " (short_date(d)) "." } }
+                    p { "The report goes to the National Panel, the Secretary of State and Ofsted 7 working days before; a date beyond the six months sends the delay notice." }
+                    p { label for="publication-date" { "Publication date" }
+                        input #publication-date type="date" name="date" required; }
+                    (reason_and_token(s, "reason-publication"))
+                    button type="submit" { "Plan the publication" }
                 }
             }
         }
@@ -596,6 +631,7 @@ pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
         }
     }
     let agencies = &app.cfg.directory.agencies;
+    let areas = &app.cfg.process.areas;
     page("Triage", Some(&s), html! {
         h1 { "Triage" }
         @if items.is_empty() { p { "Nothing is waiting for a person." } }
@@ -630,6 +666,21 @@ pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
                                 } }
                             (reason_and_token(&s, &format!("reason{}", r.id)))
                             button type="submit" { "Attach" }
+                        }
+                    }
+                    form.action method="post" action={ "/triage/" (r.id) "/open" } {
+                        fieldset {
+                            legend { "Open as a new referral" }
+                            p { "Opens a case as if the daemon had recognised the referral: day 0 from when it arrived, the acknowledgement and the screening letters on the next pass." }
+                            @if !areas.is_empty() {
+                                p { label for={ "area" (r.id) } { "Area (if the message names none)" }
+                                    select id={ "area" (r.id) } name="area" {
+                                        option value="" { "as the message says" }
+                                        @for a in areas { option value=(a) { (a) } }
+                                    } }
+                            }
+                            (reason_and_token(&s, &format!("open{}", r.id)))
+                            button type="submit" { "Open a case" }
                         }
                     }
                     form.action method="post" action={ "/triage/" (r.id) "/not-case-business" } {
