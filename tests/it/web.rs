@@ -78,6 +78,7 @@ impl Workspace {
             store: r.engine.store.clone(),
             clock: clock.clone(),
             https: false,
+            pages: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(web::serve_on(listener, None, app, async {
@@ -995,6 +996,7 @@ async fn with_a_certificate_the_workspace_speaks_only_https_and_asks_browsers_to
         store: w.review.engine.store.clone(),
         clock: w.clock.clone(),
         https: false,
+        pages: Default::default(),
     };
     let tls = (cert, key);
     tokio::spawn(
@@ -1233,4 +1235,78 @@ async fn the_case_page_names_the_reviewer_and_plans_the_publication_once_an_lcsp
     ] {
         assert!(history.contains(done), "{done} in:\n{history}");
     }
+}
+
+/// The list pages keep what they read between requests; a date passing with nothing recorded
+/// (the screening decision's due time) still shows at once: the case turns overdue in the list
+/// and under the overdue filter, and its working day moves on.
+#[tokio::test]
+async fn a_case_turns_overdue_in_the_list_when_its_decision_falls_due_with_nothing_recorded() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let list = c.get("/cases").await.body;
+    assert!(
+        list.contains("day 0 of 15") && !list.contains("Overdue: "),
+        "{list}"
+    );
+    assert!(
+        c.get("/cases?status=overdue")
+            .await
+            .body
+            .contains("0 case(s).")
+    );
+    w.clock.set(london("2026-08-21 17:30"));
+    let mut c = w.signed_in(CLERK).await;
+    let list = c.get("/cases").await.body;
+    for shown in ["day 1 of 15", "Overdue: </strong>Screening panel decision"] {
+        assert!(list.contains(shown), "`{shown}` in:\n{list}");
+    }
+    let overdue = c.get("/cases?status=overdue").await.body;
+    assert!(
+        overdue.contains("1 case(s).") && overdue.contains(&w.case),
+        "{overdue}"
+    );
+}
+
+/// Fifty cases a page, newest first; the status filter and the reference search reach every
+/// case, not only the page shown.
+#[tokio::test]
+async fn the_cases_list_and_the_tracker_go_fifty_a_page_and_the_search_finds_a_case_on_any_page() {
+    let mut w = Workspace::start().await;
+    for i in 0..50 {
+        w.review
+            .referral_from(
+                &format!("gp{i}@surgery.test"),
+                "Referral for a rapid review",
+                "2026-08-20 12:01",
+            )
+            .await;
+    }
+    let mut c = w.signed_in(CLERK).await;
+    let first = c.get("/cases").await.body;
+    assert!(
+        first.contains("51 case(s).") && first.contains("Page 1 of 2"),
+        "{first}"
+    );
+    assert_eq!(first.matches("<th scope=\"row\">").count(), 50);
+    assert!(
+        !first.contains(&format!(">{}<", w.case)),
+        "the oldest is on page 2"
+    );
+    let second = c.get("/cases?status=open&q=&page=2").await.body;
+    assert!(
+        second.contains(&format!(">{}<", w.case)) && second.contains("Previous page"),
+        "{second}"
+    );
+    let found = c.get(&format!("/cases?q={}", w.case)).await.body;
+    assert!(
+        found.contains("1 case(s).") && found.contains(&format!(">{}<", w.case)),
+        "{found}"
+    );
+    let tracker = c.get("/tracker").await.body;
+    assert!(
+        tracker.contains("51 case(s), by reference.") && tracker.contains(&format!(">{}<", w.case))
+    );
+    assert_eq!(tracker.matches("<th scope=\"row\">").count(), 50);
+    assert!(c.get("/tracker?page=2").await.body.contains("Page 2 of 2"));
 }

@@ -15,6 +15,7 @@
 pub mod accounts;
 mod actions;
 pub mod command;
+pub mod memo;
 mod pages;
 mod tls;
 
@@ -60,6 +61,8 @@ pub struct App {
     pub clock: SharedClock,
     /// Served over TLS by caseclerk itself (then HSTS is sent).
     pub https: bool,
+    /// What the list pages read, kept between requests ([`memo`]).
+    pub pages: memo::PageMemo,
 }
 
 type Shared = State<Arc<App>>;
