@@ -465,4 +465,38 @@ mod tests {
             "{said:?}"
         );
     }
+
+    #[test]
+    fn a_summary_holds_until_the_first_date_its_case_compares_the_instant_with_and_no_longer() {
+        let world = World::new();
+        let now = fixtures::now();
+        for case in fixtures::cases() {
+            let view = case.view(&world.ctx(), now);
+            let s = summary(&world.ctx(), &view, &case.letters, now);
+            assert!(s.holds(now));
+            assert!(
+                !s.holds(now - chrono::Duration::seconds(1)),
+                "not before it was made"
+            );
+            let Some(through) = s.through else {
+                assert!(view.upcoming.is_empty(), "{}", view.reference());
+                continue;
+            };
+            assert!(s.holds(through));
+            let after = through + chrono::Duration::seconds(1);
+            assert!(!s.holds(after));
+            // Through that date, the case reads the same as when the summary was made.
+            let again = summary(
+                &world.ctx(),
+                &case.view(&world.ctx(), through),
+                &case.letters,
+                through,
+            );
+            assert_eq!(
+                (&again.line.overdue, &again.line.next),
+                (&s.line.overdue, &s.line.next)
+            );
+            assert_eq!(again.tracker, s.tracker);
+        }
+    }
 }

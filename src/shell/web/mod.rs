@@ -174,7 +174,16 @@ pub async fn serve_on(
 ) -> Result<(), WebError> {
     let addr = listener.local_addr().map_err(WebError::Serve)?;
     app.https = tls.is_some();
-    let routes = router(Arc::new(app)).into_make_service_with_connect_info::<Remote>();
+    let app = Arc::new(app);
+    // The list pages' summaries read once now, not on the first person's request.
+    let warm = app.clone();
+    tokio::spawn(async move {
+        let now = warm.clock.now();
+        if let Err(e) = warm.pages.at(&warm.cfg, &warm.store, now).await {
+            tracing::warn!(error = %crate::core::views::scrub(&e.to_string()), "reading the cases for the workspace's lists failed; the first list page tries again");
+        }
+    });
+    let routes = router(app).into_make_service_with_connect_info::<Remote>();
     tracing::info!(
         port = addr.port(),
         https = tls.is_some(),

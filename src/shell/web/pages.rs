@@ -1,9 +1,12 @@
 //! The workspace's pages: the cases list, one case (printable), a letter's exact text, triage,
-//! held replies and undelivered letters. Each reads the store at the moment it is asked, so a
-//! change shows at once.
+//! held replies, undelivered letters, the next 15 working days and the tracker table.
 //!
-//! Owns the HTML (maud: every value escaped). The data is the core's: [`crate::core::views`]
-//! (what the digest and the tracker read) and [`crate::core::workspace`].
+//! Owns the HTML (maud: every value escaped) and what each page reads: one case, one letter or
+//! the triage list straight from the store; the list pages from every case's summary
+//! ([`super::memo`], brought up to date at the start of each request, so a change shows at
+//! once), a page at a time (the cases list and the tracker 50 cases, the next 15 working days
+//! 200 letters; the filter and the search reach every case). The data is the core's:
+//! [`crate::core::views`] (what the digest and the tracker read) and [`crate::core::workspace`].
 //!
 //! Must not: change anything (the forms post to [`super::actions`]); put a name, an address or a
 //! subject in a link (case references, message and letter ids only).
