@@ -295,14 +295,22 @@ pub(super) async fn not_case_business(
     let now = app.clock.now();
     let result =
         operator::not_case_business(&app.store, message, &f.reason, &super::actor(&s), now).await;
-    tracing::info!(
-        user = s.user_id,
-        action = "not case business",
-        ok = result.is_ok(),
-        "web action"
-    );
+    triage_answer(
+        &s,
+        "not case business",
+        result.map(|()| "/triage".to_string()),
+    )
+}
+
+/// A triage action done (to the page `to`) or refused, logged with ids only.
+fn triage_answer(
+    s: &super::Session,
+    action: &'static str,
+    result: Result<String, OperatorError>,
+) -> Response {
+    tracing::info!(user = s.user_id, action, ok = result.is_ok(), "web action");
     match result {
-        Ok(()) => Redirect::to("/triage").into_response(),
+        Ok(to) => Redirect::to(&to).into_response(),
         Err(OperatorError::Store(e)) => failure(&e),
         Err(e) => refusal(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     }
@@ -488,17 +496,7 @@ pub(super) async fn open_referral(
     let area = Some(f.area.as_str()).filter(|a| !a.is_empty());
     let result =
         operator::open_referral(&app.cfg, &app.store, message, area, &f.reason, &actor, now).await;
-    tracing::info!(
-        user = s.user_id,
-        action = "open referral",
-        ok = result.is_ok(),
-        "web action"
-    );
-    match result {
-        Ok(reference) => Redirect::to(&format!("/cases/{reference}")).into_response(),
-        Err(OperatorError::Store(e)) => failure(&e),
-        Err(e) => refusal(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
-    }
+    triage_answer(&s, "open referral", result.map(|r| format!("/cases/{r}")))
 }
 
 #[derive(serde::Deserialize)]
