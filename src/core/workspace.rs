@@ -337,6 +337,52 @@ impl Summary {
     pub fn holds(&self, now: DateTime<Utc>) -> bool {
         self.at <= now && self.through.is_none_or(|t| now <= t)
     }
+
+    /// About how many bytes the summary holds: its own size, its lists' and their text's (the
+    /// allocator's own overhead left out). For the benchmark.
+    pub fn approx_bytes(&self) -> usize {
+        use crate::core::export::Cell;
+        use std::mem::size_of;
+        let s = |x: &String| x.capacity();
+        let o = |x: &Option<String>| x.as_ref().map_or(0, String::capacity);
+        let l = &self.line;
+        let line = s(&l.reference)
+            + o(&l.area)
+            + s(&l.stage)
+            + l.next.as_ref().map_or(0, |(n, _)| n.capacity())
+            + l.overdue
+                .iter()
+                .map(|x| s(x) + size_of::<String>())
+                .sum::<usize>();
+        let tracker = self.tracker.capacity() * size_of::<Cell>()
+            + (self.tracker.iter())
+                .map(|c| if let Cell::Text(t) = c { s(t) } else { 0 })
+                .sum::<usize>();
+        let coming = self.coming.capacity() * size_of::<Going>()
+            + (self.coming.iter())
+                .map(|g| s(&g.reference) + s(&g.what) + s(&g.to))
+                .sum::<usize>();
+        let held = self.held.capacity()
+            * size_of::<(
+                crate::core::case::Held,
+                Option<crate::core::views::HeldView>,
+            )>()
+            + (self.held.iter())
+                .map(|(h, v)| {
+                    o(&h.decision)
+                        + s(&h.voter)
+                        + s(&h.reason)
+                        + v.as_ref()
+                            .map_or(0, |v| o(&v.decision) + s(&v.from) + s(&v.reason))
+                })
+                .sum::<usize>();
+        let undelivered = self.undelivered.capacity()
+            * size_of::<crate::core::views::UndeliveredView>()
+            + (self.undelivered.iter())
+                .map(|u| o(&u.case) + s(&u.step_name) + s(&u.to) + s(&u.how))
+                .sum::<usize>();
+        size_of::<Summary>() + line + tracker + coming + held + undelivered
+    }
 }
 
 /// The summary of a case at `now`, from its view and its own letters.

@@ -37,9 +37,10 @@ async fn get(addr: std::net::SocketAddr, cookie: &str, path: &str) -> Result<usi
     Ok(answer.len())
 }
 
-/// The pages timed, by name: each GET's best of `reps`, after the first list page after the
-/// server started (timed once, as `first`).
-pub async fn pages(engine: &Engine) -> Result<Vec<(String, Duration)>, BenchError> {
+/// The pages timed, by name, in words: the first list page after the server started (timed
+/// once), then each GET's best of three, then the summaries' size in memory (estimated from
+/// their contents, [`crate::core::workspace::Summary::approx_bytes`]).
+pub async fn pages(engine: &Engine) -> Result<Vec<(String, String)>, BenchError> {
     let store = &engine.store;
     let now = engine.clock.now();
     let user = format!("bench{}", now.timestamp_micros());
@@ -93,10 +94,14 @@ pub async fn pages(engine: &Engine) -> Result<Vec<(String, Duration)>, BenchErro
         ("/coming".into(), "next 15 working days (page 1)"),
         ("/tracker".into(), "tracker table (page 1 of 50)"),
     ];
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     let mut out = Vec::new();
     let started = Instant::now();
     get(addr, &session.token, "/cases").await?;
-    out.push(("cases, first after a start".to_string(), started.elapsed()));
+    out.push((
+        "cases, first after a start".to_string(),
+        ms(started.elapsed()),
+    ));
     for (path, name) in &paths {
         let mut best = Duration::MAX;
         for _ in 0..3 {
@@ -104,8 +109,17 @@ pub async fn pages(engine: &Engine) -> Result<Vec<(String, Duration)>, BenchErro
             std::hint::black_box(get(addr, &session.token, path).await?);
             best = best.min(started.elapsed());
         }
-        out.push((name.to_string(), best));
+        out.push((name.to_string(), ms(best)));
     }
+    // The same summaries the server keeps, read again here to be weighed.
+    let kept = web::memo::PageMemo::default();
+    let memo = kept.at(&engine.cfg, store, engine.clock.now()).await?;
+    let bytes = memo.approx_bytes() as f64;
+    out.push((
+        "summaries in memory (estimated)".to_string(),
+        format!("{:.1} MB", bytes / 1e6),
+    ));
+    drop(memo);
     let _ = stop.send(());
     let _ = server.await;
     Ok(out)

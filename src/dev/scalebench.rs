@@ -64,8 +64,8 @@ pub struct Figures {
     /// Mean time to process one referral (open its case) in the slice that reached `cases`.
     pub open_mean: Duration,
     pub database_bytes: u64,
-    /// The web workspace's pages over HTTP, by name ([`crate::dev::pagebench`]).
-    pub pages: Vec<(String, Duration)>,
+    /// The web workspace's pages over HTTP, by name, in words ([`crate::dev::pagebench`]).
+    pub pages: Vec<(String, String)>,
 }
 
 /// What one run measured: the figures after the first slice and after the last.
@@ -94,7 +94,7 @@ impl ScaleReport {
             .unwrap_or_default();
         let pages = names.iter().enumerate().map(|(i, (name, _))| {
             line(&format!("page: {name}"), &|m| {
-                m.pages.get(i).map_or_else(String::new, |(_, d)| ms(*d))
+                m.pages.get(i).map_or_else(String::new, |(_, v)| v.clone())
             })
         });
         [

@@ -65,6 +65,11 @@ impl Summaries {
         self.cases.values()
     }
 
+    /// About how many bytes the summaries hold ([`Summary::approx_bytes`]), for the benchmark.
+    pub fn approx_bytes(&self) -> usize {
+        self.cases.values().map(Summary::approx_bytes).sum()
+    }
+
     async fn refresh(
         &mut self,
         cfg: &Config,
