@@ -64,6 +64,8 @@ pub struct Figures {
     /// Mean time to process one referral (open its case) in the slice that reached `cases`.
     pub open_mean: Duration,
     pub database_bytes: u64,
+    /// The web workspace's pages over HTTP, by name, in words ([`crate::dev::pagebench`]).
+    pub pages: Vec<(String, String)>,
 }
 
 /// What one run measured: the figures after the first slice and after the last.
@@ -85,6 +87,16 @@ impl ScaleReport {
             format!("{name:<38}{cells}\n")
         };
         let first_open = self.marks.first().map(|m| m.open_mean).unwrap_or_default();
+        let names = self
+            .marks
+            .first()
+            .map(|m| m.pages.clone())
+            .unwrap_or_default();
+        let pages = names.iter().enumerate().map(|(i, (name, _))| {
+            line(&format!("page: {name}"), &|m| {
+                m.pages.get(i).map_or_else(String::new, |(_, v)| v.clone())
+            })
+        });
         [
             line("", &|m| format!("{} cases", m.cases)),
             line("planning pass (nothing new)", &|m| ms(m.planning)),
@@ -105,6 +117,9 @@ impl ScaleReport {
                 format!("{:.1} MB", m.database_bytes as f64 / 1e6)
             }),
         ]
+        .into_iter()
+        .chain(pages)
+        .collect::<Vec<_>>()
         .concat()
     }
 }
@@ -294,6 +309,7 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         }
     };
     let case_newest = best(5, || report(newest)).await?;
+    let pages = crate::dev::pagebench::pages(engine).await?;
     let case_first = best(5, || report(first)).await?;
     let database_bytes = ["", "-wal"]
         .iter()
@@ -315,6 +331,7 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         case_newest,
         case_first,
         database_bytes,
+        pages,
         ..Default::default()
     })
 }

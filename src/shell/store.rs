@@ -996,6 +996,29 @@ impl Store {
         Ok(())
     }
 
+    /// Take a message off the triage list in the caller's transaction, only if it is still on it
+    /// (state `triage`): `false` when another command took it first (a form sent twice, two
+    /// people at once) — the caller then changes nothing.
+    pub async fn claim_from_triage(
+        tx: &mut Tx<'_>,
+        id: i64,
+        rule: &str,
+        verdict: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET state = 'filed', rule = ?, verdict = ?, processed_at = ? \
+             WHERE id = ? AND state = 'triage'",
+        )
+        .bind(rule)
+        .bind(verdict.to_string())
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A stored message's state and case, if it exists.
     pub async fn message_state(
         &self,
@@ -1758,14 +1781,28 @@ impl Store {
         &self,
         ids: &[i64],
     ) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
+        self.cases_with_events_among(ids, true).await
+    }
+
+    /// The cases (or the open cases) among `ids` (ascending, at most a few thousand) with their
+    /// events in order, in id order, in one snapshot.
+    pub async fn cases_with_events_among(
+        &self,
+        ids: &[i64],
+        open_only: bool,
+    ) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let list = vec!["?"; ids.len()].join(", ");
         let mut tx = self.pool.begin().await?;
         // Only placeholders are formatted in: every value is bound.
-        let sql = format!("SELECT * FROM cases WHERE status <> ? AND id IN ({list}) ORDER BY id");
-        let mut cases_q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(CaseStatus::Closed.as_str());
+        let sql = format!(
+            "SELECT * FROM cases WHERE (? = 0 OR status <> ?) AND id IN ({list}) ORDER BY id"
+        );
+        let mut cases_q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(open_only))
+            .bind(CaseStatus::Closed.as_str());
         for id in ids {
             cases_q = cases_q.bind(id);
         }
@@ -1987,7 +2024,6 @@ impl Store {
         &self,
         case_id: Option<i64>,
     ) -> Result<Vec<LetterSummary>, StoreError> {
-        use futures::TryStreamExt;
         let query = match case_id {
             Some(id) => sqlx::query(
                 "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
@@ -1999,6 +2035,51 @@ impl Store {
                  FROM outbox ORDER BY id",
             ),
         };
+        self.summaries_of(query).await
+    }
+
+    /// The letter summaries of the cases among `ids` (at most a few thousand), in id order.
+    pub async fn letter_summaries_among(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<LetterSummary>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = vec!["?"; ids.len()].join(", ");
+        // Only placeholders are formatted in: every value is bound.
+        let sql = format!(
+            "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
+             FROM outbox WHERE case_id IN ({list}) ORDER BY id"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        self.summaries_of(query).await
+    }
+
+    /// Letters on no case (the digest, the tracker report) refused, bounced or given up on,
+    /// queued since `since`, in id order.
+    pub async fn undelivered_without_case(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<LetterSummary>, StoreError> {
+        let query = sqlx::query(
+            "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
+             FROM outbox WHERE case_id IS NULL AND state IN (?, ?) AND queued_at >= ? ORDER BY id",
+        )
+        .bind(OutboxState::Failed.as_str())
+        .bind(OutboxState::Bounced.as_str())
+        .bind(ts(since));
+        self.summaries_of(query).await
+    }
+
+    async fn summaries_of<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<LetterSummary>, StoreError> {
+        use futures::TryStreamExt;
         // Decoded as they arrive (see [`group_events`]).
         let mut rows = query.fetch(&self.pool);
         let mut out = Vec::new();

@@ -121,6 +121,7 @@ pub async fn run(
                 store,
                 clock,
                 https: false,
+                pages: Default::default(),
             };
             super::serve(&settings, app, shutdown).await.map_err(work)
         }
@@ -316,6 +317,7 @@ pub async fn beside_daemon<E: std::fmt::Display>(
         store,
         clock,
         https: false,
+        pages: Default::default(),
     };
     let web = super::serve_on(listener, settings.tls.as_ref(), app, std::future::pending());
     tokio::select! {

@@ -16,6 +16,7 @@
 pub mod accounts;
 mod actions;
 pub mod command;
+pub mod memo;
 mod pages;
 pub mod proxy;
 pub mod second_factor;
@@ -64,6 +65,8 @@ pub struct App {
     pub clock: SharedClock,
     /// Served over TLS by caseclerk itself (then HSTS is sent).
     pub https: bool,
+    /// What the list pages read, kept between requests ([`memo`]).
+    pub pages: memo::PageMemo,
 }
 
 type Shared = State<Arc<App>>;
@@ -117,6 +120,12 @@ pub fn router(app: Arc<App>) -> Router {
             post(actions::remove_agency),
         )
         .route("/cases/{reference}/hold", post(actions::hold))
+        .route("/cases/{reference}/reviewer", post(actions::set_reviewer))
+        .route(
+            "/cases/{reference}/publication",
+            post(actions::plan_publication),
+        )
+        .route("/triage/{message}/open", post(actions::open_referral))
         .route("/triage", get(pages::triage))
         .route("/triage/{message}/attach", post(actions::attach))
         .route(
@@ -174,7 +183,16 @@ pub async fn serve_on(
 ) -> Result<(), WebError> {
     let addr = listener.local_addr().map_err(WebError::Serve)?;
     app.https = tls.is_some();
-    let routes = router(Arc::new(app)).into_make_service_with_connect_info::<Remote>();
+    let app = Arc::new(app);
+    // The list pages' summaries read once now, not on the first person's request.
+    let warm = app.clone();
+    tokio::spawn(async move {
+        let now = warm.clock.now();
+        if let Err(e) = warm.pages.at(&warm.cfg, &warm.store, now).await {
+            tracing::warn!(error = %crate::core::views::scrub(&e.to_string()), "reading the cases for the workspace's lists failed; the first list page tries again");
+        }
+    });
+    let routes = router(app).into_make_service_with_connect_info::<Remote>();
     tracing::info!(
         port = addr.port(),
         https = tls.is_some(),
