@@ -50,8 +50,10 @@ pub async fn pages(engine: &Engine) -> Result<Vec<(String, String)>, BenchError>
         .map_err(other)?;
     let session = accounts::sign_in(store, &user, password, "127.0.0.1", now)
         .await
-        .map_err(other)?
-        .ok_or_else(|| other("the bench account could not sign in"))?;
+        .map_err(other)?;
+    let accounts::SignIn::Session(session) = session else {
+        return Err(other("the bench account could not sign in"));
+    };
     let refs = store.case_refs().await?;
     let newest = refs.last().ok_or_else(|| other("no case was opened"))?;
     let case = store
