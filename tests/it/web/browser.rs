@@ -262,6 +262,16 @@ impl Browser {
             .to_string()
     }
 
+    /// The page printed as the browser prints it (A4 portrait, the page's print styles): a PDF.
+    pub async fn print(&self) -> Vec<u8> {
+        use base64::Engine;
+        let page = json!({"page": {"width": 21.0, "height": 29.7}});
+        let v = self.cmd("POST", "/print", Some(page)).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    }
+
     /// The page as a PNG.
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
@@ -508,4 +518,40 @@ async fn audit_every_page() {
     decide_screening(&w).await;
     visit("coming", "/coming").await;
     assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
+}
+
+#[test]
+fn a_case_page_prints_its_particulars_timeline_letters_and_history_without_its_forms() {
+    on_a_large_stack(print_a_case);
+}
+
+/// The case page as Chromium prints it, read back as text (the same PDF reader the referral
+/// forms go through).
+async fn print_a_case() {
+    let w = Workspace::start().await;
+    let b = Browser::start().await;
+    let base = format!("http://{}", w.addr);
+    b.go(&format!("{base}/sign-in")).await;
+    b.type_in("#username", CLERK).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("form[action='/sign-in'] button").await;
+    b.wait_for_page("/cases").await;
+    b.go(&format!("{base}/cases/{}", w.case)).await;
+    let printed = caseclerk::core::particulars::pdf_text(&b.print().await).unwrap();
+    let on_paper = |s: &str| printed.contains(s);
+    assert!(on_paper(&w.case), "{printed}");
+    for heading in [
+        "Particulars",
+        "Timeline",
+        "Decisions",
+        "Agencies",
+        "Letters",
+        "History",
+    ] {
+        assert!(on_paper(heading), "no {heading} on paper:\n{printed}");
+    }
+    // The forms are for the screen: no button, reason box or sign-out on paper.
+    for screen_only in ["Change this case", "Add the agency", "Reason", "Sign out"] {
+        assert!(!on_paper(screen_only), "{screen_only} printed:\n{printed}");
+    }
 }
