@@ -32,6 +32,7 @@
 //! - [`export`]: a snapshot → the tracker, one row per case (CSV, XLSX).
 //! - [`workspace`]: what the web workspace shows of the views (case lines, votes by name, timeline).
 //! - [`access`]: the web workspace's roles, lockout after failed sign-ins and session life.
+//! - [`totp`]: the web workspace's optional second factor (RFC 6238 codes, base32, otpauth://).
 //!
 //! Must not: read the clock, the database, the network or the file system (templates and process
 //! files arrive already loaded); log personal data; import anything from [`crate::shell`].
@@ -66,6 +67,7 @@ pub mod records;
 pub mod retention;
 pub mod text;
 pub mod timeline;
+pub mod totp;
 pub mod trust;
 pub mod views;
 pub mod workspace;

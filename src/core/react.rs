@@ -187,12 +187,16 @@ fn placed(
 
 /// Rule 1: a referral opens a case.
 pub fn open_case(rules: &Rules<'_>, incoming: &Incoming<'_>) -> Reaction {
-    let day0 = match rules
-        .calendar
-        .statutory()
-        .day_zero(incoming.received, rules.cutoff)
-    {
-        Ok(d) => d,
+    let (p, cal) = (rules.process, rules.calendar);
+    let o = match opening(
+        p,
+        cal,
+        rules.cutoff,
+        incoming.stored,
+        incoming.received,
+        incoming.msg,
+    ) {
+        Ok(o) => o,
         Err(e) => {
             return Reaction::new(Filing::Triage).because(
                 "open_case",
@@ -200,30 +204,47 @@ pub fn open_case(rules: &Rules<'_>, incoming: &Incoming<'_>) -> Reaction {
             );
         }
     };
-    let msg = incoming.msg;
+    let mut r = Reaction::new(Filing::Filed);
+    r.on_case = true;
+    r.thread = true;
+    let why = format!("a referral opens a case with day 0 {}", o.day0);
+    r.open = Some(o);
+    r.because("open_case", why)
+}
+
+/// The case a referral opens: day 0 from when it reached the mailbox (the process's cutoff
+/// applied), the area its text names, its referrer (Reply-To, else From). The one way a case is
+/// opened — by the daemon for a classified referral ([`open_case`]), and by a person for a
+/// message in triage (`caseclerk open-referral`) — so both count day 0 alike. Errs when day 0
+/// cannot be computed (the calendar does not reach that far).
+pub fn opening(
+    process: &Process,
+    calendar: &Calendar,
+    cutoff: Option<NaiveTime>,
+    stored: i64,
+    received: DateTime<Utc>,
+    msg: &Message,
+) -> Result<Opening, String> {
+    let day0 = calendar
+        .statutory()
+        .day_zero(received, cutoff)
+        .map_err(|e| e.to_string())?;
     let referrer = msg
         .reply_to
         .first()
         .or(msg.from.as_ref())
         .map(|a| a.email.to_lowercase());
-    let mut r = Reaction::new(Filing::Filed);
-    r.on_case = true;
-    r.thread = true;
-    r.open = Some(Opening {
-        process: rules.process.id.clone(),
-        area: crate::core::area::detect_area(msg, &rules.process.areas),
+    Ok(Opening {
+        process: process.id.clone(),
+        area: crate::core::area::detect_area(msg, &process.areas),
         referrer,
-        received_at: incoming.received,
+        received_at: received,
         day0: day0.date,
         day0_explained: day0.explain(),
-        message: incoming.stored,
+        message: stored,
         message_id: msg.message_id.clone(),
         references: msg.references.clone(),
-    });
-    r.because(
-        "open_case",
-        format!("a referral opens a case with day 0 {}", day0.date),
-    )
+    })
 }
 
 /// Rule 2: a reply to a case we do not have.

@@ -14,6 +14,7 @@
 //! | `letter`      | a letter's rendered bytes (`outbox.raw`, its files in `blobs`) | 90 days (see below)    | 30 days    |
 //! | `triage_mail` | mail listed for a person that never became case business     | 365 days after arrival | 90 days    |
 //! | `other_mail`  | auto-replies, bounces, our own copies, not on any case       | 90 days after arrival  | 30 days    |
+//! | `web_signin`  | the web workspace's sign-in records (`web_signins`: address) | 365 days after the attempt | 30 days |
 //!
 //! An attached file is stored once for every message and letter that carries it
 //! ([`crate::core::packing`]): erasing a record erases its own bytes and its use of each file,
@@ -49,6 +50,14 @@
 //!   on no case carry nothing a case needs (what they said to a case is already an event); 90 days
 //!   leaves time to look into a delivery problem. No value under 30 days is accepted.
 //!
+//! - **Sign-in records, 365 days.** Each sign-in to the web workspace, failed or not, is recorded
+//!   with the address it came from (personal data under UK GDPR). A year covers the questions
+//!   they answer — who signed in before something changed, whether an account was being guessed
+//!   at, an audit of access for the annual review of the workspace's accounts — and the
+//!   partnership's own data-protection officer may shorten it. Not under 30 days: the lockout,
+//!   and looking into a suspected break-in, need the last weeks. The record of who did what to a
+//!   case is the case's history (events), which this does not touch.
+//!
 //! Whatever the values: nothing of an open case and nothing of a case under legal hold is ever
 //! selected (the first rules keep them), and a message not yet classified is never selected. The
 //! schedule only ever shortens how long *closed* or *case-less* content is kept.
@@ -67,12 +76,15 @@ pub const DEFAULT_LETTER_DAYS: u32 = 90;
 pub const DEFAULT_TRIAGE_DAYS: u32 = 365;
 /// Default days other case-less mail is kept after it reached the mailbox.
 pub const DEFAULT_OTHER_MAIL_DAYS: u32 = 90;
+/// Default days a web sign-in record (with its address) is kept.
+pub const DEFAULT_SIGNIN_DAYS: u32 = 365;
 
 /// The shortest values accepted (see the module doc for why).
 pub const MIN_CLOSED_CASE_YEARS: u32 = 1;
 pub const MIN_LETTER_DAYS: u32 = 30;
 pub const MIN_TRIAGE_DAYS: u32 = 90;
 pub const MIN_OTHER_MAIL_DAYS: u32 = 30;
+pub const MIN_SIGNIN_DAYS: u32 = 30;
 
 /// How long each class of content is kept (`[retention]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +93,7 @@ pub struct Schedule {
     pub letter_days: u32,
     pub triage_days: u32,
     pub other_mail_days: u32,
+    pub signin_days: u32,
 }
 
 impl Default for Schedule {
@@ -90,6 +103,7 @@ impl Default for Schedule {
             letter_days: DEFAULT_LETTER_DAYS,
             triage_days: DEFAULT_TRIAGE_DAYS,
             other_mail_days: DEFAULT_OTHER_MAIL_DAYS,
+            signin_days: DEFAULT_SIGNIN_DAYS,
         }
     }
 }
@@ -136,7 +150,19 @@ impl Schedule {
             "days",
             "a delivery report may still need looking into",
         );
+        floor(
+            "signin_days",
+            self.signin_days,
+            MIN_SIGNIN_DAYS,
+            "days",
+            "the lockout and looking into a suspected break-in need the last weeks' sign-ins",
+        );
         out
+    }
+
+    /// Web sign-in records made before this instant are erased at `now`.
+    pub fn signins_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - Duration::days(i64::from(self.signin_days))
     }
 }
 
@@ -538,12 +564,22 @@ mod tests {
     }
 
     #[test]
+    fn sign_in_records_go_a_year_after_the_attempt_by_default() {
+        let s = Schedule::default();
+        assert_eq!(
+            s.signins_before(t("2026-11-26T09:00:00Z")),
+            t("2025-11-26T09:00:00Z")
+        );
+    }
+
+    #[test]
     fn every_value_below_its_floor_is_reported_at_once() {
         let s = Schedule {
             closed_case_years: 0,
             letter_days: 1,
             triage_days: 2,
             other_mail_days: 3,
+            signin_days: 4,
         };
         let keys: Vec<_> = s.problems().into_iter().map(|(k, _)| k).collect();
         assert_eq!(
@@ -552,7 +588,8 @@ mod tests {
                 "closed_case_years",
                 "letter_days",
                 "triage_days",
-                "other_mail_days"
+                "other_mail_days",
+                "signin_days"
             ]
         );
         assert!(Schedule::default().problems().is_empty());
@@ -607,6 +644,7 @@ mod tests {
                 letter_days: g.below(400) as u32,
                 triage_days: g.below(400) as u32,
                 other_mail_days: g.below(400) as u32,
+                signin_days: g.below(400) as u32,
             };
             let status = if g.below(2) == 0 {
                 CaseStatus::Open

@@ -37,10 +37,7 @@ pub const RAPID_REVIEW_DAYS: i32 = 15;
 
 /// The list line of one case at `now`.
 pub fn case_line(c: &CaseView, process: &Process, cal: &Calendar, now: DateTime<Utc>) -> CaseLine {
-    let today = calendar::london_date(now);
-    let day = (today >= c.state.day0)
-        .then(|| cal.statutory().working_day_number(c.state.day0, today).ok())
-        .flatten();
+    let day = working_day(c.state.day0, cal, now);
     CaseLine {
         reference: c.reference().to_string(),
         area: c.state.area.clone(),
@@ -55,6 +52,14 @@ pub fn case_line(c: &CaseView, process: &Process, cal: &Calendar, now: DateTime<
             Vec::new()
         },
     }
+}
+
+/// Today's working-day number counted from `day0` (`None` before day 0 or beyond the calendar).
+pub fn working_day(day0: NaiveDate, cal: &Calendar, now: DateTime<Utc>) -> Option<i32> {
+    let today = calendar::london_date(now);
+    (today >= day0)
+        .then(|| cal.statutory().working_day_number(day0, today).ok())
+        .flatten()
 }
 
 /// The next planned step and its date; while none is planned, the decision awaited soonest
@@ -125,17 +130,21 @@ impl StatusFilter {
 /// The lines a status and a reference search (any part, any case) leave, newest first.
 pub fn filter(mut lines: Vec<CaseLine>, status: StatusFilter, search: &str) -> Vec<CaseLine> {
     let needle = search.trim().to_uppercase();
-    lines.retain(|l| {
-        let by_status = match status {
-            StatusFilter::Open => l.open,
-            StatusFilter::Closed => !l.open,
-            StatusFilter::Overdue => !l.overdue.is_empty(),
-            StatusFilter::All => true,
-        };
-        by_status && (needle.is_empty() || l.reference.to_uppercase().contains(&needle))
-    });
+    lines.retain(|l| keeps(l, status, &needle));
     lines.sort_by_key(|l| std::cmp::Reverse(l.received));
     lines
+}
+
+/// Whether the list shows a line for `status` and a reference search already trimmed and in
+/// capitals (`needle`; empty: any).
+pub fn keeps(l: &CaseLine, status: StatusFilter, needle: &str) -> bool {
+    let by_status = match status {
+        StatusFilter::Open => l.open,
+        StatusFilter::Closed => !l.open,
+        StatusFilter::Overdue => !l.overdue.is_empty(),
+        StatusFilter::All => true,
+    };
+    by_status && (needle.is_empty() || l.reference.to_uppercase().contains(needle))
 }
 
 /// One member's counted vote on one decision.
@@ -248,28 +257,49 @@ pub fn coming_days(
     now: DateTime<Utc>,
     days: i32,
 ) -> Vec<(NaiveDate, Vec<Going>)> {
+    let each: Vec<Vec<Going>> = cases.iter().map(coming_of).collect();
+    by_day(each.iter().flatten(), cal, now, days)
+}
+
+/// The letters that will go for one case if nothing changes, whenever that is (none for a
+/// closed case): those decided and waiting in the outbox, then the timeline's planned steps.
+pub fn coming_of(c: &CaseView) -> Vec<Going> {
+    if !c.is_open() {
+        return Vec::new();
+    }
+    let going = |at: DateTime<Utc>, what: &str, to: &str, decided: bool| Going {
+        reference: c.reference().to_string(),
+        at,
+        what: what.to_string(),
+        to: to.to_string(),
+        decided,
+    };
+    let waiting = c.letters.iter().filter(|l| l.state == OutboxState::Pending);
+    let mut out: Vec<Going> = waiting
+        .map(|l| going(l.due_at, &l.step_name, &l.to, true))
+        .collect();
+    out.extend(
+        c.upcoming
+            .iter()
+            .map(|u| going(u.due.at, &u.name, &u.to, false)),
+    );
+    out
+}
+
+/// [`coming_days`] of letters already listed per case ([`coming_of`]).
+pub fn by_day<'a>(
+    going: impl IntoIterator<Item = &'a Going>,
+    cal: &Calendar,
+    now: DateTime<Utc>,
+    days: i32,
+) -> Vec<(NaiveDate, Vec<Going>)> {
     let today = calendar::london_date(now);
     let last = cal.add_working_days(today, days).map_or(today, |r| r.date);
     let mut by_day: std::collections::BTreeMap<NaiveDate, Vec<Going>> = Default::default();
-    let mut put = |c: &CaseView, at: DateTime<Utc>, what: &str, to: &str, decided: bool| {
-        let day = calendar::london_date(at).max(today);
+    for g in going {
+        let day = calendar::london_date(g.at).max(today);
         if day <= last {
-            by_day.entry(day).or_default().push(Going {
-                reference: c.reference().to_string(),
-                at,
-                what: what.to_string(),
-                to: to.to_string(),
-                decided,
-            });
-        }
-    };
-    for c in cases.iter().filter(|c| c.is_open()) {
-        let waiting = c.letters.iter().filter(|l| l.state == OutboxState::Pending);
-        for l in waiting {
-            put(c, l.due_at, &l.step_name, &l.to, true);
-        }
-        for u in &c.upcoming {
-            put(c, u.due.at, &u.name, &u.to, false);
+            by_day.entry(day).or_default().push(g.clone());
         }
     }
     let mut out: Vec<_> = by_day.into_iter().collect();
@@ -277,6 +307,139 @@ pub fn coming_days(
         going.sort_by(|a, b| (a.at, &a.reference).cmp(&(b.at, &b.reference)));
     }
     out
+}
+
+/// What the workspace's list pages show of one case — its line in the list, its tracker row,
+/// the letters it will send, its held replies and its undelivered letters — worked out once at
+/// an instant, with how long that stays true ([`Summary::holds`]).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub id: i64,
+    pub day0: NaiveDate,
+    pub line: CaseLine,
+    pub tracker: Vec<crate::core::export::Cell>,
+    /// [`coming_of`].
+    pub coming: Vec<Going>,
+    /// Replies held and not yet confirmed, on an open case, with their view.
+    pub held: Vec<(
+        crate::core::case::Held,
+        Option<crate::core::views::HeldView>,
+    )>,
+    pub undelivered: Vec<crate::core::views::UndeliveredView>,
+    /// Worked out at this instant, from the case's events and letters as they then were.
+    pub at: DateTime<Utc>,
+    /// The same at every instant from `at` through this one (`None`: at every later instant).
+    pub through: Option<DateTime<Utc>>,
+}
+
+impl Summary {
+    /// Worked out again at `now` from the same events and letters, would it be the same?
+    pub fn holds(&self, now: DateTime<Utc>) -> bool {
+        self.at <= now && self.through.is_none_or(|t| now <= t)
+    }
+
+    /// About how many bytes the summary holds: its own size, its lists' and their text's (the
+    /// allocator's own overhead left out). For the benchmark.
+    pub fn approx_bytes(&self) -> usize {
+        use crate::core::export::Cell;
+        use std::mem::size_of;
+        let s = |x: &String| x.capacity();
+        let o = |x: &Option<String>| x.as_ref().map_or(0, String::capacity);
+        let l = &self.line;
+        let line = s(&l.reference)
+            + o(&l.area)
+            + s(&l.stage)
+            + l.next.as_ref().map_or(0, |(n, _)| n.capacity())
+            + l.overdue
+                .iter()
+                .map(|x| s(x) + size_of::<String>())
+                .sum::<usize>();
+        let tracker = self.tracker.capacity() * size_of::<Cell>()
+            + (self.tracker.iter())
+                .map(|c| if let Cell::Text(t) = c { s(t) } else { 0 })
+                .sum::<usize>();
+        let coming = self.coming.capacity() * size_of::<Going>()
+            + (self.coming.iter())
+                .map(|g| s(&g.reference) + s(&g.what) + s(&g.to))
+                .sum::<usize>();
+        let held = self.held.capacity()
+            * size_of::<(
+                crate::core::case::Held,
+                Option<crate::core::views::HeldView>,
+            )>()
+            + (self.held.iter())
+                .map(|(h, v)| {
+                    o(&h.decision)
+                        + s(&h.voter)
+                        + s(&h.reason)
+                        + v.as_ref()
+                            .map_or(0, |v| o(&v.decision) + s(&v.from) + s(&v.reason))
+                })
+                .sum::<usize>();
+        let undelivered = self.undelivered.capacity()
+            * size_of::<crate::core::views::UndeliveredView>()
+            + (self.undelivered.iter())
+                .map(|u| o(&u.case) + s(&u.step_name) + s(&u.to) + s(&u.how))
+                .sum::<usize>();
+        size_of::<Summary>() + line + tracker + coming + held + undelivered
+    }
+}
+
+/// The summary of a case at `now`, from its view and its own letters.
+///
+/// Its validity: a case's view moves with the instant only where it compares the instant with
+/// a date of its own — a planned step is listed while its date is still to come, an agency's
+/// return is overdue after the return deadline, a decision or a deadline is overdue after its
+/// due time, a delay report is shown for [`crate::core::views::DELAY_SHOWN_FOR`]. So the
+/// summary holds through the first of those dates at or after `now`. (The working day shown is
+/// not kept: [`working_day`] counts it when the page is drawn. Steps more than three years
+/// ahead — the view's horizon, which no process comes near — are not watched.)
+pub fn summary(
+    ctx: &crate::core::views::Context<'_>,
+    c: &CaseView,
+    letters: &[crate::core::records::LetterSummary],
+    now: DateTime<Utc>,
+) -> Summary {
+    let (process, cal) = (ctx.process, ctx.calendar);
+    let one = std::collections::BTreeMap::from([(c.row.id, c)]);
+    let undelivered = crate::core::views::undelivered_letters(ctx, &one, letters, now);
+    let held = c
+        .state
+        .held
+        .iter()
+        .filter(|h| c.is_open() && !h.confirmed)
+        .map(|h| {
+            (
+                h.clone(),
+                c.held.iter().find(|v| v.message == h.message).cloned(),
+            )
+        })
+        .collect();
+    let mut dates: Vec<DateTime<Utc>> = c.upcoming.iter().map(|u| u.due.at).collect();
+    dates.extend(c.return_deadline.as_ref().map(|r| r.at));
+    dates.extend(
+        c.decisions
+            .iter()
+            .filter_map(|d| d.due.as_ref().map(|r| r.at)),
+    );
+    dates.extend(
+        c.deadlines
+            .iter()
+            .filter_map(|d| d.due.as_ref().map(|r| r.at)),
+    );
+    let shown_for = crate::core::views::DELAY_SHOWN_FOR;
+    dates.extend(c.state.delayed.values().map(|at| *at + shown_for));
+    Summary {
+        id: c.row.id,
+        day0: c.state.day0,
+        line: case_line(c, process, cal, now),
+        tracker: crate::core::export::row(c, process, now),
+        coming: coming_of(c),
+        held,
+        undelivered,
+        at: now,
+        through: dates.into_iter().filter(|d| *d >= now).min(),
+    }
 }
 
 #[cfg(test)]
@@ -347,5 +510,39 @@ mod tests {
             said.iter().any(|s| s.starts_with("return from ")),
             "{said:?}"
         );
+    }
+
+    #[test]
+    fn a_summary_holds_until_the_first_date_its_case_compares_the_instant_with_and_no_longer() {
+        let world = World::new();
+        let now = fixtures::now();
+        for case in fixtures::cases() {
+            let view = case.view(&world.ctx(), now);
+            let s = summary(&world.ctx(), &view, &case.letters, now);
+            assert!(s.holds(now));
+            assert!(
+                !s.holds(now - chrono::Duration::seconds(1)),
+                "not before it was made"
+            );
+            let Some(through) = s.through else {
+                assert!(view.upcoming.is_empty(), "{}", view.reference());
+                continue;
+            };
+            assert!(s.holds(through));
+            let after = through + chrono::Duration::seconds(1);
+            assert!(!s.holds(after));
+            // Through that date, the case reads the same as when the summary was made.
+            let again = summary(
+                &world.ctx(),
+                &case.view(&world.ctx(), through),
+                &case.letters,
+                through,
+            );
+            assert_eq!(
+                (&again.line.overdue, &again.line.next),
+                (&s.line.overdue, &s.line.next)
+            );
+            assert_eq!(again.tracker, s.tracker);
+        }
     }
 }

@@ -15,4 +15,5 @@ pub mod chaos;
 pub mod demo;
 pub mod devstack;
 pub mod membench;
+pub mod pagebench;
 pub mod scalebench;

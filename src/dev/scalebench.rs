@@ -68,6 +68,8 @@ pub struct Figures {
     pub database_bytes: u64,
     /// The raw mail of the referrals appended so far (the reference for the database's size).
     pub mail_bytes: u64,
+    /// The web workspace's pages over HTTP, by name, in words ([`crate::dev::pagebench`]).
+    pub pages: Vec<(String, String)>,
 }
 
 /// What one run measured: the figures after the first slice and after the last.
@@ -89,6 +91,16 @@ impl ScaleReport {
             format!("{name:<38}{cells}\n")
         };
         let first_open = self.marks.first().map(|m| m.open_mean).unwrap_or_default();
+        let names = self
+            .marks
+            .first()
+            .map(|m| m.pages.clone())
+            .unwrap_or_default();
+        let pages = names.iter().enumerate().map(|(i, (name, _))| {
+            line(&format!("page: {name}"), &|m| {
+                m.pages.get(i).map_or_else(String::new, |(_, v)| v.clone())
+            })
+        });
         [
             line("", &|m| format!("{} cases", m.cases)),
             line("planning pass (nothing new)", &|m| ms(m.planning)),
@@ -121,6 +133,9 @@ impl ScaleReport {
                 )
             }),
         ]
+        .into_iter()
+        .chain(pages)
+        .collect::<Vec<_>>()
         .concat()
     }
 }
@@ -330,6 +345,7 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         }
     };
     let case_newest = best(5, || report(newest)).await?;
+    let pages = crate::dev::pagebench::pages(engine).await?;
     let case_first = best(5, || report(first)).await?;
     Ok(Figures {
         planning,
@@ -342,6 +358,7 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         read_all,
         case_newest,
         case_first,
+        pages,
         ..Default::default()
     })
 }

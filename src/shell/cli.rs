@@ -312,6 +312,18 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Open a case from a message in triage: a referral the daemon did not recognise (day 0 from
+    /// when it reached the mailbox, as for any referral; its letters go on the next pass).
+    OpenReferral {
+        message: i64,
+        /// The area the child lives in, when the message names none of the process's areas.
+        #[arg(long)]
+        area: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Print the text of the business unit's daily digest as it would be sent at an instant.
     Digest {
         /// Build it as of this instant (RFC 3339); default: now.
@@ -681,7 +693,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         c @ Command::SetReviewer { .. } => set_reviewer(config, c).await,
         c @ Command::Particulars { .. } => particulars(config, c).await,
         Command::Triage => triage(config).await,
-        c @ Command::NotCaseBusiness { .. } => not_case_business(config, c).await,
+        c @ (Command::NotCaseBusiness { .. } | Command::OpenReferral { .. }) => {
+            triage_action(config, c).await
+        }
         Command::Digest { now } => digest(config, now.as_deref()).await,
         Command::Health { now } => health(config, now.as_deref()).await,
         Command::Retention(c) => retention(config, c).await,
@@ -1317,7 +1331,13 @@ async fn apply_retention(
     let applied = r::apply(&store, &cfg.retention, now).await.map_err(work)?;
     let refs = r::references(&store).await.map_err(work)?;
     print!("{}", r::listing(&applied.groups, &refs, true));
-    if !applied.groups.is_empty() || applied.reclaimed.wal_busy {
+    if applied.signins > 0 {
+        println!(
+            "{} web sign-in record(s) older than {} days erased",
+            applied.signins, cfg.retention.signin_days
+        );
+    }
+    if !applied.groups.is_empty() || applied.signins > 0 || applied.reclaimed.wal_busy {
         println!(
             "{} free page(s) given back to the file system; {}",
             applied.reclaimed.pages,
@@ -1376,21 +1396,37 @@ async fn reschedule(
     Ok(())
 }
 
-/// `caseclerk not-case-business`.
-async fn not_case_business(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
-    let Command::NotCaseBusiness {
-        message,
-        reason,
-        who,
-    } = command
-    else {
-        return Err(Failure::Work("not a not-case-business command".into()));
-    };
-    let d = desk(config, who).await?;
-    operator::not_case_business(&d.store, *message, reason, &d.actor, d.now)
-        .await
-        .map_err(refused)?;
-    println!("message {message} is off the triage list: not case business");
+/// `caseclerk not-case-business` and `caseclerk open-referral`: what becomes of a message in triage.
+async fn triage_action(config: &Option<PathBuf>, command: &Command) -> Result<(), Failure> {
+    match command {
+        Command::NotCaseBusiness {
+            message,
+            reason,
+            who,
+        } => {
+            let d = desk(config, who).await?;
+            operator::not_case_business(&d.store, *message, reason, &d.actor, d.now)
+                .await
+                .map_err(refused)?;
+            println!("message {message} is off the triage list: not case business");
+        }
+        Command::OpenReferral {
+            message,
+            area,
+            reason,
+            who,
+        } => {
+            let d = desk(config, who).await?;
+            let area = area.as_deref();
+            let opened =
+                operator::open_referral(&d.cfg, &d.store, *message, area, reason, &d.actor, d.now);
+            let reference = opened.await.map_err(refused)?;
+            println!(
+                "message {message} opened case {reference}; its acknowledgement and screening letters are planned on the daemon's next pass (`caseclerk case {reference}`)"
+            );
+        }
+        _ => return Err(Failure::Work("not a triage command".into())),
+    }
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 mod toml_read;
 mod web;
 
-pub use web::{WebSettings, default_listen as web_default_listen};
+pub use web::{TrustedProxy, WebSettings, default_listen as web_default_listen};
 
 pub use crate::shell::secret::Secret;
 
@@ -382,6 +382,7 @@ struct RawRetention {
     letter_days: Option<i64>,
     triage_days: Option<i64>,
     other_mail_days: Option<i64>,
+    signin_days: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -1023,6 +1024,7 @@ impl Resolver {
             letter_days: whole("letter_days", raw.letter_days, d.letter_days),
             triage_days: whole("triage_days", raw.triage_days, d.triage_days),
             other_mail_days: whole("other_mail_days", raw.other_mail_days, d.other_mail_days),
+            signin_days: whole("signin_days", raw.signin_days, d.signin_days),
         };
         for (_, problem) in s.problems() {
             self.problems.push(format!("[retention] {problem}"));

@@ -622,29 +622,11 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         let mut opened = None;
         if let Some(o) = &reaction.open {
-            let (id, reference) = Store::create_case(
-                &mut tx,
-                &self.cfg.reference_prefix,
-                &o.process,
-                o.area.as_deref(),
-                o.received_at,
-                o.day0,
-                o.referrer.as_deref(),
-                now,
-            )
-            .await?;
-            let event = o.event(&reference);
-            record_event(&mut tx, id, o.received_at, "caseclerk", &event).await?;
-            let rec = Recorded {
-                at: o.received_at,
-                actor: "caseclerk".into(),
-                event,
-            };
+            let (row, rec) = record_opening(&mut tx, &self.cfg, o, msg, "caseclerk", now).await?;
             state = case::fold(std::slice::from_ref(&rec)).ok();
-            self.read_particulars(&mut tx, id, m.id, msg, now).await?;
-            tracing::info!(case = %reference, stored_message = m.id, day0 = %o.day0, "referral opened a case");
-            case = Some(opened_row(id, &reference, o));
-            opened = Some(reference);
+            tracing::info!(case = %row.reference, stored_message = m.id, day0 = %o.day0, "referral opened a case");
+            opened = Some(row.reference.clone());
+            case = Some(row);
         }
         let on_case = case.as_ref().filter(|_| reaction.on_case);
         if let Some(case) = on_case {
@@ -686,35 +668,6 @@ impl Engine {
         .await?;
         Store::commit(tx).await?;
         Ok(opened)
-    }
-
-    /// Read the particulars of the referral that opened case `case_id` and store them, with an
-    /// event naming the fields found (never the values; nor does the log).
-    async fn read_particulars(
-        &self,
-        tx: &mut Tx<'_>,
-        case_id: i64,
-        message: i64,
-        msg: &intake::Message,
-        now: DateTime<Utc>,
-    ) -> Result<(), EngineError> {
-        let (found, unreadable) =
-            crate::core::particulars::from_message(msg, &self.cfg.process.areas);
-        Store::add_particulars(tx, case_id, &found, now).await?;
-        let e = Event::ParticularsRead {
-            message,
-            fields: found.iter().map(|p| p.field.as_str().to_string()).collect(),
-            unreadable,
-        };
-        record_event(tx, case_id, now, "caseclerk", &e).await?;
-        tracing::info!(
-            case_id,
-            stored_message = message,
-            particulars = found.len(),
-            unreadable,
-            "particulars read from the referral"
-        );
-        Ok(())
     }
 
     /// A case's state, from its events.
@@ -1044,6 +997,69 @@ fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
         s.push_str("; the outbox is stopped: the database would not take its records");
     }
     s
+}
+
+/// Open the case a referral opens, in the caller's transaction: create it (its reference from
+/// the year's counter), record its `opened` event as `actor`, and read the referral's
+/// particulars. The one path a case is opened by — the daemon for a classified referral, a
+/// person for a message in triage ([`crate::shell::operator::open_referral`]). Returns the new
+/// case's row and its first event.
+pub(crate) async fn record_opening(
+    tx: &mut Tx<'_>,
+    cfg: &Config,
+    o: &react::Opening,
+    msg: &intake::Message,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(CaseRow, Recorded), StoreError> {
+    let (id, reference) = Store::create_case(
+        tx,
+        &cfg.reference_prefix,
+        &o.process,
+        o.area.as_deref(),
+        o.received_at,
+        o.day0,
+        o.referrer.as_deref(),
+        now,
+    )
+    .await?;
+    let event = o.event(&reference);
+    record_event(tx, id, o.received_at, actor, &event).await?;
+    read_particulars(tx, cfg, id, o.message, msg, now).await?;
+    let rec = Recorded {
+        at: o.received_at,
+        actor: actor.to_string(),
+        event,
+    };
+    Ok((opened_row(id, &reference, o), rec))
+}
+
+/// Read the particulars of the referral that opened case `case_id` and store them, with an
+/// event naming the fields found (never the values; nor does the log).
+async fn read_particulars(
+    tx: &mut Tx<'_>,
+    cfg: &Config,
+    case_id: i64,
+    message: i64,
+    msg: &intake::Message,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (found, unreadable) = crate::core::particulars::from_message(msg, &cfg.process.areas);
+    Store::add_particulars(tx, case_id, &found, now).await?;
+    let e = Event::ParticularsRead {
+        message,
+        fields: found.iter().map(|p| p.field.as_str().to_string()).collect(),
+        unreadable,
+    };
+    record_event(tx, case_id, now, "caseclerk", &e).await?;
+    tracing::info!(
+        case_id,
+        stored_message = message,
+        particulars = found.len(),
+        unreadable,
+        "particulars read from the referral"
+    );
+    Ok(())
 }
 
 /// The row of a case just created in the current transaction (a read through the pool would not

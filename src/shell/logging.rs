@@ -7,7 +7,11 @@
 //! with the base64 of the password, `RCPT TO` with every recipient, and the whole letter between
 //! `DATA` and `.` (a referral with a child's name); async-imap and imap-proto trace every IMAP
 //! line (whole messages as they are fetched); rustls, tokio-rustls, sqlx and any HTTP client
-//! log below `warn` what nobody needs in production. Their warnings and errors still show.
+//! log below `warn` what nobody needs in production. The web workspace's server stack (hyper,
+//! axum, tower) is capped too: built as it is (axum without its `tracing` feature, hyper without
+//! its unstable one) it writes nothing, but axum with `tracing` traces every rejected request
+//! (a form that did not parse, with its reason) — the cap keeps that out should a feature ever
+//! be switched on. Their warnings and errors still show.
 //!
 //! How the cap holds: `RUST_LOG` becomes an `EnvFilter`, and a second, independent filter (a
 //! [`Targets`] list: [`CAPPED`] at `warn`, everything else let through) is layered beside it, so an
@@ -38,8 +42,8 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 pub const LIBRARY_CAP: Level = Level::WARN;
 
 /// Targets (crate names as tracing sees them, matched as prefixes of the event's target) whose
-/// output is capped at [`LIBRARY_CAP`]: the SMTP and IMAP clients, TLS, the database, and HTTP
-/// clients should one ever be added.
+/// output is capped at [`LIBRARY_CAP`]: the SMTP and IMAP clients, TLS, the database, the web
+/// workspace's HTTP server stack, and HTTP clients should one ever be added.
 pub const CAPPED: &[&str] = &[
     "lettre",
     "async_imap",
@@ -53,6 +57,10 @@ pub const CAPPED: &[&str] = &[
     "hyper_util",
     "reqwest",
     "h2",
+    "axum",
+    "axum_core",
+    "tower",
+    "tower_http",
 ];
 
 /// The filter `RUST_LOG` sets, `caseclerk=info` when it is unset or cannot be read.
@@ -223,6 +231,8 @@ mod tests {
             tracing::trace!(target: "async_imap::imap_stream", "decode: input: Jane Doe");
             tracing::debug!(target: "sqlx::query", "summary");
             tracing::info!(target: "tokio_rustls", "handshake");
+            tracing::trace!(target: "axum::rejection", "Failed to deserialize form body: csrf=");
+            tracing::debug!(target: "hyper::proto::h1::io", "parsed Cookie: caseclerk_session");
             tracing::warn!(target: "lettre::transport::smtp::client::async_connection", "lettre warning kept");
             tracing::debug!(target: "caseclerk::shell::engine", "our own debug line");
         });
@@ -241,7 +251,14 @@ mod tests {
             "caseclerk=debug,lettre=warn,lettre=trace",
         ] {
             let out = written(rust_log);
-            for leaked in ["AUTH PLAIN", "Jane Doe", "summary", "handshake"] {
+            for leaked in [
+                "AUTH PLAIN",
+                "Jane Doe",
+                "summary",
+                "handshake",
+                "csrf=",
+                "caseclerk_session",
+            ] {
                 assert!(
                     !out.contains(leaked),
                     "RUST_LOG={rust_log} let `{leaked}` through:\n{out}"

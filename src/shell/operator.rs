@@ -110,6 +110,18 @@ pub enum OperatorError {
     BadReviewer(String),
     #[error("{name} is already the reviewer of case {case}")]
     SameReviewer { name: String, case: String },
+    #[error(
+        "message {message} is already on case {case}; nothing was opened (see `caseclerk case {case}`)"
+    )]
+    AlreadyOnCase { message: i64, case: String },
+    #[error("the process has no area `{area}` (it has: {known})")]
+    UnknownArea { area: String, known: String },
+    #[error(
+        "message {message} names none of the process's areas: say which area the child lives in (--area, one of: {known})"
+    )]
+    NoArea { message: i64, known: String },
+    #[error("day 0 cannot be worked out for message {message}: {why}")]
+    NoDayZero { message: i64, why: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -522,6 +534,103 @@ pub async fn not_case_business(
     .await?;
     Store::commit(tx).await?;
     Ok(())
+}
+
+/// Open a case from a message waiting in triage, as a classified referral opens one (a referral
+/// the classifier did not recognise: sent from an unknown address, a subject it did not read):
+/// the same core ([`crate::core::react::opening`]: day 0 from when the message reached the
+/// mailbox, the process's cutoff applied) and the same recording
+/// ([`crate::shell::engine::record_opening`]: the reference, the `opened` event, the referral's
+/// particulars), as `actor`, with a note of why. The daemon's next pass plans the
+/// acknowledgement and the screening letters as for any new case. The area is the one given,
+/// else the one the message names; a process with areas refuses a case with none.
+///
+/// Opened once: the message leaves triage in the same transaction, on condition that it is
+/// still there, so a repeated command (or two people at once) is refused and opens nothing.
+/// Returns the new case's reference. The answer and case caps do not apply: a person decided.
+#[allow(clippy::too_many_arguments)]
+pub async fn open_referral(
+    cfg: &Config,
+    store: &Store,
+    message: i64,
+    area: Option<&str>,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String, OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    let state = store.message_state(message).await?;
+    if let Some((_, Some(case_id))) = &state {
+        let case = store.case_by_id(*case_id).await?;
+        let case = case.map_or_else(|| format!("#{case_id}"), |c| c.reference);
+        return Err(OperatorError::AlreadyOnCase { message, case });
+    }
+    waiting_in_triage(store, message).await?;
+    let raw = store.message_raw(message).await?.unwrap_or_default();
+    let received = store.message_received(message).await?;
+    let (false, Some(received)) = (raw.is_empty(), received) else {
+        return Err(OperatorError::Erased(format!("message {message}")));
+    };
+    let msg = crate::core::intake::parse(&raw);
+    let (p, cal) = (&cfg.process, &cfg.calendar);
+    let mut o = crate::core::react::opening(p, cal, cfg.cutoff, message, received, &msg)
+        .map_err(|why| OperatorError::NoDayZero { message, why })?;
+    let known = || match p.areas.is_empty() {
+        true => "none".to_string(),
+        false => p.areas.join(", "),
+    };
+    match area.map(str::trim).filter(|a| !a.is_empty()) {
+        Some(a) => match p.areas.iter().find(|k| k.eq_ignore_ascii_case(a)) {
+            Some(k) => o.area = Some(k.clone()),
+            None => {
+                let (area, known) = (a.to_string(), known());
+                return Err(OperatorError::UnknownArea { area, known });
+            }
+        },
+        None if o.area.is_none() && !p.areas.is_empty() => {
+            return Err(OperatorError::NoArea {
+                message,
+                known: known(),
+            });
+        }
+        None => {}
+    }
+    let mut tx = store.begin().await?;
+    let verdict = serde_json::json!({"by": actor, "reason": reason});
+    if !Store::claim_from_triage(&mut tx, message, "opened_by_hand", &verdict, now).await? {
+        let (state, _) = store.message_state(message).await?.unwrap_or_default();
+        return Err(OperatorError::NotTriaged { id: message, state });
+    }
+    let (case, _) =
+        crate::shell::engine::record_opening(&mut tx, cfg, &o, &msg, actor, now).await?;
+    let note = Event::Note {
+        text: format!("opened by hand from message {message} in triage: {reason}"),
+    };
+    crate::shell::store::record_event(&mut tx, case.id, now, actor, &note).await?;
+    // As the daemon does for a referral: replies on its thread, and Outlook's conversation,
+    // find the case.
+    if let Some(id) = &msg.message_id {
+        Store::add_thread_id(&mut tx, id, case.id, None, None, None).await?;
+    }
+    if let Some(conv) = &msg.thread_conversation {
+        Store::add_conversation(&mut tx, conv, case.id).await?;
+    }
+    let rule = "opened_by_hand";
+    Store::file_message(
+        &mut tx,
+        message,
+        "filed",
+        rule,
+        &verdict,
+        Some(case.id),
+        now,
+    )
+    .await?;
+    Store::commit(tx).await?;
+    tracing::info!(case = %case.reference, stored_message = message, "referral opened by hand");
+    Ok(case.reference)
 }
 
 async fn case_state(

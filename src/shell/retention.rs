@@ -17,6 +17,11 @@
 //! fold carries it ([`crate::core::case::CaseState::hold`]), so `case`, the tracker and the digest
 //! show it, and the rules keep everything of a held case.
 //!
+//! Web sign-in records (`web_signins`, with the address of each attempt) older than
+//! `[retention] signin_days` are deleted by the same run and recorded as one erasure (rule
+//! `signin_expired`, class `web_signin`), and the sessions over as long ago with them (class
+//! `web_session`).
+//!
 //! Must not: decide what goes (that is [`crate::core::retention`]); update or delete events; log
 //! or print names, subjects, addresses or content (ids, references, counts and bytes only).
 
@@ -66,7 +71,44 @@ pub enum HoldError {
 pub struct Applied {
     /// The groups erased, with the ids and bytes actually erased.
     pub groups: Vec<Group>,
+    /// Web sign-in records erased (older than `[retention] signin_days`).
+    pub signins: i64,
     pub reclaimed: Reclaimed,
+}
+
+/// The rule and class web sign-in records are erased under (recorded in `erasures`).
+pub const SIGNIN_RULE: &str = "signin_expired";
+pub const SIGNIN_CLASS: &str = "web_signin";
+pub const SESSION_CLASS: &str = "web_session";
+
+/// Erase the web sign-in records older than the schedule keeps, and the sessions over as long
+/// ago, each recorded as one erasure: how many sign-in records.
+async fn erase_signins(
+    store: &Store,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let mut tx = store.begin().await?;
+    let before = schedule.signins_before(now);
+    let (count, bytes) = Store::erase_signins_before(&mut tx, before).await?;
+    if count > 0 {
+        Store::record_erasure(&mut tx, now, SIGNIN_RULE, SIGNIN_CLASS, count, bytes).await?;
+    }
+    // Sessions over as long ago go with them (a token's hash, a form token, three times).
+    let sessions = Store::erase_sessions_before(&mut tx, before).await?;
+    if sessions > 0 {
+        Store::record_erasure(&mut tx, now, SIGNIN_RULE, SESSION_CLASS, sessions, 0).await?;
+    }
+    Store::commit(tx).await?;
+    if count > 0 {
+        tracing::info!(
+            rule = SIGNIN_RULE,
+            count,
+            bytes,
+            "retention erased web sign-in records"
+        );
+    }
+    Ok(count)
 }
 
 impl Applied {
@@ -223,10 +265,11 @@ pub async fn apply(
         );
         applied.groups.push(erased);
     }
+    applied.signins = erase_signins(store, schedule, now).await?;
     // After an erasure, or when an earlier one could not empty the WAL: give the pages back
     // and empty the WAL; if a reader is in the way, the next run tries again.
     let pending = store.meta(RECLAIM_PENDING).await?.as_deref() == Some("yes");
-    if !applied.groups.is_empty() || pending {
+    if !applied.groups.is_empty() || applied.signins > 0 || pending {
         applied.reclaimed = store.reclaim().await?;
         if applied.reclaimed.wal_busy {
             tracing::warn!(

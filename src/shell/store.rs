@@ -115,6 +115,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../migrations/0010_scale_reads.sql")),
     (11, include_str!("../../migrations/0011_particulars.sql")),
     (12, include_str!("../../migrations/0012_web_accounts.sql")),
+    (
+        13,
+        include_str!("../../migrations/0013_web_second_factor_and_proxy.sql"),
+    ),
     (14, include_str!("../../migrations/0014_blobs.sql")),
 ];
 
@@ -1099,6 +1103,29 @@ impl Store {
         Ok(())
     }
 
+    /// Take a message off the triage list in the caller's transaction, only if it is still on it
+    /// (state `triage`): `false` when another command took it first (a form sent twice, two
+    /// people at once) — the caller then changes nothing.
+    pub async fn claim_from_triage(
+        tx: &mut Tx<'_>,
+        id: i64,
+        rule: &str,
+        verdict: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET state = 'filed', rule = ?, verdict = ?, processed_at = ? \
+             WHERE id = ? AND state = 'triage'",
+        )
+        .bind(rule)
+        .bind(verdict.to_string())
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A stored message's state and case, if it exists.
     pub async fn message_state(
         &self,
@@ -1873,14 +1900,28 @@ impl Store {
         &self,
         ids: &[i64],
     ) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
+        self.cases_with_events_among(ids, true).await
+    }
+
+    /// The cases (or the open cases) among `ids` (ascending, at most a few thousand) with their
+    /// events in order, in id order, in one snapshot.
+    pub async fn cases_with_events_among(
+        &self,
+        ids: &[i64],
+        open_only: bool,
+    ) -> Result<Vec<(CaseRow, Vec<EventRow>)>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let list = vec!["?"; ids.len()].join(", ");
         let mut tx = self.pool.begin().await?;
         // Only placeholders are formatted in: every value is bound.
-        let sql = format!("SELECT * FROM cases WHERE status <> ? AND id IN ({list}) ORDER BY id");
-        let mut cases_q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(CaseStatus::Closed.as_str());
+        let sql = format!(
+            "SELECT * FROM cases WHERE (? = 0 OR status <> ?) AND id IN ({list}) ORDER BY id"
+        );
+        let mut cases_q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(open_only))
+            .bind(CaseStatus::Closed.as_str());
         for id in ids {
             cases_q = cases_q.bind(id);
         }
@@ -2122,7 +2163,6 @@ impl Store {
         &self,
         case_id: Option<i64>,
     ) -> Result<Vec<LetterSummary>, StoreError> {
-        use futures::TryStreamExt;
         let query = match case_id {
             Some(id) => sqlx::query(
                 "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
@@ -2134,6 +2174,51 @@ impl Store {
                  FROM outbox ORDER BY id",
             ),
         };
+        self.summaries_of(query).await
+    }
+
+    /// The letter summaries of the cases among `ids` (at most a few thousand), in id order.
+    pub async fn letter_summaries_among(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<LetterSummary>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = vec!["?"; ids.len()].join(", ");
+        // Only placeholders are formatted in: every value is bound.
+        let sql = format!(
+            "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
+             FROM outbox WHERE case_id IN ({list}) ORDER BY id"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        self.summaries_of(query).await
+    }
+
+    /// Letters on no case (the digest, the tracker report) refused, bounced or given up on,
+    /// queued since `since`, in id order.
+    pub async fn undelivered_without_case(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<LetterSummary>, StoreError> {
+        let query = sqlx::query(
+            "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
+             FROM outbox WHERE case_id IS NULL AND state IN (?, ?) AND queued_at >= ? ORDER BY id",
+        )
+        .bind(OutboxState::Failed.as_str())
+        .bind(OutboxState::Bounced.as_str())
+        .bind(ts(since));
+        self.summaries_of(query).await
+    }
+
+    async fn summaries_of<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<LetterSummary>, StoreError> {
+        use futures::TryStreamExt;
         // Decoded as they arrive (see [`group_events`]).
         let mut rows = query.fetch(&self.pool);
         let mut out = Vec::new();
@@ -2712,6 +2797,42 @@ impl Store {
         .await?)
     }
 
+    /// Delete the web workspace's sign-in records made before `before` (retention,
+    /// [`crate::shell::retention`]): how many, and the bytes their text held.
+    pub async fn erase_signins_before(
+        tx: &mut Tx<'_>,
+        before: DateTime<Utc>,
+    ) -> Result<(i64, i64), StoreError> {
+        let (count, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(at) + LENGTH(outcome) + LENGTH(remote)), 0) \
+             FROM web_signins WHERE at < ?",
+        )
+        .bind(ts(before))
+        .fetch_one(&mut **tx)
+        .await?;
+        if count > 0 {
+            sqlx::query("DELETE FROM web_signins WHERE at < ?")
+                .bind(ts(before))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok((count, bytes))
+    }
+
+    /// Delete the web workspace's sessions over before `before` (ended, or last used then: a
+    /// session lives 10 hours at most): how many.
+    pub async fn erase_sessions_before(
+        tx: &mut Tx<'_>,
+        before: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM web_sessions WHERE COALESCE(ended_at, last_seen_at) < ?")
+                .bind(ts(before))
+                .execute(&mut **tx)
+                .await?;
+        Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+    }
+
     /// Every recorded case-less erasure, oldest first: (at, rule, class, count, bytes).
     pub async fn erasures(&self) -> Result<Vec<(String, String, String, i64, i64)>, StoreError> {
         Ok(
@@ -3066,6 +3187,7 @@ mod tests {
         // left them.
         sqlx::raw_sql(
             "DROP TABLE case_counters; ALTER TABLE outbox DROP COLUMN confirmed_by_copy; \
+             DROP TABLE web_second_steps; \
              DROP TABLE web_signins; DROP TABLE web_sessions; DROP TABLE web_users; \
              DROP TABLE letter_blobs; DROP TABLE message_blobs; DROP TABLE blobs; \
              ALTER TABLE messages DROP COLUMN packing; ALTER TABLE outbox DROP COLUMN packing; \

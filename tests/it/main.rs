@@ -24,6 +24,7 @@ mod history;
 mod memory;
 mod microsoft365;
 mod one_daemon;
+mod open_referral;
 mod operator;
 mod outbox_intent;
 mod package;

@@ -6,6 +6,8 @@
 //! link. The same workspace is driven in a real browser in [`browser`].
 
 mod browser;
+mod signin;
+mod trace;
 
 use crate::review::{Review, london};
 use caseclerk::core::access::Role;
@@ -38,7 +40,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub async fn start() -> Workspace {
-        let mut r = Review::of("bury").await;
+        Workspace::start_with(|_| {}).await
+    }
+
+    /// As [`Workspace::start`], with the configuration changed first (e.g. a `[web]` section).
+    pub async fn start_with(edit: impl Fn(&mut toml::Table)) -> Workspace {
+        let mut r = Review::with("bury", edit).await;
         let case = r.referral_at("2026-08-20 10:00").await;
         r.vote_all(
             "screening-request",
@@ -78,6 +85,7 @@ impl Workspace {
             store: r.engine.store.clone(),
             clock: clock.clone(),
             https: false,
+            pages: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(web::serve_on(listener, None, app, async {
@@ -98,6 +106,7 @@ impl Workspace {
         Client {
             addr: self.addr,
             cookies: BTreeMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -184,6 +193,8 @@ fn form_encode(fields: &[(&str, &str)]) -> String {
 pub struct Client {
     addr: SocketAddr,
     pub cookies: BTreeMap<String, String>,
+    /// Headers sent with every request (as a reverse proxy adds them).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Client {
@@ -220,6 +231,9 @@ impl Client {
         );
         if !cookies.is_empty() {
             req.push_str(&format!("Cookie: {cookies}\r\n"));
+        }
+        for (k, v) in &self.headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
         }
         let body = body.unwrap_or_default();
         if method == "POST" {
@@ -995,6 +1009,7 @@ async fn with_a_certificate_the_workspace_speaks_only_https_and_asks_browsers_to
         store: w.review.engine.store.clone(),
         clock: w.clock.clone(),
         https: false,
+        pages: Default::default(),
     };
     let tls = (cert, key);
     tokio::spawn(
@@ -1069,6 +1084,7 @@ async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_ma
     let mut c = Client {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         cookies: BTreeMap::new(),
+        headers: Vec::new(),
     };
     assert_eq!(c.sign_in("casey", &password).await.status, 303);
     assert_eq!(c.get("/cases").await.status, 200);
@@ -1089,4 +1105,222 @@ async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_ma
         !log.contains("casey") && !log.contains(&password),
         "no user name or password in the log:\n{log}"
     );
+}
+
+/// Triage's *open as a new referral*: `caseclerk open-referral` as the signed-in person, to the
+/// new case's page; sent again (a second click, the back button) it opens nothing more.
+#[tokio::test]
+async fn a_message_in_triage_opens_a_new_case_once_recorded_as_the_person() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let m = w.triaged;
+    let triage = c.get("/triage").await;
+    let path = format!("/triage/{m}/open");
+    assert!(
+        triage.body.contains(&format!("action=\"{path}\"")),
+        "{}",
+        triage.body
+    );
+    let csrf = triage.csrf();
+    let opened = c
+        .post(
+            &path,
+            &[("csrf", &csrf), ("reason", "a referral from a new address")],
+        )
+        .await;
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let to = opened.header("location").unwrap_or_default().to_string();
+    assert!(
+        to.starts_with("/cases/RR-") && !to.ends_with(&w.case),
+        "{to}"
+    );
+    let page = c.get(&to).await.body;
+    for shown in [
+        "clerk (web workspace)",
+        "opened by hand from message",
+        "a referral from a new address",
+    ] {
+        assert!(page.contains(shown), "`{shown}` in:\n{page}");
+    }
+    assert!(
+        c.get("/triage")
+            .await
+            .body
+            .contains("Nothing is waiting for a person.")
+    );
+    let again = c.post(&path, &[("csrf", &csrf), ("reason", "again")]).await;
+    assert_eq!(again.status, 422);
+    assert!(
+        again.body.contains("is already on case RR-"),
+        "{}",
+        again.body
+    );
+    assert_eq!(w.review.engine.store.case_refs().await.unwrap().len(), 2);
+}
+
+/// The case page names the reviewer and, once an LCSPR is decided, plans the publication date:
+/// each through its command, as the person, with the reason; refused for a read-only account.
+#[tokio::test]
+async fn the_case_page_names_the_reviewer_and_plans_the_publication_once_an_lcspr_is_decided() {
+    let w = Workspace::start().await;
+    let (mut clerk, mut viewer) = (w.signed_in(CLERK).await, w.signed_in(VIEWER).await);
+    let page = format!("/cases/{}", w.case);
+    let csrf = clerk.get(&page).await.csrf();
+    let shown = clerk.get(&page).await.body;
+    assert!(shown.contains("Name the reviewer") && !shown.contains("Plan the publication"));
+    let name = [
+        ("csrf", csrf.as_str()),
+        ("reviewer", "Jo Bloggs"),
+        ("reason", "appointed by the chair"),
+    ];
+    let viewer_csrf = viewer.get(&page).await.csrf();
+    let refused = viewer
+        .post(
+            &format!("{page}/reviewer"),
+            &[("csrf", &viewer_csrf), ("reviewer", "X"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        clerk.post(&format!("{page}/reviewer"), &name).await.status,
+        303
+    );
+    assert!(
+        clerk
+            .get(&page)
+            .await
+            .body
+            .contains("The reviewer now: Jo Bloggs.")
+    );
+    let too_early = [
+        ("csrf", csrf.as_str()),
+        ("date", "2026-09-01"),
+        ("reason", "agreed"),
+    ];
+    let no_lcspr = clerk.post(&format!("{page}/publication"), &too_early).await;
+    assert!(
+        no_lcspr.body.contains("has no LCSPR decision"),
+        "{}",
+        no_lcspr.body
+    );
+    for choice in ["screening/meets", "sign_off/lcspr"] {
+        let decide = [
+            ("csrf", csrf.as_str()),
+            ("choice", choice),
+            ("reason", "met"),
+        ];
+        assert_eq!(
+            clerk.post(&format!("{page}/decide"), &decide).await.status,
+            303
+        );
+    }
+    assert!(clerk.get(&page).await.body.contains("Plan the publication"));
+    let soon = clerk.post(&format!("{page}/publication"), &too_early).await;
+    assert!(
+        soon.body.contains("leaves less than 7 working days"),
+        "{}",
+        soon.body
+    );
+    let planned = [
+        ("csrf", csrf.as_str()),
+        ("date", "2027-01-15"),
+        ("reason", "agreed with the reviewer"),
+    ];
+    assert_eq!(
+        clerk
+            .post(&format!("{page}/publication"), &planned)
+            .await
+            .status,
+        303
+    );
+    assert!(
+        clerk
+            .get(&page)
+            .await
+            .body
+            .contains("Planned now for Fri 15 Jan 2027.")
+    );
+    let history = w.history().await;
+    for done in [
+        "reviewer",
+        "Jo Bloggs",
+        "publication planned for",
+        "agreed with the reviewer",
+    ] {
+        assert!(history.contains(done), "{done} in:\n{history}");
+    }
+}
+
+/// The list pages keep what they read between requests; a date passing with nothing recorded
+/// (the screening decision's due time) still shows at once: the case turns overdue in the list
+/// and under the overdue filter, and its working day moves on.
+#[tokio::test]
+async fn a_case_turns_overdue_in_the_list_when_its_decision_falls_due_with_nothing_recorded() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let list = c.get("/cases").await.body;
+    assert!(
+        list.contains("day 0 of 15") && !list.contains("Overdue: "),
+        "{list}"
+    );
+    assert!(
+        c.get("/cases?status=overdue")
+            .await
+            .body
+            .contains("0 case(s).")
+    );
+    w.clock.set(london("2026-08-21 17:30"));
+    let mut c = w.signed_in(CLERK).await;
+    let list = c.get("/cases").await.body;
+    for shown in ["day 1 of 15", "Overdue: </strong>Screening panel decision"] {
+        assert!(list.contains(shown), "`{shown}` in:\n{list}");
+    }
+    let overdue = c.get("/cases?status=overdue").await.body;
+    assert!(
+        overdue.contains("1 case(s).") && overdue.contains(&w.case),
+        "{overdue}"
+    );
+}
+
+/// Fifty cases a page, newest first; the status filter and the reference search reach every
+/// case, not only the page shown.
+#[tokio::test]
+async fn the_cases_list_and_the_tracker_go_fifty_a_page_and_the_search_finds_a_case_on_any_page() {
+    let mut w = Workspace::start().await;
+    for i in 0..50 {
+        w.review
+            .referral_from(
+                &format!("gp{i}@surgery.test"),
+                "Referral for a rapid review",
+                "2026-08-20 12:01",
+            )
+            .await;
+    }
+    let mut c = w.signed_in(CLERK).await;
+    let first = c.get("/cases").await.body;
+    assert!(
+        first.contains("51 case(s).") && first.contains("Page 1 of 2"),
+        "{first}"
+    );
+    assert_eq!(first.matches("<th scope=\"row\">").count(), 50);
+    assert!(
+        !first.contains(&format!(">{}<", w.case)),
+        "the oldest is on page 2"
+    );
+    let second = c.get("/cases?status=open&q=&page=2").await.body;
+    assert!(
+        second.contains(&format!(">{}<", w.case)) && second.contains("Previous page"),
+        "{second}"
+    );
+    let found = c.get(&format!("/cases?q={}", w.case)).await.body;
+    assert!(
+        found.contains("1 case(s).") && found.contains(&format!(">{}<", w.case)),
+        "{found}"
+    );
+    let tracker = c.get("/tracker").await.body;
+    assert!(
+        tracker.contains("51 case(s), by reference.") && tracker.contains(&format!(">{}<", w.case))
+    );
+    assert_eq!(tracker.matches("<th scope=\"row\">").count(), 50);
+    assert!(c.get("/tracker?page=2").await.body.contains("Page 2 of 2"));
 }

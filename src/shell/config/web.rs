@@ -4,11 +4,17 @@
 //! reverse proxy on the same machine terminating TLS, or a person's own browser on it); any other
 //! address needs `certificate` and `key`.
 //!
+//! Also owns the check of sign-in through a trusted reverse proxy (`trusted_proxy_header` and
+//! `trusted_proxies`, see [`crate::shell::web::proxy`]): a header without the proxy's addresses
+//! is refused (anyone who reached caseclerk could name themselves in it), as are addresses that
+//! are not addresses, an address that cannot reach a loopback listener, and a header name that
+//! is not one. Every problem is reported at once.
+//!
 //! Must not: open the certificate's files (the server reads them when it starts).
 
 use super::Resolver;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// The address the workspace listens on when `[web] listen` is not given.
@@ -25,6 +31,18 @@ pub struct WebSettings {
     pub listen: SocketAddr,
     /// PEM certificate chain and private key: HTTPS. `None`: plain HTTP, on loopback only.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Sign-in delegated to the council's identity provider through a reverse proxy.
+    pub proxy: Option<TrustedProxy>,
+}
+
+/// The reverse proxy whose header names the signed-in person (`[web] trusted_proxy_header` and
+/// `trusted_proxies`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxy {
+    /// The header's name, lowercase (e.g. `x-forwarded-email`).
+    pub header: String,
+    /// The proxy's addresses: the header is believed from these peers only.
+    pub from: Vec<IpAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +54,10 @@ pub(super) struct RawWeb {
     certificate: Option<String>,
     #[serde(default)]
     key: Option<String>,
+    #[serde(default)]
+    trusted_proxy_header: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Option<Vec<String>>,
 }
 
 impl Resolver {
@@ -76,6 +98,64 @@ impl Resolver {
                  127.0.0.1 behind a reverse proxy that terminates TLS"
             ));
         }
-        WebSettings { listen, tls }
+        let proxy = self.trusted_proxy(raw, listen);
+        WebSettings { listen, tls, proxy }
+    }
+
+    /// `trusted_proxy_header` with `trusted_proxies`: both or neither, each address an IP
+    /// address (that can reach `listen`), the header a header name.
+    fn trusted_proxy(&mut self, raw: &RawWeb, listen: SocketAddr) -> Option<TrustedProxy> {
+        let addresses = raw.trusted_proxies.as_deref().unwrap_or_default();
+        let header = match (&raw.trusted_proxy_header, addresses.is_empty()) {
+            (None, true) => return None,
+            (None, false) => {
+                self.problems.push(
+                    "[web] trusted_proxies is given without trusted_proxy_header: name the \
+                     header the proxy puts the signed-in person's name in (e.g. \
+                     trusted_proxy_header = \"X-Forwarded-Email\"), or remove trusted_proxies"
+                        .into(),
+                );
+                None
+            }
+            (Some(h), true) => {
+                self.problems.push(format!(
+                    "[web] trusted_proxy_header = \"{h}\" needs trusted_proxies = [\"<the \
+                     proxy's address>\", …]: without the proxy's addresses anyone who can reach \
+                     caseclerk could sign in as anybody by sending that header"
+                ));
+                None
+            }
+            (Some(h), false) => Some(h),
+        };
+        if let Some(h) = &raw.trusted_proxy_header
+            && axum::http::HeaderName::from_bytes(h.trim().as_bytes()).is_err()
+        {
+            self.problems.push(format!(
+                "[web] trusted_proxy_header = \"{h}\" is not an HTTP header name (letters, \
+                 digits and dashes, like \"X-Forwarded-Email\")"
+            ));
+        }
+        let mut from = Vec::new();
+        for a in addresses {
+            match a.trim().parse::<IpAddr>() {
+                Err(_) => self.problems.push(format!(
+                    "[web] trusted_proxies: \"{a}\" is not an IP address (give the proxy's \
+                     address as the connection comes from it, like \"10.1.2.3\" or \"127.0.0.1\")"
+                )),
+                Ok(ip) if listen.ip().is_loopback() && !ip.is_loopback() => {
+                    self.problems.push(format!(
+                        "[web] trusted_proxies: {ip} cannot reach caseclerk listening on \
+                         {listen} (loopback): run the proxy on this machine (127.0.0.1), or \
+                         listen on an address it reaches, with a certificate"
+                    ))
+                }
+                Ok(ip) => from.push(ip),
+            }
+        }
+        Some(TrustedProxy {
+            header: header?.trim().to_ascii_lowercase(),
+            from,
+        })
+        .filter(|p| !p.from.is_empty())
     }
 }

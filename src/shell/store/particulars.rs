@@ -30,6 +30,19 @@ fn read(r: &sqlx::sqlite::SqliteRow) -> Result<(i64, Particular), StoreError> {
     ))
 }
 
+/// Rows of particulars by case, each case's in field order.
+fn by_case(rows: &[sqlx::sqlite::SqliteRow]) -> Result<BTreeMap<i64, Vec<Particular>>, StoreError> {
+    let mut out: BTreeMap<i64, Vec<Particular>> = BTreeMap::new();
+    for r in rows {
+        let (case, p) = read(r)?;
+        out.entry(case).or_default().push(p);
+    }
+    for ps in out.values_mut() {
+        ps.sort_by_key(|p| p.field);
+    }
+    Ok(out)
+}
+
 impl Store {
     /// Store what was read from a case's referral (a field already stored is left as it is).
     pub async fn add_particulars(
@@ -82,15 +95,28 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut out: BTreeMap<i64, Vec<Particular>> = BTreeMap::new();
-        for r in &rows {
-            let (case, p) = read(r)?;
-            out.entry(case).or_default().push(p);
+        by_case(&rows)
+    }
+
+    /// The particulars not erased of the cases among `ids` (at most a few thousand), by case.
+    pub async fn particulars_among(
+        &self,
+        ids: &[i64],
+    ) -> Result<BTreeMap<i64, Vec<Particular>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
         }
-        for ps in out.values_mut() {
-            ps.sort_by_key(|p| p.field);
+        let list = vec!["?"; ids.len()].join(", ");
+        // Only placeholders are formatted in: every value is bound.
+        let sql = format!(
+            "SELECT case_id, field, value, source, label, confidence, state, decided_by \
+             FROM particulars WHERE erased_at IS NULL AND case_id IN ({list}) ORDER BY case_id, field"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
         }
-        Ok(out)
+        by_case(&query.fetch_all(&self.pool).await?)
     }
 
     /// A person checked a particular: confirmed it as it is (`value` None) or gave the right one

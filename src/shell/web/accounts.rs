@@ -1,7 +1,8 @@
 //! Personal accounts of the web workspace: argon2id passwords, sign-in with lockout, sessions
 //! kept in the database, and the record of every sign-in.
 //!
-//! Owns the `web_users`, `web_sessions` and `web_signins` tables (migration 12). A session's
+//! Owns the `web_users`, `web_sessions` and `web_signins` tables (migrations 12 and 13; the
+//! second factor is [`super::second_factor`]'s, the proxy sign-in [`super::proxy`]'s). A session's
 //! cookie carries a random token; the database keeps only its SHA-256, so a copy of the database
 //! signs nobody in. The rules (how many failures lock, how long a session lives) are
 //! [`crate::core::access`]'s.
@@ -37,6 +38,8 @@ pub enum AccountError {
     BadRole(String),
     #[error("cannot hash the password: {0}")]
     Hash(String),
+    #[error("the second factor's key: {0}")]
+    SecondFactor(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,6 +76,10 @@ pub struct Account {
     pub role: Role,
     pub disabled: bool,
     pub locked_until: Option<DateTime<Utc>>,
+    /// Asked for a code after the password ([`super::second_factor`]).
+    pub second_factor: bool,
+    /// Signs in through the trusted proxy as this name ([`super::proxy`]).
+    pub proxy_name: Option<String>,
 }
 
 /// 32 random bytes from the system's source, as hex.
@@ -83,7 +90,7 @@ pub fn random_token() -> String {
     hex::encode(bytes)
 }
 
-fn sha256(token: &str) -> String {
+pub(super) fn sha256(token: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
@@ -198,8 +205,8 @@ pub async fn disable_user(
 /// Every account, by name.
 pub async fn users(store: &Store) -> Result<Vec<Account>, AccountError> {
     let rows = sqlx::query(
-        "SELECT username, display_name, role, disabled_at, locked_until FROM web_users \
-         ORDER BY username",
+        "SELECT username, display_name, role, disabled_at, locked_until, \
+         totp_secret IS NOT NULL, proxy_name FROM web_users ORDER BY username",
     )
     .fetch_all(store.pool())
     .await?;
@@ -215,12 +222,14 @@ pub async fn users(store: &Store) -> Result<Vec<Account>, AccountError> {
                     .get::<Option<String>, _>(4)
                     .map(|s| parse_ts(&s))
                     .transpose()?,
+                second_factor: r.get(5),
+                proxy_name: r.get(6),
             })
         })
         .collect()
 }
 
-async fn record_signin(
+pub(super) async fn record_signin(
     store: &Store,
     user: Option<i64>,
     outcome: &str,
@@ -245,19 +254,30 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("no account has this password").unwrap_or_default())
 }
 
-/// Sign in with a name and password from `remote` at `now`: a new session, or `None` (the name
-/// or password is wrong, or the account is locked or disabled: one answer for all four). Every
-/// attempt is recorded.
+/// What a name and password lead to.
+#[derive(Debug)]
+pub enum SignIn {
+    /// Signed in: a new session.
+    Session(NewSession),
+    /// The password was right and the account has a second factor: the code is asked for next,
+    /// on the second step this token names (the password alone gives no session).
+    CodeAsked(String),
+    /// The name or password is wrong, or the account is locked or disabled: one answer for all.
+    Refused,
+}
+
+/// Sign in with a name and password from `remote` at `now` (see [`SignIn`]). Every attempt is
+/// recorded.
 pub async fn sign_in(
     store: &Store,
     username: &str,
     password: &str,
     remote: &str,
     now: DateTime<Utc>,
-) -> Result<Option<NewSession>, AccountError> {
+) -> Result<SignIn, AccountError> {
     let row = sqlx::query(
-        "SELECT id, password_hash, failed_signins, locked_until, disabled_at FROM web_users \
-         WHERE username = ?",
+        "SELECT id, password_hash, failed_signins, locked_until, disabled_at, \
+         totp_secret IS NOT NULL FROM web_users WHERE username = ?",
     )
     .bind(username.trim())
     .fetch_optional(store.pool())
@@ -271,38 +291,78 @@ pub async fn sign_in(
         .map_err(|e| AccountError::Hash(e.to_string()))?;
     let Some(row) = row else {
         record_signin(store, None, "unknown account", remote, now).await?;
-        return Ok(None);
+        return Ok(SignIn::Refused);
     };
     let id: i64 = row.get(0);
     let failures = u32::try_from(row.get::<i64, _>(2)).unwrap_or(u32::MAX);
-    let locked_until = row
-        .get::<Option<String>, _>(3)
-        .map(|s| parse_ts(&s))
-        .transpose()?;
-    if row.get::<Option<String>, _>(4).is_some() {
-        record_signin(store, Some(id), "refused: disabled", remote, now).await?;
-        return Ok(None);
-    }
-    if access::locked(locked_until, now) {
-        record_signin(store, Some(id), "refused: locked", remote, now).await?;
-        return Ok(None);
+    if let Some(refused) = refusal(&row, 3, 4, now)? {
+        record_signin(store, Some(id), refused, remote, now).await?;
+        return Ok(SignIn::Refused);
     }
     if !matches {
-        let (n, until) = access::after_failure(failures, now);
-        sqlx::query("UPDATE web_users SET failed_signins = ?, locked_until = ? WHERE id = ?")
-            .bind(i64::from(n))
-            .bind(until.map(ts))
-            .bind(id)
-            .execute(store.pool())
-            .await?;
-        let outcome = if until.is_some() {
-            "wrong password: locked"
-        } else {
-            "wrong password"
-        };
-        record_signin(store, Some(id), outcome, remote, now).await?;
-        return Ok(None);
+        failed(store, id, failures, "wrong password", remote, now).await?;
+        return Ok(SignIn::Refused);
     }
+    if row.get::<bool, _>(5) {
+        let token = super::second_factor::begin(store, id, now).await?;
+        record_signin(store, Some(id), "password right: code asked", remote, now).await?;
+        return Ok(SignIn::CodeAsked(token));
+    }
+    let new = start_session(store, id, now).await?;
+    record_signin(store, Some(id), "signed in", remote, now).await?;
+    Ok(SignIn::Session(new))
+}
+
+/// Why an account's row refuses any sign-in at `now` (`disabled_at` and `locked_until` at
+/// these columns), as recorded, or `None`.
+pub(super) fn refusal(
+    row: &sqlx::sqlite::SqliteRow,
+    locked_col: usize,
+    disabled_col: usize,
+    now: DateTime<Utc>,
+) -> Result<Option<&'static str>, AccountError> {
+    if row.get::<Option<String>, _>(disabled_col).is_some() {
+        return Ok(Some("refused: disabled"));
+    }
+    let locked_until = row
+        .get::<Option<String>, _>(locked_col)
+        .map(|s| parse_ts(&s))
+        .transpose()?;
+    Ok(access::locked(locked_until, now).then_some("refused: locked"))
+}
+
+/// One more failed sign-in (a wrong password or a wrong code, `what`) for an account with
+/// `failures` in a row so far: counted, the account locked from the fifth, recorded. Whether
+/// it is now locked.
+pub(super) async fn failed(
+    store: &Store,
+    id: i64,
+    failures: u32,
+    what: &str,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, AccountError> {
+    let (n, until) = access::after_failure(failures, now);
+    sqlx::query("UPDATE web_users SET failed_signins = ?, locked_until = ? WHERE id = ?")
+        .bind(i64::from(n))
+        .bind(until.map(ts))
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    let outcome = match until {
+        Some(_) => format!("{what}: locked"),
+        None => what.to_string(),
+    };
+    record_signin(store, Some(id), &outcome, remote, now).await?;
+    Ok(until.is_some())
+}
+
+/// A new session for an account that has just proved who it is (its failures forgotten).
+pub(super) async fn start_session(
+    store: &Store,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<NewSession, AccountError> {
     let new = NewSession {
         token: random_token(),
         csrf: random_token(),
@@ -324,8 +384,7 @@ pub async fn sign_in(
     .execute(&mut *tx)
     .await?;
     Store::commit(tx).await?;
-    record_signin(store, Some(id), "signed in", remote, now).await?;
-    Ok(Some(new))
+    Ok(new)
 }
 
 /// The live session a cookie's token names at `now` (its use recorded), or `None`: unknown,
@@ -407,5 +466,28 @@ pub async fn signins(
     .await?;
     rows.iter()
         .map(|r| Ok((parse_ts(&r.get::<String, _>(0))?, r.get(1), r.get(2))))
+        .collect()
+}
+
+/// Every recorded sign-in, oldest first: (when, the account's name if any, what happened, from
+/// where) — `caseclerk user signins --all` lists them newest first.
+pub async fn all_signins(
+    store: &Store,
+) -> Result<Vec<(DateTime<Utc>, Option<String>, String, String)>, AccountError> {
+    let rows = sqlx::query(
+        "SELECT s.at, u.username, s.outcome, s.remote FROM web_signins s \
+         LEFT JOIN web_users u ON u.id = s.user_id ORDER BY s.id",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                parse_ts(&r.get::<String, _>(0))?,
+                r.get(1),
+                r.get(2),
+                r.get(3),
+            ))
+        })
         .collect()
 }

@@ -295,14 +295,22 @@ pub(super) async fn not_case_business(
     let now = app.clock.now();
     let result =
         operator::not_case_business(&app.store, message, &f.reason, &super::actor(&s), now).await;
-    tracing::info!(
-        user = s.user_id,
-        action = "not case business",
-        ok = result.is_ok(),
-        "web action"
-    );
+    triage_answer(
+        &s,
+        "not case business",
+        result.map(|()| "/triage".to_string()),
+    )
+}
+
+/// A triage action done (to the page `to`) or refused, logged with ids only.
+fn triage_answer(
+    s: &super::Session,
+    action: &'static str,
+    result: Result<String, OperatorError>,
+) -> Response {
+    tracing::info!(user = s.user_id, action, ok = result.is_ok(), "web action");
     match result {
-        Ok(()) => Redirect::to("/triage").into_response(),
+        Ok(to) => Redirect::to(&to).into_response(),
         Err(OperatorError::Store(e)) => failure(&e),
         Err(e) => refusal(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     }
@@ -460,6 +468,97 @@ pub(super) async fn hold(
                 HoldError::Store(e) => OperatorError::Store(e),
                 e => OperatorError::Case(e.to_string()),
             })
+        },
+    )
+    .await
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct OpenForm {
+    csrf: String,
+    #[serde(default)]
+    area: String,
+    reason: String,
+}
+
+/// `POST /triage/{message}/open`: `caseclerk open-referral`; to the new case's page.
+pub(super) async fn open_referral(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(message): Path<i64>,
+    Form(f): Form<OpenForm>,
+) -> Response {
+    let s = match may_act(&app, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (now, actor) = (app.clock.now(), super::actor(&s));
+    let area = Some(f.area.as_str()).filter(|a| !a.is_empty());
+    let result =
+        operator::open_referral(&app.cfg, &app.store, message, area, &f.reason, &actor, now).await;
+    triage_answer(&s, "open referral", result.map(|r| format!("/cases/{r}")))
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ReviewerForm {
+    csrf: String,
+    reviewer: String,
+    reason: String,
+}
+
+/// `POST /cases/{reference}/reviewer`: `caseclerk set-reviewer` (the tracker's "Reviewer").
+pub(super) async fn set_reviewer(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<ReviewerForm>,
+) -> Response {
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "reviewer",
+        |actor, now| async move {
+            let (store, name) = (&app.store, &f.reviewer);
+            operator::set_reviewer(store, reference, name, &f.reason, &actor, now).await
+        },
+    )
+    .await
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct PublicationForm {
+    csrf: String,
+    date: String,
+    reason: String,
+}
+
+/// `POST /cases/{reference}/publication`: `caseclerk publication` (an LCSPR report's planned
+/// publication date).
+pub(super) async fn plan_publication(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<PublicationForm>,
+) -> Response {
+    let Ok(date) = chrono::NaiveDate::parse_from_str(f.date.trim(), "%Y-%m-%d") else {
+        return refusal(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Give the planned publication date, like 2027-03-01.",
+        );
+    };
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "publication",
+        |actor, now| async move {
+            let (cfg, store) = (&app.cfg, &app.store);
+            operator::plan_publication(cfg, store, reference, date, &f.reason, &actor, now).await
         },
     )
     .await

@@ -1,11 +1,12 @@
 //! The command line of the web workspace: `caseclerk serve`, `caseclerk user add | disable |
-//! list | signins`, and serving beside the daemon when `[web]` is configured.
+//! list | signins | totp | proxy`, and serving beside the daemon when `[web]` is configured.
 //!
 //! Owns turning those commands into calls of [`super::serve`] and [`super::accounts`], and what
 //! they print. A new account's password is made here (20 random characters, printed once) unless
 //! one is given on standard input.
 //!
-//! Must not: print or log a password other than the one it just made, once, to the terminal.
+//! Must not: print or log a password other than the one it just made, once, to the terminal;
+//! print a second factor's secret but once, to the terminal, when it is made.
 
 use super::{App, WebError, accounts};
 use crate::core::access::Role;
@@ -48,8 +49,35 @@ pub enum UserAction {
     Disable { username: String },
     /// Every account, its role, and whether it is disabled or locked.
     List,
-    /// An account's sign-ins (and failed attempts), newest first.
-    Signins { username: String },
+    /// An account's sign-ins (and failed attempts), newest first; --all: every recorded
+    /// attempt, also those that named no account (an unknown name, a proxy header from an
+    /// address not trusted).
+    Signins {
+        #[arg(required_unless_present = "all")]
+        username: Option<String>,
+        #[arg(long, conflicts_with = "username")]
+        all: bool,
+    },
+    /// Give an account a second factor (a 6-digit code from an authenticator app after its
+    /// password): prints, once, the setup key and the otpauth:// address to scan. Run again to
+    /// replace a lost one; --remove to go back to the password alone.
+    Totp {
+        username: String,
+        /// Remove the account's second factor instead.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Link an account to the name the council's sign-in proxy gives its person
+    /// ([web] trusted_proxy_header, e.g. an email address or UPN); --remove to unlink.
+    Proxy {
+        username: String,
+        /// The name the proxy's header carries for this person.
+        #[arg(required_unless_present = "remove")]
+        name: Option<String>,
+        /// Unlink the account instead.
+        #[arg(long, conflicts_with = "name")]
+        remove: bool,
+    },
 }
 
 /// Why a web command failed: a usage problem (exit 2) or a failure while working (exit 1).
@@ -80,6 +108,7 @@ pub async fn run(
             let settings = cfg.web.clone().unwrap_or_else(|| WebSettings {
                 listen: crate::shell::config::web_default_listen(),
                 tls: None,
+                proxy: None,
             });
             let scheme = if settings.tls.is_some() {
                 "https"
@@ -92,18 +121,94 @@ pub async fn run(
                 store,
                 clock,
                 https: false,
+                pages: Default::default(),
             };
             super::serve(&settings, app, shutdown).await.map_err(work)
         }
-        WebCommand::User { action } => user(&store, clock, action).await,
+        WebCommand::User { action } => user(&store, &cfg.database, clock, action).await,
     }
 }
 
-async fn user(store: &Store, clock: SharedClock, action: &UserAction) -> Result<(), Outcome> {
-    let refused = |e: accounts::AccountError| match e {
-        accounts::AccountError::Store(_) | accounts::AccountError::Hash(_) => work(e),
+/// An account error as the command's failure: the store's, a hash's or a key's is a failure
+/// while working; the rest are the command's usage.
+fn refused(e: accounts::AccountError) -> Outcome {
+    match e {
+        accounts::AccountError::Store(_)
+        | accounts::AccountError::Hash(_)
+        | accounts::AccountError::SecondFactor(_) => work(e),
         _ => usage(e),
-    };
+    }
+}
+
+/// `caseclerk user proxy <user> <name>` (`None`: `--remove`).
+async fn proxy(store: &Store, username: &str, name: Option<&str>) -> Result<(), Outcome> {
+    super::proxy::link(store, username, name)
+        .await
+        .map_err(refused)?;
+    match name {
+        Some(n) => println!(
+            "{username} now signs in through the proxy as {}",
+            super::proxy::normalise(n)
+        ),
+        None => println!("{username} no longer signs in through the proxy"),
+    }
+    Ok(())
+}
+
+/// `caseclerk user totp <name> [--remove]`.
+async fn totp(
+    store: &Store,
+    database: &std::path::Path,
+    username: &str,
+    remove: bool,
+) -> Result<(), Outcome> {
+    use crate::core::totp;
+    if remove {
+        let had = super::second_factor::remove(store, username)
+            .await
+            .map_err(refused)?;
+        match had {
+            true => println!("{username}'s second factor is removed: the password alone signs in"),
+            false => println!("{username} had no second factor; nothing to do"),
+        }
+        return Ok(());
+    }
+    let key = super::second_factor::key_path(database);
+    let secret = super::second_factor::enrol(store, &key, username)
+        .await
+        .map_err(refused)?;
+    let setup = totp::base32(&secret);
+    let grouped: Vec<&str> = setup
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    println!(
+        "{username} now needs a 6-digit code after the password (from the next sign-in).\n\
+         Shown once — set it up now, with {username} beside you:\n\n\
+         \x20 setup key:  {}\n\
+         \x20 address:    {}\n\n\
+         In the authenticator app on their phone (Microsoft Authenticator, Google Authenticator,\n\
+         FreeOTP, …): add an account, choose \"enter a setup key\" (time-based), and type the key;\n\
+         or scan a QR code of the address, made on this computer with\n\
+         \x20 qrencode -t ansiutf8 '<the address>'\n\
+         Then sign in once together to check. A lost phone: `caseclerk user totp {username}`\n\
+         again (the old codes stop working) or `--remove`.\n\
+         The secret is kept sealed with the key in {} — back that file up with the\n\
+         database, or every second factor must be set up again after a restore.",
+        grouped.join(" "),
+        totp::otpauth_uri("caseclerk", username, &secret),
+        key.display()
+    );
+    Ok(())
+}
+
+async fn user(
+    store: &Store,
+    database: &std::path::Path,
+    clock: SharedClock,
+    action: &UserAction,
+) -> Result<(), Outcome> {
     match action {
         UserAction::Add {
             username,
@@ -146,8 +251,10 @@ async fn user(store: &Store, clock: SharedClock, action: &UserAction) -> Result<
                 } else {
                     "active".to_string()
                 };
+                let code = if a.second_factor { "code" } else { "-" };
+                let proxy = a.proxy_name.as_deref().unwrap_or("-");
                 println!(
-                    "{:<20} {:<14} {:<30} {state}",
+                    "{:<20} {:<14} {:<30} {state:<28} {code:<5} {proxy}",
                     a.username,
                     a.role.as_str(),
                     a.display_name
@@ -155,7 +262,21 @@ async fn user(store: &Store, clock: SharedClock, action: &UserAction) -> Result<
             }
             Ok(())
         }
-        UserAction::Signins { username } => {
+        UserAction::Signins { username: None, .. } => {
+            let all = accounts::all_signins(store).await.map_err(refused)?;
+            for (at, who, what, from) in all.into_iter().rev() {
+                println!(
+                    "{}  {:<20} {what:<40} from {from}",
+                    crate::core::calendar::short_instant(at),
+                    who.as_deref().unwrap_or("(no account)")
+                );
+            }
+            Ok(())
+        }
+        UserAction::Signins {
+            username: Some(username),
+            ..
+        } => {
             for (at, what, from) in accounts::signins(store, username).await.map_err(refused)? {
                 println!(
                     "{}  {what:<24} from {from}",
@@ -164,6 +285,12 @@ async fn user(store: &Store, clock: SharedClock, action: &UserAction) -> Result<
             }
             Ok(())
         }
+        UserAction::Totp { username, remove } => totp(store, database, username, *remove).await,
+        UserAction::Proxy {
+            username,
+            name,
+            remove,
+        } => proxy(store, username, name.as_deref().filter(|_| !*remove)).await,
     }
 }
 
@@ -190,6 +317,7 @@ pub async fn beside_daemon<E: std::fmt::Display>(
         store,
         clock,
         https: false,
+        pages: Default::default(),
     };
     let web = super::serve_on(listener, settings.tls.as_ref(), app, std::future::pending());
     tokio::select! {

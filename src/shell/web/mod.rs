@@ -5,7 +5,8 @@
 //! CSRF token every form carries, the security headers of every answer, and the routes. Pages are
 //! in [`pages`] (server-rendered HTML, no JavaScript), actions in [`actions`] (each one an
 //! operator command of [`crate::shell::operator`], the code the command line runs), accounts and
-//! sessions in [`accounts`].
+//! sessions in [`accounts`], the optional second factor in [`second_factor`] (its page in
+//! `signin`), sign-in through a trusted reverse proxy in [`proxy`].
 //!
 //! Must not: put personal data in a URL (case references, message and letter ids only) or in the
 //! log (account ids only); decide anything about a case (that is the core, through the operator
@@ -15,7 +16,11 @@
 pub mod accounts;
 mod actions;
 pub mod command;
+pub mod memo;
 mod pages;
+pub mod proxy;
+pub mod second_factor;
+mod signin;
 mod tls;
 
 use crate::core::access::Role;
@@ -60,6 +65,8 @@ pub struct App {
     pub clock: SharedClock,
     /// Served over TLS by caseclerk itself (then HSTS is sent).
     pub https: bool,
+    /// What the list pages read, kept between requests ([`memo`]).
+    pub pages: memo::PageMemo,
 }
 
 type Shared = State<Arc<App>>;
@@ -90,6 +97,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/cases") }))
         .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-in/code", post(signin::sign_in_code))
         .route("/sign-out", post(sign_out))
         .route("/static/style.css", get(style))
         .route("/cases", get(pages::cases))
@@ -112,6 +120,12 @@ pub fn router(app: Arc<App>) -> Router {
             post(actions::remove_agency),
         )
         .route("/cases/{reference}/hold", post(actions::hold))
+        .route("/cases/{reference}/reviewer", post(actions::set_reviewer))
+        .route(
+            "/cases/{reference}/publication",
+            post(actions::plan_publication),
+        )
+        .route("/triage/{message}/open", post(actions::open_referral))
         .route("/triage", get(pages::triage))
         .route("/triage/{message}/attach", post(actions::attach))
         .route(
@@ -134,6 +148,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tracker", get(pages::tracker))
         .route("/tracker.csv", get(pages::tracker_file))
         .route("/tracker.xlsx", get(pages::tracker_file))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            proxy::middleware,
+        ))
         .layer(axum::middleware::map_response_with_state(
             app.clone(),
             security_headers,
@@ -165,7 +183,16 @@ pub async fn serve_on(
 ) -> Result<(), WebError> {
     let addr = listener.local_addr().map_err(WebError::Serve)?;
     app.https = tls.is_some();
-    let routes = router(Arc::new(app)).into_make_service_with_connect_info::<Remote>();
+    let app = Arc::new(app);
+    // The list pages' summaries read once now, not on the first person's request.
+    let warm = app.clone();
+    tokio::spawn(async move {
+        let now = warm.clock.now();
+        if let Err(e) = warm.pages.at(&warm.cfg, &warm.store, now).await {
+            tracing::warn!(error = %crate::core::views::scrub(&e.to_string()), "reading the cases for the workspace's lists failed; the first list page tries again");
+        }
+    });
+    let routes = router(app).into_make_service_with_connect_info::<Remote>();
     tracing::info!(
         port = addr.port(),
         https = tls.is_some(),
@@ -392,17 +419,25 @@ struct SignIn {
     password: String,
 }
 
+/// The refusal of a sign-in form (password or code) whose token is not the one its cookie holds.
+fn stale_sign_in_form(headers: &HeaderMap, csrf: &str) -> Option<Response> {
+    let fresh = cookie(headers, SIGNIN_COOKIE).is_some_and(|c| accounts::same(c, csrf));
+    (!fresh).then(|| {
+        refusal(
+            StatusCode::FORBIDDEN,
+            "This sign-in form is out of date or did not come from this workspace. Reload the sign-in page and try again.",
+        )
+    })
+}
+
 async fn sign_in(
     State(app): Shared,
     ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
     headers: HeaderMap,
     Form(f): Form<SignIn>,
 ) -> Response {
-    if !cookie(&headers, SIGNIN_COOKIE).is_some_and(|c| accounts::same(c, &f.csrf)) {
-        return refusal(
-            StatusCode::FORBIDDEN,
-            "This sign-in form is out of date or did not come from this workspace. Reload the sign-in page and try again.",
-        );
+    if let Some(stale) = stale_sign_in_form(&headers, &f.csrf) {
+        return stale;
     }
     let now = app.clock.now();
     match accounts::sign_in(
@@ -414,18 +449,9 @@ async fn sign_in(
     )
     .await
     {
-        Ok(Some(new)) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, "/cases".to_string()),
-                (
-                    header::SET_COOKIE,
-                    set_cookie(SESSION_COOKIE, &new.token, None),
-                ),
-            ],
-        )
-            .into_response(),
-        Ok(None) => {
+        Ok(accounts::SignIn::Session(new)) => signin::signed_in_now(&new),
+        Ok(accounts::SignIn::CodeAsked(step)) => signin::code_form(&f.csrf, Some(&step), None),
+        Ok(accounts::SignIn::Refused) => {
             let mut r = sign_in_form(Some(
                 "The user name or password is wrong, or the account is locked (after 5 failed sign-ins, for 15 minutes) or disabled.",
             ));

@@ -1,18 +1,22 @@
 //! The workspace's pages: the cases list, one case (printable), a letter's exact text, triage,
-//! held replies and undelivered letters. Each reads the store at the moment it is asked, so a
-//! change shows at once.
+//! held replies, undelivered letters, the next 15 working days and the tracker table.
 //!
-//! Owns the HTML (maud: every value escaped). The data is the core's: [`crate::core::views`]
-//! (what the digest and the tracker read) and [`crate::core::workspace`].
+//! Owns the HTML (maud: every value escaped) and what each page reads: one case, one letter or
+//! the triage list straight from the store; the list pages from every case's summary
+//! ([`super::memo`], brought up to date at the start of each request, so a change shows at
+//! once), a page at a time (the cases list and the tracker 50 cases, the next 15 working days
+//! 200 letters; the filter and the search reach every case). The data is the core's:
+//! [`crate::core::views`] (what the digest and the tracker read) and [`crate::core::workspace`].
 //!
 //! Must not: change anything (the forms post to [`super::actions`]); put a name, an address or a
 //! subject in a link (case references, message and letter ids only).
 
+use super::memo::Summaries;
 use super::{App, Session, acts, failure, page, signed_in};
 use crate::core::calendar::{short_date, short_instant};
 use crate::core::case;
 use crate::core::views::{CaseView, case_view, scrub};
-use crate::core::workspace::{self, StatusFilter};
+use crate::core::workspace::{self, StatusFilter, Summary};
 use crate::shell::snapshot;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -28,6 +32,14 @@ pub(super) struct CasesQuery {
     status: Option<String>,
     #[serde(default)]
     q: Option<String>,
+    #[serde(default)]
+    page: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(super) struct PageQuery {
+    #[serde(default)]
+    page: Option<String>,
 }
 
 fn not_found(what: &str) -> Response {
@@ -42,61 +54,139 @@ fn not_found(what: &str) -> Response {
         .into_response()
 }
 
-/// The person signed in and everything at this instant (what the digest reads).
-async fn with_snapshot(
-    app: &App,
+/// Cases a page of the list shows, and tracker rows a page of the tracker.
+const CASES_PER_PAGE: usize = 50;
+/// Letters a page of the next 15 working days shows.
+const LETTERS_PER_PAGE: usize = 200;
+
+/// The person signed in and every case's summary, up to date at this instant ([`memo`]).
+///
+/// [`memo`]: super::memo
+async fn with_summaries<'a>(
+    app: &'a App,
     headers: &HeaderMap,
-) -> Result<(Session, crate::core::views::Snapshot), Response> {
+) -> Result<(Session, tokio::sync::MutexGuard<'a, Summaries>), Response> {
     let s = signed_in(app, headers).await?;
-    let now = app.clock.now();
-    match snapshot::gather(&app.cfg, &app.store, now, now).await {
-        Ok(snap) => Ok((s, snap)),
+    match app.pages.at(&app.cfg, &app.store, app.clock.now()).await {
+        Ok(memo) => Ok((s, memo)),
         Err(e) => Err(failure(&e)),
     }
 }
 
-/// `/cases`: every case, filtered by status and searched by reference.
+/// Which page of `total` items to show (1-based, as asked, kept in range): its first item, its
+/// number and the number of pages.
+fn window(total: usize, asked: Option<&str>, per: usize) -> (std::ops::Range<usize>, usize, usize) {
+    let pages = total.div_ceil(per).max(1);
+    let page = asked
+        .and_then(|p| p.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let from = (page - 1) * per;
+    (from..(from + per).min(total), page, pages)
+}
+
+/// "Page 2 of 7" with the links to the pages before and after (`query`: the page's other
+/// parameters, already encoded, ending in `&` when not empty).
+fn pager(path: &str, query: &str, page: usize, pages: usize) -> Markup {
+    html! {
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if page > 1 { a href={ (path) "?" (query) "page=" (page - 1) } rel="prev" { "Previous page" } " " }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages { " " a href={ (path) "?" (query) "page=" (page + 1) } rel="next" { "Next page" } }
+            }
+        }
+    }
+}
+
+/// `/cases`: every case, filtered by status and searched by reference, newest first, a page at a
+/// time.
 pub(super) async fn cases(
     State(app): Shared,
     headers: HeaderMap,
     Query(q): Query<CasesQuery>,
 ) -> Response {
-    let (s, snap) = match with_snapshot(&app, &headers).await {
+    let (s, memo) = match with_summaries(&app, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let now = snap.now;
+    let now = app.clock.now();
     let status = StatusFilter::parse(q.status.as_deref().unwrap_or(""));
     let search = q.q.clone().unwrap_or_default();
-    let lines: Vec<_> = snap
-        .cases
-        .iter()
-        .map(|c| workspace::case_line(c, &app.cfg.process, &app.cfg.calendar, now))
+    let needle = search.trim().to_uppercase();
+    let mut found: Vec<&Summary> = memo
+        .all()
+        .filter(|c| workspace::keeps(&c.line, status, &needle))
         .collect();
-    let lines = workspace::filter(lines, status, &search);
+    found.sort_by_key(|c| std::cmp::Reverse(c.line.received));
+    let (shown, page, pages) = window(found.len(), q.page.as_deref(), CASES_PER_PAGE);
+    let total = found.len();
+    let lines: Vec<workspace::CaseLine> = found[shown]
+        .iter()
+        .map(|c| workspace::CaseLine {
+            day: workspace::working_day(c.day0, &app.cfg.calendar, now),
+            ..c.line.clone()
+        })
+        .collect();
+    drop(memo);
     let options = [
         StatusFilter::Open,
         StatusFilter::Overdue,
         StatusFilter::Closed,
         StatusFilter::All,
     ];
+    let query = format!(
+        "status={}&q={}&",
+        status.as_str(),
+        url_encode(search.trim())
+    );
+    page_of_cases(
+        &s,
+        status,
+        &options,
+        &search,
+        total,
+        &lines,
+        pager("/cases", &query, page, pages),
+    )
+}
+
+/// A search typed into the list, for the pages' links (a case reference: letters, digits, `-`).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn page_of_cases(
+    s: &Session,
+    status: StatusFilter,
+    options: &[StatusFilter],
+    search: &str,
+    total: usize,
+    lines: &[workspace::CaseLine],
+    pager: Markup,
+) -> Response {
     page(
         "Cases",
-        Some(&s),
+        Some(s),
         html! {
             h1 { "Cases" }
             form.filter method="get" action="/cases" role="search" {
                 label for="status" { "Show" }
                 select #status name="status" {
                     @for o in options {
-                        option value=(o.as_str()) selected[o == status] { (o.as_str()) " cases" }
+                        option value=(o.as_str()) selected[*o == status] { (o.as_str()) " cases" }
                     }
                 }
                 label for="q" { "Reference" }
                 input #q type="search" name="q" value=(search) placeholder="e.g. RR-2026-0003";
                 button type="submit" { "Show" }
             }
-            p { (lines.len()) " case(s)." }
+            p { (total) " case(s)." }
             table {
                 caption.visually-hidden { "Cases, newest first" }
                 thead { tr {
@@ -106,7 +196,7 @@ pub(super) async fn cases(
                     th scope="col" { "Overdue" }
                 } }
                 tbody {
-                    @for l in &lines {
+                    @for l in lines {
                         tr.overdue[!l.overdue.is_empty()] {
                             th scope="row" { a href={ "/cases/" (l.reference) } { (l.reference) } }
                             td { (l.area.as_deref().unwrap_or("—")) }
@@ -127,6 +217,7 @@ pub(super) async fn cases(
                     }
                 }
             }
+            (pager)
         },
     )
     .into_response()
@@ -397,6 +488,7 @@ fn changes(app: &App, s: &Session, c: &CaseView) -> Markup {
             }
             @if c.is_open() { (check_child(s, c)) (decide(app, s, c)) (meeting_and_agency(app, s, c)) }
             (hold(s, c))
+            (reviewer_and_publication(s, c))
             form.action method="post" action={ "/cases/" (r) "/status" } {
                 fieldset {
                     @let (to, words) = if c.is_open() { ("close", "Close the case") } else { ("reopen", "Reopen the case") };
@@ -491,6 +583,40 @@ fn meeting_and_agency(app: &App, s: &Session, c: &CaseView) -> Markup {
                         } }
                     (reason_and_token(s, "reason-remove"))
                     button type="submit" { "Remove the agency" }
+                }
+            }
+        }
+    }
+}
+
+/// Name the reviewer (`caseclerk set-reviewer`, open or closed: the tracker's "Reviewer") and,
+/// once an LCSPR is decided on an open case, plan its report's publication date (`caseclerk
+/// publication`: the report goes to the National Panel, the Secretary of State and Ofsted 7
+/// working days before).
+fn reviewer_and_publication(s: &Session, c: &CaseView) -> Markup {
+    let r = c.reference();
+    let lcspr = c.state.decisions.values().any(|(o, _)| o == "lcspr");
+    html! {
+        form.action method="post" action={ "/cases/" (r) "/reviewer" } {
+            fieldset {
+                legend { @if c.state.reviewer.is_some() { "Name another reviewer" } @else { "Name the reviewer" } }
+                @if let Some(now) = &c.state.reviewer { p { "The reviewer now: " (now) "." } }
+                p { label for="reviewer" { "Reviewer's name, as the tracker shows it" }
+                    input #reviewer type="text" name="reviewer" maxlength="80" autocomplete="off" required; }
+                (reason_and_token(s, "reason-reviewer"))
+                button type="submit" { "Name the reviewer" }
+            }
+        }
+        @if lcspr && c.is_open() {
+            form.action method="post" action={ "/cases/" (r) "/publication" } {
+                fieldset {
+                    legend { "Plan the LCSPR report's publication" }
+                    @if let Some(d) = c.state.publication { p { "Planned now for " (short_date(d)) "." } }
+                    p { "The report goes to the National Panel, the Secretary of State and Ofsted 7 working days before; a date beyond the six months sends the delay notice." }
+                    p { label for="publication-date" { "Publication date" }
+                        input #publication-date type="date" name="date" required; }
+                    (reason_and_token(s, "reason-publication"))
+                    button type="submit" { "Plan the publication" }
                 }
             }
         }
@@ -596,6 +722,7 @@ pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
         }
     }
     let agencies = &app.cfg.directory.agencies;
+    let areas = &app.cfg.process.areas;
     page("Triage", Some(&s), html! {
         h1 { "Triage" }
         @if items.is_empty() { p { "Nothing is waiting for a person." } }
@@ -632,6 +759,21 @@ pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
                             button type="submit" { "Attach" }
                         }
                     }
+                    form.action method="post" action={ "/triage/" (r.id) "/open" } {
+                        fieldset {
+                            legend { "Open as a new referral" }
+                            p { "Opens a case as if the daemon had recognised the referral: day 0 from when it arrived, the acknowledgement and the screening letters on the next pass." }
+                            @if !areas.is_empty() {
+                                p { label for={ "area" (r.id) } { "Area (if the message names none)" }
+                                    select id={ "area" (r.id) } name="area" {
+                                        option value="" { "as the message says" }
+                                        @for a in areas { option value=(a) { (a) } }
+                                    } }
+                            }
+                            (reason_and_token(&s, &format!("open{}", r.id)))
+                            button type="submit" { "Open a case" }
+                        }
+                    }
                     form.action method="post" action={ "/triage/" (r.id) "/not-case-business" } {
                         fieldset {
                             legend { "Not case business" }
@@ -648,28 +790,23 @@ pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
 
 /// `/held`: replies held for a person, with "count this vote as …".
 pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
-    let (s, snap) = match with_snapshot(&app, &headers).await {
+    let (s, memo) = match with_summaries(&app, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let mut items = Vec::new();
-    for c in snap.cases.iter().filter(|c| c.is_open()) {
-        for h in c.state.held.iter().filter(|h| !h.confirmed) {
-            let view = c.held.iter().find(|v| v.message == h.message);
+    for c in memo.all() {
+        for (h, view) in &c.held {
             let outcomes = h
                 .decision
                 .as_deref()
                 .and_then(|d| app.cfg.process.decision(d))
                 .map(|d| d.outcomes.clone())
                 .unwrap_or_default();
-            items.push((
-                c.reference().to_string(),
-                h.clone(),
-                view.cloned(),
-                outcomes,
-            ));
+            items.push((c.line.reference.clone(), h.clone(), view.clone(), outcomes));
         }
     }
+    drop(memo);
     page("Held replies", Some(&s), html! {
         h1 { "Held replies" }
         @if items.is_empty() { p { "No reply is held." } }
@@ -703,12 +840,33 @@ pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
     .into_response()
 }
 
+/// The undelivered letters a page lists.
+struct Undelivered {
+    undelivered: Vec<crate::core::views::UndeliveredView>,
+}
+
 /// `/undelivered`: letters refused, bounced or given up on, with "resend to …".
 pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Response {
-    let (s, snap) = match with_snapshot(&app, &headers).await {
+    let (s, memo) = match with_summaries(&app, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    let now = app.clock.now();
+    let mut undelivered: Vec<_> = memo.all().flat_map(|c| c.undelivered.clone()).collect();
+    drop(memo);
+    // A lost digest or tracker report matters for a week (as in the digest).
+    let week = now - chrono::Duration::days(7);
+    let lost = match app.store.undelivered_without_case(week).await {
+        Ok(l) => l,
+        Err(e) => return failure(&e),
+    };
+    let ctx = snapshot::context(&app.cfg);
+    let none = std::collections::BTreeMap::new();
+    undelivered.extend(crate::core::views::undelivered_letters(
+        &ctx, &none, &lost, now,
+    ));
+    undelivered.sort_by_key(|u| u.outbox);
+    let snap = Undelivered { undelivered };
     page("Undelivered letters", Some(&s), html! {
         h1 { "Undelivered letters" }
         @if snap.undelivered.is_empty() { p { "Every letter was delivered." } }
@@ -739,24 +897,41 @@ pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Respo
     .into_response()
 }
 
-/// `/tracker`: the tracker as a table (what `caseclerk export` writes), with its downloads.
 /// `/coming`: every letter that will go on each of today and the next 15 working days if
 /// nothing changes ([`workspace::coming_days`]), for everyone signed in; changes nothing.
-pub(super) async fn coming(State(app): Shared, headers: HeaderMap) -> Response {
-    let (s, snap) = match with_snapshot(&app, &headers).await {
+pub(super) async fn coming(
+    State(app): Shared,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let (s, memo) = match with_summaries(&app, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let days = workspace::coming_days(
-        &snap.cases,
-        &app.cfg.calendar,
-        snap.now,
-        workspace::RAPID_REVIEW_DAYS,
-    );
+    let now = app.clock.now();
+    let going = memo.all().flat_map(|c| c.coming.iter());
+    let days = workspace::by_day(going, &app.cfg.calendar, now, workspace::RAPID_REVIEW_DAYS);
+    drop(memo);
+    let total: usize = days.iter().map(|(_, g)| g.len()).sum();
+    let (shown, page_no, pages) = window(total, q.page.as_deref(), LETTERS_PER_PAGE);
+    // The page's letters, still under their days.
+    let mut skip = shown.start;
+    let mut left = shown.len();
+    let mut days_shown = Vec::new();
+    for (day, going) in days {
+        let from = skip.min(going.len());
+        skip -= from;
+        let take: Vec<_> = going.into_iter().skip(from).take(left).collect();
+        left -= take.len();
+        if !take.is_empty() {
+            days_shown.push((day, take));
+        }
+    }
+    let days = days_shown;
     page("Next 15 working days", Some(&s), html! {
         h1 { "The next 15 working days" }
         p { "Every letter that will go from today through the next " (workspace::RAPID_REVIEW_DAYS) " working days if nothing changes: letters already decided and waiting to go, and the steps each open case's timeline plans (a reply, a vote or a date moved by hand changes them). A letter already due goes on the daemon's next pass and is listed under today." }
-        @if days.is_empty() { p { "No letter will go in that time." } }
+        @if days.is_empty() { p { "No letter will go in that time." } } @else { p { (total) " letter(s)." } }
         @for (day, going) in &days {
             section aria-labelledby={ "day-" (day) } {
                 h2 id={ "day-" (day) } { (short_date(*day)) }
@@ -772,25 +947,39 @@ pub(super) async fn coming(State(app): Shared, headers: HeaderMap) -> Response {
                 }
             }
         }
+        (pager("/coming", "", page_no, pages))
     })
     .into_response()
 }
 
-pub(super) async fn tracker(State(app): Shared, headers: HeaderMap) -> Response {
-    let (s, snap) = match with_snapshot(&app, &headers).await {
+/// `/tracker`: the tracker as a table (what `caseclerk export` writes), by reference, a page at
+/// a time, with its downloads (every case).
+pub(super) async fn tracker(
+    State(app): Shared,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let (s, memo) = match with_summaries(&app, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let t = crate::core::export::rows(&snap, &app.cfg.process, None);
+    let mut rows: Vec<&Summary> = memo.all().collect();
+    rows.sort_by(|a, b| a.line.reference.cmp(&b.line.reference));
+    let (shown, page_no, pages) = window(rows.len(), q.page.as_deref(), CASES_PER_PAGE);
+    let total = rows.len();
+    let t: Vec<Vec<crate::core::export::Cell>> =
+        rows[shown].iter().map(|c| c.tracker.clone()).collect();
+    drop(memo);
     page("Tracker", Some(&s), html! {
         h1 { "Tracker" }
         p {
-            "Download: " a href="/tracker.xlsx" { "spreadsheet (XLSX)" } " · " a href="/tracker.csv" { "CSV" }
+            "Download every case: " a href="/tracker.xlsx" { "spreadsheet (XLSX)" } " · " a href="/tracker.csv" { "CSV" }
         }
+        p { (total) " case(s), by reference." }
         div.scroll role="region" aria-label="The tracker, one row per case" tabindex="0" {
             table {
                 thead { tr { @for c in crate::core::export::COLUMNS { th scope="col" { (c) } } } }
-                tbody { @for row in &t.cases {
+                tbody { @for row in &t {
                     tr { @for (i, cell) in row.iter().enumerate() {
                         @if i == 0 { th scope="row" { a href={ "/cases/" (cell.as_text()) } { (cell.as_text()) } } }
                         @else { td { (cell.as_text()) } }
@@ -798,6 +987,7 @@ pub(super) async fn tracker(State(app): Shared, headers: HeaderMap) -> Response 
                 } }
             }
         }
+        (pager("/tracker", "", page_no, pages))
     })
     .into_response()
 }
@@ -810,11 +1000,15 @@ pub(super) async fn tracker_file(
 ) -> Response {
     use axum::http::header;
     let name = uri.path().trim_start_matches('/').to_string();
-    let (_, snap) = match with_snapshot(&app, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
+    if let Err(r) = signed_in(&app, &headers).await {
+        return r;
+    }
+    let now = app.clock.now();
+    // A download of every case, as `caseclerk export` writes it: the whole snapshot.
+    let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
+        Ok(snap) => snap,
+        Err(e) => return failure(&e),
     };
-    let now = snap.now;
     let t = crate::core::export::rows(&snap, &app.cfg.process, None);
     let (bytes, kind) = match name.as_str() {
         "tracker.csv" => (

@@ -7,7 +7,7 @@
 //! daemon's next pass has run. Chromium and chromedriver come from `scripts/install-mailstack.sh`;
 //! when they are missing the test fails and says so (it never skips).
 
-use super::{CLERK, PASSWORD, Workspace};
+use super::{CLERK, PASSWORD, VIEWER, Workspace};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -210,6 +210,20 @@ impl Browser {
         }
     }
 
+    /// Wait (at most 20 s) until the page shows an element `css` selects.
+    pub async fn wait_for(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let query = json!({"using": "css selector", "value": css});
+        while self.cmd("POST", "/element", Some(query.clone())).await[ELEMENT].is_null() {
+            assert!(
+                Instant::now() < deadline,
+                "no {css} at {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn find(&self, css: &str) -> String {
         let v = self
             .cmd(
@@ -246,6 +260,16 @@ impl Browser {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// The page printed as the browser prints it (A4 portrait, the page's print styles): a PDF.
+    pub async fn print(&self) -> Vec<u8> {
+        use base64::Engine;
+        let page = json!({"page": {"width": 21.0, "height": 29.7}});
+        let v = self.cmd("POST", "/print", Some(page)).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
     }
 
     /// The page as a PNG.
@@ -424,6 +448,34 @@ async fn decide_screening(w: &Workspace) {
     assert_eq!(c.post(&format!("{page}/decide"), &fields).await.status, 303);
 }
 
+/// The page asking an account with a second factor for its code (the answer to the password
+/// form's POST, so audited where the form leads): what axe-core finds there.
+async fn code_page_audited(
+    w: &Workspace,
+    b: &Browser,
+    shots: Option<&std::path::Path>,
+) -> Vec<String> {
+    use caseclerk::shell::web::second_factor;
+    let key = second_factor::key_path(&w.review.engine.cfg.database);
+    second_factor::enrol(&w.review.engine.store, &key, VIEWER)
+        .await
+        .unwrap();
+    b.go(&format!("http://{}/sign-in", w.addr)).await;
+    b.type_in("#username", VIEWER).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("form[action='/sign-in'] button").await;
+    b.wait_for("#code").await;
+    if let Some(dir) = shots {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("code.png"), b.screenshot().await).unwrap();
+    }
+    let found = b.axe().await;
+    found
+        .into_iter()
+        .map(|v| format!("/sign-in/code: {v}"))
+        .collect()
+}
+
 /// Every page, audited; with `CASECLERK_SCREENSHOTS=<folder>` each is also saved as a PNG there
 /// (the README's screenshots).
 async fn audit_every_page() {
@@ -431,7 +483,7 @@ async fn audit_every_page() {
     let b = Browser::start().await;
     let base = format!("http://{}", w.addr);
     let shots = std::env::var_os("CASECLERK_SCREENSHOTS").map(std::path::PathBuf::from);
-    let mut found = Vec::new();
+    let mut found = code_page_audited(&w, &b, shots.as_deref()).await;
     let mut visit = async |name: &str, path: &str| {
         b.go(&format!("{base}{path}")).await;
         for v in b.axe().await {
@@ -466,4 +518,40 @@ async fn audit_every_page() {
     decide_screening(&w).await;
     visit("coming", "/coming").await;
     assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
+}
+
+#[test]
+fn a_case_page_prints_its_particulars_timeline_letters_and_history_without_its_forms() {
+    on_a_large_stack(print_a_case);
+}
+
+/// The case page as Chromium prints it, read back as text (the same PDF reader the referral
+/// forms go through).
+async fn print_a_case() {
+    let w = Workspace::start().await;
+    let b = Browser::start().await;
+    let base = format!("http://{}", w.addr);
+    b.go(&format!("{base}/sign-in")).await;
+    b.type_in("#username", CLERK).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("form[action='/sign-in'] button").await;
+    b.wait_for_page("/cases").await;
+    b.go(&format!("{base}/cases/{}", w.case)).await;
+    let printed = caseclerk::core::particulars::pdf_text(&b.print().await).unwrap();
+    let on_paper = |s: &str| printed.contains(s);
+    assert!(on_paper(&w.case), "{printed}");
+    for heading in [
+        "Particulars",
+        "Timeline",
+        "Decisions",
+        "Agencies",
+        "Letters",
+        "History",
+    ] {
+        assert!(on_paper(heading), "no {heading} on paper:\n{printed}");
+    }
+    // The forms are for the screen: no button, reason box or sign-out on paper.
+    for screen_only in ["Change this case", "Add the agency", "Reason", "Sign out"] {
+        assert!(!on_paper(screen_only), "{screen_only} printed:\n{printed}");
+    }
 }

@@ -1,0 +1,448 @@
+//! Signing in beyond the password, over plain HTTP: the optional second factor (a code after the
+//! password, used once, counted toward the lockout), sign-in through a trusted reverse proxy's
+//! header (believed from the listed addresses only), and every action refused to a read-only
+//! account.
+
+use super::{CLERK, Now, PASSWORD, VIEWER, Workspace};
+use caseclerk::core::totp;
+use caseclerk::shell::web::{accounts, proxy, second_factor};
+use chrono::Duration;
+
+/// The sign-in record, as `(account or "-", what happened)`, oldest first.
+async fn record(w: &Workspace) -> Vec<(String, String)> {
+    accounts::all_signins(&w.review.engine.store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, who, what, _)| (who.unwrap_or_else(|| "-".into()), what))
+        .collect()
+}
+
+async fn enrol(w: &Workspace, who: &str) -> Vec<u8> {
+    let key = second_factor::key_path(&w.review.engine.cfg.database);
+    second_factor::enrol(&w.review.engine.store, &key, who)
+        .await
+        .unwrap()
+}
+
+fn code_now(w: &Workspace, secret: &[u8]) -> String {
+    totp::code_at(secret, totp::step(w.clock.now_utc()))
+}
+
+#[tokio::test]
+async fn with_a_second_factor_the_password_alone_gives_no_session_and_the_code_then_signs_in() {
+    let w = Workspace::start().await;
+    let secret = enrol(&w, CLERK).await;
+    let mut c = w.client();
+    let asked = c.sign_in(CLERK, PASSWORD).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("6-digit code"), "{}", asked.body);
+    assert!(
+        !c.cookies.contains_key(web_session()),
+        "no session on the password alone"
+    );
+    assert_eq!(c.get("/cases").await.status, 303, "still signed out");
+    let csrf = asked.csrf();
+    let code = code_now(&w, &secret);
+    let signed = c
+        .post("/sign-in/code", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    assert_eq!(signed.header("location"), Some("/cases"));
+    assert_eq!(c.get("/cases").await.status, 200);
+    assert_eq!(
+        record(&w).await,
+        [
+            (CLERK.into(), "password right: code asked".into()),
+            (CLERK.into(), "signed in with a code".into())
+        ]
+    );
+}
+
+fn web_session() -> &'static str {
+    caseclerk::shell::web::SESSION_COOKIE
+}
+
+#[tokio::test]
+async fn a_code_used_once_is_refused_again_and_wrong_codes_count_toward_the_lockout() {
+    let w = Workspace::start().await;
+    let secret = enrol(&w, CLERK).await;
+    let code = code_now(&w, &secret);
+    let mut first = w.client();
+    let csrf = first.sign_in(CLERK, PASSWORD).await.csrf();
+    let ok = first
+        .post("/sign-in/code", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(ok.status, 303);
+    let mut second = w.client();
+    let csrf = second.sign_in(CLERK, PASSWORD).await.csrf();
+    let again = second
+        .post("/sign-in/code", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(again.status, 401, "the same code twice");
+    assert!(again.body.contains("was used already"), "{}", again.body);
+    let s = totp::step(w.clock.now_utc());
+    let window: Vec<String> = (s - 1..=s + 1).map(|t| totp::code_at(&secret, t)).collect();
+    let wrong = ["000000", "111111", "222222", "333333"]
+        .into_iter()
+        .find(|c| !window.iter().any(|w| w == c))
+        .unwrap();
+    for _ in 0..3 {
+        let a = second
+            .post("/sign-in/code", &[("csrf", &csrf), ("code", wrong)])
+            .await;
+        assert_eq!(a.status, 401);
+        assert!(a.body.contains("Your code"), "asked again: {}", a.body);
+    }
+    let locked = second
+        .post("/sign-in/code", &[("csrf", &csrf), ("code", wrong)])
+        .await;
+    assert!(
+        locked.body.contains("Sign in again") && locked.body.contains("locked"),
+        "the fifth failure locks and ends the step: {}",
+        locked.body
+    );
+    let refused = w.client().sign_in(CLERK, PASSWORD).await;
+    assert_eq!(refused.status, 401, "locked: not even the code is asked");
+    let outcomes: Vec<String> = record(&w).await.into_iter().map(|(_, o)| o).collect();
+    assert_eq!(
+        outcomes[2..],
+        [
+            "password right: code asked",
+            "code already used",
+            "wrong code",
+            "wrong code",
+            "wrong code",
+            "wrong code: locked",
+            "refused: locked",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_code_must_follow_the_password_within_five_minutes() {
+    let w = Workspace::start().await;
+    let secret = enrol(&w, CLERK).await;
+    let mut c = w.client();
+    let csrf = c.sign_in(CLERK, PASSWORD).await.csrf();
+    w.clock.set(w.clock.now_utc() + Duration::minutes(5));
+    let late = c
+        .post(
+            "/sign-in/code",
+            &[("csrf", &csrf), ("code", &code_now(&w, &secret))],
+        )
+        .await;
+    assert_eq!(late.status, 401);
+    assert!(late.body.contains("Sign in again"), "{}", late.body);
+    assert_eq!(c.get("/cases").await.status, 303);
+    assert_eq!(record(&w).await.last().unwrap().1, "code too late");
+}
+
+#[tokio::test]
+async fn the_secret_is_shown_once_kept_sealed_never_listed_and_removing_it_restores_the_password_alone()
+ {
+    let w = Workspace::start().await;
+    let config = w.review.config_path();
+    let made = crate::support::cli(&config, &["user", "totp", CLERK]);
+    let said = crate::support::said(&made);
+    assert!(made.status.success(), "{said}");
+    let uri = said
+        .split_whitespace()
+        .find(|w| w.starts_with("otpauth://totp/caseclerk:clerk?secret="))
+        .unwrap_or_else(|| panic!("an otpauth address: {said}"));
+    let setup = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(said.contains("enter a setup key"), "how to scan it: {said}");
+    let key = second_factor::key_path(&w.review.engine.cfg.database);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the key file is the owner's only");
+    let db = std::fs::read(&w.review.engine.cfg.database).unwrap();
+    let secret = totp::from_base32(setup).unwrap();
+    for needle in [setup.as_bytes().to_vec(), hex::encode(&secret).into_bytes()] {
+        assert!(
+            !db.windows(needle.len()).any(|win| win == needle.as_slice()),
+            "the database holds no readable secret"
+        );
+    }
+    let listed = crate::support::said(&crate::support::cli(&config, &["user", "list"]));
+    assert!(listed.contains("code"), "{listed}");
+    assert!(!listed.contains(setup), "{listed}");
+    let mut c = w.client();
+    let csrf = c.sign_in(CLERK, PASSWORD).await.csrf();
+    let a = c
+        .post(
+            "/sign-in/code",
+            &[("csrf", &csrf), ("code", &code_now(&w, &secret))],
+        )
+        .await;
+    assert_eq!(a.status, 303, "the printed key makes the codes");
+    let removed = crate::support::cli(&config, &["user", "totp", CLERK, "--remove"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        crate::support::said(&removed)
+    );
+    assert_eq!(w.client().sign_in(CLERK, PASSWORD).await.status, 303);
+}
+
+/// `[web]` with the proxy's header believed from `from`.
+fn behind_proxy(from: &'static [&'static str]) -> impl Fn(&mut toml::Table) {
+    move |cfg| {
+        let mut web = toml::Table::new();
+        web.insert("trusted_proxy_header".into(), "X-Forwarded-Email".into());
+        let list: Vec<toml::Value> = from.iter().map(|a| (*a).into()).collect();
+        web.insert("trusted_proxies".into(), list.into());
+        cfg.insert("web".into(), web.into());
+    }
+}
+
+const CASEY: &str = "casey.clerk@bury.gov.test";
+
+#[tokio::test]
+async fn the_trusted_proxys_header_signs_its_person_in_as_their_local_account_once() {
+    let w = Workspace::start_with(behind_proxy(&["127.0.0.1"])).await;
+    proxy::link(&w.review.engine.store, CLERK, Some(CASEY))
+        .await
+        .unwrap();
+    let mut c = w.client();
+    c.headers.push((
+        "X-Forwarded-Email".into(),
+        "Casey.Clerk@Bury.gov.test".into(),
+    ));
+    let cases = c.get("/cases").await;
+    assert_eq!(cases.status, 200, "{}", cases.body);
+    assert!(
+        cases
+            .body
+            .contains("Signed in as Casey Clerk (business unit)"),
+        "the local account's name and role: {}",
+        cases.body
+    );
+    assert!(c.cookies.contains_key(web_session()), "a session as usual");
+    let page = c.get(&format!("/cases/{}", w.case)).await;
+    let csrf = page.csrf();
+    let acted = c
+        .post(
+            &format!("/cases/{}/hold", w.case),
+            &[("csrf", &csrf), ("to", "place"), ("reason", "inquest")],
+        )
+        .await;
+    assert_eq!(acted.status, 303, "its forms work: {}", acted.body);
+    let forged = c
+        .post(
+            &format!("/cases/{}/hold", w.case),
+            &[("csrf", "forged"), ("to", "place"), ("reason", "inquest")],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "CSRF still checked");
+    assert_eq!(
+        record(&w).await,
+        [(CLERK.into(), "signed in by the proxy".into())],
+        "one sign-in, then the session"
+    );
+    assert_eq!(
+        c.get("/sign-in").await.header("location"),
+        Some("/cases"),
+        "signed in already: the sign-in page leads to the cases"
+    );
+}
+
+#[tokio::test]
+async fn the_header_from_an_address_not_trusted_is_ignored_and_the_attempt_recorded() {
+    let w = Workspace::start_with(behind_proxy(&["::1"])).await;
+    proxy::link(&w.review.engine.store, CLERK, Some(CASEY))
+        .await
+        .unwrap();
+    let mut c = w.client();
+    c.headers.push(("X-Forwarded-Email".into(), CASEY.into()));
+    let cases = c.get("/cases").await;
+    assert_eq!(cases.status, 303);
+    assert_eq!(cases.header("location"), Some("/sign-in"));
+    let form = c.get("/sign-in").await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("name=\"password\""), "the sign-in page");
+    assert!(!c.cookies.contains_key(web_session()));
+    assert_eq!(
+        record(&w).await,
+        [(
+            "-".into(),
+            "proxy header from an address not trusted: ignored".into()
+        )]
+    );
+    let listed = crate::support::said(&crate::support::cli(
+        &w.review.config_path(),
+        &["user", "signins", "--all"],
+    ));
+    assert!(
+        listed.contains("(no account)")
+            && listed.contains("proxy header from an address not trusted")
+            && listed.contains("from 127.0.0.1"),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_linked_to_no_account_or_to_a_disabled_one_is_refused_with_a_page_saying_so() {
+    let w = Workspace::start_with(behind_proxy(&["127.0.0.1"])).await;
+    let store = &w.review.engine.store;
+    proxy::link(store, VIEWER, Some("vic.viewer@bury.gov.test"))
+        .await
+        .unwrap();
+    accounts::disable_user(store, VIEWER, w.clock.now_utc())
+        .await
+        .unwrap();
+    let mut stranger = w.client();
+    stranger
+        .headers
+        .push(("X-Forwarded-Email".into(), "someone@elsewhere.test".into()));
+    let a = stranger.get("/cases").await;
+    assert_eq!(a.status, 403);
+    assert!(
+        a.body.contains("no caseclerk account is linked"),
+        "{}",
+        a.body
+    );
+    let mut vic = w.client();
+    vic.headers.push((
+        "X-Forwarded-Email".into(),
+        "vic.viewer@bury.gov.test".into(),
+    ));
+    let b = vic.get("/cases").await;
+    assert_eq!(b.status, 403);
+    assert!(b.body.contains("disabled"), "{}", b.body);
+    assert_eq!(
+        record(&w).await,
+        [
+            ("-".into(), "proxy: no account for that name".into()),
+            (VIEWER.into(), "proxy: refused: disabled".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_header_without_the_proxys_addresses_is_refused_with_every_problem_at_once() {
+    let dir = std::env::temp_dir().join(format!("caseclerk-proxy-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = crate::support::config_for("bury", &dir);
+    let mut web = toml::Table::new();
+    web.insert("trusted_proxy_header".into(), "X Forwarded".into());
+    web.insert("trusted_proxies".into(), toml::Value::Array(Vec::new()));
+    cfg.insert("web".into(), web.into());
+    let mut retention = toml::Table::new();
+    retention.insert("signin_days".into(), 7.into());
+    cfg.insert("retention".into(), retention.into());
+    let path = dir.join("caseclerk.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let e = caseclerk::shell::config::load(&path, caseclerk::shell::config::Needs::NoSecrets)
+        .expect_err("a header nobody's address vouches for")
+        .to_string();
+    assert!(e.contains("needs trusted_proxies"), "{e}");
+    assert!(e.contains("is not an HTTP header name"), "{e}");
+    assert!(e.contains("signin_days = 7"), "every problem at once: {e}");
+    let mut web = toml::Table::new();
+    web.insert("trusted_proxy_header".into(), "X-Forwarded-Email".into());
+    web.insert(
+        "trusted_proxies".into(),
+        toml::Value::Array(vec!["10.1.2.3".into(), "proxy.council".into()]),
+    );
+    cfg.insert("web".into(), web.into());
+    cfg.remove("retention");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let e = caseclerk::shell::config::load(&path, caseclerk::shell::config::Needs::NoSecrets)
+        .expect_err("addresses that cannot be the proxy")
+        .to_string();
+    assert!(e.contains("10.1.2.3 cannot reach caseclerk"), "{e}");
+    assert!(e.contains("\"proxy.council\" is not an IP address"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn every_action_refuses_a_read_only_account_and_changes_nothing() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(VIEWER).await;
+    let csrf = c.get("/cases").await.csrf();
+    let before = w.history().await;
+    let (case, triaged) = (w.case.clone(), w.triaged);
+    let held = w.held.to_string();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("case", case.as_str()),
+        ("message", held.as_str()),
+        ("as", "reply"),
+        ("agency", "police"),
+        ("reason", "on the phone"),
+        ("outcome", "meets"),
+        ("letter", "1"),
+        ("to", "closed"),
+        ("what", "meeting"),
+        ("date", "2026-09-01"),
+        ("time", "10:00"),
+        ("choice", "screening/meets"),
+    ];
+    for action in [
+        format!("/cases/{case}/agencies"),
+        format!("/cases/{case}/reschedule"),
+        format!("/cases/{case}/status"),
+        format!("/cases/{case}/particulars"),
+        format!("/cases/{case}/decide"),
+        format!("/cases/{case}/cancel-meeting"),
+        format!("/cases/{case}/agencies/remove"),
+        format!("/cases/{case}/hold"),
+        format!("/triage/{triaged}/attach"),
+        format!("/triage/{triaged}/not-case-business"),
+        "/held/confirm".to_string(),
+        "/undelivered/resend".to_string(),
+    ] {
+        let a = c.post(&action, &fields).await;
+        assert_eq!(a.status, 403, "{action}: {}", a.body);
+        assert!(a.body.contains("Your account is read-only"), "{action}");
+    }
+    assert_eq!(w.history().await, before);
+    assert_eq!(
+        w.review.engine.store.triage().await.unwrap().len(),
+        1,
+        "the triaged message is still there"
+    );
+}
+
+#[tokio::test]
+async fn retention_erases_sign_in_records_a_year_old_and_keeps_the_recent_ones() {
+    let w = Workspace::start().await;
+    let store = &w.review.engine.store;
+    w.signed_in(CLERK).await;
+    w.clock.set(w.clock.now_utc() + Duration::days(300));
+    w.signed_in(VIEWER).await;
+    let year_after_first = w.clock.now_utc() + Duration::days(66);
+    let schedule = caseclerk::core::retention::Schedule::default();
+    let applied = caseclerk::shell::retention::apply(store, &schedule, year_after_first)
+        .await
+        .unwrap();
+    assert_eq!(applied.signins, 1);
+    assert_eq!(
+        record(&w).await,
+        [(VIEWER.into(), "signed in".into())],
+        "the recent one stays"
+    );
+    let erasures: Vec<(String, String, i64)> = store
+        .erasures()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, rule, class, count, _)| (rule, class, count))
+        .filter(|(rule, _, _)| rule == "signin_expired")
+        .collect();
+    assert_eq!(
+        erasures,
+        [
+            ("signin_expired".into(), "web_signin".into(), 1),
+            ("signin_expired".into(), "web_session".into(), 1)
+        ],
+        "the first session goes with its record; the recent one stays"
+    );
+}
