@@ -164,29 +164,17 @@ fn round_trips(packed: &Packed, raw: &[u8]) -> bool {
                 let Some(b) = packed.blobs.iter().find(|b| b.sha256 == sha256) else {
                     return Err(PackError::Missing(hex::encode(sha256)));
                 };
-                let mut same = b.data.len() == len;
-                let per_line = line / 4 * 3;
                 let eol = eol.bytes();
-                // Encoded a block of lines at a time into one small buffer, then compared line
-                // by line with the bytes (no copy of a large file is made).
-                let mut blocks = b.data.chunks(per_line * BLOCK_LINES).peekable();
-                while same && let Some(block) = blocks.next() {
-                    buf.clear();
-                    buf.resize(block.len().div_ceil(3) * 4, 0);
-                    let n = B64
-                        .encode_slice(block, &mut buf)
-                        .expect("a block's worth of base64 fits its buffer");
-                    let mut lines = buf[..n].chunks(line).peekable();
-                    while same && let Some(text) = lines.next() {
-                        same = raw.get(at..at + text.len()) == Some(text);
+                b.data.len() == len
+                    && each_line(&b.data, line, &mut buf, |text, more| {
+                        let mut same = raw.get(at..at + text.len()) == Some(text);
                         at += text.len();
-                        if lines.peek().is_some() || blocks.peek().is_some() {
+                        if more {
                             same = same && raw.get(at..at + eol.len()) == Some(eol);
                             at += eol.len();
                         }
-                    }
-                }
-                same
+                        same
+                    })
             }
         };
         if same {
@@ -378,17 +366,42 @@ fn get_len(bytes: &[u8], at: &mut usize) -> Option<usize> {
 /// or equal and with no line ending after it.
 fn encode_into(out: &mut Vec<u8>, data: &[u8], line: usize, eol: Eol) {
     out.reserve(encoded_len(data.len(), line, eol));
-    let mut buf = vec![0u8; line];
-    let mut chunks = data.chunks(line / 4 * 3).peekable();
-    while let Some(chunk) = chunks.next() {
-        let n = B64
-            .encode_slice(chunk, &mut buf)
-            .expect("a line's worth of base64 fits its buffer");
-        out.extend_from_slice(&buf[..n]);
-        if chunks.peek().is_some() {
+    each_line(data, line, &mut Vec::new(), |text, more| {
+        out.extend_from_slice(text);
+        if more {
             out.extend_from_slice(eol.bytes());
         }
+        true
+    });
+}
+
+/// `data` in base64, `line` characters a line (a multiple of 4, as `walk` and `region_at`
+/// require, so a block's encoding is its lines' encodings end to end): each line in order, with
+/// whether another follows it (an end of line between them). Encoded a block of
+/// [`BLOCK_LINES`] lines at a time into `buf` (one call per block; no copy of a large file).
+/// Stops at the first line `f` answers `false` to; returns whether every line was answered `true`.
+fn each_line(
+    data: &[u8],
+    line: usize,
+    buf: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8], bool) -> bool,
+) -> bool {
+    let mut blocks = data.chunks(line / 4 * 3 * BLOCK_LINES).peekable();
+    while let Some(block) = blocks.next() {
+        buf.clear();
+        buf.resize(block.len().div_ceil(3) * 4, 0);
+        let n = B64
+            .encode_slice(block, buf)
+            .expect("a block's worth of base64 fits its buffer");
+        let mut lines = buf[..n].chunks(line).peekable();
+        while let Some(text) = lines.next() {
+            let more = lines.peek().is_some() || blocks.peek().is_some();
+            if !f(text, more) {
+                return false;
+            }
+        }
     }
+    true
 }
 
 fn encoded_len(len: usize, line: usize, eol: Eol) -> usize {
