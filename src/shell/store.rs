@@ -136,6 +136,12 @@ pub struct ChainHead {
 }
 
 /// Format an instant the one way the database stores it.
+/// `?, ?, …`: one placeholder per id, for an `IN (…)` list. Only placeholders are formatted into
+/// such a query's text; every value is bound.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -1913,9 +1919,8 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = vec!["?"; ids.len()].join(", ");
+        let list = placeholders(ids.len());
         let mut tx = self.pool.begin().await?;
-        // Only placeholders are formatted in: every value is bound.
         let sql = format!(
             "SELECT * FROM cases WHERE (? = 0 OR status <> ?) AND id IN ({list}) ORDER BY id"
         );
@@ -2185,8 +2190,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = vec!["?"; ids.len()].join(", ");
-        // Only placeholders are formatted in: every value is bound.
+        let list = placeholders(ids.len());
         let sql = format!(
             "SELECT id, case_id, step, recipient, due_at, queued_at, state, attempts, sent_at \
              FROM outbox WHERE case_id IN ({list}) ORDER BY id"

@@ -106,8 +106,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let list = vec!["?"; ids.len()].join(", ");
-        // Only placeholders are formatted in: every value is bound.
+        let list = super::placeholders(ids.len());
         let sql = format!(
             "SELECT case_id, field, value, source, label, confidence, state, decided_by \
              FROM particulars WHERE erased_at IS NULL AND case_id IN ({list}) ORDER BY case_id, field"
