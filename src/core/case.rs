@@ -624,8 +624,7 @@ pub fn fold_rows(rows: &[EventRow]) -> Result<CaseState, CaseError> {
 pub fn read_rows(rows: &[EventRow]) -> Result<Vec<Recorded>, CaseError> {
     rows.iter()
         .map(|e| {
-            // Read from the stored JSON in place, not from a copy of it.
-            <Event as serde::Deserialize>::deserialize(&e.data)
+            e.event()
                 .map(|event| Recorded {
                     at: e.at,
                     actor: e.actor.clone(),
@@ -958,7 +957,7 @@ mod tests {
             at: r.at,
             kind: r.event.kind().into(),
             actor: r.actor.clone(),
-            data: serde_json::to_value(&r.event).unwrap(),
+            data: serde_json::to_string(&r.event).unwrap(),
         }
     }
 
@@ -973,7 +972,11 @@ mod tests {
         );
         let events = [opened(), closed];
         let rows: Vec<EventRow> = events.iter().zip(1..).map(|(e, id)| row(id, e)).collect();
-        assert_eq!(rows[1].data["status"], "closed", "stored as its word");
+        assert!(
+            rows[1].data.contains(r#""status":"closed""#),
+            "stored as its word: {}",
+            rows[1].data
+        );
         let state = fold_rows(&rows).unwrap();
         assert_eq!(state, fold(&events).unwrap());
         assert_eq!(state.status, CaseStatus::Closed);
@@ -988,7 +991,7 @@ mod tests {
             at: rows[0].at,
             kind: "status_changed".into(),
             actor: "operator:jo".into(),
-            data: serde_json::json!({"kind": "status_changed", "status": "archived", "reason": "x"}),
+            data: r#"{"kind": "status_changed", "status": "archived", "reason": "x"}"#.into(),
         });
         let err = fold_rows(&rows).unwrap_err().to_string();
         assert!(err.contains("event 7 cannot be read"), "{err}");

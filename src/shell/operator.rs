@@ -180,7 +180,7 @@ async fn record(
 async fn agencies_on(store: &Store, case: &CaseRow) -> Result<Vec<String>, OperatorError> {
     let mut on: Vec<String> = Vec::new();
     for e in store.events(case.id).await? {
-        match serde_json::from_value::<Event>(e.data) {
+        match e.event() {
             Ok(Event::AgencyAdded { agency, .. }) if !on.contains(&agency) => on.push(agency),
             Ok(Event::AgencyRemoved { agency, .. }) => on.retain(|a| *a != agency),
             _ => {}
@@ -322,7 +322,7 @@ pub async fn decide(
                 decision: taken,
                 outcome: was,
                 ..
-            }) = serde_json::from_value::<Event>(e.data)
+            }) = e.event()
                 && taken == decision
             {
                 return Err(OperatorError::AlreadyDecided {
@@ -355,9 +355,9 @@ pub async fn plan_publication(
     now: DateTime<Utc>,
 ) -> Result<(), OperatorError> {
     let case = case_to_change(store, reference, reason).await?;
-    let lcspr = store.events(case.id).await?.into_iter().any(|e| {
-        matches!(serde_json::from_value::<Event>(e.data), Ok(Event::DecisionTaken { outcome, .. }) if outcome == "lcspr")
-    });
+    let lcspr = store.events(case.id).await?.into_iter().any(
+        |e| matches!(e.event(), Ok(Event::DecisionTaken { outcome, .. }) if outcome == "lcspr"),
+    );
     if !lcspr {
         return Err(OperatorError::NoLcspr(reference.to_string()));
     }
@@ -750,7 +750,7 @@ pub async fn resend(
         .events(case.id)
         .await?
         .into_iter()
-        .filter(|e| matches!(serde_json::from_value::<Event>(e.data.clone()), Ok(Event::LetterResent { outbox, .. }) if outbox == letter))
+        .filter(|e| matches!(e.event(), Ok(Event::LetterResent { outbox, .. }) if outbox == letter))
         .count();
     let new = crate::core::letters::resent_letter(
         (&install, &cfg.id_domain),
@@ -881,7 +881,7 @@ pub async fn cancel_meeting(
         .await?
         .into_iter()
         .rev()
-        .find_map(|e| match serde_json::from_value::<Event>(e.data) {
+        .find_map(|e| match e.event() {
             Ok(Event::MeetingCancelled { .. }) => Some(true),
             Ok(Event::MeetingScheduled { .. }) => Some(false),
             _ => None,

@@ -137,7 +137,8 @@ async fn case_facts(store: &Store) -> Result<BTreeMap<i64, CaseFacts>, StoreErro
         let Some(f) = facts.get_mut(&case_id) else {
             continue;
         };
-        let event: Event = serde_json::from_value(row.data)
+        let event: Event = row
+            .event()
             .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", row.id)))?;
         match event {
             Event::StatusChanged { status, .. } => {

@@ -439,14 +439,13 @@ async fn group_events(
 }
 
 fn event_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRow, StoreError> {
-    let data: String = r.try_get("data")?;
     Ok(EventRow {
         id: r.try_get("id")?,
         at: parse_ts(&r.try_get::<String, _>("at")?)?,
         kind: r.try_get("kind")?,
         actor: r.try_get("actor")?,
-        data: serde_json::from_str(&data)
-            .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
+        // Parsed where it is read (`EventRow::event`): an unreadable one is an error naming it.
+        data: r.try_get("data")?,
     })
 }
 
@@ -2689,20 +2688,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                let data: String = r.try_get("data")?;
-                Ok((
-                    r.try_get("case_id")?,
-                    EventRow {
-                        id: r.try_get("id")?,
-                        at: parse_ts(&r.try_get::<String, _>("at")?)?,
-                        kind: r.try_get("kind")?,
-                        actor: r.try_get("actor")?,
-                        data: serde_json::from_str(&data)
-                            .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
-                    },
-                ))
-            })
+            .map(|r| Ok((r.try_get("case_id")?, event_row(r)?)))
             .collect()
     }
 
