@@ -142,9 +142,10 @@ pub fn fingerprint(raw: &[u8]) -> String {
         end -= 1;
     }
     let body = &body[..end];
+    // Every CR that starts a CRLF is left out; the runs between are hashed whole.
     let mut start = 0;
-    for i in 0..body.len() {
-        if body[i] == b'\r' && body.get(i + 1) == Some(&b'\n') {
+    for i in memchr::memchr_iter(b'\r', body) {
+        if body.get(i + 1) == Some(&b'\n') {
             h.update(&body[start..i]);
             start = i + 1;
         }
@@ -167,8 +168,8 @@ pub fn legacy_key(raw: &[u8]) -> String {
 /// The header block and the body: split at the first blank line (CRLF or LF); no blank line means
 /// no body.
 fn split(raw: &[u8]) -> (&[u8], &[u8]) {
-    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n");
-    let lf = raw.windows(2).position(|w| w == b"\n\n");
+    let crlf = memchr::memmem::find(raw, b"\r\n\r\n");
+    let lf = memchr::memmem::find(raw, b"\n\n");
     match (crlf, lf) {
         (Some(c), Some(l)) if l < c + 2 => (&raw[..l], &raw[l + 2..]),
         (Some(c), _) => (&raw[..c], &raw[c + 4..]),

@@ -437,7 +437,7 @@ const CTE: &[u8] = b"content-transfer-encoding:";
 fn next_base64_header(raw: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while at < raw.len() {
-        let end = memchr(b'\n', &raw[at..]).map_or(raw.len(), |i| at + i + 1);
+        let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |i| at + i + 1);
         let line = &raw[at..end];
         if line.len() > CTE.len()
             && line[..CTE.len()].eq_ignore_ascii_case(CTE)
@@ -456,7 +456,7 @@ fn next_base64_header(raw: &[u8], from: usize) -> Option<usize> {
 fn body_start(raw: &[u8], header: usize) -> Option<usize> {
     let mut at = header;
     loop {
-        let end = at + memchr(b'\n', &raw[at..])? + 1;
+        let end = at + memchr::memchr(b'\n', &raw[at..])? + 1;
         let line = &raw[at..end];
         if line == b"\n" || line == b"\r\n" {
             return Some(end);
@@ -471,7 +471,7 @@ fn is_b64(c: u8) -> bool {
 
 /// The base64 lines starting at `body`, if they make a canonical encoding.
 fn region_at(raw: &[u8], body: usize) -> Option<Region> {
-    let first_end = body + memchr(b'\n', &raw[body..])?;
+    let first_end = body + memchr::memchr(b'\n', &raw[body..])?;
     let eol = if first_end > body && raw[first_end - 1] == b'\r' {
         Eol::Crlf
     } else {
@@ -487,7 +487,7 @@ fn region_at(raw: &[u8], body: usize) -> Option<Region> {
     let mut lines: Vec<(usize, usize)> = Vec::new();
     let mut at = body;
     loop {
-        let (content_end, next) = match memchr(b'\n', &raw[at..]) {
+        let (content_end, next) = match memchr::memchr(b'\n', &raw[at..]) {
             Some(i) => {
                 let nl = at + i;
                 let ce = nl + 1 - eol_len;
@@ -538,10 +538,6 @@ fn region_at(raw: &[u8], body: usize) -> Option<Region> {
         eol,
         data,
     })
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]
