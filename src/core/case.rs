@@ -635,6 +635,13 @@ pub fn read_rows(rows: &[EventRow]) -> Result<Vec<Recorded>, CaseError> {
         .collect()
 }
 
+impl EventRow {
+    /// The stored event, read from its JSON (see [`EventRow::data`]).
+    pub fn event(&self) -> Result<Event, serde_json::Error> {
+        serde_json::from_str(&self.data)
+    }
+}
+
 /// Fold a case's events, oldest first, into its state.
 pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
     let Some(first) = events.first() else {

@@ -141,16 +141,9 @@ pub struct EventRow {
     pub actor: String,
     /// The event's JSON exactly as stored. Kept as text, not as a `serde_json::Value`: reading
     /// every case for the digest parses 60,000 of these at 10,000 cases, and parsing the text
-    /// straight into an [`crate::core::case::Event`] ([`EventRow::event`]) is one parse where
-    /// a `Value` first was two (and a tree of allocations the fold threw away).
+    /// straight into the case's event (`EventRow::event`, beside the event in `case`) is one
+    /// parse where a `Value` first was two (and a tree of allocations the fold threw away).
     pub data: String,
-}
-
-impl EventRow {
-    /// The stored event, read from its JSON.
-    pub fn event(&self) -> Result<crate::core::case::Event, serde_json::Error> {
-        serde_json::from_str(&self.data)
-    }
 }
 
 /// A letter without its bytes or envelope: what the business unit's views need.
