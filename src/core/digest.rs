@@ -398,7 +398,7 @@ fn legal_holds(s: &Scope<'_>) -> Option<String> {
 /// The digest's subject, text and HTML, through the templates ([`TEMPLATE`]).
 pub fn render(digest: &Digest, templates: &Templates) -> Result<Rendered, DigestError> {
     let data = serde_json::to_value(digest)?;
-    Ok(templates.render(TEMPLATE, &data)?)
+    Ok(templates.render_owned(TEMPLATE, data)?)
 }
 
 /// 1. Cases caseclerk cannot work out.

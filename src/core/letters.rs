@@ -212,22 +212,56 @@ impl Templates {
 
     /// Render the three parts of template `name` with `data`.
     pub fn render(&self, name: &str, data: &serde_json::Value) -> Result<Rendered, LetterError> {
+        self.render_parts(name, data.clone(), false)
+    }
+
+    /// [`Templates::render`] for a large document (the digest): the data, taken, becomes the one
+    /// context the three parts are rendered from (Handlebars' own `render` copies it into a new
+    /// context for every part: megabytes at 10,000 cases), and the plain text and the HTML are
+    /// rendered at the same time on two threads. A letter is too small to be worth a thread.
+    pub fn render_owned(
+        &self,
+        name: &str,
+        data: serde_json::Value,
+    ) -> Result<Rendered, LetterError> {
+        self.render_parts(name, data, true)
+    }
+
+    fn render_parts(
+        &self,
+        name: &str,
+        data: serde_json::Value,
+        at_once: bool,
+    ) -> Result<Rendered, LetterError> {
         if !self.has(name) {
             return Err(LetterError::Missing { name: name.into() });
         }
+        let context = handlebars::Context::from(data);
         let part = |reg: &Handlebars<'static>, p: &str| {
             let full = format!("{name}.{p}");
-            reg.render(&full, data).map_err(|e| LetterError::Render {
-                name: full,
-                source: Box::new(e),
-            })
+            reg.render_with_context(&full, &context)
+                .map_err(|e| LetterError::Render {
+                    name: full,
+                    source: Box::new(e),
+                })
         };
         let subject = part(&self.plain, "subject")?;
+        let (text, html) = if at_once {
+            std::thread::scope(|s| {
+                let html = s.spawn(|| part(&self.html, "html"));
+                let text = part(&self.plain, "text");
+                (text, html.join())
+            })
+        } else {
+            (part(&self.plain, "text"), Ok(part(&self.html, "html")))
+        };
+        // A panic while rendering the HTML is the same failure as on this thread: passed on.
+        let html = html.unwrap_or_else(|p| std::panic::resume_unwind(p));
         Ok(Rendered {
             // One line, whatever the file's trailing newline or a value's line breaks.
             subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-            text: part(&self.plain, "text")?,
-            html: part(&self.html, "html")?,
+            text: text?,
+            html: html?,
         })
     }
 }
