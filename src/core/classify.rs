@@ -45,12 +45,13 @@
 //! 13. [`referral`] — referral vocabulary in the subject, body or attachment names → `Referral`.
 //! 14. [`unmatched`] — everything else.
 
+use std::cell::OnceCell;
 use std::fmt;
 
 pub mod automated;
 
 use crate::core::intake::{Attachment, Message};
-use crate::core::text::{own_text, words};
+use crate::core::text::{Words, ends_ignoring_case, own_text, starts_ignoring_case};
 use crate::core::{conversation as outlook, trust};
 
 // ---------------------------------------------------------------------------------------------
@@ -422,16 +423,18 @@ pub const CASE_REF_PATTERN: &str = "RR-YYYY-NNNN";
 // ---------------------------------------------------------------------------------------------
 // The rules
 
-type Rule = fn(&Message, &Context) -> Option<Verdict>;
+type Rule = fn(&Message, &Context, &Scan) -> Option<Verdict>;
 
 /// Rules 1–13 in order; [`unmatched`] is the fallback after them.
 const RULES: &[(&str, Rule)] = &[
-    ("unparseable", unparseable),
-    ("own_message", own_message),
-    ("bounce", bounce),
+    ("unparseable", |msg, ctx, _| unparseable(msg, ctx)),
+    ("own_message", |msg, ctx, _| own_message(msg, ctx)),
+    ("bounce", |msg, ctx, _| bounce(msg, ctx)),
     ("auto_reply", auto_reply),
     ("secure_notice", secure_notice),
-    ("automated_wording", automated::automated_wording),
+    ("automated_wording", |msg, ctx, _| {
+        automated::automated_wording(msg, ctx)
+    }),
     ("thread", thread),
     ("case_ref_in_subject", case_ref_in_subject),
     ("conversation", conversation),
@@ -453,10 +456,67 @@ pub fn rule_names() -> Vec<&'static str> {
 
 /// Classifies one message. Pure; the first rule that fires wins.
 pub fn classify(msg: &Message, ctx: &Context) -> Verdict {
+    let scan = Scan::new(msg);
     RULES
         .iter()
-        .find_map(|(_, rule)| rule(msg, ctx))
+        .find_map(|(_, rule)| rule(msg, ctx, &scan))
         .unwrap_or_else(|| unmatched(msg, ctx))
+}
+
+/// What the rules read of one message's text, each part folded into [`Words`] the first time a
+/// rule asks for it and then shared: the subject, the whole body, the reply's own text (quoted
+/// history cut, [`own_text`]) and the referral vocabulary found. Several rules read the same
+/// text (most messages pass every rule); folding it once for all of them is what keeps a first
+/// run over a full mailbox quick.
+pub struct Scan<'m> {
+    msg: &'m Message,
+    subject: OnceCell<Words>,
+    body: OnceCell<Words>,
+    /// `None` when the own text is the whole body (then [`Scan::body`] serves).
+    own: OnceCell<Option<Words>>,
+    referral: OnceCell<Vec<String>>,
+}
+
+impl<'m> Scan<'m> {
+    /// Nothing read yet.
+    pub fn new(msg: &'m Message) -> Scan<'m> {
+        Scan {
+            msg,
+            subject: OnceCell::new(),
+            body: OnceCell::new(),
+            own: OnceCell::new(),
+            referral: OnceCell::new(),
+        }
+    }
+
+    /// The subject's words.
+    fn subject(&self) -> &Words {
+        self.subject.get_or_init(|| words(&self.msg.subject))
+    }
+
+    /// The whole body's words, quoted history included.
+    fn body(&self) -> &Words {
+        self.body.get_or_init(|| words(&self.msg.body_text))
+    }
+
+    /// The words of the reply's own text ([`own_text`]).
+    fn own(&self) -> &Words {
+        let own = self.own.get_or_init(|| {
+            let own = own_text(&self.msg.body_text);
+            (own.len() < self.msg.body_text.len()).then(|| words(own))
+        });
+        match own {
+            Some(own) => own,
+            None => self.body(),
+        }
+    }
+
+    /// [`referral_vocabulary_hits`], found once.
+    fn referral_hits(&self) -> Vec<String> {
+        self.referral
+            .get_or_init(|| referral_vocabulary_hits(self.msg, self))
+            .clone()
+    }
 }
 
 fn verdict(rule: &'static str, kind: Kind, reasons: Vec<String>) -> Option<Verdict> {
@@ -715,7 +775,7 @@ pub fn delivery_from_words(msg: &Message) -> (Delivery, String) {
 ///
 /// The case reference is carried when the message is threadable (see [`thread`] and
 /// [`case_ref_in_subject`]).
-pub fn auto_reply(msg: &Message, ctx: &Context) -> Option<Verdict> {
+pub fn auto_reply(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     // (reason, says "reply")
     let mut strong: Vec<(String, bool)> = Vec::new();
     let mut weak: Vec<(String, bool)> = Vec::new();
@@ -781,10 +841,10 @@ pub fn auto_reply(msg: &Message, ctx: &Context) -> Option<Verdict> {
     let mut reasons: Vec<String> = strong.into_iter().chain(weak).map(|(r, _)| r).collect();
 
     if !says_reply {
-        if secure_notice_evidence(msg).is_some() {
+        if secure_notice_evidence(msg, scan).is_some() {
             return None;
         }
-        let hits = referral_vocabulary_hits(msg);
+        let hits = scan.referral_hits();
         if !hits.is_empty() {
             reasons.extend(hits);
             reasons.push(
@@ -807,8 +867,8 @@ pub fn auto_reply(msg: &Message, ctx: &Context) -> Option<Verdict> {
 /// quoted letter of ours asking for "secure email" does not count), either the subject carries a
 /// [`SECURE_SUBJECT_TAGS`] tag and the text has a notice phrase or a portal cue, or the text has
 /// both a [`SECURE_NOTICE_PHRASES`] phrase and a [`SECURE_PORTAL_CUES`] cue.
-pub fn secure_notice(msg: &Message, ctx: &Context) -> Option<Verdict> {
-    let mut reasons = secure_notice_evidence(msg)?;
+pub fn secure_notice(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
+    let mut reasons = secure_notice_evidence(msg, scan)?;
     if let Some(value) = msg.auto_submitted.as_deref()
         && first_token(value) != "no"
         && !value.trim().is_empty()
@@ -827,7 +887,7 @@ pub fn secure_notice(msg: &Message, ctx: &Context) -> Option<Verdict> {
 /// In-Reply-To (the direct parent) is tried first, then References from the most recent id
 /// backwards. Ids are compared without brackets and ignoring ASCII case. When the hits belong to
 /// more than one case, nothing is guessed: `Unmatched`.
-pub fn thread(msg: &Message, ctx: &Context) -> Option<Verdict> {
+pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     match thread_hit(msg, ctx) {
         ThreadHit::None => None,
         ThreadHit::Ambiguous { header, case_refs } => verdict(
@@ -851,8 +911,7 @@ pub fn thread(msg: &Message, ctx: &Context) -> Option<Verdict> {
                 ));
             }
             let kind = case_reply(
-                msg,
-                ctx,
+                (msg, ctx, scan),
                 known.case_ref.clone(),
                 known.letter.clone(),
                 &mut reasons,
@@ -867,7 +926,7 @@ pub fn thread(msg: &Message, ctx: &Context) -> Option<Verdict> {
 /// existing case does not fire (the fallback's reasons mention it). Because this rule runs
 /// before [`referral`], a new referral whose subject cites an existing case (a sibling, say)
 /// lands on that case as a reply — visible there, not lost.
-pub fn case_ref_in_subject(msg: &Message, ctx: &Context) -> Option<Verdict> {
+pub fn case_ref_in_subject(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     let refs = existing_subject_refs(msg, ctx);
     match refs.as_slice() {
         [] => None,
@@ -875,7 +934,7 @@ pub fn case_ref_in_subject(msg: &Message, ctx: &Context) -> Option<Verdict> {
             let mut reasons = vec![format!(
                 "subject contains the existing case reference {one}"
             )];
-            let kind = case_reply(msg, ctx, one.clone(), None, &mut reasons);
+            let kind = case_reply((msg, ctx, scan), one.clone(), None, &mut reasons);
             verdict("case_ref_in_subject", kind, reasons)
         }
         many => verdict(
@@ -892,7 +951,7 @@ pub fn case_ref_in_subject(msg: &Message, ctx: &Context) -> Option<Verdict> {
 /// Rule 10: a fresh message (no thread we know, no case reference) from an agency that is on exactly one
 /// open case belongs to that case: agencies often start a new email to send their return. On
 /// several open cases it is left for a person; an agency on none falls through to the later rules.
-pub fn agency_sender_open_case(msg: &Message, ctx: &Context) -> Option<Verdict> {
+pub fn agency_sender_open_case(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     if ctx.agency_cases.is_empty() {
         return None;
     }
@@ -919,19 +978,20 @@ pub fn agency_sender_open_case(msg: &Message, ctx: &Context) -> Option<Verdict> 
                 .copied()
                 .filter(|t| *t != "rapid review")
                 .collect();
-            let texts = std::iter::once(msg.subject.as_str())
-                .chain(msg.attachments.iter().map(|a| a.filename.as_str()))
-                .chain(std::iter::once(msg.body_text.as_str()));
-            let hit = texts
-                .into_iter()
-                .find_map(|t| first_phrase(&words(t), &strong, false));
+            let hit = first_phrase(scan.subject(), &strong, false)
+                .or_else(|| {
+                    msg.attachments
+                        .iter()
+                        .find_map(|a| first_phrase(&words(&a.filename), &strong, false))
+                })
+                .or_else(|| first_phrase(scan.body(), &strong, false));
             if let Some(term) = hit {
                 reasons.push(format!("referral vocabulary \"{term}\""));
                 reasons
                     .push("it could be a new referral or a return: left for a person".to_string());
                 return verdict("agency_sender_open_case", Kind::Unmatched, reasons);
             }
-            let reply = reply_kind(msg, &mut reasons);
+            let reply = reply_kind(msg, scan, &mut reasons);
             verdict(
                 "agency_sender_open_case",
                 Kind::CaseReply {
@@ -960,8 +1020,8 @@ pub fn agency_sender_open_case(msg: &Message, ctx: &Context) -> Option<Verdict> 
 /// opens a case: with vocabulary it is `Unmatched`, for a person. A message without vocabulary
 /// falls through to [`unmatched`]. Attachments that will not travel to the panel
 /// ([`trust::attachment_risk`]) are noted in the reasons.
-pub fn referral(msg: &Message, _ctx: &Context) -> Option<Verdict> {
-    let mut reasons = referral_vocabulary_hits(msg);
+pub fn referral(msg: &Message, _ctx: &Context, scan: &Scan) -> Option<Verdict> {
+    let mut reasons = scan.referral_hits();
     if reasons.is_empty() {
         return None;
     }
@@ -991,7 +1051,7 @@ pub fn referral(msg: &Message, _ctx: &Context) -> Option<Verdict> {
 /// a case (every letter of a case carries the same header block) or of a message filed on a case;
 /// or `Thread-Topic` (the conversation's original subject) names an existing case. One case → a
 /// reply on it; more than one → `Unmatched` (nothing guessed).
-pub fn conversation(msg: &Message, ctx: &Context) -> Option<Verdict> {
+pub fn conversation(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     let mut refs: Vec<String> = Vec::new();
     let mut reasons = Vec::new();
     if let Some(conv) = &msg.thread_conversation {
@@ -1022,7 +1082,7 @@ pub fn conversation(msg: &Message, ctx: &Context) -> Option<Verdict> {
     match refs.as_slice() {
         [] => None,
         [one] => {
-            let kind = case_reply(msg, ctx, one.clone(), None, &mut reasons);
+            let kind = case_reply((msg, ctx, scan), one.clone(), None, &mut reasons);
             verdict("conversation", kind, reasons)
         }
         many => {
@@ -1040,7 +1100,7 @@ pub fn conversation(msg: &Message, ctx: &Context) -> Option<Verdict> {
 /// removed) uses new-referral words ([`REFERRAL_VOCABULARY`] less "rapid review", which is how
 /// people write about the review itself), it could be a new referral that mentions an old case:
 /// `Unmatched`. Two or more cases → `Unmatched`.
-pub fn quoted_case_ref(msg: &Message, ctx: &Context) -> Option<Verdict> {
+pub fn quoted_case_ref(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     let refs = existing_refs_in(&msg.body_text, ctx);
     match refs.as_slice() {
         [] => None,
@@ -1051,14 +1111,14 @@ pub fn quoted_case_ref(msg: &Message, ctx: &Context) -> Option<Verdict> {
                 .copied()
                 .filter(|t| *t != "rapid review")
                 .collect();
-            if let Some(term) = first_phrase(&words(own_text(&msg.body_text)), &strong, false) {
+            if let Some(term) = first_phrase(scan.own(), &strong, false) {
                 reasons.push(format!(
                     "the sender's own text uses referral vocabulary \"{term}\": it could be a new \
                      referral that mentions {one}; left for a person"
                 ));
                 return verdict("quoted_case_ref", Kind::Unmatched, reasons);
             }
-            let kind = case_reply(msg, ctx, one.clone(), None, &mut reasons);
+            let kind = case_reply((msg, ctx, scan), one.clone(), None, &mut reasons);
             verdict("quoted_case_ref", kind, reasons)
         }
         many => verdict(
@@ -1076,8 +1136,8 @@ pub fn quoted_case_ref(msg: &Message, ctx: &Context) -> Option<Verdict> {
 /// out, or the case is gone): a reply to us is never a new referral → `Unmatched`. Evidence: a
 /// quoted `From:` or "… wrote:" line with one of our addresses; a Message-ID we minted; "keep(ing) RR-…" (our
 /// letters ask for the reference to stay in the subject); the word "caseclerk".
-pub fn quotes_our_letter(msg: &Message, ctx: &Context) -> Option<Verdict> {
-    let reasons = our_letter_evidence(msg, ctx);
+pub fn quotes_our_letter(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
+    let reasons = our_letter_evidence(msg, ctx, scan);
     if reasons.is_empty() {
         return None;
     }
@@ -1090,22 +1150,25 @@ pub fn quotes_our_letter(msg: &Message, ctx: &Context) -> Option<Verdict> {
     verdict("quotes_our_letter", Kind::Unmatched, reasons)
 }
 
-fn our_letter_evidence(msg: &Message, ctx: &Context) -> Vec<String> {
+fn our_letter_evidence(msg: &Message, ctx: &Context, scan: &Scan) -> Vec<String> {
     let mut reasons = Vec::new();
-    let body = msg.body_text.to_lowercase();
+    let ours: Vec<String> = ctx
+        .own_addresses
+        .iter()
+        .map(|a| a.trim().to_lowercase())
+        .filter(|a| !a.is_empty())
+        .collect();
     // Outlook/Exchange quote "From: … <our address>"; Gmail and Apple Mail "On …, … <our
-    // address> wrote:".
-    let quoted_from_us = body.lines().any(|line| {
-        let line = line
-            .trim_matches(|c: char| c == '>' || c == '*' || c.is_whitespace())
-            .to_string();
-        (line.starts_with("from:") || line.ends_with("wrote:"))
-            && ctx
-                .own_addresses
-                .iter()
-                .map(|a| a.trim().to_lowercase())
-                .any(|a| !a.is_empty() && line.contains(&a))
-    });
+    // address> wrote:". The markers are compared ignoring ASCII case, as `text::own_text` does;
+    // only a line that has one is lowercased to look for our addresses in.
+    let quoted_from_us = !ours.is_empty()
+        && msg.body_text.lines().any(|line| {
+            let line = line.trim_matches(|c: char| c == '>' || c == '*' || c.is_whitespace());
+            (starts_ignoring_case(line, "from:") || ends_ignoring_case(line, "wrote:")) && {
+                let line = line.to_lowercase();
+                ours.iter().any(|a| line.contains(a.as_str()))
+            }
+        });
     if quoted_from_us {
         reasons.push(
             "the body quotes a From: or \"… wrote:\" line with one of our addresses".to_string(),
@@ -1116,27 +1179,35 @@ fn our_letter_evidence(msg: &Message, ctx: &Context) -> Vec<String> {
         .trim()
         .trim_start_matches('@')
         .to_lowercase();
-    let minted = !domain.is_empty()
-        && body
+    // Only a word with an `@` can end with our id domain; only such a word is lowercased.
+    let minted = !domain.is_empty() && {
+        let ending = format!("@{domain}");
+        msg.body_text
             .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')'))
-            .any(|t| t.starts_with(OWN_ID_PREFIX) && t.ends_with(&format!("@{domain}")));
+            .filter(|t| t.contains('@'))
+            .any(|t| {
+                let t = t.to_lowercase();
+                t.starts_with(OWN_ID_PREFIX) && t.ends_with(&ending)
+            })
+    };
     if minted {
         reasons.push("the body quotes a Message-ID we minted".to_string());
     }
-    let w = words(&msg.body_text);
-    let keep = w.windows(4).any(|x| {
-        matches!(x[0].as_str(), "keep" | "keeping")
-            && x[1] == "rr"
-            && x[2].len() == 4
-            && x[2].chars().all(|c| c.is_ascii_digit())
-            && x[3].chars().all(|c| c.is_ascii_digit())
+    let w = scan.body();
+    let word = |i: usize| w.get(i).unwrap_or_default();
+    let keep = (0..w.len().saturating_sub(3)).any(|i| {
+        matches!(word(i), "keep" | "keeping")
+            && word(i + 1) == "rr"
+            && word(i + 2).len() == 4
+            && word(i + 2).chars().all(|c| c.is_ascii_digit())
+            && word(i + 3).chars().all(|c| c.is_ascii_digit())
     });
     if keep {
         reasons.push(
             "the body quotes our request to keep a case reference in the subject".to_string(),
         );
     }
-    if w.iter().any(|x| x == "caseclerk") {
+    if w.contains("caseclerk") {
         reasons.push("the body names caseclerk".to_string());
     }
     reasons
@@ -1146,11 +1217,11 @@ fn our_letter_evidence(msg: &Message, ctx: &Context) -> Vec<String> {
 /// (referral vocabulary, no list headers): spam-marked or failed authentication → `Unmatched`
 /// whoever the sender; an untrusted sender (when `trusted_domains` is set) without a passing
 /// verdict, or with an unsafe attachment → `Unmatched`. Otherwise it steps aside for [`referral`].
-pub fn referral_trust(msg: &Message, ctx: &Context) -> Option<Verdict> {
+pub fn referral_trust(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     if msg.list_headers {
         return None;
     }
-    let mut reasons = referral_vocabulary_hits(msg);
+    let mut reasons = scan.referral_hits();
     if reasons.is_empty() {
         return None;
     }
@@ -1238,14 +1309,13 @@ pub fn unmatched(msg: &Message, ctx: &Context) -> Verdict {
 // Case replies
 
 fn case_reply(
-    msg: &Message,
-    ctx: &Context,
+    (msg, ctx, scan): (&Message, &Context, &Scan),
     case_ref: String,
     in_reply_to_letter: Option<LetterRef>,
     reasons: &mut Vec<String>,
 ) -> Kind {
     let agency = agency_for(msg, ctx, reasons);
-    let reply = reply_kind(msg, reasons);
+    let reply = reply_kind(msg, scan, reasons);
     Kind::CaseReply {
         case_ref,
         in_reply_to_letter,
@@ -1255,7 +1325,7 @@ fn case_reply(
 }
 
 /// Return when there is a real attachment; NilReturn when [`nil_return`] says so; else Other.
-fn reply_kind(msg: &Message, reasons: &mut Vec<String>) -> ReplyKind {
+fn reply_kind(msg: &Message, scan: &Scan, reasons: &mut Vec<String>) -> ReplyKind {
     let mut ignored: Vec<&'static str> = Vec::new();
     let mut real: Vec<&Attachment> = Vec::new();
     for a in &msg.attachments {
@@ -1280,7 +1350,7 @@ fn reply_kind(msg: &Message, reasons: &mut Vec<String>) -> ReplyKind {
         ));
         return ReplyKind::Return;
     }
-    match nil_return(msg) {
+    match nil_return(msg, scan) {
         Ok(reason) => {
             reasons.push(reason);
             ReplyKind::NilReturn
@@ -1326,20 +1396,20 @@ fn has_real_attachment(msg: &Message) -> bool {
 /// and own text no longer than [`NIL_RETURN_MAX_CHARS`]. "Not known" inside a long letter is a
 /// letter. `Ok(reason)` for a nil return; `Err(Some(reason))` when a phrase was seen but a
 /// condition failed; `Err(None)` when no phrase was seen.
-fn nil_return(msg: &Message) -> Result<String, Option<String>> {
+fn nil_return(msg: &Message, scan: &Scan) -> Result<String, Option<String>> {
     let own = own_text(&msg.body_text).trim();
     let own_chars = own.chars().count();
     let window: String = own.chars().take(NIL_RETURN_WINDOW_CHARS).collect();
     let window_words = words(&window);
-    let subject_words = words(&msg.subject);
 
     let in_window = first_phrase(&window_words, NIL_RETURN_PHRASES, true);
-    let in_subject = first_phrase(&subject_words, NIL_RETURN_PHRASES, true);
+    let in_subject = first_phrase(scan.subject(), NIL_RETURN_PHRASES, true);
     let (phrase, place) = match (in_window, in_subject) {
         (Some(p), _) => (p, "the first 300 characters of the reply"),
         (None, Some(p)) => (p, "the subject"),
         (None, None) => {
-            let anywhere = first_phrase(&words(own), NIL_RETURN_PHRASES, true);
+            // The own text's words: trimming changes no word.
+            let anywhere = first_phrase(scan.own(), NIL_RETURN_PHRASES, true);
             return Err(anywhere.map(|p| {
                 format!(
                     "nil-return phrase \"{p}\" appears only late in a {own_chars}-character reply: \
@@ -1558,15 +1628,15 @@ fn threadable_case_ref(msg: &Message, ctx: &Context, reasons: &mut Vec<String>) 
 // ---------------------------------------------------------------------------------------------
 // Evidence helpers
 
-fn secure_notice_evidence(msg: &Message) -> Option<Vec<String>> {
+fn secure_notice_evidence(msg: &Message, scan: &Scan) -> Option<Vec<String>> {
     if has_real_attachment(msg) {
         return None;
     }
     let subject = msg.subject.to_lowercase();
     let tag = SECURE_SUBJECT_TAGS.iter().find(|t| subject.contains(*t));
-    let own = words(own_text(&msg.body_text));
-    let notice = first_phrase(&own, SECURE_NOTICE_PHRASES, false);
-    let cue = first_phrase(&own, SECURE_PORTAL_CUES, false);
+    let own = scan.own();
+    let notice = first_phrase(own, SECURE_NOTICE_PHRASES, false);
+    let cue = first_phrase(own, SECURE_PORTAL_CUES, false);
     let mut reasons = Vec::new();
     match (tag, notice, cue) {
         (Some(tag), n, c) if n.is_some() || c.is_some() => {
@@ -1589,9 +1659,9 @@ fn secure_notice_evidence(msg: &Message) -> Option<Vec<String>> {
 }
 
 /// One reason per place where referral vocabulary occurs: subject, attachment names, body.
-fn referral_vocabulary_hits(msg: &Message) -> Vec<String> {
+fn referral_vocabulary_hits(msg: &Message, scan: &Scan) -> Vec<String> {
     let mut reasons = Vec::new();
-    if let Some(term) = first_phrase(&words(&msg.subject), REFERRAL_VOCABULARY, false) {
+    if let Some(term) = first_phrase(scan.subject(), REFERRAL_VOCABULARY, false) {
         reasons.push(format!("referral vocabulary \"{term}\" in the subject"));
     }
     if let Some(term) = msg
@@ -1603,7 +1673,7 @@ fn referral_vocabulary_hits(msg: &Message) -> Vec<String> {
             "referral vocabulary \"{term}\" in an attachment name"
         ));
     }
-    if let Some(term) = first_phrase(&words(&msg.body_text), REFERRAL_VOCABULARY, false) {
+    if let Some(term) = first_phrase(scan.body(), REFERRAL_VOCABULARY, false) {
         reasons.push(format!("referral vocabulary \"{term}\" in the body"));
     }
     reasons
@@ -1644,35 +1714,31 @@ fn message_id_lines(text: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Words
 
+/// The folded words of `s` ([`Words`]).
+fn words(s: &str) -> Words {
+    Words::new(s)
+}
+
 /// The first vocabulary entry (in list order) that occurs in `text_words` as a whole-word
 /// sequence. With `skip_negated`, a negated occurrence (see [`negated`]) does not count.
 fn first_phrase(
-    text_words: &[String],
+    text_words: &Words,
     vocabulary: &[&'static str],
     skip_negated: bool,
 ) -> Option<&'static str> {
     vocabulary.iter().copied().find(|entry| {
-        let phrase = words(entry);
-        if phrase.is_empty() || phrase.len() > text_words.len() {
-            return false;
-        }
-        text_words
-            .windows(phrase.len())
-            .enumerate()
-            .any(|(i, window)| {
-                window == phrase.as_slice() && !(skip_negated && negated(text_words, i))
-            })
+        text_words.contains_where(entry, |i| !(skip_negated && negated(text_words, i)))
     })
 }
 
 /// Whether the words before position `i` negate what starts there: "not", "never" or the "t"
 /// of "isn't", directly or before an article ("not a nil return").
-fn negated(text_words: &[String], i: usize) -> bool {
+fn negated(text_words: &Words, i: usize) -> bool {
     let is_negation = |w: &str| matches!(w, "not" | "never" | "t");
     let before = |n: usize| i.checked_sub(n).and_then(|j| text_words.get(j));
-    match before(1).map(String::as_str) {
+    match before(1) {
         Some(w) if is_negation(w) => true,
-        Some("a" | "an" | "the") => before(2).is_some_and(|w| is_negation(w)),
+        Some("a" | "an" | "the") => before(2).is_some_and(is_negation),
         _ => false,
     }
 }

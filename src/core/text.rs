@@ -31,32 +31,81 @@
 /// forwarded; if the cut takes too much, the reply reads as "not a vote" and a person is asked,
 /// which is the safe failure.
 pub fn own_text(body: &str) -> &str {
-    let mut offset = 0;
-    let mut previous_start: Option<(usize, bool)> = None; // (start, line starts with "On ")
+    let mut history = HistoryCut::default();
     for line in body.split_inclusive('\n') {
-        let trimmed = line.trim();
-        let lower = trimmed.to_lowercase();
-        let cut = trimmed.starts_with('>')
-            || (lower.starts_with("-----") && lower.contains("original message"))
-            || trimmed.starts_with("__________")
-            || lower.starts_with("from:");
-        if cut {
-            return &body[..offset];
+        if let Some(cut) = history.line(line) {
+            return &body[..cut];
         }
-        if lower.ends_with("wrote:") {
-            if lower.starts_with("on ") {
-                return &body[..offset];
+    }
+    body
+}
+
+/// [`own_text`]'s rules, a line at a time: fed the lines of a text in order (each with its line
+/// break), it says where the quoted history starts as soon as a line shows it. Every line seen
+/// before that is the reply's own, so a reader can stop at the cut.
+///
+/// The markers are compared ignoring ASCII case on the line as written, which is the same as
+/// comparing the lowercased line: the only characters whose lowercase holds an ASCII letter are
+/// `İ` (`i` and a combining dot, which no marker can match) and the Kelvin sign (`k`, in no
+/// marker).
+#[derive(Default)]
+struct HistoryCut {
+    /// Bytes of the lines seen so far (all of them the reply's own).
+    offset: usize,
+    /// Where the last non-blank line started, and whether it starts with `On `.
+    previous: Option<(usize, bool)>,
+}
+
+impl HistoryCut {
+    /// The next line; `Some(cut)` when the history starts at byte `cut` of the text.
+    fn line(&mut self, line: &str) -> Option<usize> {
+        let trimmed = line.trim();
+        let cut = trimmed.starts_with('>')
+            || (starts_ignoring_case(trimmed, "-----")
+                && contains_ignoring_case(trimmed, "original message"))
+            || trimmed.starts_with("__________")
+            || starts_ignoring_case(trimmed, "from:");
+        if cut {
+            return Some(self.offset);
+        }
+        if ends_ignoring_case(trimmed, "wrote:") {
+            if starts_ignoring_case(trimmed, "on ") {
+                return Some(self.offset);
             }
-            if let Some((start, true)) = previous_start {
-                return &body[..start];
+            if let Some((start, true)) = self.previous {
+                return Some(start);
             }
         }
         if !trimmed.is_empty() {
-            previous_start = Some((offset, lower.starts_with("on ")));
+            self.previous = Some((self.offset, starts_ignoring_case(trimmed, "on ")));
         }
-        offset += line.len();
+        self.offset += line.len();
+        None
     }
-    body
+
+    /// Where the last non-blank line seen started: a later line can cut the history no earlier
+    /// than there (a wrapped `On … wrote:` attribution), so what comes before it is settled.
+    fn settled(&self) -> usize {
+        self.previous.map_or(self.offset, |(start, _)| start)
+    }
+}
+
+/// `s` starts with ASCII `prefix`, ignoring ASCII case.
+pub fn starts_ignoring_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// `s` ends with ASCII `suffix`, ignoring ASCII case.
+pub fn ends_ignoring_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+/// `s` contains ASCII `needle`, ignoring ASCII case.
+fn contains_ignoring_case(s: &str, needle: &str) -> bool {
+    s.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// External-sender banners as mail systems put them on top of (or under) mail from outside the
@@ -112,17 +161,34 @@ const BANNER_TAILS: &[&str] = &[
     "this is important",
 ];
 
-/// Is this line (folded) a banner's first line? `extra` are configured banners, folded.
-fn is_banner(folded: &str, extra: &[String]) -> bool {
-    let starts = |b: &str| !b.is_empty() && (folded == b || folded.starts_with(&format!("{b} ")));
+/// Is this line a banner's first line? `folded` is the line folded ([`fold`]), or only the start
+/// of it when `whole` is false — then at least [`banner_prefix_bytes`] bytes of it, which is all a
+/// banner's test reads. `extra` are configured banners, folded.
+fn is_banner(folded: &str, whole: bool, extra: &[String]) -> bool {
+    let is = |b: &str| whole && folded == b;
+    let starts = |b: &str| {
+        !b.is_empty()
+            && (is(b) || (folded.starts_with(b) && folded.as_bytes().get(b.len()) == Some(&b' ')))
+    };
     // A bare "external" is a banner only on its own ("[EXTERNAL]"), never "External agencies: …".
-    BUILTIN_BANNERS.iter().any(|b| {
-        if *b == "external" {
-            folded == *b
-        } else {
-            starts(b)
-        }
-    }) || extra.iter().any(|b| starts(b))
+    BUILTIN_BANNERS
+        .iter()
+        .any(|b| if *b == "external" { is(b) } else { starts(b) })
+        || extra.iter().any(|b| starts(b))
+}
+
+/// How much of a folded line [`is_banner`] needs: one byte more than the longest banner, so that
+/// a line folding longer than that is no banner by equality and its start shows any banner
+/// followed by a space.
+fn banner_prefix_bytes(extra: &[String]) -> usize {
+    BUILTIN_BANNERS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+        + 1
 }
 
 /// The text a vote or an `Agencies:` line is read from: external-sender banners removed (the
@@ -133,32 +199,89 @@ fn is_banner(folded: &str, extra: &[String]) -> bool {
 ///
 /// `extra` may be written as people write them; they are folded here.
 pub fn reply_text(body: &str, extra: &[String]) -> String {
+    reply_lines(body, extra, None)
+}
+
+/// The start of [`reply_text`], for a reader that looks only at the first `chars` characters of
+/// the reply and at its first line with a letter or digit: a prefix of `reply_text(body, extra)`
+/// that is all of it, or holds at least its first `chars` characters and, whole, every line up
+/// to the first with a letter or digit. The body is read only as far as that takes (banners and
+/// the quoted history are found as [`reply_text`] finds them), not to its end.
+pub fn reply_text_start(body: &str, extra: &[String], chars: usize) -> String {
+    reply_lines(body, extra, Some(chars))
+}
+
+/// [`reply_text`] and [`reply_text_start`]: the body's lines, banners dropped, until the quoted
+/// history starts (nothing after it can be the reply's own) or, with `enough`, until the settled
+/// part ([`HistoryCut::settled`]) holds that many characters and a line with a letter or digit.
+fn reply_lines(body: &str, extra: &[String], enough: Option<usize>) -> String {
     let extra: Vec<String> = extra.iter().map(|b| fold(b)).collect();
-    let mut kept = String::with_capacity(body.len());
+    let prefix = banner_prefix_bytes(&extra);
+    let mut kept = String::with_capacity(if enough.is_some() { 0 } else { body.len() });
+    let mut history = HistoryCut::default();
+    // The settled part of `kept` counted so far: its bytes, characters, and whether a line of it
+    // has a letter or digit.
+    let (mut counted, mut chars, mut letter) = (0, 0, false);
     let mut in_banner = false;
     for line in body.split_inclusive('\n') {
-        let folded = fold(line);
-        if is_banner(&folded, &extra) {
+        let (folded, whole) = fold_until(line, |out| out.len() > prefix);
+        if is_banner(&folded, whole, &extra) {
             in_banner = true;
             continue;
         }
-        if in_banner
-            && !folded.is_empty()
-            && BANNER_TAILS.iter().any(|t| contains_phrase(&folded, t))
-        {
-            continue;
+        if in_banner && !folded.is_empty() {
+            let folded = if whole { folded } else { fold(line) };
+            if BANNER_TAILS.iter().any(|t| contains_phrase(&folded, t)) {
+                continue;
+            }
         }
         in_banner = false;
+        if let Some(cut) = history.line(line) {
+            kept.truncate(cut);
+            return kept;
+        }
         kept.push_str(line);
+        let Some(enough) = enough else { continue };
+        let settled = history.settled();
+        let newly = &kept[counted..settled];
+        chars += newly.chars().count();
+        letter = letter || newly.chars().any(folds_to_a_word);
+        counted = settled;
+        if chars >= enough && letter {
+            kept.truncate(settled);
+            return kept;
+        }
     }
-    let own = own_text(&kept).len();
-    kept.truncate(own);
     kept
 }
 
 /// Does folded `text` contain folded `phrase` as whole words?
 fn contains_phrase(text: &str, phrase: &str) -> bool {
-    format!(" {text} ").contains(&format!(" {phrase} "))
+    find_phrase(text, phrase, |_| true)
+}
+
+/// Whether folded `phrase` occurs in folded `text` as whole words at a byte offset `accept`
+/// takes. Occurrences may overlap; a phrase that folds to nothing occurs nowhere.
+fn find_phrase(text: &str, phrase: &str, mut accept: impl FnMut(usize) -> bool) -> bool {
+    if phrase.is_empty() || !text.contains(phrase) {
+        return false;
+    }
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(found) = text[from..].find(phrase) {
+        let at = from + found;
+        let end = at + phrase.len();
+        let whole = (at == 0 || b[at - 1] == b' ') && (end == b.len() || b[end] == b' ');
+        if whole && accept(at) {
+            return true;
+        }
+        // The next occurrence can only start at a later word.
+        match text[at..].find(' ') {
+            Some(space) => from = at + space + 1,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Tags external-sender rules put in front of a subject (lowercase): `[EXTERNAL] RE: …`.
@@ -218,7 +341,28 @@ pub fn words(s: &str) -> Vec<String> {
 }
 
 fn fold_with(s: &str, name: bool) -> String {
-    let mut out = String::with_capacity(s.len());
+    fold_until_with(s, name, |_| false).0
+}
+
+/// [`fold`] of `s`, stopped as soon as `stop` says the folded text so far is enough: `(folded,
+/// true)` when all of `s` was folded, else `(start, false)` where `start` is where [`fold`]`(s)`
+/// starts (the folded text only grows, a space going in only before the next word), at least as
+/// far as `stop` asked.
+pub fn fold_until(s: &str, stop: impl FnMut(&str) -> bool) -> (String, bool) {
+    fold_until_with(s, false, stop)
+}
+
+/// Does this character fold into a word (its lowercase has a letter or digit)?
+pub fn folds_to_a_word(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else {
+        c.to_lowercase().any(char::is_alphanumeric)
+    }
+}
+
+fn fold_until_with(s: &str, name: bool, mut stop: impl FnMut(&str) -> bool) -> (String, bool) {
+    let mut out = String::with_capacity(s.len().min(4096));
     let mut space = false;
     let mut push = |out: &mut String, c: char| {
         if c.is_alphanumeric() {
@@ -232,20 +376,108 @@ fn fold_with(s: &str, name: bool) -> String {
         }
     };
     for c in s.chars() {
-        if name && (c == '\'' || c == '’') {
+        if c.is_ascii() {
+            // ASCII folds as `char::to_lowercase` and `char::is_alphanumeric` would fold it.
+            if c.is_ascii_alphanumeric() {
+                push(&mut out, c.to_ascii_lowercase());
+            } else if name && c == '&' {
+                for c in " and ".chars() {
+                    push(&mut out, c);
+                }
+            } else if !(name && c == '\'') {
+                push(&mut out, ' ');
+            }
+        } else if name && c == '’' {
             continue;
-        }
-        if name && c == '&' {
-            for c in " and ".chars() {
+        } else {
+            for c in c.to_lowercase() {
                 push(&mut out, c);
             }
-            continue;
         }
-        for c in c.to_lowercase() {
-            push(&mut out, c);
+        if stop(&out) {
+            return (out, false);
         }
     }
-    out
+    (out, true)
+}
+
+/// Text folded once ([`fold`]) and cut into its words, to look for many phrases in. A phrase is
+/// found where its folded words follow each other in the text as whole words: `"SCSI-1"` in
+/// `"an SCSI 1 form"`, not `"referral"` in `"referrals"`.
+///
+/// No `Debug`: it holds the text of a message.
+#[derive(Clone, Default)]
+pub struct Words {
+    folded: String,
+    /// Byte offset in `folded` where each word starts.
+    starts: Vec<usize>,
+}
+
+impl Words {
+    /// The words of `s`.
+    pub fn new(s: &str) -> Words {
+        let folded = fold(s);
+        let mut starts = Vec::new();
+        if !folded.is_empty() {
+            starts.push(0);
+            starts.extend(folded.match_indices(' ').map(|(at, _)| at + 1));
+        }
+        Words { folded, starts }
+    }
+
+    /// How many words.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Word `i` (from 0).
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let start = *self.starts.get(i)?;
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.folded.len(), |next| next - 1);
+        Some(&self.folded[start..end])
+    }
+
+    /// The words, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Whether `phrase` (as written: it is folded here) occurs as whole words.
+    pub fn contains(&self, phrase: &str) -> bool {
+        self.contains_where(phrase, |_| true)
+    }
+
+    /// Whether `phrase` occurs as whole words starting at a word `accept` takes (given the
+    /// index of the occurrence's first word). A phrase that folds to nothing occurs nowhere.
+    pub fn contains_where(&self, phrase: &str, mut accept: impl FnMut(usize) -> bool) -> bool {
+        find_phrase(&self.folded, &folded_form(phrase), |at| {
+            self.starts.binary_search(&at).is_ok_and(&mut accept)
+        })
+    }
+}
+
+/// `phrase` as [`fold`] gives it: itself when it is already folded (lowercase ASCII letters and
+/// digits, words one space apart, as every built-in vocabulary entry nearly is), else folded.
+fn folded_form(phrase: &str) -> std::borrow::Cow<'_, str> {
+    let b = phrase.as_bytes();
+    let folded = b.first() != Some(&b' ')
+        && b.last() != Some(&b' ')
+        && !phrase.contains("  ")
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b' ');
+    if folded {
+        std::borrow::Cow::Borrowed(phrase)
+    } else {
+        std::borrow::Cow::Owned(fold(phrase))
+    }
 }
 
 #[cfg(test)]
@@ -372,5 +604,98 @@ mod tests {
             "Externally sourced"
         );
         assert_eq!(without_subject_banners("é"), "é");
+    }
+
+    /// The start of a reply holds what a reader of its first `n` characters and first line
+    /// needs: checked against the whole [`reply_text`] on bodies built from banners, quoted
+    /// history, attributions (also wrapped onto a second line right at the bound), blank and
+    /// punctuation lines and long lines.
+    #[test]
+    fn the_start_of_a_reply_is_the_whole_reply_read_only_as_far_as_needed() {
+        let pieces = [
+            "MEETS",
+            "Thank you for your email.",
+            "",
+            "  ",
+            "* * * *",
+            "CAUTION: This email originated from outside of the organisation.",
+            "Do not click links unless you recognise the sender",
+            "[EXTERNAL]",
+            "** Message from an external partner",
+            "On Tue, 3 Mar 2026 at 10:00, Jo Bloggs",
+            "<jo@x.test> wrote:",
+            "On Tue, Jo <jo@x.test> wrote:",
+            "> quoted",
+            "-----Original Message-----",
+            "From: Someone",
+            "on monday we met",
+            "Ärztin İstanbul",
+        ];
+        let extra = ["** Message from an external partner".to_string()];
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut body = String::new();
+            for _ in 0..next(12) {
+                let piece = pieces[next(pieces.len())];
+                body.push_str(&piece.repeat(1 + next(3) * next(40)));
+                body.push_str(["\n", "\r\n"][next(2)]);
+            }
+            let whole = reply_text(&body, &extra);
+            for n in [0, 1, 30, 120] {
+                let start = reply_text_start(&body, &extra, n);
+                assert!(whole.starts_with(&start), "{body:?} {n}");
+                if start != whole {
+                    assert!(start.chars().count() >= n, "{body:?} {n}");
+                    let first = |t: &str| t.lines().find(|l| !fold(l).is_empty()).map(String::from);
+                    assert!(first(&start).is_some(), "{body:?} {n}");
+                    assert_eq!(first(&start), first(&whole), "{body:?} {n}");
+                }
+            }
+        }
+        // An attribution wrapped onto two lines right where the start has enough characters:
+        // the start must stop before its first line, as the whole reply does.
+        let own = "word ".repeat(20);
+        let body =
+            format!("{own}\nOn Tue, 3 Mar 2026 at 10:00, Jo Bloggs\n<jo@x.test> wrote:\n> NFA\n");
+        assert_eq!(reply_text(&body, &[]), format!("{own}\n"));
+        assert_eq!(reply_text_start(&body, &[], 100), format!("{own}\n"));
+        // Past the start, the rest of the body is not read: a later banner or quote changes
+        // nothing in it.
+        let long = format!("{own}\n{own}\nmore\n");
+        let start = reply_text_start(&format!("{long}[EXTERNAL]\n> quoted\n"), &[], 100);
+        assert!(long.starts_with(&start) && start.chars().count() >= 100);
+    }
+
+    #[test]
+    fn a_phrase_is_found_where_its_words_follow_each_other_even_overlapping_another() {
+        let w = Words::new("Not a b a b a; SCSI - 1 form.");
+        assert_eq!(w.len(), 9);
+        assert_eq!(w.get(6), Some("scsi"));
+        assert_eq!(w.iter().last(), Some("form"));
+        assert!(w.contains("SCSI-1") && w.contains("1 FORM") && !w.contains("scsi1"));
+        assert!(!w.contains("b a b a b") && !w.contains("") && !w.contains(" - "));
+        // "a b a" at word 1 follows "not"; the one at word 3 overlaps it and is the one taken.
+        assert!(w.contains_where("a b a", |i| i == 3));
+        assert!(!Words::new("sca b").contains("a b"), "whole words only");
+        assert!(Words::new("").is_empty());
+    }
+
+    #[test]
+    fn folding_can_stop_early_and_says_whether_it_read_everything() {
+        assert_eq!(
+            fold_until("Does NOT meet -- see below.", |out| out.len() >= 8),
+            ("does not".to_string(), false)
+        );
+        assert_eq!(
+            fold_until("MEETS!", |out| out.len() > 10),
+            ("meets".to_string(), true)
+        );
+        assert!(folds_to_a_word('İ') && folds_to_a_word('7') && !folds_to_a_word('-'));
     }
 }

@@ -25,7 +25,7 @@
 
 use super::{Context, Kind, Verdict, threadable_case_ref, verdict};
 use crate::core::intake::Message;
-use crate::core::text::{fold, reply_text, words};
+use crate::core::text::{Words, fold_until, reply_text_start};
 
 /// Only this many characters from the start of the reply's own text are read.
 pub const WINDOW_CHARS: usize = 600;
@@ -164,46 +164,57 @@ const GREETINGS: &[&str] = &[
 ];
 
 /// Every phrase of `vocabulary` in `text_words`, as whole words, in vocabulary order.
-fn hits(text_words: &[String], vocabulary: &[&'static str]) -> Vec<&'static str> {
+fn hits(text_words: &Words, vocabulary: &[&'static str]) -> Vec<&'static str> {
     vocabulary
         .iter()
         .copied()
-        .filter(|entry| {
-            let phrase = words(entry);
-            !phrase.is_empty()
-                && phrase.len() <= text_words.len()
-                && text_words
-                    .windows(phrase.len())
-                    .any(|w| w == phrase.as_slice())
-        })
+        .filter(|entry| text_words.contains(entry))
         .collect()
 }
 
-/// Is the first line a person's short answer ("MEETS", "NFA - see below")?
+/// Is the first line a person's short answer ("MEETS", "NFA - see below")? Only the first five
+/// words of the first line with a word are folded: five or more are not a short answer.
 fn person_answers_first(own: &str) -> bool {
-    let Some(first) = own.lines().map(fold).find(|l| !l.is_empty()) else {
+    let Some((first, whole)) = own
+        .lines()
+        .map(|l| {
+            let (mut seen, mut spaces) = (0, 0);
+            fold_until(l, |out| {
+                spaces += out.as_bytes()[seen..]
+                    .iter()
+                    .filter(|b| **b == b' ')
+                    .count();
+                seen = out.len();
+                spaces >= 4
+            })
+        })
+        .find(|(l, _)| !l.is_empty())
+    else {
         return false;
     };
-    let n = first.split(' ').count();
-    let greeting = GREETINGS
-        .iter()
-        .any(|g| first == *g || first.starts_with(&format!("{g} ")));
-    let automated = !hits(&words(&first), STRONG).is_empty();
-    n <= 4 && !greeting && !automated
+    if !whole {
+        return false;
+    }
+    let greeting = GREETINGS.iter().any(|g| {
+        first == *g || (first.starts_with(g) && first.as_bytes().get(g.len()) == Some(&b' '))
+    });
+    let automated = !hits(&Words::new(&first), STRONG).is_empty();
+    !greeting && !automated
 }
 
 /// The rule: a message whose own words are a machine's.
 pub fn automated_wording(msg: &Message, ctx: &Context) -> Option<Verdict> {
-    let own = reply_text(&msg.body_text, &[]);
+    // Only the window and the first line are read: the reply is read no further than that.
+    let own = reply_text_start(&msg.body_text, &[], WINDOW_CHARS);
     if person_answers_first(&own) {
         return None;
     }
     let window: String = own.chars().take(WINDOW_CHARS).collect();
-    let text_words = words(&window);
+    let text_words = Words::new(&window);
     let strong = hits(&text_words, STRONG);
     let thanks = hits(&text_words, THANKS);
     let redirects = hits(&text_words, REDIRECTS);
-    let subject = hits(&words(&msg.subject), SUBJECT_CUES);
+    let subject = hits(&Words::new(&msg.subject), SUBJECT_CUES);
     let weak: Vec<&str> = thanks.iter().chain(&redirects).copied().collect();
     let fires = !strong.is_empty()
         || (!thanks.is_empty() && !redirects.is_empty())
