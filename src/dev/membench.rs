@@ -133,8 +133,8 @@ impl MemoryReport {
 
 /// How long the daemon is watched idling after a burst, its resident memory read every half
 /// second: longer than its longest sleep ([`crate::shell::engine::RESCAN`]), so the window
-/// holds its next pass over the cases — which reads again every case the burst changed, then
-/// lets go ([`crate::shell::engine::Engine::let_go`]) — and what it holds after that pass.
+/// holds its next pass over the cases — which reads again every case the burst changed — and
+/// what it holds after that pass.
 const IDLE_AFTER: Duration = Duration::from_secs(90);
 
 fn other(e: impl std::fmt::Display) -> BenchError {
