@@ -66,6 +66,7 @@ use procs::Daemon;
 
 const DOVECOT: &str = "/usr/sbin/dovecot";
 const POSTFIX_MASTER: &str = "/usr/lib/postfix/sbin/master";
+const POSTQUEUE: &str = "/usr/sbin/postqueue";
 const OPENSSL: &str = "/usr/bin/openssl";
 /// Files whose absence means a package is missing, and which package provides them.
 const REQUIRED: &[(&str, &str)] = &[
@@ -77,6 +78,7 @@ const REQUIRED: &[(&str, &str)] = &[
     ("/usr/lib/dovecot/lmtp", "dovecot-lmtpd"),
     (POSTFIX_MASTER, "postfix"),
     ("/usr/lib/postfix/sbin/smtpd", "postfix"),
+    (POSTQUEUE, "postfix"),
     (OPENSSL, "openssl"),
 ];
 
@@ -511,7 +513,12 @@ impl MailStack {
 
     /// Starts Dovecot again on the same ports, config and mail, after [`MailStack::kill_imap`]
     /// (if it is still running, it is stopped gracefully first). Returns when IMAP, IMAPS, LMTP
-    /// and auth answer again.
+    /// and auth answer again and Postfix has been asked to deliver what it deferred meanwhile.
+    ///
+    /// That last step is `postqueue -f`, as an operator would run after mending Dovecot. Left to
+    /// its back-off, Postfix can hold deferred mail for a whole minute: when its queue scan meets
+    /// a message the LMTP agent has just deferred but not yet unlocked, qmgr logs "skipped, still
+    /// being delivered" and puts it back with a fixed 60 s delay (seen once in CI).
     pub async fn restart_imap(&mut self) -> Result<(), DevstackError> {
         if let Some(d) = self.dovecot.take() {
             d.terminate(STOP_GRACE).await?;
@@ -528,7 +535,29 @@ impl MailStack {
         // make Dovecot refuse to start.
         let _ = std::fs::remove_file(self.layout.dovecot_base().join("master.pid"));
         self.dovecot = Some(self.spawn_dovecot()?);
-        self.wait_ready(true, false).await
+        self.wait_ready(true, false).await?;
+        self.flush_queue().await
+    }
+
+    /// `postqueue -f`: every message Postfix holds, deferred ones included and whatever their
+    /// back-off, is tried again now.
+    pub async fn flush_queue(&self) -> Result<(), DevstackError> {
+        let out = tokio::process::Command::new(POSTQUEUE)
+            .arg("-c")
+            .arg(self.layout.postfix_etc())
+            .arg("-f")
+            .output()
+            .await
+            .map_err(io_err("running postqueue -f"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(DevstackError::Command {
+                what: "postqueue -f".into(),
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
     }
 
     /// OAuth mode: from now on the servers refuse every token for `mailbox` (as Exchange does
