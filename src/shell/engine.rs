@@ -30,6 +30,7 @@ use crate::core::letters::{self, Letterhead, Templates};
 use crate::core::limits;
 use crate::core::react::{self, BouncedLetter, Found, Incoming, Reaction, Rules};
 use crate::core::timeline::{self, DueLetter, TimelineError};
+use crate::shell::allocator;
 use crate::shell::attachments::{self, AttachmentError};
 use crate::shell::clock::SharedClock;
 use crate::shell::config::Config;
@@ -915,6 +916,9 @@ impl Engine {
         let mut last_fetch = tokio::time::Instant::now();
         let mut fetch = true;
         let mut first = true;
+        // Between passes, memory freed in the last ones goes back to the system (at most every
+        // ten seconds: see `allocator`), so a burst does not leave the daemon holding its peak.
+        let mut give_back = allocator::GiveBack::default();
         loop {
             let report = if fetch {
                 last_fetch = tokio::time::Instant::now();
@@ -951,6 +955,9 @@ impl Engine {
             if std::mem::take(&mut first) {
                 tracing::info!("first pass done");
             }
+            if give_back.due(tokio::time::Instant::now().into_std()) {
+                give_back_memory().await;
+            }
             let now = self.clock.now();
             let next_fetch = last_fetch + self.cfg.imap.fetch_interval;
             let sleep = wake
@@ -974,6 +981,19 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// `malloc_trim` on a blocking thread (it walks every arena); its time and outcome at debug level.
+async fn give_back_memory() {
+    let started = tokio::time::Instant::now();
+    match tokio::task::spawn_blocking(allocator::give_back).await {
+        Ok(gave) => tracing::debug!(
+            gave,
+            took_us = started.elapsed().as_micros() as u64,
+            "free memory given back to the system"
+        ),
+        Err(e) => tracing::warn!(error = %e, "giving back free memory failed"),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The layout is the architecture: these tests read the source tree and fail when the functional
 //! core (`src/core/`) reaches into the imperative shell, the dev stack or any I/O, when two modules
-//! import each other, when a date for people is written outside `core::calendar`, or when a
-//! function in `src/` or `tests/` runs past 150 lines. No server.
+//! import each other, when a date for people is written outside `core::calendar`, when `unsafe`
+//! code appears outside the allocator's one call, or when a function in `src/` or `tests/` runs
+//! past 150 lines. No server.
 
 use std::path::{Path, PathBuf};
 
@@ -120,6 +121,81 @@ fn the_purity_check_catches_a_core_file_that_reaches_into_the_shell() {
     assert_eq!(found.len(), 2, "{found:#?}");
     assert!(found[0].contains("crate::shell"), "{found:#?}");
     assert!(found[1].contains("std::fs"), "{found:#?}");
+}
+
+/// The one file allowed `unsafe` code: `malloc_trim`, which nothing safe offers.
+const UNSAFE_ALLOWED: &[&str] = &["shell/allocator.rs"];
+
+/// Every line of code (comments aside, unit tests included) under `dir` that is `unsafe` or lets
+/// it in, outside [`UNSAFE_ALLOWED`].
+fn unsafe_code(dir: &Path) -> Vec<String> {
+    // Spelled in pieces so this file's own text is not a finding.
+    let kw = ["uns", "afe"].concat();
+    let marks = [
+        format!("{kw} {{"),
+        format!("{kw} fn "),
+        format!("{kw} impl "),
+        format!("{kw} extern"),
+        format!("({kw}_code)"),
+    ];
+    let mut out = Vec::new();
+    for path in sources(dir) {
+        let name = relative(dir, &path);
+        if UNSAFE_ALLOWED.contains(&name.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("source readable");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if marks.iter().any(|m| code.contains(m.as_str())) {
+                out.push(format!("{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn unsafe_code_is_in_the_allocators_one_call_and_nowhere_else() {
+    let mut found = unsafe_code(&root().join("src"));
+    found.extend(unsafe_code(&root().join("tests")));
+    assert!(
+        found.is_empty(),
+        "unsafe code outside {UNSAFE_ALLOWED:?} (Cargo.toml denies it; only the allocator's \
+         malloc_trim may allow it):\n{}",
+        found.join("\n")
+    );
+    let allocator = std::fs::read_to_string(root().join("src/shell/allocator.rs")).unwrap();
+    let kw = ["uns", "afe"].concat();
+    assert_eq!(
+        allocator.matches(&format!("{kw} {{")).count(),
+        1,
+        "the allocator holds one {kw} block"
+    );
+}
+
+#[test]
+fn the_unsafe_check_catches_an_allowed_block_in_another_file() {
+    let scratch = std::env::temp_dir().join(format!("caseclerk-unsafe-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("shell")).unwrap();
+    let kw = ["uns", "afe"].concat();
+    std::fs::write(
+        scratch.join("shell/other.rs"),
+        format!(
+            "// {kw} {{ in a comment is fine\n#[allow({kw}_code)]\nfn f() {{ {kw} {{ g() }} }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        scratch.join("shell/allocator.rs"),
+        format!("#[allow({kw}_code)]\nfn t() {{ {kw} {{ h() }} }}\n"),
+    )
+    .unwrap();
+    let found = unsafe_code(&scratch);
+    std::fs::remove_dir_all(&scratch).unwrap();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with("shell/other.rs:2:"), "{found:#?}");
+    assert!(found[1].starts_with("shell/other.rs:3:"), "{found:#?}");
 }
 
 /// `path` under `dir`, with forward slashes (`shell/report.rs`).
