@@ -38,7 +38,9 @@ use crate::shell::mailbox::{self, ExistingMail, FetchReport};
 use crate::shell::outbox::{self, SendReport};
 use crate::shell::planmemo::{PlanMemo, Quiet, Version};
 use crate::shell::progress::Progress;
-use crate::shell::store::{CaseRow, PendingMessage, Store, StoreError, Tx, record_event};
+use crate::shell::store::{
+    CaseRow, DecisionConn, PendingMessage, Store, StoreError, Tx, record_event,
+};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -408,6 +410,8 @@ impl Engine {
             return Ok((0, Vec::new()));
         }
         let mut ctx = self.classify_context().await?;
+        // Filings commit without waiting for the disk; see `DecisionConn` for why that is safe.
+        let mut filing = self.store.decision_connection().await?;
         let mut opened = Vec::new();
         let mut processed = 0;
         for (n, id) in pending.iter().enumerate() {
@@ -419,7 +423,7 @@ impl Engine {
             let msg = intake::parse(&m.raw);
             ctx.known = self.known_thread(&msg).await?;
             let verdict = classify::classify(&msg, &ctx);
-            if let Some(reference) = self.react_to(&m, &msg, &verdict, now).await? {
+            if let Some(reference) = self.react_to(&mut filing, &m, &msg, &verdict, now).await? {
                 // A reply later in this same pass finds the new case by its conversation too.
                 if let Some(conversation) = &msg.thread_conversation {
                     ctx.conversations.push(classify::Conversation {
@@ -518,6 +522,7 @@ impl Engine {
     /// transaction. Returns the reference of a case it opened.
     async fn react_to(
         &self,
+        filing: &mut DecisionConn,
         m: &PendingMessage,
         msg: &intake::Message,
         verdict: &classify::Verdict,
@@ -570,7 +575,7 @@ impl Engine {
             counts: Some(&counts),
         };
         let reaction = react::react(&self.rules(), &incoming, found, now);
-        self.record_reaction(m, msg, verdict, case, state, reaction, now)
+        self.record_reaction(filing, m, msg, verdict, case, state, reaction, now)
             .await
     }
 
@@ -608,6 +613,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     async fn record_reaction(
         &self,
+        filing: &mut DecisionConn,
         m: &PendingMessage,
         msg: &intake::Message,
         verdict: &classify::Verdict,
@@ -620,7 +626,7 @@ impl Engine {
         for step in &reaction.steps {
             tracing::info!(stored_message = m.id, rule = step.rule, why = %step.why, "reaction");
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = filing.begin().await?;
         let mut opened = None;
         if let Some(o) = &reaction.open {
             let (row, rec) = record_opening(&mut tx, &self.cfg, o, msg, "caseclerk", now).await?;
@@ -702,6 +708,8 @@ impl Engine {
         let mut wake = selection.wake;
         let mut queued = 0;
         let mut read = Vec::new();
+        // Opened for the first case with something to record (see `DecisionConn`).
+        let mut decisions = None;
         for ids in selection.read.chunks(PLAN_READ_CASES) {
             for (case, events) in self.store.open_cases_with_events_among(ids).await? {
                 read.push(case.id);
@@ -716,7 +724,7 @@ impl Engine {
                     source,
                 })?;
                 drop(events);
-                let (n, w, nothing_new) = self.plan_case(&case, state, now).await?;
+                let (n, w, nothing_new) = self.plan_case(&mut decisions, &case, state, now).await?;
                 queued += n;
                 if let Some(w) = w {
                     wake = Some(wake.map_or(w, |x| x.min(w)));
@@ -749,6 +757,7 @@ impl Engine {
     /// [`Quiet`] case).
     async fn plan_case(
         &self,
+        decisions: &mut Option<DecisionConn>,
         case: &CaseRow,
         state: CaseState,
         now: DateTime<Utc>,
@@ -777,7 +786,11 @@ impl Engine {
             }
             return Ok((0, plan.next_wake, true));
         }
-        let mut tx = self.store.begin().await?;
+        let conn = match decisions {
+            Some(conn) => conn,
+            None => decisions.insert(self.store.decision_connection().await?),
+        };
+        let mut tx = conn.begin().await?;
         for e in &settled.events {
             record_event(&mut tx, case.id, e.at, &e.actor, &e.event).await?;
         }

@@ -2381,6 +2381,46 @@ async fn release_only_if_idle(conn: &mut sqlx::SqliteConnection) -> Result<bool,
     Ok(sqlx::raw_sql("BEGIN; ROLLBACK").execute(conn).await.is_ok())
 }
 
+/// The engine's connection for what it decides in one pass — filing messages, planning cases —
+/// held for the pass and closed (never handed back to the pool) when dropped, so its setting
+/// never reaches another write.
+///
+/// Its commits do not wait for the disk (`synchronous = NORMAL`): each message is filed in a
+/// transaction of its own (its case opened, its events, the letters it queues, the message marked
+/// filed), and so is each case planning records something for; a first run over a council's
+/// mailbox makes tens of thousands, and waiting for an fsync each was a fifth of that run's time.
+/// Safe for the same reason as [`Store::store_batch`]: the write-ahead log is written in order
+/// and synced whole, so a power cut loses only the newest commits, never one without those before
+/// it; and nothing leaves the database before a commit that does wait for the disk — the
+/// outbox's intent before each send ([`SendConn::mark_sending`]) and every write a person makes in
+/// the workspace or by a command (the pool's connections are `FULL`) — which makes every decision
+/// before it durable too. What a power cut can lose is what nobody has acted on yet: messages
+/// still stored but unfiled are filed again (or, if their storing was lost too, fetched again),
+/// and cases are planned again.
+pub struct DecisionConn {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+}
+
+impl Store {
+    /// The engine's connection for one pass's decisions (see [`DecisionConn`]).
+    pub async fn decision_connection(&self) -> Result<DecisionConn, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        conn.close_on_drop();
+        sqlx::raw_sql("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        Ok(DecisionConn { conn })
+    }
+}
+
+impl DecisionConn {
+    /// A transaction on this connection: one message's filing, or one case's planning.
+    pub async fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
+        use sqlx::Connection;
+        Ok(self.conn.begin().await?)
+    }
+}
+
 /// The send loop's own connection, held for one pass and closed (never reused) when dropped.
 ///
 /// It writes the two records around each hand-over to SMTP: the intent before
@@ -2901,6 +2941,37 @@ mod tests {
             internal_date: t("2026-12-22T09:00:00Z"),
             raw: format!("Subject: x\r\n\r\n{body}").into_bytes(),
         }
+    }
+
+    #[tokio::test]
+    async fn decisions_commit_without_waiting_for_the_disk_and_that_setting_never_reaches_the_pool()
+    {
+        async fn synchronous(conn: &mut sqlx::SqliteConnection) -> i64 {
+            sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(conn)
+                .await
+                .unwrap()
+        }
+        let dir = std::env::temp_dir().join(format!("caseclerk-decisions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("c.db")).await.unwrap();
+        let mut decisions = store.decision_connection().await.unwrap();
+        assert_eq!(synchronous(&mut decisions.conn).await, 1, "NORMAL");
+        let tx = decisions.begin().await.unwrap();
+        tx.commit().await.unwrap();
+        drop(decisions);
+        // Every connection the pool can hand out waits for the disk (FULL), the one the
+        // decisions used included: it was closed, not handed back.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            assert_eq!(synchronous(&mut conn).await, 2, "FULL");
+            held.push(conn);
+        }
+        drop(held);
+        store.pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
