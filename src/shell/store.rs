@@ -2404,12 +2404,20 @@ pub struct DecisionConn {
 impl Store {
     /// The engine's connection for one pass's decisions (see [`DecisionConn`]).
     pub async fn decision_connection(&self) -> Result<DecisionConn, StoreError> {
+        let conn = self.own_connection("PRAGMA synchronous = NORMAL").await?;
+        Ok(DecisionConn { conn })
+    }
+
+    /// A connection of the pool's with `setting` applied, closed when dropped rather than handed
+    /// back, so the setting never reaches another caller.
+    async fn own_connection(
+        &self,
+        setting: &'static str,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         conn.close_on_drop();
-        sqlx::raw_sql("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
-        Ok(DecisionConn { conn })
+        sqlx::raw_sql(setting).execute(&mut *conn).await?;
+        Ok(conn)
     }
 }
 
@@ -2437,11 +2445,7 @@ pub struct SendConn {
 impl Store {
     /// The send loop's connection (see [`SendConn`]).
     pub async fn send_connection(&self) -> Result<SendConn, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        conn.close_on_drop();
-        sqlx::raw_sql("PRAGMA wal_autocheckpoint = 0")
-            .execute(&mut *conn)
-            .await?;
+        let conn = self.own_connection("PRAGMA wal_autocheckpoint = 0").await?;
         Ok(SendConn { conn })
     }
 
