@@ -432,9 +432,7 @@ const RULES: &[(&str, Rule)] = &[
     ("bounce", |msg, ctx, _| bounce(msg, ctx)),
     ("auto_reply", auto_reply),
     ("secure_notice", secure_notice),
-    ("automated_wording", |msg, ctx, _| {
-        automated::automated_wording(msg, ctx)
-    }),
+    ("automated_wording", automated::automated_wording),
     ("thread", thread),
     ("case_ref_in_subject", case_ref_in_subject),
     ("conversation", conversation),

@@ -23,7 +23,7 @@
 //!   one of them and a ticket-system or acknowledgement subject ([`SUBJECT_CUES`]). "Thanks for
 //!   your email, I'll get back to you" alone is a person.
 
-use super::{Context, Kind, Verdict, threadable_case_ref, verdict};
+use super::{Context, Kind, Scan, Verdict, threadable_case_ref, verdict};
 use crate::core::intake::Message;
 use crate::core::text::{Words, fold_until, reply_text_start};
 
@@ -203,7 +203,7 @@ fn person_answers_first(own: &str) -> bool {
 }
 
 /// The rule: a message whose own words are a machine's.
-pub fn automated_wording(msg: &Message, ctx: &Context) -> Option<Verdict> {
+pub fn automated_wording(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     // Only the window and the first line are read: the reply is read no further than that.
     let own = reply_text_start(&msg.body_text, &[], WINDOW_CHARS);
     if person_answers_first(&own) {
@@ -214,7 +214,7 @@ pub fn automated_wording(msg: &Message, ctx: &Context) -> Option<Verdict> {
     let strong = hits(&text_words, STRONG);
     let thanks = hits(&text_words, THANKS);
     let redirects = hits(&text_words, REDIRECTS);
-    let subject = hits(&Words::new(&msg.subject), SUBJECT_CUES);
+    let subject = hits(scan.subject(), SUBJECT_CUES);
     let weak: Vec<&str> = thanks.iter().chain(&redirects).copied().collect();
     let fires = !strong.is_empty()
         || (!thanks.is_empty() && !redirects.is_empty())
@@ -262,7 +262,8 @@ mod tests {
     }
 
     fn automated(subject: &str, body: &str) -> bool {
-        automated_wording(&msg(subject, body), &Context::default()).is_some()
+        let m = msg(subject, body);
+        automated_wording(&m, &Context::default(), &Scan::new(&m)).is_some()
     }
 
     #[test]
