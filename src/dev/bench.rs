@@ -135,9 +135,12 @@ pub fn sample(i: usize) -> Vec<u8> {
     m.into_bytes()
 }
 
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+/// A field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MiB.
+pub(crate) fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -259,7 +262,7 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
         ingest,
         timings,
         classify,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: proc_status_mib(std::process::id(), "VmHWM"),
     })
 }
 

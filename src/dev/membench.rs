@@ -19,7 +19,7 @@
 //!
 //! Must not: touch any mailbox but its own throwaway stack, or keep anything afterwards.
 
-use crate::dev::bench::{BenchError, sample};
+use crate::dev::bench::{BenchError, proc_status_mib, sample};
 use crate::dev::demo::{self, DEMO_REFERRER};
 use crate::dev::devstack::{MailStack, StackOptions};
 use crate::shell::clock::{Clock, SystemClock};
@@ -295,16 +295,6 @@ fn children_peak_mib() -> Option<f64> {
     let usage =
         nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok()?;
     Some(usage.max_rss() as f64 / 1024.0)
-}
-
-/// A field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MiB.
-fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 async fn first_run(

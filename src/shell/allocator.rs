@@ -129,13 +129,9 @@ mod tests {
         );
     }
 
-    /// The resident memory of this process, in KiB (`VmRSS`).
-    fn resident_kib() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    /// The resident memory of this process, in MiB (`VmRSS`).
+    fn resident_mib() -> f64 {
+        crate::dev::bench::proc_status_mib(std::process::id(), "VmRSS")
             .expect("VmRSS in /proc/self/status")
     }
 
@@ -160,9 +156,9 @@ mod tests {
         })
         .join()
         .expect("allocating thread");
-        let before = resident_kib();
+        let before = resident_mib();
         let gave = give_back();
-        let after = resident_kib();
+        let after = resident_mib();
         println!(
             "give-back: before={before} after={after} gave={gave} pin={}",
             pin[0]
@@ -189,7 +185,7 @@ mod tests {
             .lines()
             .find_map(|l| l.find("give-back:").map(|at| &l[at..]))
             .unwrap_or_else(|| panic!("the child printed no figures: {stdout}"));
-        let figure = |name: &str| -> u64 {
+        let figure = |name: &str| -> f64 {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(&format!("{name}=")))
                 .and_then(|v| v.parse().ok())
@@ -198,8 +194,8 @@ mod tests {
         let (before, after) = (figure("before"), figure("after"));
         // 24 MiB were freed; at least 16 MiB of it must leave the process.
         assert!(
-            before >= after + 16 * 1024,
-            "resident {before} KiB before, {after} KiB after giving back: {line}"
+            before >= after + 16.0,
+            "resident {before} MiB before, {after} MiB after giving back: {line}"
         );
         assert!(line.contains("gave=true"), "{line}");
     }
