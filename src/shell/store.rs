@@ -90,6 +90,9 @@ pub struct CaseVersion {
 /// read one at a time), so a thousand ahead costs little memory.
 const ROW_BUFFER: usize = 1024;
 
+/// Connections in a store's pool (a read-only copy's too).
+const POOL_CONNECTIONS: u32 = 4;
+
 /// The write-ahead log's automatic checkpoint while mail is stored, in 4 KiB pages (64 MiB;
 /// SQLite's default, used by every other write, is 1,000 pages): a first run over a large
 /// mailbox checkpoints a few times, not every 4 MB.
@@ -541,7 +544,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(POOL_CONNECTIONS)
             .after_release(|conn, _| Box::pin(release_only_if_idle(conn)))
             .connect_with(options)
             .await
@@ -589,7 +592,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(POOL_CONNECTIONS)
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
@@ -2968,7 +2971,7 @@ mod tests {
         // Every connection the pool can hand out waits for the disk (FULL), the one the
         // decisions used included: it was closed, not handed back.
         let mut held = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..POOL_CONNECTIONS {
             let mut conn = store.pool.acquire().await.unwrap();
             assert_eq!(synchronous(&mut conn).await, 2, "FULL");
             held.push(conn);
