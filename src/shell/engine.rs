@@ -416,12 +416,12 @@ impl Engine {
         let mut processed = 0;
         for (n, id) in pending.iter().enumerate() {
             self.progress.update("deciding", n, pending.len());
-            let Some(m) = self.store.pending_message(*id).await? else {
+            let Some(m) = filing.pending_message(*id).await? else {
                 continue;
             };
             processed += 1;
             let msg = intake::parse(&m.raw);
-            ctx.known = self.known_thread(&msg).await?;
+            ctx.known = Self::known_thread(&mut filing, &msg).await?;
             let verdict = classify::classify(&msg, &ctx);
             if let Some(reference) = self.react_to(&mut filing, &m, &msg, &verdict, now).await? {
                 // A reply later in this same pass finds the new case by its conversation too.
@@ -495,15 +495,14 @@ impl Engine {
 
     /// The messages of ours a message's In-Reply-To and References name.
     async fn known_thread(
-        &self,
+        filing: &mut DecisionConn,
         msg: &intake::Message,
     ) -> Result<Vec<classify::Known>, EngineError> {
         let mut ids: Vec<String> = msg.in_reply_to.clone();
         ids.extend(msg.references.iter().cloned());
         ids.sort();
         ids.dedup();
-        Ok(self
-            .store
+        Ok(filing
             .thread_ids(&ids)
             .await?
             .into_iter()
@@ -568,7 +567,7 @@ impl Engine {
             msg,
             verdict,
         };
-        let counts = self.counts(msg, m.internal_date, now).await?;
+        let counts = self.counts(filing, msg, m.internal_date, now).await?;
         let found = Found {
             case: state.as_ref(),
             bounced: bounced.as_ref(),
@@ -585,6 +584,7 @@ impl Engine {
     /// run over a mailbox holding years of one hospital's referrals is not capped, a loop is.)
     async fn counts(
         &self,
+        filing: &mut DecisionConn,
         msg: &intake::Message,
         received: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -593,13 +593,12 @@ impl Engine {
         let steps = limits::answer_steps(&self.cfg.process);
         let mut counts = limits::Counts::default();
         for address in limits::counted_addresses(msg) {
-            let n = self.store.answers_since(&address, &steps, since).await?;
+            let n = filing.answers_since(&address, &steps, since).await?;
             counts.answers.insert(address, n);
         }
         // The referrer a referral would open a case for (Reply-To, else From).
         if let Some(referrer) = msg.reply_to.first().or(msg.from.as_ref()) {
-            counts.cases_opened = self
-                .store
+            counts.cases_opened = filing
                 .cases_opened_since(
                     &referrer.email.to_lowercase(),
                     received - chrono::Duration::hours(24),

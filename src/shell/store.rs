@@ -123,6 +123,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0013_web_second_factor_and_proxy.sql"),
     ),
     (14, include_str!("../../migrations/0014_blobs.sql")),
+    (15, include_str!("../../migrations/0015_message_bytes.sql")),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every
@@ -138,13 +139,13 @@ pub struct ChainHead {
     pub events: i64,
 }
 
-/// Format an instant the one way the database stores it.
 /// `?, ?, …`: one placeholder per id, for an `IN (…)` list. Only placeholders are formatted into
 /// such a query's text; every value is bound.
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// Format an instant the one way the database stores it.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -452,7 +453,27 @@ fn event_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRow, StoreError> {
     })
 }
 
-/// A message row's exact bytes, from its `raw` and `packing` columns (put back together from
+/// A message not yet classified, with its bytes' columns (`raw`, `packing`; migration 15).
+const PENDING_MESSAGE: &str = "SELECT m.id, m.internal_date, b.raw, b.packing FROM messages m \
+     JOIN message_bytes b ON b.message_id = m.id WHERE m.id = ? AND m.state = 'new'";
+
+/// One message not yet classified, read whole in `tx` (its row and its attached files together).
+async fn pending_in(tx: &mut Tx<'_>, id: i64) -> Result<Option<PendingMessage>, StoreError> {
+    let row = sqlx::query(PENDING_MESSAGE)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let internal_date = parse_ts(&r.try_get::<String, _>("internal_date")?)?;
+    let raw = whole_message(tx, id, &r).await?;
+    Ok(Some(PendingMessage {
+        id,
+        internal_date,
+        raw,
+    }))
+}
+
+/// A message's exact bytes, from its `message_bytes` columns `raw` and `packing` (put back together from
 /// its skeleton and blobs, read in `tx`, when it was stored packed).
 async fn whole_message(
     tx: &mut Tx<'_>,
@@ -545,6 +566,10 @@ impl Store {
             .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_CONNECTIONS)
+            // Every connection is checked as it is handed back (one round trip, below), so
+            // an idle one has just answered: checking it again as it is taken out would be a
+            // second hand-over to its thread for every query (issue 15).
+            .test_before_acquire(false)
             .after_release(|conn, _| Box::pin(release_only_if_idle(conn)))
             .connect_with(options)
             .await
@@ -965,7 +990,7 @@ impl Store {
             stored.packing += started.elapsed();
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO messages (dedupe_key, body_sha256, mailbox, uidvalidity, uid, internal_date, \
-                 fetched_at, size, raw, packing, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new') \
+                 fetched_at, size, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new') \
                  ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(&key)
@@ -976,11 +1001,19 @@ impl Store {
             .bind(ts(m.internal_date))
             .bind(ts(now))
             .bind(size)
-            .bind(&*packed.raw)
-            .bind(packed.packing)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = id {
+                // Its bytes in a row of their own (migration 15): filing the message later
+                // rewrites its small row, never these.
+                sqlx::query(
+                    "INSERT INTO message_bytes (message_id, raw, packing) VALUES (?, ?, ?)",
+                )
+                .bind(id)
+                .bind(&*packed.raw)
+                .bind(packed.packing)
+                .execute(&mut *tx)
+                .await?;
                 blobs::attach(&mut tx, blobs::Owner::Message, id, packed.blobs).await?;
                 stored.stored += 1;
             }
@@ -1070,21 +1103,9 @@ impl Store {
     /// One message not yet classified, with its raw bytes (`None` once it has been classified).
     pub async fn pending_message(&self, id: i64) -> Result<Option<PendingMessage>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT id, internal_date, raw, packing FROM messages WHERE id = ? AND state = 'new'",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let internal_date = parse_ts(&r.try_get::<String, _>("internal_date")?)?;
-        let raw = whole_message(&mut tx, id, &r).await?;
+        let m = pending_in(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Some(PendingMessage {
-            id,
-            internal_date,
-            raw,
-        }))
+        Ok(m)
     }
 
     /// Record what a message was and where it went.
@@ -1224,7 +1245,7 @@ impl Store {
     /// skeleton and blobs when it was stored packed; empty once erased).
     pub async fn message_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT raw, packing FROM messages WHERE id = ?")
+        let row = sqlx::query("SELECT raw, packing FROM message_bytes WHERE message_id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -1235,29 +1256,6 @@ impl Store {
     }
 
     // ---- threads --------------------------------------------------------------------------
-
-    /// Which of these Message-IDs are on a case's thread.
-    pub async fn thread_ids(&self, ids: &[String]) -> Result<Vec<ThreadId>, StoreError> {
-        let mut out = Vec::new();
-        for id in ids {
-            let row = sqlx::query(
-                "SELECT t.message_id, c.reference, t.step, t.recipient FROM thread_ids t \
-                 JOIN cases c ON c.id = t.case_id WHERE t.message_id = ?",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(r) = row {
-                out.push(ThreadId {
-                    message_id: r.try_get(0)?,
-                    case_ref: r.try_get(1)?,
-                    step: r.try_get(2)?,
-                    recipient: r.try_get(3)?,
-                });
-            }
-        }
-        Ok(out)
-    }
 
     /// Every Outlook conversation filed on a case, with the case's reference.
     pub async fn conversations(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -1504,7 +1502,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for id in ids {
             let row = sqlx::query(
-                "SELECT internal_date, state, rule, raw, packing FROM messages WHERE id = ?",
+                "SELECT m.internal_date, m.state, m.rule, b.raw, b.packing FROM messages m \
+                 JOIN message_bytes b ON b.message_id = m.id WHERE m.id = ?",
             )
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -1697,63 +1696,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(case_row).transpose()
-    }
-
-    /// How many letters in answer to mail (outbox `steps`) were queued to `address` (lowercase)
-    /// since `since`: for the answer cap ([`crate::core::limits`]).
-    pub async fn answers_since(
-        &self,
-        address: &str,
-        steps: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
-        // Only this address's letters leave the database (the `outbox_step` index covers the
-        // query: no letter's bytes are read); the recipients are then compared exactly here
-        // (envelope_to is a JSON list; a LIKE would read `_` in an address as a wildcard).
-        let mut rows: Vec<String> = Vec::new();
-        let steps: std::collections::BTreeSet<&String> = steps.iter().collect();
-        for step in steps {
-            rows.extend(
-                sqlx::query_scalar::<_, String>(
-                    "SELECT envelope_to FROM outbox \
-                     WHERE step = ? AND queued_at >= ? AND instr(lower(envelope_to), ?) > 0",
-                )
-                .bind(step)
-                .bind(ts(since))
-                // SQLite's lower() folds ASCII only: so does this, keeping a superset of the
-                // exact comparison below.
-                .bind(address.to_ascii_lowercase())
-                .fetch_all(&self.pool)
-                .await?,
-            );
-        }
-        let n = rows
-            .iter()
-            .filter(|to| {
-                serde_json::from_str::<Vec<String>>(to)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(address))
-            })
-            .count();
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
-    /// How many cases were opened for `referrer` (lowercase) from referrals that reached the
-    /// mailbox since `since`: for the case cap.
-    pub async fn cases_opened_since(
-        &self,
-        referrer: &str,
-        since: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM cases WHERE received_at >= ? AND lower(referrer) = ?",
-        )
-        .bind(ts(since))
-        .bind(referrer)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// Every case reference.
@@ -2373,15 +2315,18 @@ impl Store {
 /// opens a real transaction, whose failure is undone by `ROLLBACK TO` — which does not end it. The
 /// connection then holds SQLite's write lock for good, every other connection waits out its busy
 /// timeout and fails with "database is locked", and only a restart cleared it (issue 11).
+///
+/// One round trip, because every query through the pool pays it: SQLite's own view first
+/// (`BEGIN` is refused inside a transaction), which also runs after a dropped transaction's queued
+/// rollback (the connection's thread takes its commands in order), so sqlx's count of open
+/// transactions read after it is settled too.
 async fn release_only_if_idle(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
     use sqlx::Connection;
-    // A round trip first: a dropped transaction's rollback is queued, and runs before the ping.
-    conn.ping().await?;
-    if conn.is_in_transaction() {
-        return Ok(false);
-    }
-    // SQLite's own view: `BEGIN` is refused inside a transaction.
-    Ok(sqlx::raw_sql("BEGIN; ROLLBACK").execute(conn).await.is_ok())
+    let sqlite_idle = sqlx::raw_sql("BEGIN; ROLLBACK")
+        .execute(&mut *conn)
+        .await
+        .is_ok();
+    Ok(sqlite_idle && !conn.is_in_transaction())
 }
 
 /// The engine's connection for what it decides in one pass — filing messages, planning cases —
@@ -2424,11 +2369,131 @@ impl Store {
     }
 }
 
+/// At most this many values in one `IN` list (SQLite's limit on bound values is far above it).
+const IN_LIST: usize = 100;
+
+/// The reads of the engine's loop over pending messages are made on its own connection too: each
+/// query through the pool is a connection taken and handed back as well (a round trip to the
+/// connection's thread of its own), and a first run makes them for tens of thousands of messages.
 impl DecisionConn {
     /// A transaction on this connection: one message's filing, or one case's planning.
     pub async fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
         use sqlx::Connection;
         Ok(self.conn.begin().await?)
+    }
+
+    /// One message not yet classified, with its raw bytes (`None` once it has been classified),
+    /// as [`Store::pending_message`]. A message without attached files taken out is one row, read
+    /// in one statement; one with them is read again with its files in one transaction.
+    pub async fn pending_message(&mut self, id: i64) -> Result<Option<PendingMessage>, StoreError> {
+        let row = sqlx::query(PENDING_MESSAGE)
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        if r.try_get::<Option<String>, _>("packing")?.is_none() {
+            return Ok(Some(PendingMessage {
+                id,
+                internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+            }));
+        }
+        drop(r);
+        let mut tx = self.begin().await?;
+        let m = pending_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(m)
+    }
+
+    /// Which of these Message-IDs are on a case's thread: one query for up to [`IN_LIST`] of
+    /// them.
+    pub async fn thread_ids(&mut self, ids: &[String]) -> Result<Vec<ThreadId>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT t.message_id, c.reference, t.step, t.recipient FROM thread_ids t \
+                 JOIN cases c ON c.id = t.case_id WHERE t.message_id IN ({}) ORDER BY t.message_id",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&mut *self.conn).await? {
+                out.push(ThreadId {
+                    message_id: r.try_get(0)?,
+                    case_ref: r.try_get(1)?,
+                    step: r.try_get(2)?,
+                    recipient: r.try_get(3)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many letters in answer to mail (outbox `steps`) were queued to `address` (lowercase)
+    /// since `since`: for the answer cap ([`crate::core::limits`]).
+    pub async fn answers_since(
+        &mut self,
+        address: &str,
+        steps: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        // Only this address's letters leave the database (the `outbox_step` index covers the
+        // query: no letter's bytes are read); the recipients are then compared exactly here
+        // (envelope_to is a JSON list; a LIKE would read `_` in an address as a wildcard).
+        let steps: Vec<&String> = steps
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut rows: Vec<String> = Vec::new();
+        for chunk in steps.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT envelope_to FROM outbox \
+                 WHERE step IN ({}) AND queued_at >= ? AND instr(lower(envelope_to), ?) > 0",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            for step in chunk {
+                q = q.bind(*step);
+            }
+            rows.extend(
+                q.bind(ts(since))
+                    // SQLite's lower() folds ASCII only: so does this, keeping a superset of the
+                    // exact comparison below.
+                    .bind(address.to_ascii_lowercase())
+                    .fetch_all(&mut *self.conn)
+                    .await?,
+            );
+        }
+        let n = rows
+            .iter()
+            .filter(|to| {
+                serde_json::from_str::<Vec<String>>(to)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(address))
+            })
+            .count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// How many cases were opened for `referrer` (lowercase) from referrals that reached the
+    /// mailbox since `since`: for the case cap.
+    pub async fn cases_opened_since(
+        &mut self,
+        referrer: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cases WHERE received_at >= ? AND lower(referrer) = ?",
+        )
+        .bind(ts(since))
+        .bind(referrer)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 }
 
@@ -2747,16 +2812,26 @@ impl Store {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        let bytes = Self::erase_content(
-            tx,
+        // The size is read with the erasure's own guard (never a message not yet read, never
+        // twice), so a row that may not be erased is neither measured nor touched.
+        let bytes: Option<i64> = sqlx::query_scalar(
             "SELECT size FROM messages WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
-            "UPDATE messages SET raw = ?, packing = NULL, verdict = NULL, erased_at = ? \
-             WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
-            id,
-            now,
         )
+        .bind(id)
+        .fetch_optional(&mut **tx)
         .await?;
         if bytes.is_some() {
+            sqlx::query("UPDATE messages SET verdict = NULL, erased_at = ? WHERE id = ?")
+                .bind(ts(now))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            // Its bytes are in a row of their own (migration 15), emptied in the same transaction.
+            sqlx::query("UPDATE message_bytes SET raw = ?, packing = NULL WHERE message_id = ?")
+                .bind(Vec::<u8>::new())
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
             blobs::release(tx, blobs::Owner::Message, id).await?;
         }
         Ok(bytes)
@@ -2770,45 +2845,27 @@ impl Store {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        let bytes = Self::erase_content(
-            tx,
+        // The size is read with the erasure's own guard, so a row that may not be erased is
+        // neither measured nor touched.
+        let bytes: Option<i64> = sqlx::query_scalar(
             "SELECT COALESCE(size, LENGTH(raw)) FROM outbox \
              WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
-            "UPDATE outbox SET raw = ?, packing = NULL, last_error = NULL, erased_at = ? \
-             WHERE id = ? AND erased_at IS NULL AND state <> 'pending'",
-            id,
-            now,
         )
+        .bind(id)
+        .fetch_optional(&mut **tx)
         .await?;
         if bytes.is_some() {
-            blobs::release(tx, blobs::Owner::Letter, id).await?;
-        }
-        Ok(bytes)
-    }
-
-    /// The one way content is erased: `size` (binding the id) says how many bytes the row still
-    /// holds, and `erase` (binding empty bytes, the instant, the id) empties it with the same
-    /// guard, so a row that may not be erased is neither measured nor touched.
-    async fn erase_content(
-        tx: &mut Tx<'_>,
-        size: &'static str,
-        erase: &'static str,
-        id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<i64>, StoreError> {
-        let bytes: Option<i64> = sqlx::query_scalar(size)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if bytes.is_none() {
-            return Ok(None);
-        }
-        sqlx::query(erase)
+            sqlx::query(
+                "UPDATE outbox SET raw = ?, packing = NULL, last_error = NULL, erased_at = ? \
+                 WHERE id = ?",
+            )
             .bind(Vec::<u8>::new())
             .bind(ts(now))
             .bind(id)
             .execute(&mut **tx)
             .await?;
+            blobs::release(tx, blobs::Owner::Letter, id).await?;
+        }
         Ok(bytes)
     }
 
@@ -3258,7 +3315,8 @@ mod tests {
              DROP TABLE web_second_steps; \
              DROP TABLE web_signins; DROP TABLE web_sessions; DROP TABLE web_users; \
              DROP TABLE letter_blobs; DROP TABLE message_blobs; DROP TABLE blobs; \
-             ALTER TABLE messages DROP COLUMN packing; ALTER TABLE outbox DROP COLUMN packing; \
+             DROP TABLE message_bytes; ALTER TABLE messages ADD COLUMN raw BLOB NOT NULL DEFAULT x''; \
+             ALTER TABLE outbox DROP COLUMN packing; \
              ALTER TABLE outbox DROP COLUMN size; \
              DELETE FROM schema_version WHERE version >= 7; \
              INSERT INTO cases (reference, process, status, received_at, day0, opened_at) VALUES \

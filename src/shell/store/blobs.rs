@@ -323,7 +323,7 @@ mod tests {
         );
         assert_eq!(count(&s, "SELECT COUNT(*) FROM letter_blobs").await, 3);
         // What is left in the rows is the mail around the file.
-        assert!(count(&s, "SELECT MAX(LENGTH(raw)) FROM messages").await < 1_000);
+        assert!(count(&s, "SELECT MAX(LENGTH(raw)) FROM message_bytes").await < 1_000);
         assert!(count(&s, "SELECT MAX(LENGTH(raw)) FROM outbox").await < 1_000);
         // Every read gives back the bytes exactly as fetched, and as decided.
         assert_eq!(s.message_raw(id).await.unwrap().unwrap(), raw);
@@ -351,6 +351,74 @@ mod tests {
         Store::mark_sent(&mut tx, letters[0].0, now).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(s.unfiled_sent(10).await.unwrap()[0].raw, letters[0].1);
+    }
+
+    /// Version 15 moved each message's bytes out of its row; a database from before keeps every
+    /// message exactly, whole or packed, read or not yet read.
+    #[tokio::test]
+    async fn messages_stored_before_version_15_are_read_back_exactly_after_it() {
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        use std::str::FromStr;
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .unwrap()
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let s = Store { pool };
+        let before: Vec<_> = super::super::MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|(v, _)| *v < 15)
+            .collect();
+        s.apply_migrations(&before).await.unwrap();
+        // As version 14 stored them: a packed referral not yet read, and a plain note filed.
+        let referral = referral(&file(30_000));
+        let packed = super::prepare(referral.as_slice().into(), false);
+        assert!(packed.packing.is_some(), "the referral's form is taken out");
+        let note = b"From: a@x.test\r\nSubject: note\r\n\r\nA short note.\r\n".to_vec();
+        let mut tx = s.begin().await.unwrap();
+        for (id, state, raw, packing) in [
+            (1_i64, "new", &*packed.raw, packed.packing),
+            (2, "filed", note.as_slice(), None),
+        ] {
+            sqlx::query(
+                "INSERT INTO messages (id, dedupe_key, body_sha256, mailbox, uidvalidity, uid, \
+                 internal_date, fetched_at, size, raw, packing, state) \
+                 VALUES (?, ?, 'x', 'INBOX', 1, ?, '2026-12-22T09:00:00.000000Z', \
+                 '2026-12-22T09:00:00.000000Z', 1, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(format!("mid:{id}"))
+            .bind(id)
+            .bind(raw)
+            .bind(packing)
+            .bind(state)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        super::attach(&mut tx, super::Owner::Message, 1, packed.blobs)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        s.migrate().await.unwrap();
+
+        assert_eq!(s.pending_message(1).await.unwrap().unwrap().raw, referral);
+        assert_eq!(s.message_raw(2).await.unwrap().unwrap(), note);
+        assert_eq!(s.pending_ids().await.unwrap(), [1]);
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('messages')")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert!(
+            !columns.iter().any(|c| c == "raw" || c == "packing"),
+            "{columns:?}"
+        );
     }
 
     #[tokio::test]
@@ -482,7 +550,11 @@ mod tests {
         s.store_fetched("INBOX", 1, &[m], 1, now).await.unwrap();
         let id = s.pending_ids().await.unwrap()[0];
         assert_eq!(
-            count(&s, "SELECT COUNT(*) FROM messages WHERE packing IS NULL").await,
+            count(
+                &s,
+                "SELECT COUNT(*) FROM message_bytes WHERE packing IS NULL"
+            )
+            .await,
             1
         );
         assert_eq!(count(&s, "SELECT COUNT(*) FROM blobs").await, 0);
