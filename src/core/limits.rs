@@ -100,6 +100,13 @@ pub fn counted_addresses(msg: &crate::core::intake::Message) -> Vec<String> {
     out
 }
 
+/// Whether the caps can change `r`: only a reaction that opens a case or answers with notices.
+/// Any other passes [`within_caps`] unchanged whatever the counts, so the engine counts (its
+/// queries for [`Counts`]) only for these — most of a first run's messages are neither.
+pub fn can_cap(r: &Reaction) -> bool {
+    r.open.is_some() || !r.notices.is_empty()
+}
+
 /// A reaction within the caps: notices to an address past its cap are dropped, a case past its
 /// sender's cap (or whose acknowledgement would pass the referrer's answer cap) is not opened,
 /// and either way the message is listed for a person with the cap as its reason.
@@ -232,6 +239,42 @@ mod tests {
             answers: [(MEMBER.to_string(), answers)].into(),
             cases_opened: cases,
         }
+    }
+
+    #[test]
+    fn a_reaction_that_opens_nothing_and_answers_nothing_is_never_capped_so_needs_no_counting() {
+        let filed_on_case = {
+            let mut r = answering(MEMBER);
+            r.notices.clear();
+            r
+        };
+        let nothing_left = Limits {
+            answers_per_address_per_day: 0,
+            cases_per_sender_per_day: 0,
+        };
+        for r in [Reaction::held("unmatched"), filed_on_case] {
+            assert!(!can_cap(&r));
+            let capped = within_caps(r.clone(), &counts(u32::MAX, u32::MAX), &nothing_left);
+            assert_eq!(
+                format!("{capped:?}"),
+                format!("{r:?}"),
+                "unchanged by the caps"
+            );
+        }
+        assert!(can_cap(&answering(MEMBER)), "an answer is counted");
+        let mut opens = Reaction::held("referral");
+        opens.open = Some(Opening {
+            process: "bury".into(),
+            area: None,
+            referrer: None,
+            received_at: t(),
+            day0: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            day0_explained: String::new(),
+            message: 1,
+            message_id: None,
+            references: Vec::new(),
+        });
+        assert!(can_cap(&opens), "a referral is counted");
     }
 
     #[test]

@@ -152,8 +152,10 @@ pub fn react(
     crate::core::limits::within_caps(r, found.counts.unwrap_or(&none), &rules.limits)
 }
 
-/// What `incoming` does before the caps.
-fn placed(
+/// What `incoming` does before the caps: [`react`] is this within the caps. The engine counts
+/// for the caps only when they can act on it ([`crate::core::limits::can_cap`]); `found.counts`
+/// is not read here.
+pub fn placed(
     rules: &Rules<'_>,
     incoming: &Incoming<'_>,
     found: Found<'_>,

@@ -473,6 +473,31 @@ async fn pending_in(tx: &mut Tx<'_>, id: i64) -> Result<Option<PendingMessage>, 
     }))
 }
 
+/// Record what a message was and where it went: one statement, in the caller's transaction or
+/// on its own.
+async fn file_message_on(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    state: &str,
+    rule: &str,
+    verdict: &serde_json::Value,
+    case_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? WHERE id = ?",
+    )
+    .bind(state)
+    .bind(rule)
+    .bind(verdict.to_string())
+    .bind(case_id)
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// A message's exact bytes, from its `message_bytes` columns `raw` and `packing` (put back together from
 /// its skeleton and blobs, read in `tx`, when it was stored packed).
 async fn whole_message(
@@ -1118,18 +1143,7 @@ impl Store {
         case_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? WHERE id = ?",
-        )
-        .bind(state)
-        .bind(rule)
-        .bind(verdict.to_string())
-        .bind(case_id)
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        file_message_on(&mut *tx, id, state, rule, verdict, case_id, now).await
     }
 
     /// Take a message off the triage list in the caller's transaction, only if it is still on it
@@ -2403,6 +2417,19 @@ impl DecisionConn {
         let m = pending_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(m)
+    }
+
+    /// File a message whose reaction writes nothing else (no case opened, nothing on a case, no
+    /// letter marked): one statement, a transaction by itself — most of a first run's messages.
+    pub async fn file_message(
+        &mut self,
+        id: i64,
+        state: &str,
+        rule: &str,
+        verdict: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        file_message_on(&mut self.conn, id, state, rule, verdict, None, now).await
     }
 
     /// Which of these Message-IDs are on a case's thread: one query for up to [`IN_LIST`] of
