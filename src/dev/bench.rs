@@ -64,7 +64,7 @@ impl BenchReport {
             ("identity (hashing, copying)", t.identity),
             ("packing (attached files taken out)", t.packing),
             ("storing (SQL, commits)", t.storing),
-            ("checkpoint after the fetch", t.checkpoint),
+            ("checkpoint (in the background)", t.checkpoint),
             (
                 "session set-up (SELECT, SEARCH, sizes)",
                 self.ingest.saturating_sub(parts),
@@ -223,7 +223,7 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Other(e.to_string()))?;
     let store = Store::open(&dir.join("bench.db")).await?;
     let started = Instant::now();
-    let report = mailbox::fetch_once(
+    let mut report = mailbox::fetch_once(
         &settings,
         &store,
         ExistingMail::Process,
@@ -231,8 +231,13 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
         &crate::shell::progress::Progress::off(),
     )
     .await?;
+    // Ingest is counted until its checkpoint has finished too, although the daemon goes on
+    // deciding meanwhile: the figure is what storing the mail costs, whatever overlaps it.
+    let returned = Instant::now();
+    std::mem::take(&mut report.settling).finished().await;
     let ingest = started.elapsed();
-    let timings = report.timings;
+    let mut timings = report.timings;
+    timings.checkpoint = returned.elapsed();
     if report.stored != n {
         return Err(BenchError::Other(format!(
             "caseclerk stored {} of {n} messages",
