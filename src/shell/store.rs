@@ -473,31 +473,6 @@ async fn pending_in(tx: &mut Tx<'_>, id: i64) -> Result<Option<PendingMessage>, 
     }))
 }
 
-/// Record what a message was and where it went: one statement, in the caller's transaction or
-/// on its own.
-async fn file_message_on(
-    conn: &mut sqlx::SqliteConnection,
-    id: i64,
-    state: &str,
-    rule: &str,
-    verdict: &serde_json::Value,
-    case_id: Option<i64>,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? WHERE id = ?",
-    )
-    .bind(state)
-    .bind(rule)
-    .bind(verdict.to_string())
-    .bind(case_id)
-    .bind(ts(now))
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// A message's exact bytes, from its `message_bytes` columns `raw` and `packing` (put back together from
 /// its skeleton and blobs, read in `tx`, when it was stored packed).
 async fn whole_message(
@@ -603,11 +578,22 @@ impl Store {
                 source,
             })?;
         let store = Store { pool };
-        store.migrate().await?;
+        let upgraded = store.migrate().await?;
         // Not fatal: another process reading at that moment makes the one-time VACUUM fail;
         // the next open tries again, and meanwhile erased content is still zeroed in place.
         if let Err(e) = store.ensure_incremental().await {
             tracing::warn!(error = %e, "the database could not be converted to incremental auto-vacuum yet; the next start tries again");
+        }
+        // An upgrade that moved stored bytes (schema 15 copies every message's) leaves the old
+        // pages free and the log as large as what it wrote: both are given back at once, not
+        // left to the next erasure. Not fatal either: the next erasure does it.
+        if upgraded {
+            match store.reclaim().await {
+                Ok(r) => tracing::info!(pages = r.pages, "space freed by the upgrade given back"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the space freed by the upgrade could not be given back yet; the next erasure does it")
+                }
+            }
         }
         Ok(store)
     }
@@ -758,9 +744,12 @@ impl Store {
         Ok(store)
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        self.apply_migrations(MIGRATIONS).await?;
-        self.chain_stored_events().await
+    /// Bring the schema up to date. `true` when an existing database was upgraded (not a new
+    /// one made, nor one already current).
+    async fn migrate(&self) -> Result<bool, StoreError> {
+        let upgraded = self.apply_migrations(MIGRATIONS).await?;
+        self.chain_stored_events().await?;
+        Ok(upgraded)
     }
 
     /// The one-time step after migration 6: hash the events stored before the chain existed, in
@@ -804,8 +793,12 @@ impl Store {
     }
 
     /// Apply the `migrations` newer than the recorded schema version, each in its own
-    /// transaction with its version; refuse a database from a newer caseclerk.
-    async fn apply_migrations(&self, migrations: &[(i64, &'static str)]) -> Result<(), StoreError> {
+    /// transaction with its version; refuse a database from a newer caseclerk. `true` when a
+    /// database that had a schema was upgraded.
+    async fn apply_migrations(
+        &self,
+        migrations: &[(i64, &'static str)],
+    ) -> Result<bool, StoreError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
             .execute(&self.pool)
             .await?;
@@ -837,7 +830,7 @@ impl Store {
                 .await?;
             tx.commit().await?;
         }
-        Ok(())
+        Ok(current > 0 && known > current)
     }
 
     /// Begin a transaction.
@@ -1147,9 +1140,10 @@ impl Store {
         Ok(m)
     }
 
-    /// Record what a message was and where it went.
+    /// Record what a message was and where it went: one statement, in the caller's transaction
+    /// (`&mut tx`) or on its own.
     pub async fn file_message(
-        tx: &mut Tx<'_>,
+        conn: &mut sqlx::SqliteConnection,
         id: i64,
         state: &str,
         rule: &str,
@@ -1157,7 +1151,18 @@ impl Store {
         case_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        file_message_on(&mut *tx, id, state, rule, verdict, case_id, now).await
+        sqlx::query(
+            "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? WHERE id = ?",
+        )
+        .bind(state)
+        .bind(rule)
+        .bind(verdict.to_string())
+        .bind(case_id)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     /// Take a message off the triage list in the caller's transaction, only if it is still on it
@@ -2467,7 +2472,7 @@ impl DecisionConn {
         verdict: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        file_message_on(&mut self.conn, id, state, rule, verdict, None, now).await
+        Store::file_message(&mut self.conn, id, state, rule, verdict, None, now).await
     }
 
     /// Which of these Message-IDs are on a case's thread: one query for up to [`IN_LIST`] of

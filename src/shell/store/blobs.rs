@@ -421,6 +421,58 @@ mod tests {
         );
     }
 
+    /// The upgrade to version 15 copies every message's bytes; the pages they leave and the log
+    /// it wrote are given back when the database is opened, not left to the next erasure.
+    #[tokio::test]
+    async fn the_space_the_upgrade_to_version_15_frees_is_given_back_at_once() {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        let dir = std::env::temp_dir().join(format!("caseclerk-up15-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("c.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .pragma("auto_vacuum", "INCREMENTAL");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let old = Store { pool };
+        let before: Vec<_> = super::super::MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|(v, _)| *v < 15)
+            .collect();
+        old.apply_migrations(&before).await.unwrap();
+        for id in 1..=8_i64 {
+            sqlx::query(
+                "INSERT INTO messages (id, dedupe_key, body_sha256, mailbox, uidvalidity, uid, \
+                 internal_date, fetched_at, size, raw, state) \
+                 VALUES (?, ?, 'x', 'INBOX', 1, ?, '2026-12-22T09:00:00.000000Z', \
+                 '2026-12-22T09:00:00.000000Z', 1, ?, 'filed')",
+            )
+            .bind(id)
+            .bind(format!("mid:{id}"))
+            .bind(id)
+            .bind(file(256 * 1024))
+            .execute(&old.pool)
+            .await
+            .unwrap();
+        }
+        old.pool.close().await;
+
+        let s = Store::open(&db).await.unwrap();
+        assert_eq!(count(&s, "PRAGMA freelist_count").await, 0);
+        let wal = std::fs::metadata(dir.join("c.db-wal")).map_or(0, |m| m.len());
+        assert!(wal < 256 * 1024, "the log is emptied: {wal} bytes");
+        assert_eq!(s.message_raw(8).await.unwrap().unwrap(), file(256 * 1024));
+        s.pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn a_file_is_erased_with_the_last_message_or_letter_that_uses_it() {
         let s = Store::open_in_memory().await.unwrap();
