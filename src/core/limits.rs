@@ -3,9 +3,9 @@
 //! configured number of cases opened for one sender in 24 hours.
 //!
 //! Recognising automated mail ([`crate::core::classify`]) stops the loops we know; these caps
-//! are the backstop for the ones we do not. They are one pure rule ([`within_caps`]) applied to
-//! every [`Reaction`] by [`crate::core::react::react`], over [`Counts`] the engine loaded from
-//! its store. Past a cap, caseclerk stops: the message is recorded (on its case when it has
+//! are the backstop for the ones we do not. They are one pure rule ([`within_caps`]) the engine
+//! applies to every [`Reaction`] of [`crate::core::react::react`] they can change ([`can_cap`]),
+//! over [`Counts`] it loaded from its store. Past a cap, caseclerk stops: the message is recorded (on its case when it has
 //! one), nothing is queued for that address and no case is opened, and the message is listed
 //! for a person with the cap as its reason (`caseclerk triage`, the digest's triage section, and
 //! a note on the case for `caseclerk case`).

@@ -120,9 +120,6 @@ pub struct BouncedLetter {
 pub struct Found<'a> {
     pub case: Option<&'a CaseState>,
     pub bounced: Option<&'a BouncedLetter>,
-    /// What the engine counted for the caps (answers to the message's addresses, cases opened
-    /// for its sender in 24 hours); `None` counts from 0.
-    pub counts: Option<&'a crate::core::limits::Counts>,
 }
 
 pub use crate::core::reaction::{Filing, Opening, Reaction, Step};
@@ -140,22 +137,11 @@ fn mail_actor(sender: &str) -> String {
 /// The system itself.
 const CASECLERK: &str = "caseclerk";
 
-/// What `incoming` does, given what the engine `found` for it, at `now`.
+/// What `incoming` does, given what the engine `found` for it, at `now` — before the caps on
+/// answers and cases, which the engine applies with the counts from its store
+/// ([`crate::core::limits::within_caps`], only to a reaction they can change:
+/// [`crate::core::limits::can_cap`]).
 pub fn react(
-    rules: &Rules<'_>,
-    incoming: &Incoming<'_>,
-    found: Found<'_>,
-    now: DateTime<Utc>,
-) -> Reaction {
-    let r = placed(rules, incoming, found, now);
-    let none = crate::core::limits::Counts::default();
-    crate::core::limits::within_caps(r, found.counts.unwrap_or(&none), &rules.limits)
-}
-
-/// What `incoming` does before the caps: [`react`] is this within the caps. The engine counts
-/// for the caps only when they can act on it ([`crate::core::limits::can_cap`]); `found.counts`
-/// is not read here.
-pub fn placed(
     rules: &Rules<'_>,
     incoming: &Incoming<'_>,
     found: Found<'_>,
@@ -1300,7 +1286,6 @@ mod tests {
         let found = Found {
             case: Some(&state),
             bounced: None,
-            counts: None,
         };
         let r = react(
             &w.rules(),
@@ -1343,7 +1328,6 @@ mod tests {
             let found = Found {
                 case: Some(&state),
                 bounced: None,
-                counts: None,
             };
             let r = react(
                 &w.rules(),

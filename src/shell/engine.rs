@@ -570,13 +570,11 @@ impl Engine {
         let found = Found {
             case: state.as_ref(),
             bounced: bounced.as_ref(),
-            counts: None,
         };
-        // The caps' counts are queried only for a reaction they can change (one that opens a
-        // case or answers): the same reaction as `react::react` with the counts, in fewer
-        // queries for the rest.
+        // The caps, with what the store counts for them, only for a reaction they can change
+        // (one that opens a case or answers): the rest passes them unchanged, uncounted.
         let rules = self.rules();
-        let placed = react::placed(&rules, &incoming, found, now);
+        let placed = react::react(&rules, &incoming, found, now);
         let reaction = if limits::can_cap(&placed) {
             let counts = self.counts(filing, msg, m.internal_date, now).await?;
             limits::within_caps(placed, &counts, &rules.limits)
