@@ -2363,18 +2363,8 @@ async fn release_only_if_idle(conn: &mut sqlx::SqliteConnection) -> Result<bool,
 }
 
 /// A checkpoint after a large fetch, running in the background ([`Store::settle_ingest`]).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Settling(Option<tokio::task::JoinHandle<()>>);
-
-impl std::fmt::Debug for Settling {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Settling(checkpoint)"
-        } else {
-            "Settling(none)"
-        })
-    }
-}
 
 impl Settling {
     /// Wait until the checkpoint has finished (at once when there was none). Nothing needs to:

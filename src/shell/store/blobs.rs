@@ -353,16 +353,9 @@ mod tests {
         assert_eq!(s.unfiled_sent(10).await.unwrap()[0].raw, letters[0].1);
     }
 
-    /// Version 15 moved each message's bytes out of its row; a database from before keeps every
-    /// message exactly, whole or packed, read or not yet read.
-    #[tokio::test]
-    async fn messages_stored_before_version_15_are_read_back_exactly_after_it() {
-        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-        use std::str::FromStr;
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .unwrap()
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+    /// A database as caseclerk's schema 14 left it, on one connection made with `options`.
+    async fn at_version_14(options: sqlx::sqlite::SqliteConnectOptions) -> Store {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await
@@ -374,6 +367,20 @@ mod tests {
             .filter(|(v, _)| *v < 15)
             .collect();
         s.apply_migrations(&before).await.unwrap();
+        s
+    }
+
+    /// Version 15 moved each message's bytes out of its row; a database from before keeps every
+    /// message exactly, whole or packed, read or not yet read.
+    #[tokio::test]
+    async fn messages_stored_before_version_15_are_read_back_exactly_after_it() {
+        use std::str::FromStr;
+        let s = at_version_14(
+            sqlx::sqlite::SqliteConnectOptions::from_str("sqlite::memory:")
+                .unwrap()
+                .foreign_keys(true),
+        )
+        .await;
         // As version 14 stored them: a packed referral not yet read, and a plain note filed.
         let referral = referral(&file(30_000));
         let packed = super::prepare(referral.as_slice().into(), false);
@@ -425,7 +432,7 @@ mod tests {
     /// it wrote are given back when the database is opened, not left to the next erasure.
     #[tokio::test]
     async fn the_space_the_upgrade_to_version_15_frees_is_given_back_at_once() {
-        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
         let dir = std::env::temp_dir().join(format!("caseclerk-up15-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -435,18 +442,7 @@ mod tests {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .pragma("auto_vacuum", "INCREMENTAL");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .unwrap();
-        let old = Store { pool };
-        let before: Vec<_> = super::super::MIGRATIONS
-            .iter()
-            .copied()
-            .filter(|(v, _)| *v < 15)
-            .collect();
-        old.apply_migrations(&before).await.unwrap();
+        let old = at_version_14(options).await;
         for id in 1..=8_i64 {
             sqlx::query(
                 "INSERT INTO messages (id, dedupe_key, body_sha256, mailbox, uidvalidity, uid, \
