@@ -60,7 +60,11 @@ pub struct Figures {
     pub digest: Duration,
     pub export_xlsx: Duration,
     pub export_csv: Duration,
+    /// Reading every case, event and letter as the digest and the tracker do
+    /// ([`crate::shell::store::Store::every_case`]).
     pub read_all: Duration,
+    /// The same rows read through sqlx's pool, page by page (how they were read before).
+    pub read_all_sqlx: Duration,
     pub case_newest: Duration,
     pub case_first: Duration,
     /// Mean time to process one referral (open its case) in the slice that reached `cases`.
@@ -113,6 +117,9 @@ impl ScaleReport {
             line("export --format xlsx", &|m| ms(m.export_xlsx)),
             line("export --format csv", &|m| ms(m.export_csv)),
             line("  reference: read every row", &|m| ms(m.read_all)),
+            line("  reference: the same through sqlx", &|m| {
+                ms(m.read_all_sqlx)
+            }),
             line("case <newest ref>", &|m| ms(m.case_newest)),
             line("  reference: case <first ref>", &|m| ms(m.case_first)),
             line("opening a case (mean of the slice)", &|m| ms(m.open_mean)),
@@ -331,6 +338,15 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
     let export_xlsx = best(reps, || export(true)).await?;
     let export_csv = best(reps, || export(false)).await?;
     let read_all = best(reps, || async {
+        let mut every = store.every_case(false, true).await?;
+        let mut cases = 0;
+        while let Some(page) = every.next_page().await? {
+            cases += page.len();
+        }
+        Ok::<_, BenchError>((cases, every.letters.len()))
+    })
+    .await?;
+    let read_all_sqlx = best(reps, || async {
         let cases = store.cases_with_events(false).await?;
         let letters = store.letter_summaries(None).await?;
         Ok::<_, BenchError>((cases.len(), letters.len()))
@@ -360,6 +376,7 @@ async fn figures(engine: &Engine) -> Result<Figures, BenchError> {
         export_xlsx,
         export_csv,
         read_all,
+        read_all_sqlx,
         case_newest,
         case_first,
         pages,

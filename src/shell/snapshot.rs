@@ -6,13 +6,13 @@
 //! Must not: change anything (no events, no outbox rows); log personal data.
 
 use crate::core::particulars::Particular;
-use crate::core::records::{CaseRow, EventRow, LetterSummary};
+use crate::core::records::LetterSummary;
 use crate::core::views::{
     self, CaseView, Context, MailboxHealth, Names, Snapshot, TriageView, case_view, error_kind,
     scrub,
 };
 use crate::shell::config::Config;
-use crate::shell::store::{Store, StoreError};
+use crate::shell::store::{EveryCase, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
@@ -33,9 +33,10 @@ pub async fn gather(
     since: DateTime<Utc>,
 ) -> Result<Snapshot, StoreError> {
     let ctx = context(cfg);
-    let letters = store.letter_summaries(None).await?;
     let particulars = store.all_particulars().await?;
-    let (cases, problems) = fold_every_case(cfg, store, &letters, particulars, now).await?;
+    let mut every = store.every_case(false, true).await?;
+    let letters = std::mem::take(&mut every.letters);
+    let (cases, problems) = fold_every_case(cfg, every, &letters, particulars, now).await?;
     let triage = store
         .triage()
         .await?
@@ -81,14 +82,13 @@ pub async fn gather(
 
 /// Every case's view at `now`, and a line for each case that cannot be read.
 ///
-/// Reading and folding overlap: this task reads a page of cases with their events (SQLite's
-/// own thread copies the rows out), while a blocking thread folds the page before and works out
-/// its views. At 10,000 cases the two halves are about the same size, so on two cores the
-/// digest and the tracker take little more than the read alone. At most two pages are in memory
-/// besides the one being read (the channel holds one), never every case's events at once.
+/// Reading and folding overlap: [`Store::every_case`] reads a page of cases with their events on
+/// a thread of its own while this blocking thread folds the page before and works out its views.
+/// At most two pages are in memory besides the one being read, never every case's events at
+/// once.
 async fn fold_every_case(
     cfg: &Config,
-    store: &Store,
+    mut every: EveryCase,
     letters: &[LetterSummary],
     mut particulars: BTreeMap<i64, Vec<Particular>>,
     now: DateTime<Utc>,
@@ -102,8 +102,7 @@ async fn fold_every_case(
         cfg.directory.clone(),
     );
     let mut by_case = views::letters_by_case(letters);
-    let (pages, mut arriving) = tokio::sync::mpsc::channel::<Vec<(CaseRow, Vec<EventRow>)>>(1);
-    let folder = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let (process, calendar, directory) = &rules;
         let ctx = Context {
             process,
@@ -112,7 +111,7 @@ async fn fold_every_case(
         };
         let mut cases = Vec::new();
         let mut problems = Vec::new();
-        while let Some(page) = arriving.blocking_recv() {
+        while let Some(page) = every.next_page_blocking()? {
             for (row, events) in page {
                 let own = by_case.remove(&row.id).unwrap_or_default();
                 let read = particulars.remove(&row.id).unwrap_or_default();
@@ -126,23 +125,10 @@ async fn fold_every_case(
                 }
             }
         }
-        (cases, problems)
-    });
-    let mut after = 0;
-    loop {
-        let page = store.cases_with_events_page(false, after).await?;
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        after = last.id;
-        if pages.send(page).await.is_err() {
-            break;
-        }
-    }
-    drop(pages);
-    folder
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("folding the cases stopped: {e}")))
+        Ok((cases, problems))
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("folding the cases stopped: {e}")))?
 }
 
 /// "Since the last digest": when the previous digest (not the one keyed `key`) was sent, else 24

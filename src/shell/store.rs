@@ -18,6 +18,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod blobs;
+mod bulk;
+pub use bulk::{EveryCase, Page};
 mod particulars;
 
 /// A database transaction.
@@ -61,6 +63,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    #[error("database error reading every case: {0}")]
+    Bulk(rusqlite::Error),
 }
 
 /// The events table at an instant ([`Store::events_after`]): how many events, the highest id,
@@ -288,6 +292,8 @@ pub use crate::core::records::{
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Where [`Store::every_case`] opens its own connection; `None` for an in-memory store.
+    bulk: Option<bulk::Source>,
 }
 
 impl Store {
@@ -547,11 +553,10 @@ impl Store {
                     source,
                 })?;
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{display}"))
-            .map_err(|source| StoreError::Open {
-                path: display.clone(),
-                source,
-            })?
+        // The path as a file name, not in a URL: a directory named with `?` or `#` is not a
+        // parameter.
+        let options = SqliteConnectOptions::new()
+            .filename(path)
             // Real erasure (issue 14): freed pages are free of what they held (secure_delete
             // zeroes deleted content, on every connection), and an erasure's freed pages are
             // given back to the file system ([`Store::reclaim`]) once the database is in
@@ -577,7 +582,13 @@ impl Store {
                 path: display.clone(),
                 source,
             })?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            bulk: Some(bulk::Source {
+                path: path.to_path_buf(),
+                immutable: false,
+            }),
+        };
         let upgraded = store.migrate().await?;
         // Not fatal: another process reading at that moment makes the one-time VACUUM fail;
         // the next open tries again, and meanwhile erased content is still zeroed in place.
@@ -635,7 +646,13 @@ impl Store {
                 path: display.clone(),
                 source,
             })?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            bulk: Some(bulk::Source {
+                path: path.to_path_buf(),
+                immutable: !live,
+            }),
+        };
         store.check_schema(&display, MIGRATIONS).await?;
         Ok(store)
     }
@@ -679,16 +696,11 @@ impl Store {
     /// even while the daemon writes), opening the original read-only. For `tick --dry-run`.
     pub async fn copy_to(path: &Path, dest: &Path) -> Result<(), StoreError> {
         let display = path.display().to_string();
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{display}"))
-            .map(|o| {
-                o.read_only(true)
-                    .busy_timeout(Duration::from_secs(30))
-                    .row_buffer_size(ROW_BUFFER)
-            })
-            .map_err(|source| StoreError::Open {
-                path: display.clone(),
-                source,
-            })?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(30))
+            .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -739,7 +751,7 @@ impl Store {
                 path: ":memory:".into(),
                 source,
             })?;
-        let store = Store { pool };
+        let store = Store { pool, bulk: None };
         store.migrate().await?;
         Ok(store)
     }

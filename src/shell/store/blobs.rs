@@ -360,7 +360,7 @@ mod tests {
             .connect_with(options)
             .await
             .unwrap();
-        let s = Store { pool };
+        let s = Store { pool, bulk: None };
         let before: Vec<_> = super::super::MIGRATIONS
             .iter()
             .copied()

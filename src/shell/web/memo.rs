@@ -108,22 +108,17 @@ impl Summaries {
         store: &Store,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let letters = store.letter_summaries(None).await?;
-        let by_case = crate::core::views::letters_by_case(&letters);
+        let mut every = store.every_case(false, true).await?;
+        let by_case = crate::core::views::letters_by_case(&every.letters);
         let mut particulars = store.all_particulars().await?;
-        let mut after = 0;
-        loop {
-            let page = store.cases_with_events_page(false, after).await?;
-            let Some((last, _)) = page.last() else {
-                return Ok(());
-            };
-            after = last.id;
+        while let Some(page) = every.next_page().await? {
             for (row, events) in page {
                 let own = by_case.get(&row.id).map(Vec::as_slice).unwrap_or_default();
                 let read = particulars.remove(&row.id).unwrap_or_default();
                 self.summarise(cfg, row, &events, own, read, now);
             }
         }
+        Ok(())
     }
 
     /// Read and summarise the cases among `ids` (ascending); one no longer stored is dropped.
