@@ -444,13 +444,8 @@ impl Engine {
     /// which agencies are on which open case.
     async fn classify_context(&self) -> Result<classify::Context, EngineError> {
         let mut agency_cases = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.store.cases_with_events_page(true, after).await?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = last.id;
+        let mut open = self.store.every_case(true, false).await?;
+        while let Some(page) = open.next_page().await? {
             for (case, events) in page {
                 if let Ok(state) = case::fold_rows(&events) {
                     for (id, _) in state.active_agencies() {
