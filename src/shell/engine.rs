@@ -39,7 +39,7 @@ use crate::shell::outbox::{self, SendReport};
 use crate::shell::planmemo::{PlanMemo, Quiet, Version};
 use crate::shell::progress::Progress;
 use crate::shell::store::{
-    CaseRow, DecisionConn, PendingMessage, Store, StoreError, Tx, record_event,
+    CaseRow, DecisionConn, Filing, IN_LIST, PendingMessage, Store, StoreError, Tx, record_event,
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -117,6 +117,38 @@ pub struct Engine {
 
 /// How many cases the planning pass reads at once.
 const PLAN_READ_CASES: usize = 1000;
+
+/// Bytes of stored mail the deciding loop loads at once (the fetch batches' budget); a larger
+/// message is loaded alone.
+pub const LOAD_BUDGET: u64 = 8 * 1024 * 1024;
+
+/// What recording a message's reaction left to do.
+enum Outcome {
+    /// Nothing but the message's filing, for the caller to write with its batch.
+    Filed(Filing),
+    /// Written; the reference of a case it opened.
+    Done(Option<String>),
+}
+
+/// The pending messages (id and size, in the order to decide them) in batches of at most
+/// [`IN_LIST`] messages and [`LOAD_BUDGET`] bytes; a message larger than the budget alone.
+fn load_batches(pending: &[(i64, u64)]) -> Vec<Vec<i64>> {
+    let mut batches: Vec<Vec<i64>> = Vec::new();
+    let mut bytes = 0;
+    for &(id, size) in pending {
+        match batches.last_mut() {
+            Some(b) if b.len() < IN_LIST && bytes + size <= LOAD_BUDGET => {
+                b.push(id);
+                bytes += size;
+            }
+            _ => {
+                batches.push(vec![id]);
+                bytes = size;
+            }
+        }
+    }
+    batches
+}
 
 /// Take the one-daemon lock: an exclusive `flock` on the database file itself, held for the
 /// engine's life.
@@ -399,44 +431,62 @@ impl Engine {
     /// Classify and react to every stored message not yet handled. Returns (count, references
     /// opened).
     ///
-    /// The backlog is listed by id and each message is loaded when its turn comes, then let go:
-    /// one message's bytes (and its parse) are in memory at a time, whatever the backlog.
+    /// The backlog is listed by id and size and loaded a batch at a time (up to [`IN_LIST`]
+    /// messages within [`LOAD_BUDGET`] bytes, or one larger message alone), each batch let go
+    /// before the next: memory follows that budget, whatever the backlog. Loading ahead of a
+    /// message's turn is safe because only this loop files `new` messages (one engine at a time:
+    /// the daemon's lock), and what classifying a message needs from those decided before it
+    /// (threads, cases, answers counted) is looked up when its turn comes.
+    ///
+    /// A message whose reaction is only its filing is filed with the rest of its batch in one
+    /// statement, at the end of the batch; every other reaction is recorded in its own
+    /// transaction at once. A filing so deferred changes nothing a later message's decision reads,
+    /// and if the pass stops before it is written the message is still `new` and is decided
+    /// again on the next pass.
     pub async fn process_messages(
         &self,
         now: DateTime<Utc>,
     ) -> Result<(usize, Vec<String>), EngineError> {
-        let pending = self.store.pending_ids().await?;
+        let pending = self.store.pending_sized().await?;
         if pending.is_empty() {
             return Ok((0, Vec::new()));
         }
+        let total = pending.len();
         let mut ctx = self.classify_context().await?;
         // Filings commit without waiting for the disk; see `DecisionConn` for why that is safe.
         let mut filing = self.store.decision_connection().await?;
         let mut opened = Vec::new();
         let mut processed = 0;
-        for (n, id) in pending.iter().enumerate() {
-            self.progress.update("deciding", n, pending.len());
-            let Some(m) = filing.pending_message(*id).await? else {
-                continue;
-            };
-            processed += 1;
-            let msg = intake::parse(&m.raw);
-            ctx.known = Self::known_thread(&mut filing, &msg).await?;
-            let verdict = classify::classify(&msg, &ctx);
-            if let Some(reference) = self.react_to(&mut filing, &m, &msg, &verdict, now).await? {
-                // A reply later in this same pass finds the new case by its conversation too.
-                if let Some(conversation) = &msg.thread_conversation {
-                    ctx.conversations.push(classify::Conversation {
-                        conversation: conversation.clone(),
-                        case_ref: reference.clone(),
-                    });
+        for batch in load_batches(&pending) {
+            let loaded = filing.pending_messages(&batch).await?;
+            let mut filings = Vec::new();
+            for m in loaded {
+                self.progress.update("deciding", processed, total);
+                processed += 1;
+                let msg = intake::parse(&m.raw);
+                ctx.known = Self::known_thread(&mut filing, &msg).await?;
+                let verdict = classify::classify(&msg, &ctx);
+                let reaction = self.react_to(&mut filing, &m, &msg, &verdict, now).await?;
+                match reaction {
+                    Outcome::Filed(f) => filings.push(f),
+                    Outcome::Done(None) => {}
+                    Outcome::Done(Some(reference)) => {
+                        // A reply later in this same pass finds the new case by its conversation
+                        // too.
+                        if let Some(conversation) = &msg.thread_conversation {
+                            ctx.conversations.push(classify::Conversation {
+                                conversation: conversation.clone(),
+                                case_ref: reference.clone(),
+                            });
+                        }
+                        ctx.case_refs.push(reference.clone());
+                        opened.push(reference);
+                    }
                 }
-                ctx.case_refs.push(reference.clone());
-                opened.push(reference);
             }
+            filing.file_messages(&filings, now).await?;
         }
-        self.progress
-            .update("deciding", pending.len(), pending.len());
+        self.progress.update("deciding", total, total);
         Ok((processed, opened))
     }
 
@@ -521,7 +571,7 @@ impl Engine {
         msg: &intake::Message,
         verdict: &classify::Verdict,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, EngineError> {
+    ) -> Result<Outcome, EngineError> {
         use classify::Kind;
         let mut bounced = None;
         let case = match &verdict.kind {
@@ -622,7 +672,7 @@ impl Engine {
         mut state: Option<CaseState>,
         reaction: Reaction,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, EngineError> {
+    ) -> Result<Outcome, EngineError> {
         let vjson = serde_json::to_value(verdict).unwrap_or(serde_json::Value::Null);
         for step in &reaction.steps {
             tracing::info!(stored_message = m.id, rule = step.rule, why = %step.why, "reaction");
@@ -630,11 +680,13 @@ impl Engine {
         let rule = reaction.held_by.unwrap_or(verdict.rule);
         let on_case = case.is_some() && reaction.on_case;
         if reaction.open.is_none() && !on_case && reaction.mark_bounced.is_none() {
-            // Nothing but the filing to write: one statement, without a transaction around it.
-            filing
-                .file_message(m.id, reaction.filing.as_str(), rule, &vjson, now)
-                .await?;
-            return Ok(None);
+            // Nothing but the filing to write: the caller files it with the rest of its batch.
+            return Ok(Outcome::Filed(Filing {
+                id: m.id,
+                state: reaction.filing.as_str(),
+                rule,
+                verdict: vjson,
+            }));
         }
         let mut tx = filing.begin().await?;
         let mut opened = None;
@@ -684,7 +736,7 @@ impl Engine {
         )
         .await?;
         Store::commit(tx).await?;
-        Ok(opened)
+        Ok(Outcome::Done(opened))
     }
 
     /// A case's state, from its events.
@@ -1150,6 +1202,34 @@ fn choose_config(env: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBu
 
 #[cfg(test)]
 mod tests {
+
+    // The deciding loop's batches: in order, at most IN_LIST messages and LOAD_BUDGET bytes, a
+    // larger message alone, every message exactly once.
+    #[test]
+    fn pending_messages_are_loaded_in_order_in_batches_bounded_by_count_and_bytes() {
+        let mb = 1024 * 1024;
+        let mut pending: Vec<(i64, u64)> = (1..=250).map(|id| (id, 1000)).collect();
+        pending.push((251, 3 * mb));
+        pending.push((252, 3 * mb));
+        pending.push((253, 3 * mb));
+        pending.push((254, 20 * mb));
+        pending.push((255, 10));
+        let batches = super::load_batches(&pending);
+        let flat: Vec<i64> = batches.iter().flatten().copied().collect();
+        assert_eq!(flat, (1..=255).collect::<Vec<_>>());
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        // 100, 100, then 50 small ones with two of 3 MB (under 8 MB); the third 3 MB one starts
+        // a batch the 20 MB one does not fit in, which is alone, and the last starts its own.
+        assert_eq!(sizes, [100, 100, 52, 1, 1, 1]);
+        for b in &batches {
+            let bytes: u64 = b
+                .iter()
+                .map(|id| pending[usize::try_from(*id).unwrap() - 1].1)
+                .sum();
+            assert!(b.len() <= IN_LIST);
+            assert!(b.len() == 1 || bytes <= LOAD_BUDGET, "{bytes}");
+        }
+    }
     use super::*;
 
     /// A fresh directory holding `db/caseclerk.db` (the file exists, as after a first run).

@@ -1144,6 +1144,20 @@ impl Store {
         .await?)
     }
 
+    /// [`Store::pending_ids`] with each message's size as fetched (its bytes when loaded), so the
+    /// engine can load them a batch at a time within a budget.
+    pub async fn pending_sized(&self) -> Result<Vec<(i64, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, size FROM messages WHERE state = 'new' ORDER BY internal_date, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, size)| (id, u64::try_from(size).unwrap_or(0)))
+            .collect())
+    }
+
     /// One message not yet classified, with its raw bytes (`None` once it has been classified).
     pub async fn pending_message(&self, id: i64) -> Result<Option<PendingMessage>, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -2388,6 +2402,16 @@ impl Settling {
     }
 }
 
+/// What a message was and where it went, when that is all its reaction writes
+/// ([`DecisionConn::file_messages`]).
+#[derive(Debug, Clone)]
+pub struct Filing {
+    pub id: i64,
+    pub state: &'static str,
+    pub rule: &'static str,
+    pub verdict: serde_json::Value,
+}
+
 /// The engine's connection for what it decides in one pass — filing messages, planning cases —
 /// held for the pass and closed (never handed back to the pool) when dropped, so its setting
 /// never reaches another write.
@@ -2429,7 +2453,7 @@ impl Store {
 }
 
 /// At most this many values in one `IN` list (SQLite's limit on bound values is far above it).
-const IN_LIST: usize = 100;
+pub const IN_LIST: usize = 100;
 
 /// The reads of the engine's loop over pending messages are made on its own connection too: each
 /// query through the pool is a connection taken and handed back as well (a round trip to the
@@ -2441,40 +2465,86 @@ impl DecisionConn {
         Ok(self.conn.begin().await?)
     }
 
-    /// One message not yet classified, with its raw bytes (`None` once it has been classified),
-    /// as [`Store::pending_message`]. A message without attached files taken out is one row, read
-    /// in one statement; one with them is read again with its files in one transaction.
-    pub async fn pending_message(&mut self, id: i64) -> Result<Option<PendingMessage>, StoreError> {
-        let row = sqlx::query(PENDING_MESSAGE)
-            .bind(id)
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        let Some(r) = row else { return Ok(None) };
-        if r.try_get::<Option<String>, _>("packing")?.is_none() {
-            return Ok(Some(PendingMessage {
-                id,
-                internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
-                raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
-            }));
+    /// The messages among `ids` not yet classified, with their raw bytes, in the order of `ids`
+    /// (one filed meanwhile is left out): one query for up to [`IN_LIST`] of them, as
+    /// [`Store::pending_message`] reads one. A message whose attached files were taken out is
+    /// read again with its files in one transaction, so its row and its files come from one
+    /// snapshot.
+    pub async fn pending_messages(
+        &mut self,
+        ids: &[i64],
+    ) -> Result<Vec<PendingMessage>, StoreError> {
+        let mut found: std::collections::HashMap<i64, Option<PendingMessage>> =
+            std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT m.id, m.internal_date, b.raw, b.packing FROM messages m \
+                 JOIN message_bytes b ON b.message_id = m.id \
+                 WHERE m.id IN ({}) AND m.state = 'new'",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&mut *self.conn).await? {
+                let id: i64 = r.try_get("id")?;
+                let whole = r.try_get::<Option<String>, _>("packing")?.is_none();
+                let m = whole
+                    .then(|| -> Result<PendingMessage, StoreError> {
+                        Ok(PendingMessage {
+                            id,
+                            internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                            raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+                        })
+                    })
+                    .transpose()?;
+                found.insert(id, m);
+            }
         }
-        drop(r);
-        let mut tx = self.begin().await?;
-        let m = pending_in(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(m)
+        let mut out = Vec::with_capacity(found.len());
+        for id in ids {
+            match found.remove(id) {
+                Some(Some(m)) => out.push(m),
+                Some(None) => {
+                    let mut tx = self.begin().await?;
+                    let m = pending_in(&mut tx, *id).await?;
+                    tx.commit().await?;
+                    out.extend(m);
+                }
+                None => {}
+            }
+        }
+        Ok(out)
     }
 
-    /// File a message whose reaction writes nothing else (no case opened, nothing on a case, no
-    /// letter marked): one statement, a transaction by itself — most of a first run's messages.
-    pub async fn file_message(
+    /// File messages whose reactions write nothing else (no case opened, nothing on a case, no
+    /// letter marked) — most of a first run's messages: one statement for up to [`IN_LIST`] of
+    /// them, a transaction by itself.
+    pub async fn file_messages(
         &mut self,
-        id: i64,
-        state: &str,
-        rule: &str,
-        verdict: &serde_json::Value,
+        filings: &[Filing],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        Store::file_message(&mut self.conn, id, state, rule, verdict, None, now).await
+        for chunk in filings.chunks(IN_LIST) {
+            let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "UPDATE messages SET state = v.state, rule = v.rule, verdict = v.verdict, \
+                 case_id = NULL, processed_at = ? \
+                 FROM (SELECT column1 AS id, column2 AS state, column3 AS rule, column4 AS verdict \
+                 FROM (VALUES {rows})) AS v WHERE messages.id = v.id"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(now));
+            for f in chunk {
+                q = q
+                    .bind(f.id)
+                    .bind(f.state)
+                    .bind(f.rule)
+                    .bind(f.verdict.to_string());
+            }
+            q.execute(&mut *self.conn).await?;
+        }
+        Ok(())
     }
 
     /// Which of these Message-IDs are on a case's thread: one query for up to [`IN_LIST`] of

@@ -211,7 +211,7 @@ mod tests {
     use base64::Engine as _;
     use chrono::{DateTime, Utc};
 
-    fn t(s: &str) -> DateTime<Utc> {
+    pub(super) fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
@@ -220,7 +220,7 @@ mod tests {
     }
 
     /// A referral as a hospital's mail program writes it: the form in 76-character lines.
-    fn referral(form: &[u8]) -> Vec<u8> {
+    pub(super) fn referral(form: &[u8]) -> Vec<u8> {
         let b64 = base64::engine::general_purpose::STANDARD.encode(form);
         let lines: Vec<&str> = b64
             .as_bytes()
@@ -607,5 +607,83 @@ mod tests {
         );
         assert_eq!(count(&s, "SELECT COUNT(*) FROM blobs").await, 0);
         assert_eq!(s.pending_message(id).await.unwrap().unwrap().raw, raw);
+    }
+}
+
+// The engine's deciding loop loads pending messages a batch at a time and files those whose
+// reaction is only their filing in one statement: each comes back whole (packed or not) in the
+// order asked, one filed meanwhile is left out, and each filing lands on its own row only.
+#[cfg(test)]
+mod batches {
+    use super::super::{Filing, Store};
+    use super::tests::{referral, t};
+
+    #[tokio::test]
+    async fn a_batch_loads_whole_messages_in_the_order_asked_and_files_each_with_its_own_verdict() {
+        let dir = std::env::temp_dir().join(format!("caseclerk-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Store::open(&dir.join("cc.db")).await.unwrap();
+        let now = t("2026-12-22T09:00:00Z");
+        let packed = referral(&vec![7u8; 20_000]);
+        let mut fetched = Vec::new();
+        for uid in 1..=150u32 {
+            let raw = if uid % 50 == 0 {
+                packed.clone()
+            } else {
+                format!("From: a{uid}@x.test\r\nMessage-ID: <m{uid}@x.test>\r\nSubject: n{uid}\r\n\r\nbody {uid}\r\n")
+                    .into_bytes()
+            };
+            fetched.push((uid, crate::shell::mailbox::new_message(&raw, uid, now)));
+        }
+        let batch: Vec<_> = fetched.iter().map(|(_, m)| m.clone()).collect();
+        s.store_fetched("INBOX", 1, &batch, 150, now).await.unwrap();
+        let ids = s.pending_ids().await.unwrap();
+        assert_eq!(
+            ids.len(),
+            148,
+            "three copies of the referral are one message"
+        );
+        let mut conn = s.decision_connection().await.unwrap();
+        // Asked out of order, with one id that is no message: back in the order asked.
+        let mut asked: Vec<i64> = ids.iter().rev().copied().collect();
+        asked.insert(3, 9_999);
+        let loaded = conn.pending_messages(&asked).await.unwrap();
+        let got: Vec<i64> = loaded.iter().map(|m| m.id).collect();
+        let want: Vec<i64> = ids.iter().rev().copied().collect();
+        assert_eq!(got, want);
+        let whole = loaded.iter().filter(|m| m.raw == packed).count();
+        assert_eq!(whole, 1, "the packed referral comes back byte for byte");
+        // File every other one; they are no longer pending, and each row has its own verdict.
+        let filings: Vec<Filing> = ids
+            .iter()
+            .step_by(2)
+            .map(|&id| Filing {
+                id,
+                state: if id % 3 == 0 { "ignored" } else { "triage" },
+                rule: "test_rule",
+                verdict: serde_json::json!({"id": id}),
+            })
+            .collect();
+        conn.file_messages(&filings, now).await.unwrap();
+        let left = conn.pending_messages(&ids).await.unwrap();
+        let left: Vec<i64> = left.iter().map(|m| m.id).collect();
+        let unfiled: Vec<i64> = ids.iter().skip(1).step_by(2).copied().collect();
+        assert_eq!(left, unfiled);
+        drop(conn);
+        for f in &filings {
+            let (state, rule, verdict, processed): (String, String, String, Option<String>) =
+                sqlx::query_as(
+                    "SELECT state, rule, verdict, processed_at FROM messages WHERE id = ?",
+                )
+                .bind(f.id)
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+            assert_eq!((state.as_str(), rule.as_str()), (f.state, f.rule));
+            assert_eq!(verdict, f.verdict.to_string());
+            assert!(processed.is_some());
+        }
+        s.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
