@@ -3554,6 +3554,33 @@ mod tests {
         assert_eq!(open_case_on(&s, "2027-01-04").await, "RR-2027-0002");
     }
 
+    /// The `i`th of a set of cases of every kind: every third has no events, the others
+    /// `i % 4 + 1` of them, numbered; every fifth is closed; every other has an area, every third
+    /// a referrer. Returns its id and reference.
+    pub(super) async fn case_of_kind(
+        tx: &mut Tx<'_>,
+        i: usize,
+        now: DateTime<Utc>,
+    ) -> (i64, String) {
+        let day0 = NaiveDate::from_ymd_opt(2026, 12, 22).unwrap();
+        let area = i.is_multiple_of(2).then_some("bury");
+        let referrer = i.is_multiple_of(3).then_some("ward@hospital.test");
+        let (id, reference) = Store::create_case(tx, "RR", "bury", area, now, day0, referrer, now)
+            .await
+            .unwrap();
+        for k in 0..if i.is_multiple_of(3) { 0 } else { i % 4 + 1 } {
+            Store::add_event(tx, id, now, "note", "test", &serde_json::json!({"k": k}))
+                .await
+                .unwrap();
+        }
+        if i.is_multiple_of(5) {
+            Store::set_case_status(tx, id, CaseStatus::Closed)
+                .await
+                .unwrap();
+        }
+        (id, reference)
+    }
+
     #[tokio::test]
     async fn cases_and_their_events_are_read_in_pages_each_case_with_only_its_own_events() {
         let s = Store::open_in_memory().await.unwrap();
@@ -3561,28 +3588,7 @@ mod tests {
         let now = t("2026-12-22T09:01:00Z");
         let mut tx = s.begin().await.unwrap();
         for i in 0..n {
-            let day0 = NaiveDate::from_ymd_opt(2026, 12, 22).unwrap();
-            let (id, _) = Store::create_case(&mut tx, "RR", "bury", None, now, day0, None, now)
-                .await
-                .unwrap();
-            // Every third case has no events; the others i % 4 + 1 of them, numbered.
-            for k in 0..if i % 3 == 0 { 0 } else { i % 4 + 1 } {
-                Store::add_event(
-                    &mut tx,
-                    id,
-                    now,
-                    "note",
-                    "test",
-                    &serde_json::json!({"k": k}),
-                )
-                .await
-                .unwrap();
-            }
-            if i % 5 == 0 {
-                Store::set_case_status(&mut tx, id, CaseStatus::Closed)
-                    .await
-                    .unwrap();
-            }
+            case_of_kind(&mut tx, i, now).await;
         }
         tx.commit().await.unwrap();
         for open_only in [false, true] {

@@ -334,7 +334,7 @@ fn read_letters(conn: &rusqlite::Connection) -> Result<Vec<LetterSummary>, Store
 mod tests {
     use super::*;
     use crate::core::records::NewLetter;
-    use chrono::{DateTime, NaiveDate, Utc};
+    use chrono::{DateTime, Utc};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -347,32 +347,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let s = Store::open(&dir.join("cc.db")).await.unwrap();
         let now = t("2026-12-22T09:01:00Z");
-        let day0 = NaiveDate::from_ymd_opt(2026, 12, 22).unwrap();
         let mut tx = s.begin().await.unwrap();
         for i in 0..n {
-            let area = (i % 2 == 0).then_some("bury");
-            let referrer = (i % 3 == 0).then_some("ward@hospital.test");
-            let (id, reference) =
-                Store::create_case(&mut tx, "RR", "bury", area, now, day0, referrer, now)
-                    .await
-                    .unwrap();
-            for k in 0..if i % 3 == 0 { 0 } else { i % 4 + 1 } {
-                Store::add_event(
-                    &mut tx,
-                    id,
-                    now,
-                    "note",
-                    "test",
-                    &serde_json::json!({"k": k}),
-                )
-                .await
-                .unwrap();
-            }
-            if i % 5 == 0 {
-                Store::set_case_status(&mut tx, id, CaseStatus::Closed)
-                    .await
-                    .unwrap();
-            }
+            let (id, reference) = super::super::tests::case_of_kind(&mut tx, i, now).await;
             for (step, case_id) in [("acknowledge", Some(id)), ("digest", None)] {
                 let letter = NewLetter {
                     dedupe_key: format!("{reference}/{step}"),
