@@ -68,6 +68,10 @@ pub enum EngineError {
         reference: String,
         source: TimelineError,
     },
+    /// Loading or parsing stored mail ahead of its turn stopped (a panic: parsing never should).
+    /// The mail is still stored and pending; the next pass reads it again.
+    #[error("reading stored mail ahead of its turn stopped unexpectedly: {0}")]
+    ReadAhead(String),
     #[error(
         "another caseclerk is already working on {path} (run and tick take turns; stop the daemon first)"
     )]
@@ -128,6 +132,54 @@ enum Outcome {
     Filed(Filing),
     /// Written; the reference of a case it opened.
     Done(Option<String>),
+}
+
+/// A batch of pending messages being loaded (through the pool, not the loop's own connection)
+/// and parsed on a blocking thread, in the background. Dropping it stops that work: the loop
+/// returned early, and what it would have read is still pending for the next pass.
+struct Ahead(tokio::task::JoinHandle<Result<Vec<(PendingMessage, intake::Message)>, EngineError>>);
+
+impl Ahead {
+    fn start(store: &Store, ids: Vec<i64>) -> Ahead {
+        let store = store.clone();
+        Ahead(tokio::spawn(async move {
+            let loaded = store.pending_messages(&ids).await?;
+            tokio::task::spawn_blocking(move || {
+                loaded
+                    .into_iter()
+                    .map(|m| {
+                        let msg = intake::parse(&m.raw);
+                        (m, msg)
+                    })
+                    .collect()
+            })
+            .await
+            .map_err(stopped)
+        }))
+    }
+
+    async fn finished(mut self) -> Result<Vec<(PendingMessage, intake::Message)>, EngineError> {
+        let task = &mut self.0;
+        task.await.map_err(stopped)?
+    }
+}
+
+/// How a task reading ahead stopped, without its panic's message (which could quote the mail).
+fn stopped(e: tokio::task::JoinError) -> EngineError {
+    EngineError::ReadAhead(
+        if e.is_panic() {
+            "it panicked"
+        } else {
+            "it was cancelled"
+        }
+        .into(),
+    )
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The pending messages (id and size, in the order to decide them) in batches of at most
@@ -432,8 +484,9 @@ impl Engine {
     /// opened).
     ///
     /// The backlog is listed by id and size and loaded a batch at a time (up to [`IN_LIST`]
-    /// messages within [`LOAD_BUDGET`] bytes, or one larger message alone), each batch let go
-    /// before the next: memory follows that budget, whatever the backlog. Loading ahead of a
+    /// messages within [`LOAD_BUDGET`] bytes, or one larger message alone); while one batch is
+    /// decided the next is loaded and parsed on other threads ([`Ahead`]), so at most two
+    /// batches are held, whatever the backlog. Loading ahead of a
     /// message's turn is safe because only this loop files `new` messages (one engine at a time:
     /// the daemon's lock), and what classifying a message needs from those decided before it
     /// (threads, cases, answers counted) is looked up when its turn comes.
@@ -457,13 +510,16 @@ impl Engine {
         let mut filing = self.store.decision_connection().await?;
         let mut opened = Vec::new();
         let mut processed = 0;
-        for batch in load_batches(&pending) {
-            let loaded = filing.pending_messages(&batch).await?;
+        let mut batches = load_batches(&pending).into_iter();
+        let mut ahead = batches.next().map(|b| Ahead::start(&self.store, b));
+        while let Some(batch) = ahead.take() {
+            let loaded = batch.finished().await?;
+            // The next batch is loaded and parsed on other threads while this one is decided.
+            ahead = batches.next().map(|b| Ahead::start(&self.store, b));
             let mut filings = Vec::new();
-            for m in loaded {
+            for (m, msg) in loaded {
                 self.progress.update("deciding", processed, total);
                 processed += 1;
-                let msg = intake::parse(&m.raw);
                 ctx.known = Self::known_thread(&mut filing, &msg).await?;
                 let verdict = classify::classify(&msg, &ctx);
                 let reaction = self.react_to(&mut filing, &m, &msg, &verdict, now).await?;

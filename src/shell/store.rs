@@ -1166,6 +1166,57 @@ impl Store {
         Ok(m)
     }
 
+    /// The messages among `ids` not yet classified, with their raw bytes, in the order of `ids`
+    /// (one filed meanwhile is left out): one query for up to [`IN_LIST`] of them, as
+    /// [`Store::pending_message`] reads one (the engine loads a batch while it decides the one
+    /// before). A message whose attached files were taken out is
+    /// read again with its files in one transaction, so its row and its files come from one
+    /// snapshot.
+    pub async fn pending_messages(&self, ids: &[i64]) -> Result<Vec<PendingMessage>, StoreError> {
+        let mut found: std::collections::HashMap<i64, Option<PendingMessage>> =
+            std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT m.id, m.internal_date, b.raw, b.packing FROM messages m \
+                 JOIN message_bytes b ON b.message_id = m.id \
+                 WHERE m.id IN ({}) AND m.state = 'new'",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let id: i64 = r.try_get("id")?;
+                let whole = r.try_get::<Option<String>, _>("packing")?.is_none();
+                let m = whole
+                    .then(|| -> Result<PendingMessage, StoreError> {
+                        Ok(PendingMessage {
+                            id,
+                            internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
+                            raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
+                        })
+                    })
+                    .transpose()?;
+                found.insert(id, m);
+            }
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for id in ids {
+            match found.remove(id) {
+                Some(Some(m)) => out.push(m),
+                Some(None) => {
+                    let mut tx = self.pool.begin().await?;
+                    let m = pending_in(&mut tx, *id).await?;
+                    tx.commit().await?;
+                    out.extend(m);
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// Record what a message was and where it went: one statement, in the caller's transaction
     /// (`&mut tx`) or on its own.
     pub async fn file_message(
@@ -2465,62 +2516,10 @@ impl DecisionConn {
         Ok(self.conn.begin().await?)
     }
 
-    /// The messages among `ids` not yet classified, with their raw bytes, in the order of `ids`
-    /// (one filed meanwhile is left out): one query for up to [`IN_LIST`] of them, as
-    /// [`Store::pending_message`] reads one. A message whose attached files were taken out is
-    /// read again with its files in one transaction, so its row and its files come from one
-    /// snapshot.
-    pub async fn pending_messages(
-        &mut self,
-        ids: &[i64],
-    ) -> Result<Vec<PendingMessage>, StoreError> {
-        let mut found: std::collections::HashMap<i64, Option<PendingMessage>> =
-            std::collections::HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_LIST) {
-            let sql = format!(
-                "SELECT m.id, m.internal_date, b.raw, b.packing FROM messages m \
-                 JOIN message_bytes b ON b.message_id = m.id \
-                 WHERE m.id IN ({}) AND m.state = 'new'",
-                placeholders(chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for r in q.fetch_all(&mut *self.conn).await? {
-                let id: i64 = r.try_get("id")?;
-                let whole = r.try_get::<Option<String>, _>("packing")?.is_none();
-                let m = whole
-                    .then(|| -> Result<PendingMessage, StoreError> {
-                        Ok(PendingMessage {
-                            id,
-                            internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
-                            raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
-                        })
-                    })
-                    .transpose()?;
-                found.insert(id, m);
-            }
-        }
-        let mut out = Vec::with_capacity(found.len());
-        for id in ids {
-            match found.remove(id) {
-                Some(Some(m)) => out.push(m),
-                Some(None) => {
-                    let mut tx = self.begin().await?;
-                    let m = pending_in(&mut tx, *id).await?;
-                    tx.commit().await?;
-                    out.extend(m);
-                }
-                None => {}
-            }
-        }
-        Ok(out)
-    }
-
     /// File messages whose reactions write nothing else (no case opened, nothing on a case, no
     /// letter marked) — most of a first run's messages: one statement for up to [`IN_LIST`] of
-    /// them, a transaction by itself.
+    /// them, a transaction by itself. Only a message still `new` is filed: one filed meanwhile
+    /// keeps its filing.
     pub async fn file_messages(
         &mut self,
         filings: &[Filing],
@@ -2532,7 +2531,7 @@ impl DecisionConn {
                 "UPDATE messages SET state = v.state, rule = v.rule, verdict = v.verdict, \
                  case_id = NULL, processed_at = ? \
                  FROM (SELECT column1 AS id, column2 AS state, column3 AS rule, column4 AS verdict \
-                 FROM (VALUES {rows})) AS v WHERE messages.id = v.id"
+                 FROM (VALUES {rows})) AS v WHERE messages.id = v.id AND messages.state = 'new'"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(now));
             for f in chunk {

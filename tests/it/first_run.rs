@@ -2,7 +2,8 @@
 //! people, `--dry-run` writes and sends nothing, and letters that fell due long before the run are
 //! imported — not sent.
 
-use crate::support::{Harness, REFERRER, SHARED, referral};
+use crate::support::{Harness, REFERRER, SHARED, referral, reply};
+use caseclerk::shell::store::Store;
 use chrono::{DateTime, Duration, FixedOffset};
 
 const PANEL: [&str; 3] = [
@@ -288,4 +289,69 @@ async fn a_case_opened_from_an_old_referral_on_the_first_run_still_gets_its_futu
         review.timeline()
     );
     assert!(review.for_step("acknowledge").is_empty());
+}
+
+/// A backlog of several of the deciding loop's batches (over a hundred messages and over 8 MB):
+/// every message is decided once, and a reply in a later batch finds the case its referral opened
+/// in the first — the batches are decided in the order the mail arrived, each seeing what the
+/// ones before it recorded.
+#[tokio::test]
+async fn a_backlog_of_several_batches_is_decided_once_and_a_reply_in_a_later_batch_finds_its_case()
+{
+    let h = Harness::start("bury").await;
+    let start = at("2026-11-20T09:00:00Z");
+    let n = 300;
+    let mail: Vec<(Vec<u8>, DateTime<FixedOffset>)> = (0..n)
+        .map(|i| {
+            let raw = match i {
+                3 => referral("early@hospital.test", "Referral for a rapid review"),
+                290 => reply(
+                    REFERRER,
+                    "early@hospital.test",
+                    "RE: Referral for a rapid review",
+                    "The school's chronology, as promised.",
+                    None,
+                ),
+                _ => caseclerk::dev::bench::sample(i),
+            };
+            (raw, start + Duration::minutes(i as i64))
+        })
+        .collect();
+    let bytes: usize = mail.iter().map(|(m, _)| m.len()).sum();
+    assert!(bytes > 8 * 1024 * 1024, "{bytes}");
+    h.stack.append_many(SHARED, &mail).await.expect("appended");
+    let out = h.tick(Some(NOW));
+    assert!(out.contains("opened RR-2026-0001"), "{out}");
+    assert!(
+        !out.contains("RR-2026-0002"),
+        "one case, the reply on it: {out}"
+    );
+    let store = Store::open_read_only(&h.dir.join("caseclerk.db"))
+        .await
+        .unwrap();
+    let states = store.message_states().await.unwrap();
+    let stored: i64 = states.iter().map(|(_, _, k)| k).sum();
+    assert_eq!(stored, n as i64, "{states:?}");
+    assert!(
+        states.iter().all(|(state, _, _)| state != "new"),
+        "every message decided: {states:?}"
+    );
+    // Stored in the order fetched: the referral is message 4, the reply message 291.
+    // Decided in the order the mail arrived (the referral 4th, the reply 291st, two batches
+    // later): the referral opened the case and the reply was filed on it by its thread; the rest
+    // is the bench's unmatched mail, listed for a person.
+    let count = |state: &str, rule: &str| {
+        states
+            .iter()
+            .find(|(s, r, _)| s == state && r.as_deref() == Some(rule))
+            .map_or(0, |(_, _, k)| *k)
+    };
+    assert_eq!(count("filed", "referral"), 1, "{states:?}");
+    assert_eq!(count("filed", "thread"), 1, "{states:?}");
+    assert_eq!(count("triage", "unmatched"), n as i64 - 2, "{states:?}");
+    assert!(
+        h.ok(&["tick", "--process-existing", "--now", NOW])
+            .contains("processed 0"),
+        "nothing is decided twice"
+    );
 }

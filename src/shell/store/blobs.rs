@@ -647,12 +647,25 @@ mod batches {
         // Asked out of order, with one id that is no message: back in the order asked.
         let mut asked: Vec<i64> = ids.iter().rev().copied().collect();
         asked.insert(3, 9_999);
-        let loaded = conn.pending_messages(&asked).await.unwrap();
+        let loaded = s.pending_messages(&asked).await.unwrap();
         let got: Vec<i64> = loaded.iter().map(|m| m.id).collect();
         let want: Vec<i64> = ids.iter().rev().copied().collect();
         assert_eq!(got, want);
         let whole = loaded.iter().filter(|m| m.raw == packed).count();
         assert_eq!(whole, 1, "the packed referral comes back byte for byte");
+        // One is filed by someone else first: the batch's filing leaves it as it is.
+        let first = ids[0];
+        Store::file_message(
+            s.pool().acquire().await.unwrap().as_mut(),
+            first,
+            "filed",
+            "attached_by_hand",
+            &serde_json::json!({}),
+            None,
+            now,
+        )
+        .await
+        .unwrap();
         // File every other one; they are no longer pending, and each row has its own verdict.
         let filings: Vec<Filing> = ids
             .iter()
@@ -665,12 +678,25 @@ mod batches {
             })
             .collect();
         conn.file_messages(&filings, now).await.unwrap();
-        let left = conn.pending_messages(&ids).await.unwrap();
+        let left = s.pending_messages(&ids).await.unwrap();
         let left: Vec<i64> = left.iter().map(|m| m.id).collect();
         let unfiled: Vec<i64> = ids.iter().skip(1).step_by(2).copied().collect();
         assert_eq!(left, unfiled);
         drop(conn);
         for f in &filings {
+            if f.id == first {
+                let (state, rule): (String, String) =
+                    sqlx::query_as("SELECT state, rule FROM messages WHERE id = ?")
+                        .bind(f.id)
+                        .fetch_one(s.pool())
+                        .await
+                        .unwrap();
+                assert_eq!(
+                    (state.as_str(), rule.as_str()),
+                    ("filed", "attached_by_hand")
+                );
+                continue;
+            }
             let (state, rule, verdict, processed): (String, String, String, Option<String>) =
                 sqlx::query_as(
                     "SELECT state, rule, verdict, processed_at FROM messages WHERE id = ?",
