@@ -1133,19 +1133,20 @@ impl Store {
         Ok(())
     }
 
-    /// The ids of messages not yet classified, oldest first: a few bytes each, so a backlog of any
-    /// size is listed without its mail; each is loaded by [`Store::pending_message`] when its turn
-    /// comes.
+    /// The ids of messages not yet classified, in the order the engine decides them
+    /// ([`Store::pending_sized`] without the sizes).
     pub async fn pending_ids(&self) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM messages WHERE state = 'new' ORDER BY internal_date, id",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(self
+            .pending_sized()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
     }
 
-    /// [`Store::pending_ids`] with each message's size as fetched (its bytes when loaded), so the
-    /// engine can load them a batch at a time within a budget.
+    /// The messages not yet classified, oldest first, each with its size as fetched (its bytes
+    /// when loaded): a few bytes each, so a backlog of any size is listed without its mail, and
+    /// the engine loads it a batch at a time within a budget.
     pub async fn pending_sized(&self) -> Result<Vec<(i64, u64)>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT id, size FROM messages WHERE state = 'new' ORDER BY internal_date, id",
