@@ -124,7 +124,7 @@ const PLAN_READ_CASES: usize = 1000;
 
 /// Bytes of stored mail the deciding loop loads at once (the fetch batches' budget); a larger
 /// message is loaded alone.
-pub const LOAD_BUDGET: u64 = 8 * 1024 * 1024;
+pub const LOAD_BUDGET: u64 = mailbox::FETCH_BUDGET;
 
 /// What recording a message's reaction left to do.
 enum Outcome {
@@ -185,21 +185,7 @@ impl Drop for Ahead {
 /// The pending messages (id and size, in the order to decide them) in batches of at most
 /// [`IN_LIST`] messages and [`LOAD_BUDGET`] bytes; a message larger than the budget alone.
 fn load_batches(pending: &[(i64, u64)]) -> Vec<Vec<i64>> {
-    let mut batches: Vec<Vec<i64>> = Vec::new();
-    let mut bytes = 0;
-    for &(id, size) in pending {
-        match batches.last_mut() {
-            Some(b) if b.len() < IN_LIST && bytes + size <= LOAD_BUDGET => {
-                b.push(id);
-                bytes += size;
-            }
-            _ => {
-                batches.push(vec![id]);
-                bytes = size;
-            }
-        }
-    }
-    batches
+    mailbox::batches_by_bytes(pending.iter().copied(), IN_LIST, LOAD_BUDGET)
 }
 
 /// Take the one-daemon lock: an exclusive `flock` on the database file itself, held for the

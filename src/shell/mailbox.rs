@@ -361,16 +361,26 @@ pub fn fetch_batches(uids: &[u32], sizes: &[(u32, u64)], budget: u64) -> Vec<Vec
             .map(|i| sizes[i].1)
             .unwrap_or(0)
     };
-    let mut batches: Vec<Vec<u32>> = Vec::new();
-    let mut current: Vec<u32> = Vec::new();
+    batches_by_bytes(uids.iter().map(|&u| (u, size(u))), FETCH_CHUNK, budget)
+}
+
+/// `items` (each with its size in bytes) in batches, in order: at most `count` a batch and at
+/// most `budget` bytes, an item larger than the budget alone. The fetch's batches and the
+/// engine's loading of pending mail ([`crate::shell::engine`]) are both made this way.
+pub fn batches_by_bytes<T>(
+    items: impl IntoIterator<Item = (T, u64)>,
+    count: usize,
+    budget: u64,
+) -> Vec<Vec<T>> {
+    let mut batches: Vec<Vec<T>> = Vec::new();
+    let mut current: Vec<T> = Vec::new();
     let mut bytes = 0u64;
-    for &uid in uids {
-        let n = size(uid);
-        if !current.is_empty() && (current.len() >= FETCH_CHUNK || bytes + n > budget) {
+    for (item, n) in items {
+        if !current.is_empty() && (current.len() >= count || bytes + n > budget) {
             batches.push(std::mem::take(&mut current));
             bytes = 0;
         }
-        current.push(uid);
+        current.push(item);
         bytes += n;
     }
     if !current.is_empty() {
