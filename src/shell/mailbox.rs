@@ -32,7 +32,7 @@ use crate::shell::config::{ImapSettings, TlsMode};
 use crate::shell::firstrun::{self, FirstRunRecord};
 use crate::shell::oauth::AccessToken;
 use crate::shell::progress::Progress;
-use crate::shell::store::{NewMessage, Store, StoreError};
+use crate::shell::store::{BatchStored, Ingest, NewMessage, Store, StoreError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::pin::Pin;
@@ -473,6 +473,35 @@ async fn fetch_batch(
     .await
 }
 
+/// A batch being stored while the next is fetched: the ingest connection comes back with what
+/// the store did, the watermark it moved to, and how long it took.
+type Stored = (Ingest, Result<(BatchStored, u32), StoreError>, Duration);
+
+/// The storing task, and how many of the folder's messages its batch covers.
+struct Storing(tokio::task::JoinHandle<Stored>, usize);
+
+impl Storing {
+    /// Wait for the batch to be stored; its figures go into the report. The connection is
+    /// `None` when the storing task itself failed (it panicked: the connection is gone with it).
+    async fn finished(self, report: &mut FetchReport) -> (Option<Ingest>, Result<u32, StoreError>) {
+        match self.0.await {
+            Ok((ingest, Ok((stored, top)), took)) => {
+                report.timings.storing += took.saturating_sub(stored.packing);
+                report.timings.packing += stored.packing;
+                report.stored += stored.stored;
+                (Some(ingest), Ok(top))
+            }
+            Ok((ingest, Err(e), _)) => (Some(ingest), Err(e)),
+            Err(_) => (
+                None,
+                Err(StoreError::Corrupt(
+                    "storing a fetched batch stopped unexpectedly; it is fetched again".into(),
+                )),
+            ),
+        }
+    }
+}
+
 /// What one fetch did.
 #[derive(Debug, Default)]
 pub struct FetchReport {
@@ -491,13 +520,15 @@ pub struct FetchReport {
     pub settling: crate::shell::store::Settling,
 }
 
-/// Where a fetch's time went: waiting for the server's batches, computing each message's
-/// identity (and copying it out of the response), packing (attached files taken out) and storing
-/// (SQL, commits). The rest of the fetch's time is the session's set-up (SELECT, SEARCH, the
-/// sizes). The checkpoint after a large fetch runs after it returns ([`FetchReport::settling`]);
+/// Where a fetch's time went: the session's set-up (SELECT, SEARCH, the sizes), waiting for the
+/// server's batches, computing each message's identity (and copying it out of the response),
+/// packing (attached files taken out) and storing (SQL, commits) — the last two while the next
+/// batch is fetched. The checkpoint after a large fetch runs after it returns ([`FetchReport::settling`]);
 /// the benchmark times it there.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FetchTimings {
+    /// From the fetch's start until its first batch is asked for.
+    pub setup: Duration,
     pub server: Duration,
     pub identity: Duration,
     pub packing: Duration,
@@ -540,6 +571,7 @@ pub async fn fetch_new(
     now: DateTime<Utc>,
     progress: &Progress,
 ) -> Result<FetchReport, MailboxError> {
+    let begun = std::time::Instant::now();
     let folder = settings.folder.clone();
     let mailbox = timed(settings, "SELECT", session.select(&folder)).await?;
     let uidvalidity = mailbox
@@ -608,6 +640,12 @@ pub async fn fetch_new(
     // burst of large referrals, is held one batch at a time.
     let sizes = sizes(settings, session, &uids).await?;
     let (mut done, mut bytes) = (0, 0);
+    // Each batch is stored while the next is fetched (the store's work is the processor's and the
+    // disk's, the fetch's the server's): at most one batch in each hand. Batches are handed over
+    // in order and each is stored before the next is, so batches and watermarks commit in order.
+    let mut storing: Option<Storing> = None;
+    let mut ingest = Some(store.ingest().await?);
+    report.timings.setup = begun.elapsed();
     for chunk in fetch_batches(&uids, &sizes, FETCH_BUDGET) {
         let batch_bytes = batch_bytes(&chunk, &sizes);
         bytes += batch_bytes;
@@ -618,25 +656,48 @@ pub async fn fetch_new(
         );
         let started = std::time::Instant::now();
         let mut identity = Duration::ZERO;
-        let mut batch = fetch_batch(settings, session, &chunk, (last, now), &mut identity).await?;
+        let fetched = fetch_batch(settings, session, &chunk, (last, now), &mut identity).await;
         report.timings.server += started.elapsed().saturating_sub(identity);
         report.timings.identity += identity;
+        // The batch before is stored (or has failed) before this one is handed over.
+        if let Some(s) = storing.take() {
+            done += s.1;
+            let (back, stored) = s.finished(&mut report).await;
+            ingest = back;
+            last = stored?;
+            progress.update("reading the mailbox", done.min(total), total);
+        }
+        let mut batch = fetched?;
         batch.sort_by_key(|m| m.uid);
         // Only advance the watermark over what was actually returned, in order.
-        let top = batch.last().map(|m| m.uid).unwrap_or(last);
+        let top = batch.last().map(|m| m.uid).unwrap_or(last).max(last);
         for m in &batch {
             tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
         }
-        let started = std::time::Instant::now();
-        let stored = store
-            .store_batch(&folder, uidvalidity, batch, top.max(last), now)
-            .await?;
-        report.timings.storing += started.elapsed().saturating_sub(stored.packing);
-        report.timings.packing += stored.packing;
-        report.stored += stored.stored;
-        last = top.max(last);
-        done += chunk.len();
+        let Some(mut handle) = ingest.take() else {
+            return Err(StoreError::Corrupt("the ingest connection was lost".into()).into());
+        };
+        let folder = folder.clone();
+        storing = Some(Storing(
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let stored = handle
+                    .store_batch(&folder, uidvalidity, batch, top, now)
+                    .await;
+                (handle, stored.map(|s| (s, top)), started.elapsed())
+            }),
+            chunk.len(),
+        ));
+    }
+    if let Some(s) = storing.take() {
+        done += s.1;
+        let (back, stored) = s.finished(&mut report).await;
+        ingest = back;
+        last = stored?;
         progress.update("reading the mailbox", done.min(total), total);
+    }
+    if let Some(i) = ingest {
+        i.finish().await;
     }
     // Batches were committed without a checkpoint: a large fetch checkpoints once, from here, in
     // the background while the engine decides what it fetched.

@@ -9,7 +9,6 @@
 //! message content. It moves bytes and state, in the transactions its callers ask for.
 
 use crate::core::chain;
-use crate::core::identity;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, Transaction};
@@ -20,6 +19,8 @@ use std::time::Duration;
 mod blobs;
 mod bulk;
 pub use bulk::{EveryCase, Page};
+mod ingest;
+pub use ingest::{BatchStored, Ingest};
 mod particulars;
 
 /// A database transaction.
@@ -313,14 +314,6 @@ pub struct NewMessage {
     pub uid: u32,
     pub internal_date: DateTime<Utc>,
     pub raw: Vec<u8>,
-}
-
-/// What [`Store::store_batch`] did: how many new messages it stored, and how long packing them
-/// took (for `caseclerk bench`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BatchStored {
-    pub stored: usize,
-    pub packing: Duration,
 }
 
 /// A stored message waiting to be classified.
@@ -926,18 +919,8 @@ impl Store {
             .stored)
     }
 
-    /// [`Store::store_fetched`], taking the batch: each message's bytes are handed to SQLite
-    /// (which copies them once more while it writes) and let go as soon as that row is written,
-    /// so a batch of large mail is not held twice.
-    ///
-    /// Committed without waiting for the disk (`synchronous = NORMAL`; every other write waits,
-    /// `FULL`), and without checkpointing the write-ahead log until it holds [`INGEST_WAL_PAGES`]
-    /// pages ([`Store::settle_ingest`] checkpoints after a large fetch). Safe because the batch
-    /// and the watermark commit together: a power cut can only lose both, and the batch is
-    /// fetched again. Nothing is ever decided on a batch that could still vanish: the log is
-    /// written in order and synced whole, so the first full-sync commit after it — the engine's
-    /// filing of the message and its letters, the outbox's intent before a send — makes the
-    /// batch durable before, or with, anything decided on it.
+    /// [`Store::store_fetched`], taking the batch, on a connection of its own
+    /// ([`Store::ingest`], [`Ingest::store_batch`]: a fetch of many batches keeps one).
     pub async fn store_batch(
         &self,
         mailbox: &str,
@@ -946,22 +929,11 @@ impl Store {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<BatchStored, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {INGEST_WAL_PAGES}"
-        )))
-        .execute(&mut *conn)
-        .await?;
-        let stored =
-            Self::store_batch_on(&mut conn, mailbox, uidvalidity, messages, last_uid, now).await;
-        // Back to every other write's settings, whatever happened; a connection that cannot be
-        // set back is closed, never handed out again.
-        let reset = sqlx::raw_sql("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000")
-            .execute(&mut *conn)
+        let mut ingest = self.ingest().await?;
+        let stored = ingest
+            .store_batch(mailbox, uidvalidity, messages, last_uid, now)
             .await;
-        if reset.is_err() {
-            conn.close_on_drop();
-        }
+        ingest.finish().await;
         stored
     }
 
@@ -989,92 +961,6 @@ impl Store {
                 tracing::warn!(error = %e, "the checkpoint after a fetch failed; the next one does its work");
             }
         })))
-    }
-
-    async fn store_batch_on(
-        conn: &mut sqlx::SqliteConnection,
-        mailbox: &str,
-        uidvalidity: u32,
-        messages: Vec<NewMessage>,
-        last_uid: u32,
-        now: DateTime<Utc>,
-    ) -> Result<BatchStored, StoreError> {
-        use sqlx::Connection;
-        let mut tx = conn.begin().await?;
-        let mut stored = BatchStored::default();
-        for m in messages {
-            let mut key = m.dedupe_key.clone();
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT body_sha256 FROM messages WHERE dedupe_key = ?")
-                    .bind(&key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if existing.is_none() && key.starts_with("content:") {
-                // Stored before identity keys, under the hash of its raw bytes?
-                let legacy: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM messages WHERE dedupe_key = ?")
-                        .bind(identity::legacy_key(&m.raw))
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if legacy.is_some() {
-                    continue;
-                }
-            }
-            if let Some(stored) = existing {
-                // Rows stored before fingerprints hold the body's hash: computed only here.
-                if stored == m.fingerprint || stored == identity::body_sha256(&m.raw) {
-                    continue; // the same message again (a second delivery, or a re-fetch)
-                }
-                key = format!("{key}#{}", m.fingerprint);
-            }
-            let size = m.raw.len() as i64;
-            // Its attached files stored once (migration 14): `raw` holds the rest.
-            let started = std::time::Instant::now();
-            let packed = blobs::prepare(m.raw.into(), false);
-            stored.packing += started.elapsed();
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO messages (dedupe_key, body_sha256, mailbox, uidvalidity, uid, internal_date, \
-                 fetched_at, size, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new') \
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(&key)
-            .bind(&m.fingerprint)
-            .bind(mailbox)
-            .bind(i64::from(uidvalidity))
-            .bind(i64::from(m.uid))
-            .bind(ts(m.internal_date))
-            .bind(ts(now))
-            .bind(size)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = id {
-                // Its bytes in a row of their own (migration 15): filing the message later
-                // rewrites its small row, never these.
-                sqlx::query(
-                    "INSERT INTO message_bytes (message_id, raw, packing) VALUES (?, ?, ?)",
-                )
-                .bind(id)
-                .bind(&*packed.raw)
-                .bind(packed.packing)
-                .execute(&mut *tx)
-                .await?;
-                blobs::attach(&mut tx, blobs::Owner::Message, id, packed.blobs).await?;
-                stored.stored += 1;
-            }
-        }
-        sqlx::query(
-            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_ok_at, failures) VALUES (?, ?, ?, ?, 0) \
-             ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
-             last_ok_at = excluded.last_ok_at, failures = 0",
-        )
-        .bind(mailbox)
-        .bind(i64::from(uidvalidity))
-        .bind(i64::from(last_uid))
-        .bind(ts(now))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(stored)
     }
 
     /// Record that reaching the mailbox failed (for the digest's mailbox health).
@@ -3102,6 +2988,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::identity;
 
     #[test]
     fn an_instant_in_the_stored_shape_reads_as_the_full_parser_reads_it_and_anything_else_falls_back_or_fails()

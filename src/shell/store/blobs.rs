@@ -8,7 +8,12 @@
 //! Must not: decide what is taken out of a message (core::packing does, and checks the round
 //! trip), or log content or file names.
 
-use super::{StoreError, Tx};
+use super::{IN_LIST, StoreError, Tx, placeholders};
+use std::collections::HashMap;
+
+/// The most bytes of blobs bound to one multi-row statement (a larger blob goes alone): SQLite
+/// copies what it is given while the statement runs, so this bounds that second copy.
+pub(super) const STATEMENT_BYTES: usize = 2 * 1024 * 1024;
 use crate::core::packing::{self, Blob};
 use sqlx::Row;
 use std::borrow::Cow;
@@ -86,37 +91,105 @@ pub(super) async fn attach(
     id: i64,
     blobs: Vec<Blob>,
 ) -> Result<(), StoreError> {
-    let link = format!(
-        "INSERT INTO {} ({}, blob_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        owner.refs(),
-        owner.column()
-    );
-    for b in blobs {
-        let sha = b.hex();
-        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM blobs WHERE sha256 = ?")
-            .bind(&sha)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let blob_id = match known {
-            Some(id) => id,
-            None => {
-                sqlx::query_scalar(
-                    "INSERT INTO blobs (sha256, size, data) VALUES (?, ?, ?) RETURNING id",
-                )
-                .bind(&sha)
-                .bind(b.data.len() as i64)
-                .bind(b.data)
-                .fetch_one(&mut **tx)
-                .await?
+    attach_many(tx, owner, vec![(id, blobs)]).await
+}
+
+/// [`attach`] for many rows at once (a fetched batch's messages): each distinct blob looked up
+/// and stored once, in a few multi-row statements.
+pub(super) async fn attach_many(
+    tx: &mut Tx<'_>,
+    owner: Owner,
+    rows: Vec<(i64, Vec<Blob>)>,
+) -> Result<(), StoreError> {
+    let mut links: Vec<(i64, [u8; 32])> = Vec::new();
+    let mut distinct: Vec<Blob> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (id, blobs) in rows {
+        for b in blobs {
+            links.push((id, b.sha256));
+            if seen.insert(b.sha256) {
+                distinct.push(b);
             }
-        };
-        sqlx::query(sqlx::AssertSqlSafe(link.clone()))
-            .bind(id)
-            .bind(blob_id)
-            .execute(&mut **tx)
-            .await?;
+        }
+    }
+    if links.is_empty() {
+        return Ok(());
+    }
+    let mut ids: HashMap<[u8; 32], i64> = HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(IN_LIST) {
+        let sql = format!(
+            "SELECT id, sha256 FROM blobs WHERE sha256 IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in chunk {
+            q = q.bind(b.hex());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            ids.insert(
+                sha_of(&r.try_get::<String, _>("sha256")?)?,
+                r.try_get("id")?,
+            );
+        }
+    }
+    // The blobs not stored yet, a statement at a time bounded by bytes (a large one alone).
+    let missing: Vec<Blob> = distinct
+        .into_iter()
+        .filter(|b| !ids.contains_key(&b.sha256))
+        .collect();
+    let mut rest = missing.into_iter().peekable();
+    while rest.peek().is_some() {
+        let mut chunk = Vec::new();
+        let mut size = 0;
+        while let Some(b) = rest.peek() {
+            if !chunk.is_empty()
+                && (size + b.data.len() > STATEMENT_BYTES || chunk.len() == IN_LIST)
+            {
+                break;
+            }
+            size += b.data.len();
+            chunk.extend(rest.next());
+        }
+        let sql = format!(
+            "INSERT INTO blobs (sha256, size, data) VALUES {} RETURNING id, sha256",
+            vec!["(?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in chunk {
+            q = q.bind(b.hex()).bind(b.data.len() as i64).bind(b.data);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            ids.insert(
+                sha_of(&r.try_get::<String, _>("sha256")?)?,
+                r.try_get("id")?,
+            );
+        }
+    }
+    for chunk in links.chunks(IN_LIST) {
+        let sql = format!(
+            "INSERT INTO {} ({}, blob_id) VALUES {} ON CONFLICT DO NOTHING",
+            owner.refs(),
+            owner.column(),
+            vec!["(?, ?)"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, sha) in chunk {
+            let blob_id = ids.get(sha).ok_or_else(|| {
+                StoreError::Corrupt("a blob just stored could not be found again".into())
+            })?;
+            q = q.bind(*id).bind(*blob_id);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// A stored blob's key (lowercase hex) as the 32 bytes it names.
+fn sha_of(hex_key: &str) -> Result<[u8; 32], StoreError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut out)
+        .map_err(|_| StoreError::Corrupt("a blob's key is not a SHA-256".into()))?;
+    Ok(out)
 }
 
 /// The exact bytes of row `id`, from what its columns hold (`raw`, `packing`): whole bytes are

@@ -1,0 +1,499 @@
+//! Storing fetched mail a batch at a time ([`Store::ingest`], [`Ingest::store_batch`]): the
+//! mailbox reader's one write.
+//!
+//! Owns the batch's SQL: which of its messages are new (the identity rule's de-duplication,
+//! applied to the whole batch against the database and against the batch's own earlier
+//! messages, exactly as if they were stored one by one), the packing of each new message's bytes
+//! (on a blocking thread: it is the processor's work, not the runtime's), and the rows — a few
+//! multi-row statements a batch instead of four or five statements a message, because every
+//! statement through sqlx's SQLite driver is a hand-over to the connection's own thread and back
+//! (at 10,000 messages that was most of what storing cost). The batch, its rows and its
+//! watermark commit in one transaction.
+//!
+//! One connection serves a whole fetch, its settings for ingest (`synchronous = NORMAL`, a large
+//! automatic-checkpoint threshold) set once when it is taken and put back when it is given back;
+//! a connection whose settings could not be put back is closed, never handed out again.
+//!
+//! Must not: decide anything about the mail, log content or keys (the mailbox logs hashed ids),
+//! or hold a batch's bytes twice for longer than the statement that writes them.
+
+use super::blobs::{self, STATEMENT_BYTES};
+use super::{IN_LIST, INGEST_WAL_PAGES, NewMessage, Store, StoreError, placeholders, ts};
+use crate::core::identity;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::pool::PoolConnection;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// What [`Ingest::store_batch`] did: how many new messages it stored, and how long packing them
+/// took (for `caseclerk bench`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchStored {
+    pub stored: usize,
+    pub packing: Duration,
+}
+
+/// A connection taken for storing fetched mail, with ingest's settings; see the module
+/// documentation. Give it back with [`Ingest::finish`].
+pub struct Ingest {
+    conn: Option<PoolConnection<sqlx::Sqlite>>,
+}
+
+impl Store {
+    /// A connection for storing fetched mail ([`Ingest::store_batch`]): batches commit without
+    /// waiting for the disk and without checkpointing the write-ahead log until it holds
+    /// [`INGEST_WAL_PAGES`] pages ([`Store::settle_ingest`] checkpoints after a large fetch).
+    ///
+    /// Safe because a batch and its watermark commit together: a power cut can only lose both,
+    /// and the batch is fetched again. Nothing is ever decided on a batch that could still
+    /// vanish: the log is written in order and synced whole, so the first full-sync commit after
+    /// it — the engine's filing of the message and its letters, the outbox's intent before a
+    /// send — makes the batch durable before, or with, anything decided on it.
+    pub async fn ingest(&self) -> Result<Ingest, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let set = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {INGEST_WAL_PAGES}"
+        )))
+        .execute(&mut *conn)
+        .await;
+        if let Err(e) = set {
+            conn.close_on_drop();
+            return Err(e.into());
+        }
+        Ok(Ingest { conn: Some(conn) })
+    }
+}
+
+impl Ingest {
+    /// Store fetched messages and advance the watermark, in one transaction: either both happen
+    /// or neither. Duplicates are skipped: the same folder UID, or the same key with the same
+    /// fingerprint (the same message delivered again: [`crate::core::identity`]); a *different*
+    /// message reusing a known Message-ID is kept under `mid:<id>#<fingerprint>`. The
+    /// `body_sha256` column holds the fingerprint (rows stored before fingerprints hold the
+    /// body's hash, and were keyed `sha256:<raw hash>` without a Message-ID: both are compared
+    /// with too, so nothing is stored twice across the upgrade). Each message's bytes are let go
+    /// once their row is written.
+    pub async fn store_batch(
+        &mut self,
+        mailbox: &str,
+        uidvalidity: u32,
+        messages: Vec<NewMessage>,
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<BatchStored, StoreError> {
+        use sqlx::Connection;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("the ingest connection was given back".into()))?;
+        let mut tx = conn.begin().await?;
+        let known = Known::read(&mut tx, (mailbox, uidvalidity), &messages).await?;
+        let new = known.new_messages(messages);
+        let started = std::time::Instant::now();
+        let packed = tokio::task::spawn_blocking(move || {
+            new.into_iter()
+                .map(|(key, m)| {
+                    let size = m.raw.len() as i64;
+                    let stored = blobs::prepare(m.raw.into(), false);
+                    NewRow {
+                        key,
+                        fingerprint: m.fingerprint,
+                        uid: m.uid,
+                        internal_date: m.internal_date,
+                        size,
+                        stored,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| StoreError::Corrupt("packing a fetched batch stopped unexpectedly".into()))?;
+        let packing = started.elapsed();
+        let stored = insert(&mut tx, mailbox, uidvalidity, packed, now).await?;
+        sqlx::query(
+            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_ok_at, failures) VALUES (?, ?, ?, ?, 0) \
+             ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
+             last_ok_at = excluded.last_ok_at, failures = 0",
+        )
+        .bind(mailbox)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(last_uid))
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(BatchStored { stored, packing })
+    }
+
+    /// Give the connection back with every other write's settings.
+    pub async fn finish(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let reset =
+                sqlx::raw_sql("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000")
+                    .execute(&mut *conn)
+                    .await;
+            if reset.is_err() {
+                conn.close_on_drop();
+            }
+        }
+    }
+}
+
+impl Drop for Ingest {
+    /// Not given back with [`Ingest::finish`] (an error or a cancelled fetch): closed, so no
+    /// other write ever runs with ingest's settings.
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// A new message as it is inserted: its final key and its bytes as stored.
+struct NewRow {
+    key: String,
+    fingerprint: String,
+    uid: u32,
+    internal_date: DateTime<Utc>,
+    size: i64,
+    stored: blobs::Stored<'static>,
+}
+
+/// What the database holds under a batch's keys and UIDs: the fingerprint (`body_sha256`) of each
+/// key found, which keys an older caseclerk gave messages without a Message-ID were found, and
+/// which of the batch's UIDs the folder's rows already have.
+struct Known {
+    fingerprints: HashMap<String, String>,
+    legacy: HashSet<String>,
+    uids: HashSet<u32>,
+}
+
+impl Known {
+    async fn read(
+        tx: &mut super::Tx<'_>,
+        (mailbox, uidvalidity): (&str, u32),
+        messages: &[NewMessage],
+    ) -> Result<Known, StoreError> {
+        let mut uids = HashSet::new();
+        for chunk in messages.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT uid FROM messages WHERE mailbox = ? AND uidvalidity = ? AND uid IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .bind(mailbox)
+                .bind(i64::from(uidvalidity));
+            for m in chunk {
+                q = q.bind(i64::from(m.uid));
+            }
+            uids.extend(
+                q.fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .filter_map(|u| u32::try_from(u).ok()),
+            );
+        }
+        // Each message's key, and the key it would take if its own were stored with other content.
+        let keys: Vec<String> = messages
+            .iter()
+            .flat_map(|m| [m.dedupe_key.clone(), reused(m)])
+            .collect();
+        let mut fingerprints = HashMap::new();
+        for chunk in keys.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT dedupe_key, body_sha256 FROM messages WHERE dedupe_key IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(k);
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                fingerprints.insert(r.try_get("dedupe_key")?, r.try_get("body_sha256")?);
+            }
+        }
+        // Stored before identity keys, under the hash of its raw bytes? Asked only of a message
+        // keyed by its content whose key is not stored (the hash is of every byte).
+        let legacy_keys: Vec<String> = messages
+            .iter()
+            .filter(|m| {
+                m.dedupe_key.starts_with("content:") && !fingerprints.contains_key(&m.dedupe_key)
+            })
+            .map(|m| identity::legacy_key(&m.raw))
+            .collect();
+        let mut legacy = HashSet::new();
+        for chunk in legacy_keys.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT dedupe_key FROM messages WHERE dedupe_key IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(k);
+            }
+            legacy.extend(q.fetch_all(&mut **tx).await?);
+        }
+        Ok(Known {
+            fingerprints,
+            legacy,
+            uids,
+        })
+    }
+
+    /// The batch's new messages with the key each is stored under, in the batch's order: the
+    /// rule of [`Ingest::store_batch`] applied message by message, each seeing the database and
+    /// the batch's messages before it. `fingerprints` and `uids` mirror, for every key and UID
+    /// the batch could touch, what the database holds, and take each message accepted.
+    fn new_messages(mut self, messages: Vec<NewMessage>) -> Vec<(String, NewMessage)> {
+        let mut new = Vec::with_capacity(messages.len());
+        for m in messages {
+            // A UID the folder's rows already have: its row is left as it is, whatever it holds.
+            if self.uids.contains(&m.uid) {
+                continue;
+            }
+            let key = match self.fingerprints.get(&m.dedupe_key) {
+                None if m.dedupe_key.starts_with("content:")
+                    && self.legacy.contains(&identity::legacy_key(&m.raw)) =>
+                {
+                    continue;
+                }
+                None => m.dedupe_key.clone(),
+                // Rows stored before fingerprints hold the body's hash: computed only here.
+                Some(stored)
+                    if *stored == m.fingerprint || *stored == identity::body_sha256(&m.raw) =>
+                {
+                    continue; // the same message again (a second delivery, or a re-fetch)
+                }
+                Some(_) => reused(&m),
+            };
+            // A key already stored, or taken by the batch: a conflict, as its INSERT would be.
+            if self.fingerprints.contains_key(&key) {
+                continue;
+            }
+            self.fingerprints.insert(key.clone(), m.fingerprint.clone());
+            self.uids.insert(m.uid);
+            new.push((key, m));
+        }
+        new
+    }
+}
+
+/// The key a message is stored under when its own is already stored with other content (a
+/// Message-ID reused).
+fn reused(m: &NewMessage) -> String {
+    format!("{}#{}", m.dedupe_key, m.fingerprint)
+}
+
+/// Insert the new messages' rows, bytes and blobs; how many were stored (a row the database
+/// already holds under its key or UID is left as it is, as `ON CONFLICT DO NOTHING` does).
+async fn insert(
+    tx: &mut super::Tx<'_>,
+    mailbox: &str,
+    uidvalidity: u32,
+    rows: Vec<NewRow>,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let fetched_at = ts(now);
+    let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(IN_LIST) {
+        let sql = format!(
+            "INSERT INTO messages (dedupe_key, body_sha256, mailbox, uidvalidity, uid, internal_date, \
+             fetched_at, size, state) VALUES {} ON CONFLICT DO NOTHING RETURNING id, dedupe_key",
+            vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'new')"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(&r.key)
+                .bind(&r.fingerprint)
+                .bind(mailbox)
+                .bind(i64::from(uidvalidity))
+                .bind(i64::from(r.uid))
+                .bind(ts(r.internal_date))
+                .bind(&fetched_at)
+                .bind(r.size);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            ids.insert(row.try_get("dedupe_key")?, row.try_get("id")?);
+        }
+    }
+    let mut bytes: Vec<(i64, blobs::Stored<'static>)> = Vec::with_capacity(ids.len());
+    let mut owned = Vec::new();
+    for r in rows {
+        if let Some(id) = ids.get(&r.key) {
+            let mut stored = r.stored;
+            owned.push((*id, std::mem::take(&mut stored.blobs)));
+            bytes.push((*id, stored));
+        }
+    }
+    let stored = bytes.len();
+    // Its bytes in a row of their own (migration 15): filing the message later rewrites its
+    // small row, never these. A statement at a time, bounded by bytes, each let go once written.
+    let mut rest = bytes.into_iter().peekable();
+    while rest.peek().is_some() {
+        let mut chunk = Vec::new();
+        let mut size = 0;
+        while let Some((_, s)) = rest.peek() {
+            if !chunk.is_empty() && (size + s.raw.len() > STATEMENT_BYTES || chunk.len() == IN_LIST)
+            {
+                break;
+            }
+            size += s.raw.len();
+            chunk.extend(rest.next());
+        }
+        let sql = format!(
+            "INSERT INTO message_bytes (message_id, raw, packing) VALUES {}",
+            vec!["(?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, s) in chunk {
+            q = q.bind(id).bind(s.raw.into_owned()).bind(s.packing);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    // Its attached files stored once (migration 14): the skeleton names them.
+    blobs::attach_many(tx, blobs::Owner::Message, owned).await?;
+    Ok(stored)
+}
+
+/// Storing a batch at once must keep exactly what storing its messages one at a time keeps: the
+/// identity rule is applied to the batch in memory, so these tests hold the two together on
+/// batches full of repeats (the same message twice, a Message-ID reused for other content, a
+/// message without one, UIDs already stored, attached files shared between messages).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::mailbox::new_message;
+    use base64::Engine as _;
+    use proptest::prelude::*;
+
+    /// A message: which Message-ID (none for 0), which body, which attached file (none for 0).
+    type Shape = (u8, u8, u8);
+
+    fn mail((id, body, file): Shape) -> Vec<u8> {
+        let id = match id {
+            0 => String::new(),
+            n => format!("Message-ID: <m{n}@agency.test>\r\n"),
+        };
+        let attached = match file {
+            0 => String::new(),
+            n => {
+                let data: Vec<u8> = (0..3000)
+                    .map(|k| ((k * 7 + usize::from(n)) % 251) as u8)
+                    .collect();
+                let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+                let lines: Vec<&str> = b64
+                    .as_bytes()
+                    .chunks(76)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect();
+                format!(
+                    "--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+                    lines.join("\r\n")
+                )
+            }
+        };
+        format!(
+            "From: a@agency.test\r\nTo: bsp@bury.test\r\nSubject: Return\r\n{id}MIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+             body {body}\r\n{attached}--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn batch(shapes: &[(Shape, u32)]) -> Vec<NewMessage> {
+        let now = "2026-12-22T09:00:00Z".parse().unwrap();
+        shapes
+            .iter()
+            .map(|(shape, uid)| new_message(&mail(*shape), *uid, now))
+            .collect()
+    }
+
+    /// Every message row, its bytes as read back, and every blob, in a comparable form.
+    async fn contents(s: &Store) -> (Vec<(String, String, i64)>, Vec<Vec<u8>>, Vec<String>) {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT dedupe_key, body_sha256, uid FROM messages ORDER BY uid, dedupe_key",
+        )
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        let mut bytes = Vec::new();
+        for id in s.pending_ids().await.unwrap() {
+            bytes.push(s.pending_message(id).await.unwrap().unwrap().raw);
+        }
+        bytes.sort();
+        let blobs: Vec<String> = sqlx::query_scalar("SELECT sha256 FROM blobs ORDER BY sha256")
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+        (rows, bytes, blobs)
+    }
+
+    async fn stored_both_ways(before: Vec<(Shape, u32)>, shapes: Vec<(Shape, u32)>) {
+        let now = "2026-12-22T09:01:00Z".parse().unwrap();
+        let (whole, one_by_one) = (
+            Store::open_in_memory().await.unwrap(),
+            Store::open_in_memory().await.unwrap(),
+        );
+        for s in [&whole, &one_by_one] {
+            s.store_batch("INBOX", 7, batch(&before), 1000, now)
+                .await
+                .unwrap();
+        }
+        let at_once = whole
+            .store_batch("INBOX", 7, batch(&shapes), 2000, now)
+            .await
+            .unwrap()
+            .stored;
+        let mut singly = 0;
+        for m in batch(&shapes) {
+            singly += one_by_one
+                .store_batch("INBOX", 7, vec![m], 2000, now)
+                .await
+                .unwrap()
+                .stored;
+        }
+        assert_eq!(at_once, singly, "as many stored");
+        assert_eq!(contents(&whole).await, contents(&one_by_one).await);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_repeats_keeps_what_storing_its_messages_one_at_a_time_keeps() {
+        stored_both_ways(
+            vec![((1, 1, 0), 1), ((0, 2, 1), 2)],
+            vec![
+                ((1, 1, 0), 10), // delivered again: skipped
+                ((1, 3, 0), 11), // its Message-ID reused for other content: kept under a new key
+                ((1, 3, 0), 12), // and that again: skipped
+                ((1, 4, 2), 13), // reused once more, another content
+                ((0, 2, 1), 14), // no Message-ID, same content as one stored: skipped
+                ((0, 5, 1), 15), // no Message-ID, new content, a file already stored
+                ((0, 5, 1), 16), // and again in the same batch: skipped
+                ((2, 6, 2), 1),  // a UID already stored: left as it is
+                ((3, 7, 3), 17), // new, with a new file
+                ((4, 8, 3), 18), // new, sharing that file
+            ],
+        )
+        .await;
+    }
+
+    fn shapes() -> impl Strategy<Value = Vec<(Shape, u32)>> {
+        prop::collection::vec(((0u8..4, 0u8..4, 0u8..3), 1u32..40), 0..16)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn any_batch_keeps_what_storing_its_messages_one_at_a_time_keeps(
+            before in shapes(),
+            after in shapes(),
+        ) {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(stored_both_ways(before, after));
+        }
+    }
+}
