@@ -1973,12 +1973,12 @@ mod tests {
     }
 
     /// What a golden file holds: the verdict, and intake facts that are not body text.
-    fn golden_value(msg: &intake::Message, verdict: &Verdict) -> serde_json::Value {
+    fn golden_value(raw: &[u8], msg: &intake::Message, verdict: &Verdict) -> serde_json::Value {
         serde_json::json!({
             "verdict": verdict,
             "intake": {
                 "parsed": msg.parsed,
-                "dedupe_key": msg.dedupe_key(),
+                "dedupe_key": intake::dedupe_key(raw),
                 "message_id": msg.message_id,
                 "in_reply_to": msg.in_reply_to,
                 "references": msg.references,
@@ -1995,7 +1995,7 @@ mod tests {
                     "filename": a.filename,
                     "content_type": a.content_type,
                     "size": a.size,
-                    "sha256": a.sha256,
+                    "sha256": a.sha256(),
                     "inline": a.inline,
                     "content_id": a.content_id,
                 })).collect::<Vec<_>>(),
@@ -2023,7 +2023,7 @@ mod tests {
             let raw = std::fs::read(eml).expect("fixture readable");
             let msg = intake::parse(&raw);
             let verdict = classify(&msg, &ctx);
-            let actual = golden_value(&msg, &verdict);
+            let actual = golden_value(&raw, &msg, &verdict);
             let expected_path = eml.with_extension("expected.json");
             let name = eml
                 .file_name()

@@ -10,7 +10,12 @@
 //! and unchecked arithmetic can still fire on hostile input in debug builds, so the call is also
 //! wrapped in [`std::panic::catch_unwind`] (this relies on the default `panic = "unwind"`).
 //! Bytes that cannot be read as a message at all give a [`Message`] with `parsed == false` and
-//! only `raw_sha256` filled: nothing is dropped, the caller keeps the raw bytes.
+//! nothing filled: nothing is dropped, the caller keeps the raw bytes.
+//!
+//! Parsing hashes nothing: the message's identity is [`dedupe_key`] of its bytes (the mailbox
+//! computes it once, as it stores them), and an attachment's SHA-256 is
+//! [`Attachment::sha256`], computed when asked. Deciding a message needs neither, and hashing
+//! every byte of every message twice more on each reading was a fifth of a first run's time.
 //!
 //! Facts about `mail-parser` 0.11 this module works around (see `shared/CRATE-NOTES.md`):
 //! - ids come back without angle brackets; In-Reply-To/References are a single text for one id
@@ -48,8 +53,6 @@ pub struct Attachment {
     pub content_type: String,
     /// Size of the decoded content in bytes.
     pub size: usize,
-    /// Hex SHA-256 of the decoded content.
-    pub sha256: String,
     /// `Content-ID` without angle brackets (inline images in HTML mail carry one).
     pub content_id: Option<String>,
     /// `Content-Disposition: inline`, or a part `mail-parser` shows inline (e.g. an image inside
@@ -138,11 +141,6 @@ pub struct Message {
     /// Filled for a delivery status notification: a `multipart/report` with
     /// `report-type=delivery-status`, or any message with a `message/delivery-status` part.
     pub dsn: Option<Dsn>,
-    /// Hex SHA-256 of the raw bytes.
-    pub raw_sha256: String,
-    /// What the author wrote, hashed: the identity [`crate::core::identity::fingerprint`] (trace
-    /// headers left out), which tells two messages apart and a re-delivery from a new message.
-    pub fingerprint: String,
     /// Outlook's `Thread-Topic`: the conversation's original subject, without `RE:`/`FW:`.
     pub thread_topic: Option<String>,
     /// The conversation Outlook/Exchange's `Thread-Index` names: the hex of its first 22 bytes
@@ -163,14 +161,15 @@ pub const AUTOREPLY_HEADERS: &[&str] = &[
     "x-mail-autoreply",
 ];
 
-impl Message {
-    /// The key the store deduplicates on ([`identity::key`]): `mid:<id>` when the message has a
-    /// Message-ID, else `content:<fingerprint>`.
-    pub fn dedupe_key(&self) -> String {
-        identity::key(self.message_id.as_deref(), &self.fingerprint)
+impl Attachment {
+    /// Hex SHA-256 of the decoded content (computed on each call).
+    pub fn sha256(&self) -> String {
+        sha256_hex(&self.data)
     }
+}
 
-    fn unparsed(raw_sha256: String, fingerprint: String) -> Message {
+impl Message {
+    fn unparsed() -> Message {
         Message {
             parsed: false,
             message_id: None,
@@ -196,8 +195,6 @@ impl Message {
             attachments: Vec::new(),
             authentication_results: Vec::new(),
             dsn: None,
-            raw_sha256,
-            fingerprint,
             thread_topic: None,
             thread_conversation: None,
             header_fields: Vec::new(),
@@ -216,25 +213,21 @@ static CAUGHT_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 
 /// Parses raw message bytes. Never panics; see the module documentation.
 pub fn parse(raw: &[u8]) -> Message {
-    let raw_sha256 = sha256_hex(raw);
-    let fingerprint = identity::fingerprint(raw);
-    match std::panic::catch_unwind(|| parse_inner(raw, &raw_sha256)) {
-        Ok(Some(message)) => Message {
-            fingerprint,
-            ..message
-        },
-        Ok(None) => Message::unparsed(raw_sha256, fingerprint),
+    match std::panic::catch_unwind(|| parse_inner(raw)) {
+        Ok(Some(message)) => message,
+        Ok(None) => Message::unparsed(),
         Err(_) => {
             #[cfg(test)]
             CAUGHT_PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Message::unparsed(raw_sha256, fingerprint)
+            Message::unparsed()
         }
     }
 }
 
-/// The de-duplication key of raw bytes without parsing the body: the same key as
-/// [`Message::dedupe_key`] of [`parse`] (a test holds the two together), at a fraction of the cost —
-/// the mailbox computes it for every message it fetches.
+/// The key the store de-duplicates on ([`identity::key`]): `mid:<id>` when the message has a
+/// Message-ID, else `content:<fingerprint>` — read from the header block alone, and the same
+/// Message-ID as [`parse`] finds (a test holds the two together); the mailbox computes it for
+/// every message it fetches.
 pub fn dedupe_key(raw: &[u8]) -> String {
     identity::key(
         header_message_id(raw).as_deref(),
@@ -260,7 +253,7 @@ pub fn header_message_id(raw: &[u8]) -> Option<String> {
     .flatten()
 }
 
-fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
+fn parse_inner(raw: &[u8]) -> Option<Message> {
     let parsed = MessageParser::default().parse(raw)?;
     let headers = parsed.headers();
     if !headers
@@ -303,7 +296,6 @@ fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
             filename,
             content_type: ctype,
             size: data.len(),
-            sha256: sha256_hex(&data),
             content_id: part.content_id().and_then(clean_id),
             inline: matches!(part.body, PartType::InlineBinary(_))
                 || part.content_disposition().is_some_and(|d| d.is_inline()),
@@ -366,8 +358,6 @@ fn parse_inner(raw: &[u8], raw_sha256: &str) -> Option<Message> {
             .map(|v| unfold(&v))
             .collect(),
         dsn,
-        raw_sha256: raw_sha256.to_string(),
-        fingerprint: String::new(), // filled by `parse`
         thread_topic: raw_text(headers, "thread-topic").map(|t| decode_words(&t)),
         thread_conversation: raw_text(headers, "thread-index")
             .as_deref()
@@ -870,7 +860,7 @@ impl fmt::Debug for Attachment {
         f.debug_struct("Attachment")
             .field("content_type", &self.content_type)
             .field("size", &self.size)
-            .field("sha256", &self.sha256)
+            .field("sha256", &self.sha256())
             .field("inline", &self.inline)
             .field("has_content_id", &self.content_id.is_some())
             .finish_non_exhaustive()
@@ -906,7 +896,6 @@ impl fmt::Debug for Message {
             .field("attachments", &self.attachments)
             .field("dsn", &self.dsn)
             .field("authentication_results", &self.authentication_results.len())
-            .field("raw_sha256", &self.raw_sha256)
             .finish_non_exhaustive()
     }
 }
@@ -969,12 +958,11 @@ mod tests {
         assert_eq!(m.message_id.as_deref(), Some("one@x.test"));
         assert_eq!(m.in_reply_to, vec!["p@x.test"]);
         assert_eq!(m.references, vec!["r1@x.test", "r2@x.test"], "deduplicated");
-        assert_eq!(m.dedupe_key(), "mid:one@x.test");
+        assert_eq!(m.message_id.as_deref(), Some("one@x.test"));
 
         let m = parse(b"From: a@b.test\r\nIn-Reply-To: <a@x.test> <b@x.test>\r\n\r\nbody");
         assert_eq!(m.in_reply_to, vec!["a@x.test", "b@x.test"]);
         assert_eq!(m.message_id, None);
-        assert_eq!(m.dedupe_key(), format!("content:{}", m.fingerprint));
     }
 
     #[test]
@@ -1098,7 +1086,7 @@ mod tests {
         let docx = &m.attachments[0];
         assert!(docx.data.starts_with(b"PK\x03\x04"));
         assert_eq!(docx.size, docx.data.len());
-        assert_eq!(docx.sha256, hex::encode(Sha256::digest(&docx.data)));
+        assert_eq!(docx.sha256(), hex::encode(Sha256::digest(&docx.data)));
         assert!(!docx.inline);
 
         for name in [
@@ -1215,7 +1203,7 @@ mod tests {
     }
 
     #[test]
-    fn what_is_not_a_message_is_unparsed_but_hashed() {
+    fn what_is_not_a_message_is_unparsed_and_keyed_by_its_content() {
         for raw in [
             &b""[..],
             b"hello world\nno headers here\n",
@@ -1223,8 +1211,10 @@ mod tests {
         ] {
             let m = parse(raw);
             assert!(!m.parsed);
-            assert_eq!(m.raw_sha256, hex::encode(Sha256::digest(raw)));
-            assert_eq!(m.dedupe_key(), format!("content:{}", m.fingerprint));
+            assert_eq!(
+                dedupe_key(raw),
+                format!("content:{}", identity::fingerprint(raw))
+            );
         }
         assert!(!fixture("19-garbage").parsed);
     }
@@ -1301,7 +1291,6 @@ mod tests {
         let mut inputs_run = 0usize;
         let mut check = |raw: &[u8]| {
             let m = parse(raw);
-            assert_eq!(m.raw_sha256.len(), 64);
             let _ = format!("{m:?}");
             inputs_run += 1;
         };
@@ -1377,7 +1366,10 @@ mod tests {
         for raw in inputs {
             assert_eq!(
                 dedupe_key(&raw),
-                parse(&raw).dedupe_key(),
+                identity::key(
+                    parse(&raw).message_id.as_deref(),
+                    &identity::fingerprint(&raw)
+                ),
                 "{}",
                 String::from_utf8_lossy(&raw[..raw.len().min(80)])
             );

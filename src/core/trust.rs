@@ -337,7 +337,6 @@ mod tests {
             filename: name.into(),
             content_type: ct.into(),
             size: data.len(),
-            sha256: String::new(),
             content_id: None,
             inline: false,
             data: data.as_bytes().to_vec(),

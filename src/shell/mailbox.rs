@@ -1089,7 +1089,11 @@ mod tests {
             na.fingerprint, nb.fingerprint,
             "trace headers are not identity"
         );
-        assert_eq!(na.dedupe_key, intake::parse(a).dedupe_key());
+        assert_eq!(
+            intake::parse(a).message_id.as_deref(),
+            Some("x@y"),
+            "the key's Message-ID is the full parse's"
+        );
         let no_id = new_message(b"Subject: s\r\n\r\nHello\r\n", 3, DateTime::UNIX_EPOCH);
         assert_eq!(no_id.dedupe_key, format!("content:{}", no_id.fingerprint));
     }
