@@ -226,6 +226,7 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
         ExistingMail::Process,
         SystemClock.now(),
         &crate::shell::progress::Progress::off(),
+        None,
     )
     .await?;
     // Ingest is counted until its checkpoint has finished too, although the daemon goes on

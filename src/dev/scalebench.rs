@@ -226,6 +226,7 @@ async fn measure(
             ExistingMail::Process,
             now,
             &Progress::off(),
+            None,
         )
         .await?
         .settling
@@ -233,7 +234,7 @@ async fn measure(
         .finished()
         .await;
         let started = Instant::now();
-        let (processed, opened) = engine.process_messages(now).await.map_err(other)?;
+        let (processed, opened) = engine.process_messages(now, None).await.map_err(other)?;
         let open_mean = started.elapsed() / u32::try_from(processed.max(1)).unwrap_or(1);
         if opened.len() != n {
             return Err(other(format!(

@@ -310,18 +310,31 @@ impl Engine {
     }
 
     /// One pass: fetch, classify and react, plan and queue, send.
+    ///
+    /// Mail is decided while the fetch is still storing it: the fetch publishes how far the
+    /// pending mail may be decided ([`mailbox::Frontier`]: up to the earliest arrival still to be
+    /// stored), so every message is decided in the order of arrival, as if the whole fetch had
+    /// been stored first, while a first run over a full mailbox keeps both cores busy.
     pub async fn tick(&self) -> Result<TickReport, EngineError> {
         let now = self.clock.now();
         let mut report = TickReport::default();
-        match mailbox::fetch_once(
-            &self.cfg.imap,
-            &self.store,
-            self.existing,
-            now,
-            &self.progress,
-        )
-        .await
-        {
+        let (tx, rx) = tokio::sync::watch::channel(mailbox::Frontier::Unknown);
+        let fetching = async {
+            let fetched = mailbox::fetch_once(
+                &self.cfg.imap,
+                &self.store,
+                self.existing,
+                now,
+                &self.progress,
+                Some(&tx),
+            )
+            .await;
+            // However it ended, it stores nothing more: what is stored may all be decided.
+            tx.send_replace(mailbox::Frontier::Done);
+            fetched
+        };
+        let (fetched, decided) = tokio::join!(fetching, self.decide(now, Some(rx)));
+        match fetched {
             Ok(f) => report.fetch = Some(f),
             Err(e) => {
                 tracing::error!(error = %e, "could not read the mailbox; carrying on with what is stored");
@@ -331,7 +344,8 @@ impl Engine {
                 report.fetch_error = Some(e.to_string());
             }
         }
-        self.work(now, &mut report).await?;
+        (report.processed, report.opened) = decided?;
+        self.after_deciding(now, &mut report).await?;
         Ok(report)
     }
 
@@ -341,6 +355,24 @@ impl Engine {
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) -> Result<(), EngineError> {
+        (report.processed, report.opened) = self.decide(now, None).await?;
+        self.after_deciding(now, report).await
+    }
+
+    /// The first run's rule, then every pending message classified and reacted to (with a
+    /// `frontier`, while a fetch stores more: see [`Engine::tick`]). How many were processed,
+    /// and the references of the cases opened.
+    async fn decide(
+        &self,
+        now: DateTime<Utc>,
+        mut frontier: Option<tokio::sync::watch::Receiver<mailbox::Frontier>>,
+    ) -> Result<(usize, Vec<String>), EngineError> {
+        // The first run's record is written by the fetch's first look at the folder, before it
+        // knows what it will store.
+        if let Some(rx) = &mut frontier {
+            // An error means the fetch is gone: nothing more will be stored.
+            let _ = rx.wait_for(|f| *f != mailbox::Frontier::Unknown).await;
+        }
         let first = crate::shell::firstrun::rule(
             &self.store,
             &self.cfg.calendar,
@@ -350,9 +382,16 @@ impl Engine {
         if let Ok(mut f) = self.first_run.lock() {
             *f = first;
         }
-        let (processed, opened) = self.process_messages(now).await?;
-        report.processed = processed;
-        report.opened = opened;
+        self.process_messages(now, frontier).await
+    }
+
+    /// Plan, queue the periodic letters, send, and the daily chores: what a pass does after
+    /// deciding the mail.
+    async fn after_deciding(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), EngineError> {
         let (queued, wake) = self.plan_all(now).await?;
         // The daily digest and the tracker report (after planning, so they see today's letters).
         let (periodic, periodic_wake) = crate::shell::periodic::queue_due(
@@ -482,21 +521,78 @@ impl Engine {
     /// transaction at once. A filing so deferred changes nothing a later message's decision reads,
     /// and if the pass stops before it is written the message is still `new` and is decided
     /// again on the next pass.
+    ///
+    /// With a `frontier` (a fetch still storing mail, [`Engine::tick`]), only what arrived up to
+    /// it is decided, round after round as the fetch publishes more, until the fetch is done and
+    /// nothing is pending: the order of decisions is the order of arrival, as without one.
     pub async fn process_messages(
         &self,
         now: DateTime<Utc>,
+        mut frontier: Option<tokio::sync::watch::Receiver<mailbox::Frontier>>,
     ) -> Result<(usize, Vec<String>), EngineError> {
-        let pending = self.store.pending_sized().await?;
-        if pending.is_empty() {
-            return Ok((0, Vec::new()));
+        // Made when the first message is to be decided, and kept for the pass.
+        let mut pass: Option<(classify::Context, DecisionConn)> = None;
+        let (mut processed, mut opened) = (0, Vec::new());
+        loop {
+            // How far may be decided: everything once no fetch is storing mail.
+            let until = match frontier.as_mut().map(|rx| *rx.borrow_and_update()) {
+                None | Some(mailbox::Frontier::Done) => None,
+                Some(mailbox::Frontier::Until(d)) => Some(Some(d)),
+                Some(mailbox::Frontier::Unknown) => Some(None),
+            };
+            let pending = match until {
+                None => self.store.pending_sized(None).await?,
+                Some(Some(d)) => self.store.pending_sized(Some(d)).await?,
+                Some(None) => Vec::new(),
+            };
+            if pending.is_empty() {
+                match (until, frontier.as_mut()) {
+                    (Some(_), Some(rx)) => {
+                        // The fetch goes on: wait until it has stored more (or is gone).
+                        if rx.changed().await.is_err() {
+                            frontier = None;
+                        }
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            let (ctx, filing) = match &mut pass {
+                Some(p) => p,
+                None => pass.insert((
+                    self.classify_context().await?,
+                    // Filings commit without waiting for the disk; see `DecisionConn` for why
+                    // that is safe.
+                    self.store.decision_connection().await?,
+                )),
+            };
+            // Progress is the fetch's while it goes on.
+            let shown = until.is_none().then_some(processed + pending.len());
+            let decided = self
+                .decide_pending(&pending, ctx, filing, now, (processed, shown))
+                .await?;
+            processed += pending.len();
+            opened.extend(decided);
         }
-        let total = pending.len();
-        let mut ctx = self.classify_context().await?;
-        // Filings commit without waiting for the disk; see `DecisionConn` for why that is safe.
-        let mut filing = self.store.decision_connection().await?;
+        if processed > 0 {
+            self.progress.update("deciding", processed, processed);
+        }
+        Ok((processed, opened))
+    }
+
+    /// Decide `pending` in order, a loaded batch at a time (see [`Engine::process_messages`]);
+    /// the references of the cases opened. `progress` is how many were decided before, and the
+    /// total to show (none while a fetch goes on).
+    async fn decide_pending(
+        &self,
+        pending: &[(i64, u64)],
+        ctx: &mut classify::Context,
+        filing: &mut DecisionConn,
+        now: DateTime<Utc>,
+        (mut processed, total): (usize, Option<usize>),
+    ) -> Result<Vec<String>, EngineError> {
         let mut opened = Vec::new();
-        let mut processed = 0;
-        let mut batches = load_batches(&pending).into_iter();
+        let mut batches = load_batches(pending).into_iter();
         let mut ahead = batches.next().map(|b| Ahead::start(&self.store, b));
         while let Some(batch) = ahead.take() {
             let loaded = batch.finished().await?;
@@ -504,11 +600,13 @@ impl Engine {
             ahead = batches.next().map(|b| Ahead::start(&self.store, b));
             let mut filings = Vec::new();
             for (m, msg) in loaded {
-                self.progress.update("deciding", processed, total);
+                if let Some(total) = total {
+                    self.progress.update("deciding", processed, total);
+                }
                 processed += 1;
-                ctx.known = Self::known_thread(&mut filing, &msg).await?;
-                let verdict = classify::classify(&msg, &ctx);
-                let reaction = self.react_to(&mut filing, &m, &msg, &verdict, now).await?;
+                ctx.known = Self::known_thread(filing, &msg).await?;
+                let verdict = classify::classify(&msg, ctx);
+                let reaction = self.react_to(filing, &m, &msg, &verdict, now).await?;
                 match reaction {
                     Outcome::Filed(f) => filings.push(f),
                     Outcome::Done(None) => {}
@@ -528,8 +626,7 @@ impl Engine {
             }
             filing.file_messages(&filings, now).await?;
         }
-        self.progress.update("deciding", total, total);
-        Ok((processed, opened))
+        Ok(opened)
     }
 
     /// What classification may know beyond a message: our addresses, the cases, the agencies and

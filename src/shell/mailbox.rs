@@ -394,12 +394,14 @@ async fn sizes(
     settings: &ImapSettings,
     session: &mut Session,
     uids: &[u32],
-) -> Result<Vec<(u32, u64)>, MailboxError> {
+) -> Result<Vec<Sized>, MailboxError> {
     let mut out = Vec::with_capacity(uids.len());
     for chunk in uids.chunks(500) {
         let set = uid_set(chunk);
         let fetched = timed(settings, "UID FETCH RFC822.SIZE", async {
-            let stream = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
+            let stream = session
+                .uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)")
+                .await?;
             stream
                 .collect::<Vec<_>>()
                 .await
@@ -407,25 +409,81 @@ async fn sizes(
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
-        out.extend(
-            fetched
-                .iter()
-                .filter_map(|f| Some((f.uid?, u64::from(f.size?)))),
-        );
+        out.extend(fetched.iter().filter_map(|f| {
+            Some(Sized {
+                uid: f.uid?,
+                size: u64::from(f.size?),
+                date: f.internal_date().map(|d| d.with_timezone(&Utc)),
+            })
+        }));
     }
-    out.sort_unstable();
-    out.dedup_by_key(|(uid, _)| *uid);
+    out.sort_unstable_by_key(|s| s.uid);
+    out.dedup_by_key(|s| s.uid);
     Ok(out)
 }
 
+/// A message's size and arrival time as the server gave them before its body is fetched.
+#[derive(Debug, Clone, Copy)]
+struct Sized {
+    uid: u32,
+    size: u64,
+    /// `None` when the server gave none (the message is then stored with the time it is fetched).
+    date: Option<DateTime<Utc>>,
+}
+
+/// How far the engine may decide while a fetch is still storing mail: it decides pending mail in
+/// the order of arrival (`internal_date`, then the order stored), so a message may be decided
+/// once no message still to be stored could come before it. Published by [`fetch_new`] through a
+/// `watch` channel as each batch is stored; a fetch that ends, however it ends, leaves
+/// [`Frontier::Done`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frontier {
+    /// Nothing may be decided yet: the fetch has not learnt what it will store.
+    Unknown,
+    /// Mail that arrived at or before this instant may be decided: everything still to be stored
+    /// arrived after it (a message stored later with the same instant sorts after those stored).
+    Until(DateTime<Utc>),
+    /// This fetch stores nothing more.
+    Done,
+}
+
+/// The frontier before the first of `batches` is stored, and after each: the earliest arrival
+/// among the batches still to store; [`Frontier::Unknown`] while one of them holds a message the
+/// server gave no date for (it is stored with the time it is fetched, which nothing here knows),
+/// [`Frontier::Done`] after the last. A UID the server gave no size for was expunged: fetching it
+/// stores nothing.
+fn frontiers(batches: &[Vec<u32>], sizes: &[Sized]) -> Vec<Frontier> {
+    let date = |u: &u32| {
+        sizes
+            .binary_search_by_key(u, |s| s.uid)
+            .ok()
+            .map(|i| sizes[i].date)
+    };
+    let mut out = vec![Frontier::Done];
+    // From the last batch back: `earliest` is over the batches after the one being looked at.
+    let mut earliest = Frontier::Done;
+    for batch in batches.iter().rev() {
+        for d in batch.iter().filter_map(date) {
+            earliest = match (earliest, d) {
+                (Frontier::Unknown, _) | (_, None) => Frontier::Unknown,
+                (Frontier::Done, Some(d)) => Frontier::Until(d),
+                (Frontier::Until(e), Some(d)) => Frontier::Until(e.min(d)),
+            };
+        }
+        out.push(earliest);
+    }
+    out.reverse();
+    out
+}
+
 /// The bytes of a batch by the server's sizes.
-fn batch_bytes(uids: &[u32], sizes: &[(u32, u64)]) -> u64 {
+fn batch_bytes(uids: &[u32], sizes: &[Sized]) -> u64 {
     uids.iter()
         .filter_map(|u| {
             sizes
-                .binary_search_by_key(u, |(uid, _)| *uid)
+                .binary_search_by_key(u, |s| s.uid)
                 .ok()
-                .map(|i| sizes[i].1)
+                .map(|i| sizes[i].size)
         })
         .sum()
 }
@@ -502,6 +560,79 @@ impl Storing {
     }
 }
 
+/// The batches of one fetch on their way into the store: each batch is stored while the next is
+/// fetched (the store's work is the processor's and the disk's, the fetch's the server's), at
+/// most one batch in each hand. Batches are handed over in order and each is stored before the
+/// next is, so batches and watermarks commit in order; after each, the engine learns how far it
+/// may decide ([`Frontier`]).
+struct Pipeline<'a> {
+    folder: String,
+    uidvalidity: u32,
+    now: DateTime<Utc>,
+    storing: Option<Storing>,
+    ingest: Option<Ingest>,
+    /// Before the first batch is stored, then after each.
+    frontiers: std::vec::IntoIter<Frontier>,
+    frontier: Option<&'a tokio::sync::watch::Sender<Frontier>>,
+    progress: &'a Progress,
+    done: usize,
+    total: usize,
+    /// The watermark as stored.
+    last: u32,
+}
+
+impl Pipeline<'_> {
+    /// Tell the engine how far it may decide now.
+    fn publish(&mut self) {
+        if let (Some(tx), Some(f)) = (self.frontier, self.frontiers.next()) {
+            tx.send_replace(f);
+        }
+    }
+
+    /// Wait for the batch being stored, if one is.
+    async fn settle(&mut self, report: &mut FetchReport) -> Result<(), MailboxError> {
+        if let Some(s) = self.storing.take() {
+            self.done += s.1;
+            let (back, stored) = s.finished(report).await;
+            self.ingest = back;
+            self.last = stored?;
+            self.publish();
+            self.progress
+                .update("reading the mailbox", self.done.min(self.total), self.total);
+        }
+        Ok(())
+    }
+
+    /// Store a fetched batch (of `count` of the folder's messages) on a task of its own.
+    fn hand_over(&mut self, mut batch: Vec<NewMessage>, count: usize) -> Result<(), MailboxError> {
+        batch.sort_by_key(|m| m.uid);
+        // Only advance the watermark over what was actually returned, in order.
+        let top = batch
+            .last()
+            .map(|m| m.uid)
+            .unwrap_or(self.last)
+            .max(self.last);
+        for m in &batch {
+            tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
+        }
+        let Some(mut ingest) = self.ingest.take() else {
+            return Err(StoreError::Corrupt("the ingest connection was lost".into()).into());
+        };
+        let (folder, uidvalidity, now) = (self.folder.clone(), self.uidvalidity, self.now);
+        self.storing = Some(Storing(
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let stored = ingest
+                    .store_batch(&folder, uidvalidity, batch, top, now)
+                    .await;
+                (ingest, stored.map(|s| (s, top)), started.elapsed())
+            }),
+            count,
+        ));
+        Ok(())
+    }
+}
+
 /// What one fetch did.
 #[derive(Debug, Default)]
 pub struct FetchReport {
@@ -570,6 +701,7 @@ pub async fn fetch_new(
     existing: ExistingMail,
     now: DateTime<Utc>,
     progress: &Progress,
+    frontier: Option<&tokio::sync::watch::Sender<Frontier>>,
 ) -> Result<FetchReport, MailboxError> {
     let begun = std::time::Instant::now();
     let folder = settings.folder.clone();
@@ -580,7 +712,7 @@ pub async fn fetch_new(
             folder: folder.clone(),
         })?;
     let previous = store.mailbox_state(&folder).await?;
-    let mut last = match &previous {
+    let last = match &previous {
         Some(s) if s.uidvalidity == uidvalidity => s.last_uid,
         Some(s) if s.uidvalidity != 0 => {
             tracing::warn!(
@@ -635,18 +767,32 @@ pub async fn fetch_new(
         return Ok(report);
     }
     uids.retain(|u| left.binary_search(u).is_err());
-    let total = uids.len();
     // Sizes first, then the bodies in batches bounded by bytes: a backlog of any size, or a
     // burst of large referrals, is held one batch at a time.
     let sizes = sizes(settings, session, &uids).await?;
-    let (mut done, mut bytes) = (0, 0);
-    // Each batch is stored while the next is fetched (the store's work is the processor's and the
-    // disk's, the fetch's the server's): at most one batch in each hand. Batches are handed over
-    // in order and each is stored before the next is, so batches and watermarks commit in order.
-    let mut storing: Option<Storing> = None;
-    let mut ingest = Some(store.ingest().await?);
+    let batches = fetch_batches(
+        &uids,
+        &sizes.iter().map(|s| (s.uid, s.size)).collect::<Vec<_>>(),
+        FETCH_BUDGET,
+    );
+    let (mut bytes, total) = (0, uids.len());
+    let mut pipeline = Pipeline {
+        folder: folder.clone(),
+        uidvalidity,
+        now,
+        storing: None,
+        ingest: Some(store.ingest().await?),
+        frontiers: frontiers(&batches, &sizes).into_iter(),
+        frontier,
+        progress,
+        done: 0,
+        total,
+        last,
+    };
+    // What the engine may decide before anything is stored.
+    pipeline.publish();
     report.timings.setup = begun.elapsed();
-    for chunk in fetch_batches(&uids, &sizes, FETCH_BUDGET) {
+    for chunk in batches {
         let batch_bytes = batch_bytes(&chunk, &sizes);
         bytes += batch_bytes;
         tracing::debug!(
@@ -656,49 +802,25 @@ pub async fn fetch_new(
         );
         let started = std::time::Instant::now();
         let mut identity = Duration::ZERO;
-        let fetched = fetch_batch(settings, session, &chunk, (last, now), &mut identity).await;
+        let fetched = fetch_batch(
+            settings,
+            session,
+            &chunk,
+            (pipeline.last, now),
+            &mut identity,
+        )
+        .await;
         report.timings.server += started.elapsed().saturating_sub(identity);
         report.timings.identity += identity;
         // The batch before is stored (or has failed) before this one is handed over.
-        if let Some(s) = storing.take() {
-            done += s.1;
-            let (back, stored) = s.finished(&mut report).await;
-            ingest = back;
-            last = stored?;
-            progress.update("reading the mailbox", done.min(total), total);
-        }
-        let mut batch = fetched?;
-        batch.sort_by_key(|m| m.uid);
-        // Only advance the watermark over what was actually returned, in order.
-        let top = batch.last().map(|m| m.uid).unwrap_or(last).max(last);
-        for m in &batch {
-            tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
-        }
-        let Some(mut handle) = ingest.take() else {
-            return Err(StoreError::Corrupt("the ingest connection was lost".into()).into());
-        };
-        let folder = folder.clone();
-        storing = Some(Storing(
-            tokio::spawn(async move {
-                let started = std::time::Instant::now();
-                let stored = handle
-                    .store_batch(&folder, uidvalidity, batch, top, now)
-                    .await;
-                (handle, stored.map(|s| (s, top)), started.elapsed())
-            }),
-            chunk.len(),
-        ));
+        pipeline.settle(&mut report).await?;
+        pipeline.hand_over(fetched?, chunk.len())?;
     }
-    if let Some(s) = storing.take() {
-        done += s.1;
-        let (back, stored) = s.finished(&mut report).await;
-        ingest = back;
-        last = stored?;
-        progress.update("reading the mailbox", done.min(total), total);
-    }
-    if let Some(i) = ingest {
+    pipeline.settle(&mut report).await?;
+    if let Some(i) = pipeline.ingest.take() {
         i.finish().await;
     }
+    let mut last = pipeline.last;
     // Batches were committed without a checkpoint: a large fetch checkpoints once, from here, in
     // the background while the engine decides what it fetched.
     report.settling = store.settle_ingest(bytes);
@@ -767,9 +889,19 @@ pub async fn fetch_once(
     existing: ExistingMail,
     now: DateTime<Utc>,
     progress: &Progress,
+    frontier: Option<&tokio::sync::watch::Sender<Frontier>>,
 ) -> Result<FetchReport, MailboxError> {
     let mut session = connect(settings).await?;
-    let result = fetch_new(settings, &mut session, store, existing, now, progress).await;
+    let result = fetch_new(
+        settings,
+        &mut session,
+        store,
+        existing,
+        now,
+        progress,
+        frontier,
+    )
+    .await;
     let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
     result
 }
@@ -1167,6 +1299,58 @@ mod tests {
             ],
             "a budget too small for anything still fetches every message, one at a time"
         );
+    }
+
+    #[test]
+    fn the_engine_may_decide_up_to_the_earliest_arrival_still_to_be_stored() {
+        let t = |m: i64| Some(DateTime::UNIX_EPOCH + chrono::Duration::minutes(m));
+        let sized = |uid, date| Sized {
+            uid,
+            size: 10,
+            date,
+        };
+        // Three batches; UID 5, the earliest arrival, is in the last; UID 7 was expunged.
+        let sizes = [
+            sized(1, t(30)),
+            sized(2, t(20)),
+            sized(3, t(40)),
+            sized(4, t(50)),
+            sized(5, t(10)),
+            sized(6, t(60)),
+        ];
+        let batches = [vec![1, 2], vec![3, 4], vec![5, 6, 7]];
+        assert_eq!(
+            frontiers(&batches, &sizes),
+            [
+                Frontier::Until(t(10).unwrap()),
+                Frontier::Until(t(10).unwrap()),
+                Frontier::Until(t(10).unwrap()),
+                Frontier::Done,
+            ]
+        );
+        let batches = [vec![5, 6], vec![1, 2], vec![3, 4]];
+        assert_eq!(
+            frontiers(&batches, &sizes),
+            [
+                Frontier::Until(t(10).unwrap()),
+                Frontier::Until(t(20).unwrap()),
+                Frontier::Until(t(40).unwrap()),
+                Frontier::Done,
+            ]
+        );
+        // A message the server gave no date for: nothing past it until it is stored.
+        let mut undated = sizes;
+        undated[3].date = None;
+        assert_eq!(
+            frontiers(&batches, &undated),
+            [
+                Frontier::Unknown,
+                Frontier::Unknown,
+                Frontier::Unknown,
+                Frontier::Done,
+            ]
+        );
+        assert_eq!(frontiers(&[], &sizes), [Frontier::Done]);
     }
 
     #[test]

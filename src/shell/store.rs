@@ -1023,7 +1023,7 @@ impl Store {
     /// ([`Store::pending_sized`] without the sizes).
     pub async fn pending_ids(&self) -> Result<Vec<i64>, StoreError> {
         Ok(self
-            .pending_sized()
+            .pending_sized(None)
             .await?
             .into_iter()
             .map(|(id, _)| id)
@@ -1032,13 +1032,30 @@ impl Store {
 
     /// The messages not yet classified, oldest first, each with its size as fetched (its bytes
     /// when loaded): a few bytes each, so a backlog of any size is listed without its mail, and
-    /// the engine loads it a batch at a time within a budget.
-    pub async fn pending_sized(&self) -> Result<Vec<(i64, u64)>, StoreError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT id, size FROM messages WHERE state = 'new' ORDER BY internal_date, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+    /// the engine loads it a batch at a time within a budget. With `until`, only those that
+    /// arrived (`internal_date`) at or before it: what may be decided while a fetch is still
+    /// storing mail that arrived later ([`crate::shell::mailbox::Frontier`]).
+    pub async fn pending_sized(
+        &self,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> =
+            match until {
+                None => sqlx::query_as(
+                    "SELECT id, size FROM messages WHERE state = 'new' ORDER BY internal_date, id",
+                )
+                .fetch_all(&self.pool)
+                .await?,
+                Some(until) => {
+                    sqlx::query_as(
+                        "SELECT id, size FROM messages WHERE state = 'new' AND internal_date <= ? \
+                     ORDER BY internal_date, id",
+                    )
+                    .bind(ts(until))
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
         Ok(rows
             .into_iter()
             .map(|(id, size)| (id, u64::try_from(size).unwrap_or(0)))
@@ -2397,10 +2414,14 @@ pub const IN_LIST: usize = 100;
 /// query through the pool is a connection taken and handed back as well (a round trip to the
 /// connection's thread of its own), and a first run makes them for tens of thousands of messages.
 impl DecisionConn {
-    /// A transaction on this connection: one message's filing, or one case's planning.
+    /// A transaction on this connection: one message's filing, or one case's planning. It takes
+    /// the write lock at once (`BEGIN IMMEDIATE`), waiting for another writer's commit if need be:
+    /// each reads before it writes (the case's state, the next reference), and a transaction that
+    /// began by reading could not write after a commit it did not see — while the engine decides
+    /// mail the fetch is still storing, the mailbox's batches commit every few milliseconds.
     pub async fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
         use sqlx::Connection;
-        Ok(self.conn.begin().await?)
+        Ok(self.conn.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// File messages whose reactions write nothing else (no case opened, nothing on a case, no

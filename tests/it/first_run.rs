@@ -355,3 +355,59 @@ async fn a_backlog_of_several_batches_is_decided_once_and_a_reply_in_a_later_bat
         "nothing is decided twice"
     );
 }
+
+/// The mail is decided while the fetch is still storing it, but never ahead of the order it
+/// arrived in: here the referral arrived first yet sits last in the folder (a mailbox migrated
+/// into Exchange numbers its mail in any order), in the fetch's last batch, and the reply to it
+/// is the folder's first message. The reply waits for the referral, finds its case, and
+/// nothing else changes.
+#[tokio::test]
+async fn mail_is_decided_in_the_order_it_arrived_even_when_the_folder_holds_it_in_another() {
+    let h = Harness::start("bury").await;
+    let start = at("2026-11-20T09:00:00Z");
+    let n = 300;
+    let mail: Vec<(Vec<u8>, DateTime<FixedOffset>)> = (0..n)
+        .map(|i| match i {
+            0 => (
+                reply(
+                    REFERRER,
+                    "early@hospital.test",
+                    "RE: Referral for a rapid review",
+                    "The school's chronology, as promised.",
+                    None,
+                ),
+                start + Duration::minutes(600),
+            ),
+            _ if i == n - 1 => (
+                referral("early@hospital.test", "Referral for a rapid review"),
+                start - Duration::minutes(10),
+            ),
+            _ => (
+                caseclerk::dev::bench::sample(i),
+                start + Duration::minutes(i as i64),
+            ),
+        })
+        .collect();
+    let bytes: usize = mail.iter().map(|(m, _)| m.len()).sum();
+    assert!(bytes > 8 * 1024 * 1024, "several batches: {bytes}");
+    h.stack.append_many(SHARED, &mail).await.expect("appended");
+    let out = h.tick(Some(NOW));
+    assert!(out.contains("opened RR-2026-0001"), "{out}");
+    let store = Store::open_read_only(&h.dir.join("caseclerk.db"))
+        .await
+        .unwrap();
+    let states = store.message_states().await.unwrap();
+    let count = |state: &str, rule: &str| {
+        states
+            .iter()
+            .find(|(s, r, _)| s == state && r.as_deref() == Some(rule))
+            .map_or(0, |(_, _, k)| *k)
+    };
+    assert_eq!(count("filed", "referral"), 1, "{states:?}");
+    assert_eq!(
+        count("filed", "thread"),
+        1,
+        "the reply found its case: {states:?}"
+    );
+    assert_eq!(count("triage", "unmatched"), n as i64 - 2, "{states:?}");
+}

@@ -87,7 +87,9 @@ impl Ingest {
             .conn
             .as_mut()
             .ok_or_else(|| StoreError::Corrupt("the ingest connection was given back".into()))?;
-        let mut tx = conn.begin().await?;
+        // The write lock at once: the batch's keys are read before its rows are written, and the
+        // engine may be filing mail meanwhile (see `DecisionConn::begin`).
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let known = Known::read(&mut tx, (mailbox, uidvalidity), &messages).await?;
         let new = known.new_messages(messages);
         let started = std::time::Instant::now();
