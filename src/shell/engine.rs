@@ -185,7 +185,7 @@ impl Drop for Ahead {
 /// The pending messages (id and size, in the order to decide them) in batches of at most
 /// [`IN_LIST`] messages and [`LOAD_BUDGET`] bytes; a message larger than the budget alone.
 fn load_batches(pending: &[(i64, u64)]) -> Vec<Vec<i64>> {
-    mailbox::batches_by_bytes(pending.iter().copied(), IN_LIST, LOAD_BUDGET)
+    crate::shell::store::batches_by_bytes(pending.iter().copied(), IN_LIST, LOAD_BUDGET)
 }
 
 /// Take the one-daemon lock: an exclusive `flock` on the database file itself, held for the

@@ -32,7 +32,7 @@ use crate::shell::config::{ImapSettings, TlsMode};
 use crate::shell::firstrun::{self, FirstRunRecord};
 use crate::shell::oauth::AccessToken;
 use crate::shell::progress::Progress;
-use crate::shell::store::{BatchStored, Ingest, NewMessage, Store, StoreError};
+use crate::shell::store::{BatchStored, Ingest, NewMessage, Store, StoreError, batches_by_bytes};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::pin::Pin;
@@ -362,31 +362,6 @@ pub fn fetch_batches(uids: &[u32], sizes: &[(u32, u64)], budget: u64) -> Vec<Vec
             .unwrap_or(0)
     };
     batches_by_bytes(uids.iter().map(|&u| (u, size(u))), FETCH_CHUNK, budget)
-}
-
-/// `items` (each with its size in bytes) in batches, in order: at most `count` a batch and at
-/// most `budget` bytes, an item larger than the budget alone. The fetch's batches and the
-/// engine's loading of pending mail ([`crate::shell::engine`]) are both made this way.
-pub fn batches_by_bytes<T>(
-    items: impl IntoIterator<Item = (T, u64)>,
-    count: usize,
-    budget: u64,
-) -> Vec<Vec<T>> {
-    let mut batches: Vec<Vec<T>> = Vec::new();
-    let mut current: Vec<T> = Vec::new();
-    let mut bytes = 0u64;
-    for (item, n) in items {
-        if !current.is_empty() && (current.len() >= count || bytes + n > budget) {
-            batches.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        current.push(item);
-        bytes += n;
-    }
-    if !current.is_empty() {
-        batches.push(current);
-    }
-    batches
 }
 
 /// The server's `RFC822.SIZE` of each of `uids`, sorted by UID (a few bytes a message).

@@ -2407,6 +2407,32 @@ impl Store {
     }
 }
 
+/// `items` (each with its size in bytes) in batches, in order: at most `count` a batch and at
+/// most `budget` bytes, an item larger than the budget alone. The fetch's batches and the
+/// engine's loading of pending mail ([`crate::shell::engine`]) are both made this way, and so
+/// are the store's multi-row statements.
+pub fn batches_by_bytes<T>(
+    items: impl IntoIterator<Item = (T, u64)>,
+    count: usize,
+    budget: u64,
+) -> Vec<Vec<T>> {
+    let mut batches: Vec<Vec<T>> = Vec::new();
+    let mut current: Vec<T> = Vec::new();
+    let mut bytes = 0u64;
+    for (item, n) in items {
+        if !current.is_empty() && (current.len() >= count || bytes + n > budget) {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(item);
+        bytes += n;
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
 /// At most this many values in one `IN` list (SQLite's limit on bound values is far above it).
 pub const IN_LIST: usize = 100;
 

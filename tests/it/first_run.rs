@@ -340,12 +340,7 @@ async fn a_backlog_of_several_batches_is_decided_once_and_a_reply_in_a_later_bat
     // Decided in the order the mail arrived (the referral 4th, the reply 291st, two batches
     // later): the referral opened the case and the reply was filed on it by its thread; the rest
     // is the bench's unmatched mail, listed for a person.
-    let count = |state: &str, rule: &str| {
-        states
-            .iter()
-            .find(|(s, r, _)| s == state && r.as_deref() == Some(rule))
-            .map_or(0, |(_, _, k)| *k)
-    };
+    let count = |state: &str, rule: &str| count_of(&states, state, rule);
     assert_eq!(count("filed", "referral"), 1, "{states:?}");
     assert_eq!(count("filed", "thread"), 1, "{states:?}");
     assert_eq!(count("triage", "unmatched"), n as i64 - 2, "{states:?}");
@@ -397,12 +392,7 @@ async fn mail_is_decided_in_the_order_it_arrived_even_when_the_folder_holds_it_i
         .await
         .unwrap();
     let states = store.message_states().await.unwrap();
-    let count = |state: &str, rule: &str| {
-        states
-            .iter()
-            .find(|(s, r, _)| s == state && r.as_deref() == Some(rule))
-            .map_or(0, |(_, _, k)| *k)
-    };
+    let count = |state: &str, rule: &str| count_of(&states, state, rule);
     assert_eq!(count("filed", "referral"), 1, "{states:?}");
     assert_eq!(
         count("filed", "thread"),
@@ -410,4 +400,12 @@ async fn mail_is_decided_in_the_order_it_arrived_even_when_the_folder_holds_it_i
         "the reply found its case: {states:?}"
     );
     assert_eq!(count("triage", "unmatched"), n as i64 - 2, "{states:?}");
+}
+
+/// How many messages were filed in `state` by `rule`, from [`Store::message_states`].
+fn count_of(states: &[(String, Option<String>, i64)], state: &str, rule: &str) -> i64 {
+    states
+        .iter()
+        .find(|(s, r, _)| s == state && r.as_deref() == Some(rule))
+        .map_or(0, |(_, _, k)| *k)
 }

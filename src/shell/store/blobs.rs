@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 /// The most bytes of blobs bound to one multi-row statement (a larger blob goes alone): SQLite
 /// copies what it is given while the statement runs, so this bounds that second copy.
-pub(super) const STATEMENT_BYTES: usize = 2 * 1024 * 1024;
+pub(super) const STATEMENT_BYTES: u64 = 2 * 1024 * 1024;
 use crate::core::packing::{self, Blob};
 use sqlx::Row;
 use std::borrow::Cow;
@@ -137,19 +137,11 @@ pub(super) async fn attach_many(
         .into_iter()
         .filter(|b| !ids.contains_key(&b.sha256))
         .collect();
-    let mut rest = missing.into_iter().peekable();
-    while rest.peek().is_some() {
-        let mut chunk = Vec::new();
-        let mut size = 0;
-        while let Some(b) = rest.peek() {
-            if !chunk.is_empty()
-                && (size + b.data.len() > STATEMENT_BYTES || chunk.len() == IN_LIST)
-            {
-                break;
-            }
-            size += b.data.len();
-            chunk.extend(rest.next());
-        }
+    let sized = missing.into_iter().map(|b| {
+        let n = b.data.len() as u64;
+        (b, n)
+    });
+    for chunk in super::batches_by_bytes(sized, IN_LIST, STATEMENT_BYTES) {
         let sql = format!(
             "INSERT INTO blobs (sha256, size, data) VALUES {} RETURNING id, sha256",
             vec!["(?, ?, ?)"; chunk.len()].join(", ")

@@ -18,7 +18,9 @@
 //! or hold a batch's bytes twice for longer than the statement that writes them.
 
 use super::blobs::{self, STATEMENT_BYTES};
-use super::{IN_LIST, INGEST_WAL_PAGES, NewMessage, Store, StoreError, placeholders, ts};
+use super::{
+    IN_LIST, INGEST_WAL_PAGES, NewMessage, Store, StoreError, batches_by_bytes, placeholders, ts,
+};
 use crate::core::identity;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -332,18 +334,11 @@ async fn insert(
     let stored = bytes.len();
     // Its bytes in a row of their own (migration 15): filing the message later rewrites its
     // small row, never these. A statement at a time, bounded by bytes, each let go once written.
-    let mut rest = bytes.into_iter().peekable();
-    while rest.peek().is_some() {
-        let mut chunk = Vec::new();
-        let mut size = 0;
-        while let Some((_, s)) = rest.peek() {
-            if !chunk.is_empty() && (size + s.raw.len() > STATEMENT_BYTES || chunk.len() == IN_LIST)
-            {
-                break;
-            }
-            size += s.raw.len();
-            chunk.extend(rest.next());
-        }
+    let sized = bytes.into_iter().map(|(id, s)| {
+        let n = s.raw.len() as u64;
+        ((id, s), n)
+    });
+    for chunk in batches_by_bytes(sized, IN_LIST, STATEMENT_BYTES) {
         let sql = format!(
             "INSERT INTO message_bytes (message_id, raw, packing) VALUES {}",
             vec!["(?, ?, ?)"; chunk.len()].join(", ")
