@@ -47,7 +47,7 @@ pub enum ChaosError {
 pub struct ChaosOptions {
     /// How many times the daemon is killed while sending.
     pub kills: usize,
-    /// How many letters are queued (enough that the kills never run out of letters to send).
+    /// How many letters are queued at the start (more as they run low: [`REFILL_BELOW`]).
     pub letters: usize,
     /// The longest delay between the run's first "letter sent" and the kill.
     pub max_delay: Duration,
@@ -62,9 +62,14 @@ pub struct ChaosOptions {
     pub grace: Duration,
 }
 
+/// Fewer letters than this left to send before a daemon is started: more are queued first.
+pub const REFILL_BELOW: usize = 25;
+
 impl ChaosOptions {
-    /// `kills` kills with enough letters for them (about five sent per kill at most), the daemon
-    /// being `binary`.
+    /// `kills` kills, the daemon being `binary`, with letters for them: more are queued whenever
+    /// fewer than [`REFILL_BELOW`] are left, so a machine that sends many letters between a
+    /// daemon's first letter and its kill (ten or so on a fast one) never runs out of letters to
+    /// kill it over.
     pub fn new(kills: usize, binary: PathBuf) -> ChaosOptions {
         ChaosOptions {
             kills,
@@ -167,11 +172,15 @@ async fn measure(
     let config = write_config(stack, &dir, opts)?;
     let db = dir.join("caseclerk.db");
     let now = crate::shell::clock::Clock::now(&crate::shell::clock::SystemClock);
-    let ids = queue_letters(&db, opts.letters, now).await?;
+    let mut ids = queue_letters(&db, 0, opts.letters, now).await?;
 
     let mut rng = opts.seed.max(1);
     let mut kills = 0;
-    while kills < opts.kills && pending(&db).await? > 0 {
+    while kills < opts.kills {
+        if pending(&db).await? < REFILL_BELOW {
+            let more = queue_letters(&db, ids.len(), REFILL_BELOW * 4, now).await?;
+            ids.extend(more);
+        }
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -310,11 +319,16 @@ fn write_config(stack: &MailStack, dir: &Path, opts: &ChaosOptions) -> Result<Pa
 }
 
 /// Queue `n` letters due at `now`, each with its own Message-ID; their Message-IDs.
-async fn queue_letters(db: &Path, n: usize, now: DateTime<Utc>) -> Result<Vec<String>, ChaosError> {
+async fn queue_letters(
+    db: &Path,
+    from: usize,
+    n: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, ChaosError> {
     let store = Store::open(db).await?;
     let mut tx = store.begin().await?;
     let mut ids = vec![];
-    for i in 0..n {
+    for i in from..from + n {
         let to = recipient(i);
         let message_id = format!("chaos.{i}@bury.test");
         let raw = format!(
