@@ -165,11 +165,12 @@ struct NewRow {
 }
 
 /// What the database holds under a batch's keys and UIDs: the fingerprint (`body_sha256`) of each
-/// key found, which keys an older caseclerk gave messages without a Message-ID were found, and
-/// which of the batch's UIDs the folder's rows already have.
+/// key found, which of the batch's messages without a Message-ID an older caseclerk stored under
+/// its raw bytes' hash (by the message's place in the batch), and which of the batch's UIDs the
+/// folder's rows already have.
 struct Known {
     fingerprints: HashMap<String, String>,
-    legacy: HashSet<String>,
+    legacy: Vec<bool>,
     uids: HashSet<u32>,
 }
 
@@ -219,24 +220,29 @@ impl Known {
         }
         // Stored before identity keys, under the hash of its raw bytes? Asked only of a message
         // keyed by its content whose key is not stored (the hash is of every byte).
-        let legacy_keys: Vec<String> = messages
+        let legacy_keys: Vec<(usize, String)> = messages
             .iter()
-            .filter(|m| {
+            .enumerate()
+            .filter(|(_, m)| {
                 m.dedupe_key.starts_with("content:") && !fingerprints.contains_key(&m.dedupe_key)
             })
-            .map(|m| identity::legacy_key(&m.raw))
+            .map(|(i, m)| (i, identity::legacy_key(&m.raw)))
             .collect();
-        let mut legacy = HashSet::new();
+        let mut found = HashSet::new();
         for chunk in legacy_keys.chunks(IN_LIST) {
             let sql = format!(
                 "SELECT dedupe_key FROM messages WHERE dedupe_key IN ({})",
                 placeholders(chunk.len())
             );
             let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-            for k in chunk {
+            for (_, k) in chunk {
                 q = q.bind(k);
             }
-            legacy.extend(q.fetch_all(&mut **tx).await?);
+            found.extend(q.fetch_all(&mut **tx).await?);
+        }
+        let mut legacy = vec![false; messages.len()];
+        for (i, k) in &legacy_keys {
+            legacy[*i] = found.contains(k);
         }
         Ok(Known {
             fingerprints,
@@ -251,17 +257,14 @@ impl Known {
     /// the batch could touch, what the database holds, and take each message accepted.
     fn new_messages(mut self, messages: Vec<NewMessage>) -> Vec<(String, NewMessage)> {
         let mut new = Vec::with_capacity(messages.len());
-        for m in messages {
+        for (i, m) in messages.into_iter().enumerate() {
             // A UID the folder's rows already have: its row is left as it is, whatever it holds.
             if self.uids.contains(&m.uid) {
                 continue;
             }
             let key = match self.fingerprints.get(&m.dedupe_key) {
-                None if m.dedupe_key.starts_with("content:")
-                    && self.legacy.contains(&identity::legacy_key(&m.raw)) =>
-                {
-                    continue;
-                }
+                // (Its key not stored when the batch was read: its raw bytes' hash was asked.)
+                None if self.legacy.get(i).copied().unwrap_or(false) => continue,
                 None => m.dedupe_key.clone(),
                 // Rows stored before fingerprints hold the body's hash: computed only here.
                 Some(stored)
