@@ -838,9 +838,13 @@ impl Store {
         Ok(current > 0 && known > current)
     }
 
-    /// Begin a transaction.
+    /// Begin a transaction to write in. It takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// waiting for another writer's commit if need be: a transaction that began by reading
+    /// could not write after a commit it did not see, and while the daemon fetches a large
+    /// backlog its batches commit every few milliseconds (a sign-in, a letter's outcome, the
+    /// retention schedule would fail with "database is locked" instead of waiting its turn).
     pub async fn begin(&self) -> Result<Tx<'static>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Commit a transaction.
@@ -2761,7 +2765,7 @@ impl SendConn {
     /// A transaction on this connection (an outcome recorded with other writes).
     pub async fn begin(&mut self) -> Result<Tx<'_>, StoreError> {
         use sqlx::Connection;
-        Ok(self.conn.begin().await?)
+        Ok(self.conn.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// After the pass: checkpoint what the WAL holds if no reader is in the way (outside any
@@ -3110,6 +3114,81 @@ mod tests {
             held.push(conn);
         }
         drop(held);
+        store.pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every transaction that writes — the pool's ([`Store::begin`]), the engine's
+    /// ([`DecisionConn::begin`]) and the ingest's ([`Ingest::store_batch`]) — holds the write
+    /// lock from its start: another writer trying meanwhile is told to wait (here, with no
+    /// patience, refused), and the transaction's own write after its read is never refused
+    /// because someone else committed between the two.
+    #[tokio::test]
+    async fn a_transaction_that_writes_holds_the_write_lock_from_its_start() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = std::env::temp_dir().join(format!("caseclerk-immediate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("c.db");
+        let store = Store::open(&db).await.unwrap();
+        // Another process's writer that does not wait.
+        let mut other = SqliteConnectOptions::new()
+            .filename(&db)
+            .busy_timeout(Duration::ZERO)
+            .connect()
+            .await
+            .unwrap();
+        async fn write(conn: &mut sqlx::SqliteConnection, key: &str) -> Result<(), sqlx::Error> {
+            sqlx::query("INSERT INTO meta (key, value) VALUES (?, 'x')")
+                .bind(key)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        }
+        async fn read(conn: &mut sqlx::SqliteConnection) -> i64 {
+            sqlx::query_scalar("SELECT count(*) FROM meta")
+                .fetch_one(conn)
+                .await
+                .unwrap()
+        }
+
+        let mut tx = store.begin().await.unwrap();
+        read(&mut tx).await;
+        assert!(
+            write(&mut other, "other-1").await.is_err(),
+            "the other writer waits"
+        );
+        write(&mut tx, "pool")
+            .await
+            .expect("the pool's write after its read");
+        tx.commit().await.unwrap();
+
+        let mut decisions = store.decision_connection().await.unwrap();
+        let mut tx = decisions.begin().await.unwrap();
+        read(&mut tx).await;
+        assert!(
+            write(&mut other, "other-2").await.is_err(),
+            "the other writer waits"
+        );
+        write(&mut tx, "engine")
+            .await
+            .expect("the engine's write after its read");
+        tx.commit().await.unwrap();
+        drop(decisions);
+
+        // The ingest: its batch's keys are read, then its rows written.
+        let mut ingest = store.ingest().await.unwrap();
+        let mut tx = ingest.begin().await.unwrap();
+        read(&mut tx).await;
+        assert!(
+            write(&mut other, "other-3").await.is_err(),
+            "the other writer waits"
+        );
+        tx.commit().await.unwrap();
+        ingest.finish().await;
+
+        write(&mut other, "other-4").await.expect("and then writes");
+        other.close().await.unwrap();
         store.pool.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }

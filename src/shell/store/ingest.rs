@@ -84,14 +84,7 @@ impl Ingest {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<BatchStored, StoreError> {
-        use sqlx::Connection;
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| StoreError::Corrupt("the ingest connection was given back".into()))?;
-        // The write lock at once: the batch's keys are read before its rows are written, and the
-        // engine may be filing mail meanwhile (see `DecisionConn::begin`).
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         let known = Known::read(&mut tx, (mailbox, uidvalidity), &messages).await?;
         let new = known.new_messages(messages);
         let started = std::time::Instant::now();
@@ -128,6 +121,18 @@ impl Ingest {
         .await?;
         tx.commit().await?;
         Ok(BatchStored { stored, packing })
+    }
+
+    /// A batch's transaction. It takes the write lock at once: the batch's keys are read before
+    /// its rows are written, and the engine may be filing mail meanwhile (see
+    /// `DecisionConn::begin`).
+    pub(super) async fn begin(&mut self) -> Result<super::Tx<'_>, StoreError> {
+        use sqlx::Connection;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("the ingest connection was given back".into()))?;
+        Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Give the connection back with every other write's settings.
