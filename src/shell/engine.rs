@@ -535,19 +535,17 @@ impl Engine {
         let (mut processed, mut opened) = (0, Vec::new());
         loop {
             // How far may be decided: everything once no fetch is storing mail.
-            let until = match frontier.as_mut().map(|rx| *rx.borrow_and_update()) {
-                None | Some(mailbox::Frontier::Done) => None,
-                Some(mailbox::Frontier::Until(d)) => Some(Some(d)),
-                Some(mailbox::Frontier::Unknown) => Some(None),
-            };
-            let pending = match until {
-                None => self.store.pending_sized(None).await?,
-                Some(Some(d)) => self.store.pending_sized(Some(d)).await?,
-                Some(None) => Vec::new(),
+            let seen = frontier
+                .as_mut()
+                .map_or(mailbox::Frontier::Done, |rx| *rx.borrow_and_update());
+            let pending = match seen {
+                mailbox::Frontier::Done => self.store.pending_sized(None).await?,
+                mailbox::Frontier::Until(d) => self.store.pending_sized(Some(d)).await?,
+                mailbox::Frontier::Unknown => Vec::new(),
             };
             if pending.is_empty() {
-                match (until, frontier.as_mut()) {
-                    (Some(_), Some(rx)) => {
+                match frontier.as_mut() {
+                    Some(rx) if seen != mailbox::Frontier::Done => {
                         // The fetch goes on: wait until it has stored more (or is gone).
                         if rx.changed().await.is_err() {
                             frontier = None;
@@ -567,7 +565,7 @@ impl Engine {
                 )),
             };
             // Progress is the fetch's while it goes on.
-            let shown = until.is_none().then_some(processed + pending.len());
+            let shown = (seen == mailbox::Frontier::Done).then_some(processed + pending.len());
             let decided = self
                 .decide_pending(&pending, ctx, filing, now, (processed, shown))
                 .await?;

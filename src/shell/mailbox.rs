@@ -6,8 +6,9 @@
 //! watermark with `BODY.PEEK[]` (so `\Seen` is never set — a person reading the mailbox in Outlook
 //! must not hide mail from caseclerk, and caseclerk must not mark mail read for them), and storing
 //! the raw bytes with the watermark in one transaction per batch. Batches are bounded by bytes
-//! ([`FETCH_BUDGET`], from the server's `RFC822.SIZE` learnt first; a larger message alone), so
-//! memory follows the budget, never the backlog. It never deletes, moves or flags mail.
+//! ([`FETCH_BUDGET`], from the server's `RFC822.SIZE` learnt first; a larger message alone), and
+//! one is stored while the next is fetched, so memory follows the budget, never the backlog.
+//! While it stores, it tells the engine how far it may decide ([`Frontier`]). It never deletes, moves or flags mail.
 //! The first look at a folder records the first run and, with `--since`, passes over older mail
 //! ([`crate::shell::firstrun`]).
 //!
@@ -347,20 +348,15 @@ const FETCH_CHUNK: usize = 50;
 /// At most this many bytes of mail (by the server's `RFC822.SIZE`) are fetched and held per
 /// batch: memory follows this budget, not the backlog. A message larger than the budget is
 /// fetched alone. 8 MB keeps batches of ordinary mail at [`FETCH_CHUNK`] (so ingest is as fast
-/// as before) while a burst of 20 MB referrals is taken one at a time; each batch is stored and
-/// let go before the next is fetched.
+/// as before) while a burst of 20 MB referrals is taken one at a time; a batch is stored while
+/// the next is fetched, and let go once stored (two batches held at most).
 pub const FETCH_BUDGET: u64 = 8 * 1024 * 1024;
 
 /// UIDs in fetch batches: in order, at most [`FETCH_CHUNK`] a batch and at most `budget` bytes
 /// by `sizes` (a UID the server gave no size for counts as empty: it was expunged meanwhile, and
 /// fetching it returns nothing), a message larger than the budget alone.
-pub fn fetch_batches(uids: &[u32], sizes: &[(u32, u64)], budget: u64) -> Vec<Vec<u32>> {
-    let size = |u: u32| {
-        sizes
-            .binary_search_by_key(&u, |(uid, _)| *uid)
-            .map(|i| sizes[i].1)
-            .unwrap_or(0)
-    };
+fn fetch_batches(uids: &[u32], sizes: &[Sized], budget: u64) -> Vec<Vec<u32>> {
+    let size = |u: u32| sized(sizes, u).map_or(0, |s| s.size);
     batches_by_bytes(uids.iter().map(|&u| (u, size(u))), FETCH_CHUNK, budget)
 }
 
@@ -406,6 +402,14 @@ struct Sized {
     date: Option<DateTime<Utc>>,
 }
 
+/// What the server said of `uid` (`sizes` sorted by UID); `None` for a UID it gave nothing for.
+fn sized(sizes: &[Sized], uid: u32) -> Option<&Sized> {
+    sizes
+        .binary_search_by_key(&uid, |s| s.uid)
+        .ok()
+        .map(|i| &sizes[i])
+}
+
 /// How far the engine may decide while a fetch is still storing mail: it decides pending mail in
 /// the order of arrival (`internal_date`, then the order stored), so a message may be decided
 /// once no message still to be stored could come before it. Published by [`fetch_new`] through a
@@ -428,12 +432,7 @@ pub enum Frontier {
 /// [`Frontier::Done`] after the last. A UID the server gave no size for was expunged: fetching it
 /// stores nothing.
 fn frontiers(batches: &[Vec<u32>], sizes: &[Sized]) -> Vec<Frontier> {
-    let date = |u: &u32| {
-        sizes
-            .binary_search_by_key(u, |s| s.uid)
-            .ok()
-            .map(|i| sizes[i].date)
-    };
+    let date = |u: &u32| sized(sizes, *u).map(|s| s.date);
     let mut out = vec![Frontier::Done];
     // From the last batch back: `earliest` is over the batches after the one being looked at.
     let mut earliest = Frontier::Done;
@@ -454,12 +453,8 @@ fn frontiers(batches: &[Vec<u32>], sizes: &[Sized]) -> Vec<Frontier> {
 /// The bytes of a batch by the server's sizes.
 fn batch_bytes(uids: &[u32], sizes: &[Sized]) -> u64 {
     uids.iter()
-        .filter_map(|u| {
-            sizes
-                .binary_search_by_key(u, |s| s.uid)
-                .ok()
-                .map(|i| sizes[i].size)
-        })
+        .filter_map(|u| sized(sizes, *u))
+        .map(|s| s.size)
         .sum()
 }
 
@@ -745,11 +740,7 @@ pub async fn fetch_new(
     // Sizes first, then the bodies in batches bounded by bytes: a backlog of any size, or a
     // burst of large referrals, is held one batch at a time.
     let sizes = sizes(settings, session, &uids).await?;
-    let batches = fetch_batches(
-        &uids,
-        &sizes.iter().map(|s| (s.uid, s.size)).collect::<Vec<_>>(),
-        FETCH_BUDGET,
-    );
+    let batches = fetch_batches(&uids, &sizes, FETCH_BUDGET);
     let (mut bytes, total) = (0, uids.len());
     let mut pipeline = Pipeline {
         folder: folder.clone(),
@@ -1255,7 +1246,12 @@ mod tests {
             (4, 20 * mb),
             (5, mb),
             (7, 2 * mb),
-        ];
+        ]
+        .map(|(uid, size)| Sized {
+            uid,
+            size,
+            date: None,
+        });
         // 6 has no size (expunged meanwhile): it rides along, counting nothing.
         assert_eq!(
             fetch_batches(&uids, &sizes, 8 * mb),
@@ -1331,7 +1327,14 @@ mod tests {
     #[test]
     fn fetch_batches_of_small_mail_are_bounded_by_count() {
         let uids: Vec<u32> = (1..=120).collect();
-        let sizes: Vec<(u32, u64)> = uids.iter().map(|u| (*u, 2000)).collect();
+        let sizes: Vec<Sized> = uids
+            .iter()
+            .map(|&uid| Sized {
+                uid,
+                size: 2000,
+                date: None,
+            })
+            .collect();
         let batches = fetch_batches(&uids, &sizes, FETCH_BUDGET);
         assert_eq!(
             batches.iter().map(Vec::len).collect::<Vec<_>>(),

@@ -9,14 +9,15 @@
 //! trip), or log content or file names.
 
 use super::{IN_LIST, StoreError, Tx, placeholders};
-use std::collections::HashMap;
-
-/// The most bytes of blobs bound to one multi-row statement (a larger blob goes alone): SQLite
-/// copies what it is given while the statement runs, so this bounds that second copy.
-pub(super) const STATEMENT_BYTES: u64 = 2 * 1024 * 1024;
 use crate::core::packing::{self, Blob};
 use sqlx::Row;
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+/// The most bytes (blobs, or messages' bytes: [`super::ingest`]) bound to one multi-row
+/// statement, a larger one alone: SQLite copies what it is given while the statement runs, so
+/// this bounds that second copy.
+pub(super) const STATEMENT_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Whose bytes: a stored message's or a letter's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +104,7 @@ pub(super) async fn attach_many(
 ) -> Result<(), StoreError> {
     let mut links: Vec<(i64, [u8; 32])> = Vec::new();
     let mut distinct: Vec<Blob> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for (id, blobs) in rows {
         for b in blobs {
             links.push((id, b.sha256));
