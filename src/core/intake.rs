@@ -34,7 +34,7 @@ use mail_parser::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::core::identity;
+use crate::core::{identity, packing};
 
 /// One mailbox: a display name (decoded) and an address (trimmed, lowercased).
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
@@ -213,7 +213,7 @@ static CAUGHT_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 
 /// Parses raw message bytes. Never panics; see the module documentation.
 pub fn parse(raw: &[u8]) -> Message {
-    match std::panic::catch_unwind(|| parse_inner(raw)) {
+    match std::panic::catch_unwind(|| parse_inner(raw, None)) {
         Ok(Some(message)) => message,
         Ok(None) => Message::unparsed(),
         Err(_) => {
@@ -253,7 +253,61 @@ pub fn header_message_id(raw: &[u8]) -> Option<String> {
     .flatten()
 }
 
-fn parse_inner(raw: &[u8]) -> Option<Message> {
+/// Parses a message stored packed ([`packing`]) without putting its files' base64 back: the
+/// same [`Message`] as [`parse`] of the bytes [`packing::unpack`] gives back, for a small part of
+/// the work. mail-parser reads the message with each file's base64 replaced by a stand-in
+/// ([`packing::stand_in`]), and each attached file that decodes to exactly its stand-in takes its
+/// content from the blob. That is the content [`parse`] would decode: a blob is taken out only
+/// where its base64 re-encodes to the stored bytes exactly, and it is checked against its SHA-256
+/// on the way in.
+///
+/// Only files mail-parser hands over as they decode — binary parts, not `text/*` (converted
+/// from their charset) and not `message/*` (parsed as messages) — take their content from the
+/// blob. Whenever the stand-ins do not account for every blob exactly once (a stand-in inside a
+/// text body, a forwarded message or a returned one in a bounce, or anything mail-parser reads
+/// differently), the message is put back whole and read by [`parse`]: what comes back never
+/// depends on which way was taken. A missing or altered blob is an error, as for `unpack`.
+pub fn parse_packed<'a>(
+    skeleton: &[u8],
+    blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
+) -> Result<Message, packing::PackError> {
+    match parse_stood_in(skeleton, &blob)? {
+        Some(message) => Ok(message),
+        None => Ok(parse(&packing::unpack(skeleton, blob)?)),
+    }
+}
+
+/// [`parse_packed`]'s quick way: `None` when the stand-ins do not tell everything.
+fn parse_stood_in<'a>(
+    skeleton: &[u8],
+    blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
+) -> Result<Option<Message>, packing::PackError> {
+    let stood_in = packing::stand_in(skeleton, &blob)?;
+    let resolved = std::panic::catch_unwind(|| {
+        let mut found = Found {
+            per_file: vec![0; stood_in.files()],
+            elsewhere: false,
+        };
+        let message = parse_inner(&stood_in.bytes, Some((&stood_in, &mut found)))?;
+        let complete = found.per_file.iter().all(|n| *n == 1)
+            && !found.elsewhere
+            && !stood_in.appears_in(message.body_text.as_bytes());
+        complete.then_some(message)
+    });
+    Ok(resolved.ok().flatten())
+}
+
+/// What reading a message with stand-ins found: how many times each file's stand-in was an
+/// attached file's whole content, and whether a stand-in showed inside any other attachment.
+struct Found {
+    per_file: Vec<usize>,
+    elsewhere: bool,
+}
+
+fn parse_inner(
+    raw: &[u8],
+    mut stand_ins: Option<(&packing::StoodIn<'_>, &mut Found)>,
+) -> Option<Message> {
     let parsed = MessageParser::default().parse(raw)?;
     let headers = parsed.headers();
     if !headers
@@ -286,7 +340,23 @@ fn parse_inner(raw: &[u8]) -> Option<Message> {
         if is_report_machinery(&ctype) || (is_report && is_returned_message(&ctype)) {
             continue;
         }
-        let data = part.contents().to_vec();
+        let binary = matches!(part.body, PartType::Binary(_) | PartType::InlineBinary(_))
+            && !ctype.starts_with("text/")
+            && !ctype.starts_with("message/");
+        let contents = part.contents();
+        let data = match stand_ins.as_mut() {
+            Some((stood_in, found)) => match stood_in.resolve(contents).filter(|_| binary) {
+                Some((i, file)) => {
+                    found.per_file[i] += 1;
+                    file.to_vec()
+                }
+                None => {
+                    found.elsewhere |= stood_in.appears_in(contents);
+                    contents.to_vec()
+                }
+            },
+            None => contents.to_vec(),
+        };
         let filename = part
             .attachment_name()
             .and_then(clean_filename)
@@ -1348,6 +1418,165 @@ mod tests {
 
         let caught = CAUGHT_PANICS.load(std::sync::atomic::Ordering::Relaxed) - before;
         eprintln!("parse_survives_hostile_input: {inputs_run} inputs, {caught} caught panic(s)");
+    }
+
+    /// `parse_packed` of `raw` packed, compared field by field and file by file with `parse`;
+    /// returns whether the stand-ins told everything (the quick way was taken).
+    fn packed_reads_as_whole(raw: &[u8]) -> bool {
+        let p = packing::pack(raw).expect("the message has a file to take out");
+        let blob = |sha: &[u8; 32]| {
+            p.blobs
+                .iter()
+                .find(|b| &b.sha256 == sha)
+                .map(|b| b.data.as_slice())
+        };
+        let whole = parse(raw);
+        let packed = parse_packed(&p.skeleton, blob).expect("every blob is there");
+        let what = String::from_utf8_lossy(&raw[..raw.len().min(120)]).into_owned();
+        assert_eq!(
+            serde_json::to_value(&packed).unwrap(),
+            serde_json::to_value(&whole).unwrap(),
+            "{what}"
+        );
+        let files = |m: &Message| {
+            m.attachments
+                .iter()
+                .map(|a| a.data.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(files(&packed), files(&whole), "{what}");
+        parse_stood_in(&p.skeleton, blob).unwrap().is_some()
+    }
+
+    fn b64_lines(data: &[u8]) -> String {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(data);
+        text.as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    fn with_part(part_headers: &str, data: &[u8]) -> Vec<u8> {
+        format!(
+            "From: a@agency.test\r\nTo: bsp@bury.test\r\nSubject: Referral\r\n\
+             Message-ID: <p@agency.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nPlease see attached.\r\n--b\r\n{part_headers}\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            b64_lines(data)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_packed_message_reads_exactly_as_its_bytes_whole_for_every_fixture_that_packs() {
+        let mut packed = 0;
+        for path in fixture_paths() {
+            let raw = std::fs::read(&path).unwrap();
+            for raw in [
+                raw.clone(),
+                String::from_utf8_lossy(&raw)
+                    .replace("\r\n", "\n")
+                    .into_bytes(),
+            ] {
+                if packing::pack(&raw).is_some() {
+                    packed_reads_as_whole(&raw);
+                    packed += 1;
+                }
+            }
+        }
+        assert!(
+            packed >= 4,
+            "only {packed} fixtures have a file to take out"
+        );
+    }
+
+    #[test]
+    fn binary_files_are_read_from_their_blobs_and_anything_else_from_the_bytes_whole() {
+        let file: Vec<u8> = (0..5_000).map(|k| (k * 7 % 256) as u8).collect();
+        let pdf = with_part(
+            "Content-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"form.pdf\"",
+            &file,
+        );
+        assert!(packed_reads_as_whole(&pdf), "a PDF is read from its blob");
+        let logo = with_part(
+            "Content-Type: image/png\r\nContent-Disposition: inline\r\nContent-ID: <logo@x>",
+            &file,
+        );
+        assert!(packed_reads_as_whole(&logo), "an inline image too");
+        let mut twice = String::from_utf8(pdf.clone()).unwrap();
+        twice.truncate(twice.len() - "--b--\r\n".len());
+        twice.push_str(&format!(
+            "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"copy.pdf\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            b64_lines(&file)
+        ));
+        assert!(
+            packed_reads_as_whole(twice.as_bytes()),
+            "the same file twice"
+        );
+
+        // Text is converted from its charset: read whole (Latin-1 é as 0xE9).
+        let latin1: Vec<u8> = b"Caf\xe9 notes. ".repeat(200);
+        let text = with_part(
+            "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Disposition: attachment; filename=\"notes.txt\"",
+            &latin1,
+        );
+        assert!(!packed_reads_as_whole(&text), "a text file is read whole");
+        let html_body = format!(
+            "From: a@agency.test\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            b64_lines("<p>Referral details</p>".repeat(100).as_bytes())
+        );
+        assert!(
+            !packed_reads_as_whole(html_body.as_bytes()),
+            "a body is read whole"
+        );
+        // A forwarded message, and a bounce returning a referral with its file.
+        let forwarded = with_part("Content-Type: message/rfc822", &pdf);
+        assert!(
+            !packed_reads_as_whole(&forwarded),
+            "a forwarded message is read whole"
+        );
+        let inner = String::from_utf8(pdf.clone()).unwrap();
+        let bounce = format!(
+            "From: MAILER-DAEMON@bury.test\r\nTo: bsp@bury.test\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n--r\r\n\
+             Content-Type: text/plain\r\n\r\nIt could not be delivered.\r\n--r\r\n\
+             Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; bury.test\r\n\r\n\
+             Final-Recipient: rfc822; x@y.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--r\r\n\
+             Content-Type: message/rfc822\r\n\r\n{inner}\r\n--r--\r\n"
+        );
+        assert!(
+            !packed_reads_as_whole(bounce.as_bytes()),
+            "a returned referral is read whole"
+        );
+    }
+
+    #[test]
+    fn a_file_that_looks_like_a_stand_in_is_never_taken_for_one() {
+        let file: Vec<u8> = (0..5_000).map(|k| (k * 13 % 256) as u8).collect();
+        let pdf = with_part(
+            "Content-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"form.pdf\"",
+            &file,
+        );
+        let p = packing::pack(&pdf).unwrap();
+        let nonce = hex::encode(&Sha256::digest(&p.skeleton)[..8]);
+        // The sender cannot know the nonce of a message that would contain it; a guess at
+        // another message's nonce is a small file of its own, and read as one.
+        let mut forged = String::from_utf8(pdf).unwrap();
+        forged.truncate(forged.len() - "--b--\r\n".len());
+        forged.push_str(&format!(
+            "--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"x.bin\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            b64_lines(format!("caseclerk stand-in {nonce} 0").as_bytes())
+        ));
+        assert!(packed_reads_as_whole(forged.as_bytes()));
+        let m = parse(forged.as_bytes());
+        assert_eq!(m.attachments.len(), 2);
+        assert!(m.attachments[1].data.starts_with(b"caseclerk stand-in "));
     }
 
     #[test]

@@ -246,17 +246,96 @@ pub fn unpack<'a>(
                 line,
                 eol,
             } => {
-                let name = hex::encode(sha256);
-                let data = blob(&sha256).ok_or_else(|| PackError::Missing(name.clone()))?;
-                if data.len() != len || <[u8; 32]>::from(Sha256::digest(data)) != sha256 {
-                    return Err(PackError::Mismatch(name));
-                }
+                let data = checked_blob(&blob, &sha256, len)?;
                 encode_into(&mut out, data, line, eol);
             }
         }
         Ok(())
     })?;
     Ok(out)
+}
+
+/// A packed message written out with each file's base64 replaced by that of a short *stand-in*
+/// (see [`stand_in`]): what a parser reads instead of the whole message, when it only needs to
+/// know where each file is and can take its content from the blob itself.
+#[derive(Debug)]
+pub struct StoodIn<'a> {
+    /// The message with stand-ins: every literal byte as stored, each blob's encoding replaced
+    /// by the base64 (one line) of its stand-in.
+    pub bytes: Vec<u8>,
+    /// What every stand-in begins with: a fixed word and a nonce drawn from the skeleton.
+    prefix: Vec<u8>,
+    /// Each blob segment's content, in order (checked against its SHA-256 and length).
+    files: Vec<&'a [u8]>,
+}
+
+impl<'a> StoodIn<'a> {
+    /// Which blob segment `decoded` stands for, and that blob's content: `Some` only when
+    /// `decoded` is exactly a stand-in of this message.
+    pub fn resolve(&self, decoded: &[u8]) -> Option<(usize, &'a [u8])> {
+        let rest = decoded.strip_prefix(self.prefix.as_slice())?;
+        let i: usize = std::str::from_utf8(rest).ok()?.parse().ok()?;
+        (rest == i.to_string().as_bytes())
+            .then(|| self.files.get(i).map(|f| (i, *f)))
+            .flatten()
+    }
+
+    /// How many blob segments there are (each must be resolved once for the stand-ins to have
+    /// told everything).
+    pub fn files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether `text` holds a stand-in, or the start of one, anywhere.
+    pub fn appears_in(&self, text: &[u8]) -> bool {
+        memchr::memmem::find(text, &self.prefix).is_some()
+    }
+}
+
+/// The message `skeleton` stands for, with each blob's base64 replaced by that of the text
+/// `caseclerk stand-in <nonce> <i>` (the `i`-th blob segment, from 0). The nonce is drawn from
+/// the SHA-256 of the skeleton, which holds every literal byte of the message: no text inside
+/// the message can contain it, so a decoded stand-in is never mistaken for a file the sender
+/// wrote. Every blob is fetched through `blob` and checked against its SHA-256 and length, as
+/// [`unpack`] checks them.
+pub fn stand_in<'a>(
+    skeleton: &[u8],
+    blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
+) -> Result<StoodIn<'a>, PackError> {
+    let nonce = hex::encode(&Sha256::digest(skeleton)[..8]);
+    let prefix = format!("caseclerk stand-in {nonce} ").into_bytes();
+    let mut bytes = Vec::with_capacity(skeleton.len());
+    let mut files = Vec::new();
+    walk(skeleton, |seg| {
+        match seg {
+            Segment::Literal(literal) => bytes.extend_from_slice(literal),
+            Segment::Blob { sha256, len, .. } => {
+                files.push(checked_blob(&blob, &sha256, len)?);
+                let mut text = prefix.clone();
+                text.extend_from_slice((files.len() - 1).to_string().as_bytes());
+                bytes.extend_from_slice(B64.encode(text).as_bytes());
+            }
+        }
+        Ok(())
+    })?;
+    Ok(StoodIn {
+        bytes,
+        prefix,
+        files,
+    })
+}
+
+/// A blob's content from `blob`, checked against the SHA-256 naming it and its length.
+fn checked_blob<'a>(
+    blob: &impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
+    sha256: &[u8; 32],
+    len: usize,
+) -> Result<&'a [u8], PackError> {
+    let data = blob(sha256).ok_or_else(|| PackError::Missing(hex::encode(sha256)))?;
+    if data.len() != len || <[u8; 32]>::from(Sha256::digest(data)) != *sha256 {
+        return Err(PackError::Mismatch(hex::encode(sha256)));
+    }
+    Ok(data)
 }
 
 /// How long the bytes a skeleton stands for are, without the blobs' contents.

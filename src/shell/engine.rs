@@ -39,7 +39,7 @@ use crate::shell::outbox::{self, SendReport};
 use crate::shell::planmemo::{PlanMemo, Quiet, Version};
 use crate::shell::progress::Progress;
 use crate::shell::store::{
-    CaseRow, DecisionConn, Filing, IN_LIST, PendingMessage, Store, StoreError, Tx, record_event,
+    Arrival, CaseRow, DecisionConn, Filing, IN_LIST, Store, StoreError, Tx, record_event,
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -137,28 +137,27 @@ enum Outcome {
 /// A batch of pending messages being loaded (through the pool, not the loop's own connection)
 /// and parsed on a blocking thread, in the background. Dropping it stops that work: the loop
 /// returned early, and what it would have read is still pending for the next pass.
-struct Ahead(tokio::task::JoinHandle<Result<Vec<(PendingMessage, intake::Message)>, EngineError>>);
+/// A packed message is parsed from its skeleton and files, without its files' base64 being made
+/// again only to be decoded ([`crate::shell::store::PendingStored::parse`]).
+struct Ahead(tokio::task::JoinHandle<Result<Vec<(Arrival, intake::Message)>, EngineError>>);
 
 impl Ahead {
     fn start(store: &Store, ids: Vec<i64>) -> Ahead {
         let store = store.clone();
         Ahead(tokio::spawn(async move {
-            let loaded = store.pending_messages(&ids).await?;
+            let loaded = store.pending_stored(&ids).await?;
             tokio::task::spawn_blocking(move || {
                 loaded
                     .into_iter()
-                    .map(|m| {
-                        let msg = intake::parse(&m.raw);
-                        (m, msg)
-                    })
+                    .map(|m| Ok((m.arrival(), m.parse()?)))
                     .collect()
             })
             .await
-            .map_err(stopped)
+            .map_err(stopped)?
         }))
     }
 
-    async fn finished(mut self) -> Result<Vec<(PendingMessage, intake::Message)>, EngineError> {
+    async fn finished(mut self) -> Result<Vec<(Arrival, intake::Message)>, EngineError> {
         let task = &mut self.0;
         task.await.map_err(stopped)?
     }
@@ -704,7 +703,7 @@ impl Engine {
     async fn react_to(
         &self,
         filing: &mut DecisionConn,
-        m: &PendingMessage,
+        m: &Arrival,
         msg: &intake::Message,
         verdict: &classify::Verdict,
         now: DateTime<Utc>,
@@ -802,7 +801,7 @@ impl Engine {
     async fn record_reaction(
         &self,
         filing: &mut DecisionConn,
-        m: &PendingMessage,
+        m: &Arrival,
         msg: &intake::Message,
         verdict: &classify::Verdict,
         mut case: Option<CaseRow>,

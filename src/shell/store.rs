@@ -324,6 +324,79 @@ pub struct PendingMessage {
     pub raw: Vec<u8>,
 }
 
+/// Which stored message the engine is deciding, and when it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub id: i64,
+    pub internal_date: DateTime<Utc>,
+}
+
+/// A stored message waiting to be classified, as it is stored: its bytes whole, or a skeleton
+/// and the files it names ([`crate::core::packing`]), read together.
+pub struct PendingStored {
+    pub id: i64,
+    pub internal_date: DateTime<Utc>,
+    form: blobs::Form,
+    files: blobs::Files,
+}
+
+impl PendingStored {
+    /// Which message, and when it arrived.
+    pub fn arrival(&self) -> Arrival {
+        Arrival {
+            id: self.id,
+            internal_date: self.internal_date,
+        }
+    }
+
+    /// The message read ([`crate::core::intake`]); a packed one without encoding its files
+    /// again ([`crate::core::intake::parse_packed`]). A missing or altered file is
+    /// [`StoreError::Corrupt`].
+    pub fn parse(&self) -> Result<crate::core::intake::Message, StoreError> {
+        match &self.form {
+            blobs::Form::Whole(raw) => Ok(crate::core::intake::parse(raw)),
+            blobs::Form::Skeleton(skeleton) => {
+                crate::core::intake::parse_packed(skeleton, |sha| file(&self.files, sha))
+                    .map_err(|e| corrupt_message(self.id, e))
+            }
+        }
+    }
+
+    /// Its exact bytes, put back together when it was stored packed.
+    pub fn into_pending(self) -> Result<PendingMessage, StoreError> {
+        let PendingStored {
+            id,
+            internal_date,
+            form,
+            files,
+        } = self;
+        let raw = match form {
+            blobs::Form::Whole(raw) => raw,
+            blobs::Form::Skeleton(skeleton) => {
+                crate::core::packing::unpack(&skeleton, |sha| file(&files, sha))
+                    .map_err(|e| corrupt_message(id, e))?
+            }
+        };
+        Ok(PendingMessage {
+            id,
+            internal_date,
+            raw,
+        })
+    }
+}
+
+/// The content of file `sha` among a message's files.
+fn file<'a>(files: &'a [([u8; 32], Vec<u8>)], sha: &[u8; 32]) -> Option<&'a [u8]> {
+    files
+        .iter()
+        .find(|(k, _)| k == sha)
+        .map(|(_, d)| d.as_slice())
+}
+
+fn corrupt_message(id: i64, e: crate::core::packing::PackError) -> StoreError {
+    StoreError::Corrupt(format!("message_blobs {id}: {e}"))
+}
+
 /// The mailbox watermark and health.
 #[derive(Debug, Clone, Default)]
 pub struct MailboxState {
@@ -1074,14 +1147,24 @@ impl Store {
         Ok(m)
     }
 
-    /// The messages among `ids` not yet classified, with their raw bytes, in the order of `ids`
-    /// (one filed meanwhile is left out): one query for up to [`IN_LIST`] of them, as
-    /// [`Store::pending_message`] reads one (the engine loads a batch while it decides the one
-    /// before). A message whose attached files were taken out is
-    /// read again with its files in one transaction, so its row and its files come from one
-    /// snapshot.
+    /// The messages among `ids` not yet classified, with their exact bytes, in the order of
+    /// `ids` (one filed meanwhile is left out): [`Store::pending_stored`], each put back
+    /// together.
     pub async fn pending_messages(&self, ids: &[i64]) -> Result<Vec<PendingMessage>, StoreError> {
-        let mut found: std::collections::HashMap<i64, Option<PendingMessage>> =
+        self.pending_stored(ids)
+            .await?
+            .into_iter()
+            .map(PendingStored::into_pending)
+            .collect()
+    }
+
+    /// The messages among `ids` not yet classified, as stored (each row and its files read in
+    /// one transaction, so from one snapshot), in the order of `ids` (one filed meanwhile is
+    /// left out): one query for the rows and one for the files of up to [`IN_LIST`] of them.
+    /// What the engine reads: a packed message is parsed from its skeleton and files
+    /// ([`PendingStored::parse`]) without being put back together first.
+    pub async fn pending_stored(&self, ids: &[i64]) -> Result<Vec<PendingStored>, StoreError> {
+        let mut found: std::collections::HashMap<i64, PendingStored> =
             std::collections::HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_LIST) {
             let sql = format!(
@@ -1094,35 +1177,35 @@ impl Store {
             for id in chunk {
                 q = q.bind(id);
             }
-            for r in q.fetch_all(&self.pool).await? {
+            let mut tx = self.pool.begin().await?;
+            let mut packed = Vec::new();
+            for r in q.fetch_all(&mut *tx).await? {
                 let id: i64 = r.try_get("id")?;
-                let whole = r.try_get::<Option<String>, _>("packing")?.is_none();
-                let m = whole
-                    .then(|| -> Result<PendingMessage, StoreError> {
-                        Ok(PendingMessage {
-                            id,
-                            internal_date: parse_ts(&r.try_get::<String, _>("internal_date")?)?,
-                            raw: r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default(),
-                        })
-                    })
-                    .transpose()?;
-                found.insert(id, m);
-            }
-        }
-        let mut out = Vec::with_capacity(found.len());
-        for id in ids {
-            match found.remove(id) {
-                Some(Some(m)) => out.push(m),
-                Some(None) => {
-                    let mut tx = self.pool.begin().await?;
-                    let m = pending_in(&mut tx, *id).await?;
-                    tx.commit().await?;
-                    out.extend(m);
+                let raw = r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default();
+                let packing: Option<String> = r.try_get("packing")?;
+                let form = blobs::form(blobs::Owner::Message, id, raw, packing.as_deref())?;
+                if matches!(form, blobs::Form::Skeleton(_)) {
+                    packed.push(id);
                 }
-                None => {}
+                let internal_date = parse_ts(&r.try_get::<String, _>("internal_date")?)?;
+                found.insert(
+                    id,
+                    PendingStored {
+                        id,
+                        internal_date,
+                        form,
+                        files: Vec::new(),
+                    },
+                );
             }
+            for (id, files) in blobs::of_messages(&mut tx, &packed).await? {
+                if let Some(m) = found.get_mut(&id) {
+                    m.files = files;
+                }
+            }
+            tx.commit().await?;
         }
-        Ok(out)
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
     /// Record what a message was and where it went: one statement, in the caller's transaction

@@ -196,17 +196,9 @@ pub(super) async fn unpacked(
     raw: Vec<u8>,
     packing: Option<String>,
 ) -> Result<Vec<u8>, StoreError> {
-    let skeleton = match packing.as_deref() {
-        None => return Ok(raw),
-        Some(packing::FORMAT) => raw,
-        Some(packing::FORMAT_DEFLATE) => packing::decompress(&raw)
-            .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))?,
-        Some(other) => {
-            return Err(StoreError::Corrupt(format!(
-                "{} {id}: unknown packing `{other}`",
-                owner.refs()
-            )));
-        }
+    let skeleton = match form(owner, id, raw, packing.as_deref())? {
+        Form::Whole(raw) => return Ok(raw),
+        Form::Skeleton(skeleton) => skeleton,
     };
     let mut blobs = Vec::new();
     if !packing::blob_refs(&skeleton)
@@ -237,6 +229,67 @@ pub(super) async fn unpacked(
             .map(|(_, d)| d.as_slice())
     })
     .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))
+}
+
+/// A row's bytes as its `raw` and `packing` columns hold them.
+pub(crate) enum Form {
+    /// The exact bytes.
+    Whole(Vec<u8>),
+    /// A skeleton ([`packing`], decompressed), naming the row's blobs.
+    Skeleton(Vec<u8>),
+}
+
+/// What a row's `raw` column holds, by its `packing` column.
+pub(super) fn form(
+    owner: Owner,
+    id: i64,
+    raw: Vec<u8>,
+    packing: Option<&str>,
+) -> Result<Form, StoreError> {
+    match packing {
+        None => Ok(Form::Whole(raw)),
+        Some(packing::FORMAT) => Ok(Form::Skeleton(raw)),
+        Some(packing::FORMAT_DEFLATE) => packing::decompress(&raw)
+            .map(Form::Skeleton)
+            .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs()))),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "{} {id}: unknown packing `{other}`",
+            owner.refs()
+        ))),
+    }
+}
+
+/// A row's files: each blob's SHA-256 and content.
+pub(crate) type Files = Vec<([u8; 32], Vec<u8>)>;
+
+/// The blobs messages `ids` refer to, by message (SHA-256 and content), read in `tx`: one query
+/// for up to [`IN_LIST`] messages. A blob two of them share is read for each.
+pub(super) async fn of_messages(
+    tx: &mut Tx<'_>,
+    ids: &[i64],
+) -> Result<HashMap<i64, Files>, StoreError> {
+    let mut out: HashMap<i64, Files> = HashMap::new();
+    for chunk in ids.chunks(IN_LIST) {
+        let sql = format!(
+            "SELECT r.message_id, b.sha256, b.data FROM message_blobs r \
+             JOIN blobs b ON b.id = r.blob_id WHERE r.message_id IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let sha: String = r.try_get("sha256")?;
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(&sha, &mut key)
+                .map_err(|_| StoreError::Corrupt(format!("blob key `{sha}`")))?;
+            out.entry(r.try_get("message_id")?)
+                .or_default()
+                .push((key, r.try_get::<Vec<u8>, _>("data")?));
+        }
+    }
+    Ok(out)
 }
 
 /// Drop row `id`'s references to blobs, then every one of those blobs that nothing refers to any
