@@ -60,7 +60,7 @@ impl BenchReport {
     fn breakdown(&self) -> String {
         let t = &self.timings;
         [
-            ("session set-up (SELECT, SEARCH, sizes)", t.setup),
+            ("session set-up (EXAMINE, SEARCH, sizes)", t.setup),
             ("waiting for the server's batches", t.server),
             ("identity (hashing, copying)", t.identity),
             ("packing (while the next batch is fetched)", t.packing),

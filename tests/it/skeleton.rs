@@ -269,7 +269,7 @@ async fn mail_already_in_the_mailbox_at_the_first_look_is_left_for_people() {
 }
 
 #[tokio::test]
-async fn the_shared_mailbox_is_never_marked_read_nor_emptied() {
+async fn the_shared_mailbox_is_never_marked_read_nor_emptied_nor_its_new_mail_made_old() {
     let h = Harness::start("bury").await;
     h.deliver(
         REFERRER,
@@ -299,7 +299,9 @@ async fn the_shared_mailbox_is_never_marked_read_nor_emptied() {
         fetch_interval: Duration::from_secs(300),
     };
     let mut session = caseclerk::shell::mailbox::connect(&settings).await.unwrap();
-    session.examine("INBOX").await.unwrap();
+    // caseclerk opens the folder read-only: a person's client is the first to take `\Recent`.
+    let inbox = session.select("INBOX").await.unwrap();
+    assert_eq!(inbox.recent, 1, "caseclerk took the new mail's \\Recent");
     let flags: Vec<String> = {
         use futures::StreamExt;
         let fetched: Vec<_> = session.fetch("1:*", "FLAGS").await.unwrap().collect().await;
