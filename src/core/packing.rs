@@ -265,19 +265,20 @@ pub struct StoodIn<'a> {
     pub bytes: Vec<u8>,
     /// What every stand-in begins with: a fixed word and a nonce drawn from the skeleton.
     prefix: Vec<u8>,
-    /// Each blob segment's content, in order (checked against its SHA-256 and length).
-    files: Vec<&'a [u8]>,
+    /// Each blob segment's stand-in and content, in order (the content checked against its
+    /// SHA-256 and length).
+    files: Vec<(Vec<u8>, &'a [u8])>,
 }
 
 impl<'a> StoodIn<'a> {
     /// Which blob segment `decoded` stands for, and that blob's content: `Some` only when
-    /// `decoded` is exactly a stand-in of this message.
+    /// `decoded` is exactly one of this message's stand-ins.
     pub fn resolve(&self, decoded: &[u8]) -> Option<(usize, &'a [u8])> {
         let rest = decoded.strip_prefix(self.prefix.as_slice())?;
-        let i: usize = std::str::from_utf8(rest).ok()?.parse().ok()?;
-        (rest == i.to_string().as_bytes())
-            .then(|| self.files.get(i).map(|f| (i, *f)))
-            .flatten()
+        let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        let i: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+        let (text, file) = self.files.get(i)?;
+        (text.as_slice() == decoded).then_some((i, *file))
     }
 
     /// How many blob segments there are (each must be resolved once for the stand-ins to have
@@ -293,11 +294,13 @@ impl<'a> StoodIn<'a> {
 }
 
 /// The message `skeleton` stands for, with each blob's base64 replaced by that of the text
-/// `caseclerk stand-in <nonce> <i>` (the `i`-th blob segment, from 0). The nonce is drawn from
-/// the SHA-256 of the skeleton, which holds every literal byte of the message: no text inside
-/// the message can contain it, so a decoded stand-in is never mistaken for a file the sender
-/// wrote. Every blob is fetched through `blob` and checked against its SHA-256 and length, as
-/// [`unpack`] checks them.
+/// `caseclerk stand-in <nonce> <i>` (the `i`-th blob segment, from 0), and one or two dots
+/// after it so that it is as long as the blob modulo 3: both encodings then end with the same
+/// padding, and whatever a decoder makes of bytes after them, it makes the same of both. The
+/// nonce is drawn from the SHA-256 of the skeleton, which holds every literal byte of the
+/// message: no text inside the message can contain it, so a decoded stand-in is never mistaken
+/// for a file the sender wrote. Every blob is fetched through `blob` and checked against its
+/// SHA-256 and length, as [`unpack`] checks them.
 pub fn stand_in<'a>(
     skeleton: &[u8],
     blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
@@ -310,10 +313,14 @@ pub fn stand_in<'a>(
         match seg {
             Segment::Literal(literal) => bytes.extend_from_slice(literal),
             Segment::Blob { sha256, len, .. } => {
-                files.push(checked_blob(&blob, &sha256, len)?);
+                let data = checked_blob(&blob, &sha256, len)?;
                 let mut text = prefix.clone();
-                text.extend_from_slice((files.len() - 1).to_string().as_bytes());
-                bytes.extend_from_slice(B64.encode(text).as_bytes());
+                text.extend_from_slice(files.len().to_string().as_bytes());
+                while text.len() % 3 != len % 3 {
+                    text.push(b'.');
+                }
+                bytes.extend_from_slice(B64.encode(&text).as_bytes());
+                files.push((text, data));
             }
         }
         Ok(())
@@ -811,6 +818,40 @@ mod tests {
             Err(PackError::Malformed(_))
         ));
         assert_eq!(blob_refs(&p.skeleton).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn each_file_stands_in_as_a_text_as_long_as_it_modulo_3_and_only_that_text_resolves() {
+        let files: Vec<Vec<u8>> = (3_000..3_003).map(|n| form(n, n)).collect();
+        let raw: Vec<u8> = files.iter().flat_map(|f| mail(f, 76, "\r\n")).collect();
+        let p = pack(&raw).expect("packed");
+        let s = stand_in(&p.skeleton, store(&p)).unwrap();
+        assert_eq!(s.files(), 3);
+        let texts: Vec<Vec<u8>> = String::from_utf8(s.bytes.clone())
+            .unwrap()
+            .lines()
+            .filter(|l| l.len() > 40 && !l.contains(' ') && !l.contains(':'))
+            .map(|l| B64.decode(l.trim()).unwrap())
+            .collect();
+        assert_eq!(texts.len(), 3, "{}", String::from_utf8_lossy(&s.bytes));
+        for (i, (text, file)) in texts.iter().zip(&files).enumerate() {
+            assert_eq!(text.len() % 3, file.len() % 3);
+            assert_eq!(s.resolve(text), Some((i, file.as_slice())));
+            let mut longer = text.clone();
+            longer.push(b'.');
+            assert_eq!(s.resolve(&longer), None);
+            assert_eq!(s.resolve(&text[..text.len() - 1]), None);
+            assert!(s.appears_in(text));
+        }
+        assert!(
+            !s.appears_in(&raw),
+            "the message itself never holds a stand-in"
+        );
+        let altered = form(3_001, 1);
+        assert!(matches!(
+            stand_in(&p.skeleton, |_| Some(altered.as_slice())),
+            Err(PackError::Mismatch(_))
+        ));
     }
 
     #[test]
