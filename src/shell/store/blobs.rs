@@ -648,6 +648,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pending_message_whose_file_was_altered_or_lost_is_never_decided_on() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T09:00:00Z");
+        let raw = referral(&file(20_000));
+        let m = crate::shell::mailbox::new_message(&raw, 1, now);
+        s.store_fetched("INBOX", 1, &[m], 1, now).await.unwrap();
+        let id = s.pending_ids().await.unwrap()[0];
+        let read = s.pending_stored(&[id]).await.unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].parse().unwrap().attachments[0].data, file(20_000));
+        sqlx::query("UPDATE blobs SET data = ?")
+            .bind(file(20_001))
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let read = s.pending_stored(&[id]).await.unwrap();
+        assert!(matches!(
+            read[0].parse(),
+            Err(super::StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            s.pending_messages(&[id]).await,
+            Err(super::StoreError::Corrupt(_))
+        ));
+        sqlx::query("DELETE FROM message_blobs")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let read = s.pending_stored(&[id]).await.unwrap();
+        assert!(matches!(
+            read[0].parse(),
+            Err(super::StoreError::Corrupt(_))
+        ));
+    }
+
+    #[tokio::test]
     async fn a_letter_is_stored_compressed_and_sent_exactly_as_decided() {
         let s = Store::open_in_memory().await.unwrap();
         let now = t("2026-12-22T09:00:00Z");
