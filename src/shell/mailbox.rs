@@ -501,6 +501,9 @@ async fn fetch_batch(
     .await
 }
 
+/// A fetched batch being packed, and the UID the watermark moves to once it is stored.
+struct Packing(tokio::task::JoinHandle<crate::shell::store::Prepared>, u32);
+
 /// A batch being stored while the next is fetched: the ingest connection comes back with what
 /// the store did, the watermark it moved to, and how long it took.
 type Stored = (Ingest, Result<(BatchStored, u32), StoreError>, Duration);
@@ -530,9 +533,9 @@ impl Storing {
     }
 }
 
-/// The batches of one fetch on their way into the store: each batch is stored while the next is
-/// fetched (the store's work is the processor's and the disk's, the fetch's the server's), at
-/// most one batch in each hand. Batches are handed over in order and each is stored before the
+/// The batches of one fetch on their way into the store: each batch is packed as soon as it is
+/// fetched, and stored while the next is fetched (the store's work is the processor's and the
+/// disk's, the fetch's the server's), at most one batch in each hand. Batches are handed over in order and each is stored before the
 /// next is, so batches and watermarks commit in order; after each, the engine learns how far it
 /// may decide ([`Frontier`]).
 struct Pipeline<'a> {
@@ -573,8 +576,10 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Store a fetched batch (of `count` of the folder's messages) on a task of its own.
-    fn hand_over(&mut self, mut batch: Vec<NewMessage>, count: usize) -> Result<(), MailboxError> {
+    /// Start packing a fetched batch on a blocking thread ([`Ingest::prepare`]), at once: it is
+    /// packed while the batch before is still being stored. Returns the task and the UID the
+    /// watermark moves to once the batch is stored.
+    fn pack(&self, mut batch: Vec<NewMessage>) -> Packing {
         batch.sort_by_key(|m| m.uid);
         // Only advance the watermark over what was actually returned, in order.
         let top = batch
@@ -585,15 +590,34 @@ impl Pipeline<'_> {
         for m in &batch {
             tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
         }
+        Packing(
+            tokio::task::spawn_blocking(move || Ingest::prepare(batch)),
+            top,
+        )
+    }
+
+    /// Store a packed batch (of `count` of the folder's messages) on a task of its own.
+    fn hand_over(&mut self, packing: Packing, count: usize) -> Result<(), MailboxError> {
         let Some(mut ingest) = self.ingest.take() else {
             return Err(StoreError::Corrupt("the ingest connection was lost".into()).into());
         };
         let (folder, uidvalidity, now) = (self.folder.clone(), self.uidvalidity, self.now);
+        let Packing(prepared, top) = packing;
         self.storing = Some(Storing(
             tokio::spawn(async move {
+                let prepared = match prepared.await {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let stopped = StoreError::Corrupt(
+                            "packing a fetched batch stopped unexpectedly; it is fetched again"
+                                .into(),
+                        );
+                        return (ingest, Err(stopped), Duration::ZERO);
+                    }
+                };
                 let started = std::time::Instant::now();
                 let stored = ingest
-                    .store_batch(&folder, uidvalidity, batch, top, now)
+                    .store_prepared(&folder, uidvalidity, prepared, top, now)
                     .await;
                 (ingest, stored.map(|s| (s, top)), started.elapsed())
             }),
@@ -636,6 +660,20 @@ pub struct FetchTimings {
     pub storing: Duration,
     /// Filled by the benchmark: from the fetch's return until its checkpoint had finished.
     pub checkpoint: Duration,
+}
+
+impl FetchTimings {
+    /// Where the fetch's time went, at debug level (durations only).
+    fn log(&self) {
+        tracing::debug!(
+            setup_ms = self.setup.as_millis(),
+            server_ms = self.server.as_millis(),
+            identity_ms = self.identity.as_millis(),
+            packing_ms = self.packing.as_millis(),
+            storing_ms = self.storing.as_millis(),
+            "fetch timings"
+        );
+    }
 }
 
 /// How to treat mail already in the folder the first time caseclerk looks at it.
@@ -782,23 +820,17 @@ pub async fn fetch_new(
         .await;
         report.timings.server += started.elapsed().saturating_sub(identity);
         report.timings.identity += identity;
-        // The batch before is stored (or has failed) before this one is handed over.
+        // Packed at once, while the batch before is still being stored; that one is stored
+        // (or has failed) before this one is handed over.
+        let packing = fetched.map(|batch| pipeline.pack(batch));
         pipeline.settle(&mut report).await?;
-        pipeline.hand_over(fetched?, chunk.len())?;
+        pipeline.hand_over(packing?, chunk.len())?;
     }
     pipeline.settle(&mut report).await?;
     if let Some(i) = pipeline.ingest.take() {
         i.finish().await;
     }
-    let t = &report.timings;
-    tracing::debug!(
-        setup_ms = t.setup.as_millis(),
-        server_ms = t.server.as_millis(),
-        identity_ms = t.identity.as_millis(),
-        packing_ms = t.packing.as_millis(),
-        storing_ms = t.storing.as_millis(),
-        "fetch timings"
-    );
+    report.timings.log();
     let mut last = pipeline.last;
     // Batches were committed without a checkpoint: a large fetch checkpoints once, from here, in
     // the background while the engine decides what it fetched.

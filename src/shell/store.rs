@@ -20,7 +20,7 @@ mod blobs;
 mod bulk;
 pub use bulk::{EveryCase, Page};
 mod ingest;
-pub use ingest::{BatchStored, Ingest};
+pub use ingest::{BatchStored, Ingest, Prepared};
 mod particulars;
 
 /// A database transaction.
@@ -3488,6 +3488,40 @@ mod tests {
         assert!(again.dedupe_key.starts_with("content:"));
         let n = s.store_fetched("INBOX", 8, &[again], 2, now).await.unwrap();
         assert_eq!(n, 0, "nor one without a Message-ID");
+
+        // The same with an attached file, which is stored packed (its bytes are put back
+        // together to be compared).
+        use base64::Engine as _;
+        let pdf: Vec<u8> = (0..6_000).map(|k| (k * 7 % 251) as u8).collect();
+        let body = base64::engine::general_purpose::STANDARD.encode(&pdf);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let scan = |id: &str| {
+            format!(
+                "{id}Subject: scan\r\nMIME-Version: 1.0\r\nContent-Type: application/pdf\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+                lines.join("\r\n")
+            )
+            .into_bytes()
+        };
+        assert!(crate::core::packing::pack(&scan("")).is_some());
+        let with_id = scan("Message-ID: <scan@x>\r\n");
+        let mut old = crate::shell::mailbox::new_message(&with_id, 3, now);
+        old.fingerprint = identity::body_sha256(&with_id);
+        s.store_fetched("INBOX", 7, &[old], 3, now).await.unwrap();
+        let again = crate::shell::mailbox::new_message(&with_id, 3, now);
+        let n = s.store_fetched("INBOX", 8, &[again], 3, now).await.unwrap();
+        assert_eq!(n, 0, "a packed message matches by its body's hash");
+        let without = scan("");
+        let mut old = crate::shell::mailbox::new_message(&without, 4, now);
+        old.dedupe_key = identity::legacy_key(&without);
+        s.store_fetched("INBOX", 7, &[old], 4, now).await.unwrap();
+        let again = crate::shell::mailbox::new_message(&without, 4, now);
+        let n = s.store_fetched("INBOX", 8, &[again], 4, now).await.unwrap();
+        assert_eq!(n, 0, "and by its raw bytes' hash without a Message-ID");
     }
 
     #[tokio::test]

@@ -84,6 +84,23 @@ pub(super) fn prepare(raw: Cow<'_, [u8]>, compress: bool) -> Stored<'_> {
     }
 }
 
+/// A fetched message's bytes as stored, from what [`packing::pack`] made of them (done ahead,
+/// on the fetch's packing thread): as [`prepare`] without compression stores them.
+pub(super) fn packed_or_whole(raw: Vec<u8>, packed: Option<packing::Packed>) -> Stored<'static> {
+    match packed {
+        Some(p) if !p.blobs.is_empty() => Stored {
+            raw: Cow::Owned(p.skeleton),
+            packing: Some(packing::FORMAT),
+            blobs: p.blobs,
+        },
+        _ => Stored {
+            raw: Cow::Owned(raw),
+            packing: None,
+            blobs: Vec::new(),
+        },
+    }
+}
+
 /// Store `blobs` (each only if no blob with its SHA-256 is stored yet) and record that row `id`
 /// uses them — in the caller's transaction, with the row.
 pub(super) async fn attach(

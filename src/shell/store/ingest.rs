@@ -1,10 +1,11 @@
 //! Storing fetched mail a batch at a time ([`Store::ingest`], [`Ingest::store_batch`]): the
 //! mailbox reader's one write.
 //!
-//! Owns the batch's SQL: which of its messages are new (the identity rule's de-duplication,
-//! applied to the whole batch against the database and against the batch's own earlier
-//! messages, exactly as if they were stored one by one), the packing of each new message's bytes
-//! (on a blocking thread: it is the processor's work, not the runtime's), and the rows — a few
+//! Owns the packing of a batch's bytes ([`Ingest::prepare`], for a blocking thread, before the
+//! batch's transaction: the fetch packs each batch while the one before is being stored) and the
+//! batch's SQL: which of its messages are new (the identity rule's de-duplication, applied to
+//! the whole batch against the database and against the batch's own earlier messages, exactly
+//! as if they were stored one by one), and the rows — a few
 //! multi-row statements a batch instead of four or five statements a message, because every
 //! statement through sqlx's SQLite driver is a hand-over to the connection's own thread and back
 //! (at 10,000 messages that was most of what storing cost). The batch, its rows and its
@@ -21,7 +22,7 @@ use super::blobs::{self, STATEMENT_BYTES};
 use super::{
     IN_LIST, INGEST_WAL_PAGES, NewMessage, Store, StoreError, batches_by_bytes, placeholders, ts,
 };
-use crate::core::identity;
+use crate::core::{identity, packing};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::pool::PoolConnection;
@@ -67,7 +68,62 @@ impl Store {
     }
 }
 
+/// A fetched batch with each message's bytes packed ([`Ingest::prepare`]), ready to be stored.
+pub struct Prepared {
+    messages: Vec<Ready>,
+    packing: Duration,
+}
+
+/// A fetched message ready to be stored: its bytes held once — packed when they could be (the
+/// message's own `raw` then let go), else whole.
+struct Ready {
+    msg: NewMessage,
+    size: i64,
+    packed: Option<packing::Packed>,
+}
+
+impl Ready {
+    /// The message's exact bytes: as fetched, or put back together from the packed form (only
+    /// the identity rule's comparisons with rows an older caseclerk stored ask for them).
+    fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
+        match &self.packed {
+            None => Ok(std::borrow::Cow::Borrowed(&self.msg.raw)),
+            Some(p) => packing::unpack(&p.skeleton, |sha| {
+                p.blobs
+                    .iter()
+                    .find(|b| &b.sha256 == sha)
+                    .map(|b| b.data.as_slice())
+            })
+            .map(std::borrow::Cow::Owned)
+            .map_err(|e| StoreError::Corrupt(format!("a fetched message packed: {e}"))),
+        }
+    }
+}
+
 impl Ingest {
+    /// Pack a fetched batch's bytes ([`crate::core::packing`]): the processor's work, for a
+    /// blocking thread, done before the batch's transaction — so it neither holds the write lock
+    /// nor waits for the batch before it to be stored. Every message is packed, even one the
+    /// identity rule will find already stored (a re-delivery or a re-fetch: rare).
+    pub fn prepare(messages: Vec<NewMessage>) -> Prepared {
+        let started = std::time::Instant::now();
+        let messages = messages
+            .into_iter()
+            .map(|mut msg| {
+                let size = msg.raw.len() as i64;
+                let packed = packing::pack(&msg.raw).filter(|p| !p.blobs.is_empty());
+                if packed.is_some() {
+                    msg.raw = Vec::new();
+                }
+                Ready { msg, size, packed }
+            })
+            .collect();
+        Prepared {
+            messages,
+            packing: started.elapsed(),
+        }
+    }
+
     /// Store fetched messages and advance the watermark, in one transaction: either both happen
     /// or neither. Duplicates are skipped: the same folder UID, or the same key with the same
     /// fingerprint (the same message delivered again: [`crate::core::identity`]); a *different*
@@ -75,7 +131,9 @@ impl Ingest {
     /// `body_sha256` column holds the fingerprint (rows stored before fingerprints hold the
     /// body's hash, and were keyed `sha256:<raw hash>` without a Message-ID: both are compared
     /// with too, so nothing is stored twice across the upgrade). Each message's bytes are let go
-    /// once their row is written.
+    /// once their row is written. The batch is packed first ([`Ingest::prepare`], on a blocking
+    /// thread); a fetch packs each batch while the one before is stored, and calls
+    /// [`Ingest::store_prepared`].
     pub async fn store_batch(
         &mut self,
         mailbox: &str,
@@ -84,30 +142,44 @@ impl Ingest {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<BatchStored, StoreError> {
+        let prepared = tokio::task::spawn_blocking(move || Ingest::prepare(messages))
+            .await
+            .map_err(|_| packing_stopped())?;
+        self.store_prepared(mailbox, uidvalidity, prepared, last_uid, now)
+            .await
+    }
+
+    /// [`Ingest::store_batch`] of a batch already packed.
+    pub async fn store_prepared(
+        &mut self,
+        mailbox: &str,
+        uidvalidity: u32,
+        prepared: Prepared,
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<BatchStored, StoreError> {
+        let Prepared { messages, packing } = prepared;
         let mut tx = self.begin().await?;
         let known = Known::read(&mut tx, (mailbox, uidvalidity), &messages).await?;
-        let new = known.new_messages(messages);
-        let started = std::time::Instant::now();
-        let packed = tokio::task::spawn_blocking(move || {
-            new.into_iter()
-                .map(|(key, m)| {
-                    let size = m.raw.len() as i64;
-                    let stored = blobs::prepare(m.raw.into(), false);
-                    NewRow {
-                        key,
-                        fingerprint: m.fingerprint,
-                        uid: m.uid,
-                        internal_date: m.internal_date,
-                        size,
-                        stored,
-                    }
+        let new = known.new_messages(&messages)?;
+        let mut slots: Vec<Option<Ready>> = messages.into_iter().map(Some).collect();
+        let rows: Vec<NewRow> = new
+            .into_iter()
+            .filter_map(|(i, key)| {
+                let Ready { msg, size, packed } = slots.get_mut(i)?.take()?;
+                Some(NewRow {
+                    key,
+                    fingerprint: msg.fingerprint,
+                    uid: msg.uid,
+                    internal_date: msg.internal_date,
+                    size,
+                    stored: blobs::packed_or_whole(msg.raw, packed),
                 })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|_| StoreError::Corrupt("packing a fetched batch stopped unexpectedly".into()))?;
-        let packing = started.elapsed();
-        let stored = insert(&mut tx, mailbox, uidvalidity, packed, now).await?;
+            })
+            .collect();
+        // What was not new is let go before the rows are written.
+        drop(slots);
+        let stored = insert(&mut tx, mailbox, uidvalidity, rows, now).await?;
         sqlx::query(
             "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_ok_at, failures) VALUES (?, ?, ?, ?, 0) \
              ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
@@ -159,6 +231,12 @@ impl Drop for Ingest {
     }
 }
 
+/// Packing a batch stopped: it panicked (on bytes nothing else could read), or the runtime is
+/// shutting down. The batch is fetched again.
+fn packing_stopped() -> StoreError {
+    StoreError::Corrupt("packing a fetched batch stopped unexpectedly".into())
+}
+
 /// A new message as it is inserted: its final key and its bytes as stored.
 struct NewRow {
     key: String,
@@ -183,7 +261,7 @@ impl Known {
     async fn read(
         tx: &mut super::Tx<'_>,
         (mailbox, uidvalidity): (&str, u32),
-        messages: &[NewMessage],
+        messages: &[Ready],
     ) -> Result<Known, StoreError> {
         let mut uids = HashSet::new();
         for chunk in messages.chunks(IN_LIST) {
@@ -195,7 +273,7 @@ impl Known {
                 .bind(mailbox)
                 .bind(i64::from(uidvalidity));
             for m in chunk {
-                q = q.bind(i64::from(m.uid));
+                q = q.bind(i64::from(m.msg.uid));
             }
             uids.extend(
                 q.fetch_all(&mut **tx)
@@ -207,7 +285,7 @@ impl Known {
         // Each message's key, and the key it would take if its own were stored with other content.
         let keys: Vec<String> = messages
             .iter()
-            .flat_map(|m| [m.dedupe_key.clone(), reused(m)])
+            .flat_map(|m| [m.msg.dedupe_key.clone(), reused(&m.msg)])
             .collect();
         let mut fingerprints = HashMap::new();
         for chunk in keys.chunks(IN_LIST) {
@@ -225,14 +303,13 @@ impl Known {
         }
         // Stored before identity keys, under the hash of its raw bytes? Asked only of a message
         // keyed by its content whose key is not stored (the hash is of every byte).
-        let legacy_keys: Vec<(usize, String)> = messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| {
-                m.dedupe_key.starts_with("content:") && !fingerprints.contains_key(&m.dedupe_key)
-            })
-            .map(|(i, m)| (i, identity::legacy_key(&m.raw)))
-            .collect();
+        let mut legacy_keys: Vec<(usize, String)> = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let key = &m.msg.dedupe_key;
+            if key.starts_with("content:") && !fingerprints.contains_key(key) {
+                legacy_keys.push((i, identity::legacy_key(&m.bytes()?)));
+            }
+        }
         let mut found = HashSet::new();
         for chunk in legacy_keys.chunks(IN_LIST) {
             let sql = format!(
@@ -256,13 +333,15 @@ impl Known {
         })
     }
 
-    /// The batch's new messages with the key each is stored under, in the batch's order: the
+    /// The batch's new messages (by their place in it) with the key each is stored under, in the
+    /// batch's order: the
     /// rule of [`Ingest::store_batch`] applied message by message, each seeing the database and
     /// the batch's messages before it. `fingerprints` and `uids` mirror, for every key and UID
     /// the batch could touch, what the database holds, and take each message accepted.
-    fn new_messages(mut self, messages: Vec<NewMessage>) -> Vec<(String, NewMessage)> {
+    fn new_messages(mut self, messages: &[Ready]) -> Result<Vec<(usize, String)>, StoreError> {
         let mut new = Vec::with_capacity(messages.len());
-        for (i, m) in messages.into_iter().enumerate() {
+        for (i, ready) in messages.iter().enumerate() {
+            let m = &ready.msg;
             // A UID the folder's rows already have: its row is left as it is, whatever it holds.
             if self.uids.contains(&m.uid) {
                 continue;
@@ -273,11 +352,12 @@ impl Known {
                 None => m.dedupe_key.clone(),
                 // Rows stored before fingerprints hold the body's hash: computed only here.
                 Some(stored)
-                    if *stored == m.fingerprint || *stored == identity::body_sha256(&m.raw) =>
+                    if *stored == m.fingerprint
+                        || *stored == identity::body_sha256(&ready.bytes()?) =>
                 {
                     continue; // the same message again (a second delivery, or a re-fetch)
                 }
-                Some(_) => reused(&m),
+                Some(_) => reused(m),
             };
             // A key already stored, or taken by the batch: a conflict, as its INSERT would be.
             if self.fingerprints.contains_key(&key) {
@@ -285,9 +365,9 @@ impl Known {
             }
             self.fingerprints.insert(key.clone(), m.fingerprint.clone());
             self.uids.insert(m.uid);
-            new.push((key, m));
+            new.push((i, key));
         }
-        new
+        Ok(new)
     }
 }
 
