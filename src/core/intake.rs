@@ -1424,12 +1424,7 @@ mod tests {
     /// returns whether the stand-ins told everything (the quick way was taken).
     fn packed_reads_as_whole(raw: &[u8]) -> bool {
         let p = packing::pack(raw).expect("the message has a file to take out");
-        let blob = |sha: &[u8; 32]| {
-            p.blobs
-                .iter()
-                .find(|b| &b.sha256 == sha)
-                .map(|b| b.data.as_slice())
-        };
+        let blob = |sha: &[u8; 32]| p.blob(sha);
         let whole = parse(raw);
         let packed = parse_packed(&p.skeleton, blob).expect("every blob is there");
         let what = String::from_utf8_lossy(&raw[..raw.len().min(120)]).into_owned();

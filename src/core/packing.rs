@@ -64,6 +64,16 @@ pub struct Packed {
     pub blobs: Vec<Blob>,
 }
 
+impl Packed {
+    /// The content of blob `sha`, if this packing took it out.
+    pub fn blob(&self, sha: &[u8; 32]) -> Option<&[u8]> {
+        self.blobs
+            .iter()
+            .find(|b| &b.sha256 == sha)
+            .map(|b| b.data.as_slice())
+    }
+}
+
 /// A blob named by a skeleton.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobRef {
@@ -161,12 +171,12 @@ fn round_trips(packed: &Packed, raw: &[u8]) -> bool {
                 line,
                 eol,
             } => {
-                let Some(b) = packed.blobs.iter().find(|b| b.sha256 == sha256) else {
+                let Some(data) = packed.blob(&sha256) else {
                     return Err(PackError::Missing(hex::encode(sha256)));
                 };
                 let eol = eol.bytes();
-                b.data.len() == len
-                    && each_line(&b.data, line, &mut buf, |text, more| {
+                data.len() == len
+                    && each_line(data, line, &mut buf, |text, more| {
                         let mut same = raw.get(at..at + text.len()) == Some(text);
                         at += text.len();
                         if more {
@@ -662,12 +672,7 @@ mod tests {
     }
 
     fn store<'p>(p: &'p Packed) -> impl Fn(&[u8; 32]) -> Option<&'p [u8]> + 'p {
-        move |sha| {
-            p.blobs
-                .iter()
-                .find(|b| &b.sha256 == sha)
-                .map(|b| b.data.as_slice())
-        }
+        move |sha| p.blob(sha)
     }
 
     #[test]

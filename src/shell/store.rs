@@ -356,7 +356,7 @@ impl PendingStored {
         match &self.form {
             blobs::Form::Whole(raw) => Ok(crate::core::intake::parse(raw)),
             blobs::Form::Skeleton(skeleton) => {
-                crate::core::intake::parse_packed(skeleton, |sha| file(&self.files, sha))
+                crate::core::intake::parse_packed(skeleton, |sha| blobs::file(&self.files, sha))
                     .map_err(|e| corrupt_message(self.id, e))
             }
         }
@@ -373,7 +373,7 @@ impl PendingStored {
         let raw = match form {
             blobs::Form::Whole(raw) => raw,
             blobs::Form::Skeleton(skeleton) => {
-                crate::core::packing::unpack(&skeleton, |sha| file(&files, sha))
+                crate::core::packing::unpack(&skeleton, |sha| blobs::file(&files, sha))
                     .map_err(|e| corrupt_message(id, e))?
             }
         };
@@ -383,14 +383,6 @@ impl PendingStored {
             raw,
         })
     }
-}
-
-/// The content of file `sha` among a message's files.
-fn file<'a>(files: &'a [([u8; 32], Vec<u8>)], sha: &[u8; 32]) -> Option<&'a [u8]> {
-    files
-        .iter()
-        .find(|(k, _)| k == sha)
-        .map(|(_, d)| d.as_slice())
 }
 
 fn corrupt_message(id: i64, e: crate::core::packing::PackError) -> StoreError {
@@ -523,26 +515,6 @@ fn event_row(r: &sqlx::sqlite::SqliteRow) -> Result<EventRow, StoreError> {
         // Parsed where it is read (`EventRow::event`): an unreadable one is an error naming it.
         data: r.try_get("data")?,
     })
-}
-
-/// A message not yet classified, with its bytes' columns (`raw`, `packing`; migration 15).
-const PENDING_MESSAGE: &str = "SELECT m.id, m.internal_date, b.raw, b.packing FROM messages m \
-     JOIN message_bytes b ON b.message_id = m.id WHERE m.id = ? AND m.state = 'new'";
-
-/// One message not yet classified, read whole in `tx` (its row and its attached files together).
-async fn pending_in(tx: &mut Tx<'_>, id: i64) -> Result<Option<PendingMessage>, StoreError> {
-    let row = sqlx::query(PENDING_MESSAGE)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(r) = row else { return Ok(None) };
-    let internal_date = parse_ts(&r.try_get::<String, _>("internal_date")?)?;
-    let raw = whole_message(tx, id, &r).await?;
-    Ok(Some(PendingMessage {
-        id,
-        internal_date,
-        raw,
-    }))
 }
 
 /// A message's exact bytes, from its `message_bytes` columns `raw` and `packing` (put back together from
@@ -1139,12 +1111,10 @@ impl Store {
             .collect())
     }
 
-    /// One message not yet classified, with its raw bytes (`None` once it has been classified).
+    /// One message not yet classified, with its raw bytes (`None` once it has been classified):
+    /// [`Store::pending_messages`] of one.
     pub async fn pending_message(&self, id: i64) -> Result<Option<PendingMessage>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let m = pending_in(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(m)
+        Ok(self.pending_messages(&[id]).await?.pop())
     }
 
     /// The messages among `ids` not yet classified, with their exact bytes, in the order of
@@ -2000,7 +1970,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         // Its attached files stored once (migration 14): `raw` holds the rest. Packing checks
         // that the stored form gives back exactly these bytes, else keeps them whole.
-        let packed = blobs::prepare(letter.raw.as_slice().into(), true);
+        let packed = blobs::prepare(letter.raw.as_slice().into());
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO outbox (dedupe_key, case_id, step, recipient, message_id, due_at, queued_at, \
              envelope_from, envelope_to, raw, packing, size, state, attempts, next_attempt_at) \

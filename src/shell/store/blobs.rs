@@ -50,22 +50,16 @@ pub(super) struct Stored<'a> {
     pub blobs: Vec<Blob>,
 }
 
-/// How `raw` is stored: packed when it has an attached file worth storing once (and the packed
-/// form gives back exactly `raw`), else whole; with `compress` (letters), the skeleton — or the
-/// whole bytes as a one-segment skeleton — is compressed too.
-pub(super) fn prepare(raw: Cow<'_, [u8]>, compress: bool) -> Stored<'_> {
+/// How a letter's `raw` is stored: packed when it has an attached file worth storing once (and
+/// the packed form gives back exactly `raw`), and the skeleton — or the whole bytes as a
+/// one-segment skeleton — compressed too. (A fetched message is packed on the fetch's packing
+/// thread, uncompressed: [`packed_or_whole`].)
+pub(super) fn prepare(raw: Cow<'_, [u8]>) -> Stored<'_> {
     let (skeleton, blobs) = match packing::pack(&raw) {
         Some(p) => (p.skeleton, p.blobs),
-        None if compress => (packing::whole(&raw), Vec::new()),
-        None => {
-            return Stored {
-                raw,
-                packing: None,
-                blobs: Vec::new(),
-            };
-        }
+        None => (packing::whole(&raw), Vec::new()),
     };
-    match compress.then(|| packing::compress(&skeleton)).flatten() {
+    match packing::compress(&skeleton) {
         Some(small) => Stored {
             raw: Cow::Owned(small),
             packing: Some(packing::FORMAT_DEFLATE),
@@ -85,7 +79,8 @@ pub(super) fn prepare(raw: Cow<'_, [u8]>, compress: bool) -> Stored<'_> {
 }
 
 /// A fetched message's bytes as stored, from what [`packing::pack`] made of them (done ahead,
-/// on the fetch's packing thread): as [`prepare`] without compression stores them.
+/// on the fetch's packing thread): packed when a file was taken out, else whole; never
+/// compressed (see [`packing::FORMAT_DEFLATE`]).
 pub(super) fn packed_or_whole(raw: Vec<u8>, packed: Option<packing::Packed>) -> Stored<'static> {
     match packed {
         Some(p) if !p.blobs.is_empty() => Stored {
@@ -232,20 +227,11 @@ pub(super) async fn unpacked(
             .fetch_all(&mut **tx)
             .await?;
         for r in &rows {
-            let sha: String = r.try_get("sha256")?;
-            let mut key = [0u8; 32];
-            hex::decode_to_slice(&sha, &mut key)
-                .map_err(|_| StoreError::Corrupt(format!("blob key `{sha}`")))?;
-            blobs.push((key, r.try_get::<Vec<u8>, _>("data")?));
+            blobs.push((key(r.try_get("sha256")?)?, r.try_get::<Vec<u8>, _>("data")?));
         }
     }
-    packing::unpack(&skeleton, |sha| {
-        blobs
-            .iter()
-            .find(|(k, _)| k == sha)
-            .map(|(_, d)| d.as_slice())
-    })
-    .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))
+    packing::unpack(&skeleton, |sha| file(&blobs, sha))
+        .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))
 }
 
 /// A row's bytes as its `raw` and `packing` columns hold them.
@@ -279,6 +265,22 @@ pub(super) fn form(
 /// A row's files: each blob's SHA-256 and content.
 pub(crate) type Files = Vec<([u8; 32], Vec<u8>)>;
 
+/// The content of file `sha` among a row's files.
+pub(super) fn file<'a>(files: &'a [([u8; 32], Vec<u8>)], sha: &[u8; 32]) -> Option<&'a [u8]> {
+    files
+        .iter()
+        .find(|(k, _)| k == sha)
+        .map(|(_, d)| d.as_slice())
+}
+
+/// A blob's SHA-256 from its `sha256` column (lowercase hex).
+fn key(sha: String) -> Result<[u8; 32], StoreError> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(&sha, &mut key)
+        .map_err(|_| StoreError::Corrupt(format!("blob key `{sha}`")))?;
+    Ok(key)
+}
+
 /// The blobs messages `ids` refer to, by message (SHA-256 and content), read in `tx`: one query
 /// for up to [`IN_LIST`] messages. A blob two of them share is read for each.
 pub(super) async fn of_messages(
@@ -297,13 +299,9 @@ pub(super) async fn of_messages(
             q = q.bind(id);
         }
         for r in q.fetch_all(&mut **tx).await? {
-            let sha: String = r.try_get("sha256")?;
-            let mut key = [0u8; 32];
-            hex::decode_to_slice(&sha, &mut key)
-                .map_err(|_| StoreError::Corrupt(format!("blob key `{sha}`")))?;
             out.entry(r.try_get("message_id")?)
                 .or_default()
-                .push((key, r.try_get::<Vec<u8>, _>("data")?));
+                .push((key(r.try_get("sha256")?)?, r.try_get::<Vec<u8>, _>("data")?));
         }
     }
     Ok(out)
@@ -519,7 +517,7 @@ mod tests {
         .await;
         // As version 14 stored them: a packed referral not yet read, and a plain note filed.
         let referral = referral(&file(30_000));
-        let packed = super::prepare(referral.as_slice().into(), false);
+        let packed = super::packed_or_whole(referral.clone(), super::packing::pack(&referral));
         assert!(packed.packing.is_some(), "the referral's form is taken out");
         let note = b"From: a@x.test\r\nSubject: note\r\n\r\nA short note.\r\n".to_vec();
         let mut tx = s.begin().await.unwrap();

@@ -88,14 +88,9 @@ impl Ready {
     fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
         match &self.packed {
             None => Ok(std::borrow::Cow::Borrowed(&self.msg.raw)),
-            Some(p) => packing::unpack(&p.skeleton, |sha| {
-                p.blobs
-                    .iter()
-                    .find(|b| &b.sha256 == sha)
-                    .map(|b| b.data.as_slice())
-            })
-            .map(std::borrow::Cow::Owned)
-            .map_err(|e| StoreError::Corrupt(format!("a fetched message packed: {e}"))),
+            Some(p) => packing::unpack(&p.skeleton, |sha| p.blob(sha))
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| StoreError::Corrupt(format!("a fetched message packed: {e}"))),
         }
     }
 }
