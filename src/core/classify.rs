@@ -51,7 +51,7 @@ use std::fmt;
 pub mod automated;
 
 use crate::core::intake::{Attachment, Message};
-use crate::core::text::{Words, ends_ignoring_case, own_text, starts_ignoring_case};
+use crate::core::text::{Vocabulary, Words, ends_ignoring_case, own_text, starts_ignoring_case};
 use crate::core::{conversation as outlook, trust};
 
 // ---------------------------------------------------------------------------------------------
@@ -729,13 +729,13 @@ pub fn bounce(msg: &Message, _ctx: &Context) -> Option<Verdict> {
 /// nobody can read is treated as a failure, so a person looks).
 pub fn delivery_from_words(msg: &Message) -> (Delivery, String) {
     let text = words(&format!("{}\n{}", msg.subject, msg.body_text));
-    if let Some(term) = first_phrase(&text, FAILURE_PHRASES, false) {
+    if let Some(term) = first_phrase(&text, &FAILURE_WORDS, false) {
         return (
             Delivery::Failed,
             format!("the report says \"{term}\": a failure"),
         );
     }
-    match first_phrase(&text, DELAY_PHRASES, false) {
+    match first_phrase(&text, &DELAY_WORDS, false) {
         Some(term) => (
             Delivery::Delayed,
             format!("the report says \"{term}\": delayed, still being tried"),
@@ -971,18 +971,14 @@ pub fn agency_sender_open_case(msg: &Message, ctx: &Context, scan: &Scan) -> Opt
             ));
             // "Rapid review" is how agencies title their returns; the other referral words could
             // mean a *new* referral from the same agency, which must never vanish into an old case.
-            let strong: Vec<&str> = REFERRAL_VOCABULARY
-                .iter()
-                .copied()
-                .filter(|t| *t != "rapid review")
-                .collect();
-            let hit = first_phrase(scan.subject(), &strong, false)
+            let strong = &*NEW_REFERRAL_WORDS;
+            let hit = first_phrase(scan.subject(), strong, false)
                 .or_else(|| {
                     msg.attachments
                         .iter()
-                        .find_map(|a| first_phrase(&words(&a.filename), &strong, false))
+                        .find_map(|a| first_phrase(&words(&a.filename), strong, false))
                 })
-                .or_else(|| first_phrase(scan.body(), &strong, false));
+                .or_else(|| first_phrase(scan.body(), strong, false));
             if let Some(term) = hit {
                 reasons.push(format!("referral vocabulary \"{term}\""));
                 reasons
@@ -1104,12 +1100,8 @@ pub fn quoted_case_ref(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verd
         [] => None,
         [one] => {
             let mut reasons = vec![format!("the body names the existing case {one}")];
-            let strong: Vec<&str> = REFERRAL_VOCABULARY
-                .iter()
-                .copied()
-                .filter(|t| *t != "rapid review")
-                .collect();
-            if let Some(term) = first_phrase(scan.own(), &strong, false) {
+            let strong = &*NEW_REFERRAL_WORDS;
+            if let Some(term) = first_phrase(scan.own(), strong, false) {
                 reasons.push(format!(
                     "the sender's own text uses referral vocabulary \"{term}\": it could be a new \
                      referral that mentions {one}; left for a person"
@@ -1400,14 +1392,14 @@ fn nil_return(msg: &Message, scan: &Scan) -> Result<String, Option<String>> {
     let window: String = own.chars().take(NIL_RETURN_WINDOW_CHARS).collect();
     let window_words = words(&window);
 
-    let in_window = first_phrase(&window_words, NIL_RETURN_PHRASES, true);
-    let in_subject = first_phrase(scan.subject(), NIL_RETURN_PHRASES, true);
+    let in_window = first_phrase(&window_words, &NIL_RETURN_WORDS, true);
+    let in_subject = first_phrase(scan.subject(), &NIL_RETURN_WORDS, true);
     let (phrase, place) = match (in_window, in_subject) {
         (Some(p), _) => (p, "the first 300 characters of the reply"),
         (None, Some(p)) => (p, "the subject"),
         (None, None) => {
             // The own text's words: trimming changes no word.
-            let anywhere = first_phrase(scan.own(), NIL_RETURN_PHRASES, true);
+            let anywhere = first_phrase(scan.own(), &NIL_RETURN_WORDS, true);
             return Err(anywhere.map(|p| {
                 format!(
                     "nil-return phrase \"{p}\" appears only late in a {own_chars}-character reply: \
@@ -1422,7 +1414,7 @@ fn nil_return(msg: &Message, scan: &Scan) -> Result<String, Option<String>> {
              long (over {NIL_RETURN_MAX_CHARS}): a letter, not a nil return"
         )));
     }
-    if let Some(contrast) = first_phrase(&window_words, NIL_RETURN_CONTRAST, false) {
+    if let Some(contrast) = first_phrase(&window_words, &NIL_RETURN_CONTRAST_WORDS, false) {
         return Err(Some(format!(
             "nil-return phrase \"{phrase}\" in {place}, but also \"{contrast}\": not treated as a \
              nil return"
@@ -1633,8 +1625,8 @@ fn secure_notice_evidence(msg: &Message, scan: &Scan) -> Option<Vec<String>> {
     let subject = msg.subject.to_lowercase();
     let tag = SECURE_SUBJECT_TAGS.iter().find(|t| subject.contains(*t));
     let own = scan.own();
-    let notice = first_phrase(own, SECURE_NOTICE_PHRASES, false);
-    let cue = first_phrase(own, SECURE_PORTAL_CUES, false);
+    let notice = first_phrase(own, &SECURE_NOTICE_WORDS, false);
+    let cue = first_phrase(own, &SECURE_PORTAL_WORDS, false);
     let mut reasons = Vec::new();
     match (tag, notice, cue) {
         (Some(tag), n, c) if n.is_some() || c.is_some() => {
@@ -1659,19 +1651,19 @@ fn secure_notice_evidence(msg: &Message, scan: &Scan) -> Option<Vec<String>> {
 /// One reason per place where referral vocabulary occurs: subject, attachment names, body.
 fn referral_vocabulary_hits(msg: &Message, scan: &Scan) -> Vec<String> {
     let mut reasons = Vec::new();
-    if let Some(term) = first_phrase(scan.subject(), REFERRAL_VOCABULARY, false) {
+    if let Some(term) = first_phrase(scan.subject(), &REFERRAL_WORDS, false) {
         reasons.push(format!("referral vocabulary \"{term}\" in the subject"));
     }
     if let Some(term) = msg
         .attachments
         .iter()
-        .find_map(|a| first_phrase(&words(&a.filename), REFERRAL_VOCABULARY, false))
+        .find_map(|a| first_phrase(&words(&a.filename), &REFERRAL_WORDS, false))
     {
         reasons.push(format!(
             "referral vocabulary \"{term}\" in an attachment name"
         ));
     }
-    if let Some(term) = first_phrase(scan.body(), REFERRAL_VOCABULARY, false) {
+    if let Some(term) = first_phrase(scan.body(), &REFERRAL_WORDS, false) {
         reasons.push(format!("referral vocabulary \"{term}\" in the body"));
     }
     reasons
@@ -1721,13 +1713,36 @@ fn words(s: &str) -> Words {
 /// sequence. With `skip_negated`, a negated occurrence (see [`negated`]) does not count.
 fn first_phrase(
     text_words: &Words,
-    vocabulary: &[&'static str],
+    vocabulary: &Vocabulary,
     skip_negated: bool,
 ) -> Option<&'static str> {
-    vocabulary.iter().copied().find(|entry| {
-        text_words.contains_where(entry, |i| !(skip_negated && negated(text_words, i)))
-    })
+    text_words
+        .found_where(vocabulary, |i| !(skip_negated && negated(text_words, i)))
+        .first()
+        .copied()
 }
+
+/// The lists above, each searched for in one pass ([`Vocabulary`]).
+static REFERRAL_WORDS: Vocabulary = Vocabulary::new(REFERRAL_VOCABULARY);
+static SECURE_NOTICE_WORDS: Vocabulary = Vocabulary::new(SECURE_NOTICE_PHRASES);
+static SECURE_PORTAL_WORDS: Vocabulary = Vocabulary::new(SECURE_PORTAL_CUES);
+static FAILURE_WORDS: Vocabulary = Vocabulary::new(FAILURE_PHRASES);
+static DELAY_WORDS: Vocabulary = Vocabulary::new(DELAY_PHRASES);
+static NIL_RETURN_WORDS: Vocabulary = Vocabulary::new(NIL_RETURN_PHRASES);
+static NIL_RETURN_CONTRAST_WORDS: Vocabulary = Vocabulary::new(NIL_RETURN_CONTRAST);
+
+/// Words of a new referral: [`REFERRAL_VOCABULARY`] less "rapid review" — how agencies title
+/// their returns, so it cannot tell a new referral from a return.
+static NEW_REFERRAL_WORDS: std::sync::LazyLock<Vocabulary> = std::sync::LazyLock::new(|| {
+    static PHRASES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        REFERRAL_VOCABULARY
+            .iter()
+            .copied()
+            .filter(|t| *t != "rapid review")
+            .collect()
+    });
+    Vocabulary::new(&PHRASES)
+});
 
 /// Whether the words before position `i` negate what starts there: "not", "never" or the "t"
 /// of "isn't", directly or before an article ("not a nil return").
@@ -2209,20 +2224,32 @@ mod tests {
     #[test]
     fn vocabulary_matches_whole_words_only() {
         let w = words("Preferral of referrals; SCSI - 1 form; Serious-Incident");
-        assert_eq!(first_phrase(&w, &["referral"], false), None);
-        assert_eq!(first_phrase(&w, &["SCSI-1"], false), Some("SCSI-1"));
         assert_eq!(
-            first_phrase(&w, &["serious incident"], false),
+            first_phrase(&w, &Vocabulary::new(&["referral"]), false),
+            None
+        );
+        assert_eq!(
+            first_phrase(&w, &Vocabulary::new(&["SCSI-1"]), false),
+            Some("SCSI-1")
+        );
+        assert_eq!(
+            first_phrase(&w, &Vocabulary::new(&["serious incident"]), false),
             Some("serious incident")
         );
-        assert_eq!(first_phrase(&words("SCSI-10"), &["SCSI 1"], false), None);
+        assert_eq!(
+            first_phrase(&words("SCSI-10"), &Vocabulary::new(&["SCSI 1"]), false),
+            None
+        );
         let negated = words("This is not a nil return. It isn't no involvement.");
         assert_eq!(
-            first_phrase(&negated, &["a nil return"], true),
+            first_phrase(&negated, &Vocabulary::new(&["a nil return"]), true),
             None,
             "negated by 'not'"
         );
-        assert_eq!(first_phrase(&negated, &["no involvement"], true), None);
+        assert_eq!(
+            first_phrase(&negated, &Vocabulary::new(&["no involvement"]), true),
+            None
+        );
     }
 
     #[test]

@@ -464,6 +464,111 @@ impl Words {
     }
 }
 
+/// A fixed list of phrases, looked for in [`Words`] all at once: one pass over the text finds
+/// every phrase of the list ([`Words::found`]), where looking for each phrase in turn passed over
+/// the text once per phrase (most of classifying a message's time, at a few hundred phrases).
+/// The search is built the first time the list is used.
+pub struct Vocabulary {
+    phrases: &'static [&'static str],
+    search: std::sync::OnceLock<Option<PhraseSearch>>,
+}
+
+/// A vocabulary's phrases, folded, in one automaton; `owners[p]` are the vocabulary's places of
+/// the automaton's pattern `p` (two entries can fold to the same words). A phrase that folds to
+/// nothing is left out: it occurs nowhere.
+struct PhraseSearch {
+    automaton: aho_corasick::AhoCorasick,
+    owners: Vec<Vec<usize>>,
+}
+
+impl Vocabulary {
+    pub const fn new(phrases: &'static [&'static str]) -> Vocabulary {
+        Vocabulary {
+            phrases,
+            search: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The phrases, in the list's order.
+    pub fn phrases(&self) -> &'static [&'static str] {
+        self.phrases
+    }
+
+    /// The automaton, built once; `None` only if it could not be built (then each phrase is
+    /// looked for in turn, as [`Words::contains_where`] does).
+    fn search(&self) -> Option<&PhraseSearch> {
+        self.search
+            .get_or_init(|| {
+                let mut patterns: Vec<String> = Vec::new();
+                let mut owners: Vec<Vec<usize>> = Vec::new();
+                for (i, phrase) in self.phrases.iter().enumerate() {
+                    let folded = folded_form(phrase);
+                    if folded.is_empty() {
+                        continue;
+                    }
+                    match patterns.iter().position(|p| *p == folded) {
+                        Some(p) => owners[p].push(i),
+                        None => {
+                            patterns.push(folded.into_owned());
+                            owners.push(vec![i]);
+                        }
+                    }
+                }
+                aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::Standard)
+                    .build(&patterns)
+                    .ok()
+                    .map(|automaton| PhraseSearch { automaton, owners })
+            })
+            .as_ref()
+    }
+}
+
+impl Words {
+    /// Every phrase of `vocabulary` that occurs as whole words, in the vocabulary's order.
+    pub fn found(&self, vocabulary: &Vocabulary) -> Vec<&'static str> {
+        self.found_where(vocabulary, |_| true)
+    }
+
+    /// Every phrase of `vocabulary` that occurs as whole words starting at a word `accept` takes
+    /// (given the index of the occurrence's first word), in the vocabulary's order: exactly the
+    /// phrases for which [`Words::contains_where`] is true, found in one pass.
+    pub fn found_where(
+        &self,
+        vocabulary: &Vocabulary,
+        mut accept: impl FnMut(usize) -> bool,
+    ) -> Vec<&'static str> {
+        let phrases = vocabulary.phrases;
+        let Some(search) = vocabulary.search() else {
+            return phrases
+                .iter()
+                .copied()
+                .filter(|p| self.contains_where(p, &mut accept))
+                .collect();
+        };
+        let b = self.folded.as_bytes();
+        let mut found = vec![false; phrases.len()];
+        for m in search.automaton.find_overlapping_iter(&self.folded) {
+            let owners = &search.owners[m.pattern().as_usize()];
+            if owners.iter().all(|i| found[*i]) {
+                continue;
+            }
+            let (at, end) = (m.start(), m.end());
+            let whole = (at == 0 || b[at - 1] == b' ') && (end == b.len() || b[end] == b' ');
+            if whole && self.starts.binary_search(&at).is_ok_and(&mut accept) {
+                for i in owners {
+                    found[*i] = true;
+                }
+            }
+        }
+        phrases
+            .iter()
+            .zip(found)
+            .filter_map(|(p, f)| f.then_some(*p))
+            .collect()
+    }
+}
+
 /// `phrase` as [`fold`] gives it: itself when it is already folded (lowercase ASCII letters and
 /// digits, words one space apart, as every built-in vocabulary entry nearly is), else folded.
 fn folded_form(phrase: &str) -> std::borrow::Cow<'_, str> {
@@ -670,6 +775,53 @@ mod tests {
         let long = format!("{own}\n{own}\nmore\n");
         let start = reply_text_start(&format!("{long}[EXTERNAL]\n> quoted\n"), &[], 100);
         assert!(long.starts_with(&start) && start.chars().count() >= 100);
+    }
+
+    #[test]
+    fn a_vocabulary_finds_in_one_pass_what_looking_for_each_phrase_finds() {
+        static LIST: &[&str] = &["a b a", "SCSI-1", "scsi 1", "", " - ", "b", "form", "a b a"];
+        let v = Vocabulary::new(LIST);
+        let w = Words::new("Not a b a b a; SCSI - 1 form.");
+        assert_eq!(
+            w.found(&v),
+            ["a b a", "SCSI-1", "scsi 1", "b", "form", "a b a"]
+        );
+        // Only the occurrence of "a b a" at word 3 is taken, and "b" at word 2 or 4.
+        assert_eq!(
+            w.found_where(&v, |i| i == 3 || i == 4),
+            ["a b a", "b", "a b a"]
+        );
+        assert!(Words::new("").found(&v).is_empty());
+    }
+
+    proptest::proptest! {
+        /// The automaton against the phrase-by-phrase search it replaced, on texts and lists
+        /// drawn from a few words (so that phrases overlap, repeat and fold alike).
+        #[test]
+        fn a_vocabulary_agrees_with_each_phrase_looked_for_in_turn(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "A-b", "ab", " ", "-", "c."]), 0..24),
+            phrases in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["a", "b", "ab", "A", "-", " "]), 0..4),
+                0..8),
+            taken in 0usize..4,
+        ) {
+            let text = text.join(" ");
+            let list: Vec<&'static str> = phrases
+                .into_iter()
+                .map(|p| &*Box::leak(p.join(" ").into_boxed_str()))
+                .collect();
+            let list: &'static [&'static str] = Box::leak(list.into_boxed_slice());
+            let w = Words::new(&text);
+            let accept = |i: usize| i % 4 != taken;
+            let one_by_one: Vec<&str> = list
+                .iter()
+                .copied()
+                .filter(|p| w.contains_where(p, accept))
+                .collect();
+            proptest::prop_assert_eq!(w.found_where(&Vocabulary::new(list), accept), one_by_one);
+        }
     }
 
     #[test]

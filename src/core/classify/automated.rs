@@ -25,7 +25,7 @@
 
 use super::{Context, Kind, Scan, Verdict, threadable_case_ref, verdict};
 use crate::core::intake::Message;
-use crate::core::text::{Words, fold_until, reply_text_start};
+use crate::core::text::{Vocabulary, Words, fold_until, reply_text_start};
 
 /// Only this many characters from the start of the reply's own text are read.
 pub const WINDOW_CHARS: usize = 600;
@@ -163,13 +163,15 @@ const GREETINGS: &[&str] = &[
     "greetings",
 ];
 
+/// The lists above, each searched for in one pass ([`Vocabulary`]).
+static STRONG_WORDS: Vocabulary = Vocabulary::new(STRONG);
+static THANKS_WORDS: Vocabulary = Vocabulary::new(THANKS);
+static REDIRECT_WORDS: Vocabulary = Vocabulary::new(REDIRECTS);
+static SUBJECT_CUE_WORDS: Vocabulary = Vocabulary::new(SUBJECT_CUES);
+
 /// Every phrase of `vocabulary` in `text_words`, as whole words, in vocabulary order.
-fn hits(text_words: &Words, vocabulary: &[&'static str]) -> Vec<&'static str> {
-    vocabulary
-        .iter()
-        .copied()
-        .filter(|entry| text_words.contains(entry))
-        .collect()
+fn hits(text_words: &Words, vocabulary: &Vocabulary) -> Vec<&'static str> {
+    text_words.found(vocabulary)
 }
 
 /// Is the first line a person's short answer ("MEETS", "NFA - see below")? Only the first five
@@ -198,7 +200,7 @@ fn person_answers_first(own: &str) -> bool {
     let greeting = GREETINGS.iter().any(|g| {
         first == *g || (first.starts_with(g) && first.as_bytes().get(g.len()) == Some(&b' '))
     });
-    let automated = !hits(&Words::new(&first), STRONG).is_empty();
+    let automated = !hits(&Words::new(&first), &STRONG_WORDS).is_empty();
     !greeting && !automated
 }
 
@@ -211,10 +213,10 @@ pub fn automated_wording(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Ve
     }
     let window: String = own.chars().take(WINDOW_CHARS).collect();
     let text_words = Words::new(&window);
-    let strong = hits(&text_words, STRONG);
-    let thanks = hits(&text_words, THANKS);
-    let redirects = hits(&text_words, REDIRECTS);
-    let subject = hits(scan.subject(), SUBJECT_CUES);
+    let strong = hits(&text_words, &STRONG_WORDS);
+    let thanks = hits(&text_words, &THANKS_WORDS);
+    let redirects = hits(&text_words, &REDIRECT_WORDS);
+    let subject = hits(scan.subject(), &SUBJECT_CUE_WORDS);
     let weak: Vec<&str> = thanks.iter().chain(&redirects).copied().collect();
     let fires = !strong.is_empty()
         || (!thanks.is_empty() && !redirects.is_empty())
