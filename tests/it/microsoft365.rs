@@ -429,13 +429,19 @@ async fn a_certificate_signs_the_client_assertion_and_its_expiry_is_warned_about
     assert!(stdout.contains("upload this certificate"), "{stdout}");
 }
 
+/// `text` loaded as a configuration file, written in a directory of its own (tests run side by
+/// side) that is removed once the file is read.
 fn load(text: &str) -> Result<caseclerk::shell::config::Config, String> {
-    let dir = std::env::temp_dir().join(format!("caseclerk-m365-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("caseclerk-m365-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{}.toml", text.len()));
+    let file = dir.join("caseclerk.toml");
     std::fs::write(&file, text).unwrap();
-    caseclerk::shell::config::load(&file, caseclerk::shell::config::Needs::NoSecrets)
-        .map_err(|e| e.to_string())
+    let loaded = caseclerk::shell::config::load(&file, caseclerk::shell::config::Needs::NoSecrets)
+        .map_err(|e| e.to_string());
+    std::fs::remove_dir_all(&dir).unwrap();
+    loaded
 }
 
 fn example() -> String {
