@@ -386,7 +386,7 @@ impl PendingStored {
 }
 
 fn corrupt_message(id: i64, e: crate::core::packing::PackError) -> StoreError {
-    StoreError::Corrupt(format!("message_blobs {id}: {e}"))
+    blobs::corrupt(blobs::Owner::Message, id, e)
 }
 
 /// The mailbox watermark and health.
@@ -1168,7 +1168,7 @@ impl Store {
                     },
                 );
             }
-            for (id, files) in blobs::of_messages(&mut tx, &packed).await? {
+            for (id, files) in blobs::of_rows(&mut tx, blobs::Owner::Message, &packed).await? {
                 if let Some(m) = found.get_mut(&id) {
                     m.files = files;
                 }

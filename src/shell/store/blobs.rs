@@ -212,26 +212,23 @@ pub(super) async fn unpacked(
         Form::Whole(raw) => return Ok(raw),
         Form::Skeleton(skeleton) => skeleton,
     };
-    let mut blobs = Vec::new();
-    if !packing::blob_refs(&skeleton)
-        .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))?
+    let files = if packing::blob_refs(&skeleton)
+        .map_err(|e| corrupt(owner, id, e))?
         .is_empty()
     {
-        let sql = format!(
-            "SELECT b.sha256, b.data FROM {} r JOIN blobs b ON b.id = r.blob_id WHERE r.{} = ?",
-            owner.refs(),
-            owner.column()
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_all(&mut **tx)
-            .await?;
-        for r in &rows {
-            blobs.push((key(r.try_get("sha256")?)?, r.try_get::<Vec<u8>, _>("data")?));
-        }
-    }
-    packing::unpack(&skeleton, |sha| file(&blobs, sha))
-        .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs())))
+        Files::new()
+    } else {
+        of_rows(tx, owner, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default()
+    };
+    packing::unpack(&skeleton, |sha| file(&files, sha)).map_err(|e| corrupt(owner, id, e))
+}
+
+/// Row `id`'s stored bytes cannot be given back: what was wrong, named by the row.
+pub(super) fn corrupt(owner: Owner, id: i64, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{} {id}: {e}", owner.refs()))
 }
 
 /// A row's bytes as its `raw` and `packing` columns hold them.
@@ -254,11 +251,8 @@ pub(super) fn form(
         Some(packing::FORMAT) => Ok(Form::Skeleton(raw)),
         Some(packing::FORMAT_DEFLATE) => packing::decompress(&raw)
             .map(Form::Skeleton)
-            .map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", owner.refs()))),
-        Some(other) => Err(StoreError::Corrupt(format!(
-            "{} {id}: unknown packing `{other}`",
-            owner.refs()
-        ))),
+            .map_err(|e| corrupt(owner, id, e)),
+        Some(other) => Err(corrupt(owner, id, format!("unknown packing `{other}`"))),
     }
 }
 
@@ -273,35 +267,31 @@ pub(super) fn file<'a>(files: &'a [([u8; 32], Vec<u8>)], sha: &[u8; 32]) -> Opti
         .map(|(_, d)| d.as_slice())
 }
 
-/// A blob's SHA-256 from its `sha256` column (lowercase hex).
-fn key(sha: String) -> Result<[u8; 32], StoreError> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(&sha, &mut key)
-        .map_err(|_| StoreError::Corrupt(format!("blob key `{sha}`")))?;
-    Ok(key)
-}
-
-/// The blobs messages `ids` refer to, by message (SHA-256 and content), read in `tx`: one query
-/// for up to [`IN_LIST`] messages. A blob two of them share is read for each.
-pub(super) async fn of_messages(
+/// The blobs rows `ids` of `owner` refer to, by row (SHA-256 and content), read in `tx`: one
+/// query for up to [`IN_LIST`] rows. A blob two of them share is read for each.
+pub(super) async fn of_rows(
     tx: &mut Tx<'_>,
+    owner: Owner,
     ids: &[i64],
 ) -> Result<HashMap<i64, Files>, StoreError> {
     let mut out: HashMap<i64, Files> = HashMap::new();
     for chunk in ids.chunks(IN_LIST) {
         let sql = format!(
-            "SELECT r.message_id, b.sha256, b.data FROM message_blobs r \
-             JOIN blobs b ON b.id = r.blob_id WHERE r.message_id IN ({})",
-            placeholders(chunk.len())
+            "SELECT r.{column} AS owner_id, b.sha256, b.data FROM {refs} r \
+             JOIN blobs b ON b.id = r.blob_id WHERE r.{column} IN ({})",
+            placeholders(chunk.len()),
+            refs = owner.refs(),
+            column = owner.column(),
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             q = q.bind(id);
         }
         for r in q.fetch_all(&mut **tx).await? {
-            out.entry(r.try_get("message_id")?)
-                .or_default()
-                .push((key(r.try_get("sha256")?)?, r.try_get::<Vec<u8>, _>("data")?));
+            out.entry(r.try_get("owner_id")?).or_default().push((
+                sha_of(&r.try_get::<String, _>("sha256")?)?,
+                r.try_get::<Vec<u8>, _>("data")?,
+            ));
         }
     }
     Ok(out)
