@@ -502,7 +502,7 @@ async fn fetch_batch(
 }
 
 /// A fetched batch being packed, and the UID the watermark moves to once it is stored.
-struct Packing(tokio::task::JoinHandle<crate::shell::store::Prepared>, u32);
+struct Packing(crate::shell::store::PackingAhead, u32);
 
 /// A batch being stored while the next is fetched: the ingest connection comes back with what
 /// the store did, the watermark it moved to, and how long it took.
@@ -590,10 +590,7 @@ impl Pipeline<'_> {
         for m in &batch {
             tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
         }
-        Packing(
-            tokio::task::spawn_blocking(move || Ingest::prepare(batch)),
-            top,
-        )
+        Packing(Ingest::pack_ahead(batch), top)
     }
 
     /// Store a packed batch (of `count` of the folder's messages) on a task of its own.
@@ -605,15 +602,9 @@ impl Pipeline<'_> {
         let Packing(prepared, top) = packing;
         self.storing = Some(Storing(
             tokio::spawn(async move {
-                let prepared = match prepared.await {
+                let prepared = match prepared.finished().await {
                     Ok(p) => p,
-                    Err(_) => {
-                        let stopped = StoreError::Corrupt(
-                            "packing a fetched batch stopped unexpectedly; it is fetched again"
-                                .into(),
-                        );
-                        return (ingest, Err(stopped), Duration::ZERO);
-                    }
+                    Err(stopped) => return (ingest, Err(stopped), Duration::ZERO),
                 };
                 let started = std::time::Instant::now();
                 let stored = ingest

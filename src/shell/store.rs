@@ -20,7 +20,7 @@ mod blobs;
 mod bulk;
 pub use bulk::{EveryCase, Page};
 mod ingest;
-pub use ingest::{BatchStored, Ingest, Prepared};
+pub use ingest::{BatchStored, Ingest, PackingAhead, Prepared};
 mod particulars;
 
 /// A database transaction.

@@ -119,6 +119,13 @@ impl Ingest {
         }
     }
 
+    /// Start packing a fetched batch ([`Ingest::prepare`]) on a blocking thread, at once.
+    pub fn pack_ahead(messages: Vec<NewMessage>) -> PackingAhead {
+        PackingAhead(tokio::task::spawn_blocking(move || {
+            Ingest::prepare(messages)
+        }))
+    }
+
     /// Store fetched messages and advance the watermark, in one transaction: either both happen
     /// or neither. Duplicates are skipped: the same folder UID, or the same key with the same
     /// fingerprint (the same message delivered again: [`crate::core::identity`]); a *different*
@@ -137,9 +144,7 @@ impl Ingest {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<BatchStored, StoreError> {
-        let prepared = tokio::task::spawn_blocking(move || Ingest::prepare(messages))
-            .await
-            .map_err(|_| packing_stopped())?;
+        let prepared = Ingest::pack_ahead(messages).finished().await?;
         self.store_prepared(mailbox, uidvalidity, prepared, last_uid, now)
             .await
     }
@@ -226,10 +231,19 @@ impl Drop for Ingest {
     }
 }
 
-/// Packing a batch stopped: it panicked (on bytes nothing else could read), or the runtime is
-/// shutting down. The batch is fetched again.
-fn packing_stopped() -> StoreError {
-    StoreError::Corrupt("packing a fetched batch stopped unexpectedly".into())
+/// A fetched batch being packed on a blocking thread ([`Ingest::pack_ahead`]).
+pub struct PackingAhead(tokio::task::JoinHandle<Prepared>);
+
+impl PackingAhead {
+    /// The batch packed. An error when packing stopped: it panicked (on bytes nothing else could
+    /// read), or the runtime is shutting down; the batch is fetched again.
+    pub async fn finished(self) -> Result<Prepared, StoreError> {
+        self.0.await.map_err(|_| {
+            StoreError::Corrupt(
+                "packing a fetched batch stopped unexpectedly; it is fetched again".into(),
+            )
+        })
+    }
 }
 
 /// A new message as it is inserted: its final key and its bytes as stored.
