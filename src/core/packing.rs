@@ -119,7 +119,7 @@ struct Region {
 }
 
 /// Pack `raw`: `None` when it has no part worth taking out, or when the packed form would not
-/// give back exactly `raw` (then it is stored whole).
+/// give back exactly `raw` (then it is stored whole); a packing returned always has a blob.
 pub fn pack(raw: &[u8]) -> Option<Packed> {
     let regions = find_regions(raw);
     if regions.is_empty() {
@@ -148,6 +148,9 @@ pub fn pack(raw: &[u8]) -> Option<Packed> {
         at = r.end;
     }
     push_literal(&mut skeleton, &raw[at..]);
+    // Every region found gave a blob, or was one already given: callers rely on a packing
+    // having one (a packing without would be stored instead of the bytes whole, for nothing).
+    debug_assert!(!blobs.is_empty());
     let packed = Packed { skeleton, blobs };
     // The round trip, checked whole: what is stored must give back these bytes exactly.
     round_trips(&packed, raw).then_some(packed)

@@ -83,12 +83,12 @@ pub(super) fn prepare(raw: Cow<'_, [u8]>) -> Stored<'_> {
 /// compressed (see [`packing::FORMAT_DEFLATE`]).
 pub(super) fn packed_or_whole(raw: Vec<u8>, packed: Option<packing::Packed>) -> Stored<'static> {
     match packed {
-        Some(p) if !p.blobs.is_empty() => Stored {
+        Some(p) => Stored {
             raw: Cow::Owned(p.skeleton),
             packing: Some(packing::FORMAT),
             blobs: p.blobs,
         },
-        _ => Stored {
+        None => Stored {
             raw: Cow::Owned(raw),
             packing: None,
             blobs: Vec::new(),

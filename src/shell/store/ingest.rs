@@ -106,7 +106,7 @@ impl Ingest {
             .into_iter()
             .map(|mut msg| {
                 let size = msg.raw.len() as i64;
-                let packed = packing::pack(&msg.raw).filter(|p| !p.blobs.is_empty());
+                let packed = packing::pack(&msg.raw);
                 if packed.is_some() {
                     msg.raw = Vec::new();
                 }
