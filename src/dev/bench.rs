@@ -204,6 +204,15 @@ pub(crate) async fn bare_fetch(settings: &ImapSettings, n: usize) -> Result<Dura
     Ok(timed)
 }
 
+/// How many messages the folder holds now.
+pub(crate) async fn folder_count(settings: &ImapSettings) -> Result<usize, BenchError> {
+    let other = |e: async_imap::error::Error| BenchError::Other(e.to_string());
+    let mut session = mailbox::connect(settings).await?;
+    let folder = session.examine(&settings.folder).await.map_err(other)?;
+    let _ = session.logout().await;
+    Ok(folder.exists as usize)
+}
+
 async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport, BenchError> {
     let at =
         chrono::DateTime::parse_from_rfc3339("2026-08-24T09:00:00+01:00").expect("a valid date");

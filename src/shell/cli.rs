@@ -366,6 +366,10 @@ enum Command {
         /// many messages (the same mix), with the backlog's size as the reference.
         #[arg(long)]
         first_run: Option<usize>,
+        /// With --first-run: this many first runs over the one backlog, each from an empty
+        /// database with its own bare fetch just before it; each is printed, and their median.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         /// Instead (or as well as --first-run): the peak memory of `caseclerk run` when this many
         /// large referrals arrive at once, with its memory before them as the reference.
         #[arg(long)]
@@ -729,13 +733,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Bench {
             messages,
             first_run,
+            repeat,
             burst,
             burst_mb,
             binary,
             cases,
             form_kb,
         } => {
-            let memory = (*first_run, *burst, *burst_mb, binary.clone());
+            let memory = ((*first_run, *repeat), *burst, *burst_mb, binary.clone());
             bench(config, *messages, memory, (*cases, *form_kb)).await
         }
         Command::Chaos {
@@ -1535,7 +1540,12 @@ async fn triage(config: &Option<PathBuf>) -> Result<(), Failure> {
 async fn bench(
     config: &Option<PathBuf>,
     messages: usize,
-    (first_run, burst, burst_mb, binary): (Option<usize>, Option<usize>, f64, Option<PathBuf>),
+    ((first_run, repeat), burst, burst_mb, binary): (
+        (Option<usize>, usize),
+        Option<usize>,
+        f64,
+        Option<PathBuf>,
+    ),
     (cases, form_kb): (Option<usize>, usize),
 ) -> Result<(), Failure> {
     if let Some(cases) = cases {
@@ -1546,6 +1556,7 @@ async fn bench(
             config: config.clone().unwrap_or_else(engine::default_config_path),
             binary,
             first_run,
+            repeat,
             burst,
             burst_mb,
         };
