@@ -1088,23 +1088,20 @@ impl Store {
         &self,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<(i64, u64)>, StoreError> {
-        let rows: Vec<(i64, i64)> =
-            match until {
-                None => sqlx::query_as(
-                    "SELECT id, size FROM messages WHERE state = 'new' ORDER BY internal_date, id",
-                )
-                .fetch_all(&self.pool)
-                .await?,
-                Some(until) => {
-                    sqlx::query_as(
-                        "SELECT id, size FROM messages WHERE state = 'new' AND internal_date <= ? \
-                     ORDER BY internal_date, id",
-                    )
-                    .bind(ts(until))
-                    .fetch_all(&self.pool)
-                    .await?
-                }
-            };
+        let until = until.map(ts);
+        let sql = format!(
+            "SELECT id, size FROM messages WHERE state = 'new'{} ORDER BY internal_date, id",
+            if until.is_some() {
+                " AND internal_date <= ?"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        if let Some(until) = until {
+            q = q.bind(until);
+        }
+        let rows: Vec<(i64, i64)> = q.fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(|(id, size)| (id, u64::try_from(size).unwrap_or(0)))
@@ -3352,6 +3349,35 @@ mod tests {
         let state = s.mailbox_state("INBOX").await.unwrap().unwrap();
         assert_eq!((state.uidvalidity, state.last_uid), (7, 3));
         assert_eq!(s.pending_ids().await.unwrap().len(), 2);
+    }
+
+    /// What the engine may decide while a fetch is still storing ([`Store::pending_sized`] with a
+    /// frontier): what arrived up to it, that instant included, oldest first.
+    #[tokio::test]
+    async fn pending_messages_up_to_a_frontier_include_one_that_arrived_at_it_and_none_after() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = t("2026-12-22T10:00:00Z");
+        let at = |uid, key, when| NewMessage {
+            internal_date: t(when),
+            ..msg(uid, key, key)
+        };
+        let fetched = [
+            at(1, "mid:late@x", "2026-12-22T09:30:00Z"),
+            at(2, "mid:early@x", "2026-12-22T08:00:00Z"),
+            at(3, "mid:at@x", "2026-12-22T09:00:00Z"),
+        ];
+        s.store_fetched("INBOX", 7, &fetched, 3, now).await.unwrap();
+        let ids = |p: Vec<(i64, u64)>| p.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        let all = ids(s.pending_sized(None).await.unwrap());
+        assert_eq!(all.len(), 3);
+        let up_to = ids(s
+            .pending_sized(Some(t("2026-12-22T09:00:00Z")))
+            .await
+            .unwrap());
+        // Oldest first: the one at 08:00, then the one at the frontier itself.
+        assert_eq!(up_to, vec![all[0], all[1]]);
+        let (_, size) = s.pending_sized(None).await.unwrap()[0];
+        assert_eq!(size, fetched[1].raw.len() as u64);
     }
 
     #[tokio::test]
