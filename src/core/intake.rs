@@ -271,30 +271,28 @@ pub fn parse_packed<'a>(
     skeleton: &[u8],
     blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
 ) -> Result<Message, packing::PackError> {
-    match parse_stood_in(skeleton, &blob)? {
+    let stood_in = packing::stand_in(skeleton, &blob)?;
+    match parse_stood_in(&stood_in) {
         Some(message) => Ok(message),
-        None => Ok(parse(&packing::unpack(skeleton, blob)?)),
+        // Put back from the files the stand-ins were made with: each checked once, there.
+        None => Ok(parse(&stood_in.put_back(skeleton)?)),
     }
 }
 
 /// [`parse_packed`]'s quick way: `None` when the stand-ins do not tell everything.
-fn parse_stood_in<'a>(
-    skeleton: &[u8],
-    blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
-) -> Result<Option<Message>, packing::PackError> {
-    let stood_in = packing::stand_in(skeleton, &blob)?;
+fn parse_stood_in(stood_in: &packing::StoodIn<'_>) -> Option<Message> {
     let resolved = std::panic::catch_unwind(|| {
         let mut found = Found {
             per_file: vec![0; stood_in.files()],
             elsewhere: false,
         };
-        let message = parse_inner(&stood_in.bytes, Some((&stood_in, &mut found)))?;
+        let message = parse_inner(&stood_in.bytes, Some((stood_in, &mut found)))?;
         let complete = found.per_file.iter().all(|n| *n == 1)
             && !found.elsewhere
             && !stood_in.appears_in(message.body_text.as_bytes());
         complete.then_some(message)
     });
-    Ok(resolved.ok().flatten())
+    resolved.ok().flatten()
 }
 
 /// What reading a message with stand-ins found: how many times each file's stand-in was an
@@ -1440,7 +1438,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(files(&packed), files(&whole), "{what}");
-        parse_stood_in(&p.skeleton, blob).unwrap().is_some()
+        parse_stood_in(&packing::stand_in(&p.skeleton, blob).unwrap()).is_some()
     }
 
     fn b64_lines(data: &[u8]) -> String {
@@ -1595,6 +1593,27 @@ mod tests {
         let m = parse(forged.as_bytes());
         assert_eq!(m.attachments.len(), 2);
         assert!(m.attachments[1].data.starts_with(b"caseclerk stand-in "));
+    }
+
+    #[test]
+    fn a_packed_message_read_from_its_bytes_whole_fetches_and_checks_each_file_once() {
+        // A text file is converted from its charset by the parser: the stand-ins cannot tell
+        // it, so the message is put back whole and read by `parse`.
+        let csv = "child,agency\r\n".repeat(2_000).into_bytes();
+        let raw = with_part(
+            "Content-Type: text/csv\r\nContent-Disposition: attachment; filename=\"list.csv\"",
+            &csv,
+        );
+        assert!(!packed_reads_as_whole(&raw), "read from the bytes whole");
+        let p = packing::pack(&raw).unwrap();
+        let fetched = std::cell::Cell::new(0);
+        let blob = |sha: &[u8; 32]| {
+            fetched.set(fetched.get() + 1);
+            p.blob(sha)
+        };
+        let m = parse_packed(&p.skeleton, blob).unwrap();
+        assert_eq!(fetched.get(), 1, "each file fetched (and hashed) once");
+        assert_eq!(m.attachments[0].data, csv);
     }
 
     #[test]

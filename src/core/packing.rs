@@ -300,6 +300,31 @@ impl<'a> StoodIn<'a> {
         self.files.len()
     }
 
+    /// The exact bytes `skeleton` stands for — the skeleton these stand-ins were made from —
+    /// with each file's content as already fetched and checked for them (read, and hashed, once).
+    pub fn put_back(&self, skeleton: &[u8]) -> Result<Vec<u8>, PackError> {
+        let mut out = Vec::with_capacity(skeleton.len());
+        let mut files = self.files.iter();
+        walk(skeleton, |seg| {
+            match seg {
+                Segment::Literal(bytes) => out.extend_from_slice(bytes),
+                Segment::Blob {
+                    sha256,
+                    len,
+                    line,
+                    eol,
+                } => {
+                    let Some((_, data)) = files.next().filter(|(_, d)| d.len() == len) else {
+                        return Err(PackError::Missing(hex::encode(sha256)));
+                    };
+                    encode_into(&mut out, data, line, eol);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Whether `text` holds a stand-in, or the start of one, anywhere.
     pub fn appears_in(&self, text: &[u8]) -> bool {
         memchr::memmem::find(text, &self.prefix).is_some()
@@ -792,6 +817,8 @@ mod tests {
                 let p = pack(&raw).unwrap_or_else(|| panic!("{n} bytes, {line} {eol:?}"));
                 assert_eq!(p.blobs[0].data, data, "{n} bytes, {line}");
                 assert_eq!(unpack(&p.skeleton, store(&p)).unwrap(), raw);
+                let stood_in = stand_in(&p.skeleton, store(&p)).unwrap();
+                assert_eq!(stood_in.put_back(&p.skeleton).unwrap(), raw);
             }
         }
     }
@@ -897,6 +924,9 @@ mod tests {
         assert_eq!(refs[0].sha256, refs[2].sha256);
         assert_eq!(refs[1].len, 4_000);
         assert_eq!(unpack(&p.skeleton, store(&p)).unwrap(), raw);
+        // Put back from the stand-ins' files: the one used twice comes back twice.
+        let stood_in = stand_in(&p.skeleton, store(&p)).unwrap();
+        assert_eq!(stood_in.put_back(&p.skeleton).unwrap(), raw);
     }
 
     #[test]
