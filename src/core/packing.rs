@@ -249,6 +249,15 @@ pub fn unpack<'a>(
     skeleton: &[u8],
     blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
 ) -> Result<Vec<u8>, PackError> {
+    write_out(skeleton, |sha256, len| checked_blob(&blob, sha256, len))
+}
+
+/// The bytes `skeleton` stands for, each blob segment's content (by SHA-256 and length) from
+/// `content`, in order.
+fn write_out<'a>(
+    skeleton: &[u8],
+    mut content: impl FnMut(&[u8; 32], usize) -> Result<&'a [u8], PackError>,
+) -> Result<Vec<u8>, PackError> {
     let mut out = Vec::with_capacity(skeleton.len());
     walk(skeleton, |seg| {
         match seg {
@@ -258,10 +267,7 @@ pub fn unpack<'a>(
                 len,
                 line,
                 eol,
-            } => {
-                let data = checked_blob(&blob, &sha256, len)?;
-                encode_into(&mut out, data, line, eol);
-            }
+            } => encode_into(&mut out, content(&sha256, len)?, line, eol),
         }
         Ok(())
     })?;
@@ -303,26 +309,14 @@ impl<'a> StoodIn<'a> {
     /// The exact bytes `skeleton` stands for — the skeleton these stand-ins were made from —
     /// with each file's content as already fetched and checked for them (read, and hashed, once).
     pub fn put_back(&self, skeleton: &[u8]) -> Result<Vec<u8>, PackError> {
-        let mut out = Vec::with_capacity(skeleton.len());
         let mut files = self.files.iter();
-        walk(skeleton, |seg| {
-            match seg {
-                Segment::Literal(bytes) => out.extend_from_slice(bytes),
-                Segment::Blob {
-                    sha256,
-                    len,
-                    line,
-                    eol,
-                } => {
-                    let Some((_, data)) = files.next().filter(|(_, d)| d.len() == len) else {
-                        return Err(PackError::Missing(hex::encode(sha256)));
-                    };
-                    encode_into(&mut out, data, line, eol);
-                }
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        write_out(skeleton, |sha256, len| {
+            files
+                .next()
+                .map(|(_, data)| *data)
+                .filter(|data| data.len() == len)
+                .ok_or_else(|| PackError::Missing(hex::encode(sha256)))
+        })
     }
 
     /// Whether `text` holds a stand-in, or the start of one, anywhere.
