@@ -76,7 +76,7 @@ impl BenchReport {
     pub fn render(&self) -> String {
         format!(
             "{} messages, {:.1} MB ({} with a 200 KB attachment)\n\
-             ceiling  bare UID FETCH 1:* BODY.PEEK[]   {:>8.0} msg/s  ({:.2} s)\n\
+             ceiling  bare UID FETCH 1:* BODY.PEEK[]   {:>8.0} msg/s  ({:.2} s, the fastest of {})\n\
              ingest   caseclerk fetch + SQLite store   {:>8.0} msg/s  ({:.2} s, {:.0} % of the ceiling)\n\
              {}\
              classify read back, parse, classify       {:>8.0} msg/s  ({:.2} s)\n\
@@ -86,6 +86,7 @@ impl BenchReport {
             self.messages / 10,
             self.rate(self.ceiling),
             self.ceiling.as_secs_f64(),
+            BARE_FETCHES,
             self.rate(self.ingest),
             self.ingest.as_secs_f64(),
             100.0 * self.ceiling.as_secs_f64() / self.ingest.as_secs_f64().max(1e-9),
@@ -176,13 +177,16 @@ pub(crate) fn plain_settings(stack: &MailStack, user: &str) -> ImapSettings {
 
 /// The ceiling: a bare client's single `UID FETCH 1:* BODY.PEEK[]` of the folder's `n`
 /// messages, each let go as it arrives, timed warm (a first fetch warms the server's caches, as
-/// the reference figures were measured).
+/// the reference figures were measured): the fastest of [`BARE_FETCHES`] timed fetches. One
+/// fetch of 300 MB varied from 0.82 to 1.21 s from one minute to the next here; the fastest is
+/// the steadiest figure, and the hardest to measure caseclerk against (never a slow reference
+/// that flatters it).
 pub(crate) async fn bare_fetch(settings: &ImapSettings, n: usize) -> Result<Duration, BenchError> {
     let other = |e: async_imap::error::Error| BenchError::Other(e.to_string());
     let mut session = mailbox::connect(settings).await?;
     session.examine(&settings.folder).await.map_err(other)?;
-    let mut timed = Duration::ZERO;
-    for _ in 0..2 {
+    let mut fastest = Duration::MAX;
+    for round in 0..=BARE_FETCHES {
         let started = Instant::now();
         let mut fetched = 0;
         let mut stream = session
@@ -193,7 +197,10 @@ pub(crate) async fn bare_fetch(settings: &ImapSettings, n: usize) -> Result<Dura
             fetched += usize::from(f.map_err(other)?.body().is_some());
         }
         drop(stream);
-        timed = started.elapsed();
+        // The first round only warms the server's caches.
+        if round > 0 {
+            fastest = fastest.min(started.elapsed());
+        }
         if fetched != n {
             return Err(BenchError::Other(format!(
                 "the bare fetch returned {fetched} of {n} messages"
@@ -201,8 +208,11 @@ pub(crate) async fn bare_fetch(settings: &ImapSettings, n: usize) -> Result<Dura
         }
     }
     let _ = session.logout().await;
-    Ok(timed)
+    Ok(fastest)
 }
+
+/// How many bare fetches are timed after the warming one ([`bare_fetch`]).
+pub const BARE_FETCHES: usize = 3;
 
 /// How many messages the folder holds now.
 pub(crate) async fn folder_count(settings: &ImapSettings) -> Result<usize, BenchError> {

@@ -63,7 +63,8 @@ pub struct FirstRun {
 #[derive(Debug, Clone)]
 pub struct FirstRunPass {
     /// A bare client's `UID FETCH 1:* BODY.PEEK[]` of the same backlog over the same connection
-    /// settings (TLS), warm, just before the first run: the reference for its time end to end.
+    /// settings (TLS), warm, the fastest of [`crate::dev::bench::BARE_FETCHES`], just before the
+    /// first run: the reference for its time end to end.
     pub bare_fetch: Duration,
     pub processed: usize,
     pub took: Duration,
@@ -129,8 +130,9 @@ impl MemoryReport {
             ));
             for p in &f.passes {
                 out.push_str(&format!(
-                    "            bare UID FETCH of the backlog (reference): {:.2} s; \
+                    "            bare UID FETCH of the backlog (reference, fastest of {}): {:.2} s; \
                      caseclerk tick --process-existing: {} processed in {:.1} s ({:.0} % of the bare fetch's speed)\n",
+                    crate::dev::bench::BARE_FETCHES,
                     p.bare_fetch.as_secs_f64(),
                     p.processed,
                     p.took.as_secs_f64(),
