@@ -7,6 +7,7 @@
 //! - [`membench`]: `caseclerk bench --first-run N | --burst N`, the real process's peak memory.
 //! - [`scalebench`]: `caseclerk bench --cases N`, planning, digest, export and `case` at 1,000
 //!   and N cases created through the real ingest path.
+//! - [`sendbench`]: `caseclerk bench --letters N`, letters a second handed to a local Postfix.
 //!
 //! Must not: be needed by the daemon in production.
 
@@ -17,3 +18,4 @@ pub mod devstack;
 pub mod membench;
 pub mod pagebench;
 pub mod scalebench;
+pub mod sendbench;

@@ -384,6 +384,10 @@ enum Command {
         /// digest, export and `case <ref>` after the first 1,000 and after the last.
         #[arg(long)]
         cases: Option<usize>,
+        /// Instead: hand this many letters to the local Postfix with lettre's own transport (the
+        /// reference) and with caseclerk's outbox client, and print letters a second for each.
+        #[arg(long)]
+        letters: Option<usize>,
         /// With --cases: the size of each referral in KB, its attached form most of it (the
         /// database's size per referral is read against this raw mail).
         #[arg(long, default_value_t = 3)]
@@ -738,8 +742,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             burst_mb,
             binary,
             cases,
+            letters,
             form_kb,
         } => {
+            if let Some(n) = letters {
+                return send_bench(config, *n).await;
+            }
             let memory = ((*first_run, *repeat), *burst, *burst_mb, binary.clone());
             bench(config, *messages, memory, (*cases, *form_kb)).await
         }
@@ -1565,6 +1573,17 @@ async fn bench(
         return Ok(());
     }
     let report = crate::dev::bench::run(messages).await.map_err(work)?;
+    print!("{}", report.render());
+    Ok(())
+}
+
+/// `caseclerk bench --letters N`: letters a second to a local Postfix
+/// ([`crate::dev::sendbench`]).
+async fn send_bench(config: &Option<PathBuf>, letters: usize) -> Result<(), Failure> {
+    let config = config.clone().unwrap_or_else(engine::default_config_path);
+    let report = crate::dev::sendbench::run(config, letters)
+        .await
+        .map_err(work)?;
     print!("{}", report.render());
     Ok(())
 }
