@@ -11,8 +11,8 @@
 //!
 //! Each client's letters are counted in the recipient's mailbox before its figure is taken as
 //! done (a letter Postfix took but never delivered would not count). Letters per second and the
-//! median hand-over (from the first byte of a letter to the server's `250`) are printed; the
-//! numbers go in the README, no test asserts on them.
+//! median hand-over (one letter's `send`, from its first command to the server's `250`) are
+//! printed; the numbers go in the README, no test asserts on them.
 //!
 //! Must not: touch any mailbox but its own throwaway stack, or keep anything afterwards.
 
