@@ -489,11 +489,6 @@ impl Vocabulary {
         }
     }
 
-    /// The phrases, in the list's order.
-    pub fn phrases(&self) -> &'static [&'static str] {
-        self.phrases
-    }
-
     /// The automaton, built once; `None` only if it could not be built (then each phrase is
     /// looked for in turn, as [`Words::contains_where`] does).
     fn search(&self) -> Option<&PhraseSearch> {

@@ -169,11 +169,6 @@ static THANKS_WORDS: Vocabulary = Vocabulary::new(THANKS);
 static REDIRECT_WORDS: Vocabulary = Vocabulary::new(REDIRECTS);
 static SUBJECT_CUE_WORDS: Vocabulary = Vocabulary::new(SUBJECT_CUES);
 
-/// Every phrase of `vocabulary` in `text_words`, as whole words, in vocabulary order.
-fn hits(text_words: &Words, vocabulary: &Vocabulary) -> Vec<&'static str> {
-    text_words.found(vocabulary)
-}
-
 /// Is the first line a person's short answer ("MEETS", "NFA - see below")? Only the first five
 /// words of the first line with a word are folded: five or more are not a short answer.
 fn person_answers_first(own: &str) -> bool {
@@ -200,7 +195,7 @@ fn person_answers_first(own: &str) -> bool {
     let greeting = GREETINGS.iter().any(|g| {
         first == *g || (first.starts_with(g) && first.as_bytes().get(g.len()) == Some(&b' '))
     });
-    let automated = !hits(&Words::new(&first), &STRONG_WORDS).is_empty();
+    let automated = !Words::new(&first).found(&STRONG_WORDS).is_empty();
     !greeting && !automated
 }
 
@@ -213,10 +208,10 @@ pub fn automated_wording(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Ve
     }
     let window: String = own.chars().take(WINDOW_CHARS).collect();
     let text_words = Words::new(&window);
-    let strong = hits(&text_words, &STRONG_WORDS);
-    let thanks = hits(&text_words, &THANKS_WORDS);
-    let redirects = hits(&text_words, &REDIRECT_WORDS);
-    let subject = hits(scan.subject(), &SUBJECT_CUE_WORDS);
+    let strong = text_words.found(&STRONG_WORDS);
+    let thanks = text_words.found(&THANKS_WORDS);
+    let redirects = text_words.found(&REDIRECT_WORDS);
+    let subject = scan.subject().found(&SUBJECT_CUE_WORDS);
     let weak: Vec<&str> = thanks.iter().chain(&redirects).copied().collect();
     let fires = !strong.is_empty()
         || (!thanks.is_empty() && !redirects.is_empty())
