@@ -279,6 +279,17 @@ pub fn parse_packed<'a>(
     }
 }
 
+/// The message [`packing::pack`] has just packed, read as [`parse_packed`] reads it from storage —
+/// the same [`Message`], without hashing the files [`packing::pack`] has just named (see
+/// [`packing::stand_in_packed`]). For the fetch, which reads each message as it stores it.
+pub fn parse_fresh(packed: &packing::Packed) -> Result<Message, packing::PackError> {
+    let stood_in = packing::stand_in_packed(packed)?;
+    match parse_stood_in(&stood_in) {
+        Some(message) => Ok(message),
+        None => Ok(parse(&stood_in.put_back(&packed.skeleton)?)),
+    }
+}
+
 /// [`parse_packed`]'s quick way: `None` when the stand-ins do not tell everything.
 fn parse_stood_in(stood_in: &packing::StoodIn<'_>) -> Option<Message> {
     let resolved = std::panic::catch_unwind(|| {
@@ -1418,26 +1429,30 @@ mod tests {
         eprintln!("parse_survives_hostile_input: {inputs_run} inputs, {caught} caught panic(s)");
     }
 
-    /// `parse_packed` of `raw` packed, compared field by field and file by file with `parse`;
-    /// returns whether the stand-ins told everything (the quick way was taken).
+    /// `parse_packed` of `raw` packed, and `parse_fresh` of the packing itself (the fetch's way),
+    /// each compared field by field and file by file with `parse`; returns whether the stand-ins
+    /// told everything (the quick way was taken).
     fn packed_reads_as_whole(raw: &[u8]) -> bool {
         let p = packing::pack(raw).expect("the message has a file to take out");
         let blob = |sha: &[u8; 32]| p.blob(sha);
         let whole = parse(raw);
         let packed = parse_packed(&p.skeleton, blob).expect("every blob is there");
+        let fresh = parse_fresh(&p).expect("every blob is there");
         let what = String::from_utf8_lossy(&raw[..raw.len().min(120)]).into_owned();
-        assert_eq!(
-            serde_json::to_value(&packed).unwrap(),
-            serde_json::to_value(&whole).unwrap(),
-            "{what}"
-        );
         let files = |m: &Message| {
             m.attachments
                 .iter()
                 .map(|a| a.data.clone())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(files(&packed), files(&whole), "{what}");
+        for (way, read) in [("parse_packed", &packed), ("parse_fresh", &fresh)] {
+            assert_eq!(
+                serde_json::to_value(read).unwrap(),
+                serde_json::to_value(&whole).unwrap(),
+                "{way}: {what}"
+            );
+            assert_eq!(files(read), files(&whole), "{way}: {what}");
+        }
         parse_stood_in(&packing::stand_in(&p.skeleton, blob).unwrap()).is_some()
     }
 

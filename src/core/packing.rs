@@ -337,6 +337,29 @@ pub fn stand_in<'a>(
     skeleton: &[u8],
     blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
 ) -> Result<StoodIn<'a>, PackError> {
+    stand_in_with(skeleton, |sha256, len| checked_blob(&blob, sha256, len))
+}
+
+/// [`stand_in`] for a message [`pack`] has just made: each file's content is the very bytes
+/// [`pack`] named by their SHA-256, so they are not hashed again (only their length is checked).
+/// For a message read back from storage, use [`stand_in`], which checks every file.
+pub fn stand_in_packed(packed: &Packed) -> Result<StoodIn<'_>, PackError> {
+    stand_in_with(&packed.skeleton, |sha256, len| {
+        let data = packed
+            .blob(sha256)
+            .ok_or_else(|| PackError::Missing(hex::encode(sha256)))?;
+        if data.len() != len {
+            return Err(PackError::Mismatch(hex::encode(sha256)));
+        }
+        Ok(data)
+    })
+}
+
+/// [`stand_in`] with each blob segment's content (by SHA-256 and length) from `content`.
+fn stand_in_with<'a>(
+    skeleton: &[u8],
+    mut content: impl FnMut(&[u8; 32], usize) -> Result<&'a [u8], PackError>,
+) -> Result<StoodIn<'a>, PackError> {
     let nonce = hex::encode(&Sha256::digest(skeleton)[..8]);
     let prefix = format!("caseclerk stand-in {nonce} ").into_bytes();
     let mut bytes = Vec::with_capacity(skeleton.len());
@@ -345,7 +368,7 @@ pub fn stand_in<'a>(
         match seg {
             Segment::Literal(literal) => bytes.extend_from_slice(literal),
             Segment::Blob { sha256, len, .. } => {
-                let data = checked_blob(&blob, &sha256, len)?;
+                let data = content(&sha256, len)?;
                 let mut text = prefix.clone();
                 text.extend_from_slice(files.len().to_string().as_bytes());
                 while text.len() % 3 != len % 3 {

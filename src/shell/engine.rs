@@ -135,7 +135,8 @@ enum Outcome {
 }
 
 /// A batch of pending messages being loaded (through the pool, not the loop's own connection)
-/// and parsed on a blocking thread, in the background. Dropping it stops that work: the loop
+/// and parsed on a blocking thread, in the background; a message the fetch has just stored comes
+/// already read ([`Store::take_fresh`]) when its row still waits. Dropping it stops that work: the loop
 /// returned early, and what it would have read is still pending for the next pass.
 /// A packed message is parsed from its skeleton and files, without its files' base64 being made
 /// again only to be decoded ([`crate::shell::store::PendingStored::parse`]).
@@ -145,15 +146,37 @@ impl Ahead {
     fn start(store: &Store, ids: Vec<i64>) -> Ahead {
         let store = store.clone();
         Ahead(tokio::spawn(async move {
-            let loaded = store.pending_stored(&ids).await?;
-            tokio::task::spawn_blocking(move || {
-                loaded
-                    .into_iter()
-                    .map(|m| Ok((m.arrival(), m.parse()?)))
-                    .collect()
-            })
-            .await
-            .map_err(stopped)?
+            // What the fetch read as it stored it is taken as it is; the rest is read back.
+            let mut fresh = store.take_fresh(&ids);
+            if !fresh.is_empty() {
+                let taken: Vec<i64> = fresh.keys().copied().collect();
+                let waiting = store.still_new(&taken).await?;
+                fresh.retain(|id, _| waiting.contains(id));
+            }
+            let missing: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !fresh.contains_key(id))
+                .collect();
+            let loaded = if missing.is_empty() {
+                Vec::new()
+            } else {
+                store.pending_stored(&missing).await?
+            };
+            let mut read: std::collections::HashMap<i64, (Arrival, intake::Message)> =
+                tokio::task::spawn_blocking(move || {
+                    loaded
+                        .into_iter()
+                        .map(|m| Ok((m.id, (m.arrival(), m.parse()?))))
+                        .collect::<Result<_, EngineError>>()
+                })
+                .await
+                .map_err(stopped)??;
+            // In the order asked for; a message no longer pending is in neither.
+            Ok(ids
+                .iter()
+                .filter_map(|id| fresh.remove(id).or_else(|| read.remove(id)))
+                .collect())
         }))
     }
 
@@ -571,6 +594,9 @@ impl Engine {
             processed += pending.len();
             opened.extend(decided);
         }
+        // Everything stored is decided: readings the fetch kept for messages no longer pending
+        // (filed meanwhile by an operator's command) are let go.
+        self.store.forget_fresh();
         if processed > 0 {
             self.progress.update("deciding", processed, processed);
         }

@@ -19,6 +19,7 @@ use std::time::Duration;
 mod blobs;
 mod bulk;
 pub use bulk::{EveryCase, Page};
+mod fresh;
 mod ingest;
 pub use ingest::{BatchStored, Ingest, PackingAhead, Prepared};
 mod particulars;
@@ -295,6 +296,8 @@ pub struct Store {
     pool: SqlitePool,
     /// Where [`Store::every_case`] opens its own connection; `None` for an in-memory store.
     bulk: Option<bulk::Source>,
+    /// Messages the fetch has just stored, already read ([`fresh`]).
+    fresh: std::sync::Arc<std::sync::Mutex<fresh::Fresh>>,
 }
 
 impl Store {
@@ -622,6 +625,7 @@ impl Store {
             })?;
         let store = Store {
             pool,
+            fresh: Default::default(),
             bulk: Some(bulk::Source {
                 path: path.to_path_buf(),
                 immutable: false,
@@ -686,6 +690,7 @@ impl Store {
             })?;
         let store = Store {
             pool,
+            fresh: Default::default(),
             bulk: Some(bulk::Source {
                 path: path.to_path_buf(),
                 immutable: !live,
@@ -789,7 +794,11 @@ impl Store {
                 path: ":memory:".into(),
                 source,
             })?;
-        let store = Store { pool, bulk: None };
+        let store = Store {
+            pool,
+            bulk: None,
+            fresh: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -484,7 +484,11 @@ mod tests {
             .connect_with(options)
             .await
             .unwrap();
-        let s = Store { pool, bulk: None };
+        let s = Store {
+            pool,
+            bulk: None,
+            fresh: Default::default(),
+        };
         let before: Vec<_> = super::super::MIGRATIONS
             .iter()
             .copied()

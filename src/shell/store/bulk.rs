@@ -396,6 +396,7 @@ mod tests {
         let through_sqlx = Store {
             pool: s.pool.clone(),
             bulk: None,
+            fresh: Default::default(),
         };
         assert!(s.bulk.is_some());
         for open_only in [false, true] {
@@ -463,6 +464,7 @@ mod tests {
         let (s, dir) = populated("gone", 2).await;
         let gone = Store {
             pool: s.pool.clone(),
+            fresh: Default::default(),
             bulk: Some(Source {
                 path: dir.join("no-such.db"),
                 immutable: false,

@@ -2,7 +2,9 @@
 //! mailbox reader's one write.
 //!
 //! Owns the packing of a batch's bytes ([`Ingest::prepare`], for a blocking thread, before the
-//! batch's transaction: the fetch packs each batch while the one before is being stored) and the
+//! batch's transaction: the fetch packs each batch while the one before is being stored; each
+//! message is read there too, from the packing, and the readings of the rows stored are handed
+//! to [`super::fresh`] once the batch commits, so the engine need not read them back) and the
 //! batch's SQL: which of its messages are new (the identity rule's de-duplication, applied to
 //! the whole batch against the database and against the batch's own earlier messages, exactly
 //! as if they were stored one by one), and the rows — a few
@@ -16,13 +18,14 @@
 //! a connection whose settings could not be put back is closed, never handed out again.
 //!
 //! Must not: decide anything about the mail, log content or keys (the mailbox logs hashed ids),
-//! or hold a batch's bytes twice for longer than the statement that writes them.
+//! or hold a batch's bytes twice for longer than the statement that writes them (a reading is
+//! the decoded message, held within [`super::fresh`]'s budget).
 
 use super::blobs::{self, STATEMENT_BYTES};
 use super::{
     IN_LIST, INGEST_WAL_PAGES, NewMessage, Store, StoreError, batches_by_bytes, placeholders, ts,
 };
-use crate::core::{identity, packing};
+use crate::core::{identity, intake, packing};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::pool::PoolConnection;
@@ -41,6 +44,8 @@ pub struct BatchStored {
 /// documentation. Give it back with [`Ingest::finish`].
 pub struct Ingest {
     conn: Option<PoolConnection<sqlx::Sqlite>>,
+    /// Where each committed batch's readings go ([`super::fresh`]).
+    store: Store,
 }
 
 impl Store {
@@ -64,7 +69,10 @@ impl Store {
             conn.close_on_drop();
             return Err(e.into());
         }
-        Ok(Ingest { conn: Some(conn) })
+        Ok(Ingest {
+            conn: Some(conn),
+            store: self.clone(),
+        })
     }
 }
 
@@ -80,6 +88,8 @@ struct Ready {
     msg: NewMessage,
     size: i64,
     packed: Option<packing::Packed>,
+    /// The message read from these bytes, for the engine ([`super::fresh`]).
+    read: Option<intake::Message>,
 }
 
 impl Ready {
@@ -107,10 +117,19 @@ impl Ingest {
             .map(|mut msg| {
                 let size = msg.raw.len() as i64;
                 let packed = packing::pack(&msg.raw);
+                let read = match &packed {
+                    Some(p) => intake::parse_fresh(p).ok(),
+                    None => Some(intake::parse(&msg.raw)),
+                };
                 if packed.is_some() {
                     msg.raw = Vec::new();
                 }
-                Ready { msg, size, packed }
+                Ready {
+                    msg,
+                    size,
+                    packed,
+                    read,
+                }
             })
             .collect();
         Prepared {
@@ -163,10 +182,19 @@ impl Ingest {
         let known = Known::read(&mut tx, (mailbox, uidvalidity), &messages).await?;
         let new = known.new_messages(&messages)?;
         let mut slots: Vec<Option<Ready>> = messages.into_iter().map(Some).collect();
+        let mut readings: Vec<(String, DateTime<Utc>, intake::Message)> = Vec::new();
         let rows: Vec<NewRow> = new
             .into_iter()
             .filter_map(|(i, key)| {
-                let Ready { msg, size, packed } = slots.get_mut(i)?.take()?;
+                let Ready {
+                    msg,
+                    size,
+                    packed,
+                    read,
+                } = slots.get_mut(i)?.take()?;
+                if let Some(read) = read {
+                    readings.push((key.clone(), msg.internal_date, read));
+                }
                 Some(NewRow {
                     key,
                     fingerprint: msg.fingerprint,
@@ -179,7 +207,7 @@ impl Ingest {
             .collect();
         // What was not new is let go before the rows are written.
         drop(slots);
-        let stored = insert(&mut tx, mailbox, uidvalidity, rows, now).await?;
+        let ids = insert(&mut tx, mailbox, uidvalidity, rows, now).await?;
         sqlx::query(
             "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_ok_at, failures) VALUES (?, ?, ?, ?, 0) \
              ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
@@ -192,7 +220,20 @@ impl Ingest {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(BatchStored { stored, packing })
+        // Committed: the engine may take these readings instead of reading the rows back. Each
+        // arrival as the engine would read it from its row (the stored time's precision).
+        let mut fresh = Vec::with_capacity(readings.len());
+        for (key, internal_date, read) in readings {
+            if let Some(&id) = ids.get(&key) {
+                let internal_date = super::parse_ts(&ts(internal_date))?;
+                fresh.push((super::Arrival { id, internal_date }, read));
+            }
+        }
+        self.store.keep_fresh(fresh);
+        Ok(BatchStored {
+            stored: ids.len(),
+            packing,
+        })
     }
 
     /// A batch's transaction. It takes the write lock at once: the batch's keys are read before
@@ -386,15 +427,16 @@ fn reused(m: &NewMessage) -> String {
     format!("{}#{}", m.dedupe_key, m.fingerprint)
 }
 
-/// Insert the new messages' rows, bytes and blobs; how many were stored (a row the database
-/// already holds under its key or UID is left as it is, as `ON CONFLICT DO NOTHING` does).
+/// Insert the new messages' rows, bytes and blobs; the id of each row stored, by its key (a row
+/// the database already holds under its key or UID is left as it is, as `ON CONFLICT DO
+/// NOTHING` does).
 async fn insert(
     tx: &mut super::Tx<'_>,
     mailbox: &str,
     uidvalidity: u32,
     rows: Vec<NewRow>,
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+) -> Result<HashMap<String, i64>, StoreError> {
     let fetched_at = ts(now);
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(IN_LIST) {
@@ -428,7 +470,6 @@ async fn insert(
             bytes.push((*id, stored));
         }
     }
-    let stored = bytes.len();
     // Its bytes in a row of their own (migration 15): filing the message later rewrites its
     // small row, never these. A statement at a time, bounded by bytes, each let go once written.
     let sized = bytes.into_iter().map(|(id, s)| {
@@ -448,7 +489,7 @@ async fn insert(
     }
     // Its attached files stored once (migration 14): the skeleton names them.
     blobs::attach_many(tx, blobs::Owner::Message, owned).await?;
-    Ok(stored)
+    Ok(ids)
 }
 
 /// Storing a batch at once must keep exactly what storing its messages one at a time keeps: the
