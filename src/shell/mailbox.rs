@@ -590,7 +590,8 @@ impl Pipeline<'_> {
         for m in &batch {
             tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
         }
-        Packing(Ingest::pack_ahead(batch), top)
+        // Read for the engine only when one decides while this fetch stores (a pass's fetch).
+        Packing(Ingest::pack_ahead(batch, self.frontier.is_some()), top)
     }
 
     /// Store a packed batch (of `count` of the folder's messages) on a task of its own.

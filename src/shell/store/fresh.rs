@@ -1,9 +1,10 @@
 //! Messages the fetch has just stored, already read, for the engine to decide without reading
 //! them back ([`Store::take_fresh`]).
 //!
-//! The fetch packs each batch on a blocking thread; it reads each message there too
-//! ([`crate::core::intake::parse_fresh`]), from the very bytes it stores, and once the batch has
-//! committed hands the readings here under the rows' ids. The engine, deciding stored mail in
+//! The fetch packs each batch on a blocking thread; when an engine decides while it stores (a
+//! pass's fetch), it reads each message there too ([`crate::core::intake::parse_fresh`]), from
+//! the very bytes it stores, and once the batch has committed hands the readings here under the
+//! rows' ids. A fetch nobody decides (`caseclerk bench`'s ingest) reads nothing. The engine, deciding stored mail in
 //! order of arrival, takes a message's reading from here when it is here and reads the row back
 //! from the database otherwise: both give the same [`Message`] (the golden corpus and the
 //! property tests of [`crate::core::intake::parse_packed`] hold `parse_fresh` to it), so which
@@ -191,6 +192,26 @@ mod tests {
             same(&fresh.remove(&m.id).unwrap(), &back);
         }
         assert!(s.take_fresh(&ids).is_empty(), "each reading is given once");
+    }
+
+    #[tokio::test]
+    async fn a_fetch_no_engine_decides_keeps_no_readings() {
+        let s = Store::open_in_memory().await.unwrap();
+        let at = "2026-12-22T09:00:00Z".parse().unwrap();
+        let batch = vec![new_message(&mail(1, Some(&file(5_000))), 1, at)];
+        let prepared = super::super::Ingest::pack_ahead(batch, false)
+            .finished()
+            .await
+            .unwrap();
+        let mut ingest = s.ingest().await.unwrap();
+        ingest
+            .store_prepared("INBOX", 1, prepared, 1, at)
+            .await
+            .unwrap();
+        ingest.finish().await;
+        let ids = s.pending_ids().await.unwrap();
+        assert_eq!(ids.len(), 1, "stored");
+        assert!(s.take_fresh(&ids).is_empty(), "but not read");
     }
 
     #[tokio::test]

@@ -109,8 +109,10 @@ impl Ingest {
     /// Pack a fetched batch's bytes ([`crate::core::packing`]): the processor's work, for a
     /// blocking thread, done before the batch's transaction — so it neither holds the write lock
     /// nor waits for the batch before it to be stored. Every message is packed, even one the
-    /// identity rule will find already stored (a re-delivery or a re-fetch: rare).
-    pub fn prepare(messages: Vec<NewMessage>) -> Prepared {
+    /// identity rule will find already stored (a re-delivery or a re-fetch: rare). With `read`,
+    /// each message is also read from its packing for the engine ([`super::fresh`]): only when
+    /// an engine will decide what is stored (a pass's fetch); a fetch nobody decides reads none.
+    pub fn prepare(messages: Vec<NewMessage>, read: bool) -> Prepared {
         let started = std::time::Instant::now();
         let messages = messages
             .into_iter()
@@ -118,6 +120,7 @@ impl Ingest {
                 let size = msg.raw.len() as i64;
                 let packed = packing::pack(&msg.raw);
                 let read = match &packed {
+                    _ if !read => None,
                     Some(p) => intake::parse_fresh(p).ok(),
                     None => Some(intake::parse(&msg.raw)),
                 };
@@ -138,10 +141,11 @@ impl Ingest {
         }
     }
 
-    /// Start packing a fetched batch ([`Ingest::prepare`]) on a blocking thread, at once.
-    pub fn pack_ahead(messages: Vec<NewMessage>) -> PackingAhead {
+    /// Start packing (and with `read`, reading) a fetched batch ([`Ingest::prepare`]) on a
+    /// blocking thread, at once.
+    pub fn pack_ahead(messages: Vec<NewMessage>, read: bool) -> PackingAhead {
         PackingAhead(tokio::task::spawn_blocking(move || {
-            Ingest::prepare(messages)
+            Ingest::prepare(messages, read)
         }))
     }
 
@@ -152,7 +156,8 @@ impl Ingest {
     /// `body_sha256` column holds the fingerprint (rows stored before fingerprints hold the
     /// body's hash, and were keyed `sha256:<raw hash>` without a Message-ID: both are compared
     /// with too, so nothing is stored twice across the upgrade). Each message's bytes are let go
-    /// once their row is written. The batch is packed first ([`Ingest::prepare`], on a blocking
+    /// once their row is written; their readings are kept for the engine ([`super::fresh`]). The
+    /// batch is packed first ([`Ingest::prepare`], on a blocking
     /// thread); a fetch packs each batch while the one before is stored, and calls
     /// [`Ingest::store_prepared`].
     pub async fn store_batch(
@@ -163,7 +168,7 @@ impl Ingest {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<BatchStored, StoreError> {
-        let prepared = Ingest::pack_ahead(messages).finished().await?;
+        let prepared = Ingest::pack_ahead(messages, true).finished().await?;
         self.store_prepared(mailbox, uidvalidity, prepared, last_uid, now)
             .await
     }
