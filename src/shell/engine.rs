@@ -356,6 +356,8 @@ impl Engine {
             fetched
         };
         let (fetched, decided) = tokio::join!(fetching, self.decide(now, Some(rx)));
+        // A deciding stopped early leaves the fetch to store on alone: what it read is let go.
+        self.store.forget_fresh();
         match fetched {
             Ok(f) => report.fetch = Some(f),
             Err(e) => {
@@ -404,7 +406,11 @@ impl Engine {
         if let Ok(mut f) = self.first_run.lock() {
             *f = first;
         }
-        self.process_messages(now, frontier).await
+        let decided = self.process_messages(now, frontier).await;
+        // Decided (or stopped by an error): readings the fetch kept and nobody took — messages
+        // filed meanwhile by an operator's command, or left by the error — are let go.
+        self.store.forget_fresh();
+        decided
     }
 
     /// Plan, queue the periodic letters, send, and the daily chores: what a pass does after
@@ -594,9 +600,6 @@ impl Engine {
             processed += pending.len();
             opened.extend(decided);
         }
-        // Everything stored is decided: readings the fetch kept for messages no longer pending
-        // (filed meanwhile by an operator's command) are let go.
-        self.store.forget_fresh();
         if processed > 0 {
             self.progress.update("deciding", processed, processed);
         }
