@@ -979,6 +979,19 @@ impl fmt::Debug for Message {
     }
 }
 
+/// `data` in base64 as a mail program writes an attached file: lines of 76 characters, CRLF
+/// between them (for tests that build mail).
+#[cfg(test)]
+pub(crate) fn b64_lines(data: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(data);
+    text.as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1454,16 +1467,6 @@ mod tests {
             assert_eq!(files(read), files(&whole), "{way}: {what}");
         }
         parse_stood_in(&packing::stand_in(&p.skeleton, blob).unwrap()).is_some()
-    }
-
-    fn b64_lines(data: &[u8]) -> String {
-        use base64::Engine as _;
-        let text = base64::engine::general_purpose::STANDARD.encode(data);
-        text.as_bytes()
-            .chunks(76)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join("\r\n")
     }
 
     fn with_part(part_headers: &str, data: &[u8]) -> Vec<u8> {

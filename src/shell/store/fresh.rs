@@ -110,20 +110,13 @@ impl Store {
 mod tests {
     use super::*;
     use crate::shell::mailbox::new_message;
-    use base64::Engine as _;
 
     fn mail(n: u32, file: Option<&[u8]>) -> Vec<u8> {
         let attached = file.map_or(String::new(), |f| {
-            let text = base64::engine::general_purpose::STANDARD.encode(f);
-            let lines: Vec<&str> = text
-                .as_bytes()
-                .chunks(76)
-                .map(|c| std::str::from_utf8(c).unwrap())
-                .collect();
             format!(
                 "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; \
                  filename=\"return {n}.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-                lines.join("\r\n")
+                crate::core::intake::b64_lines(f)
             )
         });
         format!(
