@@ -345,6 +345,14 @@ async fn authenticate(
 /// again, and de-duplicated.
 const FETCH_CHUNK: usize = 50;
 
+/// Storage batches asked for by one `UID FETCH` (so at most 400 messages or 64 MB a command):
+/// the server streams on while each batch is stored, instead of waiting for a command per batch.
+/// A first run over 10,000 messages took 1.9–2.5 s this way against 2.4–2.7 s with a command
+/// per batch (README, *Session 15*). What is held stays two batches while the server sends in
+/// order; a batch waiting for a message sent out of order holds the ones after it
+/// ([`Gathering`]), at most the command's 64 MB.
+const STREAM_BATCHES: usize = 8;
+
 /// At most this many bytes of mail (by the server's `RFC822.SIZE`) are fetched and held per
 /// batch: memory follows this budget, not the backlog. A message larger than the budget is
 /// fetched alone. 8 MB keeps batches of ordinary mail at [`FETCH_CHUNK`] (so ingest is as fast
@@ -465,40 +473,159 @@ fn uid_set(uids: &[u32]) -> String {
         .join(",")
 }
 
-/// Fetch one batch's bodies and turn each into a [`NewMessage`] as it arrives, letting the
-/// server's response go at once (the bytes are held once, not twice, for the whole batch).
-async fn fetch_batch(
+/// The messages of one `UID FETCH` that covers several storage batches ([`STREAM_BATCHES`]),
+/// gathered into those batches as they arrive. A batch is complete when every UID of it has
+/// arrived, or when the response has ended (a UID never sent was expunged meanwhile): only then
+/// is it stored, so a batch's watermark never passes a message still to come, in whatever order
+/// the server sends them. Pure: the reading is [`next_batch`]'s.
+#[derive(Default)]
+struct Gathering {
+    got: std::collections::BTreeMap<u32, NewMessage>,
+    ended: bool,
+}
+
+impl Gathering {
+    fn arrived(&mut self, m: NewMessage) {
+        self.got.insert(m.uid, m);
+    }
+
+    fn end(&mut self) {
+        self.ended = true;
+    }
+
+    /// `batch`'s messages, in UID order, once it is complete; `None` while one may still come.
+    fn take(&mut self, batch: &[u32]) -> Option<Vec<NewMessage>> {
+        (self.ended || batch.iter().all(|u| self.got.contains_key(u)))
+            .then(|| batch.iter().filter_map(|u| self.got.remove(u)).collect())
+    }
+}
+
+/// Read `stream` (one `UID FETCH` of several batches) until `batch` is complete, turning each
+/// message into a [`NewMessage`] as it arrives, letting the server's response go at once. Each
+/// response is waited for at most the command timeout (a dead connection is noticed however long
+/// the whole command runs).
+async fn next_batch<S>(
     settings: &ImapSettings,
-    session: &mut Session,
-    uids: &[u32],
+    stream: &mut S,
+    gathering: &mut Gathering,
+    batch: &[u32],
     (last, now): (u32, DateTime<Utc>),
     identity: &mut Duration,
-) -> Result<Vec<NewMessage>, MailboxError> {
-    let set = uid_set(uids);
-    timed(settings, "UID FETCH", async {
-        let mut stream = session
-            .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-            .await?;
-        let mut batch = Vec::with_capacity(uids.len());
-        while let Some(f) = stream.next().await {
-            let f = f?;
-            let (Some(uid), Some(raw)) = (f.uid, f.body()) else {
-                continue;
-            };
-            if uid <= last {
-                continue;
-            }
-            let internal_date = f
-                .internal_date()
-                .map(|d| d.with_timezone(&Utc))
-                .unwrap_or(now);
-            let started = std::time::Instant::now();
-            batch.push(new_message(raw, uid, internal_date));
-            *identity += started.elapsed();
+) -> Result<Vec<NewMessage>, MailboxError>
+where
+    S: futures::Stream<Item = Result<async_imap::types::Fetch, async_imap::error::Error>> + Unpin,
+{
+    loop {
+        if let Some(messages) = gathering.take(batch) {
+            return Ok(messages);
         }
-        Ok::<_, async_imap::error::Error>(batch)
+        let Some(f) = next_response(settings, stream).await? else {
+            gathering.end();
+            continue;
+        };
+        let f = f.map_err(|e| MailboxError::Command {
+            command: "UID FETCH",
+            detail: e.to_string(),
+        })?;
+        let (Some(uid), Some(raw)) = (f.uid, f.body()) else {
+            continue;
+        };
+        if uid <= last {
+            continue;
+        }
+        let internal_date = f
+            .internal_date()
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(now);
+        let started = std::time::Instant::now();
+        gathering.arrived(new_message(raw, uid, internal_date));
+        *identity += started.elapsed();
+    }
+}
+
+/// Read a `UID FETCH` response whose batches are all complete to its end: nothing more of ours
+/// comes (each UID asked for has arrived), only the command's completion.
+async fn to_the_end<S>(settings: &ImapSettings, stream: &mut S) -> Result<(), MailboxError>
+where
+    S: futures::Stream<Item = Result<async_imap::types::Fetch, async_imap::error::Error>> + Unpin,
+{
+    while let Some(f) = next_response(settings, stream).await? {
+        f.map_err(|e| MailboxError::Command {
+            command: "UID FETCH",
+            detail: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// The next response of a `UID FETCH`, waited for at most the command timeout.
+async fn next_response<S>(
+    settings: &ImapSettings,
+    stream: &mut S,
+) -> Result<Option<S::Item>, MailboxError>
+where
+    S: futures::Stream + Unpin,
+{
+    timed(settings, "UID FETCH", async {
+        Ok::<_, MailboxError>(stream.next().await)
     })
     .await
+}
+
+/// Fetch `group`'s batches with one `UID FETCH`, each handed to `pipeline` as it completes
+/// ([`Gathering`]); the bytes asked for (by the server's sizes).
+async fn fetch_group(
+    settings: &ImapSettings,
+    session: &mut Session,
+    group: &[Vec<u32>],
+    sizes: &[Sized],
+    pipeline: &mut Pipeline<'_>,
+    report: &mut FetchReport,
+) -> Result<u64, MailboxError> {
+    let now = pipeline.now;
+    let mut bytes = 0;
+    let last = pipeline.last;
+    let set = uid_set(&group.concat());
+    let mut stream = timed(
+        settings,
+        "UID FETCH",
+        session.uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])"),
+    )
+    .await?;
+    let mut gathering = Gathering::default();
+    for chunk in group {
+        let batch_bytes = batch_bytes(chunk, sizes);
+        bytes += batch_bytes;
+        tracing::debug!(
+            messages = chunk.len(),
+            bytes = batch_bytes,
+            "fetching a batch"
+        );
+        let started = std::time::Instant::now();
+        let mut identity = Duration::ZERO;
+        let fetched = next_batch(
+            settings,
+            &mut stream,
+            &mut gathering,
+            chunk,
+            (last, now),
+            &mut identity,
+        )
+        .await;
+        report.timings.server += started.elapsed().saturating_sub(identity);
+        report.timings.identity += identity;
+        // Packed at once, while the batch before is still being stored; that one is stored
+        // (or has failed) before this one is handed over.
+        let packing = fetched.map(|batch| pipeline.pack(batch));
+        pipeline.settle(report).await?;
+        pipeline.hand_over(packing?, chunk.len())?;
+    }
+    // Every batch is complete: the response is read to its end (its completion), so the
+    // session can take the next command.
+    if !gathering.ended {
+        to_the_end(settings, &mut stream).await?;
+    }
+    Ok(bytes)
 }
 
 /// A fetched batch being packed, and the UID the watermark moves to once it is stored.
@@ -792,31 +919,9 @@ pub async fn fetch_new(
     // What the engine may decide before anything is stored.
     pipeline.publish();
     report.timings.setup = begun.elapsed();
-    for chunk in batches {
-        let batch_bytes = batch_bytes(&chunk, &sizes);
-        bytes += batch_bytes;
-        tracing::debug!(
-            messages = chunk.len(),
-            bytes = batch_bytes,
-            "fetching a batch"
-        );
-        let started = std::time::Instant::now();
-        let mut identity = Duration::ZERO;
-        let fetched = fetch_batch(
-            settings,
-            session,
-            &chunk,
-            (pipeline.last, now),
-            &mut identity,
-        )
-        .await;
-        report.timings.server += started.elapsed().saturating_sub(identity);
-        report.timings.identity += identity;
-        // Packed at once, while the batch before is still being stored; that one is stored
-        // (or has failed) before this one is handed over.
-        let packing = fetched.map(|batch| pipeline.pack(batch));
-        pipeline.settle(&mut report).await?;
-        pipeline.hand_over(packing?, chunk.len())?;
+    // One command for several batches: the server streams on while each is stored.
+    for group in batches.chunks(STREAM_BATCHES) {
+        bytes += fetch_group(settings, session, group, &sizes, &mut pipeline, &mut report).await?;
     }
     pipeline.settle(&mut report).await?;
     if let Some(i) = pipeline.ingest.take() {
@@ -1360,6 +1465,31 @@ mod tests {
             ]
         );
         assert_eq!(frontiers(&[], &sizes), [Frontier::Done]);
+    }
+
+    /// One `UID FETCH` for several batches: a batch is stored only once every UID of it has
+    /// arrived, or once the response has ended, whatever order the server sends them in.
+    #[test]
+    fn a_batch_of_a_streamed_fetch_is_complete_only_when_nothing_of_it_can_still_come() {
+        let at = "2026-12-22T09:00:00Z".parse().unwrap();
+        let m = |uid: u32| new_message(format!("Subject: {uid}\r\n\r\nx\r\n").as_bytes(), uid, at);
+        let uids = |batch: Option<Vec<NewMessage>>| {
+            batch.map(|b| b.iter().map(|m| m.uid).collect::<Vec<_>>())
+        };
+        let mut g = Gathering::default();
+        g.arrived(m(1));
+        assert_eq!(uids(g.take(&[1, 2])), None, "2 may still come");
+        g.arrived(m(3)); // sent before 2: kept for its own batch
+        g.arrived(m(2));
+        assert_eq!(uids(g.take(&[1, 2])), Some(vec![1, 2]));
+        assert_eq!(uids(g.take(&[3, 4])), None, "4 may still come");
+        g.end(); // 4 was expunged meanwhile: the response ended without it
+        assert_eq!(uids(g.take(&[3, 4])), Some(vec![3]));
+        assert_eq!(
+            uids(g.take(&[5])),
+            Some(vec![]),
+            "after the end, nothing more comes"
+        );
     }
 
     #[test]
