@@ -120,7 +120,9 @@ impl Ingest {
                 let size = msg.raw.len() as i64;
                 let packed = packing::pack(&msg.raw);
                 let read = match &packed {
-                    _ if !read => None,
+                    // A large message is read back when decided, as before: its reading would
+                    // add its files' size again to a burst's peak for little gain.
+                    _ if !read || msg.raw.len() > super::fresh::FRESH_MESSAGE => None,
                     Some(p) => intake::parse_fresh(p).ok(),
                     None => Some(intake::parse(&msg.raw)),
                 };
