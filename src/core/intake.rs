@@ -271,22 +271,25 @@ pub fn parse_packed<'a>(
     skeleton: &[u8],
     blob: impl Fn(&[u8; 32]) -> Option<&'a [u8]>,
 ) -> Result<Message, packing::PackError> {
-    let stood_in = packing::stand_in(skeleton, &blob)?;
-    match parse_stood_in(&stood_in) {
-        Some(message) => Ok(message),
-        // Put back from the files the stand-ins were made with: each checked once, there.
-        None => Ok(parse(&stood_in.put_back(skeleton)?)),
-    }
+    read_stood_in(&packing::stand_in(skeleton, &blob)?, skeleton)
 }
 
 /// The message [`packing::pack`] has just packed, read as [`parse_packed`] reads it from storage —
 /// the same [`Message`], without hashing the files [`packing::pack`] has just named (see
 /// [`packing::stand_in_packed`]). For the fetch, which reads each message as it stores it.
 pub fn parse_fresh(packed: &packing::Packed) -> Result<Message, packing::PackError> {
-    let stood_in = packing::stand_in_packed(packed)?;
-    match parse_stood_in(&stood_in) {
+    read_stood_in(&packing::stand_in_packed(packed)?, &packed.skeleton)
+}
+
+/// The message `skeleton` stands for, read through its stand-ins when they tell everything, else
+/// put back from the files the stand-ins were made with (each checked once, there) and read whole.
+fn read_stood_in(
+    stood_in: &packing::StoodIn<'_>,
+    skeleton: &[u8],
+) -> Result<Message, packing::PackError> {
+    match parse_stood_in(stood_in) {
         Some(message) => Ok(message),
-        None => Ok(parse(&stood_in.put_back(&packed.skeleton)?)),
+        None => Ok(parse(&stood_in.put_back(skeleton)?)),
     }
 }
 

@@ -523,10 +523,6 @@ where
             gathering.end();
             continue;
         };
-        let f = f.map_err(|e| MailboxError::Command {
-            command: "UID FETCH",
-            detail: e.to_string(),
-        })?;
         let (Some(uid), Some(raw)) = (f.uid, f.body()) else {
             continue;
         };
@@ -549,25 +545,21 @@ async fn to_the_end<S>(settings: &ImapSettings, stream: &mut S) -> Result<(), Ma
 where
     S: futures::Stream<Item = Result<async_imap::types::Fetch, async_imap::error::Error>> + Unpin,
 {
-    while let Some(f) = next_response(settings, stream).await? {
-        f.map_err(|e| MailboxError::Command {
-            command: "UID FETCH",
-            detail: e.to_string(),
-        })?;
-    }
+    while next_response(settings, stream).await?.is_some() {}
     Ok(())
 }
 
-/// The next response of a `UID FETCH`, waited for at most the command timeout.
+/// The next response of a `UID FETCH` (`None` once it has ended), waited for at most the command
+/// timeout; an error in it is the command's.
 async fn next_response<S>(
     settings: &ImapSettings,
     stream: &mut S,
-) -> Result<Option<S::Item>, MailboxError>
+) -> Result<Option<async_imap::types::Fetch>, MailboxError>
 where
-    S: futures::Stream + Unpin,
+    S: futures::Stream<Item = Result<async_imap::types::Fetch, async_imap::error::Error>> + Unpin,
 {
     timed(settings, "UID FETCH", async {
-        Ok::<_, MailboxError>(stream.next().await)
+        stream.next().await.transpose()
     })
     .await
 }
