@@ -130,10 +130,14 @@ async fn file(
             .map_err(|_| within("UID SEARCH"))?
             .map_err(command("UID SEARCH"))?;
         if found.is_empty() {
+            // The letter's bytes are read now, one letter at a time, and let go once appended.
+            let Some(letter) = store.letter(l.id).await? else {
+                continue; // gone meanwhile: nothing to file
+            };
             let date = l.sent_at.format("\"%d-%b-%Y %H:%M:%S +0000\"").to_string();
             tokio::time::timeout(
                 t,
-                session.append(folder, Some("(\\Seen)"), Some(&date), &l.raw),
+                session.append(folder, Some("(\\Seen)"), Some(&date), &letter.raw),
             )
             .await
             .map_err(|_| within("APPEND"))?

@@ -440,12 +440,13 @@ pub struct OutboxRow {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// A sent letter still to be filed in the sent folder.
+/// A sent letter still to be filed in the sent folder: what finds it there, not its bytes. A
+/// pass files up to hundreds, and a letter carrying a referral's file can be 20 MB: each one's
+/// bytes are read ([`Store::letter`]) only when it is appended, and let go before the next.
 #[derive(Debug, Clone)]
 pub struct UnfiledLetter {
     pub id: i64,
     pub message_id: String,
-    pub raw: Vec<u8>,
     pub sent_at: DateTime<Utc>,
 }
 
@@ -2307,36 +2308,24 @@ impl Store {
     }
 
     /// Letters sent but not yet filed in the sent folder (oldest first, at most `limit`): their
-    /// id, Message-ID, bytes and when they were sent.
+    /// id, Message-ID and when they were sent — not their bytes ([`UnfiledLetter`]).
     pub async fn unfiled_sent(&self, limit: i64) -> Result<Vec<UnfiledLetter>, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT id, message_id, raw, packing, sent_at FROM outbox \
+            "SELECT id, message_id, sent_at FROM outbox \
              WHERE filed_at IS NULL AND sent_at IS NOT NULL ORDER BY sent_at, id LIMIT ?",
         )
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id: i64 = r.try_get("id")?;
-            let raw = r.try_get("raw")?;
-            out.push(UnfiledLetter {
-                id,
-                message_id: r.try_get("message_id")?,
-                raw: blobs::unpacked(
-                    &mut tx,
-                    blobs::Owner::Letter,
-                    id,
-                    raw,
-                    r.try_get("packing")?,
-                )
-                .await?,
-                sent_at: parse_ts(&r.try_get::<String, _>("sent_at")?)?,
-            });
-        }
-        tx.commit().await?;
-        Ok(out)
+        rows.iter()
+            .map(|r| {
+                Ok(UnfiledLetter {
+                    id: r.try_get("id")?,
+                    message_id: r.try_get("message_id")?,
+                    sent_at: parse_ts(&r.try_get::<String, _>("sent_at")?)?,
+                })
+            })
+            .collect()
     }
 
     /// Record that a sent letter is in the sent folder.

@@ -474,7 +474,10 @@ mod tests {
         let mut tx = s.begin().await.unwrap();
         Store::mark_sent(&mut tx, letters[0].0, now).await.unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(s.unfiled_sent(10).await.unwrap()[0].raw, letters[0].1);
+        let unfiled = s.unfiled_sent(10).await.unwrap();
+        assert_eq!(unfiled[0].id, letters[0].0);
+        let raw = s.letter(unfiled[0].id).await.unwrap().unwrap().raw;
+        assert_eq!(raw, letters[0].1);
     }
 
     /// A database as caseclerk's schema 14 left it, on one connection made with `options`.
