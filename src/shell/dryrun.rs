@@ -94,9 +94,10 @@ pub async fn run(
         .await?
         .with_transport(Arc::new(RecordingTransport::new()))
         .with_progress(progress);
+    // Listed without their bytes: only the letters this dry run decides are read whole.
     let before = engine
         .store
-        .letters(None)
+        .letter_summaries(None)
         .await?
         .iter()
         .map(|l| l.id)
@@ -105,10 +106,13 @@ pub async fn run(
     let report = engine.tick().await?;
     let mut by_case: BTreeMap<i64, Vec<OutboxRow>> = BTreeMap::new();
     let mut other = Vec::new();
-    for l in engine.store.letters(None).await? {
-        if l.id <= before {
+    for summary in engine.store.letter_summaries(None).await? {
+        if summary.id <= before {
             continue;
         }
+        let Some(l) = engine.store.letter(summary.id).await? else {
+            continue;
+        };
         match l.case_id {
             Some(c) => by_case.entry(c).or_default().push(l),
             None => other.push(l),

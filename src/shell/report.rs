@@ -67,7 +67,8 @@ pub async fn case_report(
             r.event.describe()
         );
     }
-    let letters = store.letters(Some(row.id)).await?;
+    // Their lines only: a letter carrying a referral's file can be 20 MB, and none is read here.
+    let letters = store.letter_summaries(Some(row.id)).await?;
     if !letters.is_empty() {
         let _ = writeln!(out, "\nletters:");
         for l in &letters {
