@@ -379,28 +379,51 @@ async fn sizes(
     let mut out = Vec::with_capacity(uids.len());
     for chunk in uid_chunks(uids, LOOKUP_UIDS, SET_TEXT) {
         let set = uid_set(chunk);
-        let fetched = timed(settings, "UID FETCH RFC822.SIZE", async {
-            let stream = session
-                .uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)")
-                .await?;
-            stream
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-        })
+        look_up(
+            settings.command_timeout,
+            "UID FETCH RFC822.SIZE",
+            session,
+            &set,
+            "(UID RFC822.SIZE INTERNALDATE)",
+            |f| {
+                out.extend(f.uid.zip(f.size).map(|(uid, size)| Sized {
+                    uid,
+                    size: u64::from(size),
+                    date: f.internal_date().map(|d| d.with_timezone(&Utc)),
+                }))
+            },
+        )
         .await?;
-        out.extend(fetched.iter().filter_map(|f| {
-            Some(Sized {
-                uid: f.uid?,
-                size: u64::from(f.size?),
-                date: f.internal_date().map(|d| d.with_timezone(&Utc)),
-            })
-        }));
     }
     out.sort_unstable_by_key(|s| s.uid);
     out.dedup_by_key(|s| s.uid);
     Ok(out)
+}
+
+/// One look-up `UID FETCH` of `items` over `set`: each response handed to `each` and let go as it
+/// comes. A response holds the buffer it was read into (kilobytes): holding the 10,000 of a first
+/// run's one look-up took its peak from 55 to 103 MiB. The whole response is read even after an
+/// error, so the session stays in step; the first error is returned.
+async fn look_up(
+    limit: Duration,
+    command: &'static str,
+    session: &mut Session,
+    set: &str,
+    items: &str,
+    mut each: impl FnMut(&async_imap::types::Fetch),
+) -> Result<(), MailboxError> {
+    timed_for(limit, command, async {
+        let mut stream = session.uid_fetch(set, items).await?;
+        let mut failed = None;
+        while let Some(f) = stream.next().await {
+            match f {
+                Ok(f) => each(&f),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    })
+    .await
 }
 
 /// A message's size and arrival time as the server gave them before its body is fetched.
@@ -1345,31 +1368,21 @@ async fn left_uids(
     let mut left = Vec::new();
     for chunk in uid_chunks(&asked, LOOKUP_UIDS, SET_TEXT) {
         let set = uid_set(chunk);
-        let fetched = tokio::time::timeout(timeout, async {
-            let stream = session.uid_fetch(&set, "(UID INTERNALDATE)").await?;
-            stream
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|_| MailboxError::Timeout {
-            command: "UID FETCH INTERNALDATE",
-            seconds: timeout.as_secs(),
-        })?
-        .map_err(|e| MailboxError::Command {
-            command: "UID FETCH INTERNALDATE",
-            detail: e.to_string(),
-        })?;
-        for f in &fetched {
-            let (Some(uid), Some(date)) = (f.uid, f.internal_date()) else {
-                continue;
-            };
-            if crate::core::firstrun::left_for_people(r.since, date.with_timezone(&Utc)) {
-                left.push(uid);
-            }
-        }
+        look_up(
+            timeout,
+            "UID FETCH INTERNALDATE",
+            session,
+            &set,
+            "(UID INTERNALDATE)",
+            |f| {
+                if let (Some(uid), Some(date)) = (f.uid, f.internal_date())
+                    && crate::core::firstrun::left_for_people(r.since, date.with_timezone(&Utc))
+                {
+                    left.push(uid);
+                }
+            },
+        )
+        .await?;
     }
     left.sort_unstable();
     left.dedup();
