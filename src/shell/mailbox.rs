@@ -524,8 +524,8 @@ fn runs(uids: &[u32]) -> Vec<(u32, u32)> {
 /// command lines of 8,192 octets at least, and a few hundred are left for the rest of the line.
 const SET_TEXT: usize = 7_500;
 
-/// The most UIDs one look-up command ([`sizes`], [`left_uids`]) asks about: its answer is held
-/// whole (tens of bytes a message).
+/// The most UIDs one look-up command ([`sizes`], [`left_uids`]) asks about: what is kept of its
+/// answer is tens of bytes a message, its responses let go as they come ([`look_up`]).
 const LOOKUP_UIDS: usize = 10_000;
 
 /// `uids` cut, in order, into slices of at most `most` UIDs whose [`uid_set`] is at most
