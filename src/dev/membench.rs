@@ -323,6 +323,7 @@ fn caseclerk(
 ) -> Result<tokio::process::Command, BenchError> {
     let log = std::fs::File::create(log).map_err(other)?;
     let mut cmd = tokio::process::Command::new(binary);
+    crate::shell::allocator::as_started_by_an_operator(&mut cmd);
     cmd.arg("--config")
         .arg(config)
         .stdout(log.try_clone().map_err(other)?)
