@@ -24,7 +24,8 @@
 //!
 //! A first run over a mailbox's backlog (`caseclerk tick --process-existing`, a process that ends
 //! when the backlog is done) is re-executed with a higher threshold and a trim threshold instead
-//! ([`BACKLOG_THRESHOLD`], [`BACKLOG_TRIM`]): faster by a sixth, at 25 MiB more at its peak.
+//! ([`BACKLOG_THRESHOLD`], [`BACKLOG_TRIM`]): over 10,000 messages a sixth faster for 12–16 MiB
+//! more at its peak, over 50,000 a twentieth faster for 33 MiB more (README, *Session 16*).
 //!
 //! Must not: change anything else about the process, or re-execute once threads have started.
 
@@ -51,10 +52,11 @@ pub const TRIM_VAR: &str = "MALLOC_TRIM_THRESHOLD_";
 /// an ordinary form or report of a megabyte or two) is taken from the heap and reused once freed,
 /// not mapped afresh and faulted in a page at a time — a quarter of the first run's page faults
 /// were the packer's decoding buffers and a third the reading's copies of files. Measured over
-/// 10,000 messages: 1.7–1.8 s against 2.0–2.3 s, peak 77–84 MiB against 54–58 MiB (two sets of
-/// three passes each). A larger message (a 20 MB referral) is still mapped and given back whole.
-/// The daemon keeps [`THRESHOLD`]: its memory between bursts is what an operator watches, and a
-/// first run's extra 25 MiB goes when the process ends.
+/// 10,000 messages: 1.7–1.9 s against 2.1–2.2 s, peak 68–73 MiB against 56–57 MiB (two sets of
+/// three passes each); over 50,000, one pass each: 9.5 s against 10.0 s, 163 against 130 MiB. A
+/// larger message (a 20 MB referral) is still mapped and given back whole. The daemon keeps
+/// [`THRESHOLD`]: its memory between bursts is what an operator watches, and a first run's extra
+/// memory goes when the process ends.
 pub const BACKLOG_THRESHOLD: &str = "4194304";
 
 /// The trim threshold for a first run: 16 MiB kept free at a heap's top, so the batches that

@@ -542,9 +542,9 @@ fn uid_chunks(uids: &[u32], most: usize, text: usize) -> Vec<&[u32]> {
         let before_run = if joins || i == start {
             before
         } else {
-            current(before, first, uids[i - 1]) + 1
+            set_length(before, first, uids[i - 1]) + 1
         };
-        let length = current(before_run, Some(run_start), u);
+        let length = set_length(before_run, Some(run_start), u);
         if i > start && (i - start == most || length > text) {
             out.push(&uids[start..i]);
             start = i;
@@ -560,7 +560,7 @@ fn uid_chunks(uids: &[u32], most: usize, text: usize) -> Vec<&[u32]> {
 }
 
 /// The length of a set that is `before` characters and then the run `first..=last`.
-fn current(before: usize, first: Option<u32>, last: u32) -> usize {
+fn set_length(before: usize, first: Option<u32>, last: u32) -> usize {
     match first {
         Some(f) if f != last => before + digits(f) + 1 + digits(last),
         _ => before + digits(last),

@@ -4,11 +4,11 @@
 //! The fetch packs each batch on a blocking thread; when an engine decides while it stores (a
 //! pass's fetch), it reads each message there too ([`crate::core::intake::parse_fresh`]), from
 //! the very bytes it stores, and once the batch has committed hands the readings here under the
-//! rows' ids. A fetch nobody decides (`caseclerk bench`'s ingest) reads nothing. The engine, deciding stored mail in
-//! order of arrival, takes a message's reading from here when it is here and reads the row back
-//! from the database otherwise: both give the same [`Message`] (the golden corpus and the
-//! property tests of [`crate::core::intake::parse_packed`] hold `parse_fresh` to it), so which
-//! way a message came never changes what is decided. What it saves is a first run's reading of
+//! rows' ids. A fetch nobody decides (`caseclerk bench`'s ingest) reads nothing. The engine,
+//! deciding stored mail in order of arrival, takes a message's reading from here when it is here
+//! and reads the row back from the database otherwise: both give the same [`Message`] (the golden
+//! corpus and the property tests of [`crate::core::intake::parse_packed`] hold `parse_fresh` to
+//! it), so which way a message came never changes what is decided. What it saves is a first run's reading of
 //! every file back out of the database, its SHA-256 check and its copies.
 //!
 //! Bounded by bytes ([`FRESH_BUDGET`]): when the fetch runs ahead of the deciding, later readings

@@ -159,9 +159,8 @@ impl Ingest {
     /// body's hash, and were keyed `sha256:<raw hash>` without a Message-ID: both are compared
     /// with too, so nothing is stored twice across the upgrade). Each message's bytes are let go
     /// once their row is written; their readings are kept for the engine ([`super::fresh`]). The
-    /// batch is packed first ([`Ingest::prepare`], on a blocking
-    /// thread); a fetch packs each batch while the one before is stored, and calls
-    /// [`Ingest::store_prepared`].
+    /// batch is packed first ([`Ingest::prepare`], on a blocking thread); a fetch packs each batch
+    /// while the one before is stored, and calls [`Ingest::store_prepared`].
     pub async fn store_batch(
         &mut self,
         mailbox: &str,
