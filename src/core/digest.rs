@@ -14,7 +14,8 @@
 //! 6. decisions awaited, naming who has not voted;
 //! 7. meetings in the next five working days;
 //! 8. statutory deadlines within two working days, and those passed and not met (overdue);
-//! 9. replies held for a person, and messages waiting in triage;
+//! 9. replies held for a person, and messages waiting in triage (the first [`TRIAGE_LISTED`](crate::core::views::TRIAGE_LISTED) new
+//!    ones by number, the rest counted, so the digest stays one screen after a first run);
 //! 10. letters that could not be delivered;
 //! 11. letters imported, not sent, from before caseclerk's first run;
 //! 12. the bank-holiday data running out: from six months before its last date (the health rule
@@ -822,7 +823,10 @@ fn particulars(s: &Scope<'_>) -> Table {
     t
 }
 
-/// 9. Messages in triage: new ones one by one, older ones counted.
+/// 9. Messages in triage: the first new ones by number, the rest counted.
+///
+/// The first [`TRIAGE_LISTED`](crate::core::views::TRIAGE_LISTED) new ones in the order they
+/// arrived, the other new ones counted in one row, the older ones in another.
 fn triage(s: &Scope<'_>) -> Table {
     let mut t = Table::new(
         "triage",
@@ -830,22 +834,30 @@ fn triage(s: &Scope<'_>) -> Table {
         "Messages caseclerk could not place (caseclerk triage)",
         &["Message", "Received", "Why"],
     );
-    let (fresh, older): (Vec<_>, Vec<_>) = s
-        .snap
-        .triage
-        .iter()
-        .partition(|m| m.received >= s.snap.since);
-    for m in fresh {
+    let triage = &s.snap.triage;
+    for m in &triage.listed {
         t.rows.push(vec![
             format!("message {}", m.message),
             s.d.at(m.received),
             m.rule.replace('_', " "),
         ]);
     }
-    if let Some(oldest) = older.iter().map(|m| m.received).min() {
+    if let Some(more) = triage.more {
+        let (first, last) = (s.d.at(more.first), s.d.at(more.last));
         t.rows.push(vec![
-            plural(older.len(), "older message", "older messages"),
-            format!("since {}", s.d.at(oldest)),
+            plural(more.count, "more new message", "more new messages"),
+            if first == last {
+                first
+            } else {
+                format!("{first} to {last}")
+            },
+            "listed by caseclerk triage".into(),
+        ]);
+    }
+    if let Some(older) = triage.older {
+        t.rows.push(vec![
+            plural(older.count, "older message", "older messages"),
+            format!("since {}", s.d.at(older.first)),
             "still waiting".into(),
         ]);
     }
@@ -922,7 +934,7 @@ fn capitalised(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::core::views::fixture::{self, World};
-    use crate::core::views::{MailboxHealth, Snapshot};
+    use crate::core::views::{MailboxHealth, Snapshot, TRIAGE_LISTED, TriageSummary, TriageView};
 
     fn golden(name: &str, actual: &str) {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -1261,7 +1273,7 @@ mod tests {
             short_name: "BSP".into(),
             cases: Vec::new(),
             other_letters: Vec::new(),
-            triage: Vec::new(),
+            triage: TriageSummary::default(),
             undelivered: Vec::new(),
             imported: Vec::new(),
             mailbox: MailboxHealth {
@@ -1297,10 +1309,52 @@ mod tests {
     }
 
     #[test]
+    fn a_first_runs_thousands_of_new_triage_messages_are_counted_after_the_first_twenty() {
+        let world = World::new();
+        let mut snap = fixture::snapshot(&world);
+        let first = snap.since + Duration::minutes(1);
+        // Added newest first: the summary keeps the earliest whatever the order they come in.
+        for i in (0..5_000).rev() {
+            let m = TriageView {
+                message: 1_000 + i,
+                received: first + Duration::seconds(i),
+                rule: "unmatched".into(),
+            };
+            snap.triage.add(m, snap.since);
+        }
+        let few = built(&fixture::snapshot(&world), &world.calendar);
+        let (data, d) = built(&snap, &world.calendar);
+        let section = data.sections.iter().find(|s| s.id == "triage").unwrap();
+        let first_column: Vec<&str> = section.rows.iter().map(|r| r[0].text.as_str()).collect();
+        // The first 20 new ones in order of arrival (the 5,000 came on Fri 28 Aug, before the
+        // fixture's message 41 on Sat 29 Aug); the other 4,981 new ones in one row, the one
+        // older message in another.
+        assert_eq!(first_column.len(), TRIAGE_LISTED + 2, "{first_column:?}");
+        assert_eq!(first_column[0], "message 1000");
+        assert_eq!(first_column[TRIAGE_LISTED - 1], "message 1019");
+        assert_eq!(first_column[TRIAGE_LISTED], "4981 more new messages");
+        assert_eq!(first_column[TRIAGE_LISTED + 1], "1 older message");
+        assert!(
+            d.text.contains("Fri 28 Aug 08:01 to Sat 29 Aug 11:12"),
+            "{}",
+            d.text
+        );
+        assert!(!d.text.contains("message 1020"), "{}", d.text);
+        // The digest stays about the size of a quiet one, whatever the backlog.
+        assert!(
+            d.html.len() < few.1.html.len() + 8_000,
+            "{} bytes of HTML against {}",
+            d.html.len(),
+            few.1.html.len()
+        );
+        check_balanced(&d.html).unwrap();
+    }
+
+    #[test]
     fn empty_sections_are_left_out() {
         let world = World::new();
         let mut snap = fixture::snapshot(&world);
-        snap.triage.clear();
+        snap.triage = TriageSummary::default();
         snap.undelivered.clear();
         let d = built(&snap, &world.calendar).1;
         assert!(!d.text.contains("COULD NOT PLACE"), "{}", d.text);
@@ -1318,7 +1372,7 @@ mod tests {
             dec.awaited = false;
         }
         only_new.cases[0].upcoming.clear();
-        only_new.triage.clear();
+        only_new.triage = TriageSummary::default();
         only_new.undelivered.clear();
         let d = built(&only_new, &world.calendar).1;
         let headings: Vec<&str> = d

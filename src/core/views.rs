@@ -334,6 +334,88 @@ pub struct TriageView {
     pub rule: String,
 }
 
+/// How many new triage messages the digest names one by one; the rest are counted.
+///
+/// A first run over a council's whole mailbox can leave thousands of messages in triage at
+/// once: named one by one they made a digest of megabytes that nobody could read, and reading
+/// them all into one list to build it was what made a first run's memory grow with the backlog
+/// (issue 15). Twenty rows still fit a screen; `caseclerk triage` and the workspace list them
+/// all.
+pub const TRIAGE_LISTED: usize = 20;
+
+/// The messages waiting in triage as the digest shows them, in memory bounded whatever their
+/// number: the first [`TRIAGE_LISTED`] new ones (received since the last digest) by number, the
+/// other new ones and the older ones counted. Built by [`TriageSummary::add`], one message at a
+/// time, in any order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TriageSummary {
+    /// The earliest new messages, oldest first (by arrival, then number).
+    pub listed: Vec<TriageView>,
+    /// The new messages not in `listed`.
+    pub more: Option<Span>,
+    /// The messages received before the last digest.
+    pub older: Option<Span>,
+}
+
+/// Some messages: how many, and when the first and last of them arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub count: usize,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+}
+
+impl Span {
+    fn of(at: DateTime<Utc>) -> Span {
+        Span {
+            count: 1,
+            first: at,
+            last: at,
+        }
+    }
+
+    fn with(span: Option<Span>, at: DateTime<Utc>) -> Option<Span> {
+        Some(match span {
+            None => Span::of(at),
+            Some(s) => Span {
+                count: s.count + 1,
+                first: s.first.min(at),
+                last: s.last.max(at),
+            },
+        })
+    }
+}
+
+impl TriageSummary {
+    /// Count one more message waiting in triage; `since` is the last digest's instant.
+    pub fn add(&mut self, m: TriageView, since: DateTime<Utc>) {
+        if m.received < since {
+            self.older = Span::with(self.older, m.received);
+            return;
+        }
+        let key = |v: &TriageView| (v.received, v.message);
+        let at = self.listed.partition_point(|v| key(v) <= key(&m));
+        let out = if at < TRIAGE_LISTED {
+            self.listed.insert(at, m);
+            if self.listed.len() > TRIAGE_LISTED {
+                self.listed.pop()
+            } else {
+                None
+            }
+        } else {
+            Some(m)
+        };
+        if let Some(out) = out {
+            self.more = Span::with(self.more, out.received);
+        }
+    }
+
+    /// Nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.listed.is_empty() && self.more.is_none() && self.older.is_none()
+    }
+}
+
 /// A letter that was refused, bounced or given up on, or is delayed and still being tried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UndeliveredView {
@@ -391,7 +473,7 @@ pub struct Snapshot {
     pub cases: Vec<CaseView>,
     /// Letters that belong to no case (the digest, the tracker report).
     pub other_letters: Vec<LetterView>,
-    pub triage: Vec<TriageView>,
+    pub triage: TriageSummary,
     pub undelivered: Vec<UndeliveredView>,
     /// Letters imported — not sent, on open cases, decided since the last digest.
     pub imported: Vec<ImportedView>,
@@ -775,7 +857,7 @@ pub fn assemble(
     since: DateTime<Utc>,
     cases: Vec<CaseView>,
     letters: &[LetterSummary],
-    triage: Vec<TriageView>,
+    triage: TriageSummary,
     mailbox: MailboxHealth,
     problems: Vec<String>,
 ) -> Snapshot {
@@ -1346,18 +1428,25 @@ pub(crate) mod fixture {
             undelivered: undelivered(&ctx, &views, &letters),
             imported: Vec::new(),
             cases: views,
-            triage: vec![
-                TriageView {
-                    message: 7,
-                    received: t("2026-08-01T10:00:00Z"),
-                    rule: "unmatched".into(),
-                },
-                TriageView {
-                    message: 41,
-                    received: t("2026-08-29T10:12:00Z"),
-                    rule: "secure_portal".into(),
-                },
-            ],
+            triage: {
+                let mut triage = TriageSummary::default();
+                for (message, received, rule) in [
+                    (7, "2026-08-01T10:00:00Z", "unmatched"),
+                    (41, "2026-08-29T10:12:00Z", "secure_portal"),
+                ] {
+                    let received = t(received);
+                    let rule = rule.into();
+                    triage.add(
+                        TriageView {
+                            message,
+                            received,
+                            rule,
+                        },
+                        since(),
+                    );
+                }
+                triage
+            },
             mailbox: MailboxHealth {
                 known: true,
                 last_ok_at: Some(t("2026-09-01T06:59:00Z")),
@@ -1581,5 +1670,84 @@ mod tests {
             error_kind("cannot connect to IMAP server 127.0.0.1:10993: refused"),
             "cannot connect to the mail server"
         );
+    }
+
+    mod triage_summary {
+        //! The digest's triage summary: bounded, and the same whatever order messages come in.
+        use super::super::*;
+        use super::fixture::{since, t};
+        use proptest::prelude::*;
+
+        /// The summary written out the slow way: every message sorted, then cut.
+        fn sorted(all: &[TriageView]) -> TriageSummary {
+            let mut new: Vec<&TriageView> = all.iter().filter(|m| m.received >= since()).collect();
+            new.sort_by_key(|m| (m.received, m.message));
+            let span = |ms: &[&TriageView]| {
+                Some(Span {
+                    count: ms.len(),
+                    first: ms.iter().map(|m| m.received).min()?,
+                    last: ms.iter().map(|m| m.received).max()?,
+                })
+            };
+            let older: Vec<&TriageView> = all.iter().filter(|m| m.received < since()).collect();
+            let cut = new.len().min(TRIAGE_LISTED);
+            TriageSummary {
+                listed: new[..cut].iter().map(|m| (*m).clone()).collect(),
+                more: span(&new[cut..]),
+                older: span(&older),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn the_summary_keeps_the_earliest_new_ones_and_counts_the_rest_in_any_order(
+                minutes in proptest::collection::vec(-3_000i64..3_000, 0..80),
+                seed in any::<u64>(),
+            ) {
+                let all: Vec<TriageView> = minutes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| TriageView {
+                        message: (i as i64 * 7919 + seed as i64 % 97).rem_euclid(1_000),
+                        received: since() + Duration::minutes(*m / 4),
+                        rule: "unmatched".into(),
+                    })
+                    .collect();
+                let mut order: Vec<usize> = (0..all.len()).collect();
+                let mut x = seed | 1;
+                for i in (1..order.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    order.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+                let mut summary = TriageSummary::default();
+                for i in order {
+                    summary.add(all[i].clone(), since());
+                }
+                prop_assert!(summary.listed.len() <= TRIAGE_LISTED);
+                prop_assert_eq!(summary.is_empty(), all.is_empty());
+                prop_assert_eq!(summary, sorted(&all));
+            }
+        }
+
+        #[test]
+        fn a_message_received_at_the_last_digest_is_new() {
+            let mut summary = TriageSummary::default();
+            let m = TriageView {
+                message: 1,
+                received: since(),
+                rule: "unmatched".into(),
+            };
+            summary.add(m, since());
+            let before = TriageView {
+                message: 2,
+                received: t("2026-08-28T06:59:59Z"),
+                rule: "unmatched".into(),
+            };
+            summary.add(before, since());
+            assert_eq!(summary.listed.len(), 1);
+            assert_eq!(summary.older.map(|o| o.count), Some(1));
+        }
     }
 }

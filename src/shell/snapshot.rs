@@ -8,8 +8,8 @@
 use crate::core::particulars::Particular;
 use crate::core::records::LetterSummary;
 use crate::core::views::{
-    self, CaseView, Context, MailboxHealth, Names, Snapshot, TriageView, case_view, error_kind,
-    scrub,
+    self, CaseView, Context, MailboxHealth, Names, Snapshot, TriageSummary, TriageView, case_view,
+    error_kind, scrub,
 };
 use crate::shell::config::Config;
 use crate::shell::store::{EveryCase, Store, StoreError};
@@ -37,16 +37,19 @@ pub async fn gather(
     let mut every = store.every_case(false, true).await?;
     let letters = std::mem::take(&mut every.letters);
     let (cases, problems) = fold_every_case(cfg, every, &letters, particulars, now).await?;
-    let triage = store
-        .triage()
-        .await?
-        .into_iter()
-        .map(|t| TriageView {
-            message: t.id,
-            received: t.internal_date,
-            rule: t.rule.unwrap_or_else(|| "unclassified".into()),
+    // Streamed into a bounded summary: after a first run, tens of thousands may be waiting.
+    let mut triage = TriageSummary::default();
+    store
+        .each_triage(|message, received, rule| {
+            let rule = rule.unwrap_or_else(|| "unclassified".into());
+            let m = TriageView {
+                message,
+                received,
+                rule,
+            };
+            triage.add(m, since);
         })
-        .collect();
+        .await?;
     let mailbox = match store.mailbox_state(&cfg.imap.folder).await? {
         None => MailboxHealth::default(),
         Some(m) => MailboxHealth {

@@ -1307,6 +1307,26 @@ impl Store {
             .collect()
     }
 
+    /// Every message waiting for a person, streamed to `each` as (id, when it arrived, rule), in
+    /// order of arrival: the digest counts them without holding them (tens of thousands after a
+    /// first run; [`Store::triage`] reads each one's reasons too, for the lists that show them).
+    pub async fn each_triage(
+        &self,
+        mut each: impl FnMut(i64, DateTime<Utc>, Option<String>),
+    ) -> Result<(), StoreError> {
+        use futures::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT id, internal_date, rule FROM messages WHERE state = 'triage' \
+             AND erased_at IS NULL ORDER BY internal_date, id",
+        )
+        .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let at = parse_ts(&r.try_get::<String, _>("internal_date")?)?;
+            each(r.try_get("id")?, at, r.try_get("rule")?);
+        }
+        Ok(())
+    }
+
     /// Count messages by state (for tests and the digest).
     pub async fn message_states(&self) -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
         let rows = sqlx::query(
