@@ -393,8 +393,24 @@ pub struct Group {
 
 /// Everything to erase at `now`, grouped by rule, class and case (in that order).
 pub fn plan(s: &Schedule, now: DateTime<Utc>, records: &[Record]) -> Vec<Group> {
-    let mut groups: BTreeMap<(&'static str, Class, Option<i64>), Group> = BTreeMap::new();
+    let mut plan = Plan::default();
     for r in records {
+        plan.add(s, now, r);
+    }
+    plan.groups()
+}
+
+/// [`plan`] one record at a time, so the shell can stream every stored record through it: what
+/// it holds is only what goes (a group's ids), never the records kept — a council's mailbox
+/// after a first run is tens of thousands of them, read once a day.
+#[derive(Debug, Default)]
+pub struct Plan {
+    groups: BTreeMap<(&'static str, Class, Option<i64>), Group>,
+}
+
+impl Plan {
+    /// Decide one record; if it goes, put it in its group.
+    pub fn add(&mut self, s: &Schedule, now: DateTime<Utc>, r: &Record) {
         if let Verdict::Erase {
             class,
             rule,
@@ -402,19 +418,26 @@ pub fn plan(s: &Schedule, now: DateTime<Utc>, records: &[Record]) -> Vec<Group> 
         } = decide(s, now, r)
         {
             let case = r.case.map(|c| c.id);
-            let g = groups.entry((rule, class, case)).or_insert_with(|| Group {
-                rule,
-                class,
-                case,
-                reason,
-                ids: Vec::new(),
-                bytes: 0,
-            });
+            let g = self
+                .groups
+                .entry((rule, class, case))
+                .or_insert_with(|| Group {
+                    rule,
+                    class,
+                    case,
+                    reason,
+                    ids: Vec::new(),
+                    bytes: 0,
+                });
             g.ids.push(r.id);
             g.bytes += r.bytes;
         }
     }
-    groups.into_values().collect()
+
+    /// The groups, by rule, class and case.
+    pub fn groups(self) -> Vec<Group> {
+        self.groups.into_values().collect()
+    }
 }
 
 #[cfg(test)]

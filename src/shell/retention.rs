@@ -29,7 +29,7 @@ use crate::core::calendar::london_date;
 use crate::core::case::Event;
 use crate::core::records::CaseStatus;
 use crate::core::retention::{self, CaseFacts, Class, Group, Record, Schedule, What};
-use crate::shell::store::{self, Reclaimed, Store, StoreError};
+use crate::shell::store::{self, Content, Reclaimed, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -152,43 +152,38 @@ async fn case_facts(store: &Store) -> Result<BTreeMap<i64, CaseFacts>, StoreErro
     Ok(facts)
 }
 
-/// Every record that still holds content, summarised for the rules.
-pub async fn gather(store: &Store) -> Result<Vec<Record>, StoreError> {
-    let facts = case_facts(store).await?;
-    let (messages, letters) = store.contents().await?;
-    let case = |id: Option<i64>| id.and_then(|id| facts.get(&id).copied());
-    let mut out = Vec::with_capacity(messages.len() + letters.len());
-    for m in messages {
-        out.push(Record {
-            id: m.id,
-            what: What::Message { state: m.state },
-            case: case(m.case_id),
-            at: m.at,
-            bytes: m.bytes,
-        });
-    }
-    for l in letters {
-        // Settled: no longer waiting to be sent, and, if it was sent, filed in the sent folder
-        // (the filing reads these bytes). A letter refused or imported was never sent.
-        let settled = l.state != "pending" && l.filed;
-        out.push(Record {
-            id: l.id,
-            what: What::Letter { settled },
-            case: case(l.case_id),
-            at: l.at,
-            bytes: l.bytes,
-        });
-    }
-    Ok(out)
-}
-
-/// What retention would erase at `now`.
+/// What retention would erase at `now`: every record that still holds content, summarised for
+/// the rules and streamed through the plan one at a time.
 pub async fn plan(
     store: &Store,
     schedule: &Schedule,
     now: DateTime<Utc>,
 ) -> Result<Vec<Group>, StoreError> {
-    Ok(retention::plan(schedule, now, &gather(store).await?))
+    let facts = case_facts(store).await?;
+    let case = |id: Option<i64>| id.and_then(|id| facts.get(&id).copied());
+    let mut plan = retention::Plan::default();
+    store
+        .each_content(|kind, row| {
+            let what = match kind {
+                Content::Message => What::Message { state: row.state },
+                // Settled: no longer waiting to be sent, and, if it was sent, filed in the sent
+                // folder (the filing reads these bytes). A letter refused or imported was never
+                // sent.
+                Content::Letter => What::Letter {
+                    settled: row.state != "pending" && row.filed,
+                },
+            };
+            let record = Record {
+                id: row.id,
+                what,
+                case: case(row.case_id),
+                at: row.at,
+                bytes: row.bytes,
+            };
+            plan.add(schedule, now, &record);
+        })
+        .await?;
+    Ok(plan.groups())
 }
 
 /// Erase what the schedule says goes at `now`, record each erasure, and give the space back.

@@ -2845,7 +2845,14 @@ impl SendConn {
     }
 }
 
-/// One row that still holds content, for the retention rules ([`Store::contents`]).
+/// Which table a [`ContentRow`] is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    Message,
+    Letter,
+}
+
+/// One row that still holds content, for the retention rules ([`Store::each_content`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContentRow {
     pub id: i64,
@@ -2907,35 +2914,43 @@ impl Store {
     /// Every stored message and letter that still holds content: ids, dates and sizes, never
     /// the content.
     pub async fn contents(&self) -> Result<(Vec<ContentRow>, Vec<ContentRow>), StoreError> {
-        let messages = sqlx::query(
-            "SELECT id, case_id, state, internal_date AS at, size AS bytes, 0 AS filed \
-             FROM messages WHERE erased_at IS NULL ORDER BY id",
-        )
-        .fetch_all(&self.pool)
+        let (mut messages, mut letters) = (Vec::new(), Vec::new());
+        self.each_content(|kind, row| match kind {
+            Content::Message => messages.push(row),
+            Content::Letter => letters.push(row),
+        })
         .await?;
-        let letters = sqlx::query(
-            "SELECT id, case_id, state, COALESCE(sent_at, queued_at) AS at, \
+        Ok((messages, letters))
+    }
+
+    /// Every message, then every letter, that still holds content, streamed to `each` in id
+    /// order (never the whole table in memory: retention reads them all once a day).
+    pub async fn each_content(
+        &self,
+        mut each: impl FnMut(Content, ContentRow),
+    ) -> Result<(), StoreError> {
+        use futures::TryStreamExt;
+        const MESSAGES: &str = "SELECT id, case_id, state, internal_date AS at, size AS bytes, \
+             0 AS filed FROM messages WHERE erased_at IS NULL ORDER BY id";
+        const LETTERS: &str = "SELECT id, case_id, state, COALESCE(sent_at, queued_at) AS at, \
              COALESCE(size, LENGTH(raw)) AS bytes, \
              CASE WHEN filed_at IS NULL AND sent_at IS NOT NULL THEN 0 ELSE 1 END AS filed \
-             FROM outbox WHERE erased_at IS NULL ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let read = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Result<Vec<ContentRow>, StoreError> {
-            rows.iter()
-                .map(|r| {
-                    Ok(ContentRow {
-                        id: r.try_get("id")?,
-                        case_id: r.try_get("case_id")?,
-                        state: r.try_get("state")?,
-                        at: parse_ts(&r.try_get::<String, _>("at")?)?,
-                        bytes: r.try_get::<Option<i64>, _>("bytes")?.unwrap_or(0),
-                        filed: r.try_get::<i64, _>("filed")? != 0,
-                    })
-                })
-                .collect()
-        };
-        Ok((read(messages)?, read(letters)?))
+             FROM outbox WHERE erased_at IS NULL ORDER BY id";
+        for (kind, sql) in [(Content::Message, MESSAGES), (Content::Letter, LETTERS)] {
+            let mut rows = sqlx::query(sql).fetch(&self.pool);
+            while let Some(r) = rows.try_next().await? {
+                let row = ContentRow {
+                    id: r.try_get("id")?,
+                    case_id: r.try_get("case_id")?,
+                    state: r.try_get("state")?,
+                    at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                    bytes: r.try_get::<Option<i64>, _>("bytes")?.unwrap_or(0),
+                    filed: r.try_get::<i64, _>("filed")? != 0,
+                };
+                each(kind, row);
+            }
+        }
+        Ok(())
     }
 
     /// The events retention reads (closures, reopenings, holds), oldest first, with their case.
