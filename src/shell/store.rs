@@ -1276,12 +1276,35 @@ impl Store {
             .await?)
     }
 
-    /// Messages waiting for a person.
+    /// Messages waiting for a person, in order of arrival.
     pub async fn triage(&self) -> Result<Vec<TriageRow>, StoreError> {
+        self.triage_page(0, usize::MAX).await
+    }
+
+    /// How many messages are waiting for a person.
+    pub async fn triage_count(&self) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE state = 'triage' AND erased_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as usize)
+    }
+
+    /// `limit` of the messages waiting for a person, from the `skip`-th in order of arrival (the
+    /// workspace shows a page at a time: after a first run, tens of thousands may be waiting).
+    pub async fn triage_page(
+        &self,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<TriageRow>, StoreError> {
+        let as_sql = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let rows = sqlx::query(
             "SELECT id, internal_date, rule, size, verdict FROM messages WHERE state = 'triage' \
-             AND erased_at IS NULL ORDER BY internal_date, id",
+             AND erased_at IS NULL ORDER BY internal_date, id LIMIT ? OFFSET ?",
         )
+        .bind(as_sql(limit))
+        .bind(as_sql(skip))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -684,6 +684,54 @@ async fn the_business_unit_adds_an_agency_moves_a_date_and_closes_a_case_from_it
 }
 
 #[tokio::test]
+async fn triage_shows_twenty_five_messages_a_page_oldest_first() {
+    let mut w = Workspace::start().await;
+    for i in 0..30 {
+        let raw = format!(
+            "From: Sender {i} <sender{i}@elsewhere.test>\r\nTo: bsp@bury.test\r\n\
+             Subject: Information {i}\r\nMessage-ID: <more-{i}@elsewhere.test>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nOur summary {i}.\r\n"
+        );
+        let at = format!("2026-08-20 12:{:02}", 1 + i);
+        w.review.receive(raw.as_bytes(), &at).await;
+    }
+    let waiting = w.review.engine.store.triage().await.unwrap();
+    assert_eq!(waiting.len(), 31, "the stray and thirty more");
+    let mut c = w.signed_in(CLERK).await;
+    let first = c.get("/triage").await;
+    assert_eq!(first.body.matches("<article").count(), 25, "{}", first.body);
+    assert!(
+        first
+            .body
+            .contains("31 messages are waiting for a person, oldest first; these are 1 to 25.")
+    );
+    assert!(first.body.contains("Page 1 of 2"), "{}", first.body);
+    assert!(
+        first.body.contains("href=\"/triage?page=2\""),
+        "{}",
+        first.body
+    );
+    // The oldest, the stray from 12:00, opens the first page; the 25th is "Information 23".
+    let stray = format!("Message {}:", w.triaged);
+    assert!(first.body.contains(&stray), "{}", first.body);
+    assert!(first.body.contains(": Information 23<"), "{}", first.body);
+    assert!(!first.body.contains(": Information 24<"), "{}", first.body);
+    let second = c.get("/triage?page=2").await;
+    assert_eq!(
+        second.body.matches("<article").count(),
+        6,
+        "{}",
+        second.body
+    );
+    assert!(second.body.contains(": Information 24<"), "{}", second.body);
+    assert!(second.body.contains(": Information 29<"), "{}", second.body);
+    assert!(!second.body.contains(&stray), "{}", second.body);
+    // A page past the end shows the last one.
+    let past = c.get("/triage?page=9").await;
+    assert!(past.body.contains("Page 2 of 2"), "{}", past.body);
+}
+
+#[tokio::test]
 async fn a_returns_attachment_downloads_from_triage_and_then_from_its_case_and_nowhere_else() {
     let w = Workspace::start().await;
     let mut c = w.signed_in(CLERK).await;

@@ -58,6 +58,8 @@ fn not_found(what: &str) -> Response {
 const CASES_PER_PAGE: usize = 50;
 /// Letters a page of the next 15 working days shows.
 const LETTERS_PER_PAGE: usize = 200;
+/// Messages a page of triage shows (each with its preview and forms).
+const TRIAGE_PER_PAGE: usize = 25;
 
 /// The person signed in and every case's summary, up to date at this instant ([`memo`]).
 ///
@@ -704,88 +706,117 @@ pub(super) fn reason_and_token(s: &Session, id: &str) -> Markup {
     }
 }
 
-/// `/triage`: messages waiting for a person, with what they are and what can be done.
-pub(super) async fn triage(State(app): Shared, headers: HeaderMap) -> Response {
+/// `/triage`: messages waiting for a person, with what they are and what can be done, oldest
+/// first, [`TRIAGE_PER_PAGE`] at a time.
+///
+/// A page reads its messages one by one and lets each go once laid out: after a first run tens
+/// of thousands may be waiting, some of them referrals of 20 MB, and the page is served by the
+/// daemon.
+pub(super) async fn triage(
+    State(app): Shared,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let s = match signed_in(&app, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let rows = match app.store.triage().await {
+    let total = match app.store.triage_count().await {
+        Ok(n) => n,
+        Err(e) => return failure(&e),
+    };
+    let (shown, page_no, pages) = window(total, q.page.as_deref(), TRIAGE_PER_PAGE);
+    let rows = match app.store.triage_page(shown.start, shown.len()).await {
         Ok(r) => r,
         Err(e) => return failure(&e),
     };
-    let mut items = Vec::new();
-    for r in rows {
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
         match app.store.message_raw(r.id).await {
-            Ok(raw) => items.push((r, crate::core::intake::parse(&raw.unwrap_or_default()))),
+            Ok(raw) => {
+                let m = crate::core::intake::parse(&raw.unwrap_or_default());
+                items.push(triage_item(&app, &s, r, &m));
+            }
             Err(e) => return failure(&e),
         }
     }
-    let agencies = &app.cfg.directory.agencies;
-    let areas = &app.cfg.process.areas;
     page("Triage", Some(&s), html! {
         h1 { "Triage" }
-        @if items.is_empty() { p { "Nothing is waiting for a person." } }
-        @for (r, m) in &items {
-            article.message aria-labelledby={ "m" (r.id) } {
-                h2 id={ "m" (r.id) } { "Message " (r.id) ": " (m.subject) }
-                dl {
-                    dt { "From" } dd { @match &m.from { Some(a) => { (a.name.as_deref().unwrap_or("")) " <" (a.email) ">" } None => { "not known" } } }
-                    dt { "Received" } dd { (short_instant(r.internal_date)) }
-                    dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
-                    dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @for (i, a) in m.attachments.iter().enumerate() {
-                        a href={ "/triage/" (r.id) "/attachments/" (i) } { (a.filename) } " (" (a.size) " bytes)" br;
-                    } }
+        @if total == 0 { p { "Nothing is waiting for a person." } }
+        @else if pages > 1 { p { (total) " messages are waiting for a person, oldest first; these are " (shown.start + 1) " to " (shown.end) "." } }
+        @for item in &items { (item) }
+        (pager("/triage", "", page_no, pages))
+    })
+    .into_response()
+}
+
+/// One message waiting in triage: what it is, and a form for each thing that can be done.
+fn triage_item(
+    app: &App,
+    s: &Session,
+    r: &crate::shell::store::TriageRow,
+    m: &crate::core::intake::Message,
+) -> Markup {
+    let agencies = &app.cfg.directory.agencies;
+    let areas = &app.cfg.process.areas;
+    html! {
+        article.message aria-labelledby={ "m" (r.id) } {
+            h2 id={ "m" (r.id) } { "Message " (r.id) ": " (m.subject) }
+            dl {
+                dt { "From" } dd { @match &m.from { Some(a) => { (a.name.as_deref().unwrap_or("")) " <" (a.email) ">" } None => { "not known" } } }
+                dt { "Received" } dd { (short_instant(r.internal_date)) }
+                dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
+                dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @for (i, a) in m.attachments.iter().enumerate() {
+                    a href={ "/triage/" (r.id) "/attachments/" (i) } { (a.filename) } " (" (a.size) " bytes)" br;
+                } }
+            }
+            details { summary { "Preview" } pre.letter { (m.body_text.chars().take(2000).collect::<String>()) } }
+            @if acts(s) {
+                form.action method="post" action={ "/triage/" (r.id) "/attach" } {
+                    fieldset {
+                        legend { "Attach to a case" }
+                        p { label for={ "case" (r.id) } { "Case reference" }
+                            input id={ "case" (r.id) } type="text" name="case" required; }
+                        p { label for={ "as" (r.id) } { "As" }
+                            select id={ "as" (r.id) } name="as" {
+                                option value="reply" { "a reply (filed on the case)" }
+                                option value="return" { "an agency's return" }
+                                option value="nil" { "an agency's nil return" }
+                            } }
+                        p { label for={ "agency" (r.id) } { "Agency (for a return)" }
+                            select id={ "agency" (r.id) } name="agency" {
+                                option value="" { "—" }
+                                @for a in agencies { option value=(a.id) { (a.name) } }
+                            } }
+                        (reason_and_token(s, &format!("reason{}", r.id)))
+                        button type="submit" { "Attach" }
+                    }
                 }
-                details { summary { "Preview" } pre.letter { (m.body_text.chars().take(2000).collect::<String>()) } }
-                @if acts(&s) {
-                    form.action method="post" action={ "/triage/" (r.id) "/attach" } {
-                        fieldset {
-                            legend { "Attach to a case" }
-                            p { label for={ "case" (r.id) } { "Case reference" }
-                                input id={ "case" (r.id) } type="text" name="case" required; }
-                            p { label for={ "as" (r.id) } { "As" }
-                                select id={ "as" (r.id) } name="as" {
-                                    option value="reply" { "a reply (filed on the case)" }
-                                    option value="return" { "an agency's return" }
-                                    option value="nil" { "an agency's nil return" }
+                form.action method="post" action={ "/triage/" (r.id) "/open" } {
+                    fieldset {
+                        legend { "Open as a new referral" }
+                        p { "Opens a case as if the daemon had recognised the referral: day 0 from when it arrived, the acknowledgement and the screening letters on the next pass." }
+                        @if !areas.is_empty() {
+                            p { label for={ "area" (r.id) } { "Area (if the message names none)" }
+                                select id={ "area" (r.id) } name="area" {
+                                    option value="" { "as the message says" }
+                                    @for a in areas { option value=(a) { (a) } }
                                 } }
-                            p { label for={ "agency" (r.id) } { "Agency (for a return)" }
-                                select id={ "agency" (r.id) } name="agency" {
-                                    option value="" { "—" }
-                                    @for a in agencies { option value=(a.id) { (a.name) } }
-                                } }
-                            (reason_and_token(&s, &format!("reason{}", r.id)))
-                            button type="submit" { "Attach" }
                         }
+                        (reason_and_token(s, &format!("open{}", r.id)))
+                        button type="submit" { "Open a case" }
                     }
-                    form.action method="post" action={ "/triage/" (r.id) "/open" } {
-                        fieldset {
-                            legend { "Open as a new referral" }
-                            p { "Opens a case as if the daemon had recognised the referral: day 0 from when it arrived, the acknowledgement and the screening letters on the next pass." }
-                            @if !areas.is_empty() {
-                                p { label for={ "area" (r.id) } { "Area (if the message names none)" }
-                                    select id={ "area" (r.id) } name="area" {
-                                        option value="" { "as the message says" }
-                                        @for a in areas { option value=(a) { (a) } }
-                                    } }
-                            }
-                            (reason_and_token(&s, &format!("open{}", r.id)))
-                            button type="submit" { "Open a case" }
-                        }
-                    }
-                    form.action method="post" action={ "/triage/" (r.id) "/not-case-business" } {
-                        fieldset {
-                            legend { "Not case business" }
-                            (reason_and_token(&s, &format!("dismiss{}", r.id)))
-                            button type="submit" { "Take it off the list" }
-                        }
+                }
+                form.action method="post" action={ "/triage/" (r.id) "/not-case-business" } {
+                    fieldset {
+                        legend { "Not case business" }
+                        (reason_and_token(s, &format!("dismiss{}", r.id)))
+                        button type="submit" { "Take it off the list" }
                     }
                 }
             }
         }
-    })
-    .into_response()
+    }
 }
 
 /// `/held`: replies held for a person, with "count this vote as …".
