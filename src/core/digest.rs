@@ -851,7 +851,7 @@ fn triage(s: &Scope<'_>) -> Table {
             } else {
                 format!("{first} to {last}")
             },
-            "listed by caseclerk triage".into(),
+            "all on the workspace's Triage page".into(),
         ]);
     }
     if let Some(older) = triage.older {

@@ -11,7 +11,7 @@
 //! - **the same over TLS**: the ceiling and ingest again over implicit TLS (IMAPS), as every real
 //!   mailbox is reached — Exchange Online and a council's own server alike — while the plain
 //!   figures above stay the hardest reference (no cipher on either side);
-//! - peak resident memory of the process.
+//! - peak resident memory of the process through the plain run (before the TLS run).
 //!
 //! The numbers go in the README; no test asserts on them.
 //!
@@ -95,7 +95,7 @@ impl BenchReport {
              over TLS (implicit, as a real mailbox):\n\
              ceiling  bare UID FETCH 1:* BODY.PEEK[]   {:>8.0} msg/s  ({:.2} s, the fastest of {})\n\
              ingest   caseclerk fetch + SQLite store   {:>8.0} msg/s  ({:.2} s, {:.0} % of the ceiling over TLS)\n\
-             peak resident memory                      {}\n",
+             peak resident memory (the plain run)     {}\n",
             self.messages,
             self.megabytes,
             self.messages / 10,
@@ -279,6 +279,8 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
     let classify = started.elapsed();
     std::hint::black_box(referrals);
     store.close().await;
+    // The plain run's peak, before the TLS run's ingest adds its own.
+    let peak_rss_mib = proc_status_mib(std::process::id(), "VmHWM");
 
     let over_tls = tls_settings(stack, user);
     let tls_ceiling = bare_fetch(&over_tls, Some(n)).await?;
@@ -296,7 +298,7 @@ async fn measure(stack: &MailStack, user: &str, n: usize) -> Result<BenchReport,
         timings,
         classify,
         tls,
-        peak_rss_mib: proc_status_mib(std::process::id(), "VmHWM"),
+        peak_rss_mib,
     })
 }
 

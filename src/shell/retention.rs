@@ -2,8 +2,9 @@
 //! `caseclerk hold` / `caseclerk release`.
 //!
 //! Owns gathering what the retention rules need (ids, states, dates, sizes, each case's status,
-//! last closure and hold — never the content), asking [`crate::core::retention::plan`], erasing
-//! what it names, recording every erasure, and giving the freed pages back:
+//! last closure and hold — never the content), streaming it one record at a time into
+//! [`crate::core::retention::Plan`], erasing what it names, recording every erasure, and giving
+//! the freed pages back:
 //! - a case's content erased is recorded as a `content_erased` event on the case (class, count,
 //!   bytes, rule), through the one event-append function ([`crate::shell::store::record_event`]);
 //!   content on no case, as a row of the append-only `erasures` table. Neither holds the content.

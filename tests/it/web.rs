@@ -686,6 +686,14 @@ async fn the_business_unit_adds_an_agency_moves_a_date_and_closes_a_case_from_it
 #[tokio::test]
 async fn triage_shows_twenty_five_messages_a_page_oldest_first() {
     let mut w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let one = c.get("/triage").await;
+    assert!(
+        one.body.contains("1 waiting for a person, oldest first."),
+        "{}",
+        one.body
+    );
+    assert!(!one.body.contains("Page 1 of"), "{}", one.body);
     for i in 0..30 {
         let raw = format!(
             "From: Sender {i} <sender{i}@elsewhere.test>\r\nTo: bsp@bury.test\r\n\
@@ -697,7 +705,6 @@ async fn triage_shows_twenty_five_messages_a_page_oldest_first() {
     }
     let waiting = w.review.engine.store.triage().await.unwrap();
     assert_eq!(waiting.len(), 31, "the stray and thirty more");
-    let mut c = w.signed_in(CLERK).await;
     let first = c.get("/triage").await;
     assert_eq!(first.body.matches("<article").count(), 25, "{}", first.body);
     assert!(

@@ -742,8 +742,9 @@ pub(super) async fn triage(
     }
     page("Triage", Some(&s), html! {
         h1 { "Triage" }
-        @if total == 0 { p { "Nothing is waiting for a person." } }
-        @else if pages > 1 { p { (total) " messages are waiting for a person, oldest first; these are " (shown.start + 1) " to " (shown.end) "." } }
+        @if items.is_empty() { p { "Nothing is waiting for a person." } }
+        @else if pages > 1 { p { (total) " messages are waiting for a person, oldest first; these are " (shown.start + 1) " to " (shown.start + items.len()) "." } }
+        @else { p { (items.len()) " waiting for a person, oldest first." } }
         @for item in &items { (item) }
         (pager("/triage", "", page_no, pages))
     })
