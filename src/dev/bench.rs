@@ -95,7 +95,7 @@ impl BenchReport {
              over TLS (implicit, as a real mailbox):\n\
              ceiling  bare UID FETCH 1:* BODY.PEEK[]   {:>8.0} msg/s  ({:.2} s, the fastest of {})\n\
              ingest   caseclerk fetch + SQLite store   {:>8.0} msg/s  ({:.2} s, {:.0} % of the ceiling over TLS)\n\
-             peak resident memory (the plain run)     {}\n",
+             peak resident memory (the plain run)      {}\n",
             self.messages,
             self.megabytes,
             self.messages / 10,
