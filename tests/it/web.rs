@@ -736,6 +736,18 @@ async fn triage_shows_twenty_five_messages_a_page_oldest_first() {
     // A page past the end shows the last one.
     let past = c.get("/triage?page=9").await;
     assert!(past.body.contains("Page 2 of 2"), "{}", past.body);
+    // Taken off the list from page 2, the clerk is back on page 2.
+    let last = waiting.last().unwrap().id;
+    let csrf = second.csrf();
+    let path = format!("/triage/{last}/not-case-business");
+    let page = [
+        ("csrf", csrf.as_str()),
+        ("reason", "a newsletter"),
+        ("page", "2"),
+    ];
+    let done = c.post(&path, &page).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/triage?page=2"));
 }
 
 #[tokio::test]

@@ -279,9 +279,13 @@ pub(super) async fn set_status(
 pub(super) struct DismissForm {
     csrf: String,
     reason: String,
+    /// The triage page the form was on, to go back to it (anything but a number: the first).
+    #[serde(default)]
+    page: String,
 }
 
-/// `POST /triage/{message}/not-case-business`: `caseclerk not-case-business`; back to triage.
+/// `POST /triage/{message}/not-case-business`: `caseclerk not-case-business`; back to the
+/// triage page it was on, so someone working through a first run's backlog keeps their place.
 pub(super) async fn not_case_business(
     State(app): Shared,
     headers: HeaderMap,
@@ -298,7 +302,10 @@ pub(super) async fn not_case_business(
     triage_answer(
         &s,
         "not case business",
-        result.map(|()| "/triage".to_string()),
+        result.map(|()| match f.page.trim().parse::<usize>() {
+            Ok(page) if page > 1 => format!("/triage?page={page}"),
+            _ => "/triage".to_string(),
+        }),
     )
 }
 

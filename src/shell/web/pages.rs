@@ -735,7 +735,7 @@ pub(super) async fn triage(
         match app.store.message_raw(r.id).await {
             Ok(raw) => {
                 let m = crate::core::intake::parse(&raw.unwrap_or_default());
-                items.push(triage_item(&app, &s, r, &m));
+                items.push(triage_item(&app, &s, r, &m, page_no));
             }
             Err(e) => return failure(&e),
         }
@@ -751,12 +751,14 @@ pub(super) async fn triage(
     .into_response()
 }
 
-/// One message waiting in triage: what it is, and a form for each thing that can be done.
+/// One message waiting in triage: what it is, and a form for each thing that can be done (on
+/// page `page_no`, where taking it off the list comes back to).
 fn triage_item(
     app: &App,
     s: &Session,
     r: &crate::shell::store::TriageRow,
     m: &crate::core::intake::Message,
+    page_no: usize,
 ) -> Markup {
     let agencies = &app.cfg.directory.agencies;
     let areas = &app.cfg.process.areas;
@@ -811,6 +813,7 @@ fn triage_item(
                 form.action method="post" action={ "/triage/" (r.id) "/not-case-business" } {
                     fieldset {
                         legend { "Not case business" }
+                        input type="hidden" name="page" value=(page_no);
                         (reason_and_token(s, &format!("dismiss{}", r.id)))
                         button type="submit" { "Take it off the list" }
                     }
