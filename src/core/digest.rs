@@ -14,8 +14,9 @@
 //! 6. decisions awaited, naming who has not voted;
 //! 7. meetings in the next five working days;
 //! 8. statutory deadlines within two working days, and those passed and not met (overdue);
-//! 9. replies held for a person, and messages waiting in triage (the first [`TRIAGE_LISTED`](crate::core::views::TRIAGE_LISTED) new
-//!    ones by number, the rest counted, so the digest stays one screen after a first run);
+//! 9. replies held for a person, and messages waiting in triage (the first
+//!    [`TRIAGE_LISTED`](crate::core::views::TRIAGE_LISTED) new ones by number, the rest counted,
+//!    so the digest stays one screen after a first run);
 //! 10. letters that could not be delivered;
 //! 11. letters imported, not sent, from before caseclerk's first run;
 //! 12. the bank-holiday data running out: from six months before its last date (the health rule

@@ -8,8 +8,8 @@
 //! deciding stored mail in order of arrival, takes a message's reading from here when it is here
 //! and reads the row back from the database otherwise: both give the same [`Message`] (the golden
 //! corpus and the property tests of [`crate::core::intake::parse_packed`] hold `parse_fresh` to
-//! it), so which way a message came never changes what is decided. What it saves is a first run's reading of
-//! every file back out of the database, its SHA-256 check and its copies.
+//! it), so which way a message came never changes what is decided. What it saves is a first
+//! run's reading of every file back out of the database, its SHA-256 check and its copies.
 //!
 //! Bounded by bytes ([`FRESH_BUDGET`]): when the fetch runs ahead of the deciding, later readings
 //! are not kept (those messages are read back from the database). Emptied when a pass has
