@@ -897,12 +897,18 @@ pub enum ExistingMail {
     Since(chrono::NaiveDate),
 }
 
-/// A fetched message as it is stored: its identity (key and fingerprint, [`identity`]), UID and
-/// arrival time.
+/// A fetched message as it is stored: its identity (its key, [`identity`]), UID and arrival
+/// time. The fingerprint is the key of a message without a Message-ID; one with a Message-ID is
+/// compared by it only when its key is already stored, and the store computes it then
+/// ([`crate::shell::store::Ingest::store_batch`]).
 pub fn new_message(raw: &[u8], uid: u32, internal_date: DateTime<Utc>) -> NewMessage {
-    let fingerprint = identity::fingerprint(raw);
+    let message_id = intake::header_message_id(raw);
+    let fingerprint = match message_id {
+        Some(_) => None,
+        None => Some(identity::fingerprint(raw)),
+    };
     NewMessage {
-        dedupe_key: identity::key(intake::header_message_id(raw).as_deref(), &fingerprint),
+        dedupe_key: identity::key(message_id.as_deref(), fingerprint.as_deref().unwrap_or("")),
         fingerprint,
         uid,
         internal_date,
@@ -1402,9 +1408,12 @@ mod tests {
             new_message(b, 2, DateTime::UNIX_EPOCH),
         );
         assert_eq!(na.dedupe_key, "mid:x@y");
+        assert_eq!(nb.dedupe_key, "mid:x@y", "trace headers are not identity");
         assert_eq!(
-            na.fingerprint, nb.fingerprint,
-            "trace headers are not identity"
+            (na.fingerprint, nb.fingerprint),
+            (None, None),
+            "a message with a Message-ID is not hashed as it arrives: the store hashes it if a \
+             delivery under the same key is compared with it"
         );
         assert_eq!(
             intake::parse(a).message_id.as_deref(),
@@ -1412,7 +1421,11 @@ mod tests {
             "the key's Message-ID is the full parse's"
         );
         let no_id = new_message(b"Subject: s\r\n\r\nHello\r\n", 3, DateTime::UNIX_EPOCH);
-        assert_eq!(no_id.dedupe_key, format!("content:{}", no_id.fingerprint));
+        let print = no_id
+            .fingerprint
+            .expect("the key of a message without a Message-ID");
+        assert_eq!(print, identity::fingerprint(b"Subject: s\r\n\r\nHello\r\n"));
+        assert_eq!(no_id.dedupe_key, format!("content:{print}"));
     }
 
     #[tokio::test]

@@ -312,8 +312,10 @@ impl Store {
 pub struct NewMessage {
     /// [`crate::core::identity::key`]: `mid:<Message-ID>`, else `content:<fingerprint>`.
     pub dedupe_key: String,
-    /// [`crate::core::identity::fingerprint`]: what the author wrote (stored in `body_sha256`).
-    pub fingerprint: String,
+    /// [`crate::core::identity::fingerprint`]: what the author wrote. Given with a message keyed
+    /// by it (one without a Message-ID); `None` for one with a Message-ID, whose fingerprint the
+    /// store computes only if a comparison needs it (see [`Ingest::store_batch`]).
+    pub fingerprint: Option<String>,
     pub uid: u32,
     pub internal_date: DateTime<Utc>,
     pub raw: Vec<u8>,
@@ -530,6 +532,17 @@ async fn whole_message(
 ) -> Result<Vec<u8>, StoreError> {
     let raw = r.try_get::<Option<Vec<u8>>, _>("raw")?.unwrap_or_default();
     blobs::unpacked(tx, blobs::Owner::Message, id, raw, r.try_get("packing")?).await
+}
+
+/// The fingerprint ([`crate::core::identity::fingerprint`]) of stored message `id`, from its stored bytes.
+async fn message_fingerprint(tx: &mut Tx<'_>, id: i64) -> Result<String, StoreError> {
+    let row = sqlx::query("SELECT raw, packing FROM message_bytes WHERE message_id = ?")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(crate::core::identity::fingerprint(
+        &whole_message(tx, id, &row).await?,
+    ))
 }
 
 /// Letters as read by `SELECT * FROM outbox`, each with its exact bytes (a packed letter is put
@@ -2999,18 +3012,38 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         // The size is read with the erasure's own guard (never a message not yet read, never
         // twice), so a row that may not be erased is neither measured nor touched.
-        let bytes: Option<i64> = sqlx::query_scalar(
-            "SELECT size FROM messages WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT size, body_sha256 FROM messages \
+             WHERE id = ? AND erased_at IS NULL AND state <> 'new'",
         )
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
-        if bytes.is_some() {
-            sqlx::query("UPDATE messages SET verdict = NULL, erased_at = ? WHERE id = ?")
-                .bind(ts(now))
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+        let bytes = row.as_ref().map(|(size, _)| *size);
+        if let Some((_, mut print)) = row {
+            // Stored without its fingerprint (it has a Message-ID: `Ingest::store_batch`): taken
+            // now, from the bytes about to go, so a later delivery of the same message is still
+            // known. Bytes that cannot be read back leave it unknown; the erasure goes ahead.
+            if print.is_empty() {
+                match message_fingerprint(tx, id).await {
+                    Ok(p) => print = p,
+                    Err(StoreError::Corrupt(_)) => {
+                        tracing::warn!(
+                            message = id,
+                            "a message's stored bytes could not be read back to take its fingerprint before erasing them"
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            sqlx::query(
+                "UPDATE messages SET verdict = NULL, erased_at = ?, body_sha256 = ? WHERE id = ?",
+            )
+            .bind(ts(now))
+            .bind(&print)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
             // Its bytes are in a row of their own (migration 15), emptied in the same transaction.
             sqlx::query("UPDATE message_bytes SET raw = ?, packing = NULL WHERE message_id = ?")
                 .bind(Vec::<u8>::new())
@@ -3186,7 +3219,7 @@ mod tests {
     fn msg(uid: u32, key: &str, body: &str) -> NewMessage {
         NewMessage {
             dedupe_key: key.into(),
-            fingerprint: body.into(),
+            fingerprint: Some(body.into()),
             uid,
             internal_date: t("2026-12-22T09:00:00Z"),
             raw: format!("Subject: x\r\n\r\n{body}").into_bytes(),
@@ -3520,7 +3553,7 @@ mod tests {
         let now = t("2026-12-22T09:01:00Z");
         // What an older caseclerk stored: the body's hash in `body_sha256`.
         let mut old = msg(1, "mid:a@x", "b1");
-        old.fingerprint = identity::body_sha256(&old.raw);
+        old.fingerprint = Some(identity::body_sha256(&old.raw));
         s.store_fetched("INBOX", 7, &[old], 1, now).await.unwrap();
         let n = s
             .store_fetched("INBOX", 8, &[msg(1, "mid:a@x", "b1")], 1, now)
@@ -3562,7 +3595,7 @@ mod tests {
         assert!(crate::core::packing::pack(&scan("")).is_some());
         let with_id = scan("Message-ID: <scan@x>\r\n");
         let mut old = crate::shell::mailbox::new_message(&with_id, 3, now);
-        old.fingerprint = identity::body_sha256(&with_id);
+        old.fingerprint = Some(identity::body_sha256(&with_id));
         s.store_fetched("INBOX", 7, &[old], 3, now).await.unwrap();
         let again = crate::shell::mailbox::new_message(&with_id, 3, now);
         let n = s.store_fetched("INBOX", 8, &[again], 3, now).await.unwrap();

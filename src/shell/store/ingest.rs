@@ -155,9 +155,14 @@ impl Ingest {
     /// or neither. Duplicates are skipped: the same folder UID, or the same key with the same
     /// fingerprint (the same message delivered again: [`crate::core::identity`]); a *different*
     /// message reusing a known Message-ID is kept under `mid:<id>#<fingerprint>`. The
-    /// `body_sha256` column holds the fingerprint (rows stored before fingerprints hold the
-    /// body's hash, and were keyed `sha256:<raw hash>` without a Message-ID: both are compared
-    /// with too, so nothing is stored twice across the upgrade). Each message's bytes are let go
+    /// `body_sha256` column holds the fingerprint of a message keyed by it (one without a
+    /// Message-ID) and is empty for one with a Message-ID: that fingerprint is computed only when
+    /// a delivery under the same key is compared with it, from the row's stored bytes, and stored
+    /// when the row's content is erased ([`Store::erase_message`]). Hashing every message's body
+    /// as it arrived was a tenth of a first run's time, for a comparison that is almost never
+    /// made. (Rows stored before fingerprints hold the body's hash, and were keyed
+    /// `sha256:<raw hash>` without a Message-ID: both are compared with too, so nothing is stored
+    /// twice across the upgrade.) Each message's bytes are let go
     /// once their row is written; their readings are kept for the engine ([`super::fresh`]). The
     /// batch is packed first ([`Ingest::prepare`], on a blocking thread); a fetch packs each batch
     /// while the one before is stored, and calls [`Ingest::store_prepared`].
@@ -203,7 +208,8 @@ impl Ingest {
                 }
                 Some(NewRow {
                     key,
-                    fingerprint: msg.fingerprint,
+                    // Only a fingerprint given with the message is stored (see `store_batch`).
+                    fingerprint: msg.fingerprint.unwrap_or_default(),
                     uid: msg.uid,
                     internal_date: msg.internal_date,
                     size,
@@ -303,14 +309,29 @@ struct NewRow {
     stored: blobs::Stored<'static>,
 }
 
-/// What the database holds under a batch's keys and UIDs: the fingerprint (`body_sha256`) of each
-/// key found, which of the batch's messages without a Message-ID an older caseclerk stored under
-/// its raw bytes' hash (by the message's place in the batch), and which of the batch's UIDs the
-/// folder's rows already have.
+/// What the database holds under a batch's keys and UIDs: who holds each key the batch could
+/// touch (a stored row's fingerprint, or a message earlier in the batch), which of the batch's
+/// messages without a Message-ID an older caseclerk stored under its raw bytes' hash (by the
+/// message's place in the batch), which of the batch's UIDs the folder's rows already have, and
+/// the batch's fingerprints as far as they are known.
+///
+/// A message with a Message-ID arrives without its fingerprint (`NewMessage::fingerprint`): it is
+/// computed here, from the message's bytes, only when its key is found (a second delivery, or a
+/// Message-ID reused), and a stored row without one has it computed from its stored bytes then.
 struct Known {
-    fingerprints: HashMap<String, String>,
+    holders: HashMap<String, Holder>,
     legacy: Vec<bool>,
     uids: HashSet<u32>,
+    /// Each of the batch's messages' fingerprint once known: given with it, or computed when a
+    /// comparison needed it (never stored: see [`Ingest::store_batch`]).
+    prints: Vec<Option<String>>,
+}
+
+/// Who holds a key: a stored row (its fingerprint as stored in `body_sha256`, or computed from its
+/// bytes when it was stored without one), or the message at this place in the batch.
+enum Holder {
+    Stored(String),
+    Batch(usize),
 }
 
 impl Known {
@@ -338,31 +359,27 @@ impl Known {
                     .filter_map(|u| u32::try_from(u).ok()),
             );
         }
-        // Each message's key, and the key it would take if its own were stored with other content.
-        let keys: Vec<String> = messages
-            .iter()
-            .flat_map(|m| [m.msg.dedupe_key.clone(), reused(&m.msg)])
-            .collect();
-        let mut fingerprints = HashMap::new();
-        for chunk in keys.chunks(IN_LIST) {
-            let sql = format!(
-                "SELECT dedupe_key, body_sha256 FROM messages WHERE dedupe_key IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(k);
-            }
-            for r in q.fetch_all(&mut **tx).await? {
-                fingerprints.insert(r.try_get("dedupe_key")?, r.try_get("body_sha256")?);
+        let mut prints: Vec<Option<String>> =
+            messages.iter().map(|m| m.msg.fingerprint.clone()).collect();
+        let own: Vec<String> = messages.iter().map(|m| m.msg.dedupe_key.clone()).collect();
+        let mut stored = stored_prints(tx, &own).await?;
+        // A message whose key is stored is compared by its fingerprint, computed now; the key it
+        // takes if its content differs is looked up too. (A key with `#` is only ever stored
+        // beside its own key, and rows are never deleted: no other message's can be stored.)
+        let mut reused_keys = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            if stored.contains_key(&m.msg.dedupe_key) {
+                let print = print_of(messages, &mut prints, i)?;
+                reused_keys.push(reused(&m.msg.dedupe_key, &print));
             }
         }
+        stored.extend(stored_prints(tx, &reused_keys).await?);
         // Stored before identity keys, under the hash of its raw bytes? Asked only of a message
         // keyed by its content whose key is not stored (the hash is of every byte).
         let mut legacy_keys: Vec<(usize, String)> = Vec::new();
         for (i, m) in messages.iter().enumerate() {
             let key = &m.msg.dedupe_key;
-            if key.starts_with("content:") && !fingerprints.contains_key(key) {
+            if key.starts_with("content:") && !stored.contains_key(key) {
                 legacy_keys.push((i, identity::legacy_key(&m.bytes()?)));
             }
         }
@@ -383,17 +400,21 @@ impl Known {
             legacy[*i] = found.contains(k);
         }
         Ok(Known {
-            fingerprints,
+            holders: stored
+                .into_iter()
+                .map(|(k, p)| (k, Holder::Stored(p)))
+                .collect(),
             legacy,
             uids,
+            prints,
         })
     }
 
     /// The batch's new messages (by their place in it) with the key each is stored under, in the
-    /// batch's order: the
-    /// rule of [`Ingest::store_batch`] applied message by message, each seeing the database and
-    /// the batch's messages before it. `fingerprints` and `uids` mirror, for every key and UID
-    /// the batch could touch, what the database holds, and take each message accepted.
+    /// batch's order: the rule of [`Ingest::store_batch`] applied message by message, each seeing
+    /// the database and the batch's messages before it. `holders` and `uids` mirror, for every
+    /// key and UID the batch could touch, what the database holds, and take each message
+    /// accepted.
     fn new_messages(mut self, messages: &[Ready]) -> Result<Vec<(usize, String)>, StoreError> {
         let mut new = Vec::with_capacity(messages.len());
         for (i, ready) in messages.iter().enumerate() {
@@ -402,24 +423,28 @@ impl Known {
             if self.uids.contains(&m.uid) {
                 continue;
             }
-            let key = match self.fingerprints.get(&m.dedupe_key) {
+            let key = match self.holders.get(&m.dedupe_key) {
                 // (Its key not stored when the batch was read: its raw bytes' hash was asked.)
                 None if self.legacy.get(i).copied().unwrap_or(false) => continue,
                 None => m.dedupe_key.clone(),
-                // Rows stored before fingerprints hold the body's hash: computed only here.
-                Some(stored)
-                    if *stored == m.fingerprint
-                        || *stored == identity::body_sha256(&ready.bytes()?) =>
-                {
-                    continue; // the same message again (a second delivery, or a re-fetch)
+                Some(holder) => {
+                    let theirs = match holder {
+                        Holder::Stored(print) => print.clone(),
+                        Holder::Batch(j) => print_of(messages, &mut self.prints, *j)?,
+                    };
+                    let mine = print_of(messages, &mut self.prints, i)?;
+                    // Rows stored before fingerprints hold the body's hash: computed only here.
+                    if theirs == mine || theirs == identity::body_sha256(&ready.bytes()?) {
+                        continue; // the same message again (a second delivery, or a re-fetch)
+                    }
+                    reused(&m.dedupe_key, &mine)
                 }
-                Some(_) => reused(m),
             };
             // A key already stored, or taken by the batch: a conflict, as its INSERT would be.
-            if self.fingerprints.contains_key(&key) {
+            if self.holders.contains_key(&key) {
                 continue;
             }
-            self.fingerprints.insert(key.clone(), m.fingerprint.clone());
+            self.holders.insert(key.clone(), Holder::Batch(i));
             self.uids.insert(m.uid);
             new.push((i, key));
         }
@@ -427,10 +452,73 @@ impl Known {
     }
 }
 
+/// The fingerprint of the batch's message at `i`: as given, or computed from its bytes (once).
+fn print_of(
+    messages: &[Ready],
+    prints: &mut [Option<String>],
+    i: usize,
+) -> Result<String, StoreError> {
+    if let Some(Some(print)) = prints.get(i) {
+        return Ok(print.clone());
+    }
+    let ready = messages
+        .get(i)
+        .ok_or_else(|| StoreError::Corrupt("a batch's message out of range".into()))?;
+    let print = identity::fingerprint(&ready.bytes()?);
+    prints[i] = Some(print.clone());
+    Ok(print)
+}
+
+/// The fingerprint stored under each of `keys` that is stored. A row stored without one (a
+/// message with a Message-ID: see [`Ingest::store_batch`]) has it computed from its stored bytes;
+/// if those cannot be read back, its fingerprint is taken as unknown (`""`, which no message
+/// has): a message under its key is then kept under a key of its own — stored, never lost, where
+/// a row that cannot be read could not tell it apart.
+async fn stored_prints(
+    tx: &mut super::Tx<'_>,
+    keys: &[String],
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut prints = HashMap::new();
+    let mut unknown: Vec<(i64, String)> = Vec::new();
+    for chunk in keys.chunks(IN_LIST) {
+        let sql = format!(
+            "SELECT id, dedupe_key, body_sha256 FROM messages WHERE dedupe_key IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for k in chunk {
+            q = q.bind(k);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let (key, print): (String, String) =
+                (r.try_get("dedupe_key")?, r.try_get("body_sha256")?);
+            if print.is_empty() {
+                unknown.push((r.try_get("id")?, key.clone()));
+            }
+            prints.insert(key, print);
+        }
+    }
+    for (id, key) in unknown {
+        match super::message_fingerprint(tx, id).await {
+            Ok(print) => {
+                prints.insert(key, print);
+            }
+            Err(StoreError::Corrupt(_)) => {
+                tracing::warn!(
+                    message = id,
+                    "a stored message could not be read back to compare a delivery with it; the delivery is kept under a key of its own"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(prints)
+}
+
 /// The key a message is stored under when its own is already stored with other content (a
 /// Message-ID reused).
-fn reused(m: &NewMessage) -> String {
-    format!("{}#{}", m.dedupe_key, m.fingerprint)
+fn reused(key: &str, print: &str) -> String {
+    format!("{key}#{print}")
 }
 
 /// Insert the new messages' rows, bytes and blobs; the id of each row stored, by its key (a row
@@ -597,6 +685,127 @@ mod tests {
         }
         assert_eq!(at_once, singly, "as many stored");
         assert_eq!(contents(&whole).await, contents(&one_by_one).await);
+        // And what both keep is what the rule keeps with every fingerprint taken up front.
+        let mut expected = kept_by_the_rule(&[batch(&before), batch(&shapes)].concat());
+        expected.sort();
+        let mut held: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM messages")
+            .fetch_all(&whole.pool)
+            .await
+            .unwrap();
+        held.sort();
+        assert_eq!(held, expected, "the keys the identity rule keeps");
+    }
+
+    /// The identity rule as [`crate::core::identity`] states it, every message's fingerprint
+    /// computed as it arrives (the store computes one only when a comparison needs it): the keys
+    /// kept, for messages stored one after another into one folder.
+    fn kept_by_the_rule(messages: &[NewMessage]) -> Vec<String> {
+        let mut held: HashMap<String, String> = HashMap::new();
+        let mut uids = HashSet::new();
+        let mut kept = Vec::new();
+        for m in messages {
+            if uids.contains(&m.uid) {
+                continue;
+            }
+            let print = identity::fingerprint(&m.raw);
+            let key = match held.get(&m.dedupe_key) {
+                None => m.dedupe_key.clone(),
+                Some(p) if *p == print => continue,
+                Some(_) => format!("{}#{print}", m.dedupe_key),
+            };
+            if held.contains_key(&key) {
+                continue;
+            }
+            held.insert(key.clone(), print);
+            uids.insert(m.uid);
+            kept.push(key);
+        }
+        kept
+    }
+
+    /// A message with a Message-ID is stored without hashing its body; the hash is taken when a
+    /// delivery under the same Message-ID is compared with it — from the stored bytes, put back
+    /// together when they were stored packed — and kept when the message's content is erased.
+    #[tokio::test]
+    async fn a_message_is_hashed_only_when_a_delivery_under_its_message_id_is_compared_with_it() {
+        let s = Store::open_in_memory().await.unwrap();
+        let now = "2026-12-22T09:01:00Z".parse().unwrap();
+        let print_of = |key: &'static str| {
+            let pool = s.pool.clone();
+            async move {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT body_sha256 FROM messages WHERE dedupe_key = ?",
+                )
+                .bind(key)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        // Message 1 with an attached file (stored packed), message 2 without one.
+        let first = batch(&[((1, 1, 1), 1), ((2, 2, 0), 2)]);
+        assert!(first.iter().all(|m| m.fingerprint.is_none()));
+        s.store_fetched("INBOX", 7, &first, 2, now).await.unwrap();
+        assert_eq!(
+            print_of("mid:m1@agency.test").await,
+            "",
+            "not hashed as it arrived"
+        );
+        // The folder rebuilt (a new UIDVALIDITY): the same two again, and two other messages
+        // reusing their Message-IDs.
+        let again = batch(&[
+            ((1, 1, 1), 1),
+            ((2, 2, 0), 2),
+            ((1, 3, 2), 3),
+            ((2, 4, 0), 4),
+        ]);
+        let stored = s.store_fetched("INBOX", 8, &again, 4, now).await.unwrap();
+        assert_eq!(stored, 2, "the same two are known; the two others are kept");
+        let reused = |shape| {
+            let raw = mail(shape);
+            let id = intake::header_message_id(&raw).unwrap();
+            format!("mid:{id}#{}", identity::fingerprint(&raw))
+        };
+        let mut keys: Vec<String> =
+            sqlx::query_scalar("SELECT dedupe_key FROM messages ORDER BY id")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        keys.sort();
+        let mut expected = vec![
+            "mid:m1@agency.test".to_string(),
+            "mid:m2@agency.test".to_string(),
+            reused((1, 3, 2)),
+            reused((2, 4, 0)),
+        ];
+        expected.sort();
+        assert_eq!(keys, expected);
+        // Its content erased, the message is still known by the hash taken from it.
+        let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE dedupe_key = ?")
+            .bind("mid:m1@agency.test")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE messages SET state = 'triage' WHERE id = ?")
+            .bind(id)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let mut tx = s.begin().await.unwrap();
+        Store::erase_message(&mut tx, id, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            print_of("mid:m1@agency.test").await,
+            identity::fingerprint(&mail((1, 1, 1)))
+        );
+        let stored = s
+            .store_fetched("INBOX", 9, &batch(&[((1, 1, 1), 1)]), 1, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored, 0,
+            "delivered again after its content was erased: not stored"
+        );
     }
 
     #[tokio::test]
