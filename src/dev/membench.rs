@@ -131,7 +131,7 @@ impl MemoryReport {
             for p in &f.passes {
                 out.push_str(&format!(
                     "            bare UID FETCH of the backlog (reference, fastest of {}): {:.2} s; \
-                     caseclerk tick --process-existing: {} processed in {:.1} s ({:.0} % of the bare fetch's speed)\n",
+                     caseclerk tick --process-existing: {} processed in {:.2} s ({:.0} % of the bare fetch's speed)\n",
                     crate::dev::bench::BARE_FETCHES,
                     p.bare_fetch.as_secs_f64(),
                     p.processed,
