@@ -28,6 +28,10 @@
 //! scanner's new stamp off the lists can at worst store a re-delivery twice — it can never merge
 //! two messages. Where the two risks meet, losing a referral is the worse one.
 //!
+//! The fingerprint of a message with a Message-ID is only ever compared when its key is already
+//! stored, so the store computes it then, not as every message arrives
+//! (`shell::store::ingest`); the rule is the same either way.
+//!
 //! Messages stored before this rule kept a hash of the body alone, and one without a Message-ID
 //! was keyed by the hash of its raw bytes; the store also compares with those ([`body_sha256`],
 //! [`legacy_key`]), so nothing stored before the upgrade is stored again when the same bytes are
