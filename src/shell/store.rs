@@ -130,6 +130,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (14, include_str!("../../migrations/0014_blobs.sql")),
     (15, include_str!("../../migrations/0015_message_bytes.sql")),
+    (
+        16,
+        include_str!("../../migrations/0016_fingerprint_when_compared.sql"),
+    ),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every
@@ -534,15 +538,28 @@ async fn whole_message(
     blobs::unpacked(tx, blobs::Owner::Message, id, raw, r.try_get("packing")?).await
 }
 
-/// The fingerprint ([`crate::core::identity::fingerprint`]) of stored message `id`, from its stored bytes.
+/// The fingerprint ([`crate::core::identity::fingerprint`]) of stored message `id`, from its
+/// stored bytes. Bytes that are missing or cannot be read back are [`StoreError::Corrupt`] (the
+/// callers treat the fingerprint as unknown and go on); only the database failing is another error.
 async fn message_fingerprint(tx: &mut Tx<'_>, id: i64) -> Result<String, StoreError> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!(
+            "stored message {id}'s bytes cannot be read back: {e}"
+        ))
+    };
     let row = sqlx::query("SELECT raw, packing FROM message_bytes WHERE message_id = ?")
         .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(crate::core::identity::fingerprint(
-        &whole_message(tx, id, &row).await?,
-    ))
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| unreadable(&"they are missing"))?;
+    let raw = match whole_message(tx, id, &row).await {
+        Ok(raw) => raw,
+        Err(StoreError::Sql(sqlx::Error::ColumnDecode { source, .. })) => {
+            return Err(unreadable(&source));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(crate::core::identity::fingerprint(&raw))
 }
 
 /// Letters as read by `SELECT * FROM outbox`, each with its exact bytes (a packed letter is put

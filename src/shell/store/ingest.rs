@@ -361,14 +361,21 @@ impl Known {
         }
         let mut prints: Vec<Option<String>> =
             messages.iter().map(|m| m.msg.fingerprint.clone()).collect();
-        let own: Vec<String> = messages.iter().map(|m| m.msg.dedupe_key.clone()).collect();
+        // A message whose UID the folder's rows already have is left out at once
+        // (`new_messages`): none of its keys is looked up, nor its fingerprint computed.
+        let open = |m: &Ready| !uids.contains(&m.msg.uid);
+        let own: Vec<String> = messages
+            .iter()
+            .filter(|m| open(m))
+            .map(|m| m.msg.dedupe_key.clone())
+            .collect();
         let mut stored = stored_prints(tx, &own).await?;
         // A message whose key is stored is compared by its fingerprint, computed now; the key it
         // takes if its content differs is looked up too. (A key with `#` is only ever stored
         // beside its own key, and rows are never deleted: no other message's can be stored.)
         let mut reused_keys = Vec::new();
         for (i, m) in messages.iter().enumerate() {
-            if stored.contains_key(&m.msg.dedupe_key) {
+            if open(m) && stored.contains_key(&m.msg.dedupe_key) {
                 let print = print_of(messages, &mut prints, i)?;
                 reused_keys.push(reused(&m.msg.dedupe_key, &print));
             }
@@ -379,7 +386,7 @@ impl Known {
         let mut legacy_keys: Vec<(usize, String)> = Vec::new();
         for (i, m) in messages.iter().enumerate() {
             let key = &m.msg.dedupe_key;
-            if key.starts_with("content:") && !stored.contains_key(key) {
+            if open(m) && key.starts_with("content:") && !stored.contains_key(key) {
                 legacy_keys.push((i, identity::legacy_key(&m.bytes()?)));
             }
         }
@@ -806,6 +813,23 @@ mod tests {
             stored, 0,
             "delivered again after its content was erased: not stored"
         );
+        // A stored row whose bytes cannot be read back cannot tell a delivery apart: the delivery
+        // is kept under a key of its own, and the fetch goes on.
+        let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE dedupe_key = ?")
+            .bind("mid:m2@agency.test")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM message_bytes WHERE message_id = ?")
+            .bind(id)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let stored = s
+            .store_fetched("INBOX", 10, &batch(&[((2, 2, 0), 1)]), 1, now)
+            .await
+            .unwrap();
+        assert_eq!(stored, 1, "kept, never lost");
     }
 
     #[tokio::test]

@@ -1,0 +1,11 @@
+-- caseclerk schema, version 16: `messages.body_sha256` may be empty (issue 15, item 3).
+--
+-- A message with a Message-ID is now stored without its fingerprint: the identity rule only ever
+-- compares fingerprints when a key is already stored, so the store computes one then (from the
+-- delivery's bytes and the stored row's), and takes it from the bytes when a message's content is
+-- erased. Nothing in the tables changes. The version is what matters: a caseclerk from before it
+-- would compare the empty value with a delivery's fingerprint, take every second delivery for a
+-- different message reusing the Message-ID and store it again (after a UIDVALIDITY reset, the
+-- whole folder). With this version recorded it refuses the database instead ("written by a newer
+-- caseclerk"), so going back to it after an upgrade is stopped, not silently wrong.
+SELECT 1;
