@@ -539,27 +539,34 @@ async fn whole_message(
 }
 
 /// The fingerprint ([`crate::core::identity::fingerprint`]) of stored message `id`, from its
-/// stored bytes. Bytes that are missing or cannot be read back are [`StoreError::Corrupt`] (the
-/// callers treat the fingerprint as unknown and go on); only the database failing is another error.
-async fn message_fingerprint(tx: &mut Tx<'_>, id: i64) -> Result<String, StoreError> {
-    let unreadable = |e: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!(
-            "stored message {id}'s bytes cannot be read back: {e}"
-        ))
-    };
+/// stored bytes; `None` when they are missing or cannot be read back (logged with the row's id:
+/// the callers treat the fingerprint as unknown and go on). Only the database failing is an error.
+async fn message_fingerprint(tx: &mut Tx<'_>, id: i64) -> Result<Option<String>, StoreError> {
     let row = sqlx::query("SELECT raw, packing FROM message_bytes WHERE message_id = ?")
         .bind(id)
         .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| unreadable(&"they are missing"))?;
-    let raw = match whole_message(tx, id, &row).await {
-        Ok(raw) => raw,
-        Err(StoreError::Sql(sqlx::Error::ColumnDecode { source, .. })) => {
-            return Err(unreadable(&source));
-        }
-        Err(e) => return Err(e),
+        .await?;
+    let raw = match row {
+        None => Err("missing".to_string()),
+        Some(row) => match whole_message(tx, id, &row).await {
+            Ok(raw) => Ok(raw),
+            Err(StoreError::Corrupt(e)) => Err(e),
+            Err(StoreError::Sql(sqlx::Error::ColumnDecode { source, .. })) => {
+                Err(source.to_string())
+            }
+            Err(e) => return Err(e),
+        },
     };
-    Ok(crate::core::identity::fingerprint(&raw))
+    match raw {
+        Ok(raw) => Ok(Some(crate::core::identity::fingerprint(&raw))),
+        Err(_) => {
+            tracing::warn!(
+                message = id,
+                "a stored message's bytes could not be read back to take its fingerprint; it is taken as unknown"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Letters as read by `SELECT * FROM outbox`, each with its exact bytes (a packed letter is put
@@ -3041,17 +3048,10 @@ impl Store {
             // Stored without its fingerprint (it has a Message-ID: `Ingest::store_batch`): taken
             // now, from the bytes about to go, so a later delivery of the same message is still
             // known. Bytes that cannot be read back leave it unknown; the erasure goes ahead.
-            if print.is_empty() {
-                match message_fingerprint(tx, id).await {
-                    Ok(p) => print = p,
-                    Err(StoreError::Corrupt(_)) => {
-                        tracing::warn!(
-                            message = id,
-                            "a message's stored bytes could not be read back to take its fingerprint before erasing them"
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
+            if print.is_empty()
+                && let Some(p) = message_fingerprint(tx, id).await?
+            {
+                print = p;
             }
             sqlx::query(
                 "UPDATE messages SET verdict = NULL, erased_at = ?, body_sha256 = ? WHERE id = ?",

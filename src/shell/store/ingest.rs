@@ -505,18 +505,10 @@ async fn stored_prints(
             prints.insert(key, print);
         }
     }
+    // One that cannot be read back keeps `""`: the delivery is kept under a key of its own.
     for (id, key) in unknown {
-        match super::message_fingerprint(tx, id).await {
-            Ok(print) => {
-                prints.insert(key, print);
-            }
-            Err(StoreError::Corrupt(_)) => {
-                tracing::warn!(
-                    message = id,
-                    "a stored message could not be read back to compare a delivery with it; the delivery is kept under a key of its own"
-                );
-            }
-            Err(e) => return Err(e),
+        if let Some(print) = super::message_fingerprint(tx, id).await? {
+            prints.insert(key, print);
         }
     }
     Ok(prints)
@@ -749,6 +741,16 @@ mod tests {
                 .unwrap()
             }
         };
+        let id_of = |key: &'static str| {
+            let pool = s.pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE dedupe_key = ?")
+                    .bind(key)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
         // Message 1 with an attached file (stored packed), message 2 without one.
         let first = batch(&[((1, 1, 1), 1), ((2, 2, 0), 2)]);
         assert!(first.iter().all(|m| m.fingerprint.is_none()));
@@ -788,11 +790,7 @@ mod tests {
         expected.sort();
         assert_eq!(keys, expected);
         // Its content erased, the message is still known by the hash taken from it.
-        let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE dedupe_key = ?")
-            .bind("mid:m1@agency.test")
-            .fetch_one(&s.pool)
-            .await
-            .unwrap();
+        let id = id_of("mid:m1@agency.test").await;
         sqlx::query("UPDATE messages SET state = 'triage' WHERE id = ?")
             .bind(id)
             .execute(&s.pool)
@@ -815,11 +813,7 @@ mod tests {
         );
         // A stored row whose bytes cannot be read back cannot tell a delivery apart: the delivery
         // is kept under a key of its own, and the fetch goes on.
-        let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE dedupe_key = ?")
-            .bind("mid:m2@agency.test")
-            .fetch_one(&s.pool)
-            .await
-            .unwrap();
+        let id = id_of("mid:m2@agency.test").await;
         sqlx::query("DELETE FROM message_bytes WHERE message_id = ?")
             .bind(id)
             .execute(&s.pool)
