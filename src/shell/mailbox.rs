@@ -1021,14 +1021,15 @@ pub async fn fetch_new(
         bytes += fetch_group(settings, session, group, &sizes, &mut pipeline, &mut report).await?;
     }
     pipeline.settle(&mut report).await?;
-    if let Some(i) = pipeline.ingest.take() {
-        i.finish().await;
-    }
+    let running = match pipeline.ingest.take() {
+        Some(i) => i.finish().await,
+        None => Default::default(),
+    };
     report.timings.log();
     let mut last = pipeline.last;
     // Batches were committed without a checkpoint: a large fetch checkpoints once, from here, in
     // the background while the engine decides what it fetched.
-    report.settling = store.settle_ingest(bytes);
+    report.settling = store.settle_ingest(bytes, running);
     // Mail left for people is passed over: the watermark moves above it too.
     if uids.is_empty() || newest_seen > last {
         last = last.max(newest_seen);

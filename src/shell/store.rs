@@ -101,7 +101,8 @@ const POOL_CONNECTIONS: u32 = 4;
 
 /// The write-ahead log's automatic checkpoint while mail is stored, in 4 KiB pages (64 MiB;
 /// SQLite's default, used by every other write, is 1,000 pages): a first run over a large
-/// mailbox checkpoints a few times, not every 4 MB.
+/// mailbox checkpoints a few times, not every 4 MB. (A large fetch also checkpoints in the
+/// background while it stores: [`Ingest`].)
 const INGEST_WAL_PAGES: u32 = 16_384;
 
 /// How many cases [`Store::cases_with_events_page`] reads at once: few queries, and a bounded
@@ -1044,12 +1045,23 @@ impl Store {
     /// the log; an automatic checkpoint that falls due meanwhile finds this one running and
     /// leaves it the work. Nothing depends on it for safety (the log is as durable as the
     /// database); a checkpoint that fails is logged, and the next one does its work.
-    pub fn settle_ingest(&self, bytes: u64) -> Settling {
+    ///
+    /// `running` is the checkpoint the fetch started while it stored ([`Ingest::finish`]): this
+    /// one starts once that one has finished, since a `PASSIVE` checkpoint that finds another
+    /// running does nothing, and batches committed after that one began would be left in the log.
+    pub fn settle_ingest(&self, bytes: u64, running: Settling) -> Settling {
         if bytes < 4 * 1024 * 1024 {
-            return Settling(None);
+            return running;
         }
+        self.checkpoint(running)
+    }
+
+    /// A `PASSIVE` checkpoint on a pool connection of its own, in the background, once `after`
+    /// (a checkpoint still running) has finished.
+    pub(super) fn checkpoint(&self, after: Settling) -> Settling {
         let pool = self.pool.clone();
         Settling(Some(tokio::spawn(async move {
+            after.finished().await;
             if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(&pool)
                 .await
@@ -2480,6 +2492,11 @@ async fn release_only_if_idle(conn: &mut sqlx::SqliteConnection) -> Result<bool,
 pub struct Settling(Option<tokio::task::JoinHandle<()>>);
 
 impl Settling {
+    /// The checkpoint is still running.
+    fn running(&self) -> bool {
+        self.0.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Wait until the checkpoint has finished (at once when there was none). Nothing needs to:
     /// the benchmark does, to count its time. Dropping a `Settling` leaves the checkpoint running.
     pub async fn finished(self) {
@@ -3380,9 +3397,15 @@ mod tests {
             "the mail is in the log: {}",
             in_file()
         );
-        store.settle_ingest(1024 * 1024).finished().await;
+        store
+            .settle_ingest(1024 * 1024, Settling::default())
+            .finished()
+            .await;
         assert!(in_file() < 1024 * 1024, "a small fetch: {}", in_file());
-        store.settle_ingest(8 * 1024 * 1024).finished().await;
+        store
+            .settle_ingest(8 * 1024 * 1024, Settling::default())
+            .finished()
+            .await;
         assert!(in_file() > 2 * 1024 * 1024, "checkpointed: {}", in_file());
         store.pool.close().await;
         std::fs::remove_dir_all(&dir).unwrap();

@@ -15,7 +15,9 @@
 //!
 //! One connection serves a whole fetch, its settings for ingest (`synchronous = NORMAL`, a large
 //! automatic-checkpoint threshold) set once when it is taken and put back when it is given back;
-//! a connection whose settings could not be put back is closed, never handed out again.
+//! a connection whose settings could not be put back is closed, never handed out again. While a
+//! large fetch is stored, the log is checkpointed in the background on another connection
+//! ([`CHECKPOINT_EVERY`]), so what is left for after the fetch is its last few megabytes.
 //!
 //! Must not: decide anything about the mail, log content or keys (the mailbox logs hashed ids),
 //! or hold a batch's bytes twice for longer than the statement that writes them (a reading is
@@ -23,7 +25,8 @@
 
 use super::blobs::{self, STATEMENT_BYTES};
 use super::{
-    IN_LIST, INGEST_WAL_PAGES, NewMessage, Store, StoreError, batches_by_bytes, placeholders, ts,
+    IN_LIST, INGEST_WAL_PAGES, NewMessage, Settling, Store, StoreError, batches_by_bytes,
+    placeholders, ts,
 };
 use crate::core::{identity, intake, packing};
 use chrono::{DateTime, Utc};
@@ -46,7 +49,19 @@ pub struct Ingest {
     conn: Option<PoolConnection<sqlx::Sqlite>>,
     /// Where each committed batch's readings go ([`super::fresh`]).
     store: Store,
+    /// Bytes of mail committed since the last checkpoint was started.
+    unchecked: u64,
+    /// The checkpoint started while storing ([`CHECKPOINT_EVERY`]), if one was.
+    checkpointing: Settling,
 }
+
+/// While a large fetch is stored, the write-ahead log is checkpointed in the background each
+/// time this many more bytes of mail have been committed (one checkpoint at a time): the disk
+/// copies and syncs the fetch's first batches while the next are packed and stored, and the
+/// checkpoint after the fetch ([`Store::settle_ingest`]) has only the last ones left. A fetch of
+/// 1,000 messages (30 MB) ended 0.02–0.04 s sooner with it (README, *Session 19*). A fetch
+/// smaller than this (the daemon's every-day fetch) starts none.
+const CHECKPOINT_EVERY: u64 = 4 * 1024 * 1024;
 
 impl Store {
     /// A connection for storing fetched mail ([`Ingest::store_batch`]): batches commit without
@@ -72,6 +87,8 @@ impl Store {
         Ok(Ingest {
             conn: Some(conn),
             store: self.clone(),
+            unchecked: 0,
+            checkpointing: Settling::default(),
         })
     }
 }
@@ -189,6 +206,7 @@ impl Ingest {
         now: DateTime<Utc>,
     ) -> Result<BatchStored, StoreError> {
         let Prepared { messages, packing } = prepared;
+        let bytes: u64 = messages.iter().map(|m| m.size.unsigned_abs()).sum();
         let mut tx = self.begin().await?;
         let known = Known::read(&mut tx, (mailbox, uidvalidity), &messages).await?;
         let new = known.new_messages(&messages)?;
@@ -232,6 +250,8 @@ impl Ingest {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.unchecked += bytes;
+        self.checkpoint_if_due();
         // Committed: the engine may take these readings instead of reading the rows back. Each
         // arrival as the engine would read it from its row (the stored time's precision).
         let mut fresh = Vec::with_capacity(readings.len());
@@ -260,8 +280,21 @@ impl Ingest {
         Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Give the connection back with every other write's settings.
-    pub async fn finish(mut self) {
+    /// Start a checkpoint in the background once [`CHECKPOINT_EVERY`] bytes have been committed
+    /// since the last one started, unless that one is still running.
+    fn checkpoint_if_due(&mut self) {
+        if self.unchecked < CHECKPOINT_EVERY || self.checkpointing.running() {
+            return;
+        }
+        self.unchecked = 0;
+        self.checkpointing = self.store.checkpoint(Settling::default());
+    }
+
+    /// Give the connection back with every other write's settings. Returns the checkpoint started
+    /// while storing, if it is still running: [`Store::settle_ingest`] waits for it before its
+    /// own (a `PASSIVE` checkpoint that finds another running does nothing).
+    pub async fn finish(mut self) -> Settling {
+        let running = std::mem::take(&mut self.checkpointing);
         if let Some(mut conn) = self.conn.take() {
             let reset =
                 sqlx::raw_sql("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000")
@@ -271,6 +304,7 @@ impl Ingest {
                 conn.close_on_drop();
             }
         }
+        running
     }
 }
 
@@ -824,6 +858,80 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, 1, "kept, never lost");
+    }
+
+    fn at_nine() -> DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-12-22T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// A batch of `n` messages of 512 KB each that neither pack nor compress, UIDs from `first`.
+    fn large_batch(first: u32, n: u32) -> Vec<NewMessage> {
+        let now = at_nine();
+        (first..first + n)
+            .map(|i| {
+                let body: String = (0..512 * 1024)
+                    .map(|k| char::from(b'a' + ((k * 31 + i as usize * 7) % 26) as u8))
+                    .collect();
+                let raw = format!("Message-ID: <m{i}@x.test>\r\nSubject: m\r\n\r\n{body}\r\n");
+                new_message(raw.as_bytes(), i, now)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_large_fetch_is_checkpointed_while_it_is_stored_and_the_checkpoint_after_it_covers_every_batch()
+     {
+        let dir = std::env::temp_dir().join(format!("caseclerk-ckpt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("c.db");
+        let store = Store::open(&db).await.unwrap();
+        let now = at_nine();
+        let in_file = || std::fs::metadata(&db).unwrap().len();
+        let mut ingest = store.ingest().await.unwrap();
+        // 3 MB: less than a checkpoint's worth, so none is started and the mail is in the log.
+        ingest
+            .store_batch("INBOX", 1, large_batch(1, 6), 6, now)
+            .await
+            .unwrap();
+        assert!(!ingest.checkpointing.running());
+        std::mem::take(&mut ingest.checkpointing).finished().await;
+        assert!(
+            in_file() < 1024 * 1024,
+            "nothing checkpointed: {}",
+            in_file()
+        );
+        // 6 MB: one is started, and copies the first batches into the database meanwhile.
+        ingest
+            .store_batch("INBOX", 1, large_batch(7, 6), 12, now)
+            .await
+            .unwrap();
+        std::mem::take(&mut ingest.checkpointing).finished().await;
+        assert!(
+            in_file() > 5 * 1024 * 1024,
+            "checkpointed while storing: {}",
+            in_file()
+        );
+        // The last batch starts another, still running when the fetch ends; the checkpoint after
+        // the fetch waits for it, then takes what it left.
+        ingest
+            .store_batch("INBOX", 1, large_batch(13, 10), 22, now)
+            .await
+            .unwrap();
+        let running = ingest.finish().await;
+        store
+            .settle_ingest(11 * 1024 * 1024, running)
+            .finished()
+            .await;
+        assert!(
+            in_file() > 11 * 1024 * 1024,
+            "every batch checkpointed: {}",
+            in_file()
+        );
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
