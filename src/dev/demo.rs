@@ -21,6 +21,8 @@ pub const DEMO_REFERRER: &str = "referrer@hospital.test";
 /// The demo stack's inbound SMTP and plain IMAP ports (the configuration names the other two).
 const DEMO_SMTP_PORT: u16 = 10025;
 const DEMO_IMAP_PORT: u16 = 10143;
+/// The demo stack's implicit-TLS submission port (the demo's configuration uses STARTTLS).
+const DEMO_SUBMISSIONS_PORT: u16 = 10465;
 
 /// Demo errors.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +168,7 @@ pub async fn run(config: Option<PathBuf>, once: bool) -> Result<(), DemoError> {
             imaps: cfg.imap.port,
             smtp: DEMO_SMTP_PORT,
             submission: cfg.smtp.port,
+            submissions: DEMO_SUBMISSIONS_PORT,
         }),
         dir: Some(dir.clone()),
         without_idle: false,

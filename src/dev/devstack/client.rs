@@ -286,6 +286,19 @@ pub(super) async fn probe_smtp_tcp(port: u16) -> Result<(), String> {
     probe_smtp_greeting(tcp).await
 }
 
+/// Probe: a TCP connect that yields an SMTP `220` greeting over implicit TLS for "localhost".
+pub(super) async fn probe_smtp_tls(port: u16, tls: Arc<ClientConfig>) -> Result<(), String> {
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("valid name");
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    probe_smtp_greeting(stream).await
+}
+
 /// Probe: a unix socket that yields an LMTP `220` greeting (then QUIT).
 pub(super) async fn probe_lmtp_unix(path: &Path) -> Result<(), String> {
     let s = UnixStream::connect(path)

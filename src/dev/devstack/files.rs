@@ -644,6 +644,13 @@ pub(super) fn postfix_master_cf(ports: &Ports) -> String {
   -o smtpd_tls_auth_only=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
   -o smtpd_recipient_restrictions=reject_unlisted_recipient,permit_sasl_authenticated,reject
+# Submissions: the same over implicit TLS (TLS from the first byte).
+127.0.0.1:{submissions} inet n - n - - smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=reject_unlisted_recipient,permit_sasl_authenticated,reject
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -668,6 +675,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 ",
         smtp = ports.smtp,
         submission = ports.submission,
+        submissions = ports.submissions,
     )
 }
 
@@ -680,13 +688,19 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 pub(super) fn postfix_sent_copies(layout: &Layout, master_cf: &str) -> (String, String) {
     let map = layout.postfix_etc().join("sender_bcc");
     let main = "recipient_delimiter = +\n".to_string();
-    let master = master_cf.replace(
-        "  -o syslog_name=postfix/submission\n",
-        "  -o syslog_name=postfix/submission\n  -o cleanup_service_name=sentcopy\n",
-    ) + &format!(
-        "sentcopy  unix  n       -       n       -       0       cleanup\n  -o sender_bcc_maps=texthash:{}\n",
-        map.display()
-    );
+    let master = master_cf
+        .replace(
+            "  -o syslog_name=postfix/submission\n",
+            "  -o syslog_name=postfix/submission\n  -o cleanup_service_name=sentcopy\n",
+        )
+        .replace(
+            "  -o syslog_name=postfix/submissions\n",
+            "  -o syslog_name=postfix/submissions\n  -o cleanup_service_name=sentcopy\n",
+        )
+        + &format!(
+            "sentcopy  unix  n       -       n       -       0       cleanup\n  -o sender_bcc_maps=texthash:{}\n",
+            map.display()
+        );
     (main, master)
 }
 
@@ -807,6 +821,7 @@ mod tests {
             imaps: 2,
             smtp: 3,
             submission: 4,
+            submissions: 5,
         };
         for line in postfix_master_cf(&ports).lines() {
             let fields: Vec<_> = line.split_whitespace().collect();

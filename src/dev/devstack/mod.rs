@@ -160,8 +160,11 @@ pub struct Ports {
     pub smtp: u16,
     /// Submission: STARTTLS required, then AUTH PLAIN/LOGIN (Dovecot SASL); only authenticated
     /// clients may send, and only to the local domains. This is where caseclerk's outgoing mail
-    /// goes. (There is no implicit-TLS "submissions" port.)
+    /// goes.
     pub submission: u16,
+    /// Submission over implicit TLS (RFC 8314's "submissions", 465 in real life): TLS from the
+    /// first byte, then AUTH as on [`Ports::submission`] (and the same copy in Sent).
+    pub submissions: u16,
 }
 
 /// A message as fetched from a user's INBOX.
@@ -392,6 +395,7 @@ impl MailStack {
                 imaps: 0,
                 smtp: 0,
                 submission: 0,
+                submissions: 0,
             }),
             ca_pem: layout.ca_pem(),
             password: opts.password.clone(),
@@ -949,6 +953,7 @@ impl MailStack {
             Auth,
             Smtp,
             Submission,
+            Submissions,
         }
         let mut pending: Vec<(Probe, String)> = Vec::new();
         if dovecot {
@@ -957,7 +962,7 @@ impl MailStack {
             }
         }
         if postfix {
-            for p in [Probe::Smtp, Probe::Submission] {
+            for p in [Probe::Smtp, Probe::Submission, Probe::Submissions] {
                 pending.push((p, "not tried".into()));
             }
         }
@@ -996,6 +1001,14 @@ impl MailStack {
                         client::limit("submission", step, client::probe_smtp_tcp(ports.submission))
                             .await
                     }
+                    Probe::Submissions => {
+                        client::limit(
+                            "submissions",
+                            step,
+                            client::probe_smtp_tls(ports.submissions, tls.clone()),
+                        )
+                        .await
+                    }
                 };
                 if let Err(e) = result {
                     // A probe fails at once when its daemon has died: say so rather than wait.
@@ -1015,6 +1028,9 @@ impl MailStack {
                     Probe::Auth => format!("auth {}", self.layout.auth_socket().display()),
                     Probe::Smtp => format!("SMTP 127.0.0.1:{}", self.ports.smtp),
                     Probe::Submission => format!("submission 127.0.0.1:{}", self.ports.submission),
+                    Probe::Submissions => {
+                        format!("submissions 127.0.0.1:{}", self.ports.submissions)
+                    }
                 };
                 let pending = pending
                     .iter()
@@ -1133,7 +1149,7 @@ fn fresh_temp_dir() -> Result<PathBuf, DevstackError> {
 /// Four distinct free loopback ports: bound together (so they differ), then released for the
 /// daemons. Another process may grab one in between; `start` retries when that happens.
 fn pick_free_ports() -> Result<Ports, DevstackError> {
-    let listeners = (0..4)
+    let listeners = (0..5)
         .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(io_err("binding 127.0.0.1:0 to find free ports"))?;
@@ -1148,6 +1164,7 @@ fn pick_free_ports() -> Result<Ports, DevstackError> {
         imaps: port(1)?,
         smtp: port(2)?,
         submission: port(3)?,
+        submissions: port(4)?,
     })
 }
 
