@@ -2,12 +2,14 @@
 //!
 //! Owns one measurement, against its own throwaway local mail stack: N letters (an
 //! acknowledgement-sized letter, ~2 KB) handed over one after another, as a send pass does, by
-//! two clients on the same STARTTLS submission port with the same login:
+//! two clients with the same login, on the STARTTLS submission port and then on the
+//! implicit-TLS one (`tls = "implicit"`, 465 in real life):
 //! - the **reference**, lettre's own SMTP transport as the library comes (its pooled connection,
 //!   its own socket: Nagle's algorithm on, and a letter's final `.` written apart from its
 //!   bytes, so each letter waits for the server's delayed acknowledgement);
 //! - **caseclerk's** outbox client ([`crate::shell::outbox::smtp`]: lettre's conversation on a
-//!   `TCP_NODELAY` socket of our own, one connection for the pass).
+//!   `TCP_NODELAY` socket of our own, TLS started on it by us for implicit TLS, one connection
+//!   for the pass).
 //!
 //! Each client's letters are counted in the recipient's mailbox before its figure is taken as
 //! done (a letter Postfix took but never delivered would not count). Letters per second and the
@@ -29,6 +31,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub client: &'static str,
+    /// `STARTTLS` or `implicit TLS`.
+    pub tls: &'static str,
     pub letters: usize,
     pub took: Duration,
     pub median_hand_over: Duration,
@@ -56,13 +60,14 @@ impl SendReport {
     /// The report as the README shows it.
     pub fn render(&self) -> String {
         let mut out = format!(
-            "letters of {} bytes handed one after another to the local Postfix (STARTTLS, AUTH)\n",
+            "letters of {} bytes handed one after another to the local Postfix (AUTH)\n",
             self.letter_bytes
         );
         for s in &self.clients {
             out.push_str(&format!(
-                "  {:<58} {:>4} letters in {:>6.2} s  {:>7.1} letters/s  median hand-over {:>5.1} ms  \
-                 a pass's first letter {:>5.1} ms\n",
+                "  {:<12} {:<58} {:>4} letters in {:>6.2} s  {:>7.1} letters/s  median hand-over \
+                 {:>5.1} ms  a pass's first letter {:>5.1} ms\n",
+                s.tls,
                 s.client,
                 s.letters,
                 s.took.as_secs_f64(),
@@ -113,6 +118,7 @@ async fn send_all(
     }
     Ok(Sent {
         client: name,
+        tls: "",
         letters: letters.len(),
         took: started.elapsed(),
         median_hand_over: median(hand_overs),
@@ -143,54 +149,63 @@ async fn measure(
         vec![to.parse().map_err(|e| other(format!("{to}: {e}")))?],
     )
     .map_err(|e| other(e.to_string()))?;
-    let fresh = |ours: bool| -> Result<Box<dyn Transport>, BenchError> {
-        if ours {
-            outbox::smtp(&cfg.smtp).map_err(|e| other(e.to_string()))
-        } else {
-            Ok(Box::new(
-                outbox::transport(&cfg.smtp).map_err(|e| other(e.to_string()))?,
-            ))
-        }
-    };
-    let (reference, ours) = (fresh(false)?, fresh(true)?);
-    let clients: [(&'static str, &dyn Transport); 2] = [
-        (
-            "lettre's own transport (reference: its socket, Nagle on)",
-            reference.as_ref(),
-        ),
-        ("caseclerk's outbox client (TCP_NODELAY)", ours.as_ref()),
-    ];
     let mut report = SendReport {
         letter_bytes: letter(&from, to, 0).len(),
         clients: Vec::new(),
     };
-    let mut delivered = 0;
-    for (round, (name, client)) in clients.into_iter().enumerate() {
-        let letters: Vec<_> = (0..n)
-            .map(|i| (envelope.clone(), letter(&from, to, round * n + i)))
-            .collect();
-        let mut sent = send_all(name, client, &letters).await?;
-        // A pass's first letter: a fresh client each time, its connection set up by the letter.
-        let mut firsts = Vec::with_capacity(FIRST_LETTERS);
-        for i in 0..FIRST_LETTERS {
-            let one = vec![(
-                envelope.clone(),
-                letter(&from, to, 2 * n + round * FIRST_LETTERS + i),
-            )];
-            firsts.push(
-                send_all(name, fresh(round == 1)?.as_ref(), &one)
-                    .await?
-                    .took,
-            );
+    let implicit = config::SmtpSettings {
+        port: stack.ports.submissions,
+        tls: config::TlsMode::Implicit,
+        ..cfg.smtp.clone()
+    };
+    let (mut numbered, mut delivered) = (0, 0);
+    for (tls, smtp) in [("STARTTLS", &cfg.smtp), ("implicit TLS", &implicit)] {
+        let fresh = |ours: bool| -> Result<Box<dyn Transport>, BenchError> {
+            if ours {
+                outbox::smtp(smtp).map_err(|e| other(e.to_string()))
+            } else {
+                Ok(Box::new(
+                    outbox::transport(smtp).map_err(|e| other(e.to_string()))?,
+                ))
+            }
+        };
+        let (reference, ours) = (fresh(false)?, fresh(true)?);
+        let clients: [(&'static str, &dyn Transport, bool); 2] = [
+            (
+                "lettre's own transport (reference: its socket, Nagle on)",
+                reference.as_ref(),
+                false,
+            ),
+            (
+                "caseclerk's outbox client (TCP_NODELAY)",
+                ours.as_ref(),
+                true,
+            ),
+        ];
+        for (name, client, is_ours) in clients {
+            let mut letter_of = |_| {
+                numbered += 1;
+                (envelope.clone(), letter(&from, to, numbered))
+            };
+            let letters: Vec<_> = (0..n).map(&mut letter_of).collect();
+            let mut sent = send_all(name, client, &letters).await?;
+            sent.tls = tls;
+            // A pass's first letter: a fresh client each time, its connection set up by the
+            // letter.
+            let mut firsts = Vec::with_capacity(FIRST_LETTERS);
+            for i in 0..FIRST_LETTERS {
+                let one = vec![letter_of(i)];
+                firsts.push(send_all(name, fresh(is_ours)?.as_ref(), &one).await?.took);
+            }
+            sent.first_letter = median(firsts);
+            report.clients.push(sent);
+            // Taken by Postfix is not enough: every letter must reach the mailbox.
+            delivered += n + FIRST_LETTERS;
+            stack
+                .wait_for(to, delivered, Duration::from_secs(120))
+                .await
+                .map_err(|e| other(e.to_string()))?;
         }
-        sent.first_letter = median(firsts);
-        report.clients.push(sent);
-        // Taken by Postfix is not enough: every letter must reach the mailbox.
-        delivered += n + FIRST_LETTERS;
-        stack
-            .wait_for(to, delivered, Duration::from_secs(120))
-            .await
-            .map_err(|e| other(e.to_string()))?;
     }
     Ok(report)
 }
@@ -211,6 +226,7 @@ mod tests {
     fn a_client_s_rate_is_its_letters_over_its_time() {
         let s = Sent {
             client: "x",
+            tls: "STARTTLS",
             letters: 50,
             took: Duration::from_millis(2500),
             median_hand_over: Duration::ZERO,

@@ -275,10 +275,13 @@ impl Transport for RecordingTransport {
 // stay lettre's. One connection is kept for the pass (as lettre's pool did) and dropped after any
 // failure.
 //
-// Implicit TLS (`tls = "implicit"`, port 465) is still lettre's own socket, without
-// `TCP_NODELAY`: its TLS must start before the greeting, and lettre offers no way to hand it a
-// socket for that. Microsoft 365 and the local stack use STARTTLS on 587. It logs nothing:
-// errors go to the outbox, which logs their category and code only.
+// Implicit TLS (`tls = "implicit"`, port 465) is the same socket with TLS started on it before
+// the greeting, by tokio-rustls with the configuration the IMAP client uses
+// ([`crate::shell::tls::client_config`]: the webpki roots plus `ca_file`), and lettre's
+// conversation run inside it ([`ImplicitTls`]). lettre cannot be handed a socket to start TLS
+// on itself; its own implicit-TLS socket had no `TCP_NODELAY`, so every letter there waited for
+// the server's delayed acknowledgement. It logs nothing: errors go to the outbox, which logs
+// their category and code only.
 
 /// The SMTP client's socket: a `TcpStream` that acknowledges what it has read at once.
 ///
@@ -349,12 +352,60 @@ impl lettre::transport::smtp::client::AsyncTokioStream for QuickAck {
     }
 }
 
+/// The SMTP client's socket with implicit TLS: TLS started by us on a [`QuickAck`] socket, and
+/// lettre's conversation inside it (lettre takes it for a plain stream and never starts TLS on
+/// it again: `starttls` is only called with `tls = "starttls"`).
+#[derive(Debug)]
+struct ImplicitTls(tokio_rustls::client::TlsStream<QuickAck>);
+
+impl tokio::io::AsyncRead for ImplicitTls {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ImplicitTls {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl lettre::transport::smtp::client::AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.0.peer_addr()
+    }
+}
+
 /// An SMTP client for one pass: connects at its first letter, reuses the connection after.
 pub struct SmtpClient {
     host: String,
     port: u16,
     tls: TlsMode,
     params: Option<TlsParameters>,
+    /// With `tls = "implicit"`: the TLS configuration the socket starts with.
+    implicit: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
     credentials: Credentials,
     mechanisms: Vec<Mechanism>,
     timeout: std::time::Duration,
@@ -363,10 +414,12 @@ pub struct SmtpClient {
 
 impl SmtpClient {
     /// A client for `s`, logging in as `username` with `secret` by one of `mechanisms`; `params`
-    /// are the TLS parameters (None only with `tls = "none"`).
+    /// are the TLS parameters (None only with `tls = "none"`), `implicit` the configuration an
+    /// implicit-TLS socket starts with (only with `tls = "implicit"`).
     pub fn new(
         s: &SmtpSettings,
         params: Option<TlsParameters>,
+        implicit: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
         secret: String,
         mechanisms: Vec<Mechanism>,
     ) -> SmtpClient {
@@ -375,6 +428,7 @@ impl SmtpClient {
             port: s.port,
             tls: s.tls,
             params,
+            implicit,
             credentials: Credentials::new(s.username.clone(), secret),
             mechanisms,
             timeout: s.timeout,
@@ -384,26 +438,20 @@ impl SmtpClient {
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
         let hello = ClientId::default();
-        let mut conn = match (self.tls, &self.params) {
-            (TlsMode::Implicit, params) => AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.timeout),
-                &hello,
-                params.clone(),
-                None,
-            )
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(lettre_failure)?,
-            _ => {
-                let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-                    .await
-                    .map_err(io_failure)?;
-                tcp.set_nodelay(true).map_err(io_failure)?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(QuickAck(tcp)), &hello)
-                    .await
-                    .map_err(lettre_failure)?
-            }
-        };
+            .map_err(io_failure)?;
+        tcp.set_nodelay(true).map_err(io_failure)?;
+        let stream: Box<dyn lettre::transport::smtp::client::AsyncTokioStream> =
+            match (self.tls, &self.implicit) {
+                (TlsMode::Implicit, Some(config)) => {
+                    Box::new(self.start_tls(config.clone(), QuickAck(tcp)).await?)
+                }
+                _ => Box::new(QuickAck(tcp)),
+            };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &hello)
+            .await
+            .map_err(lettre_failure)?;
         if let (TlsMode::Starttls, Some(params)) = (self.tls, &self.params) {
             conn.starttls(params.clone(), &hello)
                 .await
@@ -413,6 +461,27 @@ impl SmtpClient {
             .await
             .map_err(lettre_failure)?;
         Ok(conn)
+    }
+
+    /// Start implicit TLS on `socket`; the server's name is checked against its certificate.
+    /// (The whole send, this included, is within the client's timeout: [`Transport::send`].)
+    async fn start_tls(
+        &self,
+        config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+        socket: QuickAck,
+    ) -> Result<ImplicitTls, SendFailure> {
+        let failure = |detail: String| SendFailure {
+            kind: FailureKind::Transient,
+            detail: format!("starting TLS with the mail server: {detail}"),
+            summary: "TLS failure".into(),
+        };
+        let name = rustls_pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| failure(e.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, socket)
+            .await
+            .map_err(|e| failure(e.to_string()))?;
+        Ok(ImplicitTls(tls))
     }
 
     async fn send_on(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendFailure> {
@@ -608,7 +677,18 @@ fn build(
 /// ([`SmtpClient`]), logging in as [`build`] does.
 fn client(s: &SmtpSettings, token: Option<&AccessToken>) -> Result<SmtpClient, OutboxError> {
     let (params, secret, mechanisms) = login_parts(s, token)?;
-    Ok(SmtpClient::new(s, params, secret, mechanisms))
+    let implicit = match s.tls {
+        TlsMode::Implicit => Some(
+            crate::shell::tls::client_config(s.ca_file.as_deref()).map_err(|e| {
+                OutboxError::Settings {
+                    host: s.host.clone(),
+                    detail: e.to_string(),
+                }
+            })?,
+        ),
+        _ => None,
+    };
+    Ok(SmtpClient::new(s, params, implicit, secret, mechanisms))
 }
 
 /// What a login needs: the TLS parameters (None with `tls = "none"`), the secret (the token, or

@@ -36,6 +36,7 @@ mod review;
 mod sent_copy;
 mod skeleton;
 mod smtp_login;
+mod smtp_tls;
 mod stall;
 mod support;
 mod systemd_unit;

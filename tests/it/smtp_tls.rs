@@ -1,0 +1,79 @@
+//! Letters over implicit TLS (`tls = "implicit"`, a "submissions" port such as 465), through the
+//! real mail stack: the outbox starts TLS on its own socket and runs lettre's conversation inside
+//! it, so the server's certificate is checked by caseclerk, not by lettre — a server it does not
+//! trust gets neither a letter nor the password.
+
+use crate::support::{Harness, PASSWORD, REFERRER, SHARED, referral};
+
+/// The harness's configuration with SMTP over implicit TLS to the stack's submissions port;
+/// without `trusted`, no `ca_file` (the stack's certificate is then from an unknown authority).
+fn over_implicit_tls(h: &Harness, trusted: bool) {
+    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+    let smtp = cfg["smtp"].as_table_mut().unwrap();
+    smtp.insert(
+        "port".into(),
+        toml::Value::Integer(h.stack.ports.submissions.into()),
+    );
+    smtp.insert("tls".into(), toml::Value::String("implicit".into()));
+    if !trusted {
+        smtp.remove("ca_file");
+    }
+    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn letters_go_over_implicit_tls_once_each() {
+    let h = Harness::start("bury").await;
+    over_implicit_tls(&h, true);
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("implicit@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let out = h.tick(None);
+    assert!(out.contains("opened RR-"), "{out}");
+    assert!(out.contains("undelivered 0"), "{out}");
+    assert!(!out.contains("sent 0"), "{out}");
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        1,
+        "the acknowledgement, once"
+    );
+    assert!(
+        h.stack.maillog().contains("sasl_method=PLAIN"),
+        "logged in over TLS"
+    );
+    h.tick(None);
+    assert_eq!(h.settled_count(REFERRER).await, 1, "not sent again");
+}
+
+#[tokio::test]
+async fn a_server_whose_certificate_is_not_trusted_gets_no_letter_and_no_password() {
+    let h = Harness::start("bury").await;
+    over_implicit_tls(&h, false);
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("untrusted@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let out = h.caseclerk(&["tick", "--process-existing"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("opened RR-"), "{stdout}");
+    assert!(
+        stdout.contains("sent 0") && stdout.contains("undelivered 0"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+    assert_eq!(h.settled_count(REFERRER).await, 0);
+    // Nothing reached the server's SMTP conversation: no login was tried.
+    assert!(
+        !h.stack.maillog().contains("sasl_method"),
+        "{}",
+        h.stack.maillog()
+    );
+}
