@@ -59,7 +59,7 @@ pub struct Ingest {
 /// time this many more bytes of mail have been committed (one checkpoint at a time): the disk
 /// copies and syncs the fetch's first batches while the next are packed and stored, and the
 /// checkpoint after the fetch ([`Store::settle_ingest`]) has only the last ones left. A fetch of
-/// 1,000 messages (30 MB) ended 0.02–0.04 s sooner with it (README, *Session 19*). A fetch
+/// 1,000 messages (30 MB) ended 0.02–0.05 s sooner with it (README, *Session 19*). A fetch
 /// smaller than this (the daemon's every-day fetch) starts none.
 const CHECKPOINT_EVERY: u64 = 4 * 1024 * 1024;
 
