@@ -542,8 +542,8 @@ fn io_failure(e: std::io::Error) -> SendFailure {
     }
 }
 
-/// The transport for the configured SMTP server: with a password, lettre's client as built by
-/// [`transport`]; with `auth = "oauth2"`, an [`OAuthSmtp`] that logs in with the current token.
+/// The transport for the configured SMTP server: with a password, the outbox's client
+/// ([`SmtpClient`]); with `auth = "oauth2"`, an [`OAuthSmtp`] that logs in with the current token.
 pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
     match &s.oauth2 {
         Some(_) => Ok(Box::new(OAuthSmtp {
@@ -555,8 +555,8 @@ pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
 }
 
 /// SMTP with `AUTH XOAUTH2`. The token is asked for at the first letter of a pass (a pass with
-/// nothing to send asks for none) and lettre's transport is built with it (lettre fixes the
-/// credentials when it is built, so each pass builds its own). No token, or a refused one, is
+/// nothing to send asks for none) and the outbox's client is built with it (its credentials are
+/// fixed when it is built, so each pass builds its own). No token, or a refused one, is
 /// [`FailureKind::Auth`]: every letter stays pending and the `<smtp>` health row is raised; a
 /// refused token is forgotten, so the next pass asks for a new one.
 pub struct OAuthSmtp {
@@ -605,58 +605,61 @@ impl Transport for OAuthSmtp {
     }
 }
 
-/// Connect and log in to the SMTP server as a pass would, sending nothing (`check --connect`).
-/// A refused login is [`FailureKind::Auth`].
+/// Connect and log in to the SMTP server as a pass would, sending nothing (`check --connect`):
+/// the outbox's own client ([`SmtpClient`]: its socket, its TLS, its login), then `NOOP` and
+/// `QUIT`, within the client's timeout. A refused login is [`FailureKind::Auth`].
 pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
     let setup = |e: OutboxError| SendFailure {
         kind: FailureKind::Transient,
         detail: e.to_string(),
         summary: "SMTP settings".into(),
     };
-    let (t, token) = match &s.oauth2 {
+    let (c, token) = match &s.oauth2 {
         Some(_) => {
             let o = OAuthSmtp {
                 settings: s.clone(),
                 login: tokio::sync::OnceCell::new(),
             };
             let (_, token) = o.login().await?;
-            (build(s, Some(&token)).map_err(setup)?, Some(token))
+            (client(s, Some(&token)).map_err(setup)?, Some(token))
         }
-        None => (transport(s).map_err(setup)?, None),
+        None => (client(s, None).map_err(setup)?, None),
     };
-    match t.test_connection().await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(SendFailure {
-            kind: FailureKind::Transient,
-            detail: "the connection did not answer NOOP".into(),
-            summary: "connection failure".into(),
-        }),
-        Err(e) => {
-            let kind = failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string());
-            if let (FailureKind::Auth, Some(token), Some(source)) = (kind, &token, &s.oauth2) {
-                source.refused(token).await;
-            }
-            Err(SendFailure {
-                kind,
-                detail: e.to_string(),
-                summary: smtp_summary(&e),
-            })
+    let talk = async {
+        let mut conn = c.connect().await?;
+        let answered = conn.test_connected().await;
+        let _ = conn.quit().await;
+        match answered {
+            true => Ok(()),
+            false => Err(SendFailure {
+                kind: FailureKind::Transient,
+                detail: "the connection did not answer NOOP".into(),
+                summary: "connection failure".into(),
+            }),
         }
+    };
+    let result = tokio::time::timeout(s.timeout, talk)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SendFailure {
+                kind: FailureKind::Transient,
+                detail: format!("no answer within {} s", s.timeout.as_secs()),
+                summary: "timeout".into(),
+            })
+        });
+    if let (Err(e), Some(token), Some(source)) = (&result, &token, &s.oauth2)
+        && e.kind == FailureKind::Auth
+    {
+        source.refused(token).await;
     }
+    result
 }
 
-/// Build the SMTP transport from the settings.
+/// lettre's own SMTP transport for the settings, logging in with the password: the reference
+/// `caseclerk bench --letters` measures the outbox's client against (its own socket, Nagle on).
+/// Nothing sends with it.
 pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
-    build(s, None)
-}
-
-/// Build lettre's transport (for `check --connect`): with `token`, AUTH XOAUTH2 as the mailbox;
-/// else AUTH PLAIN/LOGIN with the password.
-fn build(
-    s: &SmtpSettings,
-    token: Option<&AccessToken>,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
-    let (params, secret, mechanisms) = login_parts(s, token)?;
+    let (params, secret, mechanisms) = login_parts(s, None)?;
     let tls = match (s.tls, params) {
         (TlsMode::Implicit, Some(p)) => Tls::Wrapper(p),
         (TlsMode::Starttls, Some(p)) => Tls::Required(p),
@@ -674,7 +677,8 @@ fn build(
 }
 
 /// The client the outbox sends with: lettre's conversation on a `TCP_NODELAY` socket
-/// ([`SmtpClient`]), logging in as [`build`] does.
+/// ([`SmtpClient`]): with `token`, AUTH XOAUTH2 as the mailbox; else AUTH PLAIN/LOGIN with the
+/// password.
 fn client(s: &SmtpSettings, token: Option<&AccessToken>) -> Result<SmtpClient, OutboxError> {
     let (params, secret, mechanisms) = login_parts(s, token)?;
     let implicit = match s.tls {

@@ -44,6 +44,11 @@ async fn letters_go_over_implicit_tls_once_each() {
         h.stack.maillog().contains("sasl_method=PLAIN"),
         "logged in over TLS"
     );
+    let check = h.ok(&["check", "--connect"]);
+    assert!(
+        check.contains("ok     SMTP login as bsp@bury.test"),
+        "{check}"
+    );
     h.tick(None);
     assert_eq!(h.settled_count(REFERRER).await, 1, "not sent again");
 }
@@ -70,6 +75,17 @@ async fn a_server_whose_certificate_is_not_trusted_gets_no_letter_and_no_passwor
     );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
     assert_eq!(h.settled_count(REFERRER).await, 0);
+    // `check --connect` says so, through the same client.
+    let check = h.caseclerk(&["check", "--connect"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    let smtp = said
+        .lines()
+        .find(|l| l.contains("SMTP at"))
+        .unwrap_or_default();
+    assert!(
+        smtp.starts_with("FAILED") && smtp.contains("starting TLS with the mail server"),
+        "{said}"
+    );
     // Nothing reached the server's SMTP conversation: no login was tried.
     assert!(
         !h.stack.maillog().contains("sasl_method"),
