@@ -122,7 +122,7 @@ async fn smtp(cfg: &Config) -> Line {
             s.username, e.detail
         )),
         Err(e) => failed(format!(
-            "SMTP at {at}: {} (check [smtp] host, port and tls)",
+            "SMTP at {at}: {} (check [smtp] host, port, tls and ca_file)",
             e.detail
         )),
     }

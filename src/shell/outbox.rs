@@ -398,14 +398,44 @@ impl lettre::transport::smtp::client::AsyncTokioStream for ImplicitTls {
     }
 }
 
+/// How an [`SmtpClient`]'s connection is secured: one value, so a TLS mode without its TLS
+/// settings cannot be built (it would talk, and log in, in the clear).
+enum Security {
+    /// `tls = "none"` (the configuration allows it on loopback only).
+    Plain,
+    /// `tls = "starttls"`: lettre's STARTTLS with these parameters, before the login.
+    Starttls(TlsParameters),
+    /// `tls = "implicit"`: TLS started by us, before the greeting, with this configuration,
+    /// checking the server's certificate against this name.
+    Implicit(
+        std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+        rustls_pki_types::ServerName<'static>,
+    ),
+}
+
+/// Start implicit TLS on `socket`; the server's certificate is checked against `name`. (The whole
+/// send, this included, is within the client's timeout: [`Transport::send`].)
+async fn start_tls(
+    config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    name: rustls_pki_types::ServerName<'static>,
+    socket: QuickAck,
+) -> Result<ImplicitTls, SendFailure> {
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, socket)
+        .await
+        .map_err(|e| SendFailure {
+            kind: FailureKind::Transient,
+            detail: format!("starting TLS with the mail server: {e}"),
+            summary: "TLS failure".into(),
+        })?;
+    Ok(ImplicitTls(tls))
+}
+
 /// An SMTP client for one pass: connects at its first letter, reuses the connection after.
 pub struct SmtpClient {
     host: String,
     port: u16,
-    tls: TlsMode,
-    params: Option<TlsParameters>,
-    /// With `tls = "implicit"`: the TLS configuration the socket starts with.
-    implicit: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    security: Security,
     credentials: Credentials,
     mechanisms: Vec<Mechanism>,
     timeout: std::time::Duration,
@@ -413,22 +443,18 @@ pub struct SmtpClient {
 }
 
 impl SmtpClient {
-    /// A client for `s`, logging in as `username` with `secret` by one of `mechanisms`; `params`
-    /// are the TLS parameters (None only with `tls = "none"`), `implicit` the configuration an
-    /// implicit-TLS socket starts with (only with `tls = "implicit"`).
-    pub fn new(
+    /// A client for `s`'s server, secured by `security`, logging in as `username` with `secret`
+    /// by one of `mechanisms`.
+    fn new(
         s: &SmtpSettings,
-        params: Option<TlsParameters>,
-        implicit: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+        security: Security,
         secret: String,
         mechanisms: Vec<Mechanism>,
     ) -> SmtpClient {
         SmtpClient {
             host: s.host.clone(),
             port: s.port,
-            tls: s.tls,
-            params,
-            implicit,
+            security,
             credentials: Credentials::new(s.username.clone(), secret),
             mechanisms,
             timeout: s.timeout,
@@ -443,16 +469,16 @@ impl SmtpClient {
             .map_err(io_failure)?;
         tcp.set_nodelay(true).map_err(io_failure)?;
         let stream: Box<dyn lettre::transport::smtp::client::AsyncTokioStream> =
-            match (self.tls, &self.implicit) {
-                (TlsMode::Implicit, Some(config)) => {
-                    Box::new(self.start_tls(config.clone(), QuickAck(tcp)).await?)
+            match &self.security {
+                Security::Implicit(config, name) => {
+                    Box::new(start_tls(config.clone(), name.clone(), QuickAck(tcp)).await?)
                 }
-                _ => Box::new(QuickAck(tcp)),
+                Security::Plain | Security::Starttls(_) => Box::new(QuickAck(tcp)),
             };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &hello)
             .await
             .map_err(lettre_failure)?;
-        if let (TlsMode::Starttls, Some(params)) = (self.tls, &self.params) {
+        if let Security::Starttls(params) = &self.security {
             conn.starttls(params.clone(), &hello)
                 .await
                 .map_err(lettre_failure)?;
@@ -461,27 +487,6 @@ impl SmtpClient {
             .await
             .map_err(lettre_failure)?;
         Ok(conn)
-    }
-
-    /// Start implicit TLS on `socket`; the server's name is checked against its certificate.
-    /// (The whole send, this included, is within the client's timeout: [`Transport::send`].)
-    async fn start_tls(
-        &self,
-        config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
-        socket: QuickAck,
-    ) -> Result<ImplicitTls, SendFailure> {
-        let failure = |detail: String| SendFailure {
-            kind: FailureKind::Transient,
-            detail: format!("starting TLS with the mail server: {detail}"),
-            summary: "TLS failure".into(),
-        };
-        let name = rustls_pki_types::ServerName::try_from(self.host.clone())
-            .map_err(|e| failure(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, socket)
-            .await
-            .map_err(|e| failure(e.to_string()))?;
-        Ok(ImplicitTls(tls))
     }
 
     async fn send_on(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendFailure> {
@@ -659,11 +664,11 @@ pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
 /// `caseclerk bench --letters` measures the outbox's client against (its own socket, Nagle on).
 /// Nothing sends with it.
 pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, OutboxError> {
-    let (params, secret, mechanisms) = login_parts(s, None)?;
-    let tls = match (s.tls, params) {
-        (TlsMode::Implicit, Some(p)) => Tls::Wrapper(p),
-        (TlsMode::Starttls, Some(p)) => Tls::Required(p),
-        _ => Tls::None,
+    let (secret, mechanisms) = login_parts(s, None)?;
+    let tls = match s.tls {
+        TlsMode::Implicit => Tls::Wrapper(tls_parameters(s)?),
+        TlsMode::Starttls => Tls::Required(tls_parameters(s)?),
+        TlsMode::None => Tls::None,
     };
     Ok(
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
@@ -680,27 +685,30 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
 /// ([`SmtpClient`]): with `token`, AUTH XOAUTH2 as the mailbox; else AUTH PLAIN/LOGIN with the
 /// password.
 fn client(s: &SmtpSettings, token: Option<&AccessToken>) -> Result<SmtpClient, OutboxError> {
-    let (params, secret, mechanisms) = login_parts(s, token)?;
-    let implicit = match s.tls {
-        TlsMode::Implicit => Some(
-            crate::shell::tls::client_config(s.ca_file.as_deref()).map_err(|e| {
-                OutboxError::Settings {
-                    host: s.host.clone(),
-                    detail: e.to_string(),
-                }
-            })?,
-        ),
-        _ => None,
+    let (secret, mechanisms) = login_parts(s, token)?;
+    let err = |detail: String| OutboxError::Settings {
+        host: s.host.clone(),
+        detail,
     };
-    Ok(SmtpClient::new(s, params, implicit, secret, mechanisms))
+    let security = match s.tls {
+        TlsMode::None => Security::Plain,
+        TlsMode::Starttls => Security::Starttls(tls_parameters(s)?),
+        TlsMode::Implicit => Security::Implicit(
+            crate::shell::tls::client_config(s.ca_file.as_deref())
+                .map_err(|e| err(e.to_string()))?,
+            rustls_pki_types::ServerName::try_from(s.host.clone())
+                .map_err(|e| err(format!("{e}: host must be a DNS name or an IP address")))?,
+        ),
+    };
+    Ok(SmtpClient::new(s, security, secret, mechanisms))
 }
 
-/// What a login needs: the TLS parameters (None with `tls = "none"`), the secret (the token, or
-/// the password as it is now) and the mechanisms to offer.
+/// What a login needs: the secret (the token, or the password as it is now) and the mechanisms to
+/// offer.
 fn login_parts(
     s: &SmtpSettings,
     token: Option<&AccessToken>,
-) -> Result<(Option<TlsParameters>, String, Vec<Mechanism>), OutboxError> {
+) -> Result<(String, Vec<Mechanism>), OutboxError> {
     let err = |detail: String| OutboxError::Settings {
         host: s.host.clone(),
         detail,
@@ -717,9 +725,15 @@ fn login_parts(
             )
         }
     };
-    if s.tls == TlsMode::None {
-        return Ok((None, secret, mechanisms));
-    }
+    Ok((secret, mechanisms))
+}
+
+/// lettre's TLS parameters for `s`'s server: the webpki roots plus `ca_file`.
+fn tls_parameters(s: &SmtpSettings) -> Result<TlsParameters, OutboxError> {
+    let err = |detail: String| OutboxError::Settings {
+        host: s.host.clone(),
+        detail,
+    };
     let mut params = TlsParameters::builder(s.host.clone());
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
@@ -727,8 +741,7 @@ fn login_parts(
             .map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
         params = params.add_root_certificate(cert);
     }
-    let params = params.build_rustls().map_err(|e| err(e.to_string()))?;
-    Ok((Some(params), secret, mechanisms))
+    params.build_rustls().map_err(|e| err(e.to_string()))
 }
 
 /// The password to log in with now: the password file as it is now (a rotated password written

@@ -40,9 +40,11 @@ async fn letters_go_over_implicit_tls_once_each() {
         1,
         "the acknowledgement, once"
     );
+    let log = h.stack.maillog();
     assert!(
-        h.stack.maillog().contains("sasl_method=PLAIN"),
-        "logged in over TLS"
+        log.lines()
+            .any(|l| l.contains("postfix/submissions/smtpd") && l.contains("sasl_method=PLAIN")),
+        "logged in on the implicit-TLS listener:\n{log}"
     );
     let check = h.ok(&["check", "--connect"]);
     assert!(
