@@ -1062,11 +1062,18 @@ impl Store {
         let pool = self.pool.clone();
         Settling(Some(tokio::spawn(async move {
             after.finished().await;
-            if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            match sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(&pool)
                 .await
             {
-                tracing::warn!(error = %e, "the checkpoint after a fetch failed; the next one does its work");
+                Ok(_) => {}
+                // A one-shot command closed the store meanwhile: the next open checkpoints.
+                Err(sqlx::Error::PoolClosed) => {
+                    tracing::debug!("a checkpoint of fetched mail was left: the store was closed");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a checkpoint of fetched mail failed; the next one does its work");
+                }
             }
         })))
     }

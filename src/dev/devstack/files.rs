@@ -627,7 +627,7 @@ biff = no
     )
 }
 
-/// Postfix's `master.cf`: the two loopback listeners and the internal services, none chrooted
+/// Postfix's `master.cf`: the three loopback listeners and the internal services, none chrooted
 /// (a chroot would hide the sockets in the run directory).
 pub(super) fn postfix_master_cf(ports: &Ports) -> String {
     format!(
@@ -812,6 +812,37 @@ mod tests {
         assert!(main.contains("virtual_transport = lmtp:unix:/tmp/ccds-1-1/dovecot/lmtp\n"));
         let vmailbox = postfix_vmailbox(&layout(), &users);
         assert!(vmailbox.starts_with("bsp@bury.test /tmp/ccds-1-1/mail/bury.test/bsp/Maildir/\n"));
+    }
+
+    #[test]
+    fn both_submission_listeners_keep_a_copy_in_sent_and_port_25_does_not() {
+        let ports = Ports {
+            imap: 1,
+            imaps: 2,
+            smtp: 3,
+            submission: 4,
+            submissions: 5,
+        };
+        let (_, master) = postfix_sent_copies(&layout(), &postfix_master_cf(&ports));
+        // A listener's line and its `-o` lines after it.
+        let service = |port: u16| -> String {
+            let mut lines = master
+                .lines()
+                .skip_while(|l| !l.starts_with(&format!("127.0.0.1:{port} ")));
+            let first = lines.next().unwrap_or_default().to_string();
+            lines
+                .take_while(|l| l.starts_with("  -o"))
+                .fold(first, |all, l| all + "\n" + l)
+        };
+        for port in [4, 5] {
+            assert!(
+                service(port).contains("cleanup_service_name=sentcopy"),
+                "{}",
+                service(port)
+            );
+        }
+        assert!(service(5).contains("smtpd_tls_wrappermode=yes"));
+        assert!(!service(3).contains("sentcopy"), "{}", service(3));
     }
 
     #[test]

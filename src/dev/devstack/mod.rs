@@ -1146,7 +1146,7 @@ fn fresh_temp_dir() -> Result<PathBuf, DevstackError> {
     }
 }
 
-/// Four distinct free loopback ports: bound together (so they differ), then released for the
+/// Five distinct free loopback ports: bound together (so they differ), then released for the
 /// daemons. Another process may grab one in between; `start` retries when that happens.
 fn pick_free_ports() -> Result<Ports, DevstackError> {
     let listeners = (0..5)

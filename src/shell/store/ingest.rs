@@ -49,7 +49,8 @@ pub struct Ingest {
     conn: Option<PoolConnection<sqlx::Sqlite>>,
     /// Where each committed batch's readings go ([`super::fresh`]).
     store: Store,
-    /// Bytes of mail committed since the last checkpoint was started.
+    /// Bytes of mail fetched and committed (by the server's sizes, a batch's already-stored
+    /// messages included) since the last checkpoint was started.
     unchecked: u64,
     /// The checkpoint started while storing ([`CHECKPOINT_EVERY`]), if one was.
     checkpointing: Settling,
@@ -928,6 +929,40 @@ mod tests {
         assert!(
             in_file() > 11 * 1024 * 1024,
             "every batch checkpointed: {}",
+            in_file()
+        );
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_after_a_fetch_waits_for_the_one_running_and_takes_what_came_meanwhile()
+    {
+        let dir = std::env::temp_dir().join(format!("caseclerk-ckwait-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("c.db");
+        let store = Store::open(&db).await.unwrap();
+        let in_file = || std::fs::metadata(&db).unwrap().len();
+        // A checkpoint still running when the fetch ends (here a stand-in), during which a last
+        // batch of 3 MB is committed (too little to start a checkpoint of its own).
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let late = store.clone();
+        let running = Settling(Some(tokio::spawn(async move {
+            let _ = wait.await;
+            let mut ingest = late.ingest().await.unwrap();
+            ingest
+                .store_batch("INBOX", 1, large_batch(1, 6), 6, at_nine())
+                .await
+                .unwrap();
+            ingest.finish().await.finished().await;
+        })));
+        let settling = store.settle_ingest(8 * 1024 * 1024, running);
+        go.send(()).unwrap();
+        settling.finished().await;
+        assert!(
+            in_file() > 3 * 1024 * 1024,
+            "the last batch is in the database: {}",
             in_file()
         );
         store.close().await;
