@@ -814,15 +814,20 @@ mod tests {
         assert!(vmailbox.starts_with("bsp@bury.test /tmp/ccds-1-1/mail/bury.test/bsp/Maildir/\n"));
     }
 
-    #[test]
-    fn both_submission_listeners_keep_a_copy_in_sent_and_port_25_does_not() {
-        let ports = Ports {
+    /// The listeners on ports 1 to 5, in the order of [`Ports`]'s fields.
+    fn ports() -> Ports {
+        Ports {
             imap: 1,
             imaps: 2,
             smtp: 3,
             submission: 4,
             submissions: 5,
-        };
+        }
+    }
+
+    #[test]
+    fn both_submission_listeners_keep_a_copy_in_sent_and_port_25_does_not() {
+        let ports = ports();
         let (_, master) = postfix_sent_copies(&layout(), &postfix_master_cf(&ports));
         // A listener's line and its `-o` lines after it.
         let service = |port: u16| -> String {
@@ -847,13 +852,7 @@ mod tests {
 
     #[test]
     fn nothing_in_master_cf_is_chrooted() {
-        let ports = Ports {
-            imap: 1,
-            imaps: 2,
-            smtp: 3,
-            submission: 4,
-            submissions: 5,
-        };
+        let ports = ports();
         for line in postfix_master_cf(&ports).lines() {
             let fields: Vec<_> = line.split_whitespace().collect();
             if fields.len() >= 8 && !line.starts_with('#') {

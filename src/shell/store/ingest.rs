@@ -867,6 +867,16 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    /// A store in a file of its own (checkpoints need one): the store, its directory (removed by
+    /// the test) and the database file.
+    async fn on_disk(name: &str) -> (Store, std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("caseclerk-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("c.db");
+        (Store::open(&db).await.unwrap(), dir, db)
+    }
+
     /// A batch of `n` messages of 512 KB each that neither pack nor compress, UIDs from `first`.
     fn large_batch(first: u32, n: u32) -> Vec<NewMessage> {
         let now = at_nine();
@@ -884,11 +894,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_fetch_is_checkpointed_while_it_is_stored_and_the_checkpoint_after_it_covers_every_batch()
      {
-        let dir = std::env::temp_dir().join(format!("caseclerk-ckpt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("c.db");
-        let store = Store::open(&db).await.unwrap();
+        let (store, dir, db) = on_disk("ckpt").await;
         let now = at_nine();
         let in_file = || std::fs::metadata(&db).unwrap().len();
         let mut ingest = store.ingest().await.unwrap();
@@ -938,11 +944,7 @@ mod tests {
     #[tokio::test]
     async fn the_checkpoint_after_a_fetch_waits_for_the_one_running_and_takes_what_came_meanwhile()
     {
-        let dir = std::env::temp_dir().join(format!("caseclerk-ckwait-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("c.db");
-        let store = Store::open(&db).await.unwrap();
+        let (store, dir, db) = on_disk("ckwait").await;
         let in_file = || std::fs::metadata(&db).unwrap().len();
         // A checkpoint still running when the fetch ends (here a stand-in), during which a last
         // batch of 3 MB is committed (too little to start a checkpoint of its own).
