@@ -970,9 +970,18 @@ impl MailStack {
         loop {
             self.check_exited()?;
             let mut still = Vec::new();
+            // Postfix's implicit-TLS listener offers AUTH from its first byte, so each of its
+            // processes asks Dovecot's auth socket for mechanisms at once: probed before that
+            // socket exists, the process exits and Postfix throttles the listener for a minute.
+            // It is probed only once the auth socket answers.
+            let mut auth_pending = pending.iter().any(|(p, _)| *p == Probe::Auth);
             for (probe, _) in pending {
                 let step = Duration::from_secs(1);
                 let ports = self.ports;
+                if probe == Probe::Submissions && auth_pending {
+                    still.push((probe, "waiting for Dovecot's auth socket".into()));
+                    continue;
+                }
                 let result = match probe {
                     Probe::Imap => {
                         client::limit("IMAP", step, client::probe_imap(ports.imap, None)).await
@@ -1010,10 +1019,15 @@ impl MailStack {
                         .await
                     }
                 };
-                if let Err(e) = result {
-                    // A probe fails at once when its daemon has died: say so rather than wait.
-                    self.check_exited()?;
-                    still.push((probe, e));
+                match result {
+                    Ok(()) if probe == Probe::Auth => auth_pending = false,
+                    Ok(()) => {}
+                    Err(e) => {
+                        // A probe fails at once when its daemon has died: say so rather than
+                        // wait.
+                        self.check_exited()?;
+                        still.push((probe, e));
+                    }
                 }
             }
             pending = still;
