@@ -173,11 +173,7 @@ impl Transport for AsyncSmtpTransport<Tokio1Executor> {
             self.send_raw(envelope, raw)
                 .await
                 .map(|_| ())
-                .map_err(|e| SendFailure {
-                    kind: failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string()),
-                    detail: e.to_string(),
-                    summary: smtp_summary(&e),
-                })
+                .map_err(lettre_failure)
         })
     }
 }
@@ -489,6 +485,18 @@ impl SmtpClient {
         Ok(conn)
     }
 
+    /// The mail server did not answer within the client's timeout.
+    fn timed_out(&self) -> SendFailure {
+        SendFailure {
+            kind: FailureKind::Transient,
+            detail: format!(
+                "no answer from the mail server within {} s",
+                self.timeout.as_secs()
+            ),
+            summary: "timeout".into(),
+        }
+    }
+
     async fn send_on(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendFailure> {
         let mut slot = self.conn.lock().await;
         if slot.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
@@ -517,14 +525,7 @@ impl Transport for SmtpClient {
                 Ok(result) => result,
                 Err(_) => {
                     *self.conn.lock().await = None;
-                    Err(SendFailure {
-                        kind: FailureKind::Transient,
-                        detail: format!(
-                            "no answer from the mail server within {} s",
-                            self.timeout.as_secs()
-                        ),
-                        summary: "timeout".into(),
-                    })
+                    Err(self.timed_out())
                 }
             }
         })
@@ -645,13 +646,7 @@ pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
     };
     let result = tokio::time::timeout(s.timeout, talk)
         .await
-        .unwrap_or_else(|_| {
-            Err(SendFailure {
-                kind: FailureKind::Transient,
-                detail: format!("no answer within {} s", s.timeout.as_secs()),
-                summary: "timeout".into(),
-            })
-        });
+        .unwrap_or_else(|_| Err(c.timed_out()));
     if let (Err(e), Some(token), Some(source)) = (&result, &token, &s.oauth2)
         && e.kind == FailureKind::Auth
     {
@@ -686,10 +681,7 @@ pub fn transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>,
 /// password.
 fn client(s: &SmtpSettings, token: Option<&AccessToken>) -> Result<SmtpClient, OutboxError> {
     let (secret, mechanisms) = login_parts(s, token)?;
-    let err = |detail: String| OutboxError::Settings {
-        host: s.host.clone(),
-        detail,
-    };
+    let err = |detail: String| settings_error(s, detail);
     let security = match s.tls {
         TlsMode::None => Security::Plain,
         TlsMode::Starttls => Security::Starttls(tls_parameters(s)?),
@@ -703,16 +695,21 @@ fn client(s: &SmtpSettings, token: Option<&AccessToken>) -> Result<SmtpClient, O
     Ok(SmtpClient::new(s, security, secret, mechanisms))
 }
 
+/// A problem with the `[smtp]` settings for `s`'s server.
+fn settings_error(s: &SmtpSettings, detail: String) -> OutboxError {
+    OutboxError::Settings {
+        host: s.host.clone(),
+        detail,
+    }
+}
+
 /// What a login needs: the secret (the token, or the password as it is now) and the mechanisms to
 /// offer.
 fn login_parts(
     s: &SmtpSettings,
     token: Option<&AccessToken>,
 ) -> Result<(String, Vec<Mechanism>), OutboxError> {
-    let err = |detail: String| OutboxError::Settings {
-        host: s.host.clone(),
-        detail,
-    };
+    let err = |detail: String| settings_error(s, detail);
     let (secret, mechanisms) = match token {
         Some(t) => (t.token.expose().to_string(), vec![Mechanism::Xoauth2]),
         None => {
@@ -730,10 +727,7 @@ fn login_parts(
 
 /// lettre's TLS parameters for `s`'s server: the webpki roots plus `ca_file`.
 fn tls_parameters(s: &SmtpSettings) -> Result<TlsParameters, OutboxError> {
-    let err = |detail: String| OutboxError::Settings {
-        host: s.host.clone(),
-        detail,
-    };
+    let err = |detail: String| settings_error(s, detail);
     let mut params = TlsParameters::builder(s.host.clone());
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
