@@ -105,6 +105,11 @@ const POOL_CONNECTIONS: u32 = 4;
 /// background while it stores: [`Ingest`].)
 const INGEST_WAL_PAGES: u32 = 16_384;
 
+/// A fetch that stored less mail than this (about what SQLite's automatic checkpoint lets the log
+/// hold, 1,000 pages) is not checkpointed after it ([`Store::settle_ingest`]); a larger one is,
+/// and is checkpointed each time this much more is stored while it runs ([`Ingest`]).
+const CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
+
 /// How many cases [`Store::cases_with_events_page`] reads at once: few queries, and a bounded
 /// amount of events in memory while a page is worked.
 pub const CASES_PER_PAGE: i64 = 1000;
@@ -1050,7 +1055,7 @@ impl Store {
     /// one starts once that one has finished, since a `PASSIVE` checkpoint that finds another
     /// running does nothing, and batches committed after that one began would be left in the log.
     pub fn settle_ingest(&self, bytes: u64, running: Settling) -> Settling {
-        if bytes < 4 * 1024 * 1024 {
+        if bytes < CHECKPOINT_BYTES {
             return running;
         }
         self.checkpoint(running)

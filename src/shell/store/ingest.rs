@@ -60,9 +60,10 @@ pub struct Ingest {
 /// time this many more bytes of mail have been committed (one checkpoint at a time): the disk
 /// copies and syncs the fetch's first batches while the next are packed and stored, and the
 /// checkpoint after the fetch ([`Store::settle_ingest`]) has only the last ones left. A fetch of
-/// 1,000 messages (30 MB) ended 0.02–0.05 s sooner with it (README, *Session 19*). A fetch
-/// smaller than this (the daemon's every-day fetch) starts none.
-const CHECKPOINT_EVERY: u64 = 4 * 1024 * 1024;
+/// 1,000 messages (30 MB) ended 0.02–0.05 s sooner with it (README, *Session 19*). The same
+/// amount as decides whether a fetch is checkpointed after it at all, so a fetch smaller than
+/// this (the daemon's every-day fetch) starts none.
+const CHECKPOINT_EVERY: u64 = super::CHECKPOINT_BYTES;
 
 impl Store {
     /// A connection for storing fetched mail ([`Ingest::store_batch`]): batches commit without
