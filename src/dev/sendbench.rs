@@ -183,18 +183,19 @@ async fn measure(
             ),
         ];
         for (name, client, is_ours) in clients {
-            let mut letter_of = |_| {
+            // Every letter of the run numbered apart (its Message-ID).
+            let mut next_letter = || {
                 numbered += 1;
                 (envelope.clone(), letter(&from, to, numbered))
             };
-            let letters: Vec<_> = (0..n).map(&mut letter_of).collect();
+            let letters: Vec<_> = (0..n).map(|_| next_letter()).collect();
             let mut sent = send_all(name, client, &letters).await?;
             sent.tls = tls;
             // A pass's first letter: a fresh client each time, its connection set up by the
             // letter.
             let mut firsts = Vec::with_capacity(FIRST_LETTERS);
-            for i in 0..FIRST_LETTERS {
-                let one = vec![letter_of(i)];
+            for _ in 0..FIRST_LETTERS {
+                let one = vec![next_letter()];
                 firsts.push(send_all(name, fresh(is_ours)?.as_ref(), &one).await?.took);
             }
             sent.first_letter = median(firsts);

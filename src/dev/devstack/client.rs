@@ -291,12 +291,19 @@ pub(super) async fn probe_smtp_tls(port: u16, tls: Arc<ClientConfig>) -> Result<
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
+    probe_smtp_greeting(tls_to_localhost(tls, tcp).await?).await
+}
+
+/// TLS on `tcp`, the server's certificate checked for "localhost" (the stack's own name).
+async fn tls_to_localhost(
+    config: Arc<ClientConfig>,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("valid name");
-    let stream = tokio_rustls::TlsConnector::from(tls)
+    tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS handshake: {e}"))?;
-    probe_smtp_greeting(stream).await
+        .map_err(|e| format!("TLS handshake: {e}"))
 }
 
 /// Probe: a unix socket that yields an LMTP `220` greeting (then QUIT).
@@ -332,14 +339,7 @@ pub(super) async fn probe_imap(port: u16, tls: Option<Arc<ClientConfig>>) -> Res
         .map_err(|e| e.to_string())?;
     let line = match tls {
         None => first_line(tcp).await?,
-        Some(config) => {
-            let name = rustls::pki_types::ServerName::try_from("localhost").expect("valid name");
-            let stream = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake: {e}"))?;
-            first_line(stream).await?
-        }
+        Some(config) => first_line(tls_to_localhost(config, tcp).await?).await?,
     };
     if line.starts_with("* OK") {
         Ok(())
