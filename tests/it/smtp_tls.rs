@@ -4,6 +4,7 @@
 //! trust gets neither a letter nor the password.
 
 use crate::support::{Harness, PASSWORD, REFERRER, SHARED, referral};
+use base64::Engine as _;
 
 /// The harness's configuration with SMTP over implicit TLS to the stack's submissions port;
 /// without `trusted`, no `ca_file` (the stack's certificate is then from an unknown authority).
@@ -31,10 +32,26 @@ async fn letters_go_over_implicit_tls_once_each() {
         &referral("implicit@hospital.test", "Referral for a rapid review"),
     )
     .await;
-    let out = h.tick(None);
+    // At the most verbose log level: our TLS and lettre's conversation inside it log no login,
+    // address or SMTP line.
+    let traced = h.caseclerk_logging(&["tick", "--process-existing"], "trace");
+    let (out, logs) = (
+        String::from_utf8_lossy(&traced.stdout),
+        String::from_utf8_lossy(&traced.stderr),
+    );
+    assert!(traced.status.success(), "{logs}");
     assert!(out.contains("opened RR-"), "{out}");
     assert!(out.contains("undelivered 0"), "{out}");
     assert!(!out.contains("sent 0"), "{out}");
+    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "{logs}");
+    let auth_plain =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{SHARED}\0{PASSWORD}"));
+    for secret in [PASSWORD, &auth_plain, "AUTH", "RCPT TO", REFERRER, SHARED] {
+        assert!(
+            !logs.contains(secret),
+            "`{secret}` in the trace log:\n{logs}"
+        );
+    }
     assert_eq!(
         h.settled_count(REFERRER).await,
         1,
