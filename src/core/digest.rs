@@ -37,7 +37,7 @@
 
 use crate::core::calendar::{self, Calendar, CalendarError};
 use crate::core::letters::{LetterError, Rendered, Templates};
-use crate::core::views::{CaseView, DIGEST_STEP, Snapshot};
+use crate::core::views::{CaseView, DIGEST_STEP, SmtpHold, Snapshot};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -436,9 +436,20 @@ fn mailbox(s: &Scope<'_>) -> Table {
     let mut t = Table::new("mailbox", short, title, &[]);
     let smtp = &s.snap.smtp;
     if smtp.failing() {
+        let (what, until) = match SmtpHold::of(smtp.last_error.as_deref()) {
+            SmtpHold::LoginRefused => (
+                "The mail server refused caseclerk's login",
+                "once the SMTP password works",
+            ),
+            SmtpHold::CertificateNotTrusted => (
+                "The mail server's certificate was not trusted, so caseclerk did not log in,",
+                "once IT make the server trusted again (its certificate authority in [smtp] \
+                 ca_file, or a renewed certificate)",
+            ),
+        };
         t.lines.push(format!(
-            "The mail server refused caseclerk's login {} since the last letter went{}; the last at {}. \
-             Every due letter is waiting, none is lost: they go by themselves once the SMTP password works.",
+            "{what} {} since the last letter went{}; the last at {}. \
+             Every due letter is waiting, none is lost: they go by themselves {until}.",
             plural(smtp.failures as usize, "time", "times"),
             smtp.last_ok_at
                 .map(|t| format!(" ({})", s.d.at(t)))
@@ -1418,6 +1429,36 @@ mod tests {
             "{}",
             d.text
         );
+    }
+
+    #[test]
+    fn an_smtp_server_that_is_not_trusted_comes_first_and_says_who_puts_it_right() {
+        let world = World::new();
+        let mut snap = fixture::snapshot(&world);
+        snap.smtp = MailboxHealth {
+            known: true,
+            failures: 2,
+            last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
+            last_error: Some(SmtpHold::CertificateNotTrusted.recorded().into()),
+            ..MailboxHealth::default()
+        };
+        let d = built(&snap, &world.calendar).1;
+        assert_eq!(
+            d.text.lines().nth(2),
+            Some("LETTERS CANNOT BE SENT"),
+            "{}",
+            d.text
+        );
+        assert!(
+            d.text.contains(
+                "The mail server's certificate was not trusted, so caseclerk did not log in, 2 times \
+                 since the last letter went; the last at Tue 1 Sep 07:58."
+            ),
+            "{}",
+            d.text
+        );
+        assert!(d.text.contains("[smtp] ca_file"), "{}", d.text);
+        assert!(!d.text.contains("SMTP password"), "{}", d.text);
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //!    older than `watch_critical`; a watcher that has gone quiet without an error (the daemon
 //!    hung) is `watcher_silent`: WARNING after `watch_warning`, CRITICAL after `watch_critical`.
 //!    No finding when the row is absent (a `tick` from cron has no watcher).
-//! 5. `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held).
+//! 5. `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held);
+//!    `smtp_certificate_untrusted` — its TLS certificate does not verify: CRITICAL (held too).
 //!    `token_failing` — no access token could be had (Microsoft 365, `<oauth2>`): WARNING, then
 //!    CRITICAL after [`Thresholds::token_failures`] passes in a row (the old token runs out
 //!    within the hour); `credential_expiring` — the client secret or certificate expires within
@@ -52,6 +53,7 @@
 //! subjects — a finding names counts, instants and ids only.
 
 use crate::core::calendar::{self, short_date, short_instant};
+use crate::core::views::SmtpHold;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// A monitoring level; its exit code is the monitoring-plugin convention.
@@ -103,6 +105,7 @@ pub enum Rule {
     WatcherFailing,
     WatcherSilent,
     SmtpLoginRefused,
+    SmtpCertificateNotTrusted,
     TokenFailing,
     CredentialExpiring,
     SentFolderFailing,
@@ -125,6 +128,7 @@ impl Rule {
             Rule::WatcherFailing => "watcher_failing",
             Rule::WatcherSilent => "watcher_silent",
             Rule::SmtpLoginRefused => "smtp_login_refused",
+            Rule::SmtpCertificateNotTrusted => "smtp_certificate_untrusted",
             Rule::TokenFailing => "token_failing",
             Rule::CredentialExpiring => "credential_expiring",
             Rule::SentFolderFailing => "sent_folder_failing",
@@ -148,7 +152,7 @@ pub struct Connection {
     /// Failures since the last success.
     pub failures: i64,
     /// What the last failure said (read only where the row's writer keeps it free of personal
-    /// data: the credential expiry warning).
+    /// data: the credential expiry warning, the outbox's [`SmtpHold::recorded`]).
     pub last_error: Option<String>,
 }
 
@@ -379,15 +383,24 @@ fn watcher(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
 fn smtp(f: &Facts, out: &mut Vec<Finding>) {
     if let Some(c) = f.smtp.as_ref().filter(|c| c.failing()) {
         let since = c.last_error_at.map(short_instant).unwrap_or_default();
-        push(
-            out,
-            Level::Critical,
-            Rule::SmtpLoginRefused,
-            format!(
-                "the mail server refuses caseclerk's login (last refused {since}); every letter is held \
-                 until it works: check the SMTP password or token"
+        let (rule, said) = match SmtpHold::of(c.last_error.as_deref()) {
+            SmtpHold::LoginRefused => (
+                Rule::SmtpLoginRefused,
+                format!(
+                    "the mail server refuses caseclerk's login (last refused {since}); every letter \
+                     is held until it works: check the SMTP password or token"
+                ),
             ),
-        );
+            SmtpHold::CertificateNotTrusted => (
+                Rule::SmtpCertificateNotTrusted,
+                format!(
+                    "the mail server's certificate is not trusted (last tried {since}); every \
+                     letter is held until it is: set [smtp] ca_file to the CA that signs it, or \
+                     renew the server's certificate (`caseclerk check --connect` says why)"
+                ),
+            ),
+        };
+        push(out, Level::Critical, rule, said);
     }
 }
 

@@ -462,6 +462,40 @@ impl MailboxHealth {
     }
 }
 
+/// Why the outbox holds every letter untouched: a failure that repeats at every attempt until a
+/// person acts, and is no letter's fault. The outbox records [`SmtpHold::recorded`] as the
+/// `<smtp>` row's last error; the digest, the health check and the pass's status line read it
+/// back with [`SmtpHold::of`] to say what to put right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpHold {
+    /// The server refused our login (a rotated password, a refused token).
+    LoginRefused,
+    /// The server's TLS certificate did not verify (a new internal CA, an expired certificate):
+    /// caseclerk does not send the password, let alone a letter, to a server it cannot trust.
+    CertificateNotTrusted,
+}
+
+impl SmtpHold {
+    /// What the outbox records as the `<smtp>` row's last error (no server text).
+    pub fn recorded(self) -> &'static str {
+        match self {
+            SmtpHold::LoginRefused => "login failed",
+            SmtpHold::CertificateNotTrusted => "certificate not trusted",
+        }
+    }
+
+    /// The hold a recorded last error names; anything else (rows written before there were two
+    /// kinds) is a refused login.
+    pub fn of(last_error: Option<&str>) -> SmtpHold {
+        match last_error {
+            Some(e) if e == SmtpHold::CertificateNotTrusted.recorded() => {
+                SmtpHold::CertificateNotTrusted
+            }
+            _ => SmtpHold::LoginRefused,
+        }
+    }
+}
+
 /// Everything at one instant.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -494,6 +528,10 @@ pub fn error_kind(text: &str) -> String {
         "Microsoft 365 sign-in failed (run caseclerk check --connect for the reason)".into()
     } else if t.contains("login") {
         "login failed (check the mailbox password)".into()
+    } else if t.contains("tls") && t.contains("certificate") {
+        "the mail server's certificate is not trusted (IT: put its certificate authority in \
+         [imap] ca_file, or renew the certificate)"
+            .into()
     } else if t.contains("tls") {
         "secure connection failed".into()
     } else if t.contains("cannot connect") {
@@ -1473,6 +1511,15 @@ pub(crate) mod fixture {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_smtp_hold_reads_back_as_recorded_and_an_older_row_is_a_refused_login() {
+        for hold in [SmtpHold::LoginRefused, SmtpHold::CertificateNotTrusted] {
+            assert_eq!(SmtpHold::of(Some(hold.recorded())), hold);
+        }
+        assert_eq!(SmtpHold::of(None), SmtpHold::LoginRefused);
+        assert_eq!(SmtpHold::of(Some("login failed")), SmtpHold::LoginRefused);
+    }
     use super::fixture::{self, World};
     use super::*;
 
@@ -1665,6 +1712,17 @@ mod tests {
                 "IMAP login as bsp@bury.test with an access token refused (NO): the mail server refused the access token"
             ),
             "Microsoft 365 sign-in failed (run caseclerk check --connect for the reason)"
+        );
+        assert_eq!(
+            error_kind(
+                "TLS with IMAP server mail.bury.test failed: invalid peer certificate: UnknownIssuer"
+            ),
+            "the mail server's certificate is not trusted (IT: put its certificate authority in \
+             [imap] ca_file, or renew the certificate)"
+        );
+        assert_eq!(
+            error_kind("TLS with IMAP server mail.bury.test failed: handshake timed out"),
+            "secure connection failed"
         );
         assert_eq!(
             error_kind("cannot connect to IMAP server 127.0.0.1:10993: refused"),

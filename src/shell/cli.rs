@@ -9,6 +9,7 @@
 
 use crate::core::calendar;
 use crate::core::timeline;
+use crate::core::views::SmtpHold;
 use crate::shell::clock::{FixedClock, SharedClock, SystemClock};
 use crate::shell::config::{self, Needs};
 use crate::shell::engine::{self, Engine};
@@ -850,16 +851,28 @@ async fn tick(
     if let Some(e) = r.fetch_error {
         return Err(Failure::Work(format!("the mailbox could not be read: {e}")));
     }
-    if r.sent.login_refused {
-        let what = if engine.cfg.smtp.oauth2.is_some() {
-            "the [oauth2] app registration (the log says which part) and the mailbox's permissions"
-        } else {
-            "the [smtp] user and password file"
-        };
-        return Err(Failure::Work(format!(
-            "the mail server refused caseclerk's SMTP login: check {what}. No letter was marked \
-             undelivered; every due letter goes on the next pass that can log in"
-        )));
+    match r.sent.held {
+        Some(SmtpHold::LoginRefused) => {
+            let what = if engine.cfg.smtp.oauth2.is_some() {
+                "the [oauth2] app registration (the log says which part) and the mailbox's permissions"
+            } else {
+                "the [smtp] user and password file"
+            };
+            return Err(Failure::Work(format!(
+                "the mail server refused caseclerk's SMTP login: check {what}. No letter was marked \
+                 undelivered; every due letter goes on the next pass that can log in"
+            )));
+        }
+        Some(SmtpHold::CertificateNotTrusted) => {
+            return Err(Failure::Work(
+                "the SMTP server's certificate is not trusted, so caseclerk did not log in: set \
+                 [smtp] ca_file to the certificate of the CA that signs it, or renew the server's \
+                 certificate (`caseclerk check --connect` says why). No letter was marked \
+                 undelivered; every due letter goes on the next pass that trusts the server"
+                    .into(),
+            ));
+        }
+        None => {}
     }
     Ok(())
 }

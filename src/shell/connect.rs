@@ -121,6 +121,12 @@ async fn smtp(cfg: &Config) -> Line {
             "SMTP login as {} at {at} refused: {} (check [smtp] username and the password file)",
             s.username, e.detail
         )),
+        Err(e) if e.kind == crate::shell::outbox::FailureKind::Untrusted => failed(format!(
+            "SMTP at {at}: {} — the server's certificate is not trusted, so caseclerk holds every \
+             letter: set [smtp] ca_file to the certificate of the CA that signs it, or renew the \
+             server's certificate",
+            e.detail
+        )),
         Err(e) => failed(format!(
             "SMTP at {at}: {} (check [smtp] host, port, tls and ca_file)",
             e.detail

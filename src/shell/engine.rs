@@ -30,6 +30,7 @@ use crate::core::letters::{self, Letterhead, Templates};
 use crate::core::limits;
 use crate::core::react::{self, BouncedLetter, Found, Incoming, Reaction, Rules};
 use crate::core::timeline::{self, DueLetter, TimelineError};
+use crate::core::views::SmtpHold;
 use crate::shell::allocator;
 use crate::shell::attachments::{self, AttachmentError};
 use crate::shell::clock::SharedClock;
@@ -1248,8 +1249,14 @@ fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
     if r.sent.retrying > 0 {
         s.push_str(&format!(", {} retrying", r.sent.retrying));
     }
-    if r.sent.login_refused {
-        s.push_str("; the mail server refuses our login: letters held");
+    match r.sent.held {
+        Some(SmtpHold::LoginRefused) => {
+            s.push_str("; the mail server refuses our login: letters held")
+        }
+        Some(SmtpHold::CertificateNotTrusted) => {
+            s.push_str("; the mail server's certificate is not trusted: letters held")
+        }
+        None => {}
     }
     // A stopped outbox still pings the watchdog: a restart would lose the outcome it holds in
     // memory and send that letter again.

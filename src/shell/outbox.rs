@@ -81,6 +81,7 @@
 
 use crate::core::case::Event;
 use crate::core::indoubt::{self, CopyPolicy, Doubt, Lookup};
+use crate::core::views::SmtpHold;
 use crate::shell::config::{SmtpSettings, TlsMode};
 use crate::shell::mailbox::hash_id;
 use crate::shell::oauth::AccessToken;
@@ -117,8 +118,24 @@ pub enum FailureKind {
     Auth,
     /// The server refused the letter itself and retrying will not change that (SMTP 5xx).
     Permanent,
+    /// The server's TLS certificate did not verify: nothing is wrong with the letter, and trying
+    /// again will not help until a person acts (`ca_file`, the server's certificate); stop and
+    /// keep it pending.
+    Untrusted,
     /// Try again later (4xx, timeouts, connection failures).
     Transient,
+}
+
+impl FailureKind {
+    /// The hold this failure puts on every letter, if it is one that repeats until a person acts
+    /// and is no letter's fault.
+    pub fn hold(self) -> Option<SmtpHold> {
+        match self {
+            FailureKind::Auth => Some(SmtpHold::LoginRefused),
+            FailureKind::Untrusted => Some(SmtpHold::CertificateNotTrusted),
+            FailureKind::Permanent | FailureKind::Transient => None,
+        }
+    }
 }
 
 /// Classify an SMTP failure from its reply code (if any), whether the client called it
@@ -419,10 +436,20 @@ async fn start_tls(
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, socket)
         .await
-        .map_err(|e| SendFailure {
-            kind: FailureKind::Transient,
-            detail: format!("starting TLS with the mail server: {e}"),
-            summary: "TLS failure".into(),
+        .map_err(|e| {
+            let untrusted = crate::shell::tls::certificate_not_trusted(&e);
+            SendFailure {
+                kind: match untrusted {
+                    true => FailureKind::Untrusted,
+                    false => FailureKind::Transient,
+                },
+                detail: format!("starting TLS with the mail server: {e}"),
+                summary: match untrusted {
+                    true => "certificate not trusted",
+                    false => "TLS failure",
+                }
+                .into(),
+            }
         })?;
     Ok(ImplicitTls(tls))
 }
@@ -532,9 +559,15 @@ impl Transport for SmtpClient {
     }
 }
 
+/// lettre's error as a failure; a certificate that did not verify during STARTTLS (lettre wraps
+/// rustls's error as a connection error) is [`FailureKind::Untrusted`].
 fn lettre_failure(e: lettre::transport::smtp::Error) -> SendFailure {
+    let kind = match crate::shell::tls::certificate_not_trusted(&e) {
+        true => FailureKind::Untrusted,
+        false => failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string()),
+    };
     SendFailure {
-        kind: failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string()),
+        kind,
         detail: e.to_string(),
         summary: smtp_summary(&e),
     }
@@ -755,8 +788,9 @@ pub struct SendReport {
     pub sent: usize,
     pub retrying: usize,
     pub undelivered: usize,
-    /// The server refused our login: the pass stopped with every letter left pending.
-    pub login_refused: bool,
+    /// The server refused our login, or its certificate did not verify: the pass stopped with
+    /// every letter left pending.
+    pub held: Option<SmtpHold>,
     /// The database would not take the outbox's records (an intent, or an outcome after a
     /// `250`): the outbox sent nothing more, and tries again at the next pass.
     pub stopped: bool,
@@ -946,8 +980,8 @@ async fn send_all(
             }
         }
         send_one(store, conn, transport, unrecorded, &row, now, report).await?;
-        if report.login_refused || report.stopped {
-            break; // the same login would be refused, the same database would refuse
+        if report.held.is_some() || report.stopped {
+            break; // the same login, or certificate, would be refused; the same database would refuse
         }
     }
     Ok(())
@@ -1093,15 +1127,22 @@ async fn send_one(
             report.sent += 1;
             report.stopped = true;
         }
-        Err(e) if e.kind == FailureKind::Auth => {
+        Err(e) if let Some(hold) = e.kind.hold() => {
             // Not the letter's fault: it stays pending, untouched (attempts, next try), and is
-            // neither undelivered nor raised; the login is what needs a person.
+            // neither undelivered nor raised; the login, or the certificate, needs a person.
             conn.clear_sending(row.id).await?;
             store
-                .record_mailbox_error(SMTP_HEALTH_KEY, "login failed", now)
+                .record_mailbox_error(SMTP_HEALTH_KEY, hold.recorded(), now)
                 .await?;
-            tracing::error!(outbox = row.id, error = %e.summary, "the mail server refused our login; no letters sent this pass (check the SMTP password)");
-            report.login_refused = true;
+            match hold {
+                SmtpHold::LoginRefused => {
+                    tracing::error!(outbox = row.id, error = %e.summary, "the mail server refused our login; no letters sent this pass (check the SMTP password)")
+                }
+                SmtpHold::CertificateNotTrusted => {
+                    tracing::error!(outbox = row.id, error = %e.summary, "the mail server's certificate is not trusted; no letters sent this pass (set [smtp] ca_file to the CA that signs it, or renew the server's certificate)")
+                }
+            }
+            report.held = Some(hold);
         }
         Err(e) if e.kind == FailureKind::Permanent => {
             let reason = format!("refused by the mail server: {}", e.detail);
@@ -1132,7 +1173,9 @@ fn cannot_start(row: &OutboxRow, e: &StoreError, report: &mut SendReport) {
 
 /// An SMTP error's category and code, without the server's text (which can quote addresses).
 pub fn smtp_summary(e: &lettre::transport::smtp::Error) -> String {
-    let kind = if failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string())
+    let kind = if crate::shell::tls::certificate_not_trusted(e) {
+        "certificate not trusted"
+    } else if failure_kind(e.status().map(u16::from), e.is_permanent(), &e.to_string())
         == FailureKind::Auth
     {
         "authentication failed"

@@ -10,6 +10,10 @@
 //! file. The extra file is how a site with an internal CA, and the throwaway test stack, are
 //! trusted; the webpki roots alone reject such servers with `UnknownIssuer`.
 //!
+//! It also tells a server whose certificate did not verify ([`certificate_not_trusted`]) from
+//! other TLS failures: the first needs a person (a `ca_file`, a renewed certificate), the others
+//! are retried.
+//!
 //! Must not: open sockets, read anything except the named PEM file, or relax verification
 //! (there is deliberately no "accept invalid certificates" switch).
 
@@ -112,9 +116,52 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// Did this error (or one it wraps) come from the server's certificate failing verification —
+/// an unknown issuer, expired, not for this host name? Such a failure repeats on every attempt
+/// until a person acts, unlike a reset connection or a timeout during the handshake.
+///
+/// rustls's error reaches us inside an `io::Error` (tokio-rustls), itself maybe inside lettre's
+/// error; an `io::Error` does not list the error it wraps as its `source()`, so the walk looks
+/// inside each one.
+pub fn certificate_not_trusted(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && certificate_not_trusted(inner)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_failure_is_found_inside_the_io_error_that_carries_it() {
+        let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, unknown);
+        assert!(certificate_not_trusted(&io));
+        let expired = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        assert!(certificate_not_trusted(&expired));
+    }
+
+    #[test]
+    fn other_tls_and_connection_failures_are_not_certificate_failures() {
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, alert);
+        assert!(!certificate_not_trusted(&io));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(!certificate_not_trusted(&reset));
+    }
 
     /// A unique scratch file path under the system temp dir (no `tempfile` dependency).
     fn scratch(name: &str) -> PathBuf {

@@ -4,6 +4,7 @@
 
 use crate::review::Review;
 use crate::support::{Harness, PASSWORD, REFERRER, SHARED, referral};
+use caseclerk::core::views::SmtpHold;
 
 const LA: &str = "la.rep@bury.test";
 const POLICE: &str = "police.rep@police.test";
@@ -14,7 +15,12 @@ async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_i
     let mut r = Review::of("bury").await;
     r.mail.refuse_login(true);
     let case = r.referral_at("2026-08-20 10:00").await;
-    assert!(r.last.sent.login_refused, "{:?}", r.last.sent);
+    assert_eq!(
+        r.last.sent.held,
+        Some(SmtpHold::LoginRefused),
+        "{:?}",
+        r.last.sent
+    );
     assert_eq!(r.last.sent.undelivered, 0, "{:?}", r.last.sent);
     assert!(r.mail.sent().is_empty());
     r.at("2026-08-20 10:30").await;
@@ -28,7 +34,7 @@ async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_i
 
     r.mail.refuse_login(false);
     r.at("2026-08-20 11:00").await;
-    assert!(!r.last.sent.login_refused, "{:?}", r.last.sent);
+    assert_eq!(r.last.sent.held, None, "{:?}", r.last.sent);
     for member in [LA, POLICE, ICB] {
         assert_eq!(
             r.sent_to_for(member, "screening-request").len(),

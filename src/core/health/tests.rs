@@ -160,6 +160,18 @@ fn a_refused_smtp_login_is_critical_because_every_letter_is_held() {
     assert!(found[0].text.contains("every letter is held"), "{found:?}");
 }
 
+#[test]
+fn an_smtp_server_that_is_not_trusted_is_critical_on_its_own_rule_and_names_the_ca_file() {
+    let mut f = healthy();
+    f.smtp = failing(2, Some(SmtpHold::CertificateNotTrusted.recorded()));
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(rules(&f), [(Level::Critical, "smtp_certificate_untrusted")]);
+    assert!(found[0].text.contains("every letter is held"), "{found:?}");
+    assert!(found[0].text.contains("[smtp] ca_file"), "{found:?}");
+    f.smtp = failing(2, Some(SmtpHold::LoginRefused.recorded()));
+    assert_eq!(rules(&f), [(Level::Critical, "smtp_login_refused")]);
+}
+
 fn failing(failures: i64, said: Option<&str>) -> Option<Connection> {
     Some(Connection {
         last_ok_at: Some(at(9, 0)),
