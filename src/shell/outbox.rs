@@ -178,6 +178,12 @@ pub trait Transport: Send + Sync {
         envelope: &'a Envelope,
         raw: &'a [u8],
     ) -> BoxFuture<'a, Result<(), SendFailure>>;
+
+    /// The pass is over: end any conversation still open politely (`QUIT`), within the
+    /// transport's own timeout. Nothing to do for a transport that keeps no connection.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl Transport for AsyncSmtpTransport<Tokio1Executor> {
@@ -542,6 +548,16 @@ impl SmtpClient {
 }
 
 impl Transport for SmtpClient {
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let open = self.conn.lock().await.take();
+            if let Some(mut conn) = open.filter(|c| !c.has_broken()) {
+                // Whatever the server answers, the pass is over; its answer changes nothing.
+                let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
+            }
+        })
+    }
+
     fn send<'a>(
         &'a self,
         envelope: &'a Envelope,
@@ -625,6 +641,14 @@ impl OAuthSmtp {
 }
 
 impl Transport for OAuthSmtp {
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(Ok((t, _))) = self.login.get() {
+                t.close().await;
+            }
+        })
+    }
+
     fn send<'a>(
         &'a self,
         envelope: &'a Envelope,
@@ -954,6 +978,7 @@ pub async fn send_due_settling(
     )
     .await;
     conn.finish().await;
+    transport.close().await;
     result.map(|_| report)
 }
 

@@ -73,6 +73,47 @@ async fn letters_go_over_implicit_tls_once_each() {
     assert_eq!(h.settled_count(REFERRER).await, 1, "not sent again");
 }
 
+/// Postfix's summary of each finished SMTP session on a submission listener (`disconnect from
+/// … commands=N`).
+fn submission_sessions(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("/smtpd[") && l.contains("disconnect from"))
+        .filter(|l| l.contains("postfix/submission"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pass_that_sent_letters_ends_its_smtp_session_with_quit_on_either_port() {
+    let h = Harness::start("bury").await;
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("quit-1@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    assert!(!h.tick(None).contains("sent 0"));
+    over_implicit_tls(&h, true);
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("quit-2@hospital.test", "Rapid review referral"),
+    )
+    .await;
+    assert!(!h.tick(None).contains("sent 0"));
+    h.settled_count(REFERRER).await;
+    let log = h.stack.maillog();
+    let sessions = submission_sessions(&log);
+    let used: Vec<&str> = sessions
+        .iter()
+        .copied()
+        .filter(|l| l.contains("data="))
+        .collect();
+    assert_eq!(used.len(), 2, "one session a pass:\n{log}");
+    for session in used {
+        assert!(session.contains(" quit=1 "), "{session}");
+    }
+}
+
 /// The harness's configuration with SMTP over STARTTLS (its default) and no `ca_file`: the
 /// stack's certificate is then from an unknown authority.
 fn over_untrusted_starttls(h: &Harness) {
