@@ -440,8 +440,55 @@ impl Plan {
     }
 }
 
+/// How [`unsendable_after_erasure`]'s reason begins.
+const ERASED_ENCLOSURES: &str = "not sent: it would enclose ";
+
+/// Was a letter recorded undelivered for this `reason` because what it encloses was erased?
+pub fn erased_enclosures(reason: &str) -> bool {
+    reason.starts_with(ERASED_ENCLOSURES)
+}
+
+/// Why a letter is not sent when content it would enclose was erased — a case reopened after its
+/// mail was erased, whose next letter attaches the referral or the agencies' returns. `erased`
+/// names what is gone ("the referral", "2 agency returns"); `None` when nothing is. Such a letter
+/// would reach its recipients with empty copies, so it is recorded undelivered instead and the
+/// business unit sees it (the digest, `caseclerk case`): what it needs goes by hand, from the
+/// partnership's own records, or the recipients are told why it cannot.
+pub fn unsendable_after_erasure(erased: &[String]) -> Option<String> {
+    // (Read back by `erased_enclosures`: the two change together.)
+    let (last, rest) = erased.split_last()?;
+    let what = match rest {
+        [] => last.clone(),
+        _ => format!("{} and {last}", rest.join(", ")),
+    };
+    Some(format!(
+        "{ERASED_ENCLOSURES}{what}, erased under the retention schedule ([retention]); \
+         send what it needs by hand, or tell its recipients why it cannot be sent"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_letter_is_unsendable_only_when_something_it_encloses_was_erased() {
+        assert_eq!(unsendable_after_erasure(&[]), None);
+        let one = unsendable_after_erasure(&["the referral".into()]).unwrap();
+        assert!(
+            one.starts_with("not sent: it would enclose the referral, erased"),
+            "{one}"
+        );
+        let two =
+            unsendable_after_erasure(&["the referral".into(), "2 agency returns".into()]).unwrap();
+        assert!(
+            two.contains("enclose the referral and 2 agency returns, erased"),
+            "{two}"
+        );
+        assert!(erased_enclosures(&one) && erased_enclosures(&two));
+        assert!(!erased_enclosures(
+            "refused by the mail server: 550 no such user"
+        ));
+    }
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {

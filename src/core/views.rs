@@ -424,8 +424,8 @@ pub struct UndeliveredView {
     pub outbox: i64,
     pub step_name: String,
     pub to: String,
-    /// "bounced back", "refused, or not sent for a day" or "delayed, still trying" (the
-    /// server's words can quote addresses: left out).
+    /// "bounced back", "refused, or not sent for a day", "delayed, still trying" or "not sent:
+    /// what it encloses was erased …" (the server's words can quote addresses: left out).
     pub how: String,
     pub queued_at: DateTime<Utc>,
 }
@@ -1002,6 +1002,12 @@ pub(crate) fn undelivered_letters(
                 "delayed, still trying".into()
             } else if l.state == OutboxState::Bounced {
                 "bounced back".into()
+            } else if case
+                .and_then(|c| c.state.letters.get(&(l.step.clone(), l.recipient.clone())))
+                .and_then(|s| s.undelivered.as_deref())
+                .is_some_and(crate::core::retention::erased_enclosures)
+            {
+                "not sent: what it encloses was erased under the retention schedule".into()
             } else {
                 "refused, or not sent for a day".into()
             },

@@ -59,6 +59,37 @@ pub async fn read(
     Ok(out)
 }
 
+/// What of the content a letter attaches (`names`: a step's `attach`) was erased under the
+/// retention schedule: "the referral", "N agency return(s)"; empty when nothing was
+/// ([`crate::core::retention::unsendable_after_erasure`] says what then happens to the letter).
+pub async fn erased(
+    store: &Store,
+    state: &CaseState,
+    names: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    if names.iter().any(|n| n == "referral") && store.message_erased(state.referral_message).await?
+    {
+        out.push("the referral".to_string());
+    }
+    if names.iter().any(|n| n == "returns") {
+        let mut gone = 0;
+        for (_, a) in state.active_agencies() {
+            if let Some(id) = a.return_message.filter(|_| !a.nil)
+                && store.message_erased(id).await?
+            {
+                gone += 1;
+            }
+        }
+        match gone {
+            0 => {}
+            1 => out.push("an agency's return".to_string()),
+            n => out.push(format!("{n} agency returns")),
+        }
+    }
+    Ok(out)
+}
+
 /// What the letter's attachments leave out: the unsafe files of the referral (when `names` has
 /// "referral") and of the returns (when it has "returns"), counted by kind
 /// ([`crate::core::trust::withheld_summary`]); `None` when nothing was left out.

@@ -1089,10 +1089,18 @@ impl Engine {
         fell_due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
+        // A letter whose enclosures were erased is recorded, never sent: no empty copies.
+        let erased = attachments::erased(&self.store, state, &due.attach).await?;
+        let unsendable = crate::core::retention::unsendable_after_erasure(&erased);
         // What is withheld first: it parses the mail again, and need not do so while the files
         // are held.
-        let withheld = attachments::withheld(&self.store, state, &due.attach).await?;
-        let files = attachments::read(&self.cfg, &self.store, state, &due.attach).await?;
+        let (withheld, files) = match unsendable {
+            Some(_) => (None, Vec::new()),
+            None => (
+                attachments::withheld(&self.store, state, &due.attach).await?,
+                attachments::read(&self.cfg, &self.store, state, &due.attach).await?,
+            ),
+        };
         let particulars = self.store.particulars(case.id).await?;
         let enclosures = letters::Enclosures {
             attachments: files,
@@ -1123,6 +1131,18 @@ impl Engine {
         if firstrun::imported_not_sent(self.first_run().as_ref(), fell_due) {
             Store::mark_imported(tx, id).await?;
             tracing::info!(case = %case.reference, step = %due.step, outbox = id, "letter fell due before the first run: imported, not sent");
+            return Ok(true);
+        }
+        if let Some(reason) = unsendable {
+            Store::mark_attempt_failed(tx, id, &reason, None).await?;
+            let e = Event::LetterUndelivered {
+                step: due.step.clone(),
+                recipient: due.key.clone(),
+                outbox: id,
+                reason,
+            };
+            record_event(tx, case.id, now, "caseclerk", &e).await?;
+            tracing::warn!(case = %case.reference, step = %due.step, outbox = id, "letter not sent: what it encloses was erased under the retention schedule; recorded undelivered");
             return Ok(true);
         }
         tracing::debug!(case = %case.reference, step = %due.step, outbox = id, "letter decided");

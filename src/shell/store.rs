@@ -1423,6 +1423,17 @@ impl Store {
             .collect()
     }
 
+    /// Was the stored message `id`'s content erased under the retention schedule? (`false` for
+    /// a message that is not stored.)
+    pub async fn message_erased(&self, id: i64) -> Result<bool, StoreError> {
+        let erased: Option<bool> =
+            sqlx::query_scalar("SELECT erased_at IS NOT NULL FROM messages WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(erased.unwrap_or(false))
+    }
+
     /// The raw bytes of a stored message, exactly as fetched (put back together from its
     /// skeleton and blobs when it was stored packed; empty once erased).
     pub async fn message_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {

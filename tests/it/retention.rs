@@ -6,7 +6,7 @@
 
 use crate::review::{Review, london};
 use crate::support::{self, REFERRER, SHARED};
-use caseclerk::core::records::CaseStatus;
+use caseclerk::core::records::{CaseStatus, OutboxState};
 use caseclerk::shell::config::{self, Needs};
 use caseclerk::shell::retention;
 use caseclerk::shell::store::Store;
@@ -212,6 +212,75 @@ async fn a_phrase_planted_in_a_referral_and_its_letters_is_gone_from_the_file_af
     .unwrap_err()
     .to_string();
     assert!(e.contains("erased under the retention schedule"), "{e}");
+}
+
+#[tokio::test]
+async fn a_reopened_case_whose_referral_was_erased_sends_no_empty_copy_and_says_so() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "reopened.1@hospital.test", "2026-02-02 10:00").await;
+    r.at("2027-02-03 10:00").await; // a year and a day after closure: the mail is erased
+    let store = r.engine.store.clone();
+    let ops = caseclerk::shell::operator::set_status;
+    ops(
+        &store,
+        &reference,
+        false,
+        "new information",
+        "test",
+        r.now(),
+    )
+    .await
+    .unwrap();
+    let before = r.letters().len();
+    // The panel decides after all: the agency round starts, and the papers that enclose the
+    // referral fall due.
+    r.decide(&reference, "screening", "meets", "2027-02-03 11:00")
+        .await;
+    r.add_agencies(&reference, &["police", "gp"], "2027-02-03 11:30")
+        .await;
+    r.at("2027-02-24 13:00").await;
+    let papers: Vec<_> = store
+        .letters(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.step == "circulate-papers")
+        .collect();
+    assert!(
+        !papers.is_empty(),
+        "the papers were decided: {}",
+        r.report(&reference).await
+    );
+    for l in &papers {
+        assert_eq!(l.state, OutboxState::Failed, "letter {} ({})", l.id, l.step);
+    }
+    let sent_now: Vec<_> = r.letters()[before..].iter().collect();
+    assert!(
+        sent_now.iter().all(|l| l.step != "circulate-papers"),
+        "no empty copy of the referral went"
+    );
+    assert!(
+        sent_now.iter().any(|l| l.step == "agency-request"),
+        "letters that enclose nothing erased still go"
+    );
+    r.at("2027-02-24 13:05").await;
+    let notices: Vec<_> = r.letters()[before..]
+        .iter()
+        .filter(|l| l.step == "notice-undelivered")
+        .collect();
+    assert!(!notices.is_empty(), "the business manager is told");
+    let report = r.report(&reference).await;
+    assert!(
+        report.contains("it would enclose the referral, erased under the retention schedule"),
+        "{report}"
+    );
+    let digest = r.digest_text().await;
+    assert!(
+        digest.contains("LETTERS THAT COULD NOT BE DELIVERED")
+            && digest
+                .contains("not sent: what it encloses was erased under the retention schedule"),
+        "{digest}"
+    );
 }
 
 #[tokio::test]
