@@ -423,17 +423,43 @@ fn problems(s: &Scope<'_>) -> Table {
     t
 }
 
-/// 1. A mailbox caseclerk cannot read, or a mail server that refuses its login: prose, no table.
+/// 1. A mailbox caseclerk cannot read, a mail server that refuses its login, or letters that
+///    fell due and cannot be prepared: prose, no table.
 fn mailbox(s: &Scope<'_>) -> Table {
-    let (short, title) = match (s.snap.mailbox.failing(), s.snap.smtp.failing()) {
-        (false, true) => ("LETTERS NOT SENT", "Letters cannot be sent"),
-        (true, true) => (
-            "MAILBOX UNREADABLE",
-            "The mailbox cannot be read and letters cannot be sent",
-        ),
-        _ => ("MAILBOX UNREADABLE", "The mailbox cannot be read"),
+    let snap = s.snap;
+    let (read, send, prepare) = (
+        snap.mailbox.failing(),
+        snap.smtp.failing(),
+        snap.unprepared.failing(),
+    );
+    let short = match (read, send) {
+        (true, _) => "MAILBOX UNREADABLE",
+        (false, true) => "LETTERS NOT SENT",
+        (false, false) => "LETTERS NOT PREPARED",
     };
+    let parts: Vec<&str> = [
+        (read, "the mailbox cannot be read"),
+        (send, "letters cannot be sent"),
+        (prepare, "some letters cannot be prepared"),
+    ]
+    .into_iter()
+    .filter_map(|(failing, what)| failing.then_some(what))
+    .collect();
+    let title = capitalised(&parts.join(" and "));
     let mut t = Table::new("mailbox", short, title, &[]);
+    let u = &snap.unprepared;
+    if prepare {
+        t.lines.push(format!(
+            "{}; the last try at {}. Until it is fixed they are not sent (caseclerk tries again \
+             at every pass): IT, fix what it names.",
+            capitalised(
+                u.last_error
+                    .as_deref()
+                    .unwrap_or("letters could not be prepared")
+            ),
+            u.last_error_at.map(|t| s.d.at(t)).unwrap_or_default(),
+        ));
+    }
     let smtp = &s.snap.smtp;
     if smtp.failing() {
         let (what, until) = match SmtpHold::of(smtp.last_error.as_deref()) {
@@ -1294,6 +1320,7 @@ mod tests {
                 ..MailboxHealth::default()
             },
             smtp: MailboxHealth::default(),
+            unprepared: MailboxHealth::default(),
             problems: Vec::new(),
         }
     }
@@ -1426,6 +1453,53 @@ mod tests {
             d.text.contains(
                 "14 failed attempts since the last successful read (Mon 31 Aug 17:00); the last at Tue 1 Sep 07:58: login failed"
             ),
+            "{}",
+            d.text
+        );
+    }
+
+    #[test]
+    fn letters_that_cannot_be_prepared_come_first_with_what_to_fix() {
+        let world = World::new();
+        let mut snap = fixture::snapshot(&world);
+        snap.unprepared = MailboxHealth {
+            known: true,
+            failures: 4,
+            last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
+            last_error: Some(
+                "a letter could not be prepared: RR-2026-0001 agency-request: attachment \
+                 agency_template (/etc/caseclerk/t.docx) cannot be read"
+                    .into(),
+            ),
+            ..MailboxHealth::default()
+        };
+        let d = built(&snap, &world.calendar).1;
+        assert_eq!(
+            d.text.lines().nth(2),
+            Some("SOME LETTERS CANNOT BE PREPARED"),
+            "{}",
+            d.text
+        );
+        assert!(
+            d.text.contains(
+                "A letter could not be prepared: RR-2026-0001 agency-request: attachment \
+                 agency_template (/etc/caseclerk/t.docx) cannot be read; the last try at Tue 1 Sep \
+                 07:58. Until it is fixed they are not sent"
+            ),
+            "{}",
+            d.text
+        );
+        snap.smtp = MailboxHealth {
+            known: true,
+            failures: 1,
+            last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
+            last_error: Some("login failed".into()),
+            ..MailboxHealth::default()
+        };
+        let d = built(&snap, &world.calendar).1;
+        assert_eq!(
+            d.text.lines().nth(2),
+            Some("LETTERS CANNOT BE SENT AND SOME LETTERS CANNOT BE PREPARED"),
             "{}",
             d.text
         );

@@ -38,6 +38,10 @@
 //!    decided for over 15 min (WARNING) or an hour (CRITICAL): processing is stuck.
 //! 7. `letters_overdue` — letters that should have gone by now and have not: WARNING after
 //!    `letter_warning`, CRITICAL after `letter_critical` (statutory letters are late).
+//!    `letters_unprepared` — letters that fell due could not be prepared at the last pass (a
+//!    template that will not render, a file in `[attachments]` gone or unreadable): CRITICAL at
+//!    once — they are not in the outbox, so no other rule sees them, and they stay unsent until
+//!    a person fixes what the finding names.
 //! 8. `letters_undelivered` — letters refused or given up on recently (the business unit must
 //!    act on each): WARNING.
 //! 9. `holiday_data_ending` — the bank-holiday data ends within `holidays_warning`: WARNING;
@@ -113,6 +117,7 @@ pub enum Rule {
     LettersInDoubt,
     MessagesUndecided,
     LettersOverdue,
+    LettersUnprepared,
     LettersUndelivered,
     HolidayDataEnding,
     DiskLow,
@@ -136,6 +141,7 @@ impl Rule {
             Rule::LettersInDoubt => "letters_in_doubt",
             Rule::MessagesUndecided => "messages_undecided",
             Rule::LettersOverdue => "letters_overdue",
+            Rule::LettersUnprepared => "letters_unprepared",
             Rule::LettersUndelivered => "letters_undelivered",
             Rule::HolidayDataEnding => "holiday_data_ending",
             Rule::DiskLow => "disk_low",
@@ -185,6 +191,10 @@ pub struct Facts {
     pub token: Option<Connection>,
     pub credential_expiry: Option<Connection>,
     pub sent_folder: Option<Connection>,
+    /// Due letters that could not be prepared (`<letters>`: what the pass recorded, free of
+    /// personal data — a case reference, a step, a template or file name); `None` when none
+    /// ever failed.
+    pub unprepared: Option<Connection>,
     /// Letters pending whose time has come (`next_attempt_at <= now`) or which have been retried.
     pub pending_due: usize,
     /// The earliest due instant among letters still pending.
@@ -494,6 +504,21 @@ fn aged(
 }
 
 fn letters(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    if let Some(c) = f.unprepared.as_ref().filter(|c| c.failing()) {
+        push(
+            out,
+            Level::Critical,
+            Rule::LettersUnprepared,
+            format!(
+                "{} (last tried {}); such letters are not sent until it is fixed, and are tried \
+                 again at every pass",
+                c.last_error
+                    .as_deref()
+                    .unwrap_or("letters could not be prepared"),
+                c.last_error_at.map(short_instant).unwrap_or_default()
+            ),
+        );
+    }
     if let Some((level, due)) = aged(
         f.now,
         f.oldest_pending_due,

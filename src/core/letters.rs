@@ -56,6 +56,17 @@ pub enum LetterError {
     Address { address: String, reason: String },
     #[error("cannot compose the letter: {0}")]
     Compose(String),
+    /// A file named in `[attachments]` could not be read (moved, deleted, or not readable by
+    /// caseclerk's user). Its name and path come from the configuration: no personal data.
+    #[error(
+        "attachment {name} ({path}) cannot be read: {reason} (check the file named in \
+         [attachments], and that caseclerk's user can read it)"
+    )]
+    Attachment {
+        name: String,
+        path: String,
+        reason: String,
+    },
 }
 
 impl LetterError {

@@ -514,6 +514,9 @@ pub struct Snapshot {
     pub mailbox: MailboxHealth,
     /// How logging in to the SMTP server is going (known once it has failed).
     pub smtp: MailboxHealth,
+    /// Due letters that could not be prepared (known once one has failed); `last_error` is
+    /// what the pass recorded (a case reference, a step and what to fix: no personal data).
+    pub unprepared: MailboxHealth,
     /// Cases whose history cannot be read at all (reference: why).
     pub problems: Vec<String>,
     /// The history's head when gathered: the last event's id and hash (`None`: no events yet).
@@ -930,6 +933,7 @@ pub fn assemble(
         imported,
         mailbox,
         smtp: MailboxHealth::default(),
+        unprepared: MailboxHealth::default(),
         problems,
         history_head: None,
     }
@@ -1497,6 +1501,7 @@ pub(crate) mod fixture {
                 ..MailboxHealth::default()
             },
             smtp: MailboxHealth::default(),
+            unprepared: MailboxHealth::default(),
             problems: Vec::new(),
         }
     }

@@ -37,12 +37,14 @@ pub async fn read(
             "returns" => returns(store, state, &mut out).await?,
             other => {
                 if let Some(path) = cfg.attachments.get(other) {
-                    let data = tokio::fs::read(path).await.map_err(|e| {
-                        LetterError::Compose(format!(
-                            "attachment {other} ({}): {e}",
-                            path.display()
-                        ))
-                    })?;
+                    let data =
+                        tokio::fs::read(path)
+                            .await
+                            .map_err(|e| LetterError::Attachment {
+                                name: other.to_string(),
+                                path: path.display().to_string(),
+                                reason: e.to_string(),
+                            })?;
                     let filename = path
                         .file_name()
                         .map(|f| f.to_string_lossy().into_owned())

@@ -1106,7 +1106,7 @@ async fn export_case(
 /// monitoring system never mistakes a broken check for a healthy daemon.
 async fn health(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     let answer = async {
-        let cfg = load(config, Needs::NoSecrets).map_err(|e| match e {
+        let cfg = load(config, Needs::Health).map_err(|e| match e {
             Failure::Usage(m) | Failure::Work(m) => m,
             Failure::Status(c) => format!("exit {c}"),
         })?;

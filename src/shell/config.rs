@@ -198,6 +198,11 @@ pub enum Needs {
     Everything,
     /// Everything but passwords (cases, timeline, check without mail).
     NoSecrets,
+    /// What `caseclerk health` reads: as [`Needs::NoSecrets`], but a file in `[attachments]`
+    /// need not be there. The daemon reads those files as it works and raises one that is gone
+    /// itself (`letters_unprepared`, CRITICAL); a health check that refused the whole
+    /// configuration for it would answer UNKNOWN where the truth is CRITICAL.
+    Health,
 }
 
 // ---- raw form ---------------------------------------------------------------------------------
@@ -648,7 +653,7 @@ impl Resolver {
                 ));
                 None
             }
-            _ if self.needs == Needs::NoSecrets => None,
+            _ if self.needs != Needs::Everything => None,
             (Some(var), None) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Some(Secret::new(v)),
                 _ => {
@@ -1416,7 +1421,7 @@ impl Resolver {
         let mut attachments = BTreeMap::new();
         for (name, p) in raw {
             let path = self.path(p);
-            if !path.is_file() {
+            if !path.is_file() && self.needs != Needs::Health {
                 self.problems.push(format!(
                     "[attachments] {name}: {} is not a file",
                     path.display()

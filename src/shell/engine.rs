@@ -117,8 +117,13 @@ pub struct Engine {
     unrecorded: outbox::Unrecorded,
     /// What the planning pass remembers between passes ([`PlanMemo`]).
     memo: std::sync::Mutex<PlanMemo>,
+    /// Due letters this pass could not prepare ("<case> <step>: <why>", no personal data),
+    /// raised under [`PREPARE_HEALTH_KEY`] once the pass has planned.
+    unprepared: std::sync::Mutex<Vec<String>>,
     _lock: std::fs::File,
 }
+
+use crate::shell::store::PREPARE_HEALTH_KEY;
 
 /// How many cases the planning pass reads at once.
 const PLAN_READ_CASES: usize = 1000;
@@ -311,6 +316,7 @@ impl Engine {
             first_run: std::sync::Mutex::new(None),
             unrecorded: outbox::Unrecorded::default(),
             memo: std::sync::Mutex::default(),
+            unprepared: std::sync::Mutex::default(),
             _lock: lock,
         })
     }
@@ -325,6 +331,26 @@ impl Engine {
     pub fn with_progress(mut self, progress: Progress) -> Engine {
         self.progress = progress;
         self
+    }
+
+    /// Record that these letters (none: nothing) could not be prepared this pass.
+    async fn raise_unprepared(
+        &self,
+        unprepared: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let said = match unprepared {
+            [] => return Ok(()),
+            [one] => format!("a letter could not be prepared: {one}"),
+            [first, ..] => format!(
+                "{} letters could not be prepared; the first: {first}",
+                unprepared.len()
+            ),
+        };
+        self.store
+            .record_mailbox_error(PREPARE_HEALTH_KEY, &said, now)
+            .await?;
+        Ok(())
     }
 
     /// The first run's rule, as read at the start of this pass.
@@ -422,15 +448,26 @@ impl Engine {
         report: &mut TickReport,
     ) -> Result<(), EngineError> {
         let (queued, wake) = self.plan_all(now).await?;
+        // Raised before the digest is made, so that it says so.
+        let unprepared = std::mem::take(&mut *self.unprepared.lock().expect("not poisoned"));
+        self.raise_unprepared(&unprepared, now).await?;
         // The daily digest and the tracker report (after planning, so they see today's letters).
+        let mut periodic_unprepared = Vec::new();
         let (periodic, periodic_wake) = crate::shell::periodic::queue_due(
             &self.cfg,
             &self.store,
             &self.templates,
             &self.letterhead(),
             now,
+            &mut periodic_unprepared,
         )
         .await?;
+        self.raise_unprepared(&periodic_unprepared, now).await?;
+        if unprepared.is_empty() && periodic_unprepared.is_empty() {
+            self.store
+                .record_mailbox_ok(PREPARE_HEALTH_KEY, now)
+                .await?;
+        }
         report.queued = queued + periodic;
         // Once a London day: the history's chain head, recorded and logged (its id and hash).
         crate::shell::verify::record_head_if_due(&self.store, now).await?;
@@ -1071,6 +1108,12 @@ impl Engine {
             Err(EngineError::Store(e)) => Err(EngineError::Store(e)),
             Err(e) => {
                 tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "letter could not be prepared");
+                self.unprepared.lock().expect("not poisoned").push(format!(
+                    "{} {}: {}",
+                    case.reference,
+                    due.step,
+                    e.for_log()
+                ));
                 Ok(false)
             }
         }

@@ -50,6 +50,10 @@ pub async fn gather(
             .mailbox_state(SENT_FOLDER_HEALTH_KEY)
             .await?
             .map(connection),
+        unprepared: store
+            .mailbox_state(crate::shell::store::PREPARE_HEALTH_KEY)
+            .await?
+            .map(connection),
         pending_due: outbox.pending_due,
         oldest_pending_due: outbox.oldest_pending_due,
         retrying: outbox.retrying,

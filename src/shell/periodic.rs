@@ -41,6 +41,7 @@ pub async fn queue_due(
     templates: &Templates,
     head: &Letterhead<'_>,
     now: DateTime<Utc>,
+    unprepared: &mut Vec<String>,
 ) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
     let mut queued = 0;
     let mut wake: Option<DateTime<Utc>> = None;
@@ -60,7 +61,8 @@ pub async fn queue_due(
                     let letter =
                         digest_letter(cfg, store, templates, head, &settings.to, &key, due_at, now)
                             .await?;
-                    queued += queue_periodic(store, letter, DIGEST_STEP, &key, now).await?;
+                    queued +=
+                        queue_periodic(store, letter, DIGEST_STEP, &key, now, unprepared).await?;
                 }
             }
         }
@@ -75,7 +77,8 @@ pub async fn queue_due(
                 {
                     let letter =
                         tracker_letter(cfg, store, templates, head, t, &key, due_at, now).await?;
-                    queued += queue_periodic(store, letter, TRACKER_STEP, &key, now).await?;
+                    queued +=
+                        queue_periodic(store, letter, TRACKER_STEP, &key, now, unprepared).await?;
                 }
             }
         }
@@ -83,18 +86,21 @@ pub async fn queue_due(
     Ok((queued, wake))
 }
 
-/// Queue a periodic letter through the outbox; one that could not be made is logged and skipped.
+/// Queue a periodic letter through the outbox; one that could not be made is logged, added to
+/// `unprepared` (the pass raises it: [`crate::shell::store::PREPARE_HEALTH_KEY`]) and skipped.
 async fn queue_periodic(
     store: &Store,
     letter: Result<NewLetter, LetterError>,
     step: &str,
     key: &str,
     now: DateTime<Utc>,
+    unprepared: &mut Vec<String>,
 ) -> Result<usize, StoreError> {
     let letter = match letter {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(step, error = %e.for_log(), "a periodic letter could not be prepared");
+            unprepared.push(format!("{step}: {}", e.for_log()));
             return Ok(0);
         }
     };

@@ -67,17 +67,24 @@ pub async fn gather(
     let mut snap = views::assemble(
         &ctx, names, now, since, cases, &letters, triage, mailbox, problems,
     );
+    let health = |m: crate::shell::store::MailboxState| MailboxHealth {
+        known: true,
+        last_ok_at: m.last_ok_at,
+        failures: m.failures,
+        last_error_at: m.last_error_at,
+        last_error: m.last_error,
+    };
     if let Some(m) = store
         .mailbox_state(crate::shell::outbox::SMTP_HEALTH_KEY)
         .await?
     {
-        snap.smtp = MailboxHealth {
-            known: true,
-            last_ok_at: m.last_ok_at,
-            failures: m.failures,
-            last_error_at: m.last_error_at,
-            last_error: m.last_error,
-        };
+        snap.smtp = health(m);
+    }
+    if let Some(m) = store
+        .mailbox_state(crate::shell::store::PREPARE_HEALTH_KEY)
+        .await?
+    {
+        snap.unprepared = health(m);
     }
     snap.history_head = store.history_head().await?;
     Ok(snap)

@@ -310,6 +310,13 @@ pub struct Store {
     fresh: std::sync::Arc<std::sync::Mutex<fresh::Fresh>>,
 }
 
+/// The health row (`mailbox_state`) for letters that fell due and could not be prepared (a
+/// template that will not render, a file in `[attachments]` gone or unreadable): such a letter is
+/// not sent and is tried again at every pass, so it must not stay in the log alone — the health
+/// check (`letters_unprepared`) and the digest's first section say so until a pass prepares them
+/// all. Written by the engine; read by `caseclerk health` and the snapshot.
+pub const PREPARE_HEALTH_KEY: &str = "<letters>";
+
 impl Store {
     /// The connection pool, for the web workspace's own tables ([`crate::shell::web::accounts`]).
     pub(crate) fn pool(&self) -> &SqlitePool {

@@ -79,6 +79,58 @@ async fn a_refused_mail_login_is_critical_at_once_and_the_held_letters_are_count
 }
 
 #[tokio::test]
+async fn a_letter_whose_attachment_file_is_gone_is_critical_and_in_the_digest_until_it_is_back() {
+    let template = std::env::temp_dir().join(format!(
+        "caseclerk-health-template-{}.docx",
+        std::process::id()
+    ));
+    std::fs::write(&template, b"agency summary and chronology").unwrap();
+    let named = template.display().to_string();
+    let mut review = Review::with("bury", |cfg| {
+        let mut a = toml::Table::new();
+        a.insert("agency_template".into(), named.clone().into());
+        cfg.insert("attachments".into(), a.into());
+    })
+    .await;
+    let case = review.referral_at("2026-01-05 10:00").await;
+    review
+        .decide(&case, "screening", "meets", "2026-01-05 15:00")
+        .await;
+    review
+        .add_agencies(&case, &["police", "gp"], "2026-01-05 15:30")
+        .await;
+    let config = review.engine.cfg.file.clone();
+
+    // The file is moved away before the agencies' requests fall due (Wed 7 Jan 10:00).
+    std::fs::remove_file(&template).unwrap();
+    review.at("2026-01-07 10:00").await;
+    assert!(review.for_step("agency-request").is_empty(), "not sent");
+    let (code, out) = health(&config, "2026-01-07 10:01");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("[letters_unprepared]"), "{out}");
+    assert!(
+        out.contains("attachment agency_template") && out.contains(&named),
+        "what to fix is named: {out}"
+    );
+    let digest = review.digest_text().await;
+    assert!(
+        digest.contains("SOME LETTERS CANNOT BE PREPARED")
+            && digest
+                .contains("letters could not be prepared; the first: RR-2026-0001 agency-request"),
+        "{digest}"
+    );
+
+    // Put back, the requests go at the next pass, and the alarm clears.
+    std::fs::write(&template, b"agency summary and chronology").unwrap();
+    review.at("2026-01-07 10:05").await;
+    assert_eq!(review.for_step("agency-request").len(), 2);
+    let (_, out) = health(&config, "2026-01-07 10:06");
+    assert!(!out.contains("letters_unprepared"), "{out}");
+    assert!(!review.digest_text().await.contains("CANNOT BE PREPARED"));
+    std::fs::remove_file(&template).unwrap();
+}
+
+#[tokio::test]
 async fn a_missing_database_is_unknown_never_ok() {
     let review = Review::of("bury").await;
     let text = std::fs::read_to_string(&review.engine.cfg.file).unwrap();

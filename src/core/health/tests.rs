@@ -28,6 +28,7 @@ fn healthy() -> Facts {
         token: None,
         credential_expiry: None,
         sent_folder: None,
+        unprepared: None,
         pending_due: 0,
         oldest_pending_due: None,
         retrying: 0,
@@ -158,6 +159,19 @@ fn a_refused_smtp_login_is_critical_because_every_letter_is_held() {
     assert_eq!(found[0].level, Level::Critical);
     assert_eq!(found[0].rule, Rule::SmtpLoginRefused);
     assert!(found[0].text.contains("every letter is held"), "{found:?}");
+}
+
+#[test]
+fn a_letter_that_could_not_be_prepared_is_critical_until_a_pass_prepares_it() {
+    let mut f = healthy();
+    let said = "a letter could not be prepared: RR-2026-0001 agency-request: attachment \
+                agency_template (/etc/caseclerk/template.docx) cannot be read";
+    f.unprepared = failing(1, Some(said));
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(rules(&f), [(Level::Critical, "letters_unprepared")]);
+    assert!(found[0].text.starts_with(said), "{found:?}");
+    f.unprepared = Some(read_at(at(9, 59)));
+    assert_eq!(rules(&f), [], "prepared again");
 }
 
 #[test]
