@@ -20,7 +20,9 @@
 //!    older than `watch_critical`; a watcher that has gone quiet without an error (the daemon
 //!    hung) is `watcher_silent`: WARNING after `watch_warning`, CRITICAL after `watch_critical`.
 //!    No finding when the row is absent (a `tick` from cron has no watcher).
-//! 5. `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held);
+//! 5. `pass_failing` — the daemon's passes fail after the fetch (nothing is planned, queued or
+//!    sent): WARNING, CRITICAL once no pass has worked for 10 minutes (or none ever has).
+//!    `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held);
 //!    `smtp_certificate_untrusted` — its TLS certificate does not verify: CRITICAL (held too).
 //!    `token_failing` — no access token could be had (Microsoft 365, `<oauth2>`): WARNING, then
 //!    CRITICAL after [`Thresholds::token_failures`] passes in a row (the old token runs out
@@ -108,6 +110,7 @@ pub enum Rule {
     MailboxStale,
     WatcherFailing,
     WatcherSilent,
+    PassFailing,
     SmtpLoginRefused,
     SmtpCertificateNotTrusted,
     TokenFailing,
@@ -132,6 +135,7 @@ impl Rule {
             Rule::MailboxStale => "mailbox_stale",
             Rule::WatcherFailing => "watcher_failing",
             Rule::WatcherSilent => "watcher_silent",
+            Rule::PassFailing => "pass_failing",
             Rule::SmtpLoginRefused => "smtp_login_refused",
             Rule::SmtpCertificateNotTrusted => "smtp_certificate_untrusted",
             Rule::TokenFailing => "token_failing",
@@ -191,6 +195,9 @@ pub struct Facts {
     pub token: Option<Connection>,
     pub credential_expiry: Option<Connection>,
     pub sent_folder: Option<Connection>,
+    /// The passes' row (`<pass>`): failing when the last pass failed after its fetch; `None`
+    /// when no pass has ever failed.
+    pub pass: Option<Connection>,
     /// Due letters that could not be prepared (`<letters>`: what the pass recorded, free of
     /// personal data — a case reference, a step, a template or file name); `None` when none
     /// ever failed.
@@ -279,6 +286,7 @@ pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
     mailbox(f, t, &mut out);
     watcher(f, t, &mut out);
+    passes(f, &mut out);
     smtp(f, &mut out);
     microsoft(f, t, &mut out);
     stuck(f, t, &mut out);
@@ -388,6 +396,33 @@ fn watcher(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
             ),
         );
     }
+}
+
+/// How long passes may fail in a row before it is CRITICAL: ten of them (a pass runs at least
+/// every minute), past a blip and before a statutory letter's hour is lost.
+const PASS_CRITICAL: Duration = Duration::minutes(10);
+
+fn passes(f: &Facts, out: &mut Vec<Finding>) {
+    let Some(p) = f.pass.as_ref().filter(|p| p.failing()) else {
+        return;
+    };
+    let since_ok = p.last_ok_at.map(|ok| f.now - ok);
+    let level = Level::critical_if(since_ok.is_none_or(|d| d > PASS_CRITICAL));
+    push(
+        out,
+        level,
+        Rule::PassFailing,
+        format!(
+            "the daemon's last {} pass(es) failed after reading the mail (the last at {}; the \
+             last that worked {}): nothing is planned, queued or sent while they fail — see the \
+             daemon's log",
+            p.failures,
+            p.last_error_at.map(short_instant).unwrap_or_default(),
+            p.last_ok_at
+                .map(|ok| format!("{} ago", age(f.now, ok)))
+                .unwrap_or_else(|| "not recorded".into())
+        ),
+    );
 }
 
 fn smtp(f: &Facts, out: &mut Vec<Finding>) {

@@ -989,6 +989,10 @@ fn chasers(
             continue;
         }
         let Some(agency) = dir.agency(id) else {
+            plan.problems.push(format!(
+                "agency `{id}` is not in the directory: its chaser ({}) cannot go",
+                step.id
+            ));
             continue;
         };
         // An agency whose contact is away (an auto-reply was seen) is chased via its deputy.

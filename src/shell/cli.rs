@@ -820,7 +820,9 @@ async fn tick(
         .await
         .map_err(work)?
         .with_progress(Progress::on_terminal());
-    let r = engine.tick().await.map_err(work)?;
+    let ticked = engine.tick().await;
+    engine.note_pass(ticked.is_err(), engine.clock.now()).await;
+    let r = ticked.map_err(work)?;
     match r.fetch.as_ref() {
         Some(f) if f.first_run => println!(
             "first look at the mailbox: {} message(s) there, {} left for people",

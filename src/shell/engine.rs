@@ -123,7 +123,7 @@ pub struct Engine {
     _lock: std::fs::File,
 }
 
-use crate::shell::store::PREPARE_HEALTH_KEY;
+use crate::shell::store::{PASS_HEALTH_KEY, PREPARE_HEALTH_KEY};
 
 /// How many cases the planning pass reads at once.
 const PLAN_READ_CASES: usize = 1000;
@@ -331,6 +331,24 @@ impl Engine {
     pub fn with_progress(mut self, progress: Progress) -> Engine {
         self.progress = progress;
         self
+    }
+
+    /// Record how a pass ended under [`PASS_HEALTH_KEY`]: failed (what failed goes to the log,
+    /// not the row: it can name the mailbox's address), or worked after failing. Best effort: a
+    /// database that would not take it is what made the pass fail, and the health check's own
+    /// rules (`database_read_only`, `disk_low`) speak for it then.
+    pub async fn note_pass(&self, failed: bool, now: DateTime<Utc>) {
+        let recorded = match failed {
+            true => {
+                self.store
+                    .record_mailbox_error(PASS_HEALTH_KEY, "pass failed", now)
+                    .await
+            }
+            false => self.store.record_mailbox_ok(PASS_HEALTH_KEY, now).await,
+        };
+        if let Err(e) = recorded {
+            tracing::debug!(error = %e, "how the pass ended could not be recorded");
+        }
     }
 
     /// Record that these letters (none: nothing) could not be prepared this pass.
@@ -984,10 +1002,24 @@ impl Engine {
                     memo.foreign(case.id, version, &case.reference);
                     continue;
                 }
-                let state = case::fold_rows(&events).map_err(|source| EngineError::Case {
-                    reference: case.reference.clone(),
-                    source,
-                })?;
+                let state = match case::fold_rows(&events) {
+                    Ok(state) => state,
+                    Err(source) => {
+                        // One case whose history cannot be read stops no other: it is raised
+                        // (the digest lists it too) and read again at every pass, never quiet.
+                        let e = EngineError::Case {
+                            reference: case.reference.clone(),
+                            source,
+                        };
+                        tracing::error!(case = %case.reference, error = %e.for_log(), "case not planned");
+                        self.unprepared.lock().expect("not poisoned").push(format!(
+                            "{}: its history cannot be read, so none of its letters can be planned",
+                            case.reference
+                        ));
+                        memo.planned(case.id, version, None);
+                        continue;
+                    }
+                };
                 drop(events);
                 let (n, w, nothing_new) = self.plan_case(&mut decisions, &case, state, now).await?;
                 queued += n;
@@ -1042,13 +1074,15 @@ impl Engine {
             timeline::address_receipts(&mut plan, &self.cfg.directory);
             plan
         });
+        // A planning problem (a due step with nobody to write to, an agency no longer in the
+        // directory) stops a letter as surely as a failed template: raised with them, and the case
+        // planned again at every pass until it is gone.
         let nothing_new = settled.events.is_empty()
             && settled.notices.is_empty()
-            && planned.as_ref().is_ok_and(|p| p.due.is_empty());
+            && planned
+                .as_ref()
+                .is_ok_and(|p| p.due.is_empty() && p.problems.is_empty());
         if nothing_new && let Ok(plan) = &planned {
-            for p in &plan.problems {
-                tracing::warn!(case = %case.reference, problem = %p, "planning problem");
-            }
             return Ok((0, plan.next_wake, true));
         }
         let conn = match decisions {
@@ -1076,6 +1110,10 @@ impl Engine {
         };
         for p in &plan.problems {
             tracing::warn!(case = %case.reference, problem = %p, "planning problem");
+            self.unprepared
+                .lock()
+                .expect("not poisoned")
+                .push(format!("{}: {p}", case.reference));
         }
         let mut queued = 0;
         for due in &plan.due {
@@ -1223,6 +1261,9 @@ impl Engine {
         // Between passes, memory freed in the last ones goes back to the system (at most every
         // ten seconds: see `allocator`), so a burst does not leave the daemon holding its peak.
         let mut give_back = allocator::GiveBack::default();
+        // Whether the last pass failed (at the start: not known, so the first pass that works
+        // clears a failure an earlier run left recorded).
+        let mut failing = true;
         loop {
             let report = if fetch {
                 last_fetch = tokio::time::Instant::now();
@@ -1246,9 +1287,14 @@ impl Engine {
                         );
                     }
                     systemd.alive(&pass_status(&r, self.clock.now()));
+                    if std::mem::take(&mut failing) {
+                        self.note_pass(false, self.clock.now()).await;
+                    }
                     r.next_wake
                 }
                 Err(e) => {
+                    failing = true;
+                    self.note_pass(true, self.clock.now()).await;
                     systemd.status("the last pass failed; retrying within a minute (see the log)");
                     tracing::error!(error = %e.for_log(), "tick failed; retrying within a minute");
                     // Sooner while the outbox holds outcomes the database would not take.

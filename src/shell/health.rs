@@ -50,6 +50,10 @@ pub async fn gather(
             .mailbox_state(SENT_FOLDER_HEALTH_KEY)
             .await?
             .map(connection),
+        pass: store
+            .mailbox_state(crate::shell::store::PASS_HEALTH_KEY)
+            .await?
+            .map(connection),
         unprepared: store
             .mailbox_state(crate::shell::store::PREPARE_HEALTH_KEY)
             .await?

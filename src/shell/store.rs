@@ -317,6 +317,13 @@ pub struct Store {
 /// all. Written by the engine; read by `caseclerk health` and the snapshot.
 pub const PREPARE_HEALTH_KEY: &str = "<letters>";
 
+/// The health row for the passes themselves: a pass that fails after the fetch (the database
+/// refusing a planning transaction, say) plans, queues and sends nothing — and the fetch and the
+/// watcher, which still work, would keep every other row green. Recorded by the daemon and by
+/// `caseclerk tick` ([`crate::shell::engine::Engine::note_pass`]); read by `caseclerk health`
+/// (`pass_failing`).
+pub const PASS_HEALTH_KEY: &str = "<pass>";
+
 impl Store {
     /// The connection pool, for the web workspace's own tables ([`crate::shell::web::accounts`]).
     pub(crate) fn pool(&self) -> &SqlitePool {

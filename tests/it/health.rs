@@ -5,6 +5,9 @@
 //! perfdata, never naming anyone.
 
 use crate::review::{Review, london};
+use crate::support::{Harness, REFERRER, SHARED, referral};
+use caseclerk::core::case::Event;
+use caseclerk::shell::store::{Store, record_event};
 use std::path::Path;
 use std::process::Command;
 
@@ -128,6 +131,120 @@ async fn a_letter_whose_attachment_file_is_gone_is_critical_and_in_the_digest_un
     assert!(!out.contains("letters_unprepared"), "{out}");
     assert!(!review.digest_text().await.contains("CANNOT BE PREPARED"));
     std::fs::remove_file(&template).unwrap();
+}
+
+#[tokio::test]
+async fn an_agency_no_longer_in_the_directory_is_raised_at_every_pass_while_its_letter_cannot_go() {
+    let mut review = Review::of("bury").await;
+    let case = review.referral_at("2026-01-05 10:00").await;
+    review
+        .decide(&case, "screening", "meets", "2026-01-05 15:00")
+        .await;
+    review
+        .add_agencies(&case, &["police"], "2026-01-05 15:30")
+        .await;
+    // An agency the case names that the directory no longer has (the configuration changed).
+    let store = review.engine.store.clone();
+    let id = store.case_by_ref(&case).await.unwrap().unwrap().id;
+    let mut tx = store.begin().await.unwrap();
+    let gone = Event::AgencyAdded {
+        agency: "old-agency".into(),
+        source: "panel list".into(),
+    };
+    record_event(&mut tx, id, london("2026-01-05 15:40"), "test", &gone)
+        .await
+        .unwrap();
+    Store::commit(tx).await.unwrap();
+    let config = review.engine.cfg.file.clone();
+
+    review.at("2026-01-07 10:00").await;
+    assert_eq!(review.for_step("agency-request").len(), 1, "the police's");
+    for (pass, check) in [
+        ("2026-01-07 10:00", "2026-01-07 10:01"),
+        ("2026-01-07 10:30", "2026-01-07 10:31"),
+    ] {
+        review.at(pass).await;
+        let (code, out) = health(&config, check);
+        assert_eq!(code, 2, "{pass}: {out}");
+        assert!(
+            out.contains("[letters_unprepared]")
+                && out.contains("RR-2026-0001: agency `old-agency` is not in the directory"),
+            "{pass}: {out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_case_whose_history_cannot_be_read_stops_no_other_case_and_is_raised() {
+    let mut review = Review::of("bury").await;
+    let broken = review.referral_at("2026-01-05 10:00").await;
+    // An event caseclerk cannot read (written by a newer version, or around it).
+    let store = review.engine.store.clone();
+    let id = store.case_by_ref(&broken).await.unwrap().unwrap().id;
+    let mut tx = store.begin().await.unwrap();
+    let unknown = serde_json::json!({ "from_a_newer_version": true });
+    Store::add_event(
+        &mut tx,
+        id,
+        london("2026-01-05 10:30"),
+        "mystery",
+        "test",
+        &unknown,
+    )
+    .await
+    .unwrap();
+    Store::commit(tx).await.unwrap();
+    let config = review.engine.cfg.file.clone();
+
+    let other = review.referral_at("2026-01-05 11:00").await;
+    assert_ne!(other, broken);
+    review
+        .decide(&other, "screening", "meets", "2026-01-05 15:00")
+        .await;
+    let told = review.for_step("outcome-meets");
+    assert_eq!(told.len(), 1, "the other case's letters still go");
+    let (code, out) = health(&config, "2026-01-05 15:01");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("[letters_unprepared]") && out.contains("its history cannot be read"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn passes_that_fail_after_the_fetch_are_critical_and_clear_when_one_works() {
+    let h = Harness::start("bury").await;
+    h.tick(None); // the database is made, the empty mailbox looked at
+    let db = h.dir.join("caseclerk.db");
+    crate::history::sqlite3(
+        &db,
+        "CREATE TRIGGER refuse BEFORE INSERT ON events \
+         BEGIN SELECT RAISE(ABORT, 'refused by a test'); END;",
+    );
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("refused@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let failed = h.caseclerk(&["tick", "--process-existing"]);
+    assert!(!failed.status.success(), "the pass cannot record the case");
+    let run = |args: &[&str]| {
+        let out = h.caseclerk(args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&["health"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("[pass_failing]"), "{out}");
+    assert!(!out.contains('@'), "{out}");
+
+    crate::history::sqlite3(&db, "DROP TRIGGER refuse;");
+    assert!(h.tick(None).contains("opened RR-"));
+    let (_, out) = run(&["health"]);
+    assert!(!out.contains("pass_failing"), "{out}");
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `sqlite3 <db> <sql>`, as an attacker with the file would run it.
-fn sqlite3(db: &Path, sql: &str) {
+pub(crate) fn sqlite3(db: &Path, sql: &str) {
     let out = Command::new("sqlite3")
         .arg(db)
         .arg(sql)

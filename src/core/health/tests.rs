@@ -29,6 +29,7 @@ fn healthy() -> Facts {
         credential_expiry: None,
         sent_folder: None,
         unprepared: None,
+        pass: None,
         pending_due: 0,
         oldest_pending_due: None,
         retrying: 0,
@@ -159,6 +160,24 @@ fn a_refused_smtp_login_is_critical_because_every_letter_is_held() {
     assert_eq!(found[0].level, Level::Critical);
     assert_eq!(found[0].rule, Rule::SmtpLoginRefused);
     assert!(found[0].text.contains("every letter is held"), "{found:?}");
+}
+
+#[test]
+fn passes_that_fail_after_the_fetch_warn_then_are_critical_after_ten_minutes() {
+    let mut f = healthy();
+    f.pass = Some(Connection {
+        last_ok_at: Some(at(9, 55)),
+        last_error_at: Some(at(9, 59)),
+        failures: 4,
+        last_error: Some("pass failed".into()),
+    });
+    assert_eq!(rules(&f), [(Level::Warning, "pass_failing")]);
+    f.pass.as_mut().unwrap().last_ok_at = Some(at(9, 45));
+    assert_eq!(rules(&f), [(Level::Critical, "pass_failing")]);
+    f.pass.as_mut().unwrap().last_ok_at = None;
+    assert_eq!(rules(&f), [(Level::Critical, "pass_failing")]);
+    f.pass = Some(read_at(at(9, 59)));
+    assert_eq!(rules(&f), [], "the last pass worked");
 }
 
 #[test]
