@@ -423,14 +423,17 @@ fn problems(s: &Scope<'_>) -> Table {
     t
 }
 
-/// 1. A mailbox caseclerk cannot read, a mail server that refuses its login, or letters that
-///    fell due and cannot be prepared: prose, no table.
+/// 1. A mailbox caseclerk cannot read, a mail server that refuses its login, letters that fell
+///    due and cannot be prepared, or a letter made once that could not be since the last
+///    digest: prose, no table.
 fn mailbox(s: &Scope<'_>) -> Table {
     let snap = s.snap;
+    let n = &snap.notices;
+    let once = n.failures > 0 && n.last_error_at.is_some_and(|at| at >= snap.since);
     let (read, send, prepare) = (
         snap.mailbox.failing(),
         snap.smtp.failing(),
-        snap.unprepared.failing(),
+        snap.unprepared.failing() || once,
     );
     let short = match (read, send) {
         (true, _) => "MAILBOX UNREADABLE",
@@ -445,13 +448,16 @@ fn mailbox(s: &Scope<'_>) -> Table {
     .into_iter()
     .filter_map(|(failing, what)| failing.then_some(what))
     .collect();
-    let title = capitalised(&parts.join(" and "));
+    let title = capitalised(&match parts.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => parts.concat(),
+    });
     let mut t = Table::new("mailbox", short, title, &[]);
     let u = &snap.unprepared;
-    if prepare {
+    if u.failing() {
         t.lines.push(format!(
-            "{}; the last try at {}. Until it is fixed they are not sent (caseclerk tries again \
-             at every pass): IT, fix what it names.",
+            "{}; the last try at {}. Until it is fixed nothing it names is sent (caseclerk tries \
+             again at every pass): IT, fix what it names.",
             capitalised(
                 u.last_error
                     .as_deref()
@@ -460,23 +466,40 @@ fn mailbox(s: &Scope<'_>) -> Table {
             u.last_error_at.map(|t| s.d.at(t)).unwrap_or_default(),
         ));
     }
+    if once {
+        t.lines.push(format!(
+            "{} (at {}). A letter made once — in answer to mail, after votes were counted, or the \
+             digest itself — is not made again: send what it should have said by hand, and ask IT \
+             to fix what it names.",
+            capitalised(
+                n.last_error
+                    .as_deref()
+                    .unwrap_or("a letter could not be prepared")
+            ),
+            n.last_error_at.map(|t| s.d.at(t)).unwrap_or_default(),
+        ));
+    }
     let smtp = &s.snap.smtp;
     if smtp.failing() {
+        let times = plural(smtp.failures as usize, "time", "times");
         let (what, until) = match SmtpHold::of(smtp.last_error.as_deref()) {
             SmtpHold::LoginRefused => (
-                "The mail server refused caseclerk's login",
+                format!("The mail server refused caseclerk's login {times}"),
                 "once the SMTP password works",
             ),
             SmtpHold::CertificateNotTrusted => (
-                "The mail server's certificate was not trusted, so caseclerk did not log in,",
+                format!(
+                    "The mail server's certificate was not trusted {times} (so caseclerk did not \
+                     log in)"
+                ),
                 "once IT make the server trusted again (its certificate authority in [smtp] \
                  ca_file, or a renewed certificate)",
             ),
         };
         t.lines.push(format!(
-            "{what} {} since the last letter went{}; the last at {}. \
+            "{} since the last letter went{}; the last at {}. \
              Every due letter is waiting, none is lost: they go by themselves {until}.",
-            plural(smtp.failures as usize, "time", "times"),
+            what,
             smtp.last_ok_at
                 .map(|t| format!(" ({})", s.d.at(t)))
                 .unwrap_or_default(),
@@ -1321,6 +1344,7 @@ mod tests {
             },
             smtp: MailboxHealth::default(),
             unprepared: MailboxHealth::default(),
+            notices: MailboxHealth::default(),
             problems: Vec::new(),
         }
     }
@@ -1484,7 +1508,7 @@ mod tests {
             d.text.contains(
                 "A letter could not be prepared: RR-2026-0001 agency-request: attachment \
                  agency_template (/etc/caseclerk/t.docx) cannot be read; the last try at Tue 1 Sep \
-                 07:58. Until it is fixed they are not sent"
+                 07:58. Until it is fixed nothing it names is sent"
             ),
             "{}",
             d.text
@@ -1501,6 +1525,44 @@ mod tests {
             d.text.lines().nth(2),
             Some("LETTERS CANNOT BE SENT AND SOME LETTERS CANNOT BE PREPARED"),
             "{}",
+            d.text
+        );
+    }
+
+    #[test]
+    fn a_notice_that_could_not_be_prepared_since_the_last_digest_is_told_once() {
+        let world = World::new();
+        let mut snap = fixture::snapshot(&world);
+        snap.notices = MailboxHealth {
+            known: true,
+            failures: 1,
+            last_error_at: Some(fixture::t("2026-08-31T14:00:00Z")),
+            last_error: Some(
+                "a letter could not be prepared: RR-2026-0001 vote-confirmed: template \
+                 vote-confirmed: Variable \"x\" not found in strict mode"
+                    .into(),
+            ),
+            ..MailboxHealth::default()
+        };
+        let d = built(&snap, &world.calendar).1;
+        assert_eq!(
+            d.text.lines().nth(2),
+            Some("SOME LETTERS CANNOT BE PREPARED"),
+            "{}",
+            d.text
+        );
+        assert!(
+            d.text.contains("RR-2026-0001 vote-confirmed")
+                && d.text
+                    .contains("is not made again: send what it should have said by hand"),
+            "{}",
+            d.text
+        );
+        snap.since = fixture::t("2026-08-31T15:00:00Z");
+        let d = built(&snap, &world.calendar).1;
+        assert!(
+            !d.text.contains("CANNOT BE PREPARED"),
+            "told before: {}",
             d.text
         );
     }
@@ -1525,8 +1587,8 @@ mod tests {
         );
         assert!(
             d.text.contains(
-                "The mail server's certificate was not trusted, so caseclerk did not log in, 2 times \
-                 since the last letter went; the last at Tue 1 Sep 07:58."
+                "The mail server's certificate was not trusted 2 times (so caseclerk did not log \
+                 in) since the last letter went; the last at Tue 1 Sep 07:58."
             ),
             "{}",
             d.text

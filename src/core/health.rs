@@ -43,7 +43,9 @@
 //!    `letters_unprepared` — letters that fell due could not be prepared at the last pass (a
 //!    template that will not render, a file in `[attachments]` gone or unreadable): CRITICAL at
 //!    once — they are not in the outbox, so no other rule sees them, and they stay unsent until
-//!    a person fixes what the finding names.
+//!    a person fixes what the finding names. `notices_unprepared` — a letter made once (a notice
+//!    in answer to mail or to a count of votes, the digest, the tracker report) could not be
+//!    prepared in the last 24 hours: WARNING (nothing makes it again; a person sends it).
 //! 8. `letters_undelivered` — letters refused or given up on recently (the business unit must
 //!    act on each): WARNING.
 //! 9. `holiday_data_ending` — the bank-holiday data ends within `holidays_warning`: WARNING;
@@ -121,6 +123,7 @@ pub enum Rule {
     MessagesUndecided,
     LettersOverdue,
     LettersUnprepared,
+    NoticesUnprepared,
     LettersUndelivered,
     HolidayDataEnding,
     DiskLow,
@@ -146,6 +149,7 @@ impl Rule {
             Rule::MessagesUndecided => "messages_undecided",
             Rule::LettersOverdue => "letters_overdue",
             Rule::LettersUnprepared => "letters_unprepared",
+            Rule::NoticesUnprepared => "notices_unprepared",
             Rule::LettersUndelivered => "letters_undelivered",
             Rule::HolidayDataEnding => "holiday_data_ending",
             Rule::DiskLow => "disk_low",
@@ -195,6 +199,9 @@ pub struct Facts {
     pub token: Option<Connection>,
     pub credential_expiry: Option<Connection>,
     pub sent_folder: Option<Connection>,
+    /// Letters made once that could not be prepared (`<notices>`: never cleared; judged by the
+    /// time of its last failure); `None` when none ever failed.
+    pub notices: Option<Connection>,
     /// The passes' row (`<pass>`): failing when the last pass failed after its fetch; `None`
     /// when no pass has ever failed.
     pub pass: Option<Connection>,
@@ -538,7 +545,28 @@ fn aged(
     (long > warning).then(|| (Level::critical_if(long > critical), since))
 }
 
+/// How long a notice that could not be prepared is spoken of: a day, so the next digest and
+/// every monitoring round until then see it (nothing makes it again, so nothing clears it).
+pub const NOTICE_SHOWN_FOR: Duration = Duration::hours(24);
+
 fn letters(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
+    if let Some(c) = f.notices.as_ref().filter(|c| c.failures > 0)
+        && let Some(at) = c.last_error_at.filter(|at| f.now - *at <= NOTICE_SHOWN_FOR)
+    {
+        push(
+            out,
+            Level::Warning,
+            Rule::NoticesUnprepared,
+            format!(
+                "{} ({}); a letter made once is not made again: send what it should have said \
+                 by hand, and fix what it names",
+                c.last_error
+                    .as_deref()
+                    .unwrap_or("a letter could not be prepared"),
+                short_instant(at)
+            ),
+        );
+    }
     if let Some(c) = f.unprepared.as_ref().filter(|c| c.failing()) {
         push(
             out,

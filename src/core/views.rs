@@ -517,6 +517,9 @@ pub struct Snapshot {
     /// Due letters that could not be prepared (known once one has failed); `last_error` is
     /// what the pass recorded (a case reference, a step and what to fix: no personal data).
     pub unprepared: MailboxHealth,
+    /// Letters made once that could not be prepared (`<notices>`; never cleared: the digest
+    /// speaks of one that failed since the last digest).
+    pub notices: MailboxHealth,
     /// Cases whose history cannot be read at all (reference: why).
     pub problems: Vec<String>,
     /// The history's head when gathered: the last event's id and hash (`None`: no events yet).
@@ -531,9 +534,11 @@ pub fn error_kind(text: &str) -> String {
         "Microsoft 365 sign-in failed (run caseclerk check --connect for the reason)".into()
     } else if t.contains("login") {
         "login failed (check the mailbox password)".into()
-    } else if t.contains("tls") && t.contains("certificate") {
+    } else if t.contains("tls") && t.contains("invalid peer certificate") {
+        // (rustls's words for the server's certificate failing verification; an alert about a
+        // certificate of ours is another TLS failure.)
         "the mail server's certificate is not trusted (IT: put its certificate authority in \
-         [imap] ca_file, or renew the certificate)"
+         [mailbox] ca_file, or renew the certificate)"
             .into()
     } else if t.contains("tls") {
         "secure connection failed".into()
@@ -934,6 +939,7 @@ pub fn assemble(
         mailbox,
         smtp: MailboxHealth::default(),
         unprepared: MailboxHealth::default(),
+        notices: MailboxHealth::default(),
         problems,
         history_head: None,
     }
@@ -1502,6 +1508,7 @@ pub(crate) mod fixture {
             },
             smtp: MailboxHealth::default(),
             unprepared: MailboxHealth::default(),
+            notices: MailboxHealth::default(),
             problems: Vec::new(),
         }
     }
@@ -1729,11 +1736,18 @@ mod tests {
                 "TLS with IMAP server mail.bury.test failed: invalid peer certificate: UnknownIssuer"
             ),
             "the mail server's certificate is not trusted (IT: put its certificate authority in \
-             [imap] ca_file, or renew the certificate)"
+             [mailbox] ca_file, or renew the certificate)"
         );
         assert_eq!(
             error_kind("TLS with IMAP server mail.bury.test failed: handshake timed out"),
             "secure connection failed"
+        );
+        assert_eq!(
+            error_kind(
+                "TLS with IMAP server mail.bury.test failed: received fatal alert: BadCertificate"
+            ),
+            "secure connection failed",
+            "an alert about a certificate of ours"
         );
         assert_eq!(
             error_kind("cannot connect to IMAP server 127.0.0.1:10993: refused"),

@@ -876,6 +876,13 @@ async fn tick(
         }
         None => {}
     }
+    if r.unprepared > 0 {
+        return Err(Failure::Work(format!(
+            "{} letter(s) could not be prepared (the log says which and why; `caseclerk health` \
+             names the first): a planned letter is tried again at every pass, a notice is not",
+            r.unprepared
+        )));
+    }
     Ok(())
 }
 
@@ -1108,7 +1115,7 @@ async fn export_case(
 /// monitoring system never mistakes a broken check for a healthy daemon.
 async fn health(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
     let answer = async {
-        let cfg = load(config, Needs::Health).map_err(|e| match e {
+        let cfg = load(config, Needs::NoSecrets).map_err(|e| match e {
             Failure::Usage(m) | Failure::Work(m) => m,
             Failure::Status(c) => format!("exit {c}"),
         })?;
@@ -1718,7 +1725,7 @@ fn identify_child_summary(cfg: &config::Config) -> String {
 }
 
 fn check(config: &Option<PathBuf>, now: Option<&str>) -> Result<(), Failure> {
-    let cfg = load(config, Needs::Everything)?;
+    let cfg = load(config, Needs::Check)?;
     let now = match now {
         Some(s) => parse_instant("--now", s)?,
         None => crate::shell::clock::Clock::now(&SystemClock),

@@ -194,15 +194,16 @@ pub const RESERVED_ATTACHMENTS: &[&str] = &["referral", "returns"];
 /// What a command needs resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
-    /// Everything, including passwords (run, tick, demo).
+    /// What `caseclerk check` asks: everything, and the files the daemon only reads when a letter
+    /// needs them (`[attachments]`) there too.
+    Check,
+    /// Everything, including passwords (run, tick, demo). A file in `[attachments]` need not be
+    /// there: the daemon reads it when a letter needs it and raises one that is gone
+    /// (`letters_unprepared`, CRITICAL, naming it), while mail is still read and every other
+    /// letter still goes — one missing file must not stop a restarted daemon reading referrals.
     Everything,
-    /// Everything but passwords (cases, timeline, check without mail).
+    /// Everything but passwords (cases, timeline, health), and no `[attachments]` file checked.
     NoSecrets,
-    /// What `caseclerk health` reads: as [`Needs::NoSecrets`], but a file in `[attachments]`
-    /// need not be there. The daemon reads those files as it works and raises one that is gone
-    /// itself (`letters_unprepared`, CRITICAL); a health check that refused the whole
-    /// configuration for it would answer UNKNOWN where the truth is CRITICAL.
-    Health,
 }
 
 // ---- raw form ---------------------------------------------------------------------------------
@@ -653,7 +654,7 @@ impl Resolver {
                 ));
                 None
             }
-            _ if self.needs != Needs::Everything => None,
+            _ if self.needs == Needs::NoSecrets => None,
             (Some(var), None) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Some(Secret::new(v)),
                 _ => {
@@ -795,7 +796,7 @@ impl Resolver {
                 None
             }
         };
-        if self.needs == Needs::Everything {
+        if self.needs != Needs::NoSecrets {
             self.check_credential(credential.as_ref());
         }
         let ca_file = self.ca("oauth2", &o.ca_file);
@@ -864,7 +865,7 @@ impl Resolver {
         let p = self.path(ca.as_ref()?);
         // The demo's CA is created when the local mail stack starts, so only warn-free check here
         // when it should exist already.
-        if self.needs == Needs::Everything && !p.is_file() {
+        if self.needs != Needs::NoSecrets && !p.is_file() {
             self.problems
                 .push(format!("[{section}] ca_file {}: no such file", p.display()));
         }
@@ -1416,12 +1417,13 @@ impl Resolver {
         area_roles
     }
 
-    /// `[attachments]`: each named file exists.
+    /// `[attachments]`: each named file exists (asked by `caseclerk check` only: see
+    /// [`Needs::Everything`]).
     fn attachments(&mut self, raw: &BTreeMap<String, String>) -> BTreeMap<String, PathBuf> {
         let mut attachments = BTreeMap::new();
         for (name, p) in raw {
             let path = self.path(p);
-            if !path.is_file() && self.needs != Needs::Health {
+            if !path.is_file() && self.needs == Needs::Check {
                 self.problems.push(format!(
                     "[attachments] {name}: {} is not a file",
                     path.display()

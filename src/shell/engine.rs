@@ -94,6 +94,9 @@ pub struct TickReport {
     pub queued: usize,
     pub sent: SendReport,
     pub next_wake: Option<DateTime<Utc>>,
+    /// Letters (and planning problems) this pass could not prepare: raised on the health rows,
+    /// and a one-off `tick` fails for them.
+    pub unprepared: usize,
 }
 
 /// The engine: configuration, store, templates and the one clock.
@@ -120,10 +123,13 @@ pub struct Engine {
     /// Due letters this pass could not prepare ("<case> <step>: <why>", no personal data),
     /// raised under [`PREPARE_HEALTH_KEY`] once the pass has planned.
     unprepared: std::sync::Mutex<Vec<String>>,
+    /// Letters made once (notices) this pass could not prepare, raised under
+    /// [`NOTICE_HEALTH_KEY`]: nothing makes them again.
+    unprepared_once: std::sync::Mutex<Vec<String>>,
     _lock: std::fs::File,
 }
 
-use crate::shell::store::{PASS_HEALTH_KEY, PREPARE_HEALTH_KEY};
+use crate::shell::store::{NOTICE_HEALTH_KEY, PASS_HEALTH_KEY, PREPARE_HEALTH_KEY};
 
 /// How many cases the planning pass reads at once.
 const PLAN_READ_CASES: usize = 1000;
@@ -131,6 +137,15 @@ const PLAN_READ_CASES: usize = 1000;
 /// Bytes of stored mail the deciding loop loads at once (the fetch batches' budget); a larger
 /// message is loaded alone.
 pub const LOAD_BUDGET: u64 = mailbox::FETCH_BUDGET;
+
+/// Whether a letter is made again at the next pass if it cannot be prepared now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Made {
+    /// A planned letter: due until it is queued, so the next pass makes it again.
+    EveryPass,
+    /// A notice made in answer to mail or to a count of votes: made once, never again.
+    Once,
+}
 
 /// What recording a message's reaction left to do.
 enum Outcome {
@@ -317,6 +332,7 @@ impl Engine {
             unrecorded: outbox::Unrecorded::default(),
             memo: std::sync::Mutex::default(),
             unprepared: std::sync::Mutex::default(),
+            unprepared_once: std::sync::Mutex::default(),
             _lock: lock,
         })
     }
@@ -351,9 +367,10 @@ impl Engine {
         }
     }
 
-    /// Record that these letters (none: nothing) could not be prepared this pass.
+    /// Record under `key` that these letters (none: nothing) could not be prepared this pass.
     async fn raise_unprepared(
         &self,
+        key: &str,
         unprepared: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
@@ -365,9 +382,7 @@ impl Engine {
                 unprepared.len()
             ),
         };
-        self.store
-            .record_mailbox_error(PREPARE_HEALTH_KEY, &said, now)
-            .await?;
+        self.store.record_mailbox_error(key, &said, now).await?;
         Ok(())
     }
 
@@ -466,9 +481,21 @@ impl Engine {
         report: &mut TickReport,
     ) -> Result<(), EngineError> {
         let (queued, wake) = self.plan_all(now).await?;
-        // Raised before the digest is made, so that it says so.
+        // Raised, or cleared, before the digest is made, so that it says how things stand.
         let unprepared = std::mem::take(&mut *self.unprepared.lock().expect("not poisoned"));
-        self.raise_unprepared(&unprepared, now).await?;
+        match unprepared.is_empty() {
+            true => {
+                self.store
+                    .record_mailbox_ok(PREPARE_HEALTH_KEY, now)
+                    .await?
+            }
+            false => {
+                self.raise_unprepared(PREPARE_HEALTH_KEY, &unprepared, now)
+                    .await?
+            }
+        }
+        let once = std::mem::take(&mut *self.unprepared_once.lock().expect("not poisoned"));
+        self.raise_unprepared(NOTICE_HEALTH_KEY, &once, now).await?;
         // The daily digest and the tracker report (after planning, so they see today's letters).
         let mut periodic_unprepared = Vec::new();
         let (periodic, periodic_wake) = crate::shell::periodic::queue_due(
@@ -480,12 +507,10 @@ impl Engine {
             &mut periodic_unprepared,
         )
         .await?;
-        self.raise_unprepared(&periodic_unprepared, now).await?;
-        if unprepared.is_empty() && periodic_unprepared.is_empty() {
-            self.store
-                .record_mailbox_ok(PREPARE_HEALTH_KEY, now)
-                .await?;
-        }
+        // Made again at every pass of its day while it fails, but not after: a notice's row.
+        self.raise_unprepared(NOTICE_HEALTH_KEY, &periodic_unprepared, now)
+            .await?;
+        report.unprepared = unprepared.len() + once.len() + periodic_unprepared.len();
         report.queued = queued + periodic;
         // Once a London day: the history's chain head, recorded and logged (its id and hash).
         crate::shell::verify::record_head_if_due(&self.store, now).await?;
@@ -938,8 +963,16 @@ impl Engine {
             if let Some(state) = &state {
                 // An answer to a message fell due when the message arrived.
                 for notice in &reaction.notices {
-                    self.queue_notice(&mut tx, case, state, notice, m.internal_date, now)
-                        .await?;
+                    self.queue_notice(
+                        &mut tx,
+                        case,
+                        state,
+                        notice,
+                        m.internal_date,
+                        now,
+                        Made::Once,
+                    )
+                    .await?;
                 }
             }
         }
@@ -1096,7 +1129,7 @@ impl Engine {
         // What counting the votes sends fell due when the deciding vote arrived.
         let decided = settled.events.iter().map(|e| e.at).max().unwrap_or(now);
         for notice in &settled.notices {
-            self.queue_notice(&mut tx, case, &state, notice, decided, now)
+            self.queue_notice(&mut tx, case, &state, notice, decided, now, Made::Once)
                 .await?;
         }
         let state = settled.state;
@@ -1118,7 +1151,7 @@ impl Engine {
         let mut queued = 0;
         for due in &plan.due {
             if self
-                .queue_notice(&mut tx, case, &state, due, due.due.at, now)
+                .queue_notice(&mut tx, case, &state, due, due.due.at, now, Made::EveryPass)
                 .await?
             {
                 queued += 1;
@@ -1129,9 +1162,10 @@ impl Engine {
     }
 
     /// Queue a letter or notice; one that cannot be prepared (a template that will not render, an
-    /// unreadable attachment) is logged, never allowed to undo the transaction it rides in (the
-    /// message, decision or other letters it comes with must still be recorded). Only a database
-    /// error stops the pass. Returns whether it was new.
+    /// unreadable attachment) is logged and raised (as `made` says), never allowed to undo the
+    /// transaction it rides in (the message, decision or other letters it comes with must still
+    /// be recorded). Only a database error stops the pass. Returns whether it was new.
+    #[allow(clippy::too_many_arguments)]
     async fn queue_notice(
         &self,
         tx: &mut Tx<'_>,
@@ -1140,13 +1174,18 @@ impl Engine {
         due: &DueLetter,
         fell_due: DateTime<Utc>,
         now: DateTime<Utc>,
+        made: Made,
     ) -> Result<bool, EngineError> {
         match self.queue(tx, case, state, due, fell_due, now).await {
             Ok(new) => Ok(new),
             Err(EngineError::Store(e)) => Err(EngineError::Store(e)),
             Err(e) => {
                 tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "letter could not be prepared");
-                self.unprepared.lock().expect("not poisoned").push(format!(
+                let raised = match made {
+                    Made::EveryPass => &self.unprepared,
+                    Made::Once => &self.unprepared_once,
+                };
+                raised.lock().expect("not poisoned").push(format!(
                     "{} {}: {}",
                     case.reference,
                     due.step,
@@ -1366,6 +1405,12 @@ fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
             s.push_str("; the mail server's certificate is not trusted: letters held")
         }
         None => {}
+    }
+    if r.unprepared > 0 {
+        s.push_str(&format!(
+            "; {} letter(s) could not be prepared (caseclerk health names the first)",
+            r.unprepared
+        ));
     }
     // A stopped outbox still pings the watchdog: a restart would lose the outcome it holds in
     // memory and send that letter again.

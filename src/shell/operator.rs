@@ -90,6 +90,11 @@ pub enum OperatorError {
         "{0} was erased under the retention schedule ([retention]); a sent letter's copy is in the shared mailbox's sent folder"
     )]
     Erased(String),
+    #[error(
+        "letter {0} was never sent: what it encloses was erased under the retention schedule \
+         ([retention]), and sending it now would carry empty copies; send what it needs by hand"
+    )]
+    EnclosuresErased(i64),
     #[error("the process of case {0} has no meeting to cancel")]
     NoMeeting(String),
     #[error(
@@ -736,6 +741,13 @@ pub async fn resend(
     }
     if row.raw.is_empty() {
         return Err(OperatorError::Erased(format!("letter {letter}")));
+    }
+    if row
+        .last_error
+        .as_deref()
+        .is_some_and(crate::core::retention::erased_enclosures)
+    {
+        return Err(OperatorError::EnclosuresErased(letter));
     }
     if let Some(addr) = to
         && (!addr.contains('@') || addr.contains(char::is_whitespace) || addr.contains('<'))

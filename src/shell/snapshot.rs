@@ -86,6 +86,12 @@ pub async fn gather(
     {
         snap.unprepared = health(m);
     }
+    if let Some(m) = store
+        .mailbox_state(crate::shell::store::NOTICE_HEALTH_KEY)
+        .await?
+    {
+        snap.notices = health(m);
+    }
     snap.history_head = store.history_head().await?;
     Ok(snap)
 }

@@ -317,6 +317,13 @@ pub struct Store {
 /// all. Written by the engine; read by `caseclerk health` and the snapshot.
 pub const PREPARE_HEALTH_KEY: &str = "<letters>";
 
+/// The health row for letters made once that could not be prepared: a notice made in answer to
+/// mail or to a count of votes (`vote-confirmed`, `agencies-unknown`, …), or the day's digest or
+/// tracker report. Unlike a planned letter it is not made again at the next pass, so its row is
+/// never cleared by one: `caseclerk health` (`notices_unprepared`) and the digest speak of it for
+/// a day after its last failure.
+pub const NOTICE_HEALTH_KEY: &str = "<notices>";
+
 /// The health row for the passes themselves: a pass that fails after the fetch (the database
 /// refusing a planning transaction, say) plans, queues and sends nothing — and the fetch and the
 /// watcher, which still work, would keep every other row green. Recorded by the daemon and by

@@ -106,6 +106,24 @@ async fn a_letter_whose_attachment_file_is_gone_is_critical_and_in_the_digest_un
 
     // The file is moved away before the agencies' requests fall due (Wed 7 Jan 10:00).
     std::fs::remove_file(&template).unwrap();
+    // A restarted daemon still starts (mail is still read; the letter that needs the file is
+    // raised), and `caseclerk check` names the file.
+    use caseclerk::shell::config::{self, Needs};
+    config::load(&config, Needs::Everything).unwrap_or_else(|e| panic!("{e}"));
+    let checked = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "[attachments] agency_template: {named} is not a file"
+        )),
+        "{said}"
+    );
     review.at("2026-01-07 10:00").await;
     assert!(review.for_step("agency-request").is_empty(), "not sent");
     let (code, out) = health(&config, "2026-01-07 10:01");
@@ -245,6 +263,92 @@ async fn passes_that_fail_after_the_fetch_are_critical_and_clear_when_one_works(
     assert!(h.tick(None).contains("opened RR-"));
     let (_, out) = run(&["health"]);
     assert!(!out.contains("pass_failing"), "{out}");
+}
+
+/// A copy of the templates with `name`'s plain text asking for a value no letter has.
+fn templates_breaking(name: &str) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mail-templates");
+    let copy = std::env::temp_dir().join(format!(
+        "caseclerk-health-templates-{}-{name}",
+        std::process::id()
+    ));
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&root)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::write(copy.join(format!("{name}.text.hbs")), "{{no_such_value}}\n").unwrap();
+    copy
+}
+
+#[tokio::test]
+async fn a_notice_made_once_that_cannot_be_prepared_is_spoken_of_for_a_day_not_a_pass() {
+    let templates = templates_breaking("vote-confirmed");
+    let dir = templates.display().to_string();
+    let mut review = Review::with("bury", |cfg| {
+        let mut t = toml::Table::new();
+        t.insert("dir".into(), dir.clone().into());
+        cfg.insert("templates".into(), t.into());
+    })
+    .await;
+    let case = review.referral_at("2026-01-05 10:00").await;
+    let member = crate::full_reviews::SCREENING_PANEL[0];
+    let ask = review.last_about(&case, member, "screening-request");
+    review
+        .reply(&ask, member, "MEETS", "2026-01-05 11:00")
+        .await;
+    assert!(review.for_step("notice-vote-confirmed").is_empty());
+    assert!(review.state(&case).await.votes["screening"].contains_key(member));
+    let config = review.engine.cfg.file.clone();
+    // Later passes make nothing again, and must not clear it.
+    review.at("2026-01-05 11:05").await;
+    review.at("2026-01-05 12:00").await;
+    let (_, out) = health(&config, "2026-01-05 12:01");
+    assert!(
+        out.contains("[notices_unprepared]") && out.contains("RR-2026-0001 notice-vote-confirmed"),
+        "{out}"
+    );
+    let digest = review.digest_text().await;
+    assert!(
+        digest.contains("SOME LETTERS CANNOT BE PREPARED")
+            && digest.contains("send what it should have said by hand"),
+        "{digest}"
+    );
+    let (_, out) = health(&config, "2026-01-06 12:30");
+    assert!(!out.contains("notices_unprepared"), "a day later: {out}");
+    std::fs::remove_dir_all(&templates).unwrap();
+}
+
+#[tokio::test]
+async fn a_one_off_tick_that_could_not_prepare_a_letter_fails_and_says_so() {
+    let h = Harness::start("bury").await;
+    let templates = templates_breaking("acknowledge");
+    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+    cfg["templates"].as_table_mut().unwrap().insert(
+        "dir".into(),
+        toml::Value::String(templates.display().to_string()),
+    );
+    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("unprepared@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let out = h.caseclerk(&["tick", "--process-existing"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("opened RR-"), "{stdout}");
+    assert!(
+        stderr.contains("1 letter(s) could not be prepared"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&templates).unwrap();
 }
 
 #[tokio::test]

@@ -274,6 +274,23 @@ async fn a_reopened_case_whose_referral_was_erased_sends_no_empty_copy_and_says_
         report.contains("it would enclose the referral, erased under the retention schedule"),
         "{report}"
     );
+    let e = caseclerk::shell::operator::resend(
+        &r.engine.cfg,
+        &store,
+        &reference,
+        papers[0].id,
+        None,
+        "the attendees asked",
+        "test",
+        r.now(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("was never sent: what it encloses was erased"),
+        "{e}"
+    );
     let digest = r.digest_text().await;
     assert!(
         digest.contains("LETTERS THAT COULD NOT BE DELIVERED")

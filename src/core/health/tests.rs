@@ -30,6 +30,7 @@ fn healthy() -> Facts {
         sent_folder: None,
         unprepared: None,
         pass: None,
+        notices: None,
         pending_due: 0,
         oldest_pending_due: None,
         retrying: 0,
@@ -160,6 +161,23 @@ fn a_refused_smtp_login_is_critical_because_every_letter_is_held() {
     assert_eq!(found[0].level, Level::Critical);
     assert_eq!(found[0].rule, Rule::SmtpLoginRefused);
     assert!(found[0].text.contains("every letter is held"), "{found:?}");
+}
+
+#[test]
+fn a_notice_that_could_not_be_prepared_warns_for_a_day_after_its_last_failure() {
+    let mut f = healthy();
+    f.notices = Some(Connection {
+        last_ok_at: None,
+        last_error_at: Some(at(9, 0)),
+        failures: 1,
+        last_error: Some("a letter could not be prepared: RR-2026-0001 vote-confirmed: x".into()),
+    });
+    assert_eq!(rules(&f), [(Level::Warning, "notices_unprepared")]);
+    f.now = at(9, 0) + Duration::hours(25);
+    f.mailbox = Some(read_at(f.now));
+    f.watcher = Some(read_at(f.now));
+    f.last_sent_at = Some(f.now);
+    assert_eq!(rules(&f), [], "a day later");
 }
 
 #[test]
