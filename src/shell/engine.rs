@@ -539,7 +539,16 @@ impl Engine {
                         return Err(EngineError::Store(e));
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "cannot send: SMTP is not configured"),
+                Err(outbox::OutboxError::Store(e)) => return Err(EngineError::Store(e)),
+                Err(e) => {
+                    // Every letter waits, as for a refused login, and the <smtp> row says so.
+                    tracing::error!(error = %e, "cannot send: the SMTP settings cannot be used");
+                    let hold = e.hold();
+                    self.store
+                        .record_mailbox_error(outbox::SMTP_HEALTH_KEY, hold.recorded(), now)
+                        .await?;
+                    report.sent.held = Some(hold);
+                }
             },
         }
         // The retention schedule, once a London day (shell::retention): a failure is logged and

@@ -107,6 +107,19 @@ pub enum OutboxError {
     Store(#[from] StoreError),
 }
 
+impl OutboxError {
+    /// The hold a transport that cannot be built puts on every letter: its CA file gone or
+    /// unreadable is a server caseclerk cannot trust; anything else about the settings keeps it
+    /// from logging in.
+    pub fn hold(&self) -> SmtpHold {
+        let said = self.to_string().to_lowercase();
+        match said.contains("ca_file") || said.contains("ca certificate file") {
+            true => SmtpHold::CertificateNotTrusted,
+            false => SmtpHold::LoginRefused,
+        }
+    }
+}
+
 /// Where the SMTP login's health is kept: a row of `mailbox_state` under a name no IMAP folder
 /// is given (angle brackets), so no migration is needed.
 pub const SMTP_HEALTH_KEY: &str = "<smtp>";

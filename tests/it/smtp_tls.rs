@@ -255,3 +255,48 @@ async fn a_mailbox_server_that_is_not_trusted_is_named_in_the_digest_with_what_t
         "{digest}"
     );
 }
+
+#[tokio::test]
+async fn a_ca_file_gone_from_under_the_daemon_holds_every_letter_until_it_is_back() {
+    let h = Harness::start("bury").await;
+    let ca = h.dir.join("smtp-ca.pem");
+    std::fs::copy(&h.stack.ca_pem, &ca).unwrap();
+    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+    cfg["smtp"].as_table_mut().unwrap().insert(
+        "ca_file".into(),
+        toml::Value::String(ca.display().to_string()),
+    );
+    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+    let mut daemon = h.daemon();
+    daemon.wait_log(&["first pass done"], 1).await;
+    std::fs::remove_file(&ca).unwrap();
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("ca-gone@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    daemon
+        .wait_log(&["the SMTP settings cannot be used"], 1)
+        .await;
+    let health = h.caseclerk(&["health"]);
+    let said = String::from_utf8_lossy(&health.stdout);
+    assert_eq!(health.status.code(), Some(2), "{said}");
+    assert!(said.contains("[smtp_certificate_untrusted]"), "{said}");
+
+    std::fs::copy(&h.stack.ca_pem, &ca).unwrap();
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("ca-back@hospital.test", "Rapid review referral"),
+    )
+    .await;
+    daemon.wait_log(&["letter sent"], 8).await;
+    let log = daemon.stop().await;
+    assert!(!log.contains("letter undelivered"), "{log}");
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        2,
+        "one acknowledgement per referral, once each"
+    );
+}
