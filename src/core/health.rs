@@ -125,6 +125,7 @@ pub enum Rule {
     LettersUnprepared,
     NoticesUnprepared,
     LettersUndelivered,
+    RetentionFailing,
     HolidayDataEnding,
     DiskLow,
     DatabaseReadOnly,
@@ -151,6 +152,7 @@ impl Rule {
             Rule::LettersUnprepared => "letters_unprepared",
             Rule::NoticesUnprepared => "notices_unprepared",
             Rule::LettersUndelivered => "letters_undelivered",
+            Rule::RetentionFailing => "retention_failing",
             Rule::HolidayDataEnding => "holiday_data_ending",
             Rule::DiskLow => "disk_low",
             Rule::DatabaseReadOnly => "database_read_only",
@@ -202,6 +204,8 @@ pub struct Facts {
     /// Letters made once that could not be prepared (`<notices>`: never cleared; judged by the
     /// time of its last failure); `None` when none ever failed.
     pub notices: Option<Connection>,
+    /// The daily retention run's row (`<retention>`); `None` when it never failed.
+    pub retention: Option<Connection>,
     /// The passes' row (`<pass>`): failing when the last pass failed after its fetch; `None`
     /// when no pass has ever failed.
     pub pass: Option<Connection>,
@@ -298,6 +302,7 @@ pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     microsoft(f, t, &mut out);
     stuck(f, t, &mut out);
     letters(f, t, &mut out);
+    retention(f, &mut out);
     holidays(f, t, &mut out);
     disk(f, t, &mut out);
     out.sort_by_key(|f| std::cmp::Reverse(f.level));
@@ -430,6 +435,30 @@ fn passes(f: &Facts, out: &mut Vec<Finding>) {
                 .unwrap_or_else(|| "not recorded".into())
         ),
     );
+}
+
+/// How many passes in a row the retention run may fail before it is a finding: past a moment's
+/// contention for the database, well inside the day it has to run in.
+const RETENTION_FAILURES: i64 = 10;
+
+fn retention(f: &Facts, out: &mut Vec<Finding>) {
+    if let Some(r) = f
+        .retention
+        .as_ref()
+        .filter(|r| r.failing() && r.failures >= RETENTION_FAILURES)
+    {
+        push(
+            out,
+            Level::Warning,
+            Rule::RetentionFailing,
+            format!(
+                "the retention schedule could not run at the last {} pass(es) (the last at {}): \
+                 content due to be erased is being kept — see the daemon's log",
+                r.failures,
+                r.last_error_at.map(short_instant).unwrap_or_default()
+            ),
+        );
+    }
 }
 
 fn smtp(f: &Facts, out: &mut Vec<Finding>) {

@@ -551,11 +551,22 @@ impl Engine {
                 }
             },
         }
-        // The retention schedule, once a London day (shell::retention): a failure is logged and
-        // tried again on the next pass; it never stops the mail.
-        if let Err(e) = crate::shell::retention::daily(&self.store, &self.cfg.retention, now).await
-        {
-            tracing::error!(error = %e, "retention could not run; tried again on the next pass");
+        // The retention schedule, once a London day (shell::retention): a failure is logged,
+        // raised on <retention> and tried again on the next pass; it never stops the mail.
+        let key = crate::shell::store::RETENTION_HEALTH_KEY;
+        match crate::shell::retention::daily(&self.store, &self.cfg.retention, now).await {
+            Ok(None) => {}
+            Ok(Some(_)) => self.store.record_mailbox_ok(key, now).await?,
+            Err(e) => {
+                tracing::error!(error = %e, "retention could not run; tried again on the next pass");
+                if let Err(e) = self
+                    .store
+                    .record_mailbox_error(key, "retention could not run", now)
+                    .await
+                {
+                    tracing::debug!(error = %e, "the retention failure could not be recorded");
+                }
+            }
         }
         if let Some(source) = self
             .cfg

@@ -324,6 +324,12 @@ pub const PREPARE_HEALTH_KEY: &str = "<letters>";
 /// a day after its last failure.
 pub const NOTICE_HEALTH_KEY: &str = "<notices>";
 
+/// The health row for the daily retention run: failing while it cannot run (it is tried again at
+/// every pass), cleared by the next run that works. Read by `caseclerk health`
+/// (`retention_failing`): content kept past the schedule is the data protection officer's
+/// business, not only the log's.
+pub const RETENTION_HEALTH_KEY: &str = "<retention>";
+
 /// The health row for the passes themselves: a pass that fails after the fetch (the database
 /// refusing a planning transaction, say) plans, queues and sends nothing — and the fetch and the
 /// watcher, which still work, would keep every other row green. Recorded by the daemon and by

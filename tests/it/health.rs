@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// `caseclerk health --now <when>` (London); its exit code and stdout.
-fn health(config: &Path, when: &str) -> (i32, String) {
+pub(crate) fn health(config: &Path, when: &str) -> (i32, String) {
     let now = london(when).to_rfc3339();
     let out = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
         .arg("--config")

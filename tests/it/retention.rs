@@ -301,6 +301,40 @@ async fn a_reopened_case_whose_referral_was_erased_sends_no_empty_copy_and_says_
 }
 
 #[tokio::test]
+async fn retention_that_cannot_run_is_tried_at_every_pass_and_raised_after_ten() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "refused.1@hospital.test", "2026-02-02 10:00").await;
+    let db = r.engine.cfg.database.clone();
+    let config = r.engine.cfg.file.clone();
+    // (Nothing in this process may open the database file itself while another process changes
+    // it: closing that file would drop SQLite's locks on it, and the other process would take
+    // itself for the last user and reset the log. `found_in` waits until the end.)
+    crate::history::sqlite3(
+        &db,
+        "CREATE TRIGGER refuse BEFORE UPDATE ON message_bytes \
+         BEGIN SELECT RAISE(ABORT, 'refused by a test'); END;",
+    );
+    for minute in 0..10 {
+        r.at(&format!("2027-02-03 10:{minute:02}")).await;
+    }
+    let report = r.report(&reference).await;
+    assert!(!report.contains("case_mail"), "not erased yet: {report}");
+    let (_, out) = crate::health::health(&config, "2027-02-03 10:10");
+    assert!(out.contains("[retention_failing]"), "{out}");
+    assert!(!out.contains(PHRASE), "{out}");
+
+    crate::history::sqlite3(&db, "DROP TRIGGER refuse;");
+    r.at("2027-02-03 10:11").await;
+    let (_, out) = crate::health::health(&config, "2027-02-03 10:12");
+    assert!(!out.contains("retention_failing"), "{out}");
+    assert_eq!(
+        found_in(&db),
+        Vec::<String>::new(),
+        "erased at the next pass"
+    );
+}
+
+#[tokio::test]
 async fn a_held_closed_case_keeps_its_mail_past_retention_until_the_hold_is_released() {
     let mut r = review().await;
     let reference = closed_case(&mut r, "held.1@hospital.test", "2026-02-02 10:00").await;

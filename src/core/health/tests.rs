@@ -30,6 +30,7 @@ fn healthy() -> Facts {
         sent_folder: None,
         unprepared: None,
         pass: None,
+        retention: None,
         notices: None,
         pending_due: 0,
         oldest_pending_due: None,
@@ -178,6 +179,25 @@ fn a_notice_that_could_not_be_prepared_warns_for_a_day_after_its_last_failure() 
     f.watcher = Some(read_at(f.now));
     f.last_sent_at = Some(f.now);
     assert_eq!(rules(&f), [], "a day later");
+}
+
+#[test]
+fn retention_that_cannot_run_warns_after_ten_passes_in_a_row() {
+    let mut f = healthy();
+    let failing = |failures| {
+        Some(Connection {
+            last_ok_at: Some(at(9, 0) - Duration::days(1)),
+            last_error_at: Some(at(9, 59)),
+            failures,
+            last_error: Some("retention could not run".into()),
+        })
+    };
+    f.retention = failing(9);
+    assert_eq!(rules(&f), []);
+    f.retention = failing(10);
+    assert_eq!(rules(&f), [(Level::Warning, "retention_failing")]);
+    f.retention = Some(read_at(at(9, 59)));
+    assert_eq!(rules(&f), []);
 }
 
 #[test]
