@@ -430,18 +430,20 @@ fn mailbox(s: &Scope<'_>) -> Table {
     let snap = s.snap;
     let n = &snap.notices;
     let once = n.failures > 0 && n.last_error_at.is_some_and(|at| at >= snap.since);
+    let unfetched = snap.unfetched.failing();
     let (read, send, prepare) = (
         snap.mailbox.failing(),
         snap.smtp.failing(),
         snap.unprepared.failing() || once,
     );
-    let short = match (read, send) {
+    let short = match (read || unfetched, send) {
         (true, _) => "MAILBOX UNREADABLE",
         (false, true) => "LETTERS NOT SENT",
         (false, false) => "LETTERS NOT PREPARED",
     };
     let parts: Vec<&str> = [
         (read, "the mailbox cannot be read"),
+        (unfetched, "some messages cannot be read"),
         (send, "letters cannot be sent"),
         (prepare, "some letters cannot be prepared"),
     ]
@@ -504,6 +506,20 @@ fn mailbox(s: &Scope<'_>) -> Table {
                 .map(|t| format!(" ({})", s.d.at(t)))
                 .unwrap_or_default(),
             smtp.last_error_at.map(|t| s.d.at(t)).unwrap_or_default(),
+        ));
+    }
+    let f = &snap.unfetched;
+    if f.failing() {
+        t.lines.push(format!(
+            "{} (last asked at {}). caseclerk asks for them again at every pass; if this lasts, \
+             find them in the shared mailbox and move them out of the inbox and back (they are \
+             then read as new mail) — one may be a referral.",
+            capitalised(
+                f.last_error
+                    .as_deref()
+                    .unwrap_or("messages the mail server lists were not handed over")
+            ),
+            f.last_error_at.map(|t| s.d.at(t)).unwrap_or_default(),
         ));
     }
     let m = &s.snap.mailbox;
@@ -1345,6 +1361,7 @@ mod tests {
             smtp: MailboxHealth::default(),
             unprepared: MailboxHealth::default(),
             notices: MailboxHealth::default(),
+            unfetched: MailboxHealth::default(),
             problems: Vec::new(),
         }
     }

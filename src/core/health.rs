@@ -20,6 +20,8 @@
 //!    older than `watch_critical`; a watcher that has gone quiet without an error (the daemon
 //!    hung) is `watcher_silent`: WARNING after `watch_warning`, CRITICAL after `watch_critical`.
 //!    No finding when the row is absent (a `tick` from cron has no watcher).
+//!    `messages_unfetched` — the server lists messages in the folder that it did not hand over
+//!    when asked: CRITICAL (one may be a referral; they are asked for at every pass).
 //! 5. `pass_failing` — the daemon's passes fail after the fetch (nothing is planned, queued or
 //!    sent): WARNING, CRITICAL once no pass has worked for 10 minutes (or none ever has).
 //!    `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held);
@@ -111,6 +113,7 @@ pub enum Rule {
     MailboxFailing,
     MailboxStale,
     WatcherFailing,
+    MessagesUnfetched,
     WatcherSilent,
     PassFailing,
     SmtpLoginRefused,
@@ -138,6 +141,7 @@ impl Rule {
             Rule::MailboxFailing => "mailbox_failing",
             Rule::MailboxStale => "mailbox_stale",
             Rule::WatcherFailing => "watcher_failing",
+            Rule::MessagesUnfetched => "messages_unfetched",
             Rule::WatcherSilent => "watcher_silent",
             Rule::PassFailing => "pass_failing",
             Rule::SmtpLoginRefused => "smtp_login_refused",
@@ -204,6 +208,9 @@ pub struct Facts {
     /// Letters made once that could not be prepared (`<notices>`: never cleared; judged by the
     /// time of its last failure); `None` when none ever failed.
     pub notices: Option<Connection>,
+    /// Messages the server lists and did not hand over (`<imap-unfetched>`: what the fetch
+    /// recorded, UIDs and the folder's name only); `None` when it never happened.
+    pub unfetched: Option<Connection>,
     /// The daily retention run's row (`<retention>`); `None` when it never failed.
     pub retention: Option<Connection>,
     /// The passes' row (`<pass>`): failing when the last pass failed after its fetch; `None`
@@ -297,6 +304,7 @@ pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
     mailbox(f, t, &mut out);
     watcher(f, t, &mut out);
+    unfetched(f, &mut out);
     passes(f, &mut out);
     smtp(f, &mut out);
     microsoft(f, t, &mut out);
@@ -405,6 +413,24 @@ fn watcher(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
                  running or hung?",
                 age(f.now, last_ok),
                 short_instant(last_ok)
+            ),
+        );
+    }
+}
+
+fn unfetched(f: &Facts, out: &mut Vec<Finding>) {
+    if let Some(u) = f.unfetched.as_ref().filter(|u| u.failing()) {
+        push(
+            out,
+            Level::Critical,
+            Rule::MessagesUnfetched,
+            format!(
+                "{} (last asked {}); caseclerk asks again at every pass — if it lasts, move them \
+                 out of the folder and back in Outlook (they are then read as new mail)",
+                u.last_error
+                    .as_deref()
+                    .unwrap_or("messages the mail server lists were not handed over"),
+                u.last_error_at.map(short_instant).unwrap_or_default()
             ),
         );
     }

@@ -520,6 +520,8 @@ pub struct Snapshot {
     /// Letters made once that could not be prepared (`<notices>`; never cleared: the digest
     /// speaks of one that failed since the last digest).
     pub notices: MailboxHealth,
+    /// Messages the mail server lists and did not hand over (`<imap-unfetched>`).
+    pub unfetched: MailboxHealth,
     /// Cases whose history cannot be read at all (reference: why).
     pub problems: Vec<String>,
     /// The history's head when gathered: the last event's id and hash (`None`: no events yet).
@@ -940,6 +942,7 @@ pub fn assemble(
         smtp: MailboxHealth::default(),
         unprepared: MailboxHealth::default(),
         notices: MailboxHealth::default(),
+        unfetched: MailboxHealth::default(),
         problems,
         history_head: None,
     }
@@ -1509,6 +1512,7 @@ pub(crate) mod fixture {
             smtp: MailboxHealth::default(),
             unprepared: MailboxHealth::default(),
             notices: MailboxHealth::default(),
+            unfetched: MailboxHealth::default(),
             problems: Vec::new(),
         }
     }

@@ -54,6 +54,10 @@ pub async fn gather(
             .mailbox_state(crate::shell::store::NOTICE_HEALTH_KEY)
             .await?
             .map(connection),
+        unfetched: store
+            .mailbox_state(crate::shell::mailbox::UNFETCHED_HEALTH_KEY)
+            .await?
+            .map(connection),
         retention: store
             .mailbox_state(crate::shell::store::RETENTION_HEALTH_KEY)
             .await?

@@ -674,7 +674,7 @@ async fn fetch_group(
 ) -> Result<u64, MailboxError> {
     let now = pipeline.now;
     let mut bytes = 0;
-    let last = pipeline.last;
+    let last = pipeline.floor;
     let set = uid_set(&group.concat());
     let mut stream = timed(
         settings,
@@ -770,6 +770,11 @@ struct Pipeline<'a> {
     total: usize,
     /// The watermark as stored.
     last: u32,
+    /// A message at or below this UID in a response was not asked for: the watermark, or below
+    /// it when messages listed before are asked for again.
+    floor: u32,
+    /// The UIDs of every message fetched, to tell which were asked for and not handed over.
+    got: Vec<u32>,
 }
 
 impl Pipeline<'_> {
@@ -797,8 +802,9 @@ impl Pipeline<'_> {
     /// Start packing a fetched batch on a blocking thread ([`Ingest::prepare`]), at once: it is
     /// packed while the batch before is still being stored. Returns the task and the UID the
     /// watermark moves to once the batch is stored.
-    fn pack(&self, mut batch: Vec<NewMessage>) -> Packing {
+    fn pack(&mut self, mut batch: Vec<NewMessage>) -> Packing {
         batch.sort_by_key(|m| m.uid);
+        self.got.extend(batch.iter().map(|m| m.uid));
         // Only advance the watermark over what was actually returned, in order.
         let top = batch
             .last()
@@ -995,6 +1001,11 @@ pub async fn fetch_new(
         return Ok(report);
     }
     uids.retain(|u| left.binary_search(u).is_err());
+    // Messages listed before and not handed over are asked for again (below the watermark).
+    let retry = unfetched(store, &folder, uidvalidity).await?;
+    uids.extend(&retry);
+    uids.sort_unstable();
+    uids.dedup();
     // Sizes first, then the bodies in batches bounded by bytes: a backlog of any size, or a
     // burst of large referrals, is held one batch at a time.
     let sizes = sizes(settings, session, &uids).await?;
@@ -1012,6 +1023,8 @@ pub async fn fetch_new(
         done: 0,
         total,
         last,
+        floor: retry.first().map_or(last, |r| last.min(r - 1)),
+        got: Vec::new(),
     };
     // What the engine may decide before anything is stored.
     pipeline.publish();
@@ -1026,6 +1039,20 @@ pub async fn fetch_new(
         None => Default::default(),
     };
     report.timings.log();
+    let mut got = std::mem::take(&mut pipeline.got);
+    got.sort_unstable();
+    let missing = not_arrived(&uids, &got);
+    if !missing.is_empty() || !retry.is_empty() {
+        account_for(
+            settings,
+            session,
+            store,
+            (&folder, uidvalidity),
+            &missing,
+            now,
+        )
+        .await?;
+    }
     let mut last = pipeline.last;
     // Batches were committed without a checkpoint: a large fetch checkpoints once, from here, in
     // the background while the engine decides what it fetched.
@@ -1039,6 +1066,108 @@ pub async fn fetch_new(
     }
     report.last_uid = last;
     Ok(report)
+}
+
+/// Where the UIDs a server listed and did not hand over are kept (`meta`), per folder.
+fn unfetched_key(folder: &str) -> String {
+    format!("unfetched:{folder}")
+}
+
+/// The UIDs kept under [`unfetched_key`] (`"<uidvalidity>:<uid>,<uid>…"`), if they are of this
+/// `uidvalidity` (after a change they name other messages, or none: the whole folder is read
+/// again anyway), sorted.
+fn parse_unfetched(value: &str, uidvalidity: u32) -> Vec<u32> {
+    let Some((v, list)) = value.split_once(':') else {
+        return Vec::new();
+    };
+    if v.parse::<u32>().ok() != Some(uidvalidity) {
+        return Vec::new();
+    }
+    let mut out: Vec<u32> = list.split(',').filter_map(|u| u.parse().ok()).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// What [`parse_unfetched`] reads.
+fn format_unfetched(uidvalidity: u32, uids: &[u32]) -> String {
+    let list: Vec<String> = uids.iter().map(u32::to_string).collect();
+    format!("{uidvalidity}:{}", list.join(","))
+}
+
+/// The UIDs in `asked` that are not in `got` (both sorted).
+fn not_arrived(asked: &[u32], got: &[u32]) -> Vec<u32> {
+    asked
+        .iter()
+        .copied()
+        .filter(|u| got.binary_search(u).is_err())
+        .collect()
+}
+
+/// The messages listed at an earlier pass and not handed over, to ask for again.
+async fn unfetched(store: &Store, folder: &str, uidvalidity: u32) -> Result<Vec<u32>, StoreError> {
+    Ok(store
+        .meta(&unfetched_key(folder))
+        .await?
+        .map(|v| parse_unfetched(&v, uidvalidity))
+        .unwrap_or_default())
+}
+
+/// After a fetch: of the `missing` UIDs (asked for, not handed over), those the folder no longer
+/// lists left it meanwhile (moved or deleted: nothing to read); those it still lists are kept to
+/// be asked for again at the next pass, and raised ([`UNFETCHED_HEALTH_KEY`]) until none is left.
+/// A server that lists a message and will not give it must not let it pass unseen: it may be a
+/// referral.
+async fn account_for(
+    settings: &ImapSettings,
+    session: &mut Session,
+    store: &Store,
+    (folder, uidvalidity): (&str, u32),
+    missing: &[u32],
+    now: DateTime<Utc>,
+) -> Result<(), MailboxError> {
+    let listed: Vec<u32> = match missing {
+        [] => Vec::new(),
+        _ => {
+            let found = timed(
+                settings,
+                "UID SEARCH",
+                session.uid_search(format!("UID {}", uid_set(missing))),
+            )
+            .await?;
+            missing
+                .iter()
+                .copied()
+                .filter(|u| found.contains(u))
+                .collect()
+        }
+    };
+    let gone = missing.len() - listed.len();
+    if gone > 0 {
+        tracing::info!(folder = %folder, gone, "messages left the folder before they could be read");
+    }
+    store
+        .set_meta(
+            &unfetched_key(folder),
+            &format_unfetched(uidvalidity, &listed),
+        )
+        .await?;
+    if listed.is_empty() {
+        store.record_mailbox_ok(UNFETCHED_HEALTH_KEY, now).await?;
+    } else {
+        let uids: Vec<String> = listed.iter().map(u32::to_string).collect();
+        tracing::warn!(folder = %folder, uids = %uids.join(","), "the server listed messages it did not hand over; asked for again at the next pass");
+        let said = format!(
+            "{} message(s) the mail server lists in {folder} were not handed over when asked \
+             (UID {})",
+            listed.len(),
+            uids.join(", ")
+        );
+        store
+            .record_mailbox_error(UNFETCHED_HEALTH_KEY, &said, now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The first look at the folder records the first run ([`crate::shell::firstrun`]); on every
@@ -1117,6 +1246,13 @@ pub async fn fetch_once(
 /// sees it. `last_ok_at` is the watcher's last proof of life (a connection that answered its
 /// liveness check), `failures` the attempts that failed since, `last_error` what went wrong.
 pub const WATCH_HEALTH_KEY: &str = "<imap-watch>";
+
+/// The health row for messages the IMAP server listed in the folder but did not hand over when
+/// asked (Exchange Online is reported to do so now and then on busy mailboxes): each is asked for
+/// again at every pass ([`crate::shell::mailbox`]), and until it arrives or leaves the folder
+/// `caseclerk health` (`messages_unfetched`, CRITICAL: it may be a referral) and the digest say
+/// so.
+pub const UNFETCHED_HEALTH_KEY: &str = "<imap-unfetched>";
 
 /// The wait before reconnecting: 1 s, doubling up to two minutes, and back to 1 s once a session
 /// has worked (connected, selected, and answered its first liveness check) — one drop after
@@ -1399,6 +1535,32 @@ async fn left_uids(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_uids_kept_to_ask_again_read_back_only_under_their_uidvalidity() {
+        let kept = format_unfetched(7, &[105, 230]);
+        assert_eq!(kept, "7:105,230");
+        assert_eq!(parse_unfetched(&kept, 7), [105, 230]);
+        assert_eq!(
+            parse_unfetched(&kept, 8),
+            Vec::<u32>::new(),
+            "another UIDVALIDITY"
+        );
+        assert_eq!(
+            parse_unfetched(&format_unfetched(7, &[]), 7),
+            Vec::<u32>::new()
+        );
+        assert_eq!(parse_unfetched("", 7), Vec::<u32>::new());
+        assert_eq!(parse_unfetched("7:9,x,3,9", 7), [3, 9], "sorted, once each");
+    }
+
+    #[test]
+    fn what_was_asked_and_not_handed_over_is_told_apart() {
+        assert_eq!(not_arrived(&[1, 2, 3, 5, 8], &[1, 3, 8]), [2, 5]);
+        assert_eq!(not_arrived(&[1, 2], &[1, 2]), Vec::<u32>::new());
+        assert_eq!(not_arrived(&[], &[4]), Vec::<u32>::new());
+    }
+
     use super::*;
 
     #[test]

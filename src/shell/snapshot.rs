@@ -92,6 +92,12 @@ pub async fn gather(
     {
         snap.notices = health(m);
     }
+    if let Some(m) = store
+        .mailbox_state(crate::shell::mailbox::UNFETCHED_HEALTH_KEY)
+        .await?
+    {
+        snap.unfetched = health(m);
+    }
     snap.history_head = store.history_head().await?;
     Ok(snap)
 }

@@ -46,5 +46,6 @@ mod trace_log;
 mod tracker;
 mod trust;
 mod two_calendars;
+mod unfetched;
 mod votes;
 mod web;

@@ -31,6 +31,7 @@ fn healthy() -> Facts {
         unprepared: None,
         pass: None,
         retention: None,
+        unfetched: None,
         notices: None,
         pending_due: 0,
         oldest_pending_due: None,
@@ -179,6 +180,22 @@ fn a_notice_that_could_not_be_prepared_warns_for_a_day_after_its_last_failure() 
     f.watcher = Some(read_at(f.now));
     f.last_sent_at = Some(f.now);
     assert_eq!(rules(&f), [], "a day later");
+}
+
+#[test]
+fn messages_the_server_lists_and_will_not_give_are_critical_until_they_arrive() {
+    let mut f = healthy();
+    f.unfetched = failing(
+        2,
+        Some(
+            "1 message(s) the mail server lists in INBOX were not handed over when asked (UID 105)",
+        ),
+    );
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(rules(&f), [(Level::Critical, "messages_unfetched")]);
+    assert!(found[0].text.contains("UID 105"), "{found:?}");
+    f.unfetched = Some(read_at(at(9, 59)));
+    assert_eq!(rules(&f), []);
 }
 
 #[test]
