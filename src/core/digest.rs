@@ -1009,6 +1009,17 @@ fn capitalised(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// A health row that has failed `failures` times, the last at `at` (UTC), saying `said`.
+    fn failing(failures: i64, at: &str, said: &str) -> MailboxHealth {
+        MailboxHealth {
+            known: true,
+            failures,
+            last_error_at: Some(fixture::t(at)),
+            last_error: Some(said.to_string()),
+            ..MailboxHealth::default()
+        }
+    }
     use super::*;
     use crate::core::views::fixture::{self, World};
     use crate::core::views::{MailboxHealth, Snapshot, TRIAGE_LISTED, TriageSummary, TriageView};
@@ -1503,17 +1514,12 @@ mod tests {
     fn letters_that_cannot_be_prepared_come_first_with_what_to_fix() {
         let world = World::new();
         let mut snap = fixture::snapshot(&world);
-        snap.unprepared = MailboxHealth {
-            known: true,
-            failures: 4,
-            last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
-            last_error: Some(
-                "a letter could not be prepared: RR-2026-0001 agency-request: attachment \
-                 agency_template (/etc/caseclerk/t.docx) cannot be read"
-                    .into(),
-            ),
-            ..MailboxHealth::default()
-        };
+        snap.unprepared = failing(
+            4,
+            "2026-09-01T06:58:00Z",
+            "a letter could not be prepared: RR-2026-0001 agency-request: attachment \
+                 agency_template (/etc/caseclerk/t.docx) cannot be read",
+        );
         let d = built(&snap, &world.calendar).1;
         assert_eq!(
             d.text.lines().nth(2),
@@ -1530,13 +1536,7 @@ mod tests {
             "{}",
             d.text
         );
-        snap.smtp = MailboxHealth {
-            known: true,
-            failures: 1,
-            last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
-            last_error: Some("login failed".into()),
-            ..MailboxHealth::default()
-        };
+        snap.smtp = failing(1, "2026-09-01T06:58:00Z", "login failed");
         let d = built(&snap, &world.calendar).1;
         assert_eq!(
             d.text.lines().nth(2),
@@ -1550,17 +1550,12 @@ mod tests {
     fn a_notice_that_could_not_be_prepared_since_the_last_digest_is_told_once() {
         let world = World::new();
         let mut snap = fixture::snapshot(&world);
-        snap.notices = MailboxHealth {
-            known: true,
-            failures: 1,
-            last_error_at: Some(fixture::t("2026-08-31T14:00:00Z")),
-            last_error: Some(
-                "a letter could not be prepared: RR-2026-0001 vote-confirmed: template \
-                 vote-confirmed: Variable \"x\" not found in strict mode"
-                    .into(),
-            ),
-            ..MailboxHealth::default()
-        };
+        snap.notices = failing(
+            1,
+            "2026-08-31T14:00:00Z",
+            "a letter could not be prepared: RR-2026-0001 vote-confirmed: template \
+                 vote-confirmed: Variable \"x\" not found in strict mode",
+        );
         let d = built(&snap, &world.calendar).1;
         assert_eq!(
             d.text.lines().nth(2),
@@ -1588,13 +1583,11 @@ mod tests {
     fn an_smtp_server_that_is_not_trusted_comes_first_and_says_who_puts_it_right() {
         let world = World::new();
         let mut snap = fixture::snapshot(&world);
-        snap.smtp = MailboxHealth {
-            known: true,
-            failures: 2,
-            last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
-            last_error: Some(SmtpHold::CertificateNotTrusted.recorded().into()),
-            ..MailboxHealth::default()
-        };
+        snap.smtp = failing(
+            2,
+            "2026-09-01T06:58:00Z",
+            SmtpHold::CertificateNotTrusted.recorded(),
+        );
         let d = built(&snap, &world.calendar).1;
         assert_eq!(
             d.text.lines().nth(2),
@@ -1618,13 +1611,7 @@ mod tests {
     fn a_refused_smtp_login_comes_first_and_says_the_letters_wait() {
         let world = World::new();
         let mut snap = fixture::snapshot(&world);
-        snap.smtp = MailboxHealth {
-            known: true,
-            failures: 3,
-            last_error_at: Some(fixture::t("2026-09-01T06:58:00Z")),
-            last_error: Some("login failed".into()),
-            ..MailboxHealth::default()
-        };
+        snap.smtp = failing(3, "2026-09-01T06:58:00Z", "login failed");
         let d = built(&snap, &world.calendar).1;
         let first = d.text.lines().nth(2).unwrap();
         assert_eq!(first, "LETTERS CANNOT BE SENT", "{}", d.text);

@@ -67,39 +67,27 @@ pub async fn gather(
     let mut snap = views::assemble(
         &ctx, names, now, since, cases, &letters, triage, mailbox, problems,
     );
-    let health = |m: crate::shell::store::MailboxState| MailboxHealth {
-        known: true,
-        last_ok_at: m.last_ok_at,
-        failures: m.failures,
-        last_error_at: m.last_error_at,
-        last_error: m.last_error,
-    };
-    if let Some(m) = store
-        .mailbox_state(crate::shell::outbox::SMTP_HEALTH_KEY)
-        .await?
-    {
-        snap.smtp = health(m);
-    }
-    if let Some(m) = store
-        .mailbox_state(crate::shell::store::PREPARE_HEALTH_KEY)
-        .await?
-    {
-        snap.unprepared = health(m);
-    }
-    if let Some(m) = store
-        .mailbox_state(crate::shell::store::NOTICE_HEALTH_KEY)
-        .await?
-    {
-        snap.notices = health(m);
-    }
-    if let Some(m) = store
-        .mailbox_state(crate::shell::mailbox::UNFETCHED_HEALTH_KEY)
-        .await?
-    {
-        snap.unfetched = health(m);
-    }
+    snap.smtp = health_row(store, crate::shell::outbox::SMTP_HEALTH_KEY).await?;
+    snap.unprepared = health_row(store, crate::shell::store::PREPARE_HEALTH_KEY).await?;
+    snap.notices = health_row(store, crate::shell::store::NOTICE_HEALTH_KEY).await?;
+    snap.unfetched = health_row(store, crate::shell::mailbox::UNFETCHED_HEALTH_KEY).await?;
     snap.history_head = store.history_head().await?;
     Ok(snap)
+}
+
+/// A health row (`mailbox_state` under `key`) as the digest reads it; not known when absent.
+async fn health_row(store: &Store, key: &str) -> Result<MailboxHealth, StoreError> {
+    Ok(store
+        .mailbox_state(key)
+        .await?
+        .map(|m| MailboxHealth {
+            known: true,
+            last_ok_at: m.last_ok_at,
+            failures: m.failures,
+            last_error_at: m.last_error_at,
+            last_error: m.last_error,
+        })
+        .unwrap_or_default())
 }
 
 /// Every case's view at `now`, and a line for each case that cannot be read.
