@@ -1203,7 +1203,21 @@ impl Engine {
                 tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "letter could not be prepared");
                 let raised = match made {
                     Made::EveryPass => &self.unprepared,
-                    Made::Once => &self.unprepared_once,
+                    Made::Once => {
+                        // Nothing makes it again: the case's history keeps what a person must
+                        // send by hand (the health row keeps only the latest failure).
+                        let note = Event::Note {
+                            text: format!(
+                                "the {} letter to {} could not be prepared ({}) and was not \
+                                 sent: send what it should have said by hand",
+                                due.step,
+                                due.key,
+                                e.for_log()
+                            ),
+                        };
+                        record_event(tx, case.id, now, "caseclerk", &note).await?;
+                        &self.unprepared_once
+                    }
                 };
                 raised.lock().expect("not poisoned").push(format!(
                     "{} {}: {}",

@@ -704,6 +704,10 @@ async fn fetch_group(
         .await;
         report.timings.server += started.elapsed().saturating_sub(identity);
         report.timings.identity += identity;
+        let fetched = match fetched {
+            Ok(batch) => pipeline.keep_gaps(chunk, &batch).await.map(|()| batch),
+            Err(e) => Err(e),
+        };
         // Packed at once, while the batch before is still being stored; that one is stored
         // (or has failed) before this one is handed over.
         let packing = fetched.map(|batch| pipeline.pack(batch));
@@ -775,6 +779,11 @@ struct Pipeline<'a> {
     floor: u32,
     /// The UIDs of every message fetched, to tell which were asked for and not handed over.
     got: Vec<u32>,
+    /// The UIDs kept to be asked for again: those of earlier passes, and any a batch of this one
+    /// came without — saved before that batch's watermark is, so no error or crash between the
+    /// two can let one pass unseen.
+    gaps: Vec<u32>,
+    store: &'a Store,
 }
 
 impl Pipeline<'_> {
@@ -796,6 +805,27 @@ impl Pipeline<'_> {
             self.progress
                 .update("reading the mailbox", self.done.min(self.total), self.total);
         }
+        Ok(())
+    }
+
+    /// Before a batch is stored (and its watermark with it): the UIDs of `chunk` it came without
+    /// are added to those kept to be asked for again, and the list saved.
+    async fn keep_gaps(&mut self, chunk: &[u32], batch: &[NewMessage]) -> Result<(), MailboxError> {
+        let mut came: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+        came.sort_unstable();
+        let gap = not_arrived(chunk, &came);
+        if gap.is_empty() {
+            return Ok(());
+        }
+        self.gaps.extend(gap);
+        self.gaps.sort_unstable();
+        self.gaps.dedup();
+        self.store
+            .set_meta(
+                &unfetched_key(&self.folder),
+                &format_unfetched(self.uidvalidity, &self.gaps),
+            )
+            .await?;
         Ok(())
     }
 
@@ -1002,7 +1032,7 @@ pub async fn fetch_new(
     }
     uids.retain(|u| left.binary_search(u).is_err());
     // Messages listed before and not handed over are asked for again (below the watermark).
-    let retry = unfetched(store, &folder, uidvalidity).await?;
+    let retry = unfetched(store, &folder, uidvalidity, now).await?;
     uids.extend(&retry);
     uids.sort_unstable();
     uids.dedup();
@@ -1023,8 +1053,12 @@ pub async fn fetch_new(
         done: 0,
         total,
         last,
-        floor: retry.first().map_or(last, |r| last.min(r - 1)),
+        floor: retry
+            .first()
+            .map_or(last, |r| last.min(r.saturating_sub(1))),
         got: Vec::new(),
+        gaps: retry.clone(),
+        store,
     };
     // What the engine may decide before anything is stored.
     pipeline.publish();
@@ -1043,15 +1077,8 @@ pub async fn fetch_new(
     got.sort_unstable();
     let missing = not_arrived(&uids, &got);
     if !missing.is_empty() || !retry.is_empty() {
-        account_for(
-            settings,
-            session,
-            store,
-            (&folder, uidvalidity),
-            &missing,
-            now,
-        )
-        .await?;
+        let here = (folder.as_str(), uidvalidity, mailbox.exists);
+        account_for(settings, session, store, here, &missing, now).await?;
     }
     let mut last = pipeline.last;
     // Batches were committed without a checkpoint: a large fetch checkpoints once, from here, in
@@ -1104,43 +1131,80 @@ fn not_arrived(asked: &[u32], got: &[u32]) -> Vec<u32> {
         .collect()
 }
 
-/// The messages listed at an earlier pass and not handed over, to ask for again.
-async fn unfetched(store: &Store, folder: &str, uidvalidity: u32) -> Result<Vec<u32>, StoreError> {
-    Ok(store
-        .meta(&unfetched_key(folder))
-        .await?
-        .map(|v| parse_unfetched(&v, uidvalidity))
-        .unwrap_or_default())
+/// The messages listed at an earlier pass and not handed over, to ask for again. A list kept
+/// under another UIDVALIDITY names nothing any more (the folder is read again from the start):
+/// it is dropped, and its alarm with it.
+async fn unfetched(
+    store: &Store,
+    folder: &str,
+    uidvalidity: u32,
+    now: DateTime<Utc>,
+) -> Result<Vec<u32>, StoreError> {
+    let Some(kept) = store.meta(&unfetched_key(folder)).await? else {
+        return Ok(Vec::new());
+    };
+    let retry = parse_unfetched(&kept, uidvalidity);
+    let stale = retry.is_empty() && kept.split_once(':').is_some_and(|(_, l)| !l.is_empty());
+    if stale {
+        store
+            .set_meta(&unfetched_key(folder), &format_unfetched(uidvalidity, &[]))
+            .await?;
+        store.record_mailbox_ok(UNFETCHED_HEALTH_KEY, now).await?;
+    }
+    Ok(retry)
+}
+
+/// The UIDs of `missing` the folder still lists, asked by `UID SEARCH` in chunks; `None` when
+/// the answer cannot be trusted. A `NO`, a `BAD` or a dropped connection can come back from the
+/// IMAP library as an empty answer rather than an error, and "not listed" must not be read from
+/// that: each search also asks for `*` (the folder's newest message), which a folder that is not
+/// empty always lists — an answer without anything is trusted only when the folder was empty
+/// (`exists`) when the fetch began.
+async fn still_listed(
+    settings: &ImapSettings,
+    session: &mut Session,
+    missing: &[u32],
+    exists: u32,
+) -> Result<Option<Vec<u32>>, MailboxError> {
+    let mut listed = Vec::new();
+    for chunk in uid_chunks(missing, LOOKUP_UIDS, SET_TEXT) {
+        let found = timed(
+            settings,
+            "UID SEARCH",
+            session.uid_search(format!("UID {},*", uid_set(chunk))),
+        )
+        .await?;
+        if found.is_empty() && exists > 0 {
+            return Ok(None);
+        }
+        listed.extend(chunk.iter().copied().filter(|u| found.contains(u)));
+    }
+    Ok(Some(listed))
 }
 
 /// After a fetch: of the `missing` UIDs (asked for, not handed over), those the folder no longer
-/// lists left it meanwhile (moved or deleted: nothing to read); those it still lists are kept to
-/// be asked for again at the next pass, and raised ([`UNFETCHED_HEALTH_KEY`]) until none is left.
-/// A server that lists a message and will not give it must not let it pass unseen: it may be a
-/// referral.
+/// lists left it meanwhile (moved or deleted: nothing to read); those it still lists — all of
+/// them, when the folder's answer cannot be trusted — are kept to be asked for again at the next
+/// pass, and raised ([`UNFETCHED_HEALTH_KEY`]) until none is left. A server that lists a message
+/// and will not give it must not let it pass unseen: it may be a referral. (The batches already
+/// saved each gap before their watermarks: this only settles the list.)
 async fn account_for(
     settings: &ImapSettings,
     session: &mut Session,
     store: &Store,
-    (folder, uidvalidity): (&str, u32),
+    (folder, uidvalidity, exists): (&str, u32, u32),
     missing: &[u32],
     now: DateTime<Utc>,
 ) -> Result<(), MailboxError> {
-    let listed: Vec<u32> = match missing {
+    let listed = match missing {
         [] => Vec::new(),
-        _ => {
-            let found = timed(
-                settings,
-                "UID SEARCH",
-                session.uid_search(format!("UID {}", uid_set(missing))),
-            )
-            .await?;
-            missing
-                .iter()
-                .copied()
-                .filter(|u| found.contains(u))
-                .collect()
-        }
+        _ => match still_listed(settings, session, missing, exists).await? {
+            Some(listed) => listed,
+            None => {
+                tracing::warn!(folder = %folder, "the folder's answer to which messages it still lists cannot be trusted; all are asked for again");
+                missing.to_vec()
+            }
+        },
     };
     let gone = missing.len() - listed.len();
     if gone > 0 {
@@ -1154,19 +1218,23 @@ async fn account_for(
         .await?;
     if listed.is_empty() {
         store.record_mailbox_ok(UNFETCHED_HEALTH_KEY, now).await?;
-    } else {
-        let uids: Vec<String> = listed.iter().map(u32::to_string).collect();
-        tracing::warn!(folder = %folder, uids = %uids.join(","), "the server listed messages it did not hand over; asked for again at the next pass");
-        let said = format!(
-            "{} message(s) the mail server lists in {folder} were not handed over when asked \
-             (UID {})",
-            listed.len(),
-            uids.join(", ")
-        );
-        store
-            .record_mailbox_error(UNFETCHED_HEALTH_KEY, &said, now)
-            .await?;
+        return Ok(());
     }
+    // The first few by number (a server refusing a whole batch could leave thousands).
+    let shown: Vec<String> = listed.iter().take(20).map(u32::to_string).collect();
+    let more = match listed.len() > shown.len() {
+        true => format!(" and {} more", listed.len() - shown.len()),
+        false => String::new(),
+    };
+    tracing::warn!(folder = %folder, count = listed.len(), uids = %shown.join(","), "the server listed messages it did not hand over; asked for again at the next pass");
+    let said = format!(
+        "{} message(s) the mail server lists in {folder} were not handed over when asked (UID {}{more})",
+        listed.len(),
+        shown.join(", ")
+    );
+    store
+        .record_mailbox_error(UNFETCHED_HEALTH_KEY, &said, now)
+        .await?;
     Ok(())
 }
 

@@ -318,6 +318,13 @@ async fn a_notice_made_once_that_cannot_be_prepared_is_spoken_of_for_a_day_not_a
     );
     let (_, out) = health(&config, "2026-01-06 12:30");
     assert!(!out.contains("notices_unprepared"), "a day later: {out}");
+    // The case's history keeps it for good.
+    let report = review.report(&case).await;
+    assert!(
+        report.contains("note: the notice-vote-confirmed letter to")
+            && report.contains("send what it should have said by hand"),
+        "{report}"
+    );
     std::fs::remove_dir_all(&templates).unwrap();
 }
 
