@@ -112,17 +112,25 @@ async fn filter(
     }
 }
 
-// Multi-threaded: the proxy's tasks run while the test waits for `caseclerk` to finish.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_the_server_lists_and_will_not_hand_over_is_asked_for_until_it_comes() {
+/// A stack whose mailbox caseclerk reads through [`hiding_proxy`] (plain IMAP on loopback), each
+/// IMAP command given `timeout` seconds; the empty folder looked at once.
+async fn behind_proxy(timeout: i64) -> (Harness, Hiding) {
     let h = Harness::start("bury").await;
     let proxy = hiding_proxy(h.stack.ports.imap).await;
     let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
     let mailbox = cfg["mailbox"].as_table_mut().unwrap();
     mailbox.insert("port".into(), toml::Value::Integer(proxy.port.into()));
     mailbox.insert("tls".into(), toml::Value::String("none".into()));
+    mailbox.insert("timeout_seconds".into(), toml::Value::Integer(timeout));
     std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
-    h.tick(None); // the first look: an empty folder
+    h.tick(None);
+    (h, proxy)
+}
+
+// Multi-threaded: the proxy's tasks run while the test waits for `caseclerk` to finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_server_lists_and_will_not_hand_over_is_asked_for_until_it_comes() {
+    let (h, proxy) = behind_proxy(60).await;
 
     // The first referral (UID 1) is listed but not handed over.
     proxy.hide.store(1, Ordering::SeqCst);
@@ -182,15 +190,7 @@ async fn a_message_the_server_lists_and_will_not_hand_over_is_asked_for_until_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_cut_off_after_a_batch_came_without_a_message_still_asks_for_it_again() {
-    let h = Harness::start("bury").await;
-    let proxy = hiding_proxy(h.stack.ports.imap).await;
-    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
-    let mailbox = cfg["mailbox"].as_table_mut().unwrap();
-    mailbox.insert("port".into(), toml::Value::Integer(proxy.port.into()));
-    mailbox.insert("tls".into(), toml::Value::String("none".into()));
-    mailbox.insert("timeout_seconds".into(), toml::Value::Integer(1));
-    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
-    h.tick(None);
+    let (h, proxy) = behind_proxy(1).await;
     // UID 1 is not handed over, and the search that would have settled it (the pass's second)
     // times out, after the batch's watermark has moved past it: the pass fails there.
     proxy.hide.store(1, Ordering::SeqCst);
