@@ -826,6 +826,9 @@ impl Pipeline<'_> {
                 &format_unfetched(self.uidvalidity, &self.gaps),
             )
             .await?;
+        // Raised now too: a fetch that fails later at every pass would never reach the end of
+        // the fetch, where the list is settled.
+        raise_unfetched(self.store, &self.folder, &self.gaps, self.now).await?;
         Ok(())
     }
 
@@ -1077,7 +1080,12 @@ pub async fn fetch_new(
     got.sort_unstable();
     let missing = not_arrived(&uids, &got);
     if !missing.is_empty() || !retry.is_empty() {
-        let here = (folder.as_str(), uidvalidity, mailbox.exists);
+        // The folder may hold mail: it did at EXAMINE, or new mail was listed after it.
+        let here = (
+            folder.as_str(),
+            uidvalidity,
+            mailbox.exists > 0 || newest_seen > last,
+        );
         account_for(settings, session, store, here, &missing, now).await?;
     }
     let mut last = pipeline.last;
@@ -1110,7 +1118,11 @@ fn parse_unfetched(value: &str, uidvalidity: u32) -> Vec<u32> {
     if v.parse::<u32>().ok() != Some(uidvalidity) {
         return Vec::new();
     }
-    let mut out: Vec<u32> = list.split(',').filter_map(|u| u.parse().ok()).collect();
+    let mut out: Vec<u32> = list
+        .split(',')
+        .filter_map(|u| u.parse().ok())
+        .filter(|u| *u > 0)
+        .collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -1144,7 +1156,10 @@ async fn unfetched(
         return Ok(Vec::new());
     };
     let retry = parse_unfetched(&kept, uidvalidity);
-    let stale = retry.is_empty() && kept.split_once(':').is_some_and(|(_, l)| !l.is_empty());
+    let kept_under = kept
+        .split_once(':')
+        .and_then(|(v, _)| v.parse::<u32>().ok());
+    let stale = retry.is_empty() && kept_under.is_some_and(|v| v != uidvalidity);
     if stale {
         store
             .set_meta(&unfetched_key(folder), &format_unfetched(uidvalidity, &[]))
@@ -1159,12 +1174,12 @@ async fn unfetched(
 /// IMAP library as an empty answer rather than an error, and "not listed" must not be read from
 /// that: each search also asks for `*` (the folder's newest message), which a folder that is not
 /// empty always lists — an answer without anything is trusted only when the folder was empty
-/// (`exists`) when the fetch began.
+/// when the fetch began and no new mail was listed since (`may_hold_mail` false).
 async fn still_listed(
     settings: &ImapSettings,
     session: &mut Session,
     missing: &[u32],
-    exists: u32,
+    may_hold_mail: bool,
 ) -> Result<Option<Vec<u32>>, MailboxError> {
     let mut listed = Vec::new();
     for chunk in uid_chunks(missing, LOOKUP_UIDS, SET_TEXT) {
@@ -1174,7 +1189,7 @@ async fn still_listed(
             session.uid_search(format!("UID {},*", uid_set(chunk))),
         )
         .await?;
-        if found.is_empty() && exists > 0 {
+        if found.is_empty() && may_hold_mail {
             return Ok(None);
         }
         listed.extend(chunk.iter().copied().filter(|u| found.contains(u)));
@@ -1192,13 +1207,13 @@ async fn account_for(
     settings: &ImapSettings,
     session: &mut Session,
     store: &Store,
-    (folder, uidvalidity, exists): (&str, u32, u32),
+    (folder, uidvalidity, may_hold_mail): (&str, u32, bool),
     missing: &[u32],
     now: DateTime<Utc>,
 ) -> Result<(), MailboxError> {
     let listed = match missing {
         [] => Vec::new(),
-        _ => match still_listed(settings, session, missing, exists).await? {
+        _ => match still_listed(settings, session, missing, may_hold_mail).await? {
             Some(listed) => listed,
             None => {
                 tracing::warn!(folder = %folder, "the folder's answer to which messages it still lists cannot be trusted; all are asked for again");
@@ -1220,6 +1235,17 @@ async fn account_for(
         store.record_mailbox_ok(UNFETCHED_HEALTH_KEY, now).await?;
         return Ok(());
     }
+    raise_unfetched(store, folder, &listed, now).await?;
+    Ok(())
+}
+
+/// Raise [`UNFETCHED_HEALTH_KEY`] for `listed`, the UIDs kept to be asked for again.
+async fn raise_unfetched(
+    store: &Store,
+    folder: &str,
+    listed: &[u32],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     // The first few by number (a server refusing a whole batch could leave thousands).
     let shown: Vec<String> = listed.iter().take(20).map(u32::to_string).collect();
     let more = match listed.len() > shown.len() {
@@ -1620,6 +1646,7 @@ mod tests {
         );
         assert_eq!(parse_unfetched("", 7), Vec::<u32>::new());
         assert_eq!(parse_unfetched("7:9,x,3,9", 7), [3, 9], "sorted, once each");
+        assert_eq!(parse_unfetched("7:0,4", 7), [4], "no message has UID 0");
     }
 
     #[test]

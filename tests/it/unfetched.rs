@@ -213,6 +213,11 @@ async fn a_fetch_cut_off_after_a_batch_came_without_a_message_still_asks_for_it_
         "{}",
         String::from_utf8_lossy(&cut.stderr)
     );
+    let health = h.caseclerk(&["health"]);
+    assert!(
+        String::from_utf8_lossy(&health.stdout).contains("[messages_unfetched]"),
+        "raised though the pass never settled its list"
+    );
     proxy.hide.store(0, Ordering::SeqCst);
     proxy.stall.store(0, Ordering::SeqCst);
     let next = h.tick(None);
