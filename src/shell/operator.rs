@@ -498,18 +498,25 @@ pub async fn attach(
     for e in &events {
         crate::shell::store::record_event(&mut tx, case.id, now, actor, e).await?;
     }
-    Store::file_message(
-        &mut tx,
-        message,
-        "filed",
-        "attached_by_hand",
-        &serde_json::json!({"by": actor}),
-        Some(case.id),
-        now,
-    )
-    .await?;
+    let by = serde_json::json!({"by": actor});
+    let filed = "attached_by_hand";
+    if !Store::file_from_triage(&mut tx, message, "filed", filed, &by, Some(case.id), now).await? {
+        return Err(taken_meanwhile(store, message).await);
+    }
     Store::commit(tx).await?;
     Ok(())
+}
+
+/// The message was taken off the triage list by another command between the check and the
+/// change (two people at once): nothing was changed.
+async fn taken_meanwhile(store: &Store, message: i64) -> OperatorError {
+    match store.message_state(message).await {
+        Ok(found) => OperatorError::NotTriaged {
+            id: message,
+            state: found.map(|(state, _)| state).unwrap_or_default(),
+        },
+        Err(e) => OperatorError::Store(e),
+    }
 }
 
 /// Take a message off the triage list as not case business (a newsletter, a misdirected email):
@@ -527,16 +534,20 @@ pub async fn not_case_business(
     }
     waiting_in_triage(store, message).await?;
     let mut tx = store.begin().await?;
-    Store::file_message(
+    let why = serde_json::json!({"by": actor, "reason": reason});
+    if !Store::file_from_triage(
         &mut tx,
         message,
         "ignored",
         "not_case_business",
-        &serde_json::json!({"by": actor, "reason": reason}),
+        &why,
         None,
         now,
     )
-    .await?;
+    .await?
+    {
+        return Err(taken_meanwhile(store, message).await);
+    }
     Store::commit(tx).await?;
     Ok(())
 }
@@ -605,8 +616,7 @@ pub async fn open_referral(
     let mut tx = store.begin().await?;
     let verdict = serde_json::json!({"by": actor, "reason": reason});
     if !Store::claim_from_triage(&mut tx, message, "opened_by_hand", &verdict, now).await? {
-        let (state, _) = store.message_state(message).await?.unwrap_or_default();
-        return Err(OperatorError::NotTriaged { id: message, state });
+        return Err(taken_meanwhile(store, message).await);
     }
     let (case, _) =
         crate::shell::engine::record_opening(&mut tx, cfg, &o, &msg, actor, now).await?;

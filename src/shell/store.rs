@@ -1298,6 +1298,35 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::file_message`] for a message a person takes off the triage list (attached to a
+    /// case, or set aside as not case business), only if it is still on it: `false` when another
+    /// command took it first (two people working the list at once) — the caller then changes
+    /// nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn file_from_triage(
+        tx: &mut Tx<'_>,
+        id: i64,
+        state: &str,
+        rule: &str,
+        verdict: &serde_json::Value,
+        case_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? \
+             WHERE id = ? AND state = 'triage'",
+        )
+        .bind(state)
+        .bind(rule)
+        .bind(verdict.to_string())
+        .bind(case_id)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Take a message off the triage list in the caller's transaction, only if it is still on it
     /// (state `triage`): `false` when another command took it first (a form sent twice, two
     /// people at once) — the caller then changes nothing.

@@ -8,6 +8,7 @@ use crate::review::Review;
 use crate::support::{self, said};
 use crate::web::LA;
 use caseclerk::shell::operator::{self, OperatorError};
+use caseclerk::shell::store::Store;
 
 /// A nurse's first referral, from an address the directory does not know and with a subject the
 /// classifier does not read as a referral: it waits in triage.
@@ -146,4 +147,42 @@ async fn opening_is_refused_without_a_reason_for_an_unknown_area_and_for_a_messa
         "{ignored}"
     );
     assert_eq!(r.engine.store.case_refs().await.unwrap(), [classified]);
+}
+
+#[tokio::test]
+async fn a_message_one_person_took_off_the_triage_list_is_not_filed_again_by_another() {
+    let mut r = Review::of("bury").await;
+    let m = waiting(&mut r, "2026-08-20 10:00").await;
+    let (store, now) = (&r.engine.store, r.now());
+    // Both saw it waiting; the first change lands, the second finds it gone and changes nothing.
+    let why = serde_json::json!({"by": "operator:casey", "reason": "a newsletter"});
+    let mut first = store.begin().await.unwrap();
+    let took = Store::file_from_triage(
+        &mut first,
+        m,
+        "ignored",
+        "not_case_business",
+        &why,
+        None,
+        now,
+    );
+    assert!(took.await.unwrap());
+    Store::commit(first).await.unwrap();
+    let by = serde_json::json!({"by": "operator:sam"});
+    let mut second = store.begin().await.unwrap();
+    let again = Store::file_from_triage(
+        &mut second,
+        m,
+        "filed",
+        "attached_by_hand",
+        &by,
+        Some(1),
+        now,
+    );
+    assert!(!again.await.unwrap());
+    drop(second);
+    assert_eq!(
+        store.message_state(m).await.unwrap(),
+        Some(("ignored".to_string(), None))
+    );
 }
