@@ -641,7 +641,12 @@ pub fn bounce(msg: &Message, _ctx: &Context) -> Option<Verdict> {
     } else {
         return None;
     }
+    Some(bounce_verdict(msg, reasons))
+}
 
+/// A delivery report's verdict once it is known to be one (`reasons` say why): what it reports
+/// and which of our letters it names (see [`bounce`]).
+fn bounce_verdict(msg: &Message, mut reasons: Vec<String>) -> Verdict {
     let mut original_ids = Vec::new();
     let mut failed_recipients = Vec::new();
     let mut delayed_recipients = Vec::new();
@@ -712,16 +717,16 @@ pub fn bounce(msg: &Message, _ctx: &Context) -> Option<Verdict> {
     if original_ids.is_empty() {
         reasons.push("original Message-ID not found: the bounce cannot be linked".to_string());
     }
-    verdict(
-        "bounce",
-        Kind::Bounce {
+    Verdict {
+        rule: "bounce",
+        kind: Kind::Bounce {
             original_ids,
             failed_recipients,
             delayed_recipients,
             delivery,
         },
         reasons,
-    )
+    }
 }
 
 /// A report without machine-readable status, read by its subject and text: `Delayed` when it
@@ -770,6 +775,11 @@ pub fn delivery_from_words(msg: &Message) -> (Delivery, String) {
 /// - a machine-generated message with referral vocabulary (an online referral form, a case
 ///   management system's notification) is neither dropped as an auto-reply nor allowed to open a
 ///   case from a no-reply sender: it is `Unmatched`, for a person.
+///
+/// An automatic message whose subject or own text says delivery failed ([`FAILURE_PHRASES`]) —
+/// a mail gateway's "message blocked", a plain-text bounce with a Return-Path, one marked
+/// auto-replied — is a delivery report, not a reply: its verdict is [`bounce`]'s, so the letter
+/// it names is marked undelivered rather than left looking sent.
 ///
 /// The case reference is carried when the message is threadable (see [`thread`] and
 /// [`case_ref_in_subject`]).
@@ -837,6 +847,19 @@ pub fn auto_reply(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> 
     }
     let says_reply = strong.iter().chain(&weak).any(|(_, reply)| *reply);
     let mut reasons: Vec<String> = strong.into_iter().chain(weak).map(|(r, _)| r).collect();
+    // An automatic message that says delivery failed is a delivery report whatever its headers
+    // (a mail gateway's "message blocked", a plain-text bounce with a Return-Path, one marked
+    // auto-replied): read as an automatic reply it would leave a letter that never arrived
+    // looking sent.
+    // (Its own text only: an out-of-office quoting one of our letters is not a report.)
+    let failure = first_phrase(scan.subject(), &FAILURE_WORDS, false)
+        .or_else(|| first_phrase(scan.own(), &FAILURE_WORDS, false));
+    if let Some(term) = failure {
+        reasons.push(format!(
+            "automatic, and it says \"{term}\": read as a report that delivery failed"
+        ));
+        return Some(bounce_verdict(msg, reasons));
+    }
 
     if !says_reply {
         if secure_notice_evidence(msg, scan).is_some() {
