@@ -337,6 +337,31 @@ pub const RETENTION_HEALTH_KEY: &str = "<retention>";
 /// (`pass_failing`).
 pub const PASS_HEALTH_KEY: &str = "<pass>";
 
+/// The one statement that files a message (`state`, `rule`, `verdict`, `case_id`), with `only`
+/// added to its `WHERE id = ?` (a fixed condition, or nothing); how many rows it changed.
+async fn update_filing(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    (state, rule, verdict, case_id): (&str, &str, &serde_json::Value, Option<i64>),
+    now: DateTime<Utc>,
+    only: &'static str,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? \
+         WHERE id = ?{only}"
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(state)
+        .bind(rule)
+        .bind(verdict.to_string())
+        .bind(case_id)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 impl Store {
     /// The connection pool, for the web workspace's own tables ([`crate::shell::web::accounts`]).
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -1284,18 +1309,8 @@ impl Store {
         case_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? WHERE id = ?",
-        )
-        .bind(state)
-        .bind(rule)
-        .bind(verdict.to_string())
-        .bind(case_id)
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        let filing = (state, rule, verdict, case_id);
+        update_filing(conn, id, filing, now, "").await.map(|_| ())
     }
 
     /// [`Store::file_message`] for a message a person takes off the triage list (attached to a
@@ -1312,19 +1327,9 @@ impl Store {
         case_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET state = ?, rule = ?, verdict = ?, case_id = ?, processed_at = ? \
-             WHERE id = ? AND state = 'triage'",
-        )
-        .bind(state)
-        .bind(rule)
-        .bind(verdict.to_string())
-        .bind(case_id)
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let filing = (state, rule, verdict, case_id);
+        let only = " AND state = 'triage'";
+        Ok(update_filing(tx, id, filing, now, only).await? == 1)
     }
 
     /// Take a message off the triage list in the caller's transaction, only if it is still on it
