@@ -55,6 +55,8 @@
 //! 10. `disk_low` — free space beside the database under `disk_warning` / `disk_critical` bytes;
 //!     `database_read_only` — the database file cannot be written by this user (run as the
 //!     daemon's): CRITICAL, nothing can be recorded.
+//! 11. `backup_stale` — once `caseclerk backup` has recorded a checked copy, the last one is
+//!     over two days old: WARNING (the backup job has stopped).
 //!
 //! Levels combine by taking the worst; UNKNOWN is only for a check that could not read its facts
 //! (the shell reports that), never mixed with rule findings.
@@ -132,6 +134,7 @@ pub enum Rule {
     HolidayDataEnding,
     DiskLow,
     DatabaseReadOnly,
+    BackupStale,
 }
 
 impl Rule {
@@ -160,6 +163,7 @@ impl Rule {
             Rule::HolidayDataEnding => "holiday_data_ending",
             Rule::DiskLow => "disk_low",
             Rule::DatabaseReadOnly => "database_read_only",
+            Rule::BackupStale => "backup_stale",
         }
     }
 }
@@ -242,6 +246,9 @@ pub struct Facts {
     pub disk_free: Option<u64>,
     /// Whether this user may write the database file (`None`: not known).
     pub database_writable: Option<bool>,
+    /// When `caseclerk backup` last wrote and checked a copy (`None`: it never has — backups
+    /// may be taken otherwise, so that is no finding).
+    pub last_backup: Option<DateTime<Utc>>,
 }
 
 /// When a fact becomes a warning or critical. [`Thresholds::default`] is what `health` uses.
@@ -313,6 +320,7 @@ pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     retention(f, &mut out);
     holidays(f, t, &mut out);
     disk(f, t, &mut out);
+    backup(f, &mut out);
     out.sort_by_key(|f| std::cmp::Reverse(f.level));
     out
 }
@@ -700,6 +708,25 @@ pub fn holiday_data(until: NaiveDate, now: DateTime<Utc>, t: &Thresholds) -> Opt
         rule: Rule::HolidayDataEnding,
         text,
     })
+}
+
+/// How old the last checked backup may be: a daily backup job that missed a day is worth a look.
+const BACKUP_WARNING: Duration = Duration::hours(49);
+
+fn backup(f: &Facts, out: &mut Vec<Finding>) {
+    if let Some(at) = f.last_backup.filter(|at| f.now - *at > BACKUP_WARNING) {
+        push(
+            out,
+            Level::Warning,
+            Rule::BackupStale,
+            format!(
+                "the last checked backup (`caseclerk backup`) was taken {} ago ({}): is the \
+                 backup job still running?",
+                age(f.now, at),
+                short_instant(at)
+            ),
+        );
+    }
 }
 
 fn disk(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {

@@ -64,6 +64,9 @@ pub enum BackupError {
 }
 
 /// Copy the database at `database` into the new file `dest` while a daemon may be running.
+/// Where the time of the last checked backup is kept (`meta`, RFC 3339), for `caseclerk health`.
+pub const LAST_BACKUP: &str = "last_backup";
+
 pub async fn backup(database: &Path, dest: &Path) -> Result<Contents, BackupError> {
     if dest.exists() {
         return Err(BackupError::Exists(dest.display().to_string()));

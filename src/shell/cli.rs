@@ -1015,6 +1015,14 @@ async fn backup(
         crate::shell::backup::backup_encrypted(&cfg.database, file, age_recipients).await
     }
     .map_err(work)?;
+    // Recorded in the live database, so monitoring sees a backup job that stops.
+    let now = crate::shell::clock::Clock::now(&SystemClock);
+    let store = Store::open(&cfg.database).await.map_err(work)?;
+    store
+        .set_meta(crate::shell::backup::LAST_BACKUP, &now.to_rfc3339())
+        .await
+        .map_err(work)?;
+    store.close().await;
     let how = if age_recipients.is_empty() {
         ""
     } else {

@@ -80,6 +80,11 @@ pub async fn gather(
         last_sent_at: outbox.last_sent_at,
         holidays_until: cfg.calendar.coverage().1,
         disk_free: disk_free(&cfg.database),
+        last_backup: store
+            .meta(crate::shell::backup::LAST_BACKUP)
+            .await?
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)),
         database_writable: Some(
             nix::unistd::access(&cfg.database, nix::unistd::AccessFlags::W_OK).is_ok(),
         ),

@@ -217,3 +217,33 @@ async fn an_encrypted_backup_holds_no_plaintext_and_restores_only_with_its_key()
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+#[tokio::test]
+async fn a_checked_backup_is_recorded_and_health_warns_when_the_job_stops() {
+    let mut review = Review::of("bury").await;
+    review.referral_at("2026-01-05 10:00").await;
+    let config = review.engine.cfg.file.clone();
+    let backup = config.parent().unwrap().join("nightly.db");
+    let out = caseclerk(&config, &["backup", backup.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = review
+        .engine
+        .store
+        .meta(caseclerk::shell::backup::LAST_BACKUP)
+        .await
+        .unwrap()
+        .expect("the backup's time is recorded");
+    let at = chrono::DateTime::parse_from_rfc3339(&recorded).unwrap();
+    let health = |after: chrono::Duration| {
+        let now = (at + after).to_rfc3339();
+        let out = caseclerk(&config, &["health", "--now", &now]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!health(chrono::Duration::hours(24)).contains("backup_stale"));
+    let stale = health(chrono::Duration::hours(60));
+    assert!(stale.contains("[backup_stale]"), "{stale}");
+}

@@ -44,6 +44,7 @@ fn healthy() -> Facts {
         holidays_until: NaiveDate::from_ymd_opt(2028, 12, 31).unwrap(),
         disk_free: Some(10 << 30),
         database_writable: Some(true),
+        last_backup: None,
     }
 }
 
@@ -215,6 +216,16 @@ fn retention_that_cannot_run_warns_after_ten_passes_in_a_row() {
     assert_eq!(rules(&f), [(Level::Warning, "retention_failing")]);
     f.retention = Some(read_at(at(9, 59)));
     assert_eq!(rules(&f), []);
+}
+
+#[test]
+fn a_backup_job_that_stopped_warns_after_two_days_and_none_recorded_is_no_finding() {
+    let mut f = healthy();
+    assert_eq!(rules(&f), [], "backups taken otherwise");
+    f.last_backup = Some(f.now - Duration::hours(30));
+    assert_eq!(rules(&f), []);
+    f.last_backup = Some(f.now - Duration::hours(50));
+    assert_eq!(rules(&f), [(Level::Warning, "backup_stale")]);
 }
 
 #[test]
