@@ -613,11 +613,10 @@ pub async fn open_referral(
         }
         None => {}
     }
+    // One transaction holding the write lock from its start: the message is taken off the triage
+    // list at its end only if it is still on it, else the case opened here is rolled back.
     let mut tx = store.begin().await?;
     let verdict = serde_json::json!({"by": actor, "reason": reason});
-    if !Store::claim_from_triage(&mut tx, message, "opened_by_hand", &verdict, now).await? {
-        return Err(taken_meanwhile(store, message).await);
-    }
     let (case, _) =
         crate::shell::engine::record_opening(&mut tx, cfg, &o, &msg, actor, now).await?;
     let note = Event::Note {
@@ -633,16 +632,10 @@ pub async fn open_referral(
         Store::add_conversation(&mut tx, conv, case.id).await?;
     }
     let rule = "opened_by_hand";
-    Store::file_message(
-        &mut tx,
-        message,
-        "filed",
-        rule,
-        &verdict,
-        Some(case.id),
-        now,
-    )
-    .await?;
+    let on = Some(case.id);
+    if !Store::file_from_triage(&mut tx, message, "filed", rule, &verdict, on, now).await? {
+        return Err(taken_meanwhile(store, message).await);
+    }
     Store::commit(tx).await?;
     tracing::info!(case = %case.reference, stored_message = message, "referral opened by hand");
     Ok(case.reference)

@@ -1314,9 +1314,9 @@ impl Store {
     }
 
     /// [`Store::file_message`] for a message a person takes off the triage list (attached to a
-    /// case, or set aside as not case business), only if it is still on it: `false` when another
-    /// command took it first (two people working the list at once) — the caller then changes
-    /// nothing.
+    /// case, opened as one, or set aside as not case business), only if it is still on it:
+    /// `false` when another command took it first (a form sent twice, two people working the
+    /// list at once) — the caller then changes nothing.
     #[allow(clippy::too_many_arguments)]
     pub async fn file_from_triage(
         tx: &mut Tx<'_>,
@@ -1330,29 +1330,6 @@ impl Store {
         let filing = (state, rule, verdict, case_id);
         let only = " AND state = 'triage'";
         Ok(update_filing(tx, id, filing, now, only).await? == 1)
-    }
-
-    /// Take a message off the triage list in the caller's transaction, only if it is still on it
-    /// (state `triage`): `false` when another command took it first (a form sent twice, two
-    /// people at once) — the caller then changes nothing.
-    pub async fn claim_from_triage(
-        tx: &mut Tx<'_>,
-        id: i64,
-        rule: &str,
-        verdict: &serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET state = 'filed', rule = ?, verdict = ?, processed_at = ? \
-             WHERE id = ? AND state = 'triage'",
-        )
-        .bind(rule)
-        .bind(verdict.to_string())
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// A stored message's state and case, if it exists.
