@@ -126,6 +126,9 @@ pub struct Engine {
     /// Letters made once (notices) this pass could not prepare, raised under
     /// [`NOTICE_HEALTH_KEY`]: nothing makes them again.
     unprepared_once: std::sync::Mutex<Vec<String>>,
+    /// Whether the `<letters>` and `<pass>` rows may be failing ([`Raised`]).
+    letters_raised: Raised,
+    pass_raised: Raised,
     _lock: std::fs::File,
 }
 
@@ -137,6 +140,35 @@ const PLAN_READ_CASES: usize = 1000;
 /// Bytes of stored mail the deciding loop loads at once (the fetch batches' budget); a larger
 /// message is loaded alone.
 pub const LOAD_BUDGET: u64 = mailbox::FETCH_BUDGET;
+
+/// Whether a health row an engine writes may be failing: a pass that went well clears the row
+/// only then, so a healthy daemon does not write it at every pass. It starts raised, so the
+/// first pass clears what an earlier run left; a clearing that the database refused leaves it
+/// raised, to be tried again.
+struct Raised(std::sync::atomic::AtomicBool);
+
+impl Default for Raised {
+    fn default() -> Raised {
+        Raised(std::sync::atomic::AtomicBool::new(true))
+    }
+}
+
+impl Raised {
+    fn raise(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Clear `key`'s row if it may be failing.
+    async fn clear(&self, store: &Store, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if self.0.swap(false, std::sync::atomic::Ordering::SeqCst)
+            && let Err(e) = store.record_mailbox_ok(key, now).await
+        {
+            self.raise();
+            return Err(e);
+        }
+        Ok(())
+    }
+}
 
 /// Whether a letter is made again at the next pass if it cannot be prepared now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +365,8 @@ impl Engine {
             memo: std::sync::Mutex::default(),
             unprepared: std::sync::Mutex::default(),
             unprepared_once: std::sync::Mutex::default(),
+            letters_raised: Raised::default(),
+            pass_raised: Raised::default(),
             _lock: lock,
         })
     }
@@ -350,17 +384,22 @@ impl Engine {
     }
 
     /// Record how a pass ended under [`PASS_HEALTH_KEY`]: failed (what failed goes to the log,
-    /// not the row: it can name the mailbox's address), or worked after failing. Best effort: a
-    /// database that would not take it is what made the pass fail, and the health check's own
-    /// rules (`database_read_only`, `disk_low`) speak for it then.
+    /// not the row: it can name the mailbox's address), or worked after failing ([`Raised`]).
+    /// Best effort: a database that would not take it is what made the pass fail, and the health
+    /// check's own rules (`database_read_only`, `disk_low`) speak for it then.
     pub async fn note_pass(&self, failed: bool, now: DateTime<Utc>) {
         let recorded = match failed {
             true => {
+                self.pass_raised.raise();
                 self.store
                     .record_mailbox_error(PASS_HEALTH_KEY, "pass failed", now)
                     .await
             }
-            false => self.store.record_mailbox_ok(PASS_HEALTH_KEY, now).await,
+            false => {
+                self.pass_raised
+                    .clear(&self.store, PASS_HEALTH_KEY, now)
+                    .await
+            }
         };
         if let Err(e) = recorded {
             tracing::debug!(error = %e, "how the pass ended could not be recorded");
@@ -485,11 +524,12 @@ impl Engine {
         let unprepared = std::mem::take(&mut *self.unprepared.lock().expect("not poisoned"));
         match unprepared.is_empty() {
             true => {
-                self.store
-                    .record_mailbox_ok(PREPARE_HEALTH_KEY, now)
+                self.letters_raised
+                    .clear(&self.store, PREPARE_HEALTH_KEY, now)
                     .await?
             }
             false => {
+                self.letters_raised.raise();
                 self.raise_unprepared(PREPARE_HEALTH_KEY, &unprepared, now)
                     .await?
             }
@@ -1334,9 +1374,6 @@ impl Engine {
         // Between passes, memory freed in the last ones goes back to the system (at most every
         // ten seconds: see `allocator`), so a burst does not leave the daemon holding its peak.
         let mut give_back = allocator::GiveBack::default();
-        // Whether the last pass failed (at the start: not known, so the first pass that works
-        // clears a failure an earlier run left recorded).
-        let mut failing = true;
         loop {
             let report = if fetch {
                 last_fetch = tokio::time::Instant::now();
@@ -1360,13 +1397,10 @@ impl Engine {
                         );
                     }
                     systemd.alive(&pass_status(&r, self.clock.now()));
-                    if std::mem::take(&mut failing) {
-                        self.note_pass(false, self.clock.now()).await;
-                    }
+                    self.note_pass(false, self.clock.now()).await;
                     r.next_wake
                 }
                 Err(e) => {
-                    failing = true;
                     self.note_pass(true, self.clock.now()).await;
                     systemd.status("the last pass failed; retrying within a minute (see the log)");
                     tracing::error!(error = %e.for_log(), "tick failed; retrying within a minute");
