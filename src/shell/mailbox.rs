@@ -777,8 +777,8 @@ struct Pipeline<'a> {
     /// A message at or below this UID in a response was not asked for: the watermark, or below
     /// it when messages listed before are asked for again.
     floor: u32,
-    /// The UIDs of every message fetched, to tell which were asked for and not handed over.
-    got: Vec<u32>,
+    /// The UIDs this fetch asked for and was not handed (every batch's gaps).
+    missing: Vec<u32>,
     /// The UIDs kept to be asked for again: those of earlier passes, and any a batch of this one
     /// came without — saved before that batch's watermark is, so no error or crash between the
     /// two can let one pass unseen.
@@ -817,6 +817,7 @@ impl Pipeline<'_> {
         if gap.is_empty() {
             return Ok(());
         }
+        self.missing.extend(&gap);
         self.gaps.extend(gap);
         self.gaps.sort_unstable();
         self.gaps.dedup();
@@ -835,9 +836,8 @@ impl Pipeline<'_> {
     /// Start packing a fetched batch on a blocking thread ([`Ingest::prepare`]), at once: it is
     /// packed while the batch before is still being stored. Returns the task and the UID the
     /// watermark moves to once the batch is stored.
-    fn pack(&mut self, mut batch: Vec<NewMessage>) -> Packing {
+    fn pack(&self, mut batch: Vec<NewMessage>) -> Packing {
         batch.sort_by_key(|m| m.uid);
-        self.got.extend(batch.iter().map(|m| m.uid));
         // Only advance the watermark over what was actually returned, in order.
         let top = batch
             .last()
@@ -1059,7 +1059,7 @@ pub async fn fetch_new(
         floor: retry
             .first()
             .map_or(last, |r| last.min(r.saturating_sub(1))),
-        got: Vec::new(),
+        missing: Vec::new(),
         gaps: retry.clone(),
         store,
     };
@@ -1076,9 +1076,8 @@ pub async fn fetch_new(
         None => Default::default(),
     };
     report.timings.log();
-    let mut got = std::mem::take(&mut pipeline.got);
-    got.sort_unstable();
-    let missing = not_arrived(&uids, &got);
+    let mut missing = std::mem::take(&mut pipeline.missing);
+    missing.sort_unstable();
     if !missing.is_empty() || !retry.is_empty() {
         // The folder may hold mail: it did at EXAMINE, or new mail was listed after it.
         let here = (
