@@ -19,12 +19,29 @@
 //! Must not: touch the store, send anything, or log. The engine applies the result, one reply at a
 //! time, and records the evidence on the case.
 
-use crate::core::directory::Contact;
+use crate::core::directory::{Contact, Directory};
 use crate::core::process::{Decision, Quorum};
 use crate::core::text;
 use std::collections::BTreeMap;
 
 const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// Whether a vote from `who` counts on `d` for a case in `area`: one of its voters, or its
+/// tie-breaker. Counting passes over anyone else's vote, so a person confirming a held reply by
+/// hand is refused for anyone else.
+pub fn counts_on(directory: &Directory, d: &Decision, area: Option<&str>, who: &str) -> bool {
+    let tie: &[Contact] = match &d.quorum {
+        Quorum::Majority {
+            tie_breaker: Some(role),
+        } => directory.people(role, area),
+        _ => &[],
+    };
+    directory
+        .people(&d.voters, area)
+        .iter()
+        .chain(tie)
+        .any(|c| c.email.eq_ignore_ascii_case(who))
+}
 
 /// The vote code for one member on one decision of one case (8 characters, 40 bits).
 pub fn vote_code(key: &[u8], case_ref: &str, decision: &str, voter: &str) -> String {

@@ -28,6 +28,9 @@
 //!    [`NOT_A_VOTER`], [`NO_CODE`], [`NOT_AUTHENTICATED`], [`ALREADY_DECIDED`], [`UNCLEAR`]
 //!    (the one held reply that is answered: a genuine voter is asked again). An accepted vote is
 //!    confirmed to the voter (`vote-confirmed`). A reply with no outcome keyword is not a vote.
+//!    A reply from someone asked on several open decisions, with no code and no letter to say
+//!    which, is about the one its outcome reads as a vote on; if it reads as a vote on more than
+//!    one, it is held naming none ([`SEVERAL_DECISIONS`]), never filed as an ordinary reply.
 //! 6. [`query_answered`] — the referrer writing while a decision stands at `query` reopens it, so
 //!    the panel is asked again.
 //! 7. [`agency_return`] — a return or nil return from an agency asked on this case is recorded,
@@ -385,6 +388,8 @@ pub const NOT_AUTHENTICATED: &str = "not_authenticated";
 pub const ALREADY_DECIDED: &str = "already_decided";
 /// A reply held and the member asked again: the first line is not one clear outcome.
 pub const UNCLEAR: &str = "unclear";
+/// A reply held: it reads as a vote on more than one open decision and nothing says which.
+pub const SEVERAL_DECISIONS: &str = "several_decisions";
 /// A vote accepted.
 pub const ACCEPTED: &str = "accepted";
 
@@ -397,15 +402,29 @@ pub enum VoteCheck {
     Held { rule: &'static str, reason: String },
 }
 
-/// The decision a reply is about: the one whose code is in the subject, else the one the letter it
-/// answers asked, else the only decision the sender votes on that was asked and is not yet taken.
+/// Which decision a reply is about.
+#[derive(Debug, Clone)]
+pub enum About<'p> {
+    /// The one whose code is in the subject, else the one the letter it answers asked, else the
+    /// only decision the sender votes on that was asked and is not yet taken.
+    One(&'p Decision),
+    /// No code and no letter says which, and the sender votes on more than one decision that was
+    /// asked and is not yet taken: these.
+    Several(Vec<&'p Decision>),
+    /// None: the sender votes on no decision that was asked and is still open.
+    Nothing,
+}
+
+/// The decision a reply is about (see [`About`]).
 pub fn decision_of<'p>(
     rules: &Rules<'p>,
     state: &CaseState,
     msg: &Message,
     letter: Option<&LetterRef>,
-) -> Option<&'p Decision> {
-    let sender = sender(msg)?;
+) -> About<'p> {
+    let Some(sender) = sender(msg) else {
+        return About::Nothing;
+    };
     let p = rules.process;
     let codes = decisions::find_codes(&msg.subject);
     let by_code = p
@@ -422,17 +441,18 @@ pub fn decision_of<'p>(
                 .is_some_and(|s| s.decision.as_deref() == Some(d.id.as_str()))
         })
     };
-    let by_sender: Vec<&Decision> = p
+    let mut by_sender: Vec<&Decision> = p
         .decisions
         .iter()
         .filter(|d| {
             asked(d) && !state.decisions.contains_key(&d.id) && is_voter(rules, state, d, &sender)
         })
         .collect();
-    match (by_code, by_letter, by_sender.as_slice()) {
-        (Some(d), _, _) | (None, Some(d), _) => Some(d),
-        (None, None, [d]) => Some(d),
-        _ => None,
+    match (by_code.or(by_letter), by_sender.len()) {
+        (Some(d), _) => About::One(d),
+        (None, 0) => About::Nothing,
+        (None, 1) => About::One(by_sender.remove(0)),
+        (None, _) => About::Several(by_sender),
     }
 }
 
@@ -449,10 +469,7 @@ fn has_code(
 }
 
 fn is_voter(rules: &Rules<'_>, state: &CaseState, d: &Decision, sender: &str) -> bool {
-    voters(rules, d, state)
-        .iter()
-        .chain(tie_breakers(rules, d, state).iter())
-        .any(|c| c.email.eq_ignore_ascii_case(sender))
+    decisions::counts_on(rules.directory, d, state.area.as_deref(), sender)
 }
 
 /// The checks a vote must pass, in order; the first that fails holds it.
@@ -525,11 +542,26 @@ fn vote(
     let Some(sender) = sender(msg) else {
         return;
     };
-    let Some(decision) = decision_of(rules, &w.state, msg, letter) else {
-        return;
-    };
     let own = text::reply_text(&msg.body_text, rules.banners);
-    let reading = decisions::read_vote(&own, decision);
+    let (decision, reading) = match decision_of(rules, &w.state, msg, letter) {
+        About::Nothing => return,
+        About::One(d) => (d, decisions::read_vote(&own, d)),
+        // Which one is then read from the outcome: a reply that reads as a vote on only one of
+        // them is about that one. It carries no code (a code would have named it), so its
+        // checks hold it whichever is named; naming it lets a person confirm it.
+        About::Several(ds) => {
+            let mut votes: Vec<(&Decision, Reading)> = ds
+                .into_iter()
+                .map(|d| (d, decisions::read_vote(&own, d)))
+                .filter(|(_, r)| *r != Reading::NotAVote)
+                .collect();
+            match votes.len() {
+                0 => return,
+                1 => votes.remove(0),
+                _ => return held_on_several(incoming, &sender, &votes, w),
+            }
+        }
+    };
     if reading == Reading::NotAVote {
         return;
     }
@@ -627,6 +659,40 @@ fn vote(
             w.r.notices.push(confirm);
         }
     }
+}
+
+/// A reply that reads as a vote on more than one open decision, with nothing to say which: held
+/// for a person, naming none, so it is never filed as an ordinary reply unseen.
+fn held_on_several(
+    incoming: &Incoming<'_>,
+    sender: &str,
+    votes: &[(&Decision, Reading)],
+    w: &mut Working,
+) {
+    let ids: Vec<&str> = votes.iter().map(|(d, _)| d.id.as_str()).collect();
+    w.r.steps.push(Step {
+        rule: SEVERAL_DECISIONS,
+        why: format!(
+            "reply held: could be a vote on {} (message {})",
+            ids.join(" or "),
+            incoming.stored
+        ),
+    });
+    w.record(
+        incoming.received,
+        &mail_actor(sender),
+        Event::VoteHeld {
+            decision: None,
+            voter: sender.to_string(),
+            message: incoming.stored,
+            reason: format!(
+                "the reply reads as a vote, but the sender is asked to decide {} and neither a \
+                 code in the subject nor the letter it answers says which; confirm it on the \
+                 right one",
+                ids.join(" and ")
+            ),
+        },
+    );
 }
 
 /// The key of the ask-again letter: one per decision, round and voter.
@@ -1346,6 +1412,70 @@ mod tests {
             );
             assert!(!r.notices.iter().any(|n| n.template == "vote-confirmed"));
         }
+    }
+
+    /// A reply to the case (not to one of our letters) from `LA`, who was asked on all three of
+    /// bury's decisions and has decided none: it names no decision by code or by threading.
+    fn asked_on_every_decision() -> (World, CaseState) {
+        let mut w = World::new();
+        for role in ["statutory_partners", "national_panel"] {
+            w.directory.roles.insert(role.into(), vec![person(LA)]);
+        }
+        let mut state = case();
+        for step in ["screening-request", "signoff-request", "panel-submission"] {
+            state.letters.insert(
+                (step.into(), LA.into()),
+                case::LetterState {
+                    outbox: 1,
+                    due_at: t("2026-08-20T09:01:00Z"),
+                    queued_at: t("2026-08-20T09:01:00Z"),
+                    sent_at: Some(t("2026-08-20T09:02:00Z")),
+                    undelivered: None,
+                },
+            );
+        }
+        (w, state)
+    }
+
+    #[test]
+    fn a_vote_that_could_be_on_several_open_decisions_is_held_for_a_person_naming_none() {
+        let (w, state) = asked_on_every_decision();
+        let verdict = case_reply();
+        let held_on = |body: &str| {
+            let msg = reply(LA, None, &pass(LA), body);
+            let found = Found {
+                case: Some(&state),
+                bounced: None,
+            };
+            let r = react(
+                &w.rules(),
+                &incoming(&msg, &verdict),
+                found,
+                t("2026-08-20T12:01:00Z"),
+            );
+            assert_eq!(r.filing, Filing::Filed, "{body}");
+            assert!(r.notices.is_empty(), "{body}: nobody is answered");
+            let held: Vec<_> = r
+                .events
+                .iter()
+                .filter_map(|e| match &e.event {
+                    Event::VoteHeld { decision, .. } => Some(decision.clone()),
+                    _ => None,
+                })
+                .collect();
+            (held, r.steps.iter().map(|s| s.rule).collect::<Vec<_>>())
+        };
+        // "National review" is an outcome of the sign-off and of the National Panel's response.
+        let (held, rules) = held_on("National review please");
+        assert_eq!(held, [None]);
+        assert!(rules.contains(&SEVERAL_DECISIONS), "{rules:?}");
+        // "MEETS" is an outcome of screening only: held on it (no code), so it can be confirmed.
+        let (held, rules) = held_on("MEETS");
+        assert_eq!(held, [Some("screening".to_string())]);
+        assert!(rules.contains(&NO_CODE), "{rules:?}");
+        // No outcome at all: an ordinary reply.
+        let (held, _) = held_on("Thank you, I will read the papers tonight.");
+        assert!(held.is_empty());
     }
 
     fn voted(state: &mut CaseState, who: &str, outcome: &str, at: &str) {

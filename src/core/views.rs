@@ -17,6 +17,7 @@
 
 use crate::core::calendar::Calendar;
 use crate::core::case::CaseState;
+use crate::core::decisions;
 use crate::core::directory::{Agency, Contact, Directory};
 use crate::core::process::{Process, StepKind};
 use crate::core::records::{CaseRow, CaseStatus, LetterSummary, OutboxState};
@@ -228,6 +229,17 @@ pub struct HeldView {
     pub from: String,
     pub at: DateTime<Utc>,
     pub reason: String,
+    /// The decisions a person may count it on: the one it was held on, or, for a reply held
+    /// naming none, each decision still open that the sender's vote counts on.
+    pub choices: Vec<HeldChoice>,
+}
+
+/// A decision a held reply may be counted on, with the outcomes it allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldChoice {
+    pub id: String,
+    pub name: String,
+    pub outcomes: Vec<String>,
 }
 
 /// Everything the business unit's views need about one case.
@@ -884,6 +896,28 @@ fn held_views(ctx: &Context<'_>, state: &CaseState) -> Vec<HeldView> {
                     .unwrap_or_else(|| "someone outside the directory".into()),
                 at: h.at,
                 reason: scrub(&h.reason),
+                choices: ctx
+                    .process
+                    .decisions
+                    .iter()
+                    .filter(|d| match decision {
+                        Some(id) => d.id == id,
+                        None => {
+                            !state.decisions.contains_key(&d.id)
+                                && decisions::counts_on(
+                                    ctx.directory,
+                                    d,
+                                    state.area.as_deref(),
+                                    &h.voter,
+                                )
+                        }
+                    })
+                    .map(|d| HeldChoice {
+                        id: d.id.clone(),
+                        name: d.name.clone(),
+                        outcomes: d.outcomes.clone(),
+                    })
+                    .collect(),
             }
         })
         .collect()
@@ -1613,6 +1647,43 @@ mod tests {
                 format!("{:?}", all.view(&ctx, fixture::now())),
             );
         }
+    }
+
+    #[test]
+    fn a_held_reply_may_be_counted_on_its_decision_or_on_each_open_one_its_sender_votes_on() {
+        let world = World::new();
+        let mut case = fixture::cases().remove(1);
+        for (message, voter) in [
+            (203, "police.rep@police.test"),
+            (204, "someone@elsewhere.test"),
+        ] {
+            case.event(
+                "2026-08-29T10:00:00Z",
+                crate::core::case::Event::VoteHeld {
+                    decision: None,
+                    voter: voter.into(),
+                    message,
+                    reason: "could be a vote on more than one decision".into(),
+                },
+            );
+        }
+        let v = case.view(&world.ctx(), "2026-08-29T11:00:00Z".parse().unwrap());
+        let choices = |message: i64| {
+            let h = v.held.iter().find(|h| h.message == message).unwrap();
+            h.choices.iter().map(|c| c.id.as_str()).collect::<Vec<_>>()
+        };
+        // Held on screening: counted on screening, whoever sent it (confirming refuses a
+        // non-voter and says why).
+        assert_eq!(choices(202), ["screening"]);
+        // Held naming none: the open decisions the sender votes on. The police screening member
+        // is no statutory partner, so not the sign-off.
+        assert_eq!(choices(203), ["screening"]);
+        assert!(choices(204).is_empty());
+        let screening = &v.held.iter().find(|h| h.message == 203).unwrap().choices[0];
+        assert_eq!(
+            screening.outcomes,
+            ["meets", "nfa", "single_agency", "query"]
+        );
     }
 
     #[test]

@@ -236,6 +236,10 @@ enum Command {
         message: i64,
         /// The outcome it votes for.
         outcome: String,
+        /// The decision it is a vote on, for a reply held naming none (its reason in `caseclerk
+        /// case` says which it could be).
+        #[arg(long)]
+        decision: Option<String>,
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -681,9 +685,16 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             case,
             message,
             outcome,
+            decision,
             reason,
             who,
-        } => confirm(config, case, *message, outcome, reason, who).await,
+        } => {
+            let vote = Vote {
+                decision: decision.as_deref(),
+                outcome,
+            };
+            confirm(config, case, *message, vote, reason, who).await
+        }
         Command::Resend {
             case,
             letter,
@@ -1267,18 +1278,26 @@ async fn attach(
     Ok(())
 }
 
+/// The vote a person read from a held reply.
+struct Vote<'a> {
+    /// The decision, when the reply was held naming none.
+    decision: Option<&'a str>,
+    outcome: &'a str,
+}
+
 /// `caseclerk confirm`: a held reply as a vote.
 async fn confirm(
     config: &Option<PathBuf>,
     case: &str,
     message: i64,
-    outcome: &str,
+    vote: Vote<'_>,
     reason: &str,
     who: &Who,
 ) -> Result<(), Failure> {
     let d = desk(config, who).await?;
+    let Vote { decision, outcome } = vote;
     operator::confirm_held(
-        &d.cfg, &d.store, case, message, outcome, reason, &d.actor, d.now,
+        &d.cfg, &d.store, case, message, decision, outcome, reason, &d.actor, d.now,
     )
     .await
     .map_err(refused)?;

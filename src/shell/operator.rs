@@ -9,6 +9,7 @@
 //! Must not: send anything itself, or change history (events are only ever appended).
 
 use crate::core::case::Event;
+use crate::core::decisions;
 use crate::shell::config::Config;
 use crate::shell::store::{CaseRow, CaseStatus, OutboxState, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -72,8 +73,20 @@ pub enum OperatorError {
     NotHeld { message: i64, case: String },
     #[error("held reply {0} was already confirmed")]
     AlreadyConfirmed(i64),
-    #[error("held reply {0} is not about a decision; record one with `caseclerk decide`")]
+    #[error(
+        "held reply {0} names no decision (its reason says which it could be): say which with --decision"
+    )]
     HeldWithoutDecision(i64),
+    #[error("held reply {message} is about {held}, not {named}")]
+    HeldOnAnother {
+        message: i64,
+        held: String,
+        named: String,
+    },
+    #[error(
+        "the sender of held reply {message} is not one of those whose vote counts on {decision}, so it cannot count; if the decision was taken another way, record it with `caseclerk decide`"
+    )]
+    NotAVoter { message: i64, decision: String },
     #[error("there is no letter {letter} on case {case} (see `caseclerk case {case}`)")]
     NoLetter { letter: i64, case: String },
     #[error("letter {0} has not been sent yet; it goes on its own")]
@@ -649,13 +662,17 @@ async fn case_state(
     crate::core::case::fold_rows(&events).map_err(|e| OperatorError::Case(e.to_string()))
 }
 
-/// Confirm a held reply as a member's vote, with the outcome a person read from it.
+/// Confirm a held reply as a member's vote, with the outcome a person read from it: on the
+/// decision it was held on, or, when it was held naming none, on the one the person names. A
+/// reply from someone whose vote does not count on that decision is refused, never recorded as a
+/// vote the count would then pass over in silence.
 #[allow(clippy::too_many_arguments)]
 pub async fn confirm_held(
     cfg: &Config,
     store: &Store,
     reference: &str,
     message: i64,
+    named: Option<&str>,
     outcome: &str,
     reason: &str,
     actor: &str,
@@ -674,10 +691,19 @@ pub async fn confirm_held(
     if held.confirmed {
         return Err(OperatorError::AlreadyConfirmed(message));
     }
-    let decision = held
-        .decision
-        .clone()
-        .ok_or(OperatorError::HeldWithoutDecision(message))?;
+    let decision = match (&held.decision, named) {
+        (Some(held), None) => held.clone(),
+        (Some(held), Some(named)) if held == named => held.clone(),
+        (Some(held), Some(named)) => {
+            return Err(OperatorError::HeldOnAnother {
+                message,
+                held: held.clone(),
+                named: named.to_string(),
+            });
+        }
+        (None, Some(named)) => named.to_string(),
+        (None, None) => return Err(OperatorError::HeldWithoutDecision(message)),
+    };
     let d = cfg
         .process
         .decision(&decision)
@@ -705,6 +731,9 @@ pub async fn confirm_held(
             case: reference.to_string(),
             outcome: was.clone(),
         });
+    }
+    if !decisions::counts_on(&cfg.directory, d, state.area.as_deref(), &held.voter) {
+        return Err(OperatorError::NotAVoter { message, decision });
     }
     let e = Event::HeldConfirmed {
         message,

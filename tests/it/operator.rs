@@ -356,7 +356,7 @@ async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
     let reply = format!(
         "From: {member}\r\nTo: {SHARED}\r\nSubject: RE: {}\r\nMessage-ID: <AM0PR01MB0001.unclear@bury.test>\r\nIn-Reply-To: <{}>\r\n\r\nMEETS or NFA - not sure\r\n",
         req.subject,
-        req.message_id.unwrap()
+        req.message_id.as_deref().unwrap()
     );
     arrive(&h, reply.as_bytes(), "2026-08-20T11:00:00+01:00").await;
     h.tick(Some("2026-08-20T10:05:00Z"));
@@ -420,6 +420,49 @@ async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
         report.contains(&format!(
             "held reply {message} confirmed as {member}'s vote on screening: meets"
         )),
+        "{report}"
+    );
+
+    // Someone outside the panel answering the same request is held, and a person cannot count
+    // it: the count would pass over it in silence.
+    let stranger = "someone@elsewhere.test";
+    let forwarded = format!(
+        "From: {stranger}\r\nTo: {SHARED}\r\nSubject: RE: {}\r\nMessage-ID: <stranger.1@elsewhere.test>\r\nIn-Reply-To: <{}>\r\n\r\nMEETS\r\n",
+        req.subject,
+        req.message_id.as_deref().unwrap()
+    );
+    arrive(&h, forwarded.as_bytes(), "2026-08-20T11:20:00+01:00").await;
+    h.tick(Some("2026-08-20T10:25:00Z"));
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T10:26:00Z"]);
+    let theirs = report
+        .lines()
+        .find(|l| l.contains(&format!("reply from {stranger} HELD on screening")))
+        .and_then(|l| l.split("(message ").nth(1))
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("the stranger's reply is held:\n{report}"))
+        .to_string();
+    let confirm = |message: &str, extra: &[&str]| {
+        let mut args = vec![
+            "confirm",
+            "RR-2026-0001",
+            message,
+            "meets",
+            "--reason",
+            "read it",
+            "--now",
+            "2026-08-20T10:27:00Z",
+        ];
+        args.extend_from_slice(extra);
+        h.caseclerk(&args)
+    };
+    refused(&confirm(&theirs, &[]), "cannot count");
+    refused(
+        &confirm(&theirs, &["--decision", "sign_off"]),
+        "is about screening, not sign_off",
+    );
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T10:28:00Z"]);
+    assert!(
+        !report.contains(&format!("held reply {theirs} confirmed")),
         "{report}"
     );
 }

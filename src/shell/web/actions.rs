@@ -106,6 +106,9 @@ pub(super) struct ConfirmForm {
     csrf: String,
     case: String,
     message: i64,
+    /// Sent only for a reply held naming no decision: the one its form confirms it on.
+    #[serde(default)]
+    decision: Option<String>,
     outcome: String,
     reason: String,
 }
@@ -126,8 +129,11 @@ pub(super) async fn confirm(
         "confirm",
         |actor, now| async move {
             let (cfg, store) = (&app.cfg, &app.store);
-            operator::confirm_held(cfg, store, r, f.message, &f.outcome, &f.reason, &actor, now)
-                .await
+            let decision = f.decision.as_deref();
+            operator::confirm_held(
+                cfg, store, r, f.message, decision, &f.outcome, &f.reason, &actor, now,
+            )
+            .await
         },
     )
     .await

@@ -832,20 +832,15 @@ pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
     let mut items = Vec::new();
     for c in memo.all() {
         for (h, view) in &c.held {
-            let outcomes = h
-                .decision
-                .as_deref()
-                .and_then(|d| app.cfg.process.decision(d))
-                .map(|d| d.outcomes.clone())
-                .unwrap_or_default();
-            items.push((c.line.reference.clone(), h.clone(), view.clone(), outcomes));
+            let choices = view.as_ref().map(|v| v.choices.clone()).unwrap_or_default();
+            items.push((c.line.reference.clone(), h.clone(), view.clone(), choices));
         }
     }
     drop(memo);
     page("Held replies", Some(&s), html! {
         h1 { "Held replies" }
         @if items.is_empty() { p { "No reply is held." } }
-        @for (reference, h, v, outcomes) in &items {
+        @for (reference, h, v, choices) in &items {
             article.message aria-labelledby={ "h" (h.message) } {
                 h2 id={ "h" (h.message) } { "Case " a href={ "/cases/" (reference) } { (reference) } ": reply " (h.message) }
                 dl {
@@ -854,18 +849,27 @@ pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
                     dt { "About" } dd { (v.as_ref().and_then(|v| v.decision.clone()).unwrap_or_else(|| "no decision".into())) }
                     dt { "Why it was held" } dd { (scrub(&h.reason)) }
                 }
-                @if acts(&s) && !outcomes.is_empty() {
-                    form.action method="post" action="/held/confirm" {
-                        input type="hidden" name="case" value=(reference);
-                        input type="hidden" name="message" value=(h.message);
-                        fieldset {
-                            legend { "Count this vote as …" }
-                            @for (i, o) in outcomes.iter().enumerate() {
-                                p { input type="radio" name="outcome" id={ "o" (h.message) "-" (i) } value=(o) required;
-                                    label for={ "o" (h.message) "-" (i) } { (o.replace('_', " ")) } }
+                @if acts(&s) {
+                    // One form per decision it may count on: a reply held naming none offers
+                    // each open decision its sender votes on, and its form says which.
+                    @for c in choices {
+                        @let id = match h.decision { Some(_) => h.message.to_string(), None => format!("{}-{}", h.message, c.id) };
+                        form.action method="post" action="/held/confirm" {
+                            input type="hidden" name="case" value=(reference);
+                            input type="hidden" name="message" value=(h.message);
+                            @if h.decision.is_none() { input type="hidden" name="decision" value=(c.id); }
+                            fieldset {
+                                legend {
+                                    @if h.decision.is_none() { "Count this as a vote on " (c.name) " …" }
+                                    @else { "Count this vote as …" }
+                                }
+                                @for (i, o) in c.outcomes.iter().enumerate() {
+                                    p { input type="radio" name="outcome" id={ "o" (id) "-" (i) } value=(o) required;
+                                        label for={ "o" (id) "-" (i) } { (o.replace('_', " ")) } }
+                                }
+                                (reason_and_token(&s, &format!("reason{id}")))
+                                button type="submit" { "Count this vote" }
                             }
-                            (reason_and_token(&s, &format!("reason{}", h.message)))
-                            button type="submit" { "Count this vote" }
                         }
                     }
                 }
