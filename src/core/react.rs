@@ -18,7 +18,8 @@
 //! 1. [`open_case`] — a referral opens a case, day 0 counted from when it reached the mailbox;
 //!    when day 0 cannot be computed (beyond the holiday data) it is listed for a person instead.
 //! 2. [`reply_without_case`] — a reply to a case we do not have (it was never opened here) is
-//!    listed for a person.
+//!    listed for a person; [`reply_on_closed_case`] — so is a reply on a case that is closed
+//!    (nothing looks at a closed case), with its reference.
 //! 3. [`file_reply`] — a reply is filed on its case and joins its thread.
 //! 4. [`agencies_line`] — an `Agencies:` line from the business unit, or from someone answering
 //!    our letter to them, adds the named agencies; names the directory does not know are sent
@@ -40,7 +41,8 @@
 //!    on no case is listed for a person.
 //! 9. [`bounce`] — a report that one of our letters failed for good marks it undelivered (the
 //!    business manager is told by the timeline); a report that it is only delayed notes the delay
-//!    on the letter (shown, never raised); a report we cannot match is listed for a person.
+//!    on the letter (shown, never raised); a report we cannot match, or a failure of a closed
+//!    case's letter, is listed for a person.
 //! 10. [`secure_notice`] — a "read it on our portal" notice is filed on its case, if it names one,
 //!     and listed for a person.
 //! 11. [`own_message`] — our own mail is ignored.
@@ -68,6 +70,7 @@ use crate::core::decisions::{self, Counted, Reading, Tally};
 use crate::core::directory::{Contact, Directory};
 use crate::core::intake::{Message, hash_id};
 use crate::core::process::{Decision, Process, Quorum};
+use crate::core::records::CaseStatus;
 use crate::core::text;
 use crate::core::timeline::{self, DueLetter, Recipient};
 use chrono::{DateTime, NaiveTime, Utc};
@@ -159,6 +162,7 @@ pub fn react(
             ..
         } => match found.case {
             None => reply_without_case(),
+            Some(state) if state.status == CaseStatus::Closed => reply_on_closed_case(state),
             Some(state) => {
                 let reply = Reply {
                     letter: in_reply_to_letter.as_ref(),
@@ -241,6 +245,21 @@ pub fn opening(
 /// Rule 2: a reply to a case we do not have.
 pub fn reply_without_case() -> Reaction {
     Reaction::new(Filing::Triage).because("reply_without_case", "the case it names is not ours")
+}
+
+/// Rule 2a: a reply on a closed case is listed for a person, not filed on it: a closed case is
+/// in no digest and plans nothing, so whatever it says ("the child has since died", a new
+/// referral quoting the old reference) would otherwise be seen by nobody. The person reopens the
+/// case and attaches it, opens a new case from it, or sets it aside.
+pub fn reply_on_closed_case(state: &CaseState) -> Reaction {
+    Reaction::new(Filing::Triage).because(
+        "reply_on_closed_case",
+        format!(
+            "about {}, which is closed: reopen it and attach this, open a new case from it, or \
+             set it aside",
+            state.reference
+        ),
+    )
 }
 
 /// What the classifier said of a reply on a case.
@@ -928,6 +947,20 @@ pub fn bounce(incoming: &Incoming<'_>, found: Found<'_>) -> Reaction {
             event,
         });
     }
+    // A closed case raises nothing (no digest, no undelivered notice): a letter of one that
+    // failed is listed for a person as well as recorded on it.
+    if delivery == Delivery::Failed
+        && let Some(state) = found.case.filter(|c| c.status == CaseStatus::Closed)
+    {
+        r.filing = Filing::Triage;
+        return r.because(
+            "bounce",
+            format!(
+                "{why}; {} is closed, so nothing else raises it",
+                state.reference
+            ),
+        );
+    }
     r.because("bounce", why)
 }
 
@@ -1476,6 +1509,55 @@ mod tests {
         // No outcome at all: an ordinary reply.
         let (held, _) = held_on("Thank you, I will read the papers tonight.");
         assert!(held.is_empty());
+    }
+
+    #[test]
+    fn a_reply_or_a_failed_letter_on_a_closed_case_is_listed_for_a_person_naming_it() {
+        let w = World::new();
+        let mut closed = case();
+        closed.status = CaseStatus::Closed;
+        let msg = reply(POLICE, None, &pass(POLICE), "The child has since died.");
+        let found = Found {
+            case: Some(&closed),
+            bounced: None,
+        };
+        let at = t("2026-08-20T12:01:00Z");
+        let r = react(&w.rules(), &incoming(&msg, &case_reply()), found, at);
+        assert_eq!(r.filing, Filing::Triage);
+        assert!(!r.on_case && r.events.is_empty() && r.notices.is_empty());
+        assert!(r.steps[0].why.contains("RR-2026-0001"), "{:?}", r.steps);
+
+        let letter = BouncedLetter {
+            outbox: 9,
+            step: "outcome-nfa".into(),
+            recipient: "referrer@hospital.test".into(),
+            addressed: vec!["referrer@hospital.test".into()],
+        };
+        let report = Verdict {
+            kind: Kind::Bounce {
+                original_ids: vec![],
+                failed_recipients: vec!["referrer@hospital.test".into()],
+                delayed_recipients: vec![],
+                delivery: Delivery::Failed,
+            },
+            rule: "bounce",
+            reasons: vec![],
+        };
+        for (state, filing) in [(&closed, Filing::Triage), (&case(), Filing::Recorded)] {
+            let found = Found {
+                case: Some(state),
+                bounced: Some(&letter),
+            };
+            let r = react(&w.rules(), &incoming(&msg, &report), found, at);
+            assert_eq!(r.filing, filing);
+            // Recorded on the case either way: the letter is undelivered.
+            assert_eq!(r.mark_bounced, Some(9));
+            assert!(
+                r.events
+                    .iter()
+                    .any(|e| matches!(e.event, Event::LetterUndelivered { .. }))
+            );
+        }
     }
 
     fn voted(state: &mut CaseState, who: &str, outcome: &str, at: &str) {
