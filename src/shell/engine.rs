@@ -1328,7 +1328,7 @@ impl Engine {
             return Ok(true);
         }
         if let Some(reason) = unsendable {
-            Store::mark_attempt_failed(tx, id, &reason, None).await?;
+            Store::mark_attempt_failed(tx, id, &reason, None, now).await?;
             let e = Event::LetterUndelivered {
                 step: due.step.clone(),
                 recipient: due.key.clone(),

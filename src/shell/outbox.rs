@@ -95,7 +95,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::sync::{Arc, Mutex};
 
-/// How long a letter keeps being retried after transient failures.
+/// How long a letter keeps being retried after transient failures, from the first of them.
 pub const GIVE_UP_AFTER: Duration = Duration::hours(24);
 
 /// Outbox errors.
@@ -229,6 +229,7 @@ pub struct RecordingTransport {
     sent: Arc<Mutex<Vec<RecordedLetter>>>,
     refused: Arc<Mutex<Vec<String>>>,
     login_refused: Arc<Mutex<bool>>,
+    busy: Arc<Mutex<bool>>,
 }
 
 impl RecordingTransport {
@@ -250,6 +251,12 @@ impl RecordingTransport {
         *self.login_refused.lock().expect("not poisoned") = refuse;
     }
 
+    /// Answer every letter with a temporary refusal (as a throttling server's `421` would) until
+    /// told otherwise.
+    pub fn busy(&self, busy: bool) {
+        *self.busy.lock().expect("not poisoned") = busy;
+    }
+
     /// Everything taken so far, in order.
     pub fn sent(&self) -> Vec<RecordedLetter> {
         self.sent.lock().expect("not poisoned").clone()
@@ -265,11 +272,17 @@ impl Transport for RecordingTransport {
         let to: Vec<String> = envelope.to().iter().map(|a| a.to_string()).collect();
         let refused = self.refused.lock().expect("not poisoned").clone();
         let login_refused = *self.login_refused.lock().expect("not poisoned");
+        let busy = *self.busy.lock().expect("not poisoned");
         let result = match to.iter().find(|a| refused.contains(&a.to_lowercase())) {
             _ if login_refused => Err(SendFailure {
                 kind: FailureKind::Auth,
                 detail: "535 5.7.8 Error: authentication failed".into(),
                 summary: "authentication failed (535)".into(),
+            }),
+            _ if busy => Err(SendFailure {
+                kind: FailureKind::Transient,
+                detail: "421 4.3.2 Service not available, try again later".into(),
+                summary: "temporary refusal (421)".into(),
             }),
             Some(a) => Err(SendFailure {
                 kind: FailureKind::Permanent,
@@ -1187,13 +1200,16 @@ async fn send_one(
             undelivered(store, row, &reason, now, report).await?;
         }
         Err(e) => {
-            if now - row.due_at > GIVE_UP_AFTER {
+            // A day of failing, counted from the first failure: a letter that fell due while
+            // sending was held (a refused login over a weekend) or the daemon stopped gets its
+            // day of retries like any other.
+            if now - row.failing_since.unwrap_or(now) > GIVE_UP_AFTER {
                 let reason = format!("could not be sent for a day: {}", e.detail);
                 return undelivered(store, row, &reason, now, report).await;
             }
             let retry = now + retry_delay(row.attempts);
             let mut tx = store.begin().await?;
-            Store::mark_attempt_failed(&mut tx, row.id, &e.detail, Some(retry)).await?;
+            Store::mark_attempt_failed(&mut tx, row.id, &e.detail, Some(retry), now).await?;
             Store::commit(tx).await?;
             tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "letter not sent; will retry");
             report.retrying += 1;
@@ -1258,7 +1274,7 @@ async fn undelivered(
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
     let mut tx = store.begin().await?;
-    Store::mark_attempt_failed(&mut tx, row.id, reason, None).await?;
+    Store::mark_attempt_failed(&mut tx, row.id, reason, None, now).await?;
     if let Some(case_id) = row.case_id {
         let e = Event::LetterUndelivered {
             step: row.step.clone(),

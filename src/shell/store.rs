@@ -140,6 +140,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../../migrations/0016_fingerprint_when_compared.sql"),
     ),
+    (
+        17,
+        include_str!("../../migrations/0017_outbox_failing_since.sql"),
+    ),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every
@@ -502,6 +506,9 @@ pub struct OutboxRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// When its sending first failed for a reason that may pass (the day before it is given up
+    /// counts from here), if it has.
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// A sent letter still to be filed in the sent folder: what finds it there, not its bytes. A
@@ -663,6 +670,10 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
         last_error: r.try_get("last_error")?,
         sent_at: r
             .try_get::<Option<String>, _>("sent_at")?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
+        failing_since: r
+            .try_get::<Option<String>, _>("failing_since")?
             .map(|s| parse_ts(&s))
             .transpose()?,
     })
@@ -2491,20 +2502,24 @@ impl Store {
         Ok(())
     }
 
-    /// Record a failed attempt: retry at `retry_at`, or give up (`None`: state `failed`).
+    /// Record a failed attempt: retry at `retry_at` (a failure that may pass, first seen at
+    /// `now` if this is the first: `failing_since`), or give up (`None`: state `failed`).
     pub async fn mark_attempt_failed(
         tx: &mut Tx<'_>,
         id: i64,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         match retry_at {
             Some(at) => sqlx::query(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
-                     sending_since = NULL WHERE id = ?",
+                     sending_since = NULL, failing_since = COALESCE(failing_since, ?) \
+                     WHERE id = ?",
             )
             .bind(error)
             .bind(ts(at))
+            .bind(ts(now))
             .bind(id)
             .execute(&mut **tx)
             .await?,
@@ -3815,6 +3830,7 @@ mod tests {
              DROP TABLE message_bytes; ALTER TABLE messages ADD COLUMN raw BLOB NOT NULL DEFAULT x''; \
              ALTER TABLE outbox DROP COLUMN packing; \
              ALTER TABLE outbox DROP COLUMN size; \
+             ALTER TABLE outbox DROP COLUMN failing_since; \
              DELETE FROM schema_version WHERE version >= 7; \
              INSERT INTO cases (reference, process, status, received_at, day0, opened_at) VALUES \
              ('RR-2026-0009', 'bury', 'open', 'x', '2026-03-01', 'x'), \

@@ -54,6 +54,40 @@ async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_i
     assert!(!report.to_lowercase().contains("undelivered"), "{report}");
 }
 
+#[tokio::test]
+async fn a_letter_held_over_a_day_gets_its_own_day_of_retries_before_it_is_given_up() {
+    let mut r = Review::of("bury").await;
+    r.mail.refuse_login(true);
+    let case = r.referral_at("2026-08-20 10:00").await;
+    r.at("2026-08-21 10:59").await;
+    assert!(r.mail.sent().is_empty());
+    // The login is put right after a day, and the server is then busy for a while: a temporary
+    // refusal, the first these letters have had, is retried.
+    r.mail.refuse_login(false);
+    r.mail.busy(true);
+    r.at("2026-08-21 11:00").await;
+    assert_eq!(r.last.sent.undelivered, 0, "{:?}", r.last.sent);
+    assert!(r.last.sent.retrying > 0, "{:?}", r.last.sent);
+    r.mail.busy(false);
+    r.at("2026-08-21 11:30").await;
+    assert_eq!(r.sent_to_for(LA, "screening-request").len(), 1);
+    assert_eq!(r.sent_to(REFERRER).len(), 1, "the acknowledgement, once");
+    let report = r.report(&case).await;
+    assert!(!report.to_lowercase().contains("undelivered"), "{report}");
+
+    // A day of temporary refusals, counted from the first of them, and a letter is given up.
+    r.mail.busy(true);
+    r.decide(&case, "screening", "nfa", "2026-08-21 12:00")
+        .await;
+    assert!(r.last.sent.retrying > 0, "{:?}", r.last.sent);
+    r.at("2026-08-22 11:55").await;
+    let report = r.report(&case).await;
+    assert!(!report.contains("could not be sent for a day"), "{report}");
+    r.at("2026-08-22 13:05").await;
+    let report = r.report(&case).await;
+    assert!(report.contains("could not be sent for a day"), "{report}");
+}
+
 /// The harness with the SMTP password in a file of its own (so only sending is affected), holding
 /// a wrong password; that file.
 fn with_wrong_smtp_password(h: &Harness) -> std::path::PathBuf {
