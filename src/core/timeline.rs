@@ -554,18 +554,31 @@ pub fn plan(
             continue;
         }
         let Some(when) = &step.when else { continue };
-        let Some(due) = ctx.resolve_letter(&format!("step:{}", step.id), when, true)? else {
-            continue;
+        // A step whose date cannot be worked out (beyond the holiday data) is a problem for that
+        // step and those anchored on it, never for the case's other letters.
+        let due = match ctx.resolve_letter(&format!("step:{}", step.id), when, true) {
+            Ok(Some(due)) => due,
+            Ok(None) => continue,
+            Err(e) => {
+                plan.problems.push(e.to_string());
+                continue;
+            }
         };
         if due.at > now {
             wake(&mut plan, due.at);
             continue;
         }
-        fan_out(&ctx, dir, step, &due, now, &mut plan)?;
+        if let Err(e) = fan_out(&ctx, dir, step, &due, now, &mut plan) {
+            plan.problems.push(format!("{}: {e}", step.id));
+        }
     }
     undelivered_notices(&ctx, dir, &mut plan);
-    lcspr_delay_notice(&ctx, dir, now, &mut plan)?;
-    meeting_changes(&ctx, dir, &mut plan)?;
+    if let Err(e) = lcspr_delay_notice(&ctx, dir, now, &mut plan) {
+        plan.problems.push(format!("{LCSPR_DELAY_NOTICE}: {e}"));
+    }
+    if let Err(e) = meeting_changes(&ctx, dir, &mut plan) {
+        plan.problems.push(format!("{MEETING_CHANGE}: {e}"));
+    }
     Ok(plan)
 }
 

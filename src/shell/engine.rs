@@ -1196,7 +1196,13 @@ impl Engine {
         let plan = match planned {
             Ok(p) => p,
             Err(source) => {
+                // Raised with the letters that cannot be prepared: every letter of the case
+                // waits on it, and nothing else would say so.
                 tracing::error!(case = %case.reference, error = %source, "cannot plan this case");
+                self.unprepared.lock().expect("not poisoned").push(format!(
+                    "{}: its letters cannot be planned: {source}",
+                    case.reference
+                ));
                 Store::commit(tx).await?;
                 return Ok((0, None, false));
             }

@@ -310,3 +310,39 @@ fn every_step_of_every_process_reaches_each_person_once_whatever_the_decisions()
     assert!(checked > 500, "the plans covered {checked} recipients");
     assert!(shared > 20, "{shared} shared letters");
 }
+
+#[test]
+fn a_step_dated_beyond_the_holiday_data_is_a_problem_of_its_own_and_the_other_letters_still_go() {
+    let p = process("bury");
+    // Day 0 is Monday 26 June 2028; day 15, Monday 17 July. The LCSPR warning counts 20 working
+    // days back from six months after the sign-off (17 January 2029): beyond the bundled data.
+    let mut state = case("bury", None);
+    state.received_at = at("2028-06-26T09:00:00Z");
+    state.day0 = NaiveDate::from_ymd_opt(2028, 6, 26).expect("a date");
+    let state = decided(state, "screening", "meets", "2028-06-27T10:00:00Z");
+    let state = decided(state, "sign_off", "lcspr", "2028-07-17T10:00:00Z");
+    let plan = timeline::plan(
+        &p,
+        &Fixed,
+        &Calendar::bundled(),
+        &state,
+        at("2028-07-17T14:35:00Z"),
+    )
+    .expect("plans");
+    let due = steps(&plan.due);
+    assert!(due.contains("panel-submission"), "{due:?}");
+    assert!(due.contains("outcome-final"), "{due:?}");
+    // The warning, and the delay notice watching the same six months.
+    assert_eq!(plan.problems.len(), 2, "{:?}", plan.problems);
+    assert!(
+        plan.problems[0]
+            .starts_with("step:lcspr-warning: no bank-holiday data for Wed 17 Jan 2029"),
+        "{:?}",
+        plan.problems
+    );
+    assert!(
+        plan.problems[1].starts_with("notice-lcspr-delay: "),
+        "{:?}",
+        plan.problems
+    );
+}
