@@ -294,23 +294,81 @@ pub async fn sign_in(
         return Ok(SignIn::Refused);
     };
     let id: i64 = row.get(0);
-    let failures = u32::try_from(row.get::<i64, _>(2)).unwrap_or(u32::MAX);
-    if let Some(refused) = refusal(&row, 3, 4, now)? {
-        record_signin(store, Some(id), refused, remote, now).await?;
-        return Ok(SignIn::Refused);
+    let mut tx = store.begin().await?;
+    let outcome = match attempt(&mut tx, id, matches, now).await? {
+        Attempt::Refused(why) => (why.to_string(), SignIn::Refused),
+        Attempt::Wrong { locked } => (wrong("wrong password", locked), SignIn::Refused),
+        Attempt::Right if row.get::<bool, _>(5) => {
+            let token = super::second_factor::begin_in(&mut tx, id, now).await?;
+            (
+                "password right: code asked".into(),
+                SignIn::CodeAsked(token),
+            )
+        }
+        Attempt::Right => {
+            let new = open_session(&mut tx, id, now).await?;
+            ("signed in".into(), SignIn::Session(new))
+        }
+    };
+    Store::commit(tx).await?;
+    record_signin(store, Some(id), &outcome.0, remote, now).await?;
+    Ok(outcome.1)
+}
+
+/// What one attempt to prove who one is (a password, or a code) comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attempt {
+    /// The account is locked or disabled as it now stands, whatever was typed (as recorded).
+    Refused(&'static str),
+    /// Wrong: counted, and whether that locked the account.
+    Wrong { locked: bool },
+    /// Right, and the account may sign in.
+    Right,
+}
+
+/// Decide one attempt, `right` or not, against the account as it stands inside `tx` (a write
+/// transaction): every wrong attempt is counted on the count as it now is, and a right one is
+/// refused once the account is locked. So attempts made at once, each checked against the row
+/// read before its slow password hash, cannot outrun the lockout: the fifth wrong one locks the
+/// account for all that come after it, a right password among them included.
+pub(super) async fn attempt(
+    tx: &mut crate::shell::store::Tx<'_>,
+    id: i64,
+    right: bool,
+    now: DateTime<Utc>,
+) -> Result<Attempt, AccountError> {
+    let row = sqlx::query(
+        "SELECT failed_signins, NULL, NULL, locked_until, disabled_at FROM web_users WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if let Some(why) = refusal(&row, 3, 4, now)? {
+        return Ok(Attempt::Refused(why));
     }
-    if !matches {
-        failed(store, id, failures, "wrong password", remote, now).await?;
-        return Ok(SignIn::Refused);
+    if right {
+        return Ok(Attempt::Right);
     }
-    if row.get::<bool, _>(5) {
-        let token = super::second_factor::begin(store, id, now).await?;
-        record_signin(store, Some(id), "password right: code asked", remote, now).await?;
-        return Ok(SignIn::CodeAsked(token));
+    let failures = u32::try_from(row.get::<i64, _>(0)).unwrap_or(u32::MAX);
+    let (n, until) = access::after_failure(failures, now);
+    sqlx::query("UPDATE web_users SET failed_signins = ?, locked_until = ? WHERE id = ?")
+        .bind(i64::from(n))
+        .bind(until.map(ts))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Attempt::Wrong {
+        locked: until.is_some(),
+    })
+}
+
+/// How a wrong attempt (`what`) is recorded.
+pub(super) fn wrong(what: &str, locked: bool) -> String {
+    if locked {
+        format!("{what}: locked")
+    } else {
+        what.to_string()
     }
-    let new = start_session(store, id, now).await?;
-    record_signin(store, Some(id), "signed in", remote, now).await?;
-    Ok(SignIn::Session(new))
 }
 
 /// Why an account's row refuses any sign-in at `now` (`disabled_at` and `locked_until` at
@@ -331,35 +389,21 @@ pub(super) fn refusal(
     Ok(access::locked(locked_until, now).then_some("refused: locked"))
 }
 
-/// One more failed sign-in (a wrong password or a wrong code, `what`) for an account with
-/// `failures` in a row so far: counted, the account locked from the fifth, recorded. Whether
-/// it is now locked.
-pub(super) async fn failed(
-    store: &Store,
-    id: i64,
-    failures: u32,
-    what: &str,
-    remote: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, AccountError> {
-    let (n, until) = access::after_failure(failures, now);
-    sqlx::query("UPDATE web_users SET failed_signins = ?, locked_until = ? WHERE id = ?")
-        .bind(i64::from(n))
-        .bind(until.map(ts))
-        .bind(id)
-        .execute(store.pool())
-        .await?;
-    let outcome = match until {
-        Some(_) => format!("{what}: locked"),
-        None => what.to_string(),
-    };
-    record_signin(store, Some(id), &outcome, remote, now).await?;
-    Ok(until.is_some())
-}
-
 /// A new session for an account that has just proved who it is (its failures forgotten).
 pub(super) async fn start_session(
     store: &Store,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<NewSession, AccountError> {
+    let mut tx = store.begin().await?;
+    let new = open_session(&mut tx, id, now).await?;
+    Store::commit(tx).await?;
+    Ok(new)
+}
+
+/// [`start_session`] inside a write transaction, so that the check it follows holds.
+pub(super) async fn open_session(
+    tx: &mut crate::shell::store::Tx<'_>,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<NewSession, AccountError> {
@@ -367,10 +411,9 @@ pub(super) async fn start_session(
         token: random_token(),
         csrf: random_token(),
     };
-    let mut tx = store.begin().await?;
     sqlx::query("UPDATE web_users SET failed_signins = 0, locked_until = NULL WHERE id = ?")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     sqlx::query(
         "INSERT INTO web_sessions (token_sha256, user_id, csrf, created_at, last_seen_at) \
@@ -381,9 +424,8 @@ pub(super) async fn start_session(
     .bind(&new.csrf)
     .bind(ts(now))
     .bind(ts(now))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    Store::commit(tx).await?;
     Ok(new)
 }
 

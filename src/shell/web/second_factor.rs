@@ -12,7 +12,7 @@
 //! code; let a code be used twice; give a session on the password alone to an account that has a
 //! second factor.
 
-use super::accounts::{self, AccountError, NewSession};
+use super::accounts::{self, AccountError, Attempt, NewSession};
 use crate::core::totp;
 use crate::shell::store::{Store, parse_ts, ts};
 use chrono::{DateTime, Duration, Utc};
@@ -179,15 +179,15 @@ pub async fn remove(store: &Store, username: &str) -> Result<bool, AccountError>
 
 /// Begin the second step for an account whose password was right: its token (the browser keeps
 /// it in a cookie; the database only its SHA-256).
-pub(super) async fn begin(
-    store: &Store,
+pub(super) async fn begin_in(
+    tx: &mut crate::shell::store::Tx<'_>,
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<String, AccountError> {
     // Half-done sign-ins past their five minutes are of no use: none is left behind.
     sqlx::query("DELETE FROM web_second_steps WHERE created_at < ?")
         .bind(ts(now - Duration::minutes(SECOND_STEP_MINUTES)))
-        .execute(store.pool())
+        .execute(&mut **tx)
         .await?;
     let token = accounts::random_token();
     sqlx::query(
@@ -196,7 +196,7 @@ pub(super) async fn begin(
     .bind(accounts::sha256(&token))
     .bind(user_id)
     .bind(ts(now))
-    .execute(store.pool())
+    .execute(&mut **tx)
     .await?;
     Ok(token)
 }
@@ -263,29 +263,38 @@ pub async fn second_step(
     }
     let secret = open(&self::key(key_file)?, id, &sealed)?;
     let last: Option<i64> = row.get(6);
-    let failures = u32::try_from(row.get::<i64, _>(2)).unwrap_or(u32::MAX);
     let used = match totp::check(&secret, code, now, last) {
         Some(step) => claim(store, id, step).await?,
         None => false,
     };
-    if !used {
-        let reused = totp::check(&secret, code, now, None).is_some();
-        let what = if reused {
-            "code already used"
-        } else {
-            "wrong code"
-        };
-        let locked = accounts::failed(store, id, failures, what, remote, now).await?;
-        if locked {
-            end_step(store, &key).await?;
-            return Ok(Step::Over);
+    let what = if used {
+        "signed in with a code"
+    } else if totp::check(&secret, code, now, None).is_some() {
+        "code already used"
+    } else {
+        "wrong code"
+    };
+    // Decided against the account as it now stands, not as it was read above: codes typed at
+    // once cannot outrun the lockout (see `accounts::attempt`).
+    let mut tx = store.begin().await?;
+    let (outcome, step) = match accounts::attempt(&mut tx, id, used, now).await? {
+        Attempt::Refused(why) => (why.to_string(), Step::Over),
+        Attempt::Wrong { locked: true } => (accounts::wrong(what, true), Step::Over),
+        Attempt::Wrong { locked: false } => (accounts::wrong(what, false), Step::WrongCode),
+        Attempt::Right => {
+            let new = accounts::open_session(&mut tx, id, now).await?;
+            (what.to_string(), Step::Session(new))
         }
-        return Ok(Step::WrongCode);
+    };
+    if !matches!(step, Step::WrongCode) {
+        sqlx::query("DELETE FROM web_second_steps WHERE token_sha256 = ?")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
     }
-    end_step(store, &key).await?;
-    let new = accounts::start_session(store, id, now).await?;
-    accounts::record_signin(store, Some(id), "signed in with a code", remote, now).await?;
-    Ok(Step::Session(new))
+    Store::commit(tx).await?;
+    accounts::record_signin(store, Some(id), &outcome, remote, now).await?;
+    Ok(step)
 }
 
 /// Mark `step` used for the account, unless a code of that step or later was used meanwhile

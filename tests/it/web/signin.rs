@@ -120,6 +120,33 @@ async fn a_code_used_once_is_refused_again_and_wrong_codes_count_toward_the_lock
 }
 
 #[tokio::test]
+async fn wrong_passwords_tried_all_at_once_cannot_outrun_the_lockout() {
+    let w = Workspace::start().await;
+    let store = &w.review.engine.store;
+    let now = w.clock.now_utc();
+    // Twenty guesses sent together: each one's slow hash check starts before any is counted.
+    let guesses = (0..20).map(|_| accounts::sign_in(store, CLERK, "a guess", "192.0.2.7", now));
+    for answer in futures::future::join_all(guesses).await {
+        assert!(
+            matches!(answer, Ok(accounts::SignIn::Refused)),
+            "{answer:?}"
+        );
+    }
+    let seen = record(&w).await;
+    let counted = seen
+        .iter()
+        .filter(|(_, what)| what.starts_with("wrong password"))
+        .count();
+    assert_eq!(
+        counted, 5,
+        "five guesses count, the rest find it locked: {seen:?}"
+    );
+    // And the right password, after them, is refused while the lock lasts.
+    let right = accounts::sign_in(store, CLERK, PASSWORD, "192.0.2.7", now).await;
+    assert!(matches!(right, Ok(accounts::SignIn::Refused)), "{right:?}");
+}
+
+#[tokio::test]
 async fn the_code_must_follow_the_password_within_five_minutes() {
     let w = Workspace::start().await;
     let secret = enrol(&w, CLERK).await;
