@@ -23,7 +23,8 @@
 //! 4. [`auto_reply`] — RFC 3834 and vacation-program signals (see the function for the weighing).
 //! 5. [`secure_notice`] — NHSmail `[secure]`, Egress, Mimecast… "read it on the portal" notices.
 //!    Then [`automated::automated_wording`] — no header says so, but the reply's own words are
-//!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`.
+//!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`;
+//!    never a message with a real attachment (a return, a referral form).
 //! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`.
 //! 7. [`case_ref_in_subject`] — the subject names exactly one existing case → `CaseReply`.
 //! 8. [`conversation`] — no thread we know and no case in the subject, but Outlook's

@@ -14,6 +14,10 @@
 //!
 //! Must not: look anything up, or fire on a person's answer. A person's vote or return that
 //! *mentions* being away ("MEETS — I am on leave from Friday") must still count, so
+//! - a message with a real attachment (a document: not a signature logo, digital signature or
+//!   contact card — what makes a reply a return) is never taken for automated by its wording:
+//!   the machines this rule is for do not attach documents, while a person sending a return or a
+//!   referral form writes "Thank you for your email … In my absence please contact my deputy";
 //! - only the reply's own text is read (banners and quoted history removed: our own quoted
 //!   letter never counts), and only its first [`WINDOW_CHARS`] characters;
 //! - when the first line is a short answer of a person (four words or fewer, not a greeting and
@@ -21,9 +25,16 @@
 //! - one [`STRONG`] phrase is enough; the phrases people write too need each other: a
 //!   [`THANKS`] ("thank you for your email") and a [`REDIRECTS`] ("if your query is urgent"), or
 //!   one of them and a ticket-system or acknowledgement subject ([`SUBJECT_CUES`]). "Thanks for
-//!   your email, I'll get back to you" alone is a person.
+//!   your email, I'll get back to you" alone is a person;
+//! - the subject is not read for [`SUBJECT_CUES`] when the message answers one of our letters
+//!   (In-Reply-To/References): it is then our letter's subject, and ours carry such words ("Is
+//!   this incident notified to the National Panel?", "Your agency's return has been received"),
+//!   so a vote signed "For urgent matters call …" is still a vote.
 
-use super::{Context, Kind, Scan, Verdict, threadable_case_ref, verdict};
+use super::{
+    Context, Kind, Scan, ThreadHit, Verdict, has_real_attachment, thread_hit, threadable_case_ref,
+    verdict,
+};
 use crate::core::intake::Message;
 use crate::core::text::{Vocabulary, Words, fold_until, reply_text_start};
 
@@ -199,8 +210,20 @@ fn person_answers_first(own: &str) -> bool {
     !greeting && !automated
 }
 
+/// Does the message answer a letter we sent (In-Reply-To/References)? Then its subject is our
+/// letter's ("Is this incident notified…", "Your agency's return has been received"), and its
+/// words are ours, not a ticketing system's.
+fn answers_our_letter(msg: &Message, ctx: &Context) -> bool {
+    matches!(thread_hit(msg, ctx), ThreadHit::Hit { known, .. } if known.letter.is_some())
+}
+
 /// The rule: a message whose own words are a machine's.
 pub fn automated_wording(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
+    // A message that carries a document is delivered content (a return, a referral form), not
+    // an acknowledgement: wording alone never hides it.
+    if has_real_attachment(msg) {
+        return None;
+    }
     // Only the window and the first line are read: the reply is read no further than that.
     let own = reply_text_start(&msg.body_text, &[], WINDOW_CHARS);
     if person_answers_first(&own) {
@@ -211,7 +234,11 @@ pub fn automated_wording(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Ve
     let strong = text_words.found(&STRONG_WORDS);
     let thanks = text_words.found(&THANKS_WORDS);
     let redirects = text_words.found(&REDIRECT_WORDS);
-    let subject = scan.subject().found(&SUBJECT_CUE_WORDS);
+    let subject = if answers_our_letter(msg, ctx) {
+        Vec::new()
+    } else {
+        scan.subject().found(&SUBJECT_CUE_WORDS)
+    };
     let weak: Vec<&str> = thanks.iter().chain(&redirects).copied().collect();
     let fires = !strong.is_empty()
         || (!thanks.is_empty() && !redirects.is_empty())
