@@ -21,7 +21,8 @@
 //!    empty Return-Path; it says whether the letter failed for good or is only delayed
 //!    ([`Delivery`]). Never threaded as a reply.
 //! 4. [`auto_reply`] — RFC 3834 and vacation-program signals (see the function for the weighing).
-//! 5. [`secure_notice`] — NHSmail `[secure]`, Egress, Mimecast… "read it on the portal" notices.
+//! 5. [`secure_notice`] — NHSmail `[secure]`, Egress, Mimecast… "read it on the portal" notices,
+//!    by the sender's words (not a banner's, not a web address's: not the NHSmail footer).
 //!    Then [`automated::automated_wording`] — no header says so, but the reply's own words are
 //!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`;
 //!    never a message with a real attachment (a return, a referral form).
@@ -52,7 +53,9 @@ use std::fmt;
 pub mod automated;
 
 use crate::core::intake::{Attachment, Message};
-use crate::core::text::{Vocabulary, Words, ends_ignoring_case, own_text, starts_ignoring_case};
+use crate::core::text::{
+    Vocabulary, Words, ends_ignoring_case, own_text, reply_text, starts_ignoring_case,
+};
 use crate::core::{conversation as outlook, trust};
 
 // ---------------------------------------------------------------------------------------------
@@ -889,6 +892,14 @@ pub fn auto_reply(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> 
 /// quoted letter of ours asking for "secure email" does not count), either the subject carries a
 /// [`SECURE_SUBJECT_TAGS`] tag and the text has a notice phrase or a portal cue, or the text has
 /// both a [`SECURE_NOTICE_PHRASES`] phrase and a [`SECURE_PORTAL_CUES`] cue.
+///
+/// Only the sender's words count: external-sender banners ("… Do not click links …") are
+/// removed as for a vote ([`reply_text`]), and so are web addresses (`https://…`, `www.…`) —
+/// their host and path are not words the message says to its reader. The NHSmail footer under
+/// every nhs.net message ("NHSmail is the secure email and directory service … For more
+/// information and to find out how you can switch, https://portal.nhs.net/help/joiningnhsmail")
+/// has a notice phrase but its only portal word is in its address, so a referral, nil return or
+/// return typed into the body from nhs.net is not a notice.
 pub fn secure_notice(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     let mut reasons = secure_notice_evidence(msg, scan)?;
     if let Some(value) = msg.auto_submitted.as_deref()
@@ -1642,15 +1653,32 @@ fn threadable_case_ref(msg: &Message, ctx: &Context, reasons: &mut Vec<String>) 
 // ---------------------------------------------------------------------------------------------
 // Evidence helpers
 
+/// [`secure_notice`]'s evidence (see there), or `None`.
 fn secure_notice_evidence(msg: &Message, scan: &Scan) -> Option<Vec<String>> {
     if has_real_attachment(msg) {
         return None;
     }
     let subject = msg.subject.to_lowercase();
     let tag = SECURE_SUBJECT_TAGS.iter().find(|t| subject.contains(*t));
-    let own = scan.own();
-    let notice = first_phrase(own, &SECURE_NOTICE_WORDS, false);
-    let cue = first_phrase(own, &SECURE_PORTAL_WORDS, false);
+    let evidence = |w: &Words| {
+        (
+            first_phrase(w, &SECURE_NOTICE_WORDS, false),
+            first_phrase(w, &SECURE_PORTAL_WORDS, false),
+        )
+    };
+    let (notice, cue) = evidence(scan.own());
+    let fires = |(notice, cue): (Option<&str>, Option<&str>)| {
+        (tag.is_some() && (notice.is_some() || cue.is_some()))
+            || (notice.is_some() && cue.is_some())
+    };
+    if !fires((notice, cue)) {
+        return None;
+    }
+    // Read again, as the sender wrote it: without external-sender banners ("Do not click
+    // links…") and without web addresses, whose host and path are no words of the message (the
+    // NHSmail footer's "secure email … https://portal.nhs.net/…" would otherwise be a notice).
+    let said = words(&without_web_addresses(&reply_text(&msg.body_text, &[])));
+    let (notice, cue) = evidence(&said);
     let mut reasons = Vec::new();
     match (tag, notice, cue) {
         (Some(tag), n, c) if n.is_some() || c.is_some() => {
@@ -1670,6 +1698,17 @@ fn secure_notice_evidence(msg: &Message, scan: &Scan) -> Option<Vec<String>> {
     }
     reasons.push("no real attachment: the content waits on a portal".to_string());
     Some(reasons)
+}
+
+/// `text` without its web addresses (`https://…`, `www.…`), word by word.
+fn without_web_addresses(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|word| {
+            let word = word.trim_start_matches(|c: char| !c.is_alphanumeric());
+            !(word.contains("://") || starts_ignoring_case(word, "www."))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One reason per place where referral vocabulary occurs: subject, attachment names, body.
