@@ -688,13 +688,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             decision,
             reason,
             who,
-        } => {
-            let vote = Vote {
-                decision: decision.as_deref(),
-                outcome,
-            };
-            confirm(config, case, *message, vote, reason, who).await
-        }
+        } => confirm(config, case, *message, (decision, outcome), reason, who).await,
         Command::Resend {
             case,
             letter,
@@ -1278,24 +1272,18 @@ async fn attach(
     Ok(())
 }
 
-/// The vote a person read from a held reply.
-struct Vote<'a> {
-    /// The decision, when the reply was held naming none.
-    decision: Option<&'a str>,
-    outcome: &'a str,
-}
-
-/// `caseclerk confirm`: a held reply as a vote.
+/// `caseclerk confirm`: a held reply as a vote — the decision (for a reply held naming none) and
+/// the outcome a person read from it.
 async fn confirm(
     config: &Option<PathBuf>,
     case: &str,
     message: i64,
-    vote: Vote<'_>,
+    (decision, outcome): (&Option<String>, &str),
     reason: &str,
     who: &Who,
 ) -> Result<(), Failure> {
     let d = desk(config, who).await?;
-    let Vote { decision, outcome } = vote;
+    let decision = decision.as_deref();
     operator::confirm_held(
         &d.cfg, &d.store, case, message, decision, outcome, reason, &d.actor, d.now,
     )
