@@ -909,7 +909,31 @@ impl Engine {
             _ => None,
         };
         let state = match &case {
-            Some(c) => Some(self.state(c).await?),
+            Some(c) => match self.state(c).await {
+                Ok(state) => Some(state),
+                // A message about a case whose history cannot be read is listed for a person,
+                // and the case raised: deciding it would need the case, and failing the pass
+                // would stop every other message and letter behind it, pass after pass.
+                Err(e @ EngineError::Case { .. }) => {
+                    tracing::error!(case = %c.reference, stored_message = m.id, error = %e.for_log(), "message about a case whose history cannot be read: listed for a person");
+                    self.unprepared.lock().expect("not poisoned").push(format!(
+                        "{}: its history cannot be read, so message {} about it waits in triage",
+                        c.reference, m.id
+                    ));
+                    let reaction = Reaction::new(react::Filing::Triage).because(
+                        "unreadable_case",
+                        format!(
+                            "about {}, whose history caseclerk cannot read (see caseclerk \
+                             health)",
+                            c.reference
+                        ),
+                    );
+                    return self
+                        .record_reaction(filing, m, msg, verdict, None, None, reaction, now)
+                        .await;
+                }
+                Err(e) => return Err(e),
+            },
             None => None,
         };
         let incoming = Incoming {

@@ -213,6 +213,19 @@ async fn a_case_whose_history_cannot_be_read_stops_no_other_case_and_is_raised()
     .unwrap();
     Store::commit(tx).await.unwrap();
     let config = review.engine.cfg.file.clone();
+    // The referrer writes about it: the pass goes on (it used to fail here, at every pass), and
+    // the message waits for a person.
+    let ack = review.last_about(&broken, REFERRER, "acknowledge");
+    review
+        .reply(
+            &ack,
+            REFERRER,
+            "One more thing about the child.",
+            "2026-01-05 10:45",
+        )
+        .await;
+    let triage = review.engine.store.triage().await.unwrap();
+    assert_eq!(triage.len(), 1, "{triage:?}");
 
     let other = review.referral_at("2026-01-05 11:00").await;
     assert_ne!(other, broken);
