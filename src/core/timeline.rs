@@ -324,6 +324,24 @@ impl<'a> Ctx<'a> {
         {
             at = b;
         }
+        let mut explanation = explanation;
+        // Nor before the returns it reports on are due: a collation pack or an escalation dated
+        // after the agencies' deadline, moved back by a closure, goes at the deadline (returns
+        // that come on time that afternoon are in it), not before.
+        if let Some(step) = owner
+            .strip_prefix("step:")
+            .and_then(|id| self.process.step(id))
+            && let Some((_, due)) = request_of(self, step)?
+            && r.at >= due.at
+            && at < due.at
+        {
+            at = due.at;
+            explanation = format!(
+                "{explanation}; not before the returns are due ({})",
+                calendar::short_instant(due.at)
+            );
+        }
+        let date = calendar::london_date(at);
         Ok(Some(Resolved {
             at,
             date,

@@ -116,6 +116,34 @@ async fn a_letter_that_falls_on_a_closure_day_goes_on_the_last_open_working_day_
     );
 }
 
+#[tokio::test]
+async fn a_pack_moved_back_by_a_closure_day_still_goes_after_the_returns_are_due() {
+    let mut r = Review::of("nelincs").await;
+    // Day 7 is Thu 24 Dec 2026 (returns due 17:00); day 8, the pack's day, is the closure day.
+    let case = r.referral_at("2026-12-15 10:00").await;
+    r.decide(&case, "screening", "meets", "2026-12-16 11:00")
+        .await;
+    r.add_agencies(&case, &["police"], "2026-12-16 11:30").await;
+    let report = r.report(&case).await;
+    let (line, why) = entry(&report, "SCSI-7 rapid review report");
+    assert!(
+        line.trim_start().starts_with("Thu 24 Dec 2026 17:00"),
+        "{line}"
+    );
+    assert!(
+        why.ends_with("not before the returns are due (Thu 24 Dec 2026 17:00)"),
+        "{why}"
+    );
+    r.at("2026-12-31 12:00").await;
+    let packs = r.for_step("scsi7-report");
+    assert!(!packs.is_empty(), "{:#?}", r.timeline());
+    assert!(
+        packs.iter().all(|l| l.at == london("2026-12-24 17:00")),
+        "{:#?}",
+        r.timeline()
+    );
+}
+
 fn check_at(now: &str) -> String {
     let dir = std::env::temp_dir().join(format!(
         "caseclerk-holidays-check-{}-{}",
