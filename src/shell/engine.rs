@@ -1432,7 +1432,10 @@ impl Engine {
                 }
                 Err(e) => {
                     self.note_pass(true, self.clock.now()).await;
-                    systemd.status("the last pass failed; retrying within a minute (see the log)");
+                    match failed_pass_notice(self.unrecorded.ids().len()) {
+                        Notice::Alive(status) => systemd.alive(&status),
+                        Notice::Status(status) => systemd.status(&status),
+                    }
                     tracing::error!(error = %e.for_log(), "tick failed; retrying within a minute");
                     // Sooner while the outbox holds outcomes the database would not take.
                     (!self.unrecorded.ids().is_empty())
@@ -1485,6 +1488,31 @@ async fn give_back_memory() {
 }
 
 /// The one line `systemctl status` shows after a pass: counts and a time, nothing personal.
+/// What the daemon tells systemd after a pass.
+#[derive(Debug, PartialEq, Eq)]
+enum Notice {
+    /// The loop is alive: the watchdog is pinged, with this status.
+    Alive(String),
+    /// Only this status: without a ping, the watchdog restarts the daemon when the passes have
+    /// failed for its whole interval.
+    Status(String),
+}
+
+/// After a failed pass: no ping — a daemon whose passes keep failing may be stuck in a way a
+/// restart mends — unless the outbox holds letters the server accepted whose outcomes the
+/// database would not take (`unrecorded`): a restart would forget them and send them again (with
+/// `sent_copy = "caseclerk"`), so while any is held the loop, which is alive, keeps the watchdog
+/// fed.
+fn failed_pass_notice(unrecorded: usize) -> Notice {
+    match unrecorded {
+        0 => Notice::Status("the last pass failed; retrying within a minute (see the log)".into()),
+        n => Notice::Alive(format!(
+            "the last pass failed, and {n} letter(s) the mail server accepted are not yet \
+             recorded as sent: do not restart caseclerk (see the log)"
+        )),
+    }
+}
+
 fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
     let mut s = format!(
         "last pass {}: {} message(s) processed, {} letter(s) sent",
@@ -1626,6 +1654,18 @@ fn choose_config(env: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBu
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_failed_pass_feeds_the_watchdog_only_while_the_outbox_holds_accepted_letters() {
+        assert!(matches!(
+            super::failed_pass_notice(0),
+            super::Notice::Status(_)
+        ));
+        match super::failed_pass_notice(2) {
+            super::Notice::Alive(s) => assert!(s.contains("do not restart"), "{s}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     // The deciding loop's batches: in order, at most IN_LIST messages and LOAD_BUDGET bytes, a
     // larger message alone, every message exactly once.
