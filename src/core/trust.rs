@@ -323,10 +323,49 @@ pub fn withheld_summary(attachments: &[Attachment]) -> Option<String> {
     ))
 }
 
+/// A file name as a person is shown it, and as it is offered for download: every control
+/// character and every invisible formatting one — bidirectional overrides and isolates,
+/// zero-width characters, the soft hyphen — becomes `_`, so that "Referral form\u{202E}fdp.exe"
+/// (a program) cannot pass for "Referral formexe.pdf". An empty name is "unnamed".
+pub fn shown_name(name: &str) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c,
+                '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}')
+    };
+    let shown: String = name
+        .trim()
+        .chars()
+        .map(|c| if invisible(c) { '_' } else { c })
+        .collect();
+    if shown.is_empty() {
+        "unnamed".into()
+    } else {
+        shown
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::intake;
+
+    #[test]
+    fn a_file_name_cannot_hide_what_it_is_behind_invisible_characters() {
+        assert_eq!(
+            shown_name("Referral form\u{202E}fdp.exe"),
+            "Referral form_fdp.exe"
+        );
+        assert_eq!(shown_name("a\u{200B}b\u{2066}c\u{FEFF}.pdf"), "a_b_c_.pdf");
+        assert_eq!(shown_name("line\r\nbreak.docx"), "line__break.docx");
+        assert_eq!(
+            shown_name("Chronology – Café.docx"),
+            "Chronology – Café.docx"
+        );
+        assert_eq!(shown_name("  "), "unnamed");
+    }
 
     fn msg(headers: &str) -> Message {
         intake::parse(format!("{headers}\r\nSubject: x\r\n\r\nbody\r\n").as_bytes())

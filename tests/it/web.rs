@@ -751,6 +751,46 @@ async fn triage_shows_twenty_five_messages_a_page_oldest_first() {
 }
 
 #[tokio::test]
+async fn a_program_is_never_handed_out_and_no_file_name_hides_what_it_is() {
+    let mut w = Workspace::start().await;
+    // A right-to-left override makes "…\u{202E}fdp.exe" read as "…exe.pdf"; a web page; and a
+    // document whose name is not ASCII.
+    let raw = "From: Someone Else <other@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: Some documents\r\nMessage-ID: <stray-2@elsewhere.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n--b2\r\nContent-Type: text/plain\r\n\r\nSome papers for you.\r\n--b2\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=UTF-8''Summary%20form%E2%80%AEfdp.exe\r\n\r\nMZ\r\n--b2\r\nContent-Type: text/html; name=\"notes.html\"\r\nContent-Disposition: attachment; filename=\"notes.html\"\r\n\r\n<script>alert(1)</script>\r\n--b2\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename*=UTF-8''Caf%C3%A9%20notes.txt\r\n\r\nNotes.\r\n--b2--\r\n";
+    w.review.receive(raw.as_bytes(), "2026-08-20 12:03").await;
+    let m = w
+        .review
+        .engine
+        .store
+        .triage()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .find(|id| *id != w.triaged)
+        .expect("the second message is in triage");
+    let mut c = w.signed_in(CLERK).await;
+    let triage = c.get("/triage").await.body;
+    assert!(!triage.contains('\u{202E}'), "{triage}");
+    assert!(triage.contains("Summary form_fdp.exe"), "{triage}");
+    for i in [0, 1] {
+        let link = format!("/triage/{m}/attachments/{i}");
+        assert!(!triage.contains(&link), "{link} offered: {triage}");
+        let refused = c.get(&link).await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert!(
+            refused.body.contains("does not hand out"),
+            "{}",
+            refused.body
+        );
+    }
+    let file = c.get(&format!("/triage/{m}/attachments/2")).await;
+    assert_eq!(
+        file.header("content-disposition"),
+        Some("attachment; filename=\"Caf__notes.txt\"; filename*=UTF-8''Caf%C3%A9%20notes.txt")
+    );
+}
+
+#[tokio::test]
 async fn a_returns_attachment_downloads_from_triage_and_then_from_its_case_and_nowhere_else() {
     let w = Workspace::start().await;
     let mut c = w.signed_in(CLERK).await;
@@ -761,7 +801,7 @@ async fn a_returns_attachment_downloads_from_triage_and_then_from_its_case_and_n
     let file = c.get(&link).await;
     assert_eq!(
         file.header("content-disposition"),
-        Some("attachment; filename=\"chronology.txt\"")
+        Some("attachment; filename=\"chronology.txt\"; filename*=UTF-8''chronology.txt")
     );
     assert_eq!(
         file.header("content-type"),

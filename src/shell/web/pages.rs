@@ -15,6 +15,7 @@ use super::memo::Summaries;
 use super::{App, Session, acts, failure, page, signed_in};
 use crate::core::calendar::{short_date, short_instant};
 use crate::core::case;
+use crate::core::trust;
 use crate::core::views::{CaseView, case_view, scrub};
 use crate::core::workspace::{self, StatusFilter, Summary};
 use crate::shell::snapshot;
@@ -300,7 +301,7 @@ async fn return_files(app: &App, c: &CaseView) -> std::collections::BTreeMap<i64
             let names = crate::core::intake::parse(&raw)
                 .attachments
                 .into_iter()
-                .map(|a| a.filename);
+                .map(|a| trust::shown_name(&a.filename));
             out.insert(m, names.collect());
         }
     }
@@ -685,7 +686,7 @@ pub(super) async fn letter(
                 @if !m.cc.is_empty() { dt { "Copied to" } dd { (list(&m.cc)) } }
                 dt { "State" } dd { (row.state) @if let Some(t) = row.sent_at { ", " (short_instant(t)) } }
                 @if !m.attachments.is_empty() {
-                    dt { "Attached" } dd { (m.attachments.iter().map(|a| a.filename.as_str()).collect::<Vec<_>>().join(", ")) }
+                    dt { "Attached" } dd { (m.attachments.iter().map(|a| trust::shown_name(&a.filename)).collect::<Vec<_>>().join(", ")) }
                 }
             }
             pre.letter { (m.body_text) }
@@ -770,7 +771,10 @@ fn triage_item(
                 dt { "Received" } dd { (short_instant(r.internal_date)) }
                 dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
                 dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @for (i, a) in m.attachments.iter().enumerate() {
-                    a href={ "/triage/" (r.id) "/attachments/" (i) } { (a.filename) } " (" (a.size) " bytes)" br;
+                    @match trust::attachment_risk(a) {
+                        None => { a href={ "/triage/" (r.id) "/attachments/" (i) } { (trust::shown_name(&a.filename)) } " (" (a.size) " bytes)" br; }
+                        Some(risk) => { (trust::shown_name(&a.filename)) " (" (a.size) " bytes; a " (risk.label()) ": not offered)" br; }
+                    }
                 } }
             }
             details { summary { "Preview" } pre.letter { (m.body_text.chars().take(2000).collect::<String>()) } }
@@ -1099,28 +1103,46 @@ async fn attachment_of(app: &App, message: i64, index: usize) -> Response {
     else {
         return not_found("That message has no such attachment.");
     };
-    let name: String = a
-        .filename
-        .chars()
-        .map(|ch| {
-            if ch.is_control() || ch == '"' || ch == '\\' {
-                '_'
-            } else {
-                ch
-            }
-        })
-        .collect();
+    // What the letters withhold is not handed out here either: a program or a web page from
+    // outside the council stays in the shared mailbox, behind its own protections.
+    if let Some(risk) = trust::attachment_risk(&a) {
+        return super::refusal(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "This file is a {}: caseclerk does not hand out programs, scripts, web pages or \
+                 macro-enabled documents received by email. If the case needs it, ask IT to \
+                 check it in the shared mailbox.",
+                risk.label()
+            ),
+        );
+    }
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
+            (header::CONTENT_DISPOSITION, disposition(&a.filename)),
         ],
         a.data,
     )
         .into_response()
+}
+
+/// `Content-Disposition` for a download of a file called `name` (RFC 6266): its ASCII form, and
+/// its whole name percent-encoded, both without invisible characters ([`trust::shown_name`]).
+fn disposition(name: &str) -> String {
+    let shown = trust::shown_name(name);
+    let encoded: String = shown
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{}\"; filename*=UTF-8''{encoded}",
+        crate::core::case_export::safe_name(&shown)
+    )
 }
 
 /// `/cases/{reference}/messages/{message}/attachments/{index}`: a file of a message filed on the
