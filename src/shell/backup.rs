@@ -21,6 +21,7 @@
 //! Must not: decide what to keep (retention is not here); write anything but the files named
 //! (and the one temporary plaintext, removed).
 
+use crate::shell::private::{Scratch, scratch_root};
 use crate::shell::store::{Store, StoreError};
 use std::path::Path;
 
@@ -202,17 +203,19 @@ fn create_private(path: &Path) -> Result<std::fs::File, BackupError> {
         })
 }
 
-/// A temporary name beside `path` (same directory, so it never crosses file systems).
-fn beside(path: &Path, what: &str) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "caseclerk".into());
-    path.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+/// A private scratch directory beside the database ([`Scratch`]).
+fn scratch(database: &Path) -> Result<Scratch, BackupError> {
+    let root = scratch_root(database);
+    Scratch::under(&root).map_err(|source| BackupError::Write {
+        path: root.display().to_string(),
+        source,
+    })
 }
 
 /// A backup of `database` encrypted with `age` to `recipients` (public keys, `age1…`), in the
-/// new file `dest`. The plaintext copy is checked first, then removed whatever happens.
+/// new file `dest`. The plaintext copy is made and checked in a scratch directory beside the
+/// database — never beside `dest`, which may be a backup store that must hold nothing readable
+/// — then removed whatever happens (and, if this command is stopped first, by the next).
 pub async fn backup_encrypted(
     database: &Path,
     dest: &Path,
@@ -221,7 +224,8 @@ pub async fn backup_encrypted(
     if dest.exists() {
         return Err(BackupError::Exists(dest.display().to_string()));
     }
-    let plain = beside(dest, "plaintext");
+    let scratch = scratch(database)?;
+    let plain = scratch.path("plaintext.db");
     let result = async {
         let contents = backup(database, &plain).await?;
         let output = create_private(dest)?;
@@ -237,7 +241,7 @@ pub async fn backup_encrypted(
         Ok(contents)
     }
     .await;
-    let _ = std::fs::remove_file(&plain);
+    drop(scratch);
     result
 }
 
@@ -263,7 +267,8 @@ pub async fn restore_encrypted(
             source,
         })?;
     }
-    let plain = beside(database, "decrypted");
+    let scratch = scratch(database)?;
+    let plain = scratch.path("decrypted.db");
     let result = async {
         let output = create_private(&plain)?;
         run_age(
@@ -279,6 +284,6 @@ pub async fn restore_encrypted(
         restore(&plain, database).await
     }
     .await;
-    let _ = std::fs::remove_file(&plain);
+    drop(scratch);
     result
 }

@@ -25,11 +25,11 @@ use crate::shell::config::Config;
 use crate::shell::engine::{Engine, EngineError, TickReport};
 use crate::shell::mailbox::ExistingMail;
 use crate::shell::outbox::RecordingTransport;
+use crate::shell::private::Scratch;
 use crate::shell::progress::Progress;
 use crate::shell::store::{CaseRow, OutboxRow, StoreError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What a dry run found: the pass's report and the letters it decided, by case.
@@ -44,31 +44,16 @@ pub struct Plan {
     names: BTreeMap<String, String>,
 }
 
-/// A private directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// The dry run's private scratch directory (a copy of the database): under the system's
+/// temporary directory (one root per user), where an operator allowed to read the database may
+/// always write, and swept as every scratch root is ([`Scratch`]).
 fn scratch() -> Result<Scratch, StoreError> {
-    use std::os::unix::fs::DirBuilderExt;
-    let nanos = std::time::SystemTime::UNIX_EPOCH
-        .elapsed()
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let dir =
-        std::env::temp_dir().join(format!("caseclerk-dry-run-{}-{nanos}", std::process::id()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|source| StoreError::File {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    Ok(Scratch(dir))
+    let uid = crate::shell::private::our_uid().unwrap_or_default();
+    let root = std::env::temp_dir().join(format!("caseclerk-dry-run-{uid}"));
+    Scratch::under(&root).map_err(|source| StoreError::File {
+        path: root.display().to_string(),
+        source,
+    })
 }
 
 /// Run one pass against a copy of the database, sending nothing; describe what it did.
@@ -79,7 +64,7 @@ pub async fn run(
     progress: Progress,
 ) -> Result<Plan, EngineError> {
     let dir = scratch()?;
-    let copy = dir.0.join("dry-run.db");
+    let copy = dir.path("dry-run.db");
     if cfg.database.exists() {
         crate::shell::store::Store::copy_to(&cfg.database, &copy).await?;
     }

@@ -2,6 +2,8 @@
 //!
 //! Owns the one way such a file is written (the tracker an operator exports, the throwaway
 //! stack's password): mode 0600, set again when the file already existed with a more open mode.
+//! And the scratch space for a plaintext copy of the database ([`Scratch`]: an encrypted
+//! backup's copy before `age`, a decrypted backup before it is restored, a dry run's copy).
 //!
 //! Must not: decide what goes in the file.
 
@@ -18,4 +20,168 @@ pub fn write(path: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<
         .open(path)?;
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     f.write_all(text.as_ref())
+}
+
+/// A private directory (0700) for one command's plaintext copies of the database, removed when
+/// dropped. It lives under a root shared by every such command (`.caseclerk-scratch` beside the
+/// database, never a backup's destination), next to a lock file held while it is in use. A
+/// command stopped before it could clean up (Ctrl-C, a timeout, a reboot) leaves its copy
+/// there, and the next command to open a scratch directory under the same root removes every
+/// one whose lock nobody holds: a copy of the children's records does not outlive, unseen, the
+/// command that made it, and is never left in a backup store.
+#[derive(Debug)]
+pub struct Scratch {
+    dir: std::path::PathBuf,
+    lock: std::path::PathBuf,
+    _held: std::fs::File,
+}
+
+/// The root of the scratch directories for the database at `database`.
+pub fn scratch_root(database: &std::path::Path) -> std::path::PathBuf {
+    database
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join(".caseclerk-scratch")
+}
+
+impl Scratch {
+    /// A new scratch directory under `root` (made 0700 if missing), after removing what earlier
+    /// commands left there.
+    pub fn under(root: &std::path::Path) -> std::io::Result<Scratch> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)?;
+        private_to_us(root)?;
+        sweep(root);
+        let nanos = std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let name = format!("{}-{nanos}", std::process::id());
+        let lock = root.join(format!("{name}.lock"));
+        let held = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)?;
+        held.lock()?;
+        let dir = root.join(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Scratch {
+            dir,
+            lock,
+            _held: held,
+        })
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// The user this process runs as (the owner of `/proc/self`).
+pub fn our_uid() -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata("/proc/self")?.uid())
+}
+
+/// `root` must be a directory (not a link to one) that only this user can enter: one made by
+/// someone else in a shared temporary directory is refused, never written into.
+fn private_to_us(root: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(root)?;
+    if m.is_dir() && m.uid() == our_uid()? && m.mode() & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "{} is not a directory private to this user (mode 0700, owned by it); remove it",
+        root.display()
+    )))
+}
+
+/// Remove every scratch directory under `root` whose lock nobody holds (its command ended
+/// without cleaning up). Best effort: what cannot be removed now is tried again next time.
+fn sweep(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "lock") {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            let _ = std::fs::remove_dir_all(path.with_extension(""));
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(name: &str) -> std::path::PathBuf {
+        let r = std::env::temp_dir().join(format!(
+            "caseclerk-scratch-test-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&r);
+        r
+    }
+
+    fn entries(root: &std::path::Path) -> usize {
+        std::fs::read_dir(root).map(|d| d.count()).unwrap_or(0)
+    }
+
+    #[test]
+    fn a_scratch_directory_is_private_and_gone_once_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = root("dropped");
+        let s = Scratch::under(&root).unwrap();
+        std::fs::write(s.path("copy.db"), b"plaintext").unwrap();
+        let mode = std::fs::metadata(s.path("")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(s);
+        assert_eq!(entries(&root), 0);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn what_a_stopped_command_left_is_removed_by_the_next_and_a_running_ones_is_kept() {
+        let root = root("sweep");
+        let running = Scratch::under(&root).unwrap();
+        std::fs::write(running.path("copy.db"), b"in use").unwrap();
+        // What a command killed before its clean-up leaves: its lock file, no longer locked
+        // (the lock went with its process), and its directory with the copy in it.
+        let (dir, lock) = (root.join("4242-1"), root.join("4242-1.lock"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("copy.db"), b"left behind").unwrap();
+        std::fs::write(&lock, b"").unwrap();
+        let next = Scratch::under(&root).unwrap();
+        assert!(!dir.exists(), "the stopped command's copy is removed");
+        assert!(!lock.exists());
+        assert!(
+            running.path("copy.db").exists(),
+            "a running command's copy is kept"
+        );
+        drop((next, running));
+        assert_eq!(entries(&root), 0);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -219,6 +219,84 @@ async fn an_encrypted_backup_holds_no_plaintext_and_restores_only_with_its_key()
 }
 
 #[tokio::test]
+async fn an_encrypted_backup_stopped_half_way_leaves_no_plaintext_in_the_backup_store() {
+    let mut review = Review::of("bury").await;
+    review.referral_at("2026-01-05 10:00").await;
+    let config = review.engine.cfg.file.clone();
+    let dir = config.parent().unwrap().to_path_buf();
+    let (_, public) = age_key(&dir);
+    let backups = dir.join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    // An `age` that never finishes: the backup is stopped while it encrypts, as by a timer's
+    // timeout or Ctrl-C, with its plaintext copy made.
+    let slow = dir.join("slow-age");
+    std::fs::create_dir(&slow).unwrap();
+    std::fs::write(slow.join("age"), "#!/bin/sh\nexec sleep 61\n").unwrap();
+    std::fs::set_permissions(slow.join("age"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", slow.display(), std::env::var("PATH").unwrap());
+    let dest = backups.join("stopped.db.age");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+        .arg("--config")
+        .arg(&config)
+        .args(["backup", dest.to_str().unwrap(), "--age-recipient", &public])
+        .env("PATH", &path)
+        .spawn()
+        .unwrap();
+    let scratch = review
+        .engine
+        .cfg
+        .database
+        .parent()
+        .unwrap()
+        .join(".caseclerk-scratch");
+    let plaintext = || -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&scratch) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .flat_map(|e| std::fs::read_dir(e.path()).unwrap().flatten())
+            .map(|f| f.path())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !dest.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never reached `age`"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let _ = Command::new("pkill").args(["-f", "^sleep 61$"]).status();
+    for f in std::fs::read_dir(&backups).unwrap().flatten() {
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert!(
+            !bytes.windows(15).any(|w| w == b"SQLite format 3"),
+            "{} in the backup store is readable",
+            f.path().display()
+        );
+    }
+    assert_eq!(plaintext().len(), 1, "the copy is left beside the database");
+
+    // The next backup removes it.
+    std::fs::remove_file(&dest).unwrap();
+    let out = caseclerk(
+        &config,
+        &["backup", dest.to_str().unwrap(), "--age-recipient", &public],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(plaintext().is_empty(), "{:?}", plaintext());
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+}
+
+#[tokio::test]
 async fn a_checked_backup_is_recorded_and_health_warns_when_the_job_stops() {
     let mut review = Review::of("bury").await;
     review.referral_at("2026-01-05 10:00").await;
