@@ -36,7 +36,8 @@
 //!    `CaseReply`, unless the sender's own text uses new-referral words (then `Unmatched`); two or
 //!    more cases → `Unmatched`.
 //! 10. [`agency_sender_open_case`] — no thread or reference, but the sender's agency (by address,
-//!     then domain) is on exactly one open case → `CaseReply` for it; on several → `Unmatched`.
+//!     then domain) is awaited on exactly one open case (asked, not yet returned: the engine
+//!     lists only those) → `CaseReply` for it; on several → `Unmatched`.
 //! 11. [`quotes_our_letter`] — the body quotes one of our letters (a `From:` line with our
 //!     address, a Message-ID we minted, "Please keep RR-… in the subject", the word caseclerk) but
 //!     no case was found → `Unmatched`: a reply to us is never a new referral.

@@ -28,6 +28,7 @@ use crate::core::firstrun::{self, FirstRun};
 use crate::core::intake;
 use crate::core::letters::{self, Letterhead, Templates};
 use crate::core::limits;
+use crate::core::process::StepKind;
 use crate::core::react::{self, BouncedLetter, Found, Incoming, Reaction, Rules};
 use crate::core::timeline::{self, DueLetter, TimelineError};
 use crate::core::views::SmtpHold;
@@ -804,11 +805,28 @@ impl Engine {
         while let Some(page) = open.next_page().await? {
             for (case, events) in page {
                 if let Ok(state) = case::fold_rows(&events) {
-                    for (id, _) in state.active_agencies() {
-                        agency_cases.push(classify::AgencyCase {
-                            agency: id.clone(),
-                            case_ref: case.reference.clone(),
-                        });
+                    // Only an agency whose return is awaited: asked (its request went) and not
+                    // yet returned. Before the request, or after the return, what it sends with
+                    // no thread and no reference is not taken for its return (the case's police
+                    // officer and a new death notification from another officer share a domain).
+                    let asked = |id: &str| {
+                        let key = format!("agency:{id}");
+                        state.letters.keys().any(|(step, to)| {
+                            *to == key
+                                && self
+                                    .cfg
+                                    .process
+                                    .step(step)
+                                    .is_some_and(|s| s.kind == StepKind::AgencyRequest)
+                        })
+                    };
+                    for (id, a) in state.active_agencies() {
+                        if a.returned_at.is_none() && asked(id) {
+                            agency_cases.push(classify::AgencyCase {
+                                agency: id.clone(),
+                                case_ref: case.reference.clone(),
+                            });
+                        }
                     }
                 }
             }

@@ -17,6 +17,7 @@ mod delivery;
 mod digest;
 mod export_case;
 mod first_run;
+mod fresh_mail;
 mod full_disk;
 mod full_reviews;
 mod health;
