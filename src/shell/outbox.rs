@@ -65,6 +65,10 @@
 //!   late letter must never become a lost one. Meanwhile `health` shows it as `letter_in_flight`.
 //!   A copy slower than the grace (the server's delivery to the folder backed up) is the one way
 //!   a letter can still go twice; choose the grace with that in mind.
+//!   A letter whose whole content went to the server and whose answer never came (a timeout or a
+//!   cut connection after the content: [`FailureKind::AfterContent`]) may have been accepted
+//!   too: with this policy its intent is kept ([`Store::mark_answer_lost`]) and it is settled the
+//!   same way, never simply sent again.
 //! - **`"caseclerk"` (default) or `"none"`** — the copy, if any, is written by us *after* the
 //!   `250`, so its absence proves nothing: the letter is **sent again at once, with the same
 //!   Message-ID**, counted in `in_doubt` (logged at warn). Why resend rather than hold: most of
@@ -137,6 +141,11 @@ pub enum FailureKind {
     Untrusted,
     /// Try again later (4xx, timeouts, connection failures).
     Transient,
+    /// The letter's whole content went to the server, then no answer came (a timeout, a cut
+    /// connection): the server may have accepted it. With the server keeping its own copy
+    /// (`sent_copy = "server"`) the letter stays in doubt and the sent folder settles it;
+    /// otherwise it is retried as a transient failure (and may then arrive twice).
+    AfterContent,
 }
 
 impl FailureKind {
@@ -146,7 +155,7 @@ impl FailureKind {
         match self {
             FailureKind::Auth => Some(SmtpHold::LoginRefused),
             FailureKind::Untrusted => Some(SmtpHold::CertificateNotTrusted),
-            FailureKind::Permanent | FailureKind::Transient => None,
+            FailureKind::Permanent | FailureKind::Transient | FailureKind::AfterContent => None,
         }
     }
 }
@@ -495,6 +504,9 @@ pub struct SmtpClient {
     mechanisms: Vec<Mechanism>,
     timeout: std::time::Duration,
     conn: tokio::sync::Mutex<Option<AsyncSmtpConnection>>,
+    /// Set once the current letter's whole content has been written (only its final dot and
+    /// the server's answer to come): a failure after it leaves the letter in doubt.
+    content_sent: std::sync::atomic::AtomicBool,
 }
 
 impl SmtpClient {
@@ -514,6 +526,7 @@ impl SmtpClient {
             mechanisms,
             timeout: s.timeout,
             conn: tokio::sync::Mutex::new(None),
+            content_sent: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -544,32 +557,111 @@ impl SmtpClient {
         Ok(conn)
     }
 
-    /// The mail server did not answer within the client's timeout.
+    /// The mail server did not answer within the client's timeout: after the letter's content,
+    /// in doubt.
     fn timed_out(&self) -> SendFailure {
+        let after = self.content_sent.load(std::sync::atomic::Ordering::SeqCst);
         SendFailure {
-            kind: FailureKind::Transient,
+            kind: match after {
+                true => FailureKind::AfterContent,
+                false => FailureKind::Transient,
+            },
             detail: format!(
-                "no answer from the mail server within {} s",
-                self.timeout.as_secs()
+                "no answer from the mail server within {} s{}",
+                self.timeout.as_secs(),
+                if after {
+                    " after the letter's content"
+                } else {
+                    ""
+                }
             ),
             summary: "timeout".into(),
         }
     }
 
     async fn send_on(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendFailure> {
+        self.content_sent
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let mut slot = self.conn.lock().await;
         if slot.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
             *slot = Some(self.connect().await?);
         }
         let conn = slot.as_mut().expect("connected above");
-        match conn.send(envelope, raw).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                // Whatever state the conversation is in, the next letter starts afresh.
-                *slot = None;
-                Err(lettre_failure(e))
-            }
+        let sent = conversation(conn, envelope, raw, &self.content_sent).await;
+        if sent.is_err() {
+            // Whatever state the conversation is in, the next letter starts afresh.
+            *slot = None;
         }
+        sent
+    }
+}
+
+/// One letter's SMTP transaction — what lettre's `send` does (`MAIL FROM` with `SMTPUTF8` and
+/// `8BITMIME` as the letter needs them, `RCPT TO` for each addressee, `DATA`, the content, the
+/// final dot), step by step, so that a failure after the content is known for one
+/// ([`FailureKind::AfterContent`]): `content_sent` is set once every byte of the content is
+/// written, before the dot.
+async fn conversation(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    raw: &[u8],
+    content_sent: &std::sync::atomic::AtomicBool,
+) -> Result<(), SendFailure> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let cannot = |detail: &str| SendFailure {
+        kind: FailureKind::Permanent,
+        detail: detail.to_string(),
+        summary: "permanent refusal (the server lacks an extension)".into(),
+    };
+    let info = conn.server_info();
+    let mut options = Vec::new();
+    let addresses = envelope.from().into_iter().chain(envelope.to());
+    if addresses
+        .clone()
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
+    {
+        if !info.supports_feature(Extension::SmtpUtfEight) {
+            return Err(cannot(
+                "an address is not ASCII and the mail server does not offer SMTPUTF8",
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        if !info.supports_feature(Extension::EightBitMime) {
+            return Err(cannot(
+                "the letter is not 7-bit and the mail server does not offer 8BITMIME",
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(lettre_failure)?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), Vec::new()))
+            .await
+            .map_err(lettre_failure)?;
+    }
+    conn.command(Data).await.map_err(lettre_failure)?;
+    // lettre writes each part as the iterator gives it, then the dot: the iterator is asked for
+    // a next part only once the content is written.
+    let parts = std::iter::once(raw).chain(std::iter::from_fn(|| {
+        content_sent.store(true, std::sync::atomic::Ordering::SeqCst);
+        None
+    }));
+    match conn.message_iter(parts).await {
+        Ok(_) => Ok(()),
+        // The server's answer to the dot (a 4xx or 5xx) is an answer: the letter was not taken.
+        Err(e) if e.status().is_some() => Err(lettre_failure(e)),
+        Err(e) if content_sent.load(std::sync::atomic::Ordering::SeqCst) => {
+            let mut f = lettre_failure(e);
+            f.kind = FailureKind::AfterContent;
+            f.detail = format!("after the letter's content: {}", f.detail);
+            Err(f)
+        }
+        Err(e) => Err(lettre_failure(e)),
     }
 }
 
@@ -1030,7 +1122,13 @@ async fn send_all(
                 break;
             }
         }
-        send_one(store, conn, transport, unrecorded, &row, now, report).await?;
+        let parts = Sending {
+            store,
+            transport,
+            unrecorded,
+            policy: doubt.policy,
+        };
+        send_one(&parts, conn, &row, now, report).await?;
         if report.held.is_some() || report.stopped {
             break; // the same login, or certificate, would be refused; the same database would refuse
         }
@@ -1104,15 +1202,29 @@ async fn settle(
     }
 }
 
+/// What sending one letter works with.
+struct Sending<'a> {
+    store: &'a Store,
+    transport: &'a dyn Transport,
+    unrecorded: &'a Unrecorded,
+    /// How a letter in doubt is settled (a failure after its content leaves it in doubt when
+    /// the server keeps a copy).
+    policy: CopyPolicy,
+}
+
 async fn send_one(
-    store: &Store,
+    parts: &Sending<'_>,
     conn: &mut SendConn,
-    transport: &dyn Transport,
-    unrecorded: &Unrecorded,
     row: &OutboxRow,
     now: DateTime<Utc>,
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
+    let Sending {
+        store,
+        transport,
+        unrecorded,
+        policy,
+    } = *parts;
     let envelope = match envelope(row) {
         Ok(e) => e,
         Err(reason) => return undelivered(store, row, &reason, now, report).await,
@@ -1199,6 +1311,16 @@ async fn send_one(
             let reason = format!("refused by the mail server: {}", e.detail);
             undelivered(store, row, &reason, now, report).await?;
         }
+        Err(e) if e.kind == FailureKind::AfterContent && policy != CopyPolicy::NoServerCopy => {
+            // The server may have taken it, and files its own copy of what it takes: the letter
+            // stays in doubt (its intent kept), and the sent folder settles it after the grace —
+            // recorded sent if the copy is there, sent again if not. Never blindly again.
+            let mut tx = store.begin().await?;
+            Store::mark_answer_lost(&mut tx, row.id, &e.detail, now).await?;
+            Store::commit(tx).await?;
+            tracing::warn!(outbox = row.id, step = %row.step, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; in doubt until the sent folder says");
+            report.retrying += 1;
+        }
         Err(e) => {
             // A day of failing, counted from the first failure: a letter that fell due while
             // sending was held (a refused login over a weekend) or the daemon stopped gets its
@@ -1211,7 +1333,11 @@ async fn send_one(
             let mut tx = store.begin().await?;
             Store::mark_attempt_failed(&mut tx, row.id, &e.detail, Some(retry), now).await?;
             Store::commit(tx).await?;
-            tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "letter not sent; will retry");
+            if e.kind == FailureKind::AfterContent {
+                tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; sent again with the same Message-ID (sent_copy = \"server\" would settle it from the sent folder)");
+            } else {
+                tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "letter not sent; will retry");
+            }
             report.retrying += 1;
         }
     }

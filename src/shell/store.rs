@@ -2502,6 +2502,28 @@ impl Store {
         Ok(())
     }
 
+    /// Record an attempt whose answer was lost after the letter's content went: counted, its
+    /// failure noted, and its intent (`sending_since`) kept, so that it is in doubt — settled by
+    /// the server's copy in the sent folder, never simply sent again.
+    pub async fn mark_answer_lost(
+        tx: &mut Tx<'_>,
+        id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
+             failing_since = COALESCE(failing_since, ?) WHERE id = ?",
+        )
+        .bind(error)
+        .bind(ts(now))
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     /// Record a failed attempt: retry at `retry_at` (a failure that may pass, first seen at
     /// `now` if this is the first: `failing_since`), or give up (`None`: state `failed`).
     pub async fn mark_attempt_failed(

@@ -5,6 +5,7 @@
 //! test loudly, it never skips), and drive the real `caseclerk` binary against it.
 
 mod agency_round;
+mod answer_lost;
 mod architecture;
 mod automated;
 mod automated_stack;

@@ -1,0 +1,236 @@
+//! A letter whose whole content reached the mail server, with no answer after it (the server's
+//! `250` lost to a timeout or a cut connection), may have been accepted. With the server keeping
+//! its own copy (`sent_copy = "server"`, as Exchange Online does) it stays in doubt and the sent
+//! folder settles it: found there, it is recorded sent and never sent again. A failure before
+//! the content is an ordinary temporary failure, retried.
+//!
+//! The server here is a few lines of SMTP on loopback, which takes the letter and then says
+//! nothing (or stops answering at `RCPT`), so the failure falls exactly where each test needs it.
+
+use caseclerk::core::indoubt::CopyPolicy;
+use caseclerk::shell::config::{Secret, SmtpSettings, TlsMode};
+use caseclerk::shell::outbox::{self, InDoubt, SentFolder, Unrecorded};
+use caseclerk::shell::store::{NewLetter, OutboxState, Store};
+use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Where the fake server goes quiet.
+#[derive(Clone, Copy, PartialEq)]
+enum Quiet {
+    /// After the letter's final dot: it has the letter, and never answers.
+    AfterDot,
+    /// At `RCPT TO`: it never has the letter.
+    AtRcpt,
+    /// Never: it answers `250` to the dot.
+    Never,
+}
+
+/// The letters the fake server took (their bytes), and where it goes quiet.
+#[derive(Clone)]
+struct Server {
+    taken: Arc<Mutex<Vec<String>>>,
+    quiet: Arc<Mutex<Quiet>>,
+    port: u16,
+}
+
+impl Server {
+    async fn start(quiet: Quiet) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server {
+            taken: Arc::default(),
+            quiet: Arc::new(Mutex::new(quiet)),
+            port: listener.local_addr().unwrap().port(),
+        };
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(s.clone().session(socket));
+            }
+        });
+        server
+    }
+
+    fn quiet(&self, q: Quiet) {
+        *self.quiet.lock().unwrap() = q;
+    }
+
+    fn taken(&self) -> usize {
+        self.taken.lock().unwrap().len()
+    }
+
+    async fn session(self, socket: tokio::net::TcpStream) {
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let _ = write.write_all(b"220 fake ESMTP\r\n").await;
+        let mut data: Option<String> = None;
+        while let Ok(Some(line)) = lines.next_line().await {
+            let quiet = *self.quiet.lock().unwrap();
+            if let Some(d) = data.as_mut() {
+                if line != "." {
+                    d.push_str(&line);
+                    d.push('\n');
+                    continue;
+                }
+                self.taken.lock().unwrap().push(data.take().unwrap());
+                if quiet == Quiet::AfterDot {
+                    std::future::pending::<()>().await;
+                }
+                let _ = write.write_all(b"250 2.0.0 queued\r\n").await;
+                continue;
+            }
+            let upper = line.to_ascii_uppercase();
+            let answer: &[u8] = if upper.starts_with("EHLO") {
+                b"250-fake\r\n250 AUTH PLAIN LOGIN\r\n"
+            } else if upper.starts_with("AUTH") {
+                b"235 2.7.0 ok\r\n"
+            } else if upper.starts_with("RCPT") && quiet == Quiet::AtRcpt {
+                std::future::pending::<()>().await;
+                unreachable!()
+            } else if upper.starts_with("DATA") {
+                data = Some(String::new());
+                b"354 go ahead\r\n"
+            } else if upper.starts_with("QUIT") {
+                let _ = write.write_all(b"221 bye\r\n").await;
+                return;
+            } else {
+                b"250 ok\r\n"
+            };
+            let _ = write.write_all(answer).await;
+        }
+    }
+}
+
+/// The server's sent folder: it holds a copy of every letter the server took.
+struct Copies(Server);
+
+impl SentFolder for Copies {
+    fn has_copy<'a>(&'a self, message_id: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        let found = self
+            .0
+            .taken
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(message_id));
+        Box::pin(std::future::ready(Ok(found)))
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn one_letter(name: &str) -> (Store, i64) {
+    let dir = std::env::temp_dir().join(format!("caseclerk-answer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&dir.join("caseclerk.db")).await.unwrap();
+    let letter = NewLetter {
+        dedupe_key: "answer/1".into(),
+        case_id: None,
+        step: "acknowledge".into(),
+        recipient: "agency@hospital.test".into(),
+        replies_as: "agency@hospital.test".into(),
+        message_id: "answer.1@bury.test".into(),
+        due_at: t0(),
+        envelope_from: "bsp@bury.test".into(),
+        envelope_to: vec!["agency@hospital.test".into()],
+        raw: b"From: <bsp@bury.test>\r\nTo: <agency@hospital.test>\r\nSubject: letter\r\nMessage-ID: <answer.1@bury.test>\r\n\r\nA letter.\r\n".to_vec(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let id = outbox::enqueue(&mut tx, &letter, t0())
+        .await
+        .unwrap()
+        .unwrap();
+    Store::commit(tx).await.unwrap();
+    (store, id)
+}
+
+fn smtp(server: &Server) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: server.port,
+        tls: TlsMode::None,
+        username: "bsp@bury.test".into(),
+        password: Some(Secret::new("password")),
+        password_file: None,
+        ca_file: None,
+        oauth2: None,
+        timeout: std::time::Duration::from_secs(1),
+    }
+}
+
+#[tokio::test]
+async fn a_letter_whose_answer_was_lost_after_its_content_is_settled_by_the_servers_copy_not_sent_again()
+ {
+    let server = Server::start(Quiet::AfterDot).await;
+    let (store, id) = one_letter("after-dot").await;
+    let folder = Copies(server.clone());
+    let doubt = InDoubt {
+        policy: CopyPolicy::server_copy(Duration::minutes(2)),
+        folder: Some(&folder),
+    };
+    let memory = Unrecorded::default();
+    let transport = outbox::smtp(&smtp(&server)).unwrap();
+    let report = outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, t0())
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.undelivered), (0, 0), "{report:?}");
+    assert_eq!(server.taken(), 1, "the server has the letter");
+    let row = store.letter(id).await.unwrap().unwrap();
+    assert_eq!(row.state, OutboxState::Pending);
+
+    // The server answers again; a minute later, within the grace, nothing goes; after it, the
+    // copy is found and the letter recorded sent.
+    server.quiet(Quiet::Never);
+    for minutes in [1, 3] {
+        let at = t0() + Duration::minutes(minutes);
+        outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, at)
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.taken(), 1, "never sent again");
+    let row = store.letter(id).await.unwrap().unwrap();
+    assert_eq!(row.state, OutboxState::Sent);
+    assert_eq!(store.confirmed_by_copy_total().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_server_that_goes_quiet_before_the_content_leaves_a_letter_to_retry_not_in_doubt() {
+    let server = Server::start(Quiet::AtRcpt).await;
+    let (store, id) = one_letter("at-rcpt").await;
+    let folder = Copies(server.clone());
+    let doubt = InDoubt {
+        policy: CopyPolicy::server_copy(Duration::minutes(2)),
+        folder: Some(&folder),
+    };
+    let memory = Unrecorded::default();
+    let transport = outbox::smtp(&smtp(&server)).unwrap();
+    let report = outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, t0())
+        .await
+        .unwrap();
+    assert_eq!(report.retrying, 1, "{report:?}");
+    assert_eq!(server.taken(), 0);
+    assert!(
+        store
+            .sending_since(t0() + Duration::minutes(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not in doubt"
+    );
+    server.quiet(Quiet::Never);
+    let at = t0() + Duration::minutes(2);
+    outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, at)
+        .await
+        .unwrap();
+    assert_eq!(server.taken(), 1);
+    assert_eq!(
+        store.letter(id).await.unwrap().unwrap().state,
+        OutboxState::Sent
+    );
+}
