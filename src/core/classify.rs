@@ -26,7 +26,8 @@
 //!    Then [`automated::automated_wording`] — no header says so, but the reply's own words are
 //!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`;
 //!    never a message with a real attachment (a return, a referral form).
-//! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`.
+//! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`; but a
+//!    subject that names only another existing case → `Unmatched` (nothing guessed).
 //! 7. [`case_ref_in_subject`] — the subject names exactly one existing case → `CaseReply`.
 //! 8. [`conversation`] — no thread we know and no case in the subject, but Outlook's
 //!    `Thread-Index` names the conversation of one case (our letters' conversation, see
@@ -934,14 +935,22 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
         ),
         ThreadHit::Hit { header, known } => {
             let mut reasons = vec![describe_hit(header, known)];
-            let others: Vec<String> = existing_subject_refs(msg, ctx)
-                .into_iter()
-                .filter(|r| r != &known.case_ref)
-                .collect();
+            let named = existing_subject_refs(msg, ctx);
+            let others: Vec<&String> = named.iter().filter(|r| **r != known.case_ref).collect();
+            // A reply on one case's thread whose subject was changed to name another case only
+            // (an agency answering an old request with the return for a new case) is for a
+            // person: filed by its thread, one child's return would go into another's papers.
+            if !others.is_empty() && others.len() == named.len() {
+                reasons.push(format!(
+                    "but its subject names only another existing case ({}): left for a person",
+                    others.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+                return verdict("thread", Kind::Unmatched, reasons);
+            }
             if !others.is_empty() {
                 reasons.push(format!(
-                    "note: the subject names a different existing case ({}); threading wins",
-                    others.join(", ")
+                    "note: the subject also names another existing case ({}); threading wins",
+                    others.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
                 ));
             }
             let kind = case_reply(
