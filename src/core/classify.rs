@@ -936,21 +936,25 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
         ThreadHit::Hit { header, known } => {
             let mut reasons = vec![describe_hit(header, known)];
             let named = existing_subject_refs(msg, ctx);
-            let others: Vec<&String> = named.iter().filter(|r| **r != known.case_ref).collect();
+            let others: Vec<&str> = named
+                .iter()
+                .map(String::as_str)
+                .filter(|r| *r != known.case_ref)
+                .collect();
             // A reply on one case's thread whose subject was changed to name another case only
             // (an agency answering an old request with the return for a new case) is for a
             // person: filed by its thread, one child's return would go into another's papers.
             if !others.is_empty() && others.len() == named.len() {
                 reasons.push(format!(
                     "but its subject names only another existing case ({}): left for a person",
-                    others.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                    others.join(", ")
                 ));
                 return verdict("thread", Kind::Unmatched, reasons);
             }
             if !others.is_empty() {
                 reasons.push(format!(
                     "note: the subject also names another existing case ({}); threading wins",
-                    others.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                    others.join(", ")
                 ));
             }
             let kind = case_reply(
