@@ -135,6 +135,16 @@ pub fn filter(mut lines: Vec<CaseLine>, status: StatusFilter, search: &str) -> V
     lines
 }
 
+/// Whether what was typed in the list's search may be searched for, and kept in the page's
+/// address: empty, or shaped like (part of) a case reference — letters, digits and `-`, with a
+/// digit. A name typed by mistake ("Jane Doe", "Smith") is neither.
+pub fn searchable(typed: &str) -> bool {
+    let t = typed.trim();
+    t.is_empty()
+        || (t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && t.chars().any(|c| c.is_ascii_digit()))
+}
+
 /// Whether the list shows a line for `status` and a reference search already trimmed and in
 /// capitals (`needle`; empty: any).
 pub fn keeps(l: &CaseLine, status: StatusFilter, needle: &str) -> bool {

@@ -1424,6 +1424,34 @@ async fn the_cases_list_and_the_tracker_go_fifty_a_page_and_the_search_finds_a_c
         found.contains("1 case(s).") && found.contains(&format!(">{}<", w.case)),
         "{found}"
     );
+    // The search goes in the request's body: a reference is shown at its own address, a name
+    // typed by mistake reaches no address (history, a proxy's log) and is not searched.
+    let to_ref = c
+        .post("/cases/search", &[("status", "all"), ("q", &w.case)])
+        .await;
+    assert_eq!(to_ref.status, 303);
+    assert_eq!(
+        to_ref.header("location"),
+        Some(format!("/cases?status=all&q={}", w.case).as_str())
+    );
+    let named = c
+        .post("/cases/search", &[("status", "open"), ("q", "Jane Doe")])
+        .await;
+    assert_eq!(named.status, 303);
+    assert_eq!(
+        named.header("location"),
+        Some("/cases?status=open&refused=1")
+    );
+    let refused = c.get("/cases?status=open&refused=1").await.body;
+    assert!(
+        refused.contains("Only case references are searched"),
+        "{refused}"
+    );
+    let typed = c.get("/cases?q=Smith").await.body;
+    assert!(
+        !typed.contains("Smith") && typed.contains("Only case references are searched"),
+        "{typed}"
+    );
     let tracker = c.get("/tracker").await.body;
     assert!(
         tracker.contains("51 case(s), by reference.") && tracker.contains(&format!(">{}<", w.case))

@@ -101,6 +101,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/sign-out", post(sign_out))
         .route("/static/style.css", get(style))
         .route("/cases", get(pages::cases))
+        .route("/cases/search", post(pages::search_cases))
         .route("/cases/{reference}", get(pages::case))
         .route("/cases/{reference}/letters/{letter}", get(pages::letter))
         .route("/cases/{reference}/agencies", post(actions::add_agency))

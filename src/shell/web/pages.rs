@@ -19,7 +19,7 @@ use crate::core::trust;
 use crate::core::views::{CaseView, case_view, scrub};
 use crate::core::workspace::{self, StatusFilter, Summary};
 use crate::shell::snapshot;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -35,6 +35,9 @@ pub(super) struct CasesQuery {
     q: Option<String>,
     #[serde(default)]
     page: Option<String>,
+    /// Set when a search was not a case reference (it is then neither searched nor kept).
+    #[serde(default)]
+    refused: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -115,7 +118,9 @@ pub(super) async fn cases(
     };
     let now = app.clock.now();
     let status = StatusFilter::parse(q.status.as_deref().unwrap_or(""));
-    let search = q.q.clone().unwrap_or_default();
+    let typed = q.q.clone().unwrap_or_default();
+    let refused = q.refused.is_some() || !workspace::searchable(&typed);
+    let search = if refused { String::new() } else { typed };
     let needle = search.trim().to_uppercase();
     let mut found: Vec<&Summary> = memo
         .all()
@@ -145,13 +150,45 @@ pub(super) async fn cases(
     );
     page_of_cases(
         &s,
-        status,
-        &options,
-        &search,
+        (status, &options),
+        (&search, refused),
         total,
         &lines,
         pager("/cases", &query, page, pages),
     )
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct SearchForm {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+/// `POST /cases/search`: the list's search, sent in the request's body so that what was typed
+/// reaches no address (browser history, a proxy's log) unless it is a case reference: one is
+/// shown at `/cases?q=…`; anything else (a child's name typed by mistake) is dropped, and the
+/// list says only references are searched.
+pub(super) async fn search_cases(
+    State(app): Shared,
+    headers: HeaderMap,
+    Form(f): Form<SearchForm>,
+) -> Response {
+    if let Err(r) = signed_in(&app, &headers).await {
+        return r;
+    }
+    let status = StatusFilter::parse(f.status.as_deref().unwrap_or(""));
+    let typed = f.q.unwrap_or_default();
+    let to = match workspace::searchable(&typed) {
+        true => format!(
+            "/cases?status={}&q={}",
+            status.as_str(),
+            url_encode(typed.trim())
+        ),
+        false => format!("/cases?status={}&refused=1", status.as_str()),
+    };
+    axum::response::Redirect::to(&to).into_response()
 }
 
 /// A search typed into the list, for the pages' links (a case reference: letters, digits, `-`).
@@ -166,9 +203,8 @@ fn url_encode(s: &str) -> String {
 
 fn page_of_cases(
     s: &Session,
-    status: StatusFilter,
-    options: &[StatusFilter],
-    search: &str,
+    (status, options): (StatusFilter, &[StatusFilter]),
+    (search, refused): (&str, bool),
     total: usize,
     lines: &[workspace::CaseLine],
     pager: Markup,
@@ -178,7 +214,7 @@ fn page_of_cases(
         Some(s),
         html! {
             h1 { "Cases" }
-            form.filter method="get" action="/cases" role="search" {
+            form.filter method="post" action="/cases/search" role="search" {
                 label for="status" { "Show" }
                 select #status name="status" {
                     @for o in options {
@@ -188,6 +224,9 @@ fn page_of_cases(
                 label for="q" { "Reference" }
                 input #q type="search" name="q" value=(search) placeholder="e.g. RR-2026-0003";
                 button type="submit" { "Show" }
+            }
+            @if refused {
+                p.refusal role="alert" { "Only case references are searched (e.g. RR-2026-0003). What was typed was not searched and is not kept." }
             }
             p { (total) " case(s)." }
             table {
