@@ -373,11 +373,38 @@ struct Ended {
     ended: Option<String>,
 }
 
-async fn sign_in_page(axum::extract::Query(q): axum::extract::Query<Ended>) -> Response {
+async fn sign_in_page(
+    State(app): Shared,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
+    axum::extract::Query(q): axum::extract::Query<Ended>,
+) -> Response {
+    if passwords_refused(&app, remote) {
+        return through_the_proxy();
+    }
     sign_in_form(
         q.ended
             .is_some()
             .then_some("Your session ended. Sign in again."),
+    )
+}
+
+/// With a trusted proxy configured, people sign in through the council's identity provider: a
+/// password is taken only from the proxy's own addresses (a request that came through it, after
+/// the provider's sign-in and its second factor). One made straight to the workspace — from
+/// anywhere else on the network — would pass by the provider's conditional access and MFA.
+fn passwords_refused(app: &App, remote: std::net::IpAddr) -> bool {
+    app.cfg
+        .web
+        .as_ref()
+        .and_then(|w| w.proxy.as_ref())
+        .is_some_and(|p| !p.from.contains(&remote.to_canonical()))
+}
+
+fn through_the_proxy() -> Response {
+    refusal(
+        StatusCode::FORBIDDEN,
+        "This workspace signs people in through the council's sign-in: open it at the address \
+         your IT team gave you. A password is not taken here directly.",
     )
 }
 
@@ -441,6 +468,15 @@ async fn sign_in(
         return stale;
     }
     let now = app.clock.now();
+    if passwords_refused(&app, remote) {
+        let why = "password refused: not through the trusted proxy";
+        if let Err(e) =
+            accounts::record_signin(&app.store, None, why, &remote.to_string(), now).await
+        {
+            return failure(&e);
+        }
+        return through_the_proxy();
+    }
     match accounts::sign_in(
         &app.store,
         &f.username,

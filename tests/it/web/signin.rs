@@ -292,8 +292,12 @@ async fn the_header_from_an_address_not_trusted_is_ignored_and_the_attempt_recor
     assert_eq!(cases.status, 303);
     assert_eq!(cases.header("location"), Some("/sign-in"));
     let form = c.get("/sign-in").await;
-    assert_eq!(form.status, 200);
-    assert!(form.body.contains("name=\"password\""), "the sign-in page");
+    assert_eq!(form.status, 403);
+    assert!(
+        form.body.contains("through the council's sign-in") && !form.body.contains("password\""),
+        "no password form off the proxy's path: {}",
+        form.body
+    );
     assert!(!c.cookies.contains_key(web_session()));
     assert_eq!(
         record(&w).await,
@@ -312,6 +316,35 @@ async fn the_header_from_an_address_not_trusted_is_ignored_and_the_attempt_recor
             && listed.contains("from 127.0.0.1"),
         "{listed}"
     );
+}
+
+#[tokio::test]
+async fn behind_a_proxy_a_password_is_taken_only_through_it() {
+    // Off the proxy's path (the proxy is ::1, this client 127.0.0.1): refused and recorded.
+    let w = Workspace::start_with(behind_proxy(&["::1"])).await;
+    let mut c = w.client();
+    let form = c.get("/sign-in").await;
+    assert_eq!(form.status, 403);
+    // A form kept from before (its token in the sign-in cookie, as the form page sets it).
+    c.cookies.insert("caseclerk_signin".into(), "x".into());
+    let straight = c
+        .post(
+            "/sign-in",
+            &[("csrf", "x"), ("username", CLERK), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(straight.status, 403, "{}", straight.body);
+    assert!(!c.cookies.contains_key(web_session()));
+    assert_eq!(
+        record(&w).await,
+        [(
+            "-".into(),
+            "password refused: not through the trusted proxy".into()
+        )]
+    );
+    // Through the proxy (here 127.0.0.1), the password form works as ever.
+    let w = Workspace::start_with(behind_proxy(&["127.0.0.1"])).await;
+    assert_eq!(w.client().sign_in(CLERK, PASSWORD).await.status, 303);
 }
 
 #[tokio::test]
