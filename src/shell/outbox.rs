@@ -195,11 +195,13 @@ pub struct SendFailure {
 
 /// Something that takes a letter's envelope and exact bytes: SMTP, or a recorder in tests.
 pub trait Transport: Send + Sync {
+    /// Hand the letter over. `Ok` once the server took it for at least one addressee: what it
+    /// says of those it refused is in [`Handed`].
     fn send<'a>(
         &'a self,
         envelope: &'a Envelope,
         raw: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), SendFailure>>;
+    ) -> BoxFuture<'a, Result<Handed, SendFailure>>;
 
     /// The pass is over: end any conversation still open politely (`QUIT`), within the
     /// transport's own timeout. Nothing to do for a transport that keeps no connection.
@@ -208,16 +210,38 @@ pub trait Transport: Send + Sync {
     }
 }
 
+/// What the server did with a letter it took.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Handed {
+    /// The addressees it refused for good at `RCPT` (each with the server's answer); every
+    /// other addressee has the letter. Empty: all have it.
+    pub refused: Vec<(String, String)>,
+}
+
+impl Handed {
+    /// Why a letter taken for some of its addressees only is undelivered, for its case's
+    /// history (the server's answers name the addresses; views reduce them to their kind).
+    pub fn reason(&self, addressees: usize) -> Option<String> {
+        let first = self.refused.first()?;
+        Some(format!(
+            "refused by the mail server for {} of its {addressees} addressee(s), who did not get \
+             it (the others did): {}",
+            self.refused.len(),
+            first.1
+        ))
+    }
+}
+
 impl Transport for AsyncSmtpTransport<Tokio1Executor> {
     fn send<'a>(
         &'a self,
         envelope: &'a Envelope,
         raw: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+    ) -> BoxFuture<'a, Result<Handed, SendFailure>> {
         Box::pin(async move {
             self.send_raw(envelope, raw)
                 .await
-                .map(|_| ())
+                .map(|_| Handed::default())
                 .map_err(lettre_failure)
         })
     }
@@ -231,8 +255,9 @@ pub struct RecordedLetter {
     pub raw: Vec<u8>,
 }
 
-/// A transport that keeps every letter instead of sending it, and permanently refuses any letter
-/// to an address it was told to refuse (as a server's `550` would). For tests and replays.
+/// A transport that keeps every letter instead of sending it, and refuses for good each address
+/// it was told to refuse (as a server's `550` at `RCPT` would): a letter for refused addressees
+/// only is refused; one with others too is kept for those others. For tests and replays.
 #[derive(Debug, Clone, Default)]
 pub struct RecordingTransport {
     sent: Arc<Mutex<Vec<RecordedLetter>>>,
@@ -277,38 +302,45 @@ impl Transport for RecordingTransport {
         &'a self,
         envelope: &'a Envelope,
         raw: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+    ) -> BoxFuture<'a, Result<Handed, SendFailure>> {
         let to: Vec<String> = envelope.to().iter().map(|a| a.to_string()).collect();
         let refused = self.refused.lock().expect("not poisoned").clone();
         let login_refused = *self.login_refused.lock().expect("not poisoned");
         let busy = *self.busy.lock().expect("not poisoned");
-        let result = match to.iter().find(|a| refused.contains(&a.to_lowercase())) {
-            _ if login_refused => Err(SendFailure {
+        let (refused, taken): (Vec<String>, Vec<String>) = to
+            .into_iter()
+            .partition(|a| refused.contains(&a.to_lowercase()));
+        let answer = |a: &str| format!("550 5.1.1 <{a}>: Recipient address rejected");
+        let result = if login_refused {
+            Err(SendFailure {
                 kind: FailureKind::Auth,
                 detail: "535 5.7.8 Error: authentication failed".into(),
                 summary: "authentication failed (535)".into(),
-            }),
-            _ if busy => Err(SendFailure {
+            })
+        } else if busy {
+            Err(SendFailure {
                 kind: FailureKind::Transient,
                 detail: "421 4.3.2 Service not available, try again later".into(),
                 summary: "temporary refusal (421)".into(),
-            }),
-            Some(a) => Err(SendFailure {
+            })
+        } else if taken.is_empty() {
+            Err(SendFailure {
                 kind: FailureKind::Permanent,
-                detail: format!("550 5.1.1 <{a}>: Recipient address rejected"),
+                detail: answer(refused.first().map_or("", String::as_str)),
                 summary: "permanent refusal (550)".into(),
-            }),
-            None => {
-                self.sent
-                    .lock()
-                    .expect("not poisoned")
-                    .push(RecordedLetter {
-                        from: envelope.from().map(|a| a.to_string()),
-                        to,
-                        raw: raw.to_vec(),
-                    });
-                Ok(())
-            }
+            })
+        } else {
+            self.sent
+                .lock()
+                .expect("not poisoned")
+                .push(RecordedLetter {
+                    from: envelope.from().map(|a| a.to_string()),
+                    to: taken,
+                    raw: raw.to_vec(),
+                });
+            Ok(Handed {
+                refused: refused.iter().map(|a| (a.clone(), answer(a))).collect(),
+            })
         };
         Box::pin(std::future::ready(result))
     }
@@ -579,7 +611,7 @@ impl SmtpClient {
         }
     }
 
-    async fn send_on(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendFailure> {
+    async fn send_on(&self, envelope: &Envelope, raw: &[u8]) -> Result<Handed, SendFailure> {
         self.content_sent
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let mut slot = self.conn.lock().await;
@@ -598,15 +630,18 @@ impl SmtpClient {
 
 /// One letter's SMTP transaction — what lettre's `send` does (`MAIL FROM` with `SMTPUTF8` and
 /// `8BITMIME` as the letter needs them, `RCPT TO` for each addressee, `DATA`, the content, the
-/// final dot), step by step, so that a failure after the content is known for one
-/// ([`FailureKind::AfterContent`]): `content_sent` is set once every byte of the content is
-/// written, before the dot.
+/// final dot), step by step, so that
+/// - an addressee the server refuses for good at `RCPT` (someone who left: `550 5.1.1`) costs
+///   only that addressee the letter, not everyone it is shared with (lettre gives up on the
+///   whole letter): the others get it, and [`Handed`] names who did not;
+/// - a failure after the content is known for one ([`FailureKind::AfterContent`]):
+///   `content_sent` is set once every byte of the content is written, before the dot.
 async fn conversation(
     conn: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     raw: &[u8],
     content_sent: &std::sync::atomic::AtomicBool,
-) -> Result<(), SendFailure> {
+) -> Result<Handed, SendFailure> {
     use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
     use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
     let cannot = |detail: &str| SendFailure {
@@ -639,10 +674,22 @@ async fn conversation(
     conn.command(Mail::new(envelope.from().cloned(), options))
         .await
         .map_err(lettre_failure)?;
+    let mut handed = Handed::default();
+    let mut first_refusal = None;
     for to in envelope.to() {
-        conn.command(Rcpt::new(to.clone(), Vec::new()))
-            .await
-            .map_err(lettre_failure)?;
+        match conn.command(Rcpt::new(to.clone(), Vec::new())).await {
+            Ok(_) => {}
+            Err(e) if e.is_permanent() && !conn.has_broken() => {
+                handed.refused.push((to.to_string(), e.to_string()));
+                first_refusal.get_or_insert(e);
+            }
+            Err(e) => return Err(lettre_failure(e)),
+        }
+    }
+    if handed.refused.len() == envelope.to().len()
+        && let Some(e) = first_refusal
+    {
+        return Err(lettre_failure(e)); // nobody to send it to: refused
     }
     conn.command(Data).await.map_err(lettre_failure)?;
     // lettre writes each part as the iterator gives it, then the dot: the iterator is asked for
@@ -652,7 +699,7 @@ async fn conversation(
         None
     }));
     match conn.message_iter(parts).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(handed),
         // The server's answer to the dot (a 4xx or 5xx) is an answer: the letter was not taken.
         Err(e) if e.status().is_some() => Err(lettre_failure(e)),
         Err(e) if content_sent.load(std::sync::atomic::Ordering::SeqCst) => {
@@ -680,7 +727,7 @@ impl Transport for SmtpClient {
         &'a self,
         envelope: &'a Envelope,
         raw: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+    ) -> BoxFuture<'a, Result<Handed, SendFailure>> {
         Box::pin(async move {
             match tokio::time::timeout(self.timeout, self.send_on(envelope, raw)).await {
                 Ok(result) => result,
@@ -771,7 +818,7 @@ impl Transport for OAuthSmtp {
         &'a self,
         envelope: &'a Envelope,
         raw: &'a [u8],
-    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+    ) -> BoxFuture<'a, Result<Handed, SendFailure>> {
         Box::pin(async move {
             let (t, token) = self.login.get_or_init(|| self.login()).await.clone()?;
             let result = Transport::send(t.as_ref(), envelope, raw).await;
@@ -967,6 +1014,34 @@ struct Accepted {
     id: i64,
     event: Option<(i64, Event)>,
     at: DateTime<Utc>,
+    /// Why it is undelivered all the same, when the server refused some of its addressees.
+    refused: Option<String>,
+}
+
+/// In `tx`, after a letter's "sent": some of its addressees were refused, so it is also
+/// undelivered (as a bounce for some of them makes it), with `reason` on its case.
+async fn partly_refused(
+    tx: &mut crate::shell::store::Tx<'_>,
+    a: &Accepted,
+    reason: &str,
+) -> Result<(), StoreError> {
+    Store::mark_bounced(tx, a.id).await?;
+    if let Some((
+        case_id,
+        Event::LetterSent {
+            step, recipient, ..
+        },
+    )) = &a.event
+    {
+        let e = Event::LetterUndelivered {
+            step: step.clone(),
+            recipient: recipient.clone(),
+            outbox: a.id,
+            reason: reason.to_string(),
+        };
+        record_event(tx, *case_id, a.at, "caseclerk", &e).await?;
+    }
+    Ok(())
 }
 
 impl Unrecorded {
@@ -990,7 +1065,16 @@ impl Unrecorded {
         let mut left = waiting.into_iter();
         while let Some(a) = left.next() {
             let event = a.event.as_ref().map(|(c, e)| (*c, e));
-            match conn.record_sent(a.id, event, a.at).await {
+            let mut recorded = conn.record_sent(a.id, event, a.at).await;
+            if let (Ok(()), Some(reason)) = (&recorded, &a.refused) {
+                recorded = async {
+                    let mut tx = conn.begin().await?;
+                    partly_refused(&mut tx, &a, reason).await?;
+                    Store::commit(tx).await
+                }
+                .await;
+            }
+            match recorded {
                 Ok(()) => {
                     tracing::info!(
                         outbox = a.id,
@@ -1242,6 +1326,7 @@ async fn send_one(
             (case_id, e)
         }),
         at: now,
+        refused: None,
     };
     match conn.mark_sending(row.id, now).await {
         Ok(false) => {}
@@ -1266,8 +1351,22 @@ async fn send_one(
     let started = std::time::Instant::now();
     let result = transport.send(&envelope, &row.raw).await;
     let handed = started.elapsed();
+    let mut accepted = accepted;
     let result = match result {
-        Ok(()) => Ok(Store::commit(staged).await),
+        Ok(h) => {
+            // Refused for some addressees only: sent to the others, and undelivered all the same
+            // (raised to the business manager), recorded with the "sent" in one commit.
+            accepted.refused = h.reason(row.envelope_to.len());
+            let mut staged = staged;
+            let partly = match &accepted.refused {
+                Some(reason) => partly_refused(&mut staged, &accepted, reason).await,
+                None => Ok(()),
+            };
+            Ok(match partly {
+                Ok(()) => Store::commit(staged).await,
+                Err(e) => Err(e),
+            })
+        }
         Err(e) => {
             let _ = staged.rollback().await; // (dropping it would roll back too)
             Err(e)
@@ -1283,6 +1382,10 @@ async fn send_one(
                 store.record_mailbox_ok(SMTP_HEALTH_KEY, now).await?;
             }
             report.sent += 1;
+            if accepted.refused.is_some() {
+                tracing::warn!(outbox = row.id, step = %row.step, "letter refused by the mail server for some of its addressees: sent to the others, recorded undelivered");
+                report.undelivered += 1;
+            }
         }
         Ok(Err(e)) => {
             tracing::error!(outbox = row.id, error = %e, "the mail server accepted a letter but recording it failed; the outbox stops sending until it is recorded (kept in memory: it will not be sent again unless the daemon stops first)");
@@ -1454,13 +1557,34 @@ mod tests {
         let env = |to: &str| {
             Envelope::new(Some("a@b.test".parse().unwrap()), vec![to.parse().unwrap()]).unwrap()
         };
-        assert_eq!(t.send(&env("x@example.test"), b"one").await, Ok(()));
+        assert_eq!(
+            t.send(&env("x@example.test"), b"one").await,
+            Ok(Handed::default())
+        );
         let refused = t.send(&env("gone@example.test"), b"two").await.unwrap_err();
         assert_eq!(refused.kind, FailureKind::Permanent, "{refused:?}");
+        // Shared with someone refused: kept for the others, the refused one named.
+        let both = Envelope::new(
+            Some("a@b.test".parse().unwrap()),
+            vec![
+                "x@example.test".parse().unwrap(),
+                "gone@example.test".parse().unwrap(),
+            ],
+        )
+        .unwrap();
+        let handed = t.send(&both, b"three").await.unwrap();
+        assert_eq!(handed.refused.len(), 1);
+        assert_eq!(handed.refused[0].0, "gone@example.test");
+        let reason = handed.reason(2).unwrap();
+        assert!(
+            reason.starts_with("refused by the mail server for 1 of its 2"),
+            "{reason}"
+        );
         let sent = t.sent();
-        assert_eq!(sent.len(), 1);
+        assert_eq!(sent.len(), 2);
         assert_eq!(sent[0].to, ["x@example.test"]);
         assert_eq!(sent[0].raw, b"one");
+        assert_eq!(sent[1].to, ["x@example.test"]);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! test loudly, it never skips), and drive the real `caseclerk` binary against it.
 
 mod agency_round;
-mod answer_lost;
 mod architecture;
 mod automated;
 mod automated_stack;
@@ -37,6 +36,7 @@ mod retention;
 mod review;
 mod sent_copy;
 mod skeleton;
+mod smtp_conversation;
 mod smtp_login;
 mod smtp_tls;
 mod stall;

@@ -558,3 +558,32 @@ async fn a_letter_the_server_refuses_is_marked_undelivered_and_the_others_still_
         "the refusal is on the case: {report}"
     );
 }
+
+#[tokio::test]
+async fn a_shared_letter_goes_to_everyone_the_server_takes_and_the_one_it_refuses_is_raised() {
+    let mut r = Review::of("nelincs").await;
+    // Someone who left: the server refuses their address at RCPT.
+    r.mail.refuse("officer@bury.test");
+    let case = r.referral_at("2026-08-20 10:00").await;
+    r.decide(&case, "screening", "meets", "2026-08-20 11:00")
+        .await;
+    let told = r.for_step("la-notification");
+    assert_eq!(told.len(), 1, "{:#?}", r.timeline());
+    assert_eq!(
+        told[0].to,
+        ["la.lead@bury.test", "bsp@bury.test"],
+        "the others got it"
+    );
+    let report = r.report(&case).await;
+    assert!(
+        report.contains("refused by the mail server for 1 of its 3 addressee(s)"),
+        "{report}"
+    );
+    r.at("2026-08-20 11:05").await;
+    assert_eq!(
+        r.for_step("notice-undelivered").len(),
+        1,
+        "the business manager is told: {:#?}",
+        r.timeline()
+    );
+}

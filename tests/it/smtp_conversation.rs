@@ -1,11 +1,14 @@
-//! A letter whose whole content reached the mail server, with no answer after it (the server's
-//! `250` lost to a timeout or a cut connection), may have been accepted. With the server keeping
-//! its own copy (`sent_copy = "server"`, as Exchange Online does) it stays in doubt and the sent
-//! folder settles it: found there, it is recorded sent and never sent again. A failure before
-//! the content is an ordinary temporary failure, retried.
+//! The outbox's SMTP conversation, step by step, against a server that misbehaves exactly where
+//! each test needs it:
+//! - a letter whose whole content reached the server, with no answer after it (the `250` lost to a
+//!   timeout or a cut connection), may have been accepted: with the server keeping its own copy
+//!   (`sent_copy = "server"`, as Exchange Online does) it stays in doubt and the sent folder
+//!   settles it — found there, it is recorded sent and never sent again; a failure before the
+//!   content is an ordinary temporary failure, retried;
+//! - an addressee refused for good at `RCPT` (someone who left) costs only that addressee the
+//!   letter: the others get it, and it is recorded undelivered for the one who did not.
 //!
-//! The server here is a few lines of SMTP on loopback, which takes the letter and then says
-//! nothing (or stops answering at `RCPT`), so the failure falls exactly where each test needs it.
+//! The server here is a few lines of SMTP on loopback.
 
 use caseclerk::core::indoubt::CopyPolicy;
 use caseclerk::shell::config::{Secret, SmtpSettings, TlsMode};
@@ -32,6 +35,9 @@ enum Quiet {
 struct Server {
     taken: Arc<Mutex<Vec<String>>>,
     quiet: Arc<Mutex<Quiet>>,
+    /// Addresses refused at `RCPT` with `550 5.1.1`; the addresses each letter was taken for.
+    refused: Arc<Mutex<Vec<String>>>,
+    recipients: Arc<Mutex<Vec<Vec<String>>>>,
     port: u16,
 }
 
@@ -41,6 +47,8 @@ impl Server {
         let server = Server {
             taken: Arc::default(),
             quiet: Arc::new(Mutex::new(quiet)),
+            refused: Arc::default(),
+            recipients: Arc::default(),
             port: listener.local_addr().unwrap().port(),
         };
         let s = server.clone();
@@ -65,6 +73,7 @@ impl Server {
         let mut lines = BufReader::new(read).lines();
         let _ = write.write_all(b"220 fake ESMTP\r\n").await;
         let mut data: Option<String> = None;
+        let mut to: Vec<String> = Vec::new();
         while let Ok(Some(line)) = lines.next_line().await {
             let quiet = *self.quiet.lock().unwrap();
             if let Some(d) = data.as_mut() {
@@ -74,6 +83,10 @@ impl Server {
                     continue;
                 }
                 self.taken.lock().unwrap().push(data.take().unwrap());
+                self.recipients
+                    .lock()
+                    .unwrap()
+                    .push(std::mem::take(&mut to));
                 if quiet == Quiet::AfterDot {
                     std::future::pending::<()>().await;
                 }
@@ -88,6 +101,18 @@ impl Server {
             } else if upper.starts_with("RCPT") && quiet == Quiet::AtRcpt {
                 std::future::pending::<()>().await;
                 unreachable!()
+            } else if upper.starts_with("RCPT") {
+                let address = line
+                    .split(['<', '>'])
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                if self.refused.lock().unwrap().contains(&address) {
+                    b"550 5.1.1 Recipient address rejected: User unknown\r\n"
+                } else {
+                    to.push(address);
+                    b"250 2.1.5 ok\r\n"
+                }
             } else if upper.starts_with("DATA") {
                 data = Some(String::new());
                 b"354 go ahead\r\n"
@@ -125,12 +150,16 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn one_letter(name: &str) -> (Store, i64) {
+    letter_to(name, &["agency@hospital.test"]).await
+}
+
+async fn letter_to(name: &str, to: &[&str]) -> (Store, i64) {
     let dir = std::env::temp_dir().join(format!("caseclerk-answer-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&dir.join("caseclerk.db")).await.unwrap();
     let letter = NewLetter {
-        dedupe_key: "answer/1".into(),
+        dedupe_key: format!("answer/{name}"),
         case_id: None,
         step: "acknowledge".into(),
         recipient: "agency@hospital.test".into(),
@@ -138,7 +167,7 @@ async fn one_letter(name: &str) -> (Store, i64) {
         message_id: "answer.1@bury.test".into(),
         due_at: t0(),
         envelope_from: "bsp@bury.test".into(),
-        envelope_to: vec!["agency@hospital.test".into()],
+        envelope_to: to.iter().map(|a| a.to_string()).collect(),
         raw: b"From: <bsp@bury.test>\r\nTo: <agency@hospital.test>\r\nSubject: letter\r\nMessage-ID: <answer.1@bury.test>\r\n\r\nA letter.\r\n".to_vec(),
     };
     let mut tx = store.begin().await.unwrap();
@@ -233,4 +262,49 @@ async fn a_server_that_goes_quiet_before_the_content_leaves_a_letter_to_retry_no
         store.letter(id).await.unwrap().unwrap().state,
         OutboxState::Sent
     );
+}
+
+#[tokio::test]
+async fn an_addressee_the_server_refuses_costs_only_them_the_letter() {
+    let server = Server::start(Quiet::Never).await;
+    server
+        .refused
+        .lock()
+        .unwrap()
+        .push("left@hospital.test".into());
+    let to = [
+        "agency@hospital.test",
+        "left@hospital.test",
+        "lead@hospital.test",
+    ];
+    let (store, id) = letter_to("refused", &to).await;
+    let memory = Unrecorded::default();
+    let transport = outbox::smtp(&smtp(&server)).unwrap();
+    let report = outbox::send_due(&store, transport.as_ref(), &memory, t0())
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.undelivered), (1, 1), "{report:?}");
+    assert_eq!(
+        *server.recipients.lock().unwrap(),
+        [vec![
+            "agency@hospital.test".to_string(),
+            "lead@hospital.test".to_string()
+        ]],
+        "the others have it"
+    );
+    let row = store.letter(id).await.unwrap().unwrap();
+    assert_eq!(row.state, OutboxState::Bounced, "undelivered all the same");
+    assert!(row.sent_at.is_some());
+
+    // Refused for everyone it is for: refused, as before.
+    let (store, id) = letter_to("all-refused", &["left@hospital.test"]).await;
+    let report = outbox::send_due(&store, transport.as_ref(), &memory, t0())
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.undelivered), (0, 1), "{report:?}");
+    assert_eq!(
+        store.letter(id).await.unwrap().unwrap().state,
+        OutboxState::Failed
+    );
+    assert_eq!(server.taken(), 1);
 }
