@@ -37,8 +37,8 @@
 //!    `CaseReply`, unless the sender's own text uses new-referral words (then `Unmatched`); two or
 //!    more cases → `Unmatched`.
 //! 10. [`agency_sender_open_case`] — no thread or reference, but the sender's agency (by address,
-//!     then domain) is awaited on exactly one open case (asked, not yet returned: the engine
-//!     lists only those) → `CaseReply` for it; on several → `Unmatched`.
+//!     then domain) is on exactly one open case and its return is awaited there (asked, not yet
+//!     returned) → `CaseReply` for it; on several, or not awaited → `Unmatched`.
 //! 11. [`quotes_our_letter`] — the body quotes one of our letters (a `From:` line with our
 //!     address, a Message-ID we minted, "Please keep RR-… in the subject", the word caseclerk) but
 //!     no case was found → `Unmatched`: a reply to us is never a new referral.
@@ -163,6 +163,8 @@ pub struct Conversation {
 pub struct AgencyCase {
     pub agency: String,
     pub case_ref: String,
+    /// Its return is awaited there: its request went and no return has come.
+    pub awaited: bool,
 }
 
 /// A message the engine has stored, and the case it belongs to.
@@ -1012,8 +1014,20 @@ pub fn agency_sender_open_case(msg: &Message, ctx: &Context, scan: &Scan) -> Opt
         .collect();
     cases.sort_unstable();
     cases.dedup();
+    let awaited = |case: &str| {
+        ctx.agency_cases
+            .iter()
+            .any(|c| c.agency == agency && c.case_ref == case && c.awaited)
+    };
     match cases.as_slice() {
         [] => None,
+        [one] if !awaited(one) => {
+            reasons.push(format!(
+                "no thread or case reference; agency {agency} is on one open case, {one}, but no \
+                 return is awaited from it there (not asked yet, or returned): left for a person"
+            ));
+            verdict("agency_sender_open_case", Kind::Unmatched, reasons)
+        }
         [one] => {
             reasons.push(format!(
                 "no thread or case reference; agency {agency} is on one open case, {one}"
@@ -2045,6 +2059,7 @@ mod tests {
 
     fn agency_case(agency: &str, case_ref: &str) -> AgencyCase {
         AgencyCase {
+            awaited: true,
             agency: agency.into(),
             case_ref: case_ref.into(),
         }

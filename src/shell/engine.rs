@@ -805,14 +805,18 @@ impl Engine {
         while let Some(page) = open.next_page().await? {
             for (case, events) in page {
                 if let Ok(state) = case::fold_rows(&events) {
-                    // Only an agency whose return is awaited: asked (its request went) and not
-                    // yet returned. Before the request, or after the return, what it sends with
-                    // no thread and no reference is not taken for its return (the case's police
-                    // officer and a new death notification from another officer share a domain).
+                    // Whether its return is awaited: its request went (in any round) and no
+                    // return has come. Before the request, or after the return, what the agency
+                    // sends with no thread and no reference is not taken for its return (the
+                    // case's police officer and another officer's new death notification share a
+                    // domain).
                     let asked = |id: &str| {
                         let key = format!("agency:{id}");
-                        state.letters.keys().any(|(step, to)| {
-                            *to == key
+                        state.letters.iter().any(|((step, to), l)| {
+                            l.sent_at.is_some()
+                                && to
+                                    .strip_prefix(key.as_str())
+                                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("#r"))
                                 && self
                                     .cfg
                                     .process
@@ -821,12 +825,11 @@ impl Engine {
                         })
                     };
                     for (id, a) in state.active_agencies() {
-                        if a.returned_at.is_none() && asked(id) {
-                            agency_cases.push(classify::AgencyCase {
-                                agency: id.clone(),
-                                case_ref: case.reference.clone(),
-                            });
-                        }
+                        agency_cases.push(classify::AgencyCase {
+                            agency: id.clone(),
+                            case_ref: case.reference.clone(),
+                            awaited: a.returned_at.is_none() && asked(id),
+                        });
                     }
                 }
             }
