@@ -1417,7 +1417,16 @@ async fn send_one(
         Err(e) if e.kind == FailureKind::AfterContent && policy != CopyPolicy::NoServerCopy => {
             // The server may have taken it, and files its own copy of what it takes: the letter
             // stays in doubt (its intent kept), and the sent folder settles it after the grace —
-            // recorded sent if the copy is there, sent again if not. Never blindly again.
+            // recorded sent if the copy is there, sent again if not. Never blindly again; and,
+            // answered by nothing for a day, raised like any letter not sent for a day.
+            if now - crate::shell::store::failing_since(row, now) > GIVE_UP_AFTER {
+                let reason = format!(
+                    "no answer from the mail server after its content for a day (it may have \
+                     arrived: check with the addressee before resending): {}",
+                    e.detail
+                );
+                return undelivered(store, row, &reason, now, report).await;
+            }
             let mut tx = store.begin().await?;
             Store::mark_answer_lost(&mut tx, row.id, &e.detail, now).await?;
             Store::commit(tx).await?;
@@ -1425,10 +1434,10 @@ async fn send_one(
             report.retrying += 1;
         }
         Err(e) => {
-            // A day of failing, counted from the first failure: a letter that fell due while
-            // sending was held (a refused login over a weekend) or the daemon stopped gets its
-            // day of retries like any other.
-            if now - row.failing_since.unwrap_or(now) > GIVE_UP_AFTER {
+            // A day of failing, counted from the first failure of this run of retries: a letter
+            // that fell due, or was retrying, while sending was held (a refused login over a
+            // weekend) or the daemon stopped gets a day of retries like any other.
+            if now - crate::shell::store::failing_since(row, now) > GIVE_UP_AFTER {
                 let reason = format!("could not be sent for a day: {}", e.detail);
                 return undelivered(store, row, &reason, now, report).await;
             }

@@ -509,6 +509,8 @@ pub struct OutboxRow {
     /// When its sending first failed for a reason that may pass (the day before it is given up
     /// counts from here), if it has.
     pub failing_since: Option<DateTime<Utc>>,
+    /// When it is next to be tried.
+    pub next_attempt_at: DateTime<Utc>,
 }
 
 /// A sent letter still to be filed in the sent folder: what finds it there, not its bytes. A
@@ -676,7 +678,21 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
             .try_get::<Option<String>, _>("failing_since")?
             .map(|s| parse_ts(&s))
             .transpose()?,
+        next_attempt_at: parse_ts(&r.try_get::<String, _>("next_attempt_at")?)?,
     })
+}
+
+/// How long past its planned retry a letter may wait before its run of failures counts as
+/// broken (a refused login held it, the daemon was stopped): its next failure then starts a new
+/// day of retries instead of finding the old day spent. Twice the longest backoff (an hour).
+pub const FAILING_RUN_BROKEN_AFTER: chrono::Duration = chrono::Duration::hours(2);
+
+/// When the current run of temporary failures of `row` began, as its next failure at `now`
+/// will count it (see [`FAILING_RUN_BROKEN_AFTER`]); `now` when this is the first.
+pub fn failing_since(row: &OutboxRow, now: DateTime<Utc>) -> DateTime<Utc> {
+    row.failing_since
+        .filter(|_| now - row.next_attempt_at <= FAILING_RUN_BROKEN_AFTER)
+        .unwrap_or(now)
 }
 
 impl Store {
@@ -2512,10 +2528,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
-             failing_since = COALESCE(failing_since, ?) WHERE id = ?",
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failing_since = CASE \
+             WHEN failing_since IS NULL OR next_attempt_at < ? THEN ? ELSE failing_since END, \
+             next_attempt_at = ? WHERE id = ?",
         )
         .bind(error)
+        .bind(ts(now - FAILING_RUN_BROKEN_AFTER))
         .bind(ts(now))
         .bind(ts(now))
         .bind(id)
@@ -2534,17 +2552,21 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         match retry_at {
-            Some(at) => sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
-                     sending_since = NULL, failing_since = COALESCE(failing_since, ?) \
-                     WHERE id = ?",
-            )
-            .bind(error)
-            .bind(ts(at))
-            .bind(ts(now))
-            .bind(id)
-            .execute(&mut **tx)
-            .await?,
+            Some(at) => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, \
+                     sending_since = NULL, failing_since = CASE \
+                     WHEN failing_since IS NULL OR next_attempt_at < ? THEN ? \
+                     ELSE failing_since END, next_attempt_at = ? WHERE id = ?",
+                )
+                .bind(error)
+                .bind(ts(now - FAILING_RUN_BROKEN_AFTER))
+                .bind(ts(now))
+                .bind(ts(at))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?
+            }
             None => {
                 sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ?, \

@@ -228,6 +228,52 @@ async fn a_letter_whose_answer_was_lost_after_its_content_is_settled_by_the_serv
     assert_eq!(store.confirmed_by_copy_total().await.unwrap(), 1);
 }
 
+/// A sent folder that never holds the letter.
+struct NoCopies;
+
+impl SentFolder for NoCopies {
+    fn has_copy<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(std::future::ready(Ok(false)))
+    }
+}
+
+#[tokio::test]
+async fn a_letter_whose_answer_is_lost_every_time_is_raised_after_a_day() {
+    let server = Server::start(Quiet::AfterDot).await;
+    let (store, id) = one_letter("lost-every-time").await;
+    let doubt = InDoubt {
+        policy: CopyPolicy::server_copy(Duration::minutes(2)),
+        folder: Some(&NoCopies),
+    };
+    let memory = Unrecorded::default();
+    let mut settings = smtp(&server);
+    settings.timeout = std::time::Duration::from_millis(300);
+    let transport = outbox::smtp(&settings).unwrap();
+    // Tried at once, then (no copy found after the grace) every 90 minutes, as passes would.
+    let mut undelivered = 0;
+    for minutes in std::iter::once(0).chain((0..18).map(|n| 3 + 90 * n)) {
+        let at = t0() + Duration::minutes(minutes);
+        let report = outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, at)
+            .await
+            .unwrap();
+        undelivered += report.undelivered;
+        let state = store.letter(id).await.unwrap().unwrap().state;
+        if minutes < 24 * 60 {
+            assert_eq!(state, OutboxState::Pending, "at +{minutes} min");
+        }
+    }
+    assert_eq!(undelivered, 1);
+    let row = store.letter(id).await.unwrap().unwrap();
+    assert_eq!(row.state, OutboxState::Failed);
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("after its content for a day")),
+        "{:?}",
+        row.last_error
+    );
+}
+
 #[tokio::test]
 async fn a_server_that_goes_quiet_before_the_content_leaves_a_letter_to_retry_not_in_doubt() {
     let server = Server::start(Quiet::AtRcpt).await;

@@ -57,8 +57,12 @@ async fn a_refused_login_keeps_every_letter_pending_and_they_go_once_each_when_i
 #[tokio::test]
 async fn a_letter_held_over_a_day_gets_its_own_day_of_retries_before_it_is_given_up() {
     let mut r = Review::of("bury").await;
-    r.mail.refuse_login(true);
+    // A first temporary failure, then the login refused for more than a day.
+    r.mail.busy(true);
     let case = r.referral_at("2026-08-20 10:00").await;
+    assert!(r.last.sent.retrying > 0, "{:?}", r.last.sent);
+    r.mail.busy(false);
+    r.mail.refuse_login(true);
     r.at("2026-08-21 10:59").await;
     assert!(r.mail.sent().is_empty());
     // The login is put right after a day, and the server is then busy for a while: a temporary
