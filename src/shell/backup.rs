@@ -15,11 +15,13 @@
 //! server at all. The `age` command rather than the `age` crate: no new crate tree in the daemon,
 //! and the operator decrypts with the same standard tool (`age -d -i key.txt -o plain.db
 //! backup.db.age`) with or without caseclerk. `VACUUM INTO` can only write a file, so the
-//! plaintext exists briefly as an owner-only (0600) temporary file beside the backup, removed
-//! whatever happens; the encrypted file is owner-only from its first byte.
+//! plaintext exists briefly in a private scratch directory beside the *database* (never beside
+//! the backup, whose store must hold nothing readable: [`crate::shell::private::Scratch`]),
+//! removed whatever happens, and by the next such command if this one is stopped first; the
+//! encrypted file is owner-only from its first byte.
 //!
 //! Must not: decide what to keep (retention is not here); write anything but the files named
-//! (and the one temporary plaintext, removed).
+//! (and the one temporary plaintext, in the scratch directory).
 
 use crate::shell::private::{Scratch, scratch_root};
 use crate::shell::store::{Store, StoreError};

@@ -67,6 +67,15 @@ impl Scratch {
             .create_new(true)
             .open(&lock)?;
         held.lock()?;
+        // A sweep between the creation and the lock may have taken the file for a stale one and
+        // removed it: then this lock guards nothing, so refuse rather than leave a copy no
+        // sweep would find.
+        if !same_file(&held, &lock) {
+            return Err(std::io::Error::other(format!(
+                "{} was removed while it was being locked; try again",
+                lock.display()
+            )));
+        }
         let dir = root.join(name);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(Scratch {
@@ -84,8 +93,20 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_file(&self.lock);
+        // The lock file goes only with the copy: a copy that could not be removed keeps its
+        // lock file, for the next sweep to find.
+        if std::fs::remove_dir_all(&self.dir).is_ok() || !self.dir.exists() {
+            let _ = std::fs::remove_file(&self.lock);
+        }
+    }
+}
+
+/// Whether the open file `f` is the file at `path` (not one removed and replaced, or gone).
+fn same_file(f: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -124,8 +145,10 @@ fn sweep(root: &std::path::Path) {
             continue;
         };
         if file.try_lock().is_ok() {
-            let _ = std::fs::remove_dir_all(path.with_extension(""));
-            let _ = std::fs::remove_file(&path);
+            let dir = path.with_extension("");
+            if std::fs::remove_dir_all(&dir).is_ok() || !dir.exists() {
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
 }

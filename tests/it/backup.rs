@@ -268,9 +268,16 @@ async fn an_encrypted_backup_stopped_half_way_leaves_no_plaintext_in_the_backup_
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // caseclerk is stopped as a timeout would stop it; then its stalled `age`, by pid.
+    let children = Command::new("pgrep")
+        .args(["-P", &run.id().to_string()])
+        .output()
+        .unwrap();
     run.kill().unwrap();
     run.wait().unwrap();
-    let _ = Command::new("pkill").args(["-f", "^sleep 61$"]).status();
+    for pid in String::from_utf8_lossy(&children.stdout).split_whitespace() {
+        let _ = Command::new("kill").arg(pid).status();
+    }
     for f in std::fs::read_dir(&backups).unwrap().flatten() {
         let bytes = std::fs::read(f.path()).unwrap();
         assert!(
