@@ -454,18 +454,10 @@ pub fn decision_of<'p>(
         .and_then(|l| p.step(&l.step))
         .and_then(|s| s.decision.as_deref())
         .and_then(|id| p.decision(id));
-    let asked = |d: &Decision| {
-        state.letters.keys().any(|(step, _)| {
-            p.step(step)
-                .is_some_and(|s| s.decision.as_deref() == Some(d.id.as_str()))
-        })
-    };
     let mut by_sender: Vec<&Decision> = p
         .decisions
         .iter()
-        .filter(|d| {
-            asked(d) && !state.decisions.contains_key(&d.id) && is_voter(rules, state, d, &sender)
-        })
+        .filter(|d| awaited(p, state, d) && is_voter(rules, state, d, &sender))
         .collect();
     match (by_code.or(by_letter), by_sender.len()) {
         (Some(d), _) => About::One(d),
@@ -473,6 +465,15 @@ pub fn decision_of<'p>(
         (None, 1) => About::One(by_sender.remove(0)),
         (None, _) => About::Several(by_sender),
     }
+}
+
+/// Whether `d` waits for votes on the case: its request was made and it is not yet taken.
+pub fn awaited(p: &Process, state: &CaseState, d: &Decision) -> bool {
+    !state.decisions.contains_key(&d.id)
+        && state.letters.keys().any(|(step, _)| {
+            p.step(step)
+                .is_some_and(|s| s.decision.as_deref() == Some(d.id.as_str()))
+        })
 }
 
 fn has_code(

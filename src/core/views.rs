@@ -230,7 +230,8 @@ pub struct HeldView {
     pub at: DateTime<Utc>,
     pub reason: String,
     /// The decisions a person may count it on: the one it was held on, or, for a reply held
-    /// naming none, each decision still open that the sender's vote counts on.
+    /// naming none, each decision awaiting votes (asked, not taken) that the sender's vote
+    /// counts on.
     pub choices: Vec<HeldChoice>,
 }
 
@@ -903,7 +904,7 @@ fn held_views(ctx: &Context<'_>, state: &CaseState) -> Vec<HeldView> {
                     .filter(|d| match decision {
                         Some(id) => d.id == id,
                         None => {
-                            !state.decisions.contains_key(&d.id)
+                            crate::core::react::awaited(ctx.process, state, d)
                                 && decisions::counts_on(
                                     ctx.directory,
                                     d,
@@ -1656,6 +1657,7 @@ mod tests {
         for (message, voter) in [
             (203, "police.rep@police.test"),
             (204, "someone@elsewhere.test"),
+            (205, "la.lead@bury.test"),
         ] {
             case.event(
                 "2026-08-29T10:00:00Z",
@@ -1679,6 +1681,8 @@ mod tests {
         // is no statutory partner, so not the sign-off.
         assert_eq!(choices(203), ["screening"]);
         assert!(choices(204).is_empty());
+        // A statutory partner: the sign-off has not been asked yet, so it is not offered.
+        assert!(choices(205).is_empty());
         let screening = &v.held.iter().find(|h| h.message == 203).unwrap().choices[0];
         assert_eq!(
             screening.outcomes,

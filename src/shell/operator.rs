@@ -10,6 +10,7 @@
 
 use crate::core::case::Event;
 use crate::core::decisions;
+use crate::core::react;
 use crate::shell::config::Config;
 use crate::shell::store::{CaseRow, CaseStatus, OutboxState, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -87,6 +88,10 @@ pub enum OperatorError {
         "the sender of held reply {message} is not one of those whose vote counts on {decision}, so it cannot count; if the decision was taken another way, record it with `caseclerk decide`"
     )]
     NotAVoter { message: i64, decision: String },
+    #[error(
+        "decision {decision} has not been asked on this case yet, so held reply {message} cannot count on it; choose the decision its request went out for"
+    )]
+    NotAsked { message: i64, decision: String },
     #[error("there is no letter {letter} on case {case} (see `caseclerk case {case}`)")]
     NoLetter { letter: i64, case: String },
     #[error("letter {0} has not been sent yet; it goes on its own")]
@@ -734,6 +739,11 @@ pub async fn confirm_held(
     }
     if !decisions::counts_on(&cfg.directory, d, state.area.as_deref(), &held.voter) {
         return Err(OperatorError::NotAVoter { message, decision });
+    }
+    // A reply held naming no decision counts only on one the panel was asked (its request
+    // went): a vote on a decision nobody was asked yet would be counted before its time.
+    if held.decision.is_none() && !react::awaited(&cfg.process, &state, d) {
+        return Err(OperatorError::NotAsked { message, decision });
     }
     let e = Event::HeldConfirmed {
         message,

@@ -465,4 +465,54 @@ async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
         !report.contains(&format!("held reply {theirs} confirmed")),
         "{report}"
     );
+
+    // A reply held naming no decision (a member asked on more than one): it counts only on a
+    // decision the panel was asked, named with --decision.
+    let store = caseclerk::shell::store::Store::open(&h.dir.join("caseclerk.db"))
+        .await
+        .unwrap();
+    let case = store.case_by_ref("RR-2026-0001").await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-08-20T10:29:00Z").unwrap();
+    for (message, voter) in [(4242, "icb.lead@icb.test"), (4243, "icb.rep@icb.test")] {
+        let held = caseclerk::core::case::Event::VoteHeld {
+            decision: None,
+            voter: voter.into(),
+            message,
+            reason: "could be a vote on more than one decision".into(),
+        };
+        caseclerk::shell::store::record_event(&mut tx, case.id, at.to_utc(), "test", &held)
+            .await
+            .unwrap();
+    }
+    caseclerk::shell::store::Store::commit(tx).await.unwrap();
+    store.close().await;
+    let confirm_none = |message: &str, outcome: &str, extra: &[&str]| {
+        let mut args = vec![
+            "confirm",
+            "RR-2026-0001",
+            message,
+            outcome,
+            "--reason",
+            "phoned",
+            "--now",
+            "2026-08-20T10:30:00Z",
+        ];
+        args.extend_from_slice(extra);
+        h.caseclerk(&args)
+    };
+    refused(
+        &confirm_none("4243", "meets", &[]),
+        "say which with --decision",
+    );
+    // The ICB lead is a statutory partner, but the sign-off has not been asked yet.
+    refused(
+        &confirm_none("4242", "lcspr", &["--decision", "sign_off"]),
+        "has not been asked on this case yet",
+    );
+    assert!(
+        confirm_none("4243", "meets", &["--decision", "screening"])
+            .status
+            .success()
+    );
 }
