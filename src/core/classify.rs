@@ -897,8 +897,9 @@ pub fn auto_reply(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> 
 /// [`SECURE_SUBJECT_TAGS`] tag and the text has a notice phrase or a portal cue, or the text has
 /// both a [`SECURE_NOTICE_PHRASES`] phrase and a [`SECURE_PORTAL_CUES`] cue.
 ///
-/// Only the sender's words count: external-sender banners ("… Do not click links …") are
-/// removed as for a vote ([`reply_text`]), and so are web addresses (`https://…`, `www.…`) —
+/// Only the sender's words count: the built-in external-sender banners ("… Do not click links
+/// …") are removed ([`reply_text`]; the classifier has no configured banners), and so are web
+/// addresses (`https://…`, `www.…`) —
 /// their host and path are not words the message says to its reader. The NHSmail footer under
 /// every nhs.net message ("NHSmail is the secure email and directory service … For more
 /// information and to find out how you can switch, https://portal.nhs.net/help/joiningnhsmail")

@@ -136,13 +136,17 @@ pub fn filter(mut lines: Vec<CaseLine>, status: StatusFilter, search: &str) -> V
 }
 
 /// Whether what was typed in the list's search may be searched for, and kept in the page's
-/// address: empty, or shaped like (part of) a case reference — letters, digits and `-`, with a
-/// digit. A name typed by mistake ("Jane Doe", "Smith") is neither.
+/// address: empty, or shaped like (part of) a case reference — a reference's prefix, letters
+/// first, then letters, digits and `-` with a digit in them (`RR-2026-0003`, `RR-2026`), or a
+/// reference's number alone, at most five digits (`0003`). A name typed by mistake ("Jane
+/// Doe"), an NHS number (ten digits) or a date of birth (`12-03-2019`) is none of them.
 pub fn searchable(typed: &str) -> bool {
     let t = typed.trim();
-    t.is_empty()
-        || (t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && t.chars().any(|c| c.is_ascii_digit()))
+    let reference = t.starts_with(|c: char| c.is_ascii_alphabetic())
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && t.chars().any(|c| c.is_ascii_digit());
+    let number = (1..=5).contains(&t.len()) && t.chars().all(|c| c.is_ascii_digit());
+    t.is_empty() || reference || number
 }
 
 /// Whether the list shows a line for `status` and a reference search already trimmed and in
@@ -456,6 +460,30 @@ pub fn summary(
 mod tests {
     use super::*;
     use crate::core::views::fixture::{self as fixtures, Case, World, t};
+
+    #[test]
+    fn only_what_looks_like_a_case_reference_is_searched_for() {
+        for yes in [
+            "",
+            "RR-2026-0003",
+            "rr-2026",
+            "BSCP-RR-2025-0007",
+            "0003",
+            " 12 ",
+        ] {
+            assert!(searchable(yes), "{yes:?}");
+        }
+        for no in [
+            "Jane Doe",
+            "Smith",
+            "9434765919",
+            "12-03-2019",
+            "2019-03-12",
+            "RR 2026",
+        ] {
+            assert!(!searchable(no), "{no:?}");
+        }
+    }
 
     fn line(reference: &str, open: bool, overdue: bool, received: &str) -> CaseLine {
         CaseLine {

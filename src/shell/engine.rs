@@ -1508,7 +1508,6 @@ async fn give_back_memory() {
     }
 }
 
-/// The one line `systemctl status` shows after a pass: counts and a time, nothing personal.
 /// What the daemon tells systemd after a pass.
 #[derive(Debug, PartialEq, Eq)]
 enum Notice {
@@ -1534,6 +1533,7 @@ fn failed_pass_notice(unrecorded: usize) -> Notice {
     }
 }
 
+/// The one line `systemctl status` shows after a pass: counts and a time, nothing personal.
 fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
     let mut s = format!(
         "last pass {}: {} message(s) processed, {} letter(s) sent",
