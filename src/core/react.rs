@@ -1362,6 +1362,20 @@ mod tests {
         }
     }
 
+    /// What `msg`, read as `verdict`, does to `case` at 12:01 on the day of the tests.
+    fn reacted(w: &World, msg: &intake::Message, verdict: &Verdict, case: &CaseState) -> Reaction {
+        let found = Found {
+            case: Some(case),
+            bounced: None,
+        };
+        react(
+            &w.rules(),
+            &incoming(msg, verdict),
+            found,
+            t("2026-08-20T12:01:00Z"),
+        )
+    }
+
     fn case_reply() -> Verdict {
         Verdict {
             kind: Kind::CaseReply {
@@ -1383,16 +1397,7 @@ mod tests {
             case_reply(),
             case(),
         );
-        let found = Found {
-            case: Some(&state),
-            bounced: None,
-        };
-        let r = react(
-            &w.rules(),
-            &incoming(&msg, &verdict),
-            found,
-            t("2026-08-20T12:01:00Z"),
-        );
+        let r = reacted(&w, &msg, &verdict, &state);
         assert_eq!(r.filing, Filing::Filed);
         assert!(r.events.iter().any(
             |e| matches!(&e.event, Event::VoteAccepted { outcome, .. } if outcome == "meets")
@@ -1425,16 +1430,7 @@ mod tests {
             (reply(LA, Some(LA), &pass(LA), "MEETS or NFA"), true),
             (reply(LA, None, &pass(LA), "MEETS"), false),
         ] {
-            let found = Found {
-                case: Some(&state),
-                bounced: None,
-            };
-            let r = react(
-                &w.rules(),
-                &incoming(&msg, &verdict),
-                found,
-                t("2026-08-20T12:01:00Z"),
-            );
+            let r = reacted(&w, &msg, &verdict, &state);
             assert!(
                 r.events
                     .iter()
@@ -1477,16 +1473,7 @@ mod tests {
         let verdict = case_reply();
         let held_on = |body: &str| {
             let msg = reply(LA, None, &pass(LA), body);
-            let found = Found {
-                case: Some(&state),
-                bounced: None,
-            };
-            let r = react(
-                &w.rules(),
-                &incoming(&msg, &verdict),
-                found,
-                t("2026-08-20T12:01:00Z"),
-            );
+            let r = reacted(&w, &msg, &verdict, &state);
             assert_eq!(r.filing, Filing::Filed, "{body}");
             assert!(r.notices.is_empty(), "{body}: nobody is answered");
             let held: Vec<_> = r

@@ -1414,45 +1414,58 @@ async fn send_one(
             let reason = format!("refused by the mail server: {}", e.detail);
             undelivered(store, row, &reason, now, report).await?;
         }
-        Err(e) if e.kind == FailureKind::AfterContent && policy != CopyPolicy::NoServerCopy => {
-            // The server may have taken it, and files its own copy of what it takes: the letter
-            // stays in doubt (its intent kept), and the sent folder settles it after the grace —
-            // recorded sent if the copy is there, sent again if not. Never blindly again; and,
-            // answered by nothing for a day, raised like any letter not sent for a day.
-            if now - crate::shell::store::failing_since(row, now) > GIVE_UP_AFTER {
-                let reason = format!(
-                    "no answer from the mail server after its content for a day (it may have \
-                     arrived: check with the addressee before resending): {}",
-                    e.detail
-                );
-                return undelivered(store, row, &reason, now, report).await;
-            }
-            let mut tx = store.begin().await?;
-            Store::mark_answer_lost(&mut tx, row.id, &e.detail, now).await?;
-            Store::commit(tx).await?;
-            tracing::warn!(outbox = row.id, step = %row.step, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; in doubt until the sent folder says");
-            report.retrying += 1;
-        }
-        Err(e) => {
-            // A day of failing, counted from the first failure of this run of retries: a letter
-            // that fell due, or was retrying, while sending was held (a refused login over a
-            // weekend) or the daemon stopped gets a day of retries like any other.
-            if now - crate::shell::store::failing_since(row, now) > GIVE_UP_AFTER {
-                let reason = format!("could not be sent for a day: {}", e.detail);
-                return undelivered(store, row, &reason, now, report).await;
-            }
-            let retry = now + retry_delay(row.attempts);
-            let mut tx = store.begin().await?;
-            Store::mark_attempt_failed(&mut tx, row.id, &e.detail, Some(retry), now).await?;
-            Store::commit(tx).await?;
-            if e.kind == FailureKind::AfterContent {
-                tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; sent again with the same Message-ID (sent_copy = \"server\" would settle it from the sent folder)");
-            } else {
-                tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "letter not sent; will retry");
-            }
-            report.retrying += 1;
-        }
+        Err(e) => not_taken(store, row, &e, policy, now, report).await?,
     }
+    Ok(())
+}
+
+/// A letter the server did not take, for a reason that may pass: retried, or kept in doubt when
+/// its answer was lost after its content and the server keeps a copy; given up after a day.
+async fn not_taken(
+    store: &Store,
+    row: &OutboxRow,
+    e: &SendFailure,
+    policy: CopyPolicy,
+    now: DateTime<Utc>,
+    report: &mut SendReport,
+) -> Result<(), OutboxError> {
+    if e.kind == FailureKind::AfterContent && policy != CopyPolicy::NoServerCopy {
+        // The server may have taken it, and files its own copy of what it takes: the letter
+        // stays in doubt (its intent kept), and the sent folder settles it after the grace —
+        // recorded sent if the copy is there, sent again if not. Never blindly again; and,
+        // answered by nothing for a day, raised like any letter not sent for a day.
+        if now - crate::shell::store::failing_since(row, now) > GIVE_UP_AFTER {
+            let reason = format!(
+                "no answer from the mail server after its content for a day (it may have \
+                 arrived: check with the addressee before resending): {}",
+                e.detail
+            );
+            return undelivered(store, row, &reason, now, report).await;
+        }
+        let mut tx = store.begin().await?;
+        Store::mark_answer_lost(&mut tx, row.id, &e.detail, now).await?;
+        Store::commit(tx).await?;
+        tracing::warn!(outbox = row.id, step = %row.step, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; in doubt until the sent folder says");
+        report.retrying += 1;
+        return Ok(());
+    }
+    // A day of failing, counted from the first failure of this run of retries: a letter that
+    // fell due, or was retrying, while sending was held (a refused login over a weekend) or the
+    // daemon stopped gets a day of retries like any other.
+    if now - crate::shell::store::failing_since(row, now) > GIVE_UP_AFTER {
+        let reason = format!("could not be sent for a day: {}", e.detail);
+        return undelivered(store, row, &reason, now, report).await;
+    }
+    let retry = now + retry_delay(row.attempts);
+    let mut tx = store.begin().await?;
+    Store::mark_attempt_failed(&mut tx, row.id, &e.detail, Some(retry), now).await?;
+    Store::commit(tx).await?;
+    if e.kind == FailureKind::AfterContent {
+        tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; sent again with the same Message-ID (sent_copy = \"server\" would settle it from the sent folder)");
+    } else {
+        tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "letter not sent; will retry");
+    }
+    report.retrying += 1;
     Ok(())
 }
 

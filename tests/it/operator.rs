@@ -465,9 +465,20 @@ async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
         !report.contains(&format!("held reply {theirs} confirmed")),
         "{report}"
     );
+}
 
-    // A reply held naming no decision (a member asked on more than one): it counts only on a
-    // decision the panel was asked, named with --decision.
+#[tokio::test]
+async fn a_reply_held_naming_no_decision_counts_only_on_one_that_was_asked() {
+    let h = Harness::start("bury").await;
+    arrive(
+        &h,
+        &referral("op-3@hospital.test", "Referral for a rapid review"),
+        "2026-08-20T10:00:00+01:00",
+    )
+    .await;
+    h.tick(Some("2026-08-20T09:01:00Z"));
+    // A member asked on more than one open decision replied with nothing to say which: held
+    // naming none (as caseclerk records it).
     let store = caseclerk::shell::store::Store::open(&h.dir.join("caseclerk.db"))
         .await
         .unwrap();

@@ -193,21 +193,56 @@ fn smtp(server: &Server) -> SmtpSettings {
     }
 }
 
+/// One letter in a store, the fake server going quiet as `quiet` says, and the outbox's own
+/// transport to it, with the server's copies as its sent folder (a two-minute grace).
+struct Outbox {
+    server: Server,
+    store: Store,
+    id: i64,
+    folder: Copies,
+    memory: Unrecorded,
+    transport: Box<dyn outbox::Transport>,
+}
+
+impl Outbox {
+    async fn new(quiet: Quiet, name: &str) -> Outbox {
+        let server = Server::start(quiet).await;
+        let (store, id) = one_letter(name).await;
+        Outbox {
+            folder: Copies(server.clone()),
+            transport: outbox::smtp(&smtp(&server)).unwrap(),
+            server,
+            store,
+            id,
+            memory: Unrecorded::default(),
+        }
+    }
+
+    /// A pass `minutes` after the letter fell due.
+    async fn pass(&self, minutes: i64) -> outbox::SendReport {
+        let doubt = InDoubt {
+            policy: CopyPolicy::server_copy(Duration::minutes(2)),
+            folder: Some(&self.folder),
+        };
+        let at = t0() + Duration::minutes(minutes);
+        outbox::send_due_settling(
+            &self.store,
+            self.transport.as_ref(),
+            &self.memory,
+            doubt,
+            at,
+        )
+        .await
+        .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn a_letter_whose_answer_was_lost_after_its_content_is_settled_by_the_servers_copy_not_sent_again()
  {
-    let server = Server::start(Quiet::AfterDot).await;
-    let (store, id) = one_letter("after-dot").await;
-    let folder = Copies(server.clone());
-    let doubt = InDoubt {
-        policy: CopyPolicy::server_copy(Duration::minutes(2)),
-        folder: Some(&folder),
-    };
-    let memory = Unrecorded::default();
-    let transport = outbox::smtp(&smtp(&server)).unwrap();
-    let report = outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, t0())
-        .await
-        .unwrap();
+    let o = Outbox::new(Quiet::AfterDot, "after-dot").await;
+    let (server, store, id) = (&o.server, &o.store, o.id);
+    let report = o.pass(0).await;
     assert_eq!((report.sent, report.undelivered), (0, 0), "{report:?}");
     assert_eq!(server.taken(), 1, "the server has the letter");
     let row = store.letter(id).await.unwrap().unwrap();
@@ -217,10 +252,7 @@ async fn a_letter_whose_answer_was_lost_after_its_content_is_settled_by_the_serv
     // copy is found and the letter recorded sent.
     server.quiet(Quiet::Never);
     for minutes in [1, 3] {
-        let at = t0() + Duration::minutes(minutes);
-        outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, at)
-            .await
-            .unwrap();
+        o.pass(minutes).await;
     }
     assert_eq!(server.taken(), 1, "never sent again");
     let row = store.letter(id).await.unwrap().unwrap();
@@ -276,18 +308,9 @@ async fn a_letter_whose_answer_is_lost_every_time_is_raised_after_a_day() {
 
 #[tokio::test]
 async fn a_server_that_goes_quiet_before_the_content_leaves_a_letter_to_retry_not_in_doubt() {
-    let server = Server::start(Quiet::AtRcpt).await;
-    let (store, id) = one_letter("at-rcpt").await;
-    let folder = Copies(server.clone());
-    let doubt = InDoubt {
-        policy: CopyPolicy::server_copy(Duration::minutes(2)),
-        folder: Some(&folder),
-    };
-    let memory = Unrecorded::default();
-    let transport = outbox::smtp(&smtp(&server)).unwrap();
-    let report = outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, t0())
-        .await
-        .unwrap();
+    let o = Outbox::new(Quiet::AtRcpt, "at-rcpt").await;
+    let (server, store, id) = (&o.server, &o.store, o.id);
+    let report = o.pass(0).await;
     assert_eq!(report.retrying, 1, "{report:?}");
     assert_eq!(server.taken(), 0);
     assert!(
@@ -299,10 +322,7 @@ async fn a_server_that_goes_quiet_before_the_content_leaves_a_letter_to_retry_no
         "not in doubt"
     );
     server.quiet(Quiet::Never);
-    let at = t0() + Duration::minutes(2);
-    outbox::send_due_settling(&store, transport.as_ref(), &memory, doubt, at)
-        .await
-        .unwrap();
+    o.pass(2).await;
     assert_eq!(server.taken(), 1);
     assert_eq!(
         store.letter(id).await.unwrap().unwrap().state,
