@@ -1065,15 +1065,22 @@ impl Unrecorded {
         let mut left = waiting.into_iter();
         while let Some(a) = left.next() {
             let event = a.event.as_ref().map(|(c, e)| (*c, e));
-            let mut recorded = conn.record_sent(a.id, event, a.at).await;
-            if let (Ok(()), Some(reason)) = (&recorded, &a.refused) {
-                recorded = async {
-                    let mut tx = conn.begin().await?;
-                    partly_refused(&mut tx, &a, reason).await?;
-                    Store::commit(tx).await
+            let recorded = match &a.refused {
+                None => conn.record_sent(a.id, event, a.at).await,
+                // Sent to some, refused for others: both in one transaction, as on the 250.
+                Some(reason) => {
+                    async {
+                        let mut tx = conn.begin().await?;
+                        Store::mark_sent(&mut tx, a.id, a.at).await?;
+                        if let Some((case_id, e)) = event {
+                            record_event(&mut tx, case_id, a.at, "caseclerk", e).await?;
+                        }
+                        partly_refused(&mut tx, &a, reason).await?;
+                        Store::commit(tx).await
+                    }
+                    .await
                 }
-                .await;
-            }
+            };
             match recorded {
                 Ok(()) => {
                     tracing::info!(

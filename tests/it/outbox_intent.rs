@@ -378,3 +378,47 @@ async fn the_engine_asks_to_be_woken_when_a_letter_in_doubt_has_waited_out_its_g
         "not sent again yet"
     );
 }
+
+#[tokio::test]
+async fn a_letter_refused_for_one_addressee_and_not_recorded_is_recorded_sent_and_undelivered_later()
+ {
+    let dir = scratch("partly-refused");
+    let path = dir.join("caseclerk.db");
+    let store = Store::open(&path).await.unwrap();
+    let mut shared = letter(0);
+    shared.envelope_to = vec!["someone@example.test".into(), "gone@example.test".into()];
+    let mut tx = store.begin().await.unwrap();
+    let id = outbox::enqueue(&mut tx, &shared, t0())
+        .await
+        .unwrap()
+        .unwrap();
+    Store::commit(tx).await.unwrap();
+    let mut side = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let transport = RecordingTransport::new();
+    transport.refuse("gone@example.test");
+    let memory = Unrecorded::default();
+    refuse_commit_of_sent(&mut side).await;
+    let report = outbox::send_due(&store, &transport, &memory, t0())
+        .await
+        .unwrap();
+    assert!(report.stopped, "{report:?}");
+    assert_eq!(memory.ids(), vec![id]);
+
+    accept(&mut side).await;
+    let later = t0() + Duration::minutes(1);
+    let report = outbox::send_due(&store, &transport, &memory, later)
+        .await
+        .unwrap();
+    assert!(!report.stopped, "{report:?}");
+    let row = store.letter(id).await.unwrap().unwrap();
+    assert_eq!(
+        row.state,
+        OutboxState::Bounced,
+        "undelivered for the one refused"
+    );
+    assert!(row.sent_at.is_some(), "sent to the other");
+    assert_eq!(transport.sent().len(), 1, "not sent again");
+    std::fs::remove_dir_all(dir).unwrap();
+}
