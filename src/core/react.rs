@@ -470,9 +470,10 @@ pub fn decision_of<'p>(
 /// Whether `d` waits for votes on the case: its request was made and it is not yet taken.
 pub fn awaited(p: &Process, state: &CaseState, d: &Decision) -> bool {
     !state.decisions.contains_key(&d.id)
-        && state.letters.keys().any(|(step, _)| {
-            p.step(step)
-                .is_some_and(|s| s.decision.as_deref() == Some(d.id.as_str()))
+        && state.letters.iter().any(|((step, _), l)| {
+            l.sent_at.is_some()
+                && p.step(step)
+                    .is_some_and(|s| s.decision.as_deref() == Some(d.id.as_str()))
         })
 }
 
@@ -1465,6 +1466,33 @@ mod tests {
             );
         }
         (w, state)
+    }
+
+    #[test]
+    fn a_decision_awaits_votes_once_its_request_went_and_until_it_is_taken() {
+        let w = World::new();
+        let screening = w.process.decision("screening").unwrap();
+        let mut state = case();
+        assert!(!awaited(&w.process, &state, screening), "not asked");
+        let key = ("screening-request".to_string(), LA.to_string());
+        state.letters.insert(
+            key.clone(),
+            case::LetterState {
+                outbox: 1,
+                due_at: t("2026-08-20T09:01:00Z"),
+                queued_at: t("2026-08-20T09:01:00Z"),
+                sent_at: None,
+                undelivered: None,
+            },
+        );
+        assert!(!awaited(&w.process, &state, screening), "queued, not sent");
+        state.letters.get_mut(&key).unwrap().sent_at = Some(t("2026-08-20T09:02:00Z"));
+        assert!(awaited(&w.process, &state, screening));
+        state.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-08-20T11:00:00Z")),
+        );
+        assert!(!awaited(&w.process, &state, screening), "taken");
     }
 
     #[test]

@@ -136,15 +136,15 @@ pub fn filter(mut lines: Vec<CaseLine>, status: StatusFilter, search: &str) -> V
 }
 
 /// Whether what was typed in the list's search may be searched for, and kept in the page's
-/// address: empty, or shaped like (part of) a case reference — a reference's prefix, letters
-/// first, then letters, digits and `-` with a digit in them (`RR-2026-0003`, `RR-2026`), or a
-/// reference's number alone, at most five digits (`0003`). A name typed by mistake ("Jane
-/// Doe"), an NHS number (ten digits) or a date of birth (`12-03-2019`) is none of them.
-pub fn searchable(typed: &str) -> bool {
-    let t = typed.trim();
-    let reference = t.starts_with(|c: char| c.is_ascii_alphabetic())
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && t.chars().any(|c| c.is_ascii_digit());
+/// address: empty, or shaped like (part of) one of the partnership's case references — its
+/// `prefix` (`RR`) then only `-` and digits (`RR-2026-0003`, `rr-2026`), or a reference's number
+/// alone, at most five digits (`0003`). A name typed by mistake ("Jane Doe"), an NHS number (ten
+/// digits), a date of birth (`12-03-2019`) or a postcode (`SW1A 1AA`) is none of them.
+pub fn searchable(typed: &str, prefix: &str) -> bool {
+    let t = typed.trim().to_ascii_uppercase();
+    let reference = t
+        .strip_prefix(&prefix.to_ascii_uppercase())
+        .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '-'));
     let number = (1..=5).contains(&t.len()) && t.chars().all(|c| c.is_ascii_digit());
     t.is_empty() || reference || number
 }
@@ -463,26 +463,23 @@ mod tests {
 
     #[test]
     fn only_what_looks_like_a_case_reference_is_searched_for() {
-        for yes in [
-            "",
-            "RR-2026-0003",
-            "rr-2026",
-            "BSCP-RR-2025-0007",
-            "0003",
-            " 12 ",
-        ] {
-            assert!(searchable(yes), "{yes:?}");
+        for yes in ["", "RR-2026-0003", "rr-2026", "RR", "0003", " 12 "] {
+            assert!(searchable(yes, "RR"), "{yes:?}");
         }
         for no in [
             "Jane Doe",
             "Smith",
+            "Smith2019",
             "9434765919",
             "12-03-2019",
             "2019-03-12",
             "RR 2026",
+            "SW1A1AA",
+            "Mar-2019",
         ] {
-            assert!(!searchable(no), "{no:?}");
+            assert!(!searchable(no, "RR"), "{no:?}");
         }
+        assert!(searchable("BSCP-2025-0007", "BSCP"));
     }
 
     fn line(reference: &str, open: bool, overdue: bool, received: &str) -> CaseLine {

@@ -222,12 +222,19 @@ impl Handed {
     /// Why a letter taken for some of its addressees only is undelivered, for its case's
     /// history (the server's answers name the addresses; views reduce them to their kind).
     pub fn reason(&self, addressees: usize) -> Option<String> {
-        let first = self.refused.first()?;
+        if self.refused.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = self
+            .refused
+            .iter()
+            .map(|(address, answer)| format!("{address}: {answer}"))
+            .collect();
         Some(format!(
             "refused by the mail server for {} of its {addressees} addressee(s), who did not get \
              it (the others did): {}",
             self.refused.len(),
-            first.1
+            each.join("; ")
         ))
     }
 }
@@ -1441,7 +1448,16 @@ async fn not_taken(
         // stays in doubt (its intent kept), and the sent folder settles it after the grace —
         // recorded sent if the copy is there, sent again if not. Never blindly again; and,
         // answered by nothing for a day, raised like any letter not sent for a day.
-        if now - crate::shell::store::failing_since(row, now) > GIVE_UP_AFTER {
+        // Between two such attempts the letter waits out the grace: only a wait longer than
+        // that breaks its run of failures.
+        let broken_after = match policy {
+            CopyPolicy::ServerCopy { grace, .. } => {
+                crate::shell::store::FAILING_RUN_BROKEN_AFTER.max(grace + Duration::hours(1))
+            }
+            CopyPolicy::NoServerCopy => crate::shell::store::FAILING_RUN_BROKEN_AFTER,
+        };
+        let since = crate::shell::store::failing_since_within(row, now, broken_after);
+        if now - since > GIVE_UP_AFTER {
             let reason = format!(
                 "no answer from the mail server after its content for a day (it may have \
                  arrived: check with the addressee before resending): {}",
@@ -1450,7 +1466,7 @@ async fn not_taken(
             return undelivered(store, row, &reason, now, report).await;
         }
         let mut tx = store.begin().await?;
-        Store::mark_answer_lost(&mut tx, row.id, &e.detail, now).await?;
+        Store::mark_answer_lost(&mut tx, row.id, &e.detail, now, broken_after).await?;
         Store::commit(tx).await?;
         tracing::warn!(outbox = row.id, step = %row.step, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; in doubt until the sent folder says");
         report.retrying += 1;
@@ -1609,8 +1625,24 @@ mod tests {
             reason.starts_with("refused by the mail server for 1 of its 2"),
             "{reason}"
         );
+        // Every one refused is named, for the business manager to put right.
+        t.refuse("left@example.test");
+        let three = Envelope::new(
+            Some("a@b.test".parse().unwrap()),
+            vec![
+                "x@example.test".parse().unwrap(),
+                "gone@example.test".parse().unwrap(),
+                "left@example.test".parse().unwrap(),
+            ],
+        )
+        .unwrap();
+        let reason = t.send(&three, b"four").await.unwrap().reason(3).unwrap();
+        assert!(
+            reason.contains("gone@example.test") && reason.contains("left@example.test"),
+            "{reason}"
+        );
         let sent = t.sent();
-        assert_eq!(sent.len(), 2);
+        assert_eq!(sent.len(), 3);
         assert_eq!(sent[0].to, ["x@example.test"]);
         assert_eq!(sent[0].raw, b"one");
         assert_eq!(sent[1].to, ["x@example.test"]);

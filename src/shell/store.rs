@@ -690,8 +690,18 @@ pub const FAILING_RUN_BROKEN_AFTER: chrono::Duration = chrono::Duration::hours(2
 /// When the current run of temporary failures of `row` began, as its next failure at `now`
 /// will count it (see [`FAILING_RUN_BROKEN_AFTER`]); `now` when this is the first.
 pub fn failing_since(row: &OutboxRow, now: DateTime<Utc>) -> DateTime<Utc> {
+    failing_since_within(row, now, FAILING_RUN_BROKEN_AFTER)
+}
+
+/// [`failing_since`], with the run broken by a wait longer than `broken_after` (a letter in
+/// doubt waits out the sent folder's grace between attempts).
+pub fn failing_since_within(
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+    broken_after: chrono::Duration,
+) -> DateTime<Utc> {
     row.failing_since
-        .filter(|_| now - row.next_attempt_at <= FAILING_RUN_BROKEN_AFTER)
+        .filter(|_| now - row.next_attempt_at <= broken_after)
         .unwrap_or(now)
 }
 
@@ -2526,6 +2536,7 @@ impl Store {
         id: i64,
         error: &str,
         now: DateTime<Utc>,
+        broken_after: chrono::Duration,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failing_since = CASE \
@@ -2533,7 +2544,7 @@ impl Store {
              next_attempt_at = ? WHERE id = ?",
         )
         .bind(error)
-        .bind(ts(now - FAILING_RUN_BROKEN_AFTER))
+        .bind(ts(now - broken_after))
         .bind(ts(now))
         .bind(ts(now))
         .bind(id)

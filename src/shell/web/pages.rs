@@ -119,7 +119,7 @@ pub(super) async fn cases(
     let now = app.clock.now();
     let status = StatusFilter::parse(q.status.as_deref().unwrap_or(""));
     let typed = q.q.clone().unwrap_or_default();
-    let refused = q.refused.is_some() || !workspace::searchable(&typed);
+    let refused = q.refused.is_some() || !workspace::searchable(&typed, &app.cfg.reference_prefix);
     let search = if refused { String::new() } else { typed };
     let needle = search.trim().to_uppercase();
     let mut found: Vec<&Summary> = memo
@@ -180,7 +180,7 @@ pub(super) async fn search_cases(
     }
     let status = StatusFilter::parse(f.status.as_deref().unwrap_or(""));
     let typed = f.q.unwrap_or_default();
-    let to = match workspace::searchable(&typed) {
+    let to = match workspace::searchable(&typed, &app.cfg.reference_prefix) {
         true => format!(
             "/cases?status={}&q={}",
             status.as_str(),
