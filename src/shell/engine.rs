@@ -814,9 +814,7 @@ impl Engine {
                         let key = format!("agency:{id}");
                         state.letters.iter().any(|((step, to), l)| {
                             l.sent_at.is_some()
-                                && to
-                                    .strip_prefix(key.as_str())
-                                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("#r"))
+                                && timeline::key_without_round(to) == key
                                 && self
                                     .cfg
                                     .process
@@ -1379,7 +1377,7 @@ impl Engine {
             return Ok(true);
         }
         if let Some(reason) = unsendable {
-            Store::mark_attempt_failed(tx, id, &reason, None, now).await?;
+            Store::mark_attempt_failed(tx, id, &reason, None).await?;
             let e = Event::LetterUndelivered {
                 step: due.step.clone(),
                 recipient: due.key.clone(),

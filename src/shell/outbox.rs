@@ -686,7 +686,7 @@ async fn conversation(
     for to in envelope.to() {
         match conn.command(Rcpt::new(to.clone(), Vec::new())).await {
             Ok(_) => {}
-            Err(e) if e.is_permanent() && !conn.has_broken() => {
+            Err(e) if e.is_permanent() => {
                 handed.refused.push((to.to_string(), e.to_string()));
                 first_refusal.get_or_insert(e);
             }
@@ -1025,8 +1025,19 @@ struct Accepted {
     refused: Option<String>,
 }
 
-/// In `tx`, after a letter's "sent": some of its addressees were refused, so it is also
-/// undelivered (as a bounce for some of them makes it), with `reason` on its case.
+/// Commit `staged`, the letter's "sent" ([`SendConn::stage_sent`]) — with, when the server
+/// refused some of its addressees, its being undelivered all the same (as a bounce for some of
+/// them makes it, `refused` on its case): one commit, on the `250` or when recorded late.
+async fn commit_sent(
+    mut staged: crate::shell::store::Tx<'_>,
+    a: &Accepted,
+) -> Result<(), StoreError> {
+    if let Some(reason) = &a.refused {
+        partly_refused(&mut staged, a, reason).await?;
+    }
+    Store::commit(staged).await
+}
+
 async fn partly_refused(
     tx: &mut crate::shell::store::Tx<'_>,
     a: &Accepted,
@@ -1072,21 +1083,9 @@ impl Unrecorded {
         let mut left = waiting.into_iter();
         while let Some(a) = left.next() {
             let event = a.event.as_ref().map(|(c, e)| (*c, e));
-            let recorded = match &a.refused {
-                None => conn.record_sent(a.id, event, a.at).await,
-                // Sent to some, refused for others: both in one transaction, as on the 250.
-                Some(reason) => {
-                    async {
-                        let mut tx = conn.begin().await?;
-                        Store::mark_sent(&mut tx, a.id, a.at).await?;
-                        if let Some((case_id, e)) = event {
-                            record_event(&mut tx, case_id, a.at, "caseclerk", e).await?;
-                        }
-                        partly_refused(&mut tx, &a, reason).await?;
-                        Store::commit(tx).await
-                    }
-                    .await
-                }
+            let recorded = match conn.stage_sent(a.id, event, a.at).await {
+                Ok(staged) => commit_sent(staged, &a).await,
+                Err(e) => Err(e),
             };
             match recorded {
                 Ok(()) => {
@@ -1371,15 +1370,7 @@ async fn send_one(
             // Refused for some addressees only: sent to the others, and undelivered all the same
             // (raised to the business manager), recorded with the "sent" in one commit.
             accepted.refused = h.reason(row.envelope_to.len());
-            let mut staged = staged;
-            let partly = match &accepted.refused {
-                Some(reason) => partly_refused(&mut staged, &accepted, reason).await,
-                None => Ok(()),
-            };
-            Ok(match partly {
-                Ok(()) => Store::commit(staged).await,
-                Err(e) => Err(e),
-            })
+            Ok(commit_sent(staged, &accepted).await)
         }
         Err(e) => {
             let _ = staged.rollback().await; // (dropping it would roll back too)
@@ -1443,19 +1434,15 @@ async fn not_taken(
     now: DateTime<Utc>,
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
-    if e.kind == FailureKind::AfterContent && policy != CopyPolicy::NoServerCopy {
+    if let (FailureKind::AfterContent, CopyPolicy::ServerCopy { grace, .. }) = (e.kind, policy) {
         // The server may have taken it, and files its own copy of what it takes: the letter
         // stays in doubt (its intent kept), and the sent folder settles it after the grace —
         // recorded sent if the copy is there, sent again if not. Never blindly again; and,
         // answered by nothing for a day, raised like any letter not sent for a day.
         // Between two such attempts the letter waits out the grace: only a wait longer than
         // that breaks its run of failures.
-        let broken_after = match policy {
-            CopyPolicy::ServerCopy { grace, .. } => {
-                crate::shell::store::FAILING_RUN_BROKEN_AFTER.max(grace + Duration::hours(1))
-            }
-            CopyPolicy::NoServerCopy => crate::shell::store::FAILING_RUN_BROKEN_AFTER,
-        };
+        let broken_after =
+            crate::shell::store::FAILING_RUN_BROKEN_AFTER.max(grace + Duration::hours(1));
         let since = crate::shell::store::failing_since_within(row, now, broken_after);
         if now - since > GIVE_UP_AFTER {
             let reason = format!(
@@ -1466,7 +1453,7 @@ async fn not_taken(
             return undelivered(store, row, &reason, now, report).await;
         }
         let mut tx = store.begin().await?;
-        Store::mark_answer_lost(&mut tx, row.id, &e.detail, now, broken_after).await?;
+        Store::mark_answer_lost(&mut tx, row.id, &e.detail, now, since).await?;
         Store::commit(tx).await?;
         tracing::warn!(outbox = row.id, step = %row.step, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; in doubt until the sent folder says");
         report.retrying += 1;
@@ -1475,13 +1462,14 @@ async fn not_taken(
     // A day of failing, counted from the first failure of this run of retries: a letter that
     // fell due, or was retrying, while sending was held (a refused login over a weekend) or the
     // daemon stopped gets a day of retries like any other.
-    if now - crate::shell::store::failing_since(row, now) > GIVE_UP_AFTER {
+    let since = crate::shell::store::failing_since(row, now);
+    if now - since > GIVE_UP_AFTER {
         let reason = format!("could not be sent for a day: {}", e.detail);
         return undelivered(store, row, &reason, now, report).await;
     }
     let retry = now + retry_delay(row.attempts);
     let mut tx = store.begin().await?;
-    Store::mark_attempt_failed(&mut tx, row.id, &e.detail, Some(retry), now).await?;
+    Store::mark_attempt_failed(&mut tx, row.id, &e.detail, Some((retry, since))).await?;
     Store::commit(tx).await?;
     if e.kind == FailureKind::AfterContent {
         tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e.summary, "no answer from the mail server after the letter's content: it may have been accepted; sent again with the same Message-ID (sent_copy = \"server\" would settle it from the sent folder)");
@@ -1548,7 +1536,7 @@ async fn undelivered(
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
     let mut tx = store.begin().await?;
-    Store::mark_attempt_failed(&mut tx, row.id, reason, None, now).await?;
+    Store::mark_attempt_failed(&mut tx, row.id, reason, None).await?;
     if let Some(case_id) = row.case_id {
         let e = Event::LetterUndelivered {
             step: row.step.clone(),

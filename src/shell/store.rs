@@ -2529,23 +2529,22 @@ impl Store {
     }
 
     /// Record an attempt whose answer was lost after the letter's content went: counted, its
-    /// failure noted, and its intent (`sending_since`) kept, so that it is in doubt — settled by
-    /// the server's copy in the sent folder, never simply sent again.
+    /// failure noted with when its run of failures began ([`failing_since_within`]), and its
+    /// intent (`sending_since`) kept, so that it is in doubt — settled by the server's copy in
+    /// the sent folder, never simply sent again.
     pub async fn mark_answer_lost(
         tx: &mut Tx<'_>,
         id: i64,
         error: &str,
         now: DateTime<Utc>,
-        broken_after: chrono::Duration,
+        failing_since: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failing_since = CASE \
-             WHEN failing_since IS NULL OR next_attempt_at < ? THEN ? ELSE failing_since END, \
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failing_since = ?, \
              next_attempt_at = ? WHERE id = ?",
         )
         .bind(error)
-        .bind(ts(now - broken_after))
-        .bind(ts(now))
+        .bind(ts(failing_since))
         .bind(ts(now))
         .bind(id)
         .execute(&mut **tx)
@@ -2553,26 +2552,22 @@ impl Store {
         Ok(())
     }
 
-    /// Record a failed attempt: retry at `retry_at` (a failure that may pass, first seen at
-    /// `now` if this is the first: `failing_since`), or give up (`None`: state `failed`).
+    /// Record a failed attempt: retry as `retry` says — when, and when its run of failures
+    /// began ([`failing_since`]) — or give up (`None`: state `failed`).
     pub async fn mark_attempt_failed(
         tx: &mut Tx<'_>,
         id: i64,
         error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
+        retry: Option<(DateTime<Utc>, DateTime<Utc>)>,
     ) -> Result<(), StoreError> {
-        match retry_at {
-            Some(at) => {
+        match retry {
+            Some((at, failing_since)) => {
                 sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?, \
-                     sending_since = NULL, failing_since = CASE \
-                     WHEN failing_since IS NULL OR next_attempt_at < ? THEN ? \
-                     ELSE failing_since END, next_attempt_at = ? WHERE id = ?",
+                     sending_since = NULL, failing_since = ?, next_attempt_at = ? WHERE id = ?",
                 )
                 .bind(error)
-                .bind(ts(now - FAILING_RUN_BROKEN_AFTER))
-                .bind(ts(now))
+                .bind(ts(failing_since))
                 .bind(ts(at))
                 .bind(id)
                 .execute(&mut **tx)
@@ -2856,7 +2851,7 @@ impl DecisionConn {
 ///
 /// It writes the two records around each hand-over to SMTP: the intent before
 /// ([`SendConn::mark_sending`], committed with `synchronous = FULL`: on disk even across a power
-/// cut) and the outcome after ([`SendConn::record_sent`], committed with `synchronous = NORMAL`:
+/// cut) and the outcome after ([`SendConn::stage_sent`], committed with `synchronous = NORMAL`:
 /// no fsync wait between the server's `250` and the commit; a committed WAL write survives a
 /// killed process, and only a power cut could lose it — then the intent is still there and the
 /// letter is in doubt). Its automatic WAL checkpoint is off, so a checkpoint (an fsync of the
@@ -2941,30 +2936,10 @@ impl SendConn {
         Ok(doubt)
     }
 
-    /// Record that the server accepted letter `id` (with its case's `letter_sent` event): one
-    /// letter, one transaction, nothing else in it.
-    pub async fn record_sent(
-        &mut self,
-        id: i64,
-        event: Option<(i64, &crate::core::case::Event)>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        use sqlx::Connection;
-        sqlx::raw_sql("PRAGMA synchronous = NORMAL")
-            .execute(&mut *self.conn)
-            .await?;
-        let mut tx = self.conn.begin().await?;
-        Store::mark_sent(&mut tx, id, now).await?;
-        if let Some((case_id, e)) = event {
-            record_event(&mut tx, case_id, now, "caseclerk", e).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Write "sent" for letter `id` (with its case's `letter_sent` event) in a transaction that
     /// is returned open: the caller hands the letter over and commits it on the server's `250`
-    /// (or rolls it back). The write lock is held meanwhile — the daemon's own passes are
+    /// (or rolls it back), or, for a letter the server accepted whose outcome could not be
+    /// written then, commits it when it can. The write lock is held meanwhile — the daemon's own passes are
     /// sequential, and another writer (an operator's command) waits its busy timeout.
     pub async fn stage_sent(
         &mut self,
