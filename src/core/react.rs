@@ -1416,15 +1416,10 @@ mod tests {
         let w = World::new();
         let mut state = case();
         // The panel was asked, so a member's reply without a code is still read as a vote.
-        state.letters.insert(
-            ("screening-request".into(), LA.into()),
-            case::LetterState {
-                outbox: 1,
-                due_at: t("2026-08-20T09:01:00Z"),
-                queued_at: t("2026-08-20T09:01:00Z"),
-                sent_at: Some(t("2026-08-20T09:02:00Z")),
-                undelivered: None,
-            },
+        asked(
+            &mut state,
+            "screening-request",
+            Some("2026-08-20T09:02:00Z"),
         );
         let verdict = case_reply();
         for (msg, asked) in [
@@ -1445,6 +1440,20 @@ mod tests {
         }
     }
 
+    /// `step`'s letter to `LA`, queued at 09:01 and sent at `sent` (`None`: not yet).
+    fn asked(state: &mut CaseState, step: &str, sent: Option<&str>) {
+        state.letters.insert(
+            (step.into(), LA.into()),
+            case::LetterState {
+                outbox: 1,
+                due_at: t("2026-08-20T09:01:00Z"),
+                queued_at: t("2026-08-20T09:01:00Z"),
+                sent_at: sent.map(t),
+                undelivered: None,
+            },
+        );
+    }
+
     /// A reply to the case (not to one of our letters) from `LA`, who was asked on all three of
     /// bury's decisions and has decided none: it names no decision by code or by threading.
     fn asked_on_every_decision() -> (World, CaseState) {
@@ -1454,16 +1463,7 @@ mod tests {
         }
         let mut state = case();
         for step in ["screening-request", "signoff-request", "panel-submission"] {
-            state.letters.insert(
-                (step.into(), LA.into()),
-                case::LetterState {
-                    outbox: 1,
-                    due_at: t("2026-08-20T09:01:00Z"),
-                    queued_at: t("2026-08-20T09:01:00Z"),
-                    sent_at: Some(t("2026-08-20T09:02:00Z")),
-                    undelivered: None,
-                },
-            );
+            asked(&mut state, step, Some("2026-08-20T09:02:00Z"));
         }
         (w, state)
     }
@@ -1474,19 +1474,13 @@ mod tests {
         let screening = w.process.decision("screening").unwrap();
         let mut state = case();
         assert!(!awaited(&w.process, &state, screening), "not asked");
-        let key = ("screening-request".to_string(), LA.to_string());
-        state.letters.insert(
-            key.clone(),
-            case::LetterState {
-                outbox: 1,
-                due_at: t("2026-08-20T09:01:00Z"),
-                queued_at: t("2026-08-20T09:01:00Z"),
-                sent_at: None,
-                undelivered: None,
-            },
-        );
+        asked(&mut state, "screening-request", None);
         assert!(!awaited(&w.process, &state, screening), "queued, not sent");
-        state.letters.get_mut(&key).unwrap().sent_at = Some(t("2026-08-20T09:02:00Z"));
+        asked(
+            &mut state,
+            "screening-request",
+            Some("2026-08-20T09:02:00Z"),
+        );
         assert!(awaited(&w.process, &state, screening));
         state.decisions.insert(
             "screening".into(),

@@ -46,18 +46,21 @@ fn letter(n: usize) -> NewLetter {
 
 /// A store with `n` letters due at `t0`, and a connection of the test's own to the same file.
 async fn outbox_of(name: &str, n: usize) -> (Store, sqlx::SqliteConnection, Vec<i64>, PathBuf) {
+    outbox_with(name, (0..n).map(letter).collect()).await
+}
+
+/// As [`outbox_of`], with these letters.
+async fn outbox_with(
+    name: &str,
+    letters: Vec<NewLetter>,
+) -> (Store, sqlx::SqliteConnection, Vec<i64>, PathBuf) {
     let dir = scratch(name);
     let path = dir.join("caseclerk.db");
     let store = Store::open(&path).await.unwrap();
     let mut ids = vec![];
-    for i in 0..n {
+    for l in &letters {
         let mut tx = store.begin().await.unwrap();
-        ids.push(
-            outbox::enqueue(&mut tx, &letter(i), t0())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
+        ids.push(outbox::enqueue(&mut tx, l, t0()).await.unwrap().unwrap());
         Store::commit(tx).await.unwrap();
     }
     let side = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
@@ -382,20 +385,10 @@ async fn the_engine_asks_to_be_woken_when_a_letter_in_doubt_has_waited_out_its_g
 #[tokio::test]
 async fn a_letter_refused_for_one_addressee_and_not_recorded_is_recorded_sent_and_undelivered_later()
  {
-    let dir = scratch("partly-refused");
-    let path = dir.join("caseclerk.db");
-    let store = Store::open(&path).await.unwrap();
     let mut shared = letter(0);
     shared.envelope_to = vec!["someone@example.test".into(), "gone@example.test".into()];
-    let mut tx = store.begin().await.unwrap();
-    let id = outbox::enqueue(&mut tx, &shared, t0())
-        .await
-        .unwrap()
-        .unwrap();
-    Store::commit(tx).await.unwrap();
-    let mut side = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let (store, mut side, ids, dir) = outbox_with("partly-refused", vec![shared]).await;
+    let id = ids[0];
     let transport = RecordingTransport::new();
     transport.refuse("gone@example.test");
     let memory = Unrecorded::default();
