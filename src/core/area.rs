@@ -1,12 +1,29 @@
 //! The area (borough) a referral belongs to, where a partnership covers several (BHR: Barking and
 //! Dagenham, Havering, Redbridge).
 //!
-//! Owns reading the one area a referral names from its subject, body and attachment names.
+//! Owns deciding the one area a referral belongs to: the borough its form (or body) gives under
+//! a label, else the one its subject, body and attachment names name.
 //!
 //! Must not: guess: a referral naming no area, or more than one, has none, and a person decides.
 
 use crate::core::intake;
+use crate::core::particulars::{Field, Particular};
 use crate::core::text;
+
+/// The area of a referral, from what was read from it. A labelled borough (BHR's form asks for
+/// it: "Borough:") is the referrer's answer and decides alone: the one area it names, or none
+/// when it names none or several — never the free text around it, where a signature names the
+/// referrer's own borough. Without such a label, the one area the text names ([`detect_area`]).
+pub fn of_referral(
+    msg: &intake::Message,
+    particulars: &[Particular],
+    areas: &[String],
+) -> Option<String> {
+    match particulars.iter().find(|p| p.field == Field::Borough) {
+        Some(labelled) => areas.iter().find(|a| **a == labelled.value).cloned(),
+        None => detect_area(msg, areas),
+    }
+}
 
 /// The one area named in a referral, if exactly one is (BHR: cases belong to one). Names are
 /// compared as names (see [`text::fold_name`]): ignoring case, punctuation and "&" versus "and",

@@ -263,17 +263,7 @@ mod tests {
         }
         assert!(can_cap(&answering(MEMBER)), "an answer is counted");
         let mut opens = Reaction::held("referral");
-        opens.open = Some(Opening {
-            process: "bury".into(),
-            area: None,
-            referrer: None,
-            received_at: t(),
-            day0: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
-            day0_explained: String::new(),
-            message: 1,
-            message_id: None,
-            references: Vec::new(),
-        });
+        opens.open = opening(MEMBER).open;
         assert!(can_cap(&opens), "a referral is counted");
     }
 
@@ -319,6 +309,8 @@ mod tests {
             message: 1,
             message_id: None,
             references: Vec::new(),
+            particulars: Vec::new(),
+            unreadable: 0,
         });
         r
     }

@@ -704,10 +704,13 @@ fn reading(
         Field::Borough => {
             let padded = |s: &str| format!(" {} ", text::fold_name(s));
             let hay = padded(raw);
-            match areas.iter().find(|a| hay.contains(&padded(a))) {
-                Some(a) => (a.clone(), base),
-                None if areas.is_empty() => (raw.to_string(), base.lower()),
-                None => (raw.to_string(), Confidence::Low),
+            let named: Vec<&String> = areas.iter().filter(|a| hay.contains(&padded(a))).collect();
+            match named.as_slice() {
+                [one] => ((*one).clone(), base),
+                [] if areas.is_empty() => (raw.to_string(), base.lower()),
+                // None of the areas, or several ("Havering / Redbridge"): as written, for a
+                // person to read; never one of them guessed.
+                _ => (raw.to_string(), Confidence::Low),
             }
         }
         _ => (raw.to_string(), base),
@@ -1048,6 +1051,20 @@ mod tests {
         );
         assert_eq!(value(&ps, Field::Borough), Some("Barking and Dagenham"));
         assert_eq!(ps[0].confidence, Confidence::Medium);
+        let two = extract(
+            &[Source {
+                name: "message body".into(),
+                form: false,
+                text: "Borough: Havering / Barking & Dagenham\r\n",
+            }],
+            &areas,
+        );
+        assert_eq!(
+            value(&two, Field::Borough),
+            Some("Havering / Barking & Dagenham"),
+            "two boroughs are kept as written, neither chosen"
+        );
+        assert_eq!(two[0].confidence, Confidence::Low);
     }
 
     #[test]

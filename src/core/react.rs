@@ -208,7 +208,9 @@ pub fn open_case(rules: &Rules<'_>, incoming: &Incoming<'_>) -> Reaction {
 }
 
 /// The case a referral opens: day 0 from when it reached the mailbox (the process's cutoff
-/// applied), the area its text names, its referrer (Reply-To, else From). The one way a case is
+/// applied), its area (the one a labelled borough field names, else the one its subject, body and
+/// file names name: see [`crate::core::area`]), its referrer (Reply-To, else From), and the
+/// particulars read from it. The one way a case is
 /// opened — by the daemon for a classified referral ([`open_case`]), and by a person for a
 /// message in triage (`caseclerk open-referral`) — so both count day 0 alike. Errs when day 0
 /// cannot be computed (the calendar does not reach that far).
@@ -229,9 +231,11 @@ pub fn opening(
         .first()
         .or(msg.from.as_ref())
         .map(|a| a.email.to_lowercase());
+    let (particulars, unreadable) = crate::core::particulars::from_message(msg, &process.areas);
+    let area = crate::core::area::of_referral(msg, &particulars, &process.areas);
     Ok(Opening {
         process: process.id.clone(),
-        area: crate::core::area::detect_area(msg, &process.areas),
+        area,
         referrer,
         received_at: received,
         day0: day0.date,
@@ -239,6 +243,8 @@ pub fn opening(
         message: stored,
         message_id: msg.message_id.clone(),
         references: msg.references.clone(),
+        particulars,
+        unreadable,
     })
 }
 

@@ -46,6 +46,10 @@ pub struct Opening {
     pub message: i64,
     pub message_id: Option<String>,
     pub references: Vec<String>,
+    /// What the referral's form and body give (read once, here: the area may come from them),
+    /// and how many attached forms could not be read. Never in the event: personal data.
+    pub particulars: Vec<crate::core::particulars::Particular>,
+    pub unreadable: usize,
 }
 
 impl Opening {

@@ -1040,7 +1040,7 @@ impl Engine {
         let mut tx = filing.begin().await?;
         let mut opened = None;
         if let Some(o) = &reaction.open {
-            let (row, rec) = record_opening(&mut tx, &self.cfg, o, msg, "caseclerk", now).await?;
+            let (row, rec) = record_opening(&mut tx, &self.cfg, o, "caseclerk", now).await?;
             state = case::fold(std::slice::from_ref(&rec)).ok();
             tracing::info!(case = %row.reference, stored_message = m.id, day0 = %o.day0, "referral opened a case");
             opened = Some(row.reference.clone());
@@ -1574,7 +1574,6 @@ pub(crate) async fn record_opening(
     tx: &mut Tx<'_>,
     cfg: &Config,
     o: &react::Opening,
-    msg: &intake::Message,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(CaseRow, Recorded), StoreError> {
@@ -1591,7 +1590,7 @@ pub(crate) async fn record_opening(
     .await?;
     let event = o.event(&reference);
     record_event(tx, id, o.received_at, actor, &event).await?;
-    read_particulars(tx, cfg, id, o.message, msg, now).await?;
+    record_particulars(tx, id, o, now).await?;
     let rec = Recorded {
         at: o.received_at,
         actor: actor.to_string(),
@@ -1600,18 +1599,16 @@ pub(crate) async fn record_opening(
     Ok((opened_row(id, &reference, o), rec))
 }
 
-/// Read the particulars of the referral that opened case `case_id` and store them, with an
-/// event naming the fields found (never the values; nor does the log).
-async fn read_particulars(
+/// Store the particulars read from the referral that opened case `case_id`, with an event naming
+/// the fields found (never the values; nor does the log).
+async fn record_particulars(
     tx: &mut Tx<'_>,
-    cfg: &Config,
     case_id: i64,
-    message: i64,
-    msg: &intake::Message,
+    o: &react::Opening,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (found, unreadable) = crate::core::particulars::from_message(msg, &cfg.process.areas);
-    Store::add_particulars(tx, case_id, &found, now).await?;
+    let (found, unreadable, message) = (&o.particulars, o.unreadable, o.message);
+    Store::add_particulars(tx, case_id, found, now).await?;
     let e = Event::ParticularsRead {
         message,
         fields: found.iter().map(|p| p.field.as_str().to_string()).collect(),

@@ -635,8 +635,7 @@ pub async fn open_referral(
     // list at its end only if it is still on it, else the case opened here is rolled back.
     let mut tx = store.begin().await?;
     let verdict = serde_json::json!({"by": actor, "reason": reason});
-    let (case, _) =
-        crate::shell::engine::record_opening(&mut tx, cfg, &o, &msg, actor, now).await?;
+    let (case, _) = crate::shell::engine::record_opening(&mut tx, cfg, &o, actor, now).await?;
     let note = Event::Note {
         text: format!("opened by hand from message {message} in triage: {reason}"),
     };

@@ -346,3 +346,53 @@ fn a_step_dated_beyond_the_holiday_data_is_a_problem_of_its_own_and_the_other_le
         plan.problems
     );
 }
+
+/// A BHR referral whose attached form gives the child's borough, sent by someone whose signature
+/// names their own.
+fn bhr_referral(form_borough: &str, signature: &str) -> caseclerk::core::intake::Message {
+    let raw = format!(
+        "From: Jo Nurse <jo@nhs.test>\r\nTo: bhr@partnership.test\r\n\
+         Subject: Referral for a serious incident\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\n\
+         Please find the referral form attached.\r\n\r\nKind regards\r\nJo\r\n{signature}\r\n\
+         --b\r\nContent-Type: text/plain; name=\"form.txt\"\r\n\
+         Content-Disposition: attachment; filename=\"form.txt\"\r\n\r\n\
+         Referral Form for Serious Incidents\r\nBorough: {form_borough}\r\n\
+         --b--\r\n"
+    );
+    caseclerk::core::intake::parse(raw.as_bytes())
+}
+
+fn opened_area(msg: &caseclerk::core::intake::Message) -> Option<String> {
+    let o = caseclerk::core::react::opening(
+        &process("bhr"),
+        &Calendar::bundled(),
+        None,
+        1,
+        at("2026-03-03T10:15:00Z"),
+        msg,
+    )
+    .expect("day 0 is computed");
+    o.area
+}
+
+#[test]
+fn bhr_takes_the_case_s_borough_from_the_form_s_label_not_from_the_referrer_s_signature() {
+    let signed = bhr_referral(
+        "Redbridge",
+        "Safeguarding Nurse, London Borough of Havering",
+    );
+    assert_eq!(opened_area(&signed).as_deref(), Some("Redbridge"));
+    let unsigned = bhr_referral("London Borough of Redbridge", "");
+    assert_eq!(opened_area(&unsigned).as_deref(), Some("Redbridge"));
+    // A label naming two boroughs, or none of them, is the referrer's answer too: a person
+    // decides, not the borough in the signature.
+    let both = bhr_referral("Havering / Redbridge", "Barking and Dagenham");
+    assert_eq!(opened_area(&both), None);
+    let elsewhere = bhr_referral("Newham", "Barking and Dagenham");
+    assert_eq!(opened_area(&elsewhere), None);
+    // Without a labelled answer, the one borough the text names is still the case's.
+    let no_label = bhr_referral("", "Redbridge");
+    assert_eq!(opened_area(&no_label).as_deref(), Some("Redbridge"));
+}
