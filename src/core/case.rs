@@ -115,6 +115,14 @@ pub enum Event {
         message: i64,
         reason: String,
     },
+    /// A voter's counted vote no longer counts: their later reply about the same decision (in
+    /// `message`, code and authentication passed) was not clear — "sorry, I meant…" — so they are
+    /// asked again, and their next clear vote, or a person confirming the reply, counts instead.
+    VoteSetAside {
+        decision: String,
+        voter: String,
+        message: i64,
+    },
     /// A held reply was confirmed by a person and counts as a vote.
     HeldConfirmed {
         message: i64,
@@ -202,6 +210,7 @@ impl Event {
             Event::DecisionTaken { .. } => "decision_taken",
             Event::VoteAccepted { .. } => "vote_accepted",
             Event::VoteHeld { .. } => "vote_held",
+            Event::VoteSetAside { .. } => "vote_set_aside",
             Event::HeldConfirmed { .. } => "held_confirmed",
             Event::DecisionReopened { .. } => "decision_reopened",
             Event::PublicationPlanned { .. } => "publication_planned",
@@ -339,6 +348,14 @@ impl Event {
                     .as_ref()
                     .map(|d| format!(" on {d}"))
                     .unwrap_or_default()
+            ),
+            Event::VoteSetAside {
+                decision,
+                voter,
+                message,
+            } => format!(
+                "{voter}'s vote on {decision} set aside: their later reply (message {message}) is \
+                 not clear; they are asked again"
             ),
             Event::HeldConfirmed {
                 message,
@@ -804,6 +821,13 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             at: r.at,
             confirmed: false,
         }),
+        Event::VoteSetAside {
+            decision, voter, ..
+        } => {
+            if let Some(votes) = s.votes.get_mut(decision) {
+                votes.remove(voter);
+            }
+        }
         Event::DecisionReopened { decision, .. } => {
             s.decisions.remove(decision);
             s.votes.remove(decision);

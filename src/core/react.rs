@@ -640,6 +640,25 @@ fn vote(
                     reason,
                 },
             );
+            // An unclear reply passed the code and authentication: it is the voter's own, and
+            // may take back what they voted ("sorry, I meant NFA"). Their earlier vote stops
+            // counting until they answer again; a held forgery never touches it.
+            let counted = w
+                .state
+                .votes
+                .get(&decision.id)
+                .is_some_and(|v| v.contains_key(&sender));
+            if rule == UNCLEAR && counted {
+                w.record(
+                    incoming.received,
+                    &actor,
+                    Event::VoteSetAside {
+                        decision: decision.id.clone(),
+                        voter: sender.clone(),
+                        message: incoming.stored,
+                    },
+                );
+            }
             if rule == UNCLEAR && !asked {
                 let mut ask = timeline::notice(
                     rules.calendar,
@@ -684,6 +703,14 @@ fn vote(
             );
             confirm.decision = Some(decision.id.clone());
             w.r.notices.push(confirm);
+            // Counted at once, as the vote arrives: the decision is taken at its deciding vote
+            // whether the votes came one a pass or all in one (after an outage, on a first
+            // run), and a vote after it is held as too late in either case.
+            let settled = settle(rules, w.state.clone(), now);
+            w.state = settled.state;
+            w.r.events.extend(settled.events);
+            w.r.notices.extend(settled.notices);
+            w.r.steps.extend(settled.steps);
         }
     }
 }
@@ -1394,6 +1421,97 @@ mod tests {
             rule: "case_ref_in_subject",
             reasons: vec![],
         }
+    }
+
+    /// Replies to the screening request decided one after another, each seeing what the ones
+    /// before it recorded and nothing else (no planning pass between them: as in one pass after
+    /// an outage); message 10 at 12:00, 11 at 12:10, …
+    fn in_turn(w: &World, replies: &[intake::Message]) -> (CaseState, Vec<Reaction>) {
+        let (mut state, mut reactions) = (case(), Vec::new());
+        let verdict = case_reply();
+        for (i, msg) in replies.iter().enumerate() {
+            let incoming = Incoming {
+                stored: 10 + i as i64,
+                received: t("2026-08-20T12:00:00Z") + chrono::Duration::minutes(10 * i as i64),
+                msg,
+                verdict: &verdict,
+            };
+            let found = Found {
+                case: Some(&state),
+                bounced: None,
+            };
+            let r = react(&w.rules(), &incoming, found, t("2026-08-20T13:00:00Z"));
+            for e in &r.events {
+                case::apply(&mut state, e).unwrap();
+            }
+            reactions.push(r);
+        }
+        (state, reactions)
+    }
+
+    #[test]
+    fn a_decision_is_taken_at_its_deciding_vote_however_the_votes_are_batched() {
+        let w = World::new();
+        let (state, reactions) = in_turn(
+            &w,
+            &[
+                reply(LA, Some(LA), &pass(LA), "MEETS"),
+                reply(POLICE, Some(POLICE), &pass(POLICE), "MEETS"),
+                reply(LA, Some(LA), &pass(LA), "NFA"),
+            ],
+        );
+        assert_eq!(
+            state.decisions.get("screening"),
+            Some(&("meets".to_string(), t("2026-08-20T12:10:00Z"))),
+            "both agreed at 12:10; LA's later NFA changes nothing"
+        );
+        assert!(
+            reactions[2].events.iter().any(|e| matches!(
+                &e.event,
+                Event::VoteHeld { reason, .. } if reason.contains("already taken")
+            )),
+            "the late vote is held as too late, not counted"
+        );
+        assert!(
+            reactions[2].notices.is_empty(),
+            "nor confirmed to the voter"
+        );
+    }
+
+    #[test]
+    fn a_voter_s_unclear_correction_sets_their_earlier_vote_aside_and_a_forgery_does_not() {
+        let w = World::new();
+        let (state, reactions) = in_turn(
+            &w,
+            &[
+                reply(LA, Some(LA), &pass(LA), "MEETS"),
+                reply(LA, Some(LA), &pass(LA), "Sorry, I meant NFA"),
+                reply(POLICE, Some(POLICE), &pass(POLICE), "MEETS"),
+            ],
+        );
+        assert!(
+            !state.decisions.contains_key("screening"),
+            "LA took back MEETS: the decision waits for their answer"
+        );
+        assert!(!state.votes["screening"].contains_key(LA));
+        assert!(
+            reactions[1]
+                .notices
+                .iter()
+                .any(|n| n.step == "notice-vote-unclear"),
+            "LA is asked again"
+        );
+        // Without the code, the same words from LA's address may be anyone's: held, and LA's
+        // vote stands.
+        let (state, _) = in_turn(
+            &w,
+            &[
+                reply(LA, Some(LA), &pass(LA), "MEETS"),
+                reply(LA, None, &pass(LA), "Sorry, I meant NFA"),
+                reply(POLICE, Some(POLICE), &pass(POLICE), "MEETS"),
+            ],
+        );
+        assert_eq!(state.decisions["screening"].0, "meets");
     }
 
     #[test]

@@ -92,6 +92,15 @@ pub enum OperatorError {
         "decision {decision} has not been asked on this case yet, so held reply {message} cannot count on it; choose the decision its request went out for"
     )]
     NotAsked { message: i64, decision: String },
+    #[error(
+        "the sender's later reply (message {later}) already counts as their vote on {decision} ({outcome}), so held reply {message}, which came before it, cannot replace it; set it aside"
+    )]
+    LaterVoteCounts {
+        message: i64,
+        later: i64,
+        decision: String,
+        outcome: String,
+    },
     #[error("there is no letter {letter} on case {case} (see `caseclerk case {case}`)")]
     NoLetter { letter: i64, case: String },
     #[error("letter {0} has not been sent yet; it goes on its own")]
@@ -743,6 +752,20 @@ pub async fn confirm_held(
     // went): a vote on a decision nobody was asked yet would be counted before its time.
     if held.decision.is_none() && !react::awaited(&cfg.process, &state, d) {
         return Err(OperatorError::NotAsked { message, decision });
+    }
+    // A held reply is the voter's answer as it was when it came: one they sent after it, and
+    // that counts, is their answer now.
+    if let Some(v) = state.votes.get(&decision).and_then(|v| v.get(&held.voter)) {
+        let held_came = store.message_received(message).await?;
+        let counted_came = store.message_received(v.message).await?;
+        if counted_came > held_came {
+            return Err(OperatorError::LaterVoteCounts {
+                message,
+                later: v.message,
+                decision,
+                outcome: v.outcome.clone(),
+            });
+        }
     }
     let e = Event::HeldConfirmed {
         message,

@@ -341,6 +341,62 @@ fn the_history_says_who_did_each_correction_and_why(op: &Operator) {
     }
 }
 
+/// The id of the held message on the case report's line containing `needle`.
+fn held_id(report: &str, needle: &str) -> String {
+    report
+        .lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split("(message ").nth(1))
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("`{needle}` in:\n{report}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_held_reply_cannot_be_confirmed_over_the_member_s_later_counted_vote() {
+    let h = Harness::start("bury").await;
+    arrive(
+        &h,
+        &referral("op-3@hospital.test", "Referral for a rapid review"),
+        "2026-08-20T10:00:00+01:00",
+    )
+    .await;
+    h.tick(Some("2026-08-20T09:01:00Z"));
+    let member = "la.rep@bury.test";
+    let req = h.wait_inbox(member, 1).await.remove(0);
+    let answer = |id: &str, body: &str| {
+        format!(
+            "From: {member}\r\nTo: {SHARED}\r\nSubject: RE: {}\r\nMessage-ID: <{id}@bury.test>\r\nIn-Reply-To: <{}>\r\n\r\n{body}\r\n",
+            req.subject,
+            req.message_id.as_deref().unwrap()
+        )
+    };
+    let unclear = answer("first", "MEETS or NFA - not sure");
+    arrive(&h, unclear.as_bytes(), "2026-08-20T11:00:00+01:00").await;
+    let clear = answer("second", "NFA");
+    arrive(&h, clear.as_bytes(), "2026-08-20T11:30:00+01:00").await;
+    h.tick(Some("2026-08-20T10:35:00Z"));
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T10:36:00Z"]);
+    assert!(
+        report.contains("screening from la.rep@bury.test: nfa"),
+        "{report}"
+    );
+    let first = held_id(&report, "HELD on screening");
+    let out = h.caseclerk(&[
+        "confirm",
+        "RR-2026-0001",
+        &first,
+        "meets",
+        "--reason",
+        "read the held page",
+        "--now",
+        "2026-08-20T12:00:00Z",
+    ]);
+    refused(&out, "later reply");
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T12:01:00Z"]);
+    assert!(!report.contains("confirmed as"), "{report}");
+}
+
 #[tokio::test]
 async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
     let h = Harness::start("bury").await;
@@ -367,14 +423,7 @@ async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
         inbox[1].subject
     );
     let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T10:06:00Z"]);
-    assert!(report.contains("HELD on screening"), "{report}");
-    let message = report
-        .lines()
-        .find(|l| l.contains("HELD on screening"))
-        .and_then(|l| l.split("(message ").nth(1))
-        .and_then(|r| r.split(')').next())
-        .expect("the held message id")
-        .to_string();
+    let message = held_id(&report, "HELD on screening");
     refused(
         &h.caseclerk(&[
             "confirm",
@@ -434,13 +483,7 @@ async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
     arrive(&h, forwarded.as_bytes(), "2026-08-20T11:20:00+01:00").await;
     h.tick(Some("2026-08-20T10:25:00Z"));
     let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T10:26:00Z"]);
-    let theirs = report
-        .lines()
-        .find(|l| l.contains(&format!("reply from {stranger} HELD on screening")))
-        .and_then(|l| l.split("(message ").nth(1))
-        .and_then(|r| r.split(')').next())
-        .unwrap_or_else(|| panic!("the stranger's reply is held:\n{report}"))
-        .to_string();
+    let theirs = held_id(&report, &format!("reply from {stranger} HELD on screening"));
     let confirm = |message: &str, extra: &[&str]| {
         let mut args = vec![
             "confirm",
