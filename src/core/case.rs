@@ -328,6 +328,44 @@ impl Event {
                 outcome,
                 how,
             } => format!("decision {decision}: {outcome} ({how})"),
+            Event::VoteAccepted { .. }
+            | Event::VoteHeld { .. }
+            | Event::VoteSetAside { .. }
+            | Event::HeldConfirmed { .. } => self.describe_vote(),
+            Event::DecisionReopened { decision, reason } => {
+                format!("decision {decision} reopened ({reason})")
+            }
+            Event::Rescheduled { what, at, reason } => {
+                format!("{what} moved to {} ({reason})", london(*at))
+            }
+            Event::LetterResent {
+                outbox,
+                resent_as,
+                to,
+                reason,
+            } => format!("letter {outbox} sent again as letter {resent_as} to {to} ({reason})"),
+            Event::MeetingScheduled { at, reason } => {
+                format!("meeting set for {} ({reason})", london(*at))
+            }
+            Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
+            Event::PublicationPlanned { .. }
+            | Event::StatusChanged { .. }
+            | Event::Note { .. }
+            | Event::ReviewerSet { .. } => self.describe_fact(),
+            Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
+                self.describe_retention()
+            }
+            Event::ParticularsRead { .. } | Event::ParticularChecked { .. } => {
+                self.describe_particulars()
+            }
+        }
+    }
+}
+
+impl Event {
+    /// [`Event::describe`] for a vote by reply: accepted, held, set aside, confirmed by hand.
+    fn describe_vote(&self) -> String {
+        match self {
             Event::VoteAccepted {
                 decision,
                 voter,
@@ -365,37 +403,10 @@ impl Event {
             } => {
                 format!("held reply {message} confirmed as {voter}'s vote on {decision}: {outcome}")
             }
-            Event::DecisionReopened { decision, reason } => {
-                format!("decision {decision} reopened ({reason})")
-            }
-            Event::Rescheduled { what, at, reason } => {
-                format!("{what} moved to {} ({reason})", london(*at))
-            }
-            Event::LetterResent {
-                outbox,
-                resent_as,
-                to,
-                reason,
-            } => format!("letter {outbox} sent again as letter {resent_as} to {to} ({reason})"),
-            Event::MeetingScheduled { at, reason } => {
-                format!("meeting set for {} ({reason})", london(*at))
-            }
-            Event::MeetingCancelled { reason } => format!("meeting cancelled ({reason})"),
-            Event::PublicationPlanned { .. }
-            | Event::StatusChanged { .. }
-            | Event::Note { .. }
-            | Event::ReviewerSet { .. } => self.describe_fact(),
-            Event::HoldPlaced { .. } | Event::HoldReleased { .. } | Event::ContentErased { .. } => {
-                self.describe_retention()
-            }
-            Event::ParticularsRead { .. } | Event::ParticularChecked { .. } => {
-                self.describe_particulars()
-            }
+            _ => String::new(),
         }
     }
-}
 
-impl Event {
     /// [`Event::describe`] for the facts a person records about the case: its publication date,
     /// its status, a note, its reviewer.
     fn describe_fact(&self) -> String {
@@ -699,6 +710,60 @@ pub fn fold(events: &[Recorded]) -> Result<CaseState, CaseError> {
     Ok(s)
 }
 
+/// [`apply`] for a vote by reply: counted, set aside, held.
+fn apply_vote(s: &mut CaseState, r: &Recorded) {
+    match &r.event {
+        Event::VoteAccepted {
+            decision,
+            voter,
+            outcome,
+            message,
+            ..
+        }
+        | Event::HeldConfirmed {
+            decision,
+            voter,
+            outcome,
+            message,
+        } => {
+            s.votes.entry(decision.clone()).or_default().insert(
+                voter.clone(),
+                Vote {
+                    outcome: outcome.clone(),
+                    at: r.at,
+                    message: *message,
+                },
+            );
+            if let Event::HeldConfirmed { message, .. } = &r.event {
+                for h in s.held.iter_mut().filter(|h| h.message == *message) {
+                    h.confirmed = true;
+                }
+            }
+        }
+        Event::VoteHeld {
+            decision,
+            voter,
+            message,
+            reason,
+        } => s.held.push(Held {
+            decision: decision.clone(),
+            voter: voter.clone(),
+            message: *message,
+            reason: reason.clone(),
+            at: r.at,
+            confirmed: false,
+        }),
+        Event::VoteSetAside {
+            decision, voter, ..
+        } => {
+            if let Some(votes) = s.votes.get_mut(decision) {
+                votes.remove(voter);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Apply one recorded event to a case's state (what [`fold`] does for each).
 pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
     match &r.event {
@@ -781,53 +846,10 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.decisions
                 .insert(decision.clone(), (outcome.clone(), r.at));
         }
-        Event::VoteAccepted {
-            decision,
-            voter,
-            outcome,
-            message,
-            ..
-        }
-        | Event::HeldConfirmed {
-            decision,
-            voter,
-            outcome,
-            message,
-        } => {
-            s.votes.entry(decision.clone()).or_default().insert(
-                voter.clone(),
-                Vote {
-                    outcome: outcome.clone(),
-                    at: r.at,
-                    message: *message,
-                },
-            );
-            if let Event::HeldConfirmed { message, .. } = &r.event {
-                for h in s.held.iter_mut().filter(|h| h.message == *message) {
-                    h.confirmed = true;
-                }
-            }
-        }
-        Event::VoteHeld {
-            decision,
-            voter,
-            message,
-            reason,
-        } => s.held.push(Held {
-            decision: decision.clone(),
-            voter: voter.clone(),
-            message: *message,
-            reason: reason.clone(),
-            at: r.at,
-            confirmed: false,
-        }),
-        Event::VoteSetAside {
-            decision, voter, ..
-        } => {
-            if let Some(votes) = s.votes.get_mut(decision) {
-                votes.remove(voter);
-            }
-        }
+        Event::VoteAccepted { .. }
+        | Event::HeldConfirmed { .. }
+        | Event::VoteSetAside { .. }
+        | Event::VoteHeld { .. } => apply_vote(s, r),
         Event::DecisionReopened { decision, .. } => {
             s.decisions.remove(decision);
             s.votes.remove(decision);

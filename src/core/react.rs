@@ -640,24 +640,8 @@ fn vote(
                     reason,
                 },
             );
-            // An unclear reply passed the code and authentication: it is the voter's own, and
-            // may take back what they voted ("sorry, I meant NFA"). Their earlier vote stops
-            // counting until they answer again; a held forgery never touches it.
-            let counted = w
-                .state
-                .votes
-                .get(&decision.id)
-                .is_some_and(|v| v.contains_key(&sender));
-            if rule == UNCLEAR && counted {
-                w.record(
-                    incoming.received,
-                    &actor,
-                    Event::VoteSetAside {
-                        decision: decision.id.clone(),
-                        voter: sender.clone(),
-                        message: incoming.stored,
-                    },
-                );
+            if rule == UNCLEAR {
+                set_aside(incoming, &decision.id, &sender, &actor, w);
             }
             if rule == UNCLEAR && !asked {
                 let mut ask = timeline::notice(
@@ -703,16 +687,42 @@ fn vote(
             );
             confirm.decision = Some(decision.id.clone());
             w.r.notices.push(confirm);
-            // Counted at once, as the vote arrives: the decision is taken at its deciding vote
-            // whether the votes came one a pass or all in one (after an outage, on a first
-            // run), and a vote after it is held as too late in either case.
-            let settled = settle(rules, w.state.clone(), now);
-            w.state = settled.state;
-            w.r.events.extend(settled.events);
-            w.r.notices.extend(settled.notices);
-            w.r.steps.extend(settled.steps);
+            count_now(rules, w, now);
         }
     }
+}
+
+/// An unclear reply that passed the code and authentication is the voter's own, and may take
+/// back what they voted ("sorry, I meant NFA"): their counted vote stops counting until they
+/// answer again. (A reply held for failing a check may be anyone's and never comes here.)
+fn set_aside(incoming: &Incoming<'_>, decision: &str, sender: &str, actor: &str, w: &mut Working) {
+    let counted = w
+        .state
+        .votes
+        .get(decision)
+        .is_some_and(|v| v.contains_key(sender));
+    if counted {
+        w.record(
+            incoming.received,
+            actor,
+            Event::VoteSetAside {
+                decision: decision.to_string(),
+                voter: sender.to_string(),
+                message: incoming.stored,
+            },
+        );
+    }
+}
+
+/// Count the votes as one is accepted: the decision is taken at its deciding vote whether the
+/// votes came one a pass or all in one (after an outage, on a first run), and a vote after it is
+/// held as too late either way.
+fn count_now(rules: &Rules<'_>, w: &mut Working, now: DateTime<Utc>) {
+    let settled = settle(rules, w.state.clone(), now);
+    w.state = settled.state;
+    w.r.events.extend(settled.events);
+    w.r.notices.extend(settled.notices);
+    w.r.steps.extend(settled.steps);
 }
 
 /// A reply that reads as a vote on more than one open decision, with nothing to say which: held
