@@ -33,7 +33,13 @@ fn the_unit_scores_ok_on_systemds_security_analysis() {
 fn a_configuration_error_exits_2_and_the_unit_does_not_restart_on_it() {
     let unit = std::fs::read_to_string(UNIT).unwrap();
     let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("ExecStartPre=")),
+        "nothing runs before the daemon: systemd restarts a failed ExecStartPre for ever, and \
+         `check` refuses what `run` starts with (a missing [attachments] file)"
+    );
     for wanted in [
+        "ExecStart=/usr/local/bin/caseclerk --config /etc/caseclerk/caseclerk.toml run",
         "Type=notify",
         "RestartPreventExitStatus=2",
         "Restart=on-failure",
@@ -124,4 +130,75 @@ async fn the_daemon_says_ready_pings_the_watchdog_after_each_pass_and_says_when_
     }
     assert!(stopping, "no STOPPING=1 after SIGTERM:\n{log}");
     std::fs::remove_file(&path).unwrap();
+}
+
+/// The package's postinst, run with every command it calls replaced by one that logs its
+/// arguments, and systemd's "running" directory pointed at `systemd` (present or not).
+fn postinst(args: &[&str], systemd: bool) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "caseclerk-postinst-{}-{}",
+        std::process::id(),
+        args.len()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (bin, run) = (dir.join("bin"), dir.join("run-systemd"));
+    std::fs::create_dir_all(&bin).unwrap();
+    if systemd {
+        std::fs::create_dir_all(&run).unwrap();
+    }
+    let log = dir.join("calls");
+    for tool in [
+        "getent",
+        "adduser",
+        "install",
+        "chgrp",
+        "chmod",
+        "systemctl",
+    ] {
+        let stub = bin.join(tool);
+        std::fs::write(
+            &stub,
+            format!("#!/bin/sh\necho \"{tool} $*\" >> {}\n", log.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/postinst"))
+            .unwrap()
+            .replace("/run/systemd/system", run.to_str().unwrap());
+    let copy = dir.join("postinst");
+    std::fs::write(&copy, script).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("sh")
+        .arg(&copy)
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).unwrap();
+    calls
+}
+
+#[test]
+fn an_upgrade_restarts_a_running_daemon_and_a_first_install_starts_nothing() {
+    let upgrade = postinst(&["configure", "0.9.0"], true);
+    assert!(
+        upgrade.contains("systemctl try-restart caseclerk.service"),
+        "{upgrade}"
+    );
+    let first = postinst(&["configure"], true);
+    assert!(
+        first.contains("systemctl enable caseclerk.service"),
+        "{first}"
+    );
+    assert!(
+        !first.contains("restart") && !first.contains("start caseclerk"),
+        "{first}"
+    );
+    let no_systemd = postinst(&["configure", "0.9.0"], false);
+    assert!(!no_systemd.contains("systemctl"), "{no_systemd}");
 }
