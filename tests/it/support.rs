@@ -488,7 +488,12 @@ impl Daemon {
     }
 
     /// Ask it to stop as systemd does (SIGTERM) and wait for it to exit; its whole log.
-    pub async fn terminate(mut self) -> String {
+    pub async fn terminate(self) -> String {
+        self.terminated().await.1
+    }
+
+    /// [`Daemon::terminate`], with how it exited.
+    pub async fn terminated(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().expect("running") as i32;
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
@@ -496,12 +501,10 @@ impl Daemon {
         )
         .expect("SIGTERM sent");
         let exited = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
-        assert!(
-            exited.is_ok(),
-            "the daemon did not stop on SIGTERM:\n{}",
-            self.log()
-        );
-        self.log()
+        match exited {
+            Ok(Ok(status)) => (status, self.log()),
+            _ => panic!("the daemon did not stop on SIGTERM:\n{}", self.log()),
+        }
     }
 
     /// Stop it; its whole log.

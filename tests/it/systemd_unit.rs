@@ -132,6 +132,40 @@ async fn the_daemon_says_ready_pings_the_watchdog_after_each_pass_and_says_when_
     std::fs::remove_file(&path).unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_the_first_pass_lets_it_end_and_the_daemon_exits_cleanly() {
+    // A mail server that answers nothing for three seconds, then hangs up: the first pass is
+    // still waiting for it when systemd (here, the test) stops the daemon.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = silent.accept().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                drop(s);
+            });
+        }
+    });
+    let h = Harness::start_with("bury", |c| {
+        c["mailbox"]["port"] = toml::Value::Integer(port.into());
+    })
+    .await;
+    let path = Path::new(&std::env::temp_dir())
+        .join(format!("caseclerk-notify-term-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
+    let socket_var = path.display().to_string();
+    let daemon = h.daemon_with_env(&[("NOTIFY_SOCKET", &socket_var)]);
+    assert_eq!(
+        next(&socket, || daemon.log()).await,
+        "READY=1\nSTATUS=started; first pass"
+    );
+    let (status, log) = daemon.terminated().await;
+    assert_eq!(status.code(), Some(0), "{status:?}:\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    std::fs::remove_file(&path).unwrap();
+}
+
 /// The package's postinst, run with every command it calls replaced by one that logs its
 /// arguments, and systemd's "running" directory pointed at `systemd` (present or not).
 fn postinst(args: &[&str], systemd: bool) -> String {
