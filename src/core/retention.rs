@@ -94,6 +94,11 @@ pub struct Schedule {
     pub triage_days: u32,
     pub other_mail_days: u32,
     pub signin_days: u32,
+    /// Whether caseclerk files each sent letter in the sent folder itself (`sent_copy =
+    /// "caseclerk"` with a `sent_folder`): a sent letter is then kept until it is filed (the
+    /// filing reads its bytes). With the server filing its own copy, or no copy kept, nothing
+    /// will ever file it, and a sent letter is settled when sent.
+    pub sent_letters_filed: bool,
 }
 
 impl Default for Schedule {
@@ -104,6 +109,7 @@ impl Default for Schedule {
             triage_days: DEFAULT_TRIAGE_DAYS,
             other_mail_days: DEFAULT_OTHER_MAIL_DAYS,
             signin_days: DEFAULT_SIGNIN_DAYS,
+            sent_letters_filed: true,
         }
     }
 }
@@ -650,6 +656,7 @@ mod tests {
             triage_days: 2,
             other_mail_days: 3,
             signin_days: 4,
+            sent_letters_filed: true,
         };
         let keys: Vec<_> = s.problems().into_iter().map(|(k, _)| k).collect();
         assert_eq!(
@@ -715,6 +722,7 @@ mod tests {
                 triage_days: g.below(400) as u32,
                 other_mail_days: g.below(400) as u32,
                 signin_days: g.below(400) as u32,
+                sent_letters_filed: g.below(2) == 0,
             };
             let status = if g.below(2) == 0 {
                 CaseStatus::Open

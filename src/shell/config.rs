@@ -945,7 +945,9 @@ impl Resolver {
 
         let limits = self.limits(&raw.limits);
         let banners = self.banners(&raw.mail);
-        let retention = self.retention(&raw.retention);
+        let mut retention = self.retention(&raw.retention);
+        retention.sent_letters_filed =
+            imap.sent_copy == SentCopy::Caseclerk && imap.sent_folder.is_some();
         let paperwork = self.paperwork(&raw.letters);
         let web = raw.web.as_ref().map(|w| self.web(w));
 
@@ -1031,6 +1033,7 @@ impl Resolver {
             triage_days: whole("triage_days", raw.triage_days, d.triage_days),
             other_mail_days: whole("other_mail_days", raw.other_mail_days, d.other_mail_days),
             signin_days: whole("signin_days", raw.signin_days, d.signin_days),
+            sent_letters_filed: d.sent_letters_filed,
         };
         for (_, problem) in s.problems() {
             self.problems.push(format!("[retention] {problem}"));

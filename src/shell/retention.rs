@@ -167,11 +167,11 @@ pub async fn plan(
         .each_content(|kind, row| {
             let what = match kind {
                 Content::Message => What::Message { state: row.state },
-                // Settled: no longer waiting to be sent, and, if it was sent, filed in the sent
-                // folder (the filing reads these bytes). A letter refused or imported was never
-                // sent.
+                // Settled: no longer waiting to be sent, and, if it was sent and caseclerk files
+                // its copy, filed in the sent folder (the filing reads these bytes). A letter
+                // refused or imported was never sent.
                 Content::Letter => What::Letter {
-                    settled: row.state != "pending" && row.filed,
+                    settled: row.state != "pending" && (row.filed || !schedule.sent_letters_filed),
                 },
             };
             let record = Record {

@@ -112,8 +112,21 @@ async fn review() -> Review {
     .await
 }
 
-/// The referral arrives, its letters go, and the case is closed at `closed`.
+/// The referral arrives, its letters go, the case is closed at `closed`, and its letters are
+/// filed in the sent folder.
 async fn closed_case(r: &mut Review, id: &str, closed: &str) -> String {
+    let reference = closed_unfiled(r, id, closed).await;
+    // The letters were filed in the shared mailbox's sent folder (the recording transport has
+    // none): only a filed letter may lose its bytes.
+    let store = &r.engine.store;
+    for l in store.letters(None).await.unwrap() {
+        store.mark_filed(l.id, london(closed)).await.unwrap();
+    }
+    reference
+}
+
+/// [`closed_case`], with nothing filed.
+async fn closed_unfiled(r: &mut Review, id: &str, closed: &str) -> String {
     r.receive(&planted_referral(id), "2026-01-05 10:00").await;
     let reference = r.last.opened.first().cloned().expect("a case opened");
     r.at("2026-01-07 10:00").await;
@@ -128,12 +141,44 @@ async fn closed_case(r: &mut Review, id: &str, closed: &str) -> String {
     )
     .await
     .unwrap();
-    // The letters were filed in the shared mailbox's sent folder (the recording transport has
-    // none): only a filed letter may lose its bytes.
-    for l in store.letters(None).await.unwrap() {
-        store.mark_filed(l.id, london(closed)).await.unwrap();
-    }
     reference
+}
+
+#[tokio::test]
+async fn where_the_server_keeps_the_sent_copy_a_closed_case_s_letters_are_erased_unfiled() {
+    // Exchange Online files its own copy (`sent_copy = "server"`); with no copy kept ("none")
+    // nothing files it either. Nothing will ever file these letters, so they are not waited for.
+    for copy in ["server", "none"] {
+        let mut r = Review::with("bury", |cfg| {
+            cfg.remove("digest");
+            let mut ret = toml::Table::new();
+            ret.insert("closed_case_years".into(), 1.into());
+            ret.insert("letter_days".into(), 30.into());
+            cfg.insert("retention".into(), ret.into());
+            let mailbox = cfg["mailbox"].as_table_mut().expect("[mailbox]");
+            mailbox.insert("sent_copy".into(), copy.into());
+        })
+        .await;
+        closed_unfiled(&mut r, "unfiled.1@hospital.test", "2026-02-02 10:00").await;
+        let store = r.engine.store.clone();
+        let sent = store.letters(None).await.unwrap();
+        assert!(!sent.is_empty(), "the referral was answered");
+        r.at("2026-03-05 10:00").await; // 31 days after closure
+        for l in store.letters(None).await.unwrap() {
+            assert!(
+                l.raw.is_empty(),
+                "sent_copy = {copy}: letter {} ({}) kept its bytes",
+                l.id,
+                l.step
+            );
+        }
+        r.at("2027-02-03 10:00").await; // a year and a day: the case's mail goes too
+        assert_eq!(
+            found_in(&r.engine.cfg.database),
+            Vec::<String>::new(),
+            "sent_copy = {copy}: the referral's phrase, forwarded in its letters, is gone"
+        );
+    }
 }
 
 #[tokio::test]
