@@ -768,7 +768,13 @@ fn apply_vote(s: &mut CaseState, r: &Recorded) {
 pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
     match &r.event {
         Event::Opened { .. } => return Err(CaseError("a second `opened` event".into())),
-        Event::MessageFiled { message, .. } => s.messages.push(*message),
+        // Once: a message held in triage from a case (a return from an agency not on it) is
+        // filed again when a person attaches it.
+        Event::MessageFiled { message, .. } => {
+            if !s.messages.contains(message) {
+                s.messages.push(*message);
+            }
+        }
         Event::LetterQueued {
             step,
             recipient,

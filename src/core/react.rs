@@ -821,6 +821,25 @@ fn agency_return(
         return;
     };
     if w.state.agencies.get(agency).is_none_or(|a| a.removed) {
+        // Not asked on this case (not yet added, or removed): a person decides. Filed as an
+        // ordinary reply it would be lost — asked, chased and reported missing once the agency
+        // is added, and left out of the collation pack.
+        let why = format!(
+            "a return from {agency}, which is not on {}: add the agency and attach it as its return, or set it aside",
+            w.state.reference
+        );
+        w.r.filing = Filing::Triage;
+        w.r.steps.push(Step {
+            rule: "return_from_agency_not_on_case",
+            why: why.clone(),
+        });
+        w.record(
+            incoming.received,
+            CASECLERK,
+            Event::Note {
+                text: format!("message {} is in triage: {why}", incoming.stored),
+            },
+        );
         return;
     }
     // A deadline that cannot be computed (beyond the holiday data) does not make a return late.
@@ -1522,6 +1541,45 @@ mod tests {
             ],
         );
         assert_eq!(state.decisions["screening"].0, "meets");
+    }
+
+    #[test]
+    fn a_return_from_an_agency_not_on_the_case_is_listed_for_a_person_not_filed_unseen() {
+        let w = World::new();
+        let verdict = Verdict {
+            kind: Kind::CaseReply {
+                case_ref: "RR-2026-0001".into(),
+                in_reply_to_letter: None,
+                agency: Some("police".into()),
+                reply: ReplyKind::Return,
+            },
+            rule: "thread",
+            reasons: vec![],
+        };
+        let msg = reply(POLICE, None, &pass(POLICE), "Our summary is attached.");
+        let returned = |r: &Reaction| {
+            r.events
+                .iter()
+                .any(|e| matches!(e.event, Event::ReturnReceived { .. }))
+        };
+        let r = reacted(&w, &msg, &verdict, &case());
+        assert_eq!(r.filing, Filing::Triage, "{r:?}");
+        assert!(!returned(&r));
+        assert!(
+            r.steps
+                .iter()
+                .any(|s| s.rule == "return_from_agency_not_on_case")
+        );
+        let mut on_case = case();
+        on_case
+            .agencies
+            .insert("police".into(), case::AgencyState::default());
+        let r = reacted(&w, &msg, &verdict, &on_case);
+        assert_eq!(r.filing, Filing::Filed);
+        assert!(
+            returned(&r),
+            "once the police are on the case, it is their return"
+        );
     }
 
     #[test]
