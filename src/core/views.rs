@@ -1801,12 +1801,12 @@ mod tests {
     #[test]
     fn a_stored_mailbox_error_is_reduced_to_its_kind() {
         assert_eq!(
-            error_kind("IMAP login as bsp@bury.test failed: NO [AUTHENTICATIONFAILED]"),
+            error_kind("IMAP login failed: NO [AUTHENTICATIONFAILED]"),
             "login failed (check the mailbox password)"
         );
         assert_eq!(
             error_kind(
-                "IMAP login as bsp@bury.test with an access token refused (NO): the mail server refused the access token"
+                "IMAP login with an access token refused (NO): the mail server refused the access token"
             ),
             "Microsoft 365 sign-in failed (run caseclerk check --connect for the reason)"
         );

@@ -58,10 +58,10 @@ pub enum MailboxError {
     },
     #[error("TLS with IMAP server {host} failed: {detail}")]
     Tls { host: String, detail: String },
-    #[error(
-        "IMAP login as {user} failed: {detail} (check the username and password source in [mailbox])"
-    )]
-    Login { user: String, detail: String },
+    // The login name is never in these texts: they are logged, kept in the health row and printed
+    // in the digest, and a mailbox may be reached with a person's own account.
+    #[error("IMAP login failed: {detail} (check [mailbox] username and the password source)")]
+    Login { detail: String },
     #[error("IMAP {command} failed: {detail}")]
     Command {
         command: &'static str,
@@ -73,16 +73,15 @@ pub enum MailboxError {
     NoUidValidity { folder: String },
     #[error("no password for the mailbox (set password_env or password_file in [mailbox])")]
     NoPassword,
-    #[error("IMAP login as {user}: no access token: {source}")]
+    #[error("IMAP login: no access token: {source}")]
     Token {
-        user: String,
         source: crate::shell::oauth::OAuthError,
     },
     #[error(
-        "IMAP login as {user} with an access token refused ({detail}): {}",
+        "IMAP login with an access token refused ({detail}): {}",
         crate::core::oauth::REFUSED_TOKEN_ADVICE
     )]
-    TokenRefused { user: String, detail: String },
+    TokenRefused { detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -208,12 +207,12 @@ pub async fn connect_until(
     settings: &ImapSettings,
 ) -> Result<(Session, Option<DateTime<Utc>>), MailboxError> {
     let with = match &settings.oauth2 {
-        Some(source) => {
-            LoginWith::Token(source.token().await.map_err(|source| MailboxError::Token {
-                user: settings.username.clone(),
-                source,
-            })?)
-        }
+        Some(source) => LoginWith::Token(
+            source
+                .token()
+                .await
+                .map_err(|source| MailboxError::Token { source })?,
+        ),
         None => LoginWith::Password(
             settings
                 .password
@@ -299,7 +298,6 @@ async fn login(
     {
         Ok(Ok(session)) => Ok(session),
         Ok(Err((e, _client))) => Err(MailboxError::Login {
-            user: settings.username.clone(),
             detail: e.to_string(),
         }),
         Err(_) => Err(MailboxError::Timeout {
@@ -329,7 +327,6 @@ async fn authenticate(
                 source.refused(&token).await;
             }
             Err(MailboxError::TokenRefused {
-                user: settings.username.clone(),
                 detail: e.to_string(),
             })
         }

@@ -199,3 +199,39 @@ async fn the_daemon_sends_the_held_letters_once_the_password_file_is_put_right_w
         assert_eq!(h.settled_count(member).await, 2, "{member}");
     }
 }
+
+#[tokio::test]
+async fn a_refused_mailbox_login_is_raised_without_naming_the_account() {
+    // The account may be a person's own: its name is not for the journal, the health row or
+    // the business unit's digest, which all carry the failure.
+    let h = Harness::start("bury").await;
+    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+    let account = cfg["mailbox"]["username"].as_str().unwrap().to_string();
+    let wrong = h.dir.join("mailbox-password");
+    crate::support::write_secret(&wrong, "not-the-password");
+    let mailbox = cfg["mailbox"].as_table_mut().unwrap();
+    mailbox.remove("password_env");
+    mailbox.insert(
+        "password_file".into(),
+        toml::Value::String(wrong.display().to_string()),
+    );
+    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+
+    let out = h.caseclerk(&["tick"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("IMAP login failed"), "{stderr}");
+    let health = h.caseclerk(&["health"]);
+    let health = String::from_utf8_lossy(&health.stdout);
+    let digest = h.ok(&["digest"]);
+    assert!(digest.contains("login failed"), "{digest}");
+    for (what, text) in [
+        ("log", &*stderr),
+        ("health", &*health),
+        ("digest", &*digest),
+    ] {
+        assert!(
+            !text.contains(&account),
+            "{what} names the account:\n{text}"
+        );
+    }
+}
