@@ -497,6 +497,11 @@ fn mailbox(s: &Scope<'_>) -> Table {
                 "once IT make the server trusted again (its certificate authority in [smtp] \
                  ca_file, or a renewed certificate)",
             ),
+            SmtpHold::SenderRefused => (
+                format!("The mail server refused to send as the partnership's address {times}"),
+                "once IT let caseclerk's account send as the shared mailbox again (its Send As \
+                 permission)",
+            ),
         };
         t.lines.push(format!(
             "{} since the last letter went{}; the last at {}. \

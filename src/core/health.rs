@@ -25,7 +25,8 @@
 //! 5. `pass_failing` — the daemon's passes fail after the fetch (nothing is planned, queued or
 //!    sent): WARNING, CRITICAL once no pass has worked for 10 minutes (or none ever has).
 //!    `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held);
-//!    `smtp_certificate_untrusted` — its TLS certificate does not verify: CRITICAL (held too).
+//!    `smtp_certificate_untrusted` — its TLS certificate does not verify: CRITICAL (held too);
+//!    `smtp_sender_refused` — it will not send as our address: CRITICAL (held too).
 //!    `token_failing` — no access token could be had (Microsoft 365, `<oauth2>`): WARNING, then
 //!    CRITICAL after [`Thresholds::token_failures`] passes in a row (the old token runs out
 //!    within the hour); `credential_expiring` — the client secret or certificate expires within
@@ -120,6 +121,7 @@ pub enum Rule {
     PassFailing,
     SmtpLoginRefused,
     SmtpCertificateNotTrusted,
+    SmtpSenderRefused,
     TokenFailing,
     CredentialExpiring,
     SentFolderFailing,
@@ -149,6 +151,7 @@ impl Rule {
             Rule::PassFailing => "pass_failing",
             Rule::SmtpLoginRefused => "smtp_login_refused",
             Rule::SmtpCertificateNotTrusted => "smtp_certificate_untrusted",
+            Rule::SmtpSenderRefused => "smtp_sender_refused",
             Rule::TokenFailing => "token_failing",
             Rule::CredentialExpiring => "credential_expiring",
             Rule::SentFolderFailing => "sent_folder_failing",
@@ -512,6 +515,14 @@ fn smtp(f: &Facts, out: &mut Vec<Finding>) {
                     "the mail server's certificate is not trusted (last tried {since}); every \
                      letter is held until it is: set [smtp] ca_file to the CA that signs it, or \
                      renew the server's certificate (`caseclerk check --connect` says why)"
+                ),
+            ),
+            SmtpHold::SenderRefused => (
+                Rule::SmtpSenderRefused,
+                format!(
+                    "the mail server refuses to send as caseclerk's address (last refused \
+                     {since}); every letter is held until it does: check the account's Send As \
+                     permission on the shared mailbox and [mailbox] address"
                 ),
             ),
         };

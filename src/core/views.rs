@@ -486,6 +486,9 @@ pub enum SmtpHold {
     /// The server's TLS certificate did not verify (a new internal CA, an expired certificate):
     /// caseclerk does not send the password, let alone a letter, to a server it cannot trust.
     CertificateNotTrusted,
+    /// The server will not send as our address (a refused `MAIL FROM`, Exchange Online's "send
+    /// as" refusals): a permission or the configured sender, for a person to put right.
+    SenderRefused,
 }
 
 impl SmtpHold {
@@ -494,6 +497,7 @@ impl SmtpHold {
         match self {
             SmtpHold::LoginRefused => "login failed",
             SmtpHold::CertificateNotTrusted => "certificate not trusted",
+            SmtpHold::SenderRefused => "sender refused",
         }
     }
 
@@ -504,6 +508,7 @@ impl SmtpHold {
             Some(e) if e == SmtpHold::CertificateNotTrusted.recorded() => {
                 SmtpHold::CertificateNotTrusted
             }
+            Some(e) if e == SmtpHold::SenderRefused.recorded() => SmtpHold::SenderRefused,
             _ => SmtpHold::LoginRefused,
         }
     }

@@ -879,6 +879,12 @@ async fn tick(
                     .into(),
             ));
         }
+        Some(SmtpHold::SenderRefused) => {
+            return Err(Failure::Work(
+                "the mail server refuses to send as caseclerk's address: check that the account                  caseclerk logs in as may send as the shared mailbox (Exchange Online: its Send As                  permission) and [mailbox] address. No letter was marked undelivered; every due letter                  goes on the next pass the server takes one"
+                    .into(),
+            ));
+        }
         None => {}
     }
     if r.unprepared > 0 {

@@ -1549,6 +1549,9 @@ fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
         Some(SmtpHold::CertificateNotTrusted) => {
             s.push_str("; the mail server's certificate is not trusted: letters held")
         }
+        Some(SmtpHold::SenderRefused) => {
+            s.push_str("; the mail server refuses to send as our address: letters held")
+        }
         None => {}
     }
     if r.unprepared > 0 {

@@ -139,6 +139,11 @@ pub enum FailureKind {
     /// again will not help until a person acts (`ca_file`, the server's certificate); stop and
     /// keep it pending.
     Untrusted,
+    /// The server will not send as our address (a 5xx to `MAIL FROM`, Exchange Online's "send
+    /// as" refusals): nothing is wrong with the letter, and every other letter would be refused
+    /// alike until a person acts (the mailbox's Send As permission, `[smtp]` from); stop and keep
+    /// it pending.
+    Sender,
     /// Try again later (4xx, timeouts, connection failures).
     Transient,
     /// The letter's whole content went to the server, then no answer came (a timeout, a cut
@@ -155,6 +160,7 @@ impl FailureKind {
         match self {
             FailureKind::Auth => Some(SmtpHold::LoginRefused),
             FailureKind::Untrusted => Some(SmtpHold::CertificateNotTrusted),
+            FailureKind::Sender => Some(SmtpHold::SenderRefused),
             FailureKind::Permanent | FailureKind::Transient | FailureKind::AfterContent => None,
         }
     }
@@ -164,11 +170,18 @@ impl FailureKind {
 /// permanent, and its text (read here, never logged). 530 (authentication required), 534
 /// (mechanism too weak), 535 (credentials invalid) and 454 (temporary authentication failure)
 /// are the login's fault, not the letter's; so is a client error about authentication or
-/// credentials raised before any recipient was tried (no common AUTH mechanism).
+/// credentials raised before any recipient was tried (no common AUTH mechanism). A permanent
+/// refusal whose enhanced status code is about the sender — Exchange Online's 5.7.60 ("does not
+/// have permissions to send as this sender"), 5.2.252 (SendAsDenied), 5.1.8 (bad outbound
+/// sender) — is the sender's fault, whatever stage it came at.
 pub fn failure_kind(code: Option<u16>, permanent: bool, text: &str) -> FailureKind {
     let t = text.to_lowercase();
+    let about_sender = ["5.7.60", "5.2.252", "5.1.8 ", "sendasdenied"]
+        .iter()
+        .any(|s| t.contains(s));
     match code {
         Some(530 | 534 | 535 | 454) => FailureKind::Auth,
+        _ if permanent && about_sender => FailureKind::Sender,
         // lettre answers a server's XOAUTH2 error challenge (Dovecot sends one before its 535)
         // with "This mechanism does not expect a challenge": a refused token.
         None if t.contains("authentication")
@@ -678,9 +691,16 @@ async fn conversation(
         }
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
+    // A permanent refusal of `MAIL FROM` names no recipient: it is about our address.
     conn.command(Mail::new(envelope.from().cloned(), options))
         .await
-        .map_err(lettre_failure)?;
+        .map_err(|e| match lettre_failure(e) {
+            f if f.kind == FailureKind::Permanent => SendFailure {
+                kind: FailureKind::Sender,
+                ..f
+            },
+            f => f,
+        })?;
     let mut handed = Handed::default();
     let mut first_refusal = None;
     for to in envelope.to() {
@@ -1412,6 +1432,9 @@ async fn send_one(
                 SmtpHold::CertificateNotTrusted => {
                     tracing::error!(outbox = row.id, error = %e.summary, "the mail server's certificate is not trusted; no letters sent this pass (set [smtp] ca_file to the CA that signs it, or renew the server's certificate)")
                 }
+                SmtpHold::SenderRefused => {
+                    tracing::error!(outbox = row.id, error = %e.summary, "the mail server refuses to send as our address; no letters sent this pass (check the account's Send As permission on the shared mailbox and [mailbox] address)")
+                }
             }
             report.held = Some(hold);
         }
@@ -1684,6 +1707,24 @@ mod tests {
             failure_kind(None, false, "connection refused"),
             FailureKind::Transient
         );
+    }
+
+    #[test]
+    fn exchange_s_refusals_to_send_as_our_address_are_the_sender_s_fault_at_any_stage() {
+        for said in [
+            "permanent error (550): 5.7.60 SMTP; Client does not have permissions to send as this sender",
+            "permanent error (554): 5.2.252 SendAsDenied; bsp@bury.test not allowed to send as x",
+            "permanent error (550): 5.1.8 Access denied, bad outbound sender",
+        ] {
+            let code = said[17..20].parse().unwrap();
+            assert_eq!(failure_kind(Some(code), true, said), FailureKind::Sender);
+            assert_eq!(
+                failure_kind(Some(450), false, said),
+                FailureKind::Transient,
+                "a temporary answer stays temporary"
+            );
+        }
+        assert_eq!(FailureKind::Sender.hold(), Some(SmtpHold::SenderRefused));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!   settles it — found there, it is recorded sent and never sent again; a failure before the
 //!   content is an ordinary temporary failure, retried;
 //! - an addressee refused for good at `RCPT` (someone who left) costs only that addressee the
-//!   letter: the others get it, and it is recorded undelivered for the one who did not.
+//!   letter: the others get it, and it is recorded undelivered for the one who did not;
+//! - a server that will not send as our address (`MAIL FROM` refused) holds every letter, none
+//!   given up, until it does.
 //!
 //! The server here is a few lines of SMTP on loopback.
 
@@ -38,6 +40,8 @@ struct Server {
     /// Addresses refused at `RCPT` with `550 5.1.1`; the addresses each letter was taken for.
     refused: Arc<Mutex<Vec<String>>>,
     recipients: Arc<Mutex<Vec<Vec<String>>>>,
+    /// What it answers `MAIL FROM` instead of `250`, while set.
+    sender_refusal: Arc<Mutex<Option<&'static str>>>,
     port: u16,
 }
 
@@ -49,6 +53,7 @@ impl Server {
             quiet: Arc::new(Mutex::new(quiet)),
             refused: Arc::default(),
             recipients: Arc::default(),
+            sender_refusal: Arc::default(),
             port: listener.local_addr().unwrap().port(),
         };
         let s = server.clone();
@@ -94,7 +99,12 @@ impl Server {
                 continue;
             }
             let upper = line.to_ascii_uppercase();
-            let answer: &[u8] = if upper.starts_with("EHLO") {
+            let refusal = *self.sender_refusal.lock().unwrap();
+            let answer: &[u8] = if upper.starts_with("MAIL")
+                && let Some(refusal) = refusal
+            {
+                refusal.as_bytes()
+            } else if upper.starts_with("EHLO") {
                 b"250-fake\r\n250 AUTH PLAIN LOGIN\r\n"
             } else if upper.starts_with("AUTH") {
                 b"235 2.7.0 ok\r\n"
@@ -379,5 +389,29 @@ async fn an_addressee_the_server_refuses_costs_only_them_the_letter() {
         store.letter(id).await.unwrap().unwrap().state,
         OutboxState::Failed
     );
+    assert_eq!(server.taken(), 1);
+}
+
+#[tokio::test]
+async fn a_server_that_will_not_send_as_our_address_holds_the_letters_and_gives_none_up() {
+    // Exchange Online, once the account's Send As permission on the shared mailbox is gone.
+    let o = Outbox::new(Quiet::Never, "send-as").await;
+    let (server, store, id) = (&o.server, &o.store, o.id);
+    *server.sender_refusal.lock().unwrap() =
+        Some("550 5.7.60 SMTP; Client does not have permissions to send as this sender\r\n");
+    for minutes in [0, 90, 24 * 60 + 5] {
+        let report = o.pass(minutes).await;
+        assert_eq!(
+            report.held,
+            Some(caseclerk::core::views::SmtpHold::SenderRefused),
+            "{report:?}"
+        );
+        assert_eq!(report.undelivered, 0, "{report:?}");
+        let row = store.letter(id).await.unwrap().unwrap();
+        assert_eq!(row.state, OutboxState::Pending, "at +{minutes} min");
+    }
+    *server.sender_refusal.lock().unwrap() = None;
+    let report = o.pass(24 * 60 + 10).await;
+    assert_eq!(report.sent, 1, "{report:?}");
     assert_eq!(server.taken(), 1);
 }

@@ -269,6 +269,10 @@ fn an_smtp_server_that_is_not_trusted_is_critical_on_its_own_rule_and_names_the_
     assert!(found[0].text.contains("[smtp] ca_file"), "{found:?}");
     f.smtp = failing(2, Some(SmtpHold::LoginRefused.recorded()));
     assert_eq!(rules(&f), [(Level::Critical, "smtp_login_refused")]);
+    f.smtp = failing(1, Some(SmtpHold::SenderRefused.recorded()));
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(rules(&f), [(Level::Critical, "smtp_sender_refused")]);
+    assert!(found[0].text.contains("Send As"), "{found:?}");
 }
 
 fn failing(failures: i64, said: Option<&str>) -> Option<Connection> {
