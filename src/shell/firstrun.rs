@@ -41,9 +41,26 @@ pub struct FirstRunRecord {
 }
 
 impl FirstRunRecord {
-    /// Whether `--since` still applies to this UID (it was in the folder at the first run).
+    /// Whether this UID's arrival date decides if it is left for people: under `--since`, mail
+    /// that was in the folder at the first run. Once the folder is renumbered (its UIDVALIDITY
+    /// changed since: a mailbox moved, restored or re-indexed), a UID no longer says whether its
+    /// message was there, and the folder is read again from its start: every message's date
+    /// decides then, unless the first run read all the old mail.
     pub fn filters(&self, uidvalidity: u32, uid: u32) -> bool {
-        self.since.is_some() && self.uidvalidity == uidvalidity && uid <= self.until_uid
+        if self.uidvalidity != uidvalidity {
+            return self.since.is_some() || !self.processed;
+        }
+        self.since.is_some() && uid <= self.until_uid
+    }
+
+    /// Whether mail that reached the folder at `received` is left for people (asked only where
+    /// [`FirstRunRecord::filters`] says its date decides): before `--since`; or, in a renumbered
+    /// folder whose old mail the first run left for people, before the first run.
+    pub fn leaves(&self, uidvalidity: u32, received: DateTime<Utc>) -> bool {
+        match self.since {
+            Some(_) => crate::core::firstrun::left_for_people(self.since, received),
+            None => self.uidvalidity != uidvalidity && !self.processed && received < self.started,
+        }
     }
 }
 
@@ -117,8 +134,38 @@ mod tests {
         let r = record_at("2026-11-23T10:00:00Z", NaiveDate::from_ymd_opt(2026, 11, 1));
         assert!(r.filters(7, 1000));
         assert!(!r.filters(7, 1001), "arrived after the first run");
-        assert!(!r.filters(8, 5), "another UIDVALIDITY: other messages");
         let all = record_at("2026-11-23T10:00:00Z", None);
         assert!(!all.filters(7, 5), "no --since: nothing filtered");
+    }
+
+    #[test]
+    fn in_a_renumbered_folder_mail_the_first_run_left_for_people_is_left_again_by_its_date() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let since = record_at("2026-11-23T10:00:00Z", NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert!(since.filters(8, 5000), "every UID's date decides");
+        assert!(since.leaves(8, at("2026-10-31T12:00:00Z")));
+        assert!(
+            !since.leaves(8, at("2026-11-02T12:00:00Z")),
+            "read, and stored"
+        );
+        let left = FirstRunRecord {
+            processed: false,
+            ..record_at("2026-11-23T10:00:00Z", None)
+        };
+        assert!(!left.filters(7, 5), "the same folder: the watermark says");
+        assert!(left.filters(8, 5));
+        assert!(
+            left.leaves(8, at("2026-11-23T09:59:00Z")),
+            "there at the first run"
+        );
+        assert!(
+            !left.leaves(8, at("2026-11-23T10:01:00Z")),
+            "arrived after it"
+        );
+        let read_all = record_at("2026-11-23T10:00:00Z", None);
+        assert!(
+            !read_all.filters(8, 5),
+            "all the old mail was read and stored: recognised when read again"
+        );
     }
 }

@@ -983,7 +983,7 @@ pub async fn fetch_new(
                 folder = %folder,
                 old = s.uidvalidity,
                 new = uidvalidity,
-                "UIDVALIDITY changed: re-reading the folder; messages already stored are recognised by Message-ID"
+                "UIDVALIDITY changed: re-reading the folder; messages already stored are recognised by Message-ID, and mail the first run left for people is left again"
             );
             0
         }
@@ -1610,7 +1610,7 @@ async fn left_uids(
             "(UID INTERNALDATE)",
             |f| {
                 if let (Some(uid), Some(date)) = (f.uid, f.internal_date())
-                    && crate::core::firstrun::left_for_people(r.since, date.with_timezone(&Utc))
+                    && r.leaves(uidvalidity, date.with_timezone(&Utc))
                 {
                     left.push(uid);
                 }

@@ -409,3 +409,39 @@ fn count_of(states: &[(String, Option<String>, i64)], state: &str, rule: &str) -
         .find(|(s, r, _)| s == state && r.as_deref() == Some(rule))
         .map_or(0, |(_, _, k)| *k)
 }
+
+/// The mailbox moved, restored or re-indexed after the first run (a new UIDVALIDITY): caseclerk
+/// reads the folder again from its start, and neither the old referrals the first run left for
+/// people nor the mail it has already decided opens a case again.
+#[tokio::test]
+async fn a_renumbered_mailbox_is_read_again_without_opening_the_referrals_the_first_run_left() {
+    let h = Harness::start("bury").await;
+    let old = [
+        (
+            referral("left.1@hospital.test", "Referral for a rapid review"),
+            at("2026-11-02T09:00:00Z"),
+        ),
+        (
+            referral("left.2@hospital.test", "Referral for a rapid review"),
+            at("2026-11-03T09:00:00Z"),
+        ),
+    ];
+    h.stack.append_many(SHARED, &old).await.expect("appended");
+    let (first, _) = run(&h, &["tick", "--now", NOW]);
+    assert!(!first.contains("opened RR-"), "{first}");
+    let new = [(
+        referral("after@hospital.test", "Referral for a rapid review"),
+        at("2026-11-25T10:30:00Z"),
+    )];
+    h.stack.append_many(SHARED, &new).await.expect("appended");
+    let (second, _) = run(&h, &["tick", "--now", "2026-11-25T10:40:00Z"]);
+    assert!(second.contains("opened RR-2026-0001"), "{second}");
+
+    h.stack.renumber(SHARED, "INBOX").await.expect("renumbered");
+    let (third, _) = run(&h, &["tick", "--now", "2026-11-25T10:50:00Z"]);
+    assert!(!third.contains("opened RR-"), "{third}");
+    let store = Store::open_read_only(&h.dir.join("caseclerk.db"))
+        .await
+        .unwrap();
+    assert_eq!(store.cases().await.unwrap().len(), 1);
+}

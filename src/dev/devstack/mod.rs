@@ -606,6 +606,39 @@ impl MailStack {
         }
     }
 
+    /// Give `user`'s folder `folder` a new UIDVALIDITY (`doveadm mailbox update`): what a moved,
+    /// restored or re-indexed mailbox looks like to a client, which must read it again.
+    pub async fn renumber(&self, user: &str, folder: &str) -> Result<(), DevstackError> {
+        let user = self.known_user(user)?;
+        let validity = (SystemClock.now().timestamp() as u32)
+            .wrapping_add(1000)
+            .to_string();
+        let out = tokio::process::Command::new("/usr/bin/doveadm")
+            .arg("-c")
+            .arg(self.layout.dovecot_conf())
+            .args([
+                "mailbox",
+                "update",
+                "-u",
+                &user,
+                "--uid-validity",
+                &validity,
+                folder,
+            ])
+            .output()
+            .await
+            .map_err(io_err("running doveadm mailbox update"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(DevstackError::Command {
+                what: format!("doveadm mailbox update -u {user} --uid-validity {validity}"),
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
     /// Every message in `user`'s folder `folder` (e.g. "Sent Items"), with its flags.
     pub async fn fetch_folder(
         &self,
