@@ -527,6 +527,9 @@ pub struct AgencyState {
     pub returned_at: Option<DateTime<Utc>>,
     /// The stored message of the (latest full) return.
     pub return_message: Option<i64>,
+    /// Every full return's stored message, oldest first: an agency may send its chronology and
+    /// its summary apart, and the collation pack carries both.
+    pub returns: Vec<i64>,
     pub nil: bool,
     pub late: bool,
     pub out_of_office_at: Option<DateTime<Utc>>,
@@ -835,13 +838,17 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             message,
         } => {
             let a = s.agencies.entry(agency.clone()).or_default();
+            if !*nil && !a.returns.contains(message) {
+                a.returns.push(*message);
+            }
             if a.returned_at.is_none() {
                 a.returned_at = Some(r.at);
                 a.nil = *nil;
                 a.late = *late;
                 a.return_message = Some(*message);
             } else if !*nil {
-                // A full return after a nil return (or a second, corrected one) replaces it.
+                // A full return after a nil return replaces it; after a full one (a chronology
+                // after the summary), it is the latest, and both are kept in `returns`.
                 a.nil = false;
                 a.return_message = Some(*message);
             }

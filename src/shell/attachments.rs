@@ -76,10 +76,8 @@ pub async fn erased(
     }
     if names.iter().any(|n| n == "returns") {
         let mut gone = 0;
-        for (_, a) in state.active_agencies() {
-            if let Some(id) = a.return_message.filter(|_| !a.nil)
-                && store.message_erased(id).await?
-            {
+        for id in state.active_agencies().flat_map(|(_, a)| a.returns.iter()) {
+            if store.message_erased(*id).await? {
                 gone += 1;
             }
         }
@@ -108,7 +106,7 @@ pub async fn withheld(
         ids.extend(
             state
                 .active_agencies()
-                .filter_map(|(_, a)| a.return_message.filter(|_| !a.nil)),
+                .flat_map(|(_, a)| a.returns.iter().copied()),
         );
     }
     let mut files = Vec::new();
@@ -163,11 +161,10 @@ async fn returns(
     out: &mut Vec<OutAttachment>,
 ) -> Result<(), StoreError> {
     for (id, a) in state.active_agencies() {
-        let Some(message) = a.return_message.filter(|_| !a.nil) else {
-            continue;
-        };
-        if let Some(raw) = store.message_raw(message).await? {
-            out.extend(forwardable(intake::parse(&raw), &format!("{id} - ")));
+        for message in &a.returns {
+            if let Some(raw) = store.message_raw(*message).await? {
+                out.extend(forwardable(intake::parse(&raw), &format!("{id} - ")));
+            }
         }
     }
     Ok(())

@@ -283,6 +283,20 @@ impl Round<'_> {
         .await;
         h.tick(Some("2026-08-26T10:05:00Z"));
         assert_eq!(h.wait_inbox(POLICE, 2).await.len(), 2, "{p}");
+        // That afternoon the police send their chronology apart: it goes in the pack too.
+        append(
+            h,
+            &reply(
+                POLICE,
+                &police_req,
+                &format!("RE: {case} agency information"),
+                "And our chronology.",
+                Some(("police chronology.docx", DOCX_B64)),
+            ),
+            "2026-08-26T15:00:00+01:00",
+        )
+        .await;
+        h.tick(Some("2026-08-26T14:05:00Z"));
         // Day 5 (Thu 27 Aug): health visiting sends a nil return.
         append(
             h,
@@ -401,6 +415,7 @@ impl Round<'_> {
             .collect();
         for f in [
             "police - police return.docx",
+            "police - police chronology.docx",
             "st-marys-primary - school chronology.docx",
             "gp - GP summary.docx",
         ] {

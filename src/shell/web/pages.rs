@@ -335,7 +335,12 @@ pub(super) async fn case(
 /// The file names attached to each agency's return on the case, by stored message.
 async fn return_files(app: &App, c: &CaseView) -> std::collections::BTreeMap<i64, Vec<String>> {
     let mut out = std::collections::BTreeMap::new();
-    for m in c.state.agencies.values().filter_map(|a| a.return_message) {
+    for m in c
+        .state
+        .agencies
+        .values()
+        .flat_map(|a| a.returns.iter().copied())
+    {
         if let Ok(Some(raw)) = app.store.message_raw(m).await {
             let names = crate::core::intake::parse(&raw)
                 .attachments
@@ -458,10 +463,10 @@ fn agencies(c: &CaseView, files: &std::collections::BTreeMap<i64, Vec<String>>) 
                             Some(t) => { @if a.nil { "nil return" } @else { "returned" } ", " (short_instant(t)) @if a.late { " (late)" } }
                             None => { @if a.overdue { strong { "overdue" } } @else { "awaited" } }
                         } }
-                        td { @match c.state.agencies.get(&a.id).and_then(|s| s.return_message) {
-                            Some(m) => { @for (i, name) in files.get(&m).into_iter().flatten().enumerate() {
+                        td { @match c.state.agencies.get(&a.id).map(|s| &s.returns).filter(|r| !r.is_empty()) {
+                            Some(returns) => { @for m in returns { @for (i, name) in files.get(m).into_iter().flatten().enumerate() {
                                 a href={ "/cases/" (c.reference()) "/messages/" (m) "/attachments/" (i) } { (name) } br;
-                            } }
+                            } } }
                             None => { "—" }
                         } }
                     }
