@@ -572,16 +572,33 @@ fn vote(
     let own = text::reply_text(&msg.body_text, rules.banners);
     let (decision, reading) = match decision_of(rules, &w.state, msg, letter) {
         About::Nothing => return,
+        // On the thread (or with the code) of a decision already taken, a reply that is no vote
+        // on it may be one on a decision the sender is asked now ("NO LCSPR" answering the
+        // screening's confirmation, from a member who also signs off): read as below. Its code
+        // names the other decision, so it is held, never counted unseen.
+        About::One(d)
+            if w.state.decisions.contains_key(&d.id)
+                && decisions::read_vote(&own, d) == Reading::NotAVote =>
+        {
+            let p = rules.process;
+            let asked_now: Vec<&Decision> = p
+                .decisions
+                .iter()
+                .filter(|o| awaited(p, &w.state, o) && is_voter(rules, &w.state, o, &sender))
+                .collect();
+            let mut votes = read_on(&own, asked_now);
+            match votes.len() {
+                0 => return,
+                1 => votes.remove(0),
+                _ => return held_on_several(incoming, &sender, &votes, w),
+            }
+        }
         About::One(d) => (d, decisions::read_vote(&own, d)),
         // Which one is then read from the outcome: a reply that reads as a vote on only one of
         // them is about that one. It carries no code (a code would have named it), so its
         // checks hold it whichever is named; naming it lets a person confirm it.
         About::Several(ds) => {
-            let mut votes: Vec<(&Decision, Reading)> = ds
-                .into_iter()
-                .map(|d| (d, decisions::read_vote(&own, d)))
-                .filter(|(_, r)| *r != Reading::NotAVote)
-                .collect();
+            let mut votes = read_on(&own, ds);
             match votes.len() {
                 0 => return,
                 1 => votes.remove(0),
@@ -690,6 +707,14 @@ fn vote(
             count_now(rules, w, now);
         }
     }
+}
+
+/// Of `ds`, those a reply reads as a vote on, with the reading.
+fn read_on<'d>(own: &str, ds: Vec<&'d Decision>) -> Vec<(&'d Decision, Reading)> {
+    ds.into_iter()
+        .map(|d| (d, decisions::read_vote(own, d)))
+        .filter(|(_, r)| *r != Reading::NotAVote)
+        .collect()
 }
 
 /// An unclear reply that passed the code and authentication is the voter's own, and may take
@@ -1541,6 +1566,51 @@ mod tests {
             ],
         );
         assert_eq!(state.decisions["screening"].0, "meets");
+    }
+
+    #[test]
+    fn a_vote_on_the_sign_off_sent_on_the_decided_screening_s_thread_is_held_not_lost() {
+        let mut w = World::new();
+        w.directory
+            .roles
+            .insert("statutory_partners".into(), vec![person(LA)]);
+        let mut state = case();
+        asked(
+            &mut state,
+            "screening-request",
+            Some("2026-08-20T09:02:00Z"),
+        );
+        state.decisions.insert(
+            "screening".into(),
+            ("meets".into(), t("2026-08-20T11:00:00Z")),
+        );
+        asked(&mut state, "signoff-request", Some("2026-08-20T11:30:00Z"));
+        // LA answers the screening's vote-confirmed letter, its code in the subject.
+        let r = reacted(
+            &w,
+            &reply(LA, Some(LA), &pass(LA), "NO LCSPR"),
+            &case_reply(),
+            &state,
+        );
+        assert!(
+            r.events.iter().any(|e| matches!(
+                &e.event,
+                Event::VoteHeld { decision: Some(d), .. } if d == "sign_off"
+            )),
+            "held on the sign-off for a person to confirm: {r:?}"
+        );
+        // A late vote on the screening itself is still held as too late.
+        let late = reacted(
+            &w,
+            &reply(LA, Some(LA), &pass(LA), "NFA"),
+            &case_reply(),
+            &state,
+        );
+        assert!(late.events.iter().any(|e| matches!(
+            &e.event,
+            Event::VoteHeld { decision: Some(d), reason, .. }
+                if d == "screening" && reason.contains("already taken")
+        )));
     }
 
     #[test]
