@@ -415,6 +415,9 @@ pub const ALREADY_DECIDED: &str = "already_decided";
 pub const UNCLEAR: &str = "unclear";
 /// A reply held: it reads as a vote on more than one open decision and nothing says which.
 pub const SEVERAL_DECISIONS: &str = "several_decisions";
+/// A reply held: it answers the decision's request of an earlier round, sent before the
+/// referrer's answer reopened it (the member is asked again, with the answer, in this round).
+pub const EARLIER_ROUND: &str = "earlier_round";
 /// A vote accepted.
 pub const ACCEPTED: &str = "accepted";
 
@@ -570,48 +573,28 @@ fn vote(
         return;
     };
     let own = text::reply_text(&msg.body_text, rules.banners);
-    let (decision, reading) = match decision_of(rules, &w.state, msg, letter) {
-        About::Nothing => return,
-        // On the thread (or with the code) of a decision already taken, a reply that is no vote
-        // on it may be one on a decision the sender is asked now ("NO LCSPR" answering the
-        // screening's confirmation, from a member who also signs off): read as below. Its code
-        // names the other decision, so it is held, never counted unseen.
-        About::One(d)
-            if w.state.decisions.contains_key(&d.id)
-                && decisions::read_vote(&own, d) == Reading::NotAVote =>
-        {
-            let p = rules.process;
-            let asked_now: Vec<&Decision> = p
-                .decisions
-                .iter()
-                .filter(|o| awaited(p, &w.state, o) && is_voter(rules, &w.state, o, &sender))
-                .collect();
-            let mut votes = read_on(&own, asked_now);
-            match votes.len() {
-                0 => return,
-                1 => votes.remove(0),
-                _ => return held_on_several(incoming, &sender, &votes, w),
-            }
-        }
-        About::One(d) => (d, decisions::read_vote(&own, d)),
-        // Which one is then read from the outcome: a reply that reads as a vote on only one of
-        // them is about that one. It carries no code (a code would have named it), so its
-        // checks hold it whichever is named; naming it lets a person confirm it.
-        About::Several(ds) => {
-            let mut votes = read_on(&own, ds);
-            match votes.len() {
-                0 => return,
-                1 => votes.remove(0),
-                _ => return held_on_several(incoming, &sender, &votes, w),
-            }
-        }
+    let (decision, reading) = match voted_on(rules, &w.state, msg, letter, &own, &sender) {
+        Picked::Nothing => return,
+        Picked::One(d, reading) => (d, reading),
+        Picked::Several(votes) => return held_on_several(incoming, &sender, &votes, w),
     };
     if reading == Reading::NotAVote {
         return;
     }
     let actor = mail_actor(&sender);
     let to = recipient_for(rules.directory, &sender);
-    match check_vote(rules, &w.state, msg, decision, &reading) {
+    let check = match check_vote(rules, &w.state, msg, decision, &reading) {
+        VoteCheck::Accepted { .. } if answers_earlier_round(rules, &w.state, decision, letter) => {
+            VoteCheck::Held {
+                rule: EARLIER_ROUND,
+                reason: "it answers the request sent before the decision was reopened; the \
+                         member is asked again with the referrer's answer"
+                    .into(),
+            }
+        }
+        check => check,
+    };
+    match check {
         VoteCheck::Held { rule, mut reason } => {
             // Only a genuine voter's unclear reply is answered; a held forgery never is. The
             // letter is keyed by decision, round and voter, not by message: a voter is asked
@@ -707,6 +690,76 @@ fn vote(
             count_now(rules, w, now);
         }
     }
+}
+
+/// What a reply is a vote on ([`vote`]): one decision and how it reads, several it could be a
+/// vote on, or none.
+enum Picked<'p> {
+    Nothing,
+    One(&'p Decision, Reading),
+    Several(Vec<(&'p Decision, Reading)>),
+}
+
+/// The decision a reply votes on, and its reading: [`decision_of`], and where that leaves a
+/// choice, the outcome its words read as.
+fn voted_on<'p>(
+    rules: &Rules<'p>,
+    state: &CaseState,
+    msg: &Message,
+    letter: Option<&LetterRef>,
+    own: &str,
+    sender: &str,
+) -> Picked<'p> {
+    let pick = |mut votes: Vec<(&'p Decision, Reading)>| match votes.len() {
+        0 => Picked::Nothing,
+        1 => {
+            let (d, r) = votes.remove(0);
+            Picked::One(d, r)
+        }
+        _ => Picked::Several(votes),
+    };
+    match decision_of(rules, state, msg, letter) {
+        About::Nothing => Picked::Nothing,
+        // On the thread (or with the code) of a decision already taken, a reply that is no vote
+        // on it may be one on a decision the sender is asked now ("NO LCSPR" answering the
+        // screening's confirmation, from a member who also signs off): read as below. Its code
+        // names the other decision, so it is held, never counted unseen.
+        About::One(d)
+            if state.decisions.contains_key(&d.id)
+                && decisions::read_vote(own, d) == Reading::NotAVote =>
+        {
+            let p = rules.process;
+            let asked_now: Vec<&Decision> = p
+                .decisions
+                .iter()
+                .filter(|o| awaited(p, state, o) && is_voter(rules, state, o, sender))
+                .collect();
+            pick(read_on(own, asked_now))
+        }
+        About::One(d) => Picked::One(d, decisions::read_vote(own, d)),
+        // Which one is then read from the outcome: a reply that reads as a vote on only one of
+        // them is about that one. It carries no code (a code would have named it), so its
+        // checks hold it whichever is named; naming it lets a person confirm it.
+        About::Several(ds) => pick(read_on(own, ds)),
+    }
+}
+
+/// Whether the letter a reply answers is `d`'s request of a round before the one now open: the
+/// member voted without the referrer's answer that reopened it.
+fn answers_earlier_round(
+    rules: &Rules<'_>,
+    state: &CaseState,
+    d: &Decision,
+    letter: Option<&LetterRef>,
+) -> bool {
+    let now = state.rounds.get(&d.id).copied().unwrap_or(0);
+    letter.is_some_and(|l| {
+        rules
+            .process
+            .step(&l.step)
+            .is_some_and(|s| s.decision.as_deref() == Some(d.id.as_str()))
+            && timeline::round_of_key(&l.recipient) < now
+    })
 }
 
 /// Of `ds`, those a reply reads as a vote on, with the reading.
@@ -1611,6 +1664,57 @@ mod tests {
             Event::VoteHeld { decision: Some(d), reason, .. }
                 if d == "screening" && reason.contains("already taken")
         )));
+    }
+
+    #[test]
+    fn a_vote_answering_the_request_before_a_query_reopened_the_decision_is_held() {
+        let w = World::new();
+        let mut state = case();
+        asked(
+            &mut state,
+            "screening-request",
+            Some("2026-08-20T09:02:00Z"),
+        );
+        let reopened = Recorded {
+            at: t("2026-08-20T11:00:00Z"),
+            actor: CASECLERK.into(),
+            event: Event::DecisionReopened {
+                decision: "screening".into(),
+                reason: "the referrer answered".into(),
+            },
+        };
+        case::apply(&mut state, &reopened).unwrap();
+        let answering = |recipient: &str| Verdict {
+            kind: Kind::CaseReply {
+                case_ref: "RR-2026-0001".into(),
+                in_reply_to_letter: Some(LetterRef {
+                    step: "screening-request".into(),
+                    recipient: recipient.into(),
+                }),
+                agency: None,
+                reply: ReplyKind::Other,
+            },
+            rule: "thread",
+            reasons: vec![],
+        };
+        let msg = reply(LA, Some(LA), &pass(LA), "MEETS");
+        let r = reacted(&w, &msg, &answering(LA), &state);
+        assert!(
+            r.steps.iter().any(|s| s.rule == EARLIER_ROUND),
+            "the round-0 request, answered after the query: {r:?}"
+        );
+        assert!(
+            !r.events
+                .iter()
+                .any(|e| matches!(e.event, Event::VoteAccepted { .. }))
+        );
+        let r = reacted(&w, &msg, &answering(&format!("{LA}#r1")), &state);
+        assert!(
+            r.events
+                .iter()
+                .any(|e| matches!(e.event, Event::VoteAccepted { .. })),
+            "the request of this round: {r:?}"
+        );
     }
 
     #[test]

@@ -1186,6 +1186,14 @@ fn key_round(key: &str) -> &str {
     key.rfind("#r").map_or("", |i| &key[i..])
 }
 
+/// The round a letter key was sent in (`…#r1` → 1; no suffix → 0).
+pub fn round_of_key(key: &str) -> u32 {
+    key_round(key)
+        .strip_prefix("#r")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A letter key without its round suffix (see [`keyed`]).
 pub fn key_without_round(key: &str) -> &str {
     key.split("#r").next().unwrap_or(key)
