@@ -206,6 +206,17 @@ pub struct SendFailure {
     pub summary: String,
 }
 
+impl SendFailure {
+    /// No answer came from the server at all — a timeout, a refused or cut connection — rather
+    /// than a reply about this letter.
+    pub fn unanswered(&self) -> bool {
+        matches!(
+            self.kind,
+            FailureKind::Transient | FailureKind::AfterContent
+        ) && matches!(self.summary.as_str(), "timeout" | "connection failure")
+    }
+}
+
 /// Something that takes a letter's envelope and exact bytes: SMTP, or a recorder in tests.
 pub trait Transport: Send + Sync {
     /// Hand the letter over. `Ok` once the server took it for at least one addressee: what it
@@ -1010,6 +1021,11 @@ pub struct SendReport {
     /// The database would not take the outbox's records (an intent, or an outcome after a
     /// `250`): the outbox sent nothing more, and tries again at the next pass.
     pub stopped: bool,
+    /// The server gave no answer at all to a letter (a timeout, a refused or cut connection):
+    /// the pass stopped there, and the letters after it wait, untried, for the next pass — each
+    /// would have waited as long, and a pass of many letters to a silent relay outlasted the
+    /// watchdog, which killed the daemon mid-send.
+    pub unanswered: bool,
     /// Letters in doubt recorded sent because the server's copy was in the sent folder (not
     /// sent again).
     pub confirmed_by_copy: usize,
@@ -1246,8 +1262,10 @@ async fn send_all(
             policy: doubt.policy,
         };
         send_one(&parts, conn, &row, now, report).await?;
-        if report.held.is_some() || report.stopped {
-            break; // the same login, or certificate, would be refused; the same database would refuse
+        if report.held.is_some() || report.stopped || report.unanswered {
+            // The same login, or certificate, would be refused; the same database would refuse;
+            // the same silent server would keep the next letter waiting as long.
+            break;
         }
     }
     Ok(())
@@ -1442,7 +1460,10 @@ async fn send_one(
             let reason = format!("refused by the mail server: {}", e.detail);
             undelivered(store, row, &reason, now, report).await?;
         }
-        Err(e) => not_taken(store, row, &e, policy, now, report).await?,
+        Err(e) => {
+            report.unanswered |= e.unanswered();
+            not_taken(store, row, &e, policy, now, report).await?
+        }
     }
     Ok(())
 }

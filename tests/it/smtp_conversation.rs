@@ -168,17 +168,23 @@ async fn letter_to(name: &str, to: &[&str]) -> (Store, i64) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&dir.join("caseclerk.db")).await.unwrap();
+    let id = enqueue(&store, name, 1, to).await;
+    (store, id)
+}
+
+/// Queue letter `n` of `name` (its own key and Message-ID), due at [`t0`].
+async fn enqueue(store: &Store, name: &str, n: usize, to: &[&str]) -> i64 {
     let letter = NewLetter {
-        dedupe_key: format!("answer/{name}"),
+        dedupe_key: format!("answer/{name}/{n}"),
         case_id: None,
         step: "acknowledge".into(),
         recipient: "agency@hospital.test".into(),
         replies_as: "agency@hospital.test".into(),
-        message_id: "answer.1@bury.test".into(),
+        message_id: format!("answer.{n}@bury.test"),
         due_at: t0(),
         envelope_from: "bsp@bury.test".into(),
         envelope_to: to.iter().map(|a| a.to_string()).collect(),
-        raw: b"From: <bsp@bury.test>\r\nTo: <agency@hospital.test>\r\nSubject: letter\r\nMessage-ID: <answer.1@bury.test>\r\n\r\nA letter.\r\n".to_vec(),
+        raw: format!("From: <bsp@bury.test>\r\nTo: <agency@hospital.test>\r\nSubject: letter\r\nMessage-ID: <answer.{n}@bury.test>\r\n\r\nA letter.\r\n").into_bytes(),
     };
     let mut tx = store.begin().await.unwrap();
     let id = outbox::enqueue(&mut tx, &letter, t0())
@@ -186,7 +192,7 @@ async fn letter_to(name: &str, to: &[&str]) -> (Store, i64) {
         .unwrap()
         .unwrap();
     Store::commit(tx).await.unwrap();
-    (store, id)
+    id
 }
 
 fn smtp(server: &Server) -> SmtpSettings {
@@ -414,4 +420,27 @@ async fn a_server_that_will_not_send_as_our_address_holds_the_letters_and_gives_
     let report = o.pass(24 * 60 + 10).await;
     assert_eq!(report.sent, 1, "{report:?}");
     assert_eq!(server.taken(), 1);
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_answer_ends_the_pass_and_the_other_letters_wait_untried() {
+    // A relay that goes silent: each letter would wait out the whole timeout, and a pass over
+    // many letters outlasted systemd's watchdog, which killed the daemon mid-send.
+    let o = Outbox::new(Quiet::AtRcpt, "silent").await;
+    let (a, b) = (
+        enqueue(&o.store, "silent", 2, &["agency@hospital.test"]).await,
+        enqueue(&o.store, "silent", 3, &["agency@hospital.test"]).await,
+    );
+    let report = o.pass(0).await;
+    assert!(report.unanswered, "{report:?}");
+    assert_eq!(report.retrying, 1, "one letter waited; {report:?}");
+    let attempts = |id| {
+        let store = o.store.clone();
+        async move { store.letter(id).await.unwrap().unwrap().attempts }
+    };
+    assert_eq!(attempts(o.id).await, 1);
+    assert_eq!((attempts(a).await, attempts(b).await), (0, 0), "untried");
+    o.server.quiet(Quiet::Never);
+    let report = o.pass(5).await;
+    assert_eq!(report.sent, 3, "{report:?}");
 }
