@@ -136,6 +136,10 @@ fn the_package_installs_checks_its_configuration_and_purges_without_touching_cas
         let check = run("/usr/bin/caseclerk", &["check"]);
         let said = String::from_utf8_lossy(&check.stdout);
         assert!(said.contains("/etc/caseclerk/caseclerk.toml"), "{said}");
+        // Microsoft 365's client secret and certificate key, where the example puts them.
+        for secret in ["/etc/caseclerk/client-secret", "/etc/caseclerk/app.key"] {
+            std::fs::write(secret, "secret\n").unwrap();
+        }
         // The case data a partnership must keep: planted before the purge.
         std::fs::write("/var/lib/caseclerk/caseclerk.db", b"case records").unwrap();
     });
@@ -159,7 +163,7 @@ fn the_package_installs_checks_its_configuration_and_purges_without_touching_cas
     );
     assert!(
         !Path::new("/etc/caseclerk").exists(),
-        "the configuration is purged, the password file with it"
+        "the configuration is purged, the password, client secret and key files with it"
     );
     assert!(
         !Path::new("/usr/bin/caseclerk").exists(),
