@@ -264,7 +264,7 @@ pub async fn restore_encrypted(
     database: &Path,
 ) -> Result<Contents, BackupError> {
     if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| BackupError::Write {
+        crate::shell::private::create_dirs(dir).map_err(|source| BackupError::Write {
             path: dir.display().to_string(),
             source,
         })?;

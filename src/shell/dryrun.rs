@@ -25,7 +25,7 @@ use crate::shell::config::Config;
 use crate::shell::engine::{Engine, EngineError, TickReport};
 use crate::shell::mailbox::ExistingMail;
 use crate::shell::outbox::RecordingTransport;
-use crate::shell::private::Scratch;
+use crate::shell::private::{Scratch, scratch_root};
 use crate::shell::progress::Progress;
 use crate::shell::store::{CaseRow, OutboxRow, StoreError};
 use std::collections::BTreeMap;
@@ -44,12 +44,23 @@ pub struct Plan {
     names: BTreeMap<String, String>,
 }
 
-/// The dry run's private scratch directory (a copy of the database): under the system's
-/// temporary directory (one root per user), where an operator allowed to read the database may
-/// always write, and swept as every scratch root is ([`Scratch`]).
-fn scratch() -> Result<Scratch, StoreError> {
+/// The dry run's private scratch directory (a copy of the database): beside the database, as a
+/// backup's is ([`scratch_root`]) — on the volume that holds the children's records (encrypted,
+/// where the README asks for it), swept by the next backup, restore or dry run. Only an operator
+/// who may read the database but not write beside it gets one under the system's temporary
+/// directory (a root per user, swept by the next dry run), and is told so.
+fn scratch(database: &std::path::Path) -> Result<Scratch, StoreError> {
+    let beside = scratch_root(database);
+    if let Ok(s) = Scratch::under(&beside) {
+        return Ok(s);
+    }
     let uid = crate::shell::private::our_uid().unwrap_or_default();
     let root = std::env::temp_dir().join(format!("caseclerk-dry-run-{uid}"));
+    tracing::warn!(
+        "cannot write beside the database: the dry run's copy of it goes under the system's \
+         temporary directory for the run (run it as the daemon's user to keep it beside the \
+         database)"
+    );
     Scratch::under(&root).map_err(|source| StoreError::File {
         path: root.display().to_string(),
         source,
@@ -63,7 +74,7 @@ pub async fn run(
     existing: ExistingMail,
     progress: Progress,
 ) -> Result<Plan, EngineError> {
-    let dir = scratch()?;
+    let dir = scratch(&cfg.database)?;
     let copy = dir.path("dry-run.db");
     if cfg.database.exists() {
         crate::shell::store::Store::copy_to(&cfg.database, &copy).await?;

@@ -22,6 +22,16 @@ pub fn write(path: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<
     f.write_all(text.as_ref())
 }
 
+/// Create `dir` and any missing parents owner-only (0700): the directory a database is made in
+/// holds the children's records. Directories that already exist are left as they are.
+pub fn create_dirs(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// A private directory (0700) for one command's plaintext copies of the database, removed when
 /// dropped. It lives under a root shared by every such command (`.caseclerk-scratch` beside the
 /// database, never a backup's destination), next to a lock file held while it is in use. A

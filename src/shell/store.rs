@@ -710,7 +710,7 @@ impl Store {
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         let display = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::File {
+            crate::shell::private::create_dirs(dir).map_err(|source| StoreError::File {
                 path: dir.display().to_string(),
                 source,
             })?;
@@ -3319,6 +3319,20 @@ impl Store {
 mod tests {
     use super::*;
     use crate::core::identity;
+
+    #[tokio::test]
+    async fn a_database_in_a_new_directory_is_made_in_one_only_its_owner_may_enter() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("caseclerk-newdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let db = root.join("state").join("caseclerk.db");
+        Store::open(&db).await.unwrap();
+        for dir in [root.clone(), root.join("state")] {
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn an_instant_in_the_stored_shape_reads_as_the_full_parser_reads_it_and_anything_else_falls_back_or_fails()

@@ -119,6 +119,16 @@ async fn the_dry_run_prints_the_plan_and_leaves_no_database_and_no_letter(h: &Ha
         !h.dir.join("caseclerk.db").exists(),
         "the dry run wrote no database"
     );
+    let scratch = h.dir.join(".caseclerk-scratch");
+    assert!(
+        scratch.is_dir(),
+        "its copy was made beside the database, not in the system's temporary directory"
+    );
+    assert!(
+        !walk(&scratch).iter().any(|f| f.ends_with(".db")),
+        "and removed: {:?}",
+        walk(&scratch)
+    );
     assert_eq!(
         h.settled_count(REFERRER).await,
         0,
@@ -444,4 +454,18 @@ async fn a_renumbered_mailbox_is_read_again_without_opening_the_referrals_the_fi
         .await
         .unwrap();
     assert_eq!(store.cases().await.unwrap().len(), 1);
+}
+
+/// Every file under `dir`, as paths.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
 }
