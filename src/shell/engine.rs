@@ -1401,12 +1401,15 @@ impl Engine {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), EngineError> {
         let notify = Arc::new(tokio::sync::Notify::new());
-        let watcher = tokio::spawn(mailbox::watch(mailbox::Watcher {
-            settings: Arc::new(self.cfg.imap.clone()),
-            notify: notify.clone(),
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-        }));
+        let start_watcher = || {
+            tokio::spawn(mailbox::watch(mailbox::Watcher {
+                settings: Arc::new(self.cfg.imap.clone()),
+                notify: notify.clone(),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+            }))
+        };
+        let mut watcher = start_watcher();
         tokio::pin!(shutdown);
         // systemd (`Type=notify`): ready once the lock is held and the watcher started; a watchdog
         // ping only after a pass that worked, so a daemon stuck failing is restarted.
@@ -1424,6 +1427,7 @@ impl Engine {
         // ten seconds: see `allocator`), so a burst does not leave the daemon holding its peak.
         let mut give_back = allocator::GiveBack::default();
         loop {
+            keep_running(&mut watcher, start_watcher);
             let report = if fetch {
                 last_fetch = tokio::time::Instant::now();
                 self.tick().await
@@ -1491,6 +1495,21 @@ impl Engine {
             }
         }
     }
+}
+
+/// Start the mailbox watcher again if it has stopped. It never returns while it works (it
+/// reconnects on its own); a panic in it would otherwise leave the daemon fetching only on its
+/// safety-net timer, `watcher_silent` CRITICAL until a person restarted it. Whether it was.
+fn keep_running(
+    watcher: &mut tokio::task::JoinHandle<()>,
+    start: impl FnOnce() -> tokio::task::JoinHandle<()>,
+) -> bool {
+    if !watcher.is_finished() {
+        return false;
+    }
+    tracing::error!("the mailbox watcher stopped; started again");
+    *watcher = start();
+    true
 }
 
 /// `malloc_trim` on a blocking thread (it walks every arena); its time and outcome at debug level.
@@ -1673,6 +1692,23 @@ fn choose_config(env: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBu
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn a_watcher_that_stopped_is_started_again_and_a_running_one_is_left_alone() {
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = || {
+            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(std::future::pending::<()>())
+        };
+        let mut watcher = tokio::spawn(async { panic!("a bug in the watcher") });
+        while !watcher.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        assert!(super::keep_running(&mut watcher, start));
+        assert!(!super::keep_running(&mut watcher, start), "running");
+        assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 1);
+        watcher.abort();
+    }
 
     #[test]
     fn a_failed_pass_feeds_the_watchdog_only_while_the_outbox_holds_accepted_letters() {
