@@ -811,7 +811,13 @@ impl Resolver {
             scope,
             secret_expires,
             ca_file,
-            timeout: Duration::from_secs(o.timeout_seconds.unwrap_or(30)),
+            timeout: Duration::from_secs(self.seconds(
+                "[oauth2] timeout_seconds",
+                o.timeout_seconds,
+                30,
+                120,
+                "how long the identity provider may take to answer a token request",
+            )),
         })))
     }
 
@@ -1315,7 +1321,34 @@ impl Resolver {
             password_file: s.password_file.as_deref().map(|f| self.path(f)),
             ca_file: self.ca("smtp", &s.ca_file),
             oauth2,
-            timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(60)),
+            timeout: Duration::from_secs(self.seconds(
+                "[smtp] timeout_seconds",
+                s.timeout_seconds,
+                60,
+                300,
+                "how long the mail server may take to answer one step of a letter; a pass stops \
+                 at a server that does not answer",
+            )),
+        }
+    }
+
+    /// A number of seconds between 1 and `high` (`default` when absent); a problem otherwise.
+    fn seconds(
+        &mut self,
+        key: &str,
+        value: Option<u64>,
+        default: u64,
+        high: u64,
+        what: &str,
+    ) -> u64 {
+        match value {
+            None => default,
+            Some(v) if (1..=high).contains(&v) => v,
+            Some(v) => {
+                self.problems
+                    .push(format!("{key} = {v} must be between 1 and {high} ({what})"));
+                default
+            }
         }
     }
 

@@ -69,3 +69,47 @@ fn a_typo_a_wrong_type_a_syntax_error_and_a_bad_value_are_all_reported_with_thei
     }
     assert!(said.contains("has 4 problem(s)"), "{said}");
 }
+
+#[test]
+fn a_timeout_of_nothing_or_of_hours_is_refused_with_the_range_and_what_it_is_for() {
+    // 0 failed every letter ("no answer within 0 s") for a day before each was given up; an hour
+    // held a pass past the unit's watchdog.
+    let dir = std::env::temp_dir().join(format!("caseclerk-config-range-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    crate::support::write_secret(&dir.join("password"), PASSWORD);
+    let mut cfg = config_for("bury", &dir);
+    cfg["smtp"]
+        .as_table_mut()
+        .unwrap()
+        .insert("timeout_seconds".into(), 0.into());
+    let path = dir.join("caseclerk.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+            .arg("--config")
+            .arg(&path)
+            .arg("check")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, said) = check();
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("[smtp] timeout_seconds = 0 must be between 1 and 300"),
+        "{said}"
+    );
+    cfg["smtp"]
+        .as_table_mut()
+        .unwrap()
+        .insert("timeout_seconds".into(), 3600.into());
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    let (code, said) = check();
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("timeout_seconds = 3600"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
