@@ -184,14 +184,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Failing now: an error recorded and not cleared by a later success.
+    /// Failing now: an error recorded and not cleared by a later success. The count says it,
+    /// not the instants: every success clears it and every failure adds to it, while a clock set
+    /// back (a machine that ran fast, corrected) leaves a success stamped after the failures that
+    /// followed it — which compared by time would hide them.
     pub fn failing(&self) -> bool {
-        self.failures > 0
-            && match (self.last_error_at, self.last_ok_at) {
-                (Some(e), Some(ok)) => e >= ok,
-                (Some(_), None) => true,
-                (None, _) => false,
-            }
+        self.failures > 0 && self.last_error_at.is_some()
     }
 }
 

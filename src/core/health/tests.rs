@@ -451,3 +451,14 @@ fn the_bank_holiday_warning_starts_six_months_before_the_data_runs_out_counted_i
         Some((Level::Critical, "holiday_data_ending"))
     );
 }
+
+#[test]
+fn failures_after_the_clock_was_set_back_are_still_failures() {
+    // The machine's clock ran a day fast, the login worked, the clock was corrected, and the
+    // login has failed three times since: each failure is stamped before the success.
+    let mut f = healthy();
+    let mut smtp = failing(3, Some(SmtpHold::LoginRefused.recorded())).unwrap();
+    smtp.last_ok_at = Some(f.now + chrono::Duration::days(1));
+    f.smtp = Some(smtp);
+    assert_eq!(rules(&f), [(Level::Critical, "smtp_login_refused")]);
+}
