@@ -31,7 +31,9 @@
 //!    CRITICAL after [`Thresholds::token_failures`] passes in a row (the old token runs out
 //!    within the hour); `credential_expiring` — the client secret or certificate expires within
 //!    30 days (WARNING) or has expired (CRITICAL); `sent_folder_failing` — letters go but cannot
-//!    be filed in Sent Items (WARNING: the business unit does not see them in Outlook).
+//!    be filed in Sent Items (WARNING: the business unit does not see them in Outlook);
+//!    `web_failing` — the web workspace could not start beside the daemon (WARNING: mail and
+//!    letters go on).
 //! 6. `letter_in_flight` — a letter handed to the server whose outcome was not recorded for
 //!    over `flight_warning` (WARNING) / `flight_critical` (CRITICAL): the outbox has stopped on
 //!    a database that will not take its records, or a daemon died mid-send and is not running,
@@ -125,6 +127,7 @@ pub enum Rule {
     TokenFailing,
     CredentialExpiring,
     SentFolderFailing,
+    WebFailing,
     LetterInFlight,
     LettersInDoubt,
     MessagesUndecided,
@@ -155,6 +158,7 @@ impl Rule {
             Rule::TokenFailing => "token_failing",
             Rule::CredentialExpiring => "credential_expiring",
             Rule::SentFolderFailing => "sent_folder_failing",
+            Rule::WebFailing => "web_failing",
             Rule::LetterInFlight => "letter_in_flight",
             Rule::LettersInDoubt => "letters_in_doubt",
             Rule::MessagesUndecided => "messages_undecided",
@@ -210,6 +214,8 @@ pub struct Facts {
     pub token: Option<Connection>,
     pub credential_expiry: Option<Connection>,
     pub sent_folder: Option<Connection>,
+    /// The web workspace beside the daemon (`<web>`): failing while it could not start.
+    pub web: Option<Connection>,
     /// Letters made once that could not be prepared (`<notices>`: never cleared; judged by the
     /// time of its last failure); `None` when none ever failed.
     pub notices: Option<Connection>,
@@ -321,6 +327,7 @@ pub fn assess(f: &Facts, t: &Thresholds) -> Vec<Finding> {
     retention(f, &mut out);
     holidays(f, t, &mut out);
     disk(f, t, &mut out);
+    web(f, &mut out);
     backup(f, &mut out);
     out.sort_by_key(|f| std::cmp::Reverse(f.level));
     out
@@ -555,6 +562,20 @@ fn microsoft(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
             Rule::SentFolderFailing,
             "letters are sent but cannot be filed in the sent folder (see the daemon's log); \
              they are filed once it works again"
+                .to_string(),
+        );
+    }
+}
+
+fn web(f: &Facts, out: &mut Vec<Finding>) {
+    if f.web.as_ref().is_some_and(Connection::failing) {
+        push(
+            out,
+            Level::Warning,
+            Rule::WebFailing,
+            "the web workspace could not start beside the daemon (its [web] listen address taken, \
+             or its certificate or key unreadable: see the daemon's log); mail is read and letters \
+             go as usual, and the next start tries again"
                 .to_string(),
         );
     }

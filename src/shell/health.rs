@@ -50,6 +50,10 @@ pub async fn gather(
             .mailbox_state(SENT_FOLDER_HEALTH_KEY)
             .await?
             .map(connection),
+        web: store
+            .mailbox_state(crate::shell::web::command::WEB_HEALTH_KEY)
+            .await?
+            .map(connection),
         notices: store
             .mailbox_state(crate::shell::store::NOTICE_HEALTH_KEY)
             .await?

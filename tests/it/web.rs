@@ -1214,6 +1214,41 @@ async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_ma
     );
 }
 
+#[tokio::test]
+async fn a_workspace_whose_key_cannot_be_read_is_raised_and_the_daemon_still_reads_mail() {
+    // A certificate renewal left a key caseclerk cannot read: the screens are down, the
+    // statutory letters must not be.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let h = crate::support::Harness::start_with("bury", |cfg| {
+        let mut web = toml::Table::new();
+        web.insert("listen".into(), format!("127.0.0.1:{port}").into());
+        web.insert("certificate".into(), "web.pem".into());
+        web.insert("key".into(), "web.key".into());
+        cfg.insert("web".into(), web.into());
+    })
+    .await;
+    for f in ["web.pem", "web.key"] {
+        std::fs::write(h.config.parent().unwrap().join(f), "not PEM\n").unwrap();
+    }
+    let mut daemon = h.daemon();
+    daemon.wait_log(&["web workspace is not running"], 1).await;
+    h.deliver(
+        crate::support::REFERRER,
+        crate::support::SHARED,
+        &crate::support::referral("webdown@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    daemon.wait_log(&["referral opened a case"], 1).await;
+    let health = h.caseclerk(&["health"]);
+    let said = String::from_utf8_lossy(&health.stdout);
+    assert!(said.contains("[web_failing]"), "{said}");
+    daemon.stop().await;
+}
+
 /// Triage's *open as a new referral*: `caseclerk open-referral` as the signed-in person, to the
 /// new case's page; sent again (a second click, the back button) it opens nothing more.
 #[tokio::test]

@@ -28,6 +28,7 @@ fn healthy() -> Facts {
         token: None,
         credential_expiry: None,
         sent_folder: None,
+        web: None,
         unprepared: None,
         pass: None,
         retention: None,

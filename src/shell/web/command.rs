@@ -294,8 +294,13 @@ async fn user(
     }
 }
 
-/// The daemon and, when `[web]` is configured, the workspace beside it: the address is taken
-/// before the daemon starts (a busy port stops `run` at once), and the daemon stopping stops it.
+/// Where the workspace's health is kept beside the daemon (`web_failing`).
+pub const WEB_HEALTH_KEY: &str = "<web>";
+
+/// The daemon and, when `[web]` is configured, the workspace beside it; the daemon stopping
+/// stops it. A workspace that cannot start or stops — its port taken, its certificate or key
+/// unreadable after a renewal — is logged and raised (`web_failing`), and the daemon goes on:
+/// the statutory letters do not wait for the business unit's screens.
 pub async fn beside_daemon<E: std::fmt::Display>(
     cfg: Arc<Config>,
     store: Store,
@@ -305,13 +310,7 @@ pub async fn beside_daemon<E: std::fmt::Display>(
     let Some(settings) = cfg.web.clone() else {
         return daemon.await.map_err(|e| e.to_string());
     };
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| WebError::Bind {
-            addr: settings.listen,
-            source,
-        })
-        .map_err(|e| e.to_string())?;
+    let (health, now) = (store.clone(), clock.now());
     let app = App {
         cfg,
         store,
@@ -319,9 +318,28 @@ pub async fn beside_daemon<E: std::fmt::Display>(
         https: false,
         pages: Default::default(),
     };
-    let web = super::serve_on(listener, settings.tls.as_ref(), app, std::future::pending());
+    let web = async move {
+        let served = match tokio::net::TcpListener::bind(settings.listen).await {
+            Ok(listener) => {
+                let _ = health.record_mailbox_ok(WEB_HEALTH_KEY, now).await;
+                super::serve_on(listener, settings.tls.as_ref(), app, std::future::pending()).await
+            }
+            Err(source) => Err(WebError::Bind {
+                addr: settings.listen,
+                source,
+            }),
+        };
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the web workspace is not running; mail is read and letters go as usual");
+            let said = "the web workspace could not start or stopped";
+            if let Err(e) = health.record_mailbox_error(WEB_HEALTH_KEY, said, now).await {
+                tracing::error!(error = %e, "recording the web workspace's failure failed");
+            }
+        }
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         r = daemon => r.map_err(|e| e.to_string()),
-        r = web => r.map_err(|e| e.to_string()),
+        () = web => Ok(()),
     }
 }
