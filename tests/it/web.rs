@@ -1236,6 +1236,7 @@ async fn a_workspace_whose_key_cannot_be_read_is_raised_and_the_daemon_still_rea
     }
     let mut daemon = h.daemon();
     daemon.wait_log(&["web workspace is not running"], 1).await;
+    daemon.wait_log(&["first pass done"], 1).await;
     h.deliver(
         crate::support::REFERRER,
         crate::support::SHARED,
