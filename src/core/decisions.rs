@@ -404,22 +404,37 @@ pub fn tally(
             min_votes,
             min_partners,
         } => {
-            for (o, n) in &counts {
+            let mut quorate = counts.iter().filter_map(|(o, n)| {
                 let partners: std::collections::BTreeSet<&str> = votes
                     .values()
                     .filter(|v| v.outcome == *o)
                     .filter_map(|v| v.partner.as_deref())
                     .collect();
-                if *n as u32 >= *min_votes && partners.len() as u32 >= *min_partners {
+                (*n as u32 >= *min_votes && partners.len() as u32 >= *min_partners).then_some((
+                    o,
+                    n,
+                    partners.len(),
+                ))
+            });
+            match (quorate.next(), quorate.next()) {
+                (Some((o, n, partners)), None) => {
                     return Tally::Decided {
                         outcome: o.to_string(),
                         how: format!(
-                            "{n} agreeing including {} statutory partners, by reply ({})",
-                            partners.len(),
+                            "{n} agreeing including {partners} statutory partners, by reply ({})",
                             describe()
                         ),
                     };
                 }
+                // Counted together (held replies confirmed at once), two outcomes can each have
+                // the quorum: neither is the panel's decision, whichever sorts first.
+                (Some(_), Some(_)) => {
+                    return Tally::Disagreement {
+                        how: format!("more than one outcome has the quorum ({})", describe()),
+                        tie_breaker: None,
+                    };
+                }
+                _ => {}
             }
             if missing.is_empty() {
                 Tally::Disagreement {
@@ -828,6 +843,39 @@ mod tests {
         ]);
         assert!(
             matches!(tally(&d, &group, &two_partners, None), Tally::Decided { outcome, .. } if outcome == "meets")
+        );
+    }
+
+    #[test]
+    fn two_outcomes_each_with_the_quorum_are_a_disagreement_not_the_first_alphabetically() {
+        let mut d = screening();
+        d.quorum = Quorum::AtLeast {
+            min_votes: 3,
+            min_partners: 2,
+        };
+        let group: Vec<Contact> = [
+            ("la@x", Some("la")),
+            ("police@x", Some("police")),
+            ("icb@x", Some("icb")),
+            ("health@x", Some("health")),
+            ("school@x", None),
+            ("other@x", None),
+        ]
+        .into_iter()
+        .map(|(e, p)| contact(e, p))
+        .collect();
+        let split = votes(&[
+            ("la@x", "meets", Some("la")),
+            ("police@x", "meets", Some("police")),
+            ("school@x", "meets", None),
+            ("icb@x", "nfa", Some("icb")),
+            ("health@x", "nfa", Some("health")),
+            ("other@x", "nfa", None),
+        ]);
+        assert!(
+            matches!(tally(&d, &group, &split, None), Tally::Disagreement { .. }),
+            "{:?}",
+            tally(&d, &group, &split, None)
         );
     }
 }
