@@ -204,8 +204,34 @@ impl Message {
 
 /// How often `parse` caught a panic from `mail-parser` (tests report it).
 /// A short hash of an id or an address: what logs and actors carry instead of the address.
+/// Keyed with the installation's secret once [`keep_hashes_private`] has been called (the engine
+/// does at its start): a plain hash of an address can be matched by hashing every address in the
+/// directory, which anyone reading the journal may have.
 pub fn hash_id(id: &str) -> String {
-    hex::encode(&Sha256::digest(id.as_bytes())[..6])
+    hash_with(HASH_KEY.get(), id)
+}
+
+/// The key [`hash_id`] uses: one per process, from the installation's secret.
+static HASH_KEY: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
+
+/// Key [`hash_id`] with `secret` (the installation's own, kept in its database), for the rest
+/// of the process; a second call changes nothing. The key is derived for this use alone.
+pub fn keep_hashes_private(secret: &[u8]) {
+    let base = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let derived = ring::hmac::sign(&base, b"caseclerk log hashes");
+    let _ = HASH_KEY.set(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        derived.as_ref(),
+    ));
+}
+
+/// [`hash_id`] with `key`, or a plain SHA-256 without one (a process that never opened the
+/// installation's database: tests, the bench).
+fn hash_with(key: Option<&ring::hmac::Key>, id: &str) -> String {
+    match key {
+        Some(k) => hex::encode(&ring::hmac::sign(k, id.as_bytes()).as_ref()[..6]),
+        None => hex::encode(&Sha256::digest(id.as_bytes())[..6]),
+    }
 }
 
 #[cfg(test)]
@@ -998,6 +1024,26 @@ pub(crate) fn b64_lines(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hash_keyed_with_the_installation_s_secret_is_not_the_plain_hash_of_the_address() {
+        let address = "la.rep@bury.test";
+        let plain = hash_with(None, address);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"this installation's secret");
+        let keyed = hash_with(Some(&key), address);
+        assert_eq!(keyed.len(), 12);
+        assert_ne!(
+            keyed, plain,
+            "anyone can compute the plain one from the directory"
+        );
+        assert_eq!(
+            keyed,
+            hash_with(Some(&key), address),
+            "the same id, the same hash"
+        );
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"another installation");
+        assert_ne!(keyed, hash_with(Some(&other), address));
+    }
     use std::path::{Path, PathBuf};
 
     fn fixture_paths() -> Vec<PathBuf> {

@@ -351,6 +351,7 @@ impl Engine {
             .await?;
         let vote_key =
             hex::decode(vote_key).map_err(|e| StoreError::Corrupt(format!("vote_key: {e}")))?;
+        crate::core::intake::keep_hashes_private(&vote_key);
         Ok(Engine {
             cfg: Arc::new(cfg),
             store,
