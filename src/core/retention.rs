@@ -264,6 +264,17 @@ fn after_days(t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     t + Duration::days(i64::from(days))
 }
 
+/// Whether a case's particulars are due to go on their own at `now`: its mail's rule (closed,
+/// not held, closed more than `closed_case_years` ago). They go with the mail; this catches a
+/// value a person typed in after the mail was gone (a case reopened, corrected, closed again).
+pub fn particulars_due(s: &Schedule, case: &CaseFacts, now: DateTime<Utc>) -> bool {
+    case.status == CaseStatus::Closed
+        && !case.held
+        && case
+            .closed_at
+            .is_some_and(|closed| now >= after_years(closed, s.closed_case_years))
+}
+
 fn after_years(t: DateTime<Utc>, years: u32) -> DateTime<Utc> {
     t.checked_add_months(Months::new(years.saturating_mul(12)))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)

@@ -187,6 +187,40 @@ pub async fn plan(
     Ok(plan.groups())
 }
 
+/// Erase the particulars still held on cases whose mail is due to go (see
+/// [`retention::particulars_due`]), each recorded on its case under the mail's rule.
+async fn leftover_particulars(
+    store: &Store,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let holding = store.cases_with_particulars().await?;
+    if holding.is_empty() {
+        return Ok(());
+    }
+    let facts = case_facts(store).await?;
+    for id in holding {
+        let Some(case) = facts
+            .get(&id)
+            .filter(|c| retention::particulars_due(schedule, c, now))
+        else {
+            continue;
+        };
+        let mut tx = store.begin().await?;
+        let (count, bytes) = Store::erase_particulars(&mut tx, case.id, now).await?;
+        let event = Event::ContentErased {
+            class: "particulars".into(),
+            count,
+            bytes,
+            rule: "closed_case_mail".into(),
+        };
+        store::record_event(&mut tx, case.id, now, ACTOR, &event).await?;
+        Store::commit(tx).await?;
+        tracing::info!(case_id = case.id, count, "particulars erased");
+    }
+    Ok(())
+}
+
 /// Erase what the schedule says goes at `now`, record each erasure, and give the space back.
 pub async fn apply(
     store: &Store,
@@ -262,6 +296,7 @@ pub async fn apply(
         );
         applied.groups.push(erased);
     }
+    leftover_particulars(store, schedule, now).await?;
     applied.signins = erase_signins(store, schedule, now).await?;
     // After an erasure, or when an earlier one could not empty the WAL: give the pages back
     // and empty the WAL; if a reader is in the way, the next run tries again.

@@ -795,3 +795,45 @@ async fn the_command_line_holds_lists_by_rule_without_content_releases_and_erase
     );
     assert_eq!(found_in(&r.engine.cfg.database), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_particular_typed_in_after_the_case_s_mail_was_erased_goes_a_year_after_it_closes_again()
+{
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "retyped.1@hospital.test", "2026-02-02 10:00").await;
+    r.at("2027-02-03 10:00").await; // the mail and its particulars erased
+    let store = r.engine.store.clone();
+    let case_id = store.case_by_ref(&reference).await.unwrap().unwrap().id;
+    assert!(store.particulars(case_id).await.unwrap().is_empty());
+    // Reopened for an inquest, the child's name given again, closed again.
+    let at = london("2027-03-01 10:00");
+    caseclerk::shell::operator::set_status(&store, &reference, false, "inquest", "test", at)
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    caseclerk::shell::store::Store::decide_particular(
+        &mut tx,
+        case_id,
+        caseclerk::core::particulars::Field::ChildName,
+        Some("Jane Planted"),
+        "test",
+        at,
+    )
+    .await
+    .unwrap();
+    caseclerk::shell::store::Store::commit(tx).await.unwrap();
+    caseclerk::shell::operator::set_status(&store, &reference, true, "inquest over", "test", at)
+        .await
+        .unwrap();
+    r.at("2027-06-01 10:00").await;
+    assert_eq!(
+        store.particulars(case_id).await.unwrap().len(),
+        1,
+        "kept while the case's year runs"
+    );
+    r.at("2028-03-02 10:00").await;
+    assert!(
+        store.particulars(case_id).await.unwrap().is_empty(),
+        "a year after it closed again, the name typed in goes too"
+    );
+}

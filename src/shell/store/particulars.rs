@@ -161,6 +161,16 @@ impl Store {
         Ok(done > 0)
     }
 
+    /// The cases with particulars still holding values (retention's second look: a value typed
+    /// in after the case's mail was erased).
+    pub async fn cases_with_particulars(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT case_id FROM particulars WHERE erased_at IS NULL ORDER BY case_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Erase a case's particulars (retention): values, sources and labels emptied. Returns how
     /// many rows held content and how many bytes.
     pub async fn erase_particulars(
