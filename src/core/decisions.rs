@@ -315,6 +315,23 @@ pub enum Tally {
     },
 }
 
+impl Tally {
+    /// The same, with `note` added to how it was decided or why the voters disagree.
+    pub fn with_note(self, note: &str) -> Tally {
+        match self {
+            Tally::Decided { outcome, how } => Tally::Decided {
+                outcome,
+                how: how + note,
+            },
+            Tally::Disagreement { how, tie_breaker } => Tally::Disagreement {
+                how: how + note,
+                tie_breaker,
+            },
+            waiting => waiting,
+        }
+    }
+}
+
 /// The tally of `votes` (by voter address) on decision `d`, whose voters are `voters`.
 /// `tie_break` is the tie-breaker's vote, if any.
 pub fn tally(

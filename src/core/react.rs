@@ -1210,6 +1210,7 @@ pub fn settle(rules: &Rules<'_>, state: CaseState, now: DateTime<Utc>) -> Settle
         let tie_breakers = tie_breakers(rules, d, &out.state);
         let mut counted = BTreeMap::new();
         let mut tie = None;
+        let mut dropped = Vec::new();
         for (who, v) in &votes {
             if let Some(c) = voters.iter().find(|c| c.email.eq_ignore_ascii_case(who)) {
                 counted.insert(
@@ -1224,10 +1225,22 @@ pub fn settle(rules: &Rules<'_>, state: CaseState, now: DateTime<Utc>) -> Settle
                 .any(|c| c.email.eq_ignore_ascii_case(who))
             {
                 tie = Some(v.outcome.clone());
+            } else {
+                dropped.push(format!("{who} ({})", v.outcome));
             }
         }
+        // A vote accepted from someone the configuration no longer asks (a member replaced since)
+        // is not counted; the decision's record says so rather than reading as if nobody else
+        // had voted.
+        let not_counted = match dropped.is_empty() {
+            true => String::new(),
+            false => format!(
+                "; not counted, no longer asked on this decision: {}",
+                dropped.join(", ")
+            ),
+        };
         let round = out.state.rounds.get(&d.id).copied().unwrap_or(0);
-        match decisions::tally(d, &voters, &counted, tie.as_deref()) {
+        match decisions::tally(d, &voters, &counted, tie.as_deref()).with_note(&not_counted) {
             Tally::Waiting { .. } => {}
             Tally::Decided { outcome, how } => {
                 // Taken when the deciding vote arrived, not when we noticed.
@@ -1714,6 +1727,43 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e.event, Event::VoteAccepted { .. })),
             "the request of this round: {r:?}"
+        );
+    }
+
+    #[test]
+    fn a_counted_vote_of_someone_no_longer_on_the_panel_is_named_in_the_decision_s_record() {
+        let w = World::new();
+        let mut state = case();
+        for (voter, outcome) in [
+            (LA, "meets"),
+            (POLICE, "meets"),
+            ("old.icb@icb.test", "nfa"),
+        ] {
+            let accepted = Recorded {
+                at: t("2026-08-20T12:00:00Z"),
+                actor: CASECLERK.into(),
+                event: Event::VoteAccepted {
+                    decision: "screening".into(),
+                    voter: voter.into(),
+                    outcome: outcome.into(),
+                    message: 9,
+                    evidence: String::new(),
+                },
+            };
+            case::apply(&mut state, &accepted).unwrap();
+        }
+        let out = settle(&w.rules(), state, t("2026-08-20T13:00:00Z"));
+        let how = out
+            .events
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::DecisionTaken { how, .. } => Some(how.clone()),
+                _ => None,
+            })
+            .expect("decided by the two on the panel now");
+        assert!(
+            how.contains("not counted") && how.contains("old.icb@icb.test (nfa)"),
+            "{how}"
         );
     }
 
