@@ -847,8 +847,12 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
                 a.late = *late;
                 a.return_message = Some(*message);
             } else if !*nil {
-                // A full return after a nil return replaces it; after a full one (a chronology
-                // after the summary), it is the latest, and both are kept in `returns`.
+                // A full return after a nil return replaces it (and is late if it came late);
+                // after a full one (a chronology after the summary), it is the latest, and both
+                // are kept in `returns`.
+                if a.nil {
+                    a.late = *late;
+                }
                 a.nil = false;
                 a.return_message = Some(*message);
             }
@@ -983,7 +987,7 @@ mod tests {
                     agency: "police".into(),
                     message: 6,
                     nil: false,
-                    late: false,
+                    late: true,
                 },
             ),
             rec(
@@ -1002,6 +1006,8 @@ mod tests {
         let police = &s.agencies["police"];
         assert_eq!(police.returned_at, Some(t("2026-12-29T10:00:00Z")));
         assert!(!police.nil, "a full return after a nil return replaces it");
+        assert!(police.late, "and came after the deadline");
+        assert_eq!(police.returns, [6]);
         assert_eq!(s.decisions["screening"].0, "meets");
     }
 
