@@ -13,13 +13,20 @@ fn line_of(text: &str, start: &str) -> usize {
         + 1
 }
 
-#[test]
-fn a_typo_a_wrong_type_a_syntax_error_and_a_bad_value_are_all_reported_with_their_lines() {
-    let dir = std::env::temp_dir().join(format!("caseclerk-config-check-{}", std::process::id()));
+/// An empty folder `caseclerk-config-<name>-<pid>` with the mailbox password in it, and a valid
+/// configuration for Bury there.
+fn fresh(name: &str) -> (std::path::PathBuf, toml::Table) {
+    let dir = std::env::temp_dir().join(format!("caseclerk-config-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     crate::support::write_secret(&dir.join("password"), PASSWORD);
-    let mut cfg = config_for("bury", &dir);
+    let cfg = config_for("bury", &dir);
+    (dir, cfg)
+}
+
+#[test]
+fn a_typo_a_wrong_type_a_syntax_error_and_a_bad_value_are_all_reported_with_their_lines() {
+    let (dir, mut cfg) = fresh("check");
     cfg["calendar"]
         .as_table_mut()
         .unwrap()
@@ -74,11 +81,7 @@ fn a_typo_a_wrong_type_a_syntax_error_and_a_bad_value_are_all_reported_with_thei
 fn a_timeout_of_nothing_or_of_hours_is_refused_with_the_range_and_what_it_is_for() {
     // 0 failed every letter ("no answer within 0 s") for a day before each was given up; an hour
     // held a pass past the unit's watchdog.
-    let dir = std::env::temp_dir().join(format!("caseclerk-config-range-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    crate::support::write_secret(&dir.join("password"), PASSWORD);
-    let mut cfg = config_for("bury", &dir);
+    let (dir, mut cfg) = fresh("range");
     cfg["smtp"]
         .as_table_mut()
         .unwrap()

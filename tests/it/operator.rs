@@ -341,6 +341,23 @@ fn the_history_says_who_did_each_correction_and_why(op: &Operator) {
     }
 }
 
+/// A referral (Message-ID `id`) arrives on Thursday 20 August 2026 and is opened; the screening
+/// request `member` receives.
+async fn screening_requested(
+    h: &Harness,
+    id: &str,
+    member: &str,
+) -> caseclerk::core::intake::Message {
+    arrive(
+        h,
+        &referral(id, "Referral for a rapid review"),
+        "2026-08-20T10:00:00+01:00",
+    )
+    .await;
+    h.tick(Some("2026-08-20T09:01:00Z"));
+    h.wait_inbox(member, 1).await.remove(0)
+}
+
 /// The id of the held message on the case report's line containing `needle`.
 fn held_id(report: &str, needle: &str) -> String {
     report
@@ -354,16 +371,8 @@ fn held_id(report: &str, needle: &str) -> String {
 
 #[tokio::test]
 async fn a_held_reply_cannot_be_confirmed_over_the_member_s_later_counted_vote() {
-    let h = Harness::start("bury").await;
-    arrive(
-        &h,
-        &referral("op-3@hospital.test", "Referral for a rapid review"),
-        "2026-08-20T10:00:00+01:00",
-    )
-    .await;
-    h.tick(Some("2026-08-20T09:01:00Z"));
-    let member = "la.rep@bury.test";
-    let req = h.wait_inbox(member, 1).await.remove(0);
+    let (h, member) = (Harness::start("bury").await, "la.rep@bury.test");
+    let req = screening_requested(&h, "op-3@hospital.test", member).await;
     let answer = |id: &str, body: &str| {
         format!(
             "From: {member}\r\nTo: {SHARED}\r\nSubject: RE: {}\r\nMessage-ID: <{id}@bury.test>\r\nIn-Reply-To: <{}>\r\n\r\n{body}\r\n",
@@ -399,16 +408,8 @@ async fn a_held_reply_cannot_be_confirmed_over_the_member_s_later_counted_vote()
 
 #[tokio::test]
 async fn an_unclear_vote_is_held_asked_again_and_can_be_confirmed_by_hand() {
-    let h = Harness::start("bury").await;
-    arrive(
-        &h,
-        &referral("op-2@hospital.test", "Referral for a rapid review"),
-        "2026-08-20T10:00:00+01:00",
-    )
-    .await;
-    h.tick(Some("2026-08-20T09:01:00Z"));
-    let member = "la.rep@bury.test";
-    let req = h.wait_inbox(member, 1).await.remove(0);
+    let (h, member) = (Harness::start("bury").await, "la.rep@bury.test");
+    let req = screening_requested(&h, "op-2@hospital.test", member).await;
     let reply = format!(
         "From: {member}\r\nTo: {SHARED}\r\nSubject: RE: {}\r\nMessage-ID: <AM0PR01MB0001.unclear@bury.test>\r\nIn-Reply-To: <{}>\r\n\r\nMEETS or NFA - not sure\r\n",
         req.subject,

@@ -1158,11 +1158,7 @@ async fn with_a_certificate_the_workspace_speaks_only_https_and_asks_browsers_to
 #[tokio::test]
 async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_made_on_the_command_line()
  {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let h = crate::support::Harness::start_with("bury", |cfg| {
         let mut web = toml::Table::new();
         web.insert("listen".into(), format!("127.0.0.1:{port}").into());
@@ -1214,15 +1210,20 @@ async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_ma
     );
 }
 
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[tokio::test]
 async fn a_workspace_whose_key_cannot_be_read_is_raised_and_the_daemon_still_reads_mail() {
     // A certificate renewal left a key caseclerk cannot read: the screens are down, the
     // statutory letters must not be.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let h = crate::support::Harness::start_with("bury", |cfg| {
         let mut web = toml::Table::new();
         web.insert("listen".into(), format!("127.0.0.1:{port}").into());
