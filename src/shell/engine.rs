@@ -558,14 +558,20 @@ impl Engine {
         crate::shell::verify::record_head_if_due(&self.store, now).await?;
         match &self.transport {
             Some(t) => {
-                let doubt = outbox::InDoubt::from_settings(&self.cfg.imap);
+                let doubt = outbox::InDoubt {
+                    sender: Some(&self.cfg.address),
+                    ..outbox::InDoubt::from_settings(&self.cfg.imap)
+                };
                 report.sent =
                     outbox::send_due_settling(&self.store, t.as_ref(), &self.unrecorded, doubt, now)
                         .await?
             }
             None => match outbox::smtp(&self.cfg.smtp) {
                 Ok(t) => {
-                    let doubt = outbox::InDoubt::from_settings(&self.cfg.imap);
+                    let doubt = outbox::InDoubt {
+                        sender: Some(&self.cfg.address),
+                        ..outbox::InDoubt::from_settings(&self.cfg.imap)
+                    };
                     report.sent = outbox::send_due_settling(
                         &self.store,
                         t.as_ref(),

@@ -1168,6 +1168,11 @@ impl SentFolder for crate::shell::config::ImapSettings {
 pub struct InDoubt<'a> {
     pub policy: CopyPolicy,
     pub folder: Option<&'a dyn SentFolder>,
+    /// The partnership's address as configured now (`[mailbox] address`): a refusal to send as
+    /// it holds every letter ([`FailureKind::Sender`]); a refusal of a letter made when the
+    /// address was another (queued before it changed, or resent as it was) is that letter's
+    /// own, and never holds the rest. Unknown (`None`): any such refusal holds.
+    pub sender: Option<&'a str>,
 }
 
 impl<'a> InDoubt<'a> {
@@ -1176,6 +1181,7 @@ impl<'a> InDoubt<'a> {
         InDoubt {
             policy: CopyPolicy::NoServerCopy,
             folder: None,
+            sender: None,
         }
     }
 
@@ -1187,6 +1193,7 @@ impl<'a> InDoubt<'a> {
                     Duration::from_std(imap.in_doubt_grace).unwrap_or(Duration::minutes(2)),
                 ),
                 folder: Some(imap),
+                sender: None,
             },
             _ => InDoubt::resend(),
         }
@@ -1260,6 +1267,7 @@ async fn send_all(
             transport,
             unrecorded,
             policy: doubt.policy,
+            sender: doubt.sender,
         };
         send_one(&parts, conn, &row, now, report).await?;
         if report.held.is_some() || report.stopped || report.unanswered {
@@ -1345,6 +1353,8 @@ struct Sending<'a> {
     /// How a letter in doubt is settled (a failure after its content leaves it in doubt when
     /// the server keeps a copy).
     policy: CopyPolicy,
+    /// The address the partnership sends as now ([`InDoubt::sender`]).
+    sender: Option<&'a str>,
 }
 
 async fn send_one(
@@ -1359,7 +1369,10 @@ async fn send_one(
         transport,
         unrecorded,
         policy,
+        sender,
     } = *parts;
+    // A letter from an address that is no longer ours is refused for itself.
+    let ours = |from: &str| sender.is_none_or(|s| s.eq_ignore_ascii_case(from));
     let envelope = match envelope(row) {
         Ok(e) => e,
         Err(reason) => return undelivered(store, row, &reason, now, report).await,
@@ -1435,6 +1448,15 @@ async fn send_one(
             unrecorded.remember(accepted);
             report.sent += 1;
             report.stopped = true;
+        }
+        Err(e) if e.kind == FailureKind::Sender && !ours(&row.envelope_from) => {
+            let reason = format!(
+                "refused by the mail server: it was made to go from an address that is no longer \
+                 the partnership's ([mailbox] address); send it again (caseclerk resend) from the \
+                 address in use: {}",
+                e.detail
+            );
+            undelivered(store, row, &reason, now, report).await?;
         }
         Err(e) if let Some(hold) = e.kind.hold() => {
             // Not the letter's fault: it stays pending, untouched (attempts, next try), and is

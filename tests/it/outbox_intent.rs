@@ -256,6 +256,7 @@ fn server_copy(f: &Folder) -> outbox::InDoubt<'_> {
     outbox::InDoubt {
         policy: caseclerk::core::indoubt::CopyPolicy::server_copy(Duration::minutes(2)),
         folder: Some(f),
+        sender: None,
     }
 }
 

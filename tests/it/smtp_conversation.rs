@@ -42,6 +42,8 @@ struct Server {
     recipients: Arc<Mutex<Vec<Vec<String>>>>,
     /// What it answers `MAIL FROM` instead of `250`, while set.
     sender_refusal: Arc<Mutex<Option<&'static str>>>,
+    /// An address it will not send as (`550 5.7.60` to its `MAIL FROM`).
+    refused_sender: Arc<Mutex<Option<String>>>,
     port: u16,
 }
 
@@ -54,6 +56,7 @@ impl Server {
             refused: Arc::default(),
             recipients: Arc::default(),
             sender_refusal: Arc::default(),
+            refused_sender: Arc::default(),
             port: listener.local_addr().unwrap().port(),
         };
         let s = server.clone();
@@ -100,7 +103,15 @@ impl Server {
             }
             let upper = line.to_ascii_uppercase();
             let refusal = *self.sender_refusal.lock().unwrap();
-            let answer: &[u8] = if upper.starts_with("MAIL")
+            let refused_sender = self
+                .refused_sender
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|a| line.contains(a.as_str()));
+            let answer: &[u8] = if upper.starts_with("MAIL") && refused_sender {
+                b"550 5.7.60 SMTP; Client does not have permissions to send as this sender\r\n"
+            } else if upper.starts_with("MAIL")
                 && let Some(refusal) = refusal
             {
                 refusal.as_bytes()
@@ -174,6 +185,11 @@ async fn letter_to(name: &str, to: &[&str]) -> (Store, i64) {
 
 /// Queue letter `n` of `name` (its own key and Message-ID), due at [`t0`].
 async fn enqueue(store: &Store, name: &str, n: usize, to: &[&str]) -> i64 {
+    enqueue_from(store, name, n, to, "bsp@bury.test").await
+}
+
+/// [`enqueue`], the letter made to go from `from`.
+async fn enqueue_from(store: &Store, name: &str, n: usize, to: &[&str], from: &str) -> i64 {
     let letter = NewLetter {
         dedupe_key: format!("answer/{name}/{n}"),
         case_id: None,
@@ -182,7 +198,7 @@ async fn enqueue(store: &Store, name: &str, n: usize, to: &[&str]) -> i64 {
         replies_as: "agency@hospital.test".into(),
         message_id: format!("answer.{n}@bury.test"),
         due_at: t0(),
-        envelope_from: "bsp@bury.test".into(),
+        envelope_from: from.into(),
         envelope_to: to.iter().map(|a| a.to_string()).collect(),
         raw: format!("From: <bsp@bury.test>\r\nTo: <agency@hospital.test>\r\nSubject: letter\r\nMessage-ID: <answer.{n}@bury.test>\r\n\r\nA letter.\r\n").into_bytes(),
     };
@@ -239,6 +255,7 @@ impl Outbox {
         let doubt = InDoubt {
             policy: CopyPolicy::server_copy(Duration::minutes(2)),
             folder: Some(&self.folder),
+            sender: None,
         };
         let at = t0() + Duration::minutes(minutes);
         outbox::send_due_settling(
@@ -295,6 +312,7 @@ async fn a_letter_whose_answer_is_lost_every_time_is_raised_after_a_day() {
         let doubt = InDoubt {
             policy: CopyPolicy::server_copy(Duration::minutes(grace)),
             folder: Some(&NoCopies),
+            sender: None,
         };
         let memory = Unrecorded::default();
         let mut settings = smtp(&server);
@@ -443,4 +461,51 @@ async fn a_server_that_does_not_answer_ends_the_pass_and_the_other_letters_wait_
     o.server.quiet(Quiet::Never);
     let report = o.pass(5).await;
     assert_eq!(report.sent, 3, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_letter_from_an_address_no_longer_ours_is_refused_alone_and_holds_no_other() {
+    // The partnership changed `[mailbox] address` while a letter made with the old one waited:
+    // the server will not send as the old address, and that is the letter's own fault.
+    let server = Server::start(Quiet::Never).await;
+    *server.refused_sender.lock().unwrap() = Some("old@bury.test".into());
+    let (store, current) = one_letter("old-sender").await;
+    let old = enqueue_from(
+        &store,
+        "old-sender",
+        2,
+        &["agency@hospital.test"],
+        "old@bury.test",
+    )
+    .await;
+    let transport = outbox::smtp(&smtp(&server)).unwrap();
+    let doubt = InDoubt {
+        sender: Some("bsp@bury.test"),
+        ..InDoubt::resend()
+    };
+    let report = outbox::send_due_settling(
+        &store,
+        transport.as_ref(),
+        &Unrecorded::default(),
+        doubt,
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.held, None, "{report:?}");
+    assert_eq!((report.sent, report.undelivered), (1, 1), "{report:?}");
+    assert_eq!(
+        store.letter(current).await.unwrap().unwrap().state,
+        OutboxState::Sent
+    );
+    let refused = store.letter(old).await.unwrap().unwrap();
+    assert_eq!(refused.state, OutboxState::Failed);
+    assert!(
+        refused
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no longer")),
+        "{:?}",
+        refused.last_error
+    );
 }
