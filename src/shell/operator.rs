@@ -93,13 +93,12 @@ pub enum OperatorError {
     )]
     NotAsked { message: i64, decision: String },
     #[error(
-        "the sender's later reply (message {later}) already counts as their vote on {decision} ({outcome}), so held reply {message}, which came before it, cannot replace it; set it aside"
+        "the sender's later reply (message {later}) is their answer on {decision} now, so held reply {message}, which came before it, cannot replace it; set it aside (or, if that later reply is held, confirm that one)"
     )]
-    LaterVoteCounts {
+    LaterReply {
         message: i64,
         later: i64,
         decision: String,
-        outcome: String,
     },
     #[error("there is no letter {letter} on case {case} (see `caseclerk case {case}`)")]
     NoLetter { letter: i64, case: String },
@@ -753,17 +752,26 @@ pub async fn confirm_held(
     if held.decision.is_none() && !react::awaited(&cfg.process, &state, d) {
         return Err(OperatorError::NotAsked { message, decision });
     }
-    // A held reply is the voter's answer as it was when it came: one they sent after it, and
-    // that counts, is their answer now.
-    if let Some(v) = state.votes.get(&decision).and_then(|v| v.get(&held.voter)) {
-        let held_came = store.message_received(message).await?;
-        let counted_came = store.message_received(v.message).await?;
-        if counted_came > held_came {
-            return Err(OperatorError::LaterVoteCounts {
+    // A held reply is the voter's answer as it was when it came: one they sent after it about
+    // the same decision — counted, or itself held (an unclear correction, which set their vote
+    // aside) — is their answer now.
+    let counted = state
+        .votes
+        .get(&decision)
+        .and_then(|v| v.get(&held.voter))
+        .map(|v| v.message);
+    let other_held = state.held.iter().filter(|h| {
+        h.message != message
+            && h.voter.eq_ignore_ascii_case(&held.voter)
+            && h.decision.as_deref().is_none_or(|d| d == decision)
+    });
+    let held_came = store.message_received(message).await?;
+    for later in counted.into_iter().chain(other_held.map(|h| h.message)) {
+        if store.message_received(later).await? > held_came {
+            return Err(OperatorError::LaterReply {
                 message,
-                later: v.message,
+                later,
                 decision,
-                outcome: v.outcome.clone(),
             });
         }
     }

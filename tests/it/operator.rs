@@ -404,6 +404,37 @@ async fn a_held_reply_cannot_be_confirmed_over_the_member_s_later_counted_vote()
     refused(&out, "later reply");
     let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T12:01:00Z"]);
     assert!(!report.contains("confirmed as"), "{report}");
+
+    // LA then takes the NFA back, unclearly: the vote is set aside, and the first held reply
+    // still cannot be confirmed — the newest one is LA's answer now.
+    let third = answer("third", "Sorry - MEETS or NFA, I am not sure now");
+    arrive(&h, third.as_bytes(), "2026-08-20T12:10:00+01:00").await;
+    h.tick(Some("2026-08-20T11:15:00Z"));
+    let report = h.ok(&["case", "RR-2026-0001", "--now", "2026-08-20T11:16:00Z"]);
+    assert!(report.contains("set aside"), "{report}");
+    let confirm = |message: &str| {
+        h.caseclerk(&[
+            "confirm",
+            "RR-2026-0001",
+            message,
+            "meets",
+            "--reason",
+            "phoned LA",
+            "--now",
+            "2026-08-20T11:20:00Z",
+        ])
+    };
+    refused(&confirm(&first), "later reply");
+    let newest = report
+        .lines()
+        .rev()
+        .find(|l| l.contains("HELD on screening"))
+        .and_then(|l| l.split("(message ").nth(1))
+        .and_then(|r| r.split(')').next())
+        .unwrap()
+        .to_string();
+    assert_ne!(newest, first);
+    assert!(confirm(&newest).status.success());
 }
 
 #[tokio::test]
