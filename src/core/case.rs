@@ -92,6 +92,11 @@ pub enum Event {
         message: i64,
         nil: bool,
         late: bool,
+        /// It says it replaces the agency's earlier return ("please disregard…, corrected
+        /// version attached"): the one it sent last leaves the collation pack. Otherwise a second
+        /// full return (a chronology after the summary) goes in beside the first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replaces: bool,
     },
     /// A decision was taken (screening, sign-off, …) with its outcome.
     DecisionTaken {
@@ -318,10 +323,16 @@ impl Event {
                 message,
                 nil,
                 late,
+                replaces,
             } => format!(
-                "{} from {agency} (message {message}){}",
+                "{} from {agency} (message {message}){}{}",
                 if *nil { "nil return" } else { "return" },
-                if *late { ", LATE" } else { "" }
+                if *late { ", LATE" } else { "" },
+                if *replaces {
+                    ", replacing its earlier return"
+                } else {
+                    ""
+                }
             ),
             Event::DecisionTaken {
                 decision,
@@ -836,9 +847,15 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             nil,
             late,
             message,
+            replaces,
         } => {
             let a = s.agencies.entry(agency.clone()).or_default();
-            if !*nil && !a.returns.contains(message) {
+            if !*nil && *replaces {
+                // It corrects what the agency sent last (the summary sent before a wrong
+                // chronology stays).
+                a.returns.pop();
+                a.returns.push(*message);
+            } else if !*nil && !a.returns.contains(message) {
                 a.returns.push(*message);
             }
             if a.returned_at.is_none() {
@@ -979,6 +996,7 @@ mod tests {
                     message: 5,
                     nil: true,
                     late: false,
+                    replaces: false,
                 },
             ),
             rec(
@@ -988,6 +1006,7 @@ mod tests {
                     message: 6,
                     nil: false,
                     late: true,
+                    replaces: false,
                 },
             ),
             rec(

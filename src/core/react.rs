@@ -926,12 +926,24 @@ fn agency_return(
         .flatten()
         .is_some_and(|d| incoming.received > d.at);
     let nil = *kind == ReplyKind::NilReturn;
+    let own = text::reply_text(&incoming.msg.body_text, rules.banners);
+    let replaces = !nil
+        && w.state
+            .agencies
+            .get(agency)
+            .is_some_and(|a| !a.returns.is_empty())
+        && says_it_replaces(&own);
     w.r.steps.push(Step {
         rule: "agency_return",
         why: format!(
-            "{} from {agency}{}",
+            "{} from {agency}{}{}",
             if nil { "nil return" } else { "return" },
-            if late { ", late" } else { "" }
+            if late { ", late" } else { "" },
+            if replaces {
+                ", replacing the earlier one"
+            } else {
+                ""
+            }
         ),
     });
     w.record(
@@ -942,8 +954,32 @@ fn agency_return(
             message: incoming.stored,
             nil,
             late,
+            replaces,
         },
     );
+}
+
+/// Whether an agency's own words say its return replaces the one it sent before: a wrong file
+/// sent in error (another child's, it may be) must leave the collation pack, not go beside the
+/// correction.
+fn says_it_replaces(own: &str) -> bool {
+    let t = own.to_lowercase();
+    [
+        "disregard",
+        "replaces",
+        "replacement",
+        "corrected",
+        "correct version",
+        "amended",
+        "updated version",
+        "revised",
+        "sent in error",
+        "wrong attachment",
+        "wrong file",
+        "instead of the",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
 }
 
 /// Rule 8: an automatic reply is noted on its case, never answered.

@@ -1307,6 +1307,7 @@ pub(crate) mod fixture {
                     message: 0,
                     nil,
                     late,
+                    replaces: false,
                 },
             )
         }

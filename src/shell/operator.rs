@@ -518,6 +518,7 @@ pub async fn attach(
             message,
             nil: *nil,
             late,
+            replaces: false,
         });
     }
     let mut tx = store.begin().await?;

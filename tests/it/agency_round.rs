@@ -297,6 +297,20 @@ impl Round<'_> {
         )
         .await;
         h.tick(Some("2026-08-26T14:05:00Z"));
+        // And the chronology was another family's: a corrected one replaces it in the pack.
+        append(
+            h,
+            &reply(
+                POLICE,
+                &police_req,
+                &format!("RE: {case} agency information"),
+                "Please disregard the chronology sent this afternoon; corrected version attached.",
+                Some(("police chronology v2.docx", DOCX_B64)),
+            ),
+            "2026-08-26T16:00:00+01:00",
+        )
+        .await;
+        h.tick(Some("2026-08-26T15:05:00Z"));
         // Day 5 (Thu 27 Aug): health visiting sends a nil return.
         append(
             h,
@@ -415,7 +429,7 @@ impl Round<'_> {
             .collect();
         for f in [
             "police - police return.docx",
-            "police - police chronology.docx",
+            "police - police chronology v2.docx",
             "st-marys-primary - school chronology.docx",
             "gp - GP summary.docx",
         ] {
@@ -424,6 +438,10 @@ impl Round<'_> {
         assert!(
             !names.iter().any(|n| n.starts_with("health-visiting")),
             "{p}: a nil return has nothing to attach"
+        );
+        assert!(
+            !names.contains(&"police - police chronology.docx"),
+            "{p}: the chronology the police said to disregard is not forwarded: {names:?}"
         );
 
         // Every agency's mailbox holds exactly the letters the process file says, and no more.
