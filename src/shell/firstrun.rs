@@ -44,11 +44,14 @@ impl FirstRunRecord {
     /// Whether this UID's arrival date decides if it is left for people: under `--since`, mail
     /// that was in the folder at the first run. Once the folder is renumbered (its UIDVALIDITY
     /// changed since: a mailbox moved, restored or re-indexed), a UID no longer says whether its
-    /// message was there, and the folder is read again from its start: every message's date
-    /// decides then, unless the first run read all the old mail.
-    pub fn filters(&self, uidvalidity: u32, uid: u32) -> bool {
+    /// message was there, and the folder is read again from its start: the date of every
+    /// message in it when the renumbering was found (`renumbered_until`, its newest UID then)
+    /// decides, unless the first run read all the old mail. Mail that arrives after that is read
+    /// as usual, whatever its date (an old referral moved back into the folder).
+    pub fn filters(&self, uidvalidity: u32, uid: u32, renumbered_until: Option<u32>) -> bool {
         if self.uidvalidity != uidvalidity {
-            return self.since.is_some() || !self.processed;
+            return renumbered_until.is_some_and(|until| uid <= until)
+                && (self.since.is_some() || !self.processed);
         }
         self.since.is_some() && uid <= self.until_uid
     }
@@ -132,17 +135,25 @@ mod tests {
     #[test]
     fn since_applies_only_to_mail_that_was_in_the_folder_at_the_first_run() {
         let r = record_at("2026-11-23T10:00:00Z", NaiveDate::from_ymd_opt(2026, 11, 1));
-        assert!(r.filters(7, 1000));
-        assert!(!r.filters(7, 1001), "arrived after the first run");
+        assert!(r.filters(7, 1000, None));
+        assert!(!r.filters(7, 1001, None), "arrived after the first run");
         let all = record_at("2026-11-23T10:00:00Z", None);
-        assert!(!all.filters(7, 5), "no --since: nothing filtered");
+        assert!(!all.filters(7, 5, None), "no --since: nothing filtered");
     }
 
     #[test]
     fn in_a_renumbered_folder_mail_the_first_run_left_for_people_is_left_again_by_its_date() {
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         let since = record_at("2026-11-23T10:00:00Z", NaiveDate::from_ymd_opt(2026, 11, 1));
-        assert!(since.filters(8, 5000), "every UID's date decides");
+        assert!(
+            since.filters(8, 5000, Some(5000)),
+            "every UID's date decides"
+        );
+        assert!(
+            !since.filters(8, 5001, Some(5000)),
+            "mail arriving after the renumbering was found is read as usual"
+        );
+        assert!(!since.filters(8, 5, None), "not found renumbered under 8");
         assert!(since.leaves(8, at("2026-10-31T12:00:00Z")));
         assert!(
             !since.leaves(8, at("2026-11-02T12:00:00Z")),
@@ -152,8 +163,11 @@ mod tests {
             processed: false,
             ..record_at("2026-11-23T10:00:00Z", None)
         };
-        assert!(!left.filters(7, 5), "the same folder: the watermark says");
-        assert!(left.filters(8, 5));
+        assert!(
+            !left.filters(7, 5, Some(10)),
+            "the same folder: the watermark says"
+        );
+        assert!(left.filters(8, 5, Some(10)));
         assert!(
             left.leaves(8, at("2026-11-23T09:59:00Z")),
             "there at the first run"
@@ -164,7 +178,7 @@ mod tests {
         );
         let read_all = record_at("2026-11-23T10:00:00Z", None);
         assert!(
-            !read_all.filters(8, 5),
+            !read_all.filters(8, 5, Some(10)),
             "all the old mail was read and stored: recognised when read again"
         );
     }

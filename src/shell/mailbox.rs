@@ -990,6 +990,9 @@ pub async fn fetch_new(
         _ => 0,
     };
     let first_time = previous.as_ref().is_none_or(|s| s.uidvalidity == 0);
+    let renumbered = previous
+        .as_ref()
+        .is_some_and(|s| s.uidvalidity != 0 && s.uidvalidity != uidvalidity);
     let mut uids: Vec<u32> = timed(
         settings,
         "UID SEARCH",
@@ -1013,7 +1016,7 @@ pub async fn fetch_new(
         session,
         store,
         existing,
-        first_time,
+        (first_time, renumbered),
         uidvalidity,
         &uids,
         now,
@@ -1268,11 +1271,12 @@ async fn first_look(
     session: &mut Session,
     store: &Store,
     existing: ExistingMail,
-    first_time: bool,
+    (first_time, renumbered): (bool, bool),
     uidvalidity: u32,
     uids: &[u32],
     now: DateTime<Utc>,
 ) -> Result<Vec<u32>, MailboxError> {
+    let renumbered_until = renumbering(store, renumbered, uidvalidity, uids).await?;
     let record = if first_time {
         Some(FirstRunRecord {
             started: now,
@@ -1290,7 +1294,7 @@ async fn first_look(
     };
     let left = left_uids(
         session,
-        record.as_ref(),
+        (record.as_ref(), renumbered_until),
         uidvalidity,
         uids,
         settings.command_timeout,
@@ -1302,6 +1306,33 @@ async fn first_look(
         tracing::info!(folder = %settings.folder, messages = uids.len(), left, "first look at the mailbox");
     }
     Ok(left)
+}
+
+/// Where the renumbering of the folder was found: `<uidvalidity>:<newest UID then>`.
+const RENUMBERED_KEY: &str = "renumbered";
+
+/// The newest UID in the folder when it was found renumbered under `uidvalidity` (recorded on
+/// the pass that finds it, before anything of it is stored, so a pass stopped half-way keeps
+/// the rule); `None` if it was not.
+async fn renumbering(
+    store: &Store,
+    now_found: bool,
+    uidvalidity: u32,
+    uids: &[u32],
+) -> Result<Option<u32>, MailboxError> {
+    if now_found {
+        let until = uids.last().copied().unwrap_or(0);
+        store
+            .set_meta(RENUMBERED_KEY, &format!("{uidvalidity}:{until}"))
+            .await?;
+        return Ok(Some(until));
+    }
+    Ok(store.meta(RENUMBERED_KEY).await?.and_then(|v| {
+        let (validity, until) = v.split_once(':')?;
+        (validity.parse::<u32>().ok()? == uidvalidity)
+            .then(|| until.parse().ok())
+            .flatten()
+    }))
 }
 
 /// A short hash of an identifier, for logs (Message-IDs can carry names).
@@ -1586,7 +1617,7 @@ fn session_left(deadline: Option<DateTime<Utc>>, idle_refresh: Duration) -> Opti
 /// message; see `shell::firstrun` for why not `SEARCH SINCE`).
 async fn left_uids(
     session: &mut Session,
-    record: Option<&FirstRunRecord>,
+    (record, renumbered_until): (Option<&FirstRunRecord>, Option<u32>),
     uidvalidity: u32,
     uids: &[u32],
     timeout: std::time::Duration,
@@ -1597,7 +1628,7 @@ async fn left_uids(
     let asked: Vec<u32> = uids
         .iter()
         .copied()
-        .filter(|u| r.filters(uidvalidity, *u))
+        .filter(|u| r.filters(uidvalidity, *u, renumbered_until))
         .collect();
     let mut left = Vec::new();
     for chunk in uid_chunks(&asked, LOOKUP_UIDS, SET_TEXT) {

@@ -450,10 +450,22 @@ async fn a_renumbered_mailbox_is_read_again_without_opening_the_referrals_the_fi
     h.stack.renumber(SHARED, "INBOX").await.expect("renumbered");
     let (third, _) = run(&h, &["tick", "--now", "2026-11-25T10:50:00Z"]);
     assert!(!third.contains("opened RR-"), "{third}");
+    // After that pass, mail is read as usual whatever its date: an old referral a person moves
+    // back into the inbox from a folder of their own is read, not left unseen.
+    let moved_back = [(
+        referral("moved.back@hospital.test", "Referral for a rapid review"),
+        at("2026-11-04T09:00:00Z"),
+    )];
+    h.stack
+        .append_many(SHARED, &moved_back)
+        .await
+        .expect("appended");
+    let (fourth, _) = run(&h, &["tick", "--now", "2026-11-25T11:00:00Z"]);
+    assert!(fourth.contains("opened RR-2026-0002"), "{fourth}");
     let store = Store::open_read_only(&h.dir.join("caseclerk.db"))
         .await
         .unwrap();
-    assert_eq!(store.cases().await.unwrap().len(), 1);
+    assert_eq!(store.cases().await.unwrap().len(), 2);
 }
 
 /// Every file under `dir`, as paths.
