@@ -310,7 +310,7 @@ pub async fn beside_daemon<E: std::fmt::Display>(
     let Some(settings) = cfg.web.clone() else {
         return daemon.await.map_err(|e| e.to_string());
     };
-    let (health, now) = (store.clone(), clock.now());
+    let (health, when) = (store.clone(), clock.clone());
     let app = App {
         cfg,
         store,
@@ -321,7 +321,7 @@ pub async fn beside_daemon<E: std::fmt::Display>(
     let web = async move {
         let served = match tokio::net::TcpListener::bind(settings.listen).await {
             Ok(listener) => {
-                let _ = health.record_mailbox_ok(WEB_HEALTH_KEY, now).await;
+                let _ = health.record_mailbox_ok(WEB_HEALTH_KEY, when.now()).await;
                 super::serve_on(listener, settings.tls.as_ref(), app, std::future::pending()).await
             }
             Err(source) => Err(WebError::Bind {
@@ -332,7 +332,10 @@ pub async fn beside_daemon<E: std::fmt::Display>(
         if let Err(e) = served {
             tracing::error!(error = %e, "the web workspace is not running; mail is read and letters go as usual");
             let said = "the web workspace could not start or stopped";
-            if let Err(e) = health.record_mailbox_error(WEB_HEALTH_KEY, said, now).await {
+            if let Err(e) = health
+                .record_mailbox_error(WEB_HEALTH_KEY, said, when.now())
+                .await
+            {
                 tracing::error!(error = %e, "recording the web workspace's failure failed");
             }
         }
