@@ -516,6 +516,7 @@ pub fn main() -> ExitCode {
     crate::shell::allocator::ensure_fixed_threshold();
     let cli = Cli::parse();
     crate::shell::logging::init(cli.log_format == LogFormat::Json);
+    crate::shell::logging::withhold_panic_messages();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -26,6 +26,11 @@
 //! lines are dropped before they reach this filter at all. They are capped here as well, so
 //! adding a bridge later cannot open them.
 //!
+//! It also owns what a panic writes ([`withhold_panic_messages`]): Rust's default hook prints the
+//! panic's message to stderr — the journal — even for a panic the mail and form parsers catch,
+//! and a library's message can quote the text it was reading (a slice out of bounds quotes up to
+//! 256 characters of it). The binary's hook logs where the panic happened, never what it said.
+//!
 //! Must not: be bypassed — the binary installs exactly [`subscriber`]; no other module installs a
 //! subscriber or writes to stderr for logging.
 
@@ -189,6 +194,19 @@ pub fn init(json: bool) {
     let subscriber = subscriber(rust_log.as_deref(), std::io::stderr, Style::detect(json));
     // Only fails when a subscriber is already installed (never in the binary).
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Replace Rust's panic hook with one that logs where a panic happened (file and line) and
+/// never its message, which may quote mail or a form. A caught panic (the parsers') is then a
+/// line at `error` in the log; an uncaught one still ends the thread as before.
+pub fn withhold_panic_messages() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(at = %at, "a panic (its message is withheld: it may quote mail or a form)");
+    }));
 }
 
 #[cfg(test)]

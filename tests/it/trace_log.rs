@@ -270,3 +270,38 @@ fn the_log_carries_no_secret_address_name_subject_or_body(logs: &str) {
         );
     }
 }
+
+/// In a child process of this test binary (below): logging as the binary sets it up, its panic
+/// hook, and a panic quoting a child's name caught as the parsers catch theirs.
+#[test]
+fn a_caught_panic_logs_where_it_happened_and_never_what_it_said() {
+    const CHILD: &str = "CASECLERK_PANIC_HOOK_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        caseclerk::shell::logging::init(false);
+        caseclerk::shell::logging::withhold_panic_messages();
+        let caught = std::panic::catch_unwind(|| {
+            panic!("byte index 9 is out of bounds of `Jane Planted, born 12/03/2019`")
+        });
+        assert!(caught.is_err());
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "trace_log::a_caught_panic_logs_where_it_happened_and_never_what_it_said",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("RUST_LOG", "caseclerk=info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("a panic (its message is withheld") && stderr.contains("trace_log.rs:"),
+        "the panic is logged with where it happened:\n{stderr}"
+    );
+    assert!(!stderr.contains("Jane Planted"), "{stderr}");
+    assert!(!stderr.contains("12/03/2019"), "{stderr}");
+}
