@@ -570,6 +570,8 @@ pub struct CaseState {
     pub votes: BTreeMap<String, BTreeMap<String, Vote>>,
     /// How many times each decision was reopened (0: never).
     pub rounds: BTreeMap<String, u32>,
+    /// When each reopened decision was last reopened.
+    pub reopened_at: BTreeMap<String, DateTime<Utc>>,
     /// Replies held for the business unit.
     pub held: Vec<Held>,
     pub publication: Option<NaiveDate>,
@@ -626,6 +628,7 @@ impl CaseState {
             messages: vec![referral_message],
             votes: BTreeMap::new(),
             rounds: BTreeMap::new(),
+            reopened_at: BTreeMap::new(),
             held: Vec::new(),
             publication: None,
             overrides: BTreeMap::new(),
@@ -888,6 +891,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             s.decisions.remove(decision);
             s.votes.remove(decision);
             *s.rounds.entry(decision.clone()).or_default() += 1;
+            s.reopened_at.insert(decision.clone(), r.at);
         }
         Event::PublicationPlanned { date, .. } => s.publication = Some(*date),
         Event::Rescheduled { what, at, .. } => {

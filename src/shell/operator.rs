@@ -100,6 +100,10 @@ pub enum OperatorError {
         later: i64,
         decision: String,
     },
+    #[error(
+        "held reply {message} came before {decision} was reopened with the referrer's answer, which the member had not seen; they are asked again in this round, so set it aside"
+    )]
+    BeforeReopening { message: i64, decision: String },
     #[error("there is no letter {letter} on case {case} (see `caseclerk case {case}`)")]
     NoLetter { letter: i64, case: String },
     #[error("letter {0} has not been sent yet; it goes on its own")]
@@ -752,6 +756,14 @@ pub async fn confirm_held(
     // went): a vote on a decision nobody was asked yet would be counted before its time.
     if held.decision.is_none() && !react::awaited(&cfg.process, &state, d) {
         return Err(OperatorError::NotAsked { message, decision });
+    }
+    // A reply from before the decision was reopened answered without the referrer's answer.
+    if state
+        .reopened_at
+        .get(&decision)
+        .is_some_and(|reopened| held.at < *reopened)
+    {
+        return Err(OperatorError::BeforeReopening { message, decision });
     }
     // A held reply is the voter's answer as it was when it came: one they sent after it about
     // the same decision — counted, or itself held (an unclear correction, which set their vote

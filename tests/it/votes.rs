@@ -587,3 +587,55 @@ async fn a_shared_letter_goes_to_everyone_the_server_takes_and_the_one_it_refuse
         r.timeline()
     );
 }
+
+#[tokio::test]
+async fn a_reply_held_before_a_query_reopened_the_screening_cannot_be_confirmed_into_the_new_round()
+{
+    let mut r = Review::of("bury").await;
+    let case = r.referral_at("2026-08-20 10:00").await;
+    let request = r.last_to(LA, "screening-request");
+    r.reply(
+        &request,
+        LA,
+        "QUERY or MEETS - not sure",
+        "2026-08-20 10:30",
+    )
+    .await;
+    r.vote_all(
+        "screening-request",
+        SCREENING_PANEL,
+        "QUERY\nWhat was the date of the incident?",
+        "2026-08-20 11:00",
+    )
+    .await;
+    let query = r.last_to(REFERRER, "query-referrer");
+    r.reply(&query, REFERRER, "It was on Sunday.", "2026-08-26 12:00")
+        .await;
+    let report = r.report(&case).await;
+    let held: i64 = report
+        .lines()
+        .find(|l| l.contains("HELD on screening"))
+        .and_then(|l| l.split("(message ").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("LA's unclear reply is held:\n{report}"));
+    let refused = caseclerk::shell::operator::confirm_held(
+        &r.engine.cfg,
+        &r.engine.store,
+        &case,
+        held,
+        None,
+        "meets",
+        "read the held page",
+        "operator:test",
+        london("2026-08-26 13:00"),
+    )
+    .await
+    .expect_err("LA had not seen the referrer's answer");
+    assert!(
+        refused
+            .to_string()
+            .contains("before screening was reopened"),
+        "{refused}"
+    );
+}
