@@ -463,17 +463,22 @@ pub fn decision_of<'p>(
         .and_then(|l| p.step(&l.step))
         .and_then(|s| s.decision.as_deref())
         .and_then(|id| p.decision(id));
-    let mut by_sender: Vec<&Decision> = p
-        .decisions
-        .iter()
-        .filter(|d| awaited(p, state, d) && is_voter(rules, state, d, &sender))
-        .collect();
+    let mut by_sender = asked_now(rules, state, &sender);
     match (by_code.or(by_letter), by_sender.len()) {
         (Some(d), _) => About::One(d),
         (None, 0) => About::Nothing,
         (None, 1) => About::One(by_sender.remove(0)),
         (None, _) => About::Several(by_sender),
     }
+}
+
+/// The decisions `sender` votes on that wait for votes on the case now ([`awaited`]).
+fn asked_now<'p>(rules: &Rules<'p>, state: &CaseState, sender: &str) -> Vec<&'p Decision> {
+    let p = rules.process;
+    p.decisions
+        .iter()
+        .filter(|d| awaited(p, state, d) && is_voter(rules, state, d, sender))
+        .collect()
 }
 
 /// Whether `d` waits for votes on the case: its request was made and it is not yet taken.
@@ -728,13 +733,7 @@ fn voted_on<'p>(
             if state.decisions.contains_key(&d.id)
                 && decisions::read_vote(own, d) == Reading::NotAVote =>
         {
-            let p = rules.process;
-            let asked_now: Vec<&Decision> = p
-                .decisions
-                .iter()
-                .filter(|o| awaited(p, state, o) && is_voter(rules, state, o, sender))
-                .collect();
-            pick(read_on(own, asked_now))
+            pick(read_on(own, asked_now(rules, state, sender)))
         }
         About::One(d) => Picked::One(d, decisions::read_vote(own, d)),
         // Which one is then read from the outcome: a reply that reads as a vote on only one of
