@@ -1232,6 +1232,34 @@ impl Resolver {
             }
             (_, f) => Some(f.clone().unwrap_or_else(|| "Sent Items".into())),
         };
+        let poll = self.seconds(
+            "[mailbox] poll_seconds",
+            m.poll_seconds,
+            60,
+            3600,
+            "how often a server without IDLE is polled",
+        );
+        let timeout = self.seconds(
+            "[mailbox] timeout_seconds",
+            m.timeout_seconds,
+            60,
+            3600,
+            "how long one IMAP command may take",
+        );
+        let check = self.seconds(
+            "[mailbox] check_seconds",
+            m.check_seconds,
+            DEFAULT_CHECK_SECONDS,
+            MAX_CHECK_SECONDS,
+            "how often the watcher proves its connection alive; 60 notices a stalled server within two minutes",
+        );
+        let fetch = self.seconds(
+            "[mailbox] fetch_seconds",
+            m.fetch_seconds,
+            DEFAULT_FETCH_SECONDS,
+            MAX_FETCH_SECONDS,
+            "the safety-net fetch, whether or not the watcher signals",
+        );
         let imap = ImapSettings {
             host: m.host.clone(),
             port: m.port.unwrap_or(match m.tls {
@@ -1248,53 +1276,16 @@ impl Resolver {
             sent_copy,
             in_doubt_grace: Duration::from_secs(m.in_doubt_grace_seconds.unwrap_or(120)),
             idle_refresh: Duration::from_secs(60 * m.idle_refresh_minutes.unwrap_or(25)),
-            poll_interval: Duration::from_secs(m.poll_seconds.unwrap_or(60)),
-            command_timeout: Duration::from_secs(m.timeout_seconds.unwrap_or(60)),
-            check_interval: Duration::from_secs(m.check_seconds.unwrap_or(DEFAULT_CHECK_SECONDS)),
-            fetch_interval: Duration::from_secs(m.fetch_seconds.unwrap_or(DEFAULT_FETCH_SECONDS)),
+            poll_interval: Duration::from_secs(poll),
+            command_timeout: Duration::from_secs(timeout),
+            check_interval: Duration::from_secs(check),
+            fetch_interval: Duration::from_secs(fetch),
         };
         if m.idle_refresh_minutes.is_some_and(|v| v == 0 || v >= 29) {
             self.problems.push(
                 "[mailbox] idle_refresh_minutes must be between 1 and 28 (servers drop IDLE after 29-30 minutes)"
                     .into(),
             );
-        }
-        let ranges = [
-            (
-                "poll_seconds",
-                m.poll_seconds,
-                1,
-                3600,
-                "how often a server without IDLE is polled",
-            ),
-            (
-                "timeout_seconds",
-                m.timeout_seconds,
-                1,
-                3600,
-                "how long one IMAP command may take",
-            ),
-            (
-                "check_seconds",
-                m.check_seconds,
-                1,
-                MAX_CHECK_SECONDS,
-                "how often the watcher proves its connection alive; 60 notices a stalled server within two minutes",
-            ),
-            (
-                "fetch_seconds",
-                m.fetch_seconds,
-                1,
-                MAX_FETCH_SECONDS,
-                "the safety-net fetch, whether or not the watcher signals",
-            ),
-        ];
-        for (key, value, low, high, what) in ranges {
-            if let Some(v) = value.filter(|v| !(low..=high).contains(v)) {
-                self.problems.push(format!(
-                    "[mailbox] {key} = {v} must be between {low} and {high} ({what})"
-                ));
-            }
         }
         imap
     }
