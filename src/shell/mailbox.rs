@@ -1276,7 +1276,6 @@ async fn first_look(
     uids: &[u32],
     now: DateTime<Utc>,
 ) -> Result<Vec<u32>, MailboxError> {
-    let renumbered_until = renumbering(store, renumbered, uidvalidity, uids).await?;
     let record = if first_time {
         Some(FirstRunRecord {
             started: now,
@@ -1291,6 +1290,14 @@ async fn first_look(
         })
     } else {
         firstrun::load(store).await?
+    };
+    // Only a folder renumbered since the first run has its renumbering looked up.
+    let since_renumbered = record
+        .as_ref()
+        .is_some_and(|r| r.uidvalidity != uidvalidity);
+    let renumbered_until = match renumbered || since_renumbered {
+        true => renumbering(store, renumbered, uidvalidity, uids).await?,
+        false => None,
     };
     let left = left_uids(
         session,
