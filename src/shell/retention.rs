@@ -160,7 +160,16 @@ pub async fn plan(
     schedule: &Schedule,
     now: DateTime<Utc>,
 ) -> Result<Vec<Group>, StoreError> {
-    let facts = case_facts(store).await?;
+    plan_with(store, schedule, now, &case_facts(store).await?).await
+}
+
+/// [`plan`] with the cases' facts already read.
+async fn plan_with(
+    store: &Store,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+    facts: &BTreeMap<i64, CaseFacts>,
+) -> Result<Vec<Group>, StoreError> {
     let case = |id: Option<i64>| id.and_then(|id| facts.get(&id).copied());
     let mut plan = retention::Plan::default();
     store
@@ -193,13 +202,9 @@ async fn leftover_particulars(
     store: &Store,
     schedule: &Schedule,
     now: DateTime<Utc>,
+    facts: &BTreeMap<i64, CaseFacts>,
 ) -> Result<(), StoreError> {
-    let holding = store.cases_with_particulars().await?;
-    if holding.is_empty() {
-        return Ok(());
-    }
-    let facts = case_facts(store).await?;
-    for id in holding {
+    for id in store.cases_with_particulars().await? {
         let Some(case) = facts
             .get(&id)
             .filter(|c| retention::particulars_due(schedule, c, now))
@@ -228,7 +233,9 @@ pub async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
     let mut applied = Applied::default();
-    for group in plan(store, schedule, now).await? {
+    // Read once: erasing content changes no case's status or hold.
+    let facts = case_facts(store).await?;
+    for group in plan_with(store, schedule, now, &facts).await? {
         let mut tx = store.begin().await?;
         let mut erased = Group {
             ids: Vec::new(),
@@ -296,7 +303,7 @@ pub async fn apply(
         );
         applied.groups.push(erased);
     }
-    leftover_particulars(store, schedule, now).await?;
+    leftover_particulars(store, schedule, now, &facts).await?;
     applied.signins = erase_signins(store, schedule, now).await?;
     // After an erasure, or when an earlier one could not empty the WAL: give the pages back
     // and empty the WAL; if a reader is in the way, the next run tries again.
