@@ -24,6 +24,20 @@ fn fresh(name: &str) -> (std::path::PathBuf, toml::Table) {
     (dir, cfg)
 }
 
+/// `caseclerk check` on the configuration at `path`: its exit code and what it said on stderr.
+fn check(path: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
+        .arg("--config")
+        .arg(path)
+        .arg("check")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn a_typo_a_wrong_type_a_syntax_error_and_a_bad_value_are_all_reported_with_their_lines() {
     let (dir, mut cfg) = fresh("check");
@@ -40,15 +54,9 @@ fn a_typo_a_wrong_type_a_syntax_error_and_a_bad_value_are_all_reported_with_thei
     let path = dir.join("caseclerk.toml");
     std::fs::write(&path, &text).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (code, said) = check(&path);
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert_eq!(code, Some(2), "{said}");
     for (line, part) in [
         (
             line_of(&text, "late_letters_days"),
@@ -88,19 +96,7 @@ fn a_timeout_of_nothing_or_of_hours_is_refused_with_the_range_and_what_it_is_for
         .insert("timeout_seconds".into(), 0.into());
     let path = dir.join("caseclerk.toml");
     std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
-    let check = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_caseclerk"))
-            .arg("--config")
-            .arg(&path)
-            .arg("check")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (code, said) = check();
+    let (code, said) = check(&path);
     assert_eq!(code, Some(2), "{said}");
     assert!(
         said.contains("[smtp] timeout_seconds = 0 must be between 1 and 300"),
@@ -111,7 +107,7 @@ fn a_timeout_of_nothing_or_of_hours_is_refused_with_the_range_and_what_it_is_for
         .unwrap()
         .insert("timeout_seconds".into(), 3600.into());
     std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
-    let (code, said) = check();
+    let (code, said) = check(&path);
     assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("timeout_seconds = 3600"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
