@@ -141,8 +141,8 @@ pub enum FailureKind {
     Untrusted,
     /// The server will not send as our address (a 5xx to `MAIL FROM`, Exchange Online's "send
     /// as" refusals): nothing is wrong with the letter, and every other letter would be refused
-    /// alike until a person acts (the mailbox's Send As permission, `[smtp]` from); stop and keep
-    /// it pending.
+    /// alike until a person acts (the mailbox's Send As permission, `[mailbox] address`); stop
+    /// and keep it pending.
     Sender,
     /// Try again later (4xx, timeouts, connection failures).
     Transient,
@@ -206,6 +206,10 @@ pub struct SendFailure {
     pub summary: String,
 }
 
+/// The summaries ([`SendFailure::summary`]) of a failure with no answer from the server at all.
+const TIMEOUT: &str = "timeout";
+const CONNECTION_FAILURE: &str = "connection failure";
+
 impl SendFailure {
     /// No answer came from the server at all — a timeout, a refused or cut connection — rather
     /// than a reply about this letter.
@@ -213,7 +217,7 @@ impl SendFailure {
         matches!(
             self.kind,
             FailureKind::Transient | FailureKind::AfterContent
-        ) && matches!(self.summary.as_str(), "timeout" | "connection failure")
+        ) && [TIMEOUT, CONNECTION_FAILURE].contains(&self.summary.as_str())
     }
 }
 
@@ -638,7 +642,7 @@ impl SmtpClient {
                     ""
                 }
             ),
-            summary: "timeout".into(),
+            summary: TIMEOUT.into(),
         }
     }
 
@@ -796,7 +800,7 @@ fn io_failure(e: std::io::Error) -> SendFailure {
     SendFailure {
         kind: FailureKind::Transient,
         detail: format!("connecting to the mail server: {e}"),
-        summary: "connection failure".into(),
+        summary: CONNECTION_FAILURE.into(),
     }
 }
 
@@ -900,7 +904,7 @@ pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
             false => Err(SendFailure {
                 kind: FailureKind::Transient,
                 detail: "the connection did not answer NOOP".into(),
-                summary: "connection failure".into(),
+                summary: CONNECTION_FAILURE.into(),
             }),
         }
     };
@@ -1562,7 +1566,7 @@ pub fn smtp_summary(e: &lettre::transport::smtp::Error) -> String {
     {
         "authentication failed"
     } else if e.is_timeout() {
-        "timeout"
+        TIMEOUT
     } else if e.is_tls() {
         "TLS failure"
     } else if e.is_permanent() {
@@ -1572,7 +1576,7 @@ pub fn smtp_summary(e: &lettre::transport::smtp::Error) -> String {
     } else if e.is_response() {
         "unexpected response"
     } else {
-        "connection failure"
+        CONNECTION_FAILURE
     };
     match e.status() {
         Some(code) => format!("{kind} ({code})"),
