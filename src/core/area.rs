@@ -29,17 +29,9 @@ pub fn of_referral(
 /// compared as names (see [`text::fold_name`]): ignoring case, punctuation and "&" versus "and",
 /// word by word.
 pub fn detect_area(msg: &intake::Message, areas: &[String]) -> Option<String> {
-    let padded = |s: &str| format!(" {} ", text::fold_name(s));
-    let mut haystack = padded(&msg.subject);
-    haystack.push_str(&padded(&msg.body_text));
-    for a in &msg.attachments {
-        haystack.push_str(&padded(&a.filename));
-    }
-    let found: Vec<&String> = areas
-        .iter()
-        .filter(|a| haystack.contains(&padded(a)))
-        .collect();
-    match found.as_slice() {
+    let mut texts = vec![msg.subject.as_str(), msg.body_text.as_str()];
+    texts.extend(msg.attachments.iter().map(|a| a.filename.as_str()));
+    match text::names_in(&texts, areas).as_slice() {
         [one] => Some((*one).clone()),
         _ => None,
     }

@@ -702,10 +702,7 @@ fn reading(
             (letters.to_uppercase(), base)
         }
         Field::Borough => {
-            let padded = |s: &str| format!(" {} ", text::fold_name(s));
-            let hay = padded(raw);
-            let named: Vec<&String> = areas.iter().filter(|a| hay.contains(&padded(a))).collect();
-            match named.as_slice() {
+            match text::names_in(&[raw], areas).as_slice() {
                 [one] => ((*one).clone(), base),
                 [] if areas.is_empty() => (raw.to_string(), base.lower()),
                 // None of the areas, or several ("Havering / Redbridge"): as written, for a

@@ -331,6 +331,17 @@ pub fn fold_name(s: &str) -> String {
     fold_with(s, true)
 }
 
+/// Which of `names` the `texts` name, as whole words and compared as names ([`fold_name`]),
+/// in the order of `names`. Each text is its own run of words: a name never spans two.
+pub fn names_in<'a>(texts: &[&str], names: &'a [String]) -> Vec<&'a String> {
+    let padded = |s: &str| format!(" {} ", fold_name(s));
+    let haystack: String = texts.iter().map(|t| padded(t)).collect();
+    names
+        .iter()
+        .filter(|n| haystack.contains(&padded(n)))
+        .collect()
+}
+
 /// The folded words of `s`, in order (see [`fold`]).
 pub fn words(s: &str) -> Vec<String> {
     fold(s)
