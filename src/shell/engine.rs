@@ -556,22 +556,18 @@ impl Engine {
         report.queued = queued + periodic;
         // Once a London day: the history's chain head, recorded and logged (its id and hash).
         crate::shell::verify::record_head_if_due(&self.store, now).await?;
+        let doubt = outbox::InDoubt {
+            sender: Some(&self.cfg.address),
+            ..outbox::InDoubt::from_settings(&self.cfg.imap)
+        };
         match &self.transport {
             Some(t) => {
-                let doubt = outbox::InDoubt {
-                    sender: Some(&self.cfg.address),
-                    ..outbox::InDoubt::from_settings(&self.cfg.imap)
-                };
                 report.sent =
                     outbox::send_due_settling(&self.store, t.as_ref(), &self.unrecorded, doubt, now)
                         .await?
             }
             None => match outbox::smtp(&self.cfg.smtp) {
                 Ok(t) => {
-                    let doubt = outbox::InDoubt {
-                        sender: Some(&self.cfg.address),
-                        ..outbox::InDoubt::from_settings(&self.cfg.imap)
-                    };
                     report.sent = outbox::send_due_settling(
                         &self.store,
                         t.as_ref(),
