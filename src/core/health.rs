@@ -304,6 +304,29 @@ impl Default for Thresholds {
     }
 }
 
+impl Thresholds {
+    /// The default thresholds for a daemon that fetches at least every `fetch` and proves its
+    /// watcher alive every `check` (`[mailbox] fetch_seconds`, `check_seconds`): the defaults,
+    /// stretched for longer intervals so that a quiet mailbox read as configured is never
+    /// raised. Staleness is late after two fetch intervals and an outage after three (never
+    /// sooner than the defaults' 10 and 30 minutes); the watcher is late after three checks and
+    /// silent after five (never sooner than 3 and 5 minutes). With the defaults (300 s, 60 s)
+    /// these are [`Thresholds::default`].
+    pub fn for_intervals(fetch: std::time::Duration, check: std::time::Duration) -> Thresholds {
+        let d = Thresholds::default();
+        let times = |interval: std::time::Duration, n: i64| {
+            Duration::seconds(i64::try_from(interval.as_secs()).unwrap_or(i64::MAX / n) * n)
+        };
+        Thresholds {
+            fetch_warning: d.fetch_warning.max(times(fetch, 2)),
+            fetch_critical: d.fetch_critical.max(times(fetch, 3)),
+            watch_warning: d.watch_warning.max(times(check, 3)),
+            watch_critical: d.watch_critical.max(times(check, 5)),
+            ..d
+        }
+    }
+}
+
 /// What one rule found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {

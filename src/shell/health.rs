@@ -118,7 +118,7 @@ pub async fn check(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<(String, Level), StoreError> {
-    let thresholds = Thresholds::default();
+    let thresholds = Thresholds::for_intervals(cfg.imap.fetch_interval, cfg.imap.check_interval);
     let facts = gather(cfg, store, now, &thresholds).await?;
     let findings = health::assess(&facts, &thresholds);
     Ok((

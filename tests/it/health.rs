@@ -58,6 +58,29 @@ async fn a_daemon_reading_mail_and_sending_letters_is_ok_and_one_stopped_for_an_
 }
 
 #[tokio::test]
+async fn a_mailbox_fetched_hourly_as_configured_is_raised_only_once_fetches_are_missed() {
+    let mut review = Review::of("bury").await;
+    review.referral_at("2026-01-05 10:00").await;
+    let config = review.engine.cfg.file.clone();
+    let mut cfg: toml::Table = std::fs::read_to_string(&config)
+        .expect("the configuration")
+        .parse()
+        .expect("TOML");
+    let mailbox = cfg["mailbox"].as_table_mut().expect("[mailbox]");
+    mailbox.insert("fetch_seconds".into(), toml::Value::Integer(3600));
+    let hourly = config.with_file_name("hourly.toml");
+    std::fs::write(&hourly, toml::to_string(&cfg).expect("TOML")).expect("written");
+
+    let (code, out) = health(&hourly, "2026-01-05 10:50");
+    assert_eq!(code, 0, "the next hourly fetch is not due yet: {out}");
+    let (code, out) = health(&hourly, "2026-01-05 12:30");
+    assert_eq!(code, 1, "two hourly fetches missed: {out}");
+    let (code, out) = health(&hourly, "2026-01-05 13:30");
+    assert_eq!(code, 2, "three missed: {out}");
+    assert!(out.contains("[mailbox_stale]"), "{out}");
+}
+
+#[tokio::test]
 async fn a_refused_mail_login_is_critical_at_once_and_the_held_letters_are_counted() {
     let mut review = Review::of("bury").await;
     review.mail.refuse_login(true);

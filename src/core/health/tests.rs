@@ -152,6 +152,48 @@ fn a_watcher_gone_quiet_without_an_error_is_a_hung_daemon() {
 }
 
 #[test]
+fn the_thresholds_for_the_default_intervals_are_the_defaults() {
+    use std::time::Duration as Std;
+    assert_eq!(
+        Thresholds::for_intervals(Std::from_secs(300), Std::from_secs(60)),
+        Thresholds::default()
+    );
+    // Shorter intervals never make the rules more eager than the defaults.
+    assert_eq!(
+        Thresholds::for_intervals(Std::from_secs(1), Std::from_secs(1)),
+        Thresholds::default()
+    );
+}
+
+#[test]
+fn a_quiet_mailbox_read_hourly_as_configured_is_raised_only_when_fetches_are_missed() {
+    use std::time::Duration as Std;
+    let t = Thresholds::for_intervals(Std::from_secs(3600), Std::from_secs(600));
+    let found = |f: &Facts| -> Vec<(Level, &'static str)> {
+        assess(f, &t)
+            .into_iter()
+            .map(|x| (x.level, x.rule.name()))
+            .collect()
+    };
+    let mut f = healthy();
+    // Fetched 59 minutes ago and watched 9 minutes ago: as configured, nothing to say.
+    f.mailbox = Some(read_at(at(9, 1)));
+    f.watcher = Some(read_at(at(9, 51)));
+    assert_eq!(found(&f), []);
+    // Two hourly fetches missed; then three.
+    f.mailbox = Some(read_at(at(7, 50)));
+    assert_eq!(found(&f), [(Level::Warning, "mailbox_stale")]);
+    f.mailbox = Some(read_at(at(6, 50)));
+    assert_eq!(found(&f), [(Level::Critical, "mailbox_stale")]);
+    // The watcher: late after three of its checks, silent after five.
+    f.mailbox = Some(read_at(at(9, 1)));
+    f.watcher = Some(read_at(at(9, 20)));
+    assert_eq!(found(&f), [(Level::Warning, "watcher_silent")]);
+    f.watcher = Some(read_at(at(9, 9)));
+    assert_eq!(found(&f), [(Level::Critical, "watcher_silent")]);
+}
+
+#[test]
 fn a_refused_smtp_login_is_critical_because_every_letter_is_held() {
     let mut f = healthy();
     f.smtp = Some(Connection {
