@@ -135,6 +135,10 @@ pub enum Event {
         voter: String,
         outcome: String,
     },
+    /// A person read a held reply and dismissed it: it counts as no vote (a reply confirming
+    /// would be refused for — too late, overtaken by the member's later answer, from before a
+    /// reopening — or one that is no vote at all), and it is off the Held list.
+    HeldDismissed { message: i64 },
     /// A decision was opened again (the referrer answered a query): earlier votes no longer count.
     DecisionReopened { decision: String, reason: String },
     /// The planned publication date of the LCSPR report.
@@ -217,6 +221,7 @@ impl Event {
             Event::VoteHeld { .. } => "vote_held",
             Event::VoteSetAside { .. } => "vote_set_aside",
             Event::HeldConfirmed { .. } => "held_confirmed",
+            Event::HeldDismissed { .. } => "held_dismissed",
             Event::DecisionReopened { .. } => "decision_reopened",
             Event::PublicationPlanned { .. } => "publication_planned",
             Event::Rescheduled { .. } => "rescheduled",
@@ -343,6 +348,9 @@ impl Event {
             | Event::VoteHeld { .. }
             | Event::VoteSetAside { .. }
             | Event::HeldConfirmed { .. } => self.describe_vote(),
+            Event::HeldDismissed { message } => {
+                format!("held reply (message {message}) dismissed: it counts as no vote")
+            }
             Event::DecisionReopened { decision, reason } => {
                 format!("decision {decision} reopened ({reason})")
             }
@@ -528,6 +536,15 @@ pub struct Held {
     pub at: DateTime<Utc>,
     /// A person confirmed it (it then counts as a vote).
     pub confirmed: bool,
+    /// A person dismissed it (it counts as no vote, and waits for nobody).
+    pub dismissed: bool,
+}
+
+impl Held {
+    /// Still waiting for a person: neither confirmed nor dismissed.
+    pub fn waiting(&self) -> bool {
+        !self.confirmed && !self.dismissed
+    }
 }
 
 /// What we know of one agency on the case.
@@ -769,7 +786,13 @@ fn apply_vote(s: &mut CaseState, r: &Recorded) {
             reason: reason.clone(),
             at: r.at,
             confirmed: false,
+            dismissed: false,
         }),
+        Event::HeldDismissed { message } => {
+            for h in s.held.iter_mut().filter(|h| h.message == *message) {
+                h.dismissed = true;
+            }
+        }
         Event::VoteSetAside {
             decision, voter, ..
         } => {
@@ -886,6 +909,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
         Event::VoteAccepted { .. }
         | Event::HeldConfirmed { .. }
         | Event::VoteSetAside { .. }
+        | Event::HeldDismissed { .. }
         | Event::VoteHeld { .. } => apply_vote(s, r),
         Event::DecisionReopened { decision, .. } => {
             s.decisions.remove(decision);

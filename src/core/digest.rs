@@ -857,7 +857,7 @@ fn held_replies(s: &Scope<'_>) -> Table {
     let mut t = Table::new(
         "held",
         "held replies",
-        "Replies held for a person (confirm or discard them)",
+        "Replies held for a person (count or dismiss them)",
         &["Case", "About", "From", "Held since", "Why"],
     );
     for c in &s.open {

@@ -881,12 +881,12 @@ fn decision_views(
     decisions
 }
 
-/// Replies held for a person and not yet confirmed.
+/// Replies held for a person and not yet confirmed or dismissed.
 fn held_views(ctx: &Context<'_>, state: &CaseState) -> Vec<HeldView> {
     state
         .held
         .iter()
-        .filter(|h| !h.confirmed)
+        .filter(|h| h.waiting())
         .map(|h| {
             let decision = h.decision.as_deref();
             HeldView {

@@ -421,7 +421,7 @@ pub fn summary(
         .state
         .held
         .iter()
-        .filter(|h| c.is_open() && !h.confirmed)
+        .filter(|h| c.is_open() && h.waiting())
         .map(|h| {
             (
                 h.clone(),

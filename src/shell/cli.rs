@@ -245,6 +245,17 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Dismiss a held reply: it counts as no vote (too late, overtaken by the member's later
+    /// answer, from before a reopening, or no vote at all) and leaves the Held list.
+    Dismiss {
+        case: String,
+        /// The held reply's stored message id (from `caseclerk case`).
+        message: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Send a letter again, to its recipient or another address.
     Resend {
         case: String,
@@ -690,6 +701,19 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => confirm(config, case, *message, (decision, outcome), reason, who).await,
+        Command::Dismiss {
+            case,
+            message,
+            reason,
+            who,
+        } => {
+            let d = desk(config, who).await?;
+            operator::dismiss_held(&d.store, case, *message, reason, &d.actor, d.now)
+                .await
+                .map_err(refused)?;
+            println!("{case}: held reply {message} dismissed");
+            Ok(())
+        }
         Command::Resend {
             case,
             letter,

@@ -74,6 +74,8 @@ pub enum OperatorError {
     NotHeld { message: i64, case: String },
     #[error("held reply {0} was already confirmed")]
     AlreadyConfirmed(i64),
+    #[error("held reply {0} was dismissed: it counts as no vote")]
+    Dismissed(i64),
     #[error(
         "held reply {0} names no decision (its reason says which it could be): say which with --decision"
     )]
@@ -93,7 +95,7 @@ pub enum OperatorError {
     )]
     NotAsked { message: i64, decision: String },
     #[error(
-        "the sender's later reply (message {later}) is their answer on {decision} now, so held reply {message}, which came before it, cannot replace it; set it aside (or, if that later reply is held, confirm that one)"
+        "the sender's later reply (message {later}) is their answer on {decision} now, so held reply {message}, which came before it, cannot replace it; dismiss it (`caseclerk dismiss`, or Dismiss on the Held page), or, if that later reply is held, confirm that one"
     )]
     LaterReply {
         message: i64,
@@ -101,7 +103,7 @@ pub enum OperatorError {
         decision: String,
     },
     #[error(
-        "held reply {message} came before {decision} was reopened with the referrer's answer, which the member had not seen; they are asked again in this round, so set it aside"
+        "held reply {message} came before {decision} was reopened with the referrer's answer, which the member had not seen; they are asked again in this round, so dismiss it (`caseclerk dismiss`, or Dismiss on the Held page)"
     )]
     BeforeReopening { message: i64, decision: String },
     #[error("there is no letter {letter} on case {case} (see `caseclerk case {case}`)")]
@@ -708,6 +710,9 @@ pub async fn confirm_held(
     if held.confirmed {
         return Err(OperatorError::AlreadyConfirmed(message));
     }
+    if held.dismissed {
+        return Err(OperatorError::Dismissed(message));
+    }
     let decision = match (&held.decision, named) {
         (Some(held), None) => held.clone(),
         (Some(held), Some(named)) if held == named => held.clone(),
@@ -773,8 +778,10 @@ pub async fn confirm_held(
         .get(&decision)
         .and_then(|v| v.get(&held.voter))
         .map(|v| v.message);
+    // A later reply a person dismissed counts as no answer, so it does not stand in the way.
     let other_held = state.held.iter().filter(|h| {
         h.message != message
+            && !h.dismissed
             && h.voter.eq_ignore_ascii_case(&held.voter)
             && h.decision.as_deref().is_none_or(|d| d == decision)
     });
@@ -798,6 +805,46 @@ pub async fn confirm_held(
         text: format!("held reply {message} confirmed: {reason}"),
     };
     record(store, &case, now, actor, &[e, note]).await
+}
+
+/// Dismiss a held reply: a person read it and it counts as no vote — too late, overtaken by the
+/// member's later answer, from before a reopening, or no vote at all. It leaves the Held list and
+/// the digest, and stays in the case history with the reason.
+pub async fn dismiss_held(
+    store: &Store,
+    reference: &str,
+    message: i64,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let state = case_state(store, &case).await?;
+    let held = state
+        .held
+        .iter()
+        .find(|h| h.message == message)
+        .ok_or_else(|| OperatorError::NotHeld {
+            message,
+            case: reference.to_string(),
+        })?;
+    if held.confirmed {
+        return Err(OperatorError::AlreadyConfirmed(message));
+    }
+    if held.dismissed {
+        return Err(OperatorError::Dismissed(message));
+    }
+    let note = Event::Note {
+        text: format!("held reply {message} dismissed: {reason}"),
+    };
+    record(
+        store,
+        &case,
+        now,
+        actor,
+        &[Event::HeldDismissed { message }, note],
+    )
+    .await
 }
 
 /// Send a letter again, as it was, to its recipient or to another address.

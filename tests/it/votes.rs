@@ -639,3 +639,78 @@ async fn a_reply_held_before_a_query_reopened_the_screening_cannot_be_confirmed_
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_held_reply_that_cannot_count_is_dismissed_leaves_the_held_list_and_stays_in_the_history()
+{
+    use caseclerk::shell::operator::{confirm_held, dismiss_held};
+    let mut r = Review::of("bury").await;
+    let case = r.referral_at("2026-08-20 10:00").await;
+    let request = r.last_to(LA, "screening-request");
+    r.vote_all(
+        "screening-request",
+        SCREENING_PANEL,
+        "MEETS",
+        "2026-08-20 10:30",
+    )
+    .await;
+    // After the decision: too late to count, held for a person.
+    r.reply(&request, LA, "NFA", "2026-08-20 10:45").await;
+    let state = r.state(&case).await;
+    let held = state
+        .held
+        .iter()
+        .find(|h| h.waiting())
+        .unwrap_or_else(|| panic!("LA's late reply is held: {}", "see the case's report"))
+        .message;
+    let (cfg, store) = (&r.engine.cfg, &r.engine.store);
+    let at = london("2026-08-20 11:00");
+    let refused = dismiss_held(store, &case, held, " ", "operator:test", at)
+        .await
+        .expect_err("a reason is required");
+    assert!(refused.to_string().contains("reason"), "{refused}");
+    dismiss_held(store, &case, held, "no vote in it", "operator:test", at)
+        .await
+        .expect("dismissed");
+
+    let state = r.state(&case).await;
+    assert!(
+        state.held.iter().all(|h| !h.waiting()),
+        "nothing waits for a person now: {:#?}",
+        state.held
+    );
+    assert!(
+        !r.digest_text().await.contains("held replies"),
+        "{}",
+        r.digest_text().await
+    );
+    let report = r.report(&case).await;
+    assert!(
+        report.contains(&format!("held reply (message {held}) dismissed")),
+        "{report}"
+    );
+    assert!(
+        report.contains("no vote in it"),
+        "the reason is in the history: {report}"
+    );
+
+    let (cfg, store) = (&r.engine.cfg, &r.engine.store);
+    let again = dismiss_held(store, &case, held, "twice", "operator:test", at)
+        .await
+        .expect_err("once");
+    assert!(again.to_string().contains("was dismissed"), "{again}");
+    let confirm = confirm_held(
+        cfg,
+        store,
+        &case,
+        held,
+        None,
+        "meets",
+        "after all",
+        "operator:test",
+        at,
+    )
+    .await
+    .expect_err("a dismissed reply counts as no vote");
+    assert!(confirm.to_string().contains("was dismissed"), "{confirm}");
+}

@@ -579,6 +579,37 @@ async fn a_held_reply_counted_from_the_workspace_is_the_members_vote() {
 }
 
 #[tokio::test]
+async fn a_held_reply_dismissed_from_the_workspace_leaves_the_held_page() {
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let page = c.get("/held").await;
+    assert!(
+        page.body.contains("action=\"/held/dismiss\""),
+        "{}",
+        page.body
+    );
+    let held = w.held.to_string();
+    let csrf = page.csrf();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("case", &w.case),
+        ("message", &held),
+        ("reason", "an out-of-office, no vote"),
+    ];
+    let done = c.post("/held/dismiss", &form).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = c.get("/held").await.body;
+    assert!(page.contains("No reply is held."), "{page}");
+    assert!(
+        w.history().await.contains("an out-of-office, no vote"),
+        "the reason is in the history"
+    );
+    let again = c.post("/held/dismiss", &form).await;
+    assert_eq!(again.status, 422);
+    assert!(again.body.contains("was dismissed"), "{}", again.body);
+}
+
+#[tokio::test]
 async fn the_tracker_is_a_table_and_downloads_as_csv_and_xlsx_for_a_signed_in_person_only() {
     let w = Workspace::start().await;
     let mut stranger = w.client();

@@ -140,6 +140,35 @@ pub(super) async fn confirm(
 }
 
 #[derive(serde::Deserialize)]
+pub(super) struct DismissHeldForm {
+    csrf: String,
+    case: String,
+    message: i64,
+    reason: String,
+}
+
+/// `POST /held/dismiss`: `caseclerk dismiss`, a held reply that counts as no vote.
+pub(super) async fn dismiss_held(
+    State(app): Shared,
+    headers: HeaderMap,
+    Form(f): Form<DismissHeldForm>,
+) -> Response {
+    let r = reference(&f.case);
+    let (app, f, r) = (&app, &f, &r);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        r,
+        "dismiss",
+        |actor, now| async move {
+            operator::dismiss_held(&app.store, r, f.message, &f.reason, &actor, now).await
+        },
+    )
+    .await
+}
+
+#[derive(serde::Deserialize)]
 pub(super) struct ResendForm {
     csrf: String,
     case: String,

@@ -143,6 +143,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/held", get(pages::held))
         .route("/held/confirm", post(actions::confirm))
+        .route("/held/dismiss", post(actions::dismiss_held))
         .route("/undelivered", get(pages::undelivered))
         .route("/undelivered/resend", post(actions::resend))
         .route("/coming", get(pages::coming))

@@ -871,7 +871,7 @@ fn triage_item(
     }
 }
 
-/// `/held`: replies held for a person, with "count this vote as …".
+/// `/held`: replies held for a person, with "count this vote as …" and "dismiss it".
 pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
     let (s, memo) = match with_summaries(&app, &headers).await {
         Ok(v) => v,
@@ -918,6 +918,17 @@ pub(super) async fn held(State(app): Shared, headers: HeaderMap) -> Response {
                                 (reason_and_token(&s, &format!("reason{id}")))
                                 button type="submit" { "Count this vote" }
                             }
+                        }
+                    }
+                    // A reply that cannot count (too late, overtaken by the member's later
+                    // answer, from before a reopening) or is no vote at all.
+                    form.action method="post" action="/held/dismiss" {
+                        input type="hidden" name="case" value=(reference);
+                        input type="hidden" name="message" value=(h.message);
+                        fieldset {
+                            legend { "Dismiss it: it counts as no vote" }
+                            (reason_and_token(&s, &format!("dismiss-held{}", h.message)))
+                            button type="submit" { "Dismiss" }
                         }
                     }
                 }
