@@ -36,6 +36,23 @@ use std::io::Read;
 /// page's content): forms are a few hundred kilobytes; a bomb stops here.
 pub const MAX_DECOMPRESSED: usize = 16 * 1024 * 1024;
 
+/// The most text read from one referral's forms together: a message of a thousand attachments,
+/// each within [`MAX_DECOMPRESSED`], would otherwise hold them all at once — and a referral is
+/// read before any daily cap, by the loop that decides every message, so a message that exhausts
+/// memory or time would stop every case's letters each time the daemon restarted.
+pub const MAX_FORMS_TEXT: usize = 16 * 1024 * 1024;
+
+/// The most attachments of a form kind read from one referral (a form, perhaps a chronology or
+/// a body map): the rest are counted as not read, for a person to check.
+pub const MAX_FORMS: usize = 10;
+
+/// The most pages read from one PDF: a referral form's particulars are on its first pages, and a
+/// PDF of a hundred thousand pages sharing one content stream would be decompressed once a page.
+pub const MAX_PDF_PAGES: usize = 30;
+
+/// The most one PDF page's content may decompress to.
+pub const MAX_PDF_PAGE: usize = 1024 * 1024;
+
 /// What a particular is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -236,27 +253,63 @@ pub fn document_text(
     content_type: &str,
     data: &[u8],
 ) -> Option<Result<String, TextError>> {
-    let name = filename.to_lowercase();
-    let ct = content_type.to_lowercase();
-    let guarded = |f: fn(&[u8]) -> Result<String, TextError>, err: fn(String) -> TextError| {
-        std::panic::catch_unwind(|| f(data))
+    document_text_within(filename, content_type, data, MAX_DECOMPRESSED)
+}
+
+/// [`document_text`] reading at most `budget` bytes of text (a .docx's XML, a PDF's pages, a
+/// text file), never more than [`MAX_DECOMPRESSED`].
+pub fn document_text_within(
+    filename: &str,
+    content_type: &str,
+    data: &[u8],
+    budget: usize,
+) -> Option<Result<String, TextError>> {
+    let budget = budget.min(MAX_DECOMPRESSED);
+    let guarded = |f: fn(&[u8], usize) -> Result<String, TextError>,
+                   err: fn(String) -> TextError| {
+        std::panic::catch_unwind(|| f(data, budget))
             .unwrap_or_else(|_| Err(err("the reader stopped on malformed content".into())))
     };
+    Some(match form_kind(filename, content_type, data)? {
+        FormKind::Docx => guarded(docx_text_within, TextError::Docx),
+        FormKind::Pdf => guarded(pdf_text_within, TextError::Pdf),
+        FormKind::Text => {
+            let end = data.len().min(budget);
+            Ok(String::from_utf8_lossy(&data[..end]).into_owned())
+        }
+    })
+}
+
+/// The kinds of attachment whose text is read.
+enum FormKind {
+    Docx,
+    Pdf,
+    Text,
+}
+
+/// An attachment's kind, by its name, type and first bytes; `None` for a kind not read.
+fn form_kind(filename: &str, content_type: &str, data: &[u8]) -> Option<FormKind> {
+    let name = filename.to_lowercase();
+    let ct = content_type.to_lowercase();
     if name.ends_with(".docx") || ct.contains("wordprocessingml") {
-        return Some(guarded(docx_text, TextError::Docx));
+        Some(FormKind::Docx)
+    } else if name.ends_with(".pdf") || ct == "application/pdf" || data.starts_with(b"%PDF-") {
+        Some(FormKind::Pdf)
+    } else if ct.starts_with("text/plain") || name.ends_with(".txt") {
+        Some(FormKind::Text)
+    } else {
+        None
     }
-    if name.ends_with(".pdf") || ct == "application/pdf" || data.starts_with(b"%PDF-") {
-        return Some(guarded(pdf_text, TextError::Pdf));
-    }
-    if ct.starts_with("text/plain") || name.ends_with(".txt") {
-        return Some(Ok(String::from_utf8_lossy(data).into_owned()));
-    }
-    None
 }
 
 /// The text of a Word document: each paragraph and each table cell on its own line, tabs and
 /// line breaks kept.
 pub fn docx_text(data: &[u8]) -> Result<String, TextError> {
+    docx_text_within(data, MAX_DECOMPRESSED)
+}
+
+/// [`docx_text`] of a document whose XML is at most `budget` bytes (else an error).
+fn docx_text_within(data: &[u8], budget: usize) -> Result<String, TextError> {
     use quick_xml::events::Event as X;
     let bad = |e: &dyn fmt::Display| TextError::Docx(e.to_string());
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(|e| bad(&e))?;
@@ -265,13 +318,11 @@ pub fn docx_text(data: &[u8]) -> Result<String, TextError> {
         .map_err(|_| TextError::Docx("it has no word/document.xml".into()))?;
     let mut xml = Vec::new();
     entry
-        .take(MAX_DECOMPRESSED as u64 + 1)
+        .take(budget as u64 + 1)
         .read_to_end(&mut xml)
         .map_err(|e| bad(&e))?;
-    if xml.len() > MAX_DECOMPRESSED {
-        return Err(TextError::Docx(format!(
-            "its text is over {MAX_DECOMPRESSED} bytes"
-        )));
+    if xml.len() > budget {
+        return Err(TextError::Docx(format!("its text is over {budget} bytes")));
     }
     let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
     let mut out = String::new();
@@ -329,6 +380,12 @@ fn entity(name: &str) -> String {
 /// The text of a PDF, page by page (lopdf: fonts' encodings and ToUnicode maps applied; each
 /// text object on its own line).
 pub fn pdf_text(data: &[u8]) -> Result<String, TextError> {
+    pdf_text_within(data, MAX_DECOMPRESSED)
+}
+
+/// [`pdf_text`] of the first [`MAX_PDF_PAGES`] pages, each page's content at most
+/// [`MAX_PDF_PAGE`] decompressed, the text at most `budget` bytes (else an error).
+fn pdf_text_within(data: &[u8], budget: usize) -> Result<String, TextError> {
     let bad = |e: &dyn fmt::Display| TextError::Pdf(e.to_string());
     let doc = lopdf::Document::load_mem(data).map_err(|e| bad(&e))?;
     if doc.is_encrypted() {
@@ -336,10 +393,18 @@ pub fn pdf_text(data: &[u8]) -> Result<String, TextError> {
             "it is encrypted (ask the referrer for an unprotected copy)".into(),
         ));
     }
-    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let pages: Vec<u32> = doc
+        .get_pages()
+        .keys()
+        .copied()
+        .take(MAX_PDF_PAGES)
+        .collect();
     let mut out = String::new();
-    for chunk in doc.extract_text_chunks_with_limit(&pages, MAX_DECOMPRESSED) {
+    for chunk in doc.extract_text_chunks_with_limit(&pages, MAX_PDF_PAGE.min(budget)) {
         out.push_str(&chunk.map_err(|e| bad(&e))?);
+        if out.len() > budget {
+            return Err(TextError::Pdf(format!("its text is over {budget} bytes")));
+        }
     }
     Ok(out)
 }
@@ -810,9 +875,19 @@ pub fn from_message(
 ) -> (Vec<Particular>, usize) {
     let mut texts = Vec::new();
     let mut unreadable = 0;
+    let mut budget = MAX_FORMS_TEXT;
     for (i, a) in msg.attachments.iter().enumerate() {
-        match document_text(&a.filename, &a.content_type, &a.data) {
-            Some(Ok(t)) => texts.push((format!("attachment {} ({})", i + 1, a.filename), t)),
+        // Past the budget (MAX_FORMS, MAX_FORMS_TEXT) a form is counted as not read, for a
+        // person to check, without opening it.
+        if texts.len() + unreadable >= MAX_FORMS || budget == 0 {
+            unreadable += usize::from(form_kind(&a.filename, &a.content_type, &a.data).is_some());
+            continue;
+        }
+        match document_text_within(&a.filename, &a.content_type, &a.data, budget) {
+            Some(Ok(t)) => {
+                budget = budget.saturating_sub(t.len());
+                texts.push((format!("attachment {} ({})", i + 1, a.filename), t));
+            }
             Some(Err(_)) => unreadable += 1,
             None => {}
         }
@@ -1139,5 +1214,83 @@ mod tests {
             Some(Err(TextError::Pdf(_)))
         ));
         assert!(document_text("photo.jpg", "image/jpeg", b"\xff\xd8").is_none());
+    }
+
+    /// A PDF of `pages` pages that all show one content stream (a line "Child's name: page").
+    fn pdf_sharing_one_stream(pages: usize) -> Vec<u8> {
+        use lopdf::content::{Content, Operation};
+        use lopdf::{Document, Object, Stream, dictionary};
+        let mut doc = Document::with_version("1.5");
+        let pages_id = doc.new_object_id();
+        let font = doc.add_object(dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Courier",
+            "Encoding" => "WinAnsiEncoding",
+        });
+        let resources = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font } });
+        let content = Content {
+            operations: vec![
+                Operation::new("BT", vec![]),
+                Operation::new("Tf", vec!["F1".into(), 12.into()]),
+                Operation::new("Td", vec![100.into(), 600.into()]),
+                Operation::new("Tj", vec![Object::string_literal("Child's name: page")]),
+                Operation::new("ET", vec![]),
+            ],
+        };
+        let stream = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
+        let kids: Vec<Object> = (0..pages)
+            .map(|_| {
+                doc.add_object(dictionary! {
+                    "Type" => "Page", "Parent" => pages_id, "Contents" => stream,
+                    "Resources" => resources,
+                })
+                .into()
+            })
+            .collect();
+        doc.objects.insert(
+            pages_id,
+            Object::Dictionary(dictionary! {
+                "Type" => "Pages",
+                "Kids" => kids,
+                "Count" => pages as i64,
+                "Resources" => resources,
+                "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+            }),
+        );
+        let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+        doc.trailer.set("Root", catalog);
+        let mut out = Vec::new();
+        doc.save_to(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_pdf_of_thousands_of_pages_sharing_one_stream_is_read_only_to_its_first_pages() {
+        let text = pdf_text(&pdf_sharing_one_stream(3000)).unwrap();
+        assert_eq!(text.matches("Child's name: page").count(), MAX_PDF_PAGES);
+    }
+
+    #[test]
+    fn a_referral_with_dozens_of_forms_is_read_only_to_its_first_few_and_the_rest_counted() {
+        let mut raw = String::from(
+            "From: a@b.test\r\nTo: c@d.test\r\nSubject: Referral\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n\
+             --x\r\nContent-Type: text/plain\r\n\r\nPlease see the forms.\r\n",
+        );
+        for i in 0..MAX_FORMS + 5 {
+            raw.push_str(&format!(
+                "--x\r\nContent-Type: text/plain; name=\"form{i}.txt\"\r\n\
+                 Content-Disposition: attachment; filename=\"form{i}.txt\"\r\n\r\n\
+                 Initials: AB\r\n"
+            ));
+        }
+        raw.push_str("--x--\r\n");
+        let msg = crate::core::intake::parse(raw.as_bytes());
+        assert_eq!(msg.attachments.len(), MAX_FORMS + 5);
+        let (found, unread) = from_message(&msg, &[]);
+        assert_eq!(
+            unread, 5,
+            "the forms past the first {MAX_FORMS} are left to a person"
+        );
+        assert!(found.iter().any(|p| p.field == Field::Initials));
     }
 }
