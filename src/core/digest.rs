@@ -502,6 +502,14 @@ fn mailbox(s: &Scope<'_>) -> Table {
                 "once IT let caseclerk's account send as the shared mailbox again (its Send As \
                  permission)",
             ),
+            SmtpHold::MailboxRefused => (
+                format!(
+                    "The mail server refused to send from the shared mailbox {times} (it is full, \
+                     over its daily limit, or throttled)"
+                ),
+                "once IT free space in the shared mailbox (its Sent Items keep every letter) or \
+                 the limit passes",
+            ),
         };
         t.lines.push(format!(
             "{} since the last letter went{}; the last at {}. \

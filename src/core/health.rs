@@ -27,6 +27,8 @@
 //!    `smtp_login_refused` — the mail server refuses our login: CRITICAL (every letter is held);
 //!    `smtp_certificate_untrusted` — its TLS certificate does not verify: CRITICAL (held too);
 //!    `smtp_sender_refused` — it will not send as our address: CRITICAL (held too).
+//!    `smtp_mailbox_refused` — it will not send from the shared mailbox now (full, over its
+//!    daily limit, throttled): CRITICAL (held too).
 //!    `token_failing` — no access token could be had (Microsoft 365, `<oauth2>`): WARNING, then
 //!    CRITICAL after [`Thresholds::token_failures`] passes in a row (the old token runs out
 //!    within the hour); `credential_expiring` — the client secret or certificate expires within
@@ -124,6 +126,7 @@ pub enum Rule {
     SmtpLoginRefused,
     SmtpCertificateNotTrusted,
     SmtpSenderRefused,
+    SmtpMailboxRefused,
     TokenFailing,
     CredentialExpiring,
     SentFolderFailing,
@@ -155,6 +158,7 @@ impl Rule {
             Rule::SmtpLoginRefused => "smtp_login_refused",
             Rule::SmtpCertificateNotTrusted => "smtp_certificate_untrusted",
             Rule::SmtpSenderRefused => "smtp_sender_refused",
+            Rule::SmtpMailboxRefused => "smtp_mailbox_refused",
             Rule::TokenFailing => "token_failing",
             Rule::CredentialExpiring => "credential_expiring",
             Rule::SentFolderFailing => "sent_folder_failing",
@@ -551,6 +555,15 @@ fn smtp(f: &Facts, out: &mut Vec<Finding>) {
                     "the mail server refuses to send as caseclerk's address (last refused \
                      {since}); every letter is held until it does: check the account's Send As \
                      permission on the shared mailbox and [mailbox] address"
+                ),
+            ),
+            SmtpHold::MailboxRefused => (
+                Rule::SmtpMailboxRefused,
+                format!(
+                    "the mail server will not send from the shared mailbox (last refused {since}): \
+                     it is full (Exchange keeps every letter in Sent Items), over its daily \
+                     recipient limit, or throttled; every letter is held until it sends: free \
+                     space in the mailbox or wait for the limit"
                 ),
             ),
         };

@@ -489,6 +489,10 @@ pub enum SmtpHold {
     /// The server will not send as our address (a refused `MAIL FROM`, Exchange Online's "send
     /// as" refusals): a permission or the configured sender, for a person to put right.
     SenderRefused,
+    /// The server will not send from the shared mailbox at all for now: it is full (Exchange
+    /// keeps every letter in its Sent Items), over its daily recipient limit, or throttled for
+    /// repeated errors — for IT to put right; no letter's fault.
+    MailboxRefused,
 }
 
 impl SmtpHold {
@@ -498,6 +502,7 @@ impl SmtpHold {
             SmtpHold::LoginRefused => "login failed",
             SmtpHold::CertificateNotTrusted => "certificate not trusted",
             SmtpHold::SenderRefused => "sender refused",
+            SmtpHold::MailboxRefused => "mailbox refused",
         }
     }
 
@@ -509,6 +514,7 @@ impl SmtpHold {
                 SmtpHold::CertificateNotTrusted
             }
             Some(e) if e == SmtpHold::SenderRefused.recorded() => SmtpHold::SenderRefused,
+            Some(e) if e == SmtpHold::MailboxRefused.recorded() => SmtpHold::MailboxRefused,
             _ => SmtpHold::LoginRefused,
         }
     }

@@ -906,7 +906,20 @@ async fn tick(
         }
         Some(SmtpHold::SenderRefused) => {
             return Err(Failure::Work(
-                "the mail server refuses to send as caseclerk's address: check that the account                  caseclerk logs in as may send as the shared mailbox (Exchange Online: its Send As                  permission) and [mailbox] address. No letter was marked undelivered; every due letter                  goes on the next pass the server takes one"
+                "the mail server refuses to send as caseclerk's address: check that the account \
+                 caseclerk logs in as may send as the shared mailbox (Exchange Online: its Send As \
+                 permission) and [mailbox] address. No letter was marked undelivered; every due \
+                 letter goes on the next pass the server takes one"
+                    .into(),
+            ));
+        }
+        Some(SmtpHold::MailboxRefused) => {
+            return Err(Failure::Work(
+                "the mail server will not send from the shared mailbox now: it is full (Exchange \
+                 keeps every letter in its Sent Items), over its daily recipient limit, or \
+                 throttled for repeated errors. Free space in the mailbox or wait for the limit. \
+                 No letter was marked undelivered; every due letter goes on the next pass the \
+                 server takes one"
                     .into(),
             ));
         }

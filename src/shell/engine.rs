@@ -1574,6 +1574,9 @@ fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
         Some(SmtpHold::SenderRefused) => {
             s.push_str("; the mail server refuses to send as our address: letters held")
         }
+        Some(SmtpHold::MailboxRefused) => s.push_str(
+            "; the mail server will not send from the shared mailbox (full or throttled): letters held",
+        ),
         None => {}
     }
     if r.unprepared > 0 {

@@ -144,6 +144,10 @@ pub enum FailureKind {
     /// alike until a person acts (the mailbox's Send As permission, `[mailbox] address`); stop
     /// and keep it pending.
     Sender,
+    /// The server will not send from the shared mailbox for now (full, over its daily limit,
+    /// throttled: [`failure_kind`]): every other letter would be refused alike; stop and keep it
+    /// pending.
+    Mailbox,
     /// Try again later (4xx, timeouts, connection failures).
     Transient,
     /// The letter's whole content went to the server, then no answer came (a timeout, a cut
@@ -161,6 +165,7 @@ impl FailureKind {
             FailureKind::Auth => Some(SmtpHold::LoginRefused),
             FailureKind::Untrusted => Some(SmtpHold::CertificateNotTrusted),
             FailureKind::Sender => Some(SmtpHold::SenderRefused),
+            FailureKind::Mailbox => Some(SmtpHold::MailboxRefused),
             FailureKind::Permanent | FailureKind::Transient | FailureKind::AfterContent => None,
         }
     }
@@ -173,15 +178,22 @@ impl FailureKind {
 /// credentials raised before any recipient was tried (no common AUTH mechanism). A permanent
 /// refusal whose enhanced status code is about the sender — Exchange Online's 5.7.60 ("does not
 /// have permissions to send as this sender"), 5.2.252 (SendAsDenied), 5.1.8 (bad outbound
-/// sender) — is the sender's fault, whatever stage it came at.
+/// sender) — is the sender's fault, whatever stage it came at. One about the sending mailbox
+/// itself — full (`554 5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException`),
+/// over its daily recipient limit (`554 5.2.0 …SubmissionQuotaExceededException`), or throttled
+/// for repeated errors (`550 5.2.251`, `5.2.253`, `5.2.254`, `5.2.255`) — is the mailbox's.
 pub fn failure_kind(code: Option<u16>, permanent: bool, text: &str) -> FailureKind {
     let t = text.to_lowercase();
     let about_sender = ["5.7.60", "5.2.252", "5.1.8 ", "sendasdenied"]
         .iter()
         .any(|s| t.contains(s));
+    let about_mailbox = ["quotaexceeded", "5.2.251", "5.2.253", "5.2.254", "5.2.255"]
+        .iter()
+        .any(|s| t.contains(s));
     match code {
         Some(530 | 534 | 535 | 454) => FailureKind::Auth,
         _ if permanent && about_sender => FailureKind::Sender,
+        _ if permanent && about_mailbox => FailureKind::Mailbox,
         // lettre answers a server's XOAUTH2 error challenge (Dovecot sends one before its 535)
         // with "This mechanism does not expect a challenge": a refused token.
         None if t.contains("authentication")
@@ -1479,6 +1491,9 @@ async fn send_one(
                 SmtpHold::SenderRefused => {
                     tracing::error!(outbox = row.id, error = %e.summary, "the mail server refuses to send as our address; no letters sent this pass (check the account's Send As permission on the shared mailbox and [mailbox] address)")
                 }
+                SmtpHold::MailboxRefused => {
+                    tracing::error!(outbox = row.id, error = %e.summary, "the mail server will not send from the shared mailbox now (full, over its daily limit, or throttled); no letters sent this pass (free space in the mailbox, e.g. its Sent Items, or wait for the limit)")
+                }
             }
             report.held = Some(hold);
         }
@@ -1772,6 +1787,31 @@ mod tests {
             );
         }
         assert_eq!(FailureKind::Sender.hold(), Some(SmtpHold::SenderRefused));
+    }
+
+    #[test]
+    fn exchange_s_refusals_of_the_shared_mailbox_itself_hold_every_letter() {
+        for said in [
+            "permanent error (554): 5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException.MapiExceptionShutoffQuotaExceeded",
+            "permanent error (554): 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException",
+            "permanent error (550): 5.2.251 Sender throttled due to continuous mailbox full errors",
+            "permanent error (550): 5.2.253 Sender throttled due to continuous invalid license errors",
+            "permanent error (550): 5.2.254 Sender throttled due to continuous too many recipients errors",
+            "permanent error (550): 5.2.255 Sender throttled due to continuous invalid recipients errors",
+        ] {
+            let code = said[17..20].parse().unwrap();
+            assert_eq!(
+                failure_kind(Some(code), true, said),
+                FailureKind::Mailbox,
+                "{said}"
+            );
+        }
+        // A recipient's own full mailbox is that letter's refusal, not ours.
+        assert_eq!(
+            failure_kind(Some(552), true, "permanent error (552): 5.2.2 Mailbox full"),
+            FailureKind::Permanent
+        );
+        assert_eq!(FailureKind::Mailbox.hold(), Some(SmtpHold::MailboxRefused));
     }
 
     #[test]

@@ -441,6 +441,32 @@ async fn a_server_that_will_not_send_as_our_address_holds_the_letters_and_gives_
 }
 
 #[tokio::test]
+async fn a_shared_mailbox_that_is_full_holds_the_letters_and_gives_none_up() {
+    // Exchange Online keeps every letter in the mailbox's Sent Items; once it is full it sends
+    // nothing more until IT free space — no letter's fault, and every other would be refused.
+    let o = Outbox::new(Quiet::Never, "mailbox-full").await;
+    let (server, store, id) = (&o.server, &o.store, o.id);
+    *server.sender_refusal.lock().unwrap() = Some(
+        "554 5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException.MapiExceptionShutoffQuotaExceeded\r\n",
+    );
+    for minutes in [0, 90, 24 * 60 + 5] {
+        let report = o.pass(minutes).await;
+        assert_eq!(
+            report.held,
+            Some(caseclerk::core::views::SmtpHold::MailboxRefused),
+            "{report:?}"
+        );
+        assert_eq!(report.undelivered, 0, "{report:?}");
+        let row = store.letter(id).await.unwrap().unwrap();
+        assert_eq!(row.state, OutboxState::Pending, "at +{minutes} min");
+    }
+    *server.sender_refusal.lock().unwrap() = None;
+    let report = o.pass(24 * 60 + 10).await;
+    assert_eq!(report.sent, 1, "{report:?}");
+    assert_eq!(server.taken(), 1);
+}
+
+#[tokio::test]
 async fn a_server_that_does_not_answer_ends_the_pass_and_the_other_letters_wait_untried() {
     // A relay that goes silent: each letter would wait out the whole timeout, and a pass over
     // many letters outlasted systemd's watchdog, which killed the daemon mid-send.

@@ -663,7 +663,7 @@ async fn a_held_reply_that_cannot_count_is_dismissed_leaves_the_held_list_and_st
         .find(|h| h.waiting())
         .unwrap_or_else(|| panic!("LA's late reply is held: {}", "see the case's report"))
         .message;
-    let (cfg, store) = (&r.engine.cfg, &r.engine.store);
+    let store = &r.engine.store;
     let at = london("2026-08-20 11:00");
     let refused = dismiss_held(store, &case, held, " ", "operator:test", at)
         .await

@@ -316,6 +316,10 @@ fn an_smtp_server_that_is_not_trusted_is_critical_on_its_own_rule_and_names_the_
     let found = assess(&f, &Thresholds::default());
     assert_eq!(rules(&f), [(Level::Critical, "smtp_sender_refused")]);
     assert!(found[0].text.contains("Send As"), "{found:?}");
+    f.smtp = failing(1, Some(SmtpHold::MailboxRefused.recorded()));
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(rules(&f), [(Level::Critical, "smtp_mailbox_refused")]);
+    assert!(found[0].text.contains("free space"), "{found:?}");
 }
 
 fn failing(failures: i64, said: Option<&str>) -> Option<Connection> {
