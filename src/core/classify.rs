@@ -27,12 +27,14 @@
 //!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`;
 //!    never a message with a real attachment (a return, a referral form).
 //! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`; but a
-//!    subject that names only another existing case → `Unmatched` (nothing guessed).
+//!    subject that names only another existing case → `Unmatched` (nothing guessed), and so does
+//!    one that names no case while using new-referral words (a new referral sent as a reply).
 //! 7. [`case_ref_in_subject`] — the subject names exactly one existing case → `CaseReply`.
 //! 8. [`conversation`] — no thread we know and no case in the subject, but Outlook's
 //!    `Thread-Index` names the conversation of one case (our letters' conversation, see
 //!    [`crate::core::conversation`], or a message filed on the case), or `Thread-Topic` names one
-//!    existing case → `CaseReply`; two cases → `Unmatched`.
+//!    existing case → `CaseReply`; two cases → `Unmatched`; new-referral words with no case in
+//!    the subject → `Unmatched`, as for [`thread`].
 //! 9. [`quoted_case_ref`] — the body (quoted history included) names exactly one existing case →
 //!    `CaseReply`, unless the sender's own text uses new-referral words (then `Unmatched`); two or
 //!    more cases → `Unmatched`.
@@ -960,6 +962,10 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
                     others.join(", ")
                 ));
             }
+            if let Some(why) = new_referral_off_subject(msg, scan, &named) {
+                reasons.push(why);
+                return verdict("thread", Kind::Unmatched, reasons);
+            }
             let kind = case_reply(
                 (msg, ctx, scan),
                 known.case_ref.clone(),
@@ -969,6 +975,30 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
             verdict("thread", kind, reasons)
         }
     }
+}
+
+/// A message on a case's thread (or Outlook conversation) whose subject names no existing case —
+/// every letter of ours carries its reference in the subject, and a reply keeps it — but whose
+/// subject, an attachment's name or the sender's own text uses new-referral words: perhaps a
+/// new referral sent as a reply (the referrer answering our acknowledgement with another child's
+/// form). Filed by its thread, that child would have no case and their form would go into this
+/// case's papers; so it is for a person. The reason, or `None`.
+fn new_referral_off_subject(msg: &Message, scan: &Scan, named: &[String]) -> Option<String> {
+    if !named.is_empty() {
+        return None;
+    }
+    let strong = &*NEW_REFERRAL_WORDS;
+    let term = first_phrase(scan.subject(), strong, false)
+        .or_else(|| {
+            msg.attachments
+                .iter()
+                .find_map(|a| first_phrase(&words(&a.filename), strong, false))
+        })
+        .or_else(|| first_phrase(scan.own(), strong, false))?;
+    Some(format!(
+        "but its subject names no case, and it uses referral vocabulary \"{term}\": it could be \
+         a new referral sent as a reply; left for a person"
+    ))
 }
 
 /// Rule 7: the subject names exactly one existing case → a reply on it. Two or more existing
@@ -1140,6 +1170,11 @@ pub fn conversation(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict
     match refs.as_slice() {
         [] => None,
         [one] => {
+            let named = existing_subject_refs(msg, ctx);
+            if let Some(why) = new_referral_off_subject(msg, scan, &named) {
+                reasons.push(why);
+                return verdict("conversation", Kind::Unmatched, reasons);
+            }
             let kind = case_reply((msg, ctx, scan), one.clone(), None, &mut reasons);
             verdict("conversation", kind, reasons)
         }
