@@ -303,11 +303,15 @@ fn file_reply(
     reply: &Reply<'_>,
     now: DateTime<Utc>,
 ) -> Reaction {
-    let agency = reply
-        .letter
-        .and_then(|l| l.recipient.strip_prefix("agency:"))
-        .or(reply.agency)
-        .map(str::to_string);
+    // A reply to one of our letters is from the agency that letter went to, or from none: a
+    // panel member answering the screening request from the police's domain, with a document
+    // attached, is voting, not sending the police's return (which would stop the police being
+    // chased, and put the vote's attachment in the papers as their return).
+    let agency = match reply.letter {
+        Some(l) => l.recipient.strip_prefix("agency:"),
+        None => reply.agency,
+    }
+    .map(str::to_string);
     let mut w = Working {
         state: state.clone(),
         r: Reaction::new(Filing::Filed),

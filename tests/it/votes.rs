@@ -714,3 +714,26 @@ async fn a_held_reply_that_cannot_count_is_dismissed_leaves_the_held_list_and_st
     .expect_err("a dismissed reply counts as no vote");
     assert!(confirm.to_string().contains("was dismissed"), "{confirm}");
 }
+
+#[tokio::test]
+async fn a_panel_members_vote_with_a_document_attached_is_no_return_of_their_agency() {
+    let mut r = Review::of("bury").await;
+    let case = r.referral_at("2026-08-20 10:00").await;
+    let request = r.last_to(POLICE, "screening-request");
+    let vote = crate::review::Reply::to(&request, POLICE, "MEETS\nAgencies: police").attach(
+        "police checks summary.docx",
+        "UEsDBBQAAAAIAHJldHVybiBjb250ZW50",
+    );
+    r.receive(&vote.raw(), "2026-08-20 10:30").await;
+    let state = r.state(&case).await;
+    assert!(
+        !state.agencies.is_empty(),
+        "the Agencies: line added the police: {:#?}",
+        state.agencies
+    );
+    assert!(
+        state.agencies.values().all(|a| a.returned_at.is_none()),
+        "a vote is no agency's return: {:#?}",
+        state.agencies
+    );
+}
