@@ -1472,6 +1472,13 @@ fn decoration(a: &Attachment) -> Option<&'static str> {
     if matches!(ct, "text/vcard" | "text/x-vcard" | "text/directory") {
         return Some("contact card");
     }
+    // A meeting invitation or its answer ("Accepted: RR-… rapid review meeting"): a calendar
+    // item, never an agency's return.
+    if matches!(ct, "text/calendar" | "application/ics")
+        || a.filename.to_ascii_lowercase().ends_with(".ics")
+    {
+        return Some("calendar item");
+    }
     None
 }
 
