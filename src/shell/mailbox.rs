@@ -1409,6 +1409,18 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.0 = Backoff::FIRST;
     }
+
+    /// The wait after a session that ended, having `lived` this long: one that worked (its first
+    /// liveness check answered) for at least `steady` starts the doubling again from 1 s; one that
+    /// ended sooner — a server that takes the login and IDLE, then says BYE within seconds (a
+    /// mailbox being moved, a draining load balancer) — goes on doubling, so a flapping server
+    /// is not logged in to once a second for ever.
+    pub fn after_session(&mut self, worked: bool, lived: Duration, steady: Duration) -> Duration {
+        if worked && lived >= steady {
+            self.reset();
+        }
+        self.next_wait()
+    }
 }
 
 impl Default for Backoff {
@@ -1460,22 +1472,29 @@ impl Watcher {
 /// renewal ends without an error and is replaced at once.
 pub async fn watch(watcher: Watcher) {
     let mut backoff = Backoff::new();
+    // A session that lasted this long was no flap ([`Backoff::after_session`]).
+    let steady = watcher.settings.check_interval;
     loop {
         let mut established = false;
+        let started = tokio::time::Instant::now();
         let error = match watch_once(&watcher, &mut established).await {
             Err(e) => e,
-            // A session ended on purpose (its access token is due for renewal): a new one at once.
+            // A session ended on purpose (its access token is due for renewal): a new one at
+            // once — unless it was short-lived (a token issued with almost no life left), which
+            // waits as a failure would.
             Ok(()) => {
-                backoff.reset();
+                if started.elapsed() < steady {
+                    tokio::time::sleep(backoff.after_session(false, started.elapsed(), steady))
+                        .await;
+                } else {
+                    backoff.reset();
+                }
                 watcher.notify.notify_one();
                 continue;
             }
         };
         watcher.failed(&error).await;
-        if established {
-            backoff.reset();
-        }
-        let wait = backoff.next_wait();
+        let wait = backoff.after_session(established, started.elapsed(), steady);
         if established {
             tracing::warn!(error = %error, retry_in_s = wait.as_secs(), "mailbox watcher lost its connection");
         } else {
@@ -1816,6 +1835,28 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 120, 120]);
         backoff.reset();
         assert_eq!(backoff.next_wait(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_server_that_says_bye_seconds_after_each_login_is_tried_ever_less_often() {
+        let steady = Duration::from_secs(60);
+        let mut backoff = Backoff::new();
+        // Login and IDLE answered, then BYE after two seconds, again and again.
+        let waits: Vec<u64> = (0..8)
+            .map(|_| {
+                backoff
+                    .after_session(true, Duration::from_secs(2), steady)
+                    .as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 120]);
+        // A session that worked for a while starts again from a second.
+        let wait = backoff.after_session(true, Duration::from_secs(3600), steady);
+        assert_eq!(wait, Duration::from_secs(1));
+        // One that never worked does not, however long it took to fail.
+        backoff.next_wait();
+        let wait = backoff.after_session(false, Duration::from_secs(3600), steady);
+        assert_eq!(wait, Duration::from_secs(4));
     }
 
     #[test]

@@ -161,8 +161,15 @@ async fn after_a_session_that_worked_a_dropped_connection_is_retried_after_the_s
     daemon.wait_log(&["first pass done"], 1).await;
     for drop in 1..=2 {
         let up = now();
-        wait_row(&h, WATCH_HEALTH_KEY, "a session that worked", |r| {
+        let first = wait_row(&h, WATCH_HEALTH_KEY, "a session that worked", |r| {
             alive_since(r, up)
+        })
+        .await;
+        // ... for more than a check interval (2 s here): one that ends sooner is a flapping
+        // server, and the wait goes on doubling (`Backoff::after_session`).
+        let steady = first.last_ok_at.unwrap() + chrono::Duration::milliseconds(2500);
+        wait_row(&h, WATCH_HEALTH_KEY, "the session still working", |r| {
+            alive_since(r, steady)
         })
         .await;
         // Dovecot crashes: the watcher's connection closes. While it is down, attempts fail and
