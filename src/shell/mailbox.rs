@@ -322,6 +322,10 @@ async fn authenticate(
     .await
     {
         Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _client))) if !token_refused(&e) => Err(MailboxError::Command {
+            command: "AUTHENTICATE",
+            detail: e.to_string(),
+        }),
         Ok(Err((e, _client))) => {
             if let Some(source) = &settings.oauth2 {
                 source.refused(&token).await;
@@ -334,6 +338,21 @@ async fn authenticate(
             command: "AUTHENTICATE",
             seconds: settings.command_timeout.as_secs(),
         }),
+    }
+}
+
+/// Whether `AUTHENTICATE`'s failure is the server refusing the token — a tagged NO or BAD — and
+/// not a dropped or reset connection, a BYE (a server shedding load), or a temporary
+/// `NO [UNAVAILABLE]` ("Temporary authentication failure": its token service is down). Only a
+/// refusal forgets a good token and sends the operator to the app's permissions.
+fn token_refused(e: &async_imap::error::Error) -> bool {
+    use async_imap::error::Error as E;
+    match e {
+        E::No(text) | E::Bad(text) => {
+            let t = text.to_ascii_lowercase();
+            !t.contains("unavailable") && !t.contains("temporary")
+        }
+        _ => false,
     }
 }
 
@@ -1835,6 +1854,26 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 120, 120]);
         backoff.reset();
         assert_eq!(backoff.next_wait(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn only_a_tagged_refusal_of_the_token_counts_as_a_refused_token() {
+        use async_imap::error::Error as E;
+        assert!(token_refused(&E::No(
+            "code: None, info: Some(\"AUTHENTICATE failed.\")".into()
+        )));
+        assert!(token_refused(&E::Bad("code: None, info: None".into())));
+        // Dovecot's and Exchange's temporary failures, a reset, a BYE: the token may be good.
+        assert!(!token_refused(&E::No(
+            "code: Some(Unavailable), info: Some(\"Temporary authentication failure.\")".into()
+        )));
+        assert!(!token_refused(&E::No(
+            "code: Some(Other(\"UNAVAILABLE\")), info: None".into()
+        )));
+        assert!(!token_refused(&E::ConnectionLost));
+        assert!(!token_refused(&E::Io(std::io::Error::other(
+            "status: Bye, code: None, information: Some(\"Server shutting down\")"
+        ))));
     }
 
     #[test]
