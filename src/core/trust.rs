@@ -204,6 +204,9 @@ pub enum Risk {
     DiskImage,
     MacroDocument,
     ScriptedImage,
+    /// An archive whose contents cannot be looked into here (.7z, .rar), or a zip that holds
+    /// another archive or a file that is unsafe itself.
+    Archive,
 }
 
 impl Risk {
@@ -216,6 +219,7 @@ impl Risk {
             Risk::DiskImage => "disk image",
             Risk::MacroDocument => "macro-enabled Office document",
             Risk::ScriptedImage => "image with script (SVG)",
+            Risk::Archive => "archive that could not be checked",
         }
     }
 }
@@ -247,6 +251,23 @@ pub const UNSAFE_EXTENSIONS: &[(&str, Risk)] = &[
     ("iso", Risk::DiskImage),
     ("img", Risk::DiskImage),
     ("vhd", Risk::DiskImage),
+    ("vhdx", Risk::DiskImage),
+    ("cpl", Risk::Program),
+    ("xll", Risk::Program),
+    ("msix", Risk::Program),
+    ("appx", Risk::Program),
+    ("application", Risk::Program),
+    ("reg", Risk::Script),
+    ("url", Risk::Script),
+    ("scf", Risk::Script),
+    ("chm", Risk::WebPage),
+    ("one", Risk::MacroDocument),
+    ("xlam", Risk::MacroDocument),
+    ("ppam", Risk::MacroDocument),
+    ("potm", Risk::MacroDocument),
+    ("sldm", Risk::MacroDocument),
+    ("7z", Risk::Archive),
+    ("rar", Risk::Archive),
     ("docm", Risk::MacroDocument),
     ("xlsm", Risk::MacroDocument),
     ("pptm", Risk::MacroDocument),
@@ -254,20 +275,78 @@ pub const UNSAFE_EXTENSIONS: &[(&str, Risk)] = &[
     ("xltm", Risk::MacroDocument),
 ];
 
-/// Why this attachment must not be forwarded, if it must not: by extension (every dot-separated
-/// part after the first, so `form.pdf.exe` and `form.html.` count), by content type (HTML,
-/// JavaScript, programs), or an SVG image that carries script.
+/// How deep forwarded messages and zips are looked into ([`attachment_risk`]).
+const MAX_NESTING: usize = 3;
+
+/// The most entries of a zip whose names are read.
+const MAX_ZIP_ENTRIES: usize = 10_000;
+
+/// Why this attachment must not be forwarded, if it must not: by extension (the last one, so
+/// `form.pdf.exe` and `form.html.` count), by content type (HTML, JavaScript, programs), an SVG
+/// image that carries script — or what it holds: a forwarded message (`.eml`,
+/// `message/rfc822`) carrying any of these, or a zip naming one (or another archive), is
+/// withheld as what it holds, up to [`MAX_NESTING`] deep.
 pub fn attachment_risk(a: &Attachment) -> Option<Risk> {
+    risk_within(a, 0)
+}
+
+fn risk_within(a: &Attachment, depth: usize) -> Option<Risk> {
     let name = a.filename.trim().trim_end_matches('.').to_ascii_lowercase();
-    let by_ext = name.rsplit_once('.').and_then(|(_, ext)| {
+    if let Some(r) = risk_by_name(&name) {
+        return Some(r);
+    }
+    let ct = a.content_type.to_ascii_lowercase();
+    if ct == "message/rfc822" || name.ends_with(".eml") {
+        if depth >= MAX_NESTING {
+            return Some(Risk::Archive);
+        }
+        let inner = crate::core::intake::parse(&a.data);
+        return inner
+            .attachments
+            .iter()
+            .filter_map(|i| risk_within(i, depth + 1))
+            .max();
+    }
+    if ct == "application/zip" || ct == "application/x-zip-compressed" || name.ends_with(".zip") {
+        return zip_risk(&a.data);
+    }
+    risk_by_content(a, &name)
+}
+
+/// The risk an extension names.
+fn risk_by_name(name: &str) -> Option<Risk> {
+    name.rsplit_once('.').and_then(|(_, ext)| {
         UNSAFE_EXTENSIONS
             .iter()
             .find(|(e, _)| *e == ext)
             .map(|(_, r)| *r)
-    });
-    if by_ext.is_some() {
-        return by_ext;
+    })
+}
+
+/// A zip, by the names of what it holds (nothing is decompressed): an unsafe file, or another
+/// archive (whose contents this does not open), makes it unsafe; so does one that cannot be
+/// read (damaged, or names hidden).
+fn zip_risk(data: &[u8]) -> Option<Risk> {
+    let Ok(zip) = zip::ZipArchive::new(std::io::Cursor::new(data)) else {
+        return Some(Risk::Archive);
+    };
+    if zip.len() > MAX_ZIP_ENTRIES {
+        return Some(Risk::Archive);
     }
+    zip.file_names()
+        .filter_map(|n| {
+            let Ok(n) = n else {
+                return Some(Risk::Archive);
+            };
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            let archive = [".zip", ".eml", ".msg"].iter().any(|e| n.ends_with(e));
+            risk_by_name(&n).or(archive.then_some(Risk::Archive))
+        })
+        .max()
+}
+
+/// The risk a content type, or an SVG's script, shows.
+fn risk_by_content(a: &Attachment, name: &str) -> Option<Risk> {
     let ct = a.content_type.as_str();
     let by_type = match ct {
         "text/html" | "application/xhtml+xml" => Some(Risk::WebPage),
@@ -369,6 +448,92 @@ mod tests {
 
     fn msg(headers: &str) -> Message {
         intake::parse(format!("{headers}\r\nSubject: x\r\n\r\nbody\r\n").as_bytes())
+    }
+
+    /// A zip holding empty files of these names.
+    fn zip_of(names: &[&str]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for n in names {
+            w.start_file(*n, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(b"x").unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    fn binary(name: &str, ct: &str, data: Vec<u8>) -> Attachment {
+        Attachment {
+            size: data.len(),
+            data,
+            ..file(name, ct, "")
+        }
+    }
+
+    #[test]
+    fn what_a_forwarded_message_or_a_zip_holds_is_withheld_as_what_it_is() {
+        let eml = |inner: &str| {
+            format!(
+                "From: a@b.test\r\nSubject: Referral\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: multipart/mixed; boundary=\"y\"\r\n\r\n\
+                 --y\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+                 --y\r\n{inner}\r\n--y--\r\n"
+            )
+        };
+        let page = "Content-Type: text/html; name=\"Referral-form.html\"\r\n\
+                    Content-Disposition: attachment; filename=\"Referral-form.html\"\r\n\r\n<form></form>";
+        let form = "Content-Type: application/pdf; name=\"form.pdf\"\r\n\
+                    Content-Disposition: attachment; filename=\"form.pdf\"\r\n\r\n%PDF-1.4";
+        assert_eq!(
+            attachment_risk(&file("Referral.eml", "message/rfc822", &eml(page))),
+            Some(Risk::WebPage),
+            "a phishing page inside a forwarded message"
+        );
+        assert_eq!(
+            attachment_risk(&file("Referral.eml", "message/rfc822", &eml(form))),
+            None,
+            "a forwarded referral with its form travels"
+        );
+        let nested = format!(
+            "Content-Type: message/rfc822; name=\"inner.eml\"\r\n\
+             Content-Disposition: attachment; filename=\"inner.eml\"\r\n\r\n{}",
+            eml(page)
+        );
+        assert_eq!(
+            attachment_risk(&file("outer.eml", "message/rfc822", &eml(&nested))),
+            Some(Risk::WebPage),
+            "a message inside a message"
+        );
+        let zip = |names: &[&str]| binary("returns.zip", "application/zip", zip_of(names));
+        assert_eq!(
+            attachment_risk(&zip(&["chronology.docx", "summary.pdf"])),
+            None
+        );
+        assert_eq!(
+            attachment_risk(&zip(&["summary.pdf", "invoice.js"])),
+            Some(Risk::Script)
+        );
+        assert_eq!(
+            attachment_risk(&zip(&["inner.zip"])),
+            Some(Risk::Archive),
+            "an archive in an archive is not opened"
+        );
+        assert_eq!(
+            attachment_risk(&binary(
+                "returns.zip",
+                "application/zip",
+                b"PK not a zip".to_vec()
+            )),
+            Some(Risk::Archive)
+        );
+        assert_eq!(
+            attachment_risk(&file("returns.7z", "application/octet-stream", "")),
+            Some(Risk::Archive)
+        );
+        assert_eq!(
+            attachment_risk(&file("notes.one", "application/octet-stream", "")),
+            Some(Risk::MacroDocument)
+        );
     }
 
     fn file(name: &str, ct: &str, data: &str) -> Attachment {
