@@ -26,6 +26,9 @@
 //!    Then [`automated::automated_wording`] — no header says so, but the reply's own words are
 //!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`;
 //!    never a message with a real attachment (a return, a referral form).
+//!    Then [`unreadable_here`] — an Outlook recall of an earlier message, S/MIME-encrypted
+//!    mail, or Outlook's TNEF `winmail.dat`: what it means or carries cannot be read here →
+//!    `Unmatched`, for a person.
 //! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`; but a
 //!    subject that names only another existing case → `Unmatched` (nothing guessed), and so does
 //!    one that names no case while using new-referral words (a new referral sent as a reply).
@@ -443,6 +446,7 @@ const RULES: &[(&str, Rule)] = &[
     ("auto_reply", auto_reply),
     ("secure_notice", secure_notice),
     ("automated_wording", automated::automated_wording),
+    ("unreadable_here", unreadable_here),
     ("thread", thread),
     ("case_ref_in_subject", case_ref_in_subject),
     ("conversation", conversation),
@@ -920,6 +924,53 @@ pub fn secure_notice(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdic
     }
     let case_ref = threadable_case_ref(msg, ctx, &mut reasons);
     verdict("secure_notice", Kind::SecureNotice { case_ref }, reasons)
+}
+
+/// Rule 5 (after [`automated::automated_wording`]): mail whose meaning or content caseclerk
+/// cannot read, for a person:
+/// - an Outlook **recall** ("Recall: …" with "would like to recall the message"): caseclerk
+///   cannot take back a vote counted or a return filed, and nobody would otherwise know the
+///   sender wanted to;
+/// - **S/MIME** encrypted or opaque-signed mail (`application/pkcs7-mime`, `smime.p7m`): its text
+///   and files are inside, unreadable here — filed as a reply it would be an empty return, and
+///   forwarded, a file nobody on the panel can open;
+/// - Outlook's **TNEF** `winmail.dat` (`application/ms-tnef`): the real files are inside it.
+///
+/// Each names the case the subject names, if one, in its reasons.
+pub fn unreadable_here(msg: &Message, ctx: &Context, _scan: &Scan) -> Option<Verdict> {
+    let recall = starts_ignoring_case(msg.subject.trim(), "recall:")
+        && own_text(&msg.body_text)
+            .to_lowercase()
+            .contains("would like to recall the message");
+    let ct = msg.content_type.as_str();
+    let encrypted = matches!(ct, "application/pkcs7-mime" | "application/x-pkcs7-mime")
+        || msg.attachments.iter().any(|a| {
+            let name = a.filename.to_ascii_lowercase();
+            matches!(
+                a.content_type.as_str(),
+                "application/pkcs7-mime" | "application/x-pkcs7-mime"
+            ) || name.ends_with(".p7m")
+        });
+    let tnef = msg.attachments.iter().any(|a| {
+        a.content_type == "application/ms-tnef" || a.filename.eq_ignore_ascii_case("winmail.dat")
+    });
+    let what = if recall {
+        "an Outlook recall of an earlier message: caseclerk cannot take back a vote or a return; \
+         a person checks what it recalls"
+    } else if encrypted {
+        "S/MIME-encrypted mail: its text and files cannot be read here; a person opens it"
+    } else if tnef {
+        "Outlook's winmail.dat (TNEF): its files are inside it, unreadable here; a person asks for \
+         them again as ordinary attachments"
+    } else {
+        return None;
+    };
+    let mut reasons = vec![what.to_string()];
+    let named = existing_subject_refs(msg, ctx);
+    if !named.is_empty() {
+        reasons.push(format!("the subject names {}", named.join(", ")));
+    }
+    verdict("unreadable_here", Kind::Unmatched, reasons)
 }
 
 /// Rule 6: In-Reply-To/References name a message the engine knows → a reply on its case.
@@ -2302,6 +2353,7 @@ mod tests {
                 "auto_reply",
                 "secure_notice",
                 "automated_wording",
+                "unreadable_here",
                 "thread",
                 "case_ref_in_subject",
                 "conversation",
