@@ -923,6 +923,35 @@ fn agency_return(
         );
         return;
     }
+    // A return whose sender the receiving server found forged (DMARC, SPF or DKIM failed) is
+    // for a person: a nil return would stop the agency being chased, and a return's files would
+    // go into the panel's papers, on the word of anyone who can write the agency's address.
+    if let crate::core::trust::Auth::Fail(failed) =
+        crate::core::trust::authentication(incoming.msg, rules.authserv_id)
+    {
+        let why = format!(
+            "a {} from {agency} that failed the receiving server's checks ({failed}): a person \
+             checks it came from the agency, then attaches it as its return, or sets it aside",
+            if *kind == ReplyKind::NilReturn {
+                "nil return"
+            } else {
+                "return"
+            }
+        );
+        w.r.filing = Filing::Triage;
+        w.r.steps.push(Step {
+            rule: "return_not_authenticated",
+            why: why.clone(),
+        });
+        w.record(
+            incoming.received,
+            CASECLERK,
+            Event::Note {
+                text: format!("message {} is in triage: {why}", incoming.stored),
+            },
+        );
+        return;
+    }
     // A deadline that cannot be computed (beyond the holiday data) does not make a return late.
     let late = timeline::return_deadline(rules.process, rules.calendar, &w.state)
         .ok()

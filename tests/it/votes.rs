@@ -737,3 +737,39 @@ async fn a_panel_members_vote_with_a_document_attached_is_no_return_of_their_age
         state.agencies
     );
 }
+
+#[tokio::test]
+async fn a_nil_return_that_failed_dmarc_goes_to_a_person_and_the_agency_is_still_awaited() {
+    let mut r = Review::with("bury", trusting_our_mx).await;
+    let case = r.referral_at("2026-08-20 10:00").await;
+    r.decide(&case, "screening", "meets", "2026-08-20 11:00")
+        .await;
+    r.add_agencies(&case, &["police"], "2026-08-20 11:30").await;
+    r.at("2026-08-24 11:55").await;
+    let request = r.last_about(&case, "ppu@police.test", "agency-request");
+    let forged =
+        crate::review::Reply::to(&request, "ppu@police.test", "Nil return - not known to us.")
+            .header(dmarc_fail("ppu@police.test"));
+    r.receive(&forged.raw(), "2026-08-24 12:00").await;
+    let state = r.state(&case).await;
+    assert!(
+        state.agencies["police"].returned_at.is_none(),
+        "still awaited, and chased: {:#?}",
+        state.agencies
+    );
+    let triage = r.engine.store.triage().await.unwrap();
+    assert_eq!(triage.len(), 1, "for a person to check");
+    assert!(
+        r.report(&case)
+            .await
+            .contains("failed the receiving server's checks")
+    );
+
+    // The same from the police's own server: their nil return.
+    let genuine =
+        crate::review::Reply::to(&request, "ppu@police.test", "Nil return - not known to us.")
+            .header(dmarc_pass("ppu@police.test"));
+    r.receive(&genuine.raw(), "2026-08-24 12:30").await;
+    let state = r.state(&case).await;
+    assert!(state.agencies["police"].nil, "{:#?}", state.agencies);
+}
