@@ -114,6 +114,8 @@ pub struct Engine {
     transport: Option<Arc<dyn outbox::Transport>>,
     /// A long pass's progress on a terminal (off unless the command line turns it on).
     progress: Progress,
+    /// Told after each letter a pass sends (the daemon: systemd's watchdog is pinged).
+    sending: Option<Arc<dyn Fn() + Send + Sync>>,
     /// The first run, once the mailbox has been looked at: letters that fell due long before it
     /// are imported — not sent ([`firstrun::imported_not_sent`]). Read at the start of each pass.
     first_run: std::sync::Mutex<Option<FirstRun>>,
@@ -362,6 +364,7 @@ impl Engine {
             vote_key,
             transport: None,
             progress: Progress::off(),
+            sending: None,
             first_run: std::sync::Mutex::new(None),
             unrecorded: outbox::Unrecorded::default(),
             memo: std::sync::Mutex::default(),
@@ -558,6 +561,7 @@ impl Engine {
         crate::shell::verify::record_head_if_due(&self.store, now).await?;
         let doubt = outbox::InDoubt {
             sender: Some(&self.cfg.address),
+            progress: self.sending.as_deref(),
             ..outbox::InDoubt::from_settings(&self.cfg.imap)
         };
         match &self.transport {
@@ -1397,9 +1401,15 @@ impl Engine {
 
     /// The daemon: watch the mailbox and tick whenever something may have arrived or fallen due.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), EngineError> {
+        // systemd (`Type=notify`): ready once the lock is held and the watcher started; a watchdog
+        // ping only after a pass that worked, so a daemon stuck failing is restarted — and after
+        // each letter a pass sends, so a long pass of large letters is not taken for a hung one.
+        let systemd = Arc::new(crate::shell::sdnotify::Notifier::from_env());
+        let pinged = systemd.clone();
+        self.sending = Some(Arc::new(move || pinged.alive("sending letters")));
         let notify = Arc::new(tokio::sync::Notify::new());
         let start_watcher = || {
             tokio::spawn(mailbox::watch(mailbox::Watcher {
@@ -1411,9 +1421,6 @@ impl Engine {
         };
         let mut watcher = start_watcher();
         tokio::pin!(shutdown);
-        // systemd (`Type=notify`): ready once the lock is held and the watcher started; a watchdog
-        // ping only after a pass that worked, so a daemon stuck failing is restarted.
-        let systemd = crate::shell::sdnotify::Notifier::from_env();
         systemd.ready("started; first pass");
         // The first pass fetches; after that the watcher's signal means "fetch", and the timer
         // (at the next due instant, and at least every minute, so an operator's change is acted on

@@ -1189,6 +1189,10 @@ pub struct InDoubt<'a> {
     /// address was another (queued before it changed, or resent as it was) is that letter's
     /// own, and never holds the rest. Unknown (`None`): any such refusal holds.
     pub sender: Option<&'a str>,
+    /// Told after each letter the pass has dealt with: the daemon pings systemd's watchdog, so a
+    /// pass of many large letters over a slow line is not killed mid-send for taking longer than
+    /// the watchdog's interval (each letter is bounded by the transport's own timeout).
+    pub progress: Option<&'a (dyn Fn() + Send + Sync)>,
 }
 
 impl<'a> InDoubt<'a> {
@@ -1198,6 +1202,7 @@ impl<'a> InDoubt<'a> {
             policy: CopyPolicy::NoServerCopy,
             folder: None,
             sender: None,
+            progress: None,
         }
     }
 
@@ -1210,6 +1215,7 @@ impl<'a> InDoubt<'a> {
                 ),
                 folder: Some(imap),
                 sender: None,
+                progress: None,
             },
             _ => InDoubt::resend(),
         }
@@ -1286,6 +1292,9 @@ async fn send_all(
             sender: doubt.sender,
         };
         send_one(&parts, conn, &row, now, report).await?;
+        if let Some(alive) = doubt.progress {
+            alive();
+        }
         if report.held.is_some() || report.stopped || report.unanswered {
             // The same login, or certificate, would be refused; the same database would refuse;
             // the same silent server would keep the next letter waiting as long.

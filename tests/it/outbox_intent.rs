@@ -257,6 +257,7 @@ fn server_copy(f: &Folder) -> outbox::InDoubt<'_> {
         policy: caseclerk::core::indoubt::CopyPolicy::server_copy(Duration::minutes(2)),
         folder: Some(f),
         sender: None,
+        progress: None,
     }
 }
 
@@ -415,4 +416,25 @@ async fn a_letter_refused_for_one_addressee_and_not_recorded_is_recorded_sent_an
     assert!(row.sent_at.is_some(), "sent to the other");
     assert_eq!(transport.sent().len(), 1, "not sent again");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_pass_says_it_is_alive_after_each_letter_so_a_long_one_is_not_taken_for_a_hung_one() {
+    // The daemon pings systemd's watchdog there: eighteen 20 MB letters over a slow line take
+    // longer than the watchdog's ten minutes, and a kill mid-send would send one twice.
+    let (store, _side, _ids, _dir) = outbox_of("alive", 3).await;
+    let transport = RecordingTransport::new();
+    let told = std::sync::atomic::AtomicUsize::new(0);
+    let alive = || {
+        told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    };
+    let doubt = outbox::InDoubt {
+        progress: Some(&alive),
+        ..outbox::InDoubt::resend()
+    };
+    let report = outbox::send_due_settling(&store, &transport, &Unrecorded::default(), doubt, t0())
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 3, "{report:?}");
+    assert_eq!(told.load(std::sync::atomic::Ordering::SeqCst), 3);
 }

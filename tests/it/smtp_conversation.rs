@@ -256,6 +256,7 @@ impl Outbox {
             policy: CopyPolicy::server_copy(Duration::minutes(2)),
             folder: Some(&self.folder),
             sender: None,
+            progress: None,
         };
         let at = t0() + Duration::minutes(minutes);
         outbox::send_due_settling(
@@ -313,6 +314,7 @@ async fn a_letter_whose_answer_is_lost_every_time_is_raised_after_a_day() {
             policy: CopyPolicy::server_copy(Duration::minutes(grace)),
             folder: Some(&NoCopies),
             sender: None,
+            progress: None,
         };
         let memory = Unrecorded::default();
         let mut settings = smtp(&server);
