@@ -1317,8 +1317,8 @@ impl Resolver {
                 s.timeout_seconds,
                 60,
                 300,
-                "how long the mail server may take to answer one step of a letter; a pass stops \
-                 at a server that does not answer",
+                "how long the mail server may take over one letter, beyond its upload (allowed \
+                 at 64 KB/s); a pass stops at a server that does not answer",
             )),
         }
     }

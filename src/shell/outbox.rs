@@ -783,7 +783,12 @@ impl Transport for SmtpClient {
         raw: &'a [u8],
     ) -> BoxFuture<'a, Result<Handed, SendFailure>> {
         Box::pin(async move {
-            match tokio::time::timeout(self.timeout, self.send_on(envelope, raw)).await {
+            match tokio::time::timeout(
+                letter_budget(self.timeout, raw.len()),
+                self.send_on(envelope, raw),
+            )
+            .await
+            {
                 Ok(result) => result,
                 Err(_) => {
                     *self.conn.lock().await = None;
@@ -792,6 +797,19 @@ impl Transport for SmtpClient {
             }
         })
     }
+}
+
+/// The slowest upload a letter is allowed before it counts as unanswered: 64 KB/s (half a
+/// megabit), far below any office line — and slow enough that a 25 MB letter still ends within
+/// systemd's ten-minute watchdog, which is pinged after each letter.
+const SLOWEST_UPLOAD_BYTES_PER_SECOND: u64 = 64 * 1024;
+
+/// How long one letter may take: `[smtp] timeout_seconds` for the conversation, plus its upload
+/// at [`SLOWEST_UPLOAD_BYTES_PER_SECOND`]. A 20 MB referral forwarded over a 3 Mbit/s office line
+/// takes about a minute to upload; with only the timeout it was cut off and uploaded again at
+/// every retry until given up a day later, its statutory day missed.
+fn letter_budget(timeout: std::time::Duration, bytes: usize) -> std::time::Duration {
+    timeout + std::time::Duration::from_secs(bytes as u64 / SLOWEST_UPLOAD_BYTES_PER_SECOND)
 }
 
 /// lettre's error as a failure; a certificate that did not verify during STARTTLS (lettre wraps
@@ -1796,6 +1814,18 @@ mod tests {
             );
         }
         assert_eq!(FailureKind::Sender.hold(), Some(SmtpHold::SenderRefused));
+    }
+
+    #[test]
+    fn a_large_letter_has_time_for_its_upload_on_a_slow_line() {
+        use std::time::Duration as Std;
+        let minute = Std::from_secs(60);
+        assert_eq!(letter_budget(minute, 64 * 1024), Std::from_secs(61));
+        // 20 MB: five minutes more and a bit, at the slowest line allowed.
+        assert_eq!(
+            letter_budget(minute, 20 * 1024 * 1024),
+            Std::from_secs(60 + 320)
+        );
     }
 
     #[test]
