@@ -63,7 +63,14 @@ pub fn diagnose(status: u16, error: &str, code: Option<u64>) -> Diagnosis {
             "no client secret or certificate was accepted: set client_secret_file/client_secret_env or certificate_file + private_key_file in [oauth2]",
             false,
         ),
-        Some(700027 | 700024 | 5002723) => d(
+        Some(700024) => d(
+            Culprit::Certificate,
+            "the certificate assertion is outside its valid time: this machine's clock is wrong \
+             (check `timedatectl`: NTP synchronised, the right time zone), or the certificate is \
+             not yet valid",
+            false,
+        ),
+        Some(700027 | 5002723) => d(
             Culprit::Certificate,
             "the certificate assertion was refused: upload this certificate (certificate_file) to the app registration's Certificates & secrets, check private_key_file is its key, and that it has not expired",
             false,
@@ -208,6 +215,17 @@ mod tests {
         assert_eq!(
             diagnose(401, "invalid_client", Some(7000222)).culprit,
             Culprit::Secret
+        );
+    }
+
+    #[test]
+    fn an_assertion_outside_its_time_points_at_the_clock() {
+        let d = diagnose(401, "invalid_client", Some(700024));
+        assert!(d.advice.contains("clock"), "{}", d.advice);
+        assert!(
+            !diagnose(401, "invalid_client", Some(700027))
+                .advice
+                .contains("clock")
         );
     }
 

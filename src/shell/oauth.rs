@@ -268,8 +268,20 @@ fn read_token_reply(
         url: url.to_string(),
         detail,
     };
-    let json: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| bad(format!("HTTP {status}, not JSON")))?;
+    let json: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(json) => json,
+        // An HTML error page from Microsoft's front end or a proxy while the service is busy or
+        // down: the service's fault, tried again — not a wrong authority.
+        Err(_) if status == 429 || (500..=599).contains(&status) => {
+            return Err(OAuthError::Refused {
+                status,
+                diagnosis: diagnose(status, "", None),
+                error: String::new(),
+                code: None,
+            });
+        }
+        Err(_) => return Err(bad(format!("HTTP {status}, not JSON"))),
+    };
     if status != 200 {
         let error = json["error"].as_str().unwrap_or("").to_string();
         let code = json["error_codes"].get(0).and_then(|c| c.as_u64());
@@ -562,6 +574,20 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("AADSTS7000215"), "{text}");
         assert!(text.contains("client secret is wrong"), "{text}");
+    }
+
+    #[test]
+    fn a_busy_service_s_html_error_page_is_the_service_s_fault_and_tried_again() {
+        let body = b"<html><body><h1>502 Bad Gateway</h1></body></html>";
+        let e = read_token_reply("u", 502, body, DateTime::UNIX_EPOCH).unwrap_err();
+        assert!(
+            matches!(&e, OAuthError::Refused { diagnosis, .. } if diagnosis.retry),
+            "{e}"
+        );
+        assert!(e.to_string().contains("busy or unavailable"), "{e}");
+        // A 200 that is no JSON is still a wrong endpoint.
+        let e = read_token_reply("u", 200, body, DateTime::UNIX_EPOCH).unwrap_err();
+        assert!(e.to_string().contains("[oauth2] authority"), "{e}");
     }
 
     #[test]
