@@ -191,6 +191,8 @@ pub fn failure_kind(code: Option<u16>, permanent: bool, text: &str) -> FailureKi
         .iter()
         .any(|s| t.contains(s));
     match code {
+        // 454 is also "4.7.0 TLS not available due to temporary reason", the answer to STARTTLS.
+        Some(454) if t.contains("tls") => FailureKind::Transient,
         Some(530 | 534 | 535 | 454) => FailureKind::Auth,
         _ if permanent && about_sender => FailureKind::Sender,
         _ if permanent && about_mailbox => FailureKind::Mailbox,
@@ -223,13 +225,17 @@ const TIMEOUT: &str = "timeout";
 const CONNECTION_FAILURE: &str = "connection failure";
 
 impl SendFailure {
-    /// No answer came from the server at all — a timeout, a refused or cut connection — rather
-    /// than a reply about this letter.
+    /// No answer came from the server at all — a timeout, a refused or cut connection — or one
+    /// that refuses any connection for now (432, Exchange Online's "concurrent connections limit
+    /// exceeded" to a fourth one), rather than a reply about this letter: every letter after it
+    /// would meet the same, each charged an attempt. (A 421 stays the letter's own: a throttling
+    /// server gives it per message, and each letter keeps its own day of retries.)
     pub fn unanswered(&self) -> bool {
+        let service = self.summary.ends_with("(432)");
         matches!(
             self.kind,
             FailureKind::Transient | FailureKind::AfterContent
-        ) && [TIMEOUT, CONNECTION_FAILURE].contains(&self.summary.as_str())
+        ) && ([TIMEOUT, CONNECTION_FAILURE].contains(&self.summary.as_str()) || service)
     }
 }
 
@@ -1814,6 +1820,37 @@ mod tests {
             );
         }
         assert_eq!(FailureKind::Sender.hold(), Some(SmtpHold::SenderRefused));
+    }
+
+    #[test]
+    fn a_server_refusing_any_connection_ends_the_pass_and_tls_not_available_is_no_login_failure() {
+        let failure = |code: &str, kind| SendFailure {
+            kind,
+            detail: String::new(),
+            summary: format!("temporary refusal ({code})"),
+        };
+        assert!(failure("432", FailureKind::Transient).unanswered());
+        assert!(!failure("421", FailureKind::Transient).unanswered());
+        assert!(
+            !failure("450", FailureKind::Transient).unanswered(),
+            "that letter's own"
+        );
+        assert_eq!(
+            failure_kind(
+                Some(454),
+                false,
+                "transient error (454): 4.7.0 TLS not available due to temporary reason"
+            ),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            failure_kind(
+                Some(454),
+                false,
+                "transient error (454): 4.7.0 Temporary authentication failure"
+            ),
+            FailureKind::Auth
+        );
     }
 
     #[test]
