@@ -1013,7 +1013,7 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
                     others.join(", ")
                 ));
             }
-            if let Some(why) = new_referral_off_subject(msg, scan, &named) {
+            if let Some(why) = new_referral_off_subject(msg, scan, &named, known.letter.is_some()) {
                 reasons.push(why);
                 return verdict("thread", Kind::Unmatched, reasons);
             }
@@ -1028,15 +1028,36 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     }
 }
 
-/// A message on a case's thread (or Outlook conversation) whose subject names no existing case —
-/// every letter of ours carries its reference in the subject, and a reply keeps it — but whose
-/// subject, an attachment's name or the sender's own text uses new-referral words: perhaps a
-/// new referral sent as a reply (the referrer answering our acknowledgement with another child's
-/// form). Filed by its thread, that child would have no case and their form would go into this
-/// case's papers; so it is for a person. The reason, or `None`.
-fn new_referral_off_subject(msg: &Message, scan: &Scan, named: &[String]) -> Option<String> {
+/// A message on a case's thread (or Outlook conversation) whose subject names no existing case,
+/// yet which reads as another child's referral: perhaps a new referral sent as a reply (the
+/// referrer answering our acknowledgement, or following up their own referral, with another
+/// child's form). Filed by its thread, that child would have no case and their form would go
+/// into this case's papers; so it is for a person. What counts:
+/// - on the thread of one of **our letters** (`answers_our_letter`), whose subjects all carry the
+///   case reference that a reply keeps: new-referral words ([`REFERRAL_VOCABULARY`] but "rapid
+///   review") in the subject, an attachment's name or the sender's own text;
+/// - on the thread of a message **we received** (the referral itself: its subject is the
+///   referrer's, "RE: Referral for a rapid review" on every follow-up), only words that name
+///   another child or another referral ([`ANOTHER_CHILD`]), in the subject or the sender's own text.
+///
+/// The reason, or `None`.
+fn new_referral_off_subject(
+    msg: &Message,
+    scan: &Scan,
+    named: &[String],
+    answers_our_letter: bool,
+) -> Option<String> {
     if !named.is_empty() {
         return None;
+    }
+    if !answers_our_letter {
+        let another = &*ANOTHER_CHILD_WORDS;
+        let term = first_phrase(scan.subject(), another, false)
+            .or_else(|| first_phrase(scan.own(), another, false))?;
+        return Some(format!(
+            "but its subject names no case, and it speaks of \"{term}\": it could be a new \
+             referral sent as a reply; left for a person"
+        ));
     }
     let strong = &*NEW_REFERRAL_WORDS;
     let term = first_phrase(scan.subject(), strong, false)
@@ -1222,7 +1243,9 @@ pub fn conversation(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict
         [] => None,
         [one] => {
             let named = existing_subject_refs(msg, ctx);
-            if let Some(why) = new_referral_off_subject(msg, scan, &named) {
+            // An Outlook conversation is our letters' or a received message's: read it as the
+            // latter, with the narrower words.
+            if let Some(why) = new_referral_off_subject(msg, scan, &named, false) {
                 reasons.push(why);
                 return verdict("conversation", Kind::Unmatched, reasons);
             }
@@ -1918,6 +1941,27 @@ static NIL_RETURN_CONTRAST_WORDS: Vocabulary = Vocabulary::new(NIL_RETURN_CONTRA
 
 /// Words of a new referral: [`REFERRAL_VOCABULARY`] less "rapid review" — how agencies title
 /// their returns, so it cannot tell a new referral from a return.
+/// Words that name another child or another referral than the one a thread is about
+/// ([`new_referral_off_subject`]).
+pub const ANOTHER_CHILD: &[&str] = &[
+    "new referral",
+    "another referral",
+    "further referral",
+    "second referral",
+    "separate referral",
+    "new notification",
+    "another notification",
+    "separate notification",
+    "another child",
+    "a different child",
+    "another pupil",
+    "a different pupil",
+    "another young person",
+];
+
+static ANOTHER_CHILD_WORDS: std::sync::LazyLock<Vocabulary> =
+    std::sync::LazyLock::new(|| Vocabulary::new(ANOTHER_CHILD));
+
 static NEW_REFERRAL_WORDS: std::sync::LazyLock<Vocabulary> = std::sync::LazyLock::new(|| {
     static PHRASES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
         REFERRAL_VOCABULARY
