@@ -701,19 +701,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             reason,
             who,
         } => confirm(config, case, *message, (decision, outcome), reason, who).await,
-        Command::Dismiss {
-            case,
-            message,
-            reason,
-            who,
-        } => {
-            let d = desk(config, who).await?;
-            operator::dismiss_held(&d.store, case, *message, reason, &d.actor, d.now)
-                .await
-                .map_err(refused)?;
-            println!("{case}: held reply {message} dismissed");
-            Ok(())
-        }
+        c @ Command::Dismiss { .. } => dismiss(config, c).await,
         Command::Resend {
             case,
             letter,
@@ -1313,6 +1301,25 @@ async fn attach(
     .await
     .map_err(refused)?;
     println!("{case}: message {message} attached");
+    Ok(())
+}
+
+/// `caseclerk dismiss`: a held reply that counts as no vote.
+async fn dismiss(config: &Option<PathBuf>, c: &Command) -> Result<(), Failure> {
+    let Command::Dismiss {
+        case,
+        message,
+        reason,
+        who,
+    } = c
+    else {
+        return Ok(());
+    };
+    let d = desk(config, who).await?;
+    operator::dismiss_held(&d.store, case, *message, reason, &d.actor, d.now)
+        .await
+        .map_err(refused)?;
+    println!("{case}: held reply {message} dismissed");
     Ok(())
 }
 
