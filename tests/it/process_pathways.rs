@@ -147,6 +147,33 @@ fn nelincs_runs_the_rapid_review_from_the_notification_until_the_partners_say_ot
 }
 
 #[test]
+fn nelincs_stood_down_on_day_0_sends_no_serious_incident_letters_on_day_1() {
+    let p = process("nelincs");
+    // An LLR-1 notification, recorded as LLR the afternoon it came.
+    let llr = decided(
+        case("nelincs", None),
+        "screening",
+        "llr",
+        "2026-03-03T15:00:00Z",
+    );
+    let day1 = steps(&due(&p, &llr, "2026-03-04T09:05:00Z"));
+    for s in ["scsi2-partners", "scsi3-srg"] {
+        assert!(!day1.contains(s), "{s} should not go: {day1:?}");
+    }
+    // MEETS recorded on day 0: the SRG hears, but the partners are not asked to vote on a
+    // decision already taken.
+    let meets = decided(
+        case("nelincs", None),
+        "screening",
+        "meets",
+        "2026-03-03T15:00:00Z",
+    );
+    let day1 = steps(&due(&p, &meets, "2026-03-04T09:05:00Z"));
+    assert!(day1.contains("scsi3-srg"), "{day1:?}");
+    assert!(!day1.contains("scsi2-partners"), "{day1:?}");
+}
+
+#[test]
 fn nelincs_letter_9_waits_for_the_partners_signatures() {
     let p = process("nelincs");
     let meets = decided(
