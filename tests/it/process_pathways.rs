@@ -174,6 +174,41 @@ fn nelincs_stood_down_on_day_0_sends_no_serious_incident_letters_on_day_1() {
 }
 
 #[test]
+fn when_the_national_panel_disagrees_each_partnership_tells_those_who_decide_what_next() {
+    for (id, told) in [
+        ("bury", "statutory_partners@all.test"),
+        ("tameside", "review_group@all.test"),
+        ("bhr", "statutory_partners@all.test"),
+        ("nelincs", "statutory_partners@all.test"),
+        ("bucks", "statutory_partners@all.test"),
+    ] {
+        let p = process(id);
+        // NE Lincs' Panel answers "agree" or "alternative".
+        let answers: &[(&str, bool)] = match id {
+            "nelincs" => &[("alternative", true), ("agree", false)],
+            _ => &[
+                ("disagree", true),
+                ("national_review", true),
+                ("agree", false),
+            ],
+        };
+        for &(answer, expected) in answers {
+            let state = decided(
+                case(id, None),
+                "panel_response",
+                answer,
+                "2026-04-08T14:00:00Z",
+            );
+            let letters = due(&p, &state, "2026-04-08T14:01:00Z");
+            let sent = letters
+                .iter()
+                .any(|l| l.step == "panel-disagrees" && l.to.email == told);
+            assert_eq!(sent, expected, "{id} {answer}: {:?}", steps(&letters));
+        }
+    }
+}
+
+#[test]
 fn nelincs_letter_9_waits_for_the_partners_signatures() {
     let p = process("nelincs");
     let meets = decided(
