@@ -320,9 +320,10 @@ fn file_reply(
     // A reply to one of our letters is from the agency that letter went to, or from none: a
     // panel member answering the screening request from the police's domain, with a document
     // attached, is voting, not sending the police's return (which would stop the police being
-    // chased, and put the vote's attachment in the papers as their return).
+    // chased, and put the vote's attachment in the papers as their return). An agency letter of
+    // a later round is keyed `agency:<id>#r1`: the agency is `<id>`.
     let agency = match reply.letter {
-        Some(l) => l.recipient.strip_prefix("agency:"),
+        Some(l) => timeline::key_without_round(&l.recipient).strip_prefix("agency:"),
         None => reply.agency,
     }
     .map(str::to_string);
@@ -1885,6 +1886,39 @@ mod tests {
         assert!(
             returned(&r),
             "once the police are on the case, it is their return"
+        );
+    }
+
+    #[test]
+    fn a_return_answering_the_agency_request_of_a_reopened_round_is_that_agency_s_return() {
+        let w = World::new();
+        let mut state = case();
+        state
+            .agencies
+            .insert("police".into(), case::AgencyState::default());
+        // Screened in after a query: the request of round 1 is keyed `agency:police#r1`.
+        let verdict = Verdict {
+            kind: Kind::CaseReply {
+                case_ref: "RR-2026-0001".into(),
+                in_reply_to_letter: Some(LetterRef {
+                    step: "agency-request".into(),
+                    recipient: "agency:police#r1".into(),
+                }),
+                agency: None,
+                reply: ReplyKind::Return,
+            },
+            rule: "thread",
+            reasons: vec![],
+        };
+        let msg = reply(POLICE, None, &pass(POLICE), "Our summary is attached.");
+        let r = reacted(&w, &msg, &verdict, &state);
+        assert_eq!(r.filing, Filing::Filed, "{r:?}");
+        assert!(
+            r.events.iter().any(|e| matches!(
+                &e.event,
+                Event::ReturnReceived { agency, .. } if agency == "police"
+            )),
+            "{r:?}"
         );
     }
 

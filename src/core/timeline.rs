@@ -855,7 +855,9 @@ fn undelivered_notices(ctx: &Ctx<'_>, dir: &dyn Lookup, plan: &mut Plan) {
             .skip(1)
             .map(|c| contact_recipient(c, "business_unit"))
             .collect();
-        l.agency = recipient.strip_prefix("agency:").map(str::to_string);
+        l.agency = key_without_round(recipient)
+            .strip_prefix("agency:")
+            .map(str::to_string);
         l.notes = vec![
             format!("Letter: {step_name}"),
             format!("To: {recipient}"),
