@@ -51,6 +51,10 @@ pub enum Event {
         due_at: DateTime<Utc>,
         /// Minutes between when it was due and when it was decided (a late start, or downtime).
         late_minutes: i64,
+        /// Stored as imported — not sent: it fell due long before caseclerk's first run, when
+        /// people did its work by hand.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        imported: bool,
     },
     /// A letter left for the recipient's server.
     LetterSent {
@@ -516,6 +520,8 @@ pub struct LetterState {
     pub queued_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub undelivered: Option<String>,
+    /// Imported — not sent (see [`Event::LetterQueued`]).
+    pub imported: bool,
 }
 
 /// One counted vote.
@@ -820,6 +826,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             recipient,
             outbox,
             due_at,
+            imported,
             ..
         } => {
             s.letters.insert(
@@ -830,6 +837,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
                     queued_at: r.at,
                     sent_at: None,
                     undelivered: None,
+                    imported: *imported,
                 },
             );
         }
@@ -999,6 +1007,7 @@ mod tests {
                     outbox: 1,
                     due_at: t("2026-12-22T09:58:00Z"),
                     late_minutes: 2,
+                    imported: false,
                 },
             ),
             rec(

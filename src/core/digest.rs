@@ -730,10 +730,7 @@ fn agencies_overdue(s: &Scope<'_>) -> Table {
                 a.name.clone(),
                 who,
                 phone.unwrap_or_else(|| "no number in the directory".into()),
-                c.return_deadline
-                    .as_ref()
-                    .map(|r| s.d.at(r.at))
-                    .unwrap_or_default(),
+                a.return_by.map(|t| s.d.at(t)).unwrap_or_default(),
             ]);
         }
     }

@@ -44,7 +44,9 @@
 //! to = ["agency"]
 //! template = "nelincs/scsi6-agency-request"
 //! attach = ["agency_template"]
-//! return_by = { day = 7, at = "17:00" }
+//! return_by = { day = 7, at = "17:00" }   # for agencies asked on the request's day; one asked
+//!                                        # later gets the same working days from its request
+//!                                        # (README, "When an agency must return")
 //! ```
 //!
 //! # Who receives a step's letter, and how often

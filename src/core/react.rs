@@ -968,7 +968,7 @@ fn agency_return(
         return;
     }
     // A deadline that cannot be computed (beyond the holiday data) does not make a return late.
-    let late = timeline::return_deadline(rules.process, rules.calendar, &w.state)
+    let late = timeline::agency_return_deadline(rules.process, rules.calendar, &w.state, agency)
         .ok()
         .flatten()
         .is_some_and(|d| incoming.received > d.at);
@@ -1982,6 +1982,7 @@ mod tests {
                 queued_at: t("2026-08-20T09:01:00Z"),
                 sent_at: sent.map(t),
                 undelivered: None,
+                imported: false,
             },
         );
     }

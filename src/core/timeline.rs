@@ -3,7 +3,9 @@
 //! Owns *deciding* what is due: resolving each step's anchor and offset to a London wall-clock
 //! instant with an explanation ("day 7 = Tue 5 Jan 2027 (skipped …)"), checking the step's pathway
 //! against the case's decisions, fanning a step out to its recipients (one letter per person, or
-//! per agency), and the agency-round rules (who is chased, who is missing, who gets a receipt).
+//! per agency), and the agency-round rules (who is chased, who is missing, who gets a receipt;
+//! an agency asked late has as long to return as one asked on time, and what follows the returns
+//! follows its date: `Ctx::agency_return_by`).
 //! It also lays out the whole planned schedule for `caseclerk timeline`, and the updated
 //! invitation or cancellation owed to every attendee when a person moves or cancels the meeting.
 //!
@@ -26,7 +28,7 @@ use crate::core::directory::{Agency, Contact, Lookup};
 use crate::core::process::{Anchor, Pathway, Process, Role, Roll, Step, StepKind, When};
 use crate::core::records::CaseStatus;
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Planning failed: a date could not be computed (usually beyond the holiday data).
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +137,9 @@ struct Ctx<'a> {
     office: &'a Calendar,
     state: &'a CaseState,
     mode: Mode,
+    /// Agency requests decided in this planning pass and not yet on the case, by (step, letter
+    /// key): they go now, so what follows them (a chaser, the pack) counts them as asked now.
+    asking: std::cell::RefCell<BTreeMap<(String, String), DateTime<Utc>>>,
 }
 
 fn cal_err(what: &str) -> impl FnOnce(CalendarError) -> TimelineError + '_ {
@@ -157,6 +162,7 @@ impl<'a> Ctx<'a> {
             office,
             state,
             mode,
+            asking: std::cell::RefCell::default(),
         }
     }
 
@@ -451,6 +457,217 @@ impl<'a> Ctx<'a> {
         }))
     }
 
+    /// The working days the process gives an agency to return under the request `req`: from the
+    /// request's date to its `return_by` date. When both count from the same anchor (day N, or
+    /// the same decision), on this case's own dates; otherwise (Buckinghamshire's request the
+    /// moment the decision is taken, returns on day 6) as the planned schedule has them, every
+    /// decision taken on its due date (`caseclerk timeline`). At least one.
+    fn return_gap(&self, req: &Step) -> Result<i32, TimelineError> {
+        let (Some(w), Some(rb)) = (&req.when, &req.return_by) else {
+            return Ok(1);
+        };
+        let what = format!("return_by:{}", req.id);
+        let gap = |ctx: &Ctx<'_>| -> Result<Option<i32>, TimelineError> {
+            let (Some(asked), Some(due)) = (ctx.resolve(w, &what)?, ctx.resolve(rb, &what)?) else {
+                return Ok(None);
+            };
+            if due.date <= asked.date {
+                return Ok(None);
+            }
+            ctx.law
+                .working_day_number(asked.date, due.date)
+                .map(Some)
+                .map_err(cal_err(&what))
+        };
+        let n = if w.anchor == rb.anchor {
+            gap(self)?
+        } else {
+            let s = self.state;
+            let planned = CaseState::new(
+                &s.reference,
+                &s.process,
+                s.area.clone(),
+                None,
+                s.received_at,
+                s.day0,
+                s.referral_message,
+            );
+            gap(&Ctx::new(
+                self.process,
+                self.office,
+                &planned,
+                Mode::Planned,
+            ))?
+        };
+        Ok(n.unwrap_or(1).max(1))
+    }
+
+    /// When an agency asked at `asked` under the request `req` must return: the process's date
+    /// (`nominal`: its `return_by`, or the date a person moved it to), but never less than the
+    /// process's own gap between the request's day and the return day ([`Self::return_gap`]),
+    /// counted in working days from the day the request actually went, at the return's time of
+    /// day. An agency asked on time keeps the process's date exactly; one asked late (a late
+    /// screening decision, an agency added later) gets the same working days as the others had.
+    fn agency_return_by(
+        &self,
+        req: &Step,
+        nominal: &Resolved,
+        asked: DateTime<Utc>,
+    ) -> Result<Resolved, TimelineError> {
+        let gap = self.return_gap(req)?;
+        let from = calendar::london_date(asked);
+        let reached = self
+            .law
+            .add_working_days(from, gap)
+            .map_err(cal_err(&format!("return_by:{}", req.id)))?;
+        let time = nominal.at.with_timezone(&calendar::LONDON).time();
+        let at = calendar::london_instant(reached.date, time);
+        if at <= nominal.at {
+            return Ok(nominal.clone());
+        }
+        Ok(Resolved {
+            at,
+            date: reached.date,
+            day: self.day_number(reached.date)?,
+            explanation: format!(
+                "{gap} working days after the request went ({}) = {}, not {}: the request went late",
+                calendar::short_instant(asked),
+                reached.explain(),
+                nominal.explanation
+            ),
+        })
+    }
+
+    /// When the request `req` went (was decided) for agency `id` in this round; `None` when it
+    /// was not asked. A request imported — not sent at the first run (it fell due long before)
+    /// counts as asked on its own date: people did that round by hand.
+    fn asked_at(&self, req: &Step, id: &str) -> Option<DateTime<Utc>> {
+        let key = (req.id.clone(), keyed(self.state, req, agency_key(id)));
+        match self.state.letters.get(&key) {
+            Some(l) if l.imported => Some(l.due_at),
+            Some(l) => Some(l.queued_at),
+            None => self.asking.borrow().get(&key).copied(),
+        }
+    }
+
+    /// Each agency asked in this round under `req` (whose own deadline is `nominal`) that has not
+    /// returned yet: when it was asked, and its return deadline.
+    fn awaited(
+        &self,
+        req: &Step,
+        nominal: &Resolved,
+    ) -> Result<Vec<(DateTime<Utc>, Resolved)>, TimelineError> {
+        let mut out = Vec::new();
+        for (id, a) in self.state.active_agencies() {
+            if a.returned_at.is_some() {
+                continue;
+            }
+            if let Some(asked) = self.asked_at(req, id) {
+                out.push((asked, self.agency_return_by(req, nominal, asked)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A letter about the agencies' returns, dated `due` (as [`Self::resolve_letter`] gave it),
+    /// follows the deadlines of the agencies it is about when they are later than the
+    /// process's (see [`Self::agency_return_by`]). A collation or an escalation dated at or after
+    /// the returns are due waits until the latest deadline of the agencies asked in this round
+    /// that have not returned; a chaser, or an escalation dated before the deadline (NE Lincs'
+    /// day-7 phone list), goes as many working days later as the earliest of those deadlines is
+    /// after the process's, so it stays as far ahead of it as planned (a chaser then goes to each
+    /// agency at its own time: [`chasers`]). A date a person set for the step stands as set.
+    fn after_returns(&self, step: &Step, due: Resolved) -> Result<Resolved, TimelineError> {
+        let roundup = matches!(step.kind, StepKind::Collation | StepKind::Escalation);
+        if !(roundup || step.kind == StepKind::Chaser)
+            || self
+                .state
+                .overrides
+                .contains_key(&format!("step:{}", step.id))
+        {
+            return Ok(due);
+        }
+        let Some((req, nominal)) = request_of(self, step)? else {
+            return Ok(due);
+        };
+        let awaited = self.awaited(req, &nominal)?;
+        if roundup && due.at >= nominal.at {
+            return Ok(
+                match awaited.into_iter().map(|(_, r)| r).max_by_key(|r| r.at) {
+                    Some(last) if last.at > due.at => Resolved {
+                        explanation: format!(
+                            "{}; not before the returns are due ({})",
+                            due.explanation,
+                            calendar::short_instant(last.at)
+                        ),
+                        ..last
+                    },
+                    _ => due,
+                },
+            );
+        }
+        match awaited.into_iter().min_by_key(|(_, r)| r.at) {
+            Some((asked, first)) => self.ahead_of(step, due, &nominal, asked, &first),
+            None => Ok(due),
+        }
+    }
+
+    /// `step`'s letter (dated `due`), which the process dates ahead of the return deadline
+    /// `nominal`, for an agency asked at `asked` whose return is due at `deadline` instead: as
+    /// many working days later as the deadline moved, counted on statutory time from the step's
+    /// own date; a closure day then moves it earlier as for any letter, never before the request
+    /// went.
+    fn ahead_of(
+        &self,
+        step: &Step,
+        due: Resolved,
+        nominal: &Resolved,
+        asked: DateTime<Utc>,
+        deadline: &Resolved,
+    ) -> Result<Resolved, TimelineError> {
+        let owner = format!("step:{}", step.id);
+        let Some(w) = step.when.as_ref().filter(|_| deadline.at > nominal.at) else {
+            return Ok(due);
+        };
+        let Some(base) = self.resolve(w, &owner)? else {
+            return Ok(due);
+        };
+        let shift = self
+            .law
+            .working_day_number(nominal.date, deadline.date)
+            .map_err(cal_err(&owner))?;
+        let moved = self
+            .law
+            .add_working_days(base.date, shift)
+            .map_err(cal_err(&owner))?;
+        let mut explanation = format!(
+            "{}; this return is due {}, {shift} working days later: {}",
+            base.explanation,
+            calendar::short_instant(deadline.at),
+            moved.explain()
+        );
+        let sending = self
+            .office
+            .sending_day(moved.date, calendar::london_date(asked))
+            .map_err(cal_err(&owner))?;
+        if let Some(why) = sending.explain() {
+            explanation = format!("{explanation}; {why}");
+        }
+        let date = match sending {
+            calendar::Sending::Before { date, .. } => date,
+            _ => moved.date,
+        };
+        let time = base.at.with_timezone(&calendar::LONDON).time();
+        let at = calendar::london_instant(date, time).max(asked);
+        let date = calendar::london_date(at);
+        Ok(Resolved {
+            at,
+            date,
+            day: self.day_number(date)?,
+            explanation,
+        })
+    }
+
     fn day_number(&self, date: NaiveDate) -> Result<Option<i32>, TimelineError> {
         if date < self.state.day0 {
             return Ok(None);
@@ -574,7 +791,10 @@ pub fn plan(
         let Some(when) = &step.when else { continue };
         // A step whose date cannot be worked out (beyond the holiday data) is a problem for that
         // step and those anchored on it, never for the case's other letters.
-        let due = match ctx.resolve_letter(&format!("step:{}", step.id), when, true) {
+        let due = match ctx
+            .resolve_letter(&format!("step:{}", step.id), when, true)
+            .and_then(|due| due.map(|d| ctx.after_returns(step, d)).transpose())
+        {
             Ok(Some(due)) => due,
             Ok(None) => continue,
             Err(e) => {
@@ -948,8 +1168,8 @@ fn fan_out(
     plan: &mut Plan,
 ) -> Result<(), TimelineError> {
     match step.kind {
-        StepKind::AgencyRequest => agency_requests(ctx, dir, step, due, plan),
-        StepKind::Chaser => chasers(ctx, dir, step, due, plan),
+        StepKind::AgencyRequest => agency_requests(ctx, dir, step, due, now, plan),
+        StepKind::Chaser => chasers(ctx, dir, step, due, now, plan),
         StepKind::Escalation | StepKind::Collation => {
             returns_roundup(ctx, dir, step, due, now, plan)
         }
@@ -973,12 +1193,14 @@ fn fan_out(
     }
 }
 
-/// An agency request: one letter to each active agency's contact, with the return deadline.
+/// An agency request: one letter to each active agency's contact, with its return deadline —
+/// the process's, or later for a request that goes late ([`Ctx::agency_return_by`]: it goes now).
 fn agency_requests(
     ctx: &Ctx<'_>,
     dir: &dyn Lookup,
     step: &Step,
     due: &Resolved,
+    now: DateTime<Utc>,
     plan: &mut Plan,
 ) -> Result<(), TimelineError> {
     let state = ctx.state;
@@ -998,38 +1220,60 @@ fn agency_requests(
         };
         let to = contact_recipient(&agency.contact, "agency");
         let cc = expand(&step.cc, ctx.process, dir, state, Some(&agency));
+        let asked = now.max(due.at);
+        ctx.asking
+            .borrow_mut()
+            .insert((step.id.clone(), key.clone()), asked);
         let mut l = letter(step, key, to, cc, due);
         l.agency = Some(id.clone());
-        l.return_by = return_by.clone();
+        l.return_by = match &return_by {
+            Some(rb) => Some(ctx.agency_return_by(step, rb, asked)?),
+            None => None,
+        };
         plan.due.push(l);
     }
     Ok(())
 }
 
-/// A chaser: one letter to each agency asked before it fell due that has not returned.
+/// A chaser: one letter to each agency asked before its chase fell due that has not returned.
+/// An agency whose return is due later than the process's date (asked late) is chased as many
+/// working days later ([`Ctx::ahead_of`]), and told its own deadline.
 fn chasers(
     ctx: &Ctx<'_>,
     dir: &dyn Lookup,
     step: &Step,
     due: &Resolved,
+    now: DateTime<Utc>,
     plan: &mut Plan,
 ) -> Result<(), TimelineError> {
     let state = ctx.state;
-    let Some((req, return_by)) = request_of(ctx, step)? else {
+    let Some((req, nominal)) = request_of(ctx, step)? else {
         return Ok(());
     };
+    let moved = state.overrides.contains_key(&format!("step:{}", step.id));
     for (id, a) in state.active_agencies() {
         let key = keyed(state, step, agency_key(id));
         if a.returned_at.is_some() || state.has_letter(&step.id, &key) {
             continue;
         }
-        // Only chase an agency that was asked before the chase fell due: one added later
+        let Some(asked) = ctx.asked_at(req, id) else {
+            continue;
+        };
+        let return_by = ctx.agency_return_by(req, &nominal, asked)?;
+        let due = if moved {
+            due.clone()
+        } else {
+            ctx.ahead_of(step, due.clone(), &nominal, asked, &return_by)?
+        };
+        if due.at > now {
+            if plan.next_wake.is_none_or(|w| due.at < w) {
+                plan.next_wake = Some(due.at);
+            }
+            continue;
+        }
+        // Only chase an agency that was asked before its chase fell due: one added later
         // has had no time to answer (the escalation covers it).
-        let asked = state
-            .letters
-            .get(&(req.id.clone(), keyed(state, req, agency_key(id))))
-            .is_some_and(|l| l.queued_at <= due.at);
-        if !asked {
+        if asked > due.at {
             continue;
         }
         let Some(agency) = dir.agency(id) else {
@@ -1045,9 +1289,9 @@ fn chasers(
             _ => contact_recipient(&agency.contact, "agency"),
         };
         let cc = expand(&step.cc, ctx.process, dir, state, Some(&agency));
-        let mut l = letter(step, key, contact, cc, due);
+        let mut l = letter(step, key, contact, cc, &due);
         l.agency = Some(id.clone());
-        l.return_by = Some(return_by.clone());
+        l.return_by = Some(return_by);
         plan.due.push(l);
     }
     Ok(())
@@ -1386,6 +1630,7 @@ pub fn upcoming(
         let Some(due) = ctx.resolve_letter(&format!("step:{}", step.id), when, true)? else {
             continue;
         };
+        let due = ctx.after_returns(step, due)?;
         if due.at >= from && due.at < until {
             out.push(Upcoming {
                 step: step.id.clone(),
@@ -1424,23 +1669,65 @@ pub fn on_pathway(process: &Process, cal: &Calendar, state: &CaseState, pathway:
     Ctx::new(process, cal, state, Mode::Actual).on_pathway(pathway)
 }
 
-/// The return deadline of the case's agency request (the first on an open pathway), if known yet.
+/// The case's agency request (the first on an open pathway) and its return deadline as the
+/// process (or a person) sets it, if known yet.
+fn case_request<'a>(ctx: &'a Ctx<'_>) -> Result<Option<(&'a Step, Resolved)>, TimelineError> {
+    let Some(step) = ctx
+        .process
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::AgencyRequest && ctx.on_pathway(&s.on))
+    else {
+        return Ok(None);
+    };
+    let Some(rb) = &step.return_by else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .resolve_owned(&format!("return_by:{}", step.id), rb)?
+        .map(|r| (step, r)))
+}
+
+/// The return deadline of the case's agency request (the first on an open pathway), if known
+/// yet: the latest of the agencies asked in this round ([`agency_return_deadline`]), else the
+/// process's.
 pub fn return_deadline(
     process: &Process,
     cal: &Calendar,
     state: &CaseState,
 ) -> Result<Option<Resolved>, TimelineError> {
     let ctx = Ctx::new(process, cal, state, Mode::Actual);
-    match process
-        .steps
-        .iter()
-        .find(|s| s.kind == StepKind::AgencyRequest && ctx.on_pathway(&s.on))
-    {
-        Some(step) => match &step.return_by {
-            Some(rb) => ctx.resolve_owned(&format!("return_by:{}", step.id), rb),
-            None => Ok(None),
-        },
-        None => Ok(None),
+    let Some((req, nominal)) = case_request(&ctx)? else {
+        return Ok(None);
+    };
+    let mut last = nominal.clone();
+    for (id, _) in state.active_agencies() {
+        if let Some(asked) = ctx.asked_at(req, id) {
+            let r = ctx.agency_return_by(req, &nominal, asked)?;
+            if r.at > last.at {
+                last = r;
+            }
+        }
+    }
+    Ok(Some(last))
+}
+
+/// When agency `id` must return under the case's agency request: the date its request gave it
+/// (later than the process's when it was asked late, see `Ctx::agency_return_by`), else the
+/// process's.
+pub fn agency_return_deadline(
+    process: &Process,
+    cal: &Calendar,
+    state: &CaseState,
+    id: &str,
+) -> Result<Option<Resolved>, TimelineError> {
+    let ctx = Ctx::new(process, cal, state, Mode::Actual);
+    let Some((req, nominal)) = case_request(&ctx)? else {
+        return Ok(None);
+    };
+    match ctx.asked_at(req, id) {
+        Some(asked) => ctx.agency_return_by(req, &nominal, asked).map(Some),
+        None => Ok(Some(nominal)),
     }
 }
 
@@ -1818,6 +2105,7 @@ mod tests {
                 queued_at: t(at),
                 sent_at: Some(t(at)),
                 undelivered: None,
+                imported: false,
             },
         );
     }
@@ -1905,13 +2193,16 @@ mod tests {
         let request = plan.due.iter().find(|l| l.step == "request").unwrap();
         assert_eq!(request.due.day, Some(2));
         assert_eq!(request.to.email, "police@agency.test");
+        // Asked a day late, on day 3, the agency has the process's five working days (day 2 to
+        // day 7) from then: day 8, not day 7.
         let rb = request.return_by.as_ref().unwrap();
-        assert_eq!(rb.day, Some(7));
-        assert_eq!(rb.date, NaiveDate::from_ymd_opt(2027, 1, 5).unwrap());
+        assert_eq!(rb.day, Some(8));
+        assert_eq!(rb.at, t("2027-01-06T17:00:00Z"));
         let invite = plan.due.iter().find(|l| l.step == "invite").unwrap();
         assert_eq!(invite.meeting.as_ref().unwrap().day, Some(11));
-        // The chaser's day is next.
-        assert_eq!(plan.next_wake, Some(t("2027-01-05T10:00:00Z")));
+        // The chaser's day is next: day 8, the morning of that deadline (as the day-7 chase is on
+        // the process's day-7 deadline).
+        assert_eq!(plan.next_wake, Some(t("2027-01-06T10:00:00Z")));
     }
 
     #[test]
@@ -2005,6 +2296,104 @@ mod tests {
                 .iter()
                 .any(|l| l.key == "agency:late-added" && l.step == "chase")
         );
+    }
+
+    #[test]
+    fn an_agency_added_after_the_return_day_gets_its_own_deadline_and_the_pack_waits_for_it() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        for id in ["police", "health", "school", "gp"] {
+            s.agencies.get_mut(id).unwrap().returned_at = Some(t("2027-01-05T12:00:00Z"));
+            sent(
+                &mut s,
+                "receipt",
+                &format!("agency:{id}"),
+                "2027-01-05T12:00:00Z",
+            );
+        }
+        // An `Agencies:` line on day 8 (Wed 6 Jan 2027) at 08:00, after the day-7 deadline: the
+        // request goes at once, with the process's five working days from today (day 13).
+        s.agencies.insert(
+            "housing".into(),
+            AgencyState {
+                added_at: Some(t("2027-01-06T08:00:00Z")),
+                ..AgencyState::default()
+            },
+        );
+        let now = t("2027-01-06T08:00:00Z");
+        let asked = plan(&p, &Dir, &cal, &s, now).unwrap();
+        let request = asked.due.iter().find(|l| l.step == "request").unwrap();
+        let rb = request.return_by.as_ref().unwrap();
+        assert_eq!(rb.at, t("2027-01-13T17:00:00Z"), "{}", rb.explanation);
+        assert_eq!(rb.day, Some(13));
+        assert!(
+            rb.explanation.contains("the request went late"),
+            "{}",
+            rb.explanation
+        );
+        sent(&mut s, "request", "agency:housing", "2027-01-06T08:00:00Z");
+        // The day-8 pack and escalation wait for its return; it is chased on day 13, as far
+        // ahead of its deadline as the day-7 chase is of the process's.
+        let waiting = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:30:00Z")).unwrap();
+        assert!(waiting.due.is_empty(), "{:?}", steps(&waiting));
+        assert_eq!(waiting.next_wake, Some(t("2027-01-13T10:00:00Z")));
+        let chased = plan(&p, &Dir, &cal, &s, t("2027-01-13T10:00:00Z")).unwrap();
+        assert_eq!(
+            steps(&chased),
+            [("chase".to_string(), "agency:housing".to_string())]
+        );
+        assert_eq!(chased.due[0].return_by.as_ref().unwrap().day, Some(13));
+        sent(&mut s, "chase", "agency:housing", "2027-01-13T10:00:00Z");
+        let before = plan(&p, &Dir, &cal, &s, t("2027-01-13T16:59:00Z")).unwrap();
+        assert!(before.due.is_empty(), "{:?}", steps(&before));
+        assert_eq!(before.next_wake, Some(t("2027-01-13T17:00:00Z")));
+        let due = plan(&p, &Dir, &cal, &s, t("2027-01-13T17:00:00Z")).unwrap();
+        let pack = due.due.iter().find(|l| l.step == "pack").unwrap();
+        assert_eq!(pack.due.at, t("2027-01-13T17:00:00Z"));
+        assert_eq!(pack.missing, ["housing"]);
+        let esc = due.due.iter().find(|l| l.step == "escalate").unwrap();
+        assert_eq!(esc.missing, ["housing"]);
+        // Its return, before its own deadline, is not late.
+        s.agencies.get_mut("housing").unwrap().returned_at = Some(t("2027-01-12T09:00:00Z"));
+        let d = agency_return_deadline(&p, &cal, &s, "housing")
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.at, t("2027-01-13T17:00:00Z"));
+        assert_eq!(
+            agency_return_deadline(&p, &cal, &s, "police")
+                .unwrap()
+                .unwrap()
+                .day,
+            Some(7),
+            "an agency asked on time keeps the process's date"
+        );
+    }
+
+    #[test]
+    fn a_request_imported_at_the_first_run_keeps_the_process_s_deadline() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        // caseclerk's first run on Mon 18 Jan 2027 imported the day-2 requests (not sent):
+        // people asked the agencies by hand, on time.
+        for l in s.letters.values_mut() {
+            l.queued_at = t("2027-01-18T09:00:00Z");
+            l.due_at = t("2026-12-24T09:00:00Z");
+            l.sent_at = None;
+            l.imported = true;
+        }
+        let d = agency_return_deadline(&p, &cal, &s, "police")
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.day, Some(7));
+        // The day-7 chase and the day-8 pack fell due before the run; nothing waits for later.
+        let now = t("2027-01-18T09:00:00Z");
+        let got = plan(&p, &Dir, &cal, &s, now).unwrap();
+        let mut due: Vec<&str> = got.due.iter().map(|l| l.step.as_str()).collect();
+        due.dedup();
+        assert_eq!(due, ["chase", "escalate", "pack"], "{:?}", steps(&got));
+        assert!(got.due.iter().all(|l| l.due.at < now));
     }
 
     #[test]

@@ -194,7 +194,10 @@ pub struct AgencyView {
     pub returned_at: Option<DateTime<Utc>>,
     pub late: bool,
     pub nil: bool,
-    /// Asked, not returned, and the return deadline has passed.
+    /// When its return is due: the date its request gave it (later than the process's for an
+    /// agency asked late), else the process's; `None` when not yet known.
+    pub return_by: Option<DateTime<Utc>>,
+    /// Asked, not returned, and its return deadline has passed.
     pub overdue: bool,
 }
 
@@ -684,14 +687,7 @@ pub fn case_view(
             None
         }
     };
-    let agencies = agency_views(
-        ctx,
-        state,
-        view.row.id,
-        summaries,
-        return_deadline.as_ref(),
-        now,
-    );
+    let agencies = agency_views(ctx, state, view.row.id, summaries, now);
     let decisions = decision_views(ctx, state, &view.letters, &mut problems);
     let held = held_views(ctx, state);
 
@@ -797,7 +793,6 @@ fn agency_views(
     state: &CaseState,
     case_id: i64,
     summaries: &[LetterSummary],
-    return_deadline: Option<&Resolved>,
     now: DateTime<Utc>,
 ) -> Vec<AgencyView> {
     let p = ctx.process;
@@ -815,9 +810,14 @@ fn agency_views(
                 })
                 .map(|l| l.sent_at.unwrap_or(l.queued_at))
                 .min();
-            let overdue = a.returned_at.is_none()
-                && asked_at.is_some()
-                && return_deadline.is_some_and(|d| now > d.at);
+            // A deadline that cannot be computed (beyond the holiday data) is raised with the
+            // case's; it makes nobody overdue.
+            let return_by = timeline::agency_return_deadline(p, ctx.calendar, state, id)
+                .ok()
+                .flatten()
+                .map(|r| r.at);
+            let overdue =
+                a.returned_at.is_none() && asked_at.is_some() && return_by.is_some_and(|d| now > d);
             AgencyView {
                 id: id.clone(),
                 name: dir.map_or(id.clone(), |d| d.name.clone()),
@@ -828,6 +828,7 @@ fn agency_views(
                 returned_at: a.returned_at,
                 late: a.late,
                 nil: a.nil,
+                return_by,
                 overdue,
             }
         })
@@ -1254,6 +1255,7 @@ pub(crate) mod fixture {
                     outbox: id,
                     due_at: at,
                     late_minutes: 0,
+                    imported: false,
                 },
             );
             if state != OutboxState::Pending {

@@ -1367,15 +1367,17 @@ impl Engine {
             return Ok(false);
         };
         let late = (now - due.due.at).num_minutes().max(0);
+        let imported = firstrun::imported_not_sent(self.first_run().as_ref(), fell_due);
         let e = Event::LetterQueued {
             step: due.step.clone(),
             recipient: due.key.clone(),
             outbox: id,
             due_at: due.due.at,
             late_minutes: late,
+            imported,
         };
         record_event(tx, case.id, now, "caseclerk", &e).await?;
-        if firstrun::imported_not_sent(self.first_run().as_ref(), fell_due) {
+        if imported {
             Store::mark_imported(tx, id).await?;
             tracing::info!(case = %case.reference, step = %due.step, outbox = id, "letter fell due before the first run: imported, not sent");
             return Ok(true);

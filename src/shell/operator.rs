@@ -516,9 +516,10 @@ pub async fn attach(
             .await?
             .ok_or(OperatorError::NoMessage(message))?;
         let state = case_state(store, &case).await?;
-        let late = crate::core::timeline::return_deadline(&cfg.process, &cfg.calendar, &state)
-            .map_err(|e| OperatorError::Case(e.to_string()))?
-            .is_some_and(|d| received > d.at);
+        let late =
+            crate::core::timeline::agency_return_deadline(&cfg.process, &cfg.calendar, &state, &id)
+                .map_err(|e| OperatorError::Case(e.to_string()))?
+                .is_some_and(|d| received > d.at);
         events.push(Event::ReturnReceived {
             agency: id,
             message,

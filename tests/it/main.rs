@@ -34,6 +34,7 @@ mod process_pathways;
 mod readonly;
 mod retention;
 mod review;
+mod review_dates;
 mod sent_copy;
 mod skeleton;
 mod smtp_conversation;
