@@ -12,6 +12,8 @@
 //! Two calendars: every date is statutory time (England & Wales working days,
 //! [`Calendar::statutory`]); the office's closure days only move when a step's letter goes
 //! ([`Calendar::sending_day`]: the last open working day before), and the explanation says so.
+//! A letter the process plans after the meeting never goes before the case's meeting has ended,
+//! however the meeting or the letter moved (`Ctx::after_meeting`).
 //!
 //! Planning is idempotent: it returns every letter that is due at `now` and not yet decided; the
 //! engine queues them under a unique case/step/recipient key, so planning twice decides nothing
@@ -140,6 +142,9 @@ struct Ctx<'a> {
     /// Agency requests decided in this planning pass and not yet on the case, by (step, letter
     /// key): they go now, so what follows them (a chaser, the pack) counts them as asked now.
     asking: std::cell::RefCell<BTreeMap<(String, String), DateTime<Utc>>>,
+    /// The case as the planned schedule imagines it (day 0 and arrival only), made when first
+    /// needed: what the process plans, as against what happened.
+    planned: std::cell::OnceCell<CaseState>,
 }
 
 fn cal_err(what: &str) -> impl FnOnce(CalendarError) -> TimelineError + '_ {
@@ -163,7 +168,26 @@ impl<'a> Ctx<'a> {
             state,
             mode,
             asking: std::cell::RefCell::default(),
+            planned: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The planned schedule for this case: its day 0, every decision taken on its due date, the
+    /// meeting on its planned day (`caseclerk timeline`).
+    fn planned(&self) -> Ctx<'_> {
+        let s = self.state;
+        let state = self.planned.get_or_init(|| {
+            CaseState::new(
+                &s.reference,
+                &s.process,
+                s.area.clone(),
+                None,
+                s.received_at,
+                s.day0,
+                s.referral_message,
+            )
+        });
+        Ctx::new(self.process, self.office, state, Mode::Planned)
     }
 
     fn anchor(&self, a: &Anchor) -> Result<Option<Base>, TimelineError> {
@@ -278,12 +302,117 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// When the office sends a step's letter: its statutory date ([`Self::resolve_owned`]),
-    /// moved to the last open working day before it when the office is closed that day
+    /// When the office sends a step's letter: its date ([`Self::dated_letter`]), and never
+    /// before the meeting has ended when the process plans it after the meeting
+    /// ([`Self::after_meeting`]). A person's rescheduling of the step stands as they set it.
+    fn resolve_letter(
+        &self,
+        owner: &str,
+        w: &When,
+        owned: bool,
+    ) -> Result<Option<Resolved>, TimelineError> {
+        let Some(r) = self.dated_letter(owner, w, owned)? else {
+            return Ok(None);
+        };
+        if owned && self.state.overrides.contains_key(owner) {
+            return Ok(Some(r));
+        }
+        self.after_meeting(owner, r).map(Some)
+    }
+
+    /// Is the case's meeting to be held: the process has one, the pathway of its invitation is
+    /// open (in the planned schedule, always), and nobody has called it off?
+    fn meeting_held(&self) -> bool {
+        if self.process.meeting.is_none()
+            || self
+                .state
+                .meeting_changes
+                .last()
+                .is_some_and(|(_, cancelled, _)| *cancelled)
+        {
+            return false;
+        }
+        let mut invites = self
+            .process
+            .steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Invite)
+            .peekable();
+        self.mode == Mode::Planned
+            || invites.peek().is_none()
+            || invites.any(|s| self.on_pathway(&s.on))
+    }
+
+    /// When the case's meeting ends: its start (as planned, or as a person moved it) and its
+    /// length (`minutes`).
+    fn meeting_end(&self) -> Result<Option<DateTime<Utc>>, TimelineError> {
+        let Some(m) = &self.process.meeting else {
+            return Ok(None);
+        };
+        let start = match self.anchor(&Anchor::Meeting)? {
+            Some(Base::Instant(t)) => t,
+            Some(Base::Date(d)) => calendar::london_instant(d, self.process.default_at),
+            None => return Ok(None),
+        };
+        Ok(Some(
+            start + chrono::Duration::minutes(i64::from(m.minutes)),
+        ))
+    }
+
+    /// A letter the process plans for after the meeting — at or after the meeting's end in the
+    /// planned schedule ([`Self::planned`]), while the case's meeting is to be held — never goes
+    /// before the case's meeting has ended: not when a person moved the meeting later
+    /// (`caseclerk adjourn … meeting`), nor when a closure day moved the letter back to the
+    /// meeting's day or before. It then goes the moment the meeting ends (its start and its
+    /// `minutes`), as a letter that answers a decision goes when the decision is taken.
+    /// (Choice: the end of the meeting, not the next morning — a letter moved back by a closure
+    /// still goes earlier than its date, never later, and the partners can be asked while the
+    /// meeting is fresh.) Invitations are the meeting's own letters and are left alone.
+    fn after_meeting(&self, owner: &str, r: Resolved) -> Result<Resolved, TimelineError> {
+        let id = owner.strip_prefix("step:").unwrap_or(owner);
+        let Some(step) = self.process.step(id) else {
+            return Ok(r);
+        };
+        let Some(w) = step.when.as_ref().filter(|_| step.kind != StepKind::Invite) else {
+            return Ok(r);
+        };
+        if !self.meeting_held() {
+            return Ok(r);
+        }
+        let Some(end) = self.meeting_end()? else {
+            return Ok(r);
+        };
+        if r.at >= end {
+            return Ok(r);
+        }
+        let planned = self.planned();
+        let (Some(planned_at), Some(planned_end)) =
+            (planned.resolve(w, owner)?, planned.meeting_end()?)
+        else {
+            return Ok(r);
+        };
+        if planned_at.at < planned_end {
+            return Ok(r);
+        }
+        let date = calendar::london_date(end);
+        Ok(Resolved {
+            at: end,
+            date,
+            day: self.day_number(date)?,
+            explanation: format!(
+                "{}; not before the meeting has ended ({})",
+                r.explanation,
+                calendar::short_instant(end)
+            ),
+        })
+    }
+
+    /// A step's letter's date: its statutory date ([`Self::resolve_owned`]), moved to the last
+    /// open working day before it when the office is closed that day
     /// ([`Calendar::sending_day`]). A person's rescheduling stands as they set it, and a letter
     /// dated in elapsed hours or at the instant of an event (an acknowledgement, "48 hours
     /// after") answers what happened and goes when it falls due.
-    fn resolve_letter(
+    fn dated_letter(
         &self,
         owner: &str,
         w: &When,
@@ -482,22 +611,7 @@ impl<'a> Ctx<'a> {
         let n = if w.anchor == rb.anchor {
             gap(self)?
         } else {
-            let s = self.state;
-            let planned = CaseState::new(
-                &s.reference,
-                &s.process,
-                s.area.clone(),
-                None,
-                s.received_at,
-                s.day0,
-                s.referral_message,
-            );
-            gap(&Ctx::new(
-                self.process,
-                self.office,
-                &planned,
-                Mode::Planned,
-            ))?
+            gap(&self.planned())?
         };
         Ok(n.unwrap_or(1).max(1))
     }

@@ -226,6 +226,50 @@ fn nelincs_letter_9_waits_for_the_partners_signatures() {
 }
 
 #[test]
+fn nelincs_srg_8_waits_for_a_moved_meeting_to_end_but_not_for_a_cancelled_one() {
+    let p = process("nelincs");
+    let mut moved = decided(
+        case("nelincs", None),
+        "screening",
+        "meets",
+        "2026-03-04T15:00:00Z",
+    );
+    // The day-11 meeting (Wed 18 March, 14:00) moved to day 12, Thursday 19 March at 10:00.
+    moved.meeting_at = Some(at("2026-03-19T10:00:00Z"));
+    let planned = timeline::upcoming(
+        &p,
+        &Calendar::bundled(),
+        &moved,
+        at("2026-03-19T00:00:00Z"),
+        at("2026-03-20T00:00:00Z"),
+    )
+    .expect("plans");
+    let srg8 = planned
+        .iter()
+        .find(|u| u.step == "srg8-partners")
+        .expect("SRG-8 on day 12");
+    assert_eq!(srg8.due.at, at("2026-03-19T12:00:00Z"), "{:?}", srg8.due);
+    assert!(
+        srg8.due
+            .explanation
+            .ends_with("not before the meeting has ended (Thu 19 Mar 2026 12:00)"),
+        "{}",
+        srg8.due.explanation
+    );
+    let before = steps(&due(&p, &moved, "2026-03-19T11:59:00Z"));
+    assert!(!before.contains("srg8-partners"), "{before:?}");
+    // Called off: no meeting to wait for, so SRG-8 goes on its day.
+    let mut cancelled = moved;
+    cancelled.meeting_changes.push((
+        at("2026-03-16T09:00:00Z"),
+        true,
+        "the review is stood down".into(),
+    ));
+    let on_its_day = steps(&due(&p, &cancelled, "2026-03-19T10:00:00Z"));
+    assert!(on_its_day.contains("srg8-partners"), "{on_its_day:?}");
+}
+
+#[test]
 fn tameside_reminds_the_head_of_safeguarding_on_day_1_once_the_panel_says_meets() {
     let p = process("tameside");
     let undecided = steps(&due(&p, &case("tameside", None), "2026-03-04T10:00:00Z"));

@@ -140,3 +140,100 @@ async fn an_agency_asked_on_day_11_has_seven_working_days_to_return_and_the_pape
     assert!(text.contains("GP Practice"), "{text}");
     assert!(!text.contains("Greater Manchester Police"), "{text}");
 }
+
+/// A Bury referral on day 0 (Tue 3 Mar 2026) screened in on day 1, with the example
+/// configuration changed by `edit`.
+async fn screened_in_on_day_1(edit: fn(&mut toml::Table)) -> (Review, String) {
+    let mut r = Review::with("bury", edit).await;
+    let case = r.referral_at("2026-03-03 10:00").await;
+    r.vote_all(
+        "screening-request",
+        SCREENING_PANEL,
+        "MEETS\nAgencies: police, gp",
+        "2026-03-04 11:00",
+    )
+    .await;
+    (r, case)
+}
+
+fn no_change(_: &mut toml::Table) {}
+
+#[tokio::test]
+async fn the_sign_off_request_waits_for_a_meeting_the_business_unit_adjourned() {
+    let (mut r, case) = screened_in_on_day_1(no_change).await;
+    r.at("2026-03-16 09:00").await;
+    // Day 12's meeting (Thu 19 Mar 10:00) is adjourned to day 14, Mon 23 Mar at 10:00.
+    caseclerk::shell::operator::reschedule(
+        &r.engine.cfg,
+        &r.engine.store,
+        &case,
+        "meeting",
+        london("2026-03-23 10:00"),
+        "the chair is ill",
+        "test",
+        r.now(),
+    )
+    .await
+    .unwrap();
+    r.at("2026-03-16 09:01").await;
+    // Day 13, when the request was planned: nothing asks the partners to sign off yet.
+    r.at("2026-03-20 17:00").await;
+    assert!(
+        r.for_step("signoff-request").is_empty(),
+        "{:#?}",
+        r.timeline()
+    );
+    // It goes when the meeting has ended (two hours), not before.
+    r.at("2026-03-23 11:59").await;
+    assert!(
+        r.for_step("signoff-request").is_empty(),
+        "{:#?}",
+        r.timeline()
+    );
+    r.at("2026-03-23 12:00").await;
+    let asked = r.for_step("signoff-request");
+    assert_eq!(asked.len(), 3, "{:#?}", r.timeline());
+    for l in asked {
+        assert_eq!(l.at, london("2026-03-23 12:00"), "{}", l.line());
+    }
+}
+
+/// Day 13, Fri 20 Mar 2026, is a closure day of the office.
+fn closed_on_day_13(cfg: &mut toml::Table) {
+    let mut closure = toml::Table::new();
+    closure.insert("date".into(), "2026-03-20".into());
+    closure.insert("reason".into(), "staff training".into());
+    cfg["calendar"]
+        .as_table_mut()
+        .unwrap()
+        .insert("closures".into(), toml::Value::Array(vec![closure.into()]));
+}
+
+#[tokio::test]
+async fn a_closure_day_never_moves_the_sign_off_request_before_the_meeting_it_follows() {
+    let (mut r, case) = screened_in_on_day_1(closed_on_day_13).await;
+    // Moved back from the closure day (day 13) to day 12, the meeting's day (10:00 to 12:00):
+    // it goes when the meeting has ended, not at 09:00 before it.
+    r.at("2026-03-19 11:59").await;
+    assert!(
+        r.for_step("signoff-request").is_empty(),
+        "{:#?}",
+        r.timeline()
+    );
+    // `caseclerk case` says when and why.
+    let report = r.report(&case).await;
+    assert!(
+        report.contains(
+            "the office is closed Fri 20 Mar staff training (closure day), so it goes on the last \
+             open working day before: Thu 19 Mar 2026; not before the meeting has ended \
+             (Thu 19 Mar 2026 12:00)"
+        ),
+        "{report}"
+    );
+    r.at("2026-03-19 12:00").await;
+    let asked = r.for_step("signoff-request");
+    assert_eq!(asked.len(), 3, "{:#?}", r.timeline());
+    for l in asked {
+        assert_eq!(l.at, london("2026-03-19 12:00"), "{}", l.line());
+    }
+}
