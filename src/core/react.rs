@@ -924,19 +924,7 @@ fn agency_return(
             "a return from {agency}, which is not on {}: add the agency and attach it as its return, or set it aside",
             w.state.reference
         );
-        w.r.filing = Filing::Triage;
-        w.r.steps.push(Step {
-            rule: "return_from_agency_not_on_case",
-            why: why.clone(),
-        });
-        w.record(
-            incoming.received,
-            CASECLERK,
-            Event::Note {
-                text: format!("message {} is in triage: {why}", incoming.stored),
-            },
-        );
-        return;
+        return for_a_person(incoming, w, "return_from_agency_not_on_case", why);
     }
     // A return whose sender the receiving server found forged (DMARC, SPF or DKIM failed) is
     // for a person: a nil return would stop the agency being chased, and a return's files would
@@ -953,19 +941,7 @@ fn agency_return(
                 "return"
             }
         );
-        w.r.filing = Filing::Triage;
-        w.r.steps.push(Step {
-            rule: "return_not_authenticated",
-            why: why.clone(),
-        });
-        w.record(
-            incoming.received,
-            CASECLERK,
-            Event::Note {
-                text: format!("message {} is in triage: {why}", incoming.stored),
-            },
-        );
-        return;
+        return for_a_person(incoming, w, "return_not_authenticated", why);
     }
     // A deadline that cannot be computed (beyond the holiday data) does not make a return late.
     let late = timeline::agency_return_deadline(rules.process, rules.calendar, &w.state, agency)
@@ -1002,6 +978,22 @@ fn agency_return(
             nil,
             late,
             replaces,
+        },
+    );
+}
+
+/// A message that was to be a return goes to triage instead, for `why`, with a note on the case.
+fn for_a_person(incoming: &Incoming<'_>, w: &mut Working, rule: &'static str, why: String) {
+    w.r.filing = Filing::Triage;
+    w.r.steps.push(Step {
+        rule,
+        why: why.clone(),
+    });
+    w.record(
+        incoming.received,
+        CASECLERK,
+        Event::Note {
+            text: format!("message {} is in triage: {why}", incoming.stored),
         },
     );
 }

@@ -700,20 +700,7 @@ pub async fn confirm_held(
 ) -> Result<(), OperatorError> {
     let case = case_to_change(store, reference, reason).await?;
     let state = case_state(store, &case).await?;
-    let held = state
-        .held
-        .iter()
-        .find(|h| h.message == message)
-        .ok_or_else(|| OperatorError::NotHeld {
-            message,
-            case: reference.to_string(),
-        })?;
-    if held.confirmed {
-        return Err(OperatorError::AlreadyConfirmed(message));
-    }
-    if held.dismissed {
-        return Err(OperatorError::Dismissed(message));
-    }
+    let held = waiting_held(&state, reference, message)?;
     let decision = match (&held.decision, named) {
         (Some(held), None) => held.clone(),
         (Some(held), Some(named)) if held == named => held.clone(),
@@ -808,19 +795,13 @@ pub async fn confirm_held(
     record(store, &case, now, actor, &[e, note]).await
 }
 
-/// Dismiss a held reply: a person read it and it counts as no vote — too late, overtaken by the
-/// member's later answer, from before a reopening, or no vote at all. It leaves the Held list and
-/// the digest, and stays in the case history with the reason.
-pub async fn dismiss_held(
-    store: &Store,
+/// Held reply `message` of the case, still waiting for a person (neither confirmed nor
+/// dismissed).
+fn waiting_held<'s>(
+    state: &'s crate::core::case::CaseState,
     reference: &str,
     message: i64,
-    reason: &str,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<(), OperatorError> {
-    let case = case_to_change(store, reference, reason).await?;
-    let state = case_state(store, &case).await?;
+) -> Result<&'s crate::core::case::Held, OperatorError> {
     let held = state
         .held
         .iter()
@@ -835,6 +816,23 @@ pub async fn dismiss_held(
     if held.dismissed {
         return Err(OperatorError::Dismissed(message));
     }
+    Ok(held)
+}
+
+/// Dismiss a held reply: a person read it and it counts as no vote — too late, overtaken by the
+/// member's later answer, from before a reopening, or no vote at all. It leaves the Held list and
+/// the digest, and stays in the case history with the reason.
+pub async fn dismiss_held(
+    store: &Store,
+    reference: &str,
+    message: i64,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let state = case_state(store, &case).await?;
+    waiting_held(&state, reference, message)?;
     let note = Event::Note {
         text: format!("held reply {message} dismissed: {reason}"),
     };
