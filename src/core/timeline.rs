@@ -343,20 +343,27 @@ impl<'a> Ctx<'a> {
             || invites.any(|s| self.on_pathway(&s.on))
     }
 
-    /// When the case's meeting ends: its start (as planned, or as a person moved it) and its
-    /// length (`minutes`).
+    /// When the case's meeting starts, as planned or as a person moved it.
+    fn meeting_start(&self) -> Result<Option<DateTime<Utc>>, TimelineError> {
+        if self.process.meeting.is_none() {
+            return Ok(None);
+        }
+        Ok(match self.anchor(&Anchor::Meeting)? {
+            Some(Base::Instant(t)) => Some(t),
+            Some(Base::Date(d)) => Some(calendar::london_instant(d, self.process.default_at)),
+            None => None,
+        })
+    }
+
+    /// When the case's meeting ends: its start ([`Self::meeting_start`]) and its length
+    /// (`minutes`).
     fn meeting_end(&self) -> Result<Option<DateTime<Utc>>, TimelineError> {
         let Some(m) = &self.process.meeting else {
             return Ok(None);
         };
-        let start = match self.anchor(&Anchor::Meeting)? {
-            Some(Base::Instant(t)) => t,
-            Some(Base::Date(d)) => calendar::london_instant(d, self.process.default_at),
-            None => return Ok(None),
-        };
-        Ok(Some(
-            start + chrono::Duration::minutes(i64::from(m.minutes)),
-        ))
+        Ok(self
+            .meeting_start()?
+            .map(|start| start + chrono::Duration::minutes(i64::from(m.minutes))))
     }
 
     /// A letter the process plans for after the meeting — at or after the meeting's end in the
@@ -705,20 +712,46 @@ impl<'a> Ctx<'a> {
             return Ok(due);
         };
         let awaited = self.awaited(req, &nominal)?;
+        // The escalation goes on its date: it names the agencies whose own deadline has passed
+        // ([`returns_roundup`]), and one asked late must not hold back the business manager's
+        // word about those really late.
+        if step.kind == StepKind::Escalation && due.at >= nominal.at {
+            return Ok(due);
+        }
         if roundup && due.at >= nominal.at {
-            return Ok(
-                match awaited.into_iter().map(|(_, r)| r).max_by_key(|r| r.at) {
-                    Some(last) if last.at > due.at => Resolved {
-                        explanation: format!(
-                            "{}; not before the returns are due ({})",
-                            due.explanation,
-                            calendar::short_instant(last.at)
-                        ),
-                        ..last
-                    },
-                    _ => due,
+            // The pack waits for the returns still due, but not past the meeting's start for an
+            // agency asked late while others were asked in time for the meeting: it waits for
+            // those due before the meeting and goes with what is in, the late one listed as
+            // missing. When every agency of the round was asked too late for the meeting (after
+            // a late screening decision) a pack now would be empty: it waits for their returns,
+            // and the meeting must move.
+            let meeting = match self.meeting_held() {
+                true => self.meeting_start()?,
+                false => None,
+            };
+            let before_meeting = |at: DateTime<Utc>| meeting.is_none_or(|m| at < m);
+            let mut some_in_time = false;
+            for (id, _) in self.state.active_agencies() {
+                if let Some(asked) = self.asked_at(req, id) {
+                    some_in_time |= before_meeting(self.agency_return_by(req, &nominal, asked)?.at);
+                }
+            }
+            let waited_for = awaited
+                .into_iter()
+                .map(|(_, r)| r)
+                .filter(|r| !some_in_time || before_meeting(r.at))
+                .max_by_key(|r| r.at);
+            return Ok(match waited_for {
+                Some(last) if last.at > due.at => Resolved {
+                    explanation: format!(
+                        "{}; not before the returns are due ({})",
+                        due.explanation,
+                        calendar::short_instant(last.at)
+                    ),
+                    ..last
                 },
-            );
+                _ => due,
+            });
         }
         match awaited.into_iter().min_by_key(|(_, r)| r.at) {
             Some((asked, first)) => self.ahead_of(step, due, &nominal, asked, &first),
@@ -1422,7 +1455,7 @@ fn returns_roundup(
     plan: &mut Plan,
 ) -> Result<(), TimelineError> {
     let state = ctx.state;
-    let Some((req, _)) = request_of(ctx, step)? else {
+    let Some((req, nominal)) = request_of(ctx, step)? else {
         return Ok(());
     };
     let asked: Vec<&String> = state
@@ -1430,15 +1463,27 @@ fn returns_roundup(
         .filter(|(id, _)| state.has_letter(&req.id, &keyed(state, req, agency_key(id))))
         .map(|(id, _)| id)
         .collect();
-    let missing: Vec<String> = asked
-        .iter()
-        .filter(|id| {
-            state.agencies[id.as_str()]
-                .returned_at
-                .is_none_or(|t| t > now)
+    // An escalation dated after the returns are due names only the agencies whose own deadline
+    // has passed: one asked late is not late yet ([`Ctx::after_returns`]). Until one is, the
+    // escalation waits (unsent, looked at each pass), and goes once one is.
+    let not_due_yet = |id: &str| -> Result<bool, TimelineError> {
+        if step.kind != StepKind::Escalation || due.at < nominal.at {
+            return Ok(false);
+        }
+        Ok(match ctx.asked_at(req, id) {
+            Some(at) => ctx.agency_return_by(req, &nominal, at)?.at > now,
+            None => false,
         })
-        .map(|s| s.to_string())
-        .collect();
+    };
+    let mut missing: Vec<String> = Vec::new();
+    for id in &asked {
+        let returned = state.agencies[id.as_str()]
+            .returned_at
+            .is_some_and(|t| t <= now);
+        if !returned && !not_due_yet(id)? {
+            missing.push(id.to_string());
+        }
+    }
     if step.kind == StepKind::Escalation && missing.is_empty() {
         return Ok(());
     }
@@ -2314,9 +2359,9 @@ mod tests {
         assert_eq!(rb.at, t("2027-01-06T17:00:00Z"));
         let invite = plan.due.iter().find(|l| l.step == "invite").unwrap();
         assert_eq!(invite.meeting.as_ref().unwrap().day, Some(11));
-        // The chaser's day is next: day 8, the morning of that deadline (as the day-7 chase is on
-        // the process's day-7 deadline).
-        assert_eq!(plan.next_wake, Some(t("2027-01-06T10:00:00Z")));
+        // The escalation's day is next (day 8, 09:00): it goes on its date, naming only the
+        // agencies whose own deadline has passed by then — none yet, so it waits for this one's.
+        assert_eq!(plan.next_wake, Some(t("2027-01-06T09:00:00Z")));
     }
 
     #[test]
@@ -2413,7 +2458,8 @@ mod tests {
     }
 
     #[test]
-    fn an_agency_added_after_the_return_day_gets_its_own_deadline_and_the_pack_waits_for_it() {
+    fn an_agency_added_after_the_return_day_gets_its_own_deadline_and_the_pack_does_not_wait_past_the_meeting()
+     {
         let p = process(PROCESS);
         let cal = Calendar::bundled();
         let mut s = asked_four();
@@ -2447,11 +2493,18 @@ mod tests {
             rb.explanation
         );
         sent(&mut s, "request", "agency:housing", "2027-01-06T08:00:00Z");
-        // The day-8 pack and escalation wait for its return; it is chased on day 13, as far
-        // ahead of its deadline as the day-7 chase is of the process's.
-        let waiting = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:30:00Z")).unwrap();
-        assert!(waiting.due.is_empty(), "{:?}", steps(&waiting));
-        assert_eq!(waiting.next_wake, Some(t("2027-01-13T10:00:00Z")));
+        // Its deadline (day 13) is after the meeting (day 11): the day-8 pack goes on its date
+        // with what is in, housing listed as missing, and the escalation names nobody yet (the
+        // others returned; housing is not late).
+        let day8 = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:30:00Z")).unwrap();
+        assert_eq!(
+            steps(&day8),
+            [("pack".to_string(), "group@x.test".to_string())]
+        );
+        assert_eq!(day8.due[0].missing, ["housing"]);
+        sent(&mut s, "pack", "group@x.test", "2027-01-06T09:30:00Z");
+        // It is chased on day 13, as far ahead of its deadline as the day-7 chase is of the
+        // process's; past its deadline, the escalation names it.
         let chased = plan(&p, &Dir, &cal, &s, t("2027-01-13T10:00:00Z")).unwrap();
         assert_eq!(
             steps(&chased),
@@ -2459,14 +2512,8 @@ mod tests {
         );
         assert_eq!(chased.due[0].return_by.as_ref().unwrap().day, Some(13));
         sent(&mut s, "chase", "agency:housing", "2027-01-13T10:00:00Z");
-        let before = plan(&p, &Dir, &cal, &s, t("2027-01-13T16:59:00Z")).unwrap();
-        assert!(before.due.is_empty(), "{:?}", steps(&before));
-        assert_eq!(before.next_wake, Some(t("2027-01-13T17:00:00Z")));
-        let due = plan(&p, &Dir, &cal, &s, t("2027-01-13T17:00:00Z")).unwrap();
-        let pack = due.due.iter().find(|l| l.step == "pack").unwrap();
-        assert_eq!(pack.due.at, t("2027-01-13T17:00:00Z"));
-        assert_eq!(pack.missing, ["housing"]);
-        let esc = due.due.iter().find(|l| l.step == "escalate").unwrap();
+        let late = plan(&p, &Dir, &cal, &s, t("2027-01-13T17:01:00Z")).unwrap();
+        let esc = late.due.iter().find(|l| l.step == "escalate").unwrap();
         assert_eq!(esc.missing, ["housing"]);
         // Its return, before its own deadline, is not late.
         s.agencies.get_mut("housing").unwrap().returned_at = Some(t("2027-01-12T09:00:00Z"));
@@ -2481,6 +2528,34 @@ mod tests {
                 .day,
             Some(7),
             "an agency asked on time keeps the process's date"
+        );
+    }
+
+    #[test]
+    fn an_agency_asked_late_never_holds_back_the_escalation_of_those_really_late() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        for id in ["health", "school", "gp"] {
+            s.agencies.get_mut(id).unwrap().returned_at = Some(t("2027-01-05T12:00:00Z"));
+        }
+        // Housing is added on day 5, so its own deadline is day 10, after the day-7 one and
+        // before the day-11 meeting; the police, asked on day 2, are late from day 7 at 17:00.
+        s.agencies.insert(
+            "housing".into(),
+            AgencyState {
+                added_at: Some(t("2026-12-31T08:00:00Z")),
+                ..AgencyState::default()
+            },
+        );
+        sent(&mut s, "request", "agency:housing", "2026-12-31T08:00:00Z");
+        let day8 = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:30:00Z")).unwrap();
+        let esc = day8.due.iter().find(|l| l.step == "escalate");
+        assert_eq!(
+            esc.map(|l| l.missing.clone()),
+            Some(vec!["police".to_string()]),
+            "{:?}",
+            steps(&day8)
         );
     }
 
