@@ -135,24 +135,6 @@ fn sender(msg: &Message) -> Option<String> {
     msg.from.as_ref().map(|a| a.email.to_lowercase())
 }
 
-/// Who a referral's case writes back to, and whose daily count of cases it adds to: its
-/// Reply-To when that is in the From address's own mail domain (a referral system sending from
-/// `noreply@trust.nhs.test` for `safeguarding@trust.nhs.test`), else its From. A Reply-To in
-/// another domain is the sender's word alone — From is what the receiving server checked — and
-/// following it would let one sender open case after case under ever-new addresses (each under
-/// the daily cap) and send the referrer's letters, the panel's questions among them, wherever
-/// they chose.
-pub fn referrer_of(msg: &Message) -> Option<String> {
-    let from = msg.from.as_ref().map(|a| a.email.to_lowercase());
-    let domain = |e: &str| e.rsplit_once('@').map(|(_, d)| d.to_string());
-    let reply_to = msg.reply_to.first().map(|a| a.email.to_lowercase());
-    match (reply_to, &from) {
-        (Some(r), Some(f)) if domain(&r).is_some() && domain(&r) == domain(f) => Some(r),
-        (Some(r), None) => Some(r),
-        _ => from,
-    }
-}
-
 /// Who records what a sender's mail did: a hash of their address, never the address.
 fn mail_actor(sender: &str) -> String {
     format!("mail:{}", hash_id(sender))
@@ -244,7 +226,11 @@ pub fn opening(
         .statutory()
         .day_zero(received, cutoff)
         .map_err(|e| e.to_string())?;
-    let referrer = referrer_of(msg);
+    let referrer = msg
+        .reply_to
+        .first()
+        .or(msg.from.as_ref())
+        .map(|a| a.email.to_lowercase());
     let (particulars, unreadable) = crate::core::particulars::from_message(msg, &process.areas);
     let area = crate::core::area::of_referral(msg, &particulars, &process.areas);
     Ok(Opening {

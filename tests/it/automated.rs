@@ -417,34 +417,3 @@ async fn a_sixth_answer_to_one_address_in_a_day_is_not_sent_and_the_case_says_wh
             .contains(&"answer_cap".to_string())
     );
 }
-
-#[tokio::test]
-async fn referrals_from_one_sender_under_ever_new_reply_to_addresses_are_capped_and_answered_at_the_sender()
- {
-    let mut review = Review::of("bury").await;
-    for n in 0..CASE_CAP + 2 {
-        let raw = format!(
-            "From: Sender <{FRONT_DOOR}>\r\nReply-To: someone{n}@elsewhere.test\r\nTo: bsp@bury.test\r\n\
-             Subject: Serious incident referral {n}\r\nMessage-ID: <rt.{n}@frontdoor.bury.test>\r\n\
-             Date: Tue, 3 Mar 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\n\
-             Content-Type: text/plain; charset=utf-8\r\n\r\nPlease treat this as a referral.\r\n"
-        );
-        review
-            .receive(raw.as_bytes(), &format!("2026-03-03 09:{n:02}"))
-            .await;
-    }
-    let cases = review.engine.store.case_refs().await.unwrap().len();
-    assert_eq!(
-        cases, CASE_CAP,
-        "one sender's daily cap, whatever Reply-To says"
-    );
-    assert!(
-        review
-            .letters()
-            .iter()
-            .all(|l| !l.to.iter().any(|t| t.ends_with("@elsewhere.test"))),
-        "nothing goes to an address in another domain than the sender's: {:#?}",
-        review.timeline()
-    );
-    assert_eq!(answers_to(&review, FRONT_DOOR), CASE_CAP);
-}
