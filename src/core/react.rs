@@ -303,13 +303,26 @@ fn file_reply(
     reply: &Reply<'_>,
     now: DateTime<Utc>,
 ) -> Reaction {
-    // A reply to one of our letters is from the agency that letter went to, or from none: a
-    // panel member answering the screening request from the police's domain, with a document
-    // attached, is voting, not sending the police's return (which would stop the police being
-    // chased, and put the vote's attachment in the papers as their return). An agency letter of
-    // a later round is keyed `agency:<id>#r1`: the agency is `<id>`.
+    // A reply to one of our letters is from the agency that letter went to; a reply to a request
+    // for a decision is from no agency: a panel member answering the screening request from the
+    // police's domain, with a document attached, is voting, not sending the police's return
+    // (which would stop the police being chased, and put the vote's attachment in the papers as
+    // their return). A reply to any other letter (the meeting's invitation, the papers) is from
+    // its sender's agency, as fresh mail is. An agency letter of a later round is keyed
+    // `agency:<id>#r1`: the agency is `<id>`.
+    let asks_a_decision = |step: &str| {
+        let step = timeline::key_without_round(step);
+        rules
+            .process
+            .step(step)
+            .is_some_and(|s| s.kind == crate::core::process::StepKind::DecisionRequest)
+    };
     let agency = match reply.letter {
-        Some(l) => timeline::key_without_round(&l.recipient).strip_prefix("agency:"),
+        Some(l) => match timeline::key_without_round(&l.recipient).strip_prefix("agency:") {
+            Some(id) => Some(id),
+            None if asks_a_decision(&l.step) => None,
+            None => reply.agency,
+        },
         None => reply.agency,
     }
     .map(str::to_string);
