@@ -26,9 +26,9 @@
 //!    Then [`automated::automated_wording`] — no header says so, but the reply's own words are
 //!    a machine's (auto-acknowledgements, out-of-office text, ticketing receipts) → `AutoReply`;
 //!    never a message with a real attachment (a return, a referral form).
-//!    Then [`unreadable_here`] — an Outlook recall of an earlier message, S/MIME-encrypted
-//!    mail, or Outlook's TNEF `winmail.dat`: what it means or carries cannot be read here →
-//!    `Unmatched`, for a person.
+//!    Then [`unreadable_here`] — an Outlook recall of an earlier message, or S/MIME-encrypted
+//!    (or opaque-signed) mail: what it means or carries cannot be read here → `Unmatched`, for a
+//!    person.
 //! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`; but a
 //!    subject that names only another existing case → `Unmatched` (nothing guessed), and so does
 //!    one that names no case while using new-referral words (a new referral sent as a reply).
@@ -931,11 +931,13 @@ pub fn secure_notice(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdic
 /// - an Outlook **recall** ("Recall: …" with "would like to recall the message"): caseclerk
 ///   cannot take back a vote counted or a return filed, and nobody would otherwise know the
 ///   sender wanted to;
-/// - **S/MIME** encrypted or opaque-signed mail (`application/pkcs7-mime`, `smime.p7m`): its text
+/// - **S/MIME** encrypted or opaque-signed mail (`application/pkcs7-mime`, `smime.p7m`; a detached
+///   signature, `multipart/signed` with a `.p7s`, is readable and not caught): its text
 ///   and files are inside, unreadable here — filed as a reply it would be an empty return, and
 ///   forwarded, a file nobody on the panel can open;
-/// - Outlook's **TNEF** `winmail.dat` (`application/ms-tnef`): the real files are inside it.
 ///
+/// (Outlook's TNEF `winmail.dat` is not among them: it often rides beside a readable body — a
+/// vote — and a return inside it is still a return, forwarded as it came; see Known limits.)
 /// Each names the case the subject names, if one, in its reasons.
 pub fn unreadable_here(msg: &Message, ctx: &Context, _scan: &Scan) -> Option<Verdict> {
     let recall = starts_ignoring_case(msg.subject.trim(), "recall:")
@@ -951,17 +953,12 @@ pub fn unreadable_here(msg: &Message, ctx: &Context, _scan: &Scan) -> Option<Ver
                 "application/pkcs7-mime" | "application/x-pkcs7-mime"
             ) || name.ends_with(".p7m")
         });
-    let tnef = msg.attachments.iter().any(|a| {
-        a.content_type == "application/ms-tnef" || a.filename.eq_ignore_ascii_case("winmail.dat")
-    });
     let what = if recall {
         "an Outlook recall of an earlier message: caseclerk cannot take back a vote or a return; \
          a person checks what it recalls"
     } else if encrypted {
-        "S/MIME-encrypted mail: its text and files cannot be read here; a person opens it"
-    } else if tnef {
-        "Outlook's winmail.dat (TNEF): its files are inside it, unreadable here; a person asks for \
-         them again as ordinary attachments"
+        "S/MIME-encrypted (or opaque-signed) mail: its text and files are inside, unreadable here; \
+         a person opens it"
     } else {
         return None;
     };
