@@ -1322,17 +1322,6 @@ fn fan_out(
         }
         StepKind::Invite => invites(ctx, dir, step, due, plan),
         StepKind::ReturnReceipt => unreachable!("receipts are planned by their events"),
-        // A request to decide what is already decided (the partners answered, or the business
-        // unit recorded the decision, before the request's day) would ask for a vote that can
-        // no longer count: it does not go.
-        StepKind::DecisionRequest
-            if step
-                .decision
-                .as_ref()
-                .is_some_and(|d| ctx.state.decisions.contains_key(d)) =>
-        {
-            Ok(())
-        }
         StepKind::Letter | StepKind::DecisionRequest | StepKind::PanelSubmission => {
             role_letters(ctx, dir, step, due, plan);
             Ok(())

@@ -160,8 +160,7 @@ fn nelincs_stood_down_on_day_0_sends_no_serious_incident_letters_on_day_1() {
     for s in ["scsi2-partners", "scsi3-srg"] {
         assert!(!day1.contains(s), "{s} should not go: {day1:?}");
     }
-    // MEETS recorded on day 0: the SRG hears, but the partners are not asked to vote on a
-    // decision already taken.
+    // MEETS recorded on day 0: both go; SCSI-2 carries the referral to the partners.
     let meets = decided(
         case("nelincs", None),
         "screening",
@@ -170,7 +169,7 @@ fn nelincs_stood_down_on_day_0_sends_no_serious_incident_letters_on_day_1() {
     );
     let day1 = steps(&due(&p, &meets, "2026-03-04T09:05:00Z"));
     assert!(day1.contains("scsi3-srg"), "{day1:?}");
-    assert!(!day1.contains("scsi2-partners"), "{day1:?}");
+    assert!(day1.contains("scsi2-partners"), "{day1:?}");
 }
 
 #[test]
