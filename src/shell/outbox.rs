@@ -187,9 +187,12 @@ pub fn failure_kind(code: Option<u16>, permanent: bool, text: &str) -> FailureKi
     let about_sender = ["5.7.60", "5.2.252", "5.1.8 ", "sendasdenied"]
         .iter()
         .any(|s| t.contains(s));
-    let about_mailbox = ["quotaexceeded", "5.2.251", "5.2.253", "5.2.254", "5.2.255"]
-        .iter()
-        .any(|s| t.contains(s));
+    // Exchange's own submission refusals only: a recipient's full mailbox elsewhere may also say
+    // "QuotaExceeded", and is that letter's refusal.
+    let about_mailbox = t.contains("storedrv.submission")
+        || ["5.2.251", "5.2.253", "5.2.254", "5.2.255"]
+            .iter()
+            .any(|s| t.contains(s));
     match code {
         // 454 is also "4.7.0 TLS not available due to temporary reason", the answer to STARTTLS.
         Some(454) if t.contains("tls") => FailureKind::Transient,
@@ -231,7 +234,9 @@ impl SendFailure {
     /// would meet the same, each charged an attempt. (A 421 stays the letter's own: a throttling
     /// server gives it per message, and each letter keeps its own day of retries.)
     pub fn unanswered(&self) -> bool {
-        let service = self.summary.ends_with("(432)");
+        // 454 too when it is "TLS not available" ([`failure_kind`]): no connection would do.
+        let service = self.summary.ends_with("(432)")
+            || (self.summary.ends_with("(454)") && self.kind == FailureKind::Transient);
         matches!(
             self.kind,
             FailureKind::Transient | FailureKind::AfterContent
@@ -1830,6 +1835,7 @@ mod tests {
             summary: format!("temporary refusal ({code})"),
         };
         assert!(failure("432", FailureKind::Transient).unanswered());
+        assert!(failure("454", FailureKind::Transient).unanswered());
         assert!(!failure("421", FailureKind::Transient).unanswered());
         assert!(
             !failure("450", FailureKind::Transient).unanswered(),
@@ -1885,6 +1891,14 @@ mod tests {
         // A recipient's own full mailbox is that letter's refusal, not ours.
         assert_eq!(
             failure_kind(Some(552), true, "permanent error (552): 5.2.2 Mailbox full"),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            failure_kind(
+                Some(550),
+                true,
+                "permanent error (550): 5.2.2 recipient QuotaExceededException"
+            ),
             FailureKind::Permanent
         );
         assert_eq!(FailureKind::Mailbox.hold(), Some(SmtpHold::MailboxRefused));
