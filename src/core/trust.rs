@@ -301,6 +301,10 @@ fn risk_within(a: &Attachment, depth: usize) -> Option<Risk> {
             return Some(Risk::Archive);
         }
         let inner = crate::core::intake::parse(&a.data);
+        // A forwarded message that cannot be read cannot be vouched for either.
+        if !inner.parsed {
+            return Some(Risk::Archive);
+        }
         return inner
             .attachments
             .iter()
@@ -529,6 +533,11 @@ mod tests {
         assert_eq!(
             attachment_risk(&file("returns.7z", "application/octet-stream", "")),
             Some(Risk::Archive)
+        );
+        assert_eq!(
+            attachment_risk(&file("Referral.eml", "message/rfc822", "")),
+            Some(Risk::Archive),
+            "a forwarded message that cannot be read cannot be vouched for"
         );
         assert_eq!(
             attachment_risk(&file("notes.one", "application/octet-stream", "")),
