@@ -1010,7 +1010,7 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
                     others.join(", ")
                 ));
             }
-            if let Some(why) = new_referral_off_subject(msg, scan, &named, known.letter.is_some()) {
+            if let Some(why) = new_referral_off_subject(msg, scan, &named, &known.case_ref) {
                 reasons.push(why);
                 return verdict("thread", Kind::Unmatched, reasons);
             }
@@ -1025,48 +1025,31 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
     }
 }
 
-/// A message on a case's thread (or Outlook conversation) whose subject names no existing case,
-/// yet which reads as another child's referral: perhaps a new referral sent as a reply (the
-/// referrer answering our acknowledgement, or following up their own referral, with another
-/// child's form). Filed by its thread, that child would have no case and their form would go
-/// into this case's papers; so it is for a person. What counts:
-/// - on the thread of one of **our letters** (`answers_our_letter`), whose subjects all carry the
-///   case reference that a reply keeps: new-referral words ([`REFERRAL_VOCABULARY`] but "rapid
-///   review") in the subject, an attachment's name or the sender's own text;
-/// - on the thread of a message **we received** (the referral itself: its subject is the
-///   referrer's, "RE: Referral for a rapid review" on every follow-up), only words that name
-///   another child or another referral ([`ANOTHER_CHILD`]), in the subject or the sender's own text.
-///
-/// The reason, or `None`.
+/// A message on a case's thread (or Outlook conversation) that reads as another child's
+/// referral: perhaps a new referral sent as a reply (the referrer answering our acknowledgement,
+/// or following up their own referral, with another child's form). Filed by its thread, that
+/// child would have no case and their form would go into this case's papers; so it is for a
+/// person. What counts: words that name another child or another referral ([`ANOTHER_CHILD`],
+/// "not a new referral" excepted) in the subject or the sender's own text, when the subject
+/// names no case — or names only this one (`case`) and the message carries a document (a
+/// form): our letters' subjects carry the case reference, and a reply keeps it. The reason, or
+/// `None`.
 fn new_referral_off_subject(
     msg: &Message,
     scan: &Scan,
     named: &[String],
-    answers_our_letter: bool,
+    case: &str,
 ) -> Option<String> {
-    if !named.is_empty() {
+    let only_this = !named.is_empty() && named.iter().all(|r| r == case);
+    if !(named.is_empty() || only_this && has_real_attachment(msg)) {
         return None;
     }
-    if !answers_our_letter {
-        let another = &*ANOTHER_CHILD_WORDS;
-        let term = first_phrase(scan.subject(), another, false)
-            .or_else(|| first_phrase(scan.own(), another, false))?;
-        return Some(format!(
-            "but its subject names no case, and it speaks of \"{term}\": it could be a new \
-             referral sent as a reply; left for a person"
-        ));
-    }
-    let strong = &*NEW_REFERRAL_WORDS;
-    let term = first_phrase(scan.subject(), strong, false)
-        .or_else(|| {
-            msg.attachments
-                .iter()
-                .find_map(|a| first_phrase(&words(&a.filename), strong, false))
-        })
-        .or_else(|| first_phrase(scan.own(), strong, false))?;
+    let another = &*ANOTHER_CHILD_WORDS;
+    let term = first_phrase(scan.subject(), another, true)
+        .or_else(|| first_phrase(scan.own(), another, true))?;
     Some(format!(
-        "but its subject names no case, and it uses referral vocabulary \"{term}\": it could be \
-         a new referral sent as a reply; left for a person"
+        "but it speaks of \"{term}\": it could be a new referral sent as a reply; left for a \
+         person"
     ))
 }
 
@@ -1240,9 +1223,7 @@ pub fn conversation(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict
         [] => None,
         [one] => {
             let named = existing_subject_refs(msg, ctx);
-            // An Outlook conversation is our letters' or a received message's: read it as the
-            // latter, with the narrower words.
-            if let Some(why) = new_referral_off_subject(msg, scan, &named, false) {
+            if let Some(why) = new_referral_off_subject(msg, scan, &named, one) {
                 reasons.push(why);
                 return verdict("conversation", Kind::Unmatched, reasons);
             }
@@ -1936,8 +1917,6 @@ static DELAY_WORDS: Vocabulary = Vocabulary::new(DELAY_PHRASES);
 static NIL_RETURN_WORDS: Vocabulary = Vocabulary::new(NIL_RETURN_PHRASES);
 static NIL_RETURN_CONTRAST_WORDS: Vocabulary = Vocabulary::new(NIL_RETURN_CONTRAST);
 
-/// Words of a new referral: [`REFERRAL_VOCABULARY`] less "rapid review" — how agencies title
-/// their returns, so it cannot tell a new referral from a return.
 /// Words that name another child or another referral than the one a thread is about
 /// ([`new_referral_off_subject`]).
 pub const ANOTHER_CHILD: &[&str] = &[
@@ -1959,6 +1938,8 @@ pub const ANOTHER_CHILD: &[&str] = &[
 static ANOTHER_CHILD_WORDS: std::sync::LazyLock<Vocabulary> =
     std::sync::LazyLock::new(|| Vocabulary::new(ANOTHER_CHILD));
 
+/// Words of a new referral: [`REFERRAL_VOCABULARY`] less "rapid review" — how agencies title
+/// their returns, so it cannot tell a new referral from a return.
 static NEW_REFERRAL_WORDS: std::sync::LazyLock<Vocabulary> = std::sync::LazyLock::new(|| {
     static PHRASES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
         REFERRAL_VOCABULARY
