@@ -134,6 +134,20 @@ pub fn diagnose(status: u16, error: &str, code: Option<u64>) -> Diagnosis {
 /// is concerned, so the mailbox does not let this app in.
 pub const REFUSED_TOKEN_ADVICE: &str = "the mail server refused the access token: give the app access to this one mailbox (Exchange Online PowerShell: New-ServicePrincipal, then Add-MailboxPermission -AccessRights FullAccess), check the API permissions IMAP.AccessAsApp / SMTP.SendAsApp have admin consent, that SMTP AUTH is enabled for the mailbox (Set-CASMailbox -SmtpClientAuthenticationDisabled $false), and that username is the mailbox's address";
 
+/// What an IMAP command's refusal after a good login means, when it is Exchange Online's own
+/// words for a mailbox the app may not open: "User is authenticated but not connected" answers
+/// the first command after an XOAUTH2 login that Exchange accepted for an app without access to
+/// that mailbox (or for the wrong address). `None` for anything else.
+pub fn after_login_advice(detail: &str) -> Option<&'static str> {
+    detail
+        .to_ascii_lowercase()
+        .contains("authenticated but not connected")
+        .then_some(NOT_CONNECTED_ADVICE)
+}
+
+/// [`after_login_advice`]'s advice.
+pub const NOT_CONNECTED_ADVICE: &str = "Exchange accepted the login but will not open the mailbox for it: give the app access to this one mailbox (Exchange Online PowerShell: New-ServicePrincipal, then Add-MailboxPermission -AccessRights FullAccess) and check that [mailbox] username is the shared mailbox's address";
+
 /// When a token obtained at `obtained`, valid for `lifetime_s` seconds, is renewed: after three
 /// quarters of its life (45 minutes of Microsoft's hour), so a renewal that fails has a quarter
 /// of the life left to succeed before anything stops. Never renewed per connection.

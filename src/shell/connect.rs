@@ -40,17 +40,27 @@ pub async fn check(cfg: &Config) -> Vec<Line> {
         }
         Ok(mut session) => {
             let t = imap.command_timeout;
-            lines.push(match tokio::time::timeout(t, session.examine(&imap.folder)).await {
-                Ok(Ok(m)) => ok(format!(
-                    "IMAP login as {} at {at}: ok; folder {:?} holds {} message(s)",
-                    imap.username, imap.folder, m.exists
+            lines.push(
+                match tokio::time::timeout(t, session.examine(&imap.folder)).await {
+                    Ok(Ok(m)) => ok(format!(
+                        "IMAP login as {} at {at}: ok; folder {:?} holds {} message(s)",
+                        imap.username, imap.folder, m.exists
+                    )),
+                    Ok(Err(e)) => failed(format!(
+                    "IMAP login as {} at {at}: ok, but folder {:?} cannot be opened: {e} ({})",
+                    imap.username,
+                    imap.folder,
+                    crate::core::oauth::after_login_advice(&e.to_string()).unwrap_or(
+                        "set [mailbox] folder to the folder the mail arrives in, usually \"INBOX\""
+                    )
                 )),
-                Ok(Err(e)) => failed(format!(
-                    "IMAP login as {} at {at}: ok, but folder {:?} cannot be opened: {e} (set [mailbox] folder to the folder the mail arrives in, usually \"INBOX\")",
-                    imap.username, imap.folder
-                )),
-                Err(_) => failed(format!("IMAP folder {:?}: no answer within {} s", imap.folder, t.as_secs())),
-            });
+                    Err(_) => failed(format!(
+                        "IMAP folder {:?}: no answer within {} s",
+                        imap.folder,
+                        t.as_secs()
+                    )),
+                },
+            );
             if let Some(sent) = &imap.sent_folder {
                 lines.push(match tokio::time::timeout(t, session.examine(sent)).await {
                     Ok(Ok(_)) => ok(format!("sent folder {sent:?}: exists; every letter sent is filed there")),

@@ -149,10 +149,17 @@ async fn timed_for<T, E: std::fmt::Display>(
 ) -> Result<T, MailboxError> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(MailboxError::Command {
-            command,
-            detail: e.to_string(),
-        }),
+        Ok(Err(e)) => {
+            let said = e.to_string();
+            let advice = crate::core::oauth::after_login_advice(&said);
+            Err(MailboxError::Command {
+                command,
+                detail: match advice {
+                    Some(a) => format!("{said} ({a})"),
+                    None => said,
+                },
+            })
+        }
         Err(_) => Err(MailboxError::Timeout {
             command,
             seconds: limit.as_secs(),
@@ -1854,6 +1861,24 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 120, 120]);
         backoff.reset();
         assert_eq!(backoff.next_wait(), Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn exchange_s_authenticated_but_not_connected_says_to_give_the_app_the_mailbox() {
+        let refused = timed_for(Duration::from_secs(5), "EXAMINE", async {
+            Err::<(), _>("bad response: User is authenticated but not connected.")
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(refused.contains("Add-MailboxPermission"), "{refused}");
+        let other = timed_for(Duration::from_secs(5), "EXAMINE", async {
+            Err::<(), _>("no response: Mailbox doesn't exist: Inbox2")
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(!other.contains("Add-MailboxPermission"), "{other}");
     }
 
     #[test]
