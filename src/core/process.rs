@@ -375,6 +375,10 @@ pub struct Step {
     pub attach: Vec<String>,
     /// For agency requests: the return deadline written into the letter.
     pub return_by: Option<When>,
+    /// For agency requests (`one_agency = true`): the letter is for one agency, the one with the
+    /// learning — a single-agency outcome. With several agencies on the case nobody is written
+    /// to and the business unit is told to leave only that one (`caseclerk agencies remove`).
+    pub one_agency: bool,
     /// For chasers, escalations, receipts and collations: the agency request they follow.
     pub follows: Option<String>,
     /// For decision requests: which decision is asked; for a panel submission: the decision its
@@ -688,6 +692,8 @@ struct RawStep {
     attach: Vec<String>,
     #[serde(default)]
     return_by: Option<RawWhen>,
+    #[serde(default)]
+    one_agency: bool,
     #[serde(default)]
     follows: Option<String>,
     #[serde(default)]
@@ -1247,6 +1253,9 @@ impl<'a> Resolver<'a> {
             }
             (None, _) => None,
         };
+        if s.one_agency && kind != StepKind::AgencyRequest {
+            self.problem(format!("{owner}: only an agency_request has `one_agency`"));
+        }
         self.step_links(owner, s, kind, decisions);
         if !(self.env.has_template)(&s.template) {
             self.problem(format!(
@@ -1266,6 +1275,7 @@ impl<'a> Resolver<'a> {
             cc,
             attach: s.attach.clone(),
             return_by,
+            one_agency: s.one_agency,
             follows: s.follows.clone(),
             decision: s.decision.clone(),
             note: s.note.clone(),

@@ -1344,6 +1344,17 @@ fn agency_requests(
         Some(rb) => ctx.resolve_owned(&format!("return_by:{}", step.id), rb)?,
         None => None,
     };
+    // A letter for the one agency with the learning (`one_agency`): with several on the case,
+    // which one is a person's call, and nobody is written to until they leave only that one.
+    let agencies = state.active_agencies().count();
+    if step.one_agency && agencies > 1 {
+        plan.problems.push(format!(
+            "{}: for the one agency with the learning, but the case has {agencies}: remove the \
+             others (caseclerk agencies remove), and it goes to the one left",
+            step.id
+        ));
+        return Ok(());
+    }
     for (id, _) in state.active_agencies() {
         let key = keyed(state, step, agency_key(id));
         if state.has_letter(&step.id, &key) {

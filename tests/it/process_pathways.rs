@@ -208,6 +208,60 @@ fn when_the_national_panel_disagrees_each_partnership_tells_those_who_decide_wha
 }
 
 #[test]
+fn a_single_agency_outcome_writes_to_the_one_agency_with_the_learning_never_to_all() {
+    for (id, screening, decision, outcome, step) in [
+        (
+            "bury",
+            "single_agency",
+            "screening",
+            "single_agency",
+            "single-agency-action",
+        ),
+        (
+            "tameside",
+            "audit_assurance",
+            "audit_determination",
+            "single_agency_audit",
+            "single-agency-audit",
+        ),
+    ] {
+        let p = process(id);
+        let mut state = decided(
+            case(id, None),
+            "screening",
+            screening,
+            "2026-03-04T09:00:00Z",
+        );
+        state = decided(state, decision, outcome, "2026-03-04T10:00:00Z");
+        let now = at("2026-03-04T10:01:00Z");
+        // Police and a school on the case: which one has the learning is a person's call.
+        let plan = timeline::plan(&p, &Fixed, &Calendar::bundled(), &state, now).expect("plans");
+        assert!(
+            !plan.due.iter().any(|l| l.step == step),
+            "{id}: {:?}",
+            steps(&plan.due)
+        );
+        assert!(
+            plan.problems
+                .iter()
+                .any(|m| m.starts_with(step) && m.contains("agencies remove")),
+            "{id}: {:?}",
+            plan.problems
+        );
+        // The school removed: the police, alone, are written to.
+        state.agencies.get_mut("school").unwrap().removed = true;
+        let plan = timeline::plan(&p, &Fixed, &Calendar::bundled(), &state, now).expect("plans");
+        let to: Vec<&str> = plan
+            .due
+            .iter()
+            .filter(|l| l.step == step)
+            .map(|l| l.to.email.as_str())
+            .collect();
+        assert_eq!(to, ["contact@police.test"], "{id}");
+    }
+}
+
+#[test]
 fn nelincs_letter_9_waits_for_the_partners_signatures() {
     let p = process("nelincs");
     let meets = decided(
