@@ -189,7 +189,7 @@ pub fn failure_kind(code: Option<u16>, permanent: bool, text: &str) -> FailureKi
         .any(|s| t.contains(s));
     // Exchange's own submission refusals only: a recipient's full mailbox elsewhere may also say
     // "QuotaExceeded", and is that letter's refusal.
-    let about_mailbox = t.contains("storedrv.submission")
+    let about_mailbox = (t.contains("storedrv.submission") && t.contains("quotaexceeded"))
         || ["5.2.251", "5.2.253", "5.2.254", "5.2.255"]
             .iter()
             .any(|s| t.contains(s));
@@ -1900,6 +1900,15 @@ mod tests {
                 "permanent error (550): 5.2.2 recipient QuotaExceededException"
             ),
             FailureKind::Permanent
+        );
+        assert_eq!(
+            failure_kind(
+                Some(550),
+                true,
+                "permanent error (550): 5.1.10 STOREDRV.Submission.Exception:InvalidRecipientsException"
+            ),
+            FailureKind::Permanent,
+            "one letter's bad address is that letter's"
         );
         assert_eq!(FailureKind::Mailbox.hold(), Some(SmtpHold::MailboxRefused));
     }
