@@ -258,6 +258,25 @@ fn a_single_agency_outcome_writes_to_the_one_agency_with_the_learning_never_to_a
             .map(|l| l.to.email.as_str())
             .collect();
         assert_eq!(to, ["contact@police.test"], "{id}");
+        // Once it has gone, another agency added later raises nothing about it.
+        state.letters.insert(
+            (step.to_string(), "agency:police".to_string()),
+            caseclerk::core::case::LetterState {
+                outbox: 1,
+                due_at: now,
+                queued_at: now,
+                sent_at: Some(now),
+                undelivered: None,
+                imported: false,
+            },
+        );
+        state.agencies.get_mut("school").unwrap().removed = false;
+        let plan = timeline::plan(&p, &Fixed, &Calendar::bundled(), &state, now).expect("plans");
+        assert!(
+            !plan.problems.iter().any(|m| m.starts_with(step)),
+            "{id}: {:?}",
+            plan.problems
+        );
     }
 }
 
