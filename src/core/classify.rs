@@ -1010,7 +1010,12 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
                     others.join(", ")
                 ));
             }
-            if let Some(why) = new_referral_off_subject(msg, scan, &named, &known.case_ref) {
+            if let Some(why) = new_referral_off_subject(
+                msg,
+                scan,
+                &named,
+                (&known.case_ref, known.letter.is_some()),
+            ) {
                 reasons.push(why);
                 return verdict("thread", Kind::Unmatched, reasons);
             }
@@ -1032,17 +1037,33 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
 /// person. What counts: words that name another child or another referral ([`ANOTHER_CHILD`],
 /// "not a new referral" excepted) in the subject or the sender's own text, when the subject
 /// names no case — or names only this one (`case`) and the message carries a document (a
-/// form): our letters' subjects carry the case reference, and a reply keeps it. The reason, or
-/// `None`.
+/// form): our letters' subjects carry the case reference, and a reply keeps it. And on the
+/// thread of one of **our letters** (`ours`), a subject that no longer names the case but uses
+/// new-referral words itself, or an attachment so named ("SCSI-1 notification – Child B",
+/// "Notification form.docx"), is enough. The reason, or `None`.
 fn new_referral_off_subject(
     msg: &Message,
     scan: &Scan,
     named: &[String],
-    case: &str,
+    (case, ours): (&str, bool),
 ) -> Option<String> {
     let only_this = !named.is_empty() && named.iter().all(|r| r == case);
     if !(named.is_empty() || only_this && has_real_attachment(msg)) {
         return None;
+    }
+    if ours && named.is_empty() {
+        let strong = &*NEW_REFERRAL_WORDS;
+        let term = first_phrase(scan.subject(), strong, true).or_else(|| {
+            msg.attachments
+                .iter()
+                .find_map(|a| first_phrase(&words(&a.filename), strong, true))
+        });
+        if let Some(term) = term {
+            return Some(format!(
+                "but its subject no longer names the case and uses referral vocabulary \
+                 \"{term}\": it could be a new referral sent as a reply; left for a person"
+            ));
+        }
     }
     let another = &*ANOTHER_CHILD_WORDS;
     let term = first_phrase(scan.subject(), another, true)
@@ -1223,7 +1244,7 @@ pub fn conversation(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict
         [] => None,
         [one] => {
             let named = existing_subject_refs(msg, ctx);
-            if let Some(why) = new_referral_off_subject(msg, scan, &named, one) {
+            if let Some(why) = new_referral_off_subject(msg, scan, &named, (one, false)) {
                 reasons.push(why);
                 return verdict("conversation", Kind::Unmatched, reasons);
             }
