@@ -1346,21 +1346,23 @@ fn agency_requests(
     };
     // A letter for the one agency with the learning (`one_agency`): with several on the case,
     // which one is a person's call, and nobody is written to until they leave only that one.
-    let agencies = state.active_agencies().count();
-    let gone = state
-        .letters
-        .keys()
-        .any(|(s, key)| s == &step.id && key.starts_with("agency:"));
-    if step.one_agency && gone {
-        return Ok(());
-    }
-    if step.one_agency && agencies > 1 {
-        plan.problems.push(format!(
-            "{}: for the one agency with the learning, but the case has {agencies}: remove the \
-             others (caseclerk agencies remove), and it goes to the one left",
-            step.id
-        ));
-        return Ok(());
+    if step.one_agency {
+        let gone = state
+            .letters
+            .keys()
+            .any(|(s, key)| s == &step.id && key.starts_with("agency:"));
+        let agencies = state.active_agencies().count();
+        if gone {
+            return Ok(());
+        }
+        if agencies > 1 {
+            plan.problems.push(format!(
+                "{}: for the one agency with the learning, but the case has {agencies}: remove \
+                 the others (caseclerk agencies remove), and it goes to the one left",
+                step.id
+            ));
+            return Ok(());
+        }
     }
     for (id, _) in state.active_agencies() {
         let key = keyed(state, step, agency_key(id));

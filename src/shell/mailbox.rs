@@ -1510,8 +1510,7 @@ pub async fn watch(watcher: Watcher) {
             // waits as a failure would.
             Ok(()) => {
                 if started.elapsed() < steady {
-                    tokio::time::sleep(backoff.after_session(false, started.elapsed(), steady))
-                        .await;
+                    tokio::time::sleep(backoff.next_wait()).await;
                 } else {
                     backoff.reset();
                 }
