@@ -45,6 +45,9 @@
 //!    have reached its recipient twice; a letter settled by the server's copy is not re-sent
 //!    and not counted here). `messages_undecided` — mail fetched and not yet
 //!    decided for over 15 min (WARNING) or an hour (CRITICAL): processing is stuck.
+//!    `messages_set_aside` — a message was set aside unread in the last 7 days because caseclerk
+//!    stopped twice while deciding it ([`crate::core::deciding`]): WARNING (it waits on the
+//!    Triage page; the supplier needs the log).
 //! 7. `letters_overdue` — letters that should have gone by now and have not: WARNING after
 //!    `letter_warning`, CRITICAL after `letter_critical` (statutory letters are late).
 //!    `letters_unprepared` — letters that fell due could not be prepared at the last pass (a
@@ -134,6 +137,7 @@ pub enum Rule {
     LetterInFlight,
     LettersInDoubt,
     MessagesUndecided,
+    MessagesSetAside,
     LettersOverdue,
     LettersUnprepared,
     NoticesUnprepared,
@@ -166,6 +170,7 @@ impl Rule {
             Rule::LetterInFlight => "letter_in_flight",
             Rule::LettersInDoubt => "letters_in_doubt",
             Rule::MessagesUndecided => "messages_undecided",
+            Rule::MessagesSetAside => "messages_set_aside",
             Rule::LettersOverdue => "letters_overdue",
             Rule::LettersUnprepared => "letters_unprepared",
             Rule::NoticesUnprepared => "notices_unprepared",
@@ -223,6 +228,10 @@ pub struct Facts {
     /// Letters made once that could not be prepared (`<notices>`: never cleared; judged by the
     /// time of its last failure); `None` when none ever failed.
     pub notices: Option<Connection>,
+    /// Messages set aside unread after caseclerk stopped twice deciding them (`<set-aside>`:
+    /// the stored message's id only; never cleared, judged by the time of the last);
+    /// `None` when it never happened.
+    pub set_aside: Option<Connection>,
     /// Messages the server lists and did not hand over (`<imap-unfetched>`: what the fetch
     /// recorded, UIDs and the folder's name only); `None` when it never happened.
     pub unfetched: Option<Connection>,
@@ -658,6 +667,23 @@ fn stuck(f: &Facts, t: &Thresholds, out: &mut Vec<Finding>) {
             age(f.now, since)
         );
         push(out, level, Rule::MessagesUndecided, text);
+    }
+    if let Some(c) = f.set_aside.as_ref().filter(|c| c.failures > 0)
+        && let Some(at) = c
+            .last_error_at
+            .filter(|at| f.now - *at <= t.undelivered_window)
+    {
+        push(
+            out,
+            Level::Warning,
+            Rule::MessagesSetAside,
+            format!(
+                "{} ({}; {} in all): caseclerk stopped twice while deciding it, so it waits on                  the Triage page for a person while the rest goes on; send the daemon's log of                  that time to the supplier",
+                c.last_error.as_deref().unwrap_or("a message was set aside"),
+                short_instant(at),
+                c.failures
+            ),
+        );
     }
 }
 

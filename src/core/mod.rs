@@ -8,6 +8,7 @@
 //! - [`packing`]: an email's bytes ⇄ a skeleton and its large encoded parts, stored once by SHA-256.
 //! - [`intake`]: raw message bytes → a plain [`intake::Message`]; never panics.
 //! - [`classify`]: ordered, named rules → a [`classify::Verdict`] with reasons.
+//! - [`deciding`]: the guard against a message that stops caseclerk whenever it is decided.
 //! - [`case`]: a case's events folded into its state.
 //! - [`case_export`]: one case's messages, letters and history as the files of `export-case`.
 //! - [`chain`]: the tamper-evident history: each event's hash chained to the one before.
@@ -46,6 +47,7 @@ pub mod case_export;
 pub mod chain;
 pub mod classify;
 pub mod conversation;
+pub mod deciding;
 pub mod decisions;
 pub mod digest;
 pub mod directory;

@@ -24,6 +24,7 @@
 
 use crate::core::case::{self, CaseState, Event, Recorded};
 use crate::core::classify;
+use crate::core::deciding;
 use crate::core::firstrun::{self, FirstRun};
 use crate::core::intake;
 use crate::core::letters::{self, Letterhead, Templates};
@@ -72,8 +73,11 @@ pub enum EngineError {
     },
     /// Loading or parsing stored mail ahead of its turn stopped (a panic: parsing never should).
     /// The mail is still stored and pending; the next pass reads it again.
-    #[error("reading stored mail ahead of its turn stopped unexpectedly: {0}")]
-    ReadAhead(String),
+    #[error(
+        "reading stored mail ahead of its turn stopped unexpectedly: {}",
+        if *panicked { "it panicked" } else { "it was cancelled" }
+    )]
+    ReadAhead { panicked: bool },
     #[error(
         "another caseclerk is already working on {path} (run and tick take turns; stop the daemon first)"
     )]
@@ -244,14 +248,9 @@ impl Ahead {
 
 /// How a task reading ahead stopped, without its panic's message (which could quote the mail).
 fn stopped(e: tokio::task::JoinError) -> EngineError {
-    EngineError::ReadAhead(
-        if e.is_panic() {
-            "it panicked"
-        } else {
-            "it was cancelled"
-        }
-        .into(),
-    )
+    EngineError::ReadAhead {
+        panicked: e.is_panic(),
+    }
 }
 
 impl Drop for Ahead {
@@ -732,27 +731,106 @@ impl Engine {
                     _ => break,
                 }
             }
+            let mut alone = Vec::new();
             let (ctx, filing) = match &mut pass {
                 Some(p) => p,
-                None => pass.insert((
-                    self.classify_context().await?,
+                None => {
                     // Filings commit without waiting for the disk; see `DecisionConn` for why
                     // that is safe.
-                    self.store.decision_connection().await?,
-                )),
+                    let mut filing = self.store.decision_connection().await?;
+                    alone = self.after_a_stop(&mut filing, &pending, now).await?;
+                    pass.insert((self.classify_context().await?, filing))
+                }
             };
+            if !alone.is_empty() {
+                // What a stopped pass was deciding goes first, a message at a time; then the
+                // rest, read again.
+                for one in pending.iter().filter(|(id, _)| alone.contains(id)) {
+                    let decided = self
+                        .decide_pending(&[*one], ctx, filing, now, (processed, None), true)
+                        .await;
+                    if let Err(e) = &decided
+                        && !matches!(e, EngineError::ReadAhead { panicked: true })
+                    {
+                        // An error, not a crash: the message is tried alone again, not set
+                        // aside. (Reading it panicked on a thread of its own: that is the
+                        // message's doing, as a crash is, and its record stays.)
+                        let back = deciding::Mark::Alone(one.0).after_error();
+                        let _ = filing.mark_deciding(Some(&back.encode())).await;
+                    }
+                    processed += 1;
+                    opened.extend(decided?);
+                }
+                continue;
+            }
             // Progress is the fetch's while it goes on.
             let shown = (seen == mailbox::Frontier::Done).then_some(processed + pending.len());
             let decided = self
-                .decide_pending(&pending, ctx, filing, now, (processed, shown))
+                .decide_pending(&pending, ctx, filing, now, (processed, shown), false)
                 .await?;
             processed += pending.len();
             opened.extend(decided);
+        }
+        if let Some((_, filing)) = pass.as_mut() {
+            filing.mark_deciding(None).await?;
         }
         if processed > 0 {
             self.progress.update("deciding", processed, processed);
         }
         Ok((processed, opened))
+    }
+
+    /// At a pass's first pending message: what the last pass left undecided when it stopped
+    /// ([`deciding`]). A message that stopped caseclerk alone is set aside for a person, unread,
+    /// and raised in health; the messages to decide alone first are returned.
+    async fn after_a_stop(
+        &self,
+        filing: &mut DecisionConn,
+        pending: &[(i64, u64)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, EngineError> {
+        let mark = filing
+            .deciding_mark()
+            .await?
+            .and_then(|m| deciding::Mark::decode(&m));
+        let ids: Vec<i64> = pending.iter().map(|(id, _)| *id).collect();
+        let todo = deciding::after_a_stop(mark.as_ref(), &ids);
+        if let Some(id) = todo.set_aside {
+            tracing::error!(
+                stored_message = id,
+                "caseclerk stopped twice while deciding this message: set aside for a person, unread"
+            );
+            let why = serde_json::json!({
+                "kind": "Unread",
+                "rule": deciding::SET_ASIDE_RULE,
+                "reasons": [deciding::SET_ASIDE_WHY],
+            });
+            filing
+                .file_messages(
+                    &[Filing {
+                        id,
+                        state: react::Filing::Triage.as_str(),
+                        rule: deciding::SET_ASIDE_RULE,
+                        verdict: why,
+                    }],
+                    now,
+                )
+                .await?;
+            filing.mark_deciding(None).await?;
+            self.store
+                .record_mailbox_error(
+                    crate::shell::store::SET_ASIDE_HEALTH_KEY,
+                    &format!("message {id} was set aside unread"),
+                    now,
+                )
+                .await?;
+        } else if !todo.alone.is_empty() {
+            tracing::warn!(
+                messages = todo.alone.len(),
+                "the last pass stopped while deciding: its messages are decided one at a time"
+            );
+        }
+        Ok(todo.alone)
     }
 
     /// Decide `pending` in order, a loaded batch at a time (see [`Engine::process_messages`]);
@@ -765,14 +843,23 @@ impl Engine {
         filing: &mut DecisionConn,
         now: DateTime<Utc>,
         (mut processed, total): (usize, Option<usize>),
+        alone: bool,
     ) -> Result<Vec<String>, EngineError> {
         let mut opened = Vec::new();
         let mut batches = load_batches(pending).into_iter();
-        let mut ahead = batches.next().map(|b| Ahead::start(&self.store, b));
-        while let Some(batch) = ahead.take() {
+        let start = |b: Vec<i64>| (b.clone(), Ahead::start(&self.store, b));
+        let mut ahead = batches.next().map(start);
+        while let Some((ids, batch)) = ahead.take() {
             let loaded = batch.finished().await?;
             // The next batch is loaded and parsed on other threads while this one is decided.
-            ahead = batches.next().map(|b| Ahead::start(&self.store, b));
+            ahead = batches.next().map(start);
+            // What is being decided, kept until the pass is done ([`deciding`]): a message
+            // decided alone after a stop under its own record.
+            let mark = match (ids.as_slice(), alone) {
+                ([one], true) => deciding::Mark::Alone(*one),
+                _ => deciding::Mark::Batch(ids),
+            };
+            filing.mark_deciding(Some(&mark.encode())).await?;
             let mut filings = Vec::new();
             for (m, msg) in loaded {
                 if let Some(total) = total {

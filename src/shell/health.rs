@@ -58,6 +58,10 @@ pub async fn gather(
             .mailbox_state(crate::shell::store::NOTICE_HEALTH_KEY)
             .await?
             .map(connection),
+        set_aside: store
+            .mailbox_state(crate::shell::store::SET_ASIDE_HEALTH_KEY)
+            .await?
+            .map(connection),
         unfetched: store
             .mailbox_state(crate::shell::mailbox::UNFETCHED_HEALTH_KEY)
             .await?

@@ -328,6 +328,15 @@ pub const PREPARE_HEALTH_KEY: &str = "<letters>";
 /// a day after its last failure.
 pub const NOTICE_HEALTH_KEY: &str = "<notices>";
 
+/// The `meta` key of what the engine is deciding ([`crate::core::deciding`]).
+pub const DECIDING_KEY: &str = "deciding";
+
+/// The health row for messages set aside because caseclerk stopped twice while deciding them
+/// ([`crate::core::deciding`]): its text names the stored message's id only. Never cleared by a
+/// pass; `caseclerk health` (`messages_set_aside`) speaks of it for a week after, and the digest
+/// lists the message among those waiting for a person.
+pub const SET_ASIDE_HEALTH_KEY: &str = "<set-aside>";
+
 /// The health row for the daily retention run: failing while it cannot run (it is tried again at
 /// every pass), cleared by the next run that works. Read by `caseclerk health`
 /// (`retention_failing`): content kept past the schedule is the data protection officer's
@@ -2752,6 +2761,40 @@ impl DecisionConn {
             }
             q.execute(&mut *self.conn).await?;
         }
+        Ok(())
+    }
+
+    /// The record of what a pass is deciding ([`crate::core::deciding`]), as the last pass left
+    /// it: `None` when it ended normally.
+    pub async fn deciding_mark(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(DECIDING_KEY)
+            .fetch_optional(&mut *self.conn)
+            .await?)
+    }
+
+    /// Record what is being decided now (`None`: nothing, the pass is done). Written on this
+    /// connection, without waiting for the disk: the record must outlive the process (a crash
+    /// while deciding), not the machine — a power cut that loses it loses nothing but the guard's
+    /// count.
+    pub async fn mark_deciding(&mut self, mark: Option<&str>) -> Result<(), StoreError> {
+        match mark {
+            Some(m) => {
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(DECIDING_KEY)
+                .bind(m)
+                .execute(&mut *self.conn)
+                .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM meta WHERE key = ?")
+                    .bind(DECIDING_KEY)
+                    .execute(&mut *self.conn)
+                    .await?
+            }
+        };
         Ok(())
     }
 

@@ -41,6 +41,7 @@ mod smtp_conversation;
 mod smtp_login;
 mod smtp_tls;
 mod stall;
+mod stopped_deciding;
 mod support;
 mod systemd_unit;
 mod templates_render;

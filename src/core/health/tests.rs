@@ -33,6 +33,7 @@ fn healthy() -> Facts {
         pass: None,
         retention: None,
         unfetched: None,
+        set_aside: None,
         notices: None,
         pending_due: 0,
         oldest_pending_due: None,
@@ -403,6 +404,28 @@ fn letters_re_sent_in_doubt_warn_and_undecided_mail_is_stuck_processing() {
     assert_eq!(rules(&f), [(Level::Warning, "messages_undecided")]);
     f.undecided_since = Some(at(8, 30));
     assert_eq!(rules(&f), [(Level::Critical, "messages_undecided")]);
+}
+
+#[test]
+fn a_message_set_aside_after_two_stops_warns_for_a_week_naming_only_its_id() {
+    let mut f = healthy();
+    f.set_aside = Some(Connection {
+        last_ok_at: None,
+        last_error_at: Some(at(9, 0)),
+        failures: 1,
+        last_error: Some("message 42 was set aside unread".into()),
+    });
+    assert_eq!(rules(&f), [(Level::Warning, "messages_set_aside")]);
+    let text = &assess(&f, &Thresholds::default())[0].text;
+    assert!(
+        text.contains("message 42") && text.contains("Triage"),
+        "{text}"
+    );
+    f.now = at(9, 0) + chrono::Duration::days(8);
+    f.installed_at = None;
+    f.mailbox = Some(read_at(f.now - chrono::Duration::minutes(1)));
+    f.watcher = Some(read_at(f.now - chrono::Duration::minutes(1)));
+    assert_eq!(rules(&f), [], "spoken of for a week, then not");
 }
 
 #[test]

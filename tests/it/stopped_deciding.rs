@@ -1,0 +1,184 @@
+//! A message that stops caseclerk whenever it is decided must not stop everything behind it: a
+//! pass that stopped while deciding leaves the batch it held named; the next decides that batch
+//! a message at a time, each under its own record; a message whose own record outlived the
+//! process (it stopped caseclerk a second time, alone) is set aside for a person, unread, and
+//! raised in health — while an error, unlike a crash, never sets a message aside.
+//!
+//! A crash cannot be asked for on purpose (a message that really crashed caseclerk would be a bug
+//! to fix), so the crash is what it leaves behind: the record in the database, exactly as the
+//! engine writes it. Errors are real: a trigger refuses one message's filing.
+
+use crate::review::{Review, london};
+use crate::support;
+use caseclerk::core::deciding::{self, Mark};
+use caseclerk::shell::engine::TickReport;
+
+/// A referral from its own hospital address (so no sender's daily cap counts them together).
+fn referral(n: usize) -> Vec<u8> {
+    String::from_utf8(support::referral(
+        &format!("stopped.{n}@hospital.test"),
+        "Referral for a rapid review",
+    ))
+    .unwrap()
+    .replace(
+        &format!("<{}>", support::REFERRER),
+        &format!("<referrer{n}@hospital.test>"),
+    )
+    .into_bytes()
+}
+
+/// A connection of the test's own to the review's database.
+async fn connect(r: &Review) -> sqlx::SqlitePool {
+    let db = r.engine.cfg.database.clone();
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap()
+}
+
+/// The stored messages' ids, in order of arrival.
+async fn ids(pool: &sqlx::SqlitePool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT id FROM messages ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn state_of(pool: &sqlx::SqlitePool, id: i64) -> (String, Option<String>) {
+    sqlx::query_as("SELECT state, rule FROM messages WHERE id = ?")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn record(pool: &sqlx::SqlitePool) -> Option<String> {
+    sqlx::query_scalar("SELECT value FROM meta WHERE key = 'deciding'")
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_message_that_stopped_caseclerk_alone_is_set_aside_unread_and_the_referral_behind_it_is_acknowledged()
+ {
+    let mut r = Review::of("bury").await;
+    r.at("2026-08-20 09:00").await;
+    r.stored(&referral(1), "2026-08-20 09:00").await;
+    r.stored(&referral(2), "2026-08-20 09:01").await;
+    let pool = connect(&r).await;
+    let [first, second] = ids(&pool).await[..] else {
+        panic!("two messages stored")
+    };
+    // What a daemon killed while deciding the first message alone leaves behind.
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('deciding', ?)")
+        .bind(Mark::Alone(first).encode())
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let opened = r.at("2026-08-20 09:05").await.opened.clone();
+
+    assert_eq!(
+        state_of(&pool, first).await,
+        ("triage".into(), Some(deciding::SET_ASIDE_RULE.into()))
+    );
+    let triage = r.engine.store.triage().await.unwrap();
+    assert_eq!(triage.len(), 1);
+    assert_eq!(triage[0].reasons, [deciding::SET_ASIDE_WHY]);
+    assert_eq!(opened.len(), 1, "the referral behind it opened its case");
+    assert_eq!(state_of(&pool, second).await.0, "filed");
+    assert!(
+        !r.sent_to("referrer2@hospital.test").is_empty(),
+        "and its referrer was answered"
+    );
+    assert!(
+        r.sent_to("referrer1@hospital.test").is_empty(),
+        "the message set aside is never answered by caseclerk"
+    );
+    assert_eq!(record(&pool).await, None, "the pass ended normally");
+    let (text, _) =
+        caseclerk::shell::health::check(&r.engine.cfg, &r.engine.store, london("2026-08-20 09:06"))
+            .await
+            .unwrap();
+    assert!(
+        text.contains("messages_set_aside") && text.contains(&format!("message {first} ")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_pass_stopped_while_deciding_leaves_its_batch_named_and_the_next_decides_it_one_at_a_time_never_setting_one_aside_for_an_error()
+ {
+    let mut r = Review::of("bury").await;
+    r.at("2026-08-20 09:00").await;
+    for n in 1..=3 {
+        r.stored(&referral(n), &format!("2026-08-20 09:0{n}")).await;
+    }
+    let pool = connect(&r).await;
+    let [a, b, c] = ids(&pool).await[..] else {
+        panic!("three messages stored")
+    };
+    // Every record the engine writes is kept, and the second message's filing is refused.
+    for sql in [
+        "CREATE TABLE marks (n INTEGER PRIMARY KEY, value TEXT)".to_string(),
+        "CREATE TRIGGER log_insert AFTER INSERT ON meta WHEN NEW.key = 'deciding' \
+         BEGIN INSERT INTO marks (value) VALUES (NEW.value); END"
+            .to_string(),
+        "CREATE TRIGGER log_update AFTER UPDATE ON meta WHEN NEW.key = 'deciding' \
+         BEGIN INSERT INTO marks (value) VALUES (NEW.value); END"
+            .to_string(),
+        format!(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF state ON messages \
+             WHEN NEW.id = {b} AND NEW.state <> 'new' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let marks = |pool: sqlx::SqlitePool| async move {
+        sqlx::query_scalar::<_, String>("SELECT value FROM marks ORDER BY n")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    let now = r.now();
+
+    // The pass fails on the second message: the batch stays named.
+    let failed = r.engine.work(now, &mut TickReport::default()).await;
+    assert!(failed.is_err());
+    assert_eq!(
+        record(&pool).await,
+        Some(Mark::Batch(vec![a, b, c]).encode())
+    );
+    assert_eq!(state_of(&pool, a).await.0, "filed");
+
+    // The next decides the rest alone; the error puts the batch record back, never sets aside.
+    let failed = r.engine.work(now, &mut TickReport::default()).await;
+    assert!(failed.is_err());
+    assert_eq!(
+        marks(pool.clone()).await[1..],
+        [Mark::Alone(b).encode(), Mark::Batch(vec![b]).encode()]
+    );
+    assert_eq!(state_of(&pool, b).await.0, "new", "an error is not a crash");
+    let failed = r.engine.work(now, &mut TickReport::default()).await;
+    assert!(failed.is_err(), "still the database's refusal");
+    assert_eq!(state_of(&pool, b).await.0, "new", "nor are two errors");
+
+    // Once the fault is gone it is decided, and the record cleared.
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut report = TickReport::default();
+    r.engine.work(now, &mut report).await.unwrap();
+    // The error left only the second message named: it goes alone, the third with the rest.
+    assert_eq!(
+        marks(pool.clone()).await[5..],
+        [Mark::Alone(b).encode(), Mark::Batch(vec![c]).encode()]
+    );
+    assert_eq!(report.opened.len(), 2);
+    assert_eq!(record(&pool).await, None);
+    assert!(r.engine.store.triage().await.unwrap().is_empty());
+}
