@@ -536,7 +536,7 @@ pub struct Letterhead<'a> {
     pub id_domain: &'a str,
     /// This installation's id, in every Message-ID we mint.
     pub install_id: &'a str,
-    /// The secret behind vote codes.
+    /// The installation's secret: behind vote codes and our Message-IDs ([`message_id`]).
     pub vote_key: &'a [u8],
     pub process: &'a Process,
     pub calendar: &'a Calendar,
@@ -580,10 +580,22 @@ fn child(
     }
 }
 
-/// Our Message-ID for the letter with this outbox key: this installation's id and a hash of the key.
-pub fn message_id(install_id: &str, id_domain: &str, dedupe_key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let h = hex::encode(&Sha256::digest(dedupe_key.as_bytes())[..8]);
+/// Our Message-ID for the letter with this outbox key: this installation's id and a keyed hash
+/// of the key (HMAC-SHA256 under the installation's secret, the one behind vote codes, with a
+/// label of its own; 64 bits of it).
+///
+/// Keyed, because the key is guessable — a case reference, a step and a recipient — and a
+/// Message-ID anyone could compute would let someone who has seen one letter thread a message
+/// onto another (an agency's return, a reply to a request) without having received it. The same
+/// outbox key always gives the same Message-ID in one installation, as a re-planned letter needs;
+/// a letter already queued keeps the Message-ID it was stored with (threading reads the stored
+/// one), so the upgrade from unkeyed IDs changes only letters made after it.
+pub fn message_id(install_id: &str, id_domain: &str, secret: &[u8], dedupe_key: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(b"caseclerk message id\0");
+    ctx.update(dedupe_key.as_bytes());
+    let h = hex::encode(&ctx.sign().as_ref()[..8]);
     format!("caseclerk.{install_id}.{h}@{id_domain}")
 }
 
@@ -741,7 +753,7 @@ pub fn case_letter(
     } = enclosures;
     let reference = &state.reference;
     let dedupe_key = format!("{reference}/{}/{}", due.step, due.key);
-    let message_id = message_id(h.install_id, h.id_domain, &dedupe_key);
+    let message_id = message_id(h.install_id, h.id_domain, h.vote_key, &dedupe_key);
     let mut rendered = templates.render(&due.template, &data(h, state, due, particulars))?;
     if let Some(w) = withheld {
         rendered = withheld_note(rendered, w);
@@ -854,7 +866,7 @@ pub fn people_letter(
             "{step}: nobody to send it to"
         )));
     };
-    let message_id = message_id(h.install_id, h.id_domain, dedupe_key);
+    let message_id = message_id(h.install_id, h.id_domain, h.vote_key, dedupe_key);
     let rendered = marked(rendered, h.paperwork.marking.as_deref());
     let raw = compose(Compose {
         from_name: h.name.to_string(),
@@ -895,7 +907,7 @@ pub fn people_letter(
 /// A letter sent again, as it was, under a new key and Message-ID, to its recipients or to `to`.
 /// Replies to it count as replies to the original.
 pub fn resent_letter(
-    (install_id, id_domain): (&str, &str),
+    (install_id, id_domain, secret): (&str, &str, &[u8]),
     original: &OriginalLetter<'_>,
     reference: &str,
     attempt: usize,
@@ -903,7 +915,7 @@ pub fn resent_letter(
     now: DateTime<Utc>,
 ) -> NewLetter {
     let dedupe_key = format!("{reference}/resend/{}/{attempt}", original.outbox);
-    let message_id = message_id(install_id, id_domain, &dedupe_key);
+    let message_id = message_id(install_id, id_domain, secret, &dedupe_key);
     let envelope_to = match to {
         Some(a) => vec![a.to_lowercase()],
         None => original.envelope_to.to_vec(),
@@ -1157,6 +1169,32 @@ mod tests {
         let att = parsed.attachments().next().unwrap();
         assert_eq!(att.attachment_name(), Some("Referral form – Ünïcode.docx"));
         assert_eq!(att.contents(), &[0x50, 0x4b, 3, 4, 0, 1, 2]);
+    }
+
+    #[test]
+    fn a_message_id_is_the_same_for_the_same_letter_and_cannot_be_computed_without_the_secret() {
+        let key = "RR-2026-0001/agency-request/agency:police";
+        let ours = message_id("cafe", "bury.test", b"secret one", key);
+        assert_eq!(ours, message_id("cafe", "bury.test", b"secret one", key));
+        assert!(ours.starts_with("caseclerk.cafe.") && ours.ends_with("@bury.test"));
+        // Someone who knows the installation's id and how keys are made, but not its secret.
+        assert_ne!(ours, message_id("cafe", "bury.test", b"secret two", key));
+        assert_ne!(ours, message_id("cafe", "bury.test", b"", key));
+        use sha2::{Digest, Sha256};
+        let unkeyed = hex::encode(&Sha256::digest(key.as_bytes())[..8]);
+        assert!(
+            !ours.contains(&unkeyed),
+            "the key's plain hash is not in it"
+        );
+        assert_ne!(
+            ours,
+            message_id(
+                "cafe",
+                "bury.test",
+                b"secret one",
+                "RR-2026-0001/agency-request/agency:health"
+            )
+        );
     }
 
     #[test]

@@ -889,6 +889,13 @@ pub async fn resend(
         .meta("install_id")
         .await?
         .unwrap_or_else(|| "operator".into());
+    // The installation's secret, as the daemon keys its Message-IDs with it (none before the
+    // daemon ever ran: then there is no letter to send again either).
+    let secret = store
+        .meta("vote_key")
+        .await?
+        .and_then(|k| hex::decode(k).ok())
+        .unwrap_or_default();
     let previous = store
         .events(case.id)
         .await?
@@ -896,7 +903,7 @@ pub async fn resend(
         .filter(|e| matches!(e.event(), Ok(Event::LetterResent { outbox, .. }) if outbox == letter))
         .count();
     let new = crate::core::letters::resent_letter(
-        (&install, &cfg.id_domain),
+        (&install, &cfg.id_domain, &secret),
         &crate::core::letters::OriginalLetter {
             outbox: row.id,
             case_id: Some(case.id),
