@@ -313,6 +313,7 @@ struct RawOAuth2 {
     scope: Option<String>,
     secret_expires: Option<String>,
     ca_file: Option<String>,
+    proxy: Option<String>,
     timeout_seconds: Option<u64>,
 }
 
@@ -800,6 +801,15 @@ impl Resolver {
             self.check_credential(credential.as_ref());
         }
         let ca_file = self.ca("oauth2", &o.ca_file);
+        let proxy = o.proxy.as_deref().and_then(|p| {
+            crate::shell::oauth::split_proxy(p).or_else(|| {
+                self.problems.push(format!(
+                    "[oauth2] proxy `{p}` must be the web proxy's address as http://host:port (no \
+                     path, no user or password: caseclerk sends none)"
+                ));
+                None
+            })
+        });
         if self.problems.len() > before {
             return None;
         }
@@ -811,6 +821,7 @@ impl Resolver {
             scope,
             secret_expires,
             ca_file,
+            proxy,
             timeout: Duration::from_secs(self.seconds(
                 "[oauth2] timeout_seconds",
                 o.timeout_seconds,

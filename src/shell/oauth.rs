@@ -71,6 +71,9 @@ pub struct OAuth2Settings {
     pub secret_expires: Option<NaiveDate>,
     /// An extra CA for the authority (tests, a proxy); Microsoft needs none.
     pub ca_file: Option<PathBuf>,
+    /// The council's outbound web proxy (`[oauth2] proxy`, host and port): the token endpoint is
+    /// reached through it by HTTP `CONNECT`, TLS end to end; `None`: directly.
+    pub proxy: Option<(String, u16)>,
     pub timeout: Duration,
 }
 
@@ -335,6 +338,83 @@ pub fn split_https(url: &str) -> Option<(String, u16, String)> {
     (!host.is_empty()).then(|| (host.to_string(), port, path.to_string()))
 }
 
+/// `http://host:port` (a trailing `/` allowed) → the proxy's host and port; `None` for anything
+/// else: another scheme, a path, no port, or credentials (`user:pass@`), which caseclerk does not
+/// send.
+pub fn split_proxy(url: &str) -> Option<(String, u16)> {
+    let rest = url.trim().strip_prefix("http://")?;
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    if hostport.is_empty() || hostport.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    let (host, port) = hostport.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+/// A connection to `host:port`: direct, or a tunnel through the proxy (HTTP `CONNECT`, which
+/// must answer 2xx; what it answered otherwise is the error).
+async fn reach(
+    proxy: Option<&(String, u16)>,
+    host: &str,
+    port: u16,
+) -> Result<tokio::net::TcpStream, String> {
+    let Some((phost, pport)) = proxy else {
+        return tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let mut tcp = tokio::net::TcpStream::connect((phost.as_str(), *pport))
+        .await
+        .map_err(|e| format!("the proxy {phost}:{pport}: {e}"))?;
+    let target = match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    };
+    tcp.write_all(
+        format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: caseclerk\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .map_err(|e| format!("the proxy {phost}:{pport}: {e}"))?;
+    // The proxy's answer, a byte at a time up to its blank line: what follows is the tunnel.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= 16 * 1024 {
+            return Err(format!(
+                "the proxy {phost}:{pport} sent an answer too long to read"
+            ));
+        }
+        let mut byte = [0u8; 1];
+        match tcp.read(&mut byte).await {
+            Ok(0) => {
+                return Err(format!(
+                    "the proxy {phost}:{pport} closed the connection when asked for {target}"
+                ));
+            }
+            Ok(_) => head.push(byte[0]),
+            Err(e) => return Err(format!("the proxy {phost}:{pport}: {e}")),
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head);
+    let status_line = status_line.lines().next().unwrap_or_default().trim();
+    let status: Option<u16> = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok());
+    match status {
+        Some(200..=299) => Ok(tcp),
+        Some(407) => Err(format!(
+            "the proxy {phost}:{pport} wants a login (\"{status_line}\"): caseclerk sends none; ask \
+             for its host to be let through to {host} without one"
+        )),
+        _ => Err(format!(
+            "the proxy {phost}:{pport} refused to connect to {target} (\"{status_line}\")"
+        )),
+    }
+}
+
 /// POST a form over HTTPS; the status and body.
 async fn post(s: &OAuth2Settings, url: &str, body: &str) -> Result<(u16, Vec<u8>), OAuthError> {
     let unreachable = |detail: String| OAuthError::Unreachable {
@@ -345,9 +425,9 @@ async fn post(s: &OAuth2Settings, url: &str, body: &str) -> Result<(u16, Vec<u8>
         split_https(url).ok_or_else(|| unreachable("not an https:// address".into()))?;
     let config = crate::shell::tls::client_config(s.ca_file.as_deref())
         .map_err(|e| unreachable(e.to_string()))?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+    let tcp = reach(s.proxy.as_ref(), &host, port)
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(unreachable)?;
     let name = ServerName::try_from(host.clone()).map_err(|e| unreachable(e.to_string()))?;
     let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
@@ -600,6 +680,28 @@ mod tests {
             parse_http_reply(chunked),
             Some((400, b"{\"a\":1}".to_vec()))
         );
+    }
+
+    #[test]
+    fn a_proxy_is_an_http_host_and_port_and_nothing_else() {
+        let p = |h: &str, n| Some((h.to_string(), n));
+        assert_eq!(
+            split_proxy("http://proxy.council.local:3128"),
+            p("proxy.council.local", 3128)
+        );
+        assert_eq!(split_proxy(" http://10.0.0.5:8080/ "), p("10.0.0.5", 8080));
+        assert_eq!(split_proxy("http://[fd00::5]:3128"), p("fd00::5", 3128));
+        for wrong in [
+            "https://proxy:3128",
+            "proxy:3128",
+            "http://proxy",
+            "http://proxy:0",
+            "http://user:pass@proxy:3128",
+            "http://proxy:3128/path",
+            "http://:3128",
+        ] {
+            assert_eq!(split_proxy(wrong), None, "{wrong}");
+        }
     }
 
     #[test]

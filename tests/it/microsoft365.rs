@@ -566,3 +566,142 @@ async fn a_failed_renewal_keeps_the_old_token_until_it_expires_says_why_and_reco
     assert!(!log.contains("Renewed~secret-value"), "{log}");
     assert_eq!(h.settled_count(REFERRER).await, 1);
 }
+
+/// A council's outbound web proxy on loopback: it answers each `CONNECT` with `answer` and, on
+/// a 200, tunnels the connection. What it was asked for is kept, a line per connection.
+fn web_proxy(answer: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let mut reader = BufReader::new(client.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            log.lock().unwrap().push(first.trim().to_string());
+            let mut client = client;
+            client.write_all(answer.as_bytes()).unwrap();
+            if !answer.contains(" 200 ") {
+                continue;
+            }
+            let target = first.split_whitespace().nth(1).unwrap().to_string();
+            let server = std::net::TcpStream::connect(target).unwrap();
+            let (mut up_from, mut up_to) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut up_from, &mut up_to));
+            let (mut down_from, mut down_to) = (server, client);
+            std::thread::spawn(move || std::io::copy(&mut down_from, &mut down_to));
+        }
+    });
+    (port, asked)
+}
+
+/// `[oauth2] proxy` set to `http://127.0.0.1:<port>`.
+fn through_proxy(h: &Harness, port: u16) {
+    let mut cfg: toml::Table = std::fs::read_to_string(&h.config).unwrap().parse().unwrap();
+    cfg["oauth2"].as_table_mut().unwrap().insert(
+        "proxy".into(),
+        toml::Value::String(format!("http://127.0.0.1:{port}")),
+    );
+    std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn the_token_is_fetched_through_the_councils_web_proxy_when_one_is_set() {
+    let h = Harness::start_oauth("bury", |_| {}).await;
+    let (port, asked) = web_proxy("HTTP/1.1 200 Connection established\r\n\r\n");
+    through_proxy(&h, port);
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("proxy-1@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let out = h.tick(None);
+    assert!(out.contains("opened RR-"), "{out}");
+    assert_eq!(h.settled_count(REFERRER).await, 1, "the acknowledgement");
+    let issuer = h.stack.issuer.as_ref().unwrap();
+    let authority = issuer.authority();
+    let target = authority
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [format!("CONNECT {target} HTTP/1.1")],
+        "one token, asked for through the proxy"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_that_wants_a_login_is_named_with_what_to_ask_for_and_the_letters_wait() {
+    let h = Harness::start_oauth("bury", |_| {}).await;
+    mailbox_on_password(&h);
+    let (port, asked) = web_proxy(
+        "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n\r\n",
+    );
+    through_proxy(&h, port);
+    h.deliver(
+        REFERRER,
+        SHARED,
+        &referral("proxy-2@hospital.test", "Referral for a rapid review"),
+    )
+    .await;
+    let out = h.caseclerk(&["tick", "--process-existing"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("opened RR-") && stdout.contains("undelivered 0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        0,
+        "nothing sent without a token"
+    );
+    assert!(!asked.lock().unwrap().is_empty());
+    let (failures, said) = health(&h, "<oauth2>").await;
+    assert!(failures > 0, "{said}");
+    let named = format!("the proxy 127.0.0.1:{port} wants a login");
+    assert!(
+        said.contains(&named) && said.contains("let through"),
+        "{said}"
+    );
+    assert!(stderr.contains(&named), "{stderr}");
+
+    // IT lets the host through: the proxy answers, and the letters go, once.
+    let (open, _) = web_proxy("HTTP/1.1 200 Connection established\r\n\r\n");
+    through_proxy(&h, open);
+    let again = h.tick(None);
+    assert!(again.contains("undelivered 0"), "{again}");
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        1,
+        "the acknowledgement, once"
+    );
+    assert_eq!(health(&h, "<oauth2>").await.0, 0, "the alarm clears");
+}
+
+#[test]
+fn a_proxy_given_with_a_password_or_a_path_is_refused_at_once() {
+    let text = example().replace(
+        "[oauth2]\n",
+        "[oauth2]\nproxy = \"http://user:secret@proxy.council.local:3128\"\n",
+    );
+    let e = load(&text).unwrap_err();
+    assert!(
+        e.contains("[oauth2] proxy `http://user:secret@proxy.council.local:3128` must be"),
+        "{e}"
+    );
+}
