@@ -58,6 +58,10 @@
 //!     time of the deciding vote.
 //! 14. [`TIE_BREAK`] — a majority decision without a majority asks its tie-breaker.
 //! 15. [`DISAGREEMENT`] — "all must agree" and they do not: the business manager is told.
+//! 16. [`CONSULTED`] — a majority decision with a tie-breaker taken while its voters disagree
+//!     (a split vote, or a vote against it arriving after it was taken) is sent to the
+//!     tie-breaker, whom the partnership consults on such a majority (Tameside's Executive Chair
+//!     / Independent Scrutineer). The majority's decision stands; once per round.
 //!
 //! Must not: read the clock, the store or the mail; log; decide what a message *is* (that is
 //! `classify`) or which letters of the process are due (that is `timeline`).
@@ -666,6 +670,23 @@ fn vote(
             if rule == UNCLEAR {
                 set_aside(incoming, &decision.id, &sender, &actor, w);
             }
+            if rule == ALREADY_DECIDED
+                && let Reading::Clear(late) = &reading
+                && let Some((taken, _)) = w.state.decisions.get(&decision.id)
+                && late != taken
+            {
+                let note = format!(
+                    "{sender} voted {late} after the decision was taken by majority ({taken})"
+                );
+                let consult = consultation(rules, decision, &w.state, vec![note], now);
+                if !consult.is_empty() {
+                    w.r.steps.push(Step {
+                        rule: CONSULTED,
+                        why: format!("late vote against {} on {}", taken, decision.id),
+                    });
+                }
+                w.r.notices.extend(consult);
+            }
             if rule == UNCLEAR && !asked {
                 let mut ask = timeline::notice(
                     rules.calendar,
@@ -1230,6 +1251,45 @@ pub const QUORUM_MET: &str = "quorum_met";
 pub const TIE_BREAK: &str = "tie_break";
 /// "All must agree" and they do not: the business manager is told.
 pub const DISAGREEMENT: &str = "disagreement";
+/// A majority decision taken while its voters disagree: its tie-breaker is consulted.
+pub const CONSULTED: &str = "consulted";
+
+/// Rule 16: the letters that consult a decision's tie-breaker on a majority decision its voters
+/// disagree on (`notes`: the votes and the outcome). None for a decision without a tie-breaker.
+/// Keyed by decision, round and person, so a split seen twice (at the deciding vote, then a
+/// late dissent) consults once.
+fn consultation(
+    rules: &Rules<'_>,
+    d: &Decision,
+    state: &CaseState,
+    notes: Vec<String>,
+    now: DateTime<Utc>,
+) -> Vec<DueLetter> {
+    let round = state.rounds.get(&d.id).copied().unwrap_or(0);
+    tie_breakers(rules, d, state)
+        .into_iter()
+        .map(|c| {
+            let to = Recipient {
+                name: c.name.clone(),
+                email: c.email.to_lowercase(),
+                role: "tie-breaker".into(),
+                phone: c.phone.clone(),
+            };
+            let key = format!("notice:consult:{}#r{round}:{}", d.id, to.email);
+            let mut notes = notes.clone();
+            notes.insert(0, d.name.clone());
+            timeline::notice(
+                rules.calendar,
+                state,
+                "majority-consultation",
+                &key,
+                to,
+                notes,
+                now,
+            )
+        })
+        .collect()
+}
 
 /// What counting the votes of a case did.
 #[derive(Debug, Clone)]
@@ -1323,6 +1383,16 @@ pub fn settle(rules: &Rules<'_>, state: CaseState, now: DateTime<Utc>) -> Settle
                     rule: QUORUM_MET,
                     why: format!("{}: {outcome}", d.id),
                 });
+                if counted.values().any(|c| c.outcome != outcome) {
+                    let consult = consultation(rules, d, &out.state, vec![how.clone()], now);
+                    if !consult.is_empty() {
+                        out.steps.push(Step {
+                            rule: CONSULTED,
+                            why: format!("{} round {round}", d.id),
+                        });
+                    }
+                    out.notices.extend(consult);
+                }
                 let rec = Recorded {
                     at,
                     actor: CASECLERK.into(),

@@ -326,6 +326,7 @@ const NOTICES: &[(&str, bool)] = &[
     ("vote-confirmed", true),
     ("tie-break-request", true),
     ("decision-disagreement", false),
+    ("majority-consultation", false),
     ("undelivered-notice", false),
     ("lcspr-delay-notice", false),
 ];

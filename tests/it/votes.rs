@@ -254,6 +254,20 @@ async fn a_tameside_disagreement_is_decided_by_the_majority_and_a_three_way_spli
         "{report}"
     );
     assert!(report.contains("the voters disagreed"), "{report}");
+    // The seed takes a majority decision "in consultation with the Executive Chair": told once,
+    // with the votes; the case goes on as the majority decided.
+    let chair = "executive.chair@bury.test";
+    let consulted = r.sent_to_for(chair, "notice-majority-consultation");
+    assert_eq!(consulted.len(), 1);
+    assert!(
+        consulted[0].msg.body_text.contains("nfa") && consulted[0].msg.body_text.contains("meets"),
+        "{}",
+        consulted[0].msg.body_text
+    );
+    assert!(
+        !consulted[0].msg.subject.contains("[code "),
+        "not asked to vote"
+    );
 
     // A second referral, split three ways: the executive chair is asked, and decides.
     let second = r
@@ -264,7 +278,6 @@ async fn a_tameside_disagreement_is_decided_by_the_majority_and_a_three_way_spli
         r.reply(&ask, member, vote, "2026-08-20 13:00").await;
     }
     r.at("2026-08-20 13:05").await;
-    let chair = "executive.chair@bury.test";
     let ask = r.last_about(&second, chair, "notice-tie-break-request");
     assert!(ask.msg.subject.contains("split"), "{}", ask.msg.subject);
     assert!(ask.msg.subject.contains("[code "), "{}", ask.msg.subject);
@@ -285,6 +298,49 @@ async fn a_tameside_disagreement_is_decided_by_the_majority_and_a_three_way_spli
     assert!(
         report.contains("decided by the executive_chair"),
         "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_tameside_partner_voting_against_a_majority_already_taken_has_the_executive_chair_consulted_once()
+ {
+    let mut r = Review::of("tameside").await;
+    let case = r
+        .referral_from(REFERRER, "Case notification form", "2026-08-20 10:00")
+        .await;
+    for member in [LA, ICB] {
+        let ask = r.last_about(&case, member, "screening-request");
+        r.reply(&ask, member, "MEETS", "2026-08-20 11:00").await;
+    }
+    r.at("2026-08-20 11:05").await;
+    let chair = "executive.chair@bury.test";
+    assert!(
+        r.sent_to_for(chair, "notice-majority-consultation")
+            .is_empty(),
+        "two of three agreeing is no disagreement yet"
+    );
+
+    // The police disagree the next morning: still too late to count, but now a disagreement.
+    let ask = r.last_about(&case, POLICE, "screening-request");
+    r.reply(&ask, POLICE, "NFA", "2026-08-21 09:00").await;
+    let consulted = r.sent_to_for(chair, "notice-majority-consultation");
+    assert_eq!(consulted.len(), 1);
+    assert!(
+        consulted[0]
+            .msg
+            .body_text
+            .contains("voted nfa after the decision was taken by majority (meets)"),
+        "{}",
+        consulted[0].msg.body_text
+    );
+    assert!(r.report(&case).await.contains("decision screening: meets"));
+
+    // Saying it again consults nobody twice.
+    r.reply(&ask, POLICE, "NFA - we maintain this", "2026-08-21 10:00")
+        .await;
+    assert_eq!(
+        r.sent_to_for(chair, "notice-majority-consultation").len(),
+        1
     );
 }
 
