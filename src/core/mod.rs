@@ -27,6 +27,7 @@
 //! - [`records`]: the rows the store hands over (a case, its events, a letter summary).
 //! - [`retention`]: the retention schedule and the named rules that say what content goes, and why.
 //! - [`timeline`]: process + case state + now → letters due and the next wake-up.
+//! - [`upgrade`]: steps new to the installation apply to what falls due from then on.
 //! - [`letters`]: a due letter → the data its template sees, rendered subject, text and HTML.
 //! - [`views`]: a snapshot of every case for the business unit (labels, never addresses).
 //! - [`digest`]: a snapshot → the business unit's daily digest as data, laid out by its templates.
@@ -71,5 +72,6 @@ pub mod text;
 pub mod timeline;
 pub mod totp;
 pub mod trust;
+pub mod upgrade;
 pub mod views;
 pub mod workspace;

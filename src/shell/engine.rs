@@ -32,6 +32,7 @@ use crate::core::limits;
 use crate::core::process::StepKind;
 use crate::core::react::{self, BouncedLetter, Found, Incoming, Reaction, Rules};
 use crate::core::timeline::{self, DueLetter, TimelineError};
+use crate::core::upgrade;
 use crate::core::views::SmtpHold;
 use crate::shell::allocator;
 use crate::shell::attachments::{self, AttachmentError};
@@ -46,6 +47,7 @@ use crate::shell::store::{
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +116,8 @@ pub struct Engine {
     install_id: String,
     /// The secret behind vote codes (32 random bytes, kept in the database).
     vote_key: Vec<u8>,
+    /// Since when each step of the process has been known here ([`upgrade`]).
+    known_steps: BTreeMap<String, upgrade::Known>,
     /// Sends letters instead of SMTP from the configuration (tests: a recording transport).
     transport: Option<Arc<dyn outbox::Transport>>,
     /// A long pass's progress on a terminal (off unless the command line turns it on).
@@ -353,6 +357,7 @@ impl Engine {
         let vote_key =
             hex::decode(vote_key).map_err(|e| StoreError::Corrupt(format!("vote_key: {e}")))?;
         crate::core::intake::keep_hashes_private(&vote_key);
+        let known_steps = Self::known_steps(&store, &cfg, clock.now()).await?;
         Ok(Engine {
             cfg: Arc::new(cfg),
             store,
@@ -361,6 +366,7 @@ impl Engine {
             existing,
             install_id,
             vote_key,
+            known_steps,
             transport: None,
             progress: Progress::off(),
             sending: None,
@@ -373,6 +379,28 @@ impl Engine {
             pass_raised: Raised::default(),
             _lock: lock,
         })
+    }
+
+    /// Since when this installation has known each step of its process ([`upgrade`]), kept per
+    /// process in the store; a step new since the last start is logged (its id only).
+    async fn known_steps(
+        store: &Store,
+        cfg: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, upgrade::Known>, EngineError> {
+        let key = format!("steps_known:{}", cfg.process.id);
+        let steps: Vec<&str> = cfg.process.steps.iter().map(|s| s.id.as_str()).collect();
+        let stored = store.meta(&key).await?;
+        let (known, record) = upgrade::known_steps(stored.as_deref(), &steps, now);
+        if let Some(record) = record {
+            for (step, k) in &known {
+                if *k == upgrade::Known::Since(now) {
+                    tracing::info!(step = %step, "a step new to this installation: its letters already due on open cases are not sent");
+                }
+            }
+            store.set_meta(&key, &record).await?;
+        }
+        Ok(known)
     }
 
     /// Send through `transport` instead of the configured SMTP server.
@@ -1302,6 +1330,9 @@ impl Engine {
         )
         .map(|mut plan| {
             timeline::address_receipts(&mut plan, &self.cfg.directory);
+            // A step new to this installation does not write about what fell due before it.
+            plan.due
+                .retain(|d| !upgrade::fell_due_before_known(&self.known_steps, &d.step, d.due.at));
             plan
         });
         // A planning problem (a due step with nobody to write to, an agency no longer in the

@@ -51,5 +51,6 @@ mod tracker;
 mod trust;
 mod two_calendars;
 mod unfetched;
+mod upgrade;
 mod votes;
 mod web;

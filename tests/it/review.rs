@@ -250,6 +250,33 @@ impl Review {
         self.now
     }
 
+    /// The daemon restarted at `when` (London) with its configuration changed by `edit` — an
+    /// upgrade, or a partnership editing its files: the engine is opened again on the same
+    /// database, after the old one has let go of it.
+    pub async fn restart(&mut self, when: &str, edit: impl Fn(&mut toml::Table)) {
+        let t = london(when);
+        self.run_until(t).await;
+        self.clock.set(t);
+        self.now = t;
+        let path = self.config_path();
+        let mut cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        edit(&mut cfg);
+        std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+        let cfg = config::load(&path, Needs::NoSecrets).unwrap_or_else(|e| panic!("{e}"));
+        // The old engine holds the database's lock until dropped: it is swapped for one on a
+        // throwaway database first.
+        let mut aside = cfg.clone();
+        aside.database = self.dir.join("between-engines.db");
+        let between = Engine::open(aside, self.clock.clone(), ExistingMail::Process)
+            .await
+            .expect("a throwaway engine opens");
+        drop(std::mem::replace(&mut self.engine, between));
+        self.engine = Engine::open(cfg, self.clock.clone(), ExistingMail::Process)
+            .await
+            .expect("the engine opens again")
+            .with_transport(Arc::new(self.mail.clone()));
+    }
+
     /// The configuration file, for running the real `caseclerk` binary on the same database.
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("caseclerk.toml")
