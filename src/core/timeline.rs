@@ -659,14 +659,16 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// When the request `req` went (was decided) for agency `id` in this round; `None` when it
-    /// was not asked. A request imported — not sent at the first run (it fell due long before)
-    /// counts as asked on its own date: people did that round by hand.
+    /// When the request `req` went for agency `id` in this round; `None` when it was not asked.
+    /// It went when it was sent (`sent_at`): a request held in the outbox (a refused login, a
+    /// full mailbox) reached the agency only then. While it is still unsent, when it was decided
+    /// (queued). A request imported — not sent at the first run (it fell due long before) counts
+    /// as asked on its own date: people did that round by hand.
     fn asked_at(&self, req: &Step, id: &str) -> Option<DateTime<Utc>> {
         let key = (req.id.clone(), keyed(self.state, req, agency_key(id)));
         match self.state.letters.get(&key) {
             Some(l) if l.imported => Some(l.due_at),
-            Some(l) => Some(l.queued_at),
+            Some(l) => Some(l.sent_at.unwrap_or(l.queued_at)),
             None => self.asking.borrow().get(&key).copied(),
         }
     }
@@ -2566,6 +2568,68 @@ mod tests {
             "{:?}",
             steps(&day8)
         );
+    }
+
+    #[test]
+    fn an_agency_asked_late_has_its_days_from_when_its_request_was_sent_not_when_it_was_queued() {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        // Housing is added on day 5 (Thu 31 Dec 2026) and its request decided at once, but the
+        // outbox holds it (a refused login) until day 7, Tue 5 Jan 2027 at 09:00.
+        s.agencies.insert(
+            "housing".into(),
+            AgencyState {
+                added_at: Some(t("2026-12-31T08:00:00Z")),
+                ..AgencyState::default()
+            },
+        );
+        sent(&mut s, "request", "agency:housing", "2026-12-31T08:00:00Z");
+        s.letters
+            .get_mut(&("request".to_string(), "agency:housing".to_string()))
+            .unwrap()
+            .sent_at = None;
+        // While it waits, its five working days count from when it was decided: day 10.
+        let held = agency_return_deadline(&p, &cal, &s, "housing")
+            .unwrap()
+            .unwrap();
+        assert_eq!(held.at, t("2027-01-08T17:00:00Z"), "{}", held.explanation);
+        // Sent on day 7, it has its five working days from then: day 12, Tue 12 Jan.
+        s.letters
+            .get_mut(&("request".to_string(), "agency:housing".to_string()))
+            .unwrap()
+            .sent_at = Some(t("2027-01-05T09:00:00Z"));
+        let d = agency_return_deadline(&p, &cal, &s, "housing")
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.at, t("2027-01-12T17:00:00Z"), "{}", d.explanation);
+        assert_eq!(d.day, Some(12));
+        // It is chased on the morning its own return is due (as the day-7 chase is), day 12,
+        // not on day 10.
+        let day10 = plan(&p, &Dir, &cal, &s, t("2027-01-08T10:00:00Z")).unwrap();
+        assert!(
+            !day10.due.iter().any(|l| l.key == "agency:housing"),
+            "{:?}",
+            steps(&day10)
+        );
+        let day12 = plan(&p, &Dir, &cal, &s, t("2027-01-12T10:00:00Z")).unwrap();
+        assert!(
+            day12
+                .due
+                .iter()
+                .any(|l| l.step == "chase" && l.key == "agency:housing"),
+            "{:?}",
+            steps(&day12)
+        );
+        // An agency asked on time whose request went an hour late keeps the process's date.
+        s.letters
+            .get_mut(&("request".to_string(), "agency:police".to_string()))
+            .unwrap()
+            .sent_at = Some(t("2026-12-24T10:00:00Z"));
+        let police = agency_return_deadline(&p, &cal, &s, "police")
+            .unwrap()
+            .unwrap();
+        assert_eq!(police.day, Some(7));
     }
 
     #[test]
