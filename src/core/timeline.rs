@@ -673,6 +673,39 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Did the escalation letter `sent` (a step following `req`, whose return deadline is
+    /// `nominal`) name agency `id` when it was decided, as the case then stood
+    /// ([`returns_roundup`])? It did when the agency's request had gone before it, no return had
+    /// come by then, and — for an escalation dated at or after the returns are due — the
+    /// agency's own deadline, counted from its request as it was known then (sent by then, or
+    /// else decided), had passed.
+    fn escalation_named(
+        &self,
+        req: &Step,
+        nominal: &Resolved,
+        sent: &crate::core::case::LetterState,
+        id: &str,
+    ) -> Result<bool, TimelineError> {
+        let at = sent.queued_at;
+        let key = (req.id.clone(), keyed(self.state, req, agency_key(id)));
+        let Some(request) = self.state.letters.get(&key).filter(|r| r.queued_at < at) else {
+            return Ok(false);
+        };
+        let returned = self.state.agencies.get(id).and_then(|a| a.returned_at);
+        if returned.is_some_and(|t| t <= at) {
+            return Ok(false);
+        }
+        if sent.due_at < nominal.at {
+            return Ok(true);
+        }
+        let asked = match (request.imported, request.sent_at) {
+            (true, _) => request.due_at,
+            (false, Some(s)) if s <= at => s,
+            (false, _) => request.queued_at,
+        };
+        Ok(self.agency_return_by(req, nominal, asked)?.at <= at)
+    }
+
     /// Each agency asked in this round under `req` (whose own deadline is `nominal`) that has not
     /// returned yet: when it was asked, and its return deadline.
     fn awaited(
@@ -1319,9 +1352,11 @@ fn fan_out(
     match step.kind {
         StepKind::AgencyRequest => agency_requests(ctx, dir, step, due, now, plan),
         StepKind::Chaser => chasers(ctx, dir, step, due, now, plan),
-        StepKind::Escalation | StepKind::Collation => {
-            returns_roundup(ctx, dir, step, due, now, plan)
+        StepKind::Escalation => {
+            returns_roundup(ctx, dir, step, due, now, plan)?;
+            late_escalations(ctx, dir, step, now, plan)
         }
+        StepKind::Collation => returns_roundup(ctx, dir, step, due, now, plan),
         StepKind::Invite => invites(ctx, dir, step, due, plan),
         StepKind::ReturnReceipt => unreachable!("receipts are planned by their events"),
         StepKind::Letter | StepKind::DecisionRequest | StepKind::PanelSubmission => {
@@ -1476,26 +1511,38 @@ fn returns_roundup(
         .collect();
     // An escalation dated after the returns are due names only the agencies whose own deadline
     // has passed: one asked late is not late yet ([`Ctx::after_returns`]). Until one is, the
-    // escalation waits (unsent, looked at each pass), and goes once one is.
-    let not_due_yet = |id: &str| -> Result<bool, TimelineError> {
+    // escalation waits (unsent, looked at again when the first of them is late), and goes once
+    // one is; one late after it went is escalated on its own ([`late_escalations`]).
+    let not_due_yet = |id: &str| -> Result<Option<DateTime<Utc>>, TimelineError> {
         if step.kind != StepKind::Escalation || due.at < nominal.at {
-            return Ok(false);
+            return Ok(None);
         }
         Ok(match ctx.asked_at(req, id) {
-            Some(at) => ctx.agency_return_by(req, &nominal, at)?.at > now,
-            None => false,
+            Some(at) => Some(ctx.agency_return_by(req, &nominal, at)?.at).filter(|d| *d > now),
+            None => None,
         })
     };
     let mut missing: Vec<String> = Vec::new();
+    let mut first_late: Option<DateTime<Utc>> = None;
     for id in &asked {
         let returned = state.agencies[id.as_str()]
             .returned_at
             .is_some_and(|t| t <= now);
-        if !returned && !not_due_yet(id)? {
-            missing.push(id.to_string());
+        if returned {
+            continue;
+        }
+        match not_due_yet(id)? {
+            Some(d) => first_late = Some(first_late.map_or(d, |f| f.min(d))),
+            None => missing.push(id.to_string()),
         }
     }
     if step.kind == StepKind::Escalation && missing.is_empty() {
+        if let Some(d) = first_late
+            && !step_decided(state, step)
+            && plan.next_wake.is_none_or(|w| d < w)
+        {
+            plan.next_wake = Some(d);
+        }
         return Ok(());
     }
     if step.kind == StepKind::Collation && asked.is_empty() {
@@ -1511,6 +1558,98 @@ fn returns_roundup(
     if let Some(mut l) = shared_letter(ctx, dir, step, due, plan) {
         l.missing = missing;
         l.nil_returns = nil;
+        plan.due.push(l);
+    }
+    Ok(())
+}
+
+/// The marker in the key of an escalation about one agency on its own: `<addresses>#late:<id>`
+/// (and the round, `…#r1`).
+const LATE_KEY: &str = "#late:";
+
+/// The agency an escalation letter is about on its own (`…#late:<id>`), if it is one.
+fn late_agency_of_key(key: &str) -> Option<&str> {
+    key_without_round(key)
+        .split_once(LATE_KEY)
+        .map(|(_, id)| id)
+}
+
+/// An agency whose own deadline came after the escalation went (asked late: the escalation
+/// could not name it, [`returns_roundup`]) is escalated on its own: when the step's date, moved
+/// as many working days later as its deadline moved ([`Ctx::ahead_of`], as its chaser is), has
+/// passed with no return. One letter about it to the escalation's people, keyed
+/// `<addresses>#late:<id>` in the round: once, whoever is in the roles then. An agency an
+/// escalation of this round already named ([`Ctx::escalation_named`]) is not escalated again;
+/// before the step's own letter has gone, that letter names whoever is late.
+fn late_escalations(
+    ctx: &Ctx<'_>,
+    dir: &dyn Lookup,
+    step: &Step,
+    now: DateTime<Utc>,
+    plan: &mut Plan,
+) -> Result<(), TimelineError> {
+    let state = ctx.state;
+    let (Some((req, nominal)), Some(w)) = (request_of(ctx, step)?, step.when.as_ref()) else {
+        return Ok(());
+    };
+    let round = keyed(state, step, String::new());
+    let gone: Vec<(&str, &crate::core::case::LetterState)> = state
+        .letters
+        .iter()
+        .filter(|((s, key), _)| s == &step.id && key_round(key) == round)
+        .map(|((_, key), l)| (key.as_str(), l))
+        .collect();
+    if !gone
+        .iter()
+        .any(|(key, _)| late_agency_of_key(key).is_none())
+    {
+        return Ok(());
+    }
+    let owner = format!("step:{}", step.id);
+    let Some(base) = ctx.resolve_letter(&owner, w, true)? else {
+        return Ok(());
+    };
+    let moved = state.overrides.contains_key(&owner);
+    for (id, a) in state.active_agencies() {
+        let Some(asked) = ctx.asked_at(req, id).filter(|_| a.returned_at.is_none()) else {
+            continue;
+        };
+        let mut named = false;
+        for (key, l) in &gone {
+            named |= match late_agency_of_key(key) {
+                Some(about) => about == id,
+                None => ctx.escalation_named(req, &nominal, l, id)?,
+            };
+        }
+        if named {
+            continue;
+        }
+        let return_by = ctx.agency_return_by(req, &nominal, asked)?;
+        let due = match moved {
+            true => base.clone(),
+            false => ctx.ahead_of(step, base.clone(), &nominal, asked, &return_by)?,
+        };
+        if due.at > now {
+            if plan.next_wake.is_none_or(|w| due.at < w) {
+                plan.next_wake = Some(due.at);
+            }
+            continue;
+        }
+        let (to, cc) = addressees(ctx, dir, step, plan);
+        let mut to = to.into_iter();
+        let Some(first) = to.next() else { continue };
+        let also_to: Vec<Recipient> = to.collect();
+        let addresses: Vec<&str> = std::iter::once(first.email.as_str())
+            .chain(also_to.iter().map(|r| r.email.as_str()))
+            .collect();
+        let key = keyed(
+            state,
+            step,
+            format!("{}{LATE_KEY}{id}", addresses.join(",")),
+        );
+        let mut l = letter(step, key, first, cc, &due);
+        l.also_to = also_to;
+        l.missing = vec![id.clone()];
         plan.due.push(l);
     }
     Ok(())
@@ -1627,9 +1766,11 @@ pub fn key_without_round(key: &str) -> &str {
 }
 
 /// What a letter key names, one entry per addressee: its address, or each address of a shared
-/// letter (`a@x,b@x`), without the round.
+/// letter (`a@x,b@x`), without the round (nor the agency an escalation on its own is about,
+/// `…#late:<id>`).
 pub fn key_addressees(key: &str) -> impl Iterator<Item = &str> {
-    key_without_round(key).split(',')
+    let key = key_without_round(key);
+    key.split(LATE_KEY).next().unwrap_or(key).split(',')
 }
 
 /// One message to everyone in the step's `to` roles, copied to its `cc` roles; keyed by the
@@ -2526,6 +2667,14 @@ mod tests {
         let late = plan(&p, &Dir, &cal, &s, t("2027-01-13T17:01:00Z")).unwrap();
         let esc = late.due.iter().find(|l| l.step == "escalate").unwrap();
         assert_eq!(esc.missing, ["housing"]);
+        // Named there, it is not escalated again on its own date.
+        sent(&mut s, "escalate", "manager@x.test", "2027-01-13T17:01:00Z");
+        let day14 = plan(&p, &Dir, &cal, &s, t("2027-01-14T09:00:00Z")).unwrap();
+        assert!(
+            !day14.due.iter().any(|l| l.step == "escalate"),
+            "{:?}",
+            steps(&day14)
+        );
         // Its return, before its own deadline, is not late.
         s.agencies.get_mut("housing").unwrap().returned_at = Some(t("2027-01-12T09:00:00Z"));
         let d = agency_return_deadline(&p, &cal, &s, "housing")
@@ -2568,6 +2717,81 @@ mod tests {
             "{:?}",
             steps(&day8)
         );
+    }
+
+    #[test]
+    fn an_agency_asked_late_is_escalated_on_its_own_date_once_and_those_already_named_are_not_named_again()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let mut s = asked_four();
+        for id in ["health", "school", "gp"] {
+            s.agencies.get_mut(id).unwrap().returned_at = Some(t("2027-01-05T12:00:00Z"));
+        }
+        // Housing is asked on day 5, so its own deadline is day 10 (Fri 8 Jan 2027); the day-8
+        // escalation named only the police, late since day 7.
+        s.agencies.insert(
+            "housing".into(),
+            AgencyState {
+                added_at: Some(t("2026-12-31T08:00:00Z")),
+                ..AgencyState::default()
+            },
+        );
+        sent(&mut s, "request", "agency:housing", "2026-12-31T08:00:00Z");
+        sent(&mut s, "escalate", "manager@x.test", "2027-01-06T09:00:00Z");
+        sent(&mut s, "pack", "group@x.test", "2027-01-08T17:00:00Z");
+        sent(&mut s, "chase", "agency:police", "2027-01-05T10:00:00Z");
+        sent(&mut s, "chase", "agency:housing", "2027-01-08T10:00:00Z");
+        // Housing has not returned by its deadline: it is escalated as many working days after
+        // it as the day-8 escalation is after day 7, on day 11 (Mon 11 Jan) at 09:00.
+        let before = plan(&p, &Dir, &cal, &s, t("2027-01-11T08:59:00Z")).unwrap();
+        assert!(
+            !before.due.iter().any(|l| l.step == "escalate"),
+            "{:?}",
+            steps(&before)
+        );
+        assert_eq!(before.next_wake, Some(t("2027-01-11T09:00:00Z")));
+        let day11 = plan(&p, &Dir, &cal, &s, t("2027-01-11T09:00:00Z")).unwrap();
+        let esc: Vec<&DueLetter> = day11.due.iter().filter(|l| l.step == "escalate").collect();
+        assert_eq!(esc.len(), 1, "{:?}", steps(&day11));
+        assert_eq!(esc[0].key, "manager@x.test#late:housing");
+        assert_eq!(esc[0].to.email, "manager@x.test");
+        assert_eq!(
+            esc[0].missing,
+            ["housing"],
+            "the police were named on day 8"
+        );
+        assert_eq!(
+            esc[0].due.at,
+            t("2027-01-11T09:00:00Z"),
+            "{}",
+            esc[0].due.explanation
+        );
+        assert_eq!(
+            key_addressees(&esc[0].key).collect::<Vec<_>>(),
+            ["manager@x.test"]
+        );
+        // Once it has gone, nothing about housing or the police goes again.
+        sent(
+            &mut s,
+            "escalate",
+            "manager@x.test#late:housing",
+            "2027-01-11T09:00:00Z",
+        );
+        let later = plan(&p, &Dir, &cal, &s, t("2027-01-12T09:00:00Z")).unwrap();
+        assert!(
+            !later.due.iter().any(|l| l.step == "escalate"),
+            "{:?}",
+            steps(&later)
+        );
+        // A return before its own escalation date means there is nothing to escalate.
+        s.letters.remove(&(
+            "escalate".to_string(),
+            "manager@x.test#late:housing".to_string(),
+        ));
+        s.agencies.get_mut("housing").unwrap().returned_at = Some(t("2027-01-10T09:00:00Z"));
+        let returned = plan(&p, &Dir, &cal, &s, t("2027-01-11T09:00:00Z")).unwrap();
+        assert!(!returned.due.iter().any(|l| l.step == "escalate"));
     }
 
     #[test]
