@@ -13,7 +13,9 @@
 //! [`Calendar::statutory`]); the office's closure days only move when a step's letter goes
 //! ([`Calendar::sending_day`]: the last open working day before), and the explanation says so.
 //! A letter the process plans after the meeting never goes before the case's meeting has ended,
-//! however the meeting or the letter moved (`Ctx::after_meeting`).
+//! however the meeting or the letter moved (`Ctx::after_meeting`); the decision due after it
+//! follows an adjourned meeting (`Ctx::after_adjourned`), and the papers a meeting moved earlier
+//! (`Ctx::papers_pulled`).
 //!
 //! Planning is idempotent: it returns every letter that is due at `now` and not yet decided; the
 //! engine queues them under a unique case/step/recipient key, so planning twice decides nothing
@@ -298,8 +300,68 @@ impl<'a> Ctx<'a> {
                     explanation: format!("moved by a person to {}", calendar::short_instant(*at)),
                 }))
             }
-            None => self.resolve(w, owner),
+            None => match owner.strip_prefix("decision:") {
+                Some(id) => match self.resolve(w, owner)? {
+                    Some(r) => self.after_adjourned(id, w, r).map(Some),
+                    None => Ok(None),
+                },
+                None => self.resolve(w, owner),
+            },
         }
+    }
+
+    /// A decision the process dates by working day (`day = N`) after the meeting — the
+    /// partners' sign-off — is due as many working days after the case's meeting ends as the
+    /// process plans after its meeting, when a person adjourned the meeting later (`caseclerk
+    /// adjourn … meeting`): Bury's sign-off, day 15 at noon three working days after the day-12
+    /// meeting, is due three working days after a meeting adjourned to day 14. Never earlier
+    /// than the process's date; a meeting moved earlier leaves it, and a date a person set for
+    /// the decision stands as set ([`Self::resolve_owned`]).
+    fn after_adjourned(&self, id: &str, w: &When, r: Resolved) -> Result<Resolved, TimelineError> {
+        if self.mode == Mode::Planned
+            || w.anchor != Anchor::Referral
+            || w.months != 0
+            || w.weeks != 0
+            || w.hours != 0
+            || !self.meeting_held()
+        {
+            return Ok(r);
+        }
+        let owner = format!("decision:{id}");
+        let planned = self.planned();
+        let (Some(planned_due), Some(planned_end), Some(end)) = (
+            planned.resolve(w, &owner)?,
+            planned.meeting_end()?,
+            self.meeting_end()?,
+        ) else {
+            return Ok(r);
+        };
+        if planned_due.at < planned_end || end <= planned_end {
+            return Ok(r);
+        }
+        let law = &self.law;
+        let gap = law
+            .working_day_number(calendar::london_date(planned_end), planned_due.date)
+            .map_err(cal_err(&owner))?;
+        let reached = law
+            .add_working_days(calendar::london_date(end), gap)
+            .map_err(cal_err(&owner))?;
+        let time = planned_due.at.with_timezone(&calendar::LONDON).time();
+        let at = calendar::london_instant(reached.date, time);
+        if at <= r.at {
+            return Ok(r);
+        }
+        Ok(Resolved {
+            at,
+            date: reached.date,
+            day: self.day_number(reached.date)?,
+            explanation: format!(
+                "{gap} working days after the adjourned meeting ends ({}) = {}, not {}",
+                calendar::short_instant(end),
+                reached.explain(),
+                r.explanation
+            ),
+        })
     }
 
     /// When the office sends a step's letter: its date ([`Self::dated_letter`]), and never
@@ -725,6 +787,105 @@ impl<'a> Ctx<'a> {
         Ok(out)
     }
 
+    /// When a step's letter goes, dated `due` by [`Self::resolve_letter`]: the papers pulled
+    /// earlier with a meeting moved earlier ([`Self::papers_pulled`]), and after the returns it
+    /// reports on ([`Self::after_returns`]) — but papers pulled before the returns are due (the
+    /// meeting itself is before then) go on that date with what is in.
+    fn letter_due(&self, step: &Step, due: Resolved) -> Result<Resolved, TimelineError> {
+        let Some(pulled) = self.papers_pulled(step, &due)? else {
+            return self.after_returns(step, due);
+        };
+        match request_of(self, step)? {
+            Some((_, nominal)) if pulled.at < nominal.at => Ok(pulled),
+            _ => self.after_returns(step, pulled),
+        }
+    }
+
+    /// The papers for the meeting (a collation the process plans before its meeting) go as many
+    /// working days before the case's meeting as the process plans them before its own, at
+    /// their time of day, when a person moved the meeting earlier: Bury's day-10 papers (two
+    /// working days before the day-12 meeting) go on day 8 for a meeting moved to day 10 — at
+    /// once, when that day has passed. Never before the returns are due when they are due
+    /// before the meeting starts (Bury's returns at 17:00 on day 9), and a closure day moves
+    /// them earlier as for any letter. `None` when nothing pulls them earlier than `due`: a
+    /// meeting as planned or moved later (the papers then go on their date), a cancelled one,
+    /// or a date a person set for the step.
+    fn papers_pulled(
+        &self,
+        step: &Step,
+        due: &Resolved,
+    ) -> Result<Option<Resolved>, TimelineError> {
+        let owner = format!("step:{}", step.id);
+        let Some(w) = step.when.as_ref() else {
+            return Ok(None);
+        };
+        if step.kind != StepKind::Collation
+            || self.mode == Mode::Planned
+            || self.state.overrides.contains_key(&owner)
+            || !self.meeting_held()
+        {
+            return Ok(None);
+        }
+        let planned = self.planned();
+        let (Some(planned_at), Some(planned_start), Some(start)) = (
+            planned.resolve(w, &owner)?,
+            planned.meeting_start()?,
+            self.meeting_start()?,
+        ) else {
+            return Ok(None);
+        };
+        if planned_at.at >= planned_start || start >= planned_start {
+            return Ok(None);
+        }
+        let gap = self
+            .law
+            .working_day_number(planned_at.date, calendar::london_date(planned_start))
+            .map_err(cal_err(&owner))?;
+        let reached = self
+            .law
+            .add_working_days(calendar::london_date(start), -gap)
+            .map_err(cal_err(&owner))?;
+        let mut explanation = format!(
+            "{}; the meeting moved earlier ({}): {gap} working days before it = {}",
+            planned_at.explanation,
+            calendar::short_instant(start),
+            reached.explain()
+        );
+        let sending = self
+            .office
+            .sending_day(reached.date, self.state.day0)
+            .map_err(cal_err(&owner))?;
+        if let Some(why) = sending.explain() {
+            explanation = format!("{explanation}; {why}");
+        }
+        let date = match sending {
+            calendar::Sending::Before { date, .. } => date,
+            _ => reached.date,
+        };
+        let time = planned_at.at.with_timezone(&calendar::LONDON).time();
+        let mut at = calendar::london_instant(date, time);
+        if let Some((_, nominal)) = request_of(self, step)?
+            && nominal.at < start
+            && at < nominal.at
+        {
+            at = nominal.at;
+            explanation = format!(
+                "{explanation}; not before the returns are due ({})",
+                calendar::short_instant(at)
+            );
+        }
+        if at >= due.at {
+            return Ok(None);
+        }
+        let date = calendar::london_date(at);
+        Ok(Some(Resolved {
+            at,
+            date,
+            day: self.day_number(date)?,
+            explanation,
+        }))
+    }
+
     /// A letter about the agencies' returns, dated `due` (as [`Self::resolve_letter`] gave it),
     /// follows the deadlines of the agencies it is about when they are later than the
     /// process's (see [`Self::agency_return_by`]). A collation or an escalation dated at or after
@@ -975,7 +1136,7 @@ pub fn plan(
         // step and those anchored on it, never for the case's other letters.
         let due = match ctx
             .resolve_letter(&format!("step:{}", step.id), when, true)
-            .and_then(|due| due.map(|d| ctx.after_returns(step, d)).transpose())
+            .and_then(|due| due.map(|d| ctx.letter_due(step, d)).transpose())
         {
             Ok(Some(due)) => due,
             Ok(None) => continue,
@@ -1941,7 +2102,7 @@ pub fn upcoming(
         let Some(due) = ctx.resolve_letter(&format!("step:{}", step.id), when, true)? else {
             continue;
         };
-        let due = ctx.after_returns(step, due)?;
+        let due = ctx.letter_due(step, due)?;
         if due.at >= from && due.at < until {
             out.push(Upcoming {
                 step: step.id.clone(),

@@ -846,7 +846,7 @@ fn decision_views(
     let area = state.area.as_deref();
     let mut decisions = Vec::new();
     for d in &p.decisions {
-        let due = match timeline::resolve(p, cal, state, &d.due, &d.id) {
+        let due = match timeline::resolve(p, cal, state, &d.due, &format!("decision:{}", d.id)) {
             Ok(r) => r,
             Err(e) => {
                 problems.push(format!("the {} due date cannot be computed: {e}", d.name));

@@ -4,7 +4,7 @@
 //! day 2 Thursday 5 March).
 
 use caseclerk::core::calendar::Calendar;
-use caseclerk::core::case::{AgencyState, CaseState};
+use caseclerk::core::case::{AgencyState, CaseState, LetterState};
 use caseclerk::core::directory::Lookup;
 use caseclerk::core::process::Process;
 use caseclerk::core::timeline::{self, DueLetter};
@@ -339,6 +339,149 @@ fn nelincs_srg_8_waits_for_a_moved_meeting_to_end_but_not_for_a_cancelled_one() 
     ));
     let on_its_day = steps(&due(&p, &cancelled, "2026-03-19T10:00:00Z"));
     assert!(on_its_day.contains("srg8-partners"), "{on_its_day:?}");
+}
+
+/// A letter of `step` to `key`, decided and sent at `when`.
+fn sent(state: &mut CaseState, step: &str, key: &str, when: &str) {
+    state.letters.insert(
+        (step.into(), key.into()),
+        LetterState {
+            outbox: 1,
+            due_at: at(when),
+            queued_at: at(when),
+            sent_at: Some(at(when)),
+            undelivered: None,
+            imported: false,
+        },
+    );
+}
+
+#[test]
+fn bury_s_papers_go_before_a_meeting_moved_earlier_and_never_wait_past_it_for_an_agency_asked_late()
+{
+    let p = process("bury");
+    let mut state = decided(
+        case("bury", None),
+        "screening",
+        "meets",
+        "2026-03-04T15:00:00Z",
+    );
+    for id in ["police", "school"] {
+        sent(
+            &mut state,
+            "agency-request",
+            &format!("agency:{id}"),
+            "2026-03-05T10:00:00Z",
+        );
+        state.agencies.get_mut(id).expect("on the case").returned_at =
+            Some(at("2026-03-13T11:00:00Z"));
+    }
+    // Housing is asked on day 3 (Fri 6 Mar): its return is due on day 10, Tue 17 Mar at 17:00.
+    state.agencies.insert(
+        "housing".into(),
+        AgencyState {
+            added_at: Some(at("2026-03-06T09:00:00Z")),
+            ..AgencyState::default()
+        },
+    );
+    sent(
+        &mut state,
+        "agency-request",
+        "agency:housing",
+        "2026-03-06T09:00:00Z",
+    );
+    // The day-12 meeting (Thu 19 Mar) is moved earlier, to day 10: Tue 17 Mar at 10:00.
+    state.meeting_at = Some(at("2026-03-17T10:00:00Z"));
+    // The papers, two working days before the meeting as planned, go two working days before
+    // the moved one — no earlier than the day-9 returns — and not after it, housing missing.
+    let coming = timeline::upcoming(
+        &p,
+        &Calendar::bundled(),
+        &state,
+        at("2026-03-16T00:00:00Z"),
+        at("2026-03-18T00:00:00Z"),
+    )
+    .expect("plans");
+    let papers = coming
+        .iter()
+        .find(|u| u.step == "circulate-papers")
+        .expect("the papers before the meeting");
+    assert_eq!(
+        papers.due.at,
+        at("2026-03-16T17:00:00Z"),
+        "{}",
+        papers.due.explanation
+    );
+    assert!(
+        papers.due.explanation.contains("the meeting moved earlier"),
+        "{}",
+        papers.due.explanation
+    );
+    let letters = due(&p, &state, "2026-03-16T17:00:00Z");
+    let pack = letters
+        .iter()
+        .find(|l| l.step == "circulate-papers")
+        .expect("the papers go");
+    assert_eq!(pack.missing, ["housing"]);
+    // Moved on the morning of the meeting, when their day has passed: they go at once.
+    let that_morning = steps(&due(&p, &state, "2026-03-17T08:00:00Z"));
+    assert!(
+        that_morning.contains("circulate-papers"),
+        "{that_morning:?}"
+    );
+    // A meeting moved later does not hold them later: they go on their day, waiting (as ever)
+    // for housing's return, now due before the meeting.
+    state.meeting_at = Some(at("2026-03-23T10:00:00Z"));
+    let noon = steps(&due(&p, &state, "2026-03-17T12:00:00Z"));
+    assert!(!noon.contains("circulate-papers"), "{noon:?}");
+    let five = steps(&due(&p, &state, "2026-03-17T17:00:00Z"));
+    assert!(five.contains("circulate-papers"), "{five:?}");
+}
+
+#[test]
+fn bury_s_sign_off_is_due_as_long_after_an_adjourned_meeting_as_after_the_planned_one() {
+    let p = process("bury");
+    let cal = Calendar::bundled();
+    let mut state = decided(
+        case("bury", None),
+        "screening",
+        "meets",
+        "2026-03-04T15:00:00Z",
+    );
+    let sign_off = &p
+        .decisions
+        .iter()
+        .find(|d| d.id == "sign_off")
+        .expect("Bury's sign-off")
+        .due;
+    let due_by = |state: &CaseState| {
+        timeline::resolve(&p, &cal, state, sign_off, "decision:sign_off")
+            .expect("resolves")
+            .expect("a date")
+    };
+    // As planned: day 15 (Tue 24 Mar) at noon, three working days after the day-12 meeting.
+    assert_eq!(due_by(&state).at, at("2026-03-24T12:00:00Z"));
+    // Adjourned to day 14 (Mon 23 Mar) at 10:00: three working days after it ends, day 17.
+    state.meeting_at = Some(at("2026-03-23T10:00:00Z"));
+    let adjourned = due_by(&state);
+    assert_eq!(
+        adjourned.at,
+        at("2026-03-26T12:00:00Z"),
+        "{}",
+        adjourned.explanation
+    );
+    assert_eq!(adjourned.day, Some(17));
+    assert!(
+        adjourned.explanation.contains("adjourned meeting"),
+        "{}",
+        adjourned.explanation
+    );
+    // The request goes when the adjourned meeting has ended, as before.
+    let asked = steps(&due(&p, &state, "2026-03-23T12:00:00Z"));
+    assert!(asked.contains("signoff-request"), "{asked:?}");
+    // A meeting moved earlier leaves the partners their date.
+    state.meeting_at = Some(at("2026-03-18T10:00:00Z"));
+    assert_eq!(due_by(&state).at, at("2026-03-24T12:00:00Z"));
 }
 
 #[test]
