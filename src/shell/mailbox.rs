@@ -240,7 +240,7 @@ pub async fn connect_until(
 async fn open(settings: &ImapSettings, with: LoginWith) -> Result<Session, MailboxError> {
     let tcp = tokio::time::timeout(
         settings.command_timeout,
-        TcpStream::connect((settings.host.as_str(), settings.port)),
+        crate::shell::dial::dial(&settings.host, settings.port),
     )
     .await
     .map_err(|_| MailboxError::Timeout {

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: raw TOML → a resolved configuration, every problem reported at once.
 //! - [`connect`]: `check --connect`, every connection tried once, one line each.
+//! - [`dial`]: reaching a server over TCP, IPv6 and IPv4 side by side (Happy Eyeballs).
 //! - [`store`]: the SQLite database (raw messages, cases, events, outbox).
 //! - [`mailbox`]: IMAP fetch and IDLE; stores raw bytes and the UID watermark.
 //! - [`oauth`]: the OAuth2 token client (Microsoft 365 app-only login), one cached token.
@@ -43,6 +44,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connect;
+pub mod dial;
 pub mod dryrun;
 pub mod engine;
 pub mod export_case;

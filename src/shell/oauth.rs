@@ -361,11 +361,11 @@ async fn reach(
     port: u16,
 ) -> Result<tokio::net::TcpStream, String> {
     let Some((phost, pport)) = proxy else {
-        return tokio::net::TcpStream::connect((host, port))
+        return crate::shell::dial::dial(host, port)
             .await
             .map_err(|e| e.to_string());
     };
-    let mut tcp = tokio::net::TcpStream::connect((phost.as_str(), *pport))
+    let mut tcp = crate::shell::dial::dial(phost, *pport)
         .await
         .map_err(|e| format!("the proxy {phost}:{pport}: {e}"))?;
     let target = match host.contains(':') {

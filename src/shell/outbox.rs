@@ -622,7 +622,7 @@ impl SmtpClient {
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
         let hello = ClientId::default();
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+        let tcp = crate::shell::dial::dial(&self.host, self.port)
             .await
             .map_err(io_failure)?;
         tcp.set_nodelay(true).map_err(io_failure)?;
