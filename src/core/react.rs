@@ -674,6 +674,7 @@ fn vote(
                 && let Reading::Clear(late) = &reading
                 && let Some((taken, _)) = w.state.decisions.get(&decision.id)
                 && late != taken
+                && taken_by_majority(rules, decision, &w.state, taken)
             {
                 let note = format!(
                     "{sender} voted {late} after the decision was taken by majority ({taken})"
@@ -1254,6 +1255,25 @@ pub const DISAGREEMENT: &str = "disagreement";
 /// A majority decision taken while its voters disagree: its tie-breaker is consulted.
 pub const CONSULTED: &str = "consulted";
 
+/// Whether `outcome` has a majority of `voters` voters among `outcomes` (the votes counted): a
+/// majority decision, not one its tie-breaker or a person made.
+fn by_majority<'a>(voters: usize, outcomes: impl Iterator<Item = &'a str>, outcome: &str) -> bool {
+    voters > 0 && outcomes.filter(|o| *o == outcome).count() > voters / 2
+}
+
+/// Whether decision `d`, taken as `taken`, was taken by a majority of its voters' votes.
+fn taken_by_majority(rules: &Rules<'_>, d: &Decision, state: &CaseState, taken: &str) -> bool {
+    let voters = voters(rules, d, state);
+    let votes = state.votes.get(&d.id);
+    let outcomes = votes.into_iter().flatten().filter_map(|(who, v)| {
+        voters
+            .iter()
+            .any(|c| c.email.eq_ignore_ascii_case(who))
+            .then_some(v.outcome.as_str())
+    });
+    by_majority(voters.len(), outcomes, taken)
+}
+
 /// Rule 16: the letters that consult a decision's tie-breaker on a majority decision its voters
 /// disagree on (`notes`: the votes and the outcome). None for a decision without a tie-breaker.
 /// Keyed by decision, round and person, so a split seen twice (at the deciding vote, then a
@@ -1383,7 +1403,12 @@ pub fn settle(rules: &Rules<'_>, state: CaseState, now: DateTime<Utc>) -> Settle
                     rule: QUORUM_MET,
                     why: format!("{}: {outcome}", d.id),
                 });
-                if counted.values().any(|c| c.outcome != outcome) {
+                let majority = by_majority(
+                    voters.len(),
+                    counted.values().map(|c| c.outcome.as_str()),
+                    &outcome,
+                );
+                if majority && counted.values().any(|c| c.outcome != outcome) {
                     let consult = consultation(rules, d, &out.state, vec![how.clone()], now);
                     if !consult.is_empty() {
                         out.steps.push(Step {

@@ -299,6 +299,12 @@ async fn a_tameside_disagreement_is_decided_by_the_majority_and_a_three_way_spli
         report.contains("decided by the executive_chair"),
         "{report}"
     );
+    // The Chair decided it: nobody is "consulted" on a majority there never was.
+    assert_eq!(
+        r.sent_to_for(chair, "notice-majority-consultation").len(),
+        1,
+        "only the first case's"
+    );
 }
 
 #[tokio::test]
