@@ -348,7 +348,12 @@ pub fn split_proxy(url: &str) -> Option<(String, u16)> {
         return None;
     }
     let (host, port) = hostport.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    // An IPv6 address only in brackets (`[fd00::5]:3128`): bare, its last group reads as a port.
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']').filter(|h| h.contains(':'))?,
+        None if host.contains([':', '[', ']']) => return None,
+        None => host,
+    };
     let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
     (!host.is_empty()).then(|| (host.to_string(), port))
 }
@@ -699,6 +704,9 @@ mod tests {
             "http://user:pass@proxy:3128",
             "http://proxy:3128/path",
             "http://:3128",
+            "http://fd00::5",
+            "http://fd00::5:3128",
+            "http://[proxy]:3128",
         ] {
             assert_eq!(split_proxy(wrong), None, "{wrong}");
         }

@@ -891,11 +891,11 @@ pub async fn resend(
         .unwrap_or_else(|| "operator".into());
     // The installation's secret, as the daemon keys its Message-IDs with it (none before the
     // daemon ever ran: then there is no letter to send again either).
-    let secret = store
-        .meta("vote_key")
-        .await?
-        .and_then(|k| hex::decode(k).ok())
-        .unwrap_or_default();
+    let secret = match store.meta("vote_key").await? {
+        Some(k) => hex::decode(k)
+            .map_err(|e| crate::shell::store::StoreError::Corrupt(format!("vote_key: {e}")))?,
+        None => Vec::new(),
+    };
     let previous = store
         .events(case.id)
         .await?
