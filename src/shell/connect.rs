@@ -114,10 +114,16 @@ async fn credential(cfg: &Config) -> Line {
 async fn smtp(cfg: &Config) -> Line {
     let s = &cfg.smtp;
     let at = format!("{}:{}", s.host, s.port);
-    match crate::shell::outbox::test_login(s).await {
+    match crate::shell::outbox::test_login(s, Some(&cfg.address)).await {
         Ok(()) => ok(format!(
-            "SMTP login as {} at {at}: ok (nothing sent)",
-            s.username
+            "SMTP login as {} at {at}: ok, and it may send as {} (nothing sent)",
+            s.username, cfg.address
+        )),
+        Err(e) if e.kind == crate::shell::outbox::FailureKind::Sender => failed(format!(
+            "SMTP login as {} at {at}: ok, but the server will not send as {}: {} — give the \
+             account Send As permission on the shared mailbox (Exchange Online: \
+             Add-RecipientPermission), or correct [mailbox] address",
+            s.username, cfg.address, e.detail
         )),
         Err(e) if e.kind == crate::shell::outbox::FailureKind::Auth && s.oauth2.is_some() => {
             failed(format!(

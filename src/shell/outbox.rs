@@ -845,6 +845,28 @@ fn io_failure(e: std::io::Error) -> SendFailure {
     }
 }
 
+/// `MAIL FROM:<from>` then `RSET` on a logged-in connection: whether the server will send as
+/// `from`, sending nothing. A permanent refusal is the sender's ([`FailureKind::Sender`]).
+async fn may_send_as(conn: &mut AsyncSmtpConnection, from: &str) -> Result<(), SendFailure> {
+    use lettre::transport::smtp::commands::{Mail, Rset};
+    let address: lettre::Address = from.parse().map_err(|e| SendFailure {
+        kind: FailureKind::Sender,
+        detail: format!("[mailbox] address `{from}` is not an address: {e}"),
+        summary: "sender address".into(),
+    })?;
+    conn.command(Mail::new(Some(address), Vec::new()))
+        .await
+        .map_err(|e| match lettre_failure(e) {
+            f if f.kind == FailureKind::Permanent => SendFailure {
+                kind: FailureKind::Sender,
+                ..f
+            },
+            f => f,
+        })?;
+    conn.command(Rset).await.map_err(lettre_failure)?;
+    Ok(())
+}
+
 /// The transport for the configured SMTP server: with a password, the outbox's client
 /// ([`SmtpClient`]); with `auth = "oauth2"`, an [`OAuthSmtp`] that logs in with the current token.
 pub fn smtp(s: &SmtpSettings) -> Result<Box<dyn Transport>, OutboxError> {
@@ -919,7 +941,12 @@ impl Transport for OAuthSmtp {
 /// Connect and log in to the SMTP server as a pass would, sending nothing (`check --connect`):
 /// the outbox's own client ([`SmtpClient`]: its socket, its TLS, its login), then `NOOP` and
 /// `QUIT`, within the client's timeout. A refused login is [`FailureKind::Auth`].
-pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
+///
+/// With `sender`, the server is also asked whether it will send as that address: `MAIL FROM`
+/// with it, then `RSET` — nothing is sent. A refusal is [`FailureKind::Sender`] (Exchange
+/// Online's missing Send As permission on the shared mailbox), which the daemon would otherwise
+/// meet only at its first letter, holding every letter.
+pub async fn test_login(s: &SmtpSettings, sender: Option<&str>) -> Result<(), SendFailure> {
     let setup = |e: OutboxError| SendFailure {
         kind: FailureKind::Transient,
         detail: e.to_string(),
@@ -939,9 +966,13 @@ pub async fn test_login(s: &SmtpSettings) -> Result<(), SendFailure> {
     let talk = async {
         let mut conn = c.connect().await?;
         let answered = conn.test_connected().await;
+        let may_send = match (answered, sender) {
+            (true, Some(from)) => may_send_as(&mut conn, from).await,
+            _ => Ok(()),
+        };
         let _ = conn.quit().await;
         match answered {
-            true => Ok(()),
+            true => may_send,
             false => Err(SendFailure {
                 kind: FailureKind::Transient,
                 detail: "the connection did not answer NOOP".into(),

@@ -537,3 +537,24 @@ async fn a_letter_from_an_address_no_longer_ours_is_refused_alone_and_holds_no_o
         refused.last_error
     );
 }
+
+#[tokio::test]
+async fn the_connection_check_asks_whether_the_server_will_send_as_the_shared_mailbox_and_sends_nothing()
+ {
+    // `caseclerk check --connect` on the day IT sets the account up: a missing Send As
+    // permission shows there, not at the first referral's acknowledgement.
+    let server = Server::start(Quiet::Never).await;
+    let settings = smtp(&server);
+    outbox::test_login(&settings, Some("bsp@bury.test"))
+        .await
+        .unwrap();
+    *server.refused_sender.lock().unwrap() = Some("bsp@bury.test".into());
+    let e = outbox::test_login(&settings, Some("bsp@bury.test"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, outbox::FailureKind::Sender, "{}", e.detail);
+    assert!(e.detail.contains("5.7.60"), "{}", e.detail);
+    // Without a sender to ask about, only the login is checked.
+    outbox::test_login(&settings, None).await.unwrap();
+    assert_eq!(server.taken(), 0, "nothing was sent");
+}
