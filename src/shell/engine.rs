@@ -47,7 +47,6 @@ use crate::shell::store::{
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,8 +115,6 @@ pub struct Engine {
     install_id: String,
     /// The secret behind vote codes (32 random bytes, kept in the database).
     vote_key: Vec<u8>,
-    /// Since when each step of the process has been known here ([`upgrade`]).
-    known_steps: BTreeMap<String, upgrade::Known>,
     /// Sends letters instead of SMTP from the configuration (tests: a recording transport).
     transport: Option<Arc<dyn outbox::Transport>>,
     /// A long pass's progress on a terminal (off unless the command line turns it on).
@@ -188,6 +185,10 @@ enum Made {
     EveryPass,
     /// A notice made in answer to mail or to a count of votes: made once, never again.
     Once,
+    /// A letter of a step new to this installation, already due when it started: recorded
+    /// imported — not sent ([`Engine::import_new_steps`]); made again at the next pass if it
+    /// cannot be prepared now (and then sent: the business unit is told it could not be).
+    Imported,
 }
 
 /// What recording a message's reaction left to do.
@@ -357,8 +358,7 @@ impl Engine {
         let vote_key =
             hex::decode(vote_key).map_err(|e| StoreError::Corrupt(format!("vote_key: {e}")))?;
         crate::core::intake::keep_hashes_private(&vote_key);
-        let known_steps = Self::known_steps(&store, &cfg, clock.now()).await?;
-        Ok(Engine {
+        let engine = Engine {
             cfg: Arc::new(cfg),
             store,
             templates,
@@ -366,7 +366,6 @@ impl Engine {
             existing,
             install_id,
             vote_key,
-            known_steps,
             transport: None,
             progress: Progress::off(),
             sending: None,
@@ -378,29 +377,87 @@ impl Engine {
             letters_raised: Raised::default(),
             pass_raised: Raised::default(),
             _lock: lock,
-        })
+        };
+        engine.import_new_steps().await?;
+        Ok(engine)
     }
 
-    /// Since when this installation has known each step of its process ([`upgrade`]), kept per
-    /// process in the store; a step new since the last start is logged (its id only).
-    async fn known_steps(
-        store: &Store,
-        cfg: &Config,
-        now: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, upgrade::Known>, EngineError> {
-        let key = format!("steps_known:{}", cfg.process.id);
-        let steps: Vec<&str> = cfg.process.steps.iter().map(|s| s.id.as_str()).collect();
-        let stored = store.meta(&key).await?;
-        let (known, record) = upgrade::known_steps(stored.as_deref(), &steps, now);
-        if let Some(record) = record {
-            for (step, k) in &known {
-                if *k == upgrade::Known::Since(now) {
-                    tracing::info!(step = %step, "a step new to this installation: its letters already due on open cases are not sent");
+    /// Steps new to the process file since the last start ([`upgrade`]): each open case is
+    /// planned as it stands, before any mail is decided, and every letter of a new step already
+    /// due is recorded imported — not sent. The record of known steps (per process) is stored
+    /// only once that is done, so a start that fails part-way does it again. Each new step's id
+    /// is logged.
+    pub async fn import_new_steps(&self) -> Result<usize, EngineError> {
+        let key = format!("steps_known:{}", self.cfg.process.id);
+        let steps: Vec<&str> = self
+            .cfg
+            .process
+            .steps
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        let stored = self.store.meta(&key).await?;
+        let (new, record) = upgrade::new_steps(stored.as_deref(), &steps);
+        let Some(record) = record else {
+            return Ok(0);
+        };
+        let now = self.clock.now();
+        let mut imported = 0;
+        if !new.is_empty() {
+            for step in &new {
+                tracing::info!(step = %step, "a step new to this installation: its letters already due on open cases are recorded imported, not sent");
+            }
+            let mut open = self.store.every_case(true, false).await?;
+            while let Some(page) = open.next_page().await? {
+                for (case, events) in page {
+                    imported += self.import_due(&case, &events, &new, now).await?;
                 }
             }
-            store.set_meta(&key, &record).await?;
         }
-        Ok(known)
+        self.store.set_meta(&key, &record).await?;
+        Ok(imported)
+    }
+
+    /// One open case's letters of `new` steps due now, recorded imported — not sent.
+    async fn import_due(
+        &self,
+        case: &CaseRow,
+        events: &[crate::core::records::EventRow],
+        new: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<usize, EngineError> {
+        if case.process != self.cfg.process.id {
+            return Ok(0);
+        }
+        // A case that cannot be read or planned is raised by the pass, as always.
+        let Ok(state) = case::fold_rows(events) else {
+            return Ok(0);
+        };
+        let Ok(plan) = timeline::plan(
+            &self.cfg.process,
+            &self.cfg.directory,
+            &self.cfg.calendar,
+            &state,
+            now,
+        ) else {
+            return Ok(0);
+        };
+        let due: Vec<&DueLetter> = plan.due.iter().filter(|d| new.contains(&d.step)).collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.store.begin().await?;
+        let mut imported = 0;
+        for d in due {
+            if self
+                .queue_notice(&mut tx, case, &state, d, d.due.at, now, Made::Imported)
+                .await?
+            {
+                imported += 1;
+            }
+        }
+        Store::commit(tx).await?;
+        Ok(imported)
     }
 
     /// Send through `transport` instead of the configured SMTP server.
@@ -784,7 +841,10 @@ impl Engine {
                         // aside. (Reading it panicked on a thread of its own: that is the
                         // message's doing, as a crash is, and its record stays.)
                         let back = deciding::Mark::Alone(one.0).after_error();
-                        let _ = filing.mark_deciding(Some(&back.encode())).await;
+                        if let Err(e) = filing.mark_deciding(Some(&back.encode())).await {
+                            // Left as it was, the message would be set aside for an error.
+                            tracing::warn!(stored_message = one.0, error = %e, "could not record that deciding this message ended in an error, not a stop: it may be set aside for a person at the next pass");
+                        }
                     }
                     processed += 1;
                     opened.extend(decided?);
@@ -875,19 +935,30 @@ impl Engine {
     ) -> Result<Vec<String>, EngineError> {
         let mut opened = Vec::new();
         let mut batches = load_batches(pending).into_iter();
+        // What is read and decided, recorded before it is read ([`deciding`]): reading (parsing)
+        // is as likely to stop the pass as deciding. The batch being decided and the one read
+        // ahead of it together; a message decided alone after a stop under its own record.
+        let mark = |deciding: &[i64], ahead: &[i64]| match (deciding, ahead, alone) {
+            ([], [one], true) => deciding::Mark::Alone(*one),
+            _ => deciding::Mark::Batch(deciding.iter().chain(ahead).copied().collect()),
+        };
         let start = |b: Vec<i64>| (b.clone(), Ahead::start(&self.store, b));
-        let mut ahead = batches.next().map(start);
+        let mut ahead = None;
+        if let Some(first) = batches.next() {
+            filing
+                .mark_deciding(Some(&mark(&[], &first).encode()))
+                .await?;
+            ahead = Some(start(first));
+        }
         while let Some((ids, batch)) = ahead.take() {
             let loaded = batch.finished().await?;
             // The next batch is loaded and parsed on other threads while this one is decided.
-            ahead = batches.next().map(start);
-            // What is being decided, kept until the pass is done ([`deciding`]): a message
-            // decided alone after a stop under its own record.
-            let mark = match (ids.as_slice(), alone) {
-                ([one], true) => deciding::Mark::Alone(*one),
-                _ => deciding::Mark::Batch(ids),
-            };
-            filing.mark_deciding(Some(&mark.encode())).await?;
+            if let Some(next) = batches.next() {
+                filing
+                    .mark_deciding(Some(&mark(&ids, &next).encode()))
+                    .await?;
+                ahead = Some(start(next));
+            }
             let mut filings = Vec::new();
             for (m, msg) in loaded {
                 if let Some(total) = total {
@@ -1330,9 +1401,6 @@ impl Engine {
         )
         .map(|mut plan| {
             timeline::address_receipts(&mut plan, &self.cfg.directory);
-            // A step new to this installation does not write about what fell due before it.
-            plan.due
-                .retain(|d| !upgrade::fell_due_before_known(&self.known_steps, &d.step, d.due.at));
             plan
         });
         // A planning problem (a due step with nobody to write to, an agency no longer in the
@@ -1410,13 +1478,16 @@ impl Engine {
         now: DateTime<Utc>,
         made: Made,
     ) -> Result<bool, EngineError> {
-        match self.queue(tx, case, state, due, fell_due, now).await {
+        match self
+            .queue(tx, case, state, due, fell_due, now, made == Made::Imported)
+            .await
+        {
             Ok(new) => Ok(new),
             Err(EngineError::Store(e)) => Err(EngineError::Store(e)),
             Err(e) => {
                 tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "letter could not be prepared");
                 let raised = match made {
-                    Made::EveryPass => &self.unprepared,
+                    Made::EveryPass | Made::Imported => &self.unprepared,
                     Made::Once => {
                         // Nothing makes it again: the case's history keeps what a person must
                         // send by hand (the health row keeps only the latest failure).
@@ -1448,6 +1519,7 @@ impl Engine {
     /// and record it on the case, in the caller's transaction. A letter that fell due (at
     /// `fell_due`) long before the first run is stored as imported — not sent
     /// ([`firstrun::imported_not_sent`]). Returns whether it was new.
+    #[allow(clippy::too_many_arguments)]
     async fn queue(
         &self,
         tx: &mut Tx<'_>,
@@ -1456,6 +1528,7 @@ impl Engine {
         due: &DueLetter,
         fell_due: DateTime<Utc>,
         now: DateTime<Utc>,
+        new_step: bool,
     ) -> Result<bool, EngineError> {
         // A letter whose enclosures were erased is recorded, never sent: no empty copies.
         let erased = attachments::erased(&self.store, state, &due.attach).await?;
@@ -1488,7 +1561,7 @@ impl Engine {
             return Ok(false);
         };
         let late = (now - due.due.at).num_minutes().max(0);
-        let imported = firstrun::imported_not_sent(self.first_run().as_ref(), fell_due);
+        let imported = new_step || firstrun::imported_not_sent(self.first_run().as_ref(), fell_due);
         let e = Event::LetterQueued {
             step: due.step.clone(),
             recipient: due.key.clone(),
@@ -1500,7 +1573,7 @@ impl Engine {
         record_event(tx, case.id, now, "caseclerk", &e).await?;
         if imported {
             Store::mark_imported(tx, id).await?;
-            tracing::info!(case = %case.reference, step = %due.step, outbox = id, "letter fell due before the first run: imported, not sent");
+            tracing::info!(case = %case.reference, step = %due.step, outbox = id, "letter fell due before the first run or before its step was in the process: imported, not sent");
             return Ok(true);
         }
         if let Some(reason) = unsendable {

@@ -182,3 +182,41 @@ async fn a_pass_stopped_while_deciding_leaves_its_batch_named_and_the_next_decid
     assert_eq!(record(&pool).await, None);
     assert!(r.engine.store.triage().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_batch_read_ahead_is_named_before_it_is_read_as_reading_can_stop_a_pass_too() {
+    let mut r = Review::of("bury").await;
+    r.at("2026-08-20 09:00").await;
+    // More than one loaded batch (a hundred messages each): plain notes, each for a person.
+    for n in 0..101 {
+        let raw = format!(
+            "From: Someone {n} <someone{n}@example.test>\r\nTo: bsp@bury.test\r\nSubject: A note {n}\r\nMessage-ID: <note.{n}@example.test>\r\n\r\nHello.\r\n"
+        );
+        r.stored(raw.as_bytes(), "2026-08-20 09:01").await;
+    }
+    let pool = connect(&r).await;
+    let all = ids(&pool).await;
+    for sql in [
+        "CREATE TABLE marks (n INTEGER PRIMARY KEY, value TEXT)",
+        "CREATE TRIGGER log_insert AFTER INSERT ON meta WHEN NEW.key = 'deciding' \
+         BEGIN INSERT INTO marks (value) VALUES (NEW.value); END",
+        "CREATE TRIGGER log_update AFTER UPDATE ON meta WHEN NEW.key = 'deciding' \
+         BEGIN INSERT INTO marks (value) VALUES (NEW.value); END",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    r.at("2026-08-20 09:05").await;
+    let marks: Vec<String> = sqlx::query_scalar("SELECT value FROM marks ORDER BY n")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        marks,
+        [
+            Mark::Batch(all[..100].to_vec()).encode(),
+            Mark::Batch(all.clone()).encode()
+        ],
+        "the first batch before it is read; then it and the next, before the next is read"
+    );
+    assert_eq!(record(&pool).await, None);
+}

@@ -2,7 +2,8 @@
 //! writes about what falls due from then on, never about every open case's past: its letters
 //! already due when the daemon restarts with it are not sent, and those due later go as planned.
 
-use crate::review::Review;
+use crate::full_reviews::SCREENING_PANEL;
+use crate::review::{Reply, Review};
 use crate::support::{self, REFERRER};
 
 /// Bury's process file without two of its steps, as an older version had it.
@@ -36,10 +37,20 @@ async fn a_step_added_by_an_upgrade_sends_nothing_already_due_and_its_later_lett
         r.sent_to_for(REFERRER, "outcome-meets").is_empty(),
         "the older file has no such step"
     );
+    // A second case, whose panel's votes reach the mailbox while the daemon is stopped.
+    let other = "other.referrer@hospital.test";
+    let second = r
+        .referral_from(other, "Referral for a rapid review", "2026-08-20 12:00")
+        .await;
+    for member in SCREENING_PANEL {
+        let ask = r.last_about(&second, member, "screening-request");
+        r.stored(&Reply::to(&ask, member, "MEETS").raw(), "2026-08-21 10:30")
+            .await;
+    }
 
-    // Upgraded the next morning: both steps are new to this installation.
+    // Upgraded at 11:00: both steps are new to this installation.
     let full = support::root().join("config/processes/bury.toml");
-    r.restart("2026-08-21 09:00", |cfg| {
+    r.restart("2026-08-21 11:00", |cfg| {
         let p = cfg["partnership"].as_table_mut().unwrap();
         p.insert(
             "process".into(),
@@ -47,11 +58,18 @@ async fn a_step_added_by_an_upgrade_sends_nothing_already_due_and_its_later_lett
         );
     })
     .await;
-    r.at("2026-08-21 09:05").await;
+    r.at("2026-08-21 11:05").await;
     assert!(
         r.sent_to_for(REFERRER, "outcome-meets").is_empty(),
         "the referrer was due to hear yesterday, before the step existed here"
     );
+    assert!(
+        r.report(&case).await.contains("imported — not sent"),
+        "recorded on the case, as a first run records what it did not send"
+    );
+    // The votes that came while it was stopped are decided after the start: their letter goes,
+    // though it fell due (10:30) before the step was known here.
+    assert_eq!(r.sent_to_for(other, "outcome-meets").len(), 1);
 
     // The invitations fall due on day 3, after the upgrade: they go.
     r.at("2026-08-25 10:05").await;
