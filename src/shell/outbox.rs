@@ -729,16 +729,9 @@ async fn conversation(
         }
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    // A permanent refusal of `MAIL FROM` names no recipient: it is about our address.
     conn.command(Mail::new(envelope.from().cloned(), options))
         .await
-        .map_err(|e| match lettre_failure(e) {
-            f if f.kind == FailureKind::Permanent => SendFailure {
-                kind: FailureKind::Sender,
-                ..f
-            },
-            f => f,
-        })?;
+        .map_err(mail_from_failure)?;
     let mut handed = Handed::default();
     let mut first_refusal = None;
     for to in envelope.to() {
@@ -837,6 +830,18 @@ fn lettre_failure(e: lettre::transport::smtp::Error) -> SendFailure {
     }
 }
 
+/// A refusal of `MAIL FROM`: a permanent one names no recipient, so it is about our address
+/// ([`FailureKind::Sender`]); anything else as [`lettre_failure`] says.
+fn mail_from_failure(e: lettre::transport::smtp::Error) -> SendFailure {
+    match lettre_failure(e) {
+        f if f.kind == FailureKind::Permanent => SendFailure {
+            kind: FailureKind::Sender,
+            ..f
+        },
+        f => f,
+    }
+}
+
 fn io_failure(e: std::io::Error) -> SendFailure {
     SendFailure {
         kind: FailureKind::Transient,
@@ -856,13 +861,7 @@ async fn may_send_as(conn: &mut AsyncSmtpConnection, from: &str) -> Result<(), S
     })?;
     conn.command(Mail::new(Some(address), Vec::new()))
         .await
-        .map_err(|e| match lettre_failure(e) {
-            f if f.kind == FailureKind::Permanent => SendFailure {
-                kind: FailureKind::Sender,
-                ..f
-            },
-            f => f,
-        })?;
+        .map_err(mail_from_failure)?;
     conn.command(Rset).await.map_err(lettre_failure)?;
     Ok(())
 }

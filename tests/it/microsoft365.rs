@@ -39,6 +39,17 @@ fn mailbox_on_password(h: &Harness) {
     std::fs::write(&h.config, toml::to_string(&cfg).unwrap()).unwrap();
 }
 
+/// A pass that cannot send (`tick` exits 1): what it printed, and its log.
+fn failing_tick(h: &Harness) -> (String, String) {
+    let out = h.caseclerk(&["tick", "--process-existing"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 /// A health row as a read-only health check would read it: (failures, last error).
 async fn health(h: &Harness, key: &str) -> (i64, String) {
     let store = caseclerk::shell::store::Store::open_read_only(&h.dir.join("caseclerk.db"))
@@ -63,12 +74,7 @@ async fn a_wrong_client_secret_is_named_keeps_the_letters_and_they_go_once_the_f
     )
     .await;
 
-    let out = h.caseclerk(&["tick", "--process-existing"]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) = failing_tick(&h);
     assert!(stdout.contains("opened RR-"), "{stdout}");
     assert!(
         stdout.contains("sent 0") && stdout.contains("undelivered 0"),
@@ -655,12 +661,7 @@ async fn a_proxy_that_wants_a_login_is_named_with_what_to_ask_for_and_the_letter
         &referral("proxy-2@hospital.test", "Referral for a rapid review"),
     )
     .await;
-    let out = h.caseclerk(&["tick", "--process-existing"]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) = failing_tick(&h);
     assert!(
         stdout.contains("opened RR-") && stdout.contains("undelivered 0"),
         "{stdout}"
