@@ -116,7 +116,7 @@ async fn smtp(cfg: &Config) -> Line {
     let at = format!("{}:{}", s.host, s.port);
     match crate::shell::outbox::test_login(s, Some(&cfg.address)).await {
         Ok(()) => ok(format!(
-            "SMTP login as {} at {at}: ok, and it may send as {} (nothing sent)",
+            "SMTP login as {} at {at}: ok, and it accepts {} as the sender (nothing sent)",
             s.username, cfg.address
         )),
         Err(e) if e.kind == crate::shell::outbox::FailureKind::Sender => failed(format!(

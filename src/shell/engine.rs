@@ -136,6 +136,9 @@ pub struct Engine {
     unprepared_once: std::sync::Mutex<Vec<String>>,
     /// Whether the `<letters>` and `<pass>` rows may be failing ([`Raised`]).
     letters_raised: Raised,
+    /// Steps new to the process file whose due letters this start could not record imported
+    /// ([`Engine::import_new_steps`]): their letters are held, and raised, until a start does.
+    held_steps: std::sync::Mutex<Vec<String>>,
     pass_raised: Raised,
     _lock: std::fs::File,
 }
@@ -185,10 +188,6 @@ enum Made {
     EveryPass,
     /// A notice made in answer to mail or to a count of votes: made once, never again.
     Once,
-    /// A letter of a step new to this installation, already due when it started: recorded
-    /// imported — not sent ([`Engine::import_new_steps`]); made again at the next pass if it
-    /// cannot be prepared now (and then sent: the business unit is told it could not be).
-    Imported,
 }
 
 /// What recording a message's reaction left to do.
@@ -376,6 +375,7 @@ impl Engine {
             unprepared_once: std::sync::Mutex::default(),
             letters_raised: Raised::default(),
             pass_raised: Raised::default(),
+            held_steps: std::sync::Mutex::default(),
             _lock: lock,
         };
         engine.import_new_steps().await?;
@@ -383,10 +383,12 @@ impl Engine {
     }
 
     /// Steps new to the process file since the last start ([`upgrade`]): each open case is
-    /// planned as it stands, before any mail is decided, and every letter of a new step already
-    /// due is recorded imported — not sent. The record of known steps (per process) is stored
-    /// only once that is done, so a start that fails part-way does it again. Each new step's id
-    /// is logged.
+    /// planned as it stands — its votes counted, as a pass does, but before any mail is decided
+    /// — and every letter of a new step already due is recorded imported — not sent. The record
+    /// of known steps (per process) is stored only once every one was recorded: if one could not
+    /// be (a template missing, a case that cannot be planned), the new steps' letters are held —
+    /// none is sent, each raised at every pass — until a start records them all, so fixing what
+    /// stopped it never sends old letters. Each new step's id is logged.
     pub async fn import_new_steps(&self) -> Result<usize, EngineError> {
         let key = format!("steps_known:{}", self.cfg.process.id);
         let steps: Vec<&str> = self
@@ -402,7 +404,7 @@ impl Engine {
             return Ok(0);
         };
         let now = self.clock.now();
-        let mut imported = 0;
+        let (mut imported, mut failed) = (0, 0);
         if !new.is_empty() {
             for step in &new {
                 tracing::info!(step = %step, "a step new to this installation: its letters already due on open cases are recorded imported, not sent");
@@ -410,54 +412,89 @@ impl Engine {
             let mut open = self.store.every_case(true, false).await?;
             while let Some(page) = open.next_page().await? {
                 for (case, events) in page {
-                    imported += self.import_due(&case, &events, &new, now).await?;
+                    let (done, not) = self.import_due(&case, &events, &new, now).await?;
+                    (imported, failed) = (imported + done, failed + not);
                 }
             }
+        }
+        if failed > 0 {
+            tracing::error!(steps = %new.join(","), failed, "letters of new steps could not be recorded imported: those steps' letters are held until a start records them");
+            *self.held_steps.lock().expect("not poisoned") = new;
+            return Ok(imported);
         }
         self.store.set_meta(&key, &record).await?;
         Ok(imported)
     }
 
-    /// One open case's letters of `new` steps due now, recorded imported — not sent.
+    /// One open case's letters of `new` steps due now, recorded imported — not sent: how many
+    /// were, and how many could not be (a case that cannot be read or planned counts one).
     async fn import_due(
         &self,
         case: &CaseRow,
         events: &[crate::core::records::EventRow],
         new: &[String],
         now: DateTime<Utc>,
-    ) -> Result<usize, EngineError> {
+    ) -> Result<(usize, usize), EngineError> {
         if case.process != self.cfg.process.id {
-            return Ok(0);
+            return Ok((0, 0));
         }
-        // A case that cannot be read or planned is raised by the pass, as always.
-        let Ok(state) = case::fold_rows(events) else {
-            return Ok(0);
+        let planned = match case::fold_rows(events) {
+            Ok(state) => self.settled_plan(state, now),
+            Err(e) => {
+                tracing::error!(case = %case.reference, error = %e, "a case whose history cannot be read: its letters of new steps cannot be recorded imported");
+                return Ok((0, 1));
+            }
         };
-        let Ok(plan) = timeline::plan(
-            &self.cfg.process,
-            &self.cfg.directory,
-            &self.cfg.calendar,
-            &state,
-            now,
-        ) else {
-            return Ok(0);
+        let (settled, plan) = match planned {
+            (settled, Ok(plan)) => (settled, plan),
+            (_, Err(e)) => {
+                tracing::error!(case = %case.reference, error = %e, "a case that cannot be planned: its letters of new steps cannot be recorded imported");
+                return Ok((0, 1));
+            }
         };
         let due: Vec<&DueLetter> = plan.due.iter().filter(|d| new.contains(&d.step)).collect();
         if due.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let mut tx = self.store.begin().await?;
-        let mut imported = 0;
+        let (mut imported, mut failed) = (0, 0);
         for d in due {
-            if self
-                .queue_notice(&mut tx, case, &state, d, d.due.at, now, Made::Imported)
-                .await?
+            match self
+                .queue(&mut tx, case, &settled.state, d, d.due.at, now, true)
+                .await
             {
-                imported += 1;
+                Ok(new) => imported += usize::from(new),
+                Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
+                Err(e) => {
+                    tracing::error!(case = %case.reference, step = %d.step, error = %e.for_log(), "a letter of a new step could not be recorded imported");
+                    failed += 1;
+                }
             }
         }
         Store::commit(tx).await?;
-        Ok(imported)
+        Ok((imported, failed))
+    }
+
+    /// A case's votes counted and its letters planned, as a pass does them
+    /// ([`Engine::plan_case`], [`Engine::import_due`]).
+    fn settled_plan(
+        &self,
+        state: CaseState,
+        now: DateTime<Utc>,
+    ) -> (react::Settlement, Result<timeline::Plan, TimelineError>) {
+        let settled = react::settle(&self.rules(), state, now);
+        let planned = timeline::plan(
+            &self.cfg.process,
+            &self.cfg.directory,
+            &self.cfg.calendar,
+            &settled.state,
+            now,
+        )
+        .map(|mut plan| {
+            timeline::address_receipts(&mut plan, &self.cfg.directory);
+            plan
+        });
+        (settled, planned)
     }
 
     /// Send through `transport` instead of the configured SMTP server.
@@ -1388,21 +1425,25 @@ impl Engine {
         state: CaseState,
         now: DateTime<Utc>,
     ) -> Result<(usize, Option<DateTime<Utc>>, bool), EngineError> {
-        let settled = react::settle(&self.rules(), state.clone(), now);
+        let (settled, mut planned) = self.settled_plan(state.clone(), now);
         for step in &settled.steps {
             tracing::info!(case = %case.reference, rule = step.rule, why = %step.why, "votes counted");
         }
-        let planned = timeline::plan(
-            &self.cfg.process,
-            &self.cfg.directory,
-            &self.cfg.calendar,
-            &settled.state,
-            now,
-        )
-        .map(|mut plan| {
-            timeline::address_receipts(&mut plan, &self.cfg.directory);
-            plan
-        });
+        // Steps whose letters the start could not record imported: held, and raised.
+        let held = self.held_steps.lock().expect("not poisoned").clone();
+        if let Ok(plan) = &mut planned
+            && !held.is_empty()
+        {
+            for d in plan.due.iter().filter(|d| held.contains(&d.step)) {
+                self.unprepared.lock().expect("not poisoned").push(format!(
+                    "{}: {}: held, as the step is new and its letters already due could not all \
+                     be recorded imported at the start (see the log); fix what it names and \
+                     restart",
+                    case.reference, d.step
+                ));
+            }
+            plan.due.retain(|d| !held.contains(&d.step));
+        }
         // A planning problem (a due step with nobody to write to, an agency no longer in the
         // directory) stops a letter as surely as a failed template: raised with them, and the case
         // planned again at every pass until it is gone.
@@ -1478,16 +1519,13 @@ impl Engine {
         now: DateTime<Utc>,
         made: Made,
     ) -> Result<bool, EngineError> {
-        match self
-            .queue(tx, case, state, due, fell_due, now, made == Made::Imported)
-            .await
-        {
+        match self.queue(tx, case, state, due, fell_due, now, false).await {
             Ok(new) => Ok(new),
             Err(EngineError::Store(e)) => Err(EngineError::Store(e)),
             Err(e) => {
                 tracing::error!(case = %case.reference, step = %due.step, error = %e.for_log(), "letter could not be prepared");
                 let raised = match made {
-                    Made::EveryPass | Made::Imported => &self.unprepared,
+                    Made::EveryPass => &self.unprepared,
                     Made::Once => {
                         // Nothing makes it again: the case's history keeps what a person must
                         // send by hand (the health row keeps only the latest failure).

@@ -6,7 +6,7 @@ use crate::full_reviews::SCREENING_PANEL;
 use crate::review::{Reply, Review};
 use crate::support::{self, REFERRER};
 
-/// Bury's process file without two of its steps, as an older version had it.
+/// Bury's process file without some of its steps, as an older version had it.
 fn bury_without(dir: &std::path::Path, steps: &[&str]) -> String {
     let text = std::fs::read_to_string(support::root().join("config/processes/bury.toml")).unwrap();
     let kept: Vec<&str> = text
@@ -17,7 +17,12 @@ fn bury_without(dir: &std::path::Path, steps: &[&str]) -> String {
                 .any(|s| block.contains(&format!("\nid = \"{s}\"\n")))
         })
         .collect();
-    let path = dir.join(format!("bury-older-{}.toml", std::process::id()));
+    // One file per test: tests run side by side in one process.
+    let path = dir.join(format!(
+        "bury-without-{}-{}.toml",
+        steps.join("+"),
+        std::process::id()
+    ));
     std::fs::write(&path, kept.join("\n[[")).unwrap();
     path.display().to_string()
 }
@@ -80,5 +85,55 @@ async fn a_step_added_by_an_upgrade_sends_nothing_already_due_and_its_later_lett
         .await;
     r.at("2026-08-25 12:05").await;
     assert_eq!(r.sent_to_for(REFERRER, "outcome-meets").len(), 1);
+    let _ = std::fs::remove_file(&older);
+}
+
+#[tokio::test]
+async fn a_return_receipt_step_added_by_an_upgrade_does_not_answer_returns_already_in() {
+    let older = bury_without(&std::env::temp_dir(), &["return-receipt"]);
+    let mut r = Review::with("bury", |cfg| {
+        let p = cfg["partnership"].as_table_mut().unwrap();
+        p.insert("process".into(), toml::Value::String(older.clone()));
+    })
+    .await;
+    let case = r.referral_at("2026-08-20 10:00").await;
+    r.decide(&case, "screening", "meets", "2026-08-20 11:00")
+        .await;
+    r.add_agencies(&case, &["police", "gp"], "2026-08-20 11:30")
+        .await;
+    r.at("2026-08-24 10:05").await;
+    let police = "ppu@police.test";
+    let request = r.last_about(&case, police, "agency-request");
+    let back = Reply::to(&request, police, "Our return is attached.")
+        .attach("police return.docx", "UEsDBBQAAAAIAHJldHVybiBjb250ZW50");
+    r.receive(&back.raw(), "2026-08-24 12:00").await;
+    assert!(
+        r.state(&case).await.agencies["police"]
+            .returned_at
+            .is_some()
+    );
+
+    let full = support::root().join("config/processes/bury.toml");
+    r.restart("2026-08-24 14:00", |cfg| {
+        let p = cfg["partnership"].as_table_mut().unwrap();
+        p.insert(
+            "process".into(),
+            toml::Value::String(full.display().to_string()),
+        );
+    })
+    .await;
+    r.at("2026-08-24 14:05").await;
+    assert!(
+        r.sent_to_for(police, "return-receipt").is_empty(),
+        "the police's return came before the step existed here"
+    );
+    // The GP's return after the upgrade is confirmed.
+    let gp = "gp@practice.test";
+    let request = r.last_about(&case, gp, "agency-request");
+    let back = Reply::to(&request, gp, "Return attached.")
+        .attach("gp return.docx", "UEsDBBQAAAAIAHJldHVybiBjb250ZW50");
+    r.receive(&back.raw(), "2026-08-25 09:00").await;
+    assert_eq!(r.sent_to_for(gp, "return-receipt").len(), 1);
+    assert!(r.sent_to_for(police, "return-receipt").is_empty());
     let _ = std::fs::remove_file(&older);
 }
