@@ -79,6 +79,19 @@ pub async fn run(
     if cfg.database.exists() {
         crate::shell::store::Store::copy_to(&cfg.database, &copy).await?;
     }
+    // What the copy held before this run — read before the engine opens, as opening it may
+    // already decide letters (a step new to the process file records those already due).
+    let before = match cfg.database.exists() {
+        true => crate::shell::store::Store::open(&copy)
+            .await?
+            .letter_summaries(None)
+            .await?
+            .iter()
+            .map(|l| l.id)
+            .max()
+            .unwrap_or(0),
+        false => 0,
+    };
     cfg.database = copy;
     let names = cfg
         .process
@@ -90,15 +103,6 @@ pub async fn run(
         .await?
         .with_transport(Arc::new(RecordingTransport::new()))
         .with_progress(progress);
-    // Listed without their bytes: only the letters this dry run decides are read whole.
-    let before = engine
-        .store
-        .letter_summaries(None)
-        .await?
-        .iter()
-        .map(|l| l.id)
-        .max()
-        .unwrap_or(0);
     let report = engine.tick().await?;
     let mut by_case: BTreeMap<i64, Vec<OutboxRow>> = BTreeMap::new();
     let mut other = Vec::new();
