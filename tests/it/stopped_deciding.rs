@@ -220,3 +220,36 @@ async fn the_batch_read_ahead_is_named_before_it_is_read_as_reading_can_stop_a_p
     );
     assert_eq!(record(&pool).await, None);
 }
+
+#[tokio::test]
+async fn the_triage_page_shows_a_message_set_aside_without_reading_it() {
+    let mut w = crate::web::Workspace::start().await;
+    let raw = b"From: Someone <someone@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: The words only a reading shows\r\nMessage-ID: <stopper@elsewhere.test>\r\n\r\nHello.\r\n";
+    w.review.stored(raw, "2026-08-20 12:03").await;
+    let pool = connect(&w.review).await;
+    let id = *ids(&pool).await.last().unwrap();
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('deciding', ?)")
+        .bind(Mark::Alone(id).encode())
+        .execute(&pool)
+        .await
+        .unwrap();
+    w.review.at("2026-08-20 12:04").await;
+    assert_eq!(state_of(&pool, id).await.0, "triage");
+
+    let mut c = w.signed_in(crate::web::CLERK).await;
+    let page = c.get("/triage").await;
+    assert!(
+        page.body
+            .contains(&format!("Message {id}: set aside unread")),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("The words only a reading shows"),
+        "not read to be shown"
+    );
+    assert!(
+        page.body.contains("Our summary of involvement"),
+        "the others are"
+    );
+}

@@ -777,10 +777,16 @@ pub(super) async fn triage(
     };
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
+        // A message set aside because caseclerk stopped twice while deciding it is not read
+        // here either: opening the page must not stop the daemon again.
+        if r.rule.as_deref() == Some(crate::core::deciding::SET_ASIDE_RULE) {
+            items.push(triage_item(&app, &s, r, None, page_no));
+            continue;
+        }
         match app.store.message_raw(r.id).await {
             Ok(raw) => {
                 let m = crate::core::intake::parse(&raw.unwrap_or_default());
-                items.push(triage_item(&app, &s, r, &m, page_no));
+                items.push(triage_item(&app, &s, r, Some(&m), page_no));
             }
             Err(e) => return failure(&e),
         }
@@ -796,32 +802,45 @@ pub(super) async fn triage(
     .into_response()
 }
 
-/// One message waiting in triage: what it is, and a form for each thing that can be done (on
-/// page `page_no`, where taking it off the list comes back to).
+/// One message waiting in triage: what it is (`m`: as read; `None`: not read here), and a form
+/// for each thing that can be done (on page `page_no`, where taking it off the list comes back
+/// to).
 fn triage_item(
     app: &App,
     s: &Session,
     r: &crate::shell::store::TriageRow,
-    m: &crate::core::intake::Message,
+    m: Option<&crate::core::intake::Message>,
     page_no: usize,
 ) -> Markup {
     let agencies = &app.cfg.directory.agencies;
     let areas = &app.cfg.process.areas;
     html! {
         article.message aria-labelledby={ "m" (r.id) } {
-            h2 id={ "m" (r.id) } { "Message " (r.id) ": " (m.subject) }
-            dl {
-                dt { "From" } dd { @match &m.from { Some(a) => { (a.name.as_deref().unwrap_or("")) " <" (a.email) ">" } None => { "not known" } } }
-                dt { "Received" } dd { (short_instant(r.internal_date)) }
-                dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
-                dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @for (i, a) in m.attachments.iter().enumerate() {
-                    @match trust::attachment_risk(a) {
-                        None => { a href={ "/triage/" (r.id) "/attachments/" (i) } { (trust::shown_name(&a.filename)) } " (" (a.size) " bytes)" br; }
-                        Some(risk) => { (trust::shown_name(&a.filename)) " (" (a.size) " bytes; a " (risk.label()) ": not offered)" br; }
+            @match m {
+                Some(m) => {
+                    h2 id={ "m" (r.id) } { "Message " (r.id) ": " (m.subject) }
+                    dl {
+                        dt { "From" } dd { @match &m.from { Some(a) => { (a.name.as_deref().unwrap_or("")) " <" (a.email) ">" } None => { "not known" } } }
+                        dt { "Received" } dd { (short_instant(r.internal_date)) }
+                        dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
+                        dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @for (i, a) in m.attachments.iter().enumerate() {
+                            @match trust::attachment_risk(a) {
+                                None => { a href={ "/triage/" (r.id) "/attachments/" (i) } { (trust::shown_name(&a.filename)) } " (" (a.size) " bytes)" br; }
+                                Some(risk) => { (trust::shown_name(&a.filename)) " (" (a.size) " bytes; a " (risk.label()) ": not offered)" br; }
+                            }
+                        } }
                     }
-                } }
+                    details { summary { "Preview" } pre.letter { (m.body_text.chars().take(2000).collect::<String>()) } }
+                }
+                None => {
+                    h2 id={ "m" (r.id) } { "Message " (r.id) ": set aside unread" }
+                    dl {
+                        dt { "Received" } dd { (short_instant(r.internal_date)) " (" (r.size) " bytes)" }
+                        dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
+                        dt { "Read it" } dd { "in the shared mailbox itself (Outlook): caseclerk does not open it here." }
+                    }
+                }
             }
-            details { summary { "Preview" } pre.letter { (m.body_text.chars().take(2000).collect::<String>()) } }
             @if acts(s) {
                 form.action method="post" action={ "/triage/" (r.id) "/attach" } {
                     fieldset {
