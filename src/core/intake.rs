@@ -400,6 +400,25 @@ fn parse_inner(
             .and_then(clean_filename)
             .or_else(|| recover_folded_name(raw, part))
             .unwrap_or_else(|| fallback_name(attachments.len() + 1, &ctype));
+        // Outlook's rich text: the files a `winmail.dat` carries, each as itself.
+        if crate::core::tnef::is_tnef(&ctype, &filename, &data)
+            && let Some(files) = crate::core::tnef::files(&data)
+        {
+            for f in files {
+                let name = clean_filename(&f.name).unwrap_or_else(|| {
+                    fallback_name(attachments.len() + 1, "application/octet-stream")
+                });
+                attachments.push(Attachment {
+                    content_type: crate::core::tnef::content_type(&name),
+                    filename: name,
+                    size: f.data.len(),
+                    content_id: None,
+                    inline: false,
+                    data: f.data,
+                });
+            }
+            continue;
+        }
         attachments.push(Attachment {
             filename,
             content_type: ctype,
@@ -1044,6 +1063,78 @@ mod tests {
         let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"another installation");
         assert_ne!(keyed, hash_with(Some(&other), address));
     }
+
+    /// A return from Outlook in rich text: its files in a `winmail.dat`.
+    fn return_in_winmail(files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+        use base64::Engine as _;
+        let w = crate::core::tnef::tests::winmail(files);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(w);
+        format!(
+            "From: School <dsl@school.test>\r\nTo: bsp@bury.test\r\nSubject: RE: RR-2026-0003 request\r\n\
+             Message-ID: <tnef.1@school.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+             Please find our return attached.\r\n--b\r\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\r\n\
+             Content-Disposition: attachment; filename=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {b64}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_return_in_a_winmail_dat_gives_its_files_each_as_itself() {
+        let raw = return_in_winmail(&[
+            (
+                "Chronology – school.docx",
+                "CHRONO~1.DOC",
+                b"PK\x03\x04 the chronology",
+            ),
+            ("summary.pdf", "SUMMARY.PDF", b"%PDF-1.7 the summary"),
+        ]);
+        let m = parse(&raw);
+        let got: Vec<(&str, &str, &[u8])> = m
+            .attachments
+            .iter()
+            .map(|a| {
+                (
+                    a.filename.as_str(),
+                    a.content_type.as_str(),
+                    a.data.as_slice(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "Chronology – school.docx",
+                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                    &b"PK\x03\x04 the chronology"[..]
+                ),
+                (
+                    "summary.pdf",
+                    "application/pdf",
+                    &b"%PDF-1.7 the summary"[..]
+                ),
+            ]
+        );
+        assert!(m.attachments.iter().all(|a| a.size == a.data.len()));
+    }
+
+    #[test]
+    fn a_program_inside_a_winmail_dat_is_withheld_by_its_own_name() {
+        let raw = return_in_winmail(&[
+            ("chronology.docx", "CHRONO~1.DOC", b"PK\x03\x04"),
+            ("invoice.scr", "INVOICE.SCR", b"MZ\x90\x00"),
+        ]);
+        let m = parse(&raw);
+        let risks: Vec<bool> = m
+            .attachments
+            .iter()
+            .map(|a| crate::core::trust::attachment_risk(a).is_some())
+            .collect();
+        assert_eq!(risks, [false, true]);
+    }
+
     use std::path::{Path, PathBuf};
 
     fn fixture_paths() -> Vec<PathBuf> {

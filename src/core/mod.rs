@@ -23,6 +23,7 @@
 //! - [`trust`]: who may open a case (server verdict, trusted domains) and unsafe attachments.
 //! - [`conversation`]: Outlook's Thread-Index on our letters and the conversation a reply names.
 //! - [`text`]: a reply cut from its quoted history; text folded for comparison.
+//! - [`tnef`]: the files inside a `winmail.dat` (Outlook's rich-text attachments).
 //! - [`area`]: the one area (borough) a referral names.
 //! - [`records`]: the rows the store hands over (a case, its events, a letter summary).
 //! - [`retention`]: the retention schedule and the named rules that say what content goes, and why.
@@ -70,6 +71,7 @@ pub mod records;
 pub mod retention;
 pub mod text;
 pub mod timeline;
+pub mod tnef;
 pub mod totp;
 pub mod trust;
 pub mod upgrade;
