@@ -401,22 +401,8 @@ fn parse_inner(
             .or_else(|| recover_folded_name(raw, part))
             .unwrap_or_else(|| fallback_name(attachments.len() + 1, &ctype));
         // Outlook's rich text: the files a `winmail.dat` carries, each as itself.
-        if crate::core::tnef::is_tnef(&ctype, &filename, &data)
-            && let Some(files) = crate::core::tnef::files(&data)
-        {
-            for f in files {
-                let name = clean_filename(&f.name).unwrap_or_else(|| {
-                    fallback_name(attachments.len() + 1, "application/octet-stream")
-                });
-                attachments.push(Attachment {
-                    content_type: crate::core::tnef::content_type(&name),
-                    filename: name,
-                    size: f.data.len(),
-                    content_id: None,
-                    inline: false,
-                    data: f.data,
-                });
-            }
+        if let Some(files) = from_winmail(&ctype, &filename, &data, attachments.len()) {
+            attachments.extend(files);
             continue;
         }
         attachments.push(Attachment {
@@ -679,6 +665,39 @@ fn is_returned_message(ctype: &str) -> bool {
 
 /// Keeps the last path component (some clients send `C:\fakepath\form.docx`), drops control
 /// characters and surrounding space; `None` when nothing is left.
+/// The files of a `winmail.dat` as attachments of their own ([`crate::core::tnef`]); `None`
+/// when the part is no `winmail.dat`, or one that does not read as TNEF (kept as it came).
+/// `before` attachments come before them (for a name made up for a file that has none).
+fn from_winmail(
+    content_type: &str,
+    filename: &str,
+    data: &[u8],
+    before: usize,
+) -> Option<Vec<Attachment>> {
+    if !crate::core::tnef::is_tnef(content_type, filename, data) {
+        return None;
+    }
+    let files = crate::core::tnef::files(data)?;
+    Some(
+        files
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let name = clean_filename(&f.name)
+                    .unwrap_or_else(|| fallback_name(before + i + 1, "application/octet-stream"));
+                Attachment {
+                    content_type: crate::core::tnef::content_type(&name),
+                    filename: name,
+                    size: f.data.len(),
+                    content_id: None,
+                    inline: false,
+                    data: f.data,
+                }
+            })
+            .collect(),
+    )
+}
+
 fn clean_filename(name: &str) -> Option<String> {
     let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
