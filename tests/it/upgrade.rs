@@ -27,14 +27,33 @@ fn bury_without(dir: &std::path::Path, steps: &[&str]) -> String {
     path.display().to_string()
 }
 
+/// A Bury review on the process file at `path`.
+async fn review_on(path: &str) -> Review {
+    Review::with("bury", |cfg| {
+        let p = cfg["partnership"].as_table_mut().unwrap();
+        p.insert("process".into(), toml::Value::String(path.to_string()));
+    })
+    .await
+}
+
+/// The daemon restarted at `at` on Bury's full process file: an upgrade that adds the steps the
+/// older file lacked.
+async fn upgrade(r: &mut Review, at: &str) {
+    let full = support::root().join("config/processes/bury.toml");
+    r.restart(at, |cfg| {
+        let p = cfg["partnership"].as_table_mut().unwrap();
+        p.insert(
+            "process".into(),
+            toml::Value::String(full.display().to_string()),
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_step_added_by_an_upgrade_sends_nothing_already_due_and_its_later_letters_as_planned() {
     let older = bury_without(&std::env::temp_dir(), &["outcome-meets", "invite"]);
-    let mut r = Review::with("bury", |cfg| {
-        let p = cfg["partnership"].as_table_mut().unwrap();
-        p.insert("process".into(), toml::Value::String(older.clone()));
-    })
-    .await;
+    let mut r = review_on(&older).await;
     let case = r.referral_at("2026-08-20 10:00").await;
     r.decide(&case, "screening", "meets", "2026-08-20 11:00")
         .await;
@@ -54,15 +73,7 @@ async fn a_step_added_by_an_upgrade_sends_nothing_already_due_and_its_later_lett
     }
 
     // Upgraded at 11:00: both steps are new to this installation.
-    let full = support::root().join("config/processes/bury.toml");
-    r.restart("2026-08-21 11:00", |cfg| {
-        let p = cfg["partnership"].as_table_mut().unwrap();
-        p.insert(
-            "process".into(),
-            toml::Value::String(full.display().to_string()),
-        );
-    })
-    .await;
+    upgrade(&mut r, "2026-08-21 11:00").await;
     r.at("2026-08-21 11:05").await;
     assert!(
         r.sent_to_for(REFERRER, "outcome-meets").is_empty(),
@@ -91,11 +102,7 @@ async fn a_step_added_by_an_upgrade_sends_nothing_already_due_and_its_later_lett
 #[tokio::test]
 async fn a_return_receipt_step_added_by_an_upgrade_does_not_answer_returns_already_in() {
     let older = bury_without(&std::env::temp_dir(), &["return-receipt"]);
-    let mut r = Review::with("bury", |cfg| {
-        let p = cfg["partnership"].as_table_mut().unwrap();
-        p.insert("process".into(), toml::Value::String(older.clone()));
-    })
-    .await;
+    let mut r = review_on(&older).await;
     let case = r.referral_at("2026-08-20 10:00").await;
     r.decide(&case, "screening", "meets", "2026-08-20 11:00")
         .await;
@@ -113,15 +120,7 @@ async fn a_return_receipt_step_added_by_an_upgrade_does_not_answer_returns_alrea
             .is_some()
     );
 
-    let full = support::root().join("config/processes/bury.toml");
-    r.restart("2026-08-24 14:00", |cfg| {
-        let p = cfg["partnership"].as_table_mut().unwrap();
-        p.insert(
-            "process".into(),
-            toml::Value::String(full.display().to_string()),
-        );
-    })
-    .await;
+    upgrade(&mut r, "2026-08-24 14:00").await;
     r.at("2026-08-24 14:05").await;
     assert!(
         r.sent_to_for(police, "return-receipt").is_empty(),
