@@ -1728,6 +1728,11 @@ fn returns_roundup(
 /// (and the round, `…#r1`).
 const LATE_KEY: &str = "#late:";
 
+/// Whether a letter's key is an escalation about one agency asked late (`…#late:<id>`).
+pub fn is_late_escalation(key: &str) -> bool {
+    late_agency_of_key(key).is_some()
+}
+
 /// The agency an escalation letter is about on its own (`…#late:<id>`), if it is one.
 fn late_agency_of_key(key: &str) -> Option<&str> {
     key_without_round(key)

@@ -22,18 +22,41 @@
 
 use std::collections::BTreeSet;
 
-/// The steps of the process file new since the stored record (`None`: never kept — none is
-/// new), and the record to store once their due letters are recorded (`None`: no change).
+/// Behaviours of existing steps that a version of caseclerk added, kept in the same record as the
+/// steps: a behaviour new to an installation is imported like a new step's letters, so what an
+/// older version never planned is not sent in a burst at the upgrade. `#late-escalations`:
+/// session 24's escalation of an agency asked late, on its own
+/// ([`crate::core::timeline::is_late_escalation`]).
+pub const BEHAVIOURS: &[&str] = &[LATE_ESCALATIONS];
+
+/// See [`BEHAVIOURS`].
+pub const LATE_ESCALATIONS: &str = "#late-escalations";
+
+/// The steps of the process file, and the [`BEHAVIOURS`], new since the stored record, and the
+/// record to store once their due letters are recorded (`None`: no change). With no record
+/// kept, no step is new — the earlier version planned them all — but every behaviour is: the
+/// earlier version did not have it (on a new installation there is no case to import from).
 pub fn new_steps(stored: Option<&str>, steps: &[&str]) -> (Vec<String>, Option<String>) {
     let before = stored.and_then(|s| serde_json::from_str::<BTreeSet<String>>(s).ok());
-    let now: BTreeSet<String> = steps.iter().map(|s| s.to_string()).collect();
+    let now: BTreeSet<String> = steps
+        .iter()
+        .chain(BEHAVIOURS)
+        .map(|s| s.to_string())
+        .collect();
     let new = match &before {
-        None => Vec::new(),
+        None => BEHAVIOURS.iter().map(|s| s.to_string()).collect(),
         Some(b) => now.difference(b).cloned().collect(),
     };
     let record =
         (before.as_ref() != Some(&now)).then(|| serde_json::to_string(&now).unwrap_or_default());
     (new, record)
+}
+
+/// Whether a due letter (of `step`, keyed `key`) is one of the `new` steps or behaviours.
+pub fn letter_is_new(new: &[String], step: &str, key: &str) -> bool {
+    new.iter().any(|n| n == step)
+        || (new.iter().any(|n| n == LATE_ESCALATIONS)
+            && crate::core::timeline::is_late_escalation(key))
 }
 
 #[cfg(test)]
@@ -43,9 +66,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_record_knows_every_step_and_is_stored_once() {
+    fn the_first_record_knows_every_step_but_no_behaviour_and_is_stored_once() {
         let (new, record) = new_steps(None, &["ack", "chase"]);
-        assert!(new.is_empty());
+        assert_eq!(new, BEHAVIOURS, "only what the earlier version did not do");
         let record = record.expect("stored the first time");
         assert_eq!(
             new_steps(Some(&record), &["chase", "ack"]),
@@ -57,7 +80,7 @@ mod tests {
     fn a_step_added_later_is_new_once() {
         let (_, first) = new_steps(None, &["ack"]);
         let (new, record) = new_steps(first.as_deref(), &["ack", "panel-disagrees"]);
-        assert_eq!(new, ["panel-disagrees"]);
+        assert_eq!(new, ["panel-disagrees"], "behaviours once known stay known");
         let record = record.expect("the record grows");
         assert_eq!(
             new_steps(Some(&record), &["ack", "panel-disagrees"]),
@@ -75,9 +98,27 @@ mod tests {
     }
 
     #[test]
+    fn a_letter_is_new_by_its_step_or_as_a_late_escalation() {
+        let new = vec!["panel-disagrees".to_string(), LATE_ESCALATIONS.to_string()];
+        assert!(letter_is_new(&new, "panel-disagrees", "a@x.test"));
+        assert!(letter_is_new(
+            &new,
+            "escalate",
+            "manager@x.test#late:housing"
+        ));
+        assert!(!letter_is_new(&new, "escalate", "manager@x.test"));
+        let only_step = vec!["panel-disagrees".to_string()];
+        assert!(!letter_is_new(
+            &only_step,
+            "escalate",
+            "manager@x.test#late:housing"
+        ));
+    }
+
+    #[test]
     fn an_unreadable_record_is_taken_as_never_kept() {
         let (new, record) = new_steps(Some("not json"), &["ack"]);
-        assert!(new.is_empty());
+        assert_eq!(new, BEHAVIOURS);
         assert!(record.is_some());
     }
 }

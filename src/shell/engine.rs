@@ -407,7 +407,7 @@ impl Engine {
         let (mut imported, mut failed) = (0, 0);
         if !new.is_empty() {
             for step in &new {
-                tracing::info!(step = %step, "a step new to this installation: its letters already due on open cases are recorded imported, not sent");
+                tracing::info!(step = %step, "a step or behaviour new to this installation: its letters already due on open cases are recorded imported, not sent");
             }
             let mut open = self.store.every_case(true, false).await?;
             while let Some(page) = open.next_page().await? {
@@ -452,7 +452,11 @@ impl Engine {
                 return Ok((0, 1));
             }
         };
-        let due: Vec<&DueLetter> = plan.due.iter().filter(|d| new.contains(&d.step)).collect();
+        let due: Vec<&DueLetter> = plan
+            .due
+            .iter()
+            .filter(|d| upgrade::letter_is_new(new, &d.step, &d.key))
+            .collect();
         if due.is_empty() {
             return Ok((0, 0));
         }
@@ -1434,7 +1438,11 @@ impl Engine {
         if let Ok(plan) = &mut planned
             && !held.is_empty()
         {
-            for d in plan.due.iter().filter(|d| held.contains(&d.step)) {
+            for d in plan
+                .due
+                .iter()
+                .filter(|d| upgrade::letter_is_new(&held, &d.step, &d.key))
+            {
                 self.unprepared.lock().expect("not poisoned").push(format!(
                     "{}: {}: held, as the step is new and its letters already due could not all \
                      be recorded imported at the start (see the log); fix what it names and \
@@ -1442,7 +1450,8 @@ impl Engine {
                     case.reference, d.step
                 ));
             }
-            plan.due.retain(|d| !held.contains(&d.step));
+            plan.due
+                .retain(|d| !upgrade::letter_is_new(&held, &d.step, &d.key));
         }
         // A planning problem (a due step with nobody to write to, an agency no longer in the
         // directory) stops a letter as surely as a failed template: raised with them, and the case

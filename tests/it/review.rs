@@ -253,9 +253,9 @@ impl Review {
     /// The daemon restarted at `when` (London) with its configuration changed by `edit` — an
     /// upgrade, or a partnership editing its files: the engine is opened again on the same
     /// database, after the old one has let go of it.
+    /// The daemon was stopped after its last pass (nothing ran since).
     pub async fn restart(&mut self, when: &str, edit: impl Fn(&mut toml::Table)) {
         let t = london(when);
-        self.run_until(t).await;
         self.clock.set(t);
         self.now = t;
         let path = self.config_path();

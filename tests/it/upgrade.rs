@@ -136,3 +136,59 @@ async fn a_return_receipt_step_added_by_an_upgrade_does_not_answer_returns_alrea
     assert!(r.sent_to_for(police, "return-receipt").is_empty());
     let _ = std::fs::remove_file(&older);
 }
+
+#[tokio::test]
+async fn an_agency_asked_late_on_a_case_from_before_the_upgrade_is_not_escalated_in_a_burst() {
+    // An installation whose earlier version never escalated an agency asked late on its own.
+    let mut r = Review::of("bury").await;
+    let case = r.referral_at("2026-08-20 10:00").await;
+    r.decide(&case, "screening", "meets", "2026-08-20 11:00")
+        .await;
+    r.add_agencies(&case, &["police"], "2026-08-20 11:30").await;
+    // The GP is asked late, on day 7 (Mon 31 Aug is a bank holiday); the police never return.
+    r.add_agencies(&case, &["gp"], "2026-09-01 09:00").await;
+    r.at("2026-09-04 12:00").await;
+    let manager = "manager@bury.test";
+    let escalations = |r: &Review| -> Vec<String> {
+        r.sent_to_for(manager, "escalate-missing")
+            .iter()
+            .map(|l| l.key.clone())
+            .collect()
+    };
+    assert_eq!(escalations(&r).len(), 1, "day 10's, naming the police");
+    // The earlier version kept no record of this behaviour.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", r.engine.cfg.database.display()))
+        .await
+        .unwrap();
+    let record: String =
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'steps_known:bury'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let older = record
+        .replace(
+            &format!(",\"{}\"", caseclerk::core::upgrade::LATE_ESCALATIONS),
+            "",
+        )
+        .replace(
+            &format!("\"{}\",", caseclerk::core::upgrade::LATE_ESCALATIONS),
+            "",
+        );
+    assert_ne!(older, record);
+    sqlx::query("UPDATE meta SET value = ? WHERE key = 'steps_known:bury'")
+        .bind(&older)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Stopped since; upgraded a week later, after the GP's own deadline.
+    r.restart("2026-09-14 12:00", |_| {}).await;
+    r.at("2026-09-14 12:05").await;
+    assert_eq!(
+        escalations(&r).len(),
+        1,
+        "the GP's escalation fell due before this version: recorded, not sent ({:?})",
+        escalations(&r)
+    );
+    assert!(r.report(&case).await.contains("imported — not sent"));
+}
