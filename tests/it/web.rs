@@ -1242,12 +1242,19 @@ async fn the_daemon_serves_the_workspace_when_web_is_configured_to_an_account_ma
 }
 
 /// A loopback port nobody listens on now.
+/// A free loopback port for a daemon to listen on, taken from below the kernel's ephemeral range
+/// (32768 and up on Linux): a port bound with `:0` by another test in the moment between this
+/// check and the daemon's own bind would otherwise take it ("address already in use").
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let offset = (std::process::id() % 500) as u16 * 20;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (offset + n) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 #[tokio::test]
