@@ -139,6 +139,15 @@ fn sender(msg: &Message) -> Option<String> {
     msg.from.as_ref().map(|a| a.email.to_lowercase())
 }
 
+/// The referrer a referral names — its Reply-To, else its From — lowercased: who its case writes
+/// back to, and whose daily count of cases it adds to (the engine counts by the same address).
+pub fn referrer_of(msg: &Message) -> Option<String> {
+    msg.reply_to
+        .first()
+        .or(msg.from.as_ref())
+        .map(|a| a.email.to_lowercase())
+}
+
 /// Who records what a sender's mail did: a hash of their address, never the address.
 fn mail_actor(sender: &str) -> String {
     format!("mail:{}", hash_id(sender))
@@ -230,11 +239,7 @@ pub fn opening(
         .statutory()
         .day_zero(received, cutoff)
         .map_err(|e| e.to_string())?;
-    let referrer = msg
-        .reply_to
-        .first()
-        .or(msg.from.as_ref())
-        .map(|a| a.email.to_lowercase());
+    let referrer = referrer_of(msg);
     let (particulars, unreadable) = crate::core::particulars::from_message(msg, &process.areas);
     let area = crate::core::area::of_referral(msg, &particulars, &process.areas);
     Ok(Opening {
@@ -1289,12 +1294,7 @@ fn consultation(
     tie_breakers(rules, d, state)
         .into_iter()
         .map(|c| {
-            let to = Recipient {
-                name: c.name.clone(),
-                email: c.email.to_lowercase(),
-                role: "tie-breaker".into(),
-                phone: c.phone.clone(),
-            };
+            let to = timeline::contact_recipient(&c, "tie-breaker");
             let key = format!("notice:consult:{}#r{round}:{}", d.id, to.email);
             let mut notes = notes.clone();
             notes.insert(0, d.name.clone());
@@ -1452,12 +1452,7 @@ pub fn settle(rules: &Rules<'_>, state: CaseState, now: DateTime<Utc>) -> Settle
                     why: format!("{} round {round}", d.id),
                 });
                 for c in people {
-                    let to = Recipient {
-                        name: c.name.clone(),
-                        email: c.email.to_lowercase(),
-                        role: role.into(),
-                        phone: c.phone.clone(),
-                    };
+                    let to = timeline::contact_recipient(&c, role);
                     let key = format!("notice:{tag}:{}#r{round}:{}", d.id, to.email);
                     let mut n = timeline::notice(
                         rules.calendar,

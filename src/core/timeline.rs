@@ -1040,7 +1040,8 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn contact_recipient(c: &Contact, role: &str) -> Recipient {
+/// A person of the directory as a letter's recipient, in `role`.
+pub fn contact_recipient(c: &Contact, role: &str) -> Recipient {
     Recipient {
         name: c.name.clone(),
         email: c.email.to_lowercase(),

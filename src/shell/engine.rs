@@ -1231,13 +1231,10 @@ impl Engine {
             let n = filing.answers_since(&address, &steps, since).await?;
             counts.answers.insert(address, n);
         }
-        // The referrer a referral would open a case for (Reply-To, else From).
-        if let Some(referrer) = msg.reply_to.first().or(msg.from.as_ref()) {
+        // The referrer a referral would open a case for ([`react::referrer_of`]).
+        if let Some(referrer) = react::referrer_of(msg) {
             counts.cases_opened = filing
-                .cases_opened_since(
-                    &referrer.email.to_lowercase(),
-                    received - chrono::Duration::hours(24),
-                )
+                .cases_opened_since(&referrer, received - chrono::Duration::hours(24))
                 .await?;
         }
         Ok(counts)
