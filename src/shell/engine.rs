@@ -354,8 +354,7 @@ impl Engine {
                 hex::encode(bytes)
             })
             .await?;
-        let vote_key =
-            hex::decode(vote_key).map_err(|e| StoreError::Corrupt(format!("vote_key: {e}")))?;
+        let vote_key = crate::shell::store::installation_secret(&vote_key)?;
         crate::core::intake::keep_hashes_private(&vote_key);
         let engine = Engine {
             cfg: Arc::new(cfg),

@@ -892,8 +892,7 @@ pub async fn resend(
     // The installation's secret, as the daemon keys its Message-IDs with it (none before the
     // daemon ever ran: then there is no letter to send again either).
     let secret = match store.meta("vote_key").await? {
-        Some(k) => hex::decode(k)
-            .map_err(|e| crate::shell::store::StoreError::Corrupt(format!("vote_key: {e}")))?,
+        Some(k) => crate::shell::store::installation_secret(&k)?,
         None => Vec::new(),
     };
     let previous = store

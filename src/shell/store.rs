@@ -328,6 +328,17 @@ pub const PREPARE_HEALTH_KEY: &str = "<letters>";
 /// a day after its last failure.
 pub const NOTICE_HEALTH_KEY: &str = "<notices>";
 
+/// A `meta` value by its key; a `meta` value set (the pool's and the engine's own connection
+/// read and write `meta` alike).
+const META_GET: &str = "SELECT value FROM meta WHERE key = ?";
+const META_SET: &str = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+/// The installation's secret (`meta` `vote_key`, hex) as bytes: behind vote codes, Message-IDs
+/// and the log's hashes. A value that is not hex is a corrupt database, never an empty key.
+pub fn installation_secret(hex_value: &str) -> Result<Vec<u8>, StoreError> {
+    hex::decode(hex_value).map_err(|e| StoreError::Corrupt(format!("vote_key: {e}")))
+}
+
 /// The `meta` key of what the engine is deciding ([`crate::core::deciding`]).
 pub const DECIDING_KEY: &str = "deciding";
 
@@ -1054,7 +1065,7 @@ impl Store {
         key: &str,
         init: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
-        if let Some(v) = sqlx::query_scalar::<_, String>("SELECT value FROM meta WHERE key = ?")
+        if let Some(v) = sqlx::query_scalar::<_, String>(META_GET)
             .bind(key)
             .fetch_optional(&self.pool)
             .await?
@@ -1066,7 +1077,7 @@ impl Store {
             .bind(init())
             .execute(&self.pool)
             .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        Ok(sqlx::query_scalar(META_GET)
             .bind(key)
             .fetch_one(&self.pool)
             .await?)
@@ -1415,7 +1426,7 @@ impl Store {
 
     /// A value from `meta`, if set.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        Ok(sqlx::query_scalar(META_GET)
             .bind(key)
             .fetch_optional(&self.pool)
             .await?)
@@ -2767,7 +2778,7 @@ impl DecisionConn {
     /// The record of what a pass is deciding ([`crate::core::deciding`]), as the last pass left
     /// it: `None` when it ended normally.
     pub async fn deciding_mark(&mut self) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        Ok(sqlx::query_scalar(META_GET)
             .bind(DECIDING_KEY)
             .fetch_optional(&mut *self.conn)
             .await?)
@@ -2780,13 +2791,11 @@ impl DecisionConn {
     pub async fn mark_deciding(&mut self, mark: Option<&str>) -> Result<(), StoreError> {
         match mark {
             Some(m) => {
-                sqlx::query(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(DECIDING_KEY)
-                .bind(m)
-                .execute(&mut *self.conn)
-                .await?
+                sqlx::query(META_SET)
+                    .bind(DECIDING_KEY)
+                    .bind(m)
+                    .execute(&mut *self.conn)
+                    .await?
             }
             None => {
                 sqlx::query("DELETE FROM meta WHERE key = ?")
@@ -3127,13 +3136,11 @@ impl Store {
 
     /// Set a value in `meta`.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(META_SET)
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
