@@ -2703,6 +2703,25 @@ mod tests {
         assert!(plan.due.is_empty(), "{:?}", steps(&plan));
     }
 
+    /// Housing added at `at` (an `Agencies:` line or a person) and its request sent then.
+    fn housing_asked_late(s: &mut CaseState, at: &str) {
+        s.agencies.insert(
+            "housing".into(),
+            AgencyState {
+                added_at: Some(t(at)),
+                ..AgencyState::default()
+            },
+        );
+        sent(s, "request", "agency:housing", at);
+    }
+
+    /// Every agency of [`asked_four`] but the police has returned, on day 7's morning.
+    fn only_the_police_silent(s: &mut CaseState) {
+        for id in ["health", "school", "gp"] {
+            s.agencies.get_mut(id).unwrap().returned_at = Some(t("2027-01-05T12:00:00Z"));
+        }
+    }
+
     /// A case screened in on day 1 with four agencies asked on day 2.
     fn asked_four() -> CaseState {
         let mut s = opened();
@@ -2863,19 +2882,10 @@ mod tests {
         let p = process(PROCESS);
         let cal = Calendar::bundled();
         let mut s = asked_four();
-        for id in ["health", "school", "gp"] {
-            s.agencies.get_mut(id).unwrap().returned_at = Some(t("2027-01-05T12:00:00Z"));
-        }
+        only_the_police_silent(&mut s);
         // Housing is added on day 5, so its own deadline is day 10, after the day-7 one and
         // before the day-11 meeting; the police, asked on day 2, are late from day 7 at 17:00.
-        s.agencies.insert(
-            "housing".into(),
-            AgencyState {
-                added_at: Some(t("2026-12-31T08:00:00Z")),
-                ..AgencyState::default()
-            },
-        );
-        sent(&mut s, "request", "agency:housing", "2026-12-31T08:00:00Z");
+        housing_asked_late(&mut s, "2026-12-31T08:00:00Z");
         let day8 = plan(&p, &Dir, &cal, &s, t("2027-01-06T09:30:00Z")).unwrap();
         let esc = day8.due.iter().find(|l| l.step == "escalate");
         assert_eq!(
@@ -2892,19 +2902,10 @@ mod tests {
         let p = process(PROCESS);
         let cal = Calendar::bundled();
         let mut s = asked_four();
-        for id in ["health", "school", "gp"] {
-            s.agencies.get_mut(id).unwrap().returned_at = Some(t("2027-01-05T12:00:00Z"));
-        }
+        only_the_police_silent(&mut s);
         // Housing is asked on day 5, so its own deadline is day 10 (Fri 8 Jan 2027); the day-8
         // escalation named only the police, late since day 7.
-        s.agencies.insert(
-            "housing".into(),
-            AgencyState {
-                added_at: Some(t("2026-12-31T08:00:00Z")),
-                ..AgencyState::default()
-            },
-        );
-        sent(&mut s, "request", "agency:housing", "2026-12-31T08:00:00Z");
+        housing_asked_late(&mut s, "2026-12-31T08:00:00Z");
         sent(&mut s, "escalate", "manager@x.test", "2027-01-06T09:00:00Z");
         sent(&mut s, "pack", "group@x.test", "2027-01-08T17:00:00Z");
         sent(&mut s, "chase", "agency:police", "2027-01-05T10:00:00Z");
@@ -2968,14 +2969,7 @@ mod tests {
         let mut s = asked_four();
         // Housing is added on day 5 (Thu 31 Dec 2026) and its request decided at once, but the
         // outbox holds it (a refused login) until day 7, Tue 5 Jan 2027 at 09:00.
-        s.agencies.insert(
-            "housing".into(),
-            AgencyState {
-                added_at: Some(t("2026-12-31T08:00:00Z")),
-                ..AgencyState::default()
-            },
-        );
-        sent(&mut s, "request", "agency:housing", "2026-12-31T08:00:00Z");
+        housing_asked_late(&mut s, "2026-12-31T08:00:00Z");
         s.letters
             .get_mut(&("request".to_string(), "agency:housing".to_string()))
             .unwrap()
