@@ -845,25 +845,19 @@ impl<'a> Ctx<'a> {
             .law
             .add_working_days(calendar::london_date(start), -gap)
             .map_err(cal_err(&owner))?;
-        let mut explanation = format!(
+        let explanation = format!(
             "{}; the meeting moved earlier ({}): {gap} working days before it = {}",
             planned_at.explanation,
             calendar::short_instant(start),
             reached.explain()
         );
-        let sending = self
-            .office
-            .sending_day(reached.date, self.state.day0)
-            .map_err(cal_err(&owner))?;
-        if let Some(why) = sending.explain() {
-            explanation = format!("{explanation}; {why}");
-        }
-        let date = match sending {
-            calendar::Sending::Before { date, .. } => date,
-            _ => reached.date,
-        };
-        let time = planned_at.at.with_timezone(&calendar::LONDON).time();
-        let mut at = calendar::london_instant(date, time);
+        let (mut at, mut explanation) = self.sent_on(
+            reached.date,
+            self.state.day0,
+            planned_at.at,
+            explanation,
+            &owner,
+        )?;
         if let Some((_, nominal)) = request_of(self, step)?
             && nominal.at < start
             && at < nominal.at
@@ -884,6 +878,32 @@ impl<'a> Ctx<'a> {
             day: self.day_number(date)?,
             explanation,
         }))
+    }
+
+    /// A letter reckoned for `date`, at the London time of day `like` has, as the office sends
+    /// it: a closure day moves it to the last open working day before (never before
+    /// `earliest`), and `explanation` says so when it does.
+    fn sent_on(
+        &self,
+        date: NaiveDate,
+        earliest: NaiveDate,
+        like: DateTime<Utc>,
+        mut explanation: String,
+        owner: &str,
+    ) -> Result<(DateTime<Utc>, String), TimelineError> {
+        let sending = self
+            .office
+            .sending_day(date, earliest)
+            .map_err(cal_err(owner))?;
+        if let Some(why) = sending.explain() {
+            explanation = format!("{explanation}; {why}");
+        }
+        let date = match sending {
+            calendar::Sending::Before { date, .. } => date,
+            _ => date,
+        };
+        let time = like.with_timezone(&calendar::LONDON).time();
+        Ok((calendar::london_instant(date, time), explanation))
     }
 
     /// A letter about the agencies' returns, dated `due` (as [`Self::resolve_letter`] gave it),
@@ -983,25 +1003,20 @@ impl<'a> Ctx<'a> {
             .law
             .add_working_days(base.date, shift)
             .map_err(cal_err(&owner))?;
-        let mut explanation = format!(
+        let explanation = format!(
             "{}; this return is due {}, {shift} working days later: {}",
             base.explanation,
             calendar::short_instant(deadline.at),
             moved.explain()
         );
-        let sending = self
-            .office
-            .sending_day(moved.date, calendar::london_date(asked))
-            .map_err(cal_err(&owner))?;
-        if let Some(why) = sending.explain() {
-            explanation = format!("{explanation}; {why}");
-        }
-        let date = match sending {
-            calendar::Sending::Before { date, .. } => date,
-            _ => moved.date,
-        };
-        let time = base.at.with_timezone(&calendar::LONDON).time();
-        let at = calendar::london_instant(date, time).max(asked);
+        let (at, explanation) = self.sent_on(
+            moved.date,
+            calendar::london_date(asked),
+            base.at,
+            explanation,
+            &owner,
+        )?;
+        let at = at.max(asked);
         let date = calendar::london_date(at);
         Ok(Resolved {
             at,
