@@ -266,8 +266,14 @@ pub fn reply_without_case() -> Reaction {
 /// in no digest and plans nothing, so whatever it says ("the child has since died", a new
 /// referral quoting the old reference) would otherwise be seen by nobody. The person reopens the
 /// case and attaches it, opens a new case from it, or sets it aside.
+///
+/// It is stored on the case all the same (nothing recorded on it, no letter): it is about that
+/// child, so the case's legal hold keeps it, `export-case` gives it, and retention keeps it as
+/// the case's mail (see `core::retention`, a message listed for a person on a case).
 pub fn reply_on_closed_case(state: &CaseState) -> Reaction {
-    Reaction::new(Filing::Triage).because(
+    let mut r = Reaction::new(Filing::Triage);
+    r.on_case = true;
+    r.because(
         "reply_on_closed_case",
         format!(
             "about {}, which is closed: reopen it and attach this, open a new case from it, or \
@@ -2148,7 +2154,9 @@ mod tests {
         let at = t("2026-08-20T12:01:00Z");
         let r = react(&w.rules(), &incoming(&msg, &case_reply()), found, at);
         assert_eq!(r.filing, Filing::Triage);
-        assert!(!r.on_case && r.events.is_empty() && r.notices.is_empty());
+        // Stored on the case (its hold and export cover it), nothing recorded, nothing sent.
+        assert!(r.on_case && r.events.is_empty() && r.notices.is_empty());
+        assert!(!r.thread);
         assert!(r.steps[0].why.contains("RR-2026-0001"), "{:?}", r.steps);
 
         let letter = BouncedLetter {

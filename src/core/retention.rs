@@ -340,11 +340,18 @@ pub fn decide(s: &Schedule, now: DateTime<Utc>, r: &Record) -> Verdict {
         (_, Some(case)) if case.closed_at.is_none() => {
             keep("closure_unknown", "the case's closure has no date")
         }
-        (What::Message { .. }, Some(case)) => {
+        (What::Message { state }, Some(case)) => {
             let closed = case.closed_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let mut at = after_years(closed, s.closed_case_years);
+            // Listed for a person on a case closed long ago (a reply on a closed case): it stays
+            // at least as long as any message listed for a person, so it is not erased before
+            // anyone has read it.
+            if state == "triage" {
+                at = at.max(after_days(r.at, s.triage_days));
+            }
             due(
                 now,
-                after_years(closed, s.closed_case_years),
+                at,
                 Class::CaseMail,
                 "closed_case_mail",
                 format!("case closed more than {} year(s) ago", s.closed_case_years),
@@ -544,6 +551,28 @@ mod tests {
     }
 
     const CLOSED_2026: &str = "2026-03-01T12:00:00Z";
+
+    #[test]
+    fn mail_listed_for_a_person_on_a_case_closed_long_ago_stays_as_long_as_any_listed_mail() {
+        // A reply about a case whose mail has long gone: not erased the day it arrives.
+        let s = Schedule::default();
+        let r = mail(
+            "triage",
+            case(CaseStatus::Closed, Some(CLOSED_2026), false),
+            "2045-06-01T09:00:00Z",
+        );
+        let days = i64::from(s.triage_days);
+        let last = t("2045-06-01T09:00:00Z") + Duration::days(days) - Duration::seconds(1);
+        assert_eq!(decide(&s, last, &r).rule(), "retained");
+        let after = last + Duration::seconds(1);
+        assert_eq!(decide(&s, after, &r).rule(), "closed_case_mail");
+        // Filed, the same message would go with the case's mail.
+        let filed = mail("filed", r.case.clone(), "2045-06-01T09:00:00Z");
+        assert_eq!(
+            decide(&s, t("2045-06-02T09:00:00Z"), &filed).rule(),
+            "closed_case_mail"
+        );
+    }
 
     #[test]
     fn a_closed_cases_mail_goes_the_configured_years_after_closure_and_not_a_day_before() {

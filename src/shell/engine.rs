@@ -1172,7 +1172,7 @@ impl Engine {
                         "{}: its history cannot be read, so message {} about it waits in triage",
                         c.reference, m.id
                     ));
-                    let reaction = Reaction::new(react::Filing::Triage).because(
+                    let mut reaction = Reaction::new(react::Filing::Triage).because(
                         "unreadable_case",
                         format!(
                             "about {}, whose history caseclerk cannot read (see caseclerk \
@@ -1180,8 +1180,12 @@ impl Engine {
                             c.reference
                         ),
                     );
+                    // Stored on the case all the same (nothing recorded on it): its hold, its
+                    // export and its retention cover it, as for a reply on a closed case.
+                    reaction.on_case = true;
+                    let case = case.clone();
                     return self
-                        .record_reaction(filing, m, msg, verdict, None, None, reaction, now)
+                        .record_reaction(filing, m, msg, verdict, case, None, reaction, now)
                         .await;
                 }
                 Err(e) => return Err(e),

@@ -837,3 +837,114 @@ async fn a_particular_typed_in_after_the_case_s_mail_was_erased_goes_a_year_afte
         "a year after it closed again, the name typed in goes too"
     );
 }
+
+// ---- mail about a closed case, and what is erased on its own ----------------------------------
+
+#[tokio::test]
+async fn a_reply_about_a_closed_case_under_legal_hold_is_kept_while_held_and_exported_with_it() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "heldreply.1@hospital.test", "2026-02-02 10:00").await;
+    let store = r.engine.store.clone();
+    let cfg = r.engine.cfg.clone();
+    retention::set_hold(
+        &store,
+        &reference,
+        true,
+        "coroner's inquest",
+        "operator:test",
+        london("2026-03-01 10:00"),
+    )
+    .await
+    .unwrap();
+    // The referrer answers one of the case's letters after closure, naming the child.
+    let letter = r
+        .letters()
+        .iter()
+        .find(|l| l.case.is_some())
+        .expect("a case letter")
+        .clone();
+    let body = "Further to the above: the coroner has asked for Wolverhampton-Plumtree-9921's records.";
+    r.reply(&letter, REFERRER, body, "2026-03-10 10:00").await;
+    let mut id = 0;
+    for m in 1..50 {
+        if let Ok(Some(raw)) = store.message_raw(m).await
+            && String::from_utf8_lossy(&raw).contains("Wolverhampton-Plumtree-9921")
+        {
+            id = m;
+        }
+    }
+    assert!(id > 0, "the reply was stored");
+    let (state, case_id) = store.message_state(id).await.unwrap().unwrap();
+    eprintln!("reply stored as message {id}: state {state}, case {case_id:?}");
+    let raw = store.message_raw(id).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&raw).contains("Wolverhampton-Plumtree-9921"));
+
+    // The export made for a subject access request while the case is held.
+    let held = caseclerk::shell::export_case::gather(&cfg, &store, &reference, r.now())
+        .await
+        .unwrap();
+    let exported = held.messages.iter().any(|m| m.id == id);
+
+    // Long past triage_days (365), the inquest still running: the hold must keep it.
+    let later = london("2027-06-01 10:00");
+    retention::apply(&store, &cfg.retention, later).await.unwrap();
+    let after = store.message_raw(id).await.unwrap().unwrap_or_default();
+    eprintln!("exported: {exported}; bytes after retention: {}", after.len());
+    assert!(
+        exported,
+        "the reply about {reference} (message {id}) is missing from export-case"
+    );
+    assert!(
+        !after.is_empty(),
+        "the reply about held case {reference} (message {id}) was erased under the hold"
+    );
+}
+
+#[tokio::test]
+async fn a_particular_typed_in_after_the_mail_went_is_gone_from_the_file_and_its_wal_when_erased() {
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "retyped.9@hospital.test", "2026-02-02 10:00").await;
+    r.at("2027-02-03 10:00").await; // the mail and its particulars erased
+    let store = r.engine.store.clone();
+    let db = r.engine.cfg.database.clone();
+    let case_id = store.case_by_ref(&reference).await.unwrap().unwrap().id;
+    let at = london("2027-03-01 10:00");
+    caseclerk::shell::operator::set_status(&store, &reference, false, "inquest", "test", at)
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    caseclerk::shell::store::Store::decide_particular(
+        &mut tx,
+        case_id,
+        caseclerk::core::particulars::Field::ChildName,
+        Some("Ottoline-Marchbanks-5150"),
+        "test",
+        at,
+    )
+    .await
+    .unwrap();
+    caseclerk::shell::store::Store::commit(tx).await.unwrap();
+    caseclerk::shell::operator::set_status(&store, &reference, true, "inquest over", "test", at)
+        .await
+        .unwrap();
+    let name = b"Ottoline-Marchbanks-5150";
+    let found = |db: &std::path::Path| -> Vec<String> {
+        let mut out = Vec::new();
+        for f in [db.to_path_buf(), std::path::PathBuf::from(format!("{}-wal", db.display()))] {
+            if let Ok(bytes) = std::fs::read(&f)
+                && bytes.windows(name.len()).any(|w| w == name)
+            {
+                out.push(f.display().to_string());
+            }
+        }
+        out
+    };
+    assert!(!found(&db).is_empty(), "the name is in the file before");
+    r.at("2028-03-02 10:00").await;
+    assert!(store.particulars(case_id).await.unwrap().is_empty(), "erased in the table");
+    assert_eq!(
+        found(&db),
+        Vec::<String>::new(),
+        "the child's name typed in after the mail was erased is still in the file or its WAL"
+    );
+}
