@@ -1438,7 +1438,14 @@ async fn apply_retention(
             applied.signins, cfg.retention.signin_days
         );
     }
-    if !applied.groups.is_empty() || applied.signins > 0 || applied.reclaimed.wal_busy {
+    if applied.particulars > 0 {
+        println!(
+            "{} particular(s) typed in after their case's mail had gone erased",
+            applied.particulars
+        );
+    }
+    let erased = !applied.groups.is_empty() || applied.particulars > 0 || applied.signins > 0;
+    if erased || applied.reclaimed.wal_busy {
         println!(
             "{} free page(s) given back to the file system; {}",
             applied.reclaimed.pages,

@@ -74,6 +74,8 @@ pub struct Applied {
     pub groups: Vec<Group>,
     /// Web sign-in records erased (older than `[retention] signin_days`).
     pub signins: i64,
+    /// Particulars erased on their own: typed in after the case's mail had gone.
+    pub particulars: i64,
     pub reclaimed: Reclaimed,
 }
 
@@ -83,12 +85,12 @@ pub const SIGNIN_CLASS: &str = "web_signin";
 pub const SESSION_CLASS: &str = "web_session";
 
 /// Erase the web sign-in records older than the schedule keeps, and the sessions over as long
-/// ago, each recorded as one erasure: how many sign-in records.
+/// ago, each recorded as one erasure: how many sign-in records, and how many sessions.
 async fn erase_signins(
     store: &Store,
     schedule: &Schedule,
     now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
+) -> Result<(i64, i64), StoreError> {
     let mut tx = store.begin().await?;
     let before = schedule.signins_before(now);
     let (count, bytes) = Store::erase_signins_before(&mut tx, before).await?;
@@ -109,7 +111,7 @@ async fn erase_signins(
             "retention erased web sign-in records"
         );
     }
-    Ok(count)
+    Ok((count, sessions))
 }
 
 impl Applied {
@@ -203,7 +205,8 @@ async fn leftover_particulars(
     schedule: &Schedule,
     now: DateTime<Utc>,
     facts: &BTreeMap<i64, CaseFacts>,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
+    let mut erased = 0;
     for id in store.cases_with_particulars().await? {
         let Some(case) = facts
             .get(&id)
@@ -222,8 +225,9 @@ async fn leftover_particulars(
         store::record_event(&mut tx, case.id, now, ACTOR, &event).await?;
         Store::commit(tx).await?;
         tracing::info!(case_id = case.id, count, "particulars erased");
+        erased += count;
     }
-    Ok(())
+    Ok(erased)
 }
 
 /// Erase what the schedule says goes at `now`, record each erasure, and give the space back.
@@ -303,12 +307,16 @@ pub async fn apply(
         );
         applied.groups.push(erased);
     }
-    leftover_particulars(store, schedule, now, &facts).await?;
-    applied.signins = erase_signins(store, schedule, now).await?;
-    // After an erasure, or when an earlier one could not empty the WAL: give the pages back
-    // and empty the WAL; if a reader is in the way, the next run tries again.
+    applied.particulars = leftover_particulars(store, schedule, now, &facts).await?;
+    let sessions;
+    (applied.signins, sessions) = erase_signins(store, schedule, now).await?;
+    // After any erasure — mail, particulars typed in later, sign-in records or sessions alone —
+    // or when an earlier one could not empty the WAL: give the pages back and empty the WAL
+    // (what was erased is still in both until then); if a reader is in the way, the next run
+    // tries again.
     let pending = store.meta(RECLAIM_PENDING).await?.as_deref() == Some("yes");
-    if !applied.groups.is_empty() || applied.signins > 0 || pending {
+    let erased = !applied.groups.is_empty() || applied.particulars > 0;
+    if erased || applied.signins > 0 || sessions > 0 || pending {
         applied.reclaimed = store.reclaim().await?;
         if applied.reclaimed.wal_busy {
             tracing::warn!(

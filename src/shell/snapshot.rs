@@ -138,7 +138,8 @@ async fn fold_every_case(
         Ok((cases, problems))
     })
     .await
-    .map_err(|e| StoreError::Corrupt(format!("folding the cases stopped: {e}")))?
+    // Not the task's error itself: a panic's message (which could quote a case) is never shown.
+    .map_err(|_| StoreError::Corrupt("folding the cases stopped unexpectedly".into()))?
 }
 
 /// "Since the last digest": when the previous digest (not the one keyed `key`) was sent, else 24
