@@ -38,6 +38,8 @@ pub enum AccountError {
     BadRole(String),
     #[error("cannot hash the password: {0}")]
     Hash(String),
+    #[error("too many sign-ins at once: none was checked for {} s", CHECK_WAIT.as_secs())]
+    Busy,
     #[error("the second factor's key: {0}")]
     SecondFactor(String),
     #[error(transparent)]
@@ -49,6 +51,17 @@ impl From<sqlx::Error> for AccountError {
         AccountError::Store(StoreError::from(e))
     }
 }
+
+/// How many password checks run at once. Each (argon2id) holds 19 MiB on a blocking thread of
+/// the process that also sends the letters: without a bound, anyone who can reach the sign-in
+/// page could make it hold gigabytes (64 sign-ins at once took 1.1 GiB) and queue the daemon's
+/// own blocking work behind them. A sign-in beyond waits its turn, up to [`CHECK_WAIT`].
+pub const PASSWORD_CHECKS: usize = 2;
+
+/// How long a sign-in waits for its password check to start before it is refused as busy.
+pub const CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+static CHECKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSWORD_CHECKS);
 
 /// A signed-in person, as a request sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,9 +299,14 @@ pub async fn sign_in(
         .as_ref()
         .map_or_else(|| decoy_hash().to_string(), |r| r.get::<String, _>(1));
     let owned = password.to_string();
+    let turn = tokio::time::timeout(CHECK_WAIT, CHECKING.acquire())
+        .await
+        .map_err(|_| AccountError::Busy)?
+        .map_err(|_| AccountError::Busy)?;
     let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &owned))
         .await
         .map_err(|e| AccountError::Hash(e.to_string()))?;
+    drop(turn);
     let Some(row) = row else {
         record_signin(store, None, "unknown account", remote, now).await?;
         return Ok(SignIn::Refused);

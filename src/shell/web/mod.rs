@@ -496,6 +496,13 @@ async fn sign_in(
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             r
         }
+        Err(accounts::AccountError::Busy) => {
+            tracing::warn!("a sign-in refused: too many at once");
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many sign-ins are being checked at this moment. Wait a minute and sign in again.",
+            )
+        }
         Err(e) => failure(&e),
     }
 }
