@@ -290,8 +290,16 @@ pub fn attachment_risk(a: &Attachment) -> Option<Risk> {
     risk_within(a, 0)
 }
 
+/// A file name as Windows and the browsers save it: trailing dots and spaces (any Unicode space)
+/// dropped, together — `invoice.exe .` is saved as `invoice.exe`.
+fn saved_name(name: &str) -> String {
+    name.trim_start()
+        .trim_end_matches(|c: char| c == '.' || c.is_whitespace())
+        .to_ascii_lowercase()
+}
+
 fn risk_within(a: &Attachment, depth: usize) -> Option<Risk> {
-    let name = a.filename.trim().trim_end_matches('.').to_ascii_lowercase();
+    let name = saved_name(&a.filename);
     if let Some(r) = risk_by_name(&name) {
         return Some(r);
     }
@@ -342,7 +350,7 @@ fn zip_risk(data: &[u8]) -> Option<Risk> {
             let Ok(n) = n else {
                 return Some(Risk::Archive);
             };
-            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            let n = saved_name(&n);
             let archive = [".zip", ".eml", ".msg"].iter().any(|e| n.ends_with(e));
             risk_by_name(&n).or(archive.then_some(Risk::Archive))
         })
@@ -554,6 +562,23 @@ mod tests {
             inline: false,
             data: data.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn a_program_named_with_trailing_dots_and_spaces_is_withheld_as_windows_would_save_it() {
+        // Windows and the browsers drop trailing dots and spaces: each is saved as a program.
+        for name in [
+            "invoice.exe .",
+            "invoice.exe. .",
+            "report.html .",
+            "run.js \u{3000}.",
+        ] {
+            let a = file(name, "application/octet-stream", "MZ");
+            assert!(attachment_risk(&a).is_some(), "{name:?} offered");
+        }
+        let zip = binary("forms.zip", "application/zip", zip_of(&["forms/setup.exe ."]));
+        assert!(attachment_risk(&zip).is_some(), "a zip naming one");
+        assert_eq!(attachment_risk(&file("Referral form.pdf . ", "application/pdf", "%PDF")), None);
     }
 
     #[test]

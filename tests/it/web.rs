@@ -1534,3 +1534,34 @@ async fn the_cases_list_and_the_tracker_go_fifty_a_page_and_the_search_finds_a_c
     assert_eq!(tracker.matches("<th scope=\"row\">").count(), 50);
     assert!(c.get("/tracker?page=2").await.body.contains("Page 2 of 2"));
 }
+
+#[tokio::test]
+async fn no_box_a_person_types_a_case_detail_into_is_kept_in_the_browsers_form_history() {
+    // A reason often names someone; the next person at a shared computer would be offered it.
+    let w = Workspace::start().await;
+    let mut c = w.signed_in(CLERK).await;
+    let mut typed = 0;
+    for path in [
+        format!("/cases/{}", w.case),
+        "/cases".into(),
+        "/triage".into(),
+        "/undelivered".into(),
+        "/held".into(),
+    ] {
+        let page = c.get(&path).await;
+        for input in page.body.split("<input").skip(1) {
+            let tag = input.split('>').next().unwrap_or_default();
+            if ["text", "email", "search"]
+                .iter()
+                .any(|t| tag.contains(&format!("type=\"{t}\"")))
+            {
+                typed += 1;
+                assert!(
+                    tag.contains("autocomplete=\"off\""),
+                    "{path}: <input{tag}> keeps what is typed in the browser's form history"
+                );
+            }
+        }
+    }
+    assert!(typed > 3, "the pages have boxes to type in: {typed}");
+}

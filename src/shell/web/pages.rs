@@ -222,7 +222,7 @@ fn page_of_cases(
                     }
                 }
                 label for="q" { "Reference" }
-                input #q type="search" name="q" value=(search) placeholder="e.g. RR-2026-0003";
+                input #q type="search" name="q" value=(search) autocomplete="off" placeholder="e.g. RR-2026-0003";
                 button type="submit" { "Show" }
             }
             @if refused {
@@ -746,7 +746,7 @@ pub(super) fn reason_and_token(s: &Session, id: &str) -> Markup {
         input type="hidden" name="csrf" value=(s.csrf);
         p {
             label for=(id) { "Reason (recorded in the history)" }
-            input id=(id) type="text" name="reason" required;
+            input id=(id) type="text" name="reason" autocomplete="off" required;
         }
     }
 }
@@ -846,7 +846,7 @@ fn triage_item(
                     fieldset {
                         legend { "Attach to a case" }
                         p { label for={ "case" (r.id) } { "Case reference" }
-                            input id={ "case" (r.id) } type="text" name="case" required; }
+                            input id={ "case" (r.id) } type="text" name="case" autocomplete="off" required; }
                         p { label for={ "as" (r.id) } { "As" }
                             select id={ "as" (r.id) } name="as" {
                                 option value="reply" { "a reply (filed on the case)" }
@@ -1002,7 +1002,7 @@ pub(super) async fn undelivered(State(app): Shared, headers: HeaderMap) -> Respo
                         fieldset {
                             legend { "Resend" }
                             p { label for={ "to" (u.outbox) } { "Resend to (leave empty for the same recipient)" }
-                                input id={ "to" (u.outbox) } type="email" name="to"; }
+                                input id={ "to" (u.outbox) } type="email" name="to" autocomplete="off"; }
                             (reason_and_token(&s, &format!("reason{}", u.outbox)))
                             button type="submit" { "Resend" }
                         }
