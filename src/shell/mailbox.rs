@@ -792,6 +792,8 @@ struct Pipeline<'a> {
     /// Before the first batch is stored, then after each.
     frontiers: std::vec::IntoIter<Frontier>,
     frontier: Option<&'a tokio::sync::watch::Sender<Frontier>>,
+    /// Whether each batch is read for the engine as it is packed ([`Pipeline::pack`]).
+    read: bool,
     progress: &'a Progress,
     done: usize,
     total: usize,
@@ -815,6 +817,25 @@ impl Pipeline<'_> {
         if let (Some(tx), Some(f)) = (self.frontier, self.frontiers.next()) {
             tx.send_replace(f);
         }
+    }
+
+    /// Whether this fetch reads what it stores for the engine: not when the last fetch that did
+    /// stopped while reading (its record left), else yes, under a record of its own
+    /// ([`Ingest::mark_reading`]).
+    async fn reading(&mut self) -> Result<bool, MailboxError> {
+        let Some(ingest) = self.ingest.as_mut() else {
+            return Err(StoreError::Corrupt("the ingest connection was lost".into()).into());
+        };
+        if ingest.reading_stopped().await? {
+            tracing::warn!(
+                "the last fetch stopped while reading the mail it had fetched: this one stores \
+                 it unread, and the engine reads it under its guard (a message that stops \
+                 caseclerk again is set aside for a person)"
+            );
+            return Ok(false);
+        }
+        ingest.mark_reading(true).await?;
+        Ok(true)
     }
 
     /// Wait for the batch being stored, if one is.
@@ -870,8 +891,9 @@ impl Pipeline<'_> {
         for m in &batch {
             tracing::debug!(uid = m.uid, key = %hash_id(&m.dedupe_key), "message stored");
         }
-        // Read for the engine only when one decides while this fetch stores (a pass's fetch).
-        Packing(Ingest::pack_ahead(batch, self.frontier.is_some()), top)
+        // Read for the engine only when one decides while this fetch stores (a pass's fetch),
+        // and the last such fetch did not stop while reading (`Ingest::mark_reading`).
+        Packing(Ingest::pack_ahead(batch, self.read), top)
     }
 
     /// Store a packed batch (of `count` of the folder's messages) on a task of its own.
@@ -1078,6 +1100,7 @@ pub async fn fetch_new(
         ingest: Some(store.ingest().await?),
         frontiers: frontiers(&batches, &sizes).into_iter(),
         frontier,
+        read: false,
         progress,
         done: 0,
         total,
@@ -1089,6 +1112,9 @@ pub async fn fetch_new(
         gaps: retry.clone(),
         store,
     };
+    if frontier.is_some() && !batches.is_empty() {
+        pipeline.read = pipeline.reading().await?;
+    }
     // What the engine may decide before anything is stored.
     pipeline.publish();
     report.timings.setup = begun.elapsed();
@@ -1098,7 +1124,12 @@ pub async fn fetch_new(
     }
     pipeline.settle(&mut report).await?;
     let running = match pipeline.ingest.take() {
-        Some(i) => i.finish().await,
+        Some(mut i) => {
+            if frontier.is_some() && !batches.is_empty() {
+                i.mark_reading(false).await?;
+            }
+            i.finish().await
+        }
         None => Default::default(),
     };
     report.timings.log();

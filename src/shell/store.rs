@@ -342,6 +342,10 @@ pub fn installation_secret(hex_value: &str) -> Result<Vec<u8>, StoreError> {
 /// The `meta` key of what the engine is deciding ([`crate::core::deciding`]).
 pub const DECIDING_KEY: &str = "deciding";
 
+/// The `meta` key kept while a fetch reads the mail it stores for the engine
+/// ([`Ingest::mark_reading`]): found at the next fetch, the last one stopped while reading.
+pub const FETCH_READING_KEY: &str = "fetch_reading";
+
 /// The health row for messages set aside because caseclerk stopped twice while deciding them
 /// ([`crate::core::deciding`]): its text names the stored message's id only. Never cleared by a
 /// pass; `caseclerk health` (`messages_set_aside`) speaks of it for a week after, and the digest

@@ -275,11 +275,7 @@ impl Ingest {
     /// `DecisionConn::begin`).
     pub(super) async fn begin(&mut self) -> Result<super::Tx<'_>, StoreError> {
         use sqlx::Connection;
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| StoreError::Corrupt("the ingest connection was given back".into()))?;
-        Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.conn()?.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Start a checkpoint in the background once [`CHECKPOINT_EVERY`] bytes have been committed
@@ -290,6 +286,42 @@ impl Ingest {
         }
         self.unchecked = 0;
         self.checkpointing = self.store.checkpoint(Settling::default());
+    }
+
+    /// Whether the last fetch that read the mail it stored for the engine stopped while it
+    /// read ([`Ingest::mark_reading`] left its record).
+    pub async fn reading_stopped(&mut self) -> Result<bool, StoreError> {
+        let conn = self.conn()?;
+        let mark: Option<String> = sqlx::query_scalar(super::META_GET)
+            .bind(super::FETCH_READING_KEY)
+            .fetch_optional(&mut **conn)
+            .await?;
+        Ok(mark.is_some())
+    }
+
+    /// Record that this fetch reads what it stores (`true`), or that a fetch ended (`false`).
+    /// Reading is the first time a message's content meets the parser; a message that stops
+    /// caseclerk there — before its batch is stored, and before the engine's own guard
+    /// ([`crate::core::deciding`]) has a record — would stop every fetch after it, and every
+    /// letter behind it. A fetch that finds this record reads nothing: the engine reads what it
+    /// stores back under its guard, which sets such a message aside. Written on the ingest
+    /// connection without waiting for the disk: it must outlive the process, not the machine.
+    pub async fn mark_reading(&mut self, reading: bool) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        let q = match reading {
+            true => sqlx::query(super::META_SET)
+                .bind(super::FETCH_READING_KEY)
+                .bind("reading"),
+            false => sqlx::query("DELETE FROM meta WHERE key = ?").bind(super::FETCH_READING_KEY),
+        };
+        q.execute(&mut **conn).await?;
+        Ok(())
+    }
+
+    fn conn(&mut self) -> Result<&mut PoolConnection<sqlx::Sqlite>, StoreError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("the ingest connection was given back".into()))
     }
 
     /// Give the connection back with every other write's settings. Returns the checkpoint started
