@@ -576,9 +576,16 @@ mod tests {
             let a = file(name, "application/octet-stream", "MZ");
             assert!(attachment_risk(&a).is_some(), "{name:?} offered");
         }
-        let zip = binary("forms.zip", "application/zip", zip_of(&["forms/setup.exe ."]));
+        let zip = binary(
+            "forms.zip",
+            "application/zip",
+            zip_of(&["forms/setup.exe ."]),
+        );
         assert!(attachment_risk(&zip).is_some(), "a zip naming one");
-        assert_eq!(attachment_risk(&file("Referral form.pdf . ", "application/pdf", "%PDF")), None);
+        assert_eq!(
+            attachment_risk(&file("Referral form.pdf . ", "application/pdf", "%PDF")),
+            None
+        );
     }
 
     #[test]

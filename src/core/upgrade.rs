@@ -59,6 +59,35 @@ pub fn letter_is_new(new: &[String], step: &str, key: &str) -> bool {
             && crate::core::timeline::is_late_escalation(key))
 }
 
+/// Cases whose letters of new steps could not all be recorded imported at a start, with those
+/// steps: their letters are held until a start records them (kept by the engine, per process).
+pub type Held = std::collections::BTreeMap<i64, Vec<String>>;
+
+/// The held cases as stored; nothing held when there is no record, or one that cannot be read
+/// (logged by the caller's next write, which replaces it).
+pub fn read_held(stored: Option<&str>) -> Held {
+    stored
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// The held cases as stored.
+pub fn write_held(held: &Held) -> String {
+    serde_json::to_string(held).unwrap_or_default()
+}
+
+/// The steps whose letters already due are recorded imported on one case at a start: the steps
+/// new at this start, and those still held for it since an earlier one (each once).
+pub fn steps_to_import(new: &[String], held: Option<&Vec<String>>) -> Vec<String> {
+    let mut steps = new.to_vec();
+    for s in held.into_iter().flatten() {
+        if !steps.contains(s) {
+            steps.push(s.clone());
+        }
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     //! The first record knows every step; a step added later is new once; a removed step is
@@ -74,6 +103,20 @@ mod tests {
             new_steps(Some(&record), &["chase", "ack"]),
             (Vec::new(), None)
         );
+    }
+
+    #[test]
+    fn a_held_case_imports_the_new_steps_and_its_own_held_ones_each_once() {
+        let new = vec!["invite".to_string()];
+        let held: Held = read_held(Some(r#"{"7":["outcome-meets","invite"]}"#));
+        assert_eq!(
+            steps_to_import(&new, held.get(&7)),
+            ["invite", "outcome-meets"]
+        );
+        assert_eq!(steps_to_import(&new, held.get(&8)), ["invite"]);
+        assert!(steps_to_import(&[], None).is_empty());
+        assert_eq!(read_held(Some(&write_held(&held))), held);
+        assert!(read_held(None).is_empty() && read_held(Some("not json")).is_empty());
     }
 
     #[test]

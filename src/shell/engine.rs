@@ -136,9 +136,9 @@ pub struct Engine {
     unprepared_once: std::sync::Mutex<Vec<String>>,
     /// Whether the `<letters>` and `<pass>` rows may be failing ([`Raised`]).
     letters_raised: Raised,
-    /// Steps new to the process file whose due letters this start could not record imported
-    /// ([`Engine::import_new_steps`]): their letters are held, and raised, until a start does.
-    held_steps: std::sync::Mutex<Vec<String>>,
+    /// The cases whose letters of new steps a start could not record imported, with those steps
+    /// ([`Engine::import_new_steps`]): those letters are held, and raised, until a start does.
+    held_steps: std::sync::Mutex<upgrade::Held>,
     pass_raised: Raised,
     _lock: std::fs::File,
 }
@@ -383,13 +383,15 @@ impl Engine {
 
     /// Steps new to the process file since the last start ([`upgrade`]): each open case is
     /// planned as it stands — its votes counted, as a pass does, but before any mail is decided
-    /// — and every letter of a new step already due is recorded imported — not sent. The record
-    /// of known steps (per process) is stored only once every one was recorded: if one could not
-    /// be (a template missing, a case that cannot be planned), the new steps' letters are held —
-    /// none is sent, each raised at every pass — until a start records them all, so fixing what
-    /// stopped it never sends old letters. Each new step's id is logged.
+    /// — and every letter of a new step already due is recorded imported — not sent. A case
+    /// whose letters could not all be recorded (a template missing, a case that cannot be
+    /// planned) keeps the new steps' letters held — none is sent, each raised at every pass —
+    /// until a start records them (kept in `steps_held:<process>`, so a restart before then
+    /// holds them still): fixing what stopped it never sends that case's old letters, and every
+    /// other case, a case opened since included, writes as planned. Each new step's id is logged.
     pub async fn import_new_steps(&self) -> Result<usize, EngineError> {
         let key = format!("steps_known:{}", self.cfg.process.id);
+        let held_key = format!("steps_held:{}", self.cfg.process.id);
         let steps: Vec<&str> = self
             .cfg
             .process
@@ -399,29 +401,41 @@ impl Engine {
             .collect();
         let stored = self.store.meta(&key).await?;
         let (new, record) = upgrade::new_steps(stored.as_deref(), &steps);
-        let Some(record) = record else {
+        let before = upgrade::read_held(self.store.meta(&held_key).await?.as_deref());
+        if record.is_none() && before.is_empty() {
             return Ok(0);
-        };
+        }
         let now = self.clock.now();
-        let (mut imported, mut failed) = (0, 0);
-        if !new.is_empty() {
-            for step in &new {
-                tracing::info!(step = %step, "a step or behaviour new to this installation: its letters already due on open cases are recorded imported, not sent");
-            }
-            let mut open = self.store.every_case(true, false).await?;
-            while let Some(page) = open.next_page().await? {
-                for (case, events) in page {
-                    let (done, not) = self.import_due(&case, &events, &new, now).await?;
-                    (imported, failed) = (imported + done, failed + not);
+        for step in &new {
+            tracing::info!(step = %step, "a step or behaviour new to this installation: its letters already due on open cases are recorded imported, not sent");
+        }
+        let (mut imported, mut held) = (0, upgrade::Held::new());
+        let mut open = self.store.every_case(true, false).await?;
+        while let Some(page) = open.next_page().await? {
+            for (case, events) in page {
+                let steps = upgrade::steps_to_import(&new, before.get(&case.id));
+                if steps.is_empty() {
+                    continue;
+                }
+                let (done, failed) = self.import_due(&case, &events, &steps, now).await?;
+                imported += done;
+                if failed > 0 {
+                    tracing::error!(case = %case.reference, steps = %steps.join(","), failed, "letters of new steps could not be recorded imported: this case's letters of those steps are held until a start records them");
+                    held.insert(case.id, steps);
                 }
             }
         }
-        if failed > 0 {
-            tracing::error!(steps = %new.join(","), failed, "letters of new steps could not be recorded imported: those steps' letters are held until a start records them");
-            *self.held_steps.lock().expect("not poisoned") = new;
-            return Ok(imported);
+        // The held cases first: a stop between the two writes finds the steps new again, and
+        // imports again (what was recorded is not recorded twice).
+        if held != before {
+            self.store
+                .set_meta(&held_key, &upgrade::write_held(&held))
+                .await?;
         }
-        self.store.set_meta(&key, &record).await?;
+        if let Some(record) = record {
+            self.store.set_meta(&key, &record).await?;
+        }
+        *self.held_steps.lock().expect("not poisoned") = held;
         Ok(imported)
     }
 
@@ -1434,7 +1448,13 @@ impl Engine {
             tracing::info!(case = %case.reference, rule = step.rule, why = %step.why, "votes counted");
         }
         // Steps whose letters the start could not record imported: held, and raised.
-        let held = self.held_steps.lock().expect("not poisoned").clone();
+        let held = self
+            .held_steps
+            .lock()
+            .expect("not poisoned")
+            .get(&case.id)
+            .cloned()
+            .unwrap_or_default();
         if let Ok(plan) = &mut planned
             && !held.is_empty()
         {

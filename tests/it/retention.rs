@@ -863,7 +863,8 @@ async fn a_reply_about_a_closed_case_under_legal_hold_is_kept_while_held_and_exp
         .find(|l| l.case.is_some())
         .expect("a case letter")
         .clone();
-    let body = "Further to the above: the coroner has asked for Wolverhampton-Plumtree-9921's records.";
+    let body =
+        "Further to the above: the coroner has asked for Wolverhampton-Plumtree-9921's records.";
     r.reply(&letter, REFERRER, body, "2026-03-10 10:00").await;
     let mut id = 0;
     for m in 1..50 {
@@ -887,9 +888,14 @@ async fn a_reply_about_a_closed_case_under_legal_hold_is_kept_while_held_and_exp
 
     // Long past triage_days (365), the inquest still running: the hold must keep it.
     let later = london("2027-06-01 10:00");
-    retention::apply(&store, &cfg.retention, later).await.unwrap();
+    retention::apply(&store, &cfg.retention, later)
+        .await
+        .unwrap();
     let after = store.message_raw(id).await.unwrap().unwrap_or_default();
-    eprintln!("exported: {exported}; bytes after retention: {}", after.len());
+    eprintln!(
+        "exported: {exported}; bytes after retention: {}",
+        after.len()
+    );
     assert!(
         exported,
         "the reply about {reference} (message {id}) is missing from export-case"
@@ -930,7 +936,10 @@ async fn a_particular_typed_in_after_the_mail_went_is_gone_from_the_file_and_its
     let name = b"Ottoline-Marchbanks-5150";
     let found = |db: &std::path::Path| -> Vec<String> {
         let mut out = Vec::new();
-        for f in [db.to_path_buf(), std::path::PathBuf::from(format!("{}-wal", db.display()))] {
+        for f in [
+            db.to_path_buf(),
+            std::path::PathBuf::from(format!("{}-wal", db.display())),
+        ] {
             if let Ok(bytes) = std::fs::read(&f)
                 && bytes.windows(name.len()).any(|w| w == name)
             {
@@ -941,7 +950,10 @@ async fn a_particular_typed_in_after_the_mail_went_is_gone_from_the_file_and_its
     };
     assert!(!found(&db).is_empty(), "the name is in the file before");
     r.at("2028-03-02 10:00").await;
-    assert!(store.particulars(case_id).await.unwrap().is_empty(), "erased in the table");
+    assert!(
+        store.particulars(case_id).await.unwrap().is_empty(),
+        "erased in the table"
+    );
     assert_eq!(
         found(&db),
         Vec::<String>::new(),

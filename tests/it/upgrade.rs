@@ -192,3 +192,73 @@ async fn an_agency_asked_late_on_a_case_from_before_the_upgrade_is_not_escalated
     );
     assert!(r.report(&case).await.contains("imported — not sent"));
 }
+
+/// The cases held at a start, as `steps_held:bury` keeps them.
+async fn held(r: &Review) -> String {
+    r.engine
+        .store
+        .meta("steps_held:bury")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_case_that_cannot_be_imported_holds_only_its_own_letters_and_a_case_opened_after_writes_as_planned()
+ {
+    use caseclerk::core::records::CaseStatus;
+    use caseclerk::shell::store::Store;
+    let older = bury_without(&std::env::temp_dir(), &["outcome-meets"]);
+    let mut r = review_on(&older).await;
+    // A case whose history this version cannot read (an event from a newer one).
+    let broken = r.referral_at("2026-08-20 10:00").await;
+    let store = r.engine.store.clone();
+    let broken_id = store.case_by_ref(&broken).await.unwrap().unwrap().id;
+    let mut tx = store.begin().await.unwrap();
+    Store::add_event(
+        &mut tx,
+        broken_id,
+        crate::review::london("2026-08-20 10:30"),
+        "mystery",
+        "test",
+        &serde_json::json!({ "from_a_newer_version": true }),
+    )
+    .await
+    .unwrap();
+    Store::commit(tx).await.unwrap();
+
+    // The upgrade adds outcome-meets; the broken case cannot be imported: it alone is held.
+    upgrade(&mut r, "2026-08-21 11:00").await;
+    assert_eq!(
+        held(&r).await,
+        format!("{{\"{broken_id}\":[\"outcome-meets\"]}}")
+    );
+    // A referral after the upgrade: its outcome letter falls due after it, and goes.
+    let other = "other.referrer@hospital.test";
+    let fresh = r
+        .referral_from(other, "Referral for a rapid review", "2026-08-21 12:00")
+        .await;
+    r.decide(&fresh, "screening", "meets", "2026-08-21 13:00")
+        .await;
+    r.at("2026-08-21 13:05").await;
+    assert_eq!(r.sent_to_for(other, "outcome-meets").len(), 1);
+
+    // A restart with the case still unreadable holds it still, and sends nothing again.
+    r.restart("2026-08-21 15:00", |_| {}).await;
+    r.at("2026-08-21 15:05").await;
+    assert_eq!(
+        held(&r).await,
+        format!("{{\"{broken_id}\":[\"outcome-meets\"]}}")
+    );
+    assert_eq!(r.sent_to_for(other, "outcome-meets").len(), 1);
+
+    // Closed, it plans nothing: the next start holds nothing.
+    let mut tx = store.begin().await.unwrap();
+    Store::set_case_status(&mut tx, broken_id, CaseStatus::Closed)
+        .await
+        .unwrap();
+    Store::commit(tx).await.unwrap();
+    r.restart("2026-08-21 16:00", |_| {}).await;
+    assert_eq!(held(&r).await, "{}");
+    let _ = std::fs::remove_file(&older);
+}

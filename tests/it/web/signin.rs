@@ -539,6 +539,12 @@ async fn sign_ins_sent_all_at_once_by_someone_without_an_account_are_checked_a_f
         );
     }
     let grew = (peak_memory_kib() - before) / 1024;
-    eprintln!("32 sign-ins at once: peak memory grew {grew} MiB in {:?}", started.elapsed());
-    assert!(grew < 256, "32 sign-ins at once grew the peak by {grew} MiB");
+    eprintln!(
+        "32 sign-ins at once: peak memory grew {grew} MiB in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        grew < 256,
+        "32 sign-ins at once grew the peak by {grew} MiB"
+    );
 }
