@@ -144,6 +144,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../migrations/0017_outbox_failing_since.sql"),
     ),
+    (18, include_str!("../../migrations/0018_signins_folded.sql")),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every

@@ -249,6 +249,43 @@ pub(super) async fn record_signin(
     remote: &str,
     now: DateTime<Utc>,
 ) -> Result<(), AccountError> {
+    // The same attempt again within a minute of a recorded one is counted on it (migration 18):
+    // a flood of requests that cost nothing adds a count, not a row a year. Only attempts that
+    // change nothing are counted so: on no account (nothing locks out a name that matches none)
+    // or refused outright (a locked or disabled account); every wrong password or code on an
+    // account, every sign-in and sign-out keeps a row of its own (the lockout bounds them).
+    if user.is_some() && !outcome.starts_with("refused") {
+        return insert_signin(store, user, outcome, remote, now).await;
+    }
+    let folded = sqlx::query(
+        "UPDATE web_signins SET repeats = repeats + 1, last_at = ? WHERE id = (\
+         SELECT id FROM web_signins WHERE (user_id = ? OR (user_id IS NULL AND ? IS NULL)) \
+         AND outcome = ? AND remote = ? AND at >= ? ORDER BY id DESC LIMIT 1)",
+    )
+    .bind(ts(now))
+    .bind(user)
+    .bind(user)
+    .bind(outcome)
+    .bind(remote)
+    .bind(ts(now - FOLDED_WITHIN))
+    .execute(store.pool())
+    .await?
+    .rows_affected();
+    if folded == 0 {
+        return insert_signin(store, user, outcome, remote, now).await;
+    }
+    tracing::info!(user = ?user, outcome, "web sign-in");
+    Ok(())
+}
+
+/// [`record_signin`]'s row of its own.
+async fn insert_signin(
+    store: &Store,
+    user: Option<i64>,
+    outcome: &str,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
     sqlx::query("INSERT INTO web_signins (at, user_id, outcome, remote) VALUES (?, ?, ?, ?)")
         .bind(ts(now))
         .bind(user)
@@ -258,6 +295,24 @@ pub(super) async fn record_signin(
         .await?;
     tracing::info!(user = ?user, outcome, "web sign-in");
     Ok(())
+}
+
+/// An attempt the same as one recorded this long before (or less) is counted on its row.
+const FOLDED_WITHIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// A recorded attempt's outcome, with how many times it came if more than once.
+fn outcome_counted(
+    outcome: String,
+    repeats: i64,
+    last: Option<String>,
+) -> Result<String, AccountError> {
+    match last {
+        Some(last) if repeats > 1 => Ok(format!(
+            "{outcome} ({repeats} times, the last at {})",
+            crate::core::calendar::short_instant(parse_ts(&last)?)
+        )),
+        _ => Ok(outcome),
+    }
 }
 
 /// A hash to check a password against when the name matched no account, so that a wrong name
@@ -518,14 +573,17 @@ pub async fn signins(
     username: &str,
 ) -> Result<Vec<(DateTime<Utc>, String, String)>, AccountError> {
     let rows = sqlx::query(
-        "SELECT s.at, s.outcome, s.remote FROM web_signins s JOIN web_users u ON u.id = s.user_id \
-         WHERE u.username = ? ORDER BY s.id DESC",
+        "SELECT s.at, s.outcome, s.remote, s.repeats, s.last_at FROM web_signins s \
+         JOIN web_users u ON u.id = s.user_id WHERE u.username = ? ORDER BY s.id DESC",
     )
     .bind(username)
     .fetch_all(store.pool())
     .await?;
     rows.iter()
-        .map(|r| Ok((parse_ts(&r.get::<String, _>(0))?, r.get(1), r.get(2))))
+        .map(|r| {
+            let what = outcome_counted(r.get(1), r.get(3), r.get(4))?;
+            Ok((parse_ts(&r.get::<String, _>(0))?, what, r.get(2)))
+        })
         .collect()
 }
 
@@ -535,7 +593,7 @@ pub async fn all_signins(
     store: &Store,
 ) -> Result<Vec<(DateTime<Utc>, Option<String>, String, String)>, AccountError> {
     let rows = sqlx::query(
-        "SELECT s.at, u.username, s.outcome, s.remote FROM web_signins s \
+        "SELECT s.at, u.username, s.outcome, s.remote, s.repeats, s.last_at FROM web_signins s \
          LEFT JOIN web_users u ON u.id = s.user_id ORDER BY s.id",
     )
     .fetch_all(store.pool())
@@ -545,7 +603,7 @@ pub async fn all_signins(
             Ok((
                 parse_ts(&r.get::<String, _>(0))?,
                 r.get(1),
-                r.get(2),
+                outcome_counted(r.get(2), r.get(4), r.get(5))?,
                 r.get(3),
             ))
         })

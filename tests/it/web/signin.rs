@@ -319,6 +319,47 @@ async fn the_header_from_an_address_not_trusted_is_ignored_and_the_attempt_recor
 }
 
 #[tokio::test]
+async fn the_same_attempt_again_within_a_minute_is_counted_on_its_row_not_written_again() {
+    // Each request costs its sender nothing: a row each, kept a year, would bury the real ones.
+    let w = Workspace::start_with(behind_proxy(&["::1"])).await;
+    let mut c = w.client();
+    c.headers.push(("X-Forwarded-Email".into(), CASEY.into()));
+    for _ in 0..200 {
+        assert_eq!(c.get("/sign-in").await.status, 403);
+    }
+    let seen = record(&w).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].1.starts_with(
+            "proxy header from an address not trusted: ignored (200 times, the last at"
+        ),
+        "{seen:?}"
+    );
+    // A minute later, a row of its own; another outcome, a row of its own at once.
+    w.clock.set(w.clock.now_utc() + Duration::seconds(61));
+    assert_eq!(c.get("/sign-in").await.status, 403);
+    let mut other = w.client();
+    other.cookies.insert("caseclerk_signin".into(), "x".into());
+    let refused = other
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", "x"),
+                ("username", "nobody"),
+                ("password", "a guess"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "a password off the proxy's path");
+    let seen = record(&w).await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(
+        seen[1].1,
+        "proxy header from an address not trusted: ignored"
+    );
+}
+
+#[tokio::test]
 async fn behind_a_proxy_a_password_is_taken_only_through_it() {
     // Off the proxy's path (the proxy is ::1, this client 127.0.0.1): refused and recorded.
     let w = Workspace::start_with(behind_proxy(&["::1"])).await;
