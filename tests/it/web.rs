@@ -1565,3 +1565,48 @@ async fn no_box_a_person_types_a_case_detail_into_is_kept_in_the_browsers_form_h
     }
     assert!(typed > 3, "the pages have boxes to type in: {typed}");
 }
+
+#[tokio::test]
+async fn a_program_attached_to_a_return_is_named_on_the_case_page_as_not_offered_with_no_link() {
+    let mut w = Workspace::start().await;
+    let raw = "From: Someone Else <other@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: Police return\r\nMessage-ID: <stray-3@elsewhere.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b3\"\r\n\r\n--b3\r\nContent-Type: text/plain\r\n\r\nOur return.\r\n--b3\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"return.exe\"\r\n\r\nMZ\r\n--b3\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"chronology.txt\"\r\n\r\nNotes.\r\n--b3--\r\n";
+    w.review.receive(raw.as_bytes(), "2026-08-20 12:03").await;
+    let m = w
+        .review
+        .engine
+        .store
+        .triage()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .find(|id| *id != w.triaged)
+        .expect("listed for a person");
+    let mut c = w.signed_in(CLERK).await;
+    let csrf = c.get("/triage").await.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("case", &w.case),
+        ("as", "return"),
+        ("agency", "police"),
+        ("reason", "police return"),
+    ];
+    assert_eq!(
+        c.post(&format!("/triage/{m}/attach"), &fields).await.status,
+        303
+    );
+    let page = c.get(&format!("/cases/{}", w.case)).await.body;
+    let base = format!("/cases/{}/messages/{m}/attachments", w.case);
+    assert!(
+        page.contains("return.exe (a program: not offered)"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&format!("{base}/0")),
+        "no link to it: {page}"
+    );
+    assert!(
+        page.contains(&format!("{base}/1")),
+        "the chronology is offered"
+    );
+}

@@ -332,8 +332,12 @@ pub(super) async fn case(
     .into_response()
 }
 
-/// The file names attached to each agency's return on the case, by stored message.
-async fn return_files(app: &App, c: &CaseView) -> std::collections::BTreeMap<i64, Vec<String>> {
+/// The files attached to each agency's return on the case, by stored message: each one's name,
+/// and what it is when it is withheld (never offered: see `attachment`).
+type ReturnFiles = std::collections::BTreeMap<i64, Vec<(String, Option<&'static str>)>>;
+
+/// [`ReturnFiles`] of the case.
+async fn return_files(app: &App, c: &CaseView) -> ReturnFiles {
     let mut out = std::collections::BTreeMap::new();
     for m in c
         .state
@@ -345,7 +349,10 @@ async fn return_files(app: &App, c: &CaseView) -> std::collections::BTreeMap<i64
             let names = crate::core::intake::parse(&raw)
                 .attachments
                 .into_iter()
-                .map(|a| trust::shown_name(&a.filename));
+                .map(|a| {
+                    let risk = trust::attachment_risk(&a).map(|r| r.label());
+                    (trust::shown_name(&a.filename), risk)
+                });
             out.insert(m, names.collect());
         }
     }
@@ -449,7 +456,7 @@ fn decisions(app: &App, c: &CaseView) -> Markup {
     }
 }
 
-fn agencies(c: &CaseView, files: &std::collections::BTreeMap<i64, Vec<String>>) -> Markup {
+fn agencies(c: &CaseView, files: &ReturnFiles) -> Markup {
     html! {
         section aria-labelledby="agencies" {
             h2 #agencies { "Agencies" }
@@ -464,8 +471,11 @@ fn agencies(c: &CaseView, files: &std::collections::BTreeMap<i64, Vec<String>>) 
                             None => { @if a.overdue { strong { "overdue" } } @else { "awaited" } }
                         } }
                         td { @match c.state.agencies.get(&a.id).map(|s| &s.returns).filter(|r| !r.is_empty()) {
-                            Some(returns) => { @for m in returns { @for (i, name) in files.get(m).into_iter().flatten().enumerate() {
-                                a href={ "/cases/" (c.reference()) "/messages/" (m) "/attachments/" (i) } { (name) } br;
+                            Some(returns) => { @for m in returns { @for (i, (name, risk)) in files.get(m).into_iter().flatten().enumerate() {
+                                @match risk {
+                                    None => { a href={ "/cases/" (c.reference()) "/messages/" (m) "/attachments/" (i) } { (name) } br; }
+                                    Some(what) => { (name) " (a " (what) ": not offered)" br; }
+                                }
                             } } }
                             None => { "—" }
                         } }
