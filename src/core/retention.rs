@@ -567,7 +567,7 @@ mod tests {
         let after = last + Duration::seconds(1);
         assert_eq!(decide(&s, after, &r).rule(), "closed_case_mail");
         // Filed, the same message would go with the case's mail.
-        let filed = mail("filed", r.case.clone(), "2045-06-01T09:00:00Z");
+        let filed = mail("filed", r.case, "2045-06-01T09:00:00Z");
         assert_eq!(
             decide(&s, t("2045-06-02T09:00:00Z"), &filed).rule(),
             "closed_case_mail"
