@@ -33,7 +33,9 @@ use crate::shell::config::{ImapSettings, TlsMode};
 use crate::shell::firstrun::{self, FirstRunRecord};
 use crate::shell::oauth::AccessToken;
 use crate::shell::progress::Progress;
-use crate::shell::store::{BatchStored, Ingest, NewMessage, Store, StoreError, batches_by_bytes};
+use crate::shell::store::{
+    BatchStored, Ingest, NewMessage, Settling, Store, StoreError, batches_by_bytes,
+};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::pin::Pin;
@@ -819,10 +821,14 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Whether this fetch reads what it stores for the engine: not when the last fetch that did
-    /// stopped while reading (its record left), else yes, under a record of its own
+    /// Whether this fetch, which has `batches` to fetch, reads what it stores for the engine:
+    /// only for an engine deciding while it stores (a pass's fetch), and not when the last fetch
+    /// that read stopped while reading (its record left); else yes, under a record of its own
     /// ([`Ingest::mark_reading`]).
-    async fn reading(&mut self) -> Result<bool, MailboxError> {
+    async fn reading(&mut self, batches: bool) -> Result<bool, MailboxError> {
+        if self.frontier.is_none() || !batches {
+            return Ok(false);
+        }
         let Some(ingest) = self.ingest.as_mut() else {
             return Err(StoreError::Corrupt("the ingest connection was lost".into()).into());
         };
@@ -836,6 +842,19 @@ impl Pipeline<'_> {
         }
         ingest.mark_reading(true).await?;
         Ok(true)
+    }
+
+    /// Give the ingest connection back once every batch is stored, clearing the reading record
+    /// if this fetch (which had `batches` to fetch) kept it or found it ([`Pipeline::reading`]):
+    /// the checkpoint started while storing, if it is still running.
+    async fn finish(&mut self, batches: bool) -> Result<Settling, MailboxError> {
+        let Some(mut ingest) = self.ingest.take() else {
+            return Ok(Settling::default());
+        };
+        if self.frontier.is_some() && batches {
+            ingest.mark_reading(false).await?;
+        }
+        Ok(ingest.finish().await)
     }
 
     /// Wait for the batch being stored, if one is.
@@ -1112,9 +1131,7 @@ pub async fn fetch_new(
         gaps: retry.clone(),
         store,
     };
-    if frontier.is_some() && !batches.is_empty() {
-        pipeline.read = pipeline.reading().await?;
-    }
+    pipeline.read = pipeline.reading(!batches.is_empty()).await?;
     // What the engine may decide before anything is stored.
     pipeline.publish();
     report.timings.setup = begun.elapsed();
@@ -1123,15 +1140,7 @@ pub async fn fetch_new(
         bytes += fetch_group(settings, session, group, &sizes, &mut pipeline, &mut report).await?;
     }
     pipeline.settle(&mut report).await?;
-    let running = match pipeline.ingest.take() {
-        Some(mut i) => {
-            if frontier.is_some() && !batches.is_empty() {
-                i.mark_reading(false).await?;
-            }
-            i.finish().await
-        }
-        None => Default::default(),
-    };
+    let running = pipeline.finish(!batches.is_empty()).await?;
     report.timings.log();
     let mut missing = std::mem::take(&mut pipeline.missing);
     missing.sort_unstable();

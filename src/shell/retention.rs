@@ -83,9 +83,11 @@ pub struct Applied {
 pub const SIGNIN_RULE: &str = "signin_expired";
 pub const SIGNIN_CLASS: &str = "web_signin";
 pub const SESSION_CLASS: &str = "web_session";
+pub const READ_CLASS: &str = "web_read";
 
 /// Erase the web sign-in records older than the schedule keeps, and the sessions over as long
-/// ago, each recorded as one erasure: how many sign-in records, and how many sessions.
+/// ago and the reads made then, each recorded as one erasure: how many sign-in records, and how
+/// many sessions and reads.
 async fn erase_signins(
     store: &Store,
     schedule: &Schedule,
@@ -97,10 +99,16 @@ async fn erase_signins(
     if count > 0 {
         Store::record_erasure(&mut tx, now, SIGNIN_RULE, SIGNIN_CLASS, count, bytes).await?;
     }
-    // Sessions over as long ago go with them (a token's hash, a form token, three times).
-    let sessions = Store::erase_sessions_before(&mut tx, before).await?;
+    // Sessions over as long ago go with them (a token's hash, a form token, three times), and
+    // the record of what was read in them.
+    let mut sessions = Store::erase_sessions_before(&mut tx, before).await?;
     if sessions > 0 {
         Store::record_erasure(&mut tx, now, SIGNIN_RULE, SESSION_CLASS, sessions, 0).await?;
+    }
+    let reads = Store::erase_reads_before(&mut tx, before).await?;
+    if reads > 0 {
+        Store::record_erasure(&mut tx, now, SIGNIN_RULE, READ_CLASS, reads, 0).await?;
+        sessions += reads;
     }
     Store::commit(tx).await?;
     if count > 0 {

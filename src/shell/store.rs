@@ -145,6 +145,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0017_outbox_failing_since.sql"),
     ),
     (18, include_str!("../../migrations/0018_signins_folded.sql")),
+    (19, include_str!("../../migrations/0019_web_reads.sql")),
 ];
 
 /// The `meta` key recording that events stored before the chain were hashed (and the row every
@@ -3324,6 +3325,19 @@ impl Store {
                 .await?;
         }
         Ok((count, bytes))
+    }
+
+    /// Delete the record of reads in the web workspace made before `before` (migration 19): how
+    /// many.
+    pub async fn erase_reads_before(
+        tx: &mut Tx<'_>,
+        before: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query("DELETE FROM web_reads WHERE at < ?")
+            .bind(ts(before))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected() as i64)
     }
 
     /// Delete the web workspace's sessions over before `before` (ended, or last used then: a

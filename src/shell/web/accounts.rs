@@ -297,6 +297,69 @@ async fn insert_signin(
     Ok(())
 }
 
+/// Record that account `user` read `what` in the workspace: a case reference and which part
+/// (`RR-2026-0003: letter 12`), never content (migration 19). The same read again within a
+/// minute is counted on its row. A read that cannot be recorded is logged at error, and the
+/// page is still served: the business unit is not stopped from working by the record of its
+/// work (a database that cannot be written is raised by health anyway).
+pub async fn record_read(store: &Store, user: i64, what: &str, now: DateTime<Utc>) {
+    if let Err(e) = try_record_read(store, user, what, now).await {
+        tracing::error!(user, error = %e, "a read in the web workspace could not be recorded");
+    }
+}
+
+async fn try_record_read(
+    store: &Store,
+    user: i64,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    let folded = sqlx::query(
+        "UPDATE web_reads SET repeats = repeats + 1, last_at = ? WHERE id = (\
+         SELECT id FROM web_reads WHERE user_id = ? AND what = ? AND at >= ? \
+         ORDER BY id DESC LIMIT 1)",
+    )
+    .bind(ts(now))
+    .bind(user)
+    .bind(what)
+    .bind(ts(now - FOLDED_WITHIN))
+    .execute(store.pool())
+    .await?
+    .rows_affected();
+    if folded == 0 {
+        sqlx::query("INSERT INTO web_reads (at, user_id, what) VALUES (?, ?, ?)")
+            .bind(ts(now))
+            .bind(user)
+            .bind(what)
+            .execute(store.pool())
+            .await?;
+    }
+    Ok(())
+}
+
+/// The recorded reads, newest first — of one account, or of every account: (when, the account's
+/// user name, what was read, with how many times if more than once).
+pub async fn reads(
+    store: &Store,
+    username: Option<&str>,
+) -> Result<Vec<(DateTime<Utc>, String, String)>, AccountError> {
+    let rows = sqlx::query(
+        "SELECT r.at, u.username, r.what, r.repeats, r.last_at FROM web_reads r \
+         JOIN web_users u ON u.id = r.user_id WHERE (? IS NULL OR u.username = ?) \
+         ORDER BY r.id DESC",
+    )
+    .bind(username)
+    .bind(username)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let what = outcome_counted(r.get(2), r.get(3), r.get(4))?;
+            Ok((parse_ts(&r.get::<String, _>(0))?, r.get(1), what))
+        })
+        .collect()
+}
+
 /// An attempt the same as one recorded this long before (or less) is counted on its row.
 const FOLDED_WITHIN: chrono::Duration = chrono::Duration::seconds(60);
 

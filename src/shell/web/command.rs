@@ -58,6 +58,14 @@ pub enum UserAction {
         #[arg(long, conflicts_with = "username")]
         all: bool,
     },
+    /// What an account read in the workspace (a case's page, a letter, a file, the triage list,
+    /// the tracker), newest first; --all: every account's reads.
+    Reads {
+        #[arg(required_unless_present = "all")]
+        username: Option<String>,
+        #[arg(long, conflicts_with = "username")]
+        all: bool,
+    },
     /// Give an account a second factor (a 6-digit code from an authenticator app after its
     /// password): prints, once, the setup key and the otpauth:// address to scan. Run again to
     /// replace a lost one; --remove to go back to the password alone.
@@ -280,6 +288,18 @@ async fn user(
             for (at, what, from) in accounts::signins(store, username).await.map_err(refused)? {
                 println!(
                     "{}  {what:<24} from {from}",
+                    crate::core::calendar::short_instant(at)
+                );
+            }
+            Ok(())
+        }
+        UserAction::Reads { username, .. } => {
+            let all = accounts::reads(store, username.as_deref())
+                .await
+                .map_err(refused)?;
+            for (at, who, what) in all {
+                println!(
+                    "{}  {who:<20} {what}",
                     crate::core::calendar::short_instant(at)
                 );
             }

@@ -12,7 +12,7 @@
 //! subject in a link (case references, message and letter ids only).
 
 use super::memo::Summaries;
-use super::{App, Session, acts, failure, page, signed_in};
+use super::{App, Session, accounts, acts, failure, page, signed_in};
 use crate::core::calendar::{short_date, short_instant};
 use crate::core::case;
 use crate::core::trust;
@@ -310,6 +310,8 @@ pub(super) async fn case(
         Err(r) => return r,
     };
     let now = app.clock.now();
+    let read = format!("{reference}: the case's page");
+    accounts::record_read(&app.store, s.user_id, &read, now).await;
     let line = workspace::case_line(&c, &app.cfg.process, &app.cfg.calendar, now);
     page(&reference, Some(&s), html! {
         h1 { "Case " (reference) }
@@ -722,6 +724,8 @@ pub(super) async fn letter(
         Ok(_) => return not_found("This case has no such letter."),
         Err(e) => return failure(&e),
     };
+    let read = format!("{reference}: letter {letter}");
+    accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
     let m = crate::core::intake::parse(&row.raw);
     let list = |a: &[crate::core::intake::Address]| {
         a.iter()
@@ -781,6 +785,8 @@ pub(super) async fn triage(
         Err(e) => return failure(&e),
     };
     let (shown, page_no, pages) = window(total, q.page.as_deref(), TRIAGE_PER_PAGE);
+    let read = format!("the triage list, page {page_no}");
+    accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
     let rows = match app.store.triage_page(shown.start, shown.len()).await {
         Ok(r) => r,
         Err(e) => return failure(&e),
@@ -1093,6 +1099,8 @@ pub(super) async fn tracker(
     let mut rows: Vec<&Summary> = memo.all().collect();
     rows.sort_by(|a, b| a.line.reference.cmp(&b.line.reference));
     let (shown, page_no, pages) = window(rows.len(), q.page.as_deref(), CASES_PER_PAGE);
+    let read = format!("the tracker, page {page_no}");
+    accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
     let total = rows.len();
     let t: Vec<Vec<crate::core::export::Cell>> =
         rows[shown].iter().map(|c| c.tracker.clone()).collect();
@@ -1127,10 +1135,12 @@ pub(super) async fn tracker_file(
 ) -> Response {
     use axum::http::header;
     let name = uri.path().trim_start_matches('/').to_string();
-    if let Err(r) = signed_in(&app, &headers).await {
-        return r;
-    }
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let now = app.clock.now();
+    accounts::record_read(&app.store, s.user_id, &format!("the tracker: {name}"), now).await;
     // A download of every case, as `caseclerk export` writes it: the whole snapshot.
     let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
         Ok(snap) => snap,
@@ -1236,11 +1246,14 @@ pub(super) async fn case_attachment(
     headers: HeaderMap,
     Path((reference, message, index)): Path<(String, i64, usize)>,
 ) -> Response {
-    if let Err(r) = signed_in(&app, &headers).await {
-        return r;
-    }
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     match one_case(&app, &reference).await {
         Ok(Some((c, _))) if c.state.messages.contains(&message) => {
+            let read = format!("{reference}: file {index} of message {message}");
+            accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
             attachment_of(&app, message, index).await
         }
         Ok(_) => not_found("That case has no such message."),
@@ -1254,11 +1267,16 @@ pub(super) async fn triage_attachment(
     headers: HeaderMap,
     Path((message, index)): Path<(i64, usize)>,
 ) -> Response {
-    if let Err(r) = signed_in(&app, &headers).await {
-        return r;
-    }
+    let s = match signed_in(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     match app.store.message_state(message).await {
-        Ok(Some((state, _))) if state == "triage" => attachment_of(&app, message, index).await,
+        Ok(Some((state, _))) if state == "triage" => {
+            let read = format!("triage: file {index} of message {message}");
+            accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
+            attachment_of(&app, message, index).await
+        }
         Ok(_) => not_found("That message is not waiting in triage."),
         Err(e) => failure(&e),
     }

@@ -589,3 +589,68 @@ async fn sign_ins_sent_all_at_once_by_someone_without_an_account_are_checked_a_f
         "32 sign-ins at once grew the peak by {grew} MiB"
     );
 }
+
+#[tokio::test]
+async fn what_each_person_reads_is_recorded_by_case_and_part_never_content_and_goes_after_a_year() {
+    let w = Workspace::start().await;
+    let store = &w.review.engine.store;
+    let mut c = w.signed_in(CLERK).await;
+    let case = format!("/cases/{}", w.case);
+    assert_eq!(c.get(&case).await.status, 200);
+    assert_eq!(c.get(&case).await.status, 200, "a reload");
+    let file = format!("/triage/{}/attachments/0", w.triaged);
+    assert_eq!(c.get(&file).await.status, 200);
+    assert_eq!(c.get("/tracker.csv").await.status, 200);
+    let mut v = w.signed_in(VIEWER).await;
+    assert_eq!(v.get(&case).await.status, 200);
+    assert_eq!(v.get("/cases/RR-2099-9999").await.status, 404);
+
+    let read = |who: Option<&'static str>| async move {
+        accounts::reads(store, who)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, u, what)| format!("{u}: {what}"))
+            .collect::<Vec<_>>()
+    };
+    let at = |s: String| s.split(" (").next().unwrap().to_string();
+    let clerk: Vec<String> = read(Some(CLERK)).await.into_iter().map(at).collect();
+    assert_eq!(
+        clerk,
+        [
+            format!("{CLERK}: the tracker: tracker.csv"),
+            format!("{CLERK}: triage: file 0 of message {}", w.triaged),
+            format!("{CLERK}: {}: the case's page", w.case),
+        ]
+    );
+    assert!(
+        read(Some(CLERK)).await[2].ends_with(&format!(
+            "the case's page (2 times, the last at {})",
+            caseclerk::core::calendar::short_instant(w.clock.now_utc())
+        )),
+        "a reload counts on its row"
+    );
+    assert_eq!(
+        read(None).await.len(),
+        4,
+        "no read of a case that is not there"
+    );
+    let listed = crate::support::said(&crate::support::cli(
+        &w.review.config_path(),
+        &["user", "reads", "--all"],
+    ));
+    assert!(
+        listed.contains(VIEWER) && listed.contains("the tracker: tracker.csv"),
+        "{listed}"
+    );
+
+    let year_after = w.clock.now_utc() + Duration::days(366);
+    let schedule = caseclerk::core::retention::Schedule::default();
+    caseclerk::shell::retention::apply(store, &schedule, year_after)
+        .await
+        .unwrap();
+    assert!(
+        read(None).await.is_empty(),
+        "erased with the sign-in records"
+    );
+}
