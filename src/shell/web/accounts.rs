@@ -32,6 +32,8 @@ pub enum AccountError {
     NoUser(String),
     #[error("user {0} is already disabled")]
     AlreadyDisabled(String),
+    #[error("user {0} is not disabled")]
+    NotDisabled(String),
     #[error("the password is too short: use at least {MIN_PASSWORD} characters")]
     ShortPassword,
     #[error("`{0}` is not a role: use read-only or business-unit")]
@@ -205,13 +207,99 @@ pub async fn disable_user(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    end_sessions(&mut tx, id, now).await?;
+    Store::commit(tx).await?;
+    tracing::info!(user = id, "web account disabled");
+    Ok(())
+}
+
+/// Give an account a new password (a person who forgot theirs): its sessions end, its lockout
+/// is lifted, and the change is recorded in its sign-in record.
+pub async fn set_password(
+    store: &Store,
+    username: &str,
+    password: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(AccountError::ShortPassword);
+    }
+    let id = user_id(store, username).await?;
+    let owned = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&owned))
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))??;
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "UPDATE web_users SET password_hash = ?, failed_signins = 0, locked_until = NULL \
+         WHERE id = ?",
+    )
+    .bind(hash)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    end_sessions(&mut tx, id, now).await?;
+    Store::commit(tx).await?;
+    record_signin(
+        store,
+        Some(id),
+        "password set by an operator",
+        "command line",
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Enable a disabled account again (its password as it was, its lockout lifted), recorded in its
+/// sign-in record.
+pub async fn enable_user(
+    store: &Store,
+    username: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
+    let id = user_id(store, username).await?;
+    let done = sqlx::query(
+        "UPDATE web_users SET disabled_at = NULL, failed_signins = 0, locked_until = NULL \
+         WHERE id = ? AND disabled_at IS NOT NULL",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(AccountError::NotDisabled(username.to_string()));
+    }
+    record_signin(
+        store,
+        Some(id),
+        "enabled by an operator",
+        "command line",
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// An account's id by its user name.
+async fn user_id(store: &Store, username: &str) -> Result<i64, AccountError> {
+    sqlx::query_scalar("SELECT id FROM web_users WHERE username = ?")
+        .bind(username)
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or_else(|| AccountError::NoUser(username.to_string()))
+}
+
+/// End every open session of an account.
+async fn end_sessions(
+    tx: &mut crate::shell::store::Tx<'_>,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
     sqlx::query("UPDATE web_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL")
         .bind(ts(now))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    Store::commit(tx).await?;
-    tracing::info!(user = id, "web account disabled");
     Ok(())
 }
 

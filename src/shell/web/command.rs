@@ -22,7 +22,8 @@ pub enum WebCommand {
     /// HTTPS with [web] certificate and key), until stopped. `caseclerk run` serves it too when
     /// the configuration has a [web] section.
     Serve,
-    /// Personal accounts of the web workspace: add, disable, list, signins.
+    /// Personal accounts of the web workspace: add, disable, enable, password, list, signins,
+    /// reads.
     User {
         #[command(subcommand)]
         action: UserAction,
@@ -47,6 +48,16 @@ pub enum UserAction {
     },
     /// Disable an account: it can no longer sign in, and its sessions end at once.
     Disable { username: String },
+    /// Enable a disabled account again (its password as it was).
+    Enable { username: String },
+    /// Give an account a new password (its person forgot theirs): made and printed once, unless
+    /// --password-stdin. Its sessions end and its lockout is lifted.
+    Password {
+        username: String,
+        /// Read the password from the first line of standard input (at least 12 characters).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Every account, its role, and whether it is disabled or locked.
     List,
     /// An account's sign-ins (and failed attempts), newest first; --all: every recorded
@@ -135,6 +146,17 @@ pub async fn run(
         }
         WebCommand::User { action } => user(&store, &cfg.database, clock, action).await,
     }
+}
+
+/// A new account password: the first line of standard input, or one made here (`true`: shown
+/// once by the caller).
+fn new_password(stdin: bool) -> Result<(String, bool), Outcome> {
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(work)?;
+        return Ok((line.trim_end_matches(['\r', '\n']).to_string(), false));
+    }
+    Ok((accounts::random_token()[..20].to_string(), true))
 }
 
 /// An account error as the command's failure: the store's, a hash's or a key's is a failure
@@ -226,19 +248,34 @@ async fn user(
         } => {
             let role = Role::parse(role)
                 .ok_or_else(|| usage(accounts::AccountError::BadRole(role.clone())))?;
-            let (password, made) = if *password_stdin {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map_err(work)?;
-                (line.trim_end_matches(['\r', '\n']).to_string(), false)
-            } else {
-                (accounts::random_token()[..20].to_string(), true)
-            };
+            let (password, made) = new_password(*password_stdin)?;
             accounts::add_user(store, username, name, role, &password, clock.now())
                 .await
                 .map_err(refused)?;
             println!("added {username} ({})", role.words());
             if made {
                 println!("password (shown once; give it to {name} in person): {password}");
+            }
+            Ok(())
+        }
+        UserAction::Enable { username } => {
+            accounts::enable_user(store, username, clock.now())
+                .await
+                .map_err(refused)?;
+            println!("enabled {username}");
+            Ok(())
+        }
+        UserAction::Password {
+            username,
+            password_stdin,
+        } => {
+            let (password, made) = new_password(*password_stdin)?;
+            accounts::set_password(store, username, &password, clock.now())
+                .await
+                .map_err(refused)?;
+            println!("new password set for {username}; their sessions have ended");
+            if made {
+                println!("password (shown once; give it to them in person): {password}");
             }
             Ok(())
         }

@@ -654,3 +654,57 @@ async fn what_each_person_reads_is_recorded_by_case_and_part_never_content_and_g
         "erased with the sign-in records"
     );
 }
+
+#[tokio::test]
+async fn an_operator_gives_a_forgotten_password_anew_and_enables_a_disabled_account_each_recorded()
+{
+    let w = Workspace::start().await;
+    let store = &w.review.engine.store;
+    let now = w.clock.now_utc();
+    let mut c = w.signed_in(CLERK).await;
+    assert_eq!(c.get("/cases").await.status, 200);
+    // Locked after five wrong passwords, and then its person forgets the password.
+    for _ in 0..5 {
+        let _ = accounts::sign_in(store, CLERK, "a wrong guess", "192.0.2.8", now).await;
+    }
+    let out = crate::support::cli(&w.review.config_path(), &["user", "password", CLERK]);
+    let said = crate::support::said(&out);
+    assert!(out.status.success(), "{said}");
+    let new = said
+        .lines()
+        .find_map(|l| l.split("in person): ").nth(1))
+        .expect("the new password shown once")
+        .trim()
+        .to_string();
+    assert_eq!(
+        c.get("/cases").await.status,
+        303,
+        "the old session has ended"
+    );
+    let old = accounts::sign_in(store, CLERK, PASSWORD, "192.0.2.8", now).await;
+    assert!(matches!(old, Ok(accounts::SignIn::Refused)), "{old:?}");
+    let signed = accounts::sign_in(store, CLERK, &new, "192.0.2.8", now).await;
+    assert!(
+        matches!(signed, Ok(accounts::SignIn::Session(_))),
+        "the lockout is lifted: {signed:?}"
+    );
+    // Disabled, then enabled again: the password as it was.
+    accounts::disable_user(store, CLERK, now).await.unwrap();
+    let out = crate::support::cli(&w.review.config_path(), &["user", "enable", CLERK]);
+    assert!(out.status.success(), "{}", crate::support::said(&out));
+    let again = accounts::sign_in(store, CLERK, &new, "192.0.2.8", now).await;
+    assert!(
+        matches!(again, Ok(accounts::SignIn::Session(_))),
+        "{again:?}"
+    );
+    let twice = crate::support::cli(&w.review.config_path(), &["user", "enable", CLERK]);
+    assert_eq!(twice.status.code(), Some(2), "not disabled");
+    let short = accounts::set_password(store, CLERK, "short", now).await;
+    assert!(matches!(short, Err(accounts::AccountError::ShortPassword)));
+    let seen: Vec<String> = record(&w).await.into_iter().map(|(_, what)| what).collect();
+    assert!(
+        seen.contains(&"password set by an operator".to_string())
+            && seen.contains(&"enabled by an operator".to_string()),
+        "{seen:?}"
+    );
+}
