@@ -3937,7 +3937,7 @@ mod tests {
         // left them.
         sqlx::raw_sql(
             "DROP TABLE case_counters; ALTER TABLE outbox DROP COLUMN confirmed_by_copy; \
-             DROP TABLE web_second_steps; \
+             DROP TABLE web_second_steps; DROP TABLE web_reads; \
              DROP TABLE web_signins; DROP TABLE web_sessions; DROP TABLE web_users; \
              DROP TABLE letter_blobs; DROP TABLE message_blobs; DROP TABLE blobs; \
              DROP TABLE message_bytes; ALTER TABLE messages ADD COLUMN raw BLOB NOT NULL DEFAULT x''; \
