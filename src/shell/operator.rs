@@ -612,7 +612,10 @@ pub async fn open_referral(
         return Err(OperatorError::NoReason);
     }
     let state = store.message_state(message).await?;
-    if let Some((_, Some(case_id))) = &state {
+    // A message waiting in triage may be stored on a case all the same (a reply about a closed
+    // case, kept under its hold): it may be a new referral quoting the old reference, and opens
+    // a case like any other waiting message, moving to it.
+    if let Some((_, Some(case_id))) = state.as_ref().filter(|(s, _)| s != "triage") {
         let case = store.case_by_id(*case_id).await?;
         let case = case.map_or_else(|| format!("#{case_id}"), |c| c.reference);
         return Err(OperatorError::AlreadyOnCase { message, case });

@@ -960,3 +960,36 @@ async fn a_particular_typed_in_after_the_mail_went_is_gone_from_the_file_and_its
         "the child's name typed in after the mail was erased is still in the file or its WAL"
     );
 }
+
+#[tokio::test]
+async fn a_reply_on_a_closed_case_can_still_be_opened_as_a_new_case_and_moves_to_it() {
+    // "The sibling was hurt last night": a new referral quoting the old reference.
+    let mut r = review().await;
+    let reference = closed_case(&mut r, "newref.1@hospital.test", "2026-02-02 10:00").await;
+    let store = r.engine.store.clone();
+    let letter = r
+        .letters()
+        .iter()
+        .find(|l| l.case.is_some())
+        .expect("a case letter")
+        .clone();
+    let body = "A new referral: the sibling was hurt last night.";
+    r.reply(&letter, REFERRER, body, "2026-03-10 10:00").await;
+    let triage = store.triage().await.unwrap();
+    assert_eq!(triage.len(), 1, "the reply waits in triage");
+    let cfg = r.engine.cfg.clone();
+    let opened = caseclerk::shell::operator::open_referral(
+        &cfg,
+        &store,
+        triage[0].id,
+        None,
+        "a new referral quoting the old reference",
+        "operator:casey",
+        r.now(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("not opened from a reply on {reference}: {e:?}"));
+    let new = store.case_by_ref(&opened).await.unwrap().unwrap();
+    let (state, on) = store.message_state(triage[0].id).await.unwrap().unwrap();
+    assert_eq!((state.as_str(), on), ("filed", Some(new.id)));
+}
