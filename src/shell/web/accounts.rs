@@ -65,6 +65,24 @@ pub const CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 static CHECKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSWORD_CHECKS);
 
+/// Whether `password` matches `hash`, checked on a blocking thread once a turn is free
+/// ([`PASSWORD_CHECKS`]). The turn is held by the check itself, not by the request: a client that
+/// hangs up ends its request, never the check, so it cannot free a turn for another check while
+/// its own still holds the memory.
+async fn checked(hash: String, password: String) -> Result<bool, AccountError> {
+    let turn = tokio::time::timeout(CHECK_WAIT, CHECKING.acquire())
+        .await
+        .map_err(|_| AccountError::Busy)?
+        .map_err(|_| AccountError::Busy)?;
+    tokio::task::spawn_blocking(move || {
+        let matches = verify_password(&hash, &password);
+        drop(turn);
+        matches
+    })
+    .await
+    .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
 /// A signed-in person, as a request sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -289,7 +307,8 @@ async fn user_id(store: &Store, username: &str) -> Result<i64, AccountError> {
         .ok_or_else(|| AccountError::NoUser(username.to_string()))
 }
 
-/// End every open session of an account.
+/// End every open session of an account, and any sign-in half done (a code still asked for
+/// after a right password: the password it followed may be the one being replaced).
 async fn end_sessions(
     tx: &mut crate::shell::store::Tx<'_>,
     id: i64,
@@ -297,6 +316,10 @@ async fn end_sessions(
 ) -> Result<(), AccountError> {
     sqlx::query("UPDATE web_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL")
         .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM web_second_steps WHERE user_id = ?")
         .bind(id)
         .execute(&mut **tx)
         .await?;
@@ -505,14 +528,7 @@ pub async fn sign_in(
         .as_ref()
         .map_or_else(|| decoy_hash().to_string(), |r| r.get::<String, _>(1));
     let owned = password.to_string();
-    let turn = tokio::time::timeout(CHECK_WAIT, CHECKING.acquire())
-        .await
-        .map_err(|_| AccountError::Busy)?
-        .map_err(|_| AccountError::Busy)?;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &owned))
-        .await
-        .map_err(|e| AccountError::Hash(e.to_string()))?;
-    drop(turn);
+    let matches = checked(hash, owned).await?;
     let Some(row) = row else {
         record_signin(store, None, "unknown account", remote, now).await?;
         return Ok(SignIn::Refused);
@@ -759,4 +775,33 @@ pub async fn all_signins(
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The bound on password checks at once holds for a request that is dropped mid-check.
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sign_in_dropped_while_its_password_is_checked_keeps_its_turn_until_the_check_ends() {
+        let store = Store::open_in_memory().await.unwrap();
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let request = tokio::spawn(async move {
+            let _ = sign_in(&store, "nobody", "a guess", "192.0.2.1", now).await;
+        });
+        // Wait until its check holds a turn, then hang up (the request is dropped).
+        while CHECKING.available_permits() == PASSWORD_CHECKS {
+            assert!(!request.is_finished(), "the sign-in ended before its check");
+            tokio::task::yield_now().await;
+        }
+        request.abort();
+        let _ = request.await;
+        assert_eq!(
+            CHECKING.available_permits(),
+            PASSWORD_CHECKS - 1,
+            "the check still running holds its turn"
+        );
+        // And gives it back when it ends.
+        let _back = CHECKING.acquire_many(PASSWORD_CHECKS as u32).await.unwrap();
+    }
 }
