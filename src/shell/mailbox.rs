@@ -34,7 +34,8 @@ use crate::shell::firstrun::{self, FirstRunRecord};
 use crate::shell::oauth::AccessToken;
 use crate::shell::progress::Progress;
 use crate::shell::store::{
-    BatchStored, Ingest, NewMessage, Settling, Store, StoreError, batches_by_bytes,
+    BatchStored, FETCH_READING_KEY, Ingest, NewMessage, Settling, Store, StoreError,
+    batches_by_bytes,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -857,6 +858,19 @@ impl Pipeline<'_> {
         Ok(ingest.finish().await)
     }
 
+    /// A fetch that failed: an error is not a stop, so the reading record is cleared (a fetch
+    /// that failed on an unreachable server does not leave the next one reading nothing) —
+    /// unless reading itself stopped (a panic while packing a batch), which counts as a stop.
+    /// Best effort: a record that cannot be cleared costs the next fetch only its reading.
+    async fn after_error(&mut self, e: &MailboxError) {
+        if !self.read || matches!(e, MailboxError::Store(StoreError::PackingStopped)) {
+            return;
+        }
+        if let Err(e) = self.store.clear_meta(FETCH_READING_KEY).await {
+            tracing::warn!(error = %e, "the fetch's reading record could not be cleared after its error; the next fetch stores its mail unread");
+        }
+    }
+
     /// Wait for the batch being stored, if one is.
     async fn settle(&mut self, report: &mut FetchReport) -> Result<(), MailboxError> {
         if let Some(s) = self.storing.take() {
@@ -1136,10 +1150,18 @@ pub async fn fetch_new(
     pipeline.publish();
     report.timings.setup = begun.elapsed();
     // One command for several batches: the server streams on while each is stored.
-    for group in batches.chunks(STREAM_BATCHES) {
-        bytes += fetch_group(settings, session, group, &sizes, &mut pipeline, &mut report).await?;
+    let fetched = async {
+        for group in batches.chunks(STREAM_BATCHES) {
+            bytes +=
+                fetch_group(settings, session, group, &sizes, &mut pipeline, &mut report).await?;
+        }
+        pipeline.settle(&mut report).await
     }
-    pipeline.settle(&mut report).await?;
+    .await;
+    if let Err(e) = fetched {
+        pipeline.after_error(&e).await;
+        return Err(e);
+    }
     let running = pipeline.finish(!batches.is_empty()).await?;
     report.timings.log();
     let mut missing = std::mem::take(&mut pipeline.missing);

@@ -67,6 +67,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error reading every case: {0}")]
     Bulk(rusqlite::Error),
+    /// Packing (and reading) a fetched batch stopped: it panicked on bytes nothing else could
+    /// read, or the runtime is shutting down. Counted as a stop of the fetch's reading
+    /// ([`Ingest::mark_reading`]), not as an ordinary error.
+    #[error("packing a fetched batch stopped unexpectedly; it is fetched again")]
+    PackingStopped,
 }
 
 /// The events table at an instant ([`Store::events_after`]): how many events, the highest id,
@@ -3141,6 +3146,15 @@ impl Store {
     }
 
     /// Set a value in `meta`.
+    /// Remove a `meta` value (nothing when it is not there).
+    pub async fn clear_meta(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM meta WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(META_SET)
             .bind(key)

@@ -331,3 +331,38 @@ async fn a_fetch_that_stopped_while_reading_is_followed_by_one_that_stores_unrea
     h.tick(None);
     assert_eq!(reading_log(&pool).await, ["+", "-", "+", "-", "+", "-"]);
 }
+
+#[tokio::test]
+async fn a_fetch_that_fails_rather_than_stops_clears_its_reading_record() {
+    // A database that refuses the batch is an error, not a stop: the next fetch reads as usual.
+    use crate::support::{Harness, REFERRER, SHARED};
+    let h = Harness::start("bury").await;
+    h.tick(None);
+    let db = h.dir.join("caseclerk.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    log_reading_records(&pool).await;
+    sqlx::raw_sql(
+        "CREATE TRIGGER no_store BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk'); END;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    h.deliver(REFERRER, SHARED, &referral(1)).await;
+    let failed = h.caseclerk(&["tick"]);
+    assert!(!failed.status.success(), "the batch could not be stored");
+    assert_eq!(reading_log(&pool).await, ["+", "-"], "set, then cleared");
+    sqlx::raw_sql("DROP TRIGGER no_store")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let out = h.caseclerk(&["tick"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        !log.contains("the last fetch stopped while reading"),
+        "{log}"
+    );
+    assert_eq!(reading_log(&pool).await, ["+", "-", "+", "-"]);
+}

@@ -359,11 +359,7 @@ impl PackingAhead {
     /// The batch packed. An error when packing stopped: it panicked (on bytes nothing else could
     /// read), or the runtime is shutting down; the batch is fetched again.
     pub async fn finished(self) -> Result<Prepared, StoreError> {
-        self.0.await.map_err(|_| {
-            StoreError::Corrupt(
-                "packing a fetched batch stopped unexpectedly; it is fetched again".into(),
-            )
-        })
+        self.0.await.map_err(|_| StoreError::PackingStopped)
     }
 }
 
