@@ -690,6 +690,32 @@ where
 
 /// Fetch `group`'s batches with one `UID FETCH`, each handed to `pipeline` as it completes
 /// ([`Gathering`]); the bytes asked for (by the server's sizes).
+/// Fetch every batch, a [`STREAM_BATCHES`] group to a command (the server streams on while each
+/// is stored), and wait for the last to be stored: the bytes asked for. On an error, the
+/// pipeline's reading record is dealt with ([`Pipeline::after_error`]).
+async fn fetch_groups(
+    settings: &ImapSettings,
+    session: &mut Session,
+    batches: &[Vec<u32>],
+    sizes: &[Sized],
+    pipeline: &mut Pipeline<'_>,
+    report: &mut FetchReport,
+) -> Result<u64, MailboxError> {
+    let mut bytes = 0;
+    let fetched = async {
+        for group in batches.chunks(STREAM_BATCHES) {
+            bytes += fetch_group(settings, session, group, sizes, pipeline, report).await?;
+        }
+        pipeline.settle(report).await
+    }
+    .await;
+    if let Err(e) = fetched {
+        pipeline.after_error(&e).await;
+        return Err(e);
+    }
+    Ok(bytes)
+}
+
 async fn fetch_group(
     settings: &ImapSettings,
     session: &mut Session,
@@ -1149,19 +1175,15 @@ pub async fn fetch_new(
     // What the engine may decide before anything is stored.
     pipeline.publish();
     report.timings.setup = begun.elapsed();
-    // One command for several batches: the server streams on while each is stored.
-    let fetched = async {
-        for group in batches.chunks(STREAM_BATCHES) {
-            bytes +=
-                fetch_group(settings, session, group, &sizes, &mut pipeline, &mut report).await?;
-        }
-        pipeline.settle(&mut report).await
-    }
-    .await;
-    if let Err(e) = fetched {
-        pipeline.after_error(&e).await;
-        return Err(e);
-    }
+    bytes += fetch_groups(
+        settings,
+        session,
+        &batches,
+        &sizes,
+        &mut pipeline,
+        &mut report,
+    )
+    .await?;
     let running = pipeline.finish(!batches.is_empty()).await?;
     report.timings.log();
     let mut missing = std::mem::take(&mut pipeline.missing);

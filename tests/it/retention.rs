@@ -796,6 +796,35 @@ async fn the_command_line_holds_lists_by_rule_without_content_releases_and_erase
     assert_eq!(found_in(&r.engine.cfg.database), Vec::<String>::new());
 }
 
+/// A closed case reopened on 1 Mar 2027 (an inquest), the child's name given by a person, and
+/// closed again the same day.
+async fn name_given_again(
+    store: &caseclerk::shell::store::Store,
+    reference: &str,
+    case_id: i64,
+    name: &str,
+) {
+    let at = london("2027-03-01 10:00");
+    caseclerk::shell::operator::set_status(store, reference, false, "inquest", "test", at)
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    caseclerk::shell::store::Store::decide_particular(
+        &mut tx,
+        case_id,
+        caseclerk::core::particulars::Field::ChildName,
+        Some(name),
+        "test",
+        at,
+    )
+    .await
+    .unwrap();
+    caseclerk::shell::store::Store::commit(tx).await.unwrap();
+    caseclerk::shell::operator::set_status(store, reference, true, "inquest over", "test", at)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_particular_typed_in_after_the_case_s_mail_was_erased_goes_a_year_after_it_closes_again()
 {
@@ -806,25 +835,7 @@ async fn a_particular_typed_in_after_the_case_s_mail_was_erased_goes_a_year_afte
     let case_id = store.case_by_ref(&reference).await.unwrap().unwrap().id;
     assert!(store.particulars(case_id).await.unwrap().is_empty());
     // Reopened for an inquest, the child's name given again, closed again.
-    let at = london("2027-03-01 10:00");
-    caseclerk::shell::operator::set_status(&store, &reference, false, "inquest", "test", at)
-        .await
-        .unwrap();
-    let mut tx = store.begin().await.unwrap();
-    caseclerk::shell::store::Store::decide_particular(
-        &mut tx,
-        case_id,
-        caseclerk::core::particulars::Field::ChildName,
-        Some("Jane Planted"),
-        "test",
-        at,
-    )
-    .await
-    .unwrap();
-    caseclerk::shell::store::Store::commit(tx).await.unwrap();
-    caseclerk::shell::operator::set_status(&store, &reference, true, "inquest over", "test", at)
-        .await
-        .unwrap();
+    name_given_again(&store, &reference, case_id, "Jane Planted").await;
     r.at("2027-06-01 10:00").await;
     assert_eq!(
         store.particulars(case_id).await.unwrap().len(),
@@ -914,25 +925,7 @@ async fn a_particular_typed_in_after_the_mail_went_is_gone_from_the_file_and_its
     let store = r.engine.store.clone();
     let db = r.engine.cfg.database.clone();
     let case_id = store.case_by_ref(&reference).await.unwrap().unwrap().id;
-    let at = london("2027-03-01 10:00");
-    caseclerk::shell::operator::set_status(&store, &reference, false, "inquest", "test", at)
-        .await
-        .unwrap();
-    let mut tx = store.begin().await.unwrap();
-    caseclerk::shell::store::Store::decide_particular(
-        &mut tx,
-        case_id,
-        caseclerk::core::particulars::Field::ChildName,
-        Some("Ottoline-Marchbanks-5150"),
-        "test",
-        at,
-    )
-    .await
-    .unwrap();
-    caseclerk::shell::store::Store::commit(tx).await.unwrap();
-    caseclerk::shell::operator::set_status(&store, &reference, true, "inquest over", "test", at)
-        .await
-        .unwrap();
+    name_given_again(&store, &reference, case_id, "Ottoline-Marchbanks-5150").await;
     let name = b"Ottoline-Marchbanks-5150";
     let found = |db: &std::path::Path| -> Vec<String> {
         let mut out = Vec::new();
