@@ -270,6 +270,19 @@ async fn log_reading_records(pool: &sqlx::SqlitePool) {
     .unwrap();
 }
 
+/// A daemon's database on a real mail stack, after its first pass, with every write of the
+/// fetch's reading record logged ([`log_reading_records`]).
+async fn reading_logged() -> (crate::support::Harness, sqlx::SqlitePool) {
+    let h = crate::support::Harness::start("bury").await;
+    h.tick(None);
+    let db = h.dir.join("caseclerk.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    log_reading_records(&pool).await;
+    (h, pool)
+}
+
 async fn reading_log(pool: &sqlx::SqlitePool) -> Vec<String> {
     sqlx::query_scalar("SELECT what FROM reading_log ORDER BY n")
         .fetch_all(pool)
@@ -284,14 +297,8 @@ async fn a_fetch_that_stopped_while_reading_is_followed_by_one_that_stores_unrea
     // message that stops caseclerk there would stop every fetch after it, so a fetch that reads
     // says so first, and the next after a stop reads nothing: the engine reads what it stored
     // back, under its guard (the tests above), which sets such a message aside.
-    use crate::support::{Harness, REFERRER, SHARED};
-    let h = Harness::start("bury").await;
-    h.tick(None);
-    let db = h.dir.join("caseclerk.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    log_reading_records(&pool).await;
+    use crate::support::{REFERRER, SHARED};
+    let (h, pool) = reading_logged().await;
 
     // An ordinary pass that fetches mail: the record is set before reading, cleared after.
     h.deliver(REFERRER, SHARED, &referral(1)).await;
@@ -335,14 +342,8 @@ async fn a_fetch_that_stopped_while_reading_is_followed_by_one_that_stores_unrea
 #[tokio::test]
 async fn a_fetch_that_fails_rather_than_stops_clears_its_reading_record() {
     // A database that refuses the batch is an error, not a stop: the next fetch reads as usual.
-    use crate::support::{Harness, REFERRER, SHARED};
-    let h = Harness::start("bury").await;
-    h.tick(None);
-    let db = h.dir.join("caseclerk.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    log_reading_records(&pool).await;
+    use crate::support::{REFERRER, SHARED};
+    let (h, pool) = reading_logged().await;
     sqlx::raw_sql(
         "CREATE TRIGGER no_store BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk'); END;",
     )

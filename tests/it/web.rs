@@ -781,15 +781,10 @@ async fn triage_shows_twenty_five_messages_a_page_oldest_first() {
     assert_eq!(done.header("location"), Some("/triage?page=2"));
 }
 
-#[tokio::test]
-async fn a_program_is_never_handed_out_and_no_file_name_hides_what_it_is() {
-    let mut w = Workspace::start().await;
-    // A right-to-left override makes "…\u{202E}fdp.exe" read as "…exe.pdf"; a web page; and a
-    // document whose name is not ASCII.
-    let raw = "From: Someone Else <other@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: Some documents\r\nMessage-ID: <stray-2@elsewhere.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n--b2\r\nContent-Type: text/plain\r\n\r\nSome papers for you.\r\n--b2\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=UTF-8''Summary%20form%E2%80%AEfdp.exe\r\n\r\nMZ\r\n--b2\r\nContent-Type: text/html; name=\"notes.html\"\r\nContent-Disposition: attachment; filename=\"notes.html\"\r\n\r\n<script>alert(1)</script>\r\n--b2\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename*=UTF-8''Caf%C3%A9%20notes.txt\r\n\r\nNotes.\r\n--b2--\r\n";
+/// `raw` received at 12:03 and listed for a person (a stranger's message): its id.
+async fn listed_for_a_person(w: &mut Workspace, raw: &str) -> i64 {
     w.review.receive(raw.as_bytes(), "2026-08-20 12:03").await;
-    let m = w
-        .review
+    w.review
         .engine
         .store
         .triage()
@@ -798,7 +793,16 @@ async fn a_program_is_never_handed_out_and_no_file_name_hides_what_it_is() {
         .into_iter()
         .map(|t| t.id)
         .find(|id| *id != w.triaged)
-        .expect("the second message is in triage");
+        .expect("listed for a person")
+}
+
+#[tokio::test]
+async fn a_program_is_never_handed_out_and_no_file_name_hides_what_it_is() {
+    let mut w = Workspace::start().await;
+    // A right-to-left override makes "…\u{202E}fdp.exe" read as "…exe.pdf"; a web page; and a
+    // document whose name is not ASCII.
+    let raw = "From: Someone Else <other@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: Some documents\r\nMessage-ID: <stray-2@elsewhere.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n--b2\r\nContent-Type: text/plain\r\n\r\nSome papers for you.\r\n--b2\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=UTF-8''Summary%20form%E2%80%AEfdp.exe\r\n\r\nMZ\r\n--b2\r\nContent-Type: text/html; name=\"notes.html\"\r\nContent-Disposition: attachment; filename=\"notes.html\"\r\n\r\n<script>alert(1)</script>\r\n--b2\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename*=UTF-8''Caf%C3%A9%20notes.txt\r\n\r\nNotes.\r\n--b2--\r\n";
+    let m = listed_for_a_person(&mut w, raw).await;
     let mut c = w.signed_in(CLERK).await;
     let triage = c.get("/triage").await.body;
     assert!(!triage.contains('\u{202E}'), "{triage}");
@@ -818,6 +822,21 @@ async fn a_program_is_never_handed_out_and_no_file_name_hides_what_it_is() {
     assert_eq!(
         file.header("content-disposition"),
         Some("attachment; filename=\"Caf__notes.txt\"; filename*=UTF-8''Caf%C3%A9%20notes.txt")
+    );
+}
+
+/// Message `m` attached from the triage page to `case` as the police's return.
+async fn attach_as_the_police_return(c: &mut Client, case: &str, m: i64, csrf: &str) {
+    let fields = [
+        ("csrf", csrf),
+        ("case", case),
+        ("as", "return"),
+        ("agency", "police"),
+        ("reason", "police return"),
+    ];
+    assert_eq!(
+        c.post(&format!("/triage/{m}/attach"), &fields).await.status,
+        303
     );
 }
 
@@ -849,18 +868,7 @@ async fn a_returns_attachment_downloads_from_triage_and_then_from_its_case_and_n
         404,
         "not the case's until it is attached"
     );
-    let csrf = triage.csrf();
-    let fields = [
-        ("csrf", csrf.as_str()),
-        ("case", &w.case),
-        ("as", "return"),
-        ("agency", "police"),
-        ("reason", "police return"),
-    ];
-    assert_eq!(
-        c.post(&format!("/triage/{m}/attach"), &fields).await.status,
-        303
-    );
+    attach_as_the_police_return(&mut c, &w.case, m, &triage.csrf()).await;
     let page = c.get(&format!("/cases/{}", w.case)).await.body;
     assert!(
         page.contains(&on_case),
@@ -1570,31 +1578,10 @@ async fn no_box_a_person_types_a_case_detail_into_is_kept_in_the_browsers_form_h
 async fn a_program_attached_to_a_return_is_named_on_the_case_page_as_not_offered_with_no_link() {
     let mut w = Workspace::start().await;
     let raw = "From: Someone Else <other@elsewhere.test>\r\nTo: bsp@bury.test\r\nSubject: Police return\r\nMessage-ID: <stray-3@elsewhere.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b3\"\r\n\r\n--b3\r\nContent-Type: text/plain\r\n\r\nOur return.\r\n--b3\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"return.exe\"\r\n\r\nMZ\r\n--b3\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"chronology.txt\"\r\n\r\nNotes.\r\n--b3--\r\n";
-    w.review.receive(raw.as_bytes(), "2026-08-20 12:03").await;
-    let m = w
-        .review
-        .engine
-        .store
-        .triage()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .find(|id| *id != w.triaged)
-        .expect("listed for a person");
+    let m = listed_for_a_person(&mut w, raw).await;
     let mut c = w.signed_in(CLERK).await;
     let csrf = c.get("/triage").await.csrf();
-    let fields = [
-        ("csrf", csrf.as_str()),
-        ("case", &w.case),
-        ("as", "return"),
-        ("agency", "police"),
-        ("reason", "police return"),
-    ];
-    assert_eq!(
-        c.post(&format!("/triage/{m}/attach"), &fields).await.status,
-        303
-    );
+    attach_as_the_police_return(&mut c, &w.case, m, &csrf).await;
     let page = c.get(&format!("/cases/{}", w.case)).await.body;
     let base = format!("/cases/{}/messages/{m}/attachments", w.case);
     assert!(
