@@ -688,8 +688,6 @@ where
     .await
 }
 
-/// Fetch `group`'s batches with one `UID FETCH`, each handed to `pipeline` as it completes
-/// ([`Gathering`]); the bytes asked for (by the server's sizes).
 /// Fetch every batch, a [`STREAM_BATCHES`] group to a command (the server streams on while each
 /// is stored), and wait for the last to be stored: the bytes asked for. On an error, the
 /// pipeline's reading record is dealt with ([`Pipeline::after_error`]).
@@ -716,6 +714,8 @@ async fn fetch_groups(
     Ok(bytes)
 }
 
+/// Fetch `group`'s batches with one `UID FETCH`, each handed to `pipeline` as it completes
+/// ([`Gathering`]); the bytes asked for (by the server's sizes).
 async fn fetch_group(
     settings: &ImapSettings,
     session: &mut Session,

@@ -335,10 +335,11 @@ pub const PREPARE_HEALTH_KEY: &str = "<letters>";
 /// a day after its last failure.
 pub const NOTICE_HEALTH_KEY: &str = "<notices>";
 
-/// A `meta` value by its key; a `meta` value set (the pool's and the engine's own connection
-/// read and write `meta` alike).
+/// A `meta` value by its key; a `meta` value set; a `meta` value removed (the pool's, the
+/// engine's and the fetch's own connections read and write `meta` alike).
 const META_GET: &str = "SELECT value FROM meta WHERE key = ?";
 const META_SET: &str = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const META_CLEAR: &str = "DELETE FROM meta WHERE key = ?";
 
 /// The installation's secret (`meta` `vote_key`, hex) as bytes: behind vote codes, Message-IDs
 /// and the log's hashes. A value that is not hex is a corrupt database, never an empty key.
@@ -2809,7 +2810,7 @@ impl DecisionConn {
                     .await?
             }
             None => {
-                sqlx::query("DELETE FROM meta WHERE key = ?")
+                sqlx::query(META_CLEAR)
                     .bind(DECIDING_KEY)
                     .execute(&mut *self.conn)
                     .await?
@@ -3145,16 +3146,16 @@ impl Store {
         Ok(())
     }
 
-    /// Set a value in `meta`.
     /// Remove a `meta` value (nothing when it is not there).
     pub async fn clear_meta(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM meta WHERE key = ?")
+        sqlx::query(META_CLEAR)
             .bind(key)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
+    /// Set a value in `meta`.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(META_SET)
             .bind(key)

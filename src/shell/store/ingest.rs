@@ -312,7 +312,7 @@ impl Ingest {
             true => sqlx::query(super::META_SET)
                 .bind(super::FETCH_READING_KEY)
                 .bind("reading"),
-            false => sqlx::query("DELETE FROM meta WHERE key = ?").bind(super::FETCH_READING_KEY),
+            false => sqlx::query(super::META_CLEAR).bind(super::FETCH_READING_KEY),
         };
         q.execute(&mut **conn).await?;
         Ok(())
