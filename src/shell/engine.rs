@@ -1458,11 +1458,11 @@ impl Engine {
         if let Ok(plan) = &mut planned
             && !held.is_empty()
         {
-            for d in plan
-                .due
-                .iter()
-                .filter(|d| upgrade::letter_is_new(&held, &d.step, &d.key))
-            {
+            let (held_back, due): (Vec<DueLetter>, Vec<DueLetter>) = std::mem::take(&mut plan.due)
+                .into_iter()
+                .partition(|d| upgrade::letter_is_new(&held, &d.step, &d.key));
+            plan.due = due;
+            for d in held_back {
                 self.unprepared.lock().expect("not poisoned").push(format!(
                     "{}: {}: held, as the step is new and its letters already due could not all \
                      be recorded imported at the start (see the log); fix what it names and \
@@ -1470,8 +1470,6 @@ impl Engine {
                     case.reference, d.step
                 ));
             }
-            plan.due
-                .retain(|d| !upgrade::letter_is_new(&held, &d.step, &d.key));
         }
         // A planning problem (a due step with nobody to write to, an agency no longer in the
         // directory) stops a letter as surely as a failed template: raised with them, and the case

@@ -101,14 +101,13 @@ async fn erase_signins(
     }
     // Sessions over as long ago go with them (a token's hash, a form token, three times), and
     // the record of what was read in them.
-    let mut sessions = Store::erase_sessions_before(&mut tx, before).await?;
+    let sessions = Store::erase_sessions_before(&mut tx, before).await?;
     if sessions > 0 {
         Store::record_erasure(&mut tx, now, SIGNIN_RULE, SESSION_CLASS, sessions, 0).await?;
     }
     let reads = Store::erase_reads_before(&mut tx, before).await?;
     if reads > 0 {
         Store::record_erasure(&mut tx, now, SIGNIN_RULE, READ_CLASS, reads, 0).await?;
-        sessions += reads;
     }
     Store::commit(tx).await?;
     if count > 0 {
@@ -119,7 +118,7 @@ async fn erase_signins(
             "retention erased web sign-in records"
         );
     }
-    Ok((count, sessions))
+    Ok((count, sessions + reads))
 }
 
 impl Applied {
@@ -316,15 +315,15 @@ pub async fn apply(
         applied.groups.push(erased);
     }
     applied.particulars = leftover_particulars(store, schedule, now, &facts).await?;
-    let sessions;
-    (applied.signins, sessions) = erase_signins(store, schedule, now).await?;
+    let sessions_and_reads;
+    (applied.signins, sessions_and_reads) = erase_signins(store, schedule, now).await?;
     // After any erasure — mail, particulars typed in later, sign-in records or sessions alone —
     // or when an earlier one could not empty the WAL: give the pages back and empty the WAL
     // (what was erased is still in both until then); if a reader is in the way, the next run
     // tries again.
     let pending = store.meta(RECLAIM_PENDING).await?.as_deref() == Some("yes");
     let erased = !applied.groups.is_empty() || applied.particulars > 0;
-    if erased || applied.signins > 0 || sessions > 0 || pending {
+    if erased || applied.signins > 0 || sessions_and_reads > 0 || pending {
         applied.reclaimed = store.reclaim().await?;
         if applied.reclaimed.wal_busy {
             tracing::warn!(

@@ -310,8 +310,7 @@ pub(super) async fn case(
         Err(r) => return r,
     };
     let now = app.clock.now();
-    let read = format!("{reference}: the case's page");
-    accounts::record_read(&app.store, s.user_id, &read, now).await;
+    recorded_read(&app, &s, &format!("{reference}: the case's page")).await;
     let line = workspace::case_line(&c, &app.cfg.process, &app.cfg.calendar, now);
     page(&reference, Some(&s), html! {
         h1 { "Case " (reference) }
@@ -332,6 +331,12 @@ pub(super) async fn case(
         }
     })
     .into_response()
+}
+
+/// That `s`'s person read `what` now ([`accounts::record_read`]: a case reference and which part,
+/// never content).
+async fn recorded_read(app: &App, s: &Session, what: &str) {
+    accounts::record_read(&app.store, s.user_id, what, app.clock.now()).await;
 }
 
 /// The files attached to each agency's return on the case, by stored message: each one's name,
@@ -724,8 +729,7 @@ pub(super) async fn letter(
         Ok(_) => return not_found("This case has no such letter."),
         Err(e) => return failure(&e),
     };
-    let read = format!("{reference}: letter {letter}");
-    accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
+    recorded_read(&app, &s, &format!("{reference}: letter {letter}")).await;
     let m = crate::core::intake::parse(&row.raw);
     let list = |a: &[crate::core::intake::Address]| {
         a.iter()
@@ -785,8 +789,7 @@ pub(super) async fn triage(
         Err(e) => return failure(&e),
     };
     let (shown, page_no, pages) = window(total, q.page.as_deref(), TRIAGE_PER_PAGE);
-    let read = format!("the triage list, page {page_no}");
-    accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
+    recorded_read(&app, &s, &format!("the triage list, page {page_no}")).await;
     let rows = match app.store.triage_page(shown.start, shown.len()).await {
         Ok(r) => r,
         Err(e) => return failure(&e),
@@ -818,6 +821,13 @@ pub(super) async fn triage(
     .into_response()
 }
 
+/// Why a message waits in triage: the rule that listed it and its reasons (a `dl` entry).
+fn why_listed(r: &crate::shell::store::TriageRow) -> Markup {
+    html! {
+        dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
+    }
+}
+
 /// One message waiting in triage: what it is (`m`: as read; `None`: not read here), and a form
 /// for each thing that can be done (on page `page_no`, where taking it off the list comes back
 /// to).
@@ -838,7 +848,7 @@ fn triage_item(
                     dl {
                         dt { "From" } dd { @match &m.from { Some(a) => { (a.name.as_deref().unwrap_or("")) " <" (a.email) ">" } None => { "not known" } } }
                         dt { "Received" } dd { (short_instant(r.internal_date)) }
-                        dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
+                        (why_listed(r))
                         dt { "Attachments" } dd { @if m.attachments.is_empty() { "none" } @for (i, a) in m.attachments.iter().enumerate() {
                             @match trust::attachment_risk(a) {
                                 None => { a href={ "/triage/" (r.id) "/attachments/" (i) } { (trust::shown_name(&a.filename)) } " (" (a.size) " bytes)" br; }
@@ -852,7 +862,7 @@ fn triage_item(
                     h2 id={ "m" (r.id) } { "Message " (r.id) ": set aside unread" }
                     dl {
                         dt { "Received" } dd { (short_instant(r.internal_date)) " (" (r.size) " bytes)" }
-                        dt { "Why it is here" } dd { (r.rule.as_deref().unwrap_or("not classified")) @for why in &r.reasons { br; (why) } }
+                        (why_listed(r))
                         dt { "Read it" } dd { "in the shared mailbox itself (Outlook): caseclerk does not open it here." }
                     }
                 }
@@ -1099,8 +1109,7 @@ pub(super) async fn tracker(
     let mut rows: Vec<&Summary> = memo.all().collect();
     rows.sort_by(|a, b| a.line.reference.cmp(&b.line.reference));
     let (shown, page_no, pages) = window(rows.len(), q.page.as_deref(), CASES_PER_PAGE);
-    let read = format!("the tracker, page {page_no}");
-    accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
+    recorded_read(&app, &s, &format!("the tracker, page {page_no}")).await;
     let total = rows.len();
     let t: Vec<Vec<crate::core::export::Cell>> =
         rows[shown].iter().map(|c| c.tracker.clone()).collect();
@@ -1140,7 +1149,7 @@ pub(super) async fn tracker_file(
         Err(r) => return r,
     };
     let now = app.clock.now();
-    accounts::record_read(&app.store, s.user_id, &format!("the tracker: {name}"), now).await;
+    recorded_read(&app, &s, &format!("the tracker: {name}")).await;
     // A download of every case, as `caseclerk export` writes it: the whole snapshot.
     let snap = match snapshot::gather(&app.cfg, &app.store, now, now).await {
         Ok(snap) => snap,
@@ -1252,8 +1261,12 @@ pub(super) async fn case_attachment(
     };
     match one_case(&app, &reference).await {
         Ok(Some((c, _))) if c.state.messages.contains(&message) => {
-            let read = format!("{reference}: file {index} of message {message}");
-            accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
+            recorded_read(
+                &app,
+                &s,
+                &format!("{reference}: file {index} of message {message}"),
+            )
+            .await;
             attachment_of(&app, message, index).await
         }
         Ok(_) => not_found("That case has no such message."),
@@ -1273,8 +1286,12 @@ pub(super) async fn triage_attachment(
     };
     match app.store.message_state(message).await {
         Ok(Some((state, _))) if state == "triage" => {
-            let read = format!("triage: file {index} of message {message}");
-            accounts::record_read(&app.store, s.user_id, &read, app.clock.now()).await;
+            recorded_read(
+                &app,
+                &s,
+                &format!("triage: file {index} of message {message}"),
+            )
+            .await;
             attachment_of(&app, message, index).await
         }
         Ok(_) => not_found("That message is not waiting in triage."),
