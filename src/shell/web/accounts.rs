@@ -42,6 +42,10 @@ pub enum AccountError {
     Hash(String),
     #[error("too many sign-ins at once: none was checked for {} s", CHECK_WAIT.as_secs())]
     Busy,
+    #[error(
+        "{CHECKS_PER_ADDRESS} sign-ins from the same address are already being checked or waiting"
+    )]
+    BusyFromAddress,
     #[error("the second factor's key: {0}")]
     SecondFactor(String),
     #[error(transparent)]
@@ -65,11 +69,77 @@ pub const CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 static CHECKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSWORD_CHECKS);
 
+/// How many sign-ins from one address (an IPv6 address's /64, which one household or host is
+/// given whole) may be checked or waiting for their turn at once. One more is refused at once
+/// ([`AccountError::BusyFromAddress`]): a flood from one machine holds at most this many places
+/// in the queue of [`PASSWORD_CHECKS`], so everybody else's sign-in still starts within a few
+/// checks' time instead of waiting behind the flood and being refused as busy. Two, not one: a
+/// person who presses "Sign in" twice is not refused.
+pub const CHECKS_PER_ADDRESS: usize = 2;
+
+/// The sign-ins being checked or waiting, by address ([`CHECKS_PER_ADDRESS`]).
+static FROM: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// One place of an address among the sign-ins checked or waiting; given back when dropped.
+struct AddressTurn(String);
+
+impl AddressTurn {
+    fn take(remote: &str) -> Result<AddressTurn, AccountError> {
+        let key = address_key(remote);
+        let mut from = FROM
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = from.entry(key.clone()).or_default();
+        if *held >= CHECKS_PER_ADDRESS {
+            return Err(AccountError::BusyFromAddress);
+        }
+        *held += 1;
+        Ok(AddressTurn(key))
+    }
+}
+
+impl Drop for AddressTurn {
+    fn drop(&mut self) {
+        let mut from = FROM
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = from.get_mut(&self.0) {
+            *held -= 1;
+            if *held == 0 {
+                from.remove(&self.0);
+            }
+        }
+    }
+}
+
+/// What counts as one address for [`CHECKS_PER_ADDRESS`]: an IPv4 address (also when written as
+/// IPv6), an IPv6 address's /64, or the text as given when it is not an address.
+fn address_key(remote: &str) -> String {
+    match remote
+        .parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_canonical())
+    {
+        Ok(std::net::IpAddr::V4(a)) => a.to_string(),
+        Ok(std::net::IpAddr::V6(a)) => {
+            let s = a.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => remote.to_string(),
+    }
+}
+
 /// Whether `password` matches `hash`, checked on a blocking thread once a turn is free
-/// ([`PASSWORD_CHECKS`]). The turn is held by the check itself, not by the request: a client that
-/// hangs up ends its request, never the check, so it cannot free a turn for another check while
-/// its own still holds the memory.
-async fn checked(hash: String, password: String) -> Result<bool, AccountError> {
+/// ([`PASSWORD_CHECKS`]) and while `remote`, if given, has no more than [`CHECKS_PER_ADDRESS`]
+/// sign-ins checked or waiting. Both turns are held by the check itself, not by the request: a client
+/// that hangs up ends its request, never the check, so it cannot free a turn for another check
+/// while its own still holds the memory.
+async fn checked(
+    hash: String,
+    password: String,
+    remote: Option<&str>,
+) -> Result<bool, AccountError> {
+    let place = remote.map(AddressTurn::take).transpose()?;
     let turn = tokio::time::timeout(CHECK_WAIT, CHECKING.acquire())
         .await
         .map_err(|_| AccountError::Busy)?
@@ -77,6 +147,7 @@ async fn checked(hash: String, password: String) -> Result<bool, AccountError> {
     tokio::task::spawn_blocking(move || {
         let matches = verify_password(&hash, &password);
         drop(turn);
+        drop(place);
         matches
     })
     .await
@@ -517,6 +588,30 @@ pub async fn sign_in(
     remote: &str,
     now: DateTime<Utc>,
 ) -> Result<SignIn, AccountError> {
+    sign_in_bounded(store, username, password, remote, Some(remote), now).await
+}
+
+/// [`sign_in`] from the trusted proxy, whose one address every person's sign-in comes from (the
+/// council's identity provider has let each through first): not bound by address
+/// ([`CHECKS_PER_ADDRESS`]), only by [`PASSWORD_CHECKS`].
+pub(super) async fn sign_in_through_proxy(
+    store: &Store,
+    username: &str,
+    password: &str,
+    remote: &str,
+    now: DateTime<Utc>,
+) -> Result<SignIn, AccountError> {
+    sign_in_bounded(store, username, password, remote, None, now).await
+}
+
+async fn sign_in_bounded(
+    store: &Store,
+    username: &str,
+    password: &str,
+    remote: &str,
+    bound: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<SignIn, AccountError> {
     let row = sqlx::query(
         "SELECT id, password_hash, failed_signins, locked_until, disabled_at, \
          totp_secret IS NOT NULL FROM web_users WHERE username = ?",
@@ -528,7 +623,7 @@ pub async fn sign_in(
         .as_ref()
         .map_or_else(|| decoy_hash().to_string(), |r| r.get::<String, _>(1));
     let owned = password.to_string();
-    let matches = checked(hash, owned).await?;
+    let matches = checked(hash, owned, bound).await?;
     let Some(row) = row else {
         record_signin(store, None, "unknown account", remote, now).await?;
         return Ok(SignIn::Refused);
@@ -779,11 +874,15 @@ pub async fn all_signins(
 
 #[cfg(test)]
 mod tests {
-    //! The bound on password checks at once holds for a request that is dropped mid-check.
+    //! The bounds on password checks at once: in all, for a request dropped mid-check, and by
+    //! address. The tests take turns ([`ONE_AT_A_TIME`]): each counts the process's turns.
     use super::*;
+
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     #[tokio::test]
     async fn a_sign_in_dropped_while_its_password_is_checked_keeps_its_turn_until_the_check_ends() {
+        let _alone = ONE_AT_A_TIME.lock().await;
         let store = Store::open_in_memory().await.unwrap();
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let request = tokio::spawn(async move {
@@ -803,5 +902,44 @@ mod tests {
         );
         // And gives it back when it ends.
         let _back = CHECKING.acquire_many(PASSWORD_CHECKS as u32).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_machine_with_two_sign_ins_being_checked_has_a_third_refused_at_once_and_others_are_not()
+     {
+        let _alone = ONE_AT_A_TIME.lock().await;
+        let store = Store::open_in_memory().await.unwrap();
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let held: Vec<AddressTurn> = (0..CHECKS_PER_ADDRESS)
+            .map(|_| AddressTurn::take("192.0.2.1").unwrap())
+            .collect();
+        for same in ["192.0.2.1", "::ffff:192.0.2.1"] {
+            let third = sign_in(&store, "nobody", "a guess", same, now).await;
+            assert!(
+                matches!(third, Err(AccountError::BusyFromAddress)),
+                "{same}: {third:?}"
+            );
+        }
+        let other = sign_in(&store, "nobody", "a guess", "192.0.2.2", now).await;
+        assert!(matches!(other, Ok(SignIn::Refused)), "{other:?}");
+        let proxied = sign_in_through_proxy(&store, "nobody", "a guess", "192.0.2.1", now).await;
+        assert!(matches!(proxied, Ok(SignIn::Refused)), "{proxied:?}");
+        drop(held);
+        let again = sign_in(&store, "nobody", "a guess", "192.0.2.1", now).await;
+        assert!(matches!(again, Ok(SignIn::Refused)), "{again:?}");
+        assert!(FROM.lock().unwrap().is_empty(), "every place is given back");
+    }
+
+    #[test]
+    fn an_ipv6_machine_is_its_slash_64_and_an_ipv4_one_its_address_however_written() {
+        assert_eq!(address_key("2001:db8:1:2::7"), "2001:db8:1:2::/64");
+        assert_eq!(address_key("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
+        assert_ne!(
+            address_key("2001:db8:1:3::7"),
+            address_key("2001:db8:1:2::7")
+        );
+        assert_eq!(address_key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(address_key("192.0.2.1"), "192.0.2.1");
+        assert_ne!(address_key("192.0.2.2"), address_key("192.0.2.1"));
     }
 }

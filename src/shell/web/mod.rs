@@ -478,15 +478,15 @@ async fn sign_in(
         }
         return through_the_proxy();
     }
-    match accounts::sign_in(
-        &app.store,
-        &f.username,
-        &f.password,
-        &remote.to_string(),
-        now,
-    )
-    .await
-    {
+    // Past `passwords_refused`, a configured proxy means the request came through it.
+    let through_proxy = app.cfg.web.as_ref().is_some_and(|w| w.proxy.is_some());
+    let (name, address) = (&f.username, remote.to_string());
+    let checked = if through_proxy {
+        accounts::sign_in_through_proxy(&app.store, name, &f.password, &address, now).await
+    } else {
+        accounts::sign_in(&app.store, name, &f.password, &address, now).await
+    };
+    match checked {
         Ok(accounts::SignIn::Session(new)) => signin::signed_in_now(&new),
         Ok(accounts::SignIn::CodeAsked(step)) => signin::code_form(&f.csrf, Some(&step), None),
         Ok(accounts::SignIn::Refused) => {
@@ -501,6 +501,13 @@ async fn sign_in(
             refusal(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too many sign-ins are being checked at this moment. Wait a minute and sign in again.",
+            )
+        }
+        Err(accounts::AccountError::BusyFromAddress) => {
+            tracing::warn!("a sign-in refused: too many at once from one address");
+            refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Sign-ins from this computer are already being checked. Wait a moment and sign in again.",
             )
         }
         Err(e) => failure(&e),

@@ -124,8 +124,12 @@ async fn wrong_passwords_tried_all_at_once_cannot_outrun_the_lockout() {
     let w = Workspace::start().await;
     let store = &w.review.engine.store;
     let now = w.clock.now_utc();
-    // Twenty guesses sent together: each one's slow hash check starts before any is counted.
-    let guesses = (0..20).map(|_| accounts::sign_in(store, CLERK, "a guess", "192.0.2.7", now));
+    // Twenty guesses sent together, from twenty machines (one machine has only two checked at
+    // once): each one's slow hash check starts before any is counted.
+    let from: Vec<String> = (0..20).map(|i| format!("192.0.2.{}", 100 + i)).collect();
+    let guesses = from
+        .iter()
+        .map(|a| accounts::sign_in(store, CLERK, "a guess", a, now));
     for answer in futures::future::join_all(guesses).await {
         assert!(
             matches!(answer, Ok(accounts::SignIn::Refused)),
@@ -571,10 +575,13 @@ async fn sign_ins_sent_all_at_once_by_someone_without_an_account_are_checked_a_f
     let started = std::time::Instant::now();
     // Each check holds 19 MiB while it runs: 32 at once held 570 MiB. Checked a few at a time,
     // what is left is what the allocator keeps for the threads that ran them (133 MiB here).
-    let names: Vec<String> = (0..32).map(|i| format!("nobody{i}")).collect();
+    // From 32 machines: one machine alone has only two checked at once.
+    let names: Vec<(String, String)> = (0..32)
+        .map(|i| (format!("nobody{i}"), format!("192.0.2.{}", 100 + i)))
+        .collect();
     let guesses = names
         .iter()
-        .map(|n| accounts::sign_in(store, n, "a guess", "192.0.2.9", now));
+        .map(|(n, a)| accounts::sign_in(store, n, "a guess", a, now));
     for answer in futures::future::join_all(guesses).await {
         assert!(
             matches!(answer, Ok(accounts::SignIn::Refused)),
