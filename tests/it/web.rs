@@ -305,23 +305,32 @@ fn unchunk(mut rest: &str) -> String {
 }
 
 #[tokio::test]
-async fn signing_in_sets_a_secure_http_only_strict_cookie_and_opens_the_cases() {
+async fn signing_in_sets_a_secure_http_only_strict_host_only_cookie_and_opens_the_cases() {
     let w = Workspace::start().await;
     let mut c = w.client();
     let first = c.get("/cases").await;
     assert_eq!(first.status, 303, "no session: to the sign-in page");
     assert_eq!(first.header("location"), Some("/sign-in"));
+    let form = c.get("/sign-in").await;
     let signed = c.sign_in(CLERK, PASSWORD).await;
     assert_eq!(signed.status, 303, "{}", signed.body);
-    let cookie = signed.header("set-cookie").unwrap();
-    for part in [
-        "caseclerk_session=",
-        "Secure",
-        "HttpOnly",
-        "SameSite=Strict",
-        "Path=/",
+    // `__Host-`: a browser takes such a cookie only from this host itself, over HTTPS, for every
+    // path and without a `Domain`, so a page on a sibling subdomain cannot plant one.
+    for (cookie, name) in [
+        (
+            signed.header("set-cookie").unwrap(),
+            "__Host-caseclerk_session=",
+        ),
+        (
+            form.header("set-cookie").unwrap(),
+            "__Host-caseclerk_signin=",
+        ),
     ] {
-        assert!(cookie.contains(part), "{part} in {cookie}");
+        assert!(cookie.starts_with(name), "{name} in {cookie}");
+        for part in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(cookie.contains(part), "{part} in {cookie}");
+        }
+        assert!(!cookie.contains("Domain"), "{cookie}");
     }
     let cases = c.get("/cases").await;
     assert_eq!(cases.status, 200);

@@ -37,10 +37,13 @@ use maud::{DOCTYPE, Markup, html};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "caseclerk_session";
+/// The session cookie's name. Every cookie's name starts `__Host-`: a browser takes it only from
+/// this host over HTTPS, with `Path=/` and no `Domain` (as [`set_cookie`] writes it), so a page on
+/// a sibling subdomain of the council's domain cannot plant one (sign a person in as another
+/// account, or out). Renamed in session 26: a session from before it signs in again.
+pub const SESSION_COOKIE: &str = "__Host-caseclerk_session";
 /// The sign-in form's own token cookie (the form carries the same value back).
-const SIGNIN_COOKIE: &str = "caseclerk_signin";
+const SIGNIN_COOKIE: &str = "__Host-caseclerk_signin";
 
 /// Why the workspace could not start.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! The sign-in's second step: the page asking for the code of an account with a second factor,
 //! and checking it ([`super::second_factor::second_step`]).
 //!
-//! Owns the step's cookie (`caseclerk_step`: the random token of a half-done sign-in, five
+//! Owns the step's cookie (`__Host-caseclerk_step`: the random token of a half-done sign-in, five
 //! minutes, Secure, HttpOnly, SameSite=Strict) and the answers: a session, the code asked again,
 //! or back to the sign-in page. The form carries the sign-in form's own token, as the password
 //! form does.
@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 
 /// The cookie holding a half-done sign-in's token.
-const STEP_COOKIE: &str = "caseclerk_step";
+const STEP_COOKIE: &str = "__Host-caseclerk_step";
 
 /// `r` with one more cookie set.
 pub(super) fn with_cookie(mut r: Response, cookie: &str) -> Response {

@@ -343,7 +343,9 @@ async fn the_same_attempt_again_within_a_minute_is_counted_on_its_row_not_writte
     w.clock.set(w.clock.now_utc() + Duration::seconds(61));
     assert_eq!(c.get("/sign-in").await.status, 403);
     let mut other = w.client();
-    other.cookies.insert("caseclerk_signin".into(), "x".into());
+    other
+        .cookies
+        .insert("__Host-caseclerk_signin".into(), "x".into());
     let refused = other
         .post(
             "/sign-in",
@@ -371,7 +373,8 @@ async fn behind_a_proxy_a_password_is_taken_only_through_it() {
     let form = c.get("/sign-in").await;
     assert_eq!(form.status, 403);
     // A form kept from before (its token in the sign-in cookie, as the form page sets it).
-    c.cookies.insert("caseclerk_signin".into(), "x".into());
+    c.cookies
+        .insert("__Host-caseclerk_signin".into(), "x".into());
     let straight = c
         .post(
             "/sign-in",
