@@ -8,7 +8,10 @@
 //! - **Reading a vote**: the first line of the reply's own text (quoted history removed) starts with
 //!   one outcome's keyword ("MEETS", "NO LCSPR"); a first line naming two outcomes, or another
 //!   outcome standing alone on a later line, is ambiguous and never guessed. Some decisions (the
-//!   National Panel's prose answers) are read anywhere in the text, longest phrase first.
+//!   National Panel's prose answers) are read anywhere in the text, longest phrase first. A "no",
+//!   "not" or "n't" within three words of the keyword, in the same sentence (after it, or either
+//!   side where read anywhere), may turn it round ("Meets threshold: no", "no reason to
+//!   disagree"): such a reply is ambiguous too.
 //! - **Authentication-Results**: when the receiving server's `authserv-id` is configured, the
 //!   *topmost* Authentication-Results header must come from it and show DMARC pass for the sender's
 //!   domain, or aligned DKIM or SPF pass. Headers further down (which a sender can forge) are never
@@ -120,29 +123,104 @@ pub enum Reading {
     NotAVote,
 }
 
-/// Find keyword phrases in normalised text, longest first, masking what matched so "does not
-/// agree" is not also read as "agree". Returns the outcomes found, in first-occurrence order.
-fn outcomes_in(text: &str, keywords: &[(String, String)]) -> Vec<String> {
-    let mut padded = format!(" {text} ");
-    let mut found: Vec<(usize, String)> = Vec::new();
+/// The words that, close beside an outcome's keyword, may turn it round: "Meets threshold: no",
+/// "LCSPR not required", "no reason to disagree". `t` is what folding leaves of "n't".
+const NEGATIONS: &[&str] = &["no", "not", "never", "nor", "neither", "cannot", "t"];
+
+/// How many words after a keyword (and before it, where a reply is read anywhere) a negation
+/// makes it unreadable: words of other keywords are not counted ("NFA - no further action").
+const NEGATION_REACH: usize = 3;
+
+/// One keyword found in a run of folded words.
+struct Found {
+    at: usize,
+    len: usize,
+    outcome: String,
+}
+
+/// Keyword phrases found in `words`, longest first, each word taken by one phrase at most so
+/// "does not agree" is not also read as "agree"; in the order they stand.
+fn found_in(words: &[&str], keywords: &[(String, String)]) -> Vec<Found> {
     let mut sorted: Vec<&(String, String)> = keywords.iter().collect();
     sorted.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    let mut taken = vec![false; words.len()];
+    let mut found = Vec::new();
     for (kw, outcome) in sorted {
-        let needle = format!(" {kw} ");
-        while let Some(i) = padded.find(&needle) {
-            found.push((i, outcome.clone()));
-            let mask = " ".repeat(needle.len() - 2);
-            padded.replace_range(i + 1..i + needle.len() - 1, &mask);
+        let phrase: Vec<&str> = kw.split(' ').filter(|w| !w.is_empty()).collect();
+        let n = phrase.len();
+        if n == 0 || n > words.len() {
+            continue;
+        }
+        for at in 0..=words.len() - n {
+            if words[at..at + n] == phrase[..] && !taken[at..at + n].iter().any(|t| *t) {
+                taken[at..at + n].iter_mut().for_each(|t| *t = true);
+                found.push(Found {
+                    at,
+                    len: n,
+                    outcome: outcome.clone(),
+                });
+            }
         }
     }
-    found.sort_by_key(|(i, _)| *i);
+    found.sort_by_key(|f| f.at);
+    found
+}
+
+/// The outcomes of `found`, each once, in first-occurrence order.
+fn outcomes_of(found: &[Found]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for (_, o) in found {
-        if !out.contains(&o) {
-            out.push(o);
+    for f in found {
+        if !out.contains(&f.outcome) {
+            out.push(f.outcome.clone());
         }
     }
     out
+}
+
+/// Find keyword phrases in normalised text ([`found_in`]). Returns the outcomes found, in
+/// first-occurrence order.
+fn outcomes_in(text: &str, keywords: &[(String, String)]) -> Vec<String> {
+    let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+    outcomes_of(&found_in(&words, keywords))
+}
+
+/// The keyword of `found` (one of `all`, found in `words`) with a negation within
+/// [`NEGATION_REACH`] words after it, or also before it when `before`.
+fn negation_beside(words: &[&str], all: &[Found], before: bool) -> Option<(String, String)> {
+    let free = |i: &usize| !all.iter().any(|g| (g.at..g.at + g.len).contains(i));
+    all.iter().find_map(|f| {
+        let after = (f.at + f.len..words.len())
+            .filter(free)
+            .take(NEGATION_REACH);
+        let ahead: Vec<usize> = if before {
+            (0..f.at).rev().filter(free).take(NEGATION_REACH).collect()
+        } else {
+            Vec::new()
+        };
+        after
+            .chain(ahead)
+            .find(|i| NEGATIONS.contains(&words[*i]))
+            .map(|i| (f.outcome.clone(), words[i].to_string()))
+    })
+}
+
+/// Why a reply is not read when a negation stands beside an outcome's keyword.
+fn turned_round(outcome: &str, negation: &str) -> Reading {
+    let said = if negation == "t" { "n't" } else { negation };
+    Reading::Ambiguous(format!(
+        "the reply says {outcome} with \"{said}\" close beside it, which may turn it round"
+    ))
+}
+
+/// The sentences of `text`, ended by any of `ends`, each folded ([`text::fold`]); a sentence may
+/// run over lines.
+fn sentences(text: &str, ends: &[char]) -> Vec<String> {
+    let joined = text.lines().collect::<Vec<_>>().join(" ");
+    joined
+        .split(ends)
+        .map(text::fold)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// The (normalised keyword, outcome) pairs of a decision.
@@ -165,7 +243,19 @@ pub fn read_vote(own: &str, d: &Decision) -> Reading {
         .filter(|l| !l.is_empty())
         .collect();
     if d.read_anywhere {
-        let all = outcomes_in(&lines.join(" "), &keywords);
+        let mut all: Vec<String> = Vec::new();
+        for sentence in sentences(own, &['.', '!', '?', ';']) {
+            let words: Vec<&str> = sentence.split(' ').collect();
+            let found = found_in(&words, &keywords);
+            if let Some((outcome, negation)) = negation_beside(&words, &found, true) {
+                return turned_round(&outcome, &negation);
+            }
+            for o in outcomes_of(&found) {
+                if !all.contains(&o) {
+                    all.push(o);
+                }
+            }
+        }
         return match all.as_slice() {
             [] => Reading::NotAVote,
             [one] => Reading::Clear(one.clone()),
@@ -206,6 +296,20 @@ pub fn read_vote(own: &str, d: &Decision) -> Reading {
                 return Reading::Ambiguous(format!(
                     "the first line says {outcome} but a later line says {other}"
                 ));
+            }
+            // Within the first line's first sentence: "Meets threshold: no" is not a vote for
+            // meets, while "MEETS. Not known to services before." is. A question mark does not
+            // end it here ("MEETS? No.").
+            let first_raw = own
+                .lines()
+                .find(|l| !text::fold(l).is_empty())
+                .unwrap_or("");
+            if let Some(sentence) = sentences(first_raw, &['.', '!']).first() {
+                let words: Vec<&str> = sentence.split(' ').collect();
+                let found = found_in(&words, &keywords);
+                if let Some((said, negation)) = negation_beside(&words, &found, false) {
+                    return turned_round(&said, &negation);
+                }
             }
             Reading::Clear(outcome.clone())
         }
@@ -651,6 +755,80 @@ mod tests {
             Reading::NotAVote
         );
         assert_eq!(read_vote("", &d), Reading::NotAVote);
+    }
+
+    #[test]
+    fn an_answer_turned_round_by_a_no_or_not_beside_it_is_never_read_as_that_answer() {
+        let d = screening();
+        let s = signoff();
+        for (reply, decision) in [
+            ("Meets threshold: no", &d),
+            ("MEETS? No, I do not think so", &d),
+            ("LCSPR not required - agree with the group", &s),
+            ("LCSPR: no", &s),
+            ("National review not required", &s),
+            ("LCSPR isn't needed", &s),
+        ] {
+            assert!(
+                matches!(read_vote(reply, decision), Reading::Ambiguous(_)),
+                "{reply}: {:?}",
+                read_vote(reply, decision)
+            );
+        }
+        // A negation that is part of a keyword, or beyond the first sentence, or further off.
+        for (reply, decision, outcome) in [
+            ("NFA - no further action", &d, "nfa"),
+            ("No further action. Not known to services.", &d, "nfa"),
+            ("MEETS. Not known to services before.", &d, "meets"),
+            ("MEETS - the child was not known before", &d, "meets"),
+            ("NO LCSPR", &s, "no_lcspr"),
+        ] {
+            assert_eq!(
+                read_vote(reply, decision),
+                Reading::Clear(outcome.into()),
+                "{reply}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_prose_answer_with_a_negation_beside_its_phrase_is_held_not_read_the_other_way() {
+        let np = decision(
+            Quorum::All,
+            &[
+                ("agree", &["agrees with", "agree with", "agreed with"]),
+                (
+                    "disagree",
+                    &[
+                        "does not agree",
+                        "do not agree",
+                        "disagrees",
+                        "disagree with",
+                    ],
+                ),
+                ("national_review", &["national review"]),
+            ],
+            true,
+        );
+        for reply in [
+            "The Panel has no reason to disagree with your decision.",
+            "The Panel agrees with your decision not to hold a national review.",
+            "The Panel agrees; a national\nreview is not required.",
+        ] {
+            assert!(
+                matches!(read_vote(reply, &np), Reading::Ambiguous(_)),
+                "{reply}: {:?}",
+                read_vote(reply, &np)
+            );
+        }
+        assert_eq!(
+            read_vote(
+                "The Panel agreed with your decision.\nNo further information is needed.",
+                &np
+            ),
+            Reading::Clear("agree".into()),
+            "a negation in another sentence is not beside it"
+        );
     }
 
     #[test]
