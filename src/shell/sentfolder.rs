@@ -7,7 +7,8 @@
 //! doubt: [`has_copy`]), or `"none"` (the older `file_sent = false`).
 //!
 //! Owns filing once: after a pass has sent letters, the sent-but-unfiled outbox rows are each
-//! looked for in the folder by Message-ID (`UID SEARCH HEADER Message-ID`) and appended (`\Seen`,
+//! looked for in the folder by Message-ID (`UID SEARCH HEADER Message-ID`, checked so that a
+//! refused search never reads as "absent": [`copy_in`]) and appended (`\Seen`,
 //! with the instant it was sent as INTERNALDATE) only when absent; then `filed_at` is recorded. A
 //! crash between sending and filing leaves the row unfiled, and the next pass files it; a crash
 //! between APPEND and recording finds the copy on the next pass and appends nothing. A failure
@@ -86,17 +87,82 @@ pub async fn has_copy(settings: &ImapSettings, message_id: &str) -> Result<bool,
         }
     };
     // EXAMINE: read-only, so looking never changes a flag in the folder.
-    tokio::time::timeout(t, session.examine(folder))
+    let examined = tokio::time::timeout(t, session.examine(folder))
         .await
         .map_err(|_| within("EXAMINE sent folder"))?
         .map_err(command("EXAMINE sent folder"))?;
-    let query = format!("HEADER Message-ID \"<{}>\"", message_id.replace('"', ""));
-    let found = tokio::time::timeout(t, session.uid_search(&query))
+    let found = copy_in(&mut session, t, message_id, examined.exists > 0).await?;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
+    Ok(found)
+}
+
+/// Whether the open folder holds the letter `message_id`, asked so that a refused or cut answer
+/// can never pass for "no copy". The IMAP library hands back a `UID SEARCH` that the server
+/// answered `NO` or `BAD`, or that a dropped connection ended, as an empty answer — and "no
+/// copy" of a letter in doubt sends it again. So the search also asks for `UID *` (the folder's
+/// newest message), which a folder holding mail (`may_hold_mail`) always lists: an answer
+/// listing nothing is not trusted. And each message listed is then asked for its Message-ID
+/// (`ENVELOPE`): "no copy" only when every one listed answered and none is the letter.
+async fn copy_in(
+    session: &mut mailbox::Session,
+    t: std::time::Duration,
+    message_id: &str,
+    may_hold_mail: bool,
+) -> Result<bool, MailboxError> {
+    use futures::StreamExt;
+    let untrusted = |detail: &str| MailboxError::Command {
+        command: "UID SEARCH",
+        detail: format!("the sent folder's answer cannot be trusted: {detail}"),
+    };
+    let command = |command: &'static str| {
+        move |e: async_imap::error::Error| MailboxError::Command {
+            command,
+            detail: e.to_string(),
+        }
+    };
+    let within = |command: &'static str| MailboxError::Timeout {
+        command,
+        seconds: t.as_secs(),
+    };
+    let wanted = format!("<{}>", message_id.replace('"', ""));
+    let query = format!("OR HEADER Message-ID \"{wanted}\" UID *");
+    let listed = tokio::time::timeout(t, session.uid_search(&query))
         .await
         .map_err(|_| within("UID SEARCH"))?
         .map_err(command("UID SEARCH"))?;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
-    Ok(!found.is_empty())
+    if listed.is_empty() {
+        return if may_hold_mail {
+            Err(untrusted("it listed nothing, not even the newest message"))
+        } else {
+            Ok(false)
+        };
+    }
+    let set: Vec<String> = listed.iter().map(u32::to_string).collect();
+    let mut answered = std::collections::HashSet::new();
+    let mut found = false;
+    let fetched = async {
+        let mut stream = session
+            .uid_fetch(set.join(","), "ENVELOPE")
+            .await
+            .map_err(command("UID FETCH"))?;
+        while let Some(f) = stream.next().await {
+            let f = f.map_err(command("UID FETCH"))?;
+            let id = f.envelope().and_then(|e| e.message_id.as_deref());
+            found |= id.is_some_and(|id| id.trim_ascii() == wanted.as_bytes());
+            answered.extend(f.uid);
+        }
+        Ok::<_, MailboxError>(())
+    };
+    tokio::time::timeout(t, fetched)
+        .await
+        .map_err(|_| within("UID FETCH"))??;
+    if found {
+        Ok(true)
+    } else if listed.iter().all(|u| answered.contains(u)) {
+        Ok(false)
+    } else {
+        Err(untrusted("a message it listed was not handed over"))
+    }
 }
 
 async fn file(
@@ -118,18 +184,15 @@ async fn file(
         seconds: settings.command_timeout.as_secs(),
     };
     let t = settings.command_timeout;
-    tokio::time::timeout(t, session.select(folder))
+    let selected = tokio::time::timeout(t, session.select(folder))
         .await
         .map_err(|_| within("SELECT sent folder"))?
         .map_err(command("SELECT sent folder"))?;
+    let mut may_hold_mail = selected.exists > 0;
     let mut filed = 0;
     for l in letters {
-        let query = format!("HEADER Message-ID \"<{}>\"", l.message_id.replace('"', ""));
-        let found = tokio::time::timeout(t, session.uid_search(&query))
-            .await
-            .map_err(|_| within("UID SEARCH"))?
-            .map_err(command("UID SEARCH"))?;
-        if found.is_empty() {
+        let found = copy_in(&mut session, t, &l.message_id, may_hold_mail).await?;
+        if !found {
             // The letter's bytes are read now, one letter at a time, and let go once appended.
             let Some(letter) = store.letter(l.id).await? else {
                 continue; // gone meanwhile: nothing to file
@@ -143,12 +206,9 @@ async fn file(
             .map_err(|_| within("APPEND"))?
             .map_err(command("APPEND"))?;
         }
+        may_hold_mail = true;
         store.mark_filed(l.id, now).await?;
-        tracing::debug!(
-            outbox = l.id,
-            already_there = !found.is_empty(),
-            "letter filed"
-        );
+        tracing::debug!(outbox = l.id, already_there = found, "letter filed");
         filed += 1;
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;

@@ -234,3 +234,105 @@ fn who_files_the_sent_copy_is_a_mailbox_setting_and_the_older_file_sent_still_me
         "{zero}"
     );
 }
+
+/// A few lines of IMAP over loopback: logs in, opens a sent folder of twelve messages, and
+/// answers `UID SEARCH` and `UID FETCH` as `search` and `fetch` say (each a whole answer, `{tag}`
+/// standing for the command's tag), as a busy or failing server does.
+async fn imap_answering(search: String, fetch: String) -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (search, fetch) = (search.clone(), fetch.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"* OK IMAP4rev1 ready\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut words = line.split(' ');
+                    let tag = words.next().unwrap_or("*").to_string();
+                    let command = words.next().unwrap_or("").to_ascii_uppercase();
+                    let sub = words.next().unwrap_or("").to_ascii_uppercase();
+                    let answer = match (command.as_str(), sub.as_str()) {
+                        ("EXAMINE" | "SELECT", _) => "* 12 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n\
+                             * OK [UIDNEXT 13] ok\r\n{tag} OK [READ-ONLY] done\r\n"
+                            .to_string(),
+                        ("UID", "SEARCH") => search.clone(),
+                        ("UID", "FETCH") => fetch.clone(),
+                        ("LOGOUT", _) => "* BYE\r\n{tag} OK done\r\n".to_string(),
+                        _ => "{tag} OK done\r\n".to_string(),
+                    };
+                    let answer = answer.replace("{tag}", &tag);
+                    let _ = write.write_all(answer.as_bytes()).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_sent_folder_that_refuses_the_search_or_withholds_what_it_listed_is_never_read_as_holding_no_copy()
+ {
+    let settings = |port: u16| ImapSettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsMode::None,
+        username: SHARED.into(),
+        password: Some(Secret::new(PASSWORD)),
+        folder: "INBOX".into(),
+        ca_file: None,
+        oauth2: None,
+        sent_folder: Some("Sent Items".into()),
+        sent_copy: SentCopy::Server,
+        in_doubt_grace: StdDuration::from_secs(120),
+        idle_refresh: StdDuration::from_secs(60),
+        poll_interval: StdDuration::from_secs(60),
+        command_timeout: StdDuration::from_secs(10),
+        check_interval: StdDuration::from_secs(60),
+        fetch_interval: StdDuration::from_secs(300),
+    };
+    let envelope = |uid: u32, id: &str| {
+        format!(
+            "* {uid} FETCH (UID {uid} ENVELOPE (NIL \"letter\" NIL NIL NIL NIL NIL NIL NIL \"<{id}>\"))\r\n"
+        )
+    };
+    let done = |before: &str| format!("{before}{{tag}} OK done\r\n");
+    let refused = "{tag} NO Server Unavailable. 15\r\n".to_string();
+    let listed_twelve = done("* SEARCH 12\r\n");
+    for (search, fetch, expected) in [
+        // Exchange Online, busy: a tagged NO, which the IMAP library hands back as no UIDs.
+        (refused.clone(), done(""), None),
+        (
+            "{tag} BAD User is authenticated but not connected.\r\n".to_string(),
+            done(""),
+            None,
+        ),
+        // Listed, then not handed over.
+        (listed_twelve.clone(), refused.clone(), None),
+        // Listed and handed over: the newest message is another letter, or this one.
+        (
+            listed_twelve.clone(),
+            done(&envelope(12, "other@x")),
+            Some(false),
+        ),
+        (
+            listed_twelve.clone(),
+            done(&envelope(12, "copy.1@bury.test")),
+            Some(true),
+        ),
+    ] {
+        let port = imap_answering(search.clone(), fetch.clone()).await;
+        let said = outbox_copy(&settings(port)).await;
+        assert_eq!(
+            said.as_ref().ok().copied(),
+            expected,
+            "search {search:?}, fetch {fetch:?}: {said:?}"
+        );
+    }
+}
+
+async fn outbox_copy(imap: &ImapSettings) -> Result<bool, caseclerk::shell::mailbox::MailboxError> {
+    caseclerk::shell::sentfolder::has_copy(imap, "copy.1@bury.test").await
+}
