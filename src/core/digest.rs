@@ -510,6 +510,13 @@ fn mailbox(s: &Scope<'_>) -> Table {
                 "once IT free space in the shared mailbox (its Sent Items keep every letter) or \
                  the limit passes",
             ),
+            SmtpHold::ConnectionRefused => (
+                format!(
+                    "The mail server refused caseclerk's connection {times} (this computer's \
+                     address blocked, or not allowed to send through it)"
+                ),
+                "once IT let caseclerk's computer send through the mail server again",
+            ),
         };
         t.lines.push(format!(
             "{} since the last letter went{}; the last at {}. \

@@ -28,7 +28,8 @@
 //!    `smtp_certificate_untrusted` — its TLS certificate does not verify: CRITICAL (held too);
 //!    `smtp_sender_refused` — it will not send as our address: CRITICAL (held too).
 //!    `smtp_mailbox_refused` — it will not send from the shared mailbox now (full, over its
-//!    daily limit, throttled): CRITICAL (held too).
+//!    daily limit, throttled): CRITICAL (held too). `smtp_connection_refused` — it refuses the
+//!    connection itself before any letter (this host blocked): CRITICAL (held too).
 //!    `token_failing` — no access token could be had (Microsoft 365, `<oauth2>`): WARNING, then
 //!    CRITICAL after [`Thresholds::token_failures`] passes in a row (the old token runs out
 //!    within the hour); `credential_expiring` — the client secret or certificate expires within
@@ -130,6 +131,7 @@ pub enum Rule {
     SmtpCertificateNotTrusted,
     SmtpSenderRefused,
     SmtpMailboxRefused,
+    SmtpConnectionRefused,
     TokenFailing,
     CredentialExpiring,
     SentFolderFailing,
@@ -163,6 +165,7 @@ impl Rule {
             Rule::SmtpCertificateNotTrusted => "smtp_certificate_untrusted",
             Rule::SmtpSenderRefused => "smtp_sender_refused",
             Rule::SmtpMailboxRefused => "smtp_mailbox_refused",
+            Rule::SmtpConnectionRefused => "smtp_connection_refused",
             Rule::TokenFailing => "token_failing",
             Rule::CredentialExpiring => "credential_expiring",
             Rule::SentFolderFailing => "sent_folder_failing",
@@ -573,6 +576,15 @@ fn smtp(f: &Facts, out: &mut Vec<Finding>) {
                      it is full (Exchange keeps every letter in Sent Items), over its daily \
                      recipient limit, or throttled; every letter is held until it sends: free \
                      space in the mailbox or wait for the limit"
+                ),
+            ),
+            SmtpHold::ConnectionRefused => (
+                Rule::SmtpConnectionRefused,
+                format!(
+                    "the mail server refuses caseclerk's connection before any letter (last \
+                     refused {since}): this host's address is blocked or not on its relay's \
+                     access list; every letter is held until it is let through: ask IT \
+                     (`caseclerk check --connect` shows the refusal)"
                 ),
             ),
         };

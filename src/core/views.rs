@@ -496,6 +496,10 @@ pub enum SmtpHold {
     /// keeps every letter in its Sent Items), over its daily recipient limit, or throttled for
     /// repeated errors — for IT to put right; no letter's fault.
     MailboxRefused,
+    /// The server refuses the connection itself, before any letter: at its greeting, `EHLO` or
+    /// `STARTTLS` (our address on a blocklist, a relay's access list changed, `554 5.7.1 …
+    /// Client host blocked`) — for IT to put right; no letter's fault.
+    ConnectionRefused,
 }
 
 impl SmtpHold {
@@ -506,6 +510,7 @@ impl SmtpHold {
             SmtpHold::CertificateNotTrusted => "certificate not trusted",
             SmtpHold::SenderRefused => "sender refused",
             SmtpHold::MailboxRefused => "mailbox refused",
+            SmtpHold::ConnectionRefused => "connection refused",
         }
     }
 
@@ -518,6 +523,7 @@ impl SmtpHold {
             }
             Some(e) if e == SmtpHold::SenderRefused.recorded() => SmtpHold::SenderRefused,
             Some(e) if e == SmtpHold::MailboxRefused.recorded() => SmtpHold::MailboxRefused,
+            Some(e) if e == SmtpHold::ConnectionRefused.recorded() => SmtpHold::ConnectionRefused,
             _ => SmtpHold::LoginRefused,
         }
     }

@@ -901,6 +901,16 @@ async fn tick(
                     .into(),
             ));
         }
+        Some(SmtpHold::ConnectionRefused) => {
+            return Err(Failure::Work(
+                "the mail server refuses caseclerk's connection before any letter (at its \
+                 greeting or EHLO: this host's address blocked, or not on its relay's access \
+                 list): ask IT to let this host send through it (`caseclerk check --connect` \
+                 shows the refusal). No letter was marked undelivered; every due letter goes on \
+                 the next pass the server takes one"
+                    .into(),
+            ));
+        }
         Some(SmtpHold::MailboxRefused) => {
             return Err(Failure::Work(
                 "the mail server will not send from the shared mailbox now: it is full (Exchange \

@@ -1842,6 +1842,9 @@ fn pass_status(r: &TickReport, now: DateTime<Utc>) -> String {
         Some(SmtpHold::MailboxRefused) => s.push_str(
             "; the mail server will not send from the shared mailbox (full or throttled): letters held",
         ),
+        Some(SmtpHold::ConnectionRefused) => {
+            s.push_str("; the mail server refuses caseclerk's connection: letters held")
+        }
         None => {}
     }
     if r.unprepared > 0 {

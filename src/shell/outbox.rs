@@ -148,6 +148,9 @@ pub enum FailureKind {
     /// throttled: [`failure_kind`]): every other letter would be refused alike; stop and keep it
     /// pending.
     Mailbox,
+    /// A permanent refusal of the connection itself, before any letter (its greeting, `EHLO`,
+    /// `STARTTLS`): every letter would meet it.
+    Connection,
     /// Try again later (4xx, timeouts, connection failures).
     Transient,
     /// The letter's whole content went to the server, then no answer came (a timeout, a cut
@@ -166,6 +169,7 @@ impl FailureKind {
             FailureKind::Untrusted => Some(SmtpHold::CertificateNotTrusted),
             FailureKind::Sender => Some(SmtpHold::SenderRefused),
             FailureKind::Mailbox => Some(SmtpHold::MailboxRefused),
+            FailureKind::Connection => Some(SmtpHold::ConnectionRefused),
             FailureKind::Permanent | FailureKind::Transient | FailureKind::AfterContent => None,
         }
     }
@@ -635,15 +639,15 @@ impl SmtpClient {
             };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &hello)
             .await
-            .map_err(lettre_failure)?;
+            .map_err(|e| before_any_letter(lettre_failure(e), FailureKind::Connection))?;
         if let Security::Starttls(params) = &self.security {
             conn.starttls(params.clone(), &hello)
                 .await
-                .map_err(lettre_failure)?;
+                .map_err(|e| before_any_letter(lettre_failure(e), FailureKind::Connection))?;
         }
         conn.auth(&self.mechanisms, &self.credentials)
             .await
-            .map_err(lettre_failure)?;
+            .map_err(|e| before_any_letter(lettre_failure(e), FailureKind::Auth))?;
         Ok(conn)
     }
 
@@ -827,6 +831,18 @@ fn lettre_failure(e: lettre::transport::smtp::Error) -> SendFailure {
         kind,
         detail: e.to_string(),
         summary: smtp_summary(&e),
+    }
+}
+
+/// A failure while connecting or logging in, before any letter was given: a permanent refusal
+/// there is never the letter's ([`FailureKind::Permanent`] would give up every due letter in one
+/// pass) but the connection's, or the login's (`504 5.7.4 Unrecognized authentication type`,
+/// Exchange Online's `550 5.7.30 Basic authentication is not supported`): `kind`, which holds
+/// every letter until it is put right.
+fn before_any_letter(f: SendFailure, kind: FailureKind) -> SendFailure {
+    match f.kind {
+        FailureKind::Permanent => SendFailure { kind, ..f },
+        _ => f,
     }
 }
 
@@ -1561,6 +1577,9 @@ async fn send_one(
                 }
                 SmtpHold::MailboxRefused => {
                     tracing::error!(outbox = row.id, error = %e.summary, "the mail server will not send from the shared mailbox now (full, over its daily limit, or throttled); no letters sent this pass (free space in the mailbox, e.g. its Sent Items, or wait for the limit)")
+                }
+                SmtpHold::ConnectionRefused => {
+                    tracing::error!(outbox = row.id, error = %e.summary, "the mail server refuses caseclerk's connection before any letter (our address blocked, or its access list); no letters sent this pass (ask IT to let this host send through it)")
                 }
             }
             report.held = Some(hold);

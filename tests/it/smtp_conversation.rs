@@ -8,7 +8,7 @@
 //! - an addressee refused for good at `RCPT` (someone who left) costs only that addressee the
 //!   letter: the others get it, and it is recorded undelivered for the one who did not;
 //! - a server that will not send as our address (`MAIL FROM` refused) holds every letter, none
-//!   given up, until it does.
+//!   given up, until it does; so does one that refuses the connection or the login itself.
 //!
 //! The server here is a few lines of SMTP on loopback.
 
@@ -44,6 +44,10 @@ struct Server {
     sender_refusal: Arc<Mutex<Option<&'static str>>>,
     /// An address it will not send as (`550 5.7.60` to its `MAIL FROM`).
     refused_sender: Arc<Mutex<Option<String>>>,
+    /// What it greets a connection with instead of `220`, and what it answers `AUTH`
+    /// instead of `235`, while set.
+    greeting: Arc<Mutex<Option<&'static str>>>,
+    auth_refusal: Arc<Mutex<Option<&'static str>>>,
     port: u16,
 }
 
@@ -57,6 +61,8 @@ impl Server {
             recipients: Arc::default(),
             sender_refusal: Arc::default(),
             refused_sender: Arc::default(),
+            greeting: Arc::default(),
+            auth_refusal: Arc::default(),
             port: listener.local_addr().unwrap().port(),
         };
         let s = server.clone();
@@ -79,7 +85,10 @@ impl Server {
     async fn session(self, socket: tokio::net::TcpStream) {
         let (read, mut write) = socket.into_split();
         let mut lines = BufReader::new(read).lines();
-        let _ = write.write_all(b"220 fake ESMTP\r\n").await;
+        let greeting = *self.greeting.lock().unwrap();
+        let _ = write
+            .write_all(greeting.unwrap_or("220 fake ESMTP\r\n").as_bytes())
+            .await;
         let mut data: Option<String> = None;
         let mut to: Vec<String> = Vec::new();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -118,7 +127,8 @@ impl Server {
             } else if upper.starts_with("EHLO") {
                 b"250-fake\r\n250 AUTH PLAIN LOGIN\r\n"
             } else if upper.starts_with("AUTH") {
-                b"235 2.7.0 ok\r\n"
+                let refusal = *self.auth_refusal.lock().unwrap();
+                refusal.map_or(b"235 2.7.0 ok\r\n".as_slice(), str::as_bytes)
             } else if upper.starts_with("RCPT") && quiet == Quiet::AtRcpt {
                 std::future::pending::<()>().await;
                 unreachable!()
@@ -557,4 +567,49 @@ async fn the_connection_check_asks_whether_the_server_will_send_as_the_shared_ma
     // Without a sender to ask about, only the login is checked.
     outbox::test_login(&settings, None).await.unwrap();
     assert_eq!(server.taken(), 0, "nothing was sent");
+}
+
+/// Where the fake server keeps one of its refusals.
+type Refusal = fn(&Server) -> &Arc<Mutex<Option<&'static str>>>;
+
+#[tokio::test]
+async fn a_server_that_refuses_the_connection_or_the_login_itself_holds_every_letter_and_gives_none_up()
+ {
+    use caseclerk::core::views::SmtpHold;
+    // This host's address on a blocklist, at the greeting; basic authentication switched off, at
+    // AUTH: no letter's fault, and every letter would meet it.
+    let cases: [(&str, Refusal, &'static str, SmtpHold); 2] = [
+        (
+            "greeting-554",
+            |s| &s.greeting,
+            "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org\r\n",
+            SmtpHold::ConnectionRefused,
+        ),
+        (
+            "auth-550",
+            |s| &s.auth_refusal,
+            "550 5.7.30 Basic authentication is not supported for Client Submission.\r\n",
+            SmtpHold::LoginRefused,
+        ),
+    ];
+    for (name, refusal, said, hold) in cases {
+        let o = Outbox::new(Quiet::Never, name).await;
+        let others = [
+            enqueue(&o.store, name, 2, &["panel@police.test"]).await,
+            enqueue(&o.store, name, 3, &["nationalpanel@panel.test"]).await,
+        ];
+        *refusal(&o.server).lock().unwrap() = Some(said);
+        for minutes in [0, 90, 24 * 60 + 5] {
+            let report = o.pass(minutes).await;
+            assert_eq!(report.held, Some(hold), "{name}: {report:?}");
+            assert_eq!(report.undelivered, 0, "{name}: {report:?}");
+            for id in [o.id, others[0], others[1]] {
+                let row = o.store.letter(id).await.unwrap().unwrap();
+                assert_eq!(row.state, OutboxState::Pending, "{name} at +{minutes} min");
+            }
+        }
+        *refusal(&o.server).lock().unwrap() = None;
+        let report = o.pass(24 * 60 + 10).await;
+        assert_eq!(report.sent, 3, "{name}: {report:?}");
+    }
 }

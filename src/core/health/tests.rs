@@ -321,6 +321,10 @@ fn an_smtp_server_that_is_not_trusted_is_critical_on_its_own_rule_and_names_the_
     let found = assess(&f, &Thresholds::default());
     assert_eq!(rules(&f), [(Level::Critical, "smtp_mailbox_refused")]);
     assert!(found[0].text.contains("free space"), "{found:?}");
+    f.smtp = failing(1, Some(SmtpHold::ConnectionRefused.recorded()));
+    let found = assess(&f, &Thresholds::default());
+    assert_eq!(rules(&f), [(Level::Critical, "smtp_connection_refused")]);
+    assert!(found[0].text.contains("ask IT"), "{found:?}");
 }
 
 fn failing(failures: i64, said: Option<&str>) -> Option<Connection> {
