@@ -31,8 +31,11 @@
 //!    person.
 //! 6. [`thread`] — In-Reply-To/References hit a message the engine knows → `CaseReply`; but a
 //!    subject that names only another existing case → `Unmatched` (nothing guessed), and so does
-//!    one that names no case while using new-referral words (a new referral sent as a reply).
-//! 7. [`case_ref_in_subject`] — the subject names exactly one existing case → `CaseReply`.
+//!    one that names no case while using new-referral words (a new referral sent as a reply), and
+//!    one whose sender's own text names only other existing cases ("our return for RR-2026-0007"
+//!    on RR-2026-0003's thread).
+//! 7. [`case_ref_in_subject`] — the subject names exactly one existing case → `CaseReply`; but
+//!    own text naming only other existing cases → `Unmatched`, as for [`thread`].
 //! 8. [`conversation`] — no thread we know and no case in the subject, but Outlook's
 //!    `Thread-Index` names the conversation of one case (our letters' conversation, see
 //!    [`crate::core::conversation`], or a message filed on the case), or `Thread-Topic` names one
@@ -1010,6 +1013,10 @@ pub fn thread(msg: &Message, ctx: &Context, scan: &Scan) -> Option<Verdict> {
                     others.join(", ")
                 ));
             }
+            if let Some(why) = own_text_names_only_another(msg, ctx, &known.case_ref) {
+                reasons.push(why);
+                return verdict("thread", Kind::Unmatched, reasons);
+            }
             if let Some(why) = new_referral_off_subject(
                 msg,
                 scan,
@@ -1074,6 +1081,22 @@ fn new_referral_off_subject(
     ))
 }
 
+/// A message that its thread or subject puts on `case` while the sender's own text (quoted
+/// history cut) names other existing cases and not this one — an agency answering an old case's
+/// request, subject kept, with "our completed template for RR-2026-0007": filed by its thread,
+/// one child's return would go into another's papers (and the other case's agency chased). For a
+/// person; the reason, or `None`. Own text naming this case as well is filed by its thread.
+fn own_text_names_only_another(msg: &Message, ctx: &Context, case: &str) -> Option<String> {
+    let named = existing_refs_in(own_text(&msg.body_text), ctx);
+    if named.is_empty() || named.iter().any(|r| r == case) {
+        return None;
+    }
+    Some(format!(
+        "but the sender's own text names only another existing case ({}): left for a person",
+        named.join(", ")
+    ))
+}
+
 /// Rule 7: the subject names exactly one existing case → a reply on it. Two or more existing
 /// cases in one subject → `Unmatched` (nothing guessed). A case reference that is not an
 /// existing case does not fire (the fallback's reasons mention it). Because this rule runs
@@ -1087,6 +1110,10 @@ pub fn case_ref_in_subject(msg: &Message, ctx: &Context, scan: &Scan) -> Option<
             let mut reasons = vec![format!(
                 "subject contains the existing case reference {one}"
             )];
+            if let Some(why) = own_text_names_only_another(msg, ctx, one) {
+                reasons.push(why);
+                return verdict("case_ref_in_subject", Kind::Unmatched, reasons);
+            }
             let kind = case_reply((msg, ctx, scan), one.clone(), None, &mut reasons);
             verdict("case_ref_in_subject", kind, reasons)
         }
