@@ -35,7 +35,9 @@
 //! 6. [`query_answered`] — the referrer writing while a decision stands at `query` reopens it, so
 //!    the panel is asked again.
 //! 7. [`agency_return`] — a return or nil return from an agency asked on this case is recorded,
-//!    marked late when it came after the return deadline.
+//!    marked late when it came after the return deadline. One from an agency not on the case, or
+//!    from a sender who matches no single agency and whom the partnership does not know, is
+//!    listed for a person.
 //! 8. [`out_of_office`] — an automatic reply on a case notes the agency's out-of-office (its
 //!    chaser then goes to the deputy); it is never answered. One recognised by its wording alone
 //!    on no case is listed for a person.
@@ -363,7 +365,18 @@ fn file_reply(
     agencies_line(rules, incoming, reply, &mut w, now);
     vote(rules, incoming, reply.letter, &mut w, now);
     query_answered(incoming, &mut w);
-    agency_return(rules, incoming, agency.as_deref(), reply.kind, &mut w);
+    // Someone the partnership knows by address, the case's referrer, or a voter answering a
+    // request for a decision: their documents are theirs, not a missing agency's return.
+    let known = sender(incoming.msg).is_some_and(|s| {
+        rules.directory.person(&s).is_some() || state.referrer.as_deref() == Some(s.as_str())
+    }) || reply.letter.is_some_and(|l| asks_a_decision(&l.step));
+    agency_return(
+        rules,
+        incoming,
+        (agency.as_deref(), known),
+        reply.kind,
+        &mut w,
+    );
     w.r
 }
 
@@ -937,15 +950,34 @@ fn query_answered(incoming: &Incoming<'_>, w: &mut Working) {
     }
 }
 
-/// Rule 7: a return or nil return from an agency on the case.
+/// Rule 7: a return or nil return from an agency on the case. One from a sender who matches no
+/// single agency and whom the partnership does not know (`known`: [`case_reply`]) — a named
+/// nurse at a domain many NHS bodies share — is for a person: filed as an ordinary reply, the
+/// return would never reach the collation pack, its agency would be chased as missing, and
+/// nobody would be told a document had come.
 fn agency_return(
     rules: &Rules<'_>,
     incoming: &Incoming<'_>,
-    agency: Option<&str>,
+    (agency, known): (Option<&str>, bool),
     kind: &ReplyKind,
     w: &mut Working,
 ) {
-    let (Some(agency), ReplyKind::Return | ReplyKind::NilReturn) = (agency, kind) else {
+    if !matches!(kind, ReplyKind::Return | ReplyKind::NilReturn) {
+        return;
+    }
+    let Some(agency) = agency else {
+        if !known {
+            let why = format!(
+                "a {} from an address that matches no single agency and nobody in the directory: \
+                 if it is an agency's, attach it as that agency's return, or set it aside",
+                if *kind == ReplyKind::NilReturn {
+                    "nil return"
+                } else {
+                    "document"
+                }
+            );
+            for_a_person(incoming, w, "return_from_no_agency", why);
+        }
         return;
     };
     if w.state.agencies.get(agency).is_none_or(|a| a.removed) {
@@ -1974,6 +2006,62 @@ mod tests {
             returned(&r),
             "once the police are on the case, it is their return"
         );
+    }
+
+    #[test]
+    fn a_document_from_someone_matching_no_agency_and_unknown_to_the_partnership_is_listed_for_a_person()
+     {
+        let w = World::new();
+        let verdict = Verdict {
+            kind: Kind::CaseReply {
+                case_ref: "RR-2026-0001".into(),
+                in_reply_to_letter: None,
+                agency: None,
+                reply: ReplyKind::Return,
+            },
+            rule: "case_ref_in_subject",
+            reasons: vec![],
+        };
+        let returned = |r: &Reaction| {
+            r.events
+                .iter()
+                .any(|e| matches!(e.event, Event::ReturnReceived { .. }))
+        };
+        // A named nurse at a domain many NHS bodies share: no agency by address.
+        let nurse = "named.nurse@nhs.test";
+        let msg = reply(nurse, None, &pass(nurse), "Health return attached.");
+        let r = reacted(&w, &msg, &verdict, &case());
+        assert_eq!(r.filing, Filing::Triage, "{r:?}");
+        assert!(!returned(&r));
+        assert!(r.steps.iter().any(|s| s.rule == "return_from_no_agency"));
+        let nil = Verdict {
+            kind: Kind::CaseReply {
+                case_ref: "RR-2026-0001".into(),
+                in_reply_to_letter: None,
+                agency: None,
+                reply: ReplyKind::NilReturn,
+            },
+            ..verdict.clone()
+        };
+        assert_eq!(reacted(&w, &msg, &nil, &case()).filing, Filing::Triage);
+        // Someone the partnership knows (a panel member, the manager) or the case's referrer:
+        // their document is filed on the case, as before.
+        for known in [LA, "manager@bury.test", "referrer@hospital.test"] {
+            let msg = reply(known, None, &pass(known), "Some notes attached.");
+            let r = reacted(&w, &msg, &verdict, &case());
+            assert_eq!(r.filing, Filing::Filed, "{known}: {r:?}");
+        }
+        // A plain reply without a document from the same nurse is filed.
+        let other = Verdict {
+            kind: Kind::CaseReply {
+                case_ref: "RR-2026-0001".into(),
+                in_reply_to_letter: None,
+                agency: None,
+                reply: ReplyKind::Other,
+            },
+            ..verdict
+        };
+        assert_eq!(reacted(&w, &msg, &other, &case()).filing, Filing::Filed);
     }
 
     #[test]
