@@ -1064,26 +1064,51 @@ fn for_a_person(incoming: &Incoming<'_>, w: &mut Working, rule: &'static str, wh
 
 /// Whether an agency's own words say its return replaces the one it sent before: a wrong file
 /// sent in error (another child's, it may be) must leave the collation pack, not go beside the
-/// correction.
+/// correction. Read sentence by sentence (a sentence may run over lines), leaving out the
+/// sentences of an email disclaimer ("If you have received this email in error, please notify
+/// the sender and disregard its contents": [`DISCLAIMER_WORDS`]), which nearly every council's
+/// and NHS body's mail carries and which would otherwise take the agency's first document out
+/// of the pack when its second came. A word alone that also describes something else
+/// ("revised", "amended": "on the revised template") counts only as "revised version" and the
+/// like.
 fn says_it_replaces(own: &str) -> bool {
-    let t = own.to_lowercase();
-    [
+    const REPLACING: &[&str] = &[
         "disregard",
         "replaces",
         "replacement",
         "corrected",
         "correct version",
-        "amended",
+        "amended version",
+        "amended copy",
+        "amended return",
         "updated version",
-        "revised",
+        "updated copy",
+        "revised version",
+        "revised copy",
+        "revised return",
         "sent in error",
         "wrong attachment",
         "wrong file",
         "instead of the",
-    ]
-    .iter()
-    .any(|w| t.contains(w))
+    ];
+    let t = own.to_lowercase().replace(['\r', '\n'], " ");
+    t.split(['.', '!', '?'])
+        .filter(|s| !DISCLAIMER_WORDS.iter().any(|d| s.contains(d)))
+        .any(|s| REPLACING.iter().any(|w| s.contains(w)))
 }
+
+/// Words of an email disclaimer's sentences, never of an agency saying its return corrects the
+/// last ([`says_it_replaces`]).
+const DISCLAIMER_WORDS: &[&str] = &[
+    "received this",
+    "intended recipient",
+    "if you are not",
+    "notify the sender",
+    "notify us",
+    "confidential",
+    "privileged",
+    "delete it",
+];
 
 /// Rule 8: an automatic reply is noted on its case, never answered.
 pub fn out_of_office(
@@ -2062,6 +2087,27 @@ mod tests {
             ..verdict
         };
         assert_eq!(reacted(&w, &msg, &other, &case()).filing, Filing::Filed);
+    }
+
+    #[test]
+    fn a_correction_is_read_from_the_agency_s_words_never_from_its_disclaimer() {
+        for said in [
+            "Please disregard the chronology sent this afternoon; corrected version attached.",
+            "The chronology was sent in error. This one replaces it.",
+            "Attached is the revised version of our summary",
+            "Apologies, wrong attachment - here is the right one",
+        ] {
+            assert!(says_it_replaces(said), "{said}");
+        }
+        for said in [
+            "Our chronology is attached.\n\nThis email is confidential. If you have received \
+             this email in error, please notify the sender and\ndisregard its contents.",
+            "Please find the chronology, now on the revised template you sent round.",
+            "Our summary, amended by the team manager, is attached.",
+            "If you are not the intended recipient please disregard and delete it.",
+        ] {
+            assert!(!says_it_replaces(said), "{said}");
+        }
     }
 
     #[test]
