@@ -20,7 +20,9 @@
 //! Planning is idempotent: it returns every letter that is due at `now` and not yet decided; the
 //! engine queues them under a unique case/step/recipient key, so planning twice decides nothing
 //! twice. A letter whose due instant passed while the daemon was down comes out here at once; the
-//! engine records how late it is.
+//! engine records how late it is. Except a chaser meant as a reminder before an agency's return
+//! day, once that day has gone too: it would ask for a return "by" a date past (the escalation
+//! names who is missing).
 //!
 //! Must not: read the clock, the store or the mail; render or send anything.
 
@@ -1646,6 +1648,12 @@ fn chasers(
         if asked > due.at {
             continue;
         }
+        // A reminder meant to go before the deadline that it would now reach after it (the
+        // daemon was stopped past the deadline) would ask for a return "by" a date gone, perhaps
+        // for a meeting already held: it is not sent; the escalation names who is missing.
+        if due.at < return_by.at && return_by.at <= now {
+            continue;
+        }
         let Some(agency) = dir.agency(id) else {
             plan.problems.push(format!(
                 "agency `{id}` is not in the directory: its chaser ({}) cannot go",
@@ -2789,6 +2797,31 @@ mod tests {
     }
 
     #[test]
+    fn a_reminder_whose_return_day_passed_while_the_daemon_was_stopped_is_not_sent_with_a_date_gone()
+     {
+        let p = process(PROCESS);
+        let cal = Calendar::bundled();
+        let s = asked_four();
+        let chasers = |now: &str| {
+            plan(&p, &Dir, &cal, &s, t(now))
+                .unwrap()
+                .due
+                .into_iter()
+                .filter(|l| l.step == "chase")
+                .count()
+        };
+        // Stopped from before the chase day to after the return day, and started again.
+        assert_eq!(chasers("2027-01-20T10:00:00Z"), 0);
+        // Started again after the chase day but before the return day: the reminders go.
+        assert_eq!(chasers("2027-01-05T10:00:00Z"), 4);
+        let late = plan(&p, &Dir, &cal, &s, t("2027-01-20T10:00:00Z")).unwrap();
+        assert!(
+            late.due.iter().any(|l| l.step == "escalate"),
+            "the escalation still names who is missing"
+        );
+    }
+
+    #[test]
     fn an_agency_asked_after_the_chase_day_is_not_chased_that_day() {
         let p = process(PROCESS);
         let cal = Calendar::bundled();
@@ -3049,12 +3082,13 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(d.day, Some(7));
-        // The day-7 chase and the day-8 pack fell due before the run; nothing waits for later.
+        // The day-8 escalation and pack fell due before the run; nothing waits for later. The
+        // day-7 chase is not due at all: its return day went by before the run.
         let now = t("2027-01-18T09:00:00Z");
         let got = plan(&p, &Dir, &cal, &s, now).unwrap();
         let mut due: Vec<&str> = got.due.iter().map(|l| l.step.as_str()).collect();
         due.dedup();
-        assert_eq!(due, ["chase", "escalate", "pack"], "{:?}", steps(&got));
+        assert_eq!(due, ["escalate", "pack"], "{:?}", steps(&got));
         assert!(got.due.iter().all(|l| l.due.at < now));
     }
 
