@@ -3,7 +3,9 @@
 //! reads in its covering letter.
 //!
 //! Pure: the shell (`shell::periodic`) asks at `now` and queues what is due; a period whose letter
-//! is missing is caught up the first time it asks within that period (late beats never).
+//! is missing is caught up the first time it asks within that period (late beats never). A
+//! weekly report whose day is a holiday goes on the next working day in its week, else the one
+//! before; a week with no working day at all has its report in the next week.
 //!
 //! Must not: read the store or the clock, or build the letters (that is `core::letters`).
 
@@ -68,12 +70,51 @@ fn period_due(
             let day = cal.add_working_days(first, working_day as i32 - 1)?.date;
             Ok((format!("{TRACKER_STEP}/{y:04}-{m:02}"), day))
         }
-        Every::Weeks { weekday, .. } => {
+        Every::Weeks { weekday, weeks } => {
             let monday = epoch() + Duration::weeks(period);
             let day = monday + Duration::days(i64::from(weekday.num_days_from_monday()));
-            let day = cal.next_working_day_on_or_after(day)?.date;
-            Ok((format!("{TRACKER_STEP}/{}", monday.format("%Y-%m-%d")), day))
+            let end = monday + Duration::weeks(i64::from(weeks));
+            Ok((
+                format!("{TRACKER_STEP}/{}", monday.format("%Y-%m-%d")),
+                working_day_within(cal, day, monday, end)?,
+            ))
         }
+    }
+}
+
+/// The working day a report set for `day` goes on, in its period `[start, end)`: `day` or the
+/// next working day, while that is still in the period; else the working day before (a Friday
+/// report in Good Friday's week goes on the Thursday — rolled on to the Tuesday, it fell in the
+/// next week, and the week had no report at all); else, a period without a working day left, the
+/// next working day after it ([`tracker_due`] still catches it in the next period).
+fn working_day_within(
+    cal: &Calendar,
+    day: NaiveDate,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<NaiveDate, CalendarError> {
+    let next = cal.next_working_day_on_or_after(day)?.date;
+    if next < end {
+        return Ok(next);
+    }
+    let mut before = day - Duration::days(1);
+    while before >= start {
+        if cal.is_working_day(before)? {
+            return Ok(before);
+        }
+        before -= Duration::days(1);
+    }
+    Ok(next)
+}
+
+/// The first day of a period ([`tracker_due`]'s numbering).
+fn period_start(every: Every, period: i64) -> NaiveDate {
+    match every {
+        Every::Month { .. } => {
+            let (y, m) = (period.div_euclid(12), period.rem_euclid(12) + 1);
+            NaiveDate::from_ymd_opt(y as i32, m as u32, 1).expect("a valid month")
+        }
+        Every::Weeks { .. } => epoch() + Duration::weeks(period),
     }
 }
 
@@ -101,8 +142,12 @@ pub fn tracker_due(
             next: calendar::london_instant(next_day, t.at),
         })
     } else {
+        // The period before, if it had no working day left for its report, is due in this one.
+        let (before, before_day) = period_due(cal, t.every, period - step)?;
+        let before_at = calendar::london_instant(before_day, t.at);
+        let caught = before_day >= period_start(t.every, period) && now >= before_at;
         Ok(Due {
-            now: None,
+            now: caught.then_some((before, before_at)),
             next: at,
         })
     }
@@ -244,6 +289,95 @@ mod tests {
         let next_period = tracker_due(&cal, &t2, t("2026-09-07T08:00:00Z")).unwrap();
         assert_eq!(next_period.now, None);
         assert_eq!(next_period.next, t("2026-09-11T08:00:00Z"));
+    }
+
+    /// Every report key due, asking hourly from `from` to `to` as the daemon does.
+    fn keys_due(cal: &Calendar, t: &TrackerReport, from: &str, to: &str) -> Vec<(String, String)> {
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let mut now = fixture::t(from);
+        while now < fixture::t(to) {
+            if let Some((key, at)) = tracker_due(cal, t, now).unwrap().now
+                && !seen.iter().any(|(k, _)| *k == key)
+            {
+                seen.push((key, calendar::london_date(at).to_string()));
+            }
+            now += Duration::hours(1);
+        }
+        seen
+    }
+
+    #[test]
+    fn a_weekly_report_whose_day_is_a_holiday_goes_the_working_day_before_when_the_next_is_another_week()
+     {
+        let weekly = |weekday| TrackerReport {
+            every: Every::Weeks { weeks: 1, weekday },
+            ..monthly()
+        };
+        let cal = Calendar::bundled();
+        let friday = weekly(chrono::Weekday::Fri);
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, d)| (format!("tracker-report/{k}"), d.to_string()))
+                .collect()
+        };
+        // Good Friday, 26 March 2027, and Christmas Day, Friday 25 December 2026: the Thursday.
+        assert_eq!(
+            keys_due(
+                &cal,
+                &friday,
+                "2027-03-15T00:00:00Z",
+                "2027-04-10T00:00:00Z"
+            ),
+            pairs(&[
+                ("2027-03-15", "2027-03-19"),
+                ("2027-03-22", "2027-03-25"),
+                ("2027-03-29", "2027-04-02"),
+                ("2027-04-05", "2027-04-09"),
+            ])
+        );
+        // And New Year's Day, Friday 1 January 2027 (Monday 28 December a bank holiday too).
+        assert_eq!(
+            keys_due(
+                &cal,
+                &friday,
+                "2026-12-21T00:00:00Z",
+                "2027-01-09T00:00:00Z"
+            ),
+            pairs(&[
+                ("2026-12-21", "2026-12-24"),
+                ("2026-12-28", "2026-12-31"),
+                ("2027-01-04", "2027-01-08"),
+            ])
+        );
+        // Easter Monday moves a Monday report to the Tuesday, still in its week.
+        let monday = weekly(chrono::Weekday::Mon);
+        let easter = keys_due(
+            &cal,
+            &monday,
+            "2027-03-29T00:00:00Z",
+            "2027-04-03T00:00:00Z",
+        );
+        assert_eq!(easter, pairs(&[("2027-03-29", "2027-03-30")]));
+        // A week closed throughout (a Christmas shutdown): its report goes in the next week.
+        let shut = Calendar::bundled().with_closures((29..=31).map(|d| {
+            (
+                NaiveDate::from_ymd_opt(2026, 12, d).unwrap(),
+                "shutdown".into(),
+            )
+        }));
+        let keys: Vec<String> = keys_due(
+            &shut,
+            &friday,
+            "2026-12-28T00:00:00Z",
+            "2027-01-09T00:00:00Z",
+        )
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+        assert_eq!(
+            keys,
+            ["tracker-report/2026-12-28", "tracker-report/2027-01-04"]
+        );
     }
 
     fn with_tracker(table: &str) -> Result<crate::core::process::Process, process::ProcessError> {
