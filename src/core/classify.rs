@@ -54,7 +54,9 @@
 //!     failed DMARC/SPF/DKIM, or that comes from an untrusted sender without a passing verdict (or
 //!     with an unsafe attachment) → `Unmatched`, with the reason: it opens no case and nothing is
 //!     sent (see [`crate::core::trust`] for what "trusted" means).
-//! 13. [`referral`] — referral vocabulary in the subject, body or attachment names → `Referral`.
+//! 13. [`referral`] — referral vocabulary in the subject, body or attachment names → `Referral`;
+//!     but a copy of a notification already made (a SIN copied to the partnership:
+//!     `NOTIFICATION_COPY`) → `Unmatched`, for a person to file on its case.
 //! 14. [`unmatched`] — everything else.
 
 use std::cell::OnceCell;
@@ -1221,6 +1223,16 @@ pub fn referral(msg: &Message, _ctx: &Context, scan: &Scan) -> Option<Verdict> {
         );
         return verdict("referral", Kind::Unmatched, reasons);
     }
+    if let Some(term) = first_phrase(scan.subject(), &NOTIFICATION_COPY_WORDS, true)
+        .or_else(|| first_phrase(scan.own(), &NOTIFICATION_COPY_WORDS, true))
+    {
+        reasons.push(format!(
+            "but it says it is a copy of a notification already made (\"{term}\"), as Children's \
+             Social Care sends the partnership its SIN to the National Panel: not a new referral; \
+             left for a person (file it on its case)"
+        ));
+        return verdict("referral", Kind::Unmatched, reasons);
+    }
     if !msg.in_reply_to.is_empty() || !msg.references.is_empty() {
         reasons.push(
             "note: In-Reply-To/References name messages we do not know (a reply to older mail?)"
@@ -1958,6 +1970,29 @@ fn first_phrase(
 
 /// The lists above, each searched for in one pass ([`Vocabulary`]).
 static REFERRAL_WORDS: Vocabulary = Vocabulary::new(REFERRAL_VOCABULARY);
+
+/// Words of a copy of a notification already made about a child the partnership has heard of —
+/// Bury's "CSC submit SIN … and send copy to bsp@" — which reads as a referral (a serious
+/// incident) but opens no second case ([`referral`]). Only "copy" and "submitted" phrases: a
+/// referral may well say the National Panel has been told.
+const NOTIFICATION_COPY: &[&str] = &[
+    "copy of sin",
+    "copy of the sin",
+    "copy of our sin",
+    "sin copy",
+    "copy of serious incident notification",
+    "copy of the serious incident notification",
+    "copy of our serious incident notification",
+    "copy of the notification to the national panel",
+    "copy of our notification to the national panel",
+    "sin submitted",
+    "sin has been submitted",
+    "sin was submitted",
+    "serious incident notification submitted",
+    "serious incident notification has been submitted",
+    "serious incident notification was submitted",
+];
+static NOTIFICATION_COPY_WORDS: Vocabulary = Vocabulary::new(NOTIFICATION_COPY);
 static SECURE_NOTICE_WORDS: Vocabulary = Vocabulary::new(SECURE_NOTICE_PHRASES);
 static SECURE_PORTAL_WORDS: Vocabulary = Vocabulary::new(SECURE_PORTAL_CUES);
 static FAILURE_WORDS: Vocabulary = Vocabulary::new(FAILURE_PHRASES);
