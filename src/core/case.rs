@@ -102,6 +102,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         replaces: bool,
     },
+    /// A person took one of an agency's returns out of the collation pack (the wrong child's, or
+    /// one a later correction replaces): the message stays filed on the case.
+    ReturnWithdrawn {
+        agency: String,
+        message: i64,
+        reason: String,
+    },
     /// A decision was taken (screening, sign-off, …) with its outcome.
     DecisionTaken {
         decision: String,
@@ -220,6 +227,7 @@ impl Event {
             Event::AgencyAdded { .. } => "agency_added",
             Event::AgencyRemoved { .. } => "agency_removed",
             Event::ReturnReceived { .. } => "return_received",
+            Event::ReturnWithdrawn { .. } => "return_withdrawn",
             Event::DecisionTaken { .. } => "decision_taken",
             Event::VoteAccepted { .. } => "vote_accepted",
             Event::VoteHeld { .. } => "vote_held",
@@ -343,6 +351,13 @@ impl Event {
                     ""
                 }
             ),
+            Event::ReturnWithdrawn {
+                agency,
+                message,
+                reason,
+            } => {
+                format!("return from {agency} (message {message}) taken out of the pack ({reason})")
+            }
             Event::DecisionTaken {
                 decision,
                 outcome,
@@ -908,6 +923,13 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
                 a.return_message = Some(*message);
             }
         }
+        Event::ReturnWithdrawn {
+            agency, message, ..
+        } => {
+            if let Some(a) = s.agencies.get_mut(agency) {
+                a.returns.retain(|m| m != message);
+            }
+        }
         Event::DecisionTaken {
             decision, outcome, ..
         } => {
@@ -992,6 +1014,42 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("not `opened`")
+        );
+    }
+
+    #[test]
+    fn a_withdrawn_return_leaves_the_pack_and_the_agency_s_others_stay() {
+        let got = |message: i64| {
+            rec(
+                "2026-12-29T10:00:00Z",
+                Event::ReturnReceived {
+                    agency: "police".into(),
+                    message,
+                    nil: false,
+                    late: false,
+                    replaces: false,
+                },
+            )
+        };
+        let events = vec![
+            opened(),
+            got(5),
+            got(6),
+            got(7),
+            rec(
+                "2026-12-29T11:00:00Z",
+                Event::ReturnWithdrawn {
+                    agency: "police".into(),
+                    message: 6,
+                    reason: "another family's chronology".into(),
+                },
+            ),
+        ];
+        let s = fold(&events).unwrap();
+        assert_eq!(s.agencies["police"].returns, [5, 7]);
+        assert!(
+            s.agencies["police"].returned_at.is_some(),
+            "it has still returned"
         );
     }
 

@@ -1014,12 +1014,20 @@ fn agency_return(
         .is_some_and(|d| incoming.received > d.at);
     let nil = *kind == ReplyKind::NilReturn;
     let own = text::reply_text(&incoming.msg.body_text, rules.banners);
-    let replaces = !nil
-        && w.state
-            .agencies
-            .get(agency)
-            .is_some_and(|a| !a.returns.is_empty())
-        && says_it_replaces(&own);
+    let earlier = w.state.agencies.get(agency).map_or(0, |a| a.returns.len());
+    let replaces = !nil && earlier > 0 && says_it_replaces(&own);
+    if replaces && earlier > 1 {
+        // Which of its documents it corrects ("disregard the summary I sent Monday") cannot be
+        // told here; taking out the last would leave a wrong one in the pack and drop a right one.
+        let why = format!(
+            "a correction from {agency}, which has sent {earlier} documents on {}: which one it \
+             replaces is for a person — attach it as {agency}'s return (caseclerk attach \
+             --return), then take the one it replaces out of the pack (caseclerk agencies \
+             withdraw)",
+            w.state.reference
+        );
+        return for_a_person(incoming, w, "return_correction_unclear", why);
+    }
     w.r.steps.push(Step {
         rule: "agency_return",
         why: format!(
@@ -2087,6 +2095,57 @@ mod tests {
             ..verdict
         };
         assert_eq!(reacted(&w, &msg, &other, &case()).filing, Filing::Filed);
+    }
+
+    #[test]
+    fn a_correction_replaces_an_agency_s_only_document_but_which_of_several_is_for_a_person() {
+        let w = World::new();
+        let verdict = Verdict {
+            kind: Kind::CaseReply {
+                case_ref: "RR-2026-0001".into(),
+                in_reply_to_letter: None,
+                agency: Some("police".into()),
+                reply: ReplyKind::Return,
+            },
+            rule: "thread",
+            reasons: vec![],
+        };
+        let msg = reply(
+            POLICE,
+            None,
+            &pass(POLICE),
+            "Please disregard the summary sent on Monday; corrected version attached.",
+        );
+        let sent = |returns: Vec<i64>| {
+            let mut s = case();
+            s.agencies.insert(
+                "police".into(),
+                case::AgencyState {
+                    returns,
+                    ..Default::default()
+                },
+            );
+            s
+        };
+        let r = reacted(&w, &msg, &verdict, &sent(vec![1]));
+        assert_eq!(r.filing, Filing::Filed);
+        assert!(
+            r.events
+                .iter()
+                .any(|e| matches!(e.event, Event::ReturnReceived { replaces: true, .. }))
+        );
+        let r = reacted(&w, &msg, &verdict, &sent(vec![1, 2]));
+        assert_eq!(r.filing, Filing::Triage, "{r:?}");
+        assert!(
+            r.steps
+                .iter()
+                .any(|s| s.rule == "return_correction_unclear")
+        );
+        assert!(
+            !r.events
+                .iter()
+                .any(|e| matches!(e.event, Event::ReturnReceived { .. }))
+        );
     }
 
     #[test]

@@ -473,6 +473,18 @@ enum AgenciesAction {
         #[command(flatten)]
         who: Who,
     },
+    /// Take a return out of the collation pack (the wrong child's, or the one a correction
+    /// replaces); it stays filed on the case.
+    Withdraw {
+        case: String,
+        /// The return's stored message id (from `caseclerk case`).
+        message: i64,
+        /// Why, for the case history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: Who,
+    },
 }
 
 /// The retention commands (`shell::retention`), at the top level of the command line.
@@ -1270,6 +1282,19 @@ async fn agencies(config: &Option<PathBuf>, action: &AgenciesAction) -> Result<(
                     .await
                     .map_err(refused)?;
             println!("{case}: removed {removed}");
+        }
+        AgenciesAction::Withdraw {
+            case,
+            message,
+            reason,
+            who,
+        } => {
+            let d = desk(config, who).await?;
+            let agency =
+                operator::withdraw_return(&d.store, case, *message, reason, &d.actor, d.now)
+                    .await
+                    .map_err(refused)?;
+            println!("{case}: {agency}'s return (message {message}) taken out of the pack");
         }
     }
     Ok(())

@@ -28,6 +28,10 @@ pub enum OperatorError {
     AlreadyOn { agency: String, case: String },
     #[error("agency {agency} is not on case {case}")]
     NotOn { agency: String, case: String },
+    #[error(
+        "message {message} is not a return in case {case}'s collation pack (`caseclerk case {case}` lists each return with its message)"
+    )]
+    NotAReturn { message: i64, case: String },
     #[error("process {process} has no decision {decision} (it has: {known})")]
     UnknownDecision {
         process: String,
@@ -317,6 +321,39 @@ pub async fn remove_agency(
     };
     record(store, &case, now, actor, &[e]).await?;
     Ok(id)
+}
+
+/// Take one of an agency's returns out of the collation pack: the wrong child's, or the one a
+/// later correction replaces when the agency had sent more than one (which, only a person can
+/// tell). The message stays filed on the case. Returns the agency's id.
+pub async fn withdraw_return(
+    store: &Store,
+    reference: &str,
+    message: i64,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String, OperatorError> {
+    let case = case_to_change(store, reference, reason).await?;
+    let state = case_state(store, &case).await?;
+    let Some(agency) = state
+        .agencies
+        .iter()
+        .find(|(_, a)| a.returns.contains(&message))
+        .map(|(id, _)| id.clone())
+    else {
+        return Err(OperatorError::NotAReturn {
+            message,
+            case: reference.to_string(),
+        });
+    };
+    let e = Event::ReturnWithdrawn {
+        agency: agency.clone(),
+        message,
+        reason: reason.to_string(),
+    };
+    record(store, &case, now, actor, &[e]).await?;
+    Ok(agency)
 }
 
 /// Record a decision taken outside the mailbox (in a meeting, by phone).

@@ -6,7 +6,7 @@
 //! Every message reaches the shared mailbox with a past INTERNALDATE (IMAP APPEND), as if the review
 //! had happened in August 2026, so the day numbers are fixed whatever day the tests run.
 
-use crate::support::{Harness, SHARED, header, referral, reply};
+use crate::support::{Harness, SHARED, header, referral, reply, said};
 use caseclerk::core::intake::Message;
 
 /// The five agencies in `config/example.toml`, with their contacts and safeguarding leads.
@@ -297,7 +297,9 @@ impl Round<'_> {
         )
         .await;
         h.tick(Some("2026-08-26T14:05:00Z"));
-        // And the chronology was another family's: a corrected one replaces it in the pack.
+        // And the chronology was another family's. The police have sent two documents, so which
+        // one the correction replaces is for a person: it waits in triage, and they attach it and
+        // take the chronology out of the pack.
         append(
             h,
             &reply(
@@ -311,6 +313,29 @@ impl Round<'_> {
         )
         .await;
         h.tick(Some("2026-08-26T15:05:00Z"));
+        let correction = last_id_after(&h.ok(&["triage"]), "message ");
+        let returns = h.ok(&["case", case, "--now", "2026-08-26T15:10:00Z"]);
+        let chronology = ids_after(&returns, "return from police (message ")[1].clone();
+        let at = ["--now", "2026-08-26T15:10:00Z"];
+        let why = [
+            "--reason",
+            "the police confirmed it replaces the chronology",
+        ];
+        h.ok(&[
+            &["attach", case, &correction, "--return", "police"],
+            &why[..],
+            &at[..],
+        ]
+        .concat());
+        let not_a_return =
+            h.caseclerk(&[&["agencies", "withdraw", case, "999999"], &why[..]].concat());
+        assert!(said(&not_a_return).contains("is not a return"), "{p}");
+        h.ok(&[
+            &["agencies", "withdraw", case, &chronology],
+            &why[..],
+            &at[..],
+        ]
+        .concat());
         // Day 5 (Thu 27 Aug): health visiting sends a nil return.
         append(
             h,
@@ -488,4 +513,20 @@ impl Round<'_> {
 #[tokio::test]
 async fn a_north_east_lincolnshire_review_asks_chases_and_collates_on_the_right_working_days() {
     agency_round(&NELINCS).await;
+}
+
+/// The numbers following each `prefix` in `text`, in order.
+fn ids_after(text: &str, prefix: &str) -> Vec<String> {
+    text.split(prefix)
+        .skip(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .collect()
+}
+
+/// The largest number following `prefix` in `text` (the message that arrived last).
+fn last_id_after(text: &str, prefix: &str) -> String {
+    ids_after(text, prefix)
+        .into_iter()
+        .max_by_key(|id| id.parse::<i64>().unwrap_or(0))
+        .expect("a message id")
 }

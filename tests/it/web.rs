@@ -559,6 +559,32 @@ async fn an_action_is_the_operator_command_recorded_as_the_person_or_refused_in_
     let page = c.get(&format!("/cases/{}", w.case)).await;
     assert!(page.body.contains("clerk (web workspace)"), "{}", page.body);
     assert!(page.body.contains("returned"), "the return shows at once");
+    // And it can be taken out of the collation pack again (another child's, say).
+    let withdraw = format!("/cases/{}/returns/withdraw", w.case);
+    assert!(page.body.contains(&withdraw), "{}", page.body);
+    let csrf = page.csrf();
+    let why = "another child's summary";
+    let form = |m: &'static str| [("csrf", csrf.as_str()), ("message", m), ("reason", why)];
+    let not_a_return = c.post(&withdraw, &form("999999")).await;
+    assert_eq!(not_a_return.status, 422);
+    assert!(
+        not_a_return.body.contains("is not a return"),
+        "{}",
+        not_a_return.body
+    );
+    let m = w.triaged.to_string();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("message", m.as_str()),
+        ("reason", why),
+    ];
+    let done = c.post(&withdraw, &fields).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let history = w.history().await;
+    assert!(
+        history.contains("taken out of the pack (another child's summary)"),
+        "{history}"
+    );
 }
 
 #[tokio::test]

@@ -488,6 +488,37 @@ pub(super) async fn remove_agency(
     .await
 }
 
+#[derive(serde::Deserialize)]
+pub(super) struct WithdrawForm {
+    csrf: String,
+    message: i64,
+    reason: String,
+}
+
+/// `POST /cases/{reference}/returns/withdraw`: `caseclerk agencies withdraw`.
+pub(super) async fn withdraw_return(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(f): Form<WithdrawForm>,
+) -> Response {
+    let (app, f, reference) = (&app, &f, &reference);
+    run(
+        app,
+        &headers,
+        &f.csrf,
+        reference,
+        "withdraw return",
+        |actor, now| async move {
+            let store = &app.store;
+            let taken =
+                operator::withdraw_return(store, reference, f.message, &f.reason, &actor, now);
+            taken.await.map(|_| ())
+        },
+    )
+    .await
+}
+
 /// `POST /cases/{reference}/hold`: `caseclerk hold` (`to=place`) or `caseclerk release`.
 pub(super) async fn hold(
     State(app): Shared,

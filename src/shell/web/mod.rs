@@ -124,6 +124,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(actions::remove_agency),
         )
         .route("/cases/{reference}/hold", post(actions::hold))
+        .route(
+            "/cases/{reference}/returns/withdraw",
+            post(actions::withdraw_return),
+        )
         .route("/cases/{reference}/reviewer", post(actions::set_reviewer))
         .route(
             "/cases/{reference}/publication",

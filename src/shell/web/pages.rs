@@ -650,6 +650,22 @@ fn meeting_and_agency(app: &App, s: &Session, c: &CaseView) -> Markup {
                 }
             }
         }
+        @let returns: Vec<(&str, i64)> = c.agencies.iter().flat_map(|a| {
+            c.state.agencies.get(&a.id).into_iter().flat_map(|s| s.returns.iter()).map(|m| (a.name.as_str(), *m))
+        }).collect();
+        @if !returns.is_empty() {
+            form.action method="post" action={ "/cases/" (r) "/returns/withdraw" } {
+                fieldset {
+                    legend { "Take a return out of the collation pack (the wrong child's, or one a correction replaces)" }
+                    p { label for="withdraw-return" { "Return" }
+                        select #withdraw-return name="message" required {
+                            @for (agency, m) in &returns { option value=(m) { (agency) ", message " (m) } }
+                        } }
+                    (reason_and_token(s, "reason-withdraw"))
+                    button type="submit" { "Take it out of the pack" }
+                }
+            }
+        }
     }
 }
 
