@@ -5,9 +5,11 @@
 //! transaction's snapshot, taken beside a running daemon without stopping it, compacted; the
 //! file created owner-only first, as `VACUUM INTO` would leave it to the umask) and its checking
 //! (it opens as a caseclerk database of this schema and passes SQLite's integrity check); and
-//! restoring (refused while a daemon holds the database; the copy checked first, written beside
-//! the database and renamed over it, the old `-wal`/`-shm` removed, so a failure half-way
-//! leaves the old database whole).
+//! restoring (refused while a daemon holds the database; the copy written beside the database,
+//! brought to this schema, checked, marked restored ([`RESTORED_AT`]: the outbox then looks for
+//! every letter due before it in the sent folder before sending it), given the database's owner,
+//! and renamed over it, the old `-wal`/`-shm` removed, so a failure half-way leaves the old
+//! database whole).
 //!
 //! Optionally encrypted with `age` ([`backup_encrypted`], [`restore_encrypted`]): the backup is
 //! piped through Debian's `age` command to one or more recipient public keys (`age1…`), so the
@@ -24,7 +26,8 @@
 //! (and the one temporary plaintext, in the scratch directory).
 
 use crate::shell::private::{Scratch, scratch_root};
-use crate::shell::store::{Store, StoreError};
+use crate::shell::store::{RESTORED_AT, Store, StoreError};
+use chrono::{DateTime, Utc};
 use std::path::Path;
 
 /// What a backup or a restore found in the database it wrote.
@@ -112,9 +115,35 @@ pub async fn check(backup: &Path) -> Result<Contents, BackupError> {
     })
 }
 
-/// Put the backup at `backup` in place of the database at `database` (no daemon may hold it).
-pub async fn restore(backup: &Path, database: &Path) -> Result<Contents, BackupError> {
-    let contents = check(backup).await?;
+/// Put the backup at `backup` in place of the database at `database` (no daemon may hold it), at
+/// `now`. The copy is staged beside the database and made ready there before it replaces it:
+/// - brought up to this version's schema (a backup taken before an upgrade restores after it),
+///   and checked whole (SQLite's integrity check);
+/// - marked restored at `now` ([`RESTORED_AT`]): the backup says "not sent" of letters that went
+///   after it was taken, and mail that came since is read and decided again, so every letter due
+///   before the restore is looked for in the sent folder before it goes, never simply sent twice;
+/// - given the owner of the database it replaces (or of its folder): restored by root, it is
+///   still the daemon's to open.
+pub async fn restore(
+    backup: &Path,
+    database: &Path,
+    now: DateTime<Utc>,
+) -> Result<Contents, BackupError> {
+    // Not even an SQLite file: refused before anything is made (the lock below makes the
+    // database's file if there is none).
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(backup).and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut head)
+    });
+    if read.is_err() || &head != b"SQLite format 3\0" {
+        return Err(BackupError::Unusable {
+            path: backup.display().to_string(),
+            why: "it is not an SQLite database (a file made by `caseclerk backup` is)".into(),
+        });
+    }
+    // Whose the database is, before the lock below makes its file if there is none.
+    let owner = owner_of(database)?;
     let _lock = crate::shell::engine::lock_file(database).map_err(|e| match e {
         crate::shell::engine::EngineError::Locked { path } => BackupError::DaemonRunning(path),
         other => BackupError::Unusable {
@@ -133,6 +162,19 @@ pub async fn restore(backup: &Path, database: &Path) -> Result<Contents, BackupE
     std::fs::copy(backup, &staged).map_err(write(&staged))?;
     std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(write(&staged))?;
+    let ready = async {
+        let contents = prepare(backup, &staged, now).await?;
+        give_to(&staged, owner, database)?;
+        Ok::<_, BackupError>(contents)
+    }
+    .await;
+    let contents = match ready {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(e);
+        }
+    };
     for suffix in ["-wal", "-shm"] {
         let f = format!("{}{suffix}", database.display());
         if Path::new(&f).exists() {
@@ -141,6 +183,69 @@ pub async fn restore(backup: &Path, database: &Path) -> Result<Contents, BackupE
     }
     std::fs::rename(&staged, database).map_err(write(database))?;
     Ok(contents)
+}
+
+/// The staged copy of `backup` brought to this schema, checked whole, and marked restored.
+async fn prepare(
+    backup: &Path,
+    staged: &Path,
+    now: DateTime<Utc>,
+) -> Result<Contents, BackupError> {
+    let unusable = |why: String| BackupError::Unusable {
+        path: backup.display().to_string(),
+        why,
+    };
+    let store = Store::open(staged)
+        .await
+        .map_err(|e| unusable(e.to_string()))?;
+    let integrity = store.integrity_check().await?;
+    if integrity != "ok" {
+        store.close().await;
+        return Err(unusable(format!(
+            "SQLite's integrity check says: {integrity}"
+        )));
+    }
+    store
+        .set_meta(RESTORED_AT, &crate::shell::store::ts(now))
+        .await?;
+    let (cases, letters, events, messages) = store.row_counts().await?;
+    store.close().await;
+    Ok(Contents {
+        cases,
+        letters,
+        events,
+        messages,
+    })
+}
+
+/// The owner (user, group) of `database`, or, none yet, of the nearest folder above it that
+/// exists: the user the daemon runs as.
+fn owner_of(database: &Path) -> Result<(u32, u32), BackupError> {
+    use std::os::unix::fs::MetadataExt;
+    let nearest = database
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && p.exists())
+        .unwrap_or(Path::new("."));
+    std::fs::metadata(nearest)
+        .map(|m| (m.uid(), m.gid()))
+        .map_err(|source| BackupError::Write {
+            path: database.display().to_string(),
+            source,
+        })
+}
+
+/// Give `staged` to `owner` (the database's: [`owner_of`]), as the daemon that opens it runs as
+/// that user. A no-op for the owner themselves; refused (and said so) for anyone else but root.
+fn give_to(staged: &Path, (uid, gid): (u32, u32), database: &Path) -> Result<(), BackupError> {
+    std::os::unix::fs::chown(staged, Some(uid), Some(gid)).map_err(|source| BackupError::Write {
+        path: format!(
+            "{} (to give it the owner of {}: restore as that user, e.g. `sudo -u caseclerk \
+             caseclerk restore …`, or as root)",
+            staged.display(),
+            database.display()
+        ),
+        source,
+    })
 }
 
 /// The first bytes of every file `age` writes (its binary format).
@@ -262,6 +367,7 @@ pub async fn restore_encrypted(
     backup: &Path,
     identity: &Path,
     database: &Path,
+    now: DateTime<Utc>,
 ) -> Result<Contents, BackupError> {
     if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::shell::private::create_dirs(dir).map_err(|source| BackupError::Write {
@@ -283,7 +389,7 @@ pub async fn restore_encrypted(
             output,
         )
         .await?;
-        restore(&plain, database).await
+        restore(&plain, database, now).await
     }
     .await;
     drop(scratch);

@@ -1101,6 +1101,7 @@ async fn restore(
     age_identity: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
     let cfg = load(config, Needs::NoSecrets)?;
+    let now = crate::shell::clock::Clock::now(&crate::shell::clock::SystemClock);
     let encrypted = crate::shell::backup::is_encrypted(file);
     let found = match (encrypted, age_identity) {
         (true, None) => {
@@ -1112,15 +1113,30 @@ async fn restore(
             )));
         }
         (true, Some(key)) => {
-            crate::shell::backup::restore_encrypted(file, key, &cfg.database).await
+            crate::shell::backup::restore_encrypted(file, key, &cfg.database, now).await
         }
-        (false, _) => crate::shell::backup::restore(file, &cfg.database).await,
+        (false, _) => crate::shell::backup::restore(file, &cfg.database, now).await,
     }
     .map_err(work)?;
     println!(
         "{} restored from {}: {found}; start the daemon again",
         cfg.database.display(),
         file.display()
+    );
+    // What went after the backup was taken is not in it.
+    let looked = match (cfg.imap.sent_copy, &cfg.imap.sent_folder) {
+        (crate::shell::config::SentCopy::None, _) | (_, None) => {
+            "WARNING: with no sent folder ([mailbox] sent_copy = \"none\") nothing can tell which \
+             letters went after the backup was taken: they go again"
+        }
+        _ => {
+            "each letter the backup has as unsent and due before now is looked for in the sent \
+             folder first, and goes only if it is not there"
+        }
+    };
+    println!(
+        "{looked}; mail that came after the backup is read again. Changes made by hand since \
+         the backup (decisions, agencies, holds) are not in it: make them again"
     );
     Ok(())
 }

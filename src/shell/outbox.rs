@@ -1268,6 +1268,10 @@ pub struct InDoubt<'a> {
     /// pass of many large letters over a slow line is not killed mid-send for taking longer than
     /// the watchdog's interval (each letter is bounded by the transport's own timeout).
     pub progress: Option<&'a (dyn Fn() + Send + Sync)>,
+    /// The sent folder holding a copy of every letter sent, by the server or by caseclerk's own
+    /// filing (any `sent_copy` but `"none"`): after a restore, a letter due before it is looked
+    /// for there before it goes ([`after_restore`]).
+    pub copies: Option<&'a dyn SentFolder>,
 }
 
 impl<'a> InDoubt<'a> {
@@ -1278,21 +1282,31 @@ impl<'a> InDoubt<'a> {
             folder: None,
             sender: None,
             progress: None,
+            copies: None,
         }
     }
 
     /// As `[mailbox]` says: with `sent_copy = "server"`, look in its sent folder after the grace.
     pub fn from_settings(imap: &'a crate::shell::config::ImapSettings) -> InDoubt<'a> {
+        use crate::shell::config::SentCopy;
+        let copies = match (imap.sent_copy, &imap.sent_folder) {
+            (SentCopy::Server | SentCopy::Caseclerk, Some(_)) => Some(imap as &'a dyn SentFolder),
+            _ => None,
+        };
         match (imap.sent_copy, &imap.sent_folder) {
-            (crate::shell::config::SentCopy::Server, Some(_)) => InDoubt {
+            (SentCopy::Server, Some(_)) => InDoubt {
                 policy: CopyPolicy::server_copy(
                     Duration::from_std(imap.in_doubt_grace).unwrap_or(Duration::minutes(2)),
                 ),
                 folder: Some(imap),
                 sender: None,
                 progress: None,
+                copies,
             },
-            _ => InDoubt::resend(),
+            _ => InDoubt {
+                copies,
+                ..InDoubt::resend()
+            },
         }
     }
 }
@@ -1346,11 +1360,22 @@ async fn send_all(
     now: DateTime<Utc>,
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
+    let restored = store.restored_at().await?;
     // One letter's bytes in memory at a time (a letter can carry a referral's attachments).
     for id in store.sendable_ids(now).await? {
         let Some(row) = store.sendable_letter(id, now).await? else {
             continue;
         };
+        if let Some(at) = restored.filter(|at| row.due_at <= *at) {
+            match after_restore(conn, doubt.copies, &row, at, now, report).await {
+                Ok(Settled::Send) => {}
+                Ok(Settled::Done) => continue,
+                Err(e) => {
+                    cannot_start(&row, &e, report);
+                    break;
+                }
+            }
+        }
         match settle(conn, doubt, &row, now, report).await {
             Ok(Settled::Send) => {}
             Ok(Settled::Done) => continue,
@@ -1441,6 +1466,58 @@ async fn settle(
                 return Ok(Settled::Done);
             }
             Doubt::Resend => return Ok(Settled::Send),
+        }
+    }
+}
+
+/// How long after a restore a letter due before it waits for a sent folder that cannot be
+/// searched, before it goes anyway (a letter late beats one never sent).
+const RESTORE_LOOKUP_WAIT: i64 = 24;
+
+/// A letter due before the database was restored from a backup (`restored`) may have gone
+/// already, after the backup was taken: the backup says "not sent", and the same letter would go
+/// twice — with the same Message-ID, to the same people. So it is looked for in the sent folder
+/// first: found, it is recorded sent from that copy; absent, it goes. A folder that cannot be
+/// searched keeps it waiting, for [`RESTORE_LOOKUP_WAIT`] hours at most; with no sent folder
+/// (`sent_copy = "none"`) it goes (`caseclerk restore` warns of this).
+async fn after_restore(
+    conn: &mut SendConn,
+    copies: Option<&dyn SentFolder>,
+    row: &OutboxRow,
+    restored: DateTime<Utc>,
+    now: DateTime<Utc>,
+    report: &mut SendReport,
+) -> Result<Settled, StoreError> {
+    let Some(folder) = copies else {
+        return Ok(Settled::Send);
+    };
+    match folder.has_copy(&row.message_id).await {
+        Ok(true) => {
+            let event = row.case_id.map(|case_id| {
+                let e = Event::LetterSent {
+                    step: row.step.clone(),
+                    recipient: row.recipient.clone(),
+                    outbox: row.id,
+                    confirmed_by_copy: true,
+                };
+                (case_id, e)
+            });
+            let event = event.as_ref().map(|(c, e)| (*c, e));
+            conn.record_confirmed_by_copy(row.id, event, now, now)
+                .await?;
+            tracing::info!(outbox = row.id, step = %row.step, "letter due before the restore found in the sent folder: it went after the backup was taken; recorded as sent, not sent again");
+            report.confirmed_by_copy += 1;
+            Ok(Settled::Done)
+        }
+        Ok(false) => Ok(Settled::Send),
+        Err(e) if now - restored < Duration::hours(RESTORE_LOOKUP_WAIT) => {
+            tracing::warn!(outbox = row.id, error = %e, "letter due before the restore: the sent folder cannot be searched; it waits, so as not to go twice");
+            report.retrying += 1;
+            Ok(Settled::Done)
+        }
+        Err(e) => {
+            tracing::warn!(outbox = row.id, error = %e, "letter due before the restore: the sent folder could not be searched for a day; it goes now");
+            Ok(Settled::Send)
         }
     }
 }

@@ -737,6 +737,10 @@ pub fn failing_since_within(
         .unwrap_or(now)
 }
 
+/// Where the instant of the last restore from a backup is kept (`meta`, RFC 3339), written by
+/// `caseclerk restore` into the database it puts back.
+pub const RESTORED_AT: &str = "restored_at";
+
 impl Store {
     /// Open (creating if needed, with owner-only permissions) and migrate the database file.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
@@ -1434,6 +1438,16 @@ impl Store {
         let out = whole_letters(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(out.into_iter().next())
+    }
+
+    /// When the database was last restored from a backup ([`RESTORED_AT`]), if ever: every
+    /// letter due before then is looked for in the sent folder before it goes
+    /// (`outbox::after_restore`).
+    pub async fn restored_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.meta(RESTORED_AT)
+            .await?
+            .map(|v| parse_ts(&v))
+            .transpose()
     }
 
     /// A value from `meta`, if set.

@@ -332,3 +332,88 @@ async fn a_checked_backup_is_recorded_and_health_warns_when_the_job_stops() {
     let stale = health(chrono::Duration::hours(60));
     assert!(stale.contains("[backup_stale]"), "{stale}");
 }
+
+#[tokio::test]
+async fn a_backup_restored_after_its_letters_went_finds_them_in_the_sent_folder_and_sends_none_twice()
+ {
+    use crate::support::{Harness, REFERRER, SHARED, referral};
+    let h = Harness::start("bury").await;
+    h.tick(None);
+    // Last night's backup; then the day's referral, acknowledged and filed in the sent folder.
+    let nightly = h.dir.join("nightly.db");
+    h.ok(&["backup", nightly.to_str().unwrap()]);
+    let raw = referral("restored@hospital.test", "Referral for a rapid review");
+    h.deliver(REFERRER, SHARED, &raw).await;
+    assert!(h.tick(None).contains("opened RR-"));
+    let before = h.settled_count(REFERRER).await;
+    assert!(before >= 1, "the referrer was acknowledged");
+    // The database is damaged; last night's backup goes back. It has neither the case nor its
+    // letters, and the referral is read again.
+    let restored = h.ok(&["restore", nightly.to_str().unwrap()]);
+    assert!(
+        restored.contains("looked for in the sent folder"),
+        "{restored}"
+    );
+    let again = h.tick(None);
+    assert!(
+        again.contains("opened RR-"),
+        "the referral is read again: {again}"
+    );
+    assert_eq!(
+        h.settled_count(REFERRER).await,
+        before,
+        "the acknowledgement found in the sent folder is not sent again"
+    );
+    let case = h.ok(&["cases"]);
+    assert!(case.contains("RR-"), "{case}");
+}
+
+#[tokio::test]
+async fn a_backup_from_before_an_upgrade_restored_by_root_is_brought_up_to_date_and_left_to_the_daemon_s_user()
+ {
+    use std::os::unix::fs::MetadataExt;
+    let mut review = Review::of("bury").await;
+    review.referral_at("2026-01-05 10:00").await;
+    let config = review.engine.cfg.file.clone();
+    let dir = config.parent().unwrap().to_path_buf();
+    let old = dir.join("before-the-upgrade.db");
+    assert!(
+        caseclerk(&config, &["backup", old.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // As the version before the last migration left it.
+    crate::history::sqlite3(
+        &old,
+        "DROP TABLE web_reads; DELETE FROM schema_version WHERE version = 19;",
+    );
+    // The daemon's own folder and database, owned by its user (`nobody` here); the restore run
+    // as root, as an operator who has just stopped the service would.
+    let home = dir.join("var-lib-caseclerk");
+    std::fs::create_dir_all(&home).unwrap();
+    let nobody = 65534;
+    std::os::unix::fs::chown(&home, Some(nobody), Some(nobody)).unwrap();
+    let mut cfg: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let target = home.join("caseclerk.db");
+    cfg["storage"]["database"] = toml::Value::String(target.display().to_string());
+    let other = dir.join("restored.toml");
+    std::fs::write(&other, toml::to_string(&cfg).unwrap()).unwrap();
+    let out = caseclerk(&other, &["restore", old.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(&target).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (nobody, nobody),
+        "the daemon's to open"
+    );
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    let store = Store::open_read_only(&target)
+        .await
+        .expect("this version's schema");
+    assert_eq!(store.row_counts().await.unwrap().0, 1, "the case is there");
+    store.close().await;
+}

@@ -258,6 +258,7 @@ fn server_copy(f: &Folder) -> outbox::InDoubt<'_> {
         folder: Some(f),
         sender: None,
         progress: None,
+        copies: None,
     }
 }
 
@@ -430,6 +431,7 @@ async fn a_pass_says_it_is_alive_after_each_letter_so_a_long_one_is_not_taken_fo
     };
     let doubt = outbox::InDoubt {
         progress: Some(&alive),
+        copies: None,
         ..outbox::InDoubt::resend()
     };
     let report = outbox::send_due_settling(&store, &transport, &Unrecorded::default(), doubt, t0())

@@ -267,6 +267,7 @@ impl Outbox {
             folder: Some(&self.folder),
             sender: None,
             progress: None,
+            copies: None,
         };
         let at = t0() + Duration::minutes(minutes);
         outbox::send_due_settling(
@@ -325,6 +326,7 @@ async fn a_letter_whose_answer_is_lost_every_time_is_raised_after_a_day() {
             folder: Some(&NoCopies),
             sender: None,
             progress: None,
+            copies: None,
         };
         let memory = Unrecorded::default();
         let mut settings = smtp(&server);
