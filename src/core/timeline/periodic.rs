@@ -40,11 +40,11 @@ pub fn digest_due(cal: &Calendar, at: NaiveTime, now: DateTime<Utc>) -> Result<D
     let next = if cal.is_working_day(today)? && now < todays {
         todays
     } else {
-        calendar::london_instant(
-            cal.next_working_day_on_or_after(today + Duration::days(1))?
-                .date,
-            at,
-        )
+        // Past the last day the holiday data covers, the next cannot be known: today's digest
+        // still goes (it names the data's end), and tomorrow is asked about tomorrow.
+        let tomorrow = today + Duration::days(1);
+        let next = cal.next_working_day_on_or_after(tomorrow).map(|d| d.date);
+        calendar::london_instant(next.unwrap_or(tomorrow), at)
     };
     Ok(Due {
         now: due_now.then(|| (digest_key(today), todays)),
@@ -212,6 +212,20 @@ mod tests {
         assert_eq!(saturday.next, t("2026-09-07T07:00:00Z"));
         let friday = digest_due(&cal, eight(), t("2026-10-23T09:00:00Z")).unwrap();
         assert_eq!(friday.next, t("2026-10-26T08:00:00Z"));
+    }
+
+    #[test]
+    fn the_last_working_day_the_holiday_data_covers_still_has_its_digest() {
+        let cal = Calendar::bundled();
+        let last = (0..400)
+            .map(|d| NaiveDate::from_ymd_opt(2028, 1, 1).unwrap() + Duration::days(d))
+            .take_while(|d| cal.is_working_day(*d).is_ok())
+            .filter(|d| matches!(cal.is_working_day(*d), Ok(true)))
+            .last()
+            .unwrap();
+        let at = calendar::london_instant(last, eight()) + Duration::hours(1);
+        let d = digest_due(&cal, eight(), at).expect("today's digest is due");
+        assert_eq!(d.now.map(|(k, _)| k), Some(digest_key(last)));
     }
 
     #[test]
