@@ -65,6 +65,10 @@ pub enum BackupError {
         "a caseclerk daemon is working on {0}: stop it first (`systemctl stop caseclerk`), then restore"
     )]
     DaemonRunning(String),
+    #[error(
+        "a web workspace (`caseclerk serve`) has {0} open: stop it first, then restore, then start it again"
+    )]
+    Serving(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -151,6 +155,25 @@ pub async fn restore(
             why: other.to_string(),
         },
     })?;
+    // A workspace (`caseclerk serve`) beside a stopped daemon still has the database open: it
+    // would go on writing to the file this replaces, and what people did there would be lost.
+    // (Its lock file only looked at if one ever ran: made here, by root, no workspace could
+    // open it after.)
+    let serving = crate::shell::store::serving_path(database);
+    let _serving = match serving
+        .exists()
+        .then(|| crate::shell::store::serving_lock(database, true))
+    {
+        None => None,
+        Some(Ok(Some(held))) => Some(held),
+        Some(Ok(None)) => return Err(BackupError::Serving(database.display().to_string())),
+        Some(Err(source)) => {
+            return Err(BackupError::Write {
+                path: serving.display().to_string(),
+                source,
+            });
+        }
+    };
     let staged = database.with_extension("db.restoring");
     let write = |path: &Path| {
         let path = path.display().to_string();

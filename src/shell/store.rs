@@ -737,6 +737,36 @@ pub fn failing_since_within(
         .unwrap_or(now)
 }
 
+/// The file beside the database that every running `caseclerk serve` holds a shared lock on
+/// ([`serving_lock`]), so a restore can tell that a workspace still has the database open (the
+/// daemon's own lock is on the database file itself, and a workspace runs beside the daemon).
+pub fn serving_path(database: &Path) -> std::path::PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".serving");
+    std::path::PathBuf::from(name)
+}
+
+/// Hold the database's serving lock ([`serving_path`]): shared with every other workspace,
+/// `exclusive` for a restore. `Ok(None)` when another holds it the other way.
+pub fn serving_lock(database: &Path, exclusive: bool) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .append(true)
+        .mode(0o600)
+        .open(serving_path(database))?;
+    let taken = match exclusive {
+        true => file.try_lock(),
+        false => file.try_lock_shared(),
+    };
+    match taken {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Where the instant of the last restore from a backup is kept (`meta`, RFC 3339), written by
 /// `caseclerk restore` into the database it puts back.
 pub const RESTORED_AT: &str = "restored_at";

@@ -417,3 +417,43 @@ async fn a_backup_from_before_an_upgrade_restored_by_root_is_brought_up_to_date_
     assert_eq!(store.row_counts().await.unwrap().0, 1, "the case is there");
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_restore_is_refused_while_a_web_workspace_has_the_database_open() {
+    let review = Review::of("bury").await;
+    let config = review.engine.cfg.file.clone();
+    let dir = config.parent().unwrap().to_path_buf();
+    let backup = dir.join("backup.db");
+    assert!(
+        caseclerk(&config, &["backup", backup.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let mut cfg: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let target = dir.join("elsewhere/caseclerk.db");
+    cfg["storage"]["database"] = toml::Value::String(target.display().to_string());
+    let other = dir.join("elsewhere.toml");
+    std::fs::write(&other, toml::to_string(&cfg).unwrap()).unwrap();
+    assert!(
+        caseclerk(&other, &["restore", backup.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // `caseclerk serve` holds this while it runs (beside a stopped daemon, say).
+    let serving = caseclerk::shell::store::serving_lock(&target, false)
+        .unwrap()
+        .expect("shared");
+    let refused = caseclerk(&other, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("web workspace (`caseclerk serve`)"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    drop(serving);
+    assert!(
+        caseclerk(&other, &["restore", backup.to_str().unwrap()])
+            .status
+            .success()
+    );
+}

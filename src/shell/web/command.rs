@@ -124,6 +124,10 @@ pub async fn run(
     let store = Store::open(&cfg.database).await.map_err(work)?;
     match command {
         WebCommand::Serve => {
+            // Held while serving: `caseclerk restore` refuses to replace the database under it.
+            let serving = crate::shell::store::serving_lock(&cfg.database, false)
+                .map_err(work)?
+                .ok_or_else(|| work("a restore is replacing the database: start again after it"))?;
             let settings = cfg.web.clone().unwrap_or_else(|| WebSettings {
                 listen: crate::shell::config::web_default_listen(),
                 tls: None,
@@ -142,7 +146,9 @@ pub async fn run(
                 https: false,
                 pages: Default::default(),
             };
-            super::serve(&settings, app, shutdown).await.map_err(work)
+            let served = super::serve(&settings, app, shutdown).await.map_err(work);
+            drop(serving);
+            served
         }
         WebCommand::User { action } => user(&store, &cfg.database, clock, action).await,
     }
