@@ -109,6 +109,11 @@ pub async fn check(backup: &Path) -> Result<Contents, BackupError> {
             "SQLite's integrity check says: {integrity}"
         )));
     }
+    contents_of(store).await
+}
+
+/// What `store` holds, counted; then closed.
+async fn contents_of(store: Store) -> Result<Contents, BackupError> {
     let (cases, letters, events, messages) = store.row_counts().await?;
     store.close().await;
     Ok(Contents {
@@ -231,14 +236,7 @@ async fn prepare(
     store
         .set_meta(RESTORED_AT, &crate::shell::store::ts(now))
         .await?;
-    let (cases, letters, events, messages) = store.row_counts().await?;
-    store.close().await;
-    Ok(Contents {
-        cases,
-        letters,
-        events,
-        messages,
-    })
+    contents_of(store).await
 }
 
 /// The owner (user, group) of `database`, or, none yet, of the nearest folder above it that

@@ -1449,25 +1449,38 @@ async fn settle(
                 });
             }
             Doubt::RecordSent => {
-                let event = row.case_id.map(|case_id| {
-                    let e = Event::LetterSent {
-                        step: row.step.clone(),
-                        recipient: row.recipient.clone(),
-                        outbox: row.id,
-                        confirmed_by_copy: true,
-                    };
-                    (case_id, e)
-                });
-                let event = event.as_ref().map(|(c, e)| (*c, e));
-                conn.record_confirmed_by_copy(row.id, event, intent, now)
-                    .await?;
+                found_in_the_sent_folder(conn, row, intent, now, report).await?;
                 tracing::info!(outbox = row.id, step = %row.step, "letter in doubt found in the sent folder: the server had accepted it; recorded as sent, not sent again");
-                report.confirmed_by_copy += 1;
                 return Ok(Settled::Done);
             }
             Doubt::Resend => return Ok(Settled::Send),
         }
     }
+}
+
+/// Record `row` sent at `sent` from its copy in the sent folder (with its case's event), never
+/// sending it again.
+async fn found_in_the_sent_folder(
+    conn: &mut SendConn,
+    row: &OutboxRow,
+    sent: DateTime<Utc>,
+    now: DateTime<Utc>,
+    report: &mut SendReport,
+) -> Result<(), StoreError> {
+    let event = row.case_id.map(|case_id| {
+        let e = Event::LetterSent {
+            step: row.step.clone(),
+            recipient: row.recipient.clone(),
+            outbox: row.id,
+            confirmed_by_copy: true,
+        };
+        (case_id, e)
+    });
+    let event = event.as_ref().map(|(c, e)| (*c, e));
+    conn.record_confirmed_by_copy(row.id, event, sent, now)
+        .await?;
+    report.confirmed_by_copy += 1;
+    Ok(())
 }
 
 /// How long after a restore a letter due before it waits for a sent folder that cannot be
@@ -1493,20 +1506,8 @@ async fn after_restore(
     };
     match folder.has_copy(&row.message_id).await {
         Ok(true) => {
-            let event = row.case_id.map(|case_id| {
-                let e = Event::LetterSent {
-                    step: row.step.clone(),
-                    recipient: row.recipient.clone(),
-                    outbox: row.id,
-                    confirmed_by_copy: true,
-                };
-                (case_id, e)
-            });
-            let event = event.as_ref().map(|(c, e)| (*c, e));
-            conn.record_confirmed_by_copy(row.id, event, now, now)
-                .await?;
+            found_in_the_sent_folder(conn, row, now, now, report).await?;
             tracing::info!(outbox = row.id, step = %row.step, "letter due before the restore found in the sent folder: it went after the backup was taken; recorded as sent, not sent again");
-            report.confirmed_by_copy += 1;
             Ok(Settled::Done)
         }
         Ok(false) => Ok(Settled::Send),

@@ -76,24 +76,30 @@ pub async fn has_copy(settings: &ImapSettings, message_id: &str) -> Result<bool,
     };
     let mut session = mailbox::connect(settings).await?;
     let t = settings.command_timeout;
-    let within = |command: &'static str| MailboxError::Timeout {
-        command,
-        seconds: t.as_secs(),
-    };
-    let command = |command: &'static str| {
-        move |e: async_imap::error::Error| MailboxError::Command {
-            command,
-            detail: e.to_string(),
-        }
-    };
     // EXAMINE: read-only, so looking never changes a flag in the folder.
     let examined = tokio::time::timeout(t, session.examine(folder))
         .await
-        .map_err(|_| within("EXAMINE sent folder"))?
-        .map_err(command("EXAMINE sent folder"))?;
+        .map_err(|_| timed_out("EXAMINE sent folder", t))?
+        .map_err(refused("EXAMINE sent folder"))?;
     let found = copy_in(&mut session, t, message_id, examined.exists > 0).await?;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
     Ok(found)
+}
+
+/// A command the server refused or a connection that failed, as the mailbox's error.
+fn refused(command: &'static str) -> impl Fn(async_imap::error::Error) -> MailboxError {
+    move |e| MailboxError::Command {
+        command,
+        detail: e.to_string(),
+    }
+}
+
+/// A command with no answer within `t`.
+fn timed_out(command: &'static str, t: std::time::Duration) -> MailboxError {
+    MailboxError::Timeout {
+        command,
+        seconds: t.as_secs(),
+    }
 }
 
 /// Whether the open folder holds the letter `message_id`, asked so that a refused or cut answer
@@ -114,22 +120,12 @@ async fn copy_in(
         command: "UID SEARCH",
         detail: format!("the sent folder's answer cannot be trusted: {detail}"),
     };
-    let command = |command: &'static str| {
-        move |e: async_imap::error::Error| MailboxError::Command {
-            command,
-            detail: e.to_string(),
-        }
-    };
-    let within = |command: &'static str| MailboxError::Timeout {
-        command,
-        seconds: t.as_secs(),
-    };
     let wanted = format!("<{}>", message_id.replace('"', ""));
     let query = format!("OR HEADER Message-ID \"{wanted}\" UID *");
     let listed = tokio::time::timeout(t, session.uid_search(&query))
         .await
-        .map_err(|_| within("UID SEARCH"))?
-        .map_err(command("UID SEARCH"))?;
+        .map_err(|_| timed_out("UID SEARCH", t))?
+        .map_err(refused("UID SEARCH"))?;
     if listed.is_empty() {
         return if may_hold_mail {
             Err(untrusted("it listed nothing, not even the newest message"))
@@ -144,9 +140,9 @@ async fn copy_in(
         let mut stream = session
             .uid_fetch(set.join(","), "ENVELOPE")
             .await
-            .map_err(command("UID FETCH"))?;
+            .map_err(refused("UID FETCH"))?;
         while let Some(f) = stream.next().await {
-            let f = f.map_err(command("UID FETCH"))?;
+            let f = f.map_err(refused("UID FETCH"))?;
             let id = f.envelope().and_then(|e| e.message_id.as_deref());
             found |= id.is_some_and(|id| id.trim_ascii() == wanted.as_bytes());
             answered.extend(f.uid);
@@ -155,7 +151,7 @@ async fn copy_in(
     };
     tokio::time::timeout(t, fetched)
         .await
-        .map_err(|_| within("UID FETCH"))??;
+        .map_err(|_| timed_out("UID FETCH", t))??;
     if found {
         Ok(true)
     } else if listed.iter().all(|u| answered.contains(u)) {
@@ -173,21 +169,11 @@ async fn file(
     now: DateTime<Utc>,
 ) -> Result<usize, MailboxError> {
     let mut session = mailbox::connect(settings).await?;
-    let command = |command: &'static str| {
-        move |e: async_imap::error::Error| MailboxError::Command {
-            command,
-            detail: e.to_string(),
-        }
-    };
-    let within = |command: &'static str| MailboxError::Timeout {
-        command,
-        seconds: settings.command_timeout.as_secs(),
-    };
     let t = settings.command_timeout;
     let selected = tokio::time::timeout(t, session.select(folder))
         .await
-        .map_err(|_| within("SELECT sent folder"))?
-        .map_err(command("SELECT sent folder"))?;
+        .map_err(|_| timed_out("SELECT sent folder", t))?
+        .map_err(refused("SELECT sent folder"))?;
     let mut may_hold_mail = selected.exists > 0;
     let mut filed = 0;
     for l in letters {
@@ -203,8 +189,8 @@ async fn file(
                 session.append(folder, Some("(\\Seen)"), Some(&date), &letter.raw),
             )
             .await
-            .map_err(|_| within("APPEND"))?
-            .map_err(command("APPEND"))?;
+            .map_err(|_| timed_out("APPEND", t))?
+            .map_err(refused("APPEND"))?;
         }
         may_hold_mail = true;
         store.mark_filed(l.id, now).await?;
