@@ -54,9 +54,7 @@
 //!     failed DMARC/SPF/DKIM, or that comes from an untrusted sender without a passing verdict (or
 //!     with an unsafe attachment) → `Unmatched`, with the reason: it opens no case and nothing is
 //!     sent (see [`crate::core::trust`] for what "trusted" means).
-//! 13. [`referral`] — referral vocabulary in the subject, body or attachment names → `Referral`;
-//!     but a copy of a notification already made (a SIN copied to the partnership:
-//!     `NOTIFICATION_COPY`) → `Unmatched`, for a person to file on its case.
+//! 13. [`referral`] — referral vocabulary in the subject, body or attachment names → `Referral`.
 //! 14. [`unmatched`] — everything else.
 
 use std::cell::OnceCell;
@@ -1087,8 +1085,14 @@ fn new_referral_off_subject(
 /// history cut) names other existing cases and not this one — an agency answering an old case's
 /// request, subject kept, with "our completed template for RR-2026-0007": filed by its thread,
 /// one child's return would go into another's papers (and the other case's agency chased). For a
-/// person; the reason, or `None`. Own text naming this case as well is filed by its thread.
+/// person; the reason, or `None`. Own text naming this case as well is filed by its thread, and
+/// so is a vote.
 fn own_text_names_only_another(msg: &Message, ctx: &Context, case: &str) -> Option<String> {
+    // A vote (its code in the subject) is read as a vote: "MEETS – the younger sibling of the
+    // child in RR-2026-0003" files no document in anyone's papers.
+    if !crate::core::decisions::find_codes(&msg.subject).is_empty() {
+        return None;
+    }
     let named = existing_refs_in(own_text(&msg.body_text), ctx);
     if named.is_empty() || named.iter().any(|r| r == case) {
         return None;
@@ -1221,16 +1225,6 @@ pub fn referral(msg: &Message, _ctx: &Context, scan: &Scan) -> Option<Verdict> {
              a case"
                 .to_string(),
         );
-        return verdict("referral", Kind::Unmatched, reasons);
-    }
-    if let Some(term) = first_phrase(scan.subject(), &NOTIFICATION_COPY_WORDS, true)
-        .or_else(|| first_phrase(scan.own(), &NOTIFICATION_COPY_WORDS, true))
-    {
-        reasons.push(format!(
-            "but it says it is a copy of a notification already made (\"{term}\"), as Children's \
-             Social Care sends the partnership its SIN to the National Panel: not a new referral; \
-             left for a person (file it on its case)"
-        ));
         return verdict("referral", Kind::Unmatched, reasons);
     }
     if !msg.in_reply_to.is_empty() || !msg.references.is_empty() {
@@ -1971,28 +1965,7 @@ fn first_phrase(
 /// The lists above, each searched for in one pass ([`Vocabulary`]).
 static REFERRAL_WORDS: Vocabulary = Vocabulary::new(REFERRAL_VOCABULARY);
 
-/// Words of a copy of a notification already made about a child the partnership has heard of —
-/// Bury's "CSC submit SIN … and send copy to bsp@" — which reads as a referral (a serious
-/// incident) but opens no second case ([`referral`]). Only "copy" and "submitted" phrases: a
-/// referral may well say the National Panel has been told.
-const NOTIFICATION_COPY: &[&str] = &[
-    "copy of sin",
-    "copy of the sin",
-    "copy of our sin",
-    "sin copy",
-    "copy of serious incident notification",
-    "copy of the serious incident notification",
-    "copy of our serious incident notification",
-    "copy of the notification to the national panel",
-    "copy of our notification to the national panel",
-    "sin submitted",
-    "sin has been submitted",
-    "sin was submitted",
-    "serious incident notification submitted",
-    "serious incident notification has been submitted",
-    "serious incident notification was submitted",
-];
-static NOTIFICATION_COPY_WORDS: Vocabulary = Vocabulary::new(NOTIFICATION_COPY);
+
 static SECURE_NOTICE_WORDS: Vocabulary = Vocabulary::new(SECURE_NOTICE_PHRASES);
 static SECURE_PORTAL_WORDS: Vocabulary = Vocabulary::new(SECURE_PORTAL_CUES);
 static FAILURE_WORDS: Vocabulary = Vocabulary::new(FAILURE_PHRASES);
