@@ -928,6 +928,13 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
         } => {
             if let Some(a) = s.agencies.get_mut(agency) {
                 a.returns.retain(|m| m != message);
+                a.return_message = a.returns.last().copied();
+                // Its only return taken out (the wrong child's): the agency has not returned,
+                // so it is chased and named missing again until its own comes.
+                if a.returns.is_empty() && !a.nil {
+                    a.returned_at = None;
+                    a.late = false;
+                }
             }
         }
         Event::DecisionTaken {
@@ -1051,6 +1058,23 @@ mod tests {
             s.agencies["police"].returned_at.is_some(),
             "it has still returned"
         );
+        assert_eq!(s.agencies["police"].return_message, Some(7));
+        // Its only return taken out: not returned, so chased and named missing again.
+        let withdrawn = |message| {
+            rec(
+                "2026-12-29T12:00:00Z",
+                Event::ReturnWithdrawn {
+                    agency: "police".into(),
+                    message,
+                    reason: "another child's".into(),
+                },
+            )
+        };
+        let only = vec![opened(), got(5), withdrawn(5)];
+        let s = fold(&only).unwrap();
+        assert!(s.agencies["police"].returns.is_empty());
+        assert_eq!(s.agencies["police"].returned_at, None);
+        assert_eq!(s.agencies["police"].return_message, None);
     }
 
     #[test]

@@ -1965,7 +1965,6 @@ fn first_phrase(
 /// The lists above, each searched for in one pass ([`Vocabulary`]).
 static REFERRAL_WORDS: Vocabulary = Vocabulary::new(REFERRAL_VOCABULARY);
 
-
 static SECURE_NOTICE_WORDS: Vocabulary = Vocabulary::new(SECURE_NOTICE_PHRASES);
 static SECURE_PORTAL_WORDS: Vocabulary = Vocabulary::new(SECURE_PORTAL_CUES);
 static FAILURE_WORDS: Vocabulary = Vocabulary::new(FAILURE_PHRASES);

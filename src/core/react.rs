@@ -1076,9 +1076,9 @@ fn for_a_person(incoming: &Incoming<'_>, w: &mut Working, rule: &'static str, wh
 /// sentences of an email disclaimer ("If you have received this email in error, please notify
 /// the sender and disregard its contents": [`DISCLAIMER_WORDS`]), which nearly every council's
 /// and NHS body's mail carries and which would otherwise take the agency's first document out
-/// of the pack when its second came. A word alone that also describes something else
-/// ("revised", "amended": "on the revised template") counts only as "revised version" and the
-/// like.
+/// of the pack when its second came. "Amended", "revised" and "updated" count before what an
+/// agency sends ("our amended chronology", "the revised version"), never before the template
+/// ("on the revised template").
 fn says_it_replaces(own: &str) -> bool {
     const REPLACING: &[&str] = &[
         "disregard",
@@ -1086,36 +1086,53 @@ fn says_it_replaces(own: &str) -> bool {
         "replacement",
         "corrected",
         "correct version",
-        "amended version",
-        "amended copy",
-        "amended return",
-        "updated version",
-        "updated copy",
-        "revised version",
-        "revised copy",
-        "revised return",
         "sent in error",
         "wrong attachment",
         "wrong file",
         "instead of the",
+        "use the attached instead",
+    ];
+    /// "amended" and "revised" count before what an agency sends, never before a template.
+    const WHAT: &[&str] = &[
+        "version",
+        "copy",
+        "return",
+        "chronology",
+        "summary",
+        "report",
+        "document",
+        "form",
     ];
     let t = own.to_lowercase().replace(['\r', '\n'], " ");
+    let amended = |s: &str| {
+        let words: Vec<&str> = s.split(|c: char| !c.is_alphanumeric()).collect();
+        words
+            .windows(2)
+            .any(|w| ["amended", "revised", "updated"].contains(&w[0]) && WHAT.contains(&w[1]))
+    };
     t.split(['.', '!', '?'])
         .filter(|s| !DISCLAIMER_WORDS.iter().any(|d| s.contains(d)))
-        .any(|s| REPLACING.iter().any(|w| s.contains(w)))
+        .any(|s| REPLACING.iter().any(|w| s.contains(w)) || amended(s))
 }
 
 /// Words of an email disclaimer's sentences, never of an agency saying its return corrects the
 /// last ([`says_it_replaces`]).
 const DISCLAIMER_WORDS: &[&str] = &[
-    "received this",
+    "received this email in error",
+    "received this e-mail in error",
+    "received this message in error",
+    "received this communication in error",
+    "received it in error",
     "intended recipient",
-    "if you are not",
+    "if you are not the",
     "notify the sender",
-    "notify us",
-    "confidential",
-    "privileged",
-    "delete it",
+    "notify us immediately",
+    "email is confidential",
+    "e-mail is confidential",
+    "message is confidential",
+    "may be confidential",
+    "may contain confidential",
+    "legally privileged",
 ];
 
 /// Rule 8: an automatic reply is noted on its case, never answered.
@@ -2155,6 +2172,12 @@ mod tests {
             "The chronology was sent in error. This one replaces it.",
             "Attached is the revised version of our summary",
             "Apologies, wrong attachment - here is the right one",
+            "Please disregard the chronology you received this morning and use the attached instead",
+            "Please disregard my earlier email, which held confidential details of another child; \
+             corrected version attached",
+            "Please delete it and use the attached revised version",
+            "Please find attached our amended chronology",
+            "Attached is the revised chronology for this child",
         ] {
             assert!(says_it_replaces(said), "{said}");
         }
