@@ -8,10 +8,10 @@
 //! - **Reading a vote**: the first line of the reply's own text (quoted history removed) starts with
 //!   one outcome's keyword ("MEETS", "NO LCSPR"); a first line naming two outcomes, or another
 //!   outcome standing alone on a later line, is ambiguous and never guessed. Some decisions (the
-//!   National Panel's prose answers) are read anywhere in the text, longest phrase first. A "no",
-//!   "not" or "n't" within three words of the keyword, in the same sentence (after it, or either
-//!   side where read anywhere), may turn it round ("Meets threshold: no", "no reason to
-//!   disagree"): such a reply is ambiguous too.
+//!   National Panel's prose answers) are read anywhere in the text, longest phrase first. A
+//!   negation that turns the keyword round ("Meets threshold: no", "LCSPR not required", "no
+//!   reason to disagree": `negation_beside`), or a first line that asks ("Meets threshold?"),
+//!   makes the reply ambiguous too.
 //! - **Authentication-Results**: when the receiving server's `authserv-id` is configured, the
 //!   *topmost* Authentication-Results header must come from it and show DMARC pass for the sender's
 //!   domain, or aligned DKIM or SPF pass. Headers further down (which a sender can forge) are never
@@ -123,12 +123,24 @@ pub enum Reading {
     NotAVote,
 }
 
-/// The words that, close beside an outcome's keyword, may turn it round: "Meets threshold: no",
-/// "LCSPR not required", "no reason to disagree". `t` is what folding leaves of "n't".
-const NEGATIONS: &[&str] = &["no", "not", "never", "nor", "neither", "cannot", "t"];
+/// The words that may turn an outcome round: "Meets threshold: no", "LCSPR not required", "no
+/// reason to disagree". `t` is what folding leaves of "n't".
+const NEGATIONS: &[&str] = &["no", "not", "never", "t"];
 
-/// How many words after a keyword (and before it, where a reply is read anywhere) a negation
-/// makes it unreadable: words of other keywords are not counted ("NFA - no further action").
+/// What a "not" right after a keyword says of it when it turns it round ("LCSPR not required",
+/// "national review isn't needed"); "MEETS, not previously known" does not.
+const NOT_WANTED: &[&str] = &[
+    "required",
+    "needed",
+    "necessary",
+    "met",
+    "appropriate",
+    "warranted",
+    "justified",
+];
+
+/// How many words after a keyword (before it, where a reply is read anywhere) are looked at for
+/// a negation: words of other keywords are not counted ("NFA - no further action").
 const NEGATION_REACH: usize = 3;
 
 /// One keyword found in a run of folded words.
@@ -184,23 +196,40 @@ fn outcomes_in(text: &str, keywords: &[(String, String)]) -> Vec<String> {
     outcomes_of(&found_in(&words, keywords))
 }
 
-/// The keyword of `found` (one of `all`, found in `words`) with a negation within
-/// [`NEGATION_REACH`] words after it, or also before it when `before`.
+/// The first keyword of `all` (found in `words`) that a negation turns round, and the negation.
+/// - within two words after it, a "no" that ends the sentence ("Meets threshold: no") or a
+///   "not"/"n't"/"never" before a [`NOT_WANTED`] word ("LCSPR not required", "a national review
+///   is not required") — unless the keyword is itself a negative one ("NO LCSPR - not
+///   required"); what else follows is its object ("agrees with your decision not to commission
+///   an LCSPR"), never read as turning it round;
+/// - and, `before` (a reply read anywhere: the National Panel's prose), a negation within
+///   [`NEGATION_REACH`] words before it ("no reason to disagree", "does not disagree").
 fn negation_beside(words: &[&str], all: &[Found], before: bool) -> Option<(String, String)> {
     let free = |i: &usize| !all.iter().any(|g| (g.at..g.at + g.len).contains(i));
+    let said = |f: &Found, i: usize| Some((f.outcome.clone(), words[i].to_string()));
     all.iter().find_map(|f| {
-        let after = (f.at + f.len..words.len())
-            .filter(free)
-            .take(NEGATION_REACH);
-        let ahead: Vec<usize> = if before {
-            (0..f.at).rev().filter(free).take(NEGATION_REACH).collect()
-        } else {
-            Vec::new()
-        };
-        after
-            .chain(ahead)
-            .find(|i| NEGATIONS.contains(&words[*i]))
-            .map(|i| (f.outcome.clone(), words[i].to_string()))
+        if before {
+            let mut ahead = (0..f.at).rev().filter(free).take(NEGATION_REACH);
+            if let Some(i) = ahead.find(|i| NEGATIONS.contains(&words[*i])) {
+                return said(f, i);
+            }
+        }
+        if words[f.at..f.at + f.len]
+            .iter()
+            .any(|w| NEGATIONS.contains(w))
+        {
+            return None;
+        }
+        let after: Vec<usize> = (f.at + f.len..words.len()).filter(free).take(2).collect();
+        after.iter().find_map(|&i| {
+            let last = i + 1 == words.len();
+            let next = words.get(i + 1).copied().unwrap_or("");
+            match words[i] {
+                "no" if last => said(f, i),
+                "not" | "t" | "never" if NOT_WANTED.contains(&next) => said(f, i),
+                _ => None,
+            }
+        })
     })
 }
 
@@ -298,12 +327,21 @@ pub fn read_vote(own: &str, d: &Decision) -> Reading {
                 ));
             }
             // Within the first line's first sentence: "Meets threshold: no" is not a vote for
-            // meets, while "MEETS. Not known to services before." is. A question mark does not
-            // end it here ("MEETS? No.").
+            // meets, while "MEETS. Not known to services before." is. A first sentence that asks
+            // ("Meets threshold?") answers nothing: its answer may be the next line's "No".
             let first_raw = own
                 .lines()
                 .find(|l| !text::fold(l).is_empty())
                 .unwrap_or("");
+            let asks = first_raw
+                .split(['.', '!'])
+                .find(|s| !text::fold(s).is_empty())
+                .is_some_and(|s| s.contains('?'));
+            if asks {
+                return Reading::Ambiguous(format!(
+                    "the first line asks about {outcome} rather than answering"
+                ));
+            }
             if let Some(sentence) = sentences(first_raw, &['.', '!']).first() {
                 let words: Vec<&str> = sentence.split(' ').collect();
                 let found = found_in(&words, &keywords);
@@ -764,6 +802,7 @@ mod tests {
         for (reply, decision) in [
             ("Meets threshold: no", &d),
             ("MEETS? No, I do not think so", &d),
+            ("Meets threshold?\nNo - I do not think it does", &d),
             ("LCSPR not required - agree with the group", &s),
             ("LCSPR: no", &s),
             ("National review not required", &s),
@@ -782,6 +821,10 @@ mod tests {
             ("MEETS. Not known to services before.", &d, "meets"),
             ("MEETS - the child was not known before", &d, "meets"),
             ("NO LCSPR", &s, "no_lcspr"),
+            ("NO LCSPR - not required", &s, "no_lcspr"),
+            ("NFA - not a serious incident", &d, "nfa"),
+            ("NFA, no abuse or neglect suspected", &d, "nfa"),
+            ("MEETS, not previously known to CSC", &d, "meets"),
         ] {
             assert_eq!(
                 read_vote(reply, decision),
@@ -796,7 +839,10 @@ mod tests {
         let np = decision(
             Quorum::All,
             &[
-                ("agree", &["agrees with", "agree with", "agreed with"]),
+                (
+                    "agree",
+                    &["agrees with", "agree with", "agreed with", "agrees that"],
+                ),
                 (
                     "disagree",
                     &[
@@ -829,6 +875,16 @@ mod tests {
             Reading::Clear("agree".into()),
             "a negation in another sentence is not beside it"
         );
+        for reply in [
+            "The Panel agrees with your decision not to commission an LCSPR.",
+            "The Panel agrees that no LCSPR is needed.",
+        ] {
+            assert_eq!(
+                read_vote(reply, &np),
+                Reading::Clear("agree".into()),
+                "{reply}"
+            );
+        }
     }
 
     #[test]
