@@ -1506,7 +1506,9 @@ async fn after_restore(
     };
     match folder.has_copy(&row.message_id).await {
         Ok(true) => {
-            found_in_the_sent_folder(conn, row, now, now, report).await?;
+            // Sent on its day as far as anyone can tell now: recorded at the restore's time, an
+            // agency's request would seem to have gone late and its return day moved.
+            found_in_the_sent_folder(conn, row, row.due_at, now, report).await?;
             tracing::info!(outbox = row.id, step = %row.step, "letter due before the restore found in the sent folder: it went after the backup was taken; recorded as sent, not sent again");
             Ok(Settled::Done)
         }

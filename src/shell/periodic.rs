@@ -72,9 +72,10 @@ pub async fn queue_due(
             Err(e) => tracing::error!(error = %e, "the tracker report cannot be scheduled"),
             Ok(due) => {
                 wake_at(due.next);
-                if let Some((key, due_at)) = due.now
-                    && !store.letter_exists(&key).await?
-                {
+                for (key, due_at) in due.caught.into_iter().chain(due.now) {
+                    if store.letter_exists(&key).await? {
+                        continue;
+                    }
                     let letter =
                         tracker_letter(cfg, store, templates, head, t, &key, due_at, now).await?;
                     queued +=

@@ -366,6 +366,21 @@ async fn a_backup_restored_after_its_letters_went_finds_them_in_the_sent_folder_
     );
     let case = h.ok(&["cases"]);
     assert!(case.contains("RR-"), "{case}");
+    // Recorded as sent on its day, not at the restore (an agency's return day counts from it).
+    let db = h.dir.join("caseclerk.db");
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg(
+            "SELECT sent_at = due_at FROM outbox WHERE confirmed_by_copy = 1 \
+             AND step = 'acknowledge'",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1",
+        "sent on its day"
+    );
 }
 
 #[tokio::test]

@@ -23,6 +23,9 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 pub struct Due {
     /// The outbox key and due instant of the one due now (or overdue within its period).
     pub now: Option<(String, DateTime<Utc>)>,
+    /// The tracker report of the period before, due now in this one: that period had no
+    /// working day left for it ([`tracker_due`]).
+    pub caught: Option<(String, DateTime<Utc>)>,
     /// The next due instant after `now`'s.
     pub next: DateTime<Utc>,
 }
@@ -48,6 +51,7 @@ pub fn digest_due(cal: &Calendar, at: NaiveTime, now: DateTime<Utc>) -> Result<D
     };
     Ok(Due {
         now: due_now.then(|| (digest_key(today), todays)),
+        caught: None,
         next,
     })
 }
@@ -135,19 +139,23 @@ pub fn tracker_due(
     };
     let (key, day) = period_due(cal, t.every, period)?;
     let at = calendar::london_instant(day, t.at);
+    // The period before, if it had no working day left for its report, is due in this one (on
+    // the same day as this one's own, it may be: a Monday report after a week closed throughout).
+    let (before, before_day) = period_due(cal, t.every, period - step)?;
+    let before_at = calendar::london_instant(before_day, t.at);
+    let caught = (before_day >= period_start(t.every, period) && now >= before_at)
+        .then_some((before, before_at));
     if now >= at {
         let (_, next_day) = period_due(cal, t.every, period + step)?;
         Ok(Due {
             now: Some((key, at)),
+            caught,
             next: calendar::london_instant(next_day, t.at),
         })
     } else {
-        // The period before, if it had no working day left for its report, is due in this one.
-        let (before, before_day) = period_due(cal, t.every, period - step)?;
-        let before_at = calendar::london_instant(before_day, t.at);
-        let caught = before_day >= period_start(t.every, period) && now >= before_at;
         Ok(Due {
-            now: caught.then_some((before, before_at)),
+            now: None,
+            caught,
             next: at,
         })
     }
@@ -310,10 +318,11 @@ mod tests {
         let mut seen: Vec<(String, String)> = Vec::new();
         let mut now = fixture::t(from);
         while now < fixture::t(to) {
-            if let Some((key, at)) = tracker_due(cal, t, now).unwrap().now
-                && !seen.iter().any(|(k, _)| *k == key)
-            {
-                seen.push((key, calendar::london_date(at).to_string()));
+            let due = tracker_due(cal, t, now).unwrap();
+            for (key, at) in due.caught.into_iter().chain(due.now) {
+                if !seen.iter().any(|(k, _)| *k == key) {
+                    seen.push((key, calendar::london_date(at).to_string()));
+                }
             }
             now += Duration::hours(1);
         }
@@ -391,6 +400,25 @@ mod tests {
         assert_eq!(
             keys,
             ["tracker-report/2026-12-28", "tracker-report/2027-01-04"]
+        );
+        // A Monday report: the closed week's goes with the next week's own, the same morning.
+        let monday = weekly(chrono::Weekday::Mon);
+        let keys: Vec<String> = keys_due(
+            &shut,
+            &monday,
+            "2026-12-28T00:00:00Z",
+            "2027-01-12T00:00:00Z",
+        )
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+        assert_eq!(
+            keys,
+            [
+                "tracker-report/2026-12-28",
+                "tracker-report/2027-01-04",
+                "tracker-report/2027-01-11"
+            ]
         );
     }
 
