@@ -21,8 +21,8 @@
 //! engine queues them under a unique case/step/recipient key, so planning twice decides nothing
 //! twice. A letter whose due instant passed while the daemon was down comes out here at once; the
 //! engine records how late it is. Except a chaser meant as a reminder before an agency's return
-//! day, once that day has gone too: it would ask for a return "by" a date past (the escalation
-//! names who is missing).
+//! day, once that day has gone too: it would ask for a return "by" a date past (the escalation,
+//! or the collation, names who is missing).
 //!
 //! Must not: read the clock, the store or the mail; render or send anything.
 
@@ -1650,7 +1650,8 @@ fn chasers(
         }
         // A reminder meant to go before the deadline that it would now reach after it (the
         // daemon was stopped past the deadline) would ask for a return "by" a date gone, perhaps
-        // for a meeting already held: it is not sent; the escalation names who is missing.
+        // for a meeting already held: it is not sent; the escalation or the collation names who is
+        // missing.
         if due.at < return_by.at && return_by.at <= now {
             continue;
         }

@@ -1361,15 +1361,37 @@ async fn send_all(
     report: &mut SendReport,
 ) -> Result<(), OutboxError> {
     let restored = store.restored_at().await?;
+    // Once the sent folder cannot be searched, the other letters due before the restore wait for
+    // the next pass without asking again (each ask may take the whole command timeout).
+    let mut folder_down = false;
     // One letter's bytes in memory at a time (a letter can carry a referral's attachments).
     for id in store.sendable_ids(now).await? {
         let Some(row) = store.sendable_letter(id, now).await? else {
             continue;
         };
         if let Some(at) = restored.filter(|at| row.due_at <= *at) {
-            match after_restore(conn, doubt.copies, &row, at, now, report).await {
-                Ok(Settled::Send) => {}
-                Ok(Settled::Done) => continue,
+            let looked = match folder_down {
+                true => Ok(Restored::FolderDown),
+                false => after_restore(conn, doubt.copies, &row, now, report).await,
+            };
+            if let Some(alive) = doubt.progress {
+                alive();
+            }
+            match looked {
+                Ok(Restored::Send) => {}
+                Ok(Restored::Recorded) => continue,
+                Ok(Restored::FolderDown) if now - at < Duration::hours(RESTORE_LOOKUP_WAIT) => {
+                    folder_down = true;
+                    report.retrying += 1;
+                    continue;
+                }
+                Ok(Restored::FolderDown) => {
+                    folder_down = true;
+                    tracing::warn!(
+                        outbox = row.id,
+                        "letter due before the restore: the sent folder could not be searched for a day; it goes now"
+                    );
+                }
                 Err(e) => {
                     cannot_start(&row, &e, report);
                     break;
@@ -1487,22 +1509,30 @@ async fn found_in_the_sent_folder(
 /// searched, before it goes anyway (a letter late beats one never sent).
 const RESTORE_LOOKUP_WAIT: i64 = 24;
 
-/// A letter due before the database was restored from a backup (`restored`) may have gone
-/// already, after the backup was taken: the backup says "not sent", and the same letter would go
-/// twice — with the same Message-ID, to the same people. So it is looked for in the sent folder
-/// first: found, it is recorded sent from that copy; absent, it goes. A folder that cannot be
-/// searched keeps it waiting, for [`RESTORE_LOOKUP_WAIT`] hours at most; with no sent folder
+/// What [`after_restore`] found of a letter due before the restore.
+enum Restored {
+    /// Not in the sent folder (or there is none): it goes.
+    Send,
+    /// Found there, and recorded sent.
+    Recorded,
+    /// The folder cannot be searched: it waits, for [`RESTORE_LOOKUP_WAIT`] hours at most.
+    FolderDown,
+}
+
+/// A letter due before the database was restored from a backup may have gone already, after the
+/// backup was taken: the backup says "not sent", and the same letter would go twice — with the
+/// same Message-ID, to the same people. So it is looked for in the sent folder first: found, it
+/// is recorded sent from that copy, on its due day; absent, it goes. With no sent folder
 /// (`sent_copy = "none"`) it goes (`caseclerk restore` warns of this).
 async fn after_restore(
     conn: &mut SendConn,
     copies: Option<&dyn SentFolder>,
     row: &OutboxRow,
-    restored: DateTime<Utc>,
     now: DateTime<Utc>,
     report: &mut SendReport,
-) -> Result<Settled, StoreError> {
+) -> Result<Restored, StoreError> {
     let Some(folder) = copies else {
-        return Ok(Settled::Send);
+        return Ok(Restored::Send);
     };
     match folder.has_copy(&row.message_id).await {
         Ok(true) => {
@@ -1510,17 +1540,12 @@ async fn after_restore(
             // agency's request would seem to have gone late and its return day moved.
             found_in_the_sent_folder(conn, row, row.due_at, now, report).await?;
             tracing::info!(outbox = row.id, step = %row.step, "letter due before the restore found in the sent folder: it went after the backup was taken; recorded as sent, not sent again");
-            Ok(Settled::Done)
+            Ok(Restored::Recorded)
         }
-        Ok(false) => Ok(Settled::Send),
-        Err(e) if now - restored < Duration::hours(RESTORE_LOOKUP_WAIT) => {
-            tracing::warn!(outbox = row.id, error = %e, "letter due before the restore: the sent folder cannot be searched; it waits, so as not to go twice");
-            report.retrying += 1;
-            Ok(Settled::Done)
-        }
+        Ok(false) => Ok(Restored::Send),
         Err(e) => {
-            tracing::warn!(outbox = row.id, error = %e, "letter due before the restore: the sent folder could not be searched for a day; it goes now");
-            Ok(Settled::Send)
+            tracing::warn!(outbox = row.id, error = %e, "letter due before the restore: the sent folder cannot be searched; the letters due before the restore wait, so as not to go twice");
+            Ok(Restored::FolderDown)
         }
     }
 }

@@ -615,3 +615,57 @@ async fn a_server_that_refuses_the_connection_or_the_login_itself_holds_every_le
         assert_eq!(report.sent, 3, "{name}: {report:?}");
     }
 }
+
+/// A sent folder that cannot be searched, counting how often it is asked.
+struct Unsearchable(std::sync::atomic::AtomicUsize);
+
+impl SentFolder for Unsearchable {
+    fn has_copy<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(std::future::ready(Err("NO Server Unavailable".to_string())))
+    }
+}
+
+#[tokio::test]
+async fn after_a_restore_letters_due_before_it_wait_while_the_sent_folder_cannot_be_searched_then_go()
+ {
+    let o = Outbox::new(Quiet::Never, "restored-folder-down").await;
+    let second = enqueue(&o.store, "restored-folder-down", 2, &["panel@police.test"]).await;
+    let restored = t0() + Duration::minutes(30);
+    o.store
+        .set_meta(
+            caseclerk::shell::store::RESTORED_AT,
+            &caseclerk::shell::store::ts(restored),
+        )
+        .await
+        .unwrap();
+    let folder = Unsearchable(Default::default());
+    let pass = |minutes: i64| {
+        let doubt = InDoubt {
+            copies: Some(&folder),
+            ..InDoubt::resend()
+        };
+        outbox::send_due_settling(
+            &o.store,
+            o.transport.as_ref(),
+            &o.memory,
+            doubt,
+            restored + Duration::minutes(minutes),
+        )
+    };
+    let report = pass(1).await.unwrap();
+    assert_eq!((report.sent, report.retrying), (0, 2), "{report:?}");
+    assert_eq!(
+        folder.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "asked once a pass, not once a letter"
+    );
+    for id in [o.id, second] {
+        let row = o.store.letter(id).await.unwrap().unwrap();
+        assert_eq!(row.state, OutboxState::Pending);
+    }
+    assert_eq!(o.server.taken(), 0);
+    // A day on, a letter late beats one never sent.
+    let report = pass(24 * 60 + 1).await.unwrap();
+    assert_eq!(report.sent, 2, "{report:?}");
+}

@@ -591,9 +591,9 @@ pub async fn sign_in(
     sign_in_bounded(store, username, password, remote, Some(remote), now).await
 }
 
-/// [`sign_in`] from the trusted proxy, whose one address every person's sign-in comes from (the
-/// council's identity provider has let each through first): not bound by address
-/// ([`CHECKS_PER_ADDRESS`]), only by [`PASSWORD_CHECKS`].
+/// [`sign_in`] through a proxy, whose one address every person's sign-in comes from (the trusted
+/// proxy, after the council's identity provider; or a reverse proxy on this machine, on
+/// loopback): not bound by address ([`CHECKS_PER_ADDRESS`]), only by [`PASSWORD_CHECKS`].
 pub(super) async fn sign_in_through_proxy(
     store: &Store,
     username: &str,

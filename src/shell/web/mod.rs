@@ -485,8 +485,11 @@ async fn sign_in(
         }
         return through_the_proxy();
     }
-    // Past `passwords_refused`, a configured proxy means the request came through it.
-    let through_proxy = app.cfg.web.as_ref().is_some_and(|w| w.proxy.is_some());
+    // Past `passwords_refused`, a configured proxy means the request came through it. A request
+    // from a loopback address came through a reverse proxy on this machine (plain HTTP is only
+    // served on loopback, for one): everybody shares that address too.
+    let through_proxy = app.cfg.web.as_ref().is_some_and(|w| w.proxy.is_some())
+        || remote.to_canonical().is_loopback();
     let (name, address) = (&f.username, remote.to_string());
     let checked = if through_proxy {
         accounts::sign_in_through_proxy(&app.store, name, &f.password, &address, now).await
