@@ -720,3 +720,32 @@ async fn an_operator_gives_a_forgotten_password_anew_and_enables_a_disabled_acco
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn sign_ins_from_loopback_share_the_address_of_a_reverse_proxy_and_are_not_refused_by_address()
+ {
+    let w = Workspace::start().await;
+    // Three people at once, through nginx on this machine: all checked, none told to wait (429).
+    let mut clients = [w.client(), w.client(), w.client()];
+    let mut forms = Vec::new();
+    for c in clients.iter_mut() {
+        forms.push(c.get("/sign-in").await.csrf());
+    }
+    let fields: Vec<[(&str, &str); 3]> = forms
+        .iter()
+        .map(|csrf| {
+            [
+                ("csrf", csrf.as_str()),
+                ("username", "nobody"),
+                ("password", "a guess"),
+            ]
+        })
+        .collect();
+    let attempts = clients
+        .iter_mut()
+        .zip(&fields)
+        .map(|(c, f)| c.post("/sign-in", f));
+    for answer in futures::future::join_all(attempts).await {
+        assert_eq!(answer.status, 401, "{}", answer.body);
+    }
+}
