@@ -584,6 +584,20 @@ pub struct AgencyState {
     pub out_of_office_at: Option<DateTime<Utc>>,
 }
 
+impl AgencyState {
+    /// Return `message` taken out of the collation pack. Its only return taken out (the wrong
+    /// child's): the agency has not returned, so it is chased and named missing again until its
+    /// own comes.
+    fn withdraw(&mut self, message: i64) {
+        self.returns.retain(|m| *m != message);
+        self.return_message = self.returns.last().copied();
+        if self.returns.is_empty() && !self.nil {
+            self.returned_at = None;
+            self.late = false;
+        }
+    }
+}
+
 /// A case, as its events leave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseState {
@@ -927,14 +941,7 @@ pub fn apply(s: &mut CaseState, r: &Recorded) -> Result<(), CaseError> {
             agency, message, ..
         } => {
             if let Some(a) = s.agencies.get_mut(agency) {
-                a.returns.retain(|m| m != message);
-                a.return_message = a.returns.last().copied();
-                // Its only return taken out (the wrong child's): the agency has not returned,
-                // so it is chased and named missing again until its own comes.
-                if a.returns.is_empty() && !a.nil {
-                    a.returned_at = None;
-                    a.late = false;
-                }
+                a.withdraw(*message);
             }
         }
         Event::DecisionTaken {
