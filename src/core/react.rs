@@ -2019,25 +2019,32 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_return_from_an_agency_not_on_the_case_is_listed_for_a_person_not_filed_unseen() {
-        let w = World::new();
-        let verdict = Verdict {
+    /// A verdict filing a message on RR-2026-0001 as `reply` from `agency`, by rule `rule`.
+    fn on_case(agency: Option<&str>, reply: ReplyKind, rule: &'static str) -> Verdict {
+        Verdict {
             kind: Kind::CaseReply {
                 case_ref: "RR-2026-0001".into(),
                 in_reply_to_letter: None,
-                agency: Some("police".into()),
-                reply: ReplyKind::Return,
+                agency: agency.map(str::to_string),
+                reply,
             },
-            rule: "thread",
+            rule,
             reasons: vec![],
-        };
+        }
+    }
+
+    /// Whether the reaction records a return.
+    fn returned(r: &Reaction) -> bool {
+        r.events
+            .iter()
+            .any(|e| matches!(e.event, Event::ReturnReceived { .. }))
+    }
+
+    #[test]
+    fn a_return_from_an_agency_not_on_the_case_is_listed_for_a_person_not_filed_unseen() {
+        let w = World::new();
+        let verdict = on_case(Some("police"), ReplyKind::Return, "thread");
         let msg = reply(POLICE, None, &pass(POLICE), "Our summary is attached.");
-        let returned = |r: &Reaction| {
-            r.events
-                .iter()
-                .any(|e| matches!(e.event, Event::ReturnReceived { .. }))
-        };
         let r = reacted(&w, &msg, &verdict, &case());
         assert_eq!(r.filing, Filing::Triage, "{r:?}");
         assert!(!returned(&r));
@@ -2062,21 +2069,7 @@ mod tests {
     fn a_document_from_someone_matching_no_agency_and_unknown_to_the_partnership_is_listed_for_a_person()
      {
         let w = World::new();
-        let verdict = Verdict {
-            kind: Kind::CaseReply {
-                case_ref: "RR-2026-0001".into(),
-                in_reply_to_letter: None,
-                agency: None,
-                reply: ReplyKind::Return,
-            },
-            rule: "case_ref_in_subject",
-            reasons: vec![],
-        };
-        let returned = |r: &Reaction| {
-            r.events
-                .iter()
-                .any(|e| matches!(e.event, Event::ReturnReceived { .. }))
-        };
+        let verdict = on_case(None, ReplyKind::Return, "case_ref_in_subject");
         // A named nurse at a domain many NHS bodies share: no agency by address.
         let nurse = "named.nurse@nhs.test";
         let msg = reply(nurse, None, &pass(nurse), "Health return attached.");
@@ -2084,15 +2077,7 @@ mod tests {
         assert_eq!(r.filing, Filing::Triage, "{r:?}");
         assert!(!returned(&r));
         assert!(r.steps.iter().any(|s| s.rule == "return_from_no_agency"));
-        let nil = Verdict {
-            kind: Kind::CaseReply {
-                case_ref: "RR-2026-0001".into(),
-                in_reply_to_letter: None,
-                agency: None,
-                reply: ReplyKind::NilReturn,
-            },
-            ..verdict.clone()
-        };
+        let nil = on_case(None, ReplyKind::NilReturn, "case_ref_in_subject");
         assert_eq!(reacted(&w, &msg, &nil, &case()).filing, Filing::Triage);
         // Someone the partnership knows (a panel member, the manager) or the case's referrer:
         // their document is filed on the case, as before.
@@ -2102,31 +2087,14 @@ mod tests {
             assert_eq!(r.filing, Filing::Filed, "{known}: {r:?}");
         }
         // A plain reply without a document from the same nurse is filed.
-        let other = Verdict {
-            kind: Kind::CaseReply {
-                case_ref: "RR-2026-0001".into(),
-                in_reply_to_letter: None,
-                agency: None,
-                reply: ReplyKind::Other,
-            },
-            ..verdict
-        };
+        let other = on_case(None, ReplyKind::Other, "case_ref_in_subject");
         assert_eq!(reacted(&w, &msg, &other, &case()).filing, Filing::Filed);
     }
 
     #[test]
     fn a_correction_replaces_an_agency_s_only_document_but_which_of_several_is_for_a_person() {
         let w = World::new();
-        let verdict = Verdict {
-            kind: Kind::CaseReply {
-                case_ref: "RR-2026-0001".into(),
-                in_reply_to_letter: None,
-                agency: Some("police".into()),
-                reply: ReplyKind::Return,
-            },
-            rule: "thread",
-            reasons: vec![],
-        };
+        let verdict = on_case(Some("police"), ReplyKind::Return, "thread");
         let msg = reply(
             POLICE,
             None,

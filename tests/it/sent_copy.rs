@@ -53,9 +53,15 @@ fn settings(stack: &MailStack) -> (SmtpSettings, ImapSettings) {
         oauth2: None,
         timeout: StdDuration::from_secs(30),
     };
-    let imap = ImapSettings {
+    let imap = imap_at(stack.ports.imap);
+    (smtp, imap)
+}
+
+/// The shared mailbox's IMAP settings on loopback `port`, the server keeping the sent copies.
+fn imap_at(port: u16) -> ImapSettings {
+    ImapSettings {
         host: "127.0.0.1".into(),
-        port: stack.ports.imap,
+        port,
         tls: TlsMode::None,
         username: SHARED.into(),
         password: Some(Secret::new(PASSWORD)),
@@ -70,8 +76,7 @@ fn settings(stack: &MailStack) -> (SmtpSettings, ImapSettings) {
         command_timeout: StdDuration::from_secs(10),
         check_interval: StdDuration::from_secs(60),
         fetch_interval: StdDuration::from_secs(300),
-    };
-    (smtp, imap)
+    }
 }
 
 fn copies_of(fetched: &[caseclerk::dev::devstack::Fetched], n: usize) -> usize {
@@ -276,22 +281,9 @@ async fn imap_answering(search: String, fetch: String) -> u16 {
 async fn a_sent_folder_that_refuses_the_search_or_withholds_what_it_listed_is_never_read_as_holding_no_copy()
  {
     let settings = |port: u16| ImapSettings {
-        host: "127.0.0.1".into(),
         port,
-        tls: TlsMode::None,
-        username: SHARED.into(),
-        password: Some(Secret::new(PASSWORD)),
-        folder: "INBOX".into(),
-        ca_file: None,
-        oauth2: None,
         sent_folder: Some("Sent Items".into()),
-        sent_copy: SentCopy::Server,
-        in_doubt_grace: StdDuration::from_secs(120),
-        idle_refresh: StdDuration::from_secs(60),
-        poll_interval: StdDuration::from_secs(60),
-        command_timeout: StdDuration::from_secs(10),
-        check_interval: StdDuration::from_secs(60),
-        fetch_interval: StdDuration::from_secs(300),
+        ..imap_at(0)
     };
     let envelope = |uid: u32, id: &str| {
         format!(
