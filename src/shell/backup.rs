@@ -73,10 +73,11 @@ pub enum BackupError {
     Store(#[from] StoreError),
 }
 
-/// Copy the database at `database` into the new file `dest` while a daemon may be running.
 /// Where the time of the last checked backup is kept (`meta`, RFC 3339), for `caseclerk health`.
 pub const LAST_BACKUP: &str = "last_backup";
 
+/// Copy the database at `database` into the new file `dest` while a daemon may be running. A
+/// copy that does not check whole is removed (a retry under the same name is not refused).
 pub async fn backup(database: &Path, dest: &Path) -> Result<Contents, BackupError> {
     if dest.exists() {
         return Err(BackupError::Exists(dest.display().to_string()));
@@ -91,16 +92,21 @@ pub async fn backup(database: &Path, dest: &Path) -> Result<Contents, BackupErro
         let _ = std::fs::remove_file(dest);
         return Err(e.into());
     }
-    check(dest).await
+    let checked = check(dest).await;
+    if checked.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    checked
 }
 
-/// The backup at `backup` opens as a caseclerk database of this schema and is whole.
+/// The backup at `backup` opens as a caseclerk database of this schema, or an older one (a
+/// database the daemon has not started on since an upgrade), and is whole.
 pub async fn check(backup: &Path) -> Result<Contents, BackupError> {
     let unusable = |why: String| BackupError::Unusable {
         path: backup.display().to_string(),
         why,
     };
-    let store = Store::open_read_only(backup)
+    let store = Store::open_read_only_backup(backup)
         .await
         .map_err(|e| unusable(e.to_string()))?;
     let integrity = store.integrity_check().await?;

@@ -861,6 +861,17 @@ impl Store {
     /// be read. A daemon starting during such a read could only disturb it by checkpointing into
     /// the file, which it does after ~1,000 pages — a reading command is long finished by then.
     pub async fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        Store::open_read_only_at(path, false).await
+    }
+
+    /// [`Store::open_read_only`], a database of an older schema accepted too: a backup taken of a
+    /// database the daemon has not started on since an upgrade is a faithful copy (its restore
+    /// brings it up to date). Only its counts and integrity are read from such a store.
+    pub async fn open_read_only_backup(path: &Path) -> Result<Store, StoreError> {
+        Store::open_read_only_at(path, true).await
+    }
+
+    async fn open_read_only_at(path: &Path, older_ok: bool) -> Result<Store, StoreError> {
         let display = path.display().to_string();
         std::fs::metadata(path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => StoreError::Missing {
@@ -895,7 +906,7 @@ impl Store {
                 immutable: !live,
             }),
         };
-        store.check_schema(&display, MIGRATIONS).await?;
+        store.check_schema(&display, MIGRATIONS, older_ok).await?;
         Ok(store)
     }
 
@@ -904,11 +915,13 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// The recorded schema is exactly the one this build knows (for a read-only store).
+    /// The recorded schema is exactly the one this build knows (for a read-only store), or, with
+    /// `older_ok`, not newer.
     async fn check_schema(
         &self,
         path: &str,
         migrations: &[(i64, &'static str)],
+        older_ok: bool,
     ) -> Result<(), StoreError> {
         let known = migrations.last().map(|m| m.0).unwrap_or(0);
         let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
@@ -925,7 +938,7 @@ impl Store {
             })?;
         match found.unwrap_or(0) {
             found if found > known => Err(StoreError::TooNew { found, known }),
-            found if found < known => Err(StoreError::OlderSchema {
+            found if found < known && !older_ok => Err(StoreError::OlderSchema {
                 path: path.into(),
                 found,
                 known,

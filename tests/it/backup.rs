@@ -472,3 +472,47 @@ async fn a_restore_is_refused_while_a_web_workspace_has_the_database_open() {
             .success()
     );
 }
+
+#[tokio::test]
+async fn a_database_the_daemon_has_not_started_on_since_an_upgrade_is_backed_up_and_restores_up_to_date()
+ {
+    let mut review = Review::of("bury").await;
+    review.referral_at("2026-01-05 10:00").await;
+    let config = review.engine.cfg.file.clone();
+    let dir = config.parent().unwrap().to_path_buf();
+    // The live database as the version before the last migration left it, the daemon stopped.
+    let old = dir.join("stopped/caseclerk.db");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    let first = dir.join("first.db");
+    assert!(
+        caseclerk(&config, &["backup", first.to_str().unwrap()])
+            .status
+            .success()
+    );
+    std::fs::copy(&first, &old).unwrap();
+    crate::history::sqlite3(
+        &old,
+        "DROP TABLE web_reads; DELETE FROM schema_version WHERE version = 19;",
+    );
+    let mut cfg: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    cfg["storage"]["database"] = toml::Value::String(old.display().to_string());
+    let other = dir.join("stopped.toml");
+    std::fs::write(&other, toml::to_string(&cfg).unwrap()).unwrap();
+    let nightly = dir.join("nightly.db");
+    let out = caseclerk(&other, &["backup", nightly.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        caseclerk(&other, &["restore", nightly.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let store = Store::open_read_only(&old)
+        .await
+        .expect("brought up to date");
+    assert_eq!(store.row_counts().await.unwrap().0, 1);
+    store.close().await;
+}
