@@ -370,7 +370,7 @@ pub async fn enable_user(
 }
 
 /// An account's id by its user name.
-async fn user_id(store: &Store, username: &str) -> Result<i64, AccountError> {
+pub(super) async fn user_id(store: &Store, username: &str) -> Result<i64, AccountError> {
     sqlx::query_scalar("SELECT id FROM web_users WHERE username = ?")
         .bind(username)
         .fetch_optional(store.pool())

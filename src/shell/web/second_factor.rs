@@ -127,14 +127,6 @@ fn open(key: &LessSafeKey, user_id: i64, stored: &str) -> Result<Vec<u8>, Accoun
     Ok(plain.to_vec())
 }
 
-async fn user_id(store: &Store, username: &str) -> Result<i64, AccountError> {
-    sqlx::query_scalar("SELECT id FROM web_users WHERE username = ?")
-        .bind(username)
-        .fetch_optional(store.pool())
-        .await?
-        .ok_or_else(|| AccountError::NoUser(username.to_string()))
-}
-
 /// Give an account a new second factor (replacing any earlier one): the new secret, to show
 /// once. From its next sign-in on, the account is asked for a code after its password.
 pub async fn enrol(
@@ -142,7 +134,7 @@ pub async fn enrol(
     key_file: &Path,
     username: &str,
 ) -> Result<Vec<u8>, AccountError> {
-    let id = user_id(store, username).await?;
+    let id = super::accounts::user_id(store, username).await?;
     let key = key_or_make(key_file)?;
     let mut secret = vec![0u8; totp::SECRET_BYTES];
     SystemRandom::new()
@@ -160,7 +152,7 @@ pub async fn enrol(
 /// Remove an account's second factor (a lost phone): its password alone signs it in again.
 /// Whether it had one.
 pub async fn remove(store: &Store, username: &str) -> Result<bool, AccountError> {
-    let id = user_id(store, username).await?;
+    let id = super::accounts::user_id(store, username).await?;
     let done = sqlx::query(
         "UPDATE web_users SET totp_secret = NULL, totp_last_step = NULL \
          WHERE id = ? AND totp_secret IS NOT NULL",
