@@ -145,7 +145,9 @@ async fn timed<T, E: std::fmt::Display>(
     timed_for(settings.command_timeout, command, fut).await
 }
 
-async fn timed_for<T, E: std::fmt::Display>(
+/// `fut`, a command to the server, within `limit`: its error or its silence as the mailbox's
+/// error (with what to do when Exchange Online says the account cannot reach the mailbox).
+pub(crate) async fn timed_for<T, E: std::fmt::Display>(
     limit: Duration,
     command: &'static str,
     fut: impl std::future::Future<Output = Result<T, E>>,

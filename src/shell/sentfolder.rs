@@ -77,29 +77,10 @@ pub async fn has_copy(settings: &ImapSettings, message_id: &str) -> Result<bool,
     let mut session = mailbox::connect(settings).await?;
     let t = settings.command_timeout;
     // EXAMINE: read-only, so looking never changes a flag in the folder.
-    let examined = tokio::time::timeout(t, session.examine(folder))
-        .await
-        .map_err(|_| timed_out("EXAMINE sent folder", t))?
-        .map_err(refused("EXAMINE sent folder"))?;
+    let examined = mailbox::timed_for(t, "EXAMINE sent folder", session.examine(folder)).await?;
     let found = copy_in(&mut session, t, message_id, examined.exists > 0).await?;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.logout()).await;
     Ok(found)
-}
-
-/// A command the server refused or a connection that failed, as the mailbox's error.
-fn refused(command: &'static str) -> impl Fn(async_imap::error::Error) -> MailboxError {
-    move |e| MailboxError::Command {
-        command,
-        detail: e.to_string(),
-    }
-}
-
-/// A command with no answer within `t`.
-fn timed_out(command: &'static str, t: std::time::Duration) -> MailboxError {
-    MailboxError::Timeout {
-        command,
-        seconds: t.as_secs(),
-    }
 }
 
 /// Whether the open folder holds the letter `message_id`, asked so that a refused or cut answer
@@ -122,10 +103,7 @@ async fn copy_in(
     };
     let wanted = format!("<{}>", message_id.replace('"', ""));
     let query = format!("OR HEADER Message-ID \"{wanted}\" UID *");
-    let listed = tokio::time::timeout(t, session.uid_search(&query))
-        .await
-        .map_err(|_| timed_out("UID SEARCH", t))?
-        .map_err(refused("UID SEARCH"))?;
+    let listed = mailbox::timed_for(t, "UID SEARCH", session.uid_search(&query)).await?;
     if listed.is_empty() {
         return if may_hold_mail {
             Err(untrusted("it listed nothing, not even the newest message"))
@@ -137,21 +115,16 @@ async fn copy_in(
     let mut answered = std::collections::HashSet::new();
     let mut found = false;
     let fetched = async {
-        let mut stream = session
-            .uid_fetch(set.join(","), "ENVELOPE")
-            .await
-            .map_err(refused("UID FETCH"))?;
+        let mut stream = session.uid_fetch(set.join(","), "ENVELOPE").await?;
         while let Some(f) = stream.next().await {
-            let f = f.map_err(refused("UID FETCH"))?;
+            let f = f?;
             let id = f.envelope().and_then(|e| e.message_id.as_deref());
             found |= id.is_some_and(|id| id.trim_ascii() == wanted.as_bytes());
             answered.extend(f.uid);
         }
-        Ok::<_, MailboxError>(())
+        Ok::<_, async_imap::error::Error>(())
     };
-    tokio::time::timeout(t, fetched)
-        .await
-        .map_err(|_| timed_out("UID FETCH", t))??;
+    mailbox::timed_for(t, "UID FETCH", fetched).await?;
     if found {
         Ok(true)
     } else if listed.iter().all(|u| answered.contains(u)) {
@@ -170,10 +143,7 @@ async fn file(
 ) -> Result<usize, MailboxError> {
     let mut session = mailbox::connect(settings).await?;
     let t = settings.command_timeout;
-    let selected = tokio::time::timeout(t, session.select(folder))
-        .await
-        .map_err(|_| timed_out("SELECT sent folder", t))?
-        .map_err(refused("SELECT sent folder"))?;
+    let selected = mailbox::timed_for(t, "SELECT sent folder", session.select(folder)).await?;
     let mut may_hold_mail = selected.exists > 0;
     let mut filed = 0;
     for l in letters {
@@ -184,13 +154,12 @@ async fn file(
                 continue; // gone meanwhile: nothing to file
             };
             let date = l.sent_at.format("\"%d-%b-%Y %H:%M:%S +0000\"").to_string();
-            tokio::time::timeout(
+            mailbox::timed_for(
                 t,
+                "APPEND",
                 session.append(folder, Some("(\\Seen)"), Some(&date), &letter.raw),
             )
-            .await
-            .map_err(|_| timed_out("APPEND", t))?
-            .map_err(refused("APPEND"))?;
+            .await?;
         }
         may_hold_mail = true;
         store.mark_filed(l.id, now).await?;
