@@ -281,7 +281,6 @@ fn load_batches(pending: &[(i64, u64)]) -> Vec<Vec<i64>> {
 /// is emulated with POSIX locks — but SQLite's WAL mode does not work over a network file system
 /// anyway.) The descriptor is closed only when the engine drops, after its store.
 pub(crate) fn lock_file(db: &std::path::Path) -> Result<std::fs::File, EngineError> {
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| EngineError::Lock {
             path: dir.display().to_string(),
@@ -289,22 +288,12 @@ pub(crate) fn lock_file(db: &std::path::Path) -> Result<std::fs::File, EngineErr
         })?;
     }
     // Created here if new, as the store would, owner-only.
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .append(true)
-        .mode(0o600)
-        .open(db)
-        .map_err(|source| EngineError::Lock {
-            path: db.display().to_string(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked {
+    match crate::shell::store::lock_path(db, true) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(EngineError::Locked {
             path: db.display().to_string(),
         }),
-        Err(std::fs::TryLockError::Error(source)) => Err(EngineError::Lock {
+        Err(source) => Err(EngineError::Lock {
             path: db.display().to_string(),
             source,
         }),

@@ -749,13 +749,20 @@ pub fn serving_path(database: &Path) -> std::path::PathBuf {
 /// Hold the database's serving lock ([`serving_path`]): shared with every other workspace,
 /// `exclusive` for a restore. `Ok(None)` when another holds it the other way.
 pub fn serving_lock(database: &Path, exclusive: bool) -> std::io::Result<Option<std::fs::File>> {
+    lock_path(&serving_path(database), exclusive)
+}
+
+/// Lock the file at `path` (made owner-only if there is none), `exclusive` or shared, without
+/// waiting; `Ok(None)` when another holds it the other way. The daemon's lock on its database
+/// (`engine::lock_file`) and the workspaces' serving lock.
+pub fn lock_path(path: &Path, exclusive: bool) -> std::io::Result<Option<std::fs::File>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .append(true)
         .mode(0o600)
-        .open(serving_path(database))?;
+        .open(path)?;
     let taken = match exclusive {
         true => file.try_lock(),
         false => file.try_lock_shared(),
