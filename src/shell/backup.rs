@@ -102,20 +102,33 @@ pub async fn backup(database: &Path, dest: &Path) -> Result<Contents, BackupErro
 /// The backup at `backup` opens as a caseclerk database of this schema, or an older one (a
 /// database the daemon has not started on since an upgrade), and is whole.
 pub async fn check(backup: &Path) -> Result<Contents, BackupError> {
-    let unusable = |why: String| BackupError::Unusable {
-        path: backup.display().to_string(),
-        why,
-    };
     let store = Store::open_read_only_backup(backup)
         .await
-        .map_err(|e| unusable(e.to_string()))?;
-    let integrity = store.integrity_check().await?;
-    if integrity != "ok" {
-        return Err(unusable(format!(
-            "SQLite's integrity check says: {integrity}"
-        )));
+        .map_err(|e| unusable(backup, e))?;
+    contents_of(whole(store, backup).await?).await
+}
+
+/// The file at `backup` (a backup, or the database a restore would replace) is not usable, for
+/// `why`.
+fn unusable(backup: &Path, why: impl std::fmt::Display) -> BackupError {
+    BackupError::Unusable {
+        path: backup.display().to_string(),
+        why: why.to_string(),
     }
-    contents_of(store).await
+}
+
+/// `store` (of the backup at `backup`) if it passes SQLite's integrity check; else closed, and
+/// the backup unusable.
+async fn whole(store: Store, backup: &Path) -> Result<Store, BackupError> {
+    let integrity = store.integrity_check().await?;
+    if integrity == "ok" {
+        return Ok(store);
+    }
+    store.close().await;
+    Err(unusable(
+        backup,
+        format!("SQLite's integrity check says: {integrity}"),
+    ))
 }
 
 /// What `store` holds, counted; then closed.
@@ -146,25 +159,17 @@ pub async fn restore(
 ) -> Result<Contents, BackupError> {
     // Not even an SQLite file: refused before anything is made (the lock below makes the
     // database's file if there is none).
-    let mut head = [0u8; 16];
-    let read = std::fs::File::open(backup).and_then(|mut f| {
-        use std::io::Read;
-        f.read_exact(&mut head)
-    });
-    if read.is_err() || &head != b"SQLite format 3\0" {
-        return Err(BackupError::Unusable {
-            path: backup.display().to_string(),
-            why: "it is not an SQLite database (a file made by `caseclerk backup` is)".into(),
-        });
+    if !starts_with(backup, b"SQLite format 3\0") {
+        return Err(unusable(
+            backup,
+            "it is not an SQLite database (a file made by `caseclerk backup` is)",
+        ));
     }
     // Whose the database is, before the lock below makes its file if there is none.
     let owner = owner_of(database)?;
     let _lock = crate::shell::engine::lock_file(database).map_err(|e| match e {
         crate::shell::engine::EngineError::Locked { path } => BackupError::DaemonRunning(path),
-        other => BackupError::Unusable {
-            path: database.display().to_string(),
-            why: other.to_string(),
-        },
+        other => unusable(database, other),
     })?;
     // A workspace (`caseclerk serve`) beside a stopped daemon still has the database open: it
     // would go on writing to the file this replaces, and what people did there would be lost.
@@ -225,20 +230,8 @@ async fn prepare(
     staged: &Path,
     now: DateTime<Utc>,
 ) -> Result<Contents, BackupError> {
-    let unusable = |why: String| BackupError::Unusable {
-        path: backup.display().to_string(),
-        why,
-    };
-    let store = Store::open(staged)
-        .await
-        .map_err(|e| unusable(e.to_string()))?;
-    let integrity = store.integrity_check().await?;
-    if integrity != "ok" {
-        store.close().await;
-        return Err(unusable(format!(
-            "SQLite's integrity check says: {integrity}"
-        )));
-    }
+    let store = Store::open(staged).await.map_err(|e| unusable(backup, e))?;
+    let store = whole(store, backup).await?;
     store
         .set_meta(RESTORED_AT, &crate::shell::store::ts(now))
         .await?;
@@ -280,10 +273,7 @@ const AGE_HEADER: &[u8] = b"age-encryption.org/v1";
 
 /// An `age` problem: what went wrong and what to do.
 fn age_error(why: String) -> BackupError {
-    BackupError::Unusable {
-        path: "age".into(),
-        why,
-    }
+    unusable(Path::new("age"), why)
 }
 
 /// Run `age args…` with `input` on stdin and stdout into `output` (already opened owner-only).
@@ -381,11 +371,16 @@ pub async fn backup_encrypted(
 
 /// Whether the file at `path` is an `age`-encrypted file (an encrypted backup).
 pub fn is_encrypted(path: &Path) -> bool {
+    starts_with(path, AGE_HEADER)
+}
+
+/// Whether the file at `path` begins with `magic` (a file format's first bytes).
+fn starts_with(path: &Path, magic: &[u8]) -> bool {
     use std::io::Read;
-    let mut head = [0u8; AGE_HEADER.len()];
+    let mut head = vec![0u8; magic.len()];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| head == AGE_HEADER)
+        .is_ok_and(|()| head == magic)
 }
 
 /// Restore an `age`-encrypted backup with the private key in `identity`: decrypted into an
