@@ -139,9 +139,11 @@ const NOT_WANTED: &[&str] = &[
     "justified",
 ];
 
-/// How many words after a keyword (before it, where a reply is read anywhere) are looked at for
-/// a negation: words of other keywords are not counted ("NFA - no further action").
+/// How many words before a keyword, where a reply is read anywhere, are looked at for a negation
+/// ("no reason to disagree"), and how many after it ("Meets threshold: no"): words of other
+/// keywords are not counted ("NFA - no further action").
 const NEGATION_REACH: usize = 3;
+const NEGATION_REACH_AFTER: usize = 2;
 
 /// One keyword found in a run of folded words.
 struct Found {
@@ -197,7 +199,7 @@ fn outcomes_in(text: &str, keywords: &[(String, String)]) -> Vec<String> {
 }
 
 /// The first keyword of `all` (found in `words`) that a negation turns round, and the negation.
-/// - within two words after it, a "no" that ends the sentence ("Meets threshold: no") or a
+/// - within [`NEGATION_REACH_AFTER`] words after it, a "no" that ends the sentence ("Meets threshold: no") or a
 ///   "not"/"n't"/"never" before a [`NOT_WANTED`] word ("LCSPR not required", "a national review
 ///   is not required") — unless the keyword is itself a negative one ("NO LCSPR - not
 ///   required"); what else follows is its object ("agrees with your decision not to commission
@@ -220,8 +222,10 @@ fn negation_beside(words: &[&str], all: &[Found], before: bool) -> Option<(Strin
         {
             return None;
         }
-        let after: Vec<usize> = (f.at + f.len..words.len()).filter(free).take(2).collect();
-        after.iter().find_map(|&i| {
+        let mut after = (f.at + f.len..words.len())
+            .filter(free)
+            .take(NEGATION_REACH_AFTER);
+        after.find_map(|i| {
             let last = i + 1 == words.len();
             let next = words.get(i + 1).copied().unwrap_or("");
             match words[i] {
@@ -329,25 +333,23 @@ pub fn read_vote(own: &str, d: &Decision) -> Reading {
             // Within the first line's first sentence: "Meets threshold: no" is not a vote for
             // meets, while "MEETS. Not known to services before." is. A first sentence that asks
             // ("Meets threshold?") answers nothing: its answer may be the next line's "No".
-            let first_raw = own
+            let first_sentence = own
                 .lines()
-                .find(|l| !text::fold(l).is_empty())
-                .unwrap_or("");
-            let asks = first_raw
-                .split(['.', '!'])
-                .find(|s| !text::fold(s).is_empty())
-                .is_some_and(|s| s.contains('?'));
-            if asks {
+                .flat_map(|l| l.split(['.', '!']))
+                .map(|s| (s, text::fold(s)))
+                .find(|(_, folded)| !folded.is_empty());
+            let Some((raw, folded)) = first_sentence else {
+                return Reading::Clear(outcome.clone());
+            };
+            if raw.contains('?') {
                 return Reading::Ambiguous(format!(
                     "the first line asks about {outcome} rather than answering"
                 ));
             }
-            if let Some(sentence) = sentences(first_raw, &['.', '!']).first() {
-                let words: Vec<&str> = sentence.split(' ').collect();
-                let found = found_in(&words, &keywords);
-                if let Some((said, negation)) = negation_beside(&words, &found, false) {
-                    return turned_round(&said, &negation);
-                }
+            let words: Vec<&str> = folded.split(' ').collect();
+            let found = found_in(&words, &keywords);
+            if let Some((said, negation)) = negation_beside(&words, &found, false) {
+                return turned_round(&said, &negation);
             }
             Reading::Clear(outcome.clone())
         }
