@@ -67,15 +67,14 @@ fn period_due(
     every: Every,
     period: i64,
 ) -> Result<(String, NaiveDate), CalendarError> {
+    let first = period_start(every, period);
     match every {
         Every::Month { working_day } => {
-            let (y, m) = (period.div_euclid(12), period.rem_euclid(12) + 1);
-            let first = NaiveDate::from_ymd_opt(y as i32, m as u32, 1).expect("a valid month");
             let day = cal.add_working_days(first, working_day as i32 - 1)?.date;
-            Ok((format!("{TRACKER_STEP}/{y:04}-{m:02}"), day))
+            Ok((format!("{TRACKER_STEP}/{}", first.format("%Y-%m")), day))
         }
         Every::Weeks { weekday, weeks } => {
-            let monday = epoch() + Duration::weeks(period);
+            let monday = first;
             let day = monday + Duration::days(i64::from(weekday.num_days_from_monday()));
             let end = monday + Duration::weeks(i64::from(weeks));
             Ok((
@@ -101,14 +100,10 @@ fn working_day_within(
     if next < end {
         return Ok(next);
     }
-    let mut before = day - Duration::days(1);
-    while before >= start {
-        if cal.is_working_day(before)? {
-            return Ok(before);
-        }
-        before -= Duration::days(1);
-    }
-    Ok(next)
+    let before = cal
+        .previous_working_day_on_or_before(day - Duration::days(1))?
+        .date;
+    Ok(if before >= start { before } else { next })
 }
 
 /// The first day of a period ([`tracker_due`]'s numbering).
