@@ -1092,7 +1092,8 @@ fn says_it_replaces(own: &str) -> bool {
         "instead of the",
         "use the attached instead",
     ];
-    /// "amended" and "revised" count before what an agency sends, never before a template.
+    /// "amended", "revised" and "updated" count before what an agency sends, never before a
+    /// template.
     const WHAT: &[&str] = &[
         "version",
         "copy",
