@@ -1124,12 +1124,12 @@ async fn restore(
         file.display()
     );
     // What went after the backup was taken is not in it.
-    let looked = match (cfg.imap.sent_copy, &cfg.imap.sent_folder) {
-        (crate::shell::config::SentCopy::None, _) | (_, None) => {
+    let looked = match cfg.imap.copies_folder() {
+        None => {
             "WARNING: with no sent folder ([mailbox] sent_copy = \"none\") nothing can tell which \
              letters went after the backup was taken: they go again"
         }
-        _ => {
+        Some(_) => {
             "each letter the backup has as unsent and due before now is looked for in the sent \
              folder first, and goes only if it is not there"
         }

@@ -88,6 +88,17 @@ pub struct ImapSettings {
     pub fetch_interval: Duration,
 }
 
+impl ImapSettings {
+    /// The sent folder that holds a copy of every letter sent, by the server or by caseclerk's
+    /// own filing; none with `sent_copy = "none"`.
+    pub fn copies_folder(&self) -> Option<&str> {
+        match self.sent_copy {
+            SentCopy::None => None,
+            SentCopy::Server | SentCopy::Caseclerk => self.sent_folder.as_deref(),
+        }
+    }
+}
+
 /// SMTP settings.
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {

@@ -1289,10 +1289,7 @@ impl<'a> InDoubt<'a> {
     /// As `[mailbox]` says: with `sent_copy = "server"`, look in its sent folder after the grace.
     pub fn from_settings(imap: &'a crate::shell::config::ImapSettings) -> InDoubt<'a> {
         use crate::shell::config::SentCopy;
-        let copies = match (imap.sent_copy, &imap.sent_folder) {
-            (SentCopy::Server | SentCopy::Caseclerk, Some(_)) => Some(imap as &'a dyn SentFolder),
-            _ => None,
-        };
+        let copies = imap.copies_folder().map(|_| imap as &'a dyn SentFolder);
         match (imap.sent_copy, &imap.sent_folder) {
             (SentCopy::Server, Some(_)) => InDoubt {
                 policy: CopyPolicy::server_copy(
